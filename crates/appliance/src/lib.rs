@@ -1,0 +1,14 @@
+//! The `aoeraid` appliance: command line, configuration, wiring of the
+//! initiator pool, RAID engine and target onto the io_uring runtime, control
+//! socket, metrics and events.
+//!
+//! Each subcommand lives in `cmd/<name>.rs`; `cli.rs` only parses and
+//! dispatches, so that subcommands can grow independently.
+
+pub mod cli;
+pub mod cmd;
+
+/// Entry point of the `aoeraid` binary.
+pub fn main() -> std::process::ExitCode {
+    cli::main()
+}
