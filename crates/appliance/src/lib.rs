@@ -5,8 +5,14 @@
 //! Each subcommand lives in `cmd/<name>.rs`; `cli.rs` only parses and
 //! dispatches, so that subcommands can grow independently.
 
+pub mod backend;
 pub mod cli;
 pub mod cmd;
+pub mod config;
+pub mod control;
+pub mod events;
+pub mod frontend;
+pub mod metrics;
 
 /// Entry point of the `aoeraid` binary.
 pub fn main() -> std::process::ExitCode {
