@@ -1,0 +1,381 @@
+//! Command 2, MAC Mask List.
+
+use core::fmt;
+
+use crate::{
+    ensure_buf, ensure_frame, finish_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
+};
+
+/// Byte offsets of the MAC Mask argument fields.
+mod field {
+    pub const RESERVED: usize = 24;
+    pub const MCMD: usize = 25;
+    pub const MERROR: usize = 26;
+    pub const DIR_COUNT: usize = 27;
+    pub const DIRECTIVES: usize = 28;
+}
+
+/// Bytes per directive: reserved, DCmd, MAC.
+const DIRECTIVE_LEN: usize = 8;
+
+/// Mask subcommand (byte 25).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MCmd {
+    /// 0: read the list.
+    Read,
+    /// 1: apply the directives.
+    Edit,
+    Unknown(u8),
+}
+
+impl From<u8> for MCmd {
+    #[inline]
+    fn from(v: u8) -> MCmd {
+        match v {
+            0 => MCmd::Read,
+            1 => MCmd::Edit,
+            other => MCmd::Unknown(other),
+        }
+    }
+}
+
+impl From<MCmd> for u8 {
+    #[inline]
+    fn from(c: MCmd) -> u8 {
+        match c {
+            MCmd::Read => 0,
+            MCmd::Edit => 1,
+            MCmd::Unknown(v) => v,
+        }
+    }
+}
+
+/// Mask result (byte 26, responses only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MError {
+    /// 0: success.
+    Ok,
+    /// 1: unspecified error.
+    Unspecified,
+    /// 2: bad DCmd directive.
+    BadDCmd,
+    /// 3: mask list full.
+    ListFull,
+    Unknown(u8),
+}
+
+impl From<u8> for MError {
+    #[inline]
+    fn from(v: u8) -> MError {
+        match v {
+            0 => MError::Ok,
+            1 => MError::Unspecified,
+            2 => MError::BadDCmd,
+            3 => MError::ListFull,
+            other => MError::Unknown(other),
+        }
+    }
+}
+
+impl From<MError> for u8 {
+    #[inline]
+    fn from(e: MError) -> u8 {
+        match e {
+            MError::Ok => 0,
+            MError::Unspecified => 1,
+            MError::BadDCmd => 2,
+            MError::ListFull => 3,
+            MError::Unknown(v) => v,
+        }
+    }
+}
+
+/// Directive command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DCmd {
+    /// 0: no directive (used for every entry of a read reply).
+    None,
+    /// 1: add the MAC.
+    Add,
+    /// 2: delete the MAC.
+    Delete,
+    Unknown(u8),
+}
+
+impl From<u8> for DCmd {
+    #[inline]
+    fn from(v: u8) -> DCmd {
+        match v {
+            0 => DCmd::None,
+            1 => DCmd::Add,
+            2 => DCmd::Delete,
+            other => DCmd::Unknown(other),
+        }
+    }
+}
+
+impl From<DCmd> for u8 {
+    #[inline]
+    fn from(c: DCmd) -> u8 {
+        match c {
+            DCmd::None => 0,
+            DCmd::Add => 1,
+            DCmd::Delete => 2,
+            DCmd::Unknown(v) => v,
+        }
+    }
+}
+
+/// One mask list directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Directive {
+    pub dcmd: DCmd,
+    pub mac: Mac,
+}
+
+#[derive(Clone, Copy)]
+enum DirSource<'a> {
+    /// `8 * n` bytes straight from a frame.
+    Wire(&'a [u8]),
+    Slice(&'a [Directive]),
+}
+
+/// A list of directives: either borrowed from a received frame or from a
+/// caller's slice for emitting. Equality compares the directives, not the source.
+#[derive(Clone, Copy)]
+pub struct Directives<'a>(DirSource<'a>);
+
+impl<'a> Directives<'a> {
+    /// No directives.
+    #[inline]
+    pub const fn empty() -> Directives<'static> {
+        Directives(DirSource::Slice(&[]))
+    }
+
+    /// Directives to emit.
+    #[inline]
+    pub const fn from_slice(list: &'a [Directive]) -> Directives<'a> {
+        Directives(DirSource::Slice(list))
+    }
+
+    /// Number of directives.
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self.0 {
+            DirSource::Wire(b) => b.len() / DIRECTIVE_LEN,
+            DirSource::Slice(s) => s.len(),
+        }
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Directive number `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<Directive> {
+        match self.0 {
+            DirSource::Wire(b) => {
+                let e = b.get(i * DIRECTIVE_LEN..(i + 1) * DIRECTIVE_LEN)?;
+                Some(Directive {
+                    dcmd: DCmd::from(e[1]),
+                    mac: Mac::from_slice(&e[2..])?,
+                })
+            }
+            DirSource::Slice(s) => s.get(i).copied(),
+        }
+    }
+
+    #[inline]
+    pub fn iter(&self) -> DirectiveIter<'a> {
+        DirectiveIter {
+            list: *self,
+            next: 0,
+        }
+    }
+}
+
+impl PartialEq for Directives<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Directives<'_> {}
+
+impl fmt::Debug for Directives<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for Directives<'a> {
+    type Item = Directive;
+    type IntoIter = DirectiveIter<'a>;
+    #[inline]
+    fn into_iter(self) -> DirectiveIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over [`Directives`].
+#[derive(Clone)]
+pub struct DirectiveIter<'a> {
+    list: Directives<'a>,
+    next: usize,
+}
+
+impl Iterator for DirectiveIter<'_> {
+    type Item = Directive;
+    #[inline]
+    fn next(&mut self) -> Option<Directive> {
+        let d = self.list.get(self.next)?;
+        self.next += 1;
+        Some(d)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.list.len().saturating_sub(self.next);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for DirectiveIter<'_> {}
+
+/// A MAC Mask List message.
+///
+/// With `merror == MError::Ok` the Dir Count byte is the number of
+/// directives. With any other MError it is the index of the directive that
+/// failed (`failed_index`), and — as vblade does — no directives follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacMask<'a> {
+    pub mcmd: MCmd,
+    pub merror: MError,
+    /// Index of the failing directive; only meaningful (and only nonzero)
+    /// when `merror` is not `Ok`.
+    pub failed_index: u8,
+    pub directives: Directives<'a>,
+}
+
+impl<'a> MacMask<'a> {
+    /// Fixed part of the argument.
+    pub const ARG_LEN: usize = field::DIRECTIVES - AOE_HEADER_END;
+
+    /// A request (`MCmd::Read` takes no directives; `MCmd::Edit` does).
+    #[inline]
+    pub fn request(mcmd: MCmd, directives: Directives<'a>) -> MacMask<'a> {
+        MacMask {
+            mcmd,
+            merror: MError::Ok,
+            failed_index: 0,
+            directives,
+        }
+    }
+
+    /// Parses the argument of `frame`. `response` is the header's R flag: in
+    /// requests the response-only MError byte is ignored. Dir Count × 8 must
+    /// fit in the frame when it counts directives.
+    pub fn parse(frame: &'a [u8], response: bool) -> Result<MacMask<'a>, WireError> {
+        ensure_frame(frame, "MAC Mask argument", field::DIRECTIVES)?;
+        let merror = if response {
+            MError::from(frame[field::MERROR])
+        } else {
+            MError::Ok
+        };
+        let dir_count = frame[field::DIR_COUNT];
+        let (failed_index, directives) = if merror == MError::Ok {
+            let need = usize::from(dir_count) * DIRECTIVE_LEN;
+            let available = frame.len() - field::DIRECTIVES;
+            if need > available {
+                return Err(WireError::CountExceedsFrame {
+                    field: "MAC Mask Dir Count",
+                    count: dir_count.into(),
+                    need,
+                    available,
+                });
+            }
+            let bytes = &frame[field::DIRECTIVES..field::DIRECTIVES + need];
+            (0, Directives(DirSource::Wire(bytes)))
+        } else {
+            (dir_count, Directives::empty())
+        };
+        Ok(MacMask {
+            mcmd: MCmd::from(frame[field::MCMD]),
+            merror,
+            failed_index,
+            directives,
+        })
+    }
+
+    /// Bytes from offset 24 to the end of the directives (no padding).
+    #[inline]
+    pub fn arg_len(&self) -> usize {
+        Self::ARG_LEN + self.directives.len() * DIRECTIVE_LEN
+    }
+
+    /// Length of the frame `emit` writes, padding included.
+    #[inline]
+    pub fn buffer_len(&self) -> usize {
+        padded_len(AOE_HEADER_END + self.arg_len())
+    }
+
+    /// Writes the argument at offset 24 of `frame` (header untouched);
+    /// returns the unpadded end offset.
+    pub fn emit_arg(&self, frame: &mut [u8]) -> Result<usize, WireError> {
+        let n = self.directives.len();
+        let dir_count = if self.merror == MError::Ok {
+            if self.failed_index != 0 {
+                return Err(WireError::Inconsistent {
+                    field: "MAC Mask failed_index",
+                    reason: "must be 0 when MError is Ok",
+                });
+            }
+            u8::try_from(n).map_err(|_| WireError::ValueOutOfRange {
+                field: "MAC Mask Dir Count",
+                value: n as u64,
+                max: 255,
+            })?
+        } else {
+            if n != 0 {
+                return Err(WireError::Inconsistent {
+                    field: "MAC Mask directives",
+                    reason: "an MError reply carries the failing index, not a list",
+                });
+            }
+            self.failed_index
+        };
+        let end = AOE_HEADER_END + self.arg_len();
+        ensure_buf(frame, end)?;
+        frame[field::RESERVED] = 0;
+        frame[field::MCMD] = self.mcmd.into();
+        frame[field::MERROR] = self.merror.into();
+        frame[field::DIR_COUNT] = dir_count;
+        let out = &mut frame[field::DIRECTIVES..end];
+        for (chunk, d) in out
+            .chunks_exact_mut(DIRECTIVE_LEN)
+            .zip(self.directives.iter())
+        {
+            chunk[0] = 0;
+            chunk[1] = d.dcmd.into();
+            chunk[2..].copy_from_slice(&d.mac.0);
+        }
+        Ok(end)
+    }
+
+    /// Writes a whole frame (header, argument, padding) and returns its length.
+    /// A request must have `merror == Ok`.
+    pub fn emit(&self, header: &Header, buf: &mut [u8]) -> Result<usize, WireError> {
+        if !header.response && self.merror != MError::Ok {
+            return Err(WireError::Inconsistent {
+                field: "MAC Mask MError",
+                reason: "requests must send MError 0",
+            });
+        }
+        ensure_buf(buf, self.buffer_len())?;
+        header.emit(buf)?;
+        let end = self.emit_arg(buf)?;
+        finish_frame(buf, end)
+    }
+}

@@ -1,0 +1,231 @@
+//! Command 3, Reserve/Release.
+
+use core::fmt;
+
+use crate::{
+    ensure_buf, ensure_frame, finish_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
+};
+
+/// Byte offsets of the Reserve/Release argument fields.
+mod field {
+    pub const RCMD: usize = 24;
+    pub const NMACS: usize = 25;
+    pub const MACS: usize = 26;
+}
+
+const MAC_LEN: usize = 6;
+
+/// Reserve/Release subcommand (byte 24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RCmd {
+    /// 0: read the reservation list.
+    Read,
+    /// 1: set the list (allowed if empty or the requester is on it).
+    Set,
+    /// 2: set the list unconditionally.
+    ForceSet,
+    Unknown(u8),
+}
+
+impl From<u8> for RCmd {
+    #[inline]
+    fn from(v: u8) -> RCmd {
+        match v {
+            0 => RCmd::Read,
+            1 => RCmd::Set,
+            2 => RCmd::ForceSet,
+            other => RCmd::Unknown(other),
+        }
+    }
+}
+
+impl From<RCmd> for u8 {
+    #[inline]
+    fn from(c: RCmd) -> u8 {
+        match c {
+            RCmd::Read => 0,
+            RCmd::Set => 1,
+            RCmd::ForceSet => 2,
+            RCmd::Unknown(v) => v,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum MacSource<'a> {
+    /// `6 * n` bytes straight from a frame.
+    Wire(&'a [u8]),
+    Slice(&'a [Mac]),
+}
+
+/// A list of MACs: borrowed from a received frame or from a caller's slice
+/// for emitting. Equality compares the addresses, not the source.
+#[derive(Clone, Copy)]
+pub struct MacList<'a>(MacSource<'a>);
+
+impl<'a> MacList<'a> {
+    #[inline]
+    pub const fn empty() -> MacList<'static> {
+        MacList(MacSource::Slice(&[]))
+    }
+
+    #[inline]
+    pub const fn from_slice(list: &'a [Mac]) -> MacList<'a> {
+        MacList(MacSource::Slice(list))
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self.0 {
+            MacSource::Wire(b) => b.len() / MAC_LEN,
+            MacSource::Slice(s) => s.len(),
+        }
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<Mac> {
+        match self.0 {
+            MacSource::Wire(b) => Mac::from_slice(b.get(i * MAC_LEN..(i + 1) * MAC_LEN)?),
+            MacSource::Slice(s) => s.get(i).copied(),
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, mac: &Mac) -> bool {
+        self.iter().any(|m| m == *mac)
+    }
+
+    #[inline]
+    pub fn iter(&self) -> MacIter<'a> {
+        MacIter {
+            list: *self,
+            next: 0,
+        }
+    }
+}
+
+impl PartialEq for MacList<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for MacList<'_> {}
+
+impl fmt::Debug for MacList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for MacList<'a> {
+    type Item = Mac;
+    type IntoIter = MacIter<'a>;
+    #[inline]
+    fn into_iter(self) -> MacIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over a [`MacList`].
+#[derive(Clone)]
+pub struct MacIter<'a> {
+    list: MacList<'a>,
+    next: usize,
+}
+
+impl Iterator for MacIter<'_> {
+    type Item = Mac;
+    #[inline]
+    fn next(&mut self) -> Option<Mac> {
+        let m = self.list.get(self.next)?;
+        self.next += 1;
+        Some(m)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.list.len().saturating_sub(self.next);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for MacIter<'_> {}
+
+/// A Reserve/Release message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserve<'a> {
+    pub rcmd: RCmd,
+    pub macs: MacList<'a>,
+}
+
+impl<'a> Reserve<'a> {
+    /// Fixed part of the argument.
+    pub const ARG_LEN: usize = field::MACS - AOE_HEADER_END;
+
+    /// Parses the argument of `frame`; NMacs × 6 must fit in the frame.
+    pub fn parse(frame: &'a [u8]) -> Result<Reserve<'a>, WireError> {
+        ensure_frame(frame, "Reserve/Release argument", field::MACS)?;
+        let n = frame[field::NMACS];
+        let need = usize::from(n) * MAC_LEN;
+        let available = frame.len() - field::MACS;
+        if need > available {
+            return Err(WireError::CountExceedsFrame {
+                field: "Reserve/Release NMacs",
+                count: n.into(),
+                need,
+                available,
+            });
+        }
+        Ok(Reserve {
+            rcmd: RCmd::from(frame[field::RCMD]),
+            macs: MacList(MacSource::Wire(&frame[field::MACS..field::MACS + need])),
+        })
+    }
+
+    /// Bytes from offset 24 to the end of the MAC list (no padding).
+    #[inline]
+    pub fn arg_len(&self) -> usize {
+        Self::ARG_LEN + self.macs.len() * MAC_LEN
+    }
+
+    /// Length of the frame `emit` writes, padding included.
+    #[inline]
+    pub fn buffer_len(&self) -> usize {
+        padded_len(AOE_HEADER_END + self.arg_len())
+    }
+
+    /// Writes the argument at offset 24 of `frame` (header untouched);
+    /// returns the unpadded end offset.
+    pub fn emit_arg(&self, frame: &mut [u8]) -> Result<usize, WireError> {
+        let n = self.macs.len();
+        let nmacs = u8::try_from(n).map_err(|_| WireError::ValueOutOfRange {
+            field: "Reserve/Release NMacs",
+            value: n as u64,
+            max: 255,
+        })?;
+        let end = AOE_HEADER_END + self.arg_len();
+        ensure_buf(frame, end)?;
+        frame[field::RCMD] = self.rcmd.into();
+        frame[field::NMACS] = nmacs;
+        let out = &mut frame[field::MACS..end];
+        for (chunk, mac) in out.chunks_exact_mut(MAC_LEN).zip(self.macs.iter()) {
+            chunk.copy_from_slice(&mac.0);
+        }
+        Ok(end)
+    }
+
+    /// Writes a whole frame (header, argument, padding) and returns its length.
+    #[inline]
+    pub fn emit(&self, header: &Header, buf: &mut [u8]) -> Result<usize, WireError> {
+        ensure_buf(buf, self.buffer_len())?;
+        header.emit(buf)?;
+        let end = self.emit_arg(buf)?;
+        finish_frame(buf, end)
+    }
+}
