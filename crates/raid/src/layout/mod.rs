@@ -1,0 +1,251 @@
+//! Address mapping: volume sectors ↔ member sectors for every level.
+//!
+//! The volume is cut into *units*: a chunk for RAID 0/1/10, a whole stripe's data for
+//! RAID 5. A unit is the engine's lock and sync granule; every unit lives on one member
+//! row (`row * chunk .. (row + 1) * chunk`, data-area relative) per member it touches.
+
+mod raid10;
+mod raid5;
+
+pub use raid5::{parity_member, raid5_data_member};
+
+use crate::types::MemberIndex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Raid0,
+    Raid1,
+    Raid10,
+    Raid5,
+}
+
+impl Level {
+    pub fn code(self) -> u32 {
+        match self {
+            Level::Raid0 => 0,
+            Level::Raid1 => 1,
+            Level::Raid10 => 10,
+            Level::Raid5 => 5,
+        }
+    }
+    pub fn from_code(c: u32) -> Option<Level> {
+        Some(match c {
+            0 => Level::Raid0,
+            1 => Level::Raid1,
+            10 => Level::Raid10,
+            5 => Level::Raid5,
+            _ => return None,
+        })
+    }
+    /// Members that may be lost without losing data.
+    pub fn redundancy(self, members: usize) -> usize {
+        match self {
+            Level::Raid0 => 0,
+            Level::Raid1 => members.saturating_sub(1),
+            Level::Raid10 | Level::Raid5 => 1,
+        }
+    }
+    pub fn min_members(self) -> usize {
+        match self {
+            Level::Raid0 => 1,
+            Level::Raid1 | Level::Raid10 => 2,
+            Level::Raid5 => 3,
+        }
+    }
+}
+
+/// Why a geometry cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GeometryError {
+    TooFewMembers { level: Level, members: usize },
+    BadChunk(u32),
+    MemberTooSmall,
+}
+
+impl std::fmt::Display for GeometryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GeometryError::TooFewMembers { level, members } => {
+                write!(
+                    f,
+                    "{level:?} needs at least {} members, got {members}",
+                    level.min_members()
+                )
+            }
+            GeometryError::BadChunk(c) => {
+                write!(
+                    f,
+                    "chunk of {c} sectors: must be a power of two ≥ 8 sectors (4 KiB)"
+                )
+            }
+            GeometryError::MemberTooSmall => f.write_str("members too small for one chunk row"),
+        }
+    }
+}
+
+impl std::error::Error for GeometryError {}
+
+/// One extent on one member, data-area relative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    pub member: MemberIndex,
+    pub offset: u64,
+    pub sectors: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub level: Level,
+    pub members: usize,
+    /// Chunk size in sectors (power of two, ≥ 8).
+    pub chunk: u32,
+    /// Rows of chunks per member (member data size / chunk).
+    pub rows: u64,
+}
+
+impl Geometry {
+    /// `member_data_sectors` is the usable data size of the smallest member.
+    pub fn new(
+        level: Level,
+        members: usize,
+        chunk: u32,
+        member_data_sectors: u64,
+    ) -> Result<Geometry, GeometryError> {
+        if members < level.min_members() {
+            return Err(GeometryError::TooFewMembers { level, members });
+        }
+        if chunk < 8 || !chunk.is_power_of_two() {
+            return Err(GeometryError::BadChunk(chunk));
+        }
+        let mut rows = member_data_sectors / chunk as u64;
+        if level == Level::Raid10 && (rows * members as u64) % 2 == 1 {
+            rows -= 1;
+        }
+        if rows == 0 {
+            return Err(GeometryError::MemberTooSmall);
+        }
+        Ok(Geometry {
+            level,
+            members,
+            chunk,
+            rows,
+        })
+    }
+
+    pub fn chunk_u64(&self) -> u64 {
+        self.chunk as u64
+    }
+
+    /// Sectors per unit.
+    pub fn unit_sectors(&self) -> u64 {
+        match self.level {
+            Level::Raid5 => self.chunk_u64() * (self.members as u64 - 1),
+            _ => self.chunk_u64(),
+        }
+    }
+
+    pub fn units(&self) -> u64 {
+        match self.level {
+            Level::Raid0 => self.rows * self.members as u64,
+            Level::Raid1 | Level::Raid5 => self.rows,
+            Level::Raid10 => self.rows * self.members as u64 / 2,
+        }
+    }
+
+    pub fn volume_sectors(&self) -> u64 {
+        self.units() * self.unit_sectors()
+    }
+
+    /// Member data sectors actually used.
+    pub fn member_used_sectors(&self) -> u64 {
+        self.rows * self.chunk_u64()
+    }
+
+    /// Member row that unit `u` occupies on `member` if it occupies one.
+    pub fn unit_row_on(&self, u: u64, member: MemberIndex) -> Option<u64> {
+        match self.level {
+            Level::Raid0 => {
+                (u % self.members as u64 == member as u64).then(|| u / self.members as u64)
+            }
+            Level::Raid1 | Level::Raid5 => Some(u),
+            Level::Raid10 => raid10::copies(self.members, u)
+                .into_iter()
+                .find(|&(m, _)| m == member)
+                .map(|(_, r)| r),
+        }
+    }
+
+    /// Members holding a copy of unit `u` (mirror levels: every copy; RAID 0: the one).
+    /// For RAID 5 use the stripe helpers instead.
+    pub fn copies(&self, u: u64) -> Vec<(MemberIndex, u64)> {
+        match self.level {
+            Level::Raid0 => vec![((u % self.members as u64) as usize, u / self.members as u64)],
+            Level::Raid1 => (0..self.members).map(|m| (m, u)).collect(),
+            Level::Raid10 => raid10::copies(self.members, u).to_vec(),
+            Level::Raid5 => vec![raid5::data_location(self.members, self.chunk_u64(), u, 0).0],
+        }
+    }
+
+    /// Map a volume sector to (unit, offset inside unit).
+    pub fn unit_of(&self, vol: u64) -> (u64, u64) {
+        let us = self.unit_sectors();
+        (vol / us, vol % us)
+    }
+
+    /// Volume sector → first copy's member extent start (member, data-relative sector).
+    pub fn map(&self, vol: u64) -> (MemberIndex, u64) {
+        let (u, off) = self.unit_of(vol);
+        match self.level {
+            Level::Raid5 => {
+                let ((m, row), within) =
+                    raid5::data_location(self.members, self.chunk_u64(), u, off);
+                (m, row * self.chunk_u64() + within)
+            }
+            _ => {
+                let (m, row) = self.copies(u)[0];
+                (m, row * self.chunk_u64() + off)
+            }
+        }
+    }
+
+    /// Member data sector → volume sector, or None for parity / unused space.
+    /// For mirrors every copy maps back to the same volume sector.
+    pub fn unmap(&self, member: MemberIndex, msec: u64) -> Option<u64> {
+        let c = self.chunk_u64();
+        let (row, within) = (msec / c, msec % c);
+        if row >= self.rows || member >= self.members {
+            return None;
+        }
+        let us = self.unit_sectors();
+        match self.level {
+            Level::Raid0 => Some((row * self.members as u64 + member as u64) * us + within),
+            Level::Raid1 => Some(row * us + within),
+            Level::Raid10 => {
+                let slot = row * self.members as u64 + member as u64;
+                let u = slot / 2;
+                (u < self.units()).then_some(u * us + within)
+            }
+            Level::Raid5 => {
+                let col = raid5::column_of(self.members, row, member)?;
+                Some(row * us + col as u64 * c + within)
+            }
+        }
+    }
+
+    /// Split a volume range into (unit, offset-in-unit, sectors) pieces.
+    pub fn split(&self, offset: u64, sectors: u64) -> Vec<(u64, u64, u64)> {
+        let us = self.unit_sectors();
+        let mut out = Vec::new();
+        let (mut pos, end) = (offset, offset + sectors);
+        while pos < end {
+            let (u, off) = (pos / us, pos % us);
+            let n = (us - off).min(end - pos);
+            out.push((u, off, n));
+            pos += n;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,175 @@
+//! The values that cross the engine boundary: volume requests in, member I/O out,
+//! member completions in, volume completions and events out.
+
+/// Bytes per sector everywhere in the engine (volume and members).
+pub const SECTOR: usize = 512;
+
+/// Caller-chosen id of a volume request, echoed in its completion.
+pub type RequestId = u64;
+/// Engine-chosen id of a member I/O, to be echoed in `complete_member_io`.
+pub type MemberIoId = u64;
+/// Index of a member inside one array (stable for the array's lifetime).
+pub type MemberIndex = usize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VolumeOp {
+    Read,
+    Write,
+    Flush,
+}
+
+/// A request against the volume. `offset` and `sectors` are in 512-byte sectors;
+/// `data` holds `sectors * 512` bytes for writes and is empty otherwise.
+#[derive(Clone, Debug)]
+pub struct VolumeRequest {
+    pub id: RequestId,
+    pub op: VolumeOp,
+    pub offset: u64,
+    pub sectors: u32,
+    pub data: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VolumeError {
+    /// Offset/length outside the volume or data length wrong.
+    InvalidRequest,
+    /// The data cannot be produced or stored: the failure exceeds the redundancy.
+    Io,
+    /// The array has failed (too many members lost); nothing is served.
+    ArrayFailed,
+}
+
+impl std::fmt::Display for VolumeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VolumeError::InvalidRequest => "invalid request",
+            VolumeError::Io => "I/O error beyond redundancy",
+            VolumeError::ArrayFailed => "array failed",
+        })
+    }
+}
+
+impl std::error::Error for VolumeError {}
+
+/// Completion of a volume request. Reads carry the data; writes and flushes an empty vec.
+#[derive(Clone, Debug)]
+pub struct VolumeCompletion {
+    pub id: RequestId,
+    pub result: Result<Vec<u8>, VolumeError>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberOp {
+    Read,
+    Write,
+    Flush,
+}
+
+/// An I/O the engine wants done on one member. `offset` is the absolute member sector
+/// (metadata areas included); writes carry `sectors * 512` bytes.
+#[derive(Clone, Debug)]
+pub struct MemberIo {
+    pub id: MemberIoId,
+    pub member: MemberIndex,
+    pub op: MemberOp,
+    pub offset: u64,
+    pub sectors: u32,
+    pub data: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberError {
+    /// The member answered with an error for this range (media error).
+    Io,
+    /// The member is unreachable (blade dead, link down, device gone).
+    Gone,
+}
+
+/// Member states as reported in `status()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    Active,
+    Rebuilding,
+    Spare,
+    Faulty,
+    Missing,
+}
+
+/// Array states as reported in `status()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArrayState {
+    Clean,
+    Degraded,
+    Rebuilding,
+    Resyncing,
+    Failed,
+}
+
+/// Everything the appliance may want to publish (mdadm --monitor's vocabulary plus ours).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    MemberStateChanged {
+        member: MemberIndex,
+        from: MemberState,
+        to: MemberState,
+    },
+    /// A member was failed (write error, gone, or by the operator).
+    Fail {
+        member: MemberIndex,
+    },
+    DegradedArray,
+    /// Too many members lost: the array no longer serves I/O.
+    ArrayFailed,
+    SpareActive {
+        member: MemberIndex,
+    },
+    /// Emitted by a spare group when a spare moved from one array to another.
+    MoveSpare {
+        from_array: String,
+        to_array: String,
+    },
+    /// No spare available anywhere for a degraded array.
+    SparesMissing,
+    RebuildStarted {
+        member: MemberIndex,
+        bitmap_only: bool,
+    },
+    /// Progress in 20 % steps, like mdadm's RebuildNN.
+    RebuildProgress {
+        member: MemberIndex,
+        percent: u8,
+    },
+    RebuildFinished {
+        member: MemberIndex,
+    },
+    /// Rebuild stopped because a source range could not be read (beyond redundancy).
+    RebuildAborted {
+        member: MemberIndex,
+    },
+    ResyncStarted,
+    ResyncFinished,
+    ScrubStarted {
+        repair: bool,
+    },
+    ScrubFinished {
+        repair: bool,
+        mismatch_sectors: u64,
+    },
+    /// A member read error was served from redundancy and the range rewritten.
+    CorrectedReadError {
+        member: MemberIndex,
+        offset: u64,
+        sectors: u32,
+    },
+    /// A checksum mismatch was healed from redundancy and rewritten.
+    ChecksumRepaired {
+        member: MemberIndex,
+        offset: u64,
+        sectors: u32,
+    },
+    /// A member came back and was taken in again.
+    ReAdded {
+        member: MemberIndex,
+        bitmap_only: bool,
+    },
+}
