@@ -1,0 +1,453 @@
+//! `PacketSocket`: an AF_PACKET raw socket that sees only AoE frames on one interface.
+//!
+//! The socket is created with protocol 0 (it receives nothing), then bound with
+//! `sll_protocol = htons(0x88A2)` and `sll_ifindex`, so at no moment does it see frames of
+//! other ethertypes or other interfaces. No promiscuous mode: AoE frames are addressed to
+//! the interface MAC or broadcast, which the NIC passes anyway.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::iface::InterfaceInfo;
+use crate::ETH_P_AOE;
+
+// Values from <linux/if_packet.h> and <asm-generic/socket.h>; not all are exported by `libc`.
+const SOL_PACKET: libc::c_int = 263;
+const PACKET_STATISTICS: libc::c_int = 6;
+const PACKET_FANOUT: libc::c_int = 18;
+const PACKET_FANOUT_HASH: u32 = 0;
+const PACKET_FANOUT_LB: u32 = 1;
+const PACKET_FANOUT_CPU: u32 = 2;
+const SO_SNDBUFFORCE: libc::c_int = 32;
+const SO_RCVBUFFORCE: libc::c_int = 33;
+
+/// Default socket buffer request: a window of 256 jumbo frames with kernel overhead.
+pub const DEFAULT_SOCKET_BUFFER: usize = 8 << 20;
+
+/// How PACKET_FANOUT spreads frames over the sockets of one fanout group.
+///
+/// For AoE use [`FanoutMode::LoadBalance`] or [`FanoutMode::Cpu`]. [`FanoutMode::Hash`]
+/// hashes the flow (IP addresses and ports); an AoE frame (ethertype 0x88A2) has none, so
+/// every AoE frame hashes alike and lands on one socket: it does **not** spread AoE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanoutMode {
+    /// `PACKET_FANOUT_HASH`: by flow hash. Does not spread AoE traffic (see above).
+    Hash,
+    /// `PACKET_FANOUT_LB`: round robin over the group's sockets.
+    LoadBalance,
+    /// `PACKET_FANOUT_CPU`: by the CPU the frame arrived on (follows RSS/RPS steering).
+    Cpu,
+}
+
+impl FanoutMode {
+    fn raw(self) -> u32 {
+        match self {
+            FanoutMode::Hash => PACKET_FANOUT_HASH,
+            FanoutMode::LoadBalance => PACKET_FANOUT_LB,
+            FanoutMode::Cpu => PACKET_FANOUT_CPU,
+        }
+    }
+}
+
+/// Options for [`PacketSocket::open_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// Requested SO_RCVBUF in bytes (the kernel doubles it for bookkeeping).
+    pub recv_buffer: usize,
+    /// Requested SO_SNDBUF in bytes.
+    pub send_buffer: usize,
+    /// Open in non-blocking mode (`send`/`recv` return `WouldBlock`). The ring does not
+    /// care; the blocking helpers need it off.
+    pub nonblocking: bool,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            recv_buffer: DEFAULT_SOCKET_BUFFER,
+            send_buffer: DEFAULT_SOCKET_BUFFER,
+            nonblocking: true,
+        }
+    }
+}
+
+/// Size of one socket buffer as the kernel reports it after setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferSize {
+    /// Bytes requested.
+    pub requested: usize,
+    /// Bytes the kernel reports (`getsockopt`, already doubled by the kernel).
+    pub actual: usize,
+    /// True if the `*BUFFORCE` option worked (CAP_NET_ADMIN); false if it fell back to the
+    /// plain option, which the kernel caps at `net.core.[rw]mem_max`.
+    pub forced: bool,
+}
+
+/// Kernel packet counters, cumulative since the socket was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacketStats {
+    /// Frames the kernel queued to this socket.
+    pub received: u64,
+    /// Frames the kernel dropped because the socket's receive buffer was full.
+    pub dropped: u64,
+}
+
+/// An AF_PACKET SOCK_RAW socket bound to ethertype 0x88A2 on one interface.
+///
+/// Frames are whole Ethernet frames (destination MAC first), without FCS. Sends must
+/// carry a complete Ethernet header; the kernel does not pad short frames, so callers pad
+/// to 60 bytes themselves.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+    iface: InterfaceInfo,
+    recv_buffer: BufferSize,
+    send_buffer: BufferSize,
+    // PACKET_STATISTICS resets the kernel counters on every read, so totals live here.
+    total_received: AtomicU64,
+    total_dropped: AtomicU64,
+}
+
+impl PacketSocket {
+    /// Open on interface `iface` with [`SocketOptions::default`] (non-blocking, 8 MiB buffers).
+    pub fn open(iface: &str) -> io::Result<Self> {
+        Self::open_with(iface, &SocketOptions::default())
+    }
+
+    /// Open on interface `iface` with explicit options.
+    pub fn open_with(iface: &str, opts: &SocketOptions) -> io::Result<Self> {
+        let info = InterfaceInfo::lookup(iface)?;
+        let mut ty = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
+        if opts.nonblocking {
+            ty |= libc::SOCK_NONBLOCK;
+        }
+        // Protocol 0: the socket receives nothing until bind() names the ethertype.
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, ty, 0) };
+        if raw < 0 {
+            let err = io::Error::last_os_error();
+            return Err(io::Error::new(
+                err.kind(),
+                format!("AF_PACKET socket: {err} (needs CAP_NET_RAW)"),
+            ));
+        }
+        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        let recv_buffer = set_buffer(&fd, SO_RCVBUFFORCE, libc::SO_RCVBUF, opts.recv_buffer)?;
+        let send_buffer = set_buffer(&fd, SO_SNDBUFFORCE, libc::SO_SNDBUF, opts.send_buffer)?;
+
+        // SAFETY: sockaddr_ll is plain old data; all-zero is valid before we fill it.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = ETH_P_AOE.to_be();
+        addr.sll_ifindex = info.index as libc::c_int;
+        // SAFETY: `addr` is a valid sockaddr_ll and the length passed matches its size.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            return Err(io::Error::new(
+                err.kind(),
+                format!("bind AF_PACKET to {iface:?}: {err}"),
+            ));
+        }
+        Ok(PacketSocket {
+            fd,
+            iface: info,
+            recv_buffer,
+            send_buffer,
+            total_received: AtomicU64::new(0),
+            total_dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// The interface this socket is bound to.
+    pub fn interface(&self) -> &InterfaceInfo {
+        &self.iface
+    }
+
+    /// The interface's MAC (source address for frames sent on this socket).
+    pub fn mac(&self) -> crate::MacAddr {
+        self.iface.mac
+    }
+
+    /// The interface's MTU (payload bytes after the 14-byte Ethernet header).
+    pub fn mtu(&self) -> u32 {
+        self.iface.mtu
+    }
+
+    /// The interface index.
+    pub fn ifindex(&self) -> u32 {
+        self.iface.index
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.iface.name
+    }
+
+    /// Receive buffer size, and whether SO_RCVBUFFORCE worked.
+    pub fn recv_buffer(&self) -> BufferSize {
+        self.recv_buffer
+    }
+
+    /// Send buffer size, and whether SO_SNDBUFFORCE worked.
+    pub fn send_buffer(&self) -> BufferSize {
+        self.send_buffer
+    }
+
+    /// Join PACKET_FANOUT group `group` (per network namespace) with `mode`. Every socket of
+    /// a group must be bound to the same interface and ethertype and use the same mode.
+    /// See [`FanoutMode`]: use `LoadBalance` or `Cpu` for AoE, `Hash` does not spread it.
+    pub fn join_fanout(&self, group: u16, mode: FanoutMode) -> io::Result<()> {
+        let arg: u32 = u32::from(group) | (mode.raw() << 16);
+        setsockopt_u32(&self.fd, SOL_PACKET, PACKET_FANOUT, arg).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("PACKET_FANOUT group {group} on {}: {e}", self.iface.name),
+            )
+        })
+    }
+
+    /// Cumulative kernel counters (reads PACKET_STATISTICS, which resets the kernel's copy,
+    /// and adds it to the totals kept here).
+    pub fn stats(&self) -> io::Result<PacketStats> {
+        #[repr(C)]
+        #[derive(Default)]
+        struct TpacketStats {
+            tp_packets: u32,
+            tp_drops: u32,
+        }
+        let mut st = TpacketStats::default();
+        let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
+        // SAFETY: `st` is a writable buffer of `len` bytes laid out as struct tpacket_stats.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                SOL_PACKET,
+                PACKET_STATISTICS,
+                (&mut st as *mut TpacketStats).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // The kernel reports tp_packets including the drops.
+        let queued = u64::from(st.tp_packets.saturating_sub(st.tp_drops));
+        let received = self.total_received.fetch_add(queued, Ordering::Relaxed) + queued;
+        let dropped = self
+            .total_dropped
+            .fetch_add(u64::from(st.tp_drops), Ordering::Relaxed)
+            + u64::from(st.tp_drops);
+        Ok(PacketStats { received, dropped })
+    }
+
+    /// Send one complete Ethernet frame with send(2). In non-blocking mode a full send
+    /// buffer gives `WouldBlock`.
+    pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
+        // SAFETY: `frame` is a valid readable buffer of `frame.len()` bytes.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// Receive one frame with recv(2) into `buf`; returns its length (truncated to
+    /// `buf.len()` if larger). In non-blocking mode an empty queue gives `WouldBlock`.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes.
+        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((n as usize).min(buf.len()))
+    }
+
+    /// Receive one frame, waiting up to `timeout` (forever if `None`) with poll(2); works
+    /// in either blocking mode. `Ok(None)` means the time ran out.
+    pub fn recv_timeout(
+        &self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> io::Result<Option<usize>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            match self.recv_nonblocking(buf) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let wait_ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    left.as_millis().clamp(1, i32::MAX as u128) as i32
+                }
+            };
+            poll_fd(self.fd.as_raw_fd(), libc::POLLIN, wait_ms)?;
+        }
+    }
+
+    /// Send one frame, waiting (poll) while the send buffer is full.
+    pub fn send_blocking(&self, frame: &[u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: `frame` is a valid readable buffer of `frame.len()` bytes.
+            let n = unsafe {
+                libc::send(
+                    self.fd.as_raw_fd(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => poll_fd(self.fd.as_raw_fd(), libc::POLLOUT, -1)?,
+                io::ErrorKind::Interrupted => {}
+                // A full device queue shows up as ENOBUFS on packet sockets: back off briefly.
+                _ if err.raw_os_error() == Some(libc::ENOBUFS) => std::thread::yield_now(),
+                _ => return Err(err),
+            }
+        }
+    }
+
+    fn recv_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes.
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((n as usize).min(buf.len()))
+    }
+}
+
+impl AsRawFd for PacketSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for PacketSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn poll_fd(fd: RawFd, events: libc::c_short, timeout_ms: i32) -> io::Result<()> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd, matching the count 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if rc < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+fn setsockopt_u32(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: u32,
+) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live u32 with its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn getsockopt_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> io::Result<usize> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` is a writable int and `len` its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(value).unwrap_or(0))
+}
+
+fn set_buffer(
+    fd: &OwnedFd,
+    force: libc::c_int,
+    plain: libc::c_int,
+    bytes: usize,
+) -> io::Result<BufferSize> {
+    let value = u32::try_from(bytes.min(i32::MAX as usize / 2)).unwrap_or(u32::MAX / 4);
+    let forced = setsockopt_u32(fd, libc::SOL_SOCKET, force, value).is_ok();
+    if !forced {
+        setsockopt_u32(fd, libc::SOL_SOCKET, plain, value)?;
+    }
+    Ok(BufferSize {
+        requested: bytes,
+        actual: getsockopt_int(fd, libc::SOL_SOCKET, plain)?,
+        forced,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fanout_modes_match_kernel_values() {
+        assert_eq!(FanoutMode::Hash.raw(), 0);
+        assert_eq!(FanoutMode::LoadBalance.raw(), 1);
+        assert_eq!(FanoutMode::Cpu.raw(), 2);
+    }
+
+    #[test]
+    fn missing_interface_is_a_clear_error() {
+        let err = PacketSocket::open("nosuchif0").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("nosuchif0"));
+    }
+}

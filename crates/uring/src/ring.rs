@@ -1,0 +1,965 @@
+//! `Ring`: one io_uring instance per thread, moving frames and file blocks between the
+//! kernel and the caller's sans-IO state machines.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::ops::Range;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use crate::barrier::Barriers;
+use crate::packet::PacketSocket;
+use crate::pools::{BufferPool, ProvidedBuffers};
+use crate::region::PAGE;
+use crate::types::{Completion, Errno, FileId, IoBuf, RecvBuf, RingStats, SendSlot, SockId};
+use crate::JUMBO_FRAME;
+
+/// Every ring gets a distinct id so tokens from one ring are refused by another.
+static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
+
+/// The provided-buffer group id used by each ring (each ring has its own group table).
+const RECV_GROUP: u16 = 0;
+/// Index of the I/O buffer region in the registered-buffer table.
+const IO_BUF_INDEX: u16 = 0;
+
+// user_data = kind << 56 | index.
+const KIND_RECV: u64 = 1;
+const KIND_SEND: u64 = 2;
+const KIND_OP: u64 = 3;
+const KIND_CANCEL: u64 = 4;
+
+fn encode(kind: u64, idx: u32) -> u64 {
+    (kind << 56) | u64::from(idx)
+}
+
+fn decode(user_data: u64) -> (u64, u32) {
+    (user_data >> 56, user_data as u32)
+}
+
+/// Sizes of everything a [`Ring`] preallocates. All memory is allocated in [`Ring::new`];
+/// nothing is allocated per frame afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingConfig {
+    /// Submission queue entries (the completion queue gets 4×). Default 1024.
+    pub sq_entries: u32,
+    /// Provided receive buffers shared by all sockets of the ring; power of two,
+    /// ≤ 32768. Default 1024.
+    pub recv_buffers: u16,
+    /// Bytes per receive buffer; frames longer than this are truncated. Default 9216.
+    pub recv_buffer_size: u32,
+    /// Send slots. Default 512.
+    pub send_slots: u32,
+    /// Bytes per send slot. Default 9216.
+    pub send_slot_size: u32,
+    /// Registered 4096-aligned I/O buffers for file/block I/O. Default 0 (none).
+    pub io_buffers: u32,
+    /// Bytes per I/O buffer, rounded up to a multiple of 4096. Default 128 KiB.
+    pub io_buffer_size: usize,
+    /// Fixed-file table size (sockets + files). Default 64.
+    pub max_files: u32,
+    /// File operations and timers in flight at once. Default 1024.
+    pub max_ops: u32,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig {
+            sq_entries: 1024,
+            recv_buffers: 1024,
+            recv_buffer_size: JUMBO_FRAME as u32,
+            send_slots: 512,
+            send_slot_size: JUMBO_FRAME as u32,
+            io_buffers: 0,
+            io_buffer_size: 128 << 10,
+            max_files: 64,
+            max_ops: 1024,
+        }
+    }
+}
+
+struct SocketEntry {
+    sock: PacketSocket,
+    fixed: u32,
+    armed: Cell<bool>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    Free,
+    Read,
+    Write,
+    Sync,
+    Barrier,
+    Timer,
+}
+
+struct Op {
+    kind: OpKind,
+    user: u64,
+    buf: Option<IoBuf>,
+    file: u32,
+    epoch: u64,
+    ts: types::Timespec,
+}
+
+struct Ops {
+    // Never grows past its initial capacity, so `ts` addresses stay put while in flight.
+    slots: Vec<Op>,
+    free: Vec<u32>,
+}
+
+/// One io_uring instance with its sockets, receive buffers, send slots, I/O buffers and
+/// files. Use one per thread (it is `Send`, not `Sync`).
+///
+/// Methods used per frame take `&self`, so the caller can hold a received frame
+/// ([`Ring::frame`]) while filling a send slot ([`Ring::slot_mut`]) for the reply.
+/// Queued work reaches the kernel in one `io_uring_enter` at the next [`Ring::wait`] or
+/// [`Ring::submit`] (or earlier, if the submission queue fills).
+pub struct Ring {
+    // Declared first so the ring fd closes before the memory below is unmapped.
+    uring: IoUring,
+    id: u32,
+    sockets: Vec<SocketEntry>,
+    files_used: RefCell<Vec<bool>>,
+    barriers: RefCell<Vec<Barriers>>,
+    recv: ProvidedBuffers,
+    send: BufferPool,
+    send_meta: Box<[Cell<(u32, u32, u64)>]>, // (socket index, length, user) per slot
+    io: BufferPool,
+    ops: RefCell<Ops>,
+    in_flight: Cell<u64>,
+    stats: Cell<RingStats>,
+    cqes: Vec<cqueue::Entry>,
+}
+
+impl Ring {
+    /// Create a ring with [`RingConfig::default`].
+    pub fn new() -> io::Result<Self> {
+        Self::with_config(&RingConfig::default())
+    }
+
+    /// Create a ring, allocate and register all its memory.
+    pub fn with_config(cfg: &RingConfig) -> io::Result<Self> {
+        if cfg.sq_entries == 0 || cfg.max_files == 0 || cfg.max_ops == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "sq_entries, max_files and max_ops must be > 0",
+            ));
+        }
+        if cfg.send_slot_size == 0 || cfg.recv_buffer_size == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "buffer sizes must be > 0",
+            ));
+        }
+        let uring = IoUring::builder()
+            .setup_cqsize(cfg.sq_entries.saturating_mul(4))
+            .setup_submit_all()
+            .setup_coop_taskrun()
+            .build(cfg.sq_entries)
+            .map_err(|e| io::Error::new(e.kind(), format!("io_uring_setup: {e}")))?;
+        let recv = ProvidedBuffers::new(cfg.recv_buffers, cfg.recv_buffer_size)?;
+        // SAFETY: the ring memory is a page-aligned Region of `entries` 16-byte entries,
+        // owned by `recv`, which lives in the Ring and is unmapped only after the io_uring
+        // fd (declared first) is closed, or leaked if requests could not be drained.
+        unsafe {
+            uring
+                .submitter()
+                .register_buf_ring_with_flags(recv.ring_addr(), recv.entries(), RECV_GROUP, 0)
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("register provided-buffer ring: {e}"))
+                })?;
+        }
+        let send = BufferPool::new(cfg.send_slots, cfg.send_slot_size as usize, 64)?;
+        let io = BufferPool::new(cfg.io_buffers, cfg.io_buffer_size.max(1), PAGE)?;
+        if io.count() > 0 {
+            let iov = libc::iovec {
+                iov_base: io.base().cast(),
+                iov_len: io.region_len(),
+            };
+            // SAFETY: the iovec covers exactly the `io` Region, which stays mapped for the
+            // life of the ring (dropped after the ring fd, or leaked).
+            unsafe {
+                uring
+                    .submitter()
+                    .register_buffers(&[iov])
+                    .map_err(|e| io::Error::new(e.kind(), format!("register I/O buffers: {e}")))?;
+            }
+        }
+        uring
+            .submitter()
+            .register_files_sparse(cfg.max_files)
+            .map_err(|e| io::Error::new(e.kind(), format!("register file table: {e}")))?;
+        let mut slots = Vec::with_capacity(cfg.max_ops as usize);
+        slots.extend((0..cfg.max_ops).map(|_| Op {
+            kind: OpKind::Free,
+            user: 0,
+            buf: None,
+            file: 0,
+            epoch: 0,
+            ts: types::Timespec::new(),
+        }));
+        Ok(Ring {
+            uring,
+            id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed),
+            sockets: Vec::new(),
+            files_used: RefCell::new(vec![false; cfg.max_files as usize]),
+            barriers: RefCell::new((0..cfg.max_files).map(|_| Barriers::default()).collect()),
+            recv,
+            send_meta: (0..send.count()).map(|_| Cell::new((0, 0, 0))).collect(),
+            send,
+            io,
+            ops: RefCell::new(Ops {
+                slots,
+                free: (0..cfg.max_ops).rev().collect(),
+            }),
+            in_flight: Cell::new(0),
+            stats: Cell::new(RingStats::default()),
+            cqes: Vec::with_capacity(256),
+        })
+    }
+
+    // ---- sockets and frames -------------------------------------------------------
+
+    /// Hand a socket to the ring: it is registered as a fixed file and a multishot
+    /// receive is armed on it (submitted at the next `wait`/`submit`).
+    pub fn add_socket(&mut self, sock: PacketSocket) -> io::Result<SockId> {
+        let fixed = self.alloc_fixed(sock.as_raw_fd())?;
+        let id = SockId(self.sockets.len() as u32);
+        self.sockets.push(SocketEntry {
+            sock,
+            fixed,
+            armed: Cell::new(false),
+        });
+        self.arm_recv(id.0)?;
+        Ok(id)
+    }
+
+    /// The socket behind `id` (for its MAC, MTU, kernel stats).
+    pub fn socket(&self, id: SockId) -> Option<&PacketSocket> {
+        self.sockets.get(id.index()).map(|s| &s.sock)
+    }
+
+    /// Number of sockets registered.
+    pub fn socket_count(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// The bytes of a received frame.
+    ///
+    /// # Panics
+    /// If `buf` comes from another ring (a programming error, like an out-of-range index).
+    pub fn frame<'a>(&'a self, buf: &'a RecvBuf) -> &'a [u8] {
+        assert_eq!(
+            buf.ring, self.id,
+            "RecvBuf used with a ring that did not produce it"
+        );
+        self.recv.bytes(buf.bid, buf.len)
+    }
+
+    /// Give a received frame's buffer back to the kernel.
+    pub fn recycle(&self, buf: RecvBuf) {
+        if buf.ring == self.id {
+            self.recv.give_back(buf.bid);
+        }
+    }
+
+    /// Receive buffers currently lent to the caller (not yet recycled).
+    pub fn recv_buffers_lent(&self) -> usize {
+        self.recv.lent_count() as usize
+    }
+
+    // ---- sends --------------------------------------------------------------------
+
+    /// Take a free send slot, or `None` if all are in flight or held.
+    pub fn send_slot(&self) -> Option<SendSlot> {
+        self.send.take().map(|idx| SendSlot { ring: self.id, idx })
+    }
+
+    /// Free send slots.
+    pub fn free_send_slots(&self) -> usize {
+        self.send.free_count()
+    }
+
+    /// Size of every send slot in bytes.
+    pub fn send_slot_size(&self) -> usize {
+        self.send.buf_size()
+    }
+
+    /// The writable bytes of a send slot (its full size; send only the prefix you fill).
+    ///
+    /// # Panics
+    /// If `slot` comes from another ring.
+    pub fn slot_mut<'a>(&'a self, slot: &'a mut SendSlot) -> &'a mut [u8] {
+        assert_eq!(
+            slot.ring, self.id,
+            "SendSlot used with a ring that did not produce it"
+        );
+        // SAFETY: the slot index is taken (SendSlot is only created by `send_slot` and is
+        // neither Clone nor Copy), so this `&mut SendSlot` is the only way to reach the
+        // memory; the kernel does not touch it until `submit_send` consumes the token. The
+        // slice borrows the token, so it ends before the token can be submitted.
+        unsafe { std::slice::from_raw_parts_mut(self.send.ptr(slot.idx), self.send.buf_size()) }
+    }
+
+    /// Return an unused slot to the pool.
+    pub fn release_slot(&self, slot: SendSlot) {
+        if slot.ring == self.id {
+            self.send.put(slot.idx);
+        }
+    }
+
+    /// Queue the first `len` bytes of `slot` for sending on `sock`. The slot returns to
+    /// the pool when [`Completion::SendDone`] (carrying `user`) is reported. On error the
+    /// slot is released and nothing is sent.
+    pub fn submit_send(
+        &self,
+        sock: SockId,
+        slot: SendSlot,
+        len: usize,
+        user: u64,
+    ) -> io::Result<()> {
+        if slot.ring != self.id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "SendSlot belongs to another ring",
+            ));
+        }
+        let Some(entry) = self.sockets.get(sock.index()) else {
+            self.send.put(slot.idx);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unknown socket {sock:?}"),
+            ));
+        };
+        if len == 0 || len > self.send.buf_size() {
+            self.send.put(slot.idx);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("send length {len} not in 1..={}", self.send.buf_size()),
+            ));
+        }
+        self.send_meta[slot.idx as usize].set((sock.0, len as u32, user));
+        let sqe = opcode::Send::new(
+            types::Fixed(entry.fixed),
+            self.send.ptr(slot.idx),
+            len as u32,
+        )
+        .build()
+        .user_data(encode(KIND_SEND, slot.idx));
+        // SAFETY: the slot's memory stays allocated and untouched by the caller (the token
+        // was consumed; the index stays taken) until its CQE, where it is freed.
+        let pushed = unsafe { self.push(&sqe) };
+        if pushed.is_err() {
+            self.send.put(slot.idx);
+        } else {
+            self.bump(|s| s.sends += 1);
+        }
+        pushed
+    }
+
+    /// Copy `frame` into a free slot and queue it (for tools and tests; the data path
+    /// builds frames in place with [`Ring::slot_mut`]).
+    pub fn send_copy(&self, sock: SockId, frame: &[u8], user: u64) -> io::Result<()> {
+        if frame.len() > self.send.buf_size() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "frame of {} bytes exceeds the send slot size {}",
+                    frame.len(),
+                    self.send.buf_size()
+                ),
+            ));
+        }
+        let mut slot = self
+            .send_slot()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::WouldBlock, "no free send slot"))?;
+        self.slot_mut(&mut slot)[..frame.len()].copy_from_slice(frame);
+        self.submit_send(sock, slot, frame.len(), user)
+    }
+
+    // ---- files --------------------------------------------------------------------
+
+    /// Register a file or block device (the kernel keeps its own reference: the caller
+    /// may close its descriptor afterwards). Open it with `O_DIRECT` for direct I/O.
+    pub fn register_file(&self, file: &impl AsFd) -> io::Result<FileId> {
+        Ok(FileId(self.alloc_fixed(file.as_fd().as_raw_fd())?))
+    }
+
+    /// Remove a registered file; requests already in flight still finish.
+    pub fn unregister_file(&self, file: FileId) -> io::Result<()> {
+        let mut used = self.files_used.borrow_mut();
+        let is_socket = self.sockets.iter().any(|s| s.fixed == file.0);
+        match used.get_mut(file.0 as usize) {
+            Some(u) if *u && !is_socket => {
+                self.uring
+                    .submitter()
+                    .register_files_update(file.0, &[-1])?;
+                *u = false;
+                Ok(())
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{file:?} is not a registered file"),
+            )),
+        }
+    }
+
+    /// Take a free registered I/O buffer, or `None` if all are in use.
+    pub fn io_buf(&self) -> Option<IoBuf> {
+        self.io.take().map(|idx| IoBuf { ring: self.id, idx })
+    }
+
+    /// Size of every I/O buffer in bytes (a multiple of 4096).
+    pub fn io_buf_size(&self) -> usize {
+        self.io.buf_size()
+    }
+
+    /// Free I/O buffers.
+    pub fn free_io_bufs(&self) -> usize {
+        self.io.free_count()
+    }
+
+    /// Read access to an I/O buffer the caller holds.
+    ///
+    /// # Panics
+    /// If `buf` comes from another ring.
+    pub fn io_bytes<'a>(&'a self, buf: &'a IoBuf) -> &'a [u8] {
+        assert_eq!(
+            buf.ring, self.id,
+            "IoBuf used with a ring that did not produce it"
+        );
+        // SAFETY: the caller holds the token, so no request using this buffer is in flight
+        // (submission consumes the token; completion returns it). Shared borrow of the token
+        // prevents a concurrent `io_bytes_mut` on the same buffer.
+        unsafe { std::slice::from_raw_parts(self.io.ptr(buf.idx), self.io.buf_size()) }
+    }
+
+    /// Write access to an I/O buffer the caller holds.
+    ///
+    /// # Panics
+    /// If `buf` comes from another ring.
+    pub fn io_bytes_mut<'a>(&'a self, buf: &'a mut IoBuf) -> &'a mut [u8] {
+        assert_eq!(
+            buf.ring, self.id,
+            "IoBuf used with a ring that did not produce it"
+        );
+        // SAFETY: as for `io_bytes`; the exclusive borrow of the unique token makes this
+        // the only reference to the buffer.
+        unsafe { std::slice::from_raw_parts_mut(self.io.ptr(buf.idx), self.io.buf_size()) }
+    }
+
+    /// Return an unused I/O buffer to the pool.
+    pub fn release_io_buf(&self, buf: IoBuf) {
+        if buf.ring == self.id {
+            self.io.put(buf.idx);
+        }
+    }
+
+    /// Queue a read of `range.len()` bytes at file `offset` into `buf[range]`
+    /// (IORING_OP_READ_FIXED). For O_DIRECT, offset, range start and length must be
+    /// multiples of the device's logical block size. On error the buffer is released.
+    pub fn read_fixed(
+        &self,
+        file: FileId,
+        buf: IoBuf,
+        range: Range<usize>,
+        offset: u64,
+        user: u64,
+    ) -> io::Result<()> {
+        self.rw_fixed(OpKind::Read, file, buf, range, offset, user)
+    }
+
+    /// Queue a write of `buf[range]` at file `offset` (IORING_OP_WRITE_FIXED). Writes are
+    /// counted for [`Ring::sync_after_writes`]. On error the buffer is released.
+    pub fn write_fixed(
+        &self,
+        file: FileId,
+        buf: IoBuf,
+        range: Range<usize>,
+        offset: u64,
+        user: u64,
+    ) -> io::Result<()> {
+        self.rw_fixed(OpKind::Write, file, buf, range, offset, user)
+    }
+
+    /// Queue an fsync (or fdatasync if `datasync`) now, unordered with writes in flight.
+    pub fn fsync(&self, file: FileId, datasync: bool, user: u64) -> io::Result<()> {
+        self.check_file(file)?;
+        let op = self.alloc_op(OpKind::Sync, user, None, file.0)?;
+        self.push_sync(op, file.0, datasync)
+    }
+
+    /// Durability barrier: once every write to `file` submitted before this call has
+    /// finished, run one fsync/fdatasync and report [`Completion::IoDone`] with `user`.
+    /// Writes submitted later do not delay it. Acknowledge the batch's writes when this
+    /// completes `Ok` — many writes, one sync.
+    pub fn sync_after_writes(&self, file: FileId, datasync: bool, user: u64) -> io::Result<()> {
+        self.check_file(file)?;
+        self.barriers.borrow_mut()[file.0 as usize].add_barrier(user, datasync);
+        self.issue_ready_barriers(file.0)
+    }
+
+    // ---- timers -------------------------------------------------------------------
+
+    /// Report [`Completion::Timer`] with `user` after `after` (IORING_OP_TIMEOUT).
+    /// Most loops only need the `timeout` of [`Ring::wait`]; this is for extra deadlines.
+    pub fn add_timer(&self, after: Duration, user: u64) -> io::Result<()> {
+        let op = self.alloc_op(OpKind::Timer, user, None, 0)?;
+        let ts_ptr = {
+            let mut ops = self.ops.borrow_mut();
+            let slot = &mut ops.slots[op as usize];
+            slot.ts = types::Timespec::from(after);
+            &slot.ts as *const types::Timespec
+        };
+        let sqe = opcode::Timeout::new(ts_ptr)
+            .build()
+            .user_data(encode(KIND_OP, op));
+        // SAFETY: `ts_ptr` points into `ops.slots`, which never reallocates (fixed capacity)
+        // and whose entry stays reserved until the CQE; the kernel copies the timespec
+        // when it prepares the request.
+        let r = unsafe { self.push(&sqe) };
+        if r.is_err() {
+            self.free_op(op);
+        }
+        r
+    }
+
+    // ---- the loop -----------------------------------------------------------------
+
+    /// Submit everything queued, wait until at least one completion is ready or
+    /// `timeout` passes (`None`: no limit; `Some(ZERO)`: don't wait), and append all
+    /// ready completions to `out`. Returns the time after waking — the data path's clock.
+    pub fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<Instant> {
+        self.rearm_receives()?;
+        let res = match timeout {
+            Some(t) if t.is_zero() => self.uring.submit(),
+            Some(t) => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.uring.submitter().submit_with_args(1, &args)
+            }
+            None => self.uring.submit_and_wait(1),
+        };
+        self.bump(|s| s.enters += 1);
+        match res {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        self.drain(out);
+        Ok(Instant::now())
+    }
+
+    /// Like [`Ring::wait`] with a deadline instead of a duration.
+    pub fn wait_until(
+        &mut self,
+        deadline: Option<Instant>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<Instant> {
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        self.wait(timeout, out)
+    }
+
+    /// Submit everything queued without waiting.
+    pub fn submit(&self) -> io::Result<()> {
+        self.bump(|s| s.enters += 1);
+        self.uring.submit().map(drop)
+    }
+
+    /// Counters for this ring.
+    pub fn stats(&self) -> RingStats {
+        self.stats.get()
+    }
+
+    /// Requests the kernel still owns (multishot receives count once).
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.get()
+    }
+
+    // ---- internals ----------------------------------------------------------------
+
+    fn bump(&self, f: impl FnOnce(&mut RingStats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+
+    /// Push one SQE, submitting first if the queue is full.
+    ///
+    /// # Safety
+    /// Every buffer and pointer the SQE names must stay valid until its completion.
+    unsafe fn push(&self, sqe: &squeue::Entry) -> io::Result<()> {
+        for _ in 0..2 {
+            // SAFETY: the Ring is !Sync and no SubmissionQueue handle outlives a method
+            // call, so this is the only live submission-queue handle.
+            let mut sq = unsafe { self.uring.submission_shared() };
+            // SAFETY: the caller guarantees the SQE's buffers outlive the request.
+            if unsafe { sq.push(sqe) }.is_ok() {
+                sq.sync();
+                self.in_flight.set(self.in_flight.get() + 1);
+                return Ok(());
+            }
+            drop(sq);
+            self.bump(|s| s.enters += 1);
+            match self.uring.submit() {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "io_uring submission queue full; call Ring::wait",
+        ))
+    }
+
+    fn alloc_fixed(&self, fd: i32) -> io::Result<u32> {
+        let mut used = self.files_used.borrow_mut();
+        let slot = used.iter().position(|u| !u).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "fixed-file table full (raise max_files)",
+            )
+        })?;
+        self.uring
+            .submitter()
+            .register_files_update(slot as u32, &[fd])?;
+        used[slot] = true;
+        self.barriers.borrow_mut()[slot] = Barriers::default();
+        Ok(slot as u32)
+    }
+
+    fn check_file(&self, file: FileId) -> io::Result<()> {
+        if self.files_used.borrow().get(file.0 as usize).copied() == Some(true) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{file:?} is not registered"),
+            ))
+        }
+    }
+
+    fn arm_recv(&self, idx: u32) -> io::Result<()> {
+        let entry = &self.sockets[idx as usize];
+        let sqe = opcode::RecvMulti::new(types::Fixed(entry.fixed), RECV_GROUP)
+            .build()
+            .user_data(encode(KIND_RECV, idx));
+        // SAFETY: the receive writes only into provided buffers, which live as long as
+        // the ring (see `with_config`).
+        unsafe { self.push(&sqe)? };
+        entry.armed.set(true);
+        Ok(())
+    }
+
+    fn rearm_receives(&self) -> io::Result<()> {
+        if !self.recv.any_available() {
+            return Ok(());
+        }
+        for idx in 0..self.sockets.len() as u32 {
+            if !self.sockets[idx as usize].armed.get() {
+                self.arm_recv(idx)?;
+                self.bump(|s| s.recv_rearms += 1);
+            }
+        }
+        Ok(())
+    }
+
+    fn alloc_op(&self, kind: OpKind, user: u64, buf: Option<IoBuf>, file: u32) -> io::Result<u32> {
+        let mut ops = self.ops.borrow_mut();
+        let Some(op) = ops.free.pop() else {
+            if let Some(b) = buf {
+                self.io.put(b.idx);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "too many operations in flight (max_ops)",
+            ));
+        };
+        let slot = &mut ops.slots[op as usize];
+        slot.kind = kind;
+        slot.user = user;
+        slot.buf = buf;
+        slot.file = file;
+        slot.epoch = 0;
+        Ok(op)
+    }
+
+    fn free_op(&self, op: u32) -> Op {
+        let mut ops = self.ops.borrow_mut();
+        let slot = &mut ops.slots[op as usize];
+        let taken = Op {
+            kind: slot.kind,
+            user: slot.user,
+            buf: slot.buf.take(),
+            file: slot.file,
+            epoch: slot.epoch,
+            ts: types::Timespec::new(),
+        };
+        slot.kind = OpKind::Free;
+        ops.free.push(op);
+        taken
+    }
+
+    fn rw_fixed(
+        &self,
+        kind: OpKind,
+        file: FileId,
+        buf: IoBuf,
+        range: Range<usize>,
+        offset: u64,
+        user: u64,
+    ) -> io::Result<()> {
+        if buf.ring != self.id || !self.io.is_taken(buf.idx) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "IoBuf belongs to another ring",
+            ));
+        }
+        let bad_range = range.start > range.end
+            || range.end > self.io.buf_size()
+            || range.len() > u32::MAX as usize;
+        if bad_range || self.check_file(file).is_err() {
+            self.io.put(buf.idx);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "bad file {file:?} or range {range:?} (buffer size {})",
+                    self.io.buf_size()
+                ),
+            ));
+        }
+        // SAFETY: `range` lies inside buffer `buf.idx` (checked above).
+        let ptr = unsafe { self.io.ptr(buf.idx).add(range.start) };
+        let len = range.len() as u32;
+        let op = self.alloc_op(kind, user, Some(buf), file.0)?;
+        let fd = types::Fixed(file.0);
+        let sqe = match kind {
+            OpKind::Read => opcode::ReadFixed::new(fd, ptr, len, IO_BUF_INDEX)
+                .offset(offset)
+                .build(),
+            _ => opcode::WriteFixed::new(fd, ptr, len, IO_BUF_INDEX)
+                .offset(offset)
+                .build(),
+        }
+        .user_data(encode(KIND_OP, op));
+        if kind == OpKind::Write {
+            let epoch = self.barriers.borrow_mut()[file.0 as usize].write_started();
+            self.ops.borrow_mut().slots[op as usize].epoch = epoch;
+        }
+        // SAFETY: the IoBuf token is parked in the op slot until the CQE, so the caller
+        // cannot touch the buffer; the registered region outlives all requests.
+        let r = unsafe { self.push(&sqe) };
+        if r.is_err() {
+            let dead = self.free_op(op);
+            if kind == OpKind::Write {
+                self.barriers.borrow_mut()[file.0 as usize].write_done(dead.epoch);
+            }
+            if let Some(b) = dead.buf {
+                self.io.put(b.idx);
+            }
+        }
+        r
+    }
+
+    fn push_sync(&self, op: u32, file: u32, datasync: bool) -> io::Result<()> {
+        let flags = if datasync {
+            types::FsyncFlags::DATASYNC
+        } else {
+            types::FsyncFlags::empty()
+        };
+        let sqe = opcode::Fsync::new(types::Fixed(file))
+            .flags(flags)
+            .build()
+            .user_data(encode(KIND_OP, op));
+        // SAFETY: fsync names no memory.
+        let r = unsafe { self.push(&sqe) };
+        if r.is_err() {
+            self.free_op(op);
+        }
+        r
+    }
+
+    fn issue_ready_barriers(&self, file: u32) -> io::Result<()> {
+        loop {
+            let ready = self.barriers.borrow_mut()[file as usize].pop_ready();
+            let Some((user, datasync)) = ready else {
+                return Ok(());
+            };
+            let op = self.alloc_op(OpKind::Barrier, user, None, file)?;
+            self.push_sync(op, file, datasync)?;
+        }
+    }
+
+    fn drain(&mut self, out: &mut Vec<Completion>) {
+        loop {
+            self.cqes.clear();
+            {
+                let mut cq = self.uring.completion();
+                let room = self.cqes.capacity();
+                self.cqes.extend(cq.by_ref().take(room));
+            }
+            if self.cqes.is_empty() {
+                return;
+            }
+            let batch = std::mem::take(&mut self.cqes);
+            for cqe in &batch {
+                self.handle(cqe, out);
+            }
+            self.cqes = batch;
+        }
+    }
+
+    fn handle(&self, cqe: &cqueue::Entry, out: &mut Vec<Completion>) {
+        let (kind, idx) = decode(cqe.user_data());
+        let res = cqe.result();
+        let more = cqueue::more(cqe.flags());
+        if !more || kind != KIND_RECV {
+            self.in_flight.set(self.in_flight.get().saturating_sub(1));
+        }
+        match kind {
+            KIND_RECV => self.handle_recv(idx, res, cqe.flags(), more, out),
+            KIND_SEND => {
+                let (sock, len, user) = self.send_meta[idx as usize].get();
+                self.send.put(idx);
+                let result = Errno::result(res);
+                match result {
+                    Err(_) => self.bump(|s| s.send_errors += 1),
+                    Ok(n) if n < len as usize => self.bump(|s| s.short_sends += 1),
+                    Ok(_) => {}
+                }
+                out.push(Completion::SendDone {
+                    sock: SockId(sock),
+                    user,
+                    result,
+                });
+            }
+            KIND_OP => self.handle_op(idx, res, out),
+            _ => {}
+        }
+    }
+
+    fn handle_recv(&self, idx: u32, res: i32, flags: u32, more: bool, out: &mut Vec<Completion>) {
+        if !more {
+            if let Some(s) = self.sockets.get(idx as usize) {
+                s.armed.set(false);
+            }
+        }
+        if let Some(bid) = cqueue::buffer_select(flags) {
+            if res >= 0 && self.recv.lend(bid) {
+                let len = (res as u32).min(self.recv.buf_size());
+                self.bump(|s| {
+                    s.frames_received += 1;
+                    s.bytes_received += u64::from(len);
+                });
+                out.push(Completion::Frame {
+                    sock: SockId(idx),
+                    buf: RecvBuf {
+                        ring: self.id,
+                        bid,
+                        len,
+                    },
+                });
+                return;
+            }
+        }
+        if res == -libc::ENOBUFS {
+            self.bump(|s| s.recv_no_buffers += 1);
+        } else if res < 0 && res != -libc::ECANCELED {
+            self.bump(|s| s.recv_errors += 1);
+            out.push(Completion::RecvError {
+                sock: SockId(idx),
+                error: Errno(-res),
+            });
+        }
+    }
+
+    fn handle_op(&self, idx: u32, res: i32, out: &mut Vec<Completion>) {
+        if idx as usize >= self.ops.borrow().slots.len() {
+            return;
+        }
+        let op = self.free_op(idx);
+        match op.kind {
+            OpKind::Free => {}
+            OpKind::Timer => {
+                // -ETIME is the normal expiry; -ECANCELED only happens on drop.
+                if res == -libc::ETIME || res >= 0 {
+                    self.bump(|s| s.timers += 1);
+                    out.push(Completion::Timer { user: op.user });
+                }
+            }
+            OpKind::Read | OpKind::Write | OpKind::Sync | OpKind::Barrier => {
+                let result = Errno::result(res);
+                self.bump(|s| {
+                    s.io_ops += 1;
+                    if result.is_err() {
+                        s.io_errors += 1;
+                    }
+                });
+                out.push(Completion::IoDone {
+                    user: op.user,
+                    result,
+                    buf: op.buf,
+                });
+                if op.kind == OpKind::Write {
+                    self.barriers.borrow_mut()[op.file as usize].write_done(op.epoch);
+                    // A failure to queue the sync leaves the barrier pending; report it
+                    // as a failed barrier rather than losing it.
+                    if let Err(e) = self.issue_ready_barriers(op.file) {
+                        out.push(Completion::IoDone {
+                            user: u64::MAX,
+                            result: Err(Errno(e.raw_os_error().unwrap_or(libc::EAGAIN))),
+                            buf: None,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // Cancel everything, then reap until the kernel owns nothing of ours. Only then
+        // may the buffer memory be unmapped; if that cannot be confirmed, leak it.
+        let _ = self.uring.submitter().register_sync_cancel(
+            Some(types::Timespec::new().sec(1)),
+            types::CancelBuilder::any(),
+        );
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(encode(KIND_CANCEL, 0));
+        // SAFETY: a cancel request names no memory.
+        let _ = unsafe { self.push(&cancel) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut sink = Vec::new();
+        while self.in_flight.get() > 0 && Instant::now() < deadline {
+            let ts = types::Timespec::new().nsec(100_000_000);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            let _ = self.uring.submitter().submit_with_args(1, &args);
+            self.drain(&mut sink);
+            sink.clear();
+        }
+        if self.in_flight.get() > 0 {
+            self.recv.leak();
+            self.send.leak();
+            self.io.leak();
+        }
+    }
+}

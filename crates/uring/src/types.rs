@@ -1,0 +1,195 @@
+//! Handles, tokens and completion events that cross the runtime's API.
+
+use std::fmt;
+use std::io;
+
+/// A socket registered with one [`crate::Ring`] (index in that ring).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SockId(pub(crate) u32);
+
+impl SockId {
+    /// Index of the socket in its ring, in registration order (0, 1, …).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A file or block device registered with one [`crate::Ring`] (its fixed-file slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub(crate) u32);
+
+/// A received frame, lent to the caller. Read it with [`crate::Ring::frame`]; give it back
+/// with [`crate::Ring::recycle`] so the kernel can reuse the buffer. Holding many of these
+/// starves the receive path (the ring then reports `recv_no_buffers`).
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a RecvBuf must be given back with Ring::recycle"]
+pub struct RecvBuf {
+    pub(crate) ring: u32,
+    pub(crate) bid: u16,
+    pub(crate) len: u32,
+}
+
+impl RecvBuf {
+    /// Length of the frame in bytes.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True for a zero-length frame (never produced by AF_PACKET, kept for clippy's sake).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Buffer id inside the provided-buffer ring (for diagnostics).
+    pub fn id(&self) -> u16 {
+        self.bid
+    }
+}
+
+/// A preallocated send buffer, owned by the caller until passed to
+/// [`crate::Ring::submit_send`] (or returned with [`crate::Ring::release_slot`]).
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a SendSlot must be sent or released"]
+pub struct SendSlot {
+    pub(crate) ring: u32,
+    pub(crate) idx: u32,
+}
+
+impl SendSlot {
+    /// Index of the slot (for diagnostics).
+    pub fn index(&self) -> usize {
+        self.idx as usize
+    }
+}
+
+/// A registered, 4096-byte-aligned I/O buffer (usable with O_DIRECT), owned by the caller
+/// except while a read or write using it is in flight; the completion hands it back.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "an IoBuf must be used in an I/O or released"]
+pub struct IoBuf {
+    pub(crate) ring: u32,
+    pub(crate) idx: u32,
+}
+
+impl IoBuf {
+    /// Index of the buffer (for diagnostics).
+    pub fn index(&self) -> usize {
+        self.idx as usize
+    }
+}
+
+/// A positive Linux errno value from a failed operation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// The equivalent `std::io::Error`.
+    pub fn to_io_error(self) -> io::Error {
+        io::Error::from_raw_os_error(self.0)
+    }
+
+    pub(crate) fn result(res: i32) -> Result<usize, Errno> {
+        if res < 0 {
+            Err(Errno(-res))
+        } else {
+            Ok(res as usize)
+        }
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Errno({}: {})", self.0, self.to_io_error())
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.to_io_error(), f)
+    }
+}
+
+impl std::error::Error for Errno {}
+
+impl From<Errno> for io::Error {
+    fn from(e: Errno) -> io::Error {
+        e.to_io_error()
+    }
+}
+
+/// One event out of [`crate::Ring::wait`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// A frame arrived on `sock`. Read it with [`crate::Ring::frame`], then
+    /// [`crate::Ring::recycle`] the buffer.
+    Frame {
+        /// Socket it arrived on.
+        sock: SockId,
+        /// The frame's buffer, lent until recycled.
+        buf: RecvBuf,
+    },
+    /// The multishot receive on `sock` failed with something other than "no buffers";
+    /// the runtime re-arms it on the next `wait`.
+    RecvError {
+        /// Socket that failed.
+        sock: SockId,
+        /// The error.
+        error: Errno,
+    },
+    /// A send finished; its slot is back in the pool. `Ok(n)` with `n` smaller than the
+    /// length submitted is a short send (counted in [`RingStats::short_sends`]).
+    SendDone {
+        /// Socket it was sent on.
+        sock: SockId,
+        /// The caller's token from `submit_send`.
+        user: u64,
+        /// Bytes sent, or the error.
+        result: Result<usize, Errno>,
+    },
+    /// A file operation (read, write, fsync, barrier) finished. Reads and writes hand
+    /// their buffer back in `buf`.
+    IoDone {
+        /// The caller's token.
+        user: u64,
+        /// Bytes transferred (0 for syncs), or the error.
+        result: Result<usize, Errno>,
+        /// The buffer used by a read or write.
+        buf: Option<IoBuf>,
+    },
+    /// A timer from [`crate::Ring::add_timer`] expired.
+    Timer {
+        /// The caller's token.
+        user: u64,
+    },
+}
+
+/// Counters kept by one ring (cumulative).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Frames delivered as [`Completion::Frame`].
+    pub frames_received: u64,
+    /// Bytes in those frames.
+    pub bytes_received: u64,
+    /// Times a multishot receive stopped because every provided buffer was lent out
+    /// (ENOBUFS). The frame then waits in the socket queue; if that fills, the kernel
+    /// drops and [`crate::PacketStats::dropped`] counts it.
+    pub recv_no_buffers: u64,
+    /// Times a multishot receive was armed again after the kernel ended it.
+    pub recv_rearms: u64,
+    /// Receive errors other than ENOBUFS.
+    pub recv_errors: u64,
+    /// Sends submitted.
+    pub sends: u64,
+    /// Sends that failed.
+    pub send_errors: u64,
+    /// Sends that wrote fewer bytes than asked.
+    pub short_sends: u64,
+    /// File operations completed (reads, writes, syncs).
+    pub io_ops: u64,
+    /// File operations that failed.
+    pub io_errors: u64,
+    /// Timers that fired.
+    pub timers: u64,
+    /// io_uring_enter calls made by `wait`/`submit` (and by a full submission queue).
+    pub enters: u64,
+}
