@@ -1,8 +1,8 @@
 //! Command 0, Issue ATA Command: AFlags, the 12-byte argument and its data.
 
 use crate::{
-    ata, ensure_buf, ensure_frame, finish_frame, padded_len, Header, WireError, AOE_HEADER_END,
-    ATA_DATA_OFFSET,
+    ata, ensure_buf, ensure_frame, finish_frame, padded_len, Header, Mac, WireError,
+    AOE_HEADER_END, ATA_DATA_OFFSET,
 };
 
 /// Byte offsets of the ATA argument fields.
@@ -194,6 +194,21 @@ impl AtaArg {
         }
     }
 
+    /// The argument of the reply to this request: AFlags and LBA echoed,
+    /// `status` and `error` registers set, sector count 0 (nothing remaining).
+    /// Use `ata::STATUS_OK, 0` for success, `ata::STATUS_FAILED` with
+    /// `ata::ERROR_IDNF`/`ERROR_ABRT`/`ERROR_UNC` for failures.
+    #[inline]
+    pub const fn reply(&self, status: u8, error: u8) -> AtaArg {
+        AtaArg {
+            aflags: self.aflags,
+            err_feature: error,
+            sector_count: 0,
+            cmd_status: status,
+            lba: self.lba & LBA48_MAX,
+        }
+    }
+
     /// The LBA as a 48-bit number (all six bytes).
     #[inline]
     pub const fn lba48(&self) -> u64 {
@@ -344,4 +359,20 @@ pub fn write_ata_request(
     ensure_buf(buf, ATA_DATA_OFFSET)?;
     header.emit(buf)?;
     arg.emit(buf)
+}
+
+/// Hot path for targets answering into a fresh buffer: writes the response
+/// header for `request` (see [`Header::response_to`]) and `arg` into
+/// `buf[..36]`, returns [`ATA_DATA_OFFSET`]. Place read data at `buf[36..]`,
+/// then [`finish_frame`](crate::finish_frame).
+#[inline]
+pub fn write_ata_response(
+    buf: &mut [u8],
+    request: &Header,
+    own_mac: Mac,
+    shelf: u16,
+    slot: u8,
+    arg: &AtaArg,
+) -> Result<usize, WireError> {
+    write_ata_request(buf, &request.response_to(own_mac, shelf, slot), arg)
 }

@@ -55,7 +55,7 @@ mod reserve;
 
 pub mod ata;
 
-pub use ata_msg::{write_ata_request, AFlags, Ata, AtaArg};
+pub use ata_msg::{write_ata_request, write_ata_response, AFlags, Ata, AtaArg};
 pub use config::{CCmd, QueryConfig};
 pub use error::WireError;
 pub use header::{respond_in_place, Command, ErrorCode, Header};

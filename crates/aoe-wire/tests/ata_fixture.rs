@@ -100,3 +100,193 @@ fn response_in_place_swaps_addresses_and_keeps_tag() {
     };
     assert_eq!(pkt.buffer_len(), MIN_FRAME);
 }
+
+/// Builds a 24-byte header + given argument bytes, not padded.
+fn frame(byte14: u8, error: u8, command: u8, arg: &[u8]) -> Vec<u8> {
+    let mut f = vec![
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // dst
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // src
+        0x88, 0xA2, byte14, error, 0x00, 0x07, 0x03, command, 0x00, 0x00, 0xBE, 0xEF,
+    ];
+    f.extend_from_slice(arg);
+    f
+}
+
+#[test]
+fn lba28_write_with_device_register() {
+    // WRITE SECTORS (0x30), 1 sector at LBA 0x0ABCDEF1: lba3 = 0xE0 | 0x0A.
+    let mut arg = vec![
+        0x01, 0x00, 0x01, 0x30, 0xF1, 0xDE, 0xBC, 0xEA, 0x00, 0x00, 0x00, 0x00,
+    ];
+    arg.extend((0..512).map(|i| i as u8));
+    let f = frame(0x10, 0, 0, &arg);
+    let p = parse(&f).unwrap();
+    let Message::Ata(a) = p.message else {
+        panic!("not ATA")
+    };
+    assert!(a.arg.aflags.write());
+    assert!(!a.arg.aflags.extended());
+    assert_eq!(a.arg.cmd_status, ata::WRITE);
+    assert_eq!(a.arg.device(), 0xEA);
+    assert_eq!(a.arg.lba28(), 0x0ABC_DEF1);
+    assert_eq!(a.arg.effective_lba(), 0x0ABC_DEF1);
+    assert_eq!(a.arg.lba48(), 0xEABC_DEF1);
+    assert_eq!(a.data.len(), 512);
+    assert_eq!(a.data[511], 0xFF);
+
+    let built = AtaArg::read_write(true, 0x0ABC_DEF1, 1, false).unwrap();
+    assert_eq!(built, a.arg);
+    let header = Header::request(TARGET, INITIATOR, 7, 3, Command::Ata, 0xBEEF);
+    let ata = Ata {
+        arg: built,
+        data: a.data,
+    };
+    let mut buf = vec![0u8; ata.buffer_len()];
+    assert_eq!(ata.emit(&header, &mut buf).unwrap(), f.len());
+    assert_eq!(buf, f);
+}
+
+#[test]
+fn lba28_read_with_e0_masks_to_28_bits() {
+    // The note's observation: LBA28 read with lba3 = 0xE0 reads LBA 5.
+    let arg = [
+        0x00, 0x00, 0x01, 0x20, 0x05, 0x00, 0x00, 0xE0, 0x00, 0x00, 0x00, 0x00,
+    ];
+    let f = frame(0x10, 0, 0, &arg);
+    let Message::Ata(a) = parse(&f).unwrap().message else {
+        panic!("not ATA")
+    };
+    assert_eq!(a.arg.effective_lba(), 5);
+    assert_eq!(a.arg.lba, 0xE000_0005);
+    assert!(a.data.is_empty(), "unpadded 36-byte frame has no data");
+}
+
+#[test]
+fn lba_limits_on_build() {
+    assert!(AtaArg::read_write(false, 0x0FFF_FFFF, 1, false).is_ok());
+    assert_eq!(
+        AtaArg::read_write(false, 0x1000_0000, 1, false),
+        Err(aoe_wire::WireError::ValueOutOfRange {
+            field: "LBA28",
+            value: 0x1000_0000,
+            max: 0x0FFF_FFFF
+        })
+    );
+    assert!(AtaArg::read_write(false, (1 << 48) - 1, 1, true).is_ok());
+    assert!(matches!(
+        AtaArg::read_write(true, 1 << 48, 1, true),
+        Err(aoe_wire::WireError::ValueOutOfRange { field: "LBA48", .. })
+    ));
+    let bad = AtaArg {
+        lba: 1 << 48,
+        ..AtaArg::default()
+    };
+    let mut buf = [0u8; 64];
+    assert!(matches!(
+        bad.emit(&mut buf),
+        Err(aoe_wire::WireError::ValueOutOfRange {
+            field: "ATA LBA",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn identify_request_as_linux_sends_it() {
+    let arg = [
+        0x00, 0x00, 0x01, 0xEC, 0x00, 0x00, 0x00, 0xA0, 0x00, 0x00, 0x00, 0x00,
+    ];
+    let mut f = frame(0x10, 0, 0, &arg);
+    f.resize(MIN_FRAME, 0);
+    let header = Header::request(TARGET, INITIATOR, 7, 3, Command::Ata, 0xBEEF);
+    let mut buf = [0u8; 60];
+    let off = write_ata_request(&mut buf, &header, &AtaArg::identify()).unwrap();
+    assert_eq!(aoe_wire::finish_frame(&mut buf, off).unwrap(), 60);
+    assert_eq!(&buf[..], &f[..]);
+}
+
+#[test]
+fn read_reply_and_error_reply() {
+    // Successful read reply: status 0x40, 2 sectors of data, E flag echoed.
+    let mut arg = vec![
+        0x40, 0x00, 0x00, 0x40, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ];
+    arg.extend(std::iter::repeat_n(0x5A, 1024));
+    let f = frame(0x18, 0, 0, &arg);
+    let p = parse(&f).unwrap();
+    assert!(p.header.response);
+    let Message::Ata(a) = p.message else {
+        panic!("not ATA")
+    };
+    assert!(!a.arg.is_failed());
+    assert_eq!(a.data.len(), 1024);
+
+    let request = Header::request(TARGET, INITIATOR, 7, 3, Command::Ata, 0xBEEF);
+    let req_arg = AtaArg::read_write(false, 0x10, 2, true).unwrap();
+    let mut buf = vec![0u8; 36 + 1024];
+    let off = aoe_wire::write_ata_response(
+        &mut buf,
+        &request,
+        TARGET,
+        7,
+        3,
+        &req_arg.reply(ata::STATUS_OK, 0),
+    )
+    .unwrap();
+    buf[off..].fill(0x5A);
+    // The reply goes back to the initiator: swap the fixture's addresses.
+    let mut expect = f.clone();
+    expect[..6].copy_from_slice(&INITIATOR.0);
+    expect[6..12].copy_from_slice(&TARGET.0);
+    assert_eq!(buf, expect);
+
+    // Out-of-range read, vblade style: status 0x41, error IDNF, 36 bytes, no data.
+    let arg = [
+        0x40, 0x10, 0x00, 0x41, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ];
+    let f = frame(0x18, 0, 0, &arg);
+    let Message::Ata(a) = parse(&f).unwrap().message else {
+        panic!("not ATA")
+    };
+    assert!(a.arg.is_failed());
+    assert_eq!(a.arg.err_feature, ata::ERROR_IDNF);
+    assert_eq!(a.arg, req_arg.reply(ata::STATUS_FAILED, ata::ERROR_IDNF));
+}
+
+#[test]
+fn reserved_bits_ignored_on_receive() {
+    // byte 14 with a stray bit 0 (aoeping SMART), AFlags with every reserved bit,
+    // reserved bytes 34-35 nonzero.
+    let arg = [
+        0xFF, 0x00, 0x01, 0xEC, 0x00, 0x00, 0x00, 0xA0, 0x00, 0x00, 0x12, 0x34,
+    ];
+    let f = frame(0x11, 0x77, 0, &arg);
+    let p = parse(&f).unwrap();
+    assert_eq!(p.header.version, 1);
+    assert!(!p.header.response);
+    assert_eq!(p.header.error, None, "error byte only counts with E set");
+    let Message::Ata(a) = p.message else {
+        panic!("not ATA")
+    };
+    assert_eq!(a.arg.aflags.bits(), 0x53);
+    // Emitting writes only defined bits and zero reserved bytes.
+    let mut buf = [0u8; 60];
+    p.emit(&mut buf).unwrap();
+    assert_eq!(buf[14], 0x10);
+    assert_eq!(buf[15], 0);
+    assert_eq!(buf[24], 0x53);
+    assert_eq!(&buf[34..36], &[0, 0]);
+}
+
+#[test]
+fn truncated_ata_argument() {
+    let f = frame(0x10, 0, 0, &[0x40, 0x00, 0x01]);
+    assert_eq!(
+        parse(&f),
+        Err(aoe_wire::WireError::Truncated {
+            part: "ATA argument",
+            need: 36,
+            have: 27
+        })
+    );
+}
