@@ -21,6 +21,8 @@ pub enum Command {
     Bench(cmd::bench::Args),
     /// Export one file or block device as an AoE target (vblade's job).
     Serve(cmd::serve::Args),
+    /// Validate an appliance.yaml; every problem is reported as FILE:LINE: field: message.
+    CheckConfig(cmd::check_config::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -29,6 +31,7 @@ pub fn main() -> ExitCode {
         Command::Discover(a) => cmd::discover::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::CheckConfig(a) => cmd::check_config::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,435 @@
-//! Placeholder: being written.
+//! `appliance.yaml`: what the operator wants the appliance to be.
+//!
+//! Parsing happens in two steps. serde_norway turns the text into the typed
+//! [`Config`] (unknown keys, wrong types and malformed sizes, rates, MACs and
+//! member addresses stop there, with line and field). Then [`validate`] checks
+//! what only the whole file can tell (a member in two arrays, a spare that is
+//! also a member, mirror halves on one shelf, ...) and reports every problem,
+//! each pointed at its line through [`locate`].
+
+pub mod diag;
+pub mod locate;
+pub mod member;
+pub mod units;
+pub mod validate;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use diag::{ConfigErrors, Diagnostic, Severity};
+pub use locate::FieldPath;
+pub use member::MemberAddr;
+pub use units::{ByteSize, Duration, MacAddr, Rate};
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub appliance: ApplianceSection,
+    #[serde(default)]
+    pub backend: BackendSection,
+    #[serde(default)]
+    pub frontend: FrontendSection,
+    #[serde(default)]
+    pub spare_groups: SpareGroups,
+    #[serde(default)]
+    pub arrays: Vec<ArraySpec>,
+    #[serde(default)]
+    pub volumes: Vec<VolumeSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplianceSection {
+    pub name: String,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default = "default_control_socket")]
+    pub control_socket: PathBuf,
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: SocketAddr,
+    #[serde(default)]
+    pub event_program: Option<PathBuf>,
+    /// How long `event_program` may run before it is killed.
+    #[serde(default = "default_event_timeout")]
+    pub event_timeout: Duration,
+}
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/aoeraid";
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/aoeraid/control.sock";
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9720";
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_STATE_DIR)
+}
+fn default_control_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_CONTROL_SOCKET)
+}
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9720))
+}
+fn default_event_timeout() -> Duration {
+    Duration::from_millis(30_000)
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSection {
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// A blade silent for this long is declared dead and its members failed.
+    #[serde(default = "default_dead_after")]
+    pub dead_after: Duration,
+}
+
+fn default_dead_after() -> Duration {
+    Duration::from_millis(10_000)
+}
+
+impl Default for BackendSection {
+    fn default() -> Self {
+        BackendSection {
+            interfaces: Vec::new(),
+            dead_after: default_dead_after(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendSection {
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+}
+
+/// RAID level of one array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Raid0,
+    Raid1,
+    Raid10,
+    Raid5,
+    /// Concatenation: members end to end.
+    #[serde(alias = "concat")]
+    Linear,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Raid0 => "raid0",
+            Level::Raid1 => "raid1",
+            Level::Raid10 => "raid10",
+            Level::Raid5 => "raid5",
+            Level::Linear => "linear",
+        }
+    }
+
+    /// Members lost before data is lost, in the worst case.
+    pub fn redundancy(self) -> usize {
+        match self {
+            Level::Raid0 | Level::Linear => 0,
+            Level::Raid1 | Level::Raid10 | Level::Raid5 => 1,
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Integrity {
+    #[default]
+    None,
+    Crc32c,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildRates {
+    #[serde(default = "default_rebuild_min")]
+    pub min: Rate,
+    #[serde(default = "default_rebuild_max")]
+    pub max: Rate,
+}
+
+// md's speed_limit_min / speed_limit_max defaults (1,000 and 200,000 KiB/s).
+fn default_rebuild_min() -> Rate {
+    Rate(1_000 * 1024)
+}
+fn default_rebuild_max() -> Rate {
+    Rate(200_000 * 1024)
+}
+
+impl Default for RebuildRates {
+    fn default() -> Self {
+        RebuildRates {
+            min: default_rebuild_min(),
+            max: default_rebuild_max(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitmapSpec {
+    /// Data covered by one write-intent bit.
+    #[serde(default = "default_bitmap_region")]
+    pub region: ByteSize,
+}
+
+fn default_bitmap_region() -> ByteSize {
+    ByteSize(64 << 20)
+}
+
+impl Default for BitmapSpec {
+    fn default() -> Self {
+        BitmapSpec {
+            region: default_bitmap_region(),
+        }
+    }
+}
+
+fn default_chunk() -> ByteSize {
+    ByteSize(512 << 10)
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArraySpec {
+    pub name: String,
+    pub level: Level,
+    #[serde(default = "default_chunk")]
+    pub chunk: ByteSize,
+    pub members: Vec<MemberAddr>,
+    /// Spares shared with other arrays naming the same group.
+    #[serde(default)]
+    pub spare_group: Option<String>,
+    /// Spares dedicated to this array.
+    #[serde(default)]
+    pub spares: Vec<MemberAddr>,
+    #[serde(default)]
+    pub integrity: Integrity,
+    #[serde(default)]
+    pub rebuild: RebuildRates,
+    #[serde(default)]
+    pub bitmap: BitmapSpec,
+    /// Accept mirror halves on one shelf (a shelf failure then loses data).
+    #[serde(default)]
+    pub allow_same_shelf_mirrors: bool,
+}
+
+impl ArraySpec {
+    /// Pairs of member indices that mirror each other and so should sit on
+    /// different shelves: RAID 10 adjacent pairs (near-2 layout), and for
+    /// RAID 1 the whole member set, reported as (first, each other).
+    pub fn mirror_sets(&self) -> Vec<Vec<usize>> {
+        match self.level {
+            Level::Raid10 => (0..self.members.len() / 2)
+                .map(|p| vec![2 * p, 2 * p + 1])
+                .collect(),
+            Level::Raid1 => vec![(0..self.members.len()).collect()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSpec {
+    pub shelf: u16,
+    pub slot: u8,
+}
+
+impl fmt::Display for ExportSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "e{}.{}", self.shelf, self.slot)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSpec {
+    pub name: String,
+    /// Arrays concatenated in this order; `grow` appends.
+    pub arrays: Vec<String>,
+    pub export: ExportSpec,
+    /// MAC mask list: empty means every initiator may use the volume.
+    #[serde(default)]
+    pub allow: Vec<MacAddr>,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub config_string: Option<String>,
+}
+
+/// Named spare groups, in file order; duplicate group names are refused at
+/// parse time (a plain map would silently keep the last one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SpareGroups(pub Vec<SpareGroup>);
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpareGroup {
+    pub name: String,
+    pub members: Vec<MemberAddr>,
+}
+
+impl SpareGroups {
+    pub fn get(&self, name: &str) -> Option<&SpareGroup> {
+        self.0.iter().find(|g| g.name == name)
+    }
+}
+
+impl<'de> Deserialize<'de> for SpareGroups {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SpareGroups;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of spare group name to a list of members")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<SpareGroups, E> {
+                Ok(SpareGroups::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SpareGroups, A::Error> {
+                let mut groups: Vec<SpareGroup> = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if groups.iter().any(|g| g.name == name) {
+                        return Err(de::Error::custom(format!(
+                            "spare group `{name}` is defined twice"
+                        )));
+                    }
+                    let members = map.next_value::<Vec<MemberAddr>>()?;
+                    groups.push(SpareGroup { name, members });
+                }
+                Ok(SpareGroups(groups))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A config that passed every check, with the warnings that were allowed.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub config: Config,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Parses and validates `text` (named `file` in messages). Warnings (mirror
+/// halves on one shelf) reject the file unless `force` is set.
+pub fn check_str(text: &str, file: &str, force: bool) -> Result<Checked, ConfigErrors> {
+    let config: Config = match serde_norway::from_str(text) {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(ConfigErrors {
+                file: file.to_string(),
+                diagnostics: vec![Diagnostic::from_parse_error(&e)],
+            })
+        }
+    };
+    let mut diags = validate::validate(&config);
+    for d in &mut diags {
+        d.attach_lines(text);
+    }
+    // Stable: problems on one line keep the order the rules found them.
+    diags.sort_by_key(|d| d.line.unwrap_or(0));
+    let rejected = diags
+        .iter()
+        .any(|d| d.severity == Severity::Error || !force);
+    if rejected {
+        if !force {
+            for d in &mut diags {
+                if d.severity == Severity::Warning {
+                    d.message
+                        .push_str(" (refused without --force or allow_same_shelf_mirrors: true)");
+                }
+            }
+        }
+        return Err(ConfigErrors {
+            file: file.to_string(),
+            diagnostics: diags,
+        });
+    }
+    Ok(Checked {
+        config,
+        warnings: diags,
+    })
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path, force: bool) -> Result<Checked, ConfigErrors> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => check_str(&text, &file, force),
+        Err(e) => Err(ConfigErrors {
+            file,
+            diagnostics: vec![Diagnostic::error(
+                FieldPath::root(),
+                format!("cannot read file: {e}"),
+            )],
+        }),
+    }
+}
+
+impl Config {
+    pub fn array(&self, name: &str) -> Option<&ArraySpec> {
+        self.arrays.iter().find(|a| a.name == name)
+    }
+    pub fn volume(&self, name: &str) -> Option<&VolumeSpec> {
+        self.volumes.iter().find(|v| v.name == name)
+    }
+
+    /// A short human summary for `check-config`.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "appliance {}: backend [{}], frontend [{}], control socket {}, metrics on {}\n",
+            self.appliance.name,
+            self.backend.interfaces.join(", "),
+            self.frontend.interfaces.join(", "),
+            self.appliance.control_socket.display(),
+            self.appliance.metrics_listen,
+        );
+        for a in &self.arrays {
+            let members: Vec<String> = a.members.iter().map(|m| m.to_string()).collect();
+            s.push_str(&format!(
+                "  array {} {} chunk {} members [{}]",
+                a.name,
+                a.level,
+                a.chunk,
+                members.join(" ")
+            ));
+            if let Some(g) = &a.spare_group {
+                let n = self.spare_groups.get(g).map_or(0, |g| g.members.len());
+                s.push_str(&format!(" spare group {g} ({n} spares)"));
+            }
+            if !a.spares.is_empty() {
+                s.push_str(&format!(" + {} dedicated spares", a.spares.len()));
+            }
+            s.push_str(&format!(" rebuild {}..{}\n", a.rebuild.min, a.rebuild.max));
+        }
+        for v in &self.volumes {
+            s.push_str(&format!(
+                "  volume {} = {} exported as {}{}{}\n",
+                v.name,
+                v.arrays.join(" + "),
+                v.export,
+                if v.read_only { " read-only" } else { "" },
+                if v.allow.is_empty() {
+                    String::new()
+                } else {
+                    format!(" to {} MACs", v.allow.len())
+                }
+            ));
+        }
+        s
+    }
+}

@@ -1,0 +1,443 @@
+//! Whole-file checks: the rules a single field cannot enforce. Every rule
+//! adds a [`Diagnostic`] and carries on, so one run lists every problem.
+
+use super::diag::Diagnostic;
+use super::locate::FieldPath;
+use super::member::{MemberAddr, BROADCAST_SHELF, BROADCAST_SLOT, LINUX_IGNORED_SHELF};
+use super::{ArraySpec, Config, Level};
+use std::collections::HashMap;
+
+/// AoE config strings are at most this long.
+const MAX_CONFIG_STRING: usize = 1024;
+/// The MAC mask list count is one byte on the wire.
+const MAX_MASK_ENTRIES: usize = 255;
+/// Linux interface names are at most IFNAMSIZ-1 bytes.
+const MAX_IFNAME: usize = 15;
+/// sockaddr_un.sun_path is 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+/// Array names go into the member superblocks, which give them 32 bytes.
+const MAX_NAME: usize = 32;
+const MIN_CHUNK: u64 = 4 << 10;
+const MAX_CHUNK: u64 = 64 << 20;
+const MIN_BITMAP_REGION: u64 = 4 << 10;
+
+pub fn validate(c: &Config) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    appliance(c, &mut out);
+    interfaces(c, &mut out);
+    membership(c, &mut out);
+    arrays(c, &mut out);
+    volumes(c, &mut out);
+    out
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+fn name_rule(path: FieldPath, what: &str, name: &str, out: &mut Vec<Diagnostic>) {
+    if !valid_name(name) {
+        out.push(Diagnostic::error(
+            path,
+            format!(
+                "{what} name `{name}` must be 1..{MAX_NAME} characters of letters, digits, `_`, `-` or `.`"
+            ),
+        ));
+    }
+}
+
+fn appliance(c: &Config, out: &mut Vec<Diagnostic>) {
+    let a = &c.appliance;
+    let p = FieldPath::of(&["appliance"]);
+    name_rule(p.key("name"), "appliance", &a.name, out);
+    if !a.state_dir.is_absolute() {
+        out.push(Diagnostic::error(
+            p.key("state_dir"),
+            "must be an absolute path",
+        ));
+    }
+    let sock = a.control_socket.as_os_str().len();
+    if !a.control_socket.is_absolute() {
+        out.push(Diagnostic::error(
+            p.key("control_socket"),
+            "must be an absolute path",
+        ));
+    } else if sock > MAX_SOCKET_PATH {
+        out.push(Diagnostic::error(
+            p.key("control_socket"),
+            format!("path is {sock} bytes; a unix socket path may have at most {MAX_SOCKET_PATH}"),
+        ));
+    }
+    if let Some(prog) = &a.event_program {
+        if !prog.is_absolute() {
+            out.push(Diagnostic::error(
+                p.key("event_program"),
+                "must be an absolute path (the daemon does not search PATH)",
+            ));
+        }
+    }
+    if a.event_timeout.get().is_zero() {
+        out.push(Diagnostic::error(
+            p.key("event_timeout"),
+            "must be more than 0",
+        ));
+    }
+}
+
+fn interface_list(path: FieldPath, list: &[String], out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, name) in list.iter().enumerate() {
+        let bad = name.is_empty()
+            || name.len() > MAX_IFNAME
+            || name == "."
+            || name == ".."
+            || name
+                .chars()
+                .any(|ch| ch == '/' || ch == ':' || ch.is_whitespace());
+        if bad {
+            out.push(Diagnostic::error(
+                path.index(i),
+                format!("`{name}` is not a valid interface name (1..{MAX_IFNAME} bytes, no `/`, `:` or spaces)"),
+            ));
+        }
+        if let Some(first) = seen.insert(name, i) {
+            out.push(
+                Diagnostic::error(path.index(i), format!("interface `{name}` is listed twice"))
+                    .related_to(path.index(first)),
+            );
+        }
+    }
+}
+
+fn interfaces(c: &Config, out: &mut Vec<Diagnostic>) {
+    let back = FieldPath::of(&["backend", "interfaces"]);
+    let front = FieldPath::of(&["frontend", "interfaces"]);
+    interface_list(back.clone(), &c.backend.interfaces, out);
+    interface_list(front.clone(), &c.frontend.interfaces, out);
+    let uses_blades = c
+        .arrays
+        .iter()
+        .flat_map(|a| a.members.iter().chain(a.spares.iter()))
+        .chain(c.spare_groups.0.iter().flat_map(|g| g.members.iter()))
+        .any(MemberAddr::is_blade);
+    if uses_blades && c.backend.interfaces.is_empty() {
+        out.push(Diagnostic::error(
+            back,
+            "blade members are declared but no back-end interface is listed",
+        ));
+    }
+    if !c.volumes.is_empty() && c.frontend.interfaces.is_empty() {
+        out.push(Diagnostic::error(
+            front,
+            "volumes are exported but no front-end interface is listed",
+        ));
+    }
+    if c.backend.dead_after.get().is_zero() {
+        out.push(Diagnostic::error(
+            FieldPath::of(&["backend", "dead_after"]),
+            "must be more than 0",
+        ));
+    }
+}
+
+/// Where a member is declared: array members, array spares and spare groups
+/// all draw from one pool of devices, and a device may appear only once.
+fn membership(c: &Config, out: &mut Vec<Diagnostic>) {
+    // First place each address was seen: its path and a description.
+    let mut seen: HashMap<MemberAddr, (FieldPath, String)> = HashMap::new();
+    let mut visit =
+        |addr: &MemberAddr, path: FieldPath, what: String, out: &mut Vec<Diagnostic>| match seen
+            .get(addr)
+        {
+            None => {
+                seen.insert(addr.clone(), (path, what));
+            }
+            Some((first_path, first_what)) => {
+                let msg = if *first_what == what {
+                    format!("{addr} is listed twice as {what}")
+                } else {
+                    format!("{addr} is already {first_what} and cannot also be {what}")
+                };
+                out.push(Diagnostic::error(path, msg).related_to(first_path.clone()));
+            }
+        };
+    for (ai, a) in c.arrays.iter().enumerate() {
+        let ap = FieldPath::of(&["arrays"]).index(ai);
+        for (mi, m) in a.members.iter().enumerate() {
+            let what = format!("a member of array {}", a.name);
+            visit(m, ap.key("members").index(mi), what, out);
+        }
+    }
+    for g in &c.spare_groups.0 {
+        let gp = FieldPath::of(&["spare_groups", &g.name]);
+        for (mi, m) in g.members.iter().enumerate() {
+            visit(m, gp.index(mi), format!("a spare in group {}", g.name), out);
+        }
+    }
+    for (ai, a) in c.arrays.iter().enumerate() {
+        let ap = FieldPath::of(&["arrays"]).index(ai);
+        for (mi, m) in a.spares.iter().enumerate() {
+            let what = format!("a spare of array {}", a.name);
+            visit(m, ap.key("spares").index(mi), what, out);
+        }
+    }
+}
+
+fn arrays(c: &Config, out: &mut Vec<Diagnostic>) {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (ai, a) in c.arrays.iter().enumerate() {
+        let ap = FieldPath::of(&["arrays"]).index(ai);
+        name_rule(ap.key("name"), "array", &a.name, out);
+        if let Some(first) = names.insert(&a.name, ai) {
+            out.push(
+                Diagnostic::error(
+                    ap.key("name"),
+                    format!("array name `{}` is used twice", a.name),
+                )
+                .related_to(FieldPath::of(&["arrays"]).index(first).key("name")),
+            );
+        }
+        member_count(a, &ap, out);
+        geometry(a, &ap, out);
+        mirror_shelves(a, &ap, out);
+        if let Some(g) = &a.spare_group {
+            if c.spare_groups.get(g).is_none() {
+                let known: Vec<&str> = c.spare_groups.0.iter().map(|g| g.name.as_str()).collect();
+                out.push(Diagnostic::error(
+                    ap.key("spare_group"),
+                    format!(
+                        "unknown spare group `{g}` (defined: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            } else if a.level.redundancy() == 0 {
+                out.push(Diagnostic::error(
+                    ap.key("spare_group"),
+                    format!(
+                        "a {} array has no redundancy to rebuild onto a spare",
+                        a.level
+                    ),
+                ));
+            }
+        }
+        if !a.spares.is_empty() && a.level.redundancy() == 0 {
+            out.push(Diagnostic::error(
+                ap.key("spares"),
+                format!(
+                    "a {} array has no redundancy to rebuild onto a spare",
+                    a.level
+                ),
+            ));
+        }
+    }
+}
+
+fn member_count(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
+    let n = a.members.len();
+    let problem = match a.level {
+        Level::Raid0 | Level::Linear if n == 0 => Some("needs at least 1 member".to_string()),
+        Level::Raid1 if n < 2 => Some(format!("raid1 needs at least 2 members, has {n}")),
+        Level::Raid10 if n < 4 || n % 2 == 1 => Some(format!(
+            "raid10 needs an even number of members, at least 4 (adjacent pairs mirror each other), has {n}{}",
+            if n == 2 { "; use raid1 for two members" } else { "" }
+        )),
+        Level::Raid5 if n < 3 => Some(format!("raid5 needs at least 3 members, has {n}")),
+        _ => None,
+    };
+    if let Some(msg) = problem {
+        out.push(Diagnostic::error(ap.key("members"), msg));
+    }
+}
+
+fn geometry(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
+    let chunk = a.chunk.bytes();
+    if a.level != Level::Linear && a.level != Level::Raid1 {
+        if !chunk.is_power_of_two() || !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk) {
+            out.push(Diagnostic::error(
+                ap.key("chunk"),
+                format!(
+                    "chunk {} must be a power of two from 4KiB to 64MiB",
+                    a.chunk
+                ),
+            ));
+        }
+    }
+    let region = a.bitmap.region.bytes();
+    if !region.is_power_of_two() || region < MIN_BITMAP_REGION {
+        out.push(Diagnostic::error(
+            ap.key("bitmap").key("region"),
+            format!(
+                "bitmap region {} must be a power of two of at least 4KiB",
+                a.bitmap.region
+            ),
+        ));
+    }
+    let r = a.rebuild;
+    if r.min.bytes_per_sec() == 0 {
+        out.push(Diagnostic::error(
+            ap.key("rebuild").key("min"),
+            "a rebuild rate of 0 would never finish",
+        ));
+    }
+    if r.min > r.max {
+        out.push(Diagnostic::error(
+            ap.key("rebuild").key("min"),
+            format!("min {} is above max {}", r.min, r.max),
+        ));
+    }
+}
+
+fn mirror_shelves(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
+    if a.allow_same_shelf_mirrors {
+        return;
+    }
+    for set in a.mirror_sets() {
+        let shelves: Vec<Option<u16>> = set.iter().map(|&i| a.members[i].shelf()).collect();
+        // Only blades have shelves; a mirror with a local file in it already
+        // spans two failure domains.
+        if set.len() < 2 || shelves.iter().any(Option::is_none) {
+            continue;
+        }
+        if shelves.windows(2).all(|w| w[0] == w[1]) {
+            let names: Vec<String> = set.iter().map(|&i| a.members[i].to_string()).collect();
+            let shelf = shelves[0].unwrap_or_default();
+            out.push(Diagnostic::warning(
+                ap.key("members").index(set[0]),
+                format!(
+                    "mirror halves {} are all on shelf {shelf}: losing that shelf loses the data",
+                    names.join(" and ")
+                ),
+            ));
+        }
+    }
+}
+
+fn volumes(c: &Config, out: &mut Vec<Diagnostic>) {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut exports: HashMap<(u16, u8), usize> = HashMap::new();
+    let mut array_owner: HashMap<&str, FieldPath> = HashMap::new();
+    for (vi, v) in c.volumes.iter().enumerate() {
+        let vp = FieldPath::of(&["volumes"]).index(vi);
+        name_rule(vp.key("name"), "volume", &v.name, out);
+        if let Some(first) = names.insert(&v.name, vi) {
+            out.push(
+                Diagnostic::error(
+                    vp.key("name"),
+                    format!("volume name `{}` is used twice", v.name),
+                )
+                .related_to(FieldPath::of(&["volumes"]).index(first).key("name")),
+            );
+        }
+        if v.arrays.is_empty() {
+            out.push(Diagnostic::error(
+                vp.key("arrays"),
+                "a volume needs at least one array",
+            ));
+        }
+        for (i, an) in v.arrays.iter().enumerate() {
+            let p = vp.key("arrays").index(i);
+            if c.array(an).is_none() {
+                out.push(Diagnostic::error(
+                    p.clone(),
+                    format!("unknown array `{an}`"),
+                ));
+            } else if let Some(first) = array_owner.get(an.as_str()) {
+                out.push(
+                    Diagnostic::error(
+                        p.clone(),
+                        format!("array `{an}` is already part of a volume"),
+                    )
+                    .related_to(first.clone()),
+                );
+            } else {
+                array_owner.insert(an, p);
+            }
+        }
+        let e = v.export;
+        let ep = vp.key("export");
+        if e.shelf == BROADCAST_SHELF {
+            out.push(Diagnostic::error(
+                ep.key("shelf"),
+                "shelf 65535 (0xFFFF) is the AoE broadcast address",
+            ));
+        } else if e.shelf == LINUX_IGNORED_SHELF {
+            out.push(Diagnostic::error(
+                ep.key("shelf"),
+                "shelf 4095 (0x0FFF) is ignored by the Linux aoe driver",
+            ));
+        }
+        if e.slot == BROADCAST_SLOT {
+            out.push(Diagnostic::error(
+                ep.key("slot"),
+                "slot 255 (0xFF) is the AoE broadcast address",
+            ));
+        }
+        if let Some(first) = exports.insert((e.shelf, e.slot), vi) {
+            out.push(
+                Diagnostic::error(
+                    ep.clone(),
+                    format!("export {e} is already used by another volume"),
+                )
+                .related_to(FieldPath::of(&["volumes"]).index(first).key("export")),
+            );
+        }
+        let shared_segment = c
+            .frontend
+            .interfaces
+            .iter()
+            .any(|i| c.backend.interfaces.contains(i));
+        let blade = MemberAddr::Blade {
+            shelf: e.shelf,
+            slot: e.slot,
+        };
+        if shared_segment && c.arrays.iter().any(|a| a.members.contains(&blade)) {
+            out.push(Diagnostic::error(
+                ep.clone(),
+                format!("export {e} is also a member blade on a shared front/back interface"),
+            ));
+        }
+        let mut macs: HashMap<_, usize> = HashMap::new();
+        for (i, m) in v.allow.iter().enumerate() {
+            let p = vp.key("allow").index(i);
+            if m.is_multicast() {
+                out.push(Diagnostic::error(
+                    p.clone(),
+                    format!("{m} is a multicast/broadcast address, not an initiator"),
+                ));
+            }
+            if let Some(first) = macs.insert(*m, i) {
+                out.push(
+                    Diagnostic::error(p, format!("{m} is listed twice"))
+                        .related_to(vp.key("allow").index(first)),
+                );
+            }
+        }
+        if v.allow.len() > MAX_MASK_ENTRIES {
+            out.push(Diagnostic::error(
+                vp.key("allow"),
+                format!(
+                    "{} MACs; the AoE mask list holds at most {MAX_MASK_ENTRIES}",
+                    v.allow.len()
+                ),
+            ));
+        }
+        if let Some(cs) = &v.config_string {
+            if cs.len() > MAX_CONFIG_STRING {
+                out.push(Diagnostic::error(
+                    vp.key("config_string"),
+                    format!(
+                        "{} bytes; an AoE config string holds at most {MAX_CONFIG_STRING}",
+                        cs.len()
+                    ),
+                ));
+            }
+        }
+    }
+}
