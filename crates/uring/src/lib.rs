@@ -42,7 +42,7 @@
 //!             }
 //!             Completion::SendDone { .. } => {}
 //!             Completion::IoDone { .. } | Completion::Timer { .. } => {}
-//!             Completion::RecvError { .. } => {}
+//!             _ => {} // RecvError, and variants added later
 //!         }
 //!     }
 //!     next_deadline = Some(now + Duration::from_millis(10)); // state machine's poll_timeout
@@ -53,6 +53,16 @@
 //! Everything queued during one pass (sends, reads, writes, syncs) goes to the kernel in
 //! a single `io_uring_enter` at the next `wait`. The `Instant` that `wait` returns is the
 //! clock for the data path: state machines get time passed in and never read it.
+//!
+//! ## Payload in place (zero copy to and from storage)
+//!
+//! With [`RingConfig::align_payload_at`] set to the protocol's header length (36 for AoE
+//! ATA), byte 36 of every receive buffer and send slot is page-aligned, so O_DIRECT I/O
+//! can use frame payloads in place: a read reply is built by
+//! [`Ring::read_fixed`]`(file, slot, 36..36 + n, …)` into a [`SendSlot`], whose
+//! [`Completion::IoDone`] returns the slot ([`IoBuffer::Slot`]) ready for
+//! [`Ring::submit_send`]; a write request's payload goes to disk straight from its
+//! [`RecvBuf`] with [`Ring::write_fixed`], which returns the frame for [`Ring::recycle`].
 //!
 //! ## Durable writes, batched
 //!
@@ -100,7 +110,7 @@ pub use packet::{
     BufferSize, FanoutMode, PacketSocket, PacketStats, SocketOptions, DEFAULT_SOCKET_BUFFER,
 };
 pub use ring::{Ring, RingConfig};
-pub use types::{Completion, Errno, FileId, IoBuf, RecvBuf, RingStats, SendSlot, SockId};
+pub use types::{Completion, Errno, FileId, IoBuf, IoBuffer, RecvBuf, RingStats, SendSlot, SockId};
 
 /// Ethertype of ATA over Ethernet.
 pub const ETH_P_AOE: u16 = 0x88A2;

@@ -12,13 +12,94 @@ const BUF_RING_ENTRY: usize = 16;
 /// Offset of the ring tail (the `resv` field of entry 0) in the ring memory.
 const BUF_RING_TAIL_OFFSET: usize = 14;
 
+/// Where `count` equal buffers sit in one region.
+///
+/// With `align_at = Some(k)`, each buffer is placed so that its byte `k` is 4096-aligned:
+/// a frame's payload at offset `k` can then be read from or written to an O_DIRECT file
+/// in place. Otherwise buffers start 64-byte aligned (or `min_align`).
+pub(crate) struct Slab {
+    region: Region,
+    count: u32,
+    size: usize,
+    pad: usize,
+    stride: usize,
+}
+
+impl Slab {
+    pub(crate) fn new(
+        count: u32,
+        size: usize,
+        min_align: usize,
+        align_at: Option<usize>,
+    ) -> io::Result<Self> {
+        if size == 0 && count > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "buffer size must be > 0",
+            ));
+        }
+        let (pad, stride) = match align_at {
+            Some(k) => {
+                let pad = (PAGE - k % PAGE) % PAGE;
+                // Buffers may straddle stride boundaries; only `size <= stride` matters.
+                (pad, size.div_ceil(PAGE) * PAGE)
+            }
+            None => {
+                let a = min_align.max(1);
+                (0, size.div_ceil(a) * a)
+            }
+        };
+        let total = (count as usize).checked_mul(stride).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "buffer pool size overflows")
+        })?;
+        Ok(Slab {
+            region: Region::new(total)?,
+            count,
+            size,
+            pad,
+            stride,
+        })
+    }
+
+    pub(crate) fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Usable bytes per buffer.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    pub(crate) fn ptr(&self, idx: u32) -> *mut u8 {
+        debug_assert!(idx < self.count);
+        // SAFETY: `idx < count` and `size <= stride`, so the buffer ends by
+        // `count * stride + pad`, the region's length.
+        unsafe {
+            self.region
+                .as_ptr()
+                .add(idx as usize * self.stride + self.pad)
+        }
+    }
+
+    /// The whole region as one iovec, for `register_buffers`.
+    pub(crate) fn iovec(&self) -> libc::iovec {
+        libc::iovec {
+            iov_base: self.region.as_ptr().cast(),
+            iov_len: self.region.len(),
+        }
+    }
+
+    pub(crate) fn leak(&self) {
+        self.region.leak();
+    }
+}
+
 /// A provided-buffer ring (io_uring "pbuf ring"): the kernel takes buffers from it for
 /// each received frame; the caller returns them with `give_back`.
 pub(crate) struct ProvidedBuffers {
     ring_mem: Region,
-    data: Region,
+    data: Slab,
     entries: u16,
-    buf_size: u32,
     tail: Cell<u16>,
     // Which buffers are lent to the caller (true) vs. in the ring / kernel (false).
     lent: Box<[Cell<bool>]>,
@@ -26,7 +107,7 @@ pub(crate) struct ProvidedBuffers {
 }
 
 impl ProvidedBuffers {
-    pub(crate) fn new(entries: u16, buf_size: u32) -> io::Result<Self> {
+    pub(crate) fn new(entries: u16, buf_size: u32, align_at: Option<usize>) -> io::Result<Self> {
         if !entries.is_power_of_two() || entries > 32768 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -34,12 +115,11 @@ impl ProvidedBuffers {
             ));
         }
         let ring_mem = Region::new(usize::from(entries) * BUF_RING_ENTRY)?;
-        let data = Region::new(usize::from(entries) * buf_size as usize)?;
+        let data = Slab::new(u32::from(entries), buf_size as usize, 64, align_at)?;
         let pb = ProvidedBuffers {
             ring_mem,
             data,
             entries,
-            buf_size,
             tail: Cell::new(0),
             lent: (0..entries).map(|_| Cell::new(false)).collect(),
             lent_count: Cell::new(0),
@@ -60,16 +140,20 @@ impl ProvidedBuffers {
     }
 
     pub(crate) fn buf_size(&self) -> u32 {
-        self.buf_size
+        self.data.size() as u32
+    }
+
+    pub(crate) fn slab(&self) -> &Slab {
+        &self.data
+    }
+
+    pub(crate) fn lent_count(&self) -> u32 {
+        self.lent_count.get()
     }
 
     /// At least one buffer is (or will be, once the CQ is drained) available to the kernel.
     pub(crate) fn any_available(&self) -> bool {
         self.lent_count.get() < u32::from(self.entries)
-    }
-
-    pub(crate) fn lent_count(&self) -> u32 {
-        self.lent_count.get()
     }
 
     /// Mark `bid` as lent to the caller (the kernel just filled it). Returns false for an
@@ -85,25 +169,23 @@ impl ProvidedBuffers {
         }
     }
 
+    pub(crate) fn is_lent(&self, bid: u16) -> bool {
+        self.lent.get(usize::from(bid)).is_some_and(Cell::get)
+    }
+
     /// The bytes of lent buffer `bid`, `len` long (clamped to the buffer size).
     pub(crate) fn bytes(&self, bid: u16, len: u32) -> &[u8] {
         assert!(
-            self.lent.get(usize::from(bid)).is_some_and(Cell::get),
+            self.is_lent(bid),
             "RecvBuf {bid} is not lent out by this ring"
         );
-        let len = len.min(self.buf_size) as usize;
-        // SAFETY: `bid < entries`, so the range lies inside `data`. The buffer is lent to
-        // the caller: it is not in the provided ring, so the kernel will not write it until
-        // `give_back`, which takes the RecvBuf by value and so ends every borrow of it
-        // (the returned slice borrows the token). Only shared references are ever made.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.data
-                    .as_ptr()
-                    .add(usize::from(bid) * self.buf_size as usize),
-                len,
-            )
-        }
+        let len = (len as usize).min(self.data.size());
+        // SAFETY: `bid < entries` (it is lent), so the range lies inside the slab. The
+        // buffer is lent to the caller: it is not in the provided ring, so the kernel will
+        // not write it until `give_back`, which takes the RecvBuf by value and so ends every
+        // borrow of it (the returned slice borrows the token). Only shared references are
+        // ever made.
+        unsafe { std::slice::from_raw_parts(self.data.ptr(u32::from(bid)), len) }
     }
 
     /// Return lent buffer `bid` to the kernel.
@@ -129,12 +211,10 @@ impl ProvidedBuffers {
         // its head and our published tail, and this slot is past the published tail.
         unsafe {
             let entry = self.ring_mem.as_ptr().add(slot * BUF_RING_ENTRY);
-            let addr = self
-                .data
-                .as_ptr()
-                .add(usize::from(bid) * self.buf_size as usize) as u64;
-            entry.cast::<u64>().write(addr);
-            entry.add(8).cast::<u32>().write(self.buf_size);
+            entry
+                .cast::<u64>()
+                .write(self.data.ptr(u32::from(bid)) as u64);
+            entry.add(8).cast::<u32>().write(self.data.size() as u32);
             entry.add(12).cast::<u16>().write(bid);
         }
         self.tail.set(tail.wrapping_add(1));
@@ -155,57 +235,38 @@ impl ProvidedBuffers {
     }
 }
 
-/// Fixed-size buffers in one region, handed out by index from a free list.
+/// Fixed-size buffers in one slab, handed out by index from a free list.
 pub(crate) struct BufferPool {
-    data: Region,
-    buf_size: usize,
-    count: u32,
+    data: Slab,
     free: RefCell<Vec<u32>>,
     // True while the buffer is with the caller or in flight.
     taken: Box<[Cell<bool>]>,
 }
 
 impl BufferPool {
-    /// `count` buffers of `buf_size` bytes each; every buffer starts `align`-aligned.
-    pub(crate) fn new(count: u32, buf_size: usize, align: usize) -> io::Result<Self> {
-        if buf_size == 0 && count > 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "buffer size must be > 0",
-            ));
-        }
-        let stride = buf_size.div_ceil(align.max(1)) * align.max(1);
-        let total = (count as usize).checked_mul(stride).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "buffer pool size overflows")
-        })?;
-        debug_assert!(PAGE.is_multiple_of(align.max(1)));
-        Ok(BufferPool {
-            data: Region::new(total)?,
-            buf_size: stride,
-            count,
+    pub(crate) fn new(data: Slab) -> Self {
+        let count = data.count();
+        BufferPool {
+            data,
             free: RefCell::new((0..count).rev().collect()),
             taken: (0..count).map(|_| Cell::new(false)).collect(),
-        })
+        }
+    }
+
+    pub(crate) fn slab(&self) -> &Slab {
+        &self.data
     }
 
     pub(crate) fn buf_size(&self) -> usize {
-        self.buf_size
+        self.data.size()
     }
 
     pub(crate) fn count(&self) -> u32 {
-        self.count
+        self.data.count()
     }
 
     pub(crate) fn free_count(&self) -> usize {
         self.free.borrow().len()
-    }
-
-    pub(crate) fn base(&self) -> *mut u8 {
-        self.data.as_ptr()
-    }
-
-    pub(crate) fn region_len(&self) -> usize {
-        self.data.len()
     }
 
     pub(crate) fn take(&self) -> Option<u32> {
@@ -223,9 +284,7 @@ impl BufferPool {
     }
 
     pub(crate) fn ptr(&self, idx: u32) -> *mut u8 {
-        debug_assert!(idx < self.count);
-        // SAFETY: `idx < count`, so the offset stays inside the region.
-        unsafe { self.data.as_ptr().add(idx as usize * self.buf_size) }
+        self.data.ptr(idx)
     }
 
     pub(crate) fn is_taken(&self, idx: u32) -> bool {
@@ -243,7 +302,7 @@ mod tests {
 
     #[test]
     fn provided_buffers_lend_and_give_back() {
-        let pb = ProvidedBuffers::new(8, 256).unwrap();
+        let pb = ProvidedBuffers::new(8, 256, None).unwrap();
         assert!(pb.any_available());
         for bid in 0..8 {
             assert!(pb.lend(bid));
@@ -259,26 +318,35 @@ mod tests {
         pb.give_back(3);
         pb.give_back(3);
         assert!(pb.any_available());
-        assert_eq!(pb.lent_count.get(), 7);
+        assert_eq!(pb.lent_count(), 7);
         // 8 initial pushes + 1 give-back; the tail wraps modulo 2^16 independent of entries.
         assert_eq!(pb.tail.get(), 9);
     }
 
     #[test]
     fn provided_buffers_reject_bad_sizes() {
-        assert!(ProvidedBuffers::new(0, 256).is_err());
-        assert!(ProvidedBuffers::new(100, 256).is_err());
+        assert!(ProvidedBuffers::new(0, 256, None).is_err());
+        assert!(ProvidedBuffers::new(100, 256, None).is_err());
     }
 
     #[test]
-    fn buffer_pool_aligns_and_recycles() {
-        let pool = BufferPool::new(4, 5000, 4096).unwrap();
-        assert_eq!(pool.buf_size(), 8192);
+    fn slab_aligns_payload_offset() {
+        let slab = Slab::new(4, 9216, 64, Some(36)).unwrap();
+        for i in 0..4 {
+            assert_eq!((slab.ptr(i) as usize + 36) % PAGE, 0, "buffer {i}");
+        }
+        assert_eq!(slab.stride, 3 * PAGE);
+        let plain = Slab::new(3, 5000, PAGE, None).unwrap();
+        assert_eq!(plain.stride, 8192);
+        assert_eq!(plain.ptr(1) as usize % PAGE, 0);
+    }
+
+    #[test]
+    fn buffer_pool_recycles() {
+        let pool = BufferPool::new(Slab::new(4, 4096, PAGE, None).unwrap());
         let a = pool.take().unwrap();
         let b = pool.take().unwrap();
         assert_ne!(a, b);
-        assert_eq!(pool.ptr(a) as usize % 4096, 0);
-        assert_eq!(pool.ptr(b) as usize % 4096, 0);
         assert_eq!(pool.free_count(), 2);
         pool.put(a);
         pool.put(a);

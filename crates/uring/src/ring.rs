@@ -12,9 +12,11 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::barrier::Barriers;
 use crate::packet::PacketSocket;
-use crate::pools::{BufferPool, ProvidedBuffers};
+use crate::pools::{BufferPool, ProvidedBuffers, Slab};
 use crate::region::PAGE;
-use crate::types::{Completion, Errno, FileId, IoBuf, RecvBuf, RingStats, SendSlot, SockId};
+use crate::types::{
+    Completion, Errno, FileId, IoBuf, IoBuffer, RecvBuf, RingStats, SendSlot, SockId,
+};
 use crate::JUMBO_FRAME;
 
 /// Every ring gets a distinct id so tokens from one ring are refused by another.
@@ -22,8 +24,10 @@ static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
 
 /// The provided-buffer group id used by each ring (each ring has its own group table).
 const RECV_GROUP: u16 = 0;
-/// Index of the I/O buffer region in the registered-buffer table.
-const IO_BUF_INDEX: u16 = 0;
+// Registered-buffer table: receive buffers, send slots, then I/O buffers (if any).
+const RECV_BUF_INDEX: u16 = 0;
+const SEND_BUF_INDEX: u16 = 1;
+const IO_BUF_INDEX: u16 = 2;
 
 // user_data = kind << 56 | index.
 const KIND_RECV: u64 = 1;
@@ -58,6 +62,12 @@ pub struct RingConfig {
     pub io_buffers: u32,
     /// Bytes per I/O buffer, rounded up to a multiple of 4096. Default 128 KiB.
     pub io_buffer_size: usize,
+    /// If set, every receive buffer and send slot is placed so that its byte at this
+    /// offset is 4096-aligned, so a frame's payload (after the protocol headers) can go
+    /// to or from an O_DIRECT file in place. For AoE ATA frames: 36 (Ethernet 14, AoE 10,
+    /// ATA 12). Costs memory: each buffer then takes a whole number of pages.
+    /// Default `None` (64-byte alignment).
+    pub align_payload_at: Option<usize>,
     /// Fixed-file table size (sockets + files). Default 64.
     pub max_files: u32,
     /// File operations and timers in flight at once. Default 1024.
@@ -74,6 +84,7 @@ impl Default for RingConfig {
             send_slot_size: JUMBO_FRAME as u32,
             io_buffers: 0,
             io_buffer_size: 128 << 10,
+            align_payload_at: None,
             max_files: 64,
             max_ops: 1024,
         }
@@ -99,7 +110,7 @@ enum OpKind {
 struct Op {
     kind: OpKind,
     user: u64,
-    buf: Option<IoBuf>,
+    buf: Option<IoBuffer>,
     file: u32,
     epoch: u64,
     ts: types::Timespec,
@@ -161,10 +172,11 @@ impl Ring {
             .setup_coop_taskrun()
             .build(cfg.sq_entries)
             .map_err(|e| io::Error::new(e.kind(), format!("io_uring_setup: {e}")))?;
-        let recv = ProvidedBuffers::new(cfg.recv_buffers, cfg.recv_buffer_size)?;
+        let recv =
+            ProvidedBuffers::new(cfg.recv_buffers, cfg.recv_buffer_size, cfg.align_payload_at)?;
         // SAFETY: the ring memory is a page-aligned Region of `entries` 16-byte entries,
-        // owned by `recv`, which lives in the Ring and is unmapped only after the io_uring
-        // fd (declared first) is closed, or leaked if requests could not be drained.
+        // owned by `recv`, which lives in the Ring and is unmapped only after every request
+        // has completed (see Drop), or leaked.
         unsafe {
             uring
                 .submitter()
@@ -173,21 +185,29 @@ impl Ring {
                     io::Error::new(e.kind(), format!("register provided-buffer ring: {e}"))
                 })?;
         }
-        let send = BufferPool::new(cfg.send_slots, cfg.send_slot_size as usize, 64)?;
-        let io = BufferPool::new(cfg.io_buffers, cfg.io_buffer_size.max(1), PAGE)?;
+        let send = BufferPool::new(Slab::new(
+            cfg.send_slots,
+            cfg.send_slot_size as usize,
+            64,
+            cfg.align_payload_at,
+        )?);
+        let io = BufferPool::new(Slab::new(
+            cfg.io_buffers,
+            cfg.io_buffer_size.max(1).div_ceil(PAGE) * PAGE,
+            PAGE,
+            None,
+        )?);
+        let mut iovs = vec![recv.slab().iovec(), send.slab().iovec()];
         if io.count() > 0 {
-            let iov = libc::iovec {
-                iov_base: io.base().cast(),
-                iov_len: io.region_len(),
-            };
-            // SAFETY: the iovec covers exactly the `io` Region, which stays mapped for the
-            // life of the ring (dropped after the ring fd, or leaked).
-            unsafe {
-                uring
-                    .submitter()
-                    .register_buffers(&[iov])
-                    .map_err(|e| io::Error::new(e.kind(), format!("register I/O buffers: {e}")))?;
-            }
+            iovs.push(io.slab().iovec());
+        }
+        // SAFETY: each iovec covers exactly one Region owned by the Ring, which stays
+        // mapped until every request has completed (see Drop), or is leaked.
+        unsafe {
+            uring
+                .submitter()
+                .register_buffers(&iovs)
+                .map_err(|e| io::Error::new(e.kind(), format!("register buffers: {e}")))?;
         }
         uring
             .submitter()
@@ -460,30 +480,44 @@ impl Ring {
     }
 
     /// Queue a read of `range.len()` bytes at file `offset` into `buf[range]`
-    /// (IORING_OP_READ_FIXED). For O_DIRECT, offset, range start and length must be
-    /// multiples of the device's logical block size. On error the buffer is released.
+    /// (IORING_OP_READ_FIXED). `buf` is an [`IoBuf`] or a [`SendSlot`] (reading a reply's
+    /// payload straight into the frame to send). For O_DIRECT, `offset`, the length and
+    /// the buffer address must be multiples of the device's logical block size (I/O
+    /// buffers are page-aligned; for slots see [`RingConfig::align_payload_at`]). The
+    /// buffer comes back in [`Completion::IoDone`]; on a submission error it is released.
     pub fn read_fixed(
         &self,
         file: FileId,
-        buf: IoBuf,
+        buf: impl Into<IoBuffer>,
         range: Range<usize>,
         offset: u64,
         user: u64,
     ) -> io::Result<()> {
-        self.rw_fixed(OpKind::Read, file, buf, range, offset, user)
+        self.rw_fixed(OpKind::Read, file, buf.into(), range, offset, user)
     }
 
-    /// Queue a write of `buf[range]` at file `offset` (IORING_OP_WRITE_FIXED). Writes are
-    /// counted for [`Ring::sync_after_writes`]. On error the buffer is released.
+    /// Queue a write of `buf[range]` at file `offset` (IORING_OP_WRITE_FIXED). `buf` may
+    /// also be a received frame ([`RecvBuf`]): write a request's payload in place, then
+    /// recycle it. Writes are counted for [`Ring::sync_after_writes`]. The buffer comes
+    /// back in [`Completion::IoDone`]; on a submission error it is released/recycled.
     pub fn write_fixed(
         &self,
         file: FileId,
-        buf: IoBuf,
+        buf: impl Into<IoBuffer>,
         range: Range<usize>,
         offset: u64,
         user: u64,
     ) -> io::Result<()> {
-        self.rw_fixed(OpKind::Write, file, buf, range, offset, user)
+        self.rw_fixed(OpKind::Write, file, buf.into(), range, offset, user)
+    }
+
+    /// Give back any buffer to its pool (I/O buffer, send slot or received frame).
+    pub fn release(&self, buf: IoBuffer) {
+        match buf {
+            IoBuffer::Io(b) => self.release_io_buf(b),
+            IoBuffer::Slot(s) => self.release_slot(s),
+            IoBuffer::Frame(f) => self.recycle(f),
+        }
     }
 
     /// Queue an fsync (or fdatasync if `datasync`) now, unordered with writes in flight.
@@ -681,11 +715,18 @@ impl Ring {
         Ok(())
     }
 
-    fn alloc_op(&self, kind: OpKind, user: u64, buf: Option<IoBuf>, file: u32) -> io::Result<u32> {
+    fn alloc_op(
+        &self,
+        kind: OpKind,
+        user: u64,
+        buf: Option<IoBuffer>,
+        file: u32,
+    ) -> io::Result<u32> {
         let mut ops = self.ops.borrow_mut();
         let Some(op) = ops.free.pop() else {
+            drop(ops);
             if let Some(b) = buf {
-                self.io.put(b.idx);
+                self.release(b);
             }
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
@@ -717,44 +758,60 @@ impl Ring {
         taken
     }
 
+    /// Where a buffer token's memory is: (pointer, usable length, registered index), if
+    /// the token is live and belongs to this ring.
+    fn locate(&self, buf: &IoBuffer) -> Option<(*mut u8, usize, u16)> {
+        match buf {
+            IoBuffer::Io(b) if b.ring == self.id && self.io.is_taken(b.idx) => {
+                Some((self.io.ptr(b.idx), self.io.buf_size(), IO_BUF_INDEX))
+            }
+            IoBuffer::Slot(s) if s.ring == self.id && self.send.is_taken(s.idx) => {
+                Some((self.send.ptr(s.idx), self.send.buf_size(), SEND_BUF_INDEX))
+            }
+            IoBuffer::Frame(f) if f.ring == self.id && self.recv.is_lent(f.bid) => Some((
+                self.recv.slab().ptr(u32::from(f.bid)),
+                self.recv.slab().size(),
+                RECV_BUF_INDEX,
+            )),
+            _ => None,
+        }
+    }
+
     fn rw_fixed(
         &self,
         kind: OpKind,
         file: FileId,
-        buf: IoBuf,
+        buf: IoBuffer,
         range: Range<usize>,
         offset: u64,
         user: u64,
     ) -> io::Result<()> {
-        if buf.ring != self.id || !self.io.is_taken(buf.idx) {
+        let Some((base, cap, buf_index)) = self.locate(&buf) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "IoBuf belongs to another ring",
+                "buffer token belongs to another ring",
             ));
-        }
-        let bad_range = range.start > range.end
-            || range.end > self.io.buf_size()
-            || range.len() > u32::MAX as usize;
-        if bad_range || self.check_file(file).is_err() {
-            self.io.put(buf.idx);
+        };
+        let reads_into_frame = kind == OpKind::Read && matches!(buf, IoBuffer::Frame(_));
+        let bad_range =
+            range.start > range.end || range.end > cap || range.len() > u32::MAX as usize;
+        if bad_range || reads_into_frame || self.check_file(file).is_err() {
+            self.release(buf);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!(
-                    "bad file {file:?} or range {range:?} (buffer size {})",
-                    self.io.buf_size()
-                ),
+                format!("bad file {file:?}, range {range:?} (buffer size {cap}) or read into a received frame"),
             ));
         }
-        // SAFETY: `range` lies inside buffer `buf.idx` (checked above).
-        let ptr = unsafe { self.io.ptr(buf.idx).add(range.start) };
+        // SAFETY: `range` lies inside the buffer (checked above).
+        let ptr = unsafe { base.add(range.start) };
         let len = range.len() as u32;
         let op = self.alloc_op(kind, user, Some(buf), file.0)?;
         let fd = types::Fixed(file.0);
         let sqe = match kind {
-            OpKind::Read => opcode::ReadFixed::new(fd, ptr, len, IO_BUF_INDEX)
+            OpKind::Read => opcode::ReadFixed::new(fd, ptr, len, buf_index)
                 .offset(offset)
                 .build(),
-            _ => opcode::WriteFixed::new(fd, ptr, len, IO_BUF_INDEX)
+            _ => opcode::WriteFixed::new(fd, ptr, len, buf_index)
                 .offset(offset)
                 .build(),
         }
@@ -763,8 +820,8 @@ impl Ring {
             let epoch = self.barriers.borrow_mut()[file.0 as usize].write_started();
             self.ops.borrow_mut().slots[op as usize].epoch = epoch;
         }
-        // SAFETY: the IoBuf token is parked in the op slot until the CQE, so the caller
-        // cannot touch the buffer; the registered region outlives all requests.
+        // SAFETY: the buffer token is parked in the op slot until the CQE, so the caller
+        // cannot touch the memory meanwhile; the registered regions outlive all requests.
         let r = unsafe { self.push(&sqe) };
         if r.is_err() {
             let dead = self.free_op(op);
@@ -772,7 +829,7 @@ impl Ring {
                 self.barriers.borrow_mut()[file.0 as usize].write_done(dead.epoch);
             }
             if let Some(b) = dead.buf {
-                self.io.put(b.idx);
+                self.release(b);
             }
         }
         r

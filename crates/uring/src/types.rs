@@ -78,6 +78,64 @@ impl IoBuf {
     }
 }
 
+/// A buffer handed to a file read or write: a registered I/O buffer, a send slot (read a
+/// reply's payload straight into it, then send it), or a received frame (write a
+/// request's payload straight from it, then recycle it). The completion hands it back.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a buffer must be used, released or recycled"]
+pub enum IoBuffer {
+    /// A registered I/O buffer from [`crate::Ring::io_buf`].
+    Io(IoBuf),
+    /// A send slot from [`crate::Ring::send_slot`].
+    Slot(SendSlot),
+    /// A received frame (writes only).
+    Frame(RecvBuf),
+}
+
+impl IoBuffer {
+    /// The I/O buffer, if this is one.
+    pub fn into_io_buf(self) -> Option<IoBuf> {
+        match self {
+            IoBuffer::Io(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The send slot, if this is one.
+    pub fn into_slot(self) -> Option<SendSlot> {
+        match self {
+            IoBuffer::Slot(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The received frame, if this is one.
+    pub fn into_frame(self) -> Option<RecvBuf> {
+        match self {
+            IoBuffer::Frame(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+impl From<IoBuf> for IoBuffer {
+    fn from(b: IoBuf) -> Self {
+        IoBuffer::Io(b)
+    }
+}
+
+impl From<SendSlot> for IoBuffer {
+    fn from(s: SendSlot) -> Self {
+        IoBuffer::Slot(s)
+    }
+}
+
+impl From<RecvBuf> for IoBuffer {
+    fn from(f: RecvBuf) -> Self {
+        IoBuffer::Frame(f)
+    }
+}
+
 /// A positive Linux errno value from a failed operation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Errno(pub i32);
@@ -117,8 +175,9 @@ impl From<Errno> for io::Error {
     }
 }
 
-/// One event out of [`crate::Ring::wait`].
+/// One event out of [`crate::Ring::wait`]. Non-exhaustive: keep a `_ => {}` arm.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Completion {
     /// A frame arrived on `sock`. Read it with [`crate::Ring::frame`], then
     /// [`crate::Ring::recycle`] the buffer.
@@ -153,8 +212,8 @@ pub enum Completion {
         user: u64,
         /// Bytes transferred (0 for syncs), or the error.
         result: Result<usize, Errno>,
-        /// The buffer used by a read or write.
-        buf: Option<IoBuf>,
+        /// The buffer used by a read or write (`None` for syncs).
+        buf: Option<IoBuffer>,
     },
     /// A timer from [`crate::Ring::add_timer`] expired.
     Timer {

@@ -1,0 +1,258 @@
+//! File I/O, durability barriers and timers through the ring (no network needed).
+
+use aoe_uring::{Completion, IoBuffer, Ring, RingConfig};
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A file under /var/tmp (a real disk: tmpfs refuses O_DIRECT), removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(tag: &str) -> TempFile {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TempFile(PathBuf::from(format!(
+            "/var/tmp/aoe-uring-{}-{tag}-{n}",
+            std::process::id()
+        )))
+    }
+
+    fn open(&self, direct: bool) -> File {
+        let mut o = OpenOptions::new();
+        o.read(true).write(true).create(true);
+        if direct {
+            o.custom_flags(libc::O_DIRECT);
+        }
+        o.open(&self.0).unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64 * 7) >> 3) as u8)
+        .collect()
+}
+
+fn io_ring(io_buffers: u32) -> Ring {
+    Ring::with_config(&RingConfig {
+        io_buffers,
+        io_buffer_size: 64 << 10,
+        recv_buffers: 16,
+        send_slots: 16,
+        align_payload_at: Some(36),
+        ..RingConfig::default()
+    })
+    .unwrap()
+}
+
+/// Wait until `n` completions arrived (5 s limit).
+fn wait_for(ring: &mut Ring, n: usize) -> Vec<Completion> {
+    let mut all = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while all.len() < n && Instant::now() < deadline {
+        ring.wait(Some(Duration::from_millis(200)), &mut all)
+            .unwrap();
+    }
+    assert_eq!(all.len(), n, "completions: {all:?}");
+    all
+}
+
+fn io_done(c: Completion) -> (u64, Result<usize, aoe_uring::Errno>, Option<IoBuffer>) {
+    match c {
+        Completion::IoDone { user, result, buf } => (user, result, buf),
+        other => panic!("expected IoDone, got {other:?}"),
+    }
+}
+
+#[test]
+fn buffered_write_fdatasync_read() {
+    let tf = TempFile::new("buffered");
+    let file = tf.open(false);
+    let mut ring = io_ring(4);
+    let fid = ring.register_file(&file).unwrap();
+    let data = pattern(1, 20_000);
+    let mut buf = ring.io_buf().unwrap();
+    ring.io_bytes_mut(&mut buf)[..data.len()].copy_from_slice(&data);
+    ring.write_fixed(fid, buf, 0..data.len(), 1000, 1).unwrap();
+    let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
+    assert_eq!((user, result), (1, Ok(data.len())));
+    ring.release(buf.unwrap());
+    ring.fsync(fid, true, 2).unwrap();
+    let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
+    assert_eq!((user, result, buf), (2, Ok(0), None));
+
+    let mut on_disk = Vec::new();
+    File::open(&tf.0)
+        .unwrap()
+        .read_to_end(&mut on_disk)
+        .unwrap();
+    assert_eq!(&on_disk[1000..], &data[..]);
+
+    let rbuf = ring.io_buf().unwrap();
+    ring.read_fixed(fid, rbuf, 100..100 + data.len(), 1000, 3)
+        .unwrap();
+    let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
+    assert_eq!((user, result), (3, Ok(data.len())));
+    let buf = buf.unwrap().into_io_buf().unwrap();
+    assert_eq!(&ring.io_bytes(&buf)[100..100 + data.len()], &data[..]);
+    ring.release_io_buf(buf);
+    assert_eq!(ring.free_io_bufs(), 4);
+    assert_eq!(ring.stats().io_ops, 3);
+}
+
+#[test]
+fn o_direct_into_send_slot_payload() {
+    let tf = TempFile::new("direct");
+    let file = tf.open(true);
+    let mut ring = io_ring(2);
+    let fid = ring.register_file(&file).unwrap();
+    let data = pattern(2, 8192);
+    let mut buf = ring.io_buf().unwrap();
+    ring.io_bytes_mut(&mut buf)[..8192].copy_from_slice(&data);
+    ring.write_fixed(fid, buf, 0..8192, 4096, 10).unwrap();
+    ring.sync_after_writes(fid, true, 11).unwrap();
+    let mut done: Vec<_> = wait_for(&mut ring, 2).into_iter().map(io_done).collect();
+    assert_eq!(done[0].0, 10, "write completes before its barrier");
+    assert_eq!(done[0].1, Ok(8192));
+    assert_eq!((done[1].0, done[1].1), (11, Ok(0)));
+    ring.release(done[0].2.take().unwrap());
+
+    // Read the same sectors with O_DIRECT straight into a send slot after a 36-byte header.
+    let mut slot = ring.send_slot().unwrap();
+    ring.slot_mut(&mut slot)[..36].fill(0xAB);
+    ring.read_fixed(fid, slot, 36..36 + 8192, 4096, 12).unwrap();
+    let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
+    assert_eq!((user, result), (12, Ok(8192)));
+    let mut slot = buf.unwrap().into_slot().expect("slot comes back");
+    let bytes = ring.slot_mut(&mut slot);
+    assert!(bytes[..36].iter().all(|&b| b == 0xAB), "header untouched");
+    assert_eq!(&bytes[36..36 + 8192], &data[..]);
+    ring.release_slot(slot);
+    assert_eq!(ring.free_io_bufs(), 2);
+}
+
+#[test]
+fn many_writes_one_barrier() {
+    let tf = TempFile::new("barrier");
+    let file = tf.open(false);
+    let mut ring = io_ring(8);
+    let fid = ring.register_file(&file).unwrap();
+    for i in 0..8u64 {
+        let mut buf = ring.io_buf().unwrap();
+        ring.io_bytes_mut(&mut buf)[..4096].copy_from_slice(&pattern(i, 4096));
+        ring.write_fixed(fid, buf, 0..4096, i * 4096, i).unwrap();
+    }
+    ring.sync_after_writes(fid, true, 100).unwrap();
+    let done: Vec<_> = wait_for(&mut ring, 9).into_iter().map(io_done).collect();
+    let barrier_pos = done.iter().position(|d| d.0 == 100).unwrap();
+    assert_eq!(barrier_pos, 8, "the barrier completes after all 8 writes");
+    for (user, result, buf) in done {
+        assert!(result.is_ok(), "op {user}: {result:?}");
+        if let Some(b) = buf {
+            ring.release(b);
+        }
+    }
+    let mut on_disk = Vec::new();
+    File::open(&tf.0)
+        .unwrap()
+        .read_to_end(&mut on_disk)
+        .unwrap();
+    for i in 0..8usize {
+        assert_eq!(
+            &on_disk[i * 4096..(i + 1) * 4096],
+            &pattern(i as u64, 4096)[..]
+        );
+    }
+}
+
+#[test]
+fn bad_requests_are_errors_and_release_buffers() {
+    let tf = TempFile::new("bad");
+    let file = tf.open(false);
+    let ring = io_ring(2);
+    let fid = ring.register_file(&file).unwrap();
+    let buf = ring.io_buf().unwrap();
+    let size = ring.io_buf_size();
+    let err = ring.read_fixed(fid, buf, 0..size + 1, 0, 1).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(ring.free_io_bufs(), 2, "buffer released on error");
+    ring.unregister_file(fid).unwrap();
+    let buf = ring.io_buf().unwrap();
+    assert!(
+        ring.write_fixed(fid, buf, 0..10, 0, 1).is_err(),
+        "unregistered file refused"
+    );
+    assert!(ring.fsync(fid, true, 1).is_err());
+    assert_eq!(ring.free_io_bufs(), 2);
+    assert!(ring.unregister_file(fid).is_err());
+}
+
+#[test]
+fn io_error_comes_back_as_errno() {
+    let tf = TempFile::new("ro");
+    drop(tf.open(false));
+    let read_only = File::open(&tf.0).unwrap();
+    let mut ring = io_ring(1);
+    let fid = ring.register_file(&read_only).unwrap();
+    let buf = ring.io_buf().unwrap();
+    ring.write_fixed(fid, buf, 0..512, 0, 9).unwrap();
+    let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
+    assert_eq!(user, 9);
+    assert_eq!(result.unwrap_err().0, libc::EBADF);
+    ring.release(buf.unwrap());
+}
+
+#[test]
+fn timers_and_wait_timeout() {
+    let mut ring = io_ring(0);
+    let mut events = Vec::new();
+    let start = Instant::now();
+    let now = ring
+        .wait(Some(Duration::from_millis(30)), &mut events)
+        .unwrap();
+    assert!(events.is_empty());
+    assert!(
+        now.duration_since(start) >= Duration::from_millis(25),
+        "wait returned early"
+    );
+
+    let start = Instant::now();
+    ring.add_timer(Duration::from_millis(40), 7).unwrap();
+    ring.add_timer(Duration::from_millis(10), 8).unwrap();
+    let fired = wait_for(&mut ring, 2);
+    assert_eq!(
+        fired,
+        vec![Completion::Timer { user: 8 }, Completion::Timer { user: 7 }]
+    );
+    assert!(start.elapsed() >= Duration::from_millis(35));
+    assert_eq!(ring.stats().timers, 2);
+
+    let deadline = Instant::now() + Duration::from_millis(20);
+    let now = ring.wait_until(Some(deadline), &mut events).unwrap();
+    assert!(events.is_empty());
+    assert!(now + Duration::from_millis(2) >= deadline);
+}
+
+#[test]
+fn drop_with_requests_in_flight() {
+    let mut ring = io_ring(0);
+    ring.add_timer(Duration::from_secs(3600), 1).unwrap();
+    let mut events = Vec::new();
+    ring.wait(Some(Duration::ZERO), &mut events).unwrap();
+    assert_eq!(ring.in_flight(), 1);
+    let start = Instant::now();
+    drop(ring);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "drop cancels instead of waiting an hour"
+    );
+}
