@@ -1,0 +1,32 @@
+//! Shared fixture helpers.
+
+use aoe_wire::Mac;
+
+pub const INITIATOR: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
+pub const TARGET: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
+
+/// Header bytes (dst TARGET, src INITIATOR unless `response`, e7.3, tag
+/// 0x8000_0001) followed by `arg`, not padded.
+pub fn frame(byte14: u8, error: u8, command: u8, arg: &[u8]) -> Vec<u8> {
+    let (dst, src) = if byte14 & 0x08 != 0 {
+        (INITIATOR, TARGET)
+    } else {
+        (TARGET, INITIATOR)
+    };
+    let mut f = Vec::with_capacity(60 + arg.len());
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&[
+        0x88, 0xA2, byte14, error, 0x00, 0x07, 0x03, command, 0x80, 0x00, 0x00, 0x01,
+    ]);
+    f.extend_from_slice(arg);
+    f
+}
+
+/// `f` zero-padded to 60 bytes.
+pub fn padded(mut f: Vec<u8>) -> Vec<u8> {
+    if f.len() < 60 {
+        f.resize(60, 0);
+    }
+    f
+}
