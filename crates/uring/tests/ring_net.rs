@@ -86,3 +86,325 @@ fn frames_both_ways_multishot_and_batched() {
         assert_eq!(ring.recv_buffers_lent(), 0);
     });
 }
+
+#[test]
+fn jumbo_frames_at_mtu_9000() {
+    let lab = VethLab::new(9000);
+    lab.run(|| {
+        let mut ring = Ring::new().unwrap();
+        let a = ring
+            .add_socket(PacketSocket::open(VethLab::A).unwrap())
+            .unwrap();
+        let b = ring
+            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .unwrap();
+        let sa = ring.socket(a).unwrap();
+        assert_eq!(sa.mtu(), 9000);
+        assert_eq!(sa.interface().max_frame_len(), 9014);
+        let (mac_a, mac_b) = (sa.mac(), ring.socket(b).unwrap().mac());
+        for seq in 0..50 {
+            ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 9000), 0)
+                .unwrap();
+            ring.send_copy(b, &frame(mac_a, mac_b, ETH_P_AOE, seq, 9000), 0)
+                .unwrap();
+        }
+        let seen = collect(&mut ring, 100, |sock, f| {
+            assert_eq!(f.len(), 9014);
+            let (dst, src) = if sock == a {
+                (mac_a, mac_b)
+            } else {
+                (mac_b, mac_a)
+            };
+            assert_eq!(f, &frame(dst, src, ETH_P_AOE, seq_of(f), 9000)[..]);
+        });
+        assert_eq!(seen, 100);
+        assert_eq!(ring.stats().bytes_received, 100 * 9014);
+    });
+}
+
+#[test]
+fn other_ethertypes_are_not_received() {
+    let lab = VethLab::new(1500);
+    lab.run(|| {
+        let tx = PacketSocket::open(VethLab::A).unwrap();
+        let mut ring = Ring::new().unwrap();
+        let b = ring
+            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .unwrap();
+        let mac_b = ring.socket(b).unwrap().mac();
+        // The socket is bound to 0x88A2 for receiving only; the frame bytes decide what
+        // goes on the wire, so the same socket can emit other ethertypes.
+        for (seq, ethertype) in [0x0800u16, 0x86DD, 0x88A3, 0x88A4, 0x8100]
+            .into_iter()
+            .enumerate()
+        {
+            tx.send_blocking(&frame(mac_b, tx.mac(), ethertype, seq as u32, 100))
+                .unwrap();
+        }
+        tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, 99, 100))
+            .unwrap();
+        let mut got = Vec::new();
+        let seen = collect(&mut ring, 1, |_, f| got.push(seq_of(f)));
+        assert_eq!(seen, 1);
+        // Give stray frames time to show up, then check none did.
+        let mut events = Vec::new();
+        ring.wait(Some(Duration::from_millis(100)), &mut events)
+            .unwrap();
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(got, vec![99]);
+        assert_eq!(ring.socket(b).unwrap().stats().unwrap().received, 1);
+    });
+}
+
+#[test]
+fn blocking_helpers_and_socket_facts() {
+    let lab = VethLab::new(1500);
+    lab.run(|| {
+        let a = PacketSocket::open(VethLab::A).unwrap();
+        let b = PacketSocket::open(VethLab::B).unwrap();
+        assert!(a.recv_buffer().forced, "root may force buffer sizes");
+        assert!(a.recv_buffer().actual >= aoe_uring::DEFAULT_SOCKET_BUFFER);
+        assert!(a.send_buffer().actual >= aoe_uring::DEFAULT_SOCKET_BUFFER);
+        assert_eq!(a.name(), VethLab::A);
+        assert_ne!(a.ifindex(), b.ifindex());
+        assert_ne!(a.mac(), b.mac());
+        let mut buf = [0u8; 2000];
+        assert_eq!(
+            b.recv_timeout(&mut buf, Some(Duration::from_millis(20)))
+                .unwrap(),
+            None
+        );
+        let err = b.recv(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+        let f = frame(b.mac(), a.mac(), ETH_P_AOE, 5, 60);
+        assert_eq!(a.send(&f).unwrap(), f.len());
+        let n = b
+            .recv_timeout(&mut buf, Some(Duration::from_secs(2)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], &f[..]);
+        // Truncation to the caller's buffer.
+        a.send_blocking(&f).unwrap();
+        let mut small = [0u8; 20];
+        assert_eq!(
+            b.recv_timeout(&mut small, Some(Duration::from_secs(2)))
+                .unwrap(),
+            Some(20)
+        );
+        assert_eq!(&small[..], &f[..20]);
+    });
+}
+
+#[test]
+fn kernel_drop_counters_when_flooded() {
+    let lab = VethLab::new(1500);
+    lab.run(|| {
+        let tx = PacketSocket::open(VethLab::A).unwrap();
+        let opts = aoe_uring::SocketOptions {
+            recv_buffer: 64 << 10,
+            ..Default::default()
+        };
+        let rx = PacketSocket::open_with(VethLab::B, &opts).unwrap();
+        const SENT: u64 = 3000;
+        for seq in 0..SENT {
+            tx.send_blocking(&frame(rx.mac(), tx.mac(), ETH_P_AOE, seq as u32, 1400))
+                .unwrap();
+            if seq % 500 == 499 {
+                // Let the softirq backlog drain into the socket so it, not the backlog,
+                // is what overflows.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let st = rx.stats().unwrap();
+        assert!(st.dropped > 0, "{st:?}");
+        assert!(
+            st.received > 0 && st.received + st.dropped <= SENT,
+            "{st:?}"
+        );
+        // Reading resets the kernel's counters; the socket keeps the totals.
+        assert_eq!(rx.stats().unwrap(), st);
+        let mut buf = [0u8; 2000];
+        let mut drained = 0;
+        while rx.recv(&mut buf).is_ok() {
+            drained += 1;
+        }
+        assert_eq!(drained, st.received);
+    });
+}
+
+#[test]
+fn receive_resumes_after_buffers_run_out() {
+    let lab = VethLab::new(1500);
+    lab.run(|| {
+        let tx = PacketSocket::open(VethLab::A).unwrap();
+        let cfg = aoe_uring::RingConfig {
+            recv_buffers: 8,
+            ..Default::default()
+        };
+        let mut ring = Ring::with_config(&cfg).unwrap();
+        let b = ring
+            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .unwrap();
+        let mac_b = ring.socket(b).unwrap().mac();
+        const N: u32 = 40;
+        let mut events = Vec::new();
+        ring.wait(Some(Duration::ZERO), &mut events).unwrap(); // arm the receive
+        for seq in 0..N {
+            tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 200))
+                .unwrap();
+        }
+        // Hold every buffer we get: the multishot receive must stop with ENOBUFS.
+        let mut held = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while held.len() < 8 && Instant::now() < deadline {
+            ring.wait(Some(Duration::from_millis(50)), &mut events)
+                .unwrap();
+            for ev in events.drain(..) {
+                if let Completion::Frame { buf, .. } = ev {
+                    held.push(buf);
+                }
+            }
+        }
+        assert_eq!(held.len(), 8);
+        ring.wait(Some(Duration::from_millis(50)), &mut events)
+            .unwrap();
+        assert!(events.is_empty());
+        assert!(ring.stats().recv_no_buffers >= 1, "{:?}", ring.stats());
+        assert_eq!(ring.recv_buffers_lent(), 8);
+        let mut seqs: Vec<u32> = held.iter().map(|b| seq_of(ring.frame(b))).collect();
+        for buf in held {
+            ring.recycle(buf);
+        }
+        // The rest waited in the socket queue and now arrives.
+        collect(&mut ring, (N - 8) as usize, |_, f| seqs.push(seq_of(f)));
+        seqs.sort_unstable();
+        assert_eq!(seqs, (0..N).collect::<Vec<_>>());
+        assert!(ring.stats().recv_rearms >= 1);
+    });
+}
+
+/// Frames spread by a PACKET_FANOUT group over two sockets, each on its own ring.
+fn fanout_split(mode: aoe_uring::FanoutMode) -> (usize, usize) {
+    let lab = VethLab::new(1500);
+    lab.run(move || {
+        let tx = PacketSocket::open(VethLab::A).unwrap();
+        let mut rings: Vec<Ring> = (0..2).map(|_| Ring::new().unwrap()).collect();
+        let group = (std::process::id() as u16) ^ 0x5a5a;
+        let mut mac_b = [0; 6];
+        for ring in rings.iter_mut() {
+            let s = PacketSocket::open(VethLab::B).unwrap();
+            s.join_fanout(group, mode).unwrap();
+            mac_b = s.mac();
+            ring.add_socket(s).unwrap();
+            ring.submit().unwrap();
+        }
+        const N: u32 = 200;
+        for seq in 0..N {
+            tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 100))
+                .unwrap();
+        }
+        let mut counts = [0usize; 2];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut events = Vec::new();
+        while counts.iter().sum::<usize>() < N as usize && Instant::now() < deadline {
+            for (i, ring) in rings.iter_mut().enumerate() {
+                ring.wait(Some(Duration::from_millis(10)), &mut events)
+                    .unwrap();
+                for ev in events.drain(..) {
+                    if let Completion::Frame { buf, .. } = ev {
+                        counts[i] += 1;
+                        ring.recycle(buf);
+                    }
+                }
+            }
+        }
+        assert_eq!(counts.iter().sum::<usize>(), N as usize);
+        (counts[0], counts[1])
+    })
+}
+
+#[test]
+fn fanout_lb_spreads_aoe_and_hash_does_not() {
+    let (x, y) = fanout_split(aoe_uring::FanoutMode::LoadBalance);
+    assert_eq!((x, y), (100, 100), "round robin over two sockets");
+    let (x, y) = fanout_split(aoe_uring::FanoutMode::Hash);
+    assert!(
+        x == 0 || y == 0,
+        "hash puts every AoE frame on one socket: {x}/{y}"
+    );
+}
+
+#[test]
+fn frame_payload_written_to_o_direct_file_in_place() {
+    let lab = VethLab::new(9000);
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let path = format!("/var/tmp/aoe-uring-{}-inplace", std::process::id());
+    let _cleanup = Remove(path.clone());
+    let path2 = path.clone();
+    let result = lab.run(move || {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path2)
+            .unwrap();
+        let cfg = aoe_uring::RingConfig {
+            align_payload_at: Some(36),
+            ..Default::default()
+        };
+        let mut ring = Ring::with_config(&cfg).unwrap();
+        let fid = ring.register_file(&file).unwrap();
+        let a = ring
+            .add_socket(PacketSocket::open(VethLab::A).unwrap())
+            .unwrap();
+        let b = ring
+            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .unwrap();
+        let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
+        // 36 header bytes + 8192 payload bytes (the seq number sits in the header part).
+        let f = frame(mac_b, mac_a, ETH_P_AOE, 3, 22 + 8192);
+        ring.send_copy(a, &f, 0).unwrap();
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut wrote = None;
+        while wrote.is_none() && Instant::now() < deadline {
+            ring.wait(Some(Duration::from_millis(50)), &mut events)
+                .unwrap();
+            for ev in events.drain(..) {
+                match ev {
+                    Completion::Frame { buf, .. } => {
+                        assert_eq!(ring.frame(&buf), &f[..]);
+                        ring.write_fixed(fid, buf, 36..36 + 8192, 0, 1).unwrap();
+                        ring.sync_after_writes(fid, true, 2).unwrap();
+                    }
+                    Completion::IoDone {
+                        user: 1,
+                        result,
+                        buf,
+                    } => {
+                        assert_eq!(result, Ok(8192));
+                        ring.release(buf.unwrap());
+                    }
+                    Completion::IoDone {
+                        user: 2, result, ..
+                    } => wrote = Some(result),
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(ring.recv_buffers_lent(), 0);
+        (wrote, f)
+    });
+    let on_disk = std::fs::read(&path).unwrap();
+    let (wrote, f) = result;
+    assert_eq!(wrote, Some(Ok(0)));
+    assert_eq!(&on_disk[..], &f[36..]);
+}
