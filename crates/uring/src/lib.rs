@@ -76,7 +76,9 @@
 //! spreads by giving each thread its own ring and sockets:
 //!
 //! * Back end and front end run on separate threads (initiator pool on one ring, target
-//!   on another), talking through channels.
+//!   on another), talking through channels. A thread blocked in [`Ring::wait`] is woken
+//!   by the sender through a [`RingWaker`] ([`Ring::waker`]), which shows up as
+//!   [`Completion::Woken`]; then drain the channel.
 //! * A target that needs more than one core opens one [`PacketSocket`] per thread on
 //!   the same interface and joins them to one fanout group with
 //!   [`FanoutMode::LoadBalance`] (round robin) or [`FanoutMode::Cpu`] (follows the
@@ -109,7 +111,7 @@ pub use iface::{format_mac, list_interfaces, parse_mac, InterfaceInfo, MacAddr};
 pub use packet::{
     BufferSize, FanoutMode, PacketSocket, PacketStats, SocketOptions, DEFAULT_SOCKET_BUFFER,
 };
-pub use ring::{Ring, RingConfig};
+pub use ring::{Ring, RingConfig, RingWaker};
 pub use types::{Completion, Errno, FileId, IoBuf, IoBuffer, RecvBuf, RingStats, SendSlot, SockId};
 
 /// Ethertype of ATA over Ethernet.

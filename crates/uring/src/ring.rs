@@ -5,7 +5,9 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -34,6 +36,7 @@ const KIND_RECV: u64 = 1;
 const KIND_SEND: u64 = 2;
 const KIND_OP: u64 = 3;
 const KIND_CANCEL: u64 = 4;
+const KIND_WAKE: u64 = 5;
 
 fn encode(kind: u64, idx: u32) -> u64 {
     (kind << 56) | u64::from(idx)
@@ -141,9 +144,52 @@ pub struct Ring {
     send_meta: Box<[Cell<(u32, u32, u64)>]>, // (socket index, length, user) per slot
     io: BufferPool,
     ops: RefCell<Ops>,
+    // Barrier syncs whose writes are done but that could not be queued yet.
+    deferred_syncs: RefCell<Vec<(u32, u64, bool)>>,
+    wake: Option<WakeState>,
     in_flight: Cell<u64>,
     stats: Cell<RingStats>,
     cqes: Vec<cqueue::Entry>,
+}
+
+/// The ring's side of a [`RingWaker`]: an eventfd with a read always in flight.
+struct WakeState {
+    fd: Arc<OwnedFd>,
+    buf: WakeBuf,
+    armed: Cell<bool>,
+}
+
+/// The 8-byte counter the eventfd read lands in; freed in Drop only once no read is in
+/// flight (leaked otherwise).
+struct WakeBuf(*mut u64);
+
+// SAFETY: the pointer is an owned heap allocation used only by the thread that owns the
+// Ring (and the kernel); moving the Ring to another thread moves sole ownership with it.
+unsafe impl Send for WakeBuf {}
+
+/// Wakes a [`Ring`] blocked in [`Ring::wait`] from another thread: the ring then reports
+/// [`Completion::Woken`]. Cheap to clone; wakes coalesce. Use it after sending a message
+/// on a channel the ring's thread reads.
+#[derive(Debug, Clone)]
+pub struct RingWaker {
+    fd: Arc<OwnedFd>,
+}
+
+impl RingWaker {
+    /// Wake the ring (one eventfd write; never blocks).
+    pub fn wake(&self) -> io::Result<()> {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own a reference to.
+        let n = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            // EAGAIN: the counter is saturated, so a wake is already pending.
+            if err.kind() != io::ErrorKind::WouldBlock {
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Ring {
@@ -236,6 +282,8 @@ impl Ring {
                 slots,
                 free: (0..cfg.max_ops).rev().collect(),
             }),
+            deferred_syncs: RefCell::new(Vec::with_capacity(64)),
+            wake: None,
             in_flight: Cell::new(0),
             stats: Cell::new(RingStats::default()),
             cqes: Vec::with_capacity(256),
@@ -534,7 +582,8 @@ impl Ring {
     pub fn sync_after_writes(&self, file: FileId, datasync: bool, user: u64) -> io::Result<()> {
         self.check_file(file)?;
         self.barriers.borrow_mut()[file.0 as usize].add_barrier(user, datasync);
-        self.issue_ready_barriers(file.0)
+        self.issue_ready_barriers(file.0);
+        Ok(())
     }
 
     // ---- timers -------------------------------------------------------------------
@@ -562,6 +611,32 @@ impl Ring {
         r
     }
 
+    // ---- cross-thread wake-up ------------------------------------------------------
+
+    /// A handle other threads use to wake this ring (created on first call; every call
+    /// returns a handle to the same eventfd).
+    pub fn waker(&mut self) -> io::Result<RingWaker> {
+        if let Some(w) = &self.wake {
+            return Ok(RingWaker {
+                fd: Arc::clone(&w.fd),
+            });
+        }
+        // SAFETY: plain eventfd(2) call; the result is checked before use.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+        let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        self.wake = Some(WakeState {
+            fd: Arc::clone(&fd),
+            buf: WakeBuf(Box::into_raw(Box::new(0u64))),
+            armed: Cell::new(false),
+        });
+        self.arm_wake()?;
+        Ok(RingWaker { fd })
+    }
+
     // ---- the loop -----------------------------------------------------------------
 
     /// Submit everything queued, wait until at least one completion is ready or
@@ -572,7 +647,12 @@ impl Ring {
         timeout: Option<Duration>,
         out: &mut Vec<Completion>,
     ) -> io::Result<Instant> {
-        self.rearm_receives()?;
+        self.rearm_receives();
+        self.retry_deferred_syncs();
+        if self.wake.as_ref().is_some_and(|w| !w.armed.get()) {
+            // Best effort: if the queue is full now, the next wait re-arms.
+            let _ = self.arm_wake();
+        }
         let res = match timeout {
             Some(t) if t.is_zero() => self.uring.submit(),
             Some(t) => {
@@ -702,16 +782,31 @@ impl Ring {
         Ok(())
     }
 
-    fn rearm_receives(&self) -> io::Result<()> {
+    /// Re-arm receives the kernel ended. Best effort: a full submission queue leaves
+    /// them for the next `wait`.
+    fn rearm_receives(&self) {
         if !self.recv.any_available() {
-            return Ok(());
+            return;
         }
         for idx in 0..self.sockets.len() as u32 {
             if !self.sockets[idx as usize].armed.get() {
-                self.arm_recv(idx)?;
+                if self.arm_recv(idx).is_err() {
+                    return;
+                }
                 self.bump(|s| s.recv_rearms += 1);
             }
         }
+    }
+
+    fn arm_wake(&self) -> io::Result<()> {
+        let Some(w) = &self.wake else { return Ok(()) };
+        let sqe = opcode::Read::new(types::Fd(w.fd.as_raw_fd()), w.buf.0.cast::<u8>(), 8)
+            .build()
+            .user_data(encode(KIND_WAKE, 0));
+        // SAFETY: `w.buf` is a live 8-byte heap allocation freed only when no read is in
+        // flight (Drop); the eventfd is kept open by `w.fd` for the ring's life.
+        unsafe { self.push(&sqe)? };
+        w.armed.set(true);
         Ok(())
     }
 
@@ -853,14 +948,39 @@ impl Ring {
         r
     }
 
-    fn issue_ready_barriers(&self, file: u32) -> io::Result<()> {
+    /// Queue the syncs of every barrier on `file` whose writes have all finished. A sync
+    /// that cannot be queued now (no op slot, full queue) is retried at the next `wait`.
+    fn issue_ready_barriers(&self, file: u32) {
         loop {
             let ready = self.barriers.borrow_mut()[file as usize].pop_ready();
             let Some((user, datasync)) = ready else {
-                return Ok(());
+                return;
             };
-            let op = self.alloc_op(OpKind::Barrier, user, None, file)?;
-            self.push_sync(op, file, datasync)?;
+            if self.queue_barrier_sync(file, user, datasync).is_err() {
+                self.deferred_syncs
+                    .borrow_mut()
+                    .push((file, user, datasync));
+            }
+        }
+    }
+
+    fn queue_barrier_sync(&self, file: u32, user: u64, datasync: bool) -> io::Result<()> {
+        let op = self.alloc_op(OpKind::Barrier, user, None, file)?;
+        self.push_sync(op, file, datasync)
+    }
+
+    fn retry_deferred_syncs(&self) {
+        loop {
+            let next = self.deferred_syncs.borrow_mut().pop();
+            let Some((file, user, datasync)) = next else {
+                return;
+            };
+            if self.queue_barrier_sync(file, user, datasync).is_err() {
+                self.deferred_syncs
+                    .borrow_mut()
+                    .push((file, user, datasync));
+                return;
+            }
         }
     }
 
@@ -908,6 +1028,15 @@ impl Ring {
                 });
             }
             KIND_OP => self.handle_op(idx, res, out),
+            KIND_WAKE => {
+                if let Some(w) = &self.wake {
+                    w.armed.set(false);
+                }
+                if res != -libc::ECANCELED {
+                    self.bump(|s| s.wakeups += 1);
+                    out.push(Completion::Woken);
+                }
+            }
             _ => {}
         }
     }
@@ -976,15 +1105,7 @@ impl Ring {
                 });
                 if op.kind == OpKind::Write {
                     self.barriers.borrow_mut()[op.file as usize].write_done(op.epoch);
-                    // A failure to queue the sync leaves the barrier pending; report it
-                    // as a failed barrier rather than losing it.
-                    if let Err(e) = self.issue_ready_barriers(op.file) {
-                        out.push(Completion::IoDone {
-                            user: u64::MAX,
-                            result: Err(Errno(e.raw_os_error().unwrap_or(libc::EAGAIN))),
-                            buf: None,
-                        });
-                    }
+                    self.issue_ready_barriers(op.file);
                 }
             }
         }
@@ -1017,6 +1138,9 @@ impl Drop for Ring {
             self.recv.leak();
             self.send.leak();
             self.io.leak();
+        } else if let Some(w) = &self.wake {
+            // SAFETY: allocated by Box::into_raw in `waker`; no read is in flight any more.
+            drop(unsafe { Box::from_raw(w.buf.0) });
         }
     }
 }

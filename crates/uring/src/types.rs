@@ -215,6 +215,8 @@ pub enum Completion {
         /// The buffer used by a read or write (`None` for syncs).
         buf: Option<IoBuffer>,
     },
+    /// A [`crate::RingWaker`] woke the ring (wakes since the last report coalesce).
+    Woken,
     /// A timer from [`crate::Ring::add_timer`] expired.
     Timer {
         /// The caller's token.
@@ -249,6 +251,8 @@ pub struct RingStats {
     pub io_errors: u64,
     /// Timers that fired.
     pub timers: u64,
+    /// Wake-ups from a [`crate::RingWaker`].
+    pub wakeups: u64,
     /// io_uring_enter calls made by `wait`/`submit` (and by a full submission queue).
     pub enters: u64,
 }

@@ -256,3 +256,44 @@ fn drop_with_requests_in_flight() {
         "drop cancels instead of waiting an hour"
     );
 }
+
+#[test]
+fn ring_is_send_and_waker_is_send_sync() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<Ring>();
+    send::<aoe_uring::PacketSocket>();
+    send_sync::<aoe_uring::RingWaker>();
+    send_sync::<aoe_uring::PacketSocket>();
+}
+
+#[test]
+fn waker_wakes_a_blocked_wait_from_another_thread() {
+    let mut ring = io_ring(0);
+    let waker = ring.waker().unwrap();
+    let again = ring.waker().unwrap();
+    let start = Instant::now();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        waker.wake().unwrap();
+        waker.wake().unwrap();
+    });
+    let mut events = Vec::new();
+    while events.is_empty() && start.elapsed() < Duration::from_secs(5) {
+        ring.wait(None, &mut events).unwrap();
+    }
+    t.join().unwrap();
+    assert_eq!(
+        events,
+        vec![Completion::Woken],
+        "two wakes coalesce into one"
+    );
+    assert!(start.elapsed() >= Duration::from_millis(25));
+    // The read is re-armed: the next wake is seen as well.
+    events.clear();
+    again.wake().unwrap();
+    ring.wait(Some(Duration::from_secs(5)), &mut events)
+        .unwrap();
+    assert_eq!(events, vec![Completion::Woken]);
+    assert_eq!(ring.stats().wakeups, 2);
+}
