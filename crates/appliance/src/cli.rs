@@ -23,6 +23,24 @@ pub enum Command {
     Serve(cmd::serve::Args),
     /// Validate an appliance.yaml; every problem is reported as FILE:LINE: field: message.
     CheckConfig(cmd::check_config::Args),
+    /// Show arrays, members, rebuild progress, volumes and blades of the running daemon.
+    Status(cmd::status::Args),
+    /// Mark an active member faulty.
+    Fail(cmd::member::Args),
+    /// Take a faulty or spare member out of an array.
+    Remove(cmd::member::Args),
+    /// Add a device to an array (as a spare, or a replacement if degraded).
+    Add(cmd::member::Args),
+    /// Return a member that dropped out; only what changed is resynced.
+    ReAdd(cmd::member::Args),
+    /// Manage spare groups.
+    Spare(cmd::spare::Args),
+    /// Check an array's redundancy (and with --repair, fix it).
+    Scrub(cmd::scrub::Args),
+    /// Append an array to a volume while it is in use.
+    Grow(cmd::grow::Args),
+    /// Set an array's rebuild rate limits.
+    RebuildRate(cmd::rebuild_rate::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -32,6 +50,15 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::CheckConfig(a) => cmd::check_config::run(a),
+        Command::Status(a) => cmd::status::run(a),
+        Command::Fail(a) => cmd::member::run(cmd::member::Op::Fail, a),
+        Command::Remove(a) => cmd::member::run(cmd::member::Op::Remove, a),
+        Command::Add(a) => cmd::member::run(cmd::member::Op::Add, a),
+        Command::ReAdd(a) => cmd::member::run(cmd::member::Op::ReAdd, a),
+        Command::Spare(a) => cmd::spare::run(a),
+        Command::Scrub(a) => cmd::scrub::run(a),
+        Command::Grow(a) => cmd::grow::run(a),
+        Command::RebuildRate(a) => cmd::rebuild_rate::run(a),
     };
     match result {
         Ok(code) => code,

@@ -2,5 +2,12 @@
 
 pub mod bench;
 pub mod check_config;
+pub mod connect;
 pub mod discover;
+pub mod grow;
+pub mod member;
+pub mod rebuild_rate;
+pub mod scrub;
 pub mod serve;
+pub mod spare;
+pub mod status;

@@ -148,22 +148,22 @@ fn interfaces(c: &Config, out: &mut Vec<Diagnostic>) {
 fn membership(c: &Config, out: &mut Vec<Diagnostic>) {
     // First place each address was seen: its path and a description.
     let mut seen: HashMap<MemberAddr, (FieldPath, String)> = HashMap::new();
-    let mut visit =
-        |addr: &MemberAddr, path: FieldPath, what: String, out: &mut Vec<Diagnostic>| match seen
-            .get(addr)
-        {
-            None => {
-                seen.insert(addr.clone(), (path, what));
-            }
-            Some((first_path, first_what)) => {
-                let msg = if *first_what == what {
-                    format!("{addr} is listed twice as {what}")
-                } else {
-                    format!("{addr} is already {first_what} and cannot also be {what}")
-                };
-                out.push(Diagnostic::error(path, msg).related_to(first_path.clone()));
-            }
-        };
+    let mut visit = |addr: &MemberAddr,
+                     path: FieldPath,
+                     what: String,
+                     out: &mut Vec<Diagnostic>| match seen.get(addr) {
+        None => {
+            seen.insert(addr.clone(), (path, what));
+        }
+        Some((first_path, first_what)) => {
+            let msg = if *first_what == what {
+                format!("{addr} is listed twice as {what}")
+            } else {
+                format!("{addr} is already {first_what} and cannot also be {what}")
+            };
+            out.push(Diagnostic::error(path, msg).related_to(first_path.clone()));
+        }
+    };
     for (ai, a) in c.arrays.iter().enumerate() {
         let ap = FieldPath::of(&["arrays"]).index(ai);
         for (mi, m) in a.members.iter().enumerate() {

@@ -1,1 +1,685 @@
-//! Placeholder: being written.
+//! Prometheus metrics. Names follow Prometheus conventions (one `aoeraid_`
+//! prefix, base units, `_total` counters, `_info` metadata) and the label sets
+//! stay small: array, member, volume, blade, interface and a few enums.
+//!
+//! Two ways in: [`Metrics::apply_status`] refreshes every gauge and
+//! engine-side counter from a [`Status`] snapshot (the daemon calls it on
+//! every state change and before each scrape), and hot-path handles
+//! ([`Metrics::volume_io`], [`Metrics::member_io`]) that the runtime looks up
+//! once and then bumps without any label hashing.
+
+pub mod http;
+
+use crate::control::status::{ArrayState, MemberState, Status, SyncAction};
+use parking_lot::Mutex;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::collections::HashSet;
+
+/// I/O latency buckets, seconds: 50 µs (a cached read over one veth hop)
+/// to 10 s (a request that waited out retransmits).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+
+/// Counters and latency for one direction of one volume or member.
+#[derive(Clone)]
+pub struct IoOp {
+    pub bytes: IntCounter,
+    pub ops: IntCounter,
+    pub errors: IntCounter,
+    pub latency: Histogram,
+}
+
+impl IoOp {
+    /// Records one completed request.
+    pub fn record(&self, bytes: u64, seconds: f64, ok: bool) {
+        self.ops.inc();
+        if ok {
+            self.bytes.inc_by(bytes);
+        } else {
+            self.errors.inc();
+        }
+        self.latency.observe(seconds);
+    }
+}
+
+#[derive(Clone)]
+pub struct IoHandles {
+    pub read: IoOp,
+    pub write: IoOp,
+}
+
+/// The appliance's metric families.
+pub struct Metrics {
+    registry: Registry,
+    pub appliance_info: IntGaugeVec,
+    pub array_info: IntGaugeVec,
+    pub array_state: IntGaugeVec,
+    pub array_degraded: IntGaugeVec,
+    pub array_size_bytes: IntGaugeVec,
+    pub array_members: IntGaugeVec,
+    pub array_members_required: IntGaugeVec,
+    pub array_spares_available: IntGaugeVec,
+    pub member_state: IntGaugeVec,
+    pub sync_done_ratio: prometheus::GaugeVec,
+    pub sync_done_bytes: IntGaugeVec,
+    pub sync_total_bytes: IntGaugeVec,
+    pub sync_speed: prometheus::GaugeVec,
+    pub sync_bytes_total: IntCounterVec,
+    pub mismatches_total: IntCounterVec,
+    pub corrected_errors_total: IntCounterVec,
+    pub checksum_repairs_total: IntCounterVec,
+    pub rebuild_limit: IntGaugeVec,
+    pub spare_group_spares: IntGaugeVec,
+    pub volume_info: IntGaugeVec,
+    pub volume_size_bytes: IntGaugeVec,
+    pub volume_io_bytes: IntCounterVec,
+    pub volume_io_ops: IntCounterVec,
+    pub volume_io_errors: IntCounterVec,
+    pub volume_io_latency: HistogramVec,
+    pub member_io_bytes: IntCounterVec,
+    pub member_io_ops: IntCounterVec,
+    pub member_io_errors: IntCounterVec,
+    pub member_io_latency: HistogramVec,
+    pub blade_up: IntGaugeVec,
+    pub blade_rtt: prometheus::GaugeVec,
+    pub blade_retransmits: IntCounterVec,
+    pub blade_timeouts: IntCounterVec,
+    pub blade_outstanding: IntGaugeVec,
+    pub frames_received: IntCounterVec,
+    pub frames_sent: IntCounterVec,
+    pub frames_dropped: IntCounterVec,
+    pub events_total: IntCounterVec,
+    pub events_dropped: IntCounter,
+    pub event_program_failures: IntCounterVec,
+    pub status_refresh_timestamp: IntGauge,
+    /// Label sets written by the last `apply_status`, so that series of
+    /// arrays, members and blades that went away are deleted, not frozen.
+    seen: Mutex<HashSet<(&'static str, Vec<String>)>>,
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric names are unique");
+    g
+}
+
+fn fgauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::GaugeVec {
+    let g =
+        prometheus::GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric names are unique");
+    g
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("valid metric definition");
+    r.register(Box::new(h.clone()))
+        .expect("metric names are unique");
+    h
+}
+
+/// Moves a counter to an absolute value taken from a snapshot. Counters only
+/// go up; a smaller value means the source restarted, which Prometheus
+/// handles as a counter reset.
+fn sync_counter(c: &IntCounter, value: u64) {
+    let cur = c.get();
+    if value >= cur {
+        c.inc_by(value - cur);
+    } else {
+        c.reset();
+        c.inc_by(value);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let m = Metrics {
+            appliance_info: gauge(
+                &r,
+                "aoeraid_appliance_info",
+                "Appliance name and software version (always 1).",
+                &["appliance", "version"],
+            ),
+            array_info: gauge(
+                &r,
+                "aoeraid_array_info",
+                "Array metadata (always 1).",
+                &["array", "level", "spare_group"],
+            ),
+            array_state: gauge(
+                &r,
+                "aoeraid_array_state",
+                "1 for the array's current state, 0 for the others.",
+                &["array", "state"],
+            ),
+            array_degraded: gauge(
+                &r,
+                "aoeraid_array_degraded",
+                "1 when fewer data members are active than the layout requires.",
+                &["array"],
+            ),
+            array_size_bytes: gauge(
+                &r,
+                "aoeraid_array_size_bytes",
+                "Usable array capacity.",
+                &["array"],
+            ),
+            array_members: gauge(
+                &r,
+                "aoeraid_array_members",
+                "Members of the array by state.",
+                &["array", "state"],
+            ),
+            array_members_required: gauge(
+                &r,
+                "aoeraid_array_members_required",
+                "Data members the layout needs.",
+                &["array"],
+            ),
+            array_spares_available: gauge(
+                &r,
+                "aoeraid_array_spares_available",
+                "Spares the array could take now (dedicated plus its group's).",
+                &["array"],
+            ),
+            member_state: gauge(
+                &r,
+                "aoeraid_member_state",
+                "1 for the member's current state, 0 for the others.",
+                &["array", "member", "state"],
+            ),
+            sync_done_ratio: fgauge(
+                &r,
+                "aoeraid_array_sync_done_ratio",
+                "Progress of the running rebuild/resync/check/repair, 0..1.",
+                &["array", "action"],
+            ),
+            sync_done_bytes: gauge(
+                &r,
+                "aoeraid_array_sync_done_bytes",
+                "Bytes done by the running rebuild/resync/check/repair.",
+                &["array", "action"],
+            ),
+            sync_total_bytes: gauge(
+                &r,
+                "aoeraid_array_sync_total_bytes",
+                "Bytes the running rebuild/resync/check/repair covers.",
+                &["array", "action"],
+            ),
+            sync_speed: fgauge(
+                &r,
+                "aoeraid_array_sync_speed_bytes_per_second",
+                "Current rate of the running rebuild/resync/check/repair.",
+                &["array", "action"],
+            ),
+            sync_bytes_total: counter(
+                &r,
+                "aoeraid_array_sync_bytes_total",
+                "Bytes rebuilt, resynced or scrubbed since start.",
+                &["array", "action"],
+            ),
+            mismatches_total: counter(
+                &r,
+                "aoeraid_array_mismatches_total",
+                "Blocks whose copies or parity disagreed during scrubs.",
+                &["array"],
+            ),
+            corrected_errors_total: counter(
+                &r,
+                "aoeraid_array_corrected_errors_total",
+                "Read errors corrected from redundancy.",
+                &["array"],
+            ),
+            checksum_repairs_total: counter(
+                &r,
+                "aoeraid_array_checksum_repairs_total",
+                "Blocks with a bad checksum rewritten from a good copy.",
+                &["array"],
+            ),
+            rebuild_limit: gauge(
+                &r,
+                "aoeraid_array_rebuild_limit_bytes_per_second",
+                "Configured rebuild rate limits.",
+                &["array", "bound"],
+            ),
+            spare_group_spares: gauge(
+                &r,
+                "aoeraid_spare_group_spares",
+                "Spares in a group by state (available, missing).",
+                &["group", "state"],
+            ),
+            volume_info: gauge(
+                &r,
+                "aoeraid_volume_info",
+                "Volume metadata (always 1).",
+                &["volume", "export", "read_only"],
+            ),
+            volume_size_bytes: gauge(
+                &r,
+                "aoeraid_volume_size_bytes",
+                "Exported volume size.",
+                &["volume"],
+            ),
+            volume_io_bytes: counter(
+                &r,
+                "aoeraid_volume_io_bytes_total",
+                "Bytes served to clients.",
+                &["volume", "op"],
+            ),
+            volume_io_ops: counter(
+                &r,
+                "aoeraid_volume_io_ops_total",
+                "Client requests completed.",
+                &["volume", "op"],
+            ),
+            volume_io_errors: counter(
+                &r,
+                "aoeraid_volume_io_errors_total",
+                "Client requests answered with an error.",
+                &["volume", "op"],
+            ),
+            volume_io_latency: histogram(
+                &r,
+                "aoeraid_volume_io_latency_seconds",
+                "Client request latency, arrival to reply.",
+                &["volume", "op"],
+            ),
+            member_io_bytes: counter(
+                &r,
+                "aoeraid_member_io_bytes_total",
+                "Bytes moved to and from a member.",
+                &["member", "op"],
+            ),
+            member_io_ops: counter(
+                &r,
+                "aoeraid_member_io_ops_total",
+                "Member requests completed.",
+                &["member", "op"],
+            ),
+            member_io_errors: counter(
+                &r,
+                "aoeraid_member_io_errors_total",
+                "Member requests that failed.",
+                &["member", "op"],
+            ),
+            member_io_latency: histogram(
+                &r,
+                "aoeraid_member_io_latency_seconds",
+                "Member request latency including retransmits.",
+                &["member", "op"],
+            ),
+            blade_up: gauge(
+                &r,
+                "aoeraid_blade_up",
+                "1 while the blade answers, 0 once it is declared dead.",
+                &["blade"],
+            ),
+            blade_rtt: fgauge(
+                &r,
+                "aoeraid_blade_rtt_seconds",
+                "Smoothed round-trip time to the blade.",
+                &["blade"],
+            ),
+            blade_retransmits: counter(
+                &r,
+                "aoeraid_blade_retransmits_total",
+                "Frames sent again after no reply in time.",
+                &["blade"],
+            ),
+            blade_timeouts: counter(
+                &r,
+                "aoeraid_blade_timeouts_total",
+                "Requests that ran out of retransmits.",
+                &["blade"],
+            ),
+            blade_outstanding: gauge(
+                &r,
+                "aoeraid_blade_outstanding_requests",
+                "Requests in flight to the blade.",
+                &["blade"],
+            ),
+            frames_received: counter(
+                &r,
+                "aoeraid_frames_received_total",
+                "AoE frames received.",
+                &["interface", "side"],
+            ),
+            frames_sent: counter(
+                &r,
+                "aoeraid_frames_sent_total",
+                "AoE frames sent.",
+                &["interface", "side"],
+            ),
+            frames_dropped: counter(
+                &r,
+                "aoeraid_frames_dropped_total",
+                "AoE frames lost: reason=kernel (socket buffer full) or malformed.",
+                &["interface", "side", "reason"],
+            ),
+            events_total: counter(
+                &r,
+                "aoeraid_events_total",
+                "Events raised, by type.",
+                &["event"],
+            ),
+            events_dropped: {
+                let c = IntCounter::new(
+                    "aoeraid_events_dropped_total",
+                    "Events not handed to event_program because its queue was full.",
+                )
+                .expect("valid metric definition");
+                r.register(Box::new(c.clone()))
+                    .expect("metric names are unique");
+                c
+            },
+            event_program_failures: counter(
+                &r,
+                "aoeraid_event_program_failures_total",
+                "event_program runs that failed (reason=exit, timeout, spawn).",
+                &["reason"],
+            ),
+            status_refresh_timestamp: {
+                let g = IntGauge::new(
+                    "aoeraid_status_refresh_timestamp_seconds",
+                    "Unix time of the last status snapshot applied.",
+                )
+                .expect("valid metric definition");
+                r.register(Box::new(g.clone()))
+                    .expect("metric names are unique");
+                g
+            },
+            registry: r,
+            seen: Mutex::new(HashSet::new()),
+        };
+        m.appliance_info
+            .with_label_values(&["", env!("CARGO_PKG_VERSION")])
+            .set(1);
+        m
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The text exposition format, as served on `/metrics`.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec only fails on malformed families, which the
+        // constructors above rule out; serve what was encoded regardless.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Handles for one volume's client I/O, to keep in the data path.
+    pub fn volume_io(&self, volume: &str) -> IoHandles {
+        let op = |o: &str| IoOp {
+            bytes: self.volume_io_bytes.with_label_values(&[volume, o]),
+            ops: self.volume_io_ops.with_label_values(&[volume, o]),
+            errors: self.volume_io_errors.with_label_values(&[volume, o]),
+            latency: self.volume_io_latency.with_label_values(&[volume, o]),
+        };
+        IoHandles {
+            read: op("read"),
+            write: op("write"),
+        }
+    }
+
+    /// Handles for one member's I/O, to keep in the data path.
+    pub fn member_io(&self, member: &str) -> IoHandles {
+        let op = |o: &str| IoOp {
+            bytes: self.member_io_bytes.with_label_values(&[member, o]),
+            ops: self.member_io_ops.with_label_values(&[member, o]),
+            errors: self.member_io_errors.with_label_values(&[member, o]),
+            latency: self.member_io_latency.with_label_values(&[member, o]),
+        };
+        IoHandles {
+            read: op("read"),
+            write: op("write"),
+        }
+    }
+
+    /// Counts one event (the event dispatcher calls this).
+    pub fn count_event(&self, name: &str) {
+        self.events_total.with_label_values(&[name]).inc();
+    }
+
+    /// Refreshes everything a status snapshot knows.
+    pub fn apply_status(&self, s: &Status) {
+        let mut now: HashSet<(&'static str, Vec<String>)> = HashSet::new();
+        let mut mark = |family: &'static str, labels: &[&str]| {
+            now.insert((family, labels.iter().map(|l| l.to_string()).collect()));
+        };
+
+        self.appliance_info.reset();
+        self.appliance_info
+            .with_label_values(&[s.appliance.as_str(), s.version.as_str()])
+            .set(1);
+
+        for a in &s.arrays {
+            let n = a.name.as_str();
+            let group = a.spare_group.as_deref().unwrap_or("");
+            self.array_info
+                .with_label_values(&[n, &a.level, group])
+                .set(1);
+            mark("array_info", &[n, &a.level, group]);
+            for st in ArrayState::ALL {
+                self.array_state
+                    .with_label_values(&[n, st.as_str()])
+                    .set(i64::from(a.state == st));
+                mark("array_state", &[n, st.as_str()]);
+            }
+            self.array_degraded
+                .with_label_values(&[n])
+                .set(i64::from(a.degraded()));
+            self.array_size_bytes
+                .with_label_values(&[n])
+                .set(a.size_bytes as i64);
+            self.array_members_required
+                .with_label_values(&[n])
+                .set(i64::from(a.members_required));
+            self.array_spares_available
+                .with_label_values(&[n])
+                .set(i64::from(a.spares_available));
+            for f in [
+                "array_degraded",
+                "array_size_bytes",
+                "array_members_required",
+                "array_spares_available",
+            ] {
+                mark(f, &[n]);
+            }
+            for st in MemberState::ALL {
+                self.array_members
+                    .with_label_values(&[n, st.as_str()])
+                    .set(a.count(st) as i64);
+                mark("array_members", &[n, st.as_str()]);
+            }
+            for m in &a.members {
+                for st in MemberState::ALL {
+                    self.member_state
+                        .with_label_values(&[n, &m.blade, st.as_str()])
+                        .set(i64::from(m.state == st));
+                    mark("member_state", &[n, &m.blade, st.as_str()]);
+                }
+            }
+            // Progress series exist only for the action that is running, so
+            // a finished rebuild does not linger at 0.97.
+            for act in SyncAction::ACTIVE {
+                let running = a.rebuild.action == act;
+                let l = [n, act.as_str()];
+                if running {
+                    self.sync_done_ratio
+                        .with_label_values(&l)
+                        .set(a.rebuild.done_ratio);
+                    self.sync_done_bytes
+                        .with_label_values(&l)
+                        .set(a.rebuild.done_bytes as i64);
+                    self.sync_total_bytes
+                        .with_label_values(&l)
+                        .set(a.rebuild.total_bytes as i64);
+                    self.sync_speed
+                        .with_label_values(&l)
+                        .set(a.rebuild.rate_bytes_per_second);
+                    mark("sync_progress", &l);
+                }
+            }
+            let c = &a.counters;
+            sync_counter(
+                &self.sync_bytes_total.with_label_values(&[n, "rebuild"]),
+                c.rebuilt_bytes,
+            );
+            sync_counter(
+                &self.sync_bytes_total.with_label_values(&[n, "resync"]),
+                c.resynced_bytes,
+            );
+            sync_counter(
+                &self.sync_bytes_total.with_label_values(&[n, "scrub"]),
+                c.scrubbed_bytes,
+            );
+            sync_counter(&self.mismatches_total.with_label_values(&[n]), c.mismatches);
+            sync_counter(
+                &self.corrected_errors_total.with_label_values(&[n]),
+                c.corrected_errors,
+            );
+            sync_counter(
+                &self.checksum_repairs_total.with_label_values(&[n]),
+                c.checksum_repairs,
+            );
+            self.rebuild_limit
+                .with_label_values(&[n, "min"])
+                .set(a.rebuild_min_bytes_per_second as i64);
+            self.rebuild_limit
+                .with_label_values(&[n, "max"])
+                .set(a.rebuild_max_bytes_per_second as i64);
+            mark("rebuild_limit", &[n, "min"]);
+            mark("rebuild_limit", &[n, "max"]);
+        }
+
+        for g in &s.spare_groups {
+            self.spare_group_spares
+                .with_label_values(&[&g.name, "available"])
+                .set(g.available.len() as i64);
+            self.spare_group_spares
+                .with_label_values(&[&g.name, "missing"])
+                .set(g.missing.len() as i64);
+            mark("spare_group_spares", &[&g.name, "available"]);
+            mark("spare_group_spares", &[&g.name, "missing"]);
+        }
+
+        for v in &s.volumes {
+            let export = format!("e{}.{}", v.shelf, v.slot);
+            let ro = if v.read_only { "true" } else { "false" };
+            self.volume_info
+                .with_label_values(&[&v.name, &export, ro])
+                .set(1);
+            mark("volume_info", &[&v.name, &export, ro]);
+            self.volume_size_bytes
+                .with_label_values(&[&v.name])
+                .set((v.sectors * 512) as i64);
+            mark("volume_size_bytes", &[&v.name]);
+        }
+
+        for b in &s.blades {
+            let l = [b.blade.as_str()];
+            self.blade_up.with_label_values(&l).set(i64::from(
+                b.state != crate::control::status::BladeState::Down,
+            ));
+            self.blade_rtt.with_label_values(&l).set(b.rtt_seconds);
+            self.blade_outstanding
+                .with_label_values(&l)
+                .set(i64::from(b.outstanding));
+            sync_counter(&self.blade_retransmits.with_label_values(&l), b.retransmits);
+            sync_counter(&self.blade_timeouts.with_label_values(&l), b.timeouts);
+            for f in ["blade_up", "blade_rtt", "blade_outstanding"] {
+                mark(f, &l);
+            }
+        }
+
+        for i in &s.interfaces {
+            let side = match i.side {
+                crate::control::status::Side::Backend => "backend",
+                crate::control::status::Side::Frontend => "frontend",
+            };
+            let l = [i.name.as_str(), side];
+            sync_counter(&self.frames_received.with_label_values(&l), i.rx_frames);
+            sync_counter(&self.frames_sent.with_label_values(&l), i.tx_frames);
+            sync_counter(
+                &self
+                    .frames_dropped
+                    .with_label_values(&[&i.name, side, "kernel"]),
+                i.dropped_kernel,
+            );
+            sync_counter(
+                &self
+                    .frames_dropped
+                    .with_label_values(&[&i.name, side, "malformed"]),
+                i.dropped_malformed,
+            );
+        }
+
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.status_refresh_timestamp.set(stamp);
+
+        let mut seen = self.seen.lock();
+        for (family, labels) in seen.difference(&now) {
+            self.forget(family, labels);
+        }
+        *seen = now;
+    }
+
+    /// Deletes one gauge series that the latest snapshot no longer has.
+    fn forget(&self, family: &str, labels: &[String]) {
+        let l: Vec<&str> = labels.iter().map(String::as_str).collect();
+        // A missing series is fine: deletion is best effort by design.
+        let _ = match family {
+            "array_info" => self.array_info.remove_label_values(&l),
+            "array_state" => self.array_state.remove_label_values(&l),
+            "array_degraded" => self.array_degraded.remove_label_values(&l),
+            "array_size_bytes" => self.array_size_bytes.remove_label_values(&l),
+            "array_members_required" => self.array_members_required.remove_label_values(&l),
+            "array_spares_available" => self.array_spares_available.remove_label_values(&l),
+            "array_members" => self.array_members.remove_label_values(&l),
+            "member_state" => self.member_state.remove_label_values(&l),
+            "sync_progress" => {
+                let _ = self.sync_done_bytes.remove_label_values(&l);
+                let _ = self.sync_total_bytes.remove_label_values(&l);
+                let _ = self.sync_speed.remove_label_values(&l);
+                self.sync_done_ratio.remove_label_values(&l)
+            }
+            "rebuild_limit" => self.rebuild_limit.remove_label_values(&l),
+            "spare_group_spares" => self.spare_group_spares.remove_label_values(&l),
+            "volume_info" => self.volume_info.remove_label_values(&l),
+            "volume_size_bytes" => self.volume_size_bytes.remove_label_values(&l),
+            "blade_up" => self.blade_up.remove_label_values(&l),
+            "blade_rtt" => self.blade_rtt.remove_label_values(&l),
+            "blade_outstanding" => self.blade_outstanding.remove_label_values(&l),
+            _ => Ok(()),
+        };
+    }
+}

@@ -1,0 +1,40 @@
+//! `aoeraid fail|remove|add|re-add ARRAY MEMBER`.
+
+use super::connect::ConnectArgs;
+use crate::config::MemberAddr;
+use crate::control::Request;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Array name from the config.
+    pub array: String,
+    /// Member address: eSHELF.SLOT or file:/path.
+    #[arg(value_parser = parse_member)]
+    pub member: MemberAddr,
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+}
+
+fn parse_member(s: &str) -> Result<MemberAddr, String> {
+    s.parse()
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    Fail,
+    Remove,
+    Add,
+    ReAdd,
+}
+
+pub fn run(op: Op, args: &Args) -> anyhow::Result<ExitCode> {
+    let (array, member) = (args.array.clone(), args.member.to_string());
+    let req = match op {
+        Op::Fail => Request::Fail { array, member },
+        Op::Remove => Request::Remove { array, member },
+        Op::Add => Request::Add { array, member },
+        Op::ReAdd => Request::ReAdd { array, member },
+    };
+    args.conn.run_command(&req)
+}

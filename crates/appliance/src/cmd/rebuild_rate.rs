@@ -1,0 +1,37 @@
+//! `aoeraid rebuild-rate ARRAY --min R --max R`: pace rebuilds and resyncs.
+
+use super::connect::ConnectArgs;
+use crate::config::Rate;
+use crate::control::Request;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+#[command(group = clap::ArgGroup::new("bound").required(true).multiple(true).args(["min", "max"]))]
+pub struct Args {
+    pub array: String,
+    /// Rate kept even under client load, e.g. 10MB/s.
+    #[arg(long, value_parser = parse_rate)]
+    pub min: Option<Rate>,
+    /// Ceiling when the array is idle, e.g. 200MB/s.
+    #[arg(long, value_parser = parse_rate)]
+    pub max: Option<Rate>,
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+}
+
+fn parse_rate(s: &str) -> Result<Rate, String> {
+    s.parse()
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if let (Some(lo), Some(hi)) = (args.min, args.max) {
+        if lo > hi {
+            anyhow::bail!("--min {lo} is above --max {hi}");
+        }
+    }
+    args.conn.run_command(&Request::RebuildRate {
+        array: args.array.clone(),
+        min_bytes_per_second: args.min.map(Rate::bytes_per_sec),
+        max_bytes_per_second: args.max.map(Rate::bytes_per_sec),
+    })
+}

@@ -1,0 +1,55 @@
+//! `aoeraid spare add|remove GROUP MEMBER`.
+
+use super::connect::ConnectArgs;
+use crate::config::MemberAddr;
+use crate::control::Request;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Put a device into a spare group.
+    Add(GroupMember),
+    /// Take an unused spare out of a spare group.
+    Remove(GroupMember),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GroupMember {
+    /// Spare group name from the config.
+    pub group: String,
+    /// Device address: eSHELF.SLOT or file:/path.
+    #[arg(value_parser = parse_member)]
+    pub member: MemberAddr,
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+}
+
+fn parse_member(s: &str) -> Result<MemberAddr, String> {
+    s.parse()
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let (req, gm) = match &args.action {
+        Action::Add(gm) => (
+            Request::SpareAdd {
+                group: gm.group.clone(),
+                member: gm.member.to_string(),
+            },
+            gm,
+        ),
+        Action::Remove(gm) => (
+            Request::SpareRemove {
+                group: gm.group.clone(),
+                member: gm.member.to_string(),
+            },
+            gm,
+        ),
+    };
+    gm.conn.run_command(&req)
+}

@@ -1,0 +1,323 @@
+//! The status snapshot: what `aoeraid status --json` prints, what the
+//! control socket returns, and what the metrics are refreshed from. The
+//! daemon builds one from the RAID engine's, initiator pool's and target's
+//! snapshots; field names are a public interface for scripts, so they change
+//! only by addition.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub appliance: String,
+    pub version: String,
+    #[serde(default)]
+    pub uptime_seconds: f64,
+    #[serde(default)]
+    pub arrays: Vec<ArrayStatus>,
+    #[serde(default)]
+    pub volumes: Vec<VolumeStatus>,
+    #[serde(default)]
+    pub blades: Vec<BladeStatus>,
+    #[serde(default)]
+    pub spare_groups: Vec<SpareGroupStatus>,
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArrayState {
+    Clean,
+    Degraded,
+    Rebuilding,
+    Resyncing,
+    Failed,
+    /// Declared in the config but not assembled (members absent, refused).
+    Inactive,
+}
+
+impl ArrayState {
+    pub const ALL: [ArrayState; 6] = [
+        ArrayState::Clean,
+        ArrayState::Degraded,
+        ArrayState::Rebuilding,
+        ArrayState::Resyncing,
+        ArrayState::Failed,
+        ArrayState::Inactive,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArrayState::Clean => "clean",
+            ArrayState::Degraded => "degraded",
+            ArrayState::Rebuilding => "rebuilding",
+            ArrayState::Resyncing => "resyncing",
+            ArrayState::Failed => "failed",
+            ArrayState::Inactive => "inactive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    Active,
+    Rebuilding,
+    Spare,
+    Faulty,
+    Missing,
+}
+
+impl MemberState {
+    pub const ALL: [MemberState; 5] = [
+        MemberState::Active,
+        MemberState::Rebuilding,
+        MemberState::Spare,
+        MemberState::Faulty,
+        MemberState::Missing,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Active => "active",
+            MemberState::Rebuilding => "rebuilding",
+            MemberState::Spare => "spare",
+            MemberState::Faulty => "faulty",
+            MemberState::Missing => "missing",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberRole {
+    /// Holds data (or parity) at position `index` of the layout.
+    Data,
+    Spare,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Member address as written in the config: `e0.1` or `file:/path`.
+    pub blade: String,
+    pub role: MemberRole,
+    /// Position in the layout for data members.
+    #[serde(default)]
+    pub index: Option<u32>,
+    pub state: MemberState,
+    #[serde(default)]
+    pub read_bytes: u64,
+    #[serde(default)]
+    pub write_bytes: u64,
+    #[serde(default)]
+    pub errors: u64,
+}
+
+/// What the array's background sync is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncAction {
+    #[default]
+    Idle,
+    /// Copying onto a replacement member.
+    Rebuild,
+    /// Bringing mirrors/parity back in step after a crash or re-add.
+    Resync,
+    /// Reading everything and counting mismatches.
+    Check,
+    /// Reading everything and fixing mismatches.
+    Repair,
+}
+
+impl SyncAction {
+    pub const ACTIVE: [SyncAction; 4] = [
+        SyncAction::Rebuild,
+        SyncAction::Resync,
+        SyncAction::Check,
+        SyncAction::Repair,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncAction::Idle => "idle",
+            SyncAction::Rebuild => "rebuild",
+            SyncAction::Resync => "resync",
+            SyncAction::Check => "check",
+            SyncAction::Repair => "repair",
+        }
+    }
+}
+
+/// Progress of the current rebuild / resync / scrub (`action` says which).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SyncProgress {
+    pub action: SyncAction,
+    /// 0..=1; 1 when idle.
+    pub done_ratio: f64,
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+    #[serde(default)]
+    pub rate_bytes_per_second: f64,
+    /// None when idle or when the rate is still 0.
+    #[serde(default)]
+    pub eta_seconds: Option<f64>,
+}
+
+impl Default for SyncProgress {
+    fn default() -> Self {
+        SyncProgress {
+            action: SyncAction::Idle,
+            done_ratio: 1.0,
+            done_bytes: 0,
+            total_bytes: 0,
+            rate_bytes_per_second: 0.0,
+            eta_seconds: None,
+        }
+    }
+}
+
+/// Monotonic per-array counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrayCounters {
+    pub rebuilt_bytes: u64,
+    pub resynced_bytes: u64,
+    pub scrubbed_bytes: u64,
+    /// Blocks whose copies or parity disagreed during a scrub.
+    pub mismatches: u64,
+    /// Read errors fixed from redundancy.
+    pub corrected_errors: u64,
+    /// Blocks whose checksum failed and were rewritten from a good copy.
+    pub checksum_repairs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArrayStatus {
+    pub name: String,
+    pub level: String,
+    pub state: ArrayState,
+    #[serde(default)]
+    pub size_bytes: u64,
+    #[serde(default)]
+    pub chunk_bytes: u64,
+    /// Data members the layout needs (node_exporter's disks_required).
+    pub members_required: u32,
+    pub members: Vec<MemberStatus>,
+    pub rebuild: SyncProgress,
+    #[serde(default)]
+    pub rebuild_min_bytes_per_second: u64,
+    #[serde(default)]
+    pub rebuild_max_bytes_per_second: u64,
+    #[serde(default)]
+    pub spare_group: Option<String>,
+    /// Spares this array could take right now (dedicated + its group's).
+    #[serde(default)]
+    pub spares_available: u32,
+    #[serde(default)]
+    pub counters: ArrayCounters,
+}
+
+impl ArrayStatus {
+    pub fn degraded(&self) -> bool {
+        self.members
+            .iter()
+            .filter(|m| m.role == MemberRole::Data && m.state == MemberState::Active)
+            .count()
+            < self.members_required as usize
+    }
+
+    pub fn count(&self, state: MemberState) -> usize {
+        self.members.iter().filter(|m| m.state == state).count()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeStatus {
+    pub name: String,
+    pub shelf: u16,
+    pub slot: u8,
+    /// Exported size in 512-byte sectors.
+    pub sectors: u64,
+    pub arrays: Vec<String>,
+    #[serde(default)]
+    pub read_only: bool,
+    /// MAC mask list; empty = everyone.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub exported: bool,
+    #[serde(default)]
+    pub read_bytes: u64,
+    #[serde(default)]
+    pub write_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BladeState {
+    Up,
+    /// Silent for longer than the retransmit timeout, not yet dead.
+    Slow,
+    Down,
+}
+
+impl BladeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BladeState::Up => "up",
+            BladeState::Slow => "slow",
+            BladeState::Down => "down",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BladeStatus {
+    /// `eS.L`.
+    pub blade: String,
+    pub state: BladeState,
+    /// Smoothed round-trip time.
+    pub rtt_seconds: f64,
+    pub retransmits: u64,
+    #[serde(default)]
+    pub timeouts: u64,
+    #[serde(default)]
+    pub outstanding: u32,
+    #[serde(default)]
+    pub window: u32,
+    #[serde(default)]
+    pub mac: Option<String>,
+    #[serde(default)]
+    pub interface: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpareGroupStatus {
+    pub name: String,
+    /// Spares present and unused.
+    pub available: Vec<String>,
+    /// Declared spares that are absent or faulty.
+    #[serde(default)]
+    pub missing: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Backend,
+    Frontend,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    pub side: Side,
+    #[serde(default)]
+    pub mtu: u32,
+    #[serde(default)]
+    pub rx_frames: u64,
+    #[serde(default)]
+    pub tx_frames: u64,
+    /// Frames the kernel dropped because our socket buffer was full.
+    #[serde(default)]
+    pub dropped_kernel: u64,
+    /// Frames we dropped as malformed.
+    #[serde(default)]
+    pub dropped_malformed: u64,
+}
