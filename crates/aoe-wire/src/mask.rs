@@ -138,6 +138,8 @@ enum DirSource<'a> {
     /// `8 * n` bytes straight from a frame.
     Wire(&'a [u8]),
     Slice(&'a [Directive]),
+    /// A read reply: every MAC with DCmd 0.
+    Listing(&'a [Mac]),
 }
 
 /// A list of directives: either borrowed from a received frame or from a
@@ -158,12 +160,20 @@ impl<'a> Directives<'a> {
         Directives(DirSource::Slice(list))
     }
 
+    /// The directives of a read reply listing `macs`: each with
+    /// [`DCmd::None`], without building a list of [`Directive`]s.
+    #[inline]
+    pub const fn listing(macs: &'a [Mac]) -> Directives<'a> {
+        Directives(DirSource::Listing(macs))
+    }
+
     /// Number of directives.
     #[inline]
     pub fn len(&self) -> usize {
         match self.0 {
             DirSource::Wire(b) => b.len() / DIRECTIVE_LEN,
             DirSource::Slice(s) => s.len(),
+            DirSource::Listing(m) => m.len(),
         }
     }
 
@@ -184,6 +194,10 @@ impl<'a> Directives<'a> {
                 })
             }
             DirSource::Slice(s) => s.get(i).copied(),
+            DirSource::Listing(m) => m.get(i).map(|&mac| Directive {
+                dcmd: DCmd::None,
+                mac,
+            }),
         }
     }
 

@@ -17,6 +17,9 @@ pub enum Message<'a> {
     /// An error response (E set) to a known command whose argument is
     /// shorter than that command's fixed part (ggaoed sends bare 24-byte
     /// error replies): the bytes after the header.
+    ///
+    /// Emitting a `Bare` message writes the header only (then zero padding):
+    /// a partial argument followed by padding could form an invalid one.
     Bare(&'a [u8]),
 }
 
@@ -29,7 +32,8 @@ impl Message<'_> {
             Message::QueryConfig(m) => m.arg_len(),
             Message::MacMask(m) => m.arg_len(),
             Message::Reserve(m) => m.arg_len(),
-            Message::Other(b) | Message::Bare(b) => b.len(),
+            Message::Other(b) => b.len(),
+            Message::Bare(_) => 0,
         }
     }
 }
@@ -104,11 +108,12 @@ impl<'a> Packet<'a> {
             Message::QueryConfig(m) => m.emit_arg(buf)?,
             Message::MacMask(m) => m.emit_arg(buf)?,
             Message::Reserve(m) => m.emit_arg(buf)?,
-            Message::Other(b) | Message::Bare(b) => {
+            Message::Other(b) => {
                 let end = AOE_HEADER_END + b.len();
                 buf[AOE_HEADER_END..end].copy_from_slice(b);
                 end
             }
+            Message::Bare(_) => AOE_HEADER_END,
         };
         finish_frame(buf, end)
     }

@@ -93,6 +93,16 @@ fn bare_error_reply_keeps_error() {
     let p = parse(&f).unwrap();
     assert_eq!(p.header.error, Some(ErrorCode::BadArgument));
     assert_eq!(p.message, Message::Bare(&[]));
+    // A partial argument is not re-sent: the emitted frame is header + zeros,
+    // which parses as a valid (empty) argument.
+    let f = frame(0x1C, 2, 1, &[0xE4, 0xE4, 0xE4, 0xE4, 0xE4, 0x77, 0xE4]);
+    let p = parse(&f).unwrap();
+    assert_eq!(p.message, Message::Bare(&f[24..]));
+    let mut buf = [0u8; 60];
+    assert_eq!(p.emit(&mut buf).unwrap(), 60);
+    assert_eq!(&buf[..24], &f[..24]);
+    assert!(buf[24..].iter().all(|&b| b == 0));
+    assert_eq!(parse(&buf).unwrap().header, p.header);
     // Same bytes without E: the argument is required.
     let f = frame(0x18, 2, 1, &[]);
     assert!(matches!(parse(&f), Err(WireError::Truncated { .. })));

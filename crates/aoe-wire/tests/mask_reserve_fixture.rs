@@ -88,6 +88,16 @@ fn mask_read_reply_lists_entries() {
     let mut buf = [0u8; 60];
     assert_eq!(p.emit(&mut buf).unwrap(), 60);
     assert_eq!(&buf[..], &f[..]);
+
+    // The same reply built from the target's list of MACs.
+    let list = [INITIATOR, X, TARGET];
+    let reply = MacMask::request(MCmd::Read, Directives::listing(&list));
+    assert_eq!(reply, m);
+    let header = Header::request(TARGET, INITIATOR, 7, 3, Command::MacMask, 0x8000_0001)
+        .response_to(TARGET, 7, 3);
+    let mut buf = [0u8; 60];
+    reply.emit(&header, &mut buf).unwrap();
+    assert_eq!(&buf[..], &f[..]);
 }
 
 #[test]
