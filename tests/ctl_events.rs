@@ -1,0 +1,218 @@
+//! The event dispatcher with real programs: arguments and order, metrics,
+//! failing, missing and hung programs, and a full queue.
+
+use aoeraid_appliance::events::{Dispatcher, DispatcherOptions, Event, EventKind};
+use aoeraid_appliance::metrics::Metrics;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("ctl-events-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn script(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn opts(program: &Path, timeout: Duration, queue: usize) -> DispatcherOptions {
+    DispatcherOptions {
+        program: Some(program.to_path_buf()),
+        timeout,
+        queue,
+        appliance: "rb1".into(),
+    }
+}
+
+fn counter(m: &Metrics, name: &str, label: &str) -> u64 {
+    match name {
+        "events" => m.events_total.with_label_values(&[label]).get(),
+        "failures" => m.event_program_failures.with_label_values(&[label]).get(),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn program_gets_event_array_member_in_order() {
+    let dir = TempDir::new();
+    let out = dir.0.join("events.log");
+    let prog = dir.script(
+        "on-event",
+        &format!("echo \"$# $* env=$AOERAID_EVENT/$AOERAID_ARRAY/$AOERAID_MEMBER/$AOERAID_APPLIANCE\" >> {}", out.display()),
+    );
+    let metrics = Arc::new(Metrics::new());
+    let d = Dispatcher::start(
+        opts(&prog, Duration::from_secs(10), 64),
+        Some(metrics.clone()),
+    )
+    .unwrap();
+    let sink = d.sink();
+    let seq = [
+        Event::new(EventKind::Fail, "data").member("e1.1"),
+        Event::new(EventKind::DegradedArray, "data"),
+        Event::new(EventKind::MoveSpare, "data").member("e0.4"),
+        Event::new(EventKind::RebuildStarted, "data").member("e0.4"),
+        Event::new(EventKind::Rebuild(20), "data"),
+        Event::new(EventKind::RebuildFinished, "data").member("e0.4"),
+        Event::new(EventKind::SpareActive, "data").member("e0.4"),
+    ];
+    for e in &seq {
+        assert!(sink.emit(e.clone()));
+    }
+    d.shutdown();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "3 Fail data e1.1 env=Fail/data/e1.1/rb1",
+            "2 DegradedArray data env=DegradedArray/data//rb1",
+            "3 MoveSpare data e0.4 env=MoveSpare/data/e0.4/rb1",
+            "3 RebuildStarted data e0.4 env=RebuildStarted/data/e0.4/rb1",
+            "2 Rebuild20 data env=Rebuild20/data//rb1",
+            "3 RebuildFinished data e0.4 env=RebuildFinished/data/e0.4/rb1",
+            "3 SpareActive data e0.4 env=SpareActive/data/e0.4/rb1",
+        ]
+    );
+    assert_eq!(counter(&metrics, "events", "Fail"), 1);
+    assert_eq!(counter(&metrics, "events", "Rebuild20"), 1);
+    assert!(metrics
+        .render()
+        .contains("aoeraid_events_total{event=\"MoveSpare\"} 1"));
+}
+
+#[test]
+fn failing_and_missing_programs_are_counted() {
+    let dir = TempDir::new();
+    let prog = dir.script("fails", "exit 3");
+    let metrics = Arc::new(Metrics::new());
+    let d = Dispatcher::start(
+        opts(&prog, Duration::from_secs(10), 8),
+        Some(metrics.clone()),
+    )
+    .unwrap();
+    d.sink().emit(Event::new(EventKind::TestMessage, "data"));
+    d.sink().emit(Event::new(EventKind::TestMessage, "data"));
+    d.shutdown();
+    assert_eq!(counter(&metrics, "failures", "exit"), 2);
+
+    let d = Dispatcher::start(
+        opts(&dir.0.join("does-not-exist"), Duration::from_secs(10), 8),
+        Some(metrics.clone()),
+    )
+    .unwrap();
+    d.sink().emit(Event::new(EventKind::NewArray, "data"));
+    d.shutdown();
+    assert_eq!(counter(&metrics, "failures", "spawn"), 1);
+    assert_eq!(counter(&metrics, "events", "TestMessage"), 2);
+}
+
+#[test]
+fn hung_program_is_killed_with_its_children() {
+    let dir = TempDir::new();
+    let pids = dir.0.join("pids");
+    // The script starts a grandchild and waits on it: both must die.
+    let prog = dir.script(
+        "hangs",
+        &format!("sleep 600 &\necho $$ $! >> {}\nwait", pids.display()),
+    );
+    let metrics = Arc::new(Metrics::new());
+    let d = Dispatcher::start(
+        opts(&prog, Duration::from_millis(300), 8),
+        Some(metrics.clone()),
+    )
+    .unwrap();
+    d.sink()
+        .emit(Event::new(EventKind::Fail, "data").member("e0.1"));
+    d.sink().emit(Event::new(EventKind::DegradedArray, "data"));
+    d.shutdown();
+    assert_eq!(counter(&metrics, "failures", "timeout"), 2);
+    let text = std::fs::read_to_string(&pids).unwrap();
+    let all: Vec<u32> = text
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(all.len(), 4, "two runs, each a shell and a sleep: {text}");
+    for pid in all {
+        // The shell was reaped by us; the sleep, orphaned by the kill, is
+        // reaped by init. Either way it must not be running: a zombie
+        // that init has not collected yet is dead too.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("X");
+        assert!(
+            stat.is_empty() || state == "Z" || state == "X",
+            "pid {pid} still {state}"
+        );
+    }
+}
+
+#[test]
+fn full_queue_drops_but_counts_and_never_blocks() {
+    let dir = TempDir::new();
+    let prog = dir.script("slow", "sleep 600");
+    let metrics = Arc::new(Metrics::new());
+    let d = Dispatcher::start(
+        opts(&prog, Duration::from_millis(200), 2),
+        Some(metrics.clone()),
+    )
+    .unwrap();
+    let sink = d.sink();
+    let mut accepted = 0;
+    for _ in 0..50 {
+        if sink.emit(Event::new(EventKind::ChecksumRepaired, "data").member("e0.2")) {
+            accepted += 1;
+        }
+    }
+    d.shutdown();
+    let total = counter(&metrics, "events", "ChecksumRepaired");
+    let dropped = metrics.events_dropped.get();
+    assert_eq!(total, 50, "every event is counted");
+    assert!(
+        dropped > 0,
+        "a queue of 2 behind a hung program must overflow"
+    );
+    assert!(accepted < 50);
+    // Each event that got a run was killed at the timeout.
+    let ran = counter(&metrics, "failures", "timeout");
+    assert!(
+        ran >= 1 && ran + dropped <= 50,
+        "ran {ran}, dropped {dropped}"
+    );
+}
+
+#[test]
+fn without_a_program_events_are_still_counted() {
+    let metrics = Arc::new(Metrics::new());
+    let d = Dispatcher::start(DispatcherOptions::default(), Some(metrics.clone())).unwrap();
+    assert!(d
+        .sink()
+        .emit(Event::new(EventKind::ScrubFinished, "data").detail("0 mismatches")));
+    d.shutdown();
+    assert_eq!(counter(&metrics, "events", "ScrubFinished"), 1);
+}
