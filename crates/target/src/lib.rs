@@ -1,1 +1,54 @@
-//! Placeholder: being written.
+//! # aoe-target — the AoE target as a sans-IO state machine
+//!
+//! [`Target`] takes received frames ([`Target::handle_frame`]) and store
+//! completions ([`Target::read_done`], [`Target::write_done`],
+//! [`Target::sync_done`]) and hands out [`Action`]s: control frames to send,
+//! store reads/writes/syncs to issue, replies to build. It never touches a
+//! socket, file or clock; the io_uring driver (appliance `frontend`) does,
+//! and a RAID volume can stand in for the file store later because the
+//! store seam is just "read/write bytes at an offset, then sync".
+//!
+//! ## Behaviour (aoe-protocol.md §13)
+//!
+//! * Every AoE command: ATA READ/WRITE (LBA28 with the LBA masked to 28 bits,
+//!   LBA48), IDENTIFY, CHECK POWER MODE, FLUSH CACHE (EXT) (synced before the
+//!   0x40 reply), anything else → ATA ERR/ABRT; out of range → ERR/IDNF; short
+//!   write data or read-only → ABRT; store errors → ERR/UNC. AoE-level error
+//!   replies are used only where the spec demands them (unknown command E/1,
+//!   bad argument E/2, config present E/4, reserved E/6): the Linux driver
+//!   drops E replies and retransmits until it fails the device.
+//! * Query Config (all five CCmds), MAC Mask List (enforced on every command),
+//!   Reserve/Release (enforced on ATA except IDENTIFY), all persistent through
+//!   [`ExportState`] and [`Action::Persist`].
+//! * Replies padded to 60 bytes, from the receiving interface's MAC, with the
+//!   own shelf.slot; frames with R set are ignored; broadcast queries get
+//!   one reply per export, bounded per interface by a token bucket.
+//! * Sectors per frame from the receiving interface's MTU.
+//! * **Writes are acknowledged only once durable**: a completed write waits
+//!   for a [`Action::Sync`]; one sync covers every write completed before it
+//!   (group commit) — the Linux driver never sends FLUSH.
+//! * Buffer Count = requests really queued per client MAC; more are dropped
+//!   and counted ([`Counters::client_queue_full`]).
+//!
+//! ## Several workers
+//!
+//! Each worker thread owns a `Target`; the durable state of an export lives
+//! in one [`SharedExport`] that all workers read without locking per frame
+//! (a generation counter) and mutate under a mutex.
+
+mod control;
+mod counters;
+mod limiter;
+mod shared;
+mod state;
+mod target;
+
+#[cfg(test)]
+mod tests;
+
+pub use counters::Counters;
+pub use shared::SharedExport;
+pub use state::{serial_from_random, ExportState, StateError, MASK_CAPACITY, RESERVE_CAPACITY};
+pub use target::{
+    Action, CtlFrame, ExportConfig, ExportId, IfaceId, ReqId, SetupError, Target, TargetConfig,
+};

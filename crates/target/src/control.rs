@@ -1,0 +1,259 @@
+//! Query Config, MAC Mask List and Reserve/Release: the target's control
+//! plane. Mutations go through [`SharedExport::mutate`](crate::SharedExport)
+//! so every worker sees them and the driver persists them before replying.
+
+use crate::state::{MASK_CAPACITY, RESERVE_CAPACITY};
+use crate::target::{Action, ExportId, IfaceId, Target};
+use aoe_wire::{
+    CCmd, DCmd, Directive, Directives, ErrorCode, Header, MCmd, MError, Mac, MacList, MacMask,
+    QueryConfig, RCmd, Reserve,
+};
+
+impl Target {
+    pub(crate) fn handle_config(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        q: &QueryConfig<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let ex = &self.exports[usize::from(export.0)];
+        let current = &ex.cache.config;
+        match q.ccmd {
+            CCmd::Read => self.reply_config(iface, export, h, q.ccmd, None, out),
+            CCmd::Test => {
+                if current.as_slice() == q.config {
+                    self.reply_config(iface, export, h, q.ccmd, None, out)
+                }
+            }
+            CCmd::TestPrefix => {
+                if current.starts_with(q.config) {
+                    self.reply_config(iface, export, h, q.ccmd, None, out)
+                }
+            }
+            CCmd::Set | CCmd::ForceSet => {
+                let force = q.ccmd == CCmd::ForceSet;
+                let new = q.config;
+                let shared = ex.shared.clone();
+                let (generation, ok) = shared.mutate(|st| {
+                    if force || st.config.is_empty() || st.config == new {
+                        let changed = st.config != new;
+                        st.config.clear();
+                        st.config.extend_from_slice(new);
+                        (changed, true)
+                    } else {
+                        (false, false)
+                    }
+                });
+                self.after_mutation(export, generation, out);
+                let err = (!ok).then_some(ErrorCode::ConfigStringPresent);
+                self.reply_config(iface, export, h, q.ccmd, err, out)
+            }
+            CCmd::Unknown(_) => {
+                self.reply_config(iface, export, h, q.ccmd, Some(ErrorCode::BadArgument), out)
+            }
+        }
+    }
+
+    /// Refreshes this worker's cache after a mutation and asks the driver to
+    /// persist if the generation moved.
+    fn after_mutation(&mut self, export: ExportId, generation: u64, out: &mut Vec<Action>) {
+        let ex = &mut self.exports[usize::from(export.0)];
+        if generation != ex.generation {
+            ex.generation = ex.shared.refresh(&mut ex.cache);
+            out.push(Action::Persist { export });
+        }
+    }
+
+    /// Query Config reply (or E reply carrying the same fields) with the
+    /// current string, the receiving interface's sector limit and `ccmd`.
+    pub(crate) fn reply_config(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        ccmd: CCmd,
+        error: Option<ErrorCode>,
+        out: &mut Vec<Action>,
+    ) {
+        let (mac, shelf, slot) = self.own(iface, export);
+        let mut hdr = h.response_to(mac, shelf, slot);
+        hdr.error = error;
+        let buffer_count = self.cfg.buffer_count;
+        let firmware = self.cfg.firmware;
+        let sector_count = self.ifaces[usize::from(iface.0)].max_sectors;
+        let e = usize::from(export.0);
+        let Some(f) = self.ctl_slot() else { return };
+        let buf = crate::target::ctl_buf(&mut self.ctl, f);
+        let config = &self.exports[e].cache.config;
+        let q = QueryConfig {
+            buffer_count,
+            firmware,
+            sector_count,
+            version: aoe_wire::AOE_VERSION,
+            ccmd: CCmd::from_nibble(ccmd.nibble()),
+            config,
+        };
+        let len = q.emit(&hdr, buf).unwrap_or(0);
+        if len > 0 {
+            self.push_ctl(iface, f, len, out);
+        }
+    }
+
+    pub(crate) fn handle_mask(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        m: &MacMask<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        match m.mcmd {
+            MCmd::Read => self.reply_mask(iface, export, h, m.mcmd, MError::Ok, 0, None, out),
+            MCmd::Edit => {
+                let dirs = m.directives;
+                let shared = self.exports[usize::from(export.0)].shared.clone();
+                let (generation, (merror, failed)) = shared.mutate(|st| {
+                    let mut changed = false;
+                    for (i, d) in dirs.iter().enumerate() {
+                        match d.dcmd {
+                            DCmd::None => {}
+                            DCmd::Add => {
+                                if !st.mask.contains(&d.mac) {
+                                    if st.mask.len() >= MASK_CAPACITY {
+                                        return (changed, (MError::ListFull, i as u8));
+                                    }
+                                    st.mask.push(d.mac);
+                                    changed = true;
+                                }
+                            }
+                            DCmd::Delete => {
+                                if let Some(p) = st.mask.iter().position(|x| *x == d.mac) {
+                                    st.mask.remove(p);
+                                    changed = true;
+                                }
+                            }
+                            DCmd::Unknown(_) => return (changed, (MError::BadDCmd, i as u8)),
+                        }
+                    }
+                    (changed, (MError::Ok, 0))
+                });
+                self.after_mutation(export, generation, out);
+                self.reply_mask(iface, export, h, m.mcmd, merror, failed, None, out)
+            }
+            MCmd::Unknown(_) => self.reply_mask(
+                iface,
+                export,
+                h,
+                m.mcmd,
+                MError::Ok,
+                0,
+                Some(ErrorCode::BadArgument),
+                out,
+            ),
+        }
+    }
+
+    /// Mask reply: on success the whole list (DCmd 0 each); with an MError
+    /// the failing index and no list; with an AoE error just the argument.
+    #[allow(clippy::too_many_arguments)]
+    fn reply_mask(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        mcmd: MCmd,
+        merror: MError,
+        failed_index: u8,
+        error: Option<ErrorCode>,
+        out: &mut Vec<Action>,
+    ) {
+        let (mac, shelf, slot) = self.own(iface, export);
+        let mut hdr = h.response_to(mac, shelf, slot);
+        hdr.error = error;
+        let mut list = [Directive {
+            dcmd: DCmd::None,
+            mac: Mac::ZERO,
+        }; MASK_CAPACITY];
+        let mut n = 0;
+        if merror == MError::Ok && error.is_none() {
+            for (slot, m) in list
+                .iter_mut()
+                .zip(&self.exports[usize::from(export.0)].cache.mask)
+            {
+                slot.mac = *m;
+                n += 1;
+            }
+        }
+        let reply = MacMask {
+            mcmd,
+            merror,
+            failed_index: if merror == MError::Ok {
+                0
+            } else {
+                failed_index
+            },
+            directives: Directives::from_slice(&list[..n]),
+        };
+        let Some((f, buf)) = self.take_ctl() else {
+            return;
+        };
+        let len = reply.emit(&hdr, buf).unwrap_or(0);
+        if len > 0 {
+            self.push_ctl(iface, f, len, out);
+        }
+    }
+
+    pub(crate) fn handle_reserve(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        r: &Reserve<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let error = match r.rcmd {
+            RCmd::Read => None,
+            RCmd::Set | RCmd::ForceSet if r.macs.len() > RESERVE_CAPACITY => {
+                Some(ErrorCode::BadArgument)
+            }
+            RCmd::Set | RCmd::ForceSet => {
+                let force = r.rcmd == RCmd::ForceSet;
+                let src = h.src;
+                let macs = r.macs;
+                let shared = self.exports[usize::from(export.0)].shared.clone();
+                let (generation, ok) = shared.mutate(|st| {
+                    if force || st.reserve.is_empty() || st.reserve.contains(&src) {
+                        let before = std::mem::take(&mut st.reserve);
+                        for m in macs.iter() {
+                            if !st.reserve.contains(&m) {
+                                st.reserve.push(m);
+                            }
+                        }
+                        (before != st.reserve, true)
+                    } else {
+                        (false, false)
+                    }
+                });
+                self.after_mutation(export, generation, out);
+                (!ok).then_some(ErrorCode::TargetReserved)
+            }
+            RCmd::Unknown(_) => Some(ErrorCode::BadArgument),
+        };
+        let (mac, shelf, slot) = self.own(iface, export);
+        let mut hdr = h.response_to(mac, shelf, slot);
+        hdr.error = error;
+        let e = usize::from(export.0);
+        let Some(f) = self.ctl_slot() else { return };
+        let buf = crate::target::ctl_buf(&mut self.ctl, f);
+        let reply = Reserve {
+            rcmd: r.rcmd,
+            macs: MacList::from_slice(&self.exports[e].cache.reserve),
+        };
+        let len = reply.emit(&hdr, buf).unwrap_or(0);
+        if len > 0 {
+            self.push_ctl(iface, f, len, out);
+        }
+    }
+}

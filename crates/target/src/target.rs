@@ -1,0 +1,1012 @@
+//! The target state machine: frames and store completions in, actions out.
+
+use crate::counters::Counters;
+use crate::limiter::TokenBucket;
+use crate::shared::SharedExport;
+use crate::state::ExportState;
+use aoe_wire::{
+    ata, finish_frame, parse, sectors_per_frame, write_ata_response, AtaArg, Command, ErrorCode,
+    Header, Identify, Mac, Message, ATA_DATA_OFFSET, IDENTIFY_LEN, SECTOR_SIZE,
+};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Largest control reply: a 128-entry mask list is 1052 bytes, a 1024-byte
+/// config string 1056; IDENTIFY is 548.
+pub(crate) const CTL_FRAME_LEN: usize = 1280;
+/// Writes/flushes that force a sync even while other writes are still on
+/// their way to the store (bounds the latency of the first in a batch).
+const GROUP_MAX: usize = 32;
+
+/// An interface the target listens on (index into the driver's sockets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IfaceId(pub u16);
+/// An export (shelf.slot) of this target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExportId(pub u16);
+/// A request holding a slot in the target until it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReqId(pub u32);
+/// A control reply frame owned by the target (valid until the next call that
+/// takes `&mut self`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CtlFrame(pub(crate) u16);
+
+/// Target-wide settings.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    /// Buffer Count advertised, and the number of requests really queued per
+    /// client MAC (more are dropped and counted). At least 2 (Linux stalls
+    /// below); Linux uses at most 64.
+    pub buffer_count: u16,
+    /// Client MACs with requests in flight at once.
+    pub max_clients: u16,
+    /// Firmware Version in Query Config replies.
+    pub firmware: u16,
+    /// IDENTIFY model string (≤ 40 ASCII).
+    pub model: String,
+    /// IDENTIFY firmware revision string (≤ 8 ASCII).
+    pub firmware_rev: String,
+    /// Largest frame the driver can send or receive (send slot size).
+    pub max_frame: usize,
+    /// Broadcast Query Config replies one interface may send in a burst...
+    pub broadcast_burst: u32,
+    /// ...and per second after that.
+    pub broadcast_per_sec: u32,
+}
+
+impl Default for TargetConfig {
+    fn default() -> Self {
+        TargetConfig {
+            buffer_count: 64,
+            max_clients: 32,
+            firmware: 0x0100,
+            model: "aoeraid io_uring AoE target".into(),
+            firmware_rev: concat!("A", env!("CARGO_PKG_VERSION"))
+                .chars()
+                .take(8)
+                .collect(),
+            max_frame: 9216,
+            broadcast_burst: 64,
+            broadcast_per_sec: 256,
+        }
+    }
+}
+
+/// One export's settings.
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    pub shelf: u16,
+    pub slot: u8,
+    /// Writes are answered with ATA abort.
+    pub read_only: bool,
+    /// Interfaces the export is visible on.
+    pub ifaces: Vec<IfaceId>,
+}
+
+/// What the driver must do. Actions come out in the order they must happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send `Target::ctl_frame(frame)` (`len` bytes) on `iface`.
+    Send {
+        iface: IfaceId,
+        frame: CtlFrame,
+        len: usize,
+    },
+    /// Read `len` bytes at byte `offset` of the export's store into the reply
+    /// frame at offset 36 (where ATA data goes), then call
+    /// [`Target::read_done`] with that frame buffer (or
+    /// [`Target::drop_request`] if no buffer was free).
+    Read {
+        req: ReqId,
+        export: ExportId,
+        offset: u64,
+        len: usize,
+    },
+    /// Write `len` bytes of the request frame's data (frame bytes
+    /// `36..36 + len`) at byte `offset`, then call [`Target::write_done`].
+    Write {
+        req: ReqId,
+        export: ExportId,
+        offset: u64,
+        len: usize,
+    },
+    /// Make every completed write of the export durable (fdatasync), then
+    /// call [`Target::sync_done`]. At most one is outstanding per export.
+    Sync { export: ExportId },
+    /// Build the answer for `req` with [`Target::finish_reply`] and send it on
+    /// `iface`.
+    Reply { req: ReqId, iface: IfaceId },
+    /// The export's durable state changed: write
+    /// [`Target::shared`]`(export).snapshot()` to the state file (atomically)
+    /// before sending the `Send` that follows.
+    Persist { export: ExportId },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReqKind {
+    Free,
+    Read,
+    Write,
+    Flush,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Req {
+    kind: ReqKind,
+    export: u16,
+    iface: IfaceId,
+    client: u16,
+    header: Header,
+    arg: AtaArg,
+    status: u8,
+    error: u8,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    mac: Mac,
+    in_flight: u16,
+}
+
+#[derive(Debug)]
+pub(crate) struct Iface {
+    pub(crate) mac: Mac,
+    pub(crate) max_sectors: u8,
+    pub(crate) broadcast: TokenBucket,
+}
+
+#[derive(Debug)]
+pub(crate) struct Export {
+    pub(crate) cfg: ExportConfig,
+    pub(crate) shared: Arc<SharedExport>,
+    /// This worker's copy of the durable state, refreshed when the shared
+    /// generation moves.
+    pub(crate) cache: ExportState,
+    pub(crate) generation: u64,
+    pub(crate) sectors: u64,
+    iface_bits: u64,
+    /// Writes done (and flushes) waiting for the next sync.
+    waiting: Vec<ReqId>,
+    /// Those covered by the sync in flight.
+    batch: Vec<ReqId>,
+    sync_in_flight: bool,
+    writes_in_store: u32,
+}
+
+/// The sans-IO AoE target (one per worker thread).
+#[derive(Debug)]
+pub struct Target {
+    pub(crate) cfg: TargetConfig,
+    pub(crate) ifaces: Vec<Iface>,
+    pub(crate) exports: Vec<Export>,
+    reqs: Vec<Req>,
+    free: Vec<u32>,
+    clients: Vec<Client>,
+    pub(crate) ctl: Vec<u8>,
+    ctl_used: usize,
+    ctl_cap: usize,
+    pub(crate) counters: Counters,
+}
+
+/// Why an interface or export could not be added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupError {
+    TooManyInterfaces,
+    UnknownInterface(IfaceId),
+    DuplicateExport { shelf: u16, slot: u8 },
+    BroadcastAddress { shelf: u16, slot: u8 },
+    BufferCount(u16),
+    Identify(String),
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::TooManyInterfaces => write!(f, "at most 64 interfaces"),
+            SetupError::UnknownInterface(i) => write!(f, "unknown interface {}", i.0),
+            SetupError::DuplicateExport { shelf, slot } => {
+                write!(f, "export e{shelf}.{slot} defined twice")
+            }
+            SetupError::BroadcastAddress { shelf, slot } => write!(
+                f,
+                "e{shelf}.{slot}: shelf 65535/4095 and slot 255 are reserved (Linux ignores them)"
+            ),
+            SetupError::BufferCount(n) => write!(f, "buffer count {n} must be 2..=4096"),
+            SetupError::Identify(e) => write!(f, "IDENTIFY strings: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+impl Target {
+    pub fn new(cfg: TargetConfig) -> Result<Target, SetupError> {
+        if !(2..=4096).contains(&cfg.buffer_count) {
+            return Err(SetupError::BufferCount(cfg.buffer_count));
+        }
+        Identify::new("x", &cfg.firmware_rev, &cfg.model, 1)
+            .map_err(|e| SetupError::Identify(e.to_string()))?;
+        let n = usize::from(cfg.buffer_count) * usize::from(cfg.max_clients.max(1));
+        let reqs = vec![
+            Req {
+                kind: ReqKind::Free,
+                export: 0,
+                iface: IfaceId(0),
+                client: 0,
+                header: Header::request(Mac::ZERO, Mac::ZERO, 0, 0, Command::Ata, 0),
+                arg: AtaArg::default(),
+                status: 0,
+                error: 0,
+            };
+            n
+        ];
+        let mut t = Target {
+            free: (0..n as u32).rev().collect(),
+            reqs,
+            clients: Vec::with_capacity(usize::from(cfg.max_clients.max(1))),
+            cfg,
+            ifaces: Vec::new(),
+            exports: Vec::new(),
+            ctl: Vec::new(),
+            ctl_used: 0,
+            ctl_cap: 0,
+            counters: Counters::default(),
+        };
+        t.grow_ctl();
+        Ok(t)
+    }
+
+    /// Adds an interface with its MAC and MTU.
+    pub fn add_interface(&mut self, mac: Mac, mtu: u32) -> Result<IfaceId, SetupError> {
+        if self.ifaces.len() >= 64 {
+            return Err(SetupError::TooManyInterfaces);
+        }
+        let by_frame = self.cfg.max_frame.saturating_sub(ATA_DATA_OFFSET) / SECTOR_SIZE;
+        let max_sectors = sectors_per_frame(mtu).min(by_frame.min(255) as u8);
+        self.ifaces.push(Iface {
+            mac,
+            max_sectors,
+            broadcast: TokenBucket::new(self.cfg.broadcast_burst, self.cfg.broadcast_per_sec),
+        });
+        Ok(IfaceId(self.ifaces.len() as u16 - 1))
+    }
+
+    /// Adds an export; its durable state and size live in `shared` (one
+    /// `SharedExport` for all workers serving the same export).
+    pub fn add_export(
+        &mut self,
+        cfg: ExportConfig,
+        shared: Arc<SharedExport>,
+    ) -> Result<ExportId, SetupError> {
+        if cfg.shelf == 0xFFFF || cfg.shelf == 0x0FFF || cfg.slot == 0xFF {
+            return Err(SetupError::BroadcastAddress {
+                shelf: cfg.shelf,
+                slot: cfg.slot,
+            });
+        }
+        if self
+            .exports
+            .iter()
+            .any(|e| e.cfg.shelf == cfg.shelf && e.cfg.slot == cfg.slot)
+        {
+            return Err(SetupError::DuplicateExport {
+                shelf: cfg.shelf,
+                slot: cfg.slot,
+            });
+        }
+        let mut iface_bits = 0u64;
+        for i in &cfg.ifaces {
+            if usize::from(i.0) >= self.ifaces.len() {
+                return Err(SetupError::UnknownInterface(*i));
+            }
+            iface_bits |= 1 << i.0;
+        }
+        let mut cache = ExportState::default();
+        let generation = shared.refresh(&mut cache);
+        Identify::new(&cache.serial, &self.cfg.firmware_rev, &self.cfg.model, 1)
+            .map_err(|e| SetupError::Identify(e.to_string()))?;
+        let n = self.reqs.len();
+        self.exports.push(Export {
+            sectors: shared.sectors(),
+            cfg,
+            shared,
+            cache,
+            generation,
+            iface_bits,
+            waiting: Vec::with_capacity(n),
+            batch: Vec::with_capacity(n),
+            sync_in_flight: false,
+            writes_in_store: 0,
+        });
+        self.grow_ctl();
+        Ok(ExportId(self.exports.len() as u16 - 1))
+    }
+
+    /// Room for one reply per export (broadcast query) or one announcement
+    /// per mask entry, whichever is more.
+    fn grow_ctl(&mut self) {
+        let need = self.exports.len().max(crate::state::MASK_CAPACITY) + 4;
+        if need > self.ctl_cap {
+            self.ctl.resize(need * CTL_FRAME_LEN, 0);
+            self.ctl_cap = need;
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The shared state of an export (to persist it, or to resize).
+    pub fn shared(&self, export: ExportId) -> &Arc<SharedExport> {
+        &self.exports[usize::from(export.0)].shared
+    }
+
+    pub fn export_count(&self) -> usize {
+        self.exports.len()
+    }
+
+    /// Sectors per frame the target accepts and advertises on `iface`.
+    pub fn max_sectors(&self, iface: IfaceId) -> u8 {
+        self.ifaces[usize::from(iface.0)].max_sectors
+    }
+
+    /// Buffer Count advertised (= requests queued per client).
+    pub fn buffer_count(&self) -> u16 {
+        self.cfg.buffer_count
+    }
+
+    /// Request slots: the most requests that can be in flight at once.
+    pub fn request_capacity(&self) -> usize {
+        self.reqs.len()
+    }
+
+    /// Requests in flight (issued to the store or waiting for a reply buffer).
+    pub fn requests_in_flight(&self) -> usize {
+        self.reqs.len() - self.free.len()
+    }
+
+    /// Bytes of a control frame named by [`Action::Send`].
+    pub fn ctl_frame(&self, frame: CtlFrame, len: usize) -> &[u8] {
+        let at = usize::from(frame.0) * CTL_FRAME_LEN;
+        &self.ctl[at..at + len.min(CTL_FRAME_LEN)]
+    }
+
+    pub(crate) fn take_ctl(&mut self) -> Option<(CtlFrame, &mut [u8])> {
+        let f = self.ctl_slot()?;
+        Some((f, ctl_buf(&mut self.ctl, f)))
+    }
+
+    /// Reserves the next control frame of this call (see [`CtlFrame`]).
+    pub(crate) fn ctl_slot(&mut self) -> Option<CtlFrame> {
+        if self.ctl_used >= self.ctl_cap {
+            return None;
+        }
+        self.ctl_used += 1;
+        Some(CtlFrame(self.ctl_used as u16 - 1))
+    }
+
+    // ---- frames -------------------------------------------------------------------
+
+    /// Handles one received frame from `iface`. `now` paces the broadcast
+    /// limiter. Never panics on any input; bad frames are dropped and counted.
+    pub fn handle_frame(
+        &mut self,
+        iface: IfaceId,
+        frame: &[u8],
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        self.ctl_used = 0;
+        self.counters.frames += 1;
+        if usize::from(iface.0) >= self.ifaces.len() {
+            self.counters.not_addressed += 1;
+            return;
+        }
+        let pkt = match parse(frame) {
+            Ok(p) => p,
+            Err(_) => {
+                self.malformed(iface, frame, out);
+                return;
+            }
+        };
+        let h = pkt.header;
+        if h.response {
+            self.counters.responses_ignored += 1;
+            return;
+        }
+        let broadcast = h.shelf == aoe_wire::BROADCAST_SHELF || h.slot == aoe_wire::BROADCAST_SLOT;
+        let mut matched = false;
+        for e in 0..self.exports.len() {
+            let ex = &self.exports[e];
+            if ex.iface_bits & (1 << iface.0) == 0 || !h.addresses(ex.cfg.shelf, ex.cfg.slot) {
+                continue;
+            }
+            matched = true;
+            self.refresh(e);
+            let ex = &self.exports[e];
+            if !ex.cache.mask.is_empty() && !ex.cache.mask.contains(&h.src) {
+                self.counters.masked += 1;
+                continue;
+            }
+            let id = ExportId(e as u16);
+            match pkt.message {
+                Message::Ata(a) => self.handle_ata(iface, id, &h, a.arg, a.data, out),
+                Message::QueryConfig(q) => {
+                    if broadcast && !self.ifaces[usize::from(iface.0)].broadcast.take(now) {
+                        self.counters.broadcast_limited += 1;
+                        continue;
+                    }
+                    self.handle_config(iface, id, &h, &q, out)
+                }
+                Message::MacMask(m) => self.handle_mask(iface, id, &h, &m, out),
+                Message::Reserve(r) => self.handle_reserve(iface, id, &h, &r, out),
+                Message::Other(_) | Message::Bare(_) => match h.command {
+                    Command::Vendor(_) => self.counters.vendor_ignored += 1,
+                    _ => {
+                        self.counters.unknown_command += 1;
+                        self.reply_error_bare(iface, id, &h, ErrorCode::UnrecognizedCommand, out);
+                    }
+                },
+            }
+        }
+        if !matched {
+            self.counters.not_addressed += 1;
+        }
+    }
+
+    /// A frame that did not parse. Query Config *requests* whose config
+    /// length is over 1024 (or past the frame) get E + error 2 from the
+    /// addressed export, as the spec asks; everything else is dropped.
+    fn malformed(&mut self, iface: IfaceId, frame: &[u8], out: &mut Vec<Action>) {
+        self.counters.malformed += 1;
+        let Ok(h) = Header::parse(frame) else { return };
+        if h.response || h.command != Command::QueryConfig || frame.len() < 32 {
+            return;
+        }
+        for e in 0..self.exports.len() {
+            let ex = &self.exports[e];
+            if ex.iface_bits & (1 << iface.0) == 0 || !h.addresses(ex.cfg.shelf, ex.cfg.slot) {
+                continue;
+            }
+            self.refresh(e);
+            let ex = &self.exports[e];
+            if !ex.cache.mask.is_empty() && !ex.cache.mask.contains(&h.src) {
+                continue;
+            }
+            let ccmd = aoe_wire::CCmd::from_nibble(frame[29]);
+            self.reply_config(
+                iface,
+                ExportId(e as u16),
+                &h,
+                ccmd,
+                Some(ErrorCode::BadArgument),
+                out,
+            );
+        }
+    }
+
+    /// Picks up durable-state changes made by other workers: one atomic load
+    /// when nothing changed.
+    fn refresh(&mut self, e: usize) {
+        let ex = &mut self.exports[e];
+        if ex.shared.generation() != ex.generation {
+            ex.generation = ex.shared.refresh(&mut ex.cache);
+        }
+        ex.sectors = ex.shared.sectors();
+    }
+
+    // ---- ATA ----------------------------------------------------------------------
+
+    fn handle_ata(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        arg: AtaArg,
+        data: &[u8],
+        out: &mut Vec<Action>,
+    ) {
+        let ex = &self.exports[usize::from(export.0)];
+        let cmd = arg.cmd_status;
+        if !ex.cache.reserve.is_empty()
+            && !ex.cache.reserve.contains(&h.src)
+            && cmd != ata::IDENTIFY
+        {
+            // Linux never reserves and drops E replies: its I/O to a reserved
+            // export retransmits until aoe_deadsecs, then the device fails.
+            self.counters.reservation_conflicts += 1;
+            self.reply_ata_error_flag(iface, export, h, &arg, out);
+            return;
+        }
+        match cmd {
+            ata::READ | ata::READ_EXT | ata::WRITE | ata::WRITE_EXT => {
+                self.read_write(iface, export, h, arg, data, out)
+            }
+            ata::IDENTIFY => self.reply_identify(iface, export, h, &arg, out),
+            ata::CHECK_POWER => {
+                let mut r = arg.reply(ata::STATUS_OK, 0);
+                r.sector_count = 0xFF;
+                self.reply_ata(iface, export, h, &r, out);
+            }
+            ata::FLUSH | ata::FLUSH_EXT => {
+                if let Some(req) = self.alloc(ReqKind::Flush, iface, export, h, arg) {
+                    self.exports[usize::from(export.0)].waiting.push(req);
+                    self.maybe_sync(export, out);
+                }
+            }
+            _ => self.reply_ata_fail(iface, export, h, &arg, ata::ERROR_ABRT, out),
+        }
+    }
+
+    fn read_write(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        arg: AtaArg,
+        data: &[u8],
+        out: &mut Vec<Action>,
+    ) {
+        let ex = &self.exports[usize::from(export.0)];
+        let write = ata::is_write(arg.cmd_status);
+        let n = u64::from(arg.sector_count);
+        let lba = arg.effective_lba();
+        let len = n as usize * SECTOR_SIZE;
+        let max = self.ifaces[usize::from(iface.0)].max_sectors;
+        let err = if n == 0 || arg.sector_count > max {
+            // A count the frame cannot carry: abort rather than AoE error 2,
+            // which Linux would ignore and retransmit forever.
+            Some(ata::ERROR_ABRT)
+        } else if lba.checked_add(n).is_none_or(|end| end > ex.sectors) {
+            Some(ata::ERROR_IDNF)
+        } else if write && (ex.cfg.read_only || data.len() < len) {
+            Some(ata::ERROR_ABRT)
+        } else {
+            None
+        };
+        if let Some(e) = err {
+            self.reply_ata_fail(iface, export, h, &arg, e, out);
+            return;
+        }
+        let kind = if write { ReqKind::Write } else { ReqKind::Read };
+        let Some(req) = self.alloc(kind, iface, export, h, arg) else {
+            return;
+        };
+        let offset = lba * SECTOR_SIZE as u64;
+        if write {
+            self.counters.writes += 1;
+            self.exports[usize::from(export.0)].writes_in_store += 1;
+            out.push(Action::Write {
+                req,
+                export,
+                offset,
+                len,
+            });
+        } else {
+            self.counters.reads += 1;
+            out.push(Action::Read {
+                req,
+                export,
+                offset,
+                len,
+            });
+        }
+    }
+
+    /// Takes a request slot, enforcing the per-client queue (Buffer Count).
+    fn alloc(
+        &mut self,
+        kind: ReqKind,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        arg: AtaArg,
+    ) -> Option<ReqId> {
+        let mut free_client = None;
+        let mut client = None;
+        for (i, c) in self.clients.iter().enumerate() {
+            if c.mac == h.src {
+                client = Some(i);
+                break;
+            }
+            if c.in_flight == 0 && free_client.is_none() {
+                free_client = Some(i);
+            }
+        }
+        let ci = match client {
+            Some(i) => i,
+            None if self.clients.len() < self.clients.capacity() => {
+                self.clients.push(Client {
+                    mac: h.src,
+                    in_flight: 0,
+                });
+                self.clients.len() - 1
+            }
+            None => match free_client {
+                Some(i) => {
+                    self.clients[i].mac = h.src;
+                    i
+                }
+                None => {
+                    self.counters.target_queue_full += 1;
+                    return None;
+                }
+            },
+        };
+        if self.clients[ci].in_flight >= self.cfg.buffer_count {
+            self.counters.client_queue_full += 1;
+            return None;
+        }
+        let Some(idx) = self.free.pop() else {
+            self.counters.target_queue_full += 1;
+            return None;
+        };
+        self.clients[ci].in_flight += 1;
+        self.reqs[idx as usize] = Req {
+            kind,
+            export: export.0,
+            iface,
+            client: ci as u16,
+            header: *h,
+            arg,
+            status: ata::STATUS_OK,
+            error: 0,
+        };
+        Some(ReqId(idx))
+    }
+
+    fn release(&mut self, req: ReqId) -> Option<Req> {
+        let r = self.reqs.get_mut(req.0 as usize)?;
+        if r.kind == ReqKind::Free {
+            return None;
+        }
+        let copy = *r;
+        r.kind = ReqKind::Free;
+        if let Some(c) = self.clients.get_mut(usize::from(copy.client)) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
+        self.free.push(req.0);
+        Some(copy)
+    }
+
+    fn maybe_sync(&mut self, export: ExportId, out: &mut Vec<Action>) {
+        let ex = &mut self.exports[usize::from(export.0)];
+        if ex.sync_in_flight || ex.waiting.is_empty() {
+            return;
+        }
+        // Wait for writes still on their way to the store so one sync covers
+        // them too, unless the batch is already big.
+        if ex.writes_in_store > 0 && ex.waiting.len() < GROUP_MAX {
+            return;
+        }
+        std::mem::swap(&mut ex.waiting, &mut ex.batch);
+        ex.sync_in_flight = true;
+        self.counters.syncs += 1;
+        out.push(Action::Sync { export });
+    }
+
+    // ---- store completions --------------------------------------------------------
+
+    /// A store read for `req` finished; its data is in `buf[36..36 + len]`.
+    /// Writes the reply header (or an ATA UNC error) into `buf` and returns
+    /// the frame length to send (0 if `req` is not a pending read).
+    pub fn read_done(&mut self, req: ReqId, ok: bool, buf: &mut [u8]) -> usize {
+        match self.reqs.get(req.0 as usize) {
+            Some(r) if r.kind == ReqKind::Read => {}
+            _ => return 0,
+        }
+        let Some(r) = self.release(req) else { return 0 };
+        let ex = &self.exports[usize::from(r.export)];
+        let mac = self.ifaces[usize::from(r.iface.0)].mac;
+        let (arg, end) = if ok {
+            (
+                r.arg.reply(ata::STATUS_OK, 0),
+                ATA_DATA_OFFSET + usize::from(r.arg.sector_count) * SECTOR_SIZE,
+            )
+        } else {
+            self.counters.io_errors += 1;
+            self.counters.ata_errors += 1;
+            (
+                r.arg.reply(ata::STATUS_FAILED, ata::ERROR_UNC),
+                ATA_DATA_OFFSET,
+            )
+        };
+        if write_ata_response(buf, &r.header, mac, ex.cfg.shelf, ex.cfg.slot, &arg).is_err() {
+            return 0;
+        }
+        finish_frame(buf, end).unwrap_or(0)
+    }
+
+    /// A store write for `req` finished. Successful writes wait for the next
+    /// sync; failed ones are answered at once with ATA ERR/UNC.
+    pub fn write_done(&mut self, req: ReqId, ok: bool, out: &mut Vec<Action>) {
+        self.ctl_used = 0;
+        let Some(r) = self.reqs.get_mut(req.0 as usize) else {
+            return;
+        };
+        if r.kind != ReqKind::Write {
+            return;
+        }
+        let export = ExportId(r.export);
+        let iface = r.iface;
+        if !ok {
+            r.status = ata::STATUS_FAILED;
+            r.error = ata::ERROR_UNC;
+            self.counters.io_errors += 1;
+            self.counters.ata_errors += 1;
+        }
+        let ex = &mut self.exports[usize::from(export.0)];
+        ex.writes_in_store = ex.writes_in_store.saturating_sub(1);
+        if ok {
+            ex.waiting.push(req);
+        } else {
+            out.push(Action::Reply { req, iface });
+        }
+        self.maybe_sync(export, out);
+    }
+
+    /// The sync of `export` finished: every write and flush it covered is
+    /// answered (ATA ERR/UNC if the sync failed).
+    pub fn sync_done(&mut self, export: ExportId, ok: bool, out: &mut Vec<Action>) {
+        self.ctl_used = 0;
+        let Some(ex) = self.exports.get_mut(usize::from(export.0)) else {
+            return;
+        };
+        if !ex.sync_in_flight {
+            return;
+        }
+        ex.sync_in_flight = false;
+        if !ok {
+            self.counters.io_errors += 1;
+        }
+        let mut batch = std::mem::take(&mut ex.batch);
+        for &req in &batch {
+            let r = &mut self.reqs[req.0 as usize];
+            if !ok {
+                r.status = ata::STATUS_FAILED;
+                r.error = ata::ERROR_UNC;
+                self.counters.ata_errors += 1;
+            }
+            self.counters.synced_acks += 1;
+            out.push(Action::Reply {
+                req,
+                iface: r.iface,
+            });
+        }
+        batch.clear();
+        self.exports[usize::from(export.0)].batch = batch;
+        self.maybe_sync(export, out);
+    }
+
+    /// Writes the reply for a write or flush named by [`Action::Reply`] into
+    /// `buf` and returns its length (60); frees the request. 0 if `req` is
+    /// not awaiting a reply.
+    pub fn finish_reply(&mut self, req: ReqId, buf: &mut [u8]) -> usize {
+        match self.reqs.get(req.0 as usize) {
+            Some(r) if matches!(r.kind, ReqKind::Write | ReqKind::Flush) => {}
+            _ => return 0,
+        }
+        let Some(r) = self.release(req) else { return 0 };
+        let ex = &self.exports[usize::from(r.export)];
+        let mac = self.ifaces[usize::from(r.iface.0)].mac;
+        let arg = r.arg.reply(r.status, r.error);
+        if write_ata_response(buf, &r.header, mac, ex.cfg.shelf, ex.cfg.slot, &arg).is_err() {
+            return 0;
+        }
+        finish_frame(buf, ATA_DATA_OFFSET).unwrap_or(0)
+    }
+
+    /// The driver could not carry out `req` (no buffer, submission failed):
+    /// forget it; the client retransmits.
+    pub fn drop_request(&mut self, req: ReqId) {
+        let kind = self.reqs.get(req.0 as usize).map(|r| (r.kind, r.export));
+        if let Some((ReqKind::Write, e)) = kind {
+            let ex = &mut self.exports[usize::from(e)];
+            ex.writes_in_store = ex.writes_in_store.saturating_sub(1);
+        }
+        if self.release(req).is_some() {
+            self.counters.driver_dropped += 1;
+        }
+    }
+
+    // ---- announcements and size ---------------------------------------------------
+
+    /// Sends an unsolicited config reply for `export` on each of its
+    /// interfaces: to broadcast, or to every MAC of a non-empty mask list.
+    pub fn announce(&mut self, export: ExportId, out: &mut Vec<Action>) {
+        self.ctl_used = 0;
+        let e = usize::from(export.0);
+        if e >= self.exports.len() {
+            return;
+        }
+        self.refresh(e);
+        let bits = self.exports[e].iface_bits;
+        let dsts: Vec<Mac> = if self.exports[e].cache.mask.is_empty() {
+            vec![Mac::BROADCAST]
+        } else {
+            self.exports[e].cache.mask.clone()
+        };
+        for i in 0..self.ifaces.len() {
+            if bits & (1 << i) == 0 {
+                continue;
+            }
+            for &dst in &dsts {
+                let req = Header::request(Mac::ZERO, dst, 0xFFFF, 0xFF, Command::QueryConfig, 0);
+                self.counters.announcements += 1;
+                self.reply_config(
+                    IfaceId(i as u16),
+                    export,
+                    &req,
+                    aoe_wire::CCmd::Read,
+                    None,
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Records the export's new size (all workers see it); if it changed,
+    /// announces it so clients re-identify.
+    pub fn resize(&mut self, export: ExportId, sectors: u64, out: &mut Vec<Action>) -> bool {
+        let e = usize::from(export.0);
+        if e >= self.exports.len() {
+            return false;
+        }
+        let changed = self.exports[e].shared.set_sectors(sectors);
+        self.exports[e].sectors = sectors;
+        if changed {
+            self.announce(export, out);
+        }
+        changed
+    }
+
+    // ---- reply builders -------------------------------------------------------------
+
+    pub(crate) fn own(&self, iface: IfaceId, export: ExportId) -> (Mac, u16, u8) {
+        let ex = &self.exports[usize::from(export.0)];
+        (
+            self.ifaces[usize::from(iface.0)].mac,
+            ex.cfg.shelf,
+            ex.cfg.slot,
+        )
+    }
+
+    pub(crate) fn push_ctl(
+        &mut self,
+        iface: IfaceId,
+        frame: CtlFrame,
+        len: usize,
+        out: &mut Vec<Action>,
+    ) {
+        self.counters.control_replies += 1;
+        out.push(Action::Send { iface, frame, len });
+    }
+
+    fn reply_ata(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        arg: &AtaArg,
+        out: &mut Vec<Action>,
+    ) {
+        let (mac, shelf, slot) = self.own(iface, export);
+        let Some((f, buf)) = self.take_ctl() else {
+            return;
+        };
+        let len = write_ata_response(buf, h, mac, shelf, slot, arg)
+            .and_then(|end| finish_frame(buf, end))
+            .unwrap_or(0);
+        if len > 0 {
+            self.push_ctl(iface, f, len, out);
+        }
+    }
+
+    fn reply_ata_fail(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        arg: &AtaArg,
+        error: u8,
+        out: &mut Vec<Action>,
+    ) {
+        self.counters.ata_errors += 1;
+        self.reply_ata(iface, export, h, &arg.reply(ata::STATUS_FAILED, error), out);
+    }
+
+    /// E + error 6 with the request's ATA argument echoed (as vblade does).
+    fn reply_ata_error_flag(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        arg: &AtaArg,
+        out: &mut Vec<Action>,
+    ) {
+        let (mac, shelf, slot) = self.own(iface, export);
+        let Some((f, buf)) = self.take_ctl() else {
+            return;
+        };
+        let hdr = h
+            .response_to(mac, shelf, slot)
+            .with_error(ErrorCode::TargetReserved);
+        let len = aoe_wire::write_ata_request(buf, &hdr, arg)
+            .and_then(|end| finish_frame(buf, end))
+            .unwrap_or(0);
+        if len > 0 {
+            self.push_ctl(iface, f, len, out);
+        }
+    }
+
+    fn reply_identify(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        arg: &AtaArg,
+        out: &mut Vec<Action>,
+    ) {
+        let ex = &self.exports[usize::from(export.0)];
+        let mut id = match Identify::new(
+            &ex.cache.serial,
+            &self.cfg.firmware_rev,
+            &self.cfg.model,
+            ex.sectors,
+        ) {
+            Ok(id) => id,
+            Err(_) => return self.reply_ata_fail(iface, export, h, arg, ata::ERROR_ABRT, out),
+        };
+        id.flush = true;
+        id.flush_ext = true;
+        let mut block = [0u8; IDENTIFY_LEN];
+        if id.emit(&mut block).is_err() {
+            return self.reply_ata_fail(iface, export, h, arg, ata::ERROR_ABRT, out);
+        }
+        let (mac, shelf, slot) = self.own(iface, export);
+        let Some((f, buf)) = self.take_ctl() else {
+            return;
+        };
+        let reply = arg.reply(ata::STATUS_OK, 0);
+        let len = match write_ata_response(buf, h, mac, shelf, slot, &reply) {
+            Ok(at) => {
+                buf[at..at + IDENTIFY_LEN].copy_from_slice(&block);
+                at + IDENTIFY_LEN
+            }
+            Err(_) => 0,
+        };
+        if len > 0 {
+            self.push_ctl(iface, f, len, out);
+        }
+    }
+
+    /// Bare header with the E flag and `code`, padded (unknown commands).
+    fn reply_error_bare(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        code: ErrorCode,
+        out: &mut Vec<Action>,
+    ) {
+        let (mac, shelf, slot) = self.own(iface, export);
+        let Some((f, buf)) = self.take_ctl() else {
+            return;
+        };
+        let hdr = h.response_to(mac, shelf, slot).with_error(code);
+        let len = hdr
+            .emit(buf)
+            .and_then(|end| finish_frame(buf, end))
+            .unwrap_or(0);
+        if len > 0 {
+            self.push_ctl(iface, f, len, out);
+        }
+    }
+}
+
+/// The bytes of control frame `f` in the pool `ctl`.
+pub(crate) fn ctl_buf(ctl: &mut [u8], f: CtlFrame) -> &mut [u8] {
+    let at = usize::from(f.0) * CTL_FRAME_LEN;
+    &mut ctl[at..at + CTL_FRAME_LEN]
+}
