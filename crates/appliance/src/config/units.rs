@@ -58,7 +58,7 @@ fn parse_scaled(text: &str, units: &[(&str, u64)], what: &str) -> Result<u64, St
         let denom = 10u128.pow(frac.len() as u32);
         let frac: u128 = frac.parse().unwrap_or(0);
         let total = (int as u128 * denom + frac) * scale as u128;
-        if total % denom != 0 {
+        if !total.is_multiple_of(denom) {
             return Err(format!(
                 "invalid {what} `{text}`: not a whole number of bytes"
             ));
@@ -81,7 +81,7 @@ fn format_bytes(n: u64) -> String {
         ("MiB", 1 << 20),
         ("KiB", 1 << 10),
     ] {
-        if n >= scale && n % scale == 0 {
+        if n >= scale && n.is_multiple_of(scale) {
             return format!("{}{unit}", n / scale);
         }
     }
@@ -91,7 +91,7 @@ fn format_bytes(n: u64) -> String {
         ("MB", 1_000_000),
         ("KB", 1_000),
     ] {
-        if n >= scale && n % scale == 0 {
+        if n >= scale && n.is_multiple_of(scale) {
             return format!("{}{unit}", n / scale);
         }
     }
@@ -184,11 +184,11 @@ impl fmt::Display for Duration {
         let ms = self.0.as_millis();
         if ms == 0 {
             f.write_str("0s")
-        } else if ms % 3_600_000 == 0 {
+        } else if ms.is_multiple_of(3_600_000) {
             write!(f, "{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 {
+        } else if ms.is_multiple_of(60_000) {
             write!(f, "{}m", ms / 60_000)
-        } else if ms % 1_000 == 0 {
+        } else if ms.is_multiple_of(1_000) {
             write!(f, "{}s", ms / 1_000)
         } else {
             write!(f, "{ms}ms")

@@ -172,6 +172,20 @@ impl fmt::Display for Event {
     }
 }
 
+/// Writes one log line to stderr. Under systemd (JOURNAL_STREAM set) the
+/// line carries a `<N>` syslog priority prefix, which journald turns into the
+/// entry's priority; on a terminal it reads as plain text.
+pub fn log_line(priority: u8, msg: &str) {
+    use std::io::Write;
+    let line = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        format!("<{priority}>{msg}\n")
+    } else {
+        format!("aoeraid: {msg}\n")
+    };
+    // Logging must never take the daemon down; a closed stderr loses lines.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,18 +218,4 @@ mod tests {
             [EventKind::Rebuild(80)]
         );
     }
-}
-
-/// Writes one log line to stderr. Under systemd (JOURNAL_STREAM set) the
-/// line carries a `<N>` syslog priority prefix, which journald turns into the
-/// entry's priority; on a terminal it reads as plain text.
-pub fn log_line(priority: u8, msg: &str) {
-    use std::io::Write;
-    let line = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        format!("<{priority}>{msg}\n")
-    } else {
-        format!("aoeraid: {msg}\n")
-    };
-    // Logging must never take the daemon down; a closed stderr loses lines.
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
