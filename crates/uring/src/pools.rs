@@ -94,13 +94,23 @@ impl Slab {
     }
 }
 
+/// Buffers posted to the kernel at start; more are posted each time the kernel runs out.
+const INITIAL_POSTED: u16 = 64;
+
 /// A provided-buffer ring (io_uring "pbuf ring"): the kernel takes buffers from it for
 /// each received frame; the caller returns them with `give_back`.
+///
+/// The kernel consumes posted buffers in FIFO order, so every posted buffer is cycled
+/// through. Posting all of them would make the receive copy land in cache-cold memory
+/// (1024 jumbo buffers = 9 MiB); instead only a few are posted and the rest wait in a
+/// reserve, posted in steps whenever the kernel reports it ran out (ENOBUFS). The frame
+/// then waits in the socket queue until the receive is re-armed; nothing is lost.
 pub(crate) struct ProvidedBuffers {
     ring_mem: Region,
     data: Slab,
     entries: u16,
     tail: Cell<u16>,
+    reserve: RefCell<Vec<u16>>,
     // Which buffers are lent to the caller (true) vs. in the ring / kernel (false).
     lent: Box<[Cell<bool>]>,
     lent_count: Cell<u32>,
@@ -121,14 +131,40 @@ impl ProvidedBuffers {
             data,
             entries,
             tail: Cell::new(0),
+            reserve: RefCell::new((INITIAL_POSTED.min(entries)..entries).rev().collect()),
             lent: (0..entries).map(|_| Cell::new(false)).collect(),
             lent_count: Cell::new(0),
         };
-        for bid in 0..entries {
+        for bid in 0..INITIAL_POSTED.min(entries) {
             pb.push(bid);
         }
         pb.publish();
         Ok(pb)
+    }
+
+    /// Buffers posted to the kernel (in the ring, or filled but not yet reaped).
+    pub(crate) fn posted(&self) -> u32 {
+        u32::from(self.entries) - self.lent_count.get() - self.reserve.borrow().len() as u32
+    }
+
+    /// The kernel ran out: post more buffers from the reserve (as many again as are
+    /// posted now, at least 16). Returns how many were added.
+    pub(crate) fn grow(&self) -> u32 {
+        let mut reserve = self.reserve.borrow_mut();
+        let want = self.posted_locked(reserve.len()).max(16) as usize;
+        let n = want.min(reserve.len());
+        for _ in 0..n {
+            if let Some(bid) = reserve.pop() {
+                self.push(bid);
+            }
+        }
+        drop(reserve);
+        self.publish();
+        n as u32
+    }
+
+    fn posted_locked(&self, reserve_len: usize) -> u32 {
+        u32::from(self.entries) - self.lent_count.get() - reserve_len as u32
     }
 
     pub(crate) fn ring_addr(&self) -> u64 {
@@ -151,7 +187,8 @@ impl ProvidedBuffers {
         self.lent_count.get()
     }
 
-    /// At least one buffer is (or will be, once the CQ is drained) available to the kernel.
+    /// At least one buffer is (or will be, once the CQ is drained) available to the
+    /// kernel, or can be posted from the reserve.
     pub(crate) fn any_available(&self) -> bool {
         self.lent_count.get() < u32::from(self.entries)
     }
@@ -309,6 +346,7 @@ mod tests {
         }
         assert!(!pb.any_available());
         assert!(!pb.lend(3), "double lend must be refused");
+        assert_eq!(pb.posted(), 0);
         assert!(!pb.lend(8), "out of range id must be refused");
         assert_eq!(
             pb.bytes(3, 1000).len(),
@@ -321,6 +359,19 @@ mod tests {
         assert_eq!(pb.lent_count(), 7);
         // 8 initial pushes + 1 give-back; the tail wraps modulo 2^16 independent of entries.
         assert_eq!(pb.tail.get(), 9);
+    }
+
+    #[test]
+    fn provided_buffers_post_from_reserve_on_demand() {
+        let pb = ProvidedBuffers::new(1024, 128, None).unwrap();
+        assert_eq!(pb.posted(), 64);
+        assert_eq!(pb.grow(), 64);
+        assert_eq!(pb.posted(), 128);
+        assert_eq!(pb.grow(), 128);
+        assert_eq!(pb.posted(), 256);
+        while pb.grow() > 0 {}
+        assert_eq!(pb.posted(), 1024);
+        assert_eq!(pb.tail.get(), 1024);
     }
 
     #[test]

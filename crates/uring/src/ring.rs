@@ -71,6 +71,14 @@ pub struct RingConfig {
     /// ATA 12). Costs memory: each buffer then takes a whole number of pages.
     /// Default `None` (64-byte alignment).
     pub align_payload_at: Option<usize>,
+    /// Opt in to IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN: completions are processed
+    /// only inside `wait`, in batches (cheaper per frame). The ring is created disabled
+    /// and enabled by the first `wait`/`submit`; from then on **every** call that enters
+    /// the kernel or registers something (`wait`, `submit`, `add_socket`,
+    /// `register_file`, dropping the Ring) must happen on that thread, or fails with
+    /// EEXIST (a Ring dropped on another thread leaks its buffers rather than free them
+    /// under the kernel). Default `false`.
+    pub single_issuer: bool,
     /// Fixed-file table size (sockets + files). Default 64.
     pub max_files: u32,
     /// File operations and timers in flight at once. Default 1024.
@@ -88,6 +96,7 @@ impl Default for RingConfig {
             io_buffers: 0,
             io_buffer_size: 128 << 10,
             align_payload_at: None,
+            single_issuer: false,
             max_files: 64,
             max_ops: 1024,
         }
@@ -147,6 +156,8 @@ pub struct Ring {
     // Barrier syncs whose writes are done but that could not be queued yet.
     deferred_syncs: RefCell<Vec<(u32, u64, bool)>>,
     wake: Option<WakeState>,
+    // Single-issuer rings start disabled; the first submitting thread enables them.
+    disabled: Cell<bool>,
     in_flight: Cell<u64>,
     stats: Cell<RingStats>,
     cqes: Vec<cqueue::Entry>,
@@ -212,10 +223,19 @@ impl Ring {
                 "buffer sizes must be > 0",
             ));
         }
-        let uring = IoUring::builder()
+        let mut builder = IoUring::builder();
+        builder
             .setup_cqsize(cfg.sq_entries.saturating_mul(4))
-            .setup_submit_all()
-            .setup_coop_taskrun()
+            .setup_submit_all();
+        if cfg.single_issuer {
+            builder
+                .setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_r_disabled();
+        } else {
+            builder.setup_coop_taskrun();
+        }
+        let uring = builder
             .build(cfg.sq_entries)
             .map_err(|e| io::Error::new(e.kind(), format!("io_uring_setup: {e}")))?;
         let recv =
@@ -284,6 +304,7 @@ impl Ring {
             }),
             deferred_syncs: RefCell::new(Vec::with_capacity(64)),
             wake: None,
+            disabled: Cell::new(cfg.single_issuer),
             in_flight: Cell::new(0),
             stats: Cell::new(RingStats::default()),
             cqes: Vec::with_capacity(256),
@@ -333,6 +354,13 @@ impl Ring {
         if buf.ring == self.id {
             self.recv.give_back(buf.bid);
         }
+    }
+
+    /// Receive buffers posted to the kernel. Starts at 64 and grows each time the kernel
+    /// runs out, up to [`RingConfig::recv_buffers`]; a small posted set keeps the
+    /// receive copy cache-warm.
+    pub fn recv_buffers_posted(&self) -> usize {
+        self.recv.posted() as usize
     }
 
     /// Receive buffers currently lent to the caller (not yet recycled).
@@ -653,8 +681,8 @@ impl Ring {
             // Best effort: if the queue is full now, the next wait re-arms.
             let _ = self.arm_wake();
         }
+        self.enable()?;
         let res = match timeout {
-            Some(t) if t.is_zero() => self.uring.submit(),
             Some(t) => {
                 let ts = types::Timespec::from(t);
                 let args = types::SubmitArgs::new().timespec(&ts);
@@ -688,6 +716,7 @@ impl Ring {
 
     /// Submit everything queued without waiting.
     pub fn submit(&self) -> io::Result<()> {
+        self.enable()?;
         self.bump(|s| s.enters += 1);
         self.uring.submit().map(drop)
     }
@@ -703,6 +732,19 @@ impl Ring {
     }
 
     // ---- internals ----------------------------------------------------------------
+
+    /// Enable a ring created disabled (single issuer): the calling thread becomes its
+    /// only submitter.
+    fn enable(&self) -> io::Result<()> {
+        if self.disabled.get() {
+            self.uring
+                .submitter()
+                .register_enable_rings()
+                .map_err(|e| io::Error::new(e.kind(), format!("enable io_uring: {e}")))?;
+            self.disabled.set(false);
+        }
+        Ok(())
+    }
 
     fn bump(&self, f: impl FnOnce(&mut RingStats)) {
         let mut s = self.stats.get();
@@ -726,6 +768,7 @@ impl Ring {
                 return Ok(());
             }
             drop(sq);
+            self.enable()?;
             self.bump(|s| s.enters += 1);
             match self.uring.submit() {
                 Ok(_) => {}
@@ -787,6 +830,9 @@ impl Ring {
     fn rearm_receives(&self) {
         if !self.recv.any_available() {
             return;
+        }
+        if self.recv.posted() == 0 {
+            self.recv.grow();
         }
         for idx in 0..self.sockets.len() as u32 {
             if !self.sockets[idx as usize].armed.get() {
@@ -1067,6 +1113,7 @@ impl Ring {
         }
         if res == -libc::ENOBUFS {
             self.bump(|s| s.recv_no_buffers += 1);
+            self.recv.grow();
         } else if res < 0 && res != -libc::ECANCELED {
             self.bump(|s| s.recv_errors += 1);
             out.push(Completion::RecvError {
@@ -1114,6 +1161,11 @@ impl Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        if self.disabled.get() {
+            // Never enabled: nothing reached the kernel, so it owns none of our memory.
+            self.free_wake_buf();
+            return;
+        }
         // Cancel everything, then reap until the kernel owns nothing of ours. Only then
         // may the buffer memory be unmapped; if that cannot be confirmed, leak it.
         let _ = self.uring.submitter().register_sync_cancel(
@@ -1130,7 +1182,16 @@ impl Drop for Ring {
         while self.in_flight.get() > 0 && Instant::now() < deadline {
             let ts = types::Timespec::new().nsec(100_000_000);
             let args = types::SubmitArgs::new().timespec(&ts);
-            let _ = self.uring.submitter().submit_with_args(1, &args);
+            match self.uring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                    ) => {}
+                // E.g. EEXIST: a single-issuer ring dropped on a foreign thread.
+                Err(_) => break,
+            }
             self.drain(&mut sink);
             sink.clear();
         }
@@ -1138,8 +1199,17 @@ impl Drop for Ring {
             self.recv.leak();
             self.send.leak();
             self.io.leak();
-        } else if let Some(w) = &self.wake {
-            // SAFETY: allocated by Box::into_raw in `waker`; no read is in flight any more.
+        } else {
+            self.free_wake_buf();
+        }
+    }
+}
+
+impl Ring {
+    fn free_wake_buf(&mut self) {
+        if let Some(w) = self.wake.take() {
+            // SAFETY: allocated by Box::into_raw in `waker`; the caller has established
+            // that no read into it is in flight.
             drop(unsafe { Box::from_raw(w.buf.0) });
         }
     }

@@ -408,3 +408,51 @@ fn frame_payload_written_to_o_direct_file_in_place() {
     assert_eq!(wrote, Some(Ok(0)));
     assert_eq!(&on_disk[..], &f[36..]);
 }
+
+#[test]
+fn single_issuer_ring_moved_to_its_loop_thread() {
+    let lab = VethLab::new(1500);
+    lab.run(|| {
+        let cfg = aoe_uring::RingConfig {
+            single_issuer: true,
+            ..Default::default()
+        };
+        // Built here, run on another thread: the first wait there enables it.
+        let mut ring = Ring::with_config(&cfg).unwrap();
+        let a = ring
+            .add_socket(PacketSocket::open(VethLab::A).unwrap())
+            .unwrap();
+        let b = ring
+            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .unwrap();
+        let t = std::thread::spawn(move || {
+            let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
+            for seq in 0..100 {
+                ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 500), 0)
+                    .unwrap();
+            }
+            let seen = collect(&mut ring, 100, |sock, f| {
+                assert_eq!(sock, b);
+                assert_eq!(f, &frame(mac_b, mac_a, ETH_P_AOE, seq_of(f), 500)[..]);
+            });
+            assert_eq!(seen, 100);
+            // Polling with a zero timeout still runs deferred completions.
+            ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, 7, 500), 0)
+                .unwrap();
+            let mut events = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !events.iter().any(|e| matches!(e, Completion::Frame { .. }))
+                && Instant::now() < deadline
+            {
+                ring.wait(Some(Duration::ZERO), &mut events).unwrap();
+            }
+            for e in events {
+                if let Completion::Frame { buf, .. } = e {
+                    ring.recycle(buf);
+                }
+            }
+            // Dropped on the thread that ran it.
+        });
+        t.join().unwrap();
+    });
+}

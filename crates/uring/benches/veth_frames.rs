@@ -1,0 +1,195 @@
+//! Frames per second through a veth pair: the io_uring ring (batched sends, multishot
+//! receive) against one blocking send(2) + recv(2) per frame, in the same run.
+//!
+//! Root needed (creates a private network namespace). Run:
+//! `cargo bench -p aoe-uring --bench veth_frames` (env `FRAMES` = frames per run,
+//! default 100000; `RUNS` = runs per case, default 5; `LENS`, `BATCHES` = comma lists;
+//! `ONLY=ring|sys` for profiling one side; `SINGLE_ISSUER=1` for
+//! `RingConfig::single_issuer`). Prints the median of the runs.
+
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+
+use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, ETH_P_AOE};
+use lab::{frame, VethLab};
+use std::time::{Duration, Instant};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Comma-separated numbers from the environment, or the defaults.
+fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// CPU time (user + system) used by the calling thread so far.
+fn thread_cpu() -> Duration {
+    // SAFETY: getrusage writes one rusage struct into a valid, zeroed buffer.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Result of one run.
+struct Run {
+    frames_per_s: f64,
+    cpu_ns_per_frame: f64,
+    lost: u64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// One run through the ring: queue `batch` sends on A, then wait until B has them all.
+fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
+    let cfg = RingConfig {
+        sq_entries: 512,
+        recv_buffers: env_or("RECV_BUFS", 1024) as u16,
+        send_slots: 512,
+        single_issuer: std::env::var_os("SINGLE_ISSUER").is_some(),
+        ..RingConfig::default()
+    };
+    let mut ring = Ring::with_config(&cfg).expect("ring");
+    let a = ring
+        .add_socket(PacketSocket::open(VethLab::A).unwrap())
+        .unwrap();
+    let b = ring
+        .add_socket(PacketSocket::open(VethLab::B).unwrap())
+        .unwrap();
+    let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
+    let template = frame(mac_b, mac_a, ETH_P_AOE, 0, len - 14);
+    // Fill every slot with the frame once; per frame only the sequence number is written,
+    // as a protocol engine writes its headers into a slot.
+    let mut slots = Vec::new();
+    while let Some(mut slot) = ring.send_slot() {
+        ring.slot_mut(&mut slot)[..len].copy_from_slice(&template);
+        slots.push(slot);
+    }
+    for slot in slots {
+        ring.release_slot(slot);
+    }
+    let mut events = Vec::with_capacity(4096);
+    ring.wait(Some(Duration::ZERO), &mut events).unwrap();
+    let start = Instant::now();
+    let cpu0 = thread_cpu();
+    let (mut sent, mut received) = (0u64, 0u64);
+    while sent < frames {
+        let n = batch.min(frames - sent);
+        for _ in 0..n {
+            let mut slot = ring.send_slot().expect("slot");
+            ring.slot_mut(&mut slot)[14..18].copy_from_slice(&(sent as u32).to_be_bytes());
+            ring.submit_send(a, slot, len, 0).unwrap();
+        }
+        sent += n;
+        // Collect this batch (bounded wait so a lost frame cannot hang the bench).
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while received < sent && Instant::now() < deadline {
+            ring.wait(Some(Duration::from_millis(50)), &mut events)
+                .unwrap();
+            for ev in events.drain(..) {
+                if let Completion::Frame { buf, .. } = ev {
+                    received += 1;
+                    ring.recycle(buf);
+                }
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = (thread_cpu() - cpu0).as_nanos() as f64;
+    Run {
+        frames_per_s: received as f64 / secs,
+        cpu_ns_per_frame: cpu / received.max(1) as f64,
+        lost: sent - received,
+    }
+}
+
+/// One run with one blocking syscall per frame and per receive, same batching.
+fn syscall_run(frames: u64, batch: u64, len: usize) -> Run {
+    let opts = aoe_uring::SocketOptions {
+        nonblocking: false,
+        ..Default::default()
+    };
+    let tx = PacketSocket::open_with(VethLab::A, &opts).unwrap();
+    let rx = PacketSocket::open_with(VethLab::B, &opts).unwrap();
+    let mut template = frame(rx.mac(), tx.mac(), ETH_P_AOE, 0, len - 14);
+    let mut buf = vec![0u8; aoe_uring::JUMBO_FRAME];
+    let start = Instant::now();
+    let cpu0 = thread_cpu();
+    let (mut sent, mut received) = (0u64, 0u64);
+    while sent < frames {
+        let n = batch.min(frames - sent);
+        for _ in 0..n {
+            template[14..18].copy_from_slice(&(sent as u32).to_be_bytes());
+            tx.send(&template).unwrap();
+        }
+        sent += n;
+        while received < sent {
+            match rx
+                .recv_timeout(&mut buf, Some(Duration::from_millis(200)))
+                .unwrap()
+            {
+                Some(_) => received += 1,
+                None => break,
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = (thread_cpu() - cpu0).as_nanos() as f64;
+    Run {
+        frames_per_s: received as f64 / secs,
+        cpu_ns_per_frame: cpu / received.max(1) as f64,
+        lost: sent - received,
+    }
+}
+
+fn main() {
+    let frames = env_or("FRAMES", 100_000);
+    let runs = env_or("RUNS", 5) as usize;
+    let lab = VethLab::new(9000);
+    lab.run(move || {
+        println!("veth pair, MTU 9000, {frames} frames per run, median of {runs} runs, one thread");
+        println!("fr/s = frames per second (wall clock); cpu = CPU ns per frame (user+sys, this thread)");
+        println!(
+            "{:>6} {:>6} {:>10} {:>8} {:>10} {:>8} {:>7} {:>7} {:>5}",
+            "bytes", "batch", "ring fr/s", "cpu", "sys fr/s", "cpu", "fr/s x", "cpu x", "lost"
+        );
+        for len in env_list("LENS", &[60, 1514, 9014]) {
+            for batch in env_list("BATCHES", &[1, 16, 64]) {
+                let len = len as usize;
+                let (mut rf, mut rc, mut sf, mut sc) = (vec![], vec![], vec![], vec![]);
+                let mut lost = 0;
+                for _ in 0..runs {
+                    let only = std::env::var("ONLY").unwrap_or_default();
+                    let skip = Run { frames_per_s: f64::NAN, cpu_ns_per_frame: f64::NAN, lost: 0 };
+                    let r = if only == "sys" { skip } else { ring_run(frames, batch, len) };
+                    let skip = Run { frames_per_s: f64::NAN, cpu_ns_per_frame: f64::NAN, lost: 0 };
+                    let s = if only == "ring" { skip } else { syscall_run(frames, batch, len) };
+                    rf.push(r.frames_per_s);
+                    rc.push(r.cpu_ns_per_frame);
+                    sf.push(s.frames_per_s);
+                    sc.push(s.cpu_ns_per_frame);
+                    lost += r.lost + s.lost;
+                }
+                let (rf, rc, sf, sc) = (median(rf), median(rc), median(sf), median(sc));
+                println!(
+                    "{len:>6} {batch:>6} {rf:>10.0} {rc:>8.0} {sf:>10.0} {sc:>8.0} {:>7.2} {:>7.2} {lost:>5}",
+                    rf / sf,
+                    sc / rc
+                );
+            }
+        }
+    });
+}
