@@ -9,3 +9,18 @@ pub mod xor;
 
 pub use layout::{Geometry, Level};
 pub use types::*;
+pub mod assembly;
+pub mod bitmap;
+pub mod config;
+pub mod engine;
+pub mod meta;
+pub mod pacing;
+pub mod stripe_cache;
+pub mod superblock;
+
+pub use assembly::{assemble, AssemblyError, AssemblyInput, AssemblyPlan};
+pub use config::{ArrayConfig, CreateError, MemberSpec};
+pub use engine::{Counters, Engine, MemberStatus, Status, SyncProgress, Tunables};
+pub mod concat;
+pub use concat::Concat;
+pub mod sim;

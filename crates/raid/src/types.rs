@@ -167,6 +167,11 @@ pub enum Event {
         offset: u64,
         sectors: u32,
     },
+    /// A returning member was not taken in (foreign or unreadable superblock).
+    MemberRefused {
+        member: MemberIndex,
+        reason: String,
+    },
     /// A member came back and was taken in again.
     ReAdded {
         member: MemberIndex,

@@ -1,0 +1,187 @@
+//! Write-intent bitmap: one bit per region of `region_units` units, LSB first, 4096 bits
+//! per sector. A region's bit is on the members before any write to it is issued; it is
+//! cleared lazily once no write has touched the region for a while and every member is
+//! in sync (so the bits also record what an absent member missed).
+
+pub const BITS_PER_SECTOR: u64 = 4096;
+
+#[derive(Clone, Debug)]
+pub struct Bitmap {
+    region_units: u64,
+    regions: u64,
+    bits: Vec<u8>,
+    inflight: Vec<u32>,
+    last_write_ns: Vec<u64>,
+}
+
+impl Bitmap {
+    pub fn new(units: u64, region_units: u64) -> Bitmap {
+        let region_units = region_units.max(1);
+        let regions = units.div_ceil(region_units).max(1);
+        Bitmap {
+            region_units,
+            regions,
+            bits: vec![0; regions.div_ceil(8) as usize],
+            inflight: vec![0; regions as usize],
+            last_write_ns: vec![0; regions as usize],
+        }
+    }
+
+    pub fn sectors_for(units: u64, region_units: u64) -> u32 {
+        units
+            .div_ceil(region_units.max(1))
+            .max(1)
+            .div_ceil(BITS_PER_SECTOR) as u32
+    }
+
+    pub fn sectors(&self) -> u32 {
+        self.regions.div_ceil(BITS_PER_SECTOR) as u32
+    }
+    pub fn regions(&self) -> u64 {
+        self.regions
+    }
+    pub fn region_units(&self) -> u64 {
+        self.region_units
+    }
+    pub fn region_of(&self, unit: u64) -> u64 {
+        unit / self.region_units
+    }
+    pub fn sector_of(region: u64) -> u32 {
+        (region / BITS_PER_SECTOR) as u32
+    }
+
+    pub fn is_dirty(&self, r: u64) -> bool {
+        self.bits[(r / 8) as usize] & (1 << (r % 8)) != 0
+    }
+    pub fn unit_dirty(&self, unit: u64) -> bool {
+        self.is_dirty(self.region_of(unit))
+    }
+    fn set(&mut self, r: u64, on: bool) {
+        let b = &mut self.bits[(r / 8) as usize];
+        if on {
+            *b |= 1 << (r % 8);
+        } else {
+            *b &= !(1 << (r % 8));
+        }
+    }
+    pub fn any_dirty(&self) -> bool {
+        self.bits.iter().any(|&b| b != 0)
+    }
+    pub fn dirty_count(&self) -> u64 {
+        self.bits.iter().map(|b| b.count_ones() as u64).sum()
+    }
+    pub fn set_all(&mut self) {
+        for r in 0..self.regions {
+            self.set(r, true);
+        }
+    }
+
+    /// A write to region `r` begins. Returns the bitmap sector to persist if the bit was
+    /// clear (the write must wait for it).
+    pub fn start_write(&mut self, r: u64, now_ns: u64) -> Option<u32> {
+        self.inflight[r as usize] += 1;
+        self.last_write_ns[r as usize] = now_ns;
+        if self.is_dirty(r) {
+            None
+        } else {
+            self.set(r, true);
+            Some(Self::sector_of(r))
+        }
+    }
+
+    pub fn end_write(&mut self, r: u64, now_ns: u64) {
+        let c = &mut self.inflight[r as usize];
+        *c = c.saturating_sub(1);
+        self.last_write_ns[r as usize] = now_ns;
+    }
+
+    /// Clear the bits of regions idle for `delay_ns`; returns the sectors to persist.
+    pub fn lazy_clear(&mut self, now_ns: u64, delay_ns: u64) -> Vec<u32> {
+        let mut sectors = Vec::new();
+        for r in 0..self.regions {
+            if self.is_dirty(r)
+                && self.inflight[r as usize] == 0
+                && now_ns.saturating_sub(self.last_write_ns[r as usize]) >= delay_ns
+            {
+                self.set(r, false);
+                let s = Self::sector_of(r);
+                if sectors.last() != Some(&s) {
+                    sectors.push(s);
+                }
+            }
+        }
+        sectors
+    }
+
+    /// The on-disk bytes of bitmap sector `s` (512 bytes).
+    pub fn encode_sector(&self, s: u32) -> Vec<u8> {
+        let mut out = vec![0u8; 512];
+        let start = s as usize * 512;
+        let end = (start + 512).min(self.bits.len());
+        if start < end {
+            out[..end - start].copy_from_slice(&self.bits[start..end]);
+        }
+        out
+    }
+
+    /// OR a sector read from a member into the in-memory bits (bits beyond the region
+    /// count are ignored).
+    pub fn merge_sector(&mut self, s: u32, bytes: &[u8]) {
+        for (i, &byte) in bytes.iter().take(512).enumerate() {
+            for bit in 0..8 {
+                let r = (s as u64 * 512 + i as u64) * 8 + bit;
+                if r < self.regions && byte & (1 << bit) != 0 {
+                    self.set(r, true);
+                }
+            }
+        }
+    }
+
+    pub fn dirty_regions(&self) -> Vec<u64> {
+        (0..self.regions).filter(|&r| self.is_dirty(r)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_before_write_clear_lazily() {
+        let mut b = Bitmap::new(100, 10);
+        assert_eq!(b.regions(), 10);
+        assert_eq!(b.start_write(3, 0), Some(0));
+        assert_eq!(
+            b.start_write(3, 5),
+            None,
+            "already dirty: no metadata write"
+        );
+        b.end_write(3, 10);
+        assert!(
+            b.lazy_clear(15, 100).is_empty(),
+            "one write still in flight"
+        );
+        b.end_write(3, 20);
+        assert!(b.lazy_clear(50, 100).is_empty(), "too recent");
+        assert_eq!(b.lazy_clear(120, 100), vec![0]);
+        assert!(!b.is_dirty(3));
+    }
+
+    #[test]
+    fn encode_decode() {
+        let mut b = Bitmap::new(20_000, 1);
+        for r in [0u64, 7, 8, 4095, 4096, 19_999] {
+            b.start_write(r, 0);
+        }
+        assert_eq!(b.sectors(), 5);
+        let mut c = Bitmap::new(20_000, 1);
+        for s in 0..b.sectors() {
+            let e = b.encode_sector(s);
+            assert_eq!(e.len(), 512);
+            c.merge_sector(s, &e);
+        }
+        assert_eq!(c.dirty_regions(), vec![0, 7, 8, 4095, 4096, 19_999]);
+        assert_eq!(b.encode_sector(0)[0], 0b1000_0001);
+        assert_eq!(Bitmap::sectors_for(20_000, 1), 5);
+    }
+}

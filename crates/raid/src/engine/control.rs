@@ -1,0 +1,372 @@
+//! Operator and appliance control: fail/remove/re-add members, spares, rates, scrub.
+
+use super::job::SyncKind;
+use super::{Engine, Inflight, Member, Recovery};
+use crate::config::MemberSpec;
+use crate::layout::Level;
+use crate::meta::MetaKey;
+use crate::superblock::{Superblock, SB_OFFSET, SB_SECTORS};
+use crate::types::*;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlError {
+    NoSuchMember(MemberIndex),
+    /// The member is in a state that does not allow this.
+    WrongState {
+        member: MemberIndex,
+        state: MemberState,
+    },
+    Degraded,
+    Busy,
+    TooSmall {
+        member_sectors: u64,
+        needed: u64,
+    },
+    ArrayFailed,
+}
+
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlError::NoSuchMember(m) => write!(f, "no member {m}"),
+            ControlError::WrongState { member, state } => write!(f, "member {member} is {state:?}"),
+            ControlError::Degraded => f.write_str("array is degraded"),
+            ControlError::Busy => f.write_str("another sync is running"),
+            ControlError::TooSmall {
+                member_sectors,
+                needed,
+            } => {
+                write!(f, "member has {member_sectors} sectors, {needed} needed")
+            }
+            ControlError::ArrayFailed => f.write_str("array failed"),
+        }
+    }
+}
+
+impl std::error::Error for ControlError {}
+
+impl Engine {
+    fn member_ref(&self, m: MemberIndex) -> Result<&Member, ControlError> {
+        self.members.get(m).ok_or(ControlError::NoSuchMember(m))
+    }
+
+    /// Mark a member faulty (operator `--fail`, or the appliance declaring a blade dead).
+    /// I/O in flight to it is failed at once; the array runs degraded.
+    pub fn fail_member(&mut self, m: MemberIndex) -> Result<(), ControlError> {
+        self.member_ref(m)?;
+        self.fail_member_internal(m);
+        self.pump();
+        Ok(())
+    }
+
+    pub(crate) fn set_state(&mut self, m: MemberIndex, to: MemberState) {
+        let from = self.members[m].state;
+        if from != to {
+            self.members[m].state = to;
+            self.out_events.push_back(Event::MemberStateChanged {
+                member: m,
+                from,
+                to,
+            });
+        }
+    }
+
+    pub(crate) fn fail_member_internal(&mut self, m: MemberIndex) {
+        let state = self.members[m].state;
+        if !matches!(
+            state,
+            MemberState::Active | MemberState::Rebuilding | MemberState::Spare
+        ) {
+            return;
+        }
+        self.set_state(m, MemberState::Faulty);
+        self.members[m].recovery = None;
+        self.out_events.push_back(Event::Fail { member: m });
+        self.counters.member_failures += 1;
+        self.metaw.touch(MetaKey::Superblock);
+        self.to_cancel.push(m);
+        if let Some(run) = &mut self.sync {
+            let stop = match run.kind {
+                SyncKind::Recover { member, .. } => member == m,
+                SyncKind::Check | SyncKind::Repair => true,
+                SyncKind::Resync => false,
+            };
+            if stop {
+                run.aborted = true;
+                run.next = self.geo.units();
+            }
+        }
+        if state != MemberState::Spare {
+            self.update_degraded();
+        }
+    }
+
+    /// Array lost data (more members out than the level tolerates)?
+    fn data_lost(&self) -> bool {
+        let ok =
+            |s: usize| self.slots[s].is_some_and(|m| self.members[m].state == MemberState::Active);
+        let n = self.geo.members;
+        match self.geo.level {
+            Level::Raid0 => (0..n).any(|s| !ok(s)),
+            Level::Raid1 => !(0..n).any(ok),
+            Level::Raid5 => (0..n).filter(|&s| !ok(s)).count() >= 2,
+            Level::Raid10 => (0..n as u64).any(|u| self.geo.copies(u).iter().all(|&(m, _)| !ok(m))),
+        }
+    }
+
+    pub fn is_degraded(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| !s.is_some_and(|m| self.members[m].state == MemberState::Active))
+    }
+
+    /// Re-evaluate redundancy: failed array, degraded event, spare takeover.
+    pub(crate) fn update_degraded(&mut self) {
+        if self.failed {
+            return;
+        }
+        if self.data_lost() {
+            self.failed = true;
+            self.out_events.push_back(Event::ArrayFailed);
+            return;
+        }
+        let missing = self.slots.iter().any(|s| {
+            !s.is_some_and(|m| {
+                matches!(
+                    self.members[m].state,
+                    MemberState::Active | MemberState::Rebuilding
+                )
+            })
+        });
+        if self.is_degraded() {
+            if !self.degraded_reported && missing {
+                self.degraded_reported = true;
+                self.out_events.push_back(Event::DegradedArray);
+            }
+        } else {
+            self.degraded_reported = false;
+        }
+        if missing && self.geo.level != Level::Raid0 {
+            self.activate_spare();
+        }
+    }
+
+    /// Put a spare into the first slot without a usable member and start its rebuild.
+    fn activate_spare(&mut self) {
+        let Some(slot) = (0..self.geo.members).find(|&s| {
+            !self.slots[s].is_some_and(|m| {
+                matches!(
+                    self.members[m].state,
+                    MemberState::Active | MemberState::Rebuilding
+                )
+            })
+        }) else {
+            return;
+        };
+        let Some(spare) =
+            (0..self.members.len()).find(|&m| self.members[m].state == MemberState::Spare)
+        else {
+            self.out_events.push_back(Event::SparesMissing);
+            return;
+        };
+        if let Some(old) = self.slots[slot] {
+            self.members[old].role = None;
+        }
+        self.slots[slot] = Some(spare);
+        self.members[spare].role = Some(slot);
+        self.members[spare].recovery = Some(Recovery {
+            checkpoint: 0,
+            bitmap_only: false,
+        });
+        self.set_state(spare, MemberState::Rebuilding);
+        self.out_events
+            .push_back(Event::SpareActive { member: spare });
+        self.metaw.touch(MetaKey::Superblock);
+        self.pending_sync.push_back(SyncKind::Recover {
+            member: spare,
+            bitmap_only: false,
+        });
+    }
+
+    /// Does the array want a spare it does not have (for spare groups)?
+    pub fn needs_spare(&self) -> bool {
+        !self.failed
+            && self.geo.level != Level::Raid0
+            && self.slots.iter().any(|s| {
+                !s.is_some_and(|m| {
+                    matches!(
+                        self.members[m].state,
+                        MemberState::Active | MemberState::Rebuilding
+                    )
+                })
+            })
+            && !self.members.iter().any(|m| m.state == MemberState::Spare)
+    }
+
+    /// Add a spare (or a replacement member): its superblock is written at once and it
+    /// takes a missing slot right away if the array is degraded. Returns its index.
+    pub fn add_spare(&mut self, spec: MemberSpec) -> Result<MemberIndex, ControlError> {
+        let needed = self.ml.data_offset + self.geo.member_used_sectors();
+        if spec.size_sectors < needed {
+            return Err(ControlError::TooSmall {
+                member_sectors: spec.size_sectors,
+                needed,
+            });
+        }
+        if self.failed {
+            return Err(ControlError::ArrayFailed);
+        }
+        let idx = self.members.len();
+        self.members.push(Member {
+            uuid: spec.uuid,
+            size: spec.size_sectors,
+            shelf: spec.shelf,
+            state: MemberState::Spare,
+            role: None,
+            outstanding: 0,
+            recovery: None,
+        });
+        let t = self.new_csum_table();
+        self.csums.push(t);
+        self.set_state(idx, MemberState::Spare);
+        self.format_member(idx);
+        self.update_degraded();
+        self.pump();
+        Ok(idx)
+    }
+
+    /// Give up a spare so a spare group can move it to another array.
+    pub fn take_spare(&mut self) -> Option<(MemberIndex, MemberSpec)> {
+        let m = (0..self.members.len()).find(|&m| self.members[m].state == MemberState::Spare)?;
+        self.set_state(m, MemberState::Missing);
+        self.metaw.touch(MetaKey::Superblock);
+        self.pump();
+        let mem = &self.members[m];
+        Some((
+            m,
+            MemberSpec {
+                uuid: mem.uuid,
+                size_sectors: mem.size,
+                shelf: mem.shelf,
+            },
+        ))
+    }
+
+    /// Remove a faulty/spare/missing member from the array (`mdadm --remove`).
+    pub fn remove_member(&mut self, m: MemberIndex) -> Result<(), ControlError> {
+        let state = self.member_ref(m)?.state;
+        if matches!(state, MemberState::Active | MemberState::Rebuilding) {
+            return Err(ControlError::WrongState { member: m, state });
+        }
+        self.set_state(m, MemberState::Missing);
+        self.metaw.touch(MetaKey::Superblock);
+        self.pump();
+        Ok(())
+    }
+
+    /// The appliance sees a member again (blade back, link up). The engine reads its
+    /// superblock; if it is this array's member still owning its slot it is re-added and
+    /// only the bitmap's dirty regions are copied, otherwise it becomes a spare. A
+    /// foreign or unreadable superblock leaves it out (event `MemberRefused`).
+    /// The caller must have drained any I/O of the member's previous life.
+    pub fn member_returned(&mut self, m: MemberIndex) -> Result<(), ControlError> {
+        let state = self.member_ref(m)?.state;
+        if !matches!(state, MemberState::Faulty | MemberState::Missing) {
+            return Err(ControlError::WrongState { member: m, state });
+        }
+        self.emit(
+            m,
+            MemberOp::Read,
+            SB_OFFSET,
+            SB_SECTORS,
+            Vec::new(),
+            Inflight::Probe(m),
+        );
+        Ok(())
+    }
+
+    pub(crate) fn probe_done(&mut self, m: MemberIndex, result: Result<Vec<u8>, MemberError>) {
+        if self.failed
+            || !matches!(
+                self.members[m].state,
+                MemberState::Faulty | MemberState::Missing
+            )
+        {
+            return;
+        }
+        let sb = match result
+            .map_err(|e| format!("superblock unreadable ({e:?})"))
+            .and_then(|b| Superblock::decode(&b).map_err(|e| e.to_string()))
+        {
+            Ok(sb) => sb,
+            Err(reason) => {
+                self.out_events
+                    .push_back(Event::MemberRefused { member: m, reason });
+                return;
+            }
+        };
+        if sb.array_uuid != self.array_uuid || sb.member_uuid != self.members[m].uuid {
+            self.out_events.push_back(Event::MemberRefused {
+                member: m,
+                reason: "superblock of another array or member".into(),
+            });
+            return;
+        }
+        let owns_slot = self.members[m]
+            .role
+            .is_some_and(|r| self.slots[r] == Some(m));
+        if owns_slot {
+            let bitmap_only = sb.events >= self.events_cleared && !sb.recovering;
+            self.members[m].recovery = Some(Recovery {
+                checkpoint: 0,
+                bitmap_only,
+            });
+            self.set_state(m, MemberState::Rebuilding);
+            self.out_events.push_back(Event::ReAdded {
+                member: m,
+                bitmap_only,
+            });
+            self.pending_sync.push_back(SyncKind::Recover {
+                member: m,
+                bitmap_only,
+            });
+        } else {
+            self.members[m].role = None;
+            self.set_state(m, MemberState::Spare);
+        }
+        // Its checksum table stays: nothing was written to it while it was away, and
+        // the regions written meanwhile are rewritten (and re-sealed) by the resync.
+        self.metaw.touch(MetaKey::Superblock);
+        self.update_degraded();
+        self.pump();
+    }
+
+    /// md's sync_speed_min / sync_speed_max, KiB/s per member; takes effect at once.
+    pub fn set_sync_rates(&mut self, min_kib_s: u64, max_kib_s: u64) {
+        self.pacer.set(min_kib_s, max_kib_s);
+    }
+
+    /// Start a scrub: `repair == false` counts mismatches (md's `check`), `true` fixes.
+    pub fn start_scrub(&mut self, repair: bool) -> Result<(), ControlError> {
+        if self.failed {
+            return Err(ControlError::ArrayFailed);
+        }
+        if self.is_degraded() {
+            return Err(ControlError::Degraded);
+        }
+        if self.sync.is_some() || !self.pending_sync.is_empty() || self.resync_needed {
+            return Err(ControlError::Busy);
+        }
+        self.pending_sync.push_back(if repair {
+            SyncKind::Repair
+        } else {
+            SyncKind::Check
+        });
+        self.pump();
+        Ok(())
+    }
+
+    pub(crate) fn sb_barrier(&mut self) -> (MetaKey, u64) {
+        (MetaKey::Superblock, self.metaw.version(MetaKey::Superblock))
+    }
+}

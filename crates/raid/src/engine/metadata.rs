@@ -1,0 +1,416 @@
+//! Creating and assembling engines, superblock/bitmap/checksum-area writes, the initial
+//! metadata load, write intent and lazy clearing.
+
+use super::{Engine, Inflight, LoadKind, Member, Recovery};
+use crate::assembly::{AssemblyPlan, PlannedState};
+use crate::bitmap::Bitmap;
+use crate::config::{validate, ArrayConfig, CreateError, MetaLayout, CSUM_BLOCK_SECTORS};
+use crate::engine::io::CSUMS_PER_SECTOR;
+use crate::engine::job::{Job, SyncKind};
+use crate::layout::Geometry;
+use crate::meta::MetaKey;
+use crate::superblock::{
+    layout_code, SlotEntry, SlotState, Superblock, BITMAP_OFFSET, ROLE_SPARE, SB_OFFSET, SB_SECTORS,
+};
+use crate::types::*;
+
+/// Largest single write/read the engine emits while formatting or loading.
+const INIT_IO_SECTORS: u64 = 256;
+
+impl Engine {
+    /// A new array. The engine first writes superblocks, an empty bitmap and (with
+    /// integrity) a zeroed checksum area; requests submitted meanwhile wait. Without
+    /// `assume_clean` every region starts dirty and a resync runs.
+    pub fn create(cfg: &ArrayConfig) -> Result<Engine, CreateError> {
+        let (geo, ml, region_units) = validate(cfg)?;
+        let mut e = Engine::blank(
+            cfg.name.clone(),
+            cfg.array_uuid,
+            geo,
+            ml,
+            cfg.integrity,
+            region_units,
+        );
+        for (i, m) in cfg.members.iter().enumerate() {
+            e.members.push(Member {
+                uuid: m.uuid,
+                size: m.size_sectors,
+                shelf: m.shelf,
+                state: MemberState::Active,
+                role: Some(i),
+                outstanding: 0,
+                recovery: None,
+            });
+            e.slots[i] = Some(i);
+        }
+        for m in &cfg.spares {
+            e.members.push(Member {
+                uuid: m.uuid,
+                size: m.size_sectors,
+                shelf: m.shelf,
+                state: MemberState::Spare,
+                role: None,
+                outstanding: 0,
+                recovery: None,
+            });
+        }
+        e.csums = e.members.iter().map(|_| e.new_csum_table()).collect();
+        e.events = 1;
+        if !cfg.assume_clean {
+            e.bitmap.set_all();
+            e.resync_needed = true;
+            e.clean_on_disk = false;
+            e.pending_sync.push_back(SyncKind::Resync);
+        }
+        for m in 0..e.members.len() {
+            e.format_member(m);
+        }
+        Ok(e)
+    }
+
+    pub(crate) fn new_csum_table(&self) -> Vec<u32> {
+        if self.integrity {
+            vec![0; (self.geo.member_used_sectors() / CSUM_BLOCK_SECTORS) as usize]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Write a member's superblock, bitmap and checksum area from scratch.
+    pub(crate) fn format_member(&mut self, m: MemberIndex) {
+        let sb = self.sb_for(m).encode();
+        self.init_pending += 1;
+        self.emit(
+            m,
+            MemberOp::Write,
+            SB_OFFSET,
+            SB_SECTORS,
+            sb,
+            Inflight::Init(None),
+        );
+        for s in 0..self.bitmap.sectors() {
+            let b = self.bitmap.encode_sector(s);
+            self.init_pending += 1;
+            self.emit(
+                m,
+                MemberOp::Write,
+                BITMAP_OFFSET + s as u64,
+                1,
+                b,
+                Inflight::Init(None),
+            );
+        }
+        let mut s = 0;
+        while s < self.ml.csum_sectors {
+            let n = INIT_IO_SECTORS.min(self.ml.csum_sectors - s);
+            self.init_pending += 1;
+            self.emit(
+                m,
+                MemberOp::Write,
+                self.ml.csum_offset + s,
+                n as u32,
+                vec![0; n as usize * SECTOR],
+                Inflight::Init(None),
+            );
+            s += n;
+        }
+    }
+
+    /// Start an engine from an assembly plan. Member index i is `plan.members[i]`.
+    /// The engine reads the bitmap (and checksum areas) first; requests wait meanwhile.
+    pub fn assemble(plan: &AssemblyPlan) -> Result<Engine, CreateError> {
+        let sb = &plan.reference;
+        let min = plan
+            .members
+            .iter()
+            .filter(|m| m.role.is_some())
+            .map(|m| m.size_sectors)
+            .min()
+            .unwrap_or(sb.data_offset + sb.data_size);
+        let geo = Geometry::new(
+            sb.level,
+            sb.raid_disks as usize,
+            sb.chunk,
+            sb.data_size.min(min.saturating_sub(sb.data_offset)),
+        )
+        .map_err(CreateError::Geometry)?;
+        let ml = MetaLayout {
+            bitmap_sectors: sb.bitmap_sectors,
+            csum_offset: sb.csum_offset,
+            csum_sectors: sb.csum_sectors,
+            data_offset: sb.data_offset,
+        };
+        let mut e = Engine::blank(
+            sb.name.clone(),
+            sb.array_uuid,
+            geo,
+            ml,
+            sb.integrity,
+            sb.bitmap_region_units,
+        );
+        e.events = sb.events;
+        e.events_cleared = sb.bitmap_events_cleared;
+        e.clean_on_disk = sb.clean;
+        for pm in &plan.members {
+            let (state, recovery) = match pm.state {
+                PlannedState::Active => (MemberState::Active, None),
+                PlannedState::Recovering {
+                    checkpoint,
+                    bitmap_only,
+                } => (
+                    MemberState::Rebuilding,
+                    Some(Recovery {
+                        checkpoint,
+                        bitmap_only,
+                    }),
+                ),
+                PlannedState::Spare => (MemberState::Spare, None),
+            };
+            let idx = e.members.len();
+            if let Some(r) = pm.role {
+                e.slots[r] = Some(idx);
+            }
+            e.members.push(Member {
+                uuid: pm.uuid,
+                size: pm.size_sectors,
+                shelf: None,
+                state,
+                role: pm.role,
+                outstanding: 0,
+                recovery,
+            });
+        }
+        e.csums = e.members.iter().map(|_| e.new_csum_table()).collect();
+        if !sb.clean {
+            e.resync_needed = true;
+            e.pending_sync.push_back(SyncKind::Resync);
+        }
+        for (i, m) in e.members.iter().enumerate() {
+            if let (MemberState::Rebuilding, Some(r)) = (m.state, &m.recovery) {
+                e.pending_sync.push_back(SyncKind::Recover {
+                    member: i,
+                    bitmap_only: r.bitmap_only,
+                });
+            }
+        }
+        // Load the bitmap from every in-sync member (OR) and each member's checksums.
+        for m in 0..e.members.len() {
+            if e.members[m].state == MemberState::Active {
+                for s in 0..e.ml.bitmap_sectors {
+                    e.init_pending += 1;
+                    e.emit(
+                        m,
+                        MemberOp::Read,
+                        BITMAP_OFFSET + s as u64,
+                        1,
+                        Vec::new(),
+                        Inflight::Init(Some(LoadKind::Bitmap(s))),
+                    );
+                }
+            }
+            if e.integrity
+                && matches!(
+                    e.members[m].state,
+                    MemberState::Active | MemberState::Rebuilding
+                )
+            {
+                let mut s = 0;
+                let used = (e.csums[m].len() as u64).div_ceil(CSUMS_PER_SECTOR);
+                while s < used {
+                    let n = INIT_IO_SECTORS.min(used - s);
+                    e.init_pending += 1;
+                    e.emit(
+                        m,
+                        MemberOp::Read,
+                        e.ml.csum_offset + s,
+                        n as u32,
+                        Vec::new(),
+                        Inflight::Init(Some(LoadKind::Csum(s))),
+                    );
+                    s += n;
+                }
+            }
+        }
+        e.metaw.touch(MetaKey::Superblock);
+        e.update_degraded();
+        Ok(e)
+    }
+
+    pub(crate) fn init_done(
+        &mut self,
+        member: MemberIndex,
+        kind: Option<LoadKind>,
+        result: Result<Vec<u8>, MemberError>,
+    ) {
+        self.init_pending = self.init_pending.saturating_sub(1);
+        match (kind, result) {
+            (_, Err(_)) => self.fail_member_internal(member),
+            (Some(LoadKind::Bitmap(s)), Ok(d)) => self.bitmap.merge_sector(s, &d),
+            (Some(LoadKind::Csum(s)), Ok(d)) => {
+                for (i, chunk) in d.chunks(SECTOR).enumerate() {
+                    self.load_csum_sector(member, s + i as u64, chunk);
+                }
+            }
+            (None, Ok(_)) => {}
+        }
+    }
+
+    /// This member's superblock as the engine sees the array now.
+    pub(crate) fn sb_for(&self, m: MemberIndex) -> Superblock {
+        let mem = &self.members[m];
+        let slots = (0..self.geo.members)
+            .map(|s| match self.slots[s] {
+                Some(mi) => SlotEntry {
+                    member_uuid: self.members[mi].uuid,
+                    state: match self.members[mi].state {
+                        MemberState::Active => SlotState::Active,
+                        MemberState::Rebuilding => SlotState::Rebuilding,
+                        MemberState::Faulty => SlotState::Faulty,
+                        _ => SlotState::Missing,
+                    },
+                },
+                None => SlotEntry {
+                    member_uuid: [0; 16],
+                    state: SlotState::Missing,
+                },
+            })
+            .collect();
+        Superblock {
+            array_uuid: self.array_uuid,
+            member_uuid: mem.uuid,
+            name: self.name.clone(),
+            level: self.geo.level,
+            layout: layout_code(self.geo.level),
+            chunk: self.geo.chunk,
+            raid_disks: self.geo.members as u32,
+            role: mem.role.map_or(ROLE_SPARE, |r| r as u32),
+            data_offset: self.ml.data_offset,
+            data_size: self.geo.member_used_sectors(),
+            events: self.events,
+            clean: self.clean_on_disk,
+            integrity: self.integrity,
+            recovering: mem.recovery.is_some(),
+            recovery_bitmap_only: mem.recovery.as_ref().is_some_and(|r| r.bitmap_only),
+            recovery_unit: mem.recovery.as_ref().map_or(0, |r| r.checkpoint),
+            bitmap_region_units: self.bitmap.region_units(),
+            bitmap_events_cleared: self.events_cleared,
+            bitmap_sectors: self.ml.bitmap_sectors,
+            csum_offset: self.ml.csum_offset,
+            csum_sectors: self.ml.csum_sectors,
+            slots,
+        }
+    }
+
+    /// Start a write round for every metadata block with unwritten changes.
+    pub(crate) fn issue_meta(&mut self) {
+        for key in self.metaw.ready() {
+            let targets: Vec<MemberIndex> = (0..self.members.len())
+                .filter(|&m| match key {
+                    MetaKey::Superblock => matches!(
+                        self.members[m].state,
+                        MemberState::Active | MemberState::Rebuilding | MemberState::Spare
+                    ),
+                    MetaKey::Bitmap(_) => self.writable(m),
+                    MetaKey::Csum(cm, _) => cm == m && self.writable(m),
+                })
+                .collect();
+            if key == MetaKey::Superblock {
+                self.events += 1;
+            }
+            self.metaw.start(key, targets.len());
+            for m in targets {
+                let (off, sectors, data) = match key {
+                    MetaKey::Superblock => (SB_OFFSET, SB_SECTORS, self.sb_for(m).encode()),
+                    MetaKey::Bitmap(s) => {
+                        (BITMAP_OFFSET + s as u64, 1, self.bitmap.encode_sector(s))
+                    }
+                    MetaKey::Csum(cm, s) => {
+                        (self.ml.csum_offset + s, 1, self.csum_sector_bytes(cm, s))
+                    }
+                };
+                self.emit(m, MemberOp::Write, off, sectors, data, Inflight::Meta(key));
+            }
+        }
+    }
+
+    pub(crate) fn meta_done(
+        &mut self,
+        member: MemberIndex,
+        key: MetaKey,
+        result: Result<Vec<u8>, MemberError>,
+    ) {
+        if result.is_err() {
+            self.fail_member_internal(member);
+        }
+        self.metaw.ack(key);
+    }
+
+    /// Before a write to unit `u`: its bitmap bit and the dirty flag must be on disk.
+    pub(crate) fn write_intent(&mut self, job: &mut Job) {
+        if job.region.is_some() {
+            return;
+        }
+        let r = self.bitmap.region_of(job.unit);
+        job.region = Some(r);
+        self.writes_inflight += 1;
+        self.last_write_ns = self.now;
+        let k = MetaKey::Bitmap(Bitmap::sector_of(r));
+        if self.bitmap.start_write(r, self.now).is_some() {
+            self.metaw.touch(k);
+        }
+        // Even if another job set the bit, it must be durable before this write goes out.
+        job.wait.push((k, self.metaw.version(k)));
+        if self.clean_on_disk {
+            self.clean_on_disk = false;
+            self.sb_dirty_version = self.metaw.touch(MetaKey::Superblock);
+        }
+        if !self
+            .metaw
+            .is_durable(MetaKey::Superblock, self.sb_dirty_version)
+        {
+            job.wait.push((MetaKey::Superblock, self.sb_dirty_version));
+        }
+    }
+
+    /// Clear idle bitmap regions once every member is in sync; mark the array clean when
+    /// writes have been idle.
+    pub(crate) fn lazy_clear_bitmap(&mut self) {
+        if !self.is_ready() || self.failed || self.now < self.next_clear_scan {
+            return;
+        }
+        self.next_clear_scan = self.now + self.tun.bitmap_clear_ns / 8;
+        let all_in_sync = self
+            .slots
+            .iter()
+            .all(|s| s.is_some_and(|m| self.members[m].state == MemberState::Active))
+            && !self.resync_needed
+            && self
+                .sync
+                .as_ref()
+                .is_none_or(|s| matches!(s.kind, SyncKind::Check | SyncKind::Repair));
+        if all_in_sync {
+            let sectors = self.bitmap.lazy_clear(self.now, self.tun.bitmap_clear_ns);
+            if !sectors.is_empty() {
+                self.events_cleared = self.events;
+                self.metaw.touch(MetaKey::Superblock);
+                for s in sectors {
+                    self.metaw.touch(MetaKey::Bitmap(s));
+                }
+            }
+        }
+        if !self.clean_on_disk
+            && self.writes_inflight == 0
+            && !self.resync_needed
+            && self.now.saturating_sub(self.last_write_ns) >= self.tun.bitmap_clear_ns
+        {
+            self.clean_on_disk = true;
+            self.metaw.touch(MetaKey::Superblock);
+        }
+    }
+
+    pub(crate) fn end_write_intent(&mut self, r: u64) {
+        self.bitmap.end_write(r, self.now);
+        self.writes_inflight = self.writes_inflight.saturating_sub(1);
+        self.last_write_ns = self.now;
+    }
+}

@@ -1,0 +1,919 @@
+//! The engine: one array as a sans-IO state machine.
+//!
+//! Inputs: `submit`, `complete_member_io`, `tick(now)`, control calls. Outputs:
+//! `poll_member_io`, `poll_completion`, `poll_event`, `status`. Nothing here blocks,
+//! reads a clock or touches a device.
+//!
+//! Ordering: a volume request is cut into per-unit pieces; each unit has a FIFO of jobs.
+//! Readers at the head run together, a writer runs alone, so overlapping requests apply
+//! in submission order and a read never sees half of a write.
+
+pub mod control;
+mod io;
+pub(crate) mod job;
+mod metadata;
+mod mirror;
+mod raid5;
+mod status;
+mod sync;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use crate::bitmap::Bitmap;
+use crate::config::MetaLayout;
+use crate::layout::{Geometry, Level};
+use crate::meta::{MetaKey, MetaWriter};
+use crate::pacing::Pacer;
+use crate::types::*;
+use job::{Job, Piece, SyncKind, Work};
+
+pub use status::{Counters, MemberStatus, Status, SyncProgress};
+
+pub(crate) type JobId = u64;
+
+/// Tunables settable at run time.
+#[derive(Clone, Copy, Debug)]
+pub struct Tunables {
+    /// Gather RAID 5 partial-stripe writes that look sequential for this long.
+    pub gather_ns: u64,
+    /// Most stripes held back for gathering at once (the bounded stripe cache).
+    pub gather_max_stripes: usize,
+    /// A bitmap bit is cleared after its region saw no write for this long.
+    pub bitmap_clear_ns: u64,
+    /// Foreground I/O within this window throttles sync to its minimum rate.
+    pub idle_ns: u64,
+    /// Units a sync keeps in flight.
+    pub sync_window: usize,
+    /// After an aborted rebuild, retry after this long.
+    pub rebuild_retry_ns: u64,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Tunables {
+            gather_ns: 2_000_000,
+            gather_max_stripes: 64,
+            bitmap_clear_ns: 5_000_000_000,
+            idle_ns: 100_000_000,
+            sync_window: 8,
+            rebuild_retry_ns: 10_000_000_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Recovery {
+    pub checkpoint: u64,
+    pub bitmap_only: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    pub uuid: [u8; 16],
+    pub size: u64,
+    pub shelf: Option<u32>,
+    pub state: MemberState,
+    pub role: Option<usize>,
+    pub outstanding: u32,
+    pub recovery: Option<Recovery>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Inflight {
+    Job(JobId, usize),
+    Meta(MetaKey),
+    Init(Option<LoadKind>),
+    Flush(RequestId),
+    Probe(MemberIndex),
+}
+
+#[derive(Debug)]
+pub(crate) struct Req {
+    pub op: VolumeOp,
+    pub buf: Vec<u8>,
+    pub remaining: usize,
+    pub error: Option<VolumeError>,
+    /// Flush: requests it waits for / member flushes outstanding.
+    pub waits_for: BTreeSet<RequestId>,
+    pub flush_acks: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct SyncRun {
+    pub kind: SyncKind,
+    pub next: u64,
+    pub inflight: BTreeSet<u64>,
+    pub done_units: u64,
+    pub started_ns: u64,
+    pub bytes: u64,
+    pub pct_reported: u8,
+    pub mismatches: u64,
+    pub aborted: bool,
+    pub persisted_pct: u64,
+    pub start_unit: u64,
+}
+
+impl SyncRun {
+    pub fn checkpoint(&self) -> u64 {
+        self.inflight.first().copied().unwrap_or(self.next)
+    }
+}
+
+pub struct Engine {
+    pub(crate) name: String,
+    pub(crate) array_uuid: [u8; 16],
+    pub(crate) geo: Geometry,
+    pub(crate) ml: MetaLayout,
+    pub(crate) integrity: bool,
+    pub(crate) members: Vec<Member>,
+    pub(crate) slots: Vec<Option<MemberIndex>>,
+    pub(crate) events: u64,
+    pub(crate) clean_on_disk: bool,
+    pub(crate) bitmap: Bitmap,
+    pub(crate) events_cleared: u64,
+    pub(crate) metaw: MetaWriter,
+    pub(crate) csums: Vec<Vec<u32>>,
+    pub(crate) tun: Tunables,
+    pub(crate) pacer: Pacer,
+    pub(crate) counters: Counters,
+    pub(crate) now: u64,
+    pub(crate) last_foreground_ns: u64,
+    pub(crate) failed: bool,
+    pub(crate) sync: Option<SyncRun>,
+    pub(crate) pending_sync: VecDeque<SyncKind>,
+    pub(crate) resync_needed: bool,
+    pub(crate) rebuild_retry_at: Option<u64>,
+    pub(crate) init_pending: usize,
+    pub(crate) to_cancel: Vec<MemberIndex>,
+    next_io: MemberIoId,
+    pub(crate) inflight: HashMap<MemberIoId, (MemberIndex, Inflight)>,
+    out_io: VecDeque<MemberIo>,
+    out_done: VecDeque<VolumeCompletion>,
+    pub(crate) out_events: VecDeque<Event>,
+    reqs: HashMap<RequestId, Req>,
+    jobs: HashMap<JobId, Job>,
+    next_job: JobId,
+    units: HashMap<u64, VecDeque<JobId>>,
+    meta_waiters: Vec<JobId>,
+    held: VecDeque<VolumeRequest>,
+    pub(crate) gathering: BTreeSet<JobId>,
+    /// Degraded reported since last full redundancy.
+    pub(crate) degraded_reported: bool,
+    pub(crate) writes_inflight: u64,
+    pub(crate) last_write_ns: u64,
+    pub(crate) sb_dirty_version: u64,
+    pub(crate) next_clear_scan: u64,
+}
+
+/// What an initial load read fills in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum LoadKind {
+    Bitmap(u32),
+    Csum(u64),
+}
+
+impl Engine {
+    pub(crate) fn blank(
+        name: String,
+        array_uuid: [u8; 16],
+        geo: Geometry,
+        ml: MetaLayout,
+        integrity: bool,
+        region_units: u64,
+    ) -> Engine {
+        Engine {
+            name,
+            array_uuid,
+            geo,
+            ml,
+            integrity,
+            members: Vec::new(),
+            slots: vec![None; geo.members],
+            events: 0,
+            clean_on_disk: true,
+            bitmap: Bitmap::new(geo.units(), region_units),
+            events_cleared: 0,
+            metaw: MetaWriter::default(),
+            csums: Vec::new(),
+            tun: Tunables::default(),
+            pacer: Pacer::default(),
+            counters: Counters::default(),
+            now: 0,
+            last_foreground_ns: 0,
+            failed: false,
+            sync: None,
+            pending_sync: VecDeque::new(),
+            resync_needed: false,
+            rebuild_retry_at: None,
+            init_pending: 0,
+            to_cancel: Vec::new(),
+            next_io: 1,
+            inflight: HashMap::new(),
+            out_io: VecDeque::new(),
+            out_done: VecDeque::new(),
+            out_events: VecDeque::new(),
+            reqs: HashMap::new(),
+            jobs: HashMap::new(),
+            next_job: 1,
+            units: HashMap::new(),
+            meta_waiters: Vec::new(),
+            held: VecDeque::new(),
+            gathering: BTreeSet::new(),
+            degraded_reported: false,
+            writes_inflight: 0,
+            last_write_ns: 0,
+            sb_dirty_version: 0,
+            next_clear_scan: 0,
+        }
+    }
+
+    pub fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+    pub fn volume_sectors(&self) -> u64 {
+        self.geo.volume_sectors()
+    }
+    pub fn tunables(&self) -> Tunables {
+        self.tun
+    }
+    pub fn set_tunables(&mut self, t: Tunables) {
+        self.tun = t;
+    }
+    /// Has the initial metadata load/format finished? Requests submitted before are held.
+    pub fn is_ready(&self) -> bool {
+        self.init_pending == 0
+    }
+
+    // ---- volume side ----
+
+    pub fn submit(&mut self, req: VolumeRequest) {
+        let bad = match req.op {
+            VolumeOp::Flush => false,
+            _ => {
+                req.sectors == 0
+                    || req
+                        .offset
+                        .checked_add(req.sectors as u64)
+                        .is_none_or(|e| e > self.geo.volume_sectors())
+                    || (req.op == VolumeOp::Write
+                        && req.data.len() != req.sectors as usize * SECTOR)
+            }
+        };
+        if bad {
+            self.out_done.push_back(VolumeCompletion {
+                id: req.id,
+                result: Err(VolumeError::InvalidRequest),
+            });
+            return;
+        }
+        if self.failed {
+            self.out_done.push_back(VolumeCompletion {
+                id: req.id,
+                result: Err(VolumeError::ArrayFailed),
+            });
+            return;
+        }
+        if !self.is_ready() {
+            self.held.push_back(req);
+            return;
+        }
+        self.start_request(req.id, req.op, req.offset, req.sectors, req.data);
+        self.pump();
+    }
+
+    fn start_request(
+        &mut self,
+        id: RequestId,
+        op: VolumeOp,
+        offset: u64,
+        sectors: u32,
+        data: Vec<u8>,
+    ) {
+        self.last_foreground_ns = self.now;
+        match op {
+            VolumeOp::Flush => {
+                let waits_for: BTreeSet<RequestId> = self
+                    .reqs
+                    .iter()
+                    .filter(|(_, r)| r.op != VolumeOp::Flush)
+                    .map(|(k, _)| *k)
+                    .collect();
+                self.reqs.insert(
+                    id,
+                    Req {
+                        op,
+                        buf: Vec::new(),
+                        remaining: 0,
+                        error: None,
+                        waits_for,
+                        flush_acks: 0,
+                    },
+                );
+                // Nothing may sit in the gather buffer past a flush.
+                let held: Vec<JobId> = self.gathering.iter().copied().collect();
+                for j in held {
+                    self.release_gather(j);
+                }
+                self.check_flushes();
+            }
+            VolumeOp::Read | VolumeOp::Write => {
+                let pieces = self.geo.split(offset, sectors as u64);
+                let buf = if op == VolumeOp::Read {
+                    vec![0u8; sectors as usize * SECTOR]
+                } else {
+                    data
+                };
+                self.reqs.insert(
+                    id,
+                    Req {
+                        op,
+                        buf,
+                        remaining: pieces.len(),
+                        error: None,
+                        waits_for: BTreeSet::new(),
+                        flush_acks: 0,
+                    },
+                );
+                let mut buf_off = 0usize;
+                for (unit, off, n) in pieces {
+                    let piece = Piece {
+                        req: id,
+                        off,
+                        sectors: n,
+                        buf_off,
+                    };
+                    buf_off += n as usize * SECTOR;
+                    self.enqueue_piece(unit, op, piece);
+                }
+            }
+        }
+    }
+
+    fn enqueue_piece(&mut self, unit: u64, op: VolumeOp, piece: Piece) {
+        let write = op == VolumeOp::Write;
+        if write && self.geo.level == Level::Raid5 {
+            // Merge into the stripe still gathering at the tail of this unit's queue.
+            if let Some(&tail) = self.units.get(&unit).and_then(|q| q.back()) {
+                if let Some(Job {
+                    work: Work::Stripe(sw),
+                    ..
+                }) = self.jobs.get_mut(&tail)
+                {
+                    if sw.phase == job::StripePhase::Gather {
+                        let data = self.reqs[&piece.req].buf
+                            [piece.buf_off..piece.buf_off + piece.sectors as usize * SECTOR]
+                            .to_vec();
+                        sw.buf.merge(piece.off, &data);
+                        sw.pieces.push(piece);
+                        self.try_start_unit(unit);
+                        return;
+                    }
+                }
+            }
+        }
+        let work = if write {
+            let data = self.reqs[&piece.req].buf
+                [piece.buf_off..piece.buf_off + piece.sectors as usize * SECTOR]
+                .to_vec();
+            if self.geo.level == Level::Raid5 {
+                self.new_stripe_write(piece, data)
+            } else {
+                self.new_mirror_write(piece, data)
+            }
+        } else if self.geo.level == Level::Raid5 {
+            self.new_r5_read(unit, piece)
+        } else {
+            self.new_mirror_read(piece)
+        };
+        self.add_job(Job::new(unit, write, work));
+    }
+
+    pub(crate) fn add_job(&mut self, job: Job) -> JobId {
+        let id = self.next_job;
+        self.next_job += 1;
+        let unit = job.unit;
+        if let Work::Stripe(_) = job.work {
+            self.gathering.insert(id);
+        }
+        self.jobs.insert(id, job);
+        let q = self.units.entry(unit).or_default();
+        q.push_back(id);
+        // A job queued behind a gathering stripe releases it: no point holding data
+        // someone waits for.
+        if q.len() > 1 {
+            let before: Vec<JobId> = q.iter().take(q.len() - 1).copied().collect();
+            for j in before {
+                if self.gathering.contains(&j) {
+                    self.release_gather(j);
+                }
+            }
+        }
+        self.try_start_unit(unit);
+        id
+    }
+
+    /// Start every job at the head of `unit`'s queue that may run.
+    pub(crate) fn try_start_unit(&mut self, unit: u64) {
+        let Some(q) = self.units.get(&unit) else {
+            return;
+        };
+        let mut to_start = Vec::new();
+        for (i, &id) in q.iter().enumerate() {
+            let j = &self.jobs[&id];
+            if i == 0 {
+                if !j.started {
+                    to_start.push(id);
+                }
+                if j.exclusive {
+                    break;
+                }
+            } else if j.exclusive {
+                break;
+            } else if !j.started {
+                to_start.push(id);
+            }
+        }
+        for id in to_start {
+            let gathering = matches!(self.jobs.get(&id), Some(Job { work: Work::Stripe(sw), .. }) if sw.phase == job::StripePhase::Gather);
+            if gathering && !self.gather_should_start(id) {
+                continue;
+            }
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.started = true;
+                self.gathering.remove(&id);
+                if let Some(Job {
+                    work: Work::Stripe(sw),
+                    ..
+                }) = self.jobs.get_mut(&id)
+                {
+                    if sw.phase == job::StripePhase::Gather {
+                        sw.phase = job::StripePhase::Intent;
+                    }
+                }
+                self.step(id);
+            }
+        }
+    }
+
+    fn gather_should_start(&self, id: JobId) -> bool {
+        let Some(Job {
+            work: Work::Stripe(sw),
+            unit,
+            ..
+        }) = self.jobs.get(&id)
+        else {
+            return true;
+        };
+        let q_len = self.units.get(unit).map_or(0, |q| q.len());
+        sw.force
+            || sw.buf.is_full()
+            || !sw.buf.looks_sequential()
+            || q_len > 1
+            || self.tun.gather_ns == 0
+            || self.now >= sw.first_ns + self.tun.gather_ns
+            || self.gathering.len() > self.tun.gather_max_stripes
+    }
+
+    /// Stop gathering stripe job `id`: it starts as soon as it reaches its queue's head.
+    pub(crate) fn release_gather(&mut self, id: JobId) {
+        if let Some(Job {
+            work: Work::Stripe(sw),
+            unit,
+            ..
+        }) = self.jobs.get_mut(&id)
+        {
+            if sw.phase == job::StripePhase::Gather {
+                sw.force = true;
+                let u = *unit;
+                self.try_start_unit(u);
+            }
+        }
+    }
+}
+
+impl Engine {
+    pub fn poll_member_io(&mut self) -> Option<MemberIo> {
+        self.out_io.pop_front()
+    }
+    pub fn poll_completion(&mut self) -> Option<VolumeCompletion> {
+        self.out_done.pop_front()
+    }
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out_events.pop_front()
+    }
+    /// Earliest time the engine wants a `tick` (gathering deadline, pacing, lazy bitmap
+    /// clearing); None if it has nothing timed pending.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut t: Option<u64> = None;
+        let mut at = |x: u64| t = Some(t.map_or(x, |y: u64| y.min(x)));
+        for id in &self.gathering {
+            if let Some(Job {
+                work: Work::Stripe(sw),
+                ..
+            }) = self.jobs.get(id)
+            {
+                at(sw.first_ns + self.tun.gather_ns);
+            }
+        }
+        if self.sync.is_some() || !self.pending_sync.is_empty() {
+            at(self.now + 1_000_000);
+        }
+        if self.bitmap.any_dirty() {
+            at(self.now + self.tun.bitmap_clear_ns / 4);
+        }
+        t
+    }
+
+    /// Advance virtual time: gathering deadlines, sync pacing, lazy bitmap clearing.
+    pub fn tick(&mut self, now_ns: u64) {
+        self.now = self.now.max(now_ns);
+        let g: Vec<JobId> = self.gathering.iter().copied().collect();
+        for id in g {
+            if let Some(u) = self.jobs.get(&id).map(|j| j.unit) {
+                self.try_start_unit(u);
+            }
+        }
+        self.lazy_clear_bitmap();
+        self.pump();
+    }
+
+    pub(crate) fn emit(
+        &mut self,
+        member: MemberIndex,
+        op: MemberOp,
+        offset: u64,
+        sectors: u32,
+        data: Vec<u8>,
+        what: Inflight,
+    ) {
+        let id = self.next_io;
+        self.next_io += 1;
+        self.members[member].outstanding += 1;
+        self.inflight.insert(id, (member, what));
+        self.out_io.push_back(MemberIo {
+            id,
+            member,
+            op,
+            offset,
+            sectors,
+            data,
+        });
+    }
+
+    /// A member I/O finished. Unknown ids (already failed by the engine) are ignored.
+    pub fn complete_member_io(&mut self, id: MemberIoId, result: Result<Vec<u8>, MemberError>) {
+        let Some((member, what)) = self.inflight.remove(&id) else {
+            return;
+        };
+        let m = &mut self.members[member];
+        m.outstanding = m.outstanding.saturating_sub(1);
+        self.handle_completion(member, what, result);
+        self.pump();
+    }
+
+    fn handle_completion(
+        &mut self,
+        member: MemberIndex,
+        what: Inflight,
+        result: Result<Vec<u8>, MemberError>,
+    ) {
+        match what {
+            Inflight::Job(jid, slot) => self.job_io_done(jid, slot, result),
+            Inflight::Meta(key) => self.meta_done(member, key, result),
+            Inflight::Init(kind) => self.init_done(member, kind, result),
+            Inflight::Flush(rid) => {
+                if result.is_err() {
+                    self.fail_member_internal(member);
+                }
+                if let Some(r) = self.reqs.get_mut(&rid) {
+                    r.flush_acks = r.flush_acks.saturating_sub(1);
+                }
+                self.check_flushes();
+            }
+            Inflight::Probe(m) => self.probe_done(m, result),
+        }
+    }
+
+    /// Run a job until it waits for member I/O or metadata, or finishes.
+    pub(crate) fn step(&mut self, id: JobId) {
+        let Some(mut job) = self.jobs.remove(&id) else {
+            return;
+        };
+        loop {
+            if !job.wait.is_empty() {
+                if job.wait.iter().all(|&(k, v)| self.metaw.is_durable(k, v)) {
+                    job.wait.clear();
+                } else {
+                    self.meta_waiters.push(id);
+                    break;
+                }
+            }
+            if job.pending > 0 {
+                break;
+            }
+            let done = match job.work {
+                Work::MirrorRead(_) => self.step_mirror_read(id, &mut job),
+                Work::MirrorWrite(_) => self.step_mirror_write(id, &mut job),
+                Work::R5Read(_) => self.step_r5_read(id, &mut job),
+                Work::Stripe(_) => self.step_stripe(id, &mut job),
+                Work::Sync(_) => self.step_sync(id, &mut job),
+            };
+            if done {
+                self.finish_job(id, job);
+                return;
+            }
+        }
+        self.jobs.insert(id, job);
+    }
+
+    fn job_io_done(&mut self, jid: JobId, slot: usize, result: Result<Vec<u8>, MemberError>) {
+        let Some(job) = self.jobs.get_mut(&jid) else {
+            return;
+        };
+        job.pending = job.pending.saturating_sub(1);
+        let s = &mut job.slots[slot];
+        let res = match result {
+            Ok(data) => {
+                if s.op == MemberOp::Read {
+                    s.data = data;
+                    if s.data.len() != s.sectors as usize * SECTOR {
+                        s.data.resize(s.sectors as usize * SECTOR, 0);
+                        Err(job::Fail::Io)
+                    } else {
+                        Ok(())
+                    }
+                } else {
+                    Ok(())
+                }
+            }
+            Err(MemberError::Io) => Err(job::Fail::Io),
+            Err(MemberError::Gone) => Err(job::Fail::Gone),
+        };
+        let (member, op, off, sectors) = (s.member, s.op, s.off, s.sectors);
+        let res = match res {
+            Ok(()) if op == MemberOp::Read && self.integrity => {
+                let data = std::mem::take(&mut self.jobs.get_mut(&jid).unwrap().slots[slot].data);
+                let r = self.verify(member, off, sectors, &data);
+                self.jobs.get_mut(&jid).unwrap().slots[slot].data = data;
+                r
+            }
+            r => r,
+        };
+        if let Err(job::Fail::Gone) = res {
+            self.fail_member_internal(member);
+        }
+        let job = self.jobs.get_mut(&jid).unwrap();
+        job.slots[slot].res = Some(res);
+        if job.pending == 0 && job.wait.is_empty() {
+            self.step(jid);
+        }
+    }
+
+    /// Issue every not-yet-issued slot; members that cannot take I/O fail it at once.
+    pub(crate) fn issue(&mut self, id: JobId, job: &mut Job) {
+        for i in 0..job.slots.len() {
+            if job.slots[i].issued {
+                continue;
+            }
+            job.slots[i].issued = true;
+            let (member, op) = (job.slots[i].member, job.slots[i].op);
+            let usable = matches!(
+                self.members[member].state,
+                MemberState::Active | MemberState::Rebuilding
+            );
+            if !usable {
+                job.slots[i].res = Some(Err(job::Fail::Gone));
+                continue;
+            }
+            let off = job.slots[i].off;
+            let sectors = job.slots[i].sectors;
+            let data = if op == MemberOp::Write {
+                if self.integrity {
+                    let waits = self.update_csums(member, off, &job.slots[i].data);
+                    job.wait.extend(waits);
+                }
+                job.slots[i].data.clone()
+            } else {
+                Vec::new()
+            };
+            job.pending += 1;
+            self.emit(
+                member,
+                op,
+                self.ml.data_offset + off,
+                sectors,
+                data,
+                Inflight::Job(id, i),
+            );
+        }
+    }
+
+    fn finish_job(&mut self, id: JobId, job: Job) {
+        if let Some(r) = job.region {
+            self.end_write_intent(r);
+        }
+        let unit = job.unit;
+        if let Some(q) = self.units.get_mut(&unit) {
+            q.retain(|&j| j != id);
+            if q.is_empty() {
+                self.units.remove(&unit);
+            }
+        }
+        self.gathering.remove(&id);
+        if let Work::Sync(su) = &job.work {
+            self.sync_unit_done(unit, su.abort, su.mismatches);
+        }
+        self.try_start_unit(unit);
+    }
+
+    /// Deliver a piece's result to its request; complete the request when all are in.
+    pub(crate) fn piece_done(
+        &mut self,
+        piece: &Piece,
+        data: Option<&[u8]>,
+        err: Option<VolumeError>,
+    ) {
+        let Some(r) = self.reqs.get_mut(&piece.req) else {
+            return;
+        };
+        if let Some(e) = err {
+            r.error.get_or_insert(e);
+        } else if let Some(d) = data {
+            let n = piece.sectors as usize * SECTOR;
+            r.buf[piece.buf_off..piece.buf_off + n].copy_from_slice(&d[..n]);
+        }
+        r.remaining -= 1;
+        if r.remaining == 0 {
+            let r = self.reqs.remove(&piece.req).unwrap();
+            let result = match r.error {
+                Some(e) => Err(e),
+                None if r.op == VolumeOp::Read => Ok(r.buf),
+                None => Ok(Vec::new()),
+            };
+            match &result {
+                Err(_) => self.counters.failed_requests += 1,
+                Ok(_) if r.op == VolumeOp::Read => self.counters.reads += 1,
+                Ok(_) => self.counters.writes += 1,
+            }
+            self.out_done.push_back(VolumeCompletion {
+                id: piece.req,
+                result,
+            });
+            self.check_flushes();
+        }
+    }
+
+    fn check_flushes(&mut self) {
+        let flushes: Vec<RequestId> = self
+            .reqs
+            .iter()
+            .filter(|(_, r)| r.op == VolumeOp::Flush)
+            .map(|(k, _)| *k)
+            .collect();
+        for fid in flushes {
+            let live: Vec<RequestId> = self.reqs[&fid]
+                .waits_for
+                .iter()
+                .copied()
+                .filter(|k| self.reqs.contains_key(k))
+                .collect();
+            let r = self.reqs.get_mut(&fid).unwrap();
+            r.waits_for = live.into_iter().collect();
+            if !r.waits_for.is_empty() {
+                continue;
+            }
+            if r.remaining == 0 {
+                // Start the member flushes.
+                r.remaining = 1;
+                let targets: Vec<MemberIndex> = (0..self.members.len())
+                    .filter(|&m| {
+                        matches!(
+                            self.members[m].state,
+                            MemberState::Active | MemberState::Rebuilding
+                        )
+                    })
+                    .collect();
+                self.reqs.get_mut(&fid).unwrap().flush_acks = targets.len();
+                for m in targets {
+                    self.emit(m, MemberOp::Flush, 0, 0, Vec::new(), Inflight::Flush(fid));
+                }
+            }
+            if self.reqs[&fid].flush_acks == 0 {
+                self.reqs.remove(&fid);
+                let result = if self.failed {
+                    Err(VolumeError::ArrayFailed)
+                } else {
+                    Ok(Vec::new())
+                };
+                self.out_done
+                    .push_back(VolumeCompletion { id: fid, result });
+            }
+        }
+    }
+
+    /// Metadata rounds, waiting jobs, sync pacing, held requests.
+    pub(crate) fn pump(&mut self) {
+        while let Some(m) = self.to_cancel.pop() {
+            // Fail fast: everything still in flight to a failed member errors now.
+            let ids: Vec<MemberIoId> = self
+                .inflight
+                .iter()
+                .filter(|(_, (mm, _))| *mm == m)
+                .map(|(k, _)| *k)
+                .collect();
+            for id in ids {
+                if let Some((member, what)) = self.inflight.remove(&id) {
+                    self.members[member].outstanding =
+                        self.members[member].outstanding.saturating_sub(1);
+                    self.handle_completion(member, what, Err(MemberError::Gone));
+                }
+            }
+        }
+        if self.is_ready() && !self.held.is_empty() {
+            while let Some(r) = self.held.pop_front() {
+                if self.failed {
+                    self.out_done.push_back(VolumeCompletion {
+                        id: r.id,
+                        result: Err(VolumeError::ArrayFailed),
+                    });
+                } else {
+                    self.start_request(r.id, r.op, r.offset, r.sectors, r.data);
+                }
+            }
+        }
+        self.issue_meta();
+        if !self.meta_waiters.is_empty() {
+            let waiters = std::mem::take(&mut self.meta_waiters);
+            for id in waiters {
+                self.step(id);
+            }
+        }
+        if self.is_ready() {
+            self.sync_pump();
+        }
+        if self.failed {
+            self.fail_everything();
+        }
+    }
+
+    /// The array has failed: every request gets an error, nothing waits.
+    fn fail_everything(&mut self) {
+        let ids: Vec<RequestId> = self.reqs.keys().copied().collect();
+        for id in ids {
+            self.reqs.remove(&id);
+            self.out_done.push_back(VolumeCompletion {
+                id,
+                result: Err(VolumeError::ArrayFailed),
+            });
+        }
+        self.jobs.clear();
+        self.units.clear();
+        self.gathering.clear();
+        self.meta_waiters.clear();
+        self.inflight
+            .retain(|_, (_, w)| matches!(w, Inflight::Meta(_)));
+        self.sync = None;
+        self.pending_sync.clear();
+    }
+
+    /// Member is readable and holds current data for unit `u`.
+    pub(crate) fn in_sync(&self, m: MemberIndex, u: u64) -> bool {
+        let mem = &self.members[m];
+        match mem.state {
+            MemberState::Active => true,
+            MemberState::Rebuilding => match &mem.recovery {
+                Some(r) => {
+                    u < r.checkpoint
+                        || (r.bitmap_only
+                            && !self.bitmap.unit_dirty(u)
+                            && !self.recovering_unit(m, u))
+                }
+                None => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn recovering_unit(&self, m: MemberIndex, u: u64) -> bool {
+        matches!(&self.sync, Some(s) if matches!(s.kind, SyncKind::Recover { member, .. } if member == m) && s.inflight.contains(&u))
+    }
+
+    pub(crate) fn writable(&self, m: MemberIndex) -> bool {
+        matches!(
+            self.members[m].state,
+            MemberState::Active | MemberState::Rebuilding
+        )
+    }
+
+    /// Dirty region not yet passed by the running resync: copies/parity may disagree.
+    pub(crate) fn unsynced(&self, u: u64) -> bool {
+        if !self.resync_needed || !self.bitmap.unit_dirty(u) {
+            return false;
+        }
+        match &self.sync {
+            Some(s) if s.kind == SyncKind::Resync => u >= s.checkpoint(),
+            _ => true,
+        }
+    }
+}
+pub use control::ControlError;

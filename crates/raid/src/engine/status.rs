@@ -1,0 +1,159 @@
+//! Snapshot of the array for the control plane and /metrics.
+
+use super::job::SyncKind;
+use super::Engine;
+use crate::layout::Level;
+use crate::types::*;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub reads: u64,
+    pub writes: u64,
+    pub failed_requests: u64,
+    /// Sectors found inconsistent by scrub (md's mismatch_cnt), cumulative.
+    pub mismatch_sectors: u64,
+    pub last_scrub_mismatch_sectors: u64,
+    pub corrected_read_errors: u64,
+    pub checksum_errors: u64,
+    pub checksum_repairs: u64,
+    /// Bytes written by resync, rebuild and repair.
+    pub sync_bytes: u64,
+    pub member_failures: u64,
+    pub full_stripe_writes: u64,
+    pub rmw_writes: u64,
+    pub rcw_writes: u64,
+    /// Member sectors read to serve RAID 5 writes (≈ 0 when writes gather).
+    pub stripe_read_sectors: u64,
+    pub stripe_writes_gathered: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberStatus {
+    pub index: MemberIndex,
+    pub uuid: [u8; 16],
+    pub role: Option<usize>,
+    pub state: MemberState,
+    pub outstanding: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyncProgress {
+    /// "resync", "rebuild", "check" or "repair".
+    pub kind: &'static str,
+    pub member: Option<MemberIndex>,
+    pub done_sectors: u64,
+    pub total_sectors: u64,
+    pub fraction: f64,
+    /// Current limit, KiB/s per member.
+    pub rate_limit_kib_s: u64,
+    /// Measured since the run started, KiB/s.
+    pub rate_kib_s: u64,
+    pub eta_ns: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    pub name: String,
+    pub array_uuid: [u8; 16],
+    pub level: Level,
+    pub state: ArrayState,
+    pub volume_sectors: u64,
+    pub chunk_sectors: u32,
+    pub raid_disks: usize,
+    pub events: u64,
+    /// The superblocks say clean (no write in flight, nothing to resync).
+    pub clean_on_disk: bool,
+    pub members: Vec<MemberStatus>,
+    pub sync: Option<SyncProgress>,
+    pub bitmap_dirty_regions: u64,
+    pub counters: Counters,
+    pub sync_min_kib_s: u64,
+    pub sync_max_kib_s: u64,
+}
+
+impl Engine {
+    pub fn status(&self) -> Status {
+        let state = if self.failed {
+            ArrayState::Failed
+        } else if self
+            .sync
+            .as_ref()
+            .is_some_and(|s| matches!(s.kind, SyncKind::Recover { .. }))
+        {
+            ArrayState::Rebuilding
+        } else if self.resync_needed {
+            ArrayState::Resyncing
+        } else if self.is_degraded() {
+            ArrayState::Degraded
+        } else {
+            ArrayState::Clean
+        };
+        let unit = self.geo.unit_sectors();
+        let busy = !self.reqs.is_empty()
+            || self.now.saturating_sub(self.last_foreground_ns) < self.tun.idle_ns
+                && self.last_foreground_ns > 0;
+        let sync = self.sync.as_ref().map(|s| {
+            let total = self.geo.units();
+            let ck = s.checkpoint();
+            let elapsed = self.now.saturating_sub(s.started_ns);
+            let moved = ck.saturating_sub(s.start_unit);
+            let rate = if elapsed > 0 {
+                (s.bytes as u128 * 1_000_000_000 / elapsed as u128 / 1024) as u64
+            } else {
+                0
+            };
+            let eta = (moved > 0 && elapsed > 0)
+                .then(|| ((total - ck) as u128 * elapsed as u128 / moved as u128) as u64);
+            SyncProgress {
+                kind: match s.kind {
+                    SyncKind::Resync => "resync",
+                    SyncKind::Recover { .. } => "rebuild",
+                    SyncKind::Check => "check",
+                    SyncKind::Repair => "repair",
+                },
+                member: match s.kind {
+                    SyncKind::Recover { member, .. } => Some(member),
+                    _ => None,
+                },
+                done_sectors: ck * unit,
+                total_sectors: total * unit,
+                fraction: ck as f64 / total.max(1) as f64,
+                rate_limit_kib_s: self.pacer.rate_kib_s(busy),
+                rate_kib_s: rate,
+                eta_ns: eta,
+            }
+        });
+        Status {
+            name: self.name.clone(),
+            array_uuid: self.array_uuid,
+            level: self.geo.level,
+            state,
+            volume_sectors: self.geo.volume_sectors(),
+            chunk_sectors: self.geo.chunk,
+            raid_disks: self.geo.members,
+            events: self.events,
+            clean_on_disk: self.clean_on_disk,
+            members: self
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| MemberStatus {
+                    index: i,
+                    uuid: m.uuid,
+                    role: m.role,
+                    state: m.state,
+                    outstanding: m.outstanding,
+                })
+                .collect(),
+            sync,
+            bitmap_dirty_regions: self.bitmap.dirty_count(),
+            counters: self.counters.clone(),
+            sync_min_kib_s: self.pacer.min_kib_s,
+            sync_max_kib_s: self.pacer.max_kib_s,
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}

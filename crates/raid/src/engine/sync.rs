@@ -1,0 +1,501 @@
+//! Background synchronisation: resync after an unclean shutdown, rebuild (full or
+//! bitmap-only) of one member, scrub check/repair. Runs unit by unit through the same
+//! unit queues as foreground I/O, paced by `Pacer`.
+
+use super::job::*;
+use super::{Engine, JobId, SyncRun};
+use crate::layout::Level;
+use crate::meta::MetaKey;
+use crate::types::*;
+use crate::xor::xor_into;
+
+impl Engine {
+    fn sync_wanted(&self, kind: SyncKind) -> bool {
+        match kind {
+            SyncKind::Resync => self.resync_needed,
+            SyncKind::Recover { member, .. } => self
+                .members
+                .get(member)
+                .is_some_and(|m| m.state == MemberState::Rebuilding && m.recovery.is_some()),
+            SyncKind::Check | SyncKind::Repair => !self.is_degraded(),
+        }
+    }
+
+    fn start_sync(&mut self, kind: SyncKind) {
+        let next = match kind {
+            SyncKind::Recover { member, .. } => self.members[member]
+                .recovery
+                .as_ref()
+                .map_or(0, |r| r.checkpoint),
+            _ => 0,
+        };
+        let units = self.geo.units();
+        self.sync = Some(SyncRun {
+            kind,
+            next,
+            inflight: Default::default(),
+            done_units: 0,
+            started_ns: self.now,
+            bytes: 0,
+            pct_reported: (next * 100 / units.max(1)) as u8 / 20 * 20,
+            mismatches: 0,
+            aborted: false,
+            persisted_pct: 0,
+            start_unit: next,
+        });
+        self.out_events.push_back(match kind {
+            SyncKind::Resync => Event::ResyncStarted,
+            SyncKind::Recover {
+                member,
+                bitmap_only,
+            } => Event::RebuildStarted {
+                member,
+                bitmap_only,
+            },
+            SyncKind::Check => Event::ScrubStarted { repair: false },
+            SyncKind::Repair => Event::ScrubStarted { repair: true },
+        });
+    }
+
+    /// Does unit `u` need work in this run?
+    fn sync_needs(&self, kind: SyncKind, u: u64) -> bool {
+        match kind {
+            SyncKind::Resync => self.bitmap.unit_dirty(u),
+            SyncKind::Recover {
+                member,
+                bitmap_only,
+            } => {
+                (!bitmap_only || self.bitmap.unit_dirty(u))
+                    && self.geo.unit_row_on(u, member).is_some()
+            }
+            SyncKind::Check | SyncKind::Repair => true,
+        }
+    }
+
+    pub(crate) fn sync_pump(&mut self) {
+        if self.failed {
+            return;
+        }
+        if self.sync.is_none() {
+            if let Some(at) = self.rebuild_retry_at {
+                if self.now < at {
+                    return;
+                }
+                self.rebuild_retry_at = None;
+            }
+            while let Some(kind) = self.pending_sync.pop_front() {
+                if self.sync_wanted(kind) {
+                    self.start_sync(kind);
+                    break;
+                }
+            }
+        }
+        let units = self.geo.units();
+        let unit_bytes = self.geo.chunk_u64() * SECTOR as u64;
+        let busy = !self.reqs.is_empty()
+            || self.now.saturating_sub(self.last_foreground_ns) < self.tun.idle_ns
+                && self.last_foreground_ns > 0;
+        loop {
+            let Some(run) = self.sync.as_ref() else {
+                return;
+            };
+            if run.aborted {
+                break;
+            }
+            let kind = run.kind;
+            let mut next = run.next;
+            // Skip what needs no work, a bitmap region at a time.
+            let r = self.bitmap.region_units();
+            while next < units && !self.sync_needs(kind, next) {
+                let region_skip = matches!(
+                    kind,
+                    SyncKind::Resync
+                        | SyncKind::Recover {
+                            bitmap_only: true,
+                            ..
+                        }
+                ) && !self.bitmap.unit_dirty(next);
+                next = if region_skip {
+                    (next / r + 1) * r
+                } else {
+                    next + 1
+                }
+                .min(units);
+            }
+            self.sync.as_mut().unwrap().next = next;
+            let run = self.sync.as_mut().unwrap();
+            if run.next >= units
+                || run.inflight.len() >= self.tun.sync_window
+                || !self.pacer.allow(self.now, busy)
+            {
+                break;
+            }
+            let u = run.next;
+            run.next += 1;
+            run.inflight.insert(u);
+            let kind = run.kind;
+            self.pacer.consume(unit_bytes);
+            self.add_job(Job::new(
+                u,
+                true,
+                Work::Sync(SyncUnit {
+                    kind,
+                    phase: SyncPhase::Read,
+                    abort: false,
+                    mismatches: 0,
+                }),
+            ));
+        }
+        self.maybe_finish_sync();
+    }
+
+    fn maybe_finish_sync(&mut self) {
+        let Some(run) = self.sync.as_ref() else {
+            return;
+        };
+        let units = self.geo.units();
+        if !(run.inflight.is_empty() && (run.next >= units || run.aborted)) {
+            return;
+        }
+        let run = self.sync.take().unwrap();
+        match run.kind {
+            SyncKind::Resync => {
+                self.resync_needed = false;
+                self.out_events.push_back(Event::ResyncFinished);
+            }
+            SyncKind::Recover { member, .. } if run.aborted => {
+                self.out_events.push_back(Event::RebuildAborted { member });
+                if self.members[member].state == MemberState::Rebuilding {
+                    // A source range was unreadable: keep the checkpoint, retry later.
+                    if let Some(r) = self.members[member].recovery.as_mut() {
+                        r.checkpoint = run.checkpoint();
+                    }
+                    self.metaw.touch(MetaKey::Superblock);
+                    self.pending_sync.push_back(run.kind);
+                    self.rebuild_retry_at = Some(self.now + self.tun.rebuild_retry_ns);
+                }
+            }
+            SyncKind::Recover { member, .. } => {
+                let m = &mut self.members[member];
+                m.recovery = None;
+                let from = m.state;
+                m.state = MemberState::Active;
+                self.out_events.push_back(Event::MemberStateChanged {
+                    member,
+                    from,
+                    to: MemberState::Active,
+                });
+                self.out_events.push_back(Event::RebuildFinished { member });
+                self.metaw.touch(MetaKey::Superblock);
+                self.update_degraded();
+            }
+            SyncKind::Check | SyncKind::Repair => {
+                let repair = run.kind == SyncKind::Repair;
+                self.counters.last_scrub_mismatch_sectors = run.mismatches;
+                self.out_events.push_back(Event::ScrubFinished {
+                    repair,
+                    mismatch_sectors: run.mismatches,
+                });
+            }
+        }
+    }
+
+    pub(crate) fn sync_unit_done(&mut self, unit: u64, abort: bool, mismatches: u64) {
+        let units = self.geo.units();
+        let Some(run) = self.sync.as_mut() else {
+            return;
+        };
+        if !run.inflight.remove(&unit) {
+            return;
+        }
+        run.done_units += 1;
+        run.bytes += self.geo.chunk_u64() * SECTOR as u64;
+        run.mismatches += mismatches;
+        self.counters.mismatch_sectors += mismatches;
+        if abort {
+            run.aborted = true;
+        }
+        let ckpt = run.checkpoint();
+        let kind = run.kind;
+        let pct = (ckpt * 100 / units.max(1)) as u8;
+        let mut report = None;
+        if pct / 20 > run.pct_reported / 20 && pct < 100 {
+            run.pct_reported = pct / 20 * 20;
+            report = Some(run.pct_reported);
+        }
+        let persist = pct as u64 > run.persisted_pct;
+        if persist {
+            run.persisted_pct = pct as u64;
+        }
+        if let SyncKind::Recover { member, .. } = kind {
+            if !abort {
+                if let Some(r) = self.members[member].recovery.as_mut() {
+                    r.checkpoint = ckpt;
+                }
+            }
+            if let Some(p) = report {
+                self.out_events
+                    .push_back(Event::RebuildProgress { member, percent: p });
+            }
+            if persist {
+                self.metaw.touch(MetaKey::Superblock);
+            }
+        }
+        self.maybe_finish_sync();
+    }
+
+    pub(crate) fn step_sync(&mut self, id: JobId, job: &mut Job) -> bool {
+        match self.geo.level {
+            Level::Raid5 => self.step_sync_r5(id, job),
+            _ => self.step_sync_mirror(id, job),
+        }
+    }
+
+    fn step_sync_mirror(&mut self, id: JobId, job: &mut Job) -> bool {
+        let (u, chunk) = (job.unit, self.geo.chunk_u64());
+        let copies = self.geo.copies(u);
+        let Work::Sync(su) = &mut job.work else {
+            unreachable!()
+        };
+        match su.phase {
+            SyncPhase::Read => {
+                su.phase = SyncPhase::Write;
+                if self.geo.level == Level::Raid0 {
+                    su.phase = SyncPhase::Done;
+                    return false;
+                }
+                let target = match su.kind {
+                    SyncKind::Recover { member, .. } => Some(member),
+                    _ => None,
+                };
+                if target.is_some_and(|t| !copies.iter().any(|c| c.0 == t)) {
+                    su.phase = SyncPhase::Done;
+                    return false;
+                }
+                job.slots = copies
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &(m, _))| Some(m) != target && self.in_sync(m, u))
+                    .map(|(i, &(m, row))| Slot::read(m, row * chunk, chunk, i))
+                    .collect();
+                self.issue(id, job);
+                false
+            }
+            SyncPhase::Write => {
+                su.phase = SyncPhase::Done;
+                let good = job.slots.iter().find(|s| s.ok()).map(|s| s.data.clone());
+                let (good, reseal) = match good {
+                    Some(g) => (g, false),
+                    None => match job.slots.iter().find(|s| s.fail() == Some(Fail::Checksum)) {
+                        Some(s) if su.kind == SyncKind::Resync => (s.data.clone(), true),
+                        _ => {
+                            if matches!(su.kind, SyncKind::Recover { .. }) {
+                                su.abort = true;
+                            }
+                            return false;
+                        }
+                    },
+                };
+                let mut writes: Vec<(MemberIndex, u64, Option<Fail>)> = Vec::new();
+                let mut mismatches = 0u64;
+                match su.kind {
+                    SyncKind::Recover { member, .. } => {
+                        if let Some(&(m, row)) = copies.iter().find(|c| c.0 == member) {
+                            writes.push((m, row, None));
+                        }
+                    }
+                    _ => {
+                        for s in &job.slots {
+                            let row = copies[s.tag].1;
+                            match s.fail() {
+                                Some(Fail::Gone) => {}
+                                Some(f) => writes.push((s.member, row, Some(f))),
+                                None => {
+                                    let differs = s.data != good;
+                                    if differs {
+                                        mismatches += s
+                                            .data
+                                            .chunks(SECTOR)
+                                            .zip(good.chunks(SECTOR))
+                                            .filter(|(a, b)| a != b)
+                                            .count()
+                                            as u64;
+                                    }
+                                    let write = reseal || differs && su.kind != SyncKind::Check;
+                                    if write {
+                                        writes.push((s.member, row, None));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                if su.kind != SyncKind::Resync {
+                    su.mismatches = mismatches;
+                }
+                job.slots = writes
+                    .iter()
+                    .filter(|w| self.writable(w.0))
+                    .map(|&(m, row, f)| {
+                        let mut s = Slot::write(m, row * chunk, good.clone(), 0);
+                        s.tag = match f {
+                            None => 0,
+                            Some(Fail::Io) => 1,
+                            Some(_) => 2,
+                        };
+                        s
+                    })
+                    .collect();
+                self.issue(id, job);
+                false
+            }
+            SyncPhase::Done => {
+                self.sync_writes_done(job);
+                true
+            }
+        }
+    }
+
+    /// Account sync writes: failures fail the member, heals are reported.
+    fn sync_writes_done(&mut self, job: &mut Job) {
+        let mut healed = Vec::new();
+        for s in &job.slots {
+            if s.op != MemberOp::Write {
+                continue;
+            }
+            if s.ok() {
+                self.counters.sync_bytes += s.sectors as u64 * SECTOR as u64;
+                match s.tag {
+                    1 => healed.push((s.member, s.off, s.sectors, Fail::Io)),
+                    2 => healed.push((s.member, s.off, s.sectors, Fail::Checksum)),
+                    _ => {}
+                }
+            } else {
+                self.fail_member_internal(s.member);
+            }
+        }
+        for (m, off, n, f) in healed {
+            self.note_healed(m, off, n, f);
+        }
+    }
+
+    fn step_sync_r5(&mut self, id: JobId, job: &mut Job) -> bool {
+        let (u, chunk, n) = (job.unit, self.geo.chunk_u64(), self.geo.members);
+        let p = crate::layout::parity_member(n, u);
+        let Work::Sync(su) = &mut job.work else {
+            unreachable!()
+        };
+        match su.phase {
+            SyncPhase::Read => {
+                su.phase = SyncPhase::Write;
+                let target = match su.kind {
+                    SyncKind::Recover { member, .. } => Some(member),
+                    _ => None,
+                };
+                let sources: Vec<MemberIndex> = (0..n).filter(|&m| Some(m) != target).collect();
+                if sources.iter().any(|&m| !self.in_sync(m, u)) {
+                    // Degraded: nothing to compare or recompute against.
+                    if target.is_some() {
+                        su.abort = true;
+                    }
+                    su.phase = SyncPhase::Done;
+                    return false;
+                }
+                job.slots = sources
+                    .iter()
+                    .map(|&m| Slot::read(m, u * chunk, chunk, m))
+                    .collect();
+                self.issue(id, job);
+                false
+            }
+            SyncPhase::Write => {
+                su.phase = SyncPhase::Done;
+                let bytes = chunk as usize * SECTOR;
+                let failed: Vec<(MemberIndex, Fail)> = job
+                    .slots
+                    .iter()
+                    .filter_map(|s| s.fail().map(|f| (s.member, f)))
+                    .collect();
+                let mut writes: Vec<(MemberIndex, Vec<u8>, usize)> = Vec::new();
+                match su.kind {
+                    SyncKind::Recover { member, .. } => {
+                        if !failed.is_empty() {
+                            su.abort = true;
+                            return false;
+                        }
+                        let mut out = vec![0u8; bytes];
+                        for s in &job.slots {
+                            xor_into(&mut out, &s.data);
+                        }
+                        writes.push((member, out, 0));
+                    }
+                    SyncKind::Resync => {
+                        // Torn blocks (checksum behind data) are taken as they lie and
+                        // re-sealed; a data member that cannot be read at all leaves the
+                        // stripe's parity unknown: fail it (md does the same).
+                        let mut par = vec![0u8; bytes];
+                        let mut old_p = None;
+                        for s in &job.slots {
+                            match s.fail() {
+                                Some(Fail::Io) | Some(Fail::Gone) if s.member != p => {
+                                    self.fail_member_internal(s.member);
+                                    return false;
+                                }
+                                Some(Fail::Checksum) if s.member != p => {
+                                    xor_into(&mut par, &s.data);
+                                    writes.push((s.member, s.data.clone(), 0));
+                                }
+                                None if s.member != p => xor_into(&mut par, &s.data),
+                                None => old_p = Some(s.data.clone()),
+                                _ => {}
+                            }
+                        }
+                        if old_p.as_ref() != Some(&par) {
+                            writes.push((p, par, 0));
+                        }
+                    }
+                    SyncKind::Check | SyncKind::Repair => {
+                        if failed.len() == 1 && failed[0].1 != Fail::Gone {
+                            let (bad, f) = failed[0];
+                            let mut out = vec![0u8; bytes];
+                            for s in job.slots.iter().filter(|s| s.member != bad) {
+                                xor_into(&mut out, &s.data);
+                            }
+                            writes.push((bad, out, if f == Fail::Io { 1 } else { 2 }));
+                        } else if failed.is_empty() {
+                            let mut par = vec![0u8; bytes];
+                            let mut old_p = Vec::new();
+                            for s in &job.slots {
+                                if s.member == p {
+                                    old_p = s.data.clone();
+                                } else {
+                                    xor_into(&mut par, &s.data);
+                                }
+                            }
+                            let mism = par
+                                .chunks(SECTOR)
+                                .zip(old_p.chunks(SECTOR))
+                                .filter(|(a, b)| a != b)
+                                .count() as u64;
+                            su.mismatches = mism;
+                            if mism > 0 && su.kind == SyncKind::Repair {
+                                writes.push((p, par, 0));
+                            }
+                        }
+                    }
+                }
+                job.slots = writes
+                    .into_iter()
+                    .filter(|w| self.writable(w.0))
+                    .map(|(m, d, tag)| Slot::write(m, u * chunk, d, tag))
+                    .collect();
+                self.issue(id, job);
+                false
+            }
+            SyncPhase::Done => {
+                self.sync_writes_done(job);
+                true
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Serialised, versioned metadata writes. Every metadata block (superblock, a bitmap
+//! sector, a checksum sector) has at most one write in flight; changes made meanwhile
+//! bump its version and are written by the next round. A waiter needs a given version
+//! to be durable, which is what "the bit is on disk before the data write" means.
+
+use std::collections::HashMap;
+
+use crate::types::MemberIndex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MetaKey {
+    Superblock,
+    Bitmap(u32),
+    Csum(MemberIndex, u64),
+}
+
+#[derive(Clone, Debug, Default)]
+struct Block {
+    version: u64,
+    durable: u64,
+    /// Version being written and member acks still missing.
+    inflight: Option<(u64, usize)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct MetaWriter {
+    blocks: HashMap<MetaKey, Block>,
+}
+
+impl MetaWriter {
+    /// Record a change; returns the version that must become durable.
+    pub fn touch(&mut self, key: MetaKey) -> u64 {
+        let b = self.blocks.entry(key).or_default();
+        b.version += 1;
+        b.version
+    }
+
+    /// Latest version of `key` (what a waiter needs to see durable).
+    pub fn version(&self, key: MetaKey) -> u64 {
+        self.blocks.get(&key).map_or(0, |b| b.version)
+    }
+
+    pub fn is_durable(&self, key: MetaKey, version: u64) -> bool {
+        self.blocks.get(&key).is_none_or(|b| b.durable >= version)
+    }
+
+    /// Keys with changes not yet in flight.
+    pub fn ready(&self) -> Vec<MetaKey> {
+        let mut v: Vec<MetaKey> = self
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.inflight.is_none() && b.version > b.durable)
+            .map(|(k, _)| *k)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A write round of `key` to `targets` members starts.
+    pub fn start(&mut self, key: MetaKey, targets: usize) {
+        let b = self.blocks.entry(key).or_default();
+        if targets == 0 {
+            b.durable = b.version;
+        } else {
+            b.inflight = Some((b.version, targets));
+        }
+    }
+
+    /// One member finished (successfully or not: a failed member is faulty from now on
+    /// and no longer needs the block).
+    pub fn ack(&mut self, key: MetaKey) {
+        if let Some(b) = self.blocks.get_mut(&key) {
+            if let Some((v, left)) = b.inflight {
+                if left <= 1 {
+                    b.durable = b.durable.max(v);
+                    b.inflight = None;
+                } else {
+                    b.inflight = Some((v, left - 1));
+                }
+            }
+        }
+    }
+
+    pub fn idle(&self) -> bool {
+        self.blocks
+            .values()
+            .all(|b| b.inflight.is_none() && b.version <= b.durable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_serialise() {
+        let mut w = MetaWriter::default();
+        let v1 = w.touch(MetaKey::Bitmap(0));
+        assert_eq!(w.ready(), vec![MetaKey::Bitmap(0)]);
+        w.start(MetaKey::Bitmap(0), 2);
+        let v2 = w.touch(MetaKey::Bitmap(0));
+        assert!(w.ready().is_empty(), "one write in flight at a time");
+        w.ack(MetaKey::Bitmap(0));
+        assert!(!w.is_durable(MetaKey::Bitmap(0), v1));
+        w.ack(MetaKey::Bitmap(0));
+        assert!(w.is_durable(MetaKey::Bitmap(0), v1));
+        assert!(!w.is_durable(MetaKey::Bitmap(0), v2));
+        assert_eq!(w.ready(), vec![MetaKey::Bitmap(0)]);
+    }
+}

@@ -1,0 +1,76 @@
+//! A virtual member: bytes, latency, and the ways a real blade goes wrong.
+
+use super::rng::Rng;
+use crate::types::SECTOR;
+
+#[derive(Clone, Debug)]
+pub struct VMember {
+    pub data: Vec<u8>,
+    /// Sector ranges that fail reads (media errors); a write over them remaps them.
+    pub bad: Vec<(u64, u64)>,
+    pub alive: bool,
+    pub base_latency_ns: u64,
+    pub jitter_ns: u64,
+    /// Latency multiplier (slow member).
+    pub slow: u64,
+    /// Silent corruptions not yet overwritten: (sector, byte index, xor mask).
+    pub flipped: Vec<(u64, usize, u8)>,
+}
+
+impl VMember {
+    pub fn new(sectors: u64, base_latency_ns: u64, jitter_ns: u64) -> VMember {
+        VMember {
+            data: vec![0; sectors as usize * SECTOR],
+            bad: Vec::new(),
+            alive: true,
+            base_latency_ns,
+            jitter_ns,
+            slow: 1,
+            flipped: Vec::new(),
+        }
+    }
+    pub fn sectors(&self) -> u64 {
+        (self.data.len() / SECTOR) as u64
+    }
+    pub fn latency(&self, rng: &mut Rng) -> u64 {
+        (self.base_latency_ns + rng.below(self.jitter_ns + 1)) * self.slow
+    }
+    pub fn read(&self, off: u64, sectors: u32) -> Option<Vec<u8>> {
+        let end = off + sectors as u64;
+        if end > self.sectors() || self.bad.iter().any(|&(a, b)| a < end && off < b) {
+            return None;
+        }
+        Some(self.data[off as usize * SECTOR..end as usize * SECTOR].to_vec())
+    }
+    /// Apply `keep` leading sectors of a write (all for a normal write, fewer when torn).
+    pub fn write(&mut self, off: u64, data: &[u8], keep: u64) -> bool {
+        let n = (data.len() / SECTOR) as u64;
+        let end = off + n;
+        if end > self.sectors() {
+            return false;
+        }
+        let k = keep.min(n);
+        self.data[off as usize * SECTOR..(off + k) as usize * SECTOR]
+            .copy_from_slice(&data[..k as usize * SECTOR]);
+        if k == n {
+            self.bad.retain(|&(a, b)| !(off <= a && b <= end));
+        }
+        self.flipped.retain(|&(s, _, _)| !(s >= off && s < off + k));
+        true
+    }
+    pub fn flip_bit(&mut self, sector: u64, rng: &mut Rng) {
+        let byte = sector as usize * SECTOR + rng.below(SECTOR as u64) as usize;
+        let mask = 1u8 << rng.below(8);
+        self.data[byte] ^= mask;
+        self.flipped.push((sector, byte, mask));
+    }
+    /// Undo outstanding flips (the operator replaced the bad part).
+    pub fn unflip(&mut self) {
+        for (_, byte, mask) in self.flipped.drain(..) {
+            self.data[byte] ^= mask;
+        }
+    }
+    pub fn healthy(&self) -> bool {
+        self.alive && self.bad.is_empty() && self.flipped.is_empty() && self.slow == 1
+    }
+}

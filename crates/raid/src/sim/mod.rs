@@ -1,0 +1,842 @@
+//! Deterministic fault simulator: the real engine (through `Concat`) against virtual
+//! members with latencies, media errors, loss and return, slow members, silent bit flips,
+//! torn writes and whole-appliance crashes (restart = assemble from member bytes only).
+//! A reference model checks every read. Same seed → same run.
+
+pub mod member;
+pub mod model;
+pub mod rng;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use crate::assembly::{assemble, AssemblyInput};
+use crate::concat::Concat;
+use crate::config::{ArrayConfig, MemberSpec};
+use crate::engine::{Engine, Tunables};
+use crate::layout::Level;
+use crate::superblock::{SB_OFFSET, SB_SECTORS};
+use crate::types::*;
+use member::VMember;
+use model::{Model, PendingWrite};
+use rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimLayout {
+    Raid0,
+    Raid1,
+    Raid10,
+    Raid5,
+    /// A RAID 1 and a RAID 5 concatenated.
+    Concat,
+}
+
+impl std::str::FromStr for SimLayout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "raid0" => SimLayout::Raid0,
+            "raid1" => SimLayout::Raid1,
+            "raid10" => SimLayout::Raid10,
+            "raid5" => SimLayout::Raid5,
+            "concat" => SimLayout::Concat,
+            _ => {
+                return Err(format!(
+                    "unknown layout {s}: raid0|raid1|raid10|raid5|concat"
+                ))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for SimLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SimLayout::Raid0 => "raid0",
+            SimLayout::Raid1 => "raid1",
+            SimLayout::Raid10 => "raid10",
+            SimLayout::Raid5 => "raid5",
+            SimLayout::Concat => "concat",
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub layout: SimLayout,
+    pub seed: u64,
+    pub ops: u64,
+    pub integrity: bool,
+    pub faults: bool,
+    pub qd: usize,
+}
+
+impl SimConfig {
+    pub fn new(layout: SimLayout, seed: u64, ops: u64) -> SimConfig {
+        SimConfig {
+            layout,
+            seed,
+            ops,
+            integrity: seed % 2 == 1,
+            faults: true,
+            qd: 8,
+        }
+    }
+    pub fn reproduce_command(&self) -> String {
+        format!(
+            "cargo run -p raid-engine --release --example sim -- --layout {} --seed {} --ops {}{}{}",
+            self.layout,
+            self.seed,
+            self.ops,
+            if self.integrity { " --integrity" } else { " --no-integrity" },
+            if self.faults { "" } else { " --no-faults" }
+        )
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SimStats {
+    pub ops: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub flushes: u64,
+    pub allowed_errors: u64,
+    pub crashes: u64,
+    pub clean_restarts: u64,
+    pub member_losses: u64,
+    pub transient_losses: u64,
+    pub re_adds: u64,
+    pub spare_takeovers: u64,
+    pub rebuilds_finished: u64,
+    pub resyncs_finished: u64,
+    pub scrubs: u64,
+    pub bad_ranges: u64,
+    pub bit_flips: u64,
+    pub corrected_read_errors: u64,
+    pub checksum_repairs: u64,
+    pub virtual_ns: u64,
+}
+
+struct ArraySim {
+    members: Vec<VMember>,
+    uuid: [u8; 16],
+    data_offset: u64,
+    next_uuid: u8,
+    /// A fault of this array is being healed; no new fault until calm.
+    spares_wanted: usize,
+}
+
+struct Outstanding {
+    op: VolumeOp,
+    offset: u64,
+    sectors: u64,
+    expected: Vec<Vec<u64>>,
+    pw: Option<PendingWrite>,
+    errors_ok: bool,
+}
+
+struct World {
+    cfg: SimConfig,
+    rng: Rng,
+    now: u64,
+    vol: Concat,
+    arrays: Vec<ArraySim>,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    pending: HashMap<u64, (usize, MemberIo)>,
+    seq: u64,
+    model: Model,
+    outstanding: HashMap<RequestId, Outstanding>,
+    next_req: RequestId,
+    stats: SimStats,
+    transient: Vec<(usize, MemberIndex, u64)>,
+    last_write_end: u64,
+    next_fault_op: u64,
+    fault_since_op: u64,
+}
+
+const MEMBER_DATA_SECTORS: u64 = 8192;
+
+fn tunables() -> Tunables {
+    Tunables {
+        gather_ns: 500_000,
+        gather_max_stripes: 16,
+        bitmap_clear_ns: 20_000_000,
+        idle_ns: 2_000_000,
+        sync_window: 4,
+        rebuild_retry_ns: 5_000_000,
+    }
+}
+
+fn uuid(array: usize, n: u8, seed: u64) -> [u8; 16] {
+    let mut u = [0u8; 16];
+    u[..8].copy_from_slice(&seed.to_le_bytes());
+    u[8] = array as u8;
+    u[9] = n;
+    u[15] = 0xA5;
+    u
+}
+
+impl World {
+    fn new(cfg: SimConfig) -> Result<World, String> {
+        let mut rng = Rng::new(cfg.seed);
+        let levels: Vec<(Level, usize)> = match cfg.layout {
+            SimLayout::Raid0 => vec![(Level::Raid0, 3)],
+            SimLayout::Raid1 => vec![(Level::Raid1, 2 + rng.below(2) as usize)],
+            SimLayout::Raid10 => vec![(Level::Raid10, 4)],
+            SimLayout::Raid5 => vec![(Level::Raid5, 4)],
+            SimLayout::Concat => vec![(Level::Raid1, 2), (Level::Raid5, 3)],
+        };
+        let chunk = [8u32, 16, 64][rng.below(3) as usize];
+        let mut engines = Vec::new();
+        let mut arrays = Vec::new();
+        for (ai, &(level, n)) in levels.iter().enumerate() {
+            let size = MEMBER_DATA_SECTORS + 2048 + rng.below(2) * 64;
+            let specs: Vec<MemberSpec> = (0..n)
+                .map(|i| MemberSpec {
+                    uuid: uuid(ai, i as u8, cfg.seed),
+                    size_sectors: size,
+                    shelf: Some(i as u32),
+                })
+                .collect();
+            let mut ac =
+                ArrayConfig::new(&format!("sim{ai}"), uuid(ai, 200, cfg.seed), level, specs);
+            ac.chunk_sectors = chunk;
+            ac.integrity = cfg.integrity;
+            ac.assume_clean = rng.chance(0.5);
+            let unit = if level == Level::Raid5 {
+                chunk as u64 * (n as u64 - 1)
+            } else {
+                chunk as u64
+            };
+            ac.bitmap_region_sectors = unit * (1 + rng.below(16));
+            let spares = if level == Level::Raid0 { 0 } else { 1 };
+            for s in 0..spares {
+                ac.spares.push(MemberSpec {
+                    uuid: uuid(ai, 100 + s as u8, cfg.seed),
+                    size_sectors: size,
+                    shelf: Some(99),
+                });
+            }
+            let mut e = Engine::create(&ac).map_err(|e| format!("create: {e}"))?;
+            e.set_tunables(tunables());
+            e.set_sync_rates(20_000, 2_000_000);
+            let data_offset = crate::config::MetaLayout::compute(
+                level,
+                n,
+                chunk,
+                size,
+                ac.bitmap_region_sectors,
+                cfg.integrity,
+            )
+            .data_offset;
+            let members = (0..n + spares)
+                .map(|_| VMember::new(size, 50_000, 150_000))
+                .collect();
+            arrays.push(ArraySim {
+                members,
+                uuid: ac.array_uuid,
+                data_offset,
+                next_uuid: 110,
+                spares_wanted: 0,
+            });
+            engines.push(e);
+        }
+        let vol = Concat::new(engines);
+        let model = Model::zeroed(vol.volume_sectors());
+        let next_fault_op = 500 + rng.below(2000);
+        Ok(World {
+            cfg,
+            rng,
+            now: 0,
+            vol,
+            arrays,
+            queue: BinaryHeap::new(),
+            pending: HashMap::new(),
+            seq: 0,
+            model,
+            outstanding: HashMap::new(),
+            next_req: 1,
+            stats: SimStats::default(),
+            transient: Vec::new(),
+            last_write_end: 0,
+            next_fault_op,
+            fault_since_op: 0,
+        })
+    }
+
+    fn level(&self, a: usize) -> Level {
+        self.vol.arrays()[a].geometry().level
+    }
+
+    fn beyond_redundancy_possible(&self) -> bool {
+        (0..self.arrays.len()).any(|a| {
+            self.level(a) == Level::Raid0 && self.arrays[a].members.iter().any(|m| !m.healthy())
+        })
+    }
+
+    // ---- the I/O loop ----
+
+    fn schedule_outputs(&mut self) {
+        while let Some((a, io)) = self.vol.poll_member_io() {
+            let m = &self.arrays[a].members[io.member];
+            let t = self.now + m.latency(&mut self.rng);
+            self.seq += 1;
+            self.queue.push(Reverse((t, self.seq)));
+            self.pending.insert(self.seq, (a, io));
+        }
+    }
+
+    fn deliver(&mut self, seq: u64) {
+        let Some((a, io)) = self.pending.remove(&seq) else {
+            return;
+        };
+        let m = &mut self.arrays[a].members[io.member];
+        let result = if !m.alive {
+            Err(MemberError::Gone)
+        } else {
+            match io.op {
+                MemberOp::Read => m.read(io.offset, io.sectors).ok_or(MemberError::Io),
+                MemberOp::Write => {
+                    if m.write(io.offset, &io.data, u64::MAX) {
+                        Ok(Vec::new())
+                    } else {
+                        Err(MemberError::Io)
+                    }
+                }
+                MemberOp::Flush => Ok(Vec::new()),
+            }
+        };
+        self.vol.complete_member_io(a, io.id, result);
+    }
+
+    /// One step of virtual time: the next member completion, or a timer.
+    fn advance(&mut self) {
+        self.schedule_outputs();
+        if let Some(Reverse((t, seq))) = self.queue.pop() {
+            self.now = self.now.max(t);
+            self.deliver(seq);
+        } else {
+            let t = self
+                .vol
+                .poll_timeout()
+                .unwrap_or(self.now + 1_000_000)
+                .max(self.now + 10_000);
+            self.now = t.min(self.now + 5_000_000);
+        }
+        self.vol.tick(self.now);
+        self.schedule_outputs();
+    }
+
+    fn submit(&mut self, op: VolumeOp, offset: u64, sectors: u64) {
+        let id = self.next_req;
+        self.next_req += 1;
+        let errors_ok = self.beyond_redundancy_possible();
+        let (data, pw, expected) = match op {
+            VolumeOp::Write => {
+                let mut d = vec![0u8; sectors as usize * SECTOR];
+                self.rng.fill(&mut d);
+                let pw = self.model.write(offset, &d);
+                (d, Some(pw), Vec::new())
+            }
+            VolumeOp::Read => (Vec::new(), None, self.model.snapshot(offset, sectors)),
+            VolumeOp::Flush => (Vec::new(), None, Vec::new()),
+        };
+        self.outstanding.insert(
+            id,
+            Outstanding {
+                op,
+                offset,
+                sectors,
+                expected,
+                pw,
+                errors_ok,
+            },
+        );
+        self.vol.submit(VolumeRequest {
+            id,
+            op,
+            offset,
+            sectors: sectors as u32,
+            data,
+        });
+    }
+
+    fn random_request(&mut self) {
+        let vs = self.vol.volume_sectors();
+        let r = self.rng.below(100);
+        if r < 2 {
+            self.stats.flushes += 1;
+            self.submit(VolumeOp::Flush, 0, 0);
+            return;
+        }
+        let len = match self.rng.below(10) {
+            0 => 1 + self.rng.below(256),
+            1..=3 => 8,
+            4 => 16,
+            _ => 1 + self.rng.below(32),
+        }
+        .min(vs);
+        let write = r < 50;
+        let offset = if write && self.rng.chance(0.35) && self.last_write_end + len <= vs {
+            self.last_write_end
+        } else {
+            self.rng.below(vs - len + 1)
+        };
+        if write {
+            self.last_write_end = offset + len;
+            self.stats.writes += 1;
+            self.submit(VolumeOp::Write, offset, len);
+        } else {
+            self.stats.reads += 1;
+            self.submit(VolumeOp::Read, offset, len);
+        }
+    }
+
+    fn collect(&mut self) -> Result<(), String> {
+        while let Some(c) = self.vol.poll_completion() {
+            let Some(o) = self.outstanding.remove(&c.id) else {
+                return Err(format!("completion for unknown request {}", c.id));
+            };
+            self.stats.ops += 1;
+            let errors_ok = o.errors_ok || self.beyond_redundancy_possible();
+            match (o.op, c.result) {
+                (VolumeOp::Read, Ok(d)) => {
+                    if d.len() != o.sectors as usize * SECTOR {
+                        return Err(format!(
+                            "read of {} sectors returned {} bytes",
+                            o.sectors,
+                            d.len()
+                        ));
+                    }
+                    self.model
+                        .check_read(o.offset, &o.expected, &d)
+                        .map_err(|e| format!("read {}+{}: {e}", o.offset, o.sectors))?;
+                }
+                (_, Ok(_)) => {}
+                (op, Err(e)) => {
+                    if !errors_ok {
+                        return Err(format!(
+                            "{op:?} {}+{} failed within redundancy: {e}",
+                            o.offset, o.sectors
+                        ));
+                    }
+                    self.stats.allowed_errors += 1;
+                    if op == VolumeOp::Write {
+                        self.model.failed(o.offset, o.sectors);
+                    }
+                }
+            }
+        }
+        while let Some((a, ev)) = self.vol.poll_event() {
+            match ev {
+                Event::SpareActive { .. } => self.stats.spare_takeovers += 1,
+                Event::ReAdded { .. } => self.stats.re_adds += 1,
+                Event::RebuildFinished { .. } => self.stats.rebuilds_finished += 1,
+                Event::ResyncFinished => self.stats.resyncs_finished += 1,
+                Event::ScrubFinished { .. } => self.stats.scrubs += 1,
+                Event::CorrectedReadError { .. } => self.stats.corrected_read_errors += 1,
+                Event::ChecksumRepaired { .. } => self.stats.checksum_repairs += 1,
+                Event::ArrayFailed if self.level(a) != Level::Raid0 => {
+                    return Err(format!("array {a} failed within redundancy"));
+                }
+                Event::SparesMissing => self.arrays[a].spares_wanted += 1,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    // ---- faults ----
+
+    fn calm(&self, a: usize) -> bool {
+        let st = self.vol.arrays()[a].status();
+        st.state == ArrayState::Clean
+            && st.sync.is_none()
+            && self.arrays[a].members.iter().all(|m| m.healthy())
+            && !self.transient.iter().any(|t| t.0 == a)
+            && st
+                .members
+                .iter()
+                .filter(|m| m.role.is_some())
+                .all(|m| m.state == MemberState::Active)
+    }
+
+    fn active_members(&self, a: usize) -> Vec<MemberIndex> {
+        self.vol.arrays()[a]
+            .status()
+            .members
+            .iter()
+            .filter(|m| m.state == MemberState::Active && m.role.is_some())
+            .map(|m| m.index)
+            .collect()
+    }
+
+    fn maybe_fault(&mut self) -> Result<(), String> {
+        // Returns of transiently lost members.
+        let due: Vec<(usize, MemberIndex)> = self
+            .transient
+            .iter()
+            .filter(|t| t.2 <= self.now)
+            .map(|t| (t.0, t.1))
+            .collect();
+        self.transient.retain(|t| t.2 > self.now);
+        for (a, m) in due {
+            self.arrays[a].members[m].alive = true;
+            let _ = self.vol.array_mut(a).member_returned(m);
+        }
+        // Replenish spares consumed by takeovers.
+        for a in 0..self.arrays.len() {
+            let st = self.vol.arrays()[a].status();
+            let has_spare = st.members.iter().any(|m| m.state == MemberState::Spare);
+            if self.level(a) != Level::Raid0 && !has_spare && self.rng.chance(0.01) {
+                self.add_spare(a)?;
+            }
+        }
+        // Long-standing latent damage: scrub it away (or, without redundancy, repair it).
+        if self.stats.ops > self.fault_since_op + 3000 {
+            for a in 0..self.arrays.len() {
+                let damaged = self.arrays[a]
+                    .members
+                    .iter()
+                    .any(|m| m.alive && (!m.bad.is_empty() || !m.flipped.is_empty()));
+                if !damaged {
+                    continue;
+                }
+                if self.level(a) == Level::Raid0 {
+                    for m in &mut self.arrays[a].members {
+                        m.bad.clear();
+                        m.unflip();
+                    }
+                } else {
+                    let _ = self.vol.array_mut(a).start_scrub(true);
+                }
+            }
+            for a in &mut self.arrays {
+                for m in &mut a.members {
+                    m.slow = 1;
+                }
+            }
+            self.fault_since_op = self.stats.ops;
+        }
+        if !self.cfg.faults || self.stats.ops < self.next_fault_op {
+            return Ok(());
+        }
+        let a = self.rng.below(self.arrays.len() as u64) as usize;
+        if !self.calm(a) {
+            return Ok(());
+        }
+        self.next_fault_op = self.stats.ops + 300 + self.rng.below(3000);
+        self.fault_since_op = self.stats.ops;
+        let level = self.level(a);
+        let act = self.active_members(a);
+        if act.is_empty() {
+            return Ok(());
+        }
+        let m = act[self.rng.below(act.len() as u64) as usize];
+        let redundant = level != Level::Raid0;
+        match self.rng.below(10) {
+            0 if redundant => {
+                // Transient loss: the blade vanishes and comes back.
+                self.stats.transient_losses += 1;
+                self.arrays[a].members[m].alive = false;
+                let back = self.now + 1_000_000 + self.rng.below(30_000_000);
+                self.transient.push((a, m, back));
+            }
+            1 if redundant => {
+                self.stats.member_losses += 1;
+                self.arrays[a].members[m].alive = false;
+            }
+            2 | 3 => {
+                let start = self.arrays[a].data_offset + self.rng.below(MEMBER_DATA_SECTORS - 16);
+                let len = 1 + self.rng.below(16);
+                self.arrays[a].members[m].bad.push((start, start + len));
+                self.stats.bad_ranges += 1;
+            }
+            4 | 5 if self.cfg.integrity => {
+                let flips = 1 + self.rng.below(4);
+                let off = self.arrays[a].data_offset;
+                for _ in 0..flips {
+                    let s = off + self.rng.below(MEMBER_DATA_SECTORS);
+                    self.arrays[a].members[m].flip_bit(s, &mut self.rng);
+                }
+                self.stats.bit_flips += flips;
+            }
+            6 => self.arrays[a].members[m].slow = 20,
+            7 => self.crash(false)?,
+            8 => self.crash(true)?,
+            _ => {
+                if self
+                    .vol
+                    .array_mut(a)
+                    .start_scrub(self.rng.chance(0.5))
+                    .is_ok()
+                {
+                    self.fault_since_op = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_spare(&mut self, a: usize) -> Result<(), String> {
+        let size = self.arrays[a].members[0].sectors();
+        let n = self.arrays[a].next_uuid;
+        self.arrays[a].next_uuid += 1;
+        self.arrays[a]
+            .members
+            .push(VMember::new(size, 50_000, 150_000));
+        let idx = self
+            .vol
+            .array_mut(a)
+            .add_spare(MemberSpec {
+                uuid: uuid(a, n, self.cfg.seed),
+                size_sectors: size,
+                shelf: Some(50),
+            })
+            .map_err(|e| format!("add_spare: {e}"))?;
+        if idx != self.arrays[a].members.len() - 1 {
+            return Err(format!(
+                "spare got index {idx}, expected {}",
+                self.arrays[a].members.len() - 1
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whole-appliance crash: in-flight member writes land, tear or vanish; the engine is
+    /// rebuilt from member bytes alone. `clean`: quiesce first (orderly restart).
+    fn crash(&mut self, clean: bool) -> Result<(), String> {
+        let raid5_unsafe =
+            (0..self.arrays.len()).any(|a| self.level(a) == Level::Raid5 && !self.calm(a));
+        if clean {
+            self.quiesce(false)?;
+        } else if raid5_unsafe {
+            // Crash + degraded RAID 5 is the write hole (DESIGN.md): not simulated.
+            return Ok(());
+        }
+        if clean {
+            self.stats.clean_restarts += 1;
+        } else {
+            self.stats.crashes += 1;
+        }
+        // Member writes in flight.
+        let pending: Vec<(usize, MemberIo)> = {
+            let mut v: Vec<(u64, u64)> = self.queue.drain().map(|Reverse(x)| x).collect();
+            v.sort();
+            v.into_iter()
+                .filter_map(|(_, s)| self.pending.remove(&s))
+                .collect()
+        };
+        for (a, io) in pending {
+            let data_off = self.arrays[a].data_offset;
+            let m = &mut self.arrays[a].members[io.member];
+            if io.op != MemberOp::Write || !m.alive {
+                continue;
+            }
+            let r = self.rng.below(10);
+            let n = io.sectors as u64;
+            let keep = if io.offset < data_off {
+                if r < 6 {
+                    n
+                } else {
+                    0
+                }
+            } else if r < 6 {
+                n
+            } else if r < 8 {
+                0
+            } else {
+                self.rng.below(n + 1)
+            };
+            m.write(io.offset, &io.data, keep);
+        }
+        self.pending.clear();
+        let out: Vec<Outstanding> = self.outstanding.drain().map(|(_, o)| o).collect();
+        for o in out {
+            if let Some(pw) = &o.pw {
+                self.model.interrupted(pw);
+            }
+        }
+        // Transiently lost members are back by the time the appliance restarts.
+        for (a, m, _) in std::mem::take(&mut self.transient) {
+            self.arrays[a].members[m].alive = true;
+        }
+        let old = std::mem::replace(&mut self.vol, Concat::new(Vec::new()));
+        drop(old);
+        let mut engines = Vec::new();
+        for a in 0..self.arrays.len() {
+            let inputs: Vec<AssemblyInput> = self.arrays[a]
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| AssemblyInput {
+                    name: format!("a{a}.m{i}"),
+                    superblock: if m.alive {
+                        m.read(SB_OFFSET, SB_SECTORS).ok_or(MemberError::Io)
+                    } else {
+                        Err(MemberError::Gone)
+                    },
+                    size_sectors: m.sectors(),
+                })
+                .collect();
+            let plan = assemble(&inputs, Some(self.arrays[a].uuid), false)
+                .map_err(|e| format!("assembly of array {a} after crash: {e}"))?;
+            let old_members = std::mem::take(&mut self.arrays[a].members);
+            self.arrays[a].members = plan
+                .members
+                .iter()
+                .map(|pm| old_members[pm.input].clone())
+                .collect();
+            let mut e = Engine::assemble(&plan).map_err(|e| format!("engine assemble: {e}"))?;
+            e.set_tunables(tunables());
+            e.set_sync_rates(20_000, 2_000_000);
+            engines.push(e);
+        }
+        self.vol = Concat::new(engines);
+        self.last_write_end = 0;
+        Ok(())
+    }
+
+    /// Stop submitting and run until nothing is in flight (and, if `settle`, until every
+    /// array is calm: synced, clean, no damage).
+    fn quiesce(&mut self, settle: bool) -> Result<(), String> {
+        let deadline = self.now + 600_000_000_000;
+        loop {
+            self.collect()?;
+            let idle = self.outstanding.is_empty();
+            let clean = (0..self.arrays.len()).all(|a| self.vol.arrays()[a].status().clean_on_disk);
+            if idle
+                && (!settle || (0..self.arrays.len()).all(|a| self.settled(a)))
+                && (settle || clean)
+            {
+                return Ok(());
+            }
+            if self.now > deadline {
+                let st: Vec<_> = self.vol.arrays().iter().map(|e| e.status()).collect();
+                return Err(format!(
+                    "did not settle: outstanding={} status={st:#?}",
+                    self.outstanding.len()
+                ));
+            }
+            if settle {
+                self.maybe_fault()?;
+            }
+            self.advance();
+        }
+    }
+
+    fn settled(&self, a: usize) -> bool {
+        let st = self.vol.arrays()[a].status();
+        st.sync.is_none()
+            && st.state != ArrayState::Resyncing
+            && st
+                .members
+                .iter()
+                .filter(|m| m.role.is_some())
+                .all(|m| m.state == MemberState::Active)
+            && !self.transient.iter().any(|t| t.0 == a)
+            && st.members.iter().filter(|m| m.role.is_some()).count() == st.raid_disks
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        // Let creation/format finish.
+        while !self.vol.arrays().iter().all(|e| e.is_ready()) {
+            self.advance();
+        }
+        while self.stats.ops < self.cfg.ops {
+            self.maybe_fault()?;
+            while self.outstanding.len() < self.cfg.qd {
+                self.random_request();
+            }
+            self.advance();
+            self.collect()?;
+        }
+        self.final_check()
+    }
+
+    /// Heal everything, let the arrays settle, then prove: scrub finds no mismatch
+    /// (mirrors equal, parity consistent) and the whole volume reads back as the model.
+    fn final_check(&mut self) -> Result<(), String> {
+        self.cfg.faults = false;
+        for (a, m, _) in std::mem::take(&mut self.transient) {
+            self.arrays[a].members[m].alive = true;
+            let _ = self.vol.array_mut(a).member_returned(m);
+        }
+        for a in 0..self.arrays.len() {
+            for m in &mut self.arrays[a].members {
+                m.slow = 1;
+                if self.vol.arrays()[a].geometry().level == Level::Raid0 {
+                    m.bad.clear();
+                    m.unflip();
+                }
+            }
+            if self.vol.arrays()[a].needs_spare() {
+                self.add_spare(a)?;
+            }
+        }
+        self.fault_since_op = 0;
+        self.quiesce(true)?;
+        for a in 0..self.arrays.len() {
+            if self.level(a) == Level::Raid0 {
+                continue;
+            }
+            let before = self.vol.arrays()[a].counters().mismatch_sectors;
+            // Repair heals any leftover latent damage; the following check must be clean.
+            for repair in [true, false] {
+                self.vol
+                    .array_mut(a)
+                    .start_scrub(repair)
+                    .map_err(|e| format!("final scrub: {e}"))?;
+                while self.vol.arrays()[a].status().sync.is_some()
+                    || self.vol.arrays()[a]
+                        .status()
+                        .counters
+                        .last_scrub_mismatch_sectors
+                        == u64::MAX
+                {
+                    self.advance();
+                    self.collect()?;
+                }
+            }
+            let st = self.vol.arrays()[a].status();
+            let check = st.counters.last_scrub_mismatch_sectors;
+            if check != 0 {
+                return Err(format!("array {a}: copies/parity inconsistent after settling: {check} mismatched sectors (repair saw {})", st.counters.mismatch_sectors - before));
+            }
+        }
+        let vs = self.vol.volume_sectors();
+        let mut off = 0;
+        while off < vs {
+            let n = 256.min(vs - off);
+            self.submit(VolumeOp::Read, off, n);
+            off += n;
+            while self.outstanding.len() >= self.cfg.qd {
+                self.advance();
+                self.collect()?;
+            }
+        }
+        while !self.outstanding.is_empty() {
+            self.advance();
+            self.collect()?;
+        }
+        self.stats.virtual_ns = self.now;
+        Ok(())
+    }
+}
+
+/// Run one simulation. On failure the error names the seed and the command that
+/// reproduces it.
+pub fn run(cfg: &SimConfig) -> Result<SimStats, String> {
+    let mut w = World::new(cfg.clone())?;
+    match w.run() {
+        Ok(()) => Ok(w.stats),
+        Err(e) => Err(format!(
+            "sim failed: layout={} seed={} after {} ops at t={} ns: {e}\n  reproduce: {}",
+            cfg.layout,
+            cfg.seed,
+            w.stats.ops,
+            w.now,
+            cfg.reproduce_command()
+        )),
+    }
+}

@@ -1,0 +1,348 @@
+//! On-member superblock: one 4 KiB block at member sector 8 (4 KiB in, like md v1.2),
+//! little endian, protected by a CRC32C over everything before the last four bytes.
+//!
+//! Member layout (sectors): 0..8 reserved · 8..16 superblock · 16.. bitmap ·
+//! then the integrity checksum area (if on) · data from `data_offset` (1 MiB aligned).
+
+use crate::layout::Level;
+
+pub const SB_OFFSET: u64 = 8;
+pub const SB_SECTORS: u32 = 8;
+pub const SB_BYTES: usize = 4096;
+pub const BITMAP_OFFSET: u64 = 16;
+pub const MAGIC: [u8; 8] = *b"AOERAID\x01";
+pub const VERSION: u32 = 1;
+pub const MAX_SLOTS: usize = 128;
+/// Role value of a spare.
+pub const ROLE_SPARE: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotState {
+    Active = 0,
+    Rebuilding = 1,
+    Faulty = 2,
+    Missing = 3,
+}
+
+impl SlotState {
+    fn from_u32(v: u32) -> Option<SlotState> {
+        Some(match v {
+            0 => SlotState::Active,
+            1 => SlotState::Rebuilding,
+            2 => SlotState::Faulty,
+            3 => SlotState::Missing,
+            _ => return None,
+        })
+    }
+}
+
+/// The role table: which member UUID holds each slot and in what state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotEntry {
+    pub member_uuid: [u8; 16],
+    pub state: SlotState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Superblock {
+    pub array_uuid: [u8; 16],
+    pub member_uuid: [u8; 16],
+    pub name: String,
+    pub level: Level,
+    /// Layout code: 0 for levels with one layout, 2 = RAID 5 left-symmetric (md's number),
+    /// 0x102 = RAID 10 near 2 (md's encoding).
+    pub layout: u32,
+    pub chunk: u32,
+    pub raid_disks: u32,
+    /// Slot of this member, or `ROLE_SPARE`.
+    pub role: u32,
+    pub data_offset: u64,
+    pub data_size: u64,
+    pub events: u64,
+    pub clean: bool,
+    pub integrity: bool,
+    /// This member is being rebuilt; units below `recovery_unit` are in sync.
+    pub recovering: bool,
+    /// The rebuild only needs the bitmap's dirty regions (re-add).
+    pub recovery_bitmap_only: bool,
+    pub recovery_unit: u64,
+    pub bitmap_region_units: u64,
+    pub bitmap_events_cleared: u64,
+    pub bitmap_sectors: u32,
+    pub csum_offset: u64,
+    pub csum_sectors: u64,
+    pub slots: Vec<SlotEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SbError {
+    /// No aoeraid magic: not ours (blank disk or another format).
+    Unknown,
+    UnsupportedVersion(u32),
+    /// Magic right, checksum wrong.
+    Corrupt,
+    /// Checksum right, field out of range: written by a broken or hostile writer.
+    Invalid(&'static str),
+    Short,
+}
+
+impl std::fmt::Display for SbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SbError::Unknown => f.write_str("no aoeraid superblock"),
+            SbError::UnsupportedVersion(v) => write!(f, "superblock version {v} not supported"),
+            SbError::Corrupt => f.write_str("superblock checksum mismatch"),
+            SbError::Invalid(what) => write!(f, "superblock field invalid: {what}"),
+            SbError::Short => f.write_str("superblock shorter than 4 KiB"),
+        }
+    }
+}
+
+impl std::error::Error for SbError {}
+
+pub fn layout_code(level: Level) -> u32 {
+    match level {
+        Level::Raid5 => 2,
+        Level::Raid10 => 0x102,
+        _ => 0,
+    }
+}
+
+mod field {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 8;
+    pub const LEVEL: usize = 12;
+    pub const LAYOUT: usize = 16;
+    pub const CHUNK: usize = 20;
+    pub const RAID_DISKS: usize = 24;
+    pub const ROLE: usize = 28;
+    pub const ARRAY_UUID: usize = 32;
+    pub const MEMBER_UUID: usize = 48;
+    pub const DATA_OFFSET: usize = 64;
+    pub const DATA_SIZE: usize = 72;
+    pub const EVENTS: usize = 80;
+    pub const STATE: usize = 88;
+    pub const FLAGS: usize = 92;
+    pub const RECOVERY_UNIT: usize = 96;
+    pub const REGION_UNITS: usize = 104;
+    pub const EVENTS_CLEARED: usize = 112;
+    pub const BITMAP_SECTORS: usize = 120;
+    pub const CSUM_OFFSET: usize = 128;
+    pub const CSUM_SECTORS: usize = 136;
+    pub const NAME: usize = 144;
+    pub const NAME_LEN: usize = 32;
+    pub const SLOTS: usize = 176;
+    pub const SLOT_LEN: usize = 20;
+    pub const CRC: usize = 4092;
+}
+
+const FLAG_INTEGRITY: u32 = 1;
+const FLAG_RECOVERING: u32 = 2;
+const FLAG_BITMAP_ONLY: u32 = 4;
+
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn put64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+fn get32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn get64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+impl Superblock {
+    pub fn encode(&self) -> Vec<u8> {
+        use field::*;
+        let mut b = vec![0u8; SB_BYTES];
+        b[MAGIC..MAGIC + 8].copy_from_slice(&super::superblock::MAGIC);
+        put32(&mut b, VERSION, super::superblock::VERSION);
+        put32(&mut b, LEVEL, self.level.code());
+        put32(&mut b, LAYOUT, self.layout);
+        put32(&mut b, CHUNK, self.chunk);
+        put32(&mut b, RAID_DISKS, self.raid_disks);
+        put32(&mut b, ROLE, self.role);
+        b[ARRAY_UUID..ARRAY_UUID + 16].copy_from_slice(&self.array_uuid);
+        b[MEMBER_UUID..MEMBER_UUID + 16].copy_from_slice(&self.member_uuid);
+        put64(&mut b, DATA_OFFSET, self.data_offset);
+        put64(&mut b, DATA_SIZE, self.data_size);
+        put64(&mut b, EVENTS, self.events);
+        put32(&mut b, STATE, self.clean as u32);
+        let flags = (self.integrity as u32 * FLAG_INTEGRITY)
+            | (self.recovering as u32 * FLAG_RECOVERING)
+            | (self.recovery_bitmap_only as u32 * FLAG_BITMAP_ONLY);
+        put32(&mut b, FLAGS, flags);
+        put64(&mut b, RECOVERY_UNIT, self.recovery_unit);
+        put64(&mut b, REGION_UNITS, self.bitmap_region_units);
+        put64(&mut b, EVENTS_CLEARED, self.bitmap_events_cleared);
+        put32(&mut b, BITMAP_SECTORS, self.bitmap_sectors);
+        put64(&mut b, CSUM_OFFSET, self.csum_offset);
+        put64(&mut b, CSUM_SECTORS, self.csum_sectors);
+        let name = self.name.as_bytes();
+        let n = name.len().min(NAME_LEN);
+        b[NAME..NAME + n].copy_from_slice(&name[..n]);
+        for (i, s) in self.slots.iter().take(MAX_SLOTS).enumerate() {
+            let at = SLOTS + i * SLOT_LEN;
+            b[at..at + 16].copy_from_slice(&s.member_uuid);
+            put32(&mut b, at + 16, s.state as u32);
+        }
+        let crc = crc32c::crc32c(&b[..CRC]);
+        put32(&mut b, CRC, crc);
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Superblock, SbError> {
+        use field::*;
+        if b.len() < SB_BYTES {
+            return Err(SbError::Short);
+        }
+        if b[MAGIC..MAGIC + 8] != super::superblock::MAGIC {
+            return Err(SbError::Unknown);
+        }
+        if crc32c::crc32c(&b[..CRC]) != get32(b, CRC) {
+            return Err(SbError::Corrupt);
+        }
+        let version = get32(b, VERSION);
+        if version != super::superblock::VERSION {
+            return Err(SbError::UnsupportedVersion(version));
+        }
+        let level = Level::from_code(get32(b, LEVEL)).ok_or(SbError::Invalid("level"))?;
+        let raid_disks = get32(b, RAID_DISKS);
+        if raid_disks as usize > MAX_SLOTS || (raid_disks as usize) < level.min_members() {
+            return Err(SbError::Invalid("raid_disks"));
+        }
+        let chunk = get32(b, CHUNK);
+        if chunk < 8 || !chunk.is_power_of_two() {
+            return Err(SbError::Invalid("chunk"));
+        }
+        let role = get32(b, ROLE);
+        if role != ROLE_SPARE && role >= raid_disks {
+            return Err(SbError::Invalid("role"));
+        }
+        let region_units = get64(b, REGION_UNITS);
+        if region_units == 0 {
+            return Err(SbError::Invalid("bitmap region"));
+        }
+        let flags = get32(b, FLAGS);
+        let mut slots = Vec::with_capacity(raid_disks as usize);
+        for i in 0..raid_disks as usize {
+            let at = SLOTS + i * SLOT_LEN;
+            slots.push(SlotEntry {
+                member_uuid: b[at..at + 16].try_into().unwrap(),
+                state: SlotState::from_u32(get32(b, at + 16))
+                    .ok_or(SbError::Invalid("slot state"))?,
+            });
+        }
+        let name_raw = &b[NAME..NAME + NAME_LEN];
+        let name_len = name_raw.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
+        Ok(Superblock {
+            array_uuid: b[ARRAY_UUID..ARRAY_UUID + 16].try_into().unwrap(),
+            member_uuid: b[MEMBER_UUID..MEMBER_UUID + 16].try_into().unwrap(),
+            name: String::from_utf8_lossy(&name_raw[..name_len]).into_owned(),
+            level,
+            layout: get32(b, LAYOUT),
+            chunk,
+            raid_disks,
+            role,
+            data_offset: get64(b, DATA_OFFSET),
+            data_size: get64(b, DATA_SIZE),
+            events: get64(b, EVENTS),
+            clean: get32(b, STATE) & 1 == 1,
+            integrity: flags & FLAG_INTEGRITY != 0,
+            recovering: flags & FLAG_RECOVERING != 0,
+            recovery_bitmap_only: flags & FLAG_BITMAP_ONLY != 0,
+            recovery_unit: get64(b, RECOVERY_UNIT),
+            bitmap_region_units: region_units,
+            bitmap_events_cleared: get64(b, EVENTS_CLEARED),
+            bitmap_sectors: get32(b, BITMAP_SECTORS),
+            csum_offset: get64(b, CSUM_OFFSET),
+            csum_sectors: get64(b, CSUM_SECTORS),
+            slots,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Superblock {
+        Superblock {
+            array_uuid: [7; 16],
+            member_uuid: [9; 16],
+            name: "vol0".into(),
+            level: Level::Raid5,
+            layout: 2,
+            chunk: 128,
+            raid_disks: 4,
+            role: 2,
+            data_offset: 2048,
+            data_size: 1 << 20,
+            events: 42,
+            clean: false,
+            integrity: true,
+            recovering: true,
+            recovery_bitmap_only: true,
+            recovery_unit: 77,
+            bitmap_region_units: 64,
+            bitmap_events_cleared: 40,
+            bitmap_sectors: 1,
+            csum_offset: 24,
+            csum_sectors: 16,
+            slots: (0..4)
+                .map(|i| SlotEntry {
+                    member_uuid: [i as u8; 16],
+                    state: if i == 1 {
+                        SlotState::Faulty
+                    } else {
+                        SlotState::Active
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let sb = sample();
+        let b = sb.encode();
+        assert_eq!(b.len(), 4096);
+        assert_eq!(&b[0..8], b"AOERAID\x01");
+        assert_eq!(Superblock::decode(&b).unwrap(), sb);
+    }
+
+    #[test]
+    fn fixed_bytes() {
+        let b = sample().encode();
+        assert_eq!(u32::from_le_bytes(b[12..16].try_into().unwrap()), 5);
+        assert_eq!(u64::from_le_bytes(b[80..88].try_into().unwrap()), 42);
+        assert_eq!(b[176 + 20 + 16], 2, "slot 1 faulty");
+    }
+
+    #[test]
+    fn corruption_detected() {
+        let mut b = sample().encode();
+        b[100] ^= 1;
+        assert_eq!(Superblock::decode(&b), Err(SbError::Corrupt));
+        assert_eq!(Superblock::decode(&[0u8; 4096]), Err(SbError::Unknown));
+        assert_eq!(Superblock::decode(&[0u8; 10]), Err(SbError::Short));
+    }
+
+    #[test]
+    fn invalid_fields_rejected() {
+        let mut sb = sample();
+        sb.role = 9;
+        assert_eq!(
+            Superblock::decode(&sb.encode()),
+            Err(SbError::Invalid("role"))
+        );
+        let mut sb = sample();
+        sb.chunk = 12;
+        assert_eq!(
+            Superblock::decode(&sb.encode()),
+            Err(SbError::Invalid("chunk"))
+        );
+    }
+}
