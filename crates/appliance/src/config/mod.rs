@@ -10,6 +10,7 @@
 pub mod diag;
 pub mod locate;
 pub mod member;
+pub mod reload;
 pub mod units;
 pub mod validate;
 
@@ -431,5 +432,61 @@ impl Config {
             ));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_to_the_seed_setup() {
+        let text = include_str!("../../../../appliance.yaml.example");
+        let c = check_str(text, "appliance.yaml.example", false).unwrap();
+        assert!(c.warnings.is_empty());
+        let c = c.config;
+        assert_eq!(c.appliance.name, "rb1");
+        assert_eq!(c.appliance.metrics_listen.to_string(), "127.0.0.1:9720");
+        assert_eq!(
+            c.backend.dead_after.get(),
+            std::time::Duration::from_secs(10)
+        );
+        let a = c.array("data").unwrap();
+        assert_eq!(a.level, Level::Raid10);
+        assert_eq!(a.chunk.bytes(), 256 << 10);
+        assert_eq!(a.integrity, Integrity::Crc32c);
+        assert_eq!(a.rebuild.min.bytes_per_sec(), 10_000_000);
+        assert_eq!(a.members.len(), 8);
+        // Every mirror pair spans both shelves.
+        for pair in a.mirror_sets() {
+            assert_ne!(a.members[pair[0]].shelf(), a.members[pair[1]].shelf());
+        }
+        let g = c.spare_groups.get("shelfspares").unwrap();
+        assert_eq!(
+            g.members,
+            ["e0.4".parse().unwrap(), "e1.4".parse().unwrap()]
+        );
+        let v = c.volume("gfs").unwrap();
+        assert_eq!((v.export.shelf, v.export.slot), (7, 0));
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_file() {
+        let c = check_str("appliance: {name: x}\n", "m.yaml", false)
+            .unwrap()
+            .config;
+        assert_eq!(
+            c.appliance.control_socket,
+            Path::new(DEFAULT_CONTROL_SOCKET)
+        );
+        assert_eq!(c.appliance.state_dir, Path::new(DEFAULT_STATE_DIR));
+        assert!(c.arrays.is_empty() && c.volumes.is_empty());
+    }
+
+    #[test]
+    fn level_aliases_and_linear() {
+        let t = "appliance: {name: x}\nbackend: {interfaces: [eth1]}\narrays:\n  - {name: c, level: concat, members: [e0.0, e0.1]}\n";
+        let c = check_str(t, "c.yaml", false).unwrap().config;
+        assert_eq!(c.arrays[0].level, Level::Linear);
     }
 }
