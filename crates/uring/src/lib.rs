@@ -13,6 +13,8 @@
 //!   device I/O through registered (4096-aligned, O_DIRECT-capable) buffers, fsync and
 //!   durability barriers, timers, and [`Ring::wait`] that turns completions into
 //!   [`Completion`] events.
+//! * [`Backing`] — open a file or block device for it (O_DIRECT where allowed), with
+//!   its size and the alignment direct I/O needs.
 //!
 //! ## A loop
 //!
@@ -105,6 +107,7 @@ mod packet;
 mod pools;
 mod region;
 mod ring;
+mod storage;
 mod types;
 
 pub use iface::{format_mac, list_interfaces, parse_mac, InterfaceInfo, MacAddr};
@@ -112,6 +115,7 @@ pub use packet::{
     BufferSize, FanoutMode, PacketSocket, PacketStats, SocketOptions, DEFAULT_SOCKET_BUFFER,
 };
 pub use ring::{Ring, RingConfig, RingWaker};
+pub use storage::{device_size, direct_io_alignment, Backing};
 pub use types::{Completion, Errno, FileId, IoBuf, IoBuffer, RecvBuf, RingStats, SendSlot, SockId};
 
 /// Ethertype of ATA over Ethernet.

@@ -815,7 +815,9 @@ impl Ring {
 
     fn arm_recv(&self, idx: u32) -> io::Result<()> {
         let entry = &self.sockets[idx as usize];
+        // MSG_TRUNC: the result is the frame's real length, so oversize frames are seen.
         let sqe = opcode::RecvMulti::new(types::Fixed(entry.fixed), RECV_GROUP)
+            .flags(libc::MSG_TRUNC)
             .build()
             .user_data(encode(KIND_RECV, idx));
         // SAFETY: the receive writes only into provided buffers, which live as long as
@@ -1095,7 +1097,13 @@ impl Ring {
         }
         if let Some(bid) = cqueue::buffer_select(flags) {
             if res >= 0 && self.recv.lend(bid) {
-                let len = (res as u32).min(self.recv.buf_size());
+                if res as u32 > self.recv.buf_size() {
+                    // Cut to the buffer size: useless to a protocol, so count and drop.
+                    self.bump(|s| s.frames_truncated += 1);
+                    self.recv.give_back(bid);
+                    return;
+                }
+                let len = res as u32;
                 self.bump(|s| {
                     s.frames_received += 1;
                     s.bytes_received += u64::from(len);

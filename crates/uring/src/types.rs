@@ -231,6 +231,8 @@ pub struct RingStats {
     pub frames_received: u64,
     /// Bytes in those frames.
     pub bytes_received: u64,
+    /// Frames longer than a receive buffer, dropped (raise `recv_buffer_size`).
+    pub frames_truncated: u64,
     /// Times a multishot receive stopped because every provided buffer was lent out
     /// (ENOBUFS). The frame then waits in the socket queue; if that fills, the kernel
     /// drops and [`crate::PacketStats::dropped`] counts it.

@@ -297,3 +297,77 @@ fn waker_wakes_a_blocked_wait_from_another_thread() {
     assert_eq!(events, vec![Completion::Woken]);
     assert_eq!(ring.stats().wakeups, 2);
 }
+
+/// A loop device over a sparse file, detached (and the file removed) on drop.
+struct LoopDev {
+    dev: String,
+    _file: TempFile,
+}
+
+impl LoopDev {
+    fn new(bytes: u64) -> LoopDev {
+        let file = TempFile::new("loopback");
+        File::create(&file.0).unwrap().set_len(bytes).unwrap();
+        let out = std::process::Command::new("losetup")
+            .args(["--find", "--show", "--direct-io=on"])
+            .arg(&file.0)
+            .output()
+            .expect("run losetup");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        LoopDev {
+            dev: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+            _file: file,
+        }
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.dev])
+            .status();
+    }
+}
+
+#[test]
+fn block_device_o_direct_through_the_ring() {
+    let lo = LoopDev::new(4 << 20);
+    let backing = aoe_uring::Backing::open(std::path::Path::new(&lo.dev), false, true).unwrap();
+    assert!(backing.block_device && backing.direct);
+    assert_eq!(backing.size, 4 << 20);
+    assert!(backing.align >= 512);
+    let mut ring = io_ring(2);
+    let fid = ring.register_file(&backing.file).unwrap();
+    let data = pattern(9, 65536);
+    let mut buf = ring.io_buf().unwrap();
+    ring.io_bytes_mut(&mut buf)[..data.len()].copy_from_slice(&data);
+    ring.write_fixed(fid, buf, 0..data.len(), 1 << 20, 1)
+        .unwrap();
+    ring.sync_after_writes(fid, false, 2).unwrap();
+    let done: Vec<_> = wait_for(&mut ring, 2).into_iter().map(io_done).collect();
+    assert_eq!((done[0].0, done[0].1), (1, Ok(data.len())));
+    assert_eq!((done[1].0, done[1].1), (2, Ok(0)));
+    for (_, _, b) in done {
+        if let Some(b) = b {
+            ring.release(b);
+        }
+    }
+    let buf = ring.io_buf().unwrap();
+    ring.read_fixed(fid, buf, 0..data.len(), 1 << 20, 3)
+        .unwrap();
+    let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
+    assert_eq!((user, result), (3, Ok(data.len())));
+    let buf = buf.unwrap().into_io_buf().unwrap();
+    assert_eq!(&ring.io_bytes(&buf)[..data.len()], &data[..]);
+    ring.release_io_buf(buf);
+    // Reading past the end of the device returns 0 bytes, not an error.
+    let buf = ring.io_buf().unwrap();
+    ring.read_fixed(fid, buf, 0..4096, 4 << 20, 4).unwrap();
+    let (_, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
+    assert_eq!(result, Ok(0));
+    ring.release(buf.unwrap());
+}

@@ -456,3 +456,34 @@ fn single_issuer_ring_moved_to_its_loop_thread() {
         t.join().unwrap();
     });
 }
+
+#[test]
+fn oversize_frames_are_counted_and_dropped() {
+    let lab = VethLab::new(9000);
+    lab.run(|| {
+        let tx = PacketSocket::open(VethLab::A).unwrap();
+        let cfg = aoe_uring::RingConfig {
+            recv_buffer_size: 2048,
+            ..Default::default()
+        };
+        let mut ring = Ring::with_config(&cfg).unwrap();
+        let b = ring
+            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .unwrap();
+        let mac_b = ring.socket(b).unwrap().mac();
+        let mut events = Vec::new();
+        ring.wait(Some(Duration::ZERO), &mut events).unwrap();
+        tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, 1, 4000))
+            .unwrap();
+        tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, 2, 2048 - 14))
+            .unwrap();
+        let mut got = Vec::new();
+        assert_eq!(
+            collect(&mut ring, 1, |_, f| got.push((seq_of(f), f.len()))),
+            1
+        );
+        assert_eq!(got, vec![(2, 2048)]);
+        assert_eq!(ring.stats().frames_truncated, 1);
+        assert_eq!(ring.recv_buffers_lent(), 0);
+    });
+}
