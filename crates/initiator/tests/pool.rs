@@ -1,0 +1,550 @@
+//! Session state machine tests against the in-memory blade (no root).
+
+mod sim;
+
+use std::time::Duration;
+
+use aoe_initiator::{BladeState, Event, IoError, IoRequest, Op, PoolConfig, SubmitError};
+use aoe_wire::{parse, ErrorCode, Message, SECTOR_SIZE};
+use sim::{pattern, Impair, Sim, SimBlade};
+
+fn events(sim: &mut Sim) -> Vec<Event> {
+    std::iter::from_fn(|| sim.pool.poll_event()).collect()
+}
+
+fn one_blade(mtu: u32, blade: SimBlade) -> (Sim, aoe_initiator::BladeId) {
+    let mut sim = Sim::new(PoolConfig::default(), 1, mtu, 7);
+    sim.attach(blade, &[0]);
+    let ids = sim.discover_all();
+    (sim, ids[0])
+}
+
+#[test]
+fn discovery_finds_blades_with_capacity_window_and_frame_size() {
+    let mut sim = Sim::new(PoolConfig::default(), 1, 9000, 1);
+    let mut a = SimBlade::new(0, 1, 4096);
+    a.sector_count = 17;
+    a.buffer_count = 32;
+    sim.attach(a, &[0]);
+    sim.attach(SimBlade::new(1, 3, 2048), &[0]);
+    let ids = sim.discover_all();
+    let a = sim.pool.blade_info(ids[0]).unwrap();
+    assert_eq!((a.shelf, a.slot, a.sectors), (0, 1, 4096));
+    assert_eq!(a.buffer_count, 32);
+    assert_eq!(a.sectors_per_frame, 17);
+    assert_eq!(a.stats.window, 16, "starts at Buffer Count / 2");
+    assert_eq!(a.firmware, 0x4019);
+    assert_eq!(a.config, b"sim blade");
+    assert_eq!(a.paths.len(), 1);
+    let b = sim.pool.blade_info(ids[1]).unwrap();
+    assert_eq!(
+        (b.shelf, b.slot, b.sectors, b.sectors_per_frame),
+        (1, 3, 2048, 2)
+    );
+    let ev = events(&mut sim);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::BladeUp { .. }))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn unsolicited_announcement_creates_a_blade() {
+    let mut sim = Sim::new(PoolConfig::default(), 1, 1500, 1);
+    let blade = SimBlade::new(5, 2, 100);
+    let ann = blade.announce();
+    sim.attach(blade, &[0]);
+    sim.pool.handle_frame(sim.now, 0, &ann);
+    assert!(sim.run_until(Duration::from_secs(1), |s| s
+        .pool
+        .find(5, 2)
+        .and_then(|b| s.pool.blade_state(b))
+        == Some(BladeState::Up)));
+}
+
+#[test]
+fn mtu_limits_sectors_per_frame() {
+    // Blade advertises 17 but our MTU is 1500 → 2.
+    let mut b = SimBlade::new(0, 0, 64);
+    b.sector_count = 17;
+    let (sim, id) = one_blade(1500, b);
+    assert_eq!(sim.pool.sectors_per_frame(id), Some(2));
+}
+
+#[test]
+fn sector_count_zero_means_two_with_a_notice() {
+    let mut b = SimBlade::new(0, 0, 64);
+    b.sector_count = 0;
+    let (mut sim, id) = one_blade(9000, b);
+    assert_eq!(sim.pool.sectors_per_frame(id), Some(2));
+    let ev = events(&mut sim);
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::Notice { message, .. } if message.contains("Sector Count 0"))
+        ),
+        "{ev:?}"
+    );
+    // I/O still works (the blade accepts 2 sectors per request).
+    let mut data = vec![0u8; 8 * SECTOR_SIZE];
+    pattern(3, 8, &mut data);
+    sim.submit(id, Op::Write, 8, 8, data.clone(), 1);
+    assert!(sim.wait_for(1, Duration::from_secs(1)).result.is_ok());
+    sim.submit(id, Op::Read, 8, 8, vec![0; 8 * SECTOR_SIZE], 2);
+    let c = sim.wait_for(2, Duration::from_secs(1));
+    assert_eq!(c.buf, data);
+}
+
+#[test]
+fn buffer_count_zero_or_one_keeps_one_frame_outstanding() {
+    for bc in [0u16, 1] {
+        let mut b = SimBlade::new(0, 0, 256);
+        b.buffer_count = bc;
+        let (mut sim, id) = one_blade(1500, b);
+        let ev = events(&mut sim);
+        assert!(
+            ev.iter().any(
+                |e| matches!(e, Event::Notice { message, .. } if message.contains("Buffer Count"))
+            ),
+            "{ev:?}"
+        );
+        sim.submit(id, Op::Read, 0, 64, vec![0; 64 * SECTOR_SIZE], 1);
+        let mut max_in_flight = 0;
+        assert!(sim.run_until(Duration::from_secs(2), |s| {
+            max_in_flight = max_in_flight.max(s.pool.frames_in_flight());
+            s.completions.iter().any(|c| c.user == 1)
+        }));
+        assert_eq!(max_in_flight, 1);
+        assert_eq!(sim.pool.blade_stats(id).unwrap().window, 1);
+    }
+}
+
+#[test]
+fn large_io_is_split_into_frames() {
+    let (mut sim, id) = one_blade(1500, SimBlade::new(0, 0, 1024));
+    sim.record_sent = true;
+    let mut data = vec![0u8; 11 * SECTOR_SIZE];
+    pattern(1, 100, &mut data);
+    sim.submit(id, Op::Write, 100, 11, data.clone(), 1);
+    assert!(sim.wait_for(1, Duration::from_secs(1)).result.is_ok());
+    let frames: Vec<(u64, u8)> = sim
+        .sent
+        .iter()
+        .filter_map(|(_, f)| match parse(f).ok()?.message {
+            Message::Ata(a) => Some((a.arg.lba48(), a.arg.sector_count)),
+            _ => None,
+        })
+        .collect();
+    let mut frames = frames;
+    frames.sort();
+    assert_eq!(
+        frames,
+        vec![(100, 2), (102, 2), (104, 2), (106, 2), (108, 2), (110, 1)]
+    );
+    let disk = &sim.blades[0].blade.disk;
+    assert_eq!(&disk[100 * SECTOR_SIZE..111 * SECTOR_SIZE], &data[..]);
+}
+
+/// Sends one read and returns (the request frame, the reply the blade would send).
+fn captured_read(sim: &mut Sim, id: aoe_initiator::BladeId) -> (Vec<u8>, Vec<u8>) {
+    sim.submit(id, Op::Read, 4, 2, vec![0; 2 * SECTOR_SIZE], 42);
+    let mut buf = vec![0u8; 9216];
+    let t = sim.pool.poll_transmit(sim.now, &mut buf).expect("a frame");
+    let req = buf[..t.len].to_vec();
+    let reply = sim.blades[0].blade.respond(&req).expect("reply");
+    (req, reply)
+}
+
+#[test]
+fn forged_replies_with_a_live_tag_are_dropped() {
+    let mut blade = SimBlade::new(0, 1, 64);
+    blade.disk[4 * SECTOR_SIZE] = 0xAB;
+    let mut sim = Sim::new(PoolConfig::default(), 2, 1500, 1);
+    sim.attach(blade, &[0]);
+    sim.attach(SimBlade::new(0, 2, 64), &[0]);
+    let ids = sim.discover_all();
+    let id = ids[0];
+    let (_req, reply) = captured_read(&mut sim, id);
+
+    let mut forged_mac = reply.clone();
+    forged_mac[6..12].copy_from_slice(&[0x02, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE]);
+    let mut other_blade_mac = reply.clone();
+    other_blade_mac[6..12].copy_from_slice(&sim.blades[1].macs[0].0);
+    let mut wrong_slot = reply.clone();
+    wrong_slot[18] = 2; // e0.2 exists, but the tag belongs to e0.1
+    let mut wrong_shelf = reply.clone();
+    wrong_shelf[16..18].copy_from_slice(&9u16.to_be_bytes());
+    let mut wrong_command = reply.clone();
+    wrong_command[19] = 1; // Query Config carrying the live ATA tag
+    let mut zeroed = reply.clone();
+    zeroed[36..36 + 1024].fill(0);
+    let now = sim.now;
+    for f in [
+        &forged_mac,
+        &other_blade_mac,
+        &wrong_slot,
+        &wrong_shelf,
+        &wrong_command,
+    ] {
+        sim.pool.handle_frame(now, 0, f);
+    }
+    // The right reply on the wrong interface is not accepted either.
+    sim.pool.handle_frame(now, 1, &zeroed);
+    assert!(
+        sim.pool.poll_completion().is_none(),
+        "no forged reply may complete the read"
+    );
+    let st = sim.pool.blade_stats(id).unwrap();
+    assert_eq!(st.forged_drops, 6, "{st:?}");
+    // The genuine reply still completes it with the blade's data.
+    sim.pool.handle_frame(now, 0, &reply);
+    let c = sim.pool.poll_completion().expect("completed");
+    assert!(c.result.is_ok());
+    assert_eq!(c.buf[0], 0xAB);
+    // A duplicate of it is stale now.
+    sim.pool.handle_frame(now, 0, &reply);
+    assert_eq!(sim.pool.blade_stats(id).unwrap().stale_drops, 1);
+    assert!(sim.pool.poll_completion().is_none());
+}
+
+#[test]
+fn retransmit_uses_a_new_tag_and_the_late_reply_is_ignored() {
+    let mut blade = SimBlade::new(0, 1, 64);
+    blade.disk[4 * SECTOR_SIZE] = 0x11;
+    let (mut sim, id) = one_blade(1500, blade);
+    let (req1, late_reply) = captured_read(&mut sim, id);
+    let tag1 = parse(&req1).unwrap().header.tag;
+    // Nothing answers: the timeout fires and the frame goes out again.
+    let deadline = sim.pool.poll_timeout().expect("deadline");
+    sim.now = deadline;
+    sim.pool.handle_timeout(sim.now);
+    let mut buf = vec![0u8; 9216];
+    let t = sim
+        .pool
+        .poll_transmit(sim.now, &mut buf)
+        .expect("retransmission");
+    let req2 = buf[..t.len].to_vec();
+    let tag2 = parse(&req2).unwrap().header.tag;
+    assert_ne!(tag1, tag2);
+    assert_eq!(&req1[24..36], &req2[24..36], "same ATA command");
+    // The blade's data changes in between, so we can tell which reply was used.
+    sim.blades[0].blade.disk[4 * SECTOR_SIZE] = 0x22;
+    let fresh = sim.blades[0].blade.respond(&req2).unwrap();
+    sim.pool.handle_frame(sim.now, 0, &late_reply);
+    assert!(
+        sim.pool.poll_completion().is_none(),
+        "late reply to the old tag ignored"
+    );
+    sim.pool.handle_frame(sim.now, 0, &fresh);
+    let c = sim.pool.poll_completion().unwrap();
+    assert_eq!(c.buf[0], 0x22);
+    let st = sim.pool.blade_stats(id).unwrap();
+    assert_eq!((st.retransmits, st.timeouts, st.stale_drops), (1, 1, 1));
+}
+
+#[test]
+fn dead_blade_fails_all_io_within_dead_time_and_comes_back() {
+    let cfg = PoolConfig {
+        dead_time: Duration::from_secs(3),
+        ..PoolConfig::default()
+    };
+    let mut sim = Sim::new(cfg, 1, 1500, 3);
+    sim.attach(SimBlade::new(0, 0, 4096), &[0]);
+    let id = sim.discover_all()[0];
+    events(&mut sim);
+    sim.blades[0].blade.dead = true;
+    let t0 = sim.now;
+    for u in 0..40 {
+        let op = if u % 2 == 0 { Op::Read } else { Op::Write };
+        sim.submit(id, op, u * 16, 16, vec![0; 16 * SECTOR_SIZE], u);
+    }
+    assert!(sim.run_until(Duration::from_secs(10), |s| s.completions.len() == 40));
+    let took = sim.now - t0;
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert!(sim
+        .completions
+        .iter()
+        .all(|c| c.result == Err(IoError::BladeDown)));
+    assert_eq!(sim.pool.blade_state(id), Some(BladeState::Down));
+    assert_eq!(sim.pool.ios_outstanding(), 0);
+    let ev = events(&mut sim);
+    assert!(
+        ev.contains(&Event::BladeDown {
+            blade: id,
+            failed_ios: 40
+        }),
+        "{ev:?}"
+    );
+    let r = sim.pool.submit(
+        sim.now,
+        IoRequest {
+            blade: id,
+            op: Op::Read,
+            lba: 0,
+            sectors: 1,
+            buf: vec![0; 512],
+            user: 99,
+        },
+    );
+    assert_eq!(r.unwrap_err().error, SubmitError::Down);
+    // It comes back: the periodic probe notices, IDENTIFY, usable again.
+    sim.blades[0].blade.dead = false;
+    assert!(
+        sim.run_until(Duration::from_secs(3), |s| s.pool.blade_state(id)
+            == Some(BladeState::Up))
+    );
+    assert!(events(&mut sim).contains(&Event::BladeUp {
+        blade: id,
+        sectors: 4096
+    }));
+    sim.submit(id, Op::Write, 0, 4, vec![7; 4 * SECTOR_SIZE], 100);
+    assert!(sim.wait_for(100, Duration::from_secs(1)).result.is_ok());
+}
+
+#[test]
+fn overlapping_writes_are_serialized() {
+    let (mut sim, id) = one_blade(1500, SimBlade::new(0, 0, 1024));
+    sim.record_sent = true;
+    sim.submit(id, Op::Write, 10, 8, vec![1; 8 * SECTOR_SIZE], 1);
+    sim.submit(id, Op::Write, 14, 8, vec![2; 8 * SECTOR_SIZE], 2);
+    sim.submit(id, Op::Write, 100, 2, vec![3; 2 * SECTOR_SIZE], 3);
+    sim.flush();
+    // The second write overlaps the first: none of its frames may be on the wire yet.
+    let lbas: Vec<u64> = sim
+        .sent
+        .iter()
+        .filter_map(|(_, f)| match parse(f).ok()?.message {
+            Message::Ata(a) if a.arg.cmd_status == aoe_wire::ata::WRITE_EXT => Some(a.arg.lba48()),
+            _ => None,
+        })
+        .collect();
+    assert!(lbas.contains(&10) && lbas.contains(&100), "{lbas:?}");
+    assert!(
+        !lbas.iter().any(|&l| (14..22).contains(&l) && l >= 18),
+        "{lbas:?}"
+    );
+    assert_eq!(
+        lbas.iter().filter(|&&l| l == 14).count(),
+        1,
+        "only the first write's frame at 14"
+    );
+    for u in 1..=3 {
+        assert!(sim.wait_for(u, Duration::from_secs(1)).result.is_ok());
+    }
+    let disk = &sim.blades[0].blade.disk;
+    assert!(disk[10 * 512..14 * 512].iter().all(|&b| b == 1));
+    assert!(
+        disk[14 * 512..22 * 512].iter().all(|&b| b == 2),
+        "later write wins"
+    );
+}
+
+#[test]
+fn aoe_and_ata_errors_surface() {
+    let (mut sim, id) = one_blade(1500, SimBlade::new(0, 0, 64));
+    // Beyond the end on the blade side: the blade answers IDNF. (The pool
+    // refuses out-of-range I/O itself, so make the blade smaller than it said.)
+    sim.blades[0].blade.disk.truncate(32 * SECTOR_SIZE);
+    sim.submit(id, Op::Read, 40, 2, vec![0; 1024], 1);
+    let c = sim.wait_for(1, Duration::from_secs(1));
+    assert_eq!(
+        c.result,
+        Err(IoError::Ata {
+            status: 0x41,
+            error: 0x10
+        })
+    );
+    assert!(c.result.unwrap_err().to_string().contains("IDNF"));
+    sim.blades[0].blade.aoe_error = Some(ErrorCode::TargetReserved);
+    sim.submit(id, Op::Write, 0, 2, vec![0; 1024], 2);
+    let c = sim.wait_for(2, Duration::from_secs(1));
+    assert_eq!(c.result, Err(IoError::Aoe(ErrorCode::TargetReserved)));
+    let st = sim.pool.blade_stats(id).unwrap();
+    assert_eq!((st.ata_errors, st.aoe_errors), (1, 1));
+}
+
+#[test]
+fn submit_checks_range_and_buffer() {
+    let (mut sim, id) = one_blade(1500, SimBlade::new(0, 0, 64));
+    let bad = |sim: &mut Sim, lba, sectors, len| {
+        sim.pool
+            .submit(
+                sim.now,
+                IoRequest {
+                    blade: id,
+                    op: Op::Read,
+                    lba,
+                    sectors,
+                    buf: vec![0; len],
+                    user: 0,
+                },
+            )
+            .unwrap_err()
+            .error
+    };
+    assert!(matches!(
+        bad(&mut sim, 63, 2, 1024),
+        SubmitError::OutOfRange { .. }
+    ));
+    assert!(matches!(
+        bad(&mut sim, u64::MAX, 2, 1024),
+        SubmitError::OutOfRange { .. }
+    ));
+    assert!(matches!(
+        bad(&mut sim, 0, 2, 1000),
+        SubmitError::BufferTooSmall { .. }
+    ));
+    assert_eq!(bad(&mut sim, 0, 0, 0), SubmitError::Empty);
+}
+
+#[test]
+fn capacity_change_is_reported() {
+    let (mut sim, id) = one_blade(1500, SimBlade::new(0, 0, 64));
+    events(&mut sim);
+    sim.blades[0].blade.identify_sectors = Some(128);
+    assert!(sim.pool.reidentify(sim.now, id));
+    assert!(sim.run_until(Duration::from_secs(1), |s| s.pool.capacity(id) == Some(128)));
+    let ev = events(&mut sim);
+    assert!(
+        ev.contains(&Event::CapacityChanged {
+            blade: id,
+            old: 64,
+            new: 128
+        }),
+        "{ev:?}"
+    );
+    assert_eq!(sim.pool.blade_state(id), Some(BladeState::Up));
+}
+
+#[test]
+fn flush_reaches_the_blade() {
+    let (mut sim, id) = one_blade(1500, SimBlade::new(0, 0, 64));
+    let before = sim.blades[0].blade.requests;
+    sim.submit(id, Op::Flush, 0, 0, Vec::new(), 5);
+    assert!(sim.wait_for(5, Duration::from_secs(1)).result.is_ok());
+    assert_eq!(sim.blades[0].blade.requests, before + 1);
+}
+
+#[test]
+fn dual_path_survives_one_link_down() {
+    let mut sim = Sim::new(PoolConfig::default(), 2, 1500, 5);
+    sim.attach(SimBlade::new(0, 0, 4096), &[0, 1]);
+    let id = sim.discover_all()[0];
+    assert_eq!(sim.pool.blade_info(id).unwrap().paths.len(), 2);
+    let mut data = vec![0u8; 64 * SECTOR_SIZE];
+    pattern(9, 0, &mut data);
+    sim.submit(id, Op::Write, 0, 64, data.clone(), 1);
+    assert!(sim.wait_for(1, Duration::from_secs(1)).result.is_ok());
+    sim.link_down.push(0);
+    for round in 0..20u64 {
+        sim.submit(id, Op::Read, 0, 64, vec![0; 64 * SECTOR_SIZE], 10 + round);
+        let c = sim.wait_for(10 + round, Duration::from_secs(2));
+        assert!(c.result.is_ok());
+        assert_eq!(c.buf, data);
+    }
+    assert_eq!(sim.pool.blade_state(id), Some(BladeState::Up));
+    assert!(sim.pool.blade_stats(id).unwrap().retransmits > 0);
+}
+
+/// Random reads and writes through loss, reordering and duplication,
+/// checked against a model disk.
+fn chaos(seed: u64, impair: Impair, ops: usize, mtu: u32) {
+    let mut sim = Sim::new(PoolConfig::default(), 1, mtu, seed);
+    let mut blade = SimBlade::new(0, 0, 2048);
+    blade.sector_count = aoe_wire::sectors_per_frame(mtu);
+    sim.attach(blade, &[0]);
+    let id = sim.discover_all()[0];
+    sim.impair = impair;
+    let mut model = vec![0u8; 2048 * SECTOR_SIZE];
+    let mut rng = sim::Rng::new(seed ^ 0xABCD);
+    let mut pending = Vec::new();
+    for u in 0..ops as u64 {
+        let sectors = 1 + rng.below(40) as u32;
+        let lba = rng.below(2048 - u64::from(sectors));
+        let range = lba as usize * SECTOR_SIZE..(lba as usize + sectors as usize) * SECTOR_SIZE;
+        if rng.chance(0.5) {
+            let mut data = vec![0u8; sectors as usize * SECTOR_SIZE];
+            pattern(u, lba, &mut data);
+            model[range].copy_from_slice(&data);
+            sim.submit(id, Op::Write, lba, sectors, data, u);
+            // Reads are checked after every write before them completed.
+            pending.push(u);
+        } else {
+            for p in pending.drain(..) {
+                assert!(sim.wait_for(p, Duration::from_secs(5)).result.is_ok());
+            }
+            sim.submit(
+                id,
+                Op::Read,
+                lba,
+                sectors,
+                vec![0; sectors as usize * SECTOR_SIZE],
+                u,
+            );
+            let c = sim.wait_for(u, Duration::from_secs(5));
+            assert!(c.result.is_ok(), "{:?}", c.result);
+            assert!(c.buf == model[range], "read {u} at {lba}+{sectors} differs");
+        }
+    }
+    for p in pending.drain(..) {
+        assert!(sim.wait_for(p, Duration::from_secs(5)).result.is_ok());
+    }
+    assert_eq!(&sim.blades[0].blade.disk, &model);
+    let st = sim.pool.blade_stats(id).unwrap();
+    if impair.loss > 0.0 {
+        assert!(st.retransmits > 0);
+    }
+}
+
+#[test]
+fn data_survives_loss_reorder_and_duplication() {
+    let impair = Impair {
+        loss: 0.05,
+        dup: 0.01,
+        reorder: 0.25,
+    };
+    chaos(11, impair, 300, 1500);
+    chaos(12, impair, 200, 9000);
+}
+
+#[test]
+fn data_survives_heavy_loss() {
+    chaos(
+        13,
+        Impair {
+            loss: 0.3,
+            dup: 0.1,
+            reorder: 0.3,
+        },
+        100,
+        1500,
+    );
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn random_impairments_never_corrupt(seed in any::<u64>(), loss in 0.0f64..0.2, dup in 0.0f64..0.1, reorder in 0.0f64..0.5) {
+            chaos(seed, Impair { loss, dup, reorder }, 40, 1500);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(frame in proptest::collection::vec(any::<u8>(), 0..200), iface in 0usize..3) {
+            let (mut sim, _) = one_blade(1500, SimBlade::new(0, 0, 64));
+            sim.pool.handle_frame(sim.now, iface, &frame);
+            let mut f = frame.clone();
+            if f.len() >= 24 {
+                f[12] = 0x88; f[13] = 0xA2; f[14] |= 0x08;
+                sim.pool.handle_frame(sim.now, iface, &f);
+            }
+        }
+    }
+}
