@@ -223,6 +223,18 @@ impl Ring {
                 "buffer sizes must be > 0",
             ));
         }
+        // io_uring registers each pool as one buffer, and one buffer may be at most 1 GiB.
+        // Checked before anything is allocated (pools are populated eagerly).
+        let worst = |count: u64, size: u64| count * (size.div_ceil(PAGE as u64) + 1) * PAGE as u64;
+        if worst(u64::from(cfg.recv_buffers), u64::from(cfg.recv_buffer_size)) > 1 << 30
+            || worst(u64::from(cfg.send_slots), u64::from(cfg.send_slot_size)) > 1 << 30
+            || worst(u64::from(cfg.io_buffers), cfg.io_buffer_size as u64) > 1 << 30
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "each buffer pool (receive, send, I/O) must stay within 1 GiB (io_uring limit)",
+            ));
+        }
         let mut builder = IoUring::builder();
         builder
             .setup_cqsize(cfg.sq_entries.saturating_mul(4))
@@ -264,6 +276,16 @@ impl Ring {
             None,
         )?);
         let mut iovs = vec![recv.slab().iovec(), send.slab().iovec()];
+        if iovs
+            .iter()
+            .chain([&io.slab().iovec()])
+            .any(|v| v.iov_len > 1 << 30)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "each buffer pool (receive, send, I/O) must stay within 1 GiB (io_uring limit)",
+            ));
+        }
         if io.count() > 0 {
             iovs.push(io.slab().iovec());
         }
@@ -323,7 +345,8 @@ impl Ring {
             fixed,
             armed: Cell::new(false),
         });
-        self.arm_recv(id.0)?;
+        // If the submission queue is full right now, the next `wait` arms it.
+        let _ = self.arm_recv(id.0);
         Ok(id)
     }
 

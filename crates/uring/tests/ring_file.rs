@@ -371,3 +371,40 @@ fn block_device_o_direct_through_the_ring() {
     assert_eq!(result, Ok(0));
     ring.release(buf.unwrap());
 }
+
+#[test]
+fn bad_configs_are_clear_errors() {
+    let bad = [
+        RingConfig {
+            recv_buffers: 100,
+            ..RingConfig::default()
+        },
+        RingConfig {
+            recv_buffers: 0,
+            ..RingConfig::default()
+        },
+        RingConfig {
+            sq_entries: 0,
+            ..RingConfig::default()
+        },
+        RingConfig {
+            send_slot_size: 0,
+            ..RingConfig::default()
+        },
+        RingConfig {
+            io_buffers: 4096,
+            io_buffer_size: 1 << 20,
+            ..RingConfig::default()
+        },
+    ];
+    for cfg in bad {
+        let err = Ring::with_config(&cfg)
+            .err()
+            .unwrap_or_else(|| panic!("accepted {cfg:?}"));
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::InvalidInput,
+            "{cfg:?}: {err}"
+        );
+    }
+}
