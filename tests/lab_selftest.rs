@@ -84,24 +84,40 @@ fn impairments_apply_change_and_remove() {
         let slow = rtt();
         assert!(slow >= Duration::from_millis(300), "delay not applied: {slow:?}");
 
-        // loss + reorder + duplicate both ways, plus a rate limit.
-        let imp = Impairment::loss_reorder_dup(5.0, 25.0, 1.0).with_rate_mbit(100);
+        // loss + reorder + duplicate both ways, plus a rate limit: the relay
+        // counts what it did to the frames of 40 concurrent pings.
+        let imp = Impairment::loss_reorder_dup(30.0, 25.0, 30.0).with_rate_mbit(100);
         b.impair(Direction::Both, &imp).expect("netem+tbf");
         let q = b.qdiscs().expect("qdiscs");
-        assert_eq!(q.matches("netem").count(), 2, "{q}");
         assert_eq!(q.matches("tbf").count(), 2, "{q}");
-        assert!(q.contains("loss 5%") && q.contains("reorder 25%") && q.contains("duplicate 1%"), "{q}");
+        let answered: usize = std::thread::scope(|s| {
+            let pings: Vec<_> = (0..40).map(|_| s.spawn(|| lab.aoeping(&ini, 0, 0, 1).is_ok())).collect();
+            pings.into_iter().map(|p| usize::from(p.join().expect("ping thread"))).sum()
+        });
+        let (to, from) = b.netem_stats(0).expect("relay in place");
+        eprintln!("40 pings, {answered} answered; to blade {to:?}; from blade {from:?}");
+        assert!(answered > 0, "nothing got through 30% loss");
+        assert!(to.frames >= 40 && to.dropped > 0 && to.duplicated > 0, "{to:?}");
+        assert!(from.frames > 0, "{from:?}");
 
-        // Changed at run time to a bare rate limit.
-        b.impair(Direction::ToBlade, &Impairment::rate_mbit(10)).expect("tbf only");
+        // Changed at run time to a bare rate limit: the relay goes away.
+        b.impair(Direction::Both, &Impairment::rate_mbit(10)).expect("tbf only");
         let q = lab.qdisc(&b.ports()[0].peer).expect("qdisc");
-        assert!(q.contains("tbf") && q.contains("10Mbit") && !q.contains("netem"), "{q}");
+        assert!(q.contains("tbf") && q.contains("10Mbit"), "{q}");
+        assert!(b.netem_stats(0).is_none(), "relay still in place");
+        lab.aoeping(&ini, 0, 0, 2).expect("answers through the rate limit");
 
         b.clear_impairment().expect("clear");
         let q = b.qdiscs().expect("qdiscs");
-        assert!(!q.contains("netem") && !q.contains("tbf"), "{q}");
+        assert!(!q.contains("tbf"), "{q}");
         let fast = rtt();
         assert!(fast < Duration::from_millis(300), "delay still there after clear: {fast:?} (base {base:?})");
+
+        // Any lab port works the same way, e.g. the initiator's own.
+        lab.impair(&ini, &Impairment::netem(Netem { delay_ms: 200.0, ..Netem::default() })).expect("ini delay");
+        assert!(rtt() >= Duration::from_millis(200));
+        lab.clear_impairment(&ini).expect("clear ini");
+        assert!(lab.netem_stats(&ini).is_none());
     });
 }
 

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use super::impair::{self, Direction, Impairment};
 use super::proc::{Proc, Registry};
+use super::relay::{RelayStats, Relays};
 use super::sh::{err, in_ns, ip, output};
-use super::Segment;
+use super::{Port, Segment};
 
 /// What to build. `BladeSpec::new(0, 3, 64 << 20)` = e0.3, 64 MiB, one port
 /// on the back segment, `vblade -s`.
@@ -83,24 +84,16 @@ impl BladeSpec {
     }
 }
 
-/// One port of a blade: `iface` (in the namespace, vblade binds it) is a veth
-/// whose peer `peer` is a port of `segment`'s bridge.
-#[derive(Clone, Debug)]
-pub struct BladePort {
-    pub iface: String,
-    pub peer: String,
-    pub segment: Segment,
-}
-
 pub struct Blade {
     spec: BladeSpec,
     ns: String,
     path: PathBuf,
     log_dir: PathBuf,
     mtu: u32,
-    ports: Vec<BladePort>,
+    ports: Vec<Port>,
     procs: Mutex<Vec<Proc>>,
     registry: Registry,
+    relays: Arc<Relays>,
     starts: Arc<AtomicU32>,
 }
 
@@ -110,8 +103,9 @@ impl Blade {
         ns: &str,
         dir: &Path,
         mtu: u32,
-        ports: Vec<BladePort>,
+        ports: Vec<Port>,
         registry: &Registry,
+        relays: &Arc<Relays>,
     ) -> io::Result<Blade> {
         let path = dir.join(format!("blade-e{}.{}.img", spec.shelf, spec.slot));
         let f = OpenOptions::new().create_new(true).write(true).open(&path)?;
@@ -125,6 +119,7 @@ impl Blade {
             ports,
             procs: Mutex::new(Vec::new()),
             registry: registry.clone(),
+            relays: relays.clone(),
             starts: Arc::new(AtomicU32::new(0)),
         };
         b.start()?;
@@ -155,7 +150,7 @@ impl Blade {
     pub fn sectors(&self) -> io::Result<u64> {
         Ok(self.size_bytes()? / 512)
     }
-    pub fn ports(&self) -> &[BladePort] {
+    pub fn ports(&self) -> &[Port] {
         &self.ports
     }
     /// MAC of port `port`'s blade-side interface (what initiators see as source).
@@ -164,7 +159,7 @@ impl Blade {
         super::read_mac(&self.ns, &p.iface)
     }
 
-    fn port(&self, port: usize) -> io::Result<&BladePort> {
+    fn port(&self, port: usize) -> io::Result<&Port> {
         self.ports.get(port).ok_or_else(|| err(format!("{} has no port {port}", self.name())))
     }
 
@@ -286,55 +281,50 @@ impl Blade {
         OpenOptions::new().write(true).open(&self.path)?.set_len(bytes)
     }
 
-    fn ifaces(&self, port: Option<usize>, dir: Direction) -> io::Result<Vec<String>> {
-        let ports: Vec<&BladePort> = match port {
-            Some(i) => vec![self.port(i)?],
-            None => self.ports.iter().collect(),
-        };
-        let mut v = Vec::new();
-        for p in ports {
-            if matches!(dir, Direction::FromBlade | Direction::Both) {
-                v.push(p.iface.clone());
-            }
-            if matches!(dir, Direction::ToBlade | Direction::Both) {
-                v.push(p.peer.clone());
-            }
-        }
-        Ok(v)
-    }
-    /// Sets (replacing any previous) impairment on every port, direction `dir`.
+    /// Sets (replacing what was there) the impairment of direction `dir`
+    /// on every port. `Direction::Both` applies `imp` to each direction.
     pub fn impair(&self, dir: Direction, imp: &Impairment) -> io::Result<()> {
-        self.impair_port_opt(None, dir, imp)
+        for i in 0..self.ports.len() {
+            self.impair_port(i, dir, imp)?;
+        }
+        Ok(())
     }
     pub fn impair_port(&self, port: usize, dir: Direction, imp: &Impairment) -> io::Result<()> {
-        self.impair_port_opt(Some(port), dir, imp)
-    }
-    fn impair_port_opt(&self, port: Option<usize>, dir: Direction, imp: &Impairment) -> io::Result<()> {
-        for i in self.ifaces(port, dir)? {
-            impair::apply(&self.ns, &i, imp, self.mtu)?;
+        let p = self.port(port)?;
+        if matches!(dir, Direction::ToBlade | Direction::Both) {
+            impair::impair_port(&self.relays, &self.ns, self.mtu, p, true, imp)?;
+        }
+        if matches!(dir, Direction::FromBlade | Direction::Both) {
+            impair::impair_port(&self.relays, &self.ns, self.mtu, p, false, imp)?;
         }
         Ok(())
     }
     /// Removes impairments in both directions on every port.
     pub fn clear_impairment(&self) -> io::Result<()> {
-        for i in self.ifaces(None, Direction::Both)? {
-            impair::clear(&self.ns, &i)?;
-        }
-        Ok(())
+        self.impair(Direction::Both, &Impairment::default())
     }
-    /// `tc qdisc show` of both ends of every port (for assertions/diagnostics).
+    /// Frame counts of the netem relay on `port`: (to the blade, from the
+    /// blade); None while the port has no netem.
+    pub fn netem_stats(&self, port: usize) -> Option<(RelayStats, RelayStats)> {
+        self.relays.stats(&self.port(port).ok()?.iface)
+    }
+    /// `tc qdisc show` of both ends of every port (the tbf part).
     pub fn qdiscs(&self) -> io::Result<String> {
         let mut s = String::new();
-        for i in self.ifaces(None, Direction::Both)? {
-            s.push_str(&impair::show(&self.ns, &i)?);
+        for p in &self.ports {
+            s.push_str(&impair::show(&self.ns, &p.iface)?);
+            s.push_str(&impair::show(&self.ns, &p.peer)?);
         }
         Ok(s)
     }
-    /// Takes port `port`'s link down (blade side: the bridge side loses carrier).
+    /// Takes port `port`'s link down: the bridge-side end goes down, so the
+    /// blade's interface loses carrier and nothing passes. (Downing the
+    /// blade's own interface instead would make vblade exit: its read fails
+    /// with ENETDOWN — "read network: Network is down".)
     pub fn link_down(&self, port: usize) -> io::Result<()> {
-        ip(&self.ns, &["link", "set", &self.port(port)?.iface, "down"]).map(drop)
+        ip(&self.ns, &["link", "set", &self.port(port)?.peer, "down"]).map(drop)
     }
     pub fn link_up(&self, port: usize) -> io::Result<()> {
-        ip(&self.ns, &["link", "set", &self.port(port)?.iface, "up"]).map(drop)
+        ip(&self.ns, &["link", "set", &self.port(port)?.peer, "up"]).map(drop)
     }
 }

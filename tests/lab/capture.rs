@@ -50,13 +50,16 @@ impl Lab {
     /// Starts capturing every frame on `iface` (in the lab namespace) into
     /// `<dir>/<iface>-<n>.pcap`; returns once dumpcap is capturing.
     pub fn capture(&self, iface: &str) -> io::Result<Capture> {
+        let before = packet_sockets_on(self, iface)?;
         let n = self.proc_counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = self.dir().join(format!("{iface}-{n}.pcap"));
         let mut cmd = self.cmd("dumpcap");
         cmd.args(["-i", iface, "-P", "-w"]).arg(&path);
         let mut proc = self.spawn(&format!("dumpcap-{iface}"), cmd)?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !proc.log().contains("Capturing on") {
+        // dumpcap says "Capturing on" before libpcap has bound its socket;
+        // frames before the bind are not seen, so wait for the socket itself.
+        while !proc.log().contains("Capturing on") || packet_sockets_on(self, iface)? <= before {
             if let Some(st) = proc.try_wait()? {
                 return Err(err(format!("dumpcap on {iface} exited ({st}): {}", proc.log().trim())));
             }
@@ -65,19 +68,38 @@ impl Lab {
             }
             sleep(Duration::from_millis(20));
         }
+        // After binding, libpcap drains the socket while it installs the
+        // filter and ring; frames in that window are lost. 0.5 s covers it here.
+        sleep(Duration::from_millis(500));
         Ok(Capture { proc, path, iface: iface.to_string() })
     }
+}
+
+/// Packet sockets bound to `iface` (from /proc/net/packet of the namespace).
+fn packet_sockets_on(lab: &Lab, iface: &str) -> io::Result<usize> {
+    let idx = lab.run("cat", &[&format!("/sys/class/net/{iface}/ifindex")])?;
+    let idx = idx.trim();
+    let table = lab.run("cat", &["/proc/net/packet"])?;
+    Ok(table.lines().skip(1).filter(|l| l.split_whitespace().nth(4) == Some(idx)).count())
 }
 
 impl Capture {
     pub fn path(&self) -> &Path {
         &self.path
     }
+    /// dumpcap's own output.
+    pub fn log_path(&self) -> &Path {
+        self.proc.log_path()
+    }
     pub fn iface(&self) -> &str {
         &self.iface
     }
-    /// SIGINT (dumpcap flushes and closes the file), wait, return the file.
+    /// Waits 1 s, SIGINT (dumpcap writes what it has and closes the file),
+    /// waits for it, returns the file. The pause matters: libpcap hands frames
+    /// over in ring blocks that retire on a timer, and dumpcap does not drain
+    /// the ring on SIGINT, so the last frames would be missing without it.
     pub fn stop(mut self) -> io::Result<CaptureFile> {
+        sleep(Duration::from_secs(1));
         self.proc.signal(libc::SIGINT)?;
         if self.proc.wait_timeout(Duration::from_secs(10))?.is_none() {
             self.proc.kill()?;
@@ -87,10 +109,10 @@ impl Capture {
         // "Packets received/dropped on interface 'x': 123/0 (...)"
         let dropped = log
             .lines()
-            .find(|l| l.contains("received/dropped"))
-            .and_then(|l| l.rsplit(':').next())
-            .and_then(|t| t.split_whitespace().next())
-            .and_then(|t| t.split('/').nth(1))
+            .find_map(|l| l.split_once("received/dropped on interface"))
+            .and_then(|(_, rest)| rest.split_once("': "))
+            .and_then(|(_, counts)| counts.split_whitespace().next())
+            .and_then(|rd| rd.split('/').nth(1))
             .and_then(|d| d.parse().ok());
         Ok(CaptureFile { path: self.path.clone(), dropped })
     }

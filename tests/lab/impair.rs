@@ -1,10 +1,13 @@
-//! Link impairments with `tc`: netem (delay, loss, reorder, duplicate,
-//! corrupt) and tbf rate limits, on the egress of one interface.
+//! Link impairments: netem-style delay, loss, reorder, duplicate, corrupt
+//! (done by a relay thread, see relay.rs: this host kernel has no sch_netem)
+//! and `tc tbf` rate limits, per direction of a veth port.
 
 use std::io;
 use std::process::Command;
 
+use super::relay::Relays;
 use super::sh::{err, output, run};
+use super::Port;
 
 /// netem parameters; zero means "off". Percentages are 0..=100.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -72,45 +75,23 @@ pub enum Direction {
     Both,
 }
 
-fn pct(v: f64) -> String {
-    format!("{v}%")
-}
-
-fn netem_args(n: &Netem) -> io::Result<Vec<String>> {
-    for (name, v) in [
-        ("loss", n.loss_pct),
-        ("reorder", n.reorder_pct),
-        ("duplicate", n.duplicate_pct),
-        ("corrupt", n.corrupt_pct),
-    ] {
-        if !(0.0..=100.0).contains(&v) {
-            return Err(err(format!("netem {name} {v}% is not a percentage")));
+impl Netem {
+    pub(crate) fn validate(&self) -> io::Result<()> {
+        for (name, v) in [
+            ("loss", self.loss_pct),
+            ("reorder", self.reorder_pct),
+            ("duplicate", self.duplicate_pct),
+            ("corrupt", self.corrupt_pct),
+        ] {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(err(format!("netem {name} {v}% is not a percentage")));
+            }
         }
-    }
-    if n.delay_ms < 0.0 || n.jitter_ms < 0.0 {
-        return Err(err("netem delay/jitter must not be negative"));
-    }
-    let mut a = vec!["netem".to_string(), "limit".into(), n.limit.unwrap_or(10_000).to_string()];
-    let delay = if n.delay_ms == 0.0 && n.reorder_pct > 0.0 { 1.0 } else { n.delay_ms };
-    if delay > 0.0 {
-        a.extend(["delay".into(), format!("{delay}ms")]);
-        if n.jitter_ms > 0.0 {
-            a.push(format!("{}ms", n.jitter_ms));
+        if !(self.delay_ms >= 0.0 && self.jitter_ms >= 0.0 && self.delay_ms.is_finite() && self.jitter_ms.is_finite()) {
+            return Err(err("netem delay/jitter must be finite and not negative"));
         }
+        Ok(())
     }
-    if n.loss_pct > 0.0 {
-        a.extend(["loss".into(), pct(n.loss_pct)]);
-    }
-    if n.duplicate_pct > 0.0 {
-        a.extend(["duplicate".into(), pct(n.duplicate_pct)]);
-    }
-    if n.reorder_pct > 0.0 {
-        a.extend(["reorder".into(), pct(n.reorder_pct)]);
-    }
-    if n.corrupt_pct > 0.0 {
-        a.extend(["corrupt".into(), pct(n.corrupt_pct)]);
-    }
-    Ok(a)
 }
 
 fn tbf_args(t: &Tbf, mtu: u32) -> io::Result<Vec<String>> {
@@ -145,10 +126,10 @@ pub(crate) fn show(ns: &str, iface: &str) -> io::Result<String> {
     tc(ns, &["qdisc".into(), "show".into(), "dev".into(), iface.into()])
 }
 
-/// Removes whatever root qdisc the lab put on `iface` (no-op if none).
-pub(crate) fn clear(ns: &str, iface: &str) -> io::Result<()> {
+/// Removes the tbf the lab put on `iface` (no-op if none).
+pub(crate) fn clear_tbf(ns: &str, iface: &str) -> io::Result<()> {
     let cur = show(ns, iface)?;
-    if cur.contains("netem") || cur.contains("tbf") {
+    if cur.contains("tbf") {
         let out = output(Command::new("tc").args(["-n", ns, "qdisc", "del", "dev", iface, "root"]))?;
         if !out.status.success() {
             return Err(err(format!(
@@ -160,35 +141,31 @@ pub(crate) fn clear(ns: &str, iface: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Replaces the impairment on `iface` egress. With both netem and tbf, tbf is
-/// the root (handle 1:) and netem its child, so the rate limit applies to
-/// what netem lets through.
-pub(crate) fn apply(ns: &str, iface: &str, imp: &Impairment, mtu: u32) -> io::Result<()> {
-    clear(ns, iface)?;
-    let base = |parent: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["qdisc", "add", "dev", iface].iter().map(|s| s.to_string()).collect();
-        v.extend(parent.iter().map(|s| s.to_string()));
-        v
-    };
-    match (&imp.netem, &imp.tbf) {
-        (None, None) => Ok(()),
-        (Some(n), None) => {
-            let mut a = base(&["root", "handle", "1:"]);
-            a.extend(netem_args(n)?);
-            tc(ns, &a).map(drop)
-        }
-        (None, Some(t)) => {
-            let mut a = base(&["root", "handle", "1:"]);
-            a.extend(tbf_args(t, mtu)?);
-            tc(ns, &a).map(drop)
-        }
-        (Some(n), Some(t)) => {
-            let mut a = base(&["root", "handle", "1:"]);
-            a.extend(tbf_args(t, mtu)?);
-            tc(ns, &a)?;
-            let mut b = base(&["parent", "1:1", "handle", "10:"]);
-            b.extend(netem_args(n)?);
-            tc(ns, &b).map(drop)
-        }
+/// Replaces the rate limit on `iface` egress (None = remove).
+pub(crate) fn set_tbf(ns: &str, iface: &str, tbf: Option<&Tbf>, mtu: u32) -> io::Result<()> {
+    clear_tbf(ns, iface)?;
+    if let Some(t) = tbf {
+        let mut a: Vec<String> = ["qdisc", "add", "dev", iface, "root", "handle", "1:"].iter().map(|s| s.to_string()).collect();
+        a.extend(tbf_args(t, mtu)?);
+        tc(ns, &a)?;
     }
+    Ok(())
+}
+
+/// Sets one direction of a veth port: `to_port` = frames travelling towards
+/// `port.iface` (egress of its bridge-side peer), else frames leaving it.
+pub(crate) fn impair_port(
+    relays: &Relays,
+    ns: &str,
+    mtu: u32,
+    port: &Port,
+    to_port: bool,
+    imp: &Impairment,
+) -> io::Result<()> {
+    if let Some(n) = &imp.netem {
+        n.validate()?;
+    }
+    let dev = if to_port { &port.peer } else { &port.iface };
+    set_tbf(ns, dev, imp.tbf.as_ref(), mtu)?;
+    relays.set(&port.iface, &port.peer, port.segment.bridge(), to_port, imp.netem.clone())
 }
