@@ -487,3 +487,93 @@ fn oversize_frames_are_counted_and_dropped() {
         assert_eq!(ring.recv_buffers_lent(), 0);
     });
 }
+
+#[test]
+fn oversize_send_is_reported_as_send_error() {
+    let lab = VethLab::new(1500);
+    lab.run(|| {
+        let mut ring = Ring::new().unwrap();
+        let a = ring
+            .add_socket(PacketSocket::open(VethLab::A).unwrap())
+            .unwrap();
+        let mac_a = ring.socket(a).unwrap().mac();
+        ring.send_copy(a, &frame([0xff; 6], mac_a, ETH_P_AOE, 1, 3000), 77)
+            .unwrap();
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while events.is_empty() && Instant::now() < deadline {
+            ring.wait(Some(Duration::from_millis(100)), &mut events)
+                .unwrap();
+        }
+        match &events[..] {
+            [Completion::SendDone {
+                sock,
+                user: 77,
+                result: Err(e),
+            }] => {
+                assert_eq!(*sock, a);
+                assert_eq!(e.0, libc::EMSGSIZE);
+            }
+            other => panic!("expected one failed SendDone, got {other:?}"),
+        }
+        assert_eq!(ring.stats().send_errors, 1);
+        assert_eq!(ring.free_send_slots(), 512, "the failed send freed its slot");
+    });
+}
+
+#[test]
+fn link_down_is_reported_and_receive_recovers() {
+    let lab = VethLab::new(1500);
+    let ns = lab.ns.clone();
+    lab.run(move || {
+        let tx = PacketSocket::open(VethLab::A).unwrap();
+        let mut ring = Ring::new().unwrap();
+        let b = ring
+            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .unwrap();
+        let mac_b = ring.socket(b).unwrap().mac();
+        let mut events = Vec::new();
+        ring.wait(Some(Duration::ZERO), &mut events).unwrap();
+        let ip = |state: &str| {
+            let ok = std::process::Command::new("ip")
+                .args(["-n", &ns, "link", "set", VethLab::B, state])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "ip link set {state}");
+        };
+        ip("down");
+        let mut errors = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while errors.is_empty() && Instant::now() < deadline {
+            ring.wait(Some(Duration::from_millis(50)), &mut events)
+                .unwrap();
+            for ev in events.drain(..) {
+                match ev {
+                    Completion::RecvError { sock, error } => errors.push((sock, error.0)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert_eq!(errors, vec![(b, libc::ENETDOWN)]);
+        ip("up");
+        // veth needs both ends up and a moment for carrier.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut got = 0;
+        let mut seq = 0;
+        while got == 0 && Instant::now() < deadline {
+            let _ = tx.send(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 100));
+            seq += 1;
+            ring.wait(Some(Duration::from_millis(50)), &mut events)
+                .unwrap();
+            for ev in events.drain(..) {
+                if let Completion::Frame { buf, .. } = ev {
+                    got += 1;
+                    ring.recycle(buf);
+                }
+            }
+        }
+        assert!(got > 0, "no frame after the link came back");
+        assert!(ring.stats().recv_rearms >= 1);
+    });
+}
