@@ -517,7 +517,11 @@ fn oversize_send_is_reported_as_send_error() {
             other => panic!("expected one failed SendDone, got {other:?}"),
         }
         assert_eq!(ring.stats().send_errors, 1);
-        assert_eq!(ring.free_send_slots(), 512, "the failed send freed its slot");
+        assert_eq!(
+            ring.free_send_slots(),
+            512,
+            "the failed send freed its slot"
+        );
     });
 }
 
@@ -575,5 +579,64 @@ fn link_down_is_reported_and_receive_recovers() {
         }
         assert!(got > 0, "no frame after the link came back");
         assert!(ring.stats().recv_rearms >= 1);
+    });
+}
+
+#[test]
+fn completion_queue_overflow_loses_nothing() {
+    let lab = VethLab::new(1500);
+    lab.run(|| {
+        let tx = PacketSocket::open(VethLab::A).unwrap();
+        // 8 SQ entries -> 32 CQ entries, far fewer than the frames that arrive at once.
+        let cfg = aoe_uring::RingConfig {
+            sq_entries: 8,
+            recv_buffers: 512,
+            send_slots: 64,
+            ..Default::default()
+        };
+        let mut ring = Ring::with_config(&cfg).unwrap();
+        let b = ring
+            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .unwrap();
+        let mac_b = ring.socket(b).unwrap().mac();
+        let mut events = Vec::new();
+        ring.wait(Some(Duration::ZERO), &mut events).unwrap();
+        const N: u32 = 300;
+        for seq in 0..N {
+            tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 100))
+                .unwrap();
+        }
+        // And many sends queued at once through the tiny submission queue.
+        for seq in 0..60 {
+            ring.send_copy(
+                b,
+                &frame([0xff; 6], mac_b, ETH_P_AOE, seq, 100),
+                u64::from(seq),
+            )
+            .unwrap();
+        }
+        let mut seqs = Vec::new();
+        let mut send_done = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (seqs.len() < N as usize || send_done < 60) && Instant::now() < deadline {
+            ring.wait(Some(Duration::from_millis(50)), &mut events)
+                .unwrap();
+            for ev in events.drain(..) {
+                match ev {
+                    Completion::Frame { buf, .. } => {
+                        seqs.push(seq_of(ring.frame(&buf)));
+                        ring.recycle(buf);
+                    }
+                    Completion::SendDone { result, .. } => {
+                        result.unwrap();
+                        send_done += 1;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (0..N).collect::<Vec<_>>());
+        assert_eq!(send_done, 60);
     });
 }
