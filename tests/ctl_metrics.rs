@@ -75,7 +75,7 @@ fn scrape_over_loopback() {
         "aoeraid_array_sync_done_ratio{action=\"rebuild\",array=\"data\"} 0.25",
         "aoeraid_array_sync_done_bytes{action=\"rebuild\",array=\"data\"} 268435456",
         "aoeraid_array_sync_bytes_total{action=\"rebuild\",array=\"data\"} 268435456",
-        "aoeraid_array_mismatches_total{array=\"data\"} 2",
+        "aoeraid_array_mismatch_bytes_total{array=\"data\"} 1024",
         "aoeraid_array_corrected_errors_total{array=\"data\"} 1",
         "aoeraid_array_checksum_repairs_total{array=\"data\"} 3",
         "aoeraid_spare_group_spares{group=\"shelfspares\",state=\"available\"} 1",
@@ -156,12 +156,15 @@ fn counters_follow_snapshots_and_survive_source_restarts() {
     let m = Metrics::new();
     let mut s = ctl_fixture::rebuilding();
     m.apply_status(&s);
-    s.arrays[0].counters.mismatches = 10;
+    s.arrays[0].counters.mismatch_bytes = 10;
     m.apply_status(&s);
-    assert_eq!(m.mismatches_total.with_label_values(&["data"]).get(), 10);
-    s.arrays[0].counters.mismatches = 1;
+    assert_eq!(
+        m.mismatch_bytes_total.with_label_values(&["data"]).get(),
+        10
+    );
+    s.arrays[0].counters.mismatch_bytes = 1;
     m.apply_status(&s);
-    assert_eq!(m.mismatches_total.with_label_values(&["data"]).get(), 1);
+    assert_eq!(m.mismatch_bytes_total.with_label_values(&["data"]).get(), 1);
 }
 
 fn deploy(file: &str) -> String {

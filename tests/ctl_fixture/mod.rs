@@ -66,7 +66,7 @@ pub fn rebuilding() -> Status {
                 rebuilt_bytes: 256 << 20,
                 resynced_bytes: 0,
                 scrubbed_bytes: 0,
-                mismatches: 2,
+                mismatch_bytes: 1024,
                 corrected_errors: 1,
                 checksum_repairs: 3,
             },

@@ -38,9 +38,15 @@ impl Client {
     pub fn call(&mut self, req: &Request) -> anyhow::Result<Response> {
         let mut line = serde_json::to_string(req)?;
         line.push('\n');
-        self.writer
-            .write_all(line.as_bytes())
-            .with_context(|| format!("sending to {}", self.path.display()))?;
+        if let Err(e) = self.writer.write_all(line.as_bytes()) {
+            // The daemon may have answered (a refusal) and closed before
+            // reading everything; its answer beats the write error.
+            return match read_line_limited(&mut self.reader, MAX_LINE) {
+                Ok(Some(reply)) => serde_json::from_str(&reply)
+                    .with_context(|| format!("malformed response from {}", self.path.display())),
+                _ => Err(e).with_context(|| format!("sending to {}", self.path.display())),
+            };
+        }
         let Some(reply) = read_line_limited(&mut self.reader, MAX_LINE)
             .with_context(|| format!("reading from {}", self.path.display()))?
         else {

@@ -3,6 +3,7 @@
 //! status snapshot schema, its human rendering, and systemd notification.
 
 pub mod client;
+pub mod engine;
 pub mod protocol;
 pub mod render;
 pub mod sdnotify;

@@ -121,10 +121,12 @@ fn array(out: &mut String, a: &ArrayStatus, terminal: bool) {
     } else if a.spares_available > 0 {
         extra.push(format!("{} spare(s) available", a.spares_available));
     }
-    if c.mismatches + c.corrected_errors + c.checksum_repairs > 0 {
+    if c.mismatch_bytes + c.corrected_errors + c.checksum_repairs > 0 {
         extra.push(format!(
             "mismatches {}, corrected errors {}, checksum repairs {}",
-            c.mismatches, c.corrected_errors, c.checksum_repairs
+            human_bytes(c.mismatch_bytes as f64),
+            c.corrected_errors,
+            c.checksum_repairs
         ));
     }
     for e in extra {

@@ -250,11 +250,19 @@ fn accept(stream: UnixStream, handler: &Arc<dyn ControlHandler>, active: &Arc<At
     }
 }
 
-fn refuse(mut stream: UnixStream, why: &str) {
+/// Answers a connection we will not serve. The client's request is read
+/// first (briefly), so the refusal arrives as the answer to it instead of as
+/// a reset under a request still being written.
+fn refuse(stream: UnixStream, why: &str) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let _ = read_line_limited(&mut BufReader::new(stream), MAX_LINE);
     if let Ok(mut line) = serde_json::to_string(&Response::error(why)) {
         line.push('\n');
-        let _ = stream.write_all(line.as_bytes());
+        let _ = writer.write_all(line.as_bytes());
     }
 }
 

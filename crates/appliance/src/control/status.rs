@@ -179,8 +179,9 @@ pub struct ArrayCounters {
     pub rebuilt_bytes: u64,
     pub resynced_bytes: u64,
     pub scrubbed_bytes: u64,
-    /// Blocks whose copies or parity disagreed during a scrub.
-    pub mismatches: u64,
+    /// Data whose copies or parity disagreed during scrubs (md's
+    /// mismatch_cnt, in bytes).
+    pub mismatch_bytes: u64,
     /// Read errors fixed from redundancy.
     pub corrected_errors: u64,
     /// Blocks whose checksum failed and were rewritten from a good copy.

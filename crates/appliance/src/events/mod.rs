@@ -9,6 +9,7 @@
 //! event goes into a bounded queue read by the [`dispatch`] thread.
 
 pub mod dispatch;
+pub mod engine;
 
 pub use dispatch::{Dispatcher, DispatcherOptions, EventSink};
 
@@ -48,6 +49,14 @@ pub enum EventKind {
     ChecksumRepaired,
     /// Sent on request so operators can test their event program.
     TestMessage,
+    /// A rebuild stopped: a source range could not be read.
+    RebuildAborted,
+    /// A member read error was served from redundancy and rewritten.
+    CorrectedReadError,
+    /// A returning member was not taken back (foreign or unreadable superblock).
+    MemberRefused,
+    /// A member that dropped out was taken back in.
+    ReAdded,
 }
 
 impl EventKind {
@@ -80,6 +89,10 @@ impl EventKind {
             EventKind::ScrubFinished => "ScrubFinished",
             EventKind::ChecksumRepaired => "ChecksumRepaired",
             EventKind::TestMessage => "TestMessage",
+            EventKind::RebuildAborted => "RebuildAborted",
+            EventKind::CorrectedReadError => "CorrectedReadError",
+            EventKind::MemberRefused => "MemberRefused",
+            EventKind::ReAdded => "ReAdded",
         }
     }
 
@@ -88,10 +101,15 @@ impl EventKind {
     pub fn syslog_priority(self) -> u8 {
         match self {
             EventKind::ArrayFailed => 2,
-            EventKind::Fail | EventKind::FailSpare | EventKind::DegradedArray => 3,
+            EventKind::Fail
+            | EventKind::FailSpare
+            | EventKind::DegradedArray
+            | EventKind::RebuildAborted => 3,
             EventKind::SparesMissing
             | EventKind::DeviceDisappeared
-            | EventKind::ChecksumRepaired => 4,
+            | EventKind::ChecksumRepaired
+            | EventKind::CorrectedReadError
+            | EventKind::MemberRefused => 4,
             _ => 5,
         }
     }

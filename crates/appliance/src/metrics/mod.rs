@@ -70,7 +70,7 @@ pub struct Metrics {
     pub sync_total_bytes: IntGaugeVec,
     pub sync_speed: prometheus::GaugeVec,
     pub sync_bytes_total: IntCounterVec,
-    pub mismatches_total: IntCounterVec,
+    pub mismatch_bytes_total: IntCounterVec,
     pub corrected_errors_total: IntCounterVec,
     pub checksum_repairs_total: IntCounterVec,
     pub rebuild_limit: IntGaugeVec,
@@ -242,10 +242,10 @@ impl Metrics {
                 "Bytes rebuilt, resynced or scrubbed since start.",
                 &["array", "action"],
             ),
-            mismatches_total: counter(
+            mismatch_bytes_total: counter(
                 &r,
-                "aoeraid_array_mismatches_total",
-                "Blocks whose copies or parity disagreed during scrubs.",
+                "aoeraid_array_mismatch_bytes_total",
+                "Bytes whose copies or parity disagreed during scrubs (md mismatch_cnt).",
                 &["array"],
             ),
             corrected_errors_total: counter(
@@ -560,7 +560,10 @@ impl Metrics {
                 &self.sync_bytes_total.with_label_values(&[n, "scrub"]),
                 c.scrubbed_bytes,
             );
-            sync_counter(&self.mismatches_total.with_label_values(&[n]), c.mismatches);
+            sync_counter(
+                &self.mismatch_bytes_total.with_label_values(&[n]),
+                c.mismatch_bytes,
+            );
             sync_counter(
                 &self.corrected_errors_total.with_label_values(&[n]),
                 c.corrected_errors,

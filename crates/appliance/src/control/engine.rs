@@ -1,0 +1,164 @@
+//! From the RAID engine's status snapshot to the status schema. The engine
+//! names members by index and counts in sectors and KiB/s; the schema uses
+//! member addresses, bytes and bytes per second.
+
+use super::status::{
+    ArrayCounters, ArrayState, ArrayStatus, MemberRole, MemberState, MemberStatus, SyncAction,
+    SyncProgress,
+};
+use raid_engine::Status as EngineStatus;
+
+const SECTOR: u64 = 512;
+
+/// What the appliance knows about an array that its engine does not.
+pub struct ArrayContext<'a> {
+    /// Address of member index i (`e0.1`, `file:/path`).
+    pub member_names: &'a [String],
+    pub spare_group: Option<String>,
+    /// Spares this array could take now (dedicated + its group's).
+    pub spares_available: u32,
+}
+
+/// Splits the engine's single `sync_bytes` counter into rebuild, resync and
+/// scrub totals by attributing each increase to the sync that was running.
+/// Keep one per array across snapshots.
+#[derive(Debug, Default, Clone)]
+pub struct SyncLedger {
+    last_total: u64,
+    last_action: Option<SyncAction>,
+    rebuilt: u64,
+    resynced: u64,
+    scrubbed: u64,
+}
+
+impl SyncLedger {
+    fn account(&mut self, total: u64, running: Option<SyncAction>) {
+        // A smaller total means the engine restarted (re-assembly): start over.
+        let delta = total.checked_sub(self.last_total).unwrap_or(total);
+        self.last_total = total;
+        // A sync that finished between two snapshots is still the one that
+        // moved those bytes.
+        let action = running.or(self.last_action);
+        match action {
+            Some(SyncAction::Rebuild) => self.rebuilt += delta,
+            Some(SyncAction::Resync) => self.resynced += delta,
+            Some(SyncAction::Check) | Some(SyncAction::Repair) => self.scrubbed += delta,
+            Some(SyncAction::Idle) | None => self.resynced += delta,
+        }
+        if running.is_some() {
+            self.last_action = running;
+        }
+    }
+}
+
+fn action(kind: &str) -> SyncAction {
+    match kind {
+        "rebuild" => SyncAction::Rebuild,
+        "resync" => SyncAction::Resync,
+        "check" => SyncAction::Check,
+        "repair" => SyncAction::Repair,
+        _ => SyncAction::Resync,
+    }
+}
+
+pub fn level_name(l: raid_engine::Level) -> &'static str {
+    match l {
+        raid_engine::Level::Raid0 => "raid0",
+        raid_engine::Level::Raid1 => "raid1",
+        raid_engine::Level::Raid10 => "raid10",
+        raid_engine::Level::Raid5 => "raid5",
+    }
+}
+
+/// Builds the schema's view of one array.
+pub fn array_status(
+    s: &EngineStatus,
+    ctx: &ArrayContext<'_>,
+    ledger: &mut SyncLedger,
+) -> ArrayStatus {
+    let running = s.sync.as_ref().map(|p| action(p.kind));
+    ledger.account(s.counters.sync_bytes, running);
+    let members = s
+        .members
+        .iter()
+        .map(|m| MemberStatus {
+            blade: ctx
+                .member_names
+                .get(m.index)
+                .cloned()
+                .unwrap_or_else(|| format!("member{}", m.index)),
+            role: if m.role.is_some() {
+                MemberRole::Data
+            } else {
+                MemberRole::Spare
+            },
+            index: m.role.map(|r| r as u32),
+            state: match m.state {
+                raid_engine::MemberState::Active => MemberState::Active,
+                raid_engine::MemberState::Rebuilding => MemberState::Rebuilding,
+                raid_engine::MemberState::Spare => MemberState::Spare,
+                raid_engine::MemberState::Faulty => MemberState::Faulty,
+                raid_engine::MemberState::Missing => MemberState::Missing,
+            },
+            read_bytes: 0,
+            write_bytes: 0,
+            errors: 0,
+        })
+        .collect();
+    let rebuild = match &s.sync {
+        None => SyncProgress::default(),
+        Some(p) => SyncProgress {
+            action: action(p.kind),
+            done_ratio: p.fraction.clamp(0.0, 1.0),
+            done_bytes: p.done_sectors * SECTOR,
+            total_bytes: p.total_sectors * SECTOR,
+            rate_bytes_per_second: (p.rate_kib_s * 1024) as f64,
+            eta_seconds: p.eta_ns.map(|ns| ns as f64 / 1e9),
+        },
+    };
+    ArrayStatus {
+        name: s.name.clone(),
+        level: level_name(s.level).to_string(),
+        state: match s.state {
+            raid_engine::ArrayState::Clean => ArrayState::Clean,
+            raid_engine::ArrayState::Degraded => ArrayState::Degraded,
+            raid_engine::ArrayState::Rebuilding => ArrayState::Rebuilding,
+            raid_engine::ArrayState::Resyncing => ArrayState::Resyncing,
+            raid_engine::ArrayState::Failed => ArrayState::Failed,
+        },
+        size_bytes: s.volume_sectors * SECTOR,
+        chunk_bytes: u64::from(s.chunk_sectors) * SECTOR,
+        members_required: s.raid_disks as u32,
+        members,
+        rebuild,
+        rebuild_min_bytes_per_second: s.sync_min_kib_s * 1024,
+        rebuild_max_bytes_per_second: s.sync_max_kib_s * 1024,
+        spare_group: ctx.spare_group.clone(),
+        spares_available: ctx.spares_available,
+        counters: ArrayCounters {
+            rebuilt_bytes: ledger.rebuilt,
+            resynced_bytes: ledger.resynced,
+            scrubbed_bytes: ledger.scrubbed,
+            mismatch_bytes: s.counters.mismatch_sectors * SECTOR,
+            corrected_errors: s.counters.corrected_read_errors,
+            checksum_repairs: s.counters.checksum_repairs,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_attributes_bytes_to_the_running_sync() {
+        let mut l = SyncLedger::default();
+        l.account(100, Some(SyncAction::Rebuild));
+        l.account(300, None); // rebuild finished between snapshots
+        l.account(350, Some(SyncAction::Resync));
+        l.account(400, Some(SyncAction::Check));
+        assert_eq!((l.rebuilt, l.resynced, l.scrubbed), (300, 50, 50));
+        l.account(10, Some(SyncAction::Resync)); // engine restarted
+        assert_eq!(l.resynced, 60);
+    }
+}
