@@ -42,6 +42,13 @@ fn main() {
         if let Message::Ata(a) = p.message {
             black_box(a.arg.effective_lba());
         }
+        black_box(p);
+    });
+    let header_ns = median_ns(|| {
+        black_box(Header::parse(black_box(&frame[..len])).unwrap());
+    });
+    let ata_ns = median_ns(|| {
+        black_box(aoe_wire::Ata::parse(black_box(&frame[..len])).unwrap());
     });
     let mut out = vec![0u8; 128];
     let build_ns = median_ns(|| {
@@ -63,6 +70,8 @@ fn main() {
 
     println!("aoe-wire median ns/op ({ROUNDS} rounds x {ITERS}):");
     println!("  parse ATA 17-sector write frame   {parse_ns:8.1}");
+    println!("  Header::parse alone               {header_ns:8.1}");
+    println!("  Ata::parse alone                  {ata_ns:8.1}");
     println!("  write_ata_request + finish_frame  {build_ns:8.1}");
     println!("  respond_in_place + AtaArg reply   {respond_ns:8.1}");
     println!("  Identify::emit (512 bytes)        {identify_ns:8.1}");

@@ -223,13 +223,12 @@ impl Header {
         } else {
             None
         };
+        let mut macs = [0u8; 12];
+        macs.copy_from_slice(&frame[field::DST..field::SRC + 6]);
+        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = macs;
         Ok(Header {
-            dst: Mac(frame[field::DST..field::DST + 6]
-                .try_into()
-                .unwrap_or_default()),
-            src: Mac(frame[field::SRC..field::SRC + 6]
-                .try_into()
-                .unwrap_or_default()),
+            dst: Mac([d0, d1, d2, d3, d4, d5]),
+            src: Mac([s0, s1, s2, s3, s4, s5]),
             version: vf >> 4,
             response: vf & FLAG_RESPONSE != 0,
             error,

@@ -14,9 +14,34 @@
 //! * Hot-path helpers avoid building a whole repr: [`write_ata_request`] writes
 //!   header + ATA argument and returns [`ATA_DATA_OFFSET`] so the payload can be
 //!   placed in the buffer directly; [`respond_in_place`] turns a received
-//!   request into its response header; [`finish_frame`] pads.
+//!   request into its response header, [`write_ata_response`] writes one into
+//!   a fresh buffer; [`finish_frame`] pads.
 //! * [`Identify`] builds and parses the 512-byte ATA IDENTIFY DEVICE block.
 //! * The [`ata`] module holds ATA opcodes, status and error bits.
+//!
+//! ```
+//! use aoe_wire::{ata, parse, write_ata_request, finish_frame, AtaArg, Command, Header, Mac, Message};
+//!
+//! let me: Mac = "02:00:00:00:00:01".parse().unwrap();
+//! let blade: Mac = "02:00:00:00:00:02".parse().unwrap();
+//! let mut buf = [0u8; 1060];
+//!
+//! // Initiator: a 2-sector WRITE EXT, payload placed straight into the frame.
+//! let header = Header::request(blade, me, 7, 3, Command::Ata, 0x0001_0000);
+//! let arg = AtaArg::read_write(true, 4096, 2, true).unwrap();
+//! let off = write_ata_request(&mut buf, &header, &arg).unwrap();
+//! buf[off..off + 1024].fill(0xAB);
+//! let len = finish_frame(&mut buf, off + 1024).unwrap();
+//!
+//! // Target: parse it, borrowing the data from the frame.
+//! let packet = parse(&buf[..len]).unwrap();
+//! let Message::Ata(req) = packet.message else { unreachable!() };
+//! assert_eq!(req.arg.effective_lba(), 4096);
+//! assert_eq!(req.data.len(), 1024);
+//! assert!(req.arg.aflags.write());
+//! let reply = req.arg.reply(ata::STATUS_OK, 0);
+//! assert!(!ata::is_failed_status(reply.cmd_status));
+//! ```
 //!
 //! ## Strict when sending, lenient when receiving
 //!

@@ -60,6 +60,7 @@ fn fixed_arg_len(command: Command) -> Option<usize> {
 /// FCS). Checks the EtherType, that every fixed part is present and every
 /// count/length field fits in the frame; ignores reserved bits and trailing
 /// bytes. Never panics, never allocates.
+#[inline]
 pub fn parse(frame: &[u8]) -> Result<Packet<'_>, WireError> {
     let header = Header::parse(frame)?;
     let rest = &frame[AOE_HEADER_END..];
