@@ -23,6 +23,8 @@ pub enum Command {
     Serve(cmd::serve::Args),
     /// Validate an appliance.yaml; every problem is reported as FILE:LINE: field: message.
     CheckConfig(cmd::check_config::Args),
+    /// Write superblocks for the arrays a config declares (refuses members in use).
+    Create(cmd::create::Args),
     /// Show arrays, members, rebuild progress, volumes and blades of the running daemon.
     Status(cmd::status::Args),
     /// Mark an active member faulty.
@@ -50,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::CheckConfig(a) => cmd::check_config::run(a),
+        Command::Create(a) => cmd::create::run(a),
         Command::Status(a) => cmd::status::run(a),
         Command::Fail(a) => cmd::member::run(cmd::member::Op::Fail, a),
         Command::Remove(a) => cmd::member::run(cmd::member::Op::Remove, a),

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod check_config;
 pub mod connect;
+pub mod create;
 pub mod discover;
 pub mod grow;
 pub mod member;
