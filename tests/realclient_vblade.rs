@@ -13,7 +13,8 @@ use lab::{BladeSpec, ClientSpec, Lab, Outcome, Segment, Workload};
 const MIB: u64 = 1 << 20;
 
 fn ready(test: &str) -> bool {
-    lab::require_root(test) && lab::require_tools(test, &["vblade", "aoecfg", "qemu-system-x86_64", "e2fsck"])
+    lab::require_root(test)
+        && lab::require_tools(test, &["vblade", "aoecfg", "qemu-system-x86_64", "e2fsck"])
 }
 
 /// One guest: smoke + ext4 + stat, then the export grows while the guest
@@ -26,18 +27,30 @@ fn one_guest_smoke_ext4_stat_revalidate() {
         return;
     }
     let t = Instant::now();
-    let lab = Lab::with_blades("rc-vblade", 1500, &[BladeSpec::new(1, 1, 128 * MIB).on(&[Segment::FRONT])])
-        .expect("lab");
+    let lab = Lab::with_blades(
+        "rc-vblade",
+        1500,
+        &[BladeSpec::new(1, 1, 128 * MIB).on(&[Segment::FRONT])],
+    )
+    .expect("lab");
     let blade = lab.blade(1, 1);
     let grown = 160 * MIB;
-    let spec = ClientSpec::new("e1.1", &[Workload::Smoke, Workload::Ext4, Workload::Stat, Workload::Revalidate])
-        .env("REVALIDATE_EXPECT_SECTORS", &(grown / 512).to_string())
-        // Smaller than the workloads' defaults (64 MiB smoke, 24 MiB ext4
-        // file) to keep this self-test short on an emulated CPU.
-        .env("SMOKE_MB", "16")
-        .env("EXT4_BIG_MB", "8")
-        .env("EXT4_FILES", "60")
-        .timeout(Duration::from_secs(240));
+    let spec = ClientSpec::new(
+        "e1.1",
+        &[
+            Workload::Smoke,
+            Workload::Ext4,
+            Workload::Stat,
+            Workload::Revalidate,
+        ],
+    )
+    .env("REVALIDATE_EXPECT_SECTORS", &(grown / 512).to_string())
+    // Smaller than the workloads' defaults (64 MiB smoke, 24 MiB ext4
+    // file) to keep this self-test short on an emulated CPU.
+    .env("SMOKE_MB", "16")
+    .env("EXT4_BIG_MB", "8")
+    .env("EXT4_FILES", "60")
+    .timeout(Duration::from_secs(240));
     let mut grew = false;
     let mut res = lab
         .boot_clients_with(&[spec], |_, line| {
@@ -54,14 +67,29 @@ fn one_guest_smoke_ext4_stat_revalidate() {
     assert!(grew, "the revalidate hook never ran");
     assert_eq!(r.outcome("ext4"), Some(Outcome::Pass));
     assert_eq!(r.metric("stat", "state"), Some("up"));
-    assert_eq!(r.metric("stat", "payload"), Some("1024"), "2 sectors per frame at MTU 1500");
-    assert_eq!(r.metric("revalidate", "new_sectors"), Some((grown / 512).to_string().as_str()));
+    assert_eq!(
+        r.metric("stat", "payload"),
+        Some("1024"),
+        "2 sectors per frame at MTU 1500"
+    );
+    assert_eq!(
+        r.metric("revalidate", "new_sectors"),
+        Some((grown / 512).to_string().as_str())
+    );
     assert!(r.metric_f64("smoke", "write_MBps").is_some_and(|v| v > 0.0));
 
     // The filesystem the guest left behind, checked on the host from the file.
     blade.kill().expect("stop blade");
-    let fsck = std::process::Command::new("e2fsck").arg("-fn").arg(blade.path()).output().expect("e2fsck");
-    assert!(fsck.status.success(), "host e2fsck: {}", String::from_utf8_lossy(&fsck.stdout));
+    let fsck = std::process::Command::new("e2fsck")
+        .arg("-fn")
+        .arg(blade.path())
+        .output()
+        .expect("e2fsck");
+    assert!(
+        fsck.status.success(),
+        "host e2fsck: {}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
     eprintln!(
         "one_guest_smoke_ext4_stat_revalidate: {:.1}s total, guest wall {:.1}s, /init at {:?}s",
         t.elapsed().as_secs_f64(),
@@ -78,17 +106,29 @@ fn two_guests_halves_jumbo() {
         return;
     }
     let t = Instant::now();
-    let lab = Lab::with_blades("rc-halves", 9000, &[BladeSpec::new(2, 0, 33 * MIB).on(&[Segment::FRONT])])
-        .expect("lab");
-    let spec = ClientSpec::new("e2.0", &[Workload::Halves, Workload::Stat]).timeout(Duration::from_secs(240));
+    let lab = Lab::with_blades(
+        "rc-halves",
+        9000,
+        &[BladeSpec::new(2, 0, 33 * MIB).on(&[Segment::FRONT])],
+    )
+    .expect("lab");
+    let spec = ClientSpec::new("e2.0", &[Workload::Halves, Workload::Stat])
+        .timeout(Duration::from_secs(240));
     let res = lab.boot_clients(&[spec.clone(), spec]).expect("boot");
     for r in &res {
         eprintln!("{}", r.summary());
         r.assert_passed();
         assert_eq!(r.metric("halves", "share_MB"), Some("16"));
         assert_eq!(r.metric("halves", "other_shares_verified"), Some("1"));
-        assert_eq!(r.metric("stat", "payload"), Some("8704"), "17 sectors per frame at MTU 9000");
+        assert_eq!(
+            r.metric("stat", "payload"),
+            Some("8704"),
+            "17 sectors per frame at MTU 9000"
+        );
     }
     assert_ne!(res[0].mac, res[1].mac);
-    eprintln!("two_guests_halves_jumbo: {:.1}s total", t.elapsed().as_secs_f64());
+    eprintln!(
+        "two_guests_halves_jumbo: {:.1}s total",
+        t.elapsed().as_secs_f64()
+    );
 }

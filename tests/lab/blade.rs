@@ -108,7 +108,10 @@ impl Blade {
         relays: &Arc<Relays>,
     ) -> io::Result<Blade> {
         let path = dir.join(format!("blade-e{}.{}.img", spec.shelf, spec.slot));
-        let f = OpenOptions::new().create_new(true).write(true).open(&path)?;
+        let f = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&path)?;
         f.set_len(spec.size_bytes)?;
         let b = Blade {
             spec,
@@ -160,7 +163,9 @@ impl Blade {
     }
 
     fn port(&self, port: usize) -> io::Result<&Port> {
-        self.ports.get(port).ok_or_else(|| err(format!("{} has no port {port}", self.name())))
+        self.ports
+            .get(port)
+            .ok_or_else(|| err(format!("{} has no port {port}", self.name())))
     }
 
     fn procs(&self) -> MutexGuard<'_, Vec<Proc>> {
@@ -169,7 +174,10 @@ impl Blade {
 
     /// PIDs of the vblade processes (one per port) while they run.
     pub fn pids(&self) -> Vec<u32> {
-        self.procs().iter_mut().filter_map(|p| p.is_running().then(|| p.pid())).collect()
+        self.procs()
+            .iter_mut()
+            .filter_map(|p| p.is_running().then(|| p.pid()))
+            .collect()
     }
     /// True if every port's vblade is running.
     pub fn is_running(&self) -> bool {
@@ -178,7 +186,11 @@ impl Blade {
     }
     /// vblade output of the current (or last) run, all ports.
     pub fn log(&self) -> String {
-        self.procs().iter().map(|p| p.log()).collect::<Vec<_>>().join("")
+        self.procs()
+            .iter()
+            .map(|p| p.log())
+            .collect::<Vec<_>>()
+            .join("")
     }
 
     fn start(&self) -> io::Result<()> {
@@ -193,12 +205,26 @@ impl Blade {
                 cmd.arg("-b").arg(b.to_string());
             }
             cmd.args(&self.spec.extra_args);
-            cmd.arg(self.spec.shelf.to_string()).arg(self.spec.slot.to_string()).arg(&port.iface).arg(&self.path);
-            let log = self.log_dir.join(format!("vblade-{}-p{i}-run{n}.log", self.name()));
+            cmd.arg(self.spec.shelf.to_string())
+                .arg(self.spec.slot.to_string())
+                .arg(&port.iface)
+                .arg(&self.path);
+            let log = self
+                .log_dir
+                .join(format!("vblade-{}-p{i}-run{n}.log", self.name()));
             let file = std::fs::File::create(&log)?;
-            cmd.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
-            let child = cmd.spawn().map_err(|e| err(format!("cannot start vblade: {e}")))?;
-            started.push(Proc::new(&format!("vblade {} port {i}", self.name()), child, &self.registry, log));
+            cmd.stdin(Stdio::null())
+                .stdout(file.try_clone()?)
+                .stderr(file);
+            let child = cmd
+                .spawn()
+                .map_err(|e| err(format!("cannot start vblade: {e}")))?;
+            started.push(Proc::new(
+                &format!("vblade {} port {i}", self.name()),
+                child,
+                &self.registry,
+                log,
+            ));
         }
         let mut procs = self.procs();
         *procs = started;
@@ -213,7 +239,11 @@ impl Blade {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(st) = p.try_wait()? {
-                return Err(err(format!("{} exited at start ({st}): {}", p.name(), p.log().trim())));
+                return Err(err(format!(
+                    "{} exited at start ({st}): {}",
+                    p.name(),
+                    p.log().trim()
+                )));
             }
             match &self.spec.config_string {
                 None => {
@@ -222,7 +252,11 @@ impl Blade {
                     sleep(Duration::from_millis(200));
                     return match p.try_wait()? {
                         None => Ok(()),
-                        Some(st) => Err(err(format!("{} exited at start ({st}): {}", p.name(), p.log()))),
+                        Some(st) => Err(err(format!(
+                            "{} exited at start ({st}): {}",
+                            p.name(),
+                            p.log()
+                        ))),
                     };
                 }
                 Some(s) => {
@@ -233,7 +267,9 @@ impl Blade {
                             .arg(self.spec.slot.to_string())
                             .arg(bridge),
                     )?;
-                    if out.status.success() && String::from_utf8_lossy(&out.stdout).contains(s.as_str()) {
+                    if out.status.success()
+                        && String::from_utf8_lossy(&out.stdout).contains(s.as_str())
+                    {
                         return Ok(());
                     }
                 }
@@ -278,7 +314,10 @@ impl Blade {
     /// Truncates/extends the backing file. vblade reads the size only at
     /// start, so `restart()` afterwards to export the new size.
     pub fn set_len(&self, bytes: u64) -> io::Result<()> {
-        OpenOptions::new().write(true).open(&self.path)?.set_len(bytes)
+        OpenOptions::new()
+            .write(true)
+            .open(&self.path)?
+            .set_len(bytes)
     }
 
     /// Sets (replacing what was there) the impairment of direction `dir`

@@ -51,7 +51,9 @@ impl Lab {
     /// `<dir>/<iface>-<n>.pcap`; returns once dumpcap is capturing.
     pub fn capture(&self, iface: &str) -> io::Result<Capture> {
         let before = packet_sockets_on(self, iface)?;
-        let n = self.proc_counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .proc_counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = self.dir().join(format!("{iface}-{n}.pcap"));
         let mut cmd = self.cmd("dumpcap");
         cmd.args(["-i", iface, "-P", "-w"]).arg(&path);
@@ -61,17 +63,27 @@ impl Lab {
         // frames before the bind are not seen, so wait for the socket itself.
         while !proc.log().contains("Capturing on") || packet_sockets_on(self, iface)? <= before {
             if let Some(st) = proc.try_wait()? {
-                return Err(err(format!("dumpcap on {iface} exited ({st}): {}", proc.log().trim())));
+                return Err(err(format!(
+                    "dumpcap on {iface} exited ({st}): {}",
+                    proc.log().trim()
+                )));
             }
             if Instant::now() > deadline {
-                return Err(err(format!("dumpcap on {iface} did not start: {}", proc.log().trim())));
+                return Err(err(format!(
+                    "dumpcap on {iface} did not start: {}",
+                    proc.log().trim()
+                )));
             }
             sleep(Duration::from_millis(20));
         }
         // After binding, libpcap drains the socket while it installs the
         // filter and ring; frames in that window are lost. 0.5 s covers it here.
         sleep(Duration::from_millis(500));
-        Ok(Capture { proc, path, iface: iface.to_string() })
+        Ok(Capture {
+            proc,
+            path,
+            iface: iface.to_string(),
+        })
     }
 }
 
@@ -80,7 +92,11 @@ fn packet_sockets_on(lab: &Lab, iface: &str) -> io::Result<usize> {
     let idx = lab.run("cat", &[&format!("/sys/class/net/{iface}/ifindex")])?;
     let idx = idx.trim();
     let table = lab.run("cat", &["/proc/net/packet"])?;
-    Ok(table.lines().skip(1).filter(|l| l.split_whitespace().nth(4) == Some(idx)).count())
+    Ok(table
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(4) == Some(idx))
+        .count())
 }
 
 impl Capture {
@@ -114,7 +130,10 @@ impl Capture {
             .and_then(|(_, counts)| counts.split_whitespace().next())
             .and_then(|rd| rd.split('/').nth(1))
             .and_then(|d| d.parse().ok());
-        Ok(CaptureFile { path: self.path.clone(), dropped })
+        Ok(CaptureFile {
+            path: self.path.clone(),
+            dropped,
+        })
     }
 }
 
@@ -122,19 +141,25 @@ impl CaptureFile {
     /// Number of frames matching a tshark display filter, e.g. "aoe",
     /// "_ws.malformed", "aoe.cmd == 0 && aoe.response == 1".
     pub fn count(&self, display_filter: &str) -> io::Result<usize> {
-        let out = run(Command::new("tshark")
-            .arg("-r")
-            .arg(&self.path)
-            .args(["-Y", display_filter, "-T", "fields", "-e", "frame.number"]))?;
+        let out = run(Command::new("tshark").arg("-r").arg(&self.path).args([
+            "-Y",
+            display_filter,
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ]))?;
         Ok(out.lines().filter(|l| !l.trim().is_empty()).count())
     }
 
     /// Frames, AoE frames and malformed frames.
     pub fn summary(&self) -> io::Result<CaptureSummary> {
-        let out = run(Command::new("tshark")
-            .arg("-r")
-            .arg(&self.path)
-            .args(["-T", "fields", "-e", "frame.protocols"]))?;
+        let out = run(Command::new("tshark").arg("-r").arg(&self.path).args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.protocols",
+        ]))?;
         let mut s = CaptureSummary::default();
         for l in out.lines().filter(|l| !l.trim().is_empty()) {
             s.frames += 1;
@@ -149,7 +174,10 @@ impl CaptureFile {
     /// tshark's one-line summaries of the first `max` frames matching
     /// `display_filter` (for failure messages).
     pub fn describe(&self, display_filter: &str, max: usize) -> io::Result<String> {
-        let out = run(Command::new("tshark").arg("-r").arg(&self.path).args(["-Y", display_filter]))?;
+        let out = run(Command::new("tshark")
+            .arg("-r")
+            .arg(&self.path)
+            .args(["-Y", display_filter]))?;
         Ok(out.lines().take(max).map(|l| format!("{l}\n")).collect())
     }
 }

@@ -37,7 +37,11 @@ pub struct Tbf {
 
 impl Tbf {
     pub fn mbit(mbit: u64) -> Tbf {
-        Tbf { rate_bit_per_s: mbit * 1_000_000, burst_bytes: None, latency_ms: 50 }
+        Tbf {
+            rate_bit_per_s: mbit * 1_000_000,
+            burst_bytes: None,
+            latency_ms: 50,
+        }
     }
 }
 
@@ -50,14 +54,25 @@ pub struct Impairment {
 
 impl Impairment {
     pub fn netem(n: Netem) -> Impairment {
-        Impairment { netem: Some(n), tbf: None }
+        Impairment {
+            netem: Some(n),
+            tbf: None,
+        }
     }
     /// e.g. `Impairment::loss_reorder_dup(5.0, 25.0, 1.0)`
     pub fn loss_reorder_dup(loss: f64, reorder: f64, dup: f64) -> Impairment {
-        Impairment::netem(Netem { loss_pct: loss, reorder_pct: reorder, duplicate_pct: dup, ..Netem::default() })
+        Impairment::netem(Netem {
+            loss_pct: loss,
+            reorder_pct: reorder,
+            duplicate_pct: dup,
+            ..Netem::default()
+        })
     }
     pub fn rate_mbit(mbit: u64) -> Impairment {
-        Impairment { netem: None, tbf: Some(Tbf::mbit(mbit)) }
+        Impairment {
+            netem: None,
+            tbf: Some(Tbf::mbit(mbit)),
+        }
     }
     pub fn with_rate_mbit(mut self, mbit: u64) -> Impairment {
         self.tbf = Some(Tbf::mbit(mbit));
@@ -87,7 +102,11 @@ impl Netem {
                 return Err(err(format!("netem {name} {v}% is not a percentage")));
             }
         }
-        if !(self.delay_ms >= 0.0 && self.jitter_ms >= 0.0 && self.delay_ms.is_finite() && self.jitter_ms.is_finite()) {
+        if !(self.delay_ms >= 0.0
+            && self.jitter_ms >= 0.0
+            && self.delay_ms.is_finite()
+            && self.jitter_ms.is_finite())
+        {
             return Err(err("netem delay/jitter must be finite and not negative"));
         }
         Ok(())
@@ -104,7 +123,9 @@ fn tbf_args(t: &Tbf, mtu: u32) -> io::Result<Vec<String>> {
         None => (t.rate_bit_per_s / 8 / 50).max(4 * frame),
     };
     if burst < frame {
-        return Err(err(format!("tbf burst {burst} is smaller than one {frame}-byte frame")));
+        return Err(err(format!(
+            "tbf burst {burst} is smaller than one {frame}-byte frame"
+        )));
     }
     Ok(vec![
         "tbf".into(),
@@ -123,14 +144,18 @@ fn tc(ns: &str, args: &[String]) -> io::Result<String> {
 
 /// `tc qdisc show dev IFACE`
 pub(crate) fn show(ns: &str, iface: &str) -> io::Result<String> {
-    tc(ns, &["qdisc".into(), "show".into(), "dev".into(), iface.into()])
+    tc(
+        ns,
+        &["qdisc".into(), "show".into(), "dev".into(), iface.into()],
+    )
 }
 
 /// Removes the tbf the lab put on `iface` (no-op if none).
 pub(crate) fn clear_tbf(ns: &str, iface: &str) -> io::Result<()> {
     let cur = show(ns, iface)?;
     if cur.contains("tbf") {
-        let out = output(Command::new("tc").args(["-n", ns, "qdisc", "del", "dev", iface, "root"]))?;
+        let out =
+            output(Command::new("tc").args(["-n", ns, "qdisc", "del", "dev", iface, "root"]))?;
         if !out.status.success() {
             return Err(err(format!(
                 "tc qdisc del dev {iface} root: {}",
@@ -145,7 +170,10 @@ pub(crate) fn clear_tbf(ns: &str, iface: &str) -> io::Result<()> {
 pub(crate) fn set_tbf(ns: &str, iface: &str, tbf: Option<&Tbf>, mtu: u32) -> io::Result<()> {
     clear_tbf(ns, iface)?;
     if let Some(t) = tbf {
-        let mut a: Vec<String> = ["qdisc", "add", "dev", iface, "root", "handle", "1:"].iter().map(|s| s.to_string()).collect();
+        let mut a: Vec<String> = ["qdisc", "add", "dev", iface, "root", "handle", "1:"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         a.extend(tbf_args(t, mtu)?);
         tc(ns, &a)?;
     }
@@ -167,5 +195,11 @@ pub(crate) fn impair_port(
     }
     let dev = if to_port { &port.peer } else { &port.iface };
     set_tbf(ns, dev, imp.tbf.as_ref(), mtu)?;
-    relays.set(&port.iface, &port.peer, port.segment.bridge(), to_port, imp.netem.clone())
+    relays.set(
+        &port.iface,
+        &port.peer,
+        port.segment.bridge(),
+        to_port,
+        imp.netem.clone(),
+    )
 }

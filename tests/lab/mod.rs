@@ -54,7 +54,11 @@ pub fn require_root(test: &str) -> bool {
 /// True if every tool is installed; otherwise prints which are missing and
 /// the test should return early (CI installs them all).
 pub fn require_tools(test: &str, tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|t| !sh::have_tool(t)).collect();
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| !sh::have_tool(t))
+        .collect();
     if !missing.is_empty() {
         eprintln!("{test}: skipped: missing tools {missing:?} (see .ci/run)");
     }
@@ -88,11 +92,15 @@ impl Segment {
 fn valid_ifname(name: &str) -> io::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 15
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if ok {
         Ok(())
     } else {
-        Err(err(format!("bad interface name '{name}' (1-15 of [A-Za-z0-9._-])")))
+        Err(err(format!(
+            "bad interface name '{name}' (1-15 of [A-Za-z0-9._-])"
+        )))
     }
 }
 
@@ -119,7 +127,10 @@ pub struct LabConfig {
 
 impl Default for LabConfig {
     fn default() -> LabConfig {
-        LabConfig { mtu: 1500, dir_base: None }
+        LabConfig {
+            mtu: 1500,
+            dir_base: None,
+        }
     }
 }
 
@@ -152,7 +163,13 @@ impl Lab {
         }
         let tag: String = test
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .take(24)
             .collect();
         let ns = format!(
@@ -180,7 +197,8 @@ impl Lab {
         run(Command::new("ip").args(["netns", "add", &lab.ns]))?;
         // No IPv6 (no ND/MLD chatter in captures); AoE needs no IP at all.
         for key in ["all", "default"] {
-            run(in_ns(&lab.ns, "sysctl").args(["-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")]))?;
+            run(in_ns(&lab.ns, "sysctl")
+                .args(["-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")]))?;
         }
         ip(&lab.ns, &["link", "set", "lo", "up"])?;
         Ok(lab)
@@ -188,7 +206,13 @@ impl Lab {
 
     /// `Lab::new` + the given blades.
     pub fn with_blades(test: &str, mtu: u32, blades: &[BladeSpec]) -> io::Result<Lab> {
-        let mut lab = Lab::new(test, LabConfig { mtu, ..LabConfig::default() })?;
+        let mut lab = Lab::new(
+            test,
+            LabConfig {
+                mtu,
+                ..LabConfig::default()
+            },
+        )?;
         for b in blades {
             lab.add_blade(b.clone())?;
         }
@@ -217,8 +241,15 @@ impl Lab {
     /// Creates the blade's file and ports and starts its vblade(s); returns
     /// once each answers (see `BladeSpec::config_string`).
     pub fn add_blade(&mut self, spec: BladeSpec) -> io::Result<&Blade> {
-        if self.blades.iter().any(|b| b.shelf() == spec.shelf && b.slot() == spec.slot) {
-            return Err(err(format!("blade e{}.{} already exists", spec.shelf, spec.slot)));
+        if self
+            .blades
+            .iter()
+            .any(|b| b.shelf() == spec.shelf && b.slot() == spec.slot)
+        {
+            return Err(err(format!(
+                "blade e{}.{} already exists",
+                spec.shelf, spec.slot
+            )));
         }
         if spec.segments.is_empty() {
             return Err(err("a blade needs at least one segment"));
@@ -233,7 +264,15 @@ impl Lab {
             let peer = format!("p{iface}");
             ports.push(self.veth_on(seg, &iface, &peer)?);
         }
-        let blade = Blade::create(spec, &self.ns, &self.dir, self.mtu, ports, &self.registry, &self.relays)?;
+        let blade = Blade::create(
+            spec,
+            &self.ns,
+            &self.dir,
+            self.mtu,
+            ports,
+            &self.registry,
+            &self.relays,
+        )?;
         self.blades.push(blade);
         Ok(self.blades.last().expect("just pushed"))
     }
@@ -260,7 +299,19 @@ impl Lab {
         // queries would be the only non-AoE frames on the segment).
         ip(
             &self.ns,
-            &["link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0"],
+            &[
+                "link",
+                "add",
+                br,
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+                "mcast_snooping",
+                "0",
+            ],
         )?;
         ip(&self.ns, &["link", "set", br, "mtu", &mtu])?;
         ip(&self.ns, &["link", "set", br, "up"])?;
@@ -274,12 +325,25 @@ impl Lab {
         valid_ifname(peer)?;
         self.ensure_segment(seg)?;
         let mtu = self.mtu.to_string();
-        ip(&self.ns, &["link", "add", iface, "mtu", &mtu, "type", "veth", "peer", "name", peer, "mtu", &mtu])?;
+        ip(
+            &self.ns,
+            &[
+                "link", "add", iface, "mtu", &mtu, "type", "veth", "peer", "name", peer, "mtu",
+                &mtu,
+            ],
+        )?;
         ip(&self.ns, &["link", "set", peer, "master", seg.bridge()])?;
         ip(&self.ns, &["link", "set", peer, "up"])?;
         ip(&self.ns, &["link", "set", iface, "up"])?;
-        let port = Port { iface: iface.to_string(), peer: peer.to_string(), segment: seg.clone() };
-        self.ports.lock().unwrap_or_else(|e| e.into_inner()).push(port.clone());
+        let port = Port {
+            iface: iface.to_string(),
+            peer: peer.to_string(),
+            segment: seg.clone(),
+        };
+        self.ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(port.clone());
         Ok(port)
     }
 
@@ -322,18 +386,34 @@ impl Lab {
     /// the lab kills it on its own drop if the handle is still around.
     pub fn spawn(&self, name: &str, mut cmd: Command) -> io::Result<Proc> {
         let n = self.proc_counter.fetch_add(1, Ordering::Relaxed);
-        let safe: String =
-            name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         let log = self.dir.join("logs").join(format!("{safe}-{n}.log"));
         let file = fs::File::create(&log)?;
-        cmd.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
-        let child = cmd.spawn().map_err(|e| err(format!("cannot start {name}: {e}")))?;
+        cmd.stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        let child = cmd
+            .spawn()
+            .map_err(|e| err(format!("cannot start {name}: {e}")))?;
         Ok(Proc::new(name, child, &self.registry, log))
     }
 
     /// Link up/down of any lab interface.
     pub fn set_link(&self, iface: &str, up: bool) -> io::Result<()> {
-        ip(&self.ns, &["link", "set", iface, if up { "up" } else { "down" }]).map(drop)
+        ip(
+            &self.ns,
+            &["link", "set", iface, if up { "up" } else { "down" }],
+        )
+        .map(drop)
     }
     pub fn set_mtu(&self, iface: &str, mtu: u32) -> io::Result<()> {
         ip(&self.ns, &["link", "set", iface, "mtu", &mtu.to_string()]).map(drop)
@@ -344,7 +424,10 @@ impl Lab {
     /// The veth port `iface` belongs to (as its own end or its bridge-side peer).
     pub fn port_of(&self, iface: &str) -> Option<Port> {
         let ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
-        ports.iter().find(|p| p.iface == iface || p.peer == iface).cloned()
+        ports
+            .iter()
+            .find(|p| p.iface == iface || p.peer == iface)
+            .cloned()
     }
     /// Impairment of frames leaving `iface` (replaces what was there).
     /// `iface` is either end of a lab veth port: the port's own end means
@@ -352,9 +435,15 @@ impl Lab {
     /// works on any interface (taps too).
     pub fn impair(&self, iface: &str, imp: &Impairment) -> io::Result<()> {
         match self.port_of(iface) {
-            Some(p) => impair::impair_port(&self.relays, &self.ns, self.mtu, &p, p.peer == iface, imp),
-            None if imp.netem.is_none() => impair::set_tbf(&self.ns, iface, imp.tbf.as_ref(), self.mtu),
-            None => Err(err(format!("{iface} is not a lab veth port: netem needs one"))),
+            Some(p) => {
+                impair::impair_port(&self.relays, &self.ns, self.mtu, &p, p.peer == iface, imp)
+            }
+            None if imp.netem.is_none() => {
+                impair::set_tbf(&self.ns, iface, imp.tbf.as_ref(), self.mtu)
+            }
+            None => Err(err(format!(
+                "{iface} is not a lab veth port: netem needs one"
+            ))),
         }
     }
     pub fn clear_impairment(&self, iface: &str) -> io::Result<()> {
@@ -398,14 +487,30 @@ impl Lab {
     /// `aoeping -v -s TIMEOUT SHELF SLOT IFACE` from `iface` in the lab.
     /// Err if nothing answered in time (note: aoetools ignore replies shorter
     /// than 60 bytes; see `BladeSpec::config_string`).
-    pub fn aoeping(&self, iface: &str, shelf: u16, slot: u8, timeout_s: u32) -> io::Result<PingReply> {
+    pub fn aoeping(
+        &self,
+        iface: &str,
+        shelf: u16,
+        slot: u8,
+        timeout_s: u32,
+    ) -> io::Result<PingReply> {
         let out = self.output(
             "aoeping",
-            &["-v", "-s", &timeout_s.max(1).to_string(), &shelf.to_string(), &slot.to_string(), iface],
+            &[
+                "-v",
+                "-s",
+                &timeout_s.max(1).to_string(),
+                &shelf.to_string(),
+                &slot.to_string(),
+                iface,
+            ],
         )?;
         let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
-            return Err(err(format!("aoeping e{shelf}.{slot} via {iface}: no reply ({})", out.status)));
+            return Err(err(format!(
+                "aoeping e{shelf}.{slot} via {iface}: no reply ({})",
+                out.status
+            )));
         }
         parse_aoeping(&text).ok_or_else(|| err(format!("cannot parse aoeping output: {text}")))
     }
@@ -422,7 +527,10 @@ fn parse_aoeping(text: &str) -> Option<PingReply> {
             in_dump = false;
             mac = rest.rsplit(' ').next().map(str::to_string);
         } else if in_dump {
-            bytes.extend(line.split_whitespace().filter_map(|h| u8::from_str_radix(h, 16).ok()));
+            bytes.extend(
+                line.split_whitespace()
+                    .filter_map(|h| u8::from_str_radix(h, 16).ok()),
+            );
         }
     }
     if bytes.len() < 32 {
@@ -469,16 +577,27 @@ impl Drop for Lab {
 /// killed with SIGKILL cannot run Drop): kill what still runs inside them —
 /// only processes such a lab started live there — and delete them.
 fn sweep_stale_labs() {
-    let Ok(list) = run(Command::new("ip").args(["netns", "list"])) else { return };
+    let Ok(list) = run(Command::new("ip").args(["netns", "list"])) else {
+        return;
+    };
     for line in list.lines() {
-        let Some(name) = line.split_whitespace().next() else { continue };
-        let Some(rest) = name.strip_prefix(NS_PREFIX) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         if Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
         if let Ok(pids) = run(Command::new("ip").args(["netns", "pids", name])) {
-            for p in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            for p in pids
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
                 // SAFETY: kill(2) with integer arguments; the PID was just
                 // listed as a member of an orphaned lab namespace.
                 unsafe { libc::kill(p, libc::SIGKILL) };

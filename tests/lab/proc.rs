@@ -22,11 +22,20 @@ impl Registry {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(pid);
     }
     fn remove(&self, pid: u32) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid);
     }
     /// SIGKILL to every child still registered (their handles reap them later).
     pub(crate) fn kill_all(&self) {
-        let pids: Vec<u32> = self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        let pids: Vec<u32> = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
         for pid in pids {
             send_signal(pid, libc::SIGKILL);
         }
@@ -34,7 +43,9 @@ impl Registry {
 }
 
 fn send_signal(pid: u32, sig: i32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
     // SAFETY: kill(2) takes plain integers and touches no memory of ours. The
     // PID belongs to a child we have not reaped yet (callers check), so it
     // names that child and no other process.
@@ -55,7 +66,13 @@ pub struct Proc {
 impl Proc {
     pub(crate) fn new(name: &str, child: Child, registry: &Registry, log: PathBuf) -> Proc {
         registry.insert(child.id());
-        Proc { name: name.to_string(), child, status: None, registry: registry.clone(), log }
+        Proc {
+            name: name.to_string(),
+            child,
+            status: None,
+            registry: registry.clone(),
+            log,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -69,7 +86,9 @@ impl Proc {
     }
     /// Everything the process wrote to stdout/stderr so far.
     pub fn log(&self) -> String {
-        fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     fn reaped(&mut self, st: ExitStatus) -> ExitStatus {
@@ -119,7 +138,11 @@ impl Proc {
     /// not been reaped yet.
     pub fn signal(&mut self, sig: i32) -> io::Result<()> {
         if self.try_wait()?.is_some() {
-            return Err(err(format!("{} (pid {}) has already exited", self.name, self.pid())));
+            return Err(err(format!(
+                "{} (pid {}) has already exited",
+                self.name,
+                self.pid()
+            )));
         }
         if send_signal(self.pid(), sig) {
             Ok(())

@@ -87,7 +87,11 @@ fn packet_socket(ifindex: i32) -> io::Result<OwnedFd> {
     // SAFETY: socket(2) with constant arguments; the returned descriptor is
     // checked and then owned by exactly one OwnedFd.
     let fd = unsafe {
-        libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, i32::from(ETH_P_ALL.to_be()))
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(ETH_P_ALL.to_be()),
+        )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -135,8 +139,11 @@ fn packet_socket(ifindex: i32) -> io::Result<OwnedFd> {
 }
 
 fn ifindex(ns: &str, iface: &str) -> io::Result<i32> {
-    let out = super::sh::run(super::sh::in_ns(ns, "cat").arg(format!("/sys/class/net/{iface}/ifindex")))?;
-    out.trim().parse().map_err(|_| err(format!("bad ifindex for {iface}: {out}")))
+    let out =
+        super::sh::run(super::sh::in_ns(ns, "cat").arg(format!("/sys/class/net/{iface}/ifindex")))?;
+    out.trim()
+        .parse()
+        .map_err(|_| err(format!("bad ifindex for {iface}: {out}")))
 }
 
 /// xorshift64*: netem-like coin flips; quality is beside the point.
@@ -184,14 +191,29 @@ impl Ord for Pending {
 fn send(sock: &OwnedFd, frame: &[u8]) {
     // SAFETY: frame is a live slice; send(2) only reads frame.len() bytes.
     // A full send buffer drops the frame, as a full NIC queue would.
-    unsafe { libc::send(sock.as_raw_fd(), frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT) };
+    unsafe {
+        libc::send(
+            sock.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
 }
 
 /// The relay thread. socks[0] = pX (towards X), socks[1] = rX (towards the
 /// bridge). Frames read on socks[1] travel "to X" (params[0]) and leave on
 /// socks[0]; frames read on socks[0] travel "from X" (params[1]).
-fn run(socks: [OwnedFd; 2], params: Params, counters: Arc<[Counters; 2]>, stop: Arc<AtomicBool>, mtu: u32) {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (Instant::now().elapsed().as_nanos() as u64 | 1) ^ u64::from(std::process::id()));
+fn run(
+    socks: [OwnedFd; 2],
+    params: Params,
+    counters: Arc<[Counters; 2]>,
+    stop: Arc<AtomicBool>,
+    mtu: u32,
+) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15
+        ^ (Instant::now().elapsed().as_nanos() as u64 | 1)
+        ^ u64::from(std::process::id()));
     let mut heap: BinaryHeap<Pending> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut buf = vec![0u8; mtu as usize + 64];
@@ -203,11 +225,24 @@ fn run(socks: [OwnedFd; 2], params: Params, counters: Arc<[Counters; 2]>, stop: 
         }
         let wait_ms = heap
             .peek()
-            .map(|p| p.due.saturating_duration_since(now).as_millis().clamp(0, 10) as i32)
+            .map(|p| {
+                p.due
+                    .saturating_duration_since(now)
+                    .as_millis()
+                    .clamp(0, 10) as i32
+            })
             .unwrap_or(10);
         let mut fds = [
-            libc::pollfd { fd: socks[0].as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: socks[1].as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: socks[0].as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: socks[1].as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         // SAFETY: fds is a live array of two pollfd and the count says 2.
         unsafe { libc::poll(fds.as_mut_ptr(), 2, wait_ms) };
@@ -220,7 +255,14 @@ fn run(socks: [OwnedFd; 2], params: Params, counters: Arc<[Counters; 2]>, stop: 
             let (dir, out) = if src == 1 { (0, 0) } else { (1, 1) };
             loop {
                 // SAFETY: buf is a live, writable buffer of buf.len() bytes.
-                let n = unsafe { libc::recv(pfd.fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+                let n = unsafe {
+                    libc::recv(
+                        pfd.fd,
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
                 if n <= 0 {
                     break;
                 }
@@ -248,7 +290,11 @@ fn run(socks: [OwnedFd; 2], params: Params, counters: Arc<[Counters; 2]>, stop: 
                         f[14 + bit / 8] ^= 1 << (bit % 8);
                         c.corrupted.fetch_add(1, Ordering::Relaxed);
                     }
-                    let delay = if n.delay_ms == 0.0 && n.reorder_pct > 0.0 { 1.0 } else { n.delay_ms };
+                    let delay = if n.delay_ms == 0.0 && n.reorder_pct > 0.0 {
+                        1.0
+                    } else {
+                        n.delay_ms
+                    };
                     let immediate = delay == 0.0 || rng.chance(n.reorder_pct);
                     if immediate {
                         if delay > 0.0 {
@@ -259,7 +305,12 @@ fn run(socks: [OwnedFd; 2], params: Params, counters: Arc<[Counters; 2]>, stop: 
                         let jitter = n.jitter_ms * (2.0 * rng.unit() - 1.0);
                         let ms = (delay + jitter).max(0.0);
                         seq += 1;
-                        heap.push(Pending { due: Instant::now() + Duration::from_secs_f64(ms / 1000.0), seq, out, frame: f });
+                        heap.push(Pending {
+                            due: Instant::now() + Duration::from_secs_f64(ms / 1000.0),
+                            seq,
+                            out,
+                            frame: f,
+                        });
                     } else {
                         c.dropped.fetch_add(1, Ordering::Relaxed);
                     }
@@ -271,13 +322,24 @@ fn run(socks: [OwnedFd; 2], params: Params, counters: Arc<[Counters; 2]>, stop: 
 
 impl Relays {
     pub(crate) fn new(ns: &str, mtu: u32) -> Relays {
-        Relays { ns: ns.to_string(), mtu, map: Mutex::new(HashMap::new()) }
+        Relays {
+            ns: ns.to_string(),
+            mtu,
+            map: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Sets the netem of one direction of port `iface` (whose bridge-side
     /// peer is `peer` on `bridge`); `to_port` = frames travelling towards
     /// `iface`. Plumbs the relay in on first use, out when both are None.
-    pub(crate) fn set(&self, iface: &str, peer: &str, bridge: &str, to_port: bool, netem: Option<Netem>) -> io::Result<()> {
+    pub(crate) fn set(
+        &self,
+        iface: &str,
+        peer: &str,
+        bridge: &str,
+        to_port: bool,
+        netem: Option<Netem>,
+    ) -> io::Result<()> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let dir = if to_port { 0 } else { 1 };
         if let Some(r) = map.get(iface) {
@@ -302,13 +364,25 @@ impl Relays {
 
     pub(crate) fn stats(&self, iface: &str) -> Option<(RelayStats, RelayStats)> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(iface).map(|r| (r.counters[0].snapshot(), r.counters[1].snapshot()))
+        map.get(iface)
+            .map(|r| (r.counters[0].snapshot(), r.counters[1].snapshot()))
     }
 
-    fn plumb(&self, iface: &str, peer: &str, bridge: &str, params: [Option<Netem>; 2]) -> io::Result<Relay> {
+    fn plumb(
+        &self,
+        iface: &str,
+        peer: &str,
+        bridge: &str,
+        params: [Option<Netem>; 2],
+    ) -> io::Result<Relay> {
         let (rx, rpx) = (format!("r{iface}"), format!("rp{iface}"));
         let mtu = self.mtu.to_string();
-        ip(&self.ns, &["link", "add", &rx, "mtu", &mtu, "type", "veth", "peer", "name", &rpx, "mtu", &mtu])?;
+        ip(
+            &self.ns,
+            &[
+                "link", "add", &rx, "mtu", &mtu, "type", "veth", "peer", "name", &rpx, "mtu", &mtu,
+            ],
+        )?;
         ip(&self.ns, &["link", "set", &rx, "up"])?;
         let peer_idx = ifindex(&self.ns, peer)?;
         let rx_idx = ifindex(&self.ns, &rx)?;
@@ -318,25 +392,35 @@ impl Relays {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx_ready) = std::sync::mpsc::channel::<io::Result<()>>();
         let (p2, c2, s2, mtu_n) = (params.clone(), counters.clone(), stop.clone(), self.mtu);
-        let thread = std::thread::Builder::new().name(format!("netem-{iface}")).spawn(move || {
-            // SAFETY: setns(2) on a namespace file we opened; it switches
-            // only this thread, which exists solely to run the relay.
-            if unsafe { libc::setns(ns_file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                let _ = tx.send(Err(io::Error::last_os_error()));
-                return;
-            }
-            let socks = match (packet_socket(peer_idx), packet_socket(rx_idx)) {
-                (Ok(a), Ok(b)) => [a, b],
-                (Err(e), _) | (_, Err(e)) => {
-                    let _ = tx.send(Err(e));
+        let thread = std::thread::Builder::new()
+            .name(format!("netem-{iface}"))
+            .spawn(move || {
+                // SAFETY: setns(2) on a namespace file we opened; it switches
+                // only this thread, which exists solely to run the relay.
+                if unsafe { libc::setns(ns_file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    let _ = tx.send(Err(io::Error::last_os_error()));
                     return;
                 }
-            };
-            let _ = tx.send(Ok(()));
-            run(socks, p2, c2, s2, mtu_n);
-        })?;
-        let ready = rx_ready.recv().map_err(|_| err("netem relay thread died"))?;
-        let relay = Relay { params, counters, stop, thread: Some(thread), bridge: bridge.to_string() };
+                let socks = match (packet_socket(peer_idx), packet_socket(rx_idx)) {
+                    (Ok(a), Ok(b)) => [a, b],
+                    (Err(e), _) | (_, Err(e)) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok(()));
+                run(socks, p2, c2, s2, mtu_n);
+            })?;
+        let ready = rx_ready
+            .recv()
+            .map_err(|_| err("netem relay thread died"))?;
+        let relay = Relay {
+            params,
+            counters,
+            stop,
+            thread: Some(thread),
+            bridge: bridge.to_string(),
+        };
         if let Err(e) = ready {
             let _ = ip(&self.ns, &["link", "del", &rx]);
             return Err(err(format!("netem relay for {iface}: {e}")));

@@ -17,11 +17,15 @@ const S_IFCHR: u32 = 0o020000;
 
 impl Cpio {
     pub(crate) fn new() -> Cpio {
-        Cpio { buf: Vec::new(), ino: 1, dirs: BTreeSet::new() }
+        Cpio {
+            buf: Vec::new(),
+            ino: 1,
+            dirs: BTreeSet::new(),
+        }
     }
 
     fn pad4(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
     }

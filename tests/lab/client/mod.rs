@@ -60,8 +60,14 @@ impl Workload {
     fn body(&self) -> io::Result<Vec<u8>> {
         match self {
             Workload::Script { name, body } => {
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                    return Err(err(format!("workload name '{name}' must be [A-Za-z0-9_-]+")));
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(err(format!(
+                        "workload name '{name}' must be [A-Za-z0-9_-]+"
+                    )));
                 }
                 Ok(body.clone().into_bytes())
             }
@@ -170,14 +176,19 @@ impl Lab {
             return Ok(Vec::new());
         }
         let kernel = image::find_kernel()?;
+        let boot = image::boot_image(&kernel)?;
         let base = fs::read(image::base_initramfs(&kernel)?)?;
-        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(1) % 1_000_000_000
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(1)
+            % 1_000_000_000
             + std::process::id();
         let accel = std::env::var("AOERAID_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
         let mut running = Vec::new();
         let result = (|| -> io::Result<()> {
             for (i, spec) in specs.iter().enumerate() {
-                running.push(self.start_guest(i, specs.len(), spec, &kernel, &base, seed, &accel)?);
+                running.push(self.start_guest(i, specs.len(), spec, &boot, &base, seed, &accel)?);
             }
             Ok(())
         })();
@@ -194,7 +205,8 @@ impl Lab {
             for (i, r) in running.iter_mut().enumerate() {
                 if let Ok(bytes) = fs::read(&r.console) {
                     if bytes.len() > r.seen {
-                        r.partial.push_str(&String::from_utf8_lossy(&bytes[r.seen..]));
+                        r.partial
+                            .push_str(&String::from_utf8_lossy(&bytes[r.seen..]));
                         r.seen = bytes.len();
                         while let Some(pos) = r.partial.find('\n') {
                             let line: String = r.partial.drain(..=pos).collect();
@@ -226,7 +238,9 @@ impl Lab {
 
         let mut results = Vec::new();
         for (i, r) in running.into_iter().enumerate() {
-            let console = fs::read(&r.console).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            let console = fs::read(&r.console)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             let mut res = ClientResult::parse(i, console);
             res.wall = r.wall.unwrap_or_default();
             res.timed_out = r.timed_out;
@@ -237,7 +251,11 @@ impl Lab {
                 res.failure = Some(if r.timed_out {
                     format!("timed out after {:?}", specs[i].timeout)
                 } else {
-                    format!("no result line (qemu {:?}): {}", r.status, r.proc.log().trim())
+                    format!(
+                        "no result line (qemu {:?}): {}",
+                        r.status,
+                        r.proc.log().trim()
+                    )
                 });
             }
             let _ = ip(self.ns(), &["link", "del", &r.tap]);
@@ -252,7 +270,7 @@ impl Lab {
         index: usize,
         count: usize,
         spec: &ClientSpec,
-        kernel: &image::Kernel,
+        kernel: &std::path::Path,
         base: &[u8],
         seed: u32,
         accel: &str,
@@ -263,7 +281,9 @@ impl Lab {
         if spec.workloads.is_empty() {
             return Err(err("a client needs at least one workload"));
         }
-        let n = self.guest_counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .guest_counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mtu = spec.mtu.unwrap_or(self.mtu());
         let bridge = self.segment(&spec.segment)?;
         let tap = format!("tap{n}");
@@ -286,9 +306,16 @@ impl Lab {
             spec.discover_wait.as_secs().max(1),
             shell_quote(&spec.aoe_params)
         );
-        let mut defaults = vec![("SMOKE_SEED", seed.to_string()), ("HALVES_SEED", seed.to_string())];
+        let mut defaults = vec![
+            ("SMOKE_SEED", seed.to_string()),
+            ("HALVES_SEED", seed.to_string()),
+        ];
         defaults.retain(|(k, _)| !spec.env.iter().any(|(u, _)| u == k));
-        for (k, v) in defaults.iter().map(|(k, v)| (k.to_string(), v.clone())).chain(spec.env.iter().cloned()) {
+        for (k, v) in defaults
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .chain(spec.env.iter().cloned())
+        {
             if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 let _ = ip(self.ns(), &["link", "del", &tap]);
                 return Err(err(format!("bad environment variable name '{k}'")));
@@ -319,18 +346,39 @@ impl Lab {
         } else {
             cmd.args(["-accel", "tcg", "-cpu", "max"]);
         }
-        cmd.args(["-m", &spec.mem_mib.to_string(), "-smp", "1", "-machine", "q35"])
-            .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-monitor", "none"])
-            .arg("-kernel")
-            .arg(&kernel.image)
-            .arg("-initrd")
-            .arg(&initrd_path)
-            .args(["-append", &append])
-            .arg("-chardev")
-            .arg(format!("file,id=ser0,path={}", console.display()))
-            .args(["-serial", "chardev:ser0"])
-            .args(["-netdev", &format!("tap,id=n0,ifname={tap},script=no,downscript=no")])
-            .args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac},host_mtu={mtu}")]);
+        cmd.args([
+            "-m",
+            &spec.mem_mib.to_string(),
+            "-smp",
+            "1",
+            "-machine",
+            "q35",
+        ])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(&initrd_path)
+        .args(["-append", &append])
+        .arg("-chardev")
+        .arg(format!("file,id=ser0,path={}", console.display()))
+        .args(["-serial", "chardev:ser0"])
+        .args([
+            "-netdev",
+            &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
+        ])
+        .args([
+            "-device",
+            &format!("virtio-net-pci,netdev=n0,mac={mac},host_mtu={mtu}"),
+        ]);
         let proc = match self.spawn(&format!("qemu-guest-{n}"), cmd) {
             Ok(p) => p,
             Err(e) => {

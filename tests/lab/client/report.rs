@@ -62,7 +62,11 @@ impl ClientResult {
             } else if let Some(rest) = line.strip_prefix("REALCLIENT-WORKLOAD ") {
                 let f: Vec<&str> = rest.split_whitespace().collect();
                 if f.len() >= 2 {
-                    let rc = f.get(2).and_then(|x| x.strip_prefix("rc=")).and_then(|x| x.parse().ok()).unwrap_or(-1);
+                    let rc = f
+                        .get(2)
+                        .and_then(|x| x.strip_prefix("rc="))
+                        .and_then(|x| x.parse().ok())
+                        .unwrap_or(-1);
                     let o = match f[1] {
                         "PASS" => Outcome::Pass,
                         "SKIP" => Outcome::Skip,
@@ -73,7 +77,8 @@ impl ClientResult {
             } else if let Some(rest) = line.strip_prefix("REALCLIENT-METRIC ") {
                 if let Some((w, kv)) = rest.split_once(' ') {
                     if let Some((k, v)) = kv.split_once('=') {
-                        r.metrics.push((w.to_string(), k.to_string(), v.trim().to_string()));
+                        r.metrics
+                            .push((w.to_string(), k.to_string(), v.trim().to_string()));
                     }
                 }
             } else if let Some(rest) = line.strip_prefix("REALCLIENT-TIME ") {
@@ -88,10 +93,16 @@ impl ClientResult {
     }
 
     pub fn outcome(&self, workload: &str) -> Option<Outcome> {
-        self.workloads.iter().find(|(w, _)| w == workload).map(|(_, o)| *o)
+        self.workloads
+            .iter()
+            .find(|(w, _)| w == workload)
+            .map(|(_, o)| *o)
     }
     pub fn metric(&self, workload: &str, key: &str) -> Option<&str> {
-        self.metrics.iter().find(|(w, k, _)| w == workload && k == key).map(|(_, _, v)| v.as_str())
+        self.metrics
+            .iter()
+            .find(|(w, k, _)| w == workload && k == key)
+            .map(|(_, _, v)| v.as_str())
     }
     pub fn metric_f64(&self, workload: &str, key: &str) -> Option<f64> {
         self.metric(workload, key)?.parse().ok()
@@ -102,13 +113,21 @@ impl ClientResult {
     }
     /// Lines of the console that start with `prefix` (e.g. "REALCLIENT-EVENT").
     pub fn lines_with(&self, prefix: &str) -> Vec<&str> {
-        self.console.lines().map(|l| l.trim_end_matches('\r')).filter(|l| l.starts_with(prefix)).collect()
+        self.console
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| l.starts_with(prefix))
+            .collect()
     }
 
     /// A few lines: verdict, workloads, metrics, boot times.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let verdict = if self.passed { "PASS".to_string() } else { format!("FAIL {}", self.failure.as_deref().unwrap_or("")) };
+        let verdict = if self.passed {
+            "PASS".to_string()
+        } else {
+            format!("FAIL {}", self.failure.as_deref().unwrap_or(""))
+        };
         let _ = writeln!(
             s,
             "guest {} ({} on {}): {verdict}; wall {:.1}s, init@{:?}s device@{:?}s end@{:?}s{}",
@@ -137,7 +156,11 @@ impl ClientResult {
         if !(self.passed && all) {
             let tail: Vec<&str> = self.console.lines().rev().take(80).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            panic!("real client failed:\n{}---- console tail ----\n{}", self.summary(), tail.join("\n"));
+            panic!(
+                "real client failed:\n{}---- console tail ----\n{}",
+                self.summary(),
+                tail.join("\n")
+            );
         }
     }
 }
