@@ -296,3 +296,22 @@ fn reserve_emit_limits() {
         Err(WireError::BufferTooSmall { need: 86, have: 85 })
     );
 }
+
+#[test]
+fn mask_truncated_argument() {
+    let f = frame(0x10, 0, 2, &[0x00, 0x01, 0x00]);
+    assert_eq!(
+        parse(&f),
+        Err(WireError::Truncated {
+            part: "MAC Mask argument",
+            need: 28,
+            have: 27
+        })
+    );
+    // The same cut-short argument on an error reply is kept as Bare.
+    let f = frame(0x1C, 2, 2, &[0x00, 0x01, 0x00]);
+    assert_eq!(
+        parse(&f).unwrap().message,
+        Message::Bare(&[0x00, 0x01, 0x00])
+    );
+}

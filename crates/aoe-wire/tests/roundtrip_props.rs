@@ -187,6 +187,45 @@ proptest! {
     }
 
     #[test]
+    fn bare_error_reply_emits_a_parsable_frame(
+        (header, rest) in (0u8..4).prop_flat_map(|c| {
+            // Shorter than the command's fixed argument (ATA 12, config 8, mask 4, reserve 2).
+            let fixed = [12usize, 8, 4, 2][usize::from(c)];
+            (header(Command::from(c)), proptest::collection::vec(any::<u8>(), 0..fixed))
+        }),
+        code in any::<u8>(),
+    ) {
+        let header = header.with_error(ErrorCode::from(code));
+        let mut frame = [0u8; 36];
+        let n = 24 + rest.len();
+        header.emit(&mut frame).unwrap();
+        frame[24..n].copy_from_slice(&rest);
+        let p = parse(&frame[..n]).unwrap();
+        prop_assert_eq!(p.message, Message::Bare(&rest[..]));
+        let mut buf = [0xFFu8; 60];
+        prop_assert_eq!(p.emit(&mut buf).unwrap(), 60);
+        let back = parse(&buf).unwrap();
+        prop_assert_eq!(back.header, header);
+        prop_assert!(!matches!(back.message, Message::Bare(_)));
+    }
+
+    #[test]
+    fn mask_listing_equals_explicit_directives(macs in proptest::collection::vec(mac(), 0..=255)) {
+        let explicit: Vec<Directive> =
+            macs.iter().map(|&mac| Directive { dcmd: DCmd::None, mac }).collect();
+        prop_assert_eq!(Directives::listing(&macs), Directives::from_slice(&explicit));
+        let header = Header::request(Mac::ZERO, Mac::ZERO, 1, 1, Command::MacMask, 1)
+            .response_to(Mac::BROADCAST, 1, 1);
+        let a = MacMask::request(MCmd::Read, Directives::listing(&macs));
+        let b = MacMask::request(MCmd::Read, Directives::from_slice(&explicit));
+        let mut fa = vec![0u8; a.buffer_len()];
+        let mut fb = vec![0u8; b.buffer_len()];
+        a.emit(&header, &mut fa).unwrap();
+        b.emit(&header, &mut fb).unwrap();
+        prop_assert_eq!(fa, fb);
+    }
+
+    #[test]
     fn header_roundtrip(h in (0u8..=255).prop_flat_map(|c| header(Command::from(c)))) {
         let mut buf = [0u8; 24];
         prop_assert_eq!(h.emit(&mut buf).unwrap(), 24);
