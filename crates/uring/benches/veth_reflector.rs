@@ -1,0 +1,213 @@
+//! A request/reply server on one end of a veth pair, as a target would run: the ring
+//! (multishot receive, replies built in send slots, all sent in one submit per pass)
+//! against a vblade-style loop (one blocking recv(2) and one send(2) per request).
+//!
+//! A client thread with its own ring keeps `QD` requests of 60 bytes outstanding; the
+//! server answers each with a reply of `bytes`. Reported: requests/s (client wall clock)
+//! and the server thread's CPU time per request. Root needed. Run:
+//! `cargo bench -p aoe-uring --bench veth_reflector` (env `REQUESTS`, default 50000;
+//! `RUNS`, default 5; `LENS`, `QDS` comma lists).
+
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+
+use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, SocketOptions, ETH_P_AOE};
+use lab::{frame, seq_of, VethLab};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const STOP: u32 = u32::MAX;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn thread_cpu() -> Duration {
+    // SAFETY: getrusage writes one rusage struct into a valid, zeroed buffer.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Turn a request into the first bytes of a reply: swap the MAC addresses.
+fn reply_header(req: &[u8], out: &mut [u8]) {
+    out[..6].copy_from_slice(&req[6..12]);
+    out[6..12].copy_from_slice(&req[..6]);
+    out[12..18].copy_from_slice(&req[12..18]);
+}
+
+/// Ring server: returns (requests served, CPU time).
+fn ring_server(reply_len: usize, ready: Arc<AtomicBool>) -> (u64, Duration) {
+    let mut ring = Ring::with_config(&RingConfig {
+        send_slots: 256,
+        ..RingConfig::default()
+    })
+    .unwrap();
+    let s = ring
+        .add_socket(PacketSocket::open(VethLab::B).unwrap())
+        .unwrap();
+    let mut events = Vec::with_capacity(1024);
+    ring.wait(Some(Duration::ZERO), &mut events).unwrap();
+    ready.store(true, Ordering::Release);
+    let cpu0 = thread_cpu();
+    let mut served = 0u64;
+    'outer: loop {
+        ring.wait(Some(Duration::from_millis(100)), &mut events)
+            .unwrap();
+        for ev in events.drain(..) {
+            if let Completion::Frame { buf, .. } = ev {
+                let req = ring.frame(&buf);
+                if seq_of(req) == STOP {
+                    ring.recycle(buf);
+                    break 'outer;
+                }
+                if let Some(mut slot) = ring.send_slot() {
+                    reply_header(req, ring.slot_mut(&mut slot));
+                    let _ = ring.submit_send(s, slot, reply_len, 0);
+                    served += 1;
+                }
+                ring.recycle(buf);
+            }
+        }
+    }
+    (served, thread_cpu() - cpu0)
+}
+
+/// vblade-style server: blocking recv + send per request.
+fn syscall_server(reply_len: usize, ready: Arc<AtomicBool>) -> (u64, Duration) {
+    let opts = SocketOptions {
+        nonblocking: false,
+        ..Default::default()
+    };
+    let sock = PacketSocket::open_with(VethLab::B, &opts).unwrap();
+    let mut req = vec![0u8; aoe_uring::JUMBO_FRAME];
+    let mut reply = vec![0u8; reply_len];
+    ready.store(true, Ordering::Release);
+    let cpu0 = thread_cpu();
+    let mut served = 0u64;
+    loop {
+        let n = sock.recv(&mut req).unwrap();
+        if n >= 18 && seq_of(&req[..n]) == STOP {
+            break;
+        }
+        reply_header(&req[..n], &mut reply);
+        sock.send_blocking(&reply).unwrap();
+        served += 1;
+    }
+    (served, thread_cpu() - cpu0)
+}
+
+/// Client: keeps `qd` requests outstanding until `total` replies came back.
+fn client(total: u64, qd: u64) -> (f64, u64) {
+    let mut ring = Ring::new().unwrap();
+    let c = ring
+        .add_socket(PacketSocket::open(VethLab::A).unwrap())
+        .unwrap();
+    let mac = ring.socket(c).unwrap().mac();
+    let peer = aoe_uring::InterfaceInfo::lookup(VethLab::B).unwrap().mac;
+    let mut events = Vec::with_capacity(1024);
+    ring.wait(Some(Duration::ZERO), &mut events).unwrap();
+    let start = Instant::now();
+    let (mut sent, mut got, mut lost) = (0u64, 0u64, 0u64);
+    let mut last_progress = Instant::now();
+    while got + lost < total {
+        while sent - got - lost < qd && sent < total {
+            ring.send_copy(c, &frame(peer, mac, ETH_P_AOE, sent as u32, 46), 0)
+                .unwrap();
+            sent += 1;
+        }
+        ring.wait(Some(Duration::from_millis(100)), &mut events)
+            .unwrap();
+        for ev in events.drain(..) {
+            if let Completion::Frame { buf, .. } = ev {
+                got += 1;
+                last_progress = Instant::now();
+                ring.recycle(buf);
+            }
+        }
+        if last_progress.elapsed() > Duration::from_secs(1) {
+            // Replies that did not come within a second count as lost (none expected).
+            lost = sent - got;
+            last_progress = Instant::now();
+        }
+    }
+    let rate = got as f64 / start.elapsed().as_secs_f64();
+    ring.send_copy(c, &frame(peer, mac, ETH_P_AOE, STOP, 46), 0)
+        .unwrap();
+    ring.wait(Some(Duration::from_millis(10)), &mut events)
+        .unwrap();
+    (rate, lost)
+}
+
+fn run(ring_side: bool, total: u64, qd: u64, reply_len: usize) -> (f64, f64, u64) {
+    let ready = Arc::new(AtomicBool::new(false));
+    let r2 = Arc::clone(&ready);
+    // A new thread starts in its creator's network namespace: the lab's.
+    let server = std::thread::spawn(move || {
+        if ring_side {
+            ring_server(reply_len, r2)
+        } else {
+            syscall_server(reply_len, r2)
+        }
+    });
+    while !ready.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (rate, lost) = client(total, qd);
+    let (served, cpu) = server.join().unwrap();
+    (rate, cpu.as_nanos() as f64 / served.max(1) as f64, lost)
+}
+
+fn main() {
+    let total = env_or("REQUESTS", 50_000);
+    let runs = env_or("RUNS", 5) as usize;
+    let lab = VethLab::new(9000);
+    lab.run(move || {
+        println!("request/reply over veth (MTU 9000), {total} requests per run, median of {runs} runs");
+        println!("req/s = client wall clock; cpu = server thread CPU ns per request");
+        println!(
+            "{:>6} {:>4} {:>10} {:>8} {:>10} {:>8} {:>7} {:>7} {:>5}",
+            "reply", "qd", "ring r/s", "cpu", "sys r/s", "cpu", "r/s x", "cpu x", "lost"
+        );
+        for len in env_list("LENS", &[60, 1514, 9014]) {
+            for qd in env_list("QDS", &[1, 16]) {
+                let (mut rr, mut rc, mut sr, mut sc, mut lost) = (vec![], vec![], vec![], vec![], 0);
+                for _ in 0..runs {
+                    let (r, c, l) = run(true, total, qd, len as usize);
+                    rr.push(r);
+                    rc.push(c);
+                    let (r, c, l2) = run(false, total, qd, len as usize);
+                    sr.push(r);
+                    sc.push(c);
+                    lost += l + l2;
+                }
+                let (rr, rc, sr, sc) = (median(rr), median(rc), median(sr), median(sc));
+                println!(
+                    "{len:>6} {qd:>4} {rr:>10.0} {rc:>8.0} {sr:>10.0} {sc:>8.0} {:>7.2} {:>7.2} {lost:>5}",
+                    rr / sr,
+                    sc / rc
+                );
+            }
+        }
+    });
+}
