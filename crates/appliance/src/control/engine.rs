@@ -3,8 +3,8 @@
 //! member addresses, bytes and bytes per second.
 
 use super::status::{
-    ArrayCounters, ArrayState, ArrayStatus, MemberRole, MemberState, MemberStatus, SyncAction,
-    SyncProgress,
+    ArrayCounters, ArrayState, ArrayStatus, BladeState, BladeStatus, MemberRole, MemberState,
+    MemberStatus, SyncAction, SyncProgress,
 };
 use raid_engine::Status as EngineStatus;
 
@@ -146,6 +146,41 @@ pub fn array_status(
     }
 }
 
+/// Every blade the initiator pool knows, as the schema shows them.
+pub fn blade_statuses(pool: &aoe_initiator::Pool) -> Vec<BladeStatus> {
+    let ifaces = pool.interfaces();
+    let mut out: Vec<BladeStatus> = pool
+        .blade_ids()
+        .filter_map(|id| pool.blade_info(id))
+        .map(|b| {
+            let path = b.paths.first();
+            BladeStatus {
+                blade: format!("e{}.{}", b.shelf, b.slot),
+                state: match b.state {
+                    aoe_initiator::BladeState::Up => BladeState::Up,
+                    // Answered Query Config, IDENTIFY still outstanding.
+                    aoe_initiator::BladeState::Identifying => BladeState::Slow,
+                    aoe_initiator::BladeState::Down => BladeState::Down,
+                },
+                rtt_seconds: b.stats.srtt_us as f64 / 1e6,
+                retransmits: b.stats.retransmits,
+                timeouts: b.stats.timeouts,
+                outstanding: b.stats.in_flight,
+                window: b.stats.window,
+                mac: path.map(|p| p.mac.to_string()),
+                interface: path
+                    .and_then(|p| ifaces.get(p.iface))
+                    .map(|i| i.name.clone()),
+            }
+        })
+        .collect();
+    out.sort_by_key(|b| {
+        let (s, l) = b.blade[1..].split_once('.').unwrap_or(("0", "0"));
+        (s.parse::<u32>().unwrap_or(0), l.parse::<u32>().unwrap_or(0))
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +195,48 @@ mod tests {
         assert_eq!((l.rebuilt, l.resynced, l.scrubbed), (300, 50, 50));
         l.account(10, Some(SyncAction::Resync)); // engine restarted
         assert_eq!(l.resynced, 60);
+    }
+
+    fn announcement(shelf: u16, slot: u8, src: aoe_wire::Mac) -> Vec<u8> {
+        let h = aoe_wire::Header {
+            dst: aoe_wire::Mac::BROADCAST,
+            src,
+            version: 1,
+            response: true,
+            error: None,
+            shelf,
+            slot,
+            command: aoe_wire::Command::QueryConfig,
+            tag: 0,
+        };
+        let qc = aoe_wire::QueryConfig {
+            buffer_count: 16,
+            firmware: 0x4019,
+            sector_count: 2,
+            version: 1,
+            ccmd: aoe_wire::CCmd::Read,
+            config: b"",
+        };
+        let mut out = vec![0u8; 1200];
+        let n = qc.emit(&h, &mut out).unwrap();
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn pool_blades_become_schema_blades() {
+        let mut pool = aoe_initiator::Pool::new(aoe_initiator::PoolConfig::default());
+        pool.add_interface("eth1", aoe_wire::Mac([2, 0, 0, 0, 0, 1]), 9000);
+        let now = std::time::Instant::now();
+        let blade_mac = aoe_wire::Mac([2, 0, 0, 0, 1, 9]);
+        pool.handle_frame(now, 0, &announcement(1, 3, blade_mac));
+        pool.handle_frame(now, 0, &announcement(0, 4, blade_mac));
+        let b = blade_statuses(&pool);
+        let names: Vec<&str> = b.iter().map(|b| b.blade.as_str()).collect();
+        assert_eq!(names, ["e0.4", "e1.3"]);
+        // Announced but not yet identified.
+        assert_eq!(b[0].state, BladeState::Slow);
+        assert_eq!(b[0].interface.as_deref(), Some("eth1"));
+        assert_eq!(b[0].mac.as_deref(), Some("02:00:00:00:01:09"));
     }
 }
