@@ -59,7 +59,7 @@ fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
         sq_entries: 512,
         recv_buffers: env_or("RECV_BUFS", 1024) as u16,
         send_slots: 512,
-        single_issuer: std::env::var_os("SINGLE_ISSUER").is_some(),
+        single_issuer: std::env::var("SINGLE_ISSUER").is_ok_and(|v| !v.is_empty() && v != "0"),
         ..RingConfig::default()
     };
     let mut ring = Ring::with_config(&cfg).expect("ring");

@@ -6,7 +6,8 @@
 //! server answers each with a reply of `bytes`. Reported: requests/s (client wall clock)
 //! and the server thread's CPU time per request. Root needed. Run:
 //! `cargo bench -p aoe-uring --bench veth_reflector` (env `REQUESTS`, default 50000;
-//! `RUNS`, default 5; `LENS`, `QDS` comma lists).
+//! `RUNS`, default 5; `LENS`, `QDS` comma lists; `SINGLE_ISSUER=1` for the server ring's
+//! `RingConfig::single_issuer`).
 
 #[path = "../tests/lab/mod.rs"]
 mod lab;
