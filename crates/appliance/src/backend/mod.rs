@@ -1,1 +1,217 @@
-//! Placeholder: being written.
+//! The back-end driver: the initiator pool (`aoe_initiator::Pool`) on an
+//! io_uring [`Ring`]. One `PacketSocket` per back-end interface is
+//! registered in a caller-supplied ring, so the daemon can run the back end
+//! next to the front end and the RAID engine in one loop:
+//!
+//! ```text
+//! loop {
+//!     now = ring.wait_until(min(backend.next_deadline(), other deadlines), &mut events)
+//!     for ev in events: if let Some(ev) = backend.on_completion(&ring, now, ev) { other parts }
+//!     submit I/O to backend.pool_mut(); drain backend.pool_mut().poll_completion()
+//!     backend.poll(&ring, now)   // timeouts + frames into send slots
+//! }
+//! ```
+//!
+//! [`Backend::turn`] is that loop body for a back end that runs alone (the
+//! CLI tools).
+//!
+//! Frames are built in place: the pool writes each request, write payload
+//! included, straight into a ring send slot; read payloads are copied once,
+//! from the receive buffer into the caller's I/O buffer.
+
+mod log;
+
+pub use log::describe;
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use aoe_initiator::{Pool, PoolConfig};
+use aoe_uring::{Completion, PacketSocket, Ring, SockId};
+use aoe_wire::Mac;
+
+/// `PACKET_IGNORE_OUTGOING` (linux/if_packet.h, Linux ≥ 4.20): without it a
+/// packet socket also receives every frame it sends, doubling receive work.
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+
+/// Counters of the driver itself (the pool counts the protocol).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    /// Sends the kernel refused (e.g. link down); the pool retransmits.
+    pub send_errors: u64,
+    /// Times the pool had frames to send but every send slot was busy.
+    pub slot_waits: u64,
+    pub frames_in: u64,
+    pub frames_out: u64,
+}
+
+/// The initiator pool bound to sockets in a ring.
+pub struct Backend {
+    pool: Pool,
+    /// `iface_of[sock.index()]` = pool interface index of a socket we own.
+    iface_of: Vec<Option<usize>>,
+    socks: Vec<SockId>,
+    stats: BackendStats,
+}
+
+impl Backend {
+    /// Opens one packet socket per interface, registers them in `ring` and
+    /// builds the pool.
+    pub fn open(ring: &mut Ring, ifaces: &[String], cfg: PoolConfig) -> io::Result<Backend> {
+        if ifaces.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no back-end interface given",
+            ));
+        }
+        let mut pool = Pool::new(cfg);
+        let mut iface_of = Vec::new();
+        let mut socks = Vec::new();
+        for name in ifaces {
+            let sock = PacketSocket::open(name)
+                .map_err(|e| io::Error::new(e.kind(), format!("open AoE socket on {name}: {e}")))?;
+            ignore_outgoing(&sock);
+            let (mac, mtu) = (Mac(sock.mac()), sock.mtu());
+            let id = ring.add_socket(sock)?;
+            let iface = pool.add_interface(name, mac, mtu);
+            if iface_of.len() <= id.index() {
+                iface_of.resize(id.index() + 1, None);
+            }
+            iface_of[id.index()] = Some(iface);
+            socks.push(id);
+        }
+        Ok(Backend {
+            pool,
+            iface_of,
+            socks,
+            stats: BackendStats::default(),
+        })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn pool_mut(&mut self) -> &mut Pool {
+        &mut self.pool
+    }
+
+    pub fn stats(&self) -> BackendStats {
+        self.stats
+    }
+
+    /// True if `sock` is one of the back end's sockets.
+    pub fn owns(&self, sock: SockId) -> bool {
+        self.iface_of.get(sock.index()).copied().flatten().is_some()
+    }
+
+    /// Handles a ring completion if it belongs to the back end (frames and
+    /// send results of its sockets); otherwise hands it back.
+    pub fn on_completion(
+        &mut self,
+        ring: &Ring,
+        now: Instant,
+        ev: Completion,
+    ) -> Option<Completion> {
+        match ev {
+            Completion::Frame { sock, buf } => {
+                match self.iface_of.get(sock.index()).copied().flatten() {
+                    Some(iface) => {
+                        self.stats.frames_in += 1;
+                        self.pool.handle_frame(now, iface, ring.frame(&buf));
+                        ring.recycle(buf);
+                        None
+                    }
+                    None => Some(Completion::Frame { sock, buf }),
+                }
+            }
+            Completion::SendDone { sock, user, result } if self.owns(sock) => {
+                if result.is_err() {
+                    self.stats.send_errors += 1;
+                }
+                let _ = user;
+                None
+            }
+            Completion::RecvError { sock, .. } if self.owns(sock) => None,
+            other => Some(other),
+        }
+    }
+
+    /// Runs due timeouts and queues every frame the pool wants to send, each
+    /// built directly in a send slot. Sends go to the kernel at the ring's
+    /// next wait/submit.
+    pub fn poll(&mut self, ring: &Ring, now: Instant) {
+        if self.pool.poll_timeout().is_some_and(|t| t <= now) {
+            self.pool.handle_timeout(now);
+        }
+        loop {
+            let Some(mut slot) = ring.send_slot() else {
+                if self.pool.has_transmit() {
+                    self.stats.slot_waits += 1;
+                }
+                return;
+            };
+            let t = self.pool.poll_transmit(now, ring.slot_mut(&mut slot));
+            let Some(t) = t else {
+                ring.release_slot(slot);
+                return;
+            };
+            // A failed submit drops the frame; the pool's timeout resends it.
+            if ring
+                .submit_send(self.socks[t.iface], slot, t.len, 0)
+                .is_err()
+            {
+                self.stats.send_errors += 1;
+            } else {
+                self.stats.frames_out += 1;
+            }
+        }
+    }
+
+    /// When [`Backend::poll`] must run next at the latest.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.pool.poll_timeout()
+    }
+
+    /// One pass of a back end that owns its ring alone: send what is queued,
+    /// wait for frames until the pool's deadline or `until`, handle them.
+    /// Returns the time after waking. Completions not belonging to the back
+    /// end are dropped (there are none in a ring it owns).
+    pub fn turn(
+        &mut self,
+        ring: &mut Ring,
+        events: &mut Vec<Completion>,
+        until: Option<Instant>,
+    ) -> io::Result<Instant> {
+        let now = Instant::now();
+        self.poll(ring, now);
+        let deadline = match (self.next_deadline(), until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let now = ring.wait_until(deadline, events)?;
+        for ev in events.drain(..) {
+            let _ = self.on_completion(ring, now, ev);
+        }
+        self.poll(ring, now);
+        Ok(now)
+    }
+}
+
+/// Best effort: older kernels lack the option and then we just see (and
+/// ignore, as requests) our own frames.
+fn ignore_outgoing(sock: &PacketSocket) {
+    let one: libc::c_int = 1;
+    // SAFETY: plain setsockopt on a valid socket fd with a pointer to a live
+    // c_int and its exact size; the result is deliberately ignored.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_PACKET,
+            PACKET_IGNORE_OUTGOING,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
