@@ -61,6 +61,7 @@ fn reply_header(req: &[u8], out: &mut [u8]) {
 fn ring_server(reply_len: usize, ready: Arc<AtomicBool>) -> (u64, Duration) {
     let mut ring = Ring::with_config(&RingConfig {
         send_slots: 256,
+        single_issuer: std::env::var("SINGLE_ISSUER").is_ok_and(|v| !v.is_empty() && v != "0"),
         ..RingConfig::default()
     })
     .unwrap();
