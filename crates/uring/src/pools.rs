@@ -101,10 +101,12 @@ const INITIAL_POSTED: u16 = 64;
 /// each received frame; the caller returns them with `give_back`.
 ///
 /// The kernel consumes posted buffers in FIFO order, so every posted buffer is cycled
-/// through. Posting all of them would make the receive copy land in cache-cold memory
-/// (1024 jumbo buffers = 9 MiB); instead only a few are posted and the rest wait in a
-/// reserve, posted in steps whenever the kernel reports it ran out (ENOBUFS). The frame
-/// then waits in the socket queue until the receive is re-armed; nothing is lost.
+/// through; posting all of them spreads the receive copies over the whole pool (1024
+/// jumbo buffers = 9 MiB). Instead only a few are posted and the rest wait in a reserve,
+/// posted in steps whenever the kernel reports it ran out (ENOBUFS), so the buffers in
+/// use track the actual load. The frame then waits in the socket queue until the
+/// receive is re-armed; nothing is lost. (The veth benchmark could not show a
+/// difference either way on this shared, noisy machine.)
 pub(crate) struct ProvidedBuffers {
     ring_mem: Region,
     data: Slab,

@@ -380,8 +380,7 @@ impl Ring {
     }
 
     /// Receive buffers posted to the kernel. Starts at 64 and grows each time the kernel
-    /// runs out, up to [`RingConfig::recv_buffers`]; a small posted set keeps the
-    /// receive copy cache-warm.
+    /// runs out, up to [`RingConfig::recv_buffers`], so the buffers in use track the load.
     pub fn recv_buffers_posted(&self) -> usize {
         self.recv.posted() as usize
     }
