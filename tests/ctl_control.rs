@@ -364,8 +364,13 @@ fn other_users_are_refused() {
     let (dir, rec, server) = start();
     // With the file modes in place, another uid cannot even connect.
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The build tree may not be reachable for another uid (a clone under
+    // /root): run a copy from the test directory.
+    let exe = dir.0.join("aoeraid");
+    std::fs::copy(env!("CARGO_BIN_EXE_aoeraid"), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let nobody = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_aoeraid"))
+        Command::new(&exe)
             .args(args)
             .arg("--socket")
             .arg(server.path())

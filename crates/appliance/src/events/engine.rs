@@ -79,6 +79,38 @@ pub fn from_engine(array: &str, ev: &RaidEvent, member: &dyn Fn(usize) -> String
     Some(e)
 }
 
+/// Maps an initiator pool event to operator events, one per array that has
+/// the blade as a member or spare (`arrays`), or one with an empty array
+/// name if the blade belongs to none. `blade` is the blade's address;
+/// `was_down` tells a blade coming back from one seen for the first time.
+pub fn from_pool(
+    ev: &aoe_initiator::Event,
+    blade: &str,
+    arrays: &[String],
+    was_down: bool,
+) -> Vec<Event> {
+    let (kind, detail) = match ev {
+        aoe_initiator::Event::BladeDown { failed_ios, .. } => (
+            EventKind::DeviceDisappeared,
+            format!("no answer within the dead time; {failed_ios} I/Os failed"),
+        ),
+        aoe_initiator::Event::BladeUp { sectors, .. } if was_down => (
+            EventKind::DeviceReappeared,
+            format!("answers again ({} bytes)", sectors * 512),
+        ),
+        _ => return Vec::new(),
+    };
+    let targets: Vec<&str> = if arrays.is_empty() {
+        vec![""]
+    } else {
+        arrays.iter().map(String::as_str).collect()
+    };
+    targets
+        .into_iter()
+        .map(|a| Event::new(kind, a).member(blade).detail(detail.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +161,28 @@ mod tests {
             &member
         )
         .is_none());
+    }
+
+    #[test]
+    fn blade_down_and_back_name_every_array() {
+        let id = aoe_initiator::BladeId(3);
+        let arrays = vec!["data".to_string(), "logs".to_string()];
+        let down = aoe_initiator::Event::BladeDown {
+            blade: id,
+            failed_ios: 2,
+        };
+        let ev = from_pool(&down, "e1.1", &arrays, false);
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[1].argv(), ["DeviceDisappeared", "logs", "e1.1"]);
+        let up = aoe_initiator::Event::BladeUp {
+            blade: id,
+            sectors: 8,
+        };
+        assert!(
+            from_pool(&up, "e1.1", &arrays, false).is_empty(),
+            "first sighting is not news"
+        );
+        let ev = from_pool(&up, "e1.1", &[], true);
+        assert_eq!(ev[0].argv(), ["DeviceReappeared", "", "e1.1"]);
     }
 }
