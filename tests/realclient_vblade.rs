@@ -132,3 +132,65 @@ fn two_guests_halves_jumbo() {
         t.elapsed().as_secs_f64()
     );
 }
+
+/// A dual-port blade (two vblade processes, one file, one shelf.slot, two
+/// segments) as the Linux aoe driver sees it: one device, a path through
+/// each of the guest's two NICs. Once both paths are there the host takes
+/// one link down and the guest's O_DIRECT round trip still passes.
+#[test]
+fn dual_port_blade_linux_multipath() {
+    if !ready("dual_port_blade_linux_multipath") {
+        return;
+    }
+    let t = Instant::now();
+    let second = Segment::named("front1").expect("segment");
+    let lab = Lab::with_blades(
+        "rc-dualpath",
+        1500,
+        &[BladeSpec::new(0, 7, 32 * MIB).on(&[Segment::FRONT, second.clone()])],
+    )
+    .expect("lab");
+    let blade = lab.blade(0, 7);
+    let paths = Workload::Script {
+        name: "paths".into(),
+        body: r#". /lib/realclient/common.sh
+t=0
+netif=$(cat "$AOE_SYSBLK/netif")
+until echo "$netif" | grep -q eth0 && echo "$netif" | grep -q eth1; do
+    [ $t -ge 40 ] && fail "paths: netif is '$netif'"
+    echo > /dev/etherd/discover
+    sleep 0.5
+    t=$((t + 1))
+    netif=$(cat "$AOE_SYSBLK/netif")
+done
+metric netif "$netif"
+event "paths-ready"
+sleep 3
+exit 0
+"#
+        .into(),
+    };
+    let mut spec = ClientSpec::new("e0.7", &[paths, Workload::Smoke, Workload::Stat])
+        .env("SMOKE_MB", "8")
+        .timeout(Duration::from_secs(240));
+    spec.extra_segments = vec![second];
+    let mut downed = false;
+    let mut res = lab
+        .boot_clients_with(&[spec], |_, line| {
+            if line.starts_with("REALCLIENT-EVENT paths-ready") && !downed {
+                blade.link_down(0).expect("link down");
+                downed = true;
+            }
+        })
+        .expect("boot");
+    let r = res.remove(0);
+    eprintln!("{}", r.summary());
+    r.assert_passed();
+    assert!(downed);
+    let netif = r.metric("paths", "netif").expect("netif metric");
+    assert!(netif.contains("eth0") && netif.contains("eth1"), "{netif}");
+    eprintln!(
+        "dual_port_blade_linux_multipath: {:.1}s total",
+        t.elapsed().as_secs_f64()
+    );
+}

@@ -90,6 +90,8 @@ pub struct ClientSpec {
     /// Hard limit for the guest's whole run (then qemu is killed).
     pub timeout: Duration,
     pub segment: Segment,
+    /// More NICs (eth1, eth2, ...), one per segment: several paths.
+    pub extra_segments: Vec<Segment>,
     /// Extra aoe.ko parameters, e.g. "aoe_deadsecs=20 aoe_maxout=8".
     pub aoe_params: String,
     /// How long /init waits for the device to appear with a size.
@@ -108,6 +110,7 @@ impl ClientSpec {
             mem_mib: 512,
             timeout: Duration::from_secs(300),
             segment: Segment::FRONT,
+            extra_segments: Vec::new(),
             aoe_params: String::new(),
             discover_wait: Duration::from_secs(30),
             cmdline: String::new(),
@@ -147,7 +150,7 @@ struct Running {
     wall: Option<Duration>,
     timed_out: bool,
     status: Option<std::process::ExitStatus>,
-    tap: String,
+    taps: Vec<String>,
     mac: String,
 }
 
@@ -194,7 +197,9 @@ impl Lab {
         })();
         if let Err(e) = result {
             for r in &running {
-                let _ = ip(self.ns(), &["link", "del", &r.tap]);
+                for t in &r.taps {
+                    let _ = ip(self.ns(), &["link", "del", t]);
+                }
             }
             return Err(e);
         }
@@ -246,7 +251,7 @@ impl Lab {
             res.timed_out = r.timed_out;
             res.qemu_status = r.status;
             res.mac = r.mac.clone();
-            res.tap = r.tap.clone();
+            res.tap = r.taps.join(",");
             if !res.passed && res.failure.is_none() {
                 res.failure = Some(if r.timed_out {
                     format!("timed out after {:?}", specs[i].timeout)
@@ -258,7 +263,9 @@ impl Lab {
                     )
                 });
             }
-            let _ = ip(self.ns(), &["link", "del", &r.tap]);
+            for t in &r.taps {
+                let _ = ip(self.ns(), &["link", "del", t]);
+            }
             results.push(res);
         }
         Ok(results)
@@ -284,20 +291,50 @@ impl Lab {
         let n = self
             .guest_counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut taps = Vec::new();
+        match self.guest_with_taps(n, index, count, spec, kernel, base, seed, accel, &mut taps) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                for t in &taps {
+                    let _ = ip(self.ns(), &["link", "del", t]);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn guest_with_taps(
+        &self,
+        n: u32,
+        index: usize,
+        count: usize,
+        spec: &ClientSpec,
+        kernel: &std::path::Path,
+        base: &[u8],
+        seed: u32,
+        accel: &str,
+        taps: &mut Vec<String>,
+    ) -> io::Result<Running> {
         let mtu = spec.mtu.unwrap_or(self.mtu());
-        let bridge = self.segment(&spec.segment)?;
-        let tap = format!("tap{n}");
-        let mac = format!("52:54:00:a0:{:02x}:{:02x}", (n >> 8) & 0xff, n & 0xff);
-        ip(self.ns(), &["tuntap", "add", "dev", &tap, "mode", "tap"])?;
-        let setup = (|| -> io::Result<()> {
+        let segments: Vec<&Segment> = std::iter::once(&spec.segment)
+            .chain(&spec.extra_segments)
+            .collect();
+        let mut nics = Vec::new();
+        for (k, seg) in segments.iter().enumerate() {
+            let bridge = self.segment(seg)?;
+            let tap = if k == 0 {
+                format!("tap{n}")
+            } else {
+                format!("tap{n}-{k}")
+            };
+            let mac = format!("52:54:00:a{k:x}:{:02x}:{:02x}", (n >> 8) & 0xff, n & 0xff);
+            ip(self.ns(), &["tuntap", "add", "dev", &tap, "mode", "tap"])?;
+            taps.push(tap.clone());
             ip(self.ns(), &["link", "set", &tap, "mtu", &mtu.to_string()])?;
             ip(self.ns(), &["link", "set", &tap, "master", &bridge])?;
             ip(self.ns(), &["link", "set", &tap, "up"])?;
-            Ok(())
-        })();
-        if let Err(e) = setup {
-            let _ = ip(self.ns(), &["link", "del", &tap]);
-            return Err(e);
+            nics.push((tap, mac));
         }
 
         let mut env = format!(
@@ -317,7 +354,6 @@ impl Lab {
             .chain(spec.env.iter().cloned())
         {
             if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                let _ = ip(self.ns(), &["link", "del", &tap]);
                 return Err(err(format!("bad environment variable name '{k}'")));
             }
             env.push_str(&format!("export {k}={}\n", shell_quote(&v)));
@@ -334,7 +370,8 @@ impl Lab {
         fs::write(&console, b"")?;
 
         let mut append = format!(
-            "console=ttyS0,115200 panic=-1 quiet loglevel=4 ipv6.disable=1 rc.index={index} rc.count={count} rc.mtu={mtu}"
+            "console=ttyS0,115200 panic=-1 quiet loglevel=4 ipv6.disable=1 rc.index={index} rc.count={count} rc.mtu={mtu} rc.nics={}",
+            nics.len()
         );
         if !spec.cmdline.is_empty() {
             append.push(' ');
@@ -370,22 +407,16 @@ impl Lab {
         .args(["-append", &append])
         .arg("-chardev")
         .arg(format!("file,id=ser0,path={}", console.display()))
-        .args(["-serial", "chardev:ser0"])
-        .args([
-            "-netdev",
-            &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
-        ])
-        .args([
-            "-device",
-            &format!("virtio-net-pci,netdev=n0,mac={mac},host_mtu={mtu}"),
-        ]);
-        let proc = match self.spawn(&format!("qemu-guest-{n}"), cmd) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = ip(self.ns(), &["link", "del", &tap]);
-                return Err(e);
-            }
-        };
+        .args(["-serial", "chardev:ser0"]);
+        for (k, (tap, mac)) in nics.iter().enumerate() {
+            cmd.arg("-netdev")
+                .arg(format!("tap,id=n{k},ifname={tap},script=no,downscript=no"))
+                .arg("-device")
+                .arg(format!(
+                    "virtio-net-pci,netdev=n{k},mac={mac},host_mtu={mtu}"
+                ));
+        }
+        let proc = self.spawn(&format!("qemu-guest-{n}"), cmd)?;
         let started = Instant::now();
         Ok(Running {
             proc,
@@ -397,8 +428,8 @@ impl Lab {
             wall: None,
             timed_out: false,
             status: None,
-            tap,
-            mac,
+            taps: taps.clone(),
+            mac: nics[0].1.clone(),
         })
     }
 }

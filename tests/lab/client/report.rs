@@ -16,7 +16,9 @@ pub enum Outcome {
 pub struct ClientResult {
     /// Index of the guest within its `boot_clients` call.
     pub index: usize,
+    /// MAC of eth0.
     pub mac: String,
+    /// The guest's taps, comma-separated (one per NIC).
     pub tap: String,
     /// The guest printed `REALCLIENT-RESULT: PASS`.
     pub passed: bool,
