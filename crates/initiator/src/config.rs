@@ -33,7 +33,7 @@ impl Default for PoolConfig {
         PoolConfig {
             dead_time: Duration::from_secs(10),
             rto_initial: Duration::from_millis(50),
-            rto_min: Duration::from_millis(4),
+            rto_min: Duration::from_millis(10),
             rto_max: Duration::from_millis(800),
             probe_interval: Duration::from_secs(1),
             max_window: 64,
