@@ -7,7 +7,7 @@
 //! and the server thread's CPU time per request. Root needed. Run:
 //! `cargo bench -p aoe-uring --bench veth_reflector` (env `REQUESTS`, default 50000;
 //! `RUNS`, default 5; `LENS`, `QDS` comma lists; `SINGLE_ISSUER=1` for the server ring's
-//! `RingConfig::single_issuer`).
+//! `RingConfig::single_issuer`; `ONLY=ring|sys` to run one server kind, for profiling).
 
 #[path = "../tests/lab/mod.rs"]
 mod lab;
@@ -194,14 +194,25 @@ fn main() {
         for len in env_list("LENS", &[60, 1514, 9014]) {
             for qd in env_list("QDS", &[1, 16]) {
                 let (mut rr, mut rc, mut sr, mut sc, mut lost) = (vec![], vec![], vec![], vec![], 0);
+                let only = std::env::var("ONLY").unwrap_or_default();
                 for _ in 0..runs {
-                    let (r, c, l) = run(true, total, qd, len as usize);
-                    rr.push(r);
-                    rc.push(c);
-                    let (r, c, l2) = run(false, total, qd, len as usize);
-                    sr.push(r);
-                    sc.push(c);
-                    lost += l + l2;
+                    if only != "sys" {
+                        let (r, c, l) = run(true, total, qd, len as usize);
+                        rr.push(r);
+                        rc.push(c);
+                        lost += l;
+                    }
+                    if only != "ring" {
+                        let (r, c, l) = run(false, total, qd, len as usize);
+                        sr.push(r);
+                        sc.push(c);
+                        lost += l;
+                    }
+                }
+                for v in [&mut rr, &mut rc, &mut sr, &mut sc] {
+                    if v.is_empty() {
+                        v.push(f64::NAN);
+                    }
                 }
                 let (rr, rc, sr, sc) = (median(rr), median(rc), median(sr), median(sc));
                 println!(
