@@ -101,18 +101,18 @@ fn impairments_apply_change_and_remove() {
         };
         let base = rtt();
 
-        // Replies delayed by 300 ms: the round trip shows it.
+        // Replies delayed by 1 s: the round trip shows it.
         b.impair(
             Direction::FromBlade,
             &Impairment::netem(Netem {
-                delay_ms: 300.0,
+                delay_ms: 1000.0,
                 ..Netem::default()
             }),
         )
         .expect("netem delay");
         let slow = rtt();
         assert!(
-            slow >= Duration::from_millis(300),
+            slow >= Duration::from_millis(1000),
             "delay not applied: {slow:?}"
         );
 
@@ -154,7 +154,7 @@ fn impairments_apply_change_and_remove() {
         assert!(!q.contains("tbf"), "{q}");
         let fast = rtt();
         assert!(
-            fast < Duration::from_millis(300),
+            fast < Duration::from_millis(1000),
             "delay still there after clear: {fast:?} (base {base:?})"
         );
 

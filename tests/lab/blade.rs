@@ -363,7 +363,13 @@ impl Blade {
     pub fn link_down(&self, port: usize) -> io::Result<()> {
         ip(&self.ns, &["link", "set", &self.port(port)?.peer, "down"]).map(drop)
     }
+    /// Brings the link back; returns once the bridge forwards on it again.
     pub fn link_up(&self, port: usize) -> io::Result<()> {
-        ip(&self.ns, &["link", "set", &self.port(port)?.peer, "up"]).map(drop)
+        let p = self.port(port)?;
+        ip(&self.ns, &["link", "set", &p.peer, "up"])?;
+        if self.relays.stats(&p.iface).is_none() {
+            super::wait_forwarding(&self.ns, &p.iface, &p.peer)?;
+        }
+        Ok(())
     }
 }

@@ -335,6 +335,7 @@ impl Lab {
         ip(&self.ns, &["link", "set", peer, "master", seg.bridge()])?;
         ip(&self.ns, &["link", "set", peer, "up"])?;
         ip(&self.ns, &["link", "set", iface, "up"])?;
+        wait_forwarding(&self.ns, iface, peer)?;
         let port = Port {
             iface: iface.to_string(),
             peer: peer.to_string(),
@@ -545,6 +546,31 @@ fn parse_aoeping(text: &str) -> Option<PingReply> {
         sector_count: bytes[28],
         config: String::from_utf8_lossy(&bytes[32..32 + len]).into_owned(),
     })
+}
+
+/// Waits until `iface` is operationally up and its bridge-side `peer`
+/// forwards. Carrier changes reach the bridge through the kernel's linkwatch,
+/// which batches them for up to a second; a frame sent before that is lost.
+pub(crate) fn wait_forwarding(ns: &str, iface: &str, peer: &str) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let state = sh::output(in_ns(ns, "cat").args([
+            format!("/sys/class/net/{iface}/operstate"),
+            format!("/sys/class/net/{peer}/brport/state"),
+        ]))?;
+        let text = String::from_utf8_lossy(&state.stdout);
+        let mut l = text.lines();
+        // brport/state 3 = BR_STATE_FORWARDING
+        if l.next() == Some("up") && l.next() == Some("3") {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(err(format!(
+                "{iface}/{peer} not forwarding after 10 s: {text:?}"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn default_dir_base() -> PathBuf {

@@ -216,7 +216,8 @@ fn run(
         ^ u64::from(std::process::id()));
     let mut heap: BinaryHeap<Pending> = BinaryHeap::new();
     let mut seq = 0u64;
-    let mut buf = vec![0u8; mtu as usize + 64];
+    // Room for any frame, even if an MTU is raised after the relay started.
+    let mut buf = vec![0u8; (mtu as usize + 64).max(65_536)];
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         while heap.peek().is_some_and(|p| p.due <= now) {
@@ -429,6 +430,7 @@ impl Relays {
         ip(&self.ns, &["link", "set", peer, "nomaster"])?;
         ip(&self.ns, &["link", "set", &rpx, "master", bridge])?;
         ip(&self.ns, &["link", "set", &rpx, "up"])?;
+        super::wait_forwarding(&self.ns, &rx, &rpx)?;
         Ok(relay)
     }
 
@@ -439,7 +441,7 @@ impl Relays {
         }
         ip(&self.ns, &["link", "del", &format!("r{iface}")])?;
         ip(&self.ns, &["link", "set", peer, "master", &r.bridge])?;
-        Ok(())
+        super::wait_forwarding(&self.ns, iface, peer)
     }
 
     pub(crate) fn stop_all(&self) {
