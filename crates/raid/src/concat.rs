@@ -3,7 +3,7 @@
 //! once every part is in. The order of arrays is configuration (the appliance's volume
 //! definition); each array keeps its own superblocks.
 
-use std::collections::HashMap;
+use crate::fastmap::FastMap as HashMap;
 
 use crate::engine::Engine;
 use crate::types::*;
@@ -32,8 +32,8 @@ impl Concat {
             arrays: Vec::new(),
             starts: Vec::new(),
             next_sub: 1,
-            subs: HashMap::new(),
-            parents: HashMap::new(),
+            subs: HashMap::default(),
+            parents: HashMap::default(),
             done: Default::default(),
         };
         for a in arrays {

@@ -13,6 +13,7 @@ pub mod assembly;
 pub mod bitmap;
 pub mod config;
 pub mod engine;
+pub mod fastmap;
 pub mod meta;
 pub mod pacing;
 pub mod stripe_cache;

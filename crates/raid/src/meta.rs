@@ -3,7 +3,7 @@
 //! bump its version and are written by the next round. A waiter needs a given version
 //! to be durable, which is what "the bit is on disk before the data write" means.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::types::MemberIndex;
 
@@ -25,6 +25,8 @@ struct Block {
 #[derive(Clone, Debug, Default)]
 pub struct MetaWriter {
     blocks: HashMap<MetaKey, Block>,
+    /// Keys with unwritten changes and no write in flight.
+    ready: BTreeSet<MetaKey>,
 }
 
 impl MetaWriter {
@@ -32,6 +34,9 @@ impl MetaWriter {
     pub fn touch(&mut self, key: MetaKey) -> u64 {
         let b = self.blocks.entry(key).or_default();
         b.version += 1;
+        if b.inflight.is_none() {
+            self.ready.insert(key);
+        }
         b.version
     }
 
@@ -46,18 +51,12 @@ impl MetaWriter {
 
     /// Keys with changes not yet in flight.
     pub fn ready(&self) -> Vec<MetaKey> {
-        let mut v: Vec<MetaKey> = self
-            .blocks
-            .iter()
-            .filter(|(_, b)| b.inflight.is_none() && b.version > b.durable)
-            .map(|(k, _)| *k)
-            .collect();
-        v.sort();
-        v
+        self.ready.iter().copied().collect()
     }
 
     /// A write round of `key` to `targets` members starts.
     pub fn start(&mut self, key: MetaKey, targets: usize) {
+        self.ready.remove(&key);
         let b = self.blocks.entry(key).or_default();
         if targets == 0 {
             b.durable = b.version;
@@ -74,6 +73,9 @@ impl MetaWriter {
                 if left <= 1 {
                     b.durable = b.durable.max(v);
                     b.inflight = None;
+                    if b.version > b.durable {
+                        self.ready.insert(key);
+                    }
                 } else {
                     b.inflight = Some((v, left - 1));
                 }
@@ -82,9 +84,10 @@ impl MetaWriter {
     }
 
     pub fn idle(&self) -> bool {
-        self.blocks
-            .values()
-            .all(|b| b.inflight.is_none() && b.version <= b.durable)
+        self.ready.is_empty() && self.blocks.values().all(|b| b.inflight.is_none())
+    }
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
     }
 }
 

@@ -177,7 +177,6 @@ pub fn assemble(
     else {
         return Err(AssemblyError::NoArray { refused });
     };
-    let max_events = reference.events;
     let mut members: Vec<PlannedMember> = Vec::new();
     let mut slot_taken = vec![false; reference.raid_disks as usize];
     // Current members first (highest events), then stale ones.
@@ -210,15 +209,16 @@ pub fn assemble(
             role: None,
             state: PlannedState::Spare,
         };
-        let slot = reference
+        // The newest superblock's role table decides the slot: a member that missed
+        // the last superblock write (crash mid-update) is still what the table says.
+        let Some(slot) = reference
             .slots
             .iter()
-            .position(|s| s.member_uuid == sb.member_uuid);
-        if sb.role == ROLE_SPARE || slot.is_none() {
+            .position(|s| s.member_uuid == sb.member_uuid)
+        else {
             members.push(pm);
             continue;
-        }
-        let slot = slot.unwrap();
+        };
         if slot_taken[slot] {
             refused.push(Refusal {
                 name,
@@ -226,30 +226,32 @@ pub fn assemble(
             });
             continue;
         }
-        let entry = reference.slots[slot];
         pm.role = Some(slot);
-        if sb.events == max_events {
-            pm.state = if sb.recovering {
-                PlannedState::Recovering {
-                    checkpoint: sb.recovery_unit,
-                    bitmap_only: sb.recovery_bitmap_only,
-                }
-            } else if entry.state == SlotState::Active || entry.state == SlotState::Rebuilding {
-                PlannedState::Active
-            } else {
+        pm.state = match reference.slots[slot].state {
+            // Failures are on the survivors' superblocks before any write skips the
+            // failed member, so "Active" in the newest table means in sync, whatever
+            // this member's own (possibly older) superblock says.
+            SlotState::Active => PlannedState::Active,
+            SlotState::Rebuilding if sb.recovering => PlannedState::Recovering {
+                checkpoint: sb.recovery_unit,
+                bitmap_only: sb.recovery_bitmap_only,
+            },
+            SlotState::Rebuilding => PlannedState::Recovering {
+                checkpoint: 0,
+                bitmap_only: false,
+            },
+            SlotState::Faulty | SlotState::Missing => {
+                // Stale: the array went on without it. Bitmap reach decides how much
+                // to copy.
+                let bitmap_only = sb.events >= reference.bitmap_events_cleared
+                    && !sb.recovering
+                    && sb.role != ROLE_SPARE;
                 PlannedState::Recovering {
                     checkpoint: 0,
-                    bitmap_only: false,
+                    bitmap_only,
                 }
-            };
-        } else {
-            // Stale: the array went on without it. Bitmap reach decides how much to copy.
-            let bitmap_only = sb.events >= reference.bitmap_events_cleared && !sb.recovering;
-            pm.state = PlannedState::Recovering {
-                checkpoint: 0,
-                bitmap_only,
-            };
-        }
+            }
+        };
         slot_taken[slot] = true;
         members.push(pm);
     }

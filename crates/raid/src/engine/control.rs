@@ -83,7 +83,9 @@ impl Engine {
         self.members[m].recovery = None;
         self.out_events.push_back(Event::Fail { member: m });
         self.counters.member_failures += 1;
-        self.metaw.touch(MetaKey::Superblock);
+        // No write may skip this member before its failure is on the survivors'
+        // superblocks (see write_intent).
+        self.failure_sb_version = self.metaw.touch(MetaKey::Superblock);
         self.to_cancel.push(m);
         if let Some(run) = &mut self.sync {
             let stop = match run.kind {

@@ -180,6 +180,22 @@ impl Engine {
                 recovery,
             });
         }
+        // Placeholders keep every slot filled; a spare replaces them.
+        for s in 0..e.geo.members {
+            if e.slots[s].is_none() {
+                let idx = e.members.len();
+                e.slots[s] = Some(idx);
+                e.members.push(Member {
+                    uuid: sb.slots[s].member_uuid,
+                    size: 0,
+                    shelf: None,
+                    state: MemberState::Missing,
+                    role: Some(s),
+                    outstanding: 0,
+                    recovery: None,
+                });
+            }
+        }
         e.csums = e.members.iter().map(|_| e.new_csum_table()).collect();
         if !sb.clean {
             e.resync_needed = true;
@@ -303,6 +319,9 @@ impl Engine {
 
     /// Start a write round for every metadata block with unwritten changes.
     pub(crate) fn issue_meta(&mut self) {
+        if !self.metaw.has_ready() {
+            return;
+        }
         for key in self.metaw.ready() {
             let targets: Vec<MemberIndex> = (0..self.members.len())
                 .filter(|&m| match key {

@@ -41,7 +41,7 @@ impl Engine {
     /// than the least busy one is passed over. Unsynced regions read the primary first
     /// so every read of them returns the same bytes.
     pub(crate) fn read_order(&self, u: u64, exclude: &[MemberIndex]) -> Vec<(MemberIndex, u64)> {
-        let copies = self.geo.copies(u);
+        let copies = self.member_copies(u);
         let mut c: Vec<(MemberIndex, u64)> = copies
             .iter()
             .copied()
@@ -115,7 +115,7 @@ impl Engine {
                             job.slots = heal
                                 .iter()
                                 .filter_map(|&(m, _)| {
-                                    self.geo.unit_row_on(job.unit, m).map(|row| {
+                                    self.row_of(job.unit, m).map(|row| {
                                         Slot::write(m, row * chunk + r.lo, good.clone(), 0)
                                     })
                                 })
@@ -240,7 +240,7 @@ impl Engine {
                 false
             }
             MirrorWritePhase::Write => {
-                let copies = self.geo.copies(job.unit);
+                let copies = self.member_copies(job.unit);
                 job.slots = copies
                     .iter()
                     .filter(|&&(m, _)| self.writable(m))

@@ -17,7 +17,9 @@ mod raid5;
 mod status;
 mod sync;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+use crate::fastmap::FastMap as HashMap;
 
 use crate::bitmap::Bitmap;
 use crate::config::MetaLayout;
@@ -163,6 +165,7 @@ pub struct Engine {
     pub(crate) last_write_ns: u64,
     pub(crate) sb_dirty_version: u64,
     pub(crate) next_clear_scan: u64,
+    pub(crate) failure_sb_version: u64,
 }
 
 /// What an initial load read fills in.
@@ -208,14 +211,14 @@ impl Engine {
             init_pending: 0,
             to_cancel: Vec::new(),
             next_io: 1,
-            inflight: HashMap::new(),
+            inflight: HashMap::default(),
             out_io: VecDeque::new(),
             out_done: VecDeque::new(),
             out_events: VecDeque::new(),
-            reqs: HashMap::new(),
-            jobs: HashMap::new(),
+            reqs: HashMap::default(),
+            jobs: HashMap::default(),
             next_job: 1,
-            units: HashMap::new(),
+            units: HashMap::default(),
             meta_waiters: Vec::new(),
             held: VecDeque::new(),
             gathering: BTreeSet::new(),
@@ -224,6 +227,7 @@ impl Engine {
             last_write_ns: 0,
             sb_dirty_version: 0,
             next_clear_scan: 0,
+            failure_sb_version: 0,
         }
     }
 
@@ -896,6 +900,28 @@ impl Engine {
 
     fn recovering_unit(&self, m: MemberIndex, u: u64) -> bool {
         matches!(&self.sync, Some(s) if matches!(s.kind, SyncKind::Recover { member, .. } if member == m) && s.inflight.contains(&u))
+    }
+
+    /// The member in `slot`. Every slot always has one (a placeholder in state Missing
+    /// when assembly found nobody).
+    pub(crate) fn sm(&self, slot: usize) -> MemberIndex {
+        self.slots[slot].expect("every slot has a member")
+    }
+
+    /// Copies of unit `u` as (member, row). The layout speaks in slots.
+    pub(crate) fn member_copies(&self, u: u64) -> Vec<(MemberIndex, u64)> {
+        self.geo
+            .copies(u)
+            .into_iter()
+            .map(|(s, row)| (self.sm(s), row))
+            .collect()
+    }
+
+    /// Row of unit `u` on member `m`, if its slot holds part of that unit.
+    pub(crate) fn row_of(&self, u: u64, m: MemberIndex) -> Option<u64> {
+        self.members[m]
+            .role
+            .and_then(|s| self.geo.unit_row_on(u, s))
     }
 
     pub(crate) fn writable(&self, m: MemberIndex) -> bool {

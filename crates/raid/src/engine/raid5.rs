@@ -66,7 +66,7 @@ impl Engine {
             R5ReadPhase::Read => {
                 job.slots.clear();
                 for (i, &(c, a, b)) in r.cols.iter().enumerate() {
-                    let m = raid5_data_member(n, u, c);
+                    let m = self.sm(raid5_data_member(n, u, c));
                     if self.in_sync(m, u) {
                         job.slots.push(Slot::read(m, u * chunk + a, b - a, i));
                     } else if r.failed.is_none() {
@@ -111,9 +111,9 @@ impl Engine {
                     return false;
                 }
                 let (c, a, b) = r.cols[i];
-                let bad = raid5_data_member(n, u, c);
+                let bad = self.sm(raid5_data_member(n, u, c));
                 job.slots.clear();
-                for m in (0..n).filter(|&m| m != bad) {
+                for m in (0..n).map(|s| self.sm(s)).filter(|&m| m != bad) {
                     if !self.in_sync(m, u) {
                         r.error = true;
                         return false;
@@ -136,7 +136,7 @@ impl Engine {
                     }
                     xor_into(&mut out, &s.data);
                 }
-                let bad = raid5_data_member(n, u, c);
+                let bad = self.sm(raid5_data_member(n, u, c));
                 r.col_data[i] = Some(out.clone());
                 r.phase = R5ReadPhase::Done;
                 if f != Fail::Gone && self.writable(bad) {
@@ -189,8 +189,13 @@ impl Engine {
     pub(crate) fn step_stripe(&mut self, id: JobId, job: &mut Job) -> bool {
         let (n, chunk, u) = (self.geo.members, self.geo.chunk_u64(), job.unit);
         let cols = self.cols();
-        let p = parity_member(n, u);
-        let colm = |c: usize| raid5_data_member(n, u, c);
+        let p = self.sm(parity_member(n, u));
+        let slot_of: Vec<MemberIndex> = self
+            .slots
+            .iter()
+            .map(|s| s.expect("every slot has a member"))
+            .collect();
+        let colm = |c: usize| slot_of[raid5_data_member(n, u, c)];
         let Work::Stripe(w) = &mut job.work else {
             unreachable!()
         };
@@ -211,10 +216,13 @@ impl Engine {
                 let (lo, hi) = self.align(lo, hi);
                 w.lo = lo;
                 w.hi = hi;
-                let mut unreadable: Vec<MemberIndex> =
-                    (0..n).filter(|&m| !self.in_sync(m, u)).collect();
+                let mut unreadable: Vec<MemberIndex> = (0..n)
+                    .map(|s| self.sm(s))
+                    .filter(|&m| !self.in_sync(m, u))
+                    .collect();
+                let in_stripe: Vec<MemberIndex> = (0..n).map(|s| self.sm(s)).collect();
                 for &m in &w.unreadable {
-                    if !unreadable.contains(&m) {
+                    if in_stripe.contains(&m) && !unreadable.contains(&m) {
                         unreadable.push(m);
                     }
                 }
@@ -237,7 +245,9 @@ impl Engine {
                     None => StripeMode::Rcw,
                     Some(&b) if b == p => StripeMode::Rcw,
                     Some(&b) => {
-                        let bc = (0..cols).find(|&c| colm(c) == b).unwrap();
+                        let bc = (0..cols)
+                            .find(|&c| colm(c) == b)
+                            .expect("unreadable member is in the stripe");
                         if full[bc] {
                             StripeMode::Rcw
                         } else if !touched[bc] && !self.writable(b) {

@@ -64,10 +64,7 @@ impl Engine {
             SyncKind::Recover {
                 member,
                 bitmap_only,
-            } => {
-                (!bitmap_only || self.bitmap.unit_dirty(u))
-                    && self.geo.unit_row_on(u, member).is_some()
-            }
+            } => (!bitmap_only || self.bitmap.unit_dirty(u)) && self.row_of(u, member).is_some(),
             SyncKind::Check | SyncKind::Repair => true,
         }
     }
@@ -253,17 +250,13 @@ impl Engine {
 
     fn step_sync_mirror(&mut self, id: JobId, job: &mut Job) -> bool {
         let (u, chunk) = (job.unit, self.geo.chunk_u64());
-        let copies = self.geo.copies(u);
+        let copies = self.member_copies(u);
         let Work::Sync(su) = &mut job.work else {
             unreachable!()
         };
         match su.phase {
             SyncPhase::Read => {
                 su.phase = SyncPhase::Write;
-                if self.geo.level == Level::Raid0 {
-                    su.phase = SyncPhase::Done;
-                    return false;
-                }
                 let target = match su.kind {
                     SyncKind::Recover { member, .. } => Some(member),
                     _ => None,
@@ -381,7 +374,7 @@ impl Engine {
 
     fn step_sync_r5(&mut self, id: JobId, job: &mut Job) -> bool {
         let (u, chunk, n) = (job.unit, self.geo.chunk_u64(), self.geo.members);
-        let p = crate::layout::parity_member(n, u);
+        let p = self.sm(crate::layout::parity_member(n, u));
         let Work::Sync(su) = &mut job.work else {
             unreachable!()
         };
@@ -392,7 +385,10 @@ impl Engine {
                     SyncKind::Recover { member, .. } => Some(member),
                     _ => None,
                 };
-                let sources: Vec<MemberIndex> = (0..n).filter(|&m| Some(m) != target).collect();
+                let sources: Vec<MemberIndex> = (0..n)
+                    .map(|s| self.sm(s))
+                    .filter(|&m| Some(m) != target)
+                    .collect();
                 if sources.iter().any(|&m| !self.in_sync(m, u)) {
                     // Degraded: nothing to compare or recompute against.
                     if target.is_some() {

@@ -15,6 +15,9 @@ pub struct VMember {
     pub slow: u64,
     /// Silent corruptions not yet overwritten: (sector, byte index, xor mask).
     pub flipped: Vec<(u64, usize, u8)>,
+    /// 4 KiB blocks fully written since creation (their checksum is set when the
+    /// array has integrity on): the only blocks where a flip must be caught.
+    pub sealed: Vec<bool>,
 }
 
 impl VMember {
@@ -27,6 +30,7 @@ impl VMember {
             jitter_ns,
             slow: 1,
             flipped: Vec::new(),
+            sealed: vec![false; sectors.div_ceil(8) as usize],
         }
     }
     pub fn sectors(&self) -> u64 {
@@ -56,6 +60,15 @@ impl VMember {
             self.bad.retain(|&(a, b)| !(off <= a && b <= end));
         }
         self.flipped.retain(|&(s, _, _)| !(s >= off && s < off + k));
+        let (first, last) = (off.div_ceil(8), end / 8);
+        for b in first..last {
+            self.sealed[b as usize] = k == n;
+        }
+        for b in [off / 8, end.saturating_sub(1) / 8] {
+            if b < first || b >= last {
+                self.sealed[b as usize] = false;
+            }
+        }
         true
     }
     pub fn flip_bit(&mut self, sector: u64, rng: &mut Rng) {

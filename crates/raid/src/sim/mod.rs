@@ -8,7 +8,9 @@ pub mod model;
 pub mod rng;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use crate::fastmap::FastMap as HashMap;
 
 use crate::assembly::{assemble, AssemblyInput};
 use crate::concat::Concat;
@@ -251,10 +253,10 @@ impl World {
             vol,
             arrays,
             queue: BinaryHeap::new(),
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             seq: 0,
             model,
-            outstanding: HashMap::new(),
+            outstanding: HashMap::default(),
             next_req: 1,
             stats: SimStats::default(),
             transient: Vec::new(),
@@ -408,9 +410,14 @@ impl World {
                             d.len()
                         ));
                     }
-                    self.model
-                        .check_read(o.offset, &o.expected, &d)
-                        .map_err(|e| format!("read {}+{}: {e}", o.offset, o.sectors))?;
+                    if let Err(e) = self.model.check_read(o.offset, &o.expected, &d) {
+                        return Err(format!(
+                            "read {}+{}: {e}\n  {}",
+                            o.offset,
+                            o.sectors,
+                            self.explain(o.offset)
+                        ));
+                    }
                 }
                 (_, Ok(_)) => {}
                 (op, Err(e)) => {
@@ -444,6 +451,46 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// Where a volume sector lives and what the members hold there (failure reports).
+    fn explain(&self, vol_sector: u64) -> String {
+        let mut base = 0;
+        for (a, e) in self.vol.arrays().iter().enumerate() {
+            let vs = e.volume_sectors();
+            if vol_sector < base + vs {
+                let g = e.geometry();
+                let v = vol_sector - base;
+                let (m, ms) = g.map(v);
+                let off = self.arrays[a].data_offset;
+                let (u, _) = g.unit_of(v);
+                let mut out = format!("array {a} unit {u} -> member {m} sector {} ; ", off + ms);
+                let row_off = ms % g.chunk_u64();
+                let row = ms / g.chunk_u64();
+                for (i, mem) in self.arrays[a]
+                    .members
+                    .iter()
+                    .enumerate()
+                    .take(g.members + 2)
+                {
+                    let s = off + row * g.chunk_u64() + row_off;
+                    if let Some(d) = mem.read(s, 1) {
+                        out += &format!("m{i}:{:016x} ", rng::hash_sector(&d));
+                    }
+                }
+                out += &format!(
+                    "status {:?}",
+                    e.status()
+                        .members
+                        .iter()
+                        .map(|m| (m.index, m.role, m.state))
+                        .collect::<Vec<_>>()
+                );
+                return out;
+            }
+            base += vs;
+        }
+        String::new()
     }
 
     // ---- faults ----
@@ -486,9 +533,12 @@ impl World {
         }
         // Replenish spares consumed by takeovers.
         for a in 0..self.arrays.len() {
+            if self.rng.below(64) != 0 {
+                continue;
+            }
             let st = self.vol.arrays()[a].status();
             let has_spare = st.members.iter().any(|m| m.state == MemberState::Spare);
-            if self.level(a) != Level::Raid0 && !has_spare && self.rng.chance(0.01) {
+            if self.level(a) != Level::Raid0 && !has_spare && self.rng.chance(0.2) {
                 self.add_spare(a)?;
             }
         }
@@ -534,7 +584,14 @@ impl World {
         }
         let m = act[self.rng.below(act.len() as u64) as usize];
         let redundant = level != Level::Raid0;
-        match self.rng.below(10) {
+        let pick = self.rng.below(10);
+        if std::env::var_os("RAID_SIM_TRACE").is_some() {
+            eprintln!(
+                "op {} t={} fault {pick} array {a} member {m}",
+                self.stats.ops, self.now
+            );
+        }
+        match pick {
             0 if redundant => {
                 // Transient loss: the blade vanishes and comes back.
                 self.stats.transient_losses += 1;
@@ -557,7 +614,9 @@ impl World {
                 let off = self.arrays[a].data_offset;
                 for _ in 0..flips {
                     let s = off + self.rng.below(MEMBER_DATA_SECTORS);
-                    self.arrays[a].members[m].flip_bit(s, &mut self.rng);
+                    if self.arrays[a].members[m].sealed[s as usize / 8] {
+                        self.arrays[a].members[m].flip_bit(s, &mut self.rng);
+                    }
                 }
                 self.stats.bit_flips += flips;
             }
@@ -649,6 +708,10 @@ impl World {
                 self.rng.below(n + 1)
             };
             m.write(io.offset, &io.data, keep);
+            // Whether its checksum landed too is unknown: no flips there.
+            for b in io.offset / 8..(io.offset + n).div_ceil(8) {
+                m.sealed[b as usize] = false;
+            }
         }
         self.pending.clear();
         let out: Vec<Outstanding> = self.outstanding.drain().map(|(_, o)| o).collect();
