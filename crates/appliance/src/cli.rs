@@ -25,6 +25,8 @@ pub enum Command {
     CheckConfig(cmd::check_config::Args),
     /// Write superblocks for the arrays a config declares (refuses members in use).
     Create(cmd::create::Args),
+    /// Run the appliance daemon: assemble arrays, export volumes, serve control.
+    Run(cmd::run::Args),
     /// Show arrays, members, rebuild progress, volumes and blades of the running daemon.
     Status(cmd::status::Args),
     /// Mark an active member faulty.
@@ -53,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::CheckConfig(a) => cmd::check_config::run(a),
         Command::Create(a) => cmd::create::run(a),
+        Command::Run(a) => cmd::run::run(a),
         Command::Status(a) => cmd::status::run(a),
         Command::Fail(a) => cmd::member::run(cmd::member::Op::Fail, a),
         Command::Remove(a) => cmd::member::run(cmd::member::Op::Remove, a),

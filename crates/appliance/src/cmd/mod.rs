@@ -8,6 +8,7 @@ pub mod discover;
 pub mod grow;
 pub mod member;
 pub mod rebuild_rate;
+pub mod run;
 pub mod scrub;
 pub mod serve;
 pub mod spare;

@@ -15,6 +15,8 @@ use raid_engine::{Engine, MemberIo, MemberOp, SECTOR};
 use std::time::{Duration, Instant};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `create` waits for every blade to answer discovery.
+pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CreateOptions {
@@ -87,6 +89,21 @@ fn all_members(cfg: &Config) -> Vec<MemberAddr> {
 pub fn create(cfg: &Config, opts: CreateOptions) -> anyhow::Result<Vec<String>> {
     let mut dev = Devices::new()?;
     let members = all_members(cfg);
+    let blades: Vec<(u16, u8)> = members
+        .iter()
+        .filter_map(|m| match m {
+            MemberAddr::Blade { shelf, slot } => Some((*shelf, *slot)),
+            MemberAddr::File(_) => None,
+        })
+        .collect();
+    if !blades.is_empty() {
+        dev.discover(
+            &cfg.backend.interfaces,
+            cfg.backend.dead_after.0,
+            &blades,
+            DISCOVERY_TIMEOUT,
+        )?;
+    }
     let mut located = Vec::new();
     for m in &members {
         if let Some(l) = dev.open(m) {
@@ -262,7 +279,7 @@ fn create_array(
             }
             let loc = locs[io.member];
             let id = io.id;
-            dev.submit(loc, io, id);
+            dev.submit(loc, io, id, Instant::now());
             outstanding += 1;
         }
         if engine.is_ready() && outstanding == 0 {

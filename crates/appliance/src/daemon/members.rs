@@ -3,11 +3,13 @@
 //! path starts: `create`'s probes and superblock writes, assembly's superblock reads).
 
 use super::file_member::FileMembers;
+use crate::backend::Backend;
 use crate::config::MemberAddr;
 use anyhow::{anyhow, bail, Context};
+use aoe_initiator::{BladeId, BladeState, IoError, IoRequest, Op, PoolConfig};
 use aoe_uring::{Completion, Ring, RingConfig};
 use raid_engine::{MemberError, MemberIo, MemberOp};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// I/O buffers of the data path's ring: enough for a few full-chunk writes to every
@@ -34,12 +36,17 @@ pub type MemberResult = Result<Vec<u8>, MemberError>;
 pub enum Location {
     /// Index into the data path's [`FileMembers`].
     File(usize),
+    /// An AoE blade of the back-end initiator pool.
+    Blade(BladeId),
 }
 
 /// Every member device the appliance knows, by address.
 pub struct Devices {
     pub ring: Ring,
     pub files: FileMembers<u64>,
+    pub backend: Option<Backend>,
+    /// Blade I/Os refused at submission, reported at the next wait.
+    refused: VecDeque<(u64, MemberResult)>,
     pub by_addr: HashMap<MemberAddr, Location>,
     pub problems: Vec<(MemberAddr, String)>,
 }
@@ -50,6 +57,8 @@ impl Devices {
         Ok(Devices {
             ring,
             files: FileMembers::default(),
+            backend: None,
+            refused: VecDeque::new(),
             by_addr: HashMap::new(),
             problems: Vec::new(),
         })
@@ -66,11 +75,24 @@ impl Devices {
                 .open(&self.ring, path)
                 .map(Location::File)
                 .map_err(|e| format!("cannot open {}: {e}", path.display())),
-            MemberAddr::Blade { .. } => Err(
-                "AoE blade members need the back-end initiator pool, which this build does not \
-                 have yet (use file: members)"
-                    .to_string(),
-            ),
+            MemberAddr::Blade { shelf, slot } => match &self.backend {
+                None => Err("no back-end interface is configured (backend.interfaces)".to_string()),
+                Some(b) => match b.pool().find(*shelf, *slot) {
+                    Some(id) if b.pool().blade_state(id) == Some(BladeState::Up) => {
+                        Ok(Location::Blade(id))
+                    }
+                    Some(_) => Err("blade found but not answering IDENTIFY".to_string()),
+                    None => Err(format!(
+                        "blade not found on the back-end interfaces ({})",
+                        b.pool()
+                            .interfaces()
+                            .iter()
+                            .map(|i| i.name.clone())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                },
+            },
         };
         match r {
             Ok(l) => {
@@ -84,41 +106,171 @@ impl Devices {
         }
     }
 
+    /// Opens the back end on `ifaces`, broadcasts a discovery and waits up to
+    /// `timeout` for every blade in `wanted` to answer (fewer only if some are
+    /// missing; their absence is reported by [`Devices::open`]).
+    pub fn discover(
+        &mut self,
+        ifaces: &[String],
+        dead_after: Duration,
+        wanted: &[(u16, u8)],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let cfg = PoolConfig {
+            dead_time: dead_after,
+            ..PoolConfig::default()
+        };
+        let mut b = Backend::open(&mut self.ring, ifaces, cfg).context("back end")?;
+        b.pool_mut().discover();
+        let deadline = Instant::now() + timeout;
+        let mut events = Vec::new();
+        let mut next_query = Instant::now() + Duration::from_millis(500);
+        loop {
+            let all_up = wanted.iter().all(|&(s, l)| {
+                b.pool()
+                    .find(s, l)
+                    .is_some_and(|id| b.pool().blade_state(id) == Some(BladeState::Up))
+            });
+            let now = Instant::now();
+            if all_up || now >= deadline {
+                break;
+            }
+            if now >= next_query {
+                // Broadcasts get lost; ask the missing ones again.
+                for &(s, l) in wanted {
+                    if b.pool().find(s, l).is_none() {
+                        b.pool_mut().query(s, l);
+                    }
+                }
+                next_query = now + Duration::from_millis(500);
+            }
+            b.turn(&mut self.ring, &mut events, Some(deadline.min(next_query)))?;
+            while b.pool_mut().poll_event().is_some() {}
+        }
+        self.backend = Some(b);
+        Ok(())
+    }
+
     pub fn sectors(&self, loc: Location) -> u64 {
         match loc {
             Location::File(i) => self.files.sectors(i),
+            Location::Blade(id) => self
+                .backend
+                .as_ref()
+                .and_then(|b| b.pool().capacity(id))
+                .unwrap_or(0),
         }
     }
 
-    /// Starts one member I/O; its result comes back from [`Devices::wait`] with `token`.
-    pub fn submit(&mut self, loc: Location, io: MemberIo, token: u64) {
+    /// Starts one member I/O; its result comes back from [`Devices::wait`] (or the
+    /// data path's own completion handling) with `token`.
+    pub fn submit(&mut self, loc: Location, io: MemberIo, token: u64, now: Instant) {
         match loc {
             Location::File(i) => self.files.submit(&self.ring, i, io, token),
+            Location::Blade(blade) => {
+                let Some(b) = self.backend.as_mut() else {
+                    self.refused.push_back((token, Err(MemberError::Gone)));
+                    return;
+                };
+                let (op, buf) = match io.op {
+                    MemberOp::Read => (
+                        Op::Read,
+                        vec![0u8; io.sectors as usize * raid_engine::SECTOR],
+                    ),
+                    MemberOp::Write => (Op::Write, io.data),
+                    MemberOp::Flush => (Op::Flush, Vec::new()),
+                };
+                let req = IoRequest {
+                    blade,
+                    op,
+                    lba: io.offset,
+                    sectors: io.sectors,
+                    buf,
+                    user: token,
+                };
+                if let Err(rej) = b.pool_mut().submit(now, req) {
+                    use aoe_initiator::SubmitError as S;
+                    let e = match rej.error {
+                        S::UnknownBlade | S::NotReady | S::Down => MemberError::Gone,
+                        _ => MemberError::Io,
+                    };
+                    self.refused.push_back((token, Err(e)));
+                }
+            }
         }
     }
 
     /// Member I/Os in flight.
     pub fn in_flight(&self) -> usize {
         self.files.in_flight()
+            + self.refused.len()
+            + self
+                .backend
+                .as_ref()
+                .map_or(0, |b| b.pool().ios_outstanding())
+    }
+
+    /// Finished member I/Os from every device kind (after ring completions were fed).
+    pub fn poll_done(&mut self) -> Option<(u64, MemberResult)> {
+        if let Some(d) = self.refused.pop_front() {
+            return Some(d);
+        }
+        if let Some(d) = self.files.poll_done() {
+            return Some(d);
+        }
+        let b = self.backend.as_mut()?;
+        let c = b.pool_mut().poll_completion()?;
+        let r = match c.result {
+            Ok(()) if c.op == Op::Read => {
+                let mut buf = c.buf;
+                buf.truncate(c.sectors as usize * raid_engine::SECTOR);
+                Ok(buf)
+            }
+            Ok(()) => Ok(Vec::new()),
+            Err(IoError::BladeDown) => Err(MemberError::Gone),
+            Err(_) => Err(MemberError::Io),
+        };
+        Some((c.user, r))
+    }
+
+    /// Hands a ring completion to the back end or the file members; returns it if
+    /// neither owns it.
+    pub fn on_completion(&mut self, now: Instant, ev: Completion) -> Option<Completion> {
+        let ev = match self.backend.as_mut() {
+            Some(b) => b.on_completion(&self.ring, now, ev)?,
+            None => ev,
+        };
+        let mut c = Some(ev);
+        if self.files.on_completion(&self.ring, &mut c) {
+            return None;
+        }
+        c
     }
 
     /// Waits up to `timeout` for completions; returns those that finished.
-    pub fn wait(
-        &mut self,
-        timeout: Duration,
-    ) -> anyhow::Result<Vec<(u64, MemberResult)>> {
+    pub fn wait(&mut self, timeout: Duration) -> anyhow::Result<Vec<(u64, MemberResult)>> {
         let mut out = Vec::new();
         let mut events = Vec::new();
-        self.ring.wait(Some(timeout), &mut events)?;
+        if let Some(b) = self.backend.as_mut() {
+            b.poll(&self.ring, Instant::now());
+        }
+        let deadline = Instant::now() + timeout;
+        let wake = self
+            .backend
+            .as_ref()
+            .and_then(|b| b.next_deadline())
+            .map_or(deadline, |d| d.min(deadline));
+        let now = self.ring.wait_until(Some(wake), &mut events)?;
         for ev in events {
-            let mut c = Some(ev);
-            if !self.files.on_completion(&self.ring, &mut c) {
-                if let Some(other) = c {
-                    release_stray(&self.ring, other);
-                }
+            if let Some(other) = self.on_completion(now, ev) {
+                release_stray(&self.ring, other);
             }
         }
-        while let Some(d) = self.files.poll_done() {
+        if let Some(b) = self.backend.as_mut() {
+            b.poll(&self.ring, now);
+            while b.pool_mut().poll_event().is_some() {}
+        }
+        while let Some(d) = self.poll_done() {
             out.push(d);
         }
         Ok(out)
@@ -154,7 +306,7 @@ impl Devices {
         let mut results: Vec<Option<Result<Vec<u8>, MemberError>>> = vec![None; n];
         // Tokens above this batch's range are not ours (none are outstanding).
         for (i, (loc, io)) in ios.into_iter().enumerate() {
-            self.submit(loc, io, i as u64);
+            self.submit(loc, io, i as u64, Instant::now());
         }
         let deadline = Instant::now() + timeout;
         let mut left = n;

@@ -3,7 +3,11 @@
 //! data-path thread running every RAID engine over io_uring, and the control plane
 //! (control socket, metrics, events, systemd) around it.
 
+pub mod assemble;
 pub mod create;
+pub mod datapath;
 pub mod file_member;
+pub mod front;
 pub mod inuse;
 pub mod members;
+pub mod service;

@@ -1,0 +1,112 @@
+//! Startup assembly: read every declared member's superblock through the member
+//! path and let `raid_engine::assembly` decide. Nothing is written here: refused
+//! members are reported by name and left alone.
+
+use super::inuse::in_use_reason;
+use super::members::{Devices, Location};
+use crate::config::{ArraySpec, MemberAddr};
+use anyhow::{anyhow, bail};
+use raid_engine::assembly::{assemble, AssemblyInput};
+use raid_engine::superblock::{SB_OFFSET, SB_SECTORS};
+use raid_engine::{Engine, MemberError, MemberIo, MemberOp};
+use std::time::Duration;
+
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One assembled array: its engine and, for engine member index i, `members[i]`.
+pub struct Assembled {
+    pub engine: Engine,
+    pub members: Vec<(MemberAddr, Location)>,
+    /// Operator-facing lines: refused members, missing slots.
+    pub notes: Vec<String>,
+}
+
+/// Assembles `spec` from what its members carry. `force` accepts an unclean
+/// degraded RAID 5 (the write hole).
+pub fn assemble_array(
+    dev: &mut Devices,
+    spec: &ArraySpec,
+    force: bool,
+) -> anyhow::Result<Assembled> {
+    let addrs: Vec<&MemberAddr> = spec.members.iter().chain(&spec.spares).collect();
+    let mut locs: Vec<Option<Location>> = Vec::new();
+    let mut ios = Vec::new();
+    for a in &addrs {
+        let l = dev.open(a);
+        if let Some(l) = l {
+            ios.push((
+                l,
+                MemberIo {
+                    id: 0,
+                    member: 0,
+                    op: MemberOp::Read,
+                    offset: SB_OFFSET,
+                    sectors: SB_SECTORS,
+                    data: Vec::new(),
+                },
+            ));
+        }
+        locs.push(l);
+    }
+    let mut results = dev.run_blocking(ios, READ_TIMEOUT)?.into_iter();
+    let mut inputs = Vec::new();
+    for (a, l) in addrs.iter().zip(&locs) {
+        let superblock = match l {
+            Some(_) => results.next().unwrap_or(Err(MemberError::Gone)),
+            None => Err(MemberError::Gone),
+        };
+        inputs.push(AssemblyInput {
+            name: a.to_string(),
+            superblock,
+            size_sectors: l.map_or(0, |l| dev.sectors(l)),
+        });
+    }
+    let plan = assemble(&inputs, None, force).map_err(|e| anyhow!("array {}: {e}", spec.name))?;
+    if plan.reference.name != spec.name {
+        bail!(
+            "array {}: its members carry array `{}` — run `aoeraid create` for this config \
+             or fix the member list",
+            spec.name,
+            plan.reference.name
+        );
+    }
+    let mut notes: Vec<String> = plan
+        .refused
+        .iter()
+        .map(|r| format!("array {}: {} left out: {}", spec.name, r.name, r.reason))
+        .collect();
+    for s in &plan.missing_slots {
+        notes.push(format!(
+            "array {}: slot {s} has no member (degraded)",
+            spec.name
+        ));
+    }
+    let engine = Engine::assemble(&plan).map_err(|e| anyhow!("array {}: {e}", spec.name))?;
+    let members = plan
+        .members
+        .iter()
+        .map(|pm| {
+            let addr = addrs[pm.input].clone();
+            let loc = locs[pm.input].expect("planned members were read");
+            (addr, loc)
+        })
+        .collect();
+    Ok(Assembled {
+        engine,
+        members,
+        notes,
+    })
+}
+
+/// Is `addr` blank enough to become a spare (nothing on it we would destroy)?
+pub fn spare_is_blank(dev: &mut Devices, loc: Location) -> Result<(), String> {
+    let sectors = (super::inuse::PROBE_SECTORS as u64).min(dev.sectors(loc)) as u32;
+    match dev.read_blocking(loc, 0, sectors, READ_TIMEOUT) {
+        Ok(Ok(head)) => match in_use_reason(&head) {
+            None => Ok(()),
+            Some(why) => Err(why),
+        },
+        Ok(Err(e)) => Err(format!("unreadable ({e:?})")),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}

@@ -1,0 +1,423 @@
+//! `aoeraid run`: start-up in the seed's order (members, mirrors/stripes,
+//! volumes, exports), the control plane threads around the data path, and the
+//! signal handling (SIGTERM clean stop, SIGHUP reload).
+
+use super::assemble::{assemble_array, spare_is_blank};
+use super::create::DISCOVERY_TIMEOUT;
+use super::datapath::{ArrayRt, Cmd, DataPath, Reply, VolumeRt};
+use super::front::{ExportDef, Front};
+use super::members::{Devices, Location};
+use crate::config::{self, Config, MemberAddr, Rate};
+use crate::control::engine::SyncLedger;
+use crate::control::sdnotify::{watchdog_interval, Notifier};
+use crate::control::status::Status;
+use crate::control::{ControlHandler, ControlServer};
+use crate::events::{self, Dispatcher, DispatcherOptions, Event, EventKind};
+use crate::frontend::StateFile;
+use crate::metrics::http::MetricsServer;
+use crate::metrics::Metrics;
+use anyhow::{bail, Context};
+use aoe_target::{ExportState, SharedExport};
+use aoe_uring::RingWaker;
+use crossbeam_channel::{bounded, Sender};
+use parking_lot::Mutex;
+use raid_engine::Concat;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An assembled array waiting for its volume: name, engine, members, spare group.
+type Ready = (
+    String,
+    raid_engine::Engine,
+    Vec<(MemberAddr, Location)>,
+    Option<String>,
+);
+
+/// Commands waiting for the data path at most; more are refused (busy).
+const CMD_QUEUE: usize = 64;
+/// How long a control command waits for the data path's answer.
+const CMD_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Assemble an unclean degraded RAID 5 anyway (accepts the write hole).
+    pub force: bool,
+}
+
+/// The control socket's handler: each command goes to the data path through the
+/// bounded channel, then the ring is woken.
+struct Handler {
+    tx: Sender<Cmd>,
+    waker: RingWaker,
+    status: Arc<Mutex<Status>>,
+    config_path: PathBuf,
+}
+
+impl Handler {
+    fn call(&self, make: impl FnOnce(Sender<Reply>) -> Cmd) -> Reply {
+        let (rtx, rrx) = bounded(1);
+        self.tx
+            .try_send(make(rtx))
+            .map_err(|_| "the data path is busy; try again".to_string())?;
+        let _ = self.waker.wake();
+        rrx.recv_timeout(CMD_TIMEOUT)
+            .map_err(|_| "the data path did not answer in time".to_string())?
+    }
+}
+
+fn kib(r: Option<Rate>) -> Option<u64> {
+    r.map(|r| (r.0 / 1024).max(1))
+}
+
+impl ControlHandler for Handler {
+    fn status(&self) -> Result<Status, String> {
+        Ok(self.status.lock().clone())
+    }
+    fn fail(&self, array: &str, member: &MemberAddr) -> Reply {
+        self.call(|t| Cmd::Fail(array.into(), member.clone(), t))
+    }
+    fn remove(&self, array: &str, member: &MemberAddr) -> Reply {
+        self.call(|t| Cmd::Remove(array.into(), member.clone(), t))
+    }
+    fn add(&self, array: &str, member: &MemberAddr) -> Reply {
+        self.call(|t| Cmd::Add(array.into(), member.clone(), t))
+    }
+    fn re_add(&self, array: &str, member: &MemberAddr) -> Reply {
+        self.call(|t| Cmd::ReAdd(array.into(), member.clone(), t))
+    }
+    fn spare_add(&self, group: &str, member: &MemberAddr) -> Reply {
+        self.call(|t| Cmd::SpareAdd(group.into(), member.clone(), t))
+    }
+    fn spare_remove(&self, group: &str, member: &MemberAddr) -> Reply {
+        self.call(|t| Cmd::SpareRemove(group.into(), member.clone(), t))
+    }
+    fn scrub(&self, array: &str, repair: bool) -> Reply {
+        self.call(|t| Cmd::Scrub(array.into(), repair, t))
+    }
+    fn grow(&self, volume: &str, add_array: &str) -> Reply {
+        self.call(|t| Cmd::Grow(volume.into(), add_array.into(), t))
+    }
+    fn rebuild_rate(&self, array: &str, min: Option<Rate>, max: Option<Rate>) -> Reply {
+        self.call(|t| Cmd::RebuildRate(array.into(), kib(min), kib(max), t))
+    }
+    fn reload(&self) -> Reply {
+        let cfg = config::load(&self.config_path, false).map_err(|e| e.to_string())?;
+        self.call(|t| Cmd::Reload(Box::new(cfg.config), t))
+    }
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP in this thread (and every thread it spawns
+/// later), so only the signal thread's sigwait sees them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise a local sigset_t; pthread_sigmask
+    // only changes this thread's mask. All pointers are to live locals.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// The signal thread: SIGTERM/SIGINT stop the data path, SIGHUP reloads.
+fn spawn_signal_thread(set: libc::sigset_t, handler: Arc<Handler>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is an initialised sigset_t owned by this closure and `sig`
+            // a live local; sigwait only reads the one and writes the other.
+            let r = unsafe { libc::sigwait(&set, &mut sig) };
+            if r != 0 {
+                continue;
+            }
+            match sig {
+                libc::SIGHUP => {
+                    let msg = match handler.reload() {
+                        Ok(m) => m,
+                        Err(e) => format!("reload refused: {e}"),
+                    };
+                    events::log_line(5, &format!("SIGHUP: {msg}"));
+                }
+                _ => {
+                    let _ = handler.tx.send(Cmd::Stop);
+                    let _ = handler.waker.wake();
+                    return;
+                }
+            }
+        })
+        .map(drop)
+}
+
+fn blade_addrs(cfg: &Config) -> Vec<(u16, u8)> {
+    let mut v = Vec::new();
+    let all = cfg
+        .arrays
+        .iter()
+        .flat_map(|a| a.members.iter().chain(&a.spares))
+        .chain(cfg.spare_groups.0.iter().flat_map(|g| g.members.iter()));
+    for m in all {
+        if let MemberAddr::Blade { shelf, slot } = m {
+            if !v.contains(&(*shelf, *slot)) {
+                v.push((*shelf, *slot));
+            }
+        }
+    }
+    v
+}
+
+/// Runs the daemon until SIGTERM. Returns after a clean stop.
+pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
+    let sigset = block_signals();
+    let checked = config::load(config_path, false).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &checked.warnings {
+        events::log_line(4, &w.render(&config_path.display().to_string()));
+    }
+    let cfg = checked.config;
+    let notifier = Notifier::from_env()
+        .unwrap_or_else(|_| Notifier::from_socket_var(None).expect("disabled notifier"));
+    let metrics = Arc::new(Metrics::new());
+    let dispatcher = Dispatcher::start(
+        DispatcherOptions {
+            program: cfg.appliance.event_program.clone(),
+            timeout: cfg.appliance.event_timeout.0,
+            queue: 1024,
+            appliance: cfg.appliance.name.clone(),
+        },
+        Some(metrics.clone()),
+    )
+    .context("event dispatcher")?;
+    let sink = dispatcher.sink();
+
+    // Members: discover the blades, then assemble every array (mirrors and stripes
+    // are one step here: the engine knows the RAID 10 layout).
+    let mut dev = Devices::new()?;
+    let blades = blade_addrs(&cfg);
+    if !blades.is_empty() {
+        dev.discover(
+            &cfg.backend.interfaces,
+            cfg.backend.dead_after.0,
+            &blades,
+            DISCOVERY_TIMEOUT,
+        )?;
+        for (s, l) in &blades {
+            let up = dev
+                .backend
+                .as_ref()
+                .is_some_and(|b| b.pool().find(*s, *l).is_some());
+            if !up {
+                events::log_line(4, &format!("blade e{s}.{l} did not answer discovery"));
+            }
+        }
+    }
+    let mut assembled: Vec<Ready> = Vec::new();
+    for spec in &cfg.arrays {
+        let a = assemble_array(&mut dev, spec, opts.force)?;
+        for n in &a.notes {
+            events::log_line(4, n);
+        }
+        let mut engine = a.engine;
+        engine.set_sync_rates(
+            spec.rebuild.min.0 / 1024,
+            (spec.rebuild.max.0 / 1024).max(1),
+        );
+        sink.emit(
+            Event::new(EventKind::NewArray, spec.name.clone())
+                .detail(format!("{} members", a.members.len())),
+        );
+        assembled.push((
+            spec.name.clone(),
+            engine,
+            a.members,
+            spec.spare_group.clone(),
+        ));
+    }
+    // Spare groups: blank, reachable devices no array uses.
+    let mut spares: Vec<(String, Vec<(MemberAddr, Location)>)> = Vec::new();
+    for g in &cfg.spare_groups.0 {
+        let mut avail = Vec::new();
+        for m in &g.members {
+            let used = assembled
+                .iter()
+                .any(|(_, _, ms, _)| ms.iter().any(|x: &(MemberAddr, Location)| &x.0 == m));
+            if used {
+                continue;
+            }
+            match dev.open(m) {
+                None => events::log_line(4, &format!("spare group {}: {m} unavailable", g.name)),
+                Some(loc) => match spare_is_blank(&mut dev, loc) {
+                    Ok(()) => avail.push((m.clone(), loc)),
+                    Err(why) => events::log_line(
+                        4,
+                        &format!("spare group {}: {m} not used as a spare: {why}", g.name),
+                    ),
+                },
+            }
+        }
+        spares.push((g.name.clone(), avail));
+    }
+    for (m, why) in dev.problems.drain(..) {
+        events::log_line(4, &format!("{m}: {why}"));
+    }
+
+    // Volumes: arrays concatenated in the configured order.
+    let mut vols: Vec<VolumeRt> = Vec::new();
+    let take = |name: &str, assembled: &mut Vec<Ready>| {
+        assembled
+            .iter()
+            .position(|x| x.0 == name)
+            .map(|i| assembled.remove(i))
+    };
+    for vs in &cfg.volumes {
+        let mut engines = Vec::new();
+        let mut arrays = Vec::new();
+        for an in &vs.arrays {
+            let Some((name, e, members, group)) = take(an, &mut assembled) else {
+                bail!("volume {}: array {an} is not assembled", vs.name);
+            };
+            engines.push(e);
+            arrays.push(ArrayRt {
+                name,
+                members,
+                spare_group: group,
+                ledger: SyncLedger::default(),
+            });
+        }
+        vols.push(VolumeRt {
+            name: vs.name.clone(),
+            concat: Concat::new(engines),
+            arrays,
+            export: Some((vs.export.shelf, vs.export.slot)),
+            read_only: vs.read_only,
+            allow: vs.allow.iter().map(|m| m.to_string()).collect(),
+            io: Some(metrics.volume_io(&vs.name)),
+            read_bytes: 0,
+            write_bytes: 0,
+            standalone: false,
+        });
+    }
+    for (name, e, members, group) in assembled.drain(..) {
+        vols.push(VolumeRt {
+            name: name.clone(),
+            concat: Concat::new(vec![e]),
+            arrays: vec![ArrayRt {
+                name,
+                members,
+                spare_group: group,
+                ledger: SyncLedger::default(),
+            }],
+            export: None,
+            read_only: false,
+            allow: Vec::new(),
+            io: None,
+            read_bytes: 0,
+            write_bytes: 0,
+            standalone: true,
+        });
+    }
+
+    // Exports last, once every array is up.
+    std::fs::create_dir_all(&cfg.appliance.state_dir)
+        .with_context(|| format!("state_dir {}", cfg.appliance.state_dir.display()))?;
+    let mut exports = Vec::new();
+    for (i, v) in vols.iter().enumerate() {
+        let Some((shelf, slot)) = v.export else {
+            continue;
+        };
+        let vs = cfg.volume(&v.name).expect("configured volume");
+        let sf = Arc::new(StateFile::new(&cfg.appliance.state_dir, shelf, slot));
+        let mut st: ExportState = sf.load_or_new()?;
+        st.mask = vs.allow.iter().map(|m| aoe_wire::Mac(m.0)).collect();
+        if let Some(c) = &vs.config_string {
+            st.config = c.as_bytes().to_vec();
+        }
+        sf.save(&st)?;
+        let sectors = v.concat.volume_sectors();
+        exports.push(ExportDef {
+            shelf,
+            slot,
+            read_only: v.read_only,
+            sectors,
+            state: sf,
+            shared: SharedExport::new(st, sectors),
+            volume: i,
+        });
+    }
+    let front = if exports.is_empty() {
+        None
+    } else {
+        Some(Front::open(
+            &mut dev.ring,
+            &cfg.frontend.interfaces,
+            exports,
+        )?)
+    };
+
+    let (tx, rx) = bounded(CMD_QUEUE);
+    let waker = dev.ring.waker()?;
+    let status = Arc::new(Mutex::new(Status {
+        appliance: cfg.appliance.name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        ..Status::default()
+    }));
+    let handler = Arc::new(Handler {
+        tx: tx.clone(),
+        waker: waker.clone(),
+        status: status.clone(),
+        config_path: config_path.to_path_buf(),
+    });
+    let control = ControlServer::start(&cfg.appliance.control_socket, handler.clone())
+        .with_context(|| format!("control socket {}", cfg.appliance.control_socket.display()))?;
+    let m2 = metrics.clone();
+    let metrics_server =
+        MetricsServer::start(cfg.appliance.metrics_listen, Arc::new(move || m2.render()))
+            .with_context(|| format!("metrics on {}", cfg.appliance.metrics_listen))?;
+    spawn_signal_thread(sigset, handler.clone())?;
+
+    let mut dp = DataPath::new(
+        dev,
+        front,
+        vols,
+        spares,
+        rx,
+        sink,
+        metrics,
+        status,
+        cfg.appliance.name.clone(),
+    );
+    dp.publish_status();
+    let _ = notifier.ready();
+    events::log_line(
+        5,
+        &format!(
+            "running: control socket {}, metrics http://{}/metrics",
+            cfg.appliance.control_socket.display(),
+            metrics_server.local_addr()
+        ),
+    );
+    let wd = watchdog_interval();
+    let last = std::cell::Cell::new(std::time::Instant::now());
+    let ping = || {
+        if let Some(iv) = wd {
+            if last.get().elapsed() >= iv / 2 {
+                let _ = notifier.watchdog();
+                last.set(std::time::Instant::now());
+            }
+        }
+    };
+    let stop = || {
+        let _ = notifier.stopping();
+    };
+    let result = dp.run(&ping, &stop);
+    control.shutdown();
+    metrics_server.shutdown();
+    drop(dp);
+    dispatcher.shutdown();
+    result?;
+    events::log_line(5, "stopped: arrays marked clean");
+    Ok(())
+}
