@@ -280,3 +280,29 @@ fn alert_rules_are_valid() {
         }
     }
 }
+
+#[test]
+fn each_scrape_refreshes_from_a_snapshot() {
+    let m = Arc::new(Metrics::new());
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let server = MetricsServer::start_with_status("127.0.0.1:0".parse().unwrap(), m, move || {
+        let n = c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut s = ctl_fixture::rebuilding();
+        s.arrays[0].rebuild.done_ratio = 0.5 + n as f64 * 0.25;
+        Some(s)
+    })
+    .unwrap();
+    let ratio = |body: &str| {
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix("aoeraid_array_sync_done_ratio{action=\"rebuild\",array=\"data\"} ")
+            })
+            .map(str::to_string)
+    };
+    let (_, first) = get(&server, "GET /metrics HTTP/1.1\r\n\r\n");
+    let (_, second) = get(&server, "GET /metrics HTTP/1.1\r\n\r\n");
+    assert_eq!(ratio(&first).as_deref(), Some("0.5"));
+    assert_eq!(ratio(&second).as_deref(), Some("0.75"));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

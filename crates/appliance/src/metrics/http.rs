@@ -51,6 +51,25 @@ impl MetricsServer {
         })
     }
 
+    /// Serves `metrics`, first refreshing them from a fresh status snapshot
+    /// on every scrape (`status` returns None when no snapshot can be had,
+    /// e.g. while the data path is busy; the previous values are served).
+    pub fn start_with_status(
+        addr: SocketAddr,
+        metrics: std::sync::Arc<super::Metrics>,
+        status: impl Fn() -> Option<crate::control::Status> + Send + Sync + 'static,
+    ) -> io::Result<MetricsServer> {
+        MetricsServer::start(
+            addr,
+            Arc::new(move || {
+                if let Some(s) = status() {
+                    metrics.apply_status(&s);
+                }
+                metrics.render()
+            }),
+        )
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
