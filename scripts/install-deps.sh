@@ -6,7 +6,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 pkgs=(vblade aoetools iproute2 ethtool qemu-system-x86 linux-image-amd64 busybox-static
-      e2fsprogs cpio kmod xz-utils zstd tshark util-linux procps)
+      e2fsprogs cpio kmod xz-utils zstd tshark util-linux procps prometheus systemd)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
