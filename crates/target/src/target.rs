@@ -366,6 +366,14 @@ impl Target {
         self.reqs.len() - self.free.len()
     }
 
+    /// The interface a pending request arrived on (its reply goes there).
+    pub fn request_iface(&self, req: ReqId) -> Option<IfaceId> {
+        self.reqs
+            .get(req.0 as usize)
+            .filter(|r| r.kind != ReqKind::Free)
+            .map(|r| r.iface)
+    }
+
     /// Bytes of a control frame named by [`Action::Send`].
     pub fn ctl_frame(&self, frame: CtlFrame, len: usize) -> &[u8] {
         let at = usize::from(frame.0) * CTL_FRAME_LEN;

@@ -1,10 +1,142 @@
-//! Placeholder: being written.
+//! `aoeraid serve`: export a file or block device as an AoE target — vblade's
+//! job, through io_uring, with durable writes and persistent control state.
 
+use crate::frontend::{self, Control, ExportSpec, FrontendConfig};
+use anyhow::Context;
+use aoe_wire::Mac;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Front interface to serve on (repeat for several).
+    #[arg(long = "iface", required = true)]
+    pub ifaces: Vec<String>,
+    /// Shelf (AoE major), 0..=65534 except 4095.
+    #[arg(long)]
+    pub shelf: u16,
+    /// Slot (AoE minor), 0..=254.
+    #[arg(long)]
+    pub slot: u8,
+    /// File or block device to export.
+    pub file: PathBuf,
+    /// Answer writes with ATA abort.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Initial MAC mask list (replaces the saved one); repeat for several.
+    #[arg(long = "allow")]
+    pub allow: Vec<Mac>,
+    /// Buffer Count: requests queued per client (advertised to clients).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(16..=4096))]
+    pub buffers: u16,
+    /// Config string to set at start (replaces the saved one).
+    #[arg(long)]
+    pub config_string: Option<String>,
+    /// Where config string, mask list, reservations and serial are kept.
+    #[arg(long, default_value = "/var/lib/aoeraid/serve")]
+    pub state_dir: PathBuf,
+    /// Worker threads (each with its own io_uring; frames spread by PACKET_FANOUT_LB).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Seconds between store size checks (growth → announcement); SIGHUP checks at once.
+    #[arg(long, default_value_t = 2)]
+    pub stat_interval: u64,
+}
 
-pub fn run(_args: &Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this subcommand is not built yet")
+static STOP: AtomicBool = AtomicBool::new(false);
+static HUP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        HUP.store(true, Ordering::Release);
+    } else {
+        STOP.store(true, Ordering::Release);
+    }
+}
+
+fn install_signals() -> anyhow::Result<()> {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: `on_signal` is async-signal-safe (it only stores to atomics);
+        // sigaction is given a zeroed, then filled, struct that outlives the call.
+        let r = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut())
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error()).context("sigaction");
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if args.shelf == 0xFFFF || args.shelf == 0x0FFF || args.slot == 0xFF {
+        anyhow::bail!("shelf 65535/4095 and slot 255 are broadcast/reserved values");
+    }
+    let cfg = FrontendConfig {
+        ifaces: args.ifaces.clone(),
+        exports: vec![ExportSpec {
+            shelf: args.shelf,
+            slot: args.slot,
+            path: args.file.clone(),
+            read_only: args.read_only,
+            allow: args.allow.clone(),
+            config_string: args.config_string.as_ref().map(|s| s.as_bytes().to_vec()),
+        }],
+        buffers: args.buffers,
+        threads: args.threads,
+        state_dir: args.state_dir.clone(),
+        stat_interval: Duration::from_secs(args.stat_interval.max(1)),
+    };
+    let prepared = Arc::new(frontend::prepare(cfg)?);
+    let store = &prepared.stores[0];
+    eprintln!(
+        "aoeraid serve: e{}.{} {} ({} sectors, {}{}) on {} with {} thread(s), buffer count {}",
+        args.shelf,
+        args.slot,
+        args.file.display(),
+        store.sectors()?,
+        if store.direct { "O_DIRECT" } else { "buffered" },
+        if store.read_only { ", read-only" } else { "" },
+        args.ifaces.join(","),
+        args.threads,
+        args.buffers,
+    );
+    install_signals()?;
+    let ctl = Arc::new(Control::default());
+    let ctl2 = ctl.clone();
+    // Signal flags are process-wide statics; mirror them into the loop's control.
+    let watcher = std::thread::spawn(move || loop {
+        if HUP.swap(false, Ordering::AcqRel) {
+            ctl2.recheck_size.store(true, Ordering::Release);
+        }
+        if STOP.load(Ordering::Acquire) {
+            ctl2.stop.store(true, Ordering::Release);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    });
+    let summary = frontend::run(prepared, ctl.clone());
+    STOP.store(true, Ordering::Release);
+    let _ = watcher.join();
+    let s = summary?;
+    let c = s.core;
+    eprintln!(
+        "aoeraid serve: stopped; frames={} reads={} writes={} syncs={} synced_acks={} malformed={} \
+         responses_ignored={} not_addressed={} masked={} unknown_command={} vendor_ignored={} \
+         client_queue_full={} target_queue_full={} driver_dropped={} broadcast_limited={} \
+         reservation_conflicts={} ata_errors={} io_errors={} control_replies={} announcements={} \
+         replies_deferred={} ctl_dropped={} submit_errors={} persist_errors={} kernel_dropped={}",
+        c.frames, c.reads, c.writes, c.syncs, c.synced_acks, c.malformed, c.responses_ignored,
+        c.not_addressed, c.masked, c.unknown_command, c.vendor_ignored, c.client_queue_full,
+        c.target_queue_full, c.driver_dropped, c.broadcast_limited, c.reservation_conflicts,
+        c.ata_errors, c.io_errors, c.control_replies, c.announcements, s.driver.replies_deferred,
+        s.driver.ctl_dropped, s.driver.submit_errors, s.driver.persist_errors, s.kernel_dropped,
+    );
+    Ok(ExitCode::SUCCESS)
 }
