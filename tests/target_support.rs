@@ -19,8 +19,13 @@ pub struct RawClient {
 
 impl RawClient {
     /// Opens the socket inside namespace `ns` (a short-lived thread enters
-    /// it; the socket keeps belonging to it afterwards).
-    pub fn open(ns: &str, iface: &str) -> io::Result<RawClient> {
+    /// it; the socket keeps belonging to it afterwards). `mac_text` is the
+    /// interface's MAC (sysfs here shows the test's own namespace).
+    pub fn open(ns: &str, iface: &str, mac_text: &str) -> io::Result<RawClient> {
+        let mut mac = [0u8; 6];
+        for (m, h) in mac.iter_mut().zip(mac_text.trim().split(':')) {
+            *m = u8::from_str_radix(h, 16).map_err(io::Error::other)?;
+        }
         let ns_path = format!("/var/run/netns/{ns}");
         let iface = iface.to_string();
         std::thread::spawn(move || -> io::Result<RawClient> {
@@ -63,11 +68,6 @@ impl RawClient {
             };
             if r != 0 {
                 return Err(io::Error::last_os_error());
-            }
-            let mac_text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))?;
-            let mut mac = [0u8; 6];
-            for (m, h) in mac.iter_mut().zip(mac_text.trim().split(':')) {
-                *m = u8::from_str_radix(h, 16).map_err(io::Error::other)?;
             }
             Ok(RawClient { fd, ifindex, mac })
         })
@@ -174,6 +174,7 @@ pub fn pad(mut f: Vec<u8>) -> Vec<u8> {
 }
 
 /// ATA READ EXT / WRITE EXT (LBA48) request.
+#[allow(clippy::too_many_arguments)]
 pub fn ata_rw(
     src: [u8; 6],
     shelf: u16,

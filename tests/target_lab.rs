@@ -1,0 +1,247 @@
+//! `aoeraid serve` under hostile and failure conditions in the namespace lab,
+//! with a raw-socket client: malformed-frame storm, mask list and
+//! reservation seen from a second MAC, durability across SIGKILL, growth
+//! announcement. Root only.
+
+#[path = "lab/mod.rs"]
+mod lab;
+#[path = "target_support.rs"]
+mod support;
+
+use lab::{Lab, LabConfig, Proc};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::*;
+
+const MIB: u64 = 1 << 20;
+const SHELF: u16 = 9;
+const SLOT: u8 = 2;
+
+fn ready(test: &str) -> bool {
+    lab::require_root(test)
+}
+
+fn serve(lab: &Lab, iface: &str, file: &Path) -> Proc {
+    let mut c = lab.cmd(env!("CARGO_BIN_EXE_aoeraid"));
+    c.args([
+        "serve",
+        "--iface",
+        iface,
+        "--shelf",
+        &SHELF.to_string(),
+        "--slot",
+        &SLOT.to_string(),
+    ])
+    .arg("--state-dir")
+    .arg(lab.dir().join("state"))
+    .args(["--stat-interval", "1"])
+    .arg(file);
+    lab.spawn("serve", c).expect("start aoeraid serve")
+}
+
+fn wait_up(c: &RawClient) {
+    let t = Instant::now();
+    let mut tag = 0x100;
+    while t.elapsed() < Duration::from_secs(15) {
+        tag += 1;
+        if c.call(&config_read(c.mac, SHELF, SLOT, tag), tag)
+            .expect("io")
+            .is_some()
+        {
+            return;
+        }
+    }
+    panic!("target never answered");
+}
+
+fn setup(name: &str) -> (Lab, String, RawClient, std::path::PathBuf) {
+    let lab = Lab::new(name, LabConfig::default()).expect("lab");
+    let tgt = lab.add_front_port().expect("target port");
+    let cli = lab.add_front_port().expect("client port");
+    let file = lab.sparse_file("store.img", 4 * MIB).expect("store");
+    let c = RawClient::open(lab.ns(), &cli, &lab.mac(&cli).unwrap()).expect("raw client");
+    (lab, tgt, c, file)
+}
+
+#[test]
+fn target_malformed_storm() {
+    if !ready("target_malformed_storm") {
+        return;
+    }
+    let (lab, tgt, c, file) = setup("tgt-storm");
+    let mut srv = serve(&lab, &tgt, &file);
+    wait_up(&c);
+    let src = c.mac;
+    let mut sent = 0u64;
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for i in 0..3000u32 {
+        let f = match i % 6 {
+            // Truncated headers and arguments.
+            0 => config_read(src, SHELF, SLOT, i)[..(14 + (i as usize % 20))].to_vec(),
+            // Lying Dir Count / NMacs / config length.
+            1 => {
+                let mut f = mask_edit(src, SHELF, SLOT, i, &[(1, [2, 0, 0, 0, 0, 1])]);
+                f[27] = 250;
+                f
+            }
+            2 => {
+                let mut f = reserve(src, SHELF, SLOT, i, 1, &[]);
+                f[25] = 200;
+                f
+            }
+            // Huge sector counts (read and write with little data).
+            3 => {
+                let mut f = ata_rw(src, SHELF, SLOT, i, i % 2 == 0, u64::from(i), 255, &[]);
+                f[26] = 255;
+                f
+            }
+            // Wrong versions and flags.
+            4 => {
+                let mut f = identify(src, SHELF, SLOT, i);
+                f[14] = ((i % 16) as u8) << 4 | 0x03;
+                f
+            }
+            // Random bytes after a valid EtherType and address.
+            _ => {
+                let mut f = header([0xff; 6], src, SHELF, SLOT, (next() & 0xff) as u8, i);
+                let n = (next() % 1400) as usize;
+                f.extend((0..n).map(|_| next() as u8));
+                if f.len() < 60 {
+                    f.resize(60, 0);
+                }
+                f
+            }
+        };
+        c.send(&f).expect("send");
+        sent += 1;
+    }
+    // Still answering, with correct data.
+    wait_up(&c);
+    let r = c
+        .call(&ata_rw(src, SHELF, SLOT, 0x55, false, 0, 2, &[]), 0x55)
+        .unwrap()
+        .expect("read after storm");
+    assert_eq!(r.len(), 36 + 1024);
+    assert_eq!(r[27], 0x40);
+    assert!(srv.is_running(), "target died: {}", srv.log());
+    srv.terminate(Duration::from_secs(5)).expect("stop");
+    let log = srv.log();
+    let frames = counter(&log, "frames").expect("counters at exit");
+    let malformed = counter(&log, "malformed").unwrap();
+    eprintln!("storm: sent {sent}, target saw {frames} frames, {malformed} malformed");
+    assert!(malformed >= 1000, "malformed frames must be counted: {log}");
+}
+
+#[test]
+fn target_mask_and_reservation_second_mac() {
+    if !ready("target_mask_and_reservation_second_mac") {
+        return;
+    }
+    let (lab, tgt, a, file) = setup("tgt-acl");
+    let bport = lab.add_front_port().expect("port");
+    let b = RawClient::open(lab.ns(), &bport, &lab.mac(&bport).unwrap()).expect("client B");
+    let _srv = serve(&lab, &tgt, &file);
+    wait_up(&a);
+    wait_up(&b);
+    // Reservation by A: B's read gets E/6 (no data), A's read works.
+    let r = a
+        .call(&reserve(a.mac, SHELF, SLOT, 1, 1, &[a.mac]), 1)
+        .unwrap()
+        .expect("reserve");
+    assert_eq!(r[14] & 0x04, 0, "reserve must succeed");
+    let r = b
+        .call(&ata_rw(b.mac, SHELF, SLOT, 2, false, 0, 1, &[]), 2)
+        .unwrap()
+        .expect("reply to B");
+    assert_eq!((r[14] & 0x04, r[15]), (0x04, 6), "B must get E/6");
+    assert!(r.len() < 36 + 512, "no data for B");
+    let r = a
+        .call(&ata_rw(a.mac, SHELF, SLOT, 3, false, 0, 1, &[]), 3)
+        .unwrap()
+        .expect("A read");
+    assert_eq!(r.len(), 36 + 512);
+    // B force-releases; then mask list {A}: B gets nothing at all.
+    let r = b
+        .call(&reserve(b.mac, SHELF, SLOT, 4, 2, &[]), 4)
+        .unwrap()
+        .expect("force release");
+    assert_eq!((r[14] & 0x04, r[25]), (0, 0));
+    let r = a
+        .call(&mask_edit(a.mac, SHELF, SLOT, 5, &[(1, a.mac)]), 5)
+        .unwrap()
+        .expect("mask");
+    assert_eq!((r[26], r[27]), (0, 1));
+    assert!(b
+        .call(&ata_rw(b.mac, SHELF, SLOT, 6, false, 0, 1, &[]), 6)
+        .unwrap()
+        .is_none());
+    assert!(b
+        .call(&config_read(b.mac, SHELF, SLOT, 7), 7)
+        .unwrap()
+        .is_none());
+    assert!(a
+        .call(&ata_rw(a.mac, SHELF, SLOT, 8, false, 0, 1, &[]), 8)
+        .unwrap()
+        .is_some());
+}
+
+#[test]
+fn target_durable_across_sigkill_and_growth_announced() {
+    if !ready("target_durable_across_sigkill_and_growth_announced") {
+        return;
+    }
+    let (lab, tgt, c, file) = setup("tgt-durable");
+    let mut srv = serve(&lab, &tgt, &file);
+    wait_up(&c);
+    let pattern: Vec<u8> = (0..1024u32).map(|i| (i * 31 + 7) as u8).collect();
+    let r = c
+        .call(
+            &ata_rw(c.mac, SHELF, SLOT, 0x77, true, 4000, 2, &pattern),
+            0x77,
+        )
+        .unwrap()
+        .expect("write ack");
+    assert_eq!(r[27], 0x40);
+    // Kill at once after the ack: no chance to flush anything later.
+    srv.kill().expect("SIGKILL");
+    let _srv2 = serve(&lab, &tgt, &file);
+    wait_up(&c);
+    let r = c
+        .call(&ata_rw(c.mac, SHELF, SLOT, 0x78, false, 4000, 2, &[]), 0x78)
+        .unwrap()
+        .expect("read");
+    assert_eq!(&r[36..36 + 1024], &pattern[..], "acknowledged write lost");
+
+    // Growth: extend the file, the target announces (unsolicited config
+    // reply, tag 0) and IDENTIFY shows the new size.
+    let r = c
+        .call(&identify(c.mac, SHELF, SLOT, 0x79), 0x79)
+        .unwrap()
+        .expect("identify");
+    assert_eq!(identify_sectors(&r), 4 * MIB / 512);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(6 * MIB)
+        .unwrap();
+    let t = Instant::now();
+    let mut announced = false;
+    while t.elapsed() < Duration::from_secs(6) && !announced {
+        if let Some(f) = c.recv(Duration::from_millis(500)).unwrap() {
+            announced = f.len() >= 60 && f[14] == 0x18 && f[19] == 1 && f[20..24] == [0, 0, 0, 0];
+        }
+    }
+    assert!(announced, "no announcement after growth");
+    let r = c
+        .call(&identify(c.mac, SHELF, SLOT, 0x7a), 0x7a)
+        .unwrap()
+        .expect("identify");
+    assert_eq!(identify_sectors(&r), 6 * MIB / 512);
+}
