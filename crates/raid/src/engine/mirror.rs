@@ -215,8 +215,9 @@ impl Engine {
                 false
             }
             MirrorWritePhase::EdgeRead => {
+                let torn_ok = self.unsynced(job.unit);
                 if let Some(s) = job.slots.first() {
-                    if s.ok() {
+                    if s.ok() || (torn_ok && s.fail() == Some(Fail::Checksum)) {
                         let mut merged = std::mem::take(&mut job.slots[0].data);
                         let skip = (w.piece.off - w.lo) as usize * SECTOR;
                         merged[skip..skip + w.data.len()].copy_from_slice(&w.data);

@@ -289,8 +289,14 @@ impl Engine {
             StripePhase::Reading => {
                 // A failed read: that member becomes unreadable for this stripe; plan again.
                 let mut replan = false;
+                let torn_ok = self.unsynced(u);
                 for s in &job.slots {
                     if let Some(f) = s.fail() {
+                        if f == Fail::Checksum && torn_ok {
+                            // Not yet resynced after a crash: a block whose checksum
+                            // lags its data is taken as it lies (resync re-seals it).
+                            continue;
+                        }
                         w.unreadable.push(s.member);
                         if f != Fail::Gone {
                             w.heal.push((s.member, f));
