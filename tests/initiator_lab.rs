@@ -93,10 +93,17 @@ fn discover_eight(mtu: u32) {
     }
     let lab = Lab::with_blades(&name, mtu, &Lab::grid(&[0, 1], 0..4, 8 << 20)).expect("lab");
     let ini = lab.add_initiator_port(&Segment::BACK).expect("port");
-    let out = aoeraid(&lab, &["discover", "--iface", &ini, "--timeout", "1.5", "--json"])
-        .output()
-        .expect("discover");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = aoeraid(
+        &lab,
+        &["discover", "--iface", &ini, "--timeout", "1.5", "--json"],
+    )
+    .output()
+    .expect("discover");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON list");
     assert_eq!(list.len(), 8, "{list:?}");
     let spf = if mtu == 9000 { 17 } else { 2 };
@@ -115,7 +122,11 @@ fn discover_eight(mtu: u32) {
         .output()
         .expect("discover");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().filter(|l| l.starts_with('e')).count(), 8, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('e')).count(),
+        8,
+        "{text}"
+    );
 }
 
 #[test]
@@ -140,8 +151,22 @@ fn verify_one(mtu: u32) {
         let (code, v, err) = bench(
             &lab,
             &[
-                "--iface", &ini, "--device", "0.1", "--rw", "verify", "--pattern", pattern,
-                "--bs", "64K", "--qd", "8", "--span", "64M", "--seed", "7",
+                "--iface",
+                &ini,
+                "--device",
+                "0.1",
+                "--rw",
+                "verify",
+                "--pattern",
+                pattern,
+                "--bs",
+                "64K",
+                "--qd",
+                "8",
+                "--span",
+                "64M",
+                "--seed",
+                "7",
             ],
             Duration::from_secs(240),
         );
@@ -151,10 +176,27 @@ fn verify_one(mtu: u32) {
         assert_eq!(n(&v, "bytes"), 2 * (64 << 20), "{v}");
     }
     // A later check with the same seed finds the data; another seed does not.
-    let base = ["--iface", ini.as_str(), "--device", "0.1", "--rw", "check", "--span", "1M"];
-    let (code, v, _) = bench(&lab, &[&base[..], &["--seed", "7"]].concat(), Duration::from_secs(60));
+    let base = [
+        "--iface",
+        ini.as_str(),
+        "--device",
+        "0.1",
+        "--rw",
+        "check",
+        "--span",
+        "1M",
+    ];
+    let (code, v, _) = bench(
+        &lab,
+        &[&base[..], &["--seed", "7"]].concat(),
+        Duration::from_secs(60),
+    );
     assert_eq!((code, n(&v, "mismatches")), (0, 0), "{v}");
-    let (code, v, _) = bench(&lab, &[&base[..], &["--seed", "8"]].concat(), Duration::from_secs(60));
+    let (code, v, _) = bench(
+        &lab,
+        &[&base[..], &["--seed", "8"]].concat(),
+        Duration::from_secs(60),
+    );
     assert_ne!(code, 0);
     assert_eq!(n(&v, "mismatches"), 2048, "every sector differs: {v}");
 }
@@ -179,21 +221,39 @@ fn initiator_verify_through_loss_reorder_duplicate() {
     let lab = Lab::with_blades(name, 1500, &[spec]).expect("lab");
     let ini = lab.add_initiator_port(&Segment::BACK).expect("port");
     lab.blade(0, 2)
-        .impair(Direction::Both, &Impairment::loss_reorder_dup(5.0, 25.0, 1.0))
+        .impair(
+            Direction::Both,
+            &Impairment::loss_reorder_dup(5.0, 25.0, 1.0),
+        )
         .expect("impair");
     for pattern in ["seq", "rand"] {
         let (code, v, err) = bench(
             &lab,
             &[
-                "--iface", &ini, "--device", "0.2", "--rw", "verify", "--pattern", pattern,
-                "--bs", "32K", "--qd", "8", "--span", "16M",
+                "--iface",
+                &ini,
+                "--device",
+                "0.2",
+                "--rw",
+                "verify",
+                "--pattern",
+                pattern,
+                "--bs",
+                "32K",
+                "--qd",
+                "8",
+                "--span",
+                "16M",
             ],
             Duration::from_secs(240),
         );
         assert_eq!(code, 0, "{v}\n{err}");
         assert_eq!(n(&v, "errors"), 0, "{v}");
         assert_eq!(n(&v, "mismatches"), 0, "{v}");
-        assert!(n(&v, "retransmits") > 0, "5% loss must cost retransmits: {v}");
+        assert!(
+            n(&v, "retransmits") > 0,
+            "5% loss must cost retransmits: {v}"
+        );
     }
 }
 
@@ -210,8 +270,20 @@ fn initiator_blade_killed_mid_bench_fails_fast_and_returns() {
     let mut run = Running::spawn(aoeraid(
         &lab,
         &[
-            "bench", "--json", "--iface", &ini, "--device", "1.0", "--rw", "read", "--qd", "8",
-            "--seconds", "60", "--dead-time", "3",
+            "bench",
+            "--json",
+            "--iface",
+            &ini,
+            "--device",
+            "1.0",
+            "--rw",
+            "read",
+            "--qd",
+            "8",
+            "--seconds",
+            "60",
+            "--dead-time",
+            "3",
         ],
     ));
     sleep(Duration::from_millis(1500));
@@ -231,7 +303,9 @@ fn initiator_blade_killed_mid_bench_fails_fast_and_returns() {
     lab.blade(1, 0).restart().expect("restart vblade");
     let (code, v, err) = bench(
         &lab,
-        &["--iface", &ini, "--device", "1.0", "--rw", "verify", "--span", "4M"],
+        &[
+            "--iface", &ini, "--device", "1.0", "--rw", "verify", "--span", "4M",
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(code, 0, "{v}\n{err}");
@@ -248,24 +322,48 @@ fn initiator_two_paths_survive_one_link_down() {
     let lab = Lab::with_blades(name, 1500, &[spec]).expect("lab");
     let ini0 = lab.add_initiator_port(&Segment::BACK).expect("port");
     let ini1 = lab.add_initiator_port(&Segment::BACK2).expect("port");
-    let out = aoeraid(&lab, &["discover", "--iface", &ini0, "--iface", &ini1, "--json"])
-        .output()
-        .expect("discover");
+    let out = aoeraid(
+        &lab,
+        &["discover", "--iface", &ini0, "--iface", &ini1, "--json"],
+    )
+    .output()
+    .expect("discover");
     let list: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(list.len(), 1, "{list:?}");
-    assert_eq!(list[0]["interfaces"].as_array().map(Vec::len), Some(2), "{list:?}");
+    assert_eq!(
+        list[0]["interfaces"].as_array().map(Vec::len),
+        Some(2),
+        "{list:?}"
+    );
     // Data to read back.
     let (code, v, _) = bench(
         &lab,
-        &["--iface", &ini0, "--iface", &ini1, "--device", "0.3", "--rw", "verify", "--span", "8M", "--seed", "3"],
+        &[
+            "--iface", &ini0, "--iface", &ini1, "--device", "0.3", "--rw", "verify", "--span",
+            "8M", "--seed", "3",
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(code, 0, "{v}");
     let mut run = Running::spawn(aoeraid(
         &lab,
         &[
-            "bench", "--json", "--iface", &ini0, "--iface", &ini1, "--device", "0.3", "--rw",
-            "read", "--qd", "8", "--seconds", "5", "--span", "8M",
+            "bench",
+            "--json",
+            "--iface",
+            &ini0,
+            "--iface",
+            &ini1,
+            "--device",
+            "0.3",
+            "--rw",
+            "read",
+            "--qd",
+            "8",
+            "--seconds",
+            "5",
+            "--span",
+            "8M",
         ],
     ));
     sleep(Duration::from_millis(1500));
@@ -277,8 +375,15 @@ fn initiator_two_paths_survive_one_link_down() {
     // And the surviving path still serves the right data.
     let (code, v, _) = bench(
         &lab,
-        &["--iface", &ini0, "--iface", &ini1, "--device", "0.3", "--rw", "check", "--span", "8M", "--seed", "3"],
+        &[
+            "--iface", &ini0, "--iface", &ini1, "--device", "0.3", "--rw", "check", "--span", "8M",
+            "--seed", "3",
+        ],
         Duration::from_secs(60),
     );
-    assert_eq!((code, n(&v, "mismatches"), n(&v, "errors")), (0, 0, 0), "{v}");
+    assert_eq!(
+        (code, n(&v, "mismatches"), n(&v, "errors")),
+        (0, 0, 0),
+        "{v}"
+    );
 }

@@ -278,7 +278,7 @@ struct Totals {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (shelf, slot) = parse_device(&args.device)?;
-    if args.bs == 0 || args.bs % SECTOR != 0 {
+    if args.bs == 0 || !args.bs.is_multiple_of(SECTOR) {
         bail!("--bs must be a positive multiple of 512 (got {})", args.bs);
     }
     if args.bs > 64 << 20 {
