@@ -287,3 +287,72 @@ fn raid5_verify_and_daemon_crash() {
     assert_bench_clean("check after crash", ok, &out);
     app.stop();
 }
+
+/// A concatenated volume grows online: `aoeraid grow` appends a second RAID 1
+/// while a client writes; the export's size grows and data on both sides verifies.
+#[test]
+fn concat_volume_grows_online() {
+    if !ready("concat_volume_grows_online") {
+        return;
+    }
+    let blades = Lab::grid(&[0, 1], 0..2, 48 * MIB);
+    let arrays = "  - {name: data, level: raid1, members: [e0.0, e1.0]}\n  - {name: shelf2, level: raid1, members: [e0.1, e1.1]}\n";
+    let mut app = Appliance::new("grow", &blades, arrays, "", VOLUME);
+    app.create();
+    app.start();
+    let before = app.status_json().unwrap()["volumes"][0]["sectors"].as_u64().unwrap();
+    let mut writer = {
+        let mut c = app.lab.cmd(BIN);
+        c.args(["bench", "--iface", &app.client, "--device", "e7.0", "--rw", "verify", "--span", &(32 * MIB).to_string(), "--bs", "64K", "--qd", "8"]);
+        app.lab.spawn("writer", c).expect("writer")
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let cfg = app.cfg.display().to_string();
+    let mut grown = false;
+    for _ in 0..20 {
+        let (ok, out) = app.aoeraid(&["grow", "gfs", "--add", "shelf2", "--config", &cfg]);
+        if ok {
+            grown = true;
+            break;
+        }
+        assert!(out.contains("busy"), "grow refused: {out}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(grown, "grow never went through");
+    let st = writer.wait_timeout(Duration::from_secs(120)).expect("writer");
+    assert_bench_clean("verify during grow", st.is_some_and(|s| s.success()), &writer.log());
+    let after = app.status_json().unwrap()["volumes"][0]["sectors"].as_u64().unwrap();
+    assert!(after > before + 80 * 1024, "volume did not grow: {before} -> {after} sectors");
+    // The whole grown volume (the new array's part included) takes a verify.
+    let (ok, out) = app.bench("verify", after * 512, &[]);
+    assert_bench_clean("verify of the grown volume", ok, &out);
+    app.stop();
+}
+
+/// The Linux aoe driver (qemu guest) mounts the exported RAID 10: ext4 round trip,
+/// and a smoke pass still succeeds with a member blade killed mid-workload.
+#[test]
+fn raid10_real_linux_client_ext4() {
+    if !ready("raid10_real_linux_client_ext4") || !lab::require_tools("raid10_real_linux_client_ext4", &["qemu-system-x86_64"]) {
+        return;
+    }
+    let blades = Lab::grid(&[0, 1], 0..5, 64 * MIB);
+    let mut app = Appliance::new("rc10", &blades, RAID10, SPARES, VOLUME);
+    app.create();
+    app.start();
+    let spec = lab::ClientSpec::new("e7.0", &[lab::Workload::Ext4, lab::Workload::Smoke]).env("SMOKE_MB", "32");
+    let mut killed = false;
+    let r = app.lab.boot_clients_with(&[spec], |_, line| {
+        // Kill a member at the ext4 workload's first progress line (mid-workload).
+        if !killed && line.starts_with("REALCLIENT-") && line.contains("ext4") && !line.contains("WORKLOAD") {
+            killed = true;
+            let _ = app.lab.blade(1, 2).kill();
+        }
+    });
+    let r = r.expect("boot client");
+    r[0].assert_passed();
+    assert!(killed, "the ext4 workload printed no progress line to time the kill");
+    let (_, members) = app.array_state("data").unwrap();
+    assert!(members.iter().any(|(b, s)| b == "e1.2" && s != "active"), "{members:?}");
+    app.stop();
+}
