@@ -27,7 +27,13 @@ struct Appliance {
 }
 
 impl Appliance {
-    fn new(test: &str, blades: &[BladeSpec], arrays_yaml: &str, spare_yaml: &str, volumes_yaml: &str) -> Appliance {
+    fn new(
+        test: &str,
+        blades: &[BladeSpec],
+        arrays_yaml: &str,
+        spare_yaml: &str,
+        volumes_yaml: &str,
+    ) -> Appliance {
         let lab = Lab::with_blades(test, 9000, blades).expect("lab");
         let back = lab.add_initiator_port(&Segment::BACK).expect("back port");
         let front = lab.add_front_port().expect("front port");
@@ -36,9 +42,13 @@ impl Appliance {
         let dir = lab.dir().to_path_buf();
         let events = dir.join("events.log");
         let prog = lab
-            .write_file("on-event", &format!("#!/bin/sh\necho \"$@\" >> {}\n", events.display()))
+            .write_file(
+                "on-event",
+                &format!("#!/bin/sh\necho \"$@\" >> {}\n", events.display()),
+            )
             .expect("event program");
-        std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let metrics_port = 20000 + (std::process::id() % 20000) as u16;
         let yaml = format!(
             "appliance: {{name: lab, state_dir: {d}/state, control_socket: {d}/ctl.sock, \
@@ -49,12 +59,23 @@ impl Appliance {
             p = prog.display(),
         );
         let cfg = lab.write_file("appliance.yaml", &yaml).expect("yaml");
-        Appliance { lab, cfg, events, client, metrics_port, daemon: None }
+        Appliance {
+            lab,
+            cfg,
+            events,
+            client,
+            metrics_port,
+            daemon: None,
+        }
     }
 
     fn aoeraid(&self, args: &[&str]) -> (bool, String) {
         let out = self.lab.cmd(BIN).args(args).output().expect("run aoeraid");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status.success(), text)
     }
 
@@ -76,11 +97,19 @@ impl Appliance {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("daemon did not come up: {}", self.daemon.as_ref().unwrap().log());
+        panic!(
+            "daemon did not come up: {}",
+            self.daemon.as_ref().unwrap().log()
+        );
     }
 
     fn status_json(&self) -> Option<serde_json::Value> {
-        let (ok, out) = self.aoeraid(&["status", "--json", "--config", &self.cfg.display().to_string()]);
+        let (ok, out) = self.aoeraid(&[
+            "status",
+            "--json",
+            "--config",
+            &self.cfg.display().to_string(),
+        ]);
         if !ok {
             return None;
         }
@@ -90,17 +119,31 @@ impl Appliance {
 
     fn array_state(&self, name: &str) -> Option<(String, Vec<(String, String)>)> {
         let s = self.status_json()?;
-        let a = s["arrays"].as_array()?.iter().find(|a| a["name"] == name)?.clone();
+        let a = s["arrays"]
+            .as_array()?
+            .iter()
+            .find(|a| a["name"] == name)?
+            .clone();
         let members = a["members"]
             .as_array()?
             .iter()
-            .map(|m| (m["blade"].as_str().unwrap_or("").to_string(), m["state"].as_str().unwrap_or("").to_string()))
+            .map(|m| {
+                (
+                    m["blade"].as_str().unwrap_or("").to_string(),
+                    m["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect();
         Some((a["state"].as_str()?.to_string(), members))
     }
 
     /// Polls until `f` holds or `limit` passes; returns every array state seen.
-    fn wait_for(&self, array: &str, limit: Duration, f: impl Fn(&str, &[(String, String)]) -> bool) -> Vec<String> {
+    fn wait_for(
+        &self,
+        array: &str,
+        limit: Duration,
+        f: impl Fn(&str, &[(String, String)]) -> bool,
+    ) -> Vec<String> {
         let t = Instant::now();
         let mut seen: Vec<String> = Vec::new();
         while t.elapsed() < limit {
@@ -114,12 +157,29 @@ impl Appliance {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        panic!("array {array}: condition not reached in {limit:?}; states seen {seen:?}; status {:?}", self.status_json());
+        panic!(
+            "array {array}: condition not reached in {limit:?}; states seen {seen:?}; status {:?}",
+            self.status_json()
+        );
     }
 
     fn bench(&self, rw: &str, span: u64, extra: &[&str]) -> (bool, String) {
         let span = format!("{}", span);
-        let mut args = vec!["bench", "--iface", &self.client, "--device", "e7.0", "--rw", rw, "--span", &span, "--bs", "64K", "--qd", "16"];
+        let mut args = vec![
+            "bench",
+            "--iface",
+            &self.client,
+            "--device",
+            "e7.0",
+            "--rw",
+            rw,
+            "--span",
+            &span,
+            "--bs",
+            "64K",
+            "--qd",
+            "16",
+        ];
         args.extend_from_slice(extra);
         self.aoeraid(&args)
     }
@@ -141,7 +201,10 @@ impl Appliance {
             p.signal(libc::SIGTERM).expect("SIGTERM");
             let st = p.wait_timeout(Duration::from_secs(30)).expect("wait");
             let log = p.log();
-            assert!(st.is_some_and(|s| s.success()), "daemon did not stop cleanly: {st:?}\n{log}");
+            assert!(
+                st.is_some_and(|s| s.success()),
+                "daemon did not stop cleanly: {st:?}\n{log}"
+            );
             assert!(log.contains("arrays marked clean"), "{log}");
         }
     }
@@ -149,7 +212,10 @@ impl Appliance {
 
 fn assert_bench_clean(what: &str, ok: bool, out: &str) {
     assert!(ok, "{what}: bench failed:\n{out}");
-    assert!(out.contains("errors 0") && out.contains("mismatches 0"), "{what}:\n{out}");
+    assert!(
+        out.contains("errors 0") && out.contains("mismatches 0"),
+        "{what}:\n{out}"
+    );
 }
 
 const RAID10: &str = "  - {name: data, level: raid10, chunk: 128KiB, members: [e0.0, e1.0, e0.1, e1.1, e0.2, e1.2, e0.3, e1.3], spare_group: shelfspares}\n";
@@ -174,24 +240,52 @@ fn raid10_member_loss_spare_rebuild() {
     // Kill e0.1 while a verify runs.
     let bench = {
         let mut c = app.lab.cmd(BIN);
-        c.args(["bench", "--iface", &app.client, "--device", "e7.0", "--rw", "verify", "--span", &(96 * MIB).to_string(), "--bs", "64K", "--qd", "16"]);
+        c.args([
+            "bench",
+            "--iface",
+            &app.client,
+            "--device",
+            "e7.0",
+            "--rw",
+            "verify",
+            "--span",
+            &(96 * MIB).to_string(),
+            "--bs",
+            "64K",
+            "--qd",
+            "16",
+        ]);
         app.lab.spawn("bench-under-failure", c).expect("bench")
     };
     std::thread::sleep(Duration::from_secs(2));
     app.lab.blade(0, 1).kill().expect("kill e0.1");
     let mut bench = bench;
-    let st = bench.wait_timeout(Duration::from_secs(300)).expect("wait bench");
+    let st = bench
+        .wait_timeout(Duration::from_secs(300))
+        .expect("wait bench");
     let out = bench.log();
-    assert_bench_clean("verify with a member killed", st.is_some_and(|s| s.success()), &out);
+    assert_bench_clean(
+        "verify with a member killed",
+        st.is_some_and(|s| s.success()),
+        &out,
+    );
 
     let seen = app.wait_for("data", Duration::from_secs(240), |st, m| {
-        st == "clean" && m.iter().any(|(b, s)| (b == "e0.4" || b == "e1.4") && s == "active")
+        st == "clean"
+            && m.iter()
+                .any(|(b, s)| (b == "e0.4" || b == "e1.4") && s == "active")
     });
     let ev = app.events();
     for e in ["Fail data e0.1", "RebuildFinished data"] {
-        assert!(ev.contains(e), "event {e} missing; states {seen:?}; events:\n{ev}");
+        assert!(
+            ev.contains(e),
+            "event {e} missing; states {seen:?}; events:\n{ev}"
+        );
     }
-    assert!(ev.contains("SpareActive") || ev.contains("MoveSpare"), "no spare event:\n{ev}");
+    assert!(
+        ev.contains("SpareActive") || ev.contains("MoveSpare"),
+        "no spare event:\n{ev}"
+    );
     let m = app.metrics();
     assert!(m.contains("aoeraid_"), "metrics empty: {m}");
 
@@ -203,13 +297,17 @@ fn raid10_member_loss_spare_rebuild() {
     std::thread::sleep(Duration::from_secs(4));
     let (_, members) = app.array_state("data").unwrap();
     assert!(
-        !members.iter().any(|(b, s)| b == "e0.1" && (s == "active" || s == "rebuilding" || s == "spare")),
+        !members
+            .iter()
+            .any(|(b, s)| b == "e0.1" && (s == "active" || s == "rebuilding" || s == "spare")),
         "e0.1 reused silently: {members:?}"
     );
     let cfg = app.cfg.display().to_string();
     let (ok, out) = app.aoeraid(&["add", "data", "e0.1", "--config", &cfg]);
     assert!(ok, "add: {out}");
-    app.wait_for("data", Duration::from_secs(30), |_, m| m.iter().any(|(b, s)| b == "e0.1" && s == "spare"));
+    app.wait_for("data", Duration::from_secs(30), |_, m| {
+        m.iter().any(|(b, s)| b == "e0.1" && s == "spare")
+    });
     app.stop();
 }
 
@@ -220,7 +318,10 @@ fn raid1_blade_pause_resyncs_little() {
     if !ready("raid1_blade_pause_resyncs_little") {
         return;
     }
-    let blades = vec![BladeSpec::new(0, 0, 64 * MIB), BladeSpec::new(1, 0, 64 * MIB)];
+    let blades = vec![
+        BladeSpec::new(0, 0, 64 * MIB),
+        BladeSpec::new(1, 0, 64 * MIB),
+    ];
     let arrays = "  - {name: data, level: raid1, members: [e0.0, e1.0], bitmap: {region: 1MiB}}\n";
     let mut app = Appliance::new("raid1", &blades, arrays, "", VOLUME);
     app.create();
@@ -236,11 +337,17 @@ fn raid1_blade_pause_resyncs_little() {
     assert!(ok, "write during pause: {out}");
     app.wait_for("data", Duration::from_secs(30), |st, _| st == "degraded");
     app.lab.blade(1, 0).cont().expect("SIGCONT e1.0");
-    app.wait_for("data", Duration::from_secs(120), |st, m| st == "clean" && m.iter().all(|(_, s)| s == "active"));
+    app.wait_for("data", Duration::from_secs(120), |st, m| {
+        st == "clean" && m.iter().all(|(_, s)| s == "active")
+    });
     let s = app.status_json().unwrap();
     let a = &s["arrays"][0];
-    let resynced = a["counters"]["rebuilt_bytes"].as_u64().unwrap_or(0) + a["counters"]["resynced_bytes"].as_u64().unwrap_or(0);
-    assert!(resynced < 16 * MIB, "re-add copied {resynced} bytes of a 64 MiB member");
+    let resynced = a["counters"]["rebuilt_bytes"].as_u64().unwrap_or(0)
+        + a["counters"]["resynced_bytes"].as_u64().unwrap_or(0);
+    assert!(
+        resynced < 16 * MIB,
+        "re-add copied {resynced} bytes of a 64 MiB member"
+    );
     let (ok, out) = app.bench("verify", 32 * MIB, &[]);
     assert_bench_clean("raid1 verify after re-add", ok, &out);
     app.stop();
@@ -263,7 +370,23 @@ fn raid5_verify_and_daemon_crash() {
     // Crash the daemon mid-write.
     let mut w = {
         let mut c = app.lab.cmd(BIN);
-        c.args(["bench", "--iface", &app.client, "--device", "e7.0", "--rw", "write", "--span", &(32 * MIB).to_string(), "--bs", "64K", "--qd", "16", "--seconds", "30"]);
+        c.args([
+            "bench",
+            "--iface",
+            &app.client,
+            "--device",
+            "e7.0",
+            "--rw",
+            "write",
+            "--span",
+            &(32 * MIB).to_string(),
+            "--bs",
+            "64K",
+            "--qd",
+            "16",
+            "--seconds",
+            "30",
+        ]);
         app.lab.spawn("writer", c).expect("writer")
     };
     std::thread::sleep(Duration::from_secs(3));
@@ -281,8 +404,14 @@ fn raid5_verify_and_daemon_crash() {
     let resynced = a["counters"]["resynced_bytes"].as_u64().unwrap_or(0);
     eprintln!("resync after kill -9: {resynced} bytes of a {size}-byte array");
     let ev = app.events();
-    assert!(ev.contains("ResyncStarted data") && ev.contains("ResyncFinished data"), "no resync after the crash:\n{ev}");
-    assert!(resynced < size / 2, "resync after crash covered {resynced} of {size} bytes");
+    assert!(
+        ev.contains("ResyncStarted data") && ev.contains("ResyncFinished data"),
+        "no resync after the crash:\n{ev}"
+    );
+    assert!(
+        resynced < size / 2,
+        "resync after crash covered {resynced} of {size} bytes"
+    );
     let (ok, out) = app.bench("check", 32 * MIB, &[]);
     assert_bench_clean("check after crash", ok, &out);
     app.stop();
@@ -300,10 +429,26 @@ fn concat_volume_grows_online() {
     let mut app = Appliance::new("grow", &blades, arrays, "", VOLUME);
     app.create();
     app.start();
-    let before = app.status_json().unwrap()["volumes"][0]["sectors"].as_u64().unwrap();
+    let before = app.status_json().unwrap()["volumes"][0]["sectors"]
+        .as_u64()
+        .unwrap();
     let mut writer = {
         let mut c = app.lab.cmd(BIN);
-        c.args(["bench", "--iface", &app.client, "--device", "e7.0", "--rw", "verify", "--span", &(32 * MIB).to_string(), "--bs", "64K", "--qd", "8"]);
+        c.args([
+            "bench",
+            "--iface",
+            &app.client,
+            "--device",
+            "e7.0",
+            "--rw",
+            "verify",
+            "--span",
+            &(32 * MIB).to_string(),
+            "--bs",
+            "64K",
+            "--qd",
+            "8",
+        ]);
         app.lab.spawn("writer", c).expect("writer")
     };
     std::thread::sleep(Duration::from_secs(1));
@@ -319,10 +464,21 @@ fn concat_volume_grows_online() {
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(grown, "grow never went through");
-    let st = writer.wait_timeout(Duration::from_secs(120)).expect("writer");
-    assert_bench_clean("verify during grow", st.is_some_and(|s| s.success()), &writer.log());
-    let after = app.status_json().unwrap()["volumes"][0]["sectors"].as_u64().unwrap();
-    assert!(after > before + 80 * 1024, "volume did not grow: {before} -> {after} sectors");
+    let st = writer
+        .wait_timeout(Duration::from_secs(120))
+        .expect("writer");
+    assert_bench_clean(
+        "verify during grow",
+        st.is_some_and(|s| s.success()),
+        &writer.log(),
+    );
+    let after = app.status_json().unwrap()["volumes"][0]["sectors"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        after > before + 80 * 1024,
+        "volume did not grow: {before} -> {after} sectors"
+    );
     // The whole grown volume (the new array's part included) takes a verify.
     let (ok, out) = app.bench("verify", after * 512, &[]);
     assert_bench_clean("verify of the grown volume", ok, &out);
@@ -333,26 +489,39 @@ fn concat_volume_grows_online() {
 /// and a smoke pass still succeeds with a member blade killed mid-workload.
 #[test]
 fn raid10_real_linux_client_ext4() {
-    if !ready("raid10_real_linux_client_ext4") || !lab::require_tools("raid10_real_linux_client_ext4", &["qemu-system-x86_64"]) {
+    if !ready("raid10_real_linux_client_ext4")
+        || !lab::require_tools("raid10_real_linux_client_ext4", &["qemu-system-x86_64"])
+    {
         return;
     }
     let blades = Lab::grid(&[0, 1], 0..5, 64 * MIB);
     let mut app = Appliance::new("rc10", &blades, RAID10, SPARES, VOLUME);
     app.create();
     app.start();
-    let spec = lab::ClientSpec::new("e7.0", &[lab::Workload::Ext4, lab::Workload::Smoke]).env("SMOKE_MB", "32");
+    let spec = lab::ClientSpec::new("e7.0", &[lab::Workload::Ext4, lab::Workload::Smoke])
+        .env("SMOKE_MB", "32");
     let mut killed = false;
     let r = app.lab.boot_clients_with(&[spec], |_, line| {
         // Kill a member at the ext4 workload's first progress line (mid-workload).
-        if !killed && line.starts_with("REALCLIENT-") && line.contains("ext4") && !line.contains("WORKLOAD") {
+        if !killed
+            && line.starts_with("REALCLIENT-")
+            && line.contains("ext4")
+            && !line.contains("WORKLOAD")
+        {
             killed = true;
             let _ = app.lab.blade(1, 2).kill();
         }
     });
     let r = r.expect("boot client");
     r[0].assert_passed();
-    assert!(killed, "the ext4 workload printed no progress line to time the kill");
+    assert!(
+        killed,
+        "the ext4 workload printed no progress line to time the kill"
+    );
     let (_, members) = app.array_state("data").unwrap();
-    assert!(members.iter().any(|(b, s)| b == "e1.2" && s != "active"), "{members:?}");
+    assert!(
+        members.iter().any(|(b, s)| b == "e1.2" && s != "active"),
+        "{members:?}"
+    );
     app.stop();
 }
