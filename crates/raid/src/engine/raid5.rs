@@ -321,7 +321,11 @@ impl Engine {
                 }
                 if w.mode == StripeMode::Reconstruct {
                     let b = w.unreadable[0];
-                    let bc = (0..cols).find(|&c| colm(c) == b).unwrap();
+                    let Some(bc) = (0..cols).find(|&c| colm(c) == b) else {
+                        // A spare took the slot while we read: plan again.
+                        w.phase = StripePhase::Plan;
+                        return false;
+                    };
                     let mut rec = old_p.clone().unwrap_or_else(|| vec![0; bytes]);
                     for (c, o) in old.iter().enumerate() {
                         if c != bc {

@@ -211,7 +211,13 @@ impl World {
                 chunk as u64
             };
             ac.bitmap_region_sectors = unit * (1 + rng.below(16));
-            let spares = if level == Level::Raid0 { 0 } else { 1 };
+            // Half the arrays start without a spare so a returning member gets its own
+            // slot back (re-add) instead of finding a spare in it.
+            let spares = if level == Level::Raid0 {
+                0
+            } else {
+                rng.below(2) as usize
+            };
             for s in 0..spares {
                 ac.spares.push(MemberSpec {
                     uuid: uuid(ai, 100 + s as u8, cfg.seed),
@@ -446,7 +452,6 @@ impl World {
                 Event::ArrayFailed if self.level(a) != Level::Raid0 => {
                     return Err(format!("array {a} failed within redundancy"));
                 }
-                Event::SparesMissing => self.arrays[a].spares_wanted += 1,
                 _ => {}
             }
         }
@@ -538,7 +543,8 @@ impl World {
             }
             let st = self.vol.arrays()[a].status();
             let has_spare = st.members.iter().any(|m| m.state == MemberState::Spare);
-            if self.level(a) != Level::Raid0 && !has_spare && self.rng.chance(0.2) {
+            if self.level(a) != Level::Raid0 && !has_spare && self.arrays[a].spares_wanted > 0 {
+                self.arrays[a].spares_wanted -= 1;
                 self.add_spare(a)?;
             }
         }
@@ -568,6 +574,14 @@ impl World {
             }
             self.fault_since_op = self.stats.ops;
         }
+        // A crash while a mirror member is away: it comes back stale at assembly.
+        if self.cfg.faults
+            && !self.transient.is_empty()
+            && (0..self.arrays.len()).all(|a| self.level(a) != Level::Raid5)
+            && self.rng.chance(0.0003)
+        {
+            return self.crash(false);
+        }
         if !self.cfg.faults || self.stats.ops < self.next_fault_op {
             return Ok(());
         }
@@ -575,7 +589,7 @@ impl World {
         if !self.calm(a) {
             return Ok(());
         }
-        self.next_fault_op = self.stats.ops + 300 + self.rng.below(3000);
+        self.next_fault_op = self.stats.ops + 200 + self.rng.below(1500);
         self.fault_since_op = self.stats.ops;
         let level = self.level(a);
         let act = self.active_members(a);
@@ -602,6 +616,7 @@ impl World {
             1 if redundant => {
                 self.stats.member_losses += 1;
                 self.arrays[a].members[m].alive = false;
+                self.arrays[a].spares_wanted += 1;
             }
             2 | 3 => {
                 let start = self.arrays[a].data_offset + self.rng.below(MEMBER_DATA_SECTORS - 16);
