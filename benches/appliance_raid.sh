@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The seed's experiment: blades each limited to B MB/s with tc tbf (both
+# directions), MTU 9000; sequential write then read through the appliance with
+# `aoeraid bench` from a front-end port, against the model (stripe elements × B).
+#
+#   sudo benches/appliance_raid.sh [--rate MBps] [--span MiB] [--runs N] [LEVEL...]
+#
+# LEVEL: raid10 (8 blades, 4 mirrored stripe elements), raid0 (8 blades),
+# raid5 (5 blades), pass (RAID 0 over one blade vs the blade directly).
+# Default: raid10 raid0 raid5 pass. Prints one line per level with medians over
+# --runs runs (default 3). AOERAID_BIN=path uses a prebuilt binary.
+set -euo pipefail
+
+RATE=20
+SPAN_MIB=128
+RUNS=3
+LEVELS=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rate) RATE="$2"; shift ;;
+        --span) SPAN_MIB="$2"; shift ;;
+        --runs) RUNS="$2"; shift ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) LEVELS+=("$1") ;;
+    esac
+    shift
+done
+[ ${#LEVELS[@]} -gt 0 ] || LEVELS=(raid10 raid0 raid5 pass)
+[ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -n "${AOERAID_BIN:-}" ]; then
+    BIN="$AOERAID_BIN"
+else
+    (cd "$ROOT" && cargo build --release --bin aoeraid >&2)
+    BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/aoeraid"
+fi
+
+NS="aoebench-$$"
+DIR="/dev/shm/aoebench-$$"
+PIDS=()
+DAEMON=""
+cleanup() {
+    set +e
+    [ -n "$DAEMON" ] && kill -TERM "$DAEMON" 2>/dev/null && sleep 1 && kill -KILL "$DAEMON" 2>/dev/null
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    ip netns del "$NS" 2>/dev/null
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+in_ns() { ip netns exec "$NS" "$@"; }
+
+# Bytes per second → tbf with a 20 ms bucket (at least a few jumbo frames).
+tbf() { # tbf DEV MBps
+    local bits=$(($2 * 8))mbit burst=$(( $2 * 1000000 / 50 ))
+    [ "$burst" -ge 40000 ] || burst=40000
+    in_ns tc qdisc replace dev "$1" root tbf rate "$bits" burst "$burst" latency 50ms
+}
+
+lab_up() { # lab_up NBLADES(shelf 0..1 spread) BLADE_MIB
+    mkdir -p "$DIR/state"
+    ip netns add "$NS"
+    in_ns ip link set lo up
+    for br in back0 front0; do
+        in_ns ip link add "$br" type bridge
+        in_ns ip link set "$br" type bridge stp_state 0 forward_delay 0
+        in_ns ip link set "$br" mtu 9000 up
+    done
+    port() { in_ns ip link add "$1" mtu 9000 type veth peer name "p$1" mtu 9000
+             in_ns ip link set "p$1" master "$2" up; in_ns ip link set "$1" up; }
+    local i shelf slot n
+    for i in $(seq 0 $(($1 - 1))); do
+        shelf=$((i % 2)); slot=$((i / 2)); n="e$shelf-$slot"
+        port "$n" back0
+        tbf "$n" "$RATE"        # blade → appliance (reads)
+        tbf "p$n" "$RATE"       # appliance → blade (writes)
+        truncate -s "$(($2 << 20))" "$DIR/$n.img"
+        in_ns vblade "$shelf" "$slot" "$n" "$DIR/$n.img" >"$DIR/$n.log" 2>&1 &
+        PIDS+=($!)
+    done
+    port ini0 back0; port tgt0 front0; port cli0 front0
+}
+
+lab_down() {
+    [ -n "$DAEMON" ] && { kill -TERM "$DAEMON"; wait "$DAEMON" 2>/dev/null || true; DAEMON=""; }
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    PIDS=()
+    ip netns del "$NS" 2>/dev/null || true
+    rm -rf "$DIR"
+}
+
+appliance() { # appliance LEVEL "MEMBERS" CHUNK
+    cat >"$DIR/a.yaml" <<EOF
+appliance: {name: bench, state_dir: $DIR/state, control_socket: $DIR/ctl.sock, metrics_listen: "127.0.0.1:9721"}
+backend: {interfaces: [ini0], dead_after: 10s}
+frontend: {interfaces: [tgt0]}
+arrays:
+  - {name: a, level: $1, chunk: $3, members: [$2], allow_same_shelf_mirrors: true}
+volumes:
+  - {name: v, arrays: [a], export: {shelf: 7, slot: 0}}
+EOF
+    in_ns "$BIN" create --config "$DIR/a.yaml" --assume-clean >/dev/null
+    in_ns "$BIN" run --config "$DIR/a.yaml" >"$DIR/daemon.log" 2>&1 &
+    DAEMON=$!
+    for _ in $(seq 100); do
+        in_ns "$BIN" status --config "$DIR/a.yaml" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    cat "$DIR/daemon.log" >&2
+    return 1
+}
+
+mbps() { # mbps DEVICE RW → MB/s of one run
+    in_ns "$BIN" bench --iface cli0 --device "$1" --rw "$2" --span "$((SPAN_MIB << 20))" \
+        --bs 256K --qd 32 --bytes "$((SPAN_MIB << 20))" --json 2>/dev/null \
+        | sed -n 's/.*"mb_per_s": *\([0-9.]*\).*/\1/p' | head -1
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'; }
+
+measure() { # measure DEVICE RW → median MB/s
+    local i
+    for i in $(seq "$RUNS"); do mbps "$1" "$2"; done | median
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+members8="e0.0, e1.0, e0.1, e1.1, e0.2, e1.2, e0.3, e1.3"
+echo "blades limited to $RATE MB/s each way (tbf), MTU 9000, span $SPAN_MIB MiB, bs 256K qd 32, median of $RUNS"
+for level in "${LEVELS[@]}"; do
+    case "$level" in
+        raid10) lab_up 8 $((SPAN_MIB / 2 + 64)); appliance raid10 "$members8" 256KiB
+                mw=$((4 * RATE)); mr=$((4 * RATE)) ;;
+        raid0)  lab_up 8 $((SPAN_MIB / 4 + 64)); appliance raid0 "$members8" 256KiB
+                mw=$((8 * RATE)); mr=$((8 * RATE)) ;;
+        raid5)  lab_up 5 $((SPAN_MIB / 2 + 64)); appliance raid5 "e0.0, e1.0, e0.1, e1.1, e0.2" 64KiB
+                mw=$((4 * RATE)); mr=$((4 * RATE)) ;;
+        pass)   lab_up 2 $((SPAN_MIB + 64)); appliance raid0 "e0.0" 256KiB
+                direct_w=$(measure e1.0 write); direct_r=$(measure e1.0 read)
+                mw=${direct_w%.*}; mr=${direct_r%.*} ;;
+        *) echo "bench: unknown level $level" >&2; continue ;;
+    esac
+    w=$(measure e7.0 write)
+    r=$(measure e7.0 read)
+    printf '%-7s write %7s MB/s (model %4s, ratio %s)   read %7s MB/s (model %4s, ratio %s)\n' \
+        "$level" "$w" "$mw" "$(ratio "$w" "$mw")" "$r" "$mr" "$(ratio "$r" "$mr")"
+    lab_down
+done
