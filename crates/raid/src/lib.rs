@@ -25,3 +25,4 @@ pub use engine::{Counters, Engine, MemberStatus, Status, SyncProgress, Tunables}
 pub mod concat;
 pub use concat::Concat;
 pub mod sim;
+pub mod spare_group;

@@ -1,1 +1,164 @@
 use super::*;
+use crate::superblock::{SlotEntry, SlotState, Superblock};
+
+fn sb(member: u8, role: u32, events: u64) -> Superblock {
+    Superblock {
+        array_uuid: [1; 16],
+        member_uuid: [member; 16],
+        name: "a".into(),
+        level: Level::Raid1,
+        layout: 0,
+        chunk: 128,
+        raid_disks: 2,
+        role,
+        data_offset: 2048,
+        data_size: 10_000,
+        events,
+        clean: true,
+        integrity: false,
+        recovering: false,
+        recovery_bitmap_only: false,
+        recovery_unit: 0,
+        bitmap_region_units: 8,
+        bitmap_events_cleared: 5,
+        bitmap_sectors: 1,
+        csum_offset: 17,
+        csum_sectors: 0,
+        slots: vec![
+            SlotEntry {
+                member_uuid: [10; 16],
+                state: SlotState::Active,
+            },
+            SlotEntry {
+                member_uuid: [11; 16],
+                state: SlotState::Active,
+            },
+        ],
+    }
+}
+
+fn input(name: &str, s: &Superblock) -> AssemblyInput {
+    AssemblyInput {
+        name: name.into(),
+        superblock: Ok(s.encode()),
+        size_sectors: 20_000,
+    }
+}
+
+#[test]
+fn highest_events_form_the_array_stale_member_rejoins_by_bitmap() {
+    let mut newer = sb(10, 0, 9);
+    newer.slots[1].state = SlotState::Faulty;
+    let stale = sb(11, 1, 6);
+    let plan = assemble(&[input("e1.0", &newer), input("e1.1", &stale)], None, false).unwrap();
+    assert_eq!(plan.reference.events, 9);
+    let m1 = plan.members.iter().find(|m| m.name == "e1.1").unwrap();
+    assert_eq!(
+        m1.state,
+        PlannedState::Recovering {
+            checkpoint: 0,
+            bitmap_only: true
+        }
+    );
+    assert_eq!(m1.role, Some(1));
+}
+
+#[test]
+fn stale_beyond_bitmap_reach_is_rebuilt_whole() {
+    let mut newer = sb(10, 0, 20);
+    newer.slots[1].state = SlotState::Faulty;
+    newer.bitmap_events_cleared = 15;
+    let stale = sb(11, 1, 6);
+    let plan = assemble(&[input("e1.0", &newer), input("e1.1", &stale)], None, false).unwrap();
+    let m1 = plan.members.iter().find(|m| m.name == "e1.1").unwrap();
+    assert_eq!(
+        m1.state,
+        PlannedState::Recovering {
+            checkpoint: 0,
+            bitmap_only: false
+        }
+    );
+}
+
+#[test]
+fn foreign_corrupt_and_blank_members_are_refused_by_name() {
+    let a = sb(10, 0, 5);
+    let b = sb(11, 1, 5);
+    let mut foreign = sb(12, 0, 99);
+    foreign.array_uuid = [2; 16];
+    let mut corrupt = b.encode();
+    corrupt[200] ^= 0xFF;
+    let inputs = vec![
+        input("e1.0", &a),
+        input("e1.1", &b),
+        input("e2.0", &foreign),
+        AssemblyInput {
+            name: "e3.0".into(),
+            superblock: Ok(corrupt),
+            size_sectors: 20_000,
+        },
+        AssemblyInput {
+            name: "e3.1".into(),
+            superblock: Ok(vec![0; 4096]),
+            size_sectors: 20_000,
+        },
+        AssemblyInput {
+            name: "e3.2".into(),
+            superblock: Err(crate::types::MemberError::Gone),
+            size_sectors: 0,
+        },
+    ];
+    let plan = assemble(&inputs, Some([1; 16]), false).unwrap();
+    assert_eq!(plan.members.len(), 2);
+    let names: Vec<&str> = plan.refused.iter().map(|r| r.name.as_str()).collect();
+    for n in ["e2.0", "e3.0", "e3.1", "e3.2"] {
+        assert!(names.contains(&n), "{n} refused: {:?}", plan.refused);
+    }
+    let why = |n: &str| {
+        plan.refused
+            .iter()
+            .find(|r| r.name == n)
+            .unwrap()
+            .reason
+            .clone()
+    };
+    assert!(why("e2.0").contains("another array"));
+    assert!(why("e3.0").contains("checksum"));
+    assert!(why("e3.1").contains("no aoeraid superblock"));
+}
+
+#[test]
+fn missed_last_superblock_write_still_in_sync() {
+    // Crash during a superblock update: member 1 has events 7, member 0 has 8, and the
+    // newest table still lists member 1 active.
+    let plan = assemble(
+        &[input("e1.0", &sb(10, 0, 8)), input("e1.1", &sb(11, 1, 7))],
+        None,
+        false,
+    )
+    .unwrap();
+    assert!(plan.members.iter().all(|m| m.state == PlannedState::Active));
+}
+
+#[test]
+fn too_few_and_dirty_degraded_raid5() {
+    let plan = assemble(&[input("e1.0", &sb(10, 0, 5))], None, false).unwrap();
+    assert_eq!(plan.missing_slots, vec![1]);
+    let mut r5 = |m: u8, role: u32| {
+        let mut s = sb(m, role, 5);
+        s.level = Level::Raid5;
+        s.raid_disks = 3;
+        s.clean = false;
+        s.slots.push(SlotEntry {
+            member_uuid: [12; 16],
+            state: SlotState::Active,
+        });
+        s
+    };
+    let (a, b) = (r5(10, 0), r5(11, 1));
+    let e = assemble(&[input("e1.0", &a), input("e1.1", &b)], None, false).unwrap_err();
+    assert!(matches!(e, AssemblyError::DirtyDegraded { .. }));
+    assert!(assemble(&[input("e1.0", &a), input("e1.1", &b)], None, true).is_ok());
+    let e = assemble(&[input("e1.0", &a)], None, true).unwrap_err();
+    assert!(matches!(e, AssemblyError::TooFewMembers { .. }), "{e}");
+}

@@ -254,6 +254,22 @@ impl Engine {
         ))
     }
 
+    /// Undo `take_spare` (the receiving array could not use it).
+    pub fn return_spare(&mut self, m: MemberIndex) -> Result<(), ControlError> {
+        let state = self.member_ref(m)?.state;
+        if state != MemberState::Missing || self.members[m].role.is_some() {
+            return Err(ControlError::WrongState { member: m, state });
+        }
+        self.set_state(m, MemberState::Spare);
+        self.metaw.touch(MetaKey::Superblock);
+        self.pump();
+        Ok(())
+    }
+
+    pub(crate) fn push_event(&mut self, e: Event) {
+        self.out_events.push_back(e);
+    }
+
     /// Remove a faulty/spare/missing member from the array (`mdadm --remove`).
     pub fn remove_member(&mut self, m: MemberIndex) -> Result<(), ControlError> {
         let state = self.member_ref(m)?.state;

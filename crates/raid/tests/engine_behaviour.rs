@@ -1,0 +1,462 @@
+//! Engine behaviour with instant in-memory members: failures, degraded I/O, healing,
+//! spares and spare groups, re-add by bitmap, RAID 5 gathering, placement.
+
+use raid_engine::config::{ArrayConfig, MemberSpec};
+use raid_engine::spare_group::balance_spares;
+use raid_engine::*;
+
+struct Rig {
+    e: Engine,
+    members: Vec<Vec<u8>>,
+    dead: Vec<bool>,
+    /// (member, first sector, end) that fail reads.
+    bad: Vec<(usize, u64, u64)>,
+    now: u64,
+    events: Vec<Event>,
+    member_reads: u64,
+    done: Vec<VolumeCompletion>,
+}
+
+const MEMBER: u64 = 2048 + 4096;
+
+fn spec(i: u8, shelf: u32) -> MemberSpec {
+    MemberSpec {
+        uuid: [i; 16],
+        size_sectors: MEMBER,
+        shelf: Some(shelf),
+    }
+}
+
+impl Rig {
+    fn new(level: Level, n: usize, spares: usize, chunk: u32) -> Rig {
+        let mut cfg = ArrayConfig::new(
+            "t",
+            [0xAB; 16],
+            level,
+            (0..n as u8).map(|i| spec(i, i as u32)).collect(),
+        );
+        cfg.chunk_sectors = chunk;
+        cfg.assume_clean = true;
+        cfg.bitmap_region_sectors = 256;
+        cfg.spares = (0..spares as u8).map(|i| spec(100 + i, 50)).collect();
+        let e = Engine::create(&cfg).unwrap();
+        let total = n + spares;
+        let mut r = Rig {
+            e,
+            members: vec![vec![0; MEMBER as usize * 512]; total],
+            dead: vec![false; total],
+            bad: Vec::new(),
+            now: 0,
+            events: Vec::new(),
+            member_reads: 0,
+            done: Vec::new(),
+        };
+        r.e.set_sync_rates(1_000_000, 1_000_000);
+        r.run();
+        r
+    }
+
+    fn run(&mut self) {
+        for _ in 0..1_000_000 {
+            let mut progressed = false;
+            while let Some(io) = self.e.poll_member_io() {
+                progressed = true;
+                let m = io.member;
+                if m >= self.members.len() {
+                    self.members.push(vec![0; MEMBER as usize * 512]);
+                    self.dead.push(false);
+                }
+                let res = if self.dead[m] {
+                    Err(MemberError::Gone)
+                } else {
+                    let (a, b) = (
+                        io.offset as usize * 512,
+                        (io.offset + io.sectors as u64) as usize * 512,
+                    );
+                    match io.op {
+                        MemberOp::Read => {
+                            self.member_reads += io.sectors as u64;
+                            let end = io.offset + io.sectors as u64;
+                            if self
+                                .bad
+                                .iter()
+                                .any(|&(bm, s, e)| bm == m && s < end && io.offset < e)
+                            {
+                                Err(MemberError::Io)
+                            } else {
+                                Ok(self.members[m][a..b].to_vec())
+                            }
+                        }
+                        MemberOp::Write => {
+                            self.members[m][a..b].copy_from_slice(&io.data);
+                            let end = io.offset + io.sectors as u64;
+                            self.bad
+                                .retain(|&(bm, s, e)| !(bm == m && io.offset <= s && e <= end));
+                            Ok(Vec::new())
+                        }
+                        MemberOp::Flush => Ok(Vec::new()),
+                    }
+                };
+                self.e.complete_member_io(io.id, res);
+            }
+            while let Some(ev) = self.e.poll_event() {
+                self.events.push(ev);
+            }
+            while let Some(c) = self.e.poll_completion() {
+                self.done.push(c);
+            }
+            if !progressed {
+                match self.e.poll_timeout() {
+                    Some(t) if self.e.status().sync.is_some() || t <= self.now + 10_000_000 => {
+                        self.now = t.max(self.now + 1_000_000);
+                        self.e.tick(self.now);
+                    }
+                    _ => return,
+                }
+            }
+        }
+        panic!("engine never went quiet");
+    }
+
+    fn io(
+        &mut self,
+        op: VolumeOp,
+        offset: u64,
+        data: Vec<u8>,
+        sectors: u32,
+    ) -> Result<Vec<u8>, VolumeError> {
+        let id = 1_000_000 + self.done.len() as u64 + self.now;
+        self.e.submit(VolumeRequest {
+            id,
+            op,
+            offset,
+            sectors,
+            data,
+        });
+        self.now += 1_000;
+        self.e.tick(self.now);
+        self.run();
+        let i = self
+            .done
+            .iter()
+            .position(|c| c.id == id)
+            .expect("request completed");
+        self.done.remove(i).result
+    }
+    fn write(&mut self, offset: u64, fill: u8, sectors: u32) {
+        self.io(
+            VolumeOp::Write,
+            offset,
+            vec![fill; sectors as usize * 512],
+            sectors,
+        )
+        .expect("write");
+    }
+    fn read(&mut self, offset: u64, sectors: u32) -> Result<Vec<u8>, VolumeError> {
+        self.io(VolumeOp::Read, offset, Vec::new(), sectors)
+    }
+    fn settle(&mut self, ns: u64) {
+        let end = self.now + ns;
+        while self.now < end {
+            self.now += 1_000_000;
+            self.e.tick(self.now);
+            self.run();
+        }
+    }
+}
+
+#[test]
+fn raid1_member_gone_runs_degraded_and_keeps_data() {
+    let mut r = Rig::new(Level::Raid1, 2, 0, 16);
+    r.write(0, 7, 64);
+    r.dead[0] = true;
+    r.write(64, 8, 16);
+    assert_eq!(r.read(0, 64).unwrap(), vec![7; 64 * 512]);
+    assert_eq!(r.read(64, 16).unwrap(), vec![8; 16 * 512]);
+    let st = r.e.status();
+    assert_eq!(st.state, ArrayState::Degraded);
+    assert_eq!(st.members[0].state, MemberState::Faulty);
+    assert!(r.events.contains(&Event::Fail { member: 0 }));
+    assert!(r.events.contains(&Event::DegradedArray));
+    assert!(r.events.contains(&Event::SparesMissing));
+}
+
+#[test]
+fn raid0_member_loss_fails_the_array_never_lies() {
+    let mut r = Rig::new(Level::Raid0, 2, 0, 16);
+    r.write(0, 3, 64);
+    r.dead[1] = true;
+    assert!(r.read(0, 64).is_err());
+    assert!(r.events.contains(&Event::ArrayFailed));
+    assert_eq!(r.e.status().state, ArrayState::Failed);
+    assert_eq!(r.read(0, 8), Err(VolumeError::ArrayFailed));
+}
+
+#[test]
+fn raid5_read_error_is_served_from_parity_and_rewritten() {
+    let mut r = Rig::new(Level::Raid5, 4, 0, 16);
+    r.write(0, 9, 48);
+    // Volume sector 0 is on member 0 (left-symmetric stripe 0), data starts at 2048.
+    r.bad.push((0, 2048, 2056));
+    assert_eq!(r.read(0, 48).unwrap(), vec![9; 48 * 512]);
+    assert!(r.bad.is_empty(), "bad range rewritten");
+    assert_eq!(r.e.counters().corrected_read_errors, 1);
+    assert!(r
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::CorrectedReadError { member: 0, .. })));
+    assert_eq!(r.e.status().state, ArrayState::Clean);
+}
+
+#[test]
+fn raid5_degraded_write_and_read_then_spare_rebuild() {
+    let mut r = Rig::new(Level::Raid5, 4, 1, 16);
+    for i in 0..20u64 {
+        r.write(i * 24, i as u8 + 1, 24);
+    }
+    r.dead[2] = true;
+    r.write(7, 0xEE, 5);
+    for i in 0..20u64 {
+        let d = r.read(i * 24, 24).unwrap();
+        for (s, chunk) in d.chunks(512).enumerate() {
+            let v = i * 24 + s as u64;
+            let want = if (7..12).contains(&v) {
+                0xEE
+            } else {
+                i as u8 + 1
+            };
+            assert!(chunk.iter().all(|&b| b == want), "sector {v}");
+        }
+    }
+    r.settle(2_000_000_000);
+    let st = r.e.status();
+    assert!(r
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::SpareActive { member: 4 })));
+    assert!(r
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::RebuildFinished { member: 4 })));
+    assert!(r
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::RebuildProgress { percent: 20, .. })));
+    assert_eq!(st.members[4].state, MemberState::Active);
+    assert_eq!(st.state, ArrayState::Clean, "{st:?}");
+    r.e.start_scrub(false).unwrap();
+    r.settle(2_000_000_000);
+    assert_eq!(r.e.counters().last_scrub_mismatch_sectors, 0);
+}
+
+#[test]
+fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
+    let mut r = Rig::new(Level::Raid1, 2, 0, 16);
+    r.settle(10_000_000_000);
+    r.dead[1] = true;
+    r.write(0, 5, 8);
+    r.dead[1] = false;
+    r.e.member_returned(1).unwrap();
+    r.run();
+    r.settle(2_000_000_000);
+    assert!(
+        r.events.contains(&Event::ReAdded {
+            member: 1,
+            bitmap_only: true
+        }),
+        "{:?}",
+        r.events
+    );
+    assert!(r.events.contains(&Event::RebuildFinished { member: 1 }));
+    let synced = r.e.counters().sync_bytes;
+    assert!(
+        synced > 0 && synced <= 256 * 512,
+        "only one bitmap region copied: {synced} bytes"
+    );
+    r.dead[0] = true;
+    assert_eq!(r.read(0, 8).unwrap(), vec![5; 8 * 512]);
+}
+
+#[test]
+fn spare_group_moves_a_spare_to_the_degraded_array() {
+    let mut a = Rig::new(Level::Raid1, 2, 0, 16);
+    let mut b = Rig::new(Level::Raid10, 4, 1, 16);
+    a.dead[1] = true;
+    a.write(0, 1, 8);
+    assert!(a.e.needs_spare());
+    let moves = {
+        let mut arrays = [("g", &mut a.e), ("g", &mut b.e)];
+        balance_spares(&mut arrays)
+    };
+    assert_eq!(moves.len(), 1);
+    assert_eq!(
+        (
+            moves[0].from_array,
+            moves[0].from_member,
+            moves[0].to_array,
+            moves[0].to_member
+        ),
+        (1, 4, 0, 2)
+    );
+    a.run();
+    a.settle(2_000_000_000);
+    assert!(a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::MoveSpare { .. })));
+    assert_eq!(a.e.status().state, ArrayState::Clean);
+    assert_eq!(b.e.status().members[4].state, MemberState::Missing);
+}
+
+#[test]
+fn raid5_sequential_small_writes_become_full_stripes() {
+    // 5 members, 16 KiB chunk: 64 KiB stripe; 8 KiB writes, 16 in flight.
+    let mut r = Rig::new(Level::Raid5, 5, 0, 32);
+    let mut id = 1;
+    let mut off = 0u64;
+    for _ in 0..8 {
+        for _ in 0..16 {
+            r.e.submit(VolumeRequest {
+                id,
+                op: VolumeOp::Write,
+                offset: off,
+                sectors: 16,
+                data: vec![id as u8; 16 * 512],
+            });
+            id += 1;
+            off += 16;
+        }
+        r.run();
+    }
+    let c = r.e.counters().clone();
+    assert_eq!(c.stripe_read_sectors, 0, "{c:?}");
+    assert_eq!(c.full_stripe_writes, 16);
+    assert_eq!(r.done.len(), 128);
+}
+
+#[test]
+fn overlapping_requests_apply_in_order() {
+    let mut r = Rig::new(Level::Raid10, 4, 0, 16);
+    r.e.submit(VolumeRequest {
+        id: 1,
+        op: VolumeOp::Write,
+        offset: 10,
+        sectors: 30,
+        data: vec![1; 30 * 512],
+    });
+    r.e.submit(VolumeRequest {
+        id: 2,
+        op: VolumeOp::Read,
+        offset: 0,
+        sectors: 64,
+        data: Vec::new(),
+    });
+    r.e.submit(VolumeRequest {
+        id: 3,
+        op: VolumeOp::Write,
+        offset: 20,
+        sectors: 4,
+        data: vec![2; 4 * 512],
+    });
+    r.e.submit(VolumeRequest {
+        id: 4,
+        op: VolumeOp::Flush,
+        offset: 0,
+        sectors: 0,
+        data: Vec::new(),
+    });
+    r.run();
+    let read = r
+        .done
+        .iter()
+        .find(|c| c.id == 2)
+        .unwrap()
+        .result
+        .clone()
+        .unwrap();
+    assert!(read[..10 * 512].iter().all(|&b| b == 0));
+    assert!(
+        read[10 * 512..40 * 512].iter().all(|&b| b == 1),
+        "read sees write 1 whole, not write 3"
+    );
+    assert!(r.done.iter().all(|c| c.result.is_ok()));
+    assert_eq!(
+        r.done.last().unwrap().id,
+        4,
+        "flush completes after everything before it"
+    );
+    assert_eq!(r.read(20, 4).unwrap(), vec![2; 4 * 512]);
+}
+
+#[test]
+fn placement_refused_unless_forced() {
+    let members = vec![spec(1, 7), spec(2, 7), spec(3, 8), spec(4, 9)];
+    let mut cfg = ArrayConfig::new("p", [1; 16], Level::Raid10, members);
+    let err = Engine::create(&cfg).err().unwrap();
+    assert!(
+        err.to_string().contains("members 0 and 1") && err.to_string().contains("shelf 7"),
+        "{err}"
+    );
+    cfg.force_placement = true;
+    assert!(Engine::create(&cfg).is_ok());
+}
+
+#[test]
+fn bad_requests_get_errors_not_panics() {
+    let mut r = Rig::new(Level::Raid1, 2, 0, 16);
+    let vs = r.e.volume_sectors();
+    assert_eq!(r.read(vs, 1), Err(VolumeError::InvalidRequest));
+    assert_eq!(
+        r.io(VolumeOp::Write, 0, vec![0; 3], 1),
+        Err(VolumeError::InvalidRequest)
+    );
+    assert_eq!(r.read(0, 0), Err(VolumeError::InvalidRequest));
+    r.e.complete_member_io(987_654, Ok(Vec::new()));
+    assert!(r.e.fail_member(99).is_err());
+}
+
+#[test]
+fn concat_splits_across_arrays() {
+    let a = Rig::new(Level::Raid1, 2, 0, 16);
+    let b = Rig::new(Level::Raid0, 2, 0, 16);
+    let (sa, sb) = (a.e.volume_sectors(), b.e.volume_sectors());
+    let mut c = Concat::new(vec![a.e, b.e]);
+    assert_eq!(c.volume_sectors(), sa + sb);
+    let mut mem: Vec<Vec<Vec<u8>>> = vec![a.members, b.members];
+    let mut drive = |c: &mut Concat| {
+        while let Some((arr, io)) = c.poll_member_io() {
+            let (x, y) = (
+                io.offset as usize * 512,
+                (io.offset + io.sectors as u64) as usize * 512,
+            );
+            let res = match io.op {
+                MemberOp::Read => Ok(mem[arr][io.member][x..y].to_vec()),
+                MemberOp::Write => {
+                    mem[arr][io.member][x..y].copy_from_slice(&io.data);
+                    Ok(Vec::new())
+                }
+                MemberOp::Flush => Ok(Vec::new()),
+            };
+            c.complete_member_io(arr, io.id, res);
+        }
+    };
+    c.submit(VolumeRequest {
+        id: 1,
+        op: VolumeOp::Write,
+        offset: sa - 4,
+        sectors: 8,
+        data: vec![6; 8 * 512],
+    });
+    drive(&mut c);
+    assert!(c.poll_completion().unwrap().result.is_ok());
+    c.submit(VolumeRequest {
+        id: 2,
+        op: VolumeOp::Read,
+        offset: sa - 8,
+        sectors: 16,
+        data: Vec::new(),
+    });
+    drive(&mut c);
+    let d = c.poll_completion().unwrap().result.unwrap();
+    assert!(d[..4 * 512].iter().all(|&x| x == 0) && d[4 * 512..12 * 512].iter().all(|&x| x == 6));
+}
