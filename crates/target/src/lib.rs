@@ -19,7 +19,11 @@
 //!   drops E replies and retransmits until it fails the device.
 //! * Query Config (all five CCmds), MAC Mask List (enforced on every command),
 //!   Reserve/Release (enforced on ATA except IDENTIFY), all persistent through
-//!   [`ExportState`] and [`Action::Persist`].
+//!   [`ExportState`] and [`Action::Persist`]. A reservation conflict is
+//!   answered E + error 6 as the spec says; the Linux driver never reserves
+//!   and discards E replies, so a Linux client locked out by someone else's
+//!   reservation retransmits until `aoe_deadsecs` (180 s) and then fails the
+//!   device — reservations only fence *cooperating* initiators.
 //! * Replies padded to 60 bytes, from the receiving interface's MAC, with the
 //!   own shelf.slot; frames with R set are ignored; broadcast queries get
 //!   one reply per export, bounded per interface by a token bucket.

@@ -1,0 +1,155 @@
+//! The stock Linux aoe driver (Debian's kernel in qemu, TCG) against
+//! `aoeraid serve` on the lab's front segment: discovery with the right
+//! size, 64 MiB O_DIRECT pattern round trip, ext4 (mkfs, files, umount,
+//! e2fsck -fn, remount, checksums), aoe-stat, growth + revalidate, and two
+//! guests at once at MTU 9000 each verifying its own and the other's half.
+//! Root only; boots are combined to keep qemu time down.
+
+#[path = "lab/mod.rs"]
+mod lab;
+
+use lab::{ClientSpec, Lab, LabConfig, Outcome, Proc, Workload};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+
+fn ready(test: &str) -> bool {
+    lab::require_root(test) && lab::require_tools(test, &["qemu-system-x86_64", "e2fsck"])
+}
+
+fn serve(lab: &Lab, iface: &str, file: &Path, shelf: u16, slot: u8) -> Proc {
+    let mut c = lab.cmd(env!("CARGO_BIN_EXE_aoeraid"));
+    c.args([
+        "serve",
+        "--iface",
+        iface,
+        "--shelf",
+        &shelf.to_string(),
+        "--slot",
+        &slot.to_string(),
+    ])
+    .arg("--state-dir")
+    .arg(lab.dir().join("state"))
+    .arg(file);
+    lab.spawn("serve", c).expect("start aoeraid serve")
+}
+
+/// One guest: discovery, smoke (64 MiB O_DIRECT), ext4, aoe-stat, then the
+/// file grows while the guest waits; SIGHUP makes the target re-stat and
+/// announce, the guest revalidates and sees the new size. The host then
+/// checks the guest's ext4 straight from the file.
+#[test]
+fn serve_one_guest_smoke_ext4_stat_revalidate() {
+    if !ready("serve_one_guest_smoke_ext4_stat_revalidate") {
+        return;
+    }
+    let t = Instant::now();
+    let lab = Lab::new("rc-serve", LabConfig::default()).expect("lab");
+    let port = lab.add_front_port().expect("front port");
+    let file = lab.sparse_file("export.img", 128 * MIB).expect("store");
+    let mut srv = serve(&lab, &port, &file, 3, 4);
+    let grown = 160 * MIB;
+    let spec = ClientSpec::new(
+        "e3.4",
+        &[
+            Workload::Smoke,
+            Workload::Ext4,
+            Workload::Stat,
+            Workload::Revalidate,
+        ],
+    )
+    .env("REVALIDATE_EXPECT_SECTORS", &(grown / 512).to_string())
+    .env("SMOKE_MB", "64")
+    .timeout(Duration::from_secs(420));
+    let mut grew = false;
+    let mut res = lab
+        .boot_clients_with(&[spec], |_, line| {
+            if line.starts_with("REALCLIENT-EVENT revalidate-ready") && !grew {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&file)
+                    .unwrap()
+                    .set_len(grown)
+                    .unwrap();
+                srv.signal(libc::SIGHUP).expect("SIGHUP");
+                grew = true;
+            }
+        })
+        .expect("boot");
+    let r = res.remove(0);
+    eprintln!("{}", r.summary());
+    r.assert_passed();
+    assert!(grew, "the revalidate hook never ran");
+    assert_eq!(r.outcome("smoke"), Some(Outcome::Pass));
+    assert_eq!(r.outcome("ext4"), Some(Outcome::Pass));
+    assert_eq!(r.metric("stat", "state"), Some("up"));
+    assert_eq!(
+        r.metric("stat", "payload"),
+        Some("1024"),
+        "2 sectors per frame at MTU 1500"
+    );
+    assert_eq!(
+        r.metric("revalidate", "new_sectors"),
+        Some((grown / 512).to_string().as_str())
+    );
+    srv.terminate(Duration::from_secs(5)).expect("stop serve");
+    let log = srv.log();
+    assert!(log.contains("stopped;"), "serve log: {log}");
+    eprintln!("serve: {}", log.lines().last().unwrap_or_default());
+    let fsck = std::process::Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&file)
+        .output()
+        .expect("e2fsck");
+    assert!(
+        fsck.status.success(),
+        "host e2fsck: {}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    eprintln!(
+        "serve_one_guest: {:.1}s total, guest wall {:.1}s",
+        t.elapsed().as_secs_f64(),
+        r.wall.as_secs_f64()
+    );
+}
+
+/// Two guests at once at MTU 9000 on one export: each writes and verifies
+/// its half with O_DIRECT, then verifies the other's; 17 sectors per frame.
+#[test]
+fn serve_two_guests_halves_jumbo() {
+    if !ready("serve_two_guests_halves_jumbo") {
+        return;
+    }
+    let t = Instant::now();
+    let lab = Lab::new(
+        "rc-serve-halves",
+        LabConfig {
+            mtu: 9000,
+            ..LabConfig::default()
+        },
+    )
+    .expect("lab");
+    let port = lab.add_front_port().expect("front port");
+    let file = lab.sparse_file("export.img", 33 * MIB).expect("store");
+    let _srv = serve(&lab, &port, &file, 2, 0);
+    let spec = ClientSpec::new("e2.0", &[Workload::Halves, Workload::Stat])
+        .timeout(Duration::from_secs(300));
+    let res = lab.boot_clients(&[spec.clone(), spec]).expect("boot");
+    for r in &res {
+        eprintln!("{}", r.summary());
+        r.assert_passed();
+        assert_eq!(r.metric("halves", "share_MB"), Some("16"));
+        assert_eq!(r.metric("halves", "other_shares_verified"), Some("1"));
+        assert_eq!(
+            r.metric("stat", "payload"),
+            Some("8704"),
+            "17 sectors per frame at MTU 9000"
+        );
+    }
+    assert_ne!(res[0].mac, res[1].mac);
+    eprintln!(
+        "serve_two_guests_halves_jumbo: {:.1}s total",
+        t.elapsed().as_secs_f64()
+    );
+}
