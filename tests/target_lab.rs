@@ -22,6 +22,10 @@ fn ready(test: &str) -> bool {
 }
 
 fn serve(lab: &Lab, iface: &str, file: &Path) -> Proc {
+    serve_with(lab, iface, file, &[])
+}
+
+fn serve_with(lab: &Lab, iface: &str, file: &Path, extra: &[&str]) -> Proc {
     let mut c = lab.cmd(env!("CARGO_BIN_EXE_aoeraid"));
     c.args([
         "serve",
@@ -244,4 +248,60 @@ fn target_durable_across_sigkill_and_growth_announced() {
         .unwrap()
         .expect("identify");
     assert_eq!(identify_sectors(&r), 6 * MIB / 512);
+}
+
+/// Two worker threads (PACKET_FANOUT_LB): data written through one worker
+/// reads back through either, and a mask change made on one is enforced by
+/// both (shared state).
+#[test]
+fn target_two_threads_share_state() {
+    if !ready("target_two_threads_share_state") {
+        return;
+    }
+    let (lab, tgt, a, file) = setup("tgt-threads");
+    let bport = lab.add_front_port().expect("port");
+    let b = RawClient::open(lab.ns(), &bport, &lab.mac(&bport).unwrap()).expect("client B");
+    let mut srv = serve_with(&lab, &tgt, &file, &["--threads", "2"]);
+    wait_up(&a);
+    for i in 0..40u32 {
+        let lba = u64::from(i) * 8;
+        let data: Vec<u8> = (0..1024u32).map(|k| (k ^ i * 13) as u8).collect();
+        let r = a
+            .call(
+                &ata_rw(a.mac, SHELF, SLOT, 1000 + i, true, lba, 2, &data),
+                1000 + i,
+            )
+            .unwrap()
+            .expect("write");
+        assert_eq!(r[27], 0x40);
+        let r = b
+            .call(
+                &ata_rw(b.mac, SHELF, SLOT, 2000 + i, false, lba, 2, &[]),
+                2000 + i,
+            )
+            .unwrap()
+            .expect("read");
+        assert_eq!(&r[36..36 + 1024], &data[..], "sector {lba}");
+    }
+    let r = a
+        .call(&mask_edit(a.mac, SHELF, SLOT, 5, &[(1, a.mac)]), 5)
+        .unwrap()
+        .expect("mask");
+    assert_eq!((r[26], r[27]), (0, 1));
+    for i in 0..10u32 {
+        b.send(&ata_rw(b.mac, SHELF, SLOT, 3000 + i, false, 0, 1, &[]))
+            .unwrap();
+        assert!(
+            b.recv_reply(3000 + i, Duration::from_millis(200))
+                .unwrap()
+                .is_none(),
+            "masked MAC answered"
+        );
+    }
+    srv.terminate(Duration::from_secs(5)).expect("stop");
+    assert!(
+        counter(&srv.log(), "masked").unwrap_or(0) >= 10,
+        "{}",
+        srv.log()
+    );
 }

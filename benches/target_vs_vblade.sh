@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# aoeraid serve vs vblade on the same RAM-backed store, driven by aoeraid bench.
+#
+# Store: a file on tmpfs behind a loop device (io_uring on tmpfs itself is
+# punted to kernel workers; through the loop device it is a block device).
+# Network: one veth pair in a private namespace. Target pinned to CPU 0,
+# client to CPU 1 (taskset). Matrix: MTU 1500/9000 x read/write x QD 1/16,
+# REPS repetitions of SECS seconds each; medians printed, then ratios.
+# Writes are compared against `vblade -s` (O_SYNC: durable before the
+# reply), since aoeraid acknowledges only durable writes.
+# Target CPU per request = (utime+stime delta of the target pid) / requests.
+#
+# Usage: sudo benches/target_vs_vblade.sh [REPS] [SECS]   (root; vblade, taskset, python3)
+# Env: AOERAID=path/to/aoeraid (default target/release/aoeraid), SIZE_MB (default 256)
+set -euo pipefail
+
+REPS=${1:-3}
+SECS=${2:-4}
+SIZE_MB=${SIZE_MB:-256}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+AOERAID=${AOERAID:-$HERE/target/release/aoeraid}
+[ -x "$AOERAID" ] || { echo "build first: cargo build --release --bin aoeraid (or set AOERAID)"; exit 1; }
+for t in vblade taskset python3 losetup ip; do command -v $t >/dev/null || { echo "missing $t"; exit 1; }; done
+
+NS=aoebench-$$
+WORK=$(mktemp -d /tmp/aoebench.XXXXXX)
+LOOP=""
+SRV=""
+cleanup() {
+    [ -n "$SRV" ] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null || true
+    ip netns del "$NS" 2>/dev/null || true
+    [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null || true
+    umount "$WORK/ram" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+mkdir -p "$WORK/ram"
+mount -t tmpfs -o size=$((SIZE_MB + 16))m tmpfs "$WORK/ram"
+dd if=/dev/zero of="$WORK/ram/store" bs=1M count="$SIZE_MB" status=none
+LOOP=$(losetup --find --show "$WORK/ram/store")
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+ip -n "$NS" link add tgt0 type veth peer name cli0
+ip -n "$NS" link set tgt0 up
+ip -n "$NS" link set cli0 up
+NSX="ip netns exec $NS"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+CLK=$(getconf CLK_TCK)
+
+start_server() { # kind mtu write
+    local kind=$1
+    if [ "$kind" = aoeraid ]; then
+        $NSX taskset -c 0 "$AOERAID" serve --iface tgt0 --shelf 1 --slot 1 \
+            --state-dir "$WORK/state" "$LOOP" >"$WORK/serve.log" 2>&1 &
+    elif [ "$3" = write ]; then
+        $NSX taskset -c 0 vblade -s 1 1 tgt0 "$LOOP" >"$WORK/serve.log" 2>&1 &
+    else
+        $NSX taskset -c 0 vblade 1 1 tgt0 "$LOOP" >"$WORK/serve.log" 2>&1 &
+    fi
+    SRV=$!
+    sleep 0.5
+    # ip netns exec forks: find the real server (child of the wrapper, or itself).
+    local child
+    child=$(pgrep -P "$SRV" | head -1 || true)
+    SPID=${child:-$SRV}
+}
+
+stop_server() {
+    kill "$SRV" 2>/dev/null || true
+    wait "$SRV" 2>/dev/null || true
+    SRV=""
+}
+
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+for mtu in 1500 9000; do
+    ip -n "$NS" link set tgt0 mtu $mtu
+    ip -n "$NS" link set cli0 mtu $mtu
+    bs=$(( (mtu - 36) / 512 * 512 ))
+    for rw in read write; do
+        for kind in aoeraid vblade; do
+            start_server $kind $mtu $rw
+            for qd in 1 16; do
+                for rep in $(seq "$REPS"); do
+                    t0=$(cpu_ticks "$SPID")
+                    out=$($NSX taskset -c 1 "$AOERAID" bench --iface cli0 --device 1.1 --rw $rw \
+                        --pattern rand --bs $bs --qd $qd --seconds "$SECS" --span 128M --json 2>/dev/null || true)
+                    t1=$(cpu_ticks "$SPID")
+                    python3 - "$kind" "$mtu" "$rw" "$qd" "$rep" "$((t1 - t0))" "$CLK" "$out" >>"$RESULTS" <<'PY'
+import json, sys
+kind, mtu, rw, qd, rep, ticks, clk, out = sys.argv[1:]
+try:
+    r = json.loads(out)
+except Exception:
+    print(f"{kind}\t{mtu}\t{rw}\t{qd}\t{rep}\tnan\tnan\tnan\tnan\tnan"); sys.exit()
+ios = r["ios"] or 1
+cpu_us = int(ticks) / int(clk) * 1e6 / ios
+print(f'{kind}\t{mtu}\t{rw}\t{qd}\t{rep}\t{r["iops"]:.0f}\t{r["mb_per_s"]:.1f}\t{r["lat_us"]["p50"]}\t{cpu_us:.2f}\t{r["errors"] + r["mismatches"]}')
+PY
+                done
+            done
+            stop_server
+        done
+    done
+done
+
+python3 - "$RESULTS" <<'PY'
+import sys, statistics as st, math
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+agg = {}
+for kind, mtu, rw, qd, rep, iops, mbs, p50, cpu, errs in rows:
+    agg.setdefault((kind, mtu, rw, qd), []).append((float(iops), float(mbs), float(p50), float(cpu), float(errs)))
+def med(vals, i):
+    v = [x[i] for x in vals if not math.isnan(x[i])]
+    return st.median(v) if v else float("nan")
+print(f"{'server':8} {'mtu':>5} {'rw':6} {'qd':>3} {'req/s':>9} {'MB/s':>8} {'p50 us':>7} {'cpu us/req':>10} {'errors':>6}")
+for (kind, mtu, rw, qd), v in sorted(agg.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3], kv[0][0])):
+    print(f"{kind:8} {mtu:>5} {rw:6} {qd:>3} {med(v,0):9.0f} {med(v,1):8.1f} {med(v,2):7.0f} {med(v,3):10.2f} {med(v,4):6.0f}")
+print()
+print("ratios aoeraid/vblade (medians):")
+for mtu in ("1500", "9000"):
+    for rw in ("read", "write"):
+        for qd in ("1", "16"):
+            a, b = agg.get(("aoeraid", mtu, rw, qd)), agg.get(("vblade", mtu, rw, qd))
+            if a and b:
+                print(f"  mtu {mtu} {rw:5} qd {qd:>2}: req/s x{med(a,0)/max(med(b,0),1e-9):.2f}  "
+                      f"MB/s x{med(a,1)/max(med(b,1),1e-9):.2f}  p50 latency x{med(a,2)/max(med(b,2),1e-9):.2f}")
+print()
+print("goals: mtu1500 qd16 read req/s >= 2.5x vblade; mtu9000 MB/s >= 1.6x; aoeraid cpu <= 2 us/req; qd1 latency <= vblade")
+PY
