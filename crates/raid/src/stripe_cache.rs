@@ -4,10 +4,15 @@
 
 use crate::types::SECTOR;
 
+/// Sectors per lazily allocated page: a small write into a wide stripe costs one page,
+/// not a zeroed stripe.
+const PAGE_SECTORS: u64 = 16;
+const PAGE_BYTES: usize = PAGE_SECTORS as usize * SECTOR;
+
 #[derive(Clone, Debug)]
 pub struct StripeBuffer {
     sectors: u64,
-    data: Vec<u8>,
+    pages: Vec<Option<Box<[u8]>>>,
     /// Sorted, disjoint, non-adjacent [start, end) sector intervals.
     covered: Vec<(u64, u64)>,
 }
@@ -16,7 +21,7 @@ impl StripeBuffer {
     pub fn new(sectors: u64) -> StripeBuffer {
         StripeBuffer {
             sectors,
-            data: vec![0; sectors as usize * SECTOR],
+            pages: vec![None; sectors.div_ceil(PAGE_SECTORS) as usize],
             covered: Vec::new(),
         }
     }
@@ -25,8 +30,14 @@ impl StripeBuffer {
     pub fn merge(&mut self, off: u64, data: &[u8]) {
         let n = (data.len() / SECTOR) as u64;
         assert!(off + n <= self.sectors, "merge beyond stripe");
-        let b = off as usize * SECTOR;
-        self.data[b..b + data.len()].copy_from_slice(data);
+        for i in 0..n {
+            let s = off + i;
+            let page = self.pages[(s / PAGE_SECTORS) as usize]
+                .get_or_insert_with(|| vec![0u8; PAGE_BYTES].into_boxed_slice());
+            let at = (s % PAGE_SECTORS) as usize * SECTOR;
+            page[at..at + SECTOR]
+                .copy_from_slice(&data[i as usize * SECTOR..(i as usize + 1) * SECTOR]);
+        }
         self.add_interval(off, off + n);
     }
 
@@ -48,8 +59,11 @@ impl StripeBuffer {
     pub fn sectors(&self) -> u64 {
         self.sectors
     }
-    pub fn data(&self) -> &[u8] {
-        &self.data
+    /// Bytes of sector `s` if it was ever merged.
+    pub fn sector(&self, s: u64) -> Option<&[u8]> {
+        let page = self.pages[(s / PAGE_SECTORS) as usize].as_ref()?;
+        let at = (s % PAGE_SECTORS) as usize * SECTOR;
+        Some(&page[at..at + SECTOR])
     }
     pub fn intervals(&self) -> &[(u64, u64)] {
         &self.covered
@@ -86,9 +100,10 @@ impl StripeBuffer {
     pub fn overlay(&self, s: u64, e: u64, dst: &mut [u8]) {
         for &(a, b) in &self.covered {
             let (a, b) = (a.max(s), b.min(e));
-            if a < b {
-                let (da, db) = ((a - s) as usize * SECTOR, (b - s) as usize * SECTOR);
-                dst[da..db].copy_from_slice(&self.data[a as usize * SECTOR..b as usize * SECTOR]);
+            for x in a..b {
+                let d = (x - s) as usize * SECTOR;
+                dst[d..d + SECTOR]
+                    .copy_from_slice(self.sector(x).expect("covered sector has a page"));
             }
         }
     }
@@ -112,7 +127,7 @@ mod tests {
             assert!(i == 3 || b.looks_sequential());
         }
         assert!(b.is_full());
-        assert_eq!(b.data()[8 * SECTOR], 1);
+        assert_eq!(b.sector(8).unwrap()[0], 1);
     }
 
     proptest! {
@@ -130,7 +145,7 @@ mod tests {
                 prop_assert_eq!(b.covers(s, s + 1), reference[s as usize].is_some());
                 prop_assert_eq!(b.touches(s, s + 1), reference[s as usize].is_some());
                 if let Some(v) = reference[s as usize] {
-                    prop_assert_eq!(b.data()[s as usize * SECTOR], v);
+                    prop_assert_eq!(b.sector(s).unwrap()[0], v);
                 }
             }
             for w in b.intervals().windows(2) {
