@@ -82,6 +82,9 @@ pub struct DataPath {
     pub started: Instant,
     /// Volume request start times, for latency.
     pending: HashMap<(usize, u64), (Instant, VolumeOp, u64)>,
+    /// Member I/O start times by token, for the per-member metrics.
+    member_started: HashMap<u64, (Instant, raid_engine::MemberOp, u64, String)>,
+    member_io: HashMap<String, IoHandles>,
     last_tick_ns: u64,
 }
 
@@ -122,6 +125,8 @@ impl DataPath {
             appliance,
             started: Instant::now(),
             pending: HashMap::new(),
+            member_started: HashMap::new(),
+            member_io: HashMap::new(),
             last_tick_ns: 0,
         }
     }
@@ -247,8 +252,14 @@ impl DataPath {
             for v in 0..self.vols.len() {
                 while let Some((a, io)) = self.vols[v].concat.poll_member_io() {
                     moved = true;
-                    let loc = self.vols[v].arrays[a].members.get(io.member).map(|m| m.1);
+                    let member = self.vols[v].arrays[a].members.get(io.member);
+                    let loc = member.map(|m| m.1);
                     let t = token(v, a, io.id);
+                    if let (Some(m), true) = (member, io.op != raid_engine::MemberOp::Flush) {
+                        let bytes = io.sectors as u64 * SECTOR as u64;
+                        self.member_started
+                            .insert(t, (now, io.op, bytes, m.0.to_string()));
+                    }
                     match loc {
                         Some(loc) => self.dev.submit(loc, io, t, now),
                         None => self.vols[v].concat.complete_member_io(
@@ -300,6 +311,19 @@ impl DataPath {
     }
 
     fn member_done(&mut self, t: u64, r: MemberResult) {
+        if let Some((t0, op, bytes, name)) = self.member_started.remove(&t) {
+            let h = self
+                .member_io
+                .entry(name)
+                .or_insert_with_key(|n| self.metrics.member_io(n));
+            let secs = t0.elapsed().as_secs_f64();
+            let io = if op == raid_engine::MemberOp::Read {
+                &h.read
+            } else {
+                &h.write
+            };
+            io.record(bytes, secs, r.is_ok());
+        }
         let (v, a, id) = untoken(t);
         if let Some(vol) = self.vols.get_mut(v) {
             if a < vol.arrays.len() {
