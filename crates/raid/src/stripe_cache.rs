@@ -134,7 +134,7 @@ mod tests {
         #[test]
         fn merge_matches_reference(writes in proptest::collection::vec((0u64..64, 1u64..16, any::<u8>()), 1..20)) {
             let mut b = StripeBuffer::new(64);
-            let mut reference = vec![None::<u8>; 64];
+            let mut reference = [None::<u8>; 64];
             for (off, len, val) in writes {
                 let len = len.min(64 - off);
                 if len == 0 { continue; }

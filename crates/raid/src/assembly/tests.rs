@@ -144,7 +144,7 @@ fn missed_last_superblock_write_still_in_sync() {
 fn too_few_and_dirty_degraded_raid5() {
     let plan = assemble(&[input("e1.0", &sb(10, 0, 5))], None, false).unwrap();
     assert_eq!(plan.missing_slots, vec![1]);
-    let mut r5 = |m: u8, role: u32| {
+    let r5 = |m: u8, role: u32| {
         let mut s = sb(m, role, 5);
         s.level = Level::Raid5;
         s.raid_disks = 3;
