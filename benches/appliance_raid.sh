@@ -81,6 +81,7 @@ lab_up() { # lab_up NBLADES(shelf 0..1 spread) BLADE_MIB
         PIDS+=($!)
     done
     port ini0 back0; port tgt0 front0; port cli0 front0
+    port bcl0 back0     # a client on the back segment: the blades directly
 }
 
 lab_down() {
@@ -113,17 +114,17 @@ EOF
     return 1
 }
 
-mbps() { # mbps DEVICE RW → MB/s of one run
-    in_ns "$BIN" bench --iface cli0 --device "$1" --rw "$2" --span "$((SPAN_MIB << 20))" \
+mbps() { # mbps DEVICE RW [IFACE] → MB/s of one run
+    in_ns "$BIN" bench --iface "${3:-cli0}" --device "$1" --rw "$2" --span "$((SPAN_MIB << 20))" \
         --bs 256K --qd 32 --bytes "$((SPAN_MIB << 20))" --json 2>/dev/null \
         | sed -n 's/.*"mb_per_s": *\([0-9.]*\).*/\1/p' | head -1
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'; }
 
-measure() { # measure DEVICE RW → median MB/s
+measure() { # measure DEVICE RW [IFACE] → median MB/s
     local i
-    for i in $(seq "$RUNS"); do mbps "$1" "$2"; done | median
+    for i in $(seq "$RUNS"); do mbps "$1" "$2" "${3:-cli0}"; done | median
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -137,9 +138,9 @@ for level in "${LEVELS[@]}"; do
         raid0)  lab_up 8 $((SPAN_MIB / 4 + 64)); appliance raid0 "$members8" 256KiB
                 mw=$((8 * RATE)); mr=$((8 * RATE)) ;;
         raid5)  lab_up 5 $((SPAN_MIB / 2 + 64)); appliance raid5 "e0.0, e1.0, e0.1, e1.1, e0.2" 64KiB
-                mw=$((4 * RATE)); mr=$((4 * RATE)) ;;
+                mw=$((4 * RATE)); mr=$((5 * RATE)) ;;   # parity rotates: reads use all five
         pass)   lab_up 2 $((SPAN_MIB + 64)); appliance raid0 "e0.0" 256KiB
-                direct_w=$(measure e1.0 write); direct_r=$(measure e1.0 read)
+                direct_w=$(measure e1.0 write bcl0); direct_r=$(measure e1.0 read bcl0)
                 mw=${direct_w%.*}; mr=${direct_r%.*} ;;
         *) echo "bench: unknown level $level" >&2; continue ;;
     esac
