@@ -241,11 +241,23 @@ impl Engine {
                 false
             }
             MirrorWritePhase::Write => {
-                let copies = self.member_copies(job.unit);
-                job.slots = copies
+                let targets: Vec<(MemberIndex, u64)> = self
+                    .member_copies(job.unit)
+                    .into_iter()
+                    .filter(|&(m, _)| self.writable(m))
+                    .collect();
+                let last = targets.len().saturating_sub(1);
+                job.slots = targets
                     .iter()
-                    .filter(|&&(m, _)| self.writable(m))
-                    .map(|&(m, row)| Slot::write(m, row * chunk + w.lo, w.merged.clone(), 0))
+                    .enumerate()
+                    .map(|(i, &(m, row))| {
+                        let data = if i == last {
+                            std::mem::take(&mut w.merged)
+                        } else {
+                            w.merged.clone()
+                        };
+                        Slot::write(m, row * chunk + w.lo, data, 0)
+                    })
                     .collect();
                 w.phase = MirrorWritePhase::Written;
                 self.issue(id, job);

@@ -696,7 +696,8 @@ impl Engine {
                     let waits = self.update_csums(member, off, &job.slots[i].data);
                     job.wait.extend(waits);
                 }
-                job.slots[i].data.clone()
+                // The slot keeps no copy: nothing reads a write's payload back.
+                std::mem::take(&mut job.slots[i].data)
             } else {
                 Vec::new()
             };
