@@ -47,11 +47,13 @@ vblade_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 start_vblade() {
     if [[ -n "$VBPID" ]]; then kill "$VBPID"; wait "$VBPID" 2>/dev/null || true; VBPID=""; fi
-    nsx taskset -c 0 vblade 0 0 bvb0 "$IMG" >"$OUT/vblade.log" 2>&1 &
+    # Not through the nsx function: a backgrounded function is a subshell,
+    # while `ip netns exec` and taskset exec, so $! is vblade itself.
+    ip netns exec "$NS" taskset -c 0 vblade 0 0 bvb0 "$IMG" >"$OUT/vblade.log" 2>&1 &
     VBPID=$!
     sleep 0.5
-    # `ip netns exec` execs, so $! is vblade itself (after taskset exec).
     kill -0 "$VBPID" || { cat "$OUT/vblade.log"; exit 1; }
+    [[ $(cat "/proc/$VBPID/comm") == vblade ]] || { echo "PID $VBPID is not vblade" >&2; exit 1; }
 }
 
 printf '%-5s %-5s %-3s %6s %10s %9s %10s %12s %12s %8s\n' \

@@ -80,6 +80,12 @@ pub struct Args {
     /// Seconds without an answer before the device is declared down.
     #[arg(long, default_value_t = 10.0)]
     pub dead_time: f64,
+    /// Completion coalescing in µs: with at least 4 I/Os queued, pause this
+    /// long before waiting so one wake-up harvests several replies (like NIC
+    /// interrupt coalescing). Off by default: measured here it saved ~15% CPU
+    /// per request but cost throughput and latency.
+    #[arg(long, default_value_t = 0)]
+    pub coalesce_us: u64,
 }
 
 /// "4096", "4k", "64M", "1G" (binary multiples).
@@ -515,6 +521,10 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    fn coalesce_pause(&self) -> Duration {
+        Duration::from_micros(self.args.coalesce_us.min(10_000))
+    }
+
     fn phase(&mut self, op: Op, compare: bool, limit: Limit, t: &mut Totals) -> anyhow::Result<()> {
         let bs = self.args.bs;
         let sectors = (bs / SECTOR) as u32;
@@ -588,6 +598,12 @@ impl Runner<'_> {
                 Limit::Time(end) if !stop => Some(end.min(next_progress)),
                 _ => Some(next_progress),
             };
+            if in_flight >= 4 && in_flight * 2 >= qd {
+                let pause = self.coalesce_pause();
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+            }
             let now = self.backend.turn(self.ring, self.events, until)?;
             last_now = now;
             while let Some(c) = self.backend.pool_mut().poll_completion() {
