@@ -309,6 +309,17 @@ fn raid10_member_loss_spare_rebuild() {
         m.iter().any(|(b, s)| b == "e0.1" && s == "spare")
     });
     app.stop();
+    // A restart assembles the array with the group spare that replaced e0.1.
+    app.start();
+    app.wait_for("data", Duration::from_secs(60), |st, m| {
+        st == "clean"
+            && m.iter().filter(|(_, s)| s == "active").count() == 8
+            && m.iter()
+                .any(|(b, s)| (b == "e0.4" || b == "e1.4") && s == "active")
+    });
+    let (ok, out) = app.bench("check", 64 * MIB, &[]);
+    assert_bench_clean("check after restart", ok, &out);
+    app.stop();
 }
 
 /// Re-add: a blade stopped briefly under writes comes back before the dead time

@@ -23,12 +23,22 @@ pub struct Assembled {
 
 /// Assembles `spec` from what its members carry. `force` accepts an unclean
 /// degraded RAID 5 (the write hole).
+/// `group` holds the array's spare-group members: one of them may have replaced a
+/// member before a restart, so each is offered to assembly too; those that are
+/// not this array's (blank, or another array's) are left out silently.
 pub fn assemble_array(
     dev: &mut Devices,
     spec: &ArraySpec,
+    group: &[MemberAddr],
     force: bool,
 ) -> anyhow::Result<Assembled> {
-    let addrs: Vec<&MemberAddr> = spec.members.iter().chain(&spec.spares).collect();
+    let mut addrs: Vec<&MemberAddr> = spec.members.iter().chain(&spec.spares).collect();
+    let declared = addrs.len();
+    for g in group {
+        if !addrs.contains(&g) {
+            addrs.push(g);
+        }
+    }
     let mut locs: Vec<Option<Location>> = Vec::new();
     let mut ios = Vec::new();
     for a in &addrs {
@@ -73,6 +83,7 @@ pub fn assemble_array(
     let mut notes: Vec<String> = plan
         .refused
         .iter()
+        .filter(|r| addrs[..declared].iter().any(|a| a.to_string() == r.name))
         .map(|r| format!("array {}: {} left out: {}", spec.name, r.name, r.reason))
         .collect();
     for s in &plan.missing_slots {

@@ -216,7 +216,13 @@ pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     }
     let mut assembled: Vec<Ready> = Vec::new();
     for spec in &cfg.arrays {
-        let a = assemble_array(&mut dev, spec, opts.force)?;
+        let group: Vec<MemberAddr> = spec
+            .spare_group
+            .as_ref()
+            .and_then(|g| cfg.spare_groups.get(g))
+            .map(|g| g.members.clone())
+            .unwrap_or_default();
+        let a = assemble_array(&mut dev, spec, &group, opts.force)?;
         for n in &a.notes {
             events::log_line(4, n);
         }
