@@ -11,7 +11,8 @@
 # Target CPU per request = (utime+stime delta of the target pid) / requests.
 #
 # Usage: sudo benches/target_vs_vblade.sh [REPS] [SECS]   (root; vblade, taskset, python3)
-# Env: AOERAID=path/to/aoeraid (default target/release/aoeraid), SIZE_MB (default 256)
+# Env: AOERAID=path/to/aoeraid (default target/release/aoeraid), SIZE_MB (default 256),
+#      SERVE_ARGS (extra `aoeraid serve` options, e.g. "--buffered" or "--threads 2")
 set -euo pipefail
 
 REPS=${1:-3}
@@ -53,7 +54,7 @@ start_server() { # kind mtu write
     local kind=$1
     if [ "$kind" = aoeraid ]; then
         $NSX taskset -c 0 "$AOERAID" serve --iface tgt0 --shelf 1 --slot 1 \
-            --state-dir "$WORK/state" "$LOOP" >"$WORK/serve.log" 2>&1 &
+            --state-dir "$WORK/state" ${SERVE_ARGS:-} "$LOOP" >"$WORK/serve.log" 2>&1 &
     elif [ "$3" = write ]; then
         $NSX taskset -c 0 vblade -s 1 1 tgt0 "$LOOP" >"$WORK/serve.log" 2>&1 &
     else

@@ -39,6 +39,7 @@ fn serve_with(lab: &Lab, iface: &str, file: &Path, extra: &[&str]) -> Proc {
     .arg("--state-dir")
     .arg(lab.dir().join("state"))
     .args(["--stat-interval", "1"])
+    .args(extra)
     .arg(file);
     lab.spawn("serve", c).expect("start aoeraid serve")
 }
@@ -265,7 +266,7 @@ fn target_two_threads_share_state() {
     wait_up(&a);
     for i in 0..40u32 {
         let lba = u64::from(i) * 8;
-        let data: Vec<u8> = (0..1024u32).map(|k| (k ^ i * 13) as u8).collect();
+        let data: Vec<u8> = (0..1024u32).map(|k| (k ^ (i * 13)) as u8).collect();
         let r = a
             .call(
                 &ata_rw(a.mac, SHELF, SLOT, 1000 + i, true, lba, 2, &data),

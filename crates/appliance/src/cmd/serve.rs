@@ -26,6 +26,9 @@ pub struct Args {
     /// Answer writes with ATA abort.
     #[arg(long)]
     pub read_only: bool,
+    /// Do not use O_DIRECT even where it works (page cache + fdatasync).
+    #[arg(long)]
+    pub buffered: bool,
     /// Initial MAC mask list (replaces the saved one); repeat for several.
     #[arg(long = "allow")]
     pub allow: Vec<Mac>,
@@ -87,6 +90,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             read_only: args.read_only,
             allow: args.allow.clone(),
             config_string: args.config_string.as_ref().map(|s| s.as_bytes().to_vec()),
+            buffered: args.buffered,
         }],
         buffers: args.buffers,
         threads: args.threads,

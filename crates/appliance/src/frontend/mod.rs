@@ -65,6 +65,10 @@ pub struct ExportSpec {
     pub allow: Vec<Mac>,
     /// If set, replaces the saved config string at start.
     pub config_string: Option<Vec<u8>>,
+    /// Use the page cache even if O_DIRECT works (RAM-backed loop devices:
+    /// direct I/O there goes through the loop worker, buffered reads are a
+    /// page-cache copy done inline by io_uring).
+    pub buffered: bool,
 }
 
 /// Everything the front end needs.
@@ -105,7 +109,7 @@ pub fn prepare(cfg: FrontendConfig) -> anyhow::Result<Prepared> {
     let mut shared = Vec::new();
     let mut states = Vec::new();
     for e in &cfg.exports {
-        let store = Store::open(&e.path, e.read_only)?;
+        let store = Store::open(&e.path, e.read_only, !e.buffered)?;
         let sf = Arc::new(StateFile::new(&cfg.state_dir, e.shelf, e.slot));
         let mut st = sf.load_or_new()?;
         if !e.allow.is_empty() {

@@ -19,7 +19,8 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(path: &Path, read_only: bool) -> anyhow::Result<Store> {
+    /// Opens `path`; with `try_direct`, O_DIRECT is used if it works.
+    pub fn open(path: &Path, read_only: bool, try_direct: bool) -> anyhow::Result<Store> {
         let open = |direct: bool| {
             let mut o = OpenOptions::new();
             o.read(true).write(!read_only);
@@ -28,8 +29,8 @@ impl Store {
             }
             o.open(path)
         };
-        let (file, direct) = match open(true) {
-            Ok(f) if direct_io_works(&f) => (f, true),
+        let (file, direct) = match open(try_direct) {
+            Ok(f) if try_direct && direct_io_works(&f) => (f, true),
             // tmpfs refuses O_DIRECT at open (EINVAL); some devices only at I/O.
             Ok(_) | Err(_) => (
                 open(false).with_context(|| format!("open {}", path.display()))?,
