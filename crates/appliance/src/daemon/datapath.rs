@@ -11,7 +11,7 @@ use crate::config::MemberAddr;
 use crate::control::engine::{array_status, blade_statuses, ArrayContext, SyncLedger};
 use crate::control::status::{SpareGroupStatus, Status, VolumeStatus};
 use crate::events::{self, Event, EventKind, EventSink};
-use crate::metrics::{IoHandles, Metrics};
+use crate::metrics::{IoHandles, IoOp, Metrics};
 use aoe_initiator::Event as PoolEvent;
 use aoe_uring::Completion;
 use crossbeam_channel::{Receiver, Sender};
@@ -255,7 +255,7 @@ impl DataPath {
                     let member = self.vols[v].arrays[a].members.get(io.member);
                     let loc = member.map(|m| m.1);
                     let t = token(v, a, io.id);
-                    if let (Some(m), true) = (member, io.op != raid_engine::MemberOp::Flush) {
+                    if let Some(m) = member {
                         let bytes = io.sectors as u64 * SECTOR as u64;
                         self.member_started
                             .insert(t, (now, io.op, bytes, m.0.to_string()));
@@ -312,23 +312,43 @@ impl DataPath {
 
     fn member_done(&mut self, t: u64, r: MemberResult) {
         if let Some((t0, op, bytes, name)) = self.member_started.remove(&t) {
-            let h = self
-                .member_io
-                .entry(name)
-                .or_insert_with_key(|n| self.metrics.member_io(n));
             let secs = t0.elapsed().as_secs_f64();
-            let io = if op == raid_engine::MemberOp::Read {
-                &h.read
-            } else {
-                &h.write
-            };
-            io.record(bytes, secs, r.is_ok());
+            match op {
+                raid_engine::MemberOp::Flush => {
+                    self.flush_metrics(&name).record(0, secs, r.is_ok())
+                }
+                raid_engine::MemberOp::Read | raid_engine::MemberOp::Write => {
+                    let h = self
+                        .member_io
+                        .entry(name)
+                        .or_insert_with_key(|n| self.metrics.member_io(n));
+                    let io = if op == raid_engine::MemberOp::Read {
+                        &h.read
+                    } else {
+                        &h.write
+                    };
+                    io.record(bytes, secs, r.is_ok());
+                }
+            }
         }
         let (v, a, id) = untoken(t);
         if let Some(vol) = self.vols.get_mut(v) {
             if a < vol.arrays.len() {
                 vol.concat.complete_member_io(a, id, r);
             }
+        }
+    }
+
+    /// The member I/O series with `op="flush"`. Flushes are rare (a client's FLUSH
+    /// CACHE), so the series are looked up per flush rather than kept.
+    fn flush_metrics(&self, member: &str) -> IoOp {
+        let m = &self.metrics;
+        let labels = [member, "flush"];
+        IoOp {
+            bytes: m.member_io_bytes.with_label_values(&labels),
+            ops: m.member_io_ops.with_label_values(&labels),
+            errors: m.member_io_errors.with_label_values(&labels),
+            latency: m.member_io_latency.with_label_values(&labels),
         }
     }
 

@@ -2,10 +2,14 @@
 //! data path's [`Ring`]: one member I/O becomes one or more fixed-buffer reads or
 //! writes (split at the ring's I/O buffer size), a flush becomes an fdatasync.
 //!
-//! Files are opened with O_DIRECT when the filesystem allows it, so an
-//! acknowledged member write is on the device (up to its write cache, which a
-//! flush empties) and not only in this host's page cache; filesystems without
-//! O_DIRECT (older tmpfs) fall back to buffered I/O, made durable by flushes.
+//! Files are opened with O_DIRECT when the filesystem allows it (buffered
+//! otherwise, e.g. older tmpfs) and always with O_DSYNC: the engine acknowledges
+//! a volume write once its member writes completed, and the Linux aoe client never
+//! sends FLUSH, so a completed member write must already be durable — past the
+//! device's write cache and with the metadata needed to read it back (allocation
+//! of sparse files). The kernel turns an O_DSYNC write into write + FUA (or a
+//! cache flush) itself, so concurrent writes are not serialised behind one
+//! fdatasync each. An explicit flush still becomes an fdatasync.
 
 use aoe_uring::{Completion, FileId, IoBuffer, Ring};
 use raid_engine::{MemberError, MemberIo, MemberOp, SECTOR};
@@ -50,19 +54,20 @@ pub fn size_sectors(file: &File) -> io::Result<u64> {
     }
 }
 
-/// Opens a member file for reading and writing, O_DIRECT when possible.
+/// Opens a member file for reading and writing with O_DSYNC (every completed
+/// write durable), O_DIRECT when the filesystem supports it; the flag says whether
+/// it is direct.
 pub fn open_member(path: &Path) -> io::Result<(File, bool)> {
-    let direct = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path);
-    match direct {
+    let open = |flags| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(flags)
+            .open(path)
+    };
+    match open(libc::O_DIRECT | libc::O_DSYNC) {
         Ok(f) => Ok((f, true)),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            let f = OpenOptions::new().read(true).write(true).open(path)?;
-            Ok((f, false))
-        }
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok((open(libc::O_DSYNC)?, false)),
         Err(e) => Err(e),
     }
 }
@@ -334,5 +339,36 @@ impl<T> FileMembers<T> {
     /// A finished member I/O, if any.
     pub fn poll_done(&mut self) -> Option<(T, Result<Vec<u8>, MemberError>)> {
         self.done.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// The open flags of `file` as the kernel reports them (octal in fdinfo).
+    fn open_flags(file: &File) -> i32 {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", file.as_raw_fd()))
+            .expect("fdinfo readable");
+        let line = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .expect("fdinfo has a flags line");
+        i32::from_str_radix(line.trim(), 8).expect("octal flags")
+    }
+
+    #[test]
+    fn member_files_are_opened_for_durable_writes() {
+        let dir = std::env::temp_dir().join(format!("aoeraid-dsync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("member.img");
+        File::create(&path).unwrap().set_len(1 << 20).unwrap();
+        let (file, direct) = open_member(&path).unwrap();
+        let flags = open_flags(&file);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(flags & libc::O_DSYNC, libc::O_DSYNC, "flags {flags:o}");
+        assert_eq!(flags & libc::O_DIRECT != 0, direct, "flags {flags:o}");
+        assert_eq!(flags & libc::O_ACCMODE, libc::O_RDWR, "flags {flags:o}");
     }
 }

@@ -9,7 +9,7 @@ use aoe_target::{
     Action, ExportConfig, ExportId, IfaceId, ReqId, SharedExport, Target, TargetConfig,
 };
 use aoe_uring::{Completion, PacketSocket, Ring, SockId};
-use aoe_wire::Mac;
+use aoe_wire::{ata, AtaArg, Command, Header, Mac};
 use raid_engine::{VolumeCompletion, VolumeOp, VolumeRequest, SECTOR};
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +44,8 @@ pub struct FrontCounters {
     pub write_bytes: u64,
     pub no_slot_drops: u64,
     pub send_errors: u64,
+    /// Client FLUSH CACHE (EXT) commands passed to the volumes as member flushes.
+    pub flushes: u64,
 }
 
 pub struct Front {
@@ -56,6 +58,9 @@ pub struct Front {
     stopping: bool,
     pub counters: FrontCounters,
     in_flight: usize,
+    /// Per export: a client sent FLUSH CACHE (EXT) since the last store sync began,
+    /// so the next sync must flush the members.
+    flush_wanted: Vec<bool>,
 }
 
 impl Front {
@@ -98,12 +103,13 @@ impl Front {
         Ok(Front {
             target,
             socks,
-            exports,
             actions: Vec::with_capacity(256),
             out: Vec::new(),
             stopping: false,
             counters: FrontCounters::default(),
             in_flight: 0,
+            flush_wanted: vec![false; exports.len()],
+            exports,
         })
     }
 
@@ -161,6 +167,7 @@ impl Front {
                 };
                 if !self.stopping {
                     let frame = ring.frame(&buf);
+                    self.note_flush(frame);
                     self.target
                         .handle_frame(IfaceId(i as u16), frame, now, &mut self.actions);
                     self.run_actions(ring, Some(frame));
@@ -176,6 +183,27 @@ impl Front {
             }
             Completion::RecvError { sock, .. } if self.owns(sock) => None,
             other => Some(other),
+        }
+    }
+
+    /// The target answers writes and FLUSH alike after one store `Sync`; only a
+    /// FLUSH must reach the members, so remember which exports a FLUSH addresses
+    /// before the target sees it (and emits the `Sync` covering it).
+    fn note_flush(&mut self, frame: &[u8]) {
+        let Ok(h) = Header::parse(frame) else { return };
+        if h.response || h.command != Command::Ata {
+            return;
+        }
+        let Ok(arg) = AtaArg::parse(frame) else {
+            return;
+        };
+        if !matches!(arg.cmd_status, ata::FLUSH | ata::FLUSH_EXT) {
+            return;
+        }
+        for (e, ex) in self.exports.iter().enumerate() {
+            if h.addresses(ex.shelf, ex.slot) {
+                self.flush_wanted[e] = true;
+            }
         }
     }
 
@@ -247,15 +275,31 @@ impl Front {
                     }
                 }
                 Action::Sync { export } => {
-                    // Volume writes are write-through: the engine acknowledges a write
-                    // only once every copy/parity member acknowledged it (O_DIRECT
-                    // files, blades that answered), so the data is already out of this
-                    // process. A member cache flush per write batch would cost an
-                    // fdatasync on every member for each group commit; clients that
-                    // want one send ATA FLUSH CACHE, which the target turns into the
-                    // same Sync — and it is answered the same way. The volume's own
-                    // ordering (overlapping requests apply in order) is untouched.
-                    self.target.sync_done(export, true, &mut actions);
+                    let e = usize::from(export.0);
+                    if std::mem::take(&mut self.flush_wanted[e]) {
+                        // A client FLUSH CACHE (EXT) is in this sync's batch: every
+                        // member flushes its cache (blades get FLUSH CACHE EXT, files
+                        // fdatasync) and the batch is answered after all of them.
+                        self.in_flight += 1;
+                        self.counters.flushes += 1;
+                        self.out.push((
+                            self.exports[e].volume,
+                            VolumeRequest {
+                                id: KIND_SYNC | u64::from(export.0),
+                                op: VolumeOp::Flush,
+                                offset: 0,
+                                sectors: 0,
+                                data: Vec::new(),
+                            },
+                        ));
+                    } else {
+                        // Only writes: the target's group commit. Volume writes are
+                        // write-through and member writes durable when acknowledged
+                        // (O_DSYNC files, blades that answered), so there is nothing
+                        // left to make durable; flushing every member per group
+                        // commit would make small writes crawl.
+                        self.target.sync_done(export, true, &mut actions);
+                    }
                 }
                 Action::Reply { req, iface } => {
                     let Some(mut slot) = ring.send_slot() else {
