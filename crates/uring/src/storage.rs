@@ -35,6 +35,29 @@ impl Backing {
     /// O_DIRECT is tried first and dropped if the filesystem refuses it (tmpfs) —
     /// see [`Backing::direct`] for which one you got.
     pub fn open(path: &Path, read_only: bool, want_direct: bool) -> io::Result<Backing> {
+        Self::open_probed(path, read_only, want_direct, |_| true)
+    }
+
+    /// Like [`Backing::open`], but O_DIRECT is also dropped unless a direct read of
+    /// one 512-byte sector at offset 0 succeeds: for callers that do sector-sized
+    /// direct I/O (devices with 4 KiB logical blocks, and some filesystems, accept
+    /// O_DIRECT at open but refuse such reads).
+    pub fn open_sector_direct(
+        path: &Path,
+        read_only: bool,
+        want_direct: bool,
+    ) -> io::Result<Backing> {
+        Self::open_probed(path, read_only, want_direct, sector_direct_read_works)
+    }
+
+    /// Opens with O_DIRECT if wanted, the filesystem accepts it and `direct_ok`
+    /// approves the direct file; buffered otherwise.
+    fn open_probed(
+        path: &Path,
+        read_only: bool,
+        want_direct: bool,
+        direct_ok: fn(&File) -> bool,
+    ) -> io::Result<Backing> {
         let open = |direct: bool| {
             let mut o = OpenOptions::new();
             o.read(true).write(!read_only);
@@ -43,14 +66,16 @@ impl Backing {
             }
             o.open(path)
         };
+        let buffered = || open(false).map_err(|e| with_path(e, path));
         let (file, direct) = if want_direct {
             match open(true) {
-                Ok(f) => (f, true),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(false)?, false),
+                Ok(f) if direct_ok(&f) => (f, true),
+                Ok(_) => (buffered()?, false),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (buffered()?, false),
                 Err(e) => return Err(with_path(e, path)),
             }
         } else {
-            (open(false).map_err(|e| with_path(e, path))?, false)
+            (buffered()?, false)
         };
         let block_device = file.metadata()?.file_type().is_block_device();
         let size = device_size(&file).map_err(|e| with_path(e, path))?;
@@ -68,6 +93,15 @@ impl Backing {
             read_only,
         })
     }
+}
+
+/// One 512-byte direct read at offset 0 into a 4096-aligned buffer.
+fn sector_direct_read_works(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+    let mut page = Box::new(Page([0; 4096]));
+    file.read_at(&mut page.0[..512], 0).is_ok()
 }
 
 fn with_path(e: io::Error, path: &Path) -> io::Error {
@@ -155,11 +189,20 @@ mod tests {
         let b = Backing::open(&tmp.0, true, false).unwrap();
         assert!(!b.direct && b.read_only);
         assert_eq!(b.align, 1);
+        let b = Backing::open_sector_direct(&tmp.0, false, true).unwrap();
+        assert_eq!(b.size, 12288);
+        assert_eq!(b.direct, b.direct && sector_direct_read_works(&b.file));
+        let b = Backing::open_sector_direct(&tmp.0, false, false).unwrap();
+        assert!(!b.direct);
+        assert_eq!(b.align, 1);
     }
 
     #[test]
     fn missing_file_error_names_the_path() {
         let err = Backing::open(Path::new("/nonexistent/aoe-uring"), true, true).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/aoe-uring"), "{err}");
+        let err = Backing::open_sector_direct(Path::new("/nonexistent/aoe-uring"), true, true)
+            .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/aoe-uring"), "{err}");
     }
 

@@ -3,9 +3,9 @@
 //! (durability then comes from the fdatasync every write batch waits for).
 
 use anyhow::{bail, Context};
-use std::fs::{File, OpenOptions};
+use aoe_uring::Backing;
+use std::fs::File;
 use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// An opened store.
@@ -19,28 +19,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens `path`; with `try_direct`, O_DIRECT is used if it works.
+    /// Opens `path`; with `try_direct`, O_DIRECT is used if 512-byte direct
+    /// reads work (see [`Backing::open_sector_direct`]).
     pub fn open(path: &Path, read_only: bool, try_direct: bool) -> anyhow::Result<Store> {
-        let open = |direct: bool| {
-            let mut o = OpenOptions::new();
-            o.read(true).write(!read_only);
-            if direct {
-                o.custom_flags(libc::O_DIRECT);
-            }
-            o.open(path)
-        };
-        let (file, direct) = match open(try_direct) {
-            Ok(f) if try_direct && direct_io_works(&f) => (f, true),
-            // tmpfs refuses O_DIRECT at open (EINVAL); some devices only at I/O.
-            Ok(_) | Err(_) => (
-                open(false).with_context(|| format!("open {}", path.display()))?,
-                false,
-            ),
-        };
+        let backing = Backing::open_sector_direct(path, read_only, try_direct)
+            .with_context(|| format!("open {}", path.display()))?;
         let s = Store {
             path: path.to_path_buf(),
-            file,
-            direct,
+            file: backing.file,
+            direct: backing.direct,
             read_only,
         };
         if s.sectors()? == 0 {
@@ -58,14 +45,4 @@ impl Store {
             .with_context(|| format!("size of {}", self.path.display()))?;
         Ok(bytes / 512)
     }
-}
-
-/// Tries one 512-byte direct read at offset 0 into a 4096-aligned buffer:
-/// devices with 4 KiB logical blocks (and some file systems) refuse it, and
-/// then the store runs buffered.
-fn direct_io_works(f: &File) -> bool {
-    #[repr(C, align(4096))]
-    struct Page([u8; 4096]);
-    let mut page = Box::new(Page([0; 4096]));
-    f.read_at(&mut page.0[..512], 0).is_ok()
 }
