@@ -6,7 +6,7 @@ use crate::shared::SharedExport;
 use crate::state::ExportState;
 use aoe_wire::{
     ata, finish_frame, parse, sectors_per_frame, write_ata_response, AtaArg, Command, ErrorCode,
-    Header, Identify, Mac, Message, ATA_DATA_OFFSET, IDENTIFY_LEN, SECTOR_SIZE,
+    Header, Identify, Mac, Message, WireError, ATA_DATA_OFFSET, IDENTIFY_LEN, SECTOR_SIZE,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -891,6 +891,27 @@ impl Target {
         out.push(Action::Send { iface, frame, len });
     }
 
+    /// Writes one reply from this export's own address into a free control frame
+    /// and queues it. `write` gets the frame buffer and the export's MAC, shelf and
+    /// slot and returns the frame's length; a reply that does not fit is dropped, as
+    /// is the whole reply when no control frame is free in this call.
+    fn reply_ctl(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        out: &mut Vec<Action>,
+        write: impl FnOnce(&mut [u8], Mac, u16, u8) -> Result<usize, WireError>,
+    ) {
+        let (mac, shelf, slot) = self.own(iface, export);
+        let Some((f, buf)) = self.take_ctl() else {
+            return;
+        };
+        let len = write(buf, mac, shelf, slot).unwrap_or(0);
+        if len > 0 {
+            self.push_ctl(iface, f, len, out);
+        }
+    }
+
     fn reply_ata(
         &mut self,
         iface: IfaceId,
@@ -899,16 +920,9 @@ impl Target {
         arg: &AtaArg,
         out: &mut Vec<Action>,
     ) {
-        let (mac, shelf, slot) = self.own(iface, export);
-        let Some((f, buf)) = self.take_ctl() else {
-            return;
-        };
-        let len = write_ata_response(buf, h, mac, shelf, slot, arg)
-            .and_then(|end| finish_frame(buf, end))
-            .unwrap_or(0);
-        if len > 0 {
-            self.push_ctl(iface, f, len, out);
-        }
+        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
+            write_ata_response(buf, h, mac, shelf, slot, arg).and_then(|end| finish_frame(buf, end))
+        });
     }
 
     fn reply_ata_fail(
@@ -933,19 +947,12 @@ impl Target {
         arg: &AtaArg,
         out: &mut Vec<Action>,
     ) {
-        let (mac, shelf, slot) = self.own(iface, export);
-        let Some((f, buf)) = self.take_ctl() else {
-            return;
-        };
-        let hdr = h
-            .response_to(mac, shelf, slot)
-            .with_error(ErrorCode::TargetReserved);
-        let len = aoe_wire::write_ata_request(buf, &hdr, arg)
-            .and_then(|end| finish_frame(buf, end))
-            .unwrap_or(0);
-        if len > 0 {
-            self.push_ctl(iface, f, len, out);
-        }
+        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
+            let hdr = h
+                .response_to(mac, shelf, slot)
+                .with_error(ErrorCode::TargetReserved);
+            aoe_wire::write_ata_request(buf, &hdr, arg).and_then(|end| finish_frame(buf, end))
+        });
     }
 
     fn reply_identify(
@@ -972,21 +979,13 @@ impl Target {
         if id.emit(&mut block).is_err() {
             return self.reply_ata_fail(iface, export, h, arg, ata::ERROR_ABRT, out);
         }
-        let (mac, shelf, slot) = self.own(iface, export);
-        let Some((f, buf)) = self.take_ctl() else {
-            return;
-        };
         let reply = arg.reply(ata::STATUS_OK, 0);
-        let len = match write_ata_response(buf, h, mac, shelf, slot, &reply) {
-            Ok(at) => {
+        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
+            write_ata_response(buf, h, mac, shelf, slot, &reply).map(|at| {
                 buf[at..at + IDENTIFY_LEN].copy_from_slice(&block);
                 at + IDENTIFY_LEN
-            }
-            Err(_) => 0,
-        };
-        if len > 0 {
-            self.push_ctl(iface, f, len, out);
-        }
+            })
+        });
     }
 
     /// Bare header with the E flag and `code`, padded (unknown commands).
@@ -998,18 +997,10 @@ impl Target {
         code: ErrorCode,
         out: &mut Vec<Action>,
     ) {
-        let (mac, shelf, slot) = self.own(iface, export);
-        let Some((f, buf)) = self.take_ctl() else {
-            return;
-        };
-        let hdr = h.response_to(mac, shelf, slot).with_error(code);
-        let len = hdr
-            .emit(buf)
-            .and_then(|end| finish_frame(buf, end))
-            .unwrap_or(0);
-        if len > 0 {
-            self.push_ctl(iface, f, len, out);
-        }
+        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
+            let hdr = h.response_to(mac, shelf, slot).with_error(code);
+            hdr.emit(buf).and_then(|end| finish_frame(buf, end))
+        });
     }
 }
 
