@@ -19,20 +19,7 @@ fn ready(test: &str) -> bool {
 }
 
 fn serve(lab: &Lab, iface: &str, file: &Path, shelf: u16, slot: u8) -> Proc {
-    let mut c = lab.cmd(env!("CARGO_BIN_EXE_aoeraid"));
-    c.args([
-        "serve",
-        "--iface",
-        iface,
-        "--shelf",
-        &shelf.to_string(),
-        "--slot",
-        &slot.to_string(),
-    ])
-    .arg("--state-dir")
-    .arg(lab.dir().join("state"))
-    .arg(file);
-    lab.spawn("serve", c).expect("start aoeraid serve")
+    lab.serve_aoeraid(iface, file, shelf, slot, &[])
 }
 
 /// One guest: discovery, smoke (64 MiB O_DIRECT), ext4, aoe-stat, then the

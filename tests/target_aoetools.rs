@@ -18,22 +18,8 @@ fn ready(test: &str) -> bool {
 }
 
 fn serve(lab: &Lab, iface: &str, file: &Path, shelf: u16, slot: u8, extra: &[&str]) -> Proc {
-    let mut c = lab.cmd(env!("CARGO_BIN_EXE_aoeraid"));
-    c.args([
-        "serve",
-        "--iface",
-        iface,
-        "--shelf",
-        &shelf.to_string(),
-        "--slot",
-        &slot.to_string(),
-    ])
-    .arg("--state-dir")
-    .arg(lab.dir().join("state"))
-    .args(["--stat-interval", "1"])
-    .args(extra)
-    .arg(file);
-    lab.spawn("serve", c).expect("start aoeraid serve")
+    let args = [&["--stat-interval", "1"], extra].concat();
+    lab.serve_aoeraid(iface, file, shelf, slot, &args)
 }
 
 fn wait_up(lab: &Lab, client: &str, shelf: u16, slot: u8) -> lab::PingReply {

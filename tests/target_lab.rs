@@ -26,22 +26,8 @@ fn serve(lab: &Lab, iface: &str, file: &Path) -> Proc {
 }
 
 fn serve_with(lab: &Lab, iface: &str, file: &Path, extra: &[&str]) -> Proc {
-    let mut c = lab.cmd(env!("CARGO_BIN_EXE_aoeraid"));
-    c.args([
-        "serve",
-        "--iface",
-        iface,
-        "--shelf",
-        &SHELF.to_string(),
-        "--slot",
-        &SLOT.to_string(),
-    ])
-    .arg("--state-dir")
-    .arg(lab.dir().join("state"))
-    .args(["--stat-interval", "1"])
-    .args(extra)
-    .arg(file);
-    lab.spawn("serve", c).expect("start aoeraid serve")
+    let args = [&["--stat-interval", "1"], extra].concat();
+    lab.serve_aoeraid(iface, file, SHELF, SLOT, &args)
 }
 
 fn wait_up(c: &RawClient) {

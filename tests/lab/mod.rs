@@ -382,6 +382,33 @@ impl Lab {
     pub fn run(&self, program: &str, args: &[&str]) -> io::Result<String> {
         run(self.cmd(program).args(args))
     }
+    /// Starts `aoeraid serve` in the namespace, exporting `file` as
+    /// `shelf`.`slot` on `iface` with its state under this lab's directory;
+    /// `extra` options come before the file.
+    pub fn serve_aoeraid(
+        &self,
+        iface: &str,
+        file: &Path,
+        shelf: u16,
+        slot: u8,
+        extra: &[&str],
+    ) -> Proc {
+        let mut c = self.cmd(env!("CARGO_BIN_EXE_aoeraid"));
+        c.args([
+            "serve",
+            "--iface",
+            iface,
+            "--shelf",
+            &shelf.to_string(),
+            "--slot",
+            &slot.to_string(),
+        ])
+        .arg("--state-dir")
+        .arg(self.dir().join("state"))
+        .args(extra)
+        .arg(file);
+        self.spawn("serve", c).expect("start aoeraid serve")
+    }
     /// Starts a long-running process (build it with `cmd`). Output goes to
     /// `<dir>/logs/<name>-<n>.log`; the returned handle kills it on drop, and
     /// the lab kills it on its own drop if the handle is still around.
