@@ -153,7 +153,7 @@ pub fn plan(old: &Config, new: &Config) -> ReloadPlan {
 fn array(o: &ArraySpec, n: &ArraySpec, p: &mut ReloadPlan) {
     let fixed = [
         ("level", o.level != n.level),
-        ("chunk", o.chunk != n.chunk),
+        ("chunk", o.chunk() != n.chunk()),
         ("members", o.members != n.members),
         ("integrity", o.integrity != n.integrity),
         ("bitmap", o.bitmap != n.bitmap),

@@ -257,14 +257,14 @@ fn member_count(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
 }
 
 fn geometry(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
-    let chunk = a.chunk.bytes();
+    let chunk = a.chunk().bytes();
     let striped = a.level != Level::Linear && a.level != Level::Raid1;
     if striped && (!chunk.is_power_of_two() || !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk)) {
         out.push(Diagnostic::error(
             ap.key("chunk"),
             format!(
                 "chunk {} must be a power of two from 4KiB to 64MiB",
-                a.chunk
+                a.chunk()
             ),
         ));
     }

@@ -260,8 +260,8 @@ fn create_array(
     }
     let mut ac = ArrayConfig::new(&spec.name, random_uuid()?, level, members);
     ac.spares = spares;
-    ac.chunk_sectors = u32::try_from(spec.chunk.0 / SECTOR as u64)
-        .map_err(|_| anyhow!("array {}: chunk {} too large", spec.name, spec.chunk))?;
+    ac.chunk_sectors = u32::try_from(spec.chunk().0 / SECTOR as u64)
+        .map_err(|_| anyhow!("array {}: chunk {} too large", spec.name, spec.chunk()))?;
     ac.bitmap_region_sectors = (spec.bitmap.region.0 / SECTOR as u64).max(1);
     ac.integrity = spec.integrity == Integrity::Crc32c;
     ac.assume_clean = opts.assume_clean;
@@ -301,7 +301,7 @@ fn create_array(
         "created array {} ({}, chunk {}, {} members: {}{}) — {} MiB usable{}",
         spec.name,
         spec.level,
-        spec.chunk,
+        spec.chunk(),
         spec.members.len(),
         names.join(" "),
         if spec.spares.is_empty() {
