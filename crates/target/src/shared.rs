@@ -5,7 +5,8 @@
 //! rare mutations (config set, mask edit, reservation) take the mutex, apply
 //! to the master copy, bump the generation and ask the driver to persist.
 
-use crate::state::ExportState;
+use crate::state::{ExportState, MASK_CAPACITY};
+use aoe_wire::{Mac, MAX_CONFIG_LEN};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -42,6 +43,55 @@ impl SharedExport {
         self.sectors.swap(sectors, Ordering::AcqRel) != sectors
     }
 
+    /// Replaces the MAC mask list (duplicates dropped), as an operator's config
+    /// reload does. Workers see it on their next frame. Returns whether it
+    /// changed (persist then); refuses a list over [`MASK_CAPACITY`] entries,
+    /// the same bound the Mac Mask List command enforces.
+    pub fn set_mask(&self, macs: &[Mac]) -> Result<bool, String> {
+        let mut mask: Vec<Mac> = Vec::with_capacity(macs.len());
+        for m in macs {
+            if !mask.contains(m) {
+                mask.push(*m);
+            }
+        }
+        if mask.len() > MASK_CAPACITY {
+            return Err(format!(
+                "mask list of {} MACs is over the {MASK_CAPACITY} the target holds",
+                mask.len()
+            ));
+        }
+        Ok(self
+            .mutate(|st| {
+                let changed = st.mask != mask;
+                if changed {
+                    st.mask = mask;
+                }
+                (changed, changed)
+            })
+            .1)
+    }
+
+    /// Replaces the Query Config string, as an operator's config reload does.
+    /// Returns whether it changed; refuses more than [`MAX_CONFIG_LEN`] bytes,
+    /// the same bound Query Config "set" enforces.
+    pub fn set_config_string(&self, config: &[u8]) -> Result<bool, String> {
+        if config.len() > MAX_CONFIG_LEN {
+            return Err(format!(
+                "config string of {} bytes is over the {MAX_CONFIG_LEN} AoE allows",
+                config.len()
+            ));
+        }
+        Ok(self
+            .mutate(|st| {
+                let changed = st.config != config;
+                if changed {
+                    st.config = config.to_vec();
+                }
+                (changed, changed)
+            })
+            .1)
+    }
+
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -72,5 +122,60 @@ impl SharedExport {
         // A panic while holding the lock cannot leave ExportState half-valid
         // (every mutation is a plain assignment/push), so poisoning is ignored.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn export() -> Arc<SharedExport> {
+        SharedExport::new(ExportState::with_random_serial(7), 100)
+    }
+
+    #[test]
+    fn set_mask_bumps_generation_only_on_change() {
+        let sh = export();
+        let g0 = sh.generation();
+        let (a, b) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
+        assert_eq!(sh.set_mask(&[a, b, a]), Ok(true));
+        assert_eq!(sh.snapshot().mask, vec![a, b]);
+        let g1 = sh.generation();
+        assert!(g1 > g0);
+        assert_eq!(sh.set_mask(&[a, b]), Ok(false));
+        assert_eq!(sh.generation(), g1);
+        let mut cache = ExportState::default();
+        assert_eq!(sh.refresh(&mut cache), g1);
+        assert_eq!(cache.mask, vec![a, b]);
+        assert_eq!(sh.set_mask(&[]), Ok(true));
+        assert!(sh.snapshot().mask.is_empty());
+    }
+
+    #[test]
+    fn set_mask_refuses_over_capacity() {
+        let sh = export();
+        let many: Vec<Mac> = (0..=MASK_CAPACITY)
+            .map(|i| Mac([2, 0, 0, 0, (i >> 8) as u8, i as u8]))
+            .collect();
+        let g = sh.generation();
+        assert!(sh.set_mask(&many).unwrap_err().contains("over the"));
+        assert_eq!(sh.generation(), g);
+        assert_eq!(sh.set_mask(&many[..MASK_CAPACITY]), Ok(true));
+        assert_eq!(sh.snapshot().mask.len(), MASK_CAPACITY);
+    }
+
+    #[test]
+    fn set_config_string_checks_length_and_bumps_generation() {
+        let sh = export();
+        let g = sh.generation();
+        assert_eq!(sh.set_config_string(b"reloaded"), Ok(true));
+        assert_eq!(sh.snapshot().config, b"reloaded");
+        assert!(sh.generation() > g);
+        let g = sh.generation();
+        assert_eq!(sh.set_config_string(b"reloaded"), Ok(false));
+        assert_eq!(sh.generation(), g);
+        assert!(sh.set_config_string(&[b'x'; MAX_CONFIG_LEN + 1]).is_err());
+        assert_eq!(sh.snapshot().config, b"reloaded");
+        assert_eq!(sh.set_config_string(&[b'x'; MAX_CONFIG_LEN]), Ok(true));
     }
 }

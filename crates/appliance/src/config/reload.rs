@@ -15,10 +15,6 @@ pub enum LiveChange {
         volume: String,
         value: Option<String>,
     },
-    ReadOnly {
-        volume: String,
-        read_only: bool,
-    },
     RebuildRates {
         array: String,
         rates: RebuildRates,
@@ -202,6 +198,8 @@ fn volume(o: &VolumeSpec, n: &VolumeSpec, p: &mut ReloadPlan) {
             o.name, o.name
         ));
     }
+    // The allow list and config string live in the export's shared state,
+    // which the daemon rewrites (and persists) on reload.
     if o.allow != n.allow {
         p.live.push(LiveChange::MaskList {
             volume: n.name.clone(),
@@ -215,10 +213,10 @@ fn volume(o: &VolumeSpec, n: &VolumeSpec, p: &mut ReloadPlan) {
         });
     }
     if o.read_only != n.read_only {
-        p.live.push(LiveChange::ReadOnly {
-            volume: n.name.clone(),
-            read_only: n.read_only,
-        });
+        p.refused.push(format!(
+            "volume {}: read_only is fixed in the export; needs a restart",
+            o.name
+        ));
     }
 }
 
@@ -257,7 +255,7 @@ volumes:
             )
             .replace(
                 "slot: 0}}",
-                "slot: 0}, allow: [\"52:54:00:00:00:01\"], config_string: hello, read_only: true}",
+                "slot: 0}, allow: [\"52:54:00:00:00:01\"], config_string: hello}",
             );
         let p = plan(&cfg(BASE), &cfg(&new));
         assert!(p.refused.is_empty(), "{:?}", p.refused);
@@ -281,9 +279,20 @@ volumes:
             volume: "gfs".into(),
             value: Some("hello".into()),
         }));
-        assert!(p.live.contains(&LiveChange::ReadOnly {
+        assert!(p.live.contains(&LiveChange::MaskList {
             volume: "gfs".into(),
-            read_only: true
+            allow: vec!["52:54:00:00:00:01".parse().unwrap()],
+        }));
+        // Back to an empty list (everyone allowed) and the string dropped.
+        let back = plan(&cfg(&new), &cfg(BASE));
+        assert!(back.refused.is_empty(), "{:?}", back.refused);
+        assert!(back.live.contains(&LiveChange::MaskList {
+            volume: "gfs".into(),
+            allow: Vec::new(),
+        }));
+        assert!(back.live.contains(&LiveChange::ConfigString {
+            volume: "gfs".into(),
+            value: None,
         }));
     }
 
@@ -292,9 +301,15 @@ volumes:
         let new = BASE
             .replace("level: raid10", "level: raid10, chunk: 1MiB")
             .replace("shelf: 7", "shelf: 8")
+            .replace("slot: 0}}", "slot: 0}, read_only: true}")
             .replace("interfaces: [eth1]", "interfaces: [eth3]");
         let p = plan(&cfg(BASE), &cfg(&new));
-        assert_eq!(p.refused.len(), 3, "{:?}", p.refused);
+        assert_eq!(p.refused.len(), 4, "{:?}", p.refused);
+        assert!(p.live.is_empty(), "{:?}", p.live);
+        assert!(p
+            .refused
+            .iter()
+            .any(|r| r.contains("volume gfs: read_only")));
         assert!(p.refused.iter().any(|r| r.contains("array data: chunk")));
         assert!(p
             .refused

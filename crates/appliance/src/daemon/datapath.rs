@@ -896,6 +896,61 @@ impl DataPath {
         ))
     }
 
+    /// Applies a reloaded volume's allow list and config string to its export:
+    /// through the shared export state (the target's workers pick it up on the
+    /// next frame), then saved to the state file like a protocol-made change.
+    fn reload_export(
+        &mut self,
+        v: usize,
+        vs: &crate::config::VolumeSpec,
+        applied: &mut Vec<String>,
+        refused: &mut Vec<String>,
+    ) {
+        let Some(ex) = self
+            .front
+            .as_ref()
+            .and_then(|f| f.exports().iter().find(|e| e.volume == v))
+        else {
+            return;
+        };
+        let mut changed = Vec::new();
+        let allow: Vec<String> = vs.allow.iter().map(|m| m.to_string()).collect();
+        if allow != self.vols[v].allow {
+            let macs: Vec<aoe_wire::Mac> = vs.allow.iter().map(|m| aoe_wire::Mac(m.0)).collect();
+            match ex.shared.set_mask(&macs) {
+                Ok(_) => {
+                    changed.push(format!(
+                        "volume {}: allow list [{}]",
+                        vs.name,
+                        allow.join(", ")
+                    ));
+                    self.vols[v].allow = allow;
+                }
+                Err(e) => refused.push(format!("volume {}: allow list: {e}", vs.name)),
+            }
+        }
+        if let Some(c) = &vs.config_string {
+            match ex.shared.set_config_string(c.as_bytes()) {
+                Ok(true) => changed.push(format!("volume {}: config string {c:?}", vs.name)),
+                Ok(false) => {}
+                Err(e) => refused.push(format!("volume {}: config string: {e}", vs.name)),
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        if let Err(e) = ex.state.save(&ex.shared.snapshot()) {
+            events::log_line(
+                3,
+                &format!("e{}.{}: cannot save export state: {e:#}", ex.shelf, ex.slot),
+            );
+        }
+        for line in &changed {
+            events::log_line(5, &format!("reload: {line}"));
+        }
+        applied.extend(changed);
+    }
+
     fn reload(&mut self, cfg: &crate::config::Config) -> Reply {
         let mut applied = Vec::new();
         let mut refused = Vec::new();
@@ -958,24 +1013,21 @@ impl DataPath {
             match self
                 .vols
                 .iter()
-                .find(|x| x.name == vs.name && !x.standalone)
+                .position(|x| x.name == vs.name && !x.standalone)
             {
                 None => refused.push(format!("new volume {} (restart to export it)", vs.name)),
-                Some(x) => {
+                Some(v) => {
+                    let x = &self.vols[v];
                     if x.export != Some((vs.export.shelf, vs.export.slot)) {
                         refused.push(format!(
                             "volume {}: export address change (restart)",
                             vs.name
                         ));
                     }
-                    let allow: Vec<String> = vs.allow.iter().map(|m| m.to_string()).collect();
-                    if allow != x.allow || x.read_only != vs.read_only {
-                        refused.push(format!(
-                            "volume {}: allow list / read_only changes are kept in the export state; \
-                             change them with the AoE mask list or restart",
-                            vs.name
-                        ));
+                    if x.read_only != vs.read_only {
+                        refused.push(format!("volume {}: read_only change (restart)", vs.name));
                     }
+                    self.reload_export(v, vs, &mut applied, &mut refused);
                 }
             }
         }
