@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 export CARGO_TERM_COLOR=never
-cargo test --workspace --profile ci -- --test-threads=2
+cargo test --workspace --profile ci --no-fail-fast -- --test-threads=2

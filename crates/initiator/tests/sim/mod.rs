@@ -270,6 +270,9 @@ pub struct Sim {
     pub completions: Vec<IoCompletion>,
     pub sent: Vec<(usize, Vec<u8>)>,
     pub record_sent: bool,
+    /// ATA frames (requests or replies) the impairment dropped: each one leaves a
+    /// request unanswered, so the pool must retransmit it.
+    pub lost_ata: u64,
     buf: Vec<u8>,
 }
 
@@ -295,6 +298,7 @@ impl Sim {
             completions: Vec::new(),
             sent: Vec::new(),
             record_sent: false,
+            lost_ata: 0,
             buf: vec![0; 9216],
         }
     }
@@ -318,7 +322,13 @@ impl Sim {
     }
 
     fn schedule(&mut self, to_blade: bool, iface: usize, frame: Vec<u8>) {
-        if self.link_down.contains(&iface) || self.rng.chance(self.impair.loss) {
+        if self.link_down.contains(&iface) {
+            return;
+        }
+        if self.rng.chance(self.impair.loss) {
+            if frame.get(19) == Some(&0) {
+                self.lost_ata += 1;
+            }
             return;
         }
         let copies = if self.rng.chance(self.impair.dup) {
