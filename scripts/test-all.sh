@@ -7,4 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 export CARGO_TERM_COLOR=never
-cargo test --workspace --profile ci --no-fail-fast -- --test-threads=2
+status=0
+# Doc tests first, so the run ends on the test binaries' summaries.
+cargo test --workspace --profile ci --doc || status=1
+cargo test --workspace --profile ci --no-fail-fast --lib --bins --tests --examples \
+    -- --test-threads=2 || status=1
+exit "$status"
