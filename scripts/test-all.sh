@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 export CARGO_TERM_COLOR=never
 status=0
-# Doc tests first, so the run ends on the test binaries' summaries.
+# Examples (the simulator's reproduce command) only need to build; doc tests run
+# first, so the run ends on the test binaries' summaries.
+cargo build --workspace --profile ci --examples || status=1
 cargo test --workspace --profile ci --doc || status=1
-cargo test --workspace --profile ci --no-fail-fast --lib --bins --tests --examples \
+cargo test --workspace --profile ci --no-fail-fast --lib --bins --tests \
     -- --test-threads=2 || status=1
 exit "$status"
