@@ -538,7 +538,12 @@ impl Runner<'_> {
         let mut in_flight = 0usize;
         let mut submitted_bytes = 0u64;
         let mut stop = false;
-        let mut next_progress = Instant::now() + Duration::from_millis(1000);
+        // Only a progress line needs periodic wake-ups. A deadline kept without one
+        // would stay in the past after the first second and turn every wait into
+        // a zero-timeout poll: a busy loop that burned a whole core.
+        let mut next_progress = self
+            .progress
+            .then(|| Instant::now() + Duration::from_millis(1000));
         let mut last_now = Instant::now();
         loop {
             // Keep the queue full.
@@ -594,9 +599,10 @@ impl Runner<'_> {
             if in_flight == 0 && stop {
                 return Ok(());
             }
-            let until = match limit {
-                Limit::Time(end) if !stop => Some(end.min(next_progress)),
-                _ => Some(next_progress),
+            let until = match (&limit, next_progress) {
+                (&Limit::Time(end), Some(p)) if !stop => Some(end.min(p)),
+                (&Limit::Time(end), None) if !stop => Some(end),
+                (_, p) => p,
             };
             if in_flight >= 4 && in_flight * 2 >= qd {
                 let pause = self.coalesce_pause();
@@ -645,8 +651,8 @@ impl Runner<'_> {
                     stop = true;
                 }
             }
-            if self.progress && now >= next_progress {
-                next_progress = now + Duration::from_millis(500);
+            if next_progress.is_some_and(|p| now >= p) {
+                next_progress = Some(now + Duration::from_millis(500));
                 let secs = now.duration_since(self.start).as_secs_f64();
                 let st = self
                     .backend
