@@ -289,7 +289,27 @@ fn raid10_member_loss_spare_rebuild() {
         "no spare event:\n{ev}"
     );
     let m = app.metrics();
-    assert!(m.contains("aoeraid_"), "metrics empty: {m}");
+    // The verifying bench went through the front end: its frames and the
+    // target's view of them are counted on the real daemon.
+    let sample = |prefix: &str| -> u64 {
+        m.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no `{prefix}` in metrics:\n{m}"))
+    };
+    let front_frames = sample("aoeraid_frontend_requests_total{outcome=\"frames\"}");
+    assert!(front_frames > 1000, "front-end frames {front_frames}");
+    assert_eq!(
+        sample("aoeraid_frontend_requests_total{outcome=\"malformed\"}"),
+        0
+    );
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("aoeraid_frames_received_total{")
+                && l.contains("side=\"frontend\"")),
+        "front-end interface not in metrics:\n{m}"
+    );
 
     let (ok, out) = app.bench("verify", 64 * MIB, &[]);
     assert_bench_clean("verify after rebuild", ok, &out);

@@ -92,6 +92,8 @@ fn scrape_over_loopback() {
         "aoeraid_frames_dropped_total{interface=\"eth1\",reason=\"kernel\",side=\"backend\"} 5",
         "aoeraid_frames_dropped_total{interface=\"eth2\",reason=\"malformed\",side=\"frontend\"} 2",
         "aoeraid_events_total{event=\"Fail\"} 1",
+        "aoeraid_frontend_requests_total{outcome=\"frames\"} 900",
+        "aoeraid_frontend_requests_total{outcome=\"client_queue_full\"} 7",
     ] {
         assert!(body.lines().any(|l| l == want), "missing `{want}`");
     }

@@ -126,5 +126,11 @@ pub fn rebuilding() -> Status {
                 dropped_malformed: 2,
             },
         ],
+        frontend: FrontendCounters {
+            frames: 900,
+            malformed: 2,
+            client_queue_full: 7,
+            ..FrontendCounters::default()
+        },
     }
 }

@@ -58,6 +58,9 @@ pub struct BladeStats {
     /// Replies to a tag not outstanding: late (superseded by a
     /// retransmission), duplicated, or for a frame already failed.
     pub stale_drops: u64,
+    /// Timeouts a late reply to the timed-out send proved spurious (the
+    /// window cut they caused was undone).
+    pub spurious_timeouts: u64,
     /// Replies carrying a live tag but the wrong source MAC, interface,
     /// shelf.slot or command.
     pub forged_drops: u64,

@@ -37,7 +37,14 @@ pub(crate) struct Frame {
     pub path: Option<u16>,
     /// Set while a send is on the wire and its tag can match.
     pub on_wire: bool,
+    /// Tag of the current (or, after a timeout, the last) send.
+    pub tag: u32,
     pub sent_at: Instant,
+    /// Tag and send time of the send before the current one, kept after a
+    /// timeout so a late reply to it still yields an RTT sample (as Linux
+    /// takes one from the jiffies in a superseded tag) and can show the
+    /// timeout was spurious.
+    pub superseded: Option<(u32, Instant)>,
     pub first_sent: Option<Instant>,
     pub deadline: Instant,
     /// Sends so far minus one.
@@ -126,6 +133,19 @@ impl FrameSlab {
         let slot = self.slots.get(usize::from(idx))?;
         match &slot.frame {
             Some(f) if f.on_wire && slot.generation == generation => Some(idx),
+            _ => None,
+        }
+    }
+
+    /// The slot whose live frame's previous send carried `tag`.
+    pub fn lookup_superseded(&self, tag: u32) -> Option<u16> {
+        if tag & TAG_BIT == 0 {
+            return None;
+        }
+        let idx = tag as u16;
+        let f = self.slots.get(usize::from(idx))?.frame.as_ref()?;
+        match f.superseded {
+            Some((t, _)) if t == tag => Some(idx),
             _ => None,
         }
     }

@@ -475,7 +475,9 @@ impl Pool {
                 buf_off: io.issued as usize * SECTOR_SIZE,
                 path: None,
                 on_wire: false,
+                tag: 0,
                 sent_at: now,
+                superseded: None,
                 first_sent: None,
                 deadline: now,
                 retries: 0,
@@ -570,6 +572,10 @@ impl Pool {
             b.stats.retransmits += 1;
         }
         let f = self.frames.get_mut(fi)?;
+        if retry {
+            f.superseded = Some((f.tag, f.sent_at));
+        }
+        f.tag = tag;
         f.path = Some(pi);
         f.on_wire = true;
         f.sent_at = now;
@@ -593,7 +599,9 @@ impl Pool {
             buf_off: 0,
             path: None,
             on_wire: false,
+            tag: 0,
             sent_at: now,
+            superseded: None,
             first_sent: None,
             deadline: now,
             retries: 0,
@@ -644,11 +652,48 @@ impl Pool {
         }
     }
 
+    /// A reply to the send a timeout superseded. Its data is not used (the
+    /// retransmission may still land, and only the current tag completes a
+    /// frame), but its round trip is real: without it the estimator would
+    /// learn only from sends that were quick, and keep timing out the slow
+    /// ones. If the frame had timed out once, the timeout was spurious and
+    /// the window cut is undone.
+    fn late_reply(&mut self, now: Instant, iface: usize, bi: usize, h: &Header) {
+        let Some(fi) = self.frames.lookup_superseded(h.tag) else {
+            return;
+        };
+        let Some(f) = self.frames.get_mut(fi) else {
+            return;
+        };
+        if f.blade as usize != bi {
+            return;
+        }
+        let b = &mut self.blades[bi];
+        let Some(path) = b
+            .paths
+            .iter_mut()
+            .find(|p| p.mac == h.src && p.iface == iface)
+        else {
+            return;
+        };
+        path.losses = 0;
+        let Some((_, sent)) = f.superseded.take() else {
+            return;
+        };
+        b.rtt.sample(now.saturating_duration_since(sent));
+        if f.retries == 1 && b.window.undo_cut() {
+            b.stats.spurious_timeouts += 1;
+        }
+    }
+
     fn on_ata(&mut self, now: Instant, iface: usize, pkt: &Packet<'_>) {
         let h = &pkt.header;
         let Some(fi) = self.frames.lookup(h.tag) else {
             match self.by_addr.get(&(h.shelf, h.slot)) {
-                Some(&bi) => self.blades[bi as usize].stats.stale_drops += 1,
+                Some(&bi) => {
+                    self.blades[bi as usize].stats.stale_drops += 1;
+                    self.late_reply(now, iface, bi as usize, h);
+                }
                 None => self.stats.unknown_blade += 1,
             }
             return;

@@ -49,8 +49,12 @@ impl RttEstimator {
         self.samples
     }
 
-    /// `srtt + 4·rttvar` clamped to the configured floor and ceiling, or the
-    /// initial timeout before any sample.
+    /// `2·srtt + 8·rttvar` (the Linux driver's formula, twice TCP's) clamped
+    /// to the configured floor and ceiling, or the initial timeout before any
+    /// sample. TCP's `srtt + 4·rttvar` is too eager here: a blade's or an
+    /// appliance's latency swings with queueing behind other writes, and
+    /// every spurious timeout resends a write (a stale copy that may land
+    /// late) and halves the window.
     pub fn rto(&self, cfg: &PoolConfig) -> Duration {
         if self.samples == 0 {
             return cfg
@@ -59,7 +63,8 @@ impl RttEstimator {
         }
         let ns = self
             .srtt_ns
-            .saturating_add(self.rttvar_ns.saturating_mul(4).max(JITTER_NS));
+            .saturating_mul(2)
+            .saturating_add(self.rttvar_ns.saturating_mul(8).max(JITTER_NS));
         Duration::from_nanos(ns).clamp(cfg.rto_min, cfg.rto_max.max(cfg.rto_min))
     }
 
@@ -92,7 +97,7 @@ mod tests {
         }
         let rto = e.rto(&cfg);
         assert!(
-            rto >= Duration::from_millis(30) && rto < Duration::from_millis(60),
+            rto >= Duration::from_millis(60) && rto < Duration::from_millis(120),
             "{rto:?}"
         );
         assert_eq!(e.backoff(&cfg, 10), cfg.rto_max);

@@ -19,6 +19,9 @@ pub struct Window {
     max: u32,
     acked: u32,
     recover_until: Option<Instant>,
+    /// (cwnd, ssthresh) before the last cut, until a reply proves the cut
+    /// spurious or the next cut replaces it.
+    before_cut: Option<(u32, u32)>,
 }
 
 /// Why a Buffer Count was not used as advertised.
@@ -42,6 +45,7 @@ impl Window {
                 max,
                 acked: 0,
                 recover_until: None,
+                before_cut: None,
             },
             note,
         )
@@ -105,12 +109,27 @@ impl Window {
         }
     }
 
+    /// The last cut was spurious (the timed-out send was answered after
+    /// all): restores the window it cut, at most once per cut. True if a cut
+    /// was undone.
+    pub fn undo_cut(&mut self) -> bool {
+        match self.before_cut.take() {
+            Some((cwnd, ssthresh)) => {
+                self.cwnd = self.cwnd.max(cwnd).min(self.max);
+                self.ssthresh = self.ssthresh.max(ssthresh).min(self.max);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A frame timed out at `now`; `rto` is the current timeout, which
     /// bounds one loss episode.
     pub fn on_timeout(&mut self, now: Instant, rto: std::time::Duration) {
         if self.recover_until.is_some_and(|t| now < t) {
             return;
         }
+        self.before_cut = Some((self.cwnd, self.ssthresh));
         self.ssthresh = (self.cwnd / 2).max(1);
         self.cwnd = self.ssthresh;
         self.acked = 0;
@@ -163,6 +182,19 @@ mod tests {
             w.on_reply();
         }
         assert_eq!(w.cwnd(), 5);
+    }
+
+    #[test]
+    fn undo_restores_the_last_cut_once() {
+        let t0 = Instant::now();
+        let (mut w, _) = Window::new(32, 64);
+        assert!(!w.undo_cut(), "nothing to undo before a cut");
+        w.on_timeout(t0, Duration::from_millis(10));
+        assert_eq!((w.cwnd(), w.ssthresh()), (8, 8));
+        assert!(w.undo_cut());
+        assert_eq!((w.cwnd(), w.ssthresh()), (16, 16));
+        assert!(!w.undo_cut(), "one undo per cut");
+        assert_eq!(w.cwnd(), 16);
     }
 
     #[test]

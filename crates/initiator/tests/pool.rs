@@ -244,6 +244,47 @@ fn retransmit_uses_a_new_tag_and_the_late_reply_is_ignored() {
 }
 
 #[test]
+fn late_reply_to_a_superseded_send_teaches_the_rtt_and_undoes_the_cut() {
+    let (mut sim, id) = one_blade(1500, SimBlade::new(0, 1, 64));
+    let (_req1, late_reply) = captured_read(&mut sim, id);
+    let before = sim.pool.blade_stats(id).unwrap();
+    let t_sent = sim.now;
+    let deadline = sim.pool.poll_timeout().expect("deadline");
+    sim.now = deadline;
+    sim.pool.handle_timeout(sim.now);
+    let cut = sim.pool.blade_stats(id).unwrap();
+    assert!(
+        cut.window < before.window,
+        "timeout cuts the window: {cut:?}"
+    );
+    let mut buf = vec![0u8; 9216];
+    let t = sim
+        .pool
+        .poll_transmit(sim.now, &mut buf)
+        .expect("retransmission");
+    let req2 = buf[..t.len].to_vec();
+    // The first send was only slow: its reply comes 5 ms after the retransmission.
+    sim.now += Duration::from_millis(5);
+    sim.pool.handle_frame(sim.now, 0, &late_reply);
+    assert!(sim.pool.poll_completion().is_none(), "its data is not used");
+    let st = sim.pool.blade_stats(id).unwrap();
+    assert_eq!(st.spurious_timeouts, 1, "{st:?}");
+    assert_eq!(st.window, before.window, "cut undone: {st:?}");
+    let late_rtt = (sim.now - t_sent).as_micros() as u64;
+    assert!(
+        st.srtt_us > before.srtt_us && st.srtt_us <= late_rtt,
+        "the late round trip ({late_rtt} µs) was sampled: {before:?} -> {st:?}"
+    );
+    // A duplicate of the late reply teaches nothing more.
+    sim.pool.handle_frame(sim.now, 0, &late_reply);
+    assert_eq!(sim.pool.blade_stats(id).unwrap().srtt_us, st.srtt_us);
+    // The retransmission still completes the read.
+    let fresh = sim.blades[0].blade.respond(&req2).unwrap();
+    sim.pool.handle_frame(sim.now, 0, &fresh);
+    assert!(sim.pool.poll_completion().unwrap().result.is_ok());
+}
+
+#[test]
 fn dead_blade_fails_all_io_within_dead_time_and_comes_back() {
     let cfg = PoolConfig {
         dead_time: Duration::from_secs(3),

@@ -22,6 +22,28 @@ pub struct Status {
     pub spare_groups: Vec<SpareGroupStatus>,
     #[serde(default)]
     pub interfaces: Vec<InterfaceStatus>,
+    #[serde(default)]
+    pub frontend: FrontendCounters,
+}
+
+/// What the front end's target did with the frames it was handed, over all
+/// front-end interfaces (cumulative since start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrontendCounters {
+    pub frames: u64,
+    pub malformed: u64,
+    /// Requests for a shelf.slot we do not export there, or from a masked MAC.
+    pub not_for_us: u64,
+    /// Requests dropped because their client already had Buffer Count queued.
+    pub client_queue_full: u64,
+    /// Requests dropped because every request or client slot was busy.
+    pub target_queue_full: u64,
+    /// Replies dropped because no send slot was free (the client retransmits).
+    pub no_send_slot: u64,
+    pub send_errors: u64,
+    /// Client FLUSH CACHE commands passed on to the members.
+    pub flushes: u64,
+    pub reservation_conflicts: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

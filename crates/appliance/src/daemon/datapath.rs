@@ -602,6 +602,11 @@ impl DataPath {
         if let Some(b) = &self.dev.backend {
             s.blades = blade_statuses(b.pool());
         }
+        if let Some(f) = &self.front {
+            let (ifaces, counters) = f.status(&self.dev.ring);
+            s.interfaces.extend(ifaces);
+            s.frontend = counters;
+        }
         for (g, avail) in &self.spares {
             s.spare_groups.push(SpareGroupStatus {
                 name: g.clone(),

@@ -3,6 +3,7 @@
 //! of a file. Store actions become volume requests; volume completions become
 //! `read_done` / `write_done` / `sync_done` and replies sent from ring send slots.
 
+use crate::control::status::{FrontendCounters, InterfaceStatus, Side};
 use crate::frontend::StateFile;
 use anyhow::Context;
 use aoe_target::{
@@ -38,6 +39,12 @@ pub struct ExportDef {
 /// Volume requests the front end wants submitted: (volume index, request).
 pub type VolumeSubmit = (usize, VolumeRequest);
 
+struct IfaceTally {
+    name: String,
+    sent: u64,
+    malformed: u64,
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FrontCounters {
     pub read_bytes: u64,
@@ -51,6 +58,8 @@ pub struct FrontCounters {
 pub struct Front {
     target: Target,
     socks: Vec<SockId>,
+    /// Per front-end interface: its name, frames sent, malformed frames.
+    ifaces: Vec<IfaceTally>,
     exports: Vec<ExportDef>,
     actions: Vec<Action>,
     /// Requests to hand to the volumes after the current call.
@@ -103,6 +112,14 @@ impl Front {
         Ok(Front {
             target,
             socks,
+            ifaces: ifaces
+                .iter()
+                .map(|n| IfaceTally {
+                    name: n.clone(),
+                    sent: 0,
+                    malformed: 0,
+                })
+                .collect(),
             actions: Vec::with_capacity(256),
             out: Vec::new(),
             stopping: false,
@@ -168,8 +185,10 @@ impl Front {
                 if !self.stopping {
                     let frame = ring.frame(&buf);
                     self.note_flush(frame);
+                    let malformed = self.target.counters().malformed;
                     self.target
                         .handle_frame(IfaceId(i as u16), frame, now, &mut self.actions);
+                    self.ifaces[i].malformed += self.target.counters().malformed - malformed;
                     self.run_actions(ring, Some(frame));
                 }
                 ring.recycle(buf);
@@ -334,6 +353,8 @@ impl Front {
         let sock = self.socks[usize::from(iface.0)];
         if ring.submit_send(sock, slot, n, 0).is_err() {
             self.counters.send_errors += 1;
+        } else {
+            self.ifaces[usize::from(iface.0)].sent += 1;
         }
     }
 
@@ -387,5 +408,41 @@ impl Front {
 
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// Per-interface frame counts (kernel receive and drop counts included)
+    /// and what the target did with the frames.
+    pub fn status(&self, ring: &Ring) -> (Vec<InterfaceStatus>, FrontendCounters) {
+        let ifaces = self
+            .ifaces
+            .iter()
+            .zip(&self.socks)
+            .map(|(t, &sock)| {
+                let sock = ring.socket(sock);
+                let kernel = sock.and_then(|s| s.stats().ok()).unwrap_or_default();
+                InterfaceStatus {
+                    name: t.name.clone(),
+                    side: Side::Frontend,
+                    mtu: sock.map_or(0, |s| s.mtu()),
+                    rx_frames: kernel.received,
+                    tx_frames: t.sent,
+                    dropped_kernel: kernel.dropped,
+                    dropped_malformed: t.malformed,
+                }
+            })
+            .collect();
+        let c = self.target.counters();
+        let counters = FrontendCounters {
+            frames: c.frames,
+            malformed: c.malformed,
+            not_for_us: c.not_addressed + c.masked,
+            client_queue_full: c.client_queue_full,
+            target_queue_full: c.target_queue_full,
+            no_send_slot: self.counters.no_slot_drops,
+            send_errors: self.counters.send_errors,
+            flushes: self.counters.flushes,
+            reservation_conflicts: c.reservation_conflicts,
+        };
+        (ifaces, counters)
     }
 }

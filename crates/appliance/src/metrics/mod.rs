@@ -93,6 +93,7 @@ pub struct Metrics {
     pub frames_received: IntCounterVec,
     pub frames_sent: IntCounterVec,
     pub frames_dropped: IntCounterVec,
+    pub frontend_requests: IntCounterVec,
     pub events_total: IntCounterVec,
     pub events_dropped: IntCounter,
     pub event_program_failures: IntCounterVec,
@@ -380,6 +381,14 @@ impl Metrics {
                 "AoE frames lost: reason=kernel (socket buffer full) or malformed.",
                 &["interface", "side", "reason"],
             ),
+            frontend_requests: counter(
+                &r,
+                "aoeraid_frontend_requests_total",
+                "What the AoE target did with front-end frames: outcome=frames (all), malformed, \
+                 not_for_us, client_queue_full, target_queue_full, no_send_slot, send_error, \
+                 flush, reservation_conflict.",
+                &["outcome"],
+            ),
             events_total: counter(
                 &r,
                 "aoeraid_events_total",
@@ -642,6 +651,21 @@ impl Metrics {
                     .with_label_values(&[&i.name, side, "malformed"]),
                 i.dropped_malformed,
             );
+        }
+
+        let f = &s.frontend;
+        for (outcome, v) in [
+            ("frames", f.frames),
+            ("malformed", f.malformed),
+            ("not_for_us", f.not_for_us),
+            ("client_queue_full", f.client_queue_full),
+            ("target_queue_full", f.target_queue_full),
+            ("no_send_slot", f.no_send_slot),
+            ("send_error", f.send_errors),
+            ("flush", f.flushes),
+            ("reservation_conflict", f.reservation_conflicts),
+        ] {
+            sync_counter(&self.frontend_requests.with_label_values(&[outcome]), v);
         }
 
         let stamp = std::time::SystemTime::now()
