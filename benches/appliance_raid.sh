@@ -6,9 +6,17 @@
 #   sudo benches/appliance_raid.sh [--rate MBps] [--span MiB] [--runs N] [LEVEL...]
 #
 # LEVEL: raid10 (8 blades, 4 mirrored stripe elements), raid0 (8 blades),
-# raid5 (5 blades), pass (RAID 0 over one blade vs the blade directly).
-# Default: raid10 raid0 raid5 pass. Prints one line per level with medians over
-# --runs runs (default 3). AOERAID_BIN=path uses a prebuilt binary.
+# raid5 (5 blades), pass (RAID 0 over one blade vs the blade directly),
+# rebuild (RAID 10 of 8 blades plus a spare: a member is failed, the spare
+# rebuilds; its rate idle and under a saturating client write load, and the
+# client's throughput under rebuild against its unloaded throughput).
+# Default: raid10 raid0 raid5 pass rebuild. Prints one line per level with
+# medians over --runs runs (default 3). AOERAID_BIN=path uses a prebuilt binary.
+#
+# Chunks: RAID 0/10 64 KiB, RAID 5 16 KiB (CHUNK_RAID10=256KiB etc. override).
+# A client keeps at most 64 frames in flight per target (Linux: aoe_maxout),
+# about 550 KiB at MTU 9000: the chunk must be small enough that this window
+# spans every stripe element, or some blades idle while others queue.
 set -euo pipefail
 
 RATE=20
@@ -25,7 +33,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ ${#LEVELS[@]} -gt 0 ] || LEVELS=(raid10 raid0 raid5 pass)
+[ ${#LEVELS[@]} -gt 0 ] || LEVELS=(raid10 raid0 raid5 pass rebuild)
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -93,13 +101,14 @@ lab_down() {
     rm -rf "$DIR"
 }
 
-appliance() { # appliance LEVEL "MEMBERS" CHUNK
+appliance() { # appliance LEVEL "MEMBERS" CHUNK [EXTRA_ARRAY_KEYS [SPARE_GROUPS_LINE]]
     cat >"$DIR/a.yaml" <<EOF
 appliance: {name: bench, state_dir: $DIR/state, control_socket: $DIR/ctl.sock, metrics_listen: "127.0.0.1:9721"}
 backend: {interfaces: [ini0], dead_after: 10s}
 frontend: {interfaces: [tgt0]}
+${5:-}
 arrays:
-  - {name: a, level: $1, chunk: $3, members: [$2], allow_same_shelf_mirrors: true}
+  - {name: a, level: $1, chunk: $3, members: [$2], allow_same_shelf_mirrors: true${4:+, $4}}
 volumes:
   - {name: v, arrays: [a], export: {shelf: 7, slot: 0}}
 EOF
@@ -120,6 +129,61 @@ mbps() { # mbps DEVICE RW [IFACE] → MB/s of one run
         | sed -n 's/.*"mb_per_s": *\([0-9.]*\).*/\1/p' | head -1
 }
 
+# Bytes the current rebuild has written to the new member (0 when none runs):
+# its done ratio of one member's share of a near-2 RAID 10 (size × 2 / members).
+# `done_bytes` counts array bytes, four times that with 8 members.
+rebuilt() {
+    in_ns "$BIN" status --config "$DIR/a.yaml" --json 2>/dev/null | python3 -c '
+import json, sys
+a = json.load(sys.stdin)["arrays"][0]
+r = a["rebuild"]
+print(int(r["done_ratio"] * a["size_bytes"] * 2 / a["members_required"]) if r["action"] == "rebuild" else 0)'
+}
+
+# "SECONDS BYTES": a timestamp taken after the status reply, and rebuilt bytes.
+rebuilt_at() { local b; b=$(rebuilt); echo "$(date +%s.%N) $b"; }
+
+rate_between() { # rate_between "T0 B0" "T1 B1" → MB/s
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        if (y[1] > x[1]) printf "%.1f", (y[2] - x[2]) / (y[1] - x[1]) / 1e6; else print 0 }'
+}
+
+# rebuild_run: fails one member of a RAID 10 with a spare, then measures the
+# rebuild rate under a client write load (bench for SECS) and idle (SECS).
+# Under load the engine holds the rebuild to its minimum rate, which the
+# operator chooses: here 0.35 × B, between the 0.3 × B the rebuild must keep
+# and the 0.4 × B at which the new member's link (client writes plus rebuild
+# writes, at most B) would leave the client under 0.6 × its unloaded rate.
+# Prints "loaded_rebuild_MBps client_MBps idle_rebuild_MBps".
+rebuild_run() {
+    local bs=$((SPAN_MIB << 20)) s0 s1 s2 client bench_pid
+    lab_up 9 400
+    appliance raid10 "$members8" "${CHUNK_RAID10:-64KiB}" \
+        "spare_group: sg, rebuild: {min: $((RATE * 7 / 20))MB/s, max: $((RATE * 10))MB/s}" \
+        "spare_groups: {sg: [e0.4]}"
+    in_ns "$BIN" fail --config "$DIR/a.yaml" a e1.3 >/dev/null
+    for _ in $(seq 50); do [ "$(rebuilt)" != 0 ] && break; sleep 0.1; done
+    # Under load: a 6 s client write bench; the rebuild is sampled over its
+    # middle 3 s, once the client is past discovery and at full rate.
+    in_ns "$BIN" bench --iface cli0 --device e7.0 --rw write --span "$bs" --bs 256K \
+        --qd 32 --seconds 6 --json >"$DIR/loaded.json" 2>/dev/null &
+    bench_pid=$!
+    sleep 2
+    s0=$(rebuilt_at)
+    sleep 3
+    s1=$(rebuilt_at)
+    wait "$bench_pid" || true
+    client=$(sed -n 's/.*"mb_per_s": *\([0-9.]*\).*/\1/p' "$DIR/loaded.json" | head -1)
+    # Idle: the engine goes back to its maximum rate 100 ms after the last client I/O.
+    sleep 0.5
+    s1=${s1:-0 0}
+    local i0; i0=$(rebuilt_at)
+    sleep 4
+    s2=$(rebuilt_at)
+    echo "$(rate_between "$s0" "$s1") ${client:-0} $(rate_between "$i0" "$s2")"
+    lab_down
+}
+
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'; }
 
 measure() { # measure DEVICE RW [IFACE] → median MB/s
@@ -133,20 +197,36 @@ members8="e0.0, e1.0, e0.1, e1.1, e0.2, e1.2, e0.3, e1.3"
 echo "blades limited to $RATE MB/s each way (tbf), MTU 9000, span $SPAN_MIB MiB, bs 256K qd 32, median of $RUNS"
 for level in "${LEVELS[@]}"; do
     case "$level" in
-        raid10) lab_up 8 $((SPAN_MIB / 2 + 64)); appliance raid10 "$members8" 256KiB
+        raid10) lab_up 8 $((SPAN_MIB / 2 + 64)); appliance raid10 "$members8" "${CHUNK_RAID10:-64KiB}"
                 mw=$((4 * RATE)); mr=$((4 * RATE)) ;;
-        raid0)  lab_up 8 $((SPAN_MIB / 4 + 64)); appliance raid0 "$members8" 256KiB
+        raid0)  lab_up 8 $((SPAN_MIB / 4 + 64)); appliance raid0 "$members8" "${CHUNK_RAID0:-64KiB}"
                 mw=$((8 * RATE)); mr=$((8 * RATE)) ;;
-        raid5)  lab_up 5 $((SPAN_MIB / 2 + 64)); appliance raid5 "e0.0, e1.0, e0.1, e1.1, e0.2" 64KiB
+        raid5)  lab_up 5 $((SPAN_MIB / 2 + 64)); appliance raid5 "e0.0, e1.0, e0.1, e1.1, e0.2" "${CHUNK_RAID5:-16KiB}"
                 mw=$((4 * RATE)); mr=$((5 * RATE)) ;;   # parity rotates: reads use all five
         pass)   lab_up 2 $((SPAN_MIB + 64)); appliance raid0 "e0.0" 256KiB
                 direct_w=$(measure e1.0 write bcl0); direct_r=$(measure e1.0 read bcl0)
                 mw=${direct_w%.*}; mr=${direct_r%.*} ;;
+        rebuild)
+            # Unloaded client throughput first, on a healthy array of the same shape.
+            lab_up 9 400
+            appliance raid10 "$members8" "${CHUNK_RAID10:-64KiB}" "spare_group: sg" "spare_groups: {sg: [e0.4]}"
+            unloaded=$(measure e7.0 write)
+            lab_down
+            : >"$DIR.rebuild"
+            for _ in $(seq "$RUNS"); do rebuild_run >>"$DIR.rebuild"; done
+            loaded=$(awk '{print $1}' "$DIR.rebuild" | median)
+            client=$(awk '{print $2}' "$DIR.rebuild" | median)
+            idle=$(awk '{print $3}' "$DIR.rebuild" | median)
+            rm -f "$DIR.rebuild"
+            printf '%-7s idle %6s MB/s (%s x B)   under load %6s MB/s (%s x B) with the client at %s MB/s (%s x its unloaded %s)\n' \
+                rebuild "$idle" "$(ratio "$idle" "$RATE")" "$loaded" "$(ratio "$loaded" "$RATE")" \
+                "$client" "$(ratio "$client" "$unloaded")" "$unloaded"
+            continue ;;
         *) echo "bench: unknown level $level" >&2; continue ;;
     esac
     w=$(measure e7.0 write)
     r=$(measure e7.0 read)
-    printf '%-7s write %7s MB/s (model %4s, ratio %s)   read %7s MB/s (model %4s, ratio %s)\n' \
+    printf '%-7s write %7.1f MB/s (model %4s, ratio %s)   read %7.1f MB/s (model %4s, ratio %s)\n' \
         "$level" "$w" "$mw" "$(ratio "$w" "$mw")" "$r" "$mr" "$(ratio "$r" "$mr")"
     lab_down
 done
