@@ -113,7 +113,10 @@ pub enum Action {
     },
     /// Make every completed write of the export durable (fdatasync), then
     /// call [`Target::sync_done`]. At most one is outstanding per export.
-    Sync { export: ExportId },
+    /// `flush`: a client's FLUSH CACHE (EXT) is among the requests this sync
+    /// answers, so caches below the store must be flushed too; without it the
+    /// sync is only the group commit of writes.
+    Sync { export: ExportId, flush: bool },
     /// Build the answer for `req` with [`Target::finish_reply`] and send it on
     /// `iface`.
     Reply { req: ReqId, iface: IfaceId },
@@ -690,8 +693,12 @@ impl Target {
         }
         std::mem::swap(&mut ex.waiting, &mut ex.batch);
         ex.sync_in_flight = true;
+        let flush = ex
+            .batch
+            .iter()
+            .any(|r| self.reqs[r.0 as usize].kind == ReqKind::Flush);
         self.counters.syncs += 1;
-        out.push(Action::Sync { export });
+        out.push(Action::Sync { export, flush });
     }
 
     // ---- store completions --------------------------------------------------------

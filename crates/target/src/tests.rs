@@ -27,6 +27,8 @@ struct Harness {
     held_syncs: Vec<ExportId>,
     persisted: usize,
     syncs: usize,
+    /// Syncs that carried a client FLUSH.
+    flush_syncs: usize,
 }
 
 impl Harness {
@@ -61,6 +63,7 @@ impl Harness {
             held_syncs: Vec::new(),
             persisted: 0,
             syncs: 0,
+            flush_syncs: 0,
         }
     }
 
@@ -103,8 +106,9 @@ impl Harness {
                         }
                         self.t.write_done(req, !self.fail_io, &mut next);
                     }
-                    Action::Sync { export } => {
+                    Action::Sync { export, flush } => {
                         self.syncs += 1;
+                        self.flush_syncs += usize::from(flush);
                         if self.hold_syncs {
                             self.held_syncs.push(export);
                         } else {
@@ -345,6 +349,28 @@ fn concurrent_writes_share_one_sync() {
     assert_eq!(h.syncs, 2);
     assert_eq!(h.t.counters().synced_acks, 10);
     assert_eq!(h.t.requests_in_flight(), 0);
+}
+
+#[test]
+fn a_sync_says_whether_it_answers_a_flush() {
+    let mut h = Harness::new();
+    h.hold_syncs = true;
+    let data = vec![0x11u8; 512];
+    let w = AtaArg::read_write(true, 8, 1, true).unwrap();
+    assert!(h.send(0, &ata_frame(A, 1, w, &data)).is_empty());
+    assert_eq!((h.syncs, h.flush_syncs), (1, 0), "group commit of a write");
+    // A FLUSH and a write wait behind it and go out in one sync that flushes.
+    assert!(h
+        .send(0, &ata_frame(A, 2, AtaArg::no_data(ata::FLUSH_EXT), &[]))
+        .is_empty());
+    assert!(h.send(0, &ata_frame(A, 3, w, &data)).is_empty());
+    assert_eq!(h.release_syncs().len(), 1);
+    assert_eq!((h.syncs, h.flush_syncs), (2, 1));
+    assert_eq!(h.release_syncs().len(), 2, "flush and write answered");
+    // Writes alone again: no flush.
+    assert!(h.send(0, &ata_frame(A, 4, w, &data)).is_empty());
+    assert_eq!((h.syncs, h.flush_syncs), (3, 1));
+    assert_eq!(h.release_syncs().len(), 1);
 }
 
 // §13.9

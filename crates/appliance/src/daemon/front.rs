@@ -10,7 +10,7 @@ use aoe_target::{
     Action, ExportConfig, ExportId, IfaceId, ReqId, SharedExport, Target, TargetConfig,
 };
 use aoe_uring::{Completion, PacketSocket, Ring, SockId};
-use aoe_wire::{ata, AtaArg, Command, Header, Mac};
+use aoe_wire::Mac;
 use raid_engine::{VolumeCompletion, VolumeOp, VolumeRequest, SECTOR};
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,9 +67,6 @@ pub struct Front {
     stopping: bool,
     pub counters: FrontCounters,
     in_flight: usize,
-    /// Per export: a client sent FLUSH CACHE (EXT) since the last store sync began,
-    /// so the next sync must flush the members.
-    flush_wanted: Vec<bool>,
 }
 
 impl Front {
@@ -125,7 +122,6 @@ impl Front {
             stopping: false,
             counters: FrontCounters::default(),
             in_flight: 0,
-            flush_wanted: vec![false; exports.len()],
             exports,
         })
     }
@@ -184,7 +180,6 @@ impl Front {
                 };
                 if !self.stopping {
                     let frame = ring.frame(&buf);
-                    self.note_flush(frame);
                     let malformed = self.target.counters().malformed;
                     self.target
                         .handle_frame(IfaceId(i as u16), frame, now, &mut self.actions);
@@ -202,27 +197,6 @@ impl Front {
             }
             Completion::RecvError { sock, .. } if self.owns(sock) => None,
             other => Some(other),
-        }
-    }
-
-    /// The target answers writes and FLUSH alike after one store `Sync`; only a
-    /// FLUSH must reach the members, so remember which exports a FLUSH addresses
-    /// before the target sees it (and emits the `Sync` covering it).
-    fn note_flush(&mut self, frame: &[u8]) {
-        let Ok(h) = Header::parse(frame) else { return };
-        if h.response || h.command != Command::Ata {
-            return;
-        }
-        let Ok(arg) = AtaArg::parse(frame) else {
-            return;
-        };
-        if !matches!(arg.cmd_status, ata::FLUSH | ata::FLUSH_EXT) {
-            return;
-        }
-        for (e, ex) in self.exports.iter().enumerate() {
-            if h.addresses(ex.shelf, ex.slot) {
-                self.flush_wanted[e] = true;
-            }
         }
     }
 
@@ -293,9 +267,9 @@ impl Front {
                         None => self.target.drop_request(req),
                     }
                 }
-                Action::Sync { export } => {
+                Action::Sync { export, flush } => {
                     let e = usize::from(export.0);
-                    if std::mem::take(&mut self.flush_wanted[e]) {
+                    if flush {
                         // A client FLUSH CACHE (EXT) is in this sync's batch: every
                         // member flushes its cache (blades get FLUSH CACHE EXT, files
                         // fdatasync) and the batch is answered after all of them.

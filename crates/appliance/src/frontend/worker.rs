@@ -277,7 +277,7 @@ impl FrontendWorker {
                         self.target.drop_request(req);
                     }
                 }
-                Action::Sync { export } => {
+                Action::Sync { export, .. } => {
                     let file = self.files[usize::from(export.0)];
                     if ring
                         .fsync(file, true, user(KIND_SYNC, u32::from(export.0)))
