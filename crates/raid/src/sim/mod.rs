@@ -429,8 +429,10 @@ impl World {
                 (op, Err(e)) => {
                     if !errors_ok {
                         return Err(format!(
-                            "{op:?} {}+{} failed within redundancy: {e}",
-                            o.offset, o.sectors
+                            "{op:?} {}+{} failed within redundancy: {e}\n  {}",
+                            o.offset,
+                            o.sectors,
+                            self.explain(o.offset)
                         ));
                     }
                     self.stats.allowed_errors += 1;
