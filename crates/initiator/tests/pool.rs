@@ -156,6 +156,19 @@ fn captured_read(sim: &mut Sim, id: aoe_initiator::BladeId) -> (Vec<u8>, Vec<u8>
     (req, reply)
 }
 
+/// Lets the outstanding frame time out and returns its retransmission.
+fn time_out_and_resend(sim: &mut Sim) -> Vec<u8> {
+    let deadline = sim.pool.poll_timeout().expect("deadline");
+    sim.now = deadline;
+    sim.pool.handle_timeout(sim.now);
+    let mut buf = vec![0u8; 9216];
+    let t = sim
+        .pool
+        .poll_transmit(sim.now, &mut buf)
+        .expect("retransmission");
+    buf[..t.len].to_vec()
+}
+
 #[test]
 fn forged_replies_with_a_live_tag_are_dropped() {
     let mut blade = SimBlade::new(0, 1, 64);
@@ -216,15 +229,7 @@ fn retransmit_uses_a_new_tag_and_the_late_reply_is_ignored() {
     let (req1, late_reply) = captured_read(&mut sim, id);
     let tag1 = parse(&req1).unwrap().header.tag;
     // Nothing answers: the timeout fires and the frame goes out again.
-    let deadline = sim.pool.poll_timeout().expect("deadline");
-    sim.now = deadline;
-    sim.pool.handle_timeout(sim.now);
-    let mut buf = vec![0u8; 9216];
-    let t = sim
-        .pool
-        .poll_transmit(sim.now, &mut buf)
-        .expect("retransmission");
-    let req2 = buf[..t.len].to_vec();
+    let req2 = time_out_and_resend(&mut sim);
     let tag2 = parse(&req2).unwrap().header.tag;
     assert_ne!(tag1, tag2);
     assert_eq!(&req1[24..36], &req2[24..36], "same ATA command");
@@ -249,20 +254,12 @@ fn late_reply_to_a_superseded_send_teaches_the_rtt_and_undoes_the_cut() {
     let (_req1, late_reply) = captured_read(&mut sim, id);
     let before = sim.pool.blade_stats(id).unwrap();
     let t_sent = sim.now;
-    let deadline = sim.pool.poll_timeout().expect("deadline");
-    sim.now = deadline;
-    sim.pool.handle_timeout(sim.now);
+    let req2 = time_out_and_resend(&mut sim);
     let cut = sim.pool.blade_stats(id).unwrap();
     assert!(
         cut.window < before.window,
         "timeout cuts the window: {cut:?}"
     );
-    let mut buf = vec![0u8; 9216];
-    let t = sim
-        .pool
-        .poll_transmit(sim.now, &mut buf)
-        .expect("retransmission");
-    let req2 = buf[..t.len].to_vec();
     // The first send was only slow: its reply comes 5 ms after the retransmission.
     sim.now += Duration::from_millis(5);
     sim.pool.handle_frame(sim.now, 0, &late_reply);
