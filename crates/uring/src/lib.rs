@@ -7,7 +7,8 @@
 //! * [`PacketSocket`] — AF_PACKET raw socket bound to ethertype 0x88A2 on one interface
 //!   (no ETH_P_ALL, no promiscuous mode), with the interface's MAC/MTU/index, large
 //!   forced socket buffers, cumulative kernel drop counters ([`PacketStats`]),
-//!   PACKET_FANOUT, and plain `send`/`recv` helpers for tools and tests.
+//!   PACKET_FANOUT, an optional mapped receive ring and qdisc bypass
+//!   ([`SocketOptions`]), and plain `send`/`recv` helpers for tools and tests.
 //! * [`Ring`] — one io_uring per thread: multishot receive into a provided-buffer ring
 //!   for every registered socket, batched sends from preallocated slots, file and block
 //!   device I/O through registered (4096-aligned, O_DIRECT-capable) buffers, fsync and
@@ -101,6 +102,14 @@
 //! counted (`frames_truncated`). Kernel-side drops (socket queue full) are in
 //! [`PacketSocket::stats`].
 //!
+//! A socket opened with [`SocketOptions::rx_ring_frames`] receives through a mapped
+//! `PACKET_RX_RING` (TPACKET_V2) instead: the kernel copies each frame into shared
+//! memory while delivering it, and [`Ring::wait`] reads the ring before and after
+//! entering the kernel, arming a one-shot readiness poll only when it is empty. No
+//! receive request, copy or skb free per frame on the ring's thread; the frames come
+//! as the same [`Completion::Frame`]. They cannot be used for file I/O, and a full
+//! ring drops frames (counted in [`PacketSocket::stats`]) rather than queueing them.
+//!
 //! ## Tests and benchmark
 //!
 //! `cargo test -p aoe-uring` (root: the network tests build a private namespace with a
@@ -125,6 +134,7 @@ mod packet;
 mod pools;
 mod region;
 mod ring;
+mod rxring;
 mod storage;
 mod types;
 

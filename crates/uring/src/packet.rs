@@ -11,12 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::iface::InterfaceInfo;
+use crate::rxring::RxRing;
 use crate::ETH_P_AOE;
 
 // Values from <linux/if_packet.h> and <asm-generic/socket.h>; not all are exported by `libc`.
 const SOL_PACKET: libc::c_int = 263;
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_FANOUT: libc::c_int = 18;
+const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_FANOUT_HASH: u32 = 0;
 const PACKET_FANOUT_LB: u32 = 1;
 const PACKET_FANOUT_CPU: u32 = 2;
@@ -61,6 +63,19 @@ pub struct SocketOptions {
     /// Open in non-blocking mode (`send`/`recv` return `WouldBlock`). The ring does not
     /// care; the blocking helpers need it off.
     pub nonblocking: bool,
+    /// If non-zero, receive through a memory-mapped ring (`PACKET_RX_RING`, TPACKET_V2)
+    /// of at least this many frame slots, each sized for the interface's MTU. The kernel
+    /// then copies every frame into shared memory while delivering it (on the CPU that
+    /// received it) and a [`crate::Ring`] reads frames from there: no receive request,
+    /// copy or buffer free per frame on the ring's thread. Frames then bypass the socket
+    /// queue, so [`PacketSocket::recv`] sees none, and a full ring drops frames (counted
+    /// in [`PacketSocket::stats`]) where a socket queue would have held them. Default 0.
+    pub rx_ring_frames: u32,
+    /// Set `PACKET_QDISC_BYPASS`: sends go straight to the device driver, skipping the
+    /// interface's queueing discipline — cheaper per frame, but egress shaping or
+    /// netem configured on **this** interface (tc) no longer applies to these frames.
+    /// Default `false`.
+    pub qdisc_bypass: bool,
 }
 
 impl Default for SocketOptions {
@@ -69,6 +84,8 @@ impl Default for SocketOptions {
             recv_buffer: DEFAULT_SOCKET_BUFFER,
             send_buffer: DEFAULT_SOCKET_BUFFER,
             nonblocking: true,
+            rx_ring_frames: 0,
+            qdisc_bypass: false,
         }
     }
 }
@@ -108,6 +125,8 @@ pub struct PacketSocket {
     // PACKET_STATISTICS resets the kernel counters on every read, so totals live here.
     total_received: AtomicU64,
     total_dropped: AtomicU64,
+    rx_ring: Option<RxRing>,
+    qdisc_bypass: bool,
 }
 
 impl PacketSocket {
@@ -138,6 +157,18 @@ impl PacketSocket {
 
         let recv_buffer = set_buffer(&fd, SO_RCVBUFFORCE, libc::SO_RCVBUF, opts.recv_buffer)?;
         let send_buffer = set_buffer(&fd, SO_SNDBUFFORCE, libc::SO_SNDBUF, opts.send_buffer)?;
+        // Before bind: from the first frame on, frames go to the ring, never the queue.
+        let rx_ring = match opts.rx_ring_frames {
+            0 => None,
+            n => Some(RxRing::new(&fd, n, info.mtu).map_err(|e| {
+                io::Error::new(e.kind(), format!("receive ring on {iface:?}: {e}"))
+            })?),
+        };
+        if opts.qdisc_bypass {
+            setsockopt_u32(&fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1).map_err(|e| {
+                io::Error::new(e.kind(), format!("PACKET_QDISC_BYPASS on {iface:?}: {e}"))
+            })?;
+        }
 
         // SAFETY: sockaddr_ll is plain old data; all-zero is valid before we fill it.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -166,7 +197,30 @@ impl PacketSocket {
             send_buffer,
             total_received: AtomicU64::new(0),
             total_dropped: AtomicU64::new(0),
+            rx_ring,
+            qdisc_bypass: opts.qdisc_bypass,
         })
+    }
+
+    /// True if frames arrive through a mapped receive ring
+    /// ([`SocketOptions::rx_ring_frames`]).
+    pub fn has_rx_ring(&self) -> bool {
+        self.rx_ring.is_some()
+    }
+
+    /// Slots of the mapped receive ring (0 without one).
+    pub fn rx_ring_frames(&self) -> u32 {
+        self.rx_ring.as_ref().map_or(0, RxRing::frames)
+    }
+
+    /// True if sends skip the interface's queueing discipline
+    /// ([`SocketOptions::qdisc_bypass`]).
+    pub fn qdisc_bypass(&self) -> bool {
+        self.qdisc_bypass
+    }
+
+    pub(crate) fn rx_ring(&self) -> Option<&RxRing> {
+        self.rx_ring.as_ref()
     }
 
     /// The interface this socket is bound to.

@@ -17,7 +17,7 @@ use crate::packet::PacketSocket;
 use crate::pools::{BufferPool, ProvidedBuffers, Slab};
 use crate::region::PAGE;
 use crate::types::{
-    Completion, Errno, FileId, IoBuf, IoBuffer, RecvBuf, RingStats, SendSlot, SockId,
+    Completion, Errno, FileId, IoBuf, IoBuffer, MappedFrame, RecvBuf, RingStats, SendSlot, SockId,
 };
 use crate::JUMBO_FRAME;
 
@@ -37,6 +37,7 @@ const KIND_SEND: u64 = 2;
 const KIND_OP: u64 = 3;
 const KIND_CANCEL: u64 = 4;
 const KIND_WAKE: u64 = 5;
+const KIND_POLL: u64 = 6;
 
 fn encode(kind: u64, idx: u32) -> u64 {
     (kind << 56) | u64::from(idx)
@@ -106,7 +107,14 @@ impl Default for RingConfig {
 struct SocketEntry {
     sock: PacketSocket,
     fixed: u32,
+    /// Multishot receive armed (sockets without a mapped ring), or readiness poll armed
+    /// (sockets with one).
     armed: Cell<bool>,
+    /// Next slot of the mapped receive ring to look at (sockets with one).
+    rx_pos: Cell<u32>,
+    /// Slots of the mapped ring lent to the caller. Their status is still USER, so
+    /// without this a reader that came all the way round would hand them out again.
+    rx_lent: Box<[Cell<bool>]>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -337,16 +345,31 @@ impl Ring {
 
     /// Hand a socket to the ring: it is registered as a fixed file and a multishot
     /// receive is armed on it (submitted at the next `wait`/`submit`).
+    ///
+    /// A socket with a mapped receive ring ([`crate::SocketOptions::rx_ring_frames`])
+    /// needs no receive request: `wait` reads its frames straight from the ring, and
+    /// only when none are ready does it arm a one-shot readiness poll and sleep. Its
+    /// frames come as [`Completion::Frame`] like any other; recycle them promptly,
+    /// since a held frame is a ring slot the kernel cannot fill (and one held at the
+    /// kernel's position keeps the socket readable, so `wait` does not sleep).
     pub fn add_socket(&mut self, sock: PacketSocket) -> io::Result<SockId> {
         let fixed = self.alloc_fixed(sock.as_raw_fd())?;
         let id = SockId(self.sockets.len() as u32);
+        let mapped = sock.has_rx_ring();
+        let rx_lent = (0..sock.rx_ring_frames())
+            .map(|_| Cell::new(false))
+            .collect();
         self.sockets.push(SocketEntry {
             sock,
             fixed,
             armed: Cell::new(false),
+            rx_pos: Cell::new(0),
+            rx_lent,
         });
-        // If the submission queue is full right now, the next `wait` arms it.
-        let _ = self.arm_recv(id.0);
+        if !mapped {
+            // If the submission queue is full right now, the next `wait` arms it.
+            let _ = self.arm_recv(id.0);
+        }
         Ok(id)
     }
 
@@ -369,14 +392,43 @@ impl Ring {
             buf.ring, self.id,
             "RecvBuf used with a ring that did not produce it"
         );
+        if let Some(m) = buf.mapped {
+            let rx = self.sockets[m.sock as usize]
+                .sock
+                .rx_ring()
+                .expect("mapped frame from a socket without a receive ring");
+            // SAFETY: `m` and `len` come from `RxRing::ready` for a slot that is released
+            // only by `recycle`, which consumes `buf`; the slice borrows `buf`, so it ends
+            // before the slot can go back to the kernel.
+            return unsafe { rx.bytes(m.offset, buf.len) };
+        }
         self.recv.bytes(buf.bid, buf.len)
     }
 
     /// Give a received frame's buffer back to the kernel.
     pub fn recycle(&self, buf: RecvBuf) {
-        if buf.ring == self.id {
-            self.recv.give_back(buf.bid);
+        if buf.ring != self.id {
+            return;
         }
+        match buf.mapped {
+            Some(m) => self.release_mapped(m),
+            None => self.recv.give_back(buf.bid),
+        }
+    }
+
+    fn release_mapped(&self, m: MappedFrame) {
+        let Some(entry) = self.sockets.get(m.sock as usize) else {
+            return;
+        };
+        let Some(rx) = entry.sock.rx_ring() else {
+            return;
+        };
+        if let Some(lent) = entry.rx_lent.get(m.slot as usize) {
+            lent.set(false);
+        }
+        // SAFETY: every slice of this slot borrowed the RecvBuf this came from, which
+        // has been consumed, so none is alive.
+        unsafe { rx.release(m.slot) };
     }
 
     /// Receive buffers posted to the kernel. Starts at 64 and grows each time the kernel
@@ -703,8 +755,16 @@ impl Ring {
             // Best effort: if the queue is full now, the next wait re-arms.
             let _ = self.arm_wake();
         }
+        // Frames already in mapped rings: hand them over now and do not sleep; the
+        // enter below only submits and reaps. Otherwise make sure a frame arriving
+        // while we sleep wakes us.
+        let mapped_ready = self.take_mapped(out) > 0;
+        if !mapped_ready {
+            self.arm_polls();
+        }
         self.enable()?;
         let res = match timeout {
+            _ if mapped_ready => self.uring.submit(),
             Some(t) => {
                 let ts = types::Timespec::from(t);
                 let args = types::SubmitArgs::new().timespec(&ts);
@@ -723,6 +783,7 @@ impl Ring {
             Err(e) => return Err(e),
         }
         self.drain(out);
+        self.take_mapped(out);
         Ok(Instant::now())
     }
 
@@ -835,6 +896,73 @@ impl Ring {
         }
     }
 
+    /// Append the frames waiting in the mapped receive rings; returns how many.
+    fn take_mapped(&self, out: &mut Vec<Completion>) -> usize {
+        let mut n = 0;
+        for (idx, entry) in self.sockets.iter().enumerate() {
+            let Some(rx) = entry.sock.rx_ring() else {
+                continue;
+            };
+            let mut pos = entry.rx_pos.get();
+            while let Some(r) = rx.ready(pos) {
+                let lent = &entry.rx_lent[pos as usize];
+                if lent.get() {
+                    // Came round to a frame the caller still holds: the ring is full.
+                    break;
+                }
+                lent.set(true);
+                pos = if pos + 1 == rx.frames() { 0 } else { pos + 1 };
+                let m = MappedFrame {
+                    sock: idx as u32,
+                    slot: r.slot,
+                    offset: r.offset,
+                };
+                if r.wire_len as usize > r.len as usize || r.len as usize > rx.max_frame() {
+                    // Cut to the slot size: useless to a protocol, so count and drop.
+                    self.bump(|s| s.frames_truncated += 1);
+                    self.release_mapped(m);
+                    continue;
+                }
+                self.bump(|s| {
+                    s.frames_received += 1;
+                    s.bytes_received += u64::from(r.len);
+                });
+                out.push(Completion::Frame {
+                    sock: SockId(idx as u32),
+                    buf: RecvBuf {
+                        ring: self.id,
+                        bid: 0,
+                        len: r.len,
+                        mapped: Some(m),
+                    },
+                });
+                n += 1;
+            }
+            entry.rx_pos.set(pos);
+        }
+        n
+    }
+
+    /// Arm a one-shot readiness poll on every mapped socket that has none, so a frame
+    /// arriving after `take_mapped` looked ends the wait. (The poll checks readiness when
+    /// armed, so a frame that slipped in between completes it at once.) Best effort: a
+    /// full submission queue leaves it for the next `wait`, which then does not sleep
+    /// past its timeout anyway.
+    fn arm_polls(&self) {
+        for (idx, entry) in self.sockets.iter().enumerate() {
+            if entry.sock.has_rx_ring() && !entry.armed.get() {
+                let sqe = opcode::PollAdd::new(types::Fixed(entry.fixed), libc::POLLIN as u32)
+                    .build()
+                    .user_data(encode(KIND_POLL, idx as u32));
+                // SAFETY: a poll names no memory.
+                if unsafe { self.push(&sqe) }.is_err() {
+                    return;
+                }
+                entry.armed.set(true);
+            }
+        }
+    }
+
     fn arm_recv(&self, idx: u32) -> io::Result<()> {
         let entry = &self.sockets[idx as usize];
         // MSG_TRUNC: the result is the frame's real length, so oversize frames are seen.
@@ -859,7 +987,8 @@ impl Ring {
             self.recv.grow();
         }
         for idx in 0..self.sockets.len() as u32 {
-            if !self.sockets[idx as usize].armed.get() {
+            let entry = &self.sockets[idx as usize];
+            if !entry.armed.get() && !entry.sock.has_rx_ring() {
                 if self.arm_recv(idx).is_err() {
                     return;
                 }
@@ -933,11 +1062,15 @@ impl Ring {
             IoBuffer::Slot(s) if s.ring == self.id && self.send.is_taken(s.idx) => {
                 Some((self.send.ptr(s.idx), self.send.buf_size(), SEND_BUF_INDEX))
             }
-            IoBuffer::Frame(f) if f.ring == self.id && self.recv.is_lent(f.bid) => Some((
-                self.recv.slab().ptr(u32::from(f.bid)),
-                self.recv.slab().size(),
-                RECV_BUF_INDEX,
-            )),
+            IoBuffer::Frame(f)
+                if f.ring == self.id && f.mapped.is_none() && self.recv.is_lent(f.bid) =>
+            {
+                Some((
+                    self.recv.slab().ptr(u32::from(f.bid)),
+                    self.recv.slab().size(),
+                    RECV_BUF_INDEX,
+                ))
+            }
             _ => None,
         }
     }
@@ -952,6 +1085,14 @@ impl Ring {
         user: u64,
     ) -> io::Result<()> {
         let Some((base, cap, buf_index)) = self.locate(&buf) else {
+            if matches!(&buf, IoBuffer::Frame(f) if f.ring == self.id && f.mapped.is_some()) {
+                // Ours, but a mapped ring slot is no registered buffer: give it back.
+                self.release(buf);
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "frames from a mapped receive ring cannot be used for file I/O",
+                ));
+            }
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "buffer token belongs to another ring",
@@ -1098,6 +1239,12 @@ impl Ring {
                 });
             }
             KIND_OP => self.handle_op(idx, res, out),
+            // Readiness only: `wait` reads the ring itself after draining.
+            KIND_POLL => {
+                if let Some(s) = self.sockets.get(idx as usize) {
+                    s.armed.set(false);
+                }
+            }
             KIND_WAKE => {
                 if let Some(w) = &self.wake {
                     w.armed.set(false);
@@ -1136,6 +1283,7 @@ impl Ring {
                         ring: self.id,
                         bid,
                         len,
+                        mapped: None,
                     },
                 });
                 return;

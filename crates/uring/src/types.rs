@@ -27,6 +27,16 @@ pub struct RecvBuf {
     pub(crate) ring: u32,
     pub(crate) bid: u16,
     pub(crate) len: u32,
+    /// Set for a frame in a socket's mapped receive ring (then `bid` is unused).
+    pub(crate) mapped: Option<MappedFrame>,
+}
+
+/// Where a frame from a mapped receive ring lies: socket index, slot, byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MappedFrame {
+    pub(crate) sock: u32,
+    pub(crate) slot: u32,
+    pub(crate) offset: usize,
 }
 
 impl RecvBuf {
@@ -40,9 +50,13 @@ impl RecvBuf {
         self.len == 0
     }
 
-    /// Buffer id inside the provided-buffer ring (for diagnostics).
+    /// Buffer id inside the provided-buffer ring, or the slot (mod 2^16) in a socket's
+    /// mapped receive ring (for diagnostics).
     pub fn id(&self) -> u16 {
-        self.bid
+        match self.mapped {
+            Some(m) => m.slot as u16,
+            None => self.bid,
+        }
     }
 }
 
