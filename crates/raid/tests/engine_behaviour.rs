@@ -3,6 +3,7 @@
 
 use raid_engine::config::{ArrayConfig, MemberSpec};
 use raid_engine::spare_group::balance_spares;
+use raid_engine::superblock::{BITMAP_OFFSET, SB_OFFSET, SB_SECTORS};
 use raid_engine::*;
 
 struct Rig {
@@ -155,6 +156,33 @@ impl Rig {
     fn read(&mut self, offset: u64, sectors: u32) -> Result<Vec<u8>, VolumeError> {
         self.io(VolumeOp::Read, offset, Vec::new(), sectors)
     }
+    /// Restart from member bytes alone (a crash: nothing in flight with this rig), as
+    /// the appliance does: assembly plan from the superblocks, then `Engine::assemble`.
+    /// Members are renumbered in plan order, like the engine numbers them.
+    fn reassemble(&mut self) {
+        let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
+        let inputs: Vec<AssemblyInput> = (0..self.members.len())
+            .map(|i| AssemblyInput {
+                name: format!("m{i}"),
+                superblock: if self.dead[i] {
+                    Err(MemberError::Gone)
+                } else {
+                    Ok(self.members[i][sb.clone()].to_vec())
+                },
+                size_sectors: MEMBER,
+            })
+            .collect();
+        let plan = assemble(&inputs, None, false).expect("assembly");
+        self.members = plan
+            .members
+            .iter()
+            .map(|pm| self.members[pm.input].clone())
+            .collect();
+        self.dead = plan.members.iter().map(|pm| self.dead[pm.input]).collect();
+        self.e = Engine::assemble(&plan).expect("engine assemble");
+        self.e.set_sync_rates(1_000_000, 1_000_000);
+        self.run();
+    }
     fn settle(&mut self, ns: u64) {
         let end = self.now + ns;
         while self.now < end {
@@ -275,6 +303,56 @@ fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
     );
     r.dead[0] = true;
     assert_eq!(r.read(0, 8).unwrap(), vec![5; 8 * 512]);
+}
+
+#[test]
+fn assembly_writes_the_merged_bitmap_back_to_every_member() {
+    // Seed 2052 of the raid1 sweep: a crash landed a bitmap write (a lazy clear) on one
+    // member only. Assembly ORs the copies, so the engine believed region 0's bit was
+    // on disk; a write while member 1 was away then skipped the bitmap write, and after
+    // the next crash the only in-sync member's bitmap had no record of it: the re-added
+    // member was "in sync" for region 0 and served stale data.
+    let mut r = Rig::new(Level::Raid1, 2, 0, 16);
+    r.write(0, 1, 8);
+    let bit0 = BITMAP_OFFSET as usize * 512;
+    assert!(r.members.iter().all(|m| m[bit0] & 1 == 1), "region 0 dirty");
+    r.members[0][bit0..bit0 + 512].fill(0);
+    r.reassemble();
+    assert!(
+        r.members.iter().all(|m| m[bit0] & 1 == 1),
+        "merged bitmap on every member after assembly"
+    );
+    r.dead[1] = true;
+    r.write(0, 2, 8);
+    assert_eq!(r.e.status().members[1].state, MemberState::Faulty);
+    r.dead[1] = false;
+    r.reassemble();
+    assert!(
+        r.events.iter().any(|e| matches!(
+            e,
+            Event::RebuildStarted {
+                bitmap_only: true,
+                ..
+            }
+        )),
+        "{:?}",
+        r.events
+    );
+    r.settle(1_000_000_000);
+    assert_eq!(r.e.status().state, ArrayState::Clean);
+    // Only the re-added member is left: it must hold what it missed.
+    let old =
+        r.e.status()
+            .members
+            .iter()
+            .find(|m| m.uuid == [0; 16])
+            .unwrap()
+            .index;
+    r.dead[old] = true;
+    assert!(
+        r.read(0, 8).unwrap() == vec![2; 8 * 512],
+        "the re-added member missed the write while it was away"
+    );
 }
 
 #[test]

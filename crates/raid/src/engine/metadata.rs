@@ -247,6 +247,7 @@ impl Engine {
                 }
             }
         }
+        e.bitmap_writeback = true;
         e.metaw.touch(MetaKey::Superblock);
         e.update_degraded();
         Ok(e)
@@ -268,6 +269,19 @@ impl Engine {
                 }
             }
             (None, Ok(_)) => {}
+        }
+        if self.init_pending == 0 && self.bitmap_writeback {
+            // The members' bitmaps may differ (a crash landed a bitmap write on some
+            // of them only: a lazy clear, say). The in-memory OR is what write intent
+            // trusts — a bit already set is not written again before a write to its
+            // region — so it must be on every member before any write is let through,
+            // or a member whose copy lacks the bit could later be the only in-sync
+            // one and lose the record of what an absent member missed. Held requests
+            // start after this, so their write intent waits for these rounds.
+            self.bitmap_writeback = false;
+            for s in 0..self.bitmap.sectors() {
+                self.metaw.touch(MetaKey::Bitmap(s));
+            }
         }
     }
 

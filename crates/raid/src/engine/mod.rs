@@ -166,6 +166,9 @@ pub struct Engine {
     pub(crate) sb_dirty_version: u64,
     pub(crate) next_clear_scan: u64,
     pub(crate) failure_sb_version: u64,
+    /// Assembly loaded the bitmap as the OR of the members' copies: write the merged
+    /// bitmap back to every member once all loads are in (see `init_done`).
+    pub(crate) bitmap_writeback: bool,
 }
 
 /// What an initial load read fills in.
@@ -228,6 +231,7 @@ impl Engine {
             sb_dirty_version: 0,
             next_clear_scan: 0,
             failure_sb_version: 0,
+            bitmap_writeback: false,
         }
     }
 
