@@ -356,6 +356,26 @@ fn assembly_writes_the_merged_bitmap_back_to_every_member() {
 }
 
 #[test]
+fn superblock_durable_lags_the_status_until_the_round_lands() {
+    // A crash assembles from the superblocks, not from `status()`: the simulator's
+    // "calm, safe to crash" check (sim raid5 seed 2006 crashed a RAID 5 whose rebuild
+    // had finished in memory only) and an orderly shutdown both need to know.
+    let mut r = Rig::new(Level::Raid5, 3, 0, 16);
+    assert!(r.e.superblock_durable() && r.e.metadata_settled());
+    r.e.fail_member(2).unwrap();
+    assert_eq!(r.e.status().members[2].state, MemberState::Faulty);
+    assert!(!r.e.superblock_durable() && !r.e.metadata_settled());
+    r.run();
+    assert!(r.e.superblock_durable());
+    let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
+    let on_disk = raid_engine::superblock::Superblock::decode(&r.members[0][sb]).unwrap();
+    assert_eq!(
+        on_disk.slots[2].state,
+        raid_engine::superblock::SlotState::Faulty
+    );
+}
+
+#[test]
 fn spare_group_moves_a_spare_to_the_degraded_array() {
     let mut a = Rig::new(Level::Raid1, 2, 0, 16);
     let mut b = Rig::new(Level::Raid10, 4, 1, 16);

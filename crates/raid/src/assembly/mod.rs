@@ -67,9 +67,16 @@ pub enum AssemblyError {
         missing_slots: Vec<usize>,
         refused: Vec<Refusal>,
     },
-    /// Unclean RAID 5 missing a member: parity of the stripes written at the crash is
-    /// unknown (the write hole). Needs `force`.
-    DirtyDegraded { missing_slots: Vec<usize> },
+    /// Unclean RAID 5 with a slot not in sync (no member, or its member was still
+    /// being rebuilt): parity of the stripes written at the crash is unknown (the write
+    /// hole), so the member's missing chunks cannot be trusted to reconstruction.
+    /// Needs `force`.
+    DirtyDegraded {
+        /// Every slot without an in-sync member.
+        not_in_sync: Vec<usize>,
+        /// Those of them with no member at all (the others are rebuilding).
+        missing_slots: Vec<usize>,
+    },
 }
 
 impl std::fmt::Display for AssemblyError {
@@ -94,10 +101,14 @@ impl std::fmt::Display for AssemblyError {
                     list(refused)
                 )
             }
-            AssemblyError::DirtyDegraded { missing_slots } => write!(
+            AssemblyError::DirtyDegraded {
+                not_in_sync,
+                missing_slots,
+            } => write!(
                 f,
-                "RAID 5 was not shut down cleanly and slots {missing_slots:?} are missing: \
-                 parity of interrupted stripes is unknown; assemble with force to accept"
+                "RAID 5 was not shut down cleanly and slots {not_in_sync:?} are not in sync \
+                 (missing: {missing_slots:?}; the others were being rebuilt): parity of \
+                 interrupted stripes is unknown; assemble with force to accept"
             ),
         }
     }
@@ -257,13 +268,13 @@ pub fn assemble(
     }
     let missing_slots: Vec<usize> = (0..slot_taken.len()).filter(|&s| !slot_taken[s]).collect();
     // Redundancy is judged on in-sync members only.
-    let not_in_sync = (0..slot_taken.len())
+    let not_in_sync: Vec<usize> = (0..slot_taken.len())
         .filter(|&s| {
             !members
                 .iter()
                 .any(|m| m.role == Some(s) && m.state == PlannedState::Active)
         })
-        .count();
+        .collect();
     let redundancy = reference.level.redundancy(reference.raid_disks as usize);
     let too_few = match reference.level {
         Level::Raid10 => {
@@ -280,7 +291,7 @@ pub fn assemble(
                 })
             })
         }
-        _ => not_in_sync > redundancy,
+        _ => not_in_sync.len() > redundancy,
     };
     if too_few {
         return Err(AssemblyError::TooFewMembers {
@@ -288,8 +299,11 @@ pub fn assemble(
             refused,
         });
     }
-    if reference.level == Level::Raid5 && !reference.clean && not_in_sync > 0 && !force {
-        return Err(AssemblyError::DirtyDegraded { missing_slots });
+    if reference.level == Level::Raid5 && !reference.clean && !not_in_sync.is_empty() && !force {
+        return Err(AssemblyError::DirtyDegraded {
+            not_in_sync,
+            missing_slots,
+        });
     }
     Ok(AssemblyPlan {
         reference,

@@ -157,7 +157,44 @@ fn too_few_and_dirty_degraded_raid5() {
     };
     let (a, b) = (r5(10, 0), r5(11, 1));
     let e = assemble(&[input("e1.0", &a), input("e1.1", &b)], None, false).unwrap_err();
-    assert!(matches!(e, AssemblyError::DirtyDegraded { .. }));
+    assert_eq!(
+        e,
+        AssemblyError::DirtyDegraded {
+            not_in_sync: vec![2],
+            missing_slots: vec![2]
+        }
+    );
+    // All three present, but slot 2 was still being rebuilt at the crash (sim raid5
+    // seed 2006: the superblock saying it finished had not landed). The refusal names
+    // it instead of an empty missing list.
+    let mut rebuilding = [r5(10, 0), r5(11, 1), r5(12, 2)];
+    for s in &mut rebuilding {
+        s.slots[2].state = SlotState::Rebuilding;
+    }
+    rebuilding[2].recovering = true;
+    rebuilding[2].recovery_unit = 40;
+    let inputs: Vec<AssemblyInput> = rebuilding
+        .iter()
+        .enumerate()
+        .map(|(i, s)| input(&format!("e1.{i}"), s))
+        .collect();
+    let e = assemble(&inputs, None, false).unwrap_err();
+    assert_eq!(
+        e,
+        AssemblyError::DirtyDegraded {
+            not_in_sync: vec![2],
+            missing_slots: vec![]
+        }
+    );
+    assert!(e.to_string().contains("slots [2] are not in sync"), "{e}");
+    let plan = assemble(&inputs, None, true).unwrap();
+    assert_eq!(
+        plan.members[2].state,
+        PlannedState::Recovering {
+            checkpoint: 40,
+            bitmap_only: false
+        }
+    );
     assert!(assemble(&[input("e1.0", &a), input("e1.1", &b)], None, true).is_ok());
     let e = assemble(&[input("e1.0", &a)], None, true).unwrap_err();
     assert!(matches!(e, AssemblyError::TooFewMembers { .. }), "{e}");

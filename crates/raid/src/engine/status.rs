@@ -3,6 +3,7 @@
 use super::job::SyncKind;
 use super::Engine;
 use crate::layout::Level;
+use crate::meta::MetaKey;
 use crate::types::*;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -155,5 +156,20 @@ impl Engine {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Is what `status()` says about the members and cleanliness on the members'
+    /// superblocks? Right after a change (a rebuild finishing, a failure, the clean
+    /// flag) it is not until the superblock round lands: a crash meanwhile assembles
+    /// from the previous state.
+    pub fn superblock_durable(&self) -> bool {
+        let sb = MetaKey::Superblock;
+        self.metaw.is_durable(sb, self.metaw.version(sb))
+    }
+
+    /// No metadata block (superblock, bitmap, checksums) has a change waiting or in
+    /// flight. An orderly shutdown stops I/O and waits for this.
+    pub fn metadata_settled(&self) -> bool {
+        self.metaw.idle()
     }
 }

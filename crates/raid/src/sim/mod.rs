@@ -502,9 +502,13 @@ impl World {
 
     // ---- faults ----
 
+    /// No fault being healed, every slot in sync — and that state on the superblocks,
+    /// since a crash assembles from them (a rebuild that just finished is still a
+    /// rebuild on disk until its superblock round lands).
     fn calm(&self, a: usize) -> bool {
         let st = self.vol.arrays()[a].status();
         st.state == ArrayState::Clean
+            && self.vol.arrays()[a].superblock_durable()
             && st.sync.is_none()
             && self.arrays[a].members.iter().all(|m| m.healthy())
             && !self.transient.iter().any(|t| t.0 == a)
@@ -784,7 +788,12 @@ impl World {
         loop {
             self.collect()?;
             let idle = self.outstanding.is_empty();
-            let clean = (0..self.arrays.len()).all(|a| self.vol.arrays()[a].status().clean_on_disk);
+            // An orderly shutdown: clean, and every metadata write landed.
+            let clean = self
+                .vol
+                .arrays()
+                .iter()
+                .all(|e| e.status().clean_on_disk && e.metadata_settled());
             if idle
                 && (!settle || (0..self.arrays.len()).all(|a| self.settled(a)))
                 && (settle || clean)
