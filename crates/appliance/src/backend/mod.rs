@@ -28,7 +28,7 @@ use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use aoe_initiator::{Pool, PoolConfig};
-use aoe_uring::{Completion, PacketSocket, Ring, SockId, SocketOptions};
+use aoe_uring::{Completion, PacketSocket, Ring, SockId};
 use aoe_wire::Mac;
 
 /// `PACKET_IGNORE_OUTGOING` (linux/if_packet.h, Linux ≥ 4.20): without it a
@@ -69,7 +69,7 @@ impl Backend {
         let mut iface_of = Vec::new();
         let mut socks = Vec::new();
         for name in ifaces {
-            let sock = PacketSocket::open_with(name, &socket_options())
+            let sock = PacketSocket::open(name)
                 .map_err(|e| io::Error::new(e.kind(), format!("open AoE socket on {name}: {e}")))?;
             ignore_outgoing(&sock);
             let (mac, mtu) = (Mac(sock.mac()), sock.mtu());
@@ -196,23 +196,6 @@ impl Backend {
         }
         self.poll(ring, now);
         Ok(now)
-    }
-}
-
-/// Slots of each back-end socket's mapped receive ring: replies for a full
-/// window on every path with room to spare (the pool recycles each frame as
-/// soon as it has handled it).
-pub const RX_RING_FRAMES: u32 = 1024;
-
-/// How the back end opens its sockets: replies arrive through a mapped
-/// receive ring, so the kernel copies each one into shared memory while
-/// delivering it and the back end's thread reads it from there — no receive
-/// request, copy or skb free per reply on that thread (in
-/// `benches/initiator_vs_vblade.sh` this was a quarter of the bench's CPU).
-fn socket_options() -> SocketOptions {
-    SocketOptions {
-        rx_ring_frames: RX_RING_FRAMES,
-        ..SocketOptions::default()
     }
 }
 
