@@ -53,6 +53,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Does `data` (member range `off`, `sectors`) match the stored checksum of every
+    /// 4 KiB block it covers, each of them set? Then it is what was last written there
+    /// (up to CRC32C collisions), whatever the state of the parity it was rebuilt from.
+    pub(crate) fn csum_proves(
+        &self,
+        member: MemberIndex,
+        off: u64,
+        sectors: u32,
+        data: &[u8],
+    ) -> bool {
+        let Some(table) = self.csums.get(member) else {
+            return false;
+        };
+        let (first, skip, n) = Self::blocks(off, sectors as u64);
+        if n == 0 || skip != 0 || n * CSUM_BLOCK_SECTORS != sectors as u64 {
+            return false;
+        }
+        (0..n).all(|i| {
+            let want = table.get((first + i) as usize).copied().unwrap_or(0);
+            let b = i as usize * BLOCK_BYTES;
+            want != 0 && stored_crc(&data[b..b + BLOCK_BYTES]) == want
+        })
+    }
+
     /// New checksums for data about to be written; returns the metadata versions the
     /// write must wait for. Partial blocks lose their checksum (never happens when the
     /// callers align, which they do with integrity on).

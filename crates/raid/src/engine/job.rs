@@ -136,9 +136,14 @@ pub(crate) struct R5Read {
     /// (column, aligned row-relative range) touched.
     pub cols: Vec<(usize, u64, u64)>,
     pub col_data: Vec<Option<Vec<u8>>>,
-    /// Failed column, its failure and raw bytes if any.
+    /// The column rebuilt from the others, and why it failed.
     pub failed: Option<(usize, Fail)>,
-    pub raw: Option<Vec<u8>>,
+    /// Bytes of columns that failed their checksum, by column index: a torn block in
+    /// a not-yet-resynced region is served as it lies when nothing better is proven.
+    pub raw: Vec<(usize, Vec<u8>)>,
+    /// Not-yet-resynced region: the parity is not trusted, so a rebuilt column is
+    /// served only if it matches the stored checksums of every block.
+    pub verify: bool,
     pub error: bool,
 }
 

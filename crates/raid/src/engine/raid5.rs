@@ -33,7 +33,8 @@ impl Engine {
             cols,
             col_data: vec![None; n],
             failed: None,
-            raw: None,
+            raw: Vec::new(),
+            verify: false,
             error: false,
         })
     }
@@ -80,42 +81,56 @@ impl Engine {
                 false
             }
             R5ReadPhase::Collect => {
+                // Columns not in sync were noted by the Read phase (Gone).
+                let mut fails: Vec<(usize, Fail)> = r.failed.take().into_iter().collect();
                 for s in job.slots.iter_mut() {
                     match s.res {
                         Some(Ok(())) => r.col_data[s.tag] = Some(std::mem::take(&mut s.data)),
                         Some(Err(f)) => {
-                            if r.failed.is_some() {
-                                r.error = true;
-                            } else {
-                                r.failed = Some((s.tag, f));
-                                if f == Fail::Checksum {
-                                    r.raw = Some(std::mem::take(&mut s.data));
-                                }
+                            fails.push((s.tag, f));
+                            if f == Fail::Checksum {
+                                r.raw.push((s.tag, std::mem::take(&mut s.data)));
                             }
                         }
                         None => unreachable!(),
                     }
                 }
                 r.phase = R5ReadPhase::Done;
-                if r.error {
+                if r.error || fails.is_empty() {
                     return false;
                 }
-                let Some((i, _)) = r.failed else { return false };
-                if self.unsynced(u) {
-                    // Parity of an interrupted stripe is not trusted; a torn block
-                    // (checksum behind its data) is served as it lies.
-                    match r.raw.take() {
-                        Some(raw) => r.col_data[i] = Some(raw),
-                        None => r.error = true,
+                let unsynced = self.unsynced(u);
+                if fails.len() >= 2 {
+                    // Beyond parity. After a crash, though, every one of them may be a
+                    // torn block (checksum behind its data, several columns of one
+                    // interrupted stripe write): those are served as they lie, like a
+                    // lone torn block, and the resync re-seals them.
+                    if unsynced && fails.iter().all(|&(_, f)| f == Fail::Checksum) {
+                        Self::r5_serve_raw(r);
+                    } else {
+                        r.error = true;
                     }
                     return false;
+                }
+                let (i, f) = fails[0];
+                r.failed = Some((i, f));
+                if unsynced {
+                    // The parity of an interrupted stripe is not trusted. With integrity
+                    // on, a rebuilt column that matches the stored checksums is proven
+                    // right anyway (the member's table is current while it is in sync);
+                    // otherwise a torn block is served as it lies.
+                    if !self.integrity || f == Fail::Gone {
+                        Self::r5_serve_raw(r);
+                        return false;
+                    }
+                    r.verify = true;
                 }
                 let (c, a, b) = r.cols[i];
                 let bad = self.sm(raid5_data_member(n, u, c));
                 job.slots.clear();
                 for m in (0..n).map(|s| self.sm(s)).filter(|&m| m != bad) {
                     if !self.in_sync(m, u) {
-                        r.error = true;
+                        Self::r5_rebuild_failed(r);
                         return false;
                     }
                     job.slots.push(Slot::read(m, u * chunk + a, b - a, 0));
@@ -127,18 +142,23 @@ impl Engine {
             R5ReadPhase::Rebuilt => {
                 let (i, f) = r.failed.unwrap();
                 let (c, a, b) = r.cols[i];
+                r.phase = R5ReadPhase::Done;
                 let mut out = vec![0u8; (b - a) as usize * SECTOR];
                 for s in &job.slots {
                     if !s.ok() {
-                        r.error = true;
-                        r.phase = R5ReadPhase::Done;
+                        Self::r5_rebuild_failed(r);
                         return false;
                     }
                     xor_into(&mut out, &s.data);
                 }
                 let bad = self.sm(raid5_data_member(n, u, c));
+                if r.verify && !self.csum_proves(bad, u * chunk + a, (b - a) as u32, &out) {
+                    Self::r5_rebuild_failed(r);
+                    return false;
+                }
                 r.col_data[i] = Some(out.clone());
-                r.phase = R5ReadPhase::Done;
+                // Write it back: the member holds what was served (a later read, or
+                // the resync, must not find the torn bytes again).
                 if f != Fail::Gone && self.writable(bad) {
                     job.slots = vec![Slot::write(bad, u * chunk + a, out, 0)];
                     r.phase = R5ReadPhase::Healed;
@@ -183,6 +203,27 @@ impl Engine {
                 self.piece_done(&piece, Some(&out), None);
                 true
             }
+        }
+    }
+
+    /// Serve every checksum-failed column as it lies (torn blocks in a not-yet-resynced
+    /// region); any failed column without bytes (media error, member gone) is an error.
+    fn r5_serve_raw(r: &mut R5Read) {
+        for (i, d) in r.raw.drain(..) {
+            r.col_data[i] = Some(d);
+        }
+        if r.col_data.iter().any(|d| d.is_none()) {
+            r.error = true;
+        }
+    }
+
+    /// The failed column could not be rebuilt (another read failed, or, in a
+    /// not-yet-resynced region, the result was not proven by its checksums).
+    fn r5_rebuild_failed(r: &mut R5Read) {
+        if r.verify {
+            Self::r5_serve_raw(r);
+        } else {
+            r.error = true;
         }
     }
 
