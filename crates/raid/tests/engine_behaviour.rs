@@ -387,6 +387,44 @@ fn superblock_durable_lags_the_status_until_the_round_lands() {
     );
 }
 
+#[test]
+fn a_re_added_member_gets_the_whole_bitmap() {
+    // Like the assembly case: bits set while member 1 was away were on member 0 only.
+    // Member 1 came back, caught up, and then was the only in-sync member when member 0
+    // failed: its bitmap must record region 0 for member 0's own bitmap-only re-add.
+    let mut r = Rig::new(Level::Raid1, 2, 0, 16);
+    r.dead[1] = true;
+    r.write(0, 5, 8);
+    r.dead[1] = false;
+    r.e.member_returned(1).unwrap();
+    r.run();
+    assert!(r.events.contains(&Event::RebuildFinished { member: 1 }));
+    let bit0 = BITMAP_OFFSET as usize * 512;
+    assert!(
+        r.members[1][bit0] & 1 == 1,
+        "re-added member has the bitmap"
+    );
+    r.dead[0] = true;
+    r.write(0, 6, 8);
+    assert_eq!(r.e.status().members[0].state, MemberState::Faulty);
+    r.dead[0] = false;
+    r.reassemble();
+    r.settle(1_000_000_000);
+    assert_eq!(r.e.status().state, ArrayState::Clean);
+    let old =
+        r.e.status()
+            .members
+            .iter()
+            .find(|m| m.uuid == [1; 16])
+            .unwrap()
+            .index;
+    r.dead[old] = true;
+    assert!(
+        r.read(0, 8).unwrap() == vec![6; 8 * 512],
+        "member 0 missed the write while it was away"
+    );
+}
+
 /// RAID 5, 3 members, 8 KiB chunks, integrity on; volume sectors 32..64 (unit 1) written
 /// with 1s, then the rig restarts unclean with the resync held before unit 1, so unit 1
 /// is dirty and not yet resynced. Left-symmetric row 1: parity on slot 1, data column 0

@@ -181,6 +181,7 @@ impl Engine {
             bitmap_only: false,
         });
         self.set_state(spare, MemberState::Rebuilding);
+        self.rewrite_bitmap();
         self.out_events
             .push_back(Event::SpareActive { member: spare });
         self.metaw.touch(MetaKey::Superblock);
@@ -340,6 +341,7 @@ impl Engine {
                 bitmap_only,
             });
             self.set_state(m, MemberState::Rebuilding);
+            self.rewrite_bitmap();
             self.out_events.push_back(Event::ReAdded {
                 member: m,
                 bitmap_only,

@@ -272,16 +272,23 @@ impl Engine {
         }
         if self.init_pending == 0 && self.bitmap_writeback {
             // The members' bitmaps may differ (a crash landed a bitmap write on some
-            // of them only: a lazy clear, say). The in-memory OR is what write intent
-            // trusts — a bit already set is not written again before a write to its
-            // region — so it must be on every member before any write is let through,
-            // or a member whose copy lacks the bit could later be the only in-sync
-            // one and lose the record of what an absent member missed. Held requests
-            // start after this, so their write intent waits for these rounds.
+            // of them only: a lazy clear, say). Held requests start after this, so
+            // their write intent waits for these rounds.
             self.bitmap_writeback = false;
-            for s in 0..self.bitmap.sectors() {
-                self.metaw.touch(MetaKey::Bitmap(s));
-            }
+            self.rewrite_bitmap();
+        }
+    }
+
+    /// Write the whole in-memory bitmap to every writable member. Write intent trusts
+    /// it — a bit already set is not written again before a write to its region — so
+    /// every member's copy must hold every set bit: one that lacks a bit could later
+    /// be the only in-sync member and lose the record of what an absent member missed.
+    /// Needed when the copies may differ: after assembly (the in-memory bitmap is their
+    /// OR) and when a member starts taking writes again (re-add, spare takeover).
+    /// Writes issued after this wait for the rounds (they need the latest version).
+    pub(crate) fn rewrite_bitmap(&mut self) {
+        for s in 0..self.bitmap.sectors() {
+            self.metaw.touch(MetaKey::Bitmap(s));
         }
     }
 
