@@ -53,12 +53,16 @@ cleanup() {
     [ -n "$DAEMON" ] && kill -TERM "$DAEMON" 2>/dev/null && sleep 1 && kill -KILL "$DAEMON" 2>/dev/null
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
     wait 2>/dev/null
+    ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
     ip netns del "$NS" 2>/dev/null
     rm -rf "$DIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 in_ns() { ip netns exec "$NS" "$@"; }
+# Background jobs start with `ip netns exec` itself, not through in_ns: a
+# backgrounded function runs in a subshell, so $! would name the subshell and
+# killing it would leave the daemon or blade running.
 
 # Bytes per second → tbf with a 20 ms bucket (at least a few jumbo frames).
 tbf() { # tbf DEV MBps
@@ -85,7 +89,7 @@ lab_up() { # lab_up NBLADES(shelf 0..1 spread) BLADE_MIB
         tbf "$n" "$RATE"        # blade → appliance (reads)
         tbf "p$n" "$RATE"       # appliance → blade (writes)
         truncate -s "$(($2 << 20))" "$DIR/$n.img"
-        in_ns vblade "$shelf" "$slot" "$n" "$DIR/$n.img" >"$DIR/$n.log" 2>&1 &
+        ip netns exec "$NS" vblade "$shelf" "$slot" "$n" "$DIR/$n.img" >"$DIR/$n.log" 2>&1 &
         PIDS+=($!)
     done
     port ini0 back0; port tgt0 front0; port cli0 front0
@@ -97,6 +101,7 @@ lab_down() {
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     PIDS=()
+    ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$DIR"
 }
@@ -113,7 +118,7 @@ volumes:
   - {name: v, arrays: [a], export: {shelf: 7, slot: 0}}
 EOF
     in_ns "$BIN" create --config "$DIR/a.yaml" --assume-clean >/dev/null
-    in_ns "$BIN" run --config "$DIR/a.yaml" >"$DIR/daemon.log" 2>&1 &
+    ip netns exec "$NS" "$BIN" run --config "$DIR/a.yaml" >"$DIR/daemon.log" 2>&1 &
     DAEMON=$!
     for _ in $(seq 100); do
         in_ns "$BIN" status --config "$DIR/a.yaml" >/dev/null 2>&1 && return 0
@@ -174,7 +179,7 @@ rebuild_run() {
     for _ in $(seq 50); do rebuilding && break; sleep 0.1; done
     # Under load: a 6 s client write bench; the rebuild is sampled over its
     # middle 3 s, once the client is past discovery and at full rate.
-    in_ns "$BIN" bench --iface cli0 --device e7.0 --rw write --span "$bs" --bs 256K \
+    ip netns exec "$NS" "$BIN" bench --iface cli0 --device e7.0 --rw write --span "$bs" --bs 256K \
         --qd 32 --seconds 6 --json >"$DIR/loaded.json" 2>/dev/null &
     bench_pid=$!
     sleep 2

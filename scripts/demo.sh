@@ -53,6 +53,7 @@ cleanup() {
     fi
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
     wait 2>/dev/null
+    ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
     ip netns del "$NS" 2>/dev/null
     rm -rf "$DIR"
     [ $rc -eq 0 ] || echo "demo: failed (exit $rc); logs were in $DIR" >&2
@@ -62,6 +63,9 @@ trap 'exit 130' INT TERM
 
 step() { printf '\n== %s\n' "$*"; }
 in_ns() { ip netns exec "$NS" "$@"; }
+# Background jobs start with `ip netns exec` itself, not through in_ns: a
+# backgrounded function runs in a subshell, so $! would name the subshell and
+# killing it would leave the daemon or blade running.
 
 step "installing what the demo needs"
 "$ROOT/scripts/install-deps.sh"
@@ -94,7 +98,7 @@ for shelf in 0 1; do
         n="e$shelf-$slot"
         port "$n" back0
         truncate -s "$BLADE_BYTES" "$DIR/blade-$n.img"
-        in_ns vblade -s "$shelf" "$slot" "$n" "$DIR/blade-$n.img" >"$DIR/vblade-$n.log" 2>&1 &
+        ip netns exec "$NS" vblade -s "$shelf" "$slot" "$n" "$DIR/blade-$n.img" >"$DIR/vblade-$n.log" 2>&1 &
         PIDS+=($!)
     done
 done
@@ -132,7 +136,7 @@ step "aoeraid create"
 in_ns "$BIN" create --config "$DIR/appliance.yaml" --assume-clean
 
 step "aoeraid run"
-in_ns "$BIN" run --config "$DIR/appliance.yaml" >"$DIR/aoeraid.log" 2>&1 &
+ip netns exec "$NS" "$BIN" run --config "$DIR/appliance.yaml" >"$DIR/aoeraid.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 100); do
     in_ns "$BIN" status --config "$DIR/appliance.yaml" >/dev/null 2>&1 && break
