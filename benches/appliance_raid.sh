@@ -164,7 +164,7 @@ rate_between() { # rate_between "T0 B0" "T1 B1" → MB/s
 # rebuild_run: fails one member of a RAID 10 with a spare, then measures the
 # rebuild rate under a client write load (bench for SECS) and idle (SECS).
 # Under load the engine holds the rebuild to its minimum rate, which the
-# operator chooses: here 0.3 × B (MINPCT=30, percent of B). The new member's link carries client writes
+# operator chooses: here 0.35 × B (MINPCT=35, percent of B). The new member's link carries client writes
 # plus rebuild writes (at most B together), and sequential client writes go
 # at the pace of the slowest mirror pair, so the client keeps about
 # 1 − (rebuild rate / B) of its unloaded throughput.
@@ -173,7 +173,7 @@ rebuild_run() {
     local bs=$((SPAN_MIB << 20)) s0 s1 s2 client bench_pid
     lab_up 9 400
     appliance raid10 "$members8" "${CHUNK_RAID10:-64KiB}" \
-        "spare_group: sg, rebuild: {min: $((RATE * ${MINPCT:-30} / 100))MB/s, max: $((RATE * 10))MB/s}" \
+        "spare_group: sg, rebuild: {min: $((RATE * ${MINPCT:-35} / 100))MB/s, max: $((RATE * 10))MB/s}" \
         "spare_groups: {sg: [e0.4]}"
     in_ns "$BIN" fail --config "$DIR/a.yaml" a e1.3 >/dev/null
     for _ in $(seq 50); do rebuilding && break; sleep 0.1; done
