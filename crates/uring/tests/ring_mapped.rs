@@ -3,8 +3,8 @@
 
 mod lab;
 
-use aoe_uring::{Completion, PacketSocket, RecvBuf, Ring, SockId, SocketOptions, ETH_P_AOE};
-use lab::{frame, seq_of, VethLab};
+use aoe_uring::{Completion, PacketSocket, Ring, SocketOptions, ETH_P_AOE};
+use lab::{frame, gather, seq_of, VethLab};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,37 +14,6 @@ fn mapped(slots: u32) -> SocketOptions {
         rx_ring_frames: slots,
         ..SocketOptions::default()
     }
-}
-
-/// Waits until `want` frames arrived on `ring` (or 5 s passed), handing each to `keep`;
-/// frames `keep` returns are recycled. Returns how many arrived.
-fn gather(
-    ring: &mut Ring,
-    want: usize,
-    mut keep: impl FnMut(&Ring, SockId, RecvBuf) -> Option<RecvBuf>,
-) -> usize {
-    let mut events = Vec::new();
-    let mut seen = 0;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while seen < want && Instant::now() < deadline {
-        ring.wait(Some(Duration::from_millis(100)), &mut events)
-            .unwrap();
-        for ev in events.drain(..) {
-            match ev {
-                Completion::Frame { sock, buf } => {
-                    seen += 1;
-                    if let Some(buf) = keep(ring, sock, buf) {
-                        ring.recycle(buf);
-                    }
-                }
-                Completion::SendDone { result, .. } => {
-                    result.expect("send failed");
-                }
-                other => panic!("unexpected event {other:?}"),
-            }
-        }
-    }
-    seen
 }
 
 /// Many more frames than ring slots, at both MTUs, each compared byte for byte; the

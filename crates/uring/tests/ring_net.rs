@@ -3,33 +3,16 @@
 mod lab;
 
 use aoe_uring::{Completion, PacketSocket, Ring, SockId, ETH_P_AOE};
-use lab::{frame, seq_of, VethLab};
+use lab::{frame, gather, seq_of, VethLab};
 use std::time::{Duration, Instant};
 
 /// Wait on `ring` until `want` frames arrived (or 5 s passed), checking each with `check`
 /// and recycling it. Returns the frames seen.
 fn collect(ring: &mut Ring, want: usize, mut check: impl FnMut(SockId, &[u8])) -> usize {
-    let mut events = Vec::new();
-    let mut seen = 0;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while seen < want && Instant::now() < deadline {
-        ring.wait(Some(Duration::from_millis(100)), &mut events)
-            .unwrap();
-        for ev in events.drain(..) {
-            match ev {
-                Completion::Frame { sock, buf } => {
-                    check(sock, ring.frame(&buf));
-                    ring.recycle(buf);
-                    seen += 1;
-                }
-                Completion::SendDone { result, .. } => {
-                    result.expect("send failed");
-                }
-                other => panic!("unexpected event {other:?}"),
-            }
-        }
-    }
-    seen
+    gather(ring, want, |ring, sock, buf| {
+        check(sock, ring.frame(&buf));
+        Some(buf)
+    })
 }
 
 #[test]

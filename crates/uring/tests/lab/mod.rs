@@ -2,8 +2,10 @@
 
 #![allow(dead_code)]
 
+use aoe_uring::{Completion, RecvBuf, Ring, SockId};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -104,4 +106,35 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, seq: u32, payload_len: 
 /// The sequence number stored by `frame`.
 pub fn seq_of(f: &[u8]) -> u32 {
     u32::from_be_bytes([f[14], f[15], f[16], f[17]])
+}
+
+/// Waits until `want` frames arrived on `ring` (or 5 s passed), handing each to `keep`;
+/// frames `keep` returns are recycled. Returns how many arrived.
+pub fn gather(
+    ring: &mut Ring,
+    want: usize,
+    mut keep: impl FnMut(&Ring, SockId, RecvBuf) -> Option<RecvBuf>,
+) -> usize {
+    let mut events = Vec::new();
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen < want && Instant::now() < deadline {
+        ring.wait(Some(Duration::from_millis(100)), &mut events)
+            .unwrap();
+        for ev in events.drain(..) {
+            match ev {
+                Completion::Frame { sock, buf } => {
+                    seen += 1;
+                    if let Some(buf) = keep(ring, sock, buf) {
+                        ring.recycle(buf);
+                    }
+                }
+                Completion::SendDone { result, .. } => {
+                    result.expect("send failed");
+                }
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+    }
+    seen
 }
