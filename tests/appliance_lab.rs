@@ -304,12 +304,17 @@ fn raid10_member_loss_spare_rebuild() {
         sample("aoeraid_frontend_requests_total{outcome=\"malformed\"}"),
         0
     );
-    assert!(
-        m.lines()
-            .any(|l| l.starts_with("aoeraid_frames_received_total{")
-                && l.contains("side=\"frontend\"")),
-        "front-end interface not in metrics:\n{m}"
-    );
+    for side in ["frontend", "backend"] {
+        let rx: u64 = m
+            .lines()
+            .filter(|l| {
+                l.starts_with("aoeraid_frames_received_total{")
+                    && l.contains(&format!("side=\"{side}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        assert!(rx > 1000, "{side} interfaces received {rx} frames:\n{m}");
+    }
 
     let (ok, out) = app.bench("verify", 64 * MIB, &[]);
     assert_bench_clean("verify after rebuild", ok, &out);

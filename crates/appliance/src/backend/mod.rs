@@ -31,6 +31,8 @@ use aoe_initiator::{Pool, PoolConfig};
 use aoe_uring::{Completion, PacketSocket, Ring, SockId};
 use aoe_wire::Mac;
 
+use crate::control::status::{InterfaceStatus, Side};
+
 /// `PACKET_IGNORE_OUTGOING` (linux/if_packet.h, Linux ≥ 4.20): without it a
 /// packet socket also receives every frame it sends, doubling receive work.
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
@@ -53,6 +55,9 @@ pub struct Backend {
     iface_of: Vec<Option<usize>>,
     socks: Vec<SockId>,
     stats: BackendStats,
+    /// Per pool interface: frames sent, and frames the pool found malformed.
+    sent: Vec<u64>,
+    malformed: Vec<u64>,
 }
 
 impl Backend {
@@ -81,11 +86,14 @@ impl Backend {
             iface_of[id.index()] = Some(iface);
             socks.push(id);
         }
+        let n = socks.len();
         Ok(Backend {
             pool,
             iface_of,
             socks,
             stats: BackendStats::default(),
+            sent: vec![0; n],
+            malformed: vec![0; n],
         })
     }
 
@@ -119,7 +127,9 @@ impl Backend {
                 match self.iface_of.get(sock.index()).copied().flatten() {
                     Some(iface) => {
                         self.stats.frames_in += 1;
+                        let malformed = self.pool.stats().malformed;
                         self.pool.handle_frame(now, iface, ring.frame(&buf));
+                        self.malformed[iface] += self.pool.stats().malformed - malformed;
                         ring.recycle(buf);
                         None
                     }
@@ -165,8 +175,32 @@ impl Backend {
                 self.stats.send_errors += 1;
             } else {
                 self.stats.frames_out += 1;
+                self.sent[t.iface] += 1;
             }
         }
+    }
+
+    /// Per back-end interface: kernel receive and drop counts, frames sent,
+    /// frames dropped as malformed.
+    pub fn interface_status(&self, ring: &Ring) -> Vec<InterfaceStatus> {
+        self.pool
+            .interfaces()
+            .iter()
+            .enumerate()
+            .map(|(i, iface)| {
+                let sock = ring.socket(self.socks[i]);
+                let kernel = sock.and_then(|s| s.stats().ok()).unwrap_or_default();
+                InterfaceStatus {
+                    name: iface.name.clone(),
+                    side: Side::Backend,
+                    mtu: sock.map_or(0, |s| s.mtu()),
+                    rx_frames: kernel.received,
+                    tx_frames: self.sent[i],
+                    dropped_kernel: kernel.dropped,
+                    dropped_malformed: self.malformed[i],
+                }
+            })
+            .collect()
     }
 
     /// When [`Backend::poll`] must run next at the latest.

@@ -601,6 +601,7 @@ impl DataPath {
         }
         if let Some(b) = &self.dev.backend {
             s.blades = blade_statuses(b.pool());
+            s.interfaces = b.interface_status(&self.dev.ring);
         }
         if let Some(f) = &self.front {
             let (ifaces, counters) = f.status(&self.dev.ring);
