@@ -8,12 +8,11 @@ mod lab;
 #[path = "target_support.rs"]
 mod support;
 
-use lab::{BladeSpec, Lab, Proc, Segment};
+use lab::{BladeSpec, Daemon, Lab, Segment};
 use std::time::{Duration, Instant};
 use support::{ata_rw, header, identify, pad, RawClient};
 
 const MIB: u64 = 1 << 20;
-const BIN: &str = env!("CARGO_BIN_EXE_aoeraid");
 const SHELF: u16 = 7;
 const SLOT: u8 = 0;
 /// ATA status of a good answer: DRDY, no ERR.
@@ -37,24 +36,6 @@ fn flush_ext(src: [u8; 6], tag: u32) -> Vec<u8> {
     f.extend_from_slice(&[0x40, 0, 0, 0xEA]);
     f.extend_from_slice(&[0; 8]);
     pad(f)
-}
-
-struct Daemon {
-    proc: Option<Proc>,
-}
-
-impl Daemon {
-    fn stop(&mut self) -> String {
-        let mut p = self.proc.take().expect("daemon running");
-        p.signal(libc::SIGTERM).expect("SIGTERM");
-        let st = p.wait_timeout(Duration::from_secs(30)).expect("wait");
-        let log = p.log();
-        assert!(
-            st.is_some_and(|s| s.success()),
-            "daemon did not stop cleanly: {st:?}\n{log}"
-        );
-        log
-    }
 }
 
 #[test]
@@ -85,17 +66,7 @@ fn client_flush_reaches_members_and_writes_do_not() {
     );
     let cfg = lab.write_file("appliance.yaml", &yaml).expect("yaml");
     let cfg = cfg.display().to_string();
-    let out = lab
-        .cmd(BIN)
-        .args(["create", "--config", &cfg, "--assume-clean"])
-        .output()
-        .expect("run create");
-    assert!(out.status.success(), "create: {out:?}");
-    let mut c = lab.cmd(BIN);
-    c.args(["run", "--config", &cfg]);
-    let mut daemon = Daemon {
-        proc: Some(lab.spawn("aoeraid-run", c).expect("spawn daemon")),
-    };
+    let mut daemon = Daemon::create_and_run(&lab, &cfg);
     let metrics = || {
         let script = format!(
             "exec 3<>/dev/tcp/127.0.0.1/{metrics_port}; \
@@ -116,7 +87,7 @@ fn client_flush_reaches_members_and_writes_do_not() {
         {
             break;
         }
-        let log = daemon.proc.as_ref().unwrap().log();
+        let log = daemon.log();
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "export never answered IDENTIFY:\n{log}"

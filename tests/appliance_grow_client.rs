@@ -8,12 +8,11 @@
 #[path = "lab/mod.rs"]
 mod lab;
 
-use lab::{ClientSpec, Lab, Outcome, Proc, Segment, Workload};
+use lab::{ClientSpec, Daemon, Lab, Outcome, Segment, Workload};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
-const BIN: &str = env!("CARGO_BIN_EXE_aoeraid");
 
 /// After the revalidate: the filesystem the ext4 workload left (its last
 /// checksum list is still in the guest's /tmp) must check clean and read back.
@@ -36,21 +35,15 @@ exit 0
 
 /// The lab around one daemon: RAID 1 blades behind, the daemon's front port
 /// on the front segment where the guest's tap also lives.
-struct Daemon {
+struct Appliance {
     lab: Lab,
     cfg: String,
-    proc: Option<Proc>,
+    daemon: Option<Daemon>,
 }
 
-impl Daemon {
+impl Appliance {
     fn aoeraid(&self, args: &[&str]) -> (bool, String) {
-        let out = self.lab.cmd(BIN).args(args).output().expect("run aoeraid");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        self.lab.aoeraid(args)
     }
 
     fn status(&self) -> Option<serde_json::Value> {
@@ -84,7 +77,7 @@ impl Daemon {
     }
 }
 
-fn daemon(test: &str, blade_bytes: u64) -> Daemon {
+fn appliance(test: &str, blade_bytes: u64) -> Appliance {
     let lab = Lab::with_blades(test, 1500, &Lab::grid(&[0, 1], 0..2, blade_bytes)).expect("lab");
     let back = lab.add_initiator_port(&Segment::BACK).expect("back port");
     let front = lab.add_front_port().expect("front port");
@@ -110,22 +103,14 @@ fn daemon(test: &str, blade_bytes: u64) -> Daemon {
         .expect("yaml")
         .display()
         .to_string();
-    let mut d = Daemon {
-        lab,
-        cfg,
-        proc: None,
-    };
-    let (ok, out) = d.aoeraid(&["create", "--config", &d.cfg, "--assume-clean"]);
-    assert!(ok, "create failed: {out}");
-    let mut c = d.lab.cmd(BIN);
-    c.args(["run", "--config", &d.cfg]);
-    d.proc = Some(d.lab.spawn("aoeraid-run", c).expect("spawn daemon"));
+    let daemon = Some(Daemon::create_and_run(&lab, &cfg));
+    let d = Appliance { lab, cfg, daemon };
     let t = Instant::now();
     while d.status().is_none() {
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "daemon did not come up: {}",
-            d.proc.as_ref().unwrap().log()
+            d.daemon.as_ref().unwrap().log()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -141,7 +126,7 @@ fn grow_online_real_linux_client_keeps_ext4() {
         return;
     }
     let t = Instant::now();
-    let mut d = daemon("grow-rc", 48 * MIB);
+    let mut d = appliance("grow-rc", 48 * MIB);
     let before = d.volume_sectors();
     let spec = ClientSpec::new(
         "e7.0",
@@ -201,14 +186,7 @@ fn grow_online_real_linux_client_keeps_ext4() {
             .is_some_and(|n| n > 0),
         "no files verified after the grow"
     );
-    let mut p = d.proc.take().unwrap();
-    p.signal(libc::SIGTERM).expect("SIGTERM");
-    let st = p.wait_timeout(Duration::from_secs(30)).expect("wait");
-    assert!(
-        st.is_some_and(|s| s.success()),
-        "daemon did not stop cleanly: {st:?}\n{}",
-        p.log()
-    );
+    d.daemon.take().unwrap().stop();
     eprintln!(
         "{test}: {before} -> {after} sectors, revalidate {}s, guest {:.1}s, total {:.1}s",
         r.metric("revalidate", "wait_s").unwrap_or("?"),

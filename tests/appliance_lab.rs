@@ -5,7 +5,7 @@
 #[path = "lab/mod.rs"]
 mod lab;
 
-use lab::{BladeSpec, Lab, Proc, Segment};
+use lab::{BladeSpec, Daemon, Lab, Segment};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ struct Appliance {
     events: PathBuf,
     client: String,
     metrics_port: u16,
-    daemon: Option<Proc>,
+    daemon: Option<Daemon>,
 }
 
 impl Appliance {
@@ -70,13 +70,7 @@ impl Appliance {
     }
 
     fn aoeraid(&self, args: &[&str]) -> (bool, String) {
-        let out = self.lab.cmd(BIN).args(args).output().expect("run aoeraid");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        self.lab.aoeraid(args)
     }
 
     fn create(&self) {
@@ -86,10 +80,7 @@ impl Appliance {
     }
 
     fn start(&mut self) {
-        let mut c = self.lab.cmd(BIN);
-        c.args(["run", "--config", &self.cfg.display().to_string()]);
-        let p = self.lab.spawn("aoeraid-run", c).expect("spawn daemon");
-        self.daemon = Some(p);
+        self.daemon = Some(Daemon::run(&self.lab, &self.cfg.display().to_string()));
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(30) {
             if self.status_json().is_some() {
@@ -197,14 +188,8 @@ impl Appliance {
     }
 
     fn stop(&mut self) {
-        if let Some(mut p) = self.daemon.take() {
-            p.signal(libc::SIGTERM).expect("SIGTERM");
-            let st = p.wait_timeout(Duration::from_secs(30)).expect("wait");
-            let log = p.log();
-            assert!(
-                st.is_some_and(|s| s.success()),
-                "daemon did not stop cleanly: {st:?}\n{log}"
-            );
+        if let Some(mut d) = self.daemon.take() {
+            let log = d.stop();
             assert!(log.contains("arrays marked clean"), "{log}");
         }
     }
@@ -428,8 +413,7 @@ fn raid5_verify_and_daemon_crash() {
         app.lab.spawn("writer", c).expect("writer")
     };
     std::thread::sleep(Duration::from_secs(3));
-    let mut d = app.daemon.take().unwrap();
-    d.kill().expect("kill -9 daemon");
+    app.daemon.take().unwrap().kill();
     let _ = w.kill();
     // Every sector of the span was written with the same pattern before (verify) and
     // again now: whatever was acknowledged or not, the pattern reads back.

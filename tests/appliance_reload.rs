@@ -8,12 +8,11 @@ mod lab;
 #[path = "target_support.rs"]
 mod support;
 
-use lab::{BladeSpec, Lab, Proc, Segment};
+use lab::{BladeSpec, Daemon, Lab, Segment};
 use std::time::{Duration, Instant};
 use support::{config_read, RawClient};
 
 const MIB: u64 = 1 << 20;
-const BIN: &str = env!("CARGO_BIN_EXE_aoeraid");
 const SHELF: u16 = 7;
 const SLOT: u8 = 0;
 /// A MAC no port of the lab has.
@@ -23,28 +22,6 @@ const STRANGER: &str = "02:00:00:00:00:99";
 fn config_string(reply: &[u8]) -> Vec<u8> {
     let len = usize::from(u16::from_be_bytes([reply[30], reply[31]]));
     reply[32..32 + len].to_vec()
-}
-
-struct Daemon {
-    proc: Option<Proc>,
-}
-
-impl Daemon {
-    fn proc(&mut self) -> &mut Proc {
-        self.proc.as_mut().expect("daemon running")
-    }
-
-    fn stop(&mut self) -> String {
-        let mut p = self.proc.take().expect("daemon running");
-        p.signal(libc::SIGTERM).expect("SIGTERM");
-        let st = p.wait_timeout(Duration::from_secs(30)).expect("wait");
-        let log = p.log();
-        assert!(
-            st.is_some_and(|s| s.success()),
-            "daemon did not stop cleanly: {st:?}\n{log}"
-        );
-        log
-    }
 }
 
 #[test]
@@ -81,17 +58,7 @@ fn sighup_applies_allow_list_and_config_string_live() {
         )
         .expect("yaml");
     let cfg = cfg.display().to_string();
-    let out = lab
-        .cmd(BIN)
-        .args(["create", "--config", &cfg, "--assume-clean"])
-        .output()
-        .expect("run create");
-    assert!(out.status.success(), "create: {out:?}");
-    let mut c = lab.cmd(BIN);
-    c.args(["run", "--config", &cfg]);
-    let mut daemon = Daemon {
-        proc: Some(lab.spawn("aoeraid-run", c).expect("spawn daemon")),
-    };
+    let mut daemon = Daemon::create_and_run(&lab, &cfg);
 
     let cli = RawClient::open(lab.ns(), &client, &client_mac).expect("raw client");
     let mut tag = 1;

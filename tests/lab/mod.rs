@@ -15,6 +15,7 @@
 mod blade;
 mod capture;
 mod client;
+mod daemon;
 mod impair;
 mod proc;
 mod relay;
@@ -23,6 +24,7 @@ mod sh;
 pub use blade::{Blade, BladeSpec};
 pub use capture::{Capture, CaptureFile, CaptureSummary};
 pub use client::{ClientResult, ClientSpec, Outcome, Workload};
+pub use daemon::Daemon;
 pub use impair::{Direction, Impairment, Netem, Tbf};
 pub use proc::Proc;
 pub use relay::RelayStats;
