@@ -188,17 +188,13 @@ impl Backend {
             .iter()
             .enumerate()
             .map(|(i, iface)| {
-                let sock = ring.socket(self.socks[i]);
-                let kernel = sock.and_then(|s| s.stats().ok()).unwrap_or_default();
-                InterfaceStatus {
-                    name: iface.name.clone(),
-                    side: Side::Backend,
-                    mtu: sock.map_or(0, |s| s.mtu()),
-                    rx_frames: kernel.received,
-                    tx_frames: self.sent[i],
-                    dropped_kernel: kernel.dropped,
-                    dropped_malformed: self.malformed[i],
-                }
+                InterfaceStatus::of_socket(
+                    &iface.name,
+                    Side::Backend,
+                    ring.socket(self.socks[i]),
+                    self.sent[i],
+                    self.malformed[i],
+                )
             })
             .collect()
     }

@@ -344,3 +344,26 @@ pub struct InterfaceStatus {
     #[serde(default)]
     pub dropped_malformed: u64,
 }
+
+impl InterfaceStatus {
+    /// One interface of a driver: the kernel's receive and drop counts of its
+    /// socket (zero if the socket is gone) next to the driver's own counts.
+    pub fn of_socket(
+        name: &str,
+        side: Side,
+        sock: Option<&aoe_uring::PacketSocket>,
+        sent: u64,
+        malformed: u64,
+    ) -> InterfaceStatus {
+        let kernel = sock.and_then(|s| s.stats().ok()).unwrap_or_default();
+        InterfaceStatus {
+            name: name.to_string(),
+            side,
+            mtu: sock.map_or(0, |s| s.mtu()),
+            rx_frames: kernel.received,
+            tx_frames: sent,
+            dropped_kernel: kernel.dropped,
+            dropped_malformed: malformed,
+        }
+    }
+}

@@ -392,17 +392,13 @@ impl Front {
             .iter()
             .zip(&self.socks)
             .map(|(t, &sock)| {
-                let sock = ring.socket(sock);
-                let kernel = sock.and_then(|s| s.stats().ok()).unwrap_or_default();
-                InterfaceStatus {
-                    name: t.name.clone(),
-                    side: Side::Frontend,
-                    mtu: sock.map_or(0, |s| s.mtu()),
-                    rx_frames: kernel.received,
-                    tx_frames: t.sent,
-                    dropped_kernel: kernel.dropped,
-                    dropped_malformed: t.malformed,
-                }
+                InterfaceStatus::of_socket(
+                    &t.name,
+                    Side::Frontend,
+                    ring.socket(sock),
+                    t.sent,
+                    t.malformed,
+                )
             })
             .collect();
         let c = self.target.counters();
