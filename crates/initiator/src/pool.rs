@@ -137,6 +137,8 @@ pub struct Pool {
     scratch: Vec<u16>,
     ios_outstanding: usize,
     stats: PoolStats,
+    /// No frame or probe is due before this (see [`Pool::poll_timeout`]).
+    timer_floor: Option<Instant>,
 }
 
 impl Pool {
@@ -156,6 +158,7 @@ impl Pool {
             scratch: Vec::new(),
             ios_outstanding: 0,
             stats: PoolStats::default(),
+            timer_floor: None,
         }
     }
 
@@ -579,8 +582,10 @@ impl Pool {
         f.path = Some(pi);
         f.on_wire = true;
         f.sent_at = now;
-        f.first_sent.get_or_insert(now);
+        let first = *f.first_sent.get_or_insert(now);
         f.deadline = now + timeout;
+        let due = f.deadline.min(first + self.cfg.dead_time);
+        self.lower_timer_floor(due);
         Some(Transmit { iface, len })
     }
 
@@ -1025,8 +1030,20 @@ impl Pool {
 
     // ---- time -----------------------------------------------------------------------
 
-    /// When [`Pool::handle_timeout`] must run next.
+    /// When [`Pool::handle_timeout`] must run next. It may be early: it is a floor
+    /// kept as frames are sent, not recomputed as they complete (a scan of every
+    /// live frame on each call cost the data path a few per cent of its CPU), so
+    /// `handle_timeout` may find nothing due; it then computes the exact next time.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timer_floor
+    }
+
+    fn lower_timer_floor(&mut self, t: Instant) {
+        self.timer_floor = Some(self.timer_floor.map_or(t, |f| f.min(t)));
+    }
+
+    /// The exact time the next frame times out or is declared dead, or a probe is due.
+    fn next_due(&self) -> Option<Instant> {
         let dead = self.cfg.dead_time;
         let frames = self.frames.live_indices().filter_map(|fi| {
             let f = self.frames.get(fi)?;
@@ -1085,6 +1102,7 @@ impl Pool {
                 self.query(shelf, slot);
             }
         }
+        self.timer_floor = self.next_due();
     }
 
     fn blade_down(&mut self, now: Instant, bi: usize) {
@@ -1103,7 +1121,10 @@ impl Pool {
         let b = &mut self.blades[bi];
         b.state = BladeState::Down;
         b.stats.downs += 1;
-        b.next_probe = Some(now + self.cfg.probe_interval);
+        let probe = now + self.cfg.probe_interval;
+        b.next_probe = Some(probe);
+        self.lower_timer_floor(probe);
+        let b = &mut self.blades[bi];
         b.in_flight = 0;
         b.resend.clear();
         b.ready.clear();

@@ -146,6 +146,30 @@ fn large_io_is_split_into_frames() {
     assert_eq!(&disk[100 * SECTOR_SIZE..111 * SECTOR_SIZE], &data[..]);
 }
 
+#[test]
+fn an_early_timer_finds_nothing_due_and_settles() {
+    let (mut sim, id) = one_blade(1500, SimBlade::new(0, 0, 1024));
+    sim.submit(id, Op::Read, 0, 2, vec![0; 2 * SECTOR_SIZE], 1);
+    assert!(sim.wait_for(1, Duration::from_secs(1)).result.is_ok());
+    // The reply came long before the frame's deadline; the timer still names it.
+    let due = sim
+        .pool
+        .poll_timeout()
+        .expect("the completed frame's deadline");
+    assert!(due > sim.now);
+    let before = sim.pool.blade_stats(id).unwrap();
+    sim.now = due;
+    sim.pool.handle_timeout(sim.now);
+    let after = sim.pool.blade_stats(id).unwrap();
+    assert_eq!(after.timeouts, before.timeouts, "nothing was due");
+    assert!(sim.pool.poll_transmit(sim.now, &mut [0u8; 9216]).is_none());
+    assert_eq!(
+        sim.pool.poll_timeout(),
+        None,
+        "no frame on the wire, no probe"
+    );
+}
+
 /// Sends one read and returns (the request frame, the reply the blade would send).
 fn captured_read(sim: &mut Sim, id: aoe_initiator::BladeId) -> (Vec<u8>, Vec<u8>) {
     sim.submit(id, Op::Read, 4, 2, vec![0; 2 * SECTOR_SIZE], 42);

@@ -167,8 +167,14 @@ pub struct Ring {
     // Single-issuer rings start disabled; the first submitting thread enables them.
     disabled: Cell<bool>,
     in_flight: Cell<u64>,
+    // Sends queued since the last io_uring_enter: each posts its completion during
+    // that enter, so a wait that should sleep until something else happens asks for
+    // this many more.
+    queued_sends: Cell<u32>,
     stats: Cell<RingStats>,
     cqes: Vec<cqueue::Entry>,
+    // The kernel honours a minimum wait (IORING_FEAT_MIN_TIMEOUT, Linux ≥ 6.12).
+    min_wait: bool,
 }
 
 /// The ring's side of a [`RingWaker`]: an eventfd with a read always in flight.
@@ -258,6 +264,7 @@ impl Ring {
         let uring = builder
             .build(cfg.sq_entries)
             .map_err(|e| io::Error::new(e.kind(), format!("io_uring_setup: {e}")))?;
+        let min_wait = uring.params().is_feature_min_timeout();
         let recv =
             ProvidedBuffers::new(cfg.recv_buffers, cfg.recv_buffer_size, cfg.align_payload_at)?;
         // SAFETY: the ring memory is a page-aligned Region of `entries` 16-byte entries,
@@ -336,8 +343,10 @@ impl Ring {
             wake: None,
             disabled: Cell::new(cfg.single_issuer),
             in_flight: Cell::new(0),
+            queued_sends: Cell::new(0),
             stats: Cell::new(RingStats::default()),
             cqes: Vec::with_capacity(256),
+            min_wait,
         })
     }
 
@@ -526,6 +535,7 @@ impl Ring {
         if pushed.is_err() {
             self.send.put(slot.idx);
         } else {
+            self.queued_sends.set(self.queued_sends.get() + 1);
             self.bump(|s| s.sends += 1);
         }
         pushed
@@ -744,9 +754,27 @@ impl Ring {
     /// Submit everything queued, wait until at least one completion is ready or
     /// `timeout` passes (`None`: no limit; `Some(ZERO)`: don't wait), and append all
     /// ready completions to `out`. Returns the time after waking — the data path's clock.
+    /// The completions of the sends this call submits do not end the wait unless every
+    /// send slot is taken: they come back with whatever does.
     pub fn wait(
         &mut self,
         timeout: Option<Duration>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<Instant> {
+        self.wait_lingering(timeout, Duration::ZERO, out)
+    }
+
+    /// Like [`Ring::wait`], but a wait that has to sleep ends no sooner than `linger`
+    /// after it began (unless `timeout` is shorter or the completion queue fills), so one
+    /// wake-up harvests every reply that came meanwhile — interrupt coalescing for a
+    /// caller that expects a stream of replies. The kernel's minimum wait does it (Linux
+    /// ≥ 6.12, [`Ring::can_linger`]); older kernels wait as [`Ring::wait`] does. Frames
+    /// already waiting end the call at once, as does a timer ([`Ring::add_timer`]) that
+    /// fires; after `linger`, any completion does, this call's own sends included.
+    pub fn wait_lingering(
+        &mut self,
+        timeout: Option<Duration>,
+        linger: Duration,
         out: &mut Vec<Completion>,
     ) -> io::Result<Instant> {
         self.rearm_receives();
@@ -763,15 +791,36 @@ impl Ring {
             self.arm_polls();
         }
         self.enable()?;
+        let linger_us = if self.min_wait && timeout.is_none_or(|t| t > linger) {
+            u32::try_from(linger.as_micros()).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
         let res = match timeout {
             _ if mapped_ready => self.uring.submit(),
+            Some(t) if linger_us > 0 => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new()
+                    .timespec(&ts)
+                    .min_wait_usec(linger_us);
+                // Asking for a full queue's worth makes the minimum wait, not the first
+                // completion, end the sleep.
+                let want = self.uring.params().cq_entries() as usize;
+                self.uring.submitter().submit_with_args(want, &args)
+            }
+            None if linger_us > 0 => {
+                let args = types::SubmitArgs::new().min_wait_usec(linger_us);
+                let want = self.uring.params().cq_entries() as usize;
+                self.uring.submitter().submit_with_args(want, &args)
+            }
             Some(t) => {
                 let ts = types::Timespec::from(t);
                 let args = types::SubmitArgs::new().timespec(&ts);
-                self.uring.submitter().submit_with_args(1, &args)
+                self.uring.submitter().submit_with_args(self.want(), &args)
             }
-            None => self.uring.submit_and_wait(1),
+            None => self.uring.submit_and_wait(self.want()),
         };
+        self.queued_sends.set(0);
         self.bump(|s| s.enters += 1);
         match res {
             Ok(_) => {}
@@ -787,6 +836,23 @@ impl Ring {
         Ok(Instant::now())
     }
 
+    /// Completions a plain wait asks for. A send completes within the enter that
+    /// submits it, so counting it would end the wait at once and cost a second enter
+    /// per reply; unless every send slot is taken (and a caller may be waiting for
+    /// one to free), the wait asks for one completion beyond this enter's sends.
+    fn want(&self) -> usize {
+        if self.send.free_count() > 0 {
+            1 + self.queued_sends.get() as usize
+        } else {
+            1
+        }
+    }
+
+    /// True if [`Ring::wait_lingering`] can linger on this kernel.
+    pub fn can_linger(&self) -> bool {
+        self.min_wait
+    }
+
     /// Like [`Ring::wait`] with a deadline instead of a duration.
     pub fn wait_until(
         &mut self,
@@ -800,6 +866,7 @@ impl Ring {
     /// Submit everything queued without waiting.
     pub fn submit(&self) -> io::Result<()> {
         self.enable()?;
+        self.queued_sends.set(0);
         self.bump(|s| s.enters += 1);
         self.uring.submit().map(drop)
     }
@@ -852,6 +919,7 @@ impl Ring {
             }
             drop(sq);
             self.enable()?;
+            self.queued_sends.set(0);
             self.bump(|s| s.enters += 1);
             match self.uring.submit() {
                 Ok(_) => {}

@@ -243,6 +243,48 @@ fn timers_and_wait_timeout() {
 }
 
 #[test]
+fn a_lingering_wait_sleeps_past_the_first_completion() {
+    let mut ring = io_ring(0);
+    let waker = ring.waker().unwrap();
+    let mut events = Vec::new();
+    // Arms the waker's read before the clock starts.
+    ring.wait(Some(Duration::ZERO), &mut events).unwrap();
+    let start = Instant::now();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(5));
+        waker.wake().unwrap();
+    });
+    ring.wait_lingering(
+        Some(Duration::from_secs(5)),
+        Duration::from_millis(40),
+        &mut events,
+    )
+    .unwrap();
+    t.join().unwrap();
+    assert_eq!(events, vec![Completion::Woken]);
+    if ring.can_linger() {
+        assert!(
+            start.elapsed() >= Duration::from_millis(35),
+            "the wake-up at 5 ms ended a 40 ms linger"
+        );
+    }
+    // A timeout shorter than the linger still ends the wait.
+    events.clear();
+    let start = Instant::now();
+    ring.wait_lingering(
+        Some(Duration::from_millis(10)),
+        Duration::from_secs(5),
+        &mut events,
+    )
+    .unwrap();
+    assert!(events.is_empty());
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "linger outlived the timeout"
+    );
+}
+
+#[test]
 fn drop_with_requests_in_flight() {
     let mut ring = io_ring(0);
     ring.add_timer(Duration::from_secs(3600), 1).unwrap();
