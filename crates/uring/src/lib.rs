@@ -110,6 +110,12 @@
 //! as the same [`Completion::Frame`]. They cannot be used for file I/O, and a full
 //! ring drops frames (counted in [`PacketSocket::stats`]) rather than queueing them.
 //!
+//! A wait ends at the first completion, not counting the completions of the sends it
+//! submits (unless every send slot is taken). A caller expecting a stream of replies
+//! can use [`Ring::wait_lingering`], which keeps sleeping for a given time after it
+//! began so one wake-up reads several replies (the kernel's minimum wait, Linux ≥ 6.12;
+//! a plain wait elsewhere).
+//!
 //! ## Tests and benchmark
 //!
 //! `cargo test -p aoe-uring` (root: the network tests build a private namespace with a
