@@ -30,7 +30,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use aoe_initiator::{Pool, PoolConfig};
+use aoe_initiator::{BladeStats, Pool, PoolConfig};
 use aoe_uring::{Completion, PacketSocket, Ring, SockId, SocketOptions};
 use aoe_wire::Mac;
 
@@ -134,16 +134,15 @@ impl Backend {
     /// woke once per reply, and waking cost it more CPU per request than a vblade
     /// spends serving one.
     pub fn linger(&self) -> Duration {
-        if !self.lingering || self.pool.frames_in_flight() < LINGER_MIN_FRAMES {
+        if !self.lingering {
             return Duration::ZERO;
         }
-        self.pool
-            .blade_ids()
-            .filter_map(|id| self.pool.blade_stats(id))
-            .filter(|s| s.in_flight > 0 && s.srtt_us > 0)
-            .map(|s| Duration::from_micros(s.srtt_us / 4))
-            .min()
-            .map_or(Duration::ZERO, |d| d.min(LINGER_MAX))
+        linger_for(
+            self.pool.frames_in_flight(),
+            self.pool
+                .blade_ids()
+                .filter_map(|id| self.pool.blade_stats(id)),
+        )
     }
 
     pub fn pool(&self) -> &Pool {
@@ -279,6 +278,18 @@ impl Backend {
     }
 }
 
+/// [`Backend::linger`] for `frames` in flight to blades in the state `blades`.
+fn linger_for(frames: usize, blades: impl Iterator<Item = BladeStats>) -> Duration {
+    if frames < LINGER_MIN_FRAMES {
+        return Duration::ZERO;
+    }
+    blades
+        .filter(|s| s.in_flight > 0 && s.srtt_us > 0)
+        .map(|s| Duration::from_micros(s.srtt_us / 4))
+        .min()
+        .map_or(Duration::ZERO, |d| d.min(LINGER_MAX))
+}
+
 /// Best effort: older kernels lack the option and then we just see (and
 /// ignore, as requests) our own frames.
 fn ignore_outgoing(sock: &PacketSocket) {
@@ -293,5 +304,40 @@ fn ignore_outgoing(sock: &PacketSocket) {
             (&one as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blade(in_flight: u32, srtt_us: u64) -> BladeStats {
+        BladeStats {
+            in_flight,
+            srtt_us,
+            ..BladeStats::default()
+        }
+    }
+
+    #[test]
+    fn lingers_a_quarter_of_the_fastest_busy_round_trip() {
+        let busy = [blade(16, 400), blade(8, 100), blade(0, 20), blade(4, 0)];
+        // The idle blade (20 µs) and the one without an estimate do not count.
+        assert_eq!(
+            linger_for(28, busy.iter().copied()),
+            Duration::from_micros(25)
+        );
+    }
+
+    #[test]
+    fn no_linger_for_sparse_replies_or_without_an_estimate() {
+        assert_eq!(linger_for(7, [blade(7, 400)].into_iter()), Duration::ZERO);
+        assert_eq!(linger_for(16, [blade(16, 0)].into_iter()), Duration::ZERO);
+        assert_eq!(linger_for(16, std::iter::empty()), Duration::ZERO);
+    }
+
+    #[test]
+    fn linger_is_capped() {
+        assert_eq!(linger_for(64, [blade(64, 10_000)].into_iter()), LINGER_MAX);
     }
 }
