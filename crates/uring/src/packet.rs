@@ -430,7 +430,7 @@ fn poll_fd(fd: RawFd, events: libc::c_short, timeout_ms: i32) -> io::Result<()> 
     Ok(())
 }
 
-fn setsockopt_u32(
+pub(crate) fn setsockopt_u32(
     fd: &OwnedFd,
     level: libc::c_int,
     name: libc::c_int,

@@ -796,32 +796,23 @@ impl Ring {
         } else {
             0
         };
+        let want = self.want(linger_us > 0);
         let res = match timeout {
             _ if mapped_ready => self.uring.submit(),
-            Some(t) if linger_us > 0 => {
+            Some(t) => {
                 let ts = types::Timespec::from(t);
                 let args = types::SubmitArgs::new()
                     .timespec(&ts)
                     .min_wait_usec(linger_us);
-                // Asking for a full queue's worth makes the minimum wait, not the first
-                // completion, end the sleep.
-                let want = self.uring.params().cq_entries() as usize;
                 self.uring.submitter().submit_with_args(want, &args)
             }
             None if linger_us > 0 => {
                 let args = types::SubmitArgs::new().min_wait_usec(linger_us);
-                let want = self.uring.params().cq_entries() as usize;
                 self.uring.submitter().submit_with_args(want, &args)
             }
-            Some(t) => {
-                let ts = types::Timespec::from(t);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.uring.submitter().submit_with_args(self.want(), &args)
-            }
-            None => self.uring.submit_and_wait(self.want()),
+            None => self.uring.submit_and_wait(want),
         };
-        self.queued_sends.set(0);
-        self.bump(|s| s.enters += 1);
+        self.entered();
         match res {
             Ok(_) => {}
             Err(e)
@@ -836,16 +827,27 @@ impl Ring {
         Ok(Instant::now())
     }
 
-    /// Completions a plain wait asks for. A send completes within the enter that
-    /// submits it, so counting it would end the wait at once and cost a second enter
-    /// per reply; unless every send slot is taken (and a caller may be waiting for
-    /// one to free), the wait asks for one completion beyond this enter's sends.
-    fn want(&self) -> usize {
-        if self.send.free_count() > 0 {
+    /// Completions a wait asks for. A lingering wait asks for a full queue's worth, so
+    /// that the minimum wait, not the first completion, ends the sleep. A plain one
+    /// must not count the sends it submits: a send completes within the enter that
+    /// submits it, which would end the wait at once and cost a second enter per reply.
+    /// Unless every send slot is taken (and a caller may be waiting for one to free),
+    /// it asks for one completion beyond this enter's sends.
+    fn want(&self, lingering: bool) -> usize {
+        if lingering {
+            self.uring.params().cq_entries() as usize
+        } else if self.send.free_count() > 0 {
             1 + self.queued_sends.get() as usize
         } else {
             1
         }
+    }
+
+    /// Book-keeping for every io_uring_enter: the sends queued so far have been handed
+    /// to the kernel.
+    fn entered(&self) {
+        self.queued_sends.set(0);
+        self.bump(|s| s.enters += 1);
     }
 
     /// True if [`Ring::wait_lingering`] can linger on this kernel.
@@ -866,8 +868,7 @@ impl Ring {
     /// Submit everything queued without waiting.
     pub fn submit(&self) -> io::Result<()> {
         self.enable()?;
-        self.queued_sends.set(0);
-        self.bump(|s| s.enters += 1);
+        self.entered();
         self.uring.submit().map(drop)
     }
 
@@ -919,8 +920,7 @@ impl Ring {
             }
             drop(sq);
             self.enable()?;
-            self.queued_sends.set(0);
-            self.bump(|s| s.enters += 1);
+            self.entered();
             match self.uring.submit() {
                 Ok(_) => {}
                 Err(e)

@@ -27,7 +27,7 @@ use crate::region::PAGE;
 // <linux/if_packet.h>
 pub(crate) const PACKET_RX_RING: libc::c_int = 5;
 pub(crate) const PACKET_VERSION: libc::c_int = 10;
-const TPACKET_V2: libc::c_int = 1;
+const TPACKET_V2: u32 = 1;
 const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
 /// Offset of the frame (its MAC header) inside a slot for a SOCK_RAW socket without
@@ -112,20 +112,8 @@ impl RxRing {
             tp_frame_size: frame_size as u32,
             tp_frame_nr: u32::try_from(total).map_err(|_| too_big())?,
         };
-        let version = TPACKET_V2;
-        // SAFETY: setsockopt with a pointer to a live c_int and its exact size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_VERSION,
-                (&version as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(os_error("PACKET_VERSION TPACKET_V2"));
-        }
+        crate::packet::setsockopt_u32(fd, libc::SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_VERSION TPACKET_V2: {e}")))?;
         // SAFETY: setsockopt with a pointer to a live tpacket_req and its exact size.
         let rc = unsafe {
             libc::setsockopt(
