@@ -1118,13 +1118,12 @@ impl Pool {
         }
         mine.truncate(start);
         self.scratch = mine;
+        let probe = now + self.cfg.probe_interval;
+        self.lower_timer_floor(probe);
         let b = &mut self.blades[bi];
         b.state = BladeState::Down;
         b.stats.downs += 1;
-        let probe = now + self.cfg.probe_interval;
         b.next_probe = Some(probe);
-        self.lower_timer_floor(probe);
-        let b = &mut self.blades[bi];
         b.in_flight = 0;
         b.resend.clear();
         b.ready.clear();
