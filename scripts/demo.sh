@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The appliance end to end on one machine, no hardware: the seed article's RAID 10.
 #
-#   sudo scripts/demo.sh [--keep] [--span BYTES]     (AOERAID_BIN=path skips the build)
+#   scripts/demo.sh [--keep] [--span BYTES]     (AOERAID_BIN=path skips the build)
 #
 # Builds aoeraid (release), creates a network namespace with ten vblade blades on
 # sparse files (shelves 0 and 1, slots 0-4) on a back-end bridge, the appliance
