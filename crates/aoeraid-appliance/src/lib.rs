@@ -14,6 +14,8 @@ pub mod daemon;
 pub mod events;
 pub mod frontend;
 pub mod metrics;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 /// Entry point of the `aoeraid` binary.
 pub fn main() -> std::process::ExitCode {

@@ -1,0 +1,384 @@
+//! Starting the appliance in the simulator: the configuration a seed draws, the
+//! first start (arrays created on blank blades, as `aoeraid create` does) and every
+//! restart after a crash (arrays assembled from the superblocks on the members,
+//! as `aoeraid run` does), each ending in a real `core::Core`.
+
+use super::blades::Blade;
+use crate::config::{check_str, Config, Integrity, MemberAddr};
+use crate::core::{
+    Array, Core, CoreParts, ExportDef, Exports, Host, MemberMap, NoObserver, Spare, SpareGroups,
+    Volume,
+};
+use crate::daemon::create::engine_level;
+use aoe_initiator::{BladeState, Pool, PoolConfig};
+use aoe_target::{ExportState, SharedExport};
+use aoe_wire::Mac;
+use raid_engine::assembly::{assemble, AssemblyInput};
+use raid_engine::config::{ArrayConfig, MemberSpec};
+use raid_engine::sim::rng::Rng;
+use raid_engine::sim::SimLayout;
+use raid_engine::superblock::{SB_OFFSET, SB_SECTORS};
+use raid_engine::{Concat, Engine, MemberError, SECTOR};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Sectors of every blade: the engine's metadata area and 4 MiB of data.
+pub(crate) const BLADE_SECTORS: u64 = 2048 + 8192;
+pub(crate) const FRONT_MAC: Mac = Mac([0x02, 0xFE, 0, 0, 0, 1]);
+pub(crate) const BACK_MAC: Mac = Mac([0x02, 0xBE, 0, 0, 0, 1]);
+pub(crate) const MTU: u32 = 9000;
+pub(crate) const EXPORT: (u16, u8) = (7, 0);
+pub(crate) const VOLUME: &str = "vol";
+/// The array `grow` appends to the volume.
+pub(crate) const GROW_ARRAY: &str = "more";
+pub(crate) const SPARE_GROUP: &str = "pool";
+
+/// The host of the simulated appliance: no files, UUIDs from the seed.
+pub(crate) struct SimHost(pub(crate) Rng);
+
+impl Host for SimHost {
+    fn open_file(&mut self, path: &Path) -> Result<(usize, u64), String> {
+        Err(format!("{}: the simulator has blades only", path.display()))
+    }
+    fn random_uuid(&mut self) -> Result<[u8; 16], String> {
+        let mut u = [0u8; 16];
+        self.0.fill(&mut u);
+        Ok(u)
+    }
+}
+
+/// The configuration of a run: one exported volume over the layout's arrays, a
+/// spare group, an unexported RAID 1 for `grow`.
+pub(crate) fn config(layout: SimLayout, rng: &mut Rng, integrity: bool) -> Config {
+    let chunk = ["4KiB", "8KiB", "32KiB"][rng.below(3) as usize];
+    let region = ["64KiB", "256KiB", "1MiB"][rng.below(3) as usize];
+    let mut shelf = 0u16;
+    let mut blades = |n: usize| -> String {
+        let v: Vec<String> = (0..n)
+            .map(|_| {
+                shelf += 1;
+                format!("e{shelf}.0")
+            })
+            .collect();
+        v.join(", ")
+    };
+    let integ = if integrity { "crc32c" } else { "none" };
+    let array = |name: &str, level: &str, members: String, group: bool| {
+        format!(
+            "  - {{name: {name}, level: {level}, chunk: {chunk}, members: [{members}], \
+             integrity: {integ}, bitmap: {{region: {region}}}, \
+             rebuild: {{min: 200MB/s, max: 1GB/s}}{}}}\n",
+            if group {
+                format!(", spare_group: {SPARE_GROUP}")
+            } else {
+                String::new()
+            }
+        )
+    };
+    let mut arrays = String::new();
+    let mut names = Vec::new();
+    match layout {
+        SimLayout::Raid0 => {
+            arrays += &array("a0", "raid0", blades(3), false);
+            names.push("a0");
+        }
+        SimLayout::Raid1 => {
+            let n = 2 + rng.below(2) as usize;
+            arrays += &array("a0", "raid1", blades(n), true);
+            names.push("a0");
+        }
+        SimLayout::Raid10 => {
+            arrays += &array("a0", "raid10", blades(4), true);
+            names.push("a0");
+        }
+        SimLayout::Raid5 => {
+            arrays += &array("a0", "raid5", blades(4), true);
+            names.push("a0");
+        }
+        SimLayout::Concat => {
+            arrays += &array("a0", "raid1", blades(2), true);
+            arrays += &array("a1", "raid5", blades(3), true);
+            names.push("a0");
+            names.push("a1");
+        }
+    }
+    arrays += &array(GROW_ARRAY, "raid1", blades(2), true);
+    let spares = blades(1);
+    let yaml = format!(
+        "appliance: {{name: sim}}\n\
+         backend: {{interfaces: [back0], dead_after: 1s}}\n\
+         frontend: {{interfaces: [front0]}}\n\
+         spare_groups: {{{SPARE_GROUP}: [{spares}]}}\n\
+         arrays:\n{arrays}\
+         volumes:\n  - {{name: {VOLUME}, arrays: [{}], export: {{shelf: {}, slot: {}}}}}\n",
+        names.join(", "),
+        EXPORT.0,
+        EXPORT.1
+    );
+    match check_str(&yaml, "sim.yaml", false) {
+        Ok(c) => c.config,
+        Err(e) => panic!("the simulator's configuration is refused: {e}\n{yaml}"),
+    }
+}
+
+/// Every blade the configuration names, in order of appearance.
+pub(crate) fn configured_blades(cfg: &Config) -> Vec<MemberAddr> {
+    let mut out: Vec<MemberAddr> = Vec::new();
+    let all = cfg
+        .arrays
+        .iter()
+        .flat_map(|a| a.members.iter().chain(&a.spares))
+        .chain(cfg.spare_groups.0.iter().flat_map(|g| g.members.iter()));
+    for m in all {
+        if !out.contains(m) {
+            out.push(m.clone());
+        }
+    }
+    out
+}
+
+/// A back-end pool that found every live blade, exchanging frames with them
+/// directly (a start is not where the wire's faults are exercised). Returns the
+/// pool and the virtual time it took.
+pub(crate) fn discover(cfg: &Config, blades: &mut [Blade], base: Instant, mut now: u64) -> (Pool, u64) {
+    let mut pool = Pool::new(PoolConfig {
+        dead_time: cfg.backend.dead_after.0,
+        ..PoolConfig::default()
+    });
+    pool.add_interface("back0", BACK_MAC, MTU);
+    pool.discover();
+    let want = blades.iter().filter(|b| !b.disk.dead).count();
+    let end = now + 2_000_000_000;
+    let mut buf = vec![0u8; 9216];
+    loop {
+        let at = base + Duration::from_nanos(now);
+        let mut frames = Vec::new();
+        while let Some(t) = pool.poll_transmit(at, &mut buf) {
+            frames.push(buf[..t.len].to_vec());
+        }
+        for f in &frames {
+            for b in blades.iter_mut() {
+                if let Some(r) = b.deliver(now, f, true) {
+                    pool.handle_frame(at, 0, &r);
+                }
+            }
+        }
+        let up = pool
+            .blade_ids()
+            .filter(|&b| pool.blade_state(b) == Some(BladeState::Up))
+            .count();
+        if (up >= want && frames.is_empty()) || now >= end {
+            while pool.poll_event().is_some() {}
+            return (pool, now);
+        }
+        if frames.is_empty() {
+            let next = pool
+                .poll_timeout()
+                .map_or(now + 1_000_000, |t| t.saturating_duration_since(base).as_nanos() as u64);
+            now = next.max(now + 1_000);
+            pool.handle_timeout(base + Duration::from_nanos(now));
+        }
+    }
+}
+
+/// An assembled (or created) array: name, engine, its members in engine order,
+/// spare group.
+type Ready = (String, Engine, Vec<(MemberAddr, crate::core::Location)>, Option<String>);
+
+/// The first start: every array created on blank blades.
+pub(crate) fn create(
+    cfg: &Config,
+    pool: Pool,
+    host: &mut SimHost,
+    assume_clean: bool,
+    now: Instant,
+) -> Result<Core, String> {
+    let mut members = MemberMap::default();
+    let mut ready = Vec::new();
+    for spec in &cfg.arrays {
+        let mut list = Vec::new();
+        let mut specs = |ms: &[MemberAddr], list: &mut Vec<_>| -> Result<Vec<MemberSpec>, String> {
+            ms.iter()
+                .map(|m| {
+                    let loc = members.open(m, Some(&pool), host)?;
+                    list.push((m.clone(), loc));
+                    Ok(MemberSpec {
+                        uuid: host.random_uuid()?,
+                        size_sectors: members.sectors(loc, Some(&pool)),
+                        shelf: m.shelf().map(u32::from),
+                    })
+                })
+                .collect()
+        };
+        let ms = specs(&spec.members, &mut list)?;
+        let spares = specs(&spec.spares, &mut list)?;
+        let level = engine_level(spec).map_err(|e| e.to_string())?;
+        let mut ac = ArrayConfig::new(&spec.name, host.random_uuid()?, level, ms);
+        ac.spares = spares;
+        ac.chunk_sectors = (spec.chunk().0 / SECTOR as u64) as u32;
+        ac.bitmap_region_sectors = (spec.bitmap.region.0 / SECTOR as u64).max(1);
+        ac.integrity = spec.integrity == Integrity::Crc32c;
+        ac.assume_clean = assume_clean;
+        let e = Engine::create(&ac).map_err(|e| format!("array {}: {e}", spec.name))?;
+        ready.push((spec.name.clone(), e, list, spec.spare_group.clone()));
+    }
+    build(cfg, pool, members, ready, host, now)
+}
+
+/// A restart: every array assembled from the superblocks its members carry.
+pub(crate) fn assemble_all(
+    cfg: &Config,
+    pool: Pool,
+    blades: &[Blade],
+    host: &mut SimHost,
+    now: Instant,
+) -> Result<Core, String> {
+    let mut members = MemberMap::default();
+    let mut ready = Vec::new();
+    for spec in &cfg.arrays {
+        let mut addrs: Vec<&MemberAddr> = spec.members.iter().chain(&spec.spares).collect();
+        if let Some(g) = spec.spare_group.as_ref().and_then(|g| cfg.spare_groups.get(g)) {
+            for m in &g.members {
+                if !addrs.contains(&m) {
+                    addrs.push(m);
+                }
+            }
+        }
+        // Blades added by operator commands carry the array's superblock too.
+        for b in blades {
+            if !addrs.contains(&&b.addr) {
+                addrs.push(&b.addr);
+            }
+        }
+        let mut locs = Vec::new();
+        let mut inputs = Vec::new();
+        for a in &addrs {
+            let loc = members.open(a, Some(&pool), host).ok();
+            let blade = blades.iter().find(|b| &b.addr == *a);
+            let superblock = match (loc, blade) {
+                (Some(_), Some(b)) if !b.disk.dead => {
+                    let s = SB_OFFSET as usize * SECTOR;
+                    Ok(b.disk.disk[s..s + SB_SECTORS as usize * SECTOR].to_vec())
+                }
+                _ => Err(MemberError::Gone),
+            };
+            inputs.push(AssemblyInput {
+                name: a.to_string(),
+                superblock,
+                size_sectors: loc.map_or(0, |l| members.sectors(l, Some(&pool))),
+            });
+            locs.push(loc);
+        }
+        // Only this array's members: the others are blank or another array's.
+        let mine: Vec<usize> = (0..inputs.len())
+            .filter(|&i| {
+                inputs[i].superblock.as_ref().is_ok_and(|sb| {
+                    raid_engine::superblock::Superblock::decode(sb)
+                        .is_ok_and(|s| s.name == spec.name)
+                }) || i < spec.members.len() + spec.spares.len()
+            })
+            .collect();
+        let inputs: Vec<AssemblyInput> = mine
+            .iter()
+            .map(|&i| AssemblyInput {
+                name: inputs[i].name.clone(),
+                superblock: inputs[i].superblock.clone(),
+                size_sectors: inputs[i].size_sectors,
+            })
+            .collect();
+        let plan = assemble(&inputs, None, false)
+            .map_err(|e| format!("array {}: assembly: {e}", spec.name))?;
+        let e = Engine::assemble(&plan).map_err(|e| format!("array {}: {e}", spec.name))?;
+        let list = plan
+            .members
+            .iter()
+            .map(|pm| {
+                let i = mine[pm.input];
+                (addrs[i].clone(), locs[i].expect("assembled members were read"))
+            })
+            .collect();
+        ready.push((spec.name.clone(), e, list, spec.spare_group.clone()));
+    }
+    build(cfg, pool, members, ready, host, now)
+}
+
+/// Volumes, spare groups and the export around the arrays, then the core.
+fn build(
+    cfg: &Config,
+    pool: Pool,
+    mut members: MemberMap,
+    mut ready: Vec<Ready>,
+    host: &mut SimHost,
+    now: Instant,
+) -> Result<Core, String> {
+    for (name, e, _, _) in &mut ready {
+        if let Some(s) = cfg.array(name) {
+            e.set_sync_rates(s.rebuild.min.0 / 1024, s.rebuild.max.0 / 1024);
+        }
+    }
+    let mut spares = Vec::new();
+    for g in &cfg.spare_groups.0 {
+        let mut avail = Vec::new();
+        for m in &g.members {
+            let used = ready.iter().any(|r| r.2.iter().any(|x| &x.0 == m));
+            if used {
+                continue;
+            }
+            if let Ok(loc) = members.open(m, Some(&pool), host) {
+                avail.push(Spare {
+                    addr: m.clone(),
+                    loc,
+                    uuid: host.random_uuid()?,
+                });
+            }
+        }
+        spares.push((g.name.clone(), avail));
+    }
+    let mut vols = Vec::new();
+    for vs in &cfg.volumes {
+        let mut engines = Vec::new();
+        let mut arrays = Vec::new();
+        for an in &vs.arrays {
+            let i = ready
+                .iter()
+                .position(|r| &r.0 == an)
+                .ok_or_else(|| format!("volume {}: array {an} missing", vs.name))?;
+            let (name, e, list, group) = ready.remove(i);
+            engines.push(e);
+            arrays.push(Array::new(name, list, group));
+        }
+        let mut v = Volume::new(vs.name.clone(), Concat::new(engines), arrays);
+        v.export = Some((vs.export.shelf, vs.export.slot));
+        vols.push(v);
+    }
+    for (name, e, list, group) in ready {
+        vols.push(Volume::standalone(e, Array::new(name, list, group)));
+    }
+    let mut exports = Vec::new();
+    for (i, v) in vols.iter().enumerate() {
+        if let Some((shelf, slot)) = v.export {
+            let sectors = v.concat.volume_sectors();
+            exports.push(ExportDef {
+                shelf,
+                slot,
+                read_only: false,
+                sectors,
+                shared: SharedExport::new(ExportState::with_random_serial(u64::from(shelf)), sectors),
+                volume: i,
+            });
+        }
+    }
+    let exports = Exports::new(&[(FRONT_MAC, MTU)], exports)?;
+    Ok(Core::new(
+        CoreParts {
+            pool: Some(pool),
+            volumes: vols,
+            spares: SpareGroups::new(spares),
+            members,
+            exports: Some(exports),
+            config: cfg.clone(),
+            observer: Box::new(NoObserver),
+        },
+        now,
+    ))
+}

@@ -1,0 +1,1011 @@
+//! One simulated run: clients, the real appliance core, blades, two segments and
+//! virtual time, stepped from event to event. Faults are drawn from the seed and
+//! logged as they happen (the schedule a failure report prints).
+
+use super::blades::Blade;
+use super::boot::{self, SimHost, BLADE_SECTORS, EXPORT, GROW_ARRAY, SPARE_GROUP, VOLUME};
+use super::client::{reply_id, request_id, Answer, Client, ClientOp, Kind};
+use super::model::{Outcome, VolumeModel};
+use super::wire::{Impair, Port, Wire};
+use super::{SimConfig, SimStats};
+use crate::config::{Config, MemberAddr};
+use crate::core::{Command, Core, Notice};
+use crate::events::EventKind;
+use aoe_wire::{Header, Mac, SECTOR_SIZE};
+use raid_engine::sim::rng::Rng;
+use raid_engine::sim::SimLayout;
+use raid_engine::superblock::{Superblock, SB_OFFSET, SB_SECTORS};
+use raid_engine::{ArrayState, Engine, Level, MemberState, SECTOR};
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 3;
+const QD: usize = 4;
+/// A client command unanswered this long is a liveness failure.
+const STUCK_NS: u64 = 120_000_000_000;
+const BACKGROUND: Impair = Impair {
+    loss: 0.002,
+    dup: 0.002,
+    reorder: 0.005,
+    corrupt: 0.001,
+};
+
+/// Something the schedule will do later.
+#[derive(Clone, Debug)]
+enum Later {
+    /// A blade that died comes back.
+    Revive(usize),
+    /// The operator re-adds a member it failed.
+    ReAdd(String, MemberAddr),
+    /// A blade is plugged in to replace a dead one.
+    Plug(String),
+    /// The plugged blade is added to the array (or its spare group).
+    Add(String, MemberAddr, bool),
+    /// A slow blade or a frame-fault burst ends.
+    Calm,
+    /// The appliance restarts after a crash.
+    Restart,
+}
+
+pub(crate) struct World {
+    cfg: SimConfig,
+    rng: Rng,
+    /// Virtual nanoseconds since the start.
+    now: u64,
+    base: Instant,
+    wire: Wire,
+    blades: Vec<Blade>,
+    core: Option<Core>,
+    config: Config,
+    host: SimHost,
+    clients: Vec<Client>,
+    model: VolumeModel,
+    next_id: u64,
+    later: Vec<(u64, Later)>,
+    /// Faults and commands as they happened.
+    pub(crate) log: Vec<String>,
+    pub(crate) stats: SimStats,
+    next_fault_op: u64,
+    grown: bool,
+    /// No new faults (the final check).
+    healing: bool,
+    /// Arrays an operator action or fault is still working on.
+    busy_arrays: Vec<String>,
+    buf: Vec<u8>,
+}
+
+impl World {
+    pub(crate) fn new(cfg: SimConfig) -> Result<World, String> {
+        let mut rng = Rng::new(cfg.seed);
+        let integrity = cfg.integrity;
+        let config = boot::config(cfg.layout, &mut rng, integrity);
+        let mut blades: Vec<Blade> = boot::configured_blades(&config)
+            .into_iter()
+            .map(|a| Blade::new(a, BLADE_SECTORS))
+            .collect();
+        let base = Instant::now();
+        let (pool, now) = boot::discover(&config, &mut blades, base, 0);
+        let mut host = SimHost(Rng::new(cfg.seed ^ 0x5EED));
+        let assume_clean = rng.chance(0.5);
+        let core = boot::create(&config, pool, &mut host, assume_clean, base + ns(now))?;
+        let mut w = World {
+            rng,
+            now,
+            base,
+            wire: Wire::new(),
+            blades,
+            core: Some(core),
+            host,
+            clients: (0..CLIENTS)
+                .map(|i| Client::new(i, EXPORT.0, EXPORT.1))
+                .collect(),
+            model: VolumeModel::zeroed(0),
+            next_id: 1,
+            later: Vec::new(),
+            log: Vec::new(),
+            stats: SimStats::default(),
+            next_fault_op: 300,
+            grown: false,
+            healing: false,
+            busy_arrays: Vec::new(),
+            buf: vec![0; 9216],
+            config,
+            cfg,
+        };
+        if w.cfg.faults {
+            w.wire.front = BACKGROUND;
+            w.wire.back = BACKGROUND;
+        }
+        let sectors = w.volume_sectors();
+        w.model.grow(sectors);
+        w.note(format!(
+            "start: {} {}, {} sectors, integrity {}, {}",
+            w.cfg.layout,
+            w.config.arrays[0].chunk(),
+            sectors,
+            integrity,
+            if assume_clean { "assumed clean" } else { "initial resync" }
+        ));
+        Ok(w)
+    }
+
+    fn note(&mut self, what: String) {
+        if std::env::var_os("APPLIANCE_SIM_TRACE").is_some() {
+            eprintln!("t={:.6}s op {}: {what}", self.now as f64 / 1e9, self.stats.ops);
+        }
+        self.log.push(format!(
+            "t={:.6}s op {}: {what}",
+            self.now as f64 / 1e9,
+            self.stats.ops
+        ));
+    }
+
+    fn at(&self) -> Instant {
+        self.base + ns(self.now)
+    }
+
+    fn volume_sectors(&self) -> u64 {
+        self.core
+            .as_ref()
+            .and_then(|c| c.volumes().iter().find(|v| v.name == VOLUME))
+            .map_or(0, |v| v.concat.volume_sectors())
+    }
+
+    // ---- arrays as the core sees them ----
+
+    fn engine(&self, name: &str) -> Option<&Engine> {
+        let core = self.core.as_ref()?;
+        for v in core.volumes() {
+            if let Some(a) = v.arrays.iter().position(|a| a.name == name) {
+                return Some(&v.concat.arrays()[a]);
+            }
+        }
+        None
+    }
+
+    /// Blades of array `name` in engine order, with their member states.
+    fn members(&self, name: &str) -> Vec<(usize, MemberState, bool)> {
+        let Some(core) = self.core.as_ref() else {
+            return Vec::new();
+        };
+        for v in core.volumes() {
+            if let Some(a) = v.arrays.iter().position(|a| a.name == name) {
+                let st = v.concat.arrays()[a].status();
+                return st
+                    .members
+                    .iter()
+                    .filter_map(|m| {
+                        let addr = &v.arrays[a].members.get(m.index)?.0;
+                        let b = self.blades.iter().position(|b| &b.addr == addr)?;
+                        Some((b, m.state, m.role.is_some()))
+                    })
+                    .collect();
+            }
+        }
+        Vec::new()
+    }
+
+    fn level(&self, name: &str) -> Level {
+        self.engine(name).map_or(Level::Raid1, |e| e.geometry().level)
+    }
+
+    /// Array names of the exported volume.
+    fn exported(&self) -> Vec<String> {
+        self.core
+            .as_ref()
+            .and_then(|c| c.volumes().iter().find(|v| v.name == VOLUME))
+            .map_or_else(Vec::new, |v| v.arrays.iter().map(|a| a.name.clone()).collect())
+    }
+
+    fn all_arrays(&self) -> Vec<String> {
+        self.config.arrays.iter().map(|a| a.name.clone()).collect()
+    }
+
+    /// Nothing being healed: every slot active and in sync, on the superblocks too,
+    /// every blade of it healthy, no fault of it pending.
+    fn calm(&self, name: &str) -> bool {
+        let Some(e) = self.engine(name) else {
+            return false;
+        };
+        let st = e.status();
+        let members = self.members(name);
+        st.state == ArrayState::Clean
+            && e.superblock_durable()
+            && st.sync.is_none()
+            && members.iter().filter(|m| m.2).count() == st.raid_disks
+            && members
+                .iter()
+                .filter(|m| m.2)
+                .all(|m| m.1 == MemberState::Active && self.blades[m.0].healthy())
+            && !self.busy_arrays.iter().any(|a| a == name)
+    }
+
+    /// Errors are acceptable: an array of the volume has no redundancy and a
+    /// damaged or missing blade.
+    fn beyond_redundancy(&self) -> bool {
+        self.exported().iter().any(|a| {
+            self.level(a) == Level::Raid0
+                && self
+                    .members(a)
+                    .iter()
+                    .any(|m| !self.blades[m.0].healthy())
+        })
+    }
+
+    // ---- the loop ----
+
+    /// Moves the simulation to the next event and handles everything due.
+    fn step(&mut self) -> Result<(), String> {
+        self.pump()?;
+        let mut next = self.now + 50_000_000;
+        if let Some(t) = self.wire.next_at() {
+            next = next.min(t);
+        }
+        if let Some(c) = &self.core {
+            next = next.min(c.poll_timeout().saturating_duration_since(self.base).as_nanos() as u64);
+        }
+        for c in &self.clients {
+            if let Some(t) = c.next_deadline() {
+                next = next.min(t);
+            }
+        }
+        if let Some(t) = self.later.iter().map(|l| l.0).min() {
+            next = next.min(t);
+        }
+        self.now = next.max(self.now);
+        while let Some((to, f)) = self.wire.pop_due(self.now) {
+            self.deliver(to, f)?;
+        }
+        if let Some(c) = self.core.as_mut() {
+            if c.poll_timeout() <= self.base + ns(self.now) {
+                c.handle_timeout(self.base + ns(self.now));
+            }
+        }
+        self.run_later()?;
+        self.pump()
+    }
+
+    fn deliver(&mut self, to: Port, f: Vec<u8>) -> Result<(), String> {
+        let at = self.at();
+        match to {
+            Port::Front => {
+                if let Some((mac, tag)) = request_id(&f) {
+                    if let Some(c) = self.clients.iter_mut().find(|c| c.mac == mac) {
+                        if self.core.is_some() {
+                            c.arrived(tag);
+                        } else {
+                            c.lost(tag);
+                        }
+                    }
+                }
+                if let Some(core) = self.core.as_mut() {
+                    let dropped = |c: &Core| {
+                        c.exports().map_or(0, |x| {
+                            let n = x.target().counters();
+                            n.client_queue_full + n.target_queue_full + n.driver_dropped
+                        })
+                    };
+                    let before = dropped(core);
+                    core.handle_front_frame(at, 0, &f);
+                    if dropped(core) != before {
+                        // The target refused the copy (its queues were full): it
+                        // will never be carried out.
+                        self.stats.target_drops += 1;
+                        if let Some((mac, tag)) = request_id(&f) {
+                            if let Some(c) = self.clients.iter_mut().find(|c| c.mac == mac) {
+                                c.answered_copy(tag);
+                            }
+                        }
+                    }
+                }
+            }
+            Port::Back => {
+                if let Some(core) = self.core.as_mut() {
+                    core.handle_back_frame(at, 0, &f);
+                }
+            }
+            Port::Blade(i) => {
+                let trusted = self.core.is_some();
+                let b = &mut self.blades[i];
+                if let Some(r) = b.deliver(self.now, &f, trusted) {
+                    let delay = (50_000 + self.rng.below(150_000)) * b.slow;
+                    self.wire.send(&mut self.rng, self.now + delay, Port::Back, r);
+                }
+            }
+            Port::Client(i) => {
+                if let Some(a) = self.clients[i].receive(&f) {
+                    self.answered(i, a)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves frames out of the core and the clients until nothing moves.
+    fn pump(&mut self) -> Result<(), String> {
+        loop {
+            let mut moved = false;
+            if let Some(core) = self.core.as_mut() {
+                let at = self.base + ns(self.now);
+                while let Some(n) = core.poll_notice() {
+                    if let Notice::Event(e) = n {
+                        self.stats.event(e.kind);
+                        if e.kind == EventKind::ArrayFailed {
+                            let name = e.array.clone();
+                            if !self.config.array(&name).is_some_and(|s| s.level.redundancy() == 0) {
+                                return Err(format!("array {name} failed within redundancy"));
+                            }
+                        }
+                    }
+                }
+                while let Some(t) = core.poll_back_transmit(at, &mut self.buf) {
+                    moved = true;
+                    let f = self.buf[..t.len].to_vec();
+                    let dst = Header::parse(&f).map(|h| h.dst).unwrap_or(Mac::BROADCAST);
+                    for (i, b) in self.blades.iter().enumerate() {
+                        if dst == Mac::BROADCAST || b.disk.mac == dst {
+                            self.wire.send(&mut self.rng, self.now, Port::Blade(i), f.clone());
+                        }
+                    }
+                }
+                while let Some((_, len)) = core.poll_front_transmit(&mut self.buf) {
+                    moved = true;
+                    let f = self.buf[..len].to_vec();
+                    if let Some((mac, tag)) = reply_id(&f) {
+                        if let Some(c) = self.clients.iter_mut().find(|c| c.mac == mac) {
+                            c.answered_copy(tag);
+                        }
+                    }
+                    let dst = Header::parse(&f).map(|h| h.dst).unwrap_or(Mac::BROADCAST);
+                    for i in 0..self.clients.len() {
+                        if dst == Mac::BROADCAST || self.clients[i].mac == dst {
+                            self.wire.send(&mut self.rng, self.now, Port::Client(i), f.clone());
+                        }
+                    }
+                }
+            }
+            for i in 0..self.clients.len() {
+                for (tag, f) in self.clients[i].due(self.now) {
+                    moved = true;
+                    let fate = self.wire.send(&mut self.rng, self.now, Port::Front, f);
+                    if let Some(tag) = tag {
+                        self.clients[i].sent(tag, fate.intact);
+                    }
+                }
+            }
+            self.resolve();
+            if !moved {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes no copy of which can land any more leave the model's flux.
+    fn resolve(&mut self) {
+        for c in &mut self.clients {
+            let gone: Vec<u32> = c
+                .ops
+                .iter()
+                .filter(|(_, o)| o.gone())
+                .map(|(t, _)| *t)
+                .collect();
+            for t in gone {
+                let o = c.ops.remove(&t).expect("listed");
+                if o.kind == Kind::Write {
+                    let outcome = if o.failed {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Acked
+                    };
+                    self.model.write_resolved(o.id, o.lba, o.sectors, outcome);
+                }
+            }
+        }
+    }
+
+    /// Client `i` got the answer `a`.
+    fn answered(&mut self, i: usize, a: Answer) -> Result<(), String> {
+        let errors_ok = self.beyond_redundancy();
+        let Some(op) = self.clients[i].ops.get_mut(&a.tag) else {
+            return Ok(());
+        };
+        if op.kind == Kind::Identify {
+            let sectors = self.clients[i].sectors;
+            if sectors != self.model.sectors() {
+                return Err(format!(
+                    "client {i}: IDENTIFY says {sectors} sectors, the volume has {}",
+                    self.model.sectors()
+                ));
+            }
+            return Ok(());
+        }
+        self.stats.ops += 1;
+        if !a.ok {
+            if !(op.errors_ok || errors_ok) {
+                return Err(format!(
+                    "client {i}: {:?} {}+{} failed within redundancy",
+                    op.kind, op.lba, op.sectors
+                ));
+            }
+            self.stats.allowed_errors += 1;
+            op.failed = true;
+            if op.kind == Kind::Read {
+                self.model.read_abandoned(op.id);
+            }
+            return Ok(());
+        }
+        if op.kind == Kind::Read {
+            let (id, lba, n) = (op.id, op.lba, op.sectors);
+            self.model
+                .read_done(id, &a.data)
+                .map_err(|e| format!("client {i}: read {lba}+{n}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Clients with room issue new commands.
+    fn issue(&mut self) {
+        let errors_ok = self.beyond_redundancy();
+        for i in 0..self.clients.len() {
+            while self.clients[i].ready() && self.clients[i].busy() < QD {
+                let c = &self.clients[i];
+                let sectors = c.sectors.min(self.model.sectors());
+                let max = u64::from(c.max_sectors.clamp(1, 16));
+                let r = self.rng.below(100);
+                let id = self.next_id;
+                self.next_id += 1;
+                let mut op = if r < 2 {
+                    self.stats.flushes += 1;
+                    ClientOp::new(Kind::Flush, 0, 0, Vec::new(), id, self.now)
+                } else {
+                    let n = 1 + self.rng.below(max);
+                    // A third of the traffic on a small hot range: overlapping
+                    // writes and reads from several clients at once.
+                    let span = if self.rng.chance(0.3) {
+                        64.min(sectors)
+                    } else {
+                        sectors
+                    };
+                    let lba = self.rng.below(span.saturating_sub(n) + 1);
+                    let n = n.min(sectors - lba);
+                    if r < 50 {
+                        self.stats.writes += 1;
+                        let mut d = vec![0u8; n as usize * SECTOR_SIZE];
+                        self.rng.fill(&mut d);
+                        self.model.write_issued(id, lba, &d);
+                        ClientOp::new(Kind::Write, lba, n, d, id, self.now)
+                    } else {
+                        self.stats.reads += 1;
+                        self.model.read_issued(id, lba, n);
+                        ClientOp::new(Kind::Read, lba, n, Vec::new(), id, self.now)
+                    }
+                };
+                op.errors_ok = errors_ok;
+                self.clients[i].add(op);
+            }
+        }
+    }
+
+    /// A command in flight too long means the appliance lost it.
+    fn check_liveness(&self) -> Result<(), String> {
+        for (i, c) in self.clients.iter().enumerate() {
+            for o in c.ops.values() {
+                if !o.answered && self.now > o.issued_at + STUCK_NS {
+                    return Err(format!(
+                        "client {i}: {:?} {}+{} unanswered for {}s ({} sends)",
+                        o.kind,
+                        o.lba,
+                        o.sectors,
+                        (self.now - o.issued_at) / 1_000_000_000,
+                        o.sends
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- faults and operator commands ----
+
+    fn run_later(&mut self) -> Result<(), String> {
+        let due: Vec<Later> = {
+            let now = self.now;
+            let mut d = Vec::new();
+            self.later.retain(|(t, l)| {
+                if *t <= now {
+                    d.push(l.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            d
+        };
+        for l in due {
+            match l {
+                Later::Revive(b) => {
+                    self.blades[b].disk.dead = false;
+                    let a = self.blades[b].addr.to_string();
+                    self.note(format!("blade {a} answers again"));
+                }
+                Later::ReAdd(array, member) => {
+                    let r = self.command(Command::ReAdd {
+                        array: array.clone(),
+                        member,
+                    });
+                    if r.is_err() {
+                        // Not taken back (e.g. a crash in between): the final heal adds it.
+                    }
+                    self.busy_arrays.retain(|a| a != &array);
+                }
+                Later::Plug(array) => {
+                    let n = self.blades.len();
+                    let addr: MemberAddr = format!("e{}.0", 40 + n)
+                        .parse()
+                        .map_err(|e| format!("{e}"))?;
+                    let b = Blade::new(addr.clone(), BLADE_SECTORS);
+                    let ann = b.disk.announce();
+                    self.blades.push(b);
+                    self.wire.send(&mut self.rng, self.now, Port::Back, ann);
+                    self.note(format!("blade {addr} plugged in"));
+                    let to_group = self.rng.chance(0.5)
+                        && self.config.array(&array).is_some_and(|s| s.spare_group.is_some());
+                    self.later
+                        .push((self.now + 500_000_000, Later::Add(array, addr, to_group)));
+                }
+                Later::Add(array, member, to_group) => {
+                    let cmd = if to_group {
+                        Command::SpareAdd {
+                            group: SPARE_GROUP.into(),
+                            member: member.clone(),
+                        }
+                    } else {
+                        Command::Add {
+                            array: array.clone(),
+                            member: member.clone(),
+                        }
+                    };
+                    if self.command(cmd).is_err() && self.core.is_some() {
+                        self.later
+                            .push((self.now + 1_000_000_000, Later::Add(array.clone(), member, to_group)));
+                    } else {
+                        self.busy_arrays.retain(|a| a != &array);
+                    }
+                }
+                Later::Calm => {
+                    for b in &mut self.blades {
+                        b.slow = 1;
+                    }
+                    if self.cfg.faults && !self.healing {
+                        self.wire.front = BACKGROUND;
+                        self.wire.back = BACKGROUND;
+                    }
+                }
+                Later::Restart => self.restart()?,
+            }
+        }
+        Ok(())
+    }
+
+    fn command(&mut self, cmd: Command) -> Result<String, String> {
+        let Some(core) = self.core.as_mut() else {
+            return Err("appliance down".into());
+        };
+        let at = self.base + ns(self.now);
+        let text = format!("{cmd:?}");
+        let r = core.command(at, &mut self.host, cmd);
+        self.stats.commands += 1;
+        self.note(format!("command {text}: {r:?}"));
+        r
+    }
+
+    fn maybe_fault(&mut self) -> Result<(), String> {
+        if !self.cfg.faults || self.healing || self.core.is_none() {
+            return Ok(());
+        }
+        if self.stats.ops < self.next_fault_op {
+            return Ok(());
+        }
+        // Long-standing damage of arrays without redundancy is repaired by hand.
+        for a in self.all_arrays() {
+            if self.level(&a) == Level::Raid0 {
+                for m in self.members(&a) {
+                    self.blades[m.0].repair();
+                }
+            }
+        }
+        let arrays: Vec<String> = self
+            .all_arrays()
+            .into_iter()
+            .filter(|a| self.exported().contains(a) || a == GROW_ARRAY)
+            .collect();
+        let a = arrays[self.rng.below(arrays.len() as u64) as usize].clone();
+        if !self.calm(&a) && self.level(&a) != Level::Raid0 {
+            // Heal one thing at a time; long damage is scrubbed away.
+            if self.stats.ops > self.next_fault_op + 20_000 {
+                self.next_fault_op = self.stats.ops + 500;
+                let _ = self.command(Command::Scrub {
+                    array: a,
+                    repair: true,
+                });
+            }
+            return Ok(());
+        }
+        self.next_fault_op = self.stats.ops + 300 + self.rng.below(1500);
+        let redundant = self.level(&a) != Level::Raid0;
+        let members: Vec<usize> = self
+            .members(&a)
+            .iter()
+            .filter(|m| m.2 && m.1 == MemberState::Active)
+            .map(|m| m.0)
+            .collect();
+        if members.is_empty() {
+            return Ok(());
+        }
+        let b = members[self.rng.below(members.len() as u64) as usize];
+        let baddr = self.blades[b].addr.to_string();
+        match self.rng.below(12) {
+            0 if redundant => {
+                let back = 200_000_000 + self.rng.below(4_000_000_000);
+                self.blades[b].disk.dead = true;
+                self.later.push((self.now + back, Later::Revive(b)));
+                self.note(format!("blade {baddr} of {a} silent for {}ms", back / 1_000_000));
+            }
+            1 if redundant => {
+                self.blades[b].disk.dead = true;
+                self.blades[b].gone = true;
+                self.busy_arrays.push(a.clone());
+                self.later.push((self.now + 3_000_000_000, Later::Plug(a.clone())));
+                self.note(format!("blade {baddr} of {a} dies for good"));
+            }
+            2 | 3 => {
+                if let Some((off, size)) = self.data_area(b) {
+                    let start = off + self.rng.below(size - 16);
+                    let len = 1 + self.rng.below(16);
+                    self.blades[b].disk.bad.push((start, start + len));
+                    self.stats.media_errors += 1;
+                    self.note(format!("blade {baddr} of {a}: media error {start}+{len}"));
+                }
+            }
+            4 | 5 if self.cfg.integrity => {
+                if let Some((off, size)) = self.data_area(b) {
+                    let mut n = 0;
+                    for _ in 0..1 + self.rng.below(4) {
+                        if self.blades[b].flip(&mut self.rng, off, off + size) {
+                            n += 1;
+                        }
+                    }
+                    self.stats.bit_flips += n;
+                    self.note(format!("blade {baddr} of {a}: {n} silent bit flips"));
+                }
+            }
+            6 => {
+                self.blades[b].slow = 20;
+                self.later.push((self.now + 2_000_000_000, Later::Calm));
+                self.note(format!("blade {baddr} of {a} slow"));
+            }
+            7 => {
+                let imp = Impair {
+                    loss: 0.05,
+                    dup: 0.03,
+                    reorder: 0.1,
+                    corrupt: 0.02,
+                };
+                let front = self.rng.chance(0.5);
+                if front {
+                    self.wire.front = imp;
+                } else {
+                    self.wire.back = imp;
+                }
+                self.later.push((self.now + 1_000_000_000, Later::Calm));
+                self.note(format!(
+                    "frame-fault burst on the {} segment",
+                    if front { "front" } else { "back" }
+                ));
+            }
+            8 => self.crash()?,
+            9 if redundant => {
+                let member: MemberAddr = self.blades[b].addr.clone();
+                if self
+                    .command(Command::Fail {
+                        array: a.clone(),
+                        member: member.clone(),
+                    })
+                    .is_ok()
+                {
+                    self.busy_arrays.push(a.clone());
+                    let back = 100_000_000 + self.rng.below(2_000_000_000);
+                    self.later.push((self.now + back, Later::ReAdd(a, member)));
+                }
+            }
+            10 if !self.grown && a == GROW_ARRAY => {
+                if self
+                    .command(Command::Grow {
+                        volume: VOLUME.into(),
+                        array: GROW_ARRAY.into(),
+                    })
+                    .is_ok()
+                {
+                    self.grown = true;
+                    let s = self.volume_sectors();
+                    self.model.grow(s);
+                    self.stats.grows += 1;
+                }
+            }
+            _ if redundant => {
+                let repair = self.rng.chance(0.5);
+                let _ = self.command(Command::Scrub { array: a, repair });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The data area of blade `b` from its superblock: (offset, sectors).
+    fn data_area(&self, b: usize) -> Option<(u64, u64)> {
+        let s = SB_OFFSET as usize * SECTOR;
+        let sb = Superblock::decode(&self.blades[b].disk.disk[s..s + SB_SECTORS as usize * SECTOR]).ok()?;
+        (sb.data_size > 32).then_some((sb.data_offset, sb.data_size))
+    }
+
+    /// Crash: the appliance vanishes with everything in its memory. Member writes
+    /// on the wire still land; the restart assembles from what the members hold.
+    fn crash(&mut self) -> Result<(), String> {
+        // A crash while RAID 5 is degraded is the write hole (raid-engine DESIGN.md).
+        let unsafe_raid5 = self
+            .all_arrays()
+            .iter()
+            .any(|a| self.level(a) == Level::Raid5 && !self.calm(a));
+        if unsafe_raid5 {
+            return Ok(());
+        }
+        self.note("appliance crash".into());
+        self.stats.crashes += 1;
+        self.core = None;
+        for (to, f) in self.wire.drop_to_appliance() {
+            if to == Port::Front {
+                if let Some((mac, tag)) = request_id(&f) {
+                    if let Some(c) = self.clients.iter_mut().find(|c| c.mac == mac) {
+                        c.lost(tag);
+                    }
+                }
+            }
+        }
+        for c in &mut self.clients {
+            c.appliance_lost();
+        }
+        for b in &mut self.blades {
+            b.crashed(self.now);
+        }
+        let down = 50_000_000 + self.rng.below(500_000_000);
+        self.later.push((self.now + down, Later::Restart));
+        Ok(())
+    }
+
+    fn restart(&mut self) -> Result<(), String> {
+        // Blades that were only silent are back by the time the appliance is.
+        self.later.retain(|l| !matches!(l.1, Later::Revive(_)));
+        for b in &mut self.blades {
+            if !b.gone {
+                b.disk.dead = false;
+            }
+        }
+        let (pool, now) = boot::discover(&self.config, &mut self.blades, self.base, self.now);
+        self.now = now;
+        let core = boot::assemble_all(&self.config, pool, &self.blades, &mut self.host, self.at())
+            .map_err(|e| format!("restart after crash: {e}"))?;
+        self.core = Some(core);
+        // A grow is on the superblocks only through the config; re-apply it.
+        if self.grown {
+            let r = self.command(Command::Grow {
+                volume: VOLUME.into(),
+                array: GROW_ARRAY.into(),
+            });
+            r.map_err(|e| format!("grow after restart: {e}"))?;
+        }
+        let s = self.volume_sectors();
+        if s != self.model.sectors() {
+            return Err(format!(
+                "restart: the volume has {s} sectors, {} before",
+                self.model.sectors()
+            ));
+        }
+        self.busy_arrays.clear();
+        self.note("appliance restarted from its members".into());
+        Ok(())
+    }
+
+    // ---- the run ----
+
+    pub(crate) fn run(&mut self) -> Result<(), String> {
+        while self.stats.ops < self.cfg.ops {
+            self.maybe_fault()?;
+            self.issue();
+            self.step()?;
+            self.check_liveness()?;
+        }
+        self.final_check()
+    }
+
+    /// Heal everything, let the arrays settle, prove the copies agree (a scrub finds
+    /// no mismatch) and read the whole volume back.
+    fn final_check(&mut self) -> Result<(), String> {
+        self.healing = true;
+        self.note("final check: healing".into());
+        self.wire.front = Impair::default();
+        self.wire.back = Impair::default();
+        // Let every client command finish.
+        let end = self.now + 300_000_000_000;
+        while self.clients.iter().any(|c| !c.ops.is_empty()) || self.core.is_none() {
+            self.step()?;
+            self.check_liveness()?;
+            if self.now > end {
+                return Err("client commands never finished".into());
+            }
+        }
+        for b in &mut self.blades {
+            b.slow = 1;
+            if !b.gone {
+                b.disk.dead = false;
+            }
+        }
+        for a in self.all_arrays() {
+            if self.level(&a) == Level::Raid0 {
+                for m in self.members(&a) {
+                    self.blades[m.0].repair();
+                }
+            }
+        }
+        let deadline = self.now + 600_000_000_000;
+        loop {
+            let unsettled: Vec<String> = self.all_arrays().into_iter().filter(|a| !self.settled(a)).collect();
+            if unsettled.is_empty() {
+                break;
+            }
+            if self.now > deadline {
+                let st: Vec<_> = unsettled.iter().filter_map(|a| self.engine(a).map(|e| e.status())).collect();
+                return Err(format!("arrays never settled: {st:#?}"));
+            }
+            for a in &unsettled {
+                self.heal(a)?;
+            }
+            for _ in 0..100 {
+                self.step()?;
+            }
+        }
+        for a in self.all_arrays() {
+            if self.level(&a) == Level::Raid0 {
+                continue;
+            }
+            for repair in [true, false] {
+                self.command(Command::Scrub {
+                    array: a.clone(),
+                    repair,
+                })?;
+                let end = self.now + 600_000_000_000;
+                while self.engine(&a).is_some_and(|e| {
+                    e.status().sync.is_some() || e.status().counters.last_scrub_mismatch_sectors == u64::MAX
+                }) {
+                    self.step()?;
+                    if self.now > end {
+                        return Err(format!("array {a}: scrub never finished"));
+                    }
+                }
+            }
+            let m = self
+                .engine(&a)
+                .map_or(0, |e| e.status().counters.last_scrub_mismatch_sectors);
+            if m != 0 {
+                return Err(format!(
+                    "array {a}: copies or parity disagree after settling: {m} sectors"
+                ));
+            }
+        }
+        self.read_back()
+    }
+
+    fn settled(&self, a: &str) -> bool {
+        let Some(e) = self.engine(a) else {
+            return false;
+        };
+        let st = e.status();
+        let members = self.members(a);
+        st.sync.is_none()
+            && st.state != ArrayState::Resyncing
+            && members.iter().filter(|m| m.2).count() == st.raid_disks
+            && members.iter().filter(|m| m.2).all(|m| m.1 == MemberState::Active)
+    }
+
+    /// A degraded array with nothing to rebuild onto gets a blade: its own member
+    /// failed by an operator if alive, else a new one.
+    fn heal(&mut self, a: &str) -> Result<(), String> {
+        let Some(e) = self.engine(a) else {
+            return Ok(());
+        };
+        if !e.needs_spare() || self.busy_arrays.iter().any(|x| x == a) {
+            return Ok(());
+        }
+        let in_use: Vec<MemberAddr> = self
+            .all_arrays()
+            .iter()
+            .flat_map(|x| self.members(x))
+            .filter(|m| matches!(m.1, MemberState::Active | MemberState::Rebuilding | MemberState::Spare))
+            .map(|m| self.blades[m.0].addr.clone())
+            .collect();
+        let spare = self
+            .blades
+            .iter()
+            .find(|b| !b.gone && !in_use.contains(&b.addr) && !self.is_group_spare(&b.addr))
+            .map(|b| b.addr.clone());
+        match spare {
+            Some(member) => {
+                let _ = self.command(Command::Add {
+                    array: a.to_string(),
+                    member,
+                });
+            }
+            None => {
+                self.busy_arrays.push(a.to_string());
+                self.later.push((self.now, Later::Plug(a.to_string())));
+            }
+        }
+        Ok(())
+    }
+
+    fn is_group_spare(&self, addr: &MemberAddr) -> bool {
+        self.config
+            .spare_groups
+            .0
+            .iter()
+            .any(|g| g.members.contains(addr))
+            && !self
+                .all_arrays()
+                .iter()
+                .any(|a| self.members(a).iter().any(|m| &self.blades[m.0].addr == addr))
+    }
+
+    /// Reads the whole volume through client 0 and checks it against the model.
+    fn read_back(&mut self) -> Result<(), String> {
+        let vs = self.model.sectors();
+        let mut off = 0;
+        let end = self.now + 600_000_000_000;
+        while off < vs || !self.clients[0].ops.is_empty() {
+            while off < vs && self.clients[0].busy() < 8 && self.clients[0].ready() {
+                let n = 16.min(vs - off);
+                let id = self.next_id;
+                self.next_id += 1;
+                self.model.read_issued(id, off, n);
+                self.clients[0].add(ClientOp::new(Kind::Read, off, n, Vec::new(), id, self.now));
+                off += n;
+            }
+            self.step()?;
+            if self.now > end {
+                return Err("final read-back never finished".into());
+            }
+        }
+        if self.model.in_flux() != 0 {
+            return Err(format!(
+                "{} sectors still have a write in flux after every command was answered",
+                self.model.in_flux()
+            ));
+        }
+        self.stats.virtual_ns = self.now;
+        Ok(())
+    }
+}
+
+fn ns(n: u64) -> Duration {
+    Duration::from_nanos(n)
+}
+
+impl World {
+    /// Counters kept outside the stats while running.
+    pub(crate) fn finish_stats(&self, st: &mut SimStats) {
+        let w = &self.wire.stats;
+        st.frames = w.frames;
+        st.frames_lost = w.lost;
+        st.frames_duplicated = w.duplicated;
+        st.frames_reordered = w.reordered;
+        st.frames_corrupted = w.corrupted;
+        st.client_retransmits = self.clients.iter().map(|c| c.retransmits).sum();
+    }
+}
