@@ -20,7 +20,6 @@ pub(crate) enum Kind {
 }
 
 /// One command of a client, from first send to the last copy gone.
-#[derive(Debug)]
 pub(crate) struct ClientOp {
     pub(crate) kind: Kind,
     pub(crate) lba: u64,
@@ -43,6 +42,23 @@ pub(crate) struct ClientOp {
     on_wire: u32,
     /// Copies the appliance took in and has not answered yet.
     in_appliance: u32,
+}
+
+impl std::fmt::Debug for ClientOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} {}+{} sends={} answered={} failed={} on_wire={} in_appliance={}",
+            self.kind,
+            self.lba,
+            self.sectors,
+            self.sends,
+            self.answered,
+            self.failed,
+            self.on_wire,
+            self.in_appliance
+        )
+    }
 }
 
 impl ClientOp {
@@ -100,6 +116,8 @@ pub(crate) struct Client {
     pub(crate) ops: BTreeMap<u32, ClientOp>,
     next_probe: u64,
     pub(crate) retransmits: u64,
+    /// A command may have become gone since the last look.
+    pub(crate) changed: bool,
 }
 
 impl Client {
@@ -116,6 +134,7 @@ impl Client {
             ops: BTreeMap::new(),
             next_probe: 0,
             retransmits: 0,
+            changed: false,
         }
     }
 
@@ -147,8 +166,10 @@ impl Client {
             return out;
         }
         if (self.sectors == 0 || self.reidentify)
+            && now >= self.next_probe
             && !self.ops.values().any(|o| o.kind == Kind::Identify && !o.answered)
         {
+            self.next_probe = now + PROBE_NS;
             self.add(ClientOp::new(Kind::Identify, 0, 0, Vec::new(), 0, now));
         }
         let target = self.target.unwrap_or(Mac::BROADCAST);
@@ -203,6 +224,7 @@ impl Client {
 
     /// `intact` copies of the request tagged `tag` are on their way.
     pub(crate) fn sent(&mut self, tag: u32, intact: u8) {
+        self.changed = true;
         if let Some(o) = self.ops.get_mut(&tag) {
             o.on_wire += u32::from(intact);
         }
@@ -210,6 +232,7 @@ impl Client {
 
     /// A copy of `tag` reached the appliance.
     pub(crate) fn arrived(&mut self, tag: u32) {
+        self.changed = true;
         if let Some(o) = self.ops.get_mut(&tag) {
             o.on_wire = o.on_wire.saturating_sub(1);
             o.in_appliance += 1;
@@ -218,6 +241,7 @@ impl Client {
 
     /// A copy of `tag` on its way to the appliance was lost (the appliance went down).
     pub(crate) fn lost(&mut self, tag: u32) {
+        self.changed = true;
         if let Some(o) = self.ops.get_mut(&tag) {
             o.on_wire = o.on_wire.saturating_sub(1);
         }
@@ -225,6 +249,7 @@ impl Client {
 
     /// The appliance answered a copy of `tag` (seen as it leaves the appliance).
     pub(crate) fn answered_copy(&mut self, tag: u32) {
+        self.changed = true;
         if let Some(o) = self.ops.get_mut(&tag) {
             o.in_appliance = o.in_appliance.saturating_sub(1);
         }
@@ -232,6 +257,7 @@ impl Client {
 
     /// The appliance crashed: nothing it held will be answered or carried out.
     pub(crate) fn appliance_lost(&mut self) {
+        self.changed = true;
         for o in self.ops.values_mut() {
             o.in_appliance = 0;
         }
@@ -239,6 +265,7 @@ impl Client {
 
     /// A frame for this client arrived. Returns the answer to a block command.
     pub(crate) fn receive(&mut self, f: &[u8]) -> Option<Answer> {
+        self.changed = true;
         let pkt = parse(f).ok()?;
         let h = pkt.header;
         if !h.response || h.shelf != self.shelf || h.slot != self.slot {

@@ -51,6 +51,14 @@ pub(crate) struct WireStats {
     pub(crate) corrupted: u64,
 }
 
+/// A frame on the wire.
+pub(crate) struct Frame {
+    pub(crate) to: Port,
+    pub(crate) bytes: Vec<u8>,
+    /// False when corrupted on the way.
+    pub(crate) intact: bool,
+}
+
 const LATENCY_NS: u64 = 20_000;
 const JITTER_NS: u64 = 30_000;
 const REORDER_NS: u64 = 700_000;
@@ -59,7 +67,7 @@ pub(crate) struct Wire {
     pub(crate) front: Impair,
     pub(crate) back: Impair,
     queue: BinaryHeap<Reverse<(u64, u64)>>,
-    frames: HashMap<u64, (Port, Vec<u8>)>,
+    frames: HashMap<u64, Frame>,
     seq: u64,
     pub(crate) stats: WireStats,
 }
@@ -95,13 +103,19 @@ impl Wire {
             1
         };
         let mut fate = Fate::default();
-        for _ in 0..copies {
-            let mut f = frame.clone();
-            if rng.chance(imp.corrupt) {
+        let mut frame = Some(frame);
+        for k in 0..copies {
+            let mut f = if k + 1 == copies {
+                frame.take().unwrap_or_default()
+            } else {
+                frame.clone().unwrap_or_default()
+            };
+            let intact = !rng.chance(imp.corrupt);
+            if intact {
+                fate.intact += 1;
+            } else {
                 self.stats.corrupted += 1;
                 corrupt(rng, &mut f);
-            } else {
-                fate.intact += 1;
             }
             let mut at = now + LATENCY_NS + rng.below(JITTER_NS);
             if rng.chance(imp.reorder) {
@@ -110,7 +124,14 @@ impl Wire {
             }
             self.seq += 1;
             self.queue.push(Reverse((at, self.seq)));
-            self.frames.insert(self.seq, (to, f));
+            self.frames.insert(
+                self.seq,
+                Frame {
+                    to,
+                    bytes: f,
+                    intact,
+                },
+            );
         }
         fate
     }
@@ -121,7 +142,7 @@ impl Wire {
     }
 
     /// The next frame due by `now`.
-    pub(crate) fn pop_due(&mut self, now: u64) -> Option<(Port, Vec<u8>)> {
+    pub(crate) fn pop_due(&mut self, now: u64) -> Option<Frame> {
         let Reverse((t, s)) = *self.queue.peek()?;
         if t > now {
             return None;
@@ -130,13 +151,14 @@ impl Wire {
         self.frames.remove(&s)
     }
 
-    /// The appliance is down: frames on their way to it are lost. Returns them.
+    /// The appliance is down: frames on their way to it are lost. Returns the
+    /// intact ones.
     pub(crate) fn drop_to_appliance(&mut self) -> Vec<(Port, Vec<u8>)> {
         let mut lost = Vec::new();
-        self.frames.retain(|_, (to, f)| {
-            let keep = !matches!(to, Port::Front | Port::Back);
-            if !keep {
-                lost.push((*to, std::mem::take(f)));
+        self.frames.retain(|_, f| {
+            let keep = !matches!(f.to, Port::Front | Port::Back);
+            if !keep && f.intact {
+                lost.push((f.to, std::mem::take(&mut f.bytes)));
             }
             keep
         });

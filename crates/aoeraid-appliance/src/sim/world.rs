@@ -66,6 +66,8 @@ pub(crate) struct World {
     pub(crate) stats: SimStats,
     next_fault_op: u64,
     grown: bool,
+    /// (ops, time) when the op count last moved; when liveness is checked next.
+    progress: (u64, u64, u64),
     /// No new faults (the final check).
     healing: bool,
     /// Arrays an operator action or fault is still working on.
@@ -105,6 +107,7 @@ impl World {
             stats: SimStats::default(),
             next_fault_op: 300,
             grown: false,
+            progress: (0, 0, 0),
             healing: false,
             busy_arrays: Vec::new(),
             buf: vec![0; 9216],
@@ -241,7 +244,14 @@ impl World {
             next = next.min(t);
         }
         if let Some(c) = &self.core {
-            next = next.min(c.poll_timeout().saturating_duration_since(self.base).as_nanos() as u64);
+            // A deadline already past was handled at `now` (an engine may keep one
+            // while the work it waits for cannot start): the next event is later.
+            let t = c.poll_timeout().saturating_duration_since(self.base).as_nanos() as u64;
+            if t > self.now {
+                next = next.min(t);
+            } else {
+                next = next.min(self.now + 10_000_000);
+            }
         }
         for c in &self.clients {
             if let Some(t) = c.next_deadline() {
@@ -252,8 +262,8 @@ impl World {
             next = next.min(t);
         }
         self.now = next.max(self.now);
-        while let Some((to, f)) = self.wire.pop_due(self.now) {
-            self.deliver(to, f)?;
+        while let Some(f) = self.wire.pop_due(self.now) {
+            self.deliver(f.to, f.bytes, f.intact)?;
         }
         if let Some(c) = self.core.as_mut() {
             if c.poll_timeout() <= self.base + ns(self.now) {
@@ -264,11 +274,11 @@ impl World {
         self.pump()
     }
 
-    fn deliver(&mut self, to: Port, f: Vec<u8>) -> Result<(), String> {
+    fn deliver(&mut self, to: Port, f: Vec<u8>, intact: bool) -> Result<(), String> {
         let at = self.at();
         match to {
             Port::Front => {
-                if let Some((mac, tag)) = request_id(&f) {
+                if let Some((mac, tag)) = request_id(&f).filter(|_| intact) {
                     if let Some(c) = self.clients.iter_mut().find(|c| c.mac == mac) {
                         if self.core.is_some() {
                             c.arrived(tag);
@@ -286,7 +296,7 @@ impl World {
                     };
                     let before = dropped(core);
                     core.handle_front_frame(at, 0, &f);
-                    if dropped(core) != before {
+                    if intact && dropped(core) != before {
                         // The target refused the copy (its queues were full): it
                         // will never be carried out.
                         self.stats.target_drops += 1;
@@ -341,10 +351,12 @@ impl World {
                     moved = true;
                     let f = self.buf[..t.len].to_vec();
                     let dst = Header::parse(&f).map(|h| h.dst).unwrap_or(Mac::BROADCAST);
-                    for (i, b) in self.blades.iter().enumerate() {
-                        if dst == Mac::BROADCAST || b.disk.mac == dst {
+                    if dst == Mac::BROADCAST {
+                        for i in 0..self.blades.len() {
                             self.wire.send(&mut self.rng, self.now, Port::Blade(i), f.clone());
                         }
+                    } else if let Some(i) = self.blades.iter().position(|b| b.disk.mac == dst) {
+                        self.wire.send(&mut self.rng, self.now, Port::Blade(i), f);
                     }
                 }
                 while let Some((_, len)) = core.poll_front_transmit(&mut self.buf) {
@@ -356,10 +368,12 @@ impl World {
                         }
                     }
                     let dst = Header::parse(&f).map(|h| h.dst).unwrap_or(Mac::BROADCAST);
-                    for i in 0..self.clients.len() {
-                        if dst == Mac::BROADCAST || self.clients[i].mac == dst {
+                    if dst == Mac::BROADCAST {
+                        for i in 0..self.clients.len() {
                             self.wire.send(&mut self.rng, self.now, Port::Client(i), f.clone());
                         }
+                    } else if let Some(i) = self.clients.iter().position(|c| c.mac == dst) {
+                        self.wire.send(&mut self.rng, self.now, Port::Client(i), f);
                     }
                 }
             }
@@ -382,6 +396,9 @@ impl World {
     /// Writes no copy of which can land any more leave the model's flux.
     fn resolve(&mut self) {
         for c in &mut self.clients {
+            if !std::mem::take(&mut c.changed) {
+                continue;
+            }
             let gone: Vec<u32> = c
                 .ops
                 .iter()
@@ -485,8 +502,27 @@ impl World {
         }
     }
 
-    /// A command in flight too long means the appliance lost it.
-    fn check_liveness(&self) -> Result<(), String> {
+    /// A command in flight too long means the appliance lost it; no answer at all
+    /// for that long means the clients cannot reach the export.
+    fn check_liveness(&mut self) -> Result<(), String> {
+        if self.stats.ops != self.progress.0 {
+            self.progress = (self.stats.ops, self.now, self.progress.2);
+        } else if self.now > self.progress.1 + STUCK_NS {
+            let cs: Vec<String> = self
+                .clients
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}: export {:?}, {} sectors, {} commands",
+                        c.mac,
+                        c.target,
+                        c.sectors,
+                        c.ops.len()
+                    )
+                })
+                .collect();
+            return Err(format!("no client command answered for 120s: {cs:?}"));
+        }
         for (i, c) in self.clients.iter().enumerate() {
             for o in c.ops.values() {
                 if !o.answered && self.now > o.issued_at + STUCK_NS {
@@ -791,7 +827,8 @@ impl World {
         }
         let (pool, now) = boot::discover(&self.config, &mut self.blades, self.base, self.now);
         self.now = now;
-        let core = boot::assemble_all(&self.config, pool, &self.blades, &mut self.host, self.at())
+        let at = self.at();
+        let core = boot::assemble_all(&self.config, pool, &self.blades, &mut self.host, at)
             .map_err(|e| format!("restart after crash: {e}"))?;
         self.core = Some(core);
         // A grow is on the superblocks only through the config; re-apply it.
@@ -821,7 +858,10 @@ impl World {
             self.maybe_fault()?;
             self.issue();
             self.step()?;
-            self.check_liveness()?;
+            if self.now >= self.progress.2 {
+                self.progress.2 = self.now + 1_000_000_000;
+                self.check_liveness()?;
+            }
         }
         self.final_check()
     }
@@ -839,7 +879,22 @@ impl World {
             self.step()?;
             self.check_liveness()?;
             if self.now > end {
-                return Err("client commands never finished".into());
+                let left: Vec<String> = self
+                    .clients
+                    .iter()
+                    .flat_map(|c| c.ops.values().map(|o| format!("{o:?}")))
+                    .take(4)
+                    .collect();
+                let inside = self.core.as_ref().map(|c| {
+                    (
+                        c.exports().map_or(0, |x| x.target().requests_in_flight()),
+                        c.drained(),
+                        c.member_io_in_flight(),
+                    )
+                });
+                return Err(format!(
+                    "client commands never finished: {left:?}; appliance (target requests, drained, member I/O): {inside:?}"
+                ));
             }
         }
         for b in &mut self.blades {
