@@ -917,8 +917,17 @@ impl World {
                 break;
             }
             if self.now > deadline {
-                let st: Vec<_> = unsettled.iter().filter_map(|a| self.engine(a).map(|e| e.status())).collect();
-                return Err(format!("arrays never settled: {st:#?}"));
+                let st: Vec<String> = unsettled
+                    .iter()
+                    .map(|a| {
+                        let e = self.engine(a).map(|e| {
+                            let s = e.status();
+                            (s.state, s.sync.map(|x| x.kind), s.raid_disks)
+                        });
+                        format!("{a}: {e:?} members {:?}", self.members(a))
+                    })
+                    .collect();
+                return Err(format!("arrays never settled: {st:?}"));
             }
             for a in &unsettled {
                 self.heal(a)?;
@@ -967,12 +976,26 @@ impl World {
         st.sync.is_none()
             && st.state != ArrayState::Resyncing
             && members.iter().filter(|m| m.2).count() == st.raid_disks
-            && members.iter().filter(|m| m.2).all(|m| m.1 == MemberState::Active)
+            && members
+                .iter()
+                .filter(|m| m.2)
+                .all(|m| m.1 == MemberState::Active && !self.blades[m.0].disk.dead)
     }
 
     /// A degraded array with nothing to rebuild onto gets a blade: its own member
     /// failed by an operator if alive, else a new one.
     fn heal(&mut self, a: &str) -> Result<(), String> {
+        // A blade that died under an idle array goes unnoticed until I/O reaches
+        // it: the operator fails its member by hand.
+        for m in self.members(a) {
+            if m.2 && m.1 == MemberState::Active && self.blades[m.0].gone {
+                let member = self.blades[m.0].addr.clone();
+                let _ = self.command(Command::Fail {
+                    array: a.to_string(),
+                    member,
+                });
+            }
+        }
         let Some(e) = self.engine(a) else {
             return Ok(());
         };
