@@ -134,3 +134,94 @@ fn sighup_applies_allow_list_and_config_string_live() {
         "{log}"
     );
 }
+
+/// SIGHUP swaps the event program and the back end's dead time: a daemon started
+/// without a program and with a dead time of a minute runs the new program for
+/// the events of a blade that a reload's two-second dead time declares dead
+/// long before the old minute is up.
+#[test]
+fn sighup_swaps_event_program_and_dead_after() {
+    let test = "sighup_swaps_event_program";
+    if !lab::require_root(test) || !lab::require_tools(test, &["vblade"]) {
+        return;
+    }
+    let blades = [
+        BladeSpec::new(0, 0, 32 * MIB),
+        BladeSpec::new(1, 0, 32 * MIB),
+    ];
+    let lab = Lab::with_blades("areload2", 9000, &blades).expect("lab");
+    let back = lab.add_initiator_port(&Segment::BACK).expect("back port");
+    let front = lab.add_front_port().expect("front port");
+    let dir = lab.dir().to_path_buf();
+    let events = dir.join("events.log");
+    let prog = lab
+        .write_file(
+            "on-event",
+            &format!("#!/bin/sh\necho \"$@\" >> {}\n", events.display()),
+        )
+        .expect("event program");
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let yaml = |appliance_extra: &str, dead_after: &str| {
+        format!(
+            "appliance: {{name: lab, state_dir: {d}/state, control_socket: {d}/ctl.sock\
+             {appliance_extra}}}\n\
+             backend: {{interfaces: [{back}], dead_after: {dead_after}}}\n\
+             frontend: {{interfaces: [{front}]}}\n\
+             arrays:\n  - {{name: data, level: raid1, members: [e0.0, e1.0]}}\n\
+             volumes:\n  - {{name: vol, arrays: [data], export: {{shelf: {SHELF}, slot: {SLOT}}}}}\n",
+            d = dir.display(),
+        )
+    };
+    let cfg = lab
+        .write_file("appliance.yaml", &yaml("", "60s"))
+        .expect("yaml");
+    let cfg = cfg.display().to_string();
+    let mut daemon = Daemon::create_and_run(&lab, &cfg);
+    let t = Instant::now();
+    while !lab.aoeraid(&["status", "--config", &cfg]).0 {
+        assert!(t.elapsed() < Duration::from_secs(30), "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    lab.write_file(
+        "appliance.yaml",
+        &yaml(&format!(", event_program: {}", prog.display()), "2s"),
+    )
+    .expect("yaml");
+    daemon.proc().signal(libc::SIGHUP).expect("SIGHUP");
+    let t = Instant::now();
+    while !daemon.log().contains("reload: backend: dead_after 2s") {
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        daemon.log().contains("reload: event program"),
+        "{}",
+        daemon.log()
+    );
+
+    // e1.0 stops answering; a scrub sends it reads it never answers.
+    lab.blade(1, 0).stop().expect("SIGSTOP e1.0");
+    let stopped = Instant::now();
+    let (ok, out) = lab.aoeraid(&["scrub", "data", "--config", &cfg]);
+    assert!(ok, "scrub: {out}");
+    let seen = |what: &str| {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(what) && l.contains("e1.0"))
+    };
+    while !(seen("DeviceDisappeared data") && seen("Fail data")) {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "no DeviceDisappeared/Fail for e1.0 through the new program within 20 s \
+             (the old dead time was 60 s):\nevents: {:?}\n{}",
+            std::fs::read_to_string(&events),
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.blade(1, 0).cont().expect("SIGCONT e1.0");
+    daemon.stop();
+}

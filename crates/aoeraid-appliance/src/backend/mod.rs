@@ -194,7 +194,9 @@ impl Backend {
             self.pool.handle_timeout(now);
         }
         let pool = &mut self.pool;
-        let out_of_slots = self.socks.transmit(ring, |buf| pool.poll_transmit(now, buf));
+        let out_of_slots = self
+            .socks
+            .transmit(ring, |buf| pool.poll_transmit(now, buf));
         if out_of_slots && self.pool.has_transmit() {
             self.socks.stats.slot_waits += 1;
         }

@@ -5,8 +5,8 @@
 //! ([`Exports::poll_transmit`]): when send buffers run out requests are delayed,
 //! never dropped.
 
-use aoe_target::{Action, ExportConfig, ExportId, IfaceId, ReqId, SharedExport, Target};
 use aoe_target::TargetConfig;
+use aoe_target::{Action, ExportConfig, ExportId, IfaceId, ReqId, SharedExport, Target};
 use aoe_wire::Mac;
 use raid_engine::{VolumeCompletion, VolumeOp, VolumeRequest, SECTOR};
 use std::collections::VecDeque;
@@ -251,7 +251,9 @@ impl Exports {
                         self.target.sync_done(export, true, &mut actions);
                     }
                 }
-                Action::Reply { req, iface } => self.pending.push_back(Pending::Reply { req, iface }),
+                Action::Reply { req, iface } => {
+                    self.pending.push_back(Pending::Reply { req, iface })
+                }
                 Action::Persist { export } => self.persist.push(usize::from(export.0)),
             }
             // Actions appended by calls made above run in this pass too.

@@ -93,8 +93,10 @@ pub(crate) trait IoObserver {
 }
 
 /// An observer that keeps nothing.
+#[cfg(test)]
 pub(crate) struct NoObserver;
 
+#[cfg(test)]
 impl IoObserver for NoObserver {
     fn volume_io(&mut self, _: usize, _: VolumeOp, _: u64, _: f64, _: bool) {}
     fn member_io(&mut self, _: &MemberAddr, _: MemberOp, _: u64, _: f64, _: bool) {}
@@ -225,7 +227,8 @@ impl Core {
         }
         let x = self.exports.as_mut()?;
         let saves = x.take_persist();
-        self.notices.extend(saves.into_iter().map(Notice::SaveExport));
+        self.notices
+            .extend(saves.into_iter().map(Notice::SaveExport));
         self.notices.pop_front()
     }
 
@@ -276,14 +279,6 @@ impl Core {
 
     pub(crate) fn exports(&self) -> Option<&Exports> {
         self.exports.as_ref()
-    }
-
-    pub(crate) fn volumes(&self) -> &[Volume] {
-        &self.vols
-    }
-
-    pub(crate) fn config(&self) -> &Config {
-        &self.config
     }
 
     // ---- stopping ---------------------------------------------------------------
@@ -418,11 +413,7 @@ impl Core {
         self.member_started
             .insert(t, (self.now, io.op, bytes, io.member));
         match loc {
-            Location::File(file) => self.file_ios.push_back(FileIo {
-                token: t,
-                file,
-                io,
-            }),
+            Location::File(file) => self.file_ios.push_back(FileIo { token: t, file, io }),
             Location::Blade(blade) => {
                 let r = match self.pool.as_mut() {
                     Some(pool) => submit_to_blade(pool, self.now, blade, io, t),
@@ -486,4 +477,3 @@ impl Core {
         self.notices.push_back(Notice::Log(priority, line));
     }
 }
-

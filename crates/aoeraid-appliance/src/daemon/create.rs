@@ -8,8 +8,8 @@
 
 use super::inuse::{in_use_reason, PROBE_SECTORS};
 use super::members::Devices;
-use crate::core::Location;
 use crate::config::{self, ArraySpec, Config, Integrity, MemberAddr};
+use crate::core::Location;
 use anyhow::{anyhow, bail, Context};
 use raid_engine::config::{ArrayConfig, MemberSpec};
 use raid_engine::{Engine, MemberIo, MemberOp, SECTOR};

@@ -149,7 +149,11 @@ impl IoObserver for IoMetrics {
             self.members.insert(member.clone(), h);
         }
         let h = &self.members[member];
-        let io = if op == MemberOp::Read { &h.read } else { &h.write };
+        let io = if op == MemberOp::Read {
+            &h.read
+        } else {
+            &h.write
+        };
         io.record(bytes, secs, ok);
     }
 }

@@ -3,18 +3,18 @@
 //! signal handling (SIGTERM clean stop, SIGHUP reload).
 
 use super::assemble::{assemble_array, spare_is_blank};
-use super::create::DISCOVERY_TIMEOUT;
 use super::create::random_uuid;
+use super::create::DISCOVERY_TIMEOUT;
 use super::datapath::{Cmd, DataPath, FrontSockets, IoMetrics};
 use super::members::Devices;
 use crate::config::{self, Config, MemberAddr, Rate};
+use crate::control::sdnotify::{watchdog_interval, Notifier};
+use crate::control::status::Status;
+use crate::control::{ControlHandler, ControlServer};
 use crate::core::{
     Array, Command, Core, CoreParts, ExportDef, Exports, Location, MemberMap, Reply, Spare,
     SpareGroups, Volume,
 };
-use crate::control::sdnotify::{watchdog_interval, Notifier};
-use crate::control::status::Status;
-use crate::control::{ControlHandler, ControlServer};
 use crate::events::{self, Dispatcher, DispatcherOptions, Event, EventKind};
 use crate::frontend::StateFile;
 use crate::metrics::http::MetricsServer;
