@@ -3,7 +3,7 @@
 
 use crate::frontend::{self, Control, ExportSpec, FrontendConfig};
 use anyhow::Context;
-use aoe_wire::Mac;
+use aoe_wire::{AoeAddr, Mac};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,9 +78,7 @@ fn install_signals() -> anyhow::Result<()> {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    if args.shelf == 0xFFFF || args.shelf == 0x0FFF || args.slot == 0xFF {
-        anyhow::bail!("shelf 65535/4095 and slot 255 are broadcast/reserved values");
-    }
+    AoeAddr::new(args.shelf, args.slot).context("--shelf/--slot")?;
     let cfg = FrontendConfig {
         ifaces: args.ifaces.clone(),
         exports: vec![ExportSpec {
