@@ -10,21 +10,25 @@ use std::path::{Path, PathBuf};
 
 /// An opened store.
 #[derive(Debug)]
-pub struct Store {
-    pub path: PathBuf,
-    pub file: File,
+pub(crate) struct ExportFile {
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
     /// Opened with O_DIRECT (payloads go to/from frames in place, no page cache).
-    pub direct: bool,
-    pub read_only: bool,
+    pub(crate) direct: bool,
+    pub(crate) read_only: bool,
 }
 
-impl Store {
+impl ExportFile {
     /// Opens `path`; with `try_direct`, O_DIRECT is used if 512-byte direct
     /// reads work (see [`Backing::open_sector_direct`]).
-    pub fn open(path: &Path, read_only: bool, try_direct: bool) -> anyhow::Result<Store> {
+    pub(crate) fn open(
+        path: &Path,
+        read_only: bool,
+        try_direct: bool,
+    ) -> anyhow::Result<ExportFile> {
         let backing = Backing::open_sector_direct(path, read_only, try_direct)
             .with_context(|| format!("open {}", path.display()))?;
-        let s = Store {
+        let s = ExportFile {
             path: path.to_path_buf(),
             file: backing.file,
             direct: backing.direct,
@@ -38,7 +42,7 @@ impl Store {
 
     /// Size in whole 512-byte sectors (a partial last sector is not exported,
     /// as vblade does). Works for regular files and block devices.
-    pub fn sectors(&self) -> anyhow::Result<u64> {
+    pub(crate) fn sectors(&self) -> anyhow::Result<u64> {
         let mut f = &self.file;
         let bytes = f
             .seek(SeekFrom::End(0))
