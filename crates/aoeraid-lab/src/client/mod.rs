@@ -1,0 +1,435 @@
+//! Real Linux clients: Debian's kernel in qemu-system-x86_64 running the
+//! in-kernel `aoe` initiator against whatever answers on a lab segment.
+//!
+//! Each guest gets a tap on the segment's bridge (inside the lab namespace;
+//! qemu itself runs there via `ip netns exec`), its own MAC, the shared base
+//! initramfs plus a per-run archive with its workloads, and a serial console
+//! written to `<lab dir>/guest-N.console`. The guest's /init (see
+//! realclient/guest/init) reports results on that console; this module
+//! follows the consoles while the guests run, hands every line to an optional
+//! hook (so a test can act on `REALCLIENT-EVENT` lines, e.g. grow an export
+//! when the revalidate workload is ready), and parses the outcome.
+
+mod cpio;
+mod image;
+mod report;
+
+pub use report::{ClientResult, Outcome};
+
+use std::fs;
+use std::io;
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::proc::Proc;
+use super::sh::{err, ip};
+use super::{Lab, Segment};
+
+/// A guest workload (busybox sh script run by the guest's /init).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// 64 MiB (SMOKE_MB) per-sector-unique pattern, O_DIRECT write, read,
+    /// compare; sub-sector writes. Each guest uses region index*SMOKE_MB.
+    Smoke,
+    /// mkfs.ext4, files, umount, e2fsck -fn clean, remount, SHA-256 (alone only).
+    Ext4,
+    /// Guest i writes+verifies share i, barrier through marker sectors in the
+    /// device's last MiB, then verifies every other guest's share.
+    Halves,
+    /// Emits `REALCLIENT-EVENT revalidate-ready`; the host grows the export;
+    /// the guest revalidates until the size changes (REVALIDATE_EXPECT_SECTORS).
+    Revalidate,
+    /// sysfs state "up" and aoe-stat listing the device up; driver view as metrics.
+    Stat,
+    /// Any busybox sh script; `name` is [A-Za-z0-9_-]+. Source
+    /// /lib/realclient/common.sh for metric/info/fail/pattern helpers.
+    Script { name: String, body: String },
+}
+
+impl Workload {
+    pub fn name(&self) -> &str {
+        match self {
+            Workload::Smoke => "smoke",
+            Workload::Ext4 => "ext4",
+            Workload::Halves => "halves",
+            Workload::Revalidate => "revalidate",
+            Workload::Stat => "stat",
+            Workload::Script { name, .. } => name,
+        }
+    }
+    fn body(&self) -> io::Result<Vec<u8>> {
+        match self {
+            Workload::Script { name, body } => {
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(err(format!(
+                        "workload name '{name}' must be [A-Za-z0-9_-]+"
+                    )));
+                }
+                Ok(body.clone().into_bytes())
+            }
+            w => image::workload_script(w.name()),
+        }
+    }
+}
+
+/// One guest to boot.
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    /// AoE address the guest waits for, "eS.L".
+    pub target: String,
+    pub workloads: Vec<Workload>,
+    /// Exported to the workloads (SMOKE_MB, EXT4_BIG_MB, REVALIDATE_EXPECT_SECTORS, ...).
+    pub env: Vec<(String, String)>,
+    /// MTU of the tap and guest eth0 (virtio host_mtu); default the lab's.
+    pub mtu: Option<u32>,
+    pub mem_mib: u32,
+    /// Hard limit for the guest's whole run (then qemu is killed).
+    pub timeout: Duration,
+    pub segment: Segment,
+    /// More NICs (eth1, eth2, ...), one per segment: several paths.
+    pub extra_segments: Vec<Segment>,
+    /// Extra aoe.ko parameters, e.g. "aoe_deadsecs=20 aoe_maxout=8".
+    pub aoe_params: String,
+    /// How long /init waits for the device to appear with a size.
+    pub discover_wait: Duration,
+    /// Extra kernel command line.
+    pub cmdline: String,
+}
+
+impl ClientSpec {
+    pub fn new(target: &str, workloads: &[Workload]) -> ClientSpec {
+        ClientSpec {
+            target: target.to_string(),
+            workloads: workloads.to_vec(),
+            env: Vec::new(),
+            mtu: None,
+            mem_mib: 512,
+            timeout: Duration::from_secs(300),
+            segment: Segment::FRONT,
+            extra_segments: Vec::new(),
+            aoe_params: String::new(),
+            discover_wait: Duration::from_secs(30),
+            cmdline: String::new(),
+        }
+    }
+    pub fn env(mut self, key: &str, value: &str) -> ClientSpec {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+    pub fn timeout(mut self, t: Duration) -> ClientSpec {
+        self.timeout = t;
+        self
+    }
+    pub fn mtu(mut self, mtu: u32) -> ClientSpec {
+        self.mtu = Some(mtu);
+        self
+    }
+}
+
+fn valid_target(t: &str) -> bool {
+    t.strip_prefix('e')
+        .and_then(|r| r.split_once('.'))
+        .is_some_and(|(s, l)| s.parse::<u16>().is_ok() && l.parse::<u8>().is_ok())
+}
+
+fn shell_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "'\\''"))
+}
+
+struct Running {
+    proc: Proc,
+    console: std::path::PathBuf,
+    seen: usize,
+    partial: String,
+    started: Instant,
+    deadline: Instant,
+    wall: Option<Duration>,
+    timed_out: bool,
+    status: Option<std::process::ExitStatus>,
+    taps: Vec<String>,
+    mac: String,
+}
+
+impl Lab {
+    /// Boots one guest and waits for it to finish.
+    pub fn boot_client(&self, spec: ClientSpec) -> io::Result<ClientResult> {
+        Ok(self.boot_clients_with(&[spec], |_, _| {})?.remove(0))
+    }
+
+    /// Boots all guests at once (guest i gets AOE_GUEST_INDEX=i,
+    /// AOE_GUEST_COUNT=len) and waits for all of them.
+    pub fn boot_clients(&self, specs: &[ClientSpec]) -> io::Result<Vec<ClientResult>> {
+        self.boot_clients_with(specs, |_, _| {})
+    }
+
+    /// Like `boot_clients`; `on_line(guest, line)` sees every console line
+    /// as it arrives (called on this thread; the guests keep running while it
+    /// works). Err only for setup problems: a guest that fails, crashes or
+    /// times out is a `ClientResult` with `passed == false`.
+    pub fn boot_clients_with(
+        &self,
+        specs: &[ClientSpec],
+        mut on_line: impl FnMut(usize, &str),
+    ) -> io::Result<Vec<ClientResult>> {
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kernel = image::find_kernel()?;
+        let boot = image::boot_image(&kernel)?;
+        let base = fs::read(image::base_initramfs(&kernel)?)?;
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(1)
+            % 1_000_000_000
+            + std::process::id();
+        let accel = std::env::var("AOERAID_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
+        let mut running = Vec::new();
+        let result = (|| -> io::Result<()> {
+            for (i, spec) in specs.iter().enumerate() {
+                running.push(self.start_guest(i, specs.len(), spec, &boot, &base, seed, &accel)?);
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            for r in &running {
+                for t in &r.taps {
+                    let _ = ip(self.ns(), &["link", "del", t]);
+                }
+            }
+            return Err(e);
+        }
+
+        // Follow the consoles until every qemu has exited.
+        loop {
+            let mut alive = 0;
+            for (i, r) in running.iter_mut().enumerate() {
+                if let Ok(bytes) = fs::read(&r.console) {
+                    if bytes.len() > r.seen {
+                        r.partial
+                            .push_str(&String::from_utf8_lossy(&bytes[r.seen..]));
+                        r.seen = bytes.len();
+                        while let Some(pos) = r.partial.find('\n') {
+                            let line: String = r.partial.drain(..=pos).collect();
+                            on_line(i, line.trim_end_matches(['\n', '\r']));
+                        }
+                    }
+                }
+                if r.status.is_some() {
+                    continue;
+                }
+                if let Some(st) = r.proc.try_wait()? {
+                    r.status = Some(st);
+                    r.wall = Some(r.started.elapsed());
+                    continue;
+                }
+                if Instant::now() >= r.deadline {
+                    r.timed_out = true;
+                    r.status = Some(r.proc.kill()?);
+                    r.wall = Some(r.started.elapsed());
+                    continue;
+                }
+                alive += 1;
+            }
+            if alive == 0 {
+                break;
+            }
+            sleep(Duration::from_millis(100));
+        }
+
+        let mut results = Vec::new();
+        for (i, r) in running.into_iter().enumerate() {
+            let console = fs::read(&r.console)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let mut res = ClientResult::parse(i, console);
+            res.wall = r.wall.unwrap_or_default();
+            res.timed_out = r.timed_out;
+            res.qemu_status = r.status;
+            res.mac = r.mac.clone();
+            res.tap = r.taps.join(",");
+            if !res.passed && res.failure.is_none() {
+                res.failure = Some(if r.timed_out {
+                    format!("timed out after {:?}", specs[i].timeout)
+                } else {
+                    format!(
+                        "no result line (qemu {:?}): {}",
+                        r.status,
+                        r.proc.log().trim()
+                    )
+                });
+            }
+            for t in &r.taps {
+                let _ = ip(self.ns(), &["link", "del", t]);
+            }
+            results.push(res);
+        }
+        Ok(results)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_guest(
+        &self,
+        index: usize,
+        count: usize,
+        spec: &ClientSpec,
+        kernel: &std::path::Path,
+        base: &[u8],
+        seed: u32,
+        accel: &str,
+    ) -> io::Result<Running> {
+        if !valid_target(&spec.target) {
+            return Err(err(format!("target '{}' must look like e1.1", spec.target)));
+        }
+        if spec.workloads.is_empty() {
+            return Err(err("a client needs at least one workload"));
+        }
+        let n = self
+            .guest_counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut taps = Vec::new();
+        match self.guest_with_taps(n, index, count, spec, kernel, base, seed, accel, &mut taps) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                for t in &taps {
+                    let _ = ip(self.ns(), &["link", "del", t]);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn guest_with_taps(
+        &self,
+        n: u32,
+        index: usize,
+        count: usize,
+        spec: &ClientSpec,
+        kernel: &std::path::Path,
+        base: &[u8],
+        seed: u32,
+        accel: &str,
+        taps: &mut Vec<String>,
+    ) -> io::Result<Running> {
+        let mtu = spec.mtu.unwrap_or(self.mtu());
+        let segments: Vec<&Segment> = std::iter::once(&spec.segment)
+            .chain(&spec.extra_segments)
+            .collect();
+        let mut nics = Vec::new();
+        for (k, seg) in segments.iter().enumerate() {
+            let bridge = self.segment(seg)?;
+            let tap = if k == 0 {
+                format!("tap{n}")
+            } else {
+                format!("tap{n}-{k}")
+            };
+            let mac = format!("52:54:00:a{k:x}:{:02x}:{:02x}", (n >> 8) & 0xff, n & 0xff);
+            ip(self.ns(), &["tuntap", "add", "dev", &tap, "mode", "tap"])?;
+            taps.push(tap.clone());
+            ip(self.ns(), &["link", "set", &tap, "mtu", &mtu.to_string()])?;
+            ip(self.ns(), &["link", "set", &tap, "master", &bridge])?;
+            ip(self.ns(), &["link", "set", &tap, "up"])?;
+            nics.push((tap, mac));
+        }
+
+        let mut env = format!(
+            "RC_TARGET={}\nRC_WAIT={}\nRC_AOE_PARAMS={}\n",
+            spec.target,
+            spec.discover_wait.as_secs().max(1),
+            shell_quote(&spec.aoe_params)
+        );
+        let mut defaults = vec![
+            ("SMOKE_SEED", seed.to_string()),
+            ("HALVES_SEED", seed.to_string()),
+        ];
+        defaults.retain(|(k, _)| !spec.env.iter().any(|(u, _)| u == k));
+        for (k, v) in defaults
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .chain(spec.env.iter().cloned())
+        {
+            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(err(format!("bad environment variable name '{k}'")));
+            }
+            env.push_str(&format!("export {k}={}\n", shell_quote(&v)));
+        }
+        let mut scripts = Vec::new();
+        for w in &spec.workloads {
+            scripts.push((w.name().to_string(), w.body()?));
+        }
+        let mut initrd = base.to_vec();
+        initrd.extend(image::overlay(&env, &scripts));
+        let initrd_path = self.dir().join(format!("guest-{n}.cpio"));
+        fs::write(&initrd_path, initrd)?;
+        let console = self.dir().join(format!("guest-{n}.console"));
+        fs::write(&console, b"")?;
+
+        let mut append = format!(
+            "console=ttyS0,115200 panic=-1 quiet loglevel=4 ipv6.disable=1 rc.index={index} rc.count={count} rc.mtu={mtu} rc.nics={}",
+            nics.len()
+        );
+        if !spec.cmdline.is_empty() {
+            append.push(' ');
+            append.push_str(&spec.cmdline);
+        }
+        let mut cmd = self.cmd("qemu-system-x86_64");
+        if accel == "kvm" {
+            cmd.args(["-accel", "kvm", "-cpu", "host,-arch-capabilities"]);
+        } else {
+            cmd.args(["-accel", "tcg", "-cpu", "max"]);
+        }
+        cmd.args([
+            "-m",
+            &spec.mem_mib.to_string(),
+            "-smp",
+            "1",
+            "-machine",
+            "q35",
+        ])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(&initrd_path)
+        .args(["-append", &append])
+        .arg("-chardev")
+        .arg(format!("file,id=ser0,path={}", console.display()))
+        .args(["-serial", "chardev:ser0"]);
+        for (k, (tap, mac)) in nics.iter().enumerate() {
+            cmd.arg("-netdev")
+                .arg(format!("tap,id=n{k},ifname={tap},script=no,downscript=no"))
+                .arg("-device")
+                .arg(format!(
+                    "virtio-net-pci,netdev=n{k},mac={mac},host_mtu={mtu}"
+                ));
+        }
+        let proc = self.spawn(&format!("qemu-guest-{n}"), cmd)?;
+        let started = Instant::now();
+        Ok(Running {
+            proc,
+            console,
+            seen: 0,
+            partial: String::new(),
+            started,
+            deadline: started + spec.timeout,
+            wall: None,
+            timed_out: false,
+            status: None,
+            taps: taps.clone(),
+            mac: nics[0].1.clone(),
+        })
+    }
+}
