@@ -73,7 +73,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         stat_interval: Duration::from_secs(args.stat_interval.max(1)),
     };
     let prepared = Arc::new(frontend::prepare(cfg)?);
-    let store = &prepared.stores[0];
+    let store = prepared.store(0);
     eprintln!(
         "aoeraid serve: e{}.{} {} ({} sectors, {}{}) on {} with {} thread(s), buffer count {}",
         args.shelf,
@@ -103,18 +103,19 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     ctl.stop.store(true, Ordering::Release);
     let _ = watcher.join();
     let s = summary?;
-    let c = s.core;
+    let (c, d) = (s.core, s.driver);
     eprintln!(
         "aoeraid serve: stopped; frames={} reads={} writes={} syncs={} synced_acks={} malformed={} \
          responses_ignored={} not_addressed={} masked={} unknown_command={} vendor_ignored={} \
          client_queue_full={} target_queue_full={} driver_dropped={} broadcast_limited={} \
          reservation_conflicts={} ata_errors={} io_errors={} control_replies={} announcements={} \
-         replies_deferred={} ctl_dropped={} submit_errors={} persist_errors={} kernel_dropped={}",
+         slot_waits={} ctl_dropped={} submit_errors={} send_errors={} persist_errors={} \
+         kernel_dropped={}",
         c.frames, c.reads, c.writes, c.syncs, c.synced_acks, c.malformed, c.responses_ignored,
         c.not_addressed, c.masked, c.unknown_command, c.vendor_ignored, c.client_queue_full,
         c.target_queue_full, c.driver_dropped, c.broadcast_limited, c.reservation_conflicts,
-        c.ata_errors, c.io_errors, c.control_replies, c.announcements, s.driver.replies_deferred,
-        s.driver.ctl_dropped, s.driver.submit_errors, s.driver.persist_errors, s.kernel_dropped,
+        c.ata_errors, c.io_errors, c.control_replies, c.announcements, d.slot_waits,
+        d.ctl_dropped, d.submit_errors, d.send_errors, d.persist_errors, s.kernel_dropped,
     );
     Ok(ExitCode::SUCCESS)
 }

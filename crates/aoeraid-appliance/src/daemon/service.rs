@@ -328,7 +328,6 @@ pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             shelf,
             slot,
             read_only: v.read_only,
-            sectors,
             state: sf,
             shared: SharedExport::new(st, sectors),
             volume: i,

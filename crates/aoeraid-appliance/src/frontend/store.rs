@@ -9,18 +9,22 @@ use std::path::{Path, PathBuf};
 
 /// An opened store.
 #[derive(Debug)]
-pub struct Store {
-    pub path: PathBuf,
-    pub file: File,
+pub(crate) struct ExportFile {
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
     /// Opened with O_DIRECT (payloads go to/from frames in place, no page cache).
-    pub direct: bool,
-    pub read_only: bool,
+    pub(crate) direct: bool,
+    pub(crate) read_only: bool,
 }
 
-impl Store {
+impl ExportFile {
     /// Opens `path`; with `try_direct`, O_DIRECT is used if 512-byte direct
     /// reads work (see [`DirectIo::IfSectorReadsWork`]).
-    pub fn open(path: &Path, read_only: bool, try_direct: bool) -> anyhow::Result<Store> {
+    pub(crate) fn open(
+        path: &Path,
+        read_only: bool,
+        try_direct: bool,
+    ) -> anyhow::Result<ExportFile> {
         let opts = BackingOptions {
             read_only,
             direct: if try_direct {
@@ -32,7 +36,7 @@ impl Store {
         };
         let backing =
             Backing::open(path, &opts).with_context(|| format!("open {}", path.display()))?;
-        let s = Store {
+        let s = ExportFile {
             path: path.to_path_buf(),
             file: backing.file,
             direct: backing.direct,
@@ -46,7 +50,7 @@ impl Store {
 
     /// Size in whole 512-byte sectors (a partial last sector is not exported,
     /// as vblade does). Works for regular files and block devices.
-    pub fn sectors(&self) -> anyhow::Result<u64> {
+    pub(crate) fn sectors(&self) -> anyhow::Result<u64> {
         let bytes =
             device_size(&self.file).with_context(|| format!("size of {}", self.path.display()))?;
         Ok(bytes / 512)
