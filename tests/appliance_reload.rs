@@ -3,14 +3,14 @@
 //! live — the front end enforces the new mask and answers Query Config with
 //! the new string — and are saved in the export's state file. Root only.
 
-#[path = "lab/mod.rs"]
-mod lab;
-#[path = "target_support.rs"]
-mod support;
+use aoeraid_lab as lab;
 
+use lab::frames::config_read;
+use lab::RawClient;
 use lab::{BladeSpec, Daemon, Lab, Segment};
 use std::time::{Duration, Instant};
-use support::{config_read, RawClient};
+
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
 
 const MIB: u64 = 1 << 20;
 const SHELF: u16 = 7;
@@ -58,7 +58,7 @@ fn sighup_applies_allow_list_and_config_string_live() {
         )
         .expect("yaml");
     let cfg = cfg.display().to_string();
-    let mut daemon = Daemon::create_and_run(&lab, &cfg);
+    let mut daemon = Daemon::create_and_run(&lab, AOERAID, &cfg);
 
     let cli = RawClient::open(lab.ns(), &client, &client_mac).expect("raw client");
     let mut tag = 1;
@@ -177,9 +177,9 @@ fn sighup_swaps_event_program_and_dead_after() {
         .write_file("appliance.yaml", &yaml("", "60s"))
         .expect("yaml");
     let cfg = cfg.display().to_string();
-    let mut daemon = Daemon::create_and_run(&lab, &cfg);
+    let mut daemon = Daemon::create_and_run(&lab, AOERAID, &cfg);
     let t = Instant::now();
-    while !lab.aoeraid(&["status", "--config", &cfg]).0 {
+    while !lab.outcome(AOERAID, &["status", "--config", &cfg]).0 {
         assert!(t.elapsed() < Duration::from_secs(30), "{}", daemon.log());
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -204,7 +204,7 @@ fn sighup_swaps_event_program_and_dead_after() {
     // e1.0 stops answering; a scrub sends it reads it never answers.
     lab.blade(1, 0).stop().expect("SIGSTOP e1.0");
     let stopped = Instant::now();
-    let (ok, out) = lab.aoeraid(&["scrub", "data", "--config", &cfg]);
+    let (ok, out) = lab.outcome(AOERAID, &["scrub", "data", "--config", &cfg]);
     assert!(ok, "scrub: {out}");
     let seen = |what: &str| {
         std::fs::read_to_string(&events)

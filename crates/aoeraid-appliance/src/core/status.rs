@@ -51,14 +51,15 @@ impl Core {
             s.blades = blade_statuses(p);
         }
         if let Some(x) = &self.exports {
-            let c = x.target().counters();
+            let c = x.driver().target().counters();
+            let dc = x.driver().counters();
             s.frontend = FrontendCounters {
                 frames: c.frames,
                 malformed: c.malformed,
                 not_for_us: c.not_addressed + c.masked,
                 client_queue_full: c.client_queue_full,
                 target_queue_full: c.target_queue_full,
-                flushes: x.flushes,
+                flushes: dc.flushes,
                 reservation_conflicts: c.reservation_conflicts,
                 ..FrontendCounters::default()
             };
