@@ -2,8 +2,9 @@
 //! job, through io_uring, with durable writes and persistent control state.
 
 use crate::frontend::{self, Control, ExportSpec, FrontendConfig};
+use anyhow::Context;
 use aoe_uring::sys::{Signal, Signals};
-use aoe_wire::Mac;
+use aoe_wire::{AoeAddr, Mac};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -50,12 +51,16 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+<<<<<<< HEAD
+    AoeAddr::new(args.shelf, args.slot).context("--shelf/--slot")?;
+=======
     if args.shelf == 0xFFFF || args.shelf == 0x0FFF || args.slot == 0xFF {
         anyhow::bail!("shelf 65535/4095 and slot 255 are broadcast/reserved values");
     }
     // Before any thread starts, so that every thread inherits the mask and only the
     // watcher below sees these.
     let signals = Signals::block(&[Signal::Term, Signal::Int, Signal::Hup])?;
+>>>>>>> main
     let cfg = FrontendConfig {
         ifaces: args.ifaces.clone(),
         exports: vec![ExportSpec {
