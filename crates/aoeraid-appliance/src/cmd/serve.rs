@@ -51,16 +51,10 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-<<<<<<< HEAD
     AoeAddr::new(args.shelf, args.slot).context("--shelf/--slot")?;
-=======
-    if args.shelf == 0xFFFF || args.shelf == 0x0FFF || args.slot == 0xFF {
-        anyhow::bail!("shelf 65535/4095 and slot 255 are broadcast/reserved values");
-    }
     // Before any thread starts, so that every thread inherits the mask and only the
     // watcher below sees these.
     let signals = Signals::block(&[Signal::Term, Signal::Int, Signal::Hup])?;
->>>>>>> main
     let cfg = FrontendConfig {
         ifaces: args.ifaces.clone(),
         exports: vec![ExportSpec {
