@@ -3,14 +3,14 @@
 //! pool) and is answered only after they did, while ordinary writes (answered
 //! after the target's group commit) flush no member. Root only.
 
-#[path = "lab/mod.rs"]
-mod lab;
-#[path = "target_support.rs"]
-mod support;
+use aoeraid_lab as lab;
 
+use lab::frames::{ata_rw, header, identify, pad};
+use lab::RawClient;
 use lab::{BladeSpec, Daemon, Lab, Segment};
 use std::time::{Duration, Instant};
-use support::{ata_rw, header, identify, pad, RawClient};
+
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
 
 const MIB: u64 = 1 << 20;
 const SHELF: u16 = 7;
@@ -66,7 +66,7 @@ fn client_flush_reaches_members_and_writes_do_not() {
     );
     let cfg = lab.write_file("appliance.yaml", &yaml).expect("yaml");
     let cfg = cfg.display().to_string();
-    let mut daemon = Daemon::create_and_run(&lab, &cfg);
+    let mut daemon = Daemon::create_and_run(&lab, AOERAID, &cfg);
     let metrics = || {
         let script = format!(
             "exec 3<>/dev/tcp/127.0.0.1/{metrics_port}; \

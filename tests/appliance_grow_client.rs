@@ -5,12 +5,13 @@
 //! sees the larger size and its ext4 is still intact (e2fsck -fn clean, every
 //! checksum matches). Root only, one qemu boot.
 
-#[path = "lab/mod.rs"]
-mod lab;
+use aoeraid_lab as lab;
 
 use lab::{ClientSpec, Daemon, Lab, Outcome, Segment, Workload};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
 
 const MIB: u64 = 1 << 20;
 
@@ -43,7 +44,7 @@ struct Appliance {
 
 impl Appliance {
     fn aoeraid(&self, args: &[&str]) -> (bool, String) {
-        self.lab.aoeraid(args)
+        self.lab.outcome(AOERAID, args)
     }
 
     fn status(&self) -> Option<serde_json::Value> {
@@ -103,7 +104,7 @@ fn appliance(test: &str, blade_bytes: u64) -> Appliance {
         .expect("yaml")
         .display()
         .to_string();
-    let daemon = Some(Daemon::create_and_run(&lab, &cfg));
+    let daemon = Some(Daemon::create_and_run(&lab, AOERAID, &cfg));
     let d = Appliance { lab, cfg, daemon };
     let t = Instant::now();
     while d.status().is_none() {

@@ -2,15 +2,15 @@
 //! `aoeraid run` in the middle, `aoeraid bench` (and the Linux client) in front.
 //! Root only; each test builds its own lab and tears it down.
 
-#[path = "lab/mod.rs"]
-mod lab;
+use aoeraid_lab as lab;
 
 use lab::{BladeSpec, Daemon, Lab, Segment};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
+
 const MIB: u64 = 1 << 20;
-const BIN: &str = env!("CARGO_BIN_EXE_aoeraid");
 
 fn ready(test: &str) -> bool {
     lab::require_root(test) && lab::require_tools(test, &["vblade", "aoecfg"])
@@ -70,7 +70,7 @@ impl Appliance {
     }
 
     fn aoeraid(&self, args: &[&str]) -> (bool, String) {
-        self.lab.aoeraid(args)
+        self.lab.outcome(AOERAID, args)
     }
 
     fn create(&self) {
@@ -80,7 +80,11 @@ impl Appliance {
     }
 
     fn start(&mut self) {
-        self.daemon = Some(Daemon::run(&self.lab, &self.cfg.display().to_string()));
+        self.daemon = Some(Daemon::run(
+            &self.lab,
+            AOERAID,
+            &self.cfg.display().to_string(),
+        ));
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(30) {
             if self.status_json().is_some() {
@@ -226,7 +230,7 @@ fn raid10_member_loss_spare_rebuild() {
 
     // Kill e0.1 while a verify runs.
     let bench = {
-        let mut c = app.lab.cmd(BIN);
+        let mut c = app.lab.cmd(AOERAID);
         c.args([
             "bench",
             "--iface",
@@ -392,7 +396,7 @@ fn raid5_verify_and_daemon_crash() {
     assert_bench_clean("raid5 verify", ok, &out);
     // Crash the daemon mid-write.
     let mut w = {
-        let mut c = app.lab.cmd(BIN);
+        let mut c = app.lab.cmd(AOERAID);
         c.args([
             "bench",
             "--iface",
@@ -455,7 +459,7 @@ fn concat_volume_grows_online() {
         .as_u64()
         .unwrap();
     let mut writer = {
-        let mut c = app.lab.cmd(BIN);
+        let mut c = app.lab.cmd(AOERAID);
         c.args([
             "bench",
             "--iface",

@@ -3,14 +3,14 @@
 //! live — the front end enforces the new mask and answers Query Config with
 //! the new string — and are saved in the export's state file. Root only.
 
-#[path = "lab/mod.rs"]
-mod lab;
-#[path = "target_support.rs"]
-mod support;
+use aoeraid_lab as lab;
 
+use lab::frames::config_read;
+use lab::RawClient;
 use lab::{BladeSpec, Daemon, Lab, Segment};
 use std::time::{Duration, Instant};
-use support::{config_read, RawClient};
+
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
 
 const MIB: u64 = 1 << 20;
 const SHELF: u16 = 7;
@@ -58,7 +58,7 @@ fn sighup_applies_allow_list_and_config_string_live() {
         )
         .expect("yaml");
     let cfg = cfg.display().to_string();
-    let mut daemon = Daemon::create_and_run(&lab, &cfg);
+    let mut daemon = Daemon::create_and_run(&lab, AOERAID, &cfg);
 
     let cli = RawClient::open(lab.ns(), &client, &client_mac).expect("raw client");
     let mut tag = 1;

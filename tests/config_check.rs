@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
+
 static N: AtomicUsize = AtomicUsize::new(0);
 
 struct TempFile(PathBuf);
@@ -27,7 +29,7 @@ fn check(yaml: &str, extra: &[&str]) -> Outcome {
     let path = std::env::temp_dir().join(format!("ctl-check-{}-{n}.yaml", std::process::id()));
     std::fs::write(&path, yaml).unwrap();
     let tmp = TempFile(path);
-    let out = Command::new(env!("CARGO_BIN_EXE_aoeraid"))
+    let out = Command::new(AOERAID)
         .arg("check-config")
         .arg(&tmp.0)
         .args(extra)
@@ -314,7 +316,7 @@ fn syntax_error_and_missing_file() {
         "{}",
         o.stderr
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_aoeraid"))
+    let out = Command::new(AOERAID)
         .args(["check-config", "/nonexistent/appliance.yaml"])
         .output()
         .unwrap();

@@ -34,6 +34,8 @@ mod frames;
 mod io;
 mod pool;
 pub mod rtt;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod window;
 
 pub use blade::{BladeId, BladeInfo, BladeState, BladeStats, Path};

@@ -1,12 +1,10 @@
 //! Session state machine tests against the in-memory blade (no root).
 
-mod sim;
-
 use std::time::Duration;
 
+use aoe_initiator::sim::{self, pattern, Impair, Sim, SimBlade};
 use aoe_initiator::{BladeState, Event, IoError, IoRequest, Op, PoolConfig, SubmitError};
 use aoe_wire::{parse, ErrorCode, Message, SECTOR_SIZE};
-use sim::{pattern, Impair, Sim, SimBlade};
 
 fn events(sim: &mut Sim) -> Vec<Event> {
     std::iter::from_fn(|| sim.pool.poll_event()).collect()
@@ -118,6 +116,40 @@ fn buffer_count_zero_or_one_keeps_one_frame_outstanding() {
         assert_eq!(max_in_flight, 1);
         assert_eq!(sim.pool.blade_stats(id).unwrap().window, 1);
     }
+}
+
+#[test]
+fn a_media_error_fails_the_read_with_unc_until_a_write_remaps_it() {
+    let mut blade = SimBlade::new(0, 1, 64);
+    blade.bad.push((10, 12));
+    let (mut sim, id) = one_blade(9000, blade);
+    sim.submit(id, Op::Read, 8, 4, vec![0; 4 * SECTOR_SIZE], 1);
+    let c = sim.wait_for(1, Duration::from_secs(1));
+    assert_eq!(
+        c.result,
+        Err(IoError::Ata {
+            status: 0x41,
+            error: 0x40
+        })
+    );
+    sim.submit(id, Op::Read, 0, 8, vec![0; 8 * SECTOR_SIZE], 2);
+    assert!(
+        sim.wait_for(2, Duration::from_secs(1)).result.is_ok(),
+        "no overlap"
+    );
+    sim.submit(id, Op::Write, 10, 2, vec![7; 2 * SECTOR_SIZE], 3);
+    assert!(sim.wait_for(3, Duration::from_secs(1)).result.is_ok());
+    sim.submit(id, Op::Read, 8, 4, vec![0; 4 * SECTOR_SIZE], 4);
+    let c = sim.wait_for(4, Duration::from_secs(1));
+    assert!(c.result.is_ok());
+    assert_eq!(
+        &c.buf[2 * SECTOR_SIZE..4 * SECTOR_SIZE],
+        &[7; 2 * SECTOR_SIZE][..]
+    );
+    assert!(
+        sim.blades[0].blade.bad.is_empty(),
+        "the write remapped the range"
+    );
 }
 
 #[test]

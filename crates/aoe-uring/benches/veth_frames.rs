@@ -7,11 +7,9 @@
 //! `ONLY=ring|sys` for profiling one side; `SINGLE_ISSUER=1` for
 //! `RingConfig::single_issuer`). Prints the median of the runs.
 
-#[path = "../tests/lab/mod.rs"]
-mod lab;
-
 use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, ETH_P_AOE};
-use lab::{frame, VethLab};
+use aoeraid_lab::frames::frame;
+use aoeraid_lab::Lab;
 use std::time::{Duration, Instant};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -64,10 +62,10 @@ fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
     };
     let mut ring = Ring::with_config(&cfg).expect("ring");
     let a = ring
-        .add_socket(PacketSocket::open(VethLab::A).unwrap())
+        .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
         .unwrap();
     let b = ring
-        .add_socket(PacketSocket::open(VethLab::B).unwrap())
+        .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
         .unwrap();
     let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
     let template = frame(mac_b, mac_a, ETH_P_AOE, 0, len - 14);
@@ -122,8 +120,8 @@ fn syscall_run(frames: u64, batch: u64, len: usize) -> Run {
         nonblocking: false,
         ..Default::default()
     };
-    let tx = PacketSocket::open_with(VethLab::A, &opts).unwrap();
-    let rx = PacketSocket::open_with(VethLab::B, &opts).unwrap();
+    let tx = PacketSocket::open_with(Lab::VETH_A, &opts).unwrap();
+    let rx = PacketSocket::open_with(Lab::VETH_B, &opts).unwrap();
     let mut template = frame(rx.mac(), tx.mac(), ETH_P_AOE, 0, len - 14);
     let mut buf = vec![0u8; aoe_uring::JUMBO_FRAME];
     let start = Instant::now();
@@ -158,8 +156,8 @@ fn syscall_run(frames: u64, batch: u64, len: usize) -> Run {
 fn main() {
     let frames = env_or("FRAMES", 100_000);
     let runs = env_or("RUNS", 5) as usize;
-    let lab = VethLab::new(9000);
-    lab.run(move || {
+    let lab = Lab::veth_pair("veth-frames", 9000).expect("veth lab");
+    lab.in_ns(move || {
         println!("veth pair, MTU 9000, {frames} frames per run, median of {runs} runs, one thread");
         println!("fr/s = frames per second (wall clock); cpu = CPU ns per frame (user+sys, this thread)");
         println!(

@@ -9,11 +9,9 @@
 //! `RUNS`, default 5; `LENS`, `QDS` comma lists; `SINGLE_ISSUER=1` for the server ring's
 //! `RingConfig::single_issuer`; `ONLY=ring|sys` to run one server kind, for profiling).
 
-#[path = "../tests/lab/mod.rs"]
-mod lab;
-
 use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, SocketOptions, ETH_P_AOE};
-use lab::{frame, seq_of, VethLab};
+use aoeraid_lab::frames::{frame, seq_of};
+use aoeraid_lab::Lab;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,7 +64,7 @@ fn ring_server(reply_len: usize, ready: Arc<AtomicBool>) -> (u64, Duration) {
     })
     .unwrap();
     let s = ring
-        .add_socket(PacketSocket::open(VethLab::B).unwrap())
+        .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
         .unwrap();
     let mut events = Vec::with_capacity(1024);
     ring.wait(Some(Duration::ZERO), &mut events).unwrap();
@@ -101,7 +99,7 @@ fn syscall_server(reply_len: usize, ready: Arc<AtomicBool>) -> (u64, Duration) {
         nonblocking: false,
         ..Default::default()
     };
-    let sock = PacketSocket::open_with(VethLab::B, &opts).unwrap();
+    let sock = PacketSocket::open_with(Lab::VETH_B, &opts).unwrap();
     let mut req = vec![0u8; aoe_uring::JUMBO_FRAME];
     let mut reply = vec![0u8; reply_len];
     ready.store(true, Ordering::Release);
@@ -123,10 +121,10 @@ fn syscall_server(reply_len: usize, ready: Arc<AtomicBool>) -> (u64, Duration) {
 fn client(total: u64, qd: u64) -> (f64, u64) {
     let mut ring = Ring::new().unwrap();
     let c = ring
-        .add_socket(PacketSocket::open(VethLab::A).unwrap())
+        .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
         .unwrap();
     let mac = ring.socket(c).unwrap().mac();
-    let peer = aoe_uring::InterfaceInfo::lookup(VethLab::B).unwrap().mac;
+    let peer = aoe_uring::InterfaceInfo::lookup(Lab::VETH_B).unwrap().mac;
     let mut events = Vec::with_capacity(1024);
     ring.wait(Some(Duration::ZERO), &mut events).unwrap();
     let start = Instant::now();
@@ -183,8 +181,8 @@ fn run(ring_side: bool, total: u64, qd: u64, reply_len: usize) -> (f64, f64, u64
 fn main() {
     let total = env_or("REQUESTS", 50_000);
     let runs = env_or("RUNS", 5) as usize;
-    let lab = VethLab::new(9000);
-    lab.run(move || {
+    let lab = Lab::veth_pair("veth-reflector", 9000).expect("veth lab");
+    lab.in_ns(move || {
         println!("request/reply over veth (MTU 9000), {total} requests per run, median of {runs} runs");
         println!("req/s = client wall clock; cpu = server thread CPU ns per request");
         println!(

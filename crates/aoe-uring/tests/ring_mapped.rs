@@ -1,10 +1,12 @@
 //! Receiving through a socket's mapped receive ring (PACKET_RX_RING), and sends with
 //! PACKET_QDISC_BYPASS, through a veth pair in a private network namespace (root needed).
 
-mod lab;
+mod gather;
 
 use aoe_uring::{Completion, PacketSocket, Ring, SocketOptions, ETH_P_AOE};
-use lab::{frame, gather, seq_of, VethLab};
+use aoeraid_lab::frames::{frame, seq_of};
+use aoeraid_lab::Lab;
+use gather::gather;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,10 +21,10 @@ fn mapped(slots: u32) -> SocketOptions {
 /// Many more frames than ring slots, at both MTUs, each compared byte for byte; the
 /// sender is a plain socket, so the frames are the only traffic.
 fn frames_through_the_ring(mtu: u32, payload: usize) {
-    let lab = VethLab::new(mtu);
-    lab.run(move || {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
-        let rx = PacketSocket::open_with(VethLab::B, &mapped(64)).unwrap();
+    let lab = Lab::veth_pair("ring-mapped", mtu).expect("veth lab");
+    lab.in_ns(move || {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
+        let rx = PacketSocket::open_with(Lab::VETH_B, &mapped(64)).unwrap();
         assert!(rx.has_rx_ring());
         assert!(rx.rx_ring_frames() >= 64);
         let mut ring = Ring::new().unwrap();
@@ -89,12 +91,12 @@ fn mapped_ring_holds_jumbo_frames() {
 
 #[test]
 fn full_ring_drops_then_resumes_once_frames_are_recycled() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-mapped", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let mut ring = Ring::new().unwrap();
         let b = ring
-            .add_socket(PacketSocket::open_with(VethLab::B, &mapped(8)).unwrap())
+            .add_socket(PacketSocket::open_with(Lab::VETH_B, &mapped(8)).unwrap())
             .unwrap();
         let slots = ring.socket(b).unwrap().rx_ring_frames() as usize;
         let mac_b = ring.socket(b).unwrap().mac();
@@ -140,12 +142,12 @@ fn full_ring_drops_then_resumes_once_frames_are_recycled() {
 
 #[test]
 fn wait_sleeps_until_a_frame_reaches_the_ring() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-mapped", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let mut ring = Ring::new().unwrap();
         let b = ring
-            .add_socket(PacketSocket::open_with(VethLab::B, &mapped(16)).unwrap())
+            .add_socket(PacketSocket::open_with(Lab::VETH_B, &mapped(16)).unwrap())
             .unwrap();
         let mac_b = ring.socket(b).unwrap().mac();
         let mut events = Vec::new();
@@ -159,7 +161,7 @@ fn wait_sleeps_until_a_frame_reaches_the_ring() {
             let sender = std::thread::spawn({
                 let src = tx.mac();
                 let f = frame(mac_b, src, ETH_P_AOE, round, 64);
-                let tx = PacketSocket::open(VethLab::A).unwrap();
+                let tx = PacketSocket::open(Lab::VETH_A).unwrap();
                 move || {
                     std::thread::sleep(Duration::from_millis(50));
                     tx.send_blocking(&f).unwrap();
@@ -185,14 +187,14 @@ fn wait_sleeps_until_a_frame_reaches_the_ring() {
 
 #[test]
 fn mapped_frames_cannot_be_written_to_files() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-mapped", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let mut ring = Ring::new().unwrap();
         // The smallest ring (one block): a slot lost by the refused write would stall
         // it within a round.
         let b = ring
-            .add_socket(PacketSocket::open_with(VethLab::B, &mapped(1)).unwrap())
+            .add_socket(PacketSocket::open_with(Lab::VETH_B, &mapped(1)).unwrap())
             .unwrap();
         let slots = ring.socket(b).unwrap().rx_ring_frames();
         let mac_b = ring.socket(b).unwrap().mac();
@@ -237,19 +239,19 @@ fn tempfile_in_shm() -> std::fs::File {
 
 #[test]
 fn qdisc_bypass_sends_reach_the_peer() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
+    let lab = Lab::veth_pair("ring-mapped", 1500).expect("veth lab");
+    lab.in_ns(|| {
         let opts = SocketOptions {
             qdisc_bypass: true,
             ..SocketOptions::default()
         };
-        let tx = PacketSocket::open_with(VethLab::A, &opts).unwrap();
+        let tx = PacketSocket::open_with(Lab::VETH_A, &opts).unwrap();
         assert!(tx.qdisc_bypass());
-        assert!(!PacketSocket::open(VethLab::A).unwrap().qdisc_bypass());
+        assert!(!PacketSocket::open(Lab::VETH_A).unwrap().qdisc_bypass());
         let mut ring = Ring::new().unwrap();
         let a = ring.add_socket(tx).unwrap();
         let b = ring
-            .add_socket(PacketSocket::open_with(VethLab::B, &mapped(64)).unwrap())
+            .add_socket(PacketSocket::open_with(Lab::VETH_B, &mapped(64)).unwrap())
             .unwrap();
         let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
         for seq in 0..20 {

@@ -1,9 +1,11 @@
 //! Ring send/receive through a veth pair in a private network namespace (root needed).
 
-mod lab;
+mod gather;
 
 use aoe_uring::{Completion, PacketSocket, Ring, SockId, ETH_P_AOE};
-use lab::{frame, gather, seq_of, VethLab};
+use aoeraid_lab::frames::{frame, seq_of};
+use aoeraid_lab::Lab;
+use gather::gather;
 use std::time::{Duration, Instant};
 
 /// Wait on `ring` until `want` frames arrived (or 5 s passed), checking each with `check`
@@ -17,14 +19,14 @@ fn collect(ring: &mut Ring, want: usize, mut check: impl FnMut(SockId, &[u8])) -
 
 #[test]
 fn frames_both_ways_multishot_and_batched() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
         let mut ring = Ring::new().unwrap();
         let a = ring
-            .add_socket(PacketSocket::open(VethLab::A).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
             .unwrap();
         let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
             .unwrap();
         let mac_a = ring.socket(a).unwrap().mac();
         let mac_b = ring.socket(b).unwrap().mac();
@@ -72,14 +74,14 @@ fn frames_both_ways_multishot_and_batched() {
 
 #[test]
 fn jumbo_frames_at_mtu_9000() {
-    let lab = VethLab::new(9000);
-    lab.run(|| {
+    let lab = Lab::veth_pair("ring-net", 9000).expect("veth lab");
+    lab.in_ns(|| {
         let mut ring = Ring::new().unwrap();
         let a = ring
-            .add_socket(PacketSocket::open(VethLab::A).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
             .unwrap();
         let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
             .unwrap();
         let sa = ring.socket(a).unwrap();
         assert_eq!(sa.mtu(), 9000);
@@ -107,12 +109,12 @@ fn jumbo_frames_at_mtu_9000() {
 
 #[test]
 fn other_ethertypes_are_not_received() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let mut ring = Ring::new().unwrap();
         let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
             .unwrap();
         let mac_b = ring.socket(b).unwrap().mac();
         // The socket is bound to 0x88A2 for receiving only; the frame bytes decide what
@@ -141,14 +143,14 @@ fn other_ethertypes_are_not_received() {
 
 #[test]
 fn blocking_helpers_and_socket_facts() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let a = PacketSocket::open(VethLab::A).unwrap();
-        let b = PacketSocket::open(VethLab::B).unwrap();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let a = PacketSocket::open(Lab::VETH_A).unwrap();
+        let b = PacketSocket::open(Lab::VETH_B).unwrap();
         assert!(a.recv_buffer().forced, "root may force buffer sizes");
         assert!(a.recv_buffer().actual >= aoe_uring::DEFAULT_SOCKET_BUFFER);
         assert!(a.send_buffer().actual >= aoe_uring::DEFAULT_SOCKET_BUFFER);
-        assert_eq!(a.name(), VethLab::A);
+        assert_eq!(a.name(), Lab::VETH_A);
         assert_ne!(a.ifindex(), b.ifindex());
         assert_ne!(a.mac(), b.mac());
         let mut buf = [0u8; 2000];
@@ -180,14 +182,14 @@ fn blocking_helpers_and_socket_facts() {
 
 #[test]
 fn kernel_drop_counters_when_flooded() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let opts = aoe_uring::SocketOptions {
             recv_buffer: 64 << 10,
             ..Default::default()
         };
-        let rx = PacketSocket::open_with(VethLab::B, &opts).unwrap();
+        let rx = PacketSocket::open_with(Lab::VETH_B, &opts).unwrap();
         const SENT: u64 = 3000;
         for seq in 0..SENT {
             tx.send_blocking(&frame(rx.mac(), tx.mac(), ETH_P_AOE, seq as u32, 1400))
@@ -218,16 +220,16 @@ fn kernel_drop_counters_when_flooded() {
 
 #[test]
 fn receive_resumes_after_buffers_run_out() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let cfg = aoe_uring::RingConfig {
             recv_buffers: 8,
             ..Default::default()
         };
         let mut ring = Ring::with_config(&cfg).unwrap();
         let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
             .unwrap();
         let mac_b = ring.socket(b).unwrap().mac();
         const N: u32 = 40;
@@ -269,14 +271,14 @@ fn receive_resumes_after_buffers_run_out() {
 
 /// Frames spread by a PACKET_FANOUT group over two sockets, each on its own ring.
 fn fanout_split(mode: aoe_uring::FanoutMode) -> (usize, usize) {
-    let lab = VethLab::new(1500);
-    lab.run(move || {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(move || {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let mut rings: Vec<Ring> = (0..2).map(|_| Ring::new().unwrap()).collect();
         let group = (std::process::id() as u16) ^ 0x5a5a;
         let mut mac_b = [0; 6];
         for ring in rings.iter_mut() {
-            let s = PacketSocket::open(VethLab::B).unwrap();
+            let s = PacketSocket::open(Lab::VETH_B).unwrap();
             s.join_fanout(group, mode).unwrap();
             mac_b = s.mac();
             ring.add_socket(s).unwrap();
@@ -320,7 +322,7 @@ fn fanout_lb_spreads_aoe_and_hash_does_not() {
 
 #[test]
 fn frame_payload_written_to_o_direct_file_in_place() {
-    let lab = VethLab::new(9000);
+    let lab = Lab::veth_pair("ring-net", 9000).expect("veth lab");
     struct Remove(String);
     impl Drop for Remove {
         fn drop(&mut self) {
@@ -330,7 +332,7 @@ fn frame_payload_written_to_o_direct_file_in_place() {
     let path = format!("/var/tmp/aoe-uring-{}-inplace", std::process::id());
     let _cleanup = Remove(path.clone());
     let path2 = path.clone();
-    let result = lab.run(move || {
+    let result = lab.in_ns(move || {
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -346,10 +348,10 @@ fn frame_payload_written_to_o_direct_file_in_place() {
         let mut ring = Ring::with_config(&cfg).unwrap();
         let fid = ring.register_file(&file).unwrap();
         let a = ring
-            .add_socket(PacketSocket::open(VethLab::A).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
             .unwrap();
         let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
             .unwrap();
         let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
         // 36 header bytes + 8192 payload bytes (the seq number sits in the header part).
@@ -394,8 +396,8 @@ fn frame_payload_written_to_o_direct_file_in_place() {
 
 #[test]
 fn single_issuer_ring_moved_to_its_loop_thread() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
         let cfg = aoe_uring::RingConfig {
             single_issuer: true,
             ..Default::default()
@@ -403,10 +405,10 @@ fn single_issuer_ring_moved_to_its_loop_thread() {
         // Built here, run on another thread: the first wait there enables it.
         let mut ring = Ring::with_config(&cfg).unwrap();
         let a = ring
-            .add_socket(PacketSocket::open(VethLab::A).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
             .unwrap();
         let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
             .unwrap();
         let t = std::thread::spawn(move || {
             let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
@@ -442,16 +444,16 @@ fn single_issuer_ring_moved_to_its_loop_thread() {
 
 #[test]
 fn oversize_frames_are_counted_and_dropped() {
-    let lab = VethLab::new(9000);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-net", 9000).expect("veth lab");
+    lab.in_ns(|| {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let cfg = aoe_uring::RingConfig {
             recv_buffer_size: 2048,
             ..Default::default()
         };
         let mut ring = Ring::with_config(&cfg).unwrap();
         let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
             .unwrap();
         let mac_b = ring.socket(b).unwrap().mac();
         let mut events = Vec::new();
@@ -473,11 +475,11 @@ fn oversize_frames_are_counted_and_dropped() {
 
 #[test]
 fn oversize_send_is_reported_as_send_error() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
         let mut ring = Ring::new().unwrap();
         let a = ring
-            .add_socket(PacketSocket::open(VethLab::A).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
             .unwrap();
         let mac_a = ring.socket(a).unwrap().mac();
         ring.send_copy(a, &frame([0xff; 6], mac_a, ETH_P_AOE, 1, 3000), 77)
@@ -510,20 +512,20 @@ fn oversize_send_is_reported_as_send_error() {
 
 #[test]
 fn link_down_is_reported_and_receive_recovers() {
-    let lab = VethLab::new(1500);
-    let ns = lab.ns.clone();
-    lab.run(move || {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    let ns = lab.ns().to_string();
+    lab.in_ns(move || {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let mut ring = Ring::new().unwrap();
         let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
             .unwrap();
         let mac_b = ring.socket(b).unwrap().mac();
         let mut events = Vec::new();
         ring.wait(Some(Duration::ZERO), &mut events).unwrap();
         let ip = |state: &str| {
             let ok = std::process::Command::new("ip")
-                .args(["-n", &ns, "link", "set", VethLab::B, state])
+                .args(["-n", &ns, "link", "set", Lab::VETH_B, state])
                 .status()
                 .unwrap()
                 .success();
@@ -567,9 +569,9 @@ fn link_down_is_reported_and_receive_recovers() {
 
 #[test]
 fn completion_queue_overflow_loses_nothing() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         // 8 SQ entries -> 32 CQ entries, far fewer than the frames that arrive at once.
         let cfg = aoe_uring::RingConfig {
             sq_entries: 8,
@@ -579,7 +581,7 @@ fn completion_queue_overflow_loses_nothing() {
         };
         let mut ring = Ring::with_config(&cfg).unwrap();
         let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
             .unwrap();
         let mac_b = ring.socket(b).unwrap().mac();
         let mut events = Vec::new();

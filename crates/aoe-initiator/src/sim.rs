@@ -1,12 +1,12 @@
-//! Test support: a tiny sans-IO AoE blade over a `Vec<u8>` disk and a
-//! virtual network with seeded loss, duplication and reordering, driving a
-//! [`Pool`] in virtual time. Deterministic for a given seed.
-
-#![allow(dead_code)]
+//! Simulation support (feature `sim`): a tiny sans-IO AoE blade over a `Vec<u8>`
+//! disk ([`SimBlade`], with media errors and silence on demand) and a virtual
+//! network with seeded loss, duplication and reordering driving a [`Pool`] in
+//! virtual time ([`Sim`]). Deterministic for a given seed. The pool's tests and
+//! the appliance's whole-appliance simulator both use it.
 
 use std::time::{Duration, Instant};
 
-use aoe_initiator::{BladeId, IoCompletion, IoRequest, Op, Pool, PoolConfig};
+use crate::{BladeId, IoCompletion, IoRequest, Op, Pool, PoolConfig};
 use aoe_wire::{
     ata, parse, respond_in_place, write_ata_response, AtaArg, CCmd, Command, ErrorCode, Header,
     Identify, Mac, Message, QueryConfig, ATA_DATA_OFFSET, IDENTIFY_LEN, SECTOR_SIZE,
@@ -28,6 +28,9 @@ pub struct SimBlade {
     pub aoe_error: Option<ErrorCode>,
     /// Stops answering anything.
     pub dead: bool,
+    /// Media errors: sector ranges `[start, end)` whose reads fail with ATA
+    /// ERR/UNC; a write covering a whole range remaps it (as a disk does).
+    pub bad: Vec<(u64, u64)>,
     pub requests: u64,
     pub writes: u64,
 }
@@ -46,6 +49,7 @@ impl SimBlade {
             identify_sectors: None,
             aoe_error: None,
             dead: false,
+            bad: Vec::new(),
             requests: 0,
             writes: 0,
         }
@@ -176,14 +180,18 @@ impl SimBlade {
                     &arg.reply(ata::STATUS_OK, 0),
                 )
                 .unwrap();
+                let end = lba + n;
                 if ata::is_write(arg.cmd_status) {
                     if data.len() < b - a {
                         fail(&mut out, ata::ERROR_ABRT);
                         return out;
                     }
+                    self.bad.retain(|&(s, e)| !(lba <= s && e <= end));
                     self.disk[a..b].copy_from_slice(&data[..b - a]);
                     self.writes += 1;
                     out.truncate(off.max(60));
+                } else if self.bad.iter().any(|&(s, e)| s < end && lba < e) {
+                    fail(&mut out, ata::ERROR_UNC);
                 } else {
                     out[off..off + (b - a)].copy_from_slice(&self.disk[a..b]);
                     out.truncate((off + b - a).max(60));
@@ -215,7 +223,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -224,10 +232,10 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     pub fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -459,7 +467,7 @@ impl Sim {
         let ok = self.run_until(Duration::from_secs(2), |s| {
             s.pool
                 .blade_ids()
-                .filter(|&b| s.pool.blade_state(b) == Some(aoe_initiator::BladeState::Up))
+                .filter(|&b| s.pool.blade_state(b) == Some(crate::BladeState::Up))
                 .count()
                 == want
         });
@@ -512,7 +520,7 @@ pub fn pattern(seed: u64, lba: u64, out: &mut [u8]) {
     for (k, sector) in out.chunks_mut(SECTOR_SIZE).enumerate() {
         let mut r = Rng::new(seed ^ (lba + k as u64).wrapping_mul(0x1000_0000_01B3));
         for w in sector.chunks_mut(8) {
-            let v = r.next().to_le_bytes();
+            let v = r.next_u64().to_le_bytes();
             w.copy_from_slice(&v[..w.len()]);
         }
     }
