@@ -19,6 +19,7 @@ const SOL_PACKET: libc::c_int = 263;
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_FANOUT: libc::c_int = 18;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const PACKET_FANOUT_HASH: u32 = 0;
 const PACKET_FANOUT_LB: u32 = 1;
 const PACKET_FANOUT_CPU: u32 = 2;
@@ -78,6 +79,11 @@ pub struct SocketOptions {
     /// netem configured on **this** interface (tc) no longer applies to these frames.
     /// Default `false`.
     pub qdisc_bypass: bool,
+    /// Set `PACKET_IGNORE_OUTGOING` (Linux ≥ 4.20): the socket does not receive the
+    /// frames it (or any socket on the host) sends on the interface, which would
+    /// otherwise come back as receive work. Best effort: on older kernels the option is
+    /// skipped and the caller sees its own frames. Default `false`.
+    pub ignore_outgoing: bool,
 }
 
 impl Default for SocketOptions {
@@ -88,6 +94,7 @@ impl Default for SocketOptions {
             nonblocking: true,
             rx_ring_frames: 0,
             qdisc_bypass: false,
+            ignore_outgoing: false,
         }
     }
 }
@@ -170,6 +177,10 @@ impl PacketSocket {
             setsockopt_u32(&fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1).map_err(|e| {
                 io::Error::new(e.kind(), format!("PACKET_QDISC_BYPASS on {iface:?}: {e}"))
             })?;
+        }
+        if opts.ignore_outgoing {
+            // Best effort (documented on the option): older kernels lack it.
+            let _ = setsockopt_u32(&fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
         }
 
         // SAFETY: sockaddr_ll is plain old data; all-zero is valid before we fill it.

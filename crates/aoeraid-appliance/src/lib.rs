@@ -12,7 +12,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod events;
-pub mod frontend;
+mod frontend;
 pub mod metrics;
 
 /// Entry point of the `aoeraid` binary.

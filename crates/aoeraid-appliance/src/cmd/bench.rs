@@ -275,17 +275,6 @@ impl Walk {
     }
 }
 
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is valid.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 struct Totals {
     ios: u64,
     bytes: u64,
@@ -347,7 +336,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let before = backend.pool().blade_stats(blade).unwrap_or_default();
     let progress = std::io::stderr().is_terminal();
-    let cpu0 = cpu_time();
+    let cpu0 = aoe_uring::sys::process_cpu_time();
     let t0 = Instant::now();
     let mut totals = Totals {
         ios: 0,
@@ -390,7 +379,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Rw::Check => runner.phase(Op::Read, true, Limit::Once, &mut totals)?,
     }
     let elapsed = t0.elapsed();
-    let cpu = cpu_time().saturating_sub(cpu0);
+    let cpu = aoe_uring::sys::process_cpu_time().saturating_sub(cpu0);
     if progress {
         eprint!("\r\x1b[K");
     }

@@ -70,7 +70,7 @@ pub struct VolumeRt {
 /// Everything the data path owns.
 pub struct DataPath {
     pub dev: Devices,
-    pub front: Option<Front>,
+    pub(crate) front: Option<Front>,
     pub vols: Vec<VolumeRt>,
     /// Spare groups: name → unused spares (address, location).
     pub spares: Vec<(String, Vec<(MemberAddr, Location)>)>,
@@ -102,7 +102,7 @@ fn untoken(t: u64) -> (usize, usize, u64) {
 
 impl DataPath {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         dev: Devices,
         front: Option<Front>,
         vols: Vec<VolumeRt>,
@@ -237,7 +237,7 @@ impl DataPath {
             let mut moved = false;
             // Front end → volumes.
             if let Some(f) = self.front.as_mut() {
-                for (v, req) in f.out.drain(..) {
+                for (v, req) in f.take_requests(&self.dev.ring) {
                     moved = true;
                     if let Some(vol) = self.vols.get_mut(v) {
                         self.pending.insert(
