@@ -2,8 +2,9 @@
 //! job, through io_uring, with durable writes and persistent control state.
 
 use crate::frontend::{self, Control, ExportSpec, FrontendConfig};
+use anyhow::Context;
 use aoe_uring::sys::{Signal, Signals};
-use aoe_wire::Mac;
+use aoe_wire::{AoeAddr, Mac};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -50,9 +51,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    if args.shelf == 0xFFFF || args.shelf == 0x0FFF || args.slot == 0xFF {
-        anyhow::bail!("shelf 65535/4095 and slot 255 are broadcast/reserved values");
-    }
+    AoeAddr::new(args.shelf, args.slot).context("--shelf/--slot")?;
     // Before any thread starts, so that every thread inherits the mask and only the
     // watcher below sees these.
     let signals = Signals::block(&[Signal::Term, Signal::Int, Signal::Hup])?;
