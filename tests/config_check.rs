@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
+
 static N: AtomicUsize = AtomicUsize::new(0);
 
 struct TempFile(PathBuf);
@@ -27,7 +29,7 @@ fn check(yaml: &str, extra: &[&str]) -> Outcome {
     let path = std::env::temp_dir().join(format!("ctl-check-{}-{n}.yaml", std::process::id()));
     std::fs::write(&path, yaml).unwrap();
     let tmp = TempFile(path);
-    let out = Command::new(env!("CARGO_BIN_EXE_aoeraid"))
+    let out = Command::new(AOERAID)
         .arg("check-config")
         .arg(&tmp.0)
         .args(extra)
@@ -314,10 +316,49 @@ fn syntax_error_and_missing_file() {
         "{}",
         o.stderr
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_aoeraid"))
+    let out = Command::new(AOERAID)
         .args(["check-config", "/nonexistent/appliance.yaml"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read file"));
+}
+
+/// The lab's typed config (aoeraid-lab's `Config`, which every appliance lab
+/// test writes) serializes to a file the daemon accepts without a warning,
+/// with every field the builder can set.
+#[test]
+fn lab_config_is_accepted() {
+    use aoeraid_lab::{Array, Config, Level, Volume};
+    let mirrors = ["e0.0", "e1.0", "e0.1", "e1.1"];
+    let mut c = Config::default()
+        .spare_group("shelfspares", &["e0.4", "e1.4"])
+        .array(
+            Array::new("data", Level::Raid10, &mirrors)
+                .chunk("128KiB")
+                .spare_group("shelfspares")
+                .bitmap_region("1MiB"),
+        )
+        .array(
+            Array::new("parity", Level::Raid5, &["e2.0", "e2.1", "e2.2"])
+                .chunk("64KiB")
+                .same_shelf_mirrors(),
+        )
+        .array(Array::raid1("shelf2", &["e3.0", "e4.0"]))
+        .volume(
+            Volume::new("gfs", &["data", "shelf2"], 7, 0)
+                .allow(&["02:00:00:00:00:99"])
+                .config_string("lab volume"),
+        )
+        .volume(Volume::new("scratch", &["parity"], 7, 1));
+    c.appliance.name = "rb1".into();
+    c.appliance.metrics_listen = Some("127.0.0.1:9720".into());
+    c.appliance.event_program = Some("/bin/true".into());
+    c.backend.interfaces = vec!["eth1".into()];
+    c.backend.dead_after = Some("2s".into());
+    c.frontend.interfaces = vec!["eth2".into()];
+    let yaml = c.to_yaml();
+    let o = check(&yaml, &[]);
+    assert!(o.ok, "rejected:\n{yaml}\n{}{}", o.stdout, o.stderr);
+    assert!(!o.stderr.contains("warning"), "{yaml}\n{}", o.stderr);
 }

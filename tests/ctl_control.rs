@@ -15,6 +15,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
+
 #[derive(Default)]
 struct Recorder {
     calls: Mutex<Vec<String>>,
@@ -112,7 +114,7 @@ fn start() -> (TempDir, Arc<Recorder>, ControlServer) {
 }
 
 fn cli(socket: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aoeraid"))
+    Command::new(AOERAID)
         .args(args)
         .arg("--socket")
         .arg(socket)
@@ -286,7 +288,7 @@ fn config_file_points_at_the_daemon() {
         ),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_aoeraid"))
+    let o = Command::new(AOERAID)
         .args(["status", "--json", "--config"])
         .arg(&cfg)
         .output()
@@ -367,7 +369,7 @@ fn other_users_are_refused() {
     // The build tree may not be reachable for another uid (a clone under
     // /root): run a copy from the test directory.
     let exe = dir.0.join("aoeraid");
-    std::fs::copy(env!("CARGO_BIN_EXE_aoeraid"), &exe).unwrap();
+    std::fs::copy(AOERAID, &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let nobody = |args: &[&str]| {
         Command::new(&exe)

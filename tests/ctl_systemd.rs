@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
+
 struct TempDir(PathBuf);
 
 impl Drop for TempDir {
@@ -28,7 +30,7 @@ fn staged(tag: &str) -> TempDir {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
     let service = std::fs::read_to_string(src.join("aoeraid.service"))
         .unwrap()
-        .replace("/usr/local/bin/aoeraid", env!("CARGO_BIN_EXE_aoeraid"));
+        .replace("/usr/local/bin/aoeraid", AOERAID);
     std::fs::write(dir.join("aoeraid.service"), service).unwrap();
     std::fs::copy(
         src.join("aoeraid-interfaces.target"),

@@ -1,8 +1,7 @@
 //! `aoeraid discover` and `aoeraid bench` against real vblade blades in the
 //! namespace lab (needs root; skipped otherwise).
 
-#[path = "lab/mod.rs"]
-mod lab;
+use aoeraid_lab as lab;
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};

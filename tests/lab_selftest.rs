@@ -2,8 +2,7 @@
 //! apply and go away, blades die and come back, captures work, teardown
 //! leaves nothing behind. Root only (CI runs as root); kept short.
 
-#[path = "lab/mod.rs"]
-mod lab;
+use aoeraid_lab as lab;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

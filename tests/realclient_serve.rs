@@ -5,12 +5,13 @@
 //! guests at once at MTU 9000 each verifying its own and the other's half.
 //! Root only; boots are combined to keep qemu time down.
 
-#[path = "lab/mod.rs"]
-mod lab;
+use aoeraid_lab as lab;
 
 use lab::{ClientSpec, Lab, LabConfig, Outcome, Proc, Workload};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
 
 const MIB: u64 = 1 << 20;
 
@@ -19,7 +20,7 @@ fn ready(test: &str) -> bool {
 }
 
 fn serve(lab: &Lab, iface: &str, file: &Path, shelf: u16, slot: u8) -> Proc {
-    lab.serve_aoeraid(iface, file, shelf, slot, &[])
+    lab.serve_aoeraid(AOERAID, iface, file, shelf, slot, &[])
 }
 
 /// One guest: discovery, smoke (64 MiB O_DIRECT), ext4, aoe-stat, then the

@@ -3,8 +3,7 @@
 //! harness itself (guest image, workloads, result parsing, host hooks), so
 //! that a failure against aoeraid later is aoeraid's. Root only.
 
-#[path = "lab/mod.rs"]
-mod lab;
+use aoeraid_lab as lab;
 
 use std::time::{Duration, Instant};
 

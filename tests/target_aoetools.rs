@@ -2,14 +2,13 @@
 //! as aoe-protocol.md §13.4/5/17 describe, with a tshark check that every
 //! frame of the run is dissected as AoE and none is malformed. Root only.
 
-#[path = "lab/mod.rs"]
-mod lab;
-#[path = "target_support.rs"]
-mod support;
+use aoeraid_lab as lab;
 
 use lab::{Lab, LabConfig, Proc};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
 
 const MIB: u64 = 1 << 20;
 
@@ -19,7 +18,7 @@ fn ready(test: &str) -> bool {
 
 fn serve(lab: &Lab, iface: &str, file: &Path, shelf: u16, slot: u8, extra: &[&str]) -> Proc {
     let args = [&["--stat-interval", "1"], extra].concat();
-    lab.serve_aoeraid(iface, file, shelf, slot, &args)
+    lab.serve_aoeraid(AOERAID, iface, file, shelf, slot, &args)
 }
 
 fn wait_up(lab: &Lab, client: &str, shelf: u16, slot: u8) -> lab::PingReply {

@@ -3,15 +3,15 @@
 //! reservation seen from a second MAC, durability across SIGKILL, growth
 //! announcement. Root only.
 
-#[path = "lab/mod.rs"]
-mod lab;
-#[path = "target_support.rs"]
-mod support;
+use aoeraid_lab as lab;
 
-use lab::{Lab, LabConfig, Proc};
+use lab::frames::*;
+use lab::RawClient;
+use lab::{serve_counter, Lab, LabConfig, Proc};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::*;
+
+const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
 
 const MIB: u64 = 1 << 20;
 const SHELF: u16 = 9;
@@ -27,7 +27,7 @@ fn serve(lab: &Lab, iface: &str, file: &Path) -> Proc {
 
 fn serve_with(lab: &Lab, iface: &str, file: &Path, extra: &[&str]) -> Proc {
     let args = [&["--stat-interval", "1"], extra].concat();
-    lab.serve_aoeraid(iface, file, SHELF, SLOT, &args)
+    lab.serve_aoeraid(AOERAID, iface, file, SHELF, SLOT, &args)
 }
 
 fn wait_up(c: &RawClient) {
@@ -123,8 +123,8 @@ fn target_malformed_storm() {
     assert!(srv.is_running(), "target died: {}", srv.log());
     srv.terminate(Duration::from_secs(5)).expect("stop");
     let log = srv.log();
-    let frames = counter(&log, "frames").expect("counters at exit");
-    let malformed = counter(&log, "malformed").unwrap();
+    let frames = serve_counter(&log, "frames").expect("counters at exit");
+    let malformed = serve_counter(&log, "malformed").unwrap();
     eprintln!("storm: sent {sent}, target saw {frames} frames, {malformed} malformed");
     assert!(malformed >= 1000, "malformed frames must be counted: {log}");
 }
@@ -287,7 +287,7 @@ fn target_two_threads_share_state() {
     }
     srv.terminate(Duration::from_secs(5)).expect("stop");
     assert!(
-        counter(&srv.log(), "masked").unwrap_or(0) >= 10,
+        serve_counter(&srv.log(), "masked").unwrap_or(0) >= 10,
         "{}",
         srv.log()
     );

@@ -6,7 +6,7 @@
 
 use aoeraid_appliance::control::status::*;
 
-pub fn member(blade: &str, index: Option<u32>, state: MemberState) -> MemberStatus {
+pub(crate) fn member(blade: &str, index: Option<u32>, state: MemberState) -> MemberStatus {
     MemberStatus {
         blade: blade.to_string(),
         role: if index.is_some() {
@@ -22,7 +22,7 @@ pub fn member(blade: &str, index: Option<u32>, state: MemberState) -> MemberStat
     }
 }
 
-pub fn rebuilding() -> Status {
+pub(crate) fn rebuilding() -> Status {
     let mut members = Vec::new();
     for (i, b) in [
         "e0.0", "e1.0", "e0.1", "e0.4", "e0.2", "e1.2", "e0.3", "e1.3",

@@ -1,10 +1,16 @@
 //! Ring send/receive through a veth pair in a private network namespace (root needed).
 
-mod lab;
+mod veth;
 
-use aoe_uring::{Completion, PacketSocket, Ring, SockId, ETH_P_AOE};
-use lab::{frame, gather, seq_of, VethLab};
+use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, SockId, SocketOptions, ETH_P_AOE};
+use aoeraid_lab::frames::{frame, seq_of};
+use aoeraid_lab::Lab;
 use std::time::{Duration, Instant};
+use veth::{both_ends, gather, pump, receiver, BothEnds, Receiver, Sender};
+
+fn defaults() -> (RingConfig, SocketOptions) {
+    (RingConfig::default(), SocketOptions::default())
+}
 
 /// Wait on `ring` until `want` frames arrived (or 5 s passed), checking each with `check`
 /// and recycling it. Returns the frames seen.
@@ -17,17 +23,16 @@ fn collect(ring: &mut Ring, want: usize, mut check: impl FnMut(SockId, &[u8])) -
 
 #[test]
 fn frames_both_ways_multishot_and_batched() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let mut ring = Ring::new().unwrap();
-        let a = ring
-            .add_socket(PacketSocket::open(VethLab::A).unwrap())
-            .unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
-            .unwrap();
-        let mac_a = ring.socket(a).unwrap().mac();
-        let mac_b = ring.socket(b).unwrap().mac();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let (cfg, opts) = defaults();
+        let BothEnds {
+            mut ring,
+            a,
+            b,
+            mac_a,
+            mac_b,
+        } = both_ends(&cfg, &opts);
         assert_eq!(ring.socket(a).unwrap().mtu(), 1500);
         const N: u32 = 200;
         for seq in 0..N {
@@ -72,19 +77,19 @@ fn frames_both_ways_multishot_and_batched() {
 
 #[test]
 fn jumbo_frames_at_mtu_9000() {
-    let lab = VethLab::new(9000);
-    lab.run(|| {
-        let mut ring = Ring::new().unwrap();
-        let a = ring
-            .add_socket(PacketSocket::open(VethLab::A).unwrap())
-            .unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
-            .unwrap();
+    let lab = Lab::veth_pair("ring-net", 9000).expect("veth lab");
+    lab.in_ns(|| {
+        let (cfg, opts) = defaults();
+        let BothEnds {
+            mut ring,
+            a,
+            b,
+            mac_a,
+            mac_b,
+        } = both_ends(&cfg, &opts);
         let sa = ring.socket(a).unwrap();
         assert_eq!(sa.mtu(), 9000);
         assert_eq!(sa.interface().max_frame_len(), 9014);
-        let (mac_a, mac_b) = (sa.mac(), ring.socket(b).unwrap().mac());
         for seq in 0..50 {
             ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 9000), 0)
                 .unwrap();
@@ -107,14 +112,14 @@ fn jumbo_frames_at_mtu_9000() {
 
 #[test]
 fn other_ethertypes_are_not_received() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
-        let mut ring = Ring::new().unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
-            .unwrap();
-        let mac_b = ring.socket(b).unwrap().mac();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let (cfg, opts) = defaults();
+        let Receiver {
+            sender: Sender { tx, to: mac_b },
+            mut ring,
+            b,
+        } = receiver(&cfg, &opts);
         // The socket is bound to 0x88A2 for receiving only; the frame bytes decide what
         // goes on the wire, so the same socket can emit other ethertypes.
         for (seq, ethertype) in [0x0800u16, 0x86DD, 0x88A3, 0x88A4, 0x8100]
@@ -141,14 +146,14 @@ fn other_ethertypes_are_not_received() {
 
 #[test]
 fn blocking_helpers_and_socket_facts() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let a = PacketSocket::open(VethLab::A).unwrap();
-        let b = PacketSocket::open(VethLab::B).unwrap();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let a = PacketSocket::open(Lab::VETH_A).unwrap();
+        let b = PacketSocket::open(Lab::VETH_B).unwrap();
         assert!(a.recv_buffer().forced, "root may force buffer sizes");
         assert!(a.recv_buffer().actual >= aoe_uring::DEFAULT_SOCKET_BUFFER);
         assert!(a.send_buffer().actual >= aoe_uring::DEFAULT_SOCKET_BUFFER);
-        assert_eq!(a.name(), VethLab::A);
+        assert_eq!(a.name(), Lab::VETH_A);
         assert_ne!(a.ifindex(), b.ifindex());
         assert_ne!(a.mac(), b.mac());
         let mut buf = [0u8; 2000];
@@ -180,14 +185,14 @@ fn blocking_helpers_and_socket_facts() {
 
 #[test]
 fn kernel_drop_counters_when_flooded() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let opts = aoe_uring::SocketOptions {
             recv_buffer: 64 << 10,
             ..Default::default()
         };
-        let rx = PacketSocket::open_with(VethLab::B, &opts).unwrap();
+        let rx = PacketSocket::open_with(Lab::VETH_B, &opts).unwrap();
         const SENT: u64 = 3000;
         for seq in 0..SENT {
             tx.send_blocking(&frame(rx.mac(), tx.mac(), ETH_P_AOE, seq as u32, 1400))
@@ -218,37 +223,27 @@ fn kernel_drop_counters_when_flooded() {
 
 #[test]
 fn receive_resumes_after_buffers_run_out() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
-        let cfg = aoe_uring::RingConfig {
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let cfg = RingConfig {
             recv_buffers: 8,
             ..Default::default()
         };
-        let mut ring = Ring::with_config(&cfg).unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
-            .unwrap();
-        let mac_b = ring.socket(b).unwrap().mac();
+        let rx = receiver(&cfg, &SocketOptions::default());
         const N: u32 = 40;
-        let mut events = Vec::new();
-        ring.wait(Some(Duration::ZERO), &mut events).unwrap(); // arm the receive
         for seq in 0..N {
-            tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 200))
-                .unwrap();
+            rx.sender.send(seq, 200);
         }
+        let mut ring = rx.ring;
+        let mut events = Vec::new();
         // Hold every buffer we get: the multishot receive must stop with ENOBUFS.
         let mut held = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while held.len() < 8 && Instant::now() < deadline {
-            ring.wait(Some(Duration::from_millis(50)), &mut events)
-                .unwrap();
-            for ev in events.drain(..) {
-                if let Completion::Frame { buf, .. } = ev {
-                    held.push(buf);
-                }
+        pump(&mut ring, |_, ev| {
+            if let Completion::Frame { buf, .. } = ev {
+                held.push(buf);
             }
-        }
+            held.len() >= 8
+        });
         assert_eq!(held.len(), 8);
         ring.wait(Some(Duration::from_millis(50)), &mut events)
             .unwrap();
@@ -269,14 +264,14 @@ fn receive_resumes_after_buffers_run_out() {
 
 /// Frames spread by a PACKET_FANOUT group over two sockets, each on its own ring.
 fn fanout_split(mode: aoe_uring::FanoutMode) -> (usize, usize) {
-    let lab = VethLab::new(1500);
-    lab.run(move || {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(move || {
+        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let mut rings: Vec<Ring> = (0..2).map(|_| Ring::new().unwrap()).collect();
         let group = (std::process::id() as u16) ^ 0x5a5a;
         let mut mac_b = [0; 6];
         for ring in rings.iter_mut() {
-            let s = PacketSocket::open(VethLab::B).unwrap();
+            let s = PacketSocket::open(Lab::VETH_B).unwrap();
             s.join_fanout(group, mode).unwrap();
             mac_b = s.mac();
             ring.add_socket(s).unwrap();
@@ -320,7 +315,7 @@ fn fanout_lb_spreads_aoe_and_hash_does_not() {
 
 #[test]
 fn frame_payload_written_to_o_direct_file_in_place() {
-    let lab = VethLab::new(9000);
+    let lab = Lab::veth_pair("ring-net", 9000).expect("veth lab");
     struct Remove(String);
     impl Drop for Remove {
         fn drop(&mut self) {
@@ -330,7 +325,7 @@ fn frame_payload_written_to_o_direct_file_in_place() {
     let path = format!("/var/tmp/aoe-uring-{}-inplace", std::process::id());
     let _cleanup = Remove(path.clone());
     let path2 = path.clone();
-    let result = lab.run(move || {
+    let result = lab.in_ns(move || {
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -339,50 +334,44 @@ fn frame_payload_written_to_o_direct_file_in_place() {
             .custom_flags(libc::O_DIRECT)
             .open(&path2)
             .unwrap();
-        let cfg = aoe_uring::RingConfig {
+        let cfg = RingConfig {
             align_payload_at: Some(36),
             ..Default::default()
         };
-        let mut ring = Ring::with_config(&cfg).unwrap();
+        let BothEnds {
+            mut ring,
+            a,
+            mac_a,
+            mac_b,
+            ..
+        } = both_ends(&cfg, &SocketOptions::default());
         let fid = ring.register_file(&file).unwrap();
-        let a = ring
-            .add_socket(PacketSocket::open(VethLab::A).unwrap())
-            .unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
-            .unwrap();
-        let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
         // 36 header bytes + 8192 payload bytes (the seq number sits in the header part).
         let f = frame(mac_b, mac_a, ETH_P_AOE, 3, 22 + 8192);
         ring.send_copy(a, &f, 0).unwrap();
-        let mut events = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
         let mut wrote = None;
-        while wrote.is_none() && Instant::now() < deadline {
-            ring.wait(Some(Duration::from_millis(50)), &mut events)
-                .unwrap();
-            for ev in events.drain(..) {
-                match ev {
-                    Completion::Frame { buf, .. } => {
-                        assert_eq!(ring.frame(&buf), &f[..]);
-                        ring.write_fixed(fid, buf, 36..36 + 8192, 0, 1).unwrap();
-                        ring.sync_after_writes(fid, true, 2).unwrap();
-                    }
-                    Completion::IoDone {
-                        user: 1,
-                        result,
-                        buf,
-                    } => {
-                        assert_eq!(result, Ok(8192));
-                        ring.release(buf.unwrap());
-                    }
-                    Completion::IoDone {
-                        user: 2, result, ..
-                    } => wrote = Some(result),
-                    _ => {}
+        pump(&mut ring, |ring, ev| {
+            match ev {
+                Completion::Frame { buf, .. } => {
+                    assert_eq!(ring.frame(&buf), &f[..]);
+                    ring.write_fixed(fid, buf, 36..36 + 8192, 0, 1).unwrap();
+                    ring.sync_after_writes(fid, true, 2).unwrap();
                 }
+                Completion::IoDone {
+                    user: 1,
+                    result,
+                    buf,
+                } => {
+                    assert_eq!(result, Ok(8192));
+                    ring.release(buf.unwrap());
+                }
+                Completion::IoDone {
+                    user: 2, result, ..
+                } => wrote = Some(result),
+                _ => {}
             }
-        }
+            wrote.is_some()
+        });
         assert_eq!(ring.recv_buffers_lent(), 0);
         (wrote, f)
     });
@@ -394,22 +383,21 @@ fn frame_payload_written_to_o_direct_file_in_place() {
 
 #[test]
 fn single_issuer_ring_moved_to_its_loop_thread() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let cfg = aoe_uring::RingConfig {
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
+        let cfg = RingConfig {
             single_issuer: true,
             ..Default::default()
         };
         // Built here, run on another thread: the first wait there enables it.
-        let mut ring = Ring::with_config(&cfg).unwrap();
-        let a = ring
-            .add_socket(PacketSocket::open(VethLab::A).unwrap())
-            .unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
-            .unwrap();
+        let BothEnds {
+            mut ring,
+            a,
+            b,
+            mac_a,
+            mac_b,
+        } = both_ends(&cfg, &SocketOptions::default());
         let t = std::thread::spawn(move || {
-            let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
             for seq in 0..100 {
                 ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 500), 0)
                     .unwrap();
@@ -442,29 +430,18 @@ fn single_issuer_ring_moved_to_its_loop_thread() {
 
 #[test]
 fn oversize_frames_are_counted_and_dropped() {
-    let lab = VethLab::new(9000);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
-        let cfg = aoe_uring::RingConfig {
+    let lab = Lab::veth_pair("ring-net", 9000).expect("veth lab");
+    lab.in_ns(|| {
+        let cfg = RingConfig {
             recv_buffer_size: 2048,
             ..Default::default()
         };
-        let mut ring = Ring::with_config(&cfg).unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
-            .unwrap();
-        let mac_b = ring.socket(b).unwrap().mac();
-        let mut events = Vec::new();
-        ring.wait(Some(Duration::ZERO), &mut events).unwrap();
-        tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, 1, 4000))
-            .unwrap();
-        tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, 2, 2048 - 14))
-            .unwrap();
+        let mut rx = receiver(&cfg, &SocketOptions::default());
+        rx.sender.send(1, 4000);
+        rx.sender.send(2, 2048 - 14);
+        let ring = &mut rx.ring;
         let mut got = Vec::new();
-        assert_eq!(
-            collect(&mut ring, 1, |_, f| got.push((seq_of(f), f.len()))),
-            1
-        );
+        assert_eq!(collect(ring, 1, |_, f| got.push((seq_of(f), f.len()))), 1);
         assert_eq!(got, vec![(2, 2048)]);
         assert_eq!(ring.stats().frames_truncated, 1);
         assert_eq!(ring.recv_buffers_lent(), 0);
@@ -473,21 +450,20 @@ fn oversize_frames_are_counted_and_dropped() {
 
 #[test]
 fn oversize_send_is_reported_as_send_error() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
         let mut ring = Ring::new().unwrap();
         let a = ring
-            .add_socket(PacketSocket::open(VethLab::A).unwrap())
+            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
             .unwrap();
         let mac_a = ring.socket(a).unwrap().mac();
         ring.send_copy(a, &frame([0xff; 6], mac_a, ETH_P_AOE, 1, 3000), 77)
             .unwrap();
         let mut events = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while events.is_empty() && Instant::now() < deadline {
-            ring.wait(Some(Duration::from_millis(100)), &mut events)
-                .unwrap();
-        }
+        pump(&mut ring, |_, ev| {
+            events.push(ev);
+            true
+        });
         match &events[..] {
             [Completion::SendDone {
                 sock,
@@ -510,20 +486,19 @@ fn oversize_send_is_reported_as_send_error() {
 
 #[test]
 fn link_down_is_reported_and_receive_recovers() {
-    let lab = VethLab::new(1500);
-    let ns = lab.ns.clone();
-    lab.run(move || {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
-        let mut ring = Ring::new().unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
-            .unwrap();
-        let mac_b = ring.socket(b).unwrap().mac();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    let ns = lab.ns().to_string();
+    lab.in_ns(move || {
+        let (cfg, opts) = defaults();
+        let Receiver {
+            sender: Sender { tx, to: mac_b },
+            mut ring,
+            b,
+        } = receiver(&cfg, &opts);
         let mut events = Vec::new();
-        ring.wait(Some(Duration::ZERO), &mut events).unwrap();
         let ip = |state: &str| {
             let ok = std::process::Command::new("ip")
-                .args(["-n", &ns, "link", "set", VethLab::B, state])
+                .args(["-n", &ns, "link", "set", Lab::VETH_B, state])
                 .status()
                 .unwrap()
                 .success();
@@ -531,17 +506,13 @@ fn link_down_is_reported_and_receive_recovers() {
         };
         ip("down");
         let mut errors = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while errors.is_empty() && Instant::now() < deadline {
-            ring.wait(Some(Duration::from_millis(50)), &mut events)
-                .unwrap();
-            for ev in events.drain(..) {
-                match ev {
-                    Completion::RecvError { sock, error } => errors.push((sock, error.0)),
-                    other => panic!("unexpected {other:?}"),
-                }
+        pump(&mut ring, |_, ev| match ev {
+            Completion::RecvError { sock, error } => {
+                errors.push((sock, error.0));
+                true
             }
-        }
+            other => panic!("unexpected {other:?}"),
+        });
         assert_eq!(errors, vec![(b, libc::ENETDOWN)]);
         ip("up");
         // veth needs both ends up and a moment for carrier.
@@ -567,28 +538,25 @@ fn link_down_is_reported_and_receive_recovers() {
 
 #[test]
 fn completion_queue_overflow_loses_nothing() {
-    let lab = VethLab::new(1500);
-    lab.run(|| {
-        let tx = PacketSocket::open(VethLab::A).unwrap();
+    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
+    lab.in_ns(|| {
         // 8 SQ entries -> 32 CQ entries, far fewer than the frames that arrive at once.
-        let cfg = aoe_uring::RingConfig {
+        let cfg = RingConfig {
             sq_entries: 8,
             recv_buffers: 512,
             send_slots: 64,
             ..Default::default()
         };
-        let mut ring = Ring::with_config(&cfg).unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(VethLab::B).unwrap())
-            .unwrap();
-        let mac_b = ring.socket(b).unwrap().mac();
-        let mut events = Vec::new();
-        ring.wait(Some(Duration::ZERO), &mut events).unwrap();
+        let rx = receiver(&cfg, &SocketOptions::default());
         const N: u32 = 300;
         for seq in 0..N {
-            tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 100))
-                .unwrap();
+            rx.sender.send(seq, 100);
         }
+        let Receiver {
+            mut ring,
+            b,
+            sender: Sender { to: mac_b, .. },
+        } = rx;
         // And many sends queued at once through the tiny submission queue.
         for seq in 0..60 {
             ring.send_copy(
@@ -600,24 +568,20 @@ fn completion_queue_overflow_loses_nothing() {
         }
         let mut seqs = Vec::new();
         let mut send_done = 0;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while (seqs.len() < N as usize || send_done < 60) && Instant::now() < deadline {
-            ring.wait(Some(Duration::from_millis(50)), &mut events)
-                .unwrap();
-            for ev in events.drain(..) {
-                match ev {
-                    Completion::Frame { buf, .. } => {
-                        seqs.push(seq_of(ring.frame(&buf)));
-                        ring.recycle(buf);
-                    }
-                    Completion::SendDone { result, .. } => {
-                        result.unwrap();
-                        send_done += 1;
-                    }
-                    other => panic!("unexpected {other:?}"),
+        pump(&mut ring, |ring, ev| {
+            match ev {
+                Completion::Frame { buf, .. } => {
+                    seqs.push(seq_of(ring.frame(&buf)));
+                    ring.recycle(buf);
                 }
+                Completion::SendDone { result, .. } => {
+                    result.unwrap();
+                    send_done += 1;
+                }
+                other => panic!("unexpected {other:?}"),
             }
-        }
+            seqs.len() >= N as usize && send_done >= 60
+        });
         seqs.sort_unstable();
         assert_eq!(seqs, (0..N).collect::<Vec<_>>());
         assert_eq!(send_done, 60);

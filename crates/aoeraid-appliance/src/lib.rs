@@ -13,7 +13,7 @@ pub mod control;
 mod core;
 pub mod daemon;
 pub mod events;
-pub mod frontend;
+mod frontend;
 pub mod metrics;
 #[cfg(feature = "sim")]
 pub mod sim;

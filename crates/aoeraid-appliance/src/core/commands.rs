@@ -14,14 +14,38 @@ use std::time::Instant;
 /// A control command, as the control plane hands it to the core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
-    Fail { array: String, member: MemberAddr },
-    Remove { array: String, member: MemberAddr },
-    Add { array: String, member: MemberAddr },
-    ReAdd { array: String, member: MemberAddr },
-    SpareAdd { group: String, member: MemberAddr },
-    SpareRemove { group: String, member: MemberAddr },
-    Scrub { array: String, repair: bool },
-    Grow { volume: String, array: String },
+    Fail {
+        array: String,
+        member: MemberAddr,
+    },
+    Remove {
+        array: String,
+        member: MemberAddr,
+    },
+    Add {
+        array: String,
+        member: MemberAddr,
+    },
+    ReAdd {
+        array: String,
+        member: MemberAddr,
+    },
+    SpareAdd {
+        group: String,
+        member: MemberAddr,
+    },
+    SpareRemove {
+        group: String,
+        member: MemberAddr,
+    },
+    Scrub {
+        array: String,
+        repair: bool,
+    },
+    Grow {
+        volume: String,
+        array: String,
+    },
     /// KiB/s per member; None keeps the current bound.
     RebuildRate {
         array: String,
@@ -161,7 +185,11 @@ impl Core {
     }
 
     /// Opens `m` and draws the UUID it will carry as a member.
-    pub(super) fn new_spare(&mut self, m: &MemberAddr, host: &mut dyn Host) -> Result<Spare, String> {
+    pub(super) fn new_spare(
+        &mut self,
+        m: &MemberAddr,
+        host: &mut dyn Host,
+    ) -> Result<Spare, String> {
         let loc = self.members.open(m, self.pool.as_ref(), host)?;
         Ok(Spare {
             addr: m.clone(),

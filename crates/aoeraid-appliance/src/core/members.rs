@@ -72,9 +72,7 @@ impl MemberMap {
                 let pool =
                     pool.ok_or("no back-end interface is configured (backend.interfaces)")?;
                 match pool.find(*shelf, *slot) {
-                    Some(id) if pool.blade_state(id) == Some(BladeState::Up) => {
-                        Location::Blade(id)
-                    }
+                    Some(id) if pool.blade_state(id) == Some(BladeState::Up) => Location::Blade(id),
                     Some(_) => return Err("blade found but not answering IDENTIFY".into()),
                     None => return Err("blade not found on the back-end interfaces".into()),
                 }

@@ -21,10 +21,8 @@
 //!   stop_exports(), start_mark_clean()       drained(), all_clean(), member_io_in_flight()
 //! ```
 //!
-//! Order in one turn of the host: feed the inputs, then drain `poll_notice` (a
-//! `Notice::SaveExport` must be written before any further front-end frame goes out;
-//! `poll_front_transmit` holds frames back until it is taken), then the transmits and
-//! file I/O. Work moves between the parts (front end → volumes → members → volumes →
+//! Order in one turn of the host: feed the inputs, then drain `poll_notice`, then the
+//! transmits and file I/O. Work moves between the parts (front end → volumes → members → volumes →
 //! front end) inside the first poll after an input, so a batch of frames costs one
 //! pass. No output is ever dropped for want of a buffer: it waits in the core.
 
@@ -70,7 +68,9 @@ pub(crate) enum Notice {
     Event(Event),
     /// A log line with its syslog priority.
     Log(u8, String),
-    /// Export `i`'s durable state changed: save `exports()[i].shared.snapshot()`.
+    /// A reload changed export `i`'s durable state: save
+    /// `exports()[i].shared.snapshot()`. (Changes clients make through the protocol
+    /// are saved by the target driver through the state files it was given.)
     SaveExport(usize),
     /// Array or member state changed: publish a fresh status now.
     StatusChanged,
@@ -93,8 +93,10 @@ pub(crate) trait IoObserver {
 }
 
 /// An observer that keeps nothing.
+#[cfg(test)]
 pub(crate) struct NoObserver;
 
+#[cfg(test)]
 impl IoObserver for NoObserver {
     fn volume_io(&mut self, _: usize, _: VolumeOp, _: u64, _: f64, _: bool) {}
     fn member_io(&mut self, _: &MemberAddr, _: MemberOp, _: u64, _: f64, _: bool) {}
@@ -220,12 +222,6 @@ impl Core {
 
     pub(crate) fn poll_notice(&mut self) -> Option<Notice> {
         self.settle();
-        if let Some(n) = self.notices.pop_front() {
-            return Some(n);
-        }
-        let x = self.exports.as_mut()?;
-        let saves = x.take_persist();
-        self.notices.extend(saves.into_iter().map(Notice::SaveExport));
         self.notices.pop_front()
     }
 
@@ -276,14 +272,6 @@ impl Core {
 
     pub(crate) fn exports(&self) -> Option<&Exports> {
         self.exports.as_ref()
-    }
-
-    pub(crate) fn volumes(&self) -> &[Volume] {
-        &self.vols
-    }
-
-    pub(crate) fn config(&self) -> &Config {
-        &self.config
     }
 
     // ---- stopping ---------------------------------------------------------------
@@ -355,7 +343,7 @@ impl Core {
             let mut moved = false;
             // Front end → volumes.
             if let Some(x) = self.exports.as_mut() {
-                for (v, req) in x.out.drain(..) {
+                for (v, req) in x.take_requests() {
                     moved = true;
                     if let Some(vol) = self.vols.get_mut(v) {
                         let bytes = req.sectors as u64 * SECTOR as u64;
@@ -418,11 +406,7 @@ impl Core {
         self.member_started
             .insert(t, (self.now, io.op, bytes, io.member));
         match loc {
-            Location::File(file) => self.file_ios.push_back(FileIo {
-                token: t,
-                file,
-                io,
-            }),
+            Location::File(file) => self.file_ios.push_back(FileIo { token: t, file, io }),
             Location::Blade(blade) => {
                 let r = match self.pool.as_mut() {
                     Some(pool) => submit_to_blade(pool, self.now, blade, io, t),
@@ -486,4 +470,3 @@ impl Core {
         self.notices.push_back(Notice::Log(priority, line));
     }
 }
-

@@ -6,7 +6,8 @@ use super::members::Host;
 use super::volumes::find_array;
 use super::{Command, Core, Notice, Reply};
 use crate::config::reload::{plan, LiveChange};
-use crate::config::{Config, MacAddr, MemberAddr};
+use crate::config::{Config, MemberAddr};
+use aoe_wire::Mac;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -148,9 +149,11 @@ impl Core {
 
     /// Is `addr` a member (in any state) of a running array?
     fn in_use(&self, addr: &MemberAddr) -> bool {
-        self.vols
-            .iter()
-            .any(|v| v.arrays.iter().any(|a| a.members.iter().any(|x| &x.0 == addr)))
+        self.vols.iter().any(|v| {
+            v.arrays
+                .iter()
+                .any(|a| a.members.iter().any(|x| &x.0 == addr))
+        })
     }
 
     /// The export of volume `volume`, if it is exported.
@@ -169,16 +172,16 @@ impl Core {
     fn reload_mask(
         &mut self,
         volume: &str,
-        allow: &[MacAddr],
+        allow: &[Mac],
         applied: &mut Vec<String>,
         refused: &mut Vec<String>,
     ) {
         let Some(e) = self.export_of(volume) else {
             return;
         };
-        let macs: Vec<aoe_wire::Mac> = allow.iter().map(|m| aoe_wire::Mac(m.0)).collect();
+
         let shared = &self.exports.as_ref().expect("export found").exports()[e].shared;
-        match shared.set_mask(&macs) {
+        match shared.set_mask(allow) {
             Ok(_) => {
                 let list: Vec<String> = allow.iter().map(|m| m.to_string()).collect();
                 applied.push(format!("volume {volume}: allow list [{}]", list.join(", ")));

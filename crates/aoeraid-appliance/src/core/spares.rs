@@ -36,12 +36,15 @@ impl SpareGroups {
     }
 
     pub(crate) fn contains(&self, group: &str, addr: &MemberAddr) -> bool {
-        self.get(group).is_some_and(|s| s.iter().any(|x| &x.addr == addr))
+        self.get(group)
+            .is_some_and(|s| s.iter().any(|x| &x.addr == addr))
     }
 
     /// Is `addr` an unused spare of any group?
     pub(crate) fn holds(&self, addr: &MemberAddr) -> bool {
-        self.groups.iter().any(|g| g.1.iter().any(|x| &x.addr == addr))
+        self.groups
+            .iter()
+            .any(|g| g.1.iter().any(|x| &x.addr == addr))
     }
 
     /// Creates `group` if it does not exist.

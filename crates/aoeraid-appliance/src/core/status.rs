@@ -8,15 +8,15 @@ use crate::control::status::{FrontendCounters, SpareGroupStatus, Status, VolumeS
 use std::time::Instant;
 
 impl Core {
-    pub(crate) fn status(&mut self, now: Instant) -> Status {
+    pub(crate) fn status(&self, now: Instant) -> Status {
         let mut s = Status {
             appliance: self.config.appliance.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_seconds: now.saturating_duration_since(self.started).as_secs_f64(),
             ..Status::default()
         };
-        for vol in &mut self.vols {
-            for (a, arr) in vol.arrays.iter_mut().enumerate() {
+        for vol in &self.vols {
+            for (a, arr) in vol.arrays.iter().enumerate() {
                 let names: Vec<String> = arr.members.iter().map(|m| m.0.to_string()).collect();
                 let avail = arr
                     .spare_group
@@ -28,7 +28,7 @@ impl Core {
                     spares_available: avail,
                 };
                 let es = vol.concat.arrays()[a].status();
-                s.arrays.push(array_status(&es, &ctx, &mut arr.ledger));
+                s.arrays.push(array_status(&es, &ctx));
             }
             if vol.standalone {
                 continue;
@@ -51,14 +51,15 @@ impl Core {
             s.blades = blade_statuses(p);
         }
         if let Some(x) = &self.exports {
-            let c = x.target().counters();
+            let c = x.driver().target().counters();
+            let dc = x.driver().counters();
             s.frontend = FrontendCounters {
                 frames: c.frames,
                 malformed: c.malformed,
                 not_for_us: c.not_addressed + c.masked,
                 client_queue_full: c.client_queue_full,
                 target_queue_full: c.target_queue_full,
-                flushes: x.flushes,
+                flushes: dc.flushes,
                 reservation_conflicts: c.reservation_conflicts,
                 ..FrontendCounters::default()
             };

@@ -4,7 +4,6 @@
 
 use super::members::Location;
 use crate::config::MemberAddr;
-use crate::control::engine::SyncLedger;
 use raid_engine::{Concat, MemberState};
 
 /// A RAID array inside a volume.
@@ -13,7 +12,6 @@ pub(crate) struct Array {
     /// Engine member index i is `members[i]`.
     pub(crate) members: Vec<(MemberAddr, Location)>,
     pub(crate) spare_group: Option<String>,
-    pub(crate) ledger: SyncLedger,
 }
 
 impl Array {
@@ -26,7 +24,6 @@ impl Array {
             name,
             members,
             spare_group,
-            ledger: SyncLedger::default(),
         }
     }
 

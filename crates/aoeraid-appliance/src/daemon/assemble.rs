@@ -4,8 +4,8 @@
 
 use super::inuse::in_use_reason;
 use super::members::Devices;
-use crate::core::Location;
 use crate::config::{ArraySpec, MemberAddr};
+use crate::core::Location;
 use anyhow::{anyhow, bail};
 use raid_engine::assembly::{assemble, AssemblyInput};
 use raid_engine::superblock::{SB_OFFSET, SB_SECTORS};

@@ -15,6 +15,7 @@ use crate::core::{Command, Core, Host, IoObserver, Notice, Reply};
 use crate::events::{self, EventSink};
 use crate::frontend::StateFile;
 use crate::metrics::{IoHandles, IoOp, Metrics};
+use aoe_target::IfaceId;
 use aoe_uring::{Completion, Ring, SockId};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -37,8 +38,6 @@ pub(crate) enum Cmd {
 pub(crate) struct FrontSockets {
     socks: Vec<SockId>,
     names: Vec<String>,
-    sent: Vec<u64>,
-    malformed: Vec<u64>,
     send_errors: u64,
     /// Times frames waited because every send slot was busy.
     slot_waits: u64,
@@ -46,12 +45,9 @@ pub(crate) struct FrontSockets {
 
 impl FrontSockets {
     pub(crate) fn new(names: Vec<String>, socks: Vec<SockId>) -> FrontSockets {
-        let n = socks.len();
         FrontSockets {
             socks,
             names,
-            sent: vec![0; n],
-            malformed: vec![0; n],
             send_errors: 0,
             slot_waits: 0,
         }
@@ -61,15 +57,21 @@ impl FrontSockets {
         self.socks.iter().position(|s| *s == sock)
     }
 
-    fn status(&self, ring: &Ring) -> Vec<InterfaceStatus> {
+    /// Kernel counts of each socket, with the frames the target driver sent and
+    /// found malformed on it.
+    fn status(&self, ring: &Ring, core: &Core) -> Vec<InterfaceStatus> {
         (0..self.socks.len())
             .map(|i| {
+                let t = core
+                    .exports()
+                    .map(|x| x.driver().iface_tally(IfaceId(i as u16)))
+                    .unwrap_or_default();
                 InterfaceStatus::of_socket(
                     &self.names[i],
                     Side::Frontend,
                     ring.socket(self.socks[i]),
-                    self.sent[i],
-                    self.malformed[i],
+                    t.sent,
+                    t.malformed,
                 )
             })
             .collect()
@@ -149,7 +151,11 @@ impl IoObserver for IoMetrics {
             self.members.insert(member.clone(), h);
         }
         let h = &self.members[member];
-        let io = if op == MemberOp::Read { &h.read } else { &h.write };
+        let io = if op == MemberOp::Read {
+            &h.read
+        } else {
+            &h.write
+        };
         io.record(bytes, secs, ok);
     }
 }
@@ -251,13 +257,7 @@ impl DataPath {
         let c = match (c, self.front.as_mut()) {
             (Completion::Frame { sock, buf }, Some(f)) if f.iface(sock).is_some() => {
                 let i = f.iface(sock).expect("checked");
-                let malformed = |core: &Core| {
-                    core.exports()
-                        .map_or(0, |x| x.target().counters().malformed)
-                };
-                let before = malformed(core);
                 core.handle_front_frame(now, i, self.ring.frame(&buf));
-                f.malformed[i] += malformed(core) - before;
                 self.ring.recycle(buf);
                 return;
             }
@@ -326,8 +326,6 @@ impl DataPath {
                 };
                 if self.ring.submit_send(f.socks[i], slot, n, 0).is_err() {
                     f.send_errors += 1;
-                } else {
-                    f.sent[i] += 1;
                 }
             }
         }
@@ -364,7 +362,7 @@ impl DataPath {
             s.interfaces = b.interface_status(&self.ring, p);
         }
         if let Some(f) = &self.front {
-            s.interfaces.extend(f.status(&self.ring));
+            s.interfaces.extend(f.status(&self.ring, &self.core));
             s.frontend.no_send_slot = f.slot_waits;
             s.frontend.send_errors = f.send_errors;
         }

@@ -3,24 +3,25 @@
 //! signal handling (SIGTERM clean stop, SIGHUP reload).
 
 use super::assemble::{assemble_array, spare_is_blank};
-use super::create::DISCOVERY_TIMEOUT;
 use super::create::random_uuid;
+use super::create::DISCOVERY_TIMEOUT;
 use super::datapath::{Cmd, DataPath, FrontSockets, IoMetrics};
 use super::members::Devices;
 use crate::config::{self, Config, MemberAddr, Rate};
+use crate::control::sdnotify::{watchdog_interval, Notifier};
+use crate::control::status::Status;
+use crate::control::{ControlHandler, ControlServer};
 use crate::core::{
     Array, Command, Core, CoreParts, ExportDef, Exports, Location, MemberMap, Reply, Spare,
     SpareGroups, Volume,
 };
-use crate::control::sdnotify::{watchdog_interval, Notifier};
-use crate::control::status::Status;
-use crate::control::{ControlHandler, ControlServer};
 use crate::events::{self, Dispatcher, DispatcherOptions, Event, EventKind};
 use crate::frontend::StateFile;
 use crate::metrics::http::MetricsServer;
 use crate::metrics::Metrics;
 use anyhow::{bail, Context};
 use aoe_target::{ExportState, SharedExport};
+use aoe_uring::sys::{Signal, Signals};
 use aoe_uring::{PacketSocket, RingWaker};
 use aoe_wire::Mac;
 use crossbeam_channel::{bounded, Sender};
@@ -143,47 +144,25 @@ impl ControlHandler for Handler {
     }
 }
 
-/// Blocks SIGTERM, SIGINT and SIGHUP in this thread (and every thread it spawns
-/// later), so only the signal thread's sigwait sees them.
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise a local sigset_t; pthread_sigmask
-    // only changes this thread's mask. All pointers are to live locals.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
 /// The signal thread: SIGTERM/SIGINT stop the data path, SIGHUP reloads.
-fn spawn_signal_thread(set: libc::sigset_t, handler: Arc<Handler>) -> std::io::Result<()> {
+fn spawn_signal_thread(signals: Signals, handler: Arc<Handler>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || loop {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: `set` is an initialised sigset_t owned by this closure and `sig`
-            // a live local; sigwait only reads the one and writes the other.
-            let r = unsafe { libc::sigwait(&set, &mut sig) };
-            if r != 0 {
-                continue;
-            }
-            match sig {
-                libc::SIGHUP => {
+            match signals.wait(None) {
+                Ok(Some(Signal::Hup)) => {
                     let msg = match handler.reload() {
                         Ok(m) => m,
                         Err(e) => format!("reload refused: {e}"),
                     };
                     events::log_line(5, &format!("SIGHUP: {msg}"));
                 }
-                _ => {
+                Ok(Some(_)) => {
                     let _ = handler.tx.send(Cmd::Stop);
                     let _ = handler.waker.wake();
                     return;
                 }
+                Ok(None) | Err(_) => {}
             }
         })
         .map(drop)
@@ -208,7 +187,9 @@ fn blade_addrs(cfg: &Config) -> Vec<(u16, u8)> {
 
 /// Runs the daemon until SIGTERM. Returns after a clean stop.
 pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
-    let sigset = block_signals();
+    // Before any thread starts, so that every thread inherits the mask and only the
+    // signal thread sees these.
+    let signals = Signals::block(&[Signal::Term, Signal::Int, Signal::Hup])?;
     let checked = config::load(config_path, false).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &checked.warnings {
         events::log_line(4, &w.render(&config_path.display().to_string()));
@@ -363,7 +344,6 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             shelf,
             slot,
             read_only: v.read_only,
-            sectors,
             shared: SharedExport::new(st, sectors),
             volume: i,
         });
@@ -387,7 +367,8 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             macs.push((Mac(sock.mac()), sock.mtu()));
             socks.push(ring.add_socket(sock)?);
         }
-        let x = Exports::new(&macs, exports).map_err(|e| anyhow::anyhow!("front end: {e}"))?;
+        let x = Exports::new(&macs, exports, state_files.clone())
+            .map_err(|e| anyhow::anyhow!("front end: {e}"))?;
         (
             Some(FrontSockets::new(cfg.frontend.interfaces.clone(), socks)),
             Some(x),
@@ -441,7 +422,7 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     let metrics_server =
         MetricsServer::start(cfg.appliance.metrics_listen, Arc::new(move || m2.render()))
             .with_context(|| format!("metrics on {}", cfg.appliance.metrics_listen))?;
-    spawn_signal_thread(sigset, handler.clone())?;
+    spawn_signal_thread(signals, handler.clone())?;
 
     let mut dp = DataPath {
         ring,

@@ -1,17 +1,23 @@
 //! The front end: AoE target exports served through io_uring.
 //!
+//! One driver ([`Driver`], ring-free) around the sans-IO
+//! [`aoe_target::Target`], generic over its store: files and block devices
+//! through io_uring ([`RingFiles`], `aoeraid serve`) or RAID volumes
+//! ([`Volumes`], `aoeraid run`). Only the last step — send slots, frames,
+//! file I/O submission — touches the ring ([`RingFront`]).
+//!
 //! [`prepare`] opens the stores and loads the durable per-export state;
-//! [`Prepared::build_worker`] puts one [`FrontendWorker`] (a sans-IO
-//! [`aoe_target::Target`] plus its sockets and files) on a caller's [`Ring`]
-//! — the daemon can share that ring with the back end. [`run`] is the
+//! [`Prepared::build_worker`] puts one worker on a [`Ring`]; [`run`] is the
 //! standalone loop `aoeraid serve` uses.
 //!
 //! ## Data path
 //!
 //! Multishot receive into the ring's provided buffers; a READ's data is read
-//! by io_uring straight into the send slot at byte 36 (page-aligned, so
-//! O_DIRECT works in place) and the slot is sent; a WRITE's payload goes to
-//! the store straight from the receive buffer. Completed writes are made
+//! by io_uring straight into the send slot at `ATA_DATA_OFFSET` (page-aligned,
+//! so O_DIRECT works in place) and the slot is sent; a WRITE's payload goes to
+//! the store straight from the receive buffer. When send slots run out,
+//! replies, control frames and reads wait in the driver's queue (see
+//! [`driver`]), never dropped. Completed writes are made
 //! durable by one fdatasync per batch (group commit in the core) and only
 //! then acknowledged. Everything queued in one pass reaches the kernel in one
 //! `io_uring_enter`. No allocation and no lock per frame: requests live in
@@ -37,13 +43,19 @@
 //! worker does its own group commit on its own descriptor; fdatasync covers
 //! the whole file, so a sync by one worker never makes another's ack unsafe.
 
+mod driver;
+mod file;
 mod persist;
+mod ring;
 mod store;
-mod worker;
+mod volume;
 
-pub use persist::StateFile;
-pub use store::Store;
-pub use worker::{DriverCounters, FrontendWorker, USER_TAG};
+pub(crate) use driver::{Driver, DriverCounters, Port};
+pub(crate) use file::RingFiles;
+pub(crate) use persist::StateFile;
+pub(crate) use ring::RingFront;
+pub(crate) use store::ExportFile;
+pub(crate) use volume::Volumes;
 
 use anyhow::{bail, Context};
 use aoe_target::{Counters, ExportConfig, ExportId, SharedExport, Target, TargetConfig};
@@ -56,46 +68,46 @@ use std::time::{Duration, Instant};
 
 /// One export to serve.
 #[derive(Debug, Clone)]
-pub struct ExportSpec {
-    pub shelf: u16,
-    pub slot: u8,
-    pub path: PathBuf,
-    pub read_only: bool,
+pub(crate) struct ExportSpec {
+    pub(crate) shelf: u16,
+    pub(crate) slot: u8,
+    pub(crate) path: PathBuf,
+    pub(crate) read_only: bool,
     /// If non-empty, replaces the saved MAC mask list at start (like vblade -m).
-    pub allow: Vec<Mac>,
+    pub(crate) allow: Vec<Mac>,
     /// If set, replaces the saved config string at start.
-    pub config_string: Option<Vec<u8>>,
+    pub(crate) config_string: Option<Vec<u8>>,
     /// Use the page cache even if O_DIRECT works (RAM-backed loop devices:
     /// direct I/O there goes through the loop worker, buffered reads are a
     /// page-cache copy done inline by io_uring).
-    pub buffered: bool,
+    pub(crate) buffered: bool,
 }
 
 /// Everything the front end needs.
 #[derive(Debug, Clone)]
-pub struct FrontendConfig {
+pub(crate) struct FrontendConfig {
     /// Front interfaces; every export is served on all of them.
-    pub ifaces: Vec<String>,
-    pub exports: Vec<ExportSpec>,
+    pub(crate) ifaces: Vec<String>,
+    pub(crate) exports: Vec<ExportSpec>,
     /// Buffer Count advertised and queued per client.
-    pub buffers: u16,
-    pub threads: usize,
-    pub state_dir: PathBuf,
+    pub(crate) buffers: u16,
+    pub(crate) threads: usize,
+    pub(crate) state_dir: PathBuf,
     /// How often the store sizes are checked for growth.
-    pub stat_interval: Duration,
+    pub(crate) stat_interval: Duration,
 }
 
 /// Opened stores and loaded state, shared by every worker.
-pub struct Prepared {
-    pub cfg: FrontendConfig,
-    pub stores: Vec<Store>,
-    pub shared: Vec<Arc<SharedExport>>,
-    pub states: Vec<Arc<StateFile>>,
+pub(crate) struct Prepared {
+    cfg: FrontendConfig,
+    stores: Vec<ExportFile>,
+    shared: Vec<Arc<SharedExport>>,
+    states: Vec<Arc<StateFile>>,
 }
 
 /// Opens the stores, loads (or creates) each export's state file and applies
 /// the command-line overrides.
-pub fn prepare(cfg: FrontendConfig) -> anyhow::Result<Prepared> {
+pub(crate) fn prepare(cfg: FrontendConfig) -> anyhow::Result<Prepared> {
     if cfg.ifaces.is_empty() {
         bail!("at least one --iface is needed");
     }
@@ -109,7 +121,7 @@ pub fn prepare(cfg: FrontendConfig) -> anyhow::Result<Prepared> {
     let mut shared = Vec::new();
     let mut states = Vec::new();
     for e in &cfg.exports {
-        let store = Store::open(&e.path, e.read_only, !e.buffered)?;
+        let store = ExportFile::open(&e.path, e.read_only, !e.buffered)?;
         let sf = Arc::new(StateFile::new(&cfg.state_dir, e.shelf, e.slot));
         let mut st = sf.load_or_new()?;
         if !e.allow.is_empty() {
@@ -135,8 +147,8 @@ pub fn prepare(cfg: FrontendConfig) -> anyhow::Result<Prepared> {
 }
 
 /// Ring sizes for a front-end worker: receive buffers and send slots enough
-/// for every request the core can hold, payload at byte 36 page-aligned.
-pub fn ring_config(target_requests: usize) -> RingConfig {
+/// for every request the core can hold, payload page-aligned.
+fn ring_config(target_requests: usize) -> RingConfig {
     let recv = (target_requests + 512)
         .next_power_of_two()
         .clamp(1024, 8192) as u16;
@@ -150,9 +162,17 @@ pub fn ring_config(target_requests: usize) -> RingConfig {
     }
 }
 
+/// One worker of `aoeraid serve`: the driver over the files on its ring.
+type Worker = RingFront<RingFiles>;
+
 impl Prepared {
+    /// The opened store of export `e`.
+    pub(crate) fn store(&self, e: usize) -> &ExportFile {
+        &self.stores[e]
+    }
+
     /// The core's settings (identical for every worker).
-    pub fn target_config(&self) -> TargetConfig {
+    fn target_config(&self) -> TargetConfig {
         TargetConfig {
             buffer_count: self.cfg.buffers,
             max_clients: 16,
@@ -162,11 +182,7 @@ impl Prepared {
 
     /// Builds one worker on `ring`: opens a socket per interface (joined to
     /// `fanout` group `base + iface index` if given), registers the stores.
-    pub fn build_worker(
-        &self,
-        ring: &mut Ring,
-        fanout: Option<u16>,
-    ) -> anyhow::Result<FrontendWorker> {
+    fn build_worker(&self, ring: &mut Ring, fanout: Option<u16>) -> anyhow::Result<Worker> {
         let mut target = Target::new(self.target_config()).map_err(anyhow::Error::msg)?;
         let mut socks = Vec::new();
         let mut ifaces = Vec::new();
@@ -198,16 +214,15 @@ impl Prepared {
                 .map_err(anyhow::Error::msg)?;
             files.push(ring.register_file(&self.stores[e].file)?);
         }
-        Ok(FrontendWorker::new(
-            target,
+        let store = RingFiles::new(files, target.request_capacity());
+        Ok(RingFront::new(
             socks,
-            files,
-            self.states.clone(),
+            Driver::new(target, store, self.states.clone()),
         ))
     }
 
     /// Re-reads every store's size and records/announces changes through `w`.
-    pub fn check_sizes(&self, ring: &Ring, w: &mut FrontendWorker) {
+    fn check_sizes(&self, ring: &Ring, w: &mut Worker) {
         for (e, s) in self.stores.iter().enumerate() {
             match s.sectors() {
                 Ok(n) => {
@@ -226,23 +241,23 @@ impl Prepared {
 
 /// Flags the standalone loop watches (set from signal handlers).
 #[derive(Debug, Default)]
-pub struct Control {
-    pub stop: AtomicBool,
-    pub recheck_size: AtomicBool,
+pub(crate) struct Control {
+    pub(crate) stop: AtomicBool,
+    pub(crate) recheck_size: AtomicBool,
 }
 
 /// Totals over all workers, printed at exit.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Summary {
-    pub core: Counters,
-    pub driver: DriverCounters,
-    pub kernel_dropped: u64,
+pub(crate) struct Summary {
+    pub(crate) core: Counters,
+    pub(crate) driver: DriverCounters,
+    pub(crate) kernel_dropped: u64,
 }
 
 /// The standalone loop: `threads` workers (the calling thread is worker 0,
 /// which also announces and watches the store sizes) until `ctl.stop`, then
 /// drains in-flight requests (up to 5 s) and returns the counters.
-pub fn run(p: Arc<Prepared>, ctl: Arc<Control>) -> anyhow::Result<Summary> {
+pub(crate) fn run(p: Arc<Prepared>, ctl: Arc<Control>) -> anyhow::Result<Summary> {
     let threads = p.cfg.threads;
     let fanout = (threads > 1).then(|| (std::process::id() as u16) & 0x7fff);
     // Build every worker before serving so setup errors surface at once.
@@ -278,11 +293,23 @@ pub fn run(p: Arc<Prepared>, ctl: Arc<Control>) -> anyhow::Result<Summary> {
     Ok(total)
 }
 
+/// Feeds one ring completion to a worker: socket completions to the
+/// driver, file completions through the store.
+fn on_completion(ring: &Ring, w: &mut Worker, now: Instant, c: Completion) {
+    let Some(Completion::IoDone { user, result, buf }) = w.on_socket(ring, now, c) else {
+        return;
+    };
+    let (d, mut port) = w.parts(ring);
+    if let Some(done) = d.store().done(ring, user, result, buf) {
+        d.on_done(&mut port, done);
+    }
+}
+
 fn serve_loop(
     p: &Prepared,
     ctl: &Control,
     mut ring: Ring,
-    mut w: FrontendWorker,
+    mut w: Worker,
     primary: bool,
 ) -> anyhow::Result<Summary> {
     let mut events: Vec<Completion> = Vec::with_capacity(4096);
@@ -299,8 +326,7 @@ fn serve_loop(
         };
         let now = ring.wait(Some(timeout), &mut events)?;
         for ev in events.drain(..) {
-            // Every completion on this ring is ours; nothing to hand back.
-            let _ = w.on_completion(&ring, ev, now);
+            on_completion(&ring, &mut w, now, ev);
         }
         if primary && (now >= next_stat || ctl.recheck_size.swap(false, Ordering::AcqRel)) {
             p.check_sizes(&ring, &mut w);
@@ -311,16 +337,16 @@ fn serve_loop(
             drain_deadline = Some(now + Duration::from_secs(5));
         }
         if let Some(d) = drain_deadline {
-            if (w.drained() && ring.in_flight() <= ring.socket_count() as u64) || now >= d {
+            if (w.driver().drained() && ring.in_flight() <= ring.socket_count() as u64) || now >= d
+            {
                 break;
             }
         }
     }
-    let kernel_dropped = w.kernel_dropped(&ring);
     Ok(Summary {
-        core: *w.target().counters(),
-        driver: w.counters,
-        kernel_dropped,
+        core: *w.driver().target().counters(),
+        driver: *w.driver().counters(),
+        kernel_dropped: w.kernel_dropped(&ring),
     })
 }
 
@@ -332,7 +358,6 @@ fn add_counters(t: &mut Summary, s: &Summary) {
         unknown_command, client_queue_full, target_queue_full, driver_dropped, broadcast_limited,
         reservation_conflicts, reads, writes, syncs, synced_acks, ata_errors, io_errors,
         control_replies, announcements);
-    sum!(t.driver, s.driver; replies_deferred, ctl_dropped, submit_errors, persist_errors,
-        ignored_while_stopping);
+    t.driver.add(&s.driver);
     t.kernel_dropped += s.kernel_dropped;
 }

@@ -11,25 +11,25 @@ use std::sync::Mutex;
 
 /// Where one export's state lives; writes from several workers are serialized.
 #[derive(Debug)]
-pub struct StateFile {
+pub(crate) struct StateFile {
     path: PathBuf,
     lock: Mutex<()>,
 }
 
 impl StateFile {
-    pub fn new(dir: &Path, shelf: u16, slot: u8) -> StateFile {
+    pub(crate) fn new(dir: &Path, shelf: u16, slot: u8) -> StateFile {
         StateFile {
             path: dir.join(format!("e{shelf}.{slot}.state")),
             lock: Mutex::new(()),
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The saved state, or a fresh one with a random serial if there is none.
-    pub fn load_or_new(&self) -> anyhow::Result<ExportState> {
+    pub(crate) fn load_or_new(&self) -> anyhow::Result<ExportState> {
         match fs::read_to_string(&self.path) {
             Ok(text) => ExportState::decode(&text)
                 .with_context(|| format!("{}: corrupt state file", self.path.display())),
@@ -40,7 +40,7 @@ impl StateFile {
         }
     }
 
-    pub fn save(&self, state: &ExportState) -> anyhow::Result<()> {
+    pub(crate) fn save(&self, state: &ExportState) -> anyhow::Result<()> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
@@ -58,10 +58,6 @@ impl StateFile {
 
 fn random_u64() -> anyhow::Result<u64> {
     let mut b = [0u8; 8];
-    // SAFETY: getrandom writes at most `b.len()` bytes into the valid buffer `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != b.len() as isize {
-        return Err(std::io::Error::last_os_error()).context("getrandom");
-    }
+    aoe_uring::sys::fill_random(&mut b)?;
     Ok(u64::from_le_bytes(b))
 }

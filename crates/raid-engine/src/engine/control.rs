@@ -1,6 +1,6 @@
 //! Operator and appliance control: fail/remove/re-add members, spares, rates, scrub.
 
-use super::job::SyncKind;
+use super::job::SyncOp;
 use super::{Engine, Inflight, Member, Recovery};
 use crate::config::MemberSpec;
 use crate::layout::Level;
@@ -61,6 +61,10 @@ impl Engine {
 
     pub(crate) fn set_state(&mut self, m: MemberIndex, to: MemberState) {
         let from = self.members[m].state;
+        debug_assert!(
+            from == to || from.may_become(to),
+            "member {m}: {from:?} may not become {to:?}"
+        );
         if from != to {
             self.members[m].state = to;
             self.out_events.push_back(Event::MemberStateChanged {
@@ -83,15 +87,15 @@ impl Engine {
         self.members[m].recovery = None;
         self.out_events.push_back(Event::Fail { member: m });
         self.counters.member_failures += 1;
-        // No write may skip this member before its failure is on the survivors'
-        // superblocks (see write_intent).
-        self.failure_sb_version = self.metaw.touch(MetaKey::Superblock);
+        // No write may be acknowledged without this member before its failure is on
+        // the survivors' superblocks (jobs that saw it fail wait on `sb_barrier`).
+        self.metaw.touch(MetaKey::Superblock);
         self.to_cancel.push(m);
         if let Some(run) = &mut self.sync {
             let stop = match run.kind {
-                SyncKind::Recover { member, .. } => member == m,
-                SyncKind::Check | SyncKind::Repair => true,
-                SyncKind::Resync => false,
+                SyncOp::Recover { member, .. } => member == m,
+                SyncOp::Check | SyncOp::Repair => true,
+                SyncOp::Resync => false,
             };
             if stop {
                 run.aborted = true;
@@ -104,9 +108,8 @@ impl Engine {
     }
 
     /// Array lost data (more members out than the level tolerates)?
-    fn data_lost(&self) -> bool {
-        let ok =
-            |s: usize| self.slots[s].is_some_and(|m| self.members[m].state == MemberState::Active);
+    pub(crate) fn data_lost(&self) -> bool {
+        let ok = |s: usize| self.slot_active(s);
         let n = self.geo.members;
         match self.geo.level {
             Level::Raid0 => (0..n).any(|s| !ok(s)),
@@ -117,9 +120,7 @@ impl Engine {
     }
 
     pub fn is_degraded(&self) -> bool {
-        self.slots
-            .iter()
-            .any(|s| !s.is_some_and(|m| self.members[m].state == MemberState::Active))
+        (0..self.geo.members).any(|s| !self.slot_active(s))
     }
 
     /// Re-evaluate redundancy: failed array, degraded event, spare takeover.
@@ -185,7 +186,7 @@ impl Engine {
         self.out_events
             .push_back(Event::SpareActive { member: spare });
         self.metaw.touch(MetaKey::Superblock);
-        self.pending_sync.push_back(SyncKind::Recover {
+        self.pending_sync.push_back(SyncOp::Recover {
             member: spare,
             bitmap_only: false,
         });
@@ -346,7 +347,7 @@ impl Engine {
                 member: m,
                 bitmap_only,
             });
-            self.pending_sync.push_back(SyncKind::Recover {
+            self.pending_sync.push_back(SyncOp::Recover {
                 member: m,
                 bitmap_only,
             });
@@ -378,9 +379,9 @@ impl Engine {
             return Err(ControlError::Busy);
         }
         self.pending_sync.push_back(if repair {
-            SyncKind::Repair
+            SyncOp::Repair
         } else {
-            SyncKind::Check
+            SyncOp::Check
         });
         self.pump();
         Ok(())

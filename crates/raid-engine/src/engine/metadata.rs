@@ -6,7 +6,7 @@ use crate::assembly::{AssemblyPlan, PlannedState};
 use crate::bitmap::Bitmap;
 use crate::config::{validate, ArrayConfig, CreateError, MetaLayout, CSUM_BLOCK_SECTORS};
 use crate::engine::io::CSUMS_PER_SECTOR;
-use crate::engine::job::{Job, SyncKind};
+use crate::engine::job::{Job, SyncOp};
 use crate::layout::Geometry;
 use crate::meta::MetaKey;
 use crate::superblock::{
@@ -60,7 +60,7 @@ impl Engine {
             e.bitmap.set_all();
             e.resync_needed = true;
             e.clean_on_disk = false;
-            e.pending_sync.push_back(SyncKind::Resync);
+            e.pending_sync.push_back(SyncOp::Resync);
         }
         for m in 0..e.members.len() {
             e.format_member(m);
@@ -199,11 +199,11 @@ impl Engine {
         e.csums = e.members.iter().map(|_| e.new_csum_table()).collect();
         if !sb.clean {
             e.resync_needed = true;
-            e.pending_sync.push_back(SyncKind::Resync);
+            e.pending_sync.push_back(SyncOp::Resync);
         }
         for (i, m) in e.members.iter().enumerate() {
             if let (MemberState::Rebuilding, Some(r)) = (m.state, &m.recovery) {
-                e.pending_sync.push_back(SyncKind::Recover {
+                e.pending_sync.push_back(SyncOp::Recover {
                     member: i,
                     bitmap_only: r.bitmap_only,
                 });
@@ -340,7 +340,10 @@ impl Engine {
 
     /// Start a write round for every metadata block with unwritten changes.
     pub(crate) fn issue_meta(&mut self) {
-        if !self.metaw.has_ready() {
+        // Formatting writes the same blocks (a new spare's superblock and bitmap), and
+        // the initial load reads them: rounds start once that is done, or two writes
+        // of one block could land in either order.
+        if !self.metaw.has_ready() || !self.is_ready() {
             return;
         }
         for key in self.metaw.ready() {
@@ -392,12 +395,15 @@ impl Engine {
         }
         let r = self.bitmap.region_of(job.unit);
         job.region = Some(r);
-        self.writes_inflight += 1;
         self.last_write_ns = self.now;
         let k = MetaKey::Bitmap(Bitmap::sector_of(r));
         if self.bitmap.start_write(r, self.now).is_some() {
             self.metaw.touch(k);
         }
+        debug_assert!(
+            self.bitmap.is_dirty(r),
+            "write intent on region {r} left its bit clear"
+        );
         // Even if another job set the bit, it must be durable before this write goes out.
         job.wait.push((k, self.metaw.version(k)));
         if self.clean_on_disk {
@@ -427,7 +433,7 @@ impl Engine {
             && self
                 .sync
                 .as_ref()
-                .is_none_or(|s| matches!(s.kind, SyncKind::Check | SyncKind::Repair));
+                .is_none_or(|s| matches!(s.kind, SyncOp::Check | SyncOp::Repair));
         if all_in_sync {
             let sectors = self.bitmap.lazy_clear(self.now, self.tun.bitmap_clear_ns);
             if !sectors.is_empty() {
@@ -439,7 +445,7 @@ impl Engine {
             }
         }
         if !self.clean_on_disk
-            && self.writes_inflight == 0
+            && self.bitmap.writes() == 0
             && !self.resync_needed
             && self.now.saturating_sub(self.last_write_ns) >= self.tun.bitmap_clear_ns
         {
@@ -450,7 +456,6 @@ impl Engine {
 
     pub(crate) fn end_write_intent(&mut self, r: u64) {
         self.bitmap.end_write(r, self.now);
-        self.writes_inflight = self.writes_inflight.saturating_sub(1);
         self.last_write_ns = self.now;
     }
 }

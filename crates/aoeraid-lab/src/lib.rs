@@ -1,7 +1,8 @@
 //! The aoeraid test lab: real network namespaces, bridges, veth pairs, real
 //! `vblade` blades, `tc` impairments, packet captures and real Linux clients
-//! in qemu. Include it from a test with `#[path = "lab/mod.rs"] mod lab;` (or
-//! `mod lab;` from a file in `tests/`). See `tests/lab/README.md`.
+//! in qemu, a raw-socket AoE client, and `aoeraid` itself run inside a lab.
+//! A dev-dependency of the tests that need root: `use aoeraid_lab as lab;`.
+//! See `README.md` beside this crate.
 //!
 //! Everything a `Lab` creates lives in one namespace of its own (unique per
 //! process, lab and test name), so tests run in parallel and interface names
@@ -9,24 +10,31 @@
 //! panics — kills every process it started (by PID), deletes the namespace
 //! (and with it every veth, bridge and tap) and removes its temp dir.
 
-// Every test binary includes this module and uses a different part of it.
-#![allow(dead_code, unused_imports)]
-
+mod appliance;
 mod blade;
 mod capture;
 mod client;
+mod config;
 mod daemon;
+pub mod frames;
 mod impair;
+mod netns;
 mod proc;
+mod raw;
 mod relay;
 mod sh;
 
+pub use appliance::{metric, metric_sum, Appliance};
 pub use blade::{Blade, BladeSpec};
 pub use capture::{Capture, CaptureFile, CaptureSummary};
 pub use client::{ClientResult, ClientSpec, Outcome, Workload};
-pub use daemon::Daemon;
+pub use config::{
+    ApplianceSection, Array, Backend, Bitmap, Config, Export, Frontend, Level, Volume,
+};
+pub use daemon::{serve_counter, Daemon};
 pub use impair::{Direction, Impairment, Netem, Tbf};
 pub use proc::Proc;
+pub use raw::RawClient;
 pub use relay::RelayStats;
 
 use std::borrow::Cow;
@@ -323,20 +331,9 @@ impl Lab {
 
     /// veth `iface` <-> `peer`, `peer` enslaved to `seg`, both up at lab MTU.
     fn veth_on(&self, seg: &Segment, iface: &str, peer: &str) -> io::Result<Port> {
-        valid_ifname(iface)?;
-        valid_ifname(peer)?;
         self.ensure_segment(seg)?;
-        let mtu = self.mtu.to_string();
-        ip(
-            &self.ns,
-            &[
-                "link", "add", iface, "mtu", &mtu, "type", "veth", "peer", "name", peer, "mtu",
-                &mtu,
-            ],
-        )?;
+        self.veth(iface, peer)?;
         ip(&self.ns, &["link", "set", peer, "master", seg.bridge()])?;
-        ip(&self.ns, &["link", "set", peer, "up"])?;
-        ip(&self.ns, &["link", "set", iface, "up"])?;
         wait_forwarding(&self.ns, iface, peer)?;
         let port = Port {
             iface: iface.to_string(),
@@ -372,6 +369,47 @@ impl Lab {
         Ok(seg.bridge().to_string())
     }
 
+    /// Interface names of [`Lab::veth_pair`].
+    pub const VETH_A: &'static str = "va";
+    pub const VETH_B: &'static str = "vb";
+
+    /// A lab holding nothing but the veth pair `va` <-> `vb` (no bridge),
+    /// both up at `mtu`: two raw interfaces wired to each other.
+    pub fn veth_pair(test: &str, mtu: u32) -> io::Result<Lab> {
+        let lab = Lab::new(
+            test,
+            LabConfig {
+                mtu,
+                ..LabConfig::default()
+            },
+        )?;
+        lab.veth(Lab::VETH_A, Lab::VETH_B)?;
+        wait_up(&lab.ns, Lab::VETH_A, Lab::VETH_B)?;
+        Ok(lab)
+    }
+
+    /// veth `a` <-> `b`, both up at lab MTU.
+    fn veth(&self, a: &str, b: &str) -> io::Result<()> {
+        valid_ifname(a)?;
+        valid_ifname(b)?;
+        let mtu = self.mtu.to_string();
+        ip(
+            &self.ns,
+            &[
+                "link", "add", a, "mtu", &mtu, "type", "veth", "peer", "name", b, "mtu", &mtu,
+            ],
+        )?;
+        ip(&self.ns, &["link", "set", a, "up"])?;
+        ip(&self.ns, &["link", "set", b, "up"])?;
+        Ok(())
+    }
+
+    /// Runs `f` on a new thread that entered the lab's namespace (sockets it
+    /// opens stay there); a panic in `f` goes on in the caller.
+    pub fn in_ns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        netns::run_in(&self.ns, f).expect("enter the lab namespace")
+    }
+
     /// `ip netns exec <ns> program`: add args and run or spawn it yourself.
     pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         in_ns(&self.ns, program)
@@ -383,33 +421,6 @@ impl Lab {
     /// Runs `program args` in the namespace, requires success, returns stdout.
     pub fn run(&self, program: &str, args: &[&str]) -> io::Result<String> {
         run(self.cmd(program).args(args))
-    }
-    /// Starts `aoeraid serve` in the namespace, exporting `file` as
-    /// `shelf`.`slot` on `iface` with its state under this lab's directory;
-    /// `extra` options come before the file.
-    pub fn serve_aoeraid(
-        &self,
-        iface: &str,
-        file: &Path,
-        shelf: u16,
-        slot: u8,
-        extra: &[&str],
-    ) -> Proc {
-        let mut c = self.cmd(env!("CARGO_BIN_EXE_aoeraid"));
-        c.args([
-            "serve",
-            "--iface",
-            iface,
-            "--shelf",
-            &shelf.to_string(),
-            "--slot",
-            &slot.to_string(),
-        ])
-        .arg("--state-dir")
-        .arg(self.dir().join("state"))
-        .args(extra)
-        .arg(file);
-        self.spawn("serve", c).expect("start aoeraid serve")
     }
     /// Starts a long-running process (build it with `cmd`). Output goes to
     /// `<dir>/logs/<name>-<n>.log`; the returned handle kills it on drop, and
@@ -581,22 +592,40 @@ fn parse_aoeping(text: &str) -> Option<PingReply> {
 /// forwards. Carrier changes reach the bridge through the kernel's linkwatch,
 /// which batches them for up to a second; a frame sent before that is lost.
 pub(crate) fn wait_forwarding(ns: &str, iface: &str, peer: &str) -> io::Result<()> {
+    // brport/state 3 = BR_STATE_FORWARDING
+    wait_sysfs(
+        ns,
+        &[
+            (format!("/sys/class/net/{iface}/operstate"), "up"),
+            (format!("/sys/class/net/{peer}/brport/state"), "3"),
+        ],
+    )
+}
+
+/// Waits until both ends of a veth pair are operationally up: until
+/// linkwatch has seen the carrier, the device's queue discipline is still the
+/// one that drops every frame.
+fn wait_up(ns: &str, a: &str, b: &str) -> io::Result<()> {
+    wait_sysfs(
+        ns,
+        &[
+            (format!("/sys/class/net/{a}/operstate"), "up"),
+            (format!("/sys/class/net/{b}/operstate"), "up"),
+        ],
+    )
+}
+
+/// Polls sysfs files in the namespace until each holds its wanted line (10 s).
+fn wait_sysfs(ns: &str, want: &[(String, &str)]) -> io::Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let state = sh::output(in_ns(ns, "cat").args([
-            format!("/sys/class/net/{iface}/operstate"),
-            format!("/sys/class/net/{peer}/brport/state"),
-        ]))?;
+        let state = sh::output(in_ns(ns, "cat").args(want.iter().map(|(f, _)| f)))?;
         let text = String::from_utf8_lossy(&state.stdout);
-        let mut l = text.lines();
-        // brport/state 3 = BR_STATE_FORWARDING
-        if l.next() == Some("up") && l.next() == Some("3") {
+        if text.lines().eq(want.iter().map(|(_, w)| *w)) {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            return Err(err(format!(
-                "{iface}/{peer} not forwarding after 10 s: {text:?}"
-            )));
+            return Err(err(format!("{want:?} not reached after 10 s: {text:?}")));
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -5,7 +5,7 @@
 //! qemu itself runs there via `ip netns exec`), its own MAC, the shared base
 //! initramfs plus a per-run archive with its workloads, and a serial console
 //! written to `<lab dir>/guest-N.console`. The guest's /init (see
-//! tests/realclient/guest/init) reports results on that console; this module
+//! realclient/guest/init) reports results on that console; this module
 //! follows the consoles while the guests run, hands every line to an optional
 //! hook (so a test can act on `REALCLIENT-EVENT` lines, e.g. grow an export
 //! when the revalidate workload is ready), and parses the outcome.

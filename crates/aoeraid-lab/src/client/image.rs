@@ -1,7 +1,7 @@
 //! The guest's kernel and initramfs.
 //!
 //! The base initramfs (busybox, modules, e2fsprogs, /init) depends only on
-//! the kernel version and on the guest files in tests/realclient/guest, so it
+//! the kernel version and on the guest files in realclient/guest, so it
 //! is built once and cached as `initramfs-<kver>-<hash>.cpio` under
 //! $AOERAID_LAB_CACHE (default /var/tmp/aoeraid-lab-cache). Each boot then
 //! appends a small second archive with the workloads and settings of that run
@@ -23,7 +23,7 @@ pub(crate) struct Kernel {
 }
 
 fn realclient_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/realclient")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("realclient")
 }
 
 /// Newest /boot/vmlinuz-* whose /lib/modules/<version> has aoe.ko
@@ -338,7 +338,7 @@ pub(crate) fn overlay(env_file: &str, workloads: &[(String, Vec<u8>)]) -> Vec<u8
     c.finish()
 }
 
-/// Body of a standard workload from tests/realclient/workloads.
+/// Body of a standard workload from realclient/workloads.
 pub(crate) fn workload_script(name: &str) -> io::Result<Vec<u8>> {
     let p = realclient_dir()
         .join("workloads")

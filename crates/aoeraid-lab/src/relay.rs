@@ -18,15 +18,15 @@
 //! (tbf), on X's egress ("from") and pX's egress ("to").
 
 use std::collections::{BinaryHeap, HashMap};
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::impair::Netem;
+use super::netns;
 use super::sh::{err, ip};
 
 const ETH_P_ALL: u16 = 0x0003;
@@ -83,59 +83,20 @@ pub(crate) struct Relays {
     map: Mutex<HashMap<String, Relay>>,
 }
 
+/// A non-blocking socket for every frame on `ifindex` that leaves out the
+/// frames it sends itself, with buffers large enough for a burst.
 fn packet_socket(ifindex: i32) -> io::Result<OwnedFd> {
-    // SAFETY: socket(2) with constant arguments; the returned descriptor is
-    // checked and then owned by exactly one OwnedFd.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            i32::from(ETH_P_ALL.to_be()),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh, valid descriptor nobody else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    let rcvbuf: libc::c_int = 8 << 20;
-    for (level, opt, val) in [
-        (libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one),
-        (libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf),
-        (libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &rcvbuf),
-    ] {
-        // SAFETY: val points to a live c_int and the length passed says so.
-        let r = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                level,
-                opt,
-                (val as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = ETH_P_ALL.to_be();
-    sll.sll_ifindex = ifindex;
-    // SAFETY: sll is a valid sockaddr_ll and the length is its size.
-    let r = unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&sll as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(sock)
+    let buf: libc::c_int = 8 << 20;
+    netns::packet_socket(
+        ETH_P_ALL,
+        ifindex,
+        true,
+        &[
+            (libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1),
+            (libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, buf),
+            (libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, buf),
+        ],
+    )
 }
 
 fn ifindex(ns: &str, iface: &str) -> io::Result<i32> {
@@ -387,7 +348,7 @@ impl Relays {
         ip(&self.ns, &["link", "set", &rx, "up"])?;
         let peer_idx = ifindex(&self.ns, peer)?;
         let rx_idx = ifindex(&self.ns, &rx)?;
-        let ns_file = File::open(format!("/run/netns/{}", self.ns))?;
+        let ns_file = netns::open(&self.ns)?;
         let params: Params = Arc::new(Mutex::new(params));
         let counters: Arc<[Counters; 2]> = Arc::new([Counters::default(), Counters::default()]);
         let stop = Arc::new(AtomicBool::new(false));
@@ -396,10 +357,8 @@ impl Relays {
         let thread = std::thread::Builder::new()
             .name(format!("netem-{iface}"))
             .spawn(move || {
-                // SAFETY: setns(2) on a namespace file we opened; it switches
-                // only this thread, which exists solely to run the relay.
-                if unsafe { libc::setns(ns_file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    let _ = tx.send(Err(io::Error::last_os_error()));
+                if let Err(e) = netns::enter(&ns_file) {
+                    let _ = tx.send(Err(e));
                     return;
                 }
                 let socks = match (packet_socket(peer_idx), packet_socket(rx_idx)) {

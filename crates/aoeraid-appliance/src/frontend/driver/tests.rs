@@ -1,0 +1,361 @@
+//! The driver without a ring: a port with a settable number of free send
+//! buffers, the RAID volume store and a store that writes frames in place.
+
+use super::*;
+use crate::frontend::Volumes;
+use aoe_target::{ExportConfig, ExportState, SharedExport, TargetConfig};
+use aoe_wire::{ata, parse, AFlags, AtaArg, CCmd, Command, Header, Mac, Message, QueryConfig};
+use raid_engine::{VolumeOp, VolumeRequest};
+
+const IF_MAC: Mac = Mac([2, 0xaa, 0, 0, 0, 1]);
+const CLIENT: Mac = Mac([2, 0, 0, 0, 0, 0xc]);
+const SHELF: u16 = 5;
+const SLOT: u8 = 1;
+
+/// A received frame: an id (to tell frames apart) and its bytes.
+#[derive(Debug)]
+struct TestFrame {
+    id: u32,
+    bytes: Vec<u8>,
+}
+
+#[derive(Default)]
+struct TestPort {
+    free: usize,
+    sent: Vec<Vec<u8>>,
+    recycled: Vec<u32>,
+}
+
+impl Port for TestPort {
+    type Frame = TestFrame;
+    type Slot = Vec<u8>;
+
+    fn frame<'a>(&'a self, frame: &'a TestFrame) -> &'a [u8] {
+        &frame.bytes
+    }
+
+    fn recycle(&mut self, frame: TestFrame) {
+        self.recycled.push(frame.id);
+    }
+
+    fn slot(&mut self) -> Option<Vec<u8>> {
+        self.free = self.free.checked_sub(1)?;
+        Some(vec![0; 9000])
+    }
+
+    fn slot_bytes<'a>(&'a mut self, slot: &'a mut Vec<u8>) -> &'a mut [u8] {
+        slot
+    }
+
+    fn release(&mut self, _slot: Vec<u8>) {
+        self.free += 1;
+    }
+
+    fn send(&mut self, _iface: IfaceId, mut slot: Vec<u8>, len: usize) -> bool {
+        slot.truncate(len);
+        self.sent.push(slot);
+        true
+    }
+}
+
+/// A store like the io_uring file store: writes take the received frame
+/// itself, reads need a send buffer up front.
+#[derive(Default)]
+struct InPlace {
+    /// Frames taken by writes: (frame id, byte range written from it).
+    written: Vec<(u32, std::ops::Range<usize>)>,
+    /// Reads started, with the buffer they read into.
+    reading: Vec<(ReqId, Vec<u8>)>,
+}
+
+impl Store<TestPort> for InPlace {
+    fn read(&mut self, port: &mut TestPort, io: StoreIo) -> ReadStart {
+        match port.slot() {
+            Some(slot) => {
+                self.reading.push((io.req, slot));
+                ReadStart::Started
+            }
+            None => ReadStart::NoSlot,
+        }
+    }
+
+    fn write(&mut self, _port: &mut TestPort, io: StoreIo, frame: &mut Option<TestFrame>) -> bool {
+        let f = frame.take().expect("the request's frame");
+        self.written
+            .push((f.id, ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len));
+        true
+    }
+
+    fn sync(&mut self, _port: &mut TestPort, _export: ExportId, _flush: bool) -> SyncStart {
+        SyncStart::Done(true)
+    }
+}
+
+fn driver<S>(store: S) -> Driver<S> {
+    let mut t = Target::new(TargetConfig::default()).unwrap();
+    let i = t.add_interface(IF_MAC, 9000).unwrap();
+    let shared = SharedExport::new(ExportState::with_random_serial(7), 1 << 20);
+    t.add_export(
+        ExportConfig {
+            shelf: SHELF,
+            slot: SLOT,
+            read_only: false,
+            ifaces: vec![i],
+        },
+        shared,
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("aoeraid-driver-test-{}", std::process::id()));
+    let state = Arc::new(StateFile::new(&dir, SHELF, SLOT));
+    Driver::new(t, store, vec![state])
+}
+
+fn header(command: Command, tag: u32) -> Header {
+    Header::request(IF_MAC, CLIENT, SHELF, SLOT, command, tag)
+}
+
+/// An LBA48 ATA request frame for `sectors` sectors at `lba` (with data for writes).
+fn ata_frame(id: u32, write: bool, lba: u64, data: &[u8], sectors: u8) -> TestFrame {
+    let (flags, cmd) = if write {
+        (AFlags::EXTENDED | AFlags::WRITE, ata::WRITE_EXT)
+    } else {
+        (AFlags::EXTENDED, ata::READ_EXT)
+    };
+    let arg = AtaArg {
+        aflags: flags,
+        err_feature: 0,
+        sector_count: sectors,
+        cmd_status: cmd,
+        lba,
+    };
+    let mut bytes = vec![0u8; ATA_DATA_OFFSET + data.len().max(24)];
+    aoe_wire::write_ata_request(&mut bytes, &header(Command::Ata, id), &arg).unwrap();
+    bytes[ATA_DATA_OFFSET..ATA_DATA_OFFSET + data.len()].copy_from_slice(data);
+    TestFrame { id, bytes }
+}
+
+fn query_frame(id: u32) -> TestFrame {
+    let mut bytes = vec![0u8; 128];
+    let n = QueryConfig::request(CCmd::Read, b"")
+        .emit(&header(Command::QueryConfig, id), &mut bytes)
+        .unwrap();
+    bytes.truncate(n);
+    TestFrame { id, bytes }
+}
+
+fn sector(fill: u8) -> Vec<u8> {
+    vec![fill; 512]
+}
+
+/// Tag and ATA status of an ATA reply, or `None` for other frames.
+fn ata_reply(frame: &[u8]) -> Option<(u32, u8, Vec<u8>)> {
+    let p = parse(frame).unwrap();
+    match p.message {
+        Message::Ata(a) => Some((p.header.tag, a.arg.cmd_status, a.data.to_vec())),
+        _ => None,
+    }
+}
+
+fn now() -> Instant {
+    Instant::now()
+}
+
+fn requests(d: &mut Driver<Volumes>) -> Vec<(usize, VolumeRequest)> {
+    d.store_mut().take_requests().collect()
+}
+
+#[test]
+fn replies_wait_for_send_slots_in_order_and_none_is_dropped() {
+    let mut d = driver(Volumes::new(vec![3]));
+    let mut port = TestPort::default();
+    d.on_frame(
+        &mut port,
+        IfaceId(0),
+        ata_frame(1, true, 8, &sector(0x11), 1),
+        now(),
+    );
+    d.on_frame(
+        &mut port,
+        IfaceId(0),
+        ata_frame(2, true, 9, &sector(0x22), 1),
+        now(),
+    );
+    let reqs = requests(&mut d);
+    assert_eq!(reqs.len(), 2);
+    for (v, r) in &reqs {
+        assert_eq!(*v, 3, "the export's volume");
+        assert_eq!(r.op, VolumeOp::Write);
+        let done = d.store_mut().done(raid_engine::VolumeCompletion {
+            id: r.id,
+            result: Ok(Vec::new()),
+        });
+        d.on_done(&mut port, done.unwrap());
+    }
+    // Both writes are durable (group commit) but no send slot is free.
+    assert!(port.sent.is_empty());
+    assert_eq!(d.counters().slot_waits, 2);
+    assert_eq!(d.waiting(), 2);
+    assert!(!d.drained());
+
+    port.free = 1;
+    d.retry(&mut port);
+    assert_eq!(port.sent.len(), 1);
+    port.free = 1;
+    d.retry(&mut port);
+    let tags: Vec<u32> = port.sent.iter().map(|f| ata_reply(f).unwrap().0).collect();
+    assert_eq!(tags, [1, 2], "answered in the order they waited");
+    for f in &port.sent {
+        assert_eq!(ata_reply(f).unwrap().1, ata::STATUS_OK);
+    }
+    assert!(d.drained());
+    assert_eq!(d.target().counters().driver_dropped, 0);
+    assert_eq!(d.counters().ctl_dropped, 0);
+}
+
+#[test]
+fn volume_writes_carry_the_payload_after_the_ata_header() {
+    let mut d = driver(Volumes::new(vec![0]));
+    let mut port = TestPort::default();
+    let mut data = sector(0xa5);
+    data.extend(sector(0x5a));
+    d.on_frame(
+        &mut port,
+        IfaceId(0),
+        ata_frame(4, true, 100, &data, 2),
+        now(),
+    );
+    let reqs = requests(&mut d);
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0].1;
+    assert_eq!((r.offset, r.sectors), (100, 2));
+    assert_eq!(r.data, data);
+    assert_eq!(
+        port.recycled,
+        [4],
+        "the frame goes back once its payload is taken"
+    );
+}
+
+#[test]
+fn read_data_waits_for_a_slot_then_fills_the_reply() {
+    let mut d = driver(Volumes::new(vec![0]));
+    let mut port = TestPort::default();
+    d.on_frame(&mut port, IfaceId(0), ata_frame(9, false, 5, &[], 1), now());
+    let reqs = requests(&mut d);
+    assert_eq!(reqs[0].1.op, VolumeOp::Read);
+    let done = d.store_mut().done(raid_engine::VolumeCompletion {
+        id: reqs[0].1.id,
+        result: Ok(sector(0x77)),
+    });
+    d.on_done(&mut port, done.unwrap());
+    assert!(port.sent.is_empty());
+    assert_eq!(d.counters().slot_waits, 1);
+
+    port.free = 1;
+    d.retry(&mut port);
+    let (tag, status, data) = ata_reply(&port.sent[0]).unwrap();
+    assert_eq!((tag, status), (9, ata::STATUS_OK));
+    assert_eq!(data, sector(0x77));
+    assert_eq!(d.counters().read_bytes, 512);
+    assert!(d.drained());
+}
+
+#[test]
+fn new_frames_queue_behind_waiting_work() {
+    let mut d = driver(Volumes::new(vec![0]));
+    let mut port = TestPort::default();
+    d.on_frame(
+        &mut port,
+        IfaceId(0),
+        ata_frame(1, true, 0, &sector(1), 1),
+        now(),
+    );
+    let r = requests(&mut d).remove(0).1;
+    let done = d.store_mut().done(raid_engine::VolumeCompletion {
+        id: r.id,
+        result: Ok(Vec::new()),
+    });
+    d.on_done(&mut port, done.unwrap());
+    assert_eq!(d.waiting(), 1);
+    // Slots come back (another user's sends finished); a query arrives.
+    port.free = 2;
+    d.on_frame(&mut port, IfaceId(0), query_frame(2), now());
+    assert_eq!(port.sent.len(), 2);
+    assert_eq!(
+        ata_reply(&port.sent[0]).unwrap().0,
+        1,
+        "the waiting reply first"
+    );
+    assert!(ata_reply(&port.sent[1]).is_none(), "then the config reply");
+    assert_eq!(d.waiting(), 0);
+}
+
+#[test]
+fn control_frames_wait_too() {
+    let mut d = driver(Volumes::new(vec![0]));
+    let mut port = TestPort::default();
+    d.on_frame(&mut port, IfaceId(0), query_frame(3), now());
+    assert_eq!(d.waiting(), 1);
+    port.free = 1;
+    d.retry(&mut port);
+    let p = parse(&port.sent[0]).unwrap();
+    assert_eq!(p.header.tag, 3);
+    assert!(matches!(p.message, Message::QueryConfig(_)));
+}
+
+#[test]
+fn writes_hand_the_received_frame_to_the_store() {
+    let mut d = driver(InPlace::default());
+    let mut port = TestPort {
+        free: 4,
+        ..TestPort::default()
+    };
+    d.on_frame(
+        &mut port,
+        IfaceId(0),
+        ata_frame(21, true, 0, &sector(3), 1),
+        now(),
+    );
+    assert_eq!(
+        d.store().written,
+        [(21, ATA_DATA_OFFSET..ATA_DATA_OFFSET + 512)],
+        "the frame itself, not a copy"
+    );
+    assert!(port.recycled.is_empty(), "the store owns the frame now");
+    d.on_done(
+        &mut port,
+        Done::Write {
+            req: ReqId(0),
+            ok: true,
+        },
+    );
+    assert_eq!(ata_reply(&port.sent[0]).unwrap().0, 21);
+}
+
+#[test]
+fn reads_that_need_a_slot_wait_for_one() {
+    let mut d = driver(InPlace::default());
+    let mut port = TestPort::default();
+    d.on_frame(
+        &mut port,
+        IfaceId(0),
+        ata_frame(30, false, 0, &[], 1),
+        now(),
+    );
+    assert!(d.store().reading.is_empty());
+    assert_eq!(d.waiting(), 1);
+    port.free = 1;
+    d.retry(&mut port);
+    let (req, mut slot) = d.store_mut().reading.pop().expect("read started");
+    slot[ATA_DATA_OFFSET..ATA_DATA_OFFSET + 512].copy_from_slice(&sector(0x42));
+    d.on_done(
+        &mut port,
+        Done::Read {
+            req,
+            data: ReadData::InSlot { slot, ok: true },
+        },
+    );
+    let (tag, _, data) = ata_reply(&port.sent[0]).unwrap();
+    assert_eq!((tag, data), (30, sector(0x42)));
+    assert!(d.drained());
+}

@@ -1,0 +1,165 @@
+//! The driver on an io_uring [`Ring`]: received frames and send slots as the
+//! driver's [`Port`], and the routing of the ring's socket completions.
+
+use super::driver::{Driver, Port, Store};
+use aoe_target::IfaceId;
+use aoe_uring::{Completion, Ring, SendSlot, SockId};
+use std::time::Instant;
+
+/// High byte of every `user` value the front end puts on a ring.
+pub(crate) const USER_TAG: u64 = 0xA7;
+
+/// The `user` value of a front-end ring operation of `kind` for `id`.
+pub(crate) fn user(kind: u64, id: u32) -> u64 {
+    (USER_TAG << 56) | (kind << 48) | u64::from(id)
+}
+
+/// Kind of `user` values of sends.
+const KIND_SEND: u64 = 4;
+
+/// A ring and the front end's sockets on it (`socks[i]` serves the
+/// target's interface `i`).
+pub(crate) struct RingPort<'r> {
+    ring: &'r Ring,
+    socks: &'r [SockId],
+}
+
+impl Port for RingPort<'_> {
+    type Frame = aoe_uring::RecvBuf;
+    type Slot = SendSlot;
+
+    fn frame<'a>(&'a self, frame: &'a Self::Frame) -> &'a [u8] {
+        self.ring.frame(frame)
+    }
+
+    fn recycle(&mut self, frame: Self::Frame) {
+        self.ring.recycle(frame);
+    }
+
+    fn slot(&mut self) -> Option<SendSlot> {
+        self.ring.send_slot()
+    }
+
+    fn slot_bytes<'a>(&'a mut self, slot: &'a mut SendSlot) -> &'a mut [u8] {
+        self.ring.slot_mut(slot)
+    }
+
+    fn release(&mut self, slot: SendSlot) {
+        self.ring.release_slot(slot);
+    }
+
+    fn send(&mut self, iface: IfaceId, slot: SendSlot, len: usize) -> bool {
+        match self.socks.get(usize::from(iface.0)) {
+            Some(&sock) => self
+                .ring
+                .submit_send(sock, slot, len, user(KIND_SEND, 0))
+                .is_ok(),
+            None => {
+                self.ring.release_slot(slot);
+                false
+            }
+        }
+    }
+}
+
+impl<'r> RingPort<'r> {
+    /// The ring, for stores that submit their own I/O on it.
+    pub(crate) fn ring(&self) -> &'r Ring {
+        self.ring
+    }
+}
+
+/// A [`Driver`] whose frames come from sockets on a ring.
+pub(crate) struct RingFront<S> {
+    socks: Vec<SockId>,
+    driver: Driver<S>,
+}
+
+impl<S> RingFront<S>
+where
+    S: for<'r> Store<RingPort<'r>>,
+{
+    /// `socks[i]` is the ring socket of the target's interface `i`.
+    pub(crate) fn new(socks: Vec<SockId>, driver: Driver<S>) -> RingFront<S> {
+        RingFront { socks, driver }
+    }
+
+    pub(crate) fn driver(&self) -> &Driver<S> {
+        &self.driver
+    }
+
+    /// The driver and a port for it on `ring`.
+    pub(crate) fn parts<'a>(&'a mut self, ring: &'a Ring) -> (&'a mut Driver<S>, RingPort<'a>) {
+        (
+            &mut self.driver,
+            RingPort {
+                ring,
+                socks: &self.socks,
+            },
+        )
+    }
+
+    /// Does this socket belong to the front end?
+    pub(crate) fn owns_sock(&self, sock: SockId) -> bool {
+        self.socks.contains(&sock)
+    }
+
+    /// Feeds a completion of the front end's sockets (frames, sends,
+    /// receive errors); hands back anything else.
+    pub(crate) fn on_socket(
+        &mut self,
+        ring: &Ring,
+        now: Instant,
+        c: Completion,
+    ) -> Option<Completion> {
+        match c {
+            Completion::Frame { sock, buf } => {
+                let Some(i) = self.socks.iter().position(|s| *s == sock) else {
+                    return Some(Completion::Frame { sock, buf });
+                };
+                let (d, mut port) = self.parts(ring);
+                d.on_frame(&mut port, IfaceId(i as u16), buf, now);
+                None
+            }
+            Completion::SendDone { sock, result, .. } if self.owns_sock(sock) => {
+                let (d, mut port) = self.parts(ring);
+                if result.is_err() {
+                    d.send_failed();
+                }
+                d.retry(&mut port);
+                None
+            }
+            Completion::RecvError { sock, .. } if self.owns_sock(sock) => None,
+            other => Some(other),
+        }
+    }
+
+    pub(crate) fn stop(&mut self) {
+        self.driver.stop();
+    }
+
+    pub(crate) fn announce_all(&mut self, ring: &Ring) {
+        let (d, mut port) = self.parts(ring);
+        d.announce_all(&mut port);
+    }
+
+    /// Records `export`'s size and announces a change; true if it changed.
+    pub(crate) fn resize(
+        &mut self,
+        ring: &Ring,
+        export: aoe_target::ExportId,
+        sectors: u64,
+    ) -> bool {
+        let (d, mut port) = self.parts(ring);
+        d.resize(&mut port, export, sectors)
+    }
+
+    /// Frames the kernel dropped on these sockets (receive queue full).
+    pub(crate) fn kernel_dropped(&self, ring: &Ring) -> u64 {
+        self.socks
+            .iter()
+            .filter_map(|s| ring.socket(*s))
+            .map(|s| s.stats().map(|st| st.dropped).unwrap_or(0))
+            .sum()
+    }
+}

@@ -1,0 +1,116 @@
+//! `aoeraid` inside a lab: one-shot subcommands, `aoeraid serve`, and the
+//! `aoeraid run` daemon with the clean stop every appliance test ends with.
+//! The binary is the caller's: only a test of the `aoeraid` package knows it
+//! (`env!("CARGO_BIN_EXE_aoeraid")`).
+
+use super::{Lab, Proc};
+use std::path::Path;
+use std::time::Duration;
+
+impl Lab {
+    /// Runs `program args` in the lab's namespace to completion: whether it
+    /// succeeded, and its stdout followed by its stderr.
+    pub fn outcome(&self, program: &str, args: &[&str]) -> (bool, String) {
+        let out = self
+            .cmd(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// Starts `aoeraid serve` (binary `bin`) in the namespace, exporting
+    /// `file` as `shelf`.`slot` on `iface` with its state under this lab's
+    /// directory; `extra` options come before the file.
+    pub fn serve_aoeraid(
+        &self,
+        bin: &str,
+        iface: &str,
+        file: &Path,
+        shelf: u16,
+        slot: u8,
+        extra: &[&str],
+    ) -> Proc {
+        let mut c = self.cmd(bin);
+        c.args([
+            "serve",
+            "--iface",
+            iface,
+            "--shelf",
+            &shelf.to_string(),
+            "--slot",
+            &slot.to_string(),
+        ])
+        .arg("--state-dir")
+        .arg(self.dir().join("state"))
+        .args(extra)
+        .arg(file);
+        self.spawn("serve", c).expect("start aoeraid serve")
+    }
+}
+
+/// One `key=value` counter from `aoeraid serve`'s exit line.
+pub fn serve_counter(log: &str, key: &str) -> Option<u64> {
+    let line = log.lines().rev().find(|l| l.contains("stopped;"))?;
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+}
+
+/// A running `aoeraid run --config CFG`. Dropped without `stop` (a failing
+/// test), the lab kills it with everything else it started.
+pub struct Daemon {
+    proc: Option<Proc>,
+}
+
+impl Daemon {
+    /// Starts `bin run` on `cfg` (whose arrays exist already).
+    pub fn run(lab: &Lab, bin: &str, cfg: &str) -> Daemon {
+        let mut c = lab.cmd(bin);
+        c.args(["run", "--config", cfg]);
+        Daemon {
+            proc: Some(lab.spawn("aoeraid-run", c).expect("spawn daemon")),
+        }
+    }
+
+    /// `bin create --assume-clean` on `cfg`, then [`Daemon::run`].
+    pub fn create_and_run(lab: &Lab, bin: &str, cfg: &str) -> Daemon {
+        let (ok, out) = lab.outcome(bin, &["create", "--config", cfg, "--assume-clean"]);
+        assert!(ok, "create failed: {out}");
+        Daemon::run(lab, bin, cfg)
+    }
+
+    pub fn proc(&mut self) -> &mut Proc {
+        self.proc.as_mut().expect("daemon running")
+    }
+
+    /// What the daemon logged so far.
+    pub fn log(&self) -> String {
+        self.proc.as_ref().expect("daemon running").log()
+    }
+
+    /// SIGTERM; asserts a clean exit within 30 s and returns the log.
+    pub fn stop(&mut self) -> String {
+        let mut p = self.proc.take().expect("daemon running");
+        p.signal(libc::SIGTERM).expect("SIGTERM");
+        let st = p.wait_timeout(Duration::from_secs(30)).expect("wait");
+        let log = p.log();
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "daemon did not stop cleanly: {st:?}\n{log}"
+        );
+        log
+    }
+
+    /// kill -9, as a crash; returns the log.
+    pub fn kill(&mut self) -> String {
+        let mut p = self.proc.take().expect("daemon running");
+        p.kill().expect("kill -9 daemon");
+        p.log()
+    }
+}
