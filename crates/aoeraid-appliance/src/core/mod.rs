@@ -92,11 +92,11 @@ pub(crate) trait IoObserver {
     fn member_io(&mut self, member: &MemberAddr, op: MemberOp, bytes: u64, secs: f64, ok: bool);
 }
 
-/// An observer that keeps nothing.
-#[cfg(test)]
+/// An observer that keeps nothing (tests, the simulator).
+#[cfg(any(test, feature = "sim"))]
 pub(crate) struct NoObserver;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "sim"))]
 impl IoObserver for NoObserver {
     fn volume_io(&mut self, _: usize, _: VolumeOp, _: u64, _: f64, _: bool) {}
     fn member_io(&mut self, _: &MemberAddr, _: MemberOp, _: u64, _: f64, _: bool) {}
@@ -268,6 +268,12 @@ impl Core {
 
     pub(crate) fn pool(&self) -> Option<&Pool> {
         self.pool.as_ref()
+    }
+
+    /// The volumes, read-only: the simulator checks their state and invariants.
+    #[cfg(feature = "sim")]
+    pub(crate) fn volumes(&self) -> &[Volume] {
+        &self.vols
     }
 
     pub(crate) fn exports(&self) -> Option<&Exports> {

@@ -362,13 +362,12 @@ fn build(
                 shelf,
                 slot,
                 read_only: false,
-                sectors,
                 shared: SharedExport::new(ExportState::with_random_serial(u64::from(shelf)), sectors),
                 volume: i,
             });
         }
     }
-    let exports = Exports::new(&[(FRONT_MAC, MTU)], exports)?;
+    let exports = Exports::new(&[(FRONT_MAC, MTU)], exports, Vec::new())?;
     Ok(Core::new(
         CoreParts {
             pool: Some(pool),

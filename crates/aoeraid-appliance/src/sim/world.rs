@@ -271,7 +271,20 @@ impl World {
             }
         }
         self.run_later()?;
-        self.pump()
+        self.pump()?;
+        self.check_invariants()
+    }
+
+    /// Every engine's own invariants (`raid_engine::Concat::check_invariants`).
+    fn check_invariants(&self) -> Result<(), String> {
+        if let Some(c) = &self.core {
+            for v in c.volumes() {
+                v.concat
+                    .check_invariants()
+                    .map_err(|e| format!("volume {}: engine invariant: {e}", v.name))?;
+            }
+        }
+        Ok(())
     }
 
     fn deliver(&mut self, to: Port, f: Vec<u8>, intact: bool) -> Result<(), String> {
@@ -290,7 +303,7 @@ impl World {
                 if let Some(core) = self.core.as_mut() {
                     let dropped = |c: &Core| {
                         c.exports().map_or(0, |x| {
-                            let n = x.target().counters();
+                            let n = x.driver().target().counters();
                             n.client_queue_full + n.target_queue_full + n.driver_dropped
                         })
                     };
@@ -887,7 +900,7 @@ impl World {
                     .collect();
                 let inside = self.core.as_ref().map(|c| {
                     (
-                        c.exports().map_or(0, |x| x.target().requests_in_flight()),
+                        c.exports().map_or(0, |x| x.driver().target().requests_in_flight()),
                         c.drained(),
                         c.member_io_in_flight(),
                     )
