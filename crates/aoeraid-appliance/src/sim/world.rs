@@ -451,9 +451,10 @@ impl World {
         self.stats.ops += 1;
         if !a.ok {
             if !(op.errors_ok || errors_ok) {
+                let (kind, lba, n) = (op.kind, op.lba, op.sectors);
                 return Err(format!(
-                    "client {i}: {:?} {}+{} failed within redundancy",
-                    op.kind, op.lba, op.sectors
+                    "client {i}: {kind:?} {lba}+{n} failed within redundancy; {}",
+                    self.describe()
                 ));
             }
             self.stats.allowed_errors += 1;
@@ -470,6 +471,31 @@ impl World {
                 .map_err(|e| format!("client {i}: read {lba}+{n}: {e}"))?;
         }
         Ok(())
+    }
+
+    /// The arrays' states and their blades' damage, for failure reports.
+    fn describe(&self) -> String {
+        let mut out = Vec::new();
+        for a in self.all_arrays() {
+            let st = self.engine(&a).map(|e| e.status().state);
+            let ms: Vec<String> = self
+                .members(&a)
+                .iter()
+                .map(|m| {
+                    let b = &self.blades[m.0];
+                    format!(
+                        "{} {:?}{}{}{}",
+                        b.addr,
+                        m.1,
+                        if b.disk.dead { " dead" } else { "" },
+                        if b.damaged() { " damaged" } else { "" },
+                        if m.2 { "" } else { " no-role" }
+                    )
+                })
+                .collect();
+            out.push(format!("{a} {st:?} [{}]", ms.join(", ")));
+        }
+        out.join("; ")
     }
 
     /// Clients with room issue new commands.
