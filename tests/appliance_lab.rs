@@ -287,7 +287,7 @@ fn raid10_member_loss_spare_rebuild() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no `{prefix}` in metrics:\n{m}"))
     };
-    let front_frames = sample("aoeraid_frontend_requests_total{outcome=\"frames\"}");
+    let front_frames = sample("aoeraid_frontend_frames_total");
     assert!(front_frames > 1000, "front-end frames {front_frames}");
     assert_eq!(
         sample("aoeraid_frontend_requests_total{outcome=\"malformed\"}"),
