@@ -132,21 +132,6 @@ pub(crate) struct DriverCounters {
     pub(crate) flushes: u64,
 }
 
-impl DriverCounters {
-    /// Adds `o` (totals over several workers).
-    pub(crate) fn add(&mut self, o: &DriverCounters) {
-        self.slot_waits += o.slot_waits;
-        self.ctl_dropped += o.ctl_dropped;
-        self.submit_errors += o.submit_errors;
-        self.send_errors += o.send_errors;
-        self.persist_errors += o.persist_errors;
-        self.ignored_while_stopping += o.ignored_while_stopping;
-        self.read_bytes += o.read_bytes;
-        self.write_bytes += o.write_bytes;
-        self.flushes += o.flushes;
-    }
-}
-
 /// Work that waits for a send buffer.
 #[derive(Debug)]
 enum Waiting {
@@ -393,25 +378,8 @@ impl<S> Driver<S> {
                     export,
                     offset,
                     len,
-                } => {
-                    let io = StoreIo {
-                        req,
-                        export,
-                        offset,
-                        len,
-                    };
-                    let start = if self.waiting.is_empty() {
-                        self.store.read(port, io)
-                    } else {
-                        ReadStart::NoSlot
-                    };
-                    match start {
-                        ReadStart::Started => {}
-                        ReadStart::NoSlot => self.wait(Waiting::Read(io)),
-                        ReadStart::Failed => self.store_failed(req),
-                    }
                 }
-                Action::Write {
+                | Action::Write {
                     req,
                     export,
                     offset,
@@ -423,7 +391,9 @@ impl<S> Driver<S> {
                         offset,
                         len,
                     };
-                    if self.store.write(port, io, &mut frame) {
+                    if matches!(a, Action::Read { .. }) {
+                        self.start_read(port, io);
+                    } else if self.store.write(port, io, &mut frame) {
                         self.counters.write_bytes += len as u64;
                     } else {
                         self.store_failed(req);
@@ -451,6 +421,24 @@ impl<S> Driver<S> {
         // ring shared with the back end): serve what waits before returning.
         if !self.waiting.is_empty() {
             self.retry(port);
+        }
+    }
+
+    /// Starts a read unless work waits for send buffers (a store that reads
+    /// into one would take it first).
+    fn start_read<P: Port>(&mut self, port: &mut P, io: StoreIo)
+    where
+        S: Store<P>,
+    {
+        let start = if self.waiting.is_empty() {
+            self.store.read(port, io)
+        } else {
+            ReadStart::NoSlot
+        };
+        match start {
+            ReadStart::Started => {}
+            ReadStart::NoSlot => self.wait(Waiting::Read(io)),
+            ReadStart::Failed => self.store_failed(io.req),
         }
     }
 

@@ -358,6 +358,7 @@ fn add_counters(t: &mut Summary, s: &Summary) {
         unknown_command, client_queue_full, target_queue_full, driver_dropped, broadcast_limited,
         reservation_conflicts, reads, writes, syncs, synced_acks, ata_errors, io_errors,
         control_replies, announcements);
-    t.driver.add(&s.driver);
+    sum!(t.driver, s.driver; slot_waits, ctl_dropped, submit_errors, send_errors, persist_errors,
+        ignored_while_stopping, read_bytes, write_bytes, flushes);
     t.kernel_dropped += s.kernel_dropped;
 }

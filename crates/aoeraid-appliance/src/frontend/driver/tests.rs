@@ -93,18 +93,15 @@ impl Store<TestPort> for InPlace {
 
 fn driver<S>(store: S) -> Driver<S> {
     let mut t = Target::new(TargetConfig::default()).unwrap();
-    let i = t.add_interface(IF_MAC, 9000).unwrap();
-    let shared = SharedExport::new(ExportState::with_random_serial(7), 1 << 20);
-    t.add_export(
-        ExportConfig {
-            shelf: SHELF,
-            slot: SLOT,
-            read_only: false,
-            ifaces: vec![i],
-        },
-        shared,
-    )
-    .unwrap();
+    let export = ExportConfig {
+        shelf: SHELF,
+        slot: SLOT,
+        read_only: false,
+        ifaces: vec![t.add_interface(IF_MAC, 9000).unwrap()],
+    };
+    let state = ExportState::with_random_serial(7);
+    t.add_export(export, SharedExport::new(state, 1 << 20))
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("aoeraid-driver-test-{}", std::process::id()));
     let state = Arc::new(StateFile::new(&dir, SHELF, SLOT));
     Driver::new(t, store, vec![state])
@@ -156,8 +153,22 @@ fn ata_reply(frame: &[u8]) -> Option<(u32, u8, Vec<u8>)> {
     }
 }
 
-fn now() -> Instant {
-    Instant::now()
+/// A frame arrives on interface 0.
+fn feed<S: Store<TestPort>>(d: &mut Driver<S>, port: &mut TestPort, frame: TestFrame) {
+    d.on_frame(port, IfaceId(0), frame, Instant::now());
+}
+
+/// The volume request `id` finished with `result`.
+fn complete(
+    d: &mut Driver<Volumes>,
+    port: &mut TestPort,
+    id: u64,
+    result: Result<Vec<u8>, raid_engine::VolumeError>,
+) {
+    let done = d
+        .store_mut()
+        .done(raid_engine::VolumeCompletion { id, result });
+    d.on_done(port, done.expect("a front-end request"));
 }
 
 fn requests(d: &mut Driver<Volumes>) -> Vec<(usize, VolumeRequest)> {
@@ -168,28 +179,14 @@ fn requests(d: &mut Driver<Volumes>) -> Vec<(usize, VolumeRequest)> {
 fn replies_wait_for_send_slots_in_order_and_none_is_dropped() {
     let mut d = driver(Volumes::new(vec![3]));
     let mut port = TestPort::default();
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(1, true, 8, &sector(0x11), 1),
-        now(),
-    );
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(2, true, 9, &sector(0x22), 1),
-        now(),
-    );
+    feed(&mut d, &mut port, ata_frame(1, true, 8, &sector(0x11), 1));
+    feed(&mut d, &mut port, ata_frame(2, true, 9, &sector(0x22), 1));
     let reqs = requests(&mut d);
     assert_eq!(reqs.len(), 2);
     for (v, r) in &reqs {
         assert_eq!(*v, 3, "the export's volume");
         assert_eq!(r.op, VolumeOp::Write);
-        let done = d.store_mut().done(raid_engine::VolumeCompletion {
-            id: r.id,
-            result: Ok(Vec::new()),
-        });
-        d.on_done(&mut port, done.unwrap());
+        complete(&mut d, &mut port, r.id, Ok(Vec::new()));
     }
     // Both writes are durable (group commit) but no send slot is free.
     assert!(port.sent.is_empty());
@@ -218,12 +215,7 @@ fn volume_writes_carry_the_payload_after_the_ata_header() {
     let mut port = TestPort::default();
     let mut data = sector(0xa5);
     data.extend(sector(0x5a));
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(4, true, 100, &data, 2),
-        now(),
-    );
+    feed(&mut d, &mut port, ata_frame(4, true, 100, &data, 2));
     let reqs = requests(&mut d);
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0].1;
@@ -240,14 +232,10 @@ fn volume_writes_carry_the_payload_after_the_ata_header() {
 fn read_data_waits_for_a_slot_then_fills_the_reply() {
     let mut d = driver(Volumes::new(vec![0]));
     let mut port = TestPort::default();
-    d.on_frame(&mut port, IfaceId(0), ata_frame(9, false, 5, &[], 1), now());
+    feed(&mut d, &mut port, ata_frame(9, false, 5, &[], 1));
     let reqs = requests(&mut d);
     assert_eq!(reqs[0].1.op, VolumeOp::Read);
-    let done = d.store_mut().done(raid_engine::VolumeCompletion {
-        id: reqs[0].1.id,
-        result: Ok(sector(0x77)),
-    });
-    d.on_done(&mut port, done.unwrap());
+    complete(&mut d, &mut port, reqs[0].1.id, Ok(sector(0x77)));
     assert!(port.sent.is_empty());
     assert_eq!(d.counters().slot_waits, 1);
 
@@ -264,22 +252,13 @@ fn read_data_waits_for_a_slot_then_fills_the_reply() {
 fn new_frames_queue_behind_waiting_work() {
     let mut d = driver(Volumes::new(vec![0]));
     let mut port = TestPort::default();
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(1, true, 0, &sector(1), 1),
-        now(),
-    );
+    feed(&mut d, &mut port, ata_frame(1, true, 0, &sector(1), 1));
     let r = requests(&mut d).remove(0).1;
-    let done = d.store_mut().done(raid_engine::VolumeCompletion {
-        id: r.id,
-        result: Ok(Vec::new()),
-    });
-    d.on_done(&mut port, done.unwrap());
+    complete(&mut d, &mut port, r.id, Ok(Vec::new()));
     assert_eq!(d.waiting(), 1);
     // Slots come back (another user's sends finished); a query arrives.
     port.free = 2;
-    d.on_frame(&mut port, IfaceId(0), query_frame(2), now());
+    feed(&mut d, &mut port, query_frame(2));
     assert_eq!(port.sent.len(), 2);
     assert_eq!(
         ata_reply(&port.sent[0]).unwrap().0,
@@ -294,7 +273,7 @@ fn new_frames_queue_behind_waiting_work() {
 fn control_frames_wait_too() {
     let mut d = driver(Volumes::new(vec![0]));
     let mut port = TestPort::default();
-    d.on_frame(&mut port, IfaceId(0), query_frame(3), now());
+    feed(&mut d, &mut port, query_frame(3));
     assert_eq!(d.waiting(), 1);
     port.free = 1;
     d.retry(&mut port);
@@ -310,12 +289,7 @@ fn writes_hand_the_received_frame_to_the_store() {
         free: 4,
         ..TestPort::default()
     };
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(21, true, 0, &sector(3), 1),
-        now(),
-    );
+    feed(&mut d, &mut port, ata_frame(21, true, 0, &sector(3), 1));
     assert_eq!(
         d.store().written,
         [(21, ATA_DATA_OFFSET..ATA_DATA_OFFSET + 512)],
@@ -336,12 +310,7 @@ fn writes_hand_the_received_frame_to_the_store() {
 fn reads_that_need_a_slot_wait_for_one() {
     let mut d = driver(InPlace::default());
     let mut port = TestPort::default();
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(30, false, 0, &[], 1),
-        now(),
-    );
+    feed(&mut d, &mut port, ata_frame(30, false, 0, &[], 1));
     assert!(d.store().reading.is_empty());
     assert_eq!(d.waiting(), 1);
     port.free = 1;
