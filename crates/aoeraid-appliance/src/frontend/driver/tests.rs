@@ -102,9 +102,7 @@ fn driver<S>(store: S) -> Driver<S> {
     let state = ExportState::with_random_serial(7);
     t.add_export(export, SharedExport::new(state, 1 << 20))
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("aoeraid-driver-test-{}", std::process::id()));
-    let state = Arc::new(StateFile::new(&dir, SHELF, SLOT));
-    Driver::new(t, store, vec![state])
+    Driver::new(t, store)
 }
 
 fn header(command: Command, tag: u32) -> Header {
@@ -159,9 +157,9 @@ fn feed<S: Store<TestPort>>(d: &mut Driver<S>, port: &mut TestPort, frame: TestF
 }
 
 /// The volume request `id` finished with `result`.
-fn complete(
+fn complete<P: Port>(
     d: &mut Driver<Volumes>,
-    port: &mut TestPort,
+    port: &mut P,
     id: u64,
     result: Result<Vec<u8>, raid_engine::VolumeError>,
 ) {
@@ -169,6 +167,16 @@ fn complete(
         .store_mut()
         .done(raid_engine::VolumeCompletion { id, result });
     d.on_done(port, done.expect("a front-end request"));
+}
+
+/// Writes one sector at `lba` through the volume store and completes it:
+/// its reply waits to be sent.
+fn durable_write(d: &mut Driver<Volumes>, port: &mut TestPort, tag: u32, lba: u64) {
+    feed(d, port, ata_frame(tag, true, lba, &sector(tag as u8), 1));
+    for (_, r) in requests(d) {
+        assert_eq!(r.op, VolumeOp::Write);
+        complete(d, port, r.id, Ok(Vec::new()));
+    }
 }
 
 fn requests(d: &mut Driver<Volumes>) -> Vec<(usize, VolumeRequest)> {
@@ -185,20 +193,19 @@ fn replies_wait_for_send_slots_in_order_and_none_is_dropped() {
     assert_eq!(reqs.len(), 2);
     for (v, r) in &reqs {
         assert_eq!(*v, 3, "the export's volume");
-        assert_eq!(r.op, VolumeOp::Write);
         complete(&mut d, &mut port, r.id, Ok(Vec::new()));
     }
     // Both writes are durable (group commit) but no send slot is free.
+    d.transmit(&mut port);
     assert!(port.sent.is_empty());
-    assert_eq!(d.counters().slot_waits, 2);
-    assert_eq!(d.waiting(), 2);
+    assert_eq!(d.counters().slot_waits, 1);
     assert!(!d.drained());
 
     port.free = 1;
-    d.retry(&mut port);
+    d.transmit(&mut port);
     assert_eq!(port.sent.len(), 1);
     port.free = 1;
-    d.retry(&mut port);
+    d.transmit(&mut port);
     let tags: Vec<u32> = port.sent.iter().map(|f| ata_reply(f).unwrap().0).collect();
     assert_eq!(tags, [1, 2], "answered in the order they waited");
     for f in &port.sent {
@@ -236,11 +243,12 @@ fn read_data_waits_for_a_slot_then_fills_the_reply() {
     let reqs = requests(&mut d);
     assert_eq!(reqs[0].1.op, VolumeOp::Read);
     complete(&mut d, &mut port, reqs[0].1.id, Ok(sector(0x77)));
+    d.transmit(&mut port);
     assert!(port.sent.is_empty());
     assert_eq!(d.counters().slot_waits, 1);
 
     port.free = 1;
-    d.retry(&mut port);
+    d.transmit(&mut port);
     let (tag, status, data) = ata_reply(&port.sent[0]).unwrap();
     assert_eq!((tag, status), (9, ata::STATUS_OK));
     assert_eq!(data, sector(0x77));
@@ -252,13 +260,12 @@ fn read_data_waits_for_a_slot_then_fills_the_reply() {
 fn new_frames_queue_behind_waiting_work() {
     let mut d = driver(Volumes::new(vec![0]));
     let mut port = TestPort::default();
-    feed(&mut d, &mut port, ata_frame(1, true, 0, &sector(1), 1));
-    let r = requests(&mut d).remove(0).1;
-    complete(&mut d, &mut port, r.id, Ok(Vec::new()));
-    assert_eq!(d.waiting(), 1);
-    // Slots come back (another user's sends finished); a query arrives.
+    durable_write(&mut d, &mut port, 1, 0);
+    d.transmit(&mut port);
+    // Slots come back; a query arrives before the host sends again.
     port.free = 2;
     feed(&mut d, &mut port, query_frame(2));
+    d.transmit(&mut port);
     assert_eq!(port.sent.len(), 2);
     assert_eq!(
         ata_reply(&port.sent[0]).unwrap().0,
@@ -266,7 +273,7 @@ fn new_frames_queue_behind_waiting_work() {
         "the waiting reply first"
     );
     assert!(ata_reply(&port.sent[1]).is_none(), "then the config reply");
-    assert_eq!(d.waiting(), 0);
+    assert!(!d.has_transmit());
 }
 
 #[test]
@@ -274,12 +281,57 @@ fn control_frames_wait_too() {
     let mut d = driver(Volumes::new(vec![0]));
     let mut port = TestPort::default();
     feed(&mut d, &mut port, query_frame(3));
-    assert_eq!(d.waiting(), 1);
+    d.transmit(&mut port);
+    assert!(d.has_transmit());
     port.free = 1;
-    d.retry(&mut port);
+    d.transmit(&mut port);
     let p = parse(&port.sent[0]).unwrap();
     assert_eq!(p.header.tag, 3);
     assert!(matches!(p.message, Message::QueryConfig(_)));
+}
+
+#[test]
+fn state_is_saved_before_the_reply_that_reports_it() {
+    let mut d = driver(Volumes::new(vec![0]));
+    let mut bytes = vec![0u8; 128];
+    let n = QueryConfig::request(CCmd::Set, b"rack 4")
+        .emit(&header(Command::QueryConfig, 5), &mut bytes)
+        .unwrap();
+    // The appliance core's way: borrowed bytes in, frames pulled out.
+    d.on_frame(
+        &mut SlicePort::default(),
+        IfaceId(0),
+        &bytes[..n],
+        Instant::now(),
+    );
+    let mut buf = vec![0u8; 1500];
+    assert!(!d.has_transmit());
+    assert_eq!(
+        d.poll_transmit(&mut buf),
+        None,
+        "held until the state is saved"
+    );
+    let export = d.poll_persist().expect("a save is owed");
+    assert_eq!(d.target().shared(export).snapshot().config, b"rack 4");
+    assert_eq!(d.poll_persist(), None);
+    let (iface, len) = d.poll_transmit(&mut buf).expect("the reply");
+    assert_eq!(iface, IfaceId(0));
+    assert_eq!(parse(&buf[..len]).unwrap().header.tag, 5);
+}
+
+#[test]
+fn slice_port_hosts_pull_read_replies() {
+    let mut d = driver(Volumes::new(vec![0]));
+    let frame = ata_frame(12, false, 3, &[], 1);
+    let mut port = SlicePort::default();
+    d.on_frame(&mut port, IfaceId(0), &frame.bytes[..], Instant::now());
+    let r = requests(&mut d).remove(0).1;
+    complete(&mut d, &mut port, r.id, Ok(sector(0x3c)));
+    let mut buf = vec![0u8; 1500];
+    let (_, len) = d.poll_transmit(&mut buf).expect("the read reply");
+    let (tag, status, data) = ata_reply(&buf[..len]).unwrap();
+    assert_eq!((tag, status, data), (12, ata::STATUS_OK, sector(0x3c)));
+    assert!(d.drained());
 }
 
 #[test]
@@ -303,6 +355,7 @@ fn writes_hand_the_received_frame_to_the_store() {
             ok: true,
         },
     );
+    d.transmit(&mut port);
     assert_eq!(ata_reply(&port.sent[0]).unwrap().0, 21);
 }
 
@@ -311,10 +364,13 @@ fn reads_that_need_a_slot_wait_for_one() {
     let mut d = driver(InPlace::default());
     let mut port = TestPort::default();
     feed(&mut d, &mut port, ata_frame(30, false, 0, &[], 1));
+    feed(&mut d, &mut port, ata_frame(31, false, 1, &[], 1));
     assert!(d.store().reading.is_empty());
-    assert_eq!(d.waiting(), 1);
+    d.transmit(&mut port);
+    assert_eq!(d.counters().slot_waits, 1);
     port.free = 1;
-    d.retry(&mut port);
+    d.transmit(&mut port);
+    assert_eq!(d.store().reading.len(), 1, "one slot, one read, in order");
     let (req, mut slot) = d.store_mut().reading.pop().expect("read started");
     slot[ATA_DATA_OFFSET..ATA_DATA_OFFSET + 512].copy_from_slice(&sector(0x42));
     d.on_done(
@@ -326,5 +382,7 @@ fn reads_that_need_a_slot_wait_for_one() {
     );
     let (tag, _, data) = ata_reply(&port.sent[0]).unwrap();
     assert_eq!((tag, data), (30, sector(0x42)));
-    assert!(d.drained());
+    port.free = 1;
+    d.transmit(&mut port);
+    assert_eq!(d.store().reading.len(), 1, "the second read started");
 }
