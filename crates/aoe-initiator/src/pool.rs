@@ -12,9 +12,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use aoe_wire::{
-    ata, finish_frame, parse, sectors_per_frame, write_ata_request, AtaArg, CCmd, Command, Header,
-    Identify, Mac, Message, Packet, QueryConfig, ATA_DATA_OFFSET, BROADCAST_MAC, BROADCAST_SHELF,
-    BROADCAST_SLOT, SECTOR_SIZE,
+    ata, finish_frame, parse, sectors_per_frame, write_ata_request, AoeAddr, AtaArg, CCmd, Command,
+    Header, Identify, Mac, Message, Packet, QueryConfig, ATA_DATA_OFFSET, BROADCAST_MAC,
+    BROADCAST_SHELF, BROADCAST_SLOT, SECTOR_SIZE,
 };
 
 use crate::blade::{ActiveWrite, Blade, BladeId, BladeInfo, BladeState, BladeStats, Path};
@@ -23,8 +23,6 @@ use crate::io::{IoCompletion, IoError, IoRequest, Op, Rejected, SubmitError};
 use crate::window::{Window, WindowNote};
 use crate::PoolConfig;
 
-/// Shelf value Linux refuses (DIP switches all ones); we refuse it too.
-const SHELF_ALL_ONES: u16 = 0x0FFF;
 /// Tag of our Query Config requests (as Linux; unsolicited announcements use it too).
 const CONFIG_TAG: u32 = 0;
 
@@ -821,11 +819,8 @@ impl Pool {
             self.stats.config_errors += 1;
             return;
         }
-        if h.shelf == BROADCAST_SHELF
-            || h.shelf == SHELF_ALL_ONES
-            || h.slot == BROADCAST_SLOT
-            || !h.src.is_unicast()
-        {
+        // A broadcast value or shelf 4095 cannot name a blade (Linux refuses them too).
+        if AoeAddr::new(h.shelf, h.slot).is_err() || !h.src.is_unicast() {
             self.stats.bad_address += 1;
             return;
         }

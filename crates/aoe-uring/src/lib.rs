@@ -142,6 +142,7 @@ mod region;
 mod ring;
 mod rxring;
 mod storage;
+pub mod sys;
 mod types;
 
 pub use iface::{format_mac, list_interfaces, parse_mac, InterfaceInfo, MacAddr};
@@ -149,7 +150,7 @@ pub use packet::{
     BufferSize, FanoutMode, PacketSocket, PacketStats, SocketOptions, DEFAULT_SOCKET_BUFFER,
 };
 pub use ring::{Ring, RingConfig, RingWaker};
-pub use storage::{device_size, direct_io_alignment, Backing};
+pub use storage::{device_size, direct_io_alignment, Backing, BackingOptions, DirectIo};
 pub use types::{Completion, Errno, FileId, IoBuf, IoBuffer, RecvBuf, RingStats, SendSlot, SockId};
 
 /// Ethertype of ATA over Ethernet.

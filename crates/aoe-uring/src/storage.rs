@@ -30,52 +30,63 @@ pub struct Backing {
     pub read_only: bool,
 }
 
+/// When [`Backing::open`] uses O_DIRECT.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DirectIo {
+    /// Never: buffered through the page cache.
+    #[default]
+    Never,
+    /// If the filesystem accepts O_DIRECT at open (tmpfs, for one, may not).
+    IfAccepted,
+    /// If the filesystem accepts it and a direct read of one 512-byte sector at offset 0
+    /// succeeds: for callers that do sector-sized direct I/O (devices with 4 KiB logical
+    /// blocks, and some filesystems, accept O_DIRECT at open but refuse such reads).
+    IfSectorReadsWork,
+}
+
+/// How [`Backing::open`] opens a file or block device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackingOptions {
+    /// Read only (no writes through this backing).
+    pub read_only: bool,
+    /// Whether to use O_DIRECT; [`Backing::direct`] says what was used.
+    pub direct: DirectIo,
+    /// O_DSYNC: a write completes only once it is durable (the kernel adds FUA or a cache
+    /// flush per write), for callers that acknowledge a write when it completes and are
+    /// never asked to flush.
+    pub dsync: bool,
+}
+
 impl Backing {
-    /// Open `path` for reading (and writing unless `read_only`). With `want_direct`,
-    /// O_DIRECT is tried first and dropped if the filesystem refuses it (tmpfs) —
-    /// see [`Backing::direct`] for which one you got.
-    pub fn open(path: &Path, read_only: bool, want_direct: bool) -> io::Result<Backing> {
-        Self::open_probed(path, read_only, want_direct, |_| true)
-    }
-
-    /// Like [`Backing::open`], but O_DIRECT is also dropped unless a direct read of
-    /// one 512-byte sector at offset 0 succeeds: for callers that do sector-sized
-    /// direct I/O (devices with 4 KiB logical blocks, and some filesystems, accept
-    /// O_DIRECT at open but refuse such reads).
-    pub fn open_sector_direct(
-        path: &Path,
-        read_only: bool,
-        want_direct: bool,
-    ) -> io::Result<Backing> {
-        Self::open_probed(path, read_only, want_direct, sector_direct_read_works)
-    }
-
-    /// Opens with O_DIRECT if wanted, the filesystem accepts it and `direct_ok`
-    /// approves the direct file; buffered otherwise.
-    fn open_probed(
-        path: &Path,
-        read_only: bool,
-        want_direct: bool,
-        direct_ok: fn(&File) -> bool,
-    ) -> io::Result<Backing> {
+    /// Open `path` as `opts` say. O_DIRECT is dropped (buffered I/O instead) when the
+    /// filesystem refuses it or, with [`DirectIo::IfSectorReadsWork`], a sector read
+    /// fails.
+    pub fn open(path: &Path, opts: &BackingOptions) -> io::Result<Backing> {
         let open = |direct: bool| {
-            let mut o = OpenOptions::new();
-            o.read(true).write(!read_only);
+            let mut flags = 0;
             if direct {
-                o.custom_flags(libc::O_DIRECT);
+                flags |= libc::O_DIRECT;
             }
-            o.open(path)
+            if opts.dsync {
+                flags |= libc::O_DSYNC;
+            }
+            OpenOptions::new()
+                .read(true)
+                .write(!opts.read_only)
+                .custom_flags(flags)
+                .open(path)
         };
         let buffered = || open(false).map_err(|e| with_path(e, path));
-        let (file, direct) = if want_direct {
-            match open(true) {
-                Ok(f) if direct_ok(&f) => (f, true),
+        let (file, direct) = match opts.direct {
+            DirectIo::Never => (buffered()?, false),
+            want => match open(true) {
+                Ok(f) if want != DirectIo::IfSectorReadsWork || sector_direct_read_works(&f) => {
+                    (f, true)
+                }
                 Ok(_) => (buffered()?, false),
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (buffered()?, false),
                 Err(e) => return Err(with_path(e, path)),
-            }
-        } else {
-            (buffered()?, false)
+            },
         };
         let block_device = file.metadata()?.file_type().is_block_device();
         let size = device_size(&file).map_err(|e| with_path(e, path))?;
@@ -90,7 +101,7 @@ impl Backing {
             block_device,
             size,
             align,
-            read_only,
+            read_only: opts.read_only,
         })
     }
 }
@@ -172,13 +183,28 @@ mod tests {
         }
     }
 
+    fn opts(read_only: bool, direct: DirectIo, dsync: bool) -> BackingOptions {
+        BackingOptions {
+            read_only,
+            direct,
+            dsync,
+        }
+    }
+
+    fn open_flags(b: &Backing) -> libc::c_int {
+        // SAFETY: F_GETFL on a descriptor `b.file` keeps open; no memory is named.
+        unsafe { libc::fcntl(b.file.as_raw_fd(), libc::F_GETFL) }
+    }
+
     #[test]
     fn regular_file_direct_and_buffered() {
         let tmp = Tmp(format!("/var/tmp/aoe-uring-storage-{}", std::process::id()).into());
         std::fs::write(&tmp.0, vec![0u8; 12288]).unwrap();
-        let b = Backing::open(&tmp.0, false, true).unwrap();
+        let b = Backing::open(&tmp.0, &opts(false, DirectIo::IfAccepted, false)).unwrap();
         assert_eq!(b.size, 12288);
         assert!(!b.block_device);
+        assert_eq!(open_flags(&b) & libc::O_DIRECT != 0, b.direct);
+        assert_eq!(open_flags(&b) & libc::O_DSYNC, 0);
         if b.direct {
             assert!(
                 b.align >= 512 && b.align.is_power_of_two(),
@@ -186,24 +212,32 @@ mod tests {
                 b.align
             );
         }
-        let b = Backing::open(&tmp.0, true, false).unwrap();
+        let b = Backing::open(&tmp.0, &opts(true, DirectIo::Never, false)).unwrap();
         assert!(!b.direct && b.read_only);
+        assert_eq!(open_flags(&b) & libc::O_ACCMODE, libc::O_RDONLY);
         assert_eq!(b.align, 1);
-        let b = Backing::open_sector_direct(&tmp.0, false, true).unwrap();
+        let b = Backing::open(&tmp.0, &opts(false, DirectIo::IfSectorReadsWork, true)).unwrap();
         assert_eq!(b.size, 12288);
         assert_eq!(b.direct, b.direct && sector_direct_read_works(&b.file));
-        let b = Backing::open_sector_direct(&tmp.0, false, false).unwrap();
+        assert_eq!(open_flags(&b) & libc::O_DSYNC, libc::O_DSYNC);
+        assert_eq!(open_flags(&b) & libc::O_ACCMODE, libc::O_RDWR);
+        let b = Backing::open(&tmp.0, &opts(false, DirectIo::Never, true)).unwrap();
         assert!(!b.direct);
+        assert_eq!(open_flags(&b) & libc::O_DSYNC, libc::O_DSYNC);
         assert_eq!(b.align, 1);
     }
 
     #[test]
     fn missing_file_error_names_the_path() {
-        let err = Backing::open(Path::new("/nonexistent/aoe-uring"), true, true).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/aoe-uring"), "{err}");
-        let err = Backing::open_sector_direct(Path::new("/nonexistent/aoe-uring"), true, true)
-            .unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/aoe-uring"), "{err}");
+        for direct in [
+            DirectIo::Never,
+            DirectIo::IfAccepted,
+            DirectIo::IfSectorReadsWork,
+        ] {
+            let path = Path::new("/nonexistent/aoe-uring");
+            let err = Backing::open(path, &opts(true, direct, false)).unwrap_err();
+            assert!(err.to_string().contains("/nonexistent/aoe-uring"), "{err}");
+        }
     }
 
     #[test]

@@ -160,6 +160,11 @@ impl Errno {
         io::Error::from_raw_os_error(self.0)
     }
 
+    /// ENODEV or ENXIO: the device behind the file is gone (unplugged, detached).
+    pub fn is_device_gone(self) -> bool {
+        self.0 == libc::ENODEV || self.0 == libc::ENXIO
+    }
+
     pub(crate) fn result(res: i32) -> Result<usize, Errno> {
         if res < 0 {
             Err(Errno(-res))

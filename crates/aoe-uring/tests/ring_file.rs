@@ -378,7 +378,11 @@ impl Drop for LoopDev {
 #[test]
 fn block_device_o_direct_through_the_ring() {
     let lo = LoopDev::new(4 << 20);
-    let backing = aoe_uring::Backing::open(std::path::Path::new(&lo.dev), false, true).unwrap();
+    let opts = aoe_uring::BackingOptions {
+        direct: aoe_uring::DirectIo::IfAccepted,
+        ..Default::default()
+    };
+    let backing = aoe_uring::Backing::open(std::path::Path::new(&lo.dev), &opts).unwrap();
     assert!(backing.block_device && backing.direct);
     assert_eq!(backing.size, 4 << 20);
     assert!(backing.align >= 512);

@@ -17,6 +17,9 @@
 //!   request into its response header, [`write_ata_response`] writes one into
 //!   a fresh buffer; [`finish_frame`] pads.
 //! * [`Identify`] builds and parses the 512-byte ATA IDENTIFY DEVICE block.
+//! * [`AoeAddr`] is a target address `eS.L` (never a broadcast value), [`Mac`]
+//!   an Ethernet address; both parse from and print as text (and, with the
+//!   `serde` feature, travel as text).
 //! * The [`ata`] module holds ATA opcodes, status and error bits.
 //!
 //! ```
@@ -68,6 +71,7 @@
 //!   error replies to the bare 24-byte header) parses as [`Message::Bare`] so
 //!   the error code is not lost.
 
+mod addr;
 mod ata_msg;
 mod config;
 mod error;
@@ -77,9 +81,12 @@ mod mac;
 mod mask;
 mod packet;
 mod reserve;
+#[cfg(feature = "serde")]
+mod text_serde;
 
 pub mod ata;
 
+pub use addr::{AddrError, AoeAddr};
 pub use ata_msg::{write_ata_request, write_ata_response, AFlags, Ata, AtaArg};
 pub use config::{CCmd, QueryConfig};
 pub use error::WireError;

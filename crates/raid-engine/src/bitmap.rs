@@ -11,6 +11,8 @@ pub struct Bitmap {
     regions: u64,
     bits: Vec<u8>,
     inflight: Vec<u32>,
+    /// Sum of `inflight`.
+    writes: u64,
     last_write_ns: Vec<u64>,
 }
 
@@ -23,6 +25,7 @@ impl Bitmap {
             regions,
             bits: vec![0; regions.div_ceil(8) as usize],
             inflight: vec![0; regions as usize],
+            writes: 0,
             last_write_ns: vec![0; regions as usize],
         }
     }
@@ -80,6 +83,7 @@ impl Bitmap {
     /// clear (the write must wait for it).
     pub fn start_write(&mut self, r: u64, now_ns: u64) -> Option<u32> {
         self.inflight[r as usize] += 1;
+        self.writes += 1;
         self.last_write_ns[r as usize] = now_ns;
         if self.is_dirty(r) {
             None
@@ -90,9 +94,25 @@ impl Bitmap {
     }
 
     pub fn end_write(&mut self, r: u64, now_ns: u64) {
+        debug_assert!(
+            self.is_dirty(r),
+            "region {r}: write in flight on a clean bit"
+        );
         let c = &mut self.inflight[r as usize];
+        debug_assert!(*c > 0, "region {r}: write ended that never started");
         *c = c.saturating_sub(1);
+        self.writes = self.writes.saturating_sub(1);
         self.last_write_ns[r as usize] = now_ns;
+    }
+
+    /// Writes in flight to all regions.
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// Writes in flight to region `r`.
+    pub(crate) fn writes_in(&self, r: u64) -> u32 {
+        self.inflight[r as usize]
     }
 
     /// Clear the bits of regions idle for `delay_ns`; returns the sectors to persist.

@@ -48,6 +48,33 @@ impl Concat {
         self.arrays.push(array);
     }
 
+    /// Every array's invariants (see `Engine::check_invariants`), and the split
+    /// bookkeeping: each sub-request belongs to a parent still waiting for it.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for a in &self.arrays {
+            a.check_invariants()?;
+        }
+        let mut subs = HashMap::<RequestId, usize>::default();
+        for (sub, (a, parent, _)) in &self.subs {
+            if *a >= self.arrays.len() || !self.parents.contains_key(parent) {
+                return Err(format!(
+                    "concat: sub-request {sub} of array {a} for unknown parent {parent}"
+                ));
+            }
+            *subs.entry(*parent).or_default() += 1;
+        }
+        for (id, p) in &self.parents {
+            let n = subs.get(id).copied().unwrap_or(0);
+            if p.remaining != n {
+                return Err(format!(
+                    "concat: request {id} waits for {} parts, {n} in flight",
+                    p.remaining
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn volume_sectors(&self) -> u64 {
         self.arrays.iter().map(|a| a.volume_sectors()).sum()
     }

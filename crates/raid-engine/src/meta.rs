@@ -83,6 +83,49 @@ impl MetaWriter {
         }
     }
 
+    /// Rounds in flight: (key, member acks still missing).
+    pub(crate) fn rounds(&self) -> impl Iterator<Item = (MetaKey, usize)> + '_ {
+        self.blocks
+            .iter()
+            .filter_map(|(k, b)| b.inflight.map(|(_, left)| (*k, left)))
+    }
+
+    /// The writer's own bookkeeping: durable never ahead of the latest version, a
+    /// round in flight writes a version not yet durable and waits for at least one
+    /// ack, and a key is ready exactly when it has an unwritten change and no round.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        for (k, b) in &self.blocks {
+            if b.durable > b.version {
+                return Err(format!(
+                    "{k:?}: durable v{} ahead of v{}",
+                    b.durable, b.version
+                ));
+            }
+            if let Some((v, left)) = b.inflight {
+                if left == 0 || v > b.version || v <= b.durable {
+                    return Err(format!(
+                        "{k:?}: round of v{v} ({left} acks due) with v{} durable v{}",
+                        b.version, b.durable
+                    ));
+                }
+            }
+            let ready = b.inflight.is_none() && b.version > b.durable;
+            if ready != self.ready.contains(k) {
+                return Err(format!(
+                    "{k:?}: ready set says {} for v{} durable v{} round {:?}",
+                    self.ready.contains(k),
+                    b.version,
+                    b.durable,
+                    b.inflight
+                ));
+            }
+        }
+        if let Some(k) = self.ready.iter().find(|k| !self.blocks.contains_key(k)) {
+            return Err(format!("{k:?}: ready but never touched"));
+        }
+        Ok(())
+    }
+
     pub fn idle(&self) -> bool {
         self.ready.is_empty() && self.blocks.values().all(|b| b.inflight.is_none())
     }

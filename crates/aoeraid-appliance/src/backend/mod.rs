@@ -27,7 +27,6 @@ mod log;
 pub use log::describe;
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use aoe_initiator::{BladeStats, Pool, PoolConfig};
@@ -35,10 +34,6 @@ use aoe_uring::{Completion, PacketSocket, Ring, SockId, SocketOptions};
 use aoe_wire::Mac;
 
 use crate::control::status::{InterfaceStatus, Side};
-
-/// `PACKET_IGNORE_OUTGOING` (linux/if_packet.h, Linux ≥ 4.20): without it a
-/// packet socket also receives every frame it sends, doubling receive work.
-const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
 /// Slots of each back-end socket's receive ring. Replies in flight are bounded by
 /// the blades' windows (at most 64 frames each with the Linux-like defaults), and
@@ -94,11 +89,13 @@ impl Backend {
         for name in ifaces {
             let opts = SocketOptions {
                 rx_ring_frames: RX_RING_FRAMES,
+                // Without it the socket also receives every request it sends,
+                // doubling receive work.
+                ignore_outgoing: true,
                 ..SocketOptions::default()
             };
             let sock = PacketSocket::open_with(name, &opts)
                 .map_err(|e| io::Error::new(e.kind(), format!("open AoE socket on {name}: {e}")))?;
-            ignore_outgoing(&sock);
             let (mac, mtu) = (Mac(sock.mac()), sock.mtu());
             let id = ring.add_socket(sock)?;
             let iface = pool.add_interface(name, mac, mtu);
@@ -288,23 +285,6 @@ fn linger_for(frames: usize, blades: impl Iterator<Item = BladeStats>) -> Durati
         .map(|s| Duration::from_micros(s.srtt_us / 4))
         .min()
         .map_or(Duration::ZERO, |d| d.min(LINGER_MAX))
-}
-
-/// Best effort: older kernels lack the option and then we just see (and
-/// ignore, as requests) our own frames.
-fn ignore_outgoing(sock: &PacketSocket) {
-    let one: libc::c_int = 1;
-    // SAFETY: plain setsockopt on a valid socket fd with a pointer to a live
-    // c_int and its exact size; the result is deliberately ignored.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_PACKET,
-            PACKET_IGNORE_OUTGOING,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
 }
 
 #[cfg(test)]

@@ -16,12 +16,14 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use aoe_initiator::{BladeId, BladeState, IoRequest, Op, PoolConfig};
 use aoe_uring::{Ring, RingConfig};
+use aoe_wire::AoeAddr;
 use serde::Serialize;
 
 use crate::backend::{describe, Backend};
+use crate::config::ByteSize;
 
 const SECTOR: u64 = 512;
 
@@ -46,28 +48,28 @@ pub struct Args {
     /// Back-end interface (repeat for several paths).
     #[arg(long = "iface", required = true)]
     pub ifaces: Vec<String>,
-    /// Device as SHELF.SLOT, e.g. 0.3 (an "e" prefix is accepted).
+    /// Device as eSHELF.SLOT, e.g. e0.3 (the "e" may be left out).
     #[arg(long)]
-    pub device: String,
+    pub device: AoeAddr,
     #[arg(long, value_enum)]
     pub rw: Rw,
     #[arg(long, value_enum, default_value = "seq")]
     pub pattern: Pattern,
-    /// Block size in bytes (multiple of 512; K/M/G suffixes allowed).
-    #[arg(long, default_value = "4096", value_parser = parse_size)]
-    pub bs: u64,
+    /// Block size, a multiple of 512 bytes: 4096, 64K, 64KiB, 1MiB, ...
+    #[arg(long, default_value = "4096")]
+    pub bs: ByteSize,
     /// I/Os in flight.
     #[arg(long, default_value_t = 16)]
     pub qd: u32,
     /// Run time (read/write); default 5 s unless --bytes is given.
     #[arg(long, conflicts_with = "bytes")]
     pub seconds: Option<f64>,
-    /// Bytes to transfer (read/write).
-    #[arg(long, value_parser = parse_size)]
-    pub bytes: Option<u64>,
-    /// Bytes of the device to use from LBA 0 (default: all of it).
-    #[arg(long, value_parser = parse_size)]
-    pub span: Option<u64>,
+    /// Bytes to transfer (read/write), e.g. 4G.
+    #[arg(long)]
+    pub bytes: Option<ByteSize>,
+    /// Bytes of the device to use from LBA 0 (default: all of it), e.g. 128M.
+    #[arg(long)]
+    pub span: Option<ByteSize>,
     /// Seed of the data pattern and of random offsets.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -84,42 +86,6 @@ pub struct Args {
     /// (see `Backend::linger`): lower latency at depth, more CPU per request.
     #[arg(long)]
     pub no_linger: bool,
-}
-
-/// "4096", "4k", "64M", "1G" (binary multiples).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m = match c.to_ascii_lowercase() {
-                'k' => 1u64 << 10,
-                'm' => 1 << 20,
-                'g' => 1 << 30,
-                't' => 1 << 40,
-                _ => return Err(format!("unknown size suffix in {s:?} (use K, M, G, T)")),
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 4096, 64K, 16M)"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
-fn parse_device(s: &str) -> anyhow::Result<(u16, u8)> {
-    let t = s.strip_prefix('e').unwrap_or(s);
-    let (a, b) = t
-        .split_once('.')
-        .with_context(|| format!("device {s:?} is not SHELF.SLOT (e.g. 0.3)"))?;
-    let shelf: u16 = a.parse().with_context(|| format!("bad shelf in {s:?}"))?;
-    let slot: u8 = b.parse().with_context(|| format!("bad slot in {s:?}"))?;
-    if shelf == 0xFFFF || slot == 0xFF {
-        bail!("device {s:?}: broadcast addresses cannot be benchmarked");
-    }
-    Ok((shelf, slot))
 }
 
 /// Fills `out` (whole sectors) with the pattern of the sectors starting at `lba`.
@@ -275,17 +241,6 @@ impl Walk {
     }
 }
 
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is valid.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 struct Totals {
     ios: u64,
     bytes: u64,
@@ -296,11 +251,11 @@ struct Totals {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let (shelf, slot) = parse_device(&args.device)?;
-    if args.bs == 0 || !args.bs.is_multiple_of(SECTOR) {
-        bail!("--bs must be a positive multiple of 512 (got {})", args.bs);
+    let bs = args.bs.bytes();
+    if bs == 0 || !bs.is_multiple_of(SECTOR) {
+        bail!("--bs must be a positive multiple of 512 (got {bs})");
     }
-    if args.bs > 64 << 20 {
+    if bs > 64 << 20 {
         bail!("--bs above 64 MiB is not supported");
     }
     if args.qd == 0 || args.qd > 4096 {
@@ -332,22 +287,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         &mut ring,
         &mut backend,
         &mut events,
-        shelf,
-        slot,
+        args.device,
         args.find_timeout,
     )?;
     let capacity = backend.pool().capacity(blade).unwrap_or(0) * SECTOR;
-    let span = args.span.unwrap_or(capacity).min(capacity);
-    let blocks = span / args.bs;
+    let span = args.span.map_or(capacity, ByteSize::bytes).min(capacity);
+    let blocks = span / bs;
     if blocks == 0 {
-        bail!(
-            "span of {span} bytes holds no block of {} bytes (device has {capacity} bytes)",
-            args.bs
-        );
+        bail!("span of {span} bytes holds no block of {bs} bytes (device has {capacity} bytes)");
     }
     let before = backend.pool().blade_stats(blade).unwrap_or_default();
     let progress = std::io::stderr().is_terminal();
-    let cpu0 = cpu_time();
+    let cpu0 = aoe_uring::sys::process_cpu_time();
     let t0 = Instant::now();
     let mut totals = Totals {
         ios: 0,
@@ -370,7 +321,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     match args.rw {
         Rw::Read | Rw::Write => {
             let limit = match (args.seconds, args.bytes) {
-                (_, Some(b)) => Limit::Bytes(b),
+                (_, Some(b)) => Limit::Bytes(b.bytes()),
                 (Some(s), None) => Limit::Time(t0 + Duration::from_secs_f64(s)),
                 (None, None) => Limit::Time(t0 + Duration::from_secs(5)),
             };
@@ -390,7 +341,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Rw::Check => runner.phase(Op::Read, true, Limit::Once, &mut totals)?,
     }
     let elapsed = t0.elapsed();
-    let cpu = cpu_time().saturating_sub(cpu0);
+    let cpu = aoe_uring::sys::process_cpu_time().saturating_sub(cpu0);
     if progress {
         eprint!("\r\x1b[K");
     }
@@ -405,7 +356,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let secs = elapsed.as_secs_f64().max(1e-9);
     let report = Report {
-        device: format!("e{shelf}.{slot}"),
+        device: args.device.to_string(),
         rw: match args.rw {
             Rw::Read => "read",
             Rw::Write => "write",
@@ -416,9 +367,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Pattern::Seq => "seq",
             Pattern::Rand => "rand",
         },
-        bs: args.bs,
+        bs,
         qd: args.qd,
-        span: blocks * args.bs,
+        span: blocks * bs,
         ios: totals.ios,
         bytes: totals.bytes,
         seconds: secs,
@@ -482,10 +433,10 @@ fn find_blade(
     ring: &mut Ring,
     backend: &mut Backend,
     events: &mut Vec<aoe_uring::Completion>,
-    shelf: u16,
-    slot: u8,
+    device: AoeAddr,
     timeout: f64,
 ) -> anyhow::Result<BladeId> {
+    let (shelf, slot) = (device.shelf(), device.slot());
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(timeout);
     let mut next_ask = start;
@@ -508,7 +459,7 @@ fn find_blade(
         }
         if now >= end {
             bail!(
-                "e{shelf}.{slot} did not answer on {} within {timeout} s",
+                "{device} did not answer on {} within {timeout} s",
                 backend
                     .pool()
                     .interfaces()
@@ -541,7 +492,7 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     fn phase(&mut self, op: Op, compare: bool, limit: Limit, t: &mut Totals) -> anyhow::Result<()> {
-        let bs = self.args.bs;
+        let bs = self.args.bs.bytes();
         let sectors = (bs / SECTOR) as u32;
         let qd = self.args.qd as usize;
         let seed = self.args.seed;
@@ -686,25 +637,6 @@ impl Runner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("16m"), Ok(16 << 20));
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("99999999999T").is_err());
-    }
-
-    #[test]
-    fn devices_parse() {
-        assert_eq!(parse_device("0.3").unwrap(), (0, 3));
-        assert_eq!(parse_device("e12.250").unwrap(), (12, 250));
-        assert!(parse_device("3").is_err());
-        assert!(parse_device("0.256").is_err());
-        assert!(parse_device("65535.1").is_err());
-    }
 
     #[test]
     fn pattern_is_unique_per_sector_and_seed() {

@@ -10,14 +10,9 @@ pub struct Args {
     /// Array name from the config.
     pub array: String,
     /// Member address: eSHELF.SLOT or file:/path.
-    #[arg(value_parser = parse_member)]
     pub member: MemberAddr,
     #[command(flatten)]
     pub conn: ConnectArgs,
-}
-
-fn parse_member(s: &str) -> Result<MemberAddr, String> {
-    s.parse()
 }
 
 #[derive(Debug, Clone, Copy)]

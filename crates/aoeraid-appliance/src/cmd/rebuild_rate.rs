@@ -10,17 +10,13 @@ use std::process::ExitCode;
 pub struct Args {
     pub array: String,
     /// Rate kept even under client load, e.g. 10MB/s.
-    #[arg(long, value_parser = parse_rate)]
+    #[arg(long)]
     pub min: Option<Rate>,
     /// Ceiling when the array is idle, e.g. 200MB/s.
-    #[arg(long, value_parser = parse_rate)]
+    #[arg(long)]
     pub max: Option<Rate>,
     #[command(flatten)]
     pub conn: ConnectArgs,
-}
-
-fn parse_rate(s: &str) -> Result<Rate, String> {
-    s.parse()
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {

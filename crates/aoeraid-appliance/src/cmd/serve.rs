@@ -3,10 +3,11 @@
 
 use crate::frontend::{self, Control, ExportSpec, FrontendConfig};
 use anyhow::Context;
-use aoe_wire::Mac;
+use aoe_uring::sys::{Signal, Signals};
+use aoe_wire::{AoeAddr, Mac};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,38 +50,11 @@ pub struct Args {
     pub stat_interval: u64,
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-static HUP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    if sig == libc::SIGHUP {
-        HUP.store(true, Ordering::Release);
-    } else {
-        STOP.store(true, Ordering::Release);
-    }
-}
-
-fn install_signals() -> anyhow::Result<()> {
-    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        // SAFETY: `on_signal` is async-signal-safe (it only stores to atomics);
-        // sigaction is given a zeroed, then filled, struct that outlives the call.
-        let r = unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut())
-        };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error()).context("sigaction");
-        }
-    }
-    Ok(())
-}
-
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    if args.shelf == 0xFFFF || args.shelf == 0x0FFF || args.slot == 0xFF {
-        anyhow::bail!("shelf 65535/4095 and slot 255 are broadcast/reserved values");
-    }
+    AoeAddr::new(args.shelf, args.slot).context("--shelf/--slot")?;
+    // Before any thread starts, so that every thread inherits the mask and only the
+    // watcher below sees these.
+    let signals = Signals::block(&[Signal::Term, Signal::Int, Signal::Hup])?;
     let cfg = FrontendConfig {
         ifaces: args.ifaces.clone(),
         exports: vec![ExportSpec {
@@ -111,22 +85,21 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         args.threads,
         args.buffers,
     );
-    install_signals()?;
     let ctl = Arc::new(Control::default());
     let ctl2 = ctl.clone();
-    // Signal flags are process-wide statics; mirror them into the loop's control.
-    let watcher = std::thread::spawn(move || loop {
-        if HUP.swap(false, Ordering::AcqRel) {
-            ctl2.recheck_size.store(true, Ordering::Release);
+    // SIGHUP re-checks the store size, SIGTERM/SIGINT stop; the watcher also ends
+    // when the loop stopped for another reason.
+    let watcher = std::thread::spawn(move || {
+        while !ctl2.stop.load(Ordering::Acquire) {
+            match signals.wait(Some(Duration::from_millis(200))) {
+                Ok(Some(Signal::Hup)) => ctl2.recheck_size.store(true, Ordering::Release),
+                Ok(Some(_)) => ctl2.stop.store(true, Ordering::Release),
+                Ok(None) | Err(_) => {}
+            }
         }
-        if STOP.load(Ordering::Acquire) {
-            ctl2.stop.store(true, Ordering::Release);
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     });
     let summary = frontend::run(prepared, ctl.clone());
-    STOP.store(true, Ordering::Release);
+    ctl.stop.store(true, Ordering::Release);
     let _ = watcher.join();
     let s = summary?;
     let (c, d) = (s.core, s.driver);

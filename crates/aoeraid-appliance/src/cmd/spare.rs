@@ -24,14 +24,9 @@ pub struct GroupMember {
     /// Spare group name from the config.
     pub group: String,
     /// Device address: eSHELF.SLOT or file:/path.
-    #[arg(value_parser = parse_member)]
     pub member: MemberAddr,
     #[command(flatten)]
     pub conn: ConnectArgs,
-}
-
-fn parse_member(s: &str) -> Result<MemberAddr, String> {
-    s.parse()
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {

@@ -1,18 +1,12 @@
 //! Member addresses: an AoE blade `eS.L` (shelf.slot, as the Linux aoe driver
 //! names them) or a local file / block device `file:/path`.
 
+use aoe_wire::{AddrError, AoeAddr};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-
-/// AoE broadcast shelf (major) value: matches every shelf, never an address.
-pub const BROADCAST_SHELF: u16 = 0xFFFF;
-/// AoE broadcast slot (minor) value.
-pub const BROADCAST_SLOT: u8 = 0xFF;
-/// The Linux aoe driver ignores targets that answer with this shelf.
-pub const LINUX_IGNORED_SHELF: u16 = 0x0FFF;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MemberAddr {
@@ -46,29 +40,16 @@ impl FromStr for MemberAddr {
             }
             return Ok(MemberAddr::File(PathBuf::from(path)));
         }
-        let bad = || {
-            format!(
+        match t.parse::<AoeAddr>() {
+            Ok(a) => Ok(MemberAddr::Blade {
+                shelf: a.shelf(),
+                slot: a.slot(),
+            }),
+            Err(AddrError::Syntax) => Err(format!(
                 "invalid member `{s}`: expected an AoE blade eSHELF.SLOT (e.g. e0.1) or file:/path"
-            )
-        };
-        let rest = t.strip_prefix('e').ok_or_else(bad)?;
-        let (shelf, slot) = rest.split_once('.').ok_or_else(bad)?;
-        let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
-        if !digits(shelf) || !digits(slot) {
-            return Err(bad());
+            )),
+            Err(e) => Err(format!("invalid member `{s}`: {e}")),
         }
-        let shelf: u16 = shelf
-            .parse()
-            .map_err(|_| format!("invalid member `{s}`: shelf must be 0..65534"))?;
-        let slot: u8 = slot
-            .parse()
-            .map_err(|_| format!("invalid member `{s}`: slot must be 0..254"))?;
-        if shelf == BROADCAST_SHELF || slot == BROADCAST_SLOT {
-            return Err(format!(
-                "invalid member `{s}`: shelf 65535 and slot 255 are AoE broadcast values, not addresses"
-            ));
-        }
-        Ok(MemberAddr::Blade { shelf, slot })
     }
 }
 
@@ -121,14 +102,27 @@ mod tests {
             "e65534.254".parse::<MemberAddr>().unwrap().to_string(),
             "e65534.254"
         );
-        for bad in [
-            "e1", "x1.2", "e1.", "e.1", "e-1.2", "e70000.1", "e1.300", "e65535.0", "e0.255",
-            "file:rel",
+        assert_eq!(
+            "0.1".parse::<MemberAddr>().unwrap(),
+            MemberAddr::Blade { shelf: 0, slot: 1 }
+        );
+        for (bad, why) in [
+            ("e1", "expected an AoE blade"),
+            ("x1.2", "expected an AoE blade"),
+            ("e1.", "expected an AoE blade"),
+            ("e.1", "expected an AoE blade"),
+            ("e-1.2", "expected an AoE blade"),
+            ("disk2", "expected an AoE blade"),
+            ("e70000.1", "shelf must be"),
+            ("e1.300", "slot must be"),
+            ("e65535.0", "broadcast"),
+            ("e4095.0", "ignored by the Linux aoe driver"),
+            ("e0.255", "broadcast"),
+            ("file:rel", "absolute path"),
         ] {
-            assert!(
-                bad.parse::<MemberAddr>().is_err(),
-                "{bad} should be refused"
-            );
+            let e = bad.parse::<MemberAddr>().unwrap_err();
+            assert!(e.starts_with(&format!("invalid member `{bad}`: ")), "{e}");
+            assert!(e.contains(why), "{bad}: {e}");
         }
     }
 }

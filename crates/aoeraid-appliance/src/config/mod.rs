@@ -14,6 +14,7 @@ pub mod reload;
 pub mod units;
 pub mod validate;
 
+use aoe_wire::Mac;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 pub use diag::{ConfigErrors, Diagnostic, Severity};
 pub use locate::FieldPath;
 pub use member::MemberAddr;
-pub use units::{ByteSize, Duration, MacAddr, Rate};
+pub use units::{ByteSize, Duration, Rate};
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -283,7 +284,7 @@ pub struct VolumeSpec {
     pub export: ExportSpec,
     /// MAC mask list: empty means every initiator may use the volume.
     #[serde(default)]
-    pub allow: Vec<MacAddr>,
+    pub allow: Vec<Mac>,
     #[serde(default)]
     pub read_only: bool,
     #[serde(default)]

@@ -2,14 +2,15 @@
 //! split into changes the daemon can apply live and changes it must refuse
 //! (those need a restart, `aoeraid create` or `aoeraid grow`).
 
-use super::{ArraySpec, Config, Duration, MacAddr, MemberAddr, RebuildRates, VolumeSpec};
+use super::{ArraySpec, Config, Duration, MemberAddr, RebuildRates, VolumeSpec};
+use aoe_wire::Mac;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveChange {
     MaskList {
         volume: String,
-        allow: Vec<MacAddr>,
+        allow: Vec<Mac>,
     },
     ConfigString {
         volume: String,

@@ -1,31 +1,61 @@
-//! Human-friendly quantities used in `appliance.yaml`: byte sizes (`256KiB`),
-//! transfer rates (`10MB/s`), durations (`500ms`, `10s`, `2m`) and MAC
-//! addresses. Each parses from the text an operator writes and prints back in
-//! the same form, so error messages and summaries echo the operator's words.
+//! Human-friendly quantities, written the same way in `appliance.yaml` and on
+//! the command line: byte sizes (`256KiB`, `64K`), transfer rates (`10MB/s`)
+//! and durations (`500ms`, `10s`, `2m`). Each parses from the text an operator
+//! writes and prints back in the same form, so error messages and summaries
+//! echo the operator's words.
+//!
+//! * Size: a whole number of bytes with an optional unit. `K`, `M`, `G`, `T`
+//!   (also `k`) and `KiB`, `MiB`, `GiB`, `TiB` are powers of 1024; `kB`/`KB`,
+//!   `MB`, `GB`, `TB` are powers of 1000 (the coreutils convention); `B` is
+//!   one. A fraction is allowed when the result is whole bytes (`1.5MiB`).
+//! * Rate: a size followed by `/s`.
+//! * Duration: a number with a unit that must be given: `ms`, `s`, `m`, `h`
+//!   (`1.5s` is allowed).
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
-/// Unit suffixes for sizes; rates reuse them with `/s`. Binary units are
-/// listed before decimal ones so that "KiB" is not read as "K" + "iB".
-const SIZE_UNITS: &[(&str, u64)] = &[
-    ("TiB", 1 << 40),
-    ("GiB", 1 << 30),
-    ("MiB", 1 << 20),
-    ("KiB", 1 << 10),
-    ("TB", 1_000_000_000_000),
-    ("GB", 1_000_000_000),
-    ("MB", 1_000_000),
-    ("KB", 1_000),
-    ("kB", 1_000),
-    ("B", 1),
-];
+/// A family of unit suffixes, each a multiple of `base`.
+struct Units {
+    table: &'static [(&'static str, u64)],
+    help: &'static str,
+    base: &'static str,
+}
 
-/// Splits "256KiB" into (256, "KiB"); the number may carry a fraction
-/// ("1.5GiB") as long as the result is a whole number of bytes.
-fn parse_scaled(text: &str, units: &[(&str, u64)], what: &str) -> Result<u64, String> {
+/// Unit suffixes for sizes; rates reuse them with `/s`.
+const SIZE_UNITS: Units = Units {
+    table: &[
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("T", 1 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+        ("k", 1 << 10),
+        ("TB", 1_000_000_000_000),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("KB", 1_000),
+        ("kB", 1_000),
+        ("B", 1),
+    ],
+    help: "B, K/KiB, M/MiB, G/GiB, T/TiB (powers of 1024) or kB, MB, GB, TB (powers of 1000)",
+    base: "bytes",
+};
+
+const DURATION_UNITS: Units = Units {
+    table: &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)],
+    help: "ms, s, m or h",
+    base: "milliseconds",
+};
+
+/// Reads "256KiB" as 256 × 1024; the number may carry a fraction ("1.5GiB")
+/// as long as the result is a whole number of `units.base`.
+fn parse_scaled(text: &str, units: &Units, what: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -37,68 +67,70 @@ fn parse_scaled(text: &str, units: &[(&str, u64)], what: &str) -> Result<u64, St
     let scale = if unit.is_empty() {
         1
     } else {
-        match units.iter().find(|(u, _)| *u == unit) {
+        match units.table.iter().find(|(u, _)| *u == unit) {
             Some((_, s)) => *s,
             None => {
-                let known: Vec<&str> = units.iter().map(|(u, _)| *u).collect();
                 return Err(format!(
-                    "invalid {what} `{text}`: unknown unit `{unit}` (use one of {})",
-                    known.join(", ")
+                    "invalid {what} `{text}`: unknown unit `{unit}` (use {})",
+                    units.help
                 ));
             }
         }
     };
+    let whole = |digits: &str| -> Result<u64, String> {
+        digits.parse().map_err(|e: std::num::ParseIntError| {
+            if *e.kind() == std::num::IntErrorKind::PosOverflow {
+                format!("invalid {what} `{text}`: too large")
+            } else {
+                format!("invalid {what} `{text}`: bad number")
+            }
+        })
+    };
     if let Some((int, frac)) = num.split_once('.') {
-        let int: u64 = int
-            .parse()
-            .map_err(|_| format!("invalid {what} `{text}`: bad number"))?;
+        let int = whole(int)?;
         if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("invalid {what} `{text}`: bad number"));
         }
         let denom = 10u128.pow(frac.len() as u32);
-        let frac: u128 = frac.parse().unwrap_or(0);
-        let total = (int as u128 * denom + frac) * scale as u128;
+        let frac = u128::from(whole(frac)?);
+        let total = (u128::from(int) * denom + frac) * u128::from(scale);
         if !total.is_multiple_of(denom) {
             return Err(format!(
-                "invalid {what} `{text}`: not a whole number of bytes"
+                "invalid {what} `{text}`: not a whole number of {}",
+                units.base
             ));
         }
         u64::try_from(total / denom).map_err(|_| format!("invalid {what} `{text}`: too large"))
     } else {
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("invalid {what} `{text}`: bad number"))?;
-        n.checked_mul(scale)
+        whole(num)?
+            .checked_mul(scale)
             .ok_or_else(|| format!("invalid {what} `{text}`: too large"))
     }
 }
 
-/// Formats bytes with the largest binary unit that divides them exactly.
+/// Formats bytes with the largest unit that divides them exactly, binary
+/// units first.
 fn format_bytes(n: u64) -> String {
-    for (unit, scale) in [
-        ("TiB", 1u64 << 40),
+    const PRINTED: [(&str, u64); 8] = [
+        ("TiB", 1 << 40),
         ("GiB", 1 << 30),
         ("MiB", 1 << 20),
         ("KiB", 1 << 10),
-    ] {
-        if n >= scale && n.is_multiple_of(scale) {
-            return format!("{}{unit}", n / scale);
-        }
-    }
-    for (unit, scale) in [
-        ("TB", 1_000_000_000_000u64),
+        ("TB", 1_000_000_000_000),
         ("GB", 1_000_000_000),
         ("MB", 1_000_000),
         ("KB", 1_000),
-    ] {
-        if n >= scale && n.is_multiple_of(scale) {
-            return format!("{}{unit}", n / scale);
-        }
+    ];
+    match PRINTED
+        .iter()
+        .find(|(_, scale)| n >= *scale && n.is_multiple_of(*scale))
+    {
+        Some((unit, scale)) => format!("{}{unit}", n / scale),
+        None => format!("{n}B"),
     }
-    format!("{n}B")
 }
 
-/// A size in bytes, written `4096`, `256KiB`, `1MiB`, `2GB`.
+/// A size in bytes, written `4096`, `64K`, `256KiB`, `1MiB`, `2GB`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ByteSize(pub u64);
 
@@ -111,7 +143,7 @@ impl ByteSize {
 impl FromStr for ByteSize {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        parse_scaled(s, SIZE_UNITS, "size").map(ByteSize)
+        parse_scaled(s, &SIZE_UNITS, "size").map(ByteSize)
     }
 }
 
@@ -140,7 +172,7 @@ impl FromStr for Rate {
                 "invalid rate `{s}`: expected bytes per second like 10MB/s or 200MiB/s"
             ));
         };
-        parse_scaled(per, SIZE_UNITS, "rate").map(Rate)
+        parse_scaled(per, &SIZE_UNITS, "rate").map(Rate)
     }
 }
 
@@ -153,8 +185,6 @@ impl fmt::Display for Rate {
 /// A duration, written `500ms`, `10s`, `2m`, `1h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration(pub std::time::Duration);
-
-const DURATION_UNITS: &[(&str, u64)] = &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
 
 impl Duration {
     pub const fn get(self) -> std::time::Duration {
@@ -174,7 +204,7 @@ impl FromStr for Duration {
                 "invalid duration `{s}`: a unit is required (ms, s, m or h), e.g. 10s"
             ));
         }
-        parse_scaled(t, DURATION_UNITS, "duration")
+        parse_scaled(t, &DURATION_UNITS, "duration")
             .map(|ms| Duration(std::time::Duration::from_millis(ms)))
     }
 }
@@ -193,49 +223,6 @@ impl fmt::Display for Duration {
         } else {
             write!(f, "{ms}ms")
         }
-    }
-}
-
-/// An Ethernet MAC address, written `52:54:00:12:34:56` (or with `-`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 == 1
-    }
-}
-
-impl FromStr for MacAddr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("invalid MAC address `{s}`: expected six hex pairs like 52:54:00:12:34:56");
-        let sep = if s.contains('-') { '-' } else { ':' };
-        let mut out = [0u8; 6];
-        let mut n = 0;
-        for part in s.trim().split(sep) {
-            if n == 6 || part.len() != 2 {
-                return Err(bad());
-            }
-            out[n] = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-            n += 1;
-        }
-        if n != 6 {
-            return Err(bad());
-        }
-        Ok(MacAddr(out))
-    }
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
     }
 }
 
@@ -281,25 +268,76 @@ macro_rules! text_serde {
 text_serde!(ByteSize, "a size like 4096, 256KiB or 1MiB");
 text_serde!(Rate, "a rate like 10MB/s or 200MiB/s");
 text_serde!(Duration, "a duration like 500ms, 10s or 2m");
-text_serde!(MacAddr, "a MAC address like 52:54:00:12:34:56");
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn size(s: &str) -> Result<u64, String> {
+        s.parse::<ByteSize>().map(ByteSize::bytes)
+    }
+
     #[test]
-    fn sizes() {
-        assert_eq!("256KiB".parse::<ByteSize>().unwrap().bytes(), 256 * 1024);
-        assert_eq!("1MiB".parse::<ByteSize>().unwrap().bytes(), 1 << 20);
-        assert_eq!("4096".parse::<ByteSize>().unwrap().bytes(), 4096);
-        assert_eq!("2GB".parse::<ByteSize>().unwrap().bytes(), 2_000_000_000);
-        assert_eq!("1.5KiB".parse::<ByteSize>().unwrap().bytes(), 1536);
-        assert!("256Kb".parse::<ByteSize>().is_err());
-        assert!("KiB".parse::<ByteSize>().is_err());
-        assert!("1.2.3MiB".parse::<ByteSize>().is_err());
-        assert!("99999999999TiB".parse::<ByteSize>().is_err());
+    fn sizes_accept_every_documented_form() {
+        for (text, bytes) in [
+            ("4096", 4096),
+            ("0", 0),
+            ("512B", 512),
+            ("64K", 64 << 10),
+            ("4k", 4 << 10),
+            ("64KiB", 64 << 10),
+            ("256KiB", 256 << 10),
+            ("16M", 16 << 20),
+            ("1MiB", 1 << 20),
+            ("1G", 1 << 30),
+            ("2GiB", 2 << 30),
+            ("1T", 1 << 40),
+            ("1TiB", 1 << 40),
+            ("10kB", 10_000),
+            ("10KB", 10_000),
+            ("10MB", 10_000_000),
+            ("2GB", 2_000_000_000),
+            ("3TB", 3_000_000_000_000),
+            ("1.5KiB", 1536),
+            ("0.5M", 512 << 10),
+            (" 8 MiB ", 8 << 20),
+        ] {
+            assert_eq!(size(text), Ok(bytes), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_refuse_bits_fractions_of_bytes_and_overflow() {
+        for (text, why) in [
+            ("256Kb", "unknown unit `Kb`"),
+            ("1m", "unknown unit `m`"),
+            ("1kiB", "unknown unit `kiB`"),
+            ("KiB", "expected a number first"),
+            ("", "expected a number first"),
+            ("-1K", "expected a number first"),
+            ("1.2.3MiB", "bad number"),
+            ("1.KiB", "bad number"),
+            ("1.5B", "not a whole number of bytes"),
+            ("0.1K", "not a whole number of bytes"),
+            ("99999999999TiB", "too large"),
+            ("18446744073709551616", "too large"),
+        ] {
+            let e = size(text).unwrap_err();
+            assert!(e.contains(why), "{text:?}: {e}");
+            assert!(e.starts_with(&format!("invalid size `{text}`")), "{e}");
+        }
+        assert!(size("1Q").unwrap_err().contains("K/KiB"));
+    }
+
+    #[test]
+    fn sizes_print_in_the_largest_exact_unit() {
         assert_eq!(ByteSize(256 * 1024).to_string(), "256KiB");
         assert_eq!(ByteSize(10_000_000).to_string(), "10MB");
+        assert_eq!(ByteSize(1024).to_string(), "1KiB");
+        assert_eq!(ByteSize(513).to_string(), "513B");
+        for n in [0, 1, 512, 1 << 20, 3_000_000, (1 << 40) * 5, 123_456_789] {
+            assert_eq!(ByteSize(n).to_string().parse::<ByteSize>(), Ok(ByteSize(n)));
+        }
     }
 
     #[test]
@@ -312,33 +350,44 @@ mod tests {
             "200MiB/s".parse::<Rate>().unwrap().bytes_per_sec(),
             200 << 20
         );
-        assert!("10MB".parse::<Rate>().is_err());
-        assert!("fast/s".parse::<Rate>().is_err());
+        assert_eq!("64K/s".parse::<Rate>().unwrap().bytes_per_sec(), 64 << 10);
+        assert!("10MB"
+            .parse::<Rate>()
+            .unwrap_err()
+            .contains("expected bytes per second"));
+        assert!("fast/s"
+            .parse::<Rate>()
+            .unwrap_err()
+            .starts_with("invalid rate `fast`"));
         assert_eq!(Rate(10_000_000).to_string(), "10MB/s");
     }
 
     #[test]
     fn durations() {
-        assert_eq!("10s".parse::<Duration>().unwrap().get().as_millis(), 10_000);
-        assert_eq!("500ms".parse::<Duration>().unwrap().get().as_millis(), 500);
-        assert_eq!("2m".parse::<Duration>().unwrap().get().as_secs(), 120);
-        assert!("10".parse::<Duration>().is_err());
-        assert!("10 parsecs".parse::<Duration>().is_err());
+        for (text, ms) in [
+            ("10s", 10_000),
+            ("500ms", 500),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+            ("1.5s", 1_500),
+            ("0s", 0),
+        ] {
+            assert_eq!(
+                text.parse::<Duration>().map(|d| d.get().as_millis()),
+                Ok(ms),
+                "{text:?}"
+            );
+        }
+        for (text, why) in [
+            ("10", "a unit is required"),
+            ("10 parsecs", "unknown unit `parsecs` (use ms, s, m or h)"),
+            ("1.5ms", "not a whole number"),
+            ("s", "expected a number first"),
+        ] {
+            let e = text.parse::<Duration>().unwrap_err();
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
         assert_eq!(Duration::from_millis(120_000).to_string(), "2m");
-    }
-
-    #[test]
-    fn macs() {
-        let m: MacAddr = "52:54:00:AB:cd:01".parse().unwrap();
-        assert_eq!(m.0, [0x52, 0x54, 0, 0xab, 0xcd, 1]);
-        assert_eq!(m.to_string(), "52:54:00:ab:cd:01");
-        assert!(!m.is_multicast());
-        assert!("01:00:5e:00:00:01"
-            .parse::<MacAddr>()
-            .unwrap()
-            .is_multicast());
-        assert!("52:54:00:ab:cd".parse::<MacAddr>().is_err());
-        assert!("52:54:00:ab:cd:01:02".parse::<MacAddr>().is_err());
-        assert!("52:54:00:ab:cd:zz".parse::<MacAddr>().is_err());
+        assert_eq!(Duration::from_millis(1_500).to_string(), "1500ms");
     }
 }

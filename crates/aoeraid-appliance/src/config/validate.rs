@@ -3,8 +3,9 @@
 
 use super::diag::Diagnostic;
 use super::locate::FieldPath;
-use super::member::{MemberAddr, BROADCAST_SHELF, BROADCAST_SLOT, LINUX_IGNORED_SHELF};
+use super::member::MemberAddr;
 use super::{ArraySpec, Config, Level};
+use aoe_wire::AoeAddr;
 use std::collections::HashMap;
 
 /// AoE config strings are at most this long.
@@ -361,22 +362,12 @@ fn volumes(c: &Config, out: &mut Vec<Diagnostic>) {
         }
         let e = v.export;
         let ep = vp.key("export");
-        if e.shelf == BROADCAST_SHELF {
-            out.push(Diagnostic::error(
-                ep.key("shelf"),
-                "shelf 65535 (0xFFFF) is the AoE broadcast address",
-            ));
-        } else if e.shelf == LINUX_IGNORED_SHELF {
-            out.push(Diagnostic::error(
-                ep.key("shelf"),
-                "shelf 4095 (0x0FFF) is ignored by the Linux aoe driver",
-            ));
+        // Shelf and slot are checked apart so that each wrong field is named.
+        if let Err(why) = AoeAddr::new(e.shelf, 0) {
+            out.push(Diagnostic::error(ep.key("shelf"), why.to_string()));
         }
-        if e.slot == BROADCAST_SLOT {
-            out.push(Diagnostic::error(
-                ep.key("slot"),
-                "slot 255 (0xFF) is the AoE broadcast address",
-            ));
+        if let Err(why) = AoeAddr::new(0, e.slot) {
+            out.push(Diagnostic::error(ep.key("slot"), why.to_string()));
         }
         if let Some(first) = exports.insert((e.shelf, e.slot), vi) {
             out.push(

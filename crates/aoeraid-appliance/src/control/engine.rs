@@ -174,10 +174,7 @@ pub fn blade_statuses(pool: &aoe_initiator::Pool) -> Vec<BladeStatus> {
             }
         })
         .collect();
-    out.sort_by_key(|b| {
-        let (s, l) = b.blade[1..].split_once('.').unwrap_or(("0", "0"));
-        (s.parse::<u32>().unwrap_or(0), l.parse::<u32>().unwrap_or(0))
-    });
+    out.sort_by_key(|b| b.blade.parse::<aoe_wire::AoeAddr>().ok());
     out
 }
 

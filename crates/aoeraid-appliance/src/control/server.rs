@@ -9,8 +9,8 @@
 use super::protocol::{Request, Response, MAX_LINE};
 use super::status::Status;
 use crate::config::{MemberAddr, Rate};
+use aoe_uring::sys;
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -188,36 +188,9 @@ fn prepare(path: &Path) -> io::Result<()> {
     }
 }
 
-/// The connecting process's uid, from the kernel (SO_PEERCRED).
-pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: the fd is a live socket owned by `stream` for the duration of
-    // the call; `cred` and `len` are valid, writable, and `len` holds the
-    // exact size of `cred`, which is what SO_PEERCRED fills in.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(cred.uid)
-}
-
 fn accept(stream: UnixStream, handler: &Arc<dyn ControlHandler>, active: &Arc<AtomicUsize>) {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    match peer_uid(&stream) {
+    let me = sys::effective_uid();
+    match sys::peer_uid(&stream) {
         Ok(uid) if uid == 0 || uid == me => {}
         Ok(uid) => {
             refuse(

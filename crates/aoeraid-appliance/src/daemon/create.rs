@@ -9,7 +9,7 @@
 use super::inuse::{in_use_reason, PROBE_SECTORS};
 use super::members::{Devices, Location};
 use crate::config::{self, ArraySpec, Config, Integrity, MemberAddr};
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use raid_engine::config::{ArrayConfig, MemberSpec};
 use raid_engine::{Engine, MemberIo, MemberOp, SECTOR};
 use std::time::{Duration, Instant};
@@ -44,20 +44,7 @@ pub fn engine_level(spec: &ArraySpec) -> anyhow::Result<raid_engine::Level> {
 /// A random 16-byte id (member and array UUIDs).
 pub fn random_uuid() -> anyhow::Result<[u8; 16]> {
     let mut u = [0u8; 16];
-    let mut got = 0;
-    while got < u.len() {
-        // SAFETY: getrandom writes at most `len - got` bytes into the live buffer
-        // starting at `got`, which lies inside `u`.
-        let r = unsafe { libc::getrandom(u[got..].as_mut_ptr().cast(), u.len() - got, 0) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e).context("getrandom");
-        }
-        got += r as usize;
-    }
+    aoe_uring::sys::fill_random(&mut u)?;
     // RFC 4122 version 4 / variant bits, so the ids read as ordinary UUIDs.
     u[6] = (u[6] & 0x0f) | 0x40;
     u[8] = (u[8] & 0x3f) | 0x80;

@@ -11,12 +11,11 @@
 //! cache flush) itself, so concurrent writes are not serialised behind one
 //! fdatasync each. An explicit flush still becomes an fdatasync.
 
-use aoe_uring::{Completion, FileId, IoBuffer, Ring};
+use aoe_uring::{Backing, BackingOptions, Completion, DirectIo, FileId, IoBuffer, Ring};
 use raid_engine::{MemberError, MemberIo, MemberOp, SECTOR};
 use std::collections::{HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Ring `user` values of file-member operations carry this in their top byte, so
@@ -29,47 +28,17 @@ pub fn owns_user(user: u64) -> bool {
     user & !USER_MASK == USER_TAG
 }
 
-/// Size of a file or block device in 512-byte sectors.
-pub fn size_sectors(file: &File) -> io::Result<u64> {
-    let meta = file.metadata()?;
-    if meta.file_type().is_block_device() {
-        let mut bytes: u64 = 0;
-        // BLKGETSIZE64 = _IOR(0x12, 114, size_t)
-        const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
-        // SAFETY: the ioctl writes one u64 through the pointer, which points at a live
-        // local of that type; the descriptor is valid for the call (borrowed from `file`).
-        let r = unsafe {
-            libc::ioctl(
-                std::os::fd::AsRawFd::as_raw_fd(file),
-                BLKGETSIZE64,
-                &mut bytes,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(bytes / SECTOR as u64)
-    } else {
-        Ok(meta.len() / SECTOR as u64)
-    }
-}
-
 /// Opens a member file for reading and writing with O_DSYNC (every completed
-/// write durable), O_DIRECT when the filesystem supports it; the flag says whether
-/// it is direct.
-pub fn open_member(path: &Path) -> io::Result<(File, bool)> {
-    let open = |flags| {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(flags)
-            .open(path)
-    };
-    match open(libc::O_DIRECT | libc::O_DSYNC) {
-        Ok(f) => Ok((f, true)),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok((open(libc::O_DSYNC)?, false)),
-        Err(e) => Err(e),
-    }
+/// write durable), O_DIRECT when the filesystem supports it.
+pub fn open_member(path: &Path) -> io::Result<Backing> {
+    Backing::open(
+        path,
+        &BackingOptions {
+            read_only: false,
+            direct: DirectIo::IfAccepted,
+            dsync: true,
+        },
+    )
 }
 
 struct Member {
@@ -129,12 +98,12 @@ impl<T> Default for FileMembers<T> {
 impl<T> FileMembers<T> {
     /// Opens `path` and registers it with `ring`; returns its index here.
     pub fn open(&mut self, ring: &Ring, path: &Path) -> io::Result<usize> {
-        let (file, _direct) = open_member(path)?;
-        let sectors = size_sectors(&file)?;
-        let id = ring.register_file(&file)?;
+        let backing = open_member(path)?;
+        let sectors = backing.size / SECTOR as u64;
+        let id = ring.register_file(&backing.file)?;
         self.members.push(Member {
             path: path.to_path_buf(),
-            _file: file,
+            _file: backing.file,
             id,
             sectors,
         });
@@ -286,7 +255,7 @@ impl<T> FileMembers<T> {
         let r = match result {
             Ok(n) if n == expect => Ok(()),
             Ok(_) => Err(MemberError::Io),
-            Err(e) if e.0 == libc::ENODEV || e.0 == libc::ENXIO => Err(MemberError::Gone),
+            Err(e) if e.is_device_gone() => Err(MemberError::Gone),
             Err(_) => Err(MemberError::Io),
         };
         self.part_done(part, r, buf, ring);
@@ -364,11 +333,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("member.img");
         File::create(&path).unwrap().set_len(1 << 20).unwrap();
-        let (file, direct) = open_member(&path).unwrap();
-        let flags = open_flags(&file);
+        let backing = open_member(&path).unwrap();
+        let flags = open_flags(&backing.file);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(flags & libc::O_DSYNC, libc::O_DSYNC, "flags {flags:o}");
-        assert_eq!(flags & libc::O_DIRECT != 0, direct, "flags {flags:o}");
+        assert_eq!(
+            flags & libc::O_DIRECT != 0,
+            backing.direct,
+            "flags {flags:o}"
+        );
         assert_eq!(flags & libc::O_ACCMODE, libc::O_RDWR, "flags {flags:o}");
     }
 }

@@ -18,6 +18,7 @@ use crate::metrics::http::MetricsServer;
 use crate::metrics::Metrics;
 use anyhow::{bail, Context};
 use aoe_target::{ExportState, SharedExport};
+use aoe_uring::sys::{Signal, Signals};
 use aoe_uring::RingWaker;
 use crossbeam_channel::{bounded, Sender};
 use parking_lot::Mutex;
@@ -107,47 +108,25 @@ impl ControlHandler for Handler {
     }
 }
 
-/// Blocks SIGTERM, SIGINT and SIGHUP in this thread (and every thread it spawns
-/// later), so only the signal thread's sigwait sees them.
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise a local sigset_t; pthread_sigmask
-    // only changes this thread's mask. All pointers are to live locals.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
 /// The signal thread: SIGTERM/SIGINT stop the data path, SIGHUP reloads.
-fn spawn_signal_thread(set: libc::sigset_t, handler: Arc<Handler>) -> std::io::Result<()> {
+fn spawn_signal_thread(signals: Signals, handler: Arc<Handler>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || loop {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: `set` is an initialised sigset_t owned by this closure and `sig`
-            // a live local; sigwait only reads the one and writes the other.
-            let r = unsafe { libc::sigwait(&set, &mut sig) };
-            if r != 0 {
-                continue;
-            }
-            match sig {
-                libc::SIGHUP => {
+            match signals.wait(None) {
+                Ok(Some(Signal::Hup)) => {
                     let msg = match handler.reload() {
                         Ok(m) => m,
                         Err(e) => format!("reload refused: {e}"),
                     };
                     events::log_line(5, &format!("SIGHUP: {msg}"));
                 }
-                _ => {
+                Ok(Some(_)) => {
                     let _ = handler.tx.send(Cmd::Stop);
                     let _ = handler.waker.wake();
                     return;
                 }
+                Ok(None) | Err(_) => {}
             }
         })
         .map(drop)
@@ -172,7 +151,9 @@ fn blade_addrs(cfg: &Config) -> Vec<(u16, u8)> {
 
 /// Runs the daemon until SIGTERM. Returns after a clean stop.
 pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
-    let sigset = block_signals();
+    // Before any thread starts, so that every thread inherits the mask and only the
+    // signal thread sees these.
+    let signals = Signals::block(&[Signal::Term, Signal::Int, Signal::Hup])?;
     let checked = config::load(config_path, false).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &checked.warnings {
         events::log_line(4, &w.render(&config_path.display().to_string()));
@@ -381,7 +362,7 @@ pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     let metrics_server =
         MetricsServer::start(cfg.appliance.metrics_listen, Arc::new(move || m2.render()))
             .with_context(|| format!("metrics on {}", cfg.appliance.metrics_listen))?;
-    spawn_signal_thread(sigset, handler.clone())?;
+    spawn_signal_thread(signals, handler.clone())?;
 
     let mut dp = DataPath::new(
         dev,

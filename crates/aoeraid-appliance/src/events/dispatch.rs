@@ -6,6 +6,7 @@
 
 use super::{log_line, Event};
 use crate::metrics::Metrics;
+use aoe_uring::sys::{self, Signal};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::collections::VecDeque;
 use std::io;
@@ -247,15 +248,9 @@ impl Worker {
                 self.running = None;
             }
             Ok(None) if r.started.elapsed() >= self.opts.timeout => {
-                let pid = r.child.id() as libc::pid_t;
-                // SAFETY: kill(2) takes plain integers and touches no memory
-                // of ours. The negative pid names the process group the child
-                // leads (process_group(0) above); the child is not yet reaped
-                // (try_wait said it is running), so its pid, and with it the
-                // group id, cannot have been reused.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                }
+                // The child leads its own group (process_group(0) above) and is
+                // not reaped yet (try_wait said it runs), so the group id is its.
+                let _ = sys::kill_process_group(r.child.id(), Signal::Kill);
                 let _ = r.child.kill();
                 let _ = r.child.wait();
                 log_line(

@@ -58,10 +58,6 @@ impl StateFile {
 
 fn random_u64() -> anyhow::Result<u64> {
     let mut b = [0u8; 8];
-    // SAFETY: getrandom writes at most `b.len()` bytes into the valid buffer `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != b.len() as isize {
-        return Err(std::io::Error::last_os_error()).context("getrandom");
-    }
+    aoe_uring::sys::fill_random(&mut b)?;
     Ok(u64::from_le_bytes(b))
 }

@@ -3,9 +3,8 @@
 //! (durability then comes from the fdatasync every write batch waits for).
 
 use anyhow::{bail, Context};
-use aoe_uring::Backing;
+use aoe_uring::{device_size, Backing, BackingOptions, DirectIo};
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// An opened store.
@@ -20,14 +19,23 @@ pub(crate) struct ExportFile {
 
 impl ExportFile {
     /// Opens `path`; with `try_direct`, O_DIRECT is used if 512-byte direct
-    /// reads work (see [`Backing::open_sector_direct`]).
+    /// reads work (see [`DirectIo::IfSectorReadsWork`]).
     pub(crate) fn open(
         path: &Path,
         read_only: bool,
         try_direct: bool,
     ) -> anyhow::Result<ExportFile> {
-        let backing = Backing::open_sector_direct(path, read_only, try_direct)
-            .with_context(|| format!("open {}", path.display()))?;
+        let opts = BackingOptions {
+            read_only,
+            direct: if try_direct {
+                DirectIo::IfSectorReadsWork
+            } else {
+                DirectIo::Never
+            },
+            dsync: false,
+        };
+        let backing =
+            Backing::open(path, &opts).with_context(|| format!("open {}", path.display()))?;
         let s = ExportFile {
             path: path.to_path_buf(),
             file: backing.file,
@@ -43,10 +51,8 @@ impl ExportFile {
     /// Size in whole 512-byte sectors (a partial last sector is not exported,
     /// as vblade does). Works for regular files and block devices.
     pub(crate) fn sectors(&self) -> anyhow::Result<u64> {
-        let mut f = &self.file;
-        let bytes = f
-            .seek(SeekFrom::End(0))
-            .with_context(|| format!("size of {}", self.path.display()))?;
+        let bytes =
+            device_size(&self.file).with_context(|| format!("size of {}", self.path.display()))?;
         Ok(bytes / 512)
     }
 }

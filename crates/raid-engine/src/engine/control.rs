@@ -61,6 +61,10 @@ impl Engine {
 
     pub(crate) fn set_state(&mut self, m: MemberIndex, to: MemberState) {
         let from = self.members[m].state;
+        debug_assert!(
+            from == to || from.may_become(to),
+            "member {m}: {from:?} may not become {to:?}"
+        );
         if from != to {
             self.members[m].state = to;
             self.out_events.push_back(Event::MemberStateChanged {
@@ -83,9 +87,9 @@ impl Engine {
         self.members[m].recovery = None;
         self.out_events.push_back(Event::Fail { member: m });
         self.counters.member_failures += 1;
-        // No write may skip this member before its failure is on the survivors'
-        // superblocks (see write_intent).
-        self.failure_sb_version = self.metaw.touch(MetaKey::Superblock);
+        // No write may be acknowledged without this member before its failure is on
+        // the survivors' superblocks (jobs that saw it fail wait on `sb_barrier`).
+        self.metaw.touch(MetaKey::Superblock);
         self.to_cancel.push(m);
         if let Some(run) = &mut self.sync {
             let stop = match run.kind {
@@ -104,9 +108,8 @@ impl Engine {
     }
 
     /// Array lost data (more members out than the level tolerates)?
-    fn data_lost(&self) -> bool {
-        let ok =
-            |s: usize| self.slots[s].is_some_and(|m| self.members[m].state == MemberState::Active);
+    pub(crate) fn data_lost(&self) -> bool {
+        let ok = |s: usize| self.slot_active(s);
         let n = self.geo.members;
         match self.geo.level {
             Level::Raid0 => (0..n).any(|s| !ok(s)),
@@ -117,9 +120,7 @@ impl Engine {
     }
 
     pub fn is_degraded(&self) -> bool {
-        self.slots
-            .iter()
-            .any(|s| !s.is_some_and(|m| self.members[m].state == MemberState::Active))
+        (0..self.geo.members).any(|s| !self.slot_active(s))
     }
 
     /// Re-evaluate redundancy: failed array, degraded event, spare takeover.

@@ -340,7 +340,10 @@ impl Engine {
 
     /// Start a write round for every metadata block with unwritten changes.
     pub(crate) fn issue_meta(&mut self) {
-        if !self.metaw.has_ready() {
+        // Formatting writes the same blocks (a new spare's superblock and bitmap), and
+        // the initial load reads them: rounds start once that is done, or two writes
+        // of one block could land in either order.
+        if !self.metaw.has_ready() || !self.is_ready() {
             return;
         }
         for key in self.metaw.ready() {
@@ -392,12 +395,15 @@ impl Engine {
         }
         let r = self.bitmap.region_of(job.unit);
         job.region = Some(r);
-        self.writes_inflight += 1;
         self.last_write_ns = self.now;
         let k = MetaKey::Bitmap(Bitmap::sector_of(r));
         if self.bitmap.start_write(r, self.now).is_some() {
             self.metaw.touch(k);
         }
+        debug_assert!(
+            self.bitmap.is_dirty(r),
+            "write intent on region {r} left its bit clear"
+        );
         // Even if another job set the bit, it must be durable before this write goes out.
         job.wait.push((k, self.metaw.version(k)));
         if self.clean_on_disk {
@@ -439,7 +445,7 @@ impl Engine {
             }
         }
         if !self.clean_on_disk
-            && self.writes_inflight == 0
+            && self.bitmap.writes() == 0
             && !self.resync_needed
             && self.now.saturating_sub(self.last_write_ns) >= self.tun.bitmap_clear_ns
         {
@@ -450,7 +456,6 @@ impl Engine {
 
     pub(crate) fn end_write_intent(&mut self, r: u64) {
         self.bitmap.end_write(r, self.now);
-        self.writes_inflight = self.writes_inflight.saturating_sub(1);
         self.last_write_ns = self.now;
     }
 }

@@ -102,11 +102,20 @@ impl Engine {
                 match s.res {
                     Some(Ok(())) => {
                         r.good = Some(std::mem::take(&mut s.data));
+                        // Readers run side by side: a copy another reader is already
+                        // rewriting is left to it (the same bytes, written once).
+                        let (unit, lo, hi) = (job.unit, r.lo, r.hi);
                         let heal: Vec<(MemberIndex, Fail)> = r
                             .bad
                             .iter()
                             .copied()
-                            .filter(|&(m, f)| f != Fail::Gone && self.writable(m))
+                            .filter(|&(m, f)| {
+                                f != Fail::Gone
+                                    && self.writable(m)
+                                    && self.row_of(unit, m).is_some_and(|row| {
+                                        !self.writing(m, row * chunk + lo, hi - lo)
+                                    })
+                            })
                             .collect();
                         if heal.is_empty() {
                             r.phase = MirrorReadPhase::Done;

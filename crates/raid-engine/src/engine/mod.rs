@@ -9,6 +9,7 @@
 //! in submission order and a read never sees half of a write.
 
 pub mod control;
+mod invariants;
 mod io;
 pub(crate) mod job;
 mod metadata;
@@ -80,6 +81,16 @@ pub(crate) struct Member {
     pub recovery: Option<Recovery>,
 }
 
+/// A member I/O handed out and not yet completed: where it went and what it is for.
+#[derive(Debug)]
+pub(crate) struct Issued {
+    pub member: MemberIndex,
+    pub op: MemberOp,
+    pub offset: u64,
+    pub sectors: u32,
+    pub what: Inflight,
+}
+
 #[derive(Debug)]
 pub(crate) enum Inflight {
     Job(JobId, usize),
@@ -148,7 +159,7 @@ pub struct Engine {
     pub(crate) init_pending: usize,
     pub(crate) to_cancel: Vec<MemberIndex>,
     next_io: MemberIoId,
-    pub(crate) inflight: HashMap<MemberIoId, (MemberIndex, Inflight)>,
+    pub(crate) inflight: HashMap<MemberIoId, Issued>,
     out_io: VecDeque<MemberIo>,
     out_done: VecDeque<VolumeCompletion>,
     pub(crate) out_events: VecDeque<Event>,
@@ -161,11 +172,9 @@ pub struct Engine {
     pub(crate) gathering: BTreeSet<JobId>,
     /// Degraded reported since last full redundancy.
     pub(crate) degraded_reported: bool,
-    pub(crate) writes_inflight: u64,
     pub(crate) last_write_ns: u64,
     pub(crate) sb_dirty_version: u64,
     pub(crate) next_clear_scan: u64,
-    pub(crate) failure_sb_version: u64,
     /// Assembly loaded the bitmap as the OR of the members' copies: write the merged
     /// bitmap back to every member once all loads are in (see `init_done`).
     pub(crate) bitmap_writeback: bool,
@@ -226,11 +235,9 @@ impl Engine {
             held: VecDeque::new(),
             gathering: BTreeSet::new(),
             degraded_reported: false,
-            writes_inflight: 0,
             last_write_ns: 0,
             sb_dirty_version: 0,
             next_clear_scan: 0,
-            failure_sb_version: 0,
             bitmap_writeback: false,
         }
     }
@@ -557,7 +564,16 @@ impl Engine {
         let id = self.next_io;
         self.next_io += 1;
         self.members[member].outstanding += 1;
-        self.inflight.insert(id, (member, what));
+        self.inflight.insert(
+            id,
+            Issued {
+                member,
+                op,
+                offset,
+                sectors,
+                what,
+            },
+        );
         self.out_io.push_back(MemberIo {
             id,
             member,
@@ -570,12 +586,11 @@ impl Engine {
 
     /// A member I/O finished. Unknown ids (already failed by the engine) are ignored.
     pub fn complete_member_io(&mut self, id: MemberIoId, result: Result<Vec<u8>, MemberError>) {
-        let Some((member, what)) = self.inflight.remove(&id) else {
+        let Some(io) = self.inflight.remove(&id) else {
             return;
         };
-        let m = &mut self.members[member];
-        m.outstanding = m.outstanding.saturating_sub(1);
-        self.handle_completion(member, what, result);
+        self.retire(&io);
+        self.handle_completion(io.member, io.what, result);
         self.pump();
     }
 
@@ -751,6 +766,11 @@ impl Engine {
             let n = piece.sectors as usize * SECTOR;
             r.buf[piece.buf_off..piece.buf_off + n].copy_from_slice(&d[..n]);
         }
+        debug_assert!(
+            r.remaining > 0,
+            "request {} got more pieces than it had",
+            piece.req
+        );
         r.remaining -= 1;
         if r.remaining == 0 {
             let r = self.reqs.remove(&piece.req).unwrap();
@@ -827,14 +847,13 @@ impl Engine {
             let ids: Vec<MemberIoId> = self
                 .inflight
                 .iter()
-                .filter(|(_, (mm, _))| *mm == m)
+                .filter(|(_, io)| io.member == m)
                 .map(|(k, _)| *k)
                 .collect();
             for id in ids {
-                if let Some((member, what)) = self.inflight.remove(&id) {
-                    self.members[member].outstanding =
-                        self.members[member].outstanding.saturating_sub(1);
-                    self.handle_completion(member, what, Err(MemberError::Gone));
+                if let Some(io) = self.inflight.remove(&id) {
+                    self.retire(&io);
+                    self.handle_completion(io.member, io.what, Err(MemberError::Gone));
                 }
             }
         }
@@ -875,14 +894,58 @@ impl Engine {
                 result: Err(VolumeError::ArrayFailed),
             });
         }
+        // Requests held for the initial load would otherwise wait for ever: nothing
+        // starts them once the array has failed.
+        while let Some(r) = self.held.pop_front() {
+            self.out_done.push_back(VolumeCompletion {
+                id: r.id,
+                result: Err(VolumeError::ArrayFailed),
+            });
+        }
         self.jobs.clear();
         self.units.clear();
         self.gathering.clear();
         self.meta_waiters.clear();
-        self.inflight
-            .retain(|_, (_, w)| matches!(w, Inflight::Meta(_)));
+        // Metadata rounds and initial loads still count their acks: keep them. Late
+        // completions of the dropped I/Os find no entry and are ignored.
+        let dropped: Vec<MemberIoId> = self
+            .inflight
+            .iter()
+            .filter(|(_, io)| !matches!(io.what, Inflight::Meta(_) | Inflight::Init(_)))
+            .map(|(k, _)| *k)
+            .collect();
+        for id in dropped {
+            if let Some(io) = self.inflight.remove(&id) {
+                self.retire(&io);
+            }
+        }
         self.sync = None;
         self.pending_sync.clear();
+    }
+
+    /// Is a write in flight to member `m` over any of data sectors [off, off+sectors)?
+    pub(crate) fn writing(&self, m: MemberIndex, off: u64, sectors: u64) -> bool {
+        let (a, b) = (
+            self.ml.data_offset + off,
+            self.ml.data_offset + off + sectors,
+        );
+        self.inflight.values().any(|io| {
+            io.member == m
+                && io.op == MemberOp::Write
+                && io.offset < b
+                && a < io.offset + io.sectors as u64
+        })
+    }
+
+    /// An I/O left the in-flight table (completed, cancelled or dropped).
+    fn retire(&mut self, io: &Issued) {
+        let m = &mut self.members[io.member];
+        debug_assert!(
+            m.outstanding > 0,
+            "member {} outstanding underflow",
+            io.member
+        );
+        m.outstanding -= 1;
     }
 
     /// Member is readable and holds current data for unit `u`.

@@ -159,7 +159,9 @@ impl Engine {
                 r.col_data[i] = Some(out.clone());
                 // Write it back: the member holds what was served (a later read, or
                 // the resync, must not find the torn bytes again).
-                if f != Fail::Gone && self.writable(bad) {
+                // Another reader of this unit may be rewriting the same column.
+                if f != Fail::Gone && self.writable(bad) && !self.writing(bad, u * chunk + a, b - a)
+                {
                     job.slots = vec![Slot::write(bad, u * chunk + a, out, 0)];
                     r.phase = R5ReadPhase::Healed;
                     self.issue(id, job);

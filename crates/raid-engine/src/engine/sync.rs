@@ -22,6 +22,11 @@ impl Engine {
     }
 
     fn start_sync(&mut self, kind: SyncKind) {
+        debug_assert!(
+            self.sync.is_none(),
+            "sync {kind:?} started over a running one"
+        );
+        debug_assert!(self.sync_wanted(kind), "sync {kind:?} started without need");
         let next = match kind {
             SyncKind::Recover { member, .. } => self.members[member]
                 .recovery
@@ -155,6 +160,12 @@ impl Engine {
             return;
         }
         let run = self.sync.take().unwrap();
+        debug_assert!(
+            run.aborted || run.next >= units,
+            "sync {:?} finished at unit {} of {units}",
+            run.kind,
+            run.next
+        );
         match run.kind {
             SyncKind::Resync => {
                 self.resync_needed = false;
@@ -173,15 +184,13 @@ impl Engine {
                 }
             }
             SyncKind::Recover { member, .. } => {
-                let m = &mut self.members[member];
-                m.recovery = None;
-                let from = m.state;
-                m.state = MemberState::Active;
-                self.out_events.push_back(Event::MemberStateChanged {
-                    member,
-                    from,
-                    to: MemberState::Active,
-                });
+                debug_assert_eq!(
+                    self.members[member].recovery.as_ref().map(|r| r.checkpoint),
+                    Some(units),
+                    "member {member} rebuilt without its checkpoint at the end"
+                );
+                self.members[member].recovery = None;
+                self.set_state(member, MemberState::Active);
                 self.out_events.push_back(Event::RebuildFinished { member });
                 self.metaw.touch(MetaKey::Superblock);
                 self.update_degraded();
@@ -202,7 +211,12 @@ impl Engine {
         let Some(run) = self.sync.as_mut() else {
             return;
         };
-        if !run.inflight.remove(&unit) {
+        let was_running = run.inflight.remove(&unit);
+        debug_assert!(
+            was_running,
+            "sync unit {unit} finished but was not in flight"
+        );
+        if !was_running {
             return;
         }
         run.done_units += 1;

@@ -317,8 +317,9 @@ impl World {
         self.vol.complete_member_io(a, io.id, result);
     }
 
-    /// One step of virtual time: the next member completion, or a timer.
-    fn advance(&mut self) {
+    /// One step of virtual time: the next member completion, or a timer. Every
+    /// engine invariant is checked after it.
+    fn advance(&mut self) -> Result<(), String> {
         self.schedule_outputs();
         if let Some(Reverse((t, seq))) = self.queue.pop() {
             self.now = self.now.max(t);
@@ -333,6 +334,7 @@ impl World {
         }
         self.vol.tick(self.now);
         self.schedule_outputs();
+        self.vol.check_invariants()
     }
 
     fn submit(&mut self, op: VolumeOp, offset: u64, sectors: u64) {
@@ -810,7 +812,7 @@ impl World {
             if settle {
                 self.maybe_fault()?;
             }
-            self.advance();
+            self.advance()?;
         }
     }
 
@@ -830,14 +832,14 @@ impl World {
     fn run(&mut self) -> Result<(), String> {
         // Let creation/format finish.
         while !self.vol.arrays().iter().all(|e| e.is_ready()) {
-            self.advance();
+            self.advance()?;
         }
         while self.stats.ops < self.cfg.ops {
             self.maybe_fault()?;
             while self.outstanding.len() < self.cfg.qd {
                 self.random_request();
             }
-            self.advance();
+            self.advance()?;
             self.collect()?;
         }
         self.final_check()
@@ -883,7 +885,7 @@ impl World {
                         .last_scrub_mismatch_sectors
                         == u64::MAX
                 {
-                    self.advance();
+                    self.advance()?;
                     self.collect()?;
                 }
             }
@@ -900,12 +902,12 @@ impl World {
             self.submit(VolumeOp::Read, off, n);
             off += n;
             while self.outstanding.len() >= self.cfg.qd {
-                self.advance();
+                self.advance()?;
                 self.collect()?;
             }
         }
         while !self.outstanding.is_empty() {
-            self.advance();
+            self.advance()?;
             self.collect()?;
         }
         self.stats.virtual_ns = self.now;
