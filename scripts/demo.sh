@@ -68,14 +68,24 @@ in_ns() { ip netns exec "$NS" "$@"; }
 # killing it would leave the daemon or blade running.
 
 step "installing what the demo needs"
-"$ROOT/scripts/install-deps.sh"
-command -v cargo >/dev/null || { echo "demo: needs Rust (cargo) on PATH" >&2; exit 1; }
+"$ROOT/scripts/install-deps.sh" demo
+
+# Run through sudo from a user's checkout, the build runs as that user (with their
+# cargo), so target/ stays theirs instead of becoming root's.
+as_owner=()
+if [ -n "${SUDO_UID:-}" ] && [ "$SUDO_UID" != 0 ] && [ "$(stat -c %u "$ROOT")" = "$SUDO_UID" ]; then
+    owner_home="$(getent passwd "$SUDO_UID" | cut -d: -f6)"
+    as_owner=(setpriv --reuid="$SUDO_UID" --regid="${SUDO_GID:-$SUDO_UID}" --init-groups
+              env HOME="$owner_home" PATH="$owner_home/.cargo/bin:$PATH")
+fi
 
 if [ -n "${AOERAID_BIN:-}" ]; then
     BIN="$AOERAID_BIN"          # a binary built already (e.g. by CI)
 else
+    "${as_owner[@]}" sh -c 'command -v cargo' >/dev/null ||
+        { echo "demo: needs Rust >= 1.95 (cargo on PATH, e.g. from rustup)" >&2; exit 1; }
     step "building aoeraid (release)"
-    (cd "$ROOT" && cargo build --release --bin aoeraid)
+    (cd "$ROOT" && "${as_owner[@]}" cargo build --release --bin aoeraid)
     BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/aoeraid"
 fi
 

@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Debian packages the lab, the real-client tests and the tools need.
+# Installs the Debian packages a task needs, and nothing more:
+#   install-deps.sh demo    the demo (scripts/demo.sh): blades and namespaces
+#   install-deps.sh         the whole test suite: the lab, the real Linux client in
+#                           qemu, the packaging test, aoetools and tshark as checks
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: run as root (network namespaces, vblade and qemu need it)" >&2
     exit 1
 fi
-pkgs=(vblade aoetools iproute2 ethtool qemu-system-x86 linux-image-amd64 busybox-static
-      e2fsprogs cpio kmod xz-utils zstd tshark util-linux procps prometheus systemd)
+demo=(vblade iproute2 procps util-linux)
+tests=("${demo[@]}" aoetools ethtool qemu-system-x86 linux-image-amd64 busybox-static
+       e2fsprogs cpio kmod xz-utils zstd tshark prometheus systemd
+       dpkg-dev lintian man-db groff-base libxml2-utils)
+case "${1:-tests}" in
+    demo) pkgs=("${demo[@]}") ;;
+    tests) pkgs=("${tests[@]}") ;;
+    *) echo "install-deps: unknown set '$1' (demo or tests)" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

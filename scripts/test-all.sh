@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 export CARGO_TERM_COLOR=never
 status=0
+# Style and lints first: formatting, then clippy with every warning an error (the
+# workspace lints in Cargo.toml included).
+cargo fmt --all --check || status=1
+cargo clippy --workspace --all-targets -- -D warnings || status=1
+# Every fuzz target builds and runs briefly (stable toolchain, seeded corpus).
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ./scripts/fuzz-ci.sh || status=1
 # Examples (the simulator's reproduce command) only need to build; doc tests run
 # first, so the run ends on the test binaries' summaries.
 cargo build --workspace --profile ci --examples || status=1

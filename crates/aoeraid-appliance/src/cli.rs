@@ -45,6 +45,11 @@ pub enum Command {
     Grow(cmd::grow::Args),
     /// Set an array's rebuild rate limits.
     RebuildRate(cmd::rebuild_rate::Args),
+    /// Write a shell completion script to standard output.
+    Completions(cmd::manual::CompletionArgs),
+    /// Write the manual page (roff) to standard output: aoeraid(8) or appliance.yaml(5).
+    #[command(hide = true)]
+    Manpage(cmd::manual::ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -65,6 +70,8 @@ pub fn main() -> ExitCode {
         Command::Scrub(a) => cmd::scrub::run(a),
         Command::Grow(a) => cmd::grow::run(a),
         Command::RebuildRate(a) => cmd::rebuild_rate::run(a),
+        Command::Completions(a) => cmd::manual::completions(a),
+        Command::Manpage(a) => cmd::manual::man(a),
     };
     match result {
         Ok(code) => code,

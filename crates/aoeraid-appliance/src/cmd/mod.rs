@@ -6,6 +6,7 @@ pub mod connect;
 pub mod create;
 pub mod discover;
 pub mod grow;
+pub mod manual;
 pub mod member;
 pub mod rebuild_rate;
 pub mod run;
