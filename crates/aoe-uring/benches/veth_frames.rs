@@ -7,37 +7,14 @@
 //! `ONLY=ring|sys` for profiling one side; `SINGLE_ISSUER=1` for
 //! `RingConfig::single_issuer`). Prints the median of the runs.
 
+mod support;
+
+use aoe_uring::sys::thread_cpu_time;
 use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, ETH_P_AOE};
 use aoeraid_lab::frames::frame;
 use aoeraid_lab::Lab;
 use std::time::{Duration, Instant};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Comma-separated numbers from the environment, or the defaults.
-fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| default.to_vec())
-}
-
-/// CPU time (user + system) used by the calling thread so far.
-fn thread_cpu() -> Duration {
-    // SAFETY: getrusage writes one rusage struct into a valid, zeroed buffer.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
+use support::{env_list, env_or, median, only, with_single_issuer_from_env};
 
 /// Result of one run.
 struct Run {
@@ -46,20 +23,14 @@ struct Run {
     lost: u64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// One run through the ring: queue `batch` sends on A, then wait until B has them all.
 fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
-    let cfg = RingConfig {
+    let cfg = with_single_issuer_from_env(RingConfig {
         sq_entries: 512,
         recv_buffers: env_or("RECV_BUFS", 1024) as u16,
         send_slots: 512,
-        single_issuer: std::env::var("SINGLE_ISSUER").is_ok_and(|v| !v.is_empty() && v != "0"),
         ..RingConfig::default()
-    };
+    });
     let mut ring = Ring::with_config(&cfg).expect("ring");
     let a = ring
         .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
@@ -82,7 +53,7 @@ fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
     let mut events = Vec::with_capacity(4096);
     ring.wait(Some(Duration::ZERO), &mut events).unwrap();
     let start = Instant::now();
-    let cpu0 = thread_cpu();
+    let cpu0 = thread_cpu_time();
     let (mut sent, mut received) = (0u64, 0u64);
     while sent < frames {
         let n = batch.min(frames - sent);
@@ -106,7 +77,7 @@ fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let cpu = (thread_cpu() - cpu0).as_nanos() as f64;
+    let cpu = (thread_cpu_time() - cpu0).as_nanos() as f64;
     Run {
         frames_per_s: received as f64 / secs,
         cpu_ns_per_frame: cpu / received.max(1) as f64,
@@ -125,7 +96,7 @@ fn syscall_run(frames: u64, batch: u64, len: usize) -> Run {
     let mut template = frame(rx.mac(), tx.mac(), ETH_P_AOE, 0, len - 14);
     let mut buf = vec![0u8; aoe_uring::JUMBO_FRAME];
     let start = Instant::now();
-    let cpu0 = thread_cpu();
+    let cpu0 = thread_cpu_time();
     let (mut sent, mut received) = (0u64, 0u64);
     while sent < frames {
         let n = batch.min(frames - sent);
@@ -145,7 +116,7 @@ fn syscall_run(frames: u64, batch: u64, len: usize) -> Run {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let cpu = (thread_cpu() - cpu0).as_nanos() as f64;
+    let cpu = (thread_cpu_time() - cpu0).as_nanos() as f64;
     Run {
         frames_per_s: received as f64 / secs,
         cpu_ns_per_frame: cpu / received.max(1) as f64,
@@ -169,17 +140,20 @@ fn main() {
                 let len = len as usize;
                 let (mut rf, mut rc, mut sf, mut sc) = (vec![], vec![], vec![], vec![]);
                 let mut lost = 0;
+                let only = only();
                 for _ in 0..runs {
-                    let only = std::env::var("ONLY").unwrap_or_default();
-                    let skip = Run { frames_per_s: f64::NAN, cpu_ns_per_frame: f64::NAN, lost: 0 };
-                    let r = if only == "sys" { skip } else { ring_run(frames, batch, len) };
-                    let skip = Run { frames_per_s: f64::NAN, cpu_ns_per_frame: f64::NAN, lost: 0 };
-                    let s = if only == "ring" { skip } else { syscall_run(frames, batch, len) };
-                    rf.push(r.frames_per_s);
-                    rc.push(r.cpu_ns_per_frame);
-                    sf.push(s.frames_per_s);
-                    sc.push(s.cpu_ns_per_frame);
-                    lost += r.lost + s.lost;
+                    if only != "sys" {
+                        let r = ring_run(frames, batch, len);
+                        rf.push(r.frames_per_s);
+                        rc.push(r.cpu_ns_per_frame);
+                        lost += r.lost;
+                    }
+                    if only != "ring" {
+                        let s = syscall_run(frames, batch, len);
+                        sf.push(s.frames_per_s);
+                        sc.push(s.cpu_ns_per_frame);
+                        lost += s.lost;
+                    }
                 }
                 let (rf, rc, sf, sc) = (median(rf), median(rc), median(sf), median(sc));
                 println!(

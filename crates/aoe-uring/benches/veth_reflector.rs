@@ -9,44 +9,18 @@
 //! `RUNS`, default 5; `LENS`, `QDS` comma lists; `SINGLE_ISSUER=1` for the server ring's
 //! `RingConfig::single_issuer`; `ONLY=ring|sys` to run one server kind, for profiling).
 
+mod support;
+
+use aoe_uring::sys::thread_cpu_time;
 use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, SocketOptions, ETH_P_AOE};
 use aoeraid_lab::frames::{frame, seq_of};
 use aoeraid_lab::Lab;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{env_list, env_or, median, only, with_single_issuer_from_env};
 
 const STOP: u32 = u32::MAX;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| default.to_vec())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn thread_cpu() -> Duration {
-    // SAFETY: getrusage writes one rusage struct into a valid, zeroed buffer.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
 
 /// Turn a request into the first bytes of a reply: swap the MAC addresses.
 fn reply_header(req: &[u8], out: &mut [u8]) {
@@ -57,11 +31,10 @@ fn reply_header(req: &[u8], out: &mut [u8]) {
 
 /// Ring server: returns (requests served, CPU time).
 fn ring_server(reply_len: usize, ready: Arc<AtomicBool>) -> (u64, Duration) {
-    let mut ring = Ring::with_config(&RingConfig {
+    let mut ring = Ring::with_config(&with_single_issuer_from_env(RingConfig {
         send_slots: 256,
-        single_issuer: std::env::var("SINGLE_ISSUER").is_ok_and(|v| !v.is_empty() && v != "0"),
         ..RingConfig::default()
-    })
+    }))
     .unwrap();
     let s = ring
         .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
@@ -69,7 +42,7 @@ fn ring_server(reply_len: usize, ready: Arc<AtomicBool>) -> (u64, Duration) {
     let mut events = Vec::with_capacity(1024);
     ring.wait(Some(Duration::ZERO), &mut events).unwrap();
     ready.store(true, Ordering::Release);
-    let cpu0 = thread_cpu();
+    let cpu0 = thread_cpu_time();
     let mut served = 0u64;
     'outer: loop {
         ring.wait(Some(Duration::from_millis(100)), &mut events)
@@ -90,7 +63,7 @@ fn ring_server(reply_len: usize, ready: Arc<AtomicBool>) -> (u64, Duration) {
             }
         }
     }
-    (served, thread_cpu() - cpu0)
+    (served, thread_cpu_time() - cpu0)
 }
 
 /// vblade-style server: blocking recv + send per request.
@@ -103,7 +76,7 @@ fn syscall_server(reply_len: usize, ready: Arc<AtomicBool>) -> (u64, Duration) {
     let mut req = vec![0u8; aoe_uring::JUMBO_FRAME];
     let mut reply = vec![0u8; reply_len];
     ready.store(true, Ordering::Release);
-    let cpu0 = thread_cpu();
+    let cpu0 = thread_cpu_time();
     let mut served = 0u64;
     loop {
         let n = sock.recv(&mut req).unwrap();
@@ -114,7 +87,7 @@ fn syscall_server(reply_len: usize, ready: Arc<AtomicBool>) -> (u64, Duration) {
         sock.send_blocking(&reply).unwrap();
         served += 1;
     }
-    (served, thread_cpu() - cpu0)
+    (served, thread_cpu_time() - cpu0)
 }
 
 /// Client: keeps `qd` requests outstanding until `total` replies came back.
@@ -192,7 +165,7 @@ fn main() {
         for len in env_list("LENS", &[60, 1514, 9014]) {
             for qd in env_list("QDS", &[1, 16]) {
                 let (mut rr, mut rc, mut sr, mut sc, mut lost) = (vec![], vec![], vec![], vec![], 0);
-                let only = std::env::var("ONLY").unwrap_or_default();
+                let only = only();
                 for _ in 0..runs {
                     if only != "sys" {
                         let (r, c, l) = run(true, total, qd, len as usize);
@@ -205,11 +178,6 @@ fn main() {
                         sr.push(r);
                         sc.push(c);
                         lost += l;
-                    }
-                }
-                for v in [&mut rr, &mut rc, &mut sr, &mut sc] {
-                    if v.is_empty() {
-                        v.push(f64::NAN);
                     }
                 }
                 let (rr, rc, sr, sc) = (median(rr), median(rc), median(sr), median(sc));

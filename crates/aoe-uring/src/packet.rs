@@ -174,13 +174,13 @@ impl PacketSocket {
             })?),
         };
         if opts.qdisc_bypass {
-            setsockopt_u32(&fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1).map_err(|e| {
+            setsockopt(&fd, SOL_PACKET, PACKET_QDISC_BYPASS, &1u32).map_err(|e| {
                 io::Error::new(e.kind(), format!("PACKET_QDISC_BYPASS on {iface:?}: {e}"))
             })?;
         }
         if opts.ignore_outgoing {
             // Best effort (documented on the option): older kernels lack it.
-            let _ = setsockopt_u32(&fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
+            let _ = setsockopt(&fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &1u32);
         }
 
         // SAFETY: sockaddr_ll is plain old data; all-zero is valid before we fill it.
@@ -276,7 +276,7 @@ impl PacketSocket {
     /// See [`FanoutMode`]: use `LoadBalance` or `Cpu` for AoE, `Hash` does not spread it.
     pub fn join_fanout(&self, group: u16, mode: FanoutMode) -> io::Result<()> {
         let arg: u32 = u32::from(group) | (mode.raw() << 16);
-        setsockopt_u32(&self.fd, SOL_PACKET, PACKET_FANOUT, arg).map_err(|e| {
+        setsockopt(&self.fd, SOL_PACKET, PACKET_FANOUT, &arg).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("PACKET_FANOUT group {group} on {}: {e}", self.iface.name),
@@ -321,23 +321,13 @@ impl PacketSocket {
     /// Send one complete Ethernet frame with send(2). In non-blocking mode a full send
     /// buffer gives `WouldBlock`.
     pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
-        // SAFETY: `frame` is a valid readable buffer of `frame.len()` bytes.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        self.send_flags(frame, 0)
     }
 
     /// Receive one frame with recv(2) into `buf`; returns its length (truncated to
     /// `buf.len()` if larger). In non-blocking mode an empty queue gives `WouldBlock`.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((n as usize).min(buf.len()))
+        self.recv_flags(buf, 0)
     }
 
     /// Receive one frame, waiting up to `timeout` (forever if `None`) with poll(2); works
@@ -349,7 +339,7 @@ impl PacketSocket {
     ) -> io::Result<Option<usize>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            match self.recv_nonblocking(buf) {
+            match self.recv_flags(buf, libc::MSG_DONTWAIT) {
                 Ok(n) => return Ok(Some(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -372,19 +362,10 @@ impl PacketSocket {
     /// Send one frame, waiting (poll) while the send buffer is full.
     pub fn send_blocking(&self, frame: &[u8]) -> io::Result<usize> {
         loop {
-            // SAFETY: `frame` is a valid readable buffer of `frame.len()` bytes.
-            let n = unsafe {
-                libc::send(
-                    self.fd.as_raw_fd(),
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    libc::MSG_DONTWAIT,
-                )
+            let err = match self.send_flags(frame, libc::MSG_DONTWAIT) {
+                Ok(n) => return Ok(n),
+                Err(e) => e,
             };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let err = io::Error::last_os_error();
             match err.kind() {
                 io::ErrorKind::WouldBlock => poll_fd(self.fd.as_raw_fd(), libc::POLLOUT, -1)?,
                 io::ErrorKind::Interrupted => {}
@@ -395,14 +376,30 @@ impl PacketSocket {
         }
     }
 
-    fn recv_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn send_flags(&self, frame: &[u8], flags: libc::c_int) -> io::Result<usize> {
+        // SAFETY: `frame` is a valid readable buffer of `frame.len()` bytes.
+        let n = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                flags,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    fn recv_flags(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
         // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes.
         let n = unsafe {
             libc::recv(
                 self.fd.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),
-                libc::MSG_DONTWAIT,
+                flags,
             )
         };
         if n < 0 {
@@ -441,20 +438,23 @@ fn poll_fd(fd: RawFd, events: libc::c_short, timeout_ms: i32) -> io::Result<()> 
     Ok(())
 }
 
-pub(crate) fn setsockopt_u32(
+/// setsockopt(2) with `value` as the option's bytes (a `#[repr(C)]` struct laid out as
+/// the kernel expects, or an integer).
+pub(crate) fn setsockopt<T>(
     fd: &OwnedFd,
     level: libc::c_int,
     name: libc::c_int,
-    value: u32,
+    value: &T,
 ) -> io::Result<()> {
-    // SAFETY: passes a pointer to a live u32 with its exact size.
+    // SAFETY: passes a pointer to a live `T` with its exact size; the kernel only reads
+    // that many bytes from it.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
             level,
             name,
-            (&value as *const u32).cast(),
-            std::mem::size_of::<u32>() as libc::socklen_t,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc < 0 {
@@ -489,9 +489,9 @@ fn set_buffer(
     bytes: usize,
 ) -> io::Result<BufferSize> {
     let value = u32::try_from(bytes.min(i32::MAX as usize / 2)).unwrap_or(u32::MAX / 4);
-    let forced = setsockopt_u32(fd, libc::SOL_SOCKET, force, value).is_ok();
+    let forced = setsockopt(fd, libc::SOL_SOCKET, force, &value).is_ok();
     if !forced {
-        setsockopt_u32(fd, libc::SOL_SOCKET, plain, value)?;
+        setsockopt(fd, libc::SOL_SOCKET, plain, &value)?;
     }
     Ok(BufferSize {
         requested: bytes,

@@ -7,6 +7,7 @@
 
 use std::cell::Cell;
 use std::io;
+use std::os::fd::RawFd;
 use std::ptr::NonNull;
 
 pub(crate) const PAGE: usize = 4096;
@@ -24,30 +25,15 @@ impl Region {
     /// frames land all over a large buffer pool, and fewer TLB misses make that cheaper.
     pub(crate) fn new(len: usize) -> io::Result<Self> {
         let len = len.max(1).div_ceil(PAGE) * PAGE;
-        // SAFETY: anonymous private mapping with no address hint; the result is checked.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let ptr = map(len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, None)?;
         if len >= HUGE_PAGE {
             // SAFETY: advice on the mapping just created; failure only loses the hint.
-            unsafe { libc::madvise(ptr, len, libc::MADV_HUGEPAGE) };
+            unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_HUGEPAGE) };
         }
         // SAFETY: populate (write-fault) the mapping just created, so the data path never
         // takes a first-touch page fault. On kernels without MADV_POPULATE_WRITE the pages
         // simply fault in on first use.
-        unsafe { libc::madvise(ptr, len, libc::MADV_POPULATE_WRITE) };
-        let ptr =
-            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_POPULATE_WRITE) };
         Ok(Region {
             ptr,
             len,
@@ -76,11 +62,40 @@ impl Drop for Region {
         }
         // SAFETY: `ptr`/`len` describe exactly the mapping created in `new`, unmapped once.
         // Callers (Ring::drop) only let a Region drop when no request can touch it.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        unsafe { unmap(self.ptr, self.len) };
     }
 }
 
 // SAFETY: a Region is just owned memory; which thread unmaps it does not matter.
 unsafe impl Send for Region {}
+
+/// Maps `len` bytes readable and writable with `flags`: anonymous memory (`fd` None) or
+/// the memory the kernel offers for `fd` at offset 0.
+pub(crate) fn map(len: usize, flags: libc::c_int, fd: Option<RawFd>) -> io::Result<NonNull<u8>> {
+    // SAFETY: a new mapping with no address hint, so it cannot clobber memory we use;
+    // the result is checked.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            fd.unwrap_or(-1),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))
+}
+
+/// Unmaps a mapping made by [`map`].
+///
+/// # Safety
+/// `ptr` and `len` must be exactly one mapping from [`map`], not unmapped before, and no
+/// reference into it may be used afterwards.
+pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: per the caller's contract.
+    unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+}

@@ -22,11 +22,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::region::PAGE;
+use crate::packet::setsockopt;
+use crate::region::{map, unmap, PAGE};
 
 // <linux/if_packet.h>
-pub(crate) const PACKET_RX_RING: libc::c_int = 5;
-pub(crate) const PACKET_VERSION: libc::c_int = 10;
+const PACKET_RX_RING: libc::c_int = 5;
+const PACKET_VERSION: libc::c_int = 10;
 const TPACKET_V2: u32 = 1;
 const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
@@ -112,39 +113,19 @@ impl RxRing {
             tp_frame_size: frame_size as u32,
             tp_frame_nr: u32::try_from(total).map_err(|_| too_big())?,
         };
-        crate::packet::setsockopt_u32(fd, libc::SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        setsockopt(fd, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V2)
             .map_err(|e| io::Error::new(e.kind(), format!("PACKET_VERSION TPACKET_V2: {e}")))?;
-        // SAFETY: setsockopt with a pointer to a live tpacket_req and its exact size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_RX_RING,
-                (&req as *const TpacketReq).cast(),
-                std::mem::size_of::<TpacketReq>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(os_error("PACKET_RX_RING"));
-        }
+        setsockopt(fd, libc::SOL_PACKET, PACKET_RX_RING, &req)
+            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_RX_RING: {e}")))?;
         let map_len = block_size * blocks;
-        // SAFETY: maps the ring the kernel just allocated for this socket (offset 0,
-        // exactly its size, shared so we see the kernel's writes); the result is checked.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(os_error("mmap of the receive ring"));
-        }
-        let base =
-            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        // Maps the ring the kernel just allocated for this socket (offset 0, exactly its
+        // size, shared so we see the kernel's writes).
+        let base = map(
+            map_len,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            Some(fd.as_raw_fd()),
+        )
+        .map_err(|e| io::Error::new(e.kind(), format!("mmap of the receive ring: {e}")))?;
         Ok(RxRing {
             base,
             map_len,
@@ -240,17 +221,12 @@ impl Drop for RxRing {
         // SAFETY: unmaps exactly the mapping created in `new`; no borrow of it can
         // outlive `self`. The kernel's own reference to the ring pages keeps them valid
         // for it until the socket closes.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.map_len) };
+        unsafe { unmap(self.base, self.map_len) };
     }
 }
 
 fn too_big() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "receive ring too large")
-}
-
-fn os_error(what: &str) -> io::Error {
-    let err = io::Error::last_os_error();
-    io::Error::new(err.kind(), format!("{what}: {err}"))
 }
 
 #[cfg(test)]

@@ -190,11 +190,20 @@ pub fn effective_uid() -> u32 {
 
 /// CPU time this process has used so far, user plus system (getrusage).
 pub fn process_cpu_time() -> Duration {
+    cpu_time(libc::RUSAGE_SELF)
+}
+
+/// CPU time the calling thread has used so far, user plus system (getrusage).
+pub fn thread_cpu_time() -> Duration {
+    cpu_time(libc::RUSAGE_THREAD)
+}
+
+fn cpu_time(who: libc::c_int) -> Duration {
     // SAFETY: rusage is plain data; all-zero is a valid value for getrusage to overwrite.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF is valid and `ru` is a live, writable rusage; the call cannot
-    // fail with these arguments.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    // SAFETY: `who` is RUSAGE_SELF or RUSAGE_THREAD and `ru` is a live, writable rusage;
+    // the call cannot fail with these arguments.
+    unsafe { libc::getrusage(who, &mut ru) };
     let tv =
         |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
@@ -265,12 +274,18 @@ mod tests {
 
     #[test]
     fn cpu_time_advances() {
-        let before = process_cpu_time();
-        let mut x = 0u64;
+        let (proc0, thread0) = (process_cpu_time(), thread_cpu_time());
         let start = std::time::Instant::now();
-        while start.elapsed() < Duration::from_millis(30) {
+        let mut x = 0u64;
+        // Spin until this thread has used 5 ms of CPU (wall time depends on the load).
+        while thread_cpu_time() - thread0 < Duration::from_millis(5) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "thread CPU time stuck"
+            );
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
         }
-        assert!(process_cpu_time() > before);
+        assert!(process_cpu_time() - proc0 >= Duration::from_millis(5));
+        assert!(thread_cpu_time() <= process_cpu_time());
     }
 }

@@ -1,15 +1,15 @@
 //! Receiving through a socket's mapped receive ring (PACKET_RX_RING), and sends with
 //! PACKET_QDISC_BYPASS, through a veth pair in a private network namespace (root needed).
 
-mod gather;
+mod veth;
 
-use aoe_uring::{Completion, PacketSocket, Ring, SocketOptions, ETH_P_AOE};
+use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, SocketOptions, ETH_P_AOE};
 use aoeraid_lab::frames::{frame, seq_of};
 use aoeraid_lab::Lab;
-use gather::gather;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use veth::{both_ends_with, gather, receiver, BothEnds, Receiver, Sender};
 
 fn mapped(slots: u32) -> SocketOptions {
     SocketOptions {
@@ -93,20 +93,16 @@ fn mapped_ring_holds_jumbo_frames() {
 fn full_ring_drops_then_resumes_once_frames_are_recycled() {
     let lab = Lab::veth_pair("ring-mapped", 1500).expect("veth lab");
     lab.in_ns(|| {
-        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
-        let mut ring = Ring::new().unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open_with(Lab::VETH_B, &mapped(8)).unwrap())
-            .unwrap();
-        let slots = ring.socket(b).unwrap().rx_ring_frames() as usize;
-        let mac_b = ring.socket(b).unwrap().mac();
+        let mut rx = receiver(&RingConfig::default(), &mapped(8));
+        let b = rx.b;
+        let slots = rx.ring.socket(b).unwrap().rx_ring_frames() as usize;
         for seq in 0..(slots as u32 + 10) {
-            tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 100))
-                .unwrap();
+            rx.sender.send(seq, 100);
         }
+        let ring = &mut rx.ring;
         // Hold every frame: exactly one ring's worth arrives, the rest is dropped.
         let mut held = Vec::new();
-        gather(&mut ring, slots, |_, _, buf| {
+        gather(ring, slots, |_, _, buf| {
             held.push(buf);
             None
         });
@@ -127,10 +123,9 @@ fn full_ring_drops_then_resumes_once_frames_are_recycled() {
         for round in 0..2 {
             let first = 1000 + (round * slots) as u32;
             for seq in first..first + slots as u32 {
-                tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 100))
-                    .unwrap();
+                rx.sender.send(seq, 100);
             }
-            let seen = gather(&mut ring, slots, |ring, _, buf| {
+            let seen = gather(&mut rx.ring, slots, |ring, _, buf| {
                 later.push(seq_of(ring.frame(&buf)));
                 Some(buf)
             });
@@ -144,12 +139,11 @@ fn full_ring_drops_then_resumes_once_frames_are_recycled() {
 fn wait_sleeps_until_a_frame_reaches_the_ring() {
     let lab = Lab::veth_pair("ring-mapped", 1500).expect("veth lab");
     lab.in_ns(|| {
-        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
-        let mut ring = Ring::new().unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open_with(Lab::VETH_B, &mapped(16)).unwrap())
-            .unwrap();
-        let mac_b = ring.socket(b).unwrap().mac();
+        let Receiver {
+            sender: Sender { tx, to: mac_b },
+            mut ring,
+            ..
+        } = receiver(&RingConfig::default(), &mapped(16));
         let mut events = Vec::new();
         // Nothing to read: the wait sleeps out its timeout.
         let t0 = Instant::now();
@@ -189,21 +183,16 @@ fn wait_sleeps_until_a_frame_reaches_the_ring() {
 fn mapped_frames_cannot_be_written_to_files() {
     let lab = Lab::veth_pair("ring-mapped", 1500).expect("veth lab");
     lab.in_ns(|| {
-        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
-        let mut ring = Ring::new().unwrap();
         // The smallest ring (one block): a slot lost by the refused write would stall
         // it within a round.
-        let b = ring
-            .add_socket(PacketSocket::open_with(Lab::VETH_B, &mapped(1)).unwrap())
-            .unwrap();
-        let slots = ring.socket(b).unwrap().rx_ring_frames();
-        let mac_b = ring.socket(b).unwrap().mac();
+        let mut rx = receiver(&RingConfig::default(), &mapped(1));
+        let slots = rx.ring.socket(rx.b).unwrap().rx_ring_frames();
         let file = tempfile_in_shm();
+        let ring = &mut rx.ring;
         let fid = ring.register_file(&file).unwrap();
-        tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, 7, 512))
-            .unwrap();
+        rx.sender.send(7, 512);
         let mut got = None;
-        gather(&mut ring, 1, |_, _, buf| {
+        gather(ring, 1, |_, _, buf| {
             got = Some(buf);
             None
         });
@@ -213,9 +202,8 @@ fn mapped_frames_cannot_be_written_to_files() {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         let mut seqs = Vec::new();
         for seq in 8..8 + 2 * slots + 1 {
-            tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 512))
-                .unwrap();
-            gather(&mut ring, 1, |ring, _, buf| {
+            rx.sender.send(seq, 512);
+            gather(&mut rx.ring, 1, |ring, _, buf| {
                 seqs.push(seq_of(ring.frame(&buf)));
                 Some(buf)
             });
@@ -245,15 +233,15 @@ fn qdisc_bypass_sends_reach_the_peer() {
             qdisc_bypass: true,
             ..SocketOptions::default()
         };
-        let tx = PacketSocket::open_with(Lab::VETH_A, &opts).unwrap();
-        assert!(tx.qdisc_bypass());
+        let BothEnds {
+            mut ring,
+            a,
+            b,
+            mac_a,
+            mac_b,
+        } = both_ends_with(&RingConfig::default(), &opts, &mapped(64));
+        assert!(ring.socket(a).unwrap().qdisc_bypass());
         assert!(!PacketSocket::open(Lab::VETH_A).unwrap().qdisc_bypass());
-        let mut ring = Ring::new().unwrap();
-        let a = ring.add_socket(tx).unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open_with(Lab::VETH_B, &mapped(64)).unwrap())
-            .unwrap();
-        let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
         for seq in 0..20 {
             ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 300), 0)
                 .unwrap();

@@ -1,12 +1,16 @@
 //! Ring send/receive through a veth pair in a private network namespace (root needed).
 
-mod gather;
+mod veth;
 
-use aoe_uring::{Completion, PacketSocket, Ring, SockId, ETH_P_AOE};
+use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, SockId, SocketOptions, ETH_P_AOE};
 use aoeraid_lab::frames::{frame, seq_of};
 use aoeraid_lab::Lab;
-use gather::gather;
 use std::time::{Duration, Instant};
+use veth::{both_ends, gather, pump, receiver, BothEnds, Receiver, Sender};
+
+fn defaults() -> (RingConfig, SocketOptions) {
+    (RingConfig::default(), SocketOptions::default())
+}
 
 /// Wait on `ring` until `want` frames arrived (or 5 s passed), checking each with `check`
 /// and recycling it. Returns the frames seen.
@@ -21,15 +25,14 @@ fn collect(ring: &mut Ring, want: usize, mut check: impl FnMut(SockId, &[u8])) -
 fn frames_both_ways_multishot_and_batched() {
     let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
     lab.in_ns(|| {
-        let mut ring = Ring::new().unwrap();
-        let a = ring
-            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
-            .unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
-            .unwrap();
-        let mac_a = ring.socket(a).unwrap().mac();
-        let mac_b = ring.socket(b).unwrap().mac();
+        let (cfg, opts) = defaults();
+        let BothEnds {
+            mut ring,
+            a,
+            b,
+            mac_a,
+            mac_b,
+        } = both_ends(&cfg, &opts);
         assert_eq!(ring.socket(a).unwrap().mtu(), 1500);
         const N: u32 = 200;
         for seq in 0..N {
@@ -76,17 +79,17 @@ fn frames_both_ways_multishot_and_batched() {
 fn jumbo_frames_at_mtu_9000() {
     let lab = Lab::veth_pair("ring-net", 9000).expect("veth lab");
     lab.in_ns(|| {
-        let mut ring = Ring::new().unwrap();
-        let a = ring
-            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
-            .unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
-            .unwrap();
+        let (cfg, opts) = defaults();
+        let BothEnds {
+            mut ring,
+            a,
+            b,
+            mac_a,
+            mac_b,
+        } = both_ends(&cfg, &opts);
         let sa = ring.socket(a).unwrap();
         assert_eq!(sa.mtu(), 9000);
         assert_eq!(sa.interface().max_frame_len(), 9014);
-        let (mac_a, mac_b) = (sa.mac(), ring.socket(b).unwrap().mac());
         for seq in 0..50 {
             ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 9000), 0)
                 .unwrap();
@@ -111,12 +114,12 @@ fn jumbo_frames_at_mtu_9000() {
 fn other_ethertypes_are_not_received() {
     let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
     lab.in_ns(|| {
-        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
-        let mut ring = Ring::new().unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
-            .unwrap();
-        let mac_b = ring.socket(b).unwrap().mac();
+        let (cfg, opts) = defaults();
+        let Receiver {
+            sender: Sender { tx, to: mac_b },
+            mut ring,
+            b,
+        } = receiver(&cfg, &opts);
         // The socket is bound to 0x88A2 for receiving only; the frame bytes decide what
         // goes on the wire, so the same socket can emit other ethertypes.
         for (seq, ethertype) in [0x0800u16, 0x86DD, 0x88A3, 0x88A4, 0x8100]
@@ -222,35 +225,25 @@ fn kernel_drop_counters_when_flooded() {
 fn receive_resumes_after_buffers_run_out() {
     let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
     lab.in_ns(|| {
-        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
-        let cfg = aoe_uring::RingConfig {
+        let cfg = RingConfig {
             recv_buffers: 8,
             ..Default::default()
         };
-        let mut ring = Ring::with_config(&cfg).unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
-            .unwrap();
-        let mac_b = ring.socket(b).unwrap().mac();
+        let rx = receiver(&cfg, &SocketOptions::default());
         const N: u32 = 40;
-        let mut events = Vec::new();
-        ring.wait(Some(Duration::ZERO), &mut events).unwrap(); // arm the receive
         for seq in 0..N {
-            tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 200))
-                .unwrap();
+            rx.sender.send(seq, 200);
         }
+        let mut ring = rx.ring;
+        let mut events = Vec::new();
         // Hold every buffer we get: the multishot receive must stop with ENOBUFS.
         let mut held = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while held.len() < 8 && Instant::now() < deadline {
-            ring.wait(Some(Duration::from_millis(50)), &mut events)
-                .unwrap();
-            for ev in events.drain(..) {
-                if let Completion::Frame { buf, .. } = ev {
-                    held.push(buf);
-                }
+        pump(&mut ring, |_, ev| {
+            if let Completion::Frame { buf, .. } = ev {
+                held.push(buf);
             }
-        }
+            held.len() >= 8
+        });
         assert_eq!(held.len(), 8);
         ring.wait(Some(Duration::from_millis(50)), &mut events)
             .unwrap();
@@ -341,50 +334,44 @@ fn frame_payload_written_to_o_direct_file_in_place() {
             .custom_flags(libc::O_DIRECT)
             .open(&path2)
             .unwrap();
-        let cfg = aoe_uring::RingConfig {
+        let cfg = RingConfig {
             align_payload_at: Some(36),
             ..Default::default()
         };
-        let mut ring = Ring::with_config(&cfg).unwrap();
+        let BothEnds {
+            mut ring,
+            a,
+            mac_a,
+            mac_b,
+            ..
+        } = both_ends(&cfg, &SocketOptions::default());
         let fid = ring.register_file(&file).unwrap();
-        let a = ring
-            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
-            .unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
-            .unwrap();
-        let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
         // 36 header bytes + 8192 payload bytes (the seq number sits in the header part).
         let f = frame(mac_b, mac_a, ETH_P_AOE, 3, 22 + 8192);
         ring.send_copy(a, &f, 0).unwrap();
-        let mut events = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
         let mut wrote = None;
-        while wrote.is_none() && Instant::now() < deadline {
-            ring.wait(Some(Duration::from_millis(50)), &mut events)
-                .unwrap();
-            for ev in events.drain(..) {
-                match ev {
-                    Completion::Frame { buf, .. } => {
-                        assert_eq!(ring.frame(&buf), &f[..]);
-                        ring.write_fixed(fid, buf, 36..36 + 8192, 0, 1).unwrap();
-                        ring.sync_after_writes(fid, true, 2).unwrap();
-                    }
-                    Completion::IoDone {
-                        user: 1,
-                        result,
-                        buf,
-                    } => {
-                        assert_eq!(result, Ok(8192));
-                        ring.release(buf.unwrap());
-                    }
-                    Completion::IoDone {
-                        user: 2, result, ..
-                    } => wrote = Some(result),
-                    _ => {}
+        pump(&mut ring, |ring, ev| {
+            match ev {
+                Completion::Frame { buf, .. } => {
+                    assert_eq!(ring.frame(&buf), &f[..]);
+                    ring.write_fixed(fid, buf, 36..36 + 8192, 0, 1).unwrap();
+                    ring.sync_after_writes(fid, true, 2).unwrap();
                 }
+                Completion::IoDone {
+                    user: 1,
+                    result,
+                    buf,
+                } => {
+                    assert_eq!(result, Ok(8192));
+                    ring.release(buf.unwrap());
+                }
+                Completion::IoDone {
+                    user: 2, result, ..
+                } => wrote = Some(result),
+                _ => {}
             }
-        }
+            wrote.is_some()
+        });
         assert_eq!(ring.recv_buffers_lent(), 0);
         (wrote, f)
     });
@@ -398,20 +385,19 @@ fn frame_payload_written_to_o_direct_file_in_place() {
 fn single_issuer_ring_moved_to_its_loop_thread() {
     let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
     lab.in_ns(|| {
-        let cfg = aoe_uring::RingConfig {
+        let cfg = RingConfig {
             single_issuer: true,
             ..Default::default()
         };
         // Built here, run on another thread: the first wait there enables it.
-        let mut ring = Ring::with_config(&cfg).unwrap();
-        let a = ring
-            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
-            .unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
-            .unwrap();
+        let BothEnds {
+            mut ring,
+            a,
+            b,
+            mac_a,
+            mac_b,
+        } = both_ends(&cfg, &SocketOptions::default());
         let t = std::thread::spawn(move || {
-            let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
             for seq in 0..100 {
                 ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 500), 0)
                     .unwrap();
@@ -446,27 +432,16 @@ fn single_issuer_ring_moved_to_its_loop_thread() {
 fn oversize_frames_are_counted_and_dropped() {
     let lab = Lab::veth_pair("ring-net", 9000).expect("veth lab");
     lab.in_ns(|| {
-        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
-        let cfg = aoe_uring::RingConfig {
+        let cfg = RingConfig {
             recv_buffer_size: 2048,
             ..Default::default()
         };
-        let mut ring = Ring::with_config(&cfg).unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
-            .unwrap();
-        let mac_b = ring.socket(b).unwrap().mac();
-        let mut events = Vec::new();
-        ring.wait(Some(Duration::ZERO), &mut events).unwrap();
-        tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, 1, 4000))
-            .unwrap();
-        tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, 2, 2048 - 14))
-            .unwrap();
+        let mut rx = receiver(&cfg, &SocketOptions::default());
+        rx.sender.send(1, 4000);
+        rx.sender.send(2, 2048 - 14);
+        let ring = &mut rx.ring;
         let mut got = Vec::new();
-        assert_eq!(
-            collect(&mut ring, 1, |_, f| got.push((seq_of(f), f.len()))),
-            1
-        );
+        assert_eq!(collect(ring, 1, |_, f| got.push((seq_of(f), f.len()))), 1);
         assert_eq!(got, vec![(2, 2048)]);
         assert_eq!(ring.stats().frames_truncated, 1);
         assert_eq!(ring.recv_buffers_lent(), 0);
@@ -485,11 +460,10 @@ fn oversize_send_is_reported_as_send_error() {
         ring.send_copy(a, &frame([0xff; 6], mac_a, ETH_P_AOE, 1, 3000), 77)
             .unwrap();
         let mut events = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while events.is_empty() && Instant::now() < deadline {
-            ring.wait(Some(Duration::from_millis(100)), &mut events)
-                .unwrap();
-        }
+        pump(&mut ring, |_, ev| {
+            events.push(ev);
+            true
+        });
         match &events[..] {
             [Completion::SendDone {
                 sock,
@@ -515,14 +489,13 @@ fn link_down_is_reported_and_receive_recovers() {
     let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
     let ns = lab.ns().to_string();
     lab.in_ns(move || {
-        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
-        let mut ring = Ring::new().unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
-            .unwrap();
-        let mac_b = ring.socket(b).unwrap().mac();
+        let (cfg, opts) = defaults();
+        let Receiver {
+            sender: Sender { tx, to: mac_b },
+            mut ring,
+            b,
+        } = receiver(&cfg, &opts);
         let mut events = Vec::new();
-        ring.wait(Some(Duration::ZERO), &mut events).unwrap();
         let ip = |state: &str| {
             let ok = std::process::Command::new("ip")
                 .args(["-n", &ns, "link", "set", Lab::VETH_B, state])
@@ -533,17 +506,13 @@ fn link_down_is_reported_and_receive_recovers() {
         };
         ip("down");
         let mut errors = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while errors.is_empty() && Instant::now() < deadline {
-            ring.wait(Some(Duration::from_millis(50)), &mut events)
-                .unwrap();
-            for ev in events.drain(..) {
-                match ev {
-                    Completion::RecvError { sock, error } => errors.push((sock, error.0)),
-                    other => panic!("unexpected {other:?}"),
-                }
+        pump(&mut ring, |_, ev| match ev {
+            Completion::RecvError { sock, error } => {
+                errors.push((sock, error.0));
+                true
             }
-        }
+            other => panic!("unexpected {other:?}"),
+        });
         assert_eq!(errors, vec![(b, libc::ENETDOWN)]);
         ip("up");
         // veth needs both ends up and a moment for carrier.
@@ -571,26 +540,23 @@ fn link_down_is_reported_and_receive_recovers() {
 fn completion_queue_overflow_loses_nothing() {
     let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
     lab.in_ns(|| {
-        let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         // 8 SQ entries -> 32 CQ entries, far fewer than the frames that arrive at once.
-        let cfg = aoe_uring::RingConfig {
+        let cfg = RingConfig {
             sq_entries: 8,
             recv_buffers: 512,
             send_slots: 64,
             ..Default::default()
         };
-        let mut ring = Ring::with_config(&cfg).unwrap();
-        let b = ring
-            .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
-            .unwrap();
-        let mac_b = ring.socket(b).unwrap().mac();
-        let mut events = Vec::new();
-        ring.wait(Some(Duration::ZERO), &mut events).unwrap();
+        let rx = receiver(&cfg, &SocketOptions::default());
         const N: u32 = 300;
         for seq in 0..N {
-            tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 100))
-                .unwrap();
+            rx.sender.send(seq, 100);
         }
+        let Receiver {
+            mut ring,
+            b,
+            sender: Sender { to: mac_b, .. },
+        } = rx;
         // And many sends queued at once through the tiny submission queue.
         for seq in 0..60 {
             ring.send_copy(
@@ -602,24 +568,20 @@ fn completion_queue_overflow_loses_nothing() {
         }
         let mut seqs = Vec::new();
         let mut send_done = 0;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while (seqs.len() < N as usize || send_done < 60) && Instant::now() < deadline {
-            ring.wait(Some(Duration::from_millis(50)), &mut events)
-                .unwrap();
-            for ev in events.drain(..) {
-                match ev {
-                    Completion::Frame { buf, .. } => {
-                        seqs.push(seq_of(ring.frame(&buf)));
-                        ring.recycle(buf);
-                    }
-                    Completion::SendDone { result, .. } => {
-                        result.unwrap();
-                        send_done += 1;
-                    }
-                    other => panic!("unexpected {other:?}"),
+        pump(&mut ring, |ring, ev| {
+            match ev {
+                Completion::Frame { buf, .. } => {
+                    seqs.push(seq_of(ring.frame(&buf)));
+                    ring.recycle(buf);
                 }
+                Completion::SendDone { result, .. } => {
+                    result.unwrap();
+                    send_done += 1;
+                }
+                other => panic!("unexpected {other:?}"),
             }
-        }
+            seqs.len() >= N as usize && send_done >= 60
+        });
         seqs.sort_unstable();
         assert_eq!(seqs, (0..N).collect::<Vec<_>>());
         assert_eq!(send_done, 60);

@@ -58,10 +58,7 @@ impl Ring {
     /// # Panics
     /// If `buf` comes from another ring.
     pub fn io_bytes<'a>(&'a self, buf: &'a IoBuf) -> &'a [u8] {
-        assert_eq!(
-            buf.ring, self.id,
-            "IoBuf used with a ring that did not produce it"
-        );
+        self.assert_mine(buf.ring, "IoBuf");
         // SAFETY: the caller holds the token, so no request using this buffer is in flight
         // (submission consumes the token; completion returns it). Shared borrow of the token
         // prevents a concurrent `io_bytes_mut` on the same buffer.
@@ -73,10 +70,7 @@ impl Ring {
     /// # Panics
     /// If `buf` comes from another ring.
     pub fn io_bytes_mut<'a>(&'a self, buf: &'a mut IoBuf) -> &'a mut [u8] {
-        assert_eq!(
-            buf.ring, self.id,
-            "IoBuf used with a ring that did not produce it"
-        );
+        self.assert_mine(buf.ring, "IoBuf");
         // SAFETY: as for `io_bytes`; the exclusive borrow of the unique token makes this
         // the only reference to the buffer.
         unsafe { std::slice::from_raw_parts_mut(self.io.ptr(buf.idx), self.io.buf_size()) }

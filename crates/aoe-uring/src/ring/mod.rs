@@ -273,6 +273,16 @@ impl Ring {
         Ok(())
     }
 
+    /// Panics unless the token comes from this ring (tokens are never valid elsewhere:
+    /// their index names another ring's memory).
+    #[track_caller]
+    fn assert_mine(&self, token_ring: u32, token: &str) {
+        assert!(
+            token_ring == self.id,
+            "{token} used with a ring that did not produce it"
+        );
+    }
+
     fn bump(&self, f: impl FnOnce(&mut RingStats)) {
         let mut s = self.stats.get();
         f(&mut s);
@@ -297,15 +307,7 @@ impl Ring {
             drop(sq);
             self.enable()?;
             self.entered();
-            match self.uring.submit() {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)
-                    ) => {}
-                Err(e) => return Err(e),
-            }
+            enter_result(self.uring.submit())?;
         }
         Err(io::Error::new(
             io::ErrorKind::WouldBlock,
@@ -368,6 +370,23 @@ impl Ring {
     }
 }
 
+/// The result of an io_uring_enter, with what only means "enter again later" as `Ok`:
+/// the wait timed out (ETIME), a signal came (EINTR), or the completion queue or the
+/// kernel's request memory is full (EBUSY, EAGAIN; reaping frees them).
+fn enter_result(res: io::Result<usize>) -> io::Result<()> {
+    match res {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+            ) =>
+        {
+            Ok(())
+        }
+        r => r.map(drop),
+    }
+}
+
 impl Drop for Ring {
     fn drop(&mut self) {
         if self.disabled.get() {
@@ -391,15 +410,10 @@ impl Drop for Ring {
         while self.in_flight.get() > 0 && Instant::now() < deadline {
             let ts = types::Timespec::new().nsec(100_000_000);
             let args = types::SubmitArgs::new().timespec(&ts);
-            match self.uring.submitter().submit_with_args(1, &args) {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                    ) => {}
-                // E.g. EEXIST: a single-issuer ring dropped on a foreign thread.
-                Err(_) => break,
+            // An error here is e.g. EEXIST: a single-issuer ring dropped on a foreign
+            // thread.
+            if enter_result(self.uring.submitter().submit_with_args(1, &args)).is_err() {
+                break;
             }
             self.drain(&mut sink);
             sink.clear();

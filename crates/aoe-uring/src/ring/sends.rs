@@ -29,10 +29,7 @@ impl Ring {
     /// # Panics
     /// If `slot` comes from another ring.
     pub fn slot_mut<'a>(&'a self, slot: &'a mut SendSlot) -> &'a mut [u8] {
-        assert_eq!(
-            slot.ring, self.id,
-            "SendSlot used with a ring that did not produce it"
-        );
+        self.assert_mine(slot.ring, "SendSlot");
         // SAFETY: the slot index is taken (SendSlot is only created by `send_slot` and is
         // neither Clone nor Copy), so this `&mut SendSlot` is the only way to reach the
         // memory; the kernel does not touch it until `submit_send` consumes the token. The

@@ -73,10 +73,7 @@ impl Ring {
     /// # Panics
     /// If `buf` comes from another ring (a programming error, like an out-of-range index).
     pub fn frame<'a>(&'a self, buf: &'a RecvBuf) -> &'a [u8] {
-        assert_eq!(
-            buf.ring, self.id,
-            "RecvBuf used with a ring that did not produce it"
-        );
+        self.assert_mine(buf.ring, "RecvBuf");
         if let Some(m) = buf.mapped {
             let rx = self.sockets[m.sock as usize]
                 .sock

@@ -164,15 +164,7 @@ impl Ring {
             None => self.uring.submit_and_wait(want),
         };
         self.entered();
-        match res {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                ) => {}
-            Err(e) => return Err(e),
-        }
+        super::enter_result(res)?;
         self.drain(out);
         self.take_mapped(out);
         Ok(Instant::now())
