@@ -6,8 +6,7 @@
 use aoeraid_lab as lab;
 
 use lab::frames::{ata_rw, header, identify, pad};
-use lab::RawClient;
-use lab::{BladeSpec, Daemon, Lab, Segment};
+use lab::{metric, metric_sum, Appliance, Array, BladeSpec, Config, Volume};
 use std::time::{Duration, Instant};
 
 const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
@@ -22,12 +21,8 @@ const CMD_STATUS_AT: usize = 27;
 
 /// The `aoeraid_member_io_ops_total` value of `member` and `op` (0 if absent).
 fn member_ops(metrics: &str, member: &str, op: &str) -> u64 {
-    let key = format!("aoeraid_member_io_ops_total{{member=\"{member}\",op=\"{op}\"}}");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(key.as_str()))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    let series = format!("aoeraid_member_io_ops_total{{member=\"{member}\",op=\"{op}\"}}");
+    metric(metrics, &series).unwrap_or(0)
 }
 
 /// An ATA FLUSH CACHE EXT request (no data, LBA48 flag as Linux sets it).
@@ -48,34 +43,12 @@ fn client_flush_reaches_members_and_writes_do_not() {
         BladeSpec::new(0, 0, 64 * MIB),
         BladeSpec::new(1, 0, 64 * MIB),
     ];
-    let lab = Lab::with_blades("aflush", 9000, &blades).expect("lab");
-    let back = lab.add_initiator_port(&Segment::BACK).expect("back port");
-    let front = lab.add_front_port().expect("front port");
-    let client = lab.add_port(&Segment::FRONT, "cli").expect("client port");
-    lab.run("ip", &["link", "set", "lo", "up"]).expect("lo up");
-    let dir = lab.dir().to_path_buf();
-    let metrics_port = 20000 + ((std::process::id() + 7) % 20000) as u16;
-    let yaml = format!(
-        "appliance: {{name: lab, state_dir: {d}/state, control_socket: {d}/ctl.sock, \
-         metrics_listen: \"127.0.0.1:{metrics_port}\"}}\n\
-         backend: {{interfaces: [{back}], dead_after: 2s}}\n\
-         frontend: {{interfaces: [{front}]}}\n\
-         arrays:\n  - {{name: data, level: raid1, members: [e0.0, e1.0]}}\n\
-         volumes:\n  - {{name: vol, arrays: [data], export: {{shelf: {SHELF}, slot: {SLOT}}}}}\n",
-        d = dir.display(),
-    );
-    let cfg = lab.write_file("appliance.yaml", &yaml).expect("yaml");
-    let cfg = cfg.display().to_string();
-    let mut daemon = Daemon::create_and_run(&lab, AOERAID, &cfg);
-    let metrics = || {
-        let script = format!(
-            "exec 3<>/dev/tcp/127.0.0.1/{metrics_port}; \
-             printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
-        );
-        lab.run("bash", &["-c", &script]).unwrap_or_default()
-    };
-
-    let cli = RawClient::open(lab.ns(), &client, &lab.mac(&client).unwrap()).expect("raw client");
+    let config = Config::default()
+        .array(Array::raid1("data", &["e0.0", "e1.0"]))
+        .volume(Volume::new("vol", &["data"], SHELF, SLOT));
+    let mut app = Appliance::new(AOERAID, "aflush", 9000, &blades, config);
+    app.create_and_start();
+    let cli = app.raw_client();
     let t = Instant::now();
     let mut tag = 1;
     loop {
@@ -87,7 +60,7 @@ fn client_flush_reaches_members_and_writes_do_not() {
         {
             break;
         }
-        let log = daemon.log();
+        let log = app.daemon().log();
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "export never answered IDENTIFY:\n{log}"
@@ -107,7 +80,7 @@ fn client_flush_reaches_members_and_writes_do_not() {
             .expect("write answered");
         assert_eq!(r[CMD_STATUS_AT], STATUS_OK, "write {i} status");
     }
-    let m = metrics();
+    let m = app.metrics();
     for member in ["e0.0", "e1.0"] {
         assert!(
             member_ops(&m, member, "write") >= 8,
@@ -124,19 +97,15 @@ fn client_flush_reaches_members_and_writes_do_not() {
             .unwrap()
             .expect("flush answered");
         assert_eq!(r[CMD_STATUS_AT], STATUS_OK, "flush {n} status");
-        let m = metrics();
+        let m = app.metrics();
         for member in ["e0.0", "e1.0"] {
             assert!(member_ops(&m, member, "flush") >= n, "{member}:\n{m}");
             assert_eq!(
-                m.lines()
-                    .filter(|l| l.starts_with("aoeraid_member_io_errors_total"))
-                    .filter(|l| l.contains("op=\"flush\""))
-                    .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                    .sum::<u64>(),
+                metric_sum(&m, "aoeraid_member_io_errors_total", "op=\"flush\""),
                 0,
                 "flush errors:\n{m}"
             );
         }
     }
-    daemon.stop();
+    app.stop();
 }

@@ -7,8 +7,7 @@
 
 use aoeraid_lab as lab;
 
-use lab::{ClientSpec, Daemon, Lab, Outcome, Segment, Workload};
-use std::path::PathBuf;
+use lab::{Appliance, Array, ClientSpec, Config, Lab, Outcome, Volume, Workload};
 use std::time::{Duration, Instant};
 
 const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
@@ -34,88 +33,18 @@ info "ext4 intact after the online grow"
 exit 0
 "#;
 
-/// The lab around one daemon: RAID 1 blades behind, the daemon's front port
-/// on the front segment where the guest's tap also lives.
-struct Appliance {
-    lab: Lab,
-    cfg: String,
-    daemon: Option<Daemon>,
-}
-
-impl Appliance {
-    fn aoeraid(&self, args: &[&str]) -> (bool, String) {
-        self.lab.outcome(AOERAID, args)
-    }
-
-    fn status(&self) -> Option<serde_json::Value> {
-        let (ok, out) = self.aoeraid(&["status", "--json", "--config", &self.cfg]);
-        if !ok {
-            return None;
-        }
-        let v: serde_json::Value = serde_json::from_str(&out).ok()?;
-        Some(v.get("status").cloned().unwrap_or(v))
-    }
-
-    fn volume_sectors(&self) -> u64 {
-        self.status().expect("status")["volumes"][0]["sectors"]
-            .as_u64()
-            .expect("volume sectors")
-    }
-
-    /// `aoeraid grow`, retried while the daemon answers busy.
-    fn grow(&self, volume: &str, array: &str) -> Result<(), String> {
-        for _ in 0..40 {
-            let (ok, out) = self.aoeraid(&["grow", volume, "--add", array, "--config", &self.cfg]);
-            if ok {
-                return Ok(());
-            }
-            if !out.contains("busy") {
-                return Err(out);
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        Err("grow: busy for 10 s".into())
-    }
-}
-
+/// RAID 1 `data` exported as e7.0 at MTU 1500 (the guest's); `shelf2` is
+/// declared (so `create` writes its superblocks) but only joins the volume
+/// when the test grows it.
 fn appliance(test: &str, blade_bytes: u64) -> Appliance {
-    let lab = Lab::with_blades(test, 1500, &Lab::grid(&[0, 1], 0..2, blade_bytes)).expect("lab");
-    let back = lab.add_initiator_port(&Segment::BACK).expect("back port");
-    let front = lab.add_front_port().expect("front port");
-    lab.run("ip", &["link", "set", "lo", "up"]).expect("lo up");
-    let dir: PathBuf = lab.dir().to_path_buf();
-    let metrics_port = 20000 + (std::process::id() % 20000) as u16 + 1;
-    // `shelf2` is declared (so `create` writes its superblocks) but only joins
-    // the volume when the test grows it.
-    let yaml = format!(
-        "appliance: {{name: lab, state_dir: {d}/state, control_socket: {d}/ctl.sock, \
-         metrics_listen: \"127.0.0.1:{metrics_port}\"}}\n\
-         backend: {{interfaces: [{back}], dead_after: 2s}}\n\
-         frontend: {{interfaces: [{front}]}}\n\
-         arrays:\n\
-         \x20 - {{name: data, level: raid1, members: [e0.0, e1.0]}}\n\
-         \x20 - {{name: shelf2, level: raid1, members: [e0.1, e1.1]}}\n\
-         volumes:\n\
-         \x20 - {{name: gfs, arrays: [data], export: {{shelf: 7, slot: 0}}}}\n",
-        d = dir.display(),
-    );
-    let cfg = lab
-        .write_file("appliance.yaml", &yaml)
-        .expect("yaml")
-        .display()
-        .to_string();
-    let daemon = Some(Daemon::create_and_run(&lab, AOERAID, &cfg));
-    let d = Appliance { lab, cfg, daemon };
-    let t = Instant::now();
-    while d.status().is_none() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "daemon did not come up: {}",
-            d.daemon.as_ref().unwrap().log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    d
+    let config = Config::default()
+        .array(Array::raid1("data", &["e0.0", "e1.0"]))
+        .array(Array::raid1("shelf2", &["e0.1", "e1.1"]))
+        .volume(Volume::new("gfs", &["data"], 7, 0));
+    let blades = Lab::grid(&[0, 1], 0..2, blade_bytes);
+    let mut app = Appliance::new(AOERAID, test, 1500, &blades, config);
+    app.create_and_start();
+    app
 }
 
 #[test]
@@ -187,7 +116,7 @@ fn grow_online_real_linux_client_keeps_ext4() {
             .is_some_and(|n| n > 0),
         "no files verified after the grow"
     );
-    d.daemon.take().unwrap().stop();
+    d.stop();
     eprintln!(
         "{test}: {before} -> {after} sectors, revalidate {}s, guest {:.1}s, total {:.1}s",
         r.metric("revalidate", "wait_s").unwrap_or("?"),

@@ -6,8 +6,7 @@
 use aoeraid_lab as lab;
 
 use lab::frames::config_read;
-use lab::RawClient;
-use lab::{BladeSpec, Daemon, Lab, Segment};
+use lab::{Appliance, Array, BladeSpec, Config, Volume};
 use std::time::{Duration, Instant};
 
 const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
@@ -34,36 +33,16 @@ fn sighup_applies_allow_list_and_config_string_live() {
         BladeSpec::new(0, 0, 32 * MIB),
         BladeSpec::new(1, 0, 32 * MIB),
     ];
-    let lab = Lab::with_blades("areload", 9000, &blades).expect("lab");
-    let back = lab.add_initiator_port(&Segment::BACK).expect("back port");
-    let front = lab.add_front_port().expect("front port");
-    let client = lab.add_port(&Segment::FRONT, "cli").expect("client port");
-    let client_mac = lab.mac(&client).expect("client mac");
-    let dir = lab.dir().to_path_buf();
-    let yaml = |volume_extra: &str| {
-        format!(
-            "appliance: {{name: lab, state_dir: {d}/state, control_socket: {d}/ctl.sock}}\n\
-             backend: {{interfaces: [{back}], dead_after: 2s}}\n\
-             frontend: {{interfaces: [{front}]}}\n\
-             arrays:\n  - {{name: data, level: raid1, members: [e0.0, e1.0]}}\n\
-             volumes:\n  - {{name: vol, arrays: [data], export: {{shelf: {SHELF}, slot: {SLOT}}}\
-             {volume_extra}}}\n",
-            d = dir.display(),
-        )
-    };
-    let cfg = lab
-        .write_file(
-            "appliance.yaml",
-            &yaml(", allow: [], config_string: before"),
-        )
-        .expect("yaml");
-    let cfg = cfg.display().to_string();
-    let mut daemon = Daemon::create_and_run(&lab, AOERAID, &cfg);
-
-    let cli = RawClient::open(lab.ns(), &client, &client_mac).expect("raw client");
+    let config = Config::default()
+        .array(Array::raid1("data", &["e0.0", "e1.0"]))
+        .volume(Volume::new("vol", &["data"], SHELF, SLOT).config_string("before"));
+    let mut app = Appliance::new(AOERAID, "areload", 9000, &blades, config);
+    app.create_and_start();
+    let client_mac = app.lab.mac(&app.client).expect("client mac");
+    let cli = app.raw_client();
     let mut tag = 1;
     // Query Config until `done(reply)` holds, or fail after 30 s.
-    let mut wait_for = |daemon: &mut Daemon, what: &str, done: &dyn Fn(Option<Vec<u8>>) -> bool| {
+    let mut wait_for = |app: &mut Appliance, what: &str, done: &dyn Fn(Option<Vec<u8>>) -> bool| {
         let t = Instant::now();
         loop {
             tag += 1;
@@ -76,27 +55,24 @@ fn sighup_applies_allow_list_and_config_string_live() {
             assert!(
                 t.elapsed() < Duration::from_secs(30),
                 "{what}:\n{}",
-                daemon.proc().log()
+                app.daemon().log()
             );
         }
     };
-    wait_for(&mut daemon, "export never answered with \"before\"", &|r| {
+    wait_for(&mut app, "export never answered with \"before\"", &|r| {
         r.is_some_and(|r| config_string(&r) == b"before")
     });
 
     // A mask list without the client: its queries go unanswered.
-    lab.write_file(
-        "appliance.yaml",
-        &yaml(&format!(
-            ", allow: [\"{STRANGER}\"], config_string: reloaded"
-        )),
-    )
-    .expect("yaml");
-    daemon.proc().signal(libc::SIGHUP).expect("SIGHUP");
-    wait_for(&mut daemon, "mask list not enforced after SIGHUP", &|r| {
+    app.reload(|c| {
+        let v = c.volume_mut("vol");
+        v.allow = vec![STRANGER.into()];
+        v.config_string = Some("reloaded".into());
+    });
+    wait_for(&mut app, "mask list not enforced after SIGHUP", &|r| {
         r.is_none()
     });
-    let state: String = std::fs::read_dir(dir.join("state"))
+    let state: String = std::fs::read_dir(app.lab.dir().join("state"))
         .expect("state dir")
         .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
         .collect();
@@ -108,21 +84,14 @@ fn sighup_applies_allow_list_and_config_string_live() {
     assert!(state.contains(STRANGER), "state file:\n{state}");
 
     // The client added to the list: answered again, with the new string.
-    lab.write_file(
-        "appliance.yaml",
-        &yaml(&format!(
-            ", allow: [\"{STRANGER}\", \"{client_mac}\"], config_string: reloaded"
-        )),
-    )
-    .expect("yaml");
-    daemon.proc().signal(libc::SIGHUP).expect("SIGHUP");
+    app.reload(|c| c.volume_mut("vol").allow.push(client_mac.clone()));
     wait_for(
-        &mut daemon,
+        &mut app,
         "client not answered after joining the mask list",
         &|r| r.is_some_and(|r| config_string(&r) == b"reloaded"),
     );
 
-    let log = daemon.stop();
+    let log = app.stop();
     assert!(
         log.contains("reload: volume vol: config string \"reloaded\""),
         "{log}"

@@ -323,3 +323,42 @@ fn syntax_error_and_missing_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read file"));
 }
+
+/// The lab's typed config (aoeraid-lab's `Config`, which every appliance lab
+/// test writes) serializes to a file the daemon accepts without a warning,
+/// with every field the builder can set.
+#[test]
+fn lab_config_is_accepted() {
+    use aoeraid_lab::{Array, Config, Level, Volume};
+    let mirrors = ["e0.0", "e1.0", "e0.1", "e1.1"];
+    let mut c = Config::default()
+        .spare_group("shelfspares", &["e0.4", "e1.4"])
+        .array(
+            Array::new("data", Level::Raid10, &mirrors)
+                .chunk("128KiB")
+                .spare_group("shelfspares")
+                .bitmap_region("1MiB"),
+        )
+        .array(
+            Array::new("parity", Level::Raid5, &["e2.0", "e2.1", "e2.2"])
+                .chunk("64KiB")
+                .same_shelf_mirrors(),
+        )
+        .array(Array::raid1("shelf2", &["e3.0", "e4.0"]))
+        .volume(
+            Volume::new("gfs", &["data", "shelf2"], 7, 0)
+                .allow(&["02:00:00:00:00:99"])
+                .config_string("lab volume"),
+        )
+        .volume(Volume::new("scratch", &["parity"], 7, 1));
+    c.appliance.name = "rb1".into();
+    c.appliance.metrics_listen = Some("127.0.0.1:9720".into());
+    c.appliance.event_program = Some("/bin/true".into());
+    c.backend.interfaces = vec!["eth1".into()];
+    c.backend.dead_after = Some("2s".into());
+    c.frontend.interfaces = vec!["eth2".into()];
+    let yaml = c.to_yaml();
+    let o = check(&yaml, &[]);
+    assert!(o.ok, "rejected:\n{yaml}\n{}{}", o.stdout, o.stderr);
+    assert!(!o.stderr.contains("warning"), "{yaml}\n{}", o.stderr);
+}

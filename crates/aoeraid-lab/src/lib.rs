@@ -10,9 +10,11 @@
 //! panics — kills every process it started (by PID), deletes the namespace
 //! (and with it every veth, bridge and tap) and removes its temp dir.
 
+mod appliance;
 mod blade;
 mod capture;
 mod client;
+mod config;
 mod daemon;
 pub mod frames;
 mod impair;
@@ -22,9 +24,13 @@ mod raw;
 mod relay;
 mod sh;
 
+pub use appliance::{metric, metric_sum, Appliance};
 pub use blade::{Blade, BladeSpec};
 pub use capture::{Capture, CaptureFile, CaptureSummary};
 pub use client::{ClientResult, ClientSpec, Outcome, Workload};
+pub use config::{
+    ApplianceSection, Array, Backend, Bitmap, Config, Export, Frontend, Level, Volume,
+};
 pub use daemon::{serve_counter, Daemon};
 pub use impair::{Direction, Impairment, Netem, Tbf};
 pub use proc::Proc;
