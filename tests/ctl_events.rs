@@ -156,19 +156,29 @@ fn hung_program_is_killed_with_its_children() {
     for pid in all {
         // The shell was reaped by us; the sleep, orphaned by the kill, is
         // reaped by init. Either way it must not be running: a zombie
-        // that init has not collected yet is dead too.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .next()
-            .unwrap_or("X");
-        assert!(
-            stat.is_empty() || state == "Z" || state == "X",
-            "pid {pid} still {state}"
-        );
+        // that init has not collected yet is dead too. A process killed while
+        // asleep is runnable (R) until the scheduler lets it die, which on a
+        // loaded machine takes a moment: wait for that, but not for long.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("X")
+                .to_string();
+            if stat.is_empty() || state == "Z" || state == "X" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pid {pid} still {state} 5 s after the kill"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
