@@ -249,8 +249,7 @@ impl Appliance {
 
     /// A raw AoE socket on the client port.
     pub fn raw_client(&self) -> RawClient {
-        let mac = self.lab.mac(&self.client).expect("client mac");
-        RawClient::open(self.lab.ns(), &self.client, &mac).expect("raw client")
+        self.lab.raw_client(&self.client).expect("raw client")
     }
 
     /// `aoeraid grow VOLUME --add ARRAY`, retried while the daemon answers
