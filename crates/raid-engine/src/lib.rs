@@ -30,7 +30,10 @@ pub use assembly::{
 };
 pub use concat::Concat;
 pub use config::{ArrayConfig, CreateError, MemberSpec};
-pub use engine::{ControlError, Counters, Engine, MemberStatus, Status, SyncProgress, Tunables};
+pub use engine::{
+    ControlError, Counters, Engine, MemberStatus, Status, SyncBytes, SyncKind, SyncProgress,
+    Tunables,
+};
 pub use layout::{Geometry, Level};
 pub use spare_group::{balance_spares, SpareMove};
 pub use types::*;

@@ -436,10 +436,15 @@ fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
         r.events
     );
     assert!(r.events.contains(&Event::RebuildFinished { member: 1 }));
-    let synced = r.e.counters().sync_bytes;
+    let synced = r.e.counters().sync_bytes.rebuild;
     assert!(
         synced > 0 && synced <= 256 * 512,
         "only one bitmap region copied: {synced} bytes"
+    );
+    assert_eq!(
+        r.e.counters().sync_bytes.total(),
+        synced,
+        "all of it by the rebuild"
     );
     r.dead[0] = true;
     assert_eq!(r.read(0, 8).unwrap(), vec![5; 8 * 512]);

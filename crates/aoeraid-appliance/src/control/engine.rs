@@ -19,45 +19,12 @@ pub struct ArrayContext<'a> {
     pub spares_available: u32,
 }
 
-/// Splits the engine's single `sync_bytes` counter into rebuild, resync and
-/// scrub totals by attributing each increase to the sync that was running.
-/// Keep one per array across snapshots.
-#[derive(Debug, Default, Clone)]
-pub struct SyncLedger {
-    last_total: u64,
-    last_action: Option<SyncAction>,
-    rebuilt: u64,
-    resynced: u64,
-    scrubbed: u64,
-}
-
-impl SyncLedger {
-    fn account(&mut self, total: u64, running: Option<SyncAction>) {
-        // A smaller total means the engine restarted (re-assembly): start over.
-        let delta = total.checked_sub(self.last_total).unwrap_or(total);
-        self.last_total = total;
-        // A sync that finished between two snapshots is still the one that
-        // moved those bytes.
-        let action = running.or(self.last_action);
-        match action {
-            Some(SyncAction::Rebuild) => self.rebuilt += delta,
-            Some(SyncAction::Resync) => self.resynced += delta,
-            Some(SyncAction::Check) | Some(SyncAction::Repair) => self.scrubbed += delta,
-            Some(SyncAction::Idle) | None => self.resynced += delta,
-        }
-        if running.is_some() {
-            self.last_action = running;
-        }
-    }
-}
-
-fn action(kind: &str) -> SyncAction {
+fn action(kind: raid_engine::SyncKind) -> SyncAction {
     match kind {
-        "rebuild" => SyncAction::Rebuild,
-        "resync" => SyncAction::Resync,
-        "check" => SyncAction::Check,
-        "repair" => SyncAction::Repair,
-        _ => SyncAction::Resync,
+        raid_engine::SyncKind::Rebuild => SyncAction::Rebuild,
+        raid_engine::SyncKind::Resync => SyncAction::Resync,
+        raid_engine::SyncKind::Check => SyncAction::Check,
+        raid_engine::SyncKind::Repair => SyncAction::Repair,
     }
 }
 
@@ -71,13 +38,8 @@ pub fn level_name(l: raid_engine::Level) -> &'static str {
 }
 
 /// Builds the schema's view of one array.
-pub fn array_status(
-    s: &EngineStatus,
-    ctx: &ArrayContext<'_>,
-    ledger: &mut SyncLedger,
-) -> ArrayStatus {
-    let running = s.sync.as_ref().map(|p| action(p.kind));
-    ledger.account(s.counters.sync_bytes, running);
+pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
+    let synced = s.counters.sync_bytes;
     let members = s
         .members
         .iter()
@@ -136,9 +98,9 @@ pub fn array_status(
         spare_group: ctx.spare_group.clone(),
         spares_available: ctx.spares_available,
         counters: ArrayCounters {
-            rebuilt_bytes: ledger.rebuilt,
-            resynced_bytes: ledger.resynced,
-            scrubbed_bytes: ledger.scrubbed,
+            rebuilt_bytes: synced.rebuild,
+            resynced_bytes: synced.resync,
+            scrubbed_bytes: synced.check + synced.repair,
             mismatch_bytes: s.counters.mismatch_sectors * SECTOR,
             corrected_errors: s.counters.corrected_read_errors,
             checksum_repairs: s.counters.checksum_repairs,
@@ -181,18 +143,6 @@ pub fn blade_statuses(pool: &aoe_initiator::Pool) -> Vec<BladeStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ledger_attributes_bytes_to_the_running_sync() {
-        let mut l = SyncLedger::default();
-        l.account(100, Some(SyncAction::Rebuild));
-        l.account(300, None); // rebuild finished between snapshots
-        l.account(350, Some(SyncAction::Resync));
-        l.account(400, Some(SyncAction::Check));
-        assert_eq!((l.rebuilt, l.resynced, l.scrubbed), (300, 50, 50));
-        l.account(10, Some(SyncAction::Resync)); // engine restarted
-        assert_eq!(l.resynced, 60);
-    }
 
     fn announcement(shelf: u16, slot: u8, src: aoe_wire::Mac) -> Vec<u8> {
         let h = aoe_wire::Header {

@@ -8,7 +8,7 @@ use super::create::random_uuid;
 use super::front::Front;
 use super::members::{release_stray, Devices, Location, MemberResult};
 use crate::config::MemberAddr;
-use crate::control::engine::{array_status, blade_statuses, ArrayContext, SyncLedger};
+use crate::control::engine::{array_status, blade_statuses, ArrayContext};
 use crate::control::status::{SpareGroupStatus, Status, VolumeStatus};
 use crate::events::{self, Event, EventKind, EventSink};
 use crate::metrics::{IoHandles, IoOp, Metrics};
@@ -49,7 +49,6 @@ pub struct ArrayRt {
     /// Engine member index i is `members[i]`.
     pub members: Vec<(MemberAddr, Location)>,
     pub spare_group: Option<String>,
-    pub ledger: SyncLedger,
 }
 
 /// A volume: arrays concatenated, maybe exported.
@@ -580,7 +579,7 @@ impl DataPath {
                     spare_group: arr.spare_group.clone(),
                     spares_available: avail,
                 };
-                s.arrays.push(array_status(&es, &ctx, &mut arr.ledger));
+                s.arrays.push(array_status(&es, &ctx));
             }
             if vol.standalone {
                 continue;

@@ -8,7 +8,6 @@ use super::datapath::{ArrayRt, Cmd, DataPath, Reply, VolumeRt};
 use super::front::{ExportDef, Front};
 use super::members::{Devices, Location};
 use crate::config::{self, Config, MemberAddr, Rate};
-use crate::control::engine::SyncLedger;
 use crate::control::sdnotify::{watchdog_interval, Notifier};
 use crate::control::status::Status;
 use crate::control::{ControlHandler, ControlServer};
@@ -271,7 +270,6 @@ pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
                 name,
                 members,
                 spare_group: group,
-                ledger: SyncLedger::default(),
             });
         }
         vols.push(VolumeRt {
@@ -295,7 +293,6 @@ pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
                 name,
                 members,
                 spare_group: group,
-                ledger: SyncLedger::default(),
             }],
             export: None,
             read_only: false,

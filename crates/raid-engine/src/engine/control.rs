@@ -1,6 +1,6 @@
 //! Operator and appliance control: fail/remove/re-add members, spares, rates, scrub.
 
-use super::job::SyncKind;
+use super::job::SyncOp;
 use super::{Engine, Inflight, Member, Recovery};
 use crate::config::MemberSpec;
 use crate::layout::Level;
@@ -93,9 +93,9 @@ impl Engine {
         self.to_cancel.push(m);
         if let Some(run) = &mut self.sync {
             let stop = match run.kind {
-                SyncKind::Recover { member, .. } => member == m,
-                SyncKind::Check | SyncKind::Repair => true,
-                SyncKind::Resync => false,
+                SyncOp::Recover { member, .. } => member == m,
+                SyncOp::Check | SyncOp::Repair => true,
+                SyncOp::Resync => false,
             };
             if stop {
                 run.aborted = true;
@@ -186,7 +186,7 @@ impl Engine {
         self.out_events
             .push_back(Event::SpareActive { member: spare });
         self.metaw.touch(MetaKey::Superblock);
-        self.pending_sync.push_back(SyncKind::Recover {
+        self.pending_sync.push_back(SyncOp::Recover {
             member: spare,
             bitmap_only: false,
         });
@@ -347,7 +347,7 @@ impl Engine {
                 member: m,
                 bitmap_only,
             });
-            self.pending_sync.push_back(SyncKind::Recover {
+            self.pending_sync.push_back(SyncOp::Recover {
                 member: m,
                 bitmap_only,
             });
@@ -379,9 +379,9 @@ impl Engine {
             return Err(ControlError::Busy);
         }
         self.pending_sync.push_back(if repair {
-            SyncKind::Repair
+            SyncOp::Repair
         } else {
-            SyncKind::Check
+            SyncOp::Check
         });
         self.pump();
         Ok(())

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::job::{SyncKind, Work};
+use super::job::{SyncOp, Work};
 use super::{Engine, Inflight, Issued, JobId};
 use crate::fastmap::FastMap;
 use crate::meta::MetaKey;
@@ -244,8 +244,8 @@ impl Engine {
             run.start_unit
         );
         match run.kind {
-            SyncKind::Resync => ensure!(self.resync_needed, "resync running, none needed"),
-            SyncKind::Recover { member, .. } if !run.aborted => {
+            SyncOp::Resync => ensure!(self.resync_needed, "resync running, none needed"),
+            SyncOp::Recover { member, .. } if !run.aborted => {
                 let m = &self.members[member];
                 ensure!(
                     m.state == MemberState::Rebuilding,
@@ -259,7 +259,7 @@ impl Engine {
                     run.checkpoint()
                 );
             }
-            SyncKind::Check | SyncKind::Repair if !run.aborted => {
+            SyncOp::Check | SyncOp::Repair if !run.aborted => {
                 ensure!(!self.is_degraded(), "scrub running on a degraded array")
             }
             _ => {}

@@ -1,5 +1,6 @@
 //! Per-unit jobs: the state each in-flight operation keeps between member completions.
 
+use super::status::SyncKind;
 use crate::meta::MetaKey;
 use crate::stripe_cache::StripeBuffer;
 use crate::types::{MemberIndex, MemberOp, RequestId};
@@ -187,8 +188,9 @@ pub(crate) struct StripeWrite {
     pub error: bool,
 }
 
+/// What one sync run does (its public face is `SyncKind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SyncKind {
+pub(crate) enum SyncOp {
     /// After an unclean shutdown or creation: make copies / parity agree.
     Resync,
     /// Rebuild one member (full, or only the bitmap's dirty regions).
@@ -200,6 +202,17 @@ pub(crate) enum SyncKind {
     Repair,
 }
 
+impl SyncOp {
+    pub(crate) fn kind(self) -> SyncKind {
+        match self {
+            SyncOp::Resync => SyncKind::Resync,
+            SyncOp::Recover { .. } => SyncKind::Rebuild,
+            SyncOp::Check => SyncKind::Check,
+            SyncOp::Repair => SyncKind::Repair,
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SyncPhase {
     Read,
@@ -209,7 +222,7 @@ pub(crate) enum SyncPhase {
 
 #[derive(Debug)]
 pub(crate) struct SyncUnit {
-    pub kind: SyncKind,
+    pub kind: SyncOp,
     pub phase: SyncPhase,
     pub abort: bool,
     pub mismatches: u64,

@@ -6,7 +6,7 @@ use crate::assembly::{AssemblyPlan, PlannedState};
 use crate::bitmap::Bitmap;
 use crate::config::{validate, ArrayConfig, CreateError, MetaLayout, CSUM_BLOCK_SECTORS};
 use crate::engine::io::CSUMS_PER_SECTOR;
-use crate::engine::job::{Job, SyncKind};
+use crate::engine::job::{Job, SyncOp};
 use crate::layout::Geometry;
 use crate::meta::MetaKey;
 use crate::superblock::{
@@ -60,7 +60,7 @@ impl Engine {
             e.bitmap.set_all();
             e.resync_needed = true;
             e.clean_on_disk = false;
-            e.pending_sync.push_back(SyncKind::Resync);
+            e.pending_sync.push_back(SyncOp::Resync);
         }
         for m in 0..e.members.len() {
             e.format_member(m);
@@ -199,11 +199,11 @@ impl Engine {
         e.csums = e.members.iter().map(|_| e.new_csum_table()).collect();
         if !sb.clean {
             e.resync_needed = true;
-            e.pending_sync.push_back(SyncKind::Resync);
+            e.pending_sync.push_back(SyncOp::Resync);
         }
         for (i, m) in e.members.iter().enumerate() {
             if let (MemberState::Rebuilding, Some(r)) = (m.state, &m.recovery) {
-                e.pending_sync.push_back(SyncKind::Recover {
+                e.pending_sync.push_back(SyncOp::Recover {
                     member: i,
                     bitmap_only: r.bitmap_only,
                 });
@@ -433,7 +433,7 @@ impl Engine {
             && self
                 .sync
                 .as_ref()
-                .is_none_or(|s| matches!(s.kind, SyncKind::Check | SyncKind::Repair));
+                .is_none_or(|s| matches!(s.kind, SyncOp::Check | SyncOp::Repair));
         if all_in_sync {
             let sectors = self.bitmap.lazy_clear(self.now, self.tun.bitmap_clear_ns);
             if !sectors.is_empty() {

@@ -28,9 +28,9 @@ use crate::layout::{Geometry, Level};
 use crate::meta::{MetaKey, MetaWriter};
 use crate::pacing::Pacer;
 use crate::types::*;
-use job::{Job, Piece, SyncKind, Work};
+use job::{Job, Piece, SyncOp, Work};
 
-pub use status::{Counters, MemberStatus, Status, SyncProgress};
+pub use status::{Counters, MemberStatus, Status, SyncBytes, SyncKind, SyncProgress};
 
 pub(crate) type JobId = u64;
 
@@ -113,7 +113,7 @@ pub(crate) struct Req {
 
 #[derive(Debug)]
 pub(crate) struct SyncRun {
-    pub kind: SyncKind,
+    pub kind: SyncOp,
     pub next: u64,
     pub inflight: BTreeSet<u64>,
     pub done_units: u64,
@@ -153,7 +153,7 @@ pub struct Engine {
     pub(crate) last_foreground_ns: u64,
     pub(crate) failed: bool,
     pub(crate) sync: Option<SyncRun>,
-    pub(crate) pending_sync: VecDeque<SyncKind>,
+    pub(crate) pending_sync: VecDeque<SyncOp>,
     pub(crate) resync_needed: bool,
     pub(crate) rebuild_retry_at: Option<u64>,
     pub(crate) init_pending: usize,
@@ -967,7 +967,7 @@ impl Engine {
     }
 
     fn recovering_unit(&self, m: MemberIndex, u: u64) -> bool {
-        matches!(&self.sync, Some(s) if matches!(s.kind, SyncKind::Recover { member, .. } if member == m) && s.inflight.contains(&u))
+        matches!(&self.sync, Some(s) if matches!(s.kind, SyncOp::Recover { member, .. } if member == m) && s.inflight.contains(&u))
     }
 
     /// The member in `slot`. Every slot always has one (a placeholder in state Missing
@@ -1005,7 +1005,7 @@ impl Engine {
             return false;
         }
         match &self.sync {
-            Some(s) if s.kind == SyncKind::Resync => u >= s.checkpoint(),
+            Some(s) if s.kind == SyncOp::Resync => u >= s.checkpoint(),
             _ => true,
         }
     }

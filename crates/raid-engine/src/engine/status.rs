@@ -1,6 +1,6 @@
 //! Snapshot of the array for the control plane and /metrics.
 
-use super::job::SyncKind;
+use super::job::SyncOp;
 use super::Engine;
 use crate::layout::Level;
 use crate::meta::MetaKey;
@@ -17,8 +17,8 @@ pub struct Counters {
     pub corrected_read_errors: u64,
     pub checksum_errors: u64,
     pub checksum_repairs: u64,
-    /// Bytes written by resync, rebuild and repair.
-    pub sync_bytes: u64,
+    /// Bytes written by background syncs (resync, rebuild, and scrub heals/repairs).
+    pub sync_bytes: SyncBytes,
     pub member_failures: u64,
     pub full_stripe_writes: u64,
     pub rmw_writes: u64,
@@ -26,6 +26,70 @@ pub struct Counters {
     /// Member sectors read to serve RAID 5 writes (≈ 0 when writes gather).
     pub stripe_read_sectors: u64,
     pub stripe_writes_gathered: u64,
+}
+
+/// What a background sync does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SyncKind {
+    /// Make copies / parity agree after an unclean shutdown or creation.
+    Resync,
+    /// Bring one member up to date (whole, or only the bitmap's dirty regions).
+    Rebuild,
+    /// Scrub that counts mismatches (md's `check`).
+    Check,
+    /// Scrub that rewrites mismatches (md's `repair`).
+    Repair,
+}
+
+impl SyncKind {
+    /// md's name for it, as `/proc/mdstat` and `sync_action` show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncKind::Resync => "resync",
+            SyncKind::Rebuild => "rebuild",
+            SyncKind::Check => "check",
+            SyncKind::Repair => "repair",
+        }
+    }
+}
+
+impl std::fmt::Display for SyncKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Bytes written to members by background syncs, by kind; cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncBytes {
+    pub resync: u64,
+    pub rebuild: u64,
+    pub check: u64,
+    pub repair: u64,
+}
+
+impl SyncBytes {
+    pub fn of(&self, kind: SyncKind) -> u64 {
+        match kind {
+            SyncKind::Resync => self.resync,
+            SyncKind::Rebuild => self.rebuild,
+            SyncKind::Check => self.check,
+            SyncKind::Repair => self.repair,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.resync + self.rebuild + self.check + self.repair
+    }
+
+    pub(crate) fn add(&mut self, kind: SyncKind, bytes: u64) {
+        *match kind {
+            SyncKind::Resync => &mut self.resync,
+            SyncKind::Rebuild => &mut self.rebuild,
+            SyncKind::Check => &mut self.check,
+            SyncKind::Repair => &mut self.repair,
+        } += bytes;
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,8 +103,8 @@ pub struct MemberStatus {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyncProgress {
-    /// "resync", "rebuild", "check" or "repair".
-    pub kind: &'static str,
+    pub kind: SyncKind,
+    /// The member a rebuild writes.
     pub member: Option<MemberIndex>,
     pub done_sectors: u64,
     pub total_sectors: u64,
@@ -79,7 +143,7 @@ impl Engine {
         } else if self
             .sync
             .as_ref()
-            .is_some_and(|s| matches!(s.kind, SyncKind::Recover { .. }))
+            .is_some_and(|s| matches!(s.kind, SyncOp::Recover { .. }))
         {
             ArrayState::Rebuilding
         } else if self.resync_needed {
@@ -106,14 +170,9 @@ impl Engine {
             let eta = (moved > 0 && elapsed > 0)
                 .then(|| ((total - ck) as u128 * elapsed as u128 / moved as u128) as u64);
             SyncProgress {
-                kind: match s.kind {
-                    SyncKind::Resync => "resync",
-                    SyncKind::Recover { .. } => "rebuild",
-                    SyncKind::Check => "check",
-                    SyncKind::Repair => "repair",
-                },
+                kind: s.kind.kind(),
                 member: match s.kind {
-                    SyncKind::Recover { member, .. } => Some(member),
+                    SyncOp::Recover { member, .. } => Some(member),
                     _ => None,
                 },
                 done_sectors: ck * unit,

@@ -3,6 +3,7 @@
 //! unit queues as foreground I/O, paced by `Pacer`.
 
 use super::job::*;
+use super::status::SyncKind;
 use super::{Engine, JobId, SyncRun};
 use crate::layout::Level;
 use crate::meta::MetaKey;
@@ -10,25 +11,25 @@ use crate::types::*;
 use crate::xor::xor_into;
 
 impl Engine {
-    fn sync_wanted(&self, kind: SyncKind) -> bool {
+    fn sync_wanted(&self, kind: SyncOp) -> bool {
         match kind {
-            SyncKind::Resync => self.resync_needed,
-            SyncKind::Recover { member, .. } => self
+            SyncOp::Resync => self.resync_needed,
+            SyncOp::Recover { member, .. } => self
                 .members
                 .get(member)
                 .is_some_and(|m| m.state == MemberState::Rebuilding && m.recovery.is_some()),
-            SyncKind::Check | SyncKind::Repair => !self.is_degraded(),
+            SyncOp::Check | SyncOp::Repair => !self.is_degraded(),
         }
     }
 
-    fn start_sync(&mut self, kind: SyncKind) {
+    fn start_sync(&mut self, kind: SyncOp) {
         debug_assert!(
             self.sync.is_none(),
             "sync {kind:?} started over a running one"
         );
         debug_assert!(self.sync_wanted(kind), "sync {kind:?} started without need");
         let next = match kind {
-            SyncKind::Recover { member, .. } => self.members[member]
+            SyncOp::Recover { member, .. } => self.members[member]
                 .recovery
                 .as_ref()
                 .map_or(0, |r| r.checkpoint),
@@ -49,28 +50,28 @@ impl Engine {
             start_unit: next,
         });
         self.out_events.push_back(match kind {
-            SyncKind::Resync => Event::ResyncStarted,
-            SyncKind::Recover {
+            SyncOp::Resync => Event::ResyncStarted,
+            SyncOp::Recover {
                 member,
                 bitmap_only,
             } => Event::RebuildStarted {
                 member,
                 bitmap_only,
             },
-            SyncKind::Check => Event::ScrubStarted { repair: false },
-            SyncKind::Repair => Event::ScrubStarted { repair: true },
+            SyncOp::Check => Event::ScrubStarted { repair: false },
+            SyncOp::Repair => Event::ScrubStarted { repair: true },
         });
     }
 
     /// Does unit `u` need work in this run?
-    fn sync_needs(&self, kind: SyncKind, u: u64) -> bool {
+    fn sync_needs(&self, kind: SyncOp, u: u64) -> bool {
         match kind {
-            SyncKind::Resync => self.bitmap.unit_dirty(u),
-            SyncKind::Recover {
+            SyncOp::Resync => self.bitmap.unit_dirty(u),
+            SyncOp::Recover {
                 member,
                 bitmap_only,
             } => (!bitmap_only || self.bitmap.unit_dirty(u)) && self.row_of(u, member).is_some(),
-            SyncKind::Check | SyncKind::Repair => true,
+            SyncOp::Check | SyncOp::Repair => true,
         }
     }
 
@@ -111,8 +112,8 @@ impl Engine {
             while next < units && !self.sync_needs(kind, next) {
                 let region_skip = matches!(
                     kind,
-                    SyncKind::Resync
-                        | SyncKind::Recover {
+                    SyncOp::Resync
+                        | SyncOp::Recover {
                             bitmap_only: true,
                             ..
                         }
@@ -167,11 +168,11 @@ impl Engine {
             run.next
         );
         match run.kind {
-            SyncKind::Resync => {
+            SyncOp::Resync => {
                 self.resync_needed = false;
                 self.out_events.push_back(Event::ResyncFinished);
             }
-            SyncKind::Recover { member, .. } if run.aborted => {
+            SyncOp::Recover { member, .. } if run.aborted => {
                 self.out_events.push_back(Event::RebuildAborted { member });
                 if self.members[member].state == MemberState::Rebuilding {
                     // A source range was unreadable: keep the checkpoint, retry later.
@@ -183,7 +184,7 @@ impl Engine {
                     self.rebuild_retry_at = Some(self.now + self.tun.rebuild_retry_ns);
                 }
             }
-            SyncKind::Recover { member, .. } => {
+            SyncOp::Recover { member, .. } => {
                 debug_assert_eq!(
                     self.members[member].recovery.as_ref().map(|r| r.checkpoint),
                     Some(units),
@@ -195,8 +196,8 @@ impl Engine {
                 self.metaw.touch(MetaKey::Superblock);
                 self.update_degraded();
             }
-            SyncKind::Check | SyncKind::Repair => {
-                let repair = run.kind == SyncKind::Repair;
+            SyncOp::Check | SyncOp::Repair => {
+                let repair = run.kind == SyncOp::Repair;
                 self.counters.last_scrub_mismatch_sectors = run.mismatches;
                 self.out_events.push_back(Event::ScrubFinished {
                     repair,
@@ -238,7 +239,7 @@ impl Engine {
         if persist {
             run.persisted_pct = pct as u64;
         }
-        if let SyncKind::Recover { member, .. } = kind {
+        if let SyncOp::Recover { member, .. } = kind {
             if !abort {
                 if let Some(r) = self.members[member].recovery.as_mut() {
                     r.checkpoint = ckpt;
@@ -272,7 +273,7 @@ impl Engine {
             SyncPhase::Read => {
                 su.phase = SyncPhase::Write;
                 let target = match su.kind {
-                    SyncKind::Recover { member, .. } => Some(member),
+                    SyncOp::Recover { member, .. } => Some(member),
                     _ => None,
                 };
                 if target.is_some_and(|t| !copies.iter().any(|c| c.0 == t)) {
@@ -294,9 +295,9 @@ impl Engine {
                 let (good, reseal) = match good {
                     Some(g) => (g, false),
                     None => match job.slots.iter().find(|s| s.fail() == Some(Fail::Checksum)) {
-                        Some(s) if su.kind == SyncKind::Resync => (s.data.clone(), true),
+                        Some(s) if su.kind == SyncOp::Resync => (s.data.clone(), true),
                         _ => {
-                            if matches!(su.kind, SyncKind::Recover { .. }) {
+                            if matches!(su.kind, SyncOp::Recover { .. }) {
                                 su.abort = true;
                             }
                             return false;
@@ -306,7 +307,7 @@ impl Engine {
                 let mut writes: Vec<(MemberIndex, u64, Option<Fail>)> = Vec::new();
                 let mut mismatches = 0u64;
                 match su.kind {
-                    SyncKind::Recover { member, .. } => {
+                    SyncOp::Recover { member, .. } => {
                         if let Some(&(m, row)) = copies.iter().find(|c| c.0 == member) {
                             writes.push((m, row, None));
                         }
@@ -328,7 +329,7 @@ impl Engine {
                                             .count()
                                             as u64;
                                     }
-                                    let write = reseal || differs && su.kind != SyncKind::Check;
+                                    let write = reseal || differs && su.kind != SyncOp::Check;
                                     if write {
                                         writes.push((s.member, row, None));
                                     }
@@ -337,7 +338,7 @@ impl Engine {
                         }
                     }
                 }
-                if su.kind != SyncKind::Resync {
+                if su.kind != SyncOp::Resync {
                     su.mismatches = mismatches;
                 }
                 job.slots = writes
@@ -357,21 +358,24 @@ impl Engine {
                 false
             }
             SyncPhase::Done => {
-                self.sync_writes_done(job);
+                let kind = su.kind.kind();
+                self.sync_writes_done(kind, job);
                 true
             }
         }
     }
 
     /// Account sync writes: failures fail the member, heals are reported.
-    fn sync_writes_done(&mut self, job: &mut Job) {
+    fn sync_writes_done(&mut self, kind: SyncKind, job: &mut Job) {
         let mut healed = Vec::new();
         for s in &job.slots {
             if s.op != MemberOp::Write {
                 continue;
             }
             if s.ok() {
-                self.counters.sync_bytes += s.sectors as u64 * SECTOR as u64;
+                self.counters
+                    .sync_bytes
+                    .add(kind, s.sectors as u64 * SECTOR as u64);
                 match s.tag {
                     1 => healed.push((s.member, s.off, s.sectors, Fail::Io)),
                     2 => healed.push((s.member, s.off, s.sectors, Fail::Checksum)),
@@ -396,7 +400,7 @@ impl Engine {
             SyncPhase::Read => {
                 su.phase = SyncPhase::Write;
                 let target = match su.kind {
-                    SyncKind::Recover { member, .. } => Some(member),
+                    SyncOp::Recover { member, .. } => Some(member),
                     _ => None,
                 };
                 let sources: Vec<MemberIndex> = (0..n)
@@ -428,7 +432,7 @@ impl Engine {
                     .collect();
                 let mut writes: Vec<(MemberIndex, Vec<u8>, usize)> = Vec::new();
                 match su.kind {
-                    SyncKind::Recover { member, .. } => {
+                    SyncOp::Recover { member, .. } => {
                         if !failed.is_empty() {
                             su.abort = true;
                             return false;
@@ -439,7 +443,7 @@ impl Engine {
                         }
                         writes.push((member, out, 0));
                     }
-                    SyncKind::Resync => {
+                    SyncOp::Resync => {
                         // Torn blocks (checksum behind data) are taken as they lie and
                         // re-sealed; a data member that cannot be read at all leaves the
                         // stripe's parity unknown: fail it (md does the same).
@@ -464,7 +468,7 @@ impl Engine {
                             writes.push((p, par, 0));
                         }
                     }
-                    SyncKind::Check | SyncKind::Repair => {
+                    SyncOp::Check | SyncOp::Repair => {
                         if failed.len() == 1 && failed[0].1 != Fail::Gone {
                             let (bad, f) = failed[0];
                             let mut out = vec![0u8; bytes];
@@ -488,7 +492,7 @@ impl Engine {
                                 .filter(|(a, b)| a != b)
                                 .count() as u64;
                             su.mismatches = mism;
-                            if mism > 0 && su.kind == SyncKind::Repair {
+                            if mism > 0 && su.kind == SyncOp::Repair {
                                 writes.push((p, par, 0));
                             }
                         }
@@ -503,7 +507,8 @@ impl Engine {
                 false
             }
             SyncPhase::Done => {
-                self.sync_writes_done(job);
+                let kind = su.kind.kind();
+                self.sync_writes_done(kind, job);
                 true
             }
         }
