@@ -20,6 +20,8 @@ const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
 #[derive(Default)]
 struct Recorder {
     calls: Mutex<Vec<String>>,
+    /// What `status` answers instead of the rebuilding fixture.
+    status: Mutex<Option<Status>>,
 }
 
 impl Recorder {
@@ -38,7 +40,12 @@ impl Recorder {
 
 impl ControlHandler for Recorder {
     fn status(&self) -> Result<Status, String> {
-        Ok(ctl_fixture::rebuilding())
+        Ok(self
+            .status
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(ctl_fixture::rebuilding))
     }
     fn fail(&self, array: &str, m: &MemberAddr) -> Reply {
         Self::known(array)?;
@@ -253,6 +260,38 @@ fn status_human_view() {
     }
     // Not a terminal: no progress bar.
     assert!(!out.contains("[####"), "{out}");
+}
+
+#[test]
+fn status_test_exits_like_mdadm_detail_test() {
+    use aoeraid_appliance::control::status::ArrayState;
+    let (dir, rec, server) = start();
+    for (state, code) in [
+        (ArrayState::Clean, 0),
+        (ArrayState::Rebuilding, 1),
+        (ArrayState::Degraded, 1),
+        (ArrayState::Failed, 2),
+    ] {
+        let mut s = ctl_fixture::rebuilding();
+        s.arrays[0].state = state;
+        // A second, clean array never hides the first one's state.
+        let mut other = s.arrays[0].clone();
+        other.name = "other".into();
+        other.state = ArrayState::Clean;
+        s.arrays.push(other);
+        *rec.status.lock().unwrap() = Some(s);
+        let o = cli(server.path(), &["status", "--test"]);
+        assert_eq!(o.status.code(), Some(code), "{state:?}: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains("array data"),
+            "the status is still shown"
+        );
+    }
+    // No daemon to ask: 4, as mdadm says when it cannot read the array.
+    let o = cli(&dir.0.join("run/none.sock"), &["status", "--test"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let o = cli(&dir.0.join("run/none.sock"), &["status"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
 
 #[test]

@@ -34,7 +34,7 @@ impl Ring {
     /// A socket with a mapped receive ring ([`crate::SocketOptions::rx_ring_frames`])
     /// needs no receive request: `wait` reads its frames straight from the ring, and
     /// only when none are ready does it arm a one-shot readiness poll and sleep. Its
-    /// frames come as [`Completion::Frame`] like any other; recycle them promptly,
+    /// frames come as [`Completion::Frame`](crate::Completion::Frame) like any other; recycle them promptly,
     /// since a held frame is a ring slot the kernel cannot fill (and one held at the
     /// kernel's position keeps the socket readable, so `wait` does not sleep).
     pub fn add_socket(&mut self, sock: PacketSocket) -> io::Result<SockId> {
@@ -114,7 +114,7 @@ impl Ring {
     }
 
     /// Receive buffers posted to the kernel. Starts at 64 and grows each time the kernel
-    /// runs out, up to [`RingConfig::recv_buffers`], so the buffers in use track the load.
+    /// runs out, up to [`RingConfig::recv_buffers`](crate::RingConfig::recv_buffers), so the buffers in use track the load.
     pub fn recv_buffers_posted(&self) -> usize {
         self.recv.posted() as usize
     }
