@@ -79,10 +79,12 @@ pub struct SocketOptions {
     /// netem configured on **this** interface (tc) no longer applies to these frames.
     /// Default `false`.
     pub qdisc_bypass: bool,
-    /// Set `PACKET_IGNORE_OUTGOING` (Linux ≥ 4.20): the socket does not receive the
-    /// frames it (or any socket on the host) sends on the interface, which would
-    /// otherwise come back as receive work. Best effort: on older kernels the option is
-    /// skipped and the caller sees its own frames. Default `false`.
+    /// Set `PACKET_IGNORE_OUTGOING` (Linux ≥ 4.20): frames this host sends out of the
+    /// interface are not looped back to the socket. The kernel loops outgoing frames
+    /// only to sockets bound to every ethertype (ETH_P_ALL), so a `PacketSocket`, bound
+    /// to 0x88A2 alone, does not see them either way (the ring tests check both); the
+    /// option keeps it so should the binding ever widen. Best effort: skipped on older
+    /// kernels. Default `false`.
     pub ignore_outgoing: bool,
 }
 

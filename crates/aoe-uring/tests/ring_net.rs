@@ -6,7 +6,7 @@ use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, SockId, SocketOption
 use aoeraid_lab::frames::{frame, seq_of};
 use aoeraid_lab::Lab;
 use std::time::{Duration, Instant};
-use veth::{both_ends, gather, in_veth_pair, pump, receiver, Receiver, Sender};
+use veth::{both_ends, both_ends_with, gather, in_veth_pair, pump, receiver, Receiver, Sender};
 
 fn defaults() -> (RingConfig, SocketOptions) {
     (RingConfig::default(), SocketOptions::default())
@@ -550,5 +550,44 @@ fn completion_queue_overflow_loses_nothing() {
         seqs.sort_unstable();
         assert_eq!(seqs, (0..N).collect::<Vec<_>>());
         assert_eq!(send_done, 60);
+    });
+}
+
+#[test]
+fn sockets_do_not_receive_frames_sent_on_their_interface() {
+    in_veth_pair("ring-net", 1500, move || {
+        let ignoring = SocketOptions {
+            ignore_outgoing: true,
+            ..Default::default()
+        };
+        let (mut ring, a, b, mac_a, mac_b) =
+            both_ends_with(&RingConfig::default(), &ignoring, &SocketOptions::default());
+        let plain_a = ring
+            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
+            .unwrap();
+        for seq in 0..20 {
+            ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 100), 0)
+                .unwrap();
+        }
+        let mut seen = [0usize; 3];
+        gather(&mut ring, 20, |_, sock, buf| {
+            seen[sock.index()] += 1;
+            Some(buf)
+        });
+        // Frames looped back to A's sockets would have come with B's or just after.
+        let mut events = Vec::new();
+        ring.wait(Some(Duration::from_millis(100)), &mut events)
+            .unwrap();
+        for ev in events {
+            if let Completion::Frame { sock, buf } = ev {
+                seen[sock.index()] += 1;
+                ring.recycle(buf);
+            }
+        }
+        assert_eq!(seen[b.index()], 20);
+        // Neither with the option nor without: the kernel loops outgoing frames back only
+        // to sockets bound to every ethertype.
+        assert_eq!(seen[a.index()], 0, "{seen:?}");
+        assert_eq!(seen[plain_a.index()], 0, "{seen:?}");
     });
 }

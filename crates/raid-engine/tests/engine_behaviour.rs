@@ -1,8 +1,6 @@
 //! Engine behaviour with instant in-memory members: failures, degraded I/O, healing,
 //! spares and spare groups, re-add by bitmap, RAID 5 gathering, placement.
 
-use raid_engine::config::{ArrayConfig, MemberSpec};
-use raid_engine::spare_group::balance_spares;
 use raid_engine::superblock::{BITMAP_OFFSET, SB_OFFSET, SB_SECTORS};
 use raid_engine::*;
 

@@ -10,7 +10,7 @@ use super::inuse::{in_use_reason, PROBE_SECTORS};
 use super::members::{Devices, Location};
 use crate::config::{self, ArraySpec, Config, Integrity, MemberAddr};
 use anyhow::{anyhow, bail};
-use raid_engine::config::{ArrayConfig, MemberSpec};
+use raid_engine::{ArrayConfig, MemberSpec};
 use raid_engine::{Engine, MemberIo, MemberOp, SECTOR};
 use std::time::{Duration, Instant};
 

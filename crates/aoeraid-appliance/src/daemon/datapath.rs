@@ -16,7 +16,7 @@ use aoe_initiator::Event as PoolEvent;
 use aoe_uring::Completion;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use raid_engine::config::MemberSpec;
+use raid_engine::MemberSpec;
 use raid_engine::{Concat, MemberState, Tunables, VolumeCompletion, VolumeOp, SECTOR};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -785,7 +785,7 @@ impl DataPath {
         f: impl FnOnce(
             &mut raid_engine::Engine,
             usize,
-        ) -> Result<String, raid_engine::engine::ControlError>,
+        ) -> Result<String, raid_engine::ControlError>,
     ) -> Reply {
         let (v, a) = self
             .find_array(arr)

@@ -4,7 +4,7 @@
 //! completions come back through [`Front::volume_done`].
 
 use crate::control::status::{FrontendCounters, InterfaceStatus, Side};
-use crate::frontend::{Driver, RingFront, StateFile, Volumes};
+use crate::frontend::{Driver, RingFront, SlicePort, StateFile, Volumes};
 use anyhow::Context;
 use aoe_target::{ExportConfig, ExportId, IfaceId, SharedExport, Target, TargetConfig};
 use aoe_uring::{Completion, PacketSocket, Ring};
@@ -71,7 +71,7 @@ impl Front {
         let volumes = Volumes::new(exports.iter().map(|e| e.volume).collect());
         let states = exports.iter().map(|e| e.state.clone()).collect();
         Ok(Front {
-            ring: RingFront::new(socks, Driver::new(target, volumes, states)),
+            ring: RingFront::new(socks, states, Driver::new(target, volumes)),
             names: ifaces.to_vec(),
             exports,
         })
@@ -112,17 +112,21 @@ impl Front {
         now: Instant,
         ev: Completion,
     ) -> Option<Completion> {
-        self.ring.on_socket(ring, now, ev)
+        let ev = self.ring.on_socket(ring, now, ev);
+        if ev.is_none() {
+            self.ring.flush(ring);
+        }
+        ev
     }
 
-    /// Volume requests to submit, as (volume index, request). Serves the
-    /// replies waiting for send slots first: on the shared ring the back
-    /// end's sends free slots too.
+    /// Volume requests to submit, as (volume index, request). Sends what
+    /// waits for send slots first: on the shared ring the back end's sends
+    /// free slots too.
     pub(crate) fn take_requests(
         &mut self,
         ring: &Ring,
     ) -> std::vec::Drain<'_, (usize, VolumeRequest)> {
-        self.ring.retry(ring);
+        self.ring.flush(ring);
         self.ring.driver_mut().store_mut().take_requests()
     }
 
@@ -133,9 +137,11 @@ impl Front {
 
     /// A volume request of the front end finished.
     pub(crate) fn volume_done(&mut self, ring: &Ring, c: VolumeCompletion) {
-        let (d, mut port) = self.ring.parts(ring);
+        let d = self.ring.driver_mut();
         if let Some(done) = d.store_mut().done(c) {
-            d.on_done(&mut port, done);
+            // Volume completions carry no ring buffers: the ring-free port.
+            d.on_done(&mut SlicePort::default(), done);
+            self.ring.flush(ring);
         }
     }
 

@@ -8,7 +8,7 @@
 //! Readers at the head run together, a writer runs alone, so overlapping requests apply
 //! in submission order and a read never sees half of a write.
 
-pub mod control;
+mod control;
 mod invariants;
 mod io;
 pub(crate) mod job;
@@ -127,7 +127,7 @@ pub(crate) struct SyncRun {
 }
 
 impl SyncRun {
-    pub fn checkpoint(&self) -> u64 {
+    pub(crate) fn checkpoint(&self) -> u64 {
         self.inflight.first().copied().unwrap_or(self.next)
     }
 }

@@ -4,7 +4,7 @@ use super::rng::Rng;
 use crate::types::SECTOR;
 
 #[derive(Clone, Debug)]
-pub struct VMember {
+pub(super) struct VMember {
     pub data: Vec<u8>,
     /// Sector ranges that fail reads (media errors); a write over them remaps them.
     pub bad: Vec<(u64, u64)>,
@@ -21,7 +21,7 @@ pub struct VMember {
 }
 
 impl VMember {
-    pub fn new(sectors: u64, base_latency_ns: u64, jitter_ns: u64) -> VMember {
+    pub(super) fn new(sectors: u64, base_latency_ns: u64, jitter_ns: u64) -> VMember {
         VMember {
             data: vec![0; sectors as usize * SECTOR],
             bad: Vec::new(),
@@ -33,13 +33,13 @@ impl VMember {
             sealed: vec![false; sectors.div_ceil(8) as usize],
         }
     }
-    pub fn sectors(&self) -> u64 {
+    pub(super) fn sectors(&self) -> u64 {
         (self.data.len() / SECTOR) as u64
     }
-    pub fn latency(&self, rng: &mut Rng) -> u64 {
+    pub(super) fn latency(&self, rng: &mut Rng) -> u64 {
         (self.base_latency_ns + rng.below(self.jitter_ns + 1)) * self.slow
     }
-    pub fn read(&self, off: u64, sectors: u32) -> Option<Vec<u8>> {
+    pub(super) fn read(&self, off: u64, sectors: u32) -> Option<Vec<u8>> {
         let end = off + sectors as u64;
         if end > self.sectors() || self.bad.iter().any(|&(a, b)| a < end && off < b) {
             return None;
@@ -47,7 +47,7 @@ impl VMember {
         Some(self.data[off as usize * SECTOR..end as usize * SECTOR].to_vec())
     }
     /// Apply `keep` leading sectors of a write (all for a normal write, fewer when torn).
-    pub fn write(&mut self, off: u64, data: &[u8], keep: u64) -> bool {
+    pub(super) fn write(&mut self, off: u64, data: &[u8], keep: u64) -> bool {
         let n = (data.len() / SECTOR) as u64;
         let end = off + n;
         if end > self.sectors() {
@@ -71,19 +71,19 @@ impl VMember {
         }
         true
     }
-    pub fn flip_bit(&mut self, sector: u64, rng: &mut Rng) {
+    pub(super) fn flip_bit(&mut self, sector: u64, rng: &mut Rng) {
         let byte = sector as usize * SECTOR + rng.below(SECTOR as u64) as usize;
         let mask = 1u8 << rng.below(8);
         self.data[byte] ^= mask;
         self.flipped.push((sector, byte, mask));
     }
     /// Undo outstanding flips (the operator replaced the bad part).
-    pub fn unflip(&mut self) {
+    pub(super) fn unflip(&mut self) {
         for (_, byte, mask) in self.flipped.drain(..) {
             self.data[byte] ^= mask;
         }
     }
-    pub fn healthy(&self) -> bool {
+    pub(super) fn healthy(&self) -> bool {
         self.alive && self.bad.is_empty() && self.flipped.is_empty() && self.slow == 1
     }
 }

@@ -3,9 +3,9 @@
 //! torn writes and whole-appliance crashes (restart = assemble from member bytes only).
 //! A reference model checks every read. Same seed → same run.
 
-pub mod member;
-pub mod model;
-pub mod rng;
+mod member;
+mod model;
+mod rng;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
