@@ -288,9 +288,9 @@ fn status_test_exits_like_mdadm_detail_test() {
         );
     }
     // No daemon to ask: 4, as mdadm says when it cannot read the array.
-    let o = cli(&dir.0.join("run/none.sock"), &["status", "--test"]);
+    let o = cli(&dir.join("run/none.sock"), &["status", "--test"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    let o = cli(&dir.0.join("run/none.sock"), &["status"]);
+    let o = cli(&dir.join("run/none.sock"), &["status"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
 
