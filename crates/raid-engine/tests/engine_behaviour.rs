@@ -28,6 +28,22 @@ fn spec(i: u8, shelf: u32) -> MemberSpec {
     }
 }
 
+/// A volume request; a write carries `sectors` sectors of `fill`.
+fn req(id: u64, op: VolumeOp, offset: u64, sectors: u32, fill: u8) -> VolumeRequest {
+    let data = if op == VolumeOp::Write {
+        vec![fill; sectors as usize * 512]
+    } else {
+        Vec::new()
+    };
+    VolumeRequest {
+        id,
+        op,
+        offset,
+        sectors,
+        data,
+    }
+}
+
 impl Rig {
     fn new(level: Level, n: usize, spares: usize, chunk: u32) -> Rig {
         Rig::build(level, n, spares, chunk, false)
@@ -264,54 +280,35 @@ fn raid5_read_error_is_served_from_parity_and_rewritten() {
     assert_eq!(r.e.status().state, ArrayState::Clean);
 }
 
-#[test]
-fn concurrent_reads_of_one_bad_range_rewrite_it_once() {
-    // Readers of one unit run side by side; both find the bad column and rebuild it,
-    // but two writes of one member range must never be in flight together (the rig
-    // checks the engine's invariants after every member completion).
-    let mut r = Rig::new(Level::Raid5, 4, 0, 16);
+/// Two reads of one bad range submitted together: readers of one unit run side by
+/// side, both find the bad copy or column and serve the data from the others, but two
+/// writes of one member range must never be in flight together (the rig checks the
+/// engine's invariants after every member completion): it is rewritten once.
+fn two_reads_of_a_bad_range(level: Level, n: usize) {
+    let mut r = Rig::new(level, n, 0, 16);
     r.write(0, 9, 48);
+    // Volume sector 0 is on member 0 (unit 0's first copy, or RAID 5's column 0).
     r.bad.push((0, 2048, 2056));
     for id in [1, 2] {
-        r.e.submit(VolumeRequest {
-            id,
-            op: VolumeOp::Read,
-            offset: 0,
-            sectors: 8,
-            data: Vec::new(),
-        });
+        r.e.submit(req(id, VolumeOp::Read, 0, 8, 0));
     }
     r.run();
     for id in [1, 2] {
         let c = r.done.iter().find(|c| c.id == id).expect("read completed");
-        assert_eq!(c.result, Ok(vec![9; 8 * 512]));
+        assert_eq!(c.result, Ok(vec![9; 8 * 512]), "{level:?}");
     }
-    assert!(r.bad.is_empty(), "bad range rewritten");
-    assert_eq!(r.e.counters().corrected_read_errors, 1, "rewritten once");
+    assert!(r.bad.is_empty(), "{level:?}: bad range rewritten");
+    assert_eq!(
+        r.e.counters().corrected_read_errors,
+        1,
+        "{level:?}: rewritten once"
+    );
 }
 
 #[test]
-fn concurrent_mirror_reads_of_one_bad_range_rewrite_it_once() {
-    let mut r = Rig::new(Level::Raid1, 2, 0, 16);
-    r.write(0, 4, 16);
-    // Both reads start on member 0 (unit 0's preferred copy) and fail there.
-    r.bad.push((0, 2048, 2056));
-    for id in [1, 2] {
-        r.e.submit(VolumeRequest {
-            id,
-            op: VolumeOp::Read,
-            offset: 0,
-            sectors: 8,
-            data: Vec::new(),
-        });
-    }
-    r.run();
-    for id in [1, 2] {
-        let c = r.done.iter().find(|c| c.id == id).expect("read completed");
-        assert_eq!(c.result, Ok(vec![4; 8 * 512]));
-    }
-    assert!(r.bad.is_empty(), "bad range rewritten");
-    assert_eq!(r.e.counters().corrected_read_errors, 1, "rewritten once");
+fn concurrent_reads_of_one_bad_range_rewrite_it_once() {
+    two_reads_of_a_bad_range(Level::Raid5, 4);
+    two_reads_of_a_bad_range(Level::Raid1, 2);
 }
 
 #[test]
@@ -343,13 +340,7 @@ fn a_failed_array_answers_requests_held_for_the_initial_load() {
         c
     };
     let mut e = Engine::create(&cfg).unwrap();
-    e.submit(VolumeRequest {
-        id: 7,
-        op: VolumeOp::Read,
-        offset: 0,
-        sectors: 8,
-        data: Vec::new(),
-    });
+    e.submit(req(7, VolumeOp::Read, 0, 8, 0));
     assert!(e.poll_completion().is_none(), "held until formatted");
     // Member 1's first format write fails it; the rest complete in order.
     let ios: Vec<MemberIo> = std::iter::from_fn(|| e.poll_member_io()).collect();
@@ -641,13 +632,7 @@ fn raid5_sequential_small_writes_become_full_stripes() {
     let mut off = 0u64;
     for _ in 0..8 {
         for _ in 0..16 {
-            r.e.submit(VolumeRequest {
-                id,
-                op: VolumeOp::Write,
-                offset: off,
-                sectors: 16,
-                data: vec![id as u8; 16 * 512],
-            });
+            r.e.submit(req(id, VolumeOp::Write, off, 16, id as u8));
             id += 1;
             off += 16;
         }
@@ -662,34 +647,10 @@ fn raid5_sequential_small_writes_become_full_stripes() {
 #[test]
 fn overlapping_requests_apply_in_order() {
     let mut r = Rig::new(Level::Raid10, 4, 0, 16);
-    r.e.submit(VolumeRequest {
-        id: 1,
-        op: VolumeOp::Write,
-        offset: 10,
-        sectors: 30,
-        data: vec![1; 30 * 512],
-    });
-    r.e.submit(VolumeRequest {
-        id: 2,
-        op: VolumeOp::Read,
-        offset: 0,
-        sectors: 64,
-        data: Vec::new(),
-    });
-    r.e.submit(VolumeRequest {
-        id: 3,
-        op: VolumeOp::Write,
-        offset: 20,
-        sectors: 4,
-        data: vec![2; 4 * 512],
-    });
-    r.e.submit(VolumeRequest {
-        id: 4,
-        op: VolumeOp::Flush,
-        offset: 0,
-        sectors: 0,
-        data: Vec::new(),
-    });
+    r.e.submit(req(1, VolumeOp::Write, 10, 30, 1));
+    r.e.submit(req(2, VolumeOp::Read, 0, 64, 0));
+    r.e.submit(req(3, VolumeOp::Write, 20, 4, 2));
+    r.e.submit(req(4, VolumeOp::Flush, 0, 0, 0));
     r.run();
     let read = r
         .done

@@ -50,7 +50,7 @@ impl Engine {
             per_member: vec![0; self.members.len()],
             ..Tally::default()
         };
-        for io in self.inflight.values() {
+        for io in self.io.inflight.values() {
             if let Some(n) = t.per_member.get_mut(io.member) {
                 *n += 1;
             }
@@ -166,7 +166,7 @@ impl Engine {
                 self.held.len()
             );
             ensure!(
-                self.sync.is_none() && self.pending_sync.is_empty(),
+                self.sync.run.is_none() && self.sync.pending.is_empty(),
                 "failed array still syncs"
             );
         } else {
@@ -181,19 +181,19 @@ impl Engine {
                 self.held.len()
             );
         }
-        if self.clean_on_disk {
+        if self.meta.clean_on_disk {
             ensure!(
-                self.bitmap.writes() == 0 && !self.resync_needed,
+                self.meta.bitmap.writes() == 0 && !self.sync.resync_needed,
                 "clean on disk with {} writes in flight, resync needed {}",
-                self.bitmap.writes(),
-                self.resync_needed
+                self.meta.bitmap.writes(),
+                self.sync.resync_needed
             );
         }
         let inits = t.inits;
         ensure!(
-            self.init_pending == inits,
+            self.meta.init_pending == inits,
             "init_pending {} with {inits} initial I/Os in flight",
-            self.init_pending
+            self.meta.init_pending
         );
         Ok(())
     }
@@ -209,15 +209,15 @@ impl Engine {
                 Work::Sync(su) => Some((j.unit, su.kind)),
                 _ => None,
             })
-            .map(|(u, kind)| match &self.sync {
+            .map(|(u, kind)| match &self.sync.run {
                 Some(run) if run.kind == kind => Ok(u),
                 _ => Err(format!(
                     "sync job for unit {u} of {kind:?}, run {:?}",
-                    self.sync.as_ref().map(|r| r.kind)
+                    self.sync.run.as_ref().map(|r| r.kind)
                 )),
             })
             .collect::<Result<_, _>>()?;
-        let Some(run) = &self.sync else {
+        let Some(run) = &self.sync.run else {
             return Ok(());
         };
         ensure!(
@@ -244,7 +244,7 @@ impl Engine {
             run.start_unit
         );
         match run.kind {
-            SyncOp::Resync => ensure!(self.resync_needed, "resync running, none needed"),
+            SyncOp::Resync => ensure!(self.sync.resync_needed, "resync running, none needed"),
             SyncOp::Recover { member, .. } if !run.aborted => {
                 let m = &self.members[member];
                 ensure!(
@@ -328,7 +328,7 @@ impl Engine {
             );
             if let Some(r) = j.region {
                 ensure!(
-                    r == self.bitmap.region_of(j.unit),
+                    r == self.meta.bitmap.region_of(j.unit),
                     "job {id} of unit {} holds region {r}",
                     j.unit
                 );
@@ -341,25 +341,25 @@ impl Engine {
                 j.pending
             );
         }
-        for io in self.inflight.values() {
+        for io in self.io.inflight.values() {
             if let Inflight::Job(id, slot) = io.what {
                 self.check_job_io(id, slot, io)?;
             }
         }
         let holders: u32 = region_writes.values().sum();
         ensure!(
-            self.bitmap.writes() == holders as u64,
+            self.meta.bitmap.writes() == holders as u64,
             "bitmap counts {} writes in flight, {holders} jobs hold write intent",
-            self.bitmap.writes()
+            self.meta.bitmap.writes()
         );
         for (&r, &n) in &region_writes {
             ensure!(
-                self.bitmap.writes_in(r) == n,
+                self.meta.bitmap.writes_in(r) == n,
                 "bitmap counts {} writes in region {r}, {n} jobs hold it",
-                self.bitmap.writes_in(r)
+                self.meta.bitmap.writes_in(r)
             );
             ensure!(
-                self.bitmap.is_dirty(r),
+                self.meta.bitmap.is_dirty(r),
                 "{n} writes in flight to region {r} whose bit is clear"
             );
         }
@@ -440,7 +440,7 @@ impl Engine {
     /// member would be up to the transport.
     fn check_member_io(&self) -> Result<(), String> {
         let mut writes: Vec<(MemberIndex, u64, u64, &Inflight)> = Vec::new();
-        for io in self.inflight.values() {
+        for io in self.io.inflight.values() {
             ensure!(
                 io.member < self.members.len(),
                 "I/O to member {} of {}",
@@ -484,10 +484,10 @@ impl Engine {
     /// The metadata writer's own bookkeeping, and each round's acks due are its member
     /// writes in flight.
     fn check_metadata(&self, t: &Tally) -> Result<(), String> {
-        self.metaw.check()?;
+        self.meta.writer.check()?;
         let issued = &t.per_meta;
         let mut rounds = 0;
-        for (k, left) in self.metaw.rounds() {
+        for (k, left) in self.meta.writer.rounds() {
             rounds += 1;
             let n = issued.get(&k).copied().unwrap_or(0);
             ensure!(
