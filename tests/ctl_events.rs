@@ -205,8 +205,8 @@ fn without_a_program_events_are_still_counted() {
 /// or hung program makes the command fail and says why.
 #[test]
 fn test_event_runs_the_program_for_every_array() {
-    let dir = TempDir::new();
-    let log = dir.0.join("calls");
+    let dir = TempDir::new("ctl-events");
+    let log = dir.join("calls");
     let ok = dir.script(
         "ok",
         &format!(
@@ -224,7 +224,7 @@ fn test_event_runs_the_program_for_every_array() {
             program.display()
         )
     };
-    let cfg = dir.0.join("appliance.yaml");
+    let cfg = dir.join("appliance.yaml");
     std::fs::write(&cfg, yaml(&ok)).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_aoeraid"))
         .args(["test-event", "--config"])
