@@ -6,8 +6,8 @@ use super::inuse::in_use_reason;
 use super::members::{Devices, Location};
 use crate::config::{ArraySpec, MemberAddr};
 use anyhow::{anyhow, bail};
-use raid_engine::{assemble, AssemblyInput};
 use raid_engine::superblock::{SB_OFFSET, SB_SECTORS};
+use raid_engine::{assemble, AssemblyInput};
 use raid_engine::{Engine, MemberError, MemberIo, MemberOp};
 use std::time::Duration;
 

@@ -782,10 +782,7 @@ impl DataPath {
         &mut self,
         arr: &str,
         m: &MemberAddr,
-        f: impl FnOnce(
-            &mut raid_engine::Engine,
-            usize,
-        ) -> Result<String, raid_engine::ControlError>,
+        f: impl FnOnce(&mut raid_engine::Engine, usize) -> Result<String, raid_engine::ControlError>,
     ) -> Reply {
         let (v, a) = self
             .find_array(arr)
