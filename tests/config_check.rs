@@ -324,6 +324,26 @@ fn syntax_error_and_missing_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read file"));
 }
 
+/// Like `run`, `check-config` and `create` read /etc/aoeraid/appliance.yaml when no
+/// file is named (on a machine without one, the error names it).
+#[test]
+fn check_config_and_create_default_to_the_etc_file() {
+    let default = "/etc/aoeraid/appliance.yaml";
+    if std::path::Path::new(default).exists() {
+        eprintln!("skipped: {default} exists on this machine");
+        return;
+    }
+    for args in [&["check-config"][..], &["create"][..]] {
+        let out = Command::new(AOERAID).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.contains(default),
+            "{args:?} did not read {default}: {err}"
+        );
+    }
+}
+
 /// The lab's typed config (aoeraid-lab's `Config`, which every appliance lab
 /// test writes) serializes to a file the daemon accepts without a warning,
 /// with every field the builder can set.

@@ -380,35 +380,33 @@ impl PacketSocket {
 
     fn send_flags(&self, frame: &[u8], flags: libc::c_int) -> io::Result<usize> {
         // SAFETY: `frame` is a valid readable buffer of `frame.len()` bytes.
-        let n = unsafe {
+        byte_count(unsafe {
             libc::send(
                 self.fd.as_raw_fd(),
                 frame.as_ptr().cast(),
                 frame.len(),
                 flags,
             )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        })
     }
 
     fn recv_flags(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
         // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes.
-        let n = unsafe {
+        let n = byte_count(unsafe {
             libc::recv(
                 self.fd.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),
                 flags,
             )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((n as usize).min(buf.len()))
+        })?;
+        Ok(n.min(buf.len()))
     }
+}
+
+/// The byte count of a send or receive, or the error it set.
+fn byte_count(n: isize) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 impl AsRawFd for PacketSocket {

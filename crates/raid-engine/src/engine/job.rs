@@ -203,6 +203,14 @@ pub(crate) enum SyncOp {
 }
 
 impl SyncOp {
+    /// The member a rebuild writes.
+    pub(crate) fn target(self) -> Option<MemberIndex> {
+        match self {
+            SyncOp::Recover { member, .. } => Some(member),
+            _ => None,
+        }
+    }
+
     pub(crate) fn kind(self) -> SyncKind {
         match self {
             SyncOp::Resync => SyncKind::Resync,

@@ -172,10 +172,7 @@ impl Engine {
                 .then(|| ((total - ck) as u128 * elapsed as u128 / moved as u128) as u64);
             SyncProgress {
                 kind: s.kind.kind(),
-                member: match s.kind {
-                    SyncOp::Recover { member, .. } => Some(member),
-                    _ => None,
-                },
+                member: s.kind.target(),
                 done_sectors: ck * unit,
                 total_sectors: total * unit,
                 fraction: ck as f64 / total.max(1) as f64,

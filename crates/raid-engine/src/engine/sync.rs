@@ -338,10 +338,7 @@ impl Engine {
         match su.phase {
             SyncPhase::Read => {
                 su.phase = SyncPhase::Write;
-                let target = match su.kind {
-                    SyncOp::Recover { member, .. } => Some(member),
-                    _ => None,
-                };
+                let target = su.kind.target();
                 if target.is_some_and(|t| !copies.iter().any(|c| c.0 == t)) {
                     su.phase = SyncPhase::Done;
                     return false;
@@ -465,10 +462,7 @@ impl Engine {
         match su.phase {
             SyncPhase::Read => {
                 su.phase = SyncPhase::Write;
-                let target = match su.kind {
-                    SyncOp::Recover { member, .. } => Some(member),
-                    _ => None,
-                };
+                let target = su.kind.target();
                 let sources: Vec<MemberIndex> = (0..n)
                     .map(|s| self.sm(s))
                     .filter(|&m| Some(m) != target)

@@ -1,10 +1,10 @@
 //! A virtual member: bytes, latency, and the ways a real blade goes wrong.
 
 use super::rng::Rng;
-use crate::types::SECTOR;
+use crate::types::{MemberError, MemberIo, MemberOp, SECTOR};
 
 #[derive(Clone, Debug)]
-pub(super) struct VMember {
+pub struct VMember {
     pub data: Vec<u8>,
     /// Sector ranges that fail reads (media errors); a write over them remaps them.
     pub bad: Vec<(u64, u64)>,
@@ -21,7 +21,7 @@ pub(super) struct VMember {
 }
 
 impl VMember {
-    pub(super) fn new(sectors: u64, base_latency_ns: u64, jitter_ns: u64) -> VMember {
+    pub fn new(sectors: u64, base_latency_ns: u64, jitter_ns: u64) -> VMember {
         VMember {
             data: vec![0; sectors as usize * SECTOR],
             bad: Vec::new(),
@@ -33,13 +33,13 @@ impl VMember {
             sealed: vec![false; sectors.div_ceil(8) as usize],
         }
     }
-    pub(super) fn sectors(&self) -> u64 {
+    pub fn sectors(&self) -> u64 {
         (self.data.len() / SECTOR) as u64
     }
     pub(super) fn latency(&self, rng: &mut Rng) -> u64 {
         (self.base_latency_ns + rng.below(self.jitter_ns + 1)) * self.slow
     }
-    pub(super) fn read(&self, off: u64, sectors: u32) -> Option<Vec<u8>> {
+    pub fn read(&self, off: u64, sectors: u32) -> Option<Vec<u8>> {
         let end = off + sectors as u64;
         if end > self.sectors() || self.bad.iter().any(|&(a, b)| a < end && off < b) {
             return None;
@@ -47,7 +47,7 @@ impl VMember {
         Some(self.data[off as usize * SECTOR..end as usize * SECTOR].to_vec())
     }
     /// Apply `keep` leading sectors of a write (all for a normal write, fewer when torn).
-    pub(super) fn write(&mut self, off: u64, data: &[u8], keep: u64) -> bool {
+    pub fn write(&mut self, off: u64, data: &[u8], keep: u64) -> bool {
         let n = (data.len() / SECTOR) as u64;
         let end = off + n;
         if end > self.sectors() {
@@ -78,12 +78,26 @@ impl VMember {
         self.flipped.push((sector, byte, mask));
     }
     /// Undo outstanding flips (the operator replaced the bad part).
-    pub(super) fn unflip(&mut self) {
+    pub fn unflip(&mut self) {
         for (_, byte, mask) in self.flipped.drain(..) {
             self.data[byte] ^= mask;
         }
     }
-    pub(super) fn healthy(&self) -> bool {
+    /// Do one member I/O as this member would: gone when not alive, reads fail over a
+    /// bad range, a write lands whole (and remaps the bad ranges it covers).
+    pub fn serve(&mut self, io: &MemberIo) -> Result<Vec<u8>, MemberError> {
+        if !self.alive {
+            return Err(MemberError::Gone);
+        }
+        match io.op {
+            MemberOp::Read => self.read(io.offset, io.sectors).ok_or(MemberError::Io),
+            MemberOp::Write if self.write(io.offset, &io.data, u64::MAX) => Ok(Vec::new()),
+            MemberOp::Write => Err(MemberError::Io),
+            MemberOp::Flush => Ok(Vec::new()),
+        }
+    }
+
+    pub fn healthy(&self) -> bool {
         self.alive && self.bad.is_empty() && self.flipped.is_empty() && self.slow == 1
     }
 }
