@@ -95,7 +95,7 @@ fn raid10_member_loss_spare_rebuild() {
     let sample = |series: &str| -> u64 {
         metric(&m, series).unwrap_or_else(|| panic!("no `{series}` in metrics:\n{m}"))
     };
-    let front_frames = sample("aoeraid_frontend_requests_total{outcome=\"frames\"}");
+    let front_frames = sample("aoeraid_frontend_frames_total");
     assert!(front_frames > 1000, "front-end frames {front_frames}");
     assert_eq!(
         sample("aoeraid_frontend_requests_total{outcome=\"malformed\"}"),

@@ -118,79 +118,63 @@ fn sighup_swaps_event_program_and_dead_after() {
         BladeSpec::new(0, 0, 32 * MIB),
         BladeSpec::new(1, 0, 32 * MIB),
     ];
-    let lab = Lab::with_blades("areload2", 9000, &blades).expect("lab");
-    let back = lab.add_initiator_port(&Segment::BACK).expect("back port");
-    let front = lab.add_front_port().expect("front port");
-    let dir = lab.dir().to_path_buf();
-    let events = dir.join("events.log");
-    let prog = lab
-        .write_file(
-            "on-event",
-            &format!("#!/bin/sh\necho \"$@\" >> {}\n", events.display()),
-        )
-        .expect("event program");
-    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let yaml = |appliance_extra: &str, dead_after: &str| {
-        format!(
-            "appliance: {{name: lab, state_dir: {d}/state, control_socket: {d}/ctl.sock\
-             {appliance_extra}}}\n\
-             backend: {{interfaces: [{back}], dead_after: {dead_after}}}\n\
-             frontend: {{interfaces: [{front}]}}\n\
-             arrays:\n  - {{name: data, level: raid1, members: [e0.0, e1.0]}}\n\
-             volumes:\n  - {{name: vol, arrays: [data], export: {{shelf: {SHELF}, slot: {SLOT}}}}}\n",
-            d = dir.display(),
-        )
-    };
-    let cfg = lab
-        .write_file("appliance.yaml", &yaml("", "60s"))
-        .expect("yaml");
-    let cfg = cfg.display().to_string();
-    let mut daemon = Daemon::create_and_run(&lab, AOERAID, &cfg);
-    let t = Instant::now();
-    while !lab.outcome(AOERAID, &["status", "--config", &cfg]).0 {
-        assert!(t.elapsed() < Duration::from_secs(30), "{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let config = Config::default()
+        .array(Array::raid1("data", &["e0.0", "e1.0"]))
+        .volume(Volume::new("vol", &["data"], SHELF, SLOT));
+    let mut app = Appliance::new(AOERAID, "areload2", 9000, &blades, config);
+    let mut first = app.config().clone();
+    first.appliance.event_program = None;
+    first.backend.dead_after = Some("60s".into());
+    app.lab
+        .write_file("appliance.yaml", &first.to_yaml())
+        .expect("appliance.yaml");
+    app.create_and_start();
 
-    lab.write_file(
-        "appliance.yaml",
-        &yaml(&format!(", event_program: {}", prog.display()), "2s"),
-    )
-    .expect("yaml");
-    daemon.proc().signal(libc::SIGHUP).expect("SIGHUP");
+    // The fixture's config: its event program, and a dead time of 2 s.
+    app.reload(|c| c.backend.dead_after = Some("2s".into()));
     let t = Instant::now();
-    while !daemon.log().contains("reload: backend: dead_after 2s") {
-        assert!(t.elapsed() < Duration::from_secs(10), "{}", daemon.log());
+    while !app
+        .daemon()
+        .log()
+        .contains("reload: backend: dead_after 2s")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{}",
+            app.daemon().log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        daemon.log().contains("reload: event program"),
+        app.daemon().log().contains("reload: event program"),
         "{}",
-        daemon.log()
+        app.daemon().log()
     );
 
     // e1.0 stops answering; a scrub sends it reads it never answers.
-    lab.blade(1, 0).stop().expect("SIGSTOP e1.0");
+    app.lab.blade(1, 0).stop().expect("SIGSTOP e1.0");
     let stopped = Instant::now();
-    let (ok, out) = lab.outcome(AOERAID, &["scrub", "data", "--config", &cfg]);
+    let cfg = app.cfg().to_string();
+    let (ok, out) = app.aoeraid(&["scrub", "data", "--config", &cfg]);
     assert!(ok, "scrub: {out}");
-    let seen = |what: &str| {
-        std::fs::read_to_string(&events)
-            .unwrap_or_default()
+    let seen = |events: &str, what: &str| {
+        events
             .lines()
             .any(|l| l.starts_with(what) && l.contains("e1.0"))
     };
-    while !(seen("DeviceDisappeared data") && seen("Fail data")) {
+    loop {
+        let events = app.events();
+        if seen(&events, "DeviceDisappeared data") && seen(&events, "Fail data") {
+            break;
+        }
         assert!(
             stopped.elapsed() < Duration::from_secs(20),
             "no DeviceDisappeared/Fail for e1.0 through the new program within 20 s \
-             (the old dead time was 60 s):\nevents: {:?}\n{}",
-            std::fs::read_to_string(&events),
-            daemon.log()
+             (the old dead time was 60 s):\nevents: {events}\n{}",
+            app.daemon().log()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    lab.blade(1, 0).cont().expect("SIGCONT e1.0");
-    daemon.stop();
+    app.lab.blade(1, 0).cont().expect("SIGCONT e1.0");
+    app.stop();
 }

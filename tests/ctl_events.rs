@@ -3,37 +3,10 @@
 
 use aoeraid_appliance::events::{Dispatcher, DispatcherOptions, Event, EventKind};
 use aoeraid_appliance::metrics::Metrics;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use aoeraid_lab::TempDir;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-static N: AtomicUsize = AtomicUsize::new(0);
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("ctl-events-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn script(&self, name: &str, body: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn opts(program: &Path, timeout: Duration, queue: usize) -> DispatcherOptions {
     DispatcherOptions {
@@ -54,8 +27,8 @@ fn counter(m: &Metrics, name: &str, label: &str) -> u64 {
 
 #[test]
 fn program_gets_event_array_member_in_order() {
-    let dir = TempDir::new();
-    let out = dir.0.join("events.log");
+    let dir = TempDir::new("ctl-events");
+    let out = dir.join("events.log");
     let prog = dir.script(
         "on-event",
         &format!("echo \"$# $* env=$AOERAID_EVENT/$AOERAID_ARRAY/$AOERAID_MEMBER/$AOERAID_APPLIANCE\" >> {}", out.display()),
@@ -103,7 +76,7 @@ fn program_gets_event_array_member_in_order() {
 
 #[test]
 fn failing_and_missing_programs_are_counted() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("ctl-events");
     let prog = dir.script("fails", "exit 3");
     let metrics = Arc::new(Metrics::new());
     let d = Dispatcher::start(
@@ -117,7 +90,7 @@ fn failing_and_missing_programs_are_counted() {
     assert_eq!(counter(&metrics, "failures", "exit"), 2);
 
     let d = Dispatcher::start(
-        opts(&dir.0.join("does-not-exist"), Duration::from_secs(10), 8),
+        opts(&dir.join("does-not-exist"), Duration::from_secs(10), 8),
         Some(metrics.clone()),
     )
     .unwrap();
@@ -129,8 +102,8 @@ fn failing_and_missing_programs_are_counted() {
 
 #[test]
 fn hung_program_is_killed_with_its_children() {
-    let dir = TempDir::new();
-    let pids = dir.0.join("pids");
+    let dir = TempDir::new("ctl-events");
+    let pids = dir.join("pids");
     // The script starts a grandchild and waits on it: both must die.
     let prog = dir.script(
         "hangs",
@@ -156,25 +129,35 @@ fn hung_program_is_killed_with_its_children() {
     for pid in all {
         // The shell was reaped by us; the sleep, orphaned by the kill, is
         // reaped by init. Either way it must not be running: a zombie
-        // that init has not collected yet is dead too.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .next()
-            .unwrap_or("X");
-        assert!(
-            stat.is_empty() || state == "Z" || state == "X",
-            "pid {pid} still {state}"
-        );
+        // that init has not collected yet is dead too. A process killed while
+        // asleep is runnable (R) until the scheduler lets it die, which on a
+        // loaded machine takes a moment: wait for that, but not for long.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("X")
+                .to_string();
+            if stat.is_empty() || state == "Z" || state == "X" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pid {pid} still {state} 5 s after the kill"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
 #[test]
 fn full_queue_drops_but_counts_and_never_blocks() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("ctl-events");
     let prog = dir.script("slow", "sleep 600");
     let metrics = Arc::new(Metrics::new());
     let d = Dispatcher::start(
@@ -215,4 +198,75 @@ fn without_a_program_events_are_still_counted() {
         .emit(Event::new(EventKind::ScrubFinished, "data").detail("0 mismatches")));
     d.shutdown();
     assert_eq!(counter(&metrics, "events", "ScrubFinished"), 1);
+}
+
+/// `aoeraid test-event`: the configured program runs once per array with a
+/// TestMessage and the same arguments and environment as a real event; a failing
+/// or hung program makes the command fail and says why.
+#[test]
+fn test_event_runs_the_program_for_every_array() {
+    let dir = TempDir::new("ctl-events");
+    let log = dir.join("calls");
+    let ok = dir.script(
+        "ok",
+        &format!(
+            "echo \"$* app=$AOERAID_APPLIANCE event=$AOERAID_EVENT\" >> {}",
+            log.display()
+        ),
+    );
+    let yaml = |program: &Path| {
+        format!(
+            "appliance: {{name: rb9, event_program: {}, event_timeout: 1s}}\n\
+             backend: {{interfaces: [eth1]}}\n\
+             arrays:\n\
+             \x20 - {{name: data, level: raid1, members: [e0.0, e1.0]}}\n\
+             \x20 - {{name: logs, level: raid1, members: [e0.1, e1.1]}}\n",
+            program.display()
+        )
+    };
+    let cfg = dir.join("appliance.yaml");
+    std::fs::write(&cfg, yaml(&ok)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aoeraid"))
+        .args(["test-event", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            "TestMessage data app=rb9 event=TestMessage",
+            "TestMessage logs app=rb9 event=TestMessage"
+        ]
+    );
+
+    for (name, body, why) in [
+        ("fails", "exit 3", "exit status: 3"),
+        ("hangs", "sleep 30", "killed after event_timeout"),
+    ] {
+        let program = dir.script(name, body);
+        std::fs::write(&cfg, yaml(&program)).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_aoeraid"))
+            .args(["test-event", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(why), "{name}: {err}");
+    }
+
+    std::fs::write(&cfg, "appliance: {name: rb9}\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aoeraid"))
+        .args(["test-event", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no appliance.event_program"));
 }

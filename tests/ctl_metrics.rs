@@ -92,17 +92,39 @@ fn scrape_over_loopback() {
         "aoeraid_frames_dropped_total{interface=\"eth1\",reason=\"kernel\",side=\"backend\"} 5",
         "aoeraid_frames_dropped_total{interface=\"eth2\",reason=\"malformed\",side=\"frontend\"} 2",
         "aoeraid_events_total{event=\"Fail\"} 1",
-        "aoeraid_frontend_requests_total{outcome=\"frames\"} 900",
+        "aoeraid_frontend_frames_total 900",
         "aoeraid_frontend_requests_total{outcome=\"client_queue_full\"} 7",
     ] {
         assert!(body.lines().any(|l| l == want), "missing `{want}`");
     }
-    // Conventions: one prefix, counters end in _total, no sample without HELP.
+    // The outcome breakdown is a part of the frames, never the whole: a sum() over
+    // it must not count a frame twice.
+    assert!(
+        !body.contains("aoeraid_frontend_requests_total{outcome=\"frames\"}")
+            && !body.contains("aoeraid_frontend_requests_total{outcome=\"flush\"}"),
+        "the outcome breakdown holds a total"
+    );
+    // The daemon's own resources, as node_exporter users expect of any target.
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(
+            body.lines().any(|l| l.starts_with(&format!("{family} "))),
+            "no {family}"
+        );
+    }
+    // Conventions: one prefix (besides the standard process_*), counters end in
+    // _total, no sample without HELP.
     let text = m.render();
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         let parts: Vec<&str> = line.split_whitespace().collect();
         let (name, kind) = (parts[2], parts[3]);
-        assert!(name.starts_with("aoeraid_"), "{name}");
+        assert!(
+            name.starts_with("aoeraid_") || name.starts_with("process_"),
+            "{name}"
+        );
         assert_eq!(
             kind == "counter",
             name.ends_with("_total"),
@@ -115,6 +137,13 @@ fn scrape_over_loopback() {
     }
 
     let (head, _) = get(&server, "GET /nothing HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    // HEAD is GET without the body: same status and length.
+    let (head, body) = get(&server, "HEAD /metrics HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Content-Length: "), "{head}");
+    assert!(body.is_empty(), "HEAD sent a body");
+    let (head, _) = get(&server, "HEAD /nothing HTTP/1.1\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     let (head, _) = get(
         &server,

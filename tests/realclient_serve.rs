@@ -7,7 +7,7 @@
 
 use aoeraid_lab as lab;
 
-use lab::{ClientSpec, Lab, LabConfig, Outcome, Proc, Workload};
+use lab::{assert_fsck_clean, ClientSpec, Lab, LabConfig, Outcome, Proc};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -38,63 +38,32 @@ fn serve_one_guest_smoke_ext4_stat_revalidate() {
     let file = lab.sparse_file("export.img", 128 * MIB).expect("store");
     let mut srv = serve(&lab, &port, &file, 3, 4);
     let grown = 160 * MIB;
-    let spec = ClientSpec::new(
-        "e3.4",
-        &[
-            Workload::Smoke,
-            Workload::Ext4,
-            Workload::Stat,
-            Workload::Revalidate,
-        ],
-    )
-    .env("REVALIDATE_EXPECT_SECTORS", &(grown / 512).to_string())
-    .env("SMOKE_MB", "64")
-    .timeout(Duration::from_secs(420));
-    let mut grew = false;
-    let mut res = lab
-        .boot_clients_with(&[spec], |_, line| {
-            if line.starts_with("REALCLIENT-EVENT revalidate-ready") && !grew {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&file)
-                    .unwrap()
-                    .set_len(grown)
-                    .unwrap();
-                srv.signal(libc::SIGHUP).expect("SIGHUP");
-                grew = true;
-            }
+    let spec = ClientSpec::grow_check("e3.4", grown)
+        .env("SMOKE_MB", "64")
+        .timeout(Duration::from_secs(420));
+    let (r, grew) = lab
+        .boot_client_at(spec, "revalidate-ready", || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_len(grown)
+                .unwrap();
+            srv.signal(libc::SIGHUP).expect("SIGHUP");
         })
         .expect("boot");
-    let r = res.remove(0);
     eprintln!("{}", r.summary());
     r.assert_passed();
     assert!(grew, "the revalidate hook never ran");
     assert_eq!(r.outcome("smoke"), Some(Outcome::Pass));
     assert_eq!(r.outcome("ext4"), Some(Outcome::Pass));
-    assert_eq!(r.metric("stat", "state"), Some("up"));
-    assert_eq!(
-        r.metric("stat", "payload"),
-        Some("1024"),
-        "2 sectors per frame at MTU 1500"
-    );
-    assert_eq!(
-        r.metric("revalidate", "new_sectors"),
-        Some((grown / 512).to_string().as_str())
-    );
+    r.assert_stat(1500);
+    r.assert_revalidated(grown);
     srv.terminate(Duration::from_secs(5)).expect("stop serve");
     let log = srv.log();
     assert!(log.contains("stopped;"), "serve log: {log}");
     eprintln!("serve: {}", log.lines().last().unwrap_or_default());
-    let fsck = std::process::Command::new("e2fsck")
-        .arg("-fn")
-        .arg(&file)
-        .output()
-        .expect("e2fsck");
-    assert!(
-        fsck.status.success(),
-        "host e2fsck: {}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    assert_fsck_clean(&file);
     eprintln!(
         "serve_one_guest: {:.1}s total, guest wall {:.1}s",
         t.elapsed().as_secs_f64(),
@@ -121,21 +90,7 @@ fn serve_two_guests_halves_jumbo() {
     let port = lab.add_front_port().expect("front port");
     let file = lab.sparse_file("export.img", 33 * MIB).expect("store");
     let _srv = serve(&lab, &port, &file, 2, 0);
-    let spec = ClientSpec::new("e2.0", &[Workload::Halves, Workload::Stat])
-        .timeout(Duration::from_secs(300));
-    let res = lab.boot_clients(&[spec.clone(), spec]).expect("boot");
-    for r in &res {
-        eprintln!("{}", r.summary());
-        r.assert_passed();
-        assert_eq!(r.metric("halves", "share_MB"), Some("16"));
-        assert_eq!(r.metric("halves", "other_shares_verified"), Some("1"));
-        assert_eq!(
-            r.metric("stat", "payload"),
-            Some("8704"),
-            "17 sectors per frame at MTU 9000"
-        );
-    }
-    assert_ne!(res[0].mac, res[1].mac);
+    lab.two_guests_halves("e2.0", Duration::from_secs(300));
     eprintln!(
         "serve_two_guests_halves_jumbo: {:.1}s total",
         t.elapsed().as_secs_f64()

@@ -13,15 +13,9 @@ use aoe_uring::sys::thread_cpu_time;
 use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, ETH_P_AOE};
 use aoeraid_lab::frames::frame;
 use aoeraid_lab::Lab;
+use std::ops::Range;
 use std::time::{Duration, Instant};
-use support::{env_list, env_or, median, only, with_single_issuer_from_env};
-
-/// Result of one run.
-struct Run {
-    frames_per_s: f64,
-    cpu_ns_per_frame: f64,
-    lost: u64,
-}
+use support::{compare, env_list, env_or, with_single_issuer_from_env, Run};
 
 /// One run through the ring: queue `batch` sends on A, then wait until B has them all.
 fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
@@ -52,17 +46,14 @@ fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
     }
     let mut events = Vec::with_capacity(4096);
     ring.wait(Some(Duration::ZERO), &mut events).unwrap();
-    let start = Instant::now();
-    let cpu0 = thread_cpu_time();
-    let (mut sent, mut received) = (0u64, 0u64);
-    while sent < frames {
-        let n = batch.min(frames - sent);
-        for _ in 0..n {
+    let mut received = 0;
+    timed(frames, batch, |seqs| {
+        let sent = seqs.end;
+        for seq in seqs {
             let mut slot = ring.send_slot().expect("slot");
-            ring.slot_mut(&mut slot)[14..18].copy_from_slice(&(sent as u32).to_be_bytes());
+            ring.slot_mut(&mut slot)[14..18].copy_from_slice(&(seq as u32).to_be_bytes());
             ring.submit_send(a, slot, len, 0).unwrap();
         }
-        sent += n;
         // Collect this batch (bounded wait so a lost frame cannot hang the bench).
         let deadline = Instant::now() + Duration::from_millis(200);
         while received < sent && Instant::now() < deadline {
@@ -75,14 +66,8 @@ fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
                 }
             }
         }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let cpu = (thread_cpu_time() - cpu0).as_nanos() as f64;
-    Run {
-        frames_per_s: received as f64 / secs,
-        cpu_ns_per_frame: cpu / received.max(1) as f64,
-        lost: sent - received,
-    }
+        received
+    })
 }
 
 /// One run with one blocking syscall per frame and per receive, same batching.
@@ -95,16 +80,13 @@ fn syscall_run(frames: u64, batch: u64, len: usize) -> Run {
     let rx = PacketSocket::open_with(Lab::VETH_B, &opts).unwrap();
     let mut template = frame(rx.mac(), tx.mac(), ETH_P_AOE, 0, len - 14);
     let mut buf = vec![0u8; aoe_uring::JUMBO_FRAME];
-    let start = Instant::now();
-    let cpu0 = thread_cpu_time();
-    let (mut sent, mut received) = (0u64, 0u64);
-    while sent < frames {
-        let n = batch.min(frames - sent);
-        for _ in 0..n {
-            template[14..18].copy_from_slice(&(sent as u32).to_be_bytes());
+    let mut received = 0;
+    timed(frames, batch, |seqs| {
+        let sent = seqs.end;
+        for seq in seqs {
+            template[14..18].copy_from_slice(&(seq as u32).to_be_bytes());
             tx.send(&template).unwrap();
         }
-        sent += n;
         while received < sent {
             match rx
                 .recv_timeout(&mut buf, Some(Duration::from_millis(200)))
@@ -114,12 +96,27 @@ fn syscall_run(frames: u64, batch: u64, len: usize) -> Run {
                 None => break,
             }
         }
+        received
+    })
+}
+
+/// Sends `frames` frames in batches of `batch`: `batch_done(seqs)` sends the frames
+/// numbered `seqs` and returns how many have arrived in all once it stops waiting for
+/// them. Measures the rate and this thread's CPU time per frame.
+fn timed(frames: u64, batch: u64, mut batch_done: impl FnMut(Range<u64>) -> u64) -> Run {
+    let start = Instant::now();
+    let cpu0 = thread_cpu_time();
+    let (mut sent, mut received) = (0, 0);
+    while sent < frames {
+        let n = batch.min(frames - sent);
+        received = batch_done(sent..sent + n);
+        sent += n;
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu = (thread_cpu_time() - cpu0).as_nanos() as f64;
     Run {
-        frames_per_s: received as f64 / secs,
-        cpu_ns_per_frame: cpu / received.max(1) as f64,
+        per_s: received as f64 / secs,
+        cpu_ns: cpu / received.max(1) as f64,
         lost: sent - received,
     }
 }
@@ -130,38 +127,21 @@ fn main() {
     let lab = Lab::veth_pair("veth-frames", 9000).expect("veth lab");
     lab.in_ns(move || {
         println!("veth pair, MTU 9000, {frames} frames per run, median of {runs} runs, one thread");
-        println!("fr/s = frames per second (wall clock); cpu = CPU ns per frame (user+sys, this thread)");
         println!(
-            "{:>6} {:>6} {:>10} {:>8} {:>10} {:>8} {:>7} {:>7} {:>5}",
-            "bytes", "batch", "ring fr/s", "cpu", "sys fr/s", "cpu", "fr/s x", "cpu x", "lost"
+            "fr/s = frames per second (wall clock); cpu = CPU ns per frame (user+sys, this thread)"
         );
-        for len in env_list("LENS", &[60, 1514, 9014]) {
-            for batch in env_list("BATCHES", &[1, 16, 64]) {
-                let len = len as usize;
-                let (mut rf, mut rc, mut sf, mut sc) = (vec![], vec![], vec![], vec![]);
-                let mut lost = 0;
-                let only = only();
-                for _ in 0..runs {
-                    if only != "sys" {
-                        let r = ring_run(frames, batch, len);
-                        rf.push(r.frames_per_s);
-                        rc.push(r.cpu_ns_per_frame);
-                        lost += r.lost;
-                    }
-                    if only != "ring" {
-                        let s = syscall_run(frames, batch, len);
-                        sf.push(s.frames_per_s);
-                        sc.push(s.cpu_ns_per_frame);
-                        lost += s.lost;
-                    }
+        compare(
+            runs,
+            "bytes",
+            ("batch", env_list("BATCHES", &[1, 16, 64])),
+            "fr/s",
+            |ring_side, len, batch| {
+                if ring_side {
+                    ring_run(frames, batch, len)
+                } else {
+                    syscall_run(frames, batch, len)
                 }
-                let (rf, rc, sf, sc) = (median(rf), median(rc), median(sf), median(sc));
-                println!(
-                    "{len:>6} {batch:>6} {rf:>10.0} {rc:>8.0} {sf:>10.0} {sc:>8.0} {:>7.2} {:>7.2} {lost:>5}",
-                    rf / sf,
-                    sc / rc
-                );
-            }
-        }
+            },
+        );
     });
 }

@@ -18,7 +18,7 @@ use aoeraid_lab::Lab;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{env_list, env_or, median, only, with_single_issuer_from_env};
+use support::{compare, env_list, env_or, with_single_issuer_from_env, Run};
 
 const STOP: u32 = u32::MAX;
 
@@ -132,7 +132,7 @@ fn client(total: u64, qd: u64) -> (f64, u64) {
     (rate, lost)
 }
 
-fn run(ring_side: bool, total: u64, qd: u64, reply_len: usize) -> (f64, f64, u64) {
+fn run(ring_side: bool, total: u64, qd: u64, reply_len: usize) -> Run {
     let ready = Arc::new(AtomicBool::new(false));
     let r2 = Arc::clone(&ready);
     // A new thread starts in its creator's network namespace: the lab's.
@@ -148,7 +148,11 @@ fn run(ring_side: bool, total: u64, qd: u64, reply_len: usize) -> (f64, f64, u64
     }
     let (rate, lost) = client(total, qd);
     let (served, cpu) = server.join().unwrap();
-    (rate, cpu.as_nanos() as f64 / served.max(1) as f64, lost)
+    Run {
+        per_s: rate,
+        cpu_ns: cpu.as_nanos() as f64 / served.max(1) as f64,
+        lost,
+    }
 }
 
 fn main() {
@@ -156,37 +160,16 @@ fn main() {
     let runs = env_or("RUNS", 5) as usize;
     let lab = Lab::veth_pair("veth-reflector", 9000).expect("veth lab");
     lab.in_ns(move || {
-        println!("request/reply over veth (MTU 9000), {total} requests per run, median of {runs} runs");
-        println!("req/s = client wall clock; cpu = server thread CPU ns per request");
         println!(
-            "{:>6} {:>4} {:>10} {:>8} {:>10} {:>8} {:>7} {:>7} {:>5}",
-            "reply", "qd", "ring r/s", "cpu", "sys r/s", "cpu", "r/s x", "cpu x", "lost"
+            "request/reply over veth (MTU 9000), {total} requests per run, median of {runs} runs"
         );
-        for len in env_list("LENS", &[60, 1514, 9014]) {
-            for qd in env_list("QDS", &[1, 16]) {
-                let (mut rr, mut rc, mut sr, mut sc, mut lost) = (vec![], vec![], vec![], vec![], 0);
-                let only = only();
-                for _ in 0..runs {
-                    if only != "sys" {
-                        let (r, c, l) = run(true, total, qd, len as usize);
-                        rr.push(r);
-                        rc.push(c);
-                        lost += l;
-                    }
-                    if only != "ring" {
-                        let (r, c, l) = run(false, total, qd, len as usize);
-                        sr.push(r);
-                        sc.push(c);
-                        lost += l;
-                    }
-                }
-                let (rr, rc, sr, sc) = (median(rr), median(rc), median(sr), median(sc));
-                println!(
-                    "{len:>6} {qd:>4} {rr:>10.0} {rc:>8.0} {sr:>10.0} {sc:>8.0} {:>7.2} {:>7.2} {lost:>5}",
-                    rr / sr,
-                    sc / rc
-                );
-            }
-        }
+        println!("req/s = client wall clock; cpu = server thread CPU ns per request");
+        compare(
+            runs,
+            "reply",
+            ("qd", env_list("QDS", &[1, 16])),
+            "r/s",
+            |ring_side, len, qd| run(ring_side, total, qd, len),
+        );
     });
 }

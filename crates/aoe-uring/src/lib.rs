@@ -14,8 +14,12 @@
 //!   device I/O through registered (4096-aligned, O_DIRECT-capable) buffers, fsync and
 //!   durability barriers, timers, and [`Ring::wait`] that turns completions into
 //!   [`Completion`] events.
-//! * [`Backing`] — open a file or block device for it (O_DIRECT where allowed), with
-//!   its size and the alignment direct I/O needs.
+//! * [`Backing`] — open a file or block device for it ([`BackingOptions`]: O_DIRECT
+//!   where it works, O_DSYNC for writes durable on completion), with its size and the
+//!   alignment direct I/O needs.
+//! * [`sys`] — the kernel calls that are not I/O: random bytes, signals read
+//!   synchronously, a process group's kill, a Unix socket peer's uid, CPU time. With
+//!   this crate, no other crate of aoeraid needs `libc` or `unsafe`.
 //!
 //! ## A loop
 //!
@@ -145,12 +149,12 @@ mod storage;
 pub mod sys;
 mod types;
 
-pub use iface::{format_mac, list_interfaces, parse_mac, InterfaceInfo, MacAddr};
+pub use iface::{InterfaceInfo, MacAddr};
 pub use packet::{
     BufferSize, FanoutMode, PacketSocket, PacketStats, SocketOptions, DEFAULT_SOCKET_BUFFER,
 };
 pub use ring::{Ring, RingConfig, RingWaker};
-pub use storage::{device_size, direct_io_alignment, Backing, BackingOptions, DirectIo};
+pub use storage::{device_size, Backing, BackingOptions, DirectIo};
 pub use types::{Completion, Errno, FileId, IoBuf, IoBuffer, RecvBuf, RingStats, SendSlot, SockId};
 
 /// Ethertype of ATA over Ethernet.

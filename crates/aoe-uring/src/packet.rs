@@ -79,10 +79,12 @@ pub struct SocketOptions {
     /// netem configured on **this** interface (tc) no longer applies to these frames.
     /// Default `false`.
     pub qdisc_bypass: bool,
-    /// Set `PACKET_IGNORE_OUTGOING` (Linux ≥ 4.20): the socket does not receive the
-    /// frames it (or any socket on the host) sends on the interface, which would
-    /// otherwise come back as receive work. Best effort: on older kernels the option is
-    /// skipped and the caller sees its own frames. Default `false`.
+    /// Set `PACKET_IGNORE_OUTGOING` (Linux ≥ 4.20): frames this host sends out of the
+    /// interface are not looped back to the socket. The kernel loops outgoing frames
+    /// only to sockets bound to every ethertype (ETH_P_ALL), so a `PacketSocket`, bound
+    /// to 0x88A2 alone, does not see them either way (the ring tests check both); the
+    /// option keeps it so should the binding ever widen. Best effort: skipped on older
+    /// kernels. Default `false`.
     pub ignore_outgoing: bool,
 }
 
@@ -378,35 +380,33 @@ impl PacketSocket {
 
     fn send_flags(&self, frame: &[u8], flags: libc::c_int) -> io::Result<usize> {
         // SAFETY: `frame` is a valid readable buffer of `frame.len()` bytes.
-        let n = unsafe {
+        byte_count(unsafe {
             libc::send(
                 self.fd.as_raw_fd(),
                 frame.as_ptr().cast(),
                 frame.len(),
                 flags,
             )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        })
     }
 
     fn recv_flags(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
         // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes.
-        let n = unsafe {
+        let n = byte_count(unsafe {
             libc::recv(
                 self.fd.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),
                 flags,
             )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((n as usize).min(buf.len()))
+        })?;
+        Ok(n.min(buf.len()))
     }
+}
+
+/// The byte count of a send or receive, or the error it set.
+fn byte_count(n: isize) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 impl AsRawFd for PacketSocket {

@@ -137,7 +137,7 @@ pub fn device_size(file: &File) -> io::Result<u64> {
 /// Alignment O_DIRECT needs for offsets and lengths on `file`: the logical block size of
 /// a block device (BLKSSZGET); for a regular file the filesystem's answer (statx
 /// STATX_DIOALIGN), or 4096 if it gives none.
-pub fn direct_io_alignment(file: &File) -> io::Result<u32> {
+fn direct_io_alignment(file: &File) -> io::Result<u32> {
     if file.metadata()?.file_type().is_block_device() {
         let mut size: libc::c_int = 0;
         // SAFETY: BLKSSZGET writes one int to the pointer, which is a live local.

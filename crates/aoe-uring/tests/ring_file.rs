@@ -1,6 +1,6 @@
 //! File I/O, durability barriers and timers through the ring (no network needed).
 
-use aoe_uring::{Completion, IoBuffer, Ring, RingConfig};
+use aoe_uring::{Completion, FileId, IoBuffer, Ring, RingConfig};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -66,6 +66,14 @@ fn wait_for(ring: &mut Ring, n: usize) -> Vec<Completion> {
     all
 }
 
+/// Queues a write of `data` at `offset` from a fresh I/O buffer.
+fn write_from_io_buf(ring: &Ring, fid: FileId, data: &[u8], offset: u64, user: u64) {
+    let mut buf = ring.io_buf().unwrap();
+    ring.io_bytes_mut(&mut buf)[..data.len()].copy_from_slice(data);
+    ring.write_fixed(fid, buf, 0..data.len(), offset, user)
+        .unwrap();
+}
+
 fn io_done(c: Completion) -> (u64, Result<usize, aoe_uring::Errno>, Option<IoBuffer>) {
     match c {
         Completion::IoDone { user, result, buf } => (user, result, buf),
@@ -80,9 +88,7 @@ fn buffered_write_fdatasync_read() {
     let mut ring = io_ring(4);
     let fid = ring.register_file(&file).unwrap();
     let data = pattern(1, 20_000);
-    let mut buf = ring.io_buf().unwrap();
-    ring.io_bytes_mut(&mut buf)[..data.len()].copy_from_slice(&data);
-    ring.write_fixed(fid, buf, 0..data.len(), 1000, 1).unwrap();
+    write_from_io_buf(&ring, fid, &data, 1000, 1);
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!((user, result), (1, Ok(data.len())));
     ring.release(buf.unwrap());
@@ -116,9 +122,7 @@ fn o_direct_into_send_slot_payload() {
     let mut ring = io_ring(2);
     let fid = ring.register_file(&file).unwrap();
     let data = pattern(2, 8192);
-    let mut buf = ring.io_buf().unwrap();
-    ring.io_bytes_mut(&mut buf)[..8192].copy_from_slice(&data);
-    ring.write_fixed(fid, buf, 0..8192, 4096, 10).unwrap();
+    write_from_io_buf(&ring, fid, &data, 4096, 10);
     ring.sync_after_writes(fid, true, 11).unwrap();
     let mut done: Vec<_> = wait_for(&mut ring, 2).into_iter().map(io_done).collect();
     assert_eq!(done[0].0, 10, "write completes before its barrier");
@@ -147,9 +151,7 @@ fn many_writes_one_barrier() {
     let mut ring = io_ring(8);
     let fid = ring.register_file(&file).unwrap();
     for i in 0..8u64 {
-        let mut buf = ring.io_buf().unwrap();
-        ring.io_bytes_mut(&mut buf)[..4096].copy_from_slice(&pattern(i, 4096));
-        ring.write_fixed(fid, buf, 0..4096, i * 4096, i).unwrap();
+        write_from_io_buf(&ring, fid, &pattern(i, 4096), i * 4096, i);
     }
     ring.sync_after_writes(fid, true, 100).unwrap();
     let done: Vec<_> = wait_for(&mut ring, 9).into_iter().map(io_done).collect();
@@ -389,10 +391,7 @@ fn block_device_o_direct_through_the_ring() {
     let mut ring = io_ring(2);
     let fid = ring.register_file(&backing.file).unwrap();
     let data = pattern(9, 65536);
-    let mut buf = ring.io_buf().unwrap();
-    ring.io_bytes_mut(&mut buf)[..data.len()].copy_from_slice(&data);
-    ring.write_fixed(fid, buf, 0..data.len(), 1 << 20, 1)
-        .unwrap();
+    write_from_io_buf(&ring, fid, &data, 1 << 20, 1);
     ring.sync_after_writes(fid, false, 2).unwrap();
     let done: Vec<_> = wait_for(&mut ring, 2).into_iter().map(io_done).collect();
     assert_eq!((done[0].0, done[0].1), (1, Ok(data.len())));
@@ -420,28 +419,17 @@ fn block_device_o_direct_through_the_ring() {
 
 #[test]
 fn bad_configs_are_clear_errors() {
+    let with = |change: fn(&mut RingConfig)| {
+        let mut cfg = RingConfig::default();
+        change(&mut cfg);
+        cfg
+    };
     let bad = [
-        RingConfig {
-            recv_buffers: 100,
-            ..RingConfig::default()
-        },
-        RingConfig {
-            recv_buffers: 0,
-            ..RingConfig::default()
-        },
-        RingConfig {
-            sq_entries: 0,
-            ..RingConfig::default()
-        },
-        RingConfig {
-            send_slot_size: 0,
-            ..RingConfig::default()
-        },
-        RingConfig {
-            io_buffers: 4096,
-            io_buffer_size: 1 << 20,
-            ..RingConfig::default()
-        },
+        with(|c| c.recv_buffers = 100),
+        with(|c| c.recv_buffers = 0),
+        with(|c| c.sq_entries = 0),
+        with(|c| c.send_slot_size = 0),
+        with(|c| (c.io_buffers, c.io_buffer_size) = (4096, 1 << 20)),
     ];
     for cfg in bad {
         let err = Ring::with_config(&cfg)

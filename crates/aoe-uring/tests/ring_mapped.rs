@@ -9,7 +9,7 @@ use aoeraid_lab::Lab;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use veth::{both_ends_with, gather, receiver, BothEnds, Receiver, Sender};
+use veth::{both_ends_with, gather, in_veth_pair, receiver, Receiver, Sender};
 
 fn mapped(slots: u32) -> SocketOptions {
     SocketOptions {
@@ -21,8 +21,7 @@ fn mapped(slots: u32) -> SocketOptions {
 /// Many more frames than ring slots, at both MTUs, each compared byte for byte; the
 /// sender is a plain socket, so the frames are the only traffic.
 fn frames_through_the_ring(mtu: u32, payload: usize) {
-    let lab = Lab::veth_pair("ring-mapped", mtu).expect("veth lab");
-    lab.in_ns(move || {
+    in_veth_pair("ring-mapped", mtu, move || {
         let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let rx = PacketSocket::open_with(Lab::VETH_B, &mapped(64)).unwrap();
         assert!(rx.has_rx_ring());
@@ -91,8 +90,7 @@ fn mapped_ring_holds_jumbo_frames() {
 
 #[test]
 fn full_ring_drops_then_resumes_once_frames_are_recycled() {
-    let lab = Lab::veth_pair("ring-mapped", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-mapped", 1500, move || {
         let mut rx = receiver(&RingConfig::default(), &mapped(8));
         let b = rx.b;
         let slots = rx.ring.socket(b).unwrap().rx_ring_frames() as usize;
@@ -137,8 +135,7 @@ fn full_ring_drops_then_resumes_once_frames_are_recycled() {
 
 #[test]
 fn wait_sleeps_until_a_frame_reaches_the_ring() {
-    let lab = Lab::veth_pair("ring-mapped", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-mapped", 1500, move || {
         let Receiver {
             sender: Sender { tx, to: mac_b },
             mut ring,
@@ -181,8 +178,7 @@ fn wait_sleeps_until_a_frame_reaches_the_ring() {
 
 #[test]
 fn mapped_frames_cannot_be_written_to_files() {
-    let lab = Lab::veth_pair("ring-mapped", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-mapped", 1500, move || {
         // The smallest ring (one block): a slot lost by the refused write would stall
         // it within a round.
         let mut rx = receiver(&RingConfig::default(), &mapped(1));
@@ -227,19 +223,13 @@ fn tempfile_in_shm() -> std::fs::File {
 
 #[test]
 fn qdisc_bypass_sends_reach_the_peer() {
-    let lab = Lab::veth_pair("ring-mapped", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-mapped", 1500, move || {
         let opts = SocketOptions {
             qdisc_bypass: true,
             ..SocketOptions::default()
         };
-        let BothEnds {
-            mut ring,
-            a,
-            b,
-            mac_a,
-            mac_b,
-        } = both_ends_with(&RingConfig::default(), &opts, &mapped(64));
+        let (mut ring, a, b, mac_a, mac_b) =
+            both_ends_with(&RingConfig::default(), &opts, &mapped(64));
         assert!(ring.socket(a).unwrap().qdisc_bypass());
         assert!(!PacketSocket::open(Lab::VETH_A).unwrap().qdisc_bypass());
         for seq in 0..20 {

@@ -6,7 +6,7 @@ use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, SockId, SocketOption
 use aoeraid_lab::frames::{frame, seq_of};
 use aoeraid_lab::Lab;
 use std::time::{Duration, Instant};
-use veth::{both_ends, gather, pump, receiver, BothEnds, Receiver, Sender};
+use veth::{both_ends, both_ends_with, gather, in_veth_pair, pump, receiver, Receiver, Sender};
 
 fn defaults() -> (RingConfig, SocketOptions) {
     (RingConfig::default(), SocketOptions::default())
@@ -23,16 +23,9 @@ fn collect(ring: &mut Ring, want: usize, mut check: impl FnMut(SockId, &[u8])) -
 
 #[test]
 fn frames_both_ways_multishot_and_batched() {
-    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-net", 1500, move || {
         let (cfg, opts) = defaults();
-        let BothEnds {
-            mut ring,
-            a,
-            b,
-            mac_a,
-            mac_b,
-        } = both_ends(&cfg, &opts);
+        let (mut ring, a, b, mac_a, mac_b) = both_ends(&cfg, &opts);
         assert_eq!(ring.socket(a).unwrap().mtu(), 1500);
         const N: u32 = 200;
         for seq in 0..N {
@@ -77,16 +70,9 @@ fn frames_both_ways_multishot_and_batched() {
 
 #[test]
 fn jumbo_frames_at_mtu_9000() {
-    let lab = Lab::veth_pair("ring-net", 9000).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-net", 9000, move || {
         let (cfg, opts) = defaults();
-        let BothEnds {
-            mut ring,
-            a,
-            b,
-            mac_a,
-            mac_b,
-        } = both_ends(&cfg, &opts);
+        let (mut ring, a, b, mac_a, mac_b) = both_ends(&cfg, &opts);
         let sa = ring.socket(a).unwrap();
         assert_eq!(sa.mtu(), 9000);
         assert_eq!(sa.interface().max_frame_len(), 9014);
@@ -112,8 +98,7 @@ fn jumbo_frames_at_mtu_9000() {
 
 #[test]
 fn other_ethertypes_are_not_received() {
-    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-net", 1500, move || {
         let (cfg, opts) = defaults();
         let Receiver {
             sender: Sender { tx, to: mac_b },
@@ -146,8 +131,7 @@ fn other_ethertypes_are_not_received() {
 
 #[test]
 fn blocking_helpers_and_socket_facts() {
-    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-net", 1500, move || {
         let a = PacketSocket::open(Lab::VETH_A).unwrap();
         let b = PacketSocket::open(Lab::VETH_B).unwrap();
         assert!(a.recv_buffer().forced, "root may force buffer sizes");
@@ -185,8 +169,7 @@ fn blocking_helpers_and_socket_facts() {
 
 #[test]
 fn kernel_drop_counters_when_flooded() {
-    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-net", 1500, move || {
         let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let opts = aoe_uring::SocketOptions {
             recv_buffer: 64 << 10,
@@ -223,8 +206,7 @@ fn kernel_drop_counters_when_flooded() {
 
 #[test]
 fn receive_resumes_after_buffers_run_out() {
-    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-net", 1500, move || {
         let cfg = RingConfig {
             recv_buffers: 8,
             ..Default::default()
@@ -264,8 +246,7 @@ fn receive_resumes_after_buffers_run_out() {
 
 /// Frames spread by a PACKET_FANOUT group over two sockets, each on its own ring.
 fn fanout_split(mode: aoe_uring::FanoutMode) -> (usize, usize) {
-    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
-    lab.in_ns(move || {
+    in_veth_pair("ring-net", 1500, move || {
         let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let mut rings: Vec<Ring> = (0..2).map(|_| Ring::new().unwrap()).collect();
         let group = (std::process::id() as u16) ^ 0x5a5a;
@@ -338,13 +319,7 @@ fn frame_payload_written_to_o_direct_file_in_place() {
             align_payload_at: Some(36),
             ..Default::default()
         };
-        let BothEnds {
-            mut ring,
-            a,
-            mac_a,
-            mac_b,
-            ..
-        } = both_ends(&cfg, &SocketOptions::default());
+        let (mut ring, a, _, mac_a, mac_b) = both_ends(&cfg, &SocketOptions::default());
         let fid = ring.register_file(&file).unwrap();
         // 36 header bytes + 8192 payload bytes (the seq number sits in the header part).
         let f = frame(mac_b, mac_a, ETH_P_AOE, 3, 22 + 8192);
@@ -383,20 +358,13 @@ fn frame_payload_written_to_o_direct_file_in_place() {
 
 #[test]
 fn single_issuer_ring_moved_to_its_loop_thread() {
-    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-net", 1500, move || {
         let cfg = RingConfig {
             single_issuer: true,
             ..Default::default()
         };
         // Built here, run on another thread: the first wait there enables it.
-        let BothEnds {
-            mut ring,
-            a,
-            b,
-            mac_a,
-            mac_b,
-        } = both_ends(&cfg, &SocketOptions::default());
+        let (mut ring, a, b, mac_a, mac_b) = both_ends(&cfg, &SocketOptions::default());
         let t = std::thread::spawn(move || {
             for seq in 0..100 {
                 ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 500), 0)
@@ -430,8 +398,7 @@ fn single_issuer_ring_moved_to_its_loop_thread() {
 
 #[test]
 fn oversize_frames_are_counted_and_dropped() {
-    let lab = Lab::veth_pair("ring-net", 9000).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-net", 9000, move || {
         let cfg = RingConfig {
             recv_buffer_size: 2048,
             ..Default::default()
@@ -450,8 +417,7 @@ fn oversize_frames_are_counted_and_dropped() {
 
 #[test]
 fn oversize_send_is_reported_as_send_error() {
-    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-net", 1500, move || {
         let mut ring = Ring::new().unwrap();
         let a = ring
             .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
@@ -538,8 +504,7 @@ fn link_down_is_reported_and_receive_recovers() {
 
 #[test]
 fn completion_queue_overflow_loses_nothing() {
-    let lab = Lab::veth_pair("ring-net", 1500).expect("veth lab");
-    lab.in_ns(|| {
+    in_veth_pair("ring-net", 1500, move || {
         // 8 SQ entries -> 32 CQ entries, far fewer than the frames that arrive at once.
         let cfg = RingConfig {
             sq_entries: 8,
@@ -585,5 +550,44 @@ fn completion_queue_overflow_loses_nothing() {
         seqs.sort_unstable();
         assert_eq!(seqs, (0..N).collect::<Vec<_>>());
         assert_eq!(send_done, 60);
+    });
+}
+
+#[test]
+fn sockets_do_not_receive_frames_sent_on_their_interface() {
+    in_veth_pair("ring-net", 1500, move || {
+        let ignoring = SocketOptions {
+            ignore_outgoing: true,
+            ..Default::default()
+        };
+        let (mut ring, a, b, mac_a, mac_b) =
+            both_ends_with(&RingConfig::default(), &ignoring, &SocketOptions::default());
+        let plain_a = ring
+            .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
+            .unwrap();
+        for seq in 0..20 {
+            ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 100), 0)
+                .unwrap();
+        }
+        let mut seen = [0usize; 3];
+        gather(&mut ring, 20, |_, sock, buf| {
+            seen[sock.index()] += 1;
+            Some(buf)
+        });
+        // Frames looped back to A's sockets would have come with B's or just after.
+        let mut events = Vec::new();
+        ring.wait(Some(Duration::from_millis(100)), &mut events)
+            .unwrap();
+        for ev in events {
+            if let Completion::Frame { sock, buf } = ev {
+                seen[sock.index()] += 1;
+                ring.recycle(buf);
+            }
+        }
+        assert_eq!(seen[b.index()], 20);
+        // Neither with the option nor without: the kernel loops outgoing frames back only
+        // to sockets bound to every ethertype.
+        assert_eq!(seen[a.index()], 0, "{seen:?}");
+        assert_eq!(seen[plain_a.index()], 0, "{seen:?}");
     });
 }

@@ -1,18 +1,18 @@
 //! Command 0, Issue ATA Command: AFlags, the 12-byte argument and its data.
 
 use crate::{
-    ata, ensure_buf, ensure_frame, finish_frame, padded_len, Header, Mac, WireError,
-    AOE_HEADER_END, ATA_DATA_OFFSET,
+    ata, emit_frame, ensure_buf, ensure_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
+    ATA_DATA_OFFSET,
 };
 
 /// Byte offsets of the ATA argument fields.
 mod field {
-    pub const AFLAGS: usize = 24;
-    pub const ERR_FEATURE: usize = 25;
-    pub const SECTOR_COUNT: usize = 26;
-    pub const CMD_STATUS: usize = 27;
-    pub const LBA: usize = 28;
-    pub const RESERVED: usize = 34;
+    pub(super) const AFLAGS: usize = 24;
+    pub(super) const ERR_FEATURE: usize = 25;
+    pub(super) const SECTOR_COUNT: usize = 26;
+    pub(super) const CMD_STATUS: usize = 27;
+    pub(super) const LBA: usize = 28;
+    pub(super) const RESERVED: usize = 34;
 }
 
 /// Largest LBA the six LBA bytes can carry.
@@ -338,10 +338,7 @@ impl<'a> Ata<'a> {
     /// Writes a whole frame (header, argument, data, padding) and returns its length.
     #[inline]
     pub fn emit(&self, header: &Header, buf: &mut [u8]) -> Result<usize, WireError> {
-        ensure_buf(buf, self.buffer_len())?;
-        header.emit(buf)?;
-        let end = self.emit_arg(buf)?;
-        finish_frame(buf, end)
+        emit_frame(header, buf, self.buffer_len(), |frame| self.emit_arg(frame))
     }
 }
 

@@ -1,18 +1,18 @@
 //! Command 1, Query Config Information.
 
 use crate::{
-    be16, ensure_buf, ensure_frame, finish_frame, padded_len, put_be16, Header, WireError,
+    be16, emit_frame, ensure_buf, ensure_frame, padded_len, put_be16, Header, WireError,
     AOE_HEADER_END, AOE_VERSION, MAX_CONFIG_LEN,
 };
 
 /// Byte offsets of the Query Config argument fields.
 mod field {
-    pub const BUFFER_COUNT: usize = 24;
-    pub const FIRMWARE: usize = 26;
-    pub const SECTOR_COUNT: usize = 28;
-    pub const VER_CCMD: usize = 29;
-    pub const CONFIG_LEN: usize = 30;
-    pub const CONFIG: usize = 32;
+    pub(super) const BUFFER_COUNT: usize = 24;
+    pub(super) const FIRMWARE: usize = 26;
+    pub(super) const SECTOR_COUNT: usize = 28;
+    pub(super) const VER_CCMD: usize = 29;
+    pub(super) const CONFIG_LEN: usize = 30;
+    pub(super) const CONFIG: usize = 32;
 }
 
 /// Config subcommand (low nibble of byte 29).
@@ -184,9 +184,6 @@ impl<'a> QueryConfig<'a> {
     /// Writes a whole frame (header, argument, padding) and returns its length.
     #[inline]
     pub fn emit(&self, header: &Header, buf: &mut [u8]) -> Result<usize, WireError> {
-        ensure_buf(buf, self.buffer_len())?;
-        header.emit(buf)?;
-        let end = self.emit_arg(buf)?;
-        finish_frame(buf, end)
+        emit_frame(header, buf, self.buffer_len(), |frame| self.emit_arg(frame))
     }
 }

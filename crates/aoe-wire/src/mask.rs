@@ -3,16 +3,16 @@
 use core::fmt;
 
 use crate::{
-    ensure_buf, ensure_frame, finish_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
+    emit_frame, ensure_buf, ensure_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
 };
 
 /// Byte offsets of the MAC Mask argument fields.
 mod field {
-    pub const RESERVED: usize = 24;
-    pub const MCMD: usize = 25;
-    pub const MERROR: usize = 26;
-    pub const DIR_COUNT: usize = 27;
-    pub const DIRECTIVES: usize = 28;
+    pub(super) const RESERVED: usize = 24;
+    pub(super) const MCMD: usize = 25;
+    pub(super) const MERROR: usize = 26;
+    pub(super) const DIR_COUNT: usize = 27;
+    pub(super) const DIRECTIVES: usize = 28;
 }
 
 /// Bytes per directive: reserved, DCmd, MAC.
@@ -387,9 +387,6 @@ impl<'a> MacMask<'a> {
                 reason: "requests must send MError 0",
             });
         }
-        ensure_buf(buf, self.buffer_len())?;
-        header.emit(buf)?;
-        let end = self.emit_arg(buf)?;
-        finish_frame(buf, end)
+        emit_frame(header, buf, self.buffer_len(), |frame| self.emit_arg(frame))
     }
 }

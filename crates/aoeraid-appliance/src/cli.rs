@@ -45,6 +45,8 @@ pub enum Command {
     Grow(cmd::grow::Args),
     /// Set an array's rebuild rate limits.
     RebuildRate(cmd::rebuild_rate::Args),
+    /// Run the event program once per array with a TestMessage (like mdadm --monitor --test).
+    TestEvent(cmd::test_event::Args),
     /// Write a shell completion script to standard output.
     Completions(cmd::manual::CompletionArgs),
     /// Write the manual page (roff) to standard output: aoeraid(8) or appliance.yaml(5).
@@ -70,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Scrub(a) => cmd::scrub::run(a),
         Command::Grow(a) => cmd::grow::run(a),
         Command::RebuildRate(a) => cmd::rebuild_rate::run(a),
+        Command::TestEvent(a) => cmd::test_event::run(a),
         Command::Completions(a) => cmd::manual::completions(a),
         Command::Manpage(a) => cmd::manual::man(a),
     };

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use raid_engine::config::{ArrayConfig, MemberSpec};
 use raid_engine::*;
 
 const MEMBER_SECTORS: u64 = 2048 + 1_048_576; // 512 MiB data per member (never stored)

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use raid_engine::xor::{parity_into, xor_into};
+use raid_engine::{parity_into, xor_into};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

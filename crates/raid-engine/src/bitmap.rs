@@ -3,10 +3,10 @@
 //! cleared lazily once no write has touched the region for a while and every member is
 //! in sync (so the bits also record what an absent member missed).
 
-pub const BITS_PER_SECTOR: u64 = 4096;
+pub(crate) const BITS_PER_SECTOR: u64 = 4096;
 
 #[derive(Clone, Debug)]
-pub struct Bitmap {
+pub(crate) struct Bitmap {
     region_units: u64,
     regions: u64,
     bits: Vec<u8>,
@@ -17,7 +17,7 @@ pub struct Bitmap {
 }
 
 impl Bitmap {
-    pub fn new(units: u64, region_units: u64) -> Bitmap {
+    pub(crate) fn new(units: u64, region_units: u64) -> Bitmap {
         let region_units = region_units.max(1);
         let regions = units.div_ceil(region_units).max(1);
         Bitmap {
@@ -30,33 +30,34 @@ impl Bitmap {
         }
     }
 
-    pub fn sectors_for(units: u64, region_units: u64) -> u32 {
+    pub(crate) fn sectors_for(units: u64, region_units: u64) -> u32 {
         units
             .div_ceil(region_units.max(1))
             .max(1)
             .div_ceil(BITS_PER_SECTOR) as u32
     }
 
-    pub fn sectors(&self) -> u32 {
+    pub(crate) fn sectors(&self) -> u32 {
         self.regions.div_ceil(BITS_PER_SECTOR) as u32
     }
-    pub fn regions(&self) -> u64 {
+    #[cfg(test)]
+    fn regions(&self) -> u64 {
         self.regions
     }
-    pub fn region_units(&self) -> u64 {
+    pub(crate) fn region_units(&self) -> u64 {
         self.region_units
     }
-    pub fn region_of(&self, unit: u64) -> u64 {
+    pub(crate) fn region_of(&self, unit: u64) -> u64 {
         unit / self.region_units
     }
-    pub fn sector_of(region: u64) -> u32 {
+    pub(crate) fn sector_of(region: u64) -> u32 {
         (region / BITS_PER_SECTOR) as u32
     }
 
-    pub fn is_dirty(&self, r: u64) -> bool {
+    pub(crate) fn is_dirty(&self, r: u64) -> bool {
         self.bits[(r / 8) as usize] & (1 << (r % 8)) != 0
     }
-    pub fn unit_dirty(&self, unit: u64) -> bool {
+    pub(crate) fn unit_dirty(&self, unit: u64) -> bool {
         self.is_dirty(self.region_of(unit))
     }
     fn set(&mut self, r: u64, on: bool) {
@@ -67,13 +68,13 @@ impl Bitmap {
             *b &= !(1 << (r % 8));
         }
     }
-    pub fn any_dirty(&self) -> bool {
+    pub(crate) fn any_dirty(&self) -> bool {
         self.bits.iter().any(|&b| b != 0)
     }
-    pub fn dirty_count(&self) -> u64 {
+    pub(crate) fn dirty_count(&self) -> u64 {
         self.bits.iter().map(|b| b.count_ones() as u64).sum()
     }
-    pub fn set_all(&mut self) {
+    pub(crate) fn set_all(&mut self) {
         for r in 0..self.regions {
             self.set(r, true);
         }
@@ -81,7 +82,7 @@ impl Bitmap {
 
     /// A write to region `r` begins. Returns the bitmap sector to persist if the bit was
     /// clear (the write must wait for it).
-    pub fn start_write(&mut self, r: u64, now_ns: u64) -> Option<u32> {
+    pub(crate) fn start_write(&mut self, r: u64, now_ns: u64) -> Option<u32> {
         self.inflight[r as usize] += 1;
         self.writes += 1;
         self.last_write_ns[r as usize] = now_ns;
@@ -93,7 +94,7 @@ impl Bitmap {
         }
     }
 
-    pub fn end_write(&mut self, r: u64, now_ns: u64) {
+    pub(crate) fn end_write(&mut self, r: u64, now_ns: u64) {
         debug_assert!(
             self.is_dirty(r),
             "region {r}: write in flight on a clean bit"
@@ -116,7 +117,7 @@ impl Bitmap {
     }
 
     /// Clear the bits of regions idle for `delay_ns`; returns the sectors to persist.
-    pub fn lazy_clear(&mut self, now_ns: u64, delay_ns: u64) -> Vec<u32> {
+    pub(crate) fn lazy_clear(&mut self, now_ns: u64, delay_ns: u64) -> Vec<u32> {
         let mut sectors = Vec::new();
         for r in 0..self.regions {
             if self.is_dirty(r)
@@ -134,7 +135,7 @@ impl Bitmap {
     }
 
     /// The on-disk bytes of bitmap sector `s` (512 bytes).
-    pub fn encode_sector(&self, s: u32) -> Vec<u8> {
+    pub(crate) fn encode_sector(&self, s: u32) -> Vec<u8> {
         let mut out = vec![0u8; 512];
         let start = s as usize * 512;
         let end = (start + 512).min(self.bits.len());
@@ -146,7 +147,7 @@ impl Bitmap {
 
     /// OR a sector read from a member into the in-memory bits (bits beyond the region
     /// count are ignored).
-    pub fn merge_sector(&mut self, s: u32, bytes: &[u8]) {
+    pub(crate) fn merge_sector(&mut self, s: u32, bytes: &[u8]) {
         for (i, &byte) in bytes.iter().take(512).enumerate() {
             for bit in 0..8 {
                 let r = (s as u64 * 512 + i as u64) * 8 + bit;
@@ -157,7 +158,8 @@ impl Bitmap {
         }
     }
 
-    pub fn dirty_regions(&self) -> Vec<u64> {
+    #[cfg(test)]
+    fn dirty_regions(&self) -> Vec<u64> {
         (0..self.regions).filter(|&r| self.is_dirty(r)).collect()
     }
 }

@@ -11,11 +11,11 @@ use crate::superblock::BITMAP_OFFSET;
 /// every member up to 128 KiB; see DESIGN.md for the figures.
 pub const DEFAULT_CHUNK_SECTORS: u32 = 256;
 /// Default bitmap region: 64 MiB of volume per bit, md's internal-bitmap default.
-pub const DEFAULT_BITMAP_REGION_SECTORS: u64 = 131_072;
+pub(crate) const DEFAULT_BITMAP_REGION_SECTORS: u64 = 131_072;
 /// Data starts on a 1 MiB boundary.
-pub const DATA_ALIGN_SECTORS: u64 = 2048;
+pub(crate) const DATA_ALIGN_SECTORS: u64 = 2048;
 /// Integrity: one CRC32C per 4 KiB member block.
-pub const CSUM_BLOCK_SECTORS: u64 = 8;
+pub(crate) const CSUM_BLOCK_SECTORS: u64 = 8;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberSpec {
@@ -83,7 +83,7 @@ impl std::error::Error for CreateError {}
 
 /// Where the reserved areas sit on every member of an array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MetaLayout {
+pub(crate) struct MetaLayout {
     pub bitmap_sectors: u32,
     pub csum_offset: u64,
     pub csum_sectors: u64,
@@ -92,7 +92,7 @@ pub struct MetaLayout {
 
 impl MetaLayout {
     /// Sized for the smallest member; bounds are generous so every member shares it.
-    pub fn compute(
+    pub(crate) fn compute(
         level: Level,
         members: usize,
         chunk: u32,

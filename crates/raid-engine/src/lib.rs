@@ -8,28 +8,30 @@
 //! publish `poll_event`, call `tick(now_ns)` by `poll_timeout`. `Concat` does the same
 //! over several arrays with `(array, MemberIo)` pairs.
 
-pub mod assembly;
-pub mod bitmap;
-pub mod concat;
-pub mod config;
-pub mod engine;
-pub mod fastmap;
-pub mod layout;
-pub mod meta;
-pub mod pacing;
-pub mod placement;
+mod assembly;
+mod bitmap;
+mod concat;
+mod config;
+mod engine;
+mod fastmap;
+mod layout;
+mod meta;
+mod pacing;
+mod placement;
 pub mod sim;
-pub mod spare_group;
-pub mod stripe_cache;
+mod spare_group;
+mod stripe_cache;
+/// The on-member format: superblock layout and offsets (the appliance reads them to
+/// refuse members in use).
 pub mod superblock;
-pub mod types;
-pub mod xor;
+mod types;
+mod xor;
 
 pub use assembly::{
     assemble, AssemblyError, AssemblyInput, AssemblyPlan, PlannedMember, PlannedState,
 };
 pub use concat::Concat;
-pub use config::{ArrayConfig, CreateError, MemberSpec};
+pub use config::{ArrayConfig, CreateError, MemberSpec, DEFAULT_CHUNK_SECTORS};
 pub use engine::{
     ControlError, Counters, Engine, MemberStatus, Status, SyncBytes, SyncKind, SyncProgress,
     Tunables,
@@ -37,3 +39,4 @@ pub use engine::{
 pub use layout::{Geometry, Level};
 pub use spare_group::{balance_spares, SpareMove};
 pub use types::*;
+pub use xor::{parity_into, xor_into};

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::types::MemberIndex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MetaKey {
+pub(crate) enum MetaKey {
     Superblock,
     Bitmap(u32),
     Csum(MemberIndex, u64),
@@ -23,7 +23,7 @@ struct Block {
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct MetaWriter {
+pub(crate) struct MetaWriter {
     blocks: HashMap<MetaKey, Block>,
     /// Keys with unwritten changes and no write in flight.
     ready: BTreeSet<MetaKey>,
@@ -31,7 +31,7 @@ pub struct MetaWriter {
 
 impl MetaWriter {
     /// Record a change; returns the version that must become durable.
-    pub fn touch(&mut self, key: MetaKey) -> u64 {
+    pub(crate) fn touch(&mut self, key: MetaKey) -> u64 {
         let b = self.blocks.entry(key).or_default();
         b.version += 1;
         if b.inflight.is_none() {
@@ -41,21 +41,21 @@ impl MetaWriter {
     }
 
     /// Latest version of `key` (what a waiter needs to see durable).
-    pub fn version(&self, key: MetaKey) -> u64 {
+    pub(crate) fn version(&self, key: MetaKey) -> u64 {
         self.blocks.get(&key).map_or(0, |b| b.version)
     }
 
-    pub fn is_durable(&self, key: MetaKey, version: u64) -> bool {
+    pub(crate) fn is_durable(&self, key: MetaKey, version: u64) -> bool {
         self.blocks.get(&key).is_none_or(|b| b.durable >= version)
     }
 
     /// Keys with changes not yet in flight.
-    pub fn ready(&self) -> Vec<MetaKey> {
+    pub(crate) fn ready(&self) -> Vec<MetaKey> {
         self.ready.iter().copied().collect()
     }
 
     /// A write round of `key` to `targets` members starts.
-    pub fn start(&mut self, key: MetaKey, targets: usize) {
+    pub(crate) fn start(&mut self, key: MetaKey, targets: usize) {
         self.ready.remove(&key);
         let b = self.blocks.entry(key).or_default();
         if targets == 0 {
@@ -67,7 +67,7 @@ impl MetaWriter {
 
     /// One member finished (successfully or not: a failed member is faulty from now on
     /// and no longer needs the block).
-    pub fn ack(&mut self, key: MetaKey) {
+    pub(crate) fn ack(&mut self, key: MetaKey) {
         if let Some(b) = self.blocks.get_mut(&key) {
             if let Some((v, left)) = b.inflight {
                 if left <= 1 {
@@ -126,10 +126,10 @@ impl MetaWriter {
         Ok(())
     }
 
-    pub fn idle(&self) -> bool {
+    pub(crate) fn idle(&self) -> bool {
         self.ready.is_empty() && self.blocks.values().all(|b| b.inflight.is_none())
     }
-    pub fn has_ready(&self) -> bool {
+    pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
 }

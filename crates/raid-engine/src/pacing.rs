@@ -3,7 +3,7 @@
 //! past pulls the rate down to `min`.
 
 #[derive(Clone, Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     pub min_kib_s: u64,
     pub max_kib_s: u64,
     window_start: u64,
@@ -25,13 +25,13 @@ impl Default for Pacer {
 const WINDOW_NS: u64 = 1_000_000_000;
 
 impl Pacer {
-    pub fn set(&mut self, min_kib_s: u64, max_kib_s: u64) {
+    pub(crate) fn set(&mut self, min_kib_s: u64, max_kib_s: u64) {
         self.min_kib_s = min_kib_s.max(1);
         self.max_kib_s = max_kib_s.max(self.min_kib_s);
     }
 
     /// May the next `bytes` (per member) go out now?
-    pub fn allow(&mut self, now: u64, busy: bool) -> bool {
+    pub(crate) fn allow(&mut self, now: u64, busy: bool) -> bool {
         if now.saturating_sub(self.window_start) >= WINDOW_NS {
             self.window_start = now;
             self.window_bytes = 0;
@@ -42,11 +42,11 @@ impl Pacer {
         self.window_bytes <= budget
     }
 
-    pub fn consume(&mut self, bytes: u64) {
+    pub(crate) fn consume(&mut self, bytes: u64) {
         self.window_bytes += bytes;
     }
 
-    pub fn rate_kib_s(&self, busy: bool) -> u64 {
+    pub(crate) fn rate_kib_s(&self, busy: bool) -> u64 {
         if busy {
             self.min_kib_s
         } else {

@@ -25,7 +25,11 @@ impl std::error::Error for PlacementError {}
 
 /// `shelves[i]` is the shelf of member i. Returns the first offending pair unless forced.
 /// RAID 5 counts too: two members on one shelf means one shelf loss kills the array.
-pub fn check_placement(geo: &Geometry, shelves: &[u32], force: bool) -> Result<(), PlacementError> {
+pub(crate) fn check_placement(
+    geo: &Geometry,
+    shelves: &[u32],
+    force: bool,
+) -> Result<(), PlacementError> {
     if force {
         return Ok(());
     }

@@ -10,7 +10,7 @@ const PAGE_SECTORS: u64 = 16;
 const PAGE_BYTES: usize = PAGE_SECTORS as usize * SECTOR;
 
 #[derive(Clone, Debug)]
-pub struct StripeBuffer {
+pub(crate) struct StripeBuffer {
     sectors: u64,
     pages: Vec<Option<Box<[u8]>>>,
     /// Sorted, disjoint, non-adjacent [start, end) sector intervals.
@@ -18,7 +18,7 @@ pub struct StripeBuffer {
 }
 
 impl StripeBuffer {
-    pub fn new(sectors: u64) -> StripeBuffer {
+    pub(crate) fn new(sectors: u64) -> StripeBuffer {
         StripeBuffer {
             sectors,
             pages: vec![None; sectors.div_ceil(PAGE_SECTORS) as usize],
@@ -27,7 +27,7 @@ impl StripeBuffer {
     }
 
     /// Merge `data` at sector `off`; later merges win over earlier ones.
-    pub fn merge(&mut self, off: u64, data: &[u8]) {
+    pub(crate) fn merge(&mut self, off: u64, data: &[u8]) {
         let n = (data.len() / SECTOR) as u64;
         assert!(off + n <= self.sectors, "merge beyond stripe");
         for i in 0..n {
@@ -56,34 +56,29 @@ impl StripeBuffer {
         self.covered = out;
     }
 
-    pub fn sectors(&self) -> u64 {
-        self.sectors
-    }
     /// Bytes of sector `s` if it was ever merged.
-    pub fn sector(&self, s: u64) -> Option<&[u8]> {
+    pub(crate) fn sector(&self, s: u64) -> Option<&[u8]> {
         let page = self.pages[(s / PAGE_SECTORS) as usize].as_ref()?;
         let at = (s % PAGE_SECTORS) as usize * SECTOR;
         Some(&page[at..at + SECTOR])
     }
-    pub fn intervals(&self) -> &[(u64, u64)] {
+    #[cfg(test)]
+    fn intervals(&self) -> &[(u64, u64)] {
         &self.covered
     }
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.covered == [(0, self.sectors)]
     }
-    pub fn is_empty(&self) -> bool {
-        self.covered.is_empty()
-    }
     /// Is every sector of [s, e) covered?
-    pub fn covers(&self, s: u64, e: u64) -> bool {
+    pub(crate) fn covers(&self, s: u64, e: u64) -> bool {
         s >= e || self.covered.iter().any(|&(a, b)| a <= s && e <= b)
     }
     /// Does any covered sector fall in [s, e)?
-    pub fn touches(&self, s: u64, e: u64) -> bool {
+    pub(crate) fn touches(&self, s: u64, e: u64) -> bool {
         self.covered.iter().any(|&(a, b)| a < e && s < b)
     }
     /// Smallest [s, e) within [lo, hi) containing all covered sectors there.
-    pub fn span_within(&self, lo: u64, hi: u64) -> Option<(u64, u64)> {
+    pub(crate) fn span_within(&self, lo: u64, hi: u64) -> Option<(u64, u64)> {
         let mut r: Option<(u64, u64)> = None;
         for &(a, b) in &self.covered {
             let (a, b) = (a.max(lo), b.min(hi));
@@ -97,7 +92,7 @@ impl StripeBuffer {
         r
     }
     /// Copy covered sectors of [s, e) over `dst` (which holds [s, e)).
-    pub fn overlay(&self, s: u64, e: u64, dst: &mut [u8]) {
+    pub(crate) fn overlay(&self, s: u64, e: u64, dst: &mut [u8]) {
         for &(a, b) in &self.covered {
             let (a, b) = (a.max(s), b.min(e));
             for x in a..b {
@@ -108,7 +103,7 @@ impl StripeBuffer {
         }
     }
     /// Looks like the head of a sequential stream that the next writes will extend.
-    pub fn looks_sequential(&self) -> bool {
+    pub(crate) fn looks_sequential(&self) -> bool {
         matches!(self.covered.as_slice(), [(0, e)] if *e < self.sectors)
     }
 }

@@ -109,31 +109,31 @@ pub fn layout_code(level: Level) -> u32 {
 }
 
 mod field {
-    pub const MAGIC: usize = 0;
-    pub const VERSION: usize = 8;
-    pub const LEVEL: usize = 12;
-    pub const LAYOUT: usize = 16;
-    pub const CHUNK: usize = 20;
-    pub const RAID_DISKS: usize = 24;
-    pub const ROLE: usize = 28;
-    pub const ARRAY_UUID: usize = 32;
-    pub const MEMBER_UUID: usize = 48;
-    pub const DATA_OFFSET: usize = 64;
-    pub const DATA_SIZE: usize = 72;
-    pub const EVENTS: usize = 80;
-    pub const STATE: usize = 88;
-    pub const FLAGS: usize = 92;
-    pub const RECOVERY_UNIT: usize = 96;
-    pub const REGION_UNITS: usize = 104;
-    pub const EVENTS_CLEARED: usize = 112;
-    pub const BITMAP_SECTORS: usize = 120;
-    pub const CSUM_OFFSET: usize = 128;
-    pub const CSUM_SECTORS: usize = 136;
-    pub const NAME: usize = 144;
-    pub const NAME_LEN: usize = 32;
-    pub const SLOTS: usize = 176;
-    pub const SLOT_LEN: usize = 20;
-    pub const CRC: usize = 4092;
+    pub(super) const MAGIC: usize = 0;
+    pub(super) const VERSION: usize = 8;
+    pub(super) const LEVEL: usize = 12;
+    pub(super) const LAYOUT: usize = 16;
+    pub(super) const CHUNK: usize = 20;
+    pub(super) const RAID_DISKS: usize = 24;
+    pub(super) const ROLE: usize = 28;
+    pub(super) const ARRAY_UUID: usize = 32;
+    pub(super) const MEMBER_UUID: usize = 48;
+    pub(super) const DATA_OFFSET: usize = 64;
+    pub(super) const DATA_SIZE: usize = 72;
+    pub(super) const EVENTS: usize = 80;
+    pub(super) const STATE: usize = 88;
+    pub(super) const FLAGS: usize = 92;
+    pub(super) const RECOVERY_UNIT: usize = 96;
+    pub(super) const REGION_UNITS: usize = 104;
+    pub(super) const EVENTS_CLEARED: usize = 112;
+    pub(super) const BITMAP_SECTORS: usize = 120;
+    pub(super) const CSUM_OFFSET: usize = 128;
+    pub(super) const CSUM_SECTORS: usize = 136;
+    pub(super) const NAME: usize = 144;
+    pub(super) const NAME_LEN: usize = 32;
+    pub(super) const SLOTS: usize = 176;
+    pub(super) const SLOT_LEN: usize = 20;
+    pub(super) const CRC: usize = 4092;
 }
 
 const FLAG_INTEGRITY: u32 = 1;

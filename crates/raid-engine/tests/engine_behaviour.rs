@@ -1,17 +1,14 @@
 //! Engine behaviour with instant in-memory members: failures, degraded I/O, healing,
 //! spares and spare groups, re-add by bitmap, RAID 5 gathering, placement.
 
-use raid_engine::config::{ArrayConfig, MemberSpec};
-use raid_engine::spare_group::balance_spares;
+use raid_engine::sim::VMember;
 use raid_engine::superblock::{BITMAP_OFFSET, SB_OFFSET, SB_SECTORS};
 use raid_engine::*;
 
 struct Rig {
     e: Engine,
-    members: Vec<Vec<u8>>,
-    dead: Vec<bool>,
-    /// (member, first sector, end) that fail reads.
-    bad: Vec<(usize, u64, u64)>,
+    /// The simulator's members, answering at once.
+    members: Vec<VMember>,
     now: u64,
     events: Vec<Event>,
     member_reads: u64,
@@ -28,6 +25,26 @@ fn spec(i: u8, shelf: u32) -> MemberSpec {
         size_sectors: MEMBER,
         shelf: Some(shelf),
     }
+}
+
+/// A volume request; a write carries `sectors` sectors of `fill`.
+fn req(id: u64, op: VolumeOp, offset: u64, sectors: u32, fill: u8) -> VolumeRequest {
+    let data = if op == VolumeOp::Write {
+        vec![fill; sectors as usize * 512]
+    } else {
+        Vec::new()
+    };
+    VolumeRequest {
+        id,
+        op,
+        offset,
+        sectors,
+        data,
+    }
+}
+
+fn instant_member() -> VMember {
+    VMember::new(MEMBER, 0, 0)
 }
 
 impl Rig {
@@ -51,9 +68,7 @@ impl Rig {
         let total = n + spares;
         let mut r = Rig {
             e,
-            members: vec![vec![0; MEMBER as usize * 512]; total],
-            dead: vec![false; total],
-            bad: Vec::new(),
+            members: (0..total).map(|_| instant_member()).collect(),
             now: 0,
             events: Vec::new(),
             member_reads: 0,
@@ -72,40 +87,12 @@ impl Rig {
                 progressed = true;
                 let m = io.member;
                 if m >= self.members.len() {
-                    self.members.push(vec![0; MEMBER as usize * 512]);
-                    self.dead.push(false);
+                    self.members.push(instant_member());
                 }
-                let res = if self.dead[m] {
-                    Err(MemberError::Gone)
-                } else {
-                    let (a, b) = (
-                        io.offset as usize * 512,
-                        (io.offset + io.sectors as u64) as usize * 512,
-                    );
-                    match io.op {
-                        MemberOp::Read => {
-                            self.member_reads += io.sectors as u64;
-                            let end = io.offset + io.sectors as u64;
-                            if self
-                                .bad
-                                .iter()
-                                .any(|&(bm, s, e)| bm == m && s < end && io.offset < e)
-                            {
-                                Err(MemberError::Io)
-                            } else {
-                                Ok(self.members[m][a..b].to_vec())
-                            }
-                        }
-                        MemberOp::Write => {
-                            self.members[m][a..b].copy_from_slice(&io.data);
-                            let end = io.offset + io.sectors as u64;
-                            self.bad
-                                .retain(|&(bm, s, e)| !(bm == m && io.offset <= s && e <= end));
-                            Ok(Vec::new())
-                        }
-                        MemberOp::Flush => Ok(Vec::new()),
-                    }
-                };
+                if io.op == MemberOp::Read {
+                    self.member_reads += io.sectors as u64;
+                }
+                let res = self.members[m].serve(&io);
                 self.e.complete_member_io(io.id, res);
                 if let Err(e) = self.e.check_invariants() {
                     panic!("{e}");
@@ -177,7 +164,7 @@ impl Rig {
             .find(|m| m.uuid == uuid)
             .expect("member of that uuid")
             .index;
-        self.dead[gone] = true;
+        self.members[gone].alive = false;
         self.read(offset, sectors)
             .expect("read served by the others")
     }
@@ -193,10 +180,10 @@ impl Rig {
         let inputs: Vec<AssemblyInput> = (0..self.members.len())
             .map(|i| AssemblyInput {
                 name: format!("m{i}"),
-                superblock: if self.dead[i] {
-                    Err(MemberError::Gone)
+                superblock: if self.members[i].alive {
+                    Ok(self.members[i].data[sb.clone()].to_vec())
                 } else {
-                    Ok(self.members[i][sb.clone()].to_vec())
+                    Err(MemberError::Gone)
                 },
                 size_sectors: MEMBER,
             })
@@ -207,7 +194,6 @@ impl Rig {
             .iter()
             .map(|pm| self.members[pm.input].clone())
             .collect();
-        self.dead = plan.members.iter().map(|pm| self.dead[pm.input]).collect();
         self.e = Engine::assemble(&plan).expect("engine assemble");
         let rate = if self.frozen { 1 } else { 1_000_000 };
         self.e.set_sync_rates(rate, rate);
@@ -227,7 +213,7 @@ impl Rig {
 fn raid1_member_gone_runs_degraded_and_keeps_data() {
     let mut r = Rig::new(Level::Raid1, 2, 0, 16);
     r.write(0, 7, 64);
-    r.dead[0] = true;
+    r.members[0].alive = false;
     r.write(64, 8, 16);
     assert_eq!(r.read(0, 64).unwrap(), vec![7; 64 * 512]);
     assert_eq!(r.read(64, 16).unwrap(), vec![8; 16 * 512]);
@@ -243,7 +229,7 @@ fn raid1_member_gone_runs_degraded_and_keeps_data() {
 fn raid0_member_loss_fails_the_array_never_lies() {
     let mut r = Rig::new(Level::Raid0, 2, 0, 16);
     r.write(0, 3, 64);
-    r.dead[1] = true;
+    r.members[1].alive = false;
     assert!(r.read(0, 64).is_err());
     assert!(r.events.contains(&Event::ArrayFailed));
     assert_eq!(r.e.status().state, ArrayState::Failed);
@@ -255,9 +241,12 @@ fn raid5_read_error_is_served_from_parity_and_rewritten() {
     let mut r = Rig::new(Level::Raid5, 4, 0, 16);
     r.write(0, 9, 48);
     // Volume sector 0 is on member 0 (left-symmetric stripe 0), data starts at 2048.
-    r.bad.push((0, 2048, 2056));
+    r.members[0].bad.push((2048, 2056));
     assert_eq!(r.read(0, 48).unwrap(), vec![9; 48 * 512]);
-    assert!(r.bad.is_empty(), "bad range rewritten");
+    assert!(
+        r.members.iter().all(|m| m.bad.is_empty()),
+        "bad range rewritten"
+    );
     assert_eq!(r.e.counters().corrected_read_errors, 1);
     assert!(r
         .events
@@ -266,54 +255,38 @@ fn raid5_read_error_is_served_from_parity_and_rewritten() {
     assert_eq!(r.e.status().state, ArrayState::Clean);
 }
 
-#[test]
-fn concurrent_reads_of_one_bad_range_rewrite_it_once() {
-    // Readers of one unit run side by side; both find the bad column and rebuild it,
-    // but two writes of one member range must never be in flight together (the rig
-    // checks the engine's invariants after every member completion).
-    let mut r = Rig::new(Level::Raid5, 4, 0, 16);
+/// Two reads of one bad range submitted together: readers of one unit run side by
+/// side, both find the bad copy or column and serve the data from the others, but two
+/// writes of one member range must never be in flight together (the rig checks the
+/// engine's invariants after every member completion): it is rewritten once.
+fn two_reads_of_a_bad_range(level: Level, n: usize) {
+    let mut r = Rig::new(level, n, 0, 16);
     r.write(0, 9, 48);
-    r.bad.push((0, 2048, 2056));
+    // Volume sector 0 is on member 0 (unit 0's first copy, or RAID 5's column 0).
+    r.members[0].bad.push((2048, 2056));
     for id in [1, 2] {
-        r.e.submit(VolumeRequest {
-            id,
-            op: VolumeOp::Read,
-            offset: 0,
-            sectors: 8,
-            data: Vec::new(),
-        });
+        r.e.submit(req(id, VolumeOp::Read, 0, 8, 0));
     }
     r.run();
     for id in [1, 2] {
         let c = r.done.iter().find(|c| c.id == id).expect("read completed");
-        assert_eq!(c.result, Ok(vec![9; 8 * 512]));
+        assert_eq!(c.result, Ok(vec![9; 8 * 512]), "{level:?}");
     }
-    assert!(r.bad.is_empty(), "bad range rewritten");
-    assert_eq!(r.e.counters().corrected_read_errors, 1, "rewritten once");
+    assert!(
+        r.members.iter().all(|m| m.bad.is_empty()),
+        "{level:?}: bad range rewritten"
+    );
+    assert_eq!(
+        r.e.counters().corrected_read_errors,
+        1,
+        "{level:?}: rewritten once"
+    );
 }
 
 #[test]
-fn concurrent_mirror_reads_of_one_bad_range_rewrite_it_once() {
-    let mut r = Rig::new(Level::Raid1, 2, 0, 16);
-    r.write(0, 4, 16);
-    // Both reads start on member 0 (unit 0's preferred copy) and fail there.
-    r.bad.push((0, 2048, 2056));
-    for id in [1, 2] {
-        r.e.submit(VolumeRequest {
-            id,
-            op: VolumeOp::Read,
-            offset: 0,
-            sectors: 8,
-            data: Vec::new(),
-        });
-    }
-    r.run();
-    for id in [1, 2] {
-        let c = r.done.iter().find(|c| c.id == id).expect("read completed");
-        assert_eq!(c.result, Ok(vec![4; 8 * 512]));
-    }
-    assert!(r.bad.is_empty(), "bad range rewritten");
-    assert_eq!(r.e.counters().corrected_read_errors, 1, "rewritten once");
+fn concurrent_reads_of_one_bad_range_rewrite_it_once() {
+    two_reads_of_a_bad_range(Level::Raid5, 4);
+    two_reads_of_a_bad_range(Level::Raid1, 2);
 }
 
 #[test]
@@ -322,14 +295,14 @@ fn a_spare_added_to_a_degraded_array_is_formatted_before_metadata_rounds() {
     // round must wait for the spare's own format writes of the same blocks.
     let mut r = Rig::new(Level::Raid1, 2, 0, 16);
     r.write(0, 5, 16);
-    r.dead[1] = true;
+    r.members[1].alive = false;
     r.write(16, 6, 16);
     let idx = r.e.add_spare(spec(9, 9)).expect("add spare");
     r.settle(50_000_000);
     let st = r.e.status();
     assert_eq!(st.members[idx].state, MemberState::Active, "{st:?}");
     let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
-    let on_disk = raid_engine::superblock::Superblock::decode(&r.members[idx][sb]).unwrap();
+    let on_disk = raid_engine::superblock::Superblock::decode(&r.members[idx].data[sb]).unwrap();
     assert_eq!(on_disk.role, 1, "the spare's superblock names its slot");
     assert_eq!(
         r.read_without([0; 16], 0, 32)[..16 * 512],
@@ -345,13 +318,7 @@ fn a_failed_array_answers_requests_held_for_the_initial_load() {
         c
     };
     let mut e = Engine::create(&cfg).unwrap();
-    e.submit(VolumeRequest {
-        id: 7,
-        op: VolumeOp::Read,
-        offset: 0,
-        sectors: 8,
-        data: Vec::new(),
-    });
+    e.submit(req(7, VolumeOp::Read, 0, 8, 0));
     assert!(e.poll_completion().is_none(), "held until formatted");
     // Member 1's first format write fails it; the rest complete in order.
     let ios: Vec<MemberIo> = std::iter::from_fn(|| e.poll_member_io()).collect();
@@ -382,7 +349,7 @@ fn raid5_degraded_write_and_read_then_spare_rebuild() {
     for i in 0..20u64 {
         r.write(i * 24, i as u8 + 1, 24);
     }
-    r.dead[2] = true;
+    r.members[2].alive = false;
     r.write(7, 0xEE, 5);
     for i in 0..20u64 {
         let d = r.read(i * 24, 24).unwrap();
@@ -421,9 +388,9 @@ fn raid5_degraded_write_and_read_then_spare_rebuild() {
 fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
     let mut r = Rig::new(Level::Raid1, 2, 0, 16);
     r.settle(10_000_000_000);
-    r.dead[1] = true;
+    r.members[1].alive = false;
     r.write(0, 5, 8);
-    r.dead[1] = false;
+    r.members[1].alive = true;
     r.e.member_returned(1).unwrap();
     r.run();
     r.settle(2_000_000_000);
@@ -446,7 +413,7 @@ fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
         synced,
         "all of it by the rebuild"
     );
-    r.dead[0] = true;
+    r.members[0].alive = false;
     assert_eq!(r.read(0, 8).unwrap(), vec![5; 8 * 512]);
 }
 
@@ -460,17 +427,20 @@ fn assembly_writes_the_merged_bitmap_back_to_every_member() {
     let mut r = Rig::new(Level::Raid1, 2, 0, 16);
     r.write(0, 1, 8);
     let bit0 = BITMAP_OFFSET as usize * 512;
-    assert!(r.members.iter().all(|m| m[bit0] & 1 == 1), "region 0 dirty");
-    r.members[0][bit0..bit0 + 512].fill(0);
+    assert!(
+        r.members.iter().all(|m| m.data[bit0] & 1 == 1),
+        "region 0 dirty"
+    );
+    r.members[0].data[bit0..bit0 + 512].fill(0);
     r.reassemble();
     assert!(
-        r.members.iter().all(|m| m[bit0] & 1 == 1),
+        r.members.iter().all(|m| m.data[bit0] & 1 == 1),
         "merged bitmap on every member after assembly"
     );
-    r.dead[1] = true;
+    r.members[1].alive = false;
     r.write(0, 2, 8);
     assert_eq!(r.e.status().members[1].state, MemberState::Faulty);
-    r.dead[1] = false;
+    r.members[1].alive = true;
     r.reassemble();
     assert!(
         r.events.iter().any(|e| matches!(
@@ -505,7 +475,7 @@ fn superblock_durable_lags_the_status_until_the_round_lands() {
     r.run();
     assert!(r.e.superblock_durable());
     let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
-    let on_disk = raid_engine::superblock::Superblock::decode(&r.members[0][sb]).unwrap();
+    let on_disk = raid_engine::superblock::Superblock::decode(&r.members[0].data[sb]).unwrap();
     assert_eq!(
         on_disk.slots[2].state,
         raid_engine::superblock::SlotState::Faulty
@@ -518,21 +488,21 @@ fn a_re_added_member_gets_the_whole_bitmap() {
     // Member 1 came back, caught up, and then was the only in-sync member when member 0
     // failed: its bitmap must record region 0 for member 0's own bitmap-only re-add.
     let mut r = Rig::new(Level::Raid1, 2, 0, 16);
-    r.dead[1] = true;
+    r.members[1].alive = false;
     r.write(0, 5, 8);
-    r.dead[1] = false;
+    r.members[1].alive = true;
     r.e.member_returned(1).unwrap();
     r.run();
     assert!(r.events.contains(&Event::RebuildFinished { member: 1 }));
     let bit0 = BITMAP_OFFSET as usize * 512;
     assert!(
-        r.members[1][bit0] & 1 == 1,
+        r.members[1].data[bit0] & 1 == 1,
         "re-added member has the bitmap"
     );
-    r.dead[0] = true;
+    r.members[0].alive = false;
     r.write(0, 6, 8);
     assert_eq!(r.e.status().members[0].state, MemberState::Faulty);
-    r.dead[0] = false;
+    r.members[0].alive = true;
     r.reassemble();
     r.settle(1_000_000_000);
     assert_eq!(r.e.status().state, ArrayState::Clean);
@@ -550,7 +520,7 @@ fn raid5_unsynced_unit_1(damage: impl FnOnce(&mut Rig, usize)) -> Rig {
     let mut r = Rig::build(Level::Raid5, 3, 0, 16, true);
     r.write(32, 1, 32);
     let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
-    let data_offset = raid_engine::superblock::Superblock::decode(&r.members[0][sb])
+    let data_offset = raid_engine::superblock::Superblock::decode(&r.members[0].data[sb])
         .unwrap()
         .data_offset as usize;
     damage(&mut r, (data_offset + 16) * 512);
@@ -567,8 +537,8 @@ fn raid5_torn_blocks_in_several_columns_are_served_as_they_lie_until_resync() {
     // not-yet-resynced region failed with EIO, "beyond redundancy": only one torn
     // column was served as it lies. Each torn sector holds the old or the new write.
     let mut r = raid5_unsynced_unit_1(|r, at| {
-        r.members[2][at..at + 8 * 512].fill(0x77);
-        r.members[0][at..at + 8 * 512].fill(0x77);
+        r.members[2].data[at..at + 8 * 512].fill(0x77);
+        r.members[0].data[at..at + 8 * 512].fill(0x77);
     });
     let d = r
         .read(32, 32)
@@ -584,18 +554,20 @@ fn raid5_unsynced_column_rebuilt_when_its_checksum_proves_it() {
     // Not yet resynced, the parity is not trusted in general; but a column rebuilt from
     // it that matches the stored checksums is what was last written there. Before, the
     // failed block was served as it lies — here a silently corrupted one.
-    let mut r = raid5_unsynced_unit_1(|r, at| r.members[2][at + 100] ^= 0x10);
+    let mut r = raid5_unsynced_unit_1(|r, at| r.members[2].data[at + 100] ^= 0x10);
     assert!(
         r.read(32, 8).unwrap() == vec![1; 8 * 512],
         "rebuilt from parity, not the corrupted block"
     );
     let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
-    let data_offset = raid_engine::superblock::Superblock::decode(&r.members[2][sb])
+    let data_offset = raid_engine::superblock::Superblock::decode(&r.members[2].data[sb])
         .unwrap()
         .data_offset as usize;
     let blk = (data_offset + 16) * 512;
     assert!(
-        r.members[2][blk..blk + 8 * 512].iter().all(|&b| b == 1),
+        r.members[2].data[blk..blk + 8 * 512]
+            .iter()
+            .all(|&b| b == 1),
         "written back"
     );
     assert!(r
@@ -608,7 +580,7 @@ fn raid5_unsynced_column_rebuilt_when_its_checksum_proves_it() {
 fn spare_group_moves_a_spare_to_the_degraded_array() {
     let mut a = Rig::new(Level::Raid1, 2, 0, 16);
     let mut b = Rig::new(Level::Raid10, 4, 1, 16);
-    a.dead[1] = true;
+    a.members[1].alive = false;
     a.write(0, 1, 8);
     assert!(a.e.needs_spare());
     let moves = {
@@ -643,13 +615,7 @@ fn raid5_sequential_small_writes_become_full_stripes() {
     let mut off = 0u64;
     for _ in 0..8 {
         for _ in 0..16 {
-            r.e.submit(VolumeRequest {
-                id,
-                op: VolumeOp::Write,
-                offset: off,
-                sectors: 16,
-                data: vec![id as u8; 16 * 512],
-            });
+            r.e.submit(req(id, VolumeOp::Write, off, 16, id as u8));
             id += 1;
             off += 16;
         }
@@ -664,34 +630,10 @@ fn raid5_sequential_small_writes_become_full_stripes() {
 #[test]
 fn overlapping_requests_apply_in_order() {
     let mut r = Rig::new(Level::Raid10, 4, 0, 16);
-    r.e.submit(VolumeRequest {
-        id: 1,
-        op: VolumeOp::Write,
-        offset: 10,
-        sectors: 30,
-        data: vec![1; 30 * 512],
-    });
-    r.e.submit(VolumeRequest {
-        id: 2,
-        op: VolumeOp::Read,
-        offset: 0,
-        sectors: 64,
-        data: Vec::new(),
-    });
-    r.e.submit(VolumeRequest {
-        id: 3,
-        op: VolumeOp::Write,
-        offset: 20,
-        sectors: 4,
-        data: vec![2; 4 * 512],
-    });
-    r.e.submit(VolumeRequest {
-        id: 4,
-        op: VolumeOp::Flush,
-        offset: 0,
-        sectors: 0,
-        data: Vec::new(),
-    });
+    r.e.submit(req(1, VolumeOp::Write, 10, 30, 1));
+    r.e.submit(req(2, VolumeOp::Read, 0, 64, 0));
+    r.e.submit(req(3, VolumeOp::Write, 20, 4, 2));
+    r.e.submit(req(4, VolumeOp::Flush, 0, 0, 0));
     r.run();
     let read = r
         .done
@@ -749,21 +691,10 @@ fn concat_splits_across_arrays() {
     let (sa, sb) = (a.e.volume_sectors(), b.e.volume_sectors());
     let mut c = Concat::new(vec![a.e, b.e]);
     assert_eq!(c.volume_sectors(), sa + sb);
-    let mut mem: Vec<Vec<Vec<u8>>> = vec![a.members, b.members];
+    let mut mem = [a.members, b.members];
     let mut drive = |c: &mut Concat| {
         while let Some((arr, io)) = c.poll_member_io() {
-            let (x, y) = (
-                io.offset as usize * 512,
-                (io.offset + io.sectors as u64) as usize * 512,
-            );
-            let res = match io.op {
-                MemberOp::Read => Ok(mem[arr][io.member][x..y].to_vec()),
-                MemberOp::Write => {
-                    mem[arr][io.member][x..y].copy_from_slice(&io.data);
-                    Ok(Vec::new())
-                }
-                MemberOp::Flush => Ok(Vec::new()),
-            };
+            let res = mem[arr][io.member].serve(&io);
             c.complete_member_io(arr, io.id, res);
         }
     };

@@ -44,9 +44,9 @@ impl Ring {
         }
     }
 
-    /// Queue the first `len` bytes of `slot` for sending on `sock`. The slot returns to
-    /// the pool when [`Completion::SendDone`] (carrying `user`) is reported. On error the
-    /// slot is released and nothing is sent.
+    /// Queue the first `len` bytes of `slot` for sending on `sock`. The slot returns to the pool
+    /// when [`Completion::SendDone`](crate::Completion::SendDone) (carrying `user`) is reported. On
+    /// error the slot is released and nothing is sent.
     pub fn submit_send(
         &self,
         sock: SockId,
@@ -95,7 +95,7 @@ impl Ring {
     }
 
     /// Copy `frame` into a free slot and queue it (for tools and tests; the data path
-    /// builds frames in place with [`Ring::slot_mut`]).
+    /// builds frames in place with [`Ring::slot_mut`](crate::Ring::slot_mut)).
     pub fn send_copy(&self, sock: SockId, frame: &[u8], user: u64) -> io::Result<()> {
         if frame.len() > self.send.buf_size() {
             return Err(io::Error::new(

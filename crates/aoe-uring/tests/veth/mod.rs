@@ -10,26 +10,31 @@ use aoeraid_lab::frames::frame;
 use aoeraid_lab::Lab;
 use std::time::{Duration, Instant};
 
-/// A ring holding a socket on each end of the pair.
-pub(crate) struct BothEnds {
-    pub(crate) ring: Ring,
-    pub(crate) a: SockId,
-    pub(crate) b: SockId,
-    pub(crate) mac_a: [u8; 6],
-    pub(crate) mac_b: [u8; 6],
+/// Runs `f` inside a fresh namespace holding the lab's veth pair with `mtu` on both ends
+/// (removed afterwards); `test` names the namespace.
+pub(crate) fn in_veth_pair<T: Send + 'static>(
+    test: &str,
+    mtu: u32,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    Lab::veth_pair(test, mtu).expect("veth lab").in_ns(f)
 }
 
-/// [`BothEnds`] on a ring made with `cfg`, end B's socket opened with `b_opts`.
-pub(crate) fn both_ends(cfg: &RingConfig, b_opts: &SocketOptions) -> BothEnds {
+/// A ring holding a socket on each end of the pair: (ring, end A, end B, A's MAC, B's
+/// MAC). The ring is made with `cfg`, end B's socket opened with `b_opts`.
+pub(crate) fn both_ends(
+    cfg: &RingConfig,
+    b_opts: &SocketOptions,
+) -> (Ring, SockId, SockId, [u8; 6], [u8; 6]) {
     both_ends_with(cfg, &SocketOptions::default(), b_opts)
 }
 
-/// [`BothEnds`] with the options of both sockets given.
+/// [`both_ends`] with the options of both sockets given.
 pub(crate) fn both_ends_with(
     cfg: &RingConfig,
     a_opts: &SocketOptions,
     b_opts: &SocketOptions,
-) -> BothEnds {
+) -> (Ring, SockId, SockId, [u8; 6], [u8; 6]) {
     let mut ring = Ring::with_config(cfg).unwrap();
     let a = ring
         .add_socket(PacketSocket::open_with(Lab::VETH_A, a_opts).unwrap())
@@ -39,13 +44,7 @@ pub(crate) fn both_ends_with(
         .unwrap();
     let mac_a = ring.socket(a).unwrap().mac();
     let mac_b = ring.socket(b).unwrap().mac();
-    BothEnds {
-        ring,
-        a,
-        b,
-        mac_a,
-        mac_b,
-    }
+    (ring, a, b, mac_a, mac_b)
 }
 
 /// A plain socket on end A that sends AoE frames to end B's address `to`.

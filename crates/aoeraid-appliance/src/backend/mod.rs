@@ -95,8 +95,8 @@ impl Backend {
         for name in ifaces {
             let opts = SocketOptions {
                 rx_ring_frames: RX_RING_FRAMES,
-                // Without it the socket also receives every request it sends,
-                // doubling receive work.
+                // Never receive our own requests (see the option for when the
+                // kernel would loop them back).
                 ignore_outgoing: true,
                 ..SocketOptions::default()
             };

@@ -1,4 +1,4 @@
-//! `aoeraid check-config FILE`: validate a config without touching anything.
+//! `aoeraid check-config [FILE]`: validate a config without touching anything.
 
 use crate::config;
 use std::path::PathBuf;
@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The appliance.yaml to check.
+    /// The appliance.yaml to check (the one `run` reads unless told otherwise).
+    #[arg(default_value = super::connect::DEFAULT_CONFIG)]
     pub file: PathBuf,
     /// Accept risky but legal setups (mirror halves on one shelf) with a warning.
     #[arg(long)]

@@ -1,4 +1,4 @@
-//! `aoeraid create --config FILE [--force]`: write superblocks for every declared array.
+//! `aoeraid create [--config FILE] [--force]`: write superblocks for every declared array.
 
 use crate::config;
 use crate::daemon::create::{create, CreateOptions};
@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The appliance.yaml declaring the arrays.
-    #[arg(long)]
+    /// The appliance.yaml declaring the arrays (the one `run` reads unless told otherwise).
+    #[arg(long, default_value = super::connect::DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// Overwrite members that look in use (another array's superblock, a filesystem,
     /// data in the metadata area), and accept mirror halves on one shelf.

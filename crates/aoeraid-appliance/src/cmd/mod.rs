@@ -14,3 +14,4 @@ pub mod scrub;
 pub mod serve;
 pub mod spare;
 pub mod status;
+pub mod test_event;

@@ -1,6 +1,7 @@
-//! `aoeraid status [--json]`: arrays, members, progress, volumes, blades.
+//! `aoeraid status [--json] [--test]`: arrays, members, progress, volumes, blades.
 
 use super::connect::ConnectArgs;
+use crate::control::status::{ArrayState, Status};
 use crate::control::{render, Request};
 use anyhow::bail;
 use std::io::IsTerminal;
@@ -10,15 +11,48 @@ use std::process::ExitCode;
 pub struct Args {
     #[command(flatten)]
     pub conn: ConnectArgs,
+    /// Exit status tells the arrays' health, as `mdadm --detail --test` does: 0 every
+    /// array clean, 1 one or more degraded (or rebuilding, resyncing, not assembled),
+    /// 2 one or more failed, 4 the daemon could not be asked.
+    #[arg(long)]
+    pub test: bool,
+}
+
+/// What `--test` exits with, worst array first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Health {
+    Clean = 0,
+    Degraded = 1,
+    Failed = 2,
+}
+
+/// mdadm's exit status when it cannot read the array at all.
+const UNREACHABLE: u8 = 4;
+
+pub(crate) fn health(status: &Status) -> Health {
+    status
+        .arrays
+        .iter()
+        .map(|a| match a.state {
+            ArrayState::Clean => Health::Clean,
+            ArrayState::Failed => Health::Failed,
+            ArrayState::Degraded
+            | ArrayState::Rebuilding
+            | ArrayState::Resyncing
+            | ArrayState::Inactive => Health::Degraded,
+        })
+        .max()
+        .unwrap_or(Health::Clean)
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let resp = args.conn.call(&Request::Status)?;
-    let Some(status) = resp.status else {
-        bail!(
-            "{}",
-            resp.error.as_deref().unwrap_or("the daemon sent no status")
-        );
+    let status = match fetch(args) {
+        Ok(s) => s,
+        Err(e) if args.test => {
+            eprintln!("aoeraid: {e:#}");
+            return Ok(ExitCode::from(UNREACHABLE));
+        }
+        Err(e) => return Err(e),
     };
     if args.conn.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -28,5 +62,76 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             render::render(&status, std::io::stdout().is_terminal())
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if args.test {
+        ExitCode::from(health(&status) as u8)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn fetch(args: &Args) -> anyhow::Result<Status> {
+    let resp = args.conn.call(&Request::Status)?;
+    let Some(status) = resp.status else {
+        bail!(
+            "{}",
+            resp.error.as_deref().unwrap_or("the daemon sent no status")
+        );
+    };
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::status::ArrayStatus;
+
+    fn with(states: &[ArrayState]) -> Status {
+        Status {
+            arrays: states
+                .iter()
+                .enumerate()
+                .map(|(i, s)| ArrayStatus {
+                    name: format!("a{i}"),
+                    state: *s,
+                    ..serde_json::from_str(
+                        r#"{"name":"x","level":"raid1","state":"clean","members_required":2,
+                            "members":[],"rebuild":{"action":"idle","done_ratio":1.0,"done_bytes":0,"total_bytes":0}}"#,
+                    )
+                    .unwrap()
+                })
+                .collect(),
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn the_worst_array_decides_like_mdadm_detail_test() {
+        assert_eq!(health(&with(&[])), Health::Clean);
+        assert_eq!(
+            health(&with(&[ArrayState::Clean, ArrayState::Clean])),
+            Health::Clean
+        );
+        for d in [
+            ArrayState::Degraded,
+            ArrayState::Rebuilding,
+            ArrayState::Resyncing,
+            ArrayState::Inactive,
+        ] {
+            assert_eq!(
+                health(&with(&[ArrayState::Clean, d])),
+                Health::Degraded,
+                "{d:?}"
+            );
+        }
+        assert_eq!(
+            health(&with(&[
+                ArrayState::Degraded,
+                ArrayState::Failed,
+                ArrayState::Clean
+            ])),
+            Health::Failed
+        );
+        assert_eq!(Health::Failed as u8, 2);
+        assert_eq!(Health::Degraded as u8, 1);
+    }
 }

@@ -201,7 +201,7 @@ impl Default for BitmapSpec {
 }
 
 /// Chunk when the YAML names none. Striped mirrors and RAID 0 take the engine's
-/// benchmarked default (`raid_engine::config::DEFAULT_CHUNK_SECTORS`, 128 KiB). RAID 5
+/// benchmarked default (`raid_engine::DEFAULT_CHUNK_SECTORS`, 128 KiB). RAID 5
 /// takes 16 KiB: its stripe cache only turns small client writes into full-stripe
 /// writes when a whole stripe (chunk × data members) fits in what clients keep in
 /// flight — a Linux aoe client at MTU 1500 has at most 64 one-KiB frames out, and the
@@ -210,7 +210,7 @@ impl Default for BitmapSpec {
 pub fn default_chunk(level: Level) -> ByteSize {
     match level {
         Level::Raid5 => ByteSize(16 << 10),
-        _ => ByteSize(u64::from(raid_engine::config::DEFAULT_CHUNK_SECTORS) * 512),
+        _ => ByteSize(u64::from(raid_engine::DEFAULT_CHUNK_SECTORS) * 512),
     }
 }
 

@@ -38,7 +38,7 @@ pub struct FrontendCounters {
     pub client_queue_full: u64,
     /// Requests dropped because every request or client slot was busy.
     pub target_queue_full: u64,
-    /// Replies dropped because no send slot was free (the client retransmits).
+    /// Replies, control frames and reads that waited for a free send slot (queued, not dropped).
     pub no_send_slot: u64,
     pub send_errors: u64,
     /// Client FLUSH CACHE commands passed on to the members.

@@ -6,8 +6,8 @@ use super::spares::Spare;
 use super::volumes::find_array;
 use super::{Core, Notice, Reply};
 use crate::config::MemberAddr;
-use raid_engine::config::MemberSpec;
-use raid_engine::engine::ControlError;
+use raid_engine::ControlError;
+use raid_engine::MemberSpec;
 use raid_engine::{Concat, Engine, MemberState, SECTOR};
 use std::time::Instant;
 

@@ -1,12 +1,9 @@
 //! The front end without its sockets: the one target driver
-//! ([`crate::frontend::Driver`]) with the RAID volumes as its store. The driver
-//! is handed a [`BufPort`]: while the core handles an input it offers no send
-//! buffer, so every frame to send waits in the driver's queue; the host's
-//! [`Exports::poll_transmit`] then lends one buffer at a time and the driver builds
-//! the next frame straight in it. Nothing waits for a buffer longer than the
-//! host takes to offer one, and nothing is copied one more time than with a ring.
+//! ([`crate::frontend::Driver`]) with the RAID volumes as its store, fed byte
+//! slices ([`SlicePort`]) and emptied with `poll_transmit` into the host's send
+//! buffers.
 
-use crate::frontend::{Driver, Port, StateFile, Volumes};
+use crate::frontend::{Driver, SlicePort, Volumes};
 use aoe_target::{ExportConfig, ExportId, IfaceId, SharedExport, Target, TargetConfig};
 use aoe_wire::Mac;
 use raid_engine::{VolumeCompletion, VolumeRequest};
@@ -23,67 +20,14 @@ pub(crate) struct ExportDef {
     pub(crate) volume: usize,
 }
 
-/// The driver's port inside the core: the frame being handled, and at most one
-/// send buffer lent by the host.
-struct BufPort<'a> {
-    buf: Option<&'a mut [u8]>,
-    sent: Option<(IfaceId, usize)>,
-}
-
-impl<'a> BufPort<'a> {
-    /// A port without send buffers, for handling inputs.
-    fn none() -> BufPort<'a> {
-        BufPort {
-            buf: None,
-            sent: None,
-        }
-    }
-}
-
-impl<'a> Port for BufPort<'a> {
-    type Frame = &'a [u8];
-    type Slot = &'a mut [u8];
-
-    fn frame<'b>(&'b self, frame: &'b &'a [u8]) -> &'b [u8] {
-        frame
-    }
-
-    fn recycle(&mut self, _frame: &'a [u8]) {}
-
-    fn slot(&mut self) -> Option<&'a mut [u8]> {
-        if self.sent.is_some() {
-            return None;
-        }
-        self.buf.take()
-    }
-
-    fn slot_bytes<'b>(&'b mut self, slot: &'b mut &'a mut [u8]) -> &'b mut [u8] {
-        slot
-    }
-
-    fn release(&mut self, slot: &'a mut [u8]) {
-        self.buf = Some(slot);
-    }
-
-    fn send(&mut self, iface: IfaceId, _slot: &'a mut [u8], len: usize) -> bool {
-        self.sent = Some((iface, len));
-        true
-    }
-}
-
 pub(crate) struct Exports {
     driver: Driver<Volumes>,
     exports: Vec<ExportDef>,
 }
 
 impl Exports {
-    /// A target on interfaces of the given (MAC, MTU), serving `exports`;
-    /// `states[e]` saves export `e`'s durable state (none: kept in memory only).
-    pub(crate) fn new(
-        ifaces: &[(Mac, u32)],
-        exports: Vec<ExportDef>,
-        states: Vec<Arc<StateFile>>,
-    ) -> Result<Exports, String> {
+    /// A target on interfaces of the given (MAC, MTU), serving `exports`.
+    pub(crate) fn new(ifaces: &[(Mac, u32)], exports: Vec<ExportDef>) -> Result<Exports, String> {
         let cfg = TargetConfig {
             buffer_count: 64,
             max_clients: 16,
@@ -113,7 +57,7 @@ impl Exports {
         }
         let volumes = Volumes::new(exports.iter().map(|e| e.volume).collect());
         Ok(Exports {
-            driver: Driver::new(target, volumes, states),
+            driver: Driver::new(target, volumes),
             exports,
         })
     }
@@ -128,7 +72,7 @@ impl Exports {
 
     /// Announces every export (unsolicited config replies), as after start.
     pub(crate) fn announce_all(&mut self) {
-        self.driver.announce_all(&mut BufPort::none());
+        self.driver.announce_all(&mut SlicePort::default());
     }
 
     /// The export of volume `volume` now has `sectors`: resize and announce.
@@ -137,7 +81,7 @@ impl Exports {
             return false;
         };
         self.driver
-            .resize(&mut BufPort::none(), ExportId(e as u16), sectors)
+            .resize(&mut SlicePort::default(), ExportId(e as u16), sectors)
     }
 
     /// Stop taking new requests (frames are dropped); in-flight ones finish.
@@ -153,7 +97,7 @@ impl Exports {
     /// A frame from front-end interface `iface` (index in the order given to `new`).
     pub(crate) fn handle_frame(&mut self, iface: usize, frame: &[u8], now: Instant) {
         self.driver
-            .on_frame(&mut BufPort::none(), IfaceId(iface as u16), frame, now);
+            .on_frame(&mut SlicePort::default(), IfaceId(iface as u16), frame, now);
     }
 
     /// Volume requests to submit: (volume index, request).
@@ -168,24 +112,25 @@ impl Exports {
 
     /// A volume request of the front end finished.
     pub(crate) fn volume_done(&mut self, c: VolumeCompletion) {
-        let mut port = BufPort::none();
         if let Some(done) = self.driver.store_mut().done(c) {
-            self.driver.on_done(&mut port, done);
+            self.driver.on_done(&mut SlicePort::default(), done);
         }
     }
 
     /// Whether frames wait for a send buffer.
     pub(crate) fn has_transmit(&self) -> bool {
-        self.driver.waiting() > 0
+        self.driver.has_transmit()
+    }
+
+    /// The next export whose state must be saved before any further frame.
+    pub(crate) fn poll_persist(&mut self) -> Option<usize> {
+        self.driver.poll_persist().map(|e| usize::from(e.0))
     }
 
     /// Builds the next frame to send in `buf`: (interface index, length).
     pub(crate) fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<(usize, usize)> {
-        let mut port = BufPort {
-            buf: Some(buf),
-            sent: None,
-        };
-        self.driver.retry(&mut port);
-        port.sent.map(|(i, n)| (usize::from(i.0), n))
+        self.driver
+            .poll_transmit(buf)
+            .map(|(i, n)| (usize::from(i.0), n))
     }
 }

@@ -21,8 +21,10 @@
 //!   stop_exports(), start_mark_clean()       drained(), all_clean(), member_io_in_flight()
 //! ```
 //!
-//! Order in one turn of the host: feed the inputs, then drain `poll_notice`, then the
-//! transmits and file I/O. Work moves between the parts (front end → volumes → members → volumes →
+//! Order in one turn of the host: feed the inputs, then drain `poll_notice` (an
+//! export's state named by `Notice::SaveExport` is saved before any further front-end
+//! frame: `poll_front_transmit` holds them back until then), then the transmits and
+//! file I/O. Work moves between the parts (front end → volumes → members → volumes →
 //! front end) inside the first poll after an input, so a batch of frames costs one
 //! pass. No output is ever dropped for want of a buffer: it waits in the core.
 
@@ -68,9 +70,8 @@ pub(crate) enum Notice {
     Event(Event),
     /// A log line with its syslog priority.
     Log(u8, String),
-    /// A reload changed export `i`'s durable state: save
-    /// `exports()[i].shared.snapshot()`. (Changes clients make through the protocol
-    /// are saved by the target driver through the state files it was given.)
+    /// Export `i`'s durable state changed (by a client or a reload): save
+    /// `exports()[i].shared.snapshot()` before sending anything more.
     SaveExport(usize),
     /// Array or member state changed: publish a fresh status now.
     StatusChanged,
@@ -222,7 +223,11 @@ impl Core {
 
     pub(crate) fn poll_notice(&mut self) -> Option<Notice> {
         self.settle();
-        self.notices.pop_front()
+        if let Some(n) = self.notices.pop_front() {
+            return Some(n);
+        }
+        let e = self.exports.as_mut()?.poll_persist()?;
+        Some(Notice::SaveExport(e))
     }
 
     /// The next back-end frame, built in `buf` (a send buffer of the interface MTU).

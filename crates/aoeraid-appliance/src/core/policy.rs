@@ -6,7 +6,7 @@ use super::members::Location;
 use super::{Core, Notice};
 use crate::events::{self, Event, EventKind};
 use aoe_initiator::{BladeId, Event as PoolEvent};
-use raid_engine::config::MemberSpec;
+use raid_engine::MemberSpec;
 use raid_engine::MemberState;
 
 impl Core {

@@ -6,7 +6,7 @@ use crate::config::check_str;
 use crate::daemon::create::engine_level;
 use aoe_initiator::sim::{Sim, SimBlade};
 use aoe_initiator::{BladeState, PoolConfig};
-use raid_engine::config::{ArrayConfig, MemberSpec};
+use raid_engine::{ArrayConfig, MemberSpec};
 use raid_engine::{Engine, MemberState, VolumeRequest};
 use std::path::Path;
 

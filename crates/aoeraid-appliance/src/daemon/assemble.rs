@@ -1,5 +1,5 @@
 //! Startup assembly: read every declared member's superblock through the member
-//! path and let `raid_engine::assembly` decide. Nothing is written here: refused
+//! path and let `raid_engine::assemble` decide. Nothing is written here: refused
 //! members are reported by name and left alone.
 
 use super::inuse::in_use_reason;
@@ -7,8 +7,8 @@ use super::members::Devices;
 use crate::config::{ArraySpec, MemberAddr};
 use crate::core::Location;
 use anyhow::{anyhow, bail};
-use raid_engine::assembly::{assemble, AssemblyInput};
 use raid_engine::superblock::{SB_OFFSET, SB_SECTORS};
+use raid_engine::{assemble, AssemblyInput};
 use raid_engine::{Engine, MemberError, MemberIo, MemberOp};
 use std::time::Duration;
 

@@ -11,7 +11,7 @@ use super::members::Devices;
 use crate::config::{self, ArraySpec, Config, Integrity, MemberAddr};
 use crate::core::Location;
 use anyhow::{anyhow, bail};
-use raid_engine::config::{ArrayConfig, MemberSpec};
+use raid_engine::{ArrayConfig, MemberSpec};
 use raid_engine::{Engine, MemberIo, MemberOp, SECTOR};
 use std::time::{Duration, Instant};
 

@@ -367,8 +367,7 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             macs.push((Mac(sock.mac()), sock.mtu()));
             socks.push(ring.add_socket(sock)?);
         }
-        let x = Exports::new(&macs, exports, state_files.clone())
-            .map_err(|e| anyhow::anyhow!("front end: {e}"))?;
+        let x = Exports::new(&macs, exports).map_err(|e| anyhow::anyhow!("front end: {e}"))?;
         (
             Some(FrontSockets::new(cfg.frontend.interfaces.clone(), socks)),
             Some(x),

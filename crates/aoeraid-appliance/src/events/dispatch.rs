@@ -11,7 +11,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use std::collections::VecDeque;
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -41,6 +41,23 @@ impl Default for DispatcherOptions {
             appliance: String::new(),
         }
     }
+}
+
+/// How the event program is run for `e`: `PROGRAM EVENT ARRAY [MEMBER]`, the same
+/// facts in AOERAID_* variables, no standard input, in its own process group so
+/// that a timeout kills whatever it started. `aoeraid test-event` runs it the
+/// same way.
+pub(crate) fn program_command(program: &Path, e: &Event, appliance: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(e.argv())
+        .env("AOERAID_EVENT", e.kind.name())
+        .env("AOERAID_ARRAY", &e.array)
+        .env("AOERAID_MEMBER", e.member.as_deref().unwrap_or(""))
+        .env("AOERAID_DETAIL", e.detail.as_deref().unwrap_or(""))
+        .env("AOERAID_APPLIANCE", appliance)
+        .stdin(Stdio::null())
+        .process_group(0);
+    cmd
 }
 
 enum Msg {
@@ -229,17 +246,7 @@ impl Worker {
         let Some(program) = &self.opts.program else {
             return;
         };
-        let mut cmd = Command::new(program);
-        cmd.args(e.argv())
-            .env("AOERAID_EVENT", e.kind.name())
-            .env("AOERAID_ARRAY", &e.array)
-            .env("AOERAID_MEMBER", e.member.as_deref().unwrap_or(""))
-            .env("AOERAID_DETAIL", e.detail.as_deref().unwrap_or(""))
-            .env("AOERAID_APPLIANCE", &self.opts.appliance)
-            .stdin(Stdio::null())
-            // Its own process group, so a timeout kills whatever it started.
-            .process_group(0);
-        match cmd.spawn() {
+        match program_command(program, &e, &self.opts.appliance).spawn() {
             Ok(child) => {
                 self.running = Some(Running {
                     child,

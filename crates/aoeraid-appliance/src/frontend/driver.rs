@@ -1,33 +1,40 @@
 //! The one driver around [`aoe_target::Target`], ring-free: target actions
-//! become store requests, store completions become replies, and everything
-//! that needs a send buffer when none is free waits in one queue.
+//! become store requests, store completions become replies, and every frame
+//! to send waits in one queue until the host has a send buffer for it.
 //!
 //! The driver is generic over two seams:
 //! - [`Port`]: received frames and send buffers (the ring's receive buffers
-//!   and send slots in the daemons; plain vectors in tests and simulators);
+//!   and send slots in the daemons; byte slices in the appliance core;
+//!   vectors in tests);
 //! - [`Store`]: where an export's bytes live (a file or block device through
 //!   io_uring, [`super::RingFiles`]; a RAID volume, [`super::Volumes`]).
 //!
+//! ## A host's turn
+//!
+//! Feed inputs ([`Driver::on_frame`], [`Driver::on_done`]); save every
+//! export [`Driver::poll_persist`] names (no frame goes out before the state
+//! it announces is durable); then take frames with [`Driver::poll_transmit`]
+//! into send buffers — or let [`Driver::transmit`] do that with the port's
+//! slots.
+//!
 //! ## When send slots run out
 //!
-//! Nothing is dropped: a reply, control frame or store read that needs a
-//! send buffer and finds none joins the wait queue (counted in
-//! [`DriverCounters::slot_waits`]) and is served, in order, as soon as
-//! [`Driver::retry`] finds buffers again. While the queue is not empty, new
-//! work of that kind queues behind it. Requests in the queue are bounded by
-//! the target's request slab; control frames are bounded separately and
-//! past that bound dropped and counted ([`DriverCounters::ctl_dropped`]):
-//! clients retry their queries.
+//! Nothing is dropped: replies, control frames and read data wait in order
+//! until a buffer is free, and so do reads of stores that read straight into
+//! a send buffer ([`ReadStart::NoSlot`]); each time frames are left waiting
+//! is counted ([`DriverCounters::slot_waits`]). Waiting requests are bounded
+//! by the target's request slab; waiting control frames have a bound of
+//! their own, past which they are dropped and counted
+//! ([`DriverCounters::ctl_dropped`]): clients repeat their queries.
 
-use super::persist::StateFile;
 use aoe_target::{Action, CtlFrame, ExportId, IfaceId, ReqId, Target};
 use aoe_wire::ATA_DATA_OFFSET;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Received frames and send buffers: the last step, the only one that
-/// touches the ring.
+/// touches the ring. A host that builds frames in buffers of its own
+/// ([`Driver::poll_transmit`]) has no slots here: see [`SlicePort`].
 pub(crate) trait Port {
     /// A received frame, lent until recycled (or handed to a store write).
     type Frame;
@@ -112,8 +119,8 @@ pub(crate) enum ReadData<Slot> {
 /// Counters of the driver itself (the protocol counters are the target's).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct DriverCounters {
-    /// Replies, control frames and reads that found no free send buffer
-    /// and waited in the queue for one.
+    /// Times frames (or reads into send buffers) were left waiting because
+    /// no send buffer was free.
     pub(crate) slot_waits: u64,
     /// Control frames dropped because the queue held its bound of them.
     pub(crate) ctl_dropped: u64,
@@ -125,35 +132,11 @@ pub(crate) struct DriverCounters {
     pub(crate) persist_errors: u64,
     /// Frames received while stopping (not handled).
     pub(crate) ignored_while_stopping: u64,
-    /// Bytes of completed reads and writes.
+    /// Bytes of completed reads and of writes handed to the store.
     pub(crate) read_bytes: u64,
     pub(crate) write_bytes: u64,
     /// Client FLUSH CACHE (EXT) commands passed to the store.
     pub(crate) flushes: u64,
-}
-
-impl DriverCounters {
-    /// Adds `o` (totals over several workers).
-    pub(crate) fn add(&mut self, o: &DriverCounters) {
-        self.slot_waits += o.slot_waits;
-        self.ctl_dropped += o.ctl_dropped;
-        self.submit_errors += o.submit_errors;
-        self.send_errors += o.send_errors;
-        self.persist_errors += o.persist_errors;
-        self.ignored_while_stopping += o.ignored_while_stopping;
-        self.read_bytes += o.read_bytes;
-        self.write_bytes += o.write_bytes;
-        self.flushes += o.flushes;
-    }
-}
-
-/// Work that waits for a send buffer.
-#[derive(Debug)]
-enum Waiting {
-    /// A frame to build in a send buffer and send.
-    Send(Outgoing),
-    /// A read the store places straight into a send buffer it takes itself.
-    Read(StoreIo),
 }
 
 /// A frame to send, built when a send buffer is free.
@@ -163,8 +146,9 @@ enum Outgoing {
     Ctl { iface: IfaceId, frame: Vec<u8> },
     /// The answer to a write or flush.
     Reply { req: ReqId, iface: IfaceId },
-    /// A read done into memory, to be copied into a send buffer.
-    ReadBytes { req: ReqId, data: Option<Vec<u8>> },
+    /// Read data of a store that reads into memory of its own (`None`: the
+    /// read failed), copied after the reply header.
+    ReadData { req: ReqId, data: Option<Vec<u8>> },
 }
 
 /// Per front-end interface tallies.
@@ -174,36 +158,77 @@ pub(crate) struct IfaceTally {
     pub(crate) malformed: u64,
 }
 
-/// The target, its store and the wait queue.
+/// A port for hosts that hand the driver received bytes and take frames with
+/// [`Driver::poll_transmit`] (the appliance core, simulators): frames are
+/// byte slices, and the port has no send buffers of its own.
+#[derive(Debug, Default)]
+pub(crate) struct SlicePort<'f>(std::marker::PhantomData<&'f [u8]>);
+
+/// The send buffer of a [`SlicePort`]: there is none.
+#[derive(Debug)]
+pub(crate) enum NoSlot {}
+
+impl<'f> Port for SlicePort<'f> {
+    type Frame = &'f [u8];
+    type Slot = NoSlot;
+
+    fn frame<'a>(&'a self, frame: &'a &'f [u8]) -> &'a [u8] {
+        frame
+    }
+
+    fn recycle(&mut self, _frame: &'f [u8]) {}
+
+    fn slot(&mut self) -> Option<NoSlot> {
+        None
+    }
+
+    fn slot_bytes<'a>(&'a mut self, slot: &'a mut NoSlot) -> &'a mut [u8] {
+        match *slot {}
+    }
+
+    fn release(&mut self, slot: NoSlot) {
+        match slot {}
+    }
+
+    fn send(&mut self, _iface: IfaceId, slot: NoSlot, _len: usize) -> bool {
+        match slot {}
+    }
+}
+
+/// The target, its store and the frames waiting to go out.
 #[derive(Debug)]
 pub(crate) struct Driver<S> {
     target: Target,
     store: S,
-    /// Export → its state file.
-    states: Vec<Arc<StateFile>>,
     actions: Vec<Action>,
-    waiting: VecDeque<Waiting>,
-    /// Control frames in `waiting`, and their bound.
-    ctl_waiting: usize,
+    outgoing: VecDeque<Outgoing>,
+    /// Reads waiting for a send buffer to read into.
+    reads: VecDeque<StoreIo>,
+    /// Exports whose state must be saved before the next frame goes out.
+    persist: Vec<ExportId>,
+    /// Control frames in `outgoing`, their bound, and emptied copies to reuse.
+    ctl_queued: usize,
     ctl_bound: usize,
+    spare: Vec<Vec<u8>>,
     ifaces: Vec<IfaceTally>,
     stopping: bool,
     counters: DriverCounters,
 }
 
 impl<S> Driver<S> {
-    /// `states[e]` is the state file of the target's export `e`.
-    pub(crate) fn new(target: Target, store: S, states: Vec<Arc<StateFile>>) -> Driver<S> {
+    pub(crate) fn new(target: Target, store: S) -> Driver<S> {
         let cap = target.request_capacity();
         Driver {
             actions: Vec::with_capacity(cap.max(256)),
-            waiting: VecDeque::with_capacity(cap),
-            ctl_waiting: 0,
+            outgoing: VecDeque::with_capacity(cap),
+            reads: VecDeque::new(),
+            persist: Vec::new(),
+            ctl_queued: 0,
             ctl_bound: cap.max(64),
+            spare: Vec::new(),
             ifaces: Vec::new(),
             target,
             store,
-            states,
             stopping: false,
             counters: DriverCounters::default(),
         }
@@ -241,11 +266,6 @@ impl<S> Driver<S> {
         &mut self.ifaces[i]
     }
 
-    /// Work waiting for send buffers.
-    pub(crate) fn waiting(&self) -> usize {
-        self.waiting.len()
-    }
-
     /// Stop handling new frames; requests in flight still finish.
     pub(crate) fn stop(&mut self) {
         self.stopping = true;
@@ -253,7 +273,29 @@ impl<S> Driver<S> {
 
     /// No request in the target and nothing waiting: safe to exit after a stop.
     pub(crate) fn drained(&self) -> bool {
-        self.target.requests_in_flight() == 0 && self.waiting.is_empty()
+        self.target.requests_in_flight() == 0 && self.outgoing.is_empty() && self.reads.is_empty()
+    }
+
+    /// Frames wait to be sent and may go out (no state save is owed).
+    pub(crate) fn has_transmit(&self) -> bool {
+        !self.outgoing.is_empty() && self.persist.is_empty()
+    }
+
+    /// The next export whose durable state must be saved
+    /// ([`Target::shared`]`(export).snapshot()`) before any further frame goes
+    /// out.
+    pub(crate) fn poll_persist(&mut self) -> Option<ExportId> {
+        self.persist.pop()
+    }
+
+    /// A state save the host made for [`Driver::poll_persist`] failed.
+    pub(crate) fn persist_failed(&mut self) {
+        self.counters.persist_errors += 1;
+    }
+
+    /// A send the host queued failed.
+    pub(crate) fn send_failed(&mut self) {
+        self.counters.send_errors += 1;
     }
 
     /// Handles one received frame from `iface`.
@@ -302,12 +344,7 @@ impl<S> Driver<S> {
             Done::Read {
                 req,
                 data: ReadData::Bytes(data),
-            } => {
-                self.queue_or_send(port, Outgoing::ReadBytes { req, data });
-                if !self.waiting.is_empty() {
-                    self.retry(port);
-                }
-            }
+            } => self.outgoing.push_back(Outgoing::ReadData { req, data }),
             Done::Write { req, ok } => {
                 self.target.write_done(req, ok, &mut self.actions);
                 self.run_actions(port, None);
@@ -319,33 +356,54 @@ impl<S> Driver<S> {
         }
     }
 
-    /// Serves the wait queue while send buffers are free (call when sends
-    /// complete and buffers come back).
-    pub(crate) fn retry<P: Port>(&mut self, port: &mut P)
+    /// Builds the next frame to send in `buf`: (interface, length). `None`
+    /// when nothing waits or a state save is owed ([`Driver::poll_persist`]).
+    pub(crate) fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<(IfaceId, usize)> {
+        if !self.persist.is_empty() {
+            return None;
+        }
+        while let Some(out) = self.outgoing.pop_front() {
+            if let (Some(iface), len @ 1..) = self.build(out, buf) {
+                self.tally_mut(iface).sent += 1;
+                return Some((iface, len));
+            }
+        }
+        None
+    }
+
+    /// Sends what waits in the port's free slots, then starts the reads that
+    /// wait for one. Save what [`Driver::poll_persist`] names first.
+    pub(crate) fn transmit<P: Port>(&mut self, port: &mut P)
     where
         S: Store<P>,
     {
-        while let Some(w) = self.waiting.pop_front() {
-            match w {
-                Waiting::Read(io) => match self.store.read(port, io) {
-                    ReadStart::Started => {}
-                    ReadStart::Failed => self.store_failed(io.req),
-                    ReadStart::NoSlot => {
-                        self.waiting.push_front(w);
-                        return;
+        while self.has_transmit() {
+            let Some(mut slot) = port.slot() else {
+                self.counters.slot_waits += 1;
+                break;
+            };
+            match self.poll_transmit(port.slot_bytes(&mut slot)) {
+                Some((iface, len)) => {
+                    if !port.send(iface, slot, len) {
+                        self.counters.send_errors += 1;
                     }
-                },
-                Waiting::Send(out) => {
-                    let Some(slot) = port.slot() else {
-                        self.waiting.push_front(Waiting::Send(out));
-                        return;
-                    };
-                    if matches!(out, Outgoing::Ctl { .. }) {
-                        self.ctl_waiting -= 1;
-                    }
-                    self.fill_and_send(port, out, slot);
+                }
+                None => {
+                    port.release(slot);
+                    break;
                 }
             }
+        }
+        while let Some(&io) = self.reads.front() {
+            match self.store.read(port, io) {
+                ReadStart::Started => {}
+                ReadStart::Failed => self.store_failed(io.req),
+                ReadStart::NoSlot => {
+                    self.counters.slot_waits += 1;
+                    return;
+                }
+            }
+            self.reads.pop_front();
         }
     }
 
@@ -387,31 +445,14 @@ impl<S> Driver<S> {
                     iface,
                     frame: f,
                     len,
-                } => self.send_ctl(port, iface, f, len),
+                } => self.queue_ctl(iface, f, len),
                 Action::Read {
                     req,
                     export,
                     offset,
                     len,
-                } => {
-                    let io = StoreIo {
-                        req,
-                        export,
-                        offset,
-                        len,
-                    };
-                    let start = if self.waiting.is_empty() {
-                        self.store.read(port, io)
-                    } else {
-                        ReadStart::NoSlot
-                    };
-                    match start {
-                        ReadStart::Started => {}
-                        ReadStart::NoSlot => self.wait(Waiting::Read(io)),
-                        ReadStart::Failed => self.store_failed(req),
-                    }
                 }
-                Action::Write {
+                | Action::Write {
                     req,
                     export,
                     offset,
@@ -423,7 +464,9 @@ impl<S> Driver<S> {
                         offset,
                         len,
                     };
-                    if self.store.write(port, io, &mut frame) {
+                    if matches!(a, Action::Read { .. }) {
+                        self.start_read(port, io);
+                    } else if self.store.write(port, io, &mut frame) {
                         self.counters.write_bytes += len as u64;
                     } else {
                         self.store_failed(req);
@@ -438,72 +481,65 @@ impl<S> Driver<S> {
                     }
                 }
                 Action::Reply { req, iface } => {
-                    self.queue_or_send(port, Outgoing::Reply { req, iface });
+                    self.outgoing.push_back(Outgoing::Reply { req, iface });
                 }
-                Action::Persist { export } => self.persist(export),
+                Action::Persist { export } => {
+                    if !self.persist.contains(&export) {
+                        self.persist.push(export);
+                    }
+                }
             }
         }
         self.actions.clear();
         if let Some(f) = frame {
             port.recycle(f);
         }
-        // Buffers may have come back without a send of ours completing (a
-        // ring shared with the back end): serve what waits before returning.
-        if !self.waiting.is_empty() {
-            self.retry(port);
+    }
+
+    /// Starts a read unless reads already wait for send buffers (this one
+    /// would overtake them).
+    fn start_read<P: Port>(&mut self, port: &mut P, io: StoreIo)
+    where
+        S: Store<P>,
+    {
+        let start = if self.reads.is_empty() {
+            self.store.read(port, io)
+        } else {
+            ReadStart::NoSlot
+        };
+        match start {
+            ReadStart::Started => {}
+            ReadStart::NoSlot => self.reads.push_back(io),
+            ReadStart::Failed => self.store_failed(io.req),
         }
     }
 
-    fn send_ctl<P: Port>(&mut self, port: &mut P, iface: IfaceId, f: CtlFrame, len: usize) {
-        if self.waiting.is_empty() {
-            if let Some(mut slot) = port.slot() {
-                let bytes = self.target.ctl_frame(f, len);
-                let n = bytes.len();
-                port.slot_bytes(&mut slot)[..n].copy_from_slice(bytes);
-                self.send(port, iface, slot, n);
-                return;
-            }
-        }
-        if self.ctl_waiting >= self.ctl_bound {
+    fn queue_ctl(&mut self, iface: IfaceId, f: CtlFrame, len: usize) {
+        if self.ctl_queued >= self.ctl_bound {
             self.counters.ctl_dropped += 1;
             return;
         }
-        self.ctl_waiting += 1;
-        let frame = self.target.ctl_frame(f, len).to_vec();
-        self.wait(Waiting::Send(Outgoing::Ctl { iface, frame }));
+        self.ctl_queued += 1;
+        let mut frame = self.spare.pop().unwrap_or_default();
+        frame.clear();
+        frame.extend_from_slice(self.target.ctl_frame(f, len));
+        self.outgoing.push_back(Outgoing::Ctl { iface, frame });
     }
 
-    /// Sends `w` at once if a buffer is free and nothing waits before it;
-    /// else queues it.
-    fn queue_or_send<P: Port>(&mut self, port: &mut P, out: Outgoing) {
-        if self.waiting.is_empty() {
-            if let Some(slot) = port.slot() {
-                self.fill_and_send(port, out, slot);
-                return;
-            }
-        }
-        self.wait(Waiting::Send(out));
-    }
-
-    fn wait(&mut self, w: Waiting) {
-        self.counters.slot_waits += 1;
-        self.waiting.push_back(w);
-    }
-
-    /// Builds `out` in `slot` and sends it.
-    fn fill_and_send<P: Port>(&mut self, port: &mut P, out: Outgoing, mut slot: P::Slot) {
-        let (iface, len) = match out {
+    /// Builds `out` in `buf`: (interface, length); length 0 if its request
+    /// is gone.
+    fn build(&mut self, out: Outgoing, buf: &mut [u8]) -> (Option<IfaceId>, usize) {
+        match out {
             Outgoing::Ctl { iface, frame } => {
-                port.slot_bytes(&mut slot)[..frame.len()].copy_from_slice(&frame);
-                (Some(iface), frame.len())
+                self.ctl_queued -= 1;
+                let n = frame.len().min(buf.len());
+                buf[..n].copy_from_slice(&frame[..n]);
+                self.spare.push(frame);
+                (Some(iface), n)
             }
-            Outgoing::Reply { req, iface } => {
-                let len = self.target.finish_reply(req, port.slot_bytes(&mut slot));
-                (Some(iface), len)
-            }
-            Outgoing::ReadBytes { req, data } => {
+            Outgoing::Reply { req, iface } => (Some(iface), self.target.finish_reply(req, buf)),
+            Outgoing::ReadData { req, data } => {
                 let iface = self.target.request_iface(req);
-                let buf = port.slot_bytes(&mut slot);
                 let ok = match &data {
                     Some(d) if ATA_DATA_OFFSET + d.len() <= buf.len() => {
                         buf[ATA_DATA_OFFSET..ATA_DATA_OFFSET + d.len()].copy_from_slice(d);
@@ -517,10 +553,6 @@ impl<S> Driver<S> {
                 }
                 (iface, len)
             }
-        };
-        match iface {
-            Some(i) => self.send(port, i, slot, len),
-            None => port.release(slot),
         }
     }
 
@@ -536,30 +568,9 @@ impl<S> Driver<S> {
         }
     }
 
-    /// A send queued earlier failed.
-    pub(crate) fn send_failed(&mut self) {
-        self.counters.send_errors += 1;
-    }
-
     fn store_failed(&mut self, req: ReqId) {
         self.counters.submit_errors += 1;
         self.target.drop_request(req);
-    }
-
-    fn persist(&mut self, export: ExportId) {
-        let Some(state) = self.states.get(usize::from(export.0)) else {
-            return;
-        };
-        if let Err(e) = state.save(&self.target.shared(export).snapshot()) {
-            self.counters.persist_errors += 1;
-            crate::events::log_line(
-                3,
-                &format!(
-                    "{}: cannot save export state: {e:#}",
-                    state.path().display()
-                ),
-            );
-        }
     }
 }
 

@@ -50,7 +50,7 @@ mod ring;
 mod store;
 mod volume;
 
-pub(crate) use driver::{Driver, DriverCounters, Port};
+pub(crate) use driver::{Driver, DriverCounters, SlicePort};
 pub(crate) use file::RingFiles;
 pub(crate) use persist::StateFile;
 pub(crate) use ring::RingFront;
@@ -217,7 +217,8 @@ impl Prepared {
         let store = RingFiles::new(files, target.request_capacity());
         Ok(RingFront::new(
             socks,
-            Driver::new(target, store, self.states.clone()),
+            self.states.clone(),
+            Driver::new(target, store),
         ))
     }
 
@@ -328,6 +329,7 @@ fn serve_loop(
         for ev in events.drain(..) {
             on_completion(&ring, &mut w, now, ev);
         }
+        w.flush(&ring);
         if primary && (now >= next_stat || ctl.recheck_size.swap(false, Ordering::AcqRel)) {
             p.check_sizes(&ring, &mut w);
             next_stat = now + p.cfg.stat_interval;
@@ -358,6 +360,7 @@ fn add_counters(t: &mut Summary, s: &Summary) {
         unknown_command, client_queue_full, target_queue_full, driver_dropped, broadcast_limited,
         reservation_conflicts, reads, writes, syncs, synced_acks, ata_errors, io_errors,
         control_replies, announcements);
-    t.driver.add(&s.driver);
+    sum!(t.driver, s.driver; slot_waits, ctl_dropped, submit_errors, send_errors, persist_errors,
+        ignored_while_stopping, read_bytes, write_bytes, flushes);
     t.kernel_dropped += s.kernel_dropped;
 }

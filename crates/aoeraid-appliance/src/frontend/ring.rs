@@ -2,8 +2,10 @@
 //! driver's [`Port`], and the routing of the ring's socket completions.
 
 use super::driver::{Driver, Port, Store};
-use aoe_target::IfaceId;
+use super::persist::StateFile;
+use aoe_target::{ExportId, IfaceId};
 use aoe_uring::{Completion, Ring, SendSlot, SockId};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// High byte of every `user` value the front end puts on a ring.
@@ -72,6 +74,8 @@ impl<'r> RingPort<'r> {
 /// A [`Driver`] whose frames come from sockets on a ring.
 pub(crate) struct RingFront<S> {
     socks: Vec<SockId>,
+    /// Export → its state file.
+    states: Vec<Arc<StateFile>>,
     driver: Driver<S>,
 }
 
@@ -79,9 +83,18 @@ impl<S> RingFront<S>
 where
     S: for<'r> Store<RingPort<'r>>,
 {
-    /// `socks[i]` is the ring socket of the target's interface `i`.
-    pub(crate) fn new(socks: Vec<SockId>, driver: Driver<S>) -> RingFront<S> {
-        RingFront { socks, driver }
+    /// `socks[i]` is the ring socket of the target's interface `i`,
+    /// `states[e]` the state file of export `e`.
+    pub(crate) fn new(
+        socks: Vec<SockId>,
+        states: Vec<Arc<StateFile>>,
+        driver: Driver<S>,
+    ) -> RingFront<S> {
+        RingFront {
+            socks,
+            states,
+            driver,
+        }
     }
 
     pub(crate) fn driver(&self) -> &Driver<S> {
@@ -99,13 +112,13 @@ where
         )
     }
 
-    /// Does this socket belong to the front end?
-    pub(crate) fn owns_sock(&self, sock: SockId) -> bool {
+    fn owns_sock(&self, sock: SockId) -> bool {
         self.socks.contains(&sock)
     }
 
     /// Feeds a completion of the front end's sockets (frames, sends,
-    /// receive errors); hands back anything else.
+    /// receive errors); hands back anything else. Call [`RingFront::flush`]
+    /// after a batch.
     pub(crate) fn on_socket(
         &mut self,
         ring: &Ring,
@@ -122,16 +135,36 @@ where
                 None
             }
             Completion::SendDone { sock, result, .. } if self.owns_sock(sock) => {
-                let (d, mut port) = self.parts(ring);
                 if result.is_err() {
-                    d.send_failed();
+                    self.driver.send_failed();
                 }
-                d.retry(&mut port);
                 None
             }
             Completion::RecvError { sock, .. } if self.owns_sock(sock) => None,
             other => Some(other),
         }
+    }
+
+    /// Saves the export state the driver asks for, then sends what waits
+    /// while send slots are free.
+    pub(crate) fn flush(&mut self, ring: &Ring) {
+        while let Some(export) = self.driver.poll_persist() {
+            let Some(state) = self.states.get(usize::from(export.0)) else {
+                continue;
+            };
+            if let Err(e) = state.save(&self.driver.target().shared(export).snapshot()) {
+                self.driver.persist_failed();
+                crate::events::log_line(
+                    3,
+                    &format!(
+                        "{}: cannot save export state: {e:#}",
+                        state.path().display()
+                    ),
+                );
+            }
+        }
+        let (d, mut port) = self.parts(ring);
+        d.transmit(&mut port);
     }
 
     pub(crate) fn stop(&mut self) {
@@ -141,17 +174,15 @@ where
     pub(crate) fn announce_all(&mut self, ring: &Ring) {
         let (d, mut port) = self.parts(ring);
         d.announce_all(&mut port);
+        self.flush(ring);
     }
 
     /// Records `export`'s size and announces a change; true if it changed.
-    pub(crate) fn resize(
-        &mut self,
-        ring: &Ring,
-        export: aoe_target::ExportId,
-        sectors: u64,
-    ) -> bool {
+    pub(crate) fn resize(&mut self, ring: &Ring, export: ExportId, sectors: u64) -> bool {
         let (d, mut port) = self.parts(ring);
-        d.resize(&mut port, export, sectors)
+        let changed = d.resize(&mut port, export, sectors);
+        self.flush(ring);
+        changed
     }
 
     /// Frames the kernel dropped on these sockets (receive queue full).

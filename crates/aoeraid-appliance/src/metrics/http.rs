@@ -114,6 +114,7 @@ fn serve(mut stream: TcpStream, render: &Render) -> io::Result<()> {
                 "431 Request Header Fields Too Large",
                 "text/plain",
                 "request too large\n",
+                false,
             );
         }
     }
@@ -121,37 +122,49 @@ fn serve(mut stream: TcpStream, render: &Render) -> io::Result<()> {
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
+    // HEAD answers exactly as GET would, without the body (RFC 9110 9.3.2).
+    let head_only = method == "HEAD";
+    let mut reply = |status: &str, ctype: &str, body: &str| {
+        respond(&mut stream, status, ctype, body, head_only)
+    };
     match (method, path) {
-        ("GET", "/metrics") => respond(
-            &mut stream,
+        ("GET" | "HEAD", "/metrics") => reply(
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
             &render(),
         ),
-        ("GET", "/") => respond(
-            &mut stream,
+        ("GET" | "HEAD", "/") => reply(
             "200 OK",
             "text/html; charset=utf-8",
             "<html><body><a href=\"/metrics\">aoeraid metrics</a></body></html>\n",
         ),
-        ("GET", _) | ("HEAD", _) => {
-            respond(&mut stream, "404 Not Found", "text/plain", "not found\n")
-        }
-        _ => respond(
-            &mut stream,
+        ("GET" | "HEAD", _) => reply("404 Not Found", "text/plain", "not found\n"),
+        _ => reply(
             "405 Method Not Allowed",
             "text/plain",
-            "only GET\n",
+            "only GET and HEAD\n",
         ),
     }
 }
 
-fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &str) -> io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    ctype: &str,
+    body: &str,
+    head_only: bool,
+) -> io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if status.starts_with("405") {
+        head.push_str("Allow: GET, HEAD\r\n");
+    }
+    head.push_str("Connection: close\r\n\r\n");
     stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
+    if !head_only {
+        stream.write_all(body.as_bytes())?;
+    }
     stream.flush()
 }

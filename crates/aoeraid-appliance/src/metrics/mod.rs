@@ -93,6 +93,8 @@ pub struct Metrics {
     pub frames_received: IntCounterVec,
     pub frames_sent: IntCounterVec,
     pub frames_dropped: IntCounterVec,
+    pub frontend_frames: IntCounter,
+    pub frontend_flushes: IntCounter,
     pub frontend_requests: IntCounterVec,
     pub events_total: IntCounterVec,
     pub events_dropped: IntCounter,
@@ -116,6 +118,13 @@ fn fgauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::
     r.register(Box::new(g.clone()))
         .expect("metric names are unique");
     g
+}
+
+fn plain_counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -158,6 +167,12 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
+        // process_cpu_seconds_total, process_resident_memory_bytes, open fds, start
+        // time: what node_exporter users expect of any daemon they scrape.
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("the process collector registers once");
         let m = Metrics {
             appliance_info: gauge(
                 &r,
@@ -381,12 +396,23 @@ impl Metrics {
                 "AoE frames lost: reason=kernel (socket buffer full) or malformed.",
                 &["interface", "side", "reason"],
             ),
+            frontend_frames: plain_counter(
+                &r,
+                "aoeraid_frontend_frames_total",
+                "AoE frames the target received on the front end.",
+            ),
+            frontend_flushes: plain_counter(
+                &r,
+                "aoeraid_frontend_flushes_total",
+                "Client FLUSH CACHE commands, passed to the volumes as member flushes.",
+            ),
             frontend_requests: counter(
                 &r,
                 "aoeraid_frontend_requests_total",
-                "What the AoE target did with front-end frames: outcome=frames (all), malformed, \
-                 not_for_us, client_queue_full, target_queue_full, no_send_slot, send_error, \
-                 flush, reservation_conflict.",
+                "Front-end frames not served normally, by outcome (malformed, not_for_us, \
+                 client_queue_full, target_queue_full, no_send_slot, send_error, \
+                 reservation_conflict). Each frame counts in at most one outcome, so \
+                 sum() is part of aoeraid_frontend_frames_total.",
                 &["outcome"],
             ),
             events_total: counter(
@@ -395,16 +421,11 @@ impl Metrics {
                 "Events raised, by type.",
                 &["event"],
             ),
-            events_dropped: {
-                let c = IntCounter::new(
-                    "aoeraid_events_dropped_total",
-                    "Events not handed to event_program because its queue was full.",
-                )
-                .expect("valid metric definition");
-                r.register(Box::new(c.clone()))
-                    .expect("metric names are unique");
-                c
-            },
+            events_dropped: plain_counter(
+                &r,
+                "aoeraid_events_dropped_total",
+                "Events not handed to event_program because its queue was full.",
+            ),
             event_program_failures: counter(
                 &r,
                 "aoeraid_event_program_failures_total",
@@ -654,15 +675,15 @@ impl Metrics {
         }
 
         let f = &s.frontend;
+        sync_counter(&self.frontend_frames, f.frames);
+        sync_counter(&self.frontend_flushes, f.flushes);
         for (outcome, v) in [
-            ("frames", f.frames),
             ("malformed", f.malformed),
             ("not_for_us", f.not_for_us),
             ("client_queue_full", f.client_queue_full),
             ("target_queue_full", f.target_queue_full),
             ("no_send_slot", f.no_send_slot),
             ("send_error", f.send_errors),
-            ("flush", f.flushes),
             ("reservation_conflict", f.reservation_conflicts),
         ] {
             sync_counter(&self.frontend_requests.with_label_values(&[outcome]), v);

@@ -116,6 +116,19 @@ impl ClientSpec {
             cmdline: String::new(),
         }
     }
+    /// Smoke, ext4 and stat on `target`, then revalidate: the guest waits
+    /// (event `revalidate-ready`) for the host to grow the export to `grown`
+    /// bytes and expects that size.
+    pub fn grow_check(target: &str, grown: u64) -> ClientSpec {
+        let workloads = [
+            Workload::Smoke,
+            Workload::Ext4,
+            Workload::Stat,
+            Workload::Revalidate,
+        ];
+        ClientSpec::new(target, &workloads)
+            .env("REVALIDATE_EXPECT_SECTORS", &(grown / 512).to_string())
+    }
     pub fn env(mut self, key: &str, value: &str) -> ClientSpec {
         self.env.push((key.to_string(), value.to_string()));
         self
@@ -160,6 +173,45 @@ impl Lab {
         Ok(self.boot_clients_with(&[spec], |_, _| {})?.remove(0))
     }
 
+    /// Boots one guest; `at_event` runs once, on this thread, at the guest's
+    /// first `REALCLIENT-EVENT <event>` line (a workload waiting there for
+    /// the host, e.g. `revalidate-ready`). Returns the result and whether
+    /// `at_event` ran.
+    pub fn boot_client_at(
+        &self,
+        spec: ClientSpec,
+        event: &str,
+        at_event: impl FnOnce(),
+    ) -> io::Result<(ClientResult, bool)> {
+        let line_wanted = format!("REALCLIENT-EVENT {event}");
+        let mut hook = Some(at_event);
+        let mut res = self.boot_clients_with(&[spec], |_, line| {
+            if line.starts_with(&line_wanted) {
+                if let Some(f) = hook.take() {
+                    f();
+                }
+            }
+        })?;
+        Ok((res.remove(0), hook.is_none()))
+    }
+
+    /// Two guests at once on `target` at the lab's MTU, each writing and
+    /// verifying its half with O_DIRECT and then the other's (the `halves`
+    /// workload); asserts they both did, with the frame size the MTU allows.
+    pub fn two_guests_halves(&self, target: &str, timeout: Duration) -> Vec<ClientResult> {
+        let spec = ClientSpec::new(target, &[Workload::Halves, Workload::Stat]).timeout(timeout);
+        let res = self.boot_clients(&[spec.clone(), spec]).expect("boot");
+        for r in &res {
+            eprintln!("{}", r.summary());
+            r.assert_passed();
+            assert_eq!(r.metric("halves", "share_MB"), Some("16"));
+            assert_eq!(r.metric("halves", "other_shares_verified"), Some("1"));
+            r.assert_stat(self.mtu());
+        }
+        assert_ne!(res[0].mac, res[1].mac);
+        res
+    }
+
     /// Boots all guests at once (guest i gets AOE_GUEST_INDEX=i,
     /// AOE_GUEST_COUNT=len) and waits for all of them.
     pub fn boot_clients(&self, specs: &[ClientSpec]) -> io::Result<Vec<ClientResult>> {
@@ -197,9 +249,7 @@ impl Lab {
         })();
         if let Err(e) = result {
             for r in &running {
-                for t in &r.taps {
-                    let _ = ip(self.ns(), &["link", "del", t]);
-                }
+                self.del_taps(&r.taps);
             }
             return Err(e);
         }
@@ -263,12 +313,16 @@ impl Lab {
                     )
                 });
             }
-            for t in &r.taps {
-                let _ = ip(self.ns(), &["link", "del", t]);
-            }
+            self.del_taps(&r.taps);
             results.push(res);
         }
         Ok(results)
+    }
+
+    fn del_taps(&self, taps: &[String]) {
+        for t in taps {
+            let _ = ip(self.ns(), &["link", "del", t]);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -295,9 +349,7 @@ impl Lab {
         match self.guest_with_taps(n, index, count, spec, kernel, base, seed, accel, &mut taps) {
             Ok(r) => Ok(r),
             Err(e) => {
-                for t in &taps {
-                    let _ = ip(self.ns(), &["link", "del", t]);
-                }
+                self.del_taps(&taps);
                 Err(e)
             }
         }
@@ -432,4 +484,19 @@ impl Lab {
             mac: nics[0].1.clone(),
         })
     }
+}
+
+/// Asserts `e2fsck -fn` finds the ext4 a guest left in `image` (a blade's or
+/// an export's file, checked on the host) clean.
+pub fn assert_fsck_clean(image: &std::path::Path) {
+    let fsck = std::process::Command::new("e2fsck")
+        .arg("-fn")
+        .arg(image)
+        .output()
+        .expect("e2fsck");
+    assert!(
+        fsck.status.success(),
+        "host e2fsck: {}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
 }

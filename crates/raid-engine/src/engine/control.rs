@@ -67,7 +67,7 @@ impl Engine {
         );
         if from != to {
             self.members[m].state = to;
-            self.out_events.push_back(Event::MemberStateChanged {
+            self.io.events.push_back(Event::MemberStateChanged {
                 member: m,
                 from,
                 to,
@@ -85,13 +85,13 @@ impl Engine {
         }
         self.set_state(m, MemberState::Faulty);
         self.members[m].recovery = None;
-        self.out_events.push_back(Event::Fail { member: m });
+        self.io.events.push_back(Event::Fail { member: m });
         self.counters.member_failures += 1;
         // No write may be acknowledged without this member before its failure is on
         // the survivors' superblocks (jobs that saw it fail wait on `sb_barrier`).
-        self.metaw.touch(MetaKey::Superblock);
-        self.to_cancel.push(m);
-        if let Some(run) = &mut self.sync {
+        self.meta.writer.touch(MetaKey::Superblock);
+        self.io.to_cancel.push(m);
+        if let Some(run) = &mut self.sync.run {
             let stop = match run.kind {
                 SyncOp::Recover { member, .. } => member == m,
                 SyncOp::Check | SyncOp::Repair => true,
@@ -130,7 +130,7 @@ impl Engine {
         }
         if self.data_lost() {
             self.failed = true;
-            self.out_events.push_back(Event::ArrayFailed);
+            self.io.events.push_back(Event::ArrayFailed);
             return;
         }
         let missing = self.slots.iter().any(|s| {
@@ -144,7 +144,7 @@ impl Engine {
         if self.is_degraded() {
             if !self.degraded_reported && missing {
                 self.degraded_reported = true;
-                self.out_events.push_back(Event::DegradedArray);
+                self.io.events.push_back(Event::DegradedArray);
             }
         } else {
             self.degraded_reported = false;
@@ -169,7 +169,7 @@ impl Engine {
         let Some(spare) =
             (0..self.members.len()).find(|&m| self.members[m].state == MemberState::Spare)
         else {
-            self.out_events.push_back(Event::SparesMissing);
+            self.io.events.push_back(Event::SparesMissing);
             return;
         };
         if let Some(old) = self.slots[slot] {
@@ -183,10 +183,11 @@ impl Engine {
         });
         self.set_state(spare, MemberState::Rebuilding);
         self.rewrite_bitmap();
-        self.out_events
+        self.io
+            .events
             .push_back(Event::SpareActive { member: spare });
-        self.metaw.touch(MetaKey::Superblock);
-        self.pending_sync.push_back(SyncOp::Recover {
+        self.meta.writer.touch(MetaKey::Superblock);
+        self.sync.pending.push_back(SyncOp::Recover {
             member: spare,
             bitmap_only: false,
         });
@@ -243,7 +244,7 @@ impl Engine {
     pub fn take_spare(&mut self) -> Option<(MemberIndex, MemberSpec)> {
         let m = (0..self.members.len()).find(|&m| self.members[m].state == MemberState::Spare)?;
         self.set_state(m, MemberState::Missing);
-        self.metaw.touch(MetaKey::Superblock);
+        self.meta.writer.touch(MetaKey::Superblock);
         self.pump();
         let mem = &self.members[m];
         Some((
@@ -263,13 +264,13 @@ impl Engine {
             return Err(ControlError::WrongState { member: m, state });
         }
         self.set_state(m, MemberState::Spare);
-        self.metaw.touch(MetaKey::Superblock);
+        self.meta.writer.touch(MetaKey::Superblock);
         self.pump();
         Ok(())
     }
 
     pub(crate) fn push_event(&mut self, e: Event) {
-        self.out_events.push_back(e);
+        self.io.events.push_back(e);
     }
 
     /// Remove a faulty/spare/missing member from the array (`mdadm --remove`).
@@ -279,7 +280,7 @@ impl Engine {
             return Err(ControlError::WrongState { member: m, state });
         }
         self.set_state(m, MemberState::Missing);
-        self.metaw.touch(MetaKey::Superblock);
+        self.meta.writer.touch(MetaKey::Superblock);
         self.pump();
         Ok(())
     }
@@ -320,13 +321,14 @@ impl Engine {
         {
             Ok(sb) => sb,
             Err(reason) => {
-                self.out_events
+                self.io
+                    .events
                     .push_back(Event::MemberRefused { member: m, reason });
                 return;
             }
         };
         if sb.array_uuid != self.array_uuid || sb.member_uuid != self.members[m].uuid {
-            self.out_events.push_back(Event::MemberRefused {
+            self.io.events.push_back(Event::MemberRefused {
                 member: m,
                 reason: "superblock of another array or member".into(),
             });
@@ -336,18 +338,18 @@ impl Engine {
             .role
             .is_some_and(|r| self.slots[r] == Some(m));
         if owns_slot {
-            let bitmap_only = sb.events >= self.events_cleared && !sb.recovering;
+            let bitmap_only = sb.events >= self.meta.events_cleared && !sb.recovering;
             self.members[m].recovery = Some(Recovery {
                 checkpoint: 0,
                 bitmap_only,
             });
             self.set_state(m, MemberState::Rebuilding);
             self.rewrite_bitmap();
-            self.out_events.push_back(Event::ReAdded {
+            self.io.events.push_back(Event::ReAdded {
                 member: m,
                 bitmap_only,
             });
-            self.pending_sync.push_back(SyncOp::Recover {
+            self.sync.pending.push_back(SyncOp::Recover {
                 member: m,
                 bitmap_only,
             });
@@ -357,14 +359,14 @@ impl Engine {
         }
         // Its checksum table stays: nothing was written to it while it was away, and
         // the regions written meanwhile are rewritten (and re-sealed) by the resync.
-        self.metaw.touch(MetaKey::Superblock);
+        self.meta.writer.touch(MetaKey::Superblock);
         self.update_degraded();
         self.pump();
     }
 
     /// md's sync_speed_min / sync_speed_max, KiB/s per member; takes effect at once.
     pub fn set_sync_rates(&mut self, min_kib_s: u64, max_kib_s: u64) {
-        self.pacer.set(min_kib_s, max_kib_s);
+        self.sync.pacer.set(min_kib_s, max_kib_s);
     }
 
     /// Start a scrub: `repair == false` counts mismatches (md's `check`), `true` fixes.
@@ -375,10 +377,10 @@ impl Engine {
         if self.is_degraded() {
             return Err(ControlError::Degraded);
         }
-        if self.sync.is_some() || !self.pending_sync.is_empty() || self.resync_needed {
+        if !self.sync.idle() || self.sync.resync_needed {
             return Err(ControlError::Busy);
         }
-        self.pending_sync.push_back(if repair {
+        self.sync.pending.push_back(if repair {
             SyncOp::Repair
         } else {
             SyncOp::Check
@@ -388,6 +390,6 @@ impl Engine {
     }
 
     pub(crate) fn sb_barrier(&mut self) -> (MetaKey, u64) {
-        (MetaKey::Superblock, self.metaw.version(MetaKey::Superblock))
+        (MetaKey::Superblock, self.meta.sb_version())
     }
 }

@@ -50,7 +50,7 @@ impl Engine {
             per_member: vec![0; self.members.len()],
             ..Tally::default()
         };
-        for io in self.inflight.values() {
+        for io in self.io.inflight.values() {
             if let Some(n) = t.per_member.get_mut(io.member) {
                 *n += 1;
             }
@@ -159,14 +159,14 @@ impl Engine {
     fn check_array(&self, t: &Tally) -> Result<(), String> {
         if self.failed {
             ensure!(
-                self.reqs.is_empty() && self.jobs.is_empty() && self.held.is_empty(),
+                self.reqs.is_empty() && self.queues.jobs.is_empty() && self.held.is_empty(),
                 "failed array still holds {} requests, {} jobs, {} held",
                 self.reqs.len(),
-                self.jobs.len(),
+                self.queues.jobs.len(),
                 self.held.len()
             );
             ensure!(
-                self.sync.is_none() && self.pending_sync.is_empty(),
+                self.sync.run.is_none() && self.sync.pending.is_empty(),
                 "failed array still syncs"
             );
         } else {
@@ -181,19 +181,19 @@ impl Engine {
                 self.held.len()
             );
         }
-        if self.clean_on_disk {
+        if self.meta.clean_on_disk {
             ensure!(
-                self.bitmap.writes() == 0 && !self.resync_needed,
+                self.meta.bitmap.writes() == 0 && !self.sync.resync_needed,
                 "clean on disk with {} writes in flight, resync needed {}",
-                self.bitmap.writes(),
-                self.resync_needed
+                self.meta.bitmap.writes(),
+                self.sync.resync_needed
             );
         }
         let inits = t.inits;
         ensure!(
-            self.init_pending == inits,
+            self.meta.init_pending == inits,
             "init_pending {} with {inits} initial I/Os in flight",
-            self.init_pending
+            self.meta.init_pending
         );
         Ok(())
     }
@@ -203,21 +203,22 @@ impl Engine {
     fn check_sync(&self) -> Result<(), String> {
         let units = self.geo.units();
         let sync_jobs: BTreeSet<u64> = self
+            .queues
             .jobs
             .values()
             .filter_map(|j| match &j.work {
                 Work::Sync(su) => Some((j.unit, su.kind)),
                 _ => None,
             })
-            .map(|(u, kind)| match &self.sync {
+            .map(|(u, kind)| match &self.sync.run {
                 Some(run) if run.kind == kind => Ok(u),
                 _ => Err(format!(
                     "sync job for unit {u} of {kind:?}, run {:?}",
-                    self.sync.as_ref().map(|r| r.kind)
+                    self.sync.run.as_ref().map(|r| r.kind)
                 )),
             })
             .collect::<Result<_, _>>()?;
-        let Some(run) = &self.sync else {
+        let Some(run) = &self.sync.run else {
             return Ok(());
         };
         ensure!(
@@ -244,7 +245,7 @@ impl Engine {
             run.start_unit
         );
         match run.kind {
-            SyncOp::Resync => ensure!(self.resync_needed, "resync running, none needed"),
+            SyncOp::Resync => ensure!(self.sync.resync_needed, "resync running, none needed"),
             SyncOp::Recover { member, .. } if !run.aborted => {
                 let m = &self.members[member];
                 ensure!(
@@ -273,10 +274,10 @@ impl Engine {
     /// on a dirty bit; every job's pending count is its member I/O in flight.
     fn check_jobs(&self, t: &Tally) -> Result<(), String> {
         let mut queued = 0;
-        for (&u, q) in &self.units {
+        for (&u, q) in &self.queues.units {
             ensure!(!q.is_empty(), "empty queue left for unit {u}");
             for (i, id) in q.iter().enumerate() {
-                let Some(j) = self.jobs.get(id) else {
+                let Some(j) = self.queues.jobs.get(id) else {
                     return Err(format!("unit {u} queues job {id} which does not exist"));
                 };
                 ensure!(
@@ -285,7 +286,8 @@ impl Engine {
                     j.unit
                 );
                 if j.started && i > 0 {
-                    let solo = j.exclusive || q.iter().take(i).any(|p| self.jobs[p].exclusive);
+                    let solo =
+                        j.exclusive || q.iter().take(i).any(|p| self.queues.jobs[p].exclusive);
                     ensure!(
                         !solo,
                         "job {id} started at position {i} of unit {u} beside a writer"
@@ -295,24 +297,25 @@ impl Engine {
             }
         }
         ensure!(
-            queued == self.jobs.len(),
+            queued == self.queues.jobs.len(),
             "{} jobs, {queued} queued",
-            self.jobs.len()
+            self.queues.jobs.len()
         );
         let waiting_stripes: BTreeSet<JobId> = self
+            .queues
             .jobs
             .iter()
             .filter(|(_, j)| matches!(j.work, Work::Stripe(_)) && !j.started)
             .map(|(id, _)| *id)
             .collect();
         ensure!(
-            waiting_stripes == self.gathering,
+            waiting_stripes == self.queues.gathering,
             "gathering {:?} but unstarted stripes {:?}",
-            self.gathering,
+            self.queues.gathering,
             waiting_stripes
         );
         let mut region_writes = FastMap::<u64, u32>::default();
-        for (&id, j) in &self.jobs {
+        for (&id, j) in &self.queues.jobs {
             if let Work::Stripe(sw) = &j.work {
                 ensure!(
                     j.started == (sw.phase != super::job::StripePhase::Gather),
@@ -322,13 +325,13 @@ impl Engine {
                 );
             }
             ensure!(
-                j.wait.is_empty() || self.meta_waiters.contains(&id),
+                j.wait.is_empty() || self.queues.meta_waiters.contains(&id),
                 "job {id} waits for {:?} but is not on the waiters list",
                 j.wait
             );
             if let Some(r) = j.region {
                 ensure!(
-                    r == self.bitmap.region_of(j.unit),
+                    r == self.meta.bitmap.region_of(j.unit),
                     "job {id} of unit {} holds region {r}",
                     j.unit
                 );
@@ -341,25 +344,25 @@ impl Engine {
                 j.pending
             );
         }
-        for io in self.inflight.values() {
+        for io in self.io.inflight.values() {
             if let Inflight::Job(id, slot) = io.what {
                 self.check_job_io(id, slot, io)?;
             }
         }
         let holders: u32 = region_writes.values().sum();
         ensure!(
-            self.bitmap.writes() == holders as u64,
+            self.meta.bitmap.writes() == holders as u64,
             "bitmap counts {} writes in flight, {holders} jobs hold write intent",
-            self.bitmap.writes()
+            self.meta.bitmap.writes()
         );
         for (&r, &n) in &region_writes {
             ensure!(
-                self.bitmap.writes_in(r) == n,
+                self.meta.bitmap.writes_in(r) == n,
                 "bitmap counts {} writes in region {r}, {n} jobs hold it",
-                self.bitmap.writes_in(r)
+                self.meta.bitmap.writes_in(r)
             );
             ensure!(
-                self.bitmap.is_dirty(r),
+                self.meta.bitmap.is_dirty(r),
                 "{n} writes in flight to region {r} whose bit is clear"
             );
         }
@@ -367,7 +370,7 @@ impl Engine {
     }
 
     fn check_job_io(&self, id: JobId, slot: usize, io: &Issued) -> Result<(), String> {
-        let Some(j) = self.jobs.get(&id) else {
+        let Some(j) = self.queues.jobs.get(&id) else {
             return Err(format!(
                 "member I/O in flight for job {id} which does not exist"
             ));
@@ -395,7 +398,7 @@ impl Engine {
     /// waits for exactly its member flushes in flight.
     fn check_requests(&self, t: &Tally) -> Result<(), String> {
         let mut pieces = FastMap::<RequestId, usize>::default();
-        for j in self.jobs.values() {
+        for j in self.queues.jobs.values() {
             let reqs: Vec<RequestId> = match &j.work {
                 Work::MirrorRead(r) => vec![r.piece.req],
                 Work::MirrorWrite(w) => vec![w.piece.req],
@@ -440,7 +443,7 @@ impl Engine {
     /// member would be up to the transport.
     fn check_member_io(&self) -> Result<(), String> {
         let mut writes: Vec<(MemberIndex, u64, u64, &Inflight)> = Vec::new();
-        for io in self.inflight.values() {
+        for io in self.io.inflight.values() {
             ensure!(
                 io.member < self.members.len(),
                 "I/O to member {} of {}",
@@ -484,10 +487,10 @@ impl Engine {
     /// The metadata writer's own bookkeeping, and each round's acks due are its member
     /// writes in flight.
     fn check_metadata(&self, t: &Tally) -> Result<(), String> {
-        self.metaw.check()?;
+        self.meta.writer.check()?;
         let issued = &t.per_meta;
         let mut rounds = 0;
-        for (k, left) in self.metaw.rounds() {
+        for (k, left) in self.meta.writer.rounds() {
             rounds += 1;
             let n = issued.get(&k).copied().unwrap_or(0);
             ensure!(

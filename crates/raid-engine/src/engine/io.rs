@@ -115,7 +115,7 @@ impl Engine {
             .into_iter()
             .map(|s| {
                 let k = MetaKey::Csum(member, s);
-                (k, self.metaw.touch(k))
+                (k, self.meta.writer.touch(k))
             })
             .collect()
     }

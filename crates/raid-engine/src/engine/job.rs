@@ -29,7 +29,7 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    pub fn read(member: MemberIndex, off: u64, sectors: u64, tag: usize) -> Slot {
+    pub(crate) fn read(member: MemberIndex, off: u64, sectors: u64, tag: usize) -> Slot {
         Slot {
             member,
             op: MemberOp::Read,
@@ -41,7 +41,7 @@ impl Slot {
             tag,
         }
     }
-    pub fn write(member: MemberIndex, off: u64, data: Vec<u8>, tag: usize) -> Slot {
+    pub(crate) fn write(member: MemberIndex, off: u64, data: Vec<u8>, tag: usize) -> Slot {
         let sectors = (data.len() / crate::types::SECTOR) as u32;
         Slot {
             member,
@@ -54,10 +54,10 @@ impl Slot {
             tag,
         }
     }
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         matches!(self.res, Some(Ok(())))
     }
-    pub fn fail(&self) -> Option<Fail> {
+    pub(crate) fn fail(&self) -> Option<Fail> {
         match self.res {
             Some(Err(f)) => Some(f),
             _ => None,
@@ -203,6 +203,14 @@ pub(crate) enum SyncOp {
 }
 
 impl SyncOp {
+    /// The member a rebuild writes.
+    pub(crate) fn target(self) -> Option<MemberIndex> {
+        match self {
+            SyncOp::Recover { member, .. } => Some(member),
+            _ => None,
+        }
+    }
+
     pub(crate) fn kind(self) -> SyncKind {
         match self {
             SyncOp::Resync => SyncKind::Resync,
@@ -251,7 +259,7 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    pub fn new(unit: u64, exclusive: bool, work: Work) -> Job {
+    pub(crate) fn new(unit: u64, exclusive: bool, work: Work) -> Job {
         Job {
             unit,
             exclusive,

@@ -1,14 +1,15 @@
 //! Creating and assembling engines, superblock/bitmap/checksum-area writes, the initial
 //! metadata load, write intent and lazy clearing.
 
-use super::{Engine, Inflight, LoadKind, Member, Recovery};
+use super::outbox::Inflight;
+use super::{Engine, Member, Recovery};
 use crate::assembly::{AssemblyPlan, PlannedState};
 use crate::bitmap::Bitmap;
 use crate::config::{validate, ArrayConfig, CreateError, MetaLayout, CSUM_BLOCK_SECTORS};
 use crate::engine::io::CSUMS_PER_SECTOR;
 use crate::engine::job::{Job, SyncOp};
 use crate::layout::Geometry;
-use crate::meta::MetaKey;
+use crate::meta::{MetaKey, MetaWriter};
 use crate::superblock::{
     layout_code, SlotEntry, SlotState, Superblock, BITMAP_OFFSET, ROLE_SPARE, SB_OFFSET, SB_SECTORS,
 };
@@ -16,6 +17,59 @@ use crate::types::*;
 
 /// Largest single write/read the engine emits while formatting or loading.
 const INIT_IO_SECTORS: u64 = 256;
+
+/// What an initial load read fills in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum LoadKind {
+    Bitmap(u32),
+    Csum(u64),
+}
+
+/// What the superblocks and bitmaps say, and the writes that keep them saying it.
+#[derive(Debug)]
+pub(crate) struct MetaState {
+    /// The superblocks' event counter: bumped by every superblock round.
+    pub(crate) events: u64,
+    /// What the superblocks' clean flag says (or will, once the round lands).
+    pub(crate) clean_on_disk: bool,
+    pub(crate) bitmap: Bitmap,
+    /// `events` when the bitmap last dropped a bit: a member whose superblock is at
+    /// least this recent missed only what the bitmap records.
+    pub(crate) events_cleared: u64,
+    pub(crate) writer: MetaWriter,
+    /// Last write start or end: the clean flag is set after writes have been idle.
+    pub(crate) last_write_ns: u64,
+    /// Superblock version that carries `clean_on_disk == false`.
+    pub(crate) sb_dirty_version: u64,
+    pub(crate) next_clear_scan: u64,
+    /// Assembly loaded the bitmap as the OR of the members' copies: write the merged
+    /// bitmap back to every member once all loads are in (see `init_done`).
+    pub(crate) bitmap_writeback: bool,
+    /// Format writes and initial loads still in flight; requests wait for them.
+    pub(crate) init_pending: usize,
+}
+
+impl MetaState {
+    pub(crate) fn new(bitmap: Bitmap) -> MetaState {
+        MetaState {
+            events: 0,
+            clean_on_disk: true,
+            bitmap,
+            events_cleared: 0,
+            writer: MetaWriter::default(),
+            last_write_ns: 0,
+            sb_dirty_version: 0,
+            next_clear_scan: 0,
+            bitmap_writeback: false,
+            init_pending: 0,
+        }
+    }
+
+    /// The latest superblock version (what a barrier waits for).
+    pub(crate) fn sb_version(&self) -> u64 {
+        self.writer.version(MetaKey::Superblock)
+    }
+}
 
 impl Engine {
     /// A new array. The engine first writes superblocks, an empty bitmap and (with
@@ -55,12 +109,12 @@ impl Engine {
             });
         }
         e.csums = e.members.iter().map(|_| e.new_csum_table()).collect();
-        e.events = 1;
+        e.meta.events = 1;
         if !cfg.assume_clean {
-            e.bitmap.set_all();
-            e.resync_needed = true;
-            e.clean_on_disk = false;
-            e.pending_sync.push_back(SyncOp::Resync);
+            e.meta.bitmap.set_all();
+            e.sync.resync_needed = true;
+            e.meta.clean_on_disk = false;
+            e.sync.pending.push_back(SyncOp::Resync);
         }
         for m in 0..e.members.len() {
             e.format_member(m);
@@ -79,7 +133,7 @@ impl Engine {
     /// Write a member's superblock, bitmap and checksum area from scratch.
     pub(crate) fn format_member(&mut self, m: MemberIndex) {
         let sb = self.sb_for(m).encode();
-        self.init_pending += 1;
+        self.meta.init_pending += 1;
         self.emit(
             m,
             MemberOp::Write,
@@ -88,9 +142,9 @@ impl Engine {
             sb,
             Inflight::Init(None),
         );
-        for s in 0..self.bitmap.sectors() {
-            let b = self.bitmap.encode_sector(s);
-            self.init_pending += 1;
+        for s in 0..self.meta.bitmap.sectors() {
+            let b = self.meta.bitmap.encode_sector(s);
+            self.meta.init_pending += 1;
             self.emit(
                 m,
                 MemberOp::Write,
@@ -103,7 +157,7 @@ impl Engine {
         let mut s = 0;
         while s < self.ml.csum_sectors {
             let n = INIT_IO_SECTORS.min(self.ml.csum_sectors - s);
-            self.init_pending += 1;
+            self.meta.init_pending += 1;
             self.emit(
                 m,
                 MemberOp::Write,
@@ -148,9 +202,9 @@ impl Engine {
             sb.integrity,
             sb.bitmap_region_units,
         );
-        e.events = sb.events;
-        e.events_cleared = sb.bitmap_events_cleared;
-        e.clean_on_disk = sb.clean;
+        e.meta.events = sb.events;
+        e.meta.events_cleared = sb.bitmap_events_cleared;
+        e.meta.clean_on_disk = sb.clean;
         for pm in &plan.members {
             let (state, recovery) = match pm.state {
                 PlannedState::Active => (MemberState::Active, None),
@@ -198,12 +252,12 @@ impl Engine {
         }
         e.csums = e.members.iter().map(|_| e.new_csum_table()).collect();
         if !sb.clean {
-            e.resync_needed = true;
-            e.pending_sync.push_back(SyncOp::Resync);
+            e.sync.resync_needed = true;
+            e.sync.pending.push_back(SyncOp::Resync);
         }
         for (i, m) in e.members.iter().enumerate() {
             if let (MemberState::Rebuilding, Some(r)) = (m.state, &m.recovery) {
-                e.pending_sync.push_back(SyncOp::Recover {
+                e.sync.pending.push_back(SyncOp::Recover {
                     member: i,
                     bitmap_only: r.bitmap_only,
                 });
@@ -213,7 +267,7 @@ impl Engine {
         for m in 0..e.members.len() {
             if e.members[m].state == MemberState::Active {
                 for s in 0..e.ml.bitmap_sectors {
-                    e.init_pending += 1;
+                    e.meta.init_pending += 1;
                     e.emit(
                         m,
                         MemberOp::Read,
@@ -234,7 +288,7 @@ impl Engine {
                 let used = (e.csums[m].len() as u64).div_ceil(CSUMS_PER_SECTOR);
                 while s < used {
                     let n = INIT_IO_SECTORS.min(used - s);
-                    e.init_pending += 1;
+                    e.meta.init_pending += 1;
                     e.emit(
                         m,
                         MemberOp::Read,
@@ -247,8 +301,8 @@ impl Engine {
                 }
             }
         }
-        e.bitmap_writeback = true;
-        e.metaw.touch(MetaKey::Superblock);
+        e.meta.bitmap_writeback = true;
+        e.meta.writer.touch(MetaKey::Superblock);
         e.update_degraded();
         Ok(e)
     }
@@ -259,10 +313,10 @@ impl Engine {
         kind: Option<LoadKind>,
         result: Result<Vec<u8>, MemberError>,
     ) {
-        self.init_pending = self.init_pending.saturating_sub(1);
+        self.meta.init_pending = self.meta.init_pending.saturating_sub(1);
         match (kind, result) {
             (_, Err(_)) => self.fail_member_internal(member),
-            (Some(LoadKind::Bitmap(s)), Ok(d)) => self.bitmap.merge_sector(s, &d),
+            (Some(LoadKind::Bitmap(s)), Ok(d)) => self.meta.bitmap.merge_sector(s, &d),
             (Some(LoadKind::Csum(s)), Ok(d)) => {
                 for (i, chunk) in d.chunks(SECTOR).enumerate() {
                     self.load_csum_sector(member, s + i as u64, chunk);
@@ -270,11 +324,11 @@ impl Engine {
             }
             (None, Ok(_)) => {}
         }
-        if self.init_pending == 0 && self.bitmap_writeback {
+        if self.meta.init_pending == 0 && self.meta.bitmap_writeback {
             // The members' bitmaps may differ (a crash landed a bitmap write on some
             // of them only: a lazy clear, say). Held requests start after this, so
             // their write intent waits for these rounds.
-            self.bitmap_writeback = false;
+            self.meta.bitmap_writeback = false;
             self.rewrite_bitmap();
         }
     }
@@ -287,8 +341,8 @@ impl Engine {
     /// OR) and when a member starts taking writes again (re-add, spare takeover).
     /// Writes issued after this wait for the rounds (they need the latest version).
     pub(crate) fn rewrite_bitmap(&mut self) {
-        for s in 0..self.bitmap.sectors() {
-            self.metaw.touch(MetaKey::Bitmap(s));
+        for s in 0..self.meta.bitmap.sectors() {
+            self.meta.writer.touch(MetaKey::Bitmap(s));
         }
     }
 
@@ -323,14 +377,14 @@ impl Engine {
             role: mem.role.map_or(ROLE_SPARE, |r| r as u32),
             data_offset: self.ml.data_offset,
             data_size: self.geo.member_used_sectors(),
-            events: self.events,
-            clean: self.clean_on_disk,
+            events: self.meta.events,
+            clean: self.meta.clean_on_disk,
             integrity: self.integrity,
             recovering: mem.recovery.is_some(),
             recovery_bitmap_only: mem.recovery.as_ref().is_some_and(|r| r.bitmap_only),
             recovery_unit: mem.recovery.as_ref().map_or(0, |r| r.checkpoint),
-            bitmap_region_units: self.bitmap.region_units(),
-            bitmap_events_cleared: self.events_cleared,
+            bitmap_region_units: self.meta.bitmap.region_units(),
+            bitmap_events_cleared: self.meta.events_cleared,
             bitmap_sectors: self.ml.bitmap_sectors,
             csum_offset: self.ml.csum_offset,
             csum_sectors: self.ml.csum_sectors,
@@ -343,10 +397,10 @@ impl Engine {
         // Formatting writes the same blocks (a new spare's superblock and bitmap), and
         // the initial load reads them: rounds start once that is done, or two writes
         // of one block could land in either order.
-        if !self.metaw.has_ready() || !self.is_ready() {
+        if !self.meta.writer.has_ready() || !self.is_ready() {
             return;
         }
-        for key in self.metaw.ready() {
+        for key in self.meta.writer.ready() {
             let targets: Vec<MemberIndex> = (0..self.members.len())
                 .filter(|&m| match key {
                     MetaKey::Superblock => matches!(
@@ -358,15 +412,17 @@ impl Engine {
                 })
                 .collect();
             if key == MetaKey::Superblock {
-                self.events += 1;
+                self.meta.events += 1;
             }
-            self.metaw.start(key, targets.len());
+            self.meta.writer.start(key, targets.len());
             for m in targets {
                 let (off, sectors, data) = match key {
                     MetaKey::Superblock => (SB_OFFSET, SB_SECTORS, self.sb_for(m).encode()),
-                    MetaKey::Bitmap(s) => {
-                        (BITMAP_OFFSET + s as u64, 1, self.bitmap.encode_sector(s))
-                    }
+                    MetaKey::Bitmap(s) => (
+                        BITMAP_OFFSET + s as u64,
+                        1,
+                        self.meta.bitmap.encode_sector(s),
+                    ),
                     MetaKey::Csum(cm, s) => {
                         (self.ml.csum_offset + s, 1, self.csum_sector_bytes(cm, s))
                     }
@@ -385,7 +441,7 @@ impl Engine {
         if result.is_err() {
             self.fail_member_internal(member);
         }
-        self.metaw.ack(key);
+        self.meta.writer.ack(key);
     }
 
     /// Before a write to unit `u`: its bitmap bit and the dirty flag must be on disk.
@@ -393,69 +449,75 @@ impl Engine {
         if job.region.is_some() {
             return;
         }
-        let r = self.bitmap.region_of(job.unit);
+        let r = self.meta.bitmap.region_of(job.unit);
         job.region = Some(r);
-        self.last_write_ns = self.now;
+        self.meta.last_write_ns = self.now;
         let k = MetaKey::Bitmap(Bitmap::sector_of(r));
-        if self.bitmap.start_write(r, self.now).is_some() {
-            self.metaw.touch(k);
+        if self.meta.bitmap.start_write(r, self.now).is_some() {
+            self.meta.writer.touch(k);
         }
         debug_assert!(
-            self.bitmap.is_dirty(r),
+            self.meta.bitmap.is_dirty(r),
             "write intent on region {r} left its bit clear"
         );
         // Even if another job set the bit, it must be durable before this write goes out.
-        job.wait.push((k, self.metaw.version(k)));
-        if self.clean_on_disk {
-            self.clean_on_disk = false;
-            self.sb_dirty_version = self.metaw.touch(MetaKey::Superblock);
+        job.wait.push((k, self.meta.writer.version(k)));
+        if self.meta.clean_on_disk {
+            self.meta.clean_on_disk = false;
+            self.meta.sb_dirty_version = self.meta.writer.touch(MetaKey::Superblock);
         }
         if !self
-            .metaw
-            .is_durable(MetaKey::Superblock, self.sb_dirty_version)
+            .meta
+            .writer
+            .is_durable(MetaKey::Superblock, self.meta.sb_dirty_version)
         {
-            job.wait.push((MetaKey::Superblock, self.sb_dirty_version));
+            job.wait
+                .push((MetaKey::Superblock, self.meta.sb_dirty_version));
         }
     }
 
     /// Clear idle bitmap regions once every member is in sync; mark the array clean when
     /// writes have been idle.
     pub(crate) fn lazy_clear_bitmap(&mut self) {
-        if !self.is_ready() || self.failed || self.now < self.next_clear_scan {
+        if !self.is_ready() || self.failed || self.now < self.meta.next_clear_scan {
             return;
         }
-        self.next_clear_scan = self.now + self.tun.bitmap_clear_ns / 8;
+        self.meta.next_clear_scan = self.now + self.tun.bitmap_clear_ns / 8;
         let all_in_sync = self
             .slots
             .iter()
             .all(|s| s.is_some_and(|m| self.members[m].state == MemberState::Active))
-            && !self.resync_needed
+            && !self.sync.resync_needed
             && self
                 .sync
+                .run
                 .as_ref()
                 .is_none_or(|s| matches!(s.kind, SyncOp::Check | SyncOp::Repair));
         if all_in_sync {
-            let sectors = self.bitmap.lazy_clear(self.now, self.tun.bitmap_clear_ns);
+            let sectors = self
+                .meta
+                .bitmap
+                .lazy_clear(self.now, self.tun.bitmap_clear_ns);
             if !sectors.is_empty() {
-                self.events_cleared = self.events;
-                self.metaw.touch(MetaKey::Superblock);
+                self.meta.events_cleared = self.meta.events;
+                self.meta.writer.touch(MetaKey::Superblock);
                 for s in sectors {
-                    self.metaw.touch(MetaKey::Bitmap(s));
+                    self.meta.writer.touch(MetaKey::Bitmap(s));
                 }
             }
         }
-        if !self.clean_on_disk
-            && self.bitmap.writes() == 0
-            && !self.resync_needed
-            && self.now.saturating_sub(self.last_write_ns) >= self.tun.bitmap_clear_ns
+        if !self.meta.clean_on_disk
+            && self.meta.bitmap.writes() == 0
+            && !self.sync.resync_needed
+            && self.now.saturating_sub(self.meta.last_write_ns) >= self.tun.bitmap_clear_ns
         {
-            self.clean_on_disk = true;
-            self.metaw.touch(MetaKey::Superblock);
+            self.meta.clean_on_disk = true;
+            self.meta.writer.touch(MetaKey::Superblock);
         }
     }
 
     pub(crate) fn end_write_intent(&mut self, r: u64) {
-        self.bitmap.end_write(r, self.now);
-        self.last_write_ns = self.now;
+        self.meta.bitmap.end_write(r, self.now);
+        self.meta.last_write_ns = self.now;
     }
 }

@@ -191,14 +191,14 @@ impl Engine {
         let offset = self.ml.data_offset + off;
         if f == Fail::Checksum {
             self.counters.checksum_repairs += 1;
-            self.out_events.push_back(Event::ChecksumRepaired {
+            self.io.events.push_back(Event::ChecksumRepaired {
                 member: m,
                 offset,
                 sectors,
             });
         } else {
             self.counters.corrected_read_errors += 1;
-            self.out_events.push_back(Event::CorrectedReadError {
+            self.io.events.push_back(Event::CorrectedReadError {
                 member: m,
                 offset,
                 sectors,

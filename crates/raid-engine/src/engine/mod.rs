@@ -8,12 +8,14 @@
 //! Readers at the head run together, a writer runs alone, so overlapping requests apply
 //! in submission order and a read never sees half of a write.
 
-pub mod control;
+mod control;
 mod invariants;
 mod io;
 pub(crate) mod job;
 mod metadata;
 mod mirror;
+mod outbox;
+mod queue;
 mod raid5;
 mod status;
 mod sync;
@@ -25,10 +27,12 @@ use crate::fastmap::FastMap as HashMap;
 use crate::bitmap::Bitmap;
 use crate::config::MetaLayout;
 use crate::layout::{Geometry, Level};
-use crate::meta::{MetaKey, MetaWriter};
-use crate::pacing::Pacer;
 use crate::types::*;
 use job::{Job, Piece, SyncOp, Work};
+use metadata::MetaState;
+use outbox::{Inflight, Issued, Outbox};
+use queue::JobQueues;
+use sync::SyncState;
 
 pub use status::{Counters, MemberStatus, Status, SyncBytes, SyncKind, SyncProgress};
 
@@ -81,25 +85,6 @@ pub(crate) struct Member {
     pub recovery: Option<Recovery>,
 }
 
-/// A member I/O handed out and not yet completed: where it went and what it is for.
-#[derive(Debug)]
-pub(crate) struct Issued {
-    pub member: MemberIndex,
-    pub op: MemberOp,
-    pub offset: u64,
-    pub sectors: u32,
-    pub what: Inflight,
-}
-
-#[derive(Debug)]
-pub(crate) enum Inflight {
-    Job(JobId, usize),
-    Meta(MetaKey),
-    Init(Option<LoadKind>),
-    Flush(RequestId),
-    Probe(MemberIndex),
-}
-
 #[derive(Debug)]
 pub(crate) struct Req {
     pub op: VolumeOp,
@@ -111,80 +96,35 @@ pub(crate) struct Req {
     pub flush_acks: usize,
 }
 
-#[derive(Debug)]
-pub(crate) struct SyncRun {
-    pub kind: SyncOp,
-    pub next: u64,
-    pub inflight: BTreeSet<u64>,
-    pub done_units: u64,
-    pub started_ns: u64,
-    pub bytes: u64,
-    pub pct_reported: u8,
-    pub mismatches: u64,
-    pub aborted: bool,
-    pub persisted_pct: u64,
-    pub start_unit: u64,
-}
-
-impl SyncRun {
-    pub fn checkpoint(&self) -> u64 {
-        self.inflight.first().copied().unwrap_or(self.next)
-    }
-}
-
 pub struct Engine {
     pub(crate) name: String,
     pub(crate) array_uuid: [u8; 16],
     pub(crate) geo: Geometry,
     pub(crate) ml: MetaLayout,
     pub(crate) integrity: bool,
+    /// Members by index; `slots[s]` is the member in raid slot s (control.rs changes
+    /// them).
     pub(crate) members: Vec<Member>,
     pub(crate) slots: Vec<Option<MemberIndex>>,
-    pub(crate) events: u64,
-    pub(crate) clean_on_disk: bool,
-    pub(crate) bitmap: Bitmap,
-    pub(crate) events_cleared: u64,
-    pub(crate) metaw: MetaWriter,
-    pub(crate) csums: Vec<Vec<u32>>,
-    pub(crate) tun: Tunables,
-    pub(crate) pacer: Pacer,
-    pub(crate) counters: Counters,
-    pub(crate) now: u64,
-    pub(crate) last_foreground_ns: u64,
+    /// Too many members lost: nothing is served any more.
     pub(crate) failed: bool,
-    pub(crate) sync: Option<SyncRun>,
-    pub(crate) pending_sync: VecDeque<SyncOp>,
-    pub(crate) resync_needed: bool,
-    pub(crate) rebuild_retry_at: Option<u64>,
-    pub(crate) init_pending: usize,
-    pub(crate) to_cancel: Vec<MemberIndex>,
-    next_io: MemberIoId,
-    pub(crate) inflight: HashMap<MemberIoId, Issued>,
-    out_io: VecDeque<MemberIo>,
-    out_done: VecDeque<VolumeCompletion>,
-    pub(crate) out_events: VecDeque<Event>,
-    reqs: HashMap<RequestId, Req>,
-    jobs: HashMap<JobId, Job>,
-    next_job: JobId,
-    units: HashMap<u64, VecDeque<JobId>>,
-    meta_waiters: Vec<JobId>,
-    held: VecDeque<VolumeRequest>,
-    pub(crate) gathering: BTreeSet<JobId>,
     /// Degraded reported since last full redundancy.
     pub(crate) degraded_reported: bool,
-    pub(crate) last_write_ns: u64,
-    pub(crate) sb_dirty_version: u64,
-    pub(crate) next_clear_scan: u64,
-    /// Assembly loaded the bitmap as the OR of the members' copies: write the merged
-    /// bitmap back to every member once all loads are in (see `init_done`).
-    pub(crate) bitmap_writeback: bool,
-}
-
-/// What an initial load read fills in.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum LoadKind {
-    Bitmap(u32),
-    Csum(u64),
+    pub(crate) csums: Vec<Vec<u32>>,
+    pub(crate) tun: Tunables,
+    pub(crate) counters: Counters,
+    pub(crate) now: u64,
+    /// Superblock, bitmap and checksum-area state (metadata.rs).
+    pub(crate) meta: MetaState,
+    /// Resync, rebuild and scrub (sync.rs).
+    pub(crate) sync: SyncState,
+    /// Member I/O in flight and everything waiting to be polled (outbox.rs).
+    pub(crate) io: Outbox,
+    reqs: HashMap<RequestId, Req>,
+    /// Requests submitted before the initial load finished.
+    held: VecDeque<VolumeRequest>,
+    /// Per-unit job FIFOs (queue.rs).
+    pub(crate) queues: JobQueues,
 }
 
 impl Engine {
@@ -204,41 +144,18 @@ impl Engine {
             integrity,
             members: Vec::new(),
             slots: vec![None; geo.members],
-            events: 0,
-            clean_on_disk: true,
-            bitmap: Bitmap::new(geo.units(), region_units),
-            events_cleared: 0,
-            metaw: MetaWriter::default(),
+            failed: false,
+            degraded_reported: false,
             csums: Vec::new(),
             tun: Tunables::default(),
-            pacer: Pacer::default(),
             counters: Counters::default(),
             now: 0,
-            last_foreground_ns: 0,
-            failed: false,
-            sync: None,
-            pending_sync: VecDeque::new(),
-            resync_needed: false,
-            rebuild_retry_at: None,
-            init_pending: 0,
-            to_cancel: Vec::new(),
-            next_io: 1,
-            inflight: HashMap::default(),
-            out_io: VecDeque::new(),
-            out_done: VecDeque::new(),
-            out_events: VecDeque::new(),
+            meta: MetaState::new(Bitmap::new(geo.units(), region_units)),
+            sync: SyncState::default(),
+            io: Outbox::default(),
             reqs: HashMap::default(),
-            jobs: HashMap::default(),
-            next_job: 1,
-            units: HashMap::default(),
-            meta_waiters: Vec::new(),
             held: VecDeque::new(),
-            gathering: BTreeSet::new(),
-            degraded_reported: false,
-            last_write_ns: 0,
-            sb_dirty_version: 0,
-            next_clear_scan: 0,
-            bitmap_writeback: false,
+            queues: JobQueues::default(),
         }
     }
 
@@ -254,9 +171,14 @@ impl Engine {
     pub fn set_tunables(&mut self, t: Tunables) {
         self.tun = t;
     }
+    /// Volume requests started and not completed?
+    pub(crate) fn has_requests(&self) -> bool {
+        !self.reqs.is_empty()
+    }
+
     /// Has the initial metadata load/format finished? Requests submitted before are held.
     pub fn is_ready(&self) -> bool {
-        self.init_pending == 0
+        self.meta.init_pending == 0
     }
 
     // ---- volume side ----
@@ -275,14 +197,14 @@ impl Engine {
             }
         };
         if bad {
-            self.out_done.push_back(VolumeCompletion {
+            self.io.done.push_back(VolumeCompletion {
                 id: req.id,
                 result: Err(VolumeError::InvalidRequest),
             });
             return;
         }
         if self.failed {
-            self.out_done.push_back(VolumeCompletion {
+            self.io.done.push_back(VolumeCompletion {
                 id: req.id,
                 result: Err(VolumeError::ArrayFailed),
             });
@@ -304,7 +226,7 @@ impl Engine {
         sectors: u32,
         data: Vec<u8>,
     ) {
-        self.last_foreground_ns = self.now;
+        self.sync.last_foreground_ns = self.now;
         match op {
             VolumeOp::Flush => {
                 let waits_for: BTreeSet<RequestId> = self
@@ -325,7 +247,7 @@ impl Engine {
                     },
                 );
                 // Nothing may sit in the gather buffer past a flush.
-                let held: Vec<JobId> = self.gathering.iter().copied().collect();
+                let held: Vec<JobId> = self.queues.gathering.iter().copied().collect();
                 for j in held {
                     self.release_gather(j);
                 }
@@ -368,11 +290,11 @@ impl Engine {
         let write = op == VolumeOp::Write;
         if write && self.geo.level == Level::Raid5 {
             // Merge into the stripe still gathering at the tail of this unit's queue.
-            if let Some(&tail) = self.units.get(&unit).and_then(|q| q.back()) {
+            if let Some(tail) = self.queues.tail(unit) {
                 if let Some(Job {
                     work: Work::Stripe(sw),
                     ..
-                }) = self.jobs.get_mut(&tail)
+                }) = self.queues.jobs.get_mut(&tail)
                 {
                     if sw.phase == job::StripePhase::Gather {
                         let data = self.reqs[&piece.req].buf
@@ -404,23 +326,13 @@ impl Engine {
     }
 
     pub(crate) fn add_job(&mut self, job: Job) -> JobId {
-        let id = self.next_job;
-        self.next_job += 1;
         let unit = job.unit;
-        if let Work::Stripe(_) = job.work {
-            self.gathering.insert(id);
-        }
-        self.jobs.insert(id, job);
-        let q = self.units.entry(unit).or_default();
-        q.push_back(id);
+        let id = self.queues.push(job);
         // A job queued behind a gathering stripe releases it: no point holding data
         // someone waits for.
-        if q.len() > 1 {
-            let before: Vec<JobId> = q.iter().take(q.len() - 1).copied().collect();
-            for j in before {
-                if self.gathering.contains(&j) {
-                    self.release_gather(j);
-                }
+        for j in self.queues.ahead_of_tail(unit) {
+            if self.queues.gathering.contains(&j) {
+                self.release_gather(j);
             }
         }
         self.try_start_unit(unit);
@@ -429,37 +341,16 @@ impl Engine {
 
     /// Start every job at the head of `unit`'s queue that may run.
     pub(crate) fn try_start_unit(&mut self, unit: u64) {
-        let Some(q) = self.units.get(&unit) else {
-            return;
-        };
-        let mut to_start = Vec::new();
-        for (i, &id) in q.iter().enumerate() {
-            let j = &self.jobs[&id];
-            if i == 0 {
-                if !j.started {
-                    to_start.push(id);
-                }
-                if j.exclusive {
-                    break;
-                }
-            } else if j.exclusive {
-                break;
-            } else if !j.started {
-                to_start.push(id);
-            }
-        }
-        for id in to_start {
-            let gathering = matches!(self.jobs.get(&id), Some(Job { work: Work::Stripe(sw), .. }) if sw.phase == job::StripePhase::Gather);
+        for id in self.queues.startable(unit) {
+            let gathering = matches!(self.queues.jobs.get(&id), Some(Job { work: Work::Stripe(sw), .. }) if sw.phase == job::StripePhase::Gather);
             if gathering && !self.gather_should_start(id) {
                 continue;
             }
-            if let Some(j) = self.jobs.get_mut(&id) {
-                j.started = true;
-                self.gathering.remove(&id);
+            if self.queues.start(id) {
                 if let Some(Job {
                     work: Work::Stripe(sw),
                     ..
-                }) = self.jobs.get_mut(&id)
+                }) = self.queues.jobs.get_mut(&id)
                 {
                     if sw.phase == job::StripePhase::Gather {
                         sw.phase = job::StripePhase::Intent;
@@ -475,18 +366,18 @@ impl Engine {
             work: Work::Stripe(sw),
             unit,
             ..
-        }) = self.jobs.get(&id)
+        }) = self.queues.jobs.get(&id)
         else {
             return true;
         };
-        let q_len = self.units.get(unit).map_or(0, |q| q.len());
+        let q_len = self.queues.queue_len(*unit);
         sw.force
             || sw.buf.is_full()
             || !sw.buf.looks_sequential()
             || q_len > 1
             || self.tun.gather_ns == 0
             || self.now >= sw.first_ns + self.tun.gather_ns
-            || self.gathering.len() > self.tun.gather_max_stripes
+            || self.queues.gathering.len() > self.tun.gather_max_stripes
     }
 
     /// Stop gathering stripe job `id`: it starts as soon as it reaches its queue's head.
@@ -495,7 +386,7 @@ impl Engine {
             work: Work::Stripe(sw),
             unit,
             ..
-        }) = self.jobs.get_mut(&id)
+        }) = self.queues.jobs.get_mut(&id)
         {
             if sw.phase == job::StripePhase::Gather {
                 sw.force = true;
@@ -508,32 +399,32 @@ impl Engine {
 
 impl Engine {
     pub fn poll_member_io(&mut self) -> Option<MemberIo> {
-        self.out_io.pop_front()
+        self.io.out.pop_front()
     }
     pub fn poll_completion(&mut self) -> Option<VolumeCompletion> {
-        self.out_done.pop_front()
+        self.io.done.pop_front()
     }
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.out_events.pop_front()
+        self.io.events.pop_front()
     }
     /// Earliest time the engine wants a `tick` (gathering deadline, pacing, lazy bitmap
     /// clearing); None if it has nothing timed pending.
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut t: Option<u64> = None;
         let mut at = |x: u64| t = Some(t.map_or(x, |y: u64| y.min(x)));
-        for id in &self.gathering {
+        for id in &self.queues.gathering {
             if let Some(Job {
                 work: Work::Stripe(sw),
                 ..
-            }) = self.jobs.get(id)
+            }) = self.queues.jobs.get(id)
             {
                 at(sw.first_ns + self.tun.gather_ns);
             }
         }
-        if self.sync.is_some() || !self.pending_sync.is_empty() {
+        if !self.sync.idle() {
             at(self.now + 1_000_000);
         }
-        if self.bitmap.any_dirty() {
+        if self.meta.bitmap.any_dirty() {
             at(self.now + self.tun.bitmap_clear_ns / 4);
         }
         t
@@ -542,9 +433,9 @@ impl Engine {
     /// Advance virtual time: gathering deadlines, sync pacing, lazy bitmap clearing.
     pub fn tick(&mut self, now_ns: u64) {
         self.now = self.now.max(now_ns);
-        let g: Vec<JobId> = self.gathering.iter().copied().collect();
+        let g: Vec<JobId> = self.queues.gathering.iter().copied().collect();
         for id in g {
-            if let Some(u) = self.jobs.get(&id).map(|j| j.unit) {
+            if let Some(u) = self.queues.jobs.get(&id).map(|j| j.unit) {
                 self.try_start_unit(u);
             }
         }
@@ -561,11 +452,8 @@ impl Engine {
         data: Vec<u8>,
         what: Inflight,
     ) {
-        let id = self.next_io;
-        self.next_io += 1;
         self.members[member].outstanding += 1;
-        self.inflight.insert(
-            id,
+        self.io.issue(
             Issued {
                 member,
                 op,
@@ -573,20 +461,13 @@ impl Engine {
                 sectors,
                 what,
             },
-        );
-        self.out_io.push_back(MemberIo {
-            id,
-            member,
-            op,
-            offset,
-            sectors,
             data,
-        });
+        );
     }
 
     /// A member I/O finished. Unknown ids (already failed by the engine) are ignored.
     pub fn complete_member_io(&mut self, id: MemberIoId, result: Result<Vec<u8>, MemberError>) {
-        let Some(io) = self.inflight.remove(&id) else {
+        let Some(io) = self.io.inflight.remove(&id) else {
             return;
         };
         self.retire(&io);
@@ -619,15 +500,19 @@ impl Engine {
 
     /// Run a job until it waits for member I/O or metadata, or finishes.
     pub(crate) fn step(&mut self, id: JobId) {
-        let Some(mut job) = self.jobs.remove(&id) else {
+        let Some(mut job) = self.queues.jobs.remove(&id) else {
             return;
         };
         loop {
             if !job.wait.is_empty() {
-                if job.wait.iter().all(|&(k, v)| self.metaw.is_durable(k, v)) {
+                if job
+                    .wait
+                    .iter()
+                    .all(|&(k, v)| self.meta.writer.is_durable(k, v))
+                {
                     job.wait.clear();
                 } else {
-                    self.meta_waiters.push(id);
+                    self.queues.meta_waiters.push(id);
                     break;
                 }
             }
@@ -646,11 +531,11 @@ impl Engine {
                 return;
             }
         }
-        self.jobs.insert(id, job);
+        self.queues.jobs.insert(id, job);
     }
 
     fn job_io_done(&mut self, jid: JobId, slot: usize, result: Result<Vec<u8>, MemberError>) {
-        let Some(job) = self.jobs.get_mut(&jid) else {
+        let Some(job) = self.queues.jobs.get_mut(&jid) else {
             return;
         };
         job.pending = job.pending.saturating_sub(1);
@@ -675,9 +560,10 @@ impl Engine {
         let (member, op, off, sectors) = (s.member, s.op, s.off, s.sectors);
         let res = match res {
             Ok(()) if op == MemberOp::Read && self.integrity => {
-                let data = std::mem::take(&mut self.jobs.get_mut(&jid).unwrap().slots[slot].data);
+                let data =
+                    std::mem::take(&mut self.queues.jobs.get_mut(&jid).unwrap().slots[slot].data);
                 let r = self.verify(member, off, sectors, &data);
-                self.jobs.get_mut(&jid).unwrap().slots[slot].data = data;
+                self.queues.jobs.get_mut(&jid).unwrap().slots[slot].data = data;
                 r
             }
             r => r,
@@ -685,7 +571,7 @@ impl Engine {
         if let Err(job::Fail::Gone) = res {
             self.fail_member_internal(member);
         }
-        let job = self.jobs.get_mut(&jid).unwrap();
+        let job = self.queues.jobs.get_mut(&jid).unwrap();
         job.slots[slot].res = Some(res);
         if job.pending == 0 && job.wait.is_empty() {
             self.step(jid);
@@ -737,13 +623,7 @@ impl Engine {
             self.end_write_intent(r);
         }
         let unit = job.unit;
-        if let Some(q) = self.units.get_mut(&unit) {
-            q.retain(|&j| j != id);
-            if q.is_empty() {
-                self.units.remove(&unit);
-            }
-        }
-        self.gathering.remove(&id);
+        self.queues.remove(id, unit);
         if let Work::Sync(su) = &job.work {
             self.sync_unit_done(unit, su.abort, su.mismatches);
         }
@@ -784,7 +664,7 @@ impl Engine {
                 Ok(_) if r.op == VolumeOp::Read => self.counters.reads += 1,
                 Ok(_) => self.counters.writes += 1,
             }
-            self.out_done.push_back(VolumeCompletion {
+            self.io.done.push_back(VolumeCompletion {
                 id: piece.req,
                 result,
             });
@@ -834,33 +714,24 @@ impl Engine {
                 } else {
                     Ok(Vec::new())
                 };
-                self.out_done
-                    .push_back(VolumeCompletion { id: fid, result });
+                self.io.done.push_back(VolumeCompletion { id: fid, result });
             }
         }
     }
 
     /// Metadata rounds, waiting jobs, sync pacing, held requests.
     pub(crate) fn pump(&mut self) {
-        while let Some(m) = self.to_cancel.pop() {
+        while let Some(m) = self.io.to_cancel.pop() {
             // Fail fast: everything still in flight to a failed member errors now.
-            let ids: Vec<MemberIoId> = self
-                .inflight
-                .iter()
-                .filter(|(_, io)| io.member == m)
-                .map(|(k, _)| *k)
-                .collect();
-            for id in ids {
-                if let Some(io) = self.inflight.remove(&id) {
-                    self.retire(&io);
-                    self.handle_completion(io.member, io.what, Err(MemberError::Gone));
-                }
+            for io in self.io.take(|io| io.member == m) {
+                self.retire(&io);
+                self.handle_completion(io.member, io.what, Err(MemberError::Gone));
             }
         }
         if self.is_ready() && !self.held.is_empty() {
             while let Some(r) = self.held.pop_front() {
                 if self.failed {
-                    self.out_done.push_back(VolumeCompletion {
+                    self.io.done.push_back(VolumeCompletion {
                         id: r.id,
                         result: Err(VolumeError::ArrayFailed),
                     });
@@ -870,8 +741,8 @@ impl Engine {
             }
         }
         self.issue_meta();
-        if !self.meta_waiters.is_empty() {
-            let waiters = std::mem::take(&mut self.meta_waiters);
+        if !self.queues.meta_waiters.is_empty() {
+            let waiters = std::mem::take(&mut self.queues.meta_waiters);
             for id in waiters {
                 self.step(id);
             }
@@ -889,7 +760,7 @@ impl Engine {
         let ids: Vec<RequestId> = self.reqs.keys().copied().collect();
         for id in ids {
             self.reqs.remove(&id);
-            self.out_done.push_back(VolumeCompletion {
+            self.io.done.push_back(VolumeCompletion {
                 id,
                 result: Err(VolumeError::ArrayFailed),
             });
@@ -897,44 +768,27 @@ impl Engine {
         // Requests held for the initial load would otherwise wait for ever: nothing
         // starts them once the array has failed.
         while let Some(r) = self.held.pop_front() {
-            self.out_done.push_back(VolumeCompletion {
+            self.io.done.push_back(VolumeCompletion {
                 id: r.id,
                 result: Err(VolumeError::ArrayFailed),
             });
         }
-        self.jobs.clear();
-        self.units.clear();
-        self.gathering.clear();
-        self.meta_waiters.clear();
+        self.queues.clear();
         // Metadata rounds and initial loads still count their acks: keep them. Late
         // completions of the dropped I/Os find no entry and are ignored.
-        let dropped: Vec<MemberIoId> = self
-            .inflight
-            .iter()
-            .filter(|(_, io)| !matches!(io.what, Inflight::Meta(_) | Inflight::Init(_)))
-            .map(|(k, _)| *k)
-            .collect();
-        for id in dropped {
-            if let Some(io) = self.inflight.remove(&id) {
-                self.retire(&io);
-            }
+        for io in self
+            .io
+            .take(|io| !matches!(io.what, Inflight::Meta(_) | Inflight::Init(_)))
+        {
+            self.retire(&io);
         }
-        self.sync = None;
-        self.pending_sync.clear();
+        self.sync.run = None;
+        self.sync.pending.clear();
     }
 
     /// Is a write in flight to member `m` over any of data sectors [off, off+sectors)?
     pub(crate) fn writing(&self, m: MemberIndex, off: u64, sectors: u64) -> bool {
-        let (a, b) = (
-            self.ml.data_offset + off,
-            self.ml.data_offset + off + sectors,
-        );
-        self.inflight.values().any(|io| {
-            io.member == m
-                && io.op == MemberOp::Write
-                && io.offset < b
-                && a < io.offset + io.sectors as u64
-        })
+        self.io.writing(m, self.ml.data_offset + off, sectors)
     }
 
     /// An I/O left the in-flight table (completed, cancelled or dropped).
@@ -957,17 +811,13 @@ impl Engine {
                 Some(r) => {
                     u < r.checkpoint
                         || (r.bitmap_only
-                            && !self.bitmap.unit_dirty(u)
-                            && !self.recovering_unit(m, u))
+                            && !self.meta.bitmap.unit_dirty(u)
+                            && !self.sync.recovering(m, u))
                 }
                 None => false,
             },
             _ => false,
         }
-    }
-
-    fn recovering_unit(&self, m: MemberIndex, u: u64) -> bool {
-        matches!(&self.sync, Some(s) if matches!(s.kind, SyncOp::Recover { member, .. } if member == m) && s.inflight.contains(&u))
     }
 
     /// The member in `slot`. Every slot always has one (a placeholder in state Missing
@@ -1001,10 +851,10 @@ impl Engine {
 
     /// Dirty region not yet passed by the running resync: copies/parity may disagree.
     pub(crate) fn unsynced(&self, u: u64) -> bool {
-        if !self.resync_needed || !self.bitmap.unit_dirty(u) {
+        if !self.sync.resync_needed || !self.meta.bitmap.unit_dirty(u) {
             return false;
         }
-        match &self.sync {
+        match &self.sync.run {
             Some(s) if s.kind == SyncOp::Resync => u >= s.checkpoint(),
             _ => true,
         }

@@ -142,11 +142,12 @@ impl Engine {
             ArrayState::Failed
         } else if self
             .sync
+            .run
             .as_ref()
             .is_some_and(|s| matches!(s.kind, SyncOp::Recover { .. }))
         {
             ArrayState::Rebuilding
-        } else if self.resync_needed {
+        } else if self.sync.resync_needed {
             ArrayState::Resyncing
         } else if self.is_degraded() {
             ArrayState::Degraded
@@ -154,10 +155,10 @@ impl Engine {
             ArrayState::Clean
         };
         let unit = self.geo.unit_sectors();
-        let busy = !self.reqs.is_empty()
-            || self.now.saturating_sub(self.last_foreground_ns) < self.tun.idle_ns
-                && self.last_foreground_ns > 0;
-        let sync = self.sync.as_ref().map(|s| {
+        let busy = self
+            .sync
+            .foreground_busy(self.now, self.tun.idle_ns, self.has_requests());
+        let sync = self.sync.run.as_ref().map(|s| {
             let total = self.geo.units();
             let ck = s.checkpoint();
             let elapsed = self.now.saturating_sub(s.started_ns);
@@ -171,14 +172,11 @@ impl Engine {
                 .then(|| ((total - ck) as u128 * elapsed as u128 / moved as u128) as u64);
             SyncProgress {
                 kind: s.kind.kind(),
-                member: match s.kind {
-                    SyncOp::Recover { member, .. } => Some(member),
-                    _ => None,
-                },
+                member: s.kind.target(),
                 done_sectors: ck * unit,
                 total_sectors: total * unit,
                 fraction: ck as f64 / total.max(1) as f64,
-                rate_limit_kib_s: self.pacer.rate_kib_s(busy),
+                rate_limit_kib_s: self.sync.pacer.rate_kib_s(busy),
                 rate_kib_s: rate,
                 eta_ns: eta,
             }
@@ -191,8 +189,8 @@ impl Engine {
             volume_sectors: self.geo.volume_sectors(),
             chunk_sectors: self.geo.chunk,
             raid_disks: self.geo.members,
-            events: self.events,
-            clean_on_disk: self.clean_on_disk,
+            events: self.meta.events,
+            clean_on_disk: self.meta.clean_on_disk,
             members: self
                 .members
                 .iter()
@@ -206,10 +204,10 @@ impl Engine {
                 })
                 .collect(),
             sync,
-            bitmap_dirty_regions: self.bitmap.dirty_count(),
+            bitmap_dirty_regions: self.meta.bitmap.dirty_count(),
             counters: self.counters.clone(),
-            sync_min_kib_s: self.pacer.min_kib_s,
-            sync_max_kib_s: self.pacer.max_kib_s,
+            sync_min_kib_s: self.sync.pacer.min_kib_s,
+            sync_max_kib_s: self.sync.pacer.max_kib_s,
         }
     }
 
@@ -223,12 +221,14 @@ impl Engine {
     /// from the previous state.
     pub fn superblock_durable(&self) -> bool {
         let sb = MetaKey::Superblock;
-        self.metaw.is_durable(sb, self.metaw.version(sb))
+        self.meta
+            .writer
+            .is_durable(sb, self.meta.writer.version(sb))
     }
 
     /// No metadata block (superblock, bitmap, checksums) has a change waiting or in
     /// flight. An orderly shutdown stops I/O and waits for this.
     pub fn metadata_settled(&self) -> bool {
-        self.metaw.idle()
+        self.meta.writer.idle()
     }
 }

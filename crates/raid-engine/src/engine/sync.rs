@@ -2,18 +2,81 @@
 //! bitmap-only) of one member, scrub check/repair. Runs unit by unit through the same
 //! unit queues as foreground I/O, paced by `Pacer`.
 
+use std::collections::{BTreeSet, VecDeque};
+
 use super::job::*;
 use super::status::SyncKind;
-use super::{Engine, JobId, SyncRun};
+use super::{Engine, JobId};
 use crate::layout::Level;
 use crate::meta::MetaKey;
+use crate::pacing::Pacer;
 use crate::types::*;
 use crate::xor::xor_into;
+
+/// One sync run, from start to finish or abort.
+#[derive(Debug)]
+pub(crate) struct SyncRun {
+    pub(crate) kind: SyncOp,
+    /// Next unit to start.
+    pub(crate) next: u64,
+    /// Units started and not finished.
+    pub(crate) inflight: BTreeSet<u64>,
+    pub(crate) done_units: u64,
+    pub(crate) started_ns: u64,
+    pub(crate) bytes: u64,
+    pub(crate) pct_reported: u8,
+    pub(crate) mismatches: u64,
+    /// Stop starting units; finish when those in flight are done.
+    pub(crate) aborted: bool,
+    pub(crate) persisted_pct: u64,
+    pub(crate) start_unit: u64,
+}
+
+impl SyncRun {
+    /// Every unit below this is done.
+    pub(crate) fn checkpoint(&self) -> u64 {
+        self.inflight.first().copied().unwrap_or(self.next)
+    }
+}
+
+/// Background sync: the run, what waits to run, and its pacing.
+#[derive(Debug, Default)]
+pub(crate) struct SyncState {
+    pub(crate) run: Option<SyncRun>,
+    /// Runs to start, in order, once none is running.
+    pub(crate) pending: VecDeque<SyncOp>,
+    /// Copies or parity may disagree (unclean shutdown, creation): a resync must pass.
+    pub(crate) resync_needed: bool,
+    /// After an aborted rebuild, nothing starts before this.
+    pub(crate) retry_at: Option<u64>,
+    pub(crate) pacer: Pacer,
+    /// When the last foreground request started: sync runs at its minimum rate
+    /// while foreground I/O is recent.
+    pub(crate) last_foreground_ns: u64,
+}
+
+impl SyncState {
+    /// Nothing running and nothing waiting to run.
+    pub(crate) fn idle(&self) -> bool {
+        self.run.is_none() && self.pending.is_empty()
+    }
+
+    /// Is unit `u` of member `m` being rebuilt right now?
+    pub(crate) fn recovering(&self, m: MemberIndex, u: u64) -> bool {
+        matches!(&self.run, Some(s) if matches!(s.kind, SyncOp::Recover { member, .. } if member == m) && s.inflight.contains(&u))
+    }
+
+    /// Does foreground I/O hold sync to its minimum rate?
+    pub(crate) fn foreground_busy(&self, now: u64, idle_ns: u64, requests_waiting: bool) -> bool {
+        requests_waiting
+            || now.saturating_sub(self.last_foreground_ns) < idle_ns && self.last_foreground_ns > 0
+    }
+}
 
 impl Engine {
     fn sync_wanted(&self, kind: SyncOp) -> bool {
         match kind {
-            SyncOp::Resync => self.resync_needed,
+            SyncOp::Resync => self.sync.resync_needed,
             SyncOp::Recover { member, .. } => self
                 .members
                 .get(member)
@@ -24,7 +87,7 @@ impl Engine {
 
     fn start_sync(&mut self, kind: SyncOp) {
         debug_assert!(
-            self.sync.is_none(),
+            self.sync.run.is_none(),
             "sync {kind:?} started over a running one"
         );
         debug_assert!(self.sync_wanted(kind), "sync {kind:?} started without need");
@@ -36,7 +99,7 @@ impl Engine {
             _ => 0,
         };
         let units = self.geo.units();
-        self.sync = Some(SyncRun {
+        self.sync.run = Some(SyncRun {
             kind,
             next,
             inflight: Default::default(),
@@ -49,7 +112,7 @@ impl Engine {
             persisted_pct: 0,
             start_unit: next,
         });
-        self.out_events.push_back(match kind {
+        self.io.events.push_back(match kind {
             SyncOp::Resync => Event::ResyncStarted,
             SyncOp::Recover {
                 member,
@@ -66,11 +129,13 @@ impl Engine {
     /// Does unit `u` need work in this run?
     fn sync_needs(&self, kind: SyncOp, u: u64) -> bool {
         match kind {
-            SyncOp::Resync => self.bitmap.unit_dirty(u),
+            SyncOp::Resync => self.meta.bitmap.unit_dirty(u),
             SyncOp::Recover {
                 member,
                 bitmap_only,
-            } => (!bitmap_only || self.bitmap.unit_dirty(u)) && self.row_of(u, member).is_some(),
+            } => {
+                (!bitmap_only || self.meta.bitmap.unit_dirty(u)) && self.row_of(u, member).is_some()
+            }
             SyncOp::Check | SyncOp::Repair => true,
         }
     }
@@ -79,14 +144,14 @@ impl Engine {
         if self.failed {
             return;
         }
-        if self.sync.is_none() {
-            if let Some(at) = self.rebuild_retry_at {
+        if self.sync.run.is_none() {
+            if let Some(at) = self.sync.retry_at {
                 if self.now < at {
                     return;
                 }
-                self.rebuild_retry_at = None;
+                self.sync.retry_at = None;
             }
-            while let Some(kind) = self.pending_sync.pop_front() {
+            while let Some(kind) = self.sync.pending.pop_front() {
                 if self.sync_wanted(kind) {
                     self.start_sync(kind);
                     break;
@@ -95,11 +160,11 @@ impl Engine {
         }
         let units = self.geo.units();
         let unit_bytes = self.geo.chunk_u64() * SECTOR as u64;
-        let busy = !self.reqs.is_empty()
-            || self.now.saturating_sub(self.last_foreground_ns) < self.tun.idle_ns
-                && self.last_foreground_ns > 0;
+        let busy = self
+            .sync
+            .foreground_busy(self.now, self.tun.idle_ns, self.has_requests());
         loop {
-            let Some(run) = self.sync.as_ref() else {
+            let Some(run) = self.sync.run.as_ref() else {
                 return;
             };
             if run.aborted {
@@ -108,7 +173,7 @@ impl Engine {
             let kind = run.kind;
             let mut next = run.next;
             // Skip what needs no work, a bitmap region at a time.
-            let r = self.bitmap.region_units();
+            let r = self.meta.bitmap.region_units();
             while next < units && !self.sync_needs(kind, next) {
                 let region_skip = matches!(
                     kind,
@@ -117,7 +182,7 @@ impl Engine {
                             bitmap_only: true,
                             ..
                         }
-                ) && !self.bitmap.unit_dirty(next);
+                ) && !self.meta.bitmap.unit_dirty(next);
                 next = if region_skip {
                     (next / r + 1) * r
                 } else {
@@ -125,11 +190,11 @@ impl Engine {
                 }
                 .min(units);
             }
-            self.sync.as_mut().unwrap().next = next;
-            let run = self.sync.as_mut().unwrap();
+            self.sync.run.as_mut().unwrap().next = next;
+            let run = self.sync.run.as_mut().unwrap();
             if run.next >= units
                 || run.inflight.len() >= self.tun.sync_window
-                || !self.pacer.allow(self.now, busy)
+                || !self.sync.pacer.allow(self.now, busy)
             {
                 break;
             }
@@ -137,7 +202,7 @@ impl Engine {
             run.next += 1;
             run.inflight.insert(u);
             let kind = run.kind;
-            self.pacer.consume(unit_bytes);
+            self.sync.pacer.consume(unit_bytes);
             self.add_job(Job::new(
                 u,
                 true,
@@ -153,14 +218,14 @@ impl Engine {
     }
 
     fn maybe_finish_sync(&mut self) {
-        let Some(run) = self.sync.as_ref() else {
+        let Some(run) = self.sync.run.as_ref() else {
             return;
         };
         let units = self.geo.units();
         if !(run.inflight.is_empty() && (run.next >= units || run.aborted)) {
             return;
         }
-        let run = self.sync.take().unwrap();
+        let run = self.sync.run.take().unwrap();
         debug_assert!(
             run.aborted || run.next >= units,
             "sync {:?} finished at unit {} of {units}",
@@ -169,19 +234,19 @@ impl Engine {
         );
         match run.kind {
             SyncOp::Resync => {
-                self.resync_needed = false;
-                self.out_events.push_back(Event::ResyncFinished);
+                self.sync.resync_needed = false;
+                self.io.events.push_back(Event::ResyncFinished);
             }
             SyncOp::Recover { member, .. } if run.aborted => {
-                self.out_events.push_back(Event::RebuildAborted { member });
+                self.io.events.push_back(Event::RebuildAborted { member });
                 if self.members[member].state == MemberState::Rebuilding {
                     // A source range was unreadable: keep the checkpoint, retry later.
                     if let Some(r) = self.members[member].recovery.as_mut() {
                         r.checkpoint = run.checkpoint();
                     }
-                    self.metaw.touch(MetaKey::Superblock);
-                    self.pending_sync.push_back(run.kind);
-                    self.rebuild_retry_at = Some(self.now + self.tun.rebuild_retry_ns);
+                    self.meta.writer.touch(MetaKey::Superblock);
+                    self.sync.pending.push_back(run.kind);
+                    self.sync.retry_at = Some(self.now + self.tun.rebuild_retry_ns);
                 }
             }
             SyncOp::Recover { member, .. } => {
@@ -192,14 +257,14 @@ impl Engine {
                 );
                 self.members[member].recovery = None;
                 self.set_state(member, MemberState::Active);
-                self.out_events.push_back(Event::RebuildFinished { member });
-                self.metaw.touch(MetaKey::Superblock);
+                self.io.events.push_back(Event::RebuildFinished { member });
+                self.meta.writer.touch(MetaKey::Superblock);
                 self.update_degraded();
             }
             SyncOp::Check | SyncOp::Repair => {
                 let repair = run.kind == SyncOp::Repair;
                 self.counters.last_scrub_mismatch_sectors = run.mismatches;
-                self.out_events.push_back(Event::ScrubFinished {
+                self.io.events.push_back(Event::ScrubFinished {
                     repair,
                     mismatch_sectors: run.mismatches,
                 });
@@ -209,7 +274,7 @@ impl Engine {
 
     pub(crate) fn sync_unit_done(&mut self, unit: u64, abort: bool, mismatches: u64) {
         let units = self.geo.units();
-        let Some(run) = self.sync.as_mut() else {
+        let Some(run) = self.sync.run.as_mut() else {
             return;
         };
         let was_running = run.inflight.remove(&unit);
@@ -246,11 +311,12 @@ impl Engine {
                 }
             }
             if let Some(p) = report {
-                self.out_events
+                self.io
+                    .events
                     .push_back(Event::RebuildProgress { member, percent: p });
             }
             if persist {
-                self.metaw.touch(MetaKey::Superblock);
+                self.meta.writer.touch(MetaKey::Superblock);
             }
         }
         self.maybe_finish_sync();
@@ -272,10 +338,7 @@ impl Engine {
         match su.phase {
             SyncPhase::Read => {
                 su.phase = SyncPhase::Write;
-                let target = match su.kind {
-                    SyncOp::Recover { member, .. } => Some(member),
-                    _ => None,
-                };
+                let target = su.kind.target();
                 if target.is_some_and(|t| !copies.iter().any(|c| c.0 == t)) {
                     su.phase = SyncPhase::Done;
                     return false;
@@ -399,10 +462,7 @@ impl Engine {
         match su.phase {
             SyncPhase::Read => {
                 su.phase = SyncPhase::Write;
-                let target = match su.kind {
-                    SyncOp::Recover { member, .. } => Some(member),
-                    _ => None,
-                };
+                let target = su.kind.target();
                 let sources: Vec<MemberIndex> = (0..n)
                     .map(|s| self.sm(s))
                     .filter(|&m| Some(m) != target)

@@ -7,7 +7,7 @@
 mod raid10;
 mod raid5;
 
-pub use raid5::{parity_member, raid5_data_member};
+pub(crate) use raid5::{parity_member, raid5_data_member};
 
 use crate::types::MemberIndex;
 
@@ -84,14 +84,6 @@ impl std::fmt::Display for GeometryError {
 }
 
 impl std::error::Error for GeometryError {}
-
-/// One extent on one member, data-area relative.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Extent {
-    pub member: MemberIndex,
-    pub offset: u64,
-    pub sectors: u32,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {

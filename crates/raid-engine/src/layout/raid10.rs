@@ -3,7 +3,7 @@
 
 use crate::types::MemberIndex;
 
-pub fn copies(members: usize, unit: u64) -> [(MemberIndex, u64); 2] {
+pub(super) fn copies(members: usize, unit: u64) -> [(MemberIndex, u64); 2] {
     let n = members as u64;
     let s0 = unit * 2;
     let s1 = s0 + 1;

@@ -1,7 +1,7 @@
 //! A virtual member: bytes, latency, and the ways a real blade goes wrong.
 
 use super::rng::Rng;
-use crate::types::SECTOR;
+use crate::types::{MemberError, MemberIo, MemberOp, SECTOR};
 
 #[derive(Clone, Debug)]
 pub struct VMember {
@@ -36,7 +36,7 @@ impl VMember {
     pub fn sectors(&self) -> u64 {
         (self.data.len() / SECTOR) as u64
     }
-    pub fn latency(&self, rng: &mut Rng) -> u64 {
+    pub(super) fn latency(&self, rng: &mut Rng) -> u64 {
         (self.base_latency_ns + rng.below(self.jitter_ns + 1)) * self.slow
     }
     pub fn read(&self, off: u64, sectors: u32) -> Option<Vec<u8>> {
@@ -71,7 +71,7 @@ impl VMember {
         }
         true
     }
-    pub fn flip_bit(&mut self, sector: u64, rng: &mut Rng) {
+    pub(super) fn flip_bit(&mut self, sector: u64, rng: &mut Rng) {
         let byte = sector as usize * SECTOR + rng.below(SECTOR as u64) as usize;
         let mask = 1u8 << rng.below(8);
         self.data[byte] ^= mask;
@@ -83,6 +83,20 @@ impl VMember {
             self.data[byte] ^= mask;
         }
     }
+    /// Do one member I/O as this member would: gone when not alive, reads fail over a
+    /// bad range, a write lands whole (and remaps the bad ranges it covers).
+    pub fn serve(&mut self, io: &MemberIo) -> Result<Vec<u8>, MemberError> {
+        if !self.alive {
+            return Err(MemberError::Gone);
+        }
+        match io.op {
+            MemberOp::Read => self.read(io.offset, io.sectors).ok_or(MemberError::Io),
+            MemberOp::Write if self.write(io.offset, &io.data, u64::MAX) => Ok(Vec::new()),
+            MemberOp::Write => Err(MemberError::Io),
+            MemberOp::Flush => Ok(Vec::new()),
+        }
+    }
+
     pub fn healthy(&self) -> bool {
         self.alive && self.bad.is_empty() && self.flipped.is_empty() && self.slow == 1
     }

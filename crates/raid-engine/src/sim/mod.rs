@@ -3,9 +3,9 @@
 //! torn writes and whole-appliance crashes (restart = assemble from member bytes only).
 //! A reference model checks every read. Same seed → same run.
 
-pub mod member;
-pub mod model;
-pub mod rng;
+mod member;
+mod model;
+mod rng;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -19,7 +19,7 @@ use crate::engine::{Engine, Tunables};
 use crate::layout::Level;
 use crate::superblock::{SB_OFFSET, SB_SECTORS};
 use crate::types::*;
-use member::VMember;
+pub use member::VMember;
 use model::{Model, PendingWrite};
 use rng::Rng;
 
@@ -298,22 +298,7 @@ impl World {
         let Some((a, io)) = self.pending.remove(&seq) else {
             return;
         };
-        let m = &mut self.arrays[a].members[io.member];
-        let result = if !m.alive {
-            Err(MemberError::Gone)
-        } else {
-            match io.op {
-                MemberOp::Read => m.read(io.offset, io.sectors).ok_or(MemberError::Io),
-                MemberOp::Write => {
-                    if m.write(io.offset, &io.data, u64::MAX) {
-                        Ok(Vec::new())
-                    } else {
-                        Err(MemberError::Io)
-                    }
-                }
-                MemberOp::Flush => Ok(Vec::new()),
-            }
-        };
+        let result = self.arrays[a].members[io.member].serve(&io);
         self.vol.complete_member_io(a, io.id, result);
     }
 

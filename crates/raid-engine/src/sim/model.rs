@@ -7,18 +7,18 @@ use super::rng::hash_sector;
 use crate::types::SECTOR;
 
 #[derive(Clone, Debug)]
-pub struct PendingWrite {
+pub(super) struct PendingWrite {
     pub offset: u64,
     pub prev: Vec<Vec<u64>>,
 }
 
 #[derive(Clone, Debug)]
-pub struct Model {
+pub(super) struct Model {
     pub sectors: Vec<Vec<u64>>,
 }
 
 impl Model {
-    pub fn zeroed(sectors: u64) -> Model {
+    pub(super) fn zeroed(sectors: u64) -> Model {
         let z = hash_sector(&[0u8; SECTOR]);
         Model {
             sectors: vec![vec![z]; sectors as usize],
@@ -26,7 +26,7 @@ impl Model {
     }
 
     /// A write is submitted: it is what later reads must see.
-    pub fn write(&mut self, offset: u64, data: &[u8]) -> PendingWrite {
+    pub(super) fn write(&mut self, offset: u64, data: &[u8]) -> PendingWrite {
         let mut prev = Vec::with_capacity(data.len() / SECTOR);
         for (i, s) in data.chunks(SECTOR).enumerate() {
             let slot = &mut self.sectors[offset as usize + i];
@@ -36,7 +36,7 @@ impl Model {
     }
 
     /// A crash interrupted `w`: each sector may hold its old or new content.
-    pub fn interrupted(&mut self, w: &PendingWrite) {
+    pub(super) fn interrupted(&mut self, w: &PendingWrite) {
         for (i, p) in w.prev.iter().enumerate() {
             let slot = &mut self.sectors[w.offset as usize + i];
             if slot.is_empty() || p.is_empty() {
@@ -52,18 +52,18 @@ impl Model {
     }
 
     /// A write failed (allowed only beyond redundancy): its sectors are unknown.
-    pub fn failed(&mut self, offset: u64, sectors: u64) {
+    pub(super) fn failed(&mut self, offset: u64, sectors: u64) {
         for s in offset..offset + sectors {
             self.sectors[s as usize].clear();
         }
     }
 
-    pub fn snapshot(&self, offset: u64, sectors: u64) -> Vec<Vec<u64>> {
+    pub(super) fn snapshot(&self, offset: u64, sectors: u64) -> Vec<Vec<u64>> {
         self.sectors[offset as usize..(offset + sectors) as usize].to_vec()
     }
 
     /// Check a read against what was expected at its submission; pin uncertain sectors.
-    pub fn check_read(
+    pub(super) fn check_read(
         &mut self,
         offset: u64,
         expected: &[Vec<u64>],

@@ -93,21 +93,16 @@ impl Store<TestPort> for InPlace {
 
 fn driver<S>(store: S) -> Driver<S> {
     let mut t = Target::new(TargetConfig::default()).unwrap();
-    let i = t.add_interface(IF_MAC, 9000).unwrap();
-    let shared = SharedExport::new(ExportState::with_random_serial(7), 1 << 20);
-    t.add_export(
-        ExportConfig {
-            shelf: SHELF,
-            slot: SLOT,
-            read_only: false,
-            ifaces: vec![i],
-        },
-        shared,
-    )
-    .unwrap();
-    let dir = std::env::temp_dir().join(format!("aoeraid-driver-test-{}", std::process::id()));
-    let state = Arc::new(StateFile::new(&dir, SHELF, SLOT));
-    Driver::new(t, store, vec![state])
+    let export = ExportConfig {
+        shelf: SHELF,
+        slot: SLOT,
+        read_only: false,
+        ifaces: vec![t.add_interface(IF_MAC, 9000).unwrap()],
+    };
+    let state = ExportState::with_random_serial(7);
+    t.add_export(export, SharedExport::new(state, 1 << 20))
+        .unwrap();
+    Driver::new(t, store)
 }
 
 fn header(command: Command, tag: u32) -> Header {
@@ -156,8 +151,32 @@ fn ata_reply(frame: &[u8]) -> Option<(u32, u8, Vec<u8>)> {
     }
 }
 
-fn now() -> Instant {
-    Instant::now()
+/// A frame arrives on interface 0.
+fn feed<S: Store<TestPort>>(d: &mut Driver<S>, port: &mut TestPort, frame: TestFrame) {
+    d.on_frame(port, IfaceId(0), frame, Instant::now());
+}
+
+/// The volume request `id` finished with `result`.
+fn complete<P: Port>(
+    d: &mut Driver<Volumes>,
+    port: &mut P,
+    id: u64,
+    result: Result<Vec<u8>, raid_engine::VolumeError>,
+) {
+    let done = d
+        .store_mut()
+        .done(raid_engine::VolumeCompletion { id, result });
+    d.on_done(port, done.expect("a front-end request"));
+}
+
+/// Writes one sector at `lba` through the volume store and completes it:
+/// its reply waits to be sent.
+fn durable_write(d: &mut Driver<Volumes>, port: &mut TestPort, tag: u32, lba: u64) {
+    feed(d, port, ata_frame(tag, true, lba, &sector(tag as u8), 1));
+    for (_, r) in requests(d) {
+        assert_eq!(r.op, VolumeOp::Write);
+        complete(d, port, r.id, Ok(Vec::new()));
+    }
 }
 
 fn requests(d: &mut Driver<Volumes>) -> Vec<(usize, VolumeRequest)> {
@@ -168,40 +187,25 @@ fn requests(d: &mut Driver<Volumes>) -> Vec<(usize, VolumeRequest)> {
 fn replies_wait_for_send_slots_in_order_and_none_is_dropped() {
     let mut d = driver(Volumes::new(vec![3]));
     let mut port = TestPort::default();
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(1, true, 8, &sector(0x11), 1),
-        now(),
-    );
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(2, true, 9, &sector(0x22), 1),
-        now(),
-    );
+    feed(&mut d, &mut port, ata_frame(1, true, 8, &sector(0x11), 1));
+    feed(&mut d, &mut port, ata_frame(2, true, 9, &sector(0x22), 1));
     let reqs = requests(&mut d);
     assert_eq!(reqs.len(), 2);
     for (v, r) in &reqs {
         assert_eq!(*v, 3, "the export's volume");
-        assert_eq!(r.op, VolumeOp::Write);
-        let done = d.store_mut().done(raid_engine::VolumeCompletion {
-            id: r.id,
-            result: Ok(Vec::new()),
-        });
-        d.on_done(&mut port, done.unwrap());
+        complete(&mut d, &mut port, r.id, Ok(Vec::new()));
     }
     // Both writes are durable (group commit) but no send slot is free.
+    d.transmit(&mut port);
     assert!(port.sent.is_empty());
-    assert_eq!(d.counters().slot_waits, 2);
-    assert_eq!(d.waiting(), 2);
+    assert_eq!(d.counters().slot_waits, 1);
     assert!(!d.drained());
 
     port.free = 1;
-    d.retry(&mut port);
+    d.transmit(&mut port);
     assert_eq!(port.sent.len(), 1);
     port.free = 1;
-    d.retry(&mut port);
+    d.transmit(&mut port);
     let tags: Vec<u32> = port.sent.iter().map(|f| ata_reply(f).unwrap().0).collect();
     assert_eq!(tags, [1, 2], "answered in the order they waited");
     for f in &port.sent {
@@ -218,12 +222,7 @@ fn volume_writes_carry_the_payload_after_the_ata_header() {
     let mut port = TestPort::default();
     let mut data = sector(0xa5);
     data.extend(sector(0x5a));
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(4, true, 100, &data, 2),
-        now(),
-    );
+    feed(&mut d, &mut port, ata_frame(4, true, 100, &data, 2));
     let reqs = requests(&mut d);
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0].1;
@@ -240,19 +239,16 @@ fn volume_writes_carry_the_payload_after_the_ata_header() {
 fn read_data_waits_for_a_slot_then_fills_the_reply() {
     let mut d = driver(Volumes::new(vec![0]));
     let mut port = TestPort::default();
-    d.on_frame(&mut port, IfaceId(0), ata_frame(9, false, 5, &[], 1), now());
+    feed(&mut d, &mut port, ata_frame(9, false, 5, &[], 1));
     let reqs = requests(&mut d);
     assert_eq!(reqs[0].1.op, VolumeOp::Read);
-    let done = d.store_mut().done(raid_engine::VolumeCompletion {
-        id: reqs[0].1.id,
-        result: Ok(sector(0x77)),
-    });
-    d.on_done(&mut port, done.unwrap());
+    complete(&mut d, &mut port, reqs[0].1.id, Ok(sector(0x77)));
+    d.transmit(&mut port);
     assert!(port.sent.is_empty());
     assert_eq!(d.counters().slot_waits, 1);
 
     port.free = 1;
-    d.retry(&mut port);
+    d.transmit(&mut port);
     let (tag, status, data) = ata_reply(&port.sent[0]).unwrap();
     assert_eq!((tag, status), (9, ata::STATUS_OK));
     assert_eq!(data, sector(0x77));
@@ -264,22 +260,12 @@ fn read_data_waits_for_a_slot_then_fills_the_reply() {
 fn new_frames_queue_behind_waiting_work() {
     let mut d = driver(Volumes::new(vec![0]));
     let mut port = TestPort::default();
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(1, true, 0, &sector(1), 1),
-        now(),
-    );
-    let r = requests(&mut d).remove(0).1;
-    let done = d.store_mut().done(raid_engine::VolumeCompletion {
-        id: r.id,
-        result: Ok(Vec::new()),
-    });
-    d.on_done(&mut port, done.unwrap());
-    assert_eq!(d.waiting(), 1);
-    // Slots come back (another user's sends finished); a query arrives.
+    durable_write(&mut d, &mut port, 1, 0);
+    d.transmit(&mut port);
+    // Slots come back; a query arrives before the host sends again.
     port.free = 2;
-    d.on_frame(&mut port, IfaceId(0), query_frame(2), now());
+    feed(&mut d, &mut port, query_frame(2));
+    d.transmit(&mut port);
     assert_eq!(port.sent.len(), 2);
     assert_eq!(
         ata_reply(&port.sent[0]).unwrap().0,
@@ -287,20 +273,65 @@ fn new_frames_queue_behind_waiting_work() {
         "the waiting reply first"
     );
     assert!(ata_reply(&port.sent[1]).is_none(), "then the config reply");
-    assert_eq!(d.waiting(), 0);
+    assert!(!d.has_transmit());
 }
 
 #[test]
 fn control_frames_wait_too() {
     let mut d = driver(Volumes::new(vec![0]));
     let mut port = TestPort::default();
-    d.on_frame(&mut port, IfaceId(0), query_frame(3), now());
-    assert_eq!(d.waiting(), 1);
+    feed(&mut d, &mut port, query_frame(3));
+    d.transmit(&mut port);
+    assert!(d.has_transmit());
     port.free = 1;
-    d.retry(&mut port);
+    d.transmit(&mut port);
     let p = parse(&port.sent[0]).unwrap();
     assert_eq!(p.header.tag, 3);
     assert!(matches!(p.message, Message::QueryConfig(_)));
+}
+
+#[test]
+fn state_is_saved_before_the_reply_that_reports_it() {
+    let mut d = driver(Volumes::new(vec![0]));
+    let mut bytes = vec![0u8; 128];
+    let n = QueryConfig::request(CCmd::Set, b"rack 4")
+        .emit(&header(Command::QueryConfig, 5), &mut bytes)
+        .unwrap();
+    // The appliance core's way: borrowed bytes in, frames pulled out.
+    d.on_frame(
+        &mut SlicePort::default(),
+        IfaceId(0),
+        &bytes[..n],
+        Instant::now(),
+    );
+    let mut buf = vec![0u8; 1500];
+    assert!(!d.has_transmit());
+    assert_eq!(
+        d.poll_transmit(&mut buf),
+        None,
+        "held until the state is saved"
+    );
+    let export = d.poll_persist().expect("a save is owed");
+    assert_eq!(d.target().shared(export).snapshot().config, b"rack 4");
+    assert_eq!(d.poll_persist(), None);
+    let (iface, len) = d.poll_transmit(&mut buf).expect("the reply");
+    assert_eq!(iface, IfaceId(0));
+    assert_eq!(parse(&buf[..len]).unwrap().header.tag, 5);
+}
+
+#[test]
+fn slice_port_hosts_pull_read_replies() {
+    let mut d = driver(Volumes::new(vec![0]));
+    let frame = ata_frame(12, false, 3, &[], 1);
+    let mut port = SlicePort::default();
+    d.on_frame(&mut port, IfaceId(0), &frame.bytes[..], Instant::now());
+    let r = requests(&mut d).remove(0).1;
+    complete(&mut d, &mut port, r.id, Ok(sector(0x3c)));
+    let mut buf = vec![0u8; 1500];
+    let (_, len) = d.poll_transmit(&mut buf).expect("the read reply");
+    let (tag, status, data) = ata_reply(&buf[..len]).unwrap();
+    assert_eq!((tag, status, data), (12, ata::STATUS_OK, sector(0x3c)));
+    assert!(d.drained());
 }
 
 #[test]
@@ -310,12 +341,7 @@ fn writes_hand_the_received_frame_to_the_store() {
         free: 4,
         ..TestPort::default()
     };
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(21, true, 0, &sector(3), 1),
-        now(),
-    );
+    feed(&mut d, &mut port, ata_frame(21, true, 0, &sector(3), 1));
     assert_eq!(
         d.store().written,
         [(21, ATA_DATA_OFFSET..ATA_DATA_OFFSET + 512)],
@@ -329,6 +355,7 @@ fn writes_hand_the_received_frame_to_the_store() {
             ok: true,
         },
     );
+    d.transmit(&mut port);
     assert_eq!(ata_reply(&port.sent[0]).unwrap().0, 21);
 }
 
@@ -336,16 +363,14 @@ fn writes_hand_the_received_frame_to_the_store() {
 fn reads_that_need_a_slot_wait_for_one() {
     let mut d = driver(InPlace::default());
     let mut port = TestPort::default();
-    d.on_frame(
-        &mut port,
-        IfaceId(0),
-        ata_frame(30, false, 0, &[], 1),
-        now(),
-    );
+    feed(&mut d, &mut port, ata_frame(30, false, 0, &[], 1));
+    feed(&mut d, &mut port, ata_frame(31, false, 1, &[], 1));
     assert!(d.store().reading.is_empty());
-    assert_eq!(d.waiting(), 1);
+    d.transmit(&mut port);
+    assert_eq!(d.counters().slot_waits, 1);
     port.free = 1;
-    d.retry(&mut port);
+    d.transmit(&mut port);
+    assert_eq!(d.store().reading.len(), 1, "one slot, one read, in order");
     let (req, mut slot) = d.store_mut().reading.pop().expect("read started");
     slot[ATA_DATA_OFFSET..ATA_DATA_OFFSET + 512].copy_from_slice(&sector(0x42));
     d.on_done(
@@ -357,5 +382,7 @@ fn reads_that_need_a_slot_wait_for_one() {
     );
     let (tag, _, data) = ata_reply(&port.sent[0]).unwrap();
     assert_eq!((tag, data), (30, sector(0x42)));
-    assert!(d.drained());
+    port.free = 1;
+    d.transmit(&mut port);
+    assert_eq!(d.store().reading.len(), 1, "the second read started");
 }
