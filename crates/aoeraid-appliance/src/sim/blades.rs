@@ -7,7 +7,7 @@
 use crate::config::MemberAddr;
 use aoe_initiator::sim::SimBlade;
 use aoe_wire::{ata, parse, Message, SECTOR_SIZE};
-use raid_engine::sim::rng::Rng;
+use raid_engine::sim::Rng;
 use std::collections::VecDeque;
 
 /// Sectors per integrity block (4 KiB).

@@ -13,11 +13,11 @@ use crate::daemon::create::engine_level;
 use aoe_initiator::{BladeState, Pool, PoolConfig};
 use aoe_target::{ExportState, SharedExport};
 use aoe_wire::Mac;
-use raid_engine::assembly::{assemble, AssemblyInput};
-use raid_engine::config::{ArrayConfig, MemberSpec};
-use raid_engine::sim::rng::Rng;
+use raid_engine::sim::Rng;
 use raid_engine::sim::SimLayout;
 use raid_engine::superblock::{SB_OFFSET, SB_SECTORS};
+use raid_engine::{assemble, AssemblyInput};
+use raid_engine::{ArrayConfig, MemberSpec};
 use raid_engine::{Concat, Engine, MemberError, SECTOR};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -140,7 +140,12 @@ pub(crate) fn configured_blades(cfg: &Config) -> Vec<MemberAddr> {
 /// A back-end pool that found every live blade, exchanging frames with them
 /// directly (a start is not where the wire's faults are exercised). Returns the
 /// pool and the virtual time it took.
-pub(crate) fn discover(cfg: &Config, blades: &mut [Blade], base: Instant, mut now: u64) -> (Pool, u64) {
+pub(crate) fn discover(
+    cfg: &Config,
+    blades: &mut [Blade],
+    base: Instant,
+    mut now: u64,
+) -> (Pool, u64) {
     let mut pool = Pool::new(PoolConfig {
         dead_time: cfg.backend.dead_after.0,
         ..PoolConfig::default()
@@ -172,9 +177,9 @@ pub(crate) fn discover(cfg: &Config, blades: &mut [Blade], base: Instant, mut no
             return (pool, now);
         }
         if frames.is_empty() {
-            let next = pool
-                .poll_timeout()
-                .map_or(now + 1_000_000, |t| t.saturating_duration_since(base).as_nanos() as u64);
+            let next = pool.poll_timeout().map_or(now + 1_000_000, |t| {
+                t.saturating_duration_since(base).as_nanos() as u64
+            });
             now = next.max(now + 1_000);
             pool.handle_timeout(base + Duration::from_nanos(now));
         }
@@ -183,7 +188,12 @@ pub(crate) fn discover(cfg: &Config, blades: &mut [Blade], base: Instant, mut no
 
 /// An assembled (or created) array: name, engine, its members in engine order,
 /// spare group.
-type Ready = (String, Engine, Vec<(MemberAddr, crate::core::Location)>, Option<String>);
+type Ready = (
+    String,
+    Engine,
+    Vec<(MemberAddr, crate::core::Location)>,
+    Option<String>,
+);
 
 /// The first start: every array created on blank blades.
 pub(crate) fn create(
@@ -237,7 +247,11 @@ pub(crate) fn assemble_all(
     let mut ready = Vec::new();
     for spec in &cfg.arrays {
         let mut addrs: Vec<&MemberAddr> = spec.members.iter().chain(&spec.spares).collect();
-        if let Some(g) = spec.spare_group.as_ref().and_then(|g| cfg.spare_groups.get(g)) {
+        if let Some(g) = spec
+            .spare_group
+            .as_ref()
+            .and_then(|g| cfg.spare_groups.get(g))
+        {
             for m in &g.members {
                 if !addrs.contains(&m) {
                     addrs.push(m);
@@ -294,7 +308,10 @@ pub(crate) fn assemble_all(
             .iter()
             .map(|pm| {
                 let i = mine[pm.input];
-                (addrs[i].clone(), locs[i].expect("assembled members were read"))
+                (
+                    addrs[i].clone(),
+                    locs[i].expect("assembled members were read"),
+                )
             })
             .collect();
         ready.push((spec.name.clone(), e, list, spec.spare_group.clone()));
@@ -362,12 +379,15 @@ fn build(
                 shelf,
                 slot,
                 read_only: false,
-                shared: SharedExport::new(ExportState::with_random_serial(u64::from(shelf)), sectors),
+                shared: SharedExport::new(
+                    ExportState::with_random_serial(u64::from(shelf)),
+                    sectors,
+                ),
                 volume: i,
             });
         }
     }
-    let exports = Exports::new(&[(FRONT_MAC, MTU)], exports, Vec::new())?;
+    let exports = Exports::new(&[(FRONT_MAC, MTU)], exports)?;
     Ok(Core::new(
         CoreParts {
             pool: Some(pool),

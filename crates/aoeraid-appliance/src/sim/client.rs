@@ -62,7 +62,14 @@ impl std::fmt::Debug for ClientOp {
 }
 
 impl ClientOp {
-    pub(crate) fn new(kind: Kind, lba: u64, sectors: u64, data: Vec<u8>, id: u64, now: u64) -> ClientOp {
+    pub(crate) fn new(
+        kind: Kind,
+        lba: u64,
+        sectors: u64,
+        data: Vec<u8>,
+        id: u64,
+        now: u64,
+    ) -> ClientOp {
         ClientOp {
             kind,
             lba,
@@ -167,7 +174,10 @@ impl Client {
         }
         if (self.sectors == 0 || self.reidentify)
             && now >= self.next_probe
-            && !self.ops.values().any(|o| o.kind == Kind::Identify && !o.answered)
+            && !self
+                .ops
+                .values()
+                .any(|o| o.kind == Kind::Identify && !o.answered)
         {
             self.next_probe = now + PROBE_NS;
             self.add(ClientOp::new(Kind::Identify, 0, 0, Vec::new(), 0, now));

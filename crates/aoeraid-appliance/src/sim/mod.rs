@@ -137,7 +137,11 @@ pub struct SimFailure {
 impl std::fmt::Display for SimFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "{}", self.message)?;
-        writeln!(f, "schedule (last {} entries):", self.schedule.len().min(40))?;
+        writeln!(
+            f,
+            "schedule (last {} entries):",
+            self.schedule.len().min(40)
+        )?;
         for l in self.schedule.iter().rev().take(40).rev() {
             writeln!(f, "  {l}")?;
         }

@@ -11,7 +11,7 @@
 //! flux then, and every write issued while it was outstanding; a read that saw a
 //! settled sector with several possible contents pins the one it saw.
 
-use raid_engine::sim::rng::hash_sector;
+use raid_engine::sim::hash_sector;
 use raid_engine::SECTOR;
 
 /// Possible contents of a sector: hashes, or anything (`any`).
@@ -245,9 +245,15 @@ mod tests {
         m.write_issued(1, 2, &sector(7));
         m.read_issued(10, 2, 1);
         m.write_resolved(1, 2, 1, Outcome::Acked);
-        assert!(m.read_done(10, &sector(0)).is_ok(), "old content while in flux");
+        assert!(
+            m.read_done(10, &sector(0)).is_ok(),
+            "old content while in flux"
+        );
         m.read_issued(11, 2, 1);
-        assert!(m.read_done(11, &sector(0)).is_err(), "old content after the ack");
+        assert!(
+            m.read_done(11, &sector(0)).is_err(),
+            "old content after the ack"
+        );
         m.read_issued(12, 2, 1);
         assert!(m.read_done(12, &sector(7)).is_ok());
     }
@@ -260,9 +266,15 @@ mod tests {
         m.write_resolved(1, 0, 1, Outcome::Acked);
         m.write_resolved(2, 0, 1, Outcome::Acked);
         m.read_issued(10, 0, 1);
-        assert!(m.read_done(10, &sector(1)).is_ok(), "2 may have landed first");
+        assert!(
+            m.read_done(10, &sector(1)).is_ok(),
+            "2 may have landed first"
+        );
         m.read_issued(11, 0, 1);
-        assert!(m.read_done(11, &sector(2)).is_err(), "pinned to 1 by the read");
+        assert!(
+            m.read_done(11, &sector(2)).is_err(),
+            "pinned to 1 by the read"
+        );
     }
 
     #[test]
@@ -284,7 +296,10 @@ mod tests {
         assert!(m.read_done(10, &[sector(0), sector(5)].concat()).is_ok());
         m.write_resolved(1, 1, 1, Outcome::Failed);
         m.read_issued(11, 1, 1);
-        assert!(m.read_done(11, &sector(9)).is_ok(), "unknown after a failure");
+        assert!(
+            m.read_done(11, &sector(9)).is_ok(),
+            "unknown after a failure"
+        );
         m.read_issued(12, 0, 1);
         assert!(m.read_done(12, &sector(9)).is_err());
     }

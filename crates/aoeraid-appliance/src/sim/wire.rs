@@ -5,7 +5,7 @@
 //! (cut short or with a foreign EtherType): corruption that passes the FCS is
 //! beyond what AoE can detect, so it is not simulated.
 
-use raid_engine::sim::rng::Rng;
+use raid_engine::sim::Rng;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 

@@ -12,8 +12,7 @@ use crate::config::{Config, MemberAddr};
 use crate::core::{Command, Core, Notice};
 use crate::events::EventKind;
 use aoe_wire::{Header, Mac, SECTOR_SIZE};
-use raid_engine::sim::rng::Rng;
-use raid_engine::sim::SimLayout;
+use raid_engine::sim::Rng;
 use raid_engine::superblock::{Superblock, SB_OFFSET, SB_SECTORS};
 use raid_engine::{ArrayState, Engine, Level, MemberState, SECTOR};
 use std::time::{Duration, Instant};
@@ -126,14 +125,22 @@ impl World {
             w.config.arrays[0].chunk(),
             sectors,
             integrity,
-            if assume_clean { "assumed clean" } else { "initial resync" }
+            if assume_clean {
+                "assumed clean"
+            } else {
+                "initial resync"
+            }
         ));
         Ok(w)
     }
 
     fn note(&mut self, what: String) {
         if std::env::var_os("APPLIANCE_SIM_TRACE").is_some() {
-            eprintln!("t={:.6}s op {}: {what}", self.now as f64 / 1e9, self.stats.ops);
+            eprintln!(
+                "t={:.6}s op {}: {what}",
+                self.now as f64 / 1e9,
+                self.stats.ops
+            );
         }
         self.log.push(format!(
             "t={:.6}s op {}: {what}",
@@ -188,7 +195,8 @@ impl World {
     }
 
     fn level(&self, name: &str) -> Level {
-        self.engine(name).map_or(Level::Raid1, |e| e.geometry().level)
+        self.engine(name)
+            .map_or(Level::Raid1, |e| e.geometry().level)
     }
 
     /// Array names of the exported volume.
@@ -196,7 +204,9 @@ impl World {
         self.core
             .as_ref()
             .and_then(|c| c.volumes().iter().find(|v| v.name == VOLUME))
-            .map_or_else(Vec::new, |v| v.arrays.iter().map(|a| a.name.clone()).collect())
+            .map_or_else(Vec::new, |v| {
+                v.arrays.iter().map(|a| a.name.clone()).collect()
+            })
     }
 
     fn all_arrays(&self) -> Vec<String> {
@@ -227,10 +237,7 @@ impl World {
     fn beyond_redundancy(&self) -> bool {
         self.exported().iter().any(|a| {
             self.level(a) == Level::Raid0
-                && self
-                    .members(a)
-                    .iter()
-                    .any(|m| !self.blades[m.0].healthy())
+                && self.members(a).iter().any(|m| !self.blades[m.0].healthy())
         })
     }
 
@@ -246,7 +253,10 @@ impl World {
         if let Some(c) = &self.core {
             // A deadline already past was handled at `now` (an engine may keep one
             // while the work it waits for cannot start): the next event is later.
-            let t = c.poll_timeout().saturating_duration_since(self.base).as_nanos() as u64;
+            let t = c
+                .poll_timeout()
+                .saturating_duration_since(self.base)
+                .as_nanos() as u64;
             if t > self.now {
                 next = next.min(t);
             } else {
@@ -331,7 +341,8 @@ impl World {
                 let b = &mut self.blades[i];
                 if let Some(r) = b.deliver(self.now, &f, trusted) {
                     let delay = (50_000 + self.rng.below(150_000)) * b.slow;
-                    self.wire.send(&mut self.rng, self.now + delay, Port::Back, r);
+                    self.wire
+                        .send(&mut self.rng, self.now + delay, Port::Back, r);
                 }
             }
             Port::Client(i) => {
@@ -354,7 +365,11 @@ impl World {
                         self.stats.event(e.kind);
                         if e.kind == EventKind::ArrayFailed {
                             let name = e.array.clone();
-                            if !self.config.array(&name).is_some_and(|s| s.level.redundancy() == 0) {
+                            if self
+                                .config
+                                .array(&name)
+                                .is_none_or(|s| s.level.redundancy() != 0)
+                            {
                                 return Err(format!("array {name} failed within redundancy"));
                             }
                         }
@@ -366,7 +381,8 @@ impl World {
                     let dst = Header::parse(&f).map(|h| h.dst).unwrap_or(Mac::BROADCAST);
                     if dst == Mac::BROADCAST {
                         for i in 0..self.blades.len() {
-                            self.wire.send(&mut self.rng, self.now, Port::Blade(i), f.clone());
+                            self.wire
+                                .send(&mut self.rng, self.now, Port::Blade(i), f.clone());
                         }
                     } else if let Some(i) = self.blades.iter().position(|b| b.disk.mac == dst) {
                         self.wire.send(&mut self.rng, self.now, Port::Blade(i), f);
@@ -383,7 +399,8 @@ impl World {
                     let dst = Header::parse(&f).map(|h| h.dst).unwrap_or(Mac::BROADCAST);
                     if dst == Mac::BROADCAST {
                         for i in 0..self.clients.len() {
-                            self.wire.send(&mut self.rng, self.now, Port::Client(i), f.clone());
+                            self.wire
+                                .send(&mut self.rng, self.now, Port::Client(i), f.clone());
                         }
                     } else if let Some(i) = self.clients.iter().position(|c| c.mac == dst) {
                         self.wire.send(&mut self.rng, self.now, Port::Client(i), f);
@@ -614,16 +631,20 @@ impl World {
                 }
                 Later::Plug(array) => {
                     let n = self.blades.len();
-                    let addr: MemberAddr = format!("e{}.0", 40 + n)
-                        .parse()
-                        .map_err(|e| format!("{e}"))?;
+                    let addr = MemberAddr::Blade {
+                        shelf: 40 + n as u16,
+                        slot: 0,
+                    };
                     let b = Blade::new(addr.clone(), BLADE_SECTORS);
                     let ann = b.disk.announce();
                     self.blades.push(b);
                     self.wire.send(&mut self.rng, self.now, Port::Back, ann);
                     self.note(format!("blade {addr} plugged in"));
                     let to_group = self.rng.chance(0.5)
-                        && self.config.array(&array).is_some_and(|s| s.spare_group.is_some());
+                        && self
+                            .config
+                            .array(&array)
+                            .is_some_and(|s| s.spare_group.is_some());
                     self.later
                         .push((self.now + 500_000_000, Later::Add(array, addr, to_group)));
                 }
@@ -640,8 +661,10 @@ impl World {
                         }
                     };
                     if self.command(cmd).is_err() && self.core.is_some() {
-                        self.later
-                            .push((self.now + 1_000_000_000, Later::Add(array.clone(), member, to_group)));
+                        self.later.push((
+                            self.now + 1_000_000_000,
+                            Later::Add(array.clone(), member, to_group),
+                        ));
                     } else {
                         self.busy_arrays.retain(|a| a != &array);
                     }
@@ -723,13 +746,17 @@ impl World {
                 let back = 200_000_000 + self.rng.below(4_000_000_000);
                 self.blades[b].disk.dead = true;
                 self.later.push((self.now + back, Later::Revive(b)));
-                self.note(format!("blade {baddr} of {a} silent for {}ms", back / 1_000_000));
+                self.note(format!(
+                    "blade {baddr} of {a} silent for {}ms",
+                    back / 1_000_000
+                ));
             }
             1 if redundant => {
                 self.blades[b].disk.dead = true;
                 self.blades[b].gone = true;
                 self.busy_arrays.push(a.clone());
-                self.later.push((self.now + 3_000_000_000, Later::Plug(a.clone())));
+                self.later
+                    .push((self.now + 3_000_000_000, Later::Plug(a.clone())));
                 self.note(format!("blade {baddr} of {a} dies for good"));
             }
             2 | 3 => {
@@ -792,20 +819,7 @@ impl World {
                     self.later.push((self.now + back, Later::ReAdd(a, member)));
                 }
             }
-            10 if !self.grown && a == GROW_ARRAY => {
-                if self
-                    .command(Command::Grow {
-                        volume: VOLUME.into(),
-                        array: GROW_ARRAY.into(),
-                    })
-                    .is_ok()
-                {
-                    self.grown = true;
-                    let s = self.volume_sectors();
-                    self.model.grow(s);
-                    self.stats.grows += 1;
-                }
-            }
+            10 if !self.grown && a == GROW_ARRAY => self.grow(),
             _ if redundant => {
                 let repair = self.rng.chance(0.5);
                 let _ = self.command(Command::Scrub { array: a, repair });
@@ -815,10 +829,25 @@ impl World {
         Ok(())
     }
 
+    /// The operator grows the volume by the standalone array (refused while it is busy).
+    fn grow(&mut self) {
+        let r = self.command(Command::Grow {
+            volume: VOLUME.into(),
+            array: GROW_ARRAY.into(),
+        });
+        if r.is_ok() {
+            self.grown = true;
+            let s = self.volume_sectors();
+            self.model.grow(s);
+            self.stats.grows += 1;
+        }
+    }
+
     /// The data area of blade `b` from its superblock: (offset, sectors).
     fn data_area(&self, b: usize) -> Option<(u64, u64)> {
         let s = SB_OFFSET as usize * SECTOR;
-        let sb = Superblock::decode(&self.blades[b].disk.disk[s..s + SB_SECTORS as usize * SECTOR]).ok()?;
+        let sb = Superblock::decode(&self.blades[b].disk.disk[s..s + SB_SECTORS as usize * SECTOR])
+            .ok()?;
         (sb.data_size > 32).then_some((sb.data_offset, sb.data_size))
     }
 
@@ -926,7 +955,8 @@ impl World {
                     .collect();
                 let inside = self.core.as_ref().map(|c| {
                     (
-                        c.exports().map_or(0, |x| x.driver().target().requests_in_flight()),
+                        c.exports()
+                            .map_or(0, |x| x.driver().target().requests_in_flight()),
                         c.drained(),
                         c.member_io_in_flight(),
                     )
@@ -951,7 +981,11 @@ impl World {
         }
         let deadline = self.now + 600_000_000_000;
         loop {
-            let unsettled: Vec<String> = self.all_arrays().into_iter().filter(|a| !self.settled(a)).collect();
+            let unsettled: Vec<String> = self
+                .all_arrays()
+                .into_iter()
+                .filter(|a| !self.settled(a))
+                .collect();
             if unsettled.is_empty() {
                 break;
             }
@@ -986,7 +1020,8 @@ impl World {
                 })?;
                 let end = self.now + 600_000_000_000;
                 while self.engine(&a).is_some_and(|e| {
-                    e.status().sync.is_some() || e.status().counters.last_scrub_mismatch_sectors == u64::MAX
+                    e.status().sync.is_some()
+                        || e.status().counters.last_scrub_mismatch_sectors == u64::MAX
                 }) {
                     self.step()?;
                     if self.now > end {
@@ -1045,7 +1080,12 @@ impl World {
             .all_arrays()
             .iter()
             .flat_map(|x| self.members(x))
-            .filter(|m| matches!(m.1, MemberState::Active | MemberState::Rebuilding | MemberState::Spare))
+            .filter(|m| {
+                matches!(
+                    m.1,
+                    MemberState::Active | MemberState::Rebuilding | MemberState::Spare
+                )
+            })
             .map(|m| self.blades[m.0].addr.clone())
             .collect();
         let spare = self
@@ -1074,10 +1114,11 @@ impl World {
             .0
             .iter()
             .any(|g| g.members.contains(addr))
-            && !self
-                .all_arrays()
-                .iter()
-                .any(|a| self.members(a).iter().any(|m| &self.blades[m.0].addr == addr))
+            && !self.all_arrays().iter().any(|a| {
+                self.members(a)
+                    .iter()
+                    .any(|m| &self.blades[m.0].addr == addr)
+            })
     }
 
     /// Reads the whole volume through client 0 and checks it against the model.

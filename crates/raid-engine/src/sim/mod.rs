@@ -20,8 +20,9 @@ use crate::layout::Level;
 use crate::superblock::{SB_OFFSET, SB_SECTORS};
 use crate::types::*;
 pub use member::VMember;
+// The deterministic RNG and sector hash, shared with the whole-appliance simulator.
 use model::{Model, PendingWrite};
-use rng::Rng;
+pub use rng::{hash_sector, Rng};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SimLayout {

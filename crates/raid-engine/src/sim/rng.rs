@@ -1,13 +1,13 @@
 //! Small deterministic RNG (SplitMix64): same seed, same run, on every platform.
 
 #[derive(Clone, Debug)]
-pub(super) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    pub(super) fn new(seed: u64) -> Rng {
+    pub fn new(seed: u64) -> Rng {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
-    pub(super) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -15,7 +15,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform in [0, n).
-    pub(super) fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             0
         } else {
@@ -23,10 +23,10 @@ impl Rng {
         }
     }
     /// True with probability `p`.
-    pub(super) fn chance(&mut self, p: f64) -> bool {
+    pub fn chance(&mut self, p: f64) -> bool {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
-    pub(super) fn fill(&mut self, buf: &mut [u8]) {
+    pub fn fill(&mut self, buf: &mut [u8]) {
         for c in buf.chunks_mut(8) {
             let v = self.next_u64().to_le_bytes();
             c.copy_from_slice(&v[..c.len()]);
@@ -35,7 +35,7 @@ impl Rng {
 }
 
 /// Fast 64-bit content hash of a sector (not cryptographic; collisions irrelevant here).
-pub(super) fn hash_sector(s: &[u8]) -> u64 {
+pub fn hash_sector(s: &[u8]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     for w in s.chunks_exact(8) {
         h = (h ^ u64::from_le_bytes(w.try_into().unwrap()))
