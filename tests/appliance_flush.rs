@@ -5,9 +5,9 @@
 
 use aoeraid_lab as lab;
 
-use lab::frames::{ata_rw, header, identify, pad};
+use lab::frames::{ata_rw, header, pad};
 use lab::{metric, metric_sum, Appliance, Array, BladeSpec, Config, Volume};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
 
@@ -49,23 +49,11 @@ fn client_flush_reaches_members_and_writes_do_not() {
     let mut app = Appliance::new(AOERAID, "aflush", 9000, &blades, config);
     app.create_and_start();
     let cli = app.raw_client();
-    let t = Instant::now();
+    let up = cli
+        .wait_up(SHELF, SLOT, Duration::from_secs(30))
+        .expect("io");
+    assert!(up, "export never answered:\n{}", app.daemon().log());
     let mut tag = 1;
-    loop {
-        tag += 1;
-        if cli
-            .call(&identify(cli.mac, SHELF, SLOT, tag), tag)
-            .unwrap()
-            .is_some()
-        {
-            break;
-        }
-        let log = app.daemon().log();
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "export never answered IDENTIFY:\n{log}"
-        );
-    }
 
     // Ordinary writes: answered after the target's group commit, no member flush.
     for i in 0..8u64 {

@@ -7,12 +7,12 @@ mod ctl_fixture;
 use aoeraid_appliance::config::{MemberAddr, Rate};
 use aoeraid_appliance::control::server::Reply;
 use aoeraid_appliance::control::{Client, ControlHandler, ControlServer, Request, Status};
+use aoeraid_lab::TempDir;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
@@ -92,31 +92,10 @@ impl ControlHandler for Recorder {
     }
 }
 
-static N: AtomicUsize = AtomicUsize::new(0);
-
-/// A private directory removed on drop, even when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("ctl-control-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn start() -> (TempDir, Arc<Recorder>, ControlServer) {
-    let dir = TempDir::new();
+    let dir = TempDir::new("ctl-control");
     let rec = Arc::new(Recorder::default());
-    let server = ControlServer::start(&dir.0.join("run/control.sock"), rec.clone()).unwrap();
+    let server = ControlServer::start(&dir.join("run/control.sock"), rec.clone()).unwrap();
     (dir, rec, server)
 }
 
@@ -145,7 +124,7 @@ fn socket_and_directory_are_root_only() {
         .permissions()
         .mode();
     assert_eq!(sock_mode & 0o777, 0o600, "socket mode {sock_mode:o}");
-    let dir_mode = std::fs::metadata(dir.0.join("run"))
+    let dir_mode = std::fs::metadata(dir.join("run"))
         .unwrap()
         .permissions()
         .mode();
@@ -309,16 +288,16 @@ fn status_test_exits_like_mdadm_detail_test() {
         );
     }
     // No daemon to ask: 4, as mdadm says when it cannot read the array.
-    let o = cli(&dir.0.join("run/none.sock"), &["status", "--test"]);
+    let o = cli(&dir.join("run/none.sock"), &["status", "--test"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    let o = cli(&dir.0.join("run/none.sock"), &["status"]);
+    let o = cli(&dir.join("run/none.sock"), &["status"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
 
 #[test]
 fn config_file_points_at_the_daemon() {
     let (dir, _rec, server) = start();
-    let cfg = dir.0.join("appliance.yaml");
+    let cfg = dir.join("appliance.yaml");
     std::fs::write(
         &cfg,
         format!(
@@ -374,7 +353,7 @@ fn live_socket_is_not_stolen_and_stale_one_is_replaced() {
     assert_eq!(again.err().unwrap().kind(), std::io::ErrorKind::AddrInUse);
 
     // A socket file nobody listens on (daemon killed) is replaced.
-    let stale = dir.0.join("stale.sock");
+    let stale = dir.join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     assert!(stale.exists());
     let s2 = ControlServer::start(&stale, Arc::new(Recorder::default())).unwrap();
@@ -388,7 +367,7 @@ fn live_socket_is_not_stolen_and_stale_one_is_replaced() {
     drop(s2);
 
     // A regular file in the way is left alone.
-    let file = dir.0.join("not-a-socket");
+    let file = dir.join("not-a-socket");
     std::fs::write(&file, "keep me").unwrap();
     assert!(ControlServer::start(&file, Arc::new(Recorder::default())).is_err());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
@@ -404,10 +383,10 @@ fn other_users_are_refused() {
     use std::os::unix::process::CommandExt;
     let (dir, rec, server) = start();
     // With the file modes in place, another uid cannot even connect.
-    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // The build tree may not be reachable for another uid (a clone under
     // /root): run a copy from the test directory.
-    let exe = dir.0.join("aoeraid");
+    let exe = dir.join("aoeraid");
     std::fs::copy(AOERAID, &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let nobody = |args: &[&str]| {
@@ -424,7 +403,7 @@ fn other_users_are_refused() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
     // Even with the modes opened up, the peer credential check refuses.
-    std::fs::set_permissions(dir.0.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(server.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
     let o = nobody(&["fail", "data", "e0.0"]);
     assert_eq!(o.status.code(), Some(1));

@@ -3,37 +3,10 @@
 
 use aoeraid_appliance::events::{Dispatcher, DispatcherOptions, Event, EventKind};
 use aoeraid_appliance::metrics::Metrics;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use aoeraid_lab::TempDir;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-static N: AtomicUsize = AtomicUsize::new(0);
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("ctl-events-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn script(&self, name: &str, body: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn opts(program: &Path, timeout: Duration, queue: usize) -> DispatcherOptions {
     DispatcherOptions {
@@ -54,8 +27,8 @@ fn counter(m: &Metrics, name: &str, label: &str) -> u64 {
 
 #[test]
 fn program_gets_event_array_member_in_order() {
-    let dir = TempDir::new();
-    let out = dir.0.join("events.log");
+    let dir = TempDir::new("ctl-events");
+    let out = dir.join("events.log");
     let prog = dir.script(
         "on-event",
         &format!("echo \"$# $* env=$AOERAID_EVENT/$AOERAID_ARRAY/$AOERAID_MEMBER/$AOERAID_APPLIANCE\" >> {}", out.display()),
@@ -103,7 +76,7 @@ fn program_gets_event_array_member_in_order() {
 
 #[test]
 fn failing_and_missing_programs_are_counted() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("ctl-events");
     let prog = dir.script("fails", "exit 3");
     let metrics = Arc::new(Metrics::new());
     let d = Dispatcher::start(
@@ -117,7 +90,7 @@ fn failing_and_missing_programs_are_counted() {
     assert_eq!(counter(&metrics, "failures", "exit"), 2);
 
     let d = Dispatcher::start(
-        opts(&dir.0.join("does-not-exist"), Duration::from_secs(10), 8),
+        opts(&dir.join("does-not-exist"), Duration::from_secs(10), 8),
         Some(metrics.clone()),
     )
     .unwrap();
@@ -129,8 +102,8 @@ fn failing_and_missing_programs_are_counted() {
 
 #[test]
 fn hung_program_is_killed_with_its_children() {
-    let dir = TempDir::new();
-    let pids = dir.0.join("pids");
+    let dir = TempDir::new("ctl-events");
+    let pids = dir.join("pids");
     // The script starts a grandchild and waits on it: both must die.
     let prog = dir.script(
         "hangs",
@@ -184,7 +157,7 @@ fn hung_program_is_killed_with_its_children() {
 
 #[test]
 fn full_queue_drops_but_counts_and_never_blocks() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("ctl-events");
     let prog = dir.script("slow", "sleep 600");
     let metrics = Arc::new(Metrics::new());
     let d = Dispatcher::start(
@@ -232,8 +205,8 @@ fn without_a_program_events_are_still_counted() {
 /// or hung program makes the command fail and says why.
 #[test]
 fn test_event_runs_the_program_for_every_array() {
-    let dir = TempDir::new();
-    let log = dir.0.join("calls");
+    let dir = TempDir::new("ctl-events");
+    let log = dir.join("calls");
     let ok = dir.script(
         "ok",
         &format!(
@@ -251,7 +224,7 @@ fn test_event_runs_the_program_for_every_array() {
             program.display()
         )
     };
-    let cfg = dir.0.join("appliance.yaml");
+    let cfg = dir.join("appliance.yaml");
     std::fs::write(&cfg, yaml(&ok)).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_aoeraid"))
         .args(["test-event", "--config"])

@@ -66,17 +66,36 @@ fn aoeraid(lab: &Lab, args: &[&str]) -> Command {
     c
 }
 
-/// Runs a bench to completion; returns (exit code, JSON report).
-fn bench(lab: &Lab, args: &[&str], limit: Duration) -> (i32, Value, String) {
+/// Starts `aoeraid bench --json ARGS` in the lab.
+fn spawn_bench(lab: &Lab, args: &[&str]) -> Running {
     let mut all = vec!["bench", "--json"];
     all.extend_from_slice(args);
-    let mut r = Running::spawn(aoeraid(lab, &all));
-    let (code, out, err) = r
-        .wait(limit)
-        .unwrap_or_else(|| panic!("bench {args:?} did not finish within {limit:?}"));
-    let v: Value = serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("bench output is not JSON ({e}): {out}\nstderr: {err}"));
-    (code, v, err)
+    Running::spawn(aoeraid(lab, &all))
+}
+
+impl Running {
+    /// Waits for a bench up to `limit`; returns (exit code, JSON report, stderr).
+    fn report(&mut self, limit: Duration) -> (i32, Value, String) {
+        let (code, out, err) = self
+            .wait(limit)
+            .unwrap_or_else(|| panic!("bench did not finish within {limit:?}"));
+        let v: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("bench output is not JSON ({e}): {out}\nstderr: {err}"));
+        (code, v, err)
+    }
+}
+
+/// Runs a bench to completion; returns (exit code, JSON report, stderr).
+fn bench(lab: &Lab, args: &[&str], limit: Duration) -> (i32, Value, String) {
+    spawn_bench(lab, args).report(limit)
+}
+
+/// Runs a bench that must succeed without an error or a mismatch; returns its report.
+fn bench_clean(lab: &Lab, args: &[&str], limit: Duration) -> Value {
+    let (code, v, err) = bench(lab, args, limit);
+    assert_eq!(code, 0, "{v}\n{err}");
+    assert_eq!((n(&v, "errors"), n(&v, "mismatches")), (0, 0), "{v}");
+    v
 }
 
 fn n(v: &Value, key: &str) -> u64 {
@@ -147,7 +166,7 @@ fn verify_one(mtu: u32) {
     let lab = Lab::with_blades(&name, mtu, &[spec]).expect("lab");
     let ini = lab.add_initiator_port(&Segment::BACK).expect("port");
     for pattern in ["seq", "rand"] {
-        let (code, v, err) = bench(
+        let v = bench_clean(
             &lab,
             &[
                 "--iface",
@@ -169,9 +188,6 @@ fn verify_one(mtu: u32) {
             ],
             Duration::from_secs(240),
         );
-        assert_eq!(code, 0, "{v}\n{err}");
-        assert_eq!(n(&v, "errors"), 0, "{v}");
-        assert_eq!(n(&v, "mismatches"), 0, "{v}");
         assert_eq!(n(&v, "bytes"), 2 * (64 << 20), "{v}");
     }
     // A later check with the same seed finds the data; another seed does not.
@@ -226,7 +242,7 @@ fn initiator_verify_through_loss_reorder_duplicate() {
         )
         .expect("impair");
     for pattern in ["seq", "rand"] {
-        let (code, v, err) = bench(
+        let v = bench_clean(
             &lab,
             &[
                 "--iface",
@@ -246,9 +262,6 @@ fn initiator_verify_through_loss_reorder_duplicate() {
             ],
             Duration::from_secs(240),
         );
-        assert_eq!(code, 0, "{v}\n{err}");
-        assert_eq!(n(&v, "errors"), 0, "{v}");
-        assert_eq!(n(&v, "mismatches"), 0, "{v}");
         assert!(
             n(&v, "retransmits") > 0,
             "5% loss must cost retransmits: {v}"
@@ -266,11 +279,9 @@ fn initiator_blade_killed_mid_bench_fails_fast_and_returns() {
     let lab = Lab::with_blades(name, 1500, &[spec]).expect("lab");
     let ini = lab.add_initiator_port(&Segment::BACK).expect("port");
     let dead = 3.0;
-    let mut run = Running::spawn(aoeraid(
+    let mut run = spawn_bench(
         &lab,
         &[
-            "bench",
-            "--json",
             "--iface",
             &ini,
             "--device",
@@ -284,31 +295,26 @@ fn initiator_blade_killed_mid_bench_fails_fast_and_returns() {
             "--dead-time",
             "3",
         ],
-    ));
+    );
     sleep(Duration::from_millis(1500));
     lab.blade(1, 0).kill().expect("kill vblade");
     let killed = Instant::now();
-    let (code, out, err) = run
-        .wait(Duration::from_secs_f64(dead + 7.0))
-        .expect("bench must end within the dead time, not hang");
+    let (code, v, err) = run.report(Duration::from_secs_f64(dead + 7.0));
     let took = killed.elapsed().as_secs_f64();
     assert!(took < dead + 3.0, "ended {took:.1} s after the kill");
-    assert_ne!(code, 0, "{out}\n{err}");
-    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_ne!(code, 0, "{v}\n{err}");
     assert!(n(&v, "errors") > 0, "{v}");
     assert!(n(&v, "ios") > 0, "it was working before the kill: {v}");
     assert!(err.contains("down"), "{err}");
     // The blade comes back: a new bench works, nothing else restarted.
     lab.blade(1, 0).restart().expect("restart vblade");
-    let (code, v, err) = bench(
+    bench_clean(
         &lab,
         &[
             "--iface", &ini, "--device", "1.0", "--rw", "verify", "--span", "4M",
         ],
         Duration::from_secs(60),
     );
-    assert_eq!(code, 0, "{v}\n{err}");
-    assert_eq!((n(&v, "errors"), n(&v, "mismatches")), (0, 0), "{v}");
 }
 
 #[test]
@@ -344,11 +350,9 @@ fn initiator_two_paths_survive_one_link_down() {
         Duration::from_secs(60),
     );
     assert_eq!(code, 0, "{v}");
-    let mut run = Running::spawn(aoeraid(
+    let mut run = spawn_bench(
         &lab,
         &[
-            "bench",
-            "--json",
             "--iface",
             &ini0,
             "--iface",
@@ -364,25 +368,19 @@ fn initiator_two_paths_survive_one_link_down() {
             "--span",
             "8M",
         ],
-    ));
+    );
     sleep(Duration::from_millis(1500));
     lab.blade(0, 3).link_down(0).expect("link down");
-    let (code, out, err) = run.wait(Duration::from_secs(30)).expect("bench ends");
-    assert_eq!(code, 0, "{out}\n{err}");
-    let v: Value = serde_json::from_str(&out).expect("JSON");
+    let (code, v, err) = run.report(Duration::from_secs(30));
+    assert_eq!(code, 0, "{v}\n{err}");
     assert_eq!(n(&v, "errors"), 0, "{v}");
     // And the surviving path still serves the right data.
-    let (code, v, _) = bench(
+    bench_clean(
         &lab,
         &[
             "--iface", &ini0, "--iface", &ini1, "--device", "0.3", "--rw", "check", "--span", "8M",
             "--seed", "3",
         ],
         Duration::from_secs(60),
-    );
-    assert_eq!(
-        (code, n(&v, "mismatches"), n(&v, "errors")),
-        (0, 0, 0),
-        "{v}"
     );
 }

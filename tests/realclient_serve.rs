@@ -7,7 +7,7 @@
 
 use aoeraid_lab as lab;
 
-use lab::{ClientSpec, Lab, LabConfig, Outcome, Proc, Workload};
+use lab::{assert_fsck_clean, ClientSpec, Lab, LabConfig, Outcome, Proc, Workload};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -71,30 +71,13 @@ fn serve_one_guest_smoke_ext4_stat_revalidate() {
     assert!(grew, "the revalidate hook never ran");
     assert_eq!(r.outcome("smoke"), Some(Outcome::Pass));
     assert_eq!(r.outcome("ext4"), Some(Outcome::Pass));
-    assert_eq!(r.metric("stat", "state"), Some("up"));
-    assert_eq!(
-        r.metric("stat", "payload"),
-        Some("1024"),
-        "2 sectors per frame at MTU 1500"
-    );
-    assert_eq!(
-        r.metric("revalidate", "new_sectors"),
-        Some((grown / 512).to_string().as_str())
-    );
+    r.assert_stat(1500);
+    r.assert_revalidated(grown);
     srv.terminate(Duration::from_secs(5)).expect("stop serve");
     let log = srv.log();
     assert!(log.contains("stopped;"), "serve log: {log}");
     eprintln!("serve: {}", log.lines().last().unwrap_or_default());
-    let fsck = std::process::Command::new("e2fsck")
-        .arg("-fn")
-        .arg(&file)
-        .output()
-        .expect("e2fsck");
-    assert!(
-        fsck.status.success(),
-        "host e2fsck: {}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    assert_fsck_clean(&file);
     eprintln!(
         "serve_one_guest: {:.1}s total, guest wall {:.1}s",
         t.elapsed().as_secs_f64(),
@@ -121,21 +104,7 @@ fn serve_two_guests_halves_jumbo() {
     let port = lab.add_front_port().expect("front port");
     let file = lab.sparse_file("export.img", 33 * MIB).expect("store");
     let _srv = serve(&lab, &port, &file, 2, 0);
-    let spec = ClientSpec::new("e2.0", &[Workload::Halves, Workload::Stat])
-        .timeout(Duration::from_secs(300));
-    let res = lab.boot_clients(&[spec.clone(), spec]).expect("boot");
-    for r in &res {
-        eprintln!("{}", r.summary());
-        r.assert_passed();
-        assert_eq!(r.metric("halves", "share_MB"), Some("16"));
-        assert_eq!(r.metric("halves", "other_shares_verified"), Some("1"));
-        assert_eq!(
-            r.metric("stat", "payload"),
-            Some("8704"),
-            "17 sectors per frame at MTU 9000"
-        );
-    }
-    assert_ne!(res[0].mac, res[1].mac);
+    lab.two_guests_halves("e2.0", Duration::from_secs(300));
     eprintln!(
         "serve_two_guests_halves_jumbo: {:.1}s total",
         t.elapsed().as_secs_f64()

@@ -7,7 +7,7 @@ use aoeraid_lab as lab;
 
 use std::time::{Duration, Instant};
 
-use lab::{BladeSpec, ClientSpec, Lab, Outcome, Segment, Workload};
+use lab::{assert_fsck_clean, BladeSpec, ClientSpec, Lab, Outcome, Segment, Workload};
 
 const MIB: u64 = 1 << 20;
 
@@ -65,30 +65,13 @@ fn one_guest_smoke_ext4_stat_revalidate() {
     r.assert_passed();
     assert!(grew, "the revalidate hook never ran");
     assert_eq!(r.outcome("ext4"), Some(Outcome::Pass));
-    assert_eq!(r.metric("stat", "state"), Some("up"));
-    assert_eq!(
-        r.metric("stat", "payload"),
-        Some("1024"),
-        "2 sectors per frame at MTU 1500"
-    );
-    assert_eq!(
-        r.metric("revalidate", "new_sectors"),
-        Some((grown / 512).to_string().as_str())
-    );
+    r.assert_stat(1500);
+    r.assert_revalidated(grown);
     assert!(r.metric_f64("smoke", "write_MBps").is_some_and(|v| v > 0.0));
 
     // The filesystem the guest left behind, checked on the host from the file.
     blade.kill().expect("stop blade");
-    let fsck = std::process::Command::new("e2fsck")
-        .arg("-fn")
-        .arg(blade.path())
-        .output()
-        .expect("e2fsck");
-    assert!(
-        fsck.status.success(),
-        "host e2fsck: {}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    assert_fsck_clean(blade.path());
     eprintln!(
         "one_guest_smoke_ext4_stat_revalidate: {:.1}s total, guest wall {:.1}s, /init at {:?}s",
         t.elapsed().as_secs_f64(),
@@ -111,21 +94,7 @@ fn two_guests_halves_jumbo() {
         &[BladeSpec::new(2, 0, 33 * MIB).on(&[Segment::FRONT])],
     )
     .expect("lab");
-    let spec = ClientSpec::new("e2.0", &[Workload::Halves, Workload::Stat])
-        .timeout(Duration::from_secs(240));
-    let res = lab.boot_clients(&[spec.clone(), spec]).expect("boot");
-    for r in &res {
-        eprintln!("{}", r.summary());
-        r.assert_passed();
-        assert_eq!(r.metric("halves", "share_MB"), Some("16"));
-        assert_eq!(r.metric("halves", "other_shares_verified"), Some("1"));
-        assert_eq!(
-            r.metric("stat", "payload"),
-            Some("8704"),
-            "17 sectors per frame at MTU 9000"
-        );
-    }
-    assert_ne!(res[0].mac, res[1].mac);
+    lab.two_guests_halves("e2.0", Duration::from_secs(240));
     eprintln!(
         "two_guests_halves_jumbo: {:.1}s total",
         t.elapsed().as_secs_f64()

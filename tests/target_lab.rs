@@ -31,18 +31,8 @@ fn serve_with(lab: &Lab, iface: &str, file: &Path, extra: &[&str]) -> Proc {
 }
 
 fn wait_up(c: &RawClient) {
-    let t = Instant::now();
-    let mut tag = 0x100;
-    while t.elapsed() < Duration::from_secs(15) {
-        tag += 1;
-        if c.call(&config_read(c.mac, SHELF, SLOT, tag), tag)
-            .expect("io")
-            .is_some()
-        {
-            return;
-        }
-    }
-    panic!("target never answered");
+    let up = c.wait_up(SHELF, SLOT, Duration::from_secs(15)).expect("io");
+    assert!(up, "target never answered");
 }
 
 fn setup(name: &str) -> (Lab, String, RawClient, std::path::PathBuf) {
@@ -50,7 +40,7 @@ fn setup(name: &str) -> (Lab, String, RawClient, std::path::PathBuf) {
     let tgt = lab.add_front_port().expect("target port");
     let cli = lab.add_front_port().expect("client port");
     let file = lab.sparse_file("store.img", 4 * MIB).expect("store");
-    let c = RawClient::open(lab.ns(), &cli, &lab.mac(&cli).unwrap()).expect("raw client");
+    let c = lab.raw_client(&cli).expect("raw client");
     (lab, tgt, c, file)
 }
 
@@ -136,7 +126,7 @@ fn target_mask_and_reservation_second_mac() {
     }
     let (lab, tgt, a, file) = setup("tgt-acl");
     let bport = lab.add_front_port().expect("port");
-    let b = RawClient::open(lab.ns(), &bport, &lab.mac(&bport).unwrap()).expect("client B");
+    let b = lab.raw_client(&bport).expect("client B");
     let _srv = serve(&lab, &tgt, &file);
     wait_up(&a);
     wait_up(&b);
@@ -247,7 +237,7 @@ fn target_two_threads_share_state() {
     }
     let (lab, tgt, a, file) = setup("tgt-threads");
     let bport = lab.add_front_port().expect("port");
-    let b = RawClient::open(lab.ns(), &bport, &lab.mac(&bport).unwrap()).expect("client B");
+    let b = lab.raw_client(&bport).expect("client B");
     let mut srv = serve_with(&lab, &tgt, &file, &["--threads", "2"]);
     wait_up(&a);
     for i in 0..40u32 {

@@ -119,7 +119,7 @@ pub(crate) struct Blade {
 }
 
 impl Blade {
-    pub fn new(shelf: u16, slot: u8, window: Window) -> Blade {
+    pub(crate) fn new(shelf: u16, slot: u8, window: Window) -> Blade {
         Blade {
             shelf,
             slot,
@@ -146,7 +146,7 @@ impl Blade {
     }
 
     /// Blade-wide frame size: the smallest limit over all paths (as Linux).
-    pub fn recompute_sectors_per_frame(&mut self) {
+    pub(crate) fn recompute_sectors_per_frame(&mut self) {
         let min = self.paths.iter().map(|p| p.sector_limit).min().unwrap_or(0);
         self.sectors_per_frame = aoe_wire::effective_sector_count(min);
     }
@@ -154,7 +154,7 @@ impl Blade {
     /// Picks a path for a send: round robin over healthy paths, falling back
     /// to all paths when none is healthy. `avoid` is the path of the previous
     /// send of the same frame (a retransmission rotates away from it).
-    pub fn pick_path(
+    pub(crate) fn pick_path(
         &mut self,
         now: Instant,
         limit: u32,
@@ -189,7 +189,7 @@ impl Blade {
         Some(i as u16)
     }
 
-    pub fn snapshot_stats(&self, cfg: &crate::PoolConfig) -> BladeStats {
+    pub(crate) fn snapshot_stats(&self, cfg: &crate::PoolConfig) -> BladeStats {
         let mut s = self.stats;
         s.srtt_us = self.rtt.srtt().as_micros() as u64;
         s.rttvar_us = self.rtt.rttvar().as_micros() as u64;

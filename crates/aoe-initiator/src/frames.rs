@@ -63,7 +63,7 @@ pub(crate) struct FrameSlab {
 }
 
 impl FrameSlab {
-    pub fn new() -> FrameSlab {
+    pub(crate) fn new() -> FrameSlab {
         FrameSlab {
             slots: Vec::new(),
             free: VecDeque::new(),
@@ -71,7 +71,7 @@ impl FrameSlab {
         }
     }
 
-    pub fn insert(&mut self, frame: Frame) -> Option<u16> {
+    pub(crate) fn insert(&mut self, frame: Frame) -> Option<u16> {
         let idx = match self.free.pop_front() {
             Some(i) => i,
             None if self.slots.len() < MAX_FRAMES => {
@@ -88,7 +88,7 @@ impl FrameSlab {
         Some(idx)
     }
 
-    pub fn remove(&mut self, idx: u16) -> Option<Frame> {
+    pub(crate) fn remove(&mut self, idx: u16) -> Option<Frame> {
         let slot = self.slots.get_mut(usize::from(idx))?;
         let f = slot.frame.take()?;
         // Retire the tag of the last send so a late reply cannot match.
@@ -98,33 +98,33 @@ impl FrameSlab {
         Some(f)
     }
 
-    pub fn get(&self, idx: u16) -> Option<&Frame> {
+    pub(crate) fn get(&self, idx: u16) -> Option<&Frame> {
         self.slots.get(usize::from(idx))?.frame.as_ref()
     }
 
-    pub fn get_mut(&mut self, idx: u16) -> Option<&mut Frame> {
+    pub(crate) fn get_mut(&mut self, idx: u16) -> Option<&mut Frame> {
         self.slots.get_mut(usize::from(idx))?.frame.as_mut()
     }
 
     /// New tag for the next send of `idx` (the previous one stops matching).
-    pub fn next_tag(&mut self, idx: u16) -> u32 {
+    pub(crate) fn next_tag(&mut self, idx: u16) -> u32 {
         let slot = &mut self.slots[usize::from(idx)];
         slot.generation = (slot.generation + 1) & GEN_MASK;
         Self::tag_of(idx, slot.generation)
     }
 
     /// Makes the current tag of `idx` stop matching (timed out, awaiting resend).
-    pub fn retire_tag(&mut self, idx: u16) {
+    pub(crate) fn retire_tag(&mut self, idx: u16) {
         let slot = &mut self.slots[usize::from(idx)];
         slot.generation = (slot.generation + 1) & GEN_MASK;
     }
 
-    pub fn tag_of(idx: u16, generation: u16) -> u32 {
+    pub(crate) fn tag_of(idx: u16, generation: u16) -> u32 {
         TAG_BIT | u32::from(generation) << 16 | u32::from(idx)
     }
 
     /// The slot whose current send carries `tag`, if that send is on the wire.
-    pub fn lookup(&self, tag: u32) -> Option<u16> {
+    pub(crate) fn lookup(&self, tag: u32) -> Option<u16> {
         if tag & TAG_BIT == 0 {
             return None;
         }
@@ -138,7 +138,7 @@ impl FrameSlab {
     }
 
     /// The slot whose live frame's previous send carried `tag`.
-    pub fn lookup_superseded(&self, tag: u32) -> Option<u16> {
+    pub(crate) fn lookup_superseded(&self, tag: u32) -> Option<u16> {
         if tag & TAG_BIT == 0 {
             return None;
         }
@@ -151,7 +151,7 @@ impl FrameSlab {
     }
 
     /// Slot indices of live frames (allocated vector-free iteration).
-    pub fn live_indices(&self) -> impl Iterator<Item = u16> + '_ {
+    pub(crate) fn live_indices(&self) -> impl Iterator<Item = u16> + '_ {
         self.slots
             .iter()
             .enumerate()
@@ -159,7 +159,7 @@ impl FrameSlab {
             .map(|(i, _)| i as u16)
     }
 
-    pub fn live(&self) -> usize {
+    pub(crate) fn live(&self) -> usize {
         self.live
     }
 }

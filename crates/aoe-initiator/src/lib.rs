@@ -13,13 +13,13 @@
 //!   shelf.slot) and adds its (local interface, blade MAC) path.
 //! * **IDENTIFY** for capacity and LBA48 support; [`Pool::reidentify`]
 //!   refreshes it, a changed capacity is an [`Event::CapacityChanged`].
-//! * **Window** from the Buffer Count (AIMD, see [`window`]), **sectors per
+//! * **Window** from the Buffer Count (AIMD, see `window`), **sectors per
 //!   frame** = min over paths of min(local MTU limit, advertised Sector
 //!   Count), 0 → 2.
 //! * **Tags** unique per send (see `frames`); a reply is accepted only if its
 //!   tag is live **and** its source MAC, receiving interface, shelf.slot and
 //!   command match the send; anything else is dropped and counted.
-//! * **Retransmission** on an adaptive timeout (Jacobson/Karels, see [`rtt`])
+//! * **Retransmission** on an adaptive timeout (Jacobson/Karels, see `rtt`)
 //!   with exponential backoff, each time with a new tag and on the next path.
 //! * **Dead blades**: a frame unanswered for [`PoolConfig::dead_time`] marks
 //!   the blade down and fails every outstanding I/O with [`IoError::BladeDown`];
@@ -33,10 +33,10 @@ mod config;
 mod frames;
 mod io;
 mod pool;
-pub mod rtt;
+mod rtt;
 #[cfg(feature = "sim")]
 pub mod sim;
-pub mod window;
+mod window;
 
 pub use blade::{BladeId, BladeInfo, BladeState, BladeStats, Path};
 pub use config::PoolConfig;

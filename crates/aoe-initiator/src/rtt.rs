@@ -8,7 +8,7 @@ use crate::PoolConfig;
 
 /// Smoothed RTT and mean deviation, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RttEstimator {
+pub(crate) struct RttEstimator {
     srtt_ns: u64,
     rttvar_ns: u64,
     samples: u64,
@@ -20,7 +20,7 @@ const JITTER_NS: u64 = 200_000;
 
 impl RttEstimator {
     /// Feeds one measured round trip.
-    pub fn sample(&mut self, rtt: Duration) {
+    pub(crate) fn sample(&mut self, rtt: Duration) {
         let r = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX / 4);
         if self.samples == 0 {
             self.srtt_ns = r;
@@ -35,18 +35,13 @@ impl RttEstimator {
     }
 
     /// Smoothed RTT (zero before the first sample).
-    pub fn srtt(&self) -> Duration {
+    pub(crate) fn srtt(&self) -> Duration {
         Duration::from_nanos(self.srtt_ns)
     }
 
     /// Mean deviation (zero before the first sample).
-    pub fn rttvar(&self) -> Duration {
+    pub(crate) fn rttvar(&self) -> Duration {
         Duration::from_nanos(self.rttvar_ns)
-    }
-
-    /// Number of samples taken.
-    pub fn samples(&self) -> u64 {
-        self.samples
     }
 
     /// `2·srtt + 8·rttvar` (the Linux driver's formula, twice TCP's) clamped
@@ -55,7 +50,7 @@ impl RttEstimator {
     /// appliance's latency swings with queueing behind other writes, and
     /// every spurious timeout resends a write (a stale copy that may land
     /// late) and halves the window.
-    pub fn rto(&self, cfg: &PoolConfig) -> Duration {
+    pub(crate) fn rto(&self, cfg: &PoolConfig) -> Duration {
         if self.samples == 0 {
             return cfg
                 .rto_initial
@@ -70,7 +65,7 @@ impl RttEstimator {
 
     /// Timeout of a send that is the `retries`-th retransmission: the RTO
     /// doubled per retry, capped at the ceiling.
-    pub fn backoff(&self, cfg: &PoolConfig, retries: u32) -> Duration {
+    pub(crate) fn backoff(&self, cfg: &PoolConfig, retries: u32) -> Duration {
         let base = self.rto(cfg);
         let factor = 1u32 << retries.min(16);
         base.saturating_mul(factor).min(cfg.rto_max.max(base))

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 /// AIMD window state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     cwnd: u32,
     ssthresh: u32,
     max: u32,
@@ -26,7 +26,7 @@ pub struct Window {
 
 /// Why a Buffer Count was not used as advertised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowNote {
+pub(crate) enum WindowNote {
     /// 0 or 1: the blade can queue at most one request; window fixed at 1.
     TinyBufferCount(u16),
     /// Above the configured cap.
@@ -35,7 +35,7 @@ pub enum WindowNote {
 
 impl Window {
     /// Window for a blade advertising `buffer_count`, capped at `cap`.
-    pub fn new(buffer_count: u16, cap: u16) -> (Window, Option<WindowNote>) {
+    pub(crate) fn new(buffer_count: u16, cap: u16) -> (Window, Option<WindowNote>) {
         let (max, note) = Self::limit(buffer_count, cap);
         let start = (max / 2).max(1);
         (
@@ -70,7 +70,7 @@ impl Window {
 
     /// A new Buffer Count from a later config reply. A smaller one pulls
     /// the window down at once.
-    pub fn set_buffer_count(&mut self, buffer_count: u16, cap: u16) -> Option<WindowNote> {
+    pub(crate) fn set_buffer_count(&mut self, buffer_count: u16, cap: u16) -> Option<WindowNote> {
         let (max, note) = Self::limit(buffer_count, cap);
         self.max = max;
         self.cwnd = self.cwnd.min(max);
@@ -79,22 +79,17 @@ impl Window {
     }
 
     /// Frames that may be outstanding now.
-    pub fn cwnd(&self) -> u32 {
+    pub(crate) fn cwnd(&self) -> u32 {
         self.cwnd
     }
 
     /// Upper bound from the Buffer Count.
-    pub fn max(&self) -> u32 {
+    pub(crate) fn max(&self) -> u32 {
         self.max
     }
 
-    /// Slow-start threshold.
-    pub fn ssthresh(&self) -> u32 {
-        self.ssthresh
-    }
-
     /// A reply matched.
-    pub fn on_reply(&mut self) {
+    pub(crate) fn on_reply(&mut self) {
         if self.cwnd >= self.max {
             return;
         }
@@ -112,7 +107,7 @@ impl Window {
     /// The last cut was spurious (the timed-out send was answered after
     /// all): restores the window it cut, at most once per cut. True if a cut
     /// was undone.
-    pub fn undo_cut(&mut self) -> bool {
+    pub(crate) fn undo_cut(&mut self) -> bool {
         match self.before_cut.take() {
             Some((cwnd, ssthresh)) => {
                 self.cwnd = self.cwnd.max(cwnd).min(self.max);
@@ -125,7 +120,7 @@ impl Window {
 
     /// A frame timed out at `now`; `rto` is the current timeout, which
     /// bounds one loss episode.
-    pub fn on_timeout(&mut self, now: Instant, rto: std::time::Duration) {
+    pub(crate) fn on_timeout(&mut self, now: Instant, rto: std::time::Duration) {
         if self.recover_until.is_some_and(|t| now < t) {
             return;
         }
@@ -190,9 +185,9 @@ mod tests {
         let (mut w, _) = Window::new(32, 64);
         assert!(!w.undo_cut(), "nothing to undo before a cut");
         w.on_timeout(t0, Duration::from_millis(10));
-        assert_eq!((w.cwnd(), w.ssthresh()), (8, 8));
+        assert_eq!((w.cwnd(), w.ssthresh), (8, 8));
         assert!(w.undo_cut());
-        assert_eq!((w.cwnd(), w.ssthresh()), (16, 16));
+        assert_eq!((w.cwnd(), w.ssthresh), (16, 16));
         assert!(!w.undo_cut(), "one undo per cut");
         assert_eq!(w.cwnd(), 16);
     }

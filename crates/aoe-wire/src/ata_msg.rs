@@ -7,12 +7,12 @@ use crate::{
 
 /// Byte offsets of the ATA argument fields.
 mod field {
-    pub const AFLAGS: usize = 24;
-    pub const ERR_FEATURE: usize = 25;
-    pub const SECTOR_COUNT: usize = 26;
-    pub const CMD_STATUS: usize = 27;
-    pub const LBA: usize = 28;
-    pub const RESERVED: usize = 34;
+    pub(super) const AFLAGS: usize = 24;
+    pub(super) const ERR_FEATURE: usize = 25;
+    pub(super) const SECTOR_COUNT: usize = 26;
+    pub(super) const CMD_STATUS: usize = 27;
+    pub(super) const LBA: usize = 28;
+    pub(super) const RESERVED: usize = 34;
 }
 
 /// Largest LBA the six LBA bytes can carry.

@@ -7,12 +7,12 @@ use crate::{
 
 /// Byte offsets of the Query Config argument fields.
 mod field {
-    pub const BUFFER_COUNT: usize = 24;
-    pub const FIRMWARE: usize = 26;
-    pub const SECTOR_COUNT: usize = 28;
-    pub const VER_CCMD: usize = 29;
-    pub const CONFIG_LEN: usize = 30;
-    pub const CONFIG: usize = 32;
+    pub(super) const BUFFER_COUNT: usize = 24;
+    pub(super) const FIRMWARE: usize = 26;
+    pub(super) const SECTOR_COUNT: usize = 28;
+    pub(super) const VER_CCMD: usize = 29;
+    pub(super) const CONFIG_LEN: usize = 30;
+    pub(super) const CONFIG: usize = 32;
 }
 
 /// Config subcommand (low nibble of byte 29).

@@ -7,15 +7,15 @@ use crate::{
 
 /// Byte offsets of the header fields.
 mod field {
-    pub const DST: usize = 0;
-    pub const SRC: usize = 6;
-    pub const ETHERTYPE: usize = 12;
-    pub const VER_FLAGS: usize = 14;
-    pub const ERROR: usize = 15;
-    pub const MAJOR: usize = 16;
-    pub const MINOR: usize = 18;
-    pub const COMMAND: usize = 19;
-    pub const TAG: usize = 20;
+    pub(super) const DST: usize = 0;
+    pub(super) const SRC: usize = 6;
+    pub(super) const ETHERTYPE: usize = 12;
+    pub(super) const VER_FLAGS: usize = 14;
+    pub(super) const ERROR: usize = 15;
+    pub(super) const MAJOR: usize = 16;
+    pub(super) const MINOR: usize = 18;
+    pub(super) const COMMAND: usize = 19;
+    pub(super) const TAG: usize = 20;
 }
 
 /// R flag (response), in byte 14.

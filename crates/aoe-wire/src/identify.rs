@@ -10,40 +10,40 @@ const LBA28_MAX_SECTORS: u64 = 0x0FFF_FFFF;
 
 /// Word numbers and bits used here.
 mod word {
-    pub const GENERAL: usize = 0;
-    pub const CYLINDERS: usize = 1;
-    pub const HEADS: usize = 3;
-    pub const SECTORS_PER_TRACK: usize = 6;
-    pub const SERIAL: usize = 10;
-    pub const FIRMWARE: usize = 23;
-    pub const MODEL: usize = 27;
-    pub const MULTIPLE: usize = 47;
-    pub const CAPS: usize = 49;
-    pub const CAPS2: usize = 50;
-    pub const VALIDITY: usize = 53;
-    pub const CUR_CYLINDERS: usize = 54;
-    pub const CUR_HEADS: usize = 55;
-    pub const CUR_SECTORS: usize = 56;
-    pub const CUR_CAPACITY: usize = 57;
-    pub const LBA28_CAPACITY: usize = 60;
-    pub const MAJOR_VERSION: usize = 80;
-    pub const CMDSET1: usize = 82;
-    pub const CMDSET2: usize = 83;
-    pub const CMDSET_EXT: usize = 84;
-    pub const ENABLED1: usize = 85;
-    pub const ENABLED2: usize = 86;
-    pub const DEFAULTS: usize = 87;
-    pub const RESET_RESULT: usize = 93;
-    pub const LBA48_CAPACITY: usize = 100;
-    pub const INTEGRITY: usize = 255;
+    pub(super) const GENERAL: usize = 0;
+    pub(super) const CYLINDERS: usize = 1;
+    pub(super) const HEADS: usize = 3;
+    pub(super) const SECTORS_PER_TRACK: usize = 6;
+    pub(super) const SERIAL: usize = 10;
+    pub(super) const FIRMWARE: usize = 23;
+    pub(super) const MODEL: usize = 27;
+    pub(super) const MULTIPLE: usize = 47;
+    pub(super) const CAPS: usize = 49;
+    pub(super) const CAPS2: usize = 50;
+    pub(super) const VALIDITY: usize = 53;
+    pub(super) const CUR_CYLINDERS: usize = 54;
+    pub(super) const CUR_HEADS: usize = 55;
+    pub(super) const CUR_SECTORS: usize = 56;
+    pub(super) const CUR_CAPACITY: usize = 57;
+    pub(super) const LBA28_CAPACITY: usize = 60;
+    pub(super) const MAJOR_VERSION: usize = 80;
+    pub(super) const CMDSET1: usize = 82;
+    pub(super) const CMDSET2: usize = 83;
+    pub(super) const CMDSET_EXT: usize = 84;
+    pub(super) const ENABLED1: usize = 85;
+    pub(super) const ENABLED2: usize = 86;
+    pub(super) const DEFAULTS: usize = 87;
+    pub(super) const RESET_RESULT: usize = 93;
+    pub(super) const LBA48_CAPACITY: usize = 100;
+    pub(super) const INTEGRITY: usize = 255;
 
     /// "Word contents valid" pattern (bit 14 set, bit 15 clear).
-    pub const VALID: u16 = 0x4000;
-    pub const BIT_SMART: u16 = 1 << 0;
-    pub const BIT_LBA48: u16 = 1 << 10;
-    pub const BIT_FLUSH: u16 = 1 << 12;
-    pub const BIT_FLUSH_EXT: u16 = 1 << 13;
-    pub const BIT_LBA: u16 = 1 << 9;
+    pub(super) const VALID: u16 = 0x4000;
+    pub(super) const BIT_SMART: u16 = 1 << 0;
+    pub(super) const BIT_LBA48: u16 = 1 << 10;
+    pub(super) const BIT_FLUSH: u16 = 1 << 12;
+    pub(super) const BIT_FLUSH_EXT: u16 = 1 << 13;
+    pub(super) const BIT_LBA: u16 = 1 << 9;
 }
 
 /// Legacy geometry reported in words 1/3/6 and 54–58 (Linux reads it only

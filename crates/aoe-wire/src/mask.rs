@@ -8,11 +8,11 @@ use crate::{
 
 /// Byte offsets of the MAC Mask argument fields.
 mod field {
-    pub const RESERVED: usize = 24;
-    pub const MCMD: usize = 25;
-    pub const MERROR: usize = 26;
-    pub const DIR_COUNT: usize = 27;
-    pub const DIRECTIVES: usize = 28;
+    pub(super) const RESERVED: usize = 24;
+    pub(super) const MCMD: usize = 25;
+    pub(super) const MERROR: usize = 26;
+    pub(super) const DIR_COUNT: usize = 27;
+    pub(super) const DIRECTIVES: usize = 28;
 }
 
 /// Bytes per directive: reserved, DCmd, MAC.

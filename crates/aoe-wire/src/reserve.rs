@@ -8,9 +8,9 @@ use crate::{
 
 /// Byte offsets of the Reserve/Release argument fields.
 mod field {
-    pub const RCMD: usize = 24;
-    pub const NMACS: usize = 25;
-    pub const MACS: usize = 26;
+    pub(super) const RCMD: usize = 24;
+    pub(super) const NMACS: usize = 25;
+    pub(super) const MACS: usize = 26;
 }
 
 const MAC_LEN: usize = 6;

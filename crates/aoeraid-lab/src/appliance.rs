@@ -4,13 +4,12 @@
 //! `aoeraid run` with the helpers every appliance test polls it through
 //! (status, metrics, events, bench, grow, reload).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::{BladeSpec, Daemon, Lab, Proc, RawClient, Segment};
+use crate::{write_script, BladeSpec, Daemon, Lab, Proc, RawClient, Segment};
 
 /// Where the daemon serves /metrics: its own loopback in the lab namespace,
 /// so every lab can use the same port.
@@ -47,14 +46,9 @@ impl Appliance {
         let client = lab.add_port(&Segment::FRONT, "cli").expect("client port");
         let dir = lab.dir().to_path_buf();
         let events = dir.join("events.log");
-        let prog = lab
-            .write_file(
-                "on-event",
-                &format!("#!/bin/sh\necho \"$@\" >> {}\n", events.display()),
-            )
+        let prog = dir.join("on-event");
+        write_script(&prog, &format!("echo \"$@\" >> {}", events.display()))
             .expect("event program");
-        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755))
-            .expect("event program mode");
         let a = &mut config.appliance;
         a.name = "lab".into();
         a.state_dir = Some(dir.join("state"));
@@ -255,8 +249,7 @@ impl Appliance {
 
     /// A raw AoE socket on the client port.
     pub fn raw_client(&self) -> RawClient {
-        let mac = self.lab.mac(&self.client).expect("client mac");
-        RawClient::open(self.lab.ns(), &self.client, &mac).expect("raw client")
+        self.lab.raw_client(&self.client).expect("raw client")
     }
 
     /// `aoeraid grow VOLUME --add ARRAY`, retried while the daemon answers

@@ -23,11 +23,12 @@ mod proc;
 mod raw;
 mod relay;
 mod sh;
+mod tempdir;
 
 pub use appliance::{metric, metric_sum, Appliance};
 pub use blade::{Blade, BladeSpec};
 pub use capture::{Capture, CaptureFile, CaptureSummary};
-pub use client::{ClientResult, ClientSpec, Outcome, Workload};
+pub use client::{assert_fsck_clean, ClientResult, ClientSpec, Outcome, Workload};
 pub use config::{
     ApplianceSection, Array, Backend, Bitmap, Config, Export, Frontend, Level, Volume,
 };
@@ -36,6 +37,7 @@ pub use impair::{Direction, Impairment, Netem, Tbf};
 pub use proc::Proc;
 pub use raw::RawClient;
 pub use relay::RelayStats;
+pub use tempdir::{write_script, TempDir};
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;

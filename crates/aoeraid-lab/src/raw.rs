@@ -6,8 +6,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::frames::ETH_P_AOE;
-use crate::netns;
+use crate::frames::{self, ETH_P_AOE};
+use crate::{netns, Lab};
 
 /// A raw AoE socket bound to one interface of a network namespace.
 pub struct RawClient {
@@ -100,6 +100,23 @@ impl RawClient {
         Ok(None)
     }
 
+    /// Polls `shelf`.`slot` with Query Config until it answers; false if it
+    /// did not within `limit`.
+    pub fn wait_up(&self, shelf: u16, slot: u8, limit: Duration) -> io::Result<bool> {
+        let t = Instant::now();
+        let mut tag = 0x100;
+        while t.elapsed() < limit {
+            tag += 1;
+            if self
+                .call(&frames::config_read(self.mac, shelf, slot, tag), tag)?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Sends `frame` (whose tag is `tag`) and waits for its reply, retrying.
     pub fn call(&self, frame: &[u8], tag: u32) -> io::Result<Option<Vec<u8>>> {
         for _ in 0..3 {
@@ -109,5 +126,12 @@ impl RawClient {
             }
         }
         Ok(None)
+    }
+}
+
+impl Lab {
+    /// A raw AoE socket on the lab port `iface`.
+    pub fn raw_client(&self, iface: &str) -> io::Result<RawClient> {
+        RawClient::open(self.ns(), iface, &self.mac(iface)?)
     }
 }

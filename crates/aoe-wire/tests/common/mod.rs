@@ -2,12 +2,12 @@
 
 use aoe_wire::Mac;
 
-pub const INITIATOR: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
-pub const TARGET: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
+pub(crate) const INITIATOR: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
+pub(crate) const TARGET: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
 
 /// Header bytes (dst TARGET, src INITIATOR unless `response`, e7.3, tag
 /// 0x8000_0001) followed by `arg`, not padded.
-pub fn frame(byte14: u8, error: u8, command: u8, arg: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(byte14: u8, error: u8, command: u8, arg: &[u8]) -> Vec<u8> {
     let (dst, src) = if byte14 & 0x08 != 0 {
         (INITIATOR, TARGET)
     } else {
@@ -24,7 +24,7 @@ pub fn frame(byte14: u8, error: u8, command: u8, arg: &[u8]) -> Vec<u8> {
 }
 
 /// `f` zero-padded to 60 bytes.
-pub fn padded(mut f: Vec<u8>) -> Vec<u8> {
+pub(crate) fn padded(mut f: Vec<u8>) -> Vec<u8> {
     if f.len() < 60 {
         f.resize(60, 0);
     }

@@ -160,6 +160,23 @@ impl Lab {
         Ok(self.boot_clients_with(&[spec], |_, _| {})?.remove(0))
     }
 
+    /// Two guests at once on `target` at the lab's MTU, each writing and
+    /// verifying its half with O_DIRECT and then the other's (the `halves`
+    /// workload); asserts they both did, with the frame size the MTU allows.
+    pub fn two_guests_halves(&self, target: &str, timeout: Duration) -> Vec<ClientResult> {
+        let spec = ClientSpec::new(target, &[Workload::Halves, Workload::Stat]).timeout(timeout);
+        let res = self.boot_clients(&[spec.clone(), spec]).expect("boot");
+        for r in &res {
+            eprintln!("{}", r.summary());
+            r.assert_passed();
+            assert_eq!(r.metric("halves", "share_MB"), Some("16"));
+            assert_eq!(r.metric("halves", "other_shares_verified"), Some("1"));
+            r.assert_stat(self.mtu());
+        }
+        assert_ne!(res[0].mac, res[1].mac);
+        res
+    }
+
     /// Boots all guests at once (guest i gets AOE_GUEST_INDEX=i,
     /// AOE_GUEST_COUNT=len) and waits for all of them.
     pub fn boot_clients(&self, specs: &[ClientSpec]) -> io::Result<Vec<ClientResult>> {
@@ -197,9 +214,7 @@ impl Lab {
         })();
         if let Err(e) = result {
             for r in &running {
-                for t in &r.taps {
-                    let _ = ip(self.ns(), &["link", "del", t]);
-                }
+                self.del_taps(&r.taps);
             }
             return Err(e);
         }
@@ -263,12 +278,16 @@ impl Lab {
                     )
                 });
             }
-            for t in &r.taps {
-                let _ = ip(self.ns(), &["link", "del", t]);
-            }
+            self.del_taps(&r.taps);
             results.push(res);
         }
         Ok(results)
+    }
+
+    fn del_taps(&self, taps: &[String]) {
+        for t in taps {
+            let _ = ip(self.ns(), &["link", "del", t]);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -295,9 +314,7 @@ impl Lab {
         match self.guest_with_taps(n, index, count, spec, kernel, base, seed, accel, &mut taps) {
             Ok(r) => Ok(r),
             Err(e) => {
-                for t in &taps {
-                    let _ = ip(self.ns(), &["link", "del", t]);
-                }
+                self.del_taps(&taps);
                 Err(e)
             }
         }
@@ -432,4 +449,19 @@ impl Lab {
             mac: nics[0].1.clone(),
         })
     }
+}
+
+/// Asserts `e2fsck -fn` finds the ext4 a guest left in `image` (a blade's or
+/// an export's file, checked on the host) clean.
+pub fn assert_fsck_clean(image: &std::path::Path) {
+    let fsck = std::process::Command::new("e2fsck")
+        .arg("-fn")
+        .arg(image)
+        .output()
+        .expect("e2fsck");
+    assert!(
+        fsck.status.success(),
+        "host e2fsck: {}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
 }

@@ -151,6 +151,34 @@ impl ClientResult {
         s
     }
 
+    /// Asserts the `stat` workload saw the device up, carrying as many whole
+    /// sectors per frame as `mtu` leaves after the 36-byte AoE/ATA headers.
+    pub fn assert_stat(&self, mtu: u32) {
+        assert_eq!(
+            self.metric("stat", "state"),
+            Some("up"),
+            "{}",
+            self.summary()
+        );
+        let payload = ((mtu - 36) / 512 * 512).to_string();
+        assert_eq!(
+            self.metric("stat", "payload"),
+            Some(payload.as_str()),
+            "{} sectors per frame at MTU {mtu}",
+            (mtu - 36) / 512
+        );
+    }
+
+    /// Asserts the `revalidate` workload ended with the device at `bytes`.
+    pub fn assert_revalidated(&self, bytes: u64) {
+        assert_eq!(
+            self.metric("revalidate", "new_sectors"),
+            Some((bytes / 512).to_string().as_str()),
+            "{}",
+            self.summary()
+        );
+    }
+
     /// Panics with the summary and the console tail unless the guest passed
     /// and every workload passed (SKIP counts as not passed).
     pub fn assert_passed(&self) {
