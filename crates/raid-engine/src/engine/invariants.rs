@@ -159,10 +159,10 @@ impl Engine {
     fn check_array(&self, t: &Tally) -> Result<(), String> {
         if self.failed {
             ensure!(
-                self.reqs.is_empty() && self.jobs.is_empty() && self.held.is_empty(),
+                self.reqs.is_empty() && self.queues.jobs.is_empty() && self.held.is_empty(),
                 "failed array still holds {} requests, {} jobs, {} held",
                 self.reqs.len(),
-                self.jobs.len(),
+                self.queues.jobs.len(),
                 self.held.len()
             );
             ensure!(
@@ -203,6 +203,7 @@ impl Engine {
     fn check_sync(&self) -> Result<(), String> {
         let units = self.geo.units();
         let sync_jobs: BTreeSet<u64> = self
+            .queues
             .jobs
             .values()
             .filter_map(|j| match &j.work {
@@ -273,10 +274,10 @@ impl Engine {
     /// on a dirty bit; every job's pending count is its member I/O in flight.
     fn check_jobs(&self, t: &Tally) -> Result<(), String> {
         let mut queued = 0;
-        for (&u, q) in &self.units {
+        for (&u, q) in &self.queues.units {
             ensure!(!q.is_empty(), "empty queue left for unit {u}");
             for (i, id) in q.iter().enumerate() {
-                let Some(j) = self.jobs.get(id) else {
+                let Some(j) = self.queues.jobs.get(id) else {
                     return Err(format!("unit {u} queues job {id} which does not exist"));
                 };
                 ensure!(
@@ -285,7 +286,8 @@ impl Engine {
                     j.unit
                 );
                 if j.started && i > 0 {
-                    let solo = j.exclusive || q.iter().take(i).any(|p| self.jobs[p].exclusive);
+                    let solo =
+                        j.exclusive || q.iter().take(i).any(|p| self.queues.jobs[p].exclusive);
                     ensure!(
                         !solo,
                         "job {id} started at position {i} of unit {u} beside a writer"
@@ -295,24 +297,25 @@ impl Engine {
             }
         }
         ensure!(
-            queued == self.jobs.len(),
+            queued == self.queues.jobs.len(),
             "{} jobs, {queued} queued",
-            self.jobs.len()
+            self.queues.jobs.len()
         );
         let waiting_stripes: BTreeSet<JobId> = self
+            .queues
             .jobs
             .iter()
             .filter(|(_, j)| matches!(j.work, Work::Stripe(_)) && !j.started)
             .map(|(id, _)| *id)
             .collect();
         ensure!(
-            waiting_stripes == self.gathering,
+            waiting_stripes == self.queues.gathering,
             "gathering {:?} but unstarted stripes {:?}",
-            self.gathering,
+            self.queues.gathering,
             waiting_stripes
         );
         let mut region_writes = FastMap::<u64, u32>::default();
-        for (&id, j) in &self.jobs {
+        for (&id, j) in &self.queues.jobs {
             if let Work::Stripe(sw) = &j.work {
                 ensure!(
                     j.started == (sw.phase != super::job::StripePhase::Gather),
@@ -322,7 +325,7 @@ impl Engine {
                 );
             }
             ensure!(
-                j.wait.is_empty() || self.meta_waiters.contains(&id),
+                j.wait.is_empty() || self.queues.meta_waiters.contains(&id),
                 "job {id} waits for {:?} but is not on the waiters list",
                 j.wait
             );
@@ -367,7 +370,7 @@ impl Engine {
     }
 
     fn check_job_io(&self, id: JobId, slot: usize, io: &Issued) -> Result<(), String> {
-        let Some(j) = self.jobs.get(&id) else {
+        let Some(j) = self.queues.jobs.get(&id) else {
             return Err(format!(
                 "member I/O in flight for job {id} which does not exist"
             ));
@@ -395,7 +398,7 @@ impl Engine {
     /// waits for exactly its member flushes in flight.
     fn check_requests(&self, t: &Tally) -> Result<(), String> {
         let mut pieces = FastMap::<RequestId, usize>::default();
-        for j in self.jobs.values() {
+        for j in self.queues.jobs.values() {
             let reqs: Vec<RequestId> = match &j.work {
                 Work::MirrorRead(r) => vec![r.piece.req],
                 Work::MirrorWrite(w) => vec![w.piece.req],

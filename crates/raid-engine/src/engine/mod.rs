@@ -15,6 +15,7 @@ pub(crate) mod job;
 mod metadata;
 mod mirror;
 mod outbox;
+mod queue;
 mod raid5;
 mod status;
 mod sync;
@@ -30,6 +31,7 @@ use crate::types::*;
 use job::{Job, Piece, SyncOp, Work};
 use metadata::MetaState;
 use outbox::{Inflight, Issued, Outbox};
+use queue::JobQueues;
 use sync::SyncState;
 
 pub use status::{Counters, MemberStatus, Status, SyncBytes, SyncKind, SyncProgress};
@@ -119,12 +121,10 @@ pub struct Engine {
     /// Member I/O in flight and everything waiting to be polled (outbox.rs).
     pub(crate) io: Outbox,
     reqs: HashMap<RequestId, Req>,
-    jobs: HashMap<JobId, Job>,
-    next_job: JobId,
-    units: HashMap<u64, VecDeque<JobId>>,
-    meta_waiters: Vec<JobId>,
+    /// Requests submitted before the initial load finished.
     held: VecDeque<VolumeRequest>,
-    pub(crate) gathering: BTreeSet<JobId>,
+    /// Per-unit job FIFOs (queue.rs).
+    pub(crate) queues: JobQueues,
 }
 
 impl Engine {
@@ -154,12 +154,8 @@ impl Engine {
             sync: SyncState::default(),
             io: Outbox::default(),
             reqs: HashMap::default(),
-            jobs: HashMap::default(),
-            next_job: 1,
-            units: HashMap::default(),
-            meta_waiters: Vec::new(),
             held: VecDeque::new(),
-            gathering: BTreeSet::new(),
+            queues: JobQueues::default(),
         }
     }
 
@@ -251,7 +247,7 @@ impl Engine {
                     },
                 );
                 // Nothing may sit in the gather buffer past a flush.
-                let held: Vec<JobId> = self.gathering.iter().copied().collect();
+                let held: Vec<JobId> = self.queues.gathering.iter().copied().collect();
                 for j in held {
                     self.release_gather(j);
                 }
@@ -294,11 +290,11 @@ impl Engine {
         let write = op == VolumeOp::Write;
         if write && self.geo.level == Level::Raid5 {
             // Merge into the stripe still gathering at the tail of this unit's queue.
-            if let Some(&tail) = self.units.get(&unit).and_then(|q| q.back()) {
+            if let Some(tail) = self.queues.tail(unit) {
                 if let Some(Job {
                     work: Work::Stripe(sw),
                     ..
-                }) = self.jobs.get_mut(&tail)
+                }) = self.queues.jobs.get_mut(&tail)
                 {
                     if sw.phase == job::StripePhase::Gather {
                         let data = self.reqs[&piece.req].buf
@@ -330,23 +326,13 @@ impl Engine {
     }
 
     pub(crate) fn add_job(&mut self, job: Job) -> JobId {
-        let id = self.next_job;
-        self.next_job += 1;
         let unit = job.unit;
-        if let Work::Stripe(_) = job.work {
-            self.gathering.insert(id);
-        }
-        self.jobs.insert(id, job);
-        let q = self.units.entry(unit).or_default();
-        q.push_back(id);
+        let id = self.queues.push(job);
         // A job queued behind a gathering stripe releases it: no point holding data
         // someone waits for.
-        if q.len() > 1 {
-            let before: Vec<JobId> = q.iter().take(q.len() - 1).copied().collect();
-            for j in before {
-                if self.gathering.contains(&j) {
-                    self.release_gather(j);
-                }
+        for j in self.queues.ahead_of_tail(unit) {
+            if self.queues.gathering.contains(&j) {
+                self.release_gather(j);
             }
         }
         self.try_start_unit(unit);
@@ -355,37 +341,16 @@ impl Engine {
 
     /// Start every job at the head of `unit`'s queue that may run.
     pub(crate) fn try_start_unit(&mut self, unit: u64) {
-        let Some(q) = self.units.get(&unit) else {
-            return;
-        };
-        let mut to_start = Vec::new();
-        for (i, &id) in q.iter().enumerate() {
-            let j = &self.jobs[&id];
-            if i == 0 {
-                if !j.started {
-                    to_start.push(id);
-                }
-                if j.exclusive {
-                    break;
-                }
-            } else if j.exclusive {
-                break;
-            } else if !j.started {
-                to_start.push(id);
-            }
-        }
-        for id in to_start {
-            let gathering = matches!(self.jobs.get(&id), Some(Job { work: Work::Stripe(sw), .. }) if sw.phase == job::StripePhase::Gather);
+        for id in self.queues.startable(unit) {
+            let gathering = matches!(self.queues.jobs.get(&id), Some(Job { work: Work::Stripe(sw), .. }) if sw.phase == job::StripePhase::Gather);
             if gathering && !self.gather_should_start(id) {
                 continue;
             }
-            if let Some(j) = self.jobs.get_mut(&id) {
-                j.started = true;
-                self.gathering.remove(&id);
+            if self.queues.start(id) {
                 if let Some(Job {
                     work: Work::Stripe(sw),
                     ..
-                }) = self.jobs.get_mut(&id)
+                }) = self.queues.jobs.get_mut(&id)
                 {
                     if sw.phase == job::StripePhase::Gather {
                         sw.phase = job::StripePhase::Intent;
@@ -401,18 +366,18 @@ impl Engine {
             work: Work::Stripe(sw),
             unit,
             ..
-        }) = self.jobs.get(&id)
+        }) = self.queues.jobs.get(&id)
         else {
             return true;
         };
-        let q_len = self.units.get(unit).map_or(0, |q| q.len());
+        let q_len = self.queues.queue_len(*unit);
         sw.force
             || sw.buf.is_full()
             || !sw.buf.looks_sequential()
             || q_len > 1
             || self.tun.gather_ns == 0
             || self.now >= sw.first_ns + self.tun.gather_ns
-            || self.gathering.len() > self.tun.gather_max_stripes
+            || self.queues.gathering.len() > self.tun.gather_max_stripes
     }
 
     /// Stop gathering stripe job `id`: it starts as soon as it reaches its queue's head.
@@ -421,7 +386,7 @@ impl Engine {
             work: Work::Stripe(sw),
             unit,
             ..
-        }) = self.jobs.get_mut(&id)
+        }) = self.queues.jobs.get_mut(&id)
         {
             if sw.phase == job::StripePhase::Gather {
                 sw.force = true;
@@ -447,11 +412,11 @@ impl Engine {
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut t: Option<u64> = None;
         let mut at = |x: u64| t = Some(t.map_or(x, |y: u64| y.min(x)));
-        for id in &self.gathering {
+        for id in &self.queues.gathering {
             if let Some(Job {
                 work: Work::Stripe(sw),
                 ..
-            }) = self.jobs.get(id)
+            }) = self.queues.jobs.get(id)
             {
                 at(sw.first_ns + self.tun.gather_ns);
             }
@@ -468,9 +433,9 @@ impl Engine {
     /// Advance virtual time: gathering deadlines, sync pacing, lazy bitmap clearing.
     pub fn tick(&mut self, now_ns: u64) {
         self.now = self.now.max(now_ns);
-        let g: Vec<JobId> = self.gathering.iter().copied().collect();
+        let g: Vec<JobId> = self.queues.gathering.iter().copied().collect();
         for id in g {
-            if let Some(u) = self.jobs.get(&id).map(|j| j.unit) {
+            if let Some(u) = self.queues.jobs.get(&id).map(|j| j.unit) {
                 self.try_start_unit(u);
             }
         }
@@ -535,7 +500,7 @@ impl Engine {
 
     /// Run a job until it waits for member I/O or metadata, or finishes.
     pub(crate) fn step(&mut self, id: JobId) {
-        let Some(mut job) = self.jobs.remove(&id) else {
+        let Some(mut job) = self.queues.jobs.remove(&id) else {
             return;
         };
         loop {
@@ -547,7 +512,7 @@ impl Engine {
                 {
                     job.wait.clear();
                 } else {
-                    self.meta_waiters.push(id);
+                    self.queues.meta_waiters.push(id);
                     break;
                 }
             }
@@ -566,11 +531,11 @@ impl Engine {
                 return;
             }
         }
-        self.jobs.insert(id, job);
+        self.queues.jobs.insert(id, job);
     }
 
     fn job_io_done(&mut self, jid: JobId, slot: usize, result: Result<Vec<u8>, MemberError>) {
-        let Some(job) = self.jobs.get_mut(&jid) else {
+        let Some(job) = self.queues.jobs.get_mut(&jid) else {
             return;
         };
         job.pending = job.pending.saturating_sub(1);
@@ -595,9 +560,10 @@ impl Engine {
         let (member, op, off, sectors) = (s.member, s.op, s.off, s.sectors);
         let res = match res {
             Ok(()) if op == MemberOp::Read && self.integrity => {
-                let data = std::mem::take(&mut self.jobs.get_mut(&jid).unwrap().slots[slot].data);
+                let data =
+                    std::mem::take(&mut self.queues.jobs.get_mut(&jid).unwrap().slots[slot].data);
                 let r = self.verify(member, off, sectors, &data);
-                self.jobs.get_mut(&jid).unwrap().slots[slot].data = data;
+                self.queues.jobs.get_mut(&jid).unwrap().slots[slot].data = data;
                 r
             }
             r => r,
@@ -605,7 +571,7 @@ impl Engine {
         if let Err(job::Fail::Gone) = res {
             self.fail_member_internal(member);
         }
-        let job = self.jobs.get_mut(&jid).unwrap();
+        let job = self.queues.jobs.get_mut(&jid).unwrap();
         job.slots[slot].res = Some(res);
         if job.pending == 0 && job.wait.is_empty() {
             self.step(jid);
@@ -657,13 +623,7 @@ impl Engine {
             self.end_write_intent(r);
         }
         let unit = job.unit;
-        if let Some(q) = self.units.get_mut(&unit) {
-            q.retain(|&j| j != id);
-            if q.is_empty() {
-                self.units.remove(&unit);
-            }
-        }
-        self.gathering.remove(&id);
+        self.queues.remove(id, unit);
         if let Work::Sync(su) = &job.work {
             self.sync_unit_done(unit, su.abort, su.mismatches);
         }
@@ -781,8 +741,8 @@ impl Engine {
             }
         }
         self.issue_meta();
-        if !self.meta_waiters.is_empty() {
-            let waiters = std::mem::take(&mut self.meta_waiters);
+        if !self.queues.meta_waiters.is_empty() {
+            let waiters = std::mem::take(&mut self.queues.meta_waiters);
             for id in waiters {
                 self.step(id);
             }
@@ -813,10 +773,7 @@ impl Engine {
                 result: Err(VolumeError::ArrayFailed),
             });
         }
-        self.jobs.clear();
-        self.units.clear();
-        self.gathering.clear();
-        self.meta_waiters.clear();
+        self.queues.clear();
         // Metadata rounds and initial loads still count their acks: keep them. Late
         // completions of the dropped I/Os find no entry and are ignored.
         for io in self
