@@ -74,15 +74,12 @@ fn grow_online_real_linux_client_keeps_ext4() {
     .env("REVALIDATE_WAIT", "60")
     .timeout(Duration::from_secs(300));
     let mut grown: Option<Result<u64, String>> = None;
-    let mut res = d
+    let (r, _) = d
         .lab
-        .boot_clients_with(&[spec], |_, line| {
-            if line.starts_with("REALCLIENT-EVENT revalidate-ready") && grown.is_none() {
-                grown = Some(d.grow("gfs", "shelf2").map(|()| d.volume_sectors()));
-            }
+        .boot_client_at(spec, "revalidate-ready", || {
+            grown = Some(d.grow("gfs", "shelf2").map(|()| d.volume_sectors()));
         })
         .expect("boot client");
-    let r = res.remove(0);
     eprintln!("{}", r.summary());
     let after = match grown {
         None => panic!("the guest never reached revalidate-ready\n{}", r.summary()),

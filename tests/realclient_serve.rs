@@ -7,7 +7,7 @@
 
 use aoeraid_lab as lab;
 
-use lab::{assert_fsck_clean, ClientSpec, Lab, LabConfig, Outcome, Proc, Workload};
+use lab::{assert_fsck_clean, ClientSpec, Lab, LabConfig, Outcome, Proc};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -38,34 +38,20 @@ fn serve_one_guest_smoke_ext4_stat_revalidate() {
     let file = lab.sparse_file("export.img", 128 * MIB).expect("store");
     let mut srv = serve(&lab, &port, &file, 3, 4);
     let grown = 160 * MIB;
-    let spec = ClientSpec::new(
-        "e3.4",
-        &[
-            Workload::Smoke,
-            Workload::Ext4,
-            Workload::Stat,
-            Workload::Revalidate,
-        ],
-    )
-    .env("REVALIDATE_EXPECT_SECTORS", &(grown / 512).to_string())
-    .env("SMOKE_MB", "64")
-    .timeout(Duration::from_secs(420));
-    let mut grew = false;
-    let mut res = lab
-        .boot_clients_with(&[spec], |_, line| {
-            if line.starts_with("REALCLIENT-EVENT revalidate-ready") && !grew {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&file)
-                    .unwrap()
-                    .set_len(grown)
-                    .unwrap();
-                srv.signal(libc::SIGHUP).expect("SIGHUP");
-                grew = true;
-            }
+    let spec = ClientSpec::grow_check("e3.4", grown)
+        .env("SMOKE_MB", "64")
+        .timeout(Duration::from_secs(420));
+    let (r, grew) = lab
+        .boot_client_at(spec, "revalidate-ready", || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_len(grown)
+                .unwrap();
+            srv.signal(libc::SIGHUP).expect("SIGHUP");
         })
         .expect("boot");
-    let r = res.remove(0);
     eprintln!("{}", r.summary());
     r.assert_passed();
     assert!(grew, "the revalidate hook never ran");

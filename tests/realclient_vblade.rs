@@ -34,33 +34,19 @@ fn one_guest_smoke_ext4_stat_revalidate() {
     .expect("lab");
     let blade = lab.blade(1, 1);
     let grown = 160 * MIB;
-    let spec = ClientSpec::new(
-        "e1.1",
-        &[
-            Workload::Smoke,
-            Workload::Ext4,
-            Workload::Stat,
-            Workload::Revalidate,
-        ],
-    )
-    .env("REVALIDATE_EXPECT_SECTORS", &(grown / 512).to_string())
-    // Smaller than the workloads' defaults (64 MiB smoke, 24 MiB ext4
-    // file) to keep this self-test short on an emulated CPU.
-    .env("SMOKE_MB", "16")
-    .env("EXT4_BIG_MB", "8")
-    .env("EXT4_FILES", "60")
-    .timeout(Duration::from_secs(240));
-    let mut grew = false;
-    let mut res = lab
-        .boot_clients_with(&[spec], |_, line| {
-            if line.starts_with("REALCLIENT-EVENT revalidate-ready") && !grew {
-                blade.set_len(grown).expect("grow blade file");
-                blade.restart().expect("restart vblade");
-                grew = true;
-            }
+    let spec = ClientSpec::grow_check("e1.1", grown)
+        // Smaller than the workloads' defaults (64 MiB smoke, 24 MiB ext4
+        // file) to keep this self-test short on an emulated CPU.
+        .env("SMOKE_MB", "16")
+        .env("EXT4_BIG_MB", "8")
+        .env("EXT4_FILES", "60")
+        .timeout(Duration::from_secs(240));
+    let (r, grew) = lab
+        .boot_client_at(spec, "revalidate-ready", || {
+            blade.set_len(grown).expect("grow blade file");
+            blade.restart().expect("restart vblade");
         })
         .expect("boot");
-    let r = res.remove(0);
     eprintln!("{}", r.summary());
     r.assert_passed();
     assert!(grew, "the revalidate hook never ran");
@@ -142,16 +128,11 @@ exit 0
         .env("SMOKE_MB", "8")
         .timeout(Duration::from_secs(240));
     spec.extra_segments = vec![second];
-    let mut downed = false;
-    let mut res = lab
-        .boot_clients_with(&[spec], |_, line| {
-            if line.starts_with("REALCLIENT-EVENT paths-ready") && !downed {
-                blade.link_down(0).expect("link down");
-                downed = true;
-            }
+    let (r, downed) = lab
+        .boot_client_at(spec, "paths-ready", || {
+            blade.link_down(0).expect("link down");
         })
         .expect("boot");
-    let r = res.remove(0);
     eprintln!("{}", r.summary());
     r.assert_passed();
     assert!(downed);

@@ -72,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
                         store[o..o + len].copy_from_slice(&frame[36..36 + len]);
                         t.write_done(req, true, &mut next);
                     }
-                    Action::Sync { export } => t.sync_done(export, true, &mut next),
+                    Action::Sync { export, .. } => t.sync_done(export, true, &mut next),
                     Action::Reply { req, .. } => {
                         let mut buf = [0u8; 64];
                         let n = t.finish_reply(req, &mut buf);

@@ -1,8 +1,8 @@
 //! Command 0, Issue ATA Command: AFlags, the 12-byte argument and its data.
 
 use crate::{
-    ata, ensure_buf, ensure_frame, finish_frame, padded_len, Header, Mac, WireError,
-    AOE_HEADER_END, ATA_DATA_OFFSET,
+    ata, emit_frame, ensure_buf, ensure_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
+    ATA_DATA_OFFSET,
 };
 
 /// Byte offsets of the ATA argument fields.
@@ -338,10 +338,7 @@ impl<'a> Ata<'a> {
     /// Writes a whole frame (header, argument, data, padding) and returns its length.
     #[inline]
     pub fn emit(&self, header: &Header, buf: &mut [u8]) -> Result<usize, WireError> {
-        ensure_buf(buf, self.buffer_len())?;
-        header.emit(buf)?;
-        let end = self.emit_arg(buf)?;
-        finish_frame(buf, end)
+        emit_frame(header, buf, self.buffer_len(), |frame| self.emit_arg(frame))
     }
 }
 

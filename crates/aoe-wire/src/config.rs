@@ -1,7 +1,7 @@
 //! Command 1, Query Config Information.
 
 use crate::{
-    be16, ensure_buf, ensure_frame, finish_frame, padded_len, put_be16, Header, WireError,
+    be16, emit_frame, ensure_buf, ensure_frame, padded_len, put_be16, Header, WireError,
     AOE_HEADER_END, AOE_VERSION, MAX_CONFIG_LEN,
 };
 
@@ -184,9 +184,6 @@ impl<'a> QueryConfig<'a> {
     /// Writes a whole frame (header, argument, padding) and returns its length.
     #[inline]
     pub fn emit(&self, header: &Header, buf: &mut [u8]) -> Result<usize, WireError> {
-        ensure_buf(buf, self.buffer_len())?;
-        header.emit(buf)?;
-        let end = self.emit_arg(buf)?;
-        finish_frame(buf, end)
+        emit_frame(header, buf, self.buffer_len(), |frame| self.emit_arg(frame))
     }
 }

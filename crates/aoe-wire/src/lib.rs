@@ -180,6 +180,22 @@ pub fn finish_frame(buf: &mut [u8], len: usize) -> Result<usize, WireError> {
     Ok(total)
 }
 
+/// Writes a whole frame into `buf`: checks it holds `need` bytes, writes
+/// `header`, lets `arg` write the argument (and data) from offset 24 and
+/// returns the padded length. Every message's `emit` is this.
+#[inline]
+pub(crate) fn emit_frame(
+    header: &Header,
+    buf: &mut [u8],
+    need: usize,
+    arg: impl FnOnce(&mut [u8]) -> Result<usize, WireError>,
+) -> Result<usize, WireError> {
+    ensure_buf(buf, need)?;
+    header.emit(buf)?;
+    let end = arg(buf)?;
+    finish_frame(buf, end)
+}
+
 /// Checks `buf` can hold `need` bytes.
 #[inline]
 pub(crate) fn ensure_buf(buf: &[u8], need: usize) -> Result<(), WireError> {

@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::{
-    ensure_buf, ensure_frame, finish_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
+    emit_frame, ensure_buf, ensure_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
 };
 
 /// Byte offsets of the MAC Mask argument fields.
@@ -387,9 +387,6 @@ impl<'a> MacMask<'a> {
                 reason: "requests must send MError 0",
             });
         }
-        ensure_buf(buf, self.buffer_len())?;
-        header.emit(buf)?;
-        let end = self.emit_arg(buf)?;
-        finish_frame(buf, end)
+        emit_frame(header, buf, self.buffer_len(), |frame| self.emit_arg(frame))
     }
 }

@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::{
-    ensure_buf, ensure_frame, finish_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
+    emit_frame, ensure_buf, ensure_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
 };
 
 /// Byte offsets of the Reserve/Release argument fields.
@@ -223,9 +223,6 @@ impl<'a> Reserve<'a> {
     /// Writes a whole frame (header, argument, padding) and returns its length.
     #[inline]
     pub fn emit(&self, header: &Header, buf: &mut [u8]) -> Result<usize, WireError> {
-        ensure_buf(buf, self.buffer_len())?;
-        header.emit(buf)?;
-        let end = self.emit_arg(buf)?;
-        finish_frame(buf, end)
+        emit_frame(header, buf, self.buffer_len(), |frame| self.emit_arg(frame))
     }
 }

@@ -84,11 +84,13 @@ impl Ring {
     }
 
     /// Queue a read of `range.len()` bytes at file `offset` into `buf[range]`
-    /// (IORING_OP_READ_FIXED). `buf` is an [`IoBuf`](crate::IoBuf) or a [`SendSlot`](crate::SendSlot) (reading a reply's
-    /// payload straight into the frame to send). For O_DIRECT, `offset`, the length and
-    /// the buffer address must be multiples of the device's logical block size (I/O
-    /// buffers are page-aligned; for slots see [`RingConfig::align_payload_at`](crate::RingConfig::align_payload_at)). The
-    /// buffer comes back in [`Completion::IoDone`](crate::Completion::IoDone); on a submission error it is released.
+    /// (IORING_OP_READ_FIXED). `buf` is an [`IoBuf`](crate::IoBuf) or a
+    /// [`SendSlot`](crate::SendSlot) (reading a reply's payload straight into the frame to send).
+    /// For O_DIRECT, `offset`, the length and the buffer address must be multiples of the device's
+    /// logical block size (I/O buffers are page-aligned; for slots see
+    /// [`RingConfig::align_payload_at`](crate::RingConfig::align_payload_at)). The buffer comes
+    /// back in [`Completion::IoDone`](crate::Completion::IoDone); on a submission error it is
+    /// released.
     pub fn read_fixed(
         &self,
         file: FileId,
@@ -100,10 +102,12 @@ impl Ring {
         self.rw_fixed(OpKind::Read, file, buf.into(), range, offset, user)
     }
 
-    /// Queue a write of `buf[range]` at file `offset` (IORING_OP_WRITE_FIXED). `buf` may
-    /// also be a received frame ([`RecvBuf`](crate::RecvBuf)): write a request's payload in place, then
-    /// recycle it. Writes are counted for [`Ring::sync_after_writes`](crate::Ring::sync_after_writes). The buffer comes
-    /// back in [`Completion::IoDone`](crate::Completion::IoDone); on a submission error it is released/recycled.
+    /// Queue a write of `buf[range]` at file `offset` (IORING_OP_WRITE_FIXED). `buf` may also be a
+    /// received frame ([`RecvBuf`](crate::RecvBuf)): write a request's payload in place, then
+    /// recycle it. Writes are counted for
+    /// [`Ring::sync_after_writes`](crate::Ring::sync_after_writes). The buffer comes back in
+    /// [`Completion::IoDone`](crate::Completion::IoDone); on a submission error it is
+    /// released/recycled.
     pub fn write_fixed(
         &self,
         file: FileId,
@@ -131,9 +135,9 @@ impl Ring {
         self.push_sync(op, file.0, datasync)
     }
 
-    /// Durability barrier: once every write to `file` submitted before this call has
-    /// finished, run one fsync/fdatasync and report [`Completion::IoDone`](crate::Completion::IoDone) with `user`.
-    /// Writes submitted later do not delay it. Acknowledge the batch's writes when this
+    /// Durability barrier: once every write to `file` submitted before this call has finished, run
+    /// one fsync/fdatasync and report [`Completion::IoDone`](crate::Completion::IoDone) with
+    /// `user`. Writes submitted later do not delay it. Acknowledge the batch's writes when this
     /// completes `Ok` — many writes, one sync.
     pub fn sync_after_writes(&self, file: FileId, datasync: bool, user: u64) -> io::Result<()> {
         self.check_file(file)?;

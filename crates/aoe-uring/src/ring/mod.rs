@@ -37,8 +37,8 @@ const RECV_BUF_INDEX: u16 = 0;
 const SEND_BUF_INDEX: u16 = 1;
 const IO_BUF_INDEX: u16 = 2;
 
-/// Sizes of everything a [`Ring`](crate::Ring) preallocates. All memory is allocated in [`Ring::new`](crate::Ring::new);
-/// nothing is allocated per frame afterwards.
+/// Sizes of everything a [`Ring`](crate::Ring) preallocates. All memory is allocated in
+/// [`Ring::new`](crate::Ring::new); nothing is allocated per frame afterwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RingConfig {
     /// Submission queue entries (the completion queue gets 4×). Default 1024.
@@ -98,8 +98,9 @@ impl Default for RingConfig {
 /// files. Use one per thread (it is `Send`, not `Sync`).
 ///
 /// Methods used per frame take `&self`, so the caller can hold a received frame
-/// ([`Ring::frame`](crate::Ring::frame)) while filling a send slot ([`Ring::slot_mut`](crate::Ring::slot_mut)) for the reply.
-/// Queued work reaches the kernel in one `io_uring_enter` at the next [`Ring::wait`](crate::Ring::wait) or
+/// ([`Ring::frame`](crate::Ring::frame)) while filling a send slot
+/// ([`Ring::slot_mut`](crate::Ring::slot_mut)) for the reply. Queued work reaches the kernel in one
+/// `io_uring_enter` at the next [`Ring::wait`](crate::Ring::wait) or
 /// [`Ring::submit`](crate::Ring::submit) (or earlier, if the submission queue fills).
 pub struct Ring {
     // Declared first so the ring fd closes before the memory below is unmapped.

@@ -44,9 +44,9 @@ impl Ring {
         }
     }
 
-    /// Queue the first `len` bytes of `slot` for sending on `sock`. The slot returns to
-    /// the pool when [`Completion::SendDone`](crate::Completion::SendDone) (carrying `user`) is reported. On error the
-    /// slot is released and nothing is sent.
+    /// Queue the first `len` bytes of `slot` for sending on `sock`. The slot returns to the pool
+    /// when [`Completion::SendDone`](crate::Completion::SendDone) (carrying `user`) is reported. On
+    /// error the slot is released and nothing is sent.
     pub fn submit_send(
         &self,
         sock: SockId,

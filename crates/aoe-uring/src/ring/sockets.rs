@@ -31,12 +31,12 @@ impl Ring {
     /// Hand a socket to the ring: it is registered as a fixed file and a multishot
     /// receive is armed on it (submitted at the next `wait`/`submit`).
     ///
-    /// A socket with a mapped receive ring ([`crate::SocketOptions::rx_ring_frames`])
-    /// needs no receive request: `wait` reads its frames straight from the ring, and
-    /// only when none are ready does it arm a one-shot readiness poll and sleep. Its
-    /// frames come as [`Completion::Frame`](crate::Completion::Frame) like any other; recycle them promptly,
-    /// since a held frame is a ring slot the kernel cannot fill (and one held at the
-    /// kernel's position keeps the socket readable, so `wait` does not sleep).
+    /// A socket with a mapped receive ring ([`crate::SocketOptions::rx_ring_frames`]) needs no
+    /// receive request: `wait` reads its frames straight from the ring, and only when none are
+    /// ready does it arm a one-shot readiness poll and sleep. Its frames come as
+    /// [`Completion::Frame`](crate::Completion::Frame) like any other; recycle them promptly, since
+    /// a held frame is a ring slot the kernel cannot fill (and one held at the kernel's position
+    /// keeps the socket readable, so `wait` does not sleep).
     pub fn add_socket(&mut self, sock: PacketSocket) -> io::Result<SockId> {
         let fixed = self.alloc_fixed(sock.as_raw_fd())?;
         let id = SockId(self.sockets.len() as u32);
@@ -113,8 +113,9 @@ impl Ring {
         unsafe { rx.release(m.slot) };
     }
 
-    /// Receive buffers posted to the kernel. Starts at 64 and grows each time the kernel
-    /// runs out, up to [`RingConfig::recv_buffers`](crate::RingConfig::recv_buffers), so the buffers in use track the load.
+    /// Receive buffers posted to the kernel. Starts at 64 and grows each time the kernel runs out,
+    /// up to [`RingConfig::recv_buffers`](crate::RingConfig::recv_buffers), so the buffers in use
+    /// track the load.
     pub fn recv_buffers_posted(&self) -> usize {
         self.recv.posted() as usize
     }

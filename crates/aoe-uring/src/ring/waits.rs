@@ -29,9 +29,9 @@ struct WakeBuf(*mut u64);
 // Ring (and the kernel); moving the Ring to another thread moves sole ownership with it.
 unsafe impl Send for WakeBuf {}
 
-/// Wakes a [`Ring`](crate::Ring) blocked in [`Ring::wait`](crate::Ring::wait) from another thread: the ring then reports
-/// [`Completion::Woken`](crate::Completion::Woken). Cheap to clone; wakes coalesce. Use it after sending a message
-/// on a channel the ring's thread reads.
+/// Wakes a [`Ring`](crate::Ring) blocked in [`Ring::wait`](crate::Ring::wait) from another thread:
+/// the ring then reports [`Completion::Woken`](crate::Completion::Woken). Cheap to clone; wakes
+/// coalesce. Use it after sending a message on a channel the ring's thread reads.
 #[derive(Debug, Clone)]
 pub struct RingWaker {
     fd: Arc<OwnedFd>,
@@ -55,8 +55,9 @@ impl RingWaker {
 }
 
 impl Ring {
-    /// Report [`Completion::Timer`](crate::Completion::Timer) with `user` after `after` (IORING_OP_TIMEOUT).
-    /// Most loops only need the `timeout` of [`Ring::wait`](crate::Ring::wait); this is for extra deadlines.
+    /// Report [`Completion::Timer`](crate::Completion::Timer) with `user` after `after`
+    /// (IORING_OP_TIMEOUT). Most loops only need the `timeout` of
+    /// [`Ring::wait`](crate::Ring::wait); this is for extra deadlines.
     pub fn add_timer(&self, after: Duration, user: u64) -> io::Result<()> {
         let op = self.alloc_op(OpKind::Timer, user, None, 0)?;
         let ts_ptr = {
@@ -115,13 +116,14 @@ impl Ring {
         self.wait_lingering(timeout, Duration::ZERO, out)
     }
 
-    /// Like [`Ring::wait`](crate::Ring::wait), but a wait that has to sleep ends no sooner than `linger`
-    /// after it began (unless `timeout` is shorter or the completion queue fills), so one
-    /// wake-up harvests every reply that came meanwhile — interrupt coalescing for a
-    /// caller that expects a stream of replies. The kernel's minimum wait does it (Linux
-    /// ≥ 6.12, [`Ring::can_linger`](crate::Ring::can_linger)); older kernels wait as [`Ring::wait`](crate::Ring::wait) does. Frames
-    /// already waiting end the call at once, as does a timer ([`Ring::add_timer`](crate::Ring::add_timer)) that
-    /// fires; after `linger`, any completion does, this call's own sends included.
+    /// Like [`Ring::wait`](crate::Ring::wait), but a wait that has to sleep ends no sooner than
+    /// `linger` after it began (unless `timeout` is shorter or the completion queue fills), so one
+    /// wake-up harvests every reply that came meanwhile — interrupt coalescing for a caller that
+    /// expects a stream of replies. The kernel's minimum wait does it (Linux ≥ 6.12,
+    /// [`Ring::can_linger`](crate::Ring::can_linger)); older kernels wait as
+    /// [`Ring::wait`](crate::Ring::wait) does. Frames already waiting end the call at once, as does
+    /// a timer ([`Ring::add_timer`](crate::Ring::add_timer)) that fires; after `linger`, any
+    /// completion does, this call's own sends included.
     pub fn wait_lingering(
         &mut self,
         timeout: Option<Duration>,

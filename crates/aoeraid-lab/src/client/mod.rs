@@ -116,6 +116,19 @@ impl ClientSpec {
             cmdline: String::new(),
         }
     }
+    /// Smoke, ext4 and stat on `target`, then revalidate: the guest waits
+    /// (event `revalidate-ready`) for the host to grow the export to `grown`
+    /// bytes and expects that size.
+    pub fn grow_check(target: &str, grown: u64) -> ClientSpec {
+        let workloads = [
+            Workload::Smoke,
+            Workload::Ext4,
+            Workload::Stat,
+            Workload::Revalidate,
+        ];
+        ClientSpec::new(target, &workloads)
+            .env("REVALIDATE_EXPECT_SECTORS", &(grown / 512).to_string())
+    }
     pub fn env(mut self, key: &str, value: &str) -> ClientSpec {
         self.env.push((key.to_string(), value.to_string()));
         self
@@ -158,6 +171,28 @@ impl Lab {
     /// Boots one guest and waits for it to finish.
     pub fn boot_client(&self, spec: ClientSpec) -> io::Result<ClientResult> {
         Ok(self.boot_clients_with(&[spec], |_, _| {})?.remove(0))
+    }
+
+    /// Boots one guest; `at_event` runs once, on this thread, at the guest's
+    /// first `REALCLIENT-EVENT <event>` line (a workload waiting there for
+    /// the host, e.g. `revalidate-ready`). Returns the result and whether
+    /// `at_event` ran.
+    pub fn boot_client_at(
+        &self,
+        spec: ClientSpec,
+        event: &str,
+        at_event: impl FnOnce(),
+    ) -> io::Result<(ClientResult, bool)> {
+        let line_wanted = format!("REALCLIENT-EVENT {event}");
+        let mut hook = Some(at_event);
+        let mut res = self.boot_clients_with(&[spec], |_, line| {
+            if line.starts_with(&line_wanted) {
+                if let Some(f) = hook.take() {
+                    f();
+                }
+            }
+        })?;
+        Ok((res.remove(0), hook.is_none()))
     }
 
     /// Two guests at once on `target` at the lab's MTU, each writing and
