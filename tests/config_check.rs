@@ -1,21 +1,10 @@
 //! `aoeraid check-config` on bad files: every rule names the line and the
 //! field, and the exit status tells a script whether the file is usable.
 
-use std::path::PathBuf;
+use aoeraid_lab::TempDir;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
-
-static N: AtomicUsize = AtomicUsize::new(0);
-
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 struct Outcome {
     ok: bool,
@@ -25,19 +14,18 @@ struct Outcome {
 }
 
 fn check(yaml: &str, extra: &[&str]) -> Outcome {
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    let path = std::env::temp_dir().join(format!("ctl-check-{}-{n}.yaml", std::process::id()));
+    let dir = TempDir::new("ctl-check");
+    let path = dir.join("appliance.yaml");
     std::fs::write(&path, yaml).unwrap();
-    let tmp = TempFile(path);
     let out = Command::new(AOERAID)
         .arg("check-config")
-        .arg(&tmp.0)
+        .arg(&path)
         .args(extra)
         .output()
         .unwrap();
     Outcome {
         ok: out.status.success(),
-        file: tmp.0.display().to_string(),
+        file: path.display().to_string(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }

@@ -1,18 +1,11 @@
 //! The shipped systemd units pass `systemd-analyze verify` (no warnings) and
 //! the service's hardening keeps its exposure score low.
 
-use std::path::{Path, PathBuf};
+use aoeraid_lab::TempDir;
+use std::path::Path;
 use std::process::Command;
 
 const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn have_systemd_analyze() -> bool {
     Command::new("systemd-analyze")
@@ -22,11 +15,14 @@ fn have_systemd_analyze() -> bool {
 }
 
 /// Copies the units into a temp dir with ExecStart pointing at the binary
-/// under test (verify checks that executables exist).
-fn staged(tag: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("ctl-systemd-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// under test (verify checks that executables exist); None, with a note,
+/// where systemd-analyze is not installed.
+fn staged(tag: &str) -> Option<TempDir> {
+    if !have_systemd_analyze() {
+        eprintln!("{tag}: skipped: systemd-analyze not installed");
+        return None;
+    }
+    let dir = TempDir::new(&format!("ctl-systemd-{tag}"));
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
     let service = std::fs::read_to_string(src.join("aoeraid.service"))
         .unwrap()
@@ -43,16 +39,14 @@ fn staged(tag: &str) -> TempDir {
         dir.join("aoeraid-iface@eth1.service"),
     )
     .unwrap();
-    TempDir(dir)
+    Some(dir)
 }
 
 #[test]
 fn units_verify_cleanly() {
-    if !have_systemd_analyze() {
-        eprintln!("skipped: systemd-analyze not installed");
+    let Some(dir) = staged("verify") else {
         return;
-    }
-    let dir = staged("verify");
+    };
     let units = [
         "aoeraid.service",
         "aoeraid-interfaces.target",
@@ -60,7 +54,7 @@ fn units_verify_cleanly() {
     ];
     let o = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
-        .args(units.iter().map(|u| dir.0.join(u)))
+        .args(units.iter().map(|u| dir.join(u)))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -76,14 +70,12 @@ fn units_verify_cleanly() {
 
 #[test]
 fn service_is_hardened() {
-    if !have_systemd_analyze() {
-        eprintln!("skipped: systemd-analyze not installed");
+    let Some(dir) = staged("security") else {
         return;
-    }
-    let dir = staged("security");
+    };
     let o = Command::new("systemd-analyze")
         .args(["security", "--offline=yes", "--no-pager"])
-        .arg(dir.0.join("aoeraid.service"))
+        .arg(dir.join("aoeraid.service"))
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
@@ -99,7 +91,7 @@ fn service_is_hardened() {
     // 0 is a fully sandboxed service, 10 an unprotected one; a root daemon
     // with raw sockets and block devices should still stay well below 5.
     assert!(score <= 3.5, "exposure {score} too high:\n{out}");
-    let unit = std::fs::read_to_string(dir.0.join("aoeraid.service")).unwrap();
+    let unit = std::fs::read_to_string(dir.join("aoeraid.service")).unwrap();
     for must in [
         "Type=notify",
         "WatchdogSec=",

@@ -77,37 +77,25 @@ fn conformance(mtu: u32) {
         "firmware missing: {text}"
     );
 
-    // §13.17 with -t 2.
-    let (ok, o) = aoecfg(
-        &lab,
-        &["-t", "2", "-c", "fset", "-s", "cluster-A", "5", "1", &cli],
-    );
+    // §13.17 with -t 2: `aoecfg -c CMD -s STRING` against e5.1.
+    let cfg = |cmd: &str, string: &str| {
+        aoecfg(&lab, &["-t", "2", "-c", cmd, "-s", string, "5", "1", &cli])
+    };
+    let (ok, o) = cfg("fset", "cluster-A");
     assert!(ok && o.contains("cluster-A"), "fset: {o}");
-    let (_, o) = aoecfg(
-        &lab,
-        &["-t", "2", "-c", "set", "-s", "other-B", "5", "1", &cli],
-    );
+    let (_, o) = cfg("set", "other-B");
     assert!(
         o.contains("badcfg"),
         "set over an existing string must be refused: {o}"
     );
-    let (_, o) = aoecfg(
-        &lab,
-        &["-t", "2", "-c", "test", "-s", "cluster-A", "5", "1", &cli],
-    );
+    let (_, o) = cfg("test", "cluster-A");
     assert!(o.contains("cluster-A"), "test exact: {o}");
-    let (_, o) = aoecfg(
-        &lab,
-        &["-t", "2", "-c", "test", "-s", "other-B", "5", "1", &cli],
-    );
+    let (_, o) = cfg("test", "other-B");
     assert!(
         !o.contains("cluster-A") && !o.contains("other-B"),
         "test mismatch must be silent: {o}"
     );
-    let (_, o) = aoecfg(
-        &lab,
-        &["-t", "2", "-c", "prefix", "-s", "clus", "5", "1", &cli],
-    );
+    let (_, o) = cfg("prefix", "clus");
     assert!(o.contains("cluster-A"), "prefix: {o}");
     let (_, o) = aoecfg(&lab, &["-t", "2", "-c", "read", &cli]);
     assert!(o.contains("5.1\tcluster-A"), "broadcast read: {o:?}");
