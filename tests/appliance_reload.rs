@@ -103,3 +103,78 @@ fn sighup_applies_allow_list_and_config_string_live() {
         "{log}"
     );
 }
+
+/// SIGHUP swaps the event program and the back end's dead time: a daemon started
+/// without a program and with a dead time of a minute runs the new program for
+/// the events of a blade that a reload's two-second dead time declares dead
+/// long before the old minute is up.
+#[test]
+fn sighup_swaps_event_program_and_dead_after() {
+    let test = "sighup_swaps_event_program";
+    if !lab::require_root(test) || !lab::require_tools(test, &["vblade"]) {
+        return;
+    }
+    let blades = [
+        BladeSpec::new(0, 0, 32 * MIB),
+        BladeSpec::new(1, 0, 32 * MIB),
+    ];
+    let config = Config::default()
+        .array(Array::raid1("data", &["e0.0", "e1.0"]))
+        .volume(Volume::new("vol", &["data"], SHELF, SLOT));
+    let mut app = Appliance::new(AOERAID, "areload2", 9000, &blades, config);
+    let mut first = app.config().clone();
+    first.appliance.event_program = None;
+    first.backend.dead_after = Some("60s".into());
+    app.lab
+        .write_file("appliance.yaml", &first.to_yaml())
+        .expect("appliance.yaml");
+    app.create_and_start();
+
+    // The fixture's config: its event program, and a dead time of 2 s.
+    app.reload(|c| c.backend.dead_after = Some("2s".into()));
+    let t = Instant::now();
+    while !app
+        .daemon()
+        .log()
+        .contains("reload: backend: dead_after 2s")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{}",
+            app.daemon().log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        app.daemon().log().contains("reload: event program"),
+        "{}",
+        app.daemon().log()
+    );
+
+    // e1.0 stops answering; a scrub sends it reads it never answers.
+    app.lab.blade(1, 0).stop().expect("SIGSTOP e1.0");
+    let stopped = Instant::now();
+    let cfg = app.cfg().to_string();
+    let (ok, out) = app.aoeraid(&["scrub", "data", "--config", &cfg]);
+    assert!(ok, "scrub: {out}");
+    let seen = |events: &str, what: &str| {
+        events
+            .lines()
+            .any(|l| l.starts_with(what) && l.contains("e1.0"))
+    };
+    loop {
+        let events = app.events();
+        if seen(&events, "DeviceDisappeared data") && seen(&events, "Fail data") {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "no DeviceDisappeared/Fail for e1.0 through the new program within 20 s \
+             (the old dead time was 60 s):\nevents: {events}\n{}",
+            app.daemon().log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    app.lab.blade(1, 0).cont().expect("SIGCONT e1.0");
+    app.stop();
+}

@@ -9,7 +9,7 @@
 //! `poll_transmit` until it returns `None` and re-read [`Pool::poll_timeout`].
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aoe_wire::{
     ata, finish_frame, parse, sectors_per_frame, write_ata_request, AoeAddr, AtaArg, CCmd, Command,
@@ -1031,6 +1031,14 @@ impl Pool {
     /// `handle_timeout` may find nothing due; it then computes the exact next time.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timer_floor
+    }
+
+    /// Changes the dead time (a config reload). Frames already out are judged by the
+    /// new value from `now` on: the timer is pulled in so that a shorter dead time
+    /// is noticed at once.
+    pub fn set_dead_time(&mut self, now: Instant, dead_time: Duration) {
+        self.cfg.dead_time = dead_time;
+        self.lower_timer_floor(now);
     }
 
     fn lower_timer_floor(&mut self, t: Instant) {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod control;
+mod core;
 pub mod daemon;
 pub mod events;
 mod frontend;

@@ -60,9 +60,9 @@ pub struct BackendStats {
     pub frames_out: u64,
 }
 
-/// The initiator pool bound to sockets in a ring.
-pub struct Backend {
-    pool: Pool,
+/// The back end's sockets in a ring, apart from the pool that drives them: the
+/// daemon's pool lives in the appliance core, the CLI tools' in [`Backend`].
+pub struct BackSockets {
     /// `iface_of[sock.index()]` = pool interface index of a socket we own.
     iface_of: Vec<Option<usize>>,
     socks: Vec<SockId>,
@@ -70,6 +70,12 @@ pub struct Backend {
     /// Per pool interface: frames sent, and frames the pool found malformed.
     sent: Vec<u64>,
     malformed: Vec<u64>,
+}
+
+/// The initiator pool bound to sockets in a ring.
+pub struct Backend {
+    pool: Pool,
+    socks: BackSockets,
     lingering: bool,
 }
 
@@ -108,13 +114,20 @@ impl Backend {
         let n = socks.len();
         Ok(Backend {
             pool,
-            iface_of,
-            socks,
-            stats: BackendStats::default(),
-            sent: vec![0; n],
-            malformed: vec![0; n],
+            socks: BackSockets {
+                iface_of,
+                socks,
+                stats: BackendStats::default(),
+                sent: vec![0; n],
+                malformed: vec![0; n],
+            },
             lingering: true,
         })
+    }
+
+    /// The pool and the sockets, for a host that keeps the pool elsewhere.
+    pub fn into_parts(self) -> (Pool, BackSockets) {
+        (self.pool, self.socks)
     }
 
     /// Whether [`Backend::turn`] may linger to batch replies (default on).
@@ -151,12 +164,7 @@ impl Backend {
     }
 
     pub fn stats(&self) -> BackendStats {
-        self.stats
-    }
-
-    /// True if `sock` is one of the back end's sockets.
-    pub fn owns(&self, sock: SockId) -> bool {
-        self.iface_of.get(sock.index()).copied().flatten().is_some()
+        self.socks.stats
     }
 
     /// Handles a ring completion if it belongs to the back end (frames and
@@ -167,30 +175,12 @@ impl Backend {
         now: Instant,
         ev: Completion,
     ) -> Option<Completion> {
-        match ev {
-            Completion::Frame { sock, buf } => {
-                match self.iface_of.get(sock.index()).copied().flatten() {
-                    Some(iface) => {
-                        self.stats.frames_in += 1;
-                        let malformed = self.pool.stats().malformed;
-                        self.pool.handle_frame(now, iface, ring.frame(&buf));
-                        self.malformed[iface] += self.pool.stats().malformed - malformed;
-                        ring.recycle(buf);
-                        None
-                    }
-                    None => Some(Completion::Frame { sock, buf }),
-                }
-            }
-            Completion::SendDone { sock, user, result } if self.owns(sock) => {
-                if result.is_err() {
-                    self.stats.send_errors += 1;
-                }
-                let _ = user;
-                None
-            }
-            Completion::RecvError { sock, .. } if self.owns(sock) => None,
-            other => Some(other),
-        }
+        let pool = &mut self.pool;
+        self.socks.on_completion(ring, ev, |iface, frame| {
+            let before = pool.stats().malformed;
+            pool.handle_frame(now, iface, frame);
+            pool.stats().malformed - before
+        })
     }
 
     /// Runs due timeouts and queues every frame the pool wants to send, each
@@ -200,48 +190,19 @@ impl Backend {
         if self.pool.poll_timeout().is_some_and(|t| t <= now) {
             self.pool.handle_timeout(now);
         }
-        loop {
-            let Some(mut slot) = ring.send_slot() else {
-                if self.pool.has_transmit() {
-                    self.stats.slot_waits += 1;
-                }
-                return;
-            };
-            let t = self.pool.poll_transmit(now, ring.slot_mut(&mut slot));
-            let Some(t) = t else {
-                ring.release_slot(slot);
-                return;
-            };
-            // A failed submit drops the frame; the pool's timeout resends it.
-            if ring
-                .submit_send(self.socks[t.iface], slot, t.len, 0)
-                .is_err()
-            {
-                self.stats.send_errors += 1;
-            } else {
-                self.stats.frames_out += 1;
-                self.sent[t.iface] += 1;
-            }
+        let pool = &mut self.pool;
+        let out_of_slots = self
+            .socks
+            .transmit(ring, |buf| pool.poll_transmit(now, buf));
+        if out_of_slots && self.pool.has_transmit() {
+            self.socks.stats.slot_waits += 1;
         }
     }
 
     /// Per back-end interface: kernel receive and drop counts, frames sent,
     /// frames dropped as malformed.
     pub fn interface_status(&self, ring: &Ring) -> Vec<InterfaceStatus> {
-        self.pool
-            .interfaces()
-            .iter()
-            .enumerate()
-            .map(|(i, iface)| {
-                InterfaceStatus::of_socket(
-                    &iface.name,
-                    Side::Backend,
-                    ring.socket(self.socks[i]),
-                    self.sent[i],
-                    self.malformed[i],
-                )
-            })
-            .collect()
+        self.socks.interface_status(ring, &self.pool)
     }
 
     /// When [`Backend::poll`] must run next at the latest.
@@ -272,6 +233,95 @@ impl Backend {
         }
         self.poll(ring, now);
         Ok(now)
+    }
+}
+
+impl BackSockets {
+    /// True if `sock` is one of the back end's sockets.
+    pub fn owns(&self, sock: SockId) -> bool {
+        self.iface_of.get(sock.index()).copied().flatten().is_some()
+    }
+
+    pub fn stats(&self) -> BackendStats {
+        self.stats
+    }
+
+    /// Handles a ring completion if it belongs to these sockets: a frame goes to
+    /// `handle(iface, bytes)`, which returns how many frames it found malformed.
+    /// Anything else is handed back.
+    pub fn on_completion(
+        &mut self,
+        ring: &Ring,
+        ev: Completion,
+        handle: impl FnOnce(usize, &[u8]) -> u64,
+    ) -> Option<Completion> {
+        match ev {
+            Completion::Frame { sock, buf } => {
+                match self.iface_of.get(sock.index()).copied().flatten() {
+                    Some(iface) => {
+                        self.stats.frames_in += 1;
+                        self.malformed[iface] += handle(iface, ring.frame(&buf));
+                        ring.recycle(buf);
+                        None
+                    }
+                    None => Some(Completion::Frame { sock, buf }),
+                }
+            }
+            Completion::SendDone { sock, result, .. } if self.owns(sock) => {
+                if result.is_err() {
+                    self.stats.send_errors += 1;
+                }
+                None
+            }
+            Completion::RecvError { sock, .. } if self.owns(sock) => None,
+            other => Some(other),
+        }
+    }
+
+    /// Sends every frame `next` builds, each straight in a send slot, until it
+    /// has none left (false) or the slots run out (true).
+    pub fn transmit(
+        &mut self,
+        ring: &Ring,
+        mut next: impl FnMut(&mut [u8]) -> Option<aoe_initiator::Transmit>,
+    ) -> bool {
+        loop {
+            let Some(mut slot) = ring.send_slot() else {
+                return true;
+            };
+            let Some(t) = next(ring.slot_mut(&mut slot)) else {
+                ring.release_slot(slot);
+                return false;
+            };
+            // A failed submit drops the frame; the pool's timeout resends it.
+            if ring
+                .submit_send(self.socks[t.iface], slot, t.len, 0)
+                .is_err()
+            {
+                self.stats.send_errors += 1;
+            } else {
+                self.stats.frames_out += 1;
+                self.sent[t.iface] += 1;
+            }
+        }
+    }
+
+    /// Per back-end interface of `pool`: kernel receive and drop counts, frames
+    /// sent, frames dropped as malformed.
+    pub fn interface_status(&self, ring: &Ring, pool: &Pool) -> Vec<InterfaceStatus> {
+        pool.interfaces()
+            .iter()
+            .enumerate()
+            .map(|(i, iface)| {
+                InterfaceStatus::of_socket(
+                    &iface.name,
+                    Side::Backend,
+                    ring.socket(self.socks[i]),
+                    self.sent[i],
+                    self.malformed[i],
+                )
+            })
+            .collect()
     }
 }
 

@@ -3,8 +3,9 @@
 //! members are reported by name and left alone.
 
 use super::inuse::in_use_reason;
-use super::members::{Devices, Location};
+use super::members::Devices;
 use crate::config::{ArraySpec, MemberAddr};
+use crate::core::Location;
 use anyhow::{anyhow, bail};
 use raid_engine::superblock::{SB_OFFSET, SB_SECTORS};
 use raid_engine::{assemble, AssemblyInput};
@@ -14,11 +15,11 @@ use std::time::Duration;
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One assembled array: its engine and, for engine member index i, `members[i]`.
-pub struct Assembled {
-    pub engine: Engine,
-    pub members: Vec<(MemberAddr, Location)>,
+pub(crate) struct Assembled {
+    pub(crate) engine: Engine,
+    pub(crate) members: Vec<(MemberAddr, Location)>,
     /// Operator-facing lines: refused members, missing slots.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// Assembles `spec` from what its members carry. `force` accepts an unclean
@@ -26,7 +27,7 @@ pub struct Assembled {
 /// `group` holds the array's spare-group members: one of them may have replaced a
 /// member before a restart, so each is offered to assembly too; those that are
 /// not this array's (blank, or another array's) are left out silently.
-pub fn assemble_array(
+pub(crate) fn assemble_array(
     dev: &mut Devices,
     spec: &ArraySpec,
     group: &[MemberAddr],
@@ -110,7 +111,7 @@ pub fn assemble_array(
 }
 
 /// Is `addr` blank enough to become a spare (nothing on it we would destroy)?
-pub fn spare_is_blank(dev: &mut Devices, loc: Location) -> Result<(), String> {
+pub(crate) fn spare_is_blank(dev: &mut Devices, loc: Location) -> Result<(), String> {
     let sectors = (super::inuse::PROBE_SECTORS as u64).min(dev.sectors(loc)) as u32;
     match dev.read_blocking(loc, 0, sectors, READ_TIMEOUT) {
         Ok(Ok(head)) => match in_use_reason(&head) {

@@ -7,8 +7,9 @@
 //! would.
 
 use super::inuse::{in_use_reason, PROBE_SECTORS};
-use super::members::{Devices, Location};
+use super::members::Devices;
 use crate::config::{self, ArraySpec, Config, Integrity, MemberAddr};
+use crate::core::Location;
 use anyhow::{anyhow, bail};
 use raid_engine::{ArrayConfig, MemberSpec};
 use raid_engine::{Engine, MemberIo, MemberOp, SECTOR};
@@ -16,18 +17,18 @@ use std::time::{Duration, Instant};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `create` waits for every blade to answer discovery.
-pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CreateOptions {
+pub(crate) struct CreateOptions {
     /// Overwrite members that look in use.
-    pub force: bool,
+    pub(crate) force: bool,
     /// Skip the initial resync (members known to be zeroed or identical).
-    pub assume_clean: bool,
+    pub(crate) assume_clean: bool,
 }
 
 /// Maps the config's level to the engine's.
-pub fn engine_level(spec: &ArraySpec) -> anyhow::Result<raid_engine::Level> {
+pub(crate) fn engine_level(spec: &ArraySpec) -> anyhow::Result<raid_engine::Level> {
     Ok(match spec.level {
         config::Level::Raid0 => raid_engine::Level::Raid0,
         config::Level::Raid1 => raid_engine::Level::Raid1,
@@ -42,7 +43,7 @@ pub fn engine_level(spec: &ArraySpec) -> anyhow::Result<raid_engine::Level> {
 }
 
 /// A random 16-byte id (member and array UUIDs).
-pub fn random_uuid() -> anyhow::Result<[u8; 16]> {
+pub(crate) fn random_uuid() -> anyhow::Result<[u8; 16]> {
     let mut u = [0u8; 16];
     aoe_uring::sys::fill_random(&mut u)?;
     // RFC 4122 version 4 / variant bits, so the ids read as ordinary UUIDs.
@@ -73,7 +74,7 @@ fn all_members(cfg: &Config) -> Vec<MemberAddr> {
 }
 
 /// Runs `create` for every array of `cfg`; returns the lines to print.
-pub fn create(cfg: &Config, opts: CreateOptions) -> anyhow::Result<Vec<String>> {
+pub(crate) fn create(cfg: &Config, opts: CreateOptions) -> anyhow::Result<Vec<String>> {
     let mut dev = Devices::new()?;
     let members = all_members(cfg);
     let blades: Vec<(u16, u8)> = members

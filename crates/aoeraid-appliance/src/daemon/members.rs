@@ -5,8 +5,9 @@
 use super::file_member::FileMembers;
 use crate::backend::Backend;
 use crate::config::MemberAddr;
+use crate::core::{poll_blade_done, submit_to_blade, Location, MemberResult};
 use anyhow::{anyhow, bail, Context};
-use aoe_initiator::{BladeId, BladeState, IoError, IoRequest, Op, PoolConfig};
+use aoe_initiator::{BladeState, PoolConfig};
 use aoe_uring::{Completion, Ring, RingConfig};
 use raid_engine::{MemberError, MemberIo, MemberOp};
 use std::collections::{HashMap, VecDeque};
@@ -14,11 +15,11 @@ use std::time::{Duration, Instant};
 
 /// I/O buffers of the data path's ring: enough for a few full-chunk writes to every
 /// member at once.
-pub const IO_BUFFERS: u32 = 256;
-pub const IO_BUFFER_SIZE: usize = 256 << 10;
+pub(crate) const IO_BUFFERS: u32 = 256;
+pub(crate) const IO_BUFFER_SIZE: usize = 256 << 10;
 
 /// The ring configuration every aoeraid data path uses.
-pub fn ring_config() -> RingConfig {
+pub(crate) fn ring_config() -> RingConfig {
     RingConfig {
         io_buffers: IO_BUFFERS,
         io_buffer_size: IO_BUFFER_SIZE,
@@ -28,31 +29,19 @@ pub fn ring_config() -> RingConfig {
     }
 }
 
-/// What a member I/O produced: read data (empty for writes/flushes) or the error.
-pub type MemberResult = Result<Vec<u8>, MemberError>;
-
-/// A member resolved to something the data path can do I/O on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Location {
-    /// Index into the data path's [`FileMembers`].
-    File(usize),
-    /// An AoE blade of the back-end initiator pool.
-    Blade(BladeId),
-}
-
 /// Every member device the appliance knows, by address.
-pub struct Devices {
-    pub ring: Ring,
-    pub files: FileMembers<u64>,
-    pub backend: Option<Backend>,
+pub(crate) struct Devices {
+    pub(crate) ring: Ring,
+    pub(crate) files: FileMembers<u64>,
+    pub(crate) backend: Option<Backend>,
     /// Blade I/Os refused at submission, reported at the next wait.
     refused: VecDeque<(u64, MemberResult)>,
-    pub by_addr: HashMap<MemberAddr, Location>,
-    pub problems: Vec<(MemberAddr, String)>,
+    pub(crate) by_addr: HashMap<MemberAddr, Location>,
+    pub(crate) problems: Vec<(MemberAddr, String)>,
 }
 
 impl Devices {
-    pub fn new() -> anyhow::Result<Devices> {
+    pub(crate) fn new() -> anyhow::Result<Devices> {
         let ring = Ring::with_config(&ring_config()).context("cannot set up io_uring")?;
         Ok(Devices {
             ring,
@@ -65,7 +54,7 @@ impl Devices {
     }
 
     /// Opens `addr`; a failure is recorded in `problems` (named) and returns None.
-    pub fn open(&mut self, addr: &MemberAddr) -> Option<Location> {
+    pub(crate) fn open(&mut self, addr: &MemberAddr) -> Option<Location> {
         if let Some(l) = self.by_addr.get(addr) {
             return Some(*l);
         }
@@ -109,7 +98,7 @@ impl Devices {
     /// Opens the back end on `ifaces`, broadcasts a discovery and waits up to
     /// `timeout` for every blade in `wanted` to answer (fewer only if some are
     /// missing; their absence is reported by [`Devices::open`]).
-    pub fn discover(
+    pub(crate) fn discover(
         &mut self,
         ifaces: &[String],
         dead_after: Duration,
@@ -151,7 +140,7 @@ impl Devices {
         Ok(())
     }
 
-    pub fn sectors(&self, loc: Location) -> u64 {
+    pub(crate) fn sectors(&self, loc: Location) -> u64 {
         match loc {
             Location::File(i) => self.files.sectors(i),
             Location::Blade(id) => self
@@ -164,78 +153,35 @@ impl Devices {
 
     /// Starts one member I/O; its result comes back from [`Devices::wait`] (or the
     /// data path's own completion handling) with `token`.
-    pub fn submit(&mut self, loc: Location, io: MemberIo, token: u64, now: Instant) {
+    pub(crate) fn submit(&mut self, loc: Location, io: MemberIo, token: u64, now: Instant) {
         match loc {
             Location::File(i) => self.files.submit(&self.ring, i, io, token),
             Location::Blade(blade) => {
-                let Some(b) = self.backend.as_mut() else {
-                    self.refused.push_back((token, Err(MemberError::Gone)));
-                    return;
+                let r = match self.backend.as_mut() {
+                    Some(b) => submit_to_blade(b.pool_mut(), now, blade, io, token),
+                    None => Err(MemberError::Gone),
                 };
-                let (op, buf) = match io.op {
-                    MemberOp::Read => (
-                        Op::Read,
-                        vec![0u8; io.sectors as usize * raid_engine::SECTOR],
-                    ),
-                    MemberOp::Write => (Op::Write, io.data),
-                    MemberOp::Flush => (Op::Flush, Vec::new()),
-                };
-                let req = IoRequest {
-                    blade,
-                    op,
-                    lba: io.offset,
-                    sectors: io.sectors,
-                    buf,
-                    user: token,
-                };
-                if let Err(rej) = b.pool_mut().submit(now, req) {
-                    use aoe_initiator::SubmitError as S;
-                    let e = match rej.error {
-                        S::UnknownBlade | S::NotReady | S::Down => MemberError::Gone,
-                        _ => MemberError::Io,
-                    };
+                if let Err(e) = r {
                     self.refused.push_back((token, Err(e)));
                 }
             }
         }
     }
 
-    /// Member I/Os in flight.
-    pub fn in_flight(&self) -> usize {
-        self.files.in_flight()
-            + self.refused.len()
-            + self
-                .backend
-                .as_ref()
-                .map_or(0, |b| b.pool().ios_outstanding())
-    }
-
     /// Finished member I/Os from every device kind (after ring completions were fed).
-    pub fn poll_done(&mut self) -> Option<(u64, MemberResult)> {
+    pub(crate) fn poll_done(&mut self) -> Option<(u64, MemberResult)> {
         if let Some(d) = self.refused.pop_front() {
             return Some(d);
         }
         if let Some(d) = self.files.poll_done() {
             return Some(d);
         }
-        let b = self.backend.as_mut()?;
-        let c = b.pool_mut().poll_completion()?;
-        let r = match c.result {
-            Ok(()) if c.op == Op::Read => {
-                let mut buf = c.buf;
-                buf.truncate(c.sectors as usize * raid_engine::SECTOR);
-                Ok(buf)
-            }
-            Ok(()) => Ok(Vec::new()),
-            Err(IoError::BladeDown) => Err(MemberError::Gone),
-            Err(_) => Err(MemberError::Io),
-        };
-        Some((c.user, r))
+        poll_blade_done(self.backend.as_mut()?.pool_mut())
     }
 
     /// Hands a ring completion to the back end or the file members; returns it if
     /// neither owns it.
-    pub fn on_completion(&mut self, now: Instant, ev: Completion) -> Option<Completion> {
+    pub(crate) fn on_completion(&mut self, now: Instant, ev: Completion) -> Option<Completion> {
         let ev = match self.backend.as_mut() {
             Some(b) => b.on_completion(&self.ring, now, ev)?,
             None => ev,
@@ -248,7 +194,7 @@ impl Devices {
     }
 
     /// Waits up to `timeout` for completions; returns those that finished.
-    pub fn wait(&mut self, timeout: Duration) -> anyhow::Result<Vec<(u64, MemberResult)>> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> anyhow::Result<Vec<(u64, MemberResult)>> {
         let mut out = Vec::new();
         let mut events = Vec::new();
         if let Some(b) = self.backend.as_mut() {
@@ -277,7 +223,7 @@ impl Devices {
     }
 
     /// Reads `sectors` at `offset` of one member, blocking up to `timeout`.
-    pub fn read_blocking(
+    pub(crate) fn read_blocking(
         &mut self,
         loc: Location,
         offset: u64,
@@ -297,7 +243,7 @@ impl Devices {
     }
 
     /// Runs a batch of member I/Os to completion; results in batch order.
-    pub fn run_blocking(
+    pub(crate) fn run_blocking(
         &mut self,
         ios: Vec<(Location, MemberIo)>,
         timeout: Duration,
@@ -332,7 +278,7 @@ impl Devices {
 }
 
 /// Gives back the buffer of a completion nobody claimed.
-pub fn release_stray(ring: &Ring, c: Completion) {
+pub(crate) fn release_stray(ring: &Ring, c: Completion) {
     match c {
         Completion::Frame { buf, .. } => ring.recycle(buf),
         Completion::IoDone { buf: Some(b), .. } => ring.release(b),

@@ -7,7 +7,6 @@ pub mod assemble;
 pub mod create;
 pub mod datapath;
 pub mod file_member;
-pub(crate) mod front;
 pub mod inuse;
 pub mod members;
 pub mod service;

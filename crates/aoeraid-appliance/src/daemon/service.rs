@@ -3,14 +3,18 @@
 //! signal handling (SIGTERM clean stop, SIGHUP reload).
 
 use super::assemble::{assemble_array, spare_is_blank};
+use super::create::random_uuid;
 use super::create::DISCOVERY_TIMEOUT;
-use super::datapath::{ArrayRt, Cmd, DataPath, Reply, VolumeRt};
-use super::front::{ExportDef, Front};
-use super::members::{Devices, Location};
+use super::datapath::{Cmd, DataPath, FrontSockets, IoMetrics};
+use super::members::Devices;
 use crate::config::{self, Config, MemberAddr, Rate};
 use crate::control::sdnotify::{watchdog_interval, Notifier};
 use crate::control::status::Status;
 use crate::control::{ControlHandler, ControlServer};
+use crate::core::{
+    Array, Command, Core, CoreParts, ExportDef, Exports, Location, MemberMap, Reply, Spare,
+    SpareGroups, Volume,
+};
 use crate::events::{self, Dispatcher, DispatcherOptions, Event, EventKind};
 use crate::frontend::StateFile;
 use crate::metrics::http::MetricsServer;
@@ -18,13 +22,14 @@ use crate::metrics::Metrics;
 use anyhow::{bail, Context};
 use aoe_target::{ExportState, SharedExport};
 use aoe_uring::sys::{Signal, Signals};
-use aoe_uring::RingWaker;
+use aoe_uring::{PacketSocket, RingWaker};
+use aoe_wire::Mac;
 use crossbeam_channel::{bounded, Sender};
 use parking_lot::Mutex;
 use raid_engine::Concat;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// An assembled array waiting for its volume: name, engine, members, spare group.
 type Ready = (
@@ -40,9 +45,9 @@ const CMD_QUEUE: usize = 64;
 const CMD_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Default)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// Assemble an unclean degraded RAID 5 anyway (accepts the write hole).
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 /// The control socket's handler: each command goes to the data path through the
@@ -55,7 +60,11 @@ struct Handler {
 }
 
 impl Handler {
-    fn call(&self, make: impl FnOnce(Sender<Reply>) -> Cmd) -> Reply {
+    fn call(&self, cmd: Command) -> Reply {
+        self.send(|t| Cmd::Core(cmd, t))
+    }
+
+    fn send(&self, make: impl FnOnce(Sender<Reply>) -> Cmd) -> Reply {
         let (rtx, rrx) = bounded(1);
         self.tx
             .try_send(make(rtx))
@@ -75,35 +84,63 @@ impl ControlHandler for Handler {
         Ok(self.status.lock().clone())
     }
     fn fail(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(|t| Cmd::Fail(array.into(), member.clone(), t))
+        self.call(Command::Fail {
+            array: array.into(),
+            member: member.clone(),
+        })
     }
     fn remove(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(|t| Cmd::Remove(array.into(), member.clone(), t))
+        self.call(Command::Remove {
+            array: array.into(),
+            member: member.clone(),
+        })
     }
     fn add(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(|t| Cmd::Add(array.into(), member.clone(), t))
+        self.call(Command::Add {
+            array: array.into(),
+            member: member.clone(),
+        })
     }
     fn re_add(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(|t| Cmd::ReAdd(array.into(), member.clone(), t))
+        self.call(Command::ReAdd {
+            array: array.into(),
+            member: member.clone(),
+        })
     }
     fn spare_add(&self, group: &str, member: &MemberAddr) -> Reply {
-        self.call(|t| Cmd::SpareAdd(group.into(), member.clone(), t))
+        self.call(Command::SpareAdd {
+            group: group.into(),
+            member: member.clone(),
+        })
     }
     fn spare_remove(&self, group: &str, member: &MemberAddr) -> Reply {
-        self.call(|t| Cmd::SpareRemove(group.into(), member.clone(), t))
+        self.call(Command::SpareRemove {
+            group: group.into(),
+            member: member.clone(),
+        })
     }
     fn scrub(&self, array: &str, repair: bool) -> Reply {
-        self.call(|t| Cmd::Scrub(array.into(), repair, t))
+        self.call(Command::Scrub {
+            array: array.into(),
+            repair,
+        })
     }
     fn grow(&self, volume: &str, add_array: &str) -> Reply {
-        self.call(|t| Cmd::Grow(volume.into(), add_array.into(), t))
+        self.call(Command::Grow {
+            volume: volume.into(),
+            array: add_array.into(),
+        })
     }
     fn rebuild_rate(&self, array: &str, min: Option<Rate>, max: Option<Rate>) -> Reply {
-        self.call(|t| Cmd::RebuildRate(array.into(), kib(min), kib(max), t))
+        self.call(Command::RebuildRate {
+            array: array.into(),
+            min: kib(min),
+            max: kib(max),
+        })
     }
     fn reload(&self) -> Reply {
         let cfg = config::load(&self.config_path, false).map_err(|e| e.to_string())?;
-        self.call(|t| Cmd::Reload(Box::new(cfg.config), t))
+        self.send(|t| Cmd::Reload(Box::new(cfg.config), t))
     }
 }
 
@@ -149,7 +186,7 @@ fn blade_addrs(cfg: &Config) -> Vec<(u16, u8)> {
 }
 
 /// Runs the daemon until SIGTERM. Returns after a clean stop.
-pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
+pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     // Before any thread starts, so that every thread inherits the mask and only the
     // signal thread sees these.
     let signals = Signals::block(&[Signal::Term, Signal::Int, Signal::Hup])?;
@@ -223,7 +260,7 @@ pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
         ));
     }
     // Spare groups: blank, reachable devices no array uses.
-    let mut spares: Vec<(String, Vec<(MemberAddr, Location)>)> = Vec::new();
+    let mut spares = Vec::new();
     for g in &cfg.spare_groups.0 {
         let mut avail = Vec::new();
         for m in &g.members {
@@ -236,7 +273,11 @@ pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             match dev.open(m) {
                 None => events::log_line(4, &format!("spare group {}: {m} unavailable", g.name)),
                 Some(loc) => match spare_is_blank(&mut dev, loc) {
-                    Ok(()) => avail.push((m.clone(), loc)),
+                    Ok(()) => avail.push(Spare {
+                        addr: m.clone(),
+                        loc,
+                        uuid: random_uuid()?,
+                    }),
                     Err(why) => events::log_line(
                         4,
                         &format!("spare group {}: {m} not used as a spare: {why}", g.name),
@@ -251,7 +292,8 @@ pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     }
 
     // Volumes: arrays concatenated in the configured order.
-    let mut vols: Vec<VolumeRt> = Vec::new();
+    let mut vols: Vec<Volume> = Vec::new();
+    let mut volume_io = Vec::new();
     let take = |name: &str, assembled: &mut Vec<Ready>| {
         assembled
             .iter()
@@ -266,48 +308,25 @@ pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
                 bail!("volume {}: array {an} is not assembled", vs.name);
             };
             engines.push(e);
-            arrays.push(ArrayRt {
-                name,
-                members,
-                spare_group: group,
-            });
+            arrays.push(Array::new(name, members, group));
         }
-        vols.push(VolumeRt {
-            name: vs.name.clone(),
-            concat: Concat::new(engines),
-            arrays,
-            export: Some((vs.export.shelf, vs.export.slot)),
-            read_only: vs.read_only,
-            allow: vs.allow.iter().map(|m| m.to_string()).collect(),
-            io: Some(metrics.volume_io(&vs.name)),
-            read_bytes: 0,
-            write_bytes: 0,
-            standalone: false,
-        });
+        let mut v = Volume::new(vs.name.clone(), Concat::new(engines), arrays);
+        v.export = Some((vs.export.shelf, vs.export.slot));
+        v.read_only = vs.read_only;
+        v.allow = vs.allow.iter().map(|m| m.to_string()).collect();
+        vols.push(v);
+        volume_io.push(Some(metrics.volume_io(&vs.name)));
     }
     for (name, e, members, group) in assembled.drain(..) {
-        vols.push(VolumeRt {
-            name: name.clone(),
-            concat: Concat::new(vec![e]),
-            arrays: vec![ArrayRt {
-                name,
-                members,
-                spare_group: group,
-            }],
-            export: None,
-            read_only: false,
-            allow: Vec::new(),
-            io: None,
-            read_bytes: 0,
-            write_bytes: 0,
-            standalone: true,
-        });
+        vols.push(Volume::standalone(e, Array::new(name, members, group)));
+        volume_io.push(None);
     }
 
     // Exports last, once every array is up.
     std::fs::create_dir_all(&cfg.appliance.state_dir)
         .with_context(|| format!("state_dir {}", cfg.appliance.state_dir.display()))?;
     let mut exports = Vec::new();
+    let mut state_files = Vec::new();
     for (i, v) in vols.iter().enumerate() {
         let Some((shelf, slot)) = v.export else {
             continue;
@@ -325,23 +344,66 @@ pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             shelf,
             slot,
             read_only: v.read_only,
-            state: sf,
             shared: SharedExport::new(st, sectors),
             volume: i,
         });
+        state_files.push(sf);
     }
-    let front = if exports.is_empty() {
-        None
+    let Devices {
+        mut ring,
+        files,
+        backend,
+        by_addr,
+        ..
+    } = dev;
+    let (front, exports) = if exports.is_empty() {
+        (None, None)
     } else {
-        Some(Front::open(
-            &mut dev.ring,
-            &cfg.frontend.interfaces,
-            exports,
-        )?)
+        let mut macs = Vec::new();
+        let mut socks = Vec::new();
+        for name in &cfg.frontend.interfaces {
+            let sock = PacketSocket::open(name)
+                .with_context(|| format!("open AoE socket on front-end interface {name}"))?;
+            macs.push((Mac(sock.mac()), sock.mtu()));
+            socks.push(ring.add_socket(sock)?);
+        }
+        let x = Exports::new(&macs, exports).map_err(|e| anyhow::anyhow!("front end: {e}"))?;
+        (
+            Some(FrontSockets::new(cfg.frontend.interfaces.clone(), socks)),
+            Some(x),
+        )
     };
+    let (pool, back) = match backend {
+        Some(b) => {
+            let (p, s) = b.into_parts();
+            (Some(p), Some(s))
+        }
+        None => (None, None),
+    };
+    let mut file_sectors = Vec::new();
+    for loc in by_addr.values() {
+        if let Location::File(i) = *loc {
+            if file_sectors.len() <= i {
+                file_sectors.resize(i + 1, 0);
+            }
+            file_sectors[i] = files.sectors(i);
+        }
+    }
+    let core = Core::new(
+        CoreParts {
+            pool,
+            volumes: vols,
+            spares: SpareGroups::new(spares),
+            members: MemberMap::new(by_addr, file_sectors),
+            exports,
+            config: cfg.clone(),
+            observer: Box::new(IoMetrics::new(metrics.clone(), volume_io)),
+        },
+        Instant::now(),
+    );
 
     let (tx, rx) = bounded(CMD_QUEUE);
-    let waker = dev.ring.waker()?;
+    let waker = ring.waker()?;
     let status = Arc::new(Mutex::new(Status {
         appliance: cfg.appliance.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -361,18 +423,19 @@ pub fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             .with_context(|| format!("metrics on {}", cfg.appliance.metrics_listen))?;
     spawn_signal_thread(signals, handler.clone())?;
 
-    let mut dp = DataPath::new(
-        dev,
+    let mut dp = DataPath {
+        ring,
+        files,
+        back,
         front,
-        vols,
-        spares,
-        rx,
-        sink,
+        core,
+        state_files,
+        cmds: rx,
+        events: sink,
         metrics,
         status,
-        cfg.appliance.name.clone(),
-    );
-    dp.publish_status();
+    };
+    dp.publish_status(Instant::now());
     let _ = notifier.ready();
     events::log_line(
         5,

@@ -62,6 +62,9 @@ pub(crate) fn program_command(program: &Path, e: &Event, appliance: &str) -> Com
 
 enum Msg {
     Event(Event),
+    /// A reload changed `event_program` or `event_timeout`: events queued after
+    /// this run the new program.
+    Program(Option<PathBuf>, Duration),
     Stop,
 }
 
@@ -95,6 +98,12 @@ impl EventSink {
             }
             Err(_) => false,
         }
+    }
+
+    /// Swaps the program run for every later event (a reload). Blocks only if the
+    /// queue is full, which a reload can afford.
+    pub fn set_program(&self, program: Option<PathBuf>, timeout: Duration) {
+        let _ = self.tx.send(Msg::Program(program, timeout));
     }
 }
 
@@ -175,11 +184,11 @@ impl Worker {
                     rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
                 };
                 match msg {
-                    Ok(Msg::Event(e)) => self.accept(e),
+                    Ok(m @ (Msg::Event(_) | Msg::Program(..))) => self.handle(m),
                     Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
                         stopping = true;
-                        while let Ok(Msg::Event(e)) = rx.try_recv() {
-                            self.accept(e);
+                        while let Ok(m) = rx.try_recv() {
+                            self.handle(m);
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => {}
@@ -196,6 +205,19 @@ impl Worker {
             if stopping && self.running.is_none() && self.pending.is_empty() {
                 return;
             }
+        }
+    }
+
+    fn handle(&mut self, m: Msg) {
+        match m {
+            Msg::Event(e) => self.accept(e),
+            // Events accepted before still wait in `pending`; they run the new
+            // program too, as a reload is about what runs from now on.
+            Msg::Program(program, timeout) => {
+                self.opts.program = program;
+                self.opts.timeout = timeout;
+            }
+            Msg::Stop => {}
         }
     }
 

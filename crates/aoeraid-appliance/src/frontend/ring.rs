@@ -101,14 +101,6 @@ where
         &self.driver
     }
 
-    pub(crate) fn driver_mut(&mut self) -> &mut Driver<S> {
-        &mut self.driver
-    }
-
-    pub(crate) fn socks(&self) -> &[SockId] {
-        &self.socks
-    }
-
     /// The driver and a port for it on `ring`.
     pub(crate) fn parts<'a>(&'a mut self, ring: &'a Ring) -> (&'a mut Driver<S>, RingPort<'a>) {
         (

@@ -1,0 +1,258 @@
+//! Operator commands (control socket and CLI): fail, remove, add, re-add, spare
+//! group changes, scrub, rebuild rate, and growing a volume by an array.
+
+use super::members::Host;
+use super::spares::Spare;
+use super::volumes::find_array;
+use super::{Core, Notice, Reply};
+use crate::config::MemberAddr;
+use raid_engine::ControlError;
+use raid_engine::MemberSpec;
+use raid_engine::{Concat, Engine, MemberState, SECTOR};
+use std::time::Instant;
+
+/// A control command, as the control plane hands it to the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Command {
+    Fail {
+        array: String,
+        member: MemberAddr,
+    },
+    Remove {
+        array: String,
+        member: MemberAddr,
+    },
+    Add {
+        array: String,
+        member: MemberAddr,
+    },
+    ReAdd {
+        array: String,
+        member: MemberAddr,
+    },
+    SpareAdd {
+        group: String,
+        member: MemberAddr,
+    },
+    SpareRemove {
+        group: String,
+        member: MemberAddr,
+    },
+    Scrub {
+        array: String,
+        repair: bool,
+    },
+    Grow {
+        volume: String,
+        array: String,
+    },
+    /// KiB/s per member; None keeps the current bound.
+    RebuildRate {
+        array: String,
+        min: Option<u64>,
+        max: Option<u64>,
+    },
+}
+
+impl Core {
+    /// Carries out one command; the reply says what it did or why not.
+    pub(crate) fn command(&mut self, now: Instant, host: &mut dyn Host, cmd: Command) -> Reply {
+        self.now = now;
+        self.dirty = true;
+        let r = match cmd {
+            Command::Fail { array, member } => self.with_member(&array, &member, |e, i| {
+                e.fail_member(i)
+                    .map(|_| format!("{member} marked faulty in {array}"))
+            }),
+            Command::Remove { array, member } => self.with_member(&array, &member, |e, i| {
+                e.remove_member(i)
+                    .map(|_| format!("{member} removed from {array}"))
+            }),
+            Command::ReAdd { array, member } => self.with_member(&array, &member, |e, i| {
+                e.member_returned(i).map(|_| {
+                    format!(
+                        "{member}: superblock being read; re-added with a bitmap resync \
+                         if it still belongs to {array}"
+                    )
+                })
+            }),
+            Command::Add { array, member } => self.add(&array, &member, host),
+            Command::SpareAdd { group, member } => self.spare_add(&group, &member, host),
+            Command::SpareRemove { group, member } => {
+                if !self.spares.exists(&group) {
+                    Err(format!("no spare group named {group}"))
+                } else if self.spares.remove(&group, &member) {
+                    Ok(format!("{member} removed from spare group {group}"))
+                } else {
+                    Err(format!("{member} is not an unused spare of {group}"))
+                }
+            }
+            Command::Scrub { array, repair } => {
+                let what = if repair { "repair" } else { "check" };
+                self.with_array(&array, |e| e.start_scrub(repair))
+                    .map(|_| format!("{what} started on {array}"))
+            }
+            Command::Grow { volume, array } => self.grow(&volume, &array),
+            Command::RebuildRate { array, min, max } => self.rebuild_rate(&array, min, max),
+        };
+        self.notice(Notice::StatusChanged);
+        r
+    }
+
+    fn with_array(
+        &mut self,
+        array: &str,
+        f: impl FnOnce(&mut Engine) -> Result<(), ControlError>,
+    ) -> Result<(), String> {
+        let (v, a) =
+            find_array(&self.vols, array).ok_or_else(|| format!("no array named {array}"))?;
+        f(self.vols[v].concat.array_mut(a)).map_err(|e| format!("{array}: {e}"))
+    }
+
+    fn with_member(
+        &mut self,
+        array: &str,
+        m: &MemberAddr,
+        f: impl FnOnce(&mut Engine, usize) -> Result<String, ControlError>,
+    ) -> Reply {
+        let (v, a) =
+            find_array(&self.vols, array).ok_or_else(|| format!("no array named {array}"))?;
+        let i = self.vols[v].arrays[a]
+            .index_of(m)
+            .ok_or_else(|| format!("{m} is not a member of {array}"))?;
+        f(self.vols[v].concat.array_mut(a), i).map_err(|e| format!("{array}: {m}: {e}"))
+    }
+
+    /// The array `addr` serves in now (active, rebuilding or spare), if any.
+    fn serving(&self, addr: &MemberAddr) -> Option<(String, MemberState)> {
+        for vol in &self.vols {
+            for (ai, arr) in vol.arrays.iter().enumerate() {
+                for (mi, (x, _)) in arr.members.iter().enumerate() {
+                    if x != addr {
+                        continue;
+                    }
+                    let st = vol.member_state(ai, mi);
+                    if let Some(
+                        s @ (MemberState::Active | MemberState::Rebuilding | MemberState::Spare),
+                    ) = st
+                    {
+                        return Some((arr.name.clone(), s));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn add(&mut self, array: &str, m: &MemberAddr, host: &mut dyn Host) -> Reply {
+        let (v, a) =
+            find_array(&self.vols, array).ok_or_else(|| format!("no array named {array}"))?;
+        if let Some((other, st)) = self.serving(m) {
+            return Err(format!("{m} is in use by array {other} ({st:?})"));
+        }
+        let loc = self
+            .members
+            .open(m, self.pool.as_ref(), host)
+            .map_err(|e| format!("{m}: {e}"))?;
+        let spec = MemberSpec {
+            uuid: host.random_uuid()?,
+            size_sectors: self.members.sectors(loc, self.pool.as_ref()),
+            shelf: m.shelf().map(u32::from),
+        };
+        let idx = self.vols[v]
+            .concat
+            .array_mut(a)
+            .add_spare(spec)
+            .map_err(|e| format!("{array}: {m}: {e}"))?;
+        self.vols[v].arrays[a].set_member(idx, m, loc);
+        Ok(if self.vols[v].concat.arrays()[a].is_degraded() {
+            format!("{m} added to {array}; rebuilding onto it")
+        } else {
+            format!("{m} added to {array} as a spare")
+        })
+    }
+
+    fn spare_add(&mut self, group: &str, m: &MemberAddr, host: &mut dyn Host) -> Reply {
+        if !self.spares.exists(group) {
+            return Err(format!("no spare group named {group}"));
+        }
+        if self.spares.contains(group, m) {
+            return Err(format!("{m} is already a spare of {group}"));
+        }
+        let spare = self.new_spare(m, host)?;
+        self.spares.add(group, spare);
+        Ok(format!("{m} added to spare group {group}"))
+    }
+
+    /// Opens `m` and draws the UUID it will carry as a member.
+    pub(super) fn new_spare(
+        &mut self,
+        m: &MemberAddr,
+        host: &mut dyn Host,
+    ) -> Result<Spare, String> {
+        let loc = self.members.open(m, self.pool.as_ref(), host)?;
+        Ok(Spare {
+            addr: m.clone(),
+            loc,
+            uuid: host.random_uuid()?,
+        })
+    }
+
+    fn rebuild_rate(&mut self, array: &str, min: Option<u64>, max: Option<u64>) -> Reply {
+        let (v, a) =
+            find_array(&self.vols, array).ok_or_else(|| format!("no array named {array}"))?;
+        let e = self.vols[v].concat.array_mut(a);
+        let st = e.status();
+        let (lo, hi) = (
+            min.unwrap_or(st.sync_min_kib_s),
+            max.unwrap_or(st.sync_max_kib_s),
+        );
+        if lo > hi {
+            return Err(format!("min {lo} KiB/s above max {hi} KiB/s"));
+        }
+        e.set_sync_rates(lo, hi);
+        Ok(format!("{array}: rebuild rate {lo}..{hi} KiB/s per member"))
+    }
+
+    /// Appends the standalone array `array` to volume `volume` and announces the
+    /// new size. Refused while the array has requests or unclean writes in flight.
+    fn grow(&mut self, volume: &str, array: &str) -> Reply {
+        let v = self
+            .vols
+            .iter()
+            .position(|x| x.name == volume && !x.standalone)
+            .ok_or_else(|| format!("no volume named {volume}"))?;
+        let (sv, _) =
+            find_array(&self.vols, array).ok_or_else(|| format!("no array named {array}"))?;
+        if !self.vols[sv].standalone {
+            return Err(format!(
+                "array {array} already belongs to volume {}",
+                self.vols[sv].name
+            ));
+        }
+        let busy = self.pending.keys().any(|(pv, _)| *pv == sv)
+            || self.member_io_in_flight() > 0
+                && self.vols[sv]
+                    .concat
+                    .arrays()
+                    .iter()
+                    .any(|e| !e.status().clean_on_disk);
+        if busy {
+            return Err(format!("array {array} is busy; try again in a moment"));
+        }
+        let old = std::mem::replace(&mut self.vols[sv].concat, Concat::new(Vec::new()));
+        let arrays = std::mem::take(&mut self.vols[sv].arrays);
+        for (e, r) in old.into_arrays().into_iter().zip(arrays) {
+            self.vols[v].concat.grow(e);
+            self.vols[v].arrays.push(r);
+        }
+        let sectors = self.vols[v].concat.volume_sectors();
+        if let Some(x) = self.exports.as_mut() {
+            x.resize(v, sectors);
+        }
+        Ok(format!(
+            "volume {volume} grown by array {array}: now {} MiB, announced",
+            (sectors * SECTOR as u64) >> 20
+        ))
+    }
+}

@@ -1,0 +1,159 @@
+//! Operating policy: what a blade going down or coming back does to the members
+//! it holds, which degraded array gets which spare, and how engine events reach
+//! the operator.
+
+use super::members::Location;
+use super::{Core, Notice};
+use crate::events::{self, Event, EventKind};
+use aoe_initiator::{BladeId, Event as PoolEvent};
+use raid_engine::MemberSpec;
+use raid_engine::MemberState;
+
+impl Core {
+    /// Every (volume, array, member) that lives on `blade`.
+    fn on_blade(&self, blade: BladeId) -> Vec<(usize, usize, usize)> {
+        let mut hit = Vec::new();
+        for (v, vol) in self.vols.iter().enumerate() {
+            for (a, arr) in vol.arrays.iter().enumerate() {
+                for (m, (_, loc)) in arr.members.iter().enumerate() {
+                    if *loc == Location::Blade(blade) {
+                        hit.push((v, a, m));
+                    }
+                }
+            }
+        }
+        hit
+    }
+
+    pub(super) fn pool_event(&mut self, e: PoolEvent) {
+        match e {
+            PoolEvent::BladeDown { blade, failed_ios } => {
+                for (v, a, m) in self.on_blade(blade) {
+                    self.blade_down(v, a, m, failed_ios);
+                }
+            }
+            PoolEvent::BladeUp { blade, .. } => {
+                for (v, a, m) in self.on_blade(blade) {
+                    self.blade_up(v, a, m);
+                }
+            }
+            PoolEvent::Notice { message, .. } => self.log(5, format!("back end: {message}")),
+            _ => {}
+        }
+    }
+
+    /// A blade fell silent past `dead_after`: its member is failed (a spare or a
+    /// member already out stays as it is).
+    fn blade_down(&mut self, v: usize, a: usize, m: usize, failed_ios: usize) {
+        let arr = &self.vols[v].arrays[a];
+        let ev = Event::new(EventKind::DeviceDisappeared, arr.name.clone())
+            .member(arr.members[m].0.to_string())
+            .detail(format!(
+                "blade silent past dead_after; {failed_ios} I/Os failed"
+            ));
+        self.notice(Notice::Event(ev));
+        if matches!(
+            self.vols[v].member_state(a, m),
+            Some(MemberState::Active | MemberState::Rebuilding | MemberState::Spare)
+        ) {
+            let _ = self.vols[v].concat.array_mut(a).fail_member(m);
+        }
+    }
+
+    /// A blade answers again: its member goes back into its array (the engine
+    /// reads its superblock and resyncs from the bitmap) if it still owns its slot;
+    /// if a spare took the slot meanwhile it is left alone.
+    fn blade_up(&mut self, v: usize, a: usize, m: usize) {
+        if !matches!(
+            self.vols[v].member_state(a, m),
+            Some(MemberState::Faulty | MemberState::Missing)
+        ) {
+            return;
+        }
+        let arr = &self.vols[v].arrays[a];
+        let (name, addr) = (arr.name.clone(), arr.members[m].0.clone());
+        self.notice(Notice::Event(
+            Event::new(EventKind::DeviceReappeared, name.clone()).member(addr.to_string()),
+        ));
+        if self.vols[v].still_owns_slot(a, m) {
+            let _ = self.vols[v].concat.array_mut(a).member_returned(m);
+        } else {
+            self.log(
+                4,
+                format!(
+                    "array {name}: {addr} is back but a spare replaced it; not reused \
+                     (`aoeraid add {name} {addr}` makes it a spare)"
+                ),
+            );
+        }
+    }
+
+    /// Degraded arrays without a spare of their own take one from their group, in
+    /// array order; a group's spares go out in the order they joined. Returns
+    /// whether a spare moved.
+    pub(super) fn give_spares(&mut self) -> bool {
+        let mut moved = false;
+        for v in 0..self.vols.len() {
+            for a in 0..self.vols[v].arrays.len() {
+                let Some(group) = self.vols[v].arrays[a].spare_group.as_deref() else {
+                    continue;
+                };
+                if !self.vols[v].concat.arrays()[a].needs_spare() {
+                    continue;
+                }
+                let Some(spare) = self.spares.take(group) else {
+                    continue;
+                };
+                let group = group.to_string();
+                let spec = MemberSpec {
+                    uuid: spare.uuid,
+                    size_sectors: self.members.sectors(spare.loc, self.pool.as_ref()),
+                    shelf: spare.addr.shelf().map(u32::from),
+                };
+                let name = self.vols[v].arrays[a].name.clone();
+                match self.vols[v].concat.array_mut(a).add_spare(spec) {
+                    Ok(idx) => {
+                        moved = true;
+                        self.vols[v].arrays[a].set_member(idx, &spare.addr, spare.loc);
+                        self.notice(Notice::Event(
+                            Event::new(EventKind::MoveSpare, name)
+                                .member(spare.addr.to_string())
+                                .detail(format!("taken from spare group {group}")),
+                        ));
+                    }
+                    Err(e) => self.log(
+                        3,
+                        format!("array {name}: spare {} refused: {e}", spare.addr),
+                    ),
+                }
+            }
+        }
+        moved
+    }
+
+    pub(super) fn engine_event(&mut self, v: usize, a: usize, ev: raid_engine::Event) {
+        let arr = &self.vols[v].arrays[a];
+        let member = |i: usize| {
+            arr.members
+                .get(i)
+                .map_or_else(|| format!("member{i}"), |m| m.0.to_string())
+        };
+        let mapped = events::engine::from_engine(&arr.name, &ev, &member);
+        let refused = match &ev {
+            raid_engine::Event::MemberRefused { member: m, reason } => Some(format!(
+                "array {}: {} not taken back: {reason}",
+                arr.name,
+                member(*m)
+            )),
+            _ => None,
+        };
+        if let Some(line) = refused {
+            self.log(4, line);
+        }
+        if let Some(e) = mapped {
+            self.notice(Notice::Event(e));
+        }
+        // Every state change shows at once in `status`, not a second later.
+        self.notice(Notice::StatusChanged);
+    }
+}

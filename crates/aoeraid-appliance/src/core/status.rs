@@ -1,0 +1,76 @@
+//! The status snapshot of everything the core owns: arrays, volumes, blades,
+//! spare groups and what the front-end target did. Interface counters live with
+//! the sockets, so the host adds them.
+
+use super::Core;
+use crate::control::engine::{array_status, blade_statuses, ArrayContext};
+use crate::control::status::{FrontendCounters, SpareGroupStatus, Status, VolumeStatus};
+use std::time::Instant;
+
+impl Core {
+    pub(crate) fn status(&self, now: Instant) -> Status {
+        let mut s = Status {
+            appliance: self.config.appliance.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_seconds: now.saturating_duration_since(self.started).as_secs_f64(),
+            ..Status::default()
+        };
+        for vol in &self.vols {
+            for (a, arr) in vol.arrays.iter().enumerate() {
+                let names: Vec<String> = arr.members.iter().map(|m| m.0.to_string()).collect();
+                let avail = arr
+                    .spare_group
+                    .as_deref()
+                    .map_or(0, |g| self.spares.available(g) as u32);
+                let ctx = ArrayContext {
+                    member_names: &names,
+                    spare_group: arr.spare_group.clone(),
+                    spares_available: avail,
+                };
+                let es = vol.concat.arrays()[a].status();
+                s.arrays.push(array_status(&es, &ctx));
+            }
+            if vol.standalone {
+                continue;
+            }
+            let (shelf, slot) = vol.export.unwrap_or((0, 0));
+            s.volumes.push(VolumeStatus {
+                name: vol.name.clone(),
+                shelf,
+                slot,
+                sectors: vol.concat.volume_sectors(),
+                arrays: vol.arrays.iter().map(|a| a.name.clone()).collect(),
+                read_only: vol.read_only,
+                allow: vol.allow.clone(),
+                exported: vol.export.is_some() && self.exports.is_some(),
+                read_bytes: vol.read_bytes,
+                write_bytes: vol.write_bytes,
+            });
+        }
+        if let Some(p) = &self.pool {
+            s.blades = blade_statuses(p);
+        }
+        if let Some(x) = &self.exports {
+            let c = x.driver().target().counters();
+            let dc = x.driver().counters();
+            s.frontend = FrontendCounters {
+                frames: c.frames,
+                malformed: c.malformed,
+                not_for_us: c.not_addressed + c.masked,
+                client_queue_full: c.client_queue_full,
+                target_queue_full: c.target_queue_full,
+                flushes: dc.flushes,
+                reservation_conflicts: c.reservation_conflicts,
+                ..FrontendCounters::default()
+            };
+        }
+        for (g, avail) in self.spares.iter() {
+            s.spare_groups.push(SpareGroupStatus {
+                name: g.to_string(),
+                available: avail.iter().map(|m| m.addr.to_string()).collect(),
+                missing: Vec::new(),
+            });
+        }
+        s
+    }
+}

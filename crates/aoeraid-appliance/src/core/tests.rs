@@ -1,0 +1,510 @@
+//! The core's policies, driven without root: simulated blades (the initiator's
+//! `SimBlade`) answer the core's back-end frames at once, time is virtual.
+
+use super::*;
+use crate::config::check_str;
+use crate::daemon::create::engine_level;
+use aoe_initiator::sim::{Sim, SimBlade};
+use aoe_initiator::{BladeState, PoolConfig};
+use raid_engine::{ArrayConfig, MemberSpec};
+use raid_engine::{Engine, MemberState, VolumeRequest};
+use std::path::Path;
+
+/// Member size: the engine's metadata area plus a little data.
+const SECTORS: u64 = 2048 + 4096;
+const DEAD: Duration = Duration::from_secs(1);
+
+/// Host of a rig: no file members, UUIDs from a counter.
+struct TestHost(u8);
+
+impl Host for TestHost {
+    fn open_file(&mut self, path: &Path) -> Result<(usize, u64), String> {
+        Err(format!("{}: no files in this rig", path.display()))
+    }
+    fn random_uuid(&mut self) -> Result<[u8; 16], String> {
+        self.0 += 1;
+        Ok([self.0; 16])
+    }
+}
+
+struct Rig {
+    core: Core,
+    blades: Vec<SimBlade>,
+    now: Instant,
+    host: TestHost,
+    notices: Vec<Notice>,
+    buf: Vec<u8>,
+}
+
+fn addr(s: &str) -> MemberAddr {
+    s.parse().unwrap()
+}
+
+/// A core over the arrays, volumes and spare groups of `yaml`, every `eS.L` it
+/// names a simulated blade that is up. Arrays are created clean.
+fn rig(yaml: &str) -> Rig {
+    let cfg = check_str(yaml, "test.yaml", false)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    let mut sim = Sim::new(
+        PoolConfig {
+            dead_time: DEAD,
+            ..PoolConfig::default()
+        },
+        1,
+        9000,
+        7,
+    );
+    let mut names: Vec<MemberAddr> = Vec::new();
+    let all = cfg
+        .arrays
+        .iter()
+        .flat_map(|a| a.members.iter().chain(&a.spares))
+        .chain(cfg.spare_groups.0.iter().flat_map(|g| g.members.iter()));
+    for m in all {
+        if !names.contains(m) {
+            names.push(m.clone());
+        }
+    }
+    for m in &names {
+        let MemberAddr::Blade { shelf, slot } = m else {
+            panic!("{m}: blades only");
+        };
+        let mut b = SimBlade::new(*shelf, *slot, SECTORS);
+        b.sector_count = 16;
+        sim.attach(b, &[0]);
+    }
+    sim.discover_all();
+    let pool = std::mem::replace(&mut sim.pool, Pool::new(PoolConfig::default()));
+    let blades: Vec<SimBlade> = sim.blades.drain(..).map(|a| a.blade).collect();
+    let mut members = MemberMap::default();
+    let mut host = TestHost(0);
+    let mut open = |m: &MemberAddr, host: &mut TestHost| {
+        let loc = members.open(m, Some(&pool), host).unwrap();
+        (loc, host.random_uuid().unwrap())
+    };
+    let mut engines = Vec::new();
+    for spec in &cfg.arrays {
+        let mut list = Vec::new();
+        let mut specs = |ms: &[MemberAddr], host: &mut TestHost, list: &mut Vec<_>| {
+            ms.iter()
+                .map(|m| {
+                    let (loc, uuid) = open(m, host);
+                    list.push((m.clone(), loc));
+                    MemberSpec {
+                        uuid,
+                        size_sectors: SECTORS,
+                        shelf: m.shelf().map(u32::from),
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let ms = specs(&spec.members, &mut host, &mut list);
+        let spares = specs(&spec.spares, &mut host, &mut list);
+        let mut ac = ArrayConfig::new(&spec.name, [0xA0; 16], engine_level(spec).unwrap(), ms);
+        ac.spares = spares;
+        ac.assume_clean = true;
+        ac.force_placement = true;
+        let e = Engine::create(&ac).unwrap();
+        engines.push((spec.name.clone(), e, list, spec.spare_group.clone()));
+    }
+    let mut vols = Vec::new();
+    for vs in &cfg.volumes {
+        let mut es = Vec::new();
+        let mut arrays = Vec::new();
+        for an in &vs.arrays {
+            let i = engines.iter().position(|x| &x.0 == an).unwrap();
+            let (name, e, list, group) = engines.remove(i);
+            es.push(e);
+            arrays.push(Array::new(name, list, group));
+        }
+        let mut v = Volume::new(vs.name.clone(), raid_engine::Concat::new(es), arrays);
+        v.export = Some((vs.export.shelf, vs.export.slot));
+        vols.push(v);
+    }
+    for (name, e, list, group) in engines {
+        vols.push(Volume::standalone(e, Array::new(name, list, group)));
+    }
+    let mut groups = Vec::new();
+    for g in &cfg.spare_groups.0 {
+        let spares = g
+            .members
+            .iter()
+            .map(|m| {
+                let (loc, uuid) = open(m, &mut host);
+                Spare {
+                    addr: m.clone(),
+                    loc,
+                    uuid,
+                }
+            })
+            .collect();
+        groups.push((g.name.clone(), spares));
+    }
+    let now = sim.now;
+    let core = Core::new(
+        CoreParts {
+            pool: Some(pool),
+            volumes: vols,
+            spares: SpareGroups::new(groups),
+            members,
+            exports: None,
+            config: cfg,
+            observer: Box::new(NoObserver),
+        },
+        now,
+    );
+    let mut r = Rig {
+        core,
+        blades,
+        now,
+        host,
+        notices: Vec::new(),
+        buf: vec![0; 9216],
+    };
+    r.settle();
+    r
+}
+
+impl Rig {
+    /// Moves frames between the core and the blades until nothing moves.
+    fn settle(&mut self) {
+        loop {
+            while let Some(n) = self.core.poll_notice() {
+                self.notices.push(n);
+            }
+            let mut frames = Vec::new();
+            while let Some(t) = self.core.poll_back_transmit(self.now, &mut self.buf) {
+                frames.push(self.buf[..t.len].to_vec());
+            }
+            if frames.is_empty() {
+                return;
+            }
+            for f in frames {
+                for b in &mut self.blades {
+                    if let Some(reply) = b.respond(&f) {
+                        self.core.handle_back_frame(self.now, 0, &reply);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lets `d` of virtual time pass, running every timeout on the way.
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            self.settle();
+            let t = self.core.poll_timeout().max(self.now);
+            self.now = t.min(end);
+            self.core.handle_timeout(self.now);
+            if t >= end {
+                self.settle();
+                return;
+            }
+        }
+    }
+
+    fn blade(&mut self, name: &str) -> &mut SimBlade {
+        let MemberAddr::Blade { shelf, slot } = addr(name) else {
+            unreachable!()
+        };
+        self.blades
+            .iter_mut()
+            .find(|b| b.shelf == shelf && b.slot == slot)
+            .unwrap()
+    }
+
+    /// State of `member` in `array` (its newest entry).
+    fn state(&self, array: &str, member: &str) -> Option<MemberState> {
+        let (v, a) = volumes::find_array(&self.core.vols, array)?;
+        let m = self.core.vols[v].arrays[a].index_of(&addr(member))?;
+        self.core.vols[v].member_state(a, m)
+    }
+
+    /// Writes to volume `v` so that every member has I/O in flight.
+    fn write(&mut self, v: usize, id: u64) {
+        self.core.vols[v].concat.submit(VolumeRequest {
+            id,
+            op: VolumeOp::Write,
+            offset: 0,
+            sectors: 8,
+            data: vec![0x5a; 8 * SECTOR],
+        });
+        self.core.dirty = true;
+        self.settle();
+    }
+
+    fn cmd(&mut self, c: Command) -> Reply {
+        let r = self.core.command(self.now, &mut self.host, c);
+        self.settle();
+        r
+    }
+
+    fn events(&self, kind: crate::events::EventKind) -> Vec<&Event> {
+        self.notices
+            .iter()
+            .filter_map(|n| match n {
+                Notice::Event(e) if e.kind == kind => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.notices
+            .iter()
+            .any(|n| matches!(n, Notice::Log(_, l) if l.contains(needle)))
+    }
+}
+
+const MIRROR: &str = "\
+appliance: {name: t}
+backend: {interfaces: [eth1]}
+frontend: {interfaces: [eth2]}
+arrays:
+  - {name: data, level: raid1, members: [e0.0, e1.0]}
+volumes:
+  - {name: vol, arrays: [data], export: {shelf: 7, slot: 0}}
+";
+
+#[test]
+fn a_silent_blade_fails_its_member_and_its_return_re_adds_it() {
+    use crate::events::EventKind as K;
+    let mut r = rig(MIRROR);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Active));
+    r.blade("e1.0").dead = true;
+    r.write(0, 1);
+    r.advance(DEAD * 3);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    assert_eq!(r.state("data", "e0.0"), Some(MemberState::Active));
+    let gone = r.events(K::DeviceDisappeared);
+    assert_eq!(gone.len(), 1, "{:?}", r.notices);
+    assert_eq!(gone[0].member.as_deref(), Some("e1.0"));
+
+    r.blade("e1.0").dead = false;
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.events(K::DeviceReappeared).len(), 1, "{:?}", r.notices);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Active));
+    let pool = r.core.pool().unwrap();
+    let id = pool.find(1, 0).unwrap();
+    assert_eq!(pool.blade_state(id), Some(BladeState::Up));
+}
+
+const GROUPS: &str = "\
+appliance: {name: t}
+backend: {interfaces: [eth1]}
+frontend: {interfaces: [eth2]}
+spare_groups: {ga: [e9.0], gb: [e9.1]}
+arrays:
+  - {name: a, level: raid1, members: [e0.0, e1.0], spare_group: ga}
+  - {name: b, level: raid1, members: [e0.1, e1.1], spare_group: gb}
+  - {name: c, level: raid1, members: [e0.2, e1.2]}
+volumes:
+  - {name: vol, arrays: [a, b, c], export: {shelf: 7, slot: 0}}
+";
+
+#[test]
+fn a_degraded_array_takes_a_spare_of_its_own_group_only() {
+    let mut r = rig(GROUPS);
+    // c has no group: it stays degraded, and nobody's spare moves.
+    r.cmd(Command::Fail {
+        array: "c".into(),
+        member: addr("e1.2"),
+    })
+    .unwrap();
+    assert_eq!(r.core.spares.available("ga"), 1);
+    assert_eq!(r.core.spares.available("gb"), 1);
+    // b is in gb: it gets e9.1, and ga keeps e9.0.
+    r.cmd(Command::Fail {
+        array: "b".into(),
+        member: addr("e1.1"),
+    })
+    .unwrap();
+    assert_eq!(r.core.spares.available("ga"), 1);
+    assert_eq!(r.core.spares.available("gb"), 0);
+    assert!(matches!(
+        r.state("b", "e9.1"),
+        Some(MemberState::Rebuilding | MemberState::Active)
+    ));
+    assert_eq!(r.state("a", "e9.0"), None);
+    let moved = r.events(crate::events::EventKind::MoveSpare);
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].array, "b");
+    // A second failure in b finds its group empty: no spare from ga.
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.state("b", "e9.1"), Some(MemberState::Active));
+    r.cmd(Command::Fail {
+        array: "b".into(),
+        member: addr("e0.1"),
+    })
+    .unwrap();
+    assert_eq!(r.core.spares.available("ga"), 1);
+    let status = r.core.status(r.now);
+    let ga = status.spare_groups.iter().find(|g| g.name == "ga").unwrap();
+    assert_eq!(ga.available, vec!["e9.0".to_string()]);
+}
+
+#[test]
+fn a_returning_blade_whose_slot_a_spare_took_is_left_alone() {
+    let yaml = MIRROR
+        .replace(
+            "appliance: {name: t}",
+            "appliance: {name: t}\nspare_groups: {g: [e2.0]}",
+        )
+        .replace(
+            "members: [e0.0, e1.0]}",
+            "members: [e0.0, e1.0], spare_group: g}",
+        );
+    let mut r = rig(&yaml);
+    r.blade("e1.0").dead = true;
+    r.write(0, 1);
+    r.advance(DEAD * 3);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.state("data", "e2.0"), Some(MemberState::Active));
+
+    r.blade("e1.0").dead = false;
+    r.advance(Duration::from_secs(5));
+    assert_eq!(
+        r.events(crate::events::EventKind::DeviceReappeared).len(),
+        1
+    );
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    assert!(
+        r.logged("e1.0 is back but a spare replaced it"),
+        "{:?}",
+        r.notices
+    );
+    // The operator may take it back as a spare.
+    let msg = r
+        .cmd(Command::Add {
+            array: "data".into(),
+            member: addr("e1.0"),
+        })
+        .unwrap();
+    assert!(msg.contains("as a spare"), "{msg}");
+}
+
+const GROW: &str = "\
+appliance: {name: t}
+backend: {interfaces: [eth1]}
+frontend: {interfaces: [eth2]}
+arrays:
+  - {name: a, level: raid1, members: [e0.0, e1.0]}
+  - {name: b, level: raid1, members: [e0.1, e1.1]}
+volumes:
+  - {name: vol, arrays: [a], export: {shelf: 7, slot: 0}}
+";
+
+#[test]
+fn grow_appends_a_standalone_array_once() {
+    let mut r = rig(GROW);
+    let one = r.core.vols[0].concat.volume_sectors();
+    assert!(one > 0);
+    let err = r
+        .cmd(Command::Grow {
+            volume: "nope".into(),
+            array: "b".into(),
+        })
+        .unwrap_err();
+    assert!(err.contains("no volume named nope"), "{err}");
+    let msg = r
+        .cmd(Command::Grow {
+            volume: "vol".into(),
+            array: "b".into(),
+        })
+        .unwrap();
+    assert!(msg.contains("grown by array b"), "{msg}");
+    assert_eq!(r.core.vols[0].concat.volume_sectors(), 2 * one);
+    assert_eq!(r.core.vols[0].arrays.len(), 2);
+    let err = r
+        .cmd(Command::Grow {
+            volume: "vol".into(),
+            array: "b".into(),
+        })
+        .unwrap_err();
+    assert!(err.contains("already belongs to volume vol"), "{err}");
+    // The grown volume still serves writes on both arrays, member I/O routed by
+    // the arrays' new places.
+    r.core.vols[0].concat.submit(VolumeRequest {
+        id: 9,
+        op: VolumeOp::Write,
+        offset: one,
+        sectors: 8,
+        data: vec![1; 8 * SECTOR],
+    });
+    r.core.dirty = true;
+    r.settle();
+    assert_eq!(r.state("b", "e0.1"), Some(MemberState::Active));
+    assert!(r.blade("e0.1").writes > 0);
+    assert!(r.blade("e1.1").writes > 0);
+}
+
+#[test]
+fn reload_applies_live_changes_and_names_the_rest() {
+    let mut r = rig(GROUPS);
+    let new = GROUPS
+        .replace(
+            "backend: {interfaces: [eth1]}",
+            "backend: {interfaces: [eth1], dead_after: 3s}",
+        )
+        .replace(
+            "appliance: {name: t}",
+            "appliance: {name: t, event_program: /bin/true, event_timeout: 5s}",
+        )
+        .replace("ga: [e9.0]", "ga: [e9.0, e9.2]")
+        .replace(
+            "{name: c, level: raid1, members: [e0.2, e1.2]}",
+            "{name: c, level: raid1, members: [e0.2, e1.2], chunk: 1MiB, spare_group: ga}",
+        );
+    // e9.2 must exist as a blade for the group to take it.
+    r.blades.push({
+        let mut b = SimBlade::new(9, 2, SECTORS);
+        b.sector_count = 16;
+        b
+    });
+    let pool = r.core.pool.as_mut().unwrap();
+    pool.query(9, 2);
+    r.advance(Duration::from_millis(100));
+    let cfg = check_str(&new, "test.yaml", false).unwrap().config;
+    let out = r.core.reload(r.now, &mut r.host, cfg);
+    let msg = out.reply.unwrap();
+    assert_eq!(
+        out.event_program,
+        Some((Some("/bin/true".into()), Duration::from_secs(5)))
+    );
+    assert_eq!(
+        r.core.pool().unwrap().config().dead_time,
+        Duration::from_secs(3)
+    );
+    assert!(msg.contains("spare e9.2 added to ga"), "{msg}");
+    assert!(msg.contains("array c: spare group Some(\"ga\")"), "{msg}");
+    assert!(msg.contains("not applied: array c: chunk"), "{msg}");
+    assert_eq!(r.core.spares.available("ga"), 2);
+    let (v, a) = volumes::find_array(&r.core.vols, "c").unwrap();
+    assert_eq!(r.core.vols[v].arrays[a].spare_group.as_deref(), Some("ga"));
+    // The running config is the new one: the same file again changes nothing.
+    let again = check_str(&new, "test.yaml", false).unwrap().config;
+    let out = r.core.reload(r.now, &mut r.host, again);
+    assert_eq!(out.reply.unwrap(), "reloaded: nothing changed");
+    assert!(out.event_program.is_none());
+}
+
+#[test]
+fn a_shorter_dead_after_takes_effect_on_frames_already_out() {
+    let mut r = rig(MIRROR);
+    r.blade("e1.0").dead = true;
+    r.write(0, 1);
+    let cfg = check_str(
+        &MIRROR.replace("[eth1]}", "[eth1], dead_after: 100ms}"),
+        "t.yaml",
+        false,
+    )
+    .unwrap()
+    .config;
+    let out = r.core.reload(r.now, &mut r.host, cfg);
+    assert!(out.reply.unwrap().contains("dead_after 100ms"));
+    r.advance(Duration::from_millis(300));
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+}
