@@ -87,3 +87,72 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::try_parse_from(std::iter::once("aoeraid").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
+    }
+
+    const BENCH: [&str; 7] = [
+        "bench", "--iface", "cli0", "--device", "e7.0", "--rw", "read",
+    ];
+
+    #[test]
+    fn sizes_durations_and_addresses_read_as_in_the_yaml() {
+        let args = [
+            &BENCH[..],
+            &["--bs", "64KiB", "--span", "128M", "--dead-time", "3s"],
+        ]
+        .concat();
+        let Command::Bench(b) = parse(&args).unwrap().command else {
+            panic!("not bench");
+        };
+        assert_eq!(b.device.to_string(), "e7.0");
+        assert_eq!(b.bs.bytes(), 64 << 10);
+        assert_eq!(b.span.map(|s| s.bytes()), Some(128 << 20));
+        assert_eq!(b.dead_time.get().as_secs(), 3);
+        assert_eq!(b.find_timeout.get().as_secs(), 5);
+        let args = [&BENCH[..], &["--bs", "64K"]].concat();
+        let Command::Bench(b) = parse(&args).unwrap().command else {
+            panic!("not bench");
+        };
+        assert_eq!(b.bs.bytes(), 64 << 10);
+    }
+
+    #[test]
+    fn refused_values_say_why() {
+        for (flag, value, why) in [
+            ("--bs", "64Kb", "unknown unit `Kb`"),
+            ("--dead-time", "3", "a unit is required"),
+            ("--device", "e4095.0", "ignored by the Linux aoe driver"),
+            ("--device", "e1.255", "broadcast"),
+        ] {
+            let mut args = BENCH.to_vec();
+            if flag == "--device" {
+                args[4] = value;
+            } else {
+                args.extend([flag, value]);
+            }
+            let e = parse(&args).unwrap_err();
+            assert!(e.contains(why), "{flag} {value}: {e}");
+        }
+        let e = parse(&[
+            "serve",
+            "--iface",
+            "t0",
+            "--shelf",
+            "1",
+            "--slot",
+            "1",
+            "--stat-interval",
+            "2",
+            "f",
+        ])
+        .unwrap_err();
+        assert!(e.contains("a unit is required"), "{e}");
+    }
+}
