@@ -113,7 +113,7 @@ fn discover_eight(mtu: u32) {
     let ini = lab.add_initiator_port(&Segment::BACK).expect("port");
     let out = aoeraid(
         &lab,
-        &["discover", "--iface", &ini, "--timeout", "1.5", "--json"],
+        &["discover", "--iface", &ini, "--timeout", "1500ms", "--json"],
     )
     .output()
     .expect("discover");
@@ -136,7 +136,7 @@ fn discover_eight(mtu: u32) {
         assert!(b["firmware"].is_string() && b["config"].is_string());
     }
     // The table form lists them too.
-    let out = aoeraid(&lab, &["discover", "--iface", &ini, "--timeout", "1"])
+    let out = aoeraid(&lab, &["discover", "--iface", &ini, "--timeout", "1s"])
         .output()
         .expect("discover");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -293,7 +293,7 @@ fn initiator_blade_killed_mid_bench_fails_fast_and_returns() {
             "--seconds",
             "60",
             "--dead-time",
-            "3",
+            "3s",
         ],
     );
     sleep(Duration::from_millis(1500));

@@ -172,7 +172,15 @@ impl Engine {
             self.io.events.push_back(Event::SparesMissing);
             return;
         };
+        debug_assert!(
+            self.members[spare].role.is_none(),
+            "spare {spare} already has a role"
+        );
         if let Some(old) = self.slots[slot] {
+            debug_assert!(
+                !self.writable(old),
+                "slot {slot} handed to spare {spare} over member {old} still in use"
+            );
             self.members[old].role = None;
         }
         self.slots[slot] = Some(spare);
