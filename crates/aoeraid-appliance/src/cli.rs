@@ -45,6 +45,8 @@ pub enum Command {
     Grow(cmd::grow::Args),
     /// Set an array's rebuild rate limits.
     RebuildRate(cmd::rebuild_rate::Args),
+    /// Print a member's superblock and bitmap, read off the blade or file (like mdadm --examine).
+    Examine(cmd::examine::Args),
     /// Run the event program once per array with a TestMessage (like mdadm --monitor --test).
     TestEvent(cmd::test_event::Args),
     /// Write a shell completion script to standard output.
@@ -72,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Scrub(a) => cmd::scrub::run(a),
         Command::Grow(a) => cmd::grow::run(a),
         Command::RebuildRate(a) => cmd::rebuild_rate::run(a),
+        Command::Examine(a) => cmd::examine::run(a),
         Command::TestEvent(a) => cmd::test_event::run(a),
         Command::Completions(a) => cmd::manual::completions(a),
         Command::Manpage(a) => cmd::manual::man(a),
