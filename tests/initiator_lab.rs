@@ -145,6 +145,25 @@ fn discover_eight(mtu: u32) {
         8,
         "{text}"
     );
+    // Without --iface every Ethernet interface that is up is probed, as
+    // aoe-discover does: the same eight blades, the initiator port among the
+    // interfaces each one answered on.
+    let out = aoeraid(&lab, &["discover", "--timeout", "1500ms", "--json"])
+        .output()
+        .expect("discover");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON list");
+    let found: Vec<(u64, u64)> = list.iter().map(|b| (n(b, "shelf"), n(b, "slot"))).collect();
+    let want: Vec<(u64, u64)> = (0..2).flat_map(|s| (0..4).map(move |l| (s, l))).collect();
+    assert_eq!(found, want, "{list:?}");
+    for b in &list {
+        let ifaces = b["interfaces"].as_array().expect("interfaces");
+        assert!(ifaces.iter().any(|i| i == &serde_json::json!(ini)), "{b}");
+    }
 }
 
 #[test]
