@@ -113,7 +113,7 @@ fn discover_eight(mtu: u32) {
     let ini = lab.add_initiator_port(&Segment::BACK).expect("port");
     let out = aoeraid(
         &lab,
-        &["discover", "--iface", &ini, "--timeout", "1.5", "--json"],
+        &["discover", "--iface", &ini, "--timeout", "1500ms", "--json"],
     )
     .output()
     .expect("discover");
@@ -136,7 +136,7 @@ fn discover_eight(mtu: u32) {
         assert!(b["firmware"].is_string() && b["config"].is_string());
     }
     // The table form lists them too.
-    let out = aoeraid(&lab, &["discover", "--iface", &ini, "--timeout", "1"])
+    let out = aoeraid(&lab, &["discover", "--iface", &ini, "--timeout", "1s"])
         .output()
         .expect("discover");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -145,6 +145,25 @@ fn discover_eight(mtu: u32) {
         8,
         "{text}"
     );
+    // Without --iface every Ethernet interface that is up is probed, as
+    // aoe-discover does: the same eight blades, the initiator port among the
+    // interfaces each one answered on.
+    let out = aoeraid(&lab, &["discover", "--timeout", "1500ms", "--json"])
+        .output()
+        .expect("discover");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON list");
+    let found: Vec<(u64, u64)> = list.iter().map(|b| (n(b, "shelf"), n(b, "slot"))).collect();
+    let want: Vec<(u64, u64)> = (0..2).flat_map(|s| (0..4).map(move |l| (s, l))).collect();
+    assert_eq!(found, want, "{list:?}");
+    for b in &list {
+        let ifaces = b["interfaces"].as_array().expect("interfaces");
+        assert!(ifaces.iter().any(|i| i == &serde_json::json!(ini)), "{b}");
+    }
 }
 
 #[test]
@@ -293,7 +312,7 @@ fn initiator_blade_killed_mid_bench_fails_fast_and_returns() {
             "--seconds",
             "60",
             "--dead-time",
-            "3",
+            "3s",
         ],
     );
     sleep(Duration::from_millis(1500));

@@ -153,7 +153,7 @@ fn package_builds_passes_lintian_and_installs_into_a_scratch_root() {
     assert_eq!(conffiles.trim(), "/etc/aoeraid/appliance.yaml");
 
     let version = stdout(&run(
-        &mut Command::new(root.join("usr/sbin/aoeraid")).arg("--version")
+        Command::new(root.join("usr/sbin/aoeraid")).arg("--version")
     ));
     assert_eq!(
         version.trim(),

@@ -17,7 +17,7 @@ fn ready(test: &str) -> bool {
 }
 
 fn serve(lab: &Lab, iface: &str, file: &Path, shelf: u16, slot: u8, extra: &[&str]) -> Proc {
-    let args = [&["--stat-interval", "1"], extra].concat();
+    let args = [&["--stat-interval", "1s"], extra].concat();
     lab.serve_aoeraid(AOERAID, iface, file, shelf, slot, &args)
 }
 

@@ -26,7 +26,7 @@ fn serve(lab: &Lab, iface: &str, file: &Path) -> Proc {
 }
 
 fn serve_with(lab: &Lab, iface: &str, file: &Path, extra: &[&str]) -> Proc {
-    let args = [&["--stat-interval", "1"], extra].concat();
+    let args = [&["--stat-interval", "1s"], extra].concat();
     lab.serve_aoeraid(AOERAID, iface, file, SHELF, SLOT, &args)
 }
 

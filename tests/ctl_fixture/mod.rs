@@ -9,10 +9,10 @@ use aoeraid_appliance::control::status::*;
 pub(crate) fn member(blade: &str, index: Option<u32>, state: MemberState) -> MemberStatus {
     MemberStatus {
         blade: blade.to_string(),
-        role: if index.is_some() {
-            MemberRole::Data
-        } else {
-            MemberRole::Spare
+        role: match (index, state) {
+            (Some(_), _) => MemberRole::Data,
+            (None, MemberState::Spare) => MemberRole::Spare,
+            (None, _) => MemberRole::None,
         },
         index,
         state,

@@ -51,6 +51,35 @@ pub(crate) struct Frame {
     pub retries: u32,
 }
 
+impl Frame {
+    /// A frame not sent yet: no path, no tag, due at once.
+    pub(crate) fn unsent(
+        blade: u32,
+        kind: FrameKind,
+        io: u32,
+        (lba, sectors): (u64, u8),
+        buf_off: usize,
+        now: Instant,
+    ) -> Frame {
+        Frame {
+            blade,
+            kind,
+            io,
+            lba,
+            sectors,
+            buf_off,
+            path: None,
+            on_wire: false,
+            tag: 0,
+            sent_at: now,
+            superseded: None,
+            first_sent: None,
+            deadline: now,
+            retries: 0,
+        }
+    }
+}
+
 struct Slot {
     generation: u16,
     frame: Option<Frame>,

@@ -467,22 +467,15 @@ impl Pool {
             } else {
                 spf.min(io.sectors - io.issued)
             };
-            let frame = Frame {
-                blade: bi as u32,
-                kind: FrameKind::Data,
-                io: io_idx,
-                lba: io.lba + u64::from(io.issued),
-                sectors: if io.op == Op::Flush { 0 } else { n as u8 },
-                buf_off: io.issued as usize * SECTOR_SIZE,
-                path: None,
-                on_wire: false,
-                tag: 0,
-                sent_at: now,
-                superseded: None,
-                first_sent: None,
-                deadline: now,
-                retries: 0,
-            };
+            let sectors = if io.op == Op::Flush { 0 } else { n as u8 };
+            let frame = Frame::unsent(
+                bi as u32,
+                FrameKind::Data,
+                io_idx,
+                (io.lba + u64::from(io.issued), sectors),
+                io.issued as usize * SECTOR_SIZE,
+                now,
+            );
             let fi = self.frames.insert(frame)?;
             io.issued += n;
             io.frames_out += 1;
@@ -593,22 +586,7 @@ impl Pool {
             return;
         }
         // `sent_at`/`deadline` are set again by the first send.
-        let frame = Frame {
-            blade: bi,
-            kind: FrameKind::Identify,
-            io: u32::MAX,
-            lba: 0,
-            sectors: 1,
-            buf_off: 0,
-            path: None,
-            on_wire: false,
-            tag: 0,
-            sent_at: now,
-            superseded: None,
-            first_sent: None,
-            deadline: now,
-            retries: 0,
-        };
+        let frame = Frame::unsent(bi, FrameKind::Identify, u32::MAX, (0, 1), 0, now);
         if let Some(fi) = self.frames.insert(frame) {
             b.identify_frame = Some(fi);
             b.in_flight += 1;

@@ -23,6 +23,23 @@ pub struct InterfaceInfo {
     pub mtu: u32,
 }
 
+/// The Ethernet interfaces of the caller's network namespace that can carry AoE: up,
+/// not loopback, with a hardware address, in the kernel's order. This is what
+/// `aoe-discover` probes when it is named no interface. Listed through pnet's
+/// datalink crate (netlink and getifaddrs), which also tells Ethernet apart from
+/// tunnels and other links without a MAC.
+pub fn ethernet_interfaces() -> Vec<String> {
+    pnet_datalink::interfaces()
+        .into_iter()
+        .filter(|i| {
+            i.is_up()
+                && !i.is_loopback()
+                && i.mac.is_some_and(|m| !m.is_zero() && !m.is_broadcast())
+        })
+        .map(|i| i.name)
+        .collect()
+}
+
 impl InterfaceInfo {
     /// Look up an interface by name in the current network namespace.
     pub fn lookup(name: &str) -> io::Result<Self> {

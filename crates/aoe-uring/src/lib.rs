@@ -149,7 +149,7 @@ mod storage;
 pub mod sys;
 mod types;
 
-pub use iface::{InterfaceInfo, MacAddr};
+pub use iface::{ethernet_interfaces, InterfaceInfo, MacAddr};
 pub use packet::{
     BufferSize, FanoutMode, PacketSocket, PacketStats, SocketOptions, DEFAULT_SOCKET_BUFFER,
 };

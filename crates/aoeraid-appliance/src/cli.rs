@@ -45,6 +45,8 @@ pub enum Command {
     Grow(cmd::grow::Args),
     /// Set an array's rebuild rate limits.
     RebuildRate(cmd::rebuild_rate::Args),
+    /// Print a member's superblock and bitmap, read off the blade or file (like mdadm --examine).
+    Examine(cmd::examine::Args),
     /// Run the event program once per array with a TestMessage (like mdadm --monitor --test).
     TestEvent(cmd::test_event::Args),
     /// Write a shell completion script to standard output.
@@ -72,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Scrub(a) => cmd::scrub::run(a),
         Command::Grow(a) => cmd::grow::run(a),
         Command::RebuildRate(a) => cmd::rebuild_rate::run(a),
+        Command::Examine(a) => cmd::examine::run(a),
         Command::TestEvent(a) => cmd::test_event::run(a),
         Command::Completions(a) => cmd::manual::completions(a),
         Command::Manpage(a) => cmd::manual::man(a),
@@ -82,5 +85,74 @@ pub fn main() -> ExitCode {
             eprintln!("aoeraid: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::try_parse_from(std::iter::once("aoeraid").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
+    }
+
+    const BENCH: [&str; 7] = [
+        "bench", "--iface", "cli0", "--device", "e7.0", "--rw", "read",
+    ];
+
+    #[test]
+    fn sizes_durations_and_addresses_read_as_in_the_yaml() {
+        let args = [
+            &BENCH[..],
+            &["--bs", "64KiB", "--span", "128M", "--dead-time", "3s"],
+        ]
+        .concat();
+        let Command::Bench(b) = parse(&args).unwrap().command else {
+            panic!("not bench");
+        };
+        assert_eq!(b.device.to_string(), "e7.0");
+        assert_eq!(b.bs.bytes(), 64 << 10);
+        assert_eq!(b.span.map(|s| s.bytes()), Some(128 << 20));
+        assert_eq!(b.dead_time.get().as_secs(), 3);
+        assert_eq!(b.find_timeout.get().as_secs(), 5);
+        let args = [&BENCH[..], &["--bs", "64K"]].concat();
+        let Command::Bench(b) = parse(&args).unwrap().command else {
+            panic!("not bench");
+        };
+        assert_eq!(b.bs.bytes(), 64 << 10);
+    }
+
+    #[test]
+    fn refused_values_say_why() {
+        for (flag, value, why) in [
+            ("--bs", "64Kb", "unknown unit `Kb`"),
+            ("--dead-time", "3", "a unit is required"),
+            ("--device", "e4095.0", "ignored by the Linux aoe driver"),
+            ("--device", "e1.255", "broadcast"),
+        ] {
+            let mut args = BENCH.to_vec();
+            if flag == "--device" {
+                args[4] = value;
+            } else {
+                args.extend([flag, value]);
+            }
+            let e = parse(&args).unwrap_err();
+            assert!(e.contains(why), "{flag} {value}: {e}");
+        }
+        let e = parse(&[
+            "serve",
+            "--iface",
+            "t0",
+            "--shelf",
+            "1",
+            "--slot",
+            "1",
+            "--stat-interval",
+            "2",
+            "f",
+        ])
+        .unwrap_err();
+        assert!(e.contains("a unit is required"), "{e}");
     }
 }

@@ -19,7 +19,6 @@ mod meta;
 mod pacing;
 mod placement;
 pub mod sim;
-mod spare_group;
 mod stripe_cache;
 /// The on-member format: superblock layout and offsets (the appliance reads them to
 /// refuse members in use).
@@ -37,6 +36,5 @@ pub use engine::{
     Tunables,
 };
 pub use layout::{Geometry, Level};
-pub use spare_group::{balance_spares, SpareMove};
 pub use types::*;
 pub use xor::{parity_into, xor_into};

@@ -58,6 +58,14 @@ impl MetaWriter {
     pub(crate) fn start(&mut self, key: MetaKey, targets: usize) {
         self.ready.remove(&key);
         let b = self.blocks.entry(key).or_default();
+        debug_assert!(
+            b.inflight.is_none(),
+            "{key:?}: a second round while one is in flight"
+        );
+        debug_assert!(
+            b.version > b.durable,
+            "{key:?}: a round with nothing new to write"
+        );
         if targets == 0 {
             b.durable = b.version;
         } else {
@@ -68,6 +76,10 @@ impl MetaWriter {
     /// One member finished (successfully or not: a failed member is faulty from now on
     /// and no longer needs the block).
     pub(crate) fn ack(&mut self, key: MetaKey) {
+        debug_assert!(
+            self.blocks.get(&key).is_some_and(|b| b.inflight.is_some()),
+            "{key:?}: ack without a round in flight"
+        );
         if let Some(b) = self.blocks.get_mut(&key) {
             if let Some((v, left)) = b.inflight {
                 if left <= 1 {

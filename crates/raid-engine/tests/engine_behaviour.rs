@@ -577,37 +577,6 @@ fn raid5_unsynced_column_rebuilt_when_its_checksum_proves_it() {
 }
 
 #[test]
-fn spare_group_moves_a_spare_to_the_degraded_array() {
-    let mut a = Rig::new(Level::Raid1, 2, 0, 16);
-    let mut b = Rig::new(Level::Raid10, 4, 1, 16);
-    a.members[1].alive = false;
-    a.write(0, 1, 8);
-    assert!(a.e.needs_spare());
-    let moves = {
-        let mut arrays = [("g", &mut a.e), ("g", &mut b.e)];
-        balance_spares(&mut arrays)
-    };
-    assert_eq!(moves.len(), 1);
-    assert_eq!(
-        (
-            moves[0].from_array,
-            moves[0].from_member,
-            moves[0].to_array,
-            moves[0].to_member
-        ),
-        (1, 4, 0, 2)
-    );
-    a.run();
-    a.settle(2_000_000_000);
-    assert!(a
-        .events
-        .iter()
-        .any(|e| matches!(e, Event::MoveSpare { .. })));
-    assert_eq!(a.e.status().state, ArrayState::Clean);
-    assert_eq!(b.e.status().members[4].state, MemberState::Missing);
-}
-
-#[test]
 fn raid5_sequential_small_writes_become_full_stripes() {
     // 5 members, 16 KiB chunk: 64 KiB stripe; 8 KiB writes, 16 in flight.
     let mut r = Rig::new(Level::Raid5, 5, 0, 32);

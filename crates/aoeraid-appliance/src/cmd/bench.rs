@@ -23,7 +23,7 @@ use aoe_wire::AoeAddr;
 use serde::Serialize;
 
 use crate::backend::{describe, Backend};
-use crate::config::ByteSize;
+use crate::config::{self, ByteSize};
 
 const SECTOR: u64 = 512;
 
@@ -76,12 +76,12 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Seconds to wait for the device to answer Query Config + IDENTIFY.
-    #[arg(long, default_value_t = 5.0)]
-    pub find_timeout: f64,
+    /// How long to wait for the device to answer Query Config + IDENTIFY, e.g. 5s.
+    #[arg(long, default_value = "5s")]
+    pub find_timeout: config::Duration,
     /// Seconds without an answer before the device is declared down.
-    #[arg(long, default_value_t = 10.0)]
-    pub dead_time: f64,
+    #[arg(long, default_value = "10s")]
+    pub dead_time: config::Duration,
     /// Wake once per reply instead of lingering to read several per wake-up
     /// (see `Backend::linger`): lower latency at depth, more CPU per request.
     #[arg(long)]
@@ -267,11 +267,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             bail!("--seconds must be in (0, 86400]");
         }
     }
-    if !secs_ok(args.find_timeout) || !secs_ok(args.dead_time) {
-        bail!("--find-timeout and --dead-time must be in (0, 86400] seconds");
+    let day = Duration::from_secs(86400);
+    if [args.find_timeout, args.dead_time]
+        .iter()
+        .any(|d| d.get().is_zero() || d.get() > day)
+    {
+        bail!("--find-timeout and --dead-time must be in (0s, 24h]");
     }
     let cfg = PoolConfig {
-        dead_time: Duration::from_secs_f64(args.dead_time),
+        dead_time: args.dead_time.get(),
         ..PoolConfig::default()
     };
     // One thread submits and waits: completions are then run when it waits instead of
@@ -434,11 +438,11 @@ fn find_blade(
     backend: &mut Backend,
     events: &mut Vec<aoe_uring::Completion>,
     device: AoeAddr,
-    timeout: f64,
+    timeout: config::Duration,
 ) -> anyhow::Result<BladeId> {
     let (shelf, slot) = (device.shelf(), device.slot());
     let start = Instant::now();
-    let end = start + Duration::from_secs_f64(timeout);
+    let end = start + timeout.get();
     let mut next_ask = start;
     loop {
         let now = Instant::now();
@@ -459,7 +463,7 @@ fn find_blade(
         }
         if now >= end {
             bail!(
-                "{device} did not answer on {} within {timeout} s",
+                "{device} did not answer on {} within {timeout}",
                 backend
                     .pool()
                     .interfaces()

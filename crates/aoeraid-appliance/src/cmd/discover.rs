@@ -10,15 +10,17 @@ use aoe_uring::Ring;
 use serde::Serialize;
 
 use crate::backend::{describe, Backend};
+use crate::config;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Back-end interface to search (repeat for several).
-    #[arg(long = "iface", required = true)]
+    /// Back-end interface to search (repeat for several); without it, every Ethernet
+    /// interface that is up, as aoe-discover does.
+    #[arg(long = "iface")]
     pub ifaces: Vec<String>,
-    /// How long to wait for answers, in seconds.
-    #[arg(long, default_value_t = 1.0)]
-    pub timeout: f64,
+    /// How long to wait for answers, e.g. 1s or 1500ms.
+    #[arg(long, default_value = "1s")]
+    pub timeout: config::Duration,
     /// Print a JSON list instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -80,14 +82,22 @@ fn row(b: &BladeInfo, iface_names: &[String]) -> Row {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 3600.0) {
-        anyhow::bail!("--timeout must be a number of seconds in (0, 3600]");
+    if args.timeout.get().is_zero() || args.timeout.get() > Duration::from_secs(3600) {
+        anyhow::bail!("--timeout must be in (0s, 1h]");
+    }
+    let ifaces = if args.ifaces.is_empty() {
+        aoe_uring::ethernet_interfaces()
+    } else {
+        args.ifaces.clone()
+    };
+    if ifaces.is_empty() {
+        anyhow::bail!("no Ethernet interface is up here; name one with --iface");
     }
     let mut ring = Ring::new()?;
-    let mut backend = Backend::open(&mut ring, &args.ifaces, PoolConfig::default())?;
+    let mut backend = Backend::open(&mut ring, &ifaces, PoolConfig::default())?;
     backend.pool_mut().discover();
     let start = Instant::now();
-    let end = start + Duration::from_secs_f64(args.timeout);
+    let end = start + args.timeout.get();
     let mut events = Vec::with_capacity(256);
     // Re-ask halfway: a lost broadcast or reply should not hide a blade.
     let mut asked_again = false;
@@ -117,7 +127,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if rows.is_empty() {
-        println!("no AoE blades found on {}", args.ifaces.join(", "));
+        println!("no AoE blades found on {}", ifaces.join(", "));
     } else {
         for r in &rows {
             println!(

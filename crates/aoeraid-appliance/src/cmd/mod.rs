@@ -5,6 +5,7 @@ pub mod check_config;
 pub mod connect;
 pub mod create;
 pub mod discover;
+pub mod examine;
 pub mod grow;
 pub mod manual;
 pub mod member;

@@ -45,9 +45,9 @@ pub struct Args {
     /// Worker threads (each with its own io_uring; frames spread by PACKET_FANOUT_LB).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Seconds between store size checks (growth → announcement); SIGHUP checks at once.
-    #[arg(long, default_value_t = 2)]
-    pub stat_interval: u64,
+    /// Time between store size checks (growth → announcement), e.g. 2s; SIGHUP checks at once.
+    #[arg(long, default_value = "2s")]
+    pub stat_interval: crate::config::Duration,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -69,7 +69,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         buffers: args.buffers,
         threads: args.threads,
         state_dir: args.state_dir.clone(),
-        stat_interval: Duration::from_secs(args.stat_interval.max(1)),
+        stat_interval: args.stat_interval.get().max(Duration::from_secs(1)),
     };
     let prepared = Arc::new(frontend::prepare(cfg)?);
     let store = prepared.store(0);

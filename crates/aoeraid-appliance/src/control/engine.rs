@@ -37,6 +37,17 @@ pub fn level_name(l: raid_engine::Level) -> &'static str {
     }
 }
 
+/// A member with a slot holds data; one without is a spare only while it is a
+/// usable spare: a failed or missing member that lost its slot has no role (mdadm
+/// shows such a device as faulty, never as a spare).
+fn member_role(slot: Option<usize>, state: raid_engine::MemberState) -> MemberRole {
+    match (slot, state) {
+        (Some(_), _) => MemberRole::Data,
+        (None, raid_engine::MemberState::Spare) => MemberRole::Spare,
+        (None, _) => MemberRole::None,
+    }
+}
+
 /// Builds the schema's view of one array.
 pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
     let synced = s.counters.sync_bytes;
@@ -49,11 +60,7 @@ pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
                 .get(m.index)
                 .cloned()
                 .unwrap_or_else(|| format!("member{}", m.index)),
-            role: if m.role.is_some() {
-                MemberRole::Data
-            } else {
-                MemberRole::Spare
-            },
+            role: member_role(m.role, m.state),
             index: m.role.map(|r| r as u32),
             state: match m.state {
                 raid_engine::MemberState::Active => MemberState::Active,
@@ -168,6 +175,16 @@ mod tests {
         let n = qc.emit(&h, &mut out).unwrap();
         out.truncate(n);
         out
+    }
+
+    #[test]
+    fn a_failed_member_without_a_slot_is_no_spare() {
+        use raid_engine::MemberState as S;
+        assert_eq!(member_role(Some(2), S::Faulty), MemberRole::Data);
+        assert_eq!(member_role(Some(0), S::Active), MemberRole::Data);
+        assert_eq!(member_role(None, S::Spare), MemberRole::Spare);
+        assert_eq!(member_role(None, S::Faulty), MemberRole::None);
+        assert_eq!(member_role(None, S::Missing), MemberRole::None);
     }
 
     #[test]

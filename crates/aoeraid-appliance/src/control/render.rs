@@ -103,6 +103,7 @@ fn array(out: &mut String, a: &ArrayStatus, terminal: bool) {
         let role = match m.role {
             MemberRole::Data => "data",
             MemberRole::Spare => "spare",
+            MemberRole::None => "-",
         };
         let _ = writeln!(
             out,

@@ -114,6 +114,8 @@ pub enum MemberRole {
     /// Holds data (or parity) at position `index` of the layout.
     Data,
     Spare,
+    /// Neither: a faulty or missing member that no longer holds a slot.
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -23,6 +23,9 @@ const SIGNATURES: &[(usize, &[u8], &str)] = &[
     (1080, &[0x53, 0xEF], "an ext2/3/4 filesystem"),
     (0, b"XFSB", "an XFS filesystem"),
     (65600, b"_BHRfS_M", "a btrfs filesystem"),
+    // GFS2 puts its superblock 64 KiB in, past the 64 KiB our metadata uses, so
+    // the zero check alone would miss a cluster's filesystem.
+    (65536, &[0x01, 0x16, 0x19, 0x70], "a GFS2 filesystem"),
     (512, b"LABELONE", "an LVM physical volume"),
     (512, b"EFI PART", "a GPT partition table"),
     (4086, b"SWAPSPACE2", "a swap area"),
@@ -102,6 +105,12 @@ mod tests {
         let mut b = vec![0u8; PROBE_SECTORS as usize * SECTOR];
         b[65600..65608].copy_from_slice(b"_BHRfS_M");
         assert!(in_use_reason(&b).unwrap().contains("btrfs"));
+        let mut b = vec![0u8; PROBE_SECTORS as usize * SECTOR];
+        b[65536..65540].copy_from_slice(&0x0116_1970u32.to_be_bytes());
+        assert_eq!(
+            in_use_reason(&b).as_deref(),
+            Some("looks like a GFS2 filesystem")
+        );
         let mut b = vec![0u8; PROBE_SECTORS as usize * SECTOR];
         b[20_000] = 1;
         assert!(in_use_reason(&b).unwrap().contains("offset 20000"));

@@ -234,10 +234,20 @@ pub(crate) fn boot_image(k: &Kernel) -> io::Result<PathBuf> {
     if !out.stdout.starts_with(b"\x7fELF") {
         return Ok(k.image.clone());
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&tmp, &out.stdout)?;
-    fs::rename(&tmp, &path)?;
+    write_cached(&path, &out.stdout)?;
     Ok(path)
+}
+
+/// Puts `bytes` at `path` in the cache all at once: written to a file of its
+/// own and renamed, so a test booting meanwhile (another process, or another
+/// test thread of this one) sees the old file or the whole new one.
+fn write_cached(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path)
 }
 
 const FORMAT: &str = "aoelab-initramfs-v1";
@@ -318,13 +328,7 @@ pub(crate) fn base_initramfs(k: &Kernel) -> io::Result<PathBuf> {
         }
     }
 
-    let tmp = cache.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    fs::write(&tmp, c.finish())?;
-    fs::rename(&tmp, &path)?;
+    write_cached(&path, &c.finish())?;
     Ok(path)
 }
 

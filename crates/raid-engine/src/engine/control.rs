@@ -172,7 +172,15 @@ impl Engine {
             self.io.events.push_back(Event::SparesMissing);
             return;
         };
+        debug_assert!(
+            self.members[spare].role.is_none(),
+            "spare {spare} already has a role"
+        );
         if let Some(old) = self.slots[slot] {
+            debug_assert!(
+                !self.writable(old),
+                "slot {slot} handed to spare {spare} over member {old} still in use"
+            );
             self.members[old].role = None;
         }
         self.slots[slot] = Some(spare);
@@ -224,8 +232,6 @@ impl Engine {
         let idx = self.members.len();
         self.members.push(Member {
             uuid: spec.uuid,
-            size: spec.size_sectors,
-            shelf: spec.shelf,
             state: MemberState::Spare,
             role: None,
             outstanding: 0,
@@ -238,39 +244,6 @@ impl Engine {
         self.update_degraded();
         self.pump();
         Ok(idx)
-    }
-
-    /// Give up a spare so a spare group can move it to another array.
-    pub fn take_spare(&mut self) -> Option<(MemberIndex, MemberSpec)> {
-        let m = (0..self.members.len()).find(|&m| self.members[m].state == MemberState::Spare)?;
-        self.set_state(m, MemberState::Missing);
-        self.meta.writer.touch(MetaKey::Superblock);
-        self.pump();
-        let mem = &self.members[m];
-        Some((
-            m,
-            MemberSpec {
-                uuid: mem.uuid,
-                size_sectors: mem.size,
-                shelf: mem.shelf,
-            },
-        ))
-    }
-
-    /// Undo `take_spare` (the receiving array could not use it).
-    pub fn return_spare(&mut self, m: MemberIndex) -> Result<(), ControlError> {
-        let state = self.member_ref(m)?.state;
-        if state != MemberState::Missing || self.members[m].role.is_some() {
-            return Err(ControlError::WrongState { member: m, state });
-        }
-        self.set_state(m, MemberState::Spare);
-        self.meta.writer.touch(MetaKey::Superblock);
-        self.pump();
-        Ok(())
-    }
-
-    pub(crate) fn push_event(&mut self, e: Event) {
-        self.io.events.push_back(e);
     }
 
     /// Remove a faulty/spare/missing member from the array (`mdadm --remove`).

@@ -88,8 +88,6 @@ impl Engine {
         for (i, m) in cfg.members.iter().enumerate() {
             e.members.push(Member {
                 uuid: m.uuid,
-                size: m.size_sectors,
-                shelf: m.shelf,
                 state: MemberState::Active,
                 role: Some(i),
                 outstanding: 0,
@@ -100,8 +98,6 @@ impl Engine {
         for m in &cfg.spares {
             e.members.push(Member {
                 uuid: m.uuid,
-                size: m.size_sectors,
-                shelf: m.shelf,
                 state: MemberState::Spare,
                 role: None,
                 outstanding: 0,
@@ -226,8 +222,6 @@ impl Engine {
             }
             e.members.push(Member {
                 uuid: pm.uuid,
-                size: pm.size_sectors,
-                shelf: None,
                 state,
                 role: pm.role,
                 outstanding: 0,
@@ -241,8 +235,6 @@ impl Engine {
                 e.slots[s] = Some(idx);
                 e.members.push(Member {
                     uuid: sb.slots[s].member_uuid,
-                    size: 0,
-                    shelf: None,
                     state: MemberState::Missing,
                     role: Some(s),
                     outstanding: 0,

@@ -77,8 +77,6 @@ pub(crate) struct Recovery {
 #[derive(Clone, Debug)]
 pub(crate) struct Member {
     pub uuid: [u8; 16],
-    pub size: u64,
-    pub shelf: Option<u32>,
     pub state: MemberState,
     pub role: Option<usize>,
     pub outstanding: u32,

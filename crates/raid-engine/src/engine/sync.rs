@@ -323,6 +323,13 @@ impl Engine {
     }
 
     pub(crate) fn step_sync(&mut self, id: JobId, job: &mut Job) -> bool {
+        if let Work::Sync(su) = &job.work {
+            if su.phase == SyncPhase::Done {
+                let kind = su.kind.kind();
+                self.sync_writes_done(kind, job);
+                return true;
+            }
+        }
         match self.geo.level {
             Level::Raid5 => self.step_sync_r5(id, job),
             _ => self.step_sync_mirror(id, job),
@@ -420,11 +427,7 @@ impl Engine {
                 self.issue(id, job);
                 false
             }
-            SyncPhase::Done => {
-                let kind = su.kind.kind();
-                self.sync_writes_done(kind, job);
-                true
-            }
+            SyncPhase::Done => unreachable!("step_sync finishes done units"),
         }
     }
 
@@ -566,11 +569,7 @@ impl Engine {
                 self.issue(id, job);
                 false
             }
-            SyncPhase::Done => {
-                let kind = su.kind.kind();
-                self.sync_writes_done(kind, job);
-                true
-            }
+            SyncPhase::Done => unreachable!("step_sync finishes done units"),
         }
     }
 }
