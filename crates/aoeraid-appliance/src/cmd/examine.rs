@@ -195,7 +195,7 @@ fn render(member: &MemberAddr, ex: &Examined) -> String {
         format!(
             "{} sectors ({} MiB)",
             sb.data_size,
-            sb.data_size * 512 >> 20
+            (sb.data_size * 512) >> 20
         ),
     );
     row(
