@@ -75,6 +75,8 @@ fn scrape_over_loopback() {
         "aoeraid_array_sync_done_ratio{action=\"rebuild\",array=\"data\"} 0.25",
         "aoeraid_array_sync_done_bytes{action=\"rebuild\",array=\"data\"} 268435456",
         "aoeraid_array_sync_bytes_total{action=\"rebuild\",array=\"data\"} 268435456",
+        "aoeraid_array_sync_bytes_total{action=\"check\",array=\"data\"} 1048576",
+        "aoeraid_array_sync_bytes_total{action=\"repair\",array=\"data\"} 2097152",
         "aoeraid_array_mismatch_bytes_total{array=\"data\"} 1024",
         "aoeraid_array_corrected_errors_total{array=\"data\"} 1",
         "aoeraid_array_checksum_repairs_total{array=\"data\"} 3",
@@ -97,6 +99,11 @@ fn scrape_over_loopback() {
     ] {
         assert!(body.lines().any(|l| l == want), "missing `{want}`");
     }
+    // Sync bytes use the progress series' action names, never a second vocabulary.
+    assert!(
+        !body.contains("action=\"scrub\""),
+        "sync bytes labelled scrub"
+    );
     // The outcome breakdown is a part of the frames, never the whole: a sum() over
     // it must not count a frame twice.
     assert!(

@@ -65,7 +65,9 @@ pub(crate) fn rebuilding() -> Status {
             counters: ArrayCounters {
                 rebuilt_bytes: 256 << 20,
                 resynced_bytes: 0,
-                scrubbed_bytes: 0,
+                scrubbed_bytes: 3 << 20,
+                checked_bytes: 1 << 20,
+                repaired_bytes: 2 << 20,
                 mismatch_bytes: 1024,
                 corrected_errors: 1,
                 checksum_repairs: 3,

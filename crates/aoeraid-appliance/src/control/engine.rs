@@ -108,6 +108,8 @@ pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
             rebuilt_bytes: synced.rebuild,
             resynced_bytes: synced.resync,
             scrubbed_bytes: synced.check + synced.repair,
+            checked_bytes: synced.check,
+            repaired_bytes: synced.repair,
             mismatch_bytes: s.counters.mismatch_sectors * SECTOR,
             corrected_errors: s.counters.corrected_read_errors,
             checksum_repairs: s.counters.checksum_repairs,

@@ -202,7 +202,14 @@ impl Default for SyncProgress {
 pub struct ArrayCounters {
     pub rebuilt_bytes: u64,
     pub resynced_bytes: u64,
+    /// Bytes scrubbed, check and repair together (`checked_bytes + repaired_bytes`).
     pub scrubbed_bytes: u64,
+    /// Bytes scrubbed by `check` (count mismatches only).
+    #[serde(default)]
+    pub checked_bytes: u64,
+    /// Bytes scrubbed by `repair` (mismatches rewritten).
+    #[serde(default)]
+    pub repaired_bytes: u64,
     /// Data whose copies or parity disagreed during scrubs (md's
     /// mismatch_cnt, in bytes).
     pub mismatch_bytes: u64,

@@ -255,7 +255,7 @@ impl Metrics {
             sync_bytes_total: counter(
                 &r,
                 "aoeraid_array_sync_bytes_total",
-                "Bytes rebuilt, resynced or scrubbed since start.",
+                "Bytes synced since start, by action: rebuild, resync, check, repair (the actions of the sync progress series).",
                 &["array", "action"],
             ),
             mismatch_bytes_total: counter(
@@ -587,8 +587,14 @@ impl Metrics {
                 c.resynced_bytes,
             );
             sync_counter(
-                &self.sync_bytes_total.with_label_values(&[n, "scrub"]),
-                c.scrubbed_bytes,
+                &self.sync_bytes_total.with_label_values(&[n, "check"]),
+                c.checked_bytes,
+            );
+            // The same action names as the progress series, so a rate over bytes
+            // joins with aoeraid_array_sync_done_ratio{action=...}.
+            sync_counter(
+                &self.sync_bytes_total.with_label_values(&[n, "repair"]),
+                c.repaired_bytes,
             );
             sync_counter(
                 &self.mismatch_bytes_total.with_label_values(&[n]),
