@@ -255,6 +255,7 @@ fn status_human_view() {
         "8388608 sectors",
         "e1.1         down",
         "spare group shelfspares: available [e1.4]",
+        "uuid 6f1c2a9e-0b7d-4e55-9a13-2c4b8d7e6f01  events 42  writes in flight  bitmap 5 dirty",
     ] {
         assert!(out.contains(want), "missing `{want}` in:\n{out}");
     }

@@ -121,15 +121,7 @@ fn examine(sb: Superblock, bitmap: &[u8]) -> Examined {
 }
 
 fn uuid(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    crate::control::engine::uuid_string(u)
 }
 
 fn role(sb: &Superblock) -> String {

@@ -105,6 +105,30 @@ mod tests {
     }
 
     #[test]
+    fn the_systemd_status_line_puts_trouble_first() {
+        assert_eq!(with(&[]).summary(), "0 of 0 arrays clean; nothing exported");
+        let mut s = with(&[ArrayState::Clean, ArrayState::Degraded, ArrayState::Clean]);
+        s.arrays[1].name = "data".into();
+        assert_eq!(
+            s.summary(),
+            "data degraded; 2 of 3 arrays clean; nothing exported"
+        );
+        s.arrays[1].state = ArrayState::Rebuilding;
+        s.arrays[1].rebuild.action = crate::control::status::SyncAction::Rebuild;
+        s.arrays[1].rebuild.done_ratio = 0.25;
+        s.volumes = serde_json::from_str(
+            r#"[{"name":"gfs","shelf":7,"slot":0,"sectors":8,"arrays":["data"],
+                 "exported":true}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.summary(),
+            "data rebuilding rebuild 25%; 2 of 3 arrays clean; exporting e7.0"
+        );
+        assert!(!s.summary().contains('\n'));
+    }
+
+    #[test]
     fn the_worst_array_decides_like_mdadm_detail_test() {
         assert_eq!(health(&with(&[])), Health::Clean);
         assert_eq!(

@@ -114,7 +114,24 @@ pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
             corrected_errors: s.counters.corrected_read_errors,
             checksum_repairs: s.counters.checksum_repairs,
         },
+        uuid: uuid_string(&s.array_uuid),
+        events: s.events,
+        clean_on_disk: s.clean_on_disk,
+        bitmap_dirty_regions: s.bitmap_dirty_regions,
     }
+}
+
+/// The form mdadm and `aoeraid examine` print: 8-4-4-4-12 hex digits.
+pub(crate) fn uuid_string(u: &[u8; 16]) -> String {
+    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Every blade the initiator pool knows, as the schema shows them.

@@ -85,6 +85,20 @@ fn array(out: &mut String, a: &ArrayStatus, terminal: bool) {
         active,
         a.members_required
     );
+    if !a.uuid.is_empty() {
+        let _ = writeln!(
+            out,
+            "  uuid {}  events {}  {}  bitmap {} dirty",
+            a.uuid,
+            a.events,
+            if a.clean_on_disk {
+                "clean on disk"
+            } else {
+                "writes in flight"
+            },
+            a.bitmap_dirty_regions
+        );
+    }
     if a.rebuild.action != SyncAction::Idle {
         let _ = writeln!(
             out,

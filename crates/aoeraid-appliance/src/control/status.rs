@@ -243,6 +243,63 @@ pub struct ArrayStatus {
     pub spares_available: u32,
     #[serde(default)]
     pub counters: ArrayCounters,
+    /// The array's UUID, as in every member's superblock (`aoeraid examine`).
+    #[serde(default)]
+    pub uuid: String,
+    /// The superblocks' event count: bumped on every metadata change, it decides
+    /// which member is newest at assembly.
+    #[serde(default)]
+    pub events: u64,
+    /// The superblocks say clean: no write in flight, nothing to resync after a crash.
+    #[serde(default)]
+    pub clean_on_disk: bool,
+    /// Write-intent bitmap regions set: what a crash now, or a member returning,
+    /// would resync.
+    #[serde(default)]
+    pub bitmap_dirty_regions: u64,
+}
+
+impl Status {
+    /// One line for `systemctl status` (sd_notify STATUS=): the arrays that need
+    /// attention first, then how many are clean and how many volumes are exported.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = self
+            .arrays
+            .iter()
+            .filter(|a| a.state != ArrayState::Clean)
+            .map(|a| {
+                if a.rebuild.action == SyncAction::Idle {
+                    format!("{} {}", a.name, a.state.as_str())
+                } else {
+                    format!(
+                        "{} {} {} {:.0}%",
+                        a.name,
+                        a.state.as_str(),
+                        a.rebuild.action.as_str(),
+                        a.rebuild.done_ratio * 100.0
+                    )
+                }
+            })
+            .collect();
+        let clean = self
+            .arrays
+            .iter()
+            .filter(|a| a.state == ArrayState::Clean)
+            .count();
+        parts.push(format!("{clean} of {} arrays clean", self.arrays.len()));
+        let exported: Vec<String> = self
+            .volumes
+            .iter()
+            .filter(|v| v.exported)
+            .map(|v| format!("e{}.{}", v.shelf, v.slot))
+            .collect();
+        parts.push(if exported.is_empty() {
+            "nothing exported".to_string()
+        } else {
+            format!("exporting {}", exported.join(" "))
+        });
+        parts.join("; ")
+    }
 }
 
 impl ArrayStatus {

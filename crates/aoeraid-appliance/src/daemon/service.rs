@@ -433,7 +433,7 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
         cmds: rx,
         events: sink,
         metrics,
-        status,
+        status: status.clone(),
     };
     dp.publish_status(Instant::now());
     let _ = notifier.ready();
@@ -447,7 +447,15 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     );
     let wd = watchdog_interval();
     let last = std::cell::Cell::new(std::time::Instant::now());
+    // `systemctl status` shows the one-line summary; sent when it changes (the data
+    // path publishes a status snapshot every second and on every state change).
+    let shown = std::cell::RefCell::new(String::new());
     let ping = || {
+        let line = status.lock().summary();
+        if *shown.borrow() != line {
+            let _ = notifier.status(&line);
+            *shown.borrow_mut() = line;
+        }
         if let Some(iv) = wd {
             if last.get().elapsed() >= iv / 2 {
                 let _ = notifier.watchdog();
