@@ -59,6 +59,16 @@ fn examine_reads_a_members_superblock_over_aoe() {
     app.start();
     let (ok, out) = app.bench("write", 4 << 20, &[]);
     assert!(ok, "{out}");
+    // Both halves of the mirror took the 4 MiB, and status counts it per member.
+    let st = app.status_json().expect("status");
+    for m in st["arrays"][0]["members"].as_array().expect("members") {
+        let written = m["write_bytes"].as_u64().unwrap_or(0);
+        assert!(written >= 4 << 20, "{}: write_bytes {written}", m["blade"]);
+    }
+    assert_eq!(
+        st["arrays"][0]["uuid"], a["array_uuid"],
+        "status and examine agree"
+    );
     app.stop();
     let after = json(&app, "e0.0");
     assert!(

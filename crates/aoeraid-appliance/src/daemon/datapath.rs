@@ -366,6 +366,10 @@ impl DataPath {
             s.frontend.no_send_slot = f.slot_waits;
             s.frontend.send_errors = f.send_errors;
         }
+        for m in s.arrays.iter_mut().flat_map(|a| a.members.iter_mut()) {
+            m.read_bytes = self.metrics.member_bytes(&m.blade, "read");
+            m.write_bytes = self.metrics.member_bytes(&m.blade, "write");
+        }
         self.metrics.apply_status(&s);
         *self.status.lock() = s;
     }

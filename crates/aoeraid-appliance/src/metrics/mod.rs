@@ -490,6 +490,13 @@ impl Metrics {
         }
     }
 
+    /// Bytes `member` has moved in direction `op` ("read" or "write"), as its
+    /// `aoeraid_member_io_bytes_total` series counts them, so `status --json` and
+    /// /metrics show one number.
+    pub fn member_bytes(&self, member: &str, op: &str) -> u64 {
+        self.member_io_bytes.with_label_values(&[member, op]).get()
+    }
+
     /// Handles for one member's I/O, to keep in the data path.
     pub fn member_io(&self, member: &str) -> IoHandles {
         let op = |o: &str| IoOp {
