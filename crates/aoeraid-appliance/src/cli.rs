@@ -8,13 +8,13 @@ use crate::cmd;
 
 #[derive(Parser, Debug)]
 #[command(name = "aoeraid", version, about = "AoE software RAID appliance")]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Find AoE blades on a back-end interface (like aoe-discover + aoe-stat).
     Discover(cmd::discover::Args),
     /// Load generator and verifier for any AoE device.
@@ -56,7 +56,7 @@ pub enum Command {
     Manpage(cmd::manual::ManArgs),
 }
 
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Discover(a) => cmd::discover::run(a),

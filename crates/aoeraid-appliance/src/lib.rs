@@ -5,13 +5,13 @@
 //! Each subcommand lives in `cmd/<name>.rs`; `cli.rs` only parses and
 //! dispatches, so that subcommands can grow independently.
 
-pub mod backend;
-pub mod cli;
-pub mod cmd;
+mod backend;
+mod cli;
+mod cmd;
 pub mod config;
 pub mod control;
 mod core;
-pub mod daemon;
+mod daemon;
 pub mod events;
 mod frontend;
 pub mod metrics;

@@ -3,7 +3,7 @@
 use aoe_initiator::{Event, Pool};
 
 /// `event` as a log line, naming blades as eS.L.
-pub fn describe(pool: &Pool, event: &Event) -> String {
+pub(crate) fn describe(pool: &Pool, event: &Event) -> String {
     let name = |id: aoe_initiator::BladeId| match pool.blade_info(id) {
         Some(b) => format!("e{}.{}", b.shelf, b.slot),
         None => format!("blade#{}", id.0),

@@ -24,7 +24,7 @@
 
 mod log;
 
-pub use log::describe;
+pub(crate) use log::describe;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ const LINGER_MAX: Duration = Duration::from_micros(50);
 
 /// Counters of the driver itself (the pool counts the protocol).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BackendStats {
+pub(crate) struct BackendStats {
     /// Sends the kernel refused (e.g. link down); the pool retransmits.
     pub send_errors: u64,
     /// Times the pool had frames to send but every send slot was busy.
@@ -62,7 +62,7 @@ pub struct BackendStats {
 
 /// The back end's sockets in a ring, apart from the pool that drives them: the
 /// daemon's pool lives in the appliance core, the CLI tools' in [`Backend`].
-pub struct BackSockets {
+pub(crate) struct BackSockets {
     /// `iface_of[sock.index()]` = pool interface index of a socket we own.
     iface_of: Vec<Option<usize>>,
     socks: Vec<SockId>,
@@ -73,7 +73,7 @@ pub struct BackSockets {
 }
 
 /// The initiator pool bound to sockets in a ring.
-pub struct Backend {
+pub(crate) struct Backend {
     pool: Pool,
     socks: BackSockets,
     lingering: bool,
@@ -82,7 +82,7 @@ pub struct Backend {
 impl Backend {
     /// Opens one packet socket per interface, registers them in `ring` and
     /// builds the pool.
-    pub fn open(ring: &mut Ring, ifaces: &[String], cfg: PoolConfig) -> io::Result<Backend> {
+    pub(crate) fn open(ring: &mut Ring, ifaces: &[String], cfg: PoolConfig) -> io::Result<Backend> {
         if ifaces.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -126,12 +126,12 @@ impl Backend {
     }
 
     /// The pool and the sockets, for a host that keeps the pool elsewhere.
-    pub fn into_parts(self) -> (Pool, BackSockets) {
+    pub(crate) fn into_parts(self) -> (Pool, BackSockets) {
         (self.pool, self.socks)
     }
 
     /// Whether [`Backend::turn`] may linger to batch replies (default on).
-    pub fn set_lingering(&mut self, on: bool) {
+    pub(crate) fn set_lingering(&mut self, on: bool) {
         self.lingering = on;
     }
 
@@ -143,7 +143,7 @@ impl Backend {
     /// stay queued at the blades, so they never run dry; without it the back end
     /// woke once per reply, and waking cost it more CPU per request than a vblade
     /// spends serving one.
-    pub fn linger(&self) -> Duration {
+    pub(crate) fn linger(&self) -> Duration {
         if !self.lingering {
             return Duration::ZERO;
         }
@@ -155,21 +155,17 @@ impl Backend {
         )
     }
 
-    pub fn pool(&self) -> &Pool {
+    pub(crate) fn pool(&self) -> &Pool {
         &self.pool
     }
 
-    pub fn pool_mut(&mut self) -> &mut Pool {
+    pub(crate) fn pool_mut(&mut self) -> &mut Pool {
         &mut self.pool
-    }
-
-    pub fn stats(&self) -> BackendStats {
-        self.socks.stats
     }
 
     /// Handles a ring completion if it belongs to the back end (frames and
     /// send results of its sockets); otherwise hands it back.
-    pub fn on_completion(
+    pub(crate) fn on_completion(
         &mut self,
         ring: &Ring,
         now: Instant,
@@ -186,7 +182,7 @@ impl Backend {
     /// Runs due timeouts and queues every frame the pool wants to send, each
     /// built directly in a send slot. Sends go to the kernel at the ring's
     /// next wait/submit.
-    pub fn poll(&mut self, ring: &Ring, now: Instant) {
+    pub(crate) fn poll(&mut self, ring: &Ring, now: Instant) {
         if self.pool.poll_timeout().is_some_and(|t| t <= now) {
             self.pool.handle_timeout(now);
         }
@@ -201,12 +197,8 @@ impl Backend {
 
     /// Per back-end interface: kernel receive and drop counts, frames sent,
     /// frames dropped as malformed.
-    pub fn interface_status(&self, ring: &Ring) -> Vec<InterfaceStatus> {
-        self.socks.interface_status(ring, &self.pool)
-    }
-
     /// When [`Backend::poll`] must run next at the latest.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.pool.poll_timeout()
     }
 
@@ -214,7 +206,7 @@ impl Backend {
     /// wait for frames until the pool's deadline or `until`, handle them.
     /// Returns the time after waking. Completions not belonging to the back
     /// end are dropped (there are none in a ring it owns).
-    pub fn turn(
+    pub(crate) fn turn(
         &mut self,
         ring: &mut Ring,
         events: &mut Vec<Completion>,
@@ -238,18 +230,14 @@ impl Backend {
 
 impl BackSockets {
     /// True if `sock` is one of the back end's sockets.
-    pub fn owns(&self, sock: SockId) -> bool {
+    pub(crate) fn owns(&self, sock: SockId) -> bool {
         self.iface_of.get(sock.index()).copied().flatten().is_some()
-    }
-
-    pub fn stats(&self) -> BackendStats {
-        self.stats
     }
 
     /// Handles a ring completion if it belongs to these sockets: a frame goes to
     /// `handle(iface, bytes)`, which returns how many frames it found malformed.
     /// Anything else is handed back.
-    pub fn on_completion(
+    pub(crate) fn on_completion(
         &mut self,
         ring: &Ring,
         ev: Completion,
@@ -280,7 +268,7 @@ impl BackSockets {
 
     /// Sends every frame `next` builds, each straight in a send slot, until it
     /// has none left (false) or the slots run out (true).
-    pub fn transmit(
+    pub(crate) fn transmit(
         &mut self,
         ring: &Ring,
         mut next: impl FnMut(&mut [u8]) -> Option<aoe_initiator::Transmit>,
@@ -308,7 +296,7 @@ impl BackSockets {
 
     /// Per back-end interface of `pool`: kernel receive and drop counts, frames
     /// sent, frames dropped as malformed.
-    pub fn interface_status(&self, ring: &Ring, pool: &Pool) -> Vec<InterfaceStatus> {
+    pub(crate) fn interface_status(&self, ring: &Ring, pool: &Pool) -> Vec<InterfaceStatus> {
         pool.interfaces()
             .iter()
             .enumerate()

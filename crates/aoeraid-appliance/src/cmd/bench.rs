@@ -28,7 +28,7 @@ use crate::config::{self, ByteSize};
 const SECTOR: u64 = 512;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rw {
+pub(crate) enum Rw {
     Read,
     Write,
     /// Write the pattern over the span, then read it back and compare.
@@ -38,13 +38,13 @@ pub enum Rw {
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pattern {
+pub(crate) enum Pattern {
     Seq,
     Rand,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Back-end interface (repeat for several paths).
     #[arg(long = "iface", required = true)]
     pub ifaces: Vec<String>,
@@ -95,7 +95,7 @@ pub struct Args {
 /// LBA, another seed, a shifted or a torn sector never compares equal. Plain
 /// XORs against a table let the compiler vectorise the fill: a write bench at
 /// MTU 9000 spent about 2 µs per request generating a hash per word.
-pub fn fill_pattern(seed: u64, lba: u64, out: &mut [u8]) {
+pub(crate) fn fill_pattern(seed: u64, lba: u64, out: &mut [u8]) {
     for (k, sector) in out.chunks_exact_mut(SECTOR as usize).enumerate() {
         let key = splitmix(seed ^ splitmix(lba + k as u64));
         for (w, mask) in sector.chunks_exact_mut(8).zip(WORD_MASKS.iter()) {
@@ -250,7 +250,7 @@ struct Totals {
     lat: Vec<u32>,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let bs = args.bs.bytes();
     if bs == 0 || !bs.is_multiple_of(SECTOR) {
         bail!("--bs must be a positive multiple of 512 (got {bs})");

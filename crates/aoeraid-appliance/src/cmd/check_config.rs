@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The appliance.yaml to check (the one `run` reads unless told otherwise).
     #[arg(default_value = super::connect::DEFAULT_CONFIG)]
     pub file: PathBuf,
@@ -14,7 +14,7 @@ pub struct Args {
     pub force: bool,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let file = args.file.display().to_string();
     match config::load(&args.file, args.force) {
         Ok(checked) => {

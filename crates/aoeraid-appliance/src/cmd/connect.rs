@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Where `aoeraid run` reads its config when started by the shipped unit.
-pub const DEFAULT_CONFIG: &str = "/etc/aoeraid/appliance.yaml";
+pub(crate) const DEFAULT_CONFIG: &str = "/etc/aoeraid/appliance.yaml";
 
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct ConnectArgs {
+pub(crate) struct ConnectArgs {
     /// Talk to the daemon this config file describes (its control_socket).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -25,7 +25,7 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    pub fn socket_path(&self) -> anyhow::Result<PathBuf> {
+    pub(crate) fn socket_path(&self) -> anyhow::Result<PathBuf> {
         if let Some(s) = &self.socket {
             return Ok(s.clone());
         }
@@ -45,12 +45,12 @@ impl ConnectArgs {
         }
     }
 
-    pub fn call(&self, req: &Request) -> anyhow::Result<Response> {
+    pub(crate) fn call(&self, req: &Request) -> anyhow::Result<Response> {
         Client::connect(&self.socket_path()?)?.call(req)
     }
 
     /// Sends a command and reports its outcome; refused commands exit 1.
-    pub fn run_command(&self, req: &Request) -> anyhow::Result<ExitCode> {
+    pub(crate) fn run_command(&self, req: &Request) -> anyhow::Result<ExitCode> {
         let resp = self.call(req)?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&resp)?);

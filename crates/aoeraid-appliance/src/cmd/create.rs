@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The appliance.yaml declaring the arrays (the one `run` reads unless told otherwise).
     #[arg(long, default_value = super::connect::DEFAULT_CONFIG)]
     pub config: PathBuf,
@@ -19,7 +19,7 @@ pub struct Args {
     pub assume_clean: bool,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let file = args.config.display().to_string();
     let checked = match config::load(&args.config, args.force) {
         Ok(c) => c,

@@ -13,7 +13,7 @@ use crate::backend::{describe, Backend};
 use crate::config;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Back-end interface to search (repeat for several); without it, every Ethernet
     /// interface that is up, as aoe-discover does.
     #[arg(long = "iface")]
@@ -81,7 +81,7 @@ fn row(b: &BladeInfo, iface_names: &[String]) -> Row {
     }
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if args.timeout.get().is_zero() || args.timeout.get() > Duration::from_secs(3600) {
         anyhow::bail!("--timeout must be in (0s, 1h]");
     }
@@ -150,7 +150,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// 1 GiB → "1.0GiB".
-pub fn human_bytes(b: u64) -> String {
+pub(crate) fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = b as f64;
     let mut u = 0;

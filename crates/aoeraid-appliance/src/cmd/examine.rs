@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The member: an AoE blade eSHELF.SLOT, or file:/path.
     pub member: MemberAddr,
     /// Back-end interface to find the blade on (repeat for several); not needed for file: members.
@@ -36,7 +36,7 @@ struct Examined {
     first_dirty: Vec<u64>,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
     let mut dev = Devices::new()?;
     if let MemberAddr::Blade { shelf, slot } = args.member {

@@ -5,7 +5,7 @@ use crate::control::Request;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     pub volume: String,
     /// The array to append (declared in the config, not yet in a volume).
     #[arg(long = "add", value_name = "ARRAY")]
@@ -14,7 +14,7 @@ pub struct Args {
     pub conn: ConnectArgs,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     args.conn.run_command(&Request::Grow {
         volume: args.volume.clone(),
         add_array: args.add.clone(),

@@ -12,14 +12,14 @@ use std::process::ExitCode;
 const APPLIANCE_YAML_5: &str = include_str!("../../../../docs/appliance.yaml.5");
 
 #[derive(clap::Args, Debug)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// Which page: 8 is aoeraid(8), the commands; 5 is appliance.yaml(5), the configuration.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(5..=8))]
     section: u8,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct CompletionArgs {
+pub(crate) struct CompletionArgs {
     /// The shell to write a completion script for.
     shell: Shell,
 }
@@ -31,7 +31,7 @@ enum Shell {
     Fish,
 }
 
-pub fn man(args: &ManArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn man(args: &ManArgs) -> anyhow::Result<ExitCode> {
     match args.section {
         8 => write_stdout(render_page(&crate::cli::Cli::command()).as_bytes()),
         5 => write_stdout(APPLIANCE_YAML_5.as_bytes()),
@@ -39,7 +39,7 @@ pub fn man(args: &ManArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn completions(args: &CompletionArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn completions(args: &CompletionArgs) -> anyhow::Result<ExitCode> {
     let mut cmd = crate::cli::Cli::command();
     let shell = match args.shell {
         Shell::Bash => clap_complete::Shell::Bash,

@@ -6,7 +6,7 @@ use crate::control::Request;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Array name from the config.
     pub array: String,
     /// Member address: eSHELF.SLOT or file:/path.
@@ -16,14 +16,14 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub enum Op {
+pub(crate) enum Op {
     Fail,
     Remove,
     Add,
     ReAdd,
 }
 
-pub fn run(op: Op, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(op: Op, args: &Args) -> anyhow::Result<ExitCode> {
     let (array, member) = (args.array.clone(), args.member.to_string());
     let req = match op {
         Op::Fail => Request::Fail { array, member },

@@ -1,18 +1,18 @@
 //! One module per subcommand.
 
-pub mod bench;
-pub mod check_config;
-pub mod connect;
-pub mod create;
-pub mod discover;
-pub mod examine;
-pub mod grow;
-pub mod manual;
-pub mod member;
-pub mod rebuild_rate;
-pub mod run;
-pub mod scrub;
-pub mod serve;
-pub mod spare;
-pub mod status;
-pub mod test_event;
+pub(crate) mod bench;
+pub(crate) mod check_config;
+pub(crate) mod connect;
+pub(crate) mod create;
+pub(crate) mod discover;
+pub(crate) mod examine;
+pub(crate) mod grow;
+pub(crate) mod manual;
+pub(crate) mod member;
+pub(crate) mod rebuild_rate;
+pub(crate) mod run;
+pub(crate) mod scrub;
+pub(crate) mod serve;
+pub(crate) mod spare;
+pub(crate) mod status;
+pub(crate) mod test_event;

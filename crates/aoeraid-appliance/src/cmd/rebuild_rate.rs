@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("bound").required(true).multiple(true).args(["min", "max"]))]
-pub struct Args {
+pub(crate) struct Args {
     pub array: String,
     /// Rate kept even under client load, e.g. 10MB/s.
     #[arg(long)]
@@ -19,7 +19,7 @@ pub struct Args {
     pub conn: ConnectArgs,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let (Some(lo), Some(hi)) = (args.min, args.max) {
         if lo > hi {
             anyhow::bail!("--min {lo} is above --max {hi}");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The appliance.yaml to run.
     #[arg(long, default_value = super::connect::DEFAULT_CONFIG)]
     pub config: PathBuf,
@@ -15,7 +15,7 @@ pub struct Args {
     pub force: bool,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     run_daemon(&args.config, RunOptions { force: args.force })?;
     Ok(ExitCode::SUCCESS)
 }

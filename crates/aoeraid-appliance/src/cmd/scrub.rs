@@ -5,7 +5,7 @@ use crate::control::Request;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     pub array: String,
     /// Rewrite inconsistent blocks instead of only counting them.
     #[arg(long)]
@@ -14,7 +14,7 @@ pub struct Args {
     pub conn: ConnectArgs,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     args.conn.run_command(&Request::Scrub {
         array: args.array.clone(),
         repair: args.repair,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Front interface to serve on (repeat for several).
     #[arg(long = "iface", required = true)]
     pub ifaces: Vec<String>,
@@ -50,7 +50,7 @@ pub struct Args {
     pub stat_interval: crate::config::Duration,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     AoeAddr::new(args.shelf, args.slot).context("--shelf/--slot")?;
     // Before any thread starts, so that every thread inherits the mask and only the
     // watcher below sees these.

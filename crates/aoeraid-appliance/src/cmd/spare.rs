@@ -6,13 +6,13 @@ use crate::control::Request;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     pub action: Action,
 }
 
 #[derive(clap::Subcommand, Debug)]
-pub enum Action {
+pub(crate) enum Action {
     /// Put a device into a spare group.
     Add(GroupMember),
     /// Take an unused spare out of a spare group.
@@ -20,7 +20,7 @@ pub enum Action {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct GroupMember {
+pub(crate) struct GroupMember {
     /// Spare group name from the config.
     pub group: String,
     /// Device address: eSHELF.SLOT or file:/path.
@@ -29,7 +29,7 @@ pub struct GroupMember {
     pub conn: ConnectArgs,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (req, gm) = match &args.action {
         Action::Add(gm) => (
             Request::SpareAdd {

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     pub conn: ConnectArgs,
     /// Exit status tells the arrays' health, as `mdadm --detail --test` does: 0 every
@@ -45,7 +45,7 @@ pub(crate) fn health(status: &Status) -> Health {
         .unwrap_or(Health::Clean)
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let status = match fetch(args) {
         Ok(s) => s,
         Err(e) if args.test => {

@@ -12,13 +12,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The appliance.yaml naming the event program.
     #[arg(long, default_value = super::connect::DEFAULT_CONFIG)]
     pub config: PathBuf,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let file = args.config.display().to_string();
     let checked = config::load(&args.config, true).map_err(|errors| {
         for line in errors.lines() {

@@ -20,17 +20,17 @@ use std::path::{Path, PathBuf};
 
 /// Ring `user` values of file-member operations carry this in their top byte, so
 /// the data path can tell them from the frontend's and backend's operations.
-pub const USER_TAG: u64 = 0xF1 << 56;
+pub(crate) const USER_TAG: u64 = 0xF1 << 56;
 const USER_MASK: u64 = (1 << 56) - 1;
 
 /// Is this ring completion one of ours?
-pub fn owns_user(user: u64) -> bool {
+pub(crate) fn owns_user(user: u64) -> bool {
     user & !USER_MASK == USER_TAG
 }
 
 /// Opens a member file for reading and writing with O_DSYNC (every completed
 /// write durable), O_DIRECT when the filesystem supports it.
-pub fn open_member(path: &Path) -> io::Result<Backing> {
+pub(crate) fn open_member(path: &Path) -> io::Result<Backing> {
     Backing::open(
         path,
         &BackingOptions {
@@ -73,7 +73,7 @@ struct Queued {
 
 /// The `file:` members of one data path. `T` is the caller's token for a member
 /// I/O, returned with its result.
-pub struct FileMembers<T> {
+pub(crate) struct FileMembers<T> {
     members: Vec<Member>,
     ops: HashMap<u64, Op<T>>,
     parts: HashMap<u64, (usize, Part, u64)>,
@@ -97,7 +97,7 @@ impl<T> Default for FileMembers<T> {
 
 impl<T> FileMembers<T> {
     /// Opens `path` and registers it with `ring`; returns its index here.
-    pub fn open(&mut self, ring: &Ring, path: &Path) -> io::Result<usize> {
+    pub(crate) fn open(&mut self, ring: &Ring, path: &Path) -> io::Result<usize> {
         let backing = open_member(path)?;
         let sectors = backing.size / SECTOR as u64;
         let id = ring.register_file(&backing.file)?;
@@ -110,22 +110,13 @@ impl<T> FileMembers<T> {
         Ok(self.members.len() - 1)
     }
 
-    pub fn sectors(&self, member: usize) -> u64 {
+    pub(crate) fn sectors(&self, member: usize) -> u64 {
         self.members[member].sectors
     }
 
-    pub fn path(&self, member: usize) -> &Path {
-        &self.members[member].path
-    }
-
     /// Index of the member opened from `path`, if any.
-    pub fn find(&self, path: &Path) -> Option<usize> {
+    pub(crate) fn find(&self, path: &Path) -> Option<usize> {
         self.members.iter().position(|m| m.path == path)
-    }
-
-    /// Member I/Os not yet finished.
-    pub fn in_flight(&self) -> usize {
-        self.ops.len()
     }
 
     fn alloc(&mut self) -> u64 {
@@ -139,7 +130,7 @@ impl<T> FileMembers<T> {
 
     /// Starts member I/O `io` on file member `member` (the engine's member index is
     /// not used: the caller has already mapped it).
-    pub fn submit(&mut self, ring: &Ring, member: usize, io: MemberIo, token: T) {
+    pub(crate) fn submit(&mut self, ring: &Ring, member: usize, io: MemberIo, token: T) {
         let op_id = self.alloc();
         let bytes = io.sectors as usize * SECTOR;
         let end = io.offset.saturating_add(io.sectors as u64);
@@ -210,7 +201,7 @@ impl<T> FileMembers<T> {
     }
 
     /// Issues queued pieces while I/O buffers are free.
-    pub fn pump(&mut self, ring: &Ring) {
+    pub(crate) fn pump(&mut self, ring: &Ring) {
         while let Some(q) = self.backlog.front() {
             let Some(mut iobuf) = ring.io_buf() else {
                 return;
@@ -240,7 +231,7 @@ impl<T> FileMembers<T> {
     }
 
     /// Feeds a ring completion; returns false if it was not ours.
-    pub fn on_completion(&mut self, ring: &Ring, c: &mut Option<Completion>) -> bool {
+    pub(crate) fn on_completion(&mut self, ring: &Ring, c: &mut Option<Completion>) -> bool {
         let Some(Completion::IoDone { user, .. }) = c else {
             return false;
         };
@@ -306,7 +297,7 @@ impl<T> FileMembers<T> {
     }
 
     /// A finished member I/O, if any.
-    pub fn poll_done(&mut self) -> Option<(T, Result<Vec<u8>, MemberError>)> {
+    pub(crate) fn poll_done(&mut self) -> Option<(T, Result<Vec<u8>, MemberError>)> {
         self.done.pop_front()
     }
 }

@@ -8,7 +8,7 @@ use raid_engine::SECTOR;
 
 /// Sectors `create` reads from the start of each member: the 1 MiB our metadata
 /// may use plus btrfs's superblock at 64 KiB (inside it) — 1 MiB covers all.
-pub const PROBE_SECTORS: u32 = 2048;
+pub(crate) const PROBE_SECTORS: u32 = 2048;
 
 /// The part of the probe our superblock and bitmap overwrite: a non-zero byte
 /// here means someone wrote it.
@@ -40,7 +40,7 @@ const SIGNATURES: &[(usize, &[u8], &str)] = &[
 ];
 
 /// Why a device must not be overwritten, or None if it looks blank.
-pub fn in_use_reason(head: &[u8]) -> Option<String> {
+pub(crate) fn in_use_reason(head: &[u8]) -> Option<String> {
     let sb_at = SB_OFFSET as usize * SECTOR;
     if head.len() >= sb_at + SB_BYTES {
         match Superblock::decode(&head[sb_at..sb_at + SB_BYTES]) {

@@ -3,10 +3,10 @@
 //! data-path thread running every RAID engine over io_uring, and the control plane
 //! (control socket, metrics, events, systemd) around it.
 
-pub mod assemble;
-pub mod create;
-pub mod datapath;
-pub mod file_member;
-pub mod inuse;
-pub mod members;
-pub mod service;
+pub(crate) mod assemble;
+pub(crate) mod create;
+pub(crate) mod datapath;
+pub(crate) mod file_member;
+pub(crate) mod inuse;
+pub(crate) mod members;
+pub(crate) mod service;
