@@ -73,7 +73,16 @@ fn serve_one_guest_smoke_ext4_stat_revalidate() {
 
 /// Two guests at once at MTU 9000 on one export: each writes and verifies
 /// its half with O_DIRECT, then verifies the other's; 17 sectors per frame.
+///
+/// Quarantined: in one CI run of a659f34 (2026-12-06) guest 1 never read guest
+/// 0's done marker (one sector, next to its own, written with O_DIRECT and
+/// acknowledged) within 180 s, while guest 0 read guest 1's. Five reruns, two of
+/// them under load, passed. Until the cause is known (a lost or misplaced
+/// acknowledged write in the unified target driver would be a data-integrity bug)
+/// `scripts/test-all.sh` runs it on every CI run and prints its result, without
+/// letting it gate the run.
 #[test]
+#[ignore = "quarantined: intermittent lost done-marker, run separately by scripts/test-all.sh"]
 fn serve_two_guests_halves_jumbo() {
     if !ready("serve_two_guests_halves_jumbo") {
         return;
