@@ -401,6 +401,23 @@ pub fn load(path: &Path, force: bool) -> Result<Checked, ConfigErrors> {
 }
 
 impl Config {
+    /// Every member the configuration names (array members, dedicated spares, then
+    /// spare groups), each once, in order of appearance.
+    pub fn members(&self) -> Vec<MemberAddr> {
+        let mut out: Vec<MemberAddr> = Vec::new();
+        let all = self
+            .arrays
+            .iter()
+            .flat_map(|a| a.members.iter().chain(&a.spares))
+            .chain(self.spare_groups.0.iter().flat_map(|g| g.members.iter()));
+        for m in all {
+            if !out.contains(m) {
+                out.push(m.clone());
+            }
+        }
+        out
+    }
+
     pub fn array(&self, name: &str) -> Option<&ArraySpec> {
         self.arrays.iter().find(|a| a.name == name)
     }

@@ -55,17 +55,7 @@ fn rig(yaml: &str) -> Rig {
         9000,
         7,
     );
-    let mut names: Vec<MemberAddr> = Vec::new();
-    let all = cfg
-        .arrays
-        .iter()
-        .flat_map(|a| a.members.iter().chain(&a.spares))
-        .chain(cfg.spare_groups.0.iter().flat_map(|g| g.members.iter()));
-    for m in all {
-        if !names.contains(m) {
-            names.push(m.clone());
-        }
-    }
+    let names = cfg.members();
     for m in &names {
         let MemberAddr::Blade { shelf, slot } = m else {
             panic!("{m}: blades only");

@@ -52,31 +52,10 @@ pub(crate) fn random_uuid() -> anyhow::Result<[u8; 16]> {
     Ok(u)
 }
 
-/// Every member `create` touches: array members and dedicated spares (formatted)
-/// and spare-group members (checked, left blank for the daemon to take).
-fn all_members(cfg: &Config) -> Vec<MemberAddr> {
-    let mut v: Vec<MemberAddr> = Vec::new();
-    for a in &cfg.arrays {
-        for m in a.members.iter().chain(&a.spares) {
-            if !v.contains(m) {
-                v.push(m.clone());
-            }
-        }
-    }
-    for g in &cfg.spare_groups.0 {
-        for m in &g.members {
-            if !v.contains(m) {
-                v.push(m.clone());
-            }
-        }
-    }
-    v
-}
-
 /// Runs `create` for every array of `cfg`; returns the lines to print.
 pub(crate) fn create(cfg: &Config, opts: CreateOptions) -> anyhow::Result<Vec<String>> {
     let mut dev = Devices::new()?;
-    let members = all_members(cfg);
+    let members = cfg.members();
     let blades: Vec<(u16, u8)> = members
         .iter()
         .filter_map(|m| match m {

@@ -7,7 +7,7 @@ use super::create::random_uuid;
 use super::create::DISCOVERY_TIMEOUT;
 use super::datapath::{Cmd, DataPath, FrontSockets, IoMetrics};
 use super::members::Devices;
-use crate::config::{self, Config, MemberAddr, Rate};
+use crate::config::{self, MemberAddr, Rate};
 use crate::control::sdnotify::{watchdog_interval, Notifier};
 use crate::control::status::Status;
 use crate::control::{ControlHandler, ControlServer};
@@ -168,23 +168,6 @@ fn spawn_signal_thread(signals: Signals, handler: Arc<Handler>) -> std::io::Resu
         .map(drop)
 }
 
-fn blade_addrs(cfg: &Config) -> Vec<(u16, u8)> {
-    let mut v = Vec::new();
-    let all = cfg
-        .arrays
-        .iter()
-        .flat_map(|a| a.members.iter().chain(&a.spares))
-        .chain(cfg.spare_groups.0.iter().flat_map(|g| g.members.iter()));
-    for m in all {
-        if let MemberAddr::Blade { shelf, slot } = m {
-            if !v.contains(&(*shelf, *slot)) {
-                v.push((*shelf, *slot));
-            }
-        }
-    }
-    v
-}
-
 /// Runs the daemon until SIGTERM. Returns after a clean stop.
 pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     // Before any thread starts, so that every thread inherits the mask and only the
@@ -213,7 +196,14 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     // Members: discover the blades, then assemble every array (mirrors and stripes
     // are one step here: the engine knows the RAID 10 layout).
     let mut dev = Devices::new()?;
-    let blades = blade_addrs(&cfg);
+    let blades: Vec<(u16, u8)> = cfg
+        .members()
+        .iter()
+        .filter_map(|m| match m {
+            MemberAddr::Blade { shelf, slot } => Some((*shelf, *slot)),
+            MemberAddr::File(_) => None,
+        })
+        .collect();
     if !blades.is_empty() {
         dev.discover(
             &cfg.backend.interfaces,

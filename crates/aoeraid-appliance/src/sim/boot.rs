@@ -121,22 +121,6 @@ pub(crate) fn config(layout: SimLayout, rng: &mut Rng, integrity: bool) -> Confi
     }
 }
 
-/// Every blade the configuration names, in order of appearance.
-pub(crate) fn configured_blades(cfg: &Config) -> Vec<MemberAddr> {
-    let mut out: Vec<MemberAddr> = Vec::new();
-    let all = cfg
-        .arrays
-        .iter()
-        .flat_map(|a| a.members.iter().chain(&a.spares))
-        .chain(cfg.spare_groups.0.iter().flat_map(|g| g.members.iter()));
-    for m in all {
-        if !out.contains(m) {
-            out.push(m.clone());
-        }
-    }
-    out
-}
-
 /// A back-end pool that found every live blade, exchanging frames with them
 /// directly (a start is not where the wire's faults are exercised). Returns the
 /// pool and the virtual time it took.

@@ -79,7 +79,8 @@ impl World {
         let mut rng = Rng::new(cfg.seed);
         let integrity = cfg.integrity;
         let config = boot::config(cfg.layout, &mut rng, integrity);
-        let mut blades: Vec<Blade> = boot::configured_blades(&config)
+        let mut blades: Vec<Blade> = config
+            .members()
             .into_iter()
             .map(|a| Blade::new(a, BLADE_SECTORS))
             .collect();
