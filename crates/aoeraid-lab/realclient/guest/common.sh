@@ -42,3 +42,36 @@ first_diff_sector() {
     off=$(cmp "$1" "$2" 2>/dev/null | awk '{ print $5 }' | tr -d ,)
     [ -n "$off" ] && echo $(((off - 1) / 512))
 }
+
+# barrier N [GUESTS]: this guest has reached barrier N; waits (BARRIER_WAIT s,
+# default 300) until every guest in GUESTS (default all of this boot) has.
+# The markers live in the device's last MiB, one 4 KiB block per guest and
+# barrier (block 32 + 8N + guest of that MiB: N < 28, at most 8 guests),
+# written and polled with O_DIRECT and tagged with RC_SEED, so that a marker
+# of an earlier run never counts. Whole blocks, so that no two guests ever
+# write within one page-sized block. Workloads that use it leave that MiB
+# alone, and use it only while no filesystem on the device is mounted: with
+# GFS2 mounted, a guest's O_DIRECT reads there were seen to miss another
+# guest's marker for minutes (tests/realclient_gfs2.rs; gfs2.sh then meets
+# in the filesystem instead).
+barrier() {
+    _n=$1
+    _all=${2:-$(seq 0 $((AOE_GUEST_COUNT - 1)))}
+    _blk=$(((AOE_SECTORS / 2048 - 1) * 256 + 32 + _n * 8))
+    _wait=${BARRIER_WAIT:-300}
+    printf 'RC-BARRIER n=%03d guest=%04d seed=%010d' "$_n" "$AOE_GUEST_INDEX" "${RC_SEED:-0}" > /tmp/barrier.mark
+    dd if=/tmp/barrier.mark of=/tmp/barrier.blk bs=4096 count=1 conv=sync 2>/dev/null
+    dd if=/tmp/barrier.blk of="$AOE_DEV" bs=4096 seek=$((_blk + AOE_GUEST_INDEX)) count=1 \
+        oflag=direct conv=notrunc 2>/dev/null || fail "barrier $_n: writing the marker failed"
+    _t0=$(now)
+    for _g in $_all; do
+        _m=$(printf 'RC-BARRIER n=%03d guest=%04d seed=%010d' "$_n" "$_g" "${RC_SEED:-0}")
+        _t=0
+        until [ "$(sector_head "$AOE_DEV" $(((_blk + _g) * 8)) ${#_m})" = "$_m" ]; do
+            [ $_t -ge $((_wait * 4)) ] && fail "barrier $_n: guest $_g did not arrive within ${_wait}s"
+            sleep 0.25
+            _t=$((_t + 1))
+        done
+    done
+    info "barrier $_n passed after $(elapsed "$_t0" "$(now)")s"
+}
