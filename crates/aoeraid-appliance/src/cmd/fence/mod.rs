@@ -41,13 +41,15 @@ use self::options::{Action, OptionError, Options, Settings};
 use self::plan::{Outcome, Power, Refusal, Scene, Want};
 
 const ABOUT: &str = "\
-Options are key=value lines on stdin when no -o/--action is given (# lines are comments, \
+Fence agent for AoE targets by Reserve/Release, installed as fence_aoeraid for Pacemaker \
+and dlm_controld. off sets the target's reserve list without the node's MACs, on puts them \
+back, status reads it. Options are key=value lines on stdin when no -o/--action is given (# lines are comments, \
 unknown keys are ignored with a note): action, target, interface, plug (or port, nodename, \
 node), hosts, power_timeout, retry_on, verbose. Exit status: 0 success, 1 failure; status: \
 0 on, 2 off, 1 unknown. See docs/fencing.md.";
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = ABOUT)]
+#[command(long_about = ABOUT)]
 pub(crate) struct Args {
     /// off, on, status, monitor, list, metadata or validate-all.
     #[arg(short = 'o', long)]
@@ -74,8 +76,8 @@ pub(crate) struct Args {
     #[arg(short, long)]
     pub verbose: bool,
     /// Print the version and exit.
-    #[arg(short = 'V', long)]
-    pub version: bool,
+    #[arg(short = 'V', long = "version")]
+    pub show_version: bool,
 }
 
 impl Args {
@@ -104,7 +106,7 @@ impl Args {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    if args.version {
+    if args.show_version {
         println!("fence_aoeraid {}", env!("CARGO_PKG_VERSION"));
         return Ok(ExitCode::SUCCESS);
     }
@@ -212,5 +214,112 @@ fn agent(settings: &Settings) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         (action, _) => Err(format!("action {action:?} without a node")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(line: &[&str]) -> Args {
+        let argv = ["aoeraid", "fence"].iter().chain(line).copied();
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())
+            .unwrap()
+            .command
+        {
+            Command::Fence(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn long_and_short_options_as_fence_agents_spell_them() {
+        let a = args(&[
+            "-o",
+            "off",
+            "--target",
+            "e1.0",
+            "--interface=eth1",
+            "--port",
+            "n2",
+            "--hosts",
+            "n1=02:00:00:00:00:01;n2=02:00:00:00:00:02",
+            "--power-timeout",
+            "2",
+            "--retry-on=5",
+            "-v",
+        ]);
+        let (s, notes) = a.settings(None);
+        assert!(notes.is_empty());
+        let o = Options::parse(&s).unwrap();
+        assert_eq!(o.action, Action::Off);
+        assert_eq!(o.interface.as_deref(), Some("eth1"));
+        assert_eq!(o.victim().unwrap(), "n2");
+        assert_eq!(o.power_timeout.as_secs(), 2);
+        assert_eq!(o.retry_on, 5);
+        assert!(o.verbose);
+        assert_eq!(o.setup().unwrap().target.to_string(), "e1.0");
+        let a = args(&["--action=status", "-n", "n1"]);
+        assert_eq!(a.plug.as_deref(), Some("n1"));
+        assert!(args(&["-V"]).show_version);
+    }
+
+    #[test]
+    fn the_command_line_overrides_stdin_and_stdin_fills_the_rest() {
+        let a = args(&["--plug", "n1", "--interface", "eth9"]);
+        let stdin = "action=off\ntarget=e1.0\ninterface=eth0\nplug=n2\n\
+                     hosts=n1=02:00:00:00:00:01;n2=02:00:00:00:00:02\nnode=7\n";
+        let (s, notes) = a.settings(Some(stdin));
+        assert!(notes.is_empty(), "{notes:?}");
+        let o = Options::parse(&s).unwrap();
+        assert_eq!(o.action, Action::Off);
+        assert_eq!(o.interface.as_deref(), Some("eth9"));
+        assert_eq!(o.victim().unwrap(), "n1");
+    }
+
+    #[test]
+    fn unknown_command_line_options_are_refused() {
+        let argv = ["aoeraid", "fence", "-o", "off", "--ipaddr", "x"];
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn metadata_and_validate_all_need_no_network() {
+        let (s, _) = args(&["-o", "metadata"]).settings(None);
+        assert_eq!(agent(&s).unwrap(), ExitCode::SUCCESS);
+        let (s, _) = args(&[
+            "-o",
+            "validate-all",
+            "--target",
+            "e1.0",
+            "--interface",
+            "nonexistent0",
+            "--hosts",
+            "n1=02:00:00:00:00:01",
+            "-n",
+            "n1",
+        ])
+        .settings(None);
+        assert_eq!(agent(&s).unwrap(), ExitCode::SUCCESS);
+        let (s, _) = args(&[
+            "-o",
+            "validate-all",
+            "--target",
+            "e1.0",
+            "--interface",
+            "eth0",
+            "--hosts",
+            "n1=02:00:00:00:00:01",
+            "-n",
+            "n9",
+        ])
+        .settings(None);
+        assert_eq!(agent(&s).unwrap_err(), "unknown node `n9`: hosts names n1");
+        let (s, _) = args(&["-o", "off", "--target", "e1.0", "--interface", "eth0"]).settings(None);
+        assert_eq!(agent(&s).unwrap_err(), "missing required option hosts");
     }
 }
