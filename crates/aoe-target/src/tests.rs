@@ -903,10 +903,10 @@ fn announce_and_resize() {
     );
 }
 
-#[test]
-fn state_shared_between_workers() {
+/// Two workers' targets serving one export (one shared state), and a time.
+fn two_workers() -> (Target, Target, Instant) {
     let shared = SharedExport::new(ExportState::with_random_serial(1), SECTORS);
-    let mk = || {
+    let worker = || {
         let mut t = Target::new(TargetConfig::default()).unwrap();
         let i = t.add_interface(IF_MAC[0], 1500).unwrap();
         t.add_export(
@@ -921,8 +921,12 @@ fn state_shared_between_workers() {
         .unwrap();
         t
     };
-    let (mut w1, mut w2) = (mk(), mk());
-    let now = Instant::now();
+    (worker(), worker(), Instant::now())
+}
+
+#[test]
+fn state_shared_between_workers() {
+    let (mut w1, mut w2, now) = two_workers();
     let mut out = Vec::new();
     w1.handle_frame(
         IfaceId(0),
@@ -946,24 +950,7 @@ fn state_shared_between_workers() {
 
 #[test]
 fn a_fence_on_one_worker_waits_for_writes_on_another() {
-    let shared = SharedExport::new(ExportState::with_random_serial(1), SECTORS);
-    let mk = || {
-        let mut t = Target::new(TargetConfig::default()).unwrap();
-        let i = t.add_interface(IF_MAC[0], 1500).unwrap();
-        t.add_export(
-            ExportConfig {
-                shelf: SHELF,
-                slot: SLOT,
-                read_only: false,
-                ifaces: vec![i],
-            },
-            shared.clone(),
-        )
-        .unwrap();
-        t
-    };
-    let (mut w1, mut w2) = (mk(), mk());
-    let now = Instant::now();
+    let (mut w1, mut w2, now) = two_workers();
     let mut out = Vec::new();
     w2.handle_frame(IfaceId(0), &write_frame(B, 1, 5, 0xb1), now, &mut out);
     let Some(&Action::Write { req, .. }) = out.first() else {
