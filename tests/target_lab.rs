@@ -44,6 +44,14 @@ fn setup(name: &str) -> (Lab, String, RawClient, std::path::PathBuf) {
     (lab, tgt, c, file)
 }
 
+/// [`setup`] with a second client on a port of its own (another MAC).
+fn setup_two(name: &str) -> (Lab, String, RawClient, RawClient, std::path::PathBuf) {
+    let (lab, tgt, a, file) = setup(name);
+    let bport = lab.add_front_port().expect("port");
+    let b = lab.raw_client(&bport).expect("client B");
+    (lab, tgt, a, b, file)
+}
+
 #[test]
 fn target_malformed_storm() {
     if !ready("target_malformed_storm") {
@@ -124,9 +132,7 @@ fn target_mask_and_reservation_second_mac() {
     if !ready("target_mask_and_reservation_second_mac") {
         return;
     }
-    let (lab, tgt, a, file) = setup("tgt-acl");
-    let bport = lab.add_front_port().expect("port");
-    let b = lab.raw_client(&bport).expect("client B");
+    let (lab, tgt, a, b, file) = setup_two("tgt-acl");
     let _srv = serve(&lab, &tgt, &file);
     wait_up(&a);
     wait_up(&b);
@@ -235,9 +241,7 @@ fn target_two_threads_share_state() {
     if !ready("target_two_threads_share_state") {
         return;
     }
-    let (lab, tgt, a, file) = setup("tgt-threads");
-    let bport = lab.add_front_port().expect("port");
-    let b = lab.raw_client(&bport).expect("client B");
+    let (lab, tgt, a, b, file) = setup_two("tgt-threads");
     let mut srv = serve_with(&lab, &tgt, &file, &["--threads", "2"]);
     wait_up(&a);
     for i in 0..40u32 {
@@ -295,9 +299,7 @@ fn target_two_clients_adjacent_sectors_one_page() {
     if !ready("target_two_clients_adjacent_sectors_one_page") {
         return;
     }
-    let (lab, tgt, a, file) = setup("tgt-page");
-    let bport = lab.add_front_port().expect("port");
-    let b = lab.raw_client(&bport).expect("client B");
+    let (lab, tgt, a, b, file) = setup_two("tgt-page");
     for threads in ["1", "2"] {
         let mut srv = serve_with(&lab, &tgt, &file, &["--threads", threads]);
         wait_up(&a);
