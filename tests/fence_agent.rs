@@ -225,7 +225,7 @@ impl Cluster {
 fn metadata_validates_against_the_fence_agents_schema() {
     if !lab::require_tools(
         "metadata_validates_against_the_fence_agents_schema",
-        &["xmllint"],
+        &["xmllint", "busybox"],
     ) {
         return;
     }
@@ -240,6 +240,11 @@ fn metadata_validates_against_the_fence_agents_schema() {
         stdin.stdout, r.stdout,
         "stdin and command line give the same document"
     );
+    // dlm_controld in the cluster guests runs it under busybox's sh.
+    let mut ash = wrapper(Command::new("busybox"));
+    ash.args(["sh", WRAPPER]);
+    let ash = run(ash, &[], Some("action=metadata\n"));
+    assert_eq!(ash.stdout, r.stdout, "busybox sh: {}", ash.stderr);
     let dir = std::env::temp_dir().join(format!("fence-meta-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
     let xml = dir.join("fence_aoeraid.xml");
