@@ -81,12 +81,11 @@ first_diff_sector() {
 # The markers live in the device's last MiB, one 4 KiB block per guest and
 # barrier (block 32 + 8N + guest of that MiB: N < 28, at most 8 guests),
 # written and polled with O_DIRECT and tagged with RC_SEED, so that a marker
-# of an earlier run never counts. Whole blocks, so that no two guests ever
-# write within one page-sized block. Workloads that use it leave that MiB
-# alone, and use it only while no filesystem on the device is mounted: with
-# GFS2 mounted, a guest's O_DIRECT reads there were seen to miss another
-# guest's marker for minutes (tests/realclient_gfs2.rs; gfs2.sh then meets
-# in the filesystem instead).
+# of an earlier run never counts. Whole page-aligned blocks (bs=4096: real
+# O_DIRECT, see sector_read), so no two guests ever write within one page.
+# Workloads that use it leave that MiB alone; gfs2.sh meets in the mounted
+# filesystem instead while GFS2 is mounted (with the old bs=512 reads, which
+# fell back to the page cache, the markers looked stale there for minutes).
 barrier() {
     _n=$1
     _all=${2:-$(seq 0 $((AOE_GUEST_COUNT - 1)))}
@@ -107,4 +106,26 @@ barrier() {
         done
     done
     info "barrier $_n passed after $(elapsed "$_t0" "$(now)")s"
+}
+
+# fence_options: fence_aoeraid's options for the export on eth0, nodes named
+# as corosync names them (nodeN, N = guest index + 1) with their MACs from
+# RC_GUEST_MACS. By name, not by node id: dlm_controld also passes
+# nodename=, which the agent prefers to node=; plug= (in the connect lines)
+# comes before both.
+fence_options() {
+    _h=
+    _n=1
+    for _m in $RC_GUEST_MACS; do
+        _h="$_h${_h:+;}node$_n=$_m"
+        _n=$((_n + 1))
+    done
+    echo "target=$AOE_TARGET interface=eth0 hosts=$_h"
+}
+
+# fence_action ACTION NODEID: runs fence_aoeraid as dlm_controld would (the
+# options as key=value lines on stdin); its exit status.
+fence_action() {
+    fence_options | tr ' ' '\n' | { cat; echo "action=$1"; echo "plug=node$2"; } |
+        /usr/local/sbin/fence_aoeraid
 }

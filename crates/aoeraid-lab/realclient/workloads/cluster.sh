@@ -11,9 +11,13 @@
 # Env: CLUSTER_NAME (aoelab; mkfs.gfs2 -t must name it), CLUSTER_WAIT (s for
 #      every node to join, 180), CLUSTER_TOKEN_MS (totem token, 10000: TCG
 #      guests stall for seconds, a short token splits the cluster),
-#      DLM_CONF_EXTRA (lines appended to /etc/dlm/dlm.conf; fencing stays
-#      off unless they turn it on), CLUSTER_EXPECT_FENCED (1: on a later
-#      boot, before dlm_controld may unfence it, a raw write must fail).
+#      CLUSTER_FENCING (1: dlm_controld fences through fence_aoeraid, which
+#      the host put in /usr/local/sbin with aoeraid: device/connect/unfence
+#      lines for the export on eth0, nodes named nodeN with their MACs from
+#      RC_GUEST_MACS; otherwise fencing is off). On a later boot (rc.boot>1)
+#      with fencing on, the node expects to come back fenced: a raw write
+#      must fail with EIO, then it waits (CLUSTER_WAIT) until a survivor
+#      has put it back on the reserve list before dlm_controld starts.
 . /lib/realclient/common.sh
 set -u
 NAME=${CLUSTER_NAME:-aoelab}
@@ -83,11 +87,55 @@ CONF
     done
     echo "}"
 } > /etc/corosync/corosync.conf
+FENCING=${CLUSTER_FENCING:-0}
+if [ "$FENCING" = 1 ]; then
+    # dlm_controld keeps nothing of what its agent prints: this shim runs
+    # fence_aoeraid with the same stdin and hands its options, output, exit
+    # status and duration to syslog (a REALCLIENT-LOG line).
+    cat > /usr/local/sbin/fence_aoeraid_logged <<'SHIM'
+#!/bin/sh
+export PATH=/usr/local/sbin:/sbin:/bin:/usr/sbin:/usr/bin
+cat > /tmp/fence.in.$$
+read -r t0 _ < /proc/uptime
+/usr/local/sbin/fence_aoeraid "$@" < /tmp/fence.in.$$ > /tmp/fence.out.$$ 2>&1
+rc=$?
+read -r t1 _ < /proc/uptime
+logger -t fence_aoeraid "rc=$rc in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')s: $(grep -v '^hosts=' /tmp/fence.in.$$ | tr '\n' ' ')| $(tr '\n' ' ' < /tmp/fence.out.$$)"
+rm -f /tmp/fence.in.$$ /tmp/fence.out.$$
+exit $rc
+SHIM
+    chmod 755 /usr/local/sbin/fence_aoeraid_logged
+fi
 {
     echo "protocol=tcp"
-    echo "enable_fencing=0"
-    [ -n "${DLM_CONF_EXTRA:-}" ] && printf '%s\n' "$DLM_CONF_EXTRA"
+    if [ "$FENCING" = 1 ]; then
+        # Every node starts at once: no node may fence another for not
+        # having joined yet.
+        echo "enable_fencing=1"
+        echo "enable_startup_fencing=0"
+        echo "device aoe /usr/local/sbin/fence_aoeraid_logged $(fence_options)"
+        n=1
+        while [ $n -le "$CNT" ]; do
+            echo "connect aoe node=$n plug=node$n"
+            n=$((n + 1))
+        done
+        echo "unfence aoe"
+    else
+        echo "enable_fencing=0"
+    fi
 } > /etc/dlm/dlm.conf
+
+if [ "$FENCING" = 1 ] && [ "$RC_BOOT" -gt 1 ]; then
+    # Fenced while it was away: the target must refuse its writes (EIO at
+    # once, not a retry for minutes) until it is unfenced.
+    sector=$(((AOE_SECTORS / 2048 - 1) * 2048 + 2040))
+    t=$(now)
+    dd if=/dev/zero of="$AOE_DEV" bs=4096 seek=$((sector / 8)) count=1 oflag=direct conv=notrunc 2>/tmp/dd.err &&
+        fail "a raw write of the fenced node succeeded"
+    info "fenced node's raw write refused after $(elapsed "$t" "$(now)")s: $(tr '\n' ' ' < /tmp/dd.err)"
+    grep -q 'I/O error' /tmp/dd.err || fail "fenced write failed without EIO: $(cat /tmp/dd.err)"
+    metric fenced_write_refused 1
+fi
 
 # Both daemons log to syslog; its lines reach the console as REALCLIENT-LOG
 # (the host times membership, fencing and recovery from them).
@@ -108,18 +156,24 @@ done
 metric join_s "$(elapsed "$t0" "$(now)")"
 info "corosync: $CNT nodes, quorate"
 
-if [ "${CLUSTER_EXPECT_FENCED:-0}" = 1 ] && [ "$RC_BOOT" -gt 1 ]; then
-    # The node was fenced while it was away: the target must refuse its
-    # writes (EIO at once, not a retry for minutes) until it is unfenced.
-    sector=$(((AOE_SECTORS / 2048 - 1) * 2048 + 2047))
-    t=$(now)
-    dd if=/dev/zero of="$AOE_DEV" bs=512 seek="$sector" count=1 oflag=direct conv=notrunc 2>/tmp/dd.err &&
-        fail "a raw write of the fenced node succeeded"
-    info "fenced node's raw write refused after $(elapsed "$t" "$(now)")s: $(tr '\n' ' ' < /tmp/dd.err)"
-    grep -q 'Input/output error' /tmp/dd.err || fail "fenced write failed without EIO: $(cat /tmp/dd.err)"
-    metric fenced_write_refused 1
+if [ "$FENCING" = 1 ] && [ "$RC_BOOT" -gt 1 ]; then
+    # dlm_controld's unfence runs `on` from this node, which the target
+    # refuses while it is off the list: a survivor puts it back (gfs2.sh).
+    ticks=0
+    until fence_action status "$NODEID" > /dev/null 2>&1; do
+        [ $ticks -ge $((WAIT * 2)) ] && fail "no survivor unfenced node $NODEID within ${WAIT}s"
+        sleep 0.5
+        ticks=$((ticks + 1))
+    done
+    info "unfenced by a survivor"
 fi
 
+if [ "$FENCING" = 1 ]; then
+    # The agent as dlm_controld will run it, once, where its stderr shows.
+    fence_action monitor "$NODEID" > /tmp/fence.out 2>&1 ||
+        fail "fence_aoeraid monitor: $(tr '\n' ' ' < /tmp/fence.out)"
+    info "fence_aoeraid monitor: ok"
+fi
 dlm_controld || fail "dlm_controld did not start"
 ticks=0
 until dlm_tool status > /tmp/dlm.status 2>&1; do

@@ -23,8 +23,10 @@
 #      (appends per node, 12), GFS2_LOCK_PAUSE (s inside the lock, 0.3),
 #      GFS2_ITEMS (12), GFS2_MOUNT_OPTS (e.g. localflocks: the lost-update
 #      check must then fail), GFS2_NODES (guests taking part; default all),
-#      GFS2_VICTIM (a guest the host kills at gfs2-working: the others go on
-#      without it; on its next boot it mounts again and verifies the others).
+#      GFS2_VICTIM (a guest the host kills at its gfs2-working: the others
+#      go on without it once dlm_controld has fenced it, verify, then wait
+#      for it: on its next boot it rejoins, a survivor unfences it, it
+#      mounts and verifies the others' data).
 . /lib/realclient/common.sh
 set -u
 NAME=${CLUSTER_NAME:-aoelab}
@@ -188,6 +190,7 @@ if [ "$RC_BOOT" -gt 1 ]; then
     fs_barrier 20 "$ALL"
     umount "$MNT" || fail "umount"
     event "gfs2-returned-verified"
+    barrier 15 "$ALL"
     exit 0
 fi
 
@@ -251,15 +254,28 @@ errs=$(io_errors)
 info "verified $n nodes, shared log of $(wc -l < "$MNT/shared/log") appends"
 
 if [ -n "$VICTIM" ]; then
-    # The victim comes back (the host boots it again once it sees this).
+    # The victim comes back (the host boots it again once it sees this,
+    # having checked it is off the reserve list); once it has rejoined the
+    # cluster the first survivor unfences it.
     event "gfs2-survivors-verified"
+    set -- $LIVE
+    if [ "$IDX" = "$1" ]; then
+        ticks=0
+        until corosync-quorumtool -s 2>/dev/null | awk '/^Nodes:/ { print $2 }' | grep -qx "$CNT"; do
+            [ $ticks -ge 600 ] && fail "the killed node did not rejoin within 300s"
+            sleep 0.5
+            ticks=$((ticks + 1))
+        done
+        fence_action on $((VICTIM + 1)) 2>/tmp/fence.err || fail "unfencing node $((VICTIM + 1)): $(cat /tmp/fence.err)"
+        info "unfenced node $((VICTIM + 1))"
+    fi
     fs_barrier 20 "$ALL"
 fi
 
 # 5. Unmount everywhere; then guest 0 checks the filesystem.
 fs_barrier 16 "$LIVE"
 umount "$MNT" || fail "umount"
-barrier 15 "$LIVE"
+barrier 15 "$ALL"
 if [ "$IDX" = 0 ]; then
     t=$(now)
     fsck.gfs2 -n "$AOE_DEV" > /tmp/fsck.out 2>&1 || fail "fsck.gfs2 -n: $(tail -n 8 /tmp/fsck.out | tr '\n' '|')"

@@ -161,11 +161,11 @@ fn which(name: &str, package: &str) -> io::Result<PathBuf> {
 /// Copies host programs to `dir` in the archive, with every library `ldd`
 /// lists for the ELF ones at the path the loader looks for it (scripts go
 /// as they are).
-fn binaries_with_libs(c: &mut Cpio, dir: &str, bins: &[PathBuf]) -> io::Result<()> {
+fn binaries_with_libs(c: &mut Cpio, dir: &str, bins: &[PathBuf], strip: bool) -> io::Result<()> {
     let mut libs: Vec<PathBuf> = Vec::new();
     for bin in bins {
         let name = bin.file_name().unwrap_or_default().to_string_lossy();
-        let bytes = fs::read(bin)?;
+        let bytes = fs::read(if strip { stripped(bin)? } else { bin.clone() })?;
         c.file(&format!("{dir}/{name}"), 0o755, &bytes);
         if !bytes.starts_with(b"\x7fELF") {
             continue;
@@ -351,7 +351,7 @@ fn base_contents(c: &mut Cpio, k: &Kernel, init: &[u8], common: &[u8]) -> io::Re
     // Real e2fsprogs (busybox's mke2fs cannot make ext4) in /usr/local/sbin,
     // which comes first in the guest's PATH.
     let e2fs = [which("mke2fs", "e2fsprogs")?, which("e2fsck", "e2fsprogs")?];
-    binaries_with_libs(c, "/usr/local/sbin", &e2fs)?;
+    binaries_with_libs(c, "/usr/local/sbin", &e2fs, false)?;
     c.symlink("/usr/local/sbin/mkfs.ext4", "mke2fs");
     c.symlink("/usr/local/sbin/fsck.ext4", "e2fsck");
     if let Ok(conf) = fs::read("/etc/mke2fs.conf") {
@@ -417,13 +417,55 @@ pub(crate) fn cluster_layer(k: &Kernel) -> io::Result<PathBuf> {
             c.dir(d);
         }
         c.symlink("/var/run", "/run");
-        binaries_with_libs(c, "/usr/local/sbin", &bins)?;
+        binaries_with_libs(c, "/usr/local/sbin", &bins, false)?;
         modules(c, &mods, "cluster.list")
     })
 }
 
 /// The per-run archive: settings and the selected workloads, in order.
-/// `programs` (host paths, with their libraries) go to /usr/local/sbin.
+/// `bin` without its debug sections (a debug build of aoeraid is ~80 MB,
+/// which a 512 MiB guest would hold twice while unpacking its initramfs),
+/// cached by path, size and mtime; scripts and files objcopy rejects as
+/// they are.
+fn stripped(bin: &Path) -> io::Result<PathBuf> {
+    let md = fs::metadata(bin)?;
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    fnv1a(&mut h, bin.to_string_lossy().as_bytes());
+    fnv1a(&mut h, &md.len().to_le_bytes());
+    let mtime = md
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    fnv1a(&mut h, &mtime.to_le_bytes());
+    let name = bin.file_name().unwrap_or_default().to_string_lossy();
+    let out = cache_dir()?.join(format!("stripped-{name}-{h:016x}"));
+    if out.is_file() {
+        return Ok(out);
+    }
+    let mut head = [0u8; 4];
+    let is_elf = fs::File::open(bin)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"\x7fELF";
+    let tmp = out.with_extension(format!("{}.tmp", std::process::id()));
+    if !is_elf
+        || !Command::new("objcopy")
+            .arg("--strip-debug")
+            .arg(bin)
+            .arg(&tmp)
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        let _ = fs::remove_file(&tmp);
+        return Ok(bin.to_path_buf());
+    }
+    fs::rename(&tmp, &out)?;
+    Ok(out)
+}
+
+/// `programs` (host paths, with their libraries, debug sections stripped)
+/// go to /usr/local/sbin under their own names.
 pub(crate) fn overlay(
     env_file: &str,
     workloads: &[(String, Vec<u8>)],
@@ -431,7 +473,7 @@ pub(crate) fn overlay(
 ) -> io::Result<Vec<u8>> {
     let mut c = Cpio::new();
     c.file("/etc/realclient.env", 0o644, env_file.as_bytes());
-    binaries_with_libs(&mut c, "/usr/local/sbin", programs)?;
+    binaries_with_libs(&mut c, "/usr/local/sbin", programs, true)?;
     for (i, (name, body)) in workloads.iter().enumerate() {
         c.file(&format!("/workloads/{i:02}-{name}.sh"), 0o755, body);
     }

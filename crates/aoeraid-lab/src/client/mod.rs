@@ -192,13 +192,17 @@ fn shell_quote(v: &str) -> String {
 
 /// What the host asks of the guests from its line hook
 /// ([`Lab::boot_clients_ctl`]); applied as soon as the hook returns.
-#[derive(Default)]
 pub struct GuestControl {
+    macs: Vec<String>,
     kills: Vec<usize>,
     reboots: Vec<usize>,
 }
 
 impl GuestControl {
+    /// Guest `i`'s eth0 MAC (as the target sees it).
+    pub fn mac(&self, i: usize) -> &str {
+        &self.macs[i]
+    }
     /// SIGKILLs guest `i`'s qemu: a node dying without a clean shutdown.
     pub fn kill(&mut self, i: usize) {
         self.kills.push(i);
@@ -373,7 +377,11 @@ impl Lab {
         // Follow the consoles until every qemu has exited.
         loop {
             let mut alive = 0;
-            let mut ctl = GuestControl::default();
+            let mut ctl = GuestControl {
+                macs: boot.macs.clone(),
+                kills: Vec::new(),
+                reboots: Vec::new(),
+            };
             for (i, r) in running.iter_mut().enumerate() {
                 if let Ok(bytes) = fs::read(&r.guest.console) {
                     if bytes.len() > r.seen {
@@ -576,8 +584,11 @@ impl Lab {
         let console = self.dir().join(format!("guest-{n}.console"));
         fs::write(&console, b"")?;
 
+        // no_timer_check: a TCG guest starved by a loaded host can miss the
+        // kernel's IO-APIC timer check and panic at boot ("IO-APIC + timer
+        // doesn't work!"), seen here with three guests at once.
         let mut append = format!(
-            "console=ttyS0,115200 panic=-1 quiet loglevel=4 ipv6.disable=1 rc.index={index} rc.count={} rc.mtu={mtu} rc.nics={}",
+            "console=ttyS0,115200 panic=-1 quiet loglevel=4 ipv6.disable=1 no_timer_check rc.index={index} rc.count={} rc.mtu={mtu} rc.nics={}",
             boot.macs.len(),
             nics.len()
         );
