@@ -133,7 +133,7 @@ if [ "$FENCING" = 1 ] && [ "$RC_BOOT" -gt 1 ]; then
     dd if=/dev/zero of="$AOE_DEV" bs=4096 seek=$((sector / 8)) count=1 oflag=direct conv=notrunc 2>/tmp/dd.err &&
         fail "a raw write of the fenced node succeeded"
     info "fenced node's raw write refused after $(elapsed "$t" "$(now)")s: $(tr '\n' ' ' < /tmp/dd.err)"
-    grep -q 'I/O error' /tmp/dd.err || fail "fenced write failed without EIO: $(cat /tmp/dd.err)"
+    grep -q 'Input/output error' /tmp/dd.err || fail "fenced write failed without EIO: $(cat /tmp/dd.err)"
     metric fenced_write_refused 1
 fi
 
