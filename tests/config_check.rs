@@ -279,6 +279,49 @@ fn mirror_halves_on_one_shelf() {
     );
 }
 
+/// Parity levels: a shelf may hold as many members as the level survives losing —
+/// one for RAID 5, two for RAID 6 — and the warning says what a shelf loss takes.
+#[test]
+fn parity_members_on_one_shelf() {
+    let y = format!("{HEAD}arrays:\n  - {{name: p, level: raid5, members: [e0.0, e1.0, e0.1]}}\n");
+    rejects(
+        &y,
+        5,
+        "arrays[0].members[2]",
+        "warning: members e0.0, e0.1 are all on shelf 0: losing that shelf takes 2 members \
+         at once, and raid5 survives the loss of only 1",
+    );
+    assert!(!check(&y, &[]).stderr.contains("copies"));
+    let two_per_shelf = format!(
+        "{HEAD}arrays:\n  - {{name: q, level: raid6, members: [e0.0, e0.1, e1.0, e1.1]}}\n"
+    );
+    let o = check(&two_per_shelf, &[]);
+    assert!(o.ok, "raid6 survives a shelf of two:\n{}", o.stderr);
+    assert!(!o.stderr.contains("warning"), "{}", o.stderr);
+    let three = format!(
+        "{HEAD}arrays:\n  - {{name: q, level: raid6, members: [e0.0, e0.1, e1.0, e0.2]}}\n"
+    );
+    rejects(
+        &three,
+        5,
+        "arrays[0].members[3]",
+        "warning: members e0.0, e0.1, e0.2 are all on shelf 0: losing that shelf takes 3 \
+         members at once, and raid6 survives the loss of only 2",
+    );
+    let allowed = format!(
+        "{HEAD}arrays:\n  - {{name: q, level: raid6, members: [e0.0, e0.1, e1.0, e0.2], allow_same_shelf_mirrors: true}}\n"
+    );
+    assert!(check(&allowed, &[]).ok);
+    let short =
+        format!("{HEAD}arrays:\n  - {{name: q, level: raid6, members: [e0.0, e1.0, e2.0]}}\n");
+    rejects(
+        &short,
+        5,
+        "arrays[0].members",
+        "raid6 needs at least 4 members, has 3",
+    );
+}
+
 #[test]
 fn every_problem_is_listed() {
     let y = format!(

@@ -1,7 +1,7 @@
 //! Run the deterministic fault simulator from the command line.
 //!
 //! cargo run -p raid-engine --release --example sim -- --layout raid5 --seed 123 --ops 100000
-//! Options: --layout raid0|raid1|raid10|raid5|concat|all  --seed N  --seeds K (run N..N+K)
+//! Options: --layout raid0|raid1|raid10|raid5|raid6|concat|all  --seed N  --seeds K (run N..N+K)
 //!          --ops N  --integrity / --no-integrity (default: odd seeds on)  --no-faults
 
 use raid_engine::sim::{run, SimConfig, SimLayout};
@@ -23,13 +23,7 @@ fn main() {
             "--layout" => {
                 let v = val(i);
                 layouts = if v == "all" {
-                    vec![
-                        SimLayout::Raid0,
-                        SimLayout::Raid1,
-                        SimLayout::Raid10,
-                        SimLayout::Raid5,
-                        SimLayout::Concat,
-                    ]
+                    SimLayout::ALL.to_vec()
                 } else {
                     vec![v.parse().unwrap_or_else(|e: String| die(&e))]
                 };
