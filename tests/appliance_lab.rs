@@ -325,18 +325,25 @@ fn raid6_two_members_killed_under_verify() {
     .spare_group("spares", &["e0.2", "e1.2"]);
     let mut app = Appliance::new(AOERAID, "raid6", 9000, &blades, config);
     app.create_and_start();
-    let mut bench = app.spawn_bench("verify-under-two-failures", "verify", 160 * MIB, &[]);
-    std::thread::sleep(Duration::from_secs(3));
+    let mut bench = app.spawn_bench("verify-under-two-failures", "verify", 240 * MIB, &[]);
+    std::thread::sleep(Duration::from_secs(2));
     app.lab.blade(0, 0).kill().expect("kill e0.0");
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(2));
     app.lab.blade(1, 1).kill().expect("kill e1.1");
+    assert!(
+        bench.try_wait().expect("bench").is_none(),
+        "the verify ended before the second blade was killed:\n{}",
+        bench.log()
+    );
     let st = bench
         .wait_timeout(Duration::from_secs(400))
         .expect("wait bench");
+    let log = bench.log();
+    eprintln!("verify under two failures:\n{log}");
     assert_bench_clean(
         "verify with two members killed",
         st.is_some_and(|s| s.success()),
-        &bench.log(),
+        &log,
     );
     let spares = ["e0.2", "e1.2"];
     let seen = app.wait_for("data", Duration::from_secs(400), |st, m| {
@@ -357,7 +364,7 @@ fn raid6_two_members_killed_under_verify() {
         "two rebuilds; states {seen:?}:\n{ev}"
     );
     // What the verify wrote reads back from the rebuilt array.
-    let (ok, out) = app.bench("check", 160 * MIB, &[]);
+    let (ok, out) = app.bench("check", 240 * MIB, &[]);
     assert_bench_clean("check after both rebuilds", ok, &out);
     app.stop();
 }

@@ -206,10 +206,10 @@ fn malformed_values() {
         "min 20MB/s is above max 10MB/s",
     );
     rejects(
-        &format!("{HEAD}arrays:\n  - name: a\n    level: raid6\n"),
+        &format!("{HEAD}arrays:\n  - name: a\n    level: raid7\n"),
         6,
         "arrays[0].level",
-        "unknown variant `raid6`",
+        "unknown variant `raid7`",
     );
     rejects(
         &format!("{HEAD}arrays:\n  - name: a\n    level: raid1\n    members: [e0.1, disk2]\n"),

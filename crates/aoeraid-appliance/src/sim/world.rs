@@ -754,7 +754,7 @@ impl World {
             }
             1 if redundant => {
                 self.kill_for_good(&a, b);
-                if self.level(&a).parity() == 2 && self.rng.chance(0.5) {
+                if self.level(&a).parity() == 2 && self.rng.chance(0.75) {
                     // RAID 6: a second blade of the array goes with it.
                     let others: Vec<usize> = members.into_iter().filter(|&m| m != b).collect();
                     let b2 = others[self.rng.below(others.len() as u64) as usize];
