@@ -228,6 +228,11 @@ fn status_json_keeps_the_documented_fields() {
         (Some("gfs"), Some(7), Some(0))
     );
     assert_eq!(vol["sectors"], 8388608);
+    assert_eq!(
+        vol["reserved"],
+        serde_json::json!(["52:54:00:00:00:01", "52:54:00:00:00:02"])
+    );
+    assert_eq!(vol["fenced_commands"], 6);
     assert_eq!(v["blades"][3]["blade"], "e1.1");
     assert_eq!(v["blades"][3]["retransmits"], 4);
     assert!(v["blades"][0]["rtt_seconds"].as_f64().unwrap() > 0.0);
@@ -253,6 +258,7 @@ fn status_human_view() {
         "gfs",
         "e7.0",
         "8388608 sectors",
+        "reserved 52:54:00:00:00:01,52:54:00:00:00:02 (fenced 6 commands, refused 1 reserve changes)",
         "e1.1         down",
         "spare group shelfspares: available [e1.4]",
         "uuid 6f1c2a9e-0b7d-4e55-9a13-2c4b8d7e6f01  events 42  writes in flight  bitmap 5 dirty",

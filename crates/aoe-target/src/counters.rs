@@ -25,8 +25,15 @@ pub struct Counters {
     pub driver_dropped: u64,
     /// Broadcast Query Config replies suppressed by the storm limiter.
     pub broadcast_limited: u64,
-    /// ATA commands answered with E + error 6 (reserved by someone else).
+    /// ATA commands refused with ATA ERR/ABRT because a non-empty reserve
+    /// list excludes their sender (IDENTIFY is never refused).
     pub reservation_conflicts: u64,
+    /// Reserve Set/Force Set refused with E + error 6: the sender was outside
+    /// the allow (mask) list, or (Set) outside a non-empty reserve list.
+    pub reserve_refused: u64,
+    /// Reserve replies held until the writes in flight when their list was
+    /// made had reached the store.
+    pub reserve_replies_held: u64,
     /// Reads issued to the store.
     pub reads: u64,
     /// Writes issued to the store.

@@ -7,6 +7,7 @@ pub(crate) mod connect;
 pub(crate) mod create;
 pub(crate) mod discover;
 pub(crate) mod examine;
+pub(crate) mod fence;
 pub(crate) mod grow;
 pub(crate) mod manual;
 pub(crate) mod member;

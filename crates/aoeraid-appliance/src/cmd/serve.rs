@@ -85,6 +85,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         args.threads,
         args.buffers,
     );
+    eprintln!("aoeraid serve: {}", prepared.reservation_line(0));
     let ctl = Arc::new(Control::default());
     let ctl2 = ctl.clone();
     // SIGHUP re-checks the store size, SIGTERM/SIGINT stop; the watcher also ends
@@ -98,10 +99,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
     });
-    let summary = frontend::run(prepared, ctl.clone());
+    let summary = frontend::run(prepared.clone(), ctl.clone());
     ctl.stop.store(true, Ordering::Release);
     let _ = watcher.join();
     let s = summary?;
+    eprintln!("aoeraid serve: {}", prepared.reservation_line(0));
     let (c, d) = (s.core, s.driver);
     eprintln!(
         "aoeraid serve: stopped; frames={} reads={} writes={} syncs={} synced_acks={} malformed={} \

@@ -171,6 +171,26 @@ impl Prepared {
         &self.stores[e]
     }
 
+    /// One line on export `e`'s reservation: its reserve list and what was
+    /// refused because of it (for the start and exit logs).
+    pub(crate) fn reservation_line(&self, e: usize) -> String {
+        let sh = &self.shared[e];
+        let list: Vec<String> = sh
+            .snapshot()
+            .reserve
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        format!(
+            "e{}.{} reserved=[{}] fenced_commands={} reserve_refused={}",
+            self.cfg.exports[e].shelf,
+            self.cfg.exports[e].slot,
+            list.join(","),
+            sh.fenced_commands(),
+            sh.reserve_refused()
+        )
+    }
+
     /// The core's settings (identical for every worker).
     fn target_config(&self) -> TargetConfig {
         TargetConfig {
@@ -320,7 +340,11 @@ fn serve_loop(
     let mut next_stat = Instant::now() + p.cfg.stat_interval;
     let mut drain_deadline: Option<Instant> = None;
     loop {
-        let timeout = if drain_deadline.is_some() {
+        let timeout = if w.driver().fences_held() {
+            // A Reserve reply waits for writes that may complete on another
+            // worker, which cannot wake this ring: look again soon.
+            Duration::from_millis(1)
+        } else if drain_deadline.is_some() {
             Duration::from_millis(10)
         } else {
             Duration::from_millis(200)
@@ -329,6 +353,7 @@ fn serve_loop(
         for ev in events.drain(..) {
             on_completion(&ring, &mut w, now, ev);
         }
+        w.poll_fences(&ring);
         w.flush(&ring);
         if primary && (now >= next_stat || ctl.recheck_size.swap(false, Ordering::AcqRel)) {
             p.check_sizes(&ring, &mut w);
@@ -358,7 +383,7 @@ fn add_counters(t: &mut Summary, s: &Summary) {
     }
     sum!(t.core, s.core; frames, malformed, responses_ignored, not_addressed, masked, vendor_ignored,
         unknown_command, client_queue_full, target_queue_full, driver_dropped, broadcast_limited,
-        reservation_conflicts, reads, writes, syncs, synced_acks, ata_errors, io_errors,
+        reservation_conflicts, reserve_refused, reserve_replies_held, reads, writes, syncs, synced_acks, ata_errors, io_errors,
         control_replies, announcements);
     sum!(t.driver, s.driver; slot_waits, ctl_dropped, submit_errors, send_errors, persist_errors,
         ignored_while_stopping, read_bytes, write_bytes, flushes);

@@ -130,6 +130,9 @@ pub struct Metrics {
     pub volume_info: IntGaugeVec,
     pub volume_size_bytes: IntGaugeVec,
     volume_ios: IoFamilies,
+    pub export_reserved_macs: IntGaugeVec,
+    pub export_fenced_commands: IntCounterVec,
+    pub export_reserve_refused: IntCounterVec,
     member_ios: IoFamilies,
     pub blade_up: IntGaugeVec,
     pub blade_rtt: prometheus::GaugeVec,
@@ -355,6 +358,24 @@ impl Metrics {
                     "Client requests answered with an error.",
                     "Client request latency, arrival to reply.",
                 ],
+            ),
+            export_reserved_macs: gauge(
+                &r,
+                "aoeraid_export_reserved_macs",
+                "MACs on the export's AoE reserve list (0: not reserved, everyone may write).",
+                &["export"],
+            ),
+            export_fenced_commands: counter(
+                &r,
+                "aoeraid_export_fenced_commands_total",
+                "ATA commands refused (ATA ERR/ABRT) because the reserve list excludes their sender.",
+                &["export"],
+            ),
+            export_reserve_refused: counter(
+                &r,
+                "aoeraid_export_reserve_refused_total",
+                "Reserve Set/Force Set refused: sender outside the allow list, or a Set from outside a non-empty reserve list.",
+                &["export"],
             ),
             member_ios: IoFamilies::register(
                 &r,
@@ -642,6 +663,20 @@ impl Metrics {
                 .with_label_values(&[&v.name])
                 .set((v.sectors * 512) as i64);
             mark("volume_size_bytes", &[&v.name]);
+            if v.exported {
+                self.export_reserved_macs
+                    .with_label_values(&[&export])
+                    .set(v.reserved.len() as i64);
+                mark("export_reserved_macs", &[&export]);
+                sync_counter(
+                    &self.export_fenced_commands.with_label_values(&[&export]),
+                    v.fenced_commands,
+                );
+                sync_counter(
+                    &self.export_reserve_refused.with_label_values(&[&export]),
+                    v.reserve_refused,
+                );
+            }
         }
 
         for b in &s.blades {
@@ -732,6 +767,7 @@ impl Metrics {
             "spare_group_spares" => self.spare_group_spares.remove_label_values(&l),
             "volume_info" => self.volume_info.remove_label_values(&l),
             "volume_size_bytes" => self.volume_size_bytes.remove_label_values(&l),
+            "export_reserved_macs" => self.export_reserved_macs.remove_label_values(&l),
             "blade_up" => self.blade_up.remove_label_values(&l),
             "blade_rtt" => self.blade_rtt.remove_label_values(&l),
             "blade_outstanding" => self.blade_outstanding.remove_label_values(&l),
