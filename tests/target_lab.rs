@@ -136,7 +136,7 @@ fn target_mask_and_reservation_second_mac() {
     let _srv = serve(&lab, &tgt, &file);
     wait_up(&a);
     wait_up(&b);
-    // Reservation by A: B's read gets E/6 (no data), A's read works.
+    // Reservation by A: B's read gets ATA ERR/ABRT (no data), A's read works.
     let r = a
         .call(&reserve(a.mac, SHELF, SLOT, 1, 1, &[a.mac]), 1)
         .unwrap()
@@ -146,7 +146,11 @@ fn target_mask_and_reservation_second_mac() {
         .call(&ata_rw(b.mac, SHELF, SLOT, 2, false, 0, 1, &[]), 2)
         .unwrap()
         .expect("reply to B");
-    assert_eq!((r[14] & 0x04, r[15]), (0x04, 6), "B must get E/6");
+    assert_eq!(
+        (r[14] & 0x04, r[25], r[27]),
+        (0, 0x04, 0x41),
+        "B must get ATA ERR/ABRT (not E/6, which Linux retries for minutes)"
+    );
     assert!(r.len() < 36 + 512, "no data for B");
     let r = a
         .call(&ata_rw(a.mac, SHELF, SLOT, 3, false, 0, 1, &[]), 3)

@@ -337,7 +337,12 @@ impl DataPath {
                 self.events.emit(e);
             }
             Notice::Log(level, line) => events::log_line(level, &line),
-            Notice::SaveExport(i) => self.save_export(i),
+            Notice::SaveExport(i) => {
+                self.save_export(i);
+                // A client changed the export's reservation, mask or config
+                // string: status and /metrics show it at once.
+                self.publish_status(now);
+            }
             Notice::StatusChanged => self.publish_status(now),
         }
     }
@@ -347,10 +352,22 @@ impl DataPath {
             return;
         };
         let ex = &x.exports()[i];
-        if let Err(e) = sf.save(&ex.shared.snapshot()) {
+        let snapshot = ex.shared.snapshot();
+        if let Err(e) = sf.save(&snapshot) {
             events::log_line(
                 3,
                 &format!("e{}.{}: cannot save export state: {e:#}", ex.shelf, ex.slot),
+            );
+        } else {
+            let reserve: Vec<String> = snapshot.reserve.iter().map(|m| m.to_string()).collect();
+            events::log_line(
+                6,
+                &format!(
+                    "e{}.{}: export state saved; reserve list [{}]",
+                    ex.shelf,
+                    ex.slot,
+                    reserve.join(",")
+                ),
             );
         }
     }

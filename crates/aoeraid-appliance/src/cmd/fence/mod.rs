@@ -69,7 +69,7 @@ pub(crate) struct Args {
     /// Read-check-set rounds when the list changes under the agent (default 3).
     #[arg(long)]
     pub retry_on: Option<String>,
-    /// Time limit of the whole action, in seconds (default 10).
+    /// Time limit of the whole action, in seconds (default 20).
     #[arg(long)]
     pub power_timeout: Option<String>,
     /// Print each step on stderr.

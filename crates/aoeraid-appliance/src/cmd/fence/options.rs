@@ -135,8 +135,10 @@ fn refuse<T>(msg: impl Into<String>) -> Result<T, OptionError> {
     Err(OptionError(msg.into()))
 }
 
-/// Default of `power_timeout`: the whole action's time limit.
-pub(crate) const DEFAULT_POWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of `power_timeout`: the whole action's time limit. fence-agents' default, and
+/// longer than a blade's default dead time (10 s), which can hold the reply to an `off` of
+/// a RAID export while the victim's writes in flight wait on a dying blade.
+pub(crate) const DEFAULT_POWER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default of `retry_on`: read-check-set rounds before giving up on a list that keeps
 /// changing under the agent.
 pub(crate) const DEFAULT_RETRY_ON: u32 = 3;
