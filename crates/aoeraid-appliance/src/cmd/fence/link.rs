@@ -113,19 +113,9 @@ pub(crate) struct AoeLink {
     buf: Vec<u8>,
 }
 
-/// What a request waits for.
-#[derive(Clone, Copy)]
-enum Expect {
-    Config,
-    Reserve,
-}
-
-/// A matching reply, decoded.
-enum Reply {
-    Config(Mac),
-    List(Vec<Mac>),
-    Error(ErrorCode),
-}
+/// The answer to a Reserve/Release request: the list the target reports, or its AoE
+/// error.
+type ReserveAnswer = Result<Vec<Mac>, ErrorCode>;
 
 impl AoeLink {
     /// Opens the socket on `iface`; nothing is sent yet.
@@ -171,26 +161,29 @@ impl AoeLink {
 
     /// Finds the target's MAC (Query Config to the broadcast address).
     pub(crate) fn find_target(&mut self) -> Result<Mac, LinkError> {
-        let frame = self.frame(Expect::Config, RCmd::Read, &[])?;
-        match self.exchange(&frame, Expect::Config)? {
-            Some(Reply::Config(mac)) => {
-                self.target_mac = mac;
-                Ok(mac)
-            }
-            _ => Err(LinkError::Unreachable {
-                target: self.target,
-                iface: self.iface.clone(),
-                waited: self.start.elapsed(),
-            }),
-        }
+        let frame = self.frame(Command::QueryConfig, BROADCAST_MAC, |header, out| {
+            QueryConfig::request(CCmd::Read, &[]).emit(header, out)
+        })?;
+        let answer = self.exchange(&frame, |h, _| {
+            (h.command == Command::QueryConfig && h.error.is_none()).then_some(h.src)
+        })?;
+        let mac = answer.ok_or_else(|| LinkError::Unreachable {
+            target: self.target,
+            iface: self.iface.clone(),
+            waited: self.start.elapsed(),
+        })?;
+        self.target_mac = mac;
+        Ok(mac)
     }
 
-    fn frame(&mut self, expect: Expect, rcmd: RCmd, macs: &[Mac]) -> Result<Vec<u8>, LinkError> {
+    /// A request to the target with a fresh tag; `arg` writes the message after the header.
+    fn frame(
+        &mut self,
+        command: Command,
+        dst: Mac,
+        arg: impl FnOnce(&Header, &mut [u8]) -> Result<usize, aoe_wire::WireError>,
+    ) -> Result<Vec<u8>, LinkError> {
         self.next_tag = self.next_tag.wrapping_add(1);
-        let (command, dst) = match expect {
-            Expect::Config => (Command::QueryConfig, BROADCAST_MAC),
-            Expect::Reserve => (Command::ReserveRelease, self.target_mac),
-        };
         let header = Header::request(
             dst,
             self.me,
@@ -199,16 +192,8 @@ impl AoeLink {
             command,
             self.next_tag,
         );
-        let mut out = vec![0u8; 64 + 6 * macs.len()];
-        let len = match expect {
-            Expect::Config => QueryConfig::request(CCmd::Read, &[]).emit(&header, &mut out),
-            Expect::Reserve => Reserve {
-                rcmd,
-                macs: MacList::from_slice(macs),
-            }
-            .emit(&header, &mut out),
-        }
-        .map_err(|e| self.io_error(e.to_string()))?;
+        let mut out = vec![0u8; 64 + 6 * 255];
+        let len = arg(&header, &mut out).map_err(|e| self.io_error(e.to_string()))?;
         out.truncate(len);
         Ok(out)
     }
@@ -220,9 +205,14 @@ impl AoeLink {
         }
     }
 
-    /// Sends `frame` and waits for its reply, resending after each silent wait, until
-    /// the deadline (`None`).
-    fn exchange(&mut self, frame: &[u8], expect: Expect) -> Result<Option<Reply>, LinkError> {
+    /// Sends `frame` and waits for the reply `accept` takes (among responses to this
+    /// request's tag, addressed to this station and from the target's shelf.slot),
+    /// resending after each silent wait, until the deadline (`None`).
+    fn exchange<T>(
+        &mut self,
+        frame: &[u8],
+        accept: impl Fn(&Header, &Message<'_>) -> Option<T>,
+    ) -> Result<Option<T>, LinkError> {
         let mut wait = FIRST_FRAME_WAIT;
         loop {
             let now = Instant::now();
@@ -239,76 +229,67 @@ impl AoeLink {
                     .recv_timeout(&mut self.buf, Some(left))
                     .map_err(|e| self.io_error(e.to_string()))?;
                 let Some(n) = got else { break };
-                if let Some(reply) = self.match_reply(n, expect) {
-                    return Ok(Some(reply));
+                let Ok(p) = parse(&self.buf[..n]) else {
+                    continue;
+                };
+                let h = p.header;
+                let ours = h.response
+                    && h.tag == self.next_tag
+                    && h.dst == self.me
+                    && h.shelf == self.target.shelf()
+                    && h.slot == self.target.slot();
+                if let Some(answer) = ours.then(|| accept(&h, &p.message)).flatten() {
+                    return Ok(Some(answer));
                 }
             }
             wait = (wait * 2).min(MAX_FRAME_WAIT);
         }
     }
 
-    /// The reply to the request in flight, or `None` for any other frame.
-    fn match_reply(&self, n: usize, expect: Expect) -> Option<Reply> {
-        let p = parse(&self.buf[..n]).ok()?;
-        let h = p.header;
-        let ours = h.response
-            && h.tag == self.next_tag
-            && h.dst == self.me
-            && h.shelf == self.target.shelf()
-            && h.slot == self.target.slot();
-        if !ours {
-            return None;
-        }
-        match (expect, p.message) {
-            (Expect::Config, _) if h.command == Command::QueryConfig && h.error.is_none() => {
-                Some(Reply::Config(h.src))
-            }
-            (Expect::Reserve, _) if h.src != self.target_mac => None,
-            (Expect::Reserve, _) if h.command != Command::ReserveRelease => None,
-            (Expect::Reserve, _) if h.error.is_some() => h.error.map(Reply::Error),
-            (Expect::Reserve, Message::Reserve(r)) => Some(Reply::List(r.macs.iter().collect())),
-            _ => None,
-        }
-    }
-
-    /// One Reserve/Release request: the list the target reports, or its AoE error.
-    fn reserve(
-        &mut self,
-        rcmd: RCmd,
-        macs: &[Mac],
-    ) -> Result<Result<Vec<Mac>, ErrorCode>, LinkError> {
-        let frame = self.frame(Expect::Reserve, rcmd, macs)?;
+    /// One Reserve/Release request to the target found by `find_target`.
+    fn reserve(&mut self, rcmd: RCmd, macs: &[Mac]) -> Result<ReserveAnswer, LinkError> {
         let (target, mac) = (self.target, self.target_mac);
-        let answer = match self.exchange(&frame, Expect::Reserve)? {
-            Some(Reply::Error(ErrorCode::UnrecognizedCommand)) => {
-                return Err(LinkError::NoReserve {
-                    target,
-                    mac,
-                    why: "it answered AoE error 1 (unrecognized command code)".to_string(),
-                })
+        let frame = self.frame(Command::ReserveRelease, mac, |header, out| {
+            Reserve {
+                rcmd,
+                macs: MacList::from_slice(macs),
             }
-            Some(Reply::Error(code)) => Err(code),
-            Some(Reply::List(list)) => Ok(list),
-            Some(Reply::Config(_)) | None if self.reserve_seen => {
-                return Err(LinkError::Silent {
-                    target,
-                    mac,
-                    waited: self.start.elapsed(),
-                })
+            .emit(header, out)
+        })?;
+        let answer = self.exchange(&frame, |h, m| {
+            if h.src != mac || h.command != Command::ReserveRelease {
+                return None;
             }
-            Some(Reply::Config(_)) | None => {
-                return Err(LinkError::NoReserve {
-                    target,
-                    mac,
-                    why: format!(
-                        "it answers Query Config but not Reserve/Release (nothing within {})",
-                        secs(self.start.elapsed())
-                    ),
-                })
+            match (h.error, m) {
+                (Some(code), _) => Some(Err(code)),
+                (None, Message::Reserve(r)) => Some(Ok(r.macs.iter().collect())),
+                (None, _) => None,
             }
-        };
-        self.reserve_seen = true;
-        Ok(answer)
+        })?;
+        match answer {
+            Some(Err(ErrorCode::UnrecognizedCommand)) => Err(LinkError::NoReserve {
+                target,
+                mac,
+                why: "it answered AoE error 1 (unrecognized command code)".to_string(),
+            }),
+            Some(answer) => {
+                self.reserve_seen = true;
+                Ok(answer)
+            }
+            None if self.reserve_seen => Err(LinkError::Silent {
+                target,
+                mac,
+                waited: self.start.elapsed(),
+            }),
+            None => Err(LinkError::NoReserve {
+                target,
+                mac,
+                why: format!(
+                    "it answers Query Config but not Reserve/Release (nothing within {})",
+                    secs(self.start.elapsed())
+                ),
+            }),
+        }
     }
 
     fn aoe_error(&self, code: ErrorCode) -> LinkError {
