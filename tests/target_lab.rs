@@ -17,10 +17,6 @@ const MIB: u64 = 1 << 20;
 const SHELF: u16 = 9;
 const SLOT: u8 = 2;
 
-fn ready(test: &str) -> bool {
-    lab::require_root(test)
-}
-
 fn serve(lab: &Lab, iface: &str, file: &Path) -> Proc {
     serve_with(lab, iface, file, &[])
 }
@@ -35,31 +31,44 @@ fn wait_up(c: &RawClient) {
     assert!(up, "target never answered");
 }
 
-fn setup(name: &str) -> (Lab, String, RawClient, std::path::PathBuf) {
+/// `aoeraid serve` of `file` on `iface`, answering `c`.
+fn serve_up(lab: &Lab, iface: &str, file: &Path, c: &RawClient) -> Proc {
+    let srv = serve(lab, iface, file);
+    wait_up(c);
+    srv
+}
+
+/// A lab (`name`) with the target's port, a raw client and a 4 MiB store; None (the
+/// test `test` is skipped) without root.
+fn setup(test: &str, name: &str) -> Option<(Lab, String, RawClient, std::path::PathBuf)> {
+    if !lab::require_root(test) {
+        return None;
+    }
     let lab = Lab::new(name, LabConfig::default()).expect("lab");
     let tgt = lab.add_front_port().expect("target port");
     let cli = lab.add_front_port().expect("client port");
     let file = lab.sparse_file("store.img", 4 * MIB).expect("store");
     let c = lab.raw_client(&cli).expect("raw client");
-    (lab, tgt, c, file)
+    Some((lab, tgt, c, file))
 }
 
 /// [`setup`] with a second client on a port of its own (another MAC).
-fn setup_two(name: &str) -> (Lab, String, RawClient, RawClient, std::path::PathBuf) {
-    let (lab, tgt, a, file) = setup(name);
+fn setup_two(
+    test: &str,
+    name: &str,
+) -> Option<(Lab, String, RawClient, RawClient, std::path::PathBuf)> {
+    let (lab, tgt, a, file) = setup(test, name)?;
     let bport = lab.add_front_port().expect("port");
     let b = lab.raw_client(&bport).expect("client B");
-    (lab, tgt, a, b, file)
+    Some((lab, tgt, a, b, file))
 }
 
 #[test]
 fn target_malformed_storm() {
-    if !ready("target_malformed_storm") {
+    let Some((lab, tgt, c, file)) = setup("target_malformed_storm", "tgt-storm") else {
         return;
-    }
-    let (lab, tgt, c, file) = setup("tgt-storm");
-    let mut srv = serve(&lab, &tgt, &file);
-    wait_up(&c);
+    };
+    let mut srv = serve_up(&lab, &tgt, &file, &c);
     let src = c.mac;
     let mut sent = 0u64;
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
@@ -129,10 +138,10 @@ fn target_malformed_storm() {
 
 #[test]
 fn target_mask_and_reservation_second_mac() {
-    if !ready("target_mask_and_reservation_second_mac") {
+    let test = "target_mask_and_reservation_second_mac";
+    let Some((lab, tgt, a, b, file)) = setup_two(test, "tgt-acl") else {
         return;
-    }
-    let (lab, tgt, a, b, file) = setup_two("tgt-acl");
+    };
     let _srv = serve(&lab, &tgt, &file);
     wait_up(&a);
     wait_up(&b);
@@ -184,12 +193,11 @@ fn target_mask_and_reservation_second_mac() {
 
 #[test]
 fn target_durable_across_sigkill_and_growth_announced() {
-    if !ready("target_durable_across_sigkill_and_growth_announced") {
+    let test = "target_durable_across_sigkill_and_growth_announced";
+    let Some((lab, tgt, c, file)) = setup(test, "tgt-durable") else {
         return;
-    }
-    let (lab, tgt, c, file) = setup("tgt-durable");
-    let mut srv = serve(&lab, &tgt, &file);
-    wait_up(&c);
+    };
+    let mut srv = serve_up(&lab, &tgt, &file, &c);
     let pattern: Vec<u8> = (0..1024u32).map(|i| (i * 31 + 7) as u8).collect();
     let r = c
         .call(
@@ -201,8 +209,7 @@ fn target_durable_across_sigkill_and_growth_announced() {
     assert_eq!(r[27], 0x40);
     // Kill at once after the ack: no chance to flush anything later.
     srv.kill().expect("SIGKILL");
-    let _srv2 = serve(&lab, &tgt, &file);
-    wait_up(&c);
+    let _srv2 = serve_up(&lab, &tgt, &file, &c);
     let r = c
         .call(&ata_rw(c.mac, SHELF, SLOT, 0x78, false, 4000, 2, &[]), 0x78)
         .unwrap()
@@ -242,10 +249,10 @@ fn target_durable_across_sigkill_and_growth_announced() {
 /// both (shared state).
 #[test]
 fn target_two_threads_share_state() {
-    if !ready("target_two_threads_share_state") {
+    let test = "target_two_threads_share_state";
+    let Some((lab, tgt, a, b, file)) = setup_two(test, "tgt-threads") else {
         return;
-    }
-    let (lab, tgt, a, b, file) = setup_two("tgt-threads");
+    };
     let mut srv = serve_with(&lab, &tgt, &file, &["--threads", "2"]);
     wait_up(&a);
     for i in 0..40u32 {
@@ -300,10 +307,11 @@ fn target_two_threads_share_state() {
 /// page as the store holds it and the serve log in the message.
 #[test]
 fn target_two_clients_adjacent_sectors_one_page() {
-    if !ready("target_two_clients_adjacent_sectors_one_page") {
-        return;
-    }
-    two_clients_one_page("tgt-page", "1");
+    two_clients_one_page(
+        "target_two_clients_adjacent_sectors_one_page",
+        "tgt-page",
+        "1",
+    );
 }
 
 /// [`target_two_clients_adjacent_sectors_one_page`] with two worker threads.
@@ -325,14 +333,17 @@ fn target_two_clients_adjacent_sectors_one_page() {
 #[test]
 #[ignore = "known bug: with --threads 2 a stale duplicate write can land after a newer acknowledged one, and a read can tear"]
 fn target_two_clients_adjacent_sectors_one_page_two_threads() {
-    if !ready("target_two_clients_adjacent_sectors_one_page_two_threads") {
-        return;
-    }
-    two_clients_one_page("tgt-page2", "2");
+    two_clients_one_page(
+        "target_two_clients_adjacent_sectors_one_page_two_threads",
+        "tgt-page2",
+        "2",
+    );
 }
 
-fn two_clients_one_page(name: &str, threads: &str) {
-    let (lab, tgt, a, b, file) = setup_two(name);
+fn two_clients_one_page(test: &str, name: &str, threads: &str) {
+    let Some((lab, tgt, a, b, file)) = setup_two(test, name) else {
+        return;
+    };
     let mut srv = serve_with(&lab, &tgt, &file, &["--threads", threads]);
     wait_up(&a);
     wait_up(&b);

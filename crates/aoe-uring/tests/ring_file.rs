@@ -1,6 +1,6 @@
 //! File I/O, durability barriers and timers through the ring (no network needed).
 
-use aoe_uring::{Completion, FileId, IoBuffer, Ring, RingConfig};
+use aoe_uring::{Completion, FileId, FileOp, IoBuffer, Ring, RingConfig};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -70,7 +70,7 @@ fn wait_for(ring: &mut Ring, n: usize) -> Vec<Completion> {
 fn write_from_io_buf(ring: &Ring, fid: FileId, data: &[u8], offset: u64, user: u64) {
     let mut buf = ring.io_buf().unwrap();
     ring.io_bytes_mut(&mut buf)[..data.len()].copy_from_slice(data);
-    ring.write_fixed(fid, buf, 0..data.len(), offset, user)
+    ring.file_io(FileOp::Write, fid, buf, 0..data.len(), offset, user)
         .unwrap();
 }
 
@@ -104,7 +104,7 @@ fn buffered_write_fdatasync_read() {
     assert_eq!(&on_disk[1000..], &data[..]);
 
     let rbuf = ring.io_buf().unwrap();
-    ring.read_fixed(fid, rbuf, 100..100 + data.len(), 1000, 3)
+    ring.file_io(FileOp::Read, fid, rbuf, 100..100 + data.len(), 1000, 3)
         .unwrap();
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!((user, result), (3, Ok(data.len())));
@@ -133,7 +133,8 @@ fn o_direct_into_send_slot_payload() {
     // Read the same sectors with O_DIRECT straight into a send slot after a 36-byte header.
     let mut slot = ring.send_slot().unwrap();
     ring.slot_mut(&mut slot)[..36].fill(0xAB);
-    ring.read_fixed(fid, slot, 36..36 + 8192, 4096, 12).unwrap();
+    ring.file_io(FileOp::Read, fid, slot, 36..36 + 8192, 4096, 12)
+        .unwrap();
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!((user, result), (12, Ok(8192)));
     let mut slot = buf.unwrap().into_slot().expect("slot comes back");
@@ -184,13 +185,15 @@ fn bad_requests_are_errors_and_release_buffers() {
     let fid = ring.register_file(&file).unwrap();
     let buf = ring.io_buf().unwrap();
     let size = ring.io_buf_size();
-    let err = ring.read_fixed(fid, buf, 0..size + 1, 0, 1).unwrap_err();
+    let err = ring
+        .file_io(FileOp::Read, fid, buf, 0..size + 1, 0, 1)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert_eq!(ring.free_io_bufs(), 2, "buffer released on error");
     ring.unregister_file(fid).unwrap();
     let buf = ring.io_buf().unwrap();
     assert!(
-        ring.write_fixed(fid, buf, 0..10, 0, 1).is_err(),
+        ring.file_io(FileOp::Write, fid, buf, 0..10, 0, 1).is_err(),
         "unregistered file refused"
     );
     assert!(ring.fsync(fid, true, 1).is_err());
@@ -206,7 +209,7 @@ fn io_error_comes_back_as_errno() {
     let mut ring = io_ring(1);
     let fid = ring.register_file(&read_only).unwrap();
     let buf = ring.io_buf().unwrap();
-    ring.write_fixed(fid, buf, 0..512, 0, 9).unwrap();
+    ring.file_io(FileOp::Write, fid, buf, 0..512, 0, 9).unwrap();
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!(user, 9);
     assert_eq!(result.unwrap_err().0, libc::EBADF);
@@ -352,18 +355,14 @@ impl LoopDev {
     fn new(bytes: u64) -> LoopDev {
         let file = TempFile::new("loopback");
         File::create(&file.0).unwrap().set_len(bytes).unwrap();
-        let out = std::process::Command::new("losetup")
-            .args(["--find", "--show", "--direct-io=on"])
-            .arg(&file.0)
-            .output()
-            .expect("run losetup");
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let dev = aoeraid_lab::run_command(
+            std::process::Command::new("losetup")
+                .args(["--find", "--show", "--direct-io=on"])
+                .arg(&file.0),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         LoopDev {
-            dev: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+            dev: dev.trim().to_owned(),
             _file: file,
         }
     }
@@ -402,7 +401,7 @@ fn block_device_o_direct_through_the_ring() {
         }
     }
     let buf = ring.io_buf().unwrap();
-    ring.read_fixed(fid, buf, 0..data.len(), 1 << 20, 3)
+    ring.file_io(FileOp::Read, fid, buf, 0..data.len(), 1 << 20, 3)
         .unwrap();
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!((user, result), (3, Ok(data.len())));
@@ -411,7 +410,8 @@ fn block_device_o_direct_through_the_ring() {
     ring.release_io_buf(buf);
     // Reading past the end of the device returns 0 bytes, not an error.
     let buf = ring.io_buf().unwrap();
-    ring.read_fixed(fid, buf, 0..4096, 4 << 20, 4).unwrap();
+    ring.file_io(FileOp::Read, fid, buf, 0..4096, 4 << 20, 4)
+        .unwrap();
     let (_, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!(result, Ok(0));
     ring.release(buf.unwrap());

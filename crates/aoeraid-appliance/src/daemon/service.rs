@@ -4,7 +4,6 @@
 
 use super::assemble::{assemble_array, spare_is_blank};
 use super::create::random_uuid;
-use super::create::DISCOVERY_TIMEOUT;
 use super::datapath::{Cmd, DataPath, FrontSockets, IoMetrics};
 use super::members::Devices;
 use crate::config::{self, MemberAddr, Rate};
@@ -196,29 +195,13 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     // Members: discover the blades, then assemble every array (mirrors and stripes
     // are one step here: the engine knows the RAID 10 layout).
     let mut dev = Devices::new()?;
-    let blades: Vec<(u16, u8)> = cfg
-        .members()
-        .iter()
-        .filter_map(|m| match m {
-            MemberAddr::Blade { shelf, slot } => Some((*shelf, *slot)),
-            MemberAddr::File(_) => None,
-        })
-        .collect();
-    if !blades.is_empty() {
-        dev.discover(
-            &cfg.backend.interfaces,
-            cfg.backend.dead_after.0,
-            &blades,
-            DISCOVERY_TIMEOUT,
-        )?;
-        for (s, l) in &blades {
-            let up = dev
-                .backend
-                .as_ref()
-                .is_some_and(|b| b.pool().find(*s, *l).is_some());
-            if !up {
-                events::log_line(4, &format!("blade e{s}.{l} did not answer discovery"));
-            }
+    for (s, l) in dev.discover_config(&cfg)? {
+        let up = dev
+            .backend
+            .as_ref()
+            .is_some_and(|b| b.pool().find(s, l).is_some());
+        if !up {
+            events::log_line(4, &format!("blade e{s}.{l} did not answer discovery"));
         }
     }
     let mut assembled: Vec<Ready> = Vec::new();

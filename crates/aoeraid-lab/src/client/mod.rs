@@ -520,14 +520,7 @@ impl Lab {
 /// Asserts `e2fsck -fn` finds the ext4 a guest left in `image` (a blade's or
 /// an export's file, checked on the host) clean.
 pub fn assert_fsck_clean(image: &std::path::Path) {
-    let fsck = std::process::Command::new("e2fsck")
-        .arg("-fn")
-        .arg(image)
-        .output()
-        .expect("e2fsck");
-    assert!(
-        fsck.status.success(),
-        "host e2fsck: {}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    if let Err(e) = crate::sh::run(std::process::Command::new("e2fsck").arg("-fn").arg(image)) {
+        panic!("host e2fsck: {e}");
+    }
 }
