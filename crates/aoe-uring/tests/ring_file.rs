@@ -54,6 +54,15 @@ fn io_ring(io_buffers: u32) -> Ring {
     .unwrap()
 }
 
+/// A fresh temporary file (`tag`, opened O_DIRECT if `direct`) registered with a new
+/// ring of `io_buffers` I/O buffers.
+fn file_ring(tag: &str, direct: bool, io_buffers: u32) -> (TempFile, Ring, FileId) {
+    let tf = TempFile::new(tag);
+    let ring = io_ring(io_buffers);
+    let fid = ring.register_file(&tf.open(direct)).unwrap();
+    (tf, ring, fid)
+}
+
 /// Wait until `n` completions arrived (5 s limit).
 fn wait_for(ring: &mut Ring, n: usize) -> Vec<Completion> {
     let mut all = Vec::new();
@@ -83,10 +92,7 @@ fn io_done(c: Completion) -> (u64, Result<usize, aoe_uring::Errno>, Option<IoBuf
 
 #[test]
 fn buffered_write_fdatasync_read() {
-    let tf = TempFile::new("buffered");
-    let file = tf.open(false);
-    let mut ring = io_ring(4);
-    let fid = ring.register_file(&file).unwrap();
+    let (tf, mut ring, fid) = file_ring("buffered", false, 4);
     let data = pattern(1, 20_000);
     write_from_io_buf(&ring, fid, &data, 1000, 1);
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
@@ -117,10 +123,7 @@ fn buffered_write_fdatasync_read() {
 
 #[test]
 fn o_direct_into_send_slot_payload() {
-    let tf = TempFile::new("direct");
-    let file = tf.open(true);
-    let mut ring = io_ring(2);
-    let fid = ring.register_file(&file).unwrap();
+    let (_tf, mut ring, fid) = file_ring("direct", true, 2);
     let data = pattern(2, 8192);
     write_from_io_buf(&ring, fid, &data, 4096, 10);
     ring.sync_after_writes(fid, true, 11).unwrap();
@@ -147,10 +150,7 @@ fn o_direct_into_send_slot_payload() {
 
 #[test]
 fn many_writes_one_barrier() {
-    let tf = TempFile::new("barrier");
-    let file = tf.open(false);
-    let mut ring = io_ring(8);
-    let fid = ring.register_file(&file).unwrap();
+    let (tf, mut ring, fid) = file_ring("barrier", false, 8);
     for i in 0..8u64 {
         write_from_io_buf(&ring, fid, &pattern(i, 4096), i * 4096, i);
     }
@@ -179,10 +179,7 @@ fn many_writes_one_barrier() {
 
 #[test]
 fn bad_requests_are_errors_and_release_buffers() {
-    let tf = TempFile::new("bad");
-    let file = tf.open(false);
-    let ring = io_ring(2);
-    let fid = ring.register_file(&file).unwrap();
+    let (_tf, ring, fid) = file_ring("bad", false, 2);
     let buf = ring.io_buf().unwrap();
     let size = ring.io_buf_size();
     let err = ring

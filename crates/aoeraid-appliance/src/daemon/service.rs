@@ -9,7 +9,7 @@ use super::members::Devices;
 use crate::config::{self, MemberAddr, Rate};
 use crate::control::sdnotify::{watchdog_interval, Notifier};
 use crate::control::status::Status;
-use crate::control::{ControlHandler, ControlServer};
+use crate::control::{ControlHandler, ControlServer, MemberCommand};
 use crate::core::{
     Array, Command, Core, CoreParts, ExportDef, Exports, Location, MemberMap, Reply, Spare,
     SpareGroups, Volume,
@@ -82,40 +82,15 @@ impl ControlHandler for Handler {
     fn status(&self) -> Result<Status, String> {
         Ok(self.status.lock().clone())
     }
-    fn fail(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::Fail {
-            array: array.into(),
-            member: member.clone(),
-        })
-    }
-    fn remove(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::Remove {
-            array: array.into(),
-            member: member.clone(),
-        })
-    }
-    fn add(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::Add {
-            array: array.into(),
-            member: member.clone(),
-        })
-    }
-    fn re_add(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::ReAdd {
-            array: array.into(),
-            member: member.clone(),
-        })
-    }
-    fn spare_add(&self, group: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::SpareAdd {
-            group: group.into(),
-            member: member.clone(),
-        })
-    }
-    fn spare_remove(&self, group: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::SpareRemove {
-            group: group.into(),
-            member: member.clone(),
+    fn member(&self, cmd: MemberCommand, target: &str, member: &MemberAddr) -> Reply {
+        let (t, member) = (target.to_string(), member.clone());
+        self.call(match cmd {
+            MemberCommand::Fail => Command::Fail { array: t, member },
+            MemberCommand::Remove => Command::Remove { array: t, member },
+            MemberCommand::Add => Command::Add { array: t, member },
+            MemberCommand::ReAdd => Command::ReAdd { array: t, member },
+            MemberCommand::SpareAdd => Command::SpareAdd { group: t, member },
+            MemberCommand::SpareRemove => Command::SpareRemove { group: t, member },
         })
     }
     fn scrub(&self, array: &str, repair: bool) -> Reply {
