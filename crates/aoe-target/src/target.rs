@@ -6,7 +6,8 @@ use crate::shared::SharedExport;
 use crate::state::ExportState;
 use aoe_wire::{
     ata, finish_frame, parse, sectors_per_frame, write_ata_response, AtaArg, Command, ErrorCode,
-    Header, Identify, Mac, Message, WireError, ATA_DATA_OFFSET, IDENTIFY_LEN, SECTOR_SIZE,
+    Header, Identify, Mac, Message, WireError, AOE_VERSION, ATA_DATA_OFFSET, IDENTIFY_LEN,
+    SECTOR_SIZE,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -417,29 +418,41 @@ impl Target {
         let pkt = match parse(frame) {
             Ok(p) => p,
             Err(_) => {
-                self.malformed(iface, frame, out);
+                // A later version may lay its messages out differently: its
+                // frames are answered "unsupported version", not dropped.
+                match Header::parse(frame) {
+                    Ok(h) if h.version != AOE_VERSION => {
+                        if self.acceptable(iface, &h, frame) {
+                            self.unsupported_version(iface, &h, now, out)
+                        }
+                    }
+                    Ok(h) => {
+                        self.counters.malformed += 1;
+                        if self.acceptable(iface, &h, frame) {
+                            self.malformed(iface, &h, frame, out)
+                        }
+                    }
+                    Err(_) => self.counters.malformed += 1,
+                }
                 return;
             }
         };
         let h = pkt.header;
-        if h.response {
-            self.counters.responses_ignored += 1;
+        if !self.acceptable(iface, &h, frame) {
+            return;
+        }
+        if h.version != AOE_VERSION {
+            self.unsupported_version(iface, &h, now, out);
             return;
         }
         let broadcast = h.shelf == aoe_wire::BROADCAST_SHELF || h.slot == aoe_wire::BROADCAST_SLOT;
         let mut matched = false;
         for e in 0..self.exports.len() {
-            let ex = &self.exports[e];
-            if ex.iface_bits & (1 << iface.0) == 0 || !h.addresses(ex.cfg.shelf, ex.cfg.slot) {
+            if !self.admits(iface, e, &h) {
+                matched |= self.addressed(iface, e, &h);
                 continue;
             }
             matched = true;
-            self.refresh(e);
-            let ex = &self.exports[e];
-            if !ex.cache.mask.is_empty() && !ex.cache.mask.contains(&h.src) {
-                self.counters.masked += 1;
-                continue;
-            }
             let id = ExportId(e as u16);
             match pkt.message {
                 Message::Ata(a) => self.handle_ata(iface, id, &h, a.arg, a.data, out),
@@ -466,30 +479,106 @@ impl Target {
         }
     }
 
+    /// The header checks every request passes before its command is looked
+    /// at: R clear (replies of other targets are ignored), sent to this
+    /// interface's MAC or to broadcast (a promiscuous interface also hands us
+    /// frames for other targets, which may share our shelf.slot), from a
+    /// unicast MAC (a reply could not go back), E clear (a request carries
+    /// no error). Reserved flag bits, and the error byte without E, are
+    /// ignored as the spec asks of receivers, but counted.
+    fn acceptable(&mut self, iface: IfaceId, h: &Header, frame: &[u8]) -> bool {
+        let c = &mut self.counters;
+        if h.response {
+            c.responses_ignored += 1;
+            return false;
+        }
+        let own = self.ifaces[usize::from(iface.0)].mac;
+        if h.dst != own && !h.dst.is_broadcast() {
+            c.wrong_destination += 1;
+            return false;
+        }
+        if !h.src.is_unicast() {
+            c.bad_source += 1;
+            return false;
+        }
+        if h.error.is_some() {
+            c.error_flag_requests += 1;
+            return false;
+        }
+        if aoe_wire::reserved_header_bits(frame) {
+            c.reserved_bits += 1;
+        }
+        true
+    }
+
+    /// True if export `e` is on `iface` and named by `h`'s shelf.slot.
+    fn addressed(&self, iface: IfaceId, e: usize, h: &Header) -> bool {
+        let ex = &self.exports[e];
+        ex.iface_bits & (1 << iface.0) != 0 && h.addresses(ex.cfg.shelf, ex.cfg.slot)
+    }
+
+    /// True if export `e` takes `h`: addressed, and the sender passes its
+    /// mask list (refreshed first; a refused sender is counted).
+    fn admits(&mut self, iface: IfaceId, e: usize, h: &Header) -> bool {
+        if !self.addressed(iface, e, h) {
+            return false;
+        }
+        self.refresh(e);
+        let ex = &self.exports[e];
+        if !ex.cache.mask.is_empty() && !ex.cache.mask.contains(&h.src) {
+            self.counters.masked += 1;
+            return false;
+        }
+        true
+    }
+
+    /// A request whose version is not 1: every export it reaches answers
+    /// with the header alone, E + error 5 (broadcasts under the same storm
+    /// limit as Query Config).
+    fn unsupported_version(
+        &mut self,
+        iface: IfaceId,
+        h: &Header,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let broadcast = h.shelf == aoe_wire::BROADCAST_SHELF || h.slot == aoe_wire::BROADCAST_SLOT;
+        let mut matched = false;
+        for e in 0..self.exports.len() {
+            if !self.admits(iface, e, h) {
+                matched |= self.addressed(iface, e, h);
+                continue;
+            }
+            matched = true;
+            if broadcast && !self.ifaces[usize::from(iface.0)].broadcast.take(now) {
+                self.counters.broadcast_limited += 1;
+                continue;
+            }
+            self.counters.unsupported_version += 1;
+            let id = ExportId(e as u16);
+            self.reply_error_bare(iface, id, h, ErrorCode::UnsupportedVersion, out);
+        }
+        if !matched {
+            self.counters.not_addressed += 1;
+        }
+    }
+
     /// A frame that did not parse. Query Config *requests* whose config
     /// length is over 1024 (or past the frame) get E + error 2 from the
     /// addressed export, as the spec asks; everything else is dropped.
-    fn malformed(&mut self, iface: IfaceId, frame: &[u8], out: &mut Vec<Action>) {
-        self.counters.malformed += 1;
-        let Ok(h) = Header::parse(frame) else { return };
-        if h.response || h.command != Command::QueryConfig || frame.len() < 32 {
+    fn malformed(&mut self, iface: IfaceId, h: &Header, frame: &[u8], out: &mut Vec<Action>) {
+        if h.command != Command::QueryConfig || frame.len() < 32 {
             return;
         }
         for e in 0..self.exports.len() {
-            let ex = &self.exports[e];
-            if ex.iface_bits & (1 << iface.0) == 0 || !h.addresses(ex.cfg.shelf, ex.cfg.slot) {
-                continue;
-            }
-            self.refresh(e);
-            let ex = &self.exports[e];
-            if !ex.cache.mask.is_empty() && !ex.cache.mask.contains(&h.src) {
+            if !self.admits(iface, e, h) {
                 continue;
             }
             let ccmd = aoe_wire::CCmd::from_nibble(frame[29]);
             self.reply_config(
                 iface,
                 ExportId(e as u16),
-                &h,
+                h,
                 ccmd,
                 Some(ErrorCode::BadArgument),
                 out,
