@@ -1,7 +1,7 @@
 //! `aoeraid serve`: export a file or block device as an AoE target — vblade's
 //! job, through io_uring, with durable writes and persistent control state.
 
-use crate::frontend::{self, Control, ExportSpec, FrontendConfig};
+use crate::frontend::{self, Control, ExportSpec, FrontendConfig, IoMode};
 use anyhow::Context;
 use aoe_uring::sys::{Signal, Signals};
 use aoe_wire::{AoeAddr, Mac};
@@ -27,9 +27,20 @@ pub(crate) struct Args {
     /// Answer writes with ATA abort.
     #[arg(long)]
     pub read_only: bool,
-    /// Do not use O_DIRECT even where it works (page cache + fdatasync).
-    #[arg(long)]
+    /// Read and write through the page cache even for a block device. The default
+    /// already does so for regular files: a read of cached data is copied into the
+    /// reply inline by io_uring (no worker thread, no disk), a miss is read by an
+    /// io_uring worker. Writes are acknowledged after the fdatasync their batch
+    /// waits for.
+    #[arg(long, conflicts_with = "direct")]
     pub buffered: bool,
+    /// O_DIRECT even for a regular file (the default for block devices, where the
+    /// device's users keep their own cache): reads and writes go to the device
+    /// straight from the frames, no page-cache copy; writes are acknowledged after
+    /// the fdatasync (a cache flush) their batch waits for. Falls back to buffered
+    /// where 512-byte direct reads fail.
+    #[arg(long)]
+    pub direct: bool,
     /// Initial MAC mask list (replaces the saved one); repeat for several.
     #[arg(long = "allow")]
     pub allow: Vec<Mac>,
@@ -64,7 +75,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             read_only: args.read_only,
             allow: args.allow.clone(),
             config_string: args.config_string.as_ref().map(|s| s.as_bytes().to_vec()),
-            buffered: args.buffered,
+            io: if args.direct {
+                IoMode::Direct
+            } else if args.buffered {
+                IoMode::Buffered
+            } else {
+                IoMode::Auto
+            },
         }],
         buffers: args.buffers,
         threads: args.threads,
@@ -102,19 +119,23 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     ctl.stop.store(true, Ordering::Release);
     let _ = watcher.join();
     let s = summary?;
-    let (c, d) = (s.core, s.driver);
+    let d = s.driver;
+    let core: Vec<String> = s
+        .core
+        .named()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     eprintln!(
-        "aoeraid serve: stopped; frames={} reads={} writes={} syncs={} synced_acks={} malformed={} \
-         responses_ignored={} not_addressed={} masked={} unknown_command={} vendor_ignored={} \
-         client_queue_full={} target_queue_full={} driver_dropped={} broadcast_limited={} \
-         reservation_conflicts={} ata_errors={} io_errors={} control_replies={} announcements={} \
-         slot_waits={} ctl_dropped={} submit_errors={} send_errors={} persist_errors={} \
-         kernel_dropped={}",
-        c.frames, c.reads, c.writes, c.syncs, c.synced_acks, c.malformed, c.responses_ignored,
-        c.not_addressed, c.masked, c.unknown_command, c.vendor_ignored, c.client_queue_full,
-        c.target_queue_full, c.driver_dropped, c.broadcast_limited, c.reservation_conflicts,
-        c.ata_errors, c.io_errors, c.control_replies, c.announcements, d.slot_waits,
-        d.ctl_dropped, d.submit_errors, d.send_errors, d.persist_errors, s.kernel_dropped,
+        "aoeraid serve: stopped; {} slot_waits={} ctl_dropped={} submit_errors={} send_errors={} \
+         persist_errors={} kernel_dropped={}",
+        core.join(" "),
+        d.slot_waits,
+        d.ctl_dropped,
+        d.submit_errors,
+        d.send_errors,
+        d.persist_errors,
+        s.kernel_dropped,
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -54,7 +54,7 @@ pub(crate) use driver::{Driver, DriverCounters, SlicePort};
 pub(crate) use file::RingFiles;
 pub(crate) use persist::StateFile;
 pub(crate) use ring::RingFront;
-pub(crate) use store::ExportFile;
+pub(crate) use store::{ExportFile, IoMode};
 pub(crate) use volume::Volumes;
 
 use anyhow::{bail, Context};
@@ -77,10 +77,8 @@ pub(crate) struct ExportSpec {
     pub(crate) allow: Vec<Mac>,
     /// If set, replaces the saved config string at start.
     pub(crate) config_string: Option<Vec<u8>>,
-    /// Use the page cache even if O_DIRECT works (RAM-backed loop devices:
-    /// direct I/O there goes through the loop worker, buffered reads are a
-    /// page-cache copy done inline by io_uring).
-    pub(crate) buffered: bool,
+    /// Page cache or O_DIRECT (see [`IoMode`]).
+    pub(crate) io: IoMode,
 }
 
 /// Everything the front end needs.
@@ -121,7 +119,7 @@ pub(crate) fn prepare(cfg: FrontendConfig) -> anyhow::Result<Prepared> {
     let mut shared = Vec::new();
     let mut states = Vec::new();
     for e in &cfg.exports {
-        let store = ExportFile::open(&e.path, e.read_only, !e.buffered)?;
+        let store = ExportFile::open(&e.path, e.read_only, e.io)?;
         let sf = Arc::new(StateFile::new(&cfg.state_dir, e.shelf, e.slot));
         let mut st = sf.load_or_new()?;
         if !e.allow.is_empty() {
@@ -356,10 +354,7 @@ fn add_counters(t: &mut Summary, s: &Summary) {
     macro_rules! sum {
         ($a:expr, $b:expr; $($f:ident),*) => { $( $a.$f += $b.$f; )* };
     }
-    sum!(t.core, s.core; frames, malformed, responses_ignored, not_addressed, masked, vendor_ignored,
-        unknown_command, client_queue_full, target_queue_full, driver_dropped, broadcast_limited,
-        reservation_conflicts, reads, writes, syncs, synced_acks, ata_errors, io_errors,
-        control_replies, announcements);
+    t.core.add(&s.core);
     sum!(t.driver, s.driver; slot_waits, ctl_dropped, submit_errors, send_errors, persist_errors,
         ignored_while_stopping, read_bytes, write_bytes, flushes);
     t.kernel_dropped += s.kernel_dropped;

@@ -1,11 +1,29 @@
-//! The file or block device behind an export: opened with O_DIRECT when the
-//! file system and device accept 512-byte aligned direct I/O, else buffered
-//! (durability then comes from the fdatasync every write batch waits for).
+//! The file or block device behind an export, and how it is read and written
+//! ([`IoMode`]): through the page cache for regular files (a read of cached
+//! data completes inline in io_uring's submission, no worker thread, no disk),
+//! O_DIRECT for block devices (their own page cache would only hold a second
+//! copy of what the device's user caches). Either way a write is acknowledged
+//! only after the fdatasync its batch waits for.
 
 use anyhow::{bail, Context};
 use aoe_uring::{device_size, Backing, BackingOptions, DirectIo};
 use std::fs::File;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+
+/// How an export's store is opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum IoMode {
+    /// Regular files buffered, block devices O_DIRECT (where 512-byte direct
+    /// reads work).
+    #[default]
+    Auto,
+    /// O_DIRECT where 512-byte direct reads work, buffered otherwise.
+    Direct,
+    /// Always through the page cache.
+    Buffered,
+}
 
 /// An opened store.
 #[derive(Debug)]
@@ -18,13 +36,17 @@ pub(crate) struct ExportFile {
 }
 
 impl ExportFile {
-    /// Opens `path`; with `try_direct`, O_DIRECT is used if 512-byte direct
-    /// reads work (see [`DirectIo::IfSectorReadsWork`]).
-    pub(crate) fn open(
-        path: &Path,
-        read_only: bool,
-        try_direct: bool,
-    ) -> anyhow::Result<ExportFile> {
+    /// Opens `path` as `mode` says; O_DIRECT only where a 512-byte direct
+    /// read works (see [`DirectIo::IfSectorReadsWork`]).
+    pub(crate) fn open(path: &Path, read_only: bool, mode: IoMode) -> anyhow::Result<ExportFile> {
+        let try_direct = match mode {
+            IoMode::Direct => true,
+            IoMode::Buffered => false,
+            IoMode::Auto => std::fs::metadata(path)
+                .with_context(|| format!("open {}", path.display()))?
+                .file_type()
+                .is_block_device(),
+        };
         let opts = BackingOptions {
             read_only,
             direct: if try_direct {
