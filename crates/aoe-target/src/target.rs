@@ -147,9 +147,12 @@ struct Req {
     error: u8,
 }
 
+/// One client's requests to one export (Buffer Count is per target, so a
+/// client may have that many queued at each export it uses).
 #[derive(Debug, Clone, Copy)]
 struct Client {
     mac: Mac,
+    export: u16,
     in_flight: u16,
 }
 
@@ -176,6 +179,10 @@ pub(crate) struct Export {
     batch: Vec<ReqId>,
     sync_in_flight: bool,
     writes_in_store: u32,
+    /// Buffer Count advertised and enforced per client for this export.
+    pub(crate) buffer_count: u16,
+    /// Removed: addressed by no frame; its slot is reused once idle.
+    retired: bool,
 }
 
 /// The sans-IO AoE target (one per worker thread).
@@ -266,8 +273,7 @@ impl Target {
         if self.ifaces.len() >= 64 {
             return Err(SetupError::TooManyInterfaces);
         }
-        let by_frame = self.cfg.max_frame.saturating_sub(ATA_DATA_OFFSET) / SECTOR_SIZE;
-        let max_sectors = sectors_per_frame(mtu).min(by_frame.min(255) as u8);
+        let max_sectors = self.sectors_for(mtu);
         self.ifaces.push(Iface {
             mac,
             max_sectors,
@@ -292,26 +298,20 @@ impl Target {
         if self
             .exports
             .iter()
-            .any(|e| e.cfg.shelf == cfg.shelf && e.cfg.slot == cfg.slot)
+            .any(|e| !e.retired && e.cfg.shelf == cfg.shelf && e.cfg.slot == cfg.slot)
         {
             return Err(SetupError::DuplicateExport {
                 shelf: cfg.shelf,
                 slot: cfg.slot,
             });
         }
-        let mut iface_bits = 0u64;
-        for i in &cfg.ifaces {
-            if usize::from(i.0) >= self.ifaces.len() {
-                return Err(SetupError::UnknownInterface(*i));
-            }
-            iface_bits |= 1 << i.0;
-        }
+        let iface_bits = self.iface_bits(&cfg.ifaces)?;
         let mut cache = ExportState::default();
         let generation = shared.refresh(&mut cache);
         Identify::new(&cache.serial, &self.cfg.firmware_rev, &self.cfg.model, 1)
             .map_err(|e| SetupError::Identify(e.to_string()))?;
         let n = self.reqs.len();
-        self.exports.push(Export {
+        let export = Export {
             sectors: shared.sectors(),
             cfg,
             shared,
@@ -322,9 +322,103 @@ impl Target {
             batch: Vec::with_capacity(n),
             sync_in_flight: false,
             writes_in_store: 0,
-        });
+            buffer_count: self.cfg.buffer_count,
+            retired: false,
+        };
+        if let Some(e) = (0..self.exports.len()).find(|&e| self.idle_retired(e)) {
+            self.exports[e] = export;
+            return Ok(ExportId(e as u16));
+        }
+        self.exports.push(export);
         self.grow_ctl();
         Ok(ExportId(self.exports.len() as u16 - 1))
+    }
+
+    fn iface_bits(&self, ifaces: &[IfaceId]) -> Result<u64, SetupError> {
+        let mut bits = 0u64;
+        for i in ifaces {
+            if usize::from(i.0) >= self.ifaces.len() {
+                return Err(SetupError::UnknownInterface(*i));
+            }
+            bits |= 1 << i.0;
+        }
+        Ok(bits)
+    }
+
+    /// A removed export with nothing of it left in flight: its slot (and
+    /// its [`ExportId`]) may serve a new export.
+    fn idle_retired(&self, e: usize) -> bool {
+        let ex = &self.exports[e];
+        ex.retired
+            && !ex.sync_in_flight
+            && ex.writes_in_store == 0
+            && ex.waiting.is_empty()
+            && !self
+                .reqs
+                .iter()
+                .any(|r| r.kind != ReqKind::Free && usize::from(r.export) == e)
+    }
+
+    /// Stops serving `export`: no frame reaches it any more, while what it
+    /// has in flight completes and is answered as usual. Its [`ExportId`]
+    /// stays valid for those completions until [`Target::export_idle`]; a
+    /// later [`Target::add_export`] may then reuse it.
+    pub fn remove_export(&mut self, export: ExportId) {
+        if let Some(ex) = self.exports.get_mut(usize::from(export.0)) {
+            ex.retired = true;
+            ex.iface_bits = 0;
+            ex.cfg.ifaces.clear();
+        }
+    }
+
+    /// True once a removed export has nothing in flight (its store may be
+    /// closed). False for a live export.
+    pub fn export_idle(&self, export: ExportId) -> bool {
+        usize::from(export.0) < self.exports.len() && self.idle_retired(usize::from(export.0))
+    }
+
+    /// The interfaces `export` is served on from now on (an interface that
+    /// came up, or a changed list).
+    pub fn set_export_interfaces(
+        &mut self,
+        export: ExportId,
+        ifaces: &[IfaceId],
+    ) -> Result<(), SetupError> {
+        let bits = self.iface_bits(ifaces)?;
+        if let Some(ex) = self.exports.get_mut(usize::from(export.0)) {
+            if !ex.retired {
+                ex.iface_bits = bits;
+                ex.cfg.ifaces = ifaces.to_vec();
+            }
+        }
+        Ok(())
+    }
+
+    /// The Buffer Count `export` advertises and allows each client (at most
+    /// the target's, which sizes the request slots).
+    pub fn set_buffer_count(&mut self, export: ExportId, n: u16) -> Result<(), SetupError> {
+        if !(2..=self.cfg.buffer_count).contains(&n) {
+            return Err(SetupError::BufferCount(n));
+        }
+        if let Some(ex) = self.exports.get_mut(usize::from(export.0)) {
+            ex.buffer_count = n;
+        }
+        Ok(())
+    }
+
+    /// An interface came back (possibly with another MAC or MTU): its
+    /// replies carry the new MAC, its Sector Count follows the new MTU.
+    pub fn set_interface(&mut self, iface: IfaceId, mac: Mac, mtu: u32) {
+        let max_sectors = self.sectors_for(mtu);
+        if let Some(i) = self.ifaces.get_mut(usize::from(iface.0)) {
+            i.mac = mac;
+            i.max_sectors = max_sectors;
+        }
+    }
+
+    fn sectors_for(&self, mtu: u32) -> u8 {
+        let by_frame = self.cfg.max_frame.saturating_sub(ATA_DATA_OFFSET) / SECTOR_SIZE;
+        sectors_per_frame(mtu).min(by_frame.min(255) as u8)
     }
 
     /// Room for one reply per export (broadcast query) or one announcement
@@ -706,7 +800,7 @@ impl Target {
         let mut free_client = None;
         let mut client = None;
         for (i, c) in self.clients.iter().enumerate() {
-            if c.mac == h.src {
+            if c.mac == h.src && c.export == export.0 {
                 client = Some(i);
                 break;
             }
@@ -719,6 +813,7 @@ impl Target {
             None if self.clients.len() < self.clients.capacity() => {
                 self.clients.push(Client {
                     mac: h.src,
+                    export: export.0,
                     in_flight: 0,
                 });
                 self.clients.len() - 1
@@ -726,6 +821,7 @@ impl Target {
             None => match free_client {
                 Some(i) => {
                     self.clients[i].mac = h.src;
+                    self.clients[i].export = export.0;
                     i
                 }
                 None => {
@@ -734,7 +830,7 @@ impl Target {
                 }
             },
         };
-        if self.clients[ci].in_flight >= self.cfg.buffer_count {
+        if self.clients[ci].in_flight >= self.exports[usize::from(export.0)].buffer_count {
             self.counters.client_queue_full += 1;
             return None;
         }

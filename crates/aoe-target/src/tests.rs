@@ -918,3 +918,66 @@ fn setup_errors() {
     })
     .is_err());
 }
+
+// `aoeraid serve --config` reloads: an export removed with a write in flight
+// still answers it, its slot is reused only once idle, and the other export
+// is untouched; Buffer Count is per export.
+#[test]
+fn remove_export_and_reuse_its_slot() {
+    let mut h = Harness::new();
+    let second = |shelf, slot| ExportConfig {
+        shelf,
+        slot,
+        read_only: false,
+        ifaces: vec![IfaceId(0)],
+    };
+    let shared = || SharedExport::new(ExportState::with_random_serial(0xdef), SECTORS);
+    let other = h.t.add_export(second(SHELF, SLOT + 1), shared()).unwrap();
+    h.t.set_buffer_count(other, 8).unwrap();
+    assert!(h.t.set_buffer_count(other, 65).is_err());
+    let mut q = config_frame(A, SHELF, SLOT + 1, CCmd::Read, b"", 1);
+    assert_eq!(config_reply(&one(h.send(0, &q)).1).1, 8);
+    // A write to export 0 is in the store (its sync held) when it is removed.
+    h.hold_syncs = true;
+    let arg = AtaArg::read_write(true, 0, 1, true).unwrap();
+    assert!(h.send(0, &ata_frame(A, 7, arg, &[1; 512])).is_empty());
+    h.t.remove_export(ExportId(0));
+    assert!(!h.t.export_idle(ExportId(0)));
+    assert!(!h.t.export_idle(other));
+    // No longer addressed; the other export still is.
+    assert!(h
+        .send(0, &config_frame(A, SHELF, SLOT, CCmd::Read, b"", 2))
+        .is_empty());
+    q[20..24].copy_from_slice(&3u32.to_be_bytes());
+    assert_eq!(config_reply(&one(h.send(0, &q)).1).0.tag, 3);
+    // A new export while the old one is busy gets a new slot...
+    let third = h.t.add_export(second(SHELF, SLOT + 2), shared()).unwrap();
+    assert_eq!(third, ExportId(2));
+    // ...the write is still answered, then the slot is idle and reused,
+    // even by the same shelf.slot.
+    let (_, f) = one(h.release_syncs());
+    let (hd, a, _) = ata_reply(&f);
+    assert_eq!((hd.tag, hd.slot, a.cmd_status), (7, SLOT, 0x40));
+    assert!(h.t.export_idle(ExportId(0)));
+    let again = h.t.add_export(second(SHELF, SLOT), shared()).unwrap();
+    assert_eq!(again, ExportId(0));
+    assert!(!h.t.export_idle(again));
+    assert_eq!(h.t.export_count(), 3);
+    assert!(matches!(
+        h.t.add_export(second(SHELF, SLOT), shared()),
+        Err(SetupError::DuplicateExport { .. })
+    ));
+    h.hold_syncs = false;
+    assert_eq!(read(&mut h, A, 0, 1).2, vec![1; 512]);
+    // An interface added later is set on an export; a MAC change follows.
+    h.t.set_export_interfaces(third, &[IfaceId(0), IfaceId(1)])
+        .unwrap();
+    assert!(h.t.set_export_interfaces(third, &[IfaceId(5)]).is_err());
+    let mut b = config_frame(A, SHELF, SLOT + 2, CCmd::Read, b"", 4);
+    b[..6].copy_from_slice(&IF_MAC[1].0);
+    assert_eq!(one(h.send(1, &b)).0, 1);
+    h.t.set_interface(IfaceId(1), C, 1500);
+    b[..6].copy_from_slice(&C.0);
+    let (hd, _, sc, ..) = config_reply(&one(h.send(1, &b)).1);
+    assert_eq!((hd.src, sc), (C, 2));
+}

@@ -32,13 +32,24 @@ pub(crate) struct ExportFile {
     pub(crate) file: File,
     /// Opened with O_DIRECT (payloads go to/from frames in place, no page cache).
     pub(crate) direct: bool,
-    pub(crate) read_only: bool,
+    /// Bytes of the file before the export's first sector (vblade -o).
+    pub(crate) offset: u64,
+    /// Bytes exported from `offset` on (vblade -l); the rest of the file if unset.
+    pub(crate) length: Option<u64>,
 }
 
 impl ExportFile {
     /// Opens `path` as `mode` says; O_DIRECT only where a 512-byte direct
     /// read works (see [`DirectIo::IfSectorReadsWork`]).
-    pub(crate) fn open(path: &Path, read_only: bool, mode: IoMode) -> anyhow::Result<ExportFile> {
+    /// `offset` and `length` (bytes, multiples of 512) cut the exported
+    /// range out of the file.
+    pub(crate) fn open(
+        path: &Path,
+        read_only: bool,
+        mode: IoMode,
+        offset: u64,
+        length: Option<u64>,
+    ) -> anyhow::Result<ExportFile> {
         let try_direct = match mode {
             IoMode::Direct => true,
             IoMode::Buffered => false,
@@ -62,19 +73,25 @@ impl ExportFile {
             path: path.to_path_buf(),
             file: backing.file,
             direct: backing.direct,
-            read_only,
+            offset,
+            length,
         };
         if s.sectors()? == 0 {
-            bail!("{}: smaller than one 512-byte sector", path.display());
+            bail!(
+                "{}: less than one 512-byte sector after offset {offset}",
+                path.display()
+            );
         }
         Ok(s)
     }
 
     /// Size in whole 512-byte sectors (a partial last sector is not exported,
-    /// as vblade does). Works for regular files and block devices.
+    /// as vblade does): the file past `offset`, at most `length`. Works for
+    /// regular files and block devices.
     pub(crate) fn sectors(&self) -> anyhow::Result<u64> {
         let bytes =
             device_size(&self.file).with_context(|| format!("size of {}", self.path.display()))?;
-        Ok(bytes / 512)
+        let rest = bytes.saturating_sub(self.offset);
+        Ok(self.length.map_or(rest, |l| l.min(rest)) / 512)
     }
 }
