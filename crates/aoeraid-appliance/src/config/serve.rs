@@ -158,7 +158,10 @@ fn validate(c: &ServeConfig) -> Vec<Diagnostic> {
                 if s.bytes() % 512 != 0 {
                     d.push(Diagnostic::error(
                         at.key(key),
-                        format!("{} bytes is not a whole number of 512-byte sectors", s.bytes()),
+                        format!(
+                            "{} bytes is not a whole number of 512-byte sectors",
+                            s.bytes()
+                        ),
                     ));
                 }
             }

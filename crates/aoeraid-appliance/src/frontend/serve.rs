@@ -51,6 +51,8 @@ fn ring_config(target_requests: usize) -> RingConfig {
         send_slots: (target_requests + 256) as u32,
         align_payload_at: Some(aoe_wire::ATA_DATA_OFFSET),
         max_ops: (target_requests + 64) as u32,
+        // One per export and per interface socket, reloads included.
+        max_files: 4096,
         ..RingConfig::default()
     }
 }
@@ -217,10 +219,10 @@ impl Worker {
     }
 
     /// Follows the catalog: removes what it no longer lists, adds what is new.
-    fn sync_exports(&mut self, cat: &Catalog) -> anyhow::Result<()> {
+    fn sync_exports(&mut self, cat: &Catalog) {
         let (generation, list) = cat.snapshot();
         if generation == self.generation {
-            return Ok(());
+            return;
         }
         self.generation = generation;
         let mut k = 0;
@@ -241,30 +243,50 @@ impl Worker {
             if self.live.iter().any(|(l, _)| Arc::ptr_eq(l, s)) {
                 continue;
             }
-            let cfg = ExportConfig {
-                shelf: s.spec.shelf,
-                slot: s.spec.slot,
-                read_only: s.spec.read_only,
-                ifaces: self.iface_ids(s),
-            };
-            let t = self.front.driver_mut().target_mut();
-            let id = t
-                .add_export(cfg, s.shared.clone())
-                .map_err(anyhow::Error::msg)?;
-            t.set_buffer_count(id, s.spec.buffers)
-                .map_err(anyhow::Error::msg)?;
-            let file = self.ring.register_file(&s.store.file)?;
-            self.front
-                .driver_mut()
-                .store_mut()
-                .set(id, Some((file, s.spec.offset)));
-            self.front.set_state(id, s.state.clone());
-            self.live.push((s.clone(), id));
-            if self.primary {
-                self.front.announce(&self.ring, id);
+            // One export that cannot be added must not stop the others.
+            match self.add_export(s) {
+                Ok(id) => {
+                    self.live.push((s.clone(), id));
+                    if self.primary {
+                        self.front.announce(&self.ring, id);
+                    }
+                }
+                Err(e) => eprintln!(
+                    "aoeraid serve: e{}.{} not served: {e:#}",
+                    s.spec.shelf, s.spec.slot
+                ),
             }
         }
-        Ok(())
+    }
+
+    /// Puts `s` in the core with its file registered on the ring.
+    fn add_export(&mut self, s: &Served) -> anyhow::Result<ExportId> {
+        let cfg = ExportConfig {
+            shelf: s.spec.shelf,
+            slot: s.spec.slot,
+            read_only: s.spec.read_only,
+            ifaces: self.iface_ids(s),
+        };
+        let file = self.ring.register_file(&s.store.file)?;
+        let t = self.front.driver_mut().target_mut();
+        let id = match t.add_export(cfg, s.shared.clone()) {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = self.ring.unregister_file(file);
+                anyhow::bail!("{e}");
+            }
+        };
+        if let Err(e) = t.set_buffer_count(id, s.spec.buffers) {
+            t.remove_export(id);
+            let _ = self.ring.unregister_file(file);
+            anyhow::bail!("{e}");
+        }
+        self.front
+            .driver_mut()
+            .store_mut()
+            .set(id, Some((file, s.spec.offset)));
+        self.front.set_state(id, s.state.clone());
+        Ok(id)
     }
 
     /// Re-reads every store's size and records/announces changes.
@@ -320,7 +342,7 @@ pub(crate) fn run(cat: Arc<Catalog>, ctl: Arc<Control>, strict: bool) -> anyhow:
     for i in 0..threads {
         let mut w = Worker::new(&cat, fanout, i == 0)?;
         w.poll_ifaces(&cat, strict)?;
-        w.sync_exports(&cat)?;
+        w.sync_exports(&cat);
         built.push(w);
     }
     let mut handles = Vec::new();
@@ -365,7 +387,7 @@ fn serve_loop(cat: &Catalog, ctl: &Control, mut w: Worker) -> anyhow::Result<Sum
         w.front.flush(&w.ring);
         if drain_deadline.is_none() {
             if cat.generation() != w.generation {
-                w.sync_exports(cat)?;
+                w.sync_exports(cat);
                 w.poll_ifaces(cat, false)?;
             }
             if now >= next_poll {
