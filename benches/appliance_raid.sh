@@ -59,10 +59,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-in_ns() { ip netns exec "$NS" "$@"; }
-# Background jobs start with `ip netns exec` itself, not through in_ns: a
-# backgrounded function runs in a subshell, so $! would name the subshell and
-# killing it would leave the daemon or blade running.
+# in_ns, ns_bridges_up, port.
+. "$ROOT/scripts/lib/netns.sh"
 
 # Bytes per second → tbf with a 20 ms bucket (at least a few jumbo frames).
 tbf() { # tbf DEV MBps
@@ -73,15 +71,7 @@ tbf() { # tbf DEV MBps
 
 lab_up() { # lab_up NBLADES(shelf 0..1 spread) BLADE_MIB
     mkdir -p "$DIR/state"
-    ip netns add "$NS"
-    in_ns ip link set lo up
-    for br in back0 front0; do
-        in_ns ip link add "$br" type bridge
-        in_ns ip link set "$br" type bridge stp_state 0 forward_delay 0
-        in_ns ip link set "$br" mtu 9000 up
-    done
-    port() { in_ns ip link add "$1" mtu 9000 type veth peer name "p$1" mtu 9000
-             in_ns ip link set "p$1" master "$2" up; in_ns ip link set "$1" up; }
+    ns_bridges_up
     local i shelf slot n
     for i in $(seq 0 $(($1 - 1))); do
         shelf=$((i % 2)); slot=$((i / 2)); n="e$shelf-$slot"

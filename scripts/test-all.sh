@@ -18,11 +18,6 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ./scripts/fuzz-ci.sh || status=1
 # first, so the run ends on the test binaries' summaries.
 cargo build --workspace --profile ci --examples || status=1
 cargo test --workspace --profile ci --doc || status=1
-# Quarantined tests (#[ignore] with the reason in their doc): run and reported on
-# every CI run, not gating it, and before the suite so the run still ends on the
-# suite's summaries.
-cargo test --profile ci -p aoeraid --test realclient_serve -- --ignored --test-threads=1 ||
-    echo "test-all: QUARANTINED test failed (not gating): tests/realclient_serve.rs serve_two_guests_halves_jumbo"
 cargo test --workspace --profile ci --no-fail-fast --lib --bins --tests \
     -- --test-threads=2 || status=1
 exit "$status"

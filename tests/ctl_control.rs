@@ -6,7 +6,9 @@ mod ctl_fixture;
 
 use aoeraid_appliance::config::{MemberAddr, Rate};
 use aoeraid_appliance::control::server::Reply;
-use aoeraid_appliance::control::{Client, ControlHandler, ControlServer, Request, Status};
+use aoeraid_appliance::control::{
+    Client, ControlHandler, ControlServer, MemberCommand, Request, Status,
+};
 use aoeraid_lab::TempDir;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -47,29 +49,9 @@ impl ControlHandler for Recorder {
             .clone()
             .unwrap_or_else(ctl_fixture::rebuilding))
     }
-    fn fail(&self, array: &str, m: &MemberAddr) -> Reply {
-        Self::known(array)?;
-        self.log(format!("fail {array} {m}"))
-    }
-    fn remove(&self, array: &str, m: &MemberAddr) -> Reply {
-        Self::known(array)?;
-        self.log(format!("remove {array} {m}"))
-    }
-    fn add(&self, array: &str, m: &MemberAddr) -> Reply {
-        Self::known(array)?;
-        self.log(format!("add {array} {m}"))
-    }
-    fn re_add(&self, array: &str, m: &MemberAddr) -> Reply {
-        Self::known(array)?;
-        self.log(format!("re-add {array} {m}"))
-    }
-    fn spare_add(&self, group: &str, m: &MemberAddr) -> Reply {
-        Self::known(group)?;
-        self.log(format!("spare-add {group} {m}"))
-    }
-    fn spare_remove(&self, group: &str, m: &MemberAddr) -> Reply {
-        Self::known(group)?;
-        self.log(format!("spare-remove {group} {m}"))
+    fn member(&self, cmd: MemberCommand, target: &str, m: &MemberAddr) -> Reply {
+        Self::known(target)?;
+        self.log(format!("{} {target} {m}", cmd.as_str()))
     }
     fn scrub(&self, array: &str, repair: bool) -> Reply {
         Self::known(array)?;
@@ -228,6 +210,11 @@ fn status_json_keeps_the_documented_fields() {
         (Some("gfs"), Some(7), Some(0))
     );
     assert_eq!(vol["sectors"], 8388608);
+    assert_eq!(
+        vol["reserved"],
+        serde_json::json!(["52:54:00:00:00:01", "52:54:00:00:00:02"])
+    );
+    assert_eq!(vol["fenced_commands"], 6);
     assert_eq!(v["blades"][3]["blade"], "e1.1");
     assert_eq!(v["blades"][3]["retransmits"], 4);
     assert!(v["blades"][0]["rtt_seconds"].as_f64().unwrap() > 0.0);
@@ -253,6 +240,7 @@ fn status_human_view() {
         "gfs",
         "e7.0",
         "8388608 sectors",
+        "reserved 52:54:00:00:00:01,52:54:00:00:00:02 (fenced 6 commands, refused 1 reserve changes)",
         "e1.1         down",
         "spare group shelfspares: available [e1.4]",
         "uuid 6f1c2a9e-0b7d-4e55-9a13-2c4b8d7e6f01  events 42  writes in flight  bitmap 5 dirty",

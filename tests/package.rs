@@ -118,6 +118,7 @@ fn package_builds_passes_lintian_and_installs_into_a_scratch_root() {
     let contents = stdout(&run(Command::new("dpkg-deb").arg("--contents").arg(&deb)));
     for path in [
         "./usr/sbin/aoeraid",
+        "./usr/sbin/fence_aoeraid",
         "./lib/systemd/system/aoeraid.service",
         "./lib/systemd/system/aoeraid-iface@.service",
         "./lib/systemd/system/aoeraid-interfaces.target",
@@ -158,6 +159,15 @@ fn package_builds_passes_lintian_and_installs_into_a_scratch_root() {
     assert_eq!(
         version.trim(),
         format!("aoeraid {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    // The fence agent's wrapper finds the aoeraid next to it, where Pacemaker looks.
+    let metadata = stdout(&run(
+        Command::new(root.join("usr/sbin/fence_aoeraid")).args(["-o", "metadata"])
+    ));
+    assert!(
+        metadata.contains("<resource-agent name=\"fence_aoeraid\""),
+        "{metadata}"
     );
 
     // The shipped configuration is the example, and it is valid.

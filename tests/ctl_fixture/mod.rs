@@ -88,6 +88,9 @@ pub(crate) fn rebuilding() -> Status {
             exported: true,
             read_bytes: 10 << 20,
             write_bytes: 20 << 20,
+            reserved: vec!["52:54:00:00:00:01".into(), "52:54:00:00:00:02".into()],
+            fenced_commands: 6,
+            reserve_refused: 1,
         }],
         blades: ["e0.0", "e1.0", "e0.1", "e1.1", "e0.4"]
             .iter()

@@ -237,14 +237,17 @@ impl Target {
                     }
                 });
                 self.after_mutation(export, generation, out);
+                if !ok {
+                    self.count_reserve_refused(export);
+                }
                 (!ok).then_some(ErrorCode::TargetReserved)
             }
             RCmd::Unknown(_) => Some(ErrorCode::BadArgument),
         };
+        let e = usize::from(export.0);
         let (mac, shelf, slot) = self.own(iface, export);
         let mut hdr = h.response_to(mac, shelf, slot);
         hdr.error = error;
-        let e = usize::from(export.0);
         let Some(f) = self.ctl_slot() else { return };
         let buf = crate::target::ctl_buf(&mut self.ctl, f);
         let reply = Reserve {
@@ -253,7 +256,43 @@ impl Target {
         };
         let len = reply.emit(&hdr, buf).unwrap_or(0);
         if len > 0 {
+            self.send_or_hold_reserve_reply(iface, export, f, len, out);
+        }
+    }
+
+    /// A Reserve Set/Force Set from a MAC outside the export's allow (mask)
+    /// list: E + error 6 and no list (a station that may not talk to the
+    /// export learns nothing of it).
+    pub(crate) fn refuse_reserve_outsider(
+        &mut self,
+        iface: IfaceId,
+        export: ExportId,
+        h: &Header,
+        rcmd: RCmd,
+        out: &mut Vec<Action>,
+    ) {
+        self.count_reserve_refused(export);
+        let (mac, shelf, slot) = self.own(iface, export);
+        let hdr = h
+            .response_to(mac, shelf, slot)
+            .with_error(ErrorCode::TargetReserved);
+        let Some((f, buf)) = self.take_ctl() else {
+            return;
+        };
+        let reply = Reserve {
+            rcmd,
+            macs: MacList::from_slice(&[]),
+        };
+        let len = reply.emit(&hdr, buf).unwrap_or(0);
+        if len > 0 {
             self.push_ctl(iface, f, len, out);
         }
+    }
+
+    fn count_reserve_refused(&mut self, export: ExportId) {
+        self.counters.reserve_refused += 1;
+        self.exports[usize::from(export.0)]
+            .shared
+            .count_reserve_refused();
     }
 }

@@ -60,8 +60,15 @@ counters! {
     driver_dropped,
     /// Broadcast Query Config replies suppressed by the storm limiter.
     broadcast_limited,
-    /// ATA commands answered with E + error 6 (reserved by someone else).
+    /// ATA commands refused with ATA ERR/ABRT because a non-empty reserve
+    /// list excludes their sender (IDENTIFY is never refused).
     reservation_conflicts,
+    /// Reserve Set/Force Set refused with E + error 6: the sender was outside
+    /// the allow (mask) list, or (Set) outside a non-empty reserve list.
+    reserve_refused,
+    /// Reserve replies held until the writes in flight when their list was
+    /// made had reached the store.
+    reserve_replies_held,
     /// Reads issued to the store.
     reads,
     /// Writes issued to the store.

@@ -18,12 +18,17 @@
 //!   bad argument E/2, config present E/4, reserved E/6): the Linux driver
 //!   drops E replies and retransmits until it fails the device.
 //! * Query Config (all five CCmds), MAC Mask List (enforced on every command),
-//!   Reserve/Release (enforced on ATA except IDENTIFY), all persistent through
-//!   [`ExportState`] and [`Action::Persist`]. A reservation conflict is
-//!   answered E + error 6 as the spec says; the Linux driver never reserves
-//!   and discards E replies, so a Linux client locked out by someone else's
-//!   reservation retransmits until `aoe_deadsecs` (180 s) and then fails the
-//!   device — reservations only fence *cooperating* initiators.
+//!   Reserve/Release, all persistent through [`ExportState`] and
+//!   [`Action::Persist`].
+//! * **Fencing by reservation** (module `fence`): while the reserve list is
+//!   non-empty, ATA commands (IDENTIFY excepted) from a MAC not on it get ATA
+//!   ERR/ABRT (status 0x41, error 0x04), which the Linux driver fails at once
+//!   with EIO — an E + error 6 it would drop and retransmit until
+//!   `aoe_deadsecs`. A Reserve reply that shows a non-empty list is held until
+//!   every write checked against an older list has reached the store (across
+//!   workers: the export's write gate), so once a client has the reply that
+//!   excludes a MAC, no write from that MAC can still land. With an allow
+//!   (mask) list, Set/Force Set from outside it get E + error 6.
 //! * Replies padded to 60 bytes, from the receiving interface's MAC, with the
 //!   own shelf.slot; frames with R set are ignored; broadcast queries get
 //!   one reply per export, bounded per interface by a token bucket.
@@ -33,6 +38,8 @@
 //!   (group commit) — the Linux driver never sends FLUSH.
 //! * Buffer Count = requests really queued per client MAC; more are dropped
 //!   and counted ([`Counters::client_queue_full`]).
+//! * A driver with several workers calls [`Target::poll_fences`] while
+//!   [`Target::fences_held`]: a held reply may wait for another worker's write.
 //!
 //! ## Several workers
 //!
@@ -42,6 +49,7 @@
 
 mod control;
 mod counters;
+mod fence;
 mod limiter;
 mod shared;
 mod state;

@@ -4,7 +4,10 @@
 //! atomic generation number per frame, so there is no lock per frame. The
 //! rare mutations (config set, mask edit, reservation) take the mutex, apply
 //! to the master copy, bump the generation and ask the driver to persist.
+//! The generation is read and bumped `SeqCst`: the write gate
+//! ([`crate::fence`]) relies on one total order of it and the gate's counts.
 
+use crate::fence::WriteGate;
 use crate::state::{ExportState, MASK_CAPACITY};
 use aoe_wire::{Mac, MAX_CONFIG_LEN};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +19,10 @@ pub struct SharedExport {
     state: Mutex<ExportState>,
     generation: AtomicU64,
     sectors: AtomicU64,
+    /// Writes in flight, for Reserve replies that must outlast them.
+    pub(crate) gate: WriteGate,
+    fenced: AtomicU64,
+    reserve_refused: AtomicU64,
 }
 
 impl SharedExport {
@@ -25,7 +32,30 @@ impl SharedExport {
             state: Mutex::new(state),
             generation: AtomicU64::new(1),
             sectors: AtomicU64::new(sectors),
+            gate: WriteGate::default(),
+            fenced: AtomicU64::new(0),
+            reserve_refused: AtomicU64::new(0),
         })
+    }
+
+    /// ATA commands refused (ATA ERR/ABRT) because the reserve list excludes
+    /// their sender, by every worker since start.
+    pub fn fenced_commands(&self) -> u64 {
+        self.fenced.load(Ordering::Relaxed)
+    }
+
+    /// Reserve Set/Force Set refused: the sender was outside the allow (mask)
+    /// list, or (Set) outside a non-empty reserve list.
+    pub fn reserve_refused(&self) -> u64 {
+        self.reserve_refused.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_fenced(&self) {
+        self.fenced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_reserve_refused(&self) {
+        self.reserve_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A copy of the current durable state (to write the state file).
@@ -60,15 +90,7 @@ impl SharedExport {
                 mask.len()
             ));
         }
-        Ok(self
-            .mutate(|st| {
-                let changed = st.mask != mask;
-                if changed {
-                    st.mask = mask;
-                }
-                (changed, changed)
-            })
-            .1)
+        Ok(self.replace(|st| &mut st.mask, mask))
     }
 
     /// Replaces the Query Config string, as an operator's config reload does.
@@ -81,19 +103,28 @@ impl SharedExport {
                 config.len()
             ));
         }
-        Ok(self
-            .mutate(|st| {
-                let changed = st.config != config;
-                if changed {
-                    st.config = config.to_vec();
-                }
-                (changed, changed)
-            })
-            .1)
+        Ok(self.replace(|st| &mut st.config, config.to_vec()))
+    }
+
+    /// Sets the state's `field` to `value`; whether that changed it.
+    fn replace<T: PartialEq>(
+        &self,
+        field: impl FnOnce(&mut ExportState) -> &mut T,
+        value: T,
+    ) -> bool {
+        self.mutate(|st| {
+            let f = field(st);
+            let changed = *f != value;
+            if changed {
+                *f = value;
+            }
+            (changed, changed)
+        })
+        .1
     }
 
     pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Applies `f` to the master copy; if it returns true (changed), the
@@ -102,9 +133,9 @@ impl SharedExport {
         let mut st = self.lock();
         let (changed, r) = f(&mut st);
         if changed {
-            self.generation.fetch_add(1, Ordering::AcqRel);
+            self.generation.fetch_add(1, Ordering::SeqCst);
         }
-        (self.generation.load(Ordering::Acquire), r)
+        (self.generation.load(Ordering::SeqCst), r)
     }
 
     /// Copies the master into `cache` (reusing its allocations) and returns
@@ -115,7 +146,7 @@ impl SharedExport {
         cache.config.clone_from(&st.config);
         cache.mask.clone_from(&st.mask);
         cache.reserve.clone_from(&st.reserve);
-        self.generation.load(Ordering::Acquire)
+        self.generation.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> MutexGuard<'_, ExportState> {

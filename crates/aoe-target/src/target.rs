@@ -1,6 +1,7 @@
 //! The target state machine: frames and store completions in, actions out.
 
 use crate::counters::Counters;
+use crate::fence::{excluded, HeldReply};
 use crate::limiter::TokenBucket;
 use crate::shared::SharedExport;
 use crate::state::ExportState;
@@ -145,6 +146,9 @@ struct Req {
     arg: AtaArg,
     status: u8,
     error: u8,
+    /// A write's epoch in the export's write gate while it is on its way
+    /// to the store ([`crate::fence`]).
+    gate: Option<u64>,
 }
 
 /// One client's requests to one export (Buffer Count is per target, so a
@@ -195,8 +199,10 @@ pub struct Target {
     free: Vec<u32>,
     clients: Vec<Client>,
     pub(crate) ctl: Vec<u8>,
-    ctl_used: usize,
+    pub(crate) ctl_used: usize,
     ctl_cap: usize,
+    /// Reserve replies waiting for writes checked against an older list.
+    pub(crate) held: Vec<HeldReply>,
     pub(crate) counters: Counters,
 }
 
@@ -249,6 +255,7 @@ impl Target {
                 arg: AtaArg::default(),
                 status: 0,
                 error: 0,
+                gate: None,
             };
             n
         ];
@@ -262,6 +269,7 @@ impl Target {
             ctl: Vec::new(),
             ctl_used: 0,
             ctl_cap: 0,
+            held: Vec::new(),
             counters: Counters::default(),
         };
         t.grow_ctl();
@@ -505,6 +513,9 @@ impl Target {
     ) {
         self.ctl_used = 0;
         self.counters.frames += 1;
+        if !self.held.is_empty() {
+            self.release_held(out);
+        }
         if usize::from(iface.0) >= self.ifaces.len() {
             self.counters.not_addressed += 1;
             return;
@@ -542,12 +553,21 @@ impl Target {
         let broadcast = h.shelf == aoe_wire::BROADCAST_SHELF || h.slot == aoe_wire::BROADCAST_SLOT;
         let mut matched = false;
         for e in 0..self.exports.len() {
-            if !self.admits(iface, e, &h) {
-                matched |= self.addressed(iface, e, &h);
+            if !self.addressed(iface, e, &h) {
                 continue;
             }
             matched = true;
             let id = ExportId(e as u16);
+            if !self.admits(iface, e, &h) {
+                // Only the allow list may change reservations: say so rather
+                // than stay silent, so a fence agent fails at once.
+                if let Message::Reserve(r) = &pkt.message {
+                    if matches!(r.rcmd, aoe_wire::RCmd::Set | aoe_wire::RCmd::ForceSet) {
+                        self.refuse_reserve_outsider(iface, id, &h, r.rcmd, out);
+                    }
+                }
+                continue;
+            }
             match pkt.message {
                 Message::Ata(a) => self.handle_ata(iface, id, &h, a.arg, a.data, out),
                 Message::QueryConfig(q) => {
@@ -703,14 +723,8 @@ impl Target {
     ) {
         let ex = &self.exports[usize::from(export.0)];
         let cmd = arg.cmd_status;
-        if !ex.cache.reserve.is_empty()
-            && !ex.cache.reserve.contains(&h.src)
-            && cmd != ata::IDENTIFY
-        {
-            // Linux never reserves and drops E replies: its I/O to a reserved
-            // export retransmits until aoe_deadsecs, then the device fails.
-            self.counters.reservation_conflicts += 1;
-            self.reply_ata_error_flag(iface, export, h, &arg, out);
+        if cmd != ata::IDENTIFY && excluded(&ex.cache.reserve, &h.src) {
+            self.refuse_fenced(iface, export, h, &arg, out);
             return;
         }
         match cmd {
@@ -763,10 +777,29 @@ impl Target {
             self.reply_ata_fail(iface, export, h, &arg, e, out);
             return;
         }
+        let gate = if write {
+            // Enter the gate, then check the list again: a reservation change
+            // either sees this write in flight or this write sees the change.
+            let e = usize::from(export.0);
+            let epoch = self.exports[e].shared.gate.enter();
+            self.refresh(e);
+            if excluded(&self.exports[e].cache.reserve, &h.src) {
+                self.exports[e].shared.gate.leave(epoch);
+                self.refuse_fenced(iface, export, h, &arg, out);
+                return;
+            }
+            Some(epoch)
+        } else {
+            None
+        };
         let kind = if write { ReqKind::Write } else { ReqKind::Read };
         let Some(req) = self.alloc(kind, iface, export, h, arg) else {
+            if let Some(epoch) = gate {
+                self.exports[usize::from(export.0)].shared.gate.leave(epoch);
+            }
             return;
         };
+        self.reqs[req.0 as usize].gate = gate;
         let offset = lba * SECTOR_SIZE as u64;
         if write {
             self.counters.writes += 1;
@@ -848,6 +881,7 @@ impl Target {
             arg,
             status: ata::STATUS_OK,
             error: 0,
+            gate: None,
         };
         Some(ReqId(idx))
     }
@@ -930,6 +964,7 @@ impl Target {
         }
         let export = ExportId(r.export);
         let iface = r.iface;
+        let gate = r.gate.take();
         if !ok {
             r.status = ata::STATUS_FAILED;
             r.error = ata::ERROR_UNC;
@@ -938,12 +973,18 @@ impl Target {
         }
         let ex = &mut self.exports[usize::from(export.0)];
         ex.writes_in_store = ex.writes_in_store.saturating_sub(1);
+        if let Some(epoch) = gate {
+            ex.shared.gate.leave(epoch);
+        }
         if ok {
             ex.waiting.push(req);
         } else {
             out.push(Action::Reply { req, iface });
         }
         self.maybe_sync(export, out);
+        if !self.held.is_empty() {
+            self.release_held(out);
+        }
     }
 
     /// The sync of `export` finished: every write and flush it covered is
@@ -1000,10 +1041,16 @@ impl Target {
     /// The driver could not carry out `req` (no buffer, submission failed):
     /// forget it; the client retransmits.
     pub fn drop_request(&mut self, req: ReqId) {
-        let kind = self.reqs.get(req.0 as usize).map(|r| (r.kind, r.export));
-        if let Some((ReqKind::Write, e)) = kind {
+        let kind = self
+            .reqs
+            .get_mut(req.0 as usize)
+            .map(|r| (r.kind, r.export, r.gate.take()));
+        if let Some((ReqKind::Write, e, gate)) = kind {
             let ex = &mut self.exports[usize::from(e)];
             ex.writes_in_store = ex.writes_in_store.saturating_sub(1);
+            if let Some(epoch) = gate {
+                ex.shared.gate.leave(epoch);
+            }
         }
         if self.release(req).is_some() {
             self.counters.driver_dropped += 1;
@@ -1130,8 +1177,10 @@ impl Target {
         self.reply_ata(iface, export, h, &arg.reply(ata::STATUS_FAILED, error), out);
     }
 
-    /// E + error 6 with the request's ATA argument echoed (as vblade does).
-    fn reply_ata_error_flag(
+    /// An ATA command from a MAC the reserve list excludes: refused like a
+    /// drive refuses (ERR + ABRT), which the Linux driver fails at once with
+    /// EIO; an AoE error it would drop and retransmit for `aoe_deadsecs`.
+    fn refuse_fenced(
         &mut self,
         iface: IfaceId,
         export: ExportId,
@@ -1139,12 +1188,9 @@ impl Target {
         arg: &AtaArg,
         out: &mut Vec<Action>,
     ) {
-        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
-            let hdr = h
-                .response_to(mac, shelf, slot)
-                .with_error(ErrorCode::TargetReserved);
-            aoe_wire::write_ata_request(buf, &hdr, arg).and_then(|end| finish_frame(buf, end))
-        });
+        self.counters.reservation_conflicts += 1;
+        self.exports[usize::from(export.0)].shared.count_fenced();
+        self.reply_ata_fail(iface, export, h, arg, ata::ERROR_ABRT, out);
     }
 
     fn reply_identify(

@@ -29,6 +29,9 @@ struct Harness {
     syncs: usize,
     /// Syncs that carried a client FLUSH.
     flush_syncs: usize,
+    /// Hold store writes (in flight) instead of completing them.
+    hold_writes: bool,
+    held_writes: Vec<(ReqId, usize, Vec<u8>)>,
 }
 
 impl Harness {
@@ -64,6 +67,8 @@ impl Harness {
             persisted: 0,
             syncs: 0,
             flush_syncs: 0,
+            hold_writes: false,
+            held_writes: Vec::new(),
         }
     }
 
@@ -101,6 +106,11 @@ impl Harness {
                         req, offset, len, ..
                     } => {
                         let o = offset as usize;
+                        if self.hold_writes {
+                            self.held_writes
+                                .push((req, o, frame[36..36 + len].to_vec()));
+                            continue;
+                        }
                         if !self.fail_io {
                             self.store[o..o + len].copy_from_slice(&frame[36..36 + len]);
                         }
@@ -133,6 +143,16 @@ impl Harness {
         let mut acts = Vec::new();
         for e in std::mem::take(&mut self.held_syncs) {
             self.t.sync_done(e, !self.fail_io, &mut acts);
+        }
+        self.run(acts, &[])
+    }
+
+    /// Lands the held writes in the store and completes them.
+    fn release_writes(&mut self) -> Vec<(u16, Vec<u8>)> {
+        let mut acts = Vec::new();
+        for (req, o, data) in std::mem::take(&mut self.held_writes) {
+            self.store[o..o + data.len()].copy_from_slice(&data);
+            self.t.write_done(req, true, &mut acts);
         }
         self.run(acts, &[])
     }
@@ -654,16 +674,18 @@ fn reserve_release() {
     let mut h = Harness::new();
     let (_, f) = one(h.send(0, &reserve_frame(A, RCmd::Set, &[A])));
     assert_eq!(reserve_reply(&f), (None, vec![A]));
-    // B's READ → E/6; B's IDENTIFY is exempt; B's config query is not blocked.
+    // B's READ → ATA ERR/ABRT (Linux fails it at once; an E reply it would
+    // retransmit for minutes); B's IDENTIFY is exempt; B's config query is
+    // not blocked.
     let (_, f) = one(h.send(
         0,
         &ata_frame(B, 1, AtaArg::read_write(false, 0, 1, true).unwrap(), &[]),
     ));
     assert!(f.len() >= 60);
-    assert_eq!(
-        Header::parse(&f).unwrap().error,
-        Some(ErrorCode::TargetReserved)
-    );
+    let (hd, arg, _) = ata_reply(&f);
+    assert_eq!(hd.error, None);
+    assert_eq!((arg.cmd_status, arg.err_feature), (0x41, ata::ERROR_ABRT));
+    assert_ne!(arg.cmd_status & 0xa9, 0, "the Linux driver's error mask");
     assert_eq!(
         ata_reply(&one(h.send(0, &ata_frame(B, 1, AtaArg::identify(), &[]))).1)
             .1
@@ -690,7 +712,112 @@ fn reserve_release() {
     let (_, f) = one(h.send(0, &reserve_frame(B, RCmd::Unknown(9), &[])));
     assert_eq!(reserve_reply(&f).0, Some(ErrorCode::BadArgument));
     assert_eq!(h.t.counters().reservation_conflicts, 1);
+    assert_eq!(h.t.counters().reserve_refused, 1);
+    assert_eq!(h.t.shared(ExportId(0)).fenced_commands(), 1);
+    assert_eq!(h.t.shared(ExportId(0)).reserve_refused(), 1);
     assert_eq!(h.persisted, 2);
+}
+
+fn write_frame(src: Mac, tag: u32, lba: u64, fill: u8) -> Vec<u8> {
+    let arg = AtaArg::read_write(true, lba, 1, true).unwrap();
+    ata_frame(src, tag, arg, &[fill; 512])
+}
+
+fn sector(h: &Harness, lba: usize) -> &[u8] {
+    &h.store[lba * SECTOR_SIZE..(lba + 1) * SECTOR_SIZE]
+}
+
+/// Replies in `sent` that are Reserve replies, and the rest.
+fn split_reserve(sent: Vec<(u16, Vec<u8>)>) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let (r, o): (Vec<_>, Vec<_>) = sent
+        .into_iter()
+        .map(|(_, f)| f)
+        .partition(|f| matches!(parse(f).unwrap().message, Message::Reserve(_)));
+    (r, o)
+}
+
+#[test]
+fn off_answers_only_after_the_victims_writes_in_flight_landed() {
+    let mut h = Harness::new();
+    h.hold_writes = true;
+    // B's write is on its way to the store when A fences B out.
+    assert!(h.send(0, &write_frame(B, 1, 5, 0xb1)).is_empty());
+    assert!(h.send(0, &reserve_frame(A, RCmd::Set, &[A])).is_empty());
+    assert_eq!(h.t.shared(ExportId(0)).snapshot().reserve, vec![A]);
+    assert_eq!(h.persisted, 1, "the change is saved at once");
+    assert_eq!(h.t.counters().reserve_replies_held, 1);
+    // A write from B arriving now is refused at once and never reaches the store.
+    let (_, f) = one(h.send(0, &write_frame(B, 2, 6, 0xb2)));
+    let (_, arg, _) = ata_reply(&f);
+    assert_eq!((arg.cmd_status, arg.err_feature), (0x41, ata::ERROR_ABRT));
+    assert_eq!(h.held_writes.len(), 1);
+    // A Read of the list waits as well: it shows B excluded.
+    assert!(h.send(0, &reserve_frame(C, RCmd::Read, &[])).is_empty());
+    // The write in flight lands; only then do both replies go out.
+    let before = h.store[6 * SECTOR_SIZE];
+    let (reserve, rest) = split_reserve(h.release_writes());
+    assert_eq!(reserve.len(), 2);
+    for f in &reserve {
+        assert_eq!(reserve_reply(f), (None, vec![A]));
+    }
+    assert!(
+        sector(&h, 5).iter().all(|&b| b == 0xb1),
+        "landed before the reply"
+    );
+    assert_eq!(
+        h.store[6 * SECTOR_SIZE],
+        before,
+        "refused write never landed"
+    );
+    // B's first write is still acknowledged after its sync (it did land).
+    assert_eq!(rest.len(), 1);
+    assert_eq!(ata_reply(&rest[0]).1.cmd_status, 0x40);
+    assert_eq!(h.t.shared(ExportId(0)).fenced_commands(), 1);
+}
+
+#[test]
+fn a_reply_that_excludes_nobody_is_not_held() {
+    let mut h = Harness::new();
+    h.hold_writes = true;
+    assert!(h.send(0, &write_frame(B, 1, 5, 0xb1)).is_empty());
+    // Releasing ({} stays {}) and reading an empty list exclude nobody.
+    let (_, f) = one(h.send(0, &reserve_frame(A, RCmd::ForceSet, &[])));
+    assert_eq!(reserve_reply(&f), (None, vec![]));
+    let (_, f) = one(h.send(0, &reserve_frame(A, RCmd::Read, &[])));
+    assert_eq!(reserve_reply(&f), (None, vec![]));
+    // With no write in flight, a Set that excludes everybody else is
+    // answered at once.
+    h.release_writes();
+    let (_, f) = one(h.send(0, &reserve_frame(A, RCmd::Set, &[A, B])));
+    assert_eq!(reserve_reply(&f), (None, vec![A, B]));
+    assert_eq!(h.t.counters().reserve_replies_held, 0);
+}
+
+#[test]
+fn allow_list_decides_who_may_change_reservations() {
+    let mut h = Harness::new();
+    one(h.send(0, &mask_frame(A, MCmd::Edit, &[add(A), add(B)])));
+    // C is outside the allow list: Set and Force Set get E/6 without a list,
+    // and nothing changes; other commands from C stay unanswered.
+    for rcmd in [RCmd::Set, RCmd::ForceSet] {
+        let (_, f) = one(h.send(0, &reserve_frame(C, rcmd, &[C])));
+        assert_eq!(reserve_reply(&f), (Some(ErrorCode::TargetReserved), vec![]));
+    }
+    assert!(h.send(0, &reserve_frame(C, RCmd::Read, &[])).is_empty());
+    assert!(h.t.shared(ExportId(0)).snapshot().reserve.is_empty());
+    assert_eq!(h.t.shared(ExportId(0)).reserve_refused(), 2);
+    // A reserves for itself; B's Set is refused (vblade's rule) but B's
+    // Force Set is not: it is on the allow list.
+    one(h.send(0, &reserve_frame(A, RCmd::Set, &[A])));
+    let (_, f) = one(h.send(0, &reserve_frame(B, RCmd::Set, &[B])));
+    assert_eq!(
+        reserve_reply(&f),
+        (Some(ErrorCode::TargetReserved), vec![A])
+    );
+    let (_, f) = one(h.send(0, &reserve_frame(B, RCmd::ForceSet, &[B])));
+    assert_eq!(reserve_reply(&f), (None, vec![B]));
+    assert_eq!(h.t.counters().reserve_refused, 3);
+    assert_eq!(h.t.shared(ExportId(0)).reserve_refused(), 3);
 }
 
 #[test]
@@ -853,10 +980,10 @@ fn announce_and_resize() {
     );
 }
 
-#[test]
-fn state_shared_between_workers() {
+/// Two workers' targets serving one export (one shared state), and a time.
+fn two_workers() -> (Target, Target, Instant) {
     let shared = SharedExport::new(ExportState::with_random_serial(1), SECTORS);
-    let mk = || {
+    let worker = || {
         let mut t = Target::new(TargetConfig::default()).unwrap();
         let i = t.add_interface(IF_MAC[0], 1500).unwrap();
         t.add_export(
@@ -871,8 +998,12 @@ fn state_shared_between_workers() {
         .unwrap();
         t
     };
-    let (mut w1, mut w2) = (mk(), mk());
-    let now = Instant::now();
+    (worker(), worker(), Instant::now())
+}
+
+#[test]
+fn state_shared_between_workers() {
+    let (mut w1, mut w2, now) = two_workers();
     let mut out = Vec::new();
     w1.handle_frame(
         IfaceId(0),
@@ -892,6 +1023,43 @@ fn state_shared_between_workers() {
     );
     assert!(out.is_empty(), "worker 2 must see worker 1's mask");
     assert_eq!(w2.counters().masked, 1);
+}
+
+#[test]
+fn a_fence_on_one_worker_waits_for_writes_on_another() {
+    let (mut w1, mut w2, now) = two_workers();
+    let mut out = Vec::new();
+    w2.handle_frame(IfaceId(0), &write_frame(B, 1, 5, 0xb1), now, &mut out);
+    let Some(&Action::Write { req, .. }) = out.first() else {
+        panic!("{out:?}")
+    };
+    out.clear();
+    w1.handle_frame(
+        IfaceId(0),
+        &reserve_frame(A, RCmd::Set, &[A]),
+        now,
+        &mut out,
+    );
+    assert!(
+        out.iter().all(|a| !matches!(a, Action::Send { .. })),
+        "{out:?}"
+    );
+    assert!(w1.fences_held());
+    // w2 refuses B's next write at once (it sees the list on its next frame).
+    out.clear();
+    w2.handle_frame(IfaceId(0), &write_frame(B, 2, 6, 0xb2), now, &mut out);
+    assert!(matches!(out.as_slice(), [Action::Send { .. }]), "{out:?}");
+    out.clear();
+    w1.poll_fences(&mut out);
+    assert!(out.is_empty(), "B's write on w2 is still in flight");
+    w2.write_done(req, true, &mut out);
+    out.clear();
+    w1.poll_fences(&mut out);
+    let [Action::Send { frame, len, .. }] = out.as_slice() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(reserve_reply(w1.ctl_frame(*frame, *len)), (None, vec![A]));
+    assert!(!w1.fences_held());
 }
 
 #[test]

@@ -77,6 +77,7 @@ mod config;
 mod error;
 mod header;
 mod identify;
+mod list;
 mod mac;
 mod mask;
 mod packet;

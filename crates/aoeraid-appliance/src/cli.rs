@@ -47,6 +47,8 @@ pub(crate) enum Command {
     RebuildRate(cmd::rebuild_rate::Args),
     /// Print a member's superblock and bitmap, read off the blade or file (like mdadm --examine).
     Examine(cmd::examine::Args),
+    /// Fence agent (fence_aoeraid): fence or unfence a cluster node through the target's AoE reserve list.
+    Fence(cmd::fence::Args),
     /// Run the event program once per array with a TestMessage (like mdadm --monitor --test).
     TestEvent(cmd::test_event::Args),
     /// Write a shell completion script to standard output.
@@ -76,6 +78,7 @@ pub(crate) fn main() -> ExitCode {
         Command::RebuildRate(a) => cmd::rebuild_rate::run(a),
         Command::Examine(a) => cmd::examine::run(a),
         Command::TestEvent(a) => cmd::test_event::run(a),
+        Command::Fence(a) => cmd::fence::run(a),
         Command::Completions(a) => cmd::manual::completions(a),
         Command::Manpage(a) => cmd::manual::man(a),
     };

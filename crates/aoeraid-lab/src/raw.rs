@@ -117,6 +117,27 @@ impl RawClient {
         Ok(false)
     }
 
+    /// `shelf`.`slot`'s reserve list (Reserve/Release, RCmd 0, tag `tag`); `None` if
+    /// the target did not answer, an error if it answered with an AoE error.
+    pub fn reserve_list(&self, shelf: u16, slot: u8, tag: u32) -> io::Result<Option<Vec<[u8; 6]>>> {
+        let frame = frames::reserve(self.mac, shelf, slot, tag, 0, &[]);
+        let Some(r) = self.call(&frame, tag)? else {
+            return Ok(None);
+        };
+        if r[14] & 0x04 != 0 || r.len() < 26 {
+            return Err(io::Error::other(format!(
+                "reserve read answered error {}",
+                r[15]
+            )));
+        }
+        let macs = &r[26..(26 + 6 * usize::from(r[25])).min(r.len())];
+        Ok(Some(
+            macs.chunks_exact(6)
+                .map(|m| m.try_into().expect("6 bytes"))
+                .collect(),
+        ))
+    }
+
     /// Sends `frame` (whose tag is `tag`) and waits for its reply, retrying.
     pub fn call(&self, frame: &[u8], tag: u32) -> io::Result<Option<Vec<u8>>> {
         for _ in 0..3 {

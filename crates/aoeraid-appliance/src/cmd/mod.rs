@@ -2,10 +2,12 @@
 
 pub(crate) mod bench;
 pub(crate) mod check_config;
+mod config_file;
 pub(crate) mod connect;
 pub(crate) mod create;
 pub(crate) mod discover;
 pub(crate) mod examine;
+pub(crate) mod fence;
 pub(crate) mod grow;
 pub(crate) mod manual;
 pub(crate) mod member;

@@ -87,11 +87,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let catalog = Arc::new(Catalog::open(cfg, specs)?);
     for s in catalog.snapshot().1.iter() {
         eprintln!("aoeraid serve: {}", s.describe());
+        eprintln!("aoeraid serve: {}", s.reservation_line());
     }
     eprintln!(
         "aoeraid serve: {} export(s) with {} thread(s)",
         catalog.snapshot().1.len(),
-        args.threads
+        catalog.cfg.threads
     );
     let ctl = Arc::new(Control::default());
     let (ctl2, cat2, file) = (ctl.clone(), catalog.clone(), args.config.clone());
@@ -112,10 +113,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
     });
-    let summary = frontend::run(catalog, ctl.clone(), args.config.is_none());
+    let summary = frontend::run(catalog.clone(), ctl.clone(), args.config.is_none());
     ctl.stop.store(true, Ordering::Release);
     let _ = watcher.join();
     let s = summary?;
+    for e in catalog.snapshot().1.iter() {
+        eprintln!("aoeraid serve: {}", e.reservation_line());
+    }
     let d = s.driver;
     let core: Vec<String> = s
         .core

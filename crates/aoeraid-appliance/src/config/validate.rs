@@ -50,6 +50,26 @@ fn name_rule(path: FieldPath, what: &str, name: &str, out: &mut Vec<Diagnostic>)
     }
 }
 
+/// The name of entry `index` of the list `list` (each a `what`) follows the name rule,
+/// and no earlier entry (in `seen`) has it.
+fn unique_name<'a>(
+    list: &str,
+    what: &str,
+    index: usize,
+    name: &'a str,
+    seen: &mut HashMap<&'a str, usize>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let entry = |i: usize| FieldPath::of(&[list]).index(i).key("name");
+    name_rule(entry(index), what, name, out);
+    if let Some(first) = seen.insert(name, index) {
+        out.push(
+            Diagnostic::error(entry(index), format!("{what} name `{name}` is used twice"))
+                .related_to(entry(first)),
+        );
+    }
+}
+
 fn appliance(c: &Config, out: &mut Vec<Diagnostic>) {
     let a = &c.appliance;
     let p = FieldPath::of(&["appliance"]);
@@ -191,16 +211,7 @@ fn arrays(c: &Config, out: &mut Vec<Diagnostic>) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (ai, a) in c.arrays.iter().enumerate() {
         let ap = FieldPath::of(&["arrays"]).index(ai);
-        name_rule(ap.key("name"), "array", &a.name, out);
-        if let Some(first) = names.insert(&a.name, ai) {
-            out.push(
-                Diagnostic::error(
-                    ap.key("name"),
-                    format!("array name `{}` is used twice", a.name),
-                )
-                .related_to(FieldPath::of(&["arrays"]).index(first).key("name")),
-            );
-        }
+        unique_name("arrays", "array", ai, &a.name, &mut names, out);
         member_count(a, &ap, out);
         geometry(a, &ap, out);
         mirror_shelves(a, &ap, out);
@@ -325,16 +336,7 @@ fn volumes(c: &Config, out: &mut Vec<Diagnostic>) {
     let mut array_owner: HashMap<&str, FieldPath> = HashMap::new();
     for (vi, v) in c.volumes.iter().enumerate() {
         let vp = FieldPath::of(&["volumes"]).index(vi);
-        name_rule(vp.key("name"), "volume", &v.name, out);
-        if let Some(first) = names.insert(&v.name, vi) {
-            out.push(
-                Diagnostic::error(
-                    vp.key("name"),
-                    format!("volume name `{}` is used twice", v.name),
-                )
-                .related_to(FieldPath::of(&["volumes"]).index(first).key("name")),
-            );
-        }
+        unique_name("volumes", "volume", vi, &v.name, &mut names, out);
         if v.arrays.is_empty() {
             out.push(Diagnostic::error(
                 vp.key("arrays"),

@@ -168,7 +168,7 @@ pub fn render(s: &Status, terminal: bool) -> String {
         for v in &s.volumes {
             let _ = writeln!(
                 out,
-                "  {:<12} e{}.{:<5} {:>14} sectors ({})  {}  {}  arrays {}  allow {}",
+                "  {:<12} e{}.{:<5} {:>14} sectors ({})  {}  {}  arrays {}  allow {}  reserved {}{}",
                 v.name,
                 v.shelf,
                 v.slot,
@@ -185,6 +185,19 @@ pub fn render(s: &Status, terminal: bool) -> String {
                     "any".to_string()
                 } else {
                     v.allow.join(",")
+                },
+                if v.reserved.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.reserved.join(",")
+                },
+                if v.fenced_commands + v.reserve_refused > 0 {
+                    format!(
+                        " (fenced {} commands, refused {} reserve changes)",
+                        v.fenced_commands, v.reserve_refused
+                    )
+                } else {
+                    String::new()
                 }
             );
         }

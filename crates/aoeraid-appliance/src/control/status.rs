@@ -335,6 +335,17 @@ pub struct VolumeStatus {
     pub read_bytes: u64,
     #[serde(default)]
     pub write_bytes: u64,
+    /// The export's reserve list (AoE Reserve/Release): while non-empty, only
+    /// these MACs may read and write; empty = not reserved.
+    #[serde(default)]
+    pub reserved: Vec<String>,
+    /// ATA commands refused because the reserve list excludes their sender.
+    #[serde(default)]
+    pub fenced_commands: u64,
+    /// Reserve Set/Force Set refused (sender outside the allow list, or a
+    /// Set from outside a non-empty reserve list).
+    #[serde(default)]
+    pub reserve_refused: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

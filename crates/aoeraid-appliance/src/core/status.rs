@@ -15,7 +15,7 @@ impl Core {
             uptime_seconds: now.saturating_duration_since(self.started).as_secs_f64(),
             ..Status::default()
         };
-        for vol in &self.vols {
+        for (vi, vol) in self.vols.iter().enumerate() {
             for (a, arr) in vol.arrays.iter().enumerate() {
                 let names: Vec<String> = arr.members.iter().map(|m| m.0.to_string()).collect();
                 let avail = arr
@@ -34,6 +34,11 @@ impl Core {
                 continue;
             }
             let (shelf, slot) = vol.export.unwrap_or((0, 0));
+            let shared = self
+                .exports
+                .as_ref()
+                .and_then(|x| x.exports().iter().find(|d| d.volume == vi))
+                .map(|d| &d.shared);
             s.volumes.push(VolumeStatus {
                 name: vol.name.clone(),
                 shelf,
@@ -45,6 +50,15 @@ impl Core {
                 exported: vol.export.is_some() && self.exports.is_some(),
                 read_bytes: vol.read_bytes,
                 write_bytes: vol.write_bytes,
+                reserved: shared.map_or_else(Vec::new, |sh| {
+                    sh.snapshot()
+                        .reserve
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect()
+                }),
+                fenced_commands: shared.map_or(0, |sh| sh.fenced_commands()),
+                reserve_refused: shared.map_or(0, |sh| sh.reserve_refused()),
             });
         }
         if let Some(p) = &self.pool {

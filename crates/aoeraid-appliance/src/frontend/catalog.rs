@@ -97,6 +97,26 @@ impl Served {
         })
     }
 
+    /// One line on the export's reservation: its reserve list and what was
+    /// refused because of it (for the start and exit logs).
+    pub(crate) fn reservation_line(&self) -> String {
+        let sh = &self.shared;
+        let list: Vec<String> = sh
+            .snapshot()
+            .reserve
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        format!(
+            "e{}.{} reserved=[{}] fenced_commands={} reserve_refused={}",
+            self.spec.shelf,
+            self.spec.slot,
+            list.join(","),
+            sh.fenced_commands(),
+            sh.reserve_refused()
+        )
+    }
+
     /// `e7.3 /srv/x.img (2048 sectors, buffered) on eth1,eth2`.
     pub(crate) fn describe(&self) -> String {
         let s = &self.spec;

@@ -273,7 +273,31 @@ impl<S> Driver<S> {
 
     /// No request in the target and nothing waiting: safe to exit after a stop.
     pub(crate) fn drained(&self) -> bool {
-        self.target.requests_in_flight() == 0 && self.outgoing.is_empty() && self.reads.is_empty()
+        self.target.requests_in_flight() == 0
+            && self.outgoing.is_empty()
+            && self.reads.is_empty()
+            && !self.target.fences_held()
+    }
+
+    /// Reserve replies wait for writes in flight: call
+    /// [`Driver::poll_fences`] again soon.
+    pub(crate) fn fences_held(&self) -> bool {
+        self.target.fences_held()
+    }
+
+    /// Queues the Reserve replies the target held until the writes in flight
+    /// when their list was made had reached the store. The target looks
+    /// itself at each of its frames and write completions; a host with
+    /// several workers calls this from its loop, since those writes may
+    /// complete on another worker.
+    pub(crate) fn poll_fences<P: Port>(&mut self, port: &mut P)
+    where
+        S: Store<P>,
+    {
+        if self.target.fences_held() {
+            self.target.poll_fences(&mut self.actions);
+            self.run_actions(port, None);
+        }
     }
 
     /// Frames wait to be sent and may go out (no state save is owed).
@@ -319,6 +343,8 @@ impl<S> Driver<S> {
         let malformed = self.target.counters().malformed - malformed;
         self.tally_mut(iface).malformed += malformed;
         self.run_actions(port, Some(frame));
+        // A write the store could not take left the write gate just now.
+        self.poll_fences(port);
     }
 
     /// A store request finished.

@@ -5,7 +5,7 @@
 use super::driver::{Done, ReadData, ReadStart, Store, StoreIo, SyncStart};
 use super::ring::{user, RingPort, USER_TAG};
 use aoe_target::{ExportId, ReqId};
-use aoe_uring::{Errno, FileId, IoBuffer, Ring};
+use aoe_uring::{Errno, FileId, FileOp, IoBuffer, Ring};
 use aoe_wire::ATA_DATA_OFFSET;
 
 const KIND_READ: u64 = 1;
@@ -117,7 +117,14 @@ impl Store<RingPort<'_>> for RingFiles {
             return ReadStart::Failed;
         };
         let range = ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len;
-        match ring.read_fixed(file, slot, range, at, user(KIND_READ, io.req.0)) {
+        match ring.file_io(
+            FileOp::Read,
+            file,
+            slot,
+            range,
+            at,
+            user(KIND_READ, io.req.0),
+        ) {
             Ok(()) => ReadStart::Started,
             Err(_) => ReadStart::Failed,
         }
@@ -137,7 +144,14 @@ impl Store<RingPort<'_>> for RingFiles {
         };
         let range = ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len;
         port.ring()
-            .write_fixed(file, buf, range, at, user(KIND_WRITE, io.req.0))
+            .file_io(
+                FileOp::Write,
+                file,
+                buf,
+                range,
+                at,
+                user(KIND_WRITE, io.req.0),
+            )
             .is_ok()
     }
 

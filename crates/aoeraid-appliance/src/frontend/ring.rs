@@ -182,13 +182,26 @@ where
             let Some(state) = self.states.get(usize::from(export.0)) else {
                 continue;
             };
-            if let Err(e) = state.save(&self.driver.target().shared(export).snapshot()) {
+            let snapshot = self.driver.target().shared(export).snapshot();
+            if let Err(e) = state.save(&snapshot) {
                 self.driver.persist_failed();
                 crate::events::log_line(
                     3,
                     &format!(
                         "{}: cannot save export state: {e:#}",
                         state.path().display()
+                    ),
+                );
+            } else {
+                // Saves are rare (a client changed the config string, mask or
+                // reservation): worth a line, since fencing shows here.
+                let reserve: Vec<String> = snapshot.reserve.iter().map(|m| m.to_string()).collect();
+                crate::events::log_line(
+                    6,
+                    &format!(
+                        "{}: saved; reserve list [{}]",
+                        state.path().display(),
+                        reserve.join(",")
                     ),
                 );
             }
@@ -199,6 +212,16 @@ where
 
     pub(crate) fn stop(&mut self) {
         self.driver.stop();
+    }
+
+    /// Sends the Reserve replies whose writes have reached the store (on any
+    /// worker), if any wait.
+    pub(crate) fn poll_fences(&mut self, ring: &Ring) {
+        if self.driver.fences_held() {
+            let (d, mut port) = self.parts(ring);
+            d.poll_fences(&mut port);
+            self.flush(ring);
+        }
     }
 
     /// Records `export`'s size and announces a change; true if it changed.

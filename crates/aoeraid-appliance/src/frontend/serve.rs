@@ -375,7 +375,11 @@ fn serve_loop(cat: &Catalog, ctl: &Control, mut w: Worker) -> anyhow::Result<Sum
     let mut next_poll = Instant::now() + cat.cfg.iface_poll;
     let mut drain_deadline: Option<Instant> = None;
     loop {
-        let timeout = if drain_deadline.is_some() {
+        let timeout = if w.front.driver().fences_held() {
+            // A Reserve reply waits for writes that may complete on another
+            // worker, which cannot wake this ring: look again soon.
+            Duration::from_millis(1)
+        } else if drain_deadline.is_some() {
             Duration::from_millis(10)
         } else {
             Duration::from_millis(200)
@@ -384,6 +388,7 @@ fn serve_loop(cat: &Catalog, ctl: &Control, mut w: Worker) -> anyhow::Result<Sum
         for ev in events.drain(..) {
             w.on_completion(now, ev);
         }
+        w.front.poll_fences(&w.ring);
         w.front.flush(&w.ring);
         if drain_deadline.is_none() {
             if cat.generation() != w.generation {

@@ -4,9 +4,11 @@
 # The device minus its last MiB is cut into AOE_GUEST_COUNT equal shares
 # (whole MiB). Guest i writes a per-sector-unique pattern over share i with
 # O_DIRECT and verifies it, then writes its "done" marker into sector
-# (last MiB + i). Once every other guest's marker is there (polled with O_DIRECT
-# reads: a barrier through the device itself), it verifies every other share
-# against the pattern that guest must have written.
+# (last MiB + i) with a one-sector O_DIRECT write: the markers share one 4 KiB
+# page, so the target sees initiators write adjacent sectors. Once every other
+# guest's marker is there (polled with one-sector O_DIRECT reads: a barrier
+# through the device itself), it verifies every other share against the
+# pattern that guest must have written.
 #
 # Env: HALVES_SEED (host-chosen per run; the marker names it, so stale data of
 #      an earlier run never satisfies the barrier), HALVES_MB (cap per share),
@@ -50,8 +52,7 @@ info "own share verified"
 
 marker "$IDX" > /tmp/mark
 dd if=/tmp/mark of=/tmp/mark.sect bs=512 count=1 conv=sync 2>/dev/null
-dd if=/tmp/mark.sect of="$AOE_DEV" bs=512 seek=$((MARK_BASE + IDX)) count=1 oflag=direct conv=notrunc 2>/dev/null ||
-    fail "writing the done marker failed"
+sector_write "$AOE_DEV" $((MARK_BASE + IDX)) /tmp/mark.sect || fail "writing the done marker failed"
 event "halves-written guest=$IDX"
 
 t0=$(now)

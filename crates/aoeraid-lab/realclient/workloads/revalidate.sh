@@ -47,8 +47,7 @@ bdev=$(blockdev --getsz "$AOE_DEV")
 last=$((new - 1))
 printf 'REVALIDATED lba=%d' "$last" > /tmp/mark
 dd if=/tmp/mark of=/tmp/mark.sect bs=512 count=1 conv=sync 2>/dev/null
-dd if=/tmp/mark.sect of="$AOE_DEV" bs=512 seek="$last" count=1 oflag=direct conv=notrunc 2>/tmp/dd.err ||
-    { cat /tmp/dd.err; fail "write of the new last sector $last failed"; }
+sector_write "$AOE_DEV" "$last" /tmp/mark.sect || fail "write of the new last sector $last failed"
 got=$(sector_head "$AOE_DEV" "$last" "$(wc -c < /tmp/mark)")
 [ "$got" = "$(cat /tmp/mark)" ] || fail "new last sector $last reads back '$got'"
 info "grew $old -> $new sectors; last sector writable"

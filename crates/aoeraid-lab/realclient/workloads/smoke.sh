@@ -72,8 +72,7 @@ for rel in 3 17 255 256 1023 2049 $((NSECT / 2 + 1)) $((NSECT - 1)); do
     lba=$((FIRST + rel))
     off=$((5 + n * 37))
     patch=$(printf 'PATCH lba=%d g=%d n=%d' "$lba" "$IDX" "$n")
-    dd if="$AOE_DEV" of=/tmp/sect bs=512 skip="$lba" count=1 iflag=direct 2>/dev/null ||
-        fail "O_DIRECT read of lba $lba failed"
+    sector_read "$AOE_DEV" "$lba" > /tmp/sect || fail "O_DIRECT read of lba $lba failed"
     dd if="$PAT" of=/tmp/orig bs=512 skip="$rel" count=1 2>/dev/null
     got=$(dd if=/tmp/sect bs=1 skip="$off" count=${#patch} 2>/dev/null)
     [ "$got" = "$patch" ] || fail "lba $lba: patch missing (got '$got')"

@@ -201,8 +201,16 @@ impl Lab {
     pub fn two_guests_halves(&self, target: &str, timeout: Duration) -> Vec<ClientResult> {
         let spec = ClientSpec::new(target, &[Workload::Halves, Workload::Stat]).timeout(timeout);
         let res = self.boot_clients(&[spec.clone(), spec]).expect("boot");
+        // Every guest's summary before the first failure: a guest that waits
+        // in vain for the other only says that the other is late.
         for r in &res {
-            eprintln!("{}", r.summary());
+            eprintln!(
+                "{}{}",
+                r.summary(),
+                r.lines_with("REALCLIENT-INFO").join("\n")
+            );
+        }
+        for r in &res {
             r.assert_passed();
             assert_eq!(r.metric("halves", "share_MB"), Some("16"));
             assert_eq!(r.metric("halves", "other_shares_verified"), Some("1"));
@@ -489,14 +497,7 @@ impl Lab {
 /// Asserts `e2fsck -fn` finds the ext4 a guest left in `image` (a blade's or
 /// an export's file, checked on the host) clean.
 pub fn assert_fsck_clean(image: &std::path::Path) {
-    let fsck = std::process::Command::new("e2fsck")
-        .arg("-fn")
-        .arg(image)
-        .output()
-        .expect("e2fsck");
-    assert!(
-        fsck.status.success(),
-        "host e2fsck: {}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    if let Err(e) = crate::sh::run(std::process::Command::new("e2fsck").arg("-fn").arg(image)) {
+        panic!("host e2fsck: {e}");
+    }
 }

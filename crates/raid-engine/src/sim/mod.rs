@@ -3,6 +3,7 @@
 //! torn writes and whole-appliance crashes (restart = assemble from member bytes only).
 //! A reference model checks every read. Same seed → same run.
 
+pub mod cli;
 mod member;
 mod model;
 mod rng;
@@ -64,17 +65,21 @@ impl std::fmt::Display for SimLayout {
     }
 }
 
+/// One run, of this simulator or of the whole-appliance one (which takes the same
+/// configuration and command line, [`cli`]).
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     pub layout: SimLayout,
     pub seed: u64,
+    /// Operations before the final check.
     pub ops: u64,
+    /// Arrays keep CRC32C checksums (and then take silent bit flips).
     pub integrity: bool,
     pub faults: bool,
-    pub qd: usize,
 }
 
 impl SimConfig {
+    /// Odd seeds run with integrity checksums on.
     pub fn new(layout: SimLayout, seed: u64, ops: u64) -> SimConfig {
         SimConfig {
             layout,
@@ -82,20 +87,28 @@ impl SimConfig {
             ops,
             integrity: seed % 2 == 1,
             faults: true,
-            qd: 8,
         }
     }
-    pub fn reproduce_command(&self) -> String {
+
+    /// The command-line arguments ([`cli::Options`]) that select this run again.
+    pub fn args(&self) -> String {
         format!(
-            "cargo run -p raid-engine --release --example sim -- --layout {} --seed {} --ops {}{}{}",
+            "--layout {} --seed {} --ops {} {}{}",
             self.layout,
             self.seed,
             self.ops,
-            if self.integrity { " --integrity" } else { " --no-integrity" },
+            if self.integrity {
+                "--integrity"
+            } else {
+                "--no-integrity"
+            },
             if self.faults { "" } else { " --no-faults" }
         )
     }
 }
+
+/// Requests the virtual client keeps in flight.
+const QUEUE_DEPTH: usize = 8;
 
 #[derive(Clone, Debug, Default)]
 pub struct SimStats {
@@ -822,7 +835,7 @@ impl World {
         }
         while self.stats.ops < self.cfg.ops {
             self.maybe_fault()?;
-            while self.outstanding.len() < self.cfg.qd {
+            while self.outstanding.len() < QUEUE_DEPTH {
                 self.random_request();
             }
             self.advance()?;
@@ -887,7 +900,7 @@ impl World {
             let n = 256.min(vs - off);
             self.submit(VolumeOp::Read, off, n);
             off += n;
-            while self.outstanding.len() >= self.cfg.qd {
+            while self.outstanding.len() >= QUEUE_DEPTH {
                 self.advance()?;
                 self.collect()?;
             }
@@ -908,12 +921,13 @@ pub fn run(cfg: &SimConfig) -> Result<SimStats, String> {
     match w.run() {
         Ok(()) => Ok(w.stats),
         Err(e) => Err(format!(
-            "sim failed: layout={} seed={} after {} ops at t={} ns: {e}\n  reproduce: {}",
+            "sim failed: layout={} seed={} after {} ops at t={} ns: {e}\n  reproduce: \
+             cargo run -p raid-engine --release --example sim -- {}",
             cfg.layout,
             cfg.seed,
             w.stats.ops,
             w.now,
-            cfg.reproduce_command()
+            cfg.args()
         )),
     }
 }

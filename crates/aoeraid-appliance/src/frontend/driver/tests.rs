@@ -386,3 +386,53 @@ fn reads_that_need_a_slot_wait_for_one() {
     d.transmit(&mut port);
     assert_eq!(d.store().reading.len(), 1, "the second read started");
 }
+
+#[test]
+fn a_fence_reply_waits_for_the_victims_volume_write() {
+    use aoe_wire::{MacList, RCmd, Reserve};
+    const FENCER: Mac = Mac([2, 0, 0, 0, 0, 0xf]);
+    let mut d = driver(Volumes::new(vec![0]));
+    let mut port = TestPort {
+        free: 8,
+        ..TestPort::default()
+    };
+    // CLIENT's write is in the RAID volume when FENCER reserves for itself.
+    feed(&mut d, &mut port, ata_frame(1, true, 8, &sector(0x11), 1));
+    let in_flight = requests(&mut d);
+    assert_eq!(in_flight.len(), 1);
+    let mut bytes = vec![0u8; 128];
+    let reserve = Reserve {
+        rcmd: RCmd::Set,
+        macs: MacList::from_slice(&[FENCER]),
+    };
+    let hdr = Header::request(IF_MAC, FENCER, SHELF, SLOT, Command::ReserveRelease, 9);
+    let n = reserve.emit(&hdr, &mut bytes).unwrap();
+    bytes.truncate(n);
+    feed(&mut d, &mut port, TestFrame { id: 9, bytes });
+    assert_eq!(d.poll_persist(), Some(ExportId(0)), "saved at once");
+    d.transmit(&mut port);
+    assert!(
+        port.sent.is_empty(),
+        "no reply while CLIENT's write may land"
+    );
+    assert!(d.fences_held() && !d.drained());
+    // CLIENT's next write is refused at once and never reaches the volume.
+    feed(&mut d, &mut port, ata_frame(2, true, 9, &sector(0x22), 1));
+    assert!(requests(&mut d).is_empty());
+    d.transmit(&mut port);
+    let (tag, status, _) = ata_reply(&port.sent.remove(0)).unwrap();
+    assert_eq!((tag, status), (2, ata::STATUS_FAILED));
+    // The write lands: its ack and the Reserve reply go out, the reply only now.
+    complete(&mut d, &mut port, in_flight[0].1.id, Ok(Vec::new()));
+    d.poll_fences(&mut port);
+    d.transmit(&mut port);
+    let tags: Vec<u32> = port
+        .sent
+        .iter()
+        .map(|f| parse(f).unwrap().header.tag)
+        .collect();
+    assert_eq!(tags.len(), 2, "{tags:?}");
+    assert!(tags.contains(&1) && tags.contains(&9));
+    assert!(d.drained());
+    assert_eq!(d.target().shared(ExportId(0)).fenced_commands(), 1);
+}
