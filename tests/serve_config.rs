@@ -126,14 +126,23 @@ fn stop(mut serve: Proc) -> String {
     serve.log()
 }
 
-#[test]
-fn serve_config_64_exports_one_process() {
-    if !lab::require_root("serve_config_64_exports_one_process") {
-        return;
+/// A lab with a target port and a client port on the front segment (None
+/// without root).
+fn front_lab(test: &str) -> Option<(Lab, String, String)> {
+    if !lab::require_root(test) {
+        return None;
     }
-    let lab = Lab::new("serve_config_64", LabConfig::default()).expect("lab");
+    let lab = Lab::new(test, LabConfig::default()).expect("lab");
     let tgt = lab.add_front_port().expect("target port");
     let cli = lab.add_front_port().expect("client port");
+    Some((lab, tgt, cli))
+}
+
+#[test]
+fn serve_config_64_exports_one_process() {
+    let Some((lab, tgt, cli)) = front_lab("serve_config_64_exports") else {
+        return;
+    };
     // Every size different, so a mixed-up export shows; the last one cut out
     // of its file by offset and length (vblade -o/-l).
     let mut exports: Vec<Export> = (0..64u8)
@@ -172,12 +181,9 @@ fn serve_config_64_exports_one_process() {
 
 #[test]
 fn serve_config_sighup_and_late_interface() {
-    if !lab::require_root("serve_config_sighup_and_late_interface") {
+    let Some((lab, tgt, cli)) = front_lab("serve_config_sighup") else {
         return;
-    }
-    let lab = Lab::new("serve_config_hup", LabConfig::default()).expect("lab");
-    let tgt = lab.add_front_port().expect("target port");
-    let cli = lab.add_front_port().expect("client port");
+    };
     // Ports are numbered in creation order: the next one is "tgt2".
     let late = "tgt2";
     let mb = 128 * 1024 * KIB;
