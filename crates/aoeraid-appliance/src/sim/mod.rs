@@ -44,6 +44,8 @@ pub struct SimStats {
     pub bit_flips: u64,
     pub grows: u64,
     pub member_failures: u64,
+    /// RAID 6: two blades of one array died for good at once.
+    pub double_failures: u64,
     pub blades_gone: u64,
     pub blades_back: u64,
     pub re_adds: u64,

@@ -753,12 +753,14 @@ impl World {
                 ));
             }
             1 if redundant => {
-                self.blades[b].disk.dead = true;
-                self.blades[b].gone = true;
-                self.busy_arrays.push(a.clone());
-                self.later
-                    .push((self.now + 3_000_000_000, Later::Plug(a.clone())));
-                self.note(format!("blade {baddr} of {a} dies for good"));
+                self.kill_for_good(&a, b);
+                if self.level(&a).parity() == 2 && self.rng.chance(0.75) {
+                    // RAID 6: a second blade of the array goes with it.
+                    let others: Vec<usize> = members.into_iter().filter(|&m| m != b).collect();
+                    let b2 = others[self.rng.below(others.len() as u64) as usize];
+                    self.stats.double_failures += 1;
+                    self.kill_for_good(&a, b2);
+                }
             }
             2 | 3 => {
                 if let Some((off, size)) = self.data_area(b) {
@@ -852,15 +854,26 @@ impl World {
         (sb.data_size > 32).then_some((sb.data_offset, sb.data_size))
     }
 
+    /// Blade `b` of array `a` dies for good; a new blade is plugged in 3 s later.
+    fn kill_for_good(&mut self, a: &str, b: usize) {
+        self.blades[b].disk.dead = true;
+        self.blades[b].gone = true;
+        self.busy_arrays.push(a.to_string());
+        self.later
+            .push((self.now + 3_000_000_000, Later::Plug(a.to_string())));
+        let baddr = self.blades[b].addr.to_string();
+        self.note(format!("blade {baddr} of {a} dies for good"));
+    }
+
     /// Crash: the appliance vanishes with everything in its memory. Member writes
     /// on the wire still land; the restart assembles from what the members hold.
     fn crash(&mut self) -> Result<(), String> {
-        // A crash while RAID 5 is degraded is the write hole (raid-engine DESIGN.md).
-        let unsafe_raid5 = self
+        // A crash while RAID 5/6 is degraded is the write hole (raid-engine DESIGN.md).
+        let unsafe_parity = self
             .all_arrays()
             .iter()
-            .any(|a| self.level(a) == Level::Raid5 && !self.calm(a));
-        if unsafe_raid5 {
+            .any(|a| self.level(a).parity() > 0 && !self.calm(a));
+        if unsafe_parity {
             return Ok(());
         }
         self.note("appliance crash".into());
