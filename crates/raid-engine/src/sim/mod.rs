@@ -710,7 +710,7 @@ impl World {
         if out != 1 || !whole || self.transient.iter().any(|t| t.0 == a) {
             return Ok(());
         }
-        self.next_fault_op = self.stats.ops + 200 + self.rng.below(1500);
+        self.next_fault_op = self.stats.client.ops + 200 + self.rng.below(1500);
         let m = act[self.rng.below(act.len() as u64) as usize];
         let permanent = self.rng.chance(0.5);
         self.lose(a, m, permanent);
