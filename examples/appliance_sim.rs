@@ -1,7 +1,7 @@
 //! Run the whole-appliance simulator from the command line.
 //!
 //! cargo run --profile ci --example appliance_sim -- --seed 123
-//! Options: --layout raid0|raid1|raid10|raid5|concat|all (default: the seed's, seed % 5)
+//! Options: --layout raid0|raid1|raid10|raid5|raid6|concat|all (default: the seed's, seed % 6)
 //!          --seed N  --seeds K (run N..N+K)  --ops N (default 20000)
 //!          --integrity / --no-integrity (default: odd seeds on)  --no-faults
 //!          --schedule (print the fault schedule of passing runs too)

@@ -1,7 +1,7 @@
 //! Run the deterministic fault simulator from the command line.
 //!
 //! cargo run -p raid-engine --release --example sim -- --layout raid5 --seed 123 --ops 100000
-//! Options: --layout raid0|raid1|raid10|raid5|concat|all (default raid5)  --seed N
+//! Options: --layout raid0|raid1|raid10|raid5|raid6|concat|all (default raid5)  --seed N
 //!          --seeds K (run N..N+K)  --ops N (default 100000)
 //!          --integrity / --no-integrity (default: odd seeds on)  --no-faults
 

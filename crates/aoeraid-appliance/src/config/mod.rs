@@ -116,6 +116,8 @@ pub enum Level {
     Raid1,
     Raid10,
     Raid5,
+    /// P + Q parity: any two members may be lost.
+    Raid6,
     /// Concatenation: members end to end.
     #[serde(alias = "concat")]
     Linear,
@@ -128,6 +130,7 @@ impl Level {
             Level::Raid1 => "raid1",
             Level::Raid10 => "raid10",
             Level::Raid5 => "raid5",
+            Level::Raid6 => "raid6",
             Level::Linear => "linear",
         }
     }
@@ -137,6 +140,7 @@ impl Level {
         match self {
             Level::Raid0 | Level::Linear => 0,
             Level::Raid1 | Level::Raid10 | Level::Raid5 => 1,
+            Level::Raid6 => 2,
         }
     }
 }
@@ -202,15 +206,15 @@ impl Default for BitmapSpec {
 }
 
 /// Chunk when the YAML names none. Striped mirrors and RAID 0 take the engine's
-/// benchmarked default (`raid_engine::DEFAULT_CHUNK_SECTORS`, 128 KiB). RAID 5
-/// takes 16 KiB: its stripe cache only turns small client writes into full-stripe
+/// benchmarked default (`raid_engine::DEFAULT_CHUNK_SECTORS`, 128 KiB). RAID 5 and
+/// RAID 6 take 16 KiB: its stripe cache only turns small client writes into full-stripe
 /// writes when a whole stripe (chunk × data members) fits in what clients keep in
 /// flight — a Linux aoe client at MTU 1500 has at most 64 one-KiB frames out, and the
 /// `raid-engine` engine bench measured 0 member reads per written byte with 16 KiB
 /// chunks against 2 with 128 KiB.
 pub fn default_chunk(level: Level) -> ByteSize {
     match level {
-        Level::Raid5 => ByteSize(16 << 10),
+        Level::Raid5 | Level::Raid6 => ByteSize(16 << 10),
         _ => ByteSize(u64::from(raid_engine::DEFAULT_CHUNK_SECTORS) * 512),
     }
 }

@@ -215,6 +215,7 @@ fn arrays(c: &Config, out: &mut Vec<Diagnostic>) {
         member_count(a, &ap, out);
         geometry(a, &ap, out);
         mirror_shelves(a, &ap, out);
+        parity_shelves(a, &ap, out);
         if let Some(g) = &a.spare_group {
             if c.spare_groups.get(g).is_none() {
                 let known: Vec<&str> = c.spare_groups.0.iter().map(|g| g.name.as_str()).collect();
@@ -261,6 +262,7 @@ fn member_count(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
             if n == 2 { "; use raid1 for two members" } else { "" }
         )),
         Level::Raid5 if n < 3 => Some(format!("raid5 needs at least 3 members, has {n}")),
+        Level::Raid6 if n < 4 => Some(format!("raid6 needs at least 4 members, has {n}")),
         _ => None,
     };
     if let Some(msg) = problem {
@@ -327,6 +329,36 @@ fn mirror_shelves(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
                 ),
             ));
         }
+    }
+}
+
+/// Parity levels: every member holds part of every stripe, so a shelf may hold at
+/// most as many members as the level survives losing (RAID 5 one, RAID 6 two).
+fn parity_shelves(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
+    let survives = a.level.redundancy();
+    if a.allow_same_shelf_mirrors || !matches!(a.level, Level::Raid5 | Level::Raid6) {
+        return;
+    }
+    let shelves: Vec<Option<u16>> = a.members.iter().map(MemberAddr::shelf).collect();
+    for (i, s) in shelves.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let on: Vec<usize> = (0..shelves.len())
+            .filter(|&j| shelves[j] == Some(*s))
+            .collect();
+        if on[0] != i || on.len() <= survives {
+            continue;
+        }
+        let names: Vec<String> = on.iter().map(|&j| a.members[j].to_string()).collect();
+        out.push(Diagnostic::warning(
+            ap.key("members").index(on[survives]),
+            format!(
+                "members {} are all on shelf {s}: losing that shelf takes {} members at once, \
+                 and {} survives the loss of only {survives}",
+                names.join(", "),
+                on.len(),
+                a.level
+            ),
+        ));
     }
 }
 

@@ -32,6 +32,7 @@ pub(crate) fn engine_level(spec: &ArraySpec) -> anyhow::Result<raid_engine::Leve
         config::Level::Raid1 => raid_engine::Level::Raid1,
         config::Level::Raid10 => raid_engine::Level::Raid10,
         config::Level::Raid5 => raid_engine::Level::Raid5,
+        config::Level::Raid6 => raid_engine::Level::Raid6,
         config::Level::Linear => bail!(
             "array {}: level linear is not an engine level; concatenate arrays in a volume \
              (volumes.arrays) instead",

@@ -5,11 +5,12 @@
 use super::{SimConfig, SimLayout};
 
 /// Every layout, in the order `--layout all` runs them.
-pub const ALL_LAYOUTS: [SimLayout; 5] = [
+pub const ALL_LAYOUTS: [SimLayout; 6] = [
     SimLayout::Raid0,
     SimLayout::Raid1,
     SimLayout::Raid10,
     SimLayout::Raid5,
+    SimLayout::Raid6,
     SimLayout::Concat,
 ];
 
@@ -30,7 +31,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// Parses `--layout raid0|raid1|raid10|raid5|concat|all --seed N --seeds K --ops N
+    /// Parses `--layout raid0|raid1|raid10|raid5|raid6|concat|all --seed N --seeds K --ops N
     /// --integrity --no-integrity --no-faults --schedule`; on a bad argument prints why
     /// (as `prog`) and exits with status 2.
     pub fn parse(prog: &str, args: impl IntoIterator<Item = String>, default_ops: u64) -> Options {
@@ -155,7 +156,7 @@ mod tests {
     #[test]
     fn seeds_and_default_layouts() {
         let o = parse(&["--seed", "4", "--seeds", "3", "--no-faults"]).unwrap();
-        let runs = o.runs(|s| vec![ALL_LAYOUTS[s as usize % 5]]);
+        let runs = o.runs(|s| vec![ALL_LAYOUTS[s as usize % ALL_LAYOUTS.len()]]);
         let got: Vec<_> = runs
             .iter()
             .map(|c| (c.layout, c.seed, c.integrity, c.faults))
@@ -163,15 +164,15 @@ mod tests {
         assert_eq!(
             got,
             [
-                (SimLayout::Concat, 4, false, false),
-                (SimLayout::Raid0, 5, true, false),
-                (SimLayout::Raid1, 6, false, false),
+                (SimLayout::Raid6, 4, false, false),
+                (SimLayout::Concat, 5, true, false),
+                (SimLayout::Raid0, 6, false, false),
             ]
         );
         let all = parse(&["--layout", "all", "--no-integrity"])
             .unwrap()
             .runs(|_| vec![]);
-        assert_eq!(all.len(), 5);
+        assert_eq!(all.len(), ALL_LAYOUTS.len());
         assert!(all.iter().all(|c| !c.integrity && c.ops == 100));
     }
 
