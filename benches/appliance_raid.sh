@@ -6,14 +6,14 @@
 #   sudo benches/appliance_raid.sh [--rate MBps] [--span MiB] [--runs N] [LEVEL...]
 #
 # LEVEL: raid10 (8 blades, 4 mirrored stripe elements), raid0 (8 blades),
-# raid5 (5 blades), pass (RAID 0 over one blade vs the blade directly),
+# raid5 (5 blades), raid6 (6 blades), pass (RAID 0 over one blade vs the blade directly),
 # rebuild (RAID 10 of 8 blades plus a spare: a member is failed, the spare
 # rebuilds; its rate idle and under a saturating client write load, and the
 # client's throughput under rebuild against its unloaded throughput).
-# Default: raid10 raid0 raid5 pass rebuild. Prints one line per level with
+# Default: raid10 raid0 raid5 raid6 pass rebuild. Prints one line per level with
 # medians over --runs runs (default 3). AOERAID_BIN=path uses a prebuilt binary.
 #
-# Chunks: RAID 0/10 64 KiB, RAID 5 16 KiB (CHUNK_RAID10=256KiB etc. override).
+# Chunks: RAID 0/10 64 KiB, RAID 5/6 16 KiB (CHUNK_RAID10=256KiB etc. override).
 # A client keeps at most 64 frames in flight per target (Linux: aoe_maxout),
 # about 550 KiB at MTU 9000: the chunk must be small enough that this window
 # spans every stripe element, or some blades idle while others queue.
@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ ${#LEVELS[@]} -gt 0 ] || LEVELS=(raid10 raid0 raid5 pass rebuild)
+[ ${#LEVELS[@]} -gt 0 ] || LEVELS=(raid10 raid0 raid5 raid6 pass rebuild)
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -59,10 +59,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-in_ns() { ip netns exec "$NS" "$@"; }
-# Background jobs start with `ip netns exec` itself, not through in_ns: a
-# backgrounded function runs in a subshell, so $! would name the subshell and
-# killing it would leave the daemon or blade running.
+# in_ns, ns_bridges_up, port.
+. "$ROOT/scripts/lib/netns.sh"
 
 # Bytes per second → tbf with a 20 ms bucket (at least a few jumbo frames).
 tbf() { # tbf DEV MBps
@@ -73,15 +71,7 @@ tbf() { # tbf DEV MBps
 
 lab_up() { # lab_up NBLADES(shelf 0..1 spread) BLADE_MIB
     mkdir -p "$DIR/state"
-    ip netns add "$NS"
-    in_ns ip link set lo up
-    for br in back0 front0; do
-        in_ns ip link add "$br" type bridge
-        in_ns ip link set "$br" type bridge stp_state 0 forward_delay 0
-        in_ns ip link set "$br" mtu 9000 up
-    done
-    port() { in_ns ip link add "$1" mtu 9000 type veth peer name "p$1" mtu 9000
-             in_ns ip link set "p$1" master "$2" up; in_ns ip link set "$1" up; }
+    ns_bridges_up
     local i shelf slot n
     for i in $(seq 0 $(($1 - 1))); do
         shelf=$((i % 2)); slot=$((i / 2)); n="e$shelf-$slot"
@@ -217,6 +207,8 @@ for level in "${LEVELS[@]}"; do
                 mw=$((8 * RATE)); mr=$((8 * RATE)) ;;
         raid5)  lab_up 5 $((SPAN_MIB / 2 + 64)); appliance raid5 "e0.0, e1.0, e0.1, e1.1, e0.2" "${CHUNK_RAID5:-16KiB}"
                 mw=$((4 * RATE)); mr=$((5 * RATE)) ;;   # parity rotates: reads use all five
+        raid6)  lab_up 6 $((SPAN_MIB / 2 + 64)); appliance raid6 "e0.0, e1.0, e0.1, e1.1, e0.2, e1.2" "${CHUNK_RAID6:-16KiB}"
+                mw=$((4 * RATE)); mr=$((6 * RATE)) ;;   # 4 data columns of 6; P and Q rotate
         pass)   lab_up 2 $((SPAN_MIB + 64)); appliance raid0 "e0.0" 256KiB
                 direct_w=$(measure e1.0 write bcl0); direct_r=$(measure e1.0 read bcl0)
                 mw=${direct_w%.*}; mr=${direct_r%.*} ;;

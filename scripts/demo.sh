@@ -62,10 +62,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step() { printf '\n== %s\n' "$*"; }
-in_ns() { ip netns exec "$NS" "$@"; }
-# Background jobs start with `ip netns exec` itself, not through in_ns: a
-# backgrounded function runs in a subshell, so $! would name the subshell and
-# killing it would leave the daemon or blade running.
+# in_ns, ns_bridges_up, port.
+. "$ROOT/scripts/lib/netns.sh"
 
 step "installing what the demo needs"
 "$ROOT/scripts/install-deps.sh" demo
@@ -91,18 +89,7 @@ fi
 
 step "namespace $NS: back-end and front-end bridges, ten blades"
 mkdir -p "$DIR/state"
-ip netns add "$NS"
-in_ns ip link set lo up
-for br in back0 front0; do
-    in_ns ip link add "$br" type bridge
-    in_ns ip link set "$br" type bridge stp_state 0 forward_delay 0
-    in_ns ip link set "$br" mtu 9000 up
-done
-port() { # port NAME BRIDGE
-    in_ns ip link add "$1" mtu 9000 type veth peer name "p$1" mtu 9000
-    in_ns ip link set "p$1" master "$2" up
-    in_ns ip link set "$1" up
-}
+ns_bridges_up
 for shelf in 0 1; do
     for slot in 0 1 2 3 4; do
         n="e$shelf-$slot"

@@ -6,7 +6,7 @@
 use aoeraid_lab as lab;
 
 use lab::frames::{ata_rw, header, pad};
-use lab::{metric, metric_sum, Appliance, Array, BladeSpec, Config, Volume};
+use lab::{metric, metric_sum, Appliance, Volume};
 use std::time::Duration;
 
 const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
@@ -35,18 +35,10 @@ fn flush_ext(src: [u8; 6], tag: u32) -> Vec<u8> {
 
 #[test]
 fn client_flush_reaches_members_and_writes_do_not() {
-    let test = "client_flush_reaches_members";
-    if !lab::require_root(test) || !lab::require_tools(test, &["vblade"]) {
+    let vol = Volume::new("vol", &["data"], SHELF, SLOT);
+    let Some(mut app) = Appliance::mirror(AOERAID, "aflush", 64 * MIB, vol) else {
         return;
-    }
-    let blades = [
-        BladeSpec::new(0, 0, 64 * MIB),
-        BladeSpec::new(1, 0, 64 * MIB),
-    ];
-    let config = Config::default()
-        .array(Array::raid1("data", &["e0.0", "e1.0"]))
-        .volume(Volume::new("vol", &["data"], SHELF, SLOT));
-    let mut app = Appliance::new(AOERAID, "aflush", 9000, &blades, config);
+    };
     app.create_and_start();
     let cli = app.raw_client();
     let up = cli

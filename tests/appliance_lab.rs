@@ -305,3 +305,66 @@ fn raid10_real_linux_client_ext4() {
     );
     app.stop();
 }
+
+/// RAID 6 over six blades on three shelves (two per shelf: a shelf's loss is within
+/// what RAID 6 survives, so `create` accepts it) with two group spares: two member
+/// blades, on different shelves, are killed one after the other under a verifying
+/// client. The client sees no error and no mismatch; both spares take a slot and are
+/// rebuilt (from the four survivors for the first), and the rebuilt array reads back.
+#[test]
+fn raid6_two_members_killed_under_verify() {
+    if !ready("raid6_two_members_killed_under_verify") {
+        return;
+    }
+    let blades = Lab::grid(&[0, 1, 2], 0..3, 64 * MIB);
+    let members = ["e0.0", "e1.0", "e2.0", "e0.1", "e1.1", "e2.1"];
+    let config = exported(&[Array::new("data", Level::Raid6, &members)
+        .chunk("16KiB")
+        .spare_group("spares")
+        .bitmap_region("4MiB")])
+    .spare_group("spares", &["e0.2", "e1.2"]);
+    let mut app = Appliance::new(AOERAID, "raid6", 9000, &blades, config);
+    app.create_and_start();
+    let mut bench = app.spawn_bench("verify-under-two-failures", "verify", 240 * MIB, &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    app.lab.blade(0, 0).kill().expect("kill e0.0");
+    std::thread::sleep(Duration::from_secs(2));
+    app.lab.blade(1, 1).kill().expect("kill e1.1");
+    assert!(
+        bench.try_wait().expect("bench").is_none(),
+        "the verify ended before the second blade was killed:\n{}",
+        bench.log()
+    );
+    let st = bench
+        .wait_timeout(Duration::from_secs(400))
+        .expect("wait bench");
+    let log = bench.log();
+    eprintln!("verify under two failures:\n{log}");
+    assert_bench_clean(
+        "verify with two members killed",
+        st.is_some_and(|s| s.success()),
+        &log,
+    );
+    let spares = ["e0.2", "e1.2"];
+    let seen = app.wait_for("data", Duration::from_secs(400), |st, m| {
+        st == "clean"
+            && spares
+                .iter()
+                .all(|sp| m.iter().any(|(b, s)| b == sp && s == "active"))
+    });
+    let s = app.status_json().unwrap();
+    let a = &s["arrays"][0];
+    assert_eq!(a["level"], "raid6", "{a}");
+    let ev = app.events();
+    for e in ["Fail data e0.0", "Fail data e1.1"] {
+        assert!(ev.contains(e), "event {e} missing; states {seen:?}:\n{ev}");
+    }
+    assert!(
+        ev.matches("RebuildFinished data").count() >= 2,
+        "two rebuilds; states {seen:?}:\n{ev}"
+    );
+    // What the verify wrote reads back from the rebuilt array.
+    let (ok, out) = app.bench("check", 240 * MIB, &[]);
+    assert_bench_clean("check after both rebuilds", ok, &out);
+    app.stop();
+}

@@ -6,7 +6,7 @@
 use aoeraid_lab as lab;
 
 use lab::frames::config_read;
-use lab::{Appliance, Array, BladeSpec, Config, Volume};
+use lab::{Appliance, Volume};
 use std::time::{Duration, Instant};
 
 const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
@@ -25,18 +25,10 @@ fn config_string(reply: &[u8]) -> Vec<u8> {
 
 #[test]
 fn sighup_applies_allow_list_and_config_string_live() {
-    let test = "sighup_applies_allow_list";
-    if !lab::require_root(test) || !lab::require_tools(test, &["vblade"]) {
+    let vol = Volume::new("vol", &["data"], SHELF, SLOT).config_string("before");
+    let Some(mut app) = Appliance::mirror(AOERAID, "areload", 32 * MIB, vol) else {
         return;
-    }
-    let blades = [
-        BladeSpec::new(0, 0, 32 * MIB),
-        BladeSpec::new(1, 0, 32 * MIB),
-    ];
-    let config = Config::default()
-        .array(Array::raid1("data", &["e0.0", "e1.0"]))
-        .volume(Volume::new("vol", &["data"], SHELF, SLOT).config_string("before"));
-    let mut app = Appliance::new(AOERAID, "areload", 9000, &blades, config);
+    };
     app.create_and_start();
     let client_mac = app.lab.mac(&app.client).expect("client mac");
     let cli = app.raw_client();
@@ -110,18 +102,10 @@ fn sighup_applies_allow_list_and_config_string_live() {
 /// long before the old minute is up.
 #[test]
 fn sighup_swaps_event_program_and_dead_after() {
-    let test = "sighup_swaps_event_program";
-    if !lab::require_root(test) || !lab::require_tools(test, &["vblade"]) {
+    let vol = Volume::new("vol", &["data"], SHELF, SLOT);
+    let Some(mut app) = Appliance::mirror(AOERAID, "areload2", 32 * MIB, vol) else {
         return;
-    }
-    let blades = [
-        BladeSpec::new(0, 0, 32 * MIB),
-        BladeSpec::new(1, 0, 32 * MIB),
-    ];
-    let config = Config::default()
-        .array(Array::raid1("data", &["e0.0", "e1.0"]))
-        .volume(Volume::new("vol", &["data"], SHELF, SLOT));
-    let mut app = Appliance::new(AOERAID, "areload2", 9000, &blades, config);
+    };
     let mut first = app.config().clone();
     first.appliance.event_program = None;
     first.backend.dead_after = Some("60s".into());

@@ -206,10 +206,10 @@ fn malformed_values() {
         "min 20MB/s is above max 10MB/s",
     );
     rejects(
-        &format!("{HEAD}arrays:\n  - name: a\n    level: raid6\n"),
+        &format!("{HEAD}arrays:\n  - name: a\n    level: raid7\n"),
         6,
         "arrays[0].level",
-        "unknown variant `raid6`",
+        "unknown variant `raid7`",
     );
     rejects(
         &format!("{HEAD}arrays:\n  - name: a\n    level: raid1\n    members: [e0.1, disk2]\n"),
@@ -276,6 +276,49 @@ fn mirror_halves_on_one_shelf() {
         5,
         "arrays[0].members[0]",
         "warning: mirror halves e3.0 and e3.1 are all on shelf 3",
+    );
+}
+
+/// Parity levels: a shelf may hold as many members as the level survives losing —
+/// one for RAID 5, two for RAID 6 — and the warning says what a shelf loss takes.
+#[test]
+fn parity_members_on_one_shelf() {
+    let y = format!("{HEAD}arrays:\n  - {{name: p, level: raid5, members: [e0.0, e1.0, e0.1]}}\n");
+    rejects(
+        &y,
+        5,
+        "arrays[0].members[2]",
+        "warning: members e0.0, e0.1 are all on shelf 0: losing that shelf takes 2 members \
+         at once, and raid5 survives the loss of only 1",
+    );
+    assert!(!check(&y, &[]).stderr.contains("copies"));
+    let two_per_shelf = format!(
+        "{HEAD}arrays:\n  - {{name: q, level: raid6, members: [e0.0, e0.1, e1.0, e1.1]}}\n"
+    );
+    let o = check(&two_per_shelf, &[]);
+    assert!(o.ok, "raid6 survives a shelf of two:\n{}", o.stderr);
+    assert!(!o.stderr.contains("warning"), "{}", o.stderr);
+    let three = format!(
+        "{HEAD}arrays:\n  - {{name: q, level: raid6, members: [e0.0, e0.1, e1.0, e0.2]}}\n"
+    );
+    rejects(
+        &three,
+        5,
+        "arrays[0].members[3]",
+        "warning: members e0.0, e0.1, e0.2 are all on shelf 0: losing that shelf takes 3 \
+         members at once, and raid6 survives the loss of only 2",
+    );
+    let allowed = format!(
+        "{HEAD}arrays:\n  - {{name: q, level: raid6, members: [e0.0, e0.1, e1.0, e0.2], allow_same_shelf_mirrors: true}}\n"
+    );
+    assert!(check(&allowed, &[]).ok);
+    let short =
+        format!("{HEAD}arrays:\n  - {{name: q, level: raid6, members: [e0.0, e1.0, e2.0]}}\n");
+    rejects(
+        &short,
+        5,
+        "arrays[0].members",
+        "raid6 needs at least 4 members, has 3",
     );
 }
 

@@ -6,7 +6,9 @@ mod ctl_fixture;
 
 use aoeraid_appliance::config::{MemberAddr, Rate};
 use aoeraid_appliance::control::server::Reply;
-use aoeraid_appliance::control::{Client, ControlHandler, ControlServer, Request, Status};
+use aoeraid_appliance::control::{
+    Client, ControlHandler, ControlServer, MemberCommand, Request, Status,
+};
 use aoeraid_lab::TempDir;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -47,29 +49,9 @@ impl ControlHandler for Recorder {
             .clone()
             .unwrap_or_else(ctl_fixture::rebuilding))
     }
-    fn fail(&self, array: &str, m: &MemberAddr) -> Reply {
-        Self::known(array)?;
-        self.log(format!("fail {array} {m}"))
-    }
-    fn remove(&self, array: &str, m: &MemberAddr) -> Reply {
-        Self::known(array)?;
-        self.log(format!("remove {array} {m}"))
-    }
-    fn add(&self, array: &str, m: &MemberAddr) -> Reply {
-        Self::known(array)?;
-        self.log(format!("add {array} {m}"))
-    }
-    fn re_add(&self, array: &str, m: &MemberAddr) -> Reply {
-        Self::known(array)?;
-        self.log(format!("re-add {array} {m}"))
-    }
-    fn spare_add(&self, group: &str, m: &MemberAddr) -> Reply {
-        Self::known(group)?;
-        self.log(format!("spare-add {group} {m}"))
-    }
-    fn spare_remove(&self, group: &str, m: &MemberAddr) -> Reply {
-        Self::known(group)?;
-        self.log(format!("spare-remove {group} {m}"))
+    fn member(&self, cmd: MemberCommand, target: &str, m: &MemberAddr) -> Reply {
+        Self::known(target)?;
+        self.log(format!("{} {target} {m}", cmd.as_str()))
     }
     fn scrub(&self, array: &str, repair: bool) -> Reply {
         Self::known(array)?;

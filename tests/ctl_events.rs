@@ -8,13 +8,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn opts(program: &Path, timeout: Duration, queue: usize) -> DispatcherOptions {
-    DispatcherOptions {
+/// A dispatcher of appliance `rb1` running `program` (killed after `timeout`, at most
+/// `queue` events waiting), counting into `metrics`.
+fn start(metrics: &Arc<Metrics>, program: &Path, timeout: Duration, queue: usize) -> Dispatcher {
+    let opts = DispatcherOptions {
         program: Some(program.to_path_buf()),
         timeout,
         queue,
         appliance: "rb1".into(),
-    }
+    };
+    Dispatcher::start(opts, Some(metrics.clone())).unwrap()
 }
 
 fn counter(m: &Metrics, name: &str, label: &str) -> u64 {
@@ -34,11 +37,7 @@ fn program_gets_event_array_member_in_order() {
         &format!("echo \"$# $* env=$AOERAID_EVENT/$AOERAID_ARRAY/$AOERAID_MEMBER/$AOERAID_APPLIANCE\" >> {}", out.display()),
     );
     let metrics = Arc::new(Metrics::new());
-    let d = Dispatcher::start(
-        opts(&prog, Duration::from_secs(10), 64),
-        Some(metrics.clone()),
-    )
-    .unwrap();
+    let d = start(&metrics, &prog, Duration::from_secs(10), 64);
     let sink = d.sink();
     let seq = [
         Event::new(EventKind::Fail, "data").member("e1.1"),
@@ -79,21 +78,18 @@ fn failing_and_missing_programs_are_counted() {
     let dir = TempDir::new("ctl-events");
     let prog = dir.script("fails", "exit 3");
     let metrics = Arc::new(Metrics::new());
-    let d = Dispatcher::start(
-        opts(&prog, Duration::from_secs(10), 8),
-        Some(metrics.clone()),
-    )
-    .unwrap();
+    let d = start(&metrics, &prog, Duration::from_secs(10), 8);
     d.sink().emit(Event::new(EventKind::TestMessage, "data"));
     d.sink().emit(Event::new(EventKind::TestMessage, "data"));
     d.shutdown();
     assert_eq!(counter(&metrics, "failures", "exit"), 2);
 
-    let d = Dispatcher::start(
-        opts(&dir.join("does-not-exist"), Duration::from_secs(10), 8),
-        Some(metrics.clone()),
-    )
-    .unwrap();
+    let d = start(
+        &metrics,
+        &dir.join("does-not-exist"),
+        Duration::from_secs(10),
+        8,
+    );
     d.sink().emit(Event::new(EventKind::NewArray, "data"));
     d.shutdown();
     assert_eq!(counter(&metrics, "failures", "spawn"), 1);
@@ -110,11 +106,7 @@ fn hung_program_is_killed_with_its_children() {
         &format!("sleep 600 &\necho $$ $! >> {}\nwait", pids.display()),
     );
     let metrics = Arc::new(Metrics::new());
-    let d = Dispatcher::start(
-        opts(&prog, Duration::from_millis(300), 8),
-        Some(metrics.clone()),
-    )
-    .unwrap();
+    let d = start(&metrics, &prog, Duration::from_millis(300), 8);
     d.sink()
         .emit(Event::new(EventKind::Fail, "data").member("e0.1"));
     d.sink().emit(Event::new(EventKind::DegradedArray, "data"));
@@ -160,11 +152,7 @@ fn full_queue_drops_but_counts_and_never_blocks() {
     let dir = TempDir::new("ctl-events");
     let prog = dir.script("slow", "sleep 600");
     let metrics = Arc::new(Metrics::new());
-    let d = Dispatcher::start(
-        opts(&prog, Duration::from_millis(200), 2),
-        Some(metrics.clone()),
-    )
-    .unwrap();
+    let d = start(&metrics, &prog, Duration::from_millis(200), 2);
     let sink = d.sink();
     let mut accepted = 0;
     for _ in 0..50 {
@@ -226,16 +214,12 @@ fn test_event_runs_the_program_for_every_array() {
     };
     let cfg = dir.join("appliance.yaml");
     std::fs::write(&cfg, yaml(&ok)).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aoeraid"))
-        .args(["test-event", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    aoeraid_lab::run_command(
+        std::process::Command::new(env!("CARGO_BIN_EXE_aoeraid"))
+            .args(["test-event", "--config"])
+            .arg(&cfg),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let calls = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         calls.lines().collect::<Vec<_>>(),

@@ -276,48 +276,29 @@ fn alert_rules_are_valid() {
         );
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
-    match Command::new("promtool")
-        .arg("check")
-        .arg("rules")
-        .arg("alerts.yaml")
-        .current_dir(&dir)
-        .output()
-    {
-        Ok(o) => {
-            assert!(
-                o.status.success(),
-                "promtool check rules:\n{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
-            let o = Command::new("promtool")
-                .args(["test", "rules", "alerts.test.yaml"])
-                .current_dir(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "promtool test rules:\n{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
+    if aoeraid_lab::require_tools("alert_rules_are_valid", &["promtool"]) {
+        for args in [
+            &["check", "rules", "alerts.yaml"],
+            &["test", "rules", "alerts.test.yaml"],
+        ] {
+            aoeraid_lab::run_command(Command::new("promtool").args(args).current_dir(&dir))
+                .unwrap_or_else(|e| panic!("{e}"));
         }
-        Err(_) => {
-            // Without promtool (Debian package `prometheus`), check the
-            // shape: each rule has an expression, a severity and a summary.
-            eprintln!("promtool not installed: checking rule structure only");
-            let blocks: Vec<&str> = rules.split("- alert: ").skip(1).collect();
-            assert!(blocks.len() >= 5);
-            for b in blocks {
-                let name = b.lines().next().unwrap();
-                for key in ["expr:", "severity:", "summary:"] {
-                    assert!(b.contains(key), "alert {name} lacks {key}");
-                }
-                assert!(
-                    !b.contains('\t'),
-                    "alert {name} has a tab (invalid YAML indentation)"
-                );
+    } else {
+        // Without promtool (Debian package `prometheus`), check the
+        // shape: each rule has an expression, a severity and a summary.
+        eprintln!("promtool not installed: checking rule structure only");
+        let blocks: Vec<&str> = rules.split("- alert: ").skip(1).collect();
+        assert!(blocks.len() >= 5);
+        for b in blocks {
+            let name = b.lines().next().unwrap();
+            for key in ["expr:", "severity:", "summary:"] {
+                assert!(b.contains(key), "alert {name} lacks {key}");
             }
+            assert!(
+                !b.contains('\t'),
+                "alert {name} has a tab (invalid YAML indentation)"
+            );
         }
     }
 }

@@ -98,31 +98,58 @@ fn bench_clean(lab: &Lab, args: &[&str], limit: Duration) -> Value {
     v
 }
 
+/// A clean `bench --rw verify --qd 8` through `ini`, sequential then random, with `args`
+/// (the device, block size, span...); their reports.
+fn verify_patterns(lab: &Lab, ini: &str, args: &[&str]) -> Vec<Value> {
+    ["seq", "rand"]
+        .into_iter()
+        .map(|pattern| {
+            let common = [
+                "--iface",
+                ini,
+                "--rw",
+                "verify",
+                "--qd",
+                "8",
+                "--pattern",
+                pattern,
+            ];
+            bench_clean(lab, &[&common[..], args].concat(), Duration::from_secs(240))
+        })
+        .collect()
+}
+
 fn n(v: &Value, key: &str) -> u64 {
     v[key]
         .as_u64()
         .unwrap_or_else(|| panic!("{key} missing in {v}"))
 }
 
-fn discover_eight(mtu: u32) {
-    let name = format!("initiator_discover_{mtu}");
-    if !lab::require_root(&name) || !lab::require_tools(&name, &["vblade", "ip"]) {
-        return;
+/// The lab of test `name` (MTU `mtu`, `blades`) with an initiator port on the back
+/// segment; None when the test is skipped (not root, tools missing).
+fn lab_with_port(name: &str, mtu: u32, blades: &[BladeSpec]) -> Option<(Lab, String)> {
+    if !lab::require_root(name) || !lab::require_tools(name, &["vblade", "ip"]) {
+        return None;
     }
-    let lab = Lab::with_blades(&name, mtu, &Lab::grid(&[0, 1], 0..4, 8 << 20)).expect("lab");
+    let lab = Lab::with_blades(name, mtu, blades).expect("lab");
     let ini = lab.add_initiator_port(&Segment::BACK).expect("port");
-    let out = aoeraid(
-        &lab,
-        &["discover", "--iface", &ini, "--timeout", "1500ms", "--json"],
-    )
-    .output()
-    .expect("discover");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON list");
+    Some((lab, ini))
+}
+
+/// `aoeraid discover --json ARGS`, which must succeed: the blades it lists.
+fn discover(lab: &Lab, args: &[&str]) -> Vec<Value> {
+    let out = lab
+        .run(AOERAID, &[&["discover", "--json"], args].concat())
+        .unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_str(&out).expect("JSON list")
+}
+
+fn discover_eight(mtu: u32) {
+    let blades = Lab::grid(&[0, 1], 0..4, 8 << 20);
+    let Some((lab, ini)) = lab_with_port(&format!("initiator_discover_{mtu}"), mtu, &blades) else {
+        return;
+    };
+    let list = discover(&lab, &["--iface", &ini, "--timeout", "1500ms"]);
     assert_eq!(list.len(), 8, "{list:?}");
     let spf = if mtu == 9000 { 17 } else { 2 };
     for (i, b) in list.iter().enumerate() {
@@ -148,15 +175,7 @@ fn discover_eight(mtu: u32) {
     // Without --iface every Ethernet interface that is up is probed, as
     // aoe-discover does: the same eight blades, the initiator port among the
     // interfaces each one answered on.
-    let out = aoeraid(&lab, &["discover", "--timeout", "1500ms", "--json"])
-        .output()
-        .expect("discover");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON list");
+    let list = discover(&lab, &["--timeout", "1500ms"]);
     let found: Vec<(u64, u64)> = list.iter().map(|b| (n(b, "shelf"), n(b, "slot"))).collect();
     let want: Vec<(u64, u64)> = (0..2).flat_map(|s| (0..4).map(move |l| (s, l))).collect();
     assert_eq!(found, want, "{list:?}");
@@ -177,36 +196,14 @@ fn initiator_discover_eight_blades_mtu9000() {
 }
 
 fn verify_one(mtu: u32) {
-    let name = format!("initiator_verify_{mtu}");
-    if !lab::require_root(&name) || !lab::require_tools(&name, &["vblade", "ip"]) {
-        return;
-    }
     let spec = BladeSpec::new(0, 1, 64 << 20).no_sync();
-    let lab = Lab::with_blades(&name, mtu, &[spec]).expect("lab");
-    let ini = lab.add_initiator_port(&Segment::BACK).expect("port");
-    for pattern in ["seq", "rand"] {
-        let v = bench_clean(
-            &lab,
-            &[
-                "--iface",
-                &ini,
-                "--device",
-                "0.1",
-                "--rw",
-                "verify",
-                "--pattern",
-                pattern,
-                "--bs",
-                "64K",
-                "--qd",
-                "8",
-                "--span",
-                "64M",
-                "--seed",
-                "7",
-            ],
-            Duration::from_secs(240),
-        );
+    let Some((lab, ini)) = lab_with_port(&format!("initiator_verify_{mtu}"), mtu, &[spec]) else {
+        return;
+    };
+    let args = [
+        "--device", "0.1", "--bs", "64K", "--span", "64M", "--seed", "7",
+    ];
+    for v in verify_patterns(&lab, &ini, &args) {
         assert_eq!(n(&v, "bytes"), 2 * (64 << 20), "{v}");
     }
     // A later check with the same seed finds the data; another seed does not.
@@ -247,40 +244,18 @@ fn initiator_verify_mtu9000() {
 
 #[test]
 fn initiator_verify_through_loss_reorder_duplicate() {
-    let name = "initiator_netem";
-    if !lab::require_root(name) || !lab::require_tools(name, &["vblade", "ip"]) {
-        return;
-    }
     let spec = BladeSpec::new(0, 2, 16 << 20).no_sync();
-    let lab = Lab::with_blades(name, 1500, &[spec]).expect("lab");
-    let ini = lab.add_initiator_port(&Segment::BACK).expect("port");
+    let Some((lab, ini)) = lab_with_port("initiator_netem", 1500, &[spec]) else {
+        return;
+    };
     lab.blade(0, 2)
         .impair(
             Direction::Both,
             &Impairment::loss_reorder_dup(5.0, 25.0, 1.0),
         )
         .expect("impair");
-    for pattern in ["seq", "rand"] {
-        let v = bench_clean(
-            &lab,
-            &[
-                "--iface",
-                &ini,
-                "--device",
-                "0.2",
-                "--rw",
-                "verify",
-                "--pattern",
-                pattern,
-                "--bs",
-                "32K",
-                "--qd",
-                "8",
-                "--span",
-                "16M",
-            ],
-            Duration::from_secs(240),
-        );
+    let args = ["--device", "0.2", "--bs", "32K", "--span", "16M"];
+    for v in verify_patterns(&lab, &ini, &args) {
         assert!(
             n(&v, "retransmits") > 0,
             "5% loss must cost retransmits: {v}"
@@ -290,13 +265,10 @@ fn initiator_verify_through_loss_reorder_duplicate() {
 
 #[test]
 fn initiator_blade_killed_mid_bench_fails_fast_and_returns() {
-    let name = "initiator_kill";
-    if !lab::require_root(name) || !lab::require_tools(name, &["vblade", "ip"]) {
-        return;
-    }
     let spec = BladeSpec::new(1, 0, 16 << 20).no_sync();
-    let lab = Lab::with_blades(name, 1500, &[spec]).expect("lab");
-    let ini = lab.add_initiator_port(&Segment::BACK).expect("port");
+    let Some((lab, ini)) = lab_with_port("initiator_kill", 1500, &[spec]) else {
+        return;
+    };
     let dead = 3.0;
     let mut run = spawn_bench(
         &lab,
@@ -338,21 +310,12 @@ fn initiator_blade_killed_mid_bench_fails_fast_and_returns() {
 
 #[test]
 fn initiator_two_paths_survive_one_link_down() {
-    let name = "initiator_multipath";
-    if !lab::require_root(name) || !lab::require_tools(name, &["vblade", "ip"]) {
-        return;
-    }
     let spec = BladeSpec::new(0, 3, 16 << 20).no_sync().dual_port();
-    let lab = Lab::with_blades(name, 1500, &[spec]).expect("lab");
-    let ini0 = lab.add_initiator_port(&Segment::BACK).expect("port");
+    let Some((lab, ini0)) = lab_with_port("initiator_multipath", 1500, &[spec]) else {
+        return;
+    };
     let ini1 = lab.add_initiator_port(&Segment::BACK2).expect("port");
-    let out = aoeraid(
-        &lab,
-        &["discover", "--iface", &ini0, "--iface", &ini1, "--json"],
-    )
-    .output()
-    .expect("discover");
-    let list: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    let list = discover(&lab, &["--iface", &ini0, "--iface", &ini1]);
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(
         list[0]["interfaces"].as_array().map(Vec::len),

@@ -4,7 +4,9 @@
 //! gets an ATA error status for READ and WRITE at once, its write changes
 //! nothing, IDENTIFY and the control commands still answer; the reservation
 //! survives a restart of the target and shows in its status, metrics and
-//! logs; with an allow list, B may not change the reservation. Root only.
+//! logs; with an allow list, B may not change the reservation. And the stock
+//! Linux driver (Debian's kernel in qemu) fails a fenced READ and WRITE with
+//! EIO at once. Root only.
 
 use aoeraid_lab as lab;
 
@@ -288,4 +290,106 @@ fn raid1_export_fences_an_excluded_mac() {
         Some(0)
     );
     app.stop();
+}
+
+/// The guest's side of `linux_client_fails_fenced_io_at_once`: a sector
+/// written, then (after the host fences this guest's MAC out) a READ and a
+/// WRITE that must fail with EIO within seconds, not after `aoe_deadsecs`.
+const FENCED_GUEST: &str = r#"
+. /lib/realclient/common.sh
+set -u
+printf 'BEFORE-FENCE' > /tmp/b
+dd if=/tmp/b of=/tmp/b.sect bs=512 count=1 conv=sync 2>/dev/null
+sector_write "$AOE_DEV" 100 /tmp/b.sect || fail "write before the fence failed"
+event "fence-ready"
+# The host fences this guest while handling the event: poll until a read fails.
+i=0
+while :; do
+    t0=$(now)
+    if ! dd if="$AOE_DEV" of=/dev/null bs=4096 count=1 iflag=direct 2>/tmp/err; then
+        t1=$(now)
+        break
+    fi
+    i=$((i + 1))
+    [ "$i" -lt 120 ] || fail "reads still succeed 60 s after the fence"
+    sleep 0.5
+done
+metric read_fail_s "$(elapsed "$t0" "$t1")"
+info "fenced read: $(cat /tmp/err)"
+printf 'AFTER-FENCE' > /tmp/a
+dd if=/tmp/a of=/tmp/a.sect bs=512 count=1 conv=sync 2>/dev/null
+t0=$(now)
+if dd if=/tmp/a.sect of="$AOE_DEV" bs=512 count=1 seek=100 oflag=direct conv=notrunc 2>/tmp/err; then
+    fail "a fenced write succeeded"
+fi
+t1=$(now)
+metric write_fail_s "$(elapsed "$t0" "$t1")"
+info "fenced write: $(cat /tmp/err)"
+exit 0
+"#;
+
+/// The stock Linux aoe driver (qemu guest) against `aoeraid serve`: once the
+/// export is reserved for another MAC, the guest's O_DIRECT READ and WRITE
+/// fail with EIO within seconds (the ATA error status), and the write leaves
+/// the disk unchanged.
+#[test]
+fn linux_client_fails_fenced_io_at_once() {
+    if !lab::require_root("linux_client_fails_fenced_io_at_once")
+        || !lab::require_tools(
+            "linux_client_fails_fenced_io_at_once",
+            &["qemu-system-x86_64"],
+        )
+    {
+        return;
+    }
+    let lab = Lab::new("fence-linux", LabConfig::default()).expect("lab");
+    let tgt = lab.add_front_port().expect("target port");
+    let pa = lab.add_front_port().expect("fencer port");
+    let a = lab.raw_client(&pa).unwrap();
+    let file = lab.sparse_file("export.img", 64 * MIB).expect("store");
+    let mut srv = lab.serve_aoeraid(AOERAID, &tgt, &file, 3, 5, &[]);
+    let script = lab::Workload::Script {
+        name: "fenced".into(),
+        body: FENCED_GUEST.into(),
+    };
+    let spec = lab::ClientSpec::new("e3.5", &[script]).timeout(Duration::from_secs(300));
+    let (r, fenced) = lab
+        .boot_client_at(spec, "fence-ready", || {
+            // Everyone but A is fenced out: the guest among them.
+            let f = reserve(a.mac, 3, 5, 0x70, 2, &[a.mac]);
+            let r = a.call(&f, 0x70).expect("io").expect("Force Set reply");
+            assert_eq!((r[14] & 0x04, r[25]), (0, 1), "Force Set {r:02x?}");
+        })
+        .expect("boot");
+    eprintln!(
+        "{}{}",
+        r.summary(),
+        r.lines_with("REALCLIENT-INFO").join("\n")
+    );
+    if !r.passed {
+        let tail: Vec<&str> = r.console.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        eprintln!("console tail:\n{}", tail.join("\n"));
+    }
+    assert!(fenced, "the fence hook never ran");
+    r.assert_passed();
+    for key in ["read_fail_s", "write_fail_s"] {
+        let s = r.metric_f64("fenced", key).expect(key);
+        assert!(
+            s < 5.0,
+            "{key} = {s} s: the driver retried instead of failing"
+        );
+    }
+    let on_disk = std::fs::read(&file).unwrap();
+    assert!(
+        on_disk[100 * 512..].starts_with(b"BEFORE-FENCE"),
+        "fenced write landed"
+    );
+    srv.terminate(Duration::from_secs(5)).expect("stop");
+    let log = srv.log();
+    let fenced: u64 = log_value(&log, "fenced_commands=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(fenced >= 2, "{log}");
 }

@@ -128,16 +128,13 @@ impl SimBlade {
 
     fn ata(&mut self, h: &Header, arg: &AtaArg, data: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; 9216];
+        let (mac, shelf, slot) = (self.mac, self.shelf, self.slot);
+        // The reply header with `status` and `err`; returns where its data goes.
+        let reply = |out: &mut Vec<u8>, status: u8, err: u8| {
+            write_ata_response(out, h, mac, shelf, slot, &arg.reply(status, err)).unwrap()
+        };
         let fail = |out: &mut Vec<u8>, err: u8| {
-            let n = write_ata_response(
-                out,
-                h,
-                self.mac,
-                self.shelf,
-                self.slot,
-                &arg.reply(ata::STATUS_FAILED, err),
-            )
-            .unwrap();
+            let n = reply(out, ata::STATUS_FAILED, err);
             out.truncate(n.max(60));
         };
         match arg.cmd_status {
@@ -147,15 +144,7 @@ impl SimBlade {
                 id.flush = true;
                 let mut block = [0u8; IDENTIFY_LEN];
                 id.emit(&mut block).unwrap();
-                let off = write_ata_response(
-                    &mut out,
-                    h,
-                    self.mac,
-                    self.shelf,
-                    self.slot,
-                    &arg.reply(ata::STATUS_OK, 0),
-                )
-                .unwrap();
+                let off = reply(&mut out, ata::STATUS_OK, 0);
                 out[off..off + IDENTIFY_LEN].copy_from_slice(&block);
                 out.truncate(off + IDENTIFY_LEN);
             }
@@ -171,15 +160,7 @@ impl SimBlade {
                     return out;
                 }
                 let (a, b) = (lba as usize * SECTOR_SIZE, (lba + n) as usize * SECTOR_SIZE);
-                let off = write_ata_response(
-                    &mut out,
-                    h,
-                    self.mac,
-                    self.shelf,
-                    self.slot,
-                    &arg.reply(ata::STATUS_OK, 0),
-                )
-                .unwrap();
+                let off = reply(&mut out, ata::STATUS_OK, 0);
                 let end = lba + n;
                 if ata::is_write(arg.cmd_status) {
                     if data.len() < b - a {
@@ -198,15 +179,7 @@ impl SimBlade {
                 }
             }
             ata::FLUSH | ata::FLUSH_EXT => {
-                let off = write_ata_response(
-                    &mut out,
-                    h,
-                    self.mac,
-                    self.shelf,
-                    self.slot,
-                    &arg.reply(ata::STATUS_OK, 0),
-                )
-                .unwrap();
+                let off = reply(&mut out, ata::STATUS_OK, 0);
                 out.truncate(off.max(60));
             }
             _ => fail(&mut out, ata::ERROR_ABRT),

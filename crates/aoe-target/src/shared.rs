@@ -90,15 +90,7 @@ impl SharedExport {
                 mask.len()
             ));
         }
-        Ok(self
-            .mutate(|st| {
-                let changed = st.mask != mask;
-                if changed {
-                    st.mask = mask;
-                }
-                (changed, changed)
-            })
-            .1)
+        Ok(self.replace(|st| &mut st.mask, mask))
     }
 
     /// Replaces the Query Config string, as an operator's config reload does.
@@ -111,15 +103,24 @@ impl SharedExport {
                 config.len()
             ));
         }
-        Ok(self
-            .mutate(|st| {
-                let changed = st.config != config;
-                if changed {
-                    st.config = config.to_vec();
-                }
-                (changed, changed)
-            })
-            .1)
+        Ok(self.replace(|st| &mut st.config, config.to_vec()))
+    }
+
+    /// Sets the state's `field` to `value`; whether that changed it.
+    fn replace<T: PartialEq>(
+        &self,
+        field: impl FnOnce(&mut ExportState) -> &mut T,
+        value: T,
+    ) -> bool {
+        self.mutate(|st| {
+            let f = field(st);
+            let changed = *f != value;
+            if changed {
+                *f = value;
+            }
+            (changed, changed)
+        })
+        .1
     }
 
     pub(crate) fn generation(&self) -> u64 {

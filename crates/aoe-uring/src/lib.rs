@@ -66,14 +66,14 @@
 //! With [`RingConfig::align_payload_at`] set to the protocol's header length (36 for AoE
 //! ATA), byte 36 of every receive buffer and send slot is page-aligned, so O_DIRECT I/O
 //! can use frame payloads in place: a read reply is built by
-//! [`Ring::read_fixed`]`(file, slot, 36..36 + n, …)` into a [`SendSlot`], whose
+//! [`Ring::file_io`]`(FileOp::Read, file, slot, 36..36 + n, …)` into a [`SendSlot`], whose
 //! [`Completion::IoDone`] returns the slot ([`IoBuffer::Slot`]) ready for
 //! [`Ring::submit_send`]; a write request's payload goes to disk straight from its
-//! [`RecvBuf`] with [`Ring::write_fixed`], which returns the frame for [`Ring::recycle`].
+//! [`RecvBuf`] with [`Ring::file_io`], which returns the frame for [`Ring::recycle`].
 //!
 //! ## Durable writes, batched
 //!
-//! Queue the writes with [`Ring::write_fixed`], then call [`Ring::sync_after_writes`]:
+//! Queue the writes with [`Ring::file_io`], then call [`Ring::sync_after_writes`]:
 //! once every write submitted before it has completed, one fdatasync runs and its
 //! [`Completion::IoDone`] arrives — acknowledge the whole batch then.
 //!
@@ -155,7 +155,9 @@ pub use packet::{
 };
 pub use ring::{Ring, RingConfig, RingWaker};
 pub use storage::{device_size, Backing, BackingOptions, DirectIo};
-pub use types::{Completion, Errno, FileId, IoBuf, IoBuffer, RecvBuf, RingStats, SendSlot, SockId};
+pub use types::{
+    Completion, Errno, FileId, FileOp, IoBuf, IoBuffer, RecvBuf, RingStats, SendSlot, SockId,
+};
 
 /// Ethertype of ATA over Ethernet.
 pub const ETH_P_AOE: u16 = 0x88A2;

@@ -18,6 +18,15 @@ impl SockId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileId(pub(crate) u32);
 
+/// Which way [`Ring::file_io`](crate::Ring::file_io) moves the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileOp {
+    /// From the file into the buffer.
+    Read,
+    /// From the buffer into the file.
+    Write,
+}
+
 /// A received frame, lent to the caller. Read it with [`crate::Ring::frame`]; give it back
 /// with [`crate::Ring::recycle`] so the kernel can reuse the buffer. Holding many of these
 /// starves the receive path (the ring then reports `recv_no_buffers`).

@@ -1,6 +1,6 @@
 //! File I/O, durability barriers and timers through the ring (no network needed).
 
-use aoe_uring::{Completion, FileId, IoBuffer, Ring, RingConfig};
+use aoe_uring::{Completion, FileId, FileOp, IoBuffer, Ring, RingConfig};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -54,6 +54,15 @@ fn io_ring(io_buffers: u32) -> Ring {
     .unwrap()
 }
 
+/// A fresh temporary file (`tag`, opened O_DIRECT if `direct`) registered with a new
+/// ring of `io_buffers` I/O buffers.
+fn file_ring(tag: &str, direct: bool, io_buffers: u32) -> (TempFile, Ring, FileId) {
+    let tf = TempFile::new(tag);
+    let ring = io_ring(io_buffers);
+    let fid = ring.register_file(&tf.open(direct)).unwrap();
+    (tf, ring, fid)
+}
+
 /// Wait until `n` completions arrived (5 s limit).
 fn wait_for(ring: &mut Ring, n: usize) -> Vec<Completion> {
     let mut all = Vec::new();
@@ -70,7 +79,7 @@ fn wait_for(ring: &mut Ring, n: usize) -> Vec<Completion> {
 fn write_from_io_buf(ring: &Ring, fid: FileId, data: &[u8], offset: u64, user: u64) {
     let mut buf = ring.io_buf().unwrap();
     ring.io_bytes_mut(&mut buf)[..data.len()].copy_from_slice(data);
-    ring.write_fixed(fid, buf, 0..data.len(), offset, user)
+    ring.file_io(FileOp::Write, fid, buf, 0..data.len(), offset, user)
         .unwrap();
 }
 
@@ -83,10 +92,7 @@ fn io_done(c: Completion) -> (u64, Result<usize, aoe_uring::Errno>, Option<IoBuf
 
 #[test]
 fn buffered_write_fdatasync_read() {
-    let tf = TempFile::new("buffered");
-    let file = tf.open(false);
-    let mut ring = io_ring(4);
-    let fid = ring.register_file(&file).unwrap();
+    let (tf, mut ring, fid) = file_ring("buffered", false, 4);
     let data = pattern(1, 20_000);
     write_from_io_buf(&ring, fid, &data, 1000, 1);
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
@@ -104,7 +110,7 @@ fn buffered_write_fdatasync_read() {
     assert_eq!(&on_disk[1000..], &data[..]);
 
     let rbuf = ring.io_buf().unwrap();
-    ring.read_fixed(fid, rbuf, 100..100 + data.len(), 1000, 3)
+    ring.file_io(FileOp::Read, fid, rbuf, 100..100 + data.len(), 1000, 3)
         .unwrap();
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!((user, result), (3, Ok(data.len())));
@@ -117,10 +123,7 @@ fn buffered_write_fdatasync_read() {
 
 #[test]
 fn o_direct_into_send_slot_payload() {
-    let tf = TempFile::new("direct");
-    let file = tf.open(true);
-    let mut ring = io_ring(2);
-    let fid = ring.register_file(&file).unwrap();
+    let (_tf, mut ring, fid) = file_ring("direct", true, 2);
     let data = pattern(2, 8192);
     write_from_io_buf(&ring, fid, &data, 4096, 10);
     ring.sync_after_writes(fid, true, 11).unwrap();
@@ -133,7 +136,8 @@ fn o_direct_into_send_slot_payload() {
     // Read the same sectors with O_DIRECT straight into a send slot after a 36-byte header.
     let mut slot = ring.send_slot().unwrap();
     ring.slot_mut(&mut slot)[..36].fill(0xAB);
-    ring.read_fixed(fid, slot, 36..36 + 8192, 4096, 12).unwrap();
+    ring.file_io(FileOp::Read, fid, slot, 36..36 + 8192, 4096, 12)
+        .unwrap();
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!((user, result), (12, Ok(8192)));
     let mut slot = buf.unwrap().into_slot().expect("slot comes back");
@@ -146,10 +150,7 @@ fn o_direct_into_send_slot_payload() {
 
 #[test]
 fn many_writes_one_barrier() {
-    let tf = TempFile::new("barrier");
-    let file = tf.open(false);
-    let mut ring = io_ring(8);
-    let fid = ring.register_file(&file).unwrap();
+    let (tf, mut ring, fid) = file_ring("barrier", false, 8);
     for i in 0..8u64 {
         write_from_io_buf(&ring, fid, &pattern(i, 4096), i * 4096, i);
     }
@@ -178,19 +179,18 @@ fn many_writes_one_barrier() {
 
 #[test]
 fn bad_requests_are_errors_and_release_buffers() {
-    let tf = TempFile::new("bad");
-    let file = tf.open(false);
-    let ring = io_ring(2);
-    let fid = ring.register_file(&file).unwrap();
+    let (_tf, ring, fid) = file_ring("bad", false, 2);
     let buf = ring.io_buf().unwrap();
     let size = ring.io_buf_size();
-    let err = ring.read_fixed(fid, buf, 0..size + 1, 0, 1).unwrap_err();
+    let err = ring
+        .file_io(FileOp::Read, fid, buf, 0..size + 1, 0, 1)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert_eq!(ring.free_io_bufs(), 2, "buffer released on error");
     ring.unregister_file(fid).unwrap();
     let buf = ring.io_buf().unwrap();
     assert!(
-        ring.write_fixed(fid, buf, 0..10, 0, 1).is_err(),
+        ring.file_io(FileOp::Write, fid, buf, 0..10, 0, 1).is_err(),
         "unregistered file refused"
     );
     assert!(ring.fsync(fid, true, 1).is_err());
@@ -206,7 +206,7 @@ fn io_error_comes_back_as_errno() {
     let mut ring = io_ring(1);
     let fid = ring.register_file(&read_only).unwrap();
     let buf = ring.io_buf().unwrap();
-    ring.write_fixed(fid, buf, 0..512, 0, 9).unwrap();
+    ring.file_io(FileOp::Write, fid, buf, 0..512, 0, 9).unwrap();
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!(user, 9);
     assert_eq!(result.unwrap_err().0, libc::EBADF);
@@ -352,18 +352,14 @@ impl LoopDev {
     fn new(bytes: u64) -> LoopDev {
         let file = TempFile::new("loopback");
         File::create(&file.0).unwrap().set_len(bytes).unwrap();
-        let out = std::process::Command::new("losetup")
-            .args(["--find", "--show", "--direct-io=on"])
-            .arg(&file.0)
-            .output()
-            .expect("run losetup");
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let dev = aoeraid_lab::run_command(
+            std::process::Command::new("losetup")
+                .args(["--find", "--show", "--direct-io=on"])
+                .arg(&file.0),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         LoopDev {
-            dev: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+            dev: dev.trim().to_owned(),
             _file: file,
         }
     }
@@ -402,7 +398,7 @@ fn block_device_o_direct_through_the_ring() {
         }
     }
     let buf = ring.io_buf().unwrap();
-    ring.read_fixed(fid, buf, 0..data.len(), 1 << 20, 3)
+    ring.file_io(FileOp::Read, fid, buf, 0..data.len(), 1 << 20, 3)
         .unwrap();
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!((user, result), (3, Ok(data.len())));
@@ -411,7 +407,8 @@ fn block_device_o_direct_through_the_ring() {
     ring.release_io_buf(buf);
     // Reading past the end of the device returns 0 bytes, not an error.
     let buf = ring.io_buf().unwrap();
-    ring.read_fixed(fid, buf, 0..4096, 4 << 20, 4).unwrap();
+    ring.file_io(FileOp::Read, fid, buf, 0..4096, 4 << 20, 4)
+        .unwrap();
     let (_, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!(result, Ok(0));
     ring.release(buf.unwrap());

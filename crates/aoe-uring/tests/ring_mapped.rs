@@ -3,7 +3,7 @@
 
 mod veth;
 
-use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, SocketOptions, ETH_P_AOE};
+use aoe_uring::{Completion, FileOp, PacketSocket, Ring, RingConfig, SocketOptions, ETH_P_AOE};
 use aoeraid_lab::frames::{frame, seq_of};
 use aoeraid_lab::Lab;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -194,7 +194,9 @@ fn mapped_frames_cannot_be_written_to_files() {
         });
         let buf = got.expect("frame");
         // Ring slots are not registered buffers: refused, and the slot goes back.
-        let err = ring.write_fixed(fid, buf, 0..512, 0, 1).unwrap_err();
+        let err = ring
+            .file_io(FileOp::Write, fid, buf, 0..512, 0, 1)
+            .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         let mut seqs = Vec::new();
         for seq in 8..8 + 2 * slots + 1 {

@@ -2,7 +2,9 @@
 
 mod veth;
 
-use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, SockId, SocketOptions, ETH_P_AOE};
+use aoe_uring::{
+    Completion, FileOp, PacketSocket, Ring, RingConfig, SockId, SocketOptions, ETH_P_AOE,
+};
 use aoeraid_lab::frames::{frame, seq_of};
 use aoeraid_lab::Lab;
 use std::time::{Duration, Instant};
@@ -329,7 +331,8 @@ fn frame_payload_written_to_o_direct_file_in_place() {
             match ev {
                 Completion::Frame { buf, .. } => {
                     assert_eq!(ring.frame(&buf), &f[..]);
-                    ring.write_fixed(fid, buf, 36..36 + 8192, 0, 1).unwrap();
+                    ring.file_io(FileOp::Write, fid, buf, 36..36 + 8192, 0, 1)
+                        .unwrap();
                     ring.sync_after_writes(fid, true, 2).unwrap();
                 }
                 Completion::IoDone {

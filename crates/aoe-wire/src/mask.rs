@@ -1,6 +1,6 @@
 //! Command 2, MAC Mask List.
 
-use core::fmt;
+use crate::list::indexed_list;
 
 use crate::{
     emit_frame, ensure_buf, ensure_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
@@ -177,11 +177,6 @@ impl<'a> Directives<'a> {
         }
     }
 
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Directive number `i`.
     #[inline]
     pub fn get(&self, i: usize) -> Option<Directive> {
@@ -200,63 +195,9 @@ impl<'a> Directives<'a> {
             }),
         }
     }
-
-    #[inline]
-    pub fn iter(&self) -> DirectiveIter<'a> {
-        DirectiveIter {
-            list: *self,
-            next: 0,
-        }
-    }
 }
 
-impl PartialEq for Directives<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
-    }
-}
-
-impl Eq for Directives<'_> {}
-
-impl fmt::Debug for Directives<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-impl<'a> IntoIterator for Directives<'a> {
-    type Item = Directive;
-    type IntoIter = DirectiveIter<'a>;
-    #[inline]
-    fn into_iter(self) -> DirectiveIter<'a> {
-        self.iter()
-    }
-}
-
-/// Iterator over [`Directives`].
-#[derive(Clone)]
-pub struct DirectiveIter<'a> {
-    list: Directives<'a>,
-    next: usize,
-}
-
-impl Iterator for DirectiveIter<'_> {
-    type Item = Directive;
-    #[inline]
-    fn next(&mut self) -> Option<Directive> {
-        let d = self.list.get(self.next)?;
-        self.next += 1;
-        Some(d)
-    }
-
-    #[inline]
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.list.len().saturating_sub(self.next);
-        (left, Some(left))
-    }
-}
-
-impl ExactSizeIterator for DirectiveIter<'_> {}
+indexed_list!(Directives, DirectiveIter, Directive);
 
 /// A MAC Mask List message.
 ///

@@ -1,6 +1,6 @@
 //! Command 3, Reserve/Release.
 
-use core::fmt;
+use crate::list::indexed_list;
 
 use crate::{
     emit_frame, ensure_buf, ensure_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
@@ -83,11 +83,6 @@ impl<'a> MacList<'a> {
     }
 
     #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    #[inline]
     pub fn get(&self, i: usize) -> Option<Mac> {
         match self.0 {
             MacSource::Wire(b) => Mac::from_slice(b.get(i * MAC_LEN..(i + 1) * MAC_LEN)?),
@@ -99,63 +94,9 @@ impl<'a> MacList<'a> {
     pub fn contains(&self, mac: &Mac) -> bool {
         self.iter().any(|m| m == *mac)
     }
-
-    #[inline]
-    pub fn iter(&self) -> MacIter<'a> {
-        MacIter {
-            list: *self,
-            next: 0,
-        }
-    }
 }
 
-impl PartialEq for MacList<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
-    }
-}
-
-impl Eq for MacList<'_> {}
-
-impl fmt::Debug for MacList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-impl<'a> IntoIterator for MacList<'a> {
-    type Item = Mac;
-    type IntoIter = MacIter<'a>;
-    #[inline]
-    fn into_iter(self) -> MacIter<'a> {
-        self.iter()
-    }
-}
-
-/// Iterator over a [`MacList`].
-#[derive(Clone)]
-pub struct MacIter<'a> {
-    list: MacList<'a>,
-    next: usize,
-}
-
-impl Iterator for MacIter<'_> {
-    type Item = Mac;
-    #[inline]
-    fn next(&mut self) -> Option<Mac> {
-        let m = self.list.get(self.next)?;
-        self.next += 1;
-        Some(m)
-    }
-
-    #[inline]
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.list.len().saturating_sub(self.next);
-        (left, Some(left))
-    }
-}
-
-impl ExactSizeIterator for MacIter<'_> {}
+indexed_list!(MacList, MacIter, Mac);
 
 /// A Reserve/Release message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

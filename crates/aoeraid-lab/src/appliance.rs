@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Array, Config, Volume};
 use crate::{write_script, BladeSpec, Daemon, Lab, Proc, RawClient, Segment};
 
 /// Where the daemon serves /metrics: its own loopback in the lab namespace,
@@ -72,6 +72,23 @@ impl Appliance {
             events,
             daemon: None,
         }
+    }
+
+    /// The tests' usual appliance: blades e0.0 and e1.0 of `blade_bytes` each at MTU
+    /// 9000, RAID 1 `data` over them and `volume` over that. None (the test `test` is
+    /// skipped) without root or vblade.
+    pub fn mirror(bin: &str, test: &str, blade_bytes: u64, volume: Volume) -> Option<Appliance> {
+        if !crate::require_root(test) || !crate::require_tools(test, &["vblade"]) {
+            return None;
+        }
+        let blades = [
+            BladeSpec::new(0, 0, blade_bytes),
+            BladeSpec::new(1, 0, blade_bytes),
+        ];
+        let config = Config::default()
+            .array(Array::raid1("data", &["e0.0", "e1.0"]))
+            .volume(volume);
+        Some(Appliance::new(bin, test, 9000, &blades, config))
     }
 
     /// The path of `appliance.yaml`.

@@ -9,7 +9,6 @@
 use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::sleep;
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::impair::{self, Direction, Impairment};
 use super::proc::{Proc, Registry};
 use super::relay::{RelayStats, Relays};
-use super::sh::{err, in_ns, ip, output};
+use super::sh::{err, in_ns, ip, output, spawn_logged};
 use super::{Port, Segment};
 
 /// What to build. `BladeSpec::new(0, 3, 64 << 20)` = e0.3, 64 MiB, one port
@@ -212,13 +211,7 @@ impl Blade {
             let log = self
                 .log_dir
                 .join(format!("vblade-{}-p{i}-run{n}.log", self.name()));
-            let file = std::fs::File::create(&log)?;
-            cmd.stdin(Stdio::null())
-                .stdout(file.try_clone()?)
-                .stderr(file);
-            let child = cmd
-                .spawn()
-                .map_err(|e| err(format!("cannot start vblade: {e}")))?;
+            let child = spawn_logged(&mut cmd, &log, "vblade")?;
             started.push(Proc::new(
                 &format!("vblade {} port {i}", self.name()),
                 child,

@@ -82,6 +82,7 @@ pub enum Level {
     Raid1,
     Raid10,
     Raid5,
+    Raid6,
     Linear,
 }
 

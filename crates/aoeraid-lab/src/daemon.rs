@@ -54,6 +54,16 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Starts `aoeraid serve --config CFG` (binary `bin`) in the namespace.
+    pub fn serve_config(&self, bin: &str, cfg: &Path) -> Proc {
+        let mut c = self.cmd(bin);
+        c.arg("serve").arg("--config").arg(cfg);
+        self.spawn("serve", c)
+            .expect("start aoeraid serve --config")
+    }
+}
+
 /// One `key=value` counter from `aoeraid serve`'s exit line.
 pub fn serve_counter(log: &str, key: &str) -> Option<u64> {
     let line = log.lines().rev().find(|l| l.contains("stopped;"))?;

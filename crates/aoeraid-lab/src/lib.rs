@@ -37,6 +37,7 @@ pub use impair::{Direction, Impairment, Netem, Tbf};
 pub use proc::Proc;
 pub use raw::RawClient;
 pub use relay::RelayStats;
+pub use sh::run as run_command;
 pub use tempdir::{write_script, TempDir};
 
 use std::borrow::Cow;
@@ -44,7 +45,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
@@ -440,13 +441,7 @@ impl Lab {
             })
             .collect();
         let log = self.dir.join("logs").join(format!("{safe}-{n}.log"));
-        let file = fs::File::create(&log)?;
-        cmd.stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file);
-        let child = cmd
-            .spawn()
-            .map_err(|e| err(format!("cannot start {name}: {e}")))?;
+        let child = sh::spawn_logged(&mut cmd, &log, name)?;
         Ok(Proc::new(name, child, &self.registry, log))
     }
 

@@ -2,7 +2,8 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 
 pub(crate) fn err(msg: impl Into<String>) -> io::Error {
     io::Error::other(msg.into())
@@ -32,18 +33,32 @@ pub(crate) fn output(cmd: &mut Command) -> io::Result<Output> {
         .map_err(|e| err(format!("cannot run `{}`: {e}", describe(cmd))))
 }
 
-/// Runs to completion and requires exit status 0; returns stdout.
-pub(crate) fn run(cmd: &mut Command) -> io::Result<String> {
+/// Runs to completion and requires exit status 0; returns stdout. The error names the
+/// command and its status and carries what it printed (stderr, then stdout: tools such
+/// as e2fsck and promtool report on stdout).
+pub fn run(cmd: &mut Command) -> io::Result<String> {
     let out = output(cmd)?;
     if !out.status.success() {
         return Err(err(format!(
-            "`{}` failed ({}): {}",
+            "`{}` failed ({}): {}\n{}",
             describe(cmd),
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Starts `cmd` (`what` in the error) with no stdin and its stdout and stderr in a new
+/// file `log`.
+pub(crate) fn spawn_logged(cmd: &mut Command, log: &Path, what: &str) -> io::Result<Child> {
+    let file = std::fs::File::create(log)?;
+    cmd.stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .map_err(|e| err(format!("cannot start {what}: {e}")))
 }
 
 /// `ip -n NS ARGS...`

@@ -100,9 +100,9 @@ impl MetaLayout {
         region_sectors: u64,
         integrity: bool,
     ) -> MetaLayout {
-        let unit = match level {
-            Level::Raid5 => chunk as u64 * (members as u64 - 1),
-            _ => chunk as u64,
+        let unit = match level.parity() {
+            0 => chunk as u64,
+            p => chunk as u64 * (members - p) as u64,
         };
         let max_units = member_size * members as u64 / unit.max(1) + 1;
         let region_units = (region_sectors / unit).max(1);

@@ -1,4 +1,4 @@
-//! RAID engine for aoeraid: RAID 0/1/10/5 and linear concatenation as a sans-IO state
+//! RAID engine for aoeraid: RAID 0/1/10/5/6 and linear concatenation as a sans-IO state
 //! machine. Volume requests and member completions go in; member I/O, volume
 //! completions and events come out. See DESIGN.md next to this crate.
 //!
@@ -14,6 +14,7 @@ mod concat;
 mod config;
 mod engine;
 mod fastmap;
+mod gf;
 mod layout;
 mod meta;
 mod pacing;
@@ -35,6 +36,7 @@ pub use engine::{
     ControlError, Counters, Engine, MemberStatus, Status, SyncBytes, SyncKind, SyncProgress,
     Tunables,
 };
+pub use gf::{q_bytewise, q_syndrome};
 pub use layout::{Geometry, Level};
 pub use types::*;
 pub use xor::{parity_into, xor_into};

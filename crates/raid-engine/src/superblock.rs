@@ -102,7 +102,7 @@ impl std::error::Error for SbError {}
 
 pub fn layout_code(level: Level) -> u32 {
     match level {
-        Level::Raid5 => 2,
+        Level::Raid5 | Level::Raid6 => 2,
         Level::Raid10 => 0x102,
         _ => 0,
     }

@@ -10,7 +10,7 @@ use io_uring::{opcode, types};
 use super::ops::OpKind;
 use super::owner::Owner;
 use super::{Ring, IO_BUF_INDEX, RECV_BUF_INDEX, SEND_BUF_INDEX};
-use crate::types::{FileId, IoBuf, IoBuffer};
+use crate::types::{FileId, FileOp, IoBuf, IoBuffer};
 
 impl Ring {
     /// Register a file or block device (the kernel keeps its own reference: the caller
@@ -84,39 +84,32 @@ impl Ring {
     }
 
     /// Queue a read of `range.len()` bytes at file `offset` into `buf[range]`
-    /// (IORING_OP_READ_FIXED). `buf` is an [`IoBuf`](crate::IoBuf) or a
-    /// [`SendSlot`](crate::SendSlot) (reading a reply's payload straight into the frame to send).
-    /// For O_DIRECT, `offset`, the length and the buffer address must be multiples of the device's
-    /// logical block size (I/O buffers are page-aligned; for slots see
-    /// [`RingConfig::align_payload_at`](crate::RingConfig::align_payload_at)). The buffer comes
-    /// back in [`Completion::IoDone`](crate::Completion::IoDone); on a submission error it is
-    /// released.
-    pub fn read_fixed(
-        &self,
-        file: FileId,
-        buf: impl Into<IoBuffer>,
-        range: Range<usize>,
-        offset: u64,
-        user: u64,
-    ) -> io::Result<()> {
-        self.rw_fixed(OpKind::Read, file, buf.into(), range, offset, user)
-    }
-
-    /// Queue a write of `buf[range]` at file `offset` (IORING_OP_WRITE_FIXED). `buf` may also be a
+    /// (IORING_OP_READ_FIXED), or a write of `buf[range]` there (IORING_OP_WRITE_FIXED).
+    ///
+    /// A read goes into an [`IoBuf`](crate::IoBuf) or a [`SendSlot`](crate::SendSlot)
+    /// (reading a reply's payload straight into the frame to send). A write may also take a
     /// received frame ([`RecvBuf`](crate::RecvBuf)): write a request's payload in place, then
-    /// recycle it. Writes are counted for
-    /// [`Ring::sync_after_writes`](crate::Ring::sync_after_writes). The buffer comes back in
-    /// [`Completion::IoDone`](crate::Completion::IoDone); on a submission error it is
-    /// released/recycled.
-    pub fn write_fixed(
+    /// recycle it; writes are counted for
+    /// [`Ring::sync_after_writes`](crate::Ring::sync_after_writes). For O_DIRECT, `offset`,
+    /// the length and the buffer address must be multiples of the device's logical block
+    /// size (I/O buffers are page-aligned; for slots see
+    /// [`RingConfig::align_payload_at`](crate::RingConfig::align_payload_at)). The buffer
+    /// comes back in [`Completion::IoDone`](crate::Completion::IoDone); on a submission
+    /// error it is released/recycled.
+    pub fn file_io(
         &self,
+        op: FileOp,
         file: FileId,
         buf: impl Into<IoBuffer>,
         range: Range<usize>,
         offset: u64,
         user: u64,
     ) -> io::Result<()> {
-        self.rw_fixed(OpKind::Write, file, buf.into(), range, offset, user)
+        let kind = match op {
+            FileOp::Read => OpKind::Read,
+            FileOp::Write => OpKind::Write,
+        };
+        self.rw_fixed(kind, file, buf.into(), range, offset, user)
     }
 
     /// Give back any buffer to its pool (I/O buffer, send slot or received frame).

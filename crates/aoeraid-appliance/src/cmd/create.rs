@@ -1,15 +1,13 @@
 //! `aoeraid create [--config FILE] [--force]`: write superblocks for every declared array.
 
-use crate::config;
+use super::config_file::ConfigFile;
 use crate::daemon::create::{create, CreateOptions};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// The appliance.yaml declaring the arrays (the one `run` reads unless told otherwise).
-    #[arg(long, default_value = super::connect::DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigFile,
     /// Overwrite members that look in use (another array's superblock, a filesystem,
     /// data in the metadata area), and accept mirror halves on one shelf.
     #[arg(long)]
@@ -20,16 +18,8 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let file = args.config.display().to_string();
-    let checked = match config::load(&args.config, args.force) {
-        Ok(c) => c,
-        Err(errors) => {
-            for line in errors.lines() {
-                eprintln!("{line}");
-            }
-            anyhow::bail!("{file}: configuration refused");
-        }
-    };
+    let checked = args.config.load(args.force)?;
+    let file = args.config.path.display().to_string();
     for w in &checked.warnings {
         eprintln!("{}", w.render(&file));
     }

@@ -2,6 +2,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod check_config;
+mod config_file;
 pub(crate) mod connect;
 pub(crate) mod create;
 pub(crate) mod discover;

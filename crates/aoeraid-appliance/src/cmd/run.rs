@@ -1,14 +1,13 @@
 //! `aoeraid run --config FILE`: the appliance daemon.
 
+use super::config_file::ConfigFile;
 use crate::daemon::service::{run as run_daemon, RunOptions};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// The appliance.yaml to run.
-    #[arg(long, default_value = super::connect::DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigFile,
     /// Assemble an unclean RAID 5 that is missing a member (accepts that stripes
     /// written at the crash may have wrong parity).
     #[arg(long)]
@@ -16,6 +15,6 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    run_daemon(&args.config, RunOptions { force: args.force })?;
+    run_daemon(&args.config.path, RunOptions { force: args.force })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,29 +3,22 @@
 //! whether each run succeeded, so an operator knows the alerting path works before
 //! a real failure needs it. The daemon need not run.
 
-use crate::config;
+use super::config_file::ConfigFile;
 use crate::events::dispatch::program_command;
 use crate::events::{Event, EventKind};
 use aoe_uring::sys::{self, Signal};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// The appliance.yaml naming the event program.
-    #[arg(long, default_value = super::connect::DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigFile,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let file = args.config.display().to_string();
-    let checked = config::load(&args.config, true).map_err(|errors| {
-        for line in errors.lines() {
-            eprintln!("{line}");
-        }
-        anyhow::anyhow!("{file}: configuration refused")
-    })?;
+    let checked = args.config.load(true)?;
+    let file = args.config.path.display().to_string();
     let cfg = &checked.config;
     let Some(program) = &cfg.appliance.event_program else {
         anyhow::bail!("{file}: no appliance.event_program to test");

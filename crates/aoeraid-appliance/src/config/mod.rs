@@ -11,6 +11,7 @@ pub mod diag;
 pub mod locate;
 pub mod member;
 pub mod reload;
+pub(crate) mod serve;
 pub mod units;
 pub mod validate;
 
@@ -115,6 +116,8 @@ pub enum Level {
     Raid1,
     Raid10,
     Raid5,
+    /// P + Q parity: any two members may be lost.
+    Raid6,
     /// Concatenation: members end to end.
     #[serde(alias = "concat")]
     Linear,
@@ -127,6 +130,7 @@ impl Level {
             Level::Raid1 => "raid1",
             Level::Raid10 => "raid10",
             Level::Raid5 => "raid5",
+            Level::Raid6 => "raid6",
             Level::Linear => "linear",
         }
     }
@@ -136,6 +140,7 @@ impl Level {
         match self {
             Level::Raid0 | Level::Linear => 0,
             Level::Raid1 | Level::Raid10 | Level::Raid5 => 1,
+            Level::Raid6 => 2,
         }
     }
 }
@@ -201,15 +206,15 @@ impl Default for BitmapSpec {
 }
 
 /// Chunk when the YAML names none. Striped mirrors and RAID 0 take the engine's
-/// benchmarked default (`raid_engine::DEFAULT_CHUNK_SECTORS`, 128 KiB). RAID 5
-/// takes 16 KiB: its stripe cache only turns small client writes into full-stripe
+/// benchmarked default (`raid_engine::DEFAULT_CHUNK_SECTORS`, 128 KiB). RAID 5 and
+/// RAID 6 take 16 KiB: its stripe cache only turns small client writes into full-stripe
 /// writes when a whole stripe (chunk × data members) fits in what clients keep in
 /// flight — a Linux aoe client at MTU 1500 has at most 64 one-KiB frames out, and the
 /// `raid-engine` engine bench measured 0 member reads per written byte with 16 KiB
 /// chunks against 2 with 128 KiB.
 pub fn default_chunk(level: Level) -> ByteSize {
     match level {
-        Level::Raid5 => ByteSize(16 << 10),
+        Level::Raid5 | Level::Raid6 => ByteSize(16 << 10),
         _ => ByteSize(u64::from(raid_engine::DEFAULT_CHUNK_SECTORS) * 512),
     }
 }
@@ -344,24 +349,42 @@ pub struct Checked {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Parses and validates `text` (named `file` in messages). Warnings (mirror
-/// halves on one shelf) reject the file unless `force` is set.
-pub fn check_str(text: &str, file: &str, force: bool) -> Result<Checked, ConfigErrors> {
-    let config: Config = match serde_norway::from_str(text) {
-        Ok(c) => c,
-        Err(e) => {
-            return Err(ConfigErrors {
-                file: file.to_string(),
-                diagnostics: vec![Diagnostic::from_parse_error(&e)],
-            })
-        }
-    };
-    let mut diags = validate::validate(&config);
+/// Parses `text` (named `file` in messages) as `T`, then runs `validate` on
+/// the typed value; every problem comes back tied to its line, sorted by line.
+/// A parse error stops at once (serde_norway names line and field).
+pub(crate) fn parse_checked<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+    validate: impl FnOnce(&T) -> Vec<Diagnostic>,
+) -> Result<(T, Vec<Diagnostic>), ConfigErrors> {
+    let value: T = serde_norway::from_str(text).map_err(|e| ConfigErrors {
+        file: file.to_string(),
+        diagnostics: vec![Diagnostic::from_parse_error(&e)],
+    })?;
+    let mut diags = validate(&value);
     for d in &mut diags {
         d.attach_lines(text);
     }
     // Stable: problems on one line keep the order the rules found them.
     diags.sort_by_key(|d| d.line.unwrap_or(0));
+    Ok((value, diags))
+}
+
+/// The text of a config file, or the error naming it.
+pub(crate) fn read_text(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: path.display().to_string(),
+        diagnostics: vec![Diagnostic::error(
+            FieldPath::root(),
+            format!("cannot read file: {e}"),
+        )],
+    })
+}
+
+/// Parses and validates `text` (named `file` in messages). Warnings (mirror
+/// halves on one shelf) reject the file unless `force` is set.
+pub fn check_str(text: &str, file: &str, force: bool) -> Result<Checked, ConfigErrors> {
+    let (config, mut diags) = parse_checked(text, file, validate::validate)?;
     let rejected = diags
         .iter()
         .any(|d| d.severity == Severity::Error || !force);
@@ -387,17 +410,7 @@ pub fn check_str(text: &str, file: &str, force: bool) -> Result<Checked, ConfigE
 
 /// Reads and checks a config file.
 pub fn load(path: &Path, force: bool) -> Result<Checked, ConfigErrors> {
-    let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => check_str(&text, &file, force),
-        Err(e) => Err(ConfigErrors {
-            file,
-            diagnostics: vec![Diagnostic::error(
-                FieldPath::root(),
-                format!("cannot read file: {e}"),
-            )],
-        }),
-    }
+    check_str(&read_text(path)?, &path.display().to_string(), force)
 }
 
 impl Config {

@@ -50,6 +50,26 @@ fn name_rule(path: FieldPath, what: &str, name: &str, out: &mut Vec<Diagnostic>)
     }
 }
 
+/// The name of entry `index` of the list `list` (each a `what`) follows the name rule,
+/// and no earlier entry (in `seen`) has it.
+fn unique_name<'a>(
+    list: &str,
+    what: &str,
+    index: usize,
+    name: &'a str,
+    seen: &mut HashMap<&'a str, usize>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let entry = |i: usize| FieldPath::of(&[list]).index(i).key("name");
+    name_rule(entry(index), what, name, out);
+    if let Some(first) = seen.insert(name, index) {
+        out.push(
+            Diagnostic::error(entry(index), format!("{what} name `{name}` is used twice"))
+                .related_to(entry(first)),
+        );
+    }
+}
+
 fn appliance(c: &Config, out: &mut Vec<Diagnostic>) {
     let a = &c.appliance;
     let p = FieldPath::of(&["appliance"]);
@@ -191,19 +211,11 @@ fn arrays(c: &Config, out: &mut Vec<Diagnostic>) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (ai, a) in c.arrays.iter().enumerate() {
         let ap = FieldPath::of(&["arrays"]).index(ai);
-        name_rule(ap.key("name"), "array", &a.name, out);
-        if let Some(first) = names.insert(&a.name, ai) {
-            out.push(
-                Diagnostic::error(
-                    ap.key("name"),
-                    format!("array name `{}` is used twice", a.name),
-                )
-                .related_to(FieldPath::of(&["arrays"]).index(first).key("name")),
-            );
-        }
+        unique_name("arrays", "array", ai, &a.name, &mut names, out);
         member_count(a, &ap, out);
         geometry(a, &ap, out);
         mirror_shelves(a, &ap, out);
+        parity_shelves(a, &ap, out);
         if let Some(g) = &a.spare_group {
             if c.spare_groups.get(g).is_none() {
                 let known: Vec<&str> = c.spare_groups.0.iter().map(|g| g.name.as_str()).collect();
@@ -250,6 +262,7 @@ fn member_count(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
             if n == 2 { "; use raid1 for two members" } else { "" }
         )),
         Level::Raid5 if n < 3 => Some(format!("raid5 needs at least 3 members, has {n}")),
+        Level::Raid6 if n < 4 => Some(format!("raid6 needs at least 4 members, has {n}")),
         _ => None,
     };
     if let Some(msg) = problem {
@@ -319,22 +332,43 @@ fn mirror_shelves(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Parity levels: every member holds part of every stripe, so a shelf may hold at
+/// most as many members as the level survives losing (RAID 5 one, RAID 6 two).
+fn parity_shelves(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
+    let survives = a.level.redundancy();
+    if a.allow_same_shelf_mirrors || !matches!(a.level, Level::Raid5 | Level::Raid6) {
+        return;
+    }
+    let shelves: Vec<Option<u16>> = a.members.iter().map(MemberAddr::shelf).collect();
+    for (i, s) in shelves.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let on: Vec<usize> = (0..shelves.len())
+            .filter(|&j| shelves[j] == Some(*s))
+            .collect();
+        if on[0] != i || on.len() <= survives {
+            continue;
+        }
+        let names: Vec<String> = on.iter().map(|&j| a.members[j].to_string()).collect();
+        out.push(Diagnostic::warning(
+            ap.key("members").index(on[survives]),
+            format!(
+                "members {} are all on shelf {s}: losing that shelf takes {} members at once, \
+                 and {} survives the loss of only {survives}",
+                names.join(", "),
+                on.len(),
+                a.level
+            ),
+        ));
+    }
+}
+
 fn volumes(c: &Config, out: &mut Vec<Diagnostic>) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut exports: HashMap<(u16, u8), usize> = HashMap::new();
     let mut array_owner: HashMap<&str, FieldPath> = HashMap::new();
     for (vi, v) in c.volumes.iter().enumerate() {
         let vp = FieldPath::of(&["volumes"]).index(vi);
-        name_rule(vp.key("name"), "volume", &v.name, out);
-        if let Some(first) = names.insert(&v.name, vi) {
-            out.push(
-                Diagnostic::error(
-                    vp.key("name"),
-                    format!("volume name `{}` is used twice", v.name),
-                )
-                .related_to(FieldPath::of(&["volumes"]).index(first).key("name")),
-            );
-        }
+        unique_name("volumes", "volume", vi, &v.name, &mut names, out);
         if v.arrays.is_empty() {
             out.push(Diagnostic::error(
                 vp.key("arrays"),

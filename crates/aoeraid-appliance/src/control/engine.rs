@@ -34,6 +34,7 @@ pub fn level_name(l: raid_engine::Level) -> &'static str {
         raid_engine::Level::Raid1 => "raid1",
         raid_engine::Level::Raid10 => "raid10",
         raid_engine::Level::Raid5 => "raid5",
+        raid_engine::Level::Raid6 => "raid6",
     }
 }
 

@@ -12,5 +12,5 @@ pub mod status;
 
 pub use client::Client;
 pub use protocol::{Request, Response};
-pub use server::{ControlHandler, ControlServer};
+pub use server::{ControlHandler, ControlServer, MemberCommand};
 pub use status::Status;

@@ -25,18 +25,40 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// What a command did, in words for the operator, or why it was refused.
 pub type Reply = Result<String, String>;
 
+/// A command on one member of an array (fail, remove, add, re-add) or of a spare group
+/// (spare-add, spare-remove).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberCommand {
+    Fail,
+    Remove,
+    Add,
+    ReAdd,
+    SpareAdd,
+    SpareRemove,
+}
+
+impl MemberCommand {
+    /// The command's name on the command line and in the control protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberCommand::Fail => "fail",
+            MemberCommand::Remove => "remove",
+            MemberCommand::Add => "add",
+            MemberCommand::ReAdd => "re-add",
+            MemberCommand::SpareAdd => "spare-add",
+            MemberCommand::SpareRemove => "spare-remove",
+        }
+    }
+}
+
 /// Implemented by the daemon: each method turns one command into messages
 /// to the data path and reports the outcome. Called from connection
 /// threads, so implementations must be thread-safe and should not block for
 /// long (start a scrub, don't wait for it).
 pub trait ControlHandler: Send + Sync + 'static {
     fn status(&self) -> Result<Status, String>;
-    fn fail(&self, array: &str, member: &MemberAddr) -> Reply;
-    fn remove(&self, array: &str, member: &MemberAddr) -> Reply;
-    fn add(&self, array: &str, member: &MemberAddr) -> Reply;
-    fn re_add(&self, array: &str, member: &MemberAddr) -> Reply;
-    fn spare_add(&self, group: &str, member: &MemberAddr) -> Reply;
-    fn spare_remove(&self, group: &str, member: &MemberAddr) -> Reply;
+    /// `target` is the array, or the spare group for spare-add and spare-remove.
+    fn member(&self, cmd: MemberCommand, target: &str, member: &MemberAddr) -> Reply;
     fn scrub(&self, array: &str, repair: bool) -> Reply;
     fn grow(&self, volume: &str, add_array: &str) -> Reply;
     fn rebuild_rate(&self, array: &str, min: Option<Rate>, max: Option<Rate>) -> Reply;
@@ -53,9 +75,8 @@ fn reply(r: Reply) -> Response {
 /// Runs one request against the handler. Member addresses are checked here
 /// so handlers only ever see well-formed ones.
 pub fn dispatch(h: &dyn ControlHandler, req: Request) -> Response {
-    let member = |m: &str| m.parse::<MemberAddr>();
-    let with_member = |m: &str, f: &dyn Fn(&MemberAddr) -> Reply| match member(m) {
-        Ok(addr) => reply(f(&addr)),
+    let with_member = |cmd: MemberCommand, target: &str, m: &str| match m.parse::<MemberAddr>() {
+        Ok(addr) => reply(h.member(cmd, target, &addr)),
         Err(e) => Response::error(e),
     };
     match req {
@@ -63,13 +84,15 @@ pub fn dispatch(h: &dyn ControlHandler, req: Request) -> Response {
             Ok(s) => Response::status(s),
             Err(e) => Response::error(e),
         },
-        Request::Fail { array, member } => with_member(&member, &|m| h.fail(&array, m)),
-        Request::Remove { array, member } => with_member(&member, &|m| h.remove(&array, m)),
-        Request::Add { array, member } => with_member(&member, &|m| h.add(&array, m)),
-        Request::ReAdd { array, member } => with_member(&member, &|m| h.re_add(&array, m)),
-        Request::SpareAdd { group, member } => with_member(&member, &|m| h.spare_add(&group, m)),
+        Request::Fail { array, member } => with_member(MemberCommand::Fail, &array, &member),
+        Request::Remove { array, member } => with_member(MemberCommand::Remove, &array, &member),
+        Request::Add { array, member } => with_member(MemberCommand::Add, &array, &member),
+        Request::ReAdd { array, member } => with_member(MemberCommand::ReAdd, &array, &member),
+        Request::SpareAdd { group, member } => {
+            with_member(MemberCommand::SpareAdd, &group, &member)
+        }
         Request::SpareRemove { group, member } => {
-            with_member(&member, &|m| h.spare_remove(&group, m))
+            with_member(MemberCommand::SpareRemove, &group, &member)
         }
         Request::Scrub { array, repair } => reply(h.scrub(&array, repair)),
         Request::Grow { volume, add_array } => reply(h.grow(&volume, &add_array)),

@@ -16,8 +16,6 @@ use raid_engine::{Engine, MemberIo, MemberOp, SECTOR};
 use std::time::{Duration, Instant};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long `create` waits for every blade to answer discovery.
-pub(crate) const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CreateOptions {
@@ -34,6 +32,7 @@ pub(crate) fn engine_level(spec: &ArraySpec) -> anyhow::Result<raid_engine::Leve
         config::Level::Raid1 => raid_engine::Level::Raid1,
         config::Level::Raid10 => raid_engine::Level::Raid10,
         config::Level::Raid5 => raid_engine::Level::Raid5,
+        config::Level::Raid6 => raid_engine::Level::Raid6,
         config::Level::Linear => bail!(
             "array {}: level linear is not an engine level; concatenate arrays in a volume \
              (volumes.arrays) instead",
@@ -55,22 +54,8 @@ pub(crate) fn random_uuid() -> anyhow::Result<[u8; 16]> {
 /// Runs `create` for every array of `cfg`; returns the lines to print.
 pub(crate) fn create(cfg: &Config, opts: CreateOptions) -> anyhow::Result<Vec<String>> {
     let mut dev = Devices::new()?;
+    dev.discover_config(cfg)?;
     let members = cfg.members();
-    let blades: Vec<(u16, u8)> = members
-        .iter()
-        .filter_map(|m| match m {
-            MemberAddr::Blade { shelf, slot } => Some((*shelf, *slot)),
-            MemberAddr::File(_) => None,
-        })
-        .collect();
-    if !blades.is_empty() {
-        dev.discover(
-            &cfg.backend.interfaces,
-            cfg.backend.dead_after.0,
-            &blades,
-            DISCOVERY_TIMEOUT,
-        )?;
-    }
     let mut located = Vec::new();
     for m in &members {
         if let Some(l) = dev.open(m) {

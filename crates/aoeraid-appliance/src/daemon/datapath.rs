@@ -14,7 +14,7 @@ use crate::control::status::{InterfaceStatus, Side, Status};
 use crate::core::{Command, Core, Host, IoObserver, Notice, Reply};
 use crate::events::{self, EventSink};
 use crate::frontend::StateFile;
-use crate::metrics::{IoHandles, IoOp, Metrics};
+use crate::metrics::{IoHandles, Metrics};
 use aoe_target::IfaceId;
 use aoe_uring::{Completion, Ring, SockId};
 use crossbeam_channel::{Receiver, Sender};
@@ -132,18 +132,9 @@ impl IoObserver for IoMetrics {
 
     fn member_io(&mut self, member: &MemberAddr, op: MemberOp, bytes: u64, secs: f64, ok: bool) {
         if op == MemberOp::Flush {
-            // Flushes are rare (a client's FLUSH CACHE), so their series are
-            // looked up per flush rather than kept.
-            let m = &self.metrics;
-            let name = member.to_string();
-            let labels = [name.as_str(), "flush"];
-            let io = IoOp {
-                bytes: m.member_io_bytes.with_label_values(&labels),
-                ops: m.member_io_ops.with_label_values(&labels),
-                errors: m.member_io_errors.with_label_values(&labels),
-                latency: m.member_io_latency.with_label_values(&labels),
-            };
-            io.record(0, secs, ok);
+            self.metrics
+                .member_flush(&member.to_string())
+                .record(0, secs, ok);
             return;
         }
         if !self.members.contains_key(member) {

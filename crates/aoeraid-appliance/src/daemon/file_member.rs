@@ -11,7 +11,7 @@
 //! cache flush) itself, so concurrent writes are not serialised behind one
 //! fdatasync each. An explicit flush still becomes an fdatasync.
 
-use aoe_uring::{Backing, BackingOptions, Completion, DirectIo, FileId, IoBuffer, Ring};
+use aoe_uring::{Backing, BackingOptions, Completion, DirectIo, FileId, FileOp, IoBuffer, Ring};
 use raid_engine::{MemberError, MemberIo, MemberOp, SECTOR};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -218,13 +218,16 @@ impl<T> FileMembers<T> {
                 continue;
             };
             let file = self.members[member].id;
-            let r = if op.op == MemberOp::Write {
+            let dir = if op.op == MemberOp::Write {
                 ring.io_bytes_mut(&mut iobuf)[..len].copy_from_slice(&op.buf[at..at + len]);
-                ring.write_fixed(file, iobuf, 0..len, offset, USER_TAG | part)
+                FileOp::Write
             } else {
-                ring.read_fixed(file, iobuf, 0..len, offset, USER_TAG | part)
+                FileOp::Read
             };
-            if r.is_err() {
+            if ring
+                .file_io(dir, file, iobuf, 0..len, offset, USER_TAG | part)
+                .is_err()
+            {
                 self.part_done(part, Err(MemberError::Io), None, ring);
             }
         }

@@ -4,7 +4,7 @@
 
 use super::file_member::FileMembers;
 use crate::backend::Backend;
-use crate::config::MemberAddr;
+use crate::config::{Config, MemberAddr};
 use crate::core::{poll_blade_done, submit_to_blade, Location, MemberResult};
 use anyhow::{anyhow, bail, Context};
 use aoe_initiator::{BladeState, PoolConfig};
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 /// member at once.
 pub(crate) const IO_BUFFERS: u32 = 256;
 pub(crate) const IO_BUFFER_SIZE: usize = 256 << 10;
+/// How long `create` and the daemon wait for every configured blade to answer discovery.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The ring configuration every aoeraid data path uses.
 pub(crate) fn ring_config() -> RingConfig {
@@ -93,6 +95,28 @@ impl Devices {
                 None
             }
         }
+    }
+
+    /// Discovers the blades among the members `cfg` names (none: no back end is opened)
+    /// on its back-end interfaces; returns them.
+    pub(crate) fn discover_config(&mut self, cfg: &Config) -> anyhow::Result<Vec<(u16, u8)>> {
+        let blades: Vec<(u16, u8)> = cfg
+            .members()
+            .iter()
+            .filter_map(|m| match m {
+                MemberAddr::Blade { shelf, slot } => Some((*shelf, *slot)),
+                MemberAddr::File(_) => None,
+            })
+            .collect();
+        if !blades.is_empty() {
+            self.discover(
+                &cfg.backend.interfaces,
+                cfg.backend.dead_after.0,
+                &blades,
+                DISCOVERY_TIMEOUT,
+            )?;
+        }
+        Ok(blades)
     }
 
     /// Opens the back end on `ifaces`, broadcasts a discovery and waits up to

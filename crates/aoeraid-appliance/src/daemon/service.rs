@@ -4,13 +4,12 @@
 
 use super::assemble::{assemble_array, spare_is_blank};
 use super::create::random_uuid;
-use super::create::DISCOVERY_TIMEOUT;
 use super::datapath::{Cmd, DataPath, FrontSockets, IoMetrics};
 use super::members::Devices;
 use crate::config::{self, MemberAddr, Rate};
 use crate::control::sdnotify::{watchdog_interval, Notifier};
 use crate::control::status::Status;
-use crate::control::{ControlHandler, ControlServer};
+use crate::control::{ControlHandler, ControlServer, MemberCommand};
 use crate::core::{
     Array, Command, Core, CoreParts, ExportDef, Exports, Location, MemberMap, Reply, Spare,
     SpareGroups, Volume,
@@ -83,40 +82,15 @@ impl ControlHandler for Handler {
     fn status(&self) -> Result<Status, String> {
         Ok(self.status.lock().clone())
     }
-    fn fail(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::Fail {
-            array: array.into(),
-            member: member.clone(),
-        })
-    }
-    fn remove(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::Remove {
-            array: array.into(),
-            member: member.clone(),
-        })
-    }
-    fn add(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::Add {
-            array: array.into(),
-            member: member.clone(),
-        })
-    }
-    fn re_add(&self, array: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::ReAdd {
-            array: array.into(),
-            member: member.clone(),
-        })
-    }
-    fn spare_add(&self, group: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::SpareAdd {
-            group: group.into(),
-            member: member.clone(),
-        })
-    }
-    fn spare_remove(&self, group: &str, member: &MemberAddr) -> Reply {
-        self.call(Command::SpareRemove {
-            group: group.into(),
-            member: member.clone(),
+    fn member(&self, cmd: MemberCommand, target: &str, member: &MemberAddr) -> Reply {
+        let (t, member) = (target.to_string(), member.clone());
+        self.call(match cmd {
+            MemberCommand::Fail => Command::Fail { array: t, member },
+            MemberCommand::Remove => Command::Remove { array: t, member },
+            MemberCommand::Add => Command::Add { array: t, member },
+            MemberCommand::ReAdd => Command::ReAdd { array: t, member },
+            MemberCommand::SpareAdd => Command::SpareAdd { group: t, member },
+            MemberCommand::SpareRemove => Command::SpareRemove { group: t, member },
         })
     }
     fn scrub(&self, array: &str, repair: bool) -> Reply {
@@ -196,29 +170,13 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     // Members: discover the blades, then assemble every array (mirrors and stripes
     // are one step here: the engine knows the RAID 10 layout).
     let mut dev = Devices::new()?;
-    let blades: Vec<(u16, u8)> = cfg
-        .members()
-        .iter()
-        .filter_map(|m| match m {
-            MemberAddr::Blade { shelf, slot } => Some((*shelf, *slot)),
-            MemberAddr::File(_) => None,
-        })
-        .collect();
-    if !blades.is_empty() {
-        dev.discover(
-            &cfg.backend.interfaces,
-            cfg.backend.dead_after.0,
-            &blades,
-            DISCOVERY_TIMEOUT,
-        )?;
-        for (s, l) in &blades {
-            let up = dev
-                .backend
-                .as_ref()
-                .is_some_and(|b| b.pool().find(*s, *l).is_some());
-            if !up {
-                events::log_line(4, &format!("blade e{s}.{l} did not answer discovery"));
-            }
+    for (s, l) in dev.discover_config(&cfg)? {
+        let up = dev
+            .backend
+            .as_ref()
+            .is_some_and(|b| b.pool().find(s, l).is_some());
+        if !up {
+            events::log_line(4, &format!("blade e{s}.{l} did not answer discovery"));
         }
     }
     let mut assembled: Vec<Ready> = Vec::new();

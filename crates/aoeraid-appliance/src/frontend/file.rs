@@ -5,7 +5,7 @@
 use super::driver::{Done, ReadData, ReadStart, Store, StoreIo, SyncStart};
 use super::ring::{user, RingPort, USER_TAG};
 use aoe_target::{ExportId, ReqId};
-use aoe_uring::{Errno, FileId, IoBuffer, Ring};
+use aoe_uring::{Errno, FileId, FileOp, IoBuffer, Ring};
 use aoe_wire::ATA_DATA_OFFSET;
 
 const KIND_READ: u64 = 1;
@@ -15,20 +15,34 @@ const KIND_SYNC: u64 = 3;
 /// The registered files of one worker's exports.
 #[derive(Debug)]
 pub(crate) struct RingFiles {
-    /// Export → registered file.
-    files: Vec<FileId>,
+    /// Export → registered file and the byte offset of its sector 0.
+    files: Vec<Option<(FileId, u64)>>,
     /// Bytes expected per request (to catch short reads and writes).
     expected: Vec<u32>,
 }
 
 impl RingFiles {
-    /// `files[e]` is the registered store of export `e`; `requests` the
+    /// No exports yet ([`RingFiles::set`] adds them); `requests` is the
     /// target's request capacity.
-    pub(crate) fn new(files: Vec<FileId>, requests: usize) -> RingFiles {
+    pub(crate) fn new(requests: usize) -> RingFiles {
         RingFiles {
-            files,
+            files: Vec::new(),
             expected: vec![0; requests],
         }
+    }
+
+    /// Export `export` is `file` from byte `base` on (None: no store any
+    /// more); returns the file it replaces.
+    pub(crate) fn set(
+        &mut self,
+        export: ExportId,
+        file: Option<(FileId, u64)>,
+    ) -> Option<(FileId, u64)> {
+        let e = usize::from(export.0);
+        if self.files.len() <= e {
+            self.files.resize(e + 1, None);
+        }
+        std::mem::replace(&mut self.files[e], file)
     }
 
     /// Turns a ring completion of this store into [`Done`]; hands back
@@ -78,9 +92,17 @@ impl RingFiles {
         }
     }
 
-    fn expect(&mut self, io: StoreIo) -> Option<FileId> {
+    /// The registered file of `export`, if it has one.
+    pub(crate) fn file(&self, export: ExportId) -> Option<(FileId, u64)> {
+        *self.files.get(usize::from(export.0))?
+    }
+
+    /// Records the length `io` must complete with; the file and the byte
+    /// offset `io` goes to.
+    fn expect(&mut self, io: StoreIo) -> Option<(FileId, u64)> {
         *self.expected.get_mut(io.req.0 as usize)? = io.len as u32;
-        self.files.get(usize::from(io.export.0)).copied()
+        let (file, base) = (*self.files.get(usize::from(io.export.0))?)?;
+        Some((file, base + io.offset))
     }
 }
 
@@ -90,12 +112,19 @@ impl Store<RingPort<'_>> for RingFiles {
         let Some(slot) = ring.send_slot() else {
             return ReadStart::NoSlot;
         };
-        let Some(file) = self.expect(io) else {
+        let Some((file, at)) = self.expect(io) else {
             ring.release_slot(slot);
             return ReadStart::Failed;
         };
         let range = ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len;
-        match ring.read_fixed(file, slot, range, io.offset, user(KIND_READ, io.req.0)) {
+        match ring.file_io(
+            FileOp::Read,
+            file,
+            slot,
+            range,
+            at,
+            user(KIND_READ, io.req.0),
+        ) {
             Ok(()) => ReadStart::Started,
             Err(_) => ReadStart::Failed,
         }
@@ -107,7 +136,7 @@ impl Store<RingPort<'_>> for RingFiles {
         io: StoreIo,
         frame: &mut Option<aoe_uring::RecvBuf>,
     ) -> bool {
-        let Some(file) = self.expect(io) else {
+        let Some((file, at)) = self.expect(io) else {
             return false;
         };
         let Some(buf) = frame.take() else {
@@ -115,14 +144,21 @@ impl Store<RingPort<'_>> for RingFiles {
         };
         let range = ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len;
         port.ring()
-            .write_fixed(file, buf, range, io.offset, user(KIND_WRITE, io.req.0))
+            .file_io(
+                FileOp::Write,
+                file,
+                buf,
+                range,
+                at,
+                user(KIND_WRITE, io.req.0),
+            )
             .is_ok()
     }
 
     fn sync(&mut self, port: &mut RingPort<'_>, export: ExportId, _flush: bool) -> SyncStart {
         // fdatasync flushes the device cache below the file too, so a client
         // FLUSH needs nothing more than the group commit.
-        let Some(&file) = self.files.get(usize::from(export.0)) else {
+        let Some(&Some((file, _))) = self.files.get(usize::from(export.0)) else {
             return SyncStart::Done(false);
         };
         match port

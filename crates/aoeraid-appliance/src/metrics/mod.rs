@@ -65,6 +65,46 @@ pub struct IoHandles {
     pub write: IoOp,
 }
 
+/// The four families of one kind of I/O (`aoeraid_<subject>_io_*`: a volume's client
+/// requests, a member's requests), labelled by subject and direction.
+struct IoFamilies {
+    bytes: IntCounterVec,
+    ops: IntCounterVec,
+    errors: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl IoFamilies {
+    /// `help`: of the bytes, ops, errors and latency families.
+    fn register(r: &Registry, subject: &str, help: [&str; 4]) -> IoFamilies {
+        let name = |what: &str| format!("aoeraid_{subject}_io_{what}");
+        let labels = [subject, "op"];
+        IoFamilies {
+            bytes: counter(r, &name("bytes_total"), help[0], &labels),
+            ops: counter(r, &name("ops_total"), help[1], &labels),
+            errors: counter(r, &name("errors_total"), help[2], &labels),
+            latency: histogram(r, &name("latency_seconds"), help[3], &labels),
+        }
+    }
+
+    fn op(&self, subject: &str, op: &str) -> IoOp {
+        let labels = [subject, op];
+        IoOp {
+            bytes: self.bytes.with_label_values(&labels),
+            ops: self.ops.with_label_values(&labels),
+            errors: self.errors.with_label_values(&labels),
+            latency: self.latency.with_label_values(&labels),
+        }
+    }
+
+    fn handles(&self, subject: &str) -> IoHandles {
+        IoHandles {
+            read: self.op(subject, "read"),
+            write: self.op(subject, "write"),
+        }
+    }
+}
+
 /// The appliance's metric families.
 pub struct Metrics {
     registry: Registry,
@@ -89,17 +129,11 @@ pub struct Metrics {
     pub spare_group_spares: IntGaugeVec,
     pub volume_info: IntGaugeVec,
     pub volume_size_bytes: IntGaugeVec,
-    pub volume_io_bytes: IntCounterVec,
-    pub volume_io_ops: IntCounterVec,
-    pub volume_io_errors: IntCounterVec,
-    pub volume_io_latency: HistogramVec,
+    volume_ios: IoFamilies,
     pub export_reserved_macs: IntGaugeVec,
     pub export_fenced_commands: IntCounterVec,
     pub export_reserve_refused: IntCounterVec,
-    pub member_io_bytes: IntCounterVec,
-    pub member_io_ops: IntCounterVec,
-    pub member_io_errors: IntCounterVec,
-    pub member_io_latency: HistogramVec,
+    member_ios: IoFamilies,
     pub blade_up: IntGaugeVec,
     pub blade_rtt: prometheus::GaugeVec,
     pub blade_retransmits: IntCounterVec,
@@ -315,29 +349,15 @@ impl Metrics {
                 "Exported volume size.",
                 &["volume"],
             ),
-            volume_io_bytes: counter(
+            volume_ios: IoFamilies::register(
                 &r,
-                "aoeraid_volume_io_bytes_total",
-                "Bytes served to clients.",
-                &["volume", "op"],
-            ),
-            volume_io_ops: counter(
-                &r,
-                "aoeraid_volume_io_ops_total",
-                "Client requests completed.",
-                &["volume", "op"],
-            ),
-            volume_io_errors: counter(
-                &r,
-                "aoeraid_volume_io_errors_total",
-                "Client requests answered with an error.",
-                &["volume", "op"],
-            ),
-            volume_io_latency: histogram(
-                &r,
-                "aoeraid_volume_io_latency_seconds",
-                "Client request latency, arrival to reply.",
-                &["volume", "op"],
+                "volume",
+                [
+                    "Bytes served to clients.",
+                    "Client requests completed.",
+                    "Client requests answered with an error.",
+                    "Client request latency, arrival to reply.",
+                ],
             ),
             export_reserved_macs: gauge(
                 &r,
@@ -357,29 +377,15 @@ impl Metrics {
                 "Reserve Set/Force Set refused: sender outside the allow list, or a Set from outside a non-empty reserve list.",
                 &["export"],
             ),
-            member_io_bytes: counter(
+            member_ios: IoFamilies::register(
                 &r,
-                "aoeraid_member_io_bytes_total",
-                "Bytes moved to and from a member.",
-                &["member", "op"],
-            ),
-            member_io_ops: counter(
-                &r,
-                "aoeraid_member_io_ops_total",
-                "Member requests completed.",
-                &["member", "op"],
-            ),
-            member_io_errors: counter(
-                &r,
-                "aoeraid_member_io_errors_total",
-                "Member requests that failed.",
-                &["member", "op"],
-            ),
-            member_io_latency: histogram(
-                &r,
-                "aoeraid_member_io_latency_seconds",
-                "Member request latency including retransmits.",
-                &["member", "op"],
+                "member",
+                [
+                    "Bytes moved to and from a member.",
+                    "Member requests completed.",
+                    "Member requests that failed.",
+                    "Member request latency including retransmits.",
+                ],
             ),
             blade_up: gauge(
                 &r,
@@ -499,37 +505,24 @@ impl Metrics {
 
     /// Handles for one volume's client I/O, to keep in the data path.
     pub fn volume_io(&self, volume: &str) -> IoHandles {
-        let op = |o: &str| IoOp {
-            bytes: self.volume_io_bytes.with_label_values(&[volume, o]),
-            ops: self.volume_io_ops.with_label_values(&[volume, o]),
-            errors: self.volume_io_errors.with_label_values(&[volume, o]),
-            latency: self.volume_io_latency.with_label_values(&[volume, o]),
-        };
-        IoHandles {
-            read: op("read"),
-            write: op("write"),
-        }
+        self.volume_ios.handles(volume)
     }
 
     /// Bytes `member` has moved in direction `op` ("read" or "write"), as its
     /// `aoeraid_member_io_bytes_total` series counts them, so `status --json` and
     /// /metrics show one number.
     pub fn member_bytes(&self, member: &str, op: &str) -> u64 {
-        self.member_io_bytes.with_label_values(&[member, op]).get()
+        self.member_ios.bytes.with_label_values(&[member, op]).get()
     }
 
     /// Handles for one member's I/O, to keep in the data path.
     pub fn member_io(&self, member: &str) -> IoHandles {
-        let op = |o: &str| IoOp {
-            bytes: self.member_io_bytes.with_label_values(&[member, o]),
-            ops: self.member_io_ops.with_label_values(&[member, o]),
-            errors: self.member_io_errors.with_label_values(&[member, o]),
-            latency: self.member_io_latency.with_label_values(&[member, o]),
-        };
-        IoHandles {
-            read: op("read"),
-            write: op("write"),
-        }
+        self.member_ios.handles(member)
+    }
+
+    /// Handles for one member's flushes (rare: looked up per flush rather than kept).
+    pub fn member_flush(&self, member: &str) -> IoOp {
+        self.member_ios.op(member, "flush")
     }
 
     /// Counts one event (the event dispatcher calls this).
@@ -618,36 +611,26 @@ impl Metrics {
                 }
             }
             let c = &a.counters;
-            sync_counter(
-                &self.sync_bytes_total.with_label_values(&[n, "rebuild"]),
-                c.rebuilt_bytes,
-            );
-            sync_counter(
-                &self.sync_bytes_total.with_label_values(&[n, "resync"]),
-                c.resynced_bytes,
-            );
-            sync_counter(
-                &self.sync_bytes_total.with_label_values(&[n, "check"]),
-                c.checked_bytes,
-            );
             // The same action names as the progress series, so a rate over bytes
             // joins with aoeraid_array_sync_done_ratio{action=...}.
-            sync_counter(
-                &self.sync_bytes_total.with_label_values(&[n, "repair"]),
-                c.repaired_bytes,
-            );
-            sync_counter(
-                &self.mismatch_bytes_total.with_label_values(&[n]),
-                c.mismatch_bytes,
-            );
-            sync_counter(
-                &self.corrected_errors_total.with_label_values(&[n]),
-                c.corrected_errors,
-            );
-            sync_counter(
-                &self.checksum_repairs_total.with_label_values(&[n]),
-                c.checksum_repairs,
-            );
+            for (action, bytes) in [
+                ("rebuild", c.rebuilt_bytes),
+                ("resync", c.resynced_bytes),
+                ("check", c.checked_bytes),
+                ("repair", c.repaired_bytes),
+            ] {
+                sync_counter(
+                    &self.sync_bytes_total.with_label_values(&[n, action]),
+                    bytes,
+                );
+            }
+            for (family, value) in [
+                (&self.mismatch_bytes_total, c.mismatch_bytes),
+                (&self.corrected_errors_total, c.corrected_errors),
+                (&self.checksum_repairs_total, c.checksum_repairs),
+            ] {
+                sync_counter(&family.with_label_values(&[n]), value);
+            }
             self.rebuild_limit
                 .with_label_values(&[n, "min"])
                 .set(a.rebuild_min_bytes_per_second as i64);

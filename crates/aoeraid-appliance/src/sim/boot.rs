@@ -95,6 +95,11 @@ pub(crate) fn config(layout: SimLayout, rng: &mut Rng, integrity: bool) -> Confi
             arrays += &array("a0", "raid5", blades(4), true);
             names.push("a0");
         }
+        SimLayout::Raid6 => {
+            let n = 4 + rng.below(2) as usize;
+            arrays += &array("a0", "raid6", blades(n), true);
+            names.push("a0");
+        }
         SimLayout::Concat => {
             arrays += &array("a0", "raid1", blades(2), true);
             arrays += &array("a1", "raid5", blades(3), true);

@@ -29,65 +29,23 @@ mod model;
 mod wire;
 mod world;
 
-pub use raid_engine::sim::SimLayout;
+pub use raid_engine::sim::cli::{Options, ALL_LAYOUTS};
+pub use raid_engine::sim::{ClientOps, SimConfig, SimLayout};
 
 use crate::events::EventKind;
-
-/// One run.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    pub layout: SimLayout,
-    pub seed: u64,
-    /// Client operations (reads, writes, flushes answered) before the final check.
-    pub ops: u64,
-    /// Arrays keep CRC32C checksums (and then take silent bit flips).
-    pub integrity: bool,
-    pub faults: bool,
-}
-
-impl SimConfig {
-    /// Odd seeds run with integrity checksums on.
-    pub fn new(layout: SimLayout, seed: u64, ops: u64) -> SimConfig {
-        SimConfig {
-            layout,
-            seed,
-            ops,
-            integrity: seed % 2 == 1,
-            faults: true,
-        }
-    }
-
-    /// The command that runs this configuration again.
-    pub fn reproduce_command(&self) -> String {
-        format!(
-            "cargo run --profile ci --example appliance_sim -- --layout {} --seed {} --ops {}{}{}",
-            self.layout,
-            self.seed,
-            self.ops,
-            if self.integrity {
-                " --integrity"
-            } else {
-                " --no-integrity"
-            },
-            if self.faults { "" } else { " --no-faults" }
-        )
-    }
-}
 
 /// What a run did.
 #[derive(Clone, Debug, Default)]
 pub struct SimStats {
-    pub ops: u64,
-    pub reads: u64,
-    pub writes: u64,
-    pub flushes: u64,
-    pub allowed_errors: u64,
+    pub client: ClientOps,
     pub crashes: u64,
     pub commands: u64,
     pub media_errors: u64,
     pub bit_flips: u64,
     pub grows: u64,
     pub member_failures: u64,
+    /// RAID 6: two blades of one array died for good at once.
+    pub double_failures: u64,
     pub blades_gone: u64,
     pub blades_back: u64,
     pub re_adds: u64,
@@ -153,11 +111,12 @@ impl std::fmt::Display for SimFailure {
 pub fn run(cfg: &SimConfig) -> Result<(SimStats, Vec<String>), SimFailure> {
     let fail = |w: Option<&world::World>, e: String| SimFailure {
         message: format!(
-            "appliance sim failed: layout={} seed={} after {} ops: {e}\n  reproduce: {}",
+            "appliance sim failed: layout={} seed={} after {} ops: {e}\n  reproduce: \
+             cargo run --profile ci --example appliance_sim -- {}",
             cfg.layout,
             cfg.seed,
-            w.map_or(0, |w| w.stats.ops),
-            cfg.reproduce_command()
+            w.map_or(0, |w| w.stats.client.ops),
+            cfg.args()
         ),
         schedule: w.map_or_else(Vec::new, |w| w.log.clone()),
     };

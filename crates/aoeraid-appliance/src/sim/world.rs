@@ -140,13 +140,13 @@ impl World {
             eprintln!(
                 "t={:.6}s op {}: {what}",
                 self.now as f64 / 1e9,
-                self.stats.ops
+                self.stats.client.ops
             );
         }
         self.log.push(format!(
             "t={:.6}s op {}: {what}",
             self.now as f64 / 1e9,
-            self.stats.ops
+            self.stats.client.ops
         ));
     }
 
@@ -466,7 +466,7 @@ impl World {
             }
             return Ok(());
         }
-        self.stats.ops += 1;
+        self.stats.client.ops += 1;
         if !a.ok {
             if !(op.errors_ok || errors_ok) {
                 let (kind, lba, n) = (op.kind, op.lba, op.sectors);
@@ -475,7 +475,7 @@ impl World {
                     self.describe()
                 ));
             }
-            self.stats.allowed_errors += 1;
+            self.stats.client.allowed_errors += 1;
             op.failed = true;
             if op.kind == Kind::Read {
                 self.model.read_abandoned(op.id);
@@ -528,7 +528,7 @@ impl World {
                 let id = self.next_id;
                 self.next_id += 1;
                 let mut op = if r < 2 {
-                    self.stats.flushes += 1;
+                    self.stats.client.flushes += 1;
                     ClientOp::new(Kind::Flush, 0, 0, Vec::new(), id, self.now)
                 } else {
                     let n = 1 + self.rng.below(max);
@@ -542,13 +542,13 @@ impl World {
                     let lba = self.rng.below(span.saturating_sub(n) + 1);
                     let n = n.min(sectors - lba);
                     if r < 50 {
-                        self.stats.writes += 1;
+                        self.stats.client.writes += 1;
                         let mut d = vec![0u8; n as usize * SECTOR_SIZE];
                         self.rng.fill(&mut d);
                         self.model.write_issued(id, lba, &d);
                         ClientOp::new(Kind::Write, lba, n, d, id, self.now)
                     } else {
-                        self.stats.reads += 1;
+                        self.stats.client.reads += 1;
                         self.model.read_issued(id, lba, n);
                         ClientOp::new(Kind::Read, lba, n, Vec::new(), id, self.now)
                     }
@@ -562,8 +562,8 @@ impl World {
     /// A command in flight too long means the appliance lost it; no answer at all
     /// for that long means the clients cannot reach the export.
     fn check_liveness(&mut self) -> Result<(), String> {
-        if self.stats.ops != self.progress.0 {
-            self.progress = (self.stats.ops, self.now, self.progress.2);
+        if self.stats.client.ops != self.progress.0 {
+            self.progress = (self.stats.client.ops, self.now, self.progress.2);
         } else if self.now > self.progress.1 + STUCK_NS {
             let cs: Vec<String> = self
                 .clients
@@ -701,7 +701,7 @@ impl World {
         if !self.cfg.faults || self.healing || self.core.is_none() {
             return Ok(());
         }
-        if self.stats.ops < self.next_fault_op {
+        if self.stats.client.ops < self.next_fault_op {
             return Ok(());
         }
         // Long-standing damage of arrays without redundancy is repaired by hand.
@@ -720,8 +720,8 @@ impl World {
         let a = arrays[self.rng.below(arrays.len() as u64) as usize].clone();
         if !self.calm(&a) && self.level(&a) != Level::Raid0 {
             // Heal one thing at a time; long damage is scrubbed away.
-            if self.stats.ops > self.next_fault_op + 20_000 {
-                self.next_fault_op = self.stats.ops + 500;
+            if self.stats.client.ops > self.next_fault_op + 20_000 {
+                self.next_fault_op = self.stats.client.ops + 500;
                 let _ = self.command(Command::Scrub {
                     array: a,
                     repair: true,
@@ -729,7 +729,7 @@ impl World {
             }
             return Ok(());
         }
-        self.next_fault_op = self.stats.ops + 300 + self.rng.below(1500);
+        self.next_fault_op = self.stats.client.ops + 300 + self.rng.below(1500);
         let redundant = self.level(&a) != Level::Raid0;
         let members: Vec<usize> = self
             .members(&a)
@@ -753,12 +753,14 @@ impl World {
                 ));
             }
             1 if redundant => {
-                self.blades[b].disk.dead = true;
-                self.blades[b].gone = true;
-                self.busy_arrays.push(a.clone());
-                self.later
-                    .push((self.now + 3_000_000_000, Later::Plug(a.clone())));
-                self.note(format!("blade {baddr} of {a} dies for good"));
+                self.kill_for_good(&a, b);
+                if self.level(&a).parity() == 2 && self.rng.chance(0.75) {
+                    // RAID 6: a second blade of the array goes with it.
+                    let others: Vec<usize> = members.into_iter().filter(|&m| m != b).collect();
+                    let b2 = others[self.rng.below(others.len() as u64) as usize];
+                    self.stats.double_failures += 1;
+                    self.kill_for_good(&a, b2);
+                }
             }
             2 | 3 => {
                 if let Some((off, size)) = self.data_area(b) {
@@ -852,15 +854,26 @@ impl World {
         (sb.data_size > 32).then_some((sb.data_offset, sb.data_size))
     }
 
+    /// Blade `b` of array `a` dies for good; a new blade is plugged in 3 s later.
+    fn kill_for_good(&mut self, a: &str, b: usize) {
+        self.blades[b].disk.dead = true;
+        self.blades[b].gone = true;
+        self.busy_arrays.push(a.to_string());
+        self.later
+            .push((self.now + 3_000_000_000, Later::Plug(a.to_string())));
+        let baddr = self.blades[b].addr.to_string();
+        self.note(format!("blade {baddr} of {a} dies for good"));
+    }
+
     /// Crash: the appliance vanishes with everything in its memory. Member writes
     /// on the wire still land; the restart assembles from what the members hold.
     fn crash(&mut self) -> Result<(), String> {
-        // A crash while RAID 5 is degraded is the write hole (raid-engine DESIGN.md).
-        let unsafe_raid5 = self
+        // A crash while RAID 5/6 is degraded is the write hole (raid-engine DESIGN.md).
+        let unsafe_parity = self
             .all_arrays()
             .iter()
-            .any(|a| self.level(a) == Level::Raid5 && !self.calm(a));
-        if unsafe_raid5 {
+            .any(|a| self.level(a).parity() > 0 && !self.calm(a));
+        if unsafe_parity {
             return Ok(());
         }
         self.note("appliance crash".into());
@@ -923,7 +936,7 @@ impl World {
     // ---- the run ----
 
     pub(crate) fn run(&mut self) -> Result<(), String> {
-        while self.stats.ops < self.cfg.ops {
+        while self.stats.client.ops < self.cfg.ops {
             self.maybe_fault()?;
             self.issue();
             self.step()?;

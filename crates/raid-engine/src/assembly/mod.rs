@@ -299,7 +299,7 @@ pub fn assemble(
             refused,
         });
     }
-    if reference.level == Level::Raid5 && !reference.clean && !not_in_sync.is_empty() && !force {
+    if reference.level.parity() > 0 && !reference.clean && !not_in_sync.is_empty() && !force {
         return Err(AssemblyError::DirtyDegraded {
             not_in_sync,
             missing_slots,

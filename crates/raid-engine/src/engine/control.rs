@@ -114,7 +114,9 @@ impl Engine {
         match self.geo.level {
             Level::Raid0 => (0..n).any(|s| !ok(s)),
             Level::Raid1 => !(0..n).any(ok),
-            Level::Raid5 => (0..n).filter(|&s| !ok(s)).count() >= 2,
+            Level::Raid5 | Level::Raid6 => {
+                (0..n).filter(|&s| !ok(s)).count() > self.geo.level.parity()
+            }
             Level::Raid10 => (0..n as u64).any(|u| self.geo.copies(u).iter().all(|&(m, _)| !ok(m))),
         }
     }

@@ -402,7 +402,7 @@ impl Engine {
             let reqs: Vec<RequestId> = match &j.work {
                 Work::MirrorRead(r) => vec![r.piece.req],
                 Work::MirrorWrite(w) => vec![w.piece.req],
-                Work::R5Read(r) => vec![r.piece.req],
+                Work::ParityRead(r) => vec![r.piece.req],
                 Work::Stripe(sw) => sw.pieces.iter().map(|p| p.req).collect(),
                 Work::Sync(_) => Vec::new(),
             };

@@ -121,7 +121,7 @@ pub(crate) struct MirrorWrite {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum R5ReadPhase {
+pub(crate) enum ParityReadPhase {
     Read,
     Collect,
     Rebuilt,
@@ -129,16 +129,18 @@ pub(crate) enum R5ReadPhase {
     Done,
 }
 
-/// RAID 5 read: data columns directly, a missing column rebuilt from the others.
+/// RAID 5/6 read: data columns directly, missing columns rebuilt from the others.
 #[derive(Debug)]
-pub(crate) struct R5Read {
+pub(crate) struct ParityRead {
     pub piece: Piece,
-    pub phase: R5ReadPhase,
+    pub phase: ParityReadPhase,
     /// (column, aligned row-relative range) touched.
     pub cols: Vec<(usize, u64, u64)>,
     pub col_data: Vec<Option<Vec<u8>>>,
-    /// The column rebuilt from the others, and why it failed.
-    pub failed: Option<(usize, Fail)>,
+    /// The columns (indices into `cols`) rebuilt from the others, and why each failed.
+    pub failed: Vec<(usize, Fail)>,
+    /// Row-relative sectors read from the other columns to rebuild the failed ones.
+    pub span: (u64, u64),
     /// Bytes of columns that failed their checksum, by column index: a torn block in
     /// a not-yet-resynced region is served as it lies when nothing better is proven.
     pub raw: Vec<(usize, Vec<u8>)>,
@@ -154,9 +156,9 @@ pub(crate) enum StripeMode {
     Full,
     /// Read the columns not fully covered, parity over all.
     Rcw,
-    /// Read old data of touched columns and old parity.
+    /// Read old data of touched columns and old parity (P, and Q on RAID 6).
     Rmw,
-    /// Read every other member, rebuild the unreadable column, parity over all.
+    /// Read every other member, rebuild the unreadable columns, parity over all.
     Reconstruct,
 }
 
@@ -170,7 +172,7 @@ pub(crate) enum StripePhase {
     Done,
 }
 
-/// RAID 5 write of one stripe, gathering consecutive writes before it starts.
+/// RAID 5/6 write of one stripe, gathering consecutive writes before it starts.
 #[derive(Debug)]
 pub(crate) struct StripeWrite {
     pub buf: StripeBuffer,
@@ -240,7 +242,7 @@ pub(crate) struct SyncUnit {
 pub(crate) enum Work {
     MirrorRead(MirrorRead),
     MirrorWrite(MirrorWrite),
-    R5Read(R5Read),
+    ParityRead(ParityRead),
     Stripe(StripeWrite),
     Sync(SyncUnit),
 }

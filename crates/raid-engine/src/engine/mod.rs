@@ -15,8 +15,8 @@ pub(crate) mod job;
 mod metadata;
 mod mirror;
 mod outbox;
+mod parity;
 mod queue;
-mod raid5;
 mod status;
 mod sync;
 
@@ -26,7 +26,7 @@ use crate::fastmap::FastMap as HashMap;
 
 use crate::bitmap::Bitmap;
 use crate::config::MetaLayout;
-use crate::layout::{Geometry, Level};
+use crate::layout::Geometry;
 use crate::types::*;
 use job::{Job, Piece, SyncOp, Work};
 use metadata::MetaState;
@@ -286,7 +286,7 @@ impl Engine {
 
     fn enqueue_piece(&mut self, unit: u64, op: VolumeOp, piece: Piece) {
         let write = op == VolumeOp::Write;
-        if write && self.geo.level == Level::Raid5 {
+        if write && self.geo.level.parity() > 0 {
             // Merge into the stripe still gathering at the tail of this unit's queue.
             if let Some(tail) = self.queues.tail(unit) {
                 if let Some(Job {
@@ -310,13 +310,13 @@ impl Engine {
             let data = self.reqs[&piece.req].buf
                 [piece.buf_off..piece.buf_off + piece.sectors as usize * SECTOR]
                 .to_vec();
-            if self.geo.level == Level::Raid5 {
+            if self.geo.level.parity() > 0 {
                 self.new_stripe_write(piece, data)
             } else {
                 self.new_mirror_write(piece, data)
             }
-        } else if self.geo.level == Level::Raid5 {
-            self.new_r5_read(unit, piece)
+        } else if self.geo.level.parity() > 0 {
+            self.new_parity_read(piece)
         } else {
             self.new_mirror_read(piece)
         };
@@ -520,7 +520,7 @@ impl Engine {
             let done = match job.work {
                 Work::MirrorRead(_) => self.step_mirror_read(id, &mut job),
                 Work::MirrorWrite(_) => self.step_mirror_write(id, &mut job),
-                Work::R5Read(_) => self.step_r5_read(id, &mut job),
+                Work::ParityRead(_) => self.step_parity_read(id, &mut job),
                 Work::Stripe(_) => self.step_stripe(id, &mut job),
                 Work::Sync(_) => self.step_sync(id, &mut job),
             };

@@ -7,11 +7,11 @@ use std::collections::{BTreeSet, VecDeque};
 use super::job::*;
 use super::status::SyncKind;
 use super::{Engine, JobId};
+use crate::gf;
 use crate::layout::Level;
 use crate::meta::MetaKey;
 use crate::pacing::Pacer;
 use crate::types::*;
-use crate::xor::xor_into;
 
 /// One sync run, from start to finish or abort.
 #[derive(Debug)]
@@ -331,7 +331,7 @@ impl Engine {
             }
         }
         match self.geo.level {
-            Level::Raid5 => self.step_sync_r5(id, job),
+            Level::Raid5 | Level::Raid6 => self.step_sync_parity(id, job),
             _ => self.step_sync_mirror(id, job),
         }
     }
@@ -456,9 +456,15 @@ impl Engine {
         }
     }
 
-    fn step_sync_r5(&mut self, id: JobId, job: &mut Job) -> bool {
-        let (u, chunk, n) = (job.unit, self.geo.chunk_u64(), self.geo.members);
-        let p = self.sm(crate::layout::parity_member(n, u));
+    fn step_sync_parity(&mut self, id: JobId, job: &mut Job) -> bool {
+        let (u, chunk, n, np) = (
+            job.unit,
+            self.geo.chunk_u64(),
+            self.geo.members,
+            self.parity(),
+        );
+        let k = n - np;
+        let colm: Vec<MemberIndex> = (0..n).map(|c| self.col_member(u, c)).collect();
         let Work::Sync(su) = &mut job.work else {
             unreachable!()
         };
@@ -466,12 +472,15 @@ impl Engine {
             SyncPhase::Read => {
                 su.phase = SyncPhase::Write;
                 let target = su.kind.target();
-                let sources: Vec<MemberIndex> = (0..n)
-                    .map(|s| self.sm(s))
-                    .filter(|&m| Some(m) != target)
-                    .collect();
-                if sources.iter().any(|&m| !self.in_sync(m, u)) {
-                    // Degraded: nothing to compare or recompute against.
+                let sources: Vec<usize> = (0..n).filter(|&c| Some(colm[c]) != target).collect();
+                let missing = sources
+                    .iter()
+                    .filter(|&&c| !self.in_sync(colm[c], u))
+                    .count();
+                // A rebuild needs the other columns within parity; resync and scrub
+                // need them all (degraded: nothing to compare or recompute against).
+                let allowed = if target.is_some() { np - 1 } else { 0 };
+                if missing > allowed {
                     if target.is_some() {
                         su.abort = true;
                     }
@@ -480,7 +489,8 @@ impl Engine {
                 }
                 job.slots = sources
                     .iter()
-                    .map(|&m| Slot::read(m, u * chunk, chunk, m))
+                    .filter(|&&c| self.in_sync(colm[c], u))
+                    .map(|&c| Slot::read(colm[c], u * chunk, chunk, c))
                     .collect();
                 self.issue(id, job);
                 false
@@ -488,88 +498,116 @@ impl Engine {
             SyncPhase::Write => {
                 su.phase = SyncPhase::Done;
                 let bytes = chunk as usize * SECTOR;
-                let failed: Vec<(MemberIndex, Fail)> = job
+                let failed: Vec<(usize, Fail)> = job
                     .slots
                     .iter()
-                    .filter_map(|s| s.fail().map(|f| (s.member, f)))
+                    .filter_map(|s| s.fail().map(|f| (s.tag, f)))
                     .collect();
-                let mut writes: Vec<(MemberIndex, Vec<u8>, usize)> = Vec::new();
+                let mut stripe: Vec<Option<Vec<u8>>> = vec![None; n];
+                for s in job.slots.iter_mut().filter(|s| s.ok()) {
+                    stripe[s.tag] = Some(std::mem::take(&mut s.data));
+                }
+                // (column, bytes, heal tag: 0 plain, 1 read error, 2 checksum)
+                let mut writes: Vec<(usize, Vec<u8>, usize)> = Vec::new();
                 match su.kind {
                     SyncOp::Recover { member, .. } => {
-                        if !failed.is_empty() {
+                        // Unreadable sources are erasures like the target: RAID 6
+                        // rebuilds through one more.
+                        if !gf::solve(&mut stripe, np) {
                             su.abort = true;
                             return false;
                         }
-                        let mut out = vec![0u8; bytes];
-                        for s in &job.slots {
-                            xor_into(&mut out, &s.data);
+                        if let Some(c) = (0..n).find(|&c| colm[c] == member) {
+                            writes.push((c, stripe[c].take().expect("solved"), 0));
                         }
-                        writes.push((member, out, 0));
                     }
                     SyncOp::Resync => {
                         // Torn blocks (checksum behind data) are taken as they lie and
                         // re-sealed; a data member that cannot be read at all leaves the
                         // stripe's parity unknown: fail it (md does the same).
-                        let mut par = vec![0u8; bytes];
-                        let mut old_p = None;
                         for s in &job.slots {
                             match s.fail() {
-                                Some(Fail::Io) | Some(Fail::Gone) if s.member != p => {
+                                Some(Fail::Io) | Some(Fail::Gone) if s.tag < k => {
                                     self.fail_member_internal(s.member);
                                     return false;
                                 }
-                                Some(Fail::Checksum) if s.member != p => {
-                                    xor_into(&mut par, &s.data);
-                                    writes.push((s.member, s.data.clone(), 0));
+                                Some(Fail::Checksum) if s.tag < k => {
+                                    stripe[s.tag] = Some(s.data.clone());
+                                    writes.push((s.tag, s.data.clone(), 0));
                                 }
-                                None if s.member != p => xor_into(&mut par, &s.data),
-                                None => old_p = Some(s.data.clone()),
                                 _ => {}
                             }
                         }
-                        if old_p.as_ref() != Some(&par) {
-                            writes.push((p, par, 0));
+                        let (p, q) = Self::syndromes_of(&stripe[..k], np, bytes);
+                        for (c, d) in (k..n).zip([Some(p), q]) {
+                            let d = d.expect("parity");
+                            if stripe[c].as_ref() != Some(&d) {
+                                writes.push((c, d, 0));
+                            }
                         }
                     }
                     SyncOp::Check | SyncOp::Repair => {
-                        if failed.len() == 1 && failed[0].1 != Fail::Gone {
-                            let (bad, f) = failed[0];
-                            let mut out = vec![0u8; bytes];
-                            for s in job.slots.iter().filter(|s| s.member != bad) {
-                                xor_into(&mut out, &s.data);
-                            }
-                            writes.push((bad, out, if f == Fail::Io { 1 } else { 2 }));
-                        } else if failed.is_empty() {
-                            let mut par = vec![0u8; bytes];
-                            let mut old_p = Vec::new();
-                            for s in &job.slots {
-                                if s.member == p {
-                                    old_p = s.data.clone();
-                                } else {
-                                    xor_into(&mut par, &s.data);
+                        if failed.is_empty() {
+                            let (p, q) = Self::syndromes_of(&stripe[..k], np, bytes);
+                            let mut bad_sectors = vec![false; chunk as usize];
+                            let mut fix = Vec::new();
+                            for (c, d) in (k..n).zip([Some(p), q]) {
+                                let d = d.expect("parity");
+                                let old = stripe[c].as_ref().expect("parity read");
+                                let mut differs = false;
+                                for (i, (a, b)) in
+                                    d.chunks(SECTOR).zip(old.chunks(SECTOR)).enumerate()
+                                {
+                                    if a != b {
+                                        bad_sectors[i] = true;
+                                        differs = true;
+                                    }
+                                }
+                                if differs {
+                                    fix.push((c, d, 0));
                                 }
                             }
-                            let mism = par
-                                .chunks(SECTOR)
-                                .zip(old_p.chunks(SECTOR))
-                                .filter(|(a, b)| a != b)
-                                .count() as u64;
-                            su.mismatches = mism;
-                            if mism > 0 && su.kind == SyncOp::Repair {
-                                writes.push((p, par, 0));
+                            su.mismatches = bad_sectors.iter().filter(|b| **b).count() as u64;
+                            if su.kind == SyncOp::Repair {
+                                writes = fix;
+                            }
+                        } else if failed.len() <= np
+                            && failed.iter().all(|&(_, f)| f != Fail::Gone)
+                            && gf::solve(&mut stripe, np)
+                        {
+                            for &(c, f) in &failed {
+                                let d = stripe[c].take().expect("solved");
+                                writes.push((c, d, if f == Fail::Io { 1 } else { 2 }));
                             }
                         }
                     }
                 }
                 job.slots = writes
                     .into_iter()
-                    .filter(|w| self.writable(w.0))
-                    .map(|(m, d, tag)| Slot::write(m, u * chunk, d, tag))
+                    .filter(|w| self.writable(colm[w.0]))
+                    .map(|(c, d, tag)| {
+                        let mut s = Slot::write(colm[c], u * chunk, d, c);
+                        s.tag = tag;
+                        s
+                    })
                     .collect();
                 self.issue(id, job);
                 false
             }
             SyncPhase::Done => unreachable!("step_sync finishes done units"),
         }
+    }
+
+    /// P (and Q) of a stripe's data columns, all present.
+    fn syndromes_of(
+        data: &[Option<Vec<u8>>],
+        np: usize,
+        bytes: usize,
+    ) -> (Vec<u8>, Option<Vec<u8>>) {
+        let refs: Vec<&[u8]> = data
+            .iter()
+            .map(|d| d.as_deref().expect("data column"))
+            .collect();
+        gf::syndromes(&refs, np, bytes)
     }
 }

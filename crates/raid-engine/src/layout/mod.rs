@@ -1,13 +1,11 @@
 //! Address mapping: volume sectors ↔ member sectors for every level.
 //!
 //! The volume is cut into *units*: a chunk for RAID 0/1/10, a whole stripe's data for
-//! RAID 5. A unit is the engine's lock and sync granule; every unit lives on one member
+//! RAID 5/6. A unit is the engine's lock and sync granule; every unit lives on one member
 //! row (`row * chunk .. (row + 1) * chunk`, data-area relative) per member it touches.
 
+mod parity;
 mod raid10;
-mod raid5;
-
-pub(crate) use raid5::{parity_member, raid5_data_member};
 
 use crate::types::MemberIndex;
 
@@ -17,6 +15,7 @@ pub enum Level {
     Raid1,
     Raid10,
     Raid5,
+    Raid6,
 }
 
 impl Level {
@@ -26,6 +25,7 @@ impl Level {
             Level::Raid1 => 1,
             Level::Raid10 => 10,
             Level::Raid5 => 5,
+            Level::Raid6 => 6,
         }
     }
     pub fn from_code(c: u32) -> Option<Level> {
@@ -34,6 +34,7 @@ impl Level {
             1 => Level::Raid1,
             10 => Level::Raid10,
             5 => Level::Raid5,
+            6 => Level::Raid6,
             _ => return None,
         })
     }
@@ -43,6 +44,15 @@ impl Level {
             Level::Raid0 => 0,
             Level::Raid1 => members.saturating_sub(1),
             Level::Raid10 | Level::Raid5 => 1,
+            Level::Raid6 => 2,
+        }
+    }
+    /// Parity columns per stripe: 1 for RAID 5, 2 (P and Q) for RAID 6, else 0.
+    pub fn parity(self) -> usize {
+        match self {
+            Level::Raid5 => 1,
+            Level::Raid6 => 2,
+            _ => 0,
         }
     }
     pub fn min_members(self) -> usize {
@@ -50,6 +60,7 @@ impl Level {
             Level::Raid0 => 1,
             Level::Raid1 | Level::Raid10 => 2,
             Level::Raid5 => 3,
+            Level::Raid6 => 4,
         }
     }
 }
@@ -130,16 +141,27 @@ impl Geometry {
 
     /// Sectors per unit.
     pub fn unit_sectors(&self) -> u64 {
-        match self.level {
-            Level::Raid5 => self.chunk_u64() * (self.members as u64 - 1),
-            _ => self.chunk_u64(),
+        self.chunk_u64() * self.data_columns() as u64
+    }
+
+    /// Data columns per unit: the stripe's data members for parity levels, else 1.
+    pub fn data_columns(&self) -> usize {
+        match self.level.parity() {
+            0 => 1,
+            p => self.members - p,
         }
+    }
+
+    /// Slot of logical column `col` of stripe `row` (parity levels: data `0..k`, then
+    /// P, then Q).
+    pub fn column_slot(&self, row: u64, col: usize) -> usize {
+        parity::slot_of_column(self.members, self.level.parity(), row, col)
     }
 
     pub fn units(&self) -> u64 {
         match self.level {
             Level::Raid0 => self.rows * self.members as u64,
-            Level::Raid1 | Level::Raid5 => self.rows,
+            Level::Raid1 | Level::Raid5 | Level::Raid6 => self.rows,
             Level::Raid10 => self.rows * self.members as u64 / 2,
         }
     }
@@ -159,7 +181,7 @@ impl Geometry {
             Level::Raid0 => {
                 (u % self.members as u64 == member as u64).then(|| u / self.members as u64)
             }
-            Level::Raid1 | Level::Raid5 => Some(u),
+            Level::Raid1 | Level::Raid5 | Level::Raid6 => Some(u),
             Level::Raid10 => raid10::copies(self.members, u)
                 .into_iter()
                 .find(|&(m, _)| m == member)
@@ -168,13 +190,13 @@ impl Geometry {
     }
 
     /// Members holding a copy of unit `u` (mirror levels: every copy; RAID 0: the one).
-    /// For RAID 5 use the stripe helpers instead.
+    /// For parity levels: the first data column only (use `column_slot`).
     pub fn copies(&self, u: u64) -> Vec<(MemberIndex, u64)> {
         match self.level {
             Level::Raid0 => vec![((u % self.members as u64) as usize, u / self.members as u64)],
             Level::Raid1 => (0..self.members).map(|m| (m, u)).collect(),
             Level::Raid10 => raid10::copies(self.members, u).to_vec(),
-            Level::Raid5 => vec![raid5::data_location(self.members, self.chunk_u64(), u, 0).0],
+            Level::Raid5 | Level::Raid6 => vec![(self.column_slot(u, 0), u)],
         }
     }
 
@@ -188,10 +210,10 @@ impl Geometry {
     pub fn map(&self, vol: u64) -> (MemberIndex, u64) {
         let (u, off) = self.unit_of(vol);
         match self.level {
-            Level::Raid5 => {
-                let ((m, row), within) =
-                    raid5::data_location(self.members, self.chunk_u64(), u, off);
-                (m, row * self.chunk_u64() + within)
+            Level::Raid5 | Level::Raid6 => {
+                let c = self.chunk_u64();
+                let m = self.column_slot(u, (off / c) as usize);
+                (m, u * c + off % c)
             }
             _ => {
                 let (m, row) = self.copies(u)[0];
@@ -217,9 +239,9 @@ impl Geometry {
                 let u = slot / 2;
                 (u < self.units()).then_some(u * us + within)
             }
-            Level::Raid5 => {
-                let col = raid5::column_of(self.members, row, member)?;
-                Some(row * us + col as u64 * c + within)
+            Level::Raid5 | Level::Raid6 => {
+                let col = parity::column_of_slot(self.members, self.level.parity(), row, member);
+                (col < self.data_columns()).then_some(row * us + col as u64 * c + within)
             }
         }
     }

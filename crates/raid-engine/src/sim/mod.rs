@@ -3,6 +3,7 @@
 //! torn writes and whole-appliance crashes (restart = assemble from member bytes only).
 //! A reference model checks every read. Same seed → same run.
 
+pub mod cli;
 mod member;
 mod model;
 mod rng;
@@ -30,6 +31,7 @@ pub enum SimLayout {
     Raid1,
     Raid10,
     Raid5,
+    Raid6,
     /// A RAID 1 and a RAID 5 concatenated.
     Concat,
 }
@@ -42,10 +44,11 @@ impl std::str::FromStr for SimLayout {
             "raid1" => SimLayout::Raid1,
             "raid10" => SimLayout::Raid10,
             "raid5" => SimLayout::Raid5,
+            "raid6" => SimLayout::Raid6,
             "concat" => SimLayout::Concat,
             _ => {
                 return Err(format!(
-                    "unknown layout {s}: raid0|raid1|raid10|raid5|concat"
+                    "unknown layout {s}: raid0|raid1|raid10|raid5|raid6|concat"
                 ))
             }
         })
@@ -59,22 +62,27 @@ impl std::fmt::Display for SimLayout {
             SimLayout::Raid1 => "raid1",
             SimLayout::Raid10 => "raid10",
             SimLayout::Raid5 => "raid5",
+            SimLayout::Raid6 => "raid6",
             SimLayout::Concat => "concat",
         })
     }
 }
 
+/// One run, of this simulator or of the whole-appliance one (which takes the same
+/// configuration and command line, [`cli`]).
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     pub layout: SimLayout,
     pub seed: u64,
+    /// Operations before the final check.
     pub ops: u64,
+    /// Arrays keep CRC32C checksums (and then take silent bit flips).
     pub integrity: bool,
     pub faults: bool,
-    pub qd: usize,
 }
 
 impl SimConfig {
+    /// Odd seeds run with integrity checksums on.
     pub fn new(layout: SimLayout, seed: u64, ops: u64) -> SimConfig {
         SimConfig {
             layout,
@@ -82,32 +90,51 @@ impl SimConfig {
             ops,
             integrity: seed % 2 == 1,
             faults: true,
-            qd: 8,
         }
     }
-    pub fn reproduce_command(&self) -> String {
+
+    /// The command-line arguments ([`cli::Options`]) that select this run again.
+    pub fn args(&self) -> String {
         format!(
-            "cargo run -p raid-engine --release --example sim -- --layout {} --seed {} --ops {}{}{}",
+            "--layout {} --seed {} --ops {} {}{}",
             self.layout,
             self.seed,
             self.ops,
-            if self.integrity { " --integrity" } else { " --no-integrity" },
+            if self.integrity {
+                "--integrity"
+            } else {
+                "--no-integrity"
+            },
             if self.faults { "" } else { " --no-faults" }
         )
     }
 }
 
+/// Requests the virtual client keeps in flight.
+const QUEUE_DEPTH: usize = 8;
+
+/// What the virtual clients did, counted alike by this simulator and the
+/// whole-appliance one.
 #[derive(Clone, Debug, Default)]
-pub struct SimStats {
+pub struct ClientOps {
+    /// Operations answered (reads, writes, flushes).
     pub ops: u64,
     pub reads: u64,
     pub writes: u64,
     pub flushes: u64,
+    /// Errors answered where the model allowed them (beyond redundancy).
     pub allowed_errors: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SimStats {
+    pub client: ClientOps,
     pub crashes: u64,
     pub clean_restarts: u64,
     pub member_losses: u64,
     pub transient_losses: u64,
+    /// RAID 6: a second member lost while the first was still out.
+    pub double_losses: u64,
     pub re_adds: u64,
     pub spare_takeovers: u64,
     pub rebuilds_finished: u64,
@@ -187,6 +214,7 @@ impl World {
             SimLayout::Raid1 => vec![(Level::Raid1, 2 + rng.below(2) as usize)],
             SimLayout::Raid10 => vec![(Level::Raid10, 4)],
             SimLayout::Raid5 => vec![(Level::Raid5, 4)],
+            SimLayout::Raid6 => vec![(Level::Raid6, 4 + rng.below(3) as usize)],
             SimLayout::Concat => vec![(Level::Raid1, 2), (Level::Raid5, 3)],
         };
         let chunk = [8u32, 16, 64][rng.below(3) as usize];
@@ -206,11 +234,7 @@ impl World {
             ac.chunk_sectors = chunk;
             ac.integrity = cfg.integrity;
             ac.assume_clean = rng.chance(0.5);
-            let unit = if level == Level::Raid5 {
-                chunk as u64 * (n as u64 - 1)
-            } else {
-                chunk as u64
-            };
+            let unit = chunk as u64 * n.saturating_sub(level.parity()).max(1) as u64;
             ac.bitmap_region_sectors = unit * (1 + rng.below(16));
             // Half the arrays start without a spare so a returning member gets its own
             // slot back (re-add) instead of finding a spare in it.
@@ -361,7 +385,7 @@ impl World {
         let vs = self.vol.volume_sectors();
         let r = self.rng.below(100);
         if r < 2 {
-            self.stats.flushes += 1;
+            self.stats.client.flushes += 1;
             self.submit(VolumeOp::Flush, 0, 0);
             return;
         }
@@ -380,10 +404,10 @@ impl World {
         };
         if write {
             self.last_write_end = offset + len;
-            self.stats.writes += 1;
+            self.stats.client.writes += 1;
             self.submit(VolumeOp::Write, offset, len);
         } else {
-            self.stats.reads += 1;
+            self.stats.client.reads += 1;
             self.submit(VolumeOp::Read, offset, len);
         }
     }
@@ -393,7 +417,7 @@ impl World {
             let Some(o) = self.outstanding.remove(&c.id) else {
                 return Err(format!("completion for unknown request {}", c.id));
             };
-            self.stats.ops += 1;
+            self.stats.client.ops += 1;
             let errors_ok = o.errors_ok || self.beyond_redundancy_possible();
             match (o.op, c.result) {
                 (VolumeOp::Read, Ok(d)) => {
@@ -423,7 +447,7 @@ impl World {
                             self.explain(o.offset)
                         ));
                     }
-                    self.stats.allowed_errors += 1;
+                    self.stats.client.allowed_errors += 1;
                     if op == VolumeOp::Write {
                         self.model.failed(o.offset, o.sectors);
                     }
@@ -543,7 +567,7 @@ impl World {
             }
         }
         // Long-standing latent damage: scrub it away (or, without redundancy, repair it).
-        if self.stats.ops > self.fault_since_op + 3000 {
+        if self.stats.client.ops > self.fault_since_op + 3000 {
             for a in 0..self.arrays.len() {
                 let damaged = self.arrays[a]
                     .members
@@ -566,25 +590,25 @@ impl World {
                     m.slow = 1;
                 }
             }
-            self.fault_since_op = self.stats.ops;
+            self.fault_since_op = self.stats.client.ops;
         }
         // A crash while a mirror member is away: it comes back stale at assembly.
         if self.cfg.faults
             && !self.transient.is_empty()
-            && (0..self.arrays.len()).all(|a| self.level(a) != Level::Raid5)
+            && (0..self.arrays.len()).all(|a| self.level(a).parity() == 0)
             && self.rng.chance(0.0003)
         {
             return self.crash(false);
         }
-        if !self.cfg.faults || self.stats.ops < self.next_fault_op {
+        if !self.cfg.faults || self.stats.client.ops < self.next_fault_op {
             return Ok(());
         }
         let a = self.rng.below(self.arrays.len() as u64) as usize;
         if !self.calm(a) {
-            return Ok(());
+            return self.second_loss(a);
         }
-        self.next_fault_op = self.stats.ops + 200 + self.rng.below(1500);
-        self.fault_since_op = self.stats.ops;
+        self.next_fault_op = self.stats.client.ops + 200 + self.rng.below(1500);
+        self.fault_since_op = self.stats.client.ops;
         let level = self.level(a);
         let act = self.active_members(a);
         if act.is_empty() {
@@ -596,7 +620,7 @@ impl World {
         if std::env::var_os("RAID_SIM_TRACE").is_some() {
             eprintln!(
                 "op {} t={} fault {pick} array {a} member {m}",
-                self.stats.ops, self.now
+                self.stats.client.ops, self.now
             );
         }
         match pick {
@@ -611,6 +635,13 @@ impl World {
                 self.stats.member_losses += 1;
                 self.arrays[a].members[m].alive = false;
                 self.arrays[a].spares_wanted += 1;
+                if level.parity() == 2 && self.rng.chance(0.5) {
+                    // RAID 6: a second member at the same moment, for good or for a while.
+                    let others: Vec<MemberIndex> = act.into_iter().filter(|&o| o != m).collect();
+                    let o = others[self.rng.below(others.len() as u64) as usize];
+                    let permanent = self.rng.chance(0.5);
+                    self.lose(a, o, permanent);
+                }
             }
             2 | 3 => {
                 let start = self.arrays[a].data_offset + self.rng.below(MEMBER_DATA_SECTORS - 16);
@@ -646,6 +677,46 @@ impl World {
         Ok(())
     }
 
+    /// Member `m` of array `a` vanishes: for good (a spare is wanted) or for a while.
+    fn lose(&mut self, a: usize, m: MemberIndex, permanent: bool) {
+        self.stats.double_losses += 1;
+        self.arrays[a].members[m].alive = false;
+        if permanent {
+            self.stats.member_losses += 1;
+            self.arrays[a].spares_wanted += 1;
+        } else {
+            self.stats.transient_losses += 1;
+            let back = self.now + 1_000_000 + self.rng.below(30_000_000);
+            self.transient.push((a, m, back));
+        }
+    }
+
+    /// RAID 6 that lost one member (rebuilding or waiting for a spare) and nothing
+    /// else: now and then a second member dies before the first is back.
+    fn second_loss(&mut self, a: usize) -> Result<(), String> {
+        if self.level(a).parity() < 2 || !self.rng.chance(0.02) {
+            return Ok(());
+        }
+        let st = self.vol.arrays()[a].status();
+        let out = st
+            .members
+            .iter()
+            .filter(|m| m.role.is_some() && m.state != MemberState::Active)
+            .count()
+            + (st.raid_disks - st.members.iter().filter(|m| m.role.is_some()).count());
+        let act = self.active_members(a);
+        // Everyone still active must be whole: a third fault is beyond RAID 6.
+        let whole = act.iter().all(|&m| self.arrays[a].members[m].healthy());
+        if out != 1 || !whole || self.transient.iter().any(|t| t.0 == a) {
+            return Ok(());
+        }
+        self.next_fault_op = self.stats.client.ops + 200 + self.rng.below(1500);
+        let m = act[self.rng.below(act.len() as u64) as usize];
+        let permanent = self.rng.chance(0.5);
+        self.lose(a, m, permanent);
+        Ok(())
+    }
+
     fn add_spare(&mut self, a: usize) -> Result<(), String> {
         let size = self.arrays[a].members[0].sectors();
         let n = self.arrays[a].next_uuid;
@@ -674,12 +745,12 @@ impl World {
     /// Whole-appliance crash: in-flight member writes land, tear or vanish; the engine is
     /// rebuilt from member bytes alone. `clean`: quiesce first (orderly restart).
     fn crash(&mut self, clean: bool) -> Result<(), String> {
-        let raid5_unsafe =
-            (0..self.arrays.len()).any(|a| self.level(a) == Level::Raid5 && !self.calm(a));
+        let parity_unsafe =
+            (0..self.arrays.len()).any(|a| self.level(a).parity() > 0 && !self.calm(a));
         if clean {
             self.quiesce(false)?;
-        } else if raid5_unsafe {
-            // Crash + degraded RAID 5 is the write hole (DESIGN.md): not simulated.
+        } else if parity_unsafe {
+            // Crash + degraded RAID 5/6 is the write hole (DESIGN.md): not simulated.
             return Ok(());
         }
         if clean {
@@ -820,9 +891,9 @@ impl World {
         while !self.vol.arrays().iter().all(|e| e.is_ready()) {
             self.advance()?;
         }
-        while self.stats.ops < self.cfg.ops {
+        while self.stats.client.ops < self.cfg.ops {
             self.maybe_fault()?;
-            while self.outstanding.len() < self.cfg.qd {
+            while self.outstanding.len() < QUEUE_DEPTH {
                 self.random_request();
             }
             self.advance()?;
@@ -887,7 +958,7 @@ impl World {
             let n = 256.min(vs - off);
             self.submit(VolumeOp::Read, off, n);
             off += n;
-            while self.outstanding.len() >= self.cfg.qd {
+            while self.outstanding.len() >= QUEUE_DEPTH {
                 self.advance()?;
                 self.collect()?;
             }
@@ -908,12 +979,13 @@ pub fn run(cfg: &SimConfig) -> Result<SimStats, String> {
     match w.run() {
         Ok(()) => Ok(w.stats),
         Err(e) => Err(format!(
-            "sim failed: layout={} seed={} after {} ops at t={} ns: {e}\n  reproduce: {}",
+            "sim failed: layout={} seed={} after {} ops at t={} ns: {e}\n  reproduce: \
+             cargo run -p raid-engine --release --example sim -- {}",
             cfg.layout,
             cfg.seed,
-            w.stats.ops,
+            w.stats.client.ops,
             w.now,
-            cfg.reproduce_command()
+            cfg.args()
         )),
     }
 }

@@ -1,22 +1,28 @@
-//! RAID 5: reads (direct, or reconstructed from the other members) and stripe writes
-//! (full stripe from the gather buffer; else read-modify-write or reconstruct-write,
-//! whichever reads less; degraded stripes rebuild the missing column first).
+//! RAID 5 and RAID 6: reads (direct, or rebuilt from the other columns — from P, from
+//! Q, or from both for two lost data columns) and stripe writes (full stripe from the
+//! gather buffer; else read-modify-write of P (and Q) or reconstruct-write, whichever
+//! reads less; degraded stripes rebuild their missing data columns first). The
+//! arithmetic is `gf::solve`, the same for one parity column or two.
 
 use super::job::*;
 use super::{Engine, JobId};
-use crate::layout::{parity_member, raid5_data_member};
+use crate::gf;
 use crate::stripe_cache::StripeBuffer;
 use crate::types::*;
 use crate::xor::xor_into;
 
-const PARITY: usize = usize::MAX;
-
 impl Engine {
-    fn cols(&self) -> usize {
-        self.geo.members - 1
+    /// Parity columns per stripe: 1 (RAID 5) or 2 (RAID 6).
+    pub(crate) fn parity(&self) -> usize {
+        self.geo.level.parity()
     }
 
-    pub(crate) fn new_r5_read(&mut self, _unit: u64, piece: Piece) -> Work {
+    /// Member holding logical column `col` of stripe `u` (data `0..k`, P, then Q).
+    pub(crate) fn col_member(&self, u: u64, col: usize) -> MemberIndex {
+        self.sm(self.geo.column_slot(u, col))
+    }
+
+    pub(crate) fn new_parity_read(&mut self, piece: Piece) -> Work {
         let chunk = self.geo.chunk_u64();
         let (s, e) = (piece.off, piece.off + piece.sectors);
         let mut cols = Vec::new();
@@ -27,12 +33,13 @@ impl Engine {
             cols.push((c as usize, a, b));
         }
         let n = cols.len();
-        Work::R5Read(R5Read {
+        Work::ParityRead(ParityRead {
             piece,
-            phase: R5ReadPhase::Read,
+            phase: ParityReadPhase::Read,
             cols,
             col_data: vec![None; n],
-            failed: None,
+            failed: Vec::new(),
+            span: (0, 0),
             raw: Vec::new(),
             verify: false,
             error: false,
@@ -58,31 +65,35 @@ impl Engine {
         })
     }
 
-    pub(crate) fn step_r5_read(&mut self, id: JobId, job: &mut Job) -> bool {
-        let (n, chunk, u) = (self.geo.members, self.geo.chunk_u64(), job.unit);
-        let Work::R5Read(r) = &mut job.work else {
+    pub(crate) fn step_parity_read(&mut self, id: JobId, job: &mut Job) -> bool {
+        let (n, np, chunk, u) = (
+            self.geo.members,
+            self.parity(),
+            self.geo.chunk_u64(),
+            job.unit,
+        );
+        let colm: Vec<MemberIndex> = (0..n).map(|c| self.col_member(u, c)).collect();
+        let Work::ParityRead(r) = &mut job.work else {
             unreachable!()
         };
         match r.phase {
-            R5ReadPhase::Read => {
+            ParityReadPhase::Read => {
                 job.slots.clear();
                 for (i, &(c, a, b)) in r.cols.iter().enumerate() {
-                    let m = self.sm(raid5_data_member(n, u, c));
+                    let m = colm[c];
                     if self.in_sync(m, u) {
                         job.slots.push(Slot::read(m, u * chunk + a, b - a, i));
-                    } else if r.failed.is_none() {
-                        r.failed = Some((i, Fail::Gone));
                     } else {
-                        r.error = true;
+                        r.failed.push((i, Fail::Gone));
                     }
                 }
-                r.phase = R5ReadPhase::Collect;
+                r.phase = ParityReadPhase::Collect;
                 self.issue(id, job);
                 false
             }
-            R5ReadPhase::Collect => {
+            ParityReadPhase::Collect => {
                 // Columns not in sync were noted by the Read phase (Gone).
-                let mut fails: Vec<(usize, Fail)> = r.failed.take().into_iter().collect();
+                let mut fails: Vec<(usize, Fail)> = std::mem::take(&mut r.failed);
                 for s in job.slots.iter_mut() {
                     match s.res {
                         Some(Ok(())) => r.col_data[s.tag] = Some(std::mem::take(&mut s.data)),
@@ -95,92 +106,115 @@ impl Engine {
                         None => unreachable!(),
                     }
                 }
-                r.phase = R5ReadPhase::Done;
+                r.phase = ParityReadPhase::Done;
                 if r.error || fails.is_empty() {
                     return false;
                 }
                 let unsynced = self.unsynced(u);
-                if fails.len() >= 2 {
+                if fails.len() > np {
                     // Beyond parity. After a crash, though, every one of them may be a
                     // torn block (checksum behind its data, several columns of one
                     // interrupted stripe write): those are served as they lie, like a
                     // lone torn block, and the resync re-seals them.
                     if unsynced && fails.iter().all(|&(_, f)| f == Fail::Checksum) {
-                        Self::r5_serve_raw(r);
+                        Self::serve_raw(r);
                     } else {
                         r.error = true;
                     }
                     return false;
                 }
-                let (i, f) = fails[0];
-                r.failed = Some((i, f));
                 if unsynced {
                     // The parity of an interrupted stripe is not trusted. With integrity
                     // on, a rebuilt column that matches the stored checksums is proven
                     // right anyway (the member's table is current while it is in sync);
                     // otherwise a torn block is served as it lies.
-                    if !self.integrity || f == Fail::Gone {
-                        Self::r5_serve_raw(r);
+                    if !self.integrity || fails.iter().any(|&(_, f)| f == Fail::Gone) {
+                        Self::serve_raw(r);
                         return false;
                     }
                     r.verify = true;
                 }
-                let (c, a, b) = r.cols[i];
-                let bad = self.sm(raid5_data_member(n, u, c));
+                // Read every other column over the span of the failed ones.
+                let lost: Vec<usize> = fails.iter().map(|&(i, _)| r.cols[i].0).collect();
+                let a = fails.iter().map(|&(i, _)| r.cols[i].1).min().unwrap();
+                let b = fails.iter().map(|&(i, _)| r.cols[i].2).max().unwrap();
+                r.span = (a, b);
+                r.failed = fails;
                 job.slots.clear();
-                for m in (0..n).map(|s| self.sm(s)).filter(|&m| m != bad) {
-                    if !self.in_sync(m, u) {
-                        Self::r5_rebuild_failed(r);
-                        return false;
+                let mut erased = lost.len();
+                for c in (0..n).filter(|c| !lost.contains(c)) {
+                    if self.in_sync(colm[c], u) {
+                        job.slots.push(Slot::read(colm[c], u * chunk + a, b - a, c));
+                    } else {
+                        erased += 1;
                     }
-                    job.slots.push(Slot::read(m, u * chunk + a, b - a, 0));
                 }
-                r.phase = R5ReadPhase::Rebuilt;
+                if erased > np {
+                    Self::rebuild_failed(r);
+                    return false;
+                }
+                r.phase = ParityReadPhase::Rebuilt;
                 self.issue(id, job);
                 false
             }
-            R5ReadPhase::Rebuilt => {
-                let (i, f) = r.failed.unwrap();
-                let (c, a, b) = r.cols[i];
-                r.phase = R5ReadPhase::Done;
-                let mut out = vec![0u8; (b - a) as usize * SECTOR];
-                for s in &job.slots {
-                    if !s.ok() {
-                        Self::r5_rebuild_failed(r);
-                        return false;
-                    }
-                    xor_into(&mut out, &s.data);
+            ParityReadPhase::Rebuilt => {
+                r.phase = ParityReadPhase::Done;
+                let mut stripe: Vec<Option<Vec<u8>>> = vec![None; n];
+                for s in job.slots.iter_mut().filter(|s| s.ok()) {
+                    stripe[s.tag] = Some(std::mem::take(&mut s.data));
                 }
-                let bad = self.sm(raid5_data_member(n, u, c));
-                if r.verify && !self.csum_proves(bad, u * chunk + a, (b - a) as u32, &out) {
-                    Self::r5_rebuild_failed(r);
+                // A read that failed here is one more erasure: RAID 6 may still cover it.
+                if !gf::solve(&mut stripe, np) {
+                    Self::rebuild_failed(r);
                     return false;
                 }
-                r.col_data[i] = Some(out.clone());
-                // Write it back: the member holds what was served (a later read, or
-                // the resync, must not find the torn bytes again).
-                // Another reader of this unit may be rewriting the same column.
-                if f != Fail::Gone && self.writable(bad) && !self.writing(bad, u * chunk + a, b - a)
-                {
-                    job.slots = vec![Slot::write(bad, u * chunk + a, out, 0)];
-                    r.phase = R5ReadPhase::Healed;
+                let base = r.span.0;
+                job.slots.clear();
+                for &(i, f) in &r.failed {
+                    let (c, a, b) = r.cols[i];
+                    let bytes = (a - base) as usize * SECTOR..(b - base) as usize * SECTOR;
+                    let out = stripe[c].as_ref().expect("solved")[bytes].to_vec();
+                    let bad = colm[c];
+                    if r.verify && !self.csum_proves(bad, u * chunk + a, (b - a) as u32, &out) {
+                        Self::rebuild_failed(r);
+                        return false;
+                    }
+                    // Write it back: the member holds what was served (a later read, or
+                    // the resync, must not find the torn bytes again). Another reader
+                    // of this unit may be rewriting the same column.
+                    if f != Fail::Gone
+                        && self.writable(bad)
+                        && !self.writing(bad, u * chunk + a, b - a)
+                    {
+                        job.slots
+                            .push(Slot::write(bad, u * chunk + a, out.clone(), i));
+                    }
+                    r.col_data[i] = Some(out);
+                }
+                if !job.slots.is_empty() {
+                    r.phase = ParityReadPhase::Healed;
                     self.issue(id, job);
                 }
                 false
             }
-            R5ReadPhase::Healed => {
-                let (_, f) = r.failed.unwrap();
-                let s = &job.slots[0];
-                if s.ok() {
-                    let (m, off, secs) = (s.member, s.off, s.sectors);
-                    self.note_healed(m, off, secs, f);
-                } else {
-                    self.fail_member_internal(s.member);
+            ParityReadPhase::Healed => {
+                for s in &job.slots {
+                    let f = r
+                        .failed
+                        .iter()
+                        .find(|x| x.0 == s.tag)
+                        .expect("healed column")
+                        .1;
+                    if s.ok() {
+                        self.note_healed(s.member, s.off, s.sectors, f);
+                    } else {
+                        self.fail_member_internal(s.member);
+                    }
                 }
-                r.phase = R5ReadPhase::Done;
+                r.phase = ParityReadPhase::Done;
                 false
             }
-            R5ReadPhase::Done => {
+            ParityReadPhase::Done => {
                 let piece = r.piece;
                 if r.error {
                     let e = if self.failed {
@@ -210,7 +244,7 @@ impl Engine {
 
     /// Serve every checksum-failed column as it lies (torn blocks in a not-yet-resynced
     /// region); any failed column without bytes (media error, member gone) is an error.
-    fn r5_serve_raw(r: &mut R5Read) {
+    fn serve_raw(r: &mut ParityRead) {
         for (i, d) in r.raw.drain(..) {
             r.col_data[i] = Some(d);
         }
@@ -221,24 +255,23 @@ impl Engine {
 
     /// The failed column could not be rebuilt (another read failed, or, in a
     /// not-yet-resynced region, the result was not proven by its checksums).
-    fn r5_rebuild_failed(r: &mut R5Read) {
+    fn rebuild_failed(r: &mut ParityRead) {
         if r.verify {
-            Self::r5_serve_raw(r);
+            Self::serve_raw(r);
         } else {
             r.error = true;
         }
     }
 
     pub(crate) fn step_stripe(&mut self, id: JobId, job: &mut Job) -> bool {
-        let (n, chunk, u) = (self.geo.members, self.geo.chunk_u64(), job.unit);
-        let cols = self.cols();
-        let p = self.sm(parity_member(n, u));
-        let slot_of: Vec<MemberIndex> = self
-            .slots
-            .iter()
-            .map(|s| s.expect("every slot has a member"))
-            .collect();
-        let colm = |c: usize| slot_of[raid5_data_member(n, u, c)];
+        let (n, np, chunk, u) = (
+            self.geo.members,
+            self.parity(),
+            self.geo.chunk_u64(),
+            job.unit,
+        );
+        let k = n - np;
+        let colm: Vec<MemberIndex> = (0..n).map(|c| self.col_member(u, c)).collect();
         let Work::Stripe(w) = &mut job.work else {
             unreachable!()
         };
@@ -250,7 +283,7 @@ impl Engine {
             }
             StripePhase::Plan => {
                 let (mut lo, mut hi) = (chunk, 0);
-                for c in 0..cols as u64 {
+                for c in 0..k as u64 {
                     if let Some((a, b)) = w.buf.span_within(c * chunk, (c + 1) * chunk) {
                         lo = lo.min(a - c * chunk);
                         hi = hi.max(b - c * chunk);
@@ -259,63 +292,63 @@ impl Engine {
                 let (lo, hi) = self.align(lo, hi);
                 w.lo = lo;
                 w.hi = hi;
-                let mut unreadable: Vec<MemberIndex> = (0..n)
-                    .map(|s| self.sm(s))
+                let mut unreadable: Vec<MemberIndex> = colm
+                    .iter()
+                    .copied()
                     .filter(|&m| !self.in_sync(m, u))
                     .collect();
-                let in_stripe: Vec<MemberIndex> = (0..n).map(|s| self.sm(s)).collect();
                 for &m in &w.unreadable {
-                    if in_stripe.contains(&m) && !unreadable.contains(&m) {
+                    if colm.contains(&m) && !unreadable.contains(&m) {
                         unreadable.push(m);
                     }
                 }
-                if unreadable.len() >= 2 {
+                if unreadable.len() > np {
                     w.error = true;
                     w.phase = StripePhase::Done;
                     return false;
                 }
-                let touched: Vec<bool> = (0..cols as u64)
+                let bad = |c: usize| unreadable.contains(&colm[c]);
+                let touched: Vec<bool> = (0..k as u64)
                     .map(|c| w.buf.touches(c * chunk + lo, c * chunk + hi))
                     .collect();
-                let full: Vec<bool> = (0..cols as u64)
+                let full: Vec<bool> = (0..k as u64)
                     .map(|c| w.buf.covers(c * chunk + lo, c * chunk + hi))
                     .collect();
                 let not_full = full.iter().filter(|f| !**f).count();
                 let n_touched = touched.iter().filter(|t| **t).count();
-                w.mode = match unreadable.first() {
-                    None if not_full == 0 => StripeMode::Full,
-                    None if n_touched + 1 < not_full => StripeMode::Rmw,
-                    None => StripeMode::Rcw,
-                    Some(&b) if b == p => StripeMode::Rcw,
-                    Some(&b) => {
-                        let bc = (0..cols)
-                            .find(|&c| colm(c) == b)
-                            .expect("unreadable member is in the stripe");
-                        if full[bc] {
-                            StripeMode::Rcw
-                        } else if !touched[bc] && !self.writable(b) {
-                            StripeMode::Rmw
-                        } else {
-                            StripeMode::Reconstruct
-                        }
+                let bad_data: Vec<usize> = (0..k).filter(|&c| bad(c)).collect();
+                let parity_ok = (k..n).all(|c| !bad(c));
+                w.mode = if bad_data.is_empty() {
+                    if not_full == 0 {
+                        StripeMode::Full
+                    } else if parity_ok && n_touched + np < not_full {
+                        StripeMode::Rmw
+                    } else {
+                        StripeMode::Rcw
                     }
+                } else if bad_data.iter().all(|&c| full[c]) {
+                    StripeMode::Rcw
+                } else if parity_ok
+                    && bad_data
+                        .iter()
+                        .all(|&c| !touched[c] && !self.writable(colm[c]))
+                {
+                    StripeMode::Rmw
+                } else {
+                    StripeMode::Reconstruct
                 };
                 job.slots.clear();
                 let len = hi - lo;
-                for c in 0..cols {
-                    let m = colm(c);
+                for c in 0..n {
                     let read = match w.mode {
                         StripeMode::Full => false,
-                        StripeMode::Rcw => !full[c],
-                        StripeMode::Rmw => touched[c],
-                        StripeMode::Reconstruct => !unreadable.contains(&m),
+                        StripeMode::Rcw => c < k && !full[c],
+                        StripeMode::Rmw => c >= k || touched[c],
+                        StripeMode::Reconstruct => !bad(c),
                     };
                     if read {
-                        job.slots.push(Slot::read(m, u * chunk + lo, len, c));
+                        job.slots.push(Slot::read(colm[c], u * chunk + lo, len, c));
                     }
-                }
-                if matches!(w.mode, StripeMode::Rmw | StripeMode::Reconstruct) {
-                    job.slots.push(Slot::read(p, u * chunk + lo, len, PARITY));
                 }
                 w.unreadable = unreadable;
                 let reads: u64 = job.slots.iter().map(|s| s.sectors as u64).sum();
@@ -352,58 +385,51 @@ impl Engine {
                     return false;
                 }
                 let bytes = (w.hi - w.lo) as usize * SECTOR;
-                let mut old: Vec<Option<Vec<u8>>> = vec![None; cols];
-                let mut old_p: Option<Vec<u8>> = None;
+                let mut old: Vec<Option<Vec<u8>>> = vec![None; n];
                 for s in job.slots.iter_mut() {
-                    let d = std::mem::take(&mut s.data);
-                    if s.tag == PARITY {
-                        old_p = Some(d);
-                    } else {
-                        old[s.tag] = Some(d);
-                    }
+                    old[s.tag] = Some(std::mem::take(&mut s.data));
                 }
                 if w.mode == StripeMode::Reconstruct {
-                    let b = w.unreadable[0];
-                    let Some(bc) = (0..cols).find(|&c| colm(c) == b) else {
-                        // A spare took the slot while we read: plan again.
+                    // Every column but the unreadable ones was read. A spare that took
+                    // an unreadable column's slot while we read: plan again.
+                    if (0..n).any(|c| old[c].is_none() && !w.unreadable.contains(&colm[c])) {
                         w.phase = StripePhase::Plan;
                         return false;
-                    };
-                    let mut rec = old_p.clone().unwrap_or_else(|| vec![0; bytes]);
-                    for (c, o) in old.iter().enumerate() {
-                        if c != bc {
-                            xor_into(&mut rec, o.as_ref().unwrap());
-                        }
                     }
-                    old[bc] = Some(rec);
+                    let solved = gf::solve(&mut old, np);
+                    debug_assert!(solved, "stripe {u}: more unreadable columns than parity");
                 }
-                let mut merged: Vec<Vec<u8>> = Vec::with_capacity(cols);
-                for (c, o) in old.iter().enumerate() {
-                    let mut m = o.clone().unwrap_or_else(|| vec![0; bytes]);
-                    let base = c as u64 * chunk;
-                    w.buf.overlay(base + w.lo, base + w.hi, &mut m);
-                    merged.push(m);
-                }
-                let parity = if w.mode == StripeMode::Rmw {
-                    let mut pp = old_p.unwrap();
-                    for c in 0..cols {
+                let merged: Vec<Vec<u8>> = (0..k)
+                    .map(|c| {
+                        let mut m = old[c].clone().unwrap_or_else(|| vec![0; bytes]);
+                        let base = c as u64 * chunk;
+                        w.buf.overlay(base + w.lo, base + w.hi, &mut m);
+                        m
+                    })
+                    .collect();
+                let (p, q) = if w.mode == StripeMode::Rmw {
+                    // P ^= Σ Δc, Q ^= Σ g^c·Δc over the columns read (the touched ones).
+                    let mut p = old[k].take().expect("old P read");
+                    let mut q = (np == 2).then(|| old[k + 1].take().expect("old Q read"));
+                    for c in 0..k {
                         if let Some(o) = &old[c] {
-                            xor_into(&mut pp, o);
-                            xor_into(&mut pp, &merged[c]);
+                            let mut delta = o.clone();
+                            xor_into(&mut delta, &merged[c]);
+                            xor_into(&mut p, &delta);
+                            if let Some(q) = q.as_mut() {
+                                gf::mul_acc(q, &delta, gf::pow2(c));
+                            }
                         }
                     }
-                    pp
+                    (p, q)
                 } else {
-                    let mut pp = vec![0u8; bytes];
-                    for m in &merged {
-                        xor_into(&mut pp, m);
-                    }
-                    pp
+                    let refs: Vec<&[u8]> = merged.iter().map(|m| &m[..]).collect();
+                    gf::syndromes(&refs, np, bytes)
                 };
                 job.slots.clear();
                 let off = u * chunk + w.lo;
                 for (c, m) in merged.into_iter().enumerate() {
-                    let member = colm(c);
+                    let member = colm[c];
                     let write = w
                         .buf
                         .touches(c as u64 * chunk + w.lo, c as u64 * chunk + w.hi)
@@ -413,8 +439,11 @@ impl Engine {
                         job.slots.push(Slot::write(member, off, m, c));
                     }
                 }
-                if self.writable(p) {
-                    job.slots.push(Slot::write(p, off, parity, PARITY));
+                for (c, d) in (k..n).zip([Some(p), q]) {
+                    if self.writable(colm[c]) {
+                        job.slots
+                            .push(Slot::write(colm[c], off, d.expect("parity"), c));
+                    }
                 }
                 w.phase = StripePhase::Writing;
                 self.issue(id, job);
@@ -441,7 +470,7 @@ impl Engine {
                 for (m, off, secs, f) in healed {
                     self.note_healed(m, off, secs, f);
                 }
-                if lost.len() >= 2 {
+                if lost.len() > np {
                     w.error = true;
                 }
                 if failed {
