@@ -98,14 +98,28 @@ barrier() {
     _t0=$(now)
     for _g in $_all; do
         _m=$(printf 'RC-BARRIER n=%03d guest=%04d seed=%010d' "$_n" "$_g" "${RC_SEED:-0}")
-        _t=0
-        until [ "$(sector_head "$AOE_DEV" $(((_blk + _g) * 8)) ${#_m})" = "$_m" ]; do
-            [ $_t -ge $((_wait * 4)) ] && fail "barrier $_n: guest $_g did not arrive within ${_wait}s"
-            sleep 0.25
-            _t=$((_t + 1))
-        done
+        poll_until "$_wait" "barrier $_n: guest $_g" sector_is $(((_blk + _g) * 8)) "$_m"
     done
     info "barrier $_n passed after $(elapsed "$_t0" "$(now)")s"
+}
+
+# sector_is SECTOR TEXT: the device's sector SECTOR starts with TEXT (O_DIRECT).
+sector_is() {
+    [ "$(sector_head "$AOE_DEV" "$1" ${#2})" = "$2" ]
+}
+
+# poll_until SECONDS WHAT COMMAND...: runs COMMAND four times a second until
+# it succeeds; fails the workload ("WHAT: not within SECONDS s") if it never does.
+poll_until() {
+    _limit=$1
+    _what=$2
+    shift 2
+    _ticks=0
+    until "$@"; do
+        [ $_ticks -ge $((_limit * 4)) ] && fail "$_what: not within ${_limit}s"
+        sleep 0.25
+        _ticks=$((_ticks + 1))
+    done
 }
 
 # fence_options: fence_aoeraid's options for the export on eth0, nodes named

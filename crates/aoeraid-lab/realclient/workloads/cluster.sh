@@ -181,6 +181,10 @@ until dlm_tool status > /tmp/dlm.status 2>&1; do
     sleep 0.5
     ticks=$((ticks + 1))
 done
+# dlm_controld answers before it has given the kernel this node's address
+# (a mount right after it starts fails: "no local IP address has been set").
+poll_until "$WAIT" "dlm_controld configuring node $NODEID" \
+    test -e "/sys/kernel/config/dlm/cluster/comms/$NODEID/addr"
 metric ready_s "$(elapsed "$t0" "$(now)")"
 : > /run/cluster.ready
 event "cluster-ready node=$NODEID"

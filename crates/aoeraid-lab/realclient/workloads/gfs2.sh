@@ -52,13 +52,8 @@ fs_barrier() {
     mkdir -p "$MNT/.barrier" 2>/dev/null
     : > "$MNT/.barrier/$1.$IDX" || fail "fs barrier $1: cannot write my mark"
     _t0=$(now)
-    _t=0
     for _x in $_g; do
-        until [ -e "$MNT/.barrier/$1.$_x" ]; do
-            [ $_t -ge $((${BARRIER_WAIT:-300} * 4)) ] && fail "fs barrier $1: guest $_x did not arrive"
-            sleep 0.25
-            _t=$((_t + 1))
-        done
+        poll_until "${BARRIER_WAIT:-300}" "fs barrier $1: guest $_x" test -e "$MNT/.barrier/$1.$_x"
     done
     info "fs barrier $1 passed after $(elapsed "$_t0" "$(now)")s"
 }

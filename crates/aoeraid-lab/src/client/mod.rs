@@ -399,24 +399,18 @@ impl Lab {
                     continue;
                 }
                 if let Some(st) = r.proc.try_wait()? {
-                    let silent = fs::metadata(&r.console).is_ok_and(|m| m.len() == 0);
+                    let silent = fs::metadata(&r.guest.console).is_ok_and(|m| m.len() == 0);
                     if silent && !rebooted[i] {
                         // Seen under load on TCG, now and then for the second
                         // of two guests: qemu exits 0 within seconds and the
                         // guest never printed a byte, so no workload ran.
                         // That is the host's trouble, not the target's: boot
-                        // that guest once more.
+                        // that guest once more (same taps, MAC and image).
                         eprintln!("guest {i}: qemu exited ({st}) before any console output; booting it again");
                         rebooted[i] = true;
-                        self.del_taps(&r.taps);
-                        *r = self.start_guest(
-                            i,
-                            specs.len(),
-                            &specs[i],
-                            &boot,
-                            &base,
-                            seed,
-                            &accel,
+                        r.proc = self.spawn(
+                            &format!("qemu-guest-{}-again", r.guest.n),
+                            self.qemu(&r.guest, &boot),
                         )?;
                         alive += 1;
                         continue;
