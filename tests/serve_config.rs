@@ -5,67 +5,31 @@
 
 use aoeraid_lab as lab;
 
-use lab::{Lab, LabConfig, Proc};
+use lab::{Lab, LabConfig, Proc, ServeExport};
 use serde_json::Value;
-use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
 const SHELF: u16 = 5;
 const KIB: u64 = 1024;
 
-/// One export of the YAML: slot, file, interface, and offset/length in bytes.
-struct Export {
-    slot: u8,
-    file: PathBuf,
-    iface: String,
-    offset_length: Option<(u64, u64)>,
-}
-
-impl Export {
-    /// Export `slot` of the store file already in the lab directory.
-    fn at(lab: &Lab, slot: u8, iface: &str) -> Export {
-        Export {
-            slot,
-            file: lab.dir().join(format!("store{slot}.img")),
-            iface: iface.to_string(),
-            offset_length: None,
-        }
-    }
-
-    /// Export `slot` of a new sparse store of `bytes`.
-    fn new(lab: &Lab, slot: u8, bytes: u64, iface: &str) -> Export {
-        let e = Export::at(lab, slot, iface);
-        lab.sparse_file(&format!("store{slot}.img"), bytes)
-            .expect("store");
-        e
+/// Export `slot` of shelf 5: the store file `store{slot}.img` in the lab
+/// directory, on `iface`.
+fn export_at(lab: &Lab, slot: u8, iface: &str) -> ServeExport {
+    ServeExport {
+        shelf: SHELF,
+        slot,
+        file: lab.dir().join(format!("store{slot}.img")),
+        iface: iface.to_string(),
+        offset_length: None,
     }
 }
 
-/// Writes the serve config of `exports` into the lab directory.
-fn write_config(lab: &Lab, exports: &[Export]) -> PathBuf {
-    let mut y = format!(
-        "state_dir: {}\ninterface_poll: 200ms\nexports:\n",
-        lab.dir().join("state").display()
-    );
-    for e in exports {
-        write!(
-            y,
-            "  - {{file: {}, shelf: {SHELF}, slot: {}, interfaces: [{}], buffers: 32",
-            e.file.display(),
-            e.slot,
-            e.iface
-        )
-        .unwrap();
-        if let Some((o, l)) = e.offset_length {
-            write!(y, ", offset: {o}, length: {l}").unwrap();
-        }
-        y.push_str("}\n");
-    }
-    let path = lab.dir().join("serve.yaml");
-    std::fs::write(&path, y).expect("write serve.yaml");
-    path
+/// [`export_at`] of a new sparse store of `bytes`.
+fn export_new(lab: &Lab, slot: u8, bytes: u64, iface: &str) -> ServeExport {
+    lab.sparse_file(&format!("store{slot}.img"), bytes)
+        .expect("store");
+    export_at(lab, slot, iface)
 }
 
 /// `aoeraid discover --json` on `iface`: (slot, sectors) of shelf 5, sorted.
@@ -145,11 +109,11 @@ fn serve_config_64_exports_one_process() {
     };
     // Every size different, so a mixed-up export shows; the last one cut out
     // of its file by offset and length (vblade -o/-l).
-    let mut exports: Vec<Export> = (0..64u8)
-        .map(|i| Export::new(&lab, i, 512 * KIB + u64::from(i) * 4 * KIB, &tgt))
+    let mut exports: Vec<ServeExport> = (0..64u8)
+        .map(|i| export_new(&lab, i, 512 * KIB + u64::from(i) * 4 * KIB, &tgt))
         .collect();
     exports[63].offset_length = Some((256 * KIB, 128 * KIB));
-    let cfg = write_config(&lab, &exports);
+    let cfg = lab.write_serve_config(&exports);
     let serve = lab.serve_config(AOERAID, &cfg);
     let want: Vec<(u64, u64)> = (0..64u64)
         .map(|i| (i, (512 + i * 4) * 2))
@@ -187,10 +151,10 @@ fn serve_config_sighup_and_late_interface() {
     // Ports are numbered in creation order: the next one is "tgt2".
     let late = "tgt2";
     let mb = 128 * 1024 * KIB;
-    let busy = Export::new(&lab, 0, mb, &tgt);
-    let gone = Export::new(&lab, 1, mb, &tgt);
-    let later = Export::new(&lab, 3, mb, late);
-    let cfg = write_config(&lab, &[busy, gone, later]);
+    let busy = export_new(&lab, 0, mb, &tgt);
+    let gone = export_new(&lab, 1, mb, &tgt);
+    let later = export_new(&lab, 3, mb, late);
+    let cfg = lab.write_serve_config(&[busy, gone, later]);
     let mut serve = lab.serve_config(AOERAID, &cfg);
     wait_for("e5.0 and e5.1", &serve, Duration::from_secs(15), || {
         discover(&lab, &cli) == [(0, mb / 512), (1, mb / 512)]
@@ -200,10 +164,10 @@ fn serve_config_sighup_and_late_interface() {
     c.args(bench_args(&cli, 0, mb, &["--qd", "16", "--bs", "1K"]));
     let mut bench = lab.spawn("bench", c).expect("bench");
     std::thread::sleep(Duration::from_millis(700));
-    let busy = Export::at(&lab, 0, &tgt);
-    let added = Export::new(&lab, 2, 2 * mb, &tgt);
-    let later = Export::at(&lab, 3, late);
-    write_config(&lab, &[busy, added, later]);
+    let busy = export_at(&lab, 0, &tgt);
+    let added = export_new(&lab, 2, 2 * mb, &tgt);
+    let later = export_at(&lab, 3, late);
+    lab.write_serve_config(&[busy, added, later]);
     serve.signal(1).expect("SIGHUP");
     wait_for(
         "e5.1 removed, e5.2 added",

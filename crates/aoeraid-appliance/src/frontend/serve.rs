@@ -310,9 +310,12 @@ impl Worker {
     /// completions through the store.
     fn on_completion(&mut self, now: Instant, c: Completion) {
         let ring = &self.ring;
-        let Some(Completion::IoDone { user, result, buf }) = self.front.on_socket(ring, now, c)
-        else {
-            return;
+        let (user, result, buf) = match self.front.on_socket(ring, now, c) {
+            Some(Completion::IoDone { user, result, buf }) => (user, result, buf),
+            // A socket replaced when its interface came back as a new device:
+            // give its frames back.
+            Some(Completion::Frame { buf, .. }) => return ring.recycle(buf),
+            _ => return,
         };
         let (d, mut port) = self.front.parts(ring);
         if let Some(done) = d.store().done(ring, user, result, buf) {
