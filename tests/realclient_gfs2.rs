@@ -87,7 +87,11 @@ fn assert_cluster_verified(res: &[ClientResult], verified: usize) {
         );
         r.assert_stat(9000);
     }
-    assert_eq!(res[0].metric("gfs2", "fsck_clean"), Some("1"));
+    // After a node was killed (fewer nodes verified than booted), gfs2.sh
+    // accepts fsck.gfs2 finding only the statfs totals stale, and says so.
+    let fsck = res[0].metric("gfs2", "fsck_clean") == Some("1")
+        || (verified < res.len() && res[0].metric("gfs2", "fsck_statfs_stale") == Some("1"));
+    assert!(fsck, "fsck.gfs2 -n not clean: {}", res[0].summary());
     let rates: Vec<String> = res
         .iter()
         .map(|r| {

@@ -273,9 +273,23 @@ umount "$MNT" || fail "umount"
 barrier 15 "$ALL"
 if [ "$IDX" = 0 ]; then
     t=$(now)
-    fsck.gfs2 -n "$AOE_DEV" > /tmp/fsck.out 2>&1 || fail "fsck.gfs2 -n: $(tail -n 8 /tmp/fsck.out | tr '\n' '|')"
+    if ! fsck.gfs2 -n "$AOE_DEV" > /tmp/fsck.out 2>&1; then
+        # After a node died, its journal replayed and it mounted again,
+        # fsck.gfs2 -n has been seen (2 runs of 5) to find only the statfs
+        # file's totals off: GFS2 keeps them as per-node deltas folded in
+        # lazily, a hint for df. That alone is accepted after a kill (and
+        # counted); any other finding still fails.
+        if [ -n "$VICTIM" ] && [ "$(grep -c 'not fixed' /tmp/fsck.out)" = 1 ] &&
+            grep -q 'The statfs file was not fixed' /tmp/fsck.out; then
+            info "fsck.gfs2 -n: only the statfs totals differ after the kill"
+            metric fsck_statfs_stale 1
+        else
+            fail "fsck.gfs2 -n: $(tail -n 8 /tmp/fsck.out | tr '\n' '|')"
+        fi
+    else
+        metric fsck_clean 1
+    fi
     metric fsck_s "$(elapsed "$t" "$(now)")"
-    metric fsck_clean 1
 fi
 errs=$(io_errors)
 [ -z "$errs" ] || fail "kernel reported: $errs"
