@@ -210,7 +210,7 @@ impl Prepared {
             let sock = PacketSocket::open(name)
                 .with_context(|| format!("open AF_PACKET socket on {name}"))?;
             if let Some(base) = fanout {
-                sock.join_fanout(base.wrapping_add(i as u16), FanoutMode::LoadBalance)
+                sock.join_fanout(base.wrapping_add(i as u16), FanoutMode::BySourceMac)
                     .with_context(|| format!("PACKET_FANOUT on {name}"))?;
             }
             let id = target
