@@ -25,20 +25,14 @@ pub enum FanoutMode {
     BySourceMac,
 }
 
-// Values from <linux/if_packet.h>.
-const PACKET_FANOUT_HASH: u32 = 0;
-const PACKET_FANOUT_LB: u32 = 1;
-const PACKET_FANOUT_CPU: u32 = 2;
-const PACKET_FANOUT_CBPF: u32 = 6;
-
 impl FanoutMode {
-    /// The kernel's fanout type.
+    /// The kernel's fanout type (`PACKET_FANOUT_*` in <linux/if_packet.h>).
     pub(crate) fn raw(self) -> u32 {
         match self {
-            FanoutMode::Hash => PACKET_FANOUT_HASH,
-            FanoutMode::LoadBalance => PACKET_FANOUT_LB,
-            FanoutMode::Cpu => PACKET_FANOUT_CPU,
-            FanoutMode::BySourceMac => PACKET_FANOUT_CBPF,
+            FanoutMode::Hash => 0,
+            FanoutMode::LoadBalance => 1,
+            FanoutMode::Cpu => 2,
+            FanoutMode::BySourceMac => 6,
         }
     }
 

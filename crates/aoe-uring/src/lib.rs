@@ -150,8 +150,8 @@ mod storage;
 pub mod sys;
 mod types;
 
-pub use iface::{ethernet_interfaces, InterfaceInfo, MacAddr};
 pub use fanout::FanoutMode;
+pub use iface::{ethernet_interfaces, InterfaceInfo, MacAddr};
 pub use packet::{BufferSize, PacketSocket, PacketStats, SocketOptions, DEFAULT_SOCKET_BUFFER};
 pub use ring::{Ring, RingConfig, RingWaker};
 pub use storage::{device_size, Backing, BackingOptions, DirectIo};

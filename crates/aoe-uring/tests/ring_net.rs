@@ -293,7 +293,11 @@ fn fanout_split(mode: aoe_uring::FanoutMode, srcs: &[[u8; 6]]) -> [Vec<[u8; 6]>;
 fn fanout_lb_spreads_aoe_and_hash_does_not() {
     let one = [[0x02, 0, 0, 0, 0, 1]];
     let [x, y] = fanout_split(aoe_uring::FanoutMode::LoadBalance, &one);
-    assert_eq!((x.len(), y.len()), (100, 100), "round robin over two sockets");
+    assert_eq!(
+        (x.len(), y.len()),
+        (100, 100),
+        "round robin over two sockets"
+    );
     let [x, y] = fanout_split(aoe_uring::FanoutMode::Hash, &one);
     assert!(
         x.is_empty() || y.is_empty(),
