@@ -244,7 +244,7 @@ fn target_durable_across_sigkill_and_growth_announced() {
     assert_eq!(identify_sectors(&r), 6 * MIB / 512);
 }
 
-/// Two worker threads (PACKET_FANOUT_LB): data written through one worker
+/// Two worker threads (fanout by source MAC): data written through one worker
 /// reads back through either, and a mask change made on one is enforced by
 /// both (shared state).
 #[test]

@@ -80,7 +80,7 @@ impl Target {
         let (mac, shelf, slot) = self.own(iface, export);
         let mut hdr = h.response_to(mac, shelf, slot);
         hdr.error = error;
-        let buffer_count = self.cfg.buffer_count;
+        let buffer_count = self.exports[usize::from(export.0)].buffer_count;
         let firmware = self.cfg.firmware;
         let sector_count = self.ifaces[usize::from(iface.0)].max_sectors;
         let e = usize::from(export.0);

@@ -1,53 +1,88 @@
 //! Counters kept by one target worker (cumulative, never reset).
 
-/// What happened to received frames and requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
+/// Declares [`Counters`] once: the struct, its list of (name, value) pairs
+/// and the sum of two workers' counters come from the same field list.
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// What happened to received frames and requests.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct Counters {
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl Counters {
+            /// Every counter with its field name, in declaration order (for
+            /// logs and summaries).
+            pub fn named(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name),)*]
+            }
+
+            /// Adds `other`'s counts to these (totals over workers).
+            pub fn add(&mut self, other: &Counters) {
+                $(self.$name += other.$name;)*
+            }
+        }
+    };
+}
+
+counters! {
     /// Frames handed to the target.
-    pub frames: u64,
+    frames,
     /// Frames that failed to parse (truncated, lying lengths, wrong EtherType…): dropped.
-    pub malformed: u64,
+    malformed,
     /// Frames with the R flag set (other targets' replies): ignored.
-    pub responses_ignored: u64,
+    responses_ignored,
+    /// Requests sent to another unicast MAC than the receiving interface's
+    /// (seen when the interface is promiscuous): ignored.
+    wrong_destination,
+    /// Requests from a broadcast or multicast source MAC: ignored.
+    bad_source,
+    /// Requests with the E flag set (only responses carry errors): ignored.
+    error_flag_requests,
+    /// Requests with reserved flag bits, or an error byte without E, set:
+    /// served (receivers ignore those bits), counted.
+    reserved_bits,
+    /// Requests of an AoE version other than 1, answered with E + error 5.
+    unsupported_version,
     /// Frames for a shelf.slot not exported on the receiving interface.
-    pub not_addressed: u64,
+    not_addressed,
     /// Frames from a MAC outside a non-empty mask list: ignored.
-    pub masked: u64,
+    masked,
     /// Vendor-specific commands (0xF0–0xFF): ignored.
-    pub vendor_ignored: u64,
+    vendor_ignored,
     /// Unknown AoE commands answered with E + error 1.
-    pub unknown_command: u64,
+    unknown_command,
     /// Requests dropped because the client already had Buffer Count requests queued.
-    pub client_queue_full: u64,
+    client_queue_full,
     /// Requests dropped because every request slot or client slot was busy.
-    pub target_queue_full: u64,
+    target_queue_full,
     /// Requests dropped by the driver (no buffer to build the reply).
-    pub driver_dropped: u64,
+    driver_dropped,
     /// Broadcast Query Config replies suppressed by the storm limiter.
-    pub broadcast_limited: u64,
+    broadcast_limited,
     /// ATA commands refused with ATA ERR/ABRT because a non-empty reserve
     /// list excludes their sender (IDENTIFY is never refused).
-    pub reservation_conflicts: u64,
+    reservation_conflicts,
     /// Reserve Set/Force Set refused with E + error 6: the sender was outside
     /// the allow (mask) list, or (Set) outside a non-empty reserve list.
-    pub reserve_refused: u64,
+    reserve_refused,
     /// Reserve replies held until the writes in flight when their list was
     /// made had reached the store.
-    pub reserve_replies_held: u64,
+    reserve_replies_held,
     /// Reads issued to the store.
-    pub reads: u64,
+    reads,
     /// Writes issued to the store.
-    pub writes: u64,
+    writes,
     /// Syncs issued to the store (each covers a batch of writes/flushes).
-    pub syncs: u64,
+    syncs,
     /// Writes and flushes acknowledged after a sync.
-    pub synced_acks: u64,
+    synced_acks,
     /// ATA commands answered with ERR (ABRT, IDNF or UNC).
-    pub ata_errors: u64,
+    ata_errors,
     /// Store operations that failed (reported as ATA ERR/UNC).
-    pub io_errors: u64,
+    io_errors,
     /// Control replies (config, mask, reserve, identify, errors) built.
-    pub control_replies: u64,
+    control_replies,
     /// Unsolicited config announcements built.
-    pub announcements: u64,
+    announcements,
 }

@@ -7,7 +7,8 @@ use crate::shared::SharedExport;
 use crate::state::ExportState;
 use aoe_wire::{
     ata, finish_frame, parse, sectors_per_frame, write_ata_response, AtaArg, Command, ErrorCode,
-    Header, Identify, Mac, Message, WireError, ATA_DATA_OFFSET, IDENTIFY_LEN, SECTOR_SIZE,
+    Header, Identify, Mac, Message, WireError, AOE_VERSION, ATA_DATA_OFFSET, IDENTIFY_LEN,
+    SECTOR_SIZE,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -150,9 +151,12 @@ struct Req {
     gate: Option<u64>,
 }
 
+/// One client's requests to one export (Buffer Count is per target, so a
+/// client may have that many queued at each export it uses).
 #[derive(Debug, Clone, Copy)]
 struct Client {
     mac: Mac,
+    export: u16,
     in_flight: u16,
 }
 
@@ -179,6 +183,10 @@ pub(crate) struct Export {
     batch: Vec<ReqId>,
     sync_in_flight: bool,
     writes_in_store: u32,
+    /// Buffer Count advertised and enforced per client for this export.
+    pub(crate) buffer_count: u16,
+    /// Removed: addressed by no frame; its slot is reused once idle.
+    retired: bool,
 }
 
 /// The sans-IO AoE target (one per worker thread).
@@ -273,8 +281,7 @@ impl Target {
         if self.ifaces.len() >= 64 {
             return Err(SetupError::TooManyInterfaces);
         }
-        let by_frame = self.cfg.max_frame.saturating_sub(ATA_DATA_OFFSET) / SECTOR_SIZE;
-        let max_sectors = sectors_per_frame(mtu).min(by_frame.min(255) as u8);
+        let max_sectors = self.sectors_for(mtu);
         self.ifaces.push(Iface {
             mac,
             max_sectors,
@@ -299,26 +306,20 @@ impl Target {
         if self
             .exports
             .iter()
-            .any(|e| e.cfg.shelf == cfg.shelf && e.cfg.slot == cfg.slot)
+            .any(|e| !e.retired && e.cfg.shelf == cfg.shelf && e.cfg.slot == cfg.slot)
         {
             return Err(SetupError::DuplicateExport {
                 shelf: cfg.shelf,
                 slot: cfg.slot,
             });
         }
-        let mut iface_bits = 0u64;
-        for i in &cfg.ifaces {
-            if usize::from(i.0) >= self.ifaces.len() {
-                return Err(SetupError::UnknownInterface(*i));
-            }
-            iface_bits |= 1 << i.0;
-        }
+        let iface_bits = self.iface_bits(&cfg.ifaces)?;
         let mut cache = ExportState::default();
         let generation = shared.refresh(&mut cache);
         Identify::new(&cache.serial, &self.cfg.firmware_rev, &self.cfg.model, 1)
             .map_err(|e| SetupError::Identify(e.to_string()))?;
         let n = self.reqs.len();
-        self.exports.push(Export {
+        let export = Export {
             sectors: shared.sectors(),
             cfg,
             shared,
@@ -329,9 +330,103 @@ impl Target {
             batch: Vec::with_capacity(n),
             sync_in_flight: false,
             writes_in_store: 0,
-        });
+            buffer_count: self.cfg.buffer_count,
+            retired: false,
+        };
+        if let Some(e) = (0..self.exports.len()).find(|&e| self.idle_retired(e)) {
+            self.exports[e] = export;
+            return Ok(ExportId(e as u16));
+        }
+        self.exports.push(export);
         self.grow_ctl();
         Ok(ExportId(self.exports.len() as u16 - 1))
+    }
+
+    fn iface_bits(&self, ifaces: &[IfaceId]) -> Result<u64, SetupError> {
+        let mut bits = 0u64;
+        for i in ifaces {
+            if usize::from(i.0) >= self.ifaces.len() {
+                return Err(SetupError::UnknownInterface(*i));
+            }
+            bits |= 1 << i.0;
+        }
+        Ok(bits)
+    }
+
+    /// A removed export with nothing of it left in flight: its slot (and
+    /// its [`ExportId`]) may serve a new export.
+    fn idle_retired(&self, e: usize) -> bool {
+        let ex = &self.exports[e];
+        ex.retired
+            && !ex.sync_in_flight
+            && ex.writes_in_store == 0
+            && ex.waiting.is_empty()
+            && !self
+                .reqs
+                .iter()
+                .any(|r| r.kind != ReqKind::Free && usize::from(r.export) == e)
+    }
+
+    /// Stops serving `export`: no frame reaches it any more, while what it
+    /// has in flight completes and is answered as usual. Its [`ExportId`]
+    /// stays valid for those completions until [`Target::export_idle`]; a
+    /// later [`Target::add_export`] may then reuse it.
+    pub fn remove_export(&mut self, export: ExportId) {
+        if let Some(ex) = self.exports.get_mut(usize::from(export.0)) {
+            ex.retired = true;
+            ex.iface_bits = 0;
+            ex.cfg.ifaces.clear();
+        }
+    }
+
+    /// True once a removed export has nothing in flight (its store may be
+    /// closed). False for a live export.
+    pub fn export_idle(&self, export: ExportId) -> bool {
+        usize::from(export.0) < self.exports.len() && self.idle_retired(usize::from(export.0))
+    }
+
+    /// The interfaces `export` is served on from now on (an interface that
+    /// came up, or a changed list).
+    pub fn set_export_interfaces(
+        &mut self,
+        export: ExportId,
+        ifaces: &[IfaceId],
+    ) -> Result<(), SetupError> {
+        let bits = self.iface_bits(ifaces)?;
+        if let Some(ex) = self.exports.get_mut(usize::from(export.0)) {
+            if !ex.retired {
+                ex.iface_bits = bits;
+                ex.cfg.ifaces = ifaces.to_vec();
+            }
+        }
+        Ok(())
+    }
+
+    /// The Buffer Count `export` advertises and allows each client (at most
+    /// the target's, which sizes the request slots).
+    pub fn set_buffer_count(&mut self, export: ExportId, n: u16) -> Result<(), SetupError> {
+        if !(2..=self.cfg.buffer_count).contains(&n) {
+            return Err(SetupError::BufferCount(n));
+        }
+        if let Some(ex) = self.exports.get_mut(usize::from(export.0)) {
+            ex.buffer_count = n;
+        }
+        Ok(())
+    }
+
+    /// An interface came back (possibly with another MAC or MTU): its
+    /// replies carry the new MAC, its Sector Count follows the new MTU.
+    pub fn set_interface(&mut self, iface: IfaceId, mac: Mac, mtu: u32) {
+        let max_sectors = self.sectors_for(mtu);
+        if let Some(i) = self.ifaces.get_mut(usize::from(iface.0)) {
+            i.mac = mac;
+            i.max_sectors = max_sectors;
+        }
+    }
+
+    fn sectors_for(&self, mtu: u32) -> u8 {
+        let by_frame = self.cfg.max_frame.saturating_sub(ATA_DATA_OFFSET) / SECTOR_SIZE;
+        sectors_per_frame(mtu).min(by_frame.min(255) as u8)
     }
 
     /// Room for one reply per export (broadcast query) or one announcement
@@ -428,28 +523,42 @@ impl Target {
         let pkt = match parse(frame) {
             Ok(p) => p,
             Err(_) => {
-                self.malformed(iface, frame, out);
+                // A later version may lay its messages out differently: its
+                // frames are answered "unsupported version", not dropped.
+                match Header::parse(frame) {
+                    Ok(h) if h.version != AOE_VERSION => {
+                        if self.acceptable(iface, &h, frame) {
+                            self.unsupported_version(iface, &h, now, out)
+                        }
+                    }
+                    Ok(h) => {
+                        self.counters.malformed += 1;
+                        if self.acceptable(iface, &h, frame) {
+                            self.malformed(iface, &h, frame, out)
+                        }
+                    }
+                    Err(_) => self.counters.malformed += 1,
+                }
                 return;
             }
         };
         let h = pkt.header;
-        if h.response {
-            self.counters.responses_ignored += 1;
+        if !self.acceptable(iface, &h, frame) {
+            return;
+        }
+        if h.version != AOE_VERSION {
+            self.unsupported_version(iface, &h, now, out);
             return;
         }
         let broadcast = h.shelf == aoe_wire::BROADCAST_SHELF || h.slot == aoe_wire::BROADCAST_SLOT;
         let mut matched = false;
         for e in 0..self.exports.len() {
-            let ex = &self.exports[e];
-            if ex.iface_bits & (1 << iface.0) == 0 || !h.addresses(ex.cfg.shelf, ex.cfg.slot) {
+            if !self.addressed(iface, e, &h) {
                 continue;
             }
             matched = true;
-            self.refresh(e);
-            let ex = &self.exports[e];
             let id = ExportId(e as u16);
-            if !ex.cache.mask.is_empty() && !ex.cache.mask.contains(&h.src) {
-                self.counters.masked += 1;
+            if !self.admits(iface, e, &h) {
                 // Only the allow list may change reservations: say so rather
                 // than stay silent, so a fence agent fails at once.
                 if let Message::Reserve(r) = &pkt.message {
@@ -484,30 +593,106 @@ impl Target {
         }
     }
 
+    /// The header checks every request passes before its command is looked
+    /// at: R clear (replies of other targets are ignored), sent to this
+    /// interface's MAC or to broadcast (a promiscuous interface also hands us
+    /// frames for other targets, which may share our shelf.slot), from a
+    /// unicast MAC (a reply could not go back), E clear (a request carries
+    /// no error). Reserved flag bits, and the error byte without E, are
+    /// ignored as the spec asks of receivers, but counted.
+    fn acceptable(&mut self, iface: IfaceId, h: &Header, frame: &[u8]) -> bool {
+        let c = &mut self.counters;
+        if h.response {
+            c.responses_ignored += 1;
+            return false;
+        }
+        let own = self.ifaces[usize::from(iface.0)].mac;
+        if h.dst != own && !h.dst.is_broadcast() {
+            c.wrong_destination += 1;
+            return false;
+        }
+        if !h.src.is_unicast() {
+            c.bad_source += 1;
+            return false;
+        }
+        if h.error.is_some() {
+            c.error_flag_requests += 1;
+            return false;
+        }
+        if aoe_wire::reserved_header_bits(frame) {
+            c.reserved_bits += 1;
+        }
+        true
+    }
+
+    /// True if export `e` is on `iface` and named by `h`'s shelf.slot.
+    fn addressed(&self, iface: IfaceId, e: usize, h: &Header) -> bool {
+        let ex = &self.exports[e];
+        ex.iface_bits & (1 << iface.0) != 0 && h.addresses(ex.cfg.shelf, ex.cfg.slot)
+    }
+
+    /// True if export `e` takes `h`: addressed, and the sender passes its
+    /// mask list (refreshed first; a refused sender is counted).
+    fn admits(&mut self, iface: IfaceId, e: usize, h: &Header) -> bool {
+        if !self.addressed(iface, e, h) {
+            return false;
+        }
+        self.refresh(e);
+        let ex = &self.exports[e];
+        if !ex.cache.mask.is_empty() && !ex.cache.mask.contains(&h.src) {
+            self.counters.masked += 1;
+            return false;
+        }
+        true
+    }
+
+    /// A request whose version is not 1: every export it reaches answers
+    /// with the header alone, E + error 5 (broadcasts under the same storm
+    /// limit as Query Config).
+    fn unsupported_version(
+        &mut self,
+        iface: IfaceId,
+        h: &Header,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let broadcast = h.shelf == aoe_wire::BROADCAST_SHELF || h.slot == aoe_wire::BROADCAST_SLOT;
+        let mut matched = false;
+        for e in 0..self.exports.len() {
+            if !self.admits(iface, e, h) {
+                matched |= self.addressed(iface, e, h);
+                continue;
+            }
+            matched = true;
+            if broadcast && !self.ifaces[usize::from(iface.0)].broadcast.take(now) {
+                self.counters.broadcast_limited += 1;
+                continue;
+            }
+            self.counters.unsupported_version += 1;
+            let id = ExportId(e as u16);
+            self.reply_error_bare(iface, id, h, ErrorCode::UnsupportedVersion, out);
+        }
+        if !matched {
+            self.counters.not_addressed += 1;
+        }
+    }
+
     /// A frame that did not parse. Query Config *requests* whose config
     /// length is over 1024 (or past the frame) get E + error 2 from the
     /// addressed export, as the spec asks; everything else is dropped.
-    fn malformed(&mut self, iface: IfaceId, frame: &[u8], out: &mut Vec<Action>) {
-        self.counters.malformed += 1;
-        let Ok(h) = Header::parse(frame) else { return };
-        if h.response || h.command != Command::QueryConfig || frame.len() < 32 {
+    fn malformed(&mut self, iface: IfaceId, h: &Header, frame: &[u8], out: &mut Vec<Action>) {
+        if h.command != Command::QueryConfig || frame.len() < 32 {
             return;
         }
         for e in 0..self.exports.len() {
-            let ex = &self.exports[e];
-            if ex.iface_bits & (1 << iface.0) == 0 || !h.addresses(ex.cfg.shelf, ex.cfg.slot) {
-                continue;
-            }
-            self.refresh(e);
-            let ex = &self.exports[e];
-            if !ex.cache.mask.is_empty() && !ex.cache.mask.contains(&h.src) {
+            if !self.admits(iface, e, h) {
                 continue;
             }
             let ccmd = aoe_wire::CCmd::from_nibble(frame[29]);
             self.reply_config(
                 iface,
                 ExportId(e as u16),
-                &h,
+                h,
                 ccmd,
                 Some(ErrorCode::BadArgument),
                 out,
@@ -648,7 +833,7 @@ impl Target {
         let mut free_client = None;
         let mut client = None;
         for (i, c) in self.clients.iter().enumerate() {
-            if c.mac == h.src {
+            if c.mac == h.src && c.export == export.0 {
                 client = Some(i);
                 break;
             }
@@ -661,6 +846,7 @@ impl Target {
             None if self.clients.len() < self.clients.capacity() => {
                 self.clients.push(Client {
                     mac: h.src,
+                    export: export.0,
                     in_flight: 0,
                 });
                 self.clients.len() - 1
@@ -668,6 +854,7 @@ impl Target {
             None => match free_client {
                 Some(i) => {
                     self.clients[i].mac = h.src;
+                    self.clients[i].export = export.0;
                     i
                 }
                 None => {
@@ -676,7 +863,7 @@ impl Target {
                 }
             },
         };
-        if self.clients[ci].in_flight >= self.cfg.buffer_count {
+        if self.clients[ci].in_flight >= self.exports[usize::from(export.0)].buffer_count {
             self.counters.client_queue_full += 1;
             return None;
         }

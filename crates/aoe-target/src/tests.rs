@@ -223,7 +223,9 @@ fn read(h: &mut Harness, src: Mac, lba: u64, n: u8) -> (Header, AtaArg, Vec<u8>)
 fn broadcast_query_config() {
     let mut h = Harness::new();
     for (i, want_sc) in [(0u16, 2u8), (1, 17)] {
-        let (iface, f) = one(h.send(i, &config_frame(A, 0xFFFF, 0xFF, CCmd::Read, b"", 0x1234)));
+        let mut q = config_frame(A, 0xFFFF, 0xFF, CCmd::Read, b"", 0x1234);
+        q[..6].copy_from_slice(&Mac::BROADCAST.0);
+        let (iface, f) = one(h.send(i, &q));
         assert_eq!(iface, i);
         assert!(f.len() >= 60);
         assert_eq!(f[14], 0x18);
@@ -318,7 +320,9 @@ fn read_ext_full_frame() {
     let arg = AtaArg::read_write(false, 10, 17, true).unwrap();
     let probe = vec![0u8; 17 * 512];
     for tag in [5u32, 6, 6] {
-        let (iface, f) = one(h.send(1, &ata_frame(A, tag, arg, &probe)));
+        let mut req = ata_frame(A, tag, arg, &probe);
+        req[..6].copy_from_slice(&IF_MAC[1].0);
+        let (iface, f) = one(h.send(1, &req));
         assert_eq!(iface, 1);
         assert_eq!(f.len(), 36 + 17 * 512);
         let (hd, a, data) = ata_reply(&f);
@@ -839,6 +843,79 @@ fn responses_and_malformed_frames_are_dropped() {
     assert_eq!(read(&mut h, A, 0, 1).1.cmd_status, 0x40);
 }
 
+// §1.2, 1.3: every header field of a request is checked.
+#[test]
+fn header_fields_are_checked() {
+    let mut h = Harness::new();
+    let good = config_frame(A, SHELF, SLOT, CCmd::Read, b"", 9);
+    // Version 2, and a version-2 frame whose body does not parse as version 1:
+    // "unsupported version" (E + 5), header only, sent as version 1.
+    let mut v2 = good.clone();
+    v2[14] = 0x20;
+    let mut v2_short = v2[..24].to_vec();
+    v2_short[19] = 0;
+    for f in [&v2, &v2_short] {
+        let (_, r) = one(h.send(0, f));
+        assert_eq!(r.len(), 60);
+        assert_eq!(r[14], 0x1C, "version 1, R and E");
+        let hd = Header::parse(&r).unwrap();
+        assert_eq!(hd.error, Some(ErrorCode::UnsupportedVersion));
+        assert_eq!((hd.tag, hd.shelf, hd.slot, hd.dst), (9, SHELF, SLOT, A));
+        assert!(r[24..].iter().all(|&b| b == 0));
+    }
+    // Version 0 (vblade's advertisements carry it) is not 1 either.
+    let mut v0 = good.clone();
+    v0[14] = 0x00;
+    let hd = Header::parse(&one(h.send(0, &v0)).1).unwrap();
+    assert_eq!(hd.error, Some(ErrorCode::UnsupportedVersion));
+    assert_eq!(h.t.counters().unsupported_version, 3);
+    assert_eq!(h.t.counters().malformed, 0);
+    // Another version for another shelf.slot: silence.
+    let mut other = v2.clone();
+    other[16..18].copy_from_slice(&8u16.to_be_bytes());
+    assert!(h.send(0, &other).is_empty());
+    assert_eq!(h.t.counters().not_addressed, 1);
+    // From a MAC outside the mask list: silence.
+    one(h.send(0, &mask_frame(A, MCmd::Edit, &[add(A)])));
+    let mut from_b = v2.clone();
+    from_b[6..12].copy_from_slice(&B.0);
+    assert!(h.send(0, &from_b).is_empty());
+    assert_eq!(h.t.counters().masked, 1);
+    // Another unicast destination (a promiscuous interface): ignored.
+    let mut elsewhere = good.clone();
+    elsewhere[..6].copy_from_slice(&C.0);
+    assert!(h.send(0, &elsewhere).is_empty());
+    // This interface's MAC on the other interface is another destination too.
+    assert!(h.send(1, &good).is_empty());
+    assert_eq!(h.t.counters().wrong_destination, 2);
+    // Broadcast or multicast source: no one to answer.
+    for src in [Mac::BROADCAST, Mac([0x01, 0, 0x5e, 0, 0, 1])] {
+        let mut f = good.clone();
+        f[6..12].copy_from_slice(&src.0);
+        assert!(h.send(0, &f).is_empty());
+    }
+    assert_eq!(h.t.counters().bad_source, 2);
+    // E set in a request.
+    let mut e = good.clone();
+    e[14] |= 0x04;
+    e[15] = 2;
+    assert!(h.send(0, &e).is_empty());
+    assert_eq!(h.t.counters().error_flag_requests, 1);
+    // Reserved flag bits (aoeping sets bit 0 on SMART) and an error byte
+    // without E: served, counted.
+    let mut r = good.clone();
+    r[14] |= 0x01;
+    assert_eq!(config_reply(&one(h.send(0, &r)).1).0.tag, 9);
+    let mut r = good.clone();
+    r[15] = 7;
+    assert_eq!(config_reply(&one(h.send(0, &r)).1).0.error, None);
+    assert_eq!(h.t.counters().reserved_bits, 2);
+    // The broadcast destination is served on either interface.
+    let mut b = good.clone();
+    b[..6].copy_from_slice(&Mac::BROADCAST.0);
+    assert_eq!(one(h.send(1, &b)).0, 1);
+}
+
 #[test]
 fn per_client_queue_is_buffer_count() {
     let mut h = Harness::with(
@@ -1008,4 +1085,67 @@ fn setup_errors() {
         ..TargetConfig::default()
     })
     .is_err());
+}
+
+// `aoeraid serve --config` reloads: an export removed with a write in flight
+// still answers it, its slot is reused only once idle, and the other export
+// is untouched; Buffer Count is per export.
+#[test]
+fn remove_export_and_reuse_its_slot() {
+    let mut h = Harness::new();
+    let second = |shelf, slot| ExportConfig {
+        shelf,
+        slot,
+        read_only: false,
+        ifaces: vec![IfaceId(0)],
+    };
+    let shared = || SharedExport::new(ExportState::with_random_serial(0xdef), SECTORS);
+    let other = h.t.add_export(second(SHELF, SLOT + 1), shared()).unwrap();
+    h.t.set_buffer_count(other, 8).unwrap();
+    assert!(h.t.set_buffer_count(other, 65).is_err());
+    let mut q = config_frame(A, SHELF, SLOT + 1, CCmd::Read, b"", 1);
+    assert_eq!(config_reply(&one(h.send(0, &q)).1).1, 8);
+    // A write to export 0 is in the store (its sync held) when it is removed.
+    h.hold_syncs = true;
+    let arg = AtaArg::read_write(true, 0, 1, true).unwrap();
+    assert!(h.send(0, &ata_frame(A, 7, arg, &[1; 512])).is_empty());
+    h.t.remove_export(ExportId(0));
+    assert!(!h.t.export_idle(ExportId(0)));
+    assert!(!h.t.export_idle(other));
+    // No longer addressed; the other export still is.
+    assert!(h
+        .send(0, &config_frame(A, SHELF, SLOT, CCmd::Read, b"", 2))
+        .is_empty());
+    q[20..24].copy_from_slice(&3u32.to_be_bytes());
+    assert_eq!(config_reply(&one(h.send(0, &q)).1).0.tag, 3);
+    // A new export while the old one is busy gets a new slot...
+    let third = h.t.add_export(second(SHELF, SLOT + 2), shared()).unwrap();
+    assert_eq!(third, ExportId(2));
+    // ...the write is still answered, then the slot is idle and reused,
+    // even by the same shelf.slot.
+    let (_, f) = one(h.release_syncs());
+    let (hd, a, _) = ata_reply(&f);
+    assert_eq!((hd.tag, hd.slot, a.cmd_status), (7, SLOT, 0x40));
+    assert!(h.t.export_idle(ExportId(0)));
+    let again = h.t.add_export(second(SHELF, SLOT), shared()).unwrap();
+    assert_eq!(again, ExportId(0));
+    assert!(!h.t.export_idle(again));
+    assert_eq!(h.t.export_count(), 3);
+    assert!(matches!(
+        h.t.add_export(second(SHELF, SLOT), shared()),
+        Err(SetupError::DuplicateExport { .. })
+    ));
+    h.hold_syncs = false;
+    assert_eq!(read(&mut h, A, 0, 1).2, vec![1; 512]);
+    // An interface added later is set on an export; a MAC change follows.
+    h.t.set_export_interfaces(third, &[IfaceId(0), IfaceId(1)])
+        .unwrap();
+    assert!(h.t.set_export_interfaces(third, &[IfaceId(5)]).is_err());
+    let mut b = config_frame(A, SHELF, SLOT + 2, CCmd::Read, b"", 4);
+    b[..6].copy_from_slice(&IF_MAC[1].0);
+    assert_eq!(one(h.send(1, &b)).0, 1);
+    h.t.set_interface(IfaceId(1), C, 1500);
+    b[..6].copy_from_slice(&C.0);
+    let (hd, _, sc, ..) = config_reply(&one(h.send(1, &b)).1);
+    assert_eq!((hd.src, sc), (C, 2));
 }

@@ -22,6 +22,8 @@ mod field {
 const FLAG_RESPONSE: u8 = 0x08;
 /// E flag (error), in byte 14.
 const FLAG_ERROR: u8 = 0x04;
+/// Reserved flag bits of byte 14 (zero when sending).
+const FLAG_RESERVED: u8 = 0x03;
 
 /// AoE error code (byte 15), meaningful only when the E flag is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -273,6 +275,17 @@ impl Header {
         buf[field::COMMAND] = self.command.into();
         buf[field::TAG..field::TAG + 4].copy_from_slice(&self.tag.to_be_bytes());
         Ok(AOE_HEADER_END)
+    }
+}
+
+/// True if `frame`'s header has bits set that mean nothing: the reserved
+/// flag bits of byte 14, or an error byte while E is clear. Receivers ignore
+/// them ([`Header::parse`] does); this lets them count such frames.
+#[inline]
+pub fn reserved_header_bits(frame: &[u8]) -> bool {
+    match (frame.get(field::VER_FLAGS), frame.get(field::ERROR)) {
+        (Some(&vf), Some(&err)) => vf & FLAG_RESERVED != 0 || (vf & FLAG_ERROR == 0 && err != 0),
+        _ => false,
     }
 }
 

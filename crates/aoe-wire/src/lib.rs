@@ -91,7 +91,7 @@ pub use addr::{AddrError, AoeAddr};
 pub use ata_msg::{write_ata_request, write_ata_response, AFlags, Ata, AtaArg};
 pub use config::{CCmd, QueryConfig};
 pub use error::WireError;
-pub use header::{respond_in_place, Command, ErrorCode, Header};
+pub use header::{reserved_header_bits, respond_in_place, Command, ErrorCode, Header};
 pub use identify::{ata_string, Identify, IDENTIFY_LEN};
 pub use mac::{Mac, MacParseError};
 pub use mask::{DCmd, Directive, DirectiveIter, Directives, MCmd, MError, MacMask};

@@ -33,8 +33,8 @@ fn campaign(layout: SimLayout, first_seed: u64) -> SimStats {
             Ok((s, _)) => s,
             Err(e) => panic!("{e}"),
         };
-        t.ops += s.ops;
-        t.allowed_errors += s.allowed_errors;
+        t.client.ops += s.client.ops;
+        t.client.allowed_errors += s.client.allowed_errors;
         t.crashes += s.crashes;
         t.commands += s.commands;
         t.member_failures += s.member_failures;
@@ -57,7 +57,11 @@ fn campaign(layout: SimLayout, first_seed: u64) -> SimStats {
         t.client_retransmits += s.client_retransmits;
     }
     eprintln!("{layout}: {t:?}");
-    assert!(t.ops >= OPS_PER_LAYOUT / scale - 10, "ran {} ops", t.ops);
+    assert!(
+        t.client.ops >= OPS_PER_LAYOUT / scale - 10,
+        "ran {} ops",
+        t.client.ops
+    );
     assert!(
         t.frames_lost > 0
             && t.frames_duplicated > 0
@@ -76,7 +80,7 @@ fn campaign(layout: SimLayout, first_seed: u64) -> SimStats {
 #[test]
 fn campaign_raid0() {
     let t = campaign(SimLayout::Raid0, 100);
-    assert!(t.media_errors > 0 && t.allowed_errors > 0, "{t:?}");
+    assert!(t.media_errors > 0 && t.client.allowed_errors > 0, "{t:?}");
 }
 
 #[test]

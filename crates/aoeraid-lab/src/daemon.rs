@@ -4,7 +4,7 @@
 //! (`env!("CARGO_BIN_EXE_aoeraid")`).
 
 use super::{Lab, Proc};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 impl Lab {
@@ -51,6 +51,52 @@ impl Lab {
         .args(extra)
         .arg(file);
         self.spawn("serve", c).expect("start aoeraid serve")
+    }
+}
+
+/// One export of a `serve --config` file ([`Lab::write_serve_config`]).
+#[derive(Clone, Debug)]
+pub struct ServeExport {
+    pub shelf: u16,
+    pub slot: u8,
+    pub file: PathBuf,
+    pub iface: String,
+    /// vblade's -o/-l, in bytes.
+    pub offset_length: Option<(u64, u64)>,
+}
+
+impl Lab {
+    /// Writes `serve.yaml` in the lab directory: `exports` with a Buffer Count
+    /// of 32, state under the lab, interfaces looked up every 200 ms.
+    pub fn write_serve_config(&self, exports: &[ServeExport]) -> PathBuf {
+        let mut y = format!(
+            "state_dir: {}\ninterface_poll: 200ms\nexports:\n",
+            self.dir().join("state").display()
+        );
+        for e in exports {
+            y.push_str(&format!(
+                "  - {{file: {}, shelf: {}, slot: {}, interfaces: [{}], buffers: 32",
+                e.file.display(),
+                e.shelf,
+                e.slot,
+                e.iface
+            ));
+            if let Some((o, l)) = e.offset_length {
+                y.push_str(&format!(", offset: {o}, length: {l}"));
+            }
+            y.push_str("}\n");
+        }
+        let path = self.dir().join("serve.yaml");
+        std::fs::write(&path, y).expect("write serve.yaml");
+        path
+    }
+
+    /// Starts `aoeraid serve --config CFG` (binary `bin`) in the namespace.
+    pub fn serve_config(&self, bin: &str, cfg: &Path) -> Proc {
+        let mut c = self.cmd(bin);
+        c.arg("serve").arg("--config").arg(cfg);
+        self.spawn("serve", c)
+            .expect("start aoeraid serve --config")
     }
 }
 

@@ -32,7 +32,7 @@ pub use client::{assert_fsck_clean, ClientResult, ClientSpec, Outcome, Workload}
 pub use config::{
     ApplianceSection, Array, Backend, Bitmap, Config, Export, Frontend, Level, Volume,
 };
-pub use daemon::{serve_counter, Daemon};
+pub use daemon::{serve_counter, Daemon, ServeExport};
 pub use impair::{Direction, Impairment, Netem, Tbf};
 pub use proc::Proc;
 pub use raw::RawClient;

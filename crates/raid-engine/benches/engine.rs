@@ -124,6 +124,7 @@ fn main() {
         ("raid1 x2", Level::Raid1, 2),
         ("raid10 x4", Level::Raid10, 4),
         ("raid5 x4", Level::Raid5, 4),
+        ("raid6 x5", Level::Raid6, 5),
     ] {
         let r = per_request(level, n, 256, false, VolumeOp::Read, 16);
         let w = per_request(level, n, 256, false, VolumeOp::Write, 16);

@@ -24,7 +24,7 @@ fn campaign(layout: SimLayout, first_seed: u64) -> SimStats {
         let cfg = SimConfig::new(layout, seed, OPS_PER_LAYOUT / SEEDS / scale);
         match run(&cfg) {
             Ok(s) => {
-                total.ops += s.ops;
+                total.client.ops += s.client.ops;
                 total.crashes += s.crashes + s.clean_restarts;
                 total.member_losses += s.member_losses + s.transient_losses;
                 total.double_losses += s.double_losses;
@@ -41,9 +41,9 @@ fn campaign(layout: SimLayout, first_seed: u64) -> SimStats {
     }
     eprintln!("{layout}: {total:?}");
     assert!(
-        total.ops >= OPS_PER_LAYOUT / scale - 10,
+        total.client.ops >= OPS_PER_LAYOUT / scale - 10,
         "ran {} ops",
-        total.ops
+        total.client.ops
     );
     assert!(total.scrubs > 0, "final scrubs ran");
     total

@@ -1,11 +1,12 @@
 //! `aoeraid serve`: export a file or block device as an AoE target — vblade's
 //! job, through io_uring, with durable writes and persistent control state.
 
-use crate::frontend::{self, Control, ExportSpec, FrontendConfig};
+use crate::config::serve::{self as serve_config, ServeConfig};
+use crate::frontend::{self, Catalog, Control, ExportSpec, FrontendConfig, IoMode};
 use anyhow::Context;
 use aoe_uring::sys::{Signal, Signals};
 use aoe_wire::{AoeAddr, Mac};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,23 +14,48 @@ use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
+    /// Serve the exports of this YAML file (any number, each on its own interfaces;
+    /// see appliance.yaml(5) for the format's conventions). SIGHUP re-reads it: new
+    /// exports are added, removed ones stop once their requests in flight are
+    /// answered, unchanged ones are not touched. Interfaces that do not exist yet are
+    /// served once they come up (looked up every `interface_poll`, 1 s).
+    #[arg(long, conflicts_with_all = ["ifaces", "shelf", "slot", "file"])]
+    pub config: Option<PathBuf>,
     /// Front interface to serve on (repeat for several).
-    #[arg(long = "iface", required = true)]
+    #[arg(long = "iface", required_unless_present = "config")]
     pub ifaces: Vec<String>,
     /// Shelf (AoE major), 0..=65534 except 4095.
-    #[arg(long)]
-    pub shelf: u16,
+    #[arg(long, required_unless_present = "config")]
+    pub shelf: Option<u16>,
     /// Slot (AoE minor), 0..=254.
-    #[arg(long)]
-    pub slot: u8,
+    #[arg(long, required_unless_present = "config")]
+    pub slot: Option<u8>,
     /// File or block device to export.
-    pub file: PathBuf,
+    #[arg(required_unless_present = "config")]
+    pub file: Option<PathBuf>,
+    /// Sectors of the file to skip: the export starts there (vblade -o).
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+    /// Sectors to export from the offset on (vblade -l); default: the rest of the file.
+    #[arg(long)]
+    pub length: Option<u64>,
     /// Answer writes with ATA abort.
     #[arg(long)]
     pub read_only: bool,
-    /// Do not use O_DIRECT even where it works (page cache + fdatasync).
-    #[arg(long)]
+    /// Read and write through the page cache even for a block device. The default
+    /// already does so for regular files: a read of cached data is copied into the
+    /// reply inline by io_uring (no worker thread, no disk), a miss is read by an
+    /// io_uring worker. Writes are acknowledged after the fdatasync their batch
+    /// waits for.
+    #[arg(long, conflicts_with = "direct")]
     pub buffered: bool,
+    /// O_DIRECT even for a regular file (the default for block devices, where the
+    /// device's users keep their own cache): reads and writes go to the device
+    /// straight from the frames, no page-cache copy; writes are acknowledged after
+    /// the fdatasync (a cache flush) their batch waits for. Falls back to buffered
+    /// where 512-byte direct reads fail.
+    #[arg(long)]
+    pub direct: bool,
     /// Initial MAC mask list (replaces the saved one); repeat for several.
     #[arg(long = "allow")]
     pub allow: Vec<Mac>,
@@ -55,72 +81,169 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    AoeAddr::new(args.shelf, args.slot).context("--shelf/--slot")?;
     // Before any thread starts, so that every thread inherits the mask and only the
     // watcher below sees these.
     let signals = Signals::block(&[Signal::Term, Signal::Int, Signal::Hup])?;
-    let cfg = FrontendConfig {
-        ifaces: args.ifaces.clone(),
-        exports: vec![ExportSpec {
-            shelf: args.shelf,
-            slot: args.slot,
-            path: args.file.clone(),
-            read_only: args.read_only,
-            allow: args.allow.clone(),
-            config_string: args.config_string.as_ref().map(|s| s.as_bytes().to_vec()),
-            buffered: args.buffered,
-        }],
-        buffers: args.buffers,
-        threads: args.threads,
-        state_dir: args.state_dir.clone(),
-        stat_interval: args.stat_interval.get().max(Duration::from_secs(1)),
+    let (cfg, specs) = match &args.config {
+        Some(path) => from_file(path, args)?,
+        None => (settings(args, args.buffers), vec![from_args(args)?]),
     };
-    let prepared = Arc::new(frontend::prepare(cfg)?);
-    let store = prepared.store(0);
+    let catalog = Arc::new(Catalog::open(cfg, specs)?);
+    for s in catalog.snapshot().1.iter() {
+        eprintln!("aoeraid serve: {}", s.describe());
+        eprintln!("aoeraid serve: {}", s.reservation_line());
+    }
     eprintln!(
-        "aoeraid serve: e{}.{} {} ({} sectors, {}{}) on {} with {} thread(s), buffer count {}",
-        args.shelf,
-        args.slot,
-        args.file.display(),
-        store.sectors()?,
-        if store.direct { "O_DIRECT" } else { "buffered" },
-        if store.read_only { ", read-only" } else { "" },
-        args.ifaces.join(","),
-        args.threads,
-        args.buffers,
+        "aoeraid serve: {} export(s) with {} thread(s)",
+        catalog.snapshot().1.len(),
+        catalog.cfg.threads
     );
-    eprintln!("aoeraid serve: {}", prepared.reservation_line(0));
     let ctl = Arc::new(Control::default());
-    let ctl2 = ctl.clone();
-    // SIGHUP re-checks the store size, SIGTERM/SIGINT stop; the watcher also ends
-    // when the loop stopped for another reason.
+    let (ctl2, cat2, file) = (ctl.clone(), catalog.clone(), args.config.clone());
+    // SIGHUP re-reads the config file (if any) and re-checks the store sizes,
+    // SIGTERM/SIGINT stop; the watcher also ends when the loop stopped for another
+    // reason.
     let watcher = std::thread::spawn(move || {
         while !ctl2.stop.load(Ordering::Acquire) {
             match signals.wait(Some(Duration::from_millis(200))) {
-                Ok(Some(Signal::Hup)) => ctl2.recheck_size.store(true, Ordering::Release),
+                Ok(Some(Signal::Hup)) => {
+                    if let Some(path) = &file {
+                        reload(&cat2, path);
+                    }
+                    ctl2.recheck_size.store(true, Ordering::Release)
+                }
                 Ok(Some(_)) => ctl2.stop.store(true, Ordering::Release),
                 Ok(None) | Err(_) => {}
             }
         }
     });
-    let summary = frontend::run(prepared.clone(), ctl.clone());
+    let summary = frontend::run(catalog.clone(), ctl.clone(), args.config.is_none());
     ctl.stop.store(true, Ordering::Release);
     let _ = watcher.join();
     let s = summary?;
-    eprintln!("aoeraid serve: {}", prepared.reservation_line(0));
-    let (c, d) = (s.core, s.driver);
+    for e in catalog.snapshot().1.iter() {
+        eprintln!("aoeraid serve: {}", e.reservation_line());
+    }
+    let d = s.driver;
+    let core: Vec<String> = s
+        .core
+        .named()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     eprintln!(
-        "aoeraid serve: stopped; frames={} reads={} writes={} syncs={} synced_acks={} malformed={} \
-         responses_ignored={} not_addressed={} masked={} unknown_command={} vendor_ignored={} \
-         client_queue_full={} target_queue_full={} driver_dropped={} broadcast_limited={} \
-         reservation_conflicts={} ata_errors={} io_errors={} control_replies={} announcements={} \
-         slot_waits={} ctl_dropped={} submit_errors={} send_errors={} persist_errors={} \
-         kernel_dropped={}",
-        c.frames, c.reads, c.writes, c.syncs, c.synced_acks, c.malformed, c.responses_ignored,
-        c.not_addressed, c.masked, c.unknown_command, c.vendor_ignored, c.client_queue_full,
-        c.target_queue_full, c.driver_dropped, c.broadcast_limited, c.reservation_conflicts,
-        c.ata_errors, c.io_errors, c.control_replies, c.announcements, d.slot_waits,
-        d.ctl_dropped, d.submit_errors, d.send_errors, d.persist_errors, s.kernel_dropped,
+        "aoeraid serve: stopped; {} slot_waits={} ctl_dropped={} submit_errors={} send_errors={} \
+         persist_errors={} kernel_dropped={}",
+        core.join(" "),
+        d.slot_waits,
+        d.ctl_dropped,
+        d.submit_errors,
+        d.send_errors,
+        d.persist_errors,
+        s.kernel_dropped,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The process-wide settings of the command line.
+fn settings(args: &Args, max_buffers: u16) -> FrontendConfig {
+    FrontendConfig {
+        threads: args.threads,
+        state_dir: args.state_dir.clone(),
+        stat_interval: args.stat_interval.get().max(Duration::from_secs(1)),
+        iface_poll: Duration::from_secs(1),
+        max_buffers,
+    }
+}
+
+/// The one export of the command line.
+fn from_args(args: &Args) -> anyhow::Result<ExportSpec> {
+    let (Some(shelf), Some(slot), Some(file)) = (args.shelf, args.slot, &args.file) else {
+        anyhow::bail!("--shelf, --slot and a file are needed without --config");
+    };
+    AoeAddr::new(shelf, slot).context("--shelf/--slot")?;
+    if args
+        .config_string
+        .as_ref()
+        .is_some_and(|c| c.len() > aoe_wire::MAX_CONFIG_LEN)
+    {
+        anyhow::bail!("--config-string longer than 1024 bytes");
+    }
+    Ok(ExportSpec {
+        shelf,
+        slot,
+        path: file.clone(),
+        ifaces: args.ifaces.clone(),
+        read_only: args.read_only,
+        allow: args.allow.clone(),
+        config_string: args.config_string.as_ref().map(|s| s.as_bytes().to_vec()),
+        io: if args.direct {
+            IoMode::Direct
+        } else if args.buffered {
+            IoMode::Buffered
+        } else {
+            IoMode::Auto
+        },
+        buffers: args.buffers,
+        offset: args.offset * 512,
+        length: args.length.map(|l| l * 512),
+    })
+}
+
+/// The exports of a config file (errors name line and field).
+fn specs(c: &ServeConfig) -> Vec<ExportSpec> {
+    c.exports
+        .iter()
+        .map(|e| ExportSpec {
+            shelf: e.shelf,
+            slot: e.slot,
+            path: e.file.clone(),
+            ifaces: e.interfaces.clone(),
+            read_only: e.read_only,
+            allow: e.allow.clone(),
+            config_string: e.config_string.as_ref().map(|s| s.as_bytes().to_vec()),
+            io: e.io,
+            buffers: e.buffers,
+            offset: e.offset.map_or(0, |o| o.bytes()),
+            length: e.length.map(|l| l.bytes()),
+        })
+        .collect()
+}
+
+fn from_file(path: &Path, args: &Args) -> anyhow::Result<(FrontendConfig, Vec<ExportSpec>)> {
+    let c = serve_config::load(path)?;
+    // Room for the largest Buffer Count an export may be given on a reload.
+    let max = c
+        .exports
+        .iter()
+        .map(|e| e.buffers)
+        .max()
+        .unwrap_or(0)
+        .max(serve_config::DEFAULT_BUFFERS);
+    let cfg = FrontendConfig {
+        threads: c.threads,
+        state_dir: c.state_dir.clone(),
+        stat_interval: c.stat_interval.get().max(Duration::from_millis(100)),
+        iface_poll: c.interface_poll.get().max(Duration::from_millis(100)),
+        max_buffers: max,
+    };
+    let _ = args;
+    Ok((cfg, specs(&c)))
+}
+
+/// SIGHUP: re-reads `path`; a bad file changes nothing.
+fn reload(cat: &Catalog, path: &Path) {
+    match serve_config::load(path) {
+        Ok(c) => {
+            for line in cat.reload(specs(&c)) {
+                eprintln!("aoeraid serve: reload: {line}");
+            }
+        }
+        Err(e) => {
+            eprintln!("aoeraid serve: reload refused, nothing changed:");
+            for line in e.lines() {
+                eprintln!("  {line}");
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ pub mod diag;
 pub mod locate;
 pub mod member;
 pub mod reload;
+pub(crate) mod serve;
 pub mod units;
 pub mod validate;
 
@@ -348,24 +349,42 @@ pub struct Checked {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Parses and validates `text` (named `file` in messages). Warnings (mirror
-/// halves on one shelf) reject the file unless `force` is set.
-pub fn check_str(text: &str, file: &str, force: bool) -> Result<Checked, ConfigErrors> {
-    let config: Config = match serde_norway::from_str(text) {
-        Ok(c) => c,
-        Err(e) => {
-            return Err(ConfigErrors {
-                file: file.to_string(),
-                diagnostics: vec![Diagnostic::from_parse_error(&e)],
-            })
-        }
-    };
-    let mut diags = validate::validate(&config);
+/// Parses `text` (named `file` in messages) as `T`, then runs `validate` on
+/// the typed value; every problem comes back tied to its line, sorted by line.
+/// A parse error stops at once (serde_norway names line and field).
+pub(crate) fn parse_checked<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+    validate: impl FnOnce(&T) -> Vec<Diagnostic>,
+) -> Result<(T, Vec<Diagnostic>), ConfigErrors> {
+    let value: T = serde_norway::from_str(text).map_err(|e| ConfigErrors {
+        file: file.to_string(),
+        diagnostics: vec![Diagnostic::from_parse_error(&e)],
+    })?;
+    let mut diags = validate(&value);
     for d in &mut diags {
         d.attach_lines(text);
     }
     // Stable: problems on one line keep the order the rules found them.
     diags.sort_by_key(|d| d.line.unwrap_or(0));
+    Ok((value, diags))
+}
+
+/// The text of a config file, or the error naming it.
+pub(crate) fn read_text(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: path.display().to_string(),
+        diagnostics: vec![Diagnostic::error(
+            FieldPath::root(),
+            format!("cannot read file: {e}"),
+        )],
+    })
+}
+
+/// Parses and validates `text` (named `file` in messages). Warnings (mirror
+/// halves on one shelf) reject the file unless `force` is set.
+pub fn check_str(text: &str, file: &str, force: bool) -> Result<Checked, ConfigErrors> {
+    let (config, mut diags) = parse_checked(text, file, validate::validate)?;
     let rejected = diags
         .iter()
         .any(|d| d.severity == Severity::Error || !force);
@@ -391,17 +410,7 @@ pub fn check_str(text: &str, file: &str, force: bool) -> Result<Checked, ConfigE
 
 /// Reads and checks a config file.
 pub fn load(path: &Path, force: bool) -> Result<Checked, ConfigErrors> {
-    let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => check_str(&text, &file, force),
-        Err(e) => Err(ConfigErrors {
-            file,
-            diagnostics: vec![Diagnostic::error(
-                FieldPath::root(),
-                format!("cannot read file: {e}"),
-            )],
-        }),
-    }
+    check_str(&read_text(path)?, &path.display().to_string(), force)
 }
 
 impl Config {

@@ -439,9 +439,23 @@ impl<S> Driver<S> {
         S: Store<P>,
     {
         for e in 0..self.target.export_count() {
-            self.target.announce(ExportId(e as u16), &mut self.actions);
-            self.run_actions(port, None);
+            self.announce(port, ExportId(e as u16));
         }
+    }
+
+    /// Sends an unsolicited config reply for `export` on its interfaces.
+    pub(crate) fn announce<P: Port>(&mut self, port: &mut P, export: ExportId)
+    where
+        S: Store<P>,
+    {
+        self.target.announce(export, &mut self.actions);
+        self.run_actions(port, None);
+    }
+
+    /// The core, to add, remove or re-address exports and interfaces
+    /// between frames (`aoeraid serve --config` reloads).
+    pub(crate) fn target_mut(&mut self) -> &mut Target {
+        &mut self.target
     }
 
     /// Records `export`'s size; if it changed, announces it. True if changed.

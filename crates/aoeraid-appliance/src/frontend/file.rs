@@ -15,20 +15,34 @@ const KIND_SYNC: u64 = 3;
 /// The registered files of one worker's exports.
 #[derive(Debug)]
 pub(crate) struct RingFiles {
-    /// Export → registered file.
-    files: Vec<FileId>,
+    /// Export → registered file and the byte offset of its sector 0.
+    files: Vec<Option<(FileId, u64)>>,
     /// Bytes expected per request (to catch short reads and writes).
     expected: Vec<u32>,
 }
 
 impl RingFiles {
-    /// `files[e]` is the registered store of export `e`; `requests` the
+    /// No exports yet ([`RingFiles::set`] adds them); `requests` is the
     /// target's request capacity.
-    pub(crate) fn new(files: Vec<FileId>, requests: usize) -> RingFiles {
+    pub(crate) fn new(requests: usize) -> RingFiles {
         RingFiles {
-            files,
+            files: Vec::new(),
             expected: vec![0; requests],
         }
+    }
+
+    /// Export `export` is `file` from byte `base` on (None: no store any
+    /// more); returns the file it replaces.
+    pub(crate) fn set(
+        &mut self,
+        export: ExportId,
+        file: Option<(FileId, u64)>,
+    ) -> Option<(FileId, u64)> {
+        let e = usize::from(export.0);
+        if self.files.len() <= e {
+            self.files.resize(e + 1, None);
+        }
+        std::mem::replace(&mut self.files[e], file)
     }
 
     /// Turns a ring completion of this store into [`Done`]; hands back
@@ -78,9 +92,17 @@ impl RingFiles {
         }
     }
 
-    fn expect(&mut self, io: StoreIo) -> Option<FileId> {
+    /// The registered file of `export`, if it has one.
+    pub(crate) fn file(&self, export: ExportId) -> Option<(FileId, u64)> {
+        *self.files.get(usize::from(export.0))?
+    }
+
+    /// Records the length `io` must complete with; the file and the byte
+    /// offset `io` goes to.
+    fn expect(&mut self, io: StoreIo) -> Option<(FileId, u64)> {
         *self.expected.get_mut(io.req.0 as usize)? = io.len as u32;
-        self.files.get(usize::from(io.export.0)).copied()
+        let (file, base) = (*self.files.get(usize::from(io.export.0))?)?;
+        Some((file, base + io.offset))
     }
 }
 
@@ -90,7 +112,7 @@ impl Store<RingPort<'_>> for RingFiles {
         let Some(slot) = ring.send_slot() else {
             return ReadStart::NoSlot;
         };
-        let Some(file) = self.expect(io) else {
+        let Some((file, at)) = self.expect(io) else {
             ring.release_slot(slot);
             return ReadStart::Failed;
         };
@@ -100,7 +122,7 @@ impl Store<RingPort<'_>> for RingFiles {
             file,
             slot,
             range,
-            io.offset,
+            at,
             user(KIND_READ, io.req.0),
         ) {
             Ok(()) => ReadStart::Started,
@@ -114,7 +136,7 @@ impl Store<RingPort<'_>> for RingFiles {
         io: StoreIo,
         frame: &mut Option<aoe_uring::RecvBuf>,
     ) -> bool {
-        let Some(file) = self.expect(io) else {
+        let Some((file, at)) = self.expect(io) else {
             return false;
         };
         let Some(buf) = frame.take() else {
@@ -127,7 +149,7 @@ impl Store<RingPort<'_>> for RingFiles {
                 file,
                 buf,
                 range,
-                io.offset,
+                at,
                 user(KIND_WRITE, io.req.0),
             )
             .is_ok()
@@ -136,7 +158,7 @@ impl Store<RingPort<'_>> for RingFiles {
     fn sync(&mut self, port: &mut RingPort<'_>, export: ExportId, _flush: bool) -> SyncStart {
         // fdatasync flushes the device cache below the file too, so a client
         // FLUSH needs nothing more than the group commit.
-        let Some(&file) = self.files.get(usize::from(export.0)) else {
+        let Some(&Some((file, _))) = self.files.get(usize::from(export.0)) else {
             return SyncStart::Done(false);
         };
         match port

@@ -101,6 +101,36 @@ where
         &self.driver
     }
 
+    pub(crate) fn driver_mut(&mut self) -> &mut Driver<S> {
+        &mut self.driver
+    }
+
+    /// Interface `iface` is served through `sock` from now on (one that came
+    /// up, or came back as a new device).
+    pub(crate) fn set_socket(&mut self, iface: IfaceId, sock: SockId) {
+        let i = usize::from(iface.0);
+        if self.socks.len() <= i {
+            self.socks.resize(i + 1, sock);
+        }
+        self.socks[i] = sock;
+    }
+
+    /// Export `export`'s state is saved to `state`.
+    pub(crate) fn set_state(&mut self, export: ExportId, state: Arc<StateFile>) {
+        let e = usize::from(export.0);
+        if self.states.len() <= e {
+            self.states.resize(e + 1, state.clone());
+        }
+        self.states[e] = state;
+    }
+
+    /// Announces `export` on its interfaces.
+    pub(crate) fn announce(&mut self, ring: &Ring, export: ExportId) {
+        let (d, mut port) = self.parts(ring);
+        d.announce(&mut port, export);
+        self.flush(ring);
+    }
+
     /// The driver and a port for it on `ring`.
     pub(crate) fn parts<'a>(&'a mut self, ring: &'a Ring) -> (&'a mut Driver<S>, RingPort<'a>) {
         (
@@ -192,12 +222,6 @@ where
             d.poll_fences(&mut port);
             self.flush(ring);
         }
-    }
-
-    pub(crate) fn announce_all(&mut self, ring: &Ring) {
-        let (d, mut port) = self.parts(ring);
-        d.announce_all(&mut port);
-        self.flush(ring);
     }
 
     /// Records `export`'s size and announces a change; true if it changed.

@@ -30,18 +30,14 @@ mod wire;
 mod world;
 
 pub use raid_engine::sim::cli::{Options, ALL_LAYOUTS};
-pub use raid_engine::sim::{SimConfig, SimLayout};
+pub use raid_engine::sim::{ClientOps, SimConfig, SimLayout};
 
 use crate::events::EventKind;
 
 /// What a run did.
 #[derive(Clone, Debug, Default)]
 pub struct SimStats {
-    pub ops: u64,
-    pub reads: u64,
-    pub writes: u64,
-    pub flushes: u64,
-    pub allowed_errors: u64,
+    pub client: ClientOps,
     pub crashes: u64,
     pub commands: u64,
     pub media_errors: u64,
@@ -119,7 +115,7 @@ pub fn run(cfg: &SimConfig) -> Result<(SimStats, Vec<String>), SimFailure> {
              cargo run --profile ci --example appliance_sim -- {}",
             cfg.layout,
             cfg.seed,
-            w.map_or(0, |w| w.stats.ops),
+            w.map_or(0, |w| w.stats.client.ops),
             cfg.args()
         ),
         schedule: w.map_or_else(Vec::new, |w| w.log.clone()),

@@ -140,13 +140,13 @@ impl World {
             eprintln!(
                 "t={:.6}s op {}: {what}",
                 self.now as f64 / 1e9,
-                self.stats.ops
+                self.stats.client.ops
             );
         }
         self.log.push(format!(
             "t={:.6}s op {}: {what}",
             self.now as f64 / 1e9,
-            self.stats.ops
+            self.stats.client.ops
         ));
     }
 
@@ -466,7 +466,7 @@ impl World {
             }
             return Ok(());
         }
-        self.stats.ops += 1;
+        self.stats.client.ops += 1;
         if !a.ok {
             if !(op.errors_ok || errors_ok) {
                 let (kind, lba, n) = (op.kind, op.lba, op.sectors);
@@ -475,7 +475,7 @@ impl World {
                     self.describe()
                 ));
             }
-            self.stats.allowed_errors += 1;
+            self.stats.client.allowed_errors += 1;
             op.failed = true;
             if op.kind == Kind::Read {
                 self.model.read_abandoned(op.id);
@@ -528,7 +528,7 @@ impl World {
                 let id = self.next_id;
                 self.next_id += 1;
                 let mut op = if r < 2 {
-                    self.stats.flushes += 1;
+                    self.stats.client.flushes += 1;
                     ClientOp::new(Kind::Flush, 0, 0, Vec::new(), id, self.now)
                 } else {
                     let n = 1 + self.rng.below(max);
@@ -542,13 +542,13 @@ impl World {
                     let lba = self.rng.below(span.saturating_sub(n) + 1);
                     let n = n.min(sectors - lba);
                     if r < 50 {
-                        self.stats.writes += 1;
+                        self.stats.client.writes += 1;
                         let mut d = vec![0u8; n as usize * SECTOR_SIZE];
                         self.rng.fill(&mut d);
                         self.model.write_issued(id, lba, &d);
                         ClientOp::new(Kind::Write, lba, n, d, id, self.now)
                     } else {
-                        self.stats.reads += 1;
+                        self.stats.client.reads += 1;
                         self.model.read_issued(id, lba, n);
                         ClientOp::new(Kind::Read, lba, n, Vec::new(), id, self.now)
                     }
@@ -562,8 +562,8 @@ impl World {
     /// A command in flight too long means the appliance lost it; no answer at all
     /// for that long means the clients cannot reach the export.
     fn check_liveness(&mut self) -> Result<(), String> {
-        if self.stats.ops != self.progress.0 {
-            self.progress = (self.stats.ops, self.now, self.progress.2);
+        if self.stats.client.ops != self.progress.0 {
+            self.progress = (self.stats.client.ops, self.now, self.progress.2);
         } else if self.now > self.progress.1 + STUCK_NS {
             let cs: Vec<String> = self
                 .clients
@@ -701,7 +701,7 @@ impl World {
         if !self.cfg.faults || self.healing || self.core.is_none() {
             return Ok(());
         }
-        if self.stats.ops < self.next_fault_op {
+        if self.stats.client.ops < self.next_fault_op {
             return Ok(());
         }
         // Long-standing damage of arrays without redundancy is repaired by hand.
@@ -720,8 +720,8 @@ impl World {
         let a = arrays[self.rng.below(arrays.len() as u64) as usize].clone();
         if !self.calm(&a) && self.level(&a) != Level::Raid0 {
             // Heal one thing at a time; long damage is scrubbed away.
-            if self.stats.ops > self.next_fault_op + 20_000 {
-                self.next_fault_op = self.stats.ops + 500;
+            if self.stats.client.ops > self.next_fault_op + 20_000 {
+                self.next_fault_op = self.stats.client.ops + 500;
                 let _ = self.command(Command::Scrub {
                     array: a,
                     repair: true,
@@ -729,7 +729,7 @@ impl World {
             }
             return Ok(());
         }
-        self.next_fault_op = self.stats.ops + 300 + self.rng.below(1500);
+        self.next_fault_op = self.stats.client.ops + 300 + self.rng.below(1500);
         let redundant = self.level(&a) != Level::Raid0;
         let members: Vec<usize> = self
             .members(&a)
@@ -936,7 +936,7 @@ impl World {
     // ---- the run ----
 
     pub(crate) fn run(&mut self) -> Result<(), String> {
-        while self.stats.ops < self.cfg.ops {
+        while self.stats.client.ops < self.cfg.ops {
             self.maybe_fault()?;
             self.issue();
             self.step()?;

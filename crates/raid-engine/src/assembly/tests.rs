@@ -199,3 +199,38 @@ fn too_few_and_dirty_degraded_raid5() {
     let e = assemble(&[input("e1.0", &a)], None, true).unwrap_err();
     assert!(matches!(e, AssemblyError::TooFewMembers { .. }), "{e}");
 }
+
+#[test]
+fn raid6_assembles_with_two_missing_and_refuses_dirty_degraded() {
+    let r6 = |m: u8, role: u32, clean: bool| {
+        let mut s = sb(m, role, 5);
+        s.level = Level::Raid6;
+        s.raid_disks = 5;
+        s.clean = clean;
+        for u in 12..15 {
+            s.slots.push(SlotEntry {
+                member_uuid: [u; 16],
+                state: SlotState::Active,
+            });
+        }
+        s
+    };
+    let three = |clean: bool| -> Vec<AssemblyInput> {
+        (0..3)
+            .map(|i| input(&format!("e1.{i}"), &r6(10 + i as u8, i, clean)))
+            .collect()
+    };
+    let plan = assemble(&three(true), None, false).unwrap();
+    assert_eq!(plan.missing_slots, vec![3, 4]);
+    let e = assemble(&three(false), None, false).unwrap_err();
+    assert_eq!(
+        e,
+        AssemblyError::DirtyDegraded {
+            not_in_sync: vec![3, 4],
+            missing_slots: vec![3, 4]
+        }
+    );
+    let two: Vec<AssemblyInput> = three(true).into_iter().take(2).collect();
+    let e = assemble(&two, None, true).unwrap_err();
+    assert!(matches!(e, AssemblyError::TooFewMembers { .. }), "{e}");
+}

@@ -113,13 +113,22 @@ impl SimConfig {
 /// Requests the virtual client keeps in flight.
 const QUEUE_DEPTH: usize = 8;
 
+/// What the virtual clients did, counted alike by this simulator and the
+/// whole-appliance one.
 #[derive(Clone, Debug, Default)]
-pub struct SimStats {
+pub struct ClientOps {
+    /// Operations answered (reads, writes, flushes).
     pub ops: u64,
     pub reads: u64,
     pub writes: u64,
     pub flushes: u64,
+    /// Errors answered where the model allowed them (beyond redundancy).
     pub allowed_errors: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SimStats {
+    pub client: ClientOps,
     pub crashes: u64,
     pub clean_restarts: u64,
     pub member_losses: u64,
@@ -376,7 +385,7 @@ impl World {
         let vs = self.vol.volume_sectors();
         let r = self.rng.below(100);
         if r < 2 {
-            self.stats.flushes += 1;
+            self.stats.client.flushes += 1;
             self.submit(VolumeOp::Flush, 0, 0);
             return;
         }
@@ -395,10 +404,10 @@ impl World {
         };
         if write {
             self.last_write_end = offset + len;
-            self.stats.writes += 1;
+            self.stats.client.writes += 1;
             self.submit(VolumeOp::Write, offset, len);
         } else {
-            self.stats.reads += 1;
+            self.stats.client.reads += 1;
             self.submit(VolumeOp::Read, offset, len);
         }
     }
@@ -408,7 +417,7 @@ impl World {
             let Some(o) = self.outstanding.remove(&c.id) else {
                 return Err(format!("completion for unknown request {}", c.id));
             };
-            self.stats.ops += 1;
+            self.stats.client.ops += 1;
             let errors_ok = o.errors_ok || self.beyond_redundancy_possible();
             match (o.op, c.result) {
                 (VolumeOp::Read, Ok(d)) => {
@@ -438,7 +447,7 @@ impl World {
                             self.explain(o.offset)
                         ));
                     }
-                    self.stats.allowed_errors += 1;
+                    self.stats.client.allowed_errors += 1;
                     if op == VolumeOp::Write {
                         self.model.failed(o.offset, o.sectors);
                     }
@@ -558,7 +567,7 @@ impl World {
             }
         }
         // Long-standing latent damage: scrub it away (or, without redundancy, repair it).
-        if self.stats.ops > self.fault_since_op + 3000 {
+        if self.stats.client.ops > self.fault_since_op + 3000 {
             for a in 0..self.arrays.len() {
                 let damaged = self.arrays[a]
                     .members
@@ -581,7 +590,7 @@ impl World {
                     m.slow = 1;
                 }
             }
-            self.fault_since_op = self.stats.ops;
+            self.fault_since_op = self.stats.client.ops;
         }
         // A crash while a mirror member is away: it comes back stale at assembly.
         if self.cfg.faults
@@ -591,15 +600,15 @@ impl World {
         {
             return self.crash(false);
         }
-        if !self.cfg.faults || self.stats.ops < self.next_fault_op {
+        if !self.cfg.faults || self.stats.client.ops < self.next_fault_op {
             return Ok(());
         }
         let a = self.rng.below(self.arrays.len() as u64) as usize;
         if !self.calm(a) {
             return self.second_loss(a);
         }
-        self.next_fault_op = self.stats.ops + 200 + self.rng.below(1500);
-        self.fault_since_op = self.stats.ops;
+        self.next_fault_op = self.stats.client.ops + 200 + self.rng.below(1500);
+        self.fault_since_op = self.stats.client.ops;
         let level = self.level(a);
         let act = self.active_members(a);
         if act.is_empty() {
@@ -611,7 +620,7 @@ impl World {
         if std::env::var_os("RAID_SIM_TRACE").is_some() {
             eprintln!(
                 "op {} t={} fault {pick} array {a} member {m}",
-                self.stats.ops, self.now
+                self.stats.client.ops, self.now
             );
         }
         match pick {
@@ -701,7 +710,7 @@ impl World {
         if out != 1 || !whole || self.transient.iter().any(|t| t.0 == a) {
             return Ok(());
         }
-        self.next_fault_op = self.stats.ops + 200 + self.rng.below(1500);
+        self.next_fault_op = self.stats.client.ops + 200 + self.rng.below(1500);
         let m = act[self.rng.below(act.len() as u64) as usize];
         let permanent = self.rng.chance(0.5);
         self.lose(a, m, permanent);
@@ -882,7 +891,7 @@ impl World {
         while !self.vol.arrays().iter().all(|e| e.is_ready()) {
             self.advance()?;
         }
-        while self.stats.ops < self.cfg.ops {
+        while self.stats.client.ops < self.cfg.ops {
             self.maybe_fault()?;
             while self.outstanding.len() < QUEUE_DEPTH {
                 self.random_request();
@@ -974,7 +983,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimStats, String> {
              cargo run -p raid-engine --release --example sim -- {}",
             cfg.layout,
             cfg.seed,
-            w.stats.ops,
+            w.stats.client.ops,
             w.now,
             cfg.args()
         )),

@@ -1,0 +1,446 @@
+//! `aoeraid serve`'s workers: each a driver over the catalog's files on its
+//! own ring, following the catalog between frames.
+//!
+//! A worker compares the catalog's generation every turn. On a change it
+//! removes exports no longer listed (the core stops addressing them; what
+//! they have in flight completes and is answered, then their file is
+//! unregistered) and adds the new ones; the others never notice. Interfaces
+//! are looked up by name on a timer (`interface_poll`): one that did not
+//! exist is opened when it appears, one replaced by a new device of the same
+//! name gets a new socket, and the exports naming it are served there from
+//! then on. (Polling rather than netlink: one ioctl per name per second is
+//! nothing, and it needs no second socket type.)
+
+use super::catalog::{Catalog, Served};
+use super::driver::DriverCounters;
+use super::file::RingFiles;
+use super::ring::RingFront;
+use super::Driver;
+use anyhow::Context;
+use aoe_target::{Counters, ExportConfig, ExportId, IfaceId, Target, TargetConfig};
+use aoe_uring::{Completion, FanoutMode, FileId, InterfaceInfo, PacketSocket, Ring, RingConfig};
+use aoe_wire::Mac;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Flags the standalone loop watches (set from signal handlers).
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    pub(crate) stop: AtomicBool,
+    pub(crate) recheck_size: AtomicBool,
+}
+
+/// Totals over all workers, printed at exit.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Summary {
+    pub(crate) core: Counters,
+    pub(crate) driver: DriverCounters,
+    pub(crate) kernel_dropped: u64,
+}
+
+/// Ring sizes for a front-end worker: receive buffers and send slots enough
+/// for every request the core can hold, payload page-aligned.
+fn ring_config(target_requests: usize) -> RingConfig {
+    let recv = (target_requests + 512)
+        .next_power_of_two()
+        .clamp(1024, 8192) as u16;
+    RingConfig {
+        sq_entries: 2048,
+        recv_buffers: recv,
+        send_slots: (target_requests + 256) as u32,
+        align_payload_at: Some(aoe_wire::ATA_DATA_OFFSET),
+        max_ops: (target_requests + 64) as u32,
+        // One per export and per interface socket, reloads included.
+        max_files: 4096,
+        ..RingConfig::default()
+    }
+}
+
+/// An interface a worker has a socket on (index = its `IfaceId`).
+struct Iface {
+    name: String,
+    ifindex: u32,
+}
+
+/// One worker: its ring, the driver over its files, and what of the
+/// catalog it serves.
+struct Worker {
+    ring: Ring,
+    front: RingFront<RingFiles>,
+    ifaces: Vec<Iface>,
+    /// Exports served, with their id in the core.
+    live: Vec<(Arc<Served>, ExportId)>,
+    /// Removed exports whose file stays registered until they are idle.
+    retiring: Vec<(ExportId, FileId)>,
+    generation: u64,
+    fanout: Option<u16>,
+    primary: bool,
+}
+
+impl Worker {
+    fn new(cat: &Catalog, fanout: Option<u16>, primary: bool) -> anyhow::Result<Worker> {
+        let tcfg = TargetConfig {
+            buffer_count: cat.cfg.max_buffers,
+            max_clients: 32,
+            ..TargetConfig::default()
+        };
+        let ring = Ring::with_config(&ring_config(usize::from(tcfg.buffer_count) * 16))
+            .context("create io_uring")?;
+        let target = Target::new(tcfg).map_err(anyhow::Error::msg)?;
+        let store = RingFiles::new(target.request_capacity());
+        Ok(Worker {
+            ring,
+            front: RingFront::new(Vec::new(), Vec::new(), Driver::new(target, store)),
+            ifaces: Vec::new(),
+            live: Vec::new(),
+            retiring: Vec::new(),
+            generation: 0,
+            fanout,
+            primary,
+        })
+    }
+
+    /// Opens a socket on every named interface that exists and has none
+    /// yet (or whose device was replaced); errors only with `strict`.
+    /// Returns whether any interface came up.
+    fn poll_ifaces(&mut self, cat: &Catalog, strict: bool) -> anyhow::Result<bool> {
+        let mut names: Vec<String> = Vec::new();
+        for s in &self.live_or_listed(cat) {
+            for n in &s.spec.ifaces {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+        let mut changed = false;
+        for name in names {
+            let info = match InterfaceInfo::lookup(&name) {
+                Ok(i) => i,
+                Err(e) if strict => return Err(e).with_context(|| format!("interface {name}")),
+                Err(_) => continue,
+            };
+            let known = self.ifaces.iter().position(|i| i.name == name);
+            if known.is_some_and(|k| self.ifaces[k].ifindex == info.index) {
+                continue;
+            }
+            let sock = match self.open_socket(cat, &name) {
+                Ok(s) => s,
+                Err(e) if strict => return Err(e),
+                Err(e) => {
+                    eprintln!("aoeraid serve: {name}: {e:#}");
+                    continue;
+                }
+            };
+            let (mac, mtu) = (Mac(sock.mac()), sock.mtu());
+            let sock = self.ring.add_socket(sock)?;
+            let target = self.front.driver_mut().target_mut();
+            let id = match known {
+                Some(k) => {
+                    target.set_interface(IfaceId(k as u16), mac, mtu);
+                    self.ifaces[k].ifindex = info.index;
+                    IfaceId(k as u16)
+                }
+                None => {
+                    let id = target.add_interface(mac, mtu).map_err(anyhow::Error::msg)?;
+                    self.ifaces.push(Iface {
+                        name: name.clone(),
+                        ifindex: info.index,
+                    });
+                    id
+                }
+            };
+            self.front.set_socket(id, sock);
+            if self.primary {
+                eprintln!("aoeraid serve: serving on {name} ({mac}, MTU {mtu})");
+            }
+            changed = true;
+        }
+        if changed {
+            for k in 0..self.live.len() {
+                let (s, id) = (self.live[k].0.clone(), self.live[k].1);
+                let ids = self.iface_ids(&s);
+                let t = self.front.driver_mut().target_mut();
+                t.set_export_interfaces(id, &ids)
+                    .map_err(anyhow::Error::msg)?;
+                if self.primary {
+                    self.front.announce(&self.ring, id);
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The exports being served, or (before the first sync) those listed.
+    fn live_or_listed(&self, cat: &Catalog) -> Vec<Arc<Served>> {
+        if self.generation == 0 {
+            cat.snapshot().1.iter().cloned().collect()
+        } else {
+            self.live.iter().map(|(s, _)| s.clone()).collect()
+        }
+    }
+
+    fn open_socket(&self, cat: &Catalog, name: &str) -> anyhow::Result<PacketSocket> {
+        let sock =
+            PacketSocket::open(name).with_context(|| format!("open AF_PACKET socket on {name}"))?;
+        if let Some(base) = self.fanout {
+            sock.join_fanout(
+                base.wrapping_add(cat.name_index(name)),
+                FanoutMode::BySourceMac,
+            )
+            .with_context(|| format!("PACKET_FANOUT on {name}"))?;
+        }
+        Ok(sock)
+    }
+
+    /// The core's ids of the interfaces of `s` that are up.
+    fn iface_ids(&self, s: &Served) -> Vec<IfaceId> {
+        s.spec
+            .ifaces
+            .iter()
+            .filter_map(|n| self.ifaces.iter().position(|i| &i.name == n))
+            .map(|k| IfaceId(k as u16))
+            .collect()
+    }
+
+    /// Unregisters the files of removed exports that have nothing in flight.
+    fn sweep(&mut self) {
+        let mut k = 0;
+        while k < self.retiring.len() {
+            let (id, file) = self.retiring[k];
+            if self.front.driver().target().export_idle(id) {
+                let _ = self.ring.unregister_file(file);
+                self.front.driver_mut().store_mut().set(id, None);
+                self.retiring.swap_remove(k);
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    /// Follows the catalog: removes what it no longer lists, adds what is new.
+    fn sync_exports(&mut self, cat: &Catalog) {
+        let (generation, list) = cat.snapshot();
+        if generation == self.generation {
+            return;
+        }
+        self.generation = generation;
+        let mut k = 0;
+        while k < self.live.len() {
+            if list.iter().any(|s| Arc::ptr_eq(s, &self.live[k].0)) {
+                k += 1;
+                continue;
+            }
+            let (_, id) = self.live.swap_remove(k);
+            self.front.driver_mut().target_mut().remove_export(id);
+            if let Some((file, _)) = self.front.driver().store().file(id) {
+                self.retiring.push((id, file));
+            }
+        }
+        // Slots of idle removed exports may be reused below: free them first.
+        self.sweep();
+        for s in list.iter() {
+            if self.live.iter().any(|(l, _)| Arc::ptr_eq(l, s)) {
+                continue;
+            }
+            // One export that cannot be added must not stop the others.
+            match self.add_export(s) {
+                Ok(id) => {
+                    self.live.push((s.clone(), id));
+                    if self.primary {
+                        self.front.announce(&self.ring, id);
+                    }
+                }
+                Err(e) => eprintln!(
+                    "aoeraid serve: e{}.{} not served: {e:#}",
+                    s.spec.shelf, s.spec.slot
+                ),
+            }
+        }
+    }
+
+    /// Puts `s` in the core with its file registered on the ring.
+    fn add_export(&mut self, s: &Served) -> anyhow::Result<ExportId> {
+        let cfg = ExportConfig {
+            shelf: s.spec.shelf,
+            slot: s.spec.slot,
+            read_only: s.spec.read_only,
+            ifaces: self.iface_ids(s),
+        };
+        let file = self.ring.register_file(&s.store.file)?;
+        let t = self.front.driver_mut().target_mut();
+        let id = match t.add_export(cfg, s.shared.clone()) {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = self.ring.unregister_file(file);
+                anyhow::bail!("{e}");
+            }
+        };
+        if let Err(e) = t.set_buffer_count(id, s.spec.buffers) {
+            t.remove_export(id);
+            let _ = self.ring.unregister_file(file);
+            anyhow::bail!("{e}");
+        }
+        self.front
+            .driver_mut()
+            .store_mut()
+            .set(id, Some((file, s.spec.offset)));
+        self.front.set_state(id, s.state.clone());
+        Ok(id)
+    }
+
+    /// Re-reads every store's size and records/announces changes.
+    fn check_sizes(&mut self) {
+        for (s, id) in &self.live {
+            match s.store.sectors() {
+                Ok(n) => {
+                    if self.front.resize(&self.ring, *id, n) {
+                        eprintln!(
+                            "aoeraid serve: e{}.{} now {n} sectors, announced",
+                            s.spec.shelf, s.spec.slot
+                        );
+                    }
+                }
+                Err(err) => eprintln!("aoeraid serve: {err:#}"),
+            }
+        }
+    }
+
+    /// Feeds one ring completion: socket completions to the driver, file
+    /// completions through the store.
+    fn on_completion(&mut self, now: Instant, c: Completion) {
+        let ring = &self.ring;
+        let (user, result, buf) = match self.front.on_socket(ring, now, c) {
+            Some(Completion::IoDone { user, result, buf }) => (user, result, buf),
+            // A socket replaced when its interface came back as a new device:
+            // give its frames back.
+            Some(Completion::Frame { buf, .. }) => return ring.recycle(buf),
+            _ => return,
+        };
+        let (d, mut port) = self.front.parts(ring);
+        if let Some(done) = d.store().done(ring, user, result, buf) {
+            d.on_done(&mut port, done);
+        }
+    }
+
+    fn summary(&self) -> Summary {
+        Summary {
+            core: *self.front.driver().target().counters(),
+            driver: *self.front.driver().counters(),
+            kernel_dropped: self.front.kernel_dropped(&self.ring),
+        }
+    }
+}
+
+/// The standalone loop: `threads` workers (the calling thread is worker 0,
+/// which also announces and watches the store sizes) until `ctl.stop`, then
+/// drains in-flight requests (up to 5 s) and returns the counters. With
+/// `strict`, an interface missing at start is an error (the command line);
+/// otherwise it is served once it comes up (a config file).
+pub(crate) fn run(cat: Arc<Catalog>, ctl: Arc<Control>, strict: bool) -> anyhow::Result<Summary> {
+    let threads = cat.cfg.threads;
+    let fanout = (threads > 1).then(|| (std::process::id() as u16) & 0x7fff);
+    // Build every worker before serving so setup errors surface at once.
+    let mut built = Vec::new();
+    for i in 0..threads {
+        let mut w = Worker::new(&cat, fanout, i == 0)?;
+        w.poll_ifaces(&cat, strict)?;
+        w.sync_exports(&cat);
+        built.push(w);
+    }
+    let mut handles = Vec::new();
+    let mut first = None;
+    for (i, w) in built.into_iter().enumerate() {
+        if i == 0 {
+            first = Some(w);
+            continue;
+        }
+        let (cat, ctl) = (cat.clone(), ctl.clone());
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("aoe-target-{i}"))
+                .spawn(move || serve_loop(&cat, &ctl, w))?,
+        );
+    }
+    let mut total = serve_loop(&cat, &ctl, first.context("no worker")?)?;
+    for h in handles {
+        let s = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("worker thread panicked"))??;
+        add_counters(&mut total, &s);
+    }
+    Ok(total)
+}
+
+fn serve_loop(cat: &Catalog, ctl: &Control, mut w: Worker) -> anyhow::Result<Summary> {
+    let mut events: Vec<Completion> = Vec::with_capacity(4096);
+    let mut next_stat = Instant::now() + cat.cfg.stat_interval;
+    let mut next_poll = Instant::now() + cat.cfg.iface_poll;
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        let timeout = if w.front.driver().fences_held() {
+            // A Reserve reply waits for writes that may complete on another
+            // worker, which cannot wake this ring: look again soon.
+            Duration::from_millis(1)
+        } else if drain_deadline.is_some() {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(200)
+        };
+        let now = w.ring.wait(Some(timeout), &mut events)?;
+        for ev in events.drain(..) {
+            w.on_completion(now, ev);
+        }
+        w.front.poll_fences(&w.ring);
+        w.front.flush(&w.ring);
+        if drain_deadline.is_none() {
+            if cat.generation() != w.generation {
+                w.sync_exports(cat);
+                w.poll_ifaces(cat, false)?;
+            }
+            if now >= next_poll {
+                w.poll_ifaces(cat, false)?;
+                next_poll = now + cat.cfg.iface_poll;
+            }
+            if !w.retiring.is_empty() {
+                w.sweep();
+            }
+        }
+        if w.primary && (now >= next_stat || ctl.recheck_size.swap(false, Ordering::AcqRel)) {
+            w.check_sizes();
+            next_stat = now + cat.cfg.stat_interval;
+        }
+        if drain_deadline.is_none() && ctl.stop.load(Ordering::Acquire) {
+            w.front.stop();
+            drain_deadline = Some(now + Duration::from_secs(5));
+        }
+        if let Some(d) = drain_deadline {
+            if (w.front.driver().drained() && w.ring.in_flight() <= w.ring.socket_count() as u64)
+                || now >= d
+            {
+                break;
+            }
+        }
+    }
+    Ok(w.summary())
+}
+
+fn add_counters(t: &mut Summary, s: &Summary) {
+    t.core.add(&s.core);
+    let (a, b) = (&mut t.driver, &s.driver);
+    macro_rules! sum {
+        ($($f:ident),*) => { $( a.$f += b.$f; )* };
+    }
+    sum!(
+        slot_waits,
+        ctl_dropped,
+        submit_errors,
+        send_errors,
+        persist_errors,
+        ignored_while_stopping,
+        read_bytes,
+        write_bytes,
+        flushes
+    );
+    t.kernel_dropped += s.kernel_dropped;
+}
