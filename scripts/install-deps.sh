@@ -12,6 +12,7 @@ fi
 demo=(vblade iproute2 procps util-linux)
 tests=("${demo[@]}" aoetools ethtool qemu-system-x86 linux-image-amd64 busybox-static
        e2fsprogs cpio kmod xz-utils zstd tshark prometheus systemd
+       corosync dlm-controld gfs2-utils
        dpkg-dev lintian man-db groff-base libxml2-utils fence-agents)
 case "${1:-tests}" in
     demo) pkgs=("${demo[@]}") ;;
@@ -26,4 +27,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
     apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+# The cluster packages are only copied into the qemu guests' images: a host
+# running corosync or dlm_controld (their packages enable both) would be
+# no part of any test and would hold the DLM ports.
+if [ "${1:-tests}" = tests ] && command -v systemctl >/dev/null; then
+    systemctl disable --now corosync.service dlm.service >/dev/null 2>&1 || true
 fi

@@ -121,3 +121,55 @@ fn serve_two_guests_halves_jumbo() {
         t.elapsed().as_secs_f64()
     );
 }
+
+/// One `aoeraid serve --config` process exporting three files; two guests
+/// boot at once, each running the O_DIRECT pattern round trip and aoe-stat on
+/// its own export, so two devices of the one process carry I/O together.
+#[test]
+fn serve_config_two_guests_two_exports() {
+    if !ready("serve_config_two_guests_two_exports") {
+        return;
+    }
+    let t = Instant::now();
+    let lab = Lab::new("rc-serve-config", LabConfig::default()).expect("lab");
+    let port = lab.add_front_port().expect("front port");
+    let exports: Vec<lab::ServeExport> = (0..3u8)
+        .map(|slot| lab::ServeExport {
+            shelf: 6,
+            slot,
+            file: lab
+                .sparse_file(
+                    &format!("export{slot}.img"),
+                    (72 + 8 * u64::from(slot)) * MIB,
+                )
+                .expect("store"),
+            iface: port.clone(),
+            offset_length: None,
+        })
+        .collect();
+    let mut srv = lab.serve_config(AOERAID, &lab.write_serve_config(&exports));
+    let specs: Vec<ClientSpec> = ["e6.0", "e6.1"]
+        .iter()
+        .map(|dev| {
+            ClientSpec::new(dev, &[lab::Workload::Smoke, lab::Workload::Stat])
+                .env("SMOKE_MB", "32")
+                .timeout(Duration::from_secs(420))
+        })
+        .collect();
+    let res = lab.boot_clients(&specs).expect("boot");
+    for r in &res {
+        eprintln!("{}", r.summary());
+    }
+    for r in &res {
+        r.assert_passed();
+        assert_eq!(r.outcome("smoke"), Some(Outcome::Pass));
+        r.assert_stat(1500);
+    }
+    srv.terminate(Duration::from_secs(5)).expect("stop serve");
+    let log = srv.log();
+    assert_eq!(lab::serve_counter(&log, "io_errors"), Some(0), "{log}");
+    eprintln!(
+        "serve_config_two_guests_two_exports: {:.1}s total",
+        t.elapsed().as_secs_f64()
+    );
+}

@@ -28,7 +28,7 @@ mod tempdir;
 pub use appliance::{metric, metric_sum, Appliance};
 pub use blade::{Blade, BladeSpec};
 pub use capture::{Capture, CaptureFile, CaptureSummary};
-pub use client::{assert_fsck_clean, ClientResult, ClientSpec, Outcome, Workload};
+pub use client::{assert_fsck_clean, ClientResult, ClientSpec, GuestControl, Outcome, Workload};
 pub use config::{
     ApplianceSection, Array, Backend, Bitmap, Config, Export, Frontend, Level, Volume,
 };

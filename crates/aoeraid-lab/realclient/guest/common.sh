@@ -75,3 +75,71 @@ first_diff_sector() {
     off=$(cmp "$1" "$2" 2>/dev/null | awk '{ print $5 }' | tr -d ,)
     [ -n "$off" ] && echo $(((off - 1) / 512))
 }
+
+# barrier N [GUESTS]: this guest has reached barrier N; waits (BARRIER_WAIT s,
+# default 300) until every guest in GUESTS (default all of this boot) has.
+# The markers live in the device's last MiB, one 4 KiB block per guest and
+# barrier (block 32 + 8N + guest of that MiB: N < 28, at most 8 guests),
+# written and polled with O_DIRECT and tagged with RC_SEED, so that a marker
+# of an earlier run never counts. Whole page-aligned blocks (bs=4096: real
+# O_DIRECT, see sector_read), so no two guests ever write within one page.
+# Workloads that use it leave that MiB alone; gfs2.sh meets in the mounted
+# filesystem instead while GFS2 is mounted (with the old bs=512 reads, which
+# fell back to the page cache, the markers looked stale there for minutes).
+barrier() {
+    _n=$1
+    _all=${2:-$(seq 0 $((AOE_GUEST_COUNT - 1)))}
+    _blk=$(((AOE_SECTORS / 2048 - 1) * 256 + 32 + _n * 8))
+    _wait=${BARRIER_WAIT:-300}
+    printf 'RC-BARRIER n=%03d guest=%04d seed=%010d' "$_n" "$AOE_GUEST_INDEX" "${RC_SEED:-0}" > /tmp/barrier.mark
+    dd if=/tmp/barrier.mark of=/tmp/barrier.blk bs=4096 count=1 conv=sync 2>/dev/null
+    dd if=/tmp/barrier.blk of="$AOE_DEV" bs=4096 seek=$((_blk + AOE_GUEST_INDEX)) count=1 \
+        oflag=direct conv=notrunc 2>/dev/null || fail "barrier $_n: writing the marker failed"
+    _t0=$(now)
+    for _g in $_all; do
+        _m=$(printf 'RC-BARRIER n=%03d guest=%04d seed=%010d' "$_n" "$_g" "${RC_SEED:-0}")
+        poll_until "$_wait" "barrier $_n: guest $_g" sector_is $(((_blk + _g) * 8)) "$_m"
+    done
+    info "barrier $_n passed after $(elapsed "$_t0" "$(now)")s"
+}
+
+# sector_is SECTOR TEXT: the device's sector SECTOR starts with TEXT (O_DIRECT).
+sector_is() {
+    [ "$(sector_head "$AOE_DEV" "$1" ${#2})" = "$2" ]
+}
+
+# poll_until SECONDS WHAT COMMAND...: runs COMMAND four times a second until
+# it succeeds; fails the workload ("WHAT: not within SECONDS s") if it never does.
+poll_until() {
+    _limit=$1
+    _what=$2
+    shift 2
+    _ticks=0
+    until "$@"; do
+        [ $_ticks -ge $((_limit * 4)) ] && fail "$_what: not within ${_limit}s"
+        sleep 0.25
+        _ticks=$((_ticks + 1))
+    done
+}
+
+# fence_options: fence_aoeraid's options for the export on eth0, nodes named
+# as corosync names them (nodeN, N = guest index + 1) with their MACs from
+# RC_GUEST_MACS. By name, not by node id: dlm_controld also passes
+# nodename=, which the agent prefers to node=; plug= (in the connect lines)
+# comes before both.
+fence_options() {
+    _h=
+    _n=1
+    for _m in $RC_GUEST_MACS; do
+        _h="$_h${_h:+;}node$_n=$_m"
+        _n=$((_n + 1))
+    done
+    echo "target=$AOE_TARGET interface=eth0 hosts=$_h"
+}
+
+# fence_action ACTION NODEID: runs fence_aoeraid as dlm_controld would (the
+# options as key=value lines on stdin); its exit status.
+fence_action() {
+    fence_options | tr ' ' '\n' | { cat; echo "action=$1"; echo "plug=node$2"; } |
+        /usr/local/sbin/fence_aoeraid
+}

@@ -13,6 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::UNIX_EPOCH;
 
 use super::super::sh::{err, run};
 use super::cpio::Cpio;
@@ -147,14 +148,38 @@ fn static_busybox() -> io::Result<PathBuf> {
     Err(err("no static busybox (apt-get install busybox-static)"))
 }
 
-fn which(name: &str) -> io::Result<PathBuf> {
+fn which(name: &str, package: &str) -> io::Result<PathBuf> {
     for d in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
         let p = Path::new(d).join(name);
         if p.is_file() {
             return Ok(p);
         }
     }
-    Err(err(format!("{name} not found (apt-get install e2fsprogs)")))
+    Err(err(format!("{name} not found (apt-get install {package})")))
+}
+
+/// Copies host programs to `dir` in the archive, with every library `ldd`
+/// lists for the ELF ones at the path the loader looks for it (scripts go
+/// as they are).
+fn binaries_with_libs(c: &mut Cpio, dir: &str, bins: &[PathBuf], strip: bool) -> io::Result<()> {
+    let mut libs: Vec<PathBuf> = Vec::new();
+    for bin in bins {
+        let name = bin.file_name().unwrap_or_default().to_string_lossy();
+        let bytes = fs::read(if strip { stripped(bin)? } else { bin.clone() })?;
+        c.file(&format!("{dir}/{name}"), 0o755, &bytes);
+        if !bytes.starts_with(b"\x7fELF") {
+            continue;
+        }
+        for l in ldd(bin)? {
+            if !libs.contains(&l) {
+                libs.push(l);
+            }
+        }
+    }
+    for l in &libs {
+        c.file(&l.to_string_lossy(), 0o755, &fs::read(l)?);
+    }
+    Ok(())
 }
 
 /// Shared libraries `ldd` lists for `bin`, as (path the loader uses, file).
@@ -262,13 +287,42 @@ pub(crate) fn base_initramfs(k: &Kernel) -> io::Result<PathBuf> {
         fnv1a(&mut h, part);
         fnv1a(&mut h, &[0xff]);
     }
-    let cache = cache_dir()?;
-    let path = cache.join(format!("initramfs-{}-{h:016x}.cpio", k.version));
+    cached_archive("initramfs", k, h, |c| base_contents(c, k, &init, &common))
+}
+
+/// The archive `<kind>-<kver>-<hash>.cpio` in the cache, built by `fill` if
+/// missing.
+fn cached_archive(
+    kind: &str,
+    k: &Kernel,
+    h: u64,
+    fill: impl FnOnce(&mut Cpio) -> io::Result<()>,
+) -> io::Result<PathBuf> {
+    let path = cache_dir()?.join(format!("{kind}-{}-{h:016x}.cpio", k.version));
     if path.is_file() {
         return Ok(path);
     }
-
     let mut c = Cpio::new();
+    fill(&mut c)?;
+    write_cached(&path, &c.finish())?;
+    Ok(path)
+}
+
+/// Module files `mods` (dependency order) into /lib/modules, their names in
+/// that order into /lib/modules/`list` for the guest to insmod.
+fn modules(c: &mut Cpio, mods: &[PathBuf], list: &str) -> io::Result<()> {
+    let mut names = String::new();
+    for m in mods {
+        let name = ko_name(m);
+        c.file(&format!("/lib/modules/{name}"), 0o644, &module_bytes(m)?);
+        names.push_str(&name);
+        names.push('\n');
+    }
+    c.file(&format!("/lib/modules/{list}"), 0o644, names.as_bytes());
+    Ok(())
+}
+
+fn base_contents(c: &mut Cpio, k: &Kernel, init: &[u8], common: &[u8]) -> io::Result<()> {
     for d in [
         "/dev",
         "/proc",
@@ -285,37 +339,19 @@ pub(crate) fn base_initramfs(k: &Kernel) -> io::Result<PathBuf> {
     c.char_dev("/dev/console", 0o600, 5, 1);
     c.file("/bin/busybox", 0o755, &fs::read(static_busybox()?)?);
     c.symlink("/bin/sh", "busybox");
-    c.file("/init", 0o755, &init);
-    c.file("/lib/realclient/common.sh", 0o644, &common);
+    c.file("/init", 0o755, init);
+    c.file("/lib/realclient/common.sh", 0o644, common);
 
     // Network driver and ext4 (+ dependencies) load at boot; aoe after eth0 is up.
     let mods = module_closure(&k.version, &["virtio_pci", "virtio_net", "ext4"])?;
-    let mut list = String::new();
-    for m in &mods {
-        let name = ko_name(m);
-        c.file(&format!("/lib/modules/{name}"), 0o644, &module_bytes(m)?);
-        list.push_str(&name);
-        list.push('\n');
-    }
-    c.file("/lib/modules/load.list", 0o644, list.as_bytes());
+    modules(c, &mods, "load.list")?;
     let aoe = find_module(&k.version, "aoe").ok_or_else(|| err("aoe module vanished"))?;
     c.file("/lib/modules/aoe.ko", 0o644, &module_bytes(&aoe)?);
 
     // Real e2fsprogs (busybox's mke2fs cannot make ext4) in /usr/local/sbin,
     // which comes first in the guest's PATH.
-    let mut libs: Vec<PathBuf> = Vec::new();
-    for tool in ["mke2fs", "e2fsck"] {
-        let bin = which(tool)?;
-        c.file(&format!("/usr/local/sbin/{tool}"), 0o755, &fs::read(&bin)?);
-        for l in ldd(&bin)? {
-            if !libs.contains(&l) {
-                libs.push(l);
-            }
-        }
-    }
-    for l in &libs {
-        c.file(&l.to_string_lossy(), 0o755, &fs::read(l)?);
-    }
+    let e2fs = [which("mke2fs", "e2fsprogs")?, which("e2fsck", "e2fsprogs")?];
+    binaries_with_libs(c, "/usr/local/sbin", &e2fs, false)?;
     c.symlink("/usr/local/sbin/mkfs.ext4", "mke2fs");
     c.symlink("/usr/local/sbin/fsck.ext4", "e2fsck");
     if let Ok(conf) = fs::read("/etc/mke2fs.conf") {
@@ -327,19 +363,121 @@ pub(crate) fn base_initramfs(k: &Kernel) -> io::Result<PathBuf> {
             c.file(&format!("/usr/sbin/{s}"), 0o755, &b);
         }
     }
+    Ok(())
+}
 
-    write_cached(&path, &c.finish())?;
-    Ok(path)
+/// What a cluster node needs beyond the base image, as (program, Debian
+/// package): corosync (knet), dlm_controld, the GFS2 tools and util-linux's
+/// flock (busybox-static has none).
+const CLUSTER_PROGRAMS: [(&str, &str); 8] = [
+    ("corosync", "corosync"),
+    ("corosync-quorumtool", "corosync"),
+    ("corosync-cfgtool", "corosync"),
+    ("dlm_controld", "dlm-controld"),
+    ("dlm_tool", "dlm-controld"),
+    ("mkfs.gfs2", "gfs2-utils"),
+    ("fsck.gfs2", "gfs2-utils"),
+    ("flock", "util-linux"),
+];
+
+/// The cached cluster layer for `k`, built if missing: a second archive
+/// appended after the base one for guests that run a GFS2 cluster node. It
+/// holds the programs above with their libraries (in /usr/local/sbin, first
+/// in the guest's PATH) and the modules GFS2 needs in load order
+/// (`/lib/modules/cluster.list`), from the host's packages and kernel.
+pub(crate) fn cluster_layer(k: &Kernel) -> io::Result<PathBuf> {
+    let mut bins = Vec::new();
+    for (prog, package) in CLUSTER_PROGRAMS {
+        bins.push(which(prog, package)?);
+    }
+    let mods = module_closure(&k.version, &["gfs2"])?;
+    // Keyed by the files' identity (path, size, mtime): a package upgrade
+    // rebuilds it, an unchanged host reuses it without reading 20 MB.
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    fnv1a(&mut h, FORMAT.as_bytes());
+    fnv1a(&mut h, k.version.as_bytes());
+    for p in bins.iter().chain(&mods) {
+        let md = fs::metadata(p)?;
+        let mtime = md
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        fnv1a(&mut h, p.to_string_lossy().as_bytes());
+        fnv1a(&mut h, &md.len().to_le_bytes());
+        fnv1a(&mut h, &mtime.to_le_bytes());
+    }
+    cached_archive("cluster", k, h, |c| {
+        for d in [
+            "/etc/corosync",
+            "/etc/dlm",
+            "/var/lib/corosync",
+            "/var/log/cluster",
+        ] {
+            c.dir(d);
+        }
+        c.symlink("/var/run", "/run");
+        binaries_with_libs(c, "/usr/local/sbin", &bins, false)?;
+        modules(c, &mods, "cluster.list")
+    })
 }
 
 /// The per-run archive: settings and the selected workloads, in order.
-pub(crate) fn overlay(env_file: &str, workloads: &[(String, Vec<u8>)]) -> Vec<u8> {
+/// `bin` without its debug sections (a debug build of aoeraid is ~80 MB,
+/// which a 512 MiB guest would hold twice while unpacking its initramfs),
+/// cached by path, size and mtime; scripts and files objcopy rejects as
+/// they are.
+fn stripped(bin: &Path) -> io::Result<PathBuf> {
+    let md = fs::metadata(bin)?;
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    fnv1a(&mut h, bin.to_string_lossy().as_bytes());
+    fnv1a(&mut h, &md.len().to_le_bytes());
+    let mtime = md
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    fnv1a(&mut h, &mtime.to_le_bytes());
+    let name = bin.file_name().unwrap_or_default().to_string_lossy();
+    let out = cache_dir()?.join(format!("stripped-{name}-{h:016x}"));
+    if out.is_file() {
+        return Ok(out);
+    }
+    let mut head = [0u8; 4];
+    let is_elf = fs::File::open(bin)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"\x7fELF";
+    let tmp = out.with_extension(format!("{}.tmp", std::process::id()));
+    if !is_elf
+        || !Command::new("objcopy")
+            .arg("--strip-debug")
+            .arg(bin)
+            .arg(&tmp)
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        let _ = fs::remove_file(&tmp);
+        return Ok(bin.to_path_buf());
+    }
+    fs::rename(&tmp, &out)?;
+    Ok(out)
+}
+
+/// `programs` (host paths, with their libraries, debug sections stripped)
+/// go to /usr/local/sbin under their own names.
+pub(crate) fn overlay(
+    env_file: &str,
+    workloads: &[(String, Vec<u8>)],
+    programs: &[PathBuf],
+) -> io::Result<Vec<u8>> {
     let mut c = Cpio::new();
     c.file("/etc/realclient.env", 0o644, env_file.as_bytes());
+    binaries_with_libs(&mut c, "/usr/local/sbin", programs, true)?;
     for (i, (name, body)) in workloads.iter().enumerate() {
         c.file(&format!("/workloads/{i:02}-{name}.sh"), 0o755, body);
     }
-    c.finish()
+    Ok(c.finish())
 }
 
 /// Body of a standard workload from realclient/workloads.

@@ -41,6 +41,18 @@ pub enum Workload {
     Revalidate,
     /// sysfs state "up" and aoe-stat listing the device up; driver view as metrics.
     Stat,
+    /// Joins the guests of this boot into a corosync (knet) cluster on
+    /// 10.88.0.0/24 (an address on eth0; guest i is 10.88.0.(i+1), node
+    /// id i+1) and starts dlm_controld over TCP. Needs the cluster layer
+    /// ([`ClientSpec::cluster_node`]). Env: CLUSTER_NAME (aoelab),
+    /// CLUSTER_WAIT (s for every node to join, 180), DLM_FENCING (0: off;
+    /// otherwise /etc/dlm/dlm.conf.extra lines are used).
+    Cluster,
+    /// GFS2 on the device from every guest at once: guest 0 makes it, all
+    /// mount, write per-node files, append to one shared file under flock,
+    /// rename and unlink in a shared directory, verify every node's data,
+    /// unmount; guest 0 runs `fsck.gfs2 -n`. See realclient/workloads/gfs2.sh.
+    Gfs2,
     /// Any busybox sh script; `name` is [A-Za-z0-9_-]+. Source
     /// /lib/realclient/common.sh for metric/info/fail/pattern helpers.
     Script { name: String, body: String },
@@ -54,6 +66,8 @@ impl Workload {
             Workload::Halves => "halves",
             Workload::Revalidate => "revalidate",
             Workload::Stat => "stat",
+            Workload::Cluster => "cluster",
+            Workload::Gfs2 => "gfs2",
             Workload::Script { name, .. } => name,
         }
     }
@@ -98,6 +112,12 @@ pub struct ClientSpec {
     pub discover_wait: Duration,
     /// Extra kernel command line.
     pub cmdline: String,
+    /// Add the cluster layer (corosync, dlm_controld, GFS2 tools and
+    /// modules) to the image: see [`Workload::Cluster`].
+    pub cluster: bool,
+    /// Host programs copied into the guest's /usr/local/sbin (with the
+    /// libraries of the ELF ones), e.g. the `aoeraid` under test.
+    pub programs: Vec<std::path::PathBuf>,
 }
 
 impl ClientSpec {
@@ -114,7 +134,24 @@ impl ClientSpec {
             aoe_params: String::new(),
             discover_wait: Duration::from_secs(30),
             cmdline: String::new(),
+            cluster: false,
+            programs: Vec::new(),
         }
+    }
+    /// A GFS2 cluster node: the cluster layer in the image, then the
+    /// `cluster` workload (corosync + dlm_controld among all guests of the
+    /// boot) before `workloads`.
+    pub fn cluster_node(target: &str, workloads: &[Workload]) -> ClientSpec {
+        let mut all = vec![Workload::Cluster];
+        all.extend_from_slice(workloads);
+        let mut spec = ClientSpec::new(target, &all);
+        spec.cluster = true;
+        spec
+    }
+    /// Copies a host program (and its libraries) into the guest.
+    pub fn program(mut self, path: impl Into<std::path::PathBuf>) -> ClientSpec {
+        self.programs.push(path.into());
+        self
     }
     /// Smoke, ext4 and stat on `target`, then revalidate: the guest waits
     /// (event `revalidate-ready`) for the host to grow the export to `grown`
@@ -153,9 +190,46 @@ fn shell_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', "'\\''"))
 }
 
-struct Running {
-    proc: Proc,
+/// What the host asks of the guests from its line hook
+/// ([`Lab::boot_clients_ctl`]); applied as soon as the hook returns.
+pub struct GuestControl {
+    macs: Vec<String>,
+    kills: Vec<usize>,
+    reboots: Vec<usize>,
+}
+
+impl GuestControl {
+    /// Guest `i`'s eth0 MAC (as the target sees it).
+    pub fn mac(&self, i: usize) -> &str {
+        &self.macs[i]
+    }
+    /// SIGKILLs guest `i`'s qemu: a node dying without a clean shutdown.
+    pub fn kill(&mut self, i: usize) {
+        self.kills.push(i);
+    }
+    /// Boots guest `i` again (after [`GuestControl::kill`]) with the same
+    /// MAC, taps, image and settings; its /init sees `rc.boot=2` (3, ...)
+    /// and its console continues in the same file.
+    pub fn boot_again(&mut self, i: usize) {
+        self.reboots.push(i);
+    }
+}
+
+/// One guest's qemu, as launched (again, after a kill, with `boot` + 1).
+struct Guest {
+    n: u32,
+    nics: Vec<(String, String)>,
+    initrd: std::path::PathBuf,
     console: std::path::PathBuf,
+    append: String,
+    mem_mib: u32,
+    mtu: u32,
+    boot: u32,
+}
+
+struct Running {
+    guest: Guest,
+    proc: Proc,
     seen: usize,
     partial: String,
     started: Instant,
@@ -163,8 +237,21 @@ struct Running {
     wall: Option<Duration>,
     timed_out: bool,
     status: Option<std::process::ExitStatus>,
-    taps: Vec<String>,
-    mac: String,
+}
+
+/// eth`k`'s MAC of guest number `n` (unique within a lab).
+fn guest_mac(n: u32, k: usize) -> String {
+    format!("52:54:00:a{k:x}:{:02x}:{:02x}", (n >> 8) & 0xff, n & 0xff)
+}
+
+/// What the whole boot shares: kernel, images, settings every guest gets.
+struct Boot {
+    kernel: std::path::PathBuf,
+    base: Vec<u8>,
+    cluster: Option<Vec<u8>>,
+    seed: u32,
+    accel: String,
+    macs: Vec<String>,
 }
 
 impl Lab {
@@ -235,29 +322,54 @@ impl Lab {
         specs: &[ClientSpec],
         mut on_line: impl FnMut(usize, &str),
     ) -> io::Result<Vec<ClientResult>> {
+        self.boot_clients_ctl(specs, |_, i, line| on_line(i, line))
+    }
+
+    /// Like `boot_clients_with`; the hook also gets a [`GuestControl`] to
+    /// kill a guest or boot it again. Every guest also gets RC_GUEST_MACS
+    /// (eth0 MACs of all guests of this boot, by index, space-separated)
+    /// and RC_SEED (one per boot: tags barrier markers).
+    pub fn boot_clients_ctl(
+        &self,
+        specs: &[ClientSpec],
+        mut on_line: impl FnMut(&mut GuestControl, usize, &str),
+    ) -> io::Result<Vec<ClientResult>> {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
         let kernel = image::find_kernel()?;
-        let boot = image::boot_image(&kernel)?;
-        let base = fs::read(image::base_initramfs(&kernel)?)?;
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(1)
-            % 1_000_000_000
-            + std::process::id();
-        let accel = std::env::var("AOERAID_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
+        let first = self
+            .guest_counter
+            .fetch_add(specs.len() as u32, std::sync::atomic::Ordering::Relaxed);
+        let boot = Boot {
+            kernel: image::boot_image(&kernel)?,
+            base: fs::read(image::base_initramfs(&kernel)?)?,
+            cluster: if specs.iter().any(|s| s.cluster) {
+                Some(fs::read(image::cluster_layer(&kernel)?)?)
+            } else {
+                None
+            },
+            seed: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(1)
+                % 1_000_000_000
+                + std::process::id(),
+            accel: std::env::var("AOERAID_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into()),
+            macs: (0..specs.len())
+                .map(|i| guest_mac(first + i as u32, 0))
+                .collect(),
+        };
         let mut running = Vec::new();
         let result = (|| -> io::Result<()> {
             for (i, spec) in specs.iter().enumerate() {
-                running.push(self.start_guest(i, specs.len(), spec, &boot, &base, seed, &accel)?);
+                running.push(self.start_guest(first + i as u32, i, spec, &boot)?);
             }
             Ok(())
         })();
         if let Err(e) = result {
             for r in &running {
-                self.del_taps(&r.taps);
+                self.del_taps(&r.guest.nics);
             }
             return Err(e);
         }
@@ -266,15 +378,20 @@ impl Lab {
         let mut rebooted = vec![false; running.len()];
         loop {
             let mut alive = 0;
+            let mut ctl = GuestControl {
+                macs: boot.macs.clone(),
+                kills: Vec::new(),
+                reboots: Vec::new(),
+            };
             for (i, r) in running.iter_mut().enumerate() {
-                if let Ok(bytes) = fs::read(&r.console) {
+                if let Ok(bytes) = fs::read(&r.guest.console) {
                     if bytes.len() > r.seen {
                         r.partial
                             .push_str(&String::from_utf8_lossy(&bytes[r.seen..]));
                         r.seen = bytes.len();
                         while let Some(pos) = r.partial.find('\n') {
                             let line: String = r.partial.drain(..=pos).collect();
-                            on_line(i, line.trim_end_matches(['\n', '\r']));
+                            on_line(&mut ctl, i, line.trim_end_matches(['\n', '\r']));
                         }
                     }
                 }
@@ -282,24 +399,18 @@ impl Lab {
                     continue;
                 }
                 if let Some(st) = r.proc.try_wait()? {
-                    let silent = fs::metadata(&r.console).is_ok_and(|m| m.len() == 0);
+                    let silent = fs::metadata(&r.guest.console).is_ok_and(|m| m.len() == 0);
                     if silent && !rebooted[i] {
                         // Seen under load on TCG, now and then for the second
                         // of two guests: qemu exits 0 within seconds and the
                         // guest never printed a byte, so no workload ran.
                         // That is the host's trouble, not the target's: boot
-                        // that guest once more.
+                        // that guest once more (same taps, MAC and image).
                         eprintln!("guest {i}: qemu exited ({st}) before any console output; booting it again");
                         rebooted[i] = true;
-                        self.del_taps(&r.taps);
-                        *r = self.start_guest(
-                            i,
-                            specs.len(),
-                            &specs[i],
-                            &boot,
-                            &base,
-                            seed,
-                            &accel,
+                        r.proc = self.spawn(
+                            &format!("qemu-guest-{}-again", r.guest.n),
+                            self.qemu(&r.guest, &boot),
                         )?;
                         alive += 1;
                         continue;
@@ -316,6 +427,32 @@ impl Lab {
                 }
                 alive += 1;
             }
+            for i in ctl.kills {
+                let r = running
+                    .get_mut(i)
+                    .ok_or_else(|| err("kill: no such guest"))?;
+                if r.status.is_none() {
+                    r.status = Some(r.proc.kill()?);
+                    r.wall = Some(r.started.elapsed());
+                    alive -= 1;
+                }
+            }
+            for i in ctl.reboots {
+                let r = running
+                    .get_mut(i)
+                    .ok_or_else(|| err("boot_again: no such guest"))?;
+                if r.status.is_none() {
+                    return Err(err(format!("boot_again: guest {i} still runs")));
+                }
+                r.guest.boot += 1;
+                r.proc = self.spawn(
+                    &format!("qemu-guest-{}-boot{}", r.guest.n, r.guest.boot),
+                    self.qemu(&r.guest, &boot),
+                )?;
+                r.status = None;
+                r.wall = None;
+                alive += 1;
+            }
             if alive == 0 {
                 break;
             }
@@ -324,15 +461,21 @@ impl Lab {
 
         let mut results = Vec::new();
         for (i, r) in running.into_iter().enumerate() {
-            let console = fs::read(&r.console)
+            let console = fs::read(&r.guest.console)
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
             let mut res = ClientResult::parse(i, console);
             res.wall = r.wall.unwrap_or_default();
             res.timed_out = r.timed_out;
             res.qemu_status = r.status;
-            res.mac = r.mac.clone();
-            res.tap = r.taps.join(",");
+            res.mac = r.guest.nics[0].1.clone();
+            res.tap = r
+                .guest
+                .nics
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
             if !res.passed && res.failure.is_none() {
                 res.failure = Some(if r.timed_out {
                     format!("timed out after {:?}", specs[i].timeout)
@@ -344,28 +487,24 @@ impl Lab {
                     )
                 });
             }
-            self.del_taps(&r.taps);
+            self.del_taps(&r.guest.nics);
             results.push(res);
         }
         Ok(results)
     }
 
-    fn del_taps(&self, taps: &[String]) {
-        for t in taps {
+    fn del_taps(&self, nics: &[(String, String)]) {
+        for (t, _) in nics {
             let _ = ip(self.ns(), &["link", "del", t]);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn start_guest(
         &self,
+        n: u32,
         index: usize,
-        count: usize,
         spec: &ClientSpec,
-        kernel: &std::path::Path,
-        base: &[u8],
-        seed: u32,
-        accel: &str,
+        boot: &Boot,
     ) -> io::Result<Running> {
         if !valid_target(&spec.target) {
             return Err(err(format!("target '{}' must look like e1.1", spec.target)));
@@ -373,37 +512,44 @@ impl Lab {
         if spec.workloads.is_empty() {
             return Err(err("a client needs at least one workload"));
         }
-        let n = self
-            .guest_counter
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut taps = Vec::new();
-        match self.guest_with_taps(n, index, count, spec, kernel, base, seed, accel, &mut taps) {
-            Ok(r) => Ok(r),
+        let mut nics = Vec::new();
+        match self.prepare_guest(n, index, spec, boot, &mut nics) {
+            Ok(guest) => {
+                let proc = self.spawn(&format!("qemu-guest-{n}"), self.qemu(&guest, boot))?;
+                let started = Instant::now();
+                Ok(Running {
+                    guest,
+                    proc,
+                    seen: 0,
+                    partial: String::new(),
+                    started,
+                    deadline: started + spec.timeout,
+                    wall: None,
+                    timed_out: false,
+                    status: None,
+                })
+            }
             Err(e) => {
-                self.del_taps(&taps);
+                self.del_taps(&nics);
                 Err(e)
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn guest_with_taps(
+    /// Taps on the guest's segments (pushed to `nics` as made, so a
+    /// failure can remove them), its image and its kernel command line.
+    fn prepare_guest(
         &self,
         n: u32,
         index: usize,
-        count: usize,
         spec: &ClientSpec,
-        kernel: &std::path::Path,
-        base: &[u8],
-        seed: u32,
-        accel: &str,
-        taps: &mut Vec<String>,
-    ) -> io::Result<Running> {
+        boot: &Boot,
+        nics: &mut Vec<(String, String)>,
+    ) -> io::Result<Guest> {
         let mtu = spec.mtu.unwrap_or(self.mtu());
         let segments: Vec<&Segment> = std::iter::once(&spec.segment)
             .chain(&spec.extra_segments)
             .collect();
-        let mut nics = Vec::new();
         for (k, seg) in segments.iter().enumerate() {
             let bridge = self.segment(seg)?;
             let tap = if k == 0 {
@@ -411,24 +557,24 @@ impl Lab {
             } else {
                 format!("tap{n}-{k}")
             };
-            let mac = format!("52:54:00:a{k:x}:{:02x}:{:02x}", (n >> 8) & 0xff, n & 0xff);
             ip(self.ns(), &["tuntap", "add", "dev", &tap, "mode", "tap"])?;
-            taps.push(tap.clone());
+            nics.push((tap.clone(), guest_mac(n, k)));
             ip(self.ns(), &["link", "set", &tap, "mtu", &mtu.to_string()])?;
             ip(self.ns(), &["link", "set", &tap, "master", &bridge])?;
             ip(self.ns(), &["link", "set", &tap, "up"])?;
-            nics.push((tap, mac));
         }
 
         let mut env = format!(
-            "RC_TARGET={}\nRC_WAIT={}\nRC_AOE_PARAMS={}\n",
+            "RC_TARGET={}\nRC_WAIT={}\nRC_AOE_PARAMS={}\nexport RC_SEED={}\nexport RC_GUEST_MACS={}\n",
             spec.target,
             spec.discover_wait.as_secs().max(1),
-            shell_quote(&spec.aoe_params)
+            shell_quote(&spec.aoe_params),
+            boot.seed,
+            shell_quote(&boot.macs.join(" ")),
         );
         let mut defaults = vec![
-            ("SMOKE_SEED", seed.to_string()),
-            ("HALVES_SEED", seed.to_string()),
+            ("SMOKE_SEED", boot.seed.to_string()),
+            ("HALVES_SEED", boot.seed.to_string()),
         ];
         defaults.retain(|(k, _)| !spec.env.iter().any(|(u, _)| u == k));
         for (k, v) in defaults
@@ -445,75 +591,81 @@ impl Lab {
         for w in &spec.workloads {
             scripts.push((w.name().to_string(), w.body()?));
         }
-        let mut initrd = base.to_vec();
-        initrd.extend(image::overlay(&env, &scripts));
+        let mut initrd = boot.base.clone();
+        if spec.cluster {
+            initrd.extend(boot.cluster.as_deref().unwrap_or_default());
+        }
+        initrd.extend(image::overlay(&env, &scripts, &spec.programs)?);
         let initrd_path = self.dir().join(format!("guest-{n}.cpio"));
         fs::write(&initrd_path, initrd)?;
         let console = self.dir().join(format!("guest-{n}.console"));
         fs::write(&console, b"")?;
 
+        // no_timer_check: a TCG guest starved by a loaded host can miss the
+        // kernel's IO-APIC timer check and panic at boot ("IO-APIC + timer
+        // doesn't work!"), seen here with three guests at once.
         let mut append = format!(
-            "console=ttyS0,115200 panic=-1 quiet loglevel=4 ipv6.disable=1 rc.index={index} rc.count={count} rc.mtu={mtu} rc.nics={}",
+            "console=ttyS0,115200 panic=-1 quiet loglevel=4 ipv6.disable=1 no_timer_check rc.index={index} rc.count={} rc.mtu={mtu} rc.nics={}",
+            boot.macs.len(),
             nics.len()
         );
         if !spec.cmdline.is_empty() {
             append.push(' ');
             append.push_str(&spec.cmdline);
         }
+        Ok(Guest {
+            n,
+            nics: nics.clone(),
+            initrd: initrd_path,
+            console,
+            append,
+            mem_mib: spec.mem_mib,
+            mtu,
+            boot: 1,
+        })
+    }
+
+    /// The qemu command for `g`'s current boot (a later boot appends to the
+    /// console file and tells /init its number).
+    fn qemu(&self, g: &Guest, boot: &Boot) -> std::process::Command {
         let mut cmd = self.cmd("qemu-system-x86_64");
-        if accel == "kvm" {
+        if boot.accel == "kvm" {
             cmd.args(["-accel", "kvm", "-cpu", "host,-arch-capabilities"]);
         } else {
             cmd.args(["-accel", "tcg", "-cpu", "max"]);
         }
-        cmd.args([
-            "-m",
-            &spec.mem_mib.to_string(),
-            "-smp",
-            "1",
-            "-machine",
-            "q35",
-        ])
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-            "-monitor",
-            "none",
-        ])
-        .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(&initrd_path)
-        .args(["-append", &append])
-        .arg("-chardev")
-        .arg(format!("file,id=ser0,path={}", console.display()))
-        .args(["-serial", "chardev:ser0"]);
-        for (k, (tap, mac)) in nics.iter().enumerate() {
+        cmd.args(["-m", &g.mem_mib.to_string(), "-smp", "1", "-machine", "q35"])
+            .args([
+                "-nodefaults",
+                "-no-user-config",
+                "-display",
+                "none",
+                "-no-reboot",
+                "-monitor",
+                "none",
+            ])
+            .arg("-kernel")
+            .arg(&boot.kernel)
+            .arg("-initrd")
+            .arg(&g.initrd)
+            .args(["-append", &format!("{} rc.boot={}", g.append, g.boot)])
+            .arg("-chardev")
+            .arg(format!(
+                "file,id=ser0,path={}{}",
+                g.console.display(),
+                if g.boot > 1 { ",append=on" } else { "" }
+            ))
+            .args(["-serial", "chardev:ser0"]);
+        for (k, (tap, mac)) in g.nics.iter().enumerate() {
             cmd.arg("-netdev")
                 .arg(format!("tap,id=n{k},ifname={tap},script=no,downscript=no"))
                 .arg("-device")
                 .arg(format!(
-                    "virtio-net-pci,netdev=n{k},mac={mac},host_mtu={mtu}"
+                    "virtio-net-pci,netdev=n{k},mac={mac},host_mtu={}",
+                    g.mtu
                 ));
         }
-        let proc = self.spawn(&format!("qemu-guest-{n}"), cmd)?;
-        let started = Instant::now();
-        Ok(Running {
-            proc,
-            console,
-            seen: 0,
-            partial: String::new(),
-            started,
-            deadline: started + spec.timeout,
-            wall: None,
-            timed_out: false,
-            status: None,
-            taps: taps.clone(),
-            mac: nics[0].1.clone(),
-        })
+        cmd
     }
 }
 

@@ -27,7 +27,12 @@ fn params() -> Vec<Param> {
         text,
     };
     vec![
-        p("action", true, "-o, --action=[action]", "string", "Fencing action"),
+        // Off when none is given, as fence_scsi: dlm_controld runs the agent
+        // to fence with no action= line at all.
+        Param {
+            default: Some("off".into()),
+            ..p("action", true, "-o, --action=[action]", "string", "Fencing action")
+        },
         p(
             "target",
             true,

@@ -196,10 +196,13 @@ fn parse_timeout(v: &str) -> Result<Duration, OptionError> {
 
 impl Options {
     pub(crate) fn parse(s: &Settings) -> Result<Options, OptionError> {
-        let Some(action) = s.get("action") else {
-            return refuse("no action given (action= on stdin, or -o/--action)");
-        };
-        let action = action.parse().map_err(OptionError)?;
+        // No action means off, as for fence_scsi (the metadata says so):
+        // dlm_controld fences by running the agent without an action= line.
+        let action = s
+            .get("action")
+            .unwrap_or("off")
+            .parse()
+            .map_err(OptionError)?;
         let target = match s.get("target") {
             None => None,
             Some(t) => match t.parse::<AoeAddr>() {
@@ -374,7 +377,6 @@ plug=n2
     #[test]
     fn missing_or_bad_options_give_one_clear_line() {
         for (text, why) in [
-            ("target=e1.0\n", "no action given"),
             ("action=reboot\n", "fabric fencing has no reboot"),
             (
                 "action=off\ntarget=e1\n",
@@ -401,6 +403,15 @@ plug=n2
         let (o, _) = from_stdin(&GOOD.replace("plug=n2\n", ""));
         let e = o.unwrap().victim().unwrap_err().0;
         assert!(e.contains("needs the node to act on"), "{e}");
+    }
+
+    #[test]
+    fn no_action_means_off_as_dlm_controld_expects() {
+        let (o, notes) = from_stdin(
+            "target=e1.0\ninterface=eth0\nhosts=node1=02:00:00:00:00:01\nnode=1\nfail_time=1796583613\n",
+        );
+        assert_eq!(o.unwrap().action, Action::Off);
+        assert_eq!(notes.len(), 1, "{notes:?}");
     }
 
     #[test]
