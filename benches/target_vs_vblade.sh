@@ -12,7 +12,11 @@
 #
 # Usage: sudo benches/target_vs_vblade.sh [REPS] [SECS]   (root; vblade, taskset, python3)
 # Env: AOERAID=path/to/aoeraid (default target/release/aoeraid), SIZE_MB (default 256),
-#      SERVE_ARGS (extra `aoeraid serve` options, e.g. "--buffered" or "--threads 2")
+#      SERVE_ARGS (extra `aoeraid serve` options, e.g. "--buffered" or "--threads 2"),
+#      STORE=ext4: serve a regular file on an ext4 file system (itself on the loop
+#      device) instead of the loop device: page-cached, as a new user runs it
+#      (`aoeraid serve`'s default is then buffered, O_DIRECT being its default for
+#      block devices only)
 set -euo pipefail
 
 REPS=${1:-3}
@@ -30,8 +34,10 @@ SRV=""
 cleanup() {
     [ -n "$SRV" ] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
+    umount "$WORK/fs" 2>/dev/null || true
     [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null || true
-    umount "$WORK/ram" 2>/dev/null || true
+    # The loop device lets go of its file asynchronously after an ext4 unmount.
+    for _ in $(seq 25); do umount "$WORK/ram" 2>/dev/null && break; sleep 0.2; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -40,6 +46,15 @@ mkdir -p "$WORK/ram"
 mount -t tmpfs -o size=$((SIZE_MB + 16))m tmpfs "$WORK/ram"
 dd if=/dev/zero of="$WORK/ram/store" bs=1M count="$SIZE_MB" status=none
 LOOP=$(losetup --find --show "$WORK/ram/store")
+# What both servers export: the loop device, or a file on ext4 over it.
+EXPORT=$LOOP
+if [ "${STORE:-}" = ext4 ]; then
+    mkfs.ext4 -q -F "$LOOP"
+    mkdir -p "$WORK/fs"
+    mount "$LOOP" "$WORK/fs"
+    dd if=/dev/zero of="$WORK/fs/store" bs=1M count=$((SIZE_MB - 32)) status=none
+    EXPORT=$WORK/fs/store
+fi
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 ip -n "$NS" link add tgt0 type veth peer name cli0
@@ -54,11 +69,11 @@ start_server() { # kind mtu write
     local kind=$1
     if [ "$kind" = aoeraid ]; then
         $NSX taskset -c 0 "$AOERAID" serve --iface tgt0 --shelf 1 --slot 1 \
-            --state-dir "$WORK/state" ${SERVE_ARGS:-} "$LOOP" >"$WORK/serve.log" 2>&1 &
+            --state-dir "$WORK/state" ${SERVE_ARGS:-} "$EXPORT" >"$WORK/serve.log" 2>&1 &
     elif [ "$3" = write ]; then
-        $NSX taskset -c 0 vblade -s 1 1 tgt0 "$LOOP" >"$WORK/serve.log" 2>&1 &
+        $NSX taskset -c 0 vblade -s 1 1 tgt0 "$EXPORT" >"$WORK/serve.log" 2>&1 &
     else
-        $NSX taskset -c 0 vblade 1 1 tgt0 "$LOOP" >"$WORK/serve.log" 2>&1 &
+        $NSX taskset -c 0 vblade 1 1 tgt0 "$EXPORT" >"$WORK/serve.log" 2>&1 &
     fi
     SRV=$!
     sleep 0.5

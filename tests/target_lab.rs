@@ -244,7 +244,7 @@ fn target_durable_across_sigkill_and_growth_announced() {
     assert_eq!(identify_sectors(&r), 6 * MIB / 512);
 }
 
-/// Two worker threads (PACKET_FANOUT_LB): data written through one worker
+/// Two worker threads (fanout by source MAC): data written through one worker
 /// reads back through either, and a mask change made on one is enforced by
 /// both (shared state).
 #[test]
@@ -311,36 +311,53 @@ fn target_two_clients_adjacent_sectors_one_page() {
         "target_two_clients_adjacent_sectors_one_page",
         "tgt-page",
         "1",
+        true,
     );
 }
 
-/// [`target_two_clients_adjacent_sectors_one_page`] with two worker threads.
+/// [`target_two_clients_adjacent_sectors_one_page`] with two worker threads,
+/// each client checking only its own sector (and the store at the end).
 ///
-/// Fails about once in 15-20 runs, two ways seen:
-/// - a lost write: a write sent twice (two tags, as Linux retransmits)
-///   reaches both workers; the answer to the newer copy comes first, the
-///   client writes the sector anew, and the older copy lands after that:
-///   the own sector reads back the previous round, and so does the store.
-///   Each worker orders and acknowledges writes on its own; nothing makes an
-///   acknowledgement wait for an older copy of the write in another worker.
-/// - a torn read: a read of the other client's sector, served by one worker
-///   while the other writes that sector, returns part of each round (first
-///   40 bytes of the new round, the tail of the old). On a page-cache store
-///   (tmpfs here, O_DIRECT or not) a read and a write of the same bytes in
-///   two threads are two unlocked copies.
-///
-/// `aoeraid serve` runs one worker unless told `--threads`.
+/// Under round-robin fanout the cross-reading variant below lost a write now
+/// and then (once in 15-20 runs): a write sent twice (two tags, as Linux
+/// retransmits) reached both workers, the answer to the newer copy came
+/// first, the client wrote the sector anew, and the older copy landed after
+/// that. Now each client's frames reach one worker in arrival order
+/// (`fanout_by_source_mac_keeps_each_sender_on_one_socket` in aoe-uring's
+/// `ring_net` shows the kernel doing so). This variant is timing-bound: it
+/// did not catch round robin in 70 runs here, so it guards loosely.
 #[test]
-#[ignore = "known bug: with --threads 2 a stale duplicate write can land after a newer acknowledged one, and a read can tear"]
 fn target_two_clients_adjacent_sectors_one_page_two_threads() {
     two_clients_one_page(
         "target_two_clients_adjacent_sectors_one_page_two_threads",
         "tgt-page2",
         "2",
+        false,
     );
 }
 
-fn two_clients_one_page(test: &str, name: &str, threads: &str) {
+/// [`target_two_clients_adjacent_sectors_one_page`] with two worker threads,
+/// each client also reading the other's sector while that one rewrites it.
+///
+/// When the two MACs hash to different workers, a read of the other's
+/// sector, served by one worker while the other worker writes that sector,
+/// can return part of each round (seen: first 40 bytes of the new round, the
+/// tail of the old). On a page-cache store (tmpfs here, O_DIRECT or not) a
+/// read and a write of the same bytes in two threads are two unlocked
+/// copies; nothing orders overlapping requests across workers.
+#[test]
+#[ignore = "not given: per-sector atomicity between two clients served by two workers (--threads 2); a read racing the other client's write of that sector can tear"]
+fn target_two_clients_same_sector_reads_two_threads() {
+    two_clients_one_page(
+        "target_two_clients_same_sector_reads_two_threads",
+        "tgt-page3",
+        "2",
+        true,
+    );
+}
+
+/// `cross`: each client also reads the other's sector every round.
+fn two_clients_one_page(test: &str, name: &str, threads: &str, cross: bool) {
     let Some((lab, tgt, a, b, file)) = setup_two(test, name) else {
         return;
     };
@@ -350,7 +367,7 @@ fn two_clients_one_page(test: &str, name: &str, threads: &str) {
     let errors: Vec<String> = std::thread::scope(|s| {
         let runs = [&a, &b].map(|c| {
             let who = if c.mac == a.mac { 0 } else { 1 };
-            s.spawn(move || page_rounds(c, who))
+            s.spawn(move || page_rounds(c, who, cross))
         });
         runs.map(|r| r.join().expect("client thread"))
             .into_iter()
@@ -358,9 +375,16 @@ fn two_clients_one_page(test: &str, name: &str, threads: &str) {
             .collect()
     });
     srv.terminate(Duration::from_secs(5)).expect("stop");
+    let data = std::fs::read(&file).expect("store");
+    let mut errors = errors;
+    for who in 0..2u64 {
+        let at = (PAGE + who) as usize * 512;
+        if errors.is_empty() && data[at..at + 512] != page_sector(who, ROUNDS) {
+            errors.push(format!("the store does not hold client {who}'s last write"));
+        }
+    }
     if !errors.is_empty() {
         let why = errors.join("; ");
-        let data = std::fs::read(&file).expect("store");
         let marks = &data[PAGE as usize * 512..(PAGE as usize + 2) * 512];
         let heads: Vec<String> = marks
             .chunks(512)
@@ -413,8 +437,9 @@ fn page_call(
     Err(format!("no reply to tags {tag:#x}..{next:#x}"))
 }
 
-/// Client `who`'s side of [`target_two_clients_adjacent_sectors_one_page`].
-fn page_rounds(c: &RawClient, who: u64) -> Result<(), String> {
+/// Client `who`'s side of [`target_two_clients_adjacent_sectors_one_page`];
+/// `cross`: also read the other's sector (both at once now and then).
+fn page_rounds(c: &RawClient, who: u64, cross: bool) -> Result<(), String> {
     let mine = PAGE + who;
     let theirs = PAGE + 1 - who;
     let mut tag = (who as u32 + 1) << 24;
@@ -443,23 +468,23 @@ fn page_rounds(c: &RawClient, who: u64) -> Result<(), String> {
         }
         // Both marks in one read now and then (two sectors: MTU 1500), else
         // the own sector alone.
-        let (r, t) = if round % 5 == 0 {
+        let both = cross && round % 5 == 0;
+        let (r, t) = if both {
             read(tag, PAGE, 2)?
         } else {
             read(tag, mine, 1)?
         };
         tag = t;
-        let at = if round % 5 == 0 {
-            36 + who as usize * 512
-        } else {
-            36
-        };
+        let at = if both { 36 + who as usize * 512 } else { 36 };
         let got = r.get(at..at + 512).unwrap_or_default();
         if got != data {
             return Err(format!(
                 "client {who} round {round}: own sector {mine} reads back {:?}",
                 String::from_utf8_lossy(&got[..got.len().min(40)])
             ));
+        }
+        if !cross {
+            continue;
         }
         let since = Instant::now();
         loop {

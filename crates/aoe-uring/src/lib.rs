@@ -88,12 +88,12 @@
 //!   [`Completion::Woken`]; then drain the channel.
 //! * A target that needs more than one core opens one [`PacketSocket`] per thread on
 //!   the same interface and joins them to one fanout group with
-//!   [`FanoutMode::LoadBalance`] (round robin) or [`FanoutMode::Cpu`] (follows the
-//!   NIC's RSS/RPS steering). [`FanoutMode::Hash`] does **not** spread AoE: the hash is
-//!   over IP addresses/ports, which ethertype 0x88A2 frames lack, so all land on one
-//!   socket. Since LB/CPU do not keep a client's frames on one thread, any per-client
-//!   state that must be ordered has to tolerate that (AoE requests are independent; tags
-//!   make replies self-describing).
+//!   [`FanoutMode::BySourceMac`]: a classic BPF program hashes the source MAC, so each
+//!   client's frames reach one thread in arrival order (a retransmitted write cannot
+//!   overtake its older copy) while different clients spread. [`FanoutMode::LoadBalance`]
+//!   (round robin) and [`FanoutMode::Cpu`] (follows RSS/RPS steering) split one client
+//!   over threads; [`FanoutMode::Hash`] does **not** spread AoE: the hash is over IP
+//!   addresses/ports, which ethertype 0x88A2 frames lack, so all land on one socket.
 //!
 //! ## Receive buffers
 //!
@@ -139,6 +139,7 @@
 #![warn(missing_docs)]
 
 mod barrier;
+mod fanout;
 mod iface;
 mod packet;
 mod pools;
@@ -149,10 +150,9 @@ mod storage;
 pub mod sys;
 mod types;
 
+pub use fanout::FanoutMode;
 pub use iface::{ethernet_interfaces, InterfaceInfo, MacAddr};
-pub use packet::{
-    BufferSize, FanoutMode, PacketSocket, PacketStats, SocketOptions, DEFAULT_SOCKET_BUFFER,
-};
+pub use packet::{BufferSize, PacketSocket, PacketStats, SocketOptions, DEFAULT_SOCKET_BUFFER};
 pub use ring::{Ring, RingConfig, RingWaker};
 pub use storage::{device_size, Backing, BackingOptions, DirectIo};
 pub use types::{

@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::fanout::FanoutMode;
 use crate::iface::InterfaceInfo;
 use crate::rxring::RxRing;
 use crate::ETH_P_AOE;
@@ -19,40 +20,13 @@ const SOL_PACKET: libc::c_int = 263;
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_FANOUT: libc::c_int = 18;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
+const PACKET_FANOUT_DATA: libc::c_int = 22;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-const PACKET_FANOUT_HASH: u32 = 0;
-const PACKET_FANOUT_LB: u32 = 1;
-const PACKET_FANOUT_CPU: u32 = 2;
 const SO_SNDBUFFORCE: libc::c_int = 32;
 const SO_RCVBUFFORCE: libc::c_int = 33;
 
 /// Default socket buffer request: a window of 256 jumbo frames with kernel overhead.
 pub const DEFAULT_SOCKET_BUFFER: usize = 8 << 20;
-
-/// How PACKET_FANOUT spreads frames over the sockets of one fanout group.
-///
-/// For AoE use [`FanoutMode::LoadBalance`] or [`FanoutMode::Cpu`]. [`FanoutMode::Hash`]
-/// hashes the flow (IP addresses and ports); an AoE frame (ethertype 0x88A2) has none, so
-/// every AoE frame hashes alike and lands on one socket: it does **not** spread AoE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FanoutMode {
-    /// `PACKET_FANOUT_HASH`: by flow hash. Does not spread AoE traffic (see above).
-    Hash,
-    /// `PACKET_FANOUT_LB`: round robin over the group's sockets.
-    LoadBalance,
-    /// `PACKET_FANOUT_CPU`: by the CPU the frame arrived on (follows RSS/RPS steering).
-    Cpu,
-}
-
-impl FanoutMode {
-    fn raw(self) -> u32 {
-        match self {
-            FanoutMode::Hash => PACKET_FANOUT_HASH,
-            FanoutMode::LoadBalance => PACKET_FANOUT_LB,
-            FanoutMode::Cpu => PACKET_FANOUT_CPU,
-        }
-    }
-}
 
 /// Options for [`PacketSocket::open_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,15 +249,31 @@ impl PacketSocket {
 
     /// Join PACKET_FANOUT group `group` (per network namespace) with `mode`. Every socket of
     /// a group must be bound to the same interface and ethertype and use the same mode.
-    /// See [`FanoutMode`]: use `LoadBalance` or `Cpu` for AoE, `Hash` does not spread it.
+    /// See [`FanoutMode`]: an AoE target wants `BySourceMac`; `Hash` does not spread AoE.
     pub fn join_fanout(&self, group: u16, mode: FanoutMode) -> io::Result<()> {
         let arg: u32 = u32::from(group) | (mode.raw() << 16);
-        setsockopt(&self.fd, SOL_PACKET, PACKET_FANOUT, &arg).map_err(|e| {
+        let context = |what: &str, e: io::Error| {
             io::Error::new(
                 e.kind(),
-                format!("PACKET_FANOUT group {group} on {}: {e}", self.iface.name),
+                format!("{what} group {group} on {}: {e}", self.iface.name),
             )
-        })
+        };
+        setsockopt(&self.fd, SOL_PACKET, PACKET_FANOUT, &arg)
+            .map_err(|e| context("PACKET_FANOUT", e))?;
+        if let Some(prog) = mode.program() {
+            // The group has one program; every member sets the same one, so a
+            // frame that arrives between two joins still meets this program
+            // (until the first member sets it, the kernel sends all to member 0).
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_ptr().cast_mut(),
+            };
+            // The kernel copies `len` instructions from `filter` during the call and
+            // never writes through the pointer; `prog` is 'static.
+            setsockopt(&self.fd, SOL_PACKET, PACKET_FANOUT_DATA, &fprog)
+                .map_err(|e| context("PACKET_FANOUT_DATA", e))?;
+        }
+        Ok(())
     }
 
     /// Cumulative kernel counters (reads PACKET_STATISTICS, which resets the kernel's copy,
@@ -503,13 +493,6 @@ fn set_buffer(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fanout_modes_match_kernel_values() {
-        assert_eq!(FanoutMode::Hash.raw(), 0);
-        assert_eq!(FanoutMode::LoadBalance.raw(), 1);
-        assert_eq!(FanoutMode::Cpu.raw(), 2);
-    }
 
     #[test]
     fn missing_interface_is_a_clear_error() {

@@ -246,8 +246,11 @@ fn receive_resumes_after_buffers_run_out() {
     });
 }
 
-/// Frames spread by a PACKET_FANOUT group over two sockets, each on its own ring.
-fn fanout_split(mode: aoe_uring::FanoutMode) -> (usize, usize) {
+/// Frames spread by a PACKET_FANOUT group over two sockets, each on its own
+/// ring: 200 frames whose source MACs cycle through `srcs`; the source MACs
+/// each socket received, in order.
+fn fanout_split(mode: aoe_uring::FanoutMode, srcs: &[[u8; 6]]) -> [Vec<[u8; 6]>; 2] {
+    let srcs = srcs.to_vec();
     in_veth_pair("ring-net", 1500, move || {
         let tx = PacketSocket::open(Lab::VETH_A).unwrap();
         let mut rings: Vec<Ring> = (0..2).map(|_| Ring::new().unwrap()).collect();
@@ -260,40 +263,64 @@ fn fanout_split(mode: aoe_uring::FanoutMode) -> (usize, usize) {
             ring.add_socket(s).unwrap();
             ring.submit().unwrap();
         }
-        const N: u32 = 200;
+        const N: usize = 200;
         for seq in 0..N {
-            tx.send_blocking(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 100))
+            let src = srcs[seq % srcs.len()];
+            tx.send_blocking(&frame(mac_b, src, ETH_P_AOE, seq as u32, 100))
                 .unwrap();
         }
-        let mut counts = [0usize; 2];
+        let mut got: [Vec<[u8; 6]>; 2] = Default::default();
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut events = Vec::new();
-        while counts.iter().sum::<usize>() < N as usize && Instant::now() < deadline {
+        while got.iter().map(Vec::len).sum::<usize>() < N && Instant::now() < deadline {
             for (i, ring) in rings.iter_mut().enumerate() {
                 ring.wait(Some(Duration::from_millis(10)), &mut events)
                     .unwrap();
                 for ev in events.drain(..) {
                     if let Completion::Frame { buf, .. } = ev {
-                        counts[i] += 1;
+                        got[i].push(ring.frame(&buf)[6..12].try_into().unwrap());
                         ring.recycle(buf);
                     }
                 }
             }
         }
-        assert_eq!(counts.iter().sum::<usize>(), N as usize);
-        (counts[0], counts[1])
+        assert_eq!(got.iter().map(Vec::len).sum::<usize>(), N);
+        got
     })
 }
 
 #[test]
 fn fanout_lb_spreads_aoe_and_hash_does_not() {
-    let (x, y) = fanout_split(aoe_uring::FanoutMode::LoadBalance);
-    assert_eq!((x, y), (100, 100), "round robin over two sockets");
-    let (x, y) = fanout_split(aoe_uring::FanoutMode::Hash);
-    assert!(
-        x == 0 || y == 0,
-        "hash puts every AoE frame on one socket: {x}/{y}"
+    let one = [[0x02, 0, 0, 0, 0, 1]];
+    let [x, y] = fanout_split(aoe_uring::FanoutMode::LoadBalance, &one);
+    assert_eq!(
+        (x.len(), y.len()),
+        (100, 100),
+        "round robin over two sockets"
     );
+    let [x, y] = fanout_split(aoe_uring::FanoutMode::Hash, &one);
+    assert!(
+        x.is_empty() || y.is_empty(),
+        "hash puts every AoE frame on one socket: {}/{}",
+        x.len(),
+        y.len()
+    );
+}
+
+/// Each sender stays on one socket, and two senders whose MACs differ in one
+/// bit (their byte XOR differs in bit 0) spread over both.
+#[test]
+fn fanout_by_source_mac_keeps_each_sender_on_one_socket() {
+    let two = [[0x02, 0, 0, 0, 0, 1], [0x02, 0, 0, 0, 0, 2]];
+    let got = fanout_split(aoe_uring::FanoutMode::BySourceMac, &two);
+    for (i, macs) in got.iter().enumerate() {
+        assert_eq!(macs.len(), 100, "socket {i}: {macs:02x?}");
+        assert!(
+            macs.iter().all(|m| *m == macs[0]),
+            "socket {i} got frames of two senders: {macs:02x?}"
+        );
+    }
+    assert_ne!(got[0][0], got[1][0]);
 }
 
 #[test]

@@ -68,7 +68,11 @@ pub(crate) struct Args {
     /// Where config string, mask list, reservations and serial are kept.
     #[arg(long, default_value = "/var/lib/aoeraid/serve")]
     pub state_dir: PathBuf,
-    /// Worker threads (each with its own io_uring; frames spread by PACKET_FANOUT_LB).
+    /// Worker threads, each with its own io_uring. Frames are spread by a hash of the
+    /// client's MAC, so each client is served by one worker in arrival order. Two
+    /// clients on different workers get no per-sector atomicity between them: a read of
+    /// a sector another client is writing at that moment may return part of each.
+    /// Clients sharing sectors (e.g. GFS2) should keep the default of 1.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Time between store size checks (growth → announcement), e.g. 2s; SIGHUP checks at once.

@@ -32,13 +32,27 @@
 //! spent in the kernel's packet receive/send paths, so the frames
 //! themselves have to be spread. Each of N worker threads owns a `Ring`
 //! and opens its own AF_PACKET socket on every interface; the sockets of
-//! one interface join a `PACKET_FANOUT_LB` group, so the kernel deals frames
-//! round robin to the workers. (`PACKET_FANOUT_HASH` would not spread AoE:
-//! the flow hash covers IP addresses/ports, which 0x88A2 frames lack, so
-//! every frame lands on one socket. `PACKET_FANOUT_CPU` is the better choice
-//! on NICs with several RSS queues.) AoE requests are independent and
-//! replies are matched by tag, so a client's requests may be answered by
-//! different workers in any order. What must be common — config string,
+//! one interface join a fanout group whose classic BPF program hashes the
+//! source MAC ([`aoe_uring::FanoutMode::BySourceMac`]), so each client's frames reach
+//! one worker, in arrival order, and different clients spread. A client's
+//! requests must not be split: when Linux retransmits a write under a new
+//! tag, round robin (`PACKET_FANOUT_LB`) could hand the two copies to two
+//! workers, acknowledge the newer copy first and let the older one land
+//! after the client's next write to that sector — a lost acknowledged write.
+//! (`PACKET_FANOUT_HASH` would not spread AoE at all: the flow hash covers
+//! IP addresses/ports, which 0x88A2 frames lack.)
+//!
+//! Not given across workers: per-sector atomicity between two *clients*.
+//! A read by one client of a sector another client is writing at that
+//! moment, served by two workers, can return part of each on a page-cache
+//! store (a buffered read and write in two threads are two unlocked
+//! copies). Clients that share sectors (a cluster file system) and rely on
+//! it run one worker (the default): it issues every request from one thread
+//! in arrival order, and the two-client stress test in `tests/target_lab.rs`
+//! finds no torn read there.
+//! AoE replies are matched by tag, so workers answer in any order.
+//!
+//! What must be common — config string,
 //! mask list, reservations, size — lives in one
 //! [`aoe_target::SharedExport`] per export: read-mostly, a generation number
 //! checked per frame, a mutex only for the rare control-plane change. Each

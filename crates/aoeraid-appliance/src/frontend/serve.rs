@@ -186,7 +186,7 @@ impl Worker {
         if let Some(base) = self.fanout {
             sock.join_fanout(
                 base.wrapping_add(cat.name_index(name)),
-                FanoutMode::LoadBalance,
+                FanoutMode::BySourceMac,
             )
             .with_context(|| format!("PACKET_FANOUT on {name}"))?;
         }
