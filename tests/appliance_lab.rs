@@ -4,7 +4,10 @@
 
 use aoeraid_lab as lab;
 
-use lab::{metric, metric_sum, Appliance, Array, BladeSpec, Config, Lab, Level, Volume};
+use lab::{
+    metric, metric_sum, Appliance, Array, BladeSpec, Config, Direction, Impairment, Lab, Level,
+    Volume,
+};
 use std::time::Duration;
 
 const AOERAID: &str = env!("CARGO_BIN_EXE_aoeraid");
@@ -325,6 +328,15 @@ fn raid6_two_members_killed_under_verify() {
     .spare_group("spares", &["e0.2", "e1.2"]);
     let mut app = Appliance::new(AOERAID, "raid6", 9000, &blades, config);
     app.create_and_start();
+    // Members at 80 Mbit/s each: the verify's write and read passes take
+    // about 10 s whatever the box's speed, so both kills land inside it (the
+    // spares stay fast for the rebuilds).
+    for (shelf, slot) in [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)] {
+        app.lab
+            .blade(shelf, slot)
+            .impair(Direction::Both, &Impairment::rate_mbit(80))
+            .expect("rate-limit member");
+    }
     let mut bench = app.spawn_bench("verify-under-two-failures", "verify", 240 * MIB, &[]);
     std::thread::sleep(Duration::from_secs(2));
     app.lab.blade(0, 0).kill().expect("kill e0.0");
