@@ -75,37 +75,21 @@ pub(crate) fn config(layout: SimLayout, rng: &mut Rng, integrity: bool) -> Confi
             }
         )
     };
+    // The volume's arrays: (level, members, in the spare group).
+    let volume_arrays: &[(&str, usize, bool)] = match layout {
+        SimLayout::Raid0 => &[("raid0", 3, false)],
+        SimLayout::Raid1 => &[("raid1", 2 + rng.below(2) as usize, true)],
+        SimLayout::Raid10 => &[("raid10", 4, true)],
+        SimLayout::Raid5 => &[("raid5", 4, true)],
+        SimLayout::Raid6 => &[("raid6", 4 + rng.below(2) as usize, true)],
+        SimLayout::Concat => &[("raid1", 2, true), ("raid5", 3, true)],
+    };
     let mut arrays = String::new();
     let mut names = Vec::new();
-    match layout {
-        SimLayout::Raid0 => {
-            arrays += &array("a0", "raid0", blades(3), false);
-            names.push("a0");
-        }
-        SimLayout::Raid1 => {
-            let n = 2 + rng.below(2) as usize;
-            arrays += &array("a0", "raid1", blades(n), true);
-            names.push("a0");
-        }
-        SimLayout::Raid10 => {
-            arrays += &array("a0", "raid10", blades(4), true);
-            names.push("a0");
-        }
-        SimLayout::Raid5 => {
-            arrays += &array("a0", "raid5", blades(4), true);
-            names.push("a0");
-        }
-        SimLayout::Raid6 => {
-            let n = 4 + rng.below(2) as usize;
-            arrays += &array("a0", "raid6", blades(n), true);
-            names.push("a0");
-        }
-        SimLayout::Concat => {
-            arrays += &array("a0", "raid1", blades(2), true);
-            arrays += &array("a1", "raid5", blades(3), true);
-            names.push("a0");
-            names.push("a1");
-        }
+    for (i, &(level, n, group)) in volume_arrays.iter().enumerate() {
+        let name = format!("a{i}");
+        arrays += &array(&name, level, blades(n), group);
+        names.push(name);
     }
     arrays += &array(GROW_ARRAY, "raid1", blades(2), true);
     let spares = blades(1);
