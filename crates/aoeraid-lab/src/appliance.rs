@@ -14,6 +14,10 @@ use crate::{write_script, BladeSpec, Daemon, Lab, Proc, RawClient, Segment};
 /// Where the daemon serves /metrics: its own loopback in the lab namespace,
 /// so every lab can use the same port.
 const METRICS_LISTEN: &str = "127.0.0.1:9720";
+/// The same for a [`Peer`].
+const PEER_METRICS_LISTEN: &str = "127.0.0.1:9721";
+/// How long a starting daemon may take to answer `status`.
+const START_LIMIT: Duration = Duration::from_secs(30);
 
 pub struct Appliance {
     pub lab: Lab,
@@ -125,15 +129,46 @@ impl Appliance {
 
     /// `aoeraid run`, returning once it answers `status` (30 s at most).
     pub fn start(&mut self) {
-        self.daemon = Some(Daemon::run(&self.lab, &self.bin, &self.cfg));
-        let t = Instant::now();
-        while self.status_json().is_none() {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "daemon did not come up: {}",
-                self.daemon().log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
+        let d = Daemon::run(&self.lab, &self.bin, &self.cfg);
+        wait_answering(&self.lab, &self.bin, &self.cfg, &d);
+        self.daemon = Some(d);
+    }
+
+    /// The running daemon, taken out of the fixture (to kill it from a
+    /// guest's event hook while the lab is borrowed).
+    pub fn take_daemon(&mut self) -> Daemon {
+        self.daemon.take().expect("daemon running")
+    }
+
+    /// A second appliance on the same blades, as the standby of an HA pair:
+    /// its own back-end and front-end ports on the same two segments, and
+    /// `appliance-peer.yaml`, the same YAML but for what is local to a box
+    /// (its interfaces, `state_dir`, control socket, /metrics address).
+    pub fn add_peer(&self) -> Peer {
+        let back = self
+            .lab
+            .add_initiator_port(&Segment::BACK)
+            .expect("peer back port");
+        let front = self.lab.add_front_port().expect("peer front port");
+        let dir = self.lab.dir().join("peer");
+        let mut config = self.config.clone();
+        let a = &mut config.appliance;
+        a.state_dir = Some(dir.join("state"));
+        a.control_socket = Some(dir.join("ctl.sock"));
+        a.metrics_listen = Some(PEER_METRICS_LISTEN.into());
+        config.backend.interfaces = vec![back];
+        config.frontend.interfaces = vec![front.clone()];
+        let cfg = self
+            .lab
+            .write_file("appliance-peer.yaml", &config.to_yaml())
+            .expect("appliance-peer.yaml")
+            .display()
+            .to_string();
+        Peer {
+            cfg,
+            front,
+            bin: self.bin.clone(),
+            daemon: None,
         }
     }
 
@@ -162,12 +197,7 @@ impl Appliance {
 
     /// `aoeraid status --json`, or None while the daemon does not answer.
     pub fn status_json(&self) -> Option<serde_json::Value> {
-        let (ok, out) = self.aoeraid(&["status", "--json", "--config", &self.cfg]);
-        if !ok {
-            return None;
-        }
-        let v: serde_json::Value = serde_json::from_str(&out).ok()?;
-        Some(v.get("status").cloned().unwrap_or(v))
+        status_of(&self.lab, &self.bin, &self.cfg)
     }
 
     /// Sectors of the first volume as `status` reports them.
@@ -318,4 +348,67 @@ pub fn metric_sum(metrics: &str, name: &str, label: &str) -> u64 {
         .filter(|l| l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
+}
+
+/// `aoeraid status --json` of the appliance configured by `cfg`, or None
+/// while it does not answer.
+fn status_of(lab: &Lab, bin: &str, cfg: &str) -> Option<serde_json::Value> {
+    let (ok, out) = lab.outcome(bin, &["status", "--json", "--config", cfg]);
+    if !ok {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    Some(v.get("status").cloned().unwrap_or(v))
+}
+
+/// Polls `status` until the daemon answers ([`START_LIMIT`] at most, then
+/// panics with its log); how long that took.
+fn wait_answering(lab: &Lab, bin: &str, cfg: &str, d: &Daemon) -> Duration {
+    let t = Instant::now();
+    while status_of(lab, bin, cfg).is_none() {
+        assert!(
+            t.elapsed() < START_LIMIT,
+            "daemon did not come up: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t.elapsed()
+}
+
+/// The other appliance of an HA pair ([`Appliance::add_peer`]).
+pub struct Peer {
+    /// Its `appliance-peer.yaml`.
+    pub cfg: String,
+    /// Its front-end port.
+    pub front: String,
+    bin: String,
+    daemon: Option<Daemon>,
+}
+
+impl Peer {
+    /// `aoeraid run` of this box; how long until it answered `status`.
+    pub fn start(&mut self, lab: &Lab) -> Duration {
+        let d = Daemon::run(lab, &self.bin, &self.cfg);
+        let took = wait_answering(lab, &self.bin, &self.cfg, &d);
+        self.daemon = Some(d);
+        took
+    }
+
+    /// `aoeraid status --json` of this box, or None while it does not answer.
+    pub fn status_json(&self, lab: &Lab) -> Option<serde_json::Value> {
+        status_of(lab, &self.bin, &self.cfg)
+    }
+
+    /// The running daemon; panics if none runs (a test bug).
+    pub fn daemon(&mut self) -> &mut Daemon {
+        self.daemon.as_mut().expect("peer running")
+    }
+
+    /// SIGTERM: clean exit and arrays marked clean asserted; returns the log.
+    pub fn stop(&mut self) -> String {
+        let log = self.daemon.take().expect("peer running").stop();
+        assert!(log.contains("arrays marked clean"), "{log}");
+        log
+    }
 }

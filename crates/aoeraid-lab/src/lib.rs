@@ -25,7 +25,7 @@ mod relay;
 mod sh;
 mod tempdir;
 
-pub use appliance::{metric, metric_sum, Appliance};
+pub use appliance::{metric, metric_sum, Appliance, Peer};
 pub use blade::{Blade, BladeSpec};
 pub use capture::{Capture, CaptureFile, CaptureSummary};
 pub use client::{assert_fsck_clean, ClientResult, ClientSpec, GuestControl, Outcome, Workload};

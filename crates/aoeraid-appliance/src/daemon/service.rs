@@ -6,6 +6,7 @@ use super::assemble::{assemble_array, spare_is_blank};
 use super::create::random_uuid;
 use super::datapath::{Cmd, DataPath, FrontSockets, IoMetrics};
 use super::members::Devices;
+use super::records::newest_record;
 use crate::config::{self, MemberAddr, Rate};
 use crate::control::sdnotify::{watchdog_interval, Notifier};
 use crate::control::status::Status;
@@ -281,8 +282,27 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
         };
         let vs = cfg.volume(&v.name).expect("configured volume");
         let sf = Arc::new(StateFile::new(&cfg.appliance.state_dir, shelf, slot));
-        let mut st: ExportState = sf.load_or_new()?;
-        st.mask = vs.allow.iter().map(|m| aoe_wire::Mac(m.0)).collect();
+        // The members are the truth (the other appliance of a pair may have
+        // saved there last); the state file is this box's cache of it.
+        let found = newest_record(&mut dev, v, shelf, slot)?;
+        let mask: Vec<Mac> = vs.allow.iter().map(|m| Mac(m.0)).collect();
+        let mut st: ExportState = match &found {
+            Some(r) => {
+                events::log_line(
+                    6,
+                    &format!(
+                        "e{shelf}.{slot}: export state from record {} on the members; reserve list [{}]",
+                        r.seq,
+                        r.reserve.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(",")
+                    ),
+                );
+                r.state(mask)
+            }
+            None => ExportState {
+                mask,
+                ..sf.load_or_new()?
+            },
+        };
         if let Some(c) = &vs.config_string {
             st.config = c.as_bytes().to_vec();
         }
@@ -294,6 +314,7 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             read_only: v.read_only,
             shared: SharedExport::new(st, sectors),
             volume: i,
+            next_record: found.map_or(1, |r| r.seq + 1),
         });
         state_files.push(sf);
     }
