@@ -210,8 +210,8 @@ pub fn render(s: &Status, terminal: bool) -> String {
     if !s.blades.is_empty() {
         let _ = writeln!(
             out,
-            "\nblades\n  {:<12} {:<5} {:>10} {:>11} {:>9} {:>11}  {}",
-            "blade", "state", "rtt", "retransmits", "timeouts", "outstanding", "reservation"
+            "\nblades\n  {:<12} {:<5} {:>10} {:>11} {:>9} {:>11}  reservation",
+            "blade", "state", "rtt", "retransmits", "timeouts", "outstanding"
         );
         for b in &s.blades {
             let _ = writeln!(

@@ -73,8 +73,11 @@ impl Core {
                     continue;
                 };
                 (b.reservation, b.reserved_by) = match claim {
-                    Claim::Held => (Some(Reservation::Held), Vec::new()),
-                    Claim::Asserting { .. } | Claim::Pending => {
+                    // The periodic Set of a held blade does not make it less held.
+                    Claim::Held | Claim::Asserting { rejoin: false } => {
+                        (Some(Reservation::Held), Vec::new())
+                    }
+                    Claim::Asserting { rejoin: true } | Claim::Pending => {
                         (Some(Reservation::Asserting), Vec::new())
                     }
                     Claim::Lost { holders } => (
