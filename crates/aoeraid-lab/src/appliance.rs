@@ -132,6 +132,10 @@ impl Appliance {
     pub fn cfg(&self) -> &str {
         &self.cfg
     }
+    /// The `aoeraid` under test.
+    pub fn bin(&self) -> &str {
+        &self.bin
+    }
     pub fn config(&self) -> &Config {
         &self.config
     }

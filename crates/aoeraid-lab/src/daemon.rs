@@ -16,12 +16,7 @@ impl Lab {
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("run {program}: {e}"));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        (out.status.success(), super::sh::combined(&out))
     }
 
     /// Starts `aoeraid serve` (binary `bin`) in the namespace, exporting
