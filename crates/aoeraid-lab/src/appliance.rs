@@ -2,10 +2,12 @@
 //! initiator port on the back segment, its target port and a client port on
 //! the front segment, `appliance.yaml` written from a typed [`Config`], and
 //! `aoeraid run` with the helpers every appliance test polls it through
-//! (status, metrics, events, bench, grow, reload).
+//! (status, metrics, events, bench, grow, reload). [`Appliance::peer`] adds a
+//! second appliance on the same blades and segments (an HA pair).
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Array, Config, Volume};
@@ -14,19 +16,17 @@ use crate::{write_script, BladeSpec, Daemon, Lab, Proc, RawClient, Segment};
 /// Where the daemon serves /metrics: its own loopback in the lab namespace,
 /// so every lab can use the same port.
 const METRICS_LISTEN: &str = "127.0.0.1:9720";
-/// The same for a [`Peer`].
-const PEER_METRICS_LISTEN: &str = "127.0.0.1:9721";
-/// How long a starting daemon may take to answer `status`.
-const START_LIMIT: Duration = Duration::from_secs(30);
 
 pub struct Appliance {
-    pub lab: Lab,
+    /// Shared by the appliances of one lab ([`Appliance::peer`]).
+    pub lab: Arc<Lab>,
     /// The client's port on the front segment (`bench`, the raw client).
     pub client: String,
     bin: String,
     config: Config,
     cfg: String,
     events: PathBuf,
+    metrics_listen: String,
     daemon: Option<Daemon>,
 }
 
@@ -37,34 +37,50 @@ impl Appliance {
     /// control socket and an event program recording into `events()` in the
     /// lab dir, /metrics on the namespace's loopback, blades dead after 2 s.
     /// `bin` is the `aoeraid` under test.
-    pub fn new(
+    pub fn new(bin: &str, test: &str, mtu: u32, blades: &[BladeSpec], config: Config) -> Appliance {
+        let lab = Lab::with_blades(test, mtu, blades).expect("lab");
+        let client = lab.add_port(&Segment::FRONT, "cli").expect("client port");
+        Appliance::on(Arc::new(lab), bin, "lab", METRICS_LISTEN, client, config)
+    }
+
+    /// An appliance named `name` in `lab`: its own back-end and front-end ports
+    /// and, under the lab directory, its own `NAME.yaml`, state directory,
+    /// control socket and event log (`lab` keeps the names of the first one).
+    fn on(
+        lab: Arc<Lab>,
         bin: &str,
-        test: &str,
-        mtu: u32,
-        blades: &[BladeSpec],
+        name: &str,
+        metrics_listen: &str,
+        client: String,
         mut config: Config,
     ) -> Appliance {
-        let lab = Lab::with_blades(test, mtu, blades).expect("lab");
         let back = lab.add_initiator_port(&Segment::BACK).expect("back port");
         let front = lab.add_front_port().expect("front port");
-        let client = lab.add_port(&Segment::FRONT, "cli").expect("client port");
         let dir = lab.dir().to_path_buf();
-        let events = dir.join("events.log");
-        let prog = dir.join("on-event");
+        let local = |file: &str| match name {
+            "lab" => dir.join(file),
+            _ => dir.join(format!("{name}-{file}")),
+        };
+        let events = local("events.log");
+        let prog = local("on-event");
         write_script(&prog, &format!("echo \"$@\" >> {}", events.display()))
             .expect("event program");
         let a = &mut config.appliance;
-        a.name = "lab".into();
-        a.state_dir = Some(dir.join("state"));
-        a.control_socket = Some(dir.join("ctl.sock"));
-        a.metrics_listen = Some(METRICS_LISTEN.into());
+        a.name = name.into();
+        a.state_dir = Some(local("state"));
+        a.control_socket = Some(local("ctl.sock"));
+        a.metrics_listen = Some(metrics_listen.into());
         a.event_program = Some(prog);
         config.backend.interfaces = vec![back];
         config.backend.dead_after.get_or_insert_with(|| "2s".into());
         config.frontend.interfaces = vec![front];
+        let yaml = match name {
+            "lab" => "appliance.yaml".to_string(),
+            _ => format!("{name}.yaml"),
+        };
         let cfg = lab
-            .write_file("appliance.yaml", &config.to_yaml())
-            .expect("appliance.yaml")
+            .write_file(&yaml, &config.to_yaml())
+            .expect("appliance yaml")
             .display()
             .to_string();
         Appliance {
@@ -74,8 +90,25 @@ impl Appliance {
             config,
             cfg,
             events,
+            metrics_listen: metrics_listen.to_string(),
             daemon: None,
         }
+    }
+
+    /// A second appliance `name` on the same blades and segments, with the same
+    /// arrays, volumes and exports (one YAML apart from what is local to a box:
+    /// its interfaces, state directory, control socket, event log and /metrics
+    /// port, `9721` for the first peer…), sharing the client port. Not started.
+    pub fn peer(&self, name: &str, metrics_port: u16) -> Appliance {
+        let (host, _) = METRICS_LISTEN.split_once(':').expect("host:port");
+        Appliance::on(
+            self.lab.clone(),
+            &self.bin,
+            name,
+            &format!("{host}:{metrics_port}"),
+            self.client.clone(),
+            self.config.clone(),
+        )
     }
 
     /// The tests' usual appliance: blades e0.0 and e1.0 of `blade_bytes` each at MTU
@@ -98,6 +131,10 @@ impl Appliance {
     /// The path of `appliance.yaml`.
     pub fn cfg(&self) -> &str {
         &self.cfg
+    }
+    /// The `aoeraid` under test.
+    pub fn bin(&self) -> &str {
+        &self.bin
     }
     pub fn config(&self) -> &Config {
         &self.config
@@ -129,46 +166,21 @@ impl Appliance {
 
     /// `aoeraid run`, returning once it answers `status` (30 s at most).
     pub fn start(&mut self) {
-        let d = Daemon::run(&self.lab, &self.bin, &self.cfg);
-        wait_answering(&self.lab, &self.bin, &self.cfg, &d);
-        self.daemon = Some(d);
+        self.start_with(&[]);
     }
 
-    /// The running daemon, taken out of the fixture (to kill it from a
-    /// guest's event hook while the lab is borrowed).
-    pub fn take_daemon(&mut self) -> Daemon {
-        self.daemon.take().expect("daemon running")
-    }
-
-    /// A second appliance on the same blades, as the standby of an HA pair:
-    /// its own back-end and front-end ports on the same two segments, and
-    /// `appliance-peer.yaml`, the same YAML but for what is local to a box
-    /// (its interfaces, `state_dir`, control socket, /metrics address).
-    pub fn add_peer(&self) -> Peer {
-        let back = self
-            .lab
-            .add_initiator_port(&Segment::BACK)
-            .expect("peer back port");
-        let front = self.lab.add_front_port().expect("peer front port");
-        let dir = self.lab.dir().join("peer");
-        let mut config = self.config.clone();
-        let a = &mut config.appliance;
-        a.state_dir = Some(dir.join("state"));
-        a.control_socket = Some(dir.join("ctl.sock"));
-        a.metrics_listen = Some(PEER_METRICS_LISTEN.into());
-        config.backend.interfaces = vec![back];
-        config.frontend.interfaces = vec![front.clone()];
-        let cfg = self
-            .lab
-            .write_file("appliance-peer.yaml", &config.to_yaml())
-            .expect("appliance-peer.yaml")
-            .display()
-            .to_string();
-        Peer {
-            cfg,
-            front,
-            bin: self.bin.clone(),
-            daemon: None,
+    /// `aoeraid run --config CFG EXTRA…` (e.g. `--takeover`), returning once it
+    /// answers `status` (30 s at most).
+    pub fn start_with(&mut self, extra: &[&str]) {
+        self.daemon = Some(Daemon::run_with(&self.lab, &self.bin, &self.cfg, extra));
+        let t = Instant::now();
+        while self.status_json().is_none() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "daemon did not come up: {}",
+                self.daemon().log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -195,9 +207,27 @@ impl Appliance {
         self.daemon.take().expect("daemon running").kill()
     }
 
+    /// `aoeraid run --config CFG EXTRA…` expected to give up at start: its exit
+    /// status (None if still running after `limit`; it is then killed) and log.
+    pub fn run_to_exit(&self, extra: &[&str], limit: Duration) -> (Option<ExitStatus>, String) {
+        let mut c = self.cmd();
+        c.args(["run", "--config", &self.cfg]).args(extra);
+        let mut p = self.lab.spawn("aoeraid-run", c).expect("spawn aoeraid run");
+        let st = p.wait_timeout(limit).expect("wait");
+        if st.is_none() {
+            let _ = p.kill();
+        }
+        (st, p.log())
+    }
+
     /// `aoeraid status --json`, or None while the daemon does not answer.
     pub fn status_json(&self) -> Option<serde_json::Value> {
-        status_of(&self.lab, &self.bin, &self.cfg)
+        let (ok, out) = self.aoeraid(&["status", "--json", "--config", &self.cfg]);
+        if !ok {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+        Some(v.get("status").cloned().unwrap_or(v))
     }
 
     /// Sectors of the first volume as `status` reports them.
@@ -317,7 +347,7 @@ impl Appliance {
 
     /// The daemon's /metrics text (empty if it does not answer).
     pub fn metrics(&self) -> String {
-        let (host, port) = METRICS_LISTEN.split_once(':').expect("host:port");
+        let (host, port) = self.metrics_listen.split_once(':').expect("host:port");
         let script = format!(
             "exec 3<>/dev/tcp/{host}/{port}; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
         );
@@ -348,67 +378,4 @@ pub fn metric_sum(metrics: &str, name: &str, label: &str) -> u64 {
         .filter(|l| l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
-}
-
-/// `aoeraid status --json` of the appliance configured by `cfg`, or None
-/// while it does not answer.
-fn status_of(lab: &Lab, bin: &str, cfg: &str) -> Option<serde_json::Value> {
-    let (ok, out) = lab.outcome(bin, &["status", "--json", "--config", cfg]);
-    if !ok {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
-    Some(v.get("status").cloned().unwrap_or(v))
-}
-
-/// Polls `status` until the daemon answers ([`START_LIMIT`] at most, then
-/// panics with its log); how long that took.
-fn wait_answering(lab: &Lab, bin: &str, cfg: &str, d: &Daemon) -> Duration {
-    let t = Instant::now();
-    while status_of(lab, bin, cfg).is_none() {
-        assert!(
-            t.elapsed() < START_LIMIT,
-            "daemon did not come up: {}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    t.elapsed()
-}
-
-/// The other appliance of an HA pair ([`Appliance::add_peer`]).
-pub struct Peer {
-    /// Its `appliance-peer.yaml`.
-    pub cfg: String,
-    /// Its front-end port.
-    pub front: String,
-    bin: String,
-    daemon: Option<Daemon>,
-}
-
-impl Peer {
-    /// `aoeraid run` of this box; how long until it answered `status`.
-    pub fn start(&mut self, lab: &Lab) -> Duration {
-        let d = Daemon::run(lab, &self.bin, &self.cfg);
-        let took = wait_answering(lab, &self.bin, &self.cfg, &d);
-        self.daemon = Some(d);
-        took
-    }
-
-    /// `aoeraid status --json` of this box, or None while it does not answer.
-    pub fn status_json(&self, lab: &Lab) -> Option<serde_json::Value> {
-        status_of(lab, &self.bin, &self.cfg)
-    }
-
-    /// The running daemon; panics if none runs (a test bug).
-    pub fn daemon(&mut self) -> &mut Daemon {
-        self.daemon.as_mut().expect("peer running")
-    }
-
-    /// SIGTERM: clean exit and arrays marked clean asserted; returns the log.
-    pub fn stop(&mut self) -> String {
-        let log = self.daemon.take().expect("peer running").stop();
-        assert!(log.contains("arrays marked clean"), "{log}");
-        log
-    }
 }
