@@ -16,12 +16,9 @@
 #      TAKEOVER_FILE_KB (default 128), TAKEOVER_MAX_FILES (default 600)
 . /lib/realclient/common.sh
 set -u
-SECS=${TAKEOVER_S:-60}
-QUIET=${TAKEOVER_QUIET_S:-5}
-KB=${TAKEOVER_FILE_KB:-128}
-MAX=${TAKEOVER_MAX_FILES:-600}
-MNT=/mnt/aoe
 [ "${AOE_GUEST_COUNT:-1}" -gt 1 ] && skip "takeover needs the device alone"
+: "${TAKEOVER_S:=60}" "${TAKEOVER_QUIET_S:=5}" "${TAKEOVER_FILE_KB:=128}" "${TAKEOVER_MAX_FILES:=600}"
+MNT=/mnt/aoe
 mkdir -p "$MNT"
 cleanup_fail() { umount "$MNT" 2>/dev/null; fail "$@"; }
 io_errors() {
@@ -32,7 +29,7 @@ mkfs.ext4 -F -q -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$AOE_DEV" \
     > /tmp/mkfs.log 2>&1 || { cat /tmp/mkfs.log; fail "mkfs.ext4 failed"; }
 mount -t ext4 "$AOE_DEV" "$MNT" || fail "mount after mkfs failed"
 mkdir -p "$MNT/w"
-dd if=/dev/urandom of=/tmp/block bs=1K count="$KB" 2>/dev/null
+dd if=/dev/urandom of=/tmp/block bs=1K count="$TAKEOVER_FILE_KB" 2>/dev/null
 
 : > /tmp/sums
 start=$(now)
@@ -42,16 +39,16 @@ event_at=""
 max_gap=0
 gap_at=0
 i=0
-while [ "$i" -lt "$MAX" ]; do
+while [ "$i" -lt "$TAKEOVER_MAX_FILES" ]; do
     t=$(now)
-    [ "$(elapsed "$start" "$t" | cut -d. -f1)" -ge "$SECS" ] && break
-    if [ -z "$said" ] && [ "$(elapsed "$start" "$t" | cut -d. -f1)" -ge "$QUIET" ]; then
+    [ "$(elapsed "$start" "$t" | cut -d. -f1)" -ge "$TAKEOVER_S" ] && break
+    if [ -z "$said" ] && [ "$(elapsed "$start" "$t" | cut -d. -f1)" -ge "$TAKEOVER_QUIET_S" ]; then
         event "takeover-writing"
         said=1
         event_at=$t
     fi
     f=$(printf '%s/w/f%05d' "$MNT" "$i")
-    { printf 'file %05d written at %s\n' "$i" "$t"; cat /tmp/block; } | head -c $((KB * 1024)) > /tmp/next
+    { printf 'file %05d written at %s\n' "$i" "$t"; cat /tmp/block; } | head -c $((TAKEOVER_FILE_KB * 1024)) > /tmp/next
     dd if=/tmp/next of="$f" bs=64K conv=fsync 2>/tmp/dd.err ||
         { cat /tmp/dd.err; cleanup_fail "writing file $i failed"; }
     sum=$(md5sum < /tmp/next | cut -d' ' -f1)
@@ -71,7 +68,7 @@ done
 metric files "$i"
 metric max_gap_s "$max_gap"
 metric gap_at_s "$(elapsed "$event_at" "$gap_at")"
-info "$i files of ${KB} KiB; longest gap ${max_gap}s, $(elapsed "$event_at" "$gap_at")s after the event"
+info "$i files of ${TAKEOVER_FILE_KB} KiB; longest gap ${max_gap}s, $(elapsed "$event_at" "$gap_at")s after the event"
 e=$(io_errors)
 [ -z "$e" ] || { echo "$e"; cleanup_fail "the kernel logged I/O errors"; }
 
