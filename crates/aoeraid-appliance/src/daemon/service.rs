@@ -490,12 +490,12 @@ impl StartPhases {
         self.last = now;
     }
 
-    /// `start-up took 0.84 s: discovery 0.31 s, blade claim 0.02 s, …`
+    /// `start-up took 0.84 s: discovery 310 ms, blade claim 20 ms, …`
     fn line(&self) -> String {
         let parts: Vec<String> = self
             .phases
             .iter()
-            .map(|(n, d)| format!("{n} {:.2} s", d.as_secs_f64()))
+            .map(|(n, d)| format!("{n} {} ms", d.as_millis()))
             .collect();
         format!(
             "start-up took {:.2} s: {}",
