@@ -18,7 +18,9 @@ use super::ring::RingFront;
 use super::Driver;
 use anyhow::Context;
 use aoe_target::{Counters, ExportConfig, ExportId, IfaceId, Target, TargetConfig};
-use aoe_uring::{Completion, FanoutMode, FileId, InterfaceInfo, PacketSocket, Ring, RingConfig};
+use aoe_uring::{
+    Completion, FanoutMode, FileId, InterfaceInfo, PacketSocket, Ring, RingConfig, SocketOptions,
+};
 use aoe_wire::Mac;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,6 +38,16 @@ const LINGER_MIN_FRAMES: usize = 4;
 /// 50 µs 10.0k/8.9k; target CPU per request 7.0 → 5.0 µs.
 const LINGER: Duration = Duration::from_micros(20);
 
+/// Slots of each front socket's mapped receive ring (`PACKET_RX_RING`): the
+/// kernel copies a request into shared memory while delivering it (on veth,
+/// in the client's send), so the worker reads frames with no receive request
+/// or copy of its own. Frames are handed back as soon as the core has read
+/// them (a write's payload is copied into a send slot first), so this only
+/// has to hold one burst: 512 frames of the clients' windows. A full ring
+/// drops (counted, the client retransmits). Slots are sized for the MTU at
+/// open, the MTU the target advertises (and clients size requests by).
+const RX_RING_FRAMES: u32 = 512;
+
 /// Flags the standalone loop watches (set from signal handlers).
 #[derive(Debug, Default)]
 pub(crate) struct Control {
@@ -51,15 +63,13 @@ pub(crate) struct Summary {
     pub(crate) kernel_dropped: u64,
 }
 
-/// Ring sizes for a front-end worker: receive buffers and send slots enough
-/// for every request the core can hold, payload page-aligned.
+/// Ring sizes for a front-end worker: send slots enough for every request the
+/// core can hold, payload page-aligned.
 fn ring_config(target_requests: usize) -> RingConfig {
-    let recv = (target_requests + 512)
-        .next_power_of_two()
-        .clamp(1024, 8192) as u16;
     RingConfig {
         sq_entries: 2048,
-        recv_buffers: recv,
+        // Frames arrive in the sockets' mapped rings: no provided buffers used.
+        recv_buffers: 1,
         send_slots: (target_requests + 256) as u32,
         align_payload_at: Some(aoe_wire::ATA_DATA_OFFSET),
         max_ops: (target_requests + 64) as u32,
@@ -193,8 +203,12 @@ impl Worker {
     }
 
     fn open_socket(&self, cat: &Catalog, name: &str) -> anyhow::Result<PacketSocket> {
-        let sock =
-            PacketSocket::open(name).with_context(|| format!("open AF_PACKET socket on {name}"))?;
+        let opts = SocketOptions {
+            rx_ring_frames: RX_RING_FRAMES,
+            ..SocketOptions::default()
+        };
+        let sock = PacketSocket::open_with(name, &opts)
+            .with_context(|| format!("open AF_PACKET socket on {name}"))?;
         if let Some(base) = self.fanout {
             sock.join_fanout(
                 base.wrapping_add(cat.name_index(name)),
