@@ -634,6 +634,15 @@ impl Engine {
         self.try_start_unit(unit);
     }
 
+    /// Copies `data` into `piece`'s part of its request's buffer, `at` bytes
+    /// into the piece (a piece gathered from several columns).
+    pub(crate) fn piece_fill(&mut self, piece: &Piece, at: usize, data: &[u8]) {
+        if let Some(r) = self.reqs.get_mut(&piece.req) {
+            let start = piece.buf_off + at;
+            r.buf[start..start + data.len()].copy_from_slice(data);
+        }
+    }
+
     /// Deliver a piece's result to its request; complete the request when all are in.
     pub(crate) fn piece_done(
         &mut self,
