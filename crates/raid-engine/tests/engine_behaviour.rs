@@ -681,6 +681,30 @@ fn raid5_sequential_small_writes_become_full_stripes() {
 }
 
 #[test]
+fn poll_timeout_is_never_in_the_past_while_a_stripe_gathers_behind_a_job() {
+    // A stripe write queued behind a running one kept reporting its gather deadline
+    // after it passed (it cannot start before the job ahead finishes), so a loop
+    // sleeping until poll_timeout spun.
+    let mut r = Rig::new(Level::Raid5, 3, 0, 16);
+    r.e.submit(req(1, VolumeOp::Write, 0, 8, 1));
+    // The read queued behind releases the gathering write, which starts; the second
+    // write gathers behind both while the members do not answer.
+    r.e.submit(req(2, VolumeOp::Read, 0, 8, 0));
+    r.e.submit(req(3, VolumeOp::Write, 8, 8, 3));
+    for step in 1..=4 {
+        r.now += step * 1_000_000;
+        r.e.tick(r.now);
+        if let Some(t) = r.e.poll_timeout() {
+            assert!(t > r.now, "poll_timeout {t} at {} (step {step})", r.now);
+        }
+    }
+    r.run();
+    assert_eq!(r.done.len(), 3);
+    assert!(r.done.iter().all(|c| c.result.is_ok()));
+    assert_eq!(r.read(0, 16).unwrap()[8 * 512..], vec![3; 8 * 512][..]);
+}
+
+#[test]
 fn overlapping_requests_apply_in_order() {
     let mut r = Rig::new(Level::Raid10, 4, 0, 16);
     r.e.submit(req(1, VolumeOp::Write, 10, 30, 1));

@@ -413,10 +413,16 @@ impl Engine {
         for id in &self.queues.gathering {
             if let Some(Job {
                 work: Work::Stripe(sw),
+                unit,
                 ..
             }) = self.queues.jobs.get(id)
             {
-                at(sw.first_ns + self.tun.gather_ns);
+                // A stripe queued behind another job starts when that job finishes,
+                // whatever its gather deadline: that deadline may be long past, and a
+                // caller sleeping until it would spin.
+                if self.queues.head(*unit) == Some(*id) {
+                    at(sw.first_ns + self.tun.gather_ns);
+                }
             }
         }
         if !self.sync.idle() {
