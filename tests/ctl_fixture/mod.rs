@@ -108,6 +108,7 @@ pub(crate) fn rebuilding() -> Status {
                 window: 16,
                 mac: Some("52:54:00:00:00:01".into()),
                 interface: Some("eth1".into()),
+                refused: None,
             })
             .collect(),
         spare_groups: vec![SpareGroupStatus {

@@ -220,6 +220,9 @@ pub fn render(s: &Status, terminal: bool) -> String {
                 b.outstanding,
                 b.window
             );
+            if let Some(why) = &b.refused {
+                let _ = writeln!(out, "    refused, left untouched: {why}");
+            }
         }
     }
     for g in &s.spare_groups {

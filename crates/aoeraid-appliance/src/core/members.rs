@@ -82,6 +82,11 @@ impl MemberMap {
         Ok(loc)
     }
 
+    /// Records that `addr` is at `loc` (a blade found after the start).
+    pub(crate) fn learn(&mut self, addr: &MemberAddr, loc: Location) {
+        self.by_addr.insert(addr.clone(), loc);
+    }
+
     pub(crate) fn sectors(&self, loc: Location, pool: Option<&Pool>) -> u64 {
         match loc {
             Location::File(i) => self.file_sectors.get(i).copied().unwrap_or(0),

@@ -2,7 +2,8 @@
 //! initiator pool (`aoe_initiator::Pool`), the volumes behind the exports
 //! (`raid_engine::Concat` of engines), the front-end target over them, the
 //! member-to-device map and the operating policy: blade down → member failed, blade
-//! back → re-added if it still owns its slot, spares taken from spare groups,
+//! back (or found after the start) → its superblock judged, re-added from the
+//! bitmap or refused untouched (`rejoin.rs`), spares taken from spare groups,
 //! operator commands, grow, SIGHUP reload through [`crate::config::reload::plan`].
 //!
 //! It never touches a socket, a file or a clock: time comes in with every call, and
@@ -32,6 +33,7 @@ mod commands;
 mod exports;
 mod members;
 mod policy;
+mod rejoin;
 mod reload;
 mod spares;
 mod status;
@@ -53,6 +55,7 @@ use crate::events::Event;
 use aoe_initiator::{Pool, Transmit};
 use members::{token, untoken};
 use raid_engine::{MemberError, MemberIo, MemberOp, Tunables, VolumeCompletion, VolumeOp, SECTOR};
+use rejoin::Rejoin;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -138,6 +141,8 @@ pub(crate) struct Core {
     files_in_flight: usize,
     /// Blade I/Os refused at submission, completed at the next pass.
     refused: VecDeque<(u64, MemberResult)>,
+    /// Returning blades: superblock reads, refusals, asking for absent ones.
+    rejoin: Rejoin,
     notices: VecDeque<Notice>,
 }
 
@@ -160,6 +165,7 @@ impl Core {
             file_ios: VecDeque::new(),
             files_in_flight: 0,
             refused: VecDeque::new(),
+            rejoin: Rejoin::default(),
             notices: VecDeque::new(),
         };
         if let Some(x) = core.exports.as_mut() {
@@ -206,6 +212,7 @@ impl Core {
                 p.handle_timeout(now);
             }
         }
+        self.query_absent(now);
         let ns = self.ns(now);
         let periodic = ns >= self.last_tick_ns + TICK.as_nanos() as u64;
         for v in &mut self.vols {
@@ -407,7 +414,7 @@ impl Core {
 
     fn submit_member_io(&mut self, v: usize, a: usize, io: MemberIo) {
         let t = token(v, a, io.id);
-        let Some(&(_, loc)) = self.vols[v].arrays[a].members.get(io.member) else {
+        let Some(&(_, loc)) = self.vols[v].arrays[a].member(io.member) else {
             self.vols[v]
                 .concat
                 .complete_member_io(a, io.id, Err(MemberError::Gone));
@@ -431,6 +438,10 @@ impl Core {
     }
 
     fn member_done(&mut self, t: u64, r: MemberResult) {
+        if Rejoin::is_probe(t) {
+            self.probe_done(t, r);
+            return;
+        }
         let (v, a, id) = untoken(t);
         if let Some((t0, op, bytes, m)) = self.member_started.remove(&t) {
             let secs = self.now.saturating_duration_since(t0).as_secs_f64();
@@ -439,7 +450,7 @@ impl Core {
                 .vols
                 .get(v)
                 .and_then(|vol| vol.arrays.get(a))
-                .and_then(|arr| arr.members.get(m))
+                .and_then(|arr| arr.member(m))
             {
                 self.observer.member_io(addr, op, bytes, secs, r.is_ok());
             }
