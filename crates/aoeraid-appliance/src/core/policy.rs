@@ -42,11 +42,19 @@ impl Core {
             }
             PoolEvent::BladeUp { blade, .. } => {
                 let hit = self.on_blade(blade);
+                // An operator `add` put the blade back under a new member already.
+                let in_use = hit.iter().any(|&(v, a, m)| {
+                    matches!(
+                        self.vols[v].member_state(a, m),
+                        Some(MemberState::Active | MemberState::Rebuilding | MemberState::Spare)
+                    )
+                });
                 if hit.is_empty() {
                     self.blade_arrived(blade);
-                }
-                for (v, a, m) in hit {
-                    self.blade_up(v, a, m, blade);
+                } else if !in_use {
+                    for (v, a, m) in hit {
+                        self.blade_up(v, a, m, blade);
+                    }
                 }
             }
             PoolEvent::Notice { message, .. } => self.log(5, format!("back end: {message}")),

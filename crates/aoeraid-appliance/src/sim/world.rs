@@ -380,6 +380,7 @@ impl World {
     fn pump(&mut self) -> Result<(), String> {
         loop {
             let mut moved = false;
+            let mut refused = Vec::new();
             if let Some(core) = self.core.as_mut() {
                 let at = self.base + ns(self.now);
                 while let Some(n) = core.poll_notice() {
@@ -397,10 +398,7 @@ impl World {
                                     ));
                                 }
                                 EventKind::MemberRefused if !self.blades[b].gone => {
-                                    // Nothing may be written to it from now on.
-                                    let at = self.now + 1_000_000_000;
-                                    let w = self.blades[b].disk.writes;
-                                    self.later.push((at, Later::Unplug(b, w, e.array.clone())));
+                                    refused.push((b, e.array.clone(), e.detail.clone()));
                                 }
                                 _ => {}
                             }
@@ -448,6 +446,16 @@ impl World {
                         self.wire.send(&mut self.rng, self.now, Port::Client(i), f);
                     }
                 }
+            }
+            for (b, array, why) in refused {
+                let addr = &self.blades[b].addr;
+                self.note(format!("blade {addr} refused: {}", why.unwrap_or_default()));
+                // Nothing may be written to it from now on; no operator command of
+                // the simulation takes it back (heal and add skip gone blades).
+                self.blades[b].gone = true;
+                let w = self.blades[b].disk.writes;
+                self.later
+                    .push((self.now + 1_000_000_000, Later::Unplug(b, w, array)));
             }
             for i in 0..self.clients.len() {
                 for (tag, f) in self.clients[i].due(self.now) {
@@ -657,17 +665,7 @@ impl World {
         for l in due {
             match l {
                 Later::Revive(b, how) => self.revive(b, how),
-                Later::Unplug(b, writes, array) => {
-                    if self.blades[b].disk.writes != writes {
-                        return Err(format!(
-                            "blade {} was written after the appliance refused it",
-                            self.blades[b].addr
-                        ));
-                    }
-                    if !self.blades[b].gone {
-                        self.kill_for_good(&array, b);
-                    }
-                }
+                Later::Unplug(b, writes, array) => self.unplug(b, writes, &array)?,
                 Later::ReAdd(array, member) => {
                     let r = self.command(Command::ReAdd {
                         array: array.clone(),
@@ -1024,6 +1022,19 @@ impl World {
         self.later.push((self.now + down, Later::Restart(away)));
     }
 
+    /// Refused blade `b` is checked unwritten since `writes`, then taken out; its
+    /// array gets a new blade.
+    fn unplug(&mut self, b: usize, writes: u64, array: &str) -> Result<(), String> {
+        if self.blades[b].disk.writes != writes {
+            return Err(format!(
+                "blade {} was written after the appliance refused it",
+                self.blades[b].addr
+            ));
+        }
+        self.kill_for_good(array, b);
+        Ok(())
+    }
+
     /// Blade `b` answers again, holding what `how` says.
     fn revive(&mut self, b: usize, how: Comeback) {
         let a = self.blades[b].addr.to_string();
@@ -1054,15 +1065,24 @@ impl World {
     /// The appliance starts again from its members; blade `away` (if any) is not
     /// there yet and shows up a few seconds later.
     fn restart(&mut self, away: Option<usize>) -> Result<(), String> {
-        // Blades that were only silent are back by the time the appliance is.
+        // Blades that were only silent are back by the time the appliance is;
+        // refused ones are checked and taken out before assembly could use them.
         let mut back = Vec::new();
+        let mut out = Vec::new();
         self.later.retain(|l| match &l.1 {
             Later::Revive(b, how) => {
                 back.push((*b, how.clone()));
                 false
             }
+            Later::Unplug(b, w, a) => {
+                out.push((*b, *w, a.clone()));
+                false
+            }
             _ => true,
         });
+        for (b, w, a) in out {
+            self.unplug(b, w, &a)?;
+        }
         for (b, how) in back {
             self.revive(b, how);
         }
