@@ -161,6 +161,8 @@ pub fn blade_statuses(pool: &aoe_initiator::Pool) -> Vec<BladeStatus> {
                     .and_then(|p| ifaces.get(p.iface))
                     .map(|i| i.name.clone()),
                 refused: None,
+                reservation: None,
+                reserved_by: Vec::new(),
             }
         })
         .collect();

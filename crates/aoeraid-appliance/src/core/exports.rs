@@ -3,7 +3,7 @@
 //! slices ([`SlicePort`]) and emptied with `poll_transmit` into the host's send
 //! buffers.
 
-use crate::frontend::{Driver, SlicePort, Volumes};
+use crate::frontend::{Done, Driver, SlicePort, Volumes};
 use aoe_target::{ExportConfig, ExportId, IfaceId, SharedExport, Target, TargetConfig};
 use aoe_wire::Mac;
 use raid_engine::{VolumeCompletion, VolumeRequest};
@@ -18,6 +18,9 @@ pub(crate) struct ExportDef {
     pub(crate) shared: Arc<SharedExport>,
     /// Index of the volume in the core.
     pub(crate) volume: usize,
+    /// Sequence number of the next state record written to the volume's
+    /// members (one above the newest found at start).
+    pub(crate) next_record: u64,
 }
 
 pub(crate) struct Exports {
@@ -84,6 +87,40 @@ impl Exports {
             .resize(&mut SlicePort::default(), ExportId(e as u16), sectors)
     }
 
+    /// The export of volume `volume` falls silent: no frame reaches it, it is no
+    /// longer announced, and [`Exports::forget`] drops its answers. A client's
+    /// driver then retransmits to another target of the same shelf.slot (the
+    /// appliance that took the blades over) instead of failing I/O, which an
+    /// ATA error reply would make it do. False if the volume is not exported.
+    pub(crate) fn silence(&mut self, volume: usize) -> bool {
+        let Some(e) = self.exports.iter().position(|x| x.volume == volume) else {
+            return false;
+        };
+        self.driver
+            .target_mut()
+            .set_export_interfaces(ExportId(e as u16), &[])
+            .is_ok()
+    }
+
+    /// A volume request of a silenced export finished: it is forgotten without
+    /// an answer (the client retransmits elsewhere); a client FLUSH fails.
+    pub(crate) fn forget(&mut self, c: VolumeCompletion) {
+        let Some(mut done) = self.driver.store_mut().done(c) else {
+            return;
+        };
+        let req = match &mut done {
+            Done::Read { req, .. } | Done::Write { req, .. } => Some(*req),
+            Done::Sync { ok, .. } => {
+                *ok = false;
+                None
+            }
+        };
+        match req {
+            Some(req) => self.driver.target_mut().drop_request(req),
+            None => self.driver.on_done(&mut SlicePort::default(), done),
+        }
+    }
+
     /// Stop taking new requests (frames are dropped); in-flight ones finish.
     pub(crate) fn stop(&mut self) {
         self.driver.stop();
@@ -120,6 +157,11 @@ impl Exports {
     /// Whether frames wait for a send buffer.
     pub(crate) fn has_transmit(&self) -> bool {
         self.driver.has_transmit()
+    }
+
+    /// A save of the state of export `export` failed (counted in status).
+    pub(crate) fn persist_failed(&mut self) {
+        self.driver.persist_failed();
     }
 
     /// The next export whose state must be saved before any further frame.

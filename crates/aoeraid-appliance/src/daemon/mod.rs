@@ -4,9 +4,11 @@
 //! (control socket, metrics, events, systemd) around it.
 
 pub(crate) mod assemble;
+pub(crate) mod claim;
 pub(crate) mod create;
 pub(crate) mod datapath;
 pub(crate) mod file_member;
 pub(crate) mod inuse;
 pub(crate) mod members;
+pub(crate) mod records;
 pub(crate) mod service;

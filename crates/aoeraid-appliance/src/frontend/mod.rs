@@ -63,14 +63,16 @@ mod catalog;
 mod driver;
 mod file;
 mod persist;
+mod record;
 mod ring;
 mod serve;
 mod store;
 mod volume;
 
 pub(crate) use catalog::{Catalog, ExportSpec, FrontendConfig};
-pub(crate) use driver::{Driver, SlicePort};
+pub(crate) use driver::{Done, Driver, SlicePort};
 pub(crate) use persist::StateFile;
+pub(crate) use record::{ExportRecord, RECORD_AREA_SECTORS, RECORD_OFFSET};
 pub(crate) use serve::{run, Control};
 pub(crate) use store::IoMode;
 pub(crate) use volume::Volumes;

@@ -352,6 +352,7 @@ fn build(
                     sectors,
                 ),
                 volume: i,
+                next_record: 1,
             });
         }
     }
