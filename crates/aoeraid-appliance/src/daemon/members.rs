@@ -195,7 +195,8 @@ impl Devices {
         if let Some(d) = self.files.poll_done() {
             return Some(d);
         }
-        poll_blade_done(self.backend.as_mut()?.pool_mut())
+        let d = poll_blade_done(self.backend.as_mut()?.pool_mut())?;
+        Some((d.token, d.result))
     }
 
     /// Hands a ring completion to the back end or the file members; returns it if
