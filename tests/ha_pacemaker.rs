@@ -119,8 +119,7 @@ fn pacemaker_moves_the_appliance_when_its_process_dies() {
         .expect("create the array");
 
     // What docs/ha.md configures, minus fencing (no stonith device here) and
-    // with a faster monitor. `aoeraid run --takeover` is not on main yet (#11,
-    // blade ownership): until it is, the agent starts a plain `aoeraid run`.
+    // with a faster monitor.
     let config = format!("config={cfg}");
     let binary = format!("binary={AOERAID}");
     let logfile = format!("logfile={NODE_FILES}/aoeraid.log");
@@ -135,7 +134,6 @@ fn pacemaker_moves_the_appliance_when_its_process_dies() {
                 &config,
                 &binary,
                 &logfile,
-                "takeover=false",
                 "op",
                 "monitor",
                 "interval=2s",
