@@ -173,6 +173,7 @@ fn soak(o: &Opts) -> Vec<String> {
         );
     }
     app.create_and_start();
+    fill(&app);
     let sampler = rss::Sampler::start(t0);
     sampler.follow(app.daemon().proc().pid());
     println!(
@@ -280,6 +281,35 @@ fn soak(o: &Opts) -> Vec<String> {
         }
     }
     failures
+}
+
+/// Writes every volume whole once: `create --assume-clean` leaves member blocks
+/// without a checksum until they are written, and a flip must land where the
+/// appliance can tell (the sims call such blocks sealed).
+fn fill(app: &Appliance) {
+    let s = app.status_json().expect("status");
+    for (d, v) in ARRAYS.iter().zip(s["volumes"].as_array().expect("volumes")) {
+        let bytes = (v["sectors"].as_u64().expect("volume sectors") * 512).to_string();
+        let device = format!("e7.{}", d.slot);
+        let (ok, out) = app.aoeraid(&[
+            "bench",
+            "--iface",
+            &app.client,
+            "--device",
+            &device,
+            "--rw",
+            "write",
+            "--bs",
+            "64K",
+            "--qd",
+            "16",
+            "--span",
+            &bytes,
+            "--bytes",
+            &bytes,
+        ]);
+        assert!(ok, "fill {device}: {out}");
+    }
 }
 
 /// A scrub check of every array once the clients stopped: parity and mirrors agree.
