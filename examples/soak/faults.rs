@@ -274,7 +274,7 @@ impl Driver<'_> {
         );
         let reach = ((self.span_mib << 20) / def.data_columns).min(size);
         self.flips += 1;
-        let outside = self.flips % 2 == 0 && reach < size;
+        let outside = self.flips.is_multiple_of(2) && reach < size;
         let byte = data
             + if outside {
                 reach + self.rng.below(size - reach)
