@@ -5,7 +5,9 @@
 #                           aoetools (the lab sets each blade's config string)
 #   install-deps.sh         the whole test suite: the lab, the real Linux client in
 #                           qemu, the packaging test, aoetools and tshark as checks,
-#                           fence-agents for its metadata schema (fence_aoeraid)
+#                           fence-agents for its metadata schema (fence_aoeraid),
+#                           resource-agents for ocf-tester and ocf-shellfuncs
+#                           (the OCF agent deploy/ocf/appliance)
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: run as root (network namespaces, vblade and qemu need it)" >&2
@@ -16,7 +18,7 @@ soak=("${demo[@]}" aoetools)
 tests=("${soak[@]}" ethtool qemu-system-x86 linux-image-amd64 busybox-static
        e2fsprogs cpio kmod xz-utils zstd tshark prometheus systemd
        corosync dlm-controld gfs2-utils
-       dpkg-dev lintian man-db groff-base libxml2-utils fence-agents)
+       dpkg-dev lintian man-db groff-base libxml2-utils fence-agents resource-agents)
 case "${1:-tests}" in
     demo) pkgs=("${demo[@]}") ;;
     soak) pkgs=("${soak[@]}") ;;

@@ -119,6 +119,7 @@ fn package_builds_passes_lintian_and_installs_into_a_scratch_root() {
     for path in [
         "./usr/sbin/aoeraid",
         "./usr/sbin/fence_aoeraid",
+        "./usr/lib/ocf/resource.d/aoeraid/appliance",
         "./lib/systemd/system/aoeraid.service",
         "./lib/systemd/system/aoeraid-iface@.service",
         "./lib/systemd/system/aoeraid-interfaces.target",
@@ -167,6 +168,19 @@ fn package_builds_passes_lintian_and_installs_into_a_scratch_root() {
     ));
     assert!(
         metadata.contains("<resource-agent name=\"fence_aoeraid\""),
+        "{metadata}"
+    );
+
+    // The resource agent, where Pacemaker looks for ocf:aoeraid:appliance; its
+    // default binary is the packaged one.
+    let metadata = stdout(&run(Command::new(
+        root.join("usr/lib/ocf/resource.d/aoeraid/appliance"),
+    )
+    .arg("meta-data")
+    .env("OCF_ROOT", "/usr/lib/ocf")));
+    assert!(
+        metadata.contains("<resource-agent name=\"appliance\"")
+            && metadata.contains("default=\"/usr/sbin/aoeraid\""),
         "{metadata}"
     );
 

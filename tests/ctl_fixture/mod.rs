@@ -91,6 +91,7 @@ pub(crate) fn rebuilding() -> Status {
             reserved: vec!["52:54:00:00:00:01".into(), "52:54:00:00:00:02".into()],
             fenced_commands: 6,
             reserve_refused: 1,
+            reservation_lost: false,
         }],
         blades: ["e0.0", "e1.0", "e0.1", "e1.1", "e0.4"]
             .iter()
@@ -108,6 +109,8 @@ pub(crate) fn rebuilding() -> Status {
                 window: 16,
                 mac: Some("52:54:00:00:00:01".into()),
                 interface: Some("eth1".into()),
+                reservation: Some(Reservation::Held),
+                reserved_by: vec![],
             })
             .collect(),
         spare_groups: vec![SpareGroupStatus {
@@ -141,5 +144,6 @@ pub(crate) fn rebuilding() -> Status {
             client_queue_full: 7,
             ..FrontendCounters::default()
         },
+        reservation_refused: 0,
     }
 }

@@ -21,6 +21,8 @@ pub(crate) enum FrameKind {
     /// Part of a block I/O.
     Data,
     Identify,
+    /// One path's share of a Reserve/Release request (`io` indexes the request).
+    Reserve,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +37,9 @@ pub(crate) struct Frame {
     pub buf_off: usize,
     /// Path index in the blade of the current send.
     pub path: Option<u16>,
+    /// The only path this frame may take (a Reserve/Release request goes to
+    /// each path's target, not to whichever path is next).
+    pub pin: Option<u16>,
     /// Set while a send is on the wire and its tag can match.
     pub on_wire: bool,
     /// Tag of the current (or, after a timeout, the last) send.
@@ -69,6 +74,7 @@ impl Frame {
             sectors,
             buf_off,
             path: None,
+            pin: None,
             on_wire: false,
             tag: 0,
             sent_at: now,

@@ -27,12 +27,17 @@
 //! * **Block I/O**: [`Pool::submit`] splits reads/writes into frames spread
 //!   over paths; the completion carries the first error of any frame. A
 //!   write overlapping a write in flight waits for it.
+//! * **Reserve/Release** ([`Pool::reserve`]): read, set or force-set a
+//!   blade's reserve list on every path; completions from
+//!   [`Pool::poll_reserve`]. The pool only carries the commands out: when
+//!   to claim a blade is its owner's policy.
 
 mod blade;
 mod config;
 mod frames;
 mod io;
 mod pool;
+mod reserve;
 mod rtt;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -43,3 +48,4 @@ pub use config::PoolConfig;
 pub use frames::MAX_FRAMES;
 pub use io::{IoCompletion, IoError, IoRequest, Op, Rejected, SubmitError};
 pub use pool::{Event, Interface, Pool, PoolStats, Transmit};
+pub use reserve::{write_macs, ReserveCmd, ReserveCompletion, ReserveError, ReserveRequest};

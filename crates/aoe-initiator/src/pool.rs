@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use aoe_wire::{
     ata, finish_frame, parse, sectors_per_frame, write_ata_request, AoeAddr, AtaArg, CCmd, Command,
-    Header, Identify, Mac, Message, Packet, QueryConfig, ATA_DATA_OFFSET, BROADCAST_MAC,
-    BROADCAST_SHELF, BROADCAST_SLOT, SECTOR_SIZE,
+    ErrorCode, Header, Identify, Mac, MacList, Message, Packet, QueryConfig, Reserve,
+    ATA_DATA_OFFSET, BROADCAST_MAC, BROADCAST_SHELF, BROADCAST_SLOT, SECTOR_SIZE,
 };
 
 use crate::blade::{ActiveWrite, Blade, BladeId, BladeInfo, BladeState, BladeStats, Path};
 use crate::frames::{Frame, FrameKind, FrameSlab};
 use crate::io::{IoCompletion, IoError, IoRequest, Op, Rejected, SubmitError};
+use crate::reserve::{ReserveCompletion, ReserveError, ReserveOps, ReserveRequest};
 use crate::window::{Window, WindowNote};
 use crate::PoolConfig;
 
@@ -130,6 +131,7 @@ pub struct Pool {
     free_ios: Vec<u32>,
     control: VecDeque<ConfigQuery>,
     completions: VecDeque<IoCompletion>,
+    reserves: ReserveOps,
     events: VecDeque<Event>,
     next_blade: usize,
     scratch: Vec<u16>,
@@ -151,6 +153,7 @@ impl Pool {
             free_ios: Vec::new(),
             control: VecDeque::new(),
             completions: VecDeque::new(),
+            reserves: ReserveOps::default(),
             events: VecDeque::new(),
             next_blade: 0,
             scratch: Vec::new(),
@@ -283,6 +286,52 @@ impl Pool {
 
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next finished Reserve/Release request.
+    pub fn poll_reserve(&mut self) -> Option<ReserveCompletion> {
+        self.reserves.poll_done()
+    }
+
+    /// Reserve/Release requests queued and not completed yet.
+    pub fn reserves_outstanding(&self) -> usize {
+        self.reserves.outstanding()
+    }
+
+    /// Queues a Reserve/Release request: one frame to each of the blade's
+    /// paths, retransmitted like any frame (read and set are idempotent, so a
+    /// resend after a lost reply does no harm); it completes when every path
+    /// answered, or with [`ReserveError::BladeDown`] once the blade is declared
+    /// dead. The blade must have answered Query Config (it need not be
+    /// identified: a reservation is taken before the first read).
+    pub fn reserve(&mut self, now: Instant, req: ReserveRequest) -> Result<(), SubmitError> {
+        let bi = req.blade.0;
+        let Some(b) = self.blades.get(req.blade.index()) else {
+            return Err(SubmitError::UnknownBlade);
+        };
+        if b.state == BladeState::Down {
+            return Err(SubmitError::Down);
+        }
+        let paths = b.paths.len() as u16;
+        if paths == 0 {
+            return Err(SubmitError::NotReady);
+        }
+        let idx = self.reserves.start(req, u32::from(paths));
+        for p in 0..paths {
+            let mut frame = Frame::unsent(bi, FrameKind::Reserve, idx, (0, 0), 0, now);
+            frame.pin = Some(p);
+            match self.frames.insert(frame) {
+                Some(fi) => {
+                    let b = &mut self.blades[bi as usize];
+                    b.in_flight += 1;
+                    b.resend.push_back(fi);
+                }
+                None => self
+                    .reserves
+                    .path_done(idx, Err(ReserveError::Encode("no frame slot".into()))),
+            }
+        }
+        Ok(())
     }
 
     // ---- submitting I/O -------------------------------------------------------------
@@ -496,12 +545,16 @@ impl Pool {
         let bi = f.blade as usize;
         let b = &mut self.blades[bi];
         let retry = f.first_sent.is_some();
-        let Some(pi) = b.pick_path(
-            now,
-            self.cfg.path_loss_limit,
-            self.cfg.probe_interval,
-            if retry { f.path } else { None },
-        ) else {
+        let pick = match f.pin {
+            Some(p) => Some(p).filter(|&p| usize::from(p) < b.paths.len()),
+            None => b.pick_path(
+                now,
+                self.cfg.path_loss_limit,
+                self.cfg.probe_interval,
+                if retry { f.path } else { None },
+            ),
+        };
+        let Some(pi) = pick else {
             self.frame_done(now, fi, Err(IoError::BladeDown));
             return None;
         };
@@ -510,6 +563,26 @@ impl Pool {
         let src = self.ifaces[iface].mac;
         let lba48 = b.identify.is_some_and(|i| i.lba48);
         let (arg, data): (Result<AtaArg, _>, &[u8]) = match f.kind {
+            FrameKind::Reserve => {
+                let Some(op) = self.reserves.get(f.io) else {
+                    self.frame_done(now, fi, Err(IoError::Encode("request vanished".into())));
+                    return None;
+                };
+                let tag = self.frames.next_tag(fi);
+                let header =
+                    Header::request(path.mac, src, b.shelf, b.slot, Command::ReserveRelease, tag);
+                let msg = Reserve {
+                    rcmd: op.cmd.rcmd(),
+                    macs: MacList::from_slice(&op.macs),
+                };
+                return match msg.emit(&header, buf) {
+                    Ok(len) => self.sent(now, fi, pi, tag, retry, Transmit { iface, len }),
+                    Err(e) => {
+                        self.frame_done(now, fi, Err(IoError::Encode(e.to_string())));
+                        None
+                    }
+                };
+            }
             FrameKind::Identify => (Ok(AtaArg::identify()), &[]),
             FrameKind::Data => {
                 let Some(io) = self.ios[f.io as usize].as_ref() else {
@@ -558,6 +631,21 @@ impl Pool {
                 return None;
             }
         };
+        self.sent(now, fi, pi, tag, retry, Transmit { iface, len })
+    }
+
+    /// Records a send of frame `fi` on path `pi` with `tag`: its timeout, the
+    /// counters, the timer.
+    fn sent(
+        &mut self,
+        now: Instant,
+        fi: u16,
+        pi: u16,
+        tag: u32,
+        retry: bool,
+        t: Transmit,
+    ) -> Option<Transmit> {
+        let b = &mut self.blades[self.frames.get(fi)?.blade as usize];
         let timeout = b
             .rtt
             .backoff(&self.cfg, self.frames.get(fi).map_or(0, |f| f.retries));
@@ -577,7 +665,7 @@ impl Pool {
         f.deadline = now + timeout;
         let due = f.deadline.min(first + self.cfg.dead_time);
         self.lower_timer_floor(due);
-        Some(Transmit { iface, len })
+        Some(t)
     }
 
     fn queue_identify(&mut self, now: Instant, bi: u32) {
@@ -613,6 +701,7 @@ impl Pool {
         match pkt.header.command {
             Command::Ata => self.on_ata(now, iface, &pkt),
             Command::QueryConfig => self.on_config(now, iface, &pkt),
+            Command::ReserveRelease => self.on_reserve(now, iface, &pkt),
             _ => {
                 if !self.drop_if_live_tag(pkt.header.tag) {
                     self.stats.ignored += 1;
@@ -667,8 +756,11 @@ impl Pool {
         }
     }
 
-    fn on_ata(&mut self, now: Instant, iface: usize, pkt: &Packet<'_>) {
-        let h = &pkt.header;
+    /// The frame a reply answers, if it matches that frame's current send in
+    /// tag, source MAC, interface, shelf.slot and command; the reply's round
+    /// trip, window credit and path health are taken in. Anything else is
+    /// counted (stale, forged, unknown) and `None`.
+    fn match_reply(&mut self, now: Instant, iface: usize, h: &Header) -> Option<u16> {
         let Some(fi) = self.frames.lookup(h.tag) else {
             match self.by_addr.get(&(h.shelf, h.slot)) {
                 Some(&bi) => {
@@ -677,6 +769,58 @@ impl Pool {
                 }
                 None => self.stats.unknown_blade += 1,
             }
+            return None;
+        };
+        let f = self.frames.get(fi)?;
+        let b = &mut self.blades[f.blade as usize];
+        let Some(pi) = f.path.map(usize::from) else {
+            b.stats.forged_drops += 1;
+            return None;
+        };
+        let path = &b.paths[pi];
+        let reserve = f.kind == FrameKind::Reserve;
+        if h.shelf != b.shelf
+            || h.slot != b.slot
+            || h.src != path.mac
+            || iface != path.iface
+            || (h.command == Command::ReserveRelease) != reserve
+        {
+            b.stats.forged_drops += 1;
+            return None;
+        }
+        b.stats.frames_received += 1;
+        b.rtt.sample(now.saturating_duration_since(f.sent_at));
+        b.window.on_reply();
+        b.paths[pi].losses = 0;
+        Some(fi)
+    }
+
+    fn on_reserve(&mut self, now: Instant, iface: usize, pkt: &Packet<'_>) {
+        let h = &pkt.header;
+        let Some(fi) = self.match_reply(now, iface, h) else {
+            return;
+        };
+        let list = match &pkt.message {
+            Message::Reserve(r) => r.macs.iter().collect(),
+            _ => Vec::new(),
+        };
+        let result = match h.error {
+            None => Ok(list),
+            // vblade answers a refused Set with the list that stands.
+            Some(ErrorCode::TargetReserved) => Err(ReserveError::Held(list)),
+            Some(code) => Err(ReserveError::Aoe(code)),
+        };
+        if let Some(f) = self.retire_frame(fi) {
+            if result.is_err() {
+                self.blades[f.blade as usize].stats.aoe_errors += 1;
+            }
+            self.reserves.path_done(f.io, result);
+        }
+    }
+
+    fn on_ata(&mut self, now: Instant, iface: usize, pkt: &Packet<'_>) {
+        let h = &pkt.header;
+        let Some(fi) = self.match_reply(now, iface, h) else {
             return;
         };
         let Some(f) = self.frames.get(fi) else {
@@ -684,19 +828,6 @@ impl Pool {
         };
         let bi = f.blade as usize;
         let b = &mut self.blades[bi];
-        let Some(pi) = f.path.map(usize::from) else {
-            b.stats.forged_drops += 1;
-            return;
-        };
-        let path = &b.paths[pi];
-        if h.shelf != b.shelf || h.slot != b.slot || h.src != path.mac || iface != path.iface {
-            b.stats.forged_drops += 1;
-            return;
-        }
-        b.stats.frames_received += 1;
-        b.rtt.sample(now.saturating_duration_since(f.sent_at));
-        b.window.on_reply();
-        b.paths[pi].losses = 0;
         let result = if let Some(code) = h.error {
             b.stats.aoe_errors += 1;
             Err(IoError::Aoe(code))
@@ -738,6 +869,8 @@ impl Pool {
                             _ => Ok(()),
                         }
                     }
+                    // `match_reply` never pairs an ATA reply with a Reserve frame.
+                    FrameKind::Reserve => Ok(()),
                 },
                 _ => Err(IoError::Runt { got: 0, need: 0 }),
             }
@@ -906,15 +1039,32 @@ impl Pool {
 
     // ---- completing -----------------------------------------------------------------
 
+    /// Frees frame `fi` and its place in its blade's window.
+    fn retire_frame(&mut self, fi: u16) -> Option<Frame> {
+        let f = self.frames.remove(fi)?;
+        let b = &mut self.blades[f.blade as usize];
+        b.in_flight = b.in_flight.saturating_sub(1);
+        b.resend.retain(|&x| x != fi);
+        Some(f)
+    }
+
     fn frame_done(&mut self, now: Instant, fi: u16, result: Result<(), IoError>) {
-        let Some(f) = self.frames.remove(fi) else {
+        let Some(f) = self.retire_frame(fi) else {
             return;
         };
         let bi = f.blade as usize;
         let b = &mut self.blades[bi];
-        b.in_flight = b.in_flight.saturating_sub(1);
-        b.resend.retain(|&x| x != fi);
         match f.kind {
+            FrameKind::Reserve => {
+                let e = match result {
+                    Ok(()) => None,
+                    Err(IoError::BladeDown) => Some(ReserveError::BladeDown),
+                    Err(IoError::Aoe(code)) => Some(ReserveError::Aoe(code)),
+                    Err(other) => Some(ReserveError::Encode(other.to_string())),
+                };
+                self.reserves
+                    .path_done(f.io, e.map_or_else(|| Ok(Vec::new()), Err));
+            }
             FrameKind::Identify => {
                 b.identify_frame = None;
                 if let Err(e) = result {
@@ -1131,6 +1281,7 @@ impl Pool {
                 });
             }
         }
+        self.reserves.fail_blade(bi as u32);
         self.events.push_back(Event::BladeDown {
             blade: BladeId(bi as u32),
             failed_ios: failed,

@@ -6,13 +6,21 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{BladeId, IoCompletion, IoRequest, Op, Pool, PoolConfig};
+use crate::{
+    BladeId, IoCompletion, IoRequest, Op, Pool, PoolConfig, ReserveCmd, ReserveCompletion,
+    ReserveRequest,
+};
 use aoe_wire::{
     ata, parse, respond_in_place, write_ata_response, AtaArg, CCmd, Command, ErrorCode, Header,
-    Identify, Mac, Message, QueryConfig, ATA_DATA_OFFSET, IDENTIFY_LEN, SECTOR_SIZE,
+    Identify, Mac, MacList, Message, QueryConfig, RCmd, Reserve, ATA_DATA_OFFSET, IDENTIFY_LEN,
+    SECTOR_SIZE,
 };
 
-/// A blade answering like vblade (plus FLUSH and optional error injection).
+/// A blade answering like vblade (plus FLUSH and optional error injection),
+/// reserve list included: Set only from a listed MAC or onto an empty list,
+/// Force Set always, and while the list is non-empty every ATA command but
+/// IDENTIFY from an unlisted MAC gets AoE error 6. Like vblade it keeps the
+/// list in memory only: [`SimBlade::restart`] empties it.
 pub struct SimBlade {
     pub shelf: u16,
     pub slot: u8,
@@ -31,8 +39,12 @@ pub struct SimBlade {
     /// Media errors: sector ranges `[start, end)` whose reads fail with ATA
     /// ERR/UNC; a write covering a whole range remaps it (as a disk does).
     pub bad: Vec<(u64, u64)>,
+    /// The reserve list (Reserve/Release).
+    pub reserve: Vec<Mac>,
     pub requests: u64,
     pub writes: u64,
+    /// ATA commands refused because the reserve list excludes their sender.
+    pub reserved_refusals: u64,
 }
 
 impl SimBlade {
@@ -50,9 +62,52 @@ impl SimBlade {
             aoe_error: None,
             dead: false,
             bad: Vec::new(),
+            reserve: Vec::new(),
             requests: 0,
             writes: 0,
+            reserved_refusals: 0,
         }
+    }
+
+    /// The blade process restarts: the disk stays, the reserve list (kept in
+    /// memory by vblade) is gone.
+    pub fn restart(&mut self) {
+        self.reserve.clear();
+    }
+
+    /// May `src` send ATA commands other than IDENTIFY?
+    fn admits(&self, src: Mac) -> bool {
+        self.reserve.is_empty() || self.reserve.contains(&src)
+    }
+
+    /// An AoE error reply to `req`, its argument echoed (as vblade does).
+    fn aoe_error_reply(&self, req: &[u8], code: ErrorCode) -> Option<Vec<u8>> {
+        let mut out = req[..req.len().min(ATA_DATA_OFFSET)].to_vec();
+        respond_in_place(&mut out, self.mac, self.shelf, self.slot).ok()?;
+        out[14] |= 0x04;
+        out[15] = code.into();
+        Some(out)
+    }
+
+    /// vblade's `aoesrr`: the reply carries the list that stands afterwards.
+    fn reserve_reply(&mut self, h: &Header, r: &Reserve<'_>) -> Option<Vec<u8>> {
+        let mut error = None;
+        match r.rcmd {
+            RCmd::Read => {}
+            RCmd::Set if !self.admits(h.src) => error = Some(ErrorCode::TargetReserved),
+            RCmd::Set | RCmd::ForceSet => self.reserve = r.macs.iter().collect(),
+            RCmd::Unknown(_) => error = Some(ErrorCode::BadArgument),
+        }
+        let mut rh = h.response_to(self.mac, self.shelf, self.slot);
+        rh.error = error;
+        let reply = Reserve {
+            rcmd: r.rcmd,
+            macs: MacList::from_slice(&self.reserve),
+        };
+        let mut out = vec![0u8; 1600];
+        let n = reply.emit(&rh, &mut out).ok()?;
+        out.truncate(n);
+        Some(out)
     }
 
     pub fn sectors(&self) -> u64 {
@@ -114,14 +169,15 @@ impl SimBlade {
             }
             Message::Ata(a) => {
                 if let Some(code) = self.aoe_error {
-                    let mut out = req[..ATA_DATA_OFFSET].to_vec();
-                    respond_in_place(&mut out, self.mac, self.shelf, self.slot).ok()?;
-                    out[14] |= 0x04;
-                    out[15] = code.into();
-                    return Some(out);
+                    return self.aoe_error_reply(req, code);
+                }
+                if a.arg.cmd_status != ata::IDENTIFY && !self.admits(h.src) {
+                    self.reserved_refusals += 1;
+                    return self.aoe_error_reply(req, ErrorCode::TargetReserved);
                 }
                 Some(self.ata(&h, &a.arg, a.data))
             }
+            Message::Reserve(r) => self.reserve_reply(&h, &r),
             _ => None,
         }
     }
@@ -249,6 +305,7 @@ pub struct Sim {
     pub link_down: Vec<usize>,
     wire: Vec<InFlight>,
     pub completions: Vec<IoCompletion>,
+    pub reserve_done: Vec<ReserveCompletion>,
     pub sent: Vec<(usize, Vec<u8>)>,
     pub record_sent: bool,
     /// ATA frames (requests or replies) the impairment dropped: each one leaves a
@@ -277,6 +334,7 @@ impl Sim {
             link_down: Vec::new(),
             wire: Vec::new(),
             completions: Vec::new(),
+            reserve_done: Vec::new(),
             sent: Vec::new(),
             record_sent: false,
             lost_ata: 0,
@@ -342,6 +400,9 @@ impl Sim {
         }
         while let Some(c) = self.pool.poll_completion() {
             self.completions.push(c);
+        }
+        while let Some(c) = self.pool.poll_reserve() {
+            self.reserve_done.push(c);
         }
     }
 
@@ -473,6 +534,34 @@ impl Sim {
                 },
             )
             .unwrap_or_else(|r| panic!("submit refused: {r}"));
+    }
+
+    /// Sends a Reserve/Release request and waits up to `limit` for its completion.
+    pub fn reserve(
+        &mut self,
+        blade: BladeId,
+        cmd: ReserveCmd,
+        macs: &[Mac],
+        limit: Duration,
+    ) -> ReserveCompletion {
+        let user = u64::MAX - self.reserve_done.len() as u64;
+        let req = ReserveRequest {
+            blade,
+            cmd,
+            macs: macs.to_vec(),
+            user,
+        };
+        self.pool
+            .reserve(self.now, req)
+            .unwrap_or_else(|e| panic!("reserve refused: {e}"));
+        let ok = self.run_until(limit, |s| s.reserve_done.iter().any(|c| c.user == user));
+        assert!(ok, "{cmd:?} did not complete within {limit:?}");
+        let i = self
+            .reserve_done
+            .iter()
+            .position(|c| c.user == user)
+            .unwrap();
+        self.reserve_done.swap_remove(i)
     }
 
     /// Waits for the completion with token `user`.

@@ -653,3 +653,134 @@ mod props {
         }
     }
 }
+
+mod reservations {
+    use super::*;
+    use aoe_initiator::{ReserveCmd, ReserveError};
+    use aoe_wire::Mac;
+
+    const OTHER: Mac = Mac([0x02, 0xBB, 0, 0, 0, 1]);
+    const LIMIT: Duration = Duration::from_secs(1);
+
+    fn ours(sim: &Sim) -> Vec<Mac> {
+        sim.pool.interfaces().iter().map(|i| i.mac).collect()
+    }
+
+    fn write(sim: &mut Sim, id: aoe_initiator::BladeId, user: u64) -> Result<(), IoError> {
+        sim.submit(id, Op::Write, 0, 2, vec![7; 1024], user);
+        sim.wait_for(user, LIMIT).result
+    }
+
+    #[test]
+    fn set_claims_a_free_blade_and_is_refused_once_another_holds_it() {
+        let (mut sim, id) = one_blade(1500, SimBlade::new(0, 1, 64));
+        let me = ours(&sim);
+        let c = sim.reserve(id, ReserveCmd::Read, &[], LIMIT);
+        assert_eq!(c.result, Ok(vec![]));
+        let c = sim.reserve(id, ReserveCmd::Set, &me, LIMIT);
+        assert_eq!(c.result, Ok(me.clone()));
+        assert_eq!(sim.blades[0].blade.reserve, me);
+        // Set again while we hold it: allowed (a resend after a lost reply is harmless).
+        assert_eq!(
+            sim.reserve(id, ReserveCmd::Set, &me, LIMIT).result,
+            Ok(me.clone())
+        );
+        assert_eq!(write(&mut sim, id, 1), Ok(()));
+
+        // Another station force-sets the list: our Set is refused and names it,
+        // our writes are refused with AoE error 6, IDENTIFY still answers.
+        sim.blades[0].blade.reserve = vec![OTHER];
+        let c = sim.reserve(id, ReserveCmd::Set, &me, LIMIT);
+        assert_eq!(c.result, Err(ReserveError::Held(vec![OTHER])));
+        assert_eq!(
+            c.result.unwrap_err().to_string(),
+            format!("reserved by {OTHER}")
+        );
+        assert_eq!(
+            write(&mut sim, id, 2),
+            Err(IoError::Aoe(ErrorCode::TargetReserved))
+        );
+        assert_eq!(sim.blades[0].blade.reserved_refusals, 1);
+        assert!(sim.pool.reidentify(sim.now, id));
+        sim.advance(Duration::from_millis(10));
+        assert_eq!(sim.pool.blade_state(id), Some(BladeState::Up));
+
+        // Force Set takes it back.
+        let c = sim.reserve(id, ReserveCmd::ForceSet, &me, LIMIT);
+        assert_eq!(c.result, Ok(me.clone()));
+        assert_eq!(write(&mut sim, id, 3), Ok(()));
+        // Set with no MACs releases.
+        assert_eq!(
+            sim.reserve(id, ReserveCmd::Set, &[], LIMIT).result,
+            Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn a_restarted_blade_forgets_its_list() {
+        let (mut sim, id) = one_blade(1500, SimBlade::new(0, 1, 64));
+        let me = ours(&sim);
+        sim.reserve(id, ReserveCmd::Set, &me, LIMIT).result.unwrap();
+        sim.blades[0].blade.restart();
+        assert_eq!(
+            sim.reserve(id, ReserveCmd::Read, &[], LIMIT).result,
+            Ok(vec![])
+        );
+        // Anyone may claim it now.
+        sim.blades[0].blade.reserve = vec![OTHER];
+        assert_eq!(
+            sim.reserve(id, ReserveCmd::Set, &me, LIMIT).result,
+            Err(ReserveError::Held(vec![OTHER]))
+        );
+    }
+
+    #[test]
+    fn a_request_goes_to_every_path_and_survives_loss() {
+        let mut sim = Sim::new(PoolConfig::default(), 2, 1500, 11);
+        sim.attach(SimBlade::new(0, 0, 64), &[0, 1]);
+        let id = sim.discover_all()[0];
+        let me = ours(&sim);
+        sim.record_sent = true;
+        sim.impair = Impair {
+            loss: 0.3,
+            dup: 0.1,
+            reorder: 0.3,
+        };
+        let c = sim.reserve(id, ReserveCmd::Set, &me, Duration::from_secs(5));
+        assert_eq!(c.result, Ok(me.clone()));
+        let on = |iface: usize| {
+            sim.sent.iter().any(|(i, f)| {
+                *i == iface && matches!(parse(f).unwrap().message, Message::Reserve(_))
+            })
+        };
+        assert!(on(0) && on(1), "one frame per path");
+        assert_eq!(sim.pool.reserves_outstanding(), 0);
+        assert_eq!(sim.pool.frames_in_flight(), 0);
+    }
+
+    #[test]
+    fn a_dead_blade_fails_its_requests() {
+        let cfg = PoolConfig {
+            dead_time: Duration::from_secs(1),
+            ..PoolConfig::default()
+        };
+        let mut sim = Sim::new(cfg, 1, 1500, 3);
+        sim.attach(SimBlade::new(0, 0, 64), &[0]);
+        let id = sim.discover_all()[0];
+        sim.blades[0].blade.dead = true;
+        let c = sim.reserve(id, ReserveCmd::ForceSet, &[OTHER], Duration::from_secs(3));
+        assert_eq!(c.result, Err(ReserveError::BladeDown));
+        assert_eq!(
+            sim.pool.reserve(
+                sim.now,
+                aoe_initiator::ReserveRequest {
+                    blade: id,
+                    cmd: ReserveCmd::Read,
+                    macs: vec![],
+                    user: 0
+                }
+            ),
+            Err(SubmitError::Down)
+        );
+    }
+}

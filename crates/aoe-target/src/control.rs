@@ -77,28 +77,25 @@ impl Target {
         error: Option<ErrorCode>,
         out: &mut Vec<Action>,
     ) {
-        let (mac, shelf, slot) = self.own(iface, export);
-        let mut hdr = h.response_to(mac, shelf, slot);
-        hdr.error = error;
-        let buffer_count = self.exports[usize::from(export.0)].buffer_count;
+        let e = usize::from(export.0);
+        let buffer_count = self.exports[e].buffer_count;
         let firmware = self.cfg.firmware;
         let sector_count = self.ifaces[usize::from(iface.0)].max_sectors;
-        let e = usize::from(export.0);
-        let Some(f) = self.ctl_slot() else { return };
-        let buf = crate::target::ctl_buf(&mut self.ctl, f);
-        let config = &self.exports[e].cache.config;
-        let q = QueryConfig {
-            buffer_count,
-            firmware,
-            sector_count,
-            version: aoe_wire::AOE_VERSION,
-            ccmd: CCmd::from_nibble(ccmd.nibble()),
-            config,
-        };
-        let len = q.emit(&hdr, buf).unwrap_or(0);
-        if len > 0 {
-            self.push_ctl(iface, f, len, out);
-        }
+        // A copy: the reply is written while the target lends out its control frame.
+        let config = self.exports[e].cache.config.clone();
+        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
+            let q = QueryConfig {
+                buffer_count,
+                firmware,
+                sector_count,
+                version: aoe_wire::AOE_VERSION,
+                ccmd: CCmd::from_nibble(ccmd.nibble()),
+                config: &config,
+            };
+            let mut hdr = h.response_to(mac, shelf, slot);
+            hdr.error = error;
+            q.emit(&hdr, buf)
+        });
     }
 
     pub(crate) fn handle_mask(
@@ -169,9 +166,6 @@ impl Target {
         error: Option<ErrorCode>,
         out: &mut Vec<Action>,
     ) {
-        let (mac, shelf, slot) = self.own(iface, export);
-        let mut hdr = h.response_to(mac, shelf, slot);
-        hdr.error = error;
         let mut list = [Directive {
             dcmd: DCmd::None,
             mac: Mac::ZERO,
@@ -196,13 +190,11 @@ impl Target {
             },
             directives: Directives::from_slice(&list[..n]),
         };
-        let Some((f, buf)) = self.take_ctl() else {
-            return;
-        };
-        let len = reply.emit(&hdr, buf).unwrap_or(0);
-        if len > 0 {
-            self.push_ctl(iface, f, len, out);
-        }
+        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
+            let mut hdr = h.response_to(mac, shelf, slot);
+            hdr.error = error;
+            reply.emit(&hdr, buf)
+        });
     }
 
     pub(crate) fn handle_reserve(
@@ -272,21 +264,16 @@ impl Target {
         out: &mut Vec<Action>,
     ) {
         self.count_reserve_refused(export);
-        let (mac, shelf, slot) = self.own(iface, export);
-        let hdr = h
-            .response_to(mac, shelf, slot)
-            .with_error(ErrorCode::TargetReserved);
-        let Some((f, buf)) = self.take_ctl() else {
-            return;
-        };
         let reply = Reserve {
             rcmd,
             macs: MacList::from_slice(&[]),
         };
-        let len = reply.emit(&hdr, buf).unwrap_or(0);
-        if len > 0 {
-            self.push_ctl(iface, f, len, out);
-        }
+        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
+            let hdr = h
+                .response_to(mac, shelf, slot)
+                .with_error(ErrorCode::TargetReserved);
+            reply.emit(&hdr, buf)
+        });
     }
 
     fn count_reserve_refused(&mut self, export: ExportId) {

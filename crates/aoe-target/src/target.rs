@@ -1134,7 +1134,7 @@ impl Target {
     /// and queues it. `write` gets the frame buffer and the export's MAC, shelf and
     /// slot and returns the frame's length; a reply that does not fit is dropped, as
     /// is the whole reply when no control frame is free in this call.
-    fn reply_ctl(
+    pub(crate) fn reply_ctl(
         &mut self,
         iface: IfaceId,
         export: ExportId,

@@ -5,6 +5,7 @@
 //! Each subcommand lives in `cmd/<name>.rs`; `cli.rs` only parses and
 //! dispatches, so that subcommands can grow independently.
 
+mod accept_loop;
 mod backend;
 mod cli;
 mod cmd;

@@ -2,10 +2,12 @@
 //! initiator port on the back segment, its target port and a client port on
 //! the front segment, `appliance.yaml` written from a typed [`Config`], and
 //! `aoeraid run` with the helpers every appliance test polls it through
-//! (status, metrics, events, bench, grow, reload).
+//! (status, metrics, events, bench, grow, reload). [`Appliance::peer`] adds a
+//! second appliance on the same blades and segments (an HA pair).
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Array, Config, Volume};
@@ -16,13 +18,15 @@ use crate::{write_script, BladeSpec, Daemon, Lab, Proc, RawClient, Segment};
 const METRICS_LISTEN: &str = "127.0.0.1:9720";
 
 pub struct Appliance {
-    pub lab: Lab,
+    /// Shared by the appliances of one lab ([`Appliance::peer`]).
+    pub lab: Arc<Lab>,
     /// The client's port on the front segment (`bench`, the raw client).
     pub client: String,
     bin: String,
     config: Config,
     cfg: String,
     events: PathBuf,
+    metrics_listen: String,
     daemon: Option<Daemon>,
 }
 
@@ -33,34 +37,50 @@ impl Appliance {
     /// control socket and an event program recording into `events()` in the
     /// lab dir, /metrics on the namespace's loopback, blades dead after 2 s.
     /// `bin` is the `aoeraid` under test.
-    pub fn new(
+    pub fn new(bin: &str, test: &str, mtu: u32, blades: &[BladeSpec], config: Config) -> Appliance {
+        let lab = Lab::with_blades(test, mtu, blades).expect("lab");
+        let client = lab.add_port(&Segment::FRONT, "cli").expect("client port");
+        Appliance::on(Arc::new(lab), bin, "lab", METRICS_LISTEN, client, config)
+    }
+
+    /// An appliance named `name` in `lab`: its own back-end and front-end ports
+    /// and, under the lab directory, its own `NAME.yaml`, state directory,
+    /// control socket and event log (`lab` keeps the names of the first one).
+    fn on(
+        lab: Arc<Lab>,
         bin: &str,
-        test: &str,
-        mtu: u32,
-        blades: &[BladeSpec],
+        name: &str,
+        metrics_listen: &str,
+        client: String,
         mut config: Config,
     ) -> Appliance {
-        let lab = Lab::with_blades(test, mtu, blades).expect("lab");
         let back = lab.add_initiator_port(&Segment::BACK).expect("back port");
         let front = lab.add_front_port().expect("front port");
-        let client = lab.add_port(&Segment::FRONT, "cli").expect("client port");
         let dir = lab.dir().to_path_buf();
-        let events = dir.join("events.log");
-        let prog = dir.join("on-event");
+        let local = |file: &str| match name {
+            "lab" => dir.join(file),
+            _ => dir.join(format!("{name}-{file}")),
+        };
+        let events = local("events.log");
+        let prog = local("on-event");
         write_script(&prog, &format!("echo \"$@\" >> {}", events.display()))
             .expect("event program");
         let a = &mut config.appliance;
-        a.name = "lab".into();
-        a.state_dir = Some(dir.join("state"));
-        a.control_socket = Some(dir.join("ctl.sock"));
-        a.metrics_listen = Some(METRICS_LISTEN.into());
+        a.name = name.into();
+        a.state_dir = Some(local("state"));
+        a.control_socket = Some(local("ctl.sock"));
+        a.metrics_listen = Some(metrics_listen.into());
         a.event_program = Some(prog);
         config.backend.interfaces = vec![back];
         config.backend.dead_after.get_or_insert_with(|| "2s".into());
         config.frontend.interfaces = vec![front];
+        let yaml = match name {
+            "lab" => "appliance.yaml".to_string(),
+            _ => format!("{name}.yaml"),
+        };
         let cfg = lab
-            .write_file("appliance.yaml", &config.to_yaml())
-            .expect("appliance.yaml")
+            .write_file(&yaml, &config.to_yaml())
+            .expect("appliance yaml")
             .display()
             .to_string();
         Appliance {
@@ -70,8 +90,25 @@ impl Appliance {
             config,
             cfg,
             events,
+            metrics_listen: metrics_listen.to_string(),
             daemon: None,
         }
+    }
+
+    /// A second appliance `name` on the same blades and segments, with the same
+    /// arrays, volumes and exports (one YAML apart from what is local to a box:
+    /// its interfaces, state directory, control socket, event log and /metrics
+    /// port, `9721` for the first peer…), sharing the client port. Not started.
+    pub fn peer(&self, name: &str, metrics_port: u16) -> Appliance {
+        let (host, _) = METRICS_LISTEN.split_once(':').expect("host:port");
+        Appliance::on(
+            self.lab.clone(),
+            &self.bin,
+            name,
+            &format!("{host}:{metrics_port}"),
+            self.client.clone(),
+            self.config.clone(),
+        )
     }
 
     /// The tests' usual appliance: blades e0.0 and e1.0 of `blade_bytes` each at MTU
@@ -94,6 +131,10 @@ impl Appliance {
     /// The path of `appliance.yaml`.
     pub fn cfg(&self) -> &str {
         &self.cfg
+    }
+    /// The `aoeraid` under test.
+    pub fn bin(&self) -> &str {
+        &self.bin
     }
     pub fn config(&self) -> &Config {
         &self.config
@@ -125,7 +166,13 @@ impl Appliance {
 
     /// `aoeraid run`, returning once it answers `status` (30 s at most).
     pub fn start(&mut self) {
-        self.daemon = Some(Daemon::run(&self.lab, &self.bin, &self.cfg));
+        self.start_with(&[]);
+    }
+
+    /// `aoeraid run --config CFG EXTRA…` (e.g. `--takeover`), returning once it
+    /// answers `status` (30 s at most).
+    pub fn start_with(&mut self, extra: &[&str]) {
+        self.daemon = Some(Daemon::run_with(&self.lab, &self.bin, &self.cfg, extra));
         let t = Instant::now();
         while self.status_json().is_none() {
             assert!(
@@ -158,6 +205,19 @@ impl Appliance {
     /// kill -9, as a crash; returns the log.
     pub fn kill(&mut self) -> String {
         self.daemon.take().expect("daemon running").kill()
+    }
+
+    /// `aoeraid run --config CFG EXTRA…` expected to give up at start: its exit
+    /// status (None if still running after `limit`; it is then killed) and log.
+    pub fn run_to_exit(&self, extra: &[&str], limit: Duration) -> (Option<ExitStatus>, String) {
+        let mut c = self.cmd();
+        c.args(["run", "--config", &self.cfg]).args(extra);
+        let mut p = self.lab.spawn("aoeraid-run", c).expect("spawn aoeraid run");
+        let st = p.wait_timeout(limit).expect("wait");
+        if st.is_none() {
+            let _ = p.kill();
+        }
+        (st, p.log())
     }
 
     /// `aoeraid status --json`, or None while the daemon does not answer.
@@ -287,7 +347,7 @@ impl Appliance {
 
     /// The daemon's /metrics text (empty if it does not answer).
     pub fn metrics(&self) -> String {
-        let (host, port) = METRICS_LISTEN.split_once(':').expect("host:port");
+        let (host, port) = self.metrics_listen.split_once(':').expect("host:port");
         let script = format!(
             "exec 3<>/dev/tcp/{host}/{port}; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
         );

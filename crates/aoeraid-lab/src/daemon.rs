@@ -16,12 +16,7 @@ impl Lab {
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("run {program}: {e}"));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        (out.status.success(), super::sh::combined(&out))
     }
 
     /// Starts `aoeraid serve` (binary `bin`) in the namespace, exporting
@@ -117,8 +112,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `bin run` on `cfg` (whose arrays exist already).
     pub fn run(lab: &Lab, bin: &str, cfg: &str) -> Daemon {
+        Daemon::run_with(lab, bin, cfg, &[])
+    }
+
+    /// [`Daemon::run`] with more options (e.g. `--takeover`).
+    pub fn run_with(lab: &Lab, bin: &str, cfg: &str, extra: &[&str]) -> Daemon {
         let mut c = lab.cmd(bin);
-        c.args(["run", "--config", cfg]);
+        c.args(["run", "--config", cfg]).args(extra);
         Daemon {
             proc: Some(lab.spawn("aoeraid-run", c).expect("spawn daemon")),
         }

@@ -19,6 +19,7 @@ mod daemon;
 pub mod frames;
 mod impair;
 mod netns;
+mod ocf;
 mod proc;
 mod raw;
 mod relay;
@@ -34,6 +35,7 @@ pub use config::{
 };
 pub use daemon::{serve_counter, Daemon, ServeExport};
 pub use impair::{Direction, Impairment, Netem, Tbf};
+pub use ocf::{OcfResource, OcfRun, OCF_ROOT};
 pub use proc::Proc;
 pub use raw::RawClient;
 pub use relay::RelayStats;
@@ -649,6 +651,9 @@ impl Drop for Lab {
         }
         self.relays.stop_all();
         self.registry.kill_all();
+        // Daemons that detached from what the lab spawned (an OCF agent's start)
+        // are known only as members of the namespace.
+        kill_members(&self.ns);
         let _ = sh::output(Command::new("ip").args(["netns", "del", &self.ns]));
         let _ = fs::remove_dir_all(&self.dir);
     }
@@ -674,17 +679,23 @@ fn sweep_stale_labs() {
         if Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
-        if let Ok(pids) = run(Command::new("ip").args(["netns", "pids", name])) {
-            for p in pids
-                .split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok())
-            {
-                // SAFETY: kill(2) with integer arguments; the PID was just
-                // listed as a member of an orphaned lab namespace.
-                unsafe { libc::kill(p, libc::SIGKILL) };
-            }
-        }
+        kill_members(name);
         let _ = sh::output(Command::new("ip").args(["netns", "del", name]));
         let _ = fs::remove_dir_all(default_dir_base().join(name));
+    }
+}
+
+/// SIGKILLs every process inside lab namespace `ns`: only processes a lab
+/// started (and what they started) live there.
+fn kill_members(ns: &str) {
+    if let Ok(pids) = run(Command::new("ip").args(["netns", "pids", ns])) {
+        for p in pids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) with integer arguments; the PID was just listed
+            // as a member of a lab namespace.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
     }
 }

@@ -33,6 +33,15 @@ pub(crate) fn output(cmd: &mut Command) -> io::Result<Output> {
         .map_err(|e| err(format!("cannot run `{}`: {e}", describe(cmd))))
 }
 
+/// What a finished command printed: its stdout, then its stderr.
+pub(crate) fn combined(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs to completion and requires exit status 0; returns stdout. The error names the
 /// command and its status and carries what it printed (stderr, then stdout: tools such
 /// as e2fsck and promtool report on stdout).

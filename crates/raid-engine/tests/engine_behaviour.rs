@@ -154,6 +154,15 @@ impl Rig {
         )
         .expect("write");
     }
+    /// Member `m` is away while `fill` is written over sectors 0..8 (the write fails it),
+    /// then it is back for a restart from the members.
+    fn write_while_away_then_restart(&mut self, m: usize, fill: u8) {
+        self.members[m].alive = false;
+        self.write(0, fill, 8);
+        assert_eq!(self.e.status().members[m].state, MemberState::Faulty);
+        self.members[m].alive = true;
+        self.reassemble();
+    }
     /// Reads with the member of `uuid` gone, so the others must serve it all.
     fn read_without(&mut self, uuid: [u8; 16], offset: u64, sectors: u32) -> Vec<u8> {
         let gone = self
@@ -520,11 +529,7 @@ fn assembly_writes_the_merged_bitmap_back_to_every_member() {
         r.members.iter().all(|m| m.data[bit0] & 1 == 1),
         "merged bitmap on every member after assembly"
     );
-    r.members[1].alive = false;
-    r.write(0, 2, 8);
-    assert_eq!(r.e.status().members[1].state, MemberState::Faulty);
-    r.members[1].alive = true;
-    r.reassemble();
+    r.write_while_away_then_restart(1, 2);
     assert!(
         r.events.iter().any(|e| matches!(
             e,
@@ -582,11 +587,7 @@ fn a_re_added_member_gets_the_whole_bitmap() {
         r.members[1].data[bit0] & 1 == 1,
         "re-added member has the bitmap"
     );
-    r.members[0].alive = false;
-    r.write(0, 6, 8);
-    assert_eq!(r.e.status().members[0].state, MemberState::Faulty);
-    r.members[0].alive = true;
-    r.reassemble();
+    r.write_while_away_then_restart(0, 6);
     r.settle(1_000_000_000);
     assert_eq!(r.e.status().state, ArrayState::Clean);
     assert!(

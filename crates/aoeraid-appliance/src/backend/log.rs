@@ -2,6 +2,12 @@
 
 use aoe_initiator::{Event, Pool};
 
+/// The pool's interfaces for a message: `eth1, eth2`.
+pub(crate) fn interface_names(pool: &Pool) -> String {
+    let names: Vec<&str> = pool.interfaces().iter().map(|i| i.name.as_str()).collect();
+    names.join(", ")
+}
+
 /// `event` as a log line, naming blades as eS.L.
 pub(crate) fn describe(pool: &Pool, event: &Event) -> String {
     let name = |id: aoe_initiator::BladeId| match pool.blade_info(id) {

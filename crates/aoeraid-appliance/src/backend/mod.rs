@@ -24,7 +24,7 @@
 
 mod log;
 
-pub(crate) use log::describe;
+pub(crate) use log::{describe, interface_names};
 
 use std::io;
 use std::time::{Duration, Instant};

@@ -22,7 +22,7 @@ use aoe_uring::{Ring, RingConfig};
 use aoe_wire::AoeAddr;
 use serde::Serialize;
 
-use crate::backend::{describe, Backend};
+use crate::backend::{describe, interface_names, Backend};
 use crate::config::{self, ByteSize};
 
 const SECTOR: u64 = 512;
@@ -250,6 +250,14 @@ struct Totals {
     lat: Vec<u32>,
 }
 
+impl Totals {
+    /// Counts a failed I/O; the report names the first one.
+    fn error(&mut self, what: impl FnOnce() -> String) {
+        self.errors += 1;
+        self.first_error.get_or_insert_with(what);
+    }
+}
+
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let bs = args.bs.bytes();
     if bs == 0 || !bs.is_multiple_of(SECTOR) {
@@ -464,13 +472,7 @@ fn find_blade(
         if now >= end {
             bail!(
                 "{device} did not answer on {} within {timeout}",
-                backend
-                    .pool()
-                    .interfaces()
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                interface_names(backend.pool())
             );
         }
     }
@@ -557,9 +559,7 @@ impl Runner<'_> {
                         submitted_bytes += bs;
                     }
                     Err(r) => {
-                        t.errors += 1;
-                        t.first_error
-                            .get_or_insert_with(|| format!("submit at LBA {lba}: {}", r.error));
+                        t.error(|| format!("submit at LBA {lba}: {}", r.error));
                         free.push(r.buf);
                         free_slots.push(slot);
                         stop = true;
@@ -597,9 +597,7 @@ impl Runner<'_> {
                         }
                     }
                     Err(e) => {
-                        t.errors += 1;
-                        t.first_error
-                            .get_or_insert_with(|| format!("I/O at LBA {}: {e}", c.lba));
+                        t.error(|| format!("I/O at LBA {}: {e}", c.lba));
                     }
                 }
                 free.push(c.buf);

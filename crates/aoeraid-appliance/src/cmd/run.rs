@@ -12,9 +12,23 @@ pub(crate) struct Args {
     /// written at the crash may have wrong parity).
     #[arg(long)]
     pub force: bool,
+    /// Take the blades over from the appliance that holds them: force-set every
+    /// configured blade's AoE reserve list to this host's back-end MACs, which
+    /// fences the previous holder at the blades. For a cluster's resource agent
+    /// (which starts the resource only where it runs nowhere else) or an operator
+    /// replacing a dead appliance. Without it, blades another appliance holds
+    /// make `run` refuse to start, naming them.
+    #[arg(long)]
+    pub takeover: bool,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    run_daemon(&args.config.path, RunOptions { force: args.force })?;
+    run_daemon(
+        &args.config.path,
+        RunOptions {
+            force: args.force,
+            takeover: args.takeover,
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -168,7 +168,7 @@ pub fn render(s: &Status, terminal: bool) -> String {
         for v in &s.volumes {
             let _ = writeln!(
                 out,
-                "  {:<12} e{}.{:<5} {:>14} sectors ({})  {}  {}  arrays {}  allow {}  reserved {}{}",
+                "  {:<12} e{}.{:<5} {:>14} sectors ({})  {}  {}  arrays {}  allow {}  reserved {}{}{}",
                 v.name,
                 v.shelf,
                 v.slot,
@@ -198,6 +198,11 @@ pub fn render(s: &Status, terminal: bool) -> String {
                     )
                 } else {
                     String::new()
+                },
+                if v.reservation_lost {
+                    "  STOPPED: another appliance took its blades (reservation lost)"
+                } else {
+                    ""
                 }
             );
         }
@@ -205,20 +210,26 @@ pub fn render(s: &Status, terminal: bool) -> String {
     if !s.blades.is_empty() {
         let _ = writeln!(
             out,
-            "\nblades\n  {:<12} {:<5} {:>10} {:>11} {:>9} {:>11}",
+            "\nblades\n  {:<12} {:<5} {:>10} {:>11} {:>9} {:>11}  reservation",
             "blade", "state", "rtt", "retransmits", "timeouts", "outstanding"
         );
         for b in &s.blades {
             let _ = writeln!(
                 out,
-                "  {:<12} {:<5} {:>8.3}ms {:>11} {:>9} {:>5}/{:<5}",
+                "  {:<12} {:<5} {:>8.3}ms {:>11} {:>9} {:>5}/{:<5}  {}{}",
                 b.blade,
                 b.state.as_str(),
                 b.rtt_seconds * 1000.0,
                 b.retransmits,
                 b.timeouts,
                 b.outstanding,
-                b.window
+                b.window,
+                b.reservation.map_or("-", |r| r.as_str()),
+                if b.reserved_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (held by {})", b.reserved_by.join(", "))
+                }
             );
         }
     }

@@ -8,15 +8,15 @@
 
 use super::protocol::{Request, Response, MAX_LINE};
 use super::status::Status;
+use crate::accept_loop::AcceptLoop;
 use crate::config::{MemberAddr, Rate};
 use aoe_uring::sys;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 const MAX_CONNECTIONS: usize = 16;
@@ -120,8 +120,7 @@ pub fn dispatch(h: &dyn ControlHandler, req: Request) -> Response {
 
 pub struct ControlServer {
     path: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    accepting: AcceptLoop,
 }
 
 impl ControlServer {
@@ -131,24 +130,15 @@ impl ControlServer {
         prepare(path)?;
         let listener = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
         let active = Arc::new(AtomicUsize::new(0));
-        let thread = std::thread::Builder::new()
-            .name("control".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::Acquire) {
-                        break;
-                    }
-                    let Ok(stream) = conn else { continue };
-                    accept(stream, &handler, &active);
-                }
-            })?;
+        let accepting = AcceptLoop::spawn(
+            "control",
+            move || listener.accept().map(|(stream, _)| stream),
+            move |stream| accept(stream, &handler, &active),
+        )?;
         Ok(ControlServer {
             path: path.to_path_buf(),
-            stop,
-            thread: Some(thread),
+            accepting,
         })
     }
 
@@ -162,11 +152,9 @@ impl ControlServer {
     }
 
     fn stop_thread(&mut self) {
-        if let Some(t) = self.thread.take() {
-            self.stop.store(true, Ordering::Release);
-            // Wake the blocking accept with a connection of our own.
+        if self.accepting.stop(|| {
             let _ = UnixStream::connect(&self.path);
-            let _ = t.join();
+        }) {
             let _ = std::fs::remove_file(&self.path);
         }
     }

@@ -24,6 +24,10 @@ pub struct Status {
     pub interfaces: Vec<InterfaceStatus>,
     #[serde(default)]
     pub frontend: FrontendCounters,
+    /// Member I/Os and reserve Sets refused because another station holds a
+    /// blade's AoE reserve list (cumulative since start).
+    #[serde(default)]
+    pub reservation_refused: u64,
 }
 
 /// What the front end's target did with the frames it was handed, over all
@@ -346,6 +350,10 @@ pub struct VolumeStatus {
     /// Set from outside a non-empty reserve list).
     #[serde(default)]
     pub reserve_refused: u64,
+    /// Another appliance took a blade of this volume (its reservation was
+    /// lost): no member I/O goes out and the export is silent.
+    #[serde(default)]
+    pub reservation_lost: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -385,6 +393,35 @@ pub struct BladeStatus {
     pub mac: Option<String>,
     #[serde(default)]
     pub interface: Option<String>,
+    /// This appliance's claim on the blade's AoE reserve list; None when it
+    /// holds no reservation on it.
+    #[serde(default)]
+    pub reservation: Option<Reservation>,
+    /// Who holds the blade once the reservation is lost (MACs, when known).
+    #[serde(default)]
+    pub reserved_by: Vec<String>,
+}
+
+/// The appliance's claim on one blade (`docs/ha.md`, "Blade ownership").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reservation {
+    /// Our back-end MACs are the blade's reserve list.
+    Held,
+    /// The blade came back (or is re-asserted): a Set is on its way.
+    Asserting,
+    /// Another appliance holds it: never written again by this process.
+    Lost,
+}
+
+impl Reservation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reservation::Held => "held",
+            Reservation::Asserting => "asserting",
+            Reservation::Lost => "lost",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //! slices ([`SlicePort`]) and emptied with `poll_transmit` into the host's send
 //! buffers.
 
-use crate::frontend::{Driver, SlicePort, Volumes};
+use crate::frontend::{Done, Driver, SlicePort, Volumes};
 use aoe_target::{ExportConfig, ExportId, IfaceId, SharedExport, Target, TargetConfig};
 use aoe_wire::Mac;
 use raid_engine::{VolumeCompletion, VolumeRequest};
@@ -82,6 +82,40 @@ impl Exports {
         };
         self.driver
             .resize(&mut SlicePort::default(), ExportId(e as u16), sectors)
+    }
+
+    /// The export of volume `volume` falls silent: no frame reaches it, it is no
+    /// longer announced, and [`Exports::forget`] drops its answers. A client's
+    /// driver then retransmits to another target of the same shelf.slot (the
+    /// appliance that took the blades over) instead of failing I/O, which an
+    /// ATA error reply would make it do. False if the volume is not exported.
+    pub(crate) fn silence(&mut self, volume: usize) -> bool {
+        let Some(e) = self.exports.iter().position(|x| x.volume == volume) else {
+            return false;
+        };
+        self.driver
+            .target_mut()
+            .set_export_interfaces(ExportId(e as u16), &[])
+            .is_ok()
+    }
+
+    /// A volume request of a silenced export finished: it is forgotten without
+    /// an answer (the client retransmits elsewhere); a client FLUSH fails.
+    pub(crate) fn forget(&mut self, c: VolumeCompletion) {
+        let Some(mut done) = self.driver.store_mut().done(c) else {
+            return;
+        };
+        let req = match &mut done {
+            Done::Read { req, .. } | Done::Write { req, .. } => Some(*req),
+            Done::Sync { ok, .. } => {
+                *ok = false;
+                None
+            }
+        };
+        match req {
+            Some(req) => self.driver.target_mut().drop_request(req),
+            None => self.driver.on_done(&mut SlicePort::default(), done),
+        }
     }
 
     /// Stop taking new requests (frames are dropped); in-flight ones finish.

@@ -3,6 +3,7 @@
 
 use crate::config::MemberAddr;
 use aoe_initiator::{BladeId, BladeState, IoError, IoRequest, Op, Pool};
+use aoe_wire::ErrorCode;
 use raid_engine::{MemberError, MemberIo, MemberOp, SECTOR};
 use std::collections::HashMap;
 use std::path::Path;
@@ -121,10 +122,21 @@ pub(crate) fn submit_to_blade(
     })
 }
 
-/// The next finished blade I/O: its token and result.
-pub(crate) fn poll_blade_done(pool: &mut Pool) -> Option<(u64, MemberResult)> {
+/// A finished blade I/O.
+pub(crate) struct BladeDone {
+    pub(crate) token: u64,
+    pub(crate) blade: BladeId,
+    pub(crate) result: MemberResult,
+    /// Refused because another station holds the blade's reserve list (AoE
+    /// error 6): not a member failure but a lost claim on the blade.
+    pub(crate) reserved: bool,
+}
+
+/// The next finished blade I/O.
+pub(crate) fn poll_blade_done(pool: &mut Pool) -> Option<BladeDone> {
     let c = pool.poll_completion()?;
-    let r = match c.result {
+    let reserved = c.result == Err(IoError::Aoe(ErrorCode::TargetReserved));
+    let result = match c.result {
         Ok(()) if c.op == Op::Read => {
             let mut buf = c.buf;
             buf.truncate(c.sectors as usize * SECTOR);
@@ -134,7 +146,12 @@ pub(crate) fn poll_blade_done(pool: &mut Pool) -> Option<(u64, MemberResult)> {
         Err(IoError::BladeDown) => Err(MemberError::Gone),
         Err(_) => Err(MemberError::Io),
     };
-    Some((c.user, r))
+    Some(BladeDone {
+        token: c.user,
+        blade: c.blade,
+        result,
+        reserved,
+    })
 }
 
 /// Member I/O tokens: volume in bits 56.., array in 48..56, engine id below.

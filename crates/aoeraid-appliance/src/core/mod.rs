@@ -31,8 +31,10 @@
 mod commands;
 mod exports;
 mod members;
+mod ownership;
 mod policy;
 mod reload;
+mod reservations;
 mod spares;
 mod status;
 mod volumes;
@@ -45,6 +47,7 @@ pub(crate) use exports::{ExportDef, Exports};
 pub(crate) use members::{
     poll_blade_done, submit_to_blade, Host, Location, MemberMap, MemberResult,
 };
+pub(crate) use ownership::{held_by, holder, plan_claim, ClaimMode, Holder, Ownership};
 pub(crate) use spares::{Spare, SpareGroups};
 pub(crate) use volumes::{Array, Volume};
 
@@ -139,6 +142,9 @@ pub(crate) struct Core {
     /// Blade I/Os refused at submission, completed at the next pass.
     refused: VecDeque<(u64, MemberResult)>,
     notices: VecDeque<Notice>,
+    /// The blades this appliance holds by reservation (none until
+    /// [`Core::hold_blades`]).
+    owners: Ownership,
 }
 
 impl Core {
@@ -161,11 +167,20 @@ impl Core {
             files_in_flight: 0,
             refused: VecDeque::new(),
             notices: VecDeque::new(),
+            owners: Ownership::default(),
         };
         if let Some(x) = core.exports.as_mut() {
             x.announce_all();
         }
         core
+    }
+
+    /// From now on the core keeps `owners`' blades reserved (they were claimed
+    /// before it started): re-asserted every period and on return, lost for good
+    /// when another appliance takes them.
+    pub(crate) fn hold_blades(&mut self, owners: Ownership) {
+        self.owners = owners;
+        self.dirty = true;
     }
 
     // ---- inputs -----------------------------------------------------------------
@@ -206,6 +221,7 @@ impl Core {
                 p.handle_timeout(now);
             }
         }
+        self.reassert(now);
         let ns = self.ns(now);
         let periodic = ns >= self.last_tick_ns + TICK.as_nanos() as u64;
         for v in &mut self.vols {
@@ -260,6 +276,9 @@ impl Core {
         let mut t = self.started + Duration::from_nanos(self.last_tick_ns) + TICK;
         if let Some(p) = self.pool.as_ref().and_then(|p| p.poll_timeout()) {
             t = t.min(p);
+        }
+        if let Some(o) = self.owners.poll_timeout() {
+            t = t.min(o);
         }
         for v in &self.vols {
             if let Some(ns) = v.concat.poll_timeout() {
@@ -325,7 +344,8 @@ impl Core {
 
     /// Every array marked clean on its members (or failed) and no member I/O left.
     pub(crate) fn all_clean(&self) -> bool {
-        let clean = self.vols.iter().all(|v| {
+        // A volume whose blades another appliance took cannot be marked clean here.
+        let clean = self.vols.iter().filter(|v| !v.reservation_lost).all(|v| {
             v.concat.arrays().iter().all(|e| {
                 let s = e.status();
                 s.clean_on_disk || s.state == raid_engine::ArrayState::Failed
@@ -375,9 +395,16 @@ impl Core {
                 moved = true;
                 self.member_done(t, r);
             }
-            while let Some((t, r)) = self.pool.as_mut().and_then(poll_blade_done) {
+            while let Some(d) = self.pool.as_mut().and_then(poll_blade_done) {
                 moved = true;
-                self.member_done(t, r);
+                if d.reserved {
+                    self.io_refused(d.blade);
+                }
+                self.member_done(d.token, d.result);
+            }
+            while let Some(c) = self.pool.as_mut().and_then(Pool::poll_reserve) {
+                moved = true;
+                self.reserve_done(c);
             }
             // Volumes → front end.
             for v in 0..self.vols.len() {
@@ -416,6 +443,12 @@ impl Core {
         let bytes = io.sectors as u64 * SECTOR as u64;
         self.member_started
             .insert(t, (self.now, io.op, bytes, io.member));
+        let lost = matches!(loc, Location::Blade(b) if self.owners.is_lost(b));
+        if self.vols[v].reservation_lost || lost {
+            // Another appliance owns these blades: nothing more goes to them.
+            self.refused.push_back((t, Err(MemberError::Gone)));
+            return;
+        }
         match loc {
             Location::File(file) => self.file_ios.push_back(FileIo { token: t, file, io }),
             Location::Blade(blade) => {
@@ -468,7 +501,11 @@ impl Core {
         }
         if Exports::owns_request(c.id) {
             if let Some(x) = self.exports.as_mut() {
-                x.volume_done(c);
+                if self.vols[v].reservation_lost {
+                    x.forget(c);
+                } else {
+                    x.volume_done(c);
+                }
             }
         }
     }

@@ -33,12 +33,25 @@ impl Core {
                 }
             }
             PoolEvent::BladeUp { blade, .. } => {
-                for (v, a, m) in self.on_blade(blade) {
-                    self.blade_up(v, a, m);
+                if self.claims(blade) && self.owners.returned(blade) {
+                    // A restarted vblade forgot its reserve list: the members on it
+                    // wait for our Set to be answered (`reservations.rs`).
+                    let now = self.now;
+                    self.reassert(now);
+                } else if !self.owners.is_lost(blade) {
+                    self.blade_returned(blade);
                 }
             }
             PoolEvent::Notice { message, .. } => self.log(5, format!("back end: {message}")),
             _ => {}
+        }
+    }
+
+    /// The members on `blade` go back into their arrays (the blade answers again,
+    /// and is held again if the appliance holds its blades).
+    pub(super) fn blade_returned(&mut self, blade: BladeId) {
+        for (v, a, m) in self.on_blade(blade) {
+            self.blade_up(v, a, m);
         }
     }
 
@@ -98,7 +111,8 @@ impl Core {
                 let Some(group) = self.vols[v].arrays[a].spare_group.as_deref() else {
                     continue;
                 };
-                if !self.vols[v].concat.arrays()[a].needs_spare() {
+                // A stopped volume (its blades taken) writes nowhere, spares included.
+                if self.vols[v].reservation_lost || !self.vols[v].concat.arrays()[a].needs_spare() {
                     continue;
                 }
                 let Some(spare) = self.spares.take(group) else {
@@ -150,8 +164,15 @@ impl Core {
         if let Some(line) = refused {
             self.log(4, line);
         }
-        if let Some(e) = mapped {
-            self.notice(Notice::Event(e));
+        match mapped {
+            // Failures that follow a lost reservation are this appliance giving the
+            // volume up (its I/O refused on purpose), not the members failing: the
+            // ReservationLost event said what happened.
+            Some(e) if self.vols[v].reservation_lost => {
+                self.log(6, format!("after the reservation was lost: {e:?}"));
+            }
+            Some(e) => self.notice(Notice::Event(e)),
+            None => {}
         }
         // Every state change shows at once in `status`, not a second later.
         self.notice(Notice::StatusChanged);

@@ -75,6 +75,13 @@ impl SpareGroups {
         g.1.len() != before
     }
 
+    /// Forgets every unused spare at `loc` (its blade is no longer ours to write).
+    pub(crate) fn drop_location(&mut self, loc: Location) {
+        for g in &mut self.groups {
+            g.1.retain(|x| x.loc != loc);
+        }
+    }
+
     /// The spare an array of `group` gets next: the one that waited longest.
     pub(crate) fn take(&mut self, group: &str) -> Option<Spare> {
         let g = self.groups.iter_mut().find(|g| g.0 == group)?;

@@ -2,9 +2,12 @@
 //! spare groups and what the front-end target did. Interface counters live with
 //! the sockets, so the host adds them.
 
+use super::ownership::Claim;
 use super::Core;
 use crate::control::engine::{array_status, blade_statuses, ArrayContext};
-use crate::control::status::{FrontendCounters, SpareGroupStatus, Status, VolumeStatus};
+use crate::control::status::{
+    FrontendCounters, Reservation, SpareGroupStatus, Status, VolumeStatus,
+};
 use std::time::Instant;
 
 impl Core {
@@ -59,11 +62,32 @@ impl Core {
                 }),
                 fenced_commands: shared.map_or(0, |sh| sh.fenced_commands()),
                 reserve_refused: shared.map_or(0, |sh| sh.reserve_refused()),
+                reservation_lost: vol.reservation_lost,
             });
         }
         if let Some(p) = &self.pool {
             s.blades = blade_statuses(p);
+            for (id, claim) in self.owners.claims() {
+                let name = self.blade_name(id);
+                let Some(b) = s.blades.iter_mut().find(|b| b.blade == name) else {
+                    continue;
+                };
+                (b.reservation, b.reserved_by) = match claim {
+                    // The periodic Set of a held blade does not make it less held.
+                    Claim::Held | Claim::Asserting { rejoin: false } => {
+                        (Some(Reservation::Held), Vec::new())
+                    }
+                    Claim::Asserting { rejoin: true } | Claim::Pending => {
+                        (Some(Reservation::Asserting), Vec::new())
+                    }
+                    Claim::Lost { holders } => (
+                        Some(Reservation::Lost),
+                        holders.iter().map(|m| m.to_string()).collect(),
+                    ),
+                };
+            }
         }
+        s.reservation_refused = self.owners.refused();
         if let Some(x) = &self.exports {
             let c = x.driver().target().counters();
             let dc = x.driver().counters();

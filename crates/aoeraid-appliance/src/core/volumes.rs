@@ -54,6 +54,9 @@ pub(crate) struct Volume {
     pub(crate) write_bytes: u64,
     /// Not a configured volume: an array no volume names yet (waiting for `grow`).
     pub(crate) standalone: bool,
+    /// Another appliance took a blade of this volume (its reservation was lost):
+    /// no member I/O is sent and the export is silent from then on.
+    pub(crate) reservation_lost: bool,
 }
 
 impl Volume {
@@ -69,6 +72,7 @@ impl Volume {
             read_bytes: 0,
             write_bytes: 0,
             standalone: false,
+            reservation_lost: false,
         }
     }
 

@@ -6,9 +6,11 @@
 //! path the daemon uses, so what `create` writes is byte for byte what the daemon
 //! would.
 
+use super::claim::claim;
 use super::inuse::{in_use_reason, PROBE_SECTORS};
 use super::members::Devices;
 use crate::config::{self, ArraySpec, Config, Integrity, MemberAddr};
+use crate::core::ClaimMode;
 use crate::core::Location;
 use anyhow::{anyhow, bail};
 use raid_engine::{ArrayConfig, MemberSpec};
@@ -51,10 +53,27 @@ pub(crate) fn random_uuid() -> anyhow::Result<[u8; 16]> {
     Ok(u)
 }
 
-/// Runs `create` for every array of `cfg`; returns the lines to print.
+/// Runs `create` for every array of `cfg`; returns the lines to print. The blades
+/// are reserved for this host's back-end MACs while they are probed and written
+/// (refused, naming them, if another appliance holds any); those that were free
+/// are released again at the end, written or not.
 pub(crate) fn create(cfg: &Config, opts: CreateOptions) -> anyhow::Result<Vec<String>> {
     let mut dev = Devices::new()?;
-    dev.discover_config(cfg)?;
+    let blades = dev.discover_config(cfg)?;
+    let mut out = Vec::new();
+    let claimed = claim(&mut dev, &blades, ClaimMode::Plain, &mut |l| out.push(l))?;
+    let created = create_claimed(&mut dev, cfg, opts);
+    let released = claimed.release_free(&mut dev);
+    out.extend(created?);
+    released?;
+    Ok(out)
+}
+
+fn create_claimed(
+    dev: &mut Devices,
+    cfg: &Config,
+    opts: CreateOptions,
+) -> anyhow::Result<Vec<String>> {
     let members = cfg.members();
     let mut located = Vec::new();
     for m in &members {
@@ -148,7 +167,7 @@ pub(crate) fn create(cfg: &Config, opts: CreateOptions) -> anyhow::Result<Vec<St
         }
     }
     for spec in &cfg.arrays {
-        out.push(create_array(&mut dev, spec, opts)?);
+        out.push(create_array(dev, spec, opts)?);
     }
     // Durable before we say so.
     let flushes: Vec<(Location, MemberIo)> = located

@@ -3,7 +3,7 @@
 //! path starts: `create`'s probes and superblock writes, assembly's superblock reads).
 
 use super::file_member::FileMembers;
-use crate::backend::Backend;
+use crate::backend::{interface_names, Backend};
 use crate::config::{Config, MemberAddr};
 use crate::core::{poll_blade_done, submit_to_blade, Location, MemberResult};
 use anyhow::{anyhow, bail, Context};
@@ -75,12 +75,7 @@ impl Devices {
                     Some(_) => Err("blade found but not answering IDENTIFY".to_string()),
                     None => Err(format!(
                         "blade not found on the back-end interfaces ({})",
-                        b.pool()
-                            .interfaces()
-                            .iter()
-                            .map(|i| i.name.clone())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        interface_names(b.pool())
                     )),
                 },
             },
@@ -200,7 +195,8 @@ impl Devices {
         if let Some(d) = self.files.poll_done() {
             return Some(d);
         }
-        poll_blade_done(self.backend.as_mut()?.pool_mut())
+        let d = poll_blade_done(self.backend.as_mut()?.pool_mut())?;
+        Some((d.token, d.result))
     }
 
     /// Hands a ring completion to the back end or the file members; returns it if

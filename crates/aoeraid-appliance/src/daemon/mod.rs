@@ -4,6 +4,7 @@
 //! (control socket, metrics, events, systemd) around it.
 
 pub(crate) mod assemble;
+pub(crate) mod claim;
 pub(crate) mod create;
 pub(crate) mod datapath;
 pub(crate) mod file_member;

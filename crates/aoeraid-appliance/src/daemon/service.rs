@@ -3,6 +3,7 @@
 //! signal handling (SIGTERM clean stop, SIGHUP reload).
 
 use super::assemble::{assemble_array, spare_is_blank};
+use super::claim::claim;
 use super::create::random_uuid;
 use super::datapath::{Cmd, DataPath, FrontSockets, IoMetrics};
 use super::members::Devices;
@@ -11,8 +12,8 @@ use crate::control::sdnotify::{watchdog_interval, Notifier};
 use crate::control::status::Status;
 use crate::control::{ControlHandler, ControlServer, MemberCommand};
 use crate::core::{
-    Array, Command, Core, CoreParts, ExportDef, Exports, Location, MemberMap, Reply, Spare,
-    SpareGroups, Volume,
+    Array, ClaimMode, Command, Core, CoreParts, ExportDef, Exports, Location, MemberMap, Reply,
+    Spare, SpareGroups, Volume,
 };
 use crate::events::{self, Dispatcher, DispatcherOptions, Event, EventKind};
 use crate::frontend::StateFile;
@@ -47,6 +48,10 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct RunOptions {
     /// Assemble an unclean degraded RAID 5 anyway (accepts the write hole).
     pub(crate) force: bool,
+    /// Take the blades from whoever holds them (Force Set of their reserve lists),
+    /// fencing the previous active appliance at the blades. Without it, blades
+    /// another appliance holds make the start fail.
+    pub(crate) takeover: bool,
 }
 
 /// The control socket's handler: each command goes to the data path through the
@@ -170,7 +175,8 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     // Members: discover the blades, then assemble every array (mirrors and stripes
     // are one step here: the engine knows the RAID 10 layout).
     let mut dev = Devices::new()?;
-    for (s, l) in dev.discover_config(&cfg)? {
+    let blades = dev.discover_config(&cfg)?;
+    for &(s, l) in &blades {
         let up = dev
             .backend
             .as_ref()
@@ -179,6 +185,13 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             events::log_line(4, &format!("blade e{s}.{l} did not answer discovery"));
         }
     }
+    // Ownership before the first read: another appliance's blades refuse us anyway.
+    let mode = if opts.takeover {
+        ClaimMode::Takeover
+    } else {
+        ClaimMode::Plain
+    };
+    let claimed = claim(&mut dev, &blades, mode, &mut |l| events::log_line(5, &l))?;
     let mut assembled: Vec<Ready> = Vec::new();
     for spec in &cfg.arrays {
         let group: Vec<MemberAddr> = spec
@@ -337,7 +350,7 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             file_sectors[i] = files.sectors(i);
         }
     }
-    let core = Core::new(
+    let mut core = Core::new(
         CoreParts {
             pool,
             volumes: vols,
@@ -349,6 +362,7 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
         },
         Instant::now(),
     );
+    core.hold_blades(claimed.ownership(Instant::now()));
 
     let (tx, rx) = bounded(CMD_QUEUE);
     let waker = ring.waker()?;

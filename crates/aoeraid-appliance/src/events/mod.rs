@@ -57,6 +57,9 @@ pub enum EventKind {
     MemberRefused,
     /// A member that dropped out was taken back in.
     ReAdded,
+    /// Another appliance holds a blade's AoE reservation now (it took the blades
+    /// over): the volumes on that blade stopped serving here.
+    ReservationLost,
 }
 
 impl EventKind {
@@ -93,6 +96,7 @@ impl EventKind {
             EventKind::CorrectedReadError => "CorrectedReadError",
             EventKind::MemberRefused => "MemberRefused",
             EventKind::ReAdded => "ReAdded",
+            EventKind::ReservationLost => "ReservationLost",
         }
     }
 
@@ -100,7 +104,7 @@ impl EventKind {
     /// worse) so `journalctl -p warning` shows them.
     pub fn syslog_priority(self) -> u8 {
         match self {
-            EventKind::ArrayFailed => 2,
+            EventKind::ArrayFailed | EventKind::ReservationLost => 2,
             EventKind::Fail
             | EventKind::FailSpare
             | EventKind::DegradedArray

@@ -69,7 +69,7 @@ mod store;
 mod volume;
 
 pub(crate) use catalog::{Catalog, ExportSpec, FrontendConfig};
-pub(crate) use driver::{Driver, SlicePort};
+pub(crate) use driver::{Done, Driver, SlicePort};
 pub(crate) use persist::StateFile;
 pub(crate) use serve::{run, Control};
 pub(crate) use store::IoMode;

@@ -5,11 +5,10 @@
 //! size, so a slow or hostile client costs at most a few seconds and a few
 //! KiB, never a thread or unbounded memory.
 
+use crate::accept_loop::AcceptLoop;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 const MAX_REQUEST: usize = 8 * 1024;
@@ -20,8 +19,7 @@ pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 pub struct MetricsServer {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    accepting: AcceptLoop,
 }
 
 impl MetricsServer {
@@ -29,26 +27,15 @@ impl MetricsServer {
     pub fn start(addr: SocketAddr, render: Render) -> io::Result<MetricsServer> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("metrics-http".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::Acquire) {
-                        break;
-                    }
-                    if let Ok(stream) = conn {
-                        // A failed exchange concerns only that client.
-                        let _ = serve(stream, &render);
-                    }
-                }
-            })?;
-        Ok(MetricsServer {
-            addr,
-            stop,
-            thread: Some(thread),
-        })
+        let accepting = AcceptLoop::spawn(
+            "metrics-http",
+            move || listener.accept().map(|(stream, _)| stream),
+            move |stream| {
+                // A failed exchange concerns only that client.
+                let _ = serve(stream, &render);
+            },
+        )?;
+        Ok(MetricsServer { addr, accepting })
     }
 
     /// Serves `metrics`, first refreshing them from a fresh status snapshot
@@ -80,20 +67,16 @@ impl MetricsServer {
     }
 
     fn stop_thread(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        // Wake the blocking accept with a connection of our own.
-        let _ = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let addr = self.addr;
+        self.accepting.stop(|| {
+            let _ = TcpStream::connect_timeout(&addr, IO_TIMEOUT);
+        });
     }
 }
 
 impl Drop for MetricsServer {
     fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.stop_thread();
-        }
+        self.stop_thread();
     }
 }
 

@@ -139,6 +139,8 @@ pub struct Metrics {
     pub blade_retransmits: IntCounterVec,
     pub blade_timeouts: IntCounterVec,
     pub blade_outstanding: IntGaugeVec,
+    pub blade_reservation_lost: IntGaugeVec,
+    pub reservation_refused: IntCounter,
     pub frames_received: IntCounterVec,
     pub frames_sent: IntCounterVec,
     pub frames_dropped: IntCounterVec,
@@ -417,6 +419,19 @@ impl Metrics {
                 "Requests in flight to the blade.",
                 &["blade"],
             ),
+            blade_reservation_lost: gauge(
+                &r,
+                "aoeraid_blade_reservation_lost",
+                "1 once another appliance holds the blade's AoE reservation (its volumes \
+                 stopped here), 0 while this appliance holds it.",
+                &["blade"],
+            ),
+            reservation_refused: plain_counter(
+                &r,
+                "aoeraid_blade_reservation_refused_total",
+                "Member I/Os and reserve Sets refused because another station holds a \
+                 blade's reserve list.",
+            ),
             frames_received: counter(
                 &r,
                 "aoeraid_frames_received_total",
@@ -693,6 +708,12 @@ impl Metrics {
             for f in ["blade_up", "blade_rtt", "blade_outstanding"] {
                 mark(f, &l);
             }
+            if let Some(r) = b.reservation {
+                self.blade_reservation_lost
+                    .with_label_values(&l)
+                    .set(i64::from(r == crate::control::status::Reservation::Lost));
+                mark("blade_reservation_lost", &l);
+            }
         }
 
         for i in &s.interfaces {
@@ -720,6 +741,7 @@ impl Metrics {
         let f = &s.frontend;
         sync_counter(&self.frontend_frames, f.frames);
         sync_counter(&self.frontend_flushes, f.flushes);
+        sync_counter(&self.reservation_refused, s.reservation_refused);
         for (outcome, v) in [
             ("malformed", f.malformed),
             ("not_for_us", f.not_for_us),
@@ -771,6 +793,7 @@ impl Metrics {
             "blade_up" => self.blade_up.remove_label_values(&l),
             "blade_rtt" => self.blade_rtt.remove_label_values(&l),
             "blade_outstanding" => self.blade_outstanding.remove_label_values(&l),
+            "blade_reservation_lost" => self.blade_reservation_lost.remove_label_values(&l),
             _ => Ok(()),
         };
     }

@@ -291,34 +291,27 @@ mod tests {
     fn metadata_and_validate_all_need_no_network() {
         let (s, _) = args(&["-o", "metadata"]).settings(None);
         assert_eq!(agent(&s).unwrap(), ExitCode::SUCCESS);
-        let (s, _) = args(&[
-            "-o",
-            "validate-all",
-            "--target",
-            "e1.0",
-            "--interface",
-            "nonexistent0",
-            "--hosts",
-            "n1=02:00:00:00:00:01",
-            "-n",
-            "n1",
-        ])
-        .settings(None);
-        assert_eq!(agent(&s).unwrap(), ExitCode::SUCCESS);
-        let (s, _) = args(&[
-            "-o",
-            "validate-all",
-            "--target",
-            "e1.0",
-            "--interface",
-            "eth0",
-            "--hosts",
-            "n1=02:00:00:00:00:01",
-            "-n",
-            "n9",
-        ])
-        .settings(None);
-        assert_eq!(agent(&s).unwrap_err(), "unknown node `n9`: hosts names n1");
+        let validate = |interface: &str, node: &str| {
+            let hosts = "n1=02:00:00:00:00:01";
+            let line = [
+                "-o",
+                "validate-all",
+                "--target",
+                "e1.0",
+                "--interface",
+                interface,
+                "--hosts",
+                hosts,
+                "-n",
+                node,
+            ];
+            agent(&args(&line).settings(None).0)
+        };
+        assert_eq!(validate("nonexistent0", "n1").unwrap(), ExitCode::SUCCESS);
+        assert_eq!(
+            validate("eth0", "n9").unwrap_err(),
+            "unknown node `n9`: hosts names n1"
+        );
         let (s, _) = args(&["-o", "off", "--target", "e1.0", "--interface", "eth0"]).settings(None);
         assert_eq!(agent(&s).unwrap_err(), "missing required option hosts");
     }

@@ -459,48 +459,46 @@ mod tests {
         assert!(empty.borrow().is_empty());
     }
 
-    #[test]
-    fn two_survivors_fencing_one_victim_converge() {
+    /// n1 fences n2 while node `other` fences `its_victim` completely between n1's read and
+    /// n1's Set, from an empty list and from a full one; `then` sees n1's outcome.
+    fn race(other: u8, its_victim: &'static str, then: impl Fn(&Shared, Result<Outcome, Refusal>)) {
         for start in [vec![], macs(&[1, 2, 12, 3])] {
             let list: Shared = Rc::new(RefCell::new(start));
             let h = hosts();
             let mut a = Model::new(&list, 1);
-            // n3 fences n2 completely between n1's read and n1's Set.
-            a.meanwhile = Some(Box::new(|l: &Shared| {
-                assert_eq!(run(l, 3, Want::Off, "n2"), Ok(Outcome::Changed));
+            a.meanwhile = Some(Box::new(move |l: &Shared| {
+                assert_eq!(run(l, other, Want::Off, its_victim), Ok(Outcome::Changed));
             }));
-            assert_eq!(run_with(&mut a, &h, Want::Off, "n2"), Ok(Outcome::Changed));
-            assert_eq!(*list.borrow(), macs(&[1, 3]));
+            then(&list, run_with(&mut a, &h, Want::Off, "n2"));
         }
     }
 
     #[test]
+    fn two_survivors_fencing_one_victim_converge() {
+        race(3, "n2", |list, outcome| {
+            assert_eq!(outcome, Ok(Outcome::Changed));
+            assert_eq!(*list.borrow(), macs(&[1, 3]));
+        });
+    }
+
+    #[test]
     fn two_nodes_fencing_each_other_the_first_set_wins() {
-        for start in [vec![], macs(&[1, 2, 12, 3])] {
-            let list: Shared = Rc::new(RefCell::new(start));
-            let h = hosts();
-            let mut a = Model::new(&list, 1);
-            // n2 fences n1 between n1's read and n1's Set: n2's Set lands first.
-            a.meanwhile = Some(Box::new(|l: &Shared| {
-                assert_eq!(run(l, 2, Want::Off, "n1"), Ok(Outcome::Changed));
-            }));
-            assert_eq!(
-                run_with(&mut a, &h, Want::Off, "n2"),
-                Err(Refusal::Excluded { me: mac(1) })
-            );
+        // n2's Set lands first.
+        race(2, "n1", |list, outcome| {
+            assert_eq!(outcome, Err(Refusal::Excluded { me: mac(1) }));
             // n1 is out, n2 (both NICs) and n3 are in; n1's refused Set changed nothing.
             assert_eq!(*list.borrow(), macs(&[2, 12, 3]));
             // The loser cannot fence afterwards either, nor unfence itself.
             assert_eq!(
-                run(&list, 1, Want::Off, "n2"),
+                run(list, 1, Want::Off, "n2"),
                 Err(Refusal::Excluded { me: mac(1) })
             );
             assert_eq!(
-                run(&list, 1, Want::On, "n1"),
+                run(list, 1, Want::On, "n1"),
                 Err(Refusal::Excluded { me: mac(1) })
             );
-            assert_eq!(run(&list, 3, Want::On, "n1"), Ok(Outcome::Changed));
-        }
+            assert_eq!(run(list, 3, Want::On, "n1"), Ok(Outcome::Changed));
+        });
     }
 
     #[test]
