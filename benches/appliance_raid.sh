@@ -55,7 +55,7 @@ cleanup() {
     wait 2>/dev/null
     ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
     ip netns del "$NS" 2>/dev/null
-    rm -rf "$DIR"
+    rm -rf "$DIR" "$DIR".cpu.*
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -118,10 +118,36 @@ EOF
     return 1
 }
 
+# CPU ticks (user + system) the appliance daemon has used so far.
+daemon_ticks() {
+    local p
+    p=$(pgrep -P "$DAEMON" | head -1 || true)
+    awk '{print $14 + $15}' "/proc/${p:-$DAEMON}/stat" 2>/dev/null || echo 0
+}
+
 mbps() { # mbps DEVICE RW [IFACE] → MB/s of one run
-    in_ns "$BIN" bench --iface "${3:-cli0}" --device "$1" --rw "$2" --span "$((SPAN_MIB << 20))" \
+    local t0 t1 out
+    [ -n "$DAEMON" ] && t0=$(daemon_ticks)
+    out=$(in_ns "$BIN" bench --iface "${3:-cli0}" --device "$1" --rw "$2" --span "$((SPAN_MIB << 20))" \
         --bs 256K --qd 32 --bytes "$((SPAN_MIB << 20))" --json 2>/dev/null \
-        | sed -n 's/.*"mb_per_s": *\([0-9.]*\).*/\1/p' | head -1
+        | sed -n 's/.*"mb_per_s": *\([0-9.]*\).*/\1/p' | head -1)
+    if [ -n "$DAEMON" ] && [ "$1" = e7.0 ]; then
+        # The daemon's CPU seconds per GB the client moved (front end + engine +
+        # back end, one data-path thread) and µs per client request (AoE frame
+        # of 8 KiB + 512 B at MTU 9000).
+        t1=$(daemon_ticks)
+        awk -v t="$((t1 - t0))" -v clk="$(getconf CLK_TCK)" -v b="$((SPAN_MIB << 20))" \
+            'BEGIN { s = t / clk; printf "%.2f %.1f\n", s / (b / 1e9), s * 1e6 / (b / 8704) }' \
+            >>"$DIR.cpu.$2"
+    fi
+    echo "$out"
+}
+
+# "CPU s/GB, µs/request" medians of the daemon over the runs of RW, then forgets them.
+cpu_of() {
+    [ -f "$DIR.cpu.$1" ] || { echo "n/a"; return; }
+    echo "$(awk '{print $1}' "$DIR.cpu.$1" | median) s/GB $(awk '{print $2}' "$DIR.cpu.$1" | median) us/req"
+    rm -f "$DIR.cpu.$1"
 }
 
 # "SECONDS BYTES": a timestamp and the bytes the rebuild has read so far from
@@ -234,5 +260,6 @@ for level in "${LEVELS[@]}"; do
     r=$(measure e7.0 read)
     printf '%-7s write %7.1f MB/s (model %4s, ratio %s)   read %7.1f MB/s (model %4s, ratio %s)\n' \
         "$level" "$w" "$mw" "$(ratio "$w" "$mw")" "$r" "$mr" "$(ratio "$r" "$mr")"
+    printf '%-7s daemon CPU: write %s   read %s\n' "" "$(cpu_of write)" "$(cpu_of read)"
     lab_down
 done

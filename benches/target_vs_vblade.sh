@@ -8,7 +8,10 @@
 # REPS repetitions of SECS seconds each; medians printed, then ratios.
 # Writes are compared against `vblade -s` (O_SYNC: durable before the
 # reply), since aoeraid acknowledges only durable writes.
-# Target CPU per request = (utime+stime delta of the target pid) / requests.
+# Target CPU per request = (utime+stime delta of the target pid) / requests;
+# client CPU per request is the bench's own (`cpu_us_per_req`). On veth each
+# side's sends run the other side's receive path in the sender's context, so
+# each figure includes the peer's receive.
 #
 # Usage: sudo benches/target_vs_vblade.sh [REPS] [SECS]   (root; vblade, taskset, python3)
 # Env: AOERAID=path/to/aoeraid (default target/release/aoeraid), SIZE_MB (default 256),
@@ -38,6 +41,8 @@ cleanup() {
     [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null || true
     # The loop device lets go of its file asynchronously after an ext4 unmount.
     for _ in $(seq 25); do umount "$WORK/ram" 2>/dev/null && break; sleep 0.2; done
+    # Still busy on a loaded box: detach it; the kernel frees it when the loop lets go.
+    mountpoint -q "$WORK/ram" && umount -l "$WORK/ram"
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -91,15 +96,18 @@ stop_server() {
 
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for mtu in 1500 9000; do
     ip -n "$NS" link set tgt0 mtu $mtu
     ip -n "$NS" link set cli0 mtu $mtu
     bs=$(( (mtu - 36) / 512 * 512 ))
     for rw in read write; do
-        for kind in aoeraid vblade; do
-            start_server $kind $mtu $rw
-            for qd in 1 16; do
-                for rep in $(seq "$REPS"); do
+        # Repetitions interleave the two servers, so load from elsewhere on the
+        # box hits both alike.
+        for rep in $(seq "$REPS"); do
+            for kind in aoeraid vblade; do
+                start_server $kind $mtu $rw
+                for qd in 1 16; do
                     t0=$(cpu_ticks "$SPID")
                     out=$($NSX taskset -c 1 "$AOERAID" bench --iface cli0 --device 1.1 --rw $rw \
                         --pattern rand --bs $bs --qd $qd --seconds "$SECS" --span 128M --json 2>/dev/null || true)
@@ -110,30 +118,31 @@ kind, mtu, rw, qd, rep, ticks, clk, out = sys.argv[1:]
 try:
     r = json.loads(out)
 except Exception:
-    print(f"{kind}\t{mtu}\t{rw}\t{qd}\t{rep}\tnan\tnan\tnan\tnan\tnan"); sys.exit()
+    print(f"{kind}\t{mtu}\t{rw}\t{qd}\t{rep}\tnan\tnan\tnan\tnan\tnan\tnan"); sys.exit()
 ios = r["ios"] or 1
 cpu_us = int(ticks) / int(clk) * 1e6 / ios
-print(f'{kind}\t{mtu}\t{rw}\t{qd}\t{rep}\t{r["iops"]:.0f}\t{r["mb_per_s"]:.1f}\t{r["lat_us"]["p50"]}\t{cpu_us:.2f}\t{r["errors"] + r["mismatches"]}')
+print(f'{kind}\t{mtu}\t{rw}\t{qd}\t{rep}\t{r["iops"]:.0f}\t{r["mb_per_s"]:.1f}\t{r["lat_us"]["p50"]}\t{cpu_us:.2f}\t{r["cpu_us_per_req"]:.2f}\t{r["errors"] + r["mismatches"]}')
 PY
                 done
+                stop_server
             done
-            stop_server
         done
     done
 done
 
+echo "load average at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$RESULTS" <<'PY'
 import sys, statistics as st, math
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 agg = {}
-for kind, mtu, rw, qd, rep, iops, mbs, p50, cpu, errs in rows:
-    agg.setdefault((kind, mtu, rw, qd), []).append((float(iops), float(mbs), float(p50), float(cpu), float(errs)))
+for kind, mtu, rw, qd, rep, iops, mbs, p50, cpu, ccpu, errs in rows:
+    agg.setdefault((kind, mtu, rw, qd), []).append((float(iops), float(mbs), float(p50), float(cpu), float(ccpu), float(errs)))
 def med(vals, i):
     v = [x[i] for x in vals if not math.isnan(x[i])]
     return st.median(v) if v else float("nan")
-print(f"{'server':8} {'mtu':>5} {'rw':6} {'qd':>3} {'req/s':>9} {'MB/s':>8} {'p50 us':>7} {'cpu us/req':>10} {'errors':>6}")
+print(f"{'server':8} {'mtu':>5} {'rw':6} {'qd':>3} {'req/s':>9} {'MB/s':>8} {'p50 us':>7} {'cpu us/req':>10} {'client us':>9} {'errors':>6}")
 for (kind, mtu, rw, qd), v in sorted(agg.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3], kv[0][0])):
-    print(f"{kind:8} {mtu:>5} {rw:6} {qd:>3} {med(v,0):9.0f} {med(v,1):8.1f} {med(v,2):7.0f} {med(v,3):10.2f} {med(v,4):6.0f}")
+    print(f"{kind:8} {mtu:>5} {rw:6} {qd:>3} {med(v,0):9.0f} {med(v,1):8.1f} {med(v,2):7.0f} {med(v,3):10.2f} {med(v,4):9.2f} {med(v,5):6.0f}")
 print()
 print("ratios aoeraid/vblade (medians):")
 for mtu in ("1500", "9000"):

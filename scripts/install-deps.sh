@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a task needs, and nothing more:
 #   install-deps.sh demo    the demo (scripts/demo.sh): blades and namespaces
+#   install-deps.sh soak    the chaos soak (benches/soak.sh): blades, namespaces and
+#                           aoetools (the lab sets each blade's config string)
 #   install-deps.sh         the whole test suite: the lab, the real Linux client in
 #                           qemu, the packaging test, aoetools and tshark as checks,
 #                           fence-agents for its metadata schema (fence_aoeraid),
@@ -12,14 +14,16 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 demo=(vblade iproute2 procps util-linux)
-tests=("${demo[@]}" aoetools ethtool qemu-system-x86 linux-image-amd64 busybox-static
+soak=("${demo[@]}" aoetools)
+tests=("${soak[@]}" ethtool qemu-system-x86 linux-image-amd64 busybox-static
        e2fsprogs cpio kmod xz-utils zstd tshark prometheus systemd
        corosync dlm-controld gfs2-utils
        dpkg-dev lintian man-db groff-base libxml2-utils fence-agents resource-agents)
 case "${1:-tests}" in
     demo) pkgs=("${demo[@]}") ;;
+    soak) pkgs=("${soak[@]}") ;;
     tests) pkgs=("${tests[@]}") ;;
-    *) echo "install-deps: unknown set '$1' (demo or tests)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown set '$1' (demo, soak or tests)" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

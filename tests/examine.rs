@@ -53,6 +53,7 @@ fn examine_reads_a_members_superblock_over_aoe() {
         a["bitmap"]["dirty_regions"], 0,
         "an assume-clean array has no dirty region"
     );
+    assert!(a["export_state"].is_null(), "no export state before a run");
 
     // The daemon writes through the bitmap; once stopped cleanly, the event count
     // has moved on and the members say clean again.
@@ -78,6 +79,13 @@ fn examine_reads_a_members_superblock_over_aoe() {
         after["events"]
     );
     assert_eq!(after["clean"], true);
+    // The daemon saved the export's state (serial, reserve list) beside the
+    // superblock of every member, where the other appliance of a pair reads it.
+    let rec = &after["export_state"];
+    assert_eq!(rec["export"], "e7.0", "{after}");
+    assert_eq!(rec["record"], 1, "{after}");
+    assert_eq!(rec["reserve"], serde_json::json!([]), "{after}");
+    assert_eq!(json(&app, "e1.0")["export_state"], *rec, "on both members");
 
     // A blank blade: no superblock, and examine says what the device looks like.
     let (ok, out) = app.aoeraid(&["examine", "e0.2", "--iface", &iface]);

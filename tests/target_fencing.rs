@@ -278,7 +278,17 @@ fn raid1_export_fences_an_excluded_mac() {
     let log = app.stop();
     let saved = format!("e7.0: export state saved; reserve list [{a_mac}]");
     assert!(log.contains(&saved), "{log}");
+    // The state file is only this box's cache: the list comes back from the
+    // members (what the other appliance of an HA pair would read).
+    std::fs::remove_dir_all(app.lab.dir().join("state")).expect("wipe state_dir");
     app.start();
+    let log = app.daemon().log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("e7.0: export state from record")
+                && l.ends_with(&format!("on the members; reserve list [{a_mac}]"))),
+        "{log}"
+    );
     s.assert_still_fenced();
     app.reload(|c| c.volume_mut("gfs").allow = vec![a_mac.clone()]);
     s.wait_masked();

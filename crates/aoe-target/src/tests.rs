@@ -397,6 +397,49 @@ fn a_sync_says_whether_it_answers_a_flush() {
     assert_eq!(h.release_syncs().len(), 1);
 }
 
+#[test]
+fn a_flush_synced_ahead_of_a_write_still_in_the_store_never_answers_that_write() {
+    // A big batch is synced while a write is still on its way to the store. The FLUSH
+    // in it is answered: it covers the writes the client saw completed, and each of
+    // those was synced before its own reply. The write still in the store is
+    // answered only by a sync started after it landed.
+    let mut h = Harness::new();
+    h.hold_syncs = true;
+    let data = vec![0x33u8; 512];
+    let w = |lba: u64| AtaArg::read_write(true, lba, 1, true).unwrap();
+    h.hold_writes = true;
+    assert!(h.send(0, &ata_frame(A, 0, w(0), &data)).is_empty());
+    h.hold_writes = false;
+    let flush = ata_frame(A, 1, AtaArg::no_data(ata::FLUSH_EXT), &[]);
+    assert!(h.send(0, &flush).is_empty());
+    let mut tag = 2u32;
+    while h.syncs == 0 {
+        assert!(tag < 64, "a full batch starts a sync");
+        assert!(h
+            .send(0, &ata_frame(A, tag, w(tag.into()), &data))
+            .is_empty());
+        tag += 1;
+    }
+    let answered: Vec<u32> = h
+        .release_syncs()
+        .iter()
+        .map(|(_, f)| ata_reply(f).0.tag)
+        .collect();
+    assert_eq!(
+        answered.len(),
+        tag as usize - 1,
+        "the flush and the landed writes"
+    );
+    assert!(answered.contains(&1) && !answered.contains(&0));
+    assert!(
+        h.release_writes().is_empty(),
+        "no reply before its own sync"
+    );
+    assert_eq!(h.syncs, 2);
+    let (_, f) = one(h.release_syncs());
+    assert_eq!(ata_reply(&f).0.tag, 0);
+}
+
 // §13.9
 #[test]
 fn lba28_masks_device_bits() {

@@ -111,7 +111,8 @@
 //! memory while delivering it, and [`Ring::wait`] reads the ring before and after
 //! entering the kernel, arming a one-shot readiness poll only when it is empty. No
 //! receive request, copy or skb free per frame on the ring's thread; the frames come
-//! as the same [`Completion::Frame`]. They cannot be used for file I/O, and a full
+//! as the same [`Completion::Frame`]. A file write from one copies it into a send slot
+//! first (ring memory is no registered buffer), reads into one are refused, and a full
 //! ring drops frames (counted in [`PacketSocket::stats`]) rather than queueing them.
 //!
 //! A wait ends at the first completion, not counting the completions of the sends it

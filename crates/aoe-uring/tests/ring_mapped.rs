@@ -177,15 +177,16 @@ fn wait_sleeps_until_a_frame_reaches_the_ring() {
 }
 
 #[test]
-fn mapped_frames_cannot_be_written_to_files() {
+fn mapped_frames_are_written_to_files_through_a_send_slot() {
     in_veth_pair("ring-mapped", 1500, move || {
-        // The smallest ring (one block): a slot lost by the refused write would stall
-        // it within a round.
+        // The smallest ring (one block): a slot kept by the write would stall it
+        // within a round.
         let mut rx = receiver(&RingConfig::default(), &mapped(1));
         let slots = rx.ring.socket(rx.b).unwrap().rx_ring_frames();
         let file = tempfile_in_shm();
         let ring = &mut rx.ring;
         let fid = ring.register_file(&file).unwrap();
+        let free = ring.free_send_slots();
         rx.sender.send(7, 512);
         let mut got = None;
         gather(ring, 1, |_, _, buf| {
@@ -193,20 +194,57 @@ fn mapped_frames_cannot_be_written_to_files() {
             None
         });
         let buf = got.expect("frame");
-        // Ring slots are not registered buffers: refused, and the slot goes back.
-        let err = ring
-            .file_io(FileOp::Write, fid, buf, 0..512, 0, 1)
+        let sent = ring.frame(&buf)[..512].to_vec();
+        ring.file_io(FileOp::Write, fid, buf, 0..512, 4096, 9)
+            .unwrap();
+        assert_eq!(
+            ring.free_send_slots(),
+            free - 1,
+            "the copy holds a send slot"
+        );
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let done = loop {
+            ring.wait(Some(Duration::from_millis(100)), &mut events)
+                .unwrap();
+            if let Some(i) = events
+                .iter()
+                .position(|e| matches!(e, Completion::IoDone { user: 9, .. }))
+            {
+                break events.swap_remove(i);
+            }
+            assert!(Instant::now() < deadline, "no write completion");
+        };
+        let Completion::IoDone { result, buf, .. } = done else {
+            unreachable!()
+        };
+        assert_eq!(result, Ok(512));
+        ring.release(buf.expect("the send slot comes back"));
+        assert_eq!(ring.free_send_slots(), free);
+        let mut on_disk = vec![0u8; 512];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut on_disk, 4096).unwrap();
+        assert_eq!(on_disk, sent);
+        // Reading into a ring slot is refused, and the slot goes back.
+        rx.sender.send(8, 512);
+        let mut got = None;
+        gather(&mut rx.ring, 1, |_, _, buf| {
+            got = Some(buf);
+            None
+        });
+        let err = rx
+            .ring
+            .file_io(FileOp::Read, fid, got.expect("frame"), 0..512, 0, 1)
             .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         let mut seqs = Vec::new();
-        for seq in 8..8 + 2 * slots + 1 {
+        for seq in 9..9 + 2 * slots + 1 {
             rx.sender.send(seq, 512);
             gather(&mut rx.ring, 1, |ring, _, buf| {
                 seqs.push(seq_of(ring.frame(&buf)));
                 Some(buf)
             });
         }
-        assert_eq!(seqs, (8..8 + 2 * slots + 1).collect::<Vec<_>>());
+        assert_eq!(seqs, (9..9 + 2 * slots + 1).collect::<Vec<_>>());
     });
 }
 

@@ -22,10 +22,10 @@ fn campaign(layout: SimLayout, first_seed: u64) -> SimStats {
     let mut t = SimStats::default();
     for seed in first_seed..first_seed + SEEDS {
         let mut cfg = SimConfig::new(layout, seed, OPS_PER_LAYOUT / SEEDS / scale);
-        // Known finding, left to the engine (src/sim/README.md): RAID 0 with
-        // integrity checksums, crashed with a write in flight, fails reads of the
-        // torn 4 KiB block forever (its dirty region is not re-checksummed at
-        // restart). Reproduce: --layout raid0 --seed 103 --ops 34000 --integrity.
+        // Known finding, left to aoe-initiator (src/sim/README.md): a duplicated
+        // write frame landing after the next write to its block overwrites it; on
+        // RAID 0 with integrity that block then fails its checksum for good.
+        // Reproduce: --layout raid0 --seed 103 --ops 34000 --integrity.
         if layout == SimLayout::Raid0 {
             cfg.integrity = false;
         }

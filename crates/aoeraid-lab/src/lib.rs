@@ -31,7 +31,7 @@ pub use blade::{Blade, BladeSpec};
 pub use capture::{Capture, CaptureFile, CaptureSummary};
 pub use client::{assert_fsck_clean, ClientResult, ClientSpec, GuestControl, Outcome, Workload};
 pub use config::{
-    ApplianceSection, Array, Backend, Bitmap, Config, Export, Frontend, Level, Volume,
+    ApplianceSection, Array, Backend, Bitmap, Config, Export, Frontend, Level, RebuildRates, Volume,
 };
 pub use daemon::{serve_counter, Daemon, ServeExport};
 pub use impair::{Direction, Impairment, Netem, Tbf};

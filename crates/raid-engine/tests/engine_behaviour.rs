@@ -178,6 +178,15 @@ impl Rig {
             .expect("read served by the others")
     }
 
+    /// Byte offset on member `m` of its data sector `sector` (after the metadata).
+    fn member_data_byte(&self, m: usize, sector: usize) -> usize {
+        let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
+        let data_offset = raid_engine::superblock::Superblock::decode(&self.members[m].data[sb])
+            .unwrap()
+            .data_offset as usize;
+        (data_offset + sector) * 512
+    }
+
     fn read(&mut self, offset: u64, sectors: u32) -> Result<Vec<u8>, VolumeError> {
         self.io(VolumeOp::Read, offset, Vec::new(), sectors)
     }
@@ -459,11 +468,7 @@ fn raid6_two_members_lost_then_two_spares_rebuild() {
             .find(|m| m.role == Some(0))
             .unwrap()
             .index;
-    let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
-    let data_offset = raid_engine::superblock::Superblock::decode(&r.members[q_member].data[sb])
-        .unwrap()
-        .data_offset as usize;
-    let at = (data_offset + 3) * 512;
+    let at = r.member_data_byte(q_member, 3);
     r.members[q_member].data[at] ^= 0x40;
     r.e.start_scrub(false).unwrap();
     r.settle(2_000_000_000);
@@ -603,11 +608,8 @@ fn a_re_added_member_gets_the_whole_bitmap() {
 fn raid5_unsynced_unit_1(damage: impl FnOnce(&mut Rig, usize)) -> Rig {
     let mut r = Rig::build(Level::Raid5, 3, 0, 16, true);
     r.write(32, 1, 32);
-    let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
-    let data_offset = raid_engine::superblock::Superblock::decode(&r.members[0].data[sb])
-        .unwrap()
-        .data_offset as usize;
-    damage(&mut r, (data_offset + 16) * 512);
+    let at = r.member_data_byte(0, 16);
+    damage(&mut r, at);
     r.frozen = true;
     r.reassemble();
     assert_eq!(r.e.status().state, ArrayState::Resyncing);
@@ -643,11 +645,7 @@ fn raid5_unsynced_column_rebuilt_when_its_checksum_proves_it() {
         r.read(32, 8).unwrap() == vec![1; 8 * 512],
         "rebuilt from parity, not the corrupted block"
     );
-    let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
-    let data_offset = raid_engine::superblock::Superblock::decode(&r.members[2].data[sb])
-        .unwrap()
-        .data_offset as usize;
-    let blk = (data_offset + 16) * 512;
+    let blk = r.member_data_byte(2, 16);
     assert!(
         r.members[2].data[blk..blk + 8 * 512]
             .iter()
@@ -658,6 +656,32 @@ fn raid5_unsynced_column_rebuilt_when_its_checksum_proves_it() {
         .events
         .iter()
         .any(|e| matches!(e, Event::ChecksumRepaired { member: 2, .. })));
+}
+
+#[test]
+fn raid0_block_torn_by_a_crash_is_resealed_by_the_resync() {
+    // RAID 0 has no other copy: a block whose data landed without its checksum (a
+    // crash with the write in flight) must not stay unreadable. As dm-integrity's
+    // bitmap mode does, the restart's resync re-checksums the write-intent bitmap's
+    // dirty regions, and the block reads as it lies (the old or the new write).
+    let mut r = Rig::build(Level::Raid0, 3, 0, 16, true);
+    r.write(0, 1, 48);
+    // Chunk 1 (volume sectors 16..32) is member 1's data sectors 0..16.
+    let at = r.member_data_byte(1, 0);
+    r.members[1].data[at..at + 8 * 512].fill(0x77);
+    r.reassemble();
+    assert_eq!(r.e.status().state, ArrayState::Clean);
+    assert_eq!(
+        r.e.counters().checksum_errors,
+        1,
+        "the resync met the torn block"
+    );
+    for _ in 0..2 {
+        let d = r.read(16, 16).expect("a torn block is resealed, not lost");
+        assert!(d[..8 * 512].iter().all(|&b| b == 0x77));
+        assert!(d[8 * 512..].iter().all(|&b| b == 1));
+    }
+    assert_eq!(r.read(0, 16).unwrap(), vec![1; 16 * 512]);
 }
 
 #[test]
@@ -678,6 +702,30 @@ fn raid5_sequential_small_writes_become_full_stripes() {
     assert_eq!(c.stripe_read_sectors, 0, "{c:?}");
     assert_eq!(c.full_stripe_writes, 16);
     assert_eq!(r.done.len(), 128);
+}
+
+#[test]
+fn poll_timeout_is_never_in_the_past_while_a_stripe_gathers_behind_a_job() {
+    // A stripe write queued behind a running one kept reporting its gather deadline
+    // after it passed (it cannot start before the job ahead finishes), so a loop
+    // sleeping until poll_timeout spun.
+    let mut r = Rig::new(Level::Raid5, 3, 0, 16);
+    r.e.submit(req(1, VolumeOp::Write, 0, 8, 1));
+    // The read queued behind releases the gathering write, which starts; the second
+    // write gathers behind both while the members do not answer.
+    r.e.submit(req(2, VolumeOp::Read, 0, 8, 0));
+    r.e.submit(req(3, VolumeOp::Write, 8, 8, 3));
+    for step in 1..=4 {
+        r.now += step * 1_000_000;
+        r.e.tick(r.now);
+        if let Some(t) = r.e.poll_timeout() {
+            assert!(t > r.now, "poll_timeout {t} at {} (step {step})", r.now);
+        }
+    }
+    r.run();
+    assert_eq!(r.done.len(), 3);
+    assert!(r.done.iter().all(|c| c.result.is_ok()));
+    assert_eq!(r.read(0, 16).unwrap()[8 * 512..], vec![3; 8 * 512][..]);
 }
 
 #[test]
@@ -770,4 +818,81 @@ fn concat_splits_across_arrays() {
     drive(&mut c);
     let d = c.poll_completion().unwrap().result.unwrap();
     assert!(d[..4 * 512].iter().all(|&x| x == 0) && d[4 * 512..12 * 512].iter().all(|&x| x == 6));
+}
+
+/// The data offset of member `m` (from its superblock).
+fn data_offset(r: &Rig, m: usize) -> usize {
+    let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
+    raid_engine::superblock::Superblock::decode(&r.members[m].data[sb])
+        .unwrap()
+        .data_offset as usize
+}
+
+/// Flips one bit of sector 3 of the first chunk of the member in `role` (integrity
+/// off: nothing notices), returns whether reading the first stripe returned it,
+/// then scrubs: check counts one mismatched sector, repair fixes it, the next check
+/// is clean. Returns (read returned the flip, the member's byte is back after repair).
+fn flip_then_scrub(r: &mut Rig, role: usize, stripe_sectors: u32, want: &[u8]) -> (bool, bool) {
+    let m =
+        r.e.status()
+            .members
+            .iter()
+            .find(|s| s.role == Some(role))
+            .unwrap()
+            .index;
+    let at = (data_offset(r, m) + 3) * 512 + 77;
+    let orig = r.members[m].data[at];
+    r.members[m].data[at] ^= 0x10;
+    let returned = r.read(0, stripe_sectors).unwrap() != want;
+    r.e.start_scrub(false).unwrap();
+    r.settle(2_000_000_000);
+    assert_eq!(r.e.counters().last_scrub_mismatch_sectors, 1, "role {role}");
+    r.e.start_scrub(true).unwrap();
+    r.settle(2_000_000_000);
+    r.e.start_scrub(false).unwrap();
+    r.settle(2_000_000_000);
+    assert_eq!(r.e.counters().last_scrub_mismatch_sectors, 0, "role {role}");
+    (returned, r.members[m].data[at] == orig)
+}
+
+/// RAID 6 without integrity: a flipped bit in any one column (data, P or Q) is
+/// returned by reads while it lies on a data chunk, and a scrub repair locates the
+/// column from P and Q (md's raid6check) and corrects it: the member's byte is back
+/// and reads are right again.
+#[test]
+fn raid6_scrub_repair_locates_and_corrects_one_bad_column() {
+    let mut r = Rig::new(Level::Raid6, 5, 0, 16);
+    let stripe = 16 * 3;
+    r.write(0, 0x5A, stripe);
+    let want = vec![0x5A; stripe as usize * 512];
+    let mut data_flips = 0;
+    for role in 0..5 {
+        let (returned, restored) = flip_then_scrub(&mut r, role, stripe, &want);
+        assert!(restored, "role {role}: the bad column was not corrected");
+        assert_eq!(r.read(0, stripe).unwrap(), want, "role {role}");
+        data_flips += returned as u32;
+    }
+    assert_eq!(data_flips, 3, "three of five columns hold data");
+}
+
+/// RAID 5 without integrity cannot tell a bad data chunk from bad parity: a repair
+/// trusts the data and rewrites P (md does the same), so a flip on a data chunk is
+/// made consistent, not undone; a flip on P is undone.
+#[test]
+fn raid5_scrub_repair_trusts_the_data_columns() {
+    let mut r = Rig::new(Level::Raid5, 4, 0, 16);
+    let stripe = 16 * 3;
+    r.write(0, 0xA5, stripe);
+    let want = vec![0xA5; stripe as usize * 512];
+    let mut kept = 0;
+    for role in 0..4 {
+        let (returned, restored) = flip_then_scrub(&mut r, role, stripe, &want);
+        assert_eq!(returned, !restored, "role {role}");
+        if returned {
+            kept += 1;
+            // Put the member right again for the next role.
+            r.write(0, 0xA5, stripe);
+        }
+    }
+    assert_eq!(kept, 3, "three of four columns hold data");
 }

@@ -89,7 +89,8 @@ impl Ring {
     /// A read goes into an [`IoBuf`](crate::IoBuf) or a [`SendSlot`](crate::SendSlot)
     /// (reading a reply's payload straight into the frame to send). A write may also take a
     /// received frame ([`RecvBuf`](crate::RecvBuf)): write a request's payload in place, then
-    /// recycle it; writes are counted for
+    /// recycle it (a frame from a mapped receive ring is first copied into a free send
+    /// slot, which then comes back instead); writes are counted for
     /// [`Ring::sync_after_writes`](crate::Ring::sync_after_writes). For O_DIRECT, `offset`,
     /// the length and the buffer address must be multiples of the device's logical block
     /// size (I/O buffers are page-aligned; for slots see
@@ -182,15 +183,13 @@ impl Ring {
         offset: u64,
         user: u64,
     ) -> io::Result<()> {
-        let Some((base, cap, buf_index)) = self.locate(&buf) else {
-            if matches!(&buf, IoBuffer::Frame(f) if f.ring == self.id && f.mapped.is_some()) {
-                // Ours, but a mapped ring slot is no registered buffer: give it back.
-                self.release(buf);
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "frames from a mapped receive ring cannot be used for file I/O",
-                ));
+        let buf = match buf {
+            IoBuffer::Frame(f) if f.ring == self.id && f.mapped.is_some() => {
+                self.mapped_to_slot(kind, f, &range)?
             }
+            other => other,
+        };
+        let Some((base, cap, buf_index)) = self.locate(&buf) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "buffer token belongs to another ring",
@@ -237,6 +236,37 @@ impl Ring {
             }
         }
         r
+    }
+
+    /// A mapped receive ring's slot is no registered buffer: a write from one
+    /// copies `range` of the frame into a free send slot (same offsets, so a
+    /// payload at `RingConfig::align_payload_at` stays aligned for O_DIRECT)
+    /// and gives the ring slot back at once. The copy is the one the kernel
+    /// would otherwise have made into a provided buffer on this thread.
+    fn mapped_to_slot(
+        &self,
+        kind: OpKind,
+        frame: crate::types::RecvBuf,
+        range: &Range<usize>,
+    ) -> io::Result<IoBuffer> {
+        let fits = range.start <= range.end && range.end <= frame.len as usize;
+        if kind != OpKind::Write || !fits {
+            self.recycle(frame);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a frame from a mapped receive ring is only written from, within its length",
+            ));
+        }
+        let Some(mut slot) = self.send_slot() else {
+            self.recycle(frame);
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "no free send slot to copy a mapped frame into",
+            ));
+        };
+        self.slot_mut(&mut slot)[range.clone()].copy_from_slice(&self.frame(&frame)[range.clone()]);
+        self.recycle(frame);
+        Ok(IoBuffer::Slot(slot))
     }
 
     fn push_sync(&self, op: u32, file: u32, datasync: bool) -> io::Result<()> {

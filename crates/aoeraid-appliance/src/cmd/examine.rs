@@ -5,6 +5,7 @@
 
 use crate::config::MemberAddr;
 use crate::daemon::members::Devices;
+use crate::frontend::{ExportRecord, RECORD_AREA_SECTORS, RECORD_OFFSET};
 use anyhow::{bail, Context};
 use raid_engine::superblock::{
     SlotState, Superblock, BITMAP_OFFSET, ROLE_SPARE, SB_OFFSET, SB_SECTORS,
@@ -34,6 +35,8 @@ struct Examined {
     /// Write-intent bits set, and their region indices (the first few).
     dirty_regions: u64,
     first_dirty: Vec<u64>,
+    /// The newest export state record of this member's array, if any.
+    record: Option<ExportRecord>,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -86,7 +89,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         Vec::new()
     };
-    let ex = examine(sb, &bitmap);
+    let area = read(&mut dev, RECORD_OFFSET, RECORD_AREA_SECTORS)?;
+    let record = ExportRecord::newest_in(&area, &sb.array_uuid, None);
+    let ex = Examined {
+        record,
+        ..examine(sb, &bitmap)
+    };
     if args.json {
         println!(
             "{}",
@@ -117,6 +125,7 @@ fn examine(sb: Superblock, bitmap: &[u8]) -> Examined {
         sb,
         dirty_regions,
         first_dirty,
+        record: None,
     }
 }
 
@@ -218,6 +227,23 @@ fn render(member: &MemberAddr, ex: &Examined) -> String {
         let list: Vec<String> = ex.first_dirty.iter().map(u64::to_string).collect();
         row("Dirty Regions", format!("{}{more}", list.join(" ")));
     }
+    row(
+        "Export State",
+        ex.record.as_ref().map_or_else(
+            || "none saved".into(),
+            |r| {
+                format!(
+                    "e{}.{} record {}, serial {}, reserve list [{}], config string {:?}",
+                    r.shelf,
+                    r.slot,
+                    r.seq,
+                    r.serial,
+                    macs(&r.reserve).join(","),
+                    String::from_utf8_lossy(&r.config)
+                )
+            },
+        ),
+    );
     s.push_str("      Slot Table :\n");
     for (i, e) in sb.slots.iter().enumerate() {
         let this = if e.member_uuid == sb.member_uuid {
@@ -233,6 +259,10 @@ fn render(member: &MemberAddr, ex: &Examined) -> String {
         ));
     }
     s
+}
+
+fn macs(list: &[aoe_wire::Mac]) -> Vec<String> {
+    list.iter().map(|m| m.to_string()).collect()
 }
 
 fn to_json(member: &MemberAddr, ex: &Examined) -> serde_json::Value {
@@ -262,6 +292,13 @@ fn to_json(member: &MemberAddr, ex: &Examined) -> serde_json::Value {
             "dirty_regions": ex.dirty_regions,
             "first_dirty": ex.first_dirty,
         },
+        "export_state": ex.record.as_ref().map(|r| json!({
+            "export": format!("e{}.{}", r.shelf, r.slot),
+            "record": r.seq,
+            "serial": r.serial,
+            "reserve": macs(&r.reserve),
+            "config": String::from_utf8_lossy(&r.config),
+        })),
         "slots": sb.slots.iter().map(|e| json!({
             "state": slot_state(e.state),
             "member_uuid": uuid(&e.member_uuid),

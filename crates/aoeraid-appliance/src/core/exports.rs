@@ -18,6 +18,9 @@ pub(crate) struct ExportDef {
     pub(crate) shared: Arc<SharedExport>,
     /// Index of the volume in the core.
     pub(crate) volume: usize,
+    /// Sequence number of the next state record written to the volume's
+    /// members (one above the newest found at start).
+    pub(crate) next_record: u64,
 }
 
 pub(crate) struct Exports {
@@ -154,6 +157,11 @@ impl Exports {
     /// Whether frames wait for a send buffer.
     pub(crate) fn has_transmit(&self) -> bool {
         self.driver.has_transmit()
+    }
+
+    /// A save of the state of export `export` failed (counted in status).
+    pub(crate) fn persist_failed(&mut self) {
+        self.driver.persist_failed();
     }
 
     /// The next export whose state must be saved before any further frame.

@@ -36,6 +36,7 @@ mod policy;
 mod reload;
 mod reservations;
 mod spares;
+mod state_saves;
 mod status;
 mod volumes;
 
@@ -56,6 +57,7 @@ use crate::events::Event;
 use aoe_initiator::{Pool, Transmit};
 use members::{token, untoken};
 use raid_engine::{MemberError, MemberIo, MemberOp, Tunables, VolumeCompletion, VolumeOp, SECTOR};
+use state_saves::{export_of, write_id, RoundDone, StateSaves, RECORD_VOLUME};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -66,6 +68,15 @@ pub(crate) type Reply = Result<String, String>;
 /// sync pacing).
 const TICK: Duration = Duration::from_millis(10);
 
+/// The exports are announced at start and again after 1, 2, 4, … s, then
+/// every 30 s. A client that had the volume open on the other appliance of an
+/// HA pair learns of this one only from such an unsolicited config reply (the
+/// Linux driver does not query again while the device is open; it adds the
+/// new MAC as another target of the device and moves its frames there), and a
+/// broadcast frame can be lost. See docs/ha.md, "Takeover and clients".
+const ANNOUNCE_FIRST: Duration = Duration::from_secs(1);
+const ANNOUNCE_MAX: Duration = Duration::from_secs(30);
+
 /// Something for the host to pass on.
 #[derive(Debug)]
 pub(crate) enum Notice {
@@ -73,8 +84,10 @@ pub(crate) enum Notice {
     Event(Event),
     /// A log line with its syslog priority.
     Log(u8, String),
-    /// Export `i`'s durable state changed (by a client or a reload): save
-    /// `exports()[i].shared.snapshot()` before sending anything more.
+    /// Export `i`'s durable state changed (by a client or a reload): the
+    /// core saves it on the volume's members (and holds front-end frames
+    /// until then); the host keeps `exports()[i].shared.snapshot()` in its
+    /// state-file cache.
     SaveExport(usize),
     /// Array or member state changed: publish a fresh status now.
     StatusChanged,
@@ -126,6 +139,11 @@ pub(crate) struct Core {
     spares: SpareGroups,
     members: MemberMap,
     exports: Option<Exports>,
+    /// Export state records on the members, and the rounds writing them.
+    saves: StateSaves,
+    /// The next announcement of the exports and the gap after it (None once
+    /// the exports stopped).
+    announce: Option<(Instant, Duration)>,
     config: Config,
     observer: Box<dyn IoObserver>,
     started: Instant,
@@ -149,7 +167,19 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) fn new(parts: CoreParts, now: Instant) -> Core {
+        let next_records = parts.exports.as_ref().map_or_else(Vec::new, |x| {
+            x.exports().iter().map(|d| d.next_record).collect()
+        });
+        // Member I/O tokens hold a volume number in 8 bits; the last is
+        // the state records'.
+        assert!(
+            parts.volumes.len() < RECORD_VOLUME,
+            "at most {} volumes and arrays",
+            RECORD_VOLUME - 1
+        );
         let mut core = Core {
+            saves: StateSaves::new(next_records),
+            announce: Some((now + ANNOUNCE_FIRST, ANNOUNCE_FIRST)),
             pool: parts.pool,
             vols: parts.volumes,
             spares: parts.spares,
@@ -232,6 +262,15 @@ impl Core {
         if periodic {
             self.last_tick_ns = ns;
         }
+        if let Some((at, gap)) = self.announce {
+            if now >= at {
+                if let Some(x) = self.exports.as_mut() {
+                    x.announce_all();
+                }
+                let gap = (gap * 2).min(ANNOUNCE_MAX);
+                self.announce = Some((now + gap, gap));
+            }
+        }
         self.dirty = true;
     }
 
@@ -239,11 +278,7 @@ impl Core {
 
     pub(crate) fn poll_notice(&mut self) -> Option<Notice> {
         self.settle();
-        if let Some(n) = self.notices.pop_front() {
-            return Some(n);
-        }
-        let e = self.exports.as_mut()?.poll_persist()?;
-        Some(Notice::SaveExport(e))
+        self.notices.pop_front()
     }
 
     /// The next back-end frame, built in `buf` (a send buffer of the interface MTU).
@@ -254,14 +289,18 @@ impl Core {
     }
 
     /// The next front-end frame, written into `buf`: (interface, length).
+    /// None while an export's state is being saved on its members.
     pub(crate) fn poll_front_transmit(&mut self, buf: &mut [u8]) -> Option<(usize, usize)> {
         self.settle();
+        if self.saves.busy() {
+            return None;
+        }
         self.exports.as_mut()?.poll_transmit(buf)
     }
 
     /// Whether front-end frames wait for a send buffer.
     pub(crate) fn has_front_transmit(&self) -> bool {
-        self.exports.as_ref().is_some_and(|x| x.has_transmit())
+        !self.saves.busy() && self.exports.as_ref().is_some_and(|x| x.has_transmit())
     }
 
     pub(crate) fn poll_file_io(&mut self) -> Option<FileIo> {
@@ -276,6 +315,9 @@ impl Core {
         let mut t = self.started + Duration::from_nanos(self.last_tick_ns) + TICK;
         if let Some(p) = self.pool.as_ref().and_then(|p| p.poll_timeout()) {
             t = t.min(p);
+        }
+        if let Some((at, _)) = self.announce {
+            t = t.min(at);
         }
         if let Some(o) = self.owners.poll_timeout() {
             t = t.min(o);
@@ -308,6 +350,7 @@ impl Core {
 
     /// Stop taking requests from clients; those in flight finish.
     pub(crate) fn stop_exports(&mut self) {
+        self.announce = None;
         if let Some(x) = self.exports.as_mut() {
             x.stop();
         }
@@ -315,7 +358,9 @@ impl Core {
 
     /// No client request in flight.
     pub(crate) fn drained(&self) -> bool {
-        self.exports.as_ref().is_none_or(|x| x.drained()) && self.pending.is_empty()
+        self.exports.as_ref().is_none_or(|x| x.drained())
+            && self.pending.is_empty()
+            && self.saves.in_flight() == 0
     }
 
     /// Member I/Os in flight (blades and files).
@@ -385,6 +430,8 @@ impl Core {
                     }
                 }
             }
+            // Export state → the volume's members.
+            moved |= self.save_states();
             // Engines → members.
             for v in 0..self.vols.len() {
                 while let Some((a, io)) = self.vols[v].concat.poll_member_io() {
@@ -445,6 +492,11 @@ impl Core {
         let bytes = io.sectors as u64 * SECTOR as u64;
         self.member_started
             .insert(t, (self.now, io.op, bytes, io.member));
+        self.route(v, t, loc, io);
+    }
+
+    /// Hands member I/O `io` (token `t`) of volume `v` to its file or blade.
+    fn route(&mut self, v: usize, t: u64, loc: Location, io: MemberIo) {
         let lost = matches!(loc, Location::Blade(b) if self.owners.is_lost(b));
         if self.vols[v].reservation_lost || lost {
             // Another appliance owns these blades: nothing more goes to them.
@@ -467,6 +519,13 @@ impl Core {
 
     fn member_done(&mut self, t: u64, r: MemberResult) {
         let (v, a, id) = untoken(t);
+        if v == RECORD_VOLUME {
+            let done = self.saves.done(export_of(id), r.map(|_| ()));
+            if let Some(d) = done {
+                self.state_saved(d);
+            }
+            return;
+        }
         if let Some((t0, op, bytes, m)) = self.member_started.remove(&t) {
             let secs = self.now.saturating_duration_since(t0).as_secs_f64();
             let bytes = if op == MemberOp::Flush { 0 } else { bytes };
@@ -510,6 +569,97 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Starts a round of state record writes for every export that owes
+    /// one (its state changed, or the core just started); true if any did.
+    fn save_states(&mut self) -> bool {
+        let Some(x) = self.exports.as_mut() else {
+            return false;
+        };
+        while let Some(e) = x.poll_persist() {
+            self.saves.owe(e);
+            self.notices.push_back(Notice::SaveExport(e));
+        }
+        let startable = self.saves.startable();
+        for &e in &startable {
+            let Some(x) = self.exports.as_ref() else {
+                break;
+            };
+            let def = &x.exports()[e];
+            let (v, at, state) = (def.volume, (def.shelf, def.slot), def.shared.snapshot());
+            let arrays: Vec<([u8; 16], Vec<raid_engine::MemberState>)> = self.vols[v]
+                .concat
+                .arrays()
+                .iter()
+                .map(|eng| {
+                    let s = eng.status();
+                    (s.array_uuid, s.members.iter().map(|m| m.state).collect())
+                })
+                .collect();
+            let (writes, done) = self.saves.start(e, at, &state, &arrays);
+            for (n, (a, m, offset, data)) in writes.into_iter().enumerate() {
+                let t = token(RECORD_VOLUME, 0, write_id(e, n));
+                let io = MemberIo {
+                    id: 0,
+                    member: m,
+                    op: MemberOp::Write,
+                    offset,
+                    sectors: (data.len() / SECTOR) as u32,
+                    data,
+                };
+                match self.vols[v]
+                    .arrays
+                    .get(a)
+                    .and_then(|arr| arr.members.get(m))
+                {
+                    Some(&(_, loc)) => self.route(v, t, loc, io),
+                    None => self.refused.push_back((t, Err(MemberError::Gone))),
+                }
+            }
+            if let Some(d) = done {
+                self.state_saved(d);
+            }
+        }
+        !startable.is_empty()
+    }
+
+    /// A round of state record writes finished: logged, and counted when no
+    /// member took it.
+    fn state_saved(&mut self, d: RoundDone) {
+        let Some(x) = self.exports.as_mut() else {
+            return;
+        };
+        let def = &x.exports()[d.export];
+        let name = format!("e{}.{}", def.shelf, def.slot);
+        let list: Vec<String> = d.reserve.iter().map(|m| m.to_string()).collect();
+        if d.ok == 0 {
+            x.persist_failed();
+            self.log(
+                3,
+                format!(
+                    "{name}: cannot save export state (record {}) on any member ({} failed): \
+                     an appliance taking over would start from an older state",
+                    d.seq, d.failed
+                ),
+            );
+        } else {
+            self.log(
+                6,
+                format!(
+                    "{name}: export state saved; reserve list [{}] (record {} on {} members{})",
+                    list.join(","),
+                    d.seq,
+                    d.ok,
+                    if d.failed > 0 {
+                        format!(", {} failed", d.failed)
+                    } else {
+                        String::new()
+                    }
+                ),
+            );
+        }
+        self.dirty = true;
     }
 
     fn notice(&mut self, n: Notice) {

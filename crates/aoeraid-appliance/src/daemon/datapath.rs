@@ -344,20 +344,13 @@ impl DataPath {
         };
         let ex = &x.exports()[i];
         let snapshot = ex.shared.snapshot();
+        // The core saves it on the members (and logs that); this is the cache.
         if let Err(e) = sf.save(&snapshot) {
             events::log_line(
-                3,
-                &format!("e{}.{}: cannot save export state: {e:#}", ex.shelf, ex.slot),
-            );
-        } else {
-            let reserve: Vec<String> = snapshot.reserve.iter().map(|m| m.to_string()).collect();
-            events::log_line(
-                6,
+                4,
                 &format!(
-                    "e{}.{}: export state saved; reserve list [{}]",
-                    ex.shelf,
-                    ex.slot,
-                    reserve.join(",")
+                    "e{}.{}: cannot cache export state in state_dir: {e:#}",
+                    ex.shelf, ex.slot
                 ),
             );
         }

@@ -10,4 +10,5 @@ pub(crate) mod datapath;
 pub(crate) mod file_member;
 pub(crate) mod inuse;
 pub(crate) mod members;
+pub(crate) mod records;
 pub(crate) mod service;

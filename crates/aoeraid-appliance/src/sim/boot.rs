@@ -357,6 +357,7 @@ fn build(
                     sectors,
                 ),
                 volume: i,
+                next_record: 1,
             });
         }
     }

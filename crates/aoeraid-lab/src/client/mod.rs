@@ -53,6 +53,12 @@ pub enum Workload {
     /// rename and unlink in a shared directory, verify every node's data,
     /// unmount; guest 0 runs `fsck.gfs2 -n`. See realclient/workloads/gfs2.sh.
     Gfs2,
+    /// ext4, then files written (fsynced) and read back with O_DIRECT in a
+    /// stream while the host moves the export to the other appliance of an
+    /// HA pair at `REALCLIENT-EVENT takeover-writing`; every file verified,
+    /// e2fsck clean, no kernel I/O error; the longest gap as `max_gap_s`.
+    /// See realclient/workloads/takeover.sh.
+    Takeover,
     /// Any busybox sh script; `name` is [A-Za-z0-9_-]+. Source
     /// /lib/realclient/common.sh for metric/info/fail/pattern helpers.
     Script { name: String, body: String },
@@ -68,6 +74,7 @@ impl Workload {
             Workload::Stat => "stat",
             Workload::Cluster => "cluster",
             Workload::Gfs2 => "gfs2",
+            Workload::Takeover => "takeover",
             Workload::Script { name, .. } => name,
         }
     }

@@ -413,10 +413,16 @@ impl Engine {
         for id in &self.queues.gathering {
             if let Some(Job {
                 work: Work::Stripe(sw),
+                unit,
                 ..
             }) = self.queues.jobs.get(id)
             {
-                at(sw.first_ns + self.tun.gather_ns);
+                // A stripe queued behind another job starts when that job finishes,
+                // whatever its gather deadline: that deadline may be long past, and a
+                // caller sleeping until it would spin.
+                if self.queues.head(*unit) == Some(*id) {
+                    at(sw.first_ns + self.tun.gather_ns);
+                }
             }
         }
         if !self.sync.idle() {
@@ -626,6 +632,15 @@ impl Engine {
             self.sync_unit_done(unit, su.abort, su.mismatches);
         }
         self.try_start_unit(unit);
+    }
+
+    /// Copies `data` into `piece`'s part of its request's buffer, `at` bytes
+    /// into the piece (a piece gathered from several columns).
+    pub(crate) fn piece_fill(&mut self, piece: &Piece, at: usize, data: &[u8]) {
+        if let Some(r) = self.reqs.get_mut(&piece.req) {
+            let start = piece.buf_off + at;
+            r.buf[start..start + data.len()].copy_from_slice(data);
+        }
     }
 
     /// Deliver a piece's result to its request; complete the request when all are in.

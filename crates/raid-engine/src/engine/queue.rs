@@ -57,6 +57,10 @@ impl JobQueues {
         self.units.get(&unit).and_then(|q| q.back()).copied()
     }
 
+    pub(crate) fn head(&self, unit: u64) -> Option<JobId> {
+        self.units.get(&unit).and_then(|q| q.front()).copied()
+    }
+
     pub(crate) fn queue_len(&self, unit: u64) -> usize {
         self.units.get(&unit).map_or(0, |q| q.len())
     }
