@@ -167,6 +167,7 @@ impl Core {
             .members
             .open(m, self.pool.as_ref(), host)
             .map_err(|e| format!("{m}: {e}"))?;
+        self.claim_opened(loc).map_err(|e| format!("{m}: {e}"))?;
         let spec = MemberSpec {
             uuid: host.random_uuid()?,
             size_sectors: self.members.sectors(loc, self.pool.as_ref()),
@@ -204,6 +205,7 @@ impl Core {
         host: &mut dyn Host,
     ) -> Result<Spare, String> {
         let loc = self.members.open(m, self.pool.as_ref(), host)?;
+        self.claim_opened(loc)?;
         Ok(Spare {
             addr: m.clone(),
             loc,

@@ -381,7 +381,9 @@ impl Core {
     /// The last step of a stop: the engines clear their bitmaps and mark
     /// themselves clean as soon as they are idle.
     pub(crate) fn start_mark_clean(&mut self) {
-        for v in &mut self.vols {
+        // A volume whose blades another appliance took writes nothing, clean marks
+        // included (they would be refused, and its engines would try again at once).
+        for v in self.vols.iter_mut().filter(|v| !v.reservation_lost) {
             for a in 0..v.arrays.len() {
                 let e = v.concat.array_mut(a);
                 let t = Tunables {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::check_str;
+use crate::core::ownership;
 use crate::daemon::create::engine_level;
 use aoe_initiator::sim::{Sim, SimBlade};
 use aoe_initiator::{BladeState, PoolConfig};
@@ -282,6 +283,131 @@ fn a_silent_blade_fails_its_member_and_its_return_re_adds_it() {
     let pool = r.core.pool().unwrap();
     let id = pool.find(1, 0).unwrap();
     assert_eq!(pool.blade_state(id), Some(BladeState::Up));
+}
+
+/// A station that is not this appliance (another appliance's back-end MAC).
+const OTHER: aoe_wire::Mac = aoe_wire::Mac([0x02, 0xBB, 0, 0, 0, 1]);
+
+impl Rig {
+    /// Every blade reserved for the rig's back-end MAC, as `aoeraid run` leaves them
+    /// after its claim, and the core holding them.
+    fn hold(&mut self) -> aoe_wire::Mac {
+        let pool = self.core.pool().unwrap();
+        let ours = pool.interfaces()[0].mac;
+        let ids: Vec<_> = pool.blade_ids().collect();
+        for b in &mut self.blades {
+            b.reserve = vec![ours];
+        }
+        self.core
+            .hold_blades(Ownership::new(vec![ours], ids, self.now));
+        ours
+    }
+
+    fn reservation_lost(&self) -> bool {
+        self.core.vols[0].reservation_lost
+    }
+}
+
+#[test]
+fn a_refused_write_stops_the_volume_for_good() {
+    use crate::events::EventKind as K;
+    let mut r = rig(MIRROR);
+    r.hold();
+    r.write(0, 1);
+    assert!(!r.reservation_lost());
+    // Another appliance took e1.0 over (Force Set).
+    r.blade("e1.0").reserve = vec![OTHER];
+    let before = r.blade("e0.0").writes;
+    r.write(0, 2);
+    assert!(r.reservation_lost());
+    let lost = r.events(K::ReservationLost);
+    assert_eq!(lost.len(), 1, "{:?}", r.notices);
+    assert_eq!(lost[0].member.as_deref(), Some("e1.0"));
+    // Nothing more reaches any member of the volume, the untaken blade included;
+    // the member failures that follow are not reported as failures.
+    let stopped = r.blade("e0.0").writes;
+    r.write(0, 3);
+    r.advance(Duration::from_secs(5));
+    assert_eq!(r.blade("e0.0").writes, stopped, "no write after the loss");
+    assert!(stopped <= before + 2, "at most the write in flight landed");
+    assert!(r.events(K::Fail).is_empty(), "{:?}", r.notices);
+    // Never forced back; the status names the holder (read after the refusal).
+    assert_eq!(r.blade("e1.0").reserve, vec![OTHER]);
+    let st = r.core.status(r.now);
+    let e1 = st.blades.iter().find(|b| b.blade == "e1.0").unwrap();
+    assert_eq!(
+        e1.reservation,
+        Some(crate::control::status::Reservation::Lost)
+    );
+    assert_eq!(e1.reserved_by, vec![OTHER.to_string()]);
+    assert!(st.volumes[0].reservation_lost);
+    assert!(st.reservation_refused >= 1);
+    r.core.start_mark_clean();
+    r.advance(Duration::from_secs(1));
+    assert!(
+        r.core.all_clean(),
+        "a stopped volume does not hold up a stop"
+    );
+}
+
+#[test]
+fn the_periodic_set_finds_a_blade_taken_while_idle() {
+    let mut r = rig(MIRROR);
+    let ours = r.hold();
+    // A quick vblade restart (never looked dead) empties the list: set again.
+    r.blade("e0.0").restart();
+    r.advance(ownership::REASSERT_EVERY * 2);
+    assert_eq!(r.blade("e0.0").reserve, vec![ours]);
+    assert!(!r.reservation_lost());
+    // Taken while idle: the next Set is refused and the volume stops.
+    r.blade("e0.0").reserve = vec![OTHER];
+    r.advance(ownership::REASSERT_EVERY * 2);
+    assert!(r.reservation_lost());
+    let lost = r.events(crate::events::EventKind::ReservationLost);
+    assert!(
+        lost[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains(&OTHER.to_string())),
+        "{lost:?}"
+    );
+    assert_eq!(r.blade("e0.0").reserve, vec![OTHER]);
+}
+
+#[test]
+fn a_returning_blade_is_set_before_its_member_rejoins() {
+    let mut r = rig(MIRROR);
+    let ours = r.hold();
+    r.blade("e1.0").dead = true;
+    r.write(0, 1);
+    r.advance(DEAD * 3);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    // It comes back restarted (empty list): Set again, then re-added.
+    r.blade("e1.0").restart();
+    r.blade("e1.0").dead = false;
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.blade("e1.0").reserve, vec![ours]);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Active));
+    assert!(!r.reservation_lost());
+
+    // Away again, and another appliance claims it meanwhile: our Set (never a
+    // Force Set) is refused and the member is not taken back; nothing is written.
+    r.blade("e1.0").dead = true;
+    r.write(0, 2);
+    r.advance(DEAD * 3);
+    let writes = r.blade("e1.0").writes;
+    r.blade("e1.0").reserve = vec![OTHER];
+    r.blade("e1.0").dead = false;
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.blade("e1.0").reserve, vec![OTHER]);
+    assert_eq!(r.blade("e1.0").writes, writes);
+    assert_eq!(
+        r.blade("e1.0").reserved_refusals,
+        0,
+        "no I/O was even tried"
+    );
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    assert!(r.reservation_lost());
 }
 
 const GROUPS: &str = "\
