@@ -96,6 +96,18 @@ impl MemberMap {
     }
 }
 
+/// A read of a member's superblock, before it is known what the member is.
+pub(crate) fn superblock_read() -> MemberIo {
+    MemberIo {
+        id: 0,
+        member: 0,
+        op: MemberOp::Read,
+        offset: raid_engine::superblock::SB_OFFSET,
+        sectors: raid_engine::superblock::SB_SECTORS,
+        data: Vec::new(),
+    }
+}
+
 /// Starts member I/O `io` on `blade`; its result comes out of
 /// [`poll_blade_done`] with `token`. An error is the I/O's result at once.
 pub(crate) fn submit_to_blade(

@@ -48,7 +48,7 @@ mod tests;
 pub(crate) use commands::Command;
 pub(crate) use exports::{ExportDef, Exports};
 pub(crate) use members::{
-    poll_blade_done, submit_to_blade, Host, Location, MemberMap, MemberResult,
+    poll_blade_done, submit_to_blade, superblock_read, Host, Location, MemberMap, MemberResult,
 };
 pub(crate) use ownership::{held_by, holder, plan_claim, ClaimMode, Holder, Ownership};
 pub(crate) use spares::{Spare, SpareGroups};

@@ -19,14 +19,14 @@
 //! A refused blade is judged again when it next comes back (after it went down),
 //! and forgotten when an operator command names it.
 
-use super::members::{submit_to_blade, Location, MemberResult};
+use super::members::{submit_to_blade, superblock_read, Location, MemberResult};
 use super::volumes::Volume;
 use super::{Core, Notice};
 use crate::config::MemberAddr;
 use crate::events::{Event, EventKind};
 use aoe_initiator::BladeId;
-use raid_engine::superblock::{Superblock, ROLE_SPARE, SB_OFFSET, SB_SECTORS};
-use raid_engine::{MemberIo, MemberOp, MemberState};
+use raid_engine::superblock::{Superblock, ROLE_SPARE};
+use raid_engine::MemberState;
 use std::time::Instant;
 
 /// Member I/O tokens of superblock reads carry this volume number, which no
@@ -252,14 +252,7 @@ impl Core {
         };
         let token = (PROBE_VOLUME << 56) | self.rejoin.next_token;
         self.rejoin.next_token = (self.rejoin.next_token + 1) & ((1 << 48) - 1);
-        let io = MemberIo {
-            id: 0,
-            member: 0,
-            op: MemberOp::Read,
-            offset: SB_OFFSET,
-            sectors: SB_SECTORS,
-            data: Vec::new(),
-        };
+        let io = superblock_read();
         // Refused at once only when the blade went down again: its next return
         // probes anew.
         if submit_to_blade(pool, self.now, blade, io, token).is_ok() {
