@@ -17,6 +17,13 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ./scripts/fuzz-ci.sh || status=1
 # Examples (the simulator's reproduce command) only need to build; doc tests run
 # first, so the run ends on the test binaries' summaries.
 cargo build --workspace --profile ci --examples || status=1
+# The chaos soak (benches/soak.sh): SOAK_SECONDS (default 300) of blade, link, frame,
+# bit-flip and appliance-kill faults under three verifying clients. It gates like a
+# test: a mismatch, a client error, an array left unclean or RSS growth fails the
+# run. SOAK_SECONDS=0 leaves it out.
+if [ "${SOAK_SECONDS:-300}" -gt 0 ]; then
+    ./benches/soak.sh --seconds "${SOAK_SECONDS:-300}" || status=1
+fi
 cargo test --workspace --profile ci --doc || status=1
 cargo test --workspace --profile ci --no-fail-fast --lib --bins --tests \
     -- --test-threads=2 || status=1

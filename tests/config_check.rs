@@ -393,7 +393,9 @@ fn lab_config_is_accepted() {
         .array(
             Array::new("parity", Level::Raid5, &["e2.0", "e2.1", "e2.2"])
                 .chunk("64KiB")
-                .same_shelf_mirrors(),
+                .same_shelf_mirrors()
+                .integrity("crc32c")
+                .rebuild_min("10MB/s"),
         )
         .array(Array::raid1("shelf2", &["e3.0", "e4.0"]))
         .volume(

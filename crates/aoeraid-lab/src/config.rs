@@ -99,6 +99,18 @@ pub struct Array {
     pub bitmap: Option<Bitmap>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_same_shelf_mirrors: bool,
+    /// `crc32c` keeps a checksum per 4 KiB member block (default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<RebuildRates>,
+}
+
+/// Rebuild, resync and scrub rates in the daemon's syntax (`10MB/s`): the
+/// sync keeps at least `min` under foreground load.
+#[derive(Clone, Debug, Serialize)]
+pub struct RebuildRates {
+    pub min: String,
 }
 
 /// Write-intent bitmap: the data one bit covers.
@@ -117,6 +129,8 @@ impl Array {
             spare_group: None,
             bitmap: None,
             allow_same_shelf_mirrors: false,
+            integrity: None,
+            rebuild: None,
         }
     }
     pub fn raid1(name: &str, members: &[&str]) -> Array {
@@ -135,6 +149,18 @@ impl Array {
     pub fn bitmap_region(mut self, size: &str) -> Array {
         self.bitmap = Some(Bitmap {
             region: size.to_string(),
+        });
+        self
+    }
+    /// Checksums on member blocks: `crc32c` or `none`.
+    pub fn integrity(mut self, kind: &str) -> Array {
+        self.integrity = Some(kind.to_string());
+        self
+    }
+    /// The rate background sync keeps under foreground load (`10MB/s`).
+    pub fn rebuild_min(mut self, rate: &str) -> Array {
+        self.rebuild = Some(RebuildRates {
+            min: rate.to_string(),
         });
         self
     }
@@ -200,7 +226,9 @@ mod tests {
                 Array::new("data", Level::Raid10, &["e0.0", "e1.0"])
                     .chunk("128KiB")
                     .spare_group("shelfspares")
-                    .bitmap_region("1MiB"),
+                    .bitmap_region("1MiB")
+                    .integrity("crc32c")
+                    .rebuild_min("10MB/s"),
             )
             .volume(Volume::new("gfs", &["data"], 7, 0).config_string("before"));
         c.appliance.name = "lab".into();
@@ -216,6 +244,8 @@ mod tests {
             "chunk: 128KiB",
             "spare_group: shelfspares",
             "region: 1MiB",
+            "integrity: crc32c",
+            "min: 10MB/s",
             "shelf: 7",
             "config_string: before",
             "02:00:00:00:00:99",

@@ -20,6 +20,7 @@ pub mod frames;
 mod impair;
 mod netns;
 mod ocf;
+mod pacemaker;
 mod proc;
 mod raw;
 mod relay;
@@ -31,11 +32,12 @@ pub use blade::{Blade, BladeSpec};
 pub use capture::{Capture, CaptureFile, CaptureSummary};
 pub use client::{assert_fsck_clean, ClientResult, ClientSpec, GuestControl, Outcome, Workload};
 pub use config::{
-    ApplianceSection, Array, Backend, Bitmap, Config, Export, Frontend, Level, Volume,
+    ApplianceSection, Array, Backend, Bitmap, Config, Export, Frontend, Level, RebuildRates, Volume,
 };
 pub use daemon::{serve_counter, Daemon, ServeExport};
 pub use impair::{Direction, Impairment, Netem, Tbf};
 pub use ocf::{OcfResource, OcfRun, OCF_ROOT};
+pub use pacemaker::{PacemakerCluster, PacemakerNode, NODE_FILES};
 pub use proc::Proc;
 pub use raw::RawClient;
 pub use relay::RelayStats;

@@ -191,6 +191,47 @@ pub(crate) fn solve(cols: &mut [Option<Vec<u8>>], parity: usize) -> bool {
     true
 }
 
+/// What a RAID 6 block's two syndromes say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Culprit {
+    /// P and Q match the data.
+    Consistent,
+    /// Exactly one column is wrong and this one explains both syndromes: a data
+    /// column `0..k`, P (`k`) or Q (`k + 1`).
+    Column(usize),
+    /// No single column explains both: more than one is wrong.
+    Unknown,
+}
+
+/// Locates the one corrupt column of a block, as md's raid6check does: with
+/// `p_delta` = stored P ⊕ P of the data and `q_delta` = stored Q ⊕ Q of the data,
+/// a data column z wrong by Δ gives p_delta = Δ and q_delta = gᶻ·Δ at every byte,
+/// so z = log q_delta − log p_delta wherever Δ ≠ 0; a wrong P leaves q_delta zero, a
+/// wrong Q p_delta. Every byte must name the same column.
+pub(crate) fn locate(p_delta: &[u8], q_delta: &[u8], k: usize) -> Culprit {
+    let mut found = None;
+    for (&pd, &qd) in p_delta.iter().zip(q_delta) {
+        let col = match (pd, qd) {
+            (0, 0) => continue,
+            (_, 0) => k,
+            (0, _) => k + 1,
+            _ => {
+                let z = (T.log[qd as usize] as usize + 255 - T.log[pd as usize] as usize) % 255;
+                if z >= k {
+                    return Culprit::Unknown;
+                }
+                z
+            }
+        };
+        match found {
+            None => found = Some(col),
+            Some(c) if c == col => {}
+            Some(_) => return Culprit::Unknown,
+        }
+    }
+    found.map_or(Culprit::Consistent, Culprit::Column)
+}
+
 /// Σ gⁱDᵢ over the data columns not in `skip` (all others present).
 fn partial_q(cols: &[Option<Vec<u8>>], k: usize, skip: &[usize], len: usize) -> Vec<u8> {
     let zero = vec![0u8; len];
@@ -286,6 +327,37 @@ mod tests {
             prop_assert!(solve(&mut r5, 1));
             prop_assert_eq!(r5, want);
         }
+    }
+
+    proptest! {
+        #[test]
+        fn one_corrupt_column_is_located(
+            data in stripe(),
+            col in 0usize..64,
+            at in 0usize..200,
+            flip in 1u8..=255,
+        ) {
+            let refs: Vec<&[u8]> = data.iter().map(|d| &d[..]).collect();
+            let (k, len) = (data.len(), data[0].len());
+            let (p, q) = syndromes(&refs, 2, len);
+            let mut cols: Vec<Vec<u8>> = data.iter().cloned().chain([p, q.unwrap()]).collect();
+            let col = col % (k + 2);
+            cols[col][at % len] ^= flip;
+            let refs: Vec<&[u8]> = cols[..k].iter().map(|d| &d[..]).collect();
+            let (p2, q2) = syndromes(&refs, 2, len);
+            let pd: Vec<u8> = p2.iter().zip(&cols[k]).map(|(a, b)| a ^ b).collect();
+            let qd: Vec<u8> = q2.unwrap().iter().zip(&cols[k + 1]).map(|(a, b)| a ^ b).collect();
+            prop_assert_eq!(locate(&pd, &qd, k), Culprit::Column(col));
+            prop_assert_eq!(locate(&vec![0; len], &vec![0; len], k), Culprit::Consistent);
+        }
+    }
+
+    #[test]
+    fn two_corrupt_data_columns_are_not_blamed_on_one() {
+        // Byte 0 blames data column 0 (q/p = g⁰), byte 1 data column 1 (q/p = g¹).
+        assert_eq!(locate(&[1, 1], &[1, 2], 3), Culprit::Unknown);
+        // P and Q disagree about which data column: z = log(0x80) = 7 is past k.
+        assert_eq!(locate(&[1], &[0x80], 3), Culprit::Unknown);
     }
 
     #[test]

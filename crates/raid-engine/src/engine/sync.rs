@@ -548,26 +548,8 @@ impl Engine {
                     }
                     SyncOp::Check | SyncOp::Repair => {
                         if failed.is_empty() {
-                            let (p, q) = Self::syndromes_of(&stripe[..k], np, bytes);
-                            let mut bad_sectors = vec![false; chunk as usize];
-                            let mut fix = Vec::new();
-                            for (c, d) in (k..n).zip([Some(p), q]) {
-                                let d = d.expect("parity");
-                                let old = stripe[c].as_ref().expect("parity read");
-                                let mut differs = false;
-                                for (i, (a, b)) in
-                                    d.chunks(SECTOR).zip(old.chunks(SECTOR)).enumerate()
-                                {
-                                    if a != b {
-                                        bad_sectors[i] = true;
-                                        differs = true;
-                                    }
-                                }
-                                if differs {
-                                    fix.push((c, d, 0));
-                                }
-                            }
-                            su.mismatches = bad_sectors.iter().filter(|b| **b).count() as u64;
+                            let (bad, fix) = Self::scrub_stripe(&stripe, k, np, bytes);
+                            su.mismatches = bad;
                             if su.kind == SyncOp::Repair {
                                 writes = fix;
                             }
@@ -596,6 +578,60 @@ impl Engine {
             }
             SyncPhase::Done => unreachable!("step_sync finishes done units"),
         }
+    }
+
+    /// Holds a whole, readable stripe's parity against its data, sector by sector:
+    /// the sectors that disagree, and the columns a repair rewrites (heal tag 0).
+    /// RAID 5 cannot tell which column is wrong and trusts the data (P is
+    /// rewritten, as md does). RAID 6 locates the one wrong column of a sector from
+    /// P and Q (`gf::locate`, md's raid6check) and corrects it, a data column
+    /// included; where no single column explains a sector, P and Q are rewritten
+    /// from the data.
+    fn scrub_stripe(
+        stripe: &[Option<Vec<u8>>],
+        k: usize,
+        np: usize,
+        bytes: usize,
+    ) -> (u64, Vec<(usize, Vec<u8>, usize)>) {
+        let (p, q) = Self::syndromes_of(&stripe[..k], np, bytes);
+        let mut cols: Vec<Vec<u8>> = stripe
+            .iter()
+            .map(|c| c.clone().expect("scrub reads every column"))
+            .collect();
+        let mut bad = 0u64;
+        for r in (0..bytes).step_by(SECTOR).map(|o| o..o + SECTOR) {
+            let delta = |calc: &[u8], stored: &[u8]| -> Vec<u8> {
+                calc.iter().zip(stored).map(|(a, b)| a ^ b).collect()
+            };
+            let pd = delta(&p[r.clone()], &cols[k][r.clone()]);
+            let culprit = match &q {
+                None if pd.iter().all(|&b| b == 0) => gf::Culprit::Consistent,
+                None => gf::Culprit::Column(k),
+                Some(q) => gf::locate(&pd, &delta(&q[r.clone()], &cols[k + 1][r.clone()]), k),
+            };
+            match culprit {
+                gf::Culprit::Consistent => continue,
+                gf::Culprit::Column(c) if c < k => {
+                    for (d, x) in cols[c][r.clone()].iter_mut().zip(&pd) {
+                        *d ^= x;
+                    }
+                }
+                gf::Culprit::Column(_) | gf::Culprit::Unknown => {
+                    cols[k][r.clone()].copy_from_slice(&p[r.clone()]);
+                    if let Some(q) = &q {
+                        cols[k + 1][r.clone()].copy_from_slice(&q[r.clone()]);
+                    }
+                }
+            }
+            bad += 1;
+        }
+        let writes = cols
+            .into_iter()
+            .enumerate()
+            .filter(|(c, d)| stripe[*c].as_ref() != Some(d))
+            .map(|(c, d)| (c, d, 0))
+            .collect();
+        (bad, writes)
     }
 
     /// P (and Q) of a stripe's data columns, all present.

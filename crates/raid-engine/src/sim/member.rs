@@ -77,6 +77,12 @@ impl VMember {
         self.data[byte] ^= mask;
         self.flipped.push((sector, byte, mask));
     }
+    /// A silent flip nobody tracks (integrity off): the simulator's taints say what
+    /// it may spoil, and only a write over it or a repair puts it right.
+    pub(super) fn rot(&mut self, sector: u64, rng: &mut Rng) {
+        let byte = sector as usize * SECTOR + rng.below(SECTOR as u64) as usize;
+        self.data[byte] ^= 1u8 << rng.below(8);
+    }
     /// Undo outstanding flips (the operator replaced the bad part).
     pub fn unflip(&mut self) {
         for (_, byte, mask) in self.flipped.drain(..) {

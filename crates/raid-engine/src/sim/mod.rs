@@ -7,6 +7,7 @@ pub mod cli;
 mod member;
 mod model;
 mod rng;
+mod taint;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -142,6 +143,17 @@ pub struct SimStats {
     pub scrubs: u64,
     pub bad_ranges: u64,
     pub bit_flips: u64,
+    /// Flips with integrity off (nothing checks them; see `taint.rs`).
+    pub silent_flips: u64,
+    /// Reads that returned a silent flip (the model allowed it: it says so).
+    pub flips_returned: u64,
+    /// Silent flips a repair scrub undid (any on parity; on RAID 6 data too, the
+    /// column located from P and Q).
+    pub flips_corrected: u64,
+    /// Silent flips on data a repair scrub could not undo (RAID 5 and mirrors cannot
+    /// tell which copy is wrong; on RAID 6 a write moved the flip into parity): the
+    /// sector is unknown until rewritten.
+    pub flips_left: u64,
     pub corrected_read_errors: u64,
     pub checksum_repairs: u64,
     pub virtual_ns: u64,
@@ -182,6 +194,7 @@ struct World {
     last_write_end: u64,
     next_fault_op: u64,
     fault_since_op: u64,
+    taints: taint::Taints,
 }
 
 const MEMBER_DATA_SECTORS: u64 = 8192;
@@ -294,6 +307,7 @@ impl World {
             last_write_end: 0,
             next_fault_op,
             fault_since_op: 0,
+            taints: taint::Taints::default(),
         })
     }
 
@@ -356,6 +370,7 @@ impl World {
                 let mut d = vec![0u8; sectors as usize * SECTOR];
                 self.rng.fill(&mut d);
                 let pw = self.model.write(offset, &d);
+                self.taints.written(offset, sectors);
                 (d, Some(pw), Vec::new())
             }
             VolumeOp::Read => (Vec::new(), None, self.model.snapshot(offset, sectors)),
@@ -428,13 +443,20 @@ impl World {
                             d.len()
                         ));
                     }
-                    if let Err(e) = self.model.check_read(o.offset, &o.expected, &d) {
-                        return Err(format!(
-                            "read {}+{}: {e}\n  {}",
-                            o.offset,
-                            o.sectors,
-                            self.explain(o.offset)
-                        ));
+                    let taints = &self.taints;
+                    let checked = self
+                        .model
+                        .check_read(o.offset, &o.expected, &d, |v| taints.covers(v));
+                    match checked {
+                        Ok(returned) => self.stats.flips_returned += returned,
+                        Err(e) => {
+                            return Err(format!(
+                                "read {}+{}: {e}\n  {}",
+                                o.offset,
+                                o.sectors,
+                                self.explain(o.offset)
+                            ));
+                        }
                     }
                 }
                 (_, Ok(_)) => {}
@@ -460,7 +482,16 @@ impl World {
                 Event::ReAdded { .. } => self.stats.re_adds += 1,
                 Event::RebuildFinished { .. } => self.stats.rebuilds_finished += 1,
                 Event::ResyncFinished => self.stats.resyncs_finished += 1,
-                Event::ScrubFinished { .. } => self.stats.scrubs += 1,
+                Event::ScrubStarted { repair: true } => self.taints.repair_started(a),
+                Event::ScrubFinished { repair, .. } => {
+                    self.stats.scrubs += 1;
+                    if repair {
+                        let level = self.level(a);
+                        let r = self.taints.repair_finished(a, level, &mut self.model);
+                        self.stats.flips_corrected += r.corrected;
+                        self.stats.flips_left += r.left;
+                    }
+                }
                 Event::CorrectedReadError { .. } => self.stats.corrected_read_errors += 1,
                 Event::ChecksumRepaired { .. } => self.stats.checksum_repairs += 1,
                 Event::ArrayFailed if self.level(a) != Level::Raid0 => {
@@ -524,6 +555,7 @@ impl World {
             && st.sync.is_none()
             && self.arrays[a].members.iter().all(|m| m.healthy())
             && !self.transient.iter().any(|t| t.0 == a)
+            && !self.taints.on(a)
             && st
                 .members
                 .iter()
@@ -553,6 +585,10 @@ impl World {
         for (a, m) in due {
             self.arrays[a].members[m].alive = true;
             let _ = self.vol.array_mut(a).member_returned(m);
+        }
+        // Silent flips wait for a repair scrub started after them.
+        for a in self.taints.unscrubbed() {
+            let _ = self.vol.array_mut(a).start_scrub(true);
         }
         // Replenish spares consumed by takeovers.
         for a in 0..self.arrays.len() {
@@ -660,6 +696,7 @@ impl World {
                 }
                 self.stats.bit_flips += flips;
             }
+            4 | 5 if redundant => self.silent_flip(a, m),
             6 => self.arrays[a].members[m].slow = 20,
             7 => self.crash(false)?,
             8 => self.crash(true)?,
@@ -675,6 +712,44 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// Integrity off: one bit of member `m` flips where the array keeps data, and a
+    /// repair scrub is asked for. The volume sectors it can reach are tainted until
+    /// that scrub has run (`taint.rs`).
+    fn silent_flip(&mut self, a: usize, m: MemberIndex) {
+        let g = *self.vol.arrays()[a].geometry();
+        let Some(slot) = self.vol.arrays()[a].status().members[m].role else {
+            return;
+        };
+        let ms = self.rng.below(g.member_used_sectors());
+        let base: u64 = self.vol.arrays()[..a]
+            .iter()
+            .map(|e| e.volume_sectors())
+            .sum();
+        let reach: Vec<u64> = match g.level {
+            Level::Raid5 | Level::Raid6 => {
+                let (row, within, c) = (ms / g.chunk_u64(), ms % g.chunk_u64(), g.chunk_u64());
+                (0..g.data_columns() as u64)
+                    .map(|col| row * g.unit_sectors() + col * c + within)
+                    .collect()
+            }
+            _ => g.unmap(slot, ms).into_iter().collect(),
+        };
+        let reach: Vec<u64> = reach
+            .into_iter()
+            .filter(|&v| v < g.volume_sectors())
+            .map(|v| base + v)
+            .collect();
+        if reach.is_empty() {
+            return;
+        }
+        let data = g.unmap(slot, ms).map(|v| base + v);
+        let off = self.arrays[a].data_offset;
+        self.arrays[a].members[m].rot(off + ms, &mut self.rng);
+        self.taints.add(a, reach, data);
+        self.stats.silent_flips += 1;
+        let _ = self.vol.array_mut(a).start_scrub(true);
     }
 
     /// Member `m` of array `a` vanishes: for good (a spare is wanted) or for a while.
