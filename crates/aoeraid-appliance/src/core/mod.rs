@@ -174,12 +174,12 @@ impl Core {
         let next_records = parts.exports.as_ref().map_or_else(Vec::new, |x| {
             x.exports().iter().map(|d| d.next_record).collect()
         });
-        // Member I/O tokens hold a volume number in 8 bits; the last is
-        // the state records'.
+        // Member I/O tokens hold a volume number in 8 bits; the last two are
+        // the superblock probes' and the state records'.
         assert!(
-            parts.volumes.len() < RECORD_VOLUME,
+            (parts.volumes.len() as u64) < rejoin::PROBE_VOLUME,
             "at most {} volumes and arrays",
-            RECORD_VOLUME - 1
+            rejoin::PROBE_VOLUME
         );
         let mut core = Core {
             saves: StateSaves::new(next_records),

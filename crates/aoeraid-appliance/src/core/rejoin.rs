@@ -30,8 +30,10 @@ use raid_engine::MemberState;
 use std::time::Instant;
 
 /// Member I/O tokens of superblock reads carry this volume number, which no
-/// volume has (tokens keep 8 bits for it).
-const PROBE_VOLUME: u64 = 0xff;
+/// volume has (tokens keep 8 bits for it) and the state records' does not share:
+/// a record write taken for a probe would never finish its round, and the
+/// front end waits for that round.
+pub(super) const PROBE_VOLUME: u64 = super::state_saves::RECORD_VOLUME as u64 - 1;
 
 /// What the core remembers about returning blades.
 #[derive(Default)]

@@ -232,4 +232,13 @@ mod tests {
     fn write_ids_name_their_export() {
         assert_eq!(export_of(write_id(3, 17)), 3);
     }
+
+    /// A record write's completion taken for a superblock probe's (a blade
+    /// missing at start is probed) left its round unfinished and the front end
+    /// silent.
+    #[test]
+    fn record_tokens_are_not_probe_tokens() {
+        let t = crate::core::members::token(RECORD_VOLUME, 0, write_id(0, 0));
+        assert!(!crate::core::rejoin::Rejoin::is_probe(t));
+    }
 }
