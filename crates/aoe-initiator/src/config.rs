@@ -50,10 +50,10 @@ impl PoolConfig {
     /// `rto_max` is the longest the pool itself ever waits for one send before
     /// treating it as lost, and every copy was sent before the last send, so
     /// this bound is longer than any wait the pool already relies on; a queue
-    /// holding a frame longer than that means a blade stalled for longer than
-    /// the pool's longest timeout, which the pool meets with its dead-time countdown anyway. It is not
-    /// `dead_time`: a lost copy would then hold every later write to its
-    /// range (a bitmap or superblock sector) back for seconds.
+    /// holding a frame longer than that means a blade stalled past the pool's
+    /// longest timeout, which the dead-time countdown is for. It is not
+    /// `dead_time`: a lost copy would then hold every later write to its range
+    /// (a bitmap or superblock sector) back for seconds.
     pub(crate) fn copy_lifetime(&self) -> Duration {
         self.rto_max
     }
