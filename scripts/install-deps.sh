@@ -7,7 +7,8 @@
 #                           qemu, the packaging test, aoetools and tshark as checks,
 #                           fence-agents for its metadata schema (fence_aoeraid),
 #                           resource-agents for ocf-tester and ocf-shellfuncs
-#                           (the OCF agent deploy/ocf/appliance)
+#                           (the OCF agent deploy/ocf/appliance), pacemaker and
+#                           pcs for the two-node Pacemaker test (tests/ha_pacemaker.rs)
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: run as root (network namespaces, vblade and qemu need it)" >&2
@@ -17,7 +18,7 @@ demo=(vblade iproute2 procps util-linux)
 soak=("${demo[@]}" aoetools)
 tests=("${soak[@]}" ethtool qemu-system-x86 linux-image-amd64 busybox-static
        e2fsprogs cpio kmod xz-utils zstd tshark prometheus systemd
-       corosync dlm-controld gfs2-utils
+       corosync dlm-controld gfs2-utils pacemaker pacemaker-cli-utils pcs
        dpkg-dev lintian man-db groff-base libxml2-utils fence-agents resource-agents)
 case "${1:-tests}" in
     demo) pkgs=("${demo[@]}") ;;
@@ -34,9 +35,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update
     apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-# The cluster packages are only copied into the qemu guests' images: a host
-# running corosync or dlm_controld (their packages enable both) would be
-# no part of any test and would hold the DLM ports.
+# The cluster packages are only copied into the qemu guests' images or run
+# inside the namespaces of a test's own nodes: a host running corosync,
+# dlm_controld, Pacemaker or pcsd (their packages enable them) would be no
+# part of any test, and would hold the DLM and corosync ports.
 if [ "${1:-tests}" = tests ] && command -v systemctl >/dev/null; then
-    systemctl disable --now corosync.service dlm.service >/dev/null 2>&1 || true
+    systemctl disable --now corosync.service dlm.service pacemaker.service \
+        pcsd.service pcsd-ruby.service >/dev/null 2>&1 || true
 fi

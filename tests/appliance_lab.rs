@@ -173,16 +173,89 @@ fn raid1_blade_pause_resyncs_little() {
     app.wait_for("data", Duration::from_secs(120), |st, m| {
         st == "clean" && m.iter().all(|(_, s)| s == "active")
     });
-    let s = app.status_json().unwrap();
-    let a = &s["arrays"][0];
-    let resynced = a["counters"]["rebuilt_bytes"].as_u64().unwrap_or(0)
-        + a["counters"]["resynced_bytes"].as_u64().unwrap_or(0);
+    let resynced = app.synced_bytes("data");
     assert!(
         resynced < 16 * MIB,
         "re-add copied {resynced} bytes of a 64 MiB member"
     );
     let (ok, out) = app.bench("verify", 32 * MIB, &[]);
     assert_bench_clean("raid1 verify after re-add", ok, &out);
+    app.stop();
+}
+
+/// A member's blade is down when `aoeraid run` starts: the array runs degraded,
+/// the blade starts 30 s later and rejoins by itself, resyncing only the regions
+/// written meanwhile. Then it dies again and comes back holding another array's
+/// disk: refused by name (status, metric, event) and never written.
+#[test]
+fn raid1_blade_missing_at_start_rejoins_alone() {
+    if !ready("raid1_blade_missing_at_start_rejoins_alone") {
+        return;
+    }
+    let blades = Lab::grid(&[0, 1, 2, 3], 0..1, 64 * MIB);
+    let config = exported(&[Array::raid1("data", &["e0.0", "e1.0"]).bitmap_region("1MiB")]);
+    let mut app = Appliance::new(AOERAID, "rejoin", 9000, &blades, config);
+    // A second array on e2.0 and e3.0: e2.0 lends its disk to the foreign return.
+    let other = app.write_config("other.yaml", |c| {
+        c.arrays = vec![Array::raid1("other", &["e2.0", "e3.0"])];
+        c.volumes.clear();
+    });
+    let (ok, out) = app.aoeraid(&["create", "--config", &other, "--assume-clean"]);
+    assert!(ok, "create other: {out}");
+    app.create_and_start();
+    app.stop();
+
+    app.lab.blade(1, 0).kill().expect("kill e1.0");
+    let started = std::time::Instant::now();
+    app.start();
+    app.wait_for("data", Duration::from_secs(20), |st, _| st == "degraded");
+    let (ok, out) = app.bench("write", 4 * MIB, &["--bytes", &(4 * MIB).to_string()]);
+    assert!(ok, "write while e1.0 is away: {out}");
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(started.elapsed()));
+    app.lab.blade(1, 0).restart().expect("start e1.0");
+    app.wait_for("data", Duration::from_secs(60), |st, m| {
+        st == "clean" && m.iter().filter(|(_, s)| s == "active").count() == 2
+    });
+    let copied = app.synced_bytes("data");
+    eprintln!("rejoin after 30 s away: {copied} bytes resynced of a 64 MiB member");
+    // 4 MiB written: four 1 MiB regions, five if unaligned.
+    assert!(
+        copied > 0 && copied <= 5 * MIB,
+        "rejoin copied {copied} bytes"
+    );
+    let ev = app.events();
+    assert!(ev.contains("ReAdded data e1.0"), "no re-add:\n{ev}");
+    let (ok, out) = app.bench("check", 4 * MIB, &[]);
+    assert_bench_clean("check after the rejoin", ok, &out);
+
+    // Away again (noticed under writes), back with the other array's disk.
+    app.lab.blade(1, 0).kill().expect("kill e1.0");
+    let (ok, out) = app.bench("write", 4 * MIB, &["--bytes", &MIB.to_string()]);
+    assert!(ok, "write while e1.0 is dead: {out}");
+    app.wait_for("data", Duration::from_secs(20), |st, _| st == "degraded");
+    let e1 = app.lab.blade(1, 0).path().to_path_buf();
+    std::fs::copy(app.lab.blade(2, 0).path(), &e1).expect("swap the disk");
+    let before = std::fs::read(&e1).expect("read e1.0");
+    app.lab.blade(1, 0).restart().expect("start e1.0");
+    let b = app.wait_blade("e1.0", Duration::from_secs(30), |b| {
+        b["refused"].is_string()
+    });
+    let why = b["refused"].as_str().unwrap_or_default();
+    assert!(why.contains("another array `other`"), "{b}");
+    assert_eq!(
+        metric(&app.metrics(), "aoeraid_blade_refused{blade=\"e1.0\"}"),
+        Some(1)
+    );
+    let (ok, out) = app.bench("write", 4 * MIB, &["--bytes", &MIB.to_string()]);
+    assert!(ok, "write after the refusal: {out}");
+    let ev = app.events();
+    assert!(ev.contains("MemberRefused data e1.0"), "{ev}");
+    let (st, members) = app.array_state("data").unwrap();
+    assert_eq!(st, "degraded", "{members:?}");
+    assert!(
+        std::fs::read(&e1).expect("read e1.0") == before,
+        "a refused blade was written"
+    );
     app.stop();
 }
 

@@ -3,7 +3,8 @@
 //! blades; a blade restarted under A (vblade forgets its list) gets A's reservation
 //! back; a plain run of B refuses, naming the blades and A's MAC; B `--takeover`
 //! force-sets them; A's next Set or I/O is refused, and A stops that volume (silent
-//! export, event, status, metric) and never takes the blades back. Root only.
+//! export, event, status, metric) and never takes the blades back; a clean stop
+//! releases the blades. Root only.
 
 use aoeraid_lab as lab;
 
@@ -157,6 +158,12 @@ fn blades_are_owned_by_reservation_and_taken_over_only_by_force() {
     let s = b.status_json().expect("B status");
     assert_eq!(blade_field(&s, "e1.0", "reservation"), "held", "{s}");
     assert_eq!(s["volumes"][0]["reservation_lost"], false, "{s}");
+    // A clean stop releases what it holds; the stopped A had nothing left to release.
     b.stop();
     a.stop();
+    for (s, l) in BLADES {
+        tag += 1;
+        let list = raw.reserve_list(s, l, tag).expect("reserve read");
+        assert_eq!(list, Some(vec![]), "e{s}.{l} released by B's clean stop");
+    }
 }

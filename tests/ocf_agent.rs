@@ -1,12 +1,13 @@
 //! `ocf:aoeraid:appliance` (the script `deploy/ocf/appliance`) against a real
 //! appliance in the lab (RAID 1 over two vblades, one volume): `ocf-tester`
 //! passes (it really starts and stops the daemon through the agent), `monitor`
-//! tells running (0), failed (1: the daemon SIGKILLed) and stopped (7) apart,
+//! tells running (0), failed (1: another appliance took the blades over, or the
+//! daemon was SIGKILLed) and stopped (7) apart, `start` takes the blades back,
 //! `stop` of a stopped resource is 0, and `validate-all` refuses a broken
 //! config with OCF_ERR_CONFIGURED. Root only (namespaces, vblade), and Debian's
 //! resource-agents for ocf-shellfuncs and ocf-tester.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aoeraid_lab as lab;
 use lab::{Appliance, Volume};
@@ -29,10 +30,8 @@ fn created(test: &str) -> Option<Appliance> {
     Some(app)
 }
 
-/// The agent over the lab appliance. `aoeraid run --takeover` is not on main
-/// yet (#11, blade ownership): until it is, start runs a plain `aoeraid run`.
 fn resource(app: &Appliance) -> lab::OcfResource<'_> {
-    app.ocf_resource(AGENT).with("takeover", "false")
+    app.ocf_resource(AGENT)
 }
 
 #[test]
@@ -62,6 +61,27 @@ fn monitor_tells_running_failed_and_stopped_apart() {
     rsc.expect("monitor", OCF_SUCCESS);
     let status = app.status_json().expect("the daemon answers");
     assert_eq!(status["volumes"][0]["exported"], true, "{status}");
+
+    // Another appliance takes the blades over: ours lost them, and says so.
+    let mut peer = app.peer("peer", 9721);
+    peer.start_with(&["--takeover"]);
+    let t = Instant::now();
+    let lost = loop {
+        let run = rsc.action("monitor");
+        if run.code != OCF_SUCCESS || t.elapsed() > Duration::from_secs(10) {
+            break run;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(lost.code, OCF_ERR_GENERIC, "{}", lost.output);
+    assert!(lost.output.contains("reservation lost"), "{}", lost.output);
+    rsc.expect("stop", OCF_SUCCESS);
+    rsc.expect("monitor", OCF_NOT_RUNNING);
+    peer.stop();
+
+    // Start takes the blades back (Force Set).
+    rsc.expect("start", OCF_SUCCESS);
+    rsc.expect("monitor", OCF_SUCCESS);
 
     // A crash: the pidfile stays, the process is gone.
     let pidfile = rsc.param("pidfile").expect("pidfile");

@@ -220,7 +220,7 @@ impl Driver<'_> {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        self.wait_quiet(kind)?;
+        self.wait_rebuild_or_no_spare(&a, kind)?;
         for b in &victims {
             self.blade(b).restart().expect("restart blade");
         }
@@ -228,6 +228,48 @@ impl Driver<'_> {
             self.add_back(&a, b);
         }
         Ok(kind)
+    }
+
+    /// Waits for the spares' rebuilds; an array left degraded with no sync running for
+    /// 15 s has no spare (spares added at run time do not survive an appliance restart
+    /// today): the victims are then added back and rebuilt themselves.
+    fn wait_rebuild_or_no_spare(&self, array: &str, kind: &str) -> Result<(), String> {
+        let t = Instant::now();
+        let mut idle_since: Option<Instant> = None;
+        while t.elapsed() < QUIET_LIMIT {
+            let (state, action) = self
+                .status()
+                .and_then(|s| {
+                    let a = s["arrays"]
+                        .as_array()?
+                        .iter()
+                        .find(|x| x["name"] == array)?
+                        .clone();
+                    Some((
+                        a["state"].as_str()?.to_string(),
+                        a["rebuild"]["action"].as_str()?.to_string(),
+                    ))
+                })
+                .unwrap_or_default();
+            if state == "clean" && action == "idle" {
+                return self.wait_quiet(kind);
+            }
+            if state == "degraded" && action == "idle" {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(15) {
+                    self.say(&format!(
+                        "{array}: degraded with no spare; the victims go back in"
+                    ));
+                    return Ok(());
+                }
+            } else {
+                idle_since = None;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Err(format!(
+            "after {kind}: {array} not rebuilt within {QUIET_LIMIT:?}"
+        ))
     }
 
     /// `aoeraid add ARRAY BLADE` until the restarted blade is found (or it already

@@ -109,6 +109,7 @@ pub(crate) fn rebuilding() -> Status {
                 window: 16,
                 mac: Some("52:54:00:00:00:01".into()),
                 interface: Some("eth1".into()),
+                refused: None,
                 reservation: Some(Reservation::Held),
                 reserved_by: vec![],
             })

@@ -140,6 +140,18 @@ impl Appliance {
         &self.config
     }
 
+    /// Writes `name` in the lab dir: this appliance's config changed by `edit`
+    /// (e.g. another array for `aoeraid create`); returns its path.
+    pub fn write_config(&self, name: &str, edit: impl FnOnce(&mut Config)) -> String {
+        let mut c = self.config.clone();
+        edit(&mut c);
+        self.lab
+            .write_file(name, &c.to_yaml())
+            .expect("config file")
+            .display()
+            .to_string()
+    }
+
     /// Edits the config, rewrites `appliance.yaml` and sends SIGHUP.
     pub fn reload(&mut self, edit: impl FnOnce(&mut Config)) {
         edit(&mut self.config);
@@ -281,6 +293,46 @@ impl Appliance {
         }
         panic!(
             "array {array}: condition not reached in {limit:?}; states seen {seen:?}; status {:?}",
+            self.status_json()
+        );
+    }
+
+    /// Bytes `array` copied to bring members in sync (rebuilt + resynced), from
+    /// its status counters.
+    pub fn synced_bytes(&self, array: &str) -> u64 {
+        let s = self.status_json().expect("status");
+        let a = s["arrays"]
+            .as_array()
+            .and_then(|v| v.iter().find(|a| a["name"] == array))
+            .unwrap_or_else(|| panic!("no array {array} in {s}"));
+        let c = &a["counters"];
+        c["rebuilt_bytes"].as_u64().unwrap_or(0) + c["resynced_bytes"].as_u64().unwrap_or(0)
+    }
+
+    /// Polls `status` until blade `blade`'s entry satisfies `f` or `limit` passes
+    /// (then panics); returns the entry.
+    pub fn wait_blade(
+        &self,
+        blade: &str,
+        limit: Duration,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            let entry = self.status_json().and_then(|s| {
+                s["blades"]
+                    .as_array()?
+                    .iter()
+                    .find(|b| b["blade"] == blade)
+                    .cloned()
+            });
+            if let Some(b) = entry.filter(|b| f(b)) {
+                return b;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!(
+            "blade {blade}: condition not reached in {limit:?}; status {:?}",
             self.status_json()
         );
     }

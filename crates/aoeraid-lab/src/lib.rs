@@ -20,6 +20,7 @@ pub mod frames;
 mod impair;
 mod netns;
 mod ocf;
+mod pacemaker;
 mod proc;
 mod raw;
 mod relay;
@@ -36,6 +37,7 @@ pub use config::{
 pub use daemon::{serve_counter, Daemon, ServeExport};
 pub use impair::{Direction, Impairment, Netem, Tbf};
 pub use ocf::{OcfResource, OcfRun, OCF_ROOT};
+pub use pacemaker::{PacemakerCluster, PacemakerNode, NODE_FILES};
 pub use proc::Proc;
 pub use raw::RawClient;
 pub use relay::RelayStats;

@@ -160,6 +160,7 @@ pub fn blade_statuses(pool: &aoe_initiator::Pool) -> Vec<BladeStatus> {
                 interface: path
                     .and_then(|p| ifaces.get(p.iface))
                     .map(|i| i.name.clone()),
+                refused: None,
                 reservation: None,
                 reserved_by: Vec::new(),
             }

@@ -231,6 +231,9 @@ pub fn render(s: &Status, terminal: bool) -> String {
                     format!(" (held by {})", b.reserved_by.join(", "))
                 }
             );
+            if let Some(why) = &b.refused {
+                let _ = writeln!(out, "    refused, left untouched: {why}");
+            }
         }
     }
     for g in &s.spare_groups {

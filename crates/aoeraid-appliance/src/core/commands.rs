@@ -59,6 +59,15 @@ impl Core {
     pub(crate) fn command(&mut self, now: Instant, host: &mut dyn Host, cmd: Command) -> Reply {
         self.now = now;
         self.dirty = true;
+        let named = match &cmd {
+            Command::Fail { member, .. }
+            | Command::Remove { member, .. }
+            | Command::Add { member, .. }
+            | Command::ReAdd { member, .. }
+            | Command::SpareAdd { member, .. }
+            | Command::SpareRemove { member, .. } => Some(member.clone()),
+            _ => None,
+        };
         let r = match cmd {
             Command::Fail { array, member } => self.with_member(&array, &member, |e, i| {
                 e.fail_member(i)
@@ -95,6 +104,10 @@ impl Core {
             Command::Grow { volume, array } => self.grow(&volume, &array),
             Command::RebuildRate { array, min, max } => self.rebuild_rate(&array, min, max),
         };
+        if let Some(m) = named.filter(|_| r.is_ok()) {
+            // The operator decided about it: a refusal no longer stands.
+            self.rejoin.forget(&m);
+        }
         self.notice(Notice::StatusChanged);
         r
     }
@@ -127,7 +140,7 @@ impl Core {
     fn serving(&self, addr: &MemberAddr) -> Option<(String, MemberState)> {
         for vol in &self.vols {
             for (ai, arr) in vol.arrays.iter().enumerate() {
-                for (mi, (x, _)) in arr.members.iter().enumerate() {
+                for (mi, x, _) in arr.known() {
                     if x != addr {
                         continue;
                     }
@@ -154,6 +167,7 @@ impl Core {
             .members
             .open(m, self.pool.as_ref(), host)
             .map_err(|e| format!("{m}: {e}"))?;
+        self.claim_opened(loc).map_err(|e| format!("{m}: {e}"))?;
         let spec = MemberSpec {
             uuid: host.random_uuid()?,
             size_sectors: self.members.sectors(loc, self.pool.as_ref()),
@@ -191,6 +205,7 @@ impl Core {
         host: &mut dyn Host,
     ) -> Result<Spare, String> {
         let loc = self.members.open(m, self.pool.as_ref(), host)?;
+        self.claim_opened(loc)?;
         Ok(Spare {
             addr: m.clone(),
             loc,

@@ -83,11 +83,28 @@ impl MemberMap {
         Ok(loc)
     }
 
+    /// Records that `addr` is at `loc` (a blade found after the start).
+    pub(crate) fn learn(&mut self, addr: &MemberAddr, loc: Location) {
+        self.by_addr.insert(addr.clone(), loc);
+    }
+
     pub(crate) fn sectors(&self, loc: Location, pool: Option<&Pool>) -> u64 {
         match loc {
             Location::File(i) => self.file_sectors.get(i).copied().unwrap_or(0),
             Location::Blade(id) => pool.and_then(|p| p.capacity(id)).unwrap_or(0),
         }
+    }
+}
+
+/// A read of a member's superblock, before it is known what the member is.
+pub(crate) fn superblock_read() -> MemberIo {
+    MemberIo {
+        id: 0,
+        member: 0,
+        op: MemberOp::Read,
+        offset: raid_engine::superblock::SB_OFFSET,
+        sectors: raid_engine::superblock::SB_SECTORS,
+        data: Vec::new(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! initiator pool (`aoe_initiator::Pool`), the volumes behind the exports
 //! (`raid_engine::Concat` of engines), the front-end target over them, the
 //! member-to-device map and the operating policy: blade down → member failed, blade
-//! back → re-added if it still owns its slot, spares taken from spare groups,
+//! back (or found after the start) → its superblock judged, re-added from the
+//! bitmap or refused untouched (`rejoin.rs`), spares taken from spare groups,
 //! operator commands, grow, SIGHUP reload through [`crate::config::reload::plan`].
 //!
 //! It never touches a socket, a file or a clock: time comes in with every call, and
@@ -33,6 +34,7 @@ mod exports;
 mod members;
 mod ownership;
 mod policy;
+mod rejoin;
 mod reload;
 mod reservations;
 mod spares;
@@ -46,7 +48,7 @@ mod tests;
 pub(crate) use commands::Command;
 pub(crate) use exports::{ExportDef, Exports};
 pub(crate) use members::{
-    poll_blade_done, submit_to_blade, Host, Location, MemberMap, MemberResult,
+    poll_blade_done, submit_to_blade, superblock_read, Host, Location, MemberMap, MemberResult,
 };
 pub(crate) use ownership::{held_by, holder, plan_claim, ClaimMode, Holder, Ownership};
 pub(crate) use spares::{Spare, SpareGroups};
@@ -57,6 +59,7 @@ use crate::events::Event;
 use aoe_initiator::{Pool, Transmit};
 use members::{token, untoken};
 use raid_engine::{MemberError, MemberIo, MemberOp, Tunables, VolumeCompletion, VolumeOp, SECTOR};
+use rejoin::Rejoin;
 use state_saves::{export_of, write_id, RoundDone, StateSaves, RECORD_VOLUME};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -159,6 +162,8 @@ pub(crate) struct Core {
     files_in_flight: usize,
     /// Blade I/Os refused at submission, completed at the next pass.
     refused: VecDeque<(u64, MemberResult)>,
+    /// Returning blades: superblock reads, refusals, asking for absent ones.
+    rejoin: Rejoin,
     notices: VecDeque<Notice>,
     /// The blades this appliance holds by reservation (none until
     /// [`Core::hold_blades`]).
@@ -196,6 +201,7 @@ impl Core {
             file_ios: VecDeque::new(),
             files_in_flight: 0,
             refused: VecDeque::new(),
+            rejoin: Rejoin::default(),
             notices: VecDeque::new(),
             owners: Ownership::default(),
         };
@@ -251,6 +257,7 @@ impl Core {
                 p.handle_timeout(now);
             }
         }
+        self.query_absent(now);
         self.reassert(now);
         let ns = self.ns(now);
         let periodic = ns >= self.last_tick_ns + TICK.as_nanos() as u64;
@@ -374,7 +381,9 @@ impl Core {
     /// The last step of a stop: the engines clear their bitmaps and mark
     /// themselves clean as soon as they are idle.
     pub(crate) fn start_mark_clean(&mut self) {
-        for v in &mut self.vols {
+        // A volume whose blades another appliance took writes nothing, clean marks
+        // included (they would be refused, and its engines would try again at once).
+        for v in self.vols.iter_mut().filter(|v| !v.reservation_lost) {
             for a in 0..v.arrays.len() {
                 let e = v.concat.array_mut(a);
                 let t = Tunables {
@@ -481,7 +490,7 @@ impl Core {
 
     fn submit_member_io(&mut self, v: usize, a: usize, io: MemberIo) {
         let t = token(v, a, io.id);
-        let Some(&(_, loc)) = self.vols[v].arrays[a].members.get(io.member) else {
+        let Some(&(_, loc)) = self.vols[v].arrays[a].member(io.member) else {
             self.vols[v]
                 .concat
                 .complete_member_io(a, io.id, Err(MemberError::Gone));
@@ -516,6 +525,10 @@ impl Core {
     }
 
     fn member_done(&mut self, t: u64, r: MemberResult) {
+        if Rejoin::is_probe(t) {
+            self.probe_done(t, r);
+            return;
+        }
         let (v, a, id) = untoken(t);
         if v == RECORD_VOLUME {
             let done = self.saves.done(export_of(id), r.map(|_| ()));
@@ -531,7 +544,7 @@ impl Core {
                 .vols
                 .get(v)
                 .and_then(|vol| vol.arrays.get(a))
-                .and_then(|arr| arr.members.get(m))
+                .and_then(|arr| arr.member(m))
             {
                 self.observer.member_io(addr, op, bytes, secs, r.is_ok());
             }
@@ -606,11 +619,7 @@ impl Core {
                     sectors: (data.len() / SECTOR) as u32,
                     data,
                 };
-                match self.vols[v]
-                    .arrays
-                    .get(a)
-                    .and_then(|arr| arr.members.get(m))
-                {
+                match self.vols[v].arrays.get(a).and_then(|arr| arr.member(m)) {
                     Some(&(_, loc)) => self.route(v, t, loc, io),
                     None => self.refused.push_back((t, Err(MemberError::Gone))),
                 }

@@ -215,6 +215,18 @@ impl Ownership {
         self.blades.entry(blade).or_insert(Claim::Pending);
     }
 
+    /// Stops holding every blade: the ones not lost are returned (to be
+    /// released); no more Sets go out.
+    pub(crate) fn release_all(&mut self) -> Vec<BladeId> {
+        self.next_reassert = None;
+        let blades = std::mem::take(&mut self.blades);
+        blades
+            .into_iter()
+            .filter(|(_, c)| !matches!(c, Claim::Lost { .. }))
+            .map(|(b, _)| b)
+            .collect()
+    }
+
     /// A member I/O to `blade` was refused for a reservation: lost (true the first
     /// time).
     pub(crate) fn io_refused(&mut self, blade: BladeId) -> bool {

@@ -4,6 +4,7 @@
 
 use super::members::Location;
 use super::{Core, Notice};
+use crate::config::MemberAddr;
 use crate::events::{self, Event, EventKind};
 use aoe_initiator::{BladeId, Event as PoolEvent};
 use raid_engine::MemberSpec;
@@ -15,8 +16,8 @@ impl Core {
         let mut hit = Vec::new();
         for (v, vol) in self.vols.iter().enumerate() {
             for (a, arr) in vol.arrays.iter().enumerate() {
-                for (m, (_, loc)) in arr.members.iter().enumerate() {
-                    if *loc == Location::Blade(blade) {
+                for (m, _, loc) in arr.known() {
+                    if loc == Location::Blade(blade) {
                         hit.push((v, a, m));
                     }
                 }
@@ -28,6 +29,13 @@ impl Core {
     pub(super) fn pool_event(&mut self, e: PoolEvent) {
         match e {
             PoolEvent::BladeDown { blade, failed_ios } => {
+                if let Some(i) = self.pool.as_ref().and_then(|p| p.blade_info(blade)) {
+                    let addr = MemberAddr::Blade {
+                        shelf: i.shelf,
+                        slot: i.slot,
+                    };
+                    self.rejoin.forget(&addr);
+                }
                 for (v, a, m) in self.on_blade(blade) {
                     self.blade_down(v, a, m, failed_ios);
                 }
@@ -47,11 +55,25 @@ impl Core {
         }
     }
 
-    /// The members on `blade` go back into their arrays (the blade answers again,
-    /// and is held again if the appliance holds its blades).
+    /// `blade` answers again (and is held again if the appliance holds its
+    /// blades): the members on it that are out have their superblock judged
+    /// (`rejoin.rs`); a configured blade no array knows yet (absent at the start)
+    /// too.
     pub(super) fn blade_returned(&mut self, blade: BladeId) {
-        for (v, a, m) in self.on_blade(blade) {
-            self.blade_up(v, a, m);
+        let hit = self.on_blade(blade);
+        // An operator `add` put the blade back under a new member already.
+        let in_use = hit.iter().any(|&(v, a, m)| {
+            matches!(
+                self.vols[v].member_state(a, m),
+                Some(MemberState::Active | MemberState::Rebuilding | MemberState::Spare)
+            )
+        });
+        if hit.is_empty() {
+            self.blade_arrived(blade);
+        } else if !in_use {
+            for (v, a, m) in hit {
+                self.blade_up(v, a, m, blade);
+            }
         }
     }
 
@@ -60,7 +82,7 @@ impl Core {
     fn blade_down(&mut self, v: usize, a: usize, m: usize, failed_ios: usize) {
         let arr = &self.vols[v].arrays[a];
         let ev = Event::new(EventKind::DeviceDisappeared, arr.name.clone())
-            .member(arr.members[m].0.to_string())
+            .member(arr.member_name(m))
             .detail(format!(
                 "blade silent past dead_after; {failed_ios} I/Os failed"
             ));
@@ -73,10 +95,9 @@ impl Core {
         }
     }
 
-    /// A blade answers again: its member goes back into its array (the engine
-    /// reads its superblock and resyncs from the bitmap) if it still owns its slot;
-    /// if a spare took the slot meanwhile it is left alone.
-    fn blade_up(&mut self, v: usize, a: usize, m: usize) {
+    /// A blade answers again: if its member is out, its superblock is read and
+    /// judged before anything is written (`rejoin.rs`).
+    fn blade_up(&mut self, v: usize, a: usize, m: usize, blade: BladeId) {
         if !matches!(
             self.vols[v].member_state(a, m),
             Some(MemberState::Faulty | MemberState::Missing)
@@ -84,20 +105,12 @@ impl Core {
             return;
         }
         let arr = &self.vols[v].arrays[a];
-        let (name, addr) = (arr.name.clone(), arr.members[m].0.clone());
+        let (name, addr) = (arr.name.clone(), arr.member_name(m));
         self.notice(Notice::Event(
-            Event::new(EventKind::DeviceReappeared, name.clone()).member(addr.to_string()),
+            Event::new(EventKind::DeviceReappeared, name).member(addr),
         ));
-        if self.vols[v].still_owns_slot(a, m) {
-            let _ = self.vols[v].concat.array_mut(a).member_returned(m);
-        } else {
-            self.log(
-                4,
-                format!(
-                    "array {name}: {addr} is back but a spare replaced it; not reused \
-                     (`aoeraid add {name} {addr}` makes it a spare)"
-                ),
-            );
+        if let Some((addr, _)) = self.vols[v].arrays[a].member(m).cloned() {
+            self.probe(blade, addr);
         }
     }
 
@@ -147,11 +160,7 @@ impl Core {
 
     pub(super) fn engine_event(&mut self, v: usize, a: usize, ev: raid_engine::Event) {
         let arr = &self.vols[v].arrays[a];
-        let member = |i: usize| {
-            arr.members
-                .get(i)
-                .map_or_else(|| format!("member{i}"), |m| m.0.to_string())
-        };
+        let member = |i: usize| arr.member_name(i);
         let mapped = events::engine::from_engine(&arr.name, &ev, &member);
         let refused = match &ev {
             raid_engine::Event::MemberRefused { member: m, reason } => Some(format!(

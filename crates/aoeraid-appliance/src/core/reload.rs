@@ -149,11 +149,9 @@ impl Core {
 
     /// Is `addr` a member (in any state) of a running array?
     fn in_use(&self, addr: &MemberAddr) -> bool {
-        self.vols.iter().any(|v| {
-            v.arrays
-                .iter()
-                .any(|a| a.members.iter().any(|x| &x.0 == addr))
-        })
+        self.vols
+            .iter()
+            .any(|v| v.arrays.iter().any(|a| a.known().any(|x| x.1 == addr)))
     }
 
     /// The export of volume `volume`, if it is exported.

@@ -6,7 +6,7 @@
 //! a `ReservationLost` event. Nothing is retried and nothing is forced back.
 
 use super::members::Location;
-use super::ownership::{held_by, Outcome};
+use super::ownership::{held_by, Claim, Outcome};
 use super::{Core, Notice};
 use crate::config::MemberAddr;
 use crate::events::{Event, EventKind};
@@ -80,7 +80,7 @@ impl Core {
                 self.vols[v]
                     .arrays
                     .iter()
-                    .any(|a| a.members.iter().any(|m| m.1 == loc))
+                    .any(|a| a.known().any(|m| m.2 == loc))
             })
             .collect();
         for &v in &hit {
@@ -129,6 +129,60 @@ impl Core {
             self.owners.adopt(blade);
         }
         configured
+    }
+
+    /// A blade an operator command (`add`, `spare-add`, a reload's new spare) is
+    /// about to write is claimed first: its Set goes out ahead of the writes on
+    /// each path (the pool sends a blade's control frames before its data), so if
+    /// another appliance holds it, they are refused as well and the blade counts
+    /// as lost. A blade already lost is refused here.
+    pub(super) fn claim_opened(&mut self, loc: Location) -> Result<(), String> {
+        let Location::Blade(blade) = loc else {
+            return Ok(());
+        };
+        if self.owners.macs().is_empty() {
+            return Ok(());
+        }
+        match self.owners.claim(blade) {
+            Some(Claim::Lost { .. }) => {
+                Err("another appliance holds this blade's reservation".into())
+            }
+            Some(_) => Ok(()),
+            None => {
+                self.owners.adopt(blade);
+                let now = self.now;
+                self.reassert(now);
+                Ok(())
+            }
+        }
+    }
+
+    /// The end of a clean stop: every blade still held is released (its list
+    /// emptied), so that the other appliance of a pair — or a tool on another host
+    /// — may start plainly. Lost blades are not touched. Returns how many Sets went
+    /// out; [`Core::reserves_in_flight`] says when they are answered.
+    pub(crate) fn release_blades(&mut self) -> usize {
+        let Some(pool) = self.pool.as_mut() else {
+            return 0;
+        };
+        let mut sent = 0;
+        for blade in self.owners.release_all() {
+            let req = ReserveRequest {
+                blade,
+                cmd: ReserveCmd::Set,
+                macs: Vec::new(),
+                user: 0,
+            };
+            if pool.reserve(self.now, req).is_ok() {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// Reserve/Release requests not answered yet.
+    pub(crate) fn reserves_in_flight(&self) -> usize {
+        self.pool.as_ref().map_or(0, |p| p.reserves_outstanding())
     }
 
     /// `eS.L` of a blade.

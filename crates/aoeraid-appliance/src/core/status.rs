@@ -20,7 +20,7 @@ impl Core {
         };
         for (vi, vol) in self.vols.iter().enumerate() {
             for (a, arr) in vol.arrays.iter().enumerate() {
-                let names: Vec<String> = arr.members.iter().map(|m| m.0.to_string()).collect();
+                let names = arr.member_names(vol.concat.arrays()[a].status().members.len());
                 let avail = arr
                     .spare_group
                     .as_deref()
@@ -67,6 +67,11 @@ impl Core {
         }
         if let Some(p) = &self.pool {
             s.blades = blade_statuses(p);
+            for b in &mut s.blades {
+                if let Ok(addr) = b.blade.parse() {
+                    b.refused = self.rejoin.refusal(&addr).map(str::to_string);
+                }
+            }
             for (id, claim) in self.owners.claims() {
                 let name = self.blade_name(id);
                 let Some(b) = s.blades.iter_mut().find(|b| b.blade == name) else {

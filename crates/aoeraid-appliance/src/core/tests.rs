@@ -3,9 +3,11 @@
 
 use super::*;
 use crate::config::check_str;
+use crate::core::ownership;
 use crate::daemon::create::engine_level;
 use aoe_initiator::sim::{Sim, SimBlade};
 use aoe_initiator::{BladeState, PoolConfig};
+use raid_engine::superblock::{Superblock, SB_BYTES, SB_OFFSET};
 use raid_engine::{ArrayConfig, MemberSpec};
 use raid_engine::{Engine, MemberState, VolumeRequest};
 use std::path::Path;
@@ -93,6 +95,8 @@ fn rig(yaml: &str) -> Rig {
         let spares = specs(&spec.spares, &mut host, &mut list);
         let mut ac = ArrayConfig::new(&spec.name, [0xA0; 16], engine_level(spec).unwrap(), ms);
         ac.spares = spares;
+        ac.chunk_sectors = (spec.chunk().0 / SECTOR as u64) as u32;
+        ac.bitmap_region_sectors = (spec.bitmap.region.0 / SECTOR as u64).max(1);
         ac.assume_clean = true;
         ac.force_placement = true;
         let e = Engine::create(&ac).unwrap();
@@ -281,6 +285,131 @@ fn a_silent_blade_fails_its_member_and_its_return_re_adds_it() {
     assert_eq!(pool.blade_state(id), Some(BladeState::Up));
 }
 
+/// A station that is not this appliance (another appliance's back-end MAC).
+const OTHER: aoe_wire::Mac = aoe_wire::Mac([0x02, 0xBB, 0, 0, 0, 1]);
+
+impl Rig {
+    /// Every blade reserved for the rig's back-end MAC, as `aoeraid run` leaves them
+    /// after its claim, and the core holding them.
+    fn hold(&mut self) -> aoe_wire::Mac {
+        let pool = self.core.pool().unwrap();
+        let ours = pool.interfaces()[0].mac;
+        let ids: Vec<_> = pool.blade_ids().collect();
+        for b in &mut self.blades {
+            b.reserve = vec![ours];
+        }
+        self.core
+            .hold_blades(Ownership::new(vec![ours], ids, self.now));
+        ours
+    }
+
+    fn reservation_lost(&self) -> bool {
+        self.core.vols[0].reservation_lost
+    }
+}
+
+#[test]
+fn a_refused_write_stops_the_volume_for_good() {
+    use crate::events::EventKind as K;
+    let mut r = rig(MIRROR);
+    r.hold();
+    r.write(0, 1);
+    assert!(!r.reservation_lost());
+    // Another appliance took e1.0 over (Force Set).
+    r.blade("e1.0").reserve = vec![OTHER];
+    let before = r.blade("e0.0").writes;
+    r.write(0, 2);
+    assert!(r.reservation_lost());
+    let lost = r.events(K::ReservationLost);
+    assert_eq!(lost.len(), 1, "{:?}", r.notices);
+    assert_eq!(lost[0].member.as_deref(), Some("e1.0"));
+    // Nothing more reaches any member of the volume, the untaken blade included;
+    // the member failures that follow are not reported as failures.
+    let stopped = r.blade("e0.0").writes;
+    r.write(0, 3);
+    r.advance(Duration::from_secs(5));
+    assert_eq!(r.blade("e0.0").writes, stopped, "no write after the loss");
+    assert!(stopped <= before + 2, "at most the write in flight landed");
+    assert!(r.events(K::Fail).is_empty(), "{:?}", r.notices);
+    // Never forced back; the status names the holder (read after the refusal).
+    assert_eq!(r.blade("e1.0").reserve, vec![OTHER]);
+    let st = r.core.status(r.now);
+    let e1 = st.blades.iter().find(|b| b.blade == "e1.0").unwrap();
+    assert_eq!(
+        e1.reservation,
+        Some(crate::control::status::Reservation::Lost)
+    );
+    assert_eq!(e1.reserved_by, vec![OTHER.to_string()]);
+    assert!(st.volumes[0].reservation_lost);
+    assert!(st.reservation_refused >= 1);
+    r.core.start_mark_clean();
+    r.advance(Duration::from_secs(1));
+    assert!(
+        r.core.all_clean(),
+        "a stopped volume does not hold up a stop"
+    );
+}
+
+#[test]
+fn the_periodic_set_finds_a_blade_taken_while_idle() {
+    let mut r = rig(MIRROR);
+    let ours = r.hold();
+    // A quick vblade restart (never looked dead) empties the list: set again.
+    r.blade("e0.0").restart();
+    r.advance(ownership::REASSERT_EVERY * 2);
+    assert_eq!(r.blade("e0.0").reserve, vec![ours]);
+    assert!(!r.reservation_lost());
+    // Taken while idle: the next Set is refused and the volume stops.
+    r.blade("e0.0").reserve = vec![OTHER];
+    r.advance(ownership::REASSERT_EVERY * 2);
+    assert!(r.reservation_lost());
+    let lost = r.events(crate::events::EventKind::ReservationLost);
+    assert!(
+        lost[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains(&OTHER.to_string())),
+        "{lost:?}"
+    );
+    assert_eq!(r.blade("e0.0").reserve, vec![OTHER]);
+}
+
+#[test]
+fn a_returning_blade_is_set_before_its_member_rejoins() {
+    let mut r = rig(MIRROR);
+    let ours = r.hold();
+    r.blade("e1.0").dead = true;
+    r.write(0, 1);
+    r.advance(DEAD * 3);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    // It comes back restarted (empty list): Set again, then re-added.
+    r.blade("e1.0").restart();
+    r.blade("e1.0").dead = false;
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.blade("e1.0").reserve, vec![ours]);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Active));
+    assert!(!r.reservation_lost());
+
+    // Away again, and another appliance claims it meanwhile: our Set (never a
+    // Force Set) is refused and the member is not taken back; nothing is written.
+    r.blade("e1.0").dead = true;
+    r.write(0, 2);
+    r.advance(DEAD * 3);
+    let writes = r.blade("e1.0").writes;
+    r.blade("e1.0").reserve = vec![OTHER];
+    r.blade("e1.0").dead = false;
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.blade("e1.0").reserve, vec![OTHER]);
+    assert_eq!(r.blade("e1.0").writes, writes);
+    assert_eq!(
+        r.blade("e1.0").reserved_refusals,
+        0,
+        "no I/O was even tried"
+    );
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    assert!(r.reservation_lost());
+}
+
 const GROUPS: &str = "\
 appliance: {name: t}
 backend: {interfaces: [eth1]}
@@ -366,6 +495,7 @@ fn a_returning_blade_whose_slot_a_spare_took_is_left_alone() {
         "{:?}",
         r.notices
     );
+    r.assert_refused("e1.0", "a spare replaced it");
     // The operator may take it back as a spare.
     let msg = r
         .cmd(Command::Add {
@@ -497,4 +627,228 @@ fn a_shorter_dead_after_takes_effect_on_frames_already_out() {
     assert!(out.reply.unwrap().contains("dead_after 100ms"));
     r.advance(Duration::from_millis(300));
     assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+}
+
+// ---- blades that come back by themselves (rejoin.rs) ----
+
+/// A mirror whose bitmap region (64 KiB, one chunk) is a small part of the data
+/// area, so a bitmap resync is told apart from a whole rebuild.
+const SMALL_REGIONS: &str = "\
+appliance: {name: t}
+backend: {interfaces: [eth1]}
+frontend: {interfaces: [eth2]}
+arrays:
+  - {name: data, level: raid1, members: [e0.0, e1.0], chunk: 64KiB, bitmap: {region: 64KiB}}
+volumes:
+  - {name: vol, arrays: [data], export: {shelf: 7, slot: 0}}
+";
+
+impl Rig {
+    /// The arrays clear their bitmaps and mark themselves clean, as a stop does
+    /// (which leaves them clearing at once: restart after it).
+    fn quiesce(&mut self) {
+        self.core.start_mark_clean();
+        self.advance(Duration::from_secs(1));
+        assert!(self.core.all_clean(), "not clean: {:?}", self.notices);
+    }
+
+    /// The appliance restarts: every array assembled from what the blades carry,
+    /// the blades named in `absent` not answering.
+    fn restart(&mut self, absent: &[&str]) {
+        let cfg = self.core.config.clone();
+        let mut sim = Sim::new(
+            PoolConfig {
+                dead_time: DEAD,
+                ..PoolConfig::default()
+            },
+            1,
+            9000,
+            7,
+        );
+        let gone: Vec<MemberAddr> = absent.iter().map(|a| addr(a)).collect();
+        for mut b in self.blades.drain(..) {
+            b.dead = gone.contains(&MemberAddr::Blade {
+                shelf: b.shelf,
+                slot: b.slot,
+            });
+            sim.attach(b, &[0]);
+        }
+        let live = sim.blades.iter().filter(|b| !b.blade.dead).count();
+        sim.pool.discover();
+        sim.run_until(Duration::from_secs(2), |s| {
+            s.pool
+                .blade_ids()
+                .filter(|&b| s.pool.blade_state(b) == Some(BladeState::Up))
+                .count()
+                == live
+        });
+        let pool = std::mem::replace(&mut sim.pool, Pool::new(PoolConfig::default()));
+        self.blades = sim.blades.drain(..).map(|a| a.blade).collect();
+        let blades = &self.blades;
+        let superblock = |a: &MemberAddr| {
+            let b = blades
+                .iter()
+                .find(|b| !b.dead && addr(&format!("e{}.{}", b.shelf, b.slot)) == *a)?;
+            let s = SB_OFFSET as usize * SECTOR;
+            Some(b.disk[s..s + SB_BYTES].to_vec())
+        };
+        self.now = sim.now;
+        self.core =
+            crate::sim::boot::assemble_all(&cfg, pool, &superblock, &[], &mut self.host, self.now)
+                .unwrap();
+        self.notices.clear();
+        self.settle();
+    }
+
+    /// Replaces the superblock on `blade` by `edit` of it.
+    fn edit_superblock(&mut self, blade: &str, edit: impl FnOnce(&mut Superblock)) {
+        let s = SB_OFFSET as usize * SECTOR;
+        let disk = &mut self.blade(blade).disk;
+        let mut sb = Superblock::decode(&disk[s..s + SB_BYTES]).unwrap();
+        edit(&mut sb);
+        disk[s..s + SB_BYTES].copy_from_slice(&sb.encode());
+    }
+
+    fn rebuilt_bytes(&self, v: usize) -> u64 {
+        self.core.vols[v].concat.arrays()[0]
+            .status()
+            .counters
+            .sync_bytes
+            .rebuild
+    }
+
+    fn blade_status(&self, name: &str) -> crate::control::status::BladeStatus {
+        let s = self.core.status(self.now);
+        s.blades.into_iter().find(|b| b.blade == name).unwrap()
+    }
+
+    /// `blade` was refused (event and status, naming it) for a reason containing
+    /// `why`.
+    fn assert_refused(&self, blade: &str, why: &str) {
+        use crate::events::EventKind as K;
+        let refused = self.events(K::MemberRefused);
+        assert!(
+            refused.iter().any(|e| e.member.as_deref() == Some(blade)
+                && e.detail.as_deref().is_some_and(|d| d.contains(why))),
+            "{:?}",
+            self.notices
+        );
+        let st = self.blade_status(blade);
+        assert!(
+            st.refused.as_deref().is_some_and(|r| r.contains(why)),
+            "{st:?}"
+        );
+    }
+}
+
+#[test]
+fn a_blade_missing_at_start_joins_when_it_appears_and_resyncs_only_what_changed() {
+    use crate::events::EventKind as K;
+    let mut r = rig(SMALL_REGIONS);
+    r.quiesce();
+    r.restart(&["e1.0"]);
+    assert_eq!(r.state("data", "e0.0"), Some(MemberState::Active));
+    assert_eq!(r.state("data", "e1.0"), None, "not found: no address yet");
+    // Written while it is away: one 64 KiB region.
+    r.write(0, 1);
+    r.advance(Duration::from_secs(3));
+    assert_eq!(r.state("data", "e1.0"), None);
+
+    r.blade("e1.0").dead = false;
+    r.advance(Duration::from_secs(10));
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Active));
+    let back = r.events(K::DeviceReappeared);
+    assert_eq!(back.len(), 1, "{:?}", r.notices);
+    assert_eq!(back[0].member.as_deref(), Some("e1.0"));
+    assert_eq!(r.events(K::ReAdded).len(), 1, "{:?}", r.notices);
+    let copied = r.rebuilt_bytes(0);
+    assert!(
+        copied > 0 && copied <= 64 << 10,
+        "a bitmap resync of one region copied {copied} bytes"
+    );
+    assert!(r.blade_status("e1.0").refused.is_none());
+}
+
+#[test]
+fn a_blade_returning_with_a_foreign_superblock_is_refused_and_untouched() {
+    let mut r = rig(MIRROR);
+    r.blade("e1.0").dead = true;
+    r.write(0, 1);
+    r.advance(DEAD * 3);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    // Another array's disk comes back under its address.
+    r.edit_superblock("e1.0", |sb| {
+        sb.array_uuid = [0xEE; 16];
+        sb.name = "other".into();
+    });
+    let before = r.blade("e1.0").disk.clone();
+    r.blade("e1.0").dead = false;
+    let writes = r.blade("e1.0").writes;
+    r.advance(Duration::from_secs(10));
+    r.write(0, 2);
+    r.advance(Duration::from_secs(5));
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    r.assert_refused("e1.0", "another array `other`");
+    assert_eq!(
+        r.blade("e1.0").writes,
+        writes,
+        "a refused blade was written"
+    );
+    assert!(r.blade("e1.0").disk == before, "a refused blade changed");
+}
+
+#[test]
+fn a_blade_missing_at_start_with_a_foreign_superblock_is_refused_and_untouched() {
+    let mut r = rig(MIRROR);
+    r.quiesce();
+    r.restart(&["e1.0"]);
+    r.edit_superblock("e1.0", |sb| sb.array_uuid = [0xEE; 16]);
+    let before = r.blade("e1.0").disk.clone();
+    r.blade("e1.0").dead = false;
+    r.write(0, 1);
+    r.advance(Duration::from_secs(10));
+    r.assert_refused("e1.0", "another array");
+    assert_eq!(r.state("data", "e1.0"), None, "not taken for the member");
+    assert!(r.blade("e1.0").disk == before, "a refused blade changed");
+}
+
+#[test]
+fn a_stale_blade_beyond_the_bitmap_is_refused_until_re_add_rebuilds_it_whole() {
+    let mut r = rig(SMALL_REGIONS);
+    r.quiesce();
+    r.restart(&[]);
+    // A copy of e1.0 at a clean point, then writes the bitmap marks and clears
+    // again once idle.
+    let old = r.blade("e1.0").disk.clone();
+    r.write(0, 1);
+    r.advance(Duration::from_secs(8));
+    assert!(r.core.all_clean());
+    r.blade("e1.0").dead = true;
+    r.write(0, 2);
+    r.advance(DEAD * 3);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    // The old copy comes back: what it missed before the last clear is unmarked.
+    r.blade("e1.0").disk = old.clone();
+    r.blade("e1.0").dead = false;
+    r.advance(Duration::from_secs(10));
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    r.assert_refused("e1.0", "stale");
+    assert!(r.blade("e1.0").disk == old, "a refused blade changed");
+    // The operator decides: re-add rebuilds it whole.
+    r.cmd(Command::ReAdd {
+        array: "data".into(),
+        member: addr("e1.0"),
+    })
+    .unwrap();
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Active));
+    assert!(r.blade_status("e1.0").refused.is_none());
+    let data = r.core.vols[0].concat.arrays()[0]
+        .geometry()
+        .member_used_sectors();
+    assert!(
+        r.rebuilt_bytes(0) >= data * SECTOR as u64,
+        "rebuilt {} bytes of {data} sectors",
+        r.rebuilt_bytes(0)
+    );
 }

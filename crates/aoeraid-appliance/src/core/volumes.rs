@@ -9,8 +9,10 @@ use raid_engine::{Concat, MemberState};
 /// A RAID array inside a volume.
 pub(crate) struct Array {
     pub(crate) name: String,
-    /// Engine member index i is `members[i]`.
-    pub(crate) members: Vec<(MemberAddr, Location)>,
+    /// Engine member index i is `members[i]`; None for a slot the engine holds for
+    /// a member whose device was not found at assembly (its address is known only
+    /// once its superblock is read, see `core/rejoin.rs`).
+    members: Vec<Option<(MemberAddr, Location)>>,
     pub(crate) spare_group: Option<String>,
 }
 
@@ -22,7 +24,7 @@ impl Array {
     ) -> Array {
         Array {
             name,
-            members,
+            members: members.into_iter().map(Some).collect(),
             spare_group,
         }
     }
@@ -30,15 +32,42 @@ impl Array {
     /// Records that engine member index `idx` is `addr` at `loc`.
     pub(crate) fn set_member(&mut self, idx: usize, addr: &MemberAddr, loc: Location) {
         if self.members.len() <= idx {
-            self.members.resize(idx + 1, (addr.clone(), loc));
+            self.members.resize(idx + 1, None);
         }
-        self.members[idx] = (addr.clone(), loc);
+        self.members[idx] = Some((addr.clone(), loc));
+    }
+
+    /// The device of engine member `idx`, if known.
+    pub(crate) fn member(&self, idx: usize) -> Option<&(MemberAddr, Location)> {
+        self.members.get(idx)?.as_ref()
+    }
+
+    /// Every member whose device is known: (engine index, address, location).
+    pub(crate) fn known(&self) -> impl Iterator<Item = (usize, &MemberAddr, Location)> {
+        self.members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.as_ref().map(|(a, l)| (i, a, *l)))
+    }
+
+    /// The operator-facing name of engine member `idx`: its address, or
+    /// `member<idx>` while its device is unknown.
+    pub(crate) fn member_name(&self, idx: usize) -> String {
+        self.member(idx)
+            .map_or_else(|| format!("member{idx}"), |m| m.0.to_string())
+    }
+
+    /// Names of engine members 0..n.
+    pub(crate) fn member_names(&self, n: usize) -> Vec<String> {
+        (0..n.max(self.members.len()))
+            .map(|i| self.member_name(i))
+            .collect()
     }
 
     /// The engine index of `addr`. The newest entry wins: a re-added address may
     /// appear twice.
     pub(crate) fn index_of(&self, addr: &MemberAddr) -> Option<usize> {
-        self.members.iter().rposition(|m| &m.0 == addr)
+        self.known().filter(|m| m.1 == addr).map(|m| m.0).last()
     }
 }
 

@@ -5,11 +5,10 @@
 use super::inuse::in_use_reason;
 use super::members::Devices;
 use crate::config::{ArraySpec, MemberAddr};
-use crate::core::Location;
+use crate::core::{superblock_read, Location};
 use anyhow::{anyhow, bail};
-use raid_engine::superblock::{SB_OFFSET, SB_SECTORS};
 use raid_engine::{assemble, AssemblyInput};
-use raid_engine::{Engine, MemberError, MemberIo, MemberOp};
+use raid_engine::{Engine, MemberError};
 use std::time::Duration;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,17 +44,7 @@ pub(crate) fn assemble_array(
     for a in &addrs {
         let l = dev.open(a);
         if let Some(l) = l {
-            ios.push((
-                l,
-                MemberIo {
-                    id: 0,
-                    member: 0,
-                    op: MemberOp::Read,
-                    offset: SB_OFFSET,
-                    sectors: SB_SECTORS,
-                    data: Vec::new(),
-                },
-            ));
+            ios.push((l, superblock_read()));
         }
         locs.push(l);
     }

@@ -375,6 +375,38 @@ impl DataPath {
         *self.status.lock() = s;
     }
 
+    /// After a clean stop: the blades' reserve lists emptied (`docs/ha.md`), waiting
+    /// up to 2 s for the answers.
+    fn release_blades(&mut self) -> anyhow::Result<()> {
+        if self.core.release_blades() == 0 {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut completions = Vec::new();
+        loop {
+            let now = Instant::now();
+            self.core.handle_timeout(now);
+            self.flush_outputs(now);
+            if self.core.reserves_in_flight() == 0 {
+                events::log_line(5, "stopping: blade reservations released");
+                return Ok(());
+            }
+            if now >= deadline {
+                events::log_line(
+                    4,
+                    "stopping: blade reservations not all released within 2 s",
+                );
+                return Ok(());
+            }
+            let now = self
+                .ring
+                .wait_until(Some(now + Duration::from_millis(5)), &mut completions)?;
+            for c in completions.drain(..) {
+                self.on_completion(now, c);
+            }
+        }
+    }
+
     /// SIGTERM's last step: every array idle and its superblocks marked clean.
     fn mark_clean(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -385,11 +417,11 @@ impl DataPath {
             self.core.handle_timeout(now);
             self.flush_outputs(now);
             if self.core.all_clean() {
-                return Ok(());
+                return self.release_blades();
             }
             if now >= deadline {
                 events::log_line(4, "stopping: arrays not all marked clean within 10 s");
-                return Ok(());
+                return self.release_blades();
             }
             let now = self
                 .ring

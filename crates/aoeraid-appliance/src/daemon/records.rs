@@ -22,7 +22,7 @@ pub(crate) fn newest_record(
     let mut uuids = Vec::new();
     for (a, array) in vol.arrays.iter().enumerate() {
         let uuid = vol.concat.arrays()[a].status().array_uuid;
-        for &(_, loc) in &array.members {
+        for (_, _, loc) in array.known() {
             ios.push((
                 loc,
                 MemberIo {

@@ -185,7 +185,13 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             .as_ref()
             .is_some_and(|b| b.pool().find(s, l).is_some());
         if !up {
-            events::log_line(4, &format!("blade e{s}.{l} did not answer discovery"));
+            events::log_line(
+                4,
+                &format!(
+                    "blade e{s}.{l} did not answer discovery; asked for again every \
+                     second, it rejoins its array by itself when its superblock says it belongs"
+                ),
+            );
         }
     }
     // Ownership before the first read: another appliance's blades refuse us anyway.

@@ -135,6 +135,7 @@ pub struct Metrics {
     pub export_reserve_refused: IntCounterVec,
     member_ios: IoFamilies,
     pub blade_up: IntGaugeVec,
+    pub blade_refused: IntGaugeVec,
     pub blade_rtt: prometheus::GaugeVec,
     pub blade_retransmits: IntCounterVec,
     pub blade_timeouts: IntCounterVec,
@@ -393,6 +394,13 @@ impl Metrics {
                 &r,
                 "aoeraid_blade_up",
                 "1 while the blade answers, 0 once it is declared dead.",
+                &["blade"],
+            ),
+            blade_refused: gauge(
+                &r,
+                "aoeraid_blade_refused",
+                "1 while the blade, back after being away, is refused and left untouched \
+                 (foreign or stale superblock, replaced member; see status).",
                 &["blade"],
             ),
             blade_rtt: fgauge(
@@ -705,7 +713,15 @@ impl Metrics {
                 .set(i64::from(b.outstanding));
             sync_counter(&self.blade_retransmits.with_label_values(&l), b.retransmits);
             sync_counter(&self.blade_timeouts.with_label_values(&l), b.timeouts);
-            for f in ["blade_up", "blade_rtt", "blade_outstanding"] {
+            self.blade_refused
+                .with_label_values(&l)
+                .set(i64::from(b.refused.is_some()));
+            for f in [
+                "blade_up",
+                "blade_rtt",
+                "blade_outstanding",
+                "blade_refused",
+            ] {
                 mark(f, &l);
             }
             if let Some(r) = b.reservation {
@@ -793,6 +809,7 @@ impl Metrics {
             "blade_up" => self.blade_up.remove_label_values(&l),
             "blade_rtt" => self.blade_rtt.remove_label_values(&l),
             "blade_outstanding" => self.blade_outstanding.remove_label_values(&l),
+            "blade_refused" => self.blade_refused.remove_label_values(&l),
             "blade_reservation_lost" => self.blade_reservation_lost.remove_label_values(&l),
             _ => Ok(()),
         };

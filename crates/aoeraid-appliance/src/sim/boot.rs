@@ -15,7 +15,6 @@ use aoe_target::{ExportState, SharedExport};
 use aoe_wire::Mac;
 use raid_engine::sim::Rng;
 use raid_engine::sim::SimLayout;
-use raid_engine::superblock::{SB_OFFSET, SB_SECTORS};
 use raid_engine::{assemble, AssemblyInput};
 use raid_engine::{ArrayConfig, MemberSpec};
 use raid_engine::{Concat, Engine, MemberError, SECTOR};
@@ -208,12 +207,16 @@ pub(crate) fn create(
     build(cfg, pool, members, ready, host, now)
 }
 
-/// A restart: every array assembled from the superblocks its members carry.
+/// A restart: every array assembled from the superblocks its members carry
+/// (`superblock` reads one, None for a blade that does not answer). `extra`:
+/// blades beyond the configured ones that may carry an array's superblock
+/// (added by operator commands).
 pub(crate) fn assemble_all(
     cfg: &Config,
     pool: Pool,
-    blades: &[Blade],
-    host: &mut SimHost,
+    superblock: &dyn Fn(&MemberAddr) -> Option<Vec<u8>>,
+    extra: &[MemberAddr],
+    host: &mut dyn Host,
     now: Instant,
 ) -> Result<Core, String> {
     let mut members = MemberMap::default();
@@ -231,24 +234,16 @@ pub(crate) fn assemble_all(
                 }
             }
         }
-        // Blades added by operator commands carry the array's superblock too.
-        for b in blades {
-            if !addrs.contains(&&b.addr) {
-                addrs.push(&b.addr);
+        for b in extra {
+            if !addrs.contains(&b) {
+                addrs.push(b);
             }
         }
         let mut locs = Vec::new();
         let mut inputs = Vec::new();
         for a in &addrs {
             let loc = members.open(a, Some(&pool), host).ok();
-            let blade = blades.iter().find(|b| &b.addr == *a);
-            let superblock = match (loc, blade) {
-                (Some(_), Some(b)) if !b.disk.dead => {
-                    let s = SB_OFFSET as usize * SECTOR;
-                    Ok(b.disk.disk[s..s + SB_SECTORS as usize * SECTOR].to_vec())
-                }
-                _ => Err(MemberError::Gone),
-            };
+            let superblock = loc.and_then(|_| superblock(a)).ok_or(MemberError::Gone);
             inputs.push(AssemblyInput {
                 name: a.to_string(),
                 superblock,
@@ -298,7 +293,7 @@ fn build(
     pool: Pool,
     mut members: MemberMap,
     mut ready: Vec<Ready>,
-    host: &mut SimHost,
+    host: &mut dyn Host,
     now: Instant,
 ) -> Result<Core, String> {
     for (name, e, _, _) in &mut ready {

@@ -23,7 +23,7 @@
 //! reads back as the model says.
 
 mod blades;
-mod boot;
+pub(crate) mod boot;
 mod client;
 mod model;
 mod wire;
@@ -49,6 +49,16 @@ pub struct SimStats {
     pub blades_gone: u64,
     pub blades_back: u64,
     pub re_adds: u64,
+    /// Appliance stops with the arrays marked clean, then a restart.
+    pub clean_restarts: u64,
+    /// A member's blade away when the appliance started (it shows up later).
+    pub absent_at_start: u64,
+    /// Blades back with another array's superblock.
+    pub foreign_returns: u64,
+    /// Blades back holding an old copy of themselves.
+    pub stale_returns: u64,
+    /// Returning blades refused (and left untouched).
+    pub refused: u64,
     pub spares_moved: u64,
     pub rebuilds_finished: u64,
     pub resyncs_finished: u64,
@@ -73,6 +83,7 @@ impl SimStats {
             EventKind::DeviceDisappeared => self.blades_gone += 1,
             EventKind::DeviceReappeared => self.blades_back += 1,
             EventKind::ReAdded => self.re_adds += 1,
+            EventKind::MemberRefused => self.refused += 1,
             EventKind::MoveSpare => self.spares_moved += 1,
             EventKind::RebuildFinished => self.rebuilds_finished += 1,
             EventKind::ResyncFinished => self.resyncs_finished += 1,

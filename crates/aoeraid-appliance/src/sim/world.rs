@@ -13,7 +13,7 @@ use crate::core::{Command, Core, Notice};
 use crate::events::EventKind;
 use aoe_wire::{Header, Mac, SECTOR_SIZE};
 use raid_engine::sim::Rng;
-use raid_engine::superblock::{Superblock, SB_OFFSET, SB_SECTORS};
+use raid_engine::superblock::{Superblock, SB_BYTES, SB_OFFSET, SB_SECTORS};
 use raid_engine::{ArrayState, Engine, Level, MemberState, SECTOR};
 use std::time::{Duration, Instant};
 
@@ -31,8 +31,11 @@ const BACKGROUND: Impair = Impair {
 /// Something the schedule will do later.
 #[derive(Clone, Debug)]
 enum Later {
-    /// A blade that died comes back.
-    Revive(usize),
+    /// A blade that died comes back, as it was or changed by `Comeback`.
+    Revive(usize, Comeback),
+    /// A blade the appliance refused is checked unwritten since `writes` and
+    /// unplugged; array `String` gets a new blade.
+    Unplug(usize, u64, String),
     /// The operator re-adds a member it failed.
     ReAdd(String, MemberAddr),
     /// A blade is plugged in to replace a dead one.
@@ -41,8 +44,20 @@ enum Later {
     Add(String, MemberAddr, bool),
     /// A slow blade or a frame-fault burst ends.
     Calm,
-    /// The appliance restarts after a crash.
-    Restart,
+    /// The appliance restarts (after a crash or a stop), blade `Option` away.
+    Restart(Option<usize>),
+}
+
+/// What a blade that comes back holds.
+#[derive(Clone, Debug)]
+enum Comeback {
+    /// What it held when it fell silent.
+    Same,
+    /// Another array's superblock (a disk swapped in by mistake): refused.
+    Foreign,
+    /// An old copy of itself, taken at a clean stop (a restored image): re-added if
+    /// the bitmap still marks what it missed, refused as stale otherwise.
+    Stale(Vec<u8>),
 }
 
 pub(crate) struct World {
@@ -71,6 +86,10 @@ pub(crate) struct World {
     healing: bool,
     /// Arrays an operator action or fault is still working on.
     busy_arrays: Vec<String>,
+    /// A copy of one blade taken at a clean stop, for stale returns.
+    snapshot: Option<(usize, Vec<u8>)>,
+    /// Blades that came back with a foreign superblock: never to be re-added.
+    foreign: Vec<usize>,
     buf: Vec<u8>,
 }
 
@@ -110,6 +129,8 @@ impl World {
             progress: (0, 0, 0),
             healing: false,
             busy_arrays: Vec::new(),
+            snapshot: None,
+            foreign: Vec::new(),
             buf: vec![0; 9216],
             config,
             cfg,
@@ -185,7 +206,7 @@ impl World {
                     .members
                     .iter()
                     .filter_map(|m| {
-                        let addr = &v.arrays[a].members.get(m.index)?.0;
+                        let addr = &v.arrays[a].member(m.index)?.0;
                         let b = self.blades.iter().position(|b| &b.addr == addr)?;
                         Some((b, m.state, m.role.is_some()))
                     })
@@ -359,11 +380,29 @@ impl World {
     fn pump(&mut self) -> Result<(), String> {
         loop {
             let mut moved = false;
+            let mut refused = Vec::new();
             if let Some(core) = self.core.as_mut() {
                 let at = self.base + ns(self.now);
                 while let Some(n) = core.poll_notice() {
                     if let Notice::Event(e) = n {
                         self.stats.event(e.kind);
+                        let blade = e.member.as_ref().and_then(|m| {
+                            self.blades.iter().position(|b| b.addr.to_string() == *m)
+                        });
+                        if let Some(b) = blade {
+                            match e.kind {
+                                EventKind::ReAdded if self.foreign.contains(&b) => {
+                                    return Err(format!(
+                                        "blade {} with a foreign superblock was re-added",
+                                        self.blades[b].addr
+                                    ));
+                                }
+                                EventKind::MemberRefused if !self.blades[b].gone => {
+                                    refused.push((b, e.array.clone(), e.detail.clone()));
+                                }
+                                _ => {}
+                            }
+                        }
                         if e.kind == EventKind::ArrayFailed {
                             let name = e.array.clone();
                             if self
@@ -407,6 +446,16 @@ impl World {
                         self.wire.send(&mut self.rng, self.now, Port::Client(i), f);
                     }
                 }
+            }
+            for (b, array, why) in refused {
+                let addr = &self.blades[b].addr;
+                self.note(format!("blade {addr} refused: {}", why.unwrap_or_default()));
+                // Nothing may be written to it from now on; no operator command of
+                // the simulation takes it back (heal and add skip gone blades).
+                self.blades[b].gone = true;
+                let w = self.blades[b].disk.writes;
+                self.later
+                    .push((self.now + 1_000_000_000, Later::Unplug(b, w, array)));
             }
             for i in 0..self.clients.len() {
                 for (tag, f) in self.clients[i].due(self.now) {
@@ -615,11 +664,8 @@ impl World {
         };
         for l in due {
             match l {
-                Later::Revive(b) => {
-                    self.blades[b].disk.dead = false;
-                    let a = self.blades[b].addr.to_string();
-                    self.note(format!("blade {a} answers again"));
-                }
+                Later::Revive(b, how) => self.revive(b, how),
+                Later::Unplug(b, writes, array) => self.unplug(b, writes, &array)?,
                 Later::ReAdd(array, member) => {
                     let r = self.command(Command::ReAdd {
                         array: array.clone(),
@@ -679,7 +725,7 @@ impl World {
                         self.wire.back = BACKGROUND;
                     }
                 }
-                Later::Restart => self.restart()?,
+                Later::Restart(away) => self.restart(away)?,
             }
         }
         Ok(())
@@ -746,7 +792,14 @@ impl World {
             0 if redundant => {
                 let back = 200_000_000 + self.rng.below(4_000_000_000);
                 self.blades[b].disk.dead = true;
-                self.later.push((self.now + back, Later::Revive(b)));
+                let how = match &self.snapshot {
+                    Some((s, copy)) if *s == b && self.rng.chance(0.5) => {
+                        Comeback::Stale(copy.clone())
+                    }
+                    _ if self.rng.chance(0.1) => Comeback::Foreign,
+                    _ => Comeback::Same,
+                };
+                self.later.push((self.now + back, Later::Revive(b, how)));
                 self.note(format!(
                     "blade {baddr} of {a} silent for {}ms",
                     back / 1_000_000
@@ -807,7 +860,8 @@ impl World {
                     if front { "front" } else { "back" }
                 ));
             }
-            8 => self.crash()?,
+            8 if self.rng.chance(0.5) => self.crash()?,
+            8 => self.service_restart()?,
             9 if redundant => {
                 let member: MemberAddr = self.blades[b].addr.clone();
                 if self
@@ -878,6 +932,79 @@ impl World {
         }
         self.note("appliance crash".into());
         self.stats.crashes += 1;
+        for b in &mut self.blades {
+            b.crashed(self.now);
+        }
+        // Restarting RAID 5/6 degraded after a crash is refused (the write hole):
+        // only a mirror's blade may be away then.
+        self.go_down(false);
+        Ok(())
+    }
+
+    /// The operator restarts the appliance: exports stop, requests in flight
+    /// finish, the arrays mark themselves clean, then it goes down. Clients
+    /// retransmit until it is back.
+    fn service_restart(&mut self) -> Result<(), String> {
+        if !self.all_arrays().iter().all(|a| self.calm(a)) {
+            return Ok(());
+        }
+        self.note("appliance stops for a restart".into());
+        if let Some(c) = self.core.as_mut() {
+            c.stop_exports();
+        }
+        let end = self.now + 60_000_000_000;
+        while !self.core.as_ref().is_none_or(|c| c.drained()) {
+            self.step()?;
+            if self.now > end {
+                return Err("a stopping appliance never drained".into());
+            }
+        }
+        if let Some(c) = self.core.as_mut() {
+            c.start_mark_clean();
+        }
+        while !self.core.as_ref().is_none_or(|c| c.all_clean()) {
+            self.step()?;
+            if self.now > end {
+                return Err("a stopping appliance never marked its arrays clean".into());
+            }
+        }
+        if self.core.is_none() {
+            return Ok(());
+        }
+        self.stats.clean_restarts += 1;
+        // A copy of one member as it is now, clean: a later stale return.
+        let members: Vec<usize> = self
+            .all_arrays()
+            .iter()
+            .flat_map(|a| self.members(a))
+            .filter(|m| m.2)
+            .map(|m| m.0)
+            .collect();
+        if !members.is_empty() {
+            let b = members[self.rng.below(members.len() as u64) as usize];
+            self.snapshot = Some((b, self.blades[b].disk.disk.clone()));
+        }
+        self.go_down(true);
+        Ok(())
+    }
+
+    /// The appliance is gone (crash or stop): frames to it are lost, clients
+    /// wait, a restart is scheduled. One blade of a calm redundant array may be
+    /// away when it starts (`clean`: any level; else mirrors only, see `crash`).
+    fn go_down(&mut self, clean: bool) {
+        let absent: Vec<usize> = self
+            .all_arrays()
+            .iter()
+            .filter(|a| {
+                let l = self.level(a);
+                l != Level::Raid0 && (clean || l.parity() == 0) && self.calm(a)
+            })
+            .flat_map(|a| self.members(a))
+            .filter(|m| m.2)
+            .map(|m| m.0)
+            .collect();
+        let away = (!absent.is_empty() && self.rng.chance(0.5))
+            .then(|| absent[self.rng.below(absent.len() as u64) as usize]);
         self.core = None;
         for (to, f) in self.wire.drop_to_appliance() {
             if to == Port::Front {
@@ -891,26 +1018,102 @@ impl World {
         for c in &mut self.clients {
             c.appliance_lost();
         }
-        for b in &mut self.blades {
-            b.crashed(self.now);
-        }
         let down = 50_000_000 + self.rng.below(500_000_000);
-        self.later.push((self.now + down, Later::Restart));
+        self.later.push((self.now + down, Later::Restart(away)));
+    }
+
+    /// Refused blade `b` is checked unwritten since `writes`, then taken out; its
+    /// array gets a new blade.
+    fn unplug(&mut self, b: usize, writes: u64, array: &str) -> Result<(), String> {
+        if self.blades[b].disk.writes != writes {
+            return Err(format!(
+                "blade {} was written after the appliance refused it",
+                self.blades[b].addr
+            ));
+        }
+        self.kill_for_good(array, b);
         Ok(())
     }
 
-    fn restart(&mut self) -> Result<(), String> {
-        // Blades that were only silent are back by the time the appliance is.
-        self.later.retain(|l| !matches!(l.1, Later::Revive(_)));
+    /// Blade `b` answers again, holding what `how` says.
+    fn revive(&mut self, b: usize, how: Comeback) {
+        let a = self.blades[b].addr.to_string();
+        let what = match how {
+            Comeback::Same => "",
+            Comeback::Foreign => {
+                let s = SB_OFFSET as usize * SECTOR;
+                let disk = &mut self.blades[b].disk.disk;
+                if let Ok(mut sb) = Superblock::decode(&disk[s..s + SB_BYTES]) {
+                    self.rng.fill(&mut sb.array_uuid);
+                    sb.name = "foreign".into();
+                    disk[s..s + SB_BYTES].copy_from_slice(&sb.encode());
+                    self.foreign.push(b);
+                    self.stats.foreign_returns += 1;
+                }
+                " with another array's superblock"
+            }
+            Comeback::Stale(copy) => {
+                self.blades[b].disk.disk = copy;
+                self.stats.stale_returns += 1;
+                " holding its copy from the last clean stop"
+            }
+        };
+        self.blades[b].disk.dead = false;
+        self.note(format!("blade {a} answers again{what}"));
+    }
+
+    /// The appliance starts again from its members; blade `away` (if any) is not
+    /// there yet and shows up a few seconds later.
+    fn restart(&mut self, away: Option<usize>) -> Result<(), String> {
+        // Blades that were only silent are back by the time the appliance is;
+        // refused ones are checked and taken out before assembly could use them.
+        let mut back = Vec::new();
+        let mut out = Vec::new();
+        self.later.retain(|l| match &l.1 {
+            Later::Revive(b, how) => {
+                back.push((*b, how.clone()));
+                false
+            }
+            Later::Unplug(b, w, a) => {
+                out.push((*b, *w, a.clone()));
+                false
+            }
+            _ => true,
+        });
+        for (b, w, a) in out {
+            self.unplug(b, w, &a)?;
+        }
+        for (b, how) in back {
+            self.revive(b, how);
+        }
         for b in &mut self.blades {
             if !b.gone {
                 b.disk.dead = false;
             }
         }
+        if let Some(b) = away.filter(|&b| !self.blades[b].gone) {
+            self.blades[b].disk.dead = true;
+            let later = 1_000_000_000 + self.rng.below(8_000_000_000);
+            self.later
+                .push((self.now + later, Later::Revive(b, Comeback::Same)));
+            self.stats.absent_at_start += 1;
+            self.note(format!(
+                "blade {} away while the appliance starts, back in {}ms",
+                self.blades[b].addr,
+                later / 1_000_000
+            ));
+        }
         let (pool, now) = boot::discover(&self.config, &mut self.blades, self.base, self.now);
         self.now = now;
         let at = self.at();
-        let core = boot::assemble_all(&self.config, pool, &self.blades, &mut self.host, at)
+        let blades = &self.blades;
+        let superblock = |a: &MemberAddr| {
+            let b = blades.iter().find(|b| &b.addr == a && !b.disk.dead)?;
+            let s = SB_OFFSET as usize * SECTOR;
+            Some(b.disk.disk[s..s + SB_BYTES].to_vec())
+        };
+        let extra: Vec<MemberAddr> = blades.iter().map(|b| b.addr.clone()).collect();
+        let core = boot::assemble_all(&self.config, pool, &superblock, &extra, &mut self.host, at)
             .map_err(|e| format!("restart after crash: {e}"))?;
         self.core = Some(core);
         // A grow is on the superblocks only through the config; re-apply it.

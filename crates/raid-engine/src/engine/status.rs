@@ -137,6 +137,13 @@ pub struct Status {
 }
 
 impl Engine {
+    /// The event count at which the write-intent bitmap was last cleared: a member
+    /// whose superblock is at least this new missed only writes the bitmap still
+    /// marks (md's `events_cleared`), so a bitmap resync brings it back in sync.
+    pub fn bitmap_events_cleared(&self) -> u64 {
+        self.meta.events_cleared
+    }
+
     pub fn status(&self) -> Status {
         let state = if self.failed {
             ArrayState::Failed
