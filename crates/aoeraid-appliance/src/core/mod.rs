@@ -71,13 +71,12 @@ pub(crate) type Reply = Result<String, String>;
 /// sync pacing).
 const TICK: Duration = Duration::from_millis(10);
 
-/// The exports are announced at start and again after 1, 2, 4, … s, then
-/// every 30 s. A client that had the volume open on the other appliance of an
+/// The exports are announced at start and again every 30 s. A client that had the volume open on the other appliance of an
 /// HA pair learns of this one only from such an unsolicited config reply (the
 /// Linux driver does not query again while the device is open; it adds the
 /// new MAC as another target of the device and moves its frames there), and a
 /// broadcast frame can be lost. See docs/ha.md, "Takeover and clients".
-const ANNOUNCE_FIRST: Duration = Duration::from_secs(1);
+const ANNOUNCE_FIRST: Duration = Duration::from_secs(30);
 const ANNOUNCE_MAX: Duration = Duration::from_secs(30);
 
 /// Something for the host to pass on.
