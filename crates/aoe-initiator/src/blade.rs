@@ -89,6 +89,18 @@ pub(crate) struct ActiveWrite {
     pub io: u32,
 }
 
+/// A write completed to its user while a copy of one of its frames (a send
+/// that timed out and was resent) may still land on the blade: its range keeps
+/// later overlapping writes back until every such copy was answered or `until`.
+#[derive(Debug, Clone)]
+pub(crate) struct Lingering {
+    pub lba: u64,
+    pub end: u64,
+    /// Tags of the copies not answered yet.
+    pub copies: Vec<u32>,
+    pub until: Instant,
+}
+
 pub(crate) struct Blade {
     pub shelf: u16,
     pub slot: u8,
@@ -111,6 +123,7 @@ pub(crate) struct Blade {
     /// Writes held back because they overlap an active (or earlier held) write.
     pub blocked: VecDeque<u32>,
     pub active_writes: Vec<ActiveWrite>,
+    pub lingering: Vec<Lingering>,
     /// Slab index of the outstanding IDENTIFY, if any.
     pub identify_frame: Option<u16>,
     pub next_path: usize,
@@ -138,11 +151,19 @@ impl Blade {
             resend: VecDeque::new(),
             blocked: VecDeque::new(),
             active_writes: Vec::new(),
+            lingering: Vec::new(),
             identify_frame: None,
             next_path: 0,
             next_probe: None,
             stats: BladeStats::default(),
         }
+    }
+
+    /// True if `[lba, end)` overlaps a write in flight or one whose copies may still land.
+    pub(crate) fn write_overlaps(&self, lba: u64, end: u64) -> bool {
+        let hit = |l: u64, e: u64| l < end && lba < e;
+        self.active_writes.iter().any(|w| hit(w.lba, w.end))
+            || self.lingering.iter().any(|w| hit(w.lba, w.end))
     }
 
     /// Blade-wide frame size: the smallest limit over all paths (as Linux).

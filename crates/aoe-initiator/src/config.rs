@@ -41,3 +41,20 @@ impl Default for PoolConfig {
         }
     }
 }
+
+impl PoolConfig {
+    /// How long after its last send a completed write's unanswered copies are
+    /// taken to be gone for good. A copy is unanswered either because it was
+    /// lost (the usual reason for the resend) or because it is still queued
+    /// somewhere: a NIC or switch queue, the blade's socket, its work queue.
+    /// `rto_max` is the longest the pool itself ever waits for one send before
+    /// treating it as lost, and every copy was sent before the last send, so
+    /// this bound is longer than any wait the pool already relies on; a queue
+    /// holding a frame longer than that means a blade stalled past the pool's
+    /// longest timeout, which the dead-time countdown is for. It is not
+    /// `dead_time`: a lost copy would then hold every later write to its range
+    /// (a bitmap or superblock sector) back for seconds.
+    pub(crate) fn copy_lifetime(&self) -> Duration {
+        self.rto_max
+    }
+}

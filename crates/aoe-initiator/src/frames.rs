@@ -50,6 +50,9 @@ pub(crate) struct Frame {
     /// takes one from the jiffies in a superseded tag) and can show the
     /// timeout was spurious.
     pub superseded: Option<(u32, Instant)>,
+    /// Tags of earlier sends that timed out and were not answered since: for a
+    /// write, copies that may still land on the blade.
+    pub copies: Vec<u32>,
     pub first_sent: Option<Instant>,
     pub deadline: Instant,
     /// Sends so far minus one.
@@ -79,6 +82,7 @@ impl Frame {
             tag: 0,
             sent_at: now,
             superseded: None,
+            copies: Vec::new(),
             first_sent: None,
             deadline: now,
             retries: 0,

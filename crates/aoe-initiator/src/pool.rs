@@ -17,7 +17,9 @@ use aoe_wire::{
     ATA_DATA_OFFSET, BROADCAST_MAC, BROADCAST_SHELF, BROADCAST_SLOT, SECTOR_SIZE,
 };
 
-use crate::blade::{ActiveWrite, Blade, BladeId, BladeInfo, BladeState, BladeStats, Path};
+use crate::blade::{
+    ActiveWrite, Blade, BladeId, BladeInfo, BladeState, BladeStats, Lingering, Path,
+};
 use crate::frames::{Frame, FrameKind, FrameSlab};
 use crate::io::{IoCompletion, IoError, IoRequest, Op, Rejected, SubmitError};
 use crate::reserve::{ReserveCompletion, ReserveError, ReserveOps, ReserveRequest};
@@ -98,6 +100,10 @@ struct Io {
     error: Option<IoError>,
     buf: Vec<u8>,
     user: u64,
+    /// Unanswered earlier sends of its finished frames (see [`Lingering`]).
+    copies: Vec<u32>,
+    /// Latest send of a finished frame that has such copies.
+    last_copied_send: Option<Instant>,
 }
 
 impl Io {
@@ -401,6 +407,8 @@ impl Pool {
             error: None,
             buf: req.buf,
             user: req.user,
+            copies: Vec::new(),
+            last_copied_send: None,
         };
         let (lba, end, write) = (io.lba, io.end(), io.op == Op::Write);
         let idx = match self.free_ios.pop() {
@@ -417,7 +425,7 @@ impl Pool {
         let b = &mut self.blades[bi as usize];
         if write {
             let ios = &self.ios;
-            let overlaps = b.active_writes.iter().any(|w| w.lba < end && lba < w.end)
+            let overlaps = b.write_overlaps(lba, end)
                 || b.blocked.iter().any(|&j| {
                     ios[j as usize]
                         .as_ref()
@@ -756,6 +764,29 @@ impl Pool {
         }
     }
 
+    /// A reply to an earlier send of a write frame: that copy has landed and
+    /// cannot land again, so it no longer holds back overlapping writes.
+    fn copy_answered(&mut self, iface: usize, bi: usize, h: &Header) {
+        let b = &mut self.blades[bi];
+        if !b.paths.iter().any(|p| p.mac == h.src && p.iface == iface) {
+            return;
+        }
+        // The low 16 bits of a tag are its frame's slot.
+        if let Some(f) = self.frames.get_mut(h.tag as u16) {
+            if f.blade as usize == bi {
+                f.copies.retain(|&t| t != h.tag);
+            }
+        }
+        let Some(k) = b.lingering.iter().position(|l| l.copies.contains(&h.tag)) else {
+            return;
+        };
+        b.lingering[k].copies.retain(|&t| t != h.tag);
+        if b.lingering[k].copies.is_empty() {
+            b.lingering.swap_remove(k);
+            self.unblock_writes(bi);
+        }
+    }
+
     /// The frame a reply answers, if it matches that frame's current send in
     /// tag, source MAC, interface, shelf.slot and command; the reply's round
     /// trip, window credit and path health are taken in. Anything else is
@@ -765,6 +796,7 @@ impl Pool {
             match self.by_addr.get(&(h.shelf, h.slot)) {
                 Some(&bi) => {
                     self.blades[bi as usize].stats.stale_drops += 1;
+                    self.copy_answered(iface, bi as usize, h);
                     self.late_reply(now, iface, bi as usize, h);
                 }
                 None => self.stats.unknown_blade += 1,
@@ -1049,7 +1081,7 @@ impl Pool {
     }
 
     fn frame_done(&mut self, now: Instant, fi: u16, result: Result<(), IoError>) {
-        let Some(f) = self.retire_frame(fi) else {
+        let Some(mut f) = self.retire_frame(fi) else {
             return;
         };
         let bi = f.blade as usize;
@@ -1081,6 +1113,11 @@ impl Pool {
             FrameKind::Data => {
                 if let Some(io) = self.ios[f.io as usize].as_mut() {
                     io.frames_out -= 1;
+                    if !f.copies.is_empty() {
+                        io.copies.append(&mut f.copies);
+                        let last = io.last_copied_send.map_or(f.sent_at, |t| t.max(f.sent_at));
+                        io.last_copied_send = Some(last);
+                    }
                     if let Err(e) = result {
                         io.error.get_or_insert(e);
                     }
@@ -1097,7 +1134,7 @@ impl Pool {
         if io.frames_out > 0 || (io.error.is_none() && io.issued < io.units()) {
             return;
         }
-        let Some(io) = self.ios[idx as usize].take() else {
+        let Some(mut io) = self.ios[idx as usize].take() else {
             return;
         };
         self.free_ios.push(idx);
@@ -1109,6 +1146,16 @@ impl Pool {
         }
         if io.op == Op::Write {
             b.active_writes.retain(|w| w.io != idx);
+            if let Some(last) = io.last_copied_send {
+                let until = last + self.cfg.copy_lifetime();
+                b.lingering.push(Lingering {
+                    lba: io.lba,
+                    end: io.end(),
+                    copies: std::mem::take(&mut io.copies),
+                    until,
+                });
+                self.lower_timer_floor(until);
+            }
             self.unblock_writes(bi);
         }
         let b = &mut self.blades[bi];
@@ -1139,7 +1186,7 @@ impl Pool {
                 continue;
             };
             let hit = |(l, e): (u64, u64)| l < end && lba < e;
-            let busy = b.active_writes.iter().any(|w| hit((w.lba, w.end)))
+            let busy = b.write_overlaps(lba, end)
                 || b.blocked.iter().take(i).any(|&j| range(j).is_some_and(hit));
             if busy {
                 i += 1;
@@ -1187,7 +1234,11 @@ impl Pool {
             Some(d)
         });
         let probes = self.blades.iter().filter_map(|b| b.next_probe);
-        frames.chain(probes).min()
+        let lingering = self
+            .blades
+            .iter()
+            .flat_map(|b| b.lingering.iter().map(|l| l.until));
+        frames.chain(probes).chain(lingering).min()
     }
 
     /// Retransmits frames whose timeout passed (new tag, next path), declares
@@ -1212,6 +1263,7 @@ impl Pool {
             }
             f.retries += 1;
             f.on_wire = false;
+            f.copies.push(f.tag);
             let path = f.path;
             self.frames.retire_tag(fi);
             let b = &mut self.blades[bi];
@@ -1226,6 +1278,11 @@ impl Pool {
         }
         self.scratch = expired;
         for bi in 0..self.blades.len() {
+            let b = &mut self.blades[bi];
+            if b.lingering.iter().any(|l| l.until <= now) {
+                b.lingering.retain(|l| l.until > now);
+                self.unblock_writes(bi);
+            }
             let b = &mut self.blades[bi];
             if b.state == BladeState::Down && b.next_probe.is_some_and(|t| t <= now) {
                 b.next_probe = Some(now + self.cfg.probe_interval);
@@ -1260,6 +1317,7 @@ impl Pool {
         b.ready.clear();
         b.blocked.clear();
         b.active_writes.clear();
+        b.lingering.clear();
         b.identify_frame = None;
         let mut failed = 0;
         for idx in 0..self.ios.len() {

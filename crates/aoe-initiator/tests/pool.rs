@@ -437,6 +437,101 @@ fn overlapping_writes_are_serialized() {
     );
 }
 
+/// Submits a write of `sectors` sectors of `byte` at `lba` and returns its one frame
+/// (sent, not delivered), or `None` if the pool holds it back.
+fn write_frame(
+    sim: &mut Sim,
+    id: aoe_initiator::BladeId,
+    lba: u64,
+    byte: u8,
+    user: u64,
+) -> Option<Vec<u8>> {
+    sim.submit(id, Op::Write, lba, 2, vec![byte; 2 * SECTOR_SIZE], user);
+    let mut buf = vec![0u8; 9216];
+    let t = sim.pool.poll_transmit(sim.now, &mut buf)?;
+    Some(buf[..t.len].to_vec())
+}
+
+/// A write whose first send timed out, answered through its resend: returns the
+/// first send (a copy that may still land). The write completes at once.
+fn write_answered_through_a_resend(sim: &mut Sim, id: aoe_initiator::BladeId) -> Vec<u8> {
+    let copy = write_frame(sim, id, 4, 1, 1).expect("first write goes out");
+    let resend = time_out_and_resend(sim);
+    let reply = sim.blades[0].blade.respond(&resend).unwrap();
+    sim.pool.handle_frame(sim.now, 0, &reply);
+    let c = sim
+        .pool
+        .poll_completion()
+        .expect("completed on its first reply");
+    assert!(c.result.is_ok());
+    copy
+}
+
+#[test]
+fn a_write_sent_once_lets_the_next_overlapping_write_go_at_once() {
+    let (mut sim, id) = one_blade(1500, SimBlade::new(0, 1, 64));
+    let w1 = write_frame(&mut sim, id, 4, 1, 1).unwrap();
+    let reply = sim.blades[0].blade.respond(&w1).unwrap();
+    sim.pool.handle_frame(sim.now, 0, &reply);
+    assert!(sim.pool.poll_completion().unwrap().result.is_ok());
+    assert!(write_frame(&mut sim, id, 5, 2, 2).is_some());
+}
+
+#[test]
+fn a_resent_write_holds_overlapping_writes_until_its_copy_is_answered() {
+    let (mut sim, id) = one_blade(1500, SimBlade::new(0, 1, 64));
+    let copy = write_answered_through_a_resend(&mut sim, id);
+    assert!(
+        write_frame(&mut sim, id, 5, 2, 2).is_none(),
+        "the first send of write 1 may still land: write 2 waits"
+    );
+    // A write elsewhere is not held.
+    assert!(write_frame(&mut sim, id, 20, 3, 3).is_some());
+    // The first send lands late; once answered, write 2 goes and is the last to land.
+    let late = sim.blades[0].blade.respond(&copy).unwrap();
+    sim.pool.handle_frame(sim.now, 0, &late);
+    let mut buf = vec![0u8; 9216];
+    let t = sim
+        .pool
+        .poll_transmit(sim.now, &mut buf)
+        .expect("write 2 released");
+    sim.blades[0].blade.respond(&buf[..t.len]).unwrap();
+    let disk = &sim.blades[0].blade.disk;
+    assert!(disk[4 * 512..5 * 512].iter().all(|&b| b == 1));
+    assert!(
+        disk[5 * 512..7 * 512].iter().all(|&b| b == 2),
+        "write 2 is not overwritten"
+    );
+}
+
+#[test]
+fn a_lost_copy_holds_overlapping_writes_for_the_copy_lifetime_only() {
+    let (mut sim, id) = one_blade(1500, SimBlade::new(0, 1, 64));
+    write_answered_through_a_resend(&mut sim, id);
+    let resent_at = sim.now;
+    assert!(write_frame(&mut sim, id, 4, 2, 2).is_none());
+    let until = resent_at + PoolConfig::default().rto_max;
+    let due = sim
+        .pool
+        .poll_timeout()
+        .expect("the timer wakes for the bound");
+    assert!(due <= until, "timer {due:?} later than the bound {until:?}");
+    let mut buf = vec![0u8; 9216];
+    sim.now = until - Duration::from_micros(1);
+    sim.pool.handle_timeout(sim.now);
+    assert!(
+        sim.pool.poll_transmit(sim.now, &mut buf).is_none(),
+        "held until the bound"
+    );
+    assert_eq!(sim.pool.poll_timeout(), Some(until));
+    sim.now = until;
+    sim.pool.handle_timeout(sim.now);
+    assert!(
+        sim.pool.poll_transmit(sim.now, &mut buf).is_some(),
+        "released at the bound"
+    );
+}
+
 #[test]
 fn aoe_and_ata_errors_surface() {
     let (mut sim, id) = one_blade(1500, SimBlade::new(0, 0, 64));

@@ -21,14 +21,7 @@ fn campaign(layout: SimLayout, first_seed: u64) -> SimStats {
     let scale = if cfg!(debug_assertions) { 10 } else { 1 };
     let mut t = SimStats::default();
     for seed in first_seed..first_seed + SEEDS {
-        let mut cfg = SimConfig::new(layout, seed, OPS_PER_LAYOUT / SEEDS / scale);
-        // Known finding, left to aoe-initiator (src/sim/README.md): a duplicated
-        // write frame landing after the next write to its block overwrites it; on
-        // RAID 0 with integrity that block then fails its checksum for good.
-        // Reproduce: --layout raid0 --seed 103 --ops 34000 --integrity.
-        if layout == SimLayout::Raid0 {
-            cfg.integrity = false;
-        }
+        let cfg = SimConfig::new(layout, seed, OPS_PER_LAYOUT / SEEDS / scale);
         let s = match run(&cfg) {
             Ok((s, _)) => s,
             Err(e) => panic!("{e}"),

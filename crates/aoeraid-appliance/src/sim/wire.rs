@@ -4,6 +4,15 @@
 //! would have caught, delivered anyway in a form the AoE parser must reject
 //! (cut short or with a foreign EtherType): corruption that passes the FCS is
 //! beyond what AoE can detect, so it is not simulated.
+//!
+//! A duplicate arrives within the jitter of its original (after it, whether or not
+//! the original was reordered): Ethernet duplicates come from a switch flooding or
+//! a link-layer resend and never sit in a queue for long. A network that replays
+//! a frame long after it was answered is not simulated: no AoE initiator can defend
+//! against it (the Linux `aoe` driver does not either), since the replayed write
+//! may land over any later write to its block. Copies the initiator itself sends
+//! (retransmissions) may be delayed like any frame; the pool holds overlapping
+//! writes back until they are answered or gone (`PoolConfig::copy_lifetime`).
 
 use raid_engine::sim::Rng;
 use std::cmp::Reverse;
@@ -104,6 +113,7 @@ impl Wire {
         };
         let mut fate = Fate::default();
         let mut frame = Some(frame);
+        let mut first_at = None;
         for k in 0..copies {
             let mut f = if k + 1 == copies {
                 frame.take().unwrap_or_default()
@@ -117,11 +127,18 @@ impl Wire {
                 self.stats.corrupted += 1;
                 corrupt(rng, &mut f);
             }
-            let mut at = now + LATENCY_NS + rng.below(JITTER_NS);
-            if rng.chance(imp.reorder) {
-                self.stats.reordered += 1;
-                at += REORDER_NS;
-            }
+            let at = match first_at {
+                Some(original) => original + rng.below(JITTER_NS),
+                None => {
+                    let mut at = now + LATENCY_NS + rng.below(JITTER_NS);
+                    if rng.chance(imp.reorder) {
+                        self.stats.reordered += 1;
+                        at += REORDER_NS;
+                    }
+                    at
+                }
+            };
+            first_at.get_or_insert(at);
             self.seq += 1;
             self.queue.push(Reverse((at, self.seq)));
             self.frames.insert(
