@@ -177,7 +177,7 @@ impl Core {
         // Member I/O tokens hold a volume number in 8 bits; the last two are
         // the superblock probes' and the state records'.
         assert!(
-            (parts.volumes.len() as u64) < rejoin::PROBE_VOLUME,
+            parts.volumes.len() < rejoin::PROBE_VOLUME,
             "at most {} volumes and arrays",
             rejoin::PROBE_VOLUME
         );

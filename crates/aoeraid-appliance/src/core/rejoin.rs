@@ -33,7 +33,7 @@ use std::time::Instant;
 /// volume has (tokens keep 8 bits for it) and the state records' does not share:
 /// a record write taken for a probe would never finish its round, and the
 /// front end waits for that round.
-pub(super) const PROBE_VOLUME: u64 = super::state_saves::RECORD_VOLUME as u64 - 1;
+pub(super) const PROBE_VOLUME: usize = super::state_saves::RECORD_VOLUME - 1;
 
 /// What the core remembers about returning blades.
 #[derive(Default)]
@@ -49,7 +49,7 @@ pub(super) struct Rejoin {
 
 impl Rejoin {
     pub(super) fn is_probe(token: u64) -> bool {
-        token >> 56 == PROBE_VOLUME
+        super::members::untoken(token).0 == PROBE_VOLUME
     }
 
     /// Why `addr` was refused, if it was.
@@ -252,8 +252,8 @@ impl Core {
         let Some(pool) = self.pool.as_mut() else {
             return;
         };
-        let token = (PROBE_VOLUME << 56) | self.rejoin.next_token;
-        self.rejoin.next_token = (self.rejoin.next_token + 1) & ((1 << 48) - 1);
+        let token = super::members::token(PROBE_VOLUME, 0, self.rejoin.next_token);
+        self.rejoin.next_token = self.rejoin.next_token.wrapping_add(1);
         let io = superblock_read();
         // Refused at once only when the blade went down again: its next return
         // probes anew.
