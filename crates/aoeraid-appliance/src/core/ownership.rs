@@ -28,7 +28,9 @@
 //! Sans-IO like the rest of the core: requests go out through the pool, their
 //! completions come back through [`super::Core`].
 
-use aoe_initiator::{write_macs, BladeId, ReserveCmd, ReserveCompletion, ReserveError};
+use aoe_initiator::{
+    write_macs, BladeId, Pool, ReserveCmd, ReserveCompletion, ReserveError, ReserveRequest,
+};
 use aoe_wire::Mac;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -98,6 +100,34 @@ pub(crate) fn plan_claim(
     } else {
         Err(held)
     }
+}
+
+/// The answers of a round of reserve requests, one slot per blade (in order).
+pub(crate) type ReserveResults = Vec<Option<Result<Vec<Mac>, ReserveError>>>;
+
+/// Sends `cmd` with `macs` to every blade of `blades` through `pool` (each
+/// request's `user` is its index); the slots of those that could not be sent
+/// are filled with `BladeDown`, the others wait for [`Pool::poll_reserve`].
+pub(crate) fn send_reserves(
+    pool: &mut Pool,
+    now: Instant,
+    blades: &[BladeId],
+    cmd: ReserveCmd,
+    macs: &[Mac],
+) -> ReserveResults {
+    let mut results: ReserveResults = vec![None; blades.len()];
+    for (i, &blade) in blades.iter().enumerate() {
+        let req = ReserveRequest {
+            blade,
+            cmd,
+            macs: macs.to_vec(),
+            user: i as u64,
+        };
+        if pool.reserve(now, req).is_err() {
+            results[i] = Some(Err(ReserveError::BladeDown));
+        }
+    }
+    results
 }
 
 /// A blade the appliance must hold, as far as it knows.

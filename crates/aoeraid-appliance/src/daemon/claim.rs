@@ -4,9 +4,9 @@
 //! ([`crate::core::plan_claim`]); this runs them on the blocking back end.
 
 use super::members::Devices;
-use crate::core::{holder, plan_claim, ClaimMode, Holder, Ownership};
+use crate::core::{holder, plan_claim, send_reserves, ClaimMode, Holder, Ownership};
 use anyhow::{anyhow, bail};
-use aoe_initiator::{BladeId, ReserveCmd, ReserveError, ReserveRequest};
+use aoe_initiator::{BladeId, ReserveCmd, ReserveError};
 use aoe_wire::Mac;
 use std::time::{Duration, Instant};
 
@@ -145,18 +145,7 @@ fn reserve_blocking(
     let Some(b) = dev.backend.as_mut() else {
         return Ok(Vec::new());
     };
-    let mut results: Vec<Option<Result<Vec<Mac>, ReserveError>>> = vec![None; blades.len()];
-    for (i, &blade) in blades.iter().enumerate() {
-        let req = ReserveRequest {
-            blade,
-            cmd,
-            macs: macs.to_vec(),
-            user: i as u64,
-        };
-        if b.pool_mut().reserve(Instant::now(), req).is_err() {
-            results[i] = Some(Err(ReserveError::BladeDown));
-        }
-    }
+    let mut results = send_reserves(b.pool_mut(), Instant::now(), blades, cmd, macs);
     let deadline = Instant::now() + RESERVE_TIMEOUT;
     let mut events = Vec::new();
     while results.iter().any(Option::is_none) {

@@ -8,13 +8,11 @@
 use super::blades::Blade;
 use crate::config::{check_str, Config, Integrity, MemberAddr};
 use crate::core::{
-    plan_claim, Array, ClaimMode, Core, CoreParts, ExportDef, Exports, Host, MemberMap, NoObserver,
-    Ownership, Spare, SpareGroups, Volume,
+    plan_claim, send_reserves, Array, ClaimMode, Core, CoreParts, ExportDef, Exports, Host,
+    MemberMap, NoObserver, Ownership, Spare, SpareGroups, Volume,
 };
 use crate::daemon::create::engine_level;
-use aoe_initiator::{
-    BladeId, BladeState, Pool, PoolConfig, ReserveCmd, ReserveError, ReserveRequest,
-};
+use aoe_initiator::{BladeId, BladeState, Pool, PoolConfig, ReserveCmd, ReserveError};
 use aoe_target::{ExportState, SharedExport};
 use aoe_wire::Mac;
 use raid_engine::sim::Rng;
@@ -209,19 +207,8 @@ fn reserve_all(
     base: Instant,
     now: u64,
 ) -> (Vec<Result<Vec<Mac>, ReserveError>>, u64) {
-    let mut results: Vec<Option<Result<Vec<Mac>, ReserveError>>> = vec![None; ids.len()];
     let at = base + Duration::from_nanos(now);
-    for (i, &blade) in ids.iter().enumerate() {
-        let req = ReserveRequest {
-            blade,
-            cmd,
-            macs: macs.to_vec(),
-            user: i as u64,
-        };
-        if pool.reserve(at, req).is_err() {
-            results[i] = Some(Err(ReserveError::BladeDown));
-        }
-    }
+    let mut results = send_reserves(pool, at, ids, cmd, macs);
     let now = exchange(pool, blades, base, now, |pool| {
         while let Some(c) = pool.poll_reserve() {
             if let Some(r) = results.get_mut(c.user as usize) {
