@@ -251,6 +251,15 @@ impl Rig {
         r
     }
 
+    /// The operator fails `member` of `array`.
+    fn fail(&mut self, array: &str, member: &str) {
+        let fail = Command::Fail {
+            array: array.into(),
+            member: addr(member),
+        };
+        self.cmd(fail).unwrap();
+    }
+
     fn events(&self, kind: crate::events::EventKind) -> Vec<&Event> {
         self.notices
             .iter()
@@ -438,19 +447,11 @@ fn groups() -> lab::Config {
 fn a_degraded_array_takes_a_spare_of_its_own_group_only() {
     let mut r = rig(groups());
     // c has no group: it stays degraded, and nobody's spare moves.
-    r.cmd(Command::Fail {
-        array: "c".into(),
-        member: addr("e1.2"),
-    })
-    .unwrap();
+    r.fail("c", "e1.2");
     assert_eq!(r.core.spares.available("ga"), 1);
     assert_eq!(r.core.spares.available("gb"), 1);
     // b is in gb: it gets e9.1, and ga keeps e9.0.
-    r.cmd(Command::Fail {
-        array: "b".into(),
-        member: addr("e1.1"),
-    })
-    .unwrap();
+    r.fail("b", "e1.1");
     assert_eq!(r.core.spares.available("ga"), 1);
     assert_eq!(r.core.spares.available("gb"), 0);
     assert!(matches!(
@@ -464,11 +465,7 @@ fn a_degraded_array_takes_a_spare_of_its_own_group_only() {
     // A second failure in b finds its group empty: no spare from ga.
     r.advance(Duration::from_secs(30));
     assert_eq!(r.state("b", "e9.1"), Some(MemberState::Active));
-    r.cmd(Command::Fail {
-        array: "b".into(),
-        member: addr("e0.1"),
-    })
-    .unwrap();
+    r.fail("b", "e0.1");
     assert_eq!(r.core.spares.available("ga"), 1);
     let status = r.core.status(r.now);
     let ga = status.spare_groups.iter().find(|g| g.name == "ga").unwrap();
