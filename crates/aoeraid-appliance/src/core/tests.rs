@@ -7,7 +7,7 @@ use crate::core::ownership;
 use crate::daemon::create::engine_level;
 use aoe_initiator::sim::{Sim, SimBlade};
 use aoe_initiator::{BladeState, PoolConfig};
-use aoeraid_lab::{self as lab, Array, Volume};
+use aoeraid_lab as lab;
 use raid_engine::superblock::{Superblock, SB_BYTES, SB_OFFSET};
 use raid_engine::{ArrayConfig, MemberSpec};
 use raid_engine::{Engine, MemberState, VolumeRequest};
@@ -55,8 +55,8 @@ fn checked(mut c: lab::Config) -> Config {
 }
 
 /// `array` exported alone as volume `vol` (e7.0).
-fn exported(array: Array) -> lab::Config {
-    let volume = Volume::new("vol", &[&array.name], 7, 0);
+fn exported(array: lab::Array) -> lab::Config {
+    let volume = lab::Volume::new("vol", &[&array.name], 7, 0);
     lab::Config::default().array(array).volume(volume)
 }
 
@@ -281,7 +281,7 @@ impl Rig {
 const PAIR: [&str; 2] = ["e0.0", "e1.0"];
 
 fn mirror() -> lab::Config {
-    exported(Array::raid1("data", &PAIR))
+    exported(lab::Array::raid1("data", &PAIR))
 }
 
 #[test]
@@ -437,10 +437,10 @@ fn groups() -> lab::Config {
     lab::Config::default()
         .spare_group("ga", &["e9.0"])
         .spare_group("gb", &["e9.1"])
-        .array(Array::raid1("a", &PAIR).spare_group("ga"))
-        .array(Array::raid1("b", &["e0.1", "e1.1"]).spare_group("gb"))
-        .array(Array::raid1("c", &["e0.2", "e1.2"]))
-        .volume(Volume::new("vol", &["a", "b", "c"], 7, 0))
+        .array(lab::Array::raid1("a", &PAIR).spare_group("ga"))
+        .array(lab::Array::raid1("b", &["e0.1", "e1.1"]).spare_group("gb"))
+        .array(lab::Array::raid1("c", &["e0.2", "e1.2"]))
+        .volume(lab::Volume::new("vol", &["a", "b", "c"], 7, 0))
 }
 
 #[test]
@@ -474,8 +474,9 @@ fn a_degraded_array_takes_a_spare_of_its_own_group_only() {
 
 #[test]
 fn a_returning_blade_whose_slot_a_spare_took_is_left_alone() {
-    let mut r =
-        rig(exported(Array::raid1("data", &PAIR).spare_group("g")).spare_group("g", &["e2.0"]));
+    let mut r = rig(
+        exported(lab::Array::raid1("data", &PAIR).spare_group("g")).spare_group("g", &["e2.0"])
+    );
     r.blade("e1.0").dead = true;
     r.write(0, 1);
     r.advance(DEAD * 3);
@@ -508,7 +509,9 @@ fn a_returning_blade_whose_slot_a_spare_took_is_left_alone() {
 
 #[test]
 fn grow_appends_a_standalone_array_once() {
-    let mut r = rig(exported(Array::raid1("a", &PAIR)).array(Array::raid1("b", &["e0.1", "e1.1"])));
+    // `b` is in no volume: grow appends it to `vol`.
+    let b = lab::Array::raid1("b", &["e0.1", "e1.1"]);
+    let mut r = rig(exported(lab::Array::raid1("a", &PAIR)).array(b));
     let one = r.core.vols[0].concat.volume_sectors();
     assert!(one > 0);
     let err = r
@@ -557,7 +560,7 @@ fn reload_applies_live_changes_and_names_the_rest() {
     new.backend.dead_after = Some("3s".into());
     new.appliance.event_program = Some("/bin/true".into());
     new.appliance.event_timeout = Some("5s".into());
-    new.arrays[2] = Array::raid1("c", &["e0.2", "e1.2"])
+    new.arrays[2] = lab::Array::raid1("c", &["e0.2", "e1.2"])
         .chunk("1MiB")
         .spare_group("ga");
     // e9.2 must exist as a blade for the group to take it.
@@ -610,7 +613,7 @@ fn a_shorter_dead_after_takes_effect_on_frames_already_out() {
 /// area, so a bitmap resync is told apart from a whole rebuild.
 fn small_regions() -> lab::Config {
     exported(
-        Array::raid1("data", &PAIR)
+        lab::Array::raid1("data", &PAIR)
             .chunk("64KiB")
             .bitmap_region("64KiB"),
     )
