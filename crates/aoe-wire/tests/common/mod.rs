@@ -5,8 +5,11 @@ use aoe_wire::Mac;
 pub(crate) const INITIATOR: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
 pub(crate) const TARGET: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
 
-/// Header bytes (dst TARGET, src INITIATOR unless `response`, e7.3, tag
-/// 0x8000_0001) followed by `arg`, not padded.
+/// The tag of every [`frame`].
+pub(crate) const TAG: u32 = 0x8000_0001;
+
+/// Header bytes (dst TARGET, src INITIATOR unless a response, e7.3, [`TAG`])
+/// followed by `arg`, not padded.
 pub(crate) fn frame(byte14: u8, error: u8, command: u8, arg: &[u8]) -> Vec<u8> {
     let (dst, src) = if byte14 & 0x08 != 0 {
         (INITIATOR, TARGET)
@@ -30,3 +33,15 @@ pub(crate) fn padded(mut f: Vec<u8>) -> Vec<u8> {
     }
     f
 }
+
+/// The message of `packet` as `Message::$variant`; any other message fails
+/// the test, naming what came instead.
+macro_rules! message {
+    ($packet:expr, $variant:ident) => {
+        match $packet.message {
+            aoe_wire::Message::$variant(m) => m,
+            other => panic!("not {}: {other:?}", stringify!($variant)),
+        }
+    };
+}
+pub(crate) use message;

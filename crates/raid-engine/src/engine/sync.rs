@@ -13,6 +13,14 @@ use crate::meta::MetaKey;
 use crate::pacing::Pacer;
 use crate::types::*;
 
+/// The unit a sync step works on (`step_sync` is only called for sync jobs).
+fn sync_unit(work: &mut Work) -> &mut SyncUnit {
+    match work {
+        Work::Sync(su) => su,
+        _ => unreachable!("a sync step on another job"),
+    }
+}
+
 /// One sync run, from start to finish or abort.
 #[derive(Debug)]
 pub(crate) struct SyncRun {
@@ -339,9 +347,7 @@ impl Engine {
     fn step_sync_mirror(&mut self, id: JobId, job: &mut Job) -> bool {
         let (u, chunk) = (job.unit, self.geo.chunk_u64());
         let copies = self.member_copies(u);
-        let Work::Sync(su) = &mut job.work else {
-            unreachable!()
-        };
+        let su = sync_unit(&mut job.work);
         match su.phase {
             SyncPhase::Read => {
                 su.phase = SyncPhase::Write;
@@ -464,10 +470,8 @@ impl Engine {
             self.parity(),
         );
         let k = n - np;
-        let colm: Vec<MemberIndex> = (0..n).map(|c| self.col_member(u, c)).collect();
-        let Work::Sync(su) = &mut job.work else {
-            unreachable!()
-        };
+        let colm = self.col_members(u);
+        let su = sync_unit(&mut job.work);
         match su.phase {
             SyncPhase::Read => {
                 su.phase = SyncPhase::Write;
