@@ -6,7 +6,7 @@ use aoe_wire::{
     ata, parse, respond_in_place, write_ata_request, AFlags, Ata, AtaArg, Command, Header, Message,
     Packet, ATA_DATA_OFFSET, MIN_FRAME,
 };
-use common::{frame, message, padded, INITIATOR, TAG, TARGET};
+use common::{assert_emits, frame, message, padded, INITIATOR, TAG, TARGET};
 
 /// READ SECTORS EXT of 2 sectors at LBA 0x0000_1234_5678_9ABC, tag 0x0102_0304,
 /// to e7.3, as Linux would send it (no data, padded to 60).
@@ -68,9 +68,7 @@ fn read_ext_request_rebuilds_byte_identical() {
     assert_eq!(&buf[..n], &frame[..]);
 
     let p = parse(&frame).unwrap();
-    let mut again = [0u8; 128];
-    let n = p.emit(&mut again).unwrap();
-    assert_eq!(&again[..n], &frame[..]);
+    assert_emits(&frame, |buf| p.emit(buf));
 }
 
 #[test]
@@ -126,9 +124,7 @@ fn lba28_write_with_device_register() {
         arg: built,
         data: a.data,
     };
-    let mut buf = vec![0u8; ata.buffer_len()];
-    assert_eq!(ata.emit(&header, &mut buf).unwrap(), f.len());
-    assert_eq!(buf, f);
+    assert_emits(&f, |buf| ata.emit(&header, buf));
 }
 
 #[test]
@@ -181,10 +177,10 @@ fn identify_request_as_linux_sends_it() {
     ];
     let f = padded(frame(0x10, 0, 0, &arg));
     let header = Header::request(TARGET, INITIATOR, 7, 3, Command::Ata, TAG);
-    let mut buf = [0u8; 60];
-    let off = write_ata_request(&mut buf, &header, &AtaArg::identify()).unwrap();
-    assert_eq!(aoe_wire::finish_frame(&mut buf, off).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| {
+        let off = write_ata_request(buf, &header, &AtaArg::identify())?;
+        aoe_wire::finish_frame(buf, off)
+    });
 }
 
 #[test]

@@ -6,7 +6,7 @@ use aoe_wire::{
     parse, CCmd, Command, ErrorCode, Header, Message, Packet, QueryConfig, WireError,
     BROADCAST_SHELF, BROADCAST_SLOT,
 };
-use common::{frame, message, padded, INITIATOR, TAG, TARGET};
+use common::{assert_emits, frame, message, padded, INITIATOR, TAG, TARGET};
 
 #[test]
 fn linux_broadcast_discovery_request() {
@@ -36,9 +36,7 @@ fn linux_broadcast_discovery_request() {
     );
     let mut req = QueryConfig::request(CCmd::Read, &[]);
     req.version = 0; // Linux sends the whole byte 29 as 0.
-    let mut buf = [0u8; 60];
-    assert_eq!(req.emit(&header, &mut buf).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| req.emit(&header, buf));
 }
 
 #[test]
@@ -75,9 +73,7 @@ fn response_with_string_parses_and_rebuilds() {
         header: request.response_to(TARGET, 7, 3),
         message: Message::QueryConfig(reply),
     };
-    let mut buf = vec![0u8; pkt.buffer_len()];
-    assert_eq!(pkt.emit(&mut buf).unwrap(), 60);
-    assert_eq!(buf, f);
+    assert_emits(&f, |buf| pkt.emit(buf));
 }
 
 #[test]
@@ -89,9 +85,7 @@ fn set_refused_with_error_four() {
     let q = message!(p, QueryConfig);
     assert_eq!(q.ccmd, CCmd::Set);
     assert_eq!(q.config, b"hi");
-    let mut buf = [0u8; 60];
-    p.emit(&mut buf).unwrap();
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| p.emit(buf));
 }
 
 #[test]

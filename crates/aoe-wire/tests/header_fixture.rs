@@ -6,7 +6,7 @@ use aoe_wire::{
     effective_sector_count, finish_frame, parse, respond_in_place, sectors_per_frame, Command,
     ErrorCode, Header, Mac, MacParseError, Message, Packet, WireError, MIN_FRAME,
 };
-use common::{frame, message, padded, INITIATOR, TAG, TARGET};
+use common::{assert_emits, frame, message, padded, INITIATOR, TAG, TARGET};
 
 #[test]
 fn header_fields_and_rebuild() {
@@ -22,9 +22,7 @@ fn header_fields_and_rebuild() {
     let rest = message!(p, Other);
     assert_eq!(rest.len(), 36);
     assert_eq!(&rest[..3], &[1, 2, 3]);
-    let mut buf = [0u8; 60];
-    assert_eq!(p.emit(&mut buf).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| p.emit(buf));
     let mut hdr = [0u8; 24];
     assert_eq!(h.emit(&mut hdr).unwrap(), 24);
     assert_eq!(&hdr[..], &f[..24]);

@@ -6,7 +6,7 @@ use aoe_wire::{
     parse, Command, DCmd, Directive, Directives, ErrorCode, Header, MCmd, MError, Mac, MacList,
     MacMask, Message, RCmd, Reserve, WireError,
 };
-use common::{frame, message, padded, INITIATOR, TAG, TARGET};
+use common::{assert_emits, frame, message, padded, INITIATOR, TAG, TARGET};
 
 const X: Mac = Mac([0x02, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE]);
 
@@ -50,9 +50,7 @@ fn mask_edit_request() {
     let req = MacMask::request(MCmd::Edit, Directives::from_slice(&dirs));
     assert_eq!(req, m);
     let header = Header::request(TARGET, INITIATOR, 7, 3, Command::MacMask, TAG);
-    let mut buf = [0u8; 60];
-    assert_eq!(req.emit(&header, &mut buf).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| req.emit(&header, buf));
 }
 
 #[test]
@@ -71,9 +69,7 @@ fn mask_read_reply_lists_entries() {
     assert_eq!(m.directives.len(), 3);
     assert!(m.directives.iter().all(|d| d.dcmd == DCmd::None));
     assert_eq!(m.directives.get(2).unwrap().mac, TARGET);
-    let mut buf = [0u8; 60];
-    assert_eq!(p.emit(&mut buf).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| p.emit(buf));
 
     // The same reply built from the target's list of MACs.
     let list = [INITIATOR, X, TARGET];
@@ -81,9 +77,7 @@ fn mask_read_reply_lists_entries() {
     assert_eq!(reply, m);
     let header =
         Header::request(TARGET, INITIATOR, 7, 3, Command::MacMask, TAG).response_to(TARGET, 7, 3);
-    let mut buf = [0u8; 60];
-    reply.emit(&header, &mut buf).unwrap();
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| reply.emit(&header, buf));
 }
 
 #[test]
@@ -96,9 +90,7 @@ fn mask_error_reply_carries_failed_index() {
     assert_eq!(m.merror, MError::BadDCmd);
     assert_eq!(m.failed_index, 1);
     assert!(m.directives.is_empty());
-    let mut buf = [0u8; 60];
-    p.emit(&mut buf).unwrap();
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| p.emit(buf));
 
     for (v, e) in [
         (0, MError::Ok),
@@ -202,9 +194,7 @@ fn reserve_set_request_and_reply() {
     };
     assert_eq!(req, r);
     let header = Header::request(TARGET, INITIATOR, 7, 3, Command::ReserveRelease, TAG);
-    let mut buf = [0u8; 60];
-    assert_eq!(req.emit(&header, &mut buf).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| req.emit(&header, buf));
 
     // Conflict reply: E + error 6 with the unchanged list {X}.
     let arg = [0x01, 0x01, 0x02, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE];
@@ -215,9 +205,7 @@ fn reserve_set_request_and_reply() {
         message!(p, Reserve).macs.iter().collect::<Vec<_>>(),
         vec![X]
     );
-    let mut buf = [0u8; 60];
-    p.emit(&mut buf).unwrap();
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| p.emit(buf));
 }
 
 #[test]

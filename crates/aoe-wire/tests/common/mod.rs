@@ -1,6 +1,6 @@
 //! Shared fixture helpers.
 
-use aoe_wire::Mac;
+use aoe_wire::{Mac, WireError};
 
 pub(crate) const INITIATOR: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
 pub(crate) const TARGET: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
@@ -32,6 +32,14 @@ pub(crate) fn padded(mut f: Vec<u8>) -> Vec<u8> {
         f.resize(60, 0);
     }
     f
+}
+
+/// Checks that `emit` writes exactly the fixture frame `f`, padding
+/// included, and says so in its length.
+pub(crate) fn assert_emits(f: &[u8], emit: impl FnOnce(&mut [u8]) -> Result<usize, WireError>) {
+    let mut buf = vec![0u8; f.len()];
+    assert_eq!(emit(&mut buf), Ok(f.len()));
+    assert_eq!(buf, f);
 }
 
 /// The message of `packet` as `Message::$variant`; any other message fails
