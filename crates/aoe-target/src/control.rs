@@ -6,8 +6,8 @@ use crate::state::ExportState;
 use crate::state::{MASK_CAPACITY, RESERVE_CAPACITY};
 use crate::target::{Action, ExportId, ReplyTo, Target};
 use aoe_wire::{
-    CCmd, DCmd, Directive, Directives, ErrorCode, MCmd, MError, Mac, MacList, MacMask, QueryConfig,
-    RCmd, Reserve,
+    CCmd, DCmd, Directives, ErrorCode, MCmd, MError, Mac, MacList, MacMask, QueryConfig, RCmd,
+    Reserve,
 };
 
 impl Target {
@@ -148,19 +148,13 @@ impl Target {
         error: Option<ErrorCode>,
         out: &mut Vec<Action>,
     ) {
-        let mut list = [Directive {
-            dcmd: DCmd::None,
-            mac: Mac::ZERO,
-        }; MASK_CAPACITY];
+        // A copy: the reply is written while the target lends out its control frame.
+        let mut list = [Mac::ZERO; MASK_CAPACITY];
         let mut n = 0;
         if merror == MError::Ok && error.is_none() {
-            for (slot, m) in list
-                .iter_mut()
-                .zip(&self.exports[usize::from(to.export.0)].cache.mask)
-            {
-                slot.mac = *m;
-                n += 1;
-            }
+            let mask = &self.exports[usize::from(to.export.0)].cache.mask;
+            n = mask.len().min(MASK_CAPACITY);
+            list[..n].copy_from_slice(&mask[..n]);
         }
         let reply = MacMask {
             mcmd,
@@ -170,7 +164,7 @@ impl Target {
             } else {
                 failed_index
             },
-            directives: Directives::from_slice(&list[..n]),
+            directives: Directives::listing(&list[..n]),
         };
         self.reply_ctl(to, out, |buf, mac, shelf, slot| {
             let mut hdr = to.h.response_to(mac, shelf, slot);
