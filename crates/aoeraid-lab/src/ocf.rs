@@ -11,6 +11,9 @@ use crate::{sh, Appliance, Lab};
 /// Where Debian's resource-agents package puts `lib/heartbeat/ocf-shellfuncs`.
 pub const OCF_ROOT: &str = "/usr/lib/ocf";
 
+/// The OCF exit code of a successful action.
+pub const OCF_SUCCESS: i32 = 0;
+
 /// One resource: an agent script, its instance name and parameters.
 pub struct OcfResource<'a> {
     lab: &'a Lab,
