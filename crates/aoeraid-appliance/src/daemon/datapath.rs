@@ -13,7 +13,7 @@ use crate::config::{Config, MemberAddr};
 use crate::control::status::{InterfaceStatus, Side, Status};
 use crate::core::{Command, Core, Host, IoObserver, Notice, Reply};
 use crate::events::{self, EventSink};
-use crate::frontend::{self, StateFile};
+use crate::frontend::StateFile;
 use crate::metrics::{IoHandles, Metrics};
 use aoe_target::IfaceId;
 use aoe_uring::{Completion, Ring, SockId};
@@ -172,7 +172,6 @@ impl DataPath {
         let mut completions = Vec::with_capacity(4096);
         let mut next_status = Instant::now();
         let mut stopping: Option<Instant> = None;
-        let mut linger = Duration::ZERO;
         loop {
             let now = Instant::now();
             self.core.handle_timeout(now);
@@ -191,11 +190,7 @@ impl DataPath {
             if stopping.is_some() {
                 wake = wake.min(now + Duration::from_millis(10));
             }
-            let timeout = wake.saturating_duration_since(Instant::now());
-            let now = self
-                .ring
-                .wait_lingering(Some(timeout), linger, &mut completions)?;
-            linger = frontend::linger_after(frontend::frame_count(&completions));
+            let now = self.ring.wait_until(Some(wake), &mut completions)?;
             for c in completions.drain(..) {
                 self.on_completion(now, c);
             }

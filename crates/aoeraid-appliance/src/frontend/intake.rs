@@ -1,13 +1,14 @@
-//! How front-end sockets take requests: a mapped receive ring per socket
-//! (`aoeraid serve`), and waits that linger while a client keeps several
-//! requests in flight (`aoeraid serve` and `aoeraid run`).
+//! How `aoeraid serve`'s sockets take requests: a mapped receive ring per
+//! socket, and waits that linger while a client keeps several requests in
+//! flight. (`aoeraid run`'s front end has neither: neither showed a gain
+//! there in `benches/appliance_raid.sh`, see benches/README.md.)
 
 use aoe_uring::{Completion, SocketOptions};
 use std::time::Duration;
 
 /// Slots of each front socket's mapped receive ring (`PACKET_RX_RING`): the
 /// kernel copies a request into shared memory while delivering it (on veth,
-/// in the client's send), so the data path reads frames with no receive
+/// in the client's send), so the worker reads frames with no receive
 /// request or copy of its own. Frames are handed back as soon as the core
 /// has read them (a write's payload is copied out first), so this only has
 /// to hold one burst: 512 frames of the clients' windows. A full ring drops
@@ -21,7 +22,7 @@ const RX_RING_FRAMES: u32 = 512;
 /// so a lone request is answered as soon as it lands.
 const LINGER_MIN_FRAMES: usize = 4;
 
-/// How long a busy data path's wait lasts at least (its replies are
+/// How long a busy worker's wait lasts at least (its replies are
 /// submitted before it sleeps). `STORE=ext4 benches/target_vs_vblade.sh`-style
 /// runs of `aoeraid serve` at MTU 1500 QD 16 reads, load 16-18, interleaved:
 /// 0 µs 6.9k/7.8k req/s, 10 µs 9.6k/7.9k, 20 µs 13.2k/13.1k/12.6k/11.3k,

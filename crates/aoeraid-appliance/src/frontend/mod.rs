@@ -14,9 +14,9 @@
 //!
 //! ## Data path
 //!
-//! Requests arrive in each socket's mapped receive ring, and a data path
-//! that found a burst lingers in its next wait ([`intake`], shared with
-//! `aoeraid run`); a READ's data is read by io_uring straight into the send
+//! `aoeraid serve`: requests arrive in each socket's mapped receive ring,
+//! and a worker that found a burst lingers in its next wait ([`intake`]);
+//! a READ's data is read by io_uring straight into the send
 //! slot at `ATA_DATA_OFFSET` (page-aligned, so O_DIRECT works in place) and
 //! the slot is sent — in the same turn when the read completes at submission
 //! (a page-cache hit); a WRITE's payload goes to the store from a send slot
@@ -75,7 +75,6 @@ mod volume;
 
 pub(crate) use catalog::{Catalog, ExportSpec, FrontendConfig};
 pub(crate) use driver::{Done, Driver, SlicePort};
-pub(crate) use intake::{frame_count, linger_after};
 pub(crate) use persist::StateFile;
 pub(crate) use record::{ExportRecord, RECORD_AREA_SECTORS, RECORD_OFFSET};
 pub(crate) use serve::{run, Control};
