@@ -234,10 +234,15 @@ impl Rig {
 
     /// Writes to volume `v` so that every member has I/O in flight.
     fn write(&mut self, v: usize, id: u64) {
+        self.write_at(v, id, 0);
+    }
+
+    /// Writes 8 sectors at `offset` of volume `v` and lets the I/O run.
+    fn write_at(&mut self, v: usize, id: u64, offset: u64) {
         self.core.vols[v].concat.submit(VolumeRequest {
             id,
             op: VolumeOp::Write,
-            offset: 0,
+            offset,
             sectors: 8,
             data: vec![0x5a; 8 * SECTOR],
         });
@@ -514,40 +519,23 @@ fn grow_appends_a_standalone_array_once() {
     let mut r = rig(exported(lab::Array::raid1("a", &PAIR)).array(b));
     let one = r.core.vols[0].concat.volume_sectors();
     assert!(one > 0);
-    let err = r
-        .cmd(Command::Grow {
-            volume: "nope".into(),
+    let grow_by_b = |r: &mut Rig, volume: &str| {
+        r.cmd(Command::Grow {
+            volume: volume.into(),
             array: "b".into(),
         })
-        .unwrap_err();
+    };
+    let err = grow_by_b(&mut r, "nope").unwrap_err();
     assert!(err.contains("no volume named nope"), "{err}");
-    let msg = r
-        .cmd(Command::Grow {
-            volume: "vol".into(),
-            array: "b".into(),
-        })
-        .unwrap();
+    let msg = grow_by_b(&mut r, "vol").unwrap();
     assert!(msg.contains("grown by array b"), "{msg}");
     assert_eq!(r.core.vols[0].concat.volume_sectors(), 2 * one);
     assert_eq!(r.core.vols[0].arrays.len(), 2);
-    let err = r
-        .cmd(Command::Grow {
-            volume: "vol".into(),
-            array: "b".into(),
-        })
-        .unwrap_err();
+    let err = grow_by_b(&mut r, "vol").unwrap_err();
     assert!(err.contains("already belongs to volume vol"), "{err}");
     // The grown volume still serves writes on both arrays, member I/O routed by
     // the arrays' new places.
-    r.core.vols[0].concat.submit(VolumeRequest {
-        id: 9,
-        op: VolumeOp::Write,
-        offset: one,
-        sectors: 8,
-        data: vec![1; 8 * SECTOR],
-    });
-    r.core.dirty = true;
-    r.settle();
+    r.write_at(0, 9, one);
     assert_eq!(r.state("b", "e0.1"), Some(MemberState::Active));
     assert!(r.blade("e0.1").writes > 0);
     assert!(r.blade("e1.1").writes > 0);

@@ -10,12 +10,12 @@
 //!
 //! Why the `prometheus` crate and not `prometheus-client` (the Prometheus
 //! project's own): the latter builds collectors from a snapshot at scrape time,
-//! which would make the stale-series bookkeeping below (`seen`, `forget`)
+//! which would make the stale-series bookkeeping below ([`SnapshotGauge`]'s sweep)
 //! unnecessary, since a series that is not in the snapshot is simply not
 //! emitted. We keep `prometheus` because (a) the hot-path handles must be
 //! pre-resolved atomic counters and histograms, which `prometheus` has and which a
 //! snapshot collector would turn into a second copy of every I/O counter; (b) the
-//! stale-series code is one set and one `difference` per snapshot, tested by
+//! stale-series code is one set and one `difference` per gauge and snapshot, tested by
 //! `tests/ctl_metrics.rs` (`vanished_members_and_finished_rebuilds_leave_no_series`);
 //! (c) the process collector (`process_*`) comes with it; and (d) it is the crate
 //! this project was asked to use. Revisit if the bookkeeping grows beyond that.
