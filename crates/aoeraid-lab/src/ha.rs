@@ -41,32 +41,81 @@ impl Appliance {
     /// through `rsc`, its resource agent (a takeover); returns once that
     /// `start` succeeded.
     pub fn take_over_by(&mut self, rsc: &OcfResource, after: Duration) -> Takeover {
-        let detection = Duration::from_secs_f64(
-            std::env::var("HA_MONITOR_S")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0),
-        );
-        std::thread::sleep(after);
-        let killed = Instant::now();
-        let a_log = self.kill();
-        std::thread::sleep(detection);
+        take_over(|| self.kill(), rsc, after)
+    }
+}
+
+impl OcfResource<'_> {
+    /// SIGKILLs the daemon this resource's `start` left running, as a crash
+    /// (the pidfile stays); returns its log once the process is gone.
+    pub fn kill(&self) -> String {
+        let pidfile = self.param("pidfile").expect("pidfile");
+        let pid = std::fs::read_to_string(pidfile).expect("the agent's pidfile");
+        let pid = pid.trim();
+        let (ok, out) = self.lab.outcome("kill", &["-KILL", pid]);
+        assert!(ok, "kill -KILL {pid}: {out}");
         let t = Instant::now();
-        rsc.expect("start", OCF_SUCCESS);
-        Takeover {
-            detection,
-            b_start: t.elapsed(),
-            kill_to_serving: killed.elapsed(),
-            a_log,
+        // Gone once reaped (or a zombie: its sockets are closed by then).
+        let gone = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z'),
+            Err(_) => true,
+        };
+        while !gone() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "pid {pid} survived SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
+        self.log()
+    }
+
+    /// What the daemons this resource started printed (its `logfile`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.param("logfile").expect("logfile")).unwrap_or_default()
+    }
+
+    /// [`Appliance::take_over_by`] for an active this resource started: its
+    /// daemon is SIGKILLed and `rsc` (the other appliance's) started.
+    pub fn take_over_by(&self, rsc: &OcfResource, after: Duration) -> Takeover {
+        take_over(|| self.kill(), rsc, after)
+    }
+}
+
+/// After `after`, `kill` the active (returning its log), wait the emulated
+/// detection, `start` `rsc`.
+fn take_over(kill: impl FnOnce() -> String, rsc: &OcfResource, after: Duration) -> Takeover {
+    let detection = Duration::from_secs_f64(
+        std::env::var("HA_MONITOR_S")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0),
+    );
+    std::thread::sleep(after);
+    let killed = Instant::now();
+    let a_log = kill();
+    std::thread::sleep(detection);
+    let t = Instant::now();
+    rsc.expect("start", OCF_SUCCESS);
+    Takeover {
+        detection,
+        b_start: t.elapsed(),
+        kill_to_serving: killed.elapsed(),
+        a_log,
     }
 }
 
 impl Takeover {
-    /// "detection …; B's start …; serving … after A's SIGKILL".
+    /// "detection …; the standby's start …; serving … after the kill".
     pub fn summary(&self) -> String {
         format!(
-            "detection {:.2} s; B's start (resource agent) {:.2} s; serving {:.2} s after A's SIGKILL",
+            "detection {:.2} s; the standby's start (resource agent) {:.2} s; serving {:.2} s \
+             after the active's SIGKILL",
             self.detection.as_secs_f64(),
             self.b_start.as_secs_f64(),
             self.kill_to_serving.as_secs_f64()
@@ -74,28 +123,35 @@ impl Takeover {
     }
 
     /// The export moved through the members: A saved its state record, B
-    /// (`b`, started through `rsc`) read it and monitors as running. Prints
-    /// B's start-up phases, waits until `array` is clean on B (A died with
-    /// writes in flight: B resyncs their dirty bitmap regions under the
-    /// clients' I/O) and stops B through the agent.
-    pub fn check_and_stop(&self, b: &Appliance, rsc: &OcfResource, array: &str) {
+    /// (started through `rsc`) read it.
+    pub fn assert_moved(&self, rsc: &OcfResource) {
         assert!(
             self.a_log.contains("export state saved"),
             "A saved the export state on the members:\n{}",
             self.a_log
         );
-        rsc.expect("monitor", OCF_SUCCESS);
-        let b_log =
-            std::fs::read_to_string(rsc.param("logfile").expect("logfile")).unwrap_or_default();
+        let b_log = rsc.log();
         assert!(
             b_log.contains("export state from record"),
             "B took the export state from the members:\n{b_log}"
         );
-        for l in b_log.lines().filter(|l| l.contains("start-up took")) {
-            eprintln!("takeover: B's {}", l.trim_start_matches("aoeraid: "));
+    }
+
+    /// [`Takeover::assert_moved`]; B (`b`, started through `rsc`) monitors
+    /// as running. Prints B's start-up phases, waits until `array` is clean
+    /// on B (A died with writes in flight: B resyncs their dirty bitmap
+    /// regions under the clients' I/O) and stops B through the agent.
+    pub fn check_and_stop(&self, b: &Appliance, rsc: &OcfResource, array: &str) {
+        self.assert_moved(rsc);
+        rsc.expect("monitor", OCF_SUCCESS);
+        for l in rsc.log().lines().filter(|l| l.contains("start-up took")) {
+            eprintln!(
+                "takeover: the new active's {}",
+                l.trim_start_matches("aoeraid: ")
+            );
         }
         let seen = b.wait_for(array, Duration::from_secs(120), |st, _| st == "clean");
-        eprintln!("takeover: B's array states after the workload {seen:?}");
+        eprintln!("takeover: the new active's array states after the workload {seen:?}");
         rsc.expect("stop", OCF_SUCCESS);
     }
 }

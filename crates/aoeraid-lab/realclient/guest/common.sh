@@ -17,6 +17,11 @@ drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 max_gap() {
     awk 'NR > 1 && $1 - p > m { m = $1 - p; at = p } { p = $1 } END { printf "%.2f %s\n", m, (at == "" ? p : at) }' "$1"
 }
+# long_gaps FILE MIN T0: every gap of more than MIN s between consecutive
+# times in FILE, as GAP@START with START in s after T0, comma-separated.
+long_gaps() {
+    awk -v min="$2" -v t0="$3" 'NR > 1 && $1 - p > min { printf "%s%.2f@%.2f", (n++ ? "," : ""), $1 - p, p - t0 } { p = $1 } END { print "" }' "$1"
+}
 
 # pattern COUNT FIRST_LBA TAG SEED: COUNT 512-byte sectors on stdout, each one
 # unique: a 64-byte header naming its LBA, the writer tag and the seed, then

@@ -8,7 +8,8 @@
 # first TAKEOVER_QUIET_S seconds it says `REALCLIENT-EVENT takeover-writing`:
 # the host then kills the active appliance and starts the other one. The
 # longest gap between two acknowledged files is the stall the client saw
-# (metric max_gap_s, when it began: gap_at_s after the event). At the end
+# (metric max_gap_s, when it began: gap_at_s after the event; every gap over
+# 5 s as GAP@START, START in s after the event: long_gaps). At the end
 # every file must read back whole after a remount with caches dropped,
 # e2fsck -fn must be clean, and the kernel must have logged no I/O error.
 #
@@ -63,6 +64,7 @@ gap=$1 gap_at=$2
 metric files "$i"
 metric max_gap_s "$gap"
 metric gap_at_s "$(elapsed "$event_at" "$gap_at")"
+metric long_gaps "$(long_gaps /tmp/acks 5 "$event_at")"
 info "$i files of ${TAKEOVER_FILE_KB} KiB; longest gap ${gap}s, $(elapsed "$event_at" "$gap_at")s after the event"
 e=$(io_errors)
 [ -z "$e" ] || { echo "$e"; cleanup_fail "the kernel logged I/O errors"; }
