@@ -23,7 +23,8 @@
 # heartbeat file every 0.5 s in the background, from the start of 3 to the
 # end of 4: the longest gap between two acknowledged beats is the stall this
 # node saw (metric max_gap_s; gap_at_s, when it began, in s after this
-# node's gfs2-working; hosts take the appliance over there).
+# node's gfs2-working, negative if before; hosts take the appliance over
+# after the first node's).
 #
 # Env: CLUSTER_NAME (aoelab), GFS2_BIG_MB (8), GFS2_FILES (12), GFS2_LOCKS
 #      (appends per node, 12), GFS2_LOCK_PAUSE (s inside the lock, 0.3),
