@@ -223,7 +223,7 @@ impl SyncOp {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SyncPhase {
     Read,
     Write,
