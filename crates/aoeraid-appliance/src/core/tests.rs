@@ -855,7 +855,7 @@ impl Rig {
     }
 
     /// Writes `fill` to sectors `[offset, offset + 8)` of volume 0.
-    fn write_at(&mut self, id: u64, offset: u64, fill: u8) {
+    fn fill_at(&mut self, id: u64, offset: u64, fill: u8) {
         self.core.vols[0].concat.submit(VolumeRequest {
             id,
             op: VolumeOp::Write,
@@ -871,14 +871,14 @@ impl Rig {
 #[test]
 fn an_array_whose_blades_all_fell_silent_at_once_comes_back_when_they_answer() {
     use crate::events::EventKind as K;
-    let mut r = rig(MIRROR);
+    let mut r = rig(mirror());
     r.hold();
-    r.write_at(1, 0, 0x11);
+    r.fill_at(1, 0, 0x11);
     r.advance(Duration::from_secs(1));
     for b in ["e0.0", "e1.0"] {
         r.blade(b).dead = true;
     }
-    r.write_at(2, 64, 0x22);
+    r.fill_at(2, 64, 0x22);
     r.advance(DEAD * 3);
     assert_eq!(r.array_state("data"), raid_engine::ArrayState::Failed);
     assert_eq!(r.events(K::ArrayFailed).len(), 1, "{:?}", r.notices);
@@ -902,7 +902,7 @@ fn an_array_whose_blades_all_fell_silent_at_once_comes_back_when_they_answer() {
     assert!(!r.reservation_lost());
     // It serves again, both copies written, and what was acknowledged before the
     // outage is there.
-    r.write_at(3, 128, 0x33);
+    r.fill_at(3, 128, 0x33);
     r.advance(Duration::from_secs(1));
     for b in ["e0.0", "e1.0"] {
         assert_eq!(r.data(b, 0, 8), vec![0x11; 8 * SECTOR], "{b}");
@@ -913,21 +913,21 @@ fn an_array_whose_blades_all_fell_silent_at_once_comes_back_when_they_answer() {
 
 #[test]
 fn a_failed_array_waits_for_the_member_that_ran_last_and_never_trusts_the_stale_one() {
-    let mut r = rig(SMALL_REGIONS);
+    let mut r = rig(small_regions());
     r.hold();
-    r.write_at(1, 0, 0x11);
+    r.fill_at(1, 0, 0x11);
     r.advance(Duration::from_secs(1));
     // e1.0 goes first; the array runs on e0.0 alone and takes a write.
     r.blade("e1.0").dead = true;
-    r.write_at(2, 0, 0x22);
+    r.fill_at(2, 0, 0x22);
     r.advance(DEAD * 3);
     assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
-    r.write_at(3, 0, 0x33);
+    r.fill_at(3, 0, 0x33);
     r.advance(Duration::from_millis(100));
     assert_eq!(r.data("e0.0", 0, 8), vec![0x33; 8 * SECTOR]);
     // Then e0.0 falls silent too: the array fails with it.
     r.blade("e0.0").dead = true;
-    r.write_at(4, 64, 0x44);
+    r.fill_at(4, 64, 0x44);
     r.advance(DEAD * 3);
     assert_eq!(r.array_state("data"), raid_engine::ArrayState::Failed);
     // The stale e1.0 comes back alone: the array stays failed, e1.0 unwritten.
@@ -948,11 +948,7 @@ fn a_failed_array_waits_for_the_member_that_ran_last_and_never_trusts_the_stale_
 
 #[test]
 fn adding_a_blade_another_appliance_holds_is_refused_and_the_volume_runs_on() {
-    let yaml = MIRROR.replace(
-        "appliance: {name: t}",
-        "appliance: {name: t}\nspare_groups: {g: []}",
-    );
-    let mut r = rig(&yaml);
+    let mut r = rig(mirror().spare_group("g", &[]));
     let ours = r.hold();
     r.cmd(Command::Fail {
         array: "data".into(),
