@@ -236,7 +236,9 @@ impl Superblock {
         let data_offset = get64(b, DATA_OFFSET);
         let data_size = get64(b, DATA_SIZE);
         let ordered = BITMAP_OFFSET + u64::from(bitmap_sectors) <= csum_offset
-            && csum_offset.checked_add(csum_sectors).is_some_and(|e| e <= data_offset)
+            && csum_offset
+                .checked_add(csum_sectors)
+                .is_some_and(|e| e <= data_offset)
             && data_offset.checked_add(data_size).is_some();
         if !ordered {
             return Err(SbError::Invalid("metadata layout"));
@@ -255,8 +257,8 @@ impl Superblock {
         let name_len = name_raw.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
         // Not lossy: a replaced byte grows the name, which then no longer fits
         // the field the engine writes it back to.
-        let name = std::str::from_utf8(&name_raw[..name_len])
-            .map_err(|_| SbError::Invalid("name"))?;
+        let name =
+            std::str::from_utf8(&name_raw[..name_len]).map_err(|_| SbError::Invalid("name"))?;
         Ok(Superblock {
             array_uuid: b[ARRAY_UUID..ARRAY_UUID + 16].try_into().unwrap(),
             member_uuid: b[MEMBER_UUID..MEMBER_UUID + 16].try_into().unwrap(),
