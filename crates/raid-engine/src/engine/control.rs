@@ -321,8 +321,7 @@ impl Engine {
             self.csums[m] = self.new_csum_table();
         }
         if owns_slot {
-            let bitmap_only =
-                !unloaded && sb.events >= self.meta.events_cleared && !sb.recovering;
+            let bitmap_only = !unloaded && sb.events >= self.meta.events_cleared && !sb.recovering;
             self.members[m].recovery = Some(Recovery {
                 checkpoint: 0,
                 bitmap_only,
