@@ -180,9 +180,12 @@ impl Superblock {
         put32(&mut b, BITMAP_SECTORS, self.bitmap_sectors);
         put64(&mut b, CSUM_OFFSET, self.csum_offset);
         put64(&mut b, CSUM_SECTORS, self.csum_sectors);
-        let name = self.name.as_bytes();
-        let n = name.len().min(NAME_LEN);
-        b[NAME..NAME + n].copy_from_slice(&name[..n]);
+        // Cut at a character boundary: decode refuses a name that is not UTF-8.
+        let mut n = self.name.len().min(NAME_LEN);
+        while !self.name.is_char_boundary(n) {
+            n -= 1;
+        }
+        b[NAME..NAME + n].copy_from_slice(&self.name.as_bytes()[..n]);
         for (i, s) in self.slots.iter().take(MAX_SLOTS).enumerate() {
             let at = SLOTS + i * SLOT_LEN;
             b[at..at + 16].copy_from_slice(&s.member_uuid);
@@ -225,6 +228,21 @@ impl Superblock {
         if region_units == 0 {
             return Err(SbError::Invalid("bitmap region"));
         }
+        // The areas in member order, none overlapping the next: assembly reads
+        // and rewrites each as long as the superblock says.
+        let bitmap_sectors = get32(b, BITMAP_SECTORS);
+        let csum_offset = get64(b, CSUM_OFFSET);
+        let csum_sectors = get64(b, CSUM_SECTORS);
+        let data_offset = get64(b, DATA_OFFSET);
+        let data_size = get64(b, DATA_SIZE);
+        let ordered = BITMAP_OFFSET + u64::from(bitmap_sectors) <= csum_offset
+            && csum_offset
+                .checked_add(csum_sectors)
+                .is_some_and(|e| e <= data_offset)
+            && data_offset.checked_add(data_size).is_some();
+        if !ordered {
+            return Err(SbError::Invalid("metadata layout"));
+        }
         let flags = get32(b, FLAGS);
         let mut slots = Vec::with_capacity(raid_disks as usize);
         for i in 0..raid_disks as usize {
@@ -237,17 +255,21 @@ impl Superblock {
         }
         let name_raw = &b[NAME..NAME + NAME_LEN];
         let name_len = name_raw.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
+        // Not lossy: a replaced byte grows the name, which then no longer fits
+        // the field the engine writes it back to.
+        let name =
+            std::str::from_utf8(&name_raw[..name_len]).map_err(|_| SbError::Invalid("name"))?;
         Ok(Superblock {
             array_uuid: b[ARRAY_UUID..ARRAY_UUID + 16].try_into().unwrap(),
             member_uuid: b[MEMBER_UUID..MEMBER_UUID + 16].try_into().unwrap(),
-            name: String::from_utf8_lossy(&name_raw[..name_len]).into_owned(),
+            name: name.to_string(),
             level,
             layout: get32(b, LAYOUT),
             chunk,
             raid_disks,
             role,
-            data_offset: get64(b, DATA_OFFSET),
-            data_size: get64(b, DATA_SIZE),
+            data_offset,
+            data_size,
             events: get64(b, EVENTS),
             clean: get32(b, STATE) & 1 == 1,
             integrity: flags & FLAG_INTEGRITY != 0,
@@ -256,9 +278,9 @@ impl Superblock {
             recovery_unit: get64(b, RECOVERY_UNIT),
             bitmap_region_units: region_units,
             bitmap_events_cleared: get64(b, EVENTS_CLEARED),
-            bitmap_sectors: get32(b, BITMAP_SECTORS),
-            csum_offset: get64(b, CSUM_OFFSET),
-            csum_sectors: get64(b, CSUM_SECTORS),
+            bitmap_sectors,
+            csum_offset,
+            csum_sectors,
             slots,
         })
     }
@@ -328,6 +350,43 @@ mod tests {
         assert_eq!(Superblock::decode(&b), Err(SbError::Corrupt));
         assert_eq!(Superblock::decode(&[0u8; 4096]), Err(SbError::Unknown));
         assert_eq!(Superblock::decode(&[0u8; 10]), Err(SbError::Short));
+    }
+
+    /// Found by fuzz/superblock_parse: a name of invalid UTF-8 decoded lossily
+    /// grew past the 32-byte field (each bad byte became a 3-byte U+FFFD), so
+    /// the engine's write-back cut it and the name changed on every round.
+    #[test]
+    fn a_name_that_is_not_utf8_is_refused_and_encode_cuts_at_a_character() {
+        let mut b = sample().encode();
+        b[144..176].fill(0xFF);
+        let crc = crc32c::crc32c(&b[..4092]);
+        b[4092..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Superblock::decode(&b), Err(SbError::Invalid("name")));
+        let mut sb = sample();
+        sb.name = format!("{}é", "a".repeat(31));
+        let back = Superblock::decode(&sb.encode()).unwrap();
+        assert_eq!(back.name, "a".repeat(31));
+    }
+
+    /// Found by fuzz/bitmap_load: a superblock (good checksum) with 2^31
+    /// bitmap sectors made assembly queue a read for each; the areas must lie
+    /// in order before the data.
+    #[test]
+    fn areas_out_of_order_are_refused() {
+        for bad in [
+            |s: &mut Superblock| s.bitmap_sectors = u32::MAX,
+            |s: &mut Superblock| s.csum_offset = BITMAP_OFFSET,
+            |s: &mut Superblock| s.csum_sectors = u64::MAX,
+            |s: &mut Superblock| s.data_offset = 30,
+            |s: &mut Superblock| s.data_size = u64::MAX,
+        ] {
+            let mut sb = sample();
+            bad(&mut sb);
+            assert_eq!(
+                Superblock::decode(&sb.encode()),
+                Err(SbError::Invalid("metadata layout"))
+            );
+        }
     }
 
     #[test]

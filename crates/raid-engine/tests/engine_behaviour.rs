@@ -929,3 +929,28 @@ fn raid5_scrub_repair_trusts_the_data_columns() {
     }
     assert_eq!(kept, 3, "three of four columns hold data");
 }
+
+/// Every blade silent at once (the appliance simulator's outage): the appliance
+/// fails each member while writes wait on them. The failed array answers every
+/// write and keeps its books (the simulator's `--layout raid10 --seed 3` found
+/// a failed array whose bitmap counted writes no job held any more).
+#[test]
+fn an_array_failing_with_writes_in_flight_gives_their_write_intent_back() {
+    let mut r = Rig::new(Level::Raid1, 2, 0, 16);
+    for id in 1..=8 {
+        r.e.submit(req(id, VolumeOp::Write, (id % 2) * 256, 8, id as u8));
+    }
+    // Their member I/O is out and never answered: the blades fell silent.
+    let stuck: Vec<MemberIo> = std::iter::from_fn(|| r.e.poll_member_io()).collect();
+    assert!(!stuck.is_empty());
+    for m in 0..2 {
+        r.e.fail_member(m).unwrap();
+        r.e.check_invariants().unwrap();
+    }
+    assert_eq!(r.e.status().state, ArrayState::Failed);
+    r.run();
+    for id in 1..=8 {
+        let c = r.done.iter().find(|c| c.id == id).expect("answered");
+        assert_eq!(c.result, Err(VolumeError::ArrayFailed));
+    }
+}

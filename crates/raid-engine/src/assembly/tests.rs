@@ -234,3 +234,31 @@ fn raid6_assembles_with_two_missing_and_refuses_dirty_degraded() {
     let e = assemble(&two, None, true).unwrap_err();
     assert!(matches!(e, AssemblyError::TooFewMembers { .. }), "{e}");
 }
+
+/// The areas a superblock declares must hold what its geometry needs, or the
+/// engine's write-back of the bitmap or the checksums would run into the next
+/// area (the checks next to the fuzz target bitmap_load's area assertion).
+#[test]
+fn areas_too_small_for_the_geometry_are_refused() {
+    let plan_of = |edit: fn(&mut Superblock)| {
+        let mut a = sb(10, 0, 9);
+        let mut b = sb(11, 1, 9);
+        edit(&mut a);
+        edit(&mut b);
+        assemble(&[input("e1.0", &a), input("e1.1", &b)], None, false).unwrap()
+    };
+    let no_bitmap = plan_of(|s| {
+        s.bitmap_sectors = 0;
+        s.csum_offset = 16;
+    });
+    assert_eq!(
+        crate::Engine::assemble(&no_bitmap).err(),
+        Some(crate::CreateError::AreaTooSmall("bitmap"))
+    );
+    let no_checksums = plan_of(|s| s.integrity = true);
+    assert_eq!(
+        crate::Engine::assemble(&no_checksums).err(),
+        Some(crate::CreateError::AreaTooSmall("checksum"))
+    );
+    assert!(crate::Engine::assemble(&plan_of(|_| {})).is_ok());
+}
