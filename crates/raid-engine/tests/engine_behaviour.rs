@@ -515,6 +515,39 @@ fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
 }
 
 #[test]
+fn a_member_absent_at_assembly_returns_with_a_full_rebuild_and_its_checksums() {
+    // Appliance sim concat seed 17: its checksums were never loaded, yet it came back
+    // bitmap-only; a silent flip on it passed unverified into a partial write.
+    let mut r = Rig::build(Level::Raid1, 2, 0, 16, true);
+    r.write(0, 5, 8);
+    r.settle(5_000_000_000);
+    let away = r.members[1].clone();
+    r.members[1].alive = false;
+    r.reassemble();
+    assert_eq!(r.members.len(), 1, "the absent member is a placeholder");
+    r.members.push(away);
+    r.e.member_returned(1).unwrap();
+    r.run();
+    r.settle(2_000_000_000);
+    assert!(
+        r.events.contains(&Event::ReAdded {
+            member: 1,
+            bitmap_only: false
+        }),
+        "{:?}",
+        r.events
+    );
+    assert!(r.events.contains(&Event::RebuildFinished { member: 1 }));
+    let at = r.member_data_byte(1, 3);
+    r.members[1].data[at] ^= 0x10;
+    r.members[0].alive = false;
+    assert!(
+        r.read(0, 8).is_err(),
+        "the flip on the returned member is caught by its checksum"
+    );
+}
+
+#[test]
 fn assembly_writes_the_merged_bitmap_back_to_every_member() {
     // Seed 2052 of the raid1 sweep: a crash landed a bitmap write (a lazy clear) on one
     // member only. Assembly ORs the copies, so the engine believed region 0's bit was
