@@ -481,6 +481,17 @@ fn raid6_two_members_lost_then_two_spares_rebuild() {
     check(&mut r, &over);
 }
 
+/// The member came back (by bitmap or whole, as `bitmap_only` says) and its
+/// rebuild finished.
+fn assert_readded_and_rebuilt(r: &Rig, member: usize, bitmap_only: bool) {
+    let readded = Event::ReAdded {
+        member,
+        bitmap_only,
+    };
+    assert!(r.events.contains(&readded), "{:?}", r.events);
+    assert!(r.events.contains(&Event::RebuildFinished { member }));
+}
+
 #[test]
 fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
     let mut r = Rig::new(Level::Raid1, 2, 0, 16);
@@ -491,15 +502,7 @@ fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
     r.e.member_returned(1).unwrap();
     r.run();
     r.settle(2_000_000_000);
-    assert!(
-        r.events.contains(&Event::ReAdded {
-            member: 1,
-            bitmap_only: true
-        }),
-        "{:?}",
-        r.events
-    );
-    assert!(r.events.contains(&Event::RebuildFinished { member: 1 }));
+    assert_readded_and_rebuilt(&r, 1, true);
     let synced = r.e.counters().sync_bytes.rebuild;
     assert!(
         synced > 0 && synced <= 256 * 512,
@@ -529,15 +532,7 @@ fn a_member_absent_at_assembly_returns_with_a_full_rebuild_and_its_checksums() {
     r.e.member_returned(1).unwrap();
     r.run();
     r.settle(2_000_000_000);
-    assert!(
-        r.events.contains(&Event::ReAdded {
-            member: 1,
-            bitmap_only: false
-        }),
-        "{:?}",
-        r.events
-    );
-    assert!(r.events.contains(&Event::RebuildFinished { member: 1 }));
+    assert_readded_and_rebuilt(&r, 1, false);
     let at = r.member_data_byte(1, 3);
     r.members[1].data[at] ^= 0x10;
     r.members[0].alive = false;
