@@ -155,11 +155,23 @@ impl Serialize for Level {
     }
 }
 
+/// Parses inside the deserializer (not after it returned a string) so that
+/// serde_norway points an unknown level at its line and field.
+struct LevelVisitor;
+
+impl Visitor<'_> for LevelVisitor {
+    type Value = Level;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a RAID level")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Level, E> {
+        v.parse().map_err(|()| E::unknown_variant(v, Level::NAMES))
+    }
+}
+
 impl<'de> Deserialize<'de> for Level {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse()
-            .map_err(|()| de::Error::unknown_variant(&s, Level::NAMES))
+        d.deserialize_str(LevelVisitor)
     }
 }
 
