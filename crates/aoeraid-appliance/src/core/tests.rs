@@ -260,6 +260,14 @@ impl Rig {
         self.settle();
     }
 
+    /// `aoeraid add data MEMBER`.
+    fn add(&mut self, member: &str) -> Reply {
+        self.cmd(Command::Add {
+            array: "data".into(),
+            member: addr(member),
+        })
+    }
+
     fn cmd(&mut self, c: Command) -> Reply {
         match self.core.command(self.now, &mut self.host, c) {
             Answer::Now(r) => {
@@ -277,14 +285,6 @@ impl Rig {
                     .expect("the command was answered")
             }
         }
-    }
-
-    /// `aoeraid add data BLADE`.
-    fn add_to_data(&mut self, blade: &str) -> Reply {
-        self.cmd(Command::Add {
-            array: "data".into(),
-            member: addr(blade),
-        })
     }
 
     /// The operator fails `member` of `array`.
@@ -534,7 +534,7 @@ fn a_returning_blade_whose_slot_a_spare_took_is_left_alone() {
     );
     r.assert_refused("e1.0", "a spare replaced it");
     // The operator may take it back as a spare.
-    let msg = r.add_to_data("e1.0").unwrap();
+    let msg = r.add("e1.0").unwrap();
     assert!(msg.contains("as a spare"), "{msg}");
 }
 
@@ -999,12 +999,7 @@ fn adding_a_blade_another_appliance_holds_is_refused_and_the_volume_runs_on() {
     assert!(r.blade("e0.0").writes > before, "the volume still writes");
     // Its holder lets it go: the same add claims it, then rebuilds onto it.
     r.blade("e5.0").reserve.clear();
-    let msg = r
-        .cmd(Command::Add {
-            array: "data".into(),
-            member: addr("e5.0"),
-        })
-        .unwrap();
+    let msg = r.add("e5.0").unwrap();
     assert!(msg.contains("rebuilding onto it"), "{msg}");
     assert_eq!(r.blade("e5.0").reserve, vec![ours]);
     r.advance(Duration::from_secs(30));
@@ -1117,7 +1112,7 @@ fn a_removed_spare_is_wiped_and_not_claimed_next_start() {
 #[test]
 fn an_array_spare_added_at_run_time_comes_back_after_a_restart_until_removed() {
     let mut r = spared();
-    assert!(r.add_to_data("e5.0").unwrap().contains("as a spare"));
+    assert!(r.add("e5.0").unwrap().contains("as a spare"));
     r.advance(Duration::from_millis(100));
     r.quiesce();
     r.restart(&[]);
@@ -1134,7 +1129,7 @@ fn an_array_spare_added_at_run_time_comes_back_after_a_restart_until_removed() {
 #[test]
 fn a_removed_array_spare_is_not_taken_back_at_the_next_start() {
     let mut r = spared();
-    r.add_to_data("e5.0").unwrap();
+    r.add("e5.0").unwrap();
     r.advance(Duration::from_millis(100));
     r.cmd(Command::Remove {
         array: "data".into(),
