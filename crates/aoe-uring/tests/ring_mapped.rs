@@ -179,11 +179,8 @@ fn wait_sleeps_until_a_frame_reaches_the_ring() {
 #[test]
 fn spin_sends_what_is_queued_then_finds_a_frame_without_sleeping() {
     in_veth_pair("ring-mapped", 1500, move || {
-        let Receiver {
-            sender: Sender { tx, to: mac_b },
-            mut ring,
-            b,
-        } = receiver(&RingConfig::default(), &mapped(16));
+        let rx = receiver(&RingConfig::default(), &mapped(16));
+        let (Sender { tx, to: mac_b }, mut ring, b) = (rx.sender, rx.ring, rx.b);
         let mut events = Vec::new();
         // A reply queued before the spin goes out at its start; nothing comes back, so
         // the spin ends after its budget with the send's completion.
