@@ -57,6 +57,9 @@ pub enum EventKind {
     MemberRefused,
     /// A member that dropped out was taken back in.
     ReAdded,
+    /// After a crash and a member loss, the log replay could not tell whether part of an
+    /// interrupted (never acknowledged) write on the lost member is old or new.
+    InterruptedWriteLost,
 }
 
 impl EventKind {
@@ -93,6 +96,7 @@ impl EventKind {
             EventKind::CorrectedReadError => "CorrectedReadError",
             EventKind::MemberRefused => "MemberRefused",
             EventKind::ReAdded => "ReAdded",
+            EventKind::InterruptedWriteLost => "InterruptedWriteLost",
         }
     }
 
@@ -109,7 +113,8 @@ impl EventKind {
             | EventKind::DeviceDisappeared
             | EventKind::ChecksumRepaired
             | EventKind::CorrectedReadError
-            | EventKind::MemberRefused => 4,
+            | EventKind::MemberRefused
+            | EventKind::InterruptedWriteLost => 4,
             _ => 5,
         }
     }
