@@ -71,11 +71,13 @@ pub(crate) fn rebuilding() -> Status {
                 mismatch_bytes: 1024,
                 corrected_errors: 1,
                 checksum_repairs: 3,
+                ppl_bytes: 0,
             },
             uuid: "6f1c2a9e-0b7d-4e55-9a13-2c4b8d7e6f01".into(),
             events: 42,
             clean_on_disk: false,
             bitmap_dirty_regions: 5,
+            consistency_policy: None,
         }],
         volumes: vec![VolumeStatus {
             name: "gfs".into(),

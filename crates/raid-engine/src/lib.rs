@@ -19,6 +19,7 @@ mod layout;
 mod meta;
 mod pacing;
 mod placement;
+mod ppl;
 pub mod sim;
 mod stripe_cache;
 /// The on-member format: superblock layout and offsets (the appliance reads them to

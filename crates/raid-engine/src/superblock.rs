@@ -2,7 +2,8 @@
 //! little endian, protected by a CRC32C over everything before the last four bytes.
 //!
 //! Member layout (sectors): 0..8 reserved · 8..16 superblock · 16.. bitmap ·
-//! then the integrity checksum area (if on) · data from `data_offset` (1 MiB aligned).
+//! then the integrity checksum area (if on) · the partial-parity log (if on) · data
+//! from `data_offset` (1 MiB aligned).
 
 use crate::layout::Level;
 
@@ -71,6 +72,16 @@ pub struct Superblock {
     pub bitmap_sectors: u32,
     pub csum_offset: u64,
     pub csum_sectors: u64,
+    /// Partial-parity log area (RAID 5/6 with `consistency_policy: ppl`): `ppl_slots`
+    /// entries of `ppl_slot_sectors` from `ppl_offset`; 0 slots = no log (resync policy).
+    pub ppl_offset: u64,
+    pub ppl_slots: u32,
+    pub ppl_slot_sectors: u32,
+    /// The engine run whose log entries a crash recovery replays.
+    pub ppl_generation: u64,
+    /// Parity was never computed over the whole array (created without
+    /// `assume_clean`, first resync not finished): the log cannot vouch for it.
+    pub initial_sync: bool,
     pub slots: Vec<SlotEntry>,
 }
 
@@ -133,12 +144,17 @@ mod field {
     pub(super) const NAME_LEN: usize = 32;
     pub(super) const SLOTS: usize = 176;
     pub(super) const SLOT_LEN: usize = 20;
+    pub(super) const PPL_OFFSET: usize = 2736;
+    pub(super) const PPL_SLOTS: usize = 2744;
+    pub(super) const PPL_SLOT_SECTORS: usize = 2748;
+    pub(super) const PPL_GENERATION: usize = 2752;
     pub(super) const CRC: usize = 4092;
 }
 
 const FLAG_INTEGRITY: u32 = 1;
 const FLAG_RECOVERING: u32 = 2;
 const FLAG_BITMAP_ONLY: u32 = 4;
+const FLAG_INITIAL_SYNC: u32 = 8;
 
 fn put32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -172,7 +188,8 @@ impl Superblock {
         put32(&mut b, STATE, self.clean as u32);
         let flags = (self.integrity as u32 * FLAG_INTEGRITY)
             | (self.recovering as u32 * FLAG_RECOVERING)
-            | (self.recovery_bitmap_only as u32 * FLAG_BITMAP_ONLY);
+            | (self.recovery_bitmap_only as u32 * FLAG_BITMAP_ONLY)
+            | (self.initial_sync as u32 * FLAG_INITIAL_SYNC);
         put32(&mut b, FLAGS, flags);
         put64(&mut b, RECOVERY_UNIT, self.recovery_unit);
         put64(&mut b, REGION_UNITS, self.bitmap_region_units);
@@ -180,6 +197,10 @@ impl Superblock {
         put32(&mut b, BITMAP_SECTORS, self.bitmap_sectors);
         put64(&mut b, CSUM_OFFSET, self.csum_offset);
         put64(&mut b, CSUM_SECTORS, self.csum_sectors);
+        put64(&mut b, PPL_OFFSET, self.ppl_offset);
+        put32(&mut b, PPL_SLOTS, self.ppl_slots);
+        put32(&mut b, PPL_SLOT_SECTORS, self.ppl_slot_sectors);
+        put64(&mut b, PPL_GENERATION, self.ppl_generation);
         let name = self.name.as_bytes();
         let n = name.len().min(NAME_LEN);
         b[NAME..NAME + n].copy_from_slice(&name[..n]);
@@ -259,6 +280,11 @@ impl Superblock {
             bitmap_sectors: get32(b, BITMAP_SECTORS),
             csum_offset: get64(b, CSUM_OFFSET),
             csum_sectors: get64(b, CSUM_SECTORS),
+            ppl_offset: get64(b, PPL_OFFSET),
+            ppl_slots: get32(b, PPL_SLOTS),
+            ppl_slot_sectors: get32(b, PPL_SLOT_SECTORS),
+            ppl_generation: get64(b, PPL_GENERATION),
+            initial_sync: flags & FLAG_INITIAL_SYNC != 0,
             slots,
         })
     }
@@ -291,6 +317,11 @@ mod tests {
             bitmap_sectors: 1,
             csum_offset: 24,
             csum_sectors: 16,
+            ppl_offset: 40,
+            ppl_slots: 32,
+            ppl_slot_sectors: 136,
+            ppl_generation: 5,
+            initial_sync: true,
             slots: (0..4)
                 .map(|i| SlotEntry {
                     member_uuid: [i as u8; 16],

@@ -125,6 +125,7 @@ pub struct Metrics {
     pub mismatch_bytes_total: IntCounterVec,
     pub corrected_errors_total: IntCounterVec,
     pub checksum_repairs_total: IntCounterVec,
+    pub ppl_bytes_total: IntCounterVec,
     pub rebuild_limit: IntGaugeVec,
     pub spare_group_spares: IntGaugeVec,
     pub volume_info: IntGaugeVec,
@@ -326,6 +327,12 @@ impl Metrics {
                 &r,
                 "aoeraid_array_checksum_repairs_total",
                 "Blocks with a bad checksum rewritten from a good copy.",
+                &["array"],
+            ),
+            ppl_bytes_total: counter(
+                &r,
+                "aoeraid_array_ppl_bytes_total",
+                "Bytes written to the partial-parity log (RAID 5/6, consistency_policy ppl).",
                 &["array"],
             ),
             rebuild_limit: gauge(
@@ -651,6 +658,7 @@ impl Metrics {
                 (&self.mismatch_bytes_total, c.mismatch_bytes),
                 (&self.corrected_errors_total, c.corrected_errors),
                 (&self.checksum_repairs_total, c.checksum_repairs),
+                (&self.ppl_bytes_total, c.ppl_bytes),
             ] {
                 sync_counter(&family.with_label_values(&[n]), value);
             }

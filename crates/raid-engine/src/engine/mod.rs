@@ -16,6 +16,7 @@ mod metadata;
 mod mirror;
 mod outbox;
 mod parity;
+mod ppl;
 mod queue;
 mod status;
 mod sync;
@@ -31,6 +32,7 @@ use crate::types::*;
 use job::{Job, Piece, SyncOp, Work};
 use metadata::MetaState;
 use outbox::{Inflight, Issued, Outbox};
+use ppl::PplState;
 use queue::JobQueues;
 use sync::SyncState;
 
@@ -123,6 +125,8 @@ pub struct Engine {
     held: VecDeque<VolumeRequest>,
     /// Per-unit job FIFOs (queue.rs).
     pub(crate) queues: JobQueues,
+    /// Partial-parity log slots and the replay at start (ppl.rs).
+    pub(crate) ppl: PplState,
 }
 
 impl Engine {
@@ -154,6 +158,7 @@ impl Engine {
             reqs: HashMap::default(),
             held: VecDeque::new(),
             queues: JobQueues::default(),
+            ppl: PplState::default(),
         }
     }
 
@@ -177,6 +182,11 @@ impl Engine {
     /// Has the initial metadata load/format finished? Requests submitted before are held.
     pub fn is_ready(&self) -> bool {
         self.meta.init_pending == 0
+    }
+
+    /// Ready, and the log's replay (after an unclean start) is done: requests run.
+    pub(crate) fn accepting(&self) -> bool {
+        self.is_ready() && self.ppl.replaying == 0
     }
 
     // ---- volume side ----
@@ -208,7 +218,7 @@ impl Engine {
             });
             return;
         }
-        if !self.is_ready() {
+        if !self.accepting() {
             self.held.push_back(req);
             return;
         }
@@ -294,7 +304,9 @@ impl Engine {
                     ..
                 }) = self.queues.jobs.get_mut(&tail)
                 {
-                    if sw.phase == job::StripePhase::Gather {
+                    if sw.phase == job::StripePhase::Gather
+                        && crate::ppl::Entry::fits(sw.buf.intervals().len() + 1)
+                    {
                         let data = self.reqs[&piece.req].buf
                             [piece.buf_off..piece.buf_off + piece.sectors as usize * SECTOR]
                             .to_vec();
@@ -529,10 +541,15 @@ impl Engine {
                 Work::ParityRead(_) => self.step_parity_read(id, &mut job),
                 Work::Stripe(_) => self.step_stripe(id, &mut job),
                 Work::Sync(_) => self.step_sync(id, &mut job),
+                Work::Replay(_) => self.step_replay(id, &mut job),
             };
             if done {
                 self.finish_job(id, job);
                 return;
+            }
+            if job.parked {
+                job.parked = false;
+                break;
             }
         }
         self.queues.jobs.insert(id, job);
@@ -598,10 +615,11 @@ impl Engine {
                 job.slots[i].res = Some(Err(job::Fail::Gone));
                 continue;
             }
+            let raw = job.slots[i].raw;
             let off = job.slots[i].off;
             let sectors = job.slots[i].sectors;
             let data = if op == MemberOp::Write {
-                if self.integrity {
+                if self.integrity && !raw {
                     let waits = self.update_csums(member, off, &job.slots[i].data);
                     job.wait.extend(waits);
                 }
@@ -614,7 +632,7 @@ impl Engine {
             self.emit(
                 member,
                 op,
-                self.ml.data_offset + off,
+                if raw { off } else { self.ml.data_offset + off },
                 sectors,
                 data,
                 Inflight::Job(id, i),
@@ -741,7 +759,7 @@ impl Engine {
                 self.handle_completion(io.member, io.what, Err(MemberError::Gone));
             }
         }
-        if self.is_ready() && !self.held.is_empty() {
+        if self.accepting() && !self.held.is_empty() {
             while let Some(r) = self.held.pop_front() {
                 if self.failed {
                     self.io.done.push_back(VolumeCompletion {
@@ -760,7 +778,7 @@ impl Engine {
                 self.step(id);
             }
         }
-        if self.is_ready() {
+        if self.accepting() {
             self.sync_pump();
         }
         if self.failed {
@@ -787,6 +805,7 @@ impl Engine {
             });
         }
         self.queues.clear();
+        self.ppl_clear();
         // Metadata rounds and initial loads still count their acks: keep them. Late
         // completions of the dropped I/Os find no entry and are ignored.
         for io in self
