@@ -784,6 +784,11 @@ impl Engine {
         if self.failed {
             self.fail_everything();
         }
+        // The log replay's last stripe may have finished in a step above (a job that
+        // waited for metadata): the requests it held start now, not at the next event.
+        if self.accepting() && !self.held.is_empty() {
+            self.pump();
+        }
     }
 
     /// The array has failed: every request gets an error, nothing waits.

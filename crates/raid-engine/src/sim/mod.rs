@@ -80,6 +80,9 @@ pub struct SimConfig {
     /// Arrays keep CRC32C checksums (and then take silent bit flips).
     pub integrity: bool,
     pub faults: bool,
+    /// The appliance simulator picks an appliance crash for half of its faults (the
+    /// write-hole campaign: crash, then a member lost before the restart).
+    pub crash_focus: bool,
 }
 
 impl SimConfig {
@@ -91,13 +94,14 @@ impl SimConfig {
             ops,
             integrity: seed % 2 == 1,
             faults: true,
+            crash_focus: false,
         }
     }
 
     /// The command-line arguments ([`cli::Options`]) that select this run again.
     pub fn args(&self) -> String {
         format!(
-            "--layout {} --seed {} --ops {} {}{}",
+            "--layout {} --seed {} --ops {} {}{}{}",
             self.layout,
             self.seed,
             self.ops,
@@ -106,7 +110,8 @@ impl SimConfig {
             } else {
                 "--no-integrity"
             },
-            if self.faults { "" } else { " --no-faults" }
+            if self.faults { "" } else { " --no-faults" },
+            if self.crash_focus { " --crashes" } else { "" }
         )
     }
 }
