@@ -20,6 +20,11 @@
 #      device) instead of the loop device: page-cached, as a new user runs it
 #      (`aoeraid serve`'s default is then buffered, O_DIRECT being its default for
 #      block devices only)
+#      MTUS, RWS, QDS: a part of the matrix (default "1500 9000", "read write", "1 16")
+#      PERF_DIR=dir: during every QD 16 cell, `perf record -g` both CPUs (target on 0,
+#      client on 1) into dir/KIND-MTU-RW.data and print the top symbols of the
+#      server and of the client (veth runs each side's receive inside the other's
+#      send, so a side's profile holds its peer's receive path)
 set -euo pipefail
 
 REPS=${1:-3}
@@ -54,10 +59,12 @@ LOOP=$(losetup --find --show "$WORK/ram/store")
 # What both servers export: the loop device, or a file on ext4 over it.
 EXPORT=$LOOP
 if [ "${STORE:-}" = ext4 ]; then
-    mkfs.ext4 -q -F "$LOOP"
+    # 4 KiB blocks as on any real disk (mkfs picks 1 KiB for a device this small,
+    # and ext4 writes then walk four buffer heads per page).
+    mkfs.ext4 -q -F -b 4096 "$LOOP"
     mkdir -p "$WORK/fs"
     mount "$LOOP" "$WORK/fs"
-    dd if=/dev/zero of="$WORK/fs/store" bs=1M count=$((SIZE_MB - 32)) status=none
+    dd if=/dev/zero of="$WORK/fs/store" bs=1M count=$((SIZE_MB - 48)) status=none
     EXPORT=$WORK/fs/store
 fi
 ip netns add "$NS"
@@ -97,21 +104,38 @@ stop_server() {
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-for mtu in 1500 9000; do
+for mtu in ${MTUS:-1500 9000}; do
     ip -n "$NS" link set tgt0 mtu $mtu
     ip -n "$NS" link set cli0 mtu $mtu
     bs=$(( (mtu - 36) / 512 * 512 ))
-    for rw in read write; do
+    for rw in ${RWS:-read write}; do
         # Repetitions interleave the two servers, so load from elsewhere on the
         # box hits both alike.
         for rep in $(seq "$REPS"); do
             for kind in aoeraid vblade; do
                 start_server $kind $mtu $rw
-                for qd in 1 16; do
+                for qd in ${QDS:-1 16}; do
                     t0=$(cpu_ticks "$SPID")
+                    PERF_PID=""
+                    if [ -n "${PERF_DIR:-}" ] && [ "$qd" = 16 ]; then
+                        mkdir -p "$PERF_DIR"
+                        PERF_OUT=$PERF_DIR/$kind-$mtu-$rw.data
+                        perf record -q -g -C 0,1 -o "$PERF_OUT" -- sleep "$SECS" 2>/dev/null &
+                        PERF_PID=$!
+                    fi
                     out=$($NSX taskset -c 1 "$AOERAID" bench --iface cli0 --device 1.1 --rw $rw \
                         --pattern rand --bs $bs --qd $qd --seconds "$SECS" --span 128M --json 2>/dev/null || true)
                     t1=$(cpu_ticks "$SPID")
+                    if [ -n "$PERF_PID" ]; then
+                        wait "$PERF_PID" || true
+                        # The server by its pid; the client by its name on CPU 1.
+                        for sel in "--pid $SPID" "--cpu 1 --comm $(basename "$AOERAID" | cut -c1-15)"; do
+                            echo "== perf $kind mtu $mtu $rw qd 16, ${sel%% *}: self % of its samples =="
+                            # shellcheck disable=SC2086
+                            perf report -i "$PERF_OUT" $sel --no-children --percentage relative --sort sym \
+                                --percent-limit 1.5 --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -25 || true
+                        done
+                    fi
                     python3 - "$kind" "$mtu" "$rw" "$qd" "$rep" "$((t1 - t0))" "$CLK" "$out" >>"$RESULTS" <<'PY'
 import json, sys
 kind, mtu, rw, qd, rep, ticks, clk, out = sys.argv[1:]

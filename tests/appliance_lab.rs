@@ -26,6 +26,13 @@ fn assert_bench_clean(what: &str, ok: bool, out: &str) {
     );
 }
 
+/// `aoeraid bench` in mode `rw` over the first `span` bytes of the export, which
+/// must finish with no error and no mismatch.
+fn bench_clean(app: &Appliance, what: &str, rw: &str, span: u64) {
+    let (ok, out) = app.bench(rw, span, &[]);
+    assert_bench_clean(what, ok, &out);
+}
+
 /// `arrays` behind volume `gfs`, exported as e7.0.
 fn exported(arrays: &[Array]) -> Config {
     arrays
@@ -59,8 +66,7 @@ fn raid10_member_loss_spare_rebuild() {
     let blades = Lab::grid(&[0, 1], 0..5, 80 * MIB);
     let mut app = Appliance::new(AOERAID, "raid10", 9000, &blades, raid10());
     app.create_and_start();
-    let (ok, out) = app.bench("verify", 256 * MIB, &[]);
-    assert_bench_clean("first verify over 256 MiB", ok, &out);
+    bench_clean(&app, "first verify over 256 MiB", "verify", 256 * MIB);
 
     // Kill e0.1 while a verify runs.
     let mut bench = app.spawn_bench("bench-under-failure", "verify", 96 * MIB, &[]);
@@ -113,8 +119,7 @@ fn raid10_member_loss_spare_rebuild() {
         assert!(rx > 1000, "{side} interfaces received {rx} frames:\n{m}");
     }
 
-    let (ok, out) = app.bench("verify", 64 * MIB, &[]);
-    assert_bench_clean("verify after rebuild", ok, &out);
+    bench_clean(&app, "verify after rebuild", "verify", 64 * MIB);
 
     // The killed blade returns: not reused behind the operator's back.
     app.lab.blade(0, 1).restart().expect("restart e0.1");
@@ -140,8 +145,7 @@ fn raid10_member_loss_spare_rebuild() {
             && m.iter()
                 .any(|(b, s)| (b == "e0.4" || b == "e1.4") && s == "active")
     });
-    let (ok, out) = app.bench("check", 64 * MIB, &[]);
-    assert_bench_clean("check after restart", ok, &out);
+    bench_clean(&app, "check after restart", "check", 64 * MIB);
     app.stop();
 }
 
@@ -159,8 +163,7 @@ fn raid1_blade_pause_resyncs_little() {
     let config = exported(&[Array::raid1("data", &["e0.0", "e1.0"]).bitmap_region("1MiB")]);
     let mut app = Appliance::new(AOERAID, "raid1", 9000, &blades, config);
     app.create_and_start();
-    let (ok, out) = app.bench("verify", 32 * MIB, &[]);
-    assert_bench_clean("raid1 verify", ok, &out);
+    bench_clean(&app, "raid1 verify", "verify", 32 * MIB);
     // Let the write-intent bitmap clear (5 s after the last write) so that only the
     // writes made while the blade is away count.
     std::thread::sleep(Duration::from_secs(7));
@@ -178,8 +181,7 @@ fn raid1_blade_pause_resyncs_little() {
         resynced < 16 * MIB,
         "re-add copied {resynced} bytes of a 64 MiB member"
     );
-    let (ok, out) = app.bench("verify", 32 * MIB, &[]);
-    assert_bench_clean("raid1 verify after re-add", ok, &out);
+    bench_clean(&app, "raid1 verify after re-add", "verify", 32 * MIB);
     app.stop();
 }
 
@@ -225,8 +227,7 @@ fn raid1_blade_missing_at_start_rejoins_alone() {
     );
     let ev = app.events();
     assert!(ev.contains("ReAdded data e1.0"), "no re-add:\n{ev}");
-    let (ok, out) = app.bench("check", 4 * MIB, &[]);
-    assert_bench_clean("check after the rejoin", ok, &out);
+    bench_clean(&app, "check after the rejoin", "check", 4 * MIB);
 
     // Away again (noticed under writes), back with the other array's disk.
     app.lab.blade(1, 0).kill().expect("kill e1.0");
@@ -274,8 +275,7 @@ fn raid5_verify_and_daemon_crash() {
         .bitmap_region("4MiB")]);
     let mut app = Appliance::new(AOERAID, "raid5", 9000, &blades, config);
     app.create_and_start();
-    let (ok, out) = app.bench("verify", 64 * MIB, &[]);
-    assert_bench_clean("raid5 verify", ok, &out);
+    bench_clean(&app, "raid5 verify", "verify", 64 * MIB);
     // Crash the daemon mid-write.
     let mut w = app.spawn_bench("writer", "write", 32 * MIB, &["--seconds", "30"]);
     std::thread::sleep(Duration::from_secs(3));
@@ -300,8 +300,7 @@ fn raid5_verify_and_daemon_crash() {
         resynced < size / 2,
         "resync after crash covered {resynced} of {size} bytes"
     );
-    let (ok, out) = app.bench("check", 32 * MIB, &[]);
-    assert_bench_clean("check after crash", ok, &out);
+    bench_clean(&app, "check after crash", "check", 32 * MIB);
     app.stop();
 }
 
@@ -337,8 +336,7 @@ fn concat_volume_grows_online() {
         "volume did not grow: {before} -> {after} sectors"
     );
     // The whole grown volume (the new array's part included) takes a verify.
-    let (ok, out) = app.bench("verify", after * 512, &[]);
-    assert_bench_clean("verify of the grown volume", ok, &out);
+    bench_clean(&app, "verify of the grown volume", "verify", after * 512);
     app.stop();
 }
 
@@ -449,7 +447,6 @@ fn raid6_two_members_killed_under_verify() {
         "two rebuilds; states {seen:?}:\n{ev}"
     );
     // What the verify wrote reads back from the rebuilt array.
-    let (ok, out) = app.bench("check", 240 * MIB, &[]);
-    assert_bench_clean("check after both rebuilds", ok, &out);
+    bench_clean(&app, "check after both rebuilds", "check", 240 * MIB);
     app.stop();
 }

@@ -5,39 +5,60 @@ use aoeraid_appliance::events::{Dispatcher, DispatcherOptions, Event, EventKind}
 use aoeraid_appliance::metrics::Metrics;
 use aoeraid_lab::TempDir;
 use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A dispatcher of appliance `rb1` running `program` (killed after `timeout`, at most
-/// `queue` events waiting), counting into `metrics`.
-fn start(metrics: &Arc<Metrics>, program: &Path, timeout: Duration, queue: usize) -> Dispatcher {
-    let opts = DispatcherOptions {
-        program: Some(program.to_path_buf()),
-        timeout,
-        queue,
-        appliance: "rb1".into(),
-    };
-    Dispatcher::start(opts, Some(metrics.clone())).unwrap()
+/// A test's directory (for its scripts and their output) and the metrics its
+/// dispatchers count into.
+struct Fixture {
+    dir: TempDir,
+    metrics: Arc<Metrics>,
 }
 
-fn counter(m: &Metrics, name: &str, label: &str) -> u64 {
-    match name {
-        "events" => m.events_total.with_label_values(&[label]).get(),
-        "failures" => m.event_program_failures.with_label_values(&[label]).get(),
-        _ => unreachable!(),
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            dir: TempDir::new("ctl-events"),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// A dispatcher of appliance `rb1` running `program` (killed after `timeout`, at
+    /// most `queue` events waiting).
+    fn start(&self, program: &Path, timeout: Duration, queue: usize) -> Dispatcher {
+        let opts = DispatcherOptions {
+            program: Some(program.to_path_buf()),
+            timeout,
+            queue,
+            appliance: "rb1".into(),
+        };
+        Dispatcher::start(opts, Some(self.metrics.clone())).unwrap()
+    }
+
+    /// `aoeraid_events_total{event}`.
+    fn events(&self, event: &str) -> u64 {
+        self.metrics.events_total.with_label_values(&[event]).get()
+    }
+
+    /// `aoeraid_event_program_failures_total{reason}`.
+    fn failures(&self, reason: &str) -> u64 {
+        self.metrics
+            .event_program_failures
+            .with_label_values(&[reason])
+            .get()
     }
 }
 
 #[test]
 fn program_gets_event_array_member_in_order() {
-    let dir = TempDir::new("ctl-events");
-    let out = dir.join("events.log");
-    let prog = dir.script(
+    let f = Fixture::new();
+    let out = f.dir.join("events.log");
+    let prog = f.dir.script(
         "on-event",
         &format!("echo \"$# $* env=$AOERAID_EVENT/$AOERAID_ARRAY/$AOERAID_MEMBER/$AOERAID_APPLIANCE\" >> {}", out.display()),
     );
-    let metrics = Arc::new(Metrics::new());
-    let d = start(&metrics, &prog, Duration::from_secs(10), 64);
+    let d = f.start(&prog, Duration::from_secs(10), 64);
     let sink = d.sink();
     let seq = [
         Event::new(EventKind::Fail, "data").member("e1.1"),
@@ -66,52 +87,46 @@ fn program_gets_event_array_member_in_order() {
             "3 SpareActive data e0.4 env=SpareActive/data/e0.4/rb1",
         ]
     );
-    assert_eq!(counter(&metrics, "events", "Fail"), 1);
-    assert_eq!(counter(&metrics, "events", "Rebuild20"), 1);
-    assert!(metrics
+    assert_eq!(f.events("Fail"), 1);
+    assert_eq!(f.events("Rebuild20"), 1);
+    assert!(f
+        .metrics
         .render()
         .contains("aoeraid_events_total{event=\"MoveSpare\"} 1"));
 }
 
 #[test]
 fn failing_and_missing_programs_are_counted() {
-    let dir = TempDir::new("ctl-events");
-    let prog = dir.script("fails", "exit 3");
-    let metrics = Arc::new(Metrics::new());
-    let d = start(&metrics, &prog, Duration::from_secs(10), 8);
+    let f = Fixture::new();
+    let prog = f.dir.script("fails", "exit 3");
+    let d = f.start(&prog, Duration::from_secs(10), 8);
     d.sink().emit(Event::new(EventKind::TestMessage, "data"));
     d.sink().emit(Event::new(EventKind::TestMessage, "data"));
     d.shutdown();
-    assert_eq!(counter(&metrics, "failures", "exit"), 2);
+    assert_eq!(f.failures("exit"), 2);
 
-    let d = start(
-        &metrics,
-        &dir.join("does-not-exist"),
-        Duration::from_secs(10),
-        8,
-    );
+    let d = f.start(&f.dir.join("does-not-exist"), Duration::from_secs(10), 8);
     d.sink().emit(Event::new(EventKind::NewArray, "data"));
     d.shutdown();
-    assert_eq!(counter(&metrics, "failures", "spawn"), 1);
-    assert_eq!(counter(&metrics, "events", "TestMessage"), 2);
+    assert_eq!(f.failures("spawn"), 1);
+    assert_eq!(f.events("TestMessage"), 2);
 }
 
 #[test]
 fn hung_program_is_killed_with_its_children() {
-    let dir = TempDir::new("ctl-events");
-    let pids = dir.join("pids");
+    let f = Fixture::new();
+    let pids = f.dir.join("pids");
     // The script starts a grandchild and waits on it: both must die.
-    let prog = dir.script(
+    let prog = f.dir.script(
         "hangs",
         &format!("sleep 600 &\necho $$ $! >> {}\nwait", pids.display()),
     );
-    let metrics = Arc::new(Metrics::new());
-    let d = start(&metrics, &prog, Duration::from_millis(300), 8);
+    let d = f.start(&prog, Duration::from_millis(300), 8);
     d.sink()
         .emit(Event::new(EventKind::Fail, "data").member("e0.1"));
     d.sink().emit(Event::new(EventKind::DegradedArray, "data"));
     d.shutdown();
-    assert_eq!(counter(&metrics, "failures", "timeout"), 2);
+    assert_eq!(f.failures("timeout"), 2);
     let text = std::fs::read_to_string(&pids).unwrap();
     let all: Vec<u32> = text
         .split_whitespace()
@@ -149,10 +164,9 @@ fn hung_program_is_killed_with_its_children() {
 
 #[test]
 fn full_queue_drops_but_counts_and_never_blocks() {
-    let dir = TempDir::new("ctl-events");
-    let prog = dir.script("slow", "sleep 600");
-    let metrics = Arc::new(Metrics::new());
-    let d = start(&metrics, &prog, Duration::from_millis(200), 2);
+    let f = Fixture::new();
+    let prog = f.dir.script("slow", "sleep 600");
+    let d = f.start(&prog, Duration::from_millis(200), 2);
     let sink = d.sink();
     let mut accepted = 0;
     for _ in 0..50 {
@@ -161,8 +175,8 @@ fn full_queue_drops_but_counts_and_never_blocks() {
         }
     }
     d.shutdown();
-    let total = counter(&metrics, "events", "ChecksumRepaired");
-    let dropped = metrics.events_dropped.get();
+    let total = f.events("ChecksumRepaired");
+    let dropped = f.metrics.events_dropped.get();
     assert_eq!(total, 50, "every event is counted");
     assert!(
         dropped > 0,
@@ -170,7 +184,7 @@ fn full_queue_drops_but_counts_and_never_blocks() {
     );
     assert!(accepted < 50);
     // Each event that got a run was killed at the timeout.
-    let ran = counter(&metrics, "failures", "timeout");
+    let ran = f.failures("timeout");
     assert!(
         ran >= 1 && ran + dropped <= 50,
         "ran {ran}, dropped {dropped}"
@@ -179,13 +193,13 @@ fn full_queue_drops_but_counts_and_never_blocks() {
 
 #[test]
 fn without_a_program_events_are_still_counted() {
-    let metrics = Arc::new(Metrics::new());
-    let d = Dispatcher::start(DispatcherOptions::default(), Some(metrics.clone())).unwrap();
+    let f = Fixture::new();
+    let d = Dispatcher::start(DispatcherOptions::default(), Some(f.metrics.clone())).unwrap();
     assert!(d
         .sink()
         .emit(Event::new(EventKind::ScrubFinished, "data").detail("0 mismatches")));
     d.shutdown();
-    assert_eq!(counter(&metrics, "events", "ScrubFinished"), 1);
+    assert_eq!(f.events("ScrubFinished"), 1);
 }
 
 /// `aoeraid test-event`: the configured program runs once per array with a
@@ -213,13 +227,13 @@ fn test_event_runs_the_program_for_every_array() {
         )
     };
     let cfg = dir.join("appliance.yaml");
+    let test_event = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_aoeraid"));
+        c.args(["test-event", "--config"]).arg(&cfg);
+        c
+    };
     std::fs::write(&cfg, yaml(&ok)).unwrap();
-    aoeraid_lab::run_command(
-        std::process::Command::new(env!("CARGO_BIN_EXE_aoeraid"))
-            .args(["test-event", "--config"])
-            .arg(&cfg),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    aoeraid_lab::run_command(&mut test_event()).unwrap_or_else(|e| panic!("{e}"));
     let calls = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         calls.lines().collect::<Vec<_>>(),
@@ -235,22 +249,14 @@ fn test_event_runs_the_program_for_every_array() {
     ] {
         let program = dir.script(name, body);
         std::fs::write(&cfg, yaml(&program)).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_aoeraid"))
-            .args(["test-event", "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
+        let out = test_event().output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{name}: {err}");
         assert!(err.contains(why), "{name}: {err}");
     }
 
     std::fs::write(&cfg, "appliance: {name: rb9}\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aoeraid"))
-        .args(["test-event", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = test_event().output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no appliance.event_program"));
 }

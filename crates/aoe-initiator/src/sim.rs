@@ -554,26 +554,27 @@ impl Sim {
         self.pool
             .reserve(self.now, req)
             .unwrap_or_else(|e| panic!("reserve refused: {e}"));
-        let ok = self.run_until(limit, |s| s.reserve_done.iter().any(|c| c.user == user));
-        assert!(ok, "{cmd:?} did not complete within {limit:?}");
-        let i = self
-            .reserve_done
-            .iter()
-            .position(|c| c.user == user)
-            .unwrap();
-        self.reserve_done.swap_remove(i)
+        self.take_when(limit, |s| &mut s.reserve_done, |c| c.user == user)
+            .unwrap_or_else(|| panic!("{cmd:?} did not complete within {limit:?}"))
     }
 
     /// Waits for the completion with token `user`.
     pub fn wait_for(&mut self, user: u64, limit: Duration) -> IoCompletion {
-        let ok = self.run_until(limit, |s| s.completions.iter().any(|c| c.user == user));
-        assert!(ok, "I/O {user} did not complete within {limit:?}");
-        let i = self
-            .completions
-            .iter()
-            .position(|c| c.user == user)
-            .unwrap();
-        self.completions.swap_remove(i)
+        self.take_when(limit, |s| &mut s.completions, |c| c.user == user)
+            .unwrap_or_else(|| panic!("I/O {user} did not complete within {limit:?}"))
+    }
+
+    /// Steps until `list` holds an entry that `wanted` picks (or `limit` of
+    /// virtual time passes), then takes that entry out of the list.
+    fn take_when<T>(
+        &mut self,
+        limit: Duration,
+        list: fn(&mut Sim) -> &mut Vec<T>,
+        wanted: impl Fn(&T) -> bool,
+    ) -> Option<T> {
+        self.run_until(limit, |s| list(s).iter().any(&wanted));
+        let i = list(self).iter().position(wanted)?;
+        Some(list(self).swap_remove(i))
     }
 }
 

@@ -137,15 +137,20 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// The window after `n` more replies.
+    fn cwnd_after_replies(w: &mut Window, n: usize) -> u32 {
+        for _ in 0..n {
+            w.on_reply();
+        }
+        w.cwnd()
+    }
+
     #[test]
     fn starts_at_half_and_grows_to_max() {
         let (mut w, note) = Window::new(16, 64);
         assert!(note.is_none());
         assert_eq!(w.cwnd(), 8);
-        for _ in 0..1000 {
-            w.on_reply();
-        }
-        assert_eq!(w.cwnd(), 16);
+        assert_eq!(cwnd_after_replies(&mut w, 1000), 16);
     }
 
     #[test]
@@ -153,12 +158,8 @@ mod tests {
         let (mut w, _) = Window::new(64, 64);
         assert_eq!(w.cwnd(), 32);
         // At the threshold: +1 only after cwnd replies.
-        for _ in 0..31 {
-            w.on_reply();
-        }
-        assert_eq!(w.cwnd(), 32);
-        w.on_reply();
-        assert_eq!(w.cwnd(), 33);
+        assert_eq!(cwnd_after_replies(&mut w, 31), 32);
+        assert_eq!(cwnd_after_replies(&mut w, 1), 33);
     }
 
     #[test]
@@ -173,10 +174,7 @@ mod tests {
         w.on_timeout(t0 + Duration::from_millis(11), Duration::from_millis(10));
         assert_eq!(w.cwnd(), 4);
         // Slow start back up to ssthresh is not possible (cwnd == ssthresh), growth is additive.
-        for _ in 0..4 {
-            w.on_reply();
-        }
-        assert_eq!(w.cwnd(), 5);
+        assert_eq!(cwnd_after_replies(&mut w, 4), 5);
     }
 
     #[test]
@@ -198,8 +196,7 @@ mod tests {
             let (mut w, note) = Window::new(bc, 64);
             assert_eq!(note, Some(WindowNote::TinyBufferCount(bc)));
             assert_eq!(w.cwnd(), 1);
-            w.on_reply();
-            assert_eq!(w.cwnd(), 1);
+            assert_eq!(cwnd_after_replies(&mut w, 1), 1);
             w.on_timeout(Instant::now(), Duration::from_millis(1));
             assert_eq!(w.cwnd(), 1);
         }

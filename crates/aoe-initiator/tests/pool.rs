@@ -17,6 +17,21 @@ fn one_blade(mtu: u32, blade: SimBlade) -> (Sim, aoe_initiator::BladeId) {
     (sim, ids[0])
 }
 
+/// One blade of `sectors` on one path, discovered (its events drained), that
+/// then stops answering; the pool gives it up after `dead_time`.
+fn silent_blade(dead_time: Duration, sectors: u64) -> (Sim, aoe_initiator::BladeId) {
+    let cfg = PoolConfig {
+        dead_time,
+        ..PoolConfig::default()
+    };
+    let mut sim = Sim::new(cfg, 1, 1500, 3);
+    sim.attach(SimBlade::new(0, 0, sectors), &[0]);
+    let id = sim.discover_all()[0];
+    events(&mut sim);
+    sim.blades[0].blade.dead = true;
+    (sim, id)
+}
+
 #[test]
 fn discovery_finds_blades_with_capacity_window_and_frame_size() {
     let mut sim = Sim::new(PoolConfig::default(), 1, 9000, 1);
@@ -339,15 +354,7 @@ fn late_reply_to_a_superseded_send_teaches_the_rtt_and_undoes_the_cut() {
 
 #[test]
 fn dead_blade_fails_all_io_within_dead_time_and_comes_back() {
-    let cfg = PoolConfig {
-        dead_time: Duration::from_secs(3),
-        ..PoolConfig::default()
-    };
-    let mut sim = Sim::new(cfg, 1, 1500, 3);
-    sim.attach(SimBlade::new(0, 0, 4096), &[0]);
-    let id = sim.discover_all()[0];
-    events(&mut sim);
-    sim.blades[0].blade.dead = true;
+    let (mut sim, id) = silent_blade(Duration::from_secs(3), 4096);
     let t0 = sim.now;
     for u in 0..40 {
         let op = if u % 2 == 0 { Op::Read } else { Op::Write };
@@ -855,14 +862,7 @@ mod reservations {
 
     #[test]
     fn a_dead_blade_fails_its_requests() {
-        let cfg = PoolConfig {
-            dead_time: Duration::from_secs(1),
-            ..PoolConfig::default()
-        };
-        let mut sim = Sim::new(cfg, 1, 1500, 3);
-        sim.attach(SimBlade::new(0, 0, 64), &[0]);
-        let id = sim.discover_all()[0];
-        sim.blades[0].blade.dead = true;
+        let (mut sim, id) = silent_blade(Duration::from_secs(1), 64);
         let c = sim.reserve(id, ReserveCmd::ForceSet, &[OTHER], Duration::from_secs(3));
         assert_eq!(c.result, Err(ReserveError::BladeDown));
         assert_eq!(

@@ -2,41 +2,38 @@
 //! plane. Mutations go through [`SharedExport::mutate`](crate::SharedExport)
 //! so every worker sees them and the driver persists them before replying.
 
+use crate::state::ExportState;
 use crate::state::{MASK_CAPACITY, RESERVE_CAPACITY};
-use crate::target::{Action, ExportId, IfaceId, Target};
+use crate::target::{Action, ExportId, ReplyTo, Target};
 use aoe_wire::{
-    CCmd, DCmd, Directive, Directives, ErrorCode, Header, MCmd, MError, Mac, MacList, MacMask,
-    QueryConfig, RCmd, Reserve,
+    CCmd, DCmd, Directives, ErrorCode, MCmd, MError, Mac, MacList, MacMask, QueryConfig, RCmd,
+    Reserve,
 };
 
 impl Target {
     pub(crate) fn handle_config(
         &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
+        to: ReplyTo<'_>,
         q: &QueryConfig<'_>,
         out: &mut Vec<Action>,
     ) {
-        let ex = &self.exports[usize::from(export.0)];
-        let current = &ex.cache.config;
+        let current = &self.exports[usize::from(to.export.0)].cache.config;
         match q.ccmd {
-            CCmd::Read => self.reply_config(iface, export, h, q.ccmd, None, out),
+            CCmd::Read => self.reply_config(to, q.ccmd, None, out),
             CCmd::Test => {
                 if current.as_slice() == q.config {
-                    self.reply_config(iface, export, h, q.ccmd, None, out)
+                    self.reply_config(to, q.ccmd, None, out)
                 }
             }
             CCmd::TestPrefix => {
                 if current.starts_with(q.config) {
-                    self.reply_config(iface, export, h, q.ccmd, None, out)
+                    self.reply_config(to, q.ccmd, None, out)
                 }
             }
             CCmd::Set | CCmd::ForceSet => {
                 let force = q.ccmd == CCmd::ForceSet;
                 let new = q.config;
-                let shared = ex.shared.clone();
-                let (generation, ok) = shared.mutate(|st| {
+                let ok = self.mutate(to.export, out, |st| {
                     if force || st.config.is_empty() || st.config == new {
                         let changed = st.config != new;
                         st.config.clear();
@@ -46,44 +43,48 @@ impl Target {
                         (false, false)
                     }
                 });
-                self.after_mutation(export, generation, out);
                 let err = (!ok).then_some(ErrorCode::ConfigStringPresent);
-                self.reply_config(iface, export, h, q.ccmd, err, out)
+                self.reply_config(to, q.ccmd, err, out)
             }
-            CCmd::Unknown(_) => {
-                self.reply_config(iface, export, h, q.ccmd, Some(ErrorCode::BadArgument), out)
-            }
+            CCmd::Unknown(_) => self.reply_config(to, q.ccmd, Some(ErrorCode::BadArgument), out),
         }
     }
 
-    /// Refreshes this worker's cache after a mutation and asks the driver to
-    /// persist if the generation moved.
-    fn after_mutation(&mut self, export: ExportId, generation: u64, out: &mut Vec<Action>) {
+    /// Applies `f` to the export's shared state (true: it changed), then
+    /// refreshes this worker's cache and asks the driver to persist if the
+    /// generation moved.
+    fn mutate<R>(
+        &mut self,
+        export: ExportId,
+        out: &mut Vec<Action>,
+        f: impl FnOnce(&mut ExportState) -> (bool, R),
+    ) -> R {
+        let shared = self.exports[usize::from(export.0)].shared.clone();
+        let (generation, r) = shared.mutate(f);
         let ex = &mut self.exports[usize::from(export.0)];
         if generation != ex.generation {
             ex.generation = ex.shared.refresh(&mut ex.cache);
             out.push(Action::Persist { export });
         }
+        r
     }
 
     /// Query Config reply (or E reply carrying the same fields) with the
     /// current string, the receiving interface's sector limit and `ccmd`.
     pub(crate) fn reply_config(
         &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
+        to: ReplyTo<'_>,
         ccmd: CCmd,
         error: Option<ErrorCode>,
         out: &mut Vec<Action>,
     ) {
-        let e = usize::from(export.0);
+        let e = usize::from(to.export.0);
         let buffer_count = self.exports[e].buffer_count;
         let firmware = self.cfg.firmware;
-        let sector_count = self.ifaces[usize::from(iface.0)].max_sectors;
+        let sector_count = self.ifaces[usize::from(to.iface.0)].max_sectors;
         // A copy: the reply is written while the target lends out its control frame.
         let config = self.exports[e].cache.config.clone();
-        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
+        self.reply_ctl(to, out, |buf, mac, shelf, slot| {
             let q = QueryConfig {
                 buffer_count,
                 firmware,
@@ -92,26 +93,18 @@ impl Target {
                 ccmd: CCmd::from_nibble(ccmd.nibble()),
                 config: &config,
             };
-            let mut hdr = h.response_to(mac, shelf, slot);
+            let mut hdr = to.h.response_to(mac, shelf, slot);
             hdr.error = error;
             q.emit(&hdr, buf)
         });
     }
 
-    pub(crate) fn handle_mask(
-        &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
-        m: &MacMask<'_>,
-        out: &mut Vec<Action>,
-    ) {
+    pub(crate) fn handle_mask(&mut self, to: ReplyTo<'_>, m: &MacMask<'_>, out: &mut Vec<Action>) {
         match m.mcmd {
-            MCmd::Read => self.reply_mask(iface, export, h, m.mcmd, MError::Ok, 0, None, out),
+            MCmd::Read => self.reply_mask(to, m.mcmd, MError::Ok, 0, None, out),
             MCmd::Edit => {
                 let dirs = m.directives;
-                let shared = self.exports[usize::from(export.0)].shared.clone();
-                let (generation, (merror, failed)) = shared.mutate(|st| {
+                let (merror, failed) = self.mutate(to.export, out, |st| {
                     let mut changed = false;
                     for (i, d) in dirs.iter().enumerate() {
                         match d.dcmd {
@@ -136,49 +129,32 @@ impl Target {
                     }
                     (changed, (MError::Ok, 0))
                 });
-                self.after_mutation(export, generation, out);
-                self.reply_mask(iface, export, h, m.mcmd, merror, failed, None, out)
+                self.reply_mask(to, m.mcmd, merror, failed, None, out)
             }
-            MCmd::Unknown(_) => self.reply_mask(
-                iface,
-                export,
-                h,
-                m.mcmd,
-                MError::Ok,
-                0,
-                Some(ErrorCode::BadArgument),
-                out,
-            ),
+            MCmd::Unknown(_) => {
+                self.reply_mask(to, m.mcmd, MError::Ok, 0, Some(ErrorCode::BadArgument), out)
+            }
         }
     }
 
     /// Mask reply: on success the whole list (DCmd 0 each); with an MError
     /// the failing index and no list; with an AoE error just the argument.
-    #[allow(clippy::too_many_arguments)]
     fn reply_mask(
         &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
+        to: ReplyTo<'_>,
         mcmd: MCmd,
         merror: MError,
         failed_index: u8,
         error: Option<ErrorCode>,
         out: &mut Vec<Action>,
     ) {
-        let mut list = [Directive {
-            dcmd: DCmd::None,
-            mac: Mac::ZERO,
-        }; MASK_CAPACITY];
+        // A copy: the reply is written while the target lends out its control frame.
+        let mut list = [Mac::ZERO; MASK_CAPACITY];
         let mut n = 0;
         if merror == MError::Ok && error.is_none() {
-            for (slot, m) in list
-                .iter_mut()
-                .zip(&self.exports[usize::from(export.0)].cache.mask)
-            {
-                slot.mac = *m;
-                n += 1;
-            }
+            let mask = &self.exports[usize::from(to.export.0)].cache.mask;
+            n = mask.len().min(MASK_CAPACITY);
+            list[..n].copy_from_slice(&mask[..n]);
         }
         let reply = MacMask {
             mcmd,
@@ -188,10 +164,10 @@ impl Target {
             } else {
                 failed_index
             },
-            directives: Directives::from_slice(&list[..n]),
+            directives: Directives::listing(&list[..n]),
         };
-        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
-            let mut hdr = h.response_to(mac, shelf, slot);
+        self.reply_ctl(to, out, |buf, mac, shelf, slot| {
+            let mut hdr = to.h.response_to(mac, shelf, slot);
             hdr.error = error;
             reply.emit(&hdr, buf)
         });
@@ -199,9 +175,7 @@ impl Target {
 
     pub(crate) fn handle_reserve(
         &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
+        to: ReplyTo<'_>,
         r: &Reserve<'_>,
         out: &mut Vec<Action>,
     ) {
@@ -212,10 +186,9 @@ impl Target {
             }
             RCmd::Set | RCmd::ForceSet => {
                 let force = r.rcmd == RCmd::ForceSet;
-                let src = h.src;
+                let src = to.h.src;
                 let macs = r.macs;
-                let shared = self.exports[usize::from(export.0)].shared.clone();
-                let (generation, ok) = shared.mutate(|st| {
+                let ok = self.mutate(to.export, out, |st| {
                     if force || st.reserve.is_empty() || st.reserve.contains(&src) {
                         let before = std::mem::take(&mut st.reserve);
                         for m in macs.iter() {
@@ -228,17 +201,16 @@ impl Target {
                         (false, false)
                     }
                 });
-                self.after_mutation(export, generation, out);
                 if !ok {
-                    self.count_reserve_refused(export);
+                    self.count_reserve_refused(to.export);
                 }
                 (!ok).then_some(ErrorCode::TargetReserved)
             }
             RCmd::Unknown(_) => Some(ErrorCode::BadArgument),
         };
-        let e = usize::from(export.0);
-        let (mac, shelf, slot) = self.own(iface, export);
-        let mut hdr = h.response_to(mac, shelf, slot);
+        let e = usize::from(to.export.0);
+        let (mac, shelf, slot) = self.own(to.iface, to.export);
+        let mut hdr = to.h.response_to(mac, shelf, slot);
         hdr.error = error;
         let Some(f) = self.ctl_slot() else { return };
         let buf = crate::target::ctl_buf(&mut self.ctl, f);
@@ -248,7 +220,7 @@ impl Target {
         };
         let len = reply.emit(&hdr, buf).unwrap_or(0);
         if len > 0 {
-            self.send_or_hold_reserve_reply(iface, export, f, len, out);
+            self.send_or_hold_reserve_reply(to.iface, to.export, f, len, out);
         }
     }
 
@@ -257,21 +229,19 @@ impl Target {
     /// export learns nothing of it).
     pub(crate) fn refuse_reserve_outsider(
         &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
+        to: ReplyTo<'_>,
         rcmd: RCmd,
         out: &mut Vec<Action>,
     ) {
-        self.count_reserve_refused(export);
+        self.count_reserve_refused(to.export);
         let reply = Reserve {
             rcmd,
             macs: MacList::from_slice(&[]),
         };
-        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
-            let hdr = h
-                .response_to(mac, shelf, slot)
-                .with_error(ErrorCode::TargetReserved);
+        self.reply_ctl(to, out, |buf, mac, shelf, slot| {
+            let hdr =
+                to.h.response_to(mac, shelf, slot)
+                    .with_error(ErrorCode::TargetReserved);
             reply.emit(&hdr, buf)
         });
     }

@@ -26,6 +26,14 @@ pub struct IfaceId(pub u16);
 /// An export (shelf.slot) of this target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExportId(pub u16);
+/// A request being answered: the interface it came in on, the export it
+/// addresses and its header; the reply goes back the same way.
+#[derive(Clone, Copy)]
+pub(crate) struct ReplyTo<'a> {
+    pub(crate) iface: IfaceId,
+    pub(crate) export: ExportId,
+    pub(crate) h: &'a Header,
+}
 /// A request holding a slot in the target until it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReqId(pub u32);
@@ -557,33 +565,37 @@ impl Target {
                 continue;
             }
             matched = true;
-            let id = ExportId(e as u16);
+            let to = ReplyTo {
+                iface,
+                export: ExportId(e as u16),
+                h: &h,
+            };
             if !self.admits(iface, e, &h) {
                 // Only the allow list may change reservations: say so rather
                 // than stay silent, so a fence agent fails at once.
                 if let Message::Reserve(r) = &pkt.message {
                     if matches!(r.rcmd, aoe_wire::RCmd::Set | aoe_wire::RCmd::ForceSet) {
-                        self.refuse_reserve_outsider(iface, id, &h, r.rcmd, out);
+                        self.refuse_reserve_outsider(to, r.rcmd, out);
                     }
                 }
                 continue;
             }
             match pkt.message {
-                Message::Ata(a) => self.handle_ata(iface, id, &h, a.arg, a.data, out),
+                Message::Ata(a) => self.handle_ata(to, a.arg, a.data, out),
                 Message::QueryConfig(q) => {
                     if broadcast && !self.ifaces[usize::from(iface.0)].broadcast.take(now) {
                         self.counters.broadcast_limited += 1;
                         continue;
                     }
-                    self.handle_config(iface, id, &h, &q, out)
+                    self.handle_config(to, &q, out)
                 }
-                Message::MacMask(m) => self.handle_mask(iface, id, &h, &m, out),
-                Message::Reserve(r) => self.handle_reserve(iface, id, &h, &r, out),
+                Message::MacMask(m) => self.handle_mask(to, &m, out),
+                Message::Reserve(r) => self.handle_reserve(to, &r, out),
                 Message::Other(_) | Message::Bare(_) => match h.command {
                     Command::Vendor(_) => self.counters.vendor_ignored += 1,
                     _ => {
                         self.counters.unknown_command += 1;
-                        self.reply_error_bare(iface, id, &h, ErrorCode::UnrecognizedCommand, out);
+                        self.reply_error_bare(to, ErrorCode::UnrecognizedCommand, out);
                     }
                 },
             }
@@ -669,8 +681,12 @@ impl Target {
                 continue;
             }
             self.counters.unsupported_version += 1;
-            let id = ExportId(e as u16);
-            self.reply_error_bare(iface, id, h, ErrorCode::UnsupportedVersion, out);
+            let to = ReplyTo {
+                iface,
+                export: ExportId(e as u16),
+                h,
+            };
+            self.reply_error_bare(to, ErrorCode::UnsupportedVersion, out);
         }
         if !matched {
             self.counters.not_addressed += 1;
@@ -689,14 +705,12 @@ impl Target {
                 continue;
             }
             let ccmd = aoe_wire::CCmd::from_nibble(frame[29]);
-            self.reply_config(
+            let to = ReplyTo {
                 iface,
-                ExportId(e as u16),
+                export: ExportId(e as u16),
                 h,
-                ccmd,
-                Some(ErrorCode::BadArgument),
-                out,
-            );
+            };
+            self.reply_config(to, ccmd, Some(ErrorCode::BadArgument), out);
         }
     }
 
@@ -712,56 +726,41 @@ impl Target {
 
     // ---- ATA ----------------------------------------------------------------------
 
-    fn handle_ata(
-        &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
-        arg: AtaArg,
-        data: &[u8],
-        out: &mut Vec<Action>,
-    ) {
-        let ex = &self.exports[usize::from(export.0)];
+    fn handle_ata(&mut self, to: ReplyTo<'_>, arg: AtaArg, data: &[u8], out: &mut Vec<Action>) {
+        let ex = &self.exports[usize::from(to.export.0)];
         let cmd = arg.cmd_status;
-        if cmd != ata::IDENTIFY && excluded(&ex.cache.reserve, &h.src) {
-            self.refuse_fenced(iface, export, h, &arg, out);
+        if cmd != ata::IDENTIFY && excluded(&ex.cache.reserve, &to.h.src) {
+            self.refuse_fenced(to, &arg, out);
             return;
         }
         match cmd {
             ata::READ | ata::READ_EXT | ata::WRITE | ata::WRITE_EXT => {
-                self.read_write(iface, export, h, arg, data, out)
+                self.read_write(to, arg, data, out)
             }
-            ata::IDENTIFY => self.reply_identify(iface, export, h, &arg, out),
+            ata::IDENTIFY => self.reply_identify(to, &arg, out),
             ata::CHECK_POWER => {
                 let mut r = arg.reply(ata::STATUS_OK, 0);
                 r.sector_count = 0xFF;
-                self.reply_ata(iface, export, h, &r, out);
+                self.reply_ata(to, &r, out);
             }
             ata::FLUSH | ata::FLUSH_EXT => {
-                if let Some(req) = self.alloc(ReqKind::Flush, iface, export, h, arg) {
-                    self.exports[usize::from(export.0)].waiting.push(req);
-                    self.maybe_sync(export, out);
+                if let Some(req) = self.alloc(ReqKind::Flush, to, arg) {
+                    self.exports[usize::from(to.export.0)].waiting.push(req);
+                    self.maybe_sync(to.export, out);
                 }
             }
-            _ => self.reply_ata_fail(iface, export, h, &arg, ata::ERROR_ABRT, out),
+            _ => self.reply_ata_fail(to, &arg, ata::ERROR_ABRT, out),
         }
     }
 
-    fn read_write(
-        &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
-        arg: AtaArg,
-        data: &[u8],
-        out: &mut Vec<Action>,
-    ) {
+    fn read_write(&mut self, to: ReplyTo<'_>, arg: AtaArg, data: &[u8], out: &mut Vec<Action>) {
+        let export = to.export;
         let ex = &self.exports[usize::from(export.0)];
         let write = ata::is_write(arg.cmd_status);
         let n = u64::from(arg.sector_count);
         let lba = arg.effective_lba();
         let len = n as usize * SECTOR_SIZE;
-        let max = self.ifaces[usize::from(iface.0)].max_sectors;
+        let max = self.ifaces[usize::from(to.iface.0)].max_sectors;
         let err = if n == 0 || arg.sector_count > max {
             // A count the frame cannot carry: abort rather than AoE error 2,
             // which Linux would ignore and retransmit forever.
@@ -774,7 +773,7 @@ impl Target {
             None
         };
         if let Some(e) = err {
-            self.reply_ata_fail(iface, export, h, &arg, e, out);
+            self.reply_ata_fail(to, &arg, e, out);
             return;
         }
         let gate = if write {
@@ -783,9 +782,9 @@ impl Target {
             let e = usize::from(export.0);
             let epoch = self.exports[e].shared.gate.enter();
             self.refresh(e);
-            if excluded(&self.exports[e].cache.reserve, &h.src) {
+            if excluded(&self.exports[e].cache.reserve, &to.h.src) {
                 self.exports[e].shared.gate.leave(epoch);
-                self.refuse_fenced(iface, export, h, &arg, out);
+                self.refuse_fenced(to, &arg, out);
                 return;
             }
             Some(epoch)
@@ -793,7 +792,7 @@ impl Target {
             None
         };
         let kind = if write { ReqKind::Write } else { ReqKind::Read };
-        let Some(req) = self.alloc(kind, iface, export, h, arg) else {
+        let Some(req) = self.alloc(kind, to, arg) else {
             if let Some(epoch) = gate {
                 self.exports[usize::from(export.0)].shared.gate.leave(epoch);
             }
@@ -822,18 +821,11 @@ impl Target {
     }
 
     /// Takes a request slot, enforcing the per-client queue (Buffer Count).
-    fn alloc(
-        &mut self,
-        kind: ReqKind,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
-        arg: AtaArg,
-    ) -> Option<ReqId> {
+    fn alloc(&mut self, kind: ReqKind, to: ReplyTo<'_>, arg: AtaArg) -> Option<ReqId> {
         let mut free_client = None;
         let mut client = None;
         for (i, c) in self.clients.iter().enumerate() {
-            if c.mac == h.src && c.export == export.0 {
+            if c.mac == to.h.src && c.export == to.export.0 {
                 client = Some(i);
                 break;
             }
@@ -845,16 +837,16 @@ impl Target {
             Some(i) => i,
             None if self.clients.len() < self.clients.capacity() => {
                 self.clients.push(Client {
-                    mac: h.src,
-                    export: export.0,
+                    mac: to.h.src,
+                    export: to.export.0,
                     in_flight: 0,
                 });
                 self.clients.len() - 1
             }
             None => match free_client {
                 Some(i) => {
-                    self.clients[i].mac = h.src;
-                    self.clients[i].export = export.0;
+                    self.clients[i].mac = to.h.src;
+                    self.clients[i].export = to.export.0;
                     i
                 }
                 None => {
@@ -863,7 +855,7 @@ impl Target {
                 }
             },
         };
-        if self.clients[ci].in_flight >= self.exports[usize::from(export.0)].buffer_count {
+        if self.clients[ci].in_flight >= self.exports[usize::from(to.export.0)].buffer_count {
             self.counters.client_queue_full += 1;
             return None;
         }
@@ -874,10 +866,10 @@ impl Target {
         self.clients[ci].in_flight += 1;
         self.reqs[idx as usize] = Req {
             kind,
-            export: export.0,
-            iface,
+            export: to.export.0,
+            iface: to.iface,
             client: ci as u16,
-            header: *h,
+            header: *to.h,
             arg,
             status: ata::STATUS_OK,
             error: 0,
@@ -931,8 +923,6 @@ impl Target {
             _ => return 0,
         }
         let Some(r) = self.release(req) else { return 0 };
-        let ex = &self.exports[usize::from(r.export)];
-        let mac = self.ifaces[usize::from(r.iface.0)].mac;
         let (arg, end) = if ok {
             (
                 r.arg.reply(ata::STATUS_OK, 0),
@@ -946,7 +936,15 @@ impl Target {
                 ATA_DATA_OFFSET,
             )
         };
-        if write_ata_response(buf, &r.header, mac, ex.cfg.shelf, ex.cfg.slot, &arg).is_err() {
+        self.write_reply(&r, &arg, end, buf)
+    }
+
+    /// Writes the ATA reply `arg` to the released request `r` into `buf`,
+    /// from the export's own address, padded to `end`; returns the frame's
+    /// length (0 if it does not fit).
+    fn write_reply(&self, r: &Req, arg: &AtaArg, end: usize, buf: &mut [u8]) -> usize {
+        let (mac, shelf, slot) = self.own(r.iface, ExportId(r.export));
+        if write_ata_response(buf, &r.header, mac, shelf, slot, arg).is_err() {
             return 0;
         }
         finish_frame(buf, end).unwrap_or(0)
@@ -1029,13 +1027,8 @@ impl Target {
             _ => return 0,
         }
         let Some(r) = self.release(req) else { return 0 };
-        let ex = &self.exports[usize::from(r.export)];
-        let mac = self.ifaces[usize::from(r.iface.0)].mac;
         let arg = r.arg.reply(r.status, r.error);
-        if write_ata_response(buf, &r.header, mac, ex.cfg.shelf, ex.cfg.slot, &arg).is_err() {
-            return 0;
-        }
-        finish_frame(buf, ATA_DATA_OFFSET).unwrap_or(0)
+        self.write_reply(&r, &arg, ATA_DATA_OFFSET, buf)
     }
 
     /// The driver could not carry out `req` (no buffer, submission failed):
@@ -1081,14 +1074,12 @@ impl Target {
             for &dst in &dsts {
                 let req = Header::request(Mac::ZERO, dst, 0xFFFF, 0xFF, Command::QueryConfig, 0);
                 self.counters.announcements += 1;
-                self.reply_config(
-                    IfaceId(i as u16),
+                let to = ReplyTo {
+                    iface: IfaceId(i as u16),
                     export,
-                    &req,
-                    aoe_wire::CCmd::Read,
-                    None,
-                    out,
-                );
+                    h: &req,
+                };
+                self.reply_config(to, aoe_wire::CCmd::Read, None, out);
             }
         }
     }
@@ -1136,72 +1127,43 @@ impl Target {
     /// is the whole reply when no control frame is free in this call.
     pub(crate) fn reply_ctl(
         &mut self,
-        iface: IfaceId,
-        export: ExportId,
+        to: ReplyTo<'_>,
         out: &mut Vec<Action>,
         write: impl FnOnce(&mut [u8], Mac, u16, u8) -> Result<usize, WireError>,
     ) {
-        let (mac, shelf, slot) = self.own(iface, export);
+        let (mac, shelf, slot) = self.own(to.iface, to.export);
         let Some((f, buf)) = self.take_ctl() else {
             return;
         };
         let len = write(buf, mac, shelf, slot).unwrap_or(0);
         if len > 0 {
-            self.push_ctl(iface, f, len, out);
+            self.push_ctl(to.iface, f, len, out);
         }
     }
 
-    fn reply_ata(
-        &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
-        arg: &AtaArg,
-        out: &mut Vec<Action>,
-    ) {
-        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
-            write_ata_response(buf, h, mac, shelf, slot, arg).and_then(|end| finish_frame(buf, end))
+    fn reply_ata(&mut self, to: ReplyTo<'_>, arg: &AtaArg, out: &mut Vec<Action>) {
+        self.reply_ctl(to, out, |buf, mac, shelf, slot| {
+            write_ata_response(buf, to.h, mac, shelf, slot, arg)
+                .and_then(|end| finish_frame(buf, end))
         });
     }
 
-    fn reply_ata_fail(
-        &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
-        arg: &AtaArg,
-        error: u8,
-        out: &mut Vec<Action>,
-    ) {
+    fn reply_ata_fail(&mut self, to: ReplyTo<'_>, arg: &AtaArg, error: u8, out: &mut Vec<Action>) {
         self.counters.ata_errors += 1;
-        self.reply_ata(iface, export, h, &arg.reply(ata::STATUS_FAILED, error), out);
+        self.reply_ata(to, &arg.reply(ata::STATUS_FAILED, error), out);
     }
 
     /// An ATA command from a MAC the reserve list excludes: refused like a
     /// drive refuses (ERR + ABRT), which the Linux driver fails at once with
     /// EIO; an AoE error it would drop and retransmit for `aoe_deadsecs`.
-    fn refuse_fenced(
-        &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
-        arg: &AtaArg,
-        out: &mut Vec<Action>,
-    ) {
+    fn refuse_fenced(&mut self, to: ReplyTo<'_>, arg: &AtaArg, out: &mut Vec<Action>) {
         self.counters.reservation_conflicts += 1;
-        self.exports[usize::from(export.0)].shared.count_fenced();
-        self.reply_ata_fail(iface, export, h, arg, ata::ERROR_ABRT, out);
+        self.exports[usize::from(to.export.0)].shared.count_fenced();
+        self.reply_ata_fail(to, arg, ata::ERROR_ABRT, out);
     }
 
-    fn reply_identify(
-        &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
-        arg: &AtaArg,
-        out: &mut Vec<Action>,
-    ) {
-        let ex = &self.exports[usize::from(export.0)];
+    fn reply_identify(&mut self, to: ReplyTo<'_>, arg: &AtaArg, out: &mut Vec<Action>) {
+        let ex = &self.exports[usize::from(to.export.0)];
         let mut id = match Identify::new(
             &ex.cache.serial,
             &self.cfg.firmware_rev,
@@ -1209,17 +1171,17 @@ impl Target {
             ex.sectors,
         ) {
             Ok(id) => id,
-            Err(_) => return self.reply_ata_fail(iface, export, h, arg, ata::ERROR_ABRT, out),
+            Err(_) => return self.reply_ata_fail(to, arg, ata::ERROR_ABRT, out),
         };
         id.flush = true;
         id.flush_ext = true;
         let mut block = [0u8; IDENTIFY_LEN];
         if id.emit(&mut block).is_err() {
-            return self.reply_ata_fail(iface, export, h, arg, ata::ERROR_ABRT, out);
+            return self.reply_ata_fail(to, arg, ata::ERROR_ABRT, out);
         }
         let reply = arg.reply(ata::STATUS_OK, 0);
-        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
-            write_ata_response(buf, h, mac, shelf, slot, &reply).map(|at| {
+        self.reply_ctl(to, out, |buf, mac, shelf, slot| {
+            write_ata_response(buf, to.h, mac, shelf, slot, &reply).map(|at| {
                 buf[at..at + IDENTIFY_LEN].copy_from_slice(&block);
                 at + IDENTIFY_LEN
             })
@@ -1227,16 +1189,9 @@ impl Target {
     }
 
     /// Bare header with the E flag and `code`, padded (unknown commands).
-    fn reply_error_bare(
-        &mut self,
-        iface: IfaceId,
-        export: ExportId,
-        h: &Header,
-        code: ErrorCode,
-        out: &mut Vec<Action>,
-    ) {
-        self.reply_ctl(iface, export, out, |buf, mac, shelf, slot| {
-            let hdr = h.response_to(mac, shelf, slot).with_error(code);
+    fn reply_error_bare(&mut self, to: ReplyTo<'_>, code: ErrorCode, out: &mut Vec<Action>) {
+        self.reply_ctl(to, out, |buf, mac, shelf, slot| {
+            let hdr = to.h.response_to(mac, shelf, slot).with_error(code);
             hdr.emit(buf).and_then(|end| finish_frame(buf, end))
         });
     }

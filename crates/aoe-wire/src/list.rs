@@ -1,6 +1,40 @@
 //! What the two lists of the control messages share (a MAC Mask List's directives, a
 //! Reserve/Release's MACs): each reads its entries by index, from a received frame or a
-//! caller's slice; iterating, comparing by content and printing follow from that.
+//! caller's slice; iterating, comparing by content and printing follow from that. On
+//! the wire each is a one-byte count followed by fixed-size entries.
+
+use crate::WireError;
+
+/// The `count` entries of `entry_len` bytes that start at `at` in `frame`, or
+/// `CountExceedsFrame` naming the count `field` when the frame holds fewer.
+pub(crate) fn counted_entries<'a>(
+    frame: &'a [u8],
+    at: usize,
+    count: u8,
+    entry_len: usize,
+    field: &'static str,
+) -> Result<&'a [u8], WireError> {
+    let need = usize::from(count) * entry_len;
+    let available = frame.len() - at;
+    if need > available {
+        return Err(WireError::CountExceedsFrame {
+            field,
+            count: count.into(),
+            need,
+            available,
+        });
+    }
+    Ok(&frame[at..at + need])
+}
+
+/// The count byte for a list of `n` entries (at most 255).
+pub(crate) fn count_byte(n: usize, field: &'static str) -> Result<u8, WireError> {
+    u8::try_from(n).map_err(|_| WireError::ValueOutOfRange {
+        field,
+        value: n as u64,
+        max: 255,
+    })
+}
 
 /// For `$list<'a>` with inherent `len()` and `get(i) -> Option<$item>`: `is_empty`, `iter`,
 /// the iterator `$iter<'a>`, `IntoIterator`, and `PartialEq`/`Eq`/`Debug` by the entries

@@ -1,6 +1,6 @@
 //! Command 2, MAC Mask List.
 
-use crate::list::indexed_list;
+use crate::list::{count_byte, counted_entries, indexed_list};
 
 use crate::{
     emit_frame, ensure_buf, ensure_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
@@ -241,17 +241,13 @@ impl<'a> MacMask<'a> {
         };
         let dir_count = frame[field::DIR_COUNT];
         let (failed_index, directives) = if merror == MError::Ok {
-            let need = usize::from(dir_count) * DIRECTIVE_LEN;
-            let available = frame.len() - field::DIRECTIVES;
-            if need > available {
-                return Err(WireError::CountExceedsFrame {
-                    field: "MAC Mask Dir Count",
-                    count: dir_count.into(),
-                    need,
-                    available,
-                });
-            }
-            let bytes = &frame[field::DIRECTIVES..field::DIRECTIVES + need];
+            let bytes = counted_entries(
+                frame,
+                field::DIRECTIVES,
+                dir_count,
+                DIRECTIVE_LEN,
+                "MAC Mask Dir Count",
+            )?;
             (0, Directives(DirSource::Wire(bytes)))
         } else {
             (dir_count, Directives::empty())
@@ -287,11 +283,7 @@ impl<'a> MacMask<'a> {
                     reason: "must be 0 when MError is Ok",
                 });
             }
-            u8::try_from(n).map_err(|_| WireError::ValueOutOfRange {
-                field: "MAC Mask Dir Count",
-                value: n as u64,
-                max: 255,
-            })?
+            count_byte(n, "MAC Mask Dir Count")?
         } else {
             if n != 0 {
                 return Err(WireError::Inconsistent {

@@ -1,6 +1,6 @@
 //! Command 3, Reserve/Release.
 
-use crate::list::indexed_list;
+use crate::list::{count_byte, counted_entries, indexed_list};
 
 use crate::{
     emit_frame, ensure_buf, ensure_frame, padded_len, Header, Mac, WireError, AOE_HEADER_END,
@@ -113,19 +113,10 @@ impl<'a> Reserve<'a> {
     pub fn parse(frame: &'a [u8]) -> Result<Reserve<'a>, WireError> {
         ensure_frame(frame, "Reserve/Release argument", field::MACS)?;
         let n = frame[field::NMACS];
-        let need = usize::from(n) * MAC_LEN;
-        let available = frame.len() - field::MACS;
-        if need > available {
-            return Err(WireError::CountExceedsFrame {
-                field: "Reserve/Release NMacs",
-                count: n.into(),
-                need,
-                available,
-            });
-        }
+        let macs = counted_entries(frame, field::MACS, n, MAC_LEN, "Reserve/Release NMacs")?;
         Ok(Reserve {
             rcmd: RCmd::from(frame[field::RCMD]),
-            macs: MacList(MacSource::Wire(&frame[field::MACS..field::MACS + need])),
+            macs: MacList(MacSource::Wire(macs)),
         })
     }
 
@@ -145,11 +136,7 @@ impl<'a> Reserve<'a> {
     /// returns the unpadded end offset.
     pub fn emit_arg(&self, frame: &mut [u8]) -> Result<usize, WireError> {
         let n = self.macs.len();
-        let nmacs = u8::try_from(n).map_err(|_| WireError::ValueOutOfRange {
-            field: "Reserve/Release NMacs",
-            value: n as u64,
-            max: 255,
-        })?;
+        let nmacs = count_byte(n, "Reserve/Release NMacs")?;
         let end = AOE_HEADER_END + self.arg_len();
         ensure_buf(frame, end)?;
         frame[field::RCMD] = self.rcmd.into();

@@ -1,12 +1,12 @@
 //! ATA request/response fixtures written byte by byte from the protocol note.
 
-use aoe_wire::{
-    ata, parse, respond_in_place, write_ata_request, AFlags, Ata, AtaArg, Command, Header, Mac,
-    Message, Packet, ATA_DATA_OFFSET, MIN_FRAME,
-};
+mod common;
 
-const INITIATOR: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
-const TARGET: Mac = Mac([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
+use aoe_wire::{
+    ata, parse, respond_in_place, write_ata_request, AFlags, Ata, AtaArg, Command, Header, Message,
+    Packet, ATA_DATA_OFFSET, MIN_FRAME,
+};
+use common::{assert_emits, frame, message, padded, INITIATOR, TAG, TARGET};
 
 /// READ SECTORS EXT of 2 sectors at LBA 0x0000_1234_5678_9ABC, tag 0x0102_0304,
 /// to e7.3, as Linux would send it (no data, padded to 60).
@@ -46,9 +46,7 @@ fn read_ext_request_parses_field_by_field() {
     assert_eq!(h.slot, 3);
     assert_eq!(h.command, Command::Ata);
     assert_eq!(h.tag, 0x0102_0304);
-    let Message::Ata(a) = p.message else {
-        panic!("not ATA: {:?}", p.message)
-    };
+    let a = message!(p, Ata);
     assert!(a.arg.aflags.extended());
     assert!(!a.arg.aflags.write());
     assert_eq!(a.arg.sector_count, 2);
@@ -70,9 +68,7 @@ fn read_ext_request_rebuilds_byte_identical() {
     assert_eq!(&buf[..n], &frame[..]);
 
     let p = parse(&frame).unwrap();
-    let mut again = [0u8; 128];
-    let n = p.emit(&mut again).unwrap();
-    assert_eq!(&again[..n], &frame[..]);
+    assert_emits(&frame, |buf| p.emit(buf));
 }
 
 #[test]
@@ -101,17 +97,6 @@ fn response_in_place_swaps_addresses_and_keeps_tag() {
     assert_eq!(pkt.buffer_len(), MIN_FRAME);
 }
 
-/// Builds a 24-byte header + given argument bytes, not padded.
-fn frame(byte14: u8, error: u8, command: u8, arg: &[u8]) -> Vec<u8> {
-    let mut f = vec![
-        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // dst
-        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // src
-        0x88, 0xA2, byte14, error, 0x00, 0x07, 0x03, command, 0x00, 0x00, 0xBE, 0xEF,
-    ];
-    f.extend_from_slice(arg);
-    f
-}
-
 #[test]
 fn lba28_write_with_device_register() {
     // WRITE SECTORS (0x30), 1 sector at LBA 0x0ABCDEF1: lba3 = 0xE0 | 0x0A.
@@ -121,9 +106,7 @@ fn lba28_write_with_device_register() {
     arg.extend((0..512).map(|i| i as u8));
     let f = frame(0x10, 0, 0, &arg);
     let p = parse(&f).unwrap();
-    let Message::Ata(a) = p.message else {
-        panic!("not ATA")
-    };
+    let a = message!(p, Ata);
     assert!(a.arg.aflags.write());
     assert!(!a.arg.aflags.extended());
     assert_eq!(a.arg.cmd_status, ata::WRITE);
@@ -136,14 +119,12 @@ fn lba28_write_with_device_register() {
 
     let built = AtaArg::read_write(true, 0x0ABC_DEF1, 1, false).unwrap();
     assert_eq!(built, a.arg);
-    let header = Header::request(TARGET, INITIATOR, 7, 3, Command::Ata, 0xBEEF);
+    let header = Header::request(TARGET, INITIATOR, 7, 3, Command::Ata, TAG);
     let ata = Ata {
         arg: built,
         data: a.data,
     };
-    let mut buf = vec![0u8; ata.buffer_len()];
-    assert_eq!(ata.emit(&header, &mut buf).unwrap(), f.len());
-    assert_eq!(buf, f);
+    assert_emits(&f, |buf| ata.emit(&header, buf));
 }
 
 #[test]
@@ -153,9 +134,7 @@ fn lba28_read_with_e0_masks_to_28_bits() {
         0x00, 0x00, 0x01, 0x20, 0x05, 0x00, 0x00, 0xE0, 0x00, 0x00, 0x00, 0x00,
     ];
     let f = frame(0x10, 0, 0, &arg);
-    let Message::Ata(a) = parse(&f).unwrap().message else {
-        panic!("not ATA")
-    };
+    let a = message!(parse(&f).unwrap(), Ata);
     assert_eq!(a.arg.effective_lba(), 5);
     assert_eq!(a.arg.lba, 0xE000_0005);
     assert!(a.data.is_empty(), "unpadded 36-byte frame has no data");
@@ -196,13 +175,12 @@ fn identify_request_as_linux_sends_it() {
     let arg = [
         0x00, 0x00, 0x01, 0xEC, 0x00, 0x00, 0x00, 0xA0, 0x00, 0x00, 0x00, 0x00,
     ];
-    let mut f = frame(0x10, 0, 0, &arg);
-    f.resize(MIN_FRAME, 0);
-    let header = Header::request(TARGET, INITIATOR, 7, 3, Command::Ata, 0xBEEF);
-    let mut buf = [0u8; 60];
-    let off = write_ata_request(&mut buf, &header, &AtaArg::identify()).unwrap();
-    assert_eq!(aoe_wire::finish_frame(&mut buf, off).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    let f = padded(frame(0x10, 0, 0, &arg));
+    let header = Header::request(TARGET, INITIATOR, 7, 3, Command::Ata, TAG);
+    assert_emits(&f, |buf| {
+        let off = write_ata_request(buf, &header, &AtaArg::identify())?;
+        aoe_wire::finish_frame(buf, off)
+    });
 }
 
 #[test]
@@ -215,13 +193,11 @@ fn read_reply_and_error_reply() {
     let f = frame(0x18, 0, 0, &arg);
     let p = parse(&f).unwrap();
     assert!(p.header.response);
-    let Message::Ata(a) = p.message else {
-        panic!("not ATA")
-    };
+    let a = message!(p, Ata);
     assert!(!a.arg.is_failed());
     assert_eq!(a.data.len(), 1024);
 
-    let request = Header::request(TARGET, INITIATOR, 7, 3, Command::Ata, 0xBEEF);
+    let request = Header::request(TARGET, INITIATOR, 7, 3, Command::Ata, TAG);
     let req_arg = AtaArg::read_write(false, 0x10, 2, true).unwrap();
     let mut buf = vec![0u8; 36 + 1024];
     let off = aoe_wire::write_ata_response(
@@ -234,20 +210,14 @@ fn read_reply_and_error_reply() {
     )
     .unwrap();
     buf[off..].fill(0x5A);
-    // The reply goes back to the initiator: swap the fixture's addresses.
-    let mut expect = f.clone();
-    expect[..6].copy_from_slice(&INITIATOR.0);
-    expect[6..12].copy_from_slice(&TARGET.0);
-    assert_eq!(buf, expect);
+    assert_eq!(buf, f);
 
     // Out-of-range read, vblade style: status 0x41, error IDNF, 36 bytes, no data.
     let arg = [
         0x40, 0x10, 0x00, 0x41, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     ];
     let f = frame(0x18, 0, 0, &arg);
-    let Message::Ata(a) = parse(&f).unwrap().message else {
-        panic!("not ATA")
-    };
+    let a = message!(parse(&f).unwrap(), Ata);
     assert!(a.arg.is_failed());
     assert_eq!(a.arg.err_feature, ata::ERROR_IDNF);
     assert_eq!(a.arg, req_arg.reply(ata::STATUS_FAILED, ata::ERROR_IDNF));
@@ -265,9 +235,7 @@ fn reserved_bits_ignored_on_receive() {
     assert_eq!(p.header.version, 1);
     assert!(!p.header.response);
     assert_eq!(p.header.error, None, "error byte only counts with E set");
-    let Message::Ata(a) = p.message else {
-        panic!("not ATA")
-    };
+    let a = message!(p, Ata);
     assert_eq!(a.arg.aflags.bits(), 0x53);
     // Emitting writes only defined bits and zero reserved bytes.
     let mut buf = [0u8; 60];

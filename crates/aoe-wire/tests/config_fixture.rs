@@ -6,14 +6,7 @@ use aoe_wire::{
     parse, CCmd, Command, ErrorCode, Header, Message, Packet, QueryConfig, WireError,
     BROADCAST_SHELF, BROADCAST_SLOT,
 };
-use common::{frame, padded, INITIATOR, TARGET};
-
-fn config<'a>(p: &Packet<'a>) -> QueryConfig<'a> {
-    match p.message {
-        Message::QueryConfig(q) => q,
-        other => panic!("not Query Config: {other:?}"),
-    }
-}
+use common::{assert_emits, frame, message, padded, INITIATOR, TAG, TARGET};
 
 #[test]
 fn linux_broadcast_discovery_request() {
@@ -28,7 +21,7 @@ fn linux_broadcast_discovery_request() {
     assert_eq!(p.header.slot, BROADCAST_SLOT);
     assert!(p.header.dst.is_broadcast());
     assert!(p.header.addresses(7, 3));
-    let q = config(&p);
+    let q = message!(p, QueryConfig);
     assert_eq!(q.ccmd, CCmd::Read);
     assert_eq!(q.version, 0);
     assert!(q.config.is_empty());
@@ -43,9 +36,7 @@ fn linux_broadcast_discovery_request() {
     );
     let mut req = QueryConfig::request(CCmd::Read, &[]);
     req.version = 0; // Linux sends the whole byte 29 as 0.
-    let mut buf = [0u8; 60];
-    assert_eq!(req.emit(&header, &mut buf).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| req.emit(&header, buf));
 }
 
 #[test]
@@ -61,7 +52,7 @@ fn response_with_string_parses_and_rebuilds() {
     let f = padded(frame(0x18, 0, 1, &arg));
     let p = parse(&f).unwrap();
     assert!(p.header.response);
-    let q = config(&p);
+    let q = message!(p, QueryConfig);
     assert_eq!(q.buffer_count, 16);
     assert_eq!(q.firmware, 0x4019);
     assert_eq!(q.sector_count, 2);
@@ -69,7 +60,7 @@ fn response_with_string_parses_and_rebuilds() {
     assert_eq!(q.ccmd, CCmd::Read);
     assert_eq!(q.config, b"hello");
 
-    let request = Header::request(TARGET, INITIATOR, 7, 3, Command::QueryConfig, 0x8000_0001);
+    let request = Header::request(TARGET, INITIATOR, 7, 3, Command::QueryConfig, TAG);
     let reply = QueryConfig {
         buffer_count: 16,
         firmware: 0x4019,
@@ -82,9 +73,7 @@ fn response_with_string_parses_and_rebuilds() {
         header: request.response_to(TARGET, 7, 3),
         message: Message::QueryConfig(reply),
     };
-    let mut buf = vec![0u8; pkt.buffer_len()];
-    assert_eq!(pkt.emit(&mut buf).unwrap(), 60);
-    assert_eq!(buf, f);
+    assert_emits(&f, |buf| pkt.emit(buf));
 }
 
 #[test]
@@ -93,12 +82,10 @@ fn set_refused_with_error_four() {
     let f = padded(frame(0x1C, 0x04, 1, &arg));
     let p = parse(&f).unwrap();
     assert_eq!(p.header.error, Some(ErrorCode::ConfigStringPresent));
-    let q = config(&p);
+    let q = message!(p, QueryConfig);
     assert_eq!(q.ccmd, CCmd::Set);
     assert_eq!(q.config, b"hi");
-    let mut buf = [0u8; 60];
-    p.emit(&mut buf).unwrap();
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| p.emit(buf));
 }
 
 #[test]
@@ -114,7 +101,7 @@ fn every_ccmd_nibble() {
     ] {
         let arg = [0, 0, 0, 0, 0, 0x10 | nibble, 0x00, 0x01, b'x'];
         let f = padded(frame(0x10, 0, 1, &arg));
-        assert_eq!(config(&parse(&f).unwrap()).ccmd, ccmd);
+        assert_eq!(message!(parse(&f).unwrap(), QueryConfig).ccmd, ccmd);
         assert_eq!(ccmd.nibble(), nibble);
     }
 }
@@ -124,7 +111,7 @@ fn max_length_accepted_and_limit_enforced() {
     let mut arg = vec![0, 0, 0, 0, 0, 0x14, 0x04, 0x00];
     arg.extend(std::iter::repeat_n(b'a', 1024));
     let f = frame(0x10, 0, 1, &arg);
-    assert_eq!(config(&parse(&f).unwrap()).config.len(), 1024);
+    assert_eq!(message!(parse(&f).unwrap(), QueryConfig).config.len(), 1024);
 
     let mut arg = vec![0, 0, 0, 0, 0, 0x14, 0x04, 0x01];
     arg.extend(std::iter::repeat_n(b'a', 1025));
@@ -176,7 +163,7 @@ fn length_beyond_frame_rejected_except_for_read_requests() {
     // A read request: aoecfg-style stale length (beyond frame) → empty string.
     let arg = [0, 0, 0, 0, 0, 0x10, 0x07, 0xD0];
     let f = padded(frame(0x10, 0, 1, &arg));
-    assert!(config(&parse(&f).unwrap()).config.is_empty());
+    assert!(message!(parse(&f).unwrap(), QueryConfig).config.is_empty());
 }
 
 #[test]
@@ -185,7 +172,7 @@ fn aoeping_read_with_filler() {
     let mut arg = vec![0, 0, 0, 0, 0, 0x10, 0x04, 0x00];
     arg.extend(std::iter::repeat_n(0xED, 1024));
     let f = frame(0x10, 0, 1, &arg);
-    let q = config(&parse(&f).unwrap());
+    let q = message!(parse(&f).unwrap(), QueryConfig);
     assert_eq!(q.ccmd, CCmd::Read);
     assert_eq!(q.config.len(), 1024);
 }

@@ -6,7 +6,7 @@ use aoe_wire::{
     effective_sector_count, finish_frame, parse, respond_in_place, sectors_per_frame, Command,
     ErrorCode, Header, Mac, MacParseError, Message, Packet, WireError, MIN_FRAME,
 };
-use common::{frame, padded, INITIATOR, TARGET};
+use common::{assert_emits, frame, message, padded, INITIATOR, TAG, TARGET};
 
 #[test]
 fn header_fields_and_rebuild() {
@@ -18,15 +18,11 @@ fn header_fields_and_rebuild() {
     assert_eq!((h.version, h.response, h.error), (1, false, None));
     assert_eq!((h.shelf, h.slot), (7, 3));
     assert_eq!(h.command, Command::Vendor(0xF3));
-    assert_eq!(h.tag, 0x8000_0001);
-    let Message::Other(rest) = p.message else {
-        panic!("vendor command should be Other")
-    };
+    assert_eq!(h.tag, TAG);
+    let rest = message!(p, Other);
     assert_eq!(rest.len(), 36);
     assert_eq!(&rest[..3], &[1, 2, 3]);
-    let mut buf = [0u8; 60];
-    assert_eq!(p.emit(&mut buf).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| p.emit(buf));
     let mut hdr = [0u8; 24];
     assert_eq!(h.emit(&mut hdr).unwrap(), 24);
     assert_eq!(&hdr[..], &f[..24]);
@@ -73,7 +69,7 @@ fn error_codes_only_with_e_flag() {
 #[test]
 fn unknown_command_error_reply() {
     // vblade's answer to command 0x10: E + error 1, 60 bytes.
-    let request = Header::request(TARGET, INITIATOR, 7, 3, Command::Unknown(0x10), 0x8000_0001);
+    let request = Header::request(TARGET, INITIATOR, 7, 3, Command::Unknown(0x10), TAG);
     let pkt = Packet {
         header: request
             .response_to(TARGET, 7, 3)

@@ -4,25 +4,11 @@ mod common;
 
 use aoe_wire::{
     parse, Command, DCmd, Directive, Directives, ErrorCode, Header, MCmd, MError, Mac, MacList,
-    MacMask, Message, Packet, RCmd, Reserve, WireError,
+    MacMask, Message, RCmd, Reserve, WireError,
 };
-use common::{frame, padded, INITIATOR, TARGET};
+use common::{assert_emits, frame, message, padded, INITIATOR, TAG, TARGET};
 
 const X: Mac = Mac([0x02, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE]);
-
-fn mask<'a>(p: &Packet<'a>) -> MacMask<'a> {
-    match p.message {
-        Message::MacMask(m) => m,
-        other => panic!("not MAC Mask: {other:?}"),
-    }
-}
-
-fn reserve<'a>(p: &Packet<'a>) -> Reserve<'a> {
-    match p.message {
-        Message::Reserve(r) => r,
-        other => panic!("not Reserve: {other:?}"),
-    }
-}
 
 #[test]
 fn mask_edit_request() {
@@ -33,7 +19,7 @@ fn mask_edit_request() {
     ];
     let f = padded(frame(0x10, 0, 2, &arg));
     let p = parse(&f).unwrap();
-    let m = mask(&p);
+    let m = message!(p, MacMask);
     assert_eq!(m.mcmd, MCmd::Edit);
     assert_eq!(m.merror, MError::Ok);
     let list: Vec<Directive> = m.directives.iter().collect();
@@ -63,10 +49,8 @@ fn mask_edit_request() {
     ];
     let req = MacMask::request(MCmd::Edit, Directives::from_slice(&dirs));
     assert_eq!(req, m);
-    let header = Header::request(TARGET, INITIATOR, 7, 3, Command::MacMask, 0x8000_0001);
-    let mut buf = [0u8; 60];
-    assert_eq!(req.emit(&header, &mut buf).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    let header = Header::request(TARGET, INITIATOR, 7, 3, Command::MacMask, TAG);
+    assert_emits(&f, |buf| req.emit(&header, buf));
 }
 
 #[test]
@@ -81,23 +65,19 @@ fn mask_read_reply_lists_entries() {
     assert_eq!(f.len(), 52);
     let f = padded(f);
     let p = parse(&f).unwrap();
-    let m = mask(&p);
+    let m = message!(p, MacMask);
     assert_eq!(m.directives.len(), 3);
     assert!(m.directives.iter().all(|d| d.dcmd == DCmd::None));
     assert_eq!(m.directives.get(2).unwrap().mac, TARGET);
-    let mut buf = [0u8; 60];
-    assert_eq!(p.emit(&mut buf).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| p.emit(buf));
 
     // The same reply built from the target's list of MACs.
     let list = [INITIATOR, X, TARGET];
     let reply = MacMask::request(MCmd::Read, Directives::listing(&list));
     assert_eq!(reply, m);
-    let header = Header::request(TARGET, INITIATOR, 7, 3, Command::MacMask, 0x8000_0001)
-        .response_to(TARGET, 7, 3);
-    let mut buf = [0u8; 60];
-    reply.emit(&header, &mut buf).unwrap();
-    assert_eq!(&buf[..], &f[..]);
+    let header =
+        Header::request(TARGET, INITIATOR, 7, 3, Command::MacMask, TAG).response_to(TARGET, 7, 3);
+    assert_emits(&f, |buf| reply.emit(&header, buf));
 }
 
 #[test]
@@ -106,13 +86,11 @@ fn mask_error_reply_carries_failed_index() {
     let arg = [0x00, 0x01, 0x02, 0x01];
     let f = padded(frame(0x18, 0, 2, &arg));
     let p = parse(&f).unwrap();
-    let m = mask(&p);
+    let m = message!(p, MacMask);
     assert_eq!(m.merror, MError::BadDCmd);
     assert_eq!(m.failed_index, 1);
     assert!(m.directives.is_empty());
-    let mut buf = [0u8; 60];
-    p.emit(&mut buf).unwrap();
-    assert_eq!(&buf[..], &f[..]);
+    assert_emits(&f, |buf| p.emit(buf));
 
     for (v, e) in [
         (0, MError::Ok),
@@ -130,7 +108,7 @@ fn mask_error_reply_carries_failed_index() {
 fn mask_request_ignores_merror_byte() {
     let arg = [0x00, 0x00, 0x07, 0x01, 0x00, 0x01, 0, 0, 0, 0, 0, 9];
     let f = padded(frame(0x10, 0, 2, &arg));
-    let m = mask(&parse(&f).unwrap());
+    let m = message!(parse(&f).unwrap(), MacMask);
     assert_eq!(m.merror, MError::Ok);
     assert_eq!(m.directives.len(), 1);
 }
@@ -191,7 +169,7 @@ fn mask_dir_count_beyond_frame() {
     // Dir Count 4 fits exactly (all-zero directives from padding).
     let arg = [0x00, 0x00, 0x00, 0x04];
     let f = padded(frame(0x18, 0, 2, &arg));
-    assert_eq!(mask(&parse(&f).unwrap()).directives.len(), 4);
+    assert_eq!(message!(parse(&f).unwrap(), MacMask).directives.len(), 4);
 }
 
 #[test]
@@ -203,7 +181,7 @@ fn reserve_set_request_and_reply() {
     ];
     let f = padded(frame(0x10, 0, 3, &arg));
     let p = parse(&f).unwrap();
-    let r = reserve(&p);
+    let r = message!(p, Reserve);
     assert_eq!(r.rcmd, RCmd::Set);
     assert_eq!(r.macs.iter().collect::<Vec<_>>(), vec![INITIATOR, X]);
     assert!(r.macs.contains(&X));
@@ -215,34 +193,26 @@ fn reserve_set_request_and_reply() {
         macs: MacList::from_slice(&macs),
     };
     assert_eq!(req, r);
-    let header = Header::request(
-        TARGET,
-        INITIATOR,
-        7,
-        3,
-        Command::ReserveRelease,
-        0x8000_0001,
-    );
-    let mut buf = [0u8; 60];
-    assert_eq!(req.emit(&header, &mut buf).unwrap(), 60);
-    assert_eq!(&buf[..], &f[..]);
+    let header = Header::request(TARGET, INITIATOR, 7, 3, Command::ReserveRelease, TAG);
+    assert_emits(&f, |buf| req.emit(&header, buf));
 
     // Conflict reply: E + error 6 with the unchanged list {X}.
     let arg = [0x01, 0x01, 0x02, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE];
     let f = padded(frame(0x1C, 0x06, 3, &arg));
     let p = parse(&f).unwrap();
     assert_eq!(p.header.error, Some(ErrorCode::TargetReserved));
-    assert_eq!(reserve(&p).macs.iter().collect::<Vec<_>>(), vec![X]);
-    let mut buf = [0u8; 60];
-    p.emit(&mut buf).unwrap();
-    assert_eq!(&buf[..], &f[..]);
+    assert_eq!(
+        message!(p, Reserve).macs.iter().collect::<Vec<_>>(),
+        vec![X]
+    );
+    assert_emits(&f, |buf| p.emit(buf));
 }
 
 #[test]
 fn reserve_padded_release_accepted() {
     // NMacs 0 in a padded frame: trailing zeros are not MACs (mdlayher's pitfall).
     let f = padded(frame(0x10, 0, 3, &[0x02, 0x00]));
-    let r = reserve(&parse(&f).unwrap());
+    let r = message!(parse(&f).unwrap(), Reserve);
     assert_eq!(r.rcmd, RCmd::ForceSet);
     assert!(r.macs.is_empty());
     assert_eq!(RCmd::from(7), RCmd::Unknown(7));

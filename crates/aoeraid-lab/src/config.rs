@@ -61,6 +61,9 @@ pub struct ApplianceSection {
     pub metrics_listen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_program: Option<PathBuf>,
+    /// How long `event_program` may run, in the daemon's syntax (`5s`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_timeout: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

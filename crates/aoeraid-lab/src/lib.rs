@@ -17,6 +17,7 @@ mod client;
 mod config;
 mod daemon;
 pub mod frames;
+mod ha;
 mod impair;
 mod netns;
 mod ocf;
@@ -35,8 +36,9 @@ pub use config::{
     ApplianceSection, Array, Backend, Bitmap, Config, Export, Frontend, Level, RebuildRates, Volume,
 };
 pub use daemon::{serve_counter, Daemon, ServeExport};
+pub use ha::Takeover;
 pub use impair::{Direction, Impairment, Netem, Tbf};
-pub use ocf::{OcfResource, OcfRun, OCF_ROOT};
+pub use ocf::{OcfResource, OcfRun, OCF_ROOT, OCF_SUCCESS};
 pub use pacemaker::{PacemakerCluster, PacemakerNode, NODE_FILES};
 pub use proc::Proc;
 pub use raw::RawClient;

@@ -11,9 +11,12 @@ use crate::{sh, Appliance, Lab};
 /// Where Debian's resource-agents package puts `lib/heartbeat/ocf-shellfuncs`.
 pub const OCF_ROOT: &str = "/usr/lib/ocf";
 
+/// The OCF exit code of a successful action.
+pub const OCF_SUCCESS: i32 = 0;
+
 /// One resource: an agent script, its instance name and parameters.
 pub struct OcfResource<'a> {
-    lab: &'a Lab,
+    pub(crate) lab: &'a Lab,
     agent: String,
     instance: String,
     params: Vec<(String, String)>,
@@ -49,11 +52,16 @@ impl Lab {
 
 impl Appliance {
     /// `ocf:aoeraid:appliance` (the script `agent`) over this appliance's
-    /// config and binary, its pidfile and log in the lab dir.
+    /// config and binary, its pidfile and log in the lab dir (named after the
+    /// appliance: each of an HA pair has its own).
     pub fn ocf_resource(&self, agent: &str) -> OcfResource<'_> {
         let dir = self.lab.dir();
-        let pidfile = dir.join("ocf-appliance.pid").display().to_string();
-        let logfile = dir.join("logs/ocf-appliance.log").display().to_string();
+        let name = &self.config().appliance.name;
+        let pidfile = dir.join(format!("ocf-{name}.pid")).display().to_string();
+        let logfile = dir
+            .join(format!("logs/ocf-{name}.log"))
+            .display()
+            .to_string();
         self.lab.ocf_resource(
             agent,
             "appliance",

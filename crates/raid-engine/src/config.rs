@@ -144,7 +144,16 @@ impl MetaLayout {
     }
 }
 
-pub(crate) fn validate(cfg: &ArrayConfig) -> Result<(Geometry, MetaLayout, u64), CreateError> {
+/// How an array lies on its members: what `validate` derives from a config and
+/// assembly reads back from a superblock.
+pub(crate) struct Format {
+    pub(crate) geo: Geometry,
+    pub(crate) ml: MetaLayout,
+    /// Stripe units per write-intent bitmap region.
+    pub(crate) region_units: u64,
+}
+
+pub(crate) fn validate(cfg: &ArrayConfig) -> Result<Format, CreateError> {
     if cfg.name.len() > 32 {
         return Err(CreateError::NameTooLong);
     }
@@ -191,5 +200,9 @@ pub(crate) fn validate(cfg: &ArrayConfig) -> Result<(Geometry, MetaLayout, u64),
         .collect();
     check_placement(&geo, &shelves, cfg.force_placement).map_err(CreateError::Placement)?;
     let region_units = (cfg.bitmap_region_sectors / geo.unit_sectors()).max(1);
-    Ok((geo, meta, region_units))
+    Ok(Format {
+        geo,
+        ml: meta,
+        region_units,
+    })
 }

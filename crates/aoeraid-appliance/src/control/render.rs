@@ -159,6 +159,15 @@ fn array(out: &mut String, a: &ArrayStatus, terminal: bool) {
     }
 }
 
+/// MACs joined by commas, or `none` for an empty list.
+fn list_or(macs: &[String], none: &str) -> String {
+    if macs.is_empty() {
+        none.to_string()
+    } else {
+        macs.join(",")
+    }
+}
+
 /// The whole status report.
 pub fn render(s: &Status, terminal: bool) -> String {
     let mut out = String::new();
@@ -191,16 +200,8 @@ pub fn render(s: &Status, terminal: bool) -> String {
                     "not exported"
                 },
                 v.arrays.join("+"),
-                if v.allow.is_empty() {
-                    "any".to_string()
-                } else {
-                    v.allow.join(",")
-                },
-                if v.reserved.is_empty() {
-                    "none".to_string()
-                } else {
-                    v.reserved.join(",")
-                },
+                list_or(&v.allow, "any"),
+                list_or(&v.reserved, "none"),
                 if v.fenced_commands + v.reserve_refused > 0 {
                     format!(
                         " (fenced {} commands, refused {} reserve changes)",

@@ -7,6 +7,7 @@ use crate::core::ownership;
 use crate::daemon::create::engine_level;
 use aoe_initiator::sim::{Sim, SimBlade};
 use aoe_initiator::{BladeState, PoolConfig};
+use aoeraid_lab as lab;
 use raid_engine::superblock::{Superblock, SB_BYTES, SB_OFFSET};
 use raid_engine::{ArrayConfig, MemberSpec};
 use raid_engine::{Engine, MemberState, VolumeRequest};
@@ -42,12 +43,27 @@ fn addr(s: &str) -> MemberAddr {
     s.parse().unwrap()
 }
 
-/// A core over the arrays, volumes and spare groups of `yaml`, every `eS.L` it
-/// names a simulated blade that is up. Arrays are created clean.
-fn rig(yaml: &str) -> Rig {
-    let cfg = check_str(yaml, "test.yaml", false)
+/// The appliance's config from a test's arrays, volumes and spare groups (the rig
+/// names the appliance and its interfaces), as the daemon reads it from a file.
+fn checked(mut c: lab::Config) -> Config {
+    c.appliance.name = "t".into();
+    c.backend.interfaces = vec!["eth1".into()];
+    c.frontend.interfaces = vec!["eth2".into()];
+    check_str(&c.to_yaml(), "test.yaml", false)
         .unwrap_or_else(|e| panic!("{e}"))
-        .config;
+        .config
+}
+
+/// `array` exported alone as volume `vol` (e7.0).
+fn exported(array: lab::Array) -> lab::Config {
+    let volume = lab::Volume::new("vol", &[&array.name], 7, 0);
+    lab::Config::default().array(array).volume(volume)
+}
+
+/// A core over the arrays, volumes and spare groups of `c`, every `eS.L` it
+/// names a simulated blade that is up. Arrays are created clean.
+fn rig(c: lab::Config) -> Rig {
+    let cfg = checked(c);
     let mut sim = Sim::new(
         PoolConfig {
             dead_time: DEAD,
@@ -218,10 +234,15 @@ impl Rig {
 
     /// Writes to volume `v` so that every member has I/O in flight.
     fn write(&mut self, v: usize, id: u64) {
+        self.write_at(v, id, 0);
+    }
+
+    /// Writes 8 sectors at `offset` of volume `v` and lets the I/O run.
+    fn write_at(&mut self, v: usize, id: u64, offset: u64) {
         self.core.vols[v].concat.submit(VolumeRequest {
             id,
             op: VolumeOp::Write,
-            offset: 0,
+            offset,
             sectors: 8,
             data: vec![0x5a; 8 * SECTOR],
         });
@@ -233,6 +254,15 @@ impl Rig {
         let r = self.core.command(self.now, &mut self.host, c);
         self.settle();
         r
+    }
+
+    /// The operator fails `member` of `array`.
+    fn fail(&mut self, array: &str, member: &str) {
+        let fail = Command::Fail {
+            array: array.into(),
+            member: addr(member),
+        };
+        self.cmd(fail).unwrap();
     }
 
     fn events(&self, kind: crate::events::EventKind) -> Vec<&Event> {
@@ -252,20 +282,17 @@ impl Rig {
     }
 }
 
-const MIRROR: &str = "\
-appliance: {name: t}
-backend: {interfaces: [eth1]}
-frontend: {interfaces: [eth2]}
-arrays:
-  - {name: data, level: raid1, members: [e0.0, e1.0]}
-volumes:
-  - {name: vol, arrays: [data], export: {shelf: 7, slot: 0}}
-";
+/// Blades of the test mirrors.
+const PAIR: [&str; 2] = ["e0.0", "e1.0"];
+
+fn mirror() -> lab::Config {
+    exported(lab::Array::raid1("data", &PAIR))
+}
 
 #[test]
 fn a_silent_blade_fails_its_member_and_its_return_re_adds_it() {
     use crate::events::EventKind as K;
-    let mut r = rig(MIRROR);
+    let mut r = rig(mirror());
     assert_eq!(r.state("data", "e1.0"), Some(MemberState::Active));
     r.blade("e1.0").dead = true;
     r.write(0, 1);
@@ -311,7 +338,7 @@ impl Rig {
 #[test]
 fn a_refused_write_stops_the_volume_for_good() {
     use crate::events::EventKind as K;
-    let mut r = rig(MIRROR);
+    let mut r = rig(mirror());
     r.hold();
     r.write(0, 1);
     assert!(!r.reservation_lost());
@@ -352,7 +379,7 @@ fn a_refused_write_stops_the_volume_for_good() {
 
 #[test]
 fn the_periodic_set_finds_a_blade_taken_while_idle() {
-    let mut r = rig(MIRROR);
+    let mut r = rig(mirror());
     let ours = r.hold();
     // A quick vblade restart (never looked dead) empties the list: set again.
     r.blade("e0.0").restart();
@@ -376,7 +403,7 @@ fn the_periodic_set_finds_a_blade_taken_while_idle() {
 
 #[test]
 fn a_returning_blade_is_set_before_its_member_rejoins() {
-    let mut r = rig(MIRROR);
+    let mut r = rig(mirror());
     let ours = r.hold();
     r.blade("e1.0").dead = true;
     r.write(0, 1);
@@ -410,36 +437,26 @@ fn a_returning_blade_is_set_before_its_member_rejoins() {
     assert!(r.reservation_lost());
 }
 
-const GROUPS: &str = "\
-appliance: {name: t}
-backend: {interfaces: [eth1]}
-frontend: {interfaces: [eth2]}
-spare_groups: {ga: [e9.0], gb: [e9.1]}
-arrays:
-  - {name: a, level: raid1, members: [e0.0, e1.0], spare_group: ga}
-  - {name: b, level: raid1, members: [e0.1, e1.1], spare_group: gb}
-  - {name: c, level: raid1, members: [e0.2, e1.2]}
-volumes:
-  - {name: vol, arrays: [a, b, c], export: {shelf: 7, slot: 0}}
-";
+/// Three mirrors in one volume: `a` with spare group `ga`, `b` with `gb`, `c` with none.
+fn groups() -> lab::Config {
+    lab::Config::default()
+        .spare_group("ga", &["e9.0"])
+        .spare_group("gb", &["e9.1"])
+        .array(lab::Array::raid1("a", &PAIR).spare_group("ga"))
+        .array(lab::Array::raid1("b", &["e0.1", "e1.1"]).spare_group("gb"))
+        .array(lab::Array::raid1("c", &["e0.2", "e1.2"]))
+        .volume(lab::Volume::new("vol", &["a", "b", "c"], 7, 0))
+}
 
 #[test]
 fn a_degraded_array_takes_a_spare_of_its_own_group_only() {
-    let mut r = rig(GROUPS);
+    let mut r = rig(groups());
     // c has no group: it stays degraded, and nobody's spare moves.
-    r.cmd(Command::Fail {
-        array: "c".into(),
-        member: addr("e1.2"),
-    })
-    .unwrap();
+    r.fail("c", "e1.2");
     assert_eq!(r.core.spares.available("ga"), 1);
     assert_eq!(r.core.spares.available("gb"), 1);
     // b is in gb: it gets e9.1, and ga keeps e9.0.
-    r.cmd(Command::Fail {
-        array: "b".into(),
-        member: addr("e1.1"),
-    })
-    .unwrap();
+    r.fail("b", "e1.1");
     assert_eq!(r.core.spares.available("ga"), 1);
     assert_eq!(r.core.spares.available("gb"), 0);
     assert!(matches!(
@@ -453,11 +470,7 @@ fn a_degraded_array_takes_a_spare_of_its_own_group_only() {
     // A second failure in b finds its group empty: no spare from ga.
     r.advance(Duration::from_secs(30));
     assert_eq!(r.state("b", "e9.1"), Some(MemberState::Active));
-    r.cmd(Command::Fail {
-        array: "b".into(),
-        member: addr("e0.1"),
-    })
-    .unwrap();
+    r.fail("b", "e0.1");
     assert_eq!(r.core.spares.available("ga"), 1);
     let status = r.core.status(r.now);
     let ga = status.spare_groups.iter().find(|g| g.name == "ga").unwrap();
@@ -466,16 +479,9 @@ fn a_degraded_array_takes_a_spare_of_its_own_group_only() {
 
 #[test]
 fn a_returning_blade_whose_slot_a_spare_took_is_left_alone() {
-    let yaml = MIRROR
-        .replace(
-            "appliance: {name: t}",
-            "appliance: {name: t}\nspare_groups: {g: [e2.0]}",
-        )
-        .replace(
-            "members: [e0.0, e1.0]}",
-            "members: [e0.0, e1.0], spare_group: g}",
-        );
-    let mut r = rig(&yaml);
+    let mut r = rig(
+        exported(lab::Array::raid1("data", &PAIR).spare_group("g")).spare_group("g", &["e2.0"])
+    );
     r.blade("e1.0").dead = true;
     r.write(0, 1);
     r.advance(DEAD * 3);
@@ -506,56 +512,30 @@ fn a_returning_blade_whose_slot_a_spare_took_is_left_alone() {
     assert!(msg.contains("as a spare"), "{msg}");
 }
 
-const GROW: &str = "\
-appliance: {name: t}
-backend: {interfaces: [eth1]}
-frontend: {interfaces: [eth2]}
-arrays:
-  - {name: a, level: raid1, members: [e0.0, e1.0]}
-  - {name: b, level: raid1, members: [e0.1, e1.1]}
-volumes:
-  - {name: vol, arrays: [a], export: {shelf: 7, slot: 0}}
-";
-
 #[test]
 fn grow_appends_a_standalone_array_once() {
-    let mut r = rig(GROW);
+    // `b` is in no volume: grow appends it to `vol`.
+    let b = lab::Array::raid1("b", &["e0.1", "e1.1"]);
+    let mut r = rig(exported(lab::Array::raid1("a", &PAIR)).array(b));
     let one = r.core.vols[0].concat.volume_sectors();
     assert!(one > 0);
-    let err = r
-        .cmd(Command::Grow {
-            volume: "nope".into(),
+    let grow_by_b = |r: &mut Rig, volume: &str| {
+        r.cmd(Command::Grow {
+            volume: volume.into(),
             array: "b".into(),
         })
-        .unwrap_err();
+    };
+    let err = grow_by_b(&mut r, "nope").unwrap_err();
     assert!(err.contains("no volume named nope"), "{err}");
-    let msg = r
-        .cmd(Command::Grow {
-            volume: "vol".into(),
-            array: "b".into(),
-        })
-        .unwrap();
+    let msg = grow_by_b(&mut r, "vol").unwrap();
     assert!(msg.contains("grown by array b"), "{msg}");
     assert_eq!(r.core.vols[0].concat.volume_sectors(), 2 * one);
     assert_eq!(r.core.vols[0].arrays.len(), 2);
-    let err = r
-        .cmd(Command::Grow {
-            volume: "vol".into(),
-            array: "b".into(),
-        })
-        .unwrap_err();
+    let err = grow_by_b(&mut r, "vol").unwrap_err();
     assert!(err.contains("already belongs to volume vol"), "{err}");
     // The grown volume still serves writes on both arrays, member I/O routed by
     // the arrays' new places.
-    r.core.vols[0].concat.submit(VolumeRequest {
-        id: 9,
-        op: VolumeOp::Write,
-        offset: one,
-        sectors: 8,
-        data: vec![1; 8 * SECTOR],
-    });
-    r.core.dirty = true;
-    r.settle();
+    r.write_at(0, 9, one);
     assert_eq!(r.state("b", "e0.1"), Some(MemberState::Active));
     assert!(r.blade("e0.1").writes > 0);
     assert!(r.blade("e1.1").writes > 0);
@@ -563,21 +543,14 @@ fn grow_appends_a_standalone_array_once() {
 
 #[test]
 fn reload_applies_live_changes_and_names_the_rest() {
-    let mut r = rig(GROUPS);
-    let new = GROUPS
-        .replace(
-            "backend: {interfaces: [eth1]}",
-            "backend: {interfaces: [eth1], dead_after: 3s}",
-        )
-        .replace(
-            "appliance: {name: t}",
-            "appliance: {name: t, event_program: /bin/true, event_timeout: 5s}",
-        )
-        .replace("ga: [e9.0]", "ga: [e9.0, e9.2]")
-        .replace(
-            "{name: c, level: raid1, members: [e0.2, e1.2]}",
-            "{name: c, level: raid1, members: [e0.2, e1.2], chunk: 1MiB, spare_group: ga}",
-        );
+    let mut r = rig(groups());
+    let mut new = groups().spare_group("ga", &["e9.0", "e9.2"]);
+    new.backend.dead_after = Some("3s".into());
+    new.appliance.event_program = Some("/bin/true".into());
+    new.appliance.event_timeout = Some("5s".into());
+    new.arrays[2] = lab::Array::raid1("c", &["e0.2", "e1.2"])
+        .chunk("1MiB")
+        .spare_group("ga");
     // e9.2 must exist as a blade for the group to take it.
     r.blades.push({
         let mut b = SimBlade::new(9, 2, SECTORS);
@@ -587,8 +560,7 @@ fn reload_applies_live_changes_and_names_the_rest() {
     let pool = r.core.pool.as_mut().unwrap();
     pool.query(9, 2);
     r.advance(Duration::from_millis(100));
-    let cfg = check_str(&new, "test.yaml", false).unwrap().config;
-    let out = r.core.reload(r.now, &mut r.host, cfg);
+    let out = r.core.reload(r.now, &mut r.host, checked(new.clone()));
     let msg = out.reply.unwrap();
     assert_eq!(
         out.event_program,
@@ -605,25 +577,19 @@ fn reload_applies_live_changes_and_names_the_rest() {
     let (v, a) = volumes::find_array(&r.core.vols, "c").unwrap();
     assert_eq!(r.core.vols[v].arrays[a].spare_group.as_deref(), Some("ga"));
     // The running config is the new one: the same file again changes nothing.
-    let again = check_str(&new, "test.yaml", false).unwrap().config;
-    let out = r.core.reload(r.now, &mut r.host, again);
+    let out = r.core.reload(r.now, &mut r.host, checked(new));
     assert_eq!(out.reply.unwrap(), "reloaded: nothing changed");
     assert!(out.event_program.is_none());
 }
 
 #[test]
 fn a_shorter_dead_after_takes_effect_on_frames_already_out() {
-    let mut r = rig(MIRROR);
+    let mut r = rig(mirror());
     r.blade("e1.0").dead = true;
     r.write(0, 1);
-    let cfg = check_str(
-        &MIRROR.replace("[eth1]}", "[eth1], dead_after: 100ms}"),
-        "t.yaml",
-        false,
-    )
-    .unwrap()
-    .config;
-    let out = r.core.reload(r.now, &mut r.host, cfg);
+    let mut shorter = mirror();
+    shorter.backend.dead_after = Some("100ms".into());
+    let out = r.core.reload(r.now, &mut r.host, checked(shorter));
     assert!(out.reply.unwrap().contains("dead_after 100ms"));
     r.advance(Duration::from_millis(300));
     assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
@@ -633,15 +599,13 @@ fn a_shorter_dead_after_takes_effect_on_frames_already_out() {
 
 /// A mirror whose bitmap region (64 KiB, one chunk) is a small part of the data
 /// area, so a bitmap resync is told apart from a whole rebuild.
-const SMALL_REGIONS: &str = "\
-appliance: {name: t}
-backend: {interfaces: [eth1]}
-frontend: {interfaces: [eth2]}
-arrays:
-  - {name: data, level: raid1, members: [e0.0, e1.0], chunk: 64KiB, bitmap: {region: 64KiB}}
-volumes:
-  - {name: vol, arrays: [data], export: {shelf: 7, slot: 0}}
-";
+fn small_regions() -> lab::Config {
+    exported(
+        lab::Array::raid1("data", &PAIR)
+            .chunk("64KiB")
+            .bitmap_region("64KiB"),
+    )
+}
 
 impl Rig {
     /// The arrays clear their bitmaps and mark themselves clean, as a stop does
@@ -744,7 +708,7 @@ impl Rig {
 #[test]
 fn a_blade_missing_at_start_joins_when_it_appears_and_resyncs_only_what_changed() {
     use crate::events::EventKind as K;
-    let mut r = rig(SMALL_REGIONS);
+    let mut r = rig(small_regions());
     r.quiesce();
     r.restart(&["e1.0"]);
     assert_eq!(r.state("data", "e0.0"), Some(MemberState::Active));
@@ -771,7 +735,7 @@ fn a_blade_missing_at_start_joins_when_it_appears_and_resyncs_only_what_changed(
 
 #[test]
 fn a_blade_returning_with_a_foreign_superblock_is_refused_and_untouched() {
-    let mut r = rig(MIRROR);
+    let mut r = rig(mirror());
     r.blade("e1.0").dead = true;
     r.write(0, 1);
     r.advance(DEAD * 3);
@@ -799,7 +763,7 @@ fn a_blade_returning_with_a_foreign_superblock_is_refused_and_untouched() {
 
 #[test]
 fn a_blade_missing_at_start_with_a_foreign_superblock_is_refused_and_untouched() {
-    let mut r = rig(MIRROR);
+    let mut r = rig(mirror());
     r.quiesce();
     r.restart(&["e1.0"]);
     r.edit_superblock("e1.0", |sb| sb.array_uuid = [0xEE; 16]);
@@ -814,7 +778,7 @@ fn a_blade_missing_at_start_with_a_foreign_superblock_is_refused_and_untouched()
 
 #[test]
 fn a_stale_blade_beyond_the_bitmap_is_refused_until_re_add_rebuilds_it_whole() {
-    let mut r = rig(SMALL_REGIONS);
+    let mut r = rig(small_regions());
     r.quiesce();
     r.restart(&[]);
     // A copy of e1.0 at a clean point, then writes the bitmap marks and clears

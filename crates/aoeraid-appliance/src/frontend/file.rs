@@ -19,6 +19,10 @@ pub(crate) struct RingFiles {
     files: Vec<Option<(FileId, u64)>>,
     /// Bytes expected per request (to catch short reads and writes).
     expected: Vec<u32>,
+    /// Exports opened with O_DIRECT: their reads never complete at submission.
+    direct: Vec<bool>,
+    /// Page-cache reads queued on the ring since [`RingFiles::take_reads_queued`].
+    reads_queued: usize,
 }
 
 impl RingFiles {
@@ -28,20 +32,25 @@ impl RingFiles {
         RingFiles {
             files: Vec::new(),
             expected: vec![0; requests],
+            direct: Vec::new(),
+            reads_queued: 0,
         }
     }
 
     /// Export `export` is `file` from byte `base` on (None: no store any
-    /// more); returns the file it replaces.
+    /// more), opened with O_DIRECT or not; returns the file it replaces.
     pub(crate) fn set(
         &mut self,
         export: ExportId,
         file: Option<(FileId, u64)>,
+        direct: bool,
     ) -> Option<(FileId, u64)> {
         let e = usize::from(export.0);
         if self.files.len() <= e {
             self.files.resize(e + 1, None);
+            self.direct.resize(e + 1, false);
         }
+        self.direct[e] = direct;
         std::mem::replace(&mut self.files[e], file)
     }
 
@@ -92,6 +101,12 @@ impl RingFiles {
         }
     }
 
+    /// How many page-cache (not O_DIRECT) reads were queued on the ring
+    /// since the last call.
+    pub(crate) fn take_reads_queued(&mut self) -> usize {
+        std::mem::take(&mut self.reads_queued)
+    }
+
     /// The registered file of `export`, if it has one.
     pub(crate) fn file(&self, export: ExportId) -> Option<(FileId, u64)> {
         *self.files.get(usize::from(export.0))?
@@ -125,7 +140,17 @@ impl Store<RingPort<'_>> for RingFiles {
             at,
             user(KIND_READ, io.req.0),
         ) {
-            Ok(()) => ReadStart::Started,
+            Ok(()) => {
+                if !self
+                    .direct
+                    .get(usize::from(io.export.0))
+                    .copied()
+                    .unwrap_or(true)
+                {
+                    self.reads_queued += 1;
+                }
+                ReadStart::Started
+            }
             Err(_) => ReadStart::Failed,
         }
     }

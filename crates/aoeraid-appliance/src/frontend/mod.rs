@@ -14,10 +14,13 @@
 //!
 //! ## Data path
 //!
-//! Multishot receive into the ring's provided buffers; a READ's data is read
-//! by io_uring straight into the send slot at `ATA_DATA_OFFSET` (page-aligned,
-//! so O_DIRECT works in place) and the slot is sent; a WRITE's payload goes to
-//! the store straight from the receive buffer. When send slots run out,
+//! `aoeraid serve`: requests arrive in each socket's mapped receive ring,
+//! and a worker that found a burst lingers in its next wait ([`intake`]);
+//! a READ's data is read by io_uring straight into the send
+//! slot at `ATA_DATA_OFFSET` (page-aligned, so O_DIRECT works in place) and
+//! the slot is sent — in the same turn when the read completes at submission
+//! (a page-cache hit); a WRITE's payload goes to the store from a send slot
+//! it is copied into (ring memory is no registered buffer). When send slots run out,
 //! replies, control frames and reads wait in the driver's queue (see
 //! [`driver`]), never dropped. Completed writes are made
 //! durable by one fdatasync per batch (group commit in the core) and only
@@ -62,6 +65,7 @@
 mod catalog;
 mod driver;
 mod file;
+mod intake;
 mod persist;
 mod record;
 mod ring;

@@ -14,39 +14,16 @@
 use super::catalog::{Catalog, Served};
 use super::driver::DriverCounters;
 use super::file::RingFiles;
+use super::intake::{self, frame_count};
 use super::ring::RingFront;
 use super::Driver;
 use anyhow::Context;
 use aoe_target::{Counters, ExportConfig, ExportId, IfaceId, Target, TargetConfig};
-use aoe_uring::{
-    Completion, FanoutMode, FileId, InterfaceInfo, PacketSocket, Ring, RingConfig, SocketOptions,
-};
+use aoe_uring::{Completion, FanoutMode, FileId, InterfaceInfo, PacketSocket, Ring, RingConfig};
 use aoe_wire::Mac;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A wake-up that brought at least this many request frames means a client
-/// keeps several in flight: the next wait lingers ([`LINGER`]) so that one
-/// wake-up serves a burst instead of one frame. Fewer (QD 1) never linger,
-/// so a lone request is answered as soon as it lands.
-const LINGER_MIN_FRAMES: usize = 4;
-/// How long a busy worker's wait lasts at least (its replies are submitted
-/// before it sleeps). `STORE=ext4 benches/target_vs_vblade.sh`-style runs at
-/// MTU 1500 QD 16 reads, load 16-18, interleaved: 0 µs 6.9k/7.8k req/s,
-/// 10 µs 9.6k/7.9k, 20 µs 13.2k/13.1k/12.6k/11.3k, 30 µs 12.1k/9.7k,
-/// 50 µs 10.0k/8.9k; target CPU per request 7.0 → 5.0 µs.
-const LINGER: Duration = Duration::from_micros(20);
-
-/// Slots of each front socket's mapped receive ring (`PACKET_RX_RING`): the
-/// kernel copies a request into shared memory while delivering it (on veth,
-/// in the client's send), so the worker reads frames with no receive request
-/// or copy of its own. Frames are handed back as soon as the core has read
-/// them (a write's payload is copied into a send slot first), so this only
-/// has to hold one burst: 512 frames of the clients' windows. A full ring
-/// drops (counted, the client retransmits). Slots are sized for the MTU at
-/// open, the MTU the target advertises (and clients size requests by).
-const RX_RING_FRAMES: u32 = 512;
 
 /// Flags the standalone loop watches (set from signal handlers).
 #[derive(Debug, Default)]
@@ -75,6 +52,11 @@ fn ring_config(target_requests: usize) -> RingConfig {
         max_ops: (target_requests + 64) as u32,
         // One per export and per interface socket, reloads included.
         max_files: 4096,
+        // Completions are processed only inside the worker's wait, and a
+        // frame landing in a mapped ring while the worker lingers does not
+        // wake it: without this each request's poll completion woke the
+        // worker (task work), costing the client's CPU the wake-up.
+        single_issuer: true,
         ..RingConfig::default()
     }
 }
@@ -203,11 +185,7 @@ impl Worker {
     }
 
     fn open_socket(&self, cat: &Catalog, name: &str) -> anyhow::Result<PacketSocket> {
-        let opts = SocketOptions {
-            rx_ring_frames: RX_RING_FRAMES,
-            ..SocketOptions::default()
-        };
-        let sock = PacketSocket::open_with(name, &opts)
+        let sock = PacketSocket::open_with(name, &intake::socket_options())
             .with_context(|| format!("open AF_PACKET socket on {name}"))?;
         if let Some(base) = self.fanout {
             sock.join_fanout(
@@ -236,7 +214,7 @@ impl Worker {
             let (id, file) = self.retiring[k];
             if self.front.driver().target().export_idle(id) {
                 let _ = self.ring.unregister_file(file);
-                self.front.driver_mut().store_mut().set(id, None);
+                self.front.driver_mut().store_mut().set(id, None, false);
                 self.retiring.swap_remove(k);
             } else {
                 k += 1;
@@ -310,7 +288,7 @@ impl Worker {
         self.front
             .driver_mut()
             .store_mut()
-            .set(id, Some((file, s.spec.offset)));
+            .set(id, Some((file, s.spec.offset)), s.store.direct);
         self.front.set_state(id, s.state.clone());
         Ok(id)
     }
@@ -349,6 +327,15 @@ impl Worker {
         }
     }
 
+    /// Feeds a wait's completions, then sends what they produced.
+    fn handle(&mut self, now: Instant, events: &mut Vec<Completion>) {
+        for ev in events.drain(..) {
+            self.on_completion(now, ev);
+        }
+        self.front.poll_fences(&self.ring);
+        self.front.flush(&self.ring);
+    }
+
     fn summary(&self) -> Summary {
         Summary {
             core: *self.front.driver().target().counters(),
@@ -363,37 +350,60 @@ impl Worker {
 /// drains in-flight requests (up to 5 s) and returns the counters. With
 /// `strict`, an interface missing at start is an error (the command line);
 /// otherwise it is served once it comes up (a config file).
+///
+/// Each worker builds its ring on its own thread: the ring is single-issuer
+/// (see [`ring_config`]), so every enter and registration must come from the
+/// thread that first submits. A worker that cannot be built stops the others
+/// and fails the start.
 pub(crate) fn run(cat: Arc<Catalog>, ctl: Arc<Control>, strict: bool) -> anyhow::Result<Summary> {
     let threads = cat.cfg.threads;
     let fanout = (threads > 1).then(|| (std::process::id() as u16) & 0x7fff);
-    // Build every worker before serving so setup errors surface at once.
-    let mut built = Vec::new();
-    for i in 0..threads {
-        let mut w = Worker::new(&cat, fanout, i == 0)?;
-        w.poll_ifaces(&cat, strict)?;
-        w.sync_exports(&cat);
-        built.push(w);
-    }
+    let build = move |cat: &Catalog, primary: bool| -> anyhow::Result<Worker> {
+        let mut w = Worker::new(cat, fanout, primary)?;
+        w.poll_ifaces(cat, strict)?;
+        w.sync_exports(cat);
+        Ok(w)
+    };
+    let first = build(&cat, true)?;
+    let (ready, built) = std::sync::mpsc::channel();
     let mut handles = Vec::new();
-    let mut first = None;
-    for (i, w) in built.into_iter().enumerate() {
-        if i == 0 {
-            first = Some(w);
-            continue;
-        }
-        let (cat, ctl) = (cat.clone(), ctl.clone());
+    for i in 1..threads {
+        let (cat, ctl, ready) = (cat.clone(), ctl.clone(), ready.clone());
         handles.push(
             std::thread::Builder::new()
                 .name(format!("aoe-target-{i}"))
-                .spawn(move || serve_loop(&cat, &ctl, w))?,
+                .spawn(move || match build(&cat, false) {
+                    Ok(w) => {
+                        let _ = ready.send(None);
+                        serve_loop(&cat, &ctl, w).map(Some)
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Some(e));
+                        Ok(None)
+                    }
+                })?,
         );
     }
-    let mut total = serve_loop(&cat, &ctl, first.context("no worker")?)?;
+    drop(ready);
+    // One message per spawned worker (its sender lives as long as it does).
+    let failed = (1..threads)
+        .filter_map(|_| built.recv().ok().flatten())
+        .next();
+    if let Some(e) = failed {
+        ctl.stop.store(true, Ordering::Release);
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(e);
+    }
+    let mut total = serve_loop(&cat, &ctl, first)?;
     for h in handles {
         let s = h
             .join()
             .map_err(|_| anyhow::anyhow!("worker thread panicked"))??;
-        add_counters(&mut total, &s);
+        if let Some(s) = s {
+            add_counters(&mut total, &s);
+        }
     }
     Ok(total)
 }
@@ -415,20 +425,16 @@ fn serve_loop(cat: &Catalog, ctl: &Control, mut w: Worker) -> anyhow::Result<Sum
             Duration::from_millis(200)
         };
         let now = w.ring.wait_lingering(Some(timeout), linger, &mut events)?;
-        let frames = events
-            .iter()
-            .filter(|e| matches!(e, Completion::Frame { .. }))
-            .count();
-        linger = if frames >= LINGER_MIN_FRAMES {
-            LINGER
-        } else {
-            Duration::ZERO
-        };
-        for ev in events.drain(..) {
-            w.on_completion(now, ev);
+        linger = intake::linger_after(frame_count(&events));
+        w.handle(now, &mut events);
+        if w.front.driver_mut().store_mut().take_reads_queued() > 0 {
+            // A buffered read that hits the page cache completes inside the
+            // enter that submits it: submit the reads now and queue their
+            // replies in this turn, instead of one (lingering) wait later.
+            // (O_DIRECT reads never complete there: not worth the enter.)
+            let now = w.ring.wait(Some(Duration::ZERO), &mut events)?;
+            w.handle(now, &mut events);
         }
-        w.front.poll_fences(&w.ring);
-        w.front.flush(&w.ring);
         if drain_deadline.is_none() {
             if cat.generation() != w.generation {
                 w.sync_exports(cat);

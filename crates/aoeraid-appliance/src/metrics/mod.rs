@@ -10,12 +10,12 @@
 //!
 //! Why the `prometheus` crate and not `prometheus-client` (the Prometheus
 //! project's own): the latter builds collectors from a snapshot at scrape time,
-//! which would make the stale-series bookkeeping below (`seen`, `forget`)
+//! which would make the stale-series bookkeeping below ([`SnapshotGauge`]'s sweep)
 //! unnecessary, since a series that is not in the snapshot is simply not
 //! emitted. We keep `prometheus` because (a) the hot-path handles must be
 //! pre-resolved atomic counters and histograms, which `prometheus` has and which a
 //! snapshot collector would turn into a second copy of every I/O counter; (b) the
-//! stale-series code is one set and one `difference` per snapshot, tested by
+//! stale-series code is one set and one `difference` per gauge and snapshot, tested by
 //! `tests/ctl_metrics.rs` (`vanished_members_and_finished_rebuilds_leave_no_series`);
 //! (c) the process collector (`process_*`) comes with it; and (d) it is the crate
 //! this project was asked to use. Revisit if the bookkeeping grows beyond that.
@@ -24,11 +24,13 @@ pub mod http;
 
 use crate::control::status::{ArrayState, MemberState, Status, SyncAction};
 use parking_lot::Mutex;
+use prometheus::core::{Atomic, AtomicF64, AtomicI64, Collector, GenericGaugeVec};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// I/O latency buckets, seconds: 50 µs (a cached read over one veth hop)
 /// to 10 s (a request that waited out retransmits).
@@ -76,14 +78,14 @@ struct IoFamilies {
 
 impl IoFamilies {
     /// `help`: of the bytes, ops, errors and latency families.
-    fn register(r: &Registry, subject: &str, help: [&str; 4]) -> IoFamilies {
+    fn register(f: &Families, subject: &str, help: [&str; 4]) -> IoFamilies {
         let name = |what: &str| format!("aoeraid_{subject}_io_{what}");
         let labels = [subject, "op"];
         IoFamilies {
-            bytes: counter(r, &name("bytes_total"), help[0], &labels),
-            ops: counter(r, &name("ops_total"), help[1], &labels),
-            errors: counter(r, &name("errors_total"), help[2], &labels),
-            latency: histogram(r, &name("latency_seconds"), help[3], &labels),
+            bytes: f.counter(&name("bytes_total"), help[0], &labels),
+            ops: f.counter(&name("ops_total"), help[1], &labels),
+            errors: f.counter(&name("errors_total"), help[2], &labels),
+            latency: f.histogram(&name("latency_seconds"), help[3], &labels),
         }
     }
 
@@ -105,43 +107,141 @@ impl IoFamilies {
     }
 }
 
+/// A gauge family whose series follow the status snapshots: [`Metrics::apply_status`]
+/// sets the series a snapshot knows, then `sweep` deletes those the snapshot before
+/// set and this one did not, so arrays, members and blades that went away vanish from
+/// /metrics instead of freezing at their last value.
+struct SnapshotGauge<P: Atomic> {
+    family: GenericGaugeVec<P>,
+    labels: Arc<Mutex<LabelSets>>,
+}
+
+#[derive(Default)]
+struct LabelSets {
+    now: HashSet<Vec<String>>,
+    before: HashSet<Vec<String>>,
+}
+
+// By hand: the derive would ask `P: Clone`, which the atomics are not.
+impl<P: Atomic> Clone for SnapshotGauge<P> {
+    fn clone(&self) -> Self {
+        SnapshotGauge {
+            family: self.family.clone(),
+            labels: self.labels.clone(),
+        }
+    }
+}
+
+impl<P: Atomic> SnapshotGauge<P> {
+    fn set(&self, labels: &[&str], value: P::T) {
+        self.family.with_label_values(labels).set(value);
+        self.labels
+            .lock()
+            .now
+            .insert(labels.iter().map(|l| l.to_string()).collect());
+    }
+}
+
+/// A snapshot gauge of any value type, for the list [`Metrics::apply_status`] sweeps.
+trait Sweep: Send + Sync {
+    fn sweep(&self);
+}
+
+impl<P: Atomic + 'static> Sweep for SnapshotGauge<P> {
+    fn sweep(&self) {
+        let mut sets = self.labels.lock();
+        let LabelSets { now, before } = &mut *sets;
+        for gone in before.difference(now) {
+            let l: Vec<&str> = gone.iter().map(String::as_str).collect();
+            // A missing series is fine: deletion is best effort by design.
+            let _ = self.family.remove_label_values(&l);
+        }
+        *before = std::mem::take(now);
+    }
+}
+
+/// Registers the families in one registry, keeping the snapshot gauges for
+/// [`Metrics::apply_status`] to sweep. Names and label sets are fixed in this file,
+/// so a definition the registry refuses is a bug.
+struct Families {
+    registry: Registry,
+    snapshot_gauges: Vec<Box<dyn Sweep>>,
+}
+
+impl Families {
+    fn register<M: Collector + Clone + 'static>(&self, metric: prometheus::Result<M>) -> M {
+        let m = metric.expect("valid metric definition");
+        self.registry
+            .register(Box::new(m.clone()))
+            .expect("metric names are unique");
+        m
+    }
+
+    fn gauge<P: Atomic + 'static>(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> SnapshotGauge<P> {
+        let g = SnapshotGauge {
+            family: self.register(GenericGaugeVec::new(Opts::new(name, help), labels)),
+            labels: Arc::default(),
+        };
+        self.snapshot_gauges.push(Box::new(g.clone()));
+        g
+    }
+
+    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.register(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+
+    fn plain_counter(&self, name: &str, help: &str) -> IntCounter {
+        self.register(IntCounter::new(name, help))
+    }
+
+    fn histogram(&self, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+        self.register(HistogramVec::new(opts, labels))
+    }
+}
+
 /// The appliance's metric families.
 pub struct Metrics {
     registry: Registry,
-    pub appliance_info: IntGaugeVec,
-    pub array_info: IntGaugeVec,
-    pub array_state: IntGaugeVec,
-    pub array_degraded: IntGaugeVec,
-    pub array_size_bytes: IntGaugeVec,
-    pub array_members: IntGaugeVec,
-    pub array_members_required: IntGaugeVec,
-    pub array_spares_available: IntGaugeVec,
-    pub member_state: IntGaugeVec,
-    pub sync_done_ratio: prometheus::GaugeVec,
-    pub sync_done_bytes: IntGaugeVec,
-    pub sync_total_bytes: IntGaugeVec,
-    pub sync_speed: prometheus::GaugeVec,
+    appliance_info: IntGaugeVec,
+    array_info: SnapshotGauge<AtomicI64>,
+    array_state: SnapshotGauge<AtomicI64>,
+    array_degraded: SnapshotGauge<AtomicI64>,
+    array_size_bytes: SnapshotGauge<AtomicI64>,
+    array_members: SnapshotGauge<AtomicI64>,
+    array_members_required: SnapshotGauge<AtomicI64>,
+    array_spares_available: SnapshotGauge<AtomicI64>,
+    member_state: SnapshotGauge<AtomicI64>,
+    sync_done_ratio: SnapshotGauge<AtomicF64>,
+    sync_done_bytes: SnapshotGauge<AtomicI64>,
+    sync_total_bytes: SnapshotGauge<AtomicI64>,
+    sync_speed: SnapshotGauge<AtomicF64>,
     pub sync_bytes_total: IntCounterVec,
     pub mismatch_bytes_total: IntCounterVec,
     pub corrected_errors_total: IntCounterVec,
     pub checksum_repairs_total: IntCounterVec,
     pub ppl_bytes_total: IntCounterVec,
-    pub rebuild_limit: IntGaugeVec,
-    pub spare_group_spares: IntGaugeVec,
-    pub volume_info: IntGaugeVec,
-    pub volume_size_bytes: IntGaugeVec,
+    rebuild_limit: SnapshotGauge<AtomicI64>,
+    spare_group_spares: SnapshotGauge<AtomicI64>,
+    volume_info: SnapshotGauge<AtomicI64>,
+    volume_size_bytes: SnapshotGauge<AtomicI64>,
     volume_ios: IoFamilies,
-    pub export_reserved_macs: IntGaugeVec,
+    export_reserved_macs: SnapshotGauge<AtomicI64>,
     pub export_fenced_commands: IntCounterVec,
     pub export_reserve_refused: IntCounterVec,
     member_ios: IoFamilies,
-    pub blade_up: IntGaugeVec,
-    pub blade_refused: IntGaugeVec,
-    pub blade_rtt: prometheus::GaugeVec,
+    blade_up: SnapshotGauge<AtomicI64>,
+    blade_refused: SnapshotGauge<AtomicI64>,
+    blade_rtt: SnapshotGauge<AtomicF64>,
     pub blade_retransmits: IntCounterVec,
     pub blade_timeouts: IntCounterVec,
-    pub blade_outstanding: IntGaugeVec,
-    pub blade_reservation_lost: IntGaugeVec,
+    blade_outstanding: SnapshotGauge<AtomicI64>,
+    blade_reservation_lost: SnapshotGauge<AtomicI64>,
     pub reservation_refused: IntCounter,
     pub frames_received: IntCounterVec,
     pub frames_sent: IntCounterVec,
@@ -152,50 +252,12 @@ pub struct Metrics {
     pub events_total: IntCounterVec,
     pub events_dropped: IntCounter,
     pub event_program_failures: IntCounterVec,
-    pub status_refresh_timestamp: IntGauge,
-    /// Label sets written by the last `apply_status`, so that series of
-    /// arrays, members and blades that went away are deleted, not frozen.
-    seen: Mutex<HashSet<(&'static str, Vec<String>)>>,
-}
-
-fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(g.clone()))
-        .expect("metric names are unique");
-    g
-}
-
-fn fgauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::GaugeVec {
-    let g =
-        prometheus::GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(g.clone()))
-        .expect("metric names are unique");
-    g
-}
-
-fn plain_counter(r: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid metric definition");
-    r.register(Box::new(c.clone()))
-        .expect("metric names are unique");
-    c
-}
-
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(c.clone()))
-        .expect("metric names are unique");
-    c
-}
-
-fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    let h = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
-        labels,
-    )
-    .expect("valid metric definition");
-    r.register(Box::new(h.clone()))
-        .expect("metric names are unique");
-    h
+    status_refresh_timestamp: IntGauge,
+    /// Every [`SnapshotGauge`] above, swept after each snapshot.
+    snapshot_gauges: Vec<Box<dyn Sweep>>,
+    /// One snapshot applied at a time (the data path and a scrape both apply
+    /// them), so a sweep never deletes a series another snapshot is setting.
+    applying: Mutex<()>,
 }
 
 /// Moves a counter to an absolute value taken from a snapshot. Counters only
@@ -226,141 +288,125 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .expect("the process collector registers once");
+        let mut f = Families {
+            registry: r,
+            snapshot_gauges: Vec::new(),
+        };
         let m = Metrics {
-            appliance_info: gauge(
-                &r,
-                "aoeraid_appliance_info",
-                "Appliance name and software version (always 1).",
+            appliance_info: f.register(IntGaugeVec::new(
+                Opts::new(
+                    "aoeraid_appliance_info",
+                    "Appliance name and software version (always 1).",
+                ),
                 &["appliance", "version"],
-            ),
-            array_info: gauge(
-                &r,
+            )),
+            array_info: f.gauge(
                 "aoeraid_array_info",
                 "Array metadata (always 1).",
                 &["array", "level", "spare_group"],
             ),
-            array_state: gauge(
-                &r,
+            array_state: f.gauge(
                 "aoeraid_array_state",
                 "1 for the array's current state, 0 for the others.",
                 &["array", "state"],
             ),
-            array_degraded: gauge(
-                &r,
+            array_degraded: f.gauge(
                 "aoeraid_array_degraded",
                 "1 when fewer data members are active than the layout requires.",
                 &["array"],
             ),
-            array_size_bytes: gauge(
-                &r,
+            array_size_bytes: f.gauge(
                 "aoeraid_array_size_bytes",
                 "Usable array capacity.",
                 &["array"],
             ),
-            array_members: gauge(
-                &r,
+            array_members: f.gauge(
                 "aoeraid_array_members",
                 "Members of the array by state.",
                 &["array", "state"],
             ),
-            array_members_required: gauge(
-                &r,
+            array_members_required: f.gauge(
                 "aoeraid_array_members_required",
                 "Data members the layout needs.",
                 &["array"],
             ),
-            array_spares_available: gauge(
-                &r,
+            array_spares_available: f.gauge(
                 "aoeraid_array_spares_available",
                 "Spares the array could take now (dedicated plus its group's).",
                 &["array"],
             ),
-            member_state: gauge(
-                &r,
+            member_state: f.gauge(
                 "aoeraid_member_state",
                 "1 for the member's current state, 0 for the others.",
                 &["array", "member", "state"],
             ),
-            sync_done_ratio: fgauge(
-                &r,
+            sync_done_ratio: f.gauge(
                 "aoeraid_array_sync_done_ratio",
                 "Progress of the running rebuild/resync/check/repair, 0..1.",
                 &["array", "action"],
             ),
-            sync_done_bytes: gauge(
-                &r,
+            sync_done_bytes: f.gauge(
                 "aoeraid_array_sync_done_bytes",
                 "Bytes done by the running rebuild/resync/check/repair.",
                 &["array", "action"],
             ),
-            sync_total_bytes: gauge(
-                &r,
+            sync_total_bytes: f.gauge(
                 "aoeraid_array_sync_total_bytes",
                 "Bytes the running rebuild/resync/check/repair covers.",
                 &["array", "action"],
             ),
-            sync_speed: fgauge(
-                &r,
+            sync_speed: f.gauge(
                 "aoeraid_array_sync_speed_bytes_per_second",
                 "Current rate of the running rebuild/resync/check/repair.",
                 &["array", "action"],
             ),
-            sync_bytes_total: counter(
-                &r,
+            sync_bytes_total: f.counter(
                 "aoeraid_array_sync_bytes_total",
                 "Bytes synced since start, by action: rebuild, resync, check, repair (the actions of the sync progress series).",
                 &["array", "action"],
             ),
-            mismatch_bytes_total: counter(
-                &r,
+            mismatch_bytes_total: f.counter(
                 "aoeraid_array_mismatch_bytes_total",
                 "Bytes whose copies or parity disagreed during scrubs (md mismatch_cnt).",
                 &["array"],
             ),
-            corrected_errors_total: counter(
-                &r,
+            corrected_errors_total: f.counter(
                 "aoeraid_array_corrected_errors_total",
                 "Read errors corrected from redundancy.",
                 &["array"],
             ),
-            checksum_repairs_total: counter(
-                &r,
+            checksum_repairs_total: f.counter(
                 "aoeraid_array_checksum_repairs_total",
                 "Blocks with a bad checksum rewritten from a good copy.",
                 &["array"],
             ),
-            ppl_bytes_total: counter(
-                &r,
+            ppl_bytes_total: f.counter(
                 "aoeraid_array_ppl_bytes_total",
                 "Bytes written to the partial-parity log (RAID 5/6, consistency_policy ppl).",
                 &["array"],
             ),
-            rebuild_limit: gauge(
-                &r,
+            rebuild_limit: f.gauge(
                 "aoeraid_array_rebuild_limit_bytes_per_second",
                 "Configured rebuild rate limits.",
                 &["array", "bound"],
             ),
-            spare_group_spares: gauge(
-                &r,
+            spare_group_spares: f.gauge(
                 "aoeraid_spare_group_spares",
                 "Spares in a group by state (available, missing).",
                 &["group", "state"],
             ),
-            volume_info: gauge(
-                &r,
+            volume_info: f.gauge(
                 "aoeraid_volume_info",
                 "Volume metadata (always 1).",
                 &["volume", "export", "read_only"],
             ),
-            volume_size_bytes: gauge(
-                &r,
+            volume_size_bytes: f.gauge(
                 "aoeraid_volume_size_bytes",
                 "Exported volume size.",
                 &["volume"],
             ),
             volume_ios: IoFamilies::register(
-                &r,
+                &f,
                 "volume",
                 [
                     "Bytes served to clients.",
@@ -369,26 +415,23 @@ impl Metrics {
                     "Client request latency, arrival to reply.",
                 ],
             ),
-            export_reserved_macs: gauge(
-                &r,
+            export_reserved_macs: f.gauge(
                 "aoeraid_export_reserved_macs",
                 "MACs on the export's AoE reserve list (0: not reserved, everyone may write).",
                 &["export"],
             ),
-            export_fenced_commands: counter(
-                &r,
+            export_fenced_commands: f.counter(
                 "aoeraid_export_fenced_commands_total",
                 "ATA commands refused (ATA ERR/ABRT) because the reserve list excludes their sender.",
                 &["export"],
             ),
-            export_reserve_refused: counter(
-                &r,
+            export_reserve_refused: f.counter(
                 "aoeraid_export_reserve_refused_total",
                 "Reserve Set/Force Set refused: sender outside the allow list, or a Set from outside a non-empty reserve list.",
                 &["export"],
             ),
             member_ios: IoFamilies::register(
-                &r,
+                &f,
                 "member",
                 [
                     "Bytes moved to and from a member.",
@@ -397,86 +440,72 @@ impl Metrics {
                     "Member request latency including retransmits.",
                 ],
             ),
-            blade_up: gauge(
-                &r,
+            blade_up: f.gauge(
                 "aoeraid_blade_up",
                 "1 while the blade answers, 0 once it is declared dead.",
                 &["blade"],
             ),
-            blade_refused: gauge(
-                &r,
+            blade_refused: f.gauge(
                 "aoeraid_blade_refused",
                 "1 while the blade, back after being away, is refused and left untouched \
                  (foreign or stale superblock, replaced member; see status).",
                 &["blade"],
             ),
-            blade_rtt: fgauge(
-                &r,
+            blade_rtt: f.gauge(
                 "aoeraid_blade_rtt_seconds",
                 "Smoothed round-trip time to the blade.",
                 &["blade"],
             ),
-            blade_retransmits: counter(
-                &r,
+            blade_retransmits: f.counter(
                 "aoeraid_blade_retransmits_total",
                 "Frames sent again after no reply in time.",
                 &["blade"],
             ),
-            blade_timeouts: counter(
-                &r,
+            blade_timeouts: f.counter(
                 "aoeraid_blade_timeouts_total",
                 "Requests that ran out of retransmits.",
                 &["blade"],
             ),
-            blade_outstanding: gauge(
-                &r,
+            blade_outstanding: f.gauge(
                 "aoeraid_blade_outstanding_requests",
                 "Requests in flight to the blade.",
                 &["blade"],
             ),
-            blade_reservation_lost: gauge(
-                &r,
+            blade_reservation_lost: f.gauge(
                 "aoeraid_blade_reservation_lost",
                 "1 once another appliance holds the blade's AoE reservation (its volumes \
                  stopped here), 0 while this appliance holds it.",
                 &["blade"],
             ),
-            reservation_refused: plain_counter(
-                &r,
+            reservation_refused: f.plain_counter(
                 "aoeraid_blade_reservation_refused_total",
                 "Member I/Os and reserve Sets refused because another station holds a \
                  blade's reserve list.",
             ),
-            frames_received: counter(
-                &r,
+            frames_received: f.counter(
                 "aoeraid_frames_received_total",
                 "AoE frames received.",
                 &["interface", "side"],
             ),
-            frames_sent: counter(
-                &r,
+            frames_sent: f.counter(
                 "aoeraid_frames_sent_total",
                 "AoE frames sent.",
                 &["interface", "side"],
             ),
-            frames_dropped: counter(
-                &r,
+            frames_dropped: f.counter(
                 "aoeraid_frames_dropped_total",
                 "AoE frames lost: reason=kernel (socket buffer full) or malformed.",
                 &["interface", "side", "reason"],
             ),
-            frontend_frames: plain_counter(
-                &r,
+            frontend_frames: f.plain_counter(
                 "aoeraid_frontend_frames_total",
                 "AoE frames the target received on the front end.",
             ),
-            frontend_flushes: plain_counter(
-                &r,
+            frontend_flushes: f.plain_counter(
                 "aoeraid_frontend_flushes_total",
                 "Client FLUSH CACHE commands, passed to the volumes as member flushes.",
             ),
-            frontend_requests: counter(
-                &r,
+            frontend_requests: f.counter(
                 "aoeraid_frontend_requests_total",
                 "Front-end frames not served normally, by outcome (malformed, not_for_us, \
                  client_queue_full, target_queue_full, no_send_slot, send_error, \
@@ -484,35 +513,27 @@ impl Metrics {
                  sum() is part of aoeraid_frontend_frames_total.",
                 &["outcome"],
             ),
-            events_total: counter(
-                &r,
+            events_total: f.counter(
                 "aoeraid_events_total",
                 "Events raised, by type.",
                 &["event"],
             ),
-            events_dropped: plain_counter(
-                &r,
+            events_dropped: f.plain_counter(
                 "aoeraid_events_dropped_total",
                 "Events not handed to event_program because its queue was full.",
             ),
-            event_program_failures: counter(
-                &r,
+            event_program_failures: f.counter(
                 "aoeraid_event_program_failures_total",
                 "event_program runs that failed (reason=exit, timeout, spawn).",
                 &["reason"],
             ),
-            status_refresh_timestamp: {
-                let g = IntGauge::new(
-                    "aoeraid_status_refresh_timestamp_seconds",
-                    "Unix time of the last status snapshot applied.",
-                )
-                .expect("valid metric definition");
-                r.register(Box::new(g.clone()))
-                    .expect("metric names are unique");
-                g
-            },
-            registry: r,
-            seen: Mutex::new(HashSet::new()),
+            status_refresh_timestamp: f.register(IntGauge::new(
+                "aoeraid_status_refresh_timestamp_seconds",
+                "Unix time of the last status snapshot applied.",
+            )),
+            snapshot_gauges: f.snapshot_gauges,
+            registry: f.registry,
+            applying: Mutex::new(()),
         };
         m.appliance_info
             .with_label_values(&["", env!("CARGO_PKG_VERSION")])
@@ -562,11 +583,7 @@ impl Metrics {
 
     /// Refreshes everything a status snapshot knows.
     pub fn apply_status(&self, s: &Status) {
-        let mut now: HashSet<(&'static str, Vec<String>)> = HashSet::new();
-        let mut mark = |family: &'static str, labels: &[&str]| {
-            now.insert((family, labels.iter().map(|l| l.to_string()).collect()));
-        };
-
+        let _one_at_a_time = self.applying.lock();
         self.appliance_info.reset();
         self.appliance_info
             .with_label_values(&[s.appliance.as_str(), s.version.as_str()])
@@ -575,70 +592,36 @@ impl Metrics {
         for a in &s.arrays {
             let n = a.name.as_str();
             let group = a.spare_group.as_deref().unwrap_or("");
-            self.array_info
-                .with_label_values(&[n, &a.level, group])
-                .set(1);
-            mark("array_info", &[n, &a.level, group]);
+            self.array_info.set(&[n, &a.level, group], 1);
             for st in ArrayState::ALL {
                 self.array_state
-                    .with_label_values(&[n, st.as_str()])
-                    .set(i64::from(a.state == st));
-                mark("array_state", &[n, st.as_str()]);
+                    .set(&[n, st.as_str()], i64::from(a.state == st));
             }
-            self.array_degraded
-                .with_label_values(&[n])
-                .set(i64::from(a.degraded()));
-            self.array_size_bytes
-                .with_label_values(&[n])
-                .set(a.size_bytes as i64);
+            self.array_degraded.set(&[n], i64::from(a.degraded()));
+            self.array_size_bytes.set(&[n], a.size_bytes as i64);
             self.array_members_required
-                .with_label_values(&[n])
-                .set(i64::from(a.members_required));
+                .set(&[n], i64::from(a.members_required));
             self.array_spares_available
-                .with_label_values(&[n])
-                .set(i64::from(a.spares_available));
-            for f in [
-                "array_degraded",
-                "array_size_bytes",
-                "array_members_required",
-                "array_spares_available",
-            ] {
-                mark(f, &[n]);
-            }
+                .set(&[n], i64::from(a.spares_available));
             for st in MemberState::ALL {
                 self.array_members
-                    .with_label_values(&[n, st.as_str()])
-                    .set(a.count(st) as i64);
-                mark("array_members", &[n, st.as_str()]);
+                    .set(&[n, st.as_str()], a.count(st) as i64);
             }
             for m in &a.members {
                 for st in MemberState::ALL {
                     self.member_state
-                        .with_label_values(&[n, &m.blade, st.as_str()])
-                        .set(i64::from(m.state == st));
-                    mark("member_state", &[n, &m.blade, st.as_str()]);
+                        .set(&[n, &m.blade, st.as_str()], i64::from(m.state == st));
                 }
             }
             // Progress series exist only for the action that is running, so
             // a finished rebuild does not linger at 0.97.
-            for act in SyncAction::ACTIVE {
-                let running = a.rebuild.action == act;
-                let l = [n, act.as_str()];
-                if running {
-                    self.sync_done_ratio
-                        .with_label_values(&l)
-                        .set(a.rebuild.done_ratio);
-                    self.sync_done_bytes
-                        .with_label_values(&l)
-                        .set(a.rebuild.done_bytes as i64);
-                    self.sync_total_bytes
-                        .with_label_values(&l)
-                        .set(a.rebuild.total_bytes as i64);
-                    self.sync_speed
-                        .with_label_values(&l)
-                        .set(a.rebuild.rate_bytes_per_second);
-                    mark("sync_progress", &l);
-                }
+            let r = &a.rebuild;
+            if SyncAction::ACTIVE.contains(&r.action) {
+                let l = [n, r.action.as_str()];
+                self.sync_done_ratio.set(&l, r.done_ratio);
+                self.sync_done_bytes.set(&l, r.done_bytes as i64);
+                self.sync_total_bytes.set(&l, r.total_bytes as i64);
+                self.sync_speed.set(&l, r.rate_bytes_per_second);
             }
             let c = &a.counters;
             // The same action names as the progress series, so a rate over bytes
@@ -663,42 +646,27 @@ impl Metrics {
                 sync_counter(&family.with_label_values(&[n]), value);
             }
             self.rebuild_limit
-                .with_label_values(&[n, "min"])
-                .set(a.rebuild_min_bytes_per_second as i64);
+                .set(&[n, "min"], a.rebuild_min_bytes_per_second as i64);
             self.rebuild_limit
-                .with_label_values(&[n, "max"])
-                .set(a.rebuild_max_bytes_per_second as i64);
-            mark("rebuild_limit", &[n, "min"]);
-            mark("rebuild_limit", &[n, "max"]);
+                .set(&[n, "max"], a.rebuild_max_bytes_per_second as i64);
         }
 
         for g in &s.spare_groups {
             self.spare_group_spares
-                .with_label_values(&[&g.name, "available"])
-                .set(g.available.len() as i64);
+                .set(&[&g.name, "available"], g.available.len() as i64);
             self.spare_group_spares
-                .with_label_values(&[&g.name, "missing"])
-                .set(g.missing.len() as i64);
-            mark("spare_group_spares", &[&g.name, "available"]);
-            mark("spare_group_spares", &[&g.name, "missing"]);
+                .set(&[&g.name, "missing"], g.missing.len() as i64);
         }
 
         for v in &s.volumes {
             let export = format!("e{}.{}", v.shelf, v.slot);
             let ro = if v.read_only { "true" } else { "false" };
-            self.volume_info
-                .with_label_values(&[&v.name, &export, ro])
-                .set(1);
-            mark("volume_info", &[&v.name, &export, ro]);
+            self.volume_info.set(&[&v.name, &export, ro], 1);
             self.volume_size_bytes
-                .with_label_values(&[&v.name])
-                .set((v.sectors * 512) as i64);
-            mark("volume_size_bytes", &[&v.name]);
+                .set(&[&v.name], (v.sectors * 512) as i64);
             if v.exported {
                 self.export_reserved_macs
-                    .with_label_values(&[&export])
-                    .set(v.reserved.len() as i64);
-                mark("export_reserved_macs", &[&export]);
+                    .set(&[&export], v.reserved.len() as i64);
                 sync_counter(
                     &self.export_fenced_commands.with_label_values(&[&export]),
                     v.fenced_commands,
@@ -712,31 +680,20 @@ impl Metrics {
 
         for b in &s.blades {
             let l = [b.blade.as_str()];
-            self.blade_up.with_label_values(&l).set(i64::from(
-                b.state != crate::control::status::BladeState::Down,
-            ));
-            self.blade_rtt.with_label_values(&l).set(b.rtt_seconds);
-            self.blade_outstanding
-                .with_label_values(&l)
-                .set(i64::from(b.outstanding));
+            self.blade_up.set(
+                &l,
+                i64::from(b.state != crate::control::status::BladeState::Down),
+            );
+            self.blade_rtt.set(&l, b.rtt_seconds);
+            self.blade_outstanding.set(&l, i64::from(b.outstanding));
             sync_counter(&self.blade_retransmits.with_label_values(&l), b.retransmits);
             sync_counter(&self.blade_timeouts.with_label_values(&l), b.timeouts);
-            self.blade_refused
-                .with_label_values(&l)
-                .set(i64::from(b.refused.is_some()));
-            for f in [
-                "blade_up",
-                "blade_rtt",
-                "blade_outstanding",
-                "blade_refused",
-            ] {
-                mark(f, &l);
-            }
+            self.blade_refused.set(&l, i64::from(b.refused.is_some()));
             if let Some(r) = b.reservation {
-                self.blade_reservation_lost
-                    .with_label_values(&l)
-                    .set(i64::from(r == crate::control::status::Reservation::Lost));
-                mark("blade_reservation_lost", &l);
+                self.blade_reservation_lost.set(
+                    &l,
+                    i64::from(r == crate::control::status::Reservation::Lost),
+                );
             }
         }
 
@@ -748,18 +705,17 @@ impl Metrics {
             let l = [i.name.as_str(), side];
             sync_counter(&self.frames_received.with_label_values(&l), i.rx_frames);
             sync_counter(&self.frames_sent.with_label_values(&l), i.tx_frames);
-            sync_counter(
-                &self
-                    .frames_dropped
-                    .with_label_values(&[&i.name, side, "kernel"]),
-                i.dropped_kernel,
-            );
-            sync_counter(
-                &self
-                    .frames_dropped
-                    .with_label_values(&[&i.name, side, "malformed"]),
-                i.dropped_malformed,
-            );
+            for (reason, dropped) in [
+                ("kernel", i.dropped_kernel),
+                ("malformed", i.dropped_malformed),
+            ] {
+                sync_counter(
+                    &self
+                        .frames_dropped
+                        .with_label_values(&[&i.name, side, reason]),
+                    dropped,
+                );
+            }
         }
 
         let f = &s.frontend;
@@ -783,43 +739,8 @@ impl Metrics {
             .map_or(0, |d| d.as_secs() as i64);
         self.status_refresh_timestamp.set(stamp);
 
-        let mut seen = self.seen.lock();
-        for (family, labels) in seen.difference(&now) {
-            self.forget(family, labels);
+        for g in &self.snapshot_gauges {
+            g.sweep();
         }
-        *seen = now;
-    }
-
-    /// Deletes one gauge series that the latest snapshot no longer has.
-    fn forget(&self, family: &str, labels: &[String]) {
-        let l: Vec<&str> = labels.iter().map(String::as_str).collect();
-        // A missing series is fine: deletion is best effort by design.
-        let _ = match family {
-            "array_info" => self.array_info.remove_label_values(&l),
-            "array_state" => self.array_state.remove_label_values(&l),
-            "array_degraded" => self.array_degraded.remove_label_values(&l),
-            "array_size_bytes" => self.array_size_bytes.remove_label_values(&l),
-            "array_members_required" => self.array_members_required.remove_label_values(&l),
-            "array_spares_available" => self.array_spares_available.remove_label_values(&l),
-            "array_members" => self.array_members.remove_label_values(&l),
-            "member_state" => self.member_state.remove_label_values(&l),
-            "sync_progress" => {
-                let _ = self.sync_done_bytes.remove_label_values(&l);
-                let _ = self.sync_total_bytes.remove_label_values(&l);
-                let _ = self.sync_speed.remove_label_values(&l);
-                self.sync_done_ratio.remove_label_values(&l)
-            }
-            "rebuild_limit" => self.rebuild_limit.remove_label_values(&l),
-            "spare_group_spares" => self.spare_group_spares.remove_label_values(&l),
-            "volume_info" => self.volume_info.remove_label_values(&l),
-            "volume_size_bytes" => self.volume_size_bytes.remove_label_values(&l),
-            "export_reserved_macs" => self.export_reserved_macs.remove_label_values(&l),
-            "blade_up" => self.blade_up.remove_label_values(&l),
-            "blade_rtt" => self.blade_rtt.remove_label_values(&l),
-            "blade_outstanding" => self.blade_outstanding.remove_label_values(&l),
-            "blade_refused" => self.blade_refused.remove_label_values(&l),
-            "blade_reservation_lost" => self.blade_reservation_lost.remove_label_values(&l),
-            _ => Ok(()),
-        };
     }
 }

@@ -12,6 +12,16 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # mbps BYTES T0 T1
 mbps() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { d = b - a; if (d <= 0) d = 0.01; printf "%.1f", n / 1048576 / d }'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# max_gap FILE: "GAP START", the longest gap between consecutive times (s of
+# uptime, one a line) in FILE and the time it began.
+max_gap() {
+    awk 'NR > 1 && $1 - p > m { m = $1 - p; at = p } { p = $1 } END { printf "%.2f %s\n", m, (at == "" ? p : at) }' "$1"
+}
+# long_gaps FILE MIN T0: every gap of more than MIN s between consecutive
+# times in FILE, as GAP@START with START in s after T0, comma-separated.
+long_gaps() {
+    awk -v min="$2" -v t0="$3" 'NR > 1 && $1 - p > min { printf "%s%.2f@%.2f", (n++ ? "," : ""), $1 - p, p - t0 } { p = $1 } END { print "" }' "$1"
+}
 
 # pattern COUNT FIRST_LBA TAG SEED: COUNT 512-byte sectors on stdout, each one
 # unique: a 64-byte header naming its LBA, the writer tag and the seed, then

@@ -19,6 +19,13 @@
 #     GFS2_SKIP_VERIFY (the killed one) only where what they left is checkable.
 #  5. all unmount; guest 0 runs fsck.gfs2 -n.
 #
+# With GFS2_HEARTBEAT=1 each node also writes and fsyncs 4 KiB of its own
+# heartbeat file every 0.5 s in the background, from the start of 3 to the
+# end of 4: the longest gap between two acknowledged beats is the stall this
+# node saw (metric max_gap_s; gap_at_s, when it began, in s after this
+# node's gfs2-working, negative if before; hosts take the appliance over
+# after the first node's).
+#
 # Env: CLUSTER_NAME (aoelab), GFS2_BIG_MB (8), GFS2_FILES (12), GFS2_LOCKS
 #      (appends per node, 12), GFS2_LOCK_PAUSE (s inside the lock, 0.3),
 #      GFS2_ITEMS (12), GFS2_MOUNT_OPTS (e.g. localflocks: the lost-update
@@ -26,7 +33,7 @@
 #      GFS2_VICTIM (a guest the host kills at its gfs2-working: the others
 #      go on without it once dlm_controld has fenced it, verify, then wait
 #      for it: on its next boot it rejoins, a survivor unfences it, it
-#      mounts and verifies the others' data).
+#      mounts and verifies the others' data), GFS2_HEARTBEAT (1: see above).
 . /lib/realclient/common.sh
 set -u
 NAME=${CLUSTER_NAME:-aoelab}
@@ -67,7 +74,32 @@ mount_fs() {
 }
 
 io_errors() {
-    dmesg | grep -iE 'I/O error|withdraw|fatal: ' | grep -v 'loop' | tail -n 5
+    dmesg | grep -iE 'I/O error|withdraw|fatal: |aoe: .*(error|fail)' | grep -v 'loop' | tail -n 5
+}
+
+# heartbeat: the background beat (GFS2_HEARTBEAT); beat_stop ends it and
+# reports the longest gap.
+heartbeat() {
+    head -c 4096 /dev/urandom > /tmp/beat
+    now > /tmp/beats
+    while [ ! -e /tmp/beat.stop ]; do
+        dd if=/tmp/beat of="$MNT/node$IDX/heartbeat" bs=4096 conv=notrunc,fsync 2>> /tmp/beat.err ||
+            echo "beat failed at $(now)" >> /tmp/beat.failed
+        now >> /tmp/beats
+        sleep 0.5
+    done
+}
+beat_stop() {
+    [ "${GFS2_HEARTBEAT:-0}" = 1 ] || return 0
+    : > /tmp/beat.stop
+    wait "$BEAT_PID"
+    [ ! -e /tmp/beat.failed ] || fail "heartbeat: $(head -n 3 /tmp/beat.failed /tmp/beat.err | tr '\n' ' ')"
+    # shellcheck disable=SC2046
+    set -- $(max_gap /tmp/beats)
+    metric beats "$(($(wc -l < /tmp/beats) - 1))"
+    metric max_gap_s "$1"
+    metric gap_at_s "$(elapsed "$WORKING_AT" "$2")"
+    info "heartbeat: $(($(wc -l < /tmp/beats) - 1)) beats, longest gap ${1}s, $(elapsed "$WORKING_AT" "$2")s after gfs2-working"
 }
 
 # own_files: this node's files of random data and their MD5SUMS
@@ -220,9 +252,14 @@ metric read_MBps "$(mbps $((BIG_MB * 1048576)) "$t" "$(now)")"
 fs_barrier 13 "$ALL"
 
 # 3. The mixed workload, all at once.
+if [ "${GFS2_HEARTBEAT:-0}" = 1 ]; then
+    heartbeat &
+    BEAT_PID=$!
+fi
 t=$(now)
 : > /tmp/batons
 own_files
+WORKING_AT=$(now)
 event "gfs2-working node=$IDX"
 locked_appends
 items
@@ -244,6 +281,7 @@ verify_log
     fail "baton: $(ls -1 "$MNT/shared/dir" | grep '^baton' | tr '\n' ' ')"
 metric nodes_verified "$n"
 metric verify_s "$(elapsed "$t" "$(now)")"
+beat_stop
 errs=$(io_errors)
 [ -z "$errs" ] || fail "kernel reported: $errs"
 info "verified $n nodes, shared log of $(wc -l < "$MNT/shared/log") appends"

@@ -8,7 +8,8 @@
 # first TAKEOVER_QUIET_S seconds it says `REALCLIENT-EVENT takeover-writing`:
 # the host then kills the active appliance and starts the other one. The
 # longest gap between two acknowledged files is the stall the client saw
-# (metric max_gap_s, when it began: gap_at_s after the event). At the end
+# (metric max_gap_s, when it began: gap_at_s after the event; every gap over
+# 5 s as GAP@START, START in s after the event: long_gaps). At the end
 # every file must read back whole after a remount with caches dropped,
 # e2fsck -fn must be clean, and the kernel must have logged no I/O error.
 #
@@ -33,11 +34,9 @@ dd if=/dev/urandom of=/tmp/block bs=1K count="$TAKEOVER_FILE_KB" 2>/dev/null
 
 : > /tmp/sums
 start=$(now)
-last=$start
+echo "$start" > /tmp/acks
 said=""
 event_at=""
-max_gap=0
-gap_at=0
 i=0
 while [ "$i" -lt "$TAKEOVER_MAX_FILES" ]; do
     t=$(now)
@@ -55,20 +54,18 @@ while [ "$i" -lt "$TAKEOVER_MAX_FILES" ]; do
     echo "$sum  $f" >> /tmp/sums
     back=$(dd if="$f" bs=64K iflag=direct 2>/tmp/dd.err | md5sum | cut -d' ' -f1)
     [ "$back" = "$sum" ] || { cat /tmp/dd.err; cleanup_fail "file $i read back wrong"; }
-    done_t=$(now)
-    gap=$(elapsed "$last" "$done_t")
-    if awk -v g="$gap" -v m="$max_gap" 'BEGIN { exit !(g > m) }'; then
-        max_gap=$gap
-        gap_at=$last
-    fi
-    last=$done_t
+    now >> /tmp/acks
     i=$((i + 1))
 done
 [ -n "$said" ] || cleanup_fail "the stream ended before the takeover event"
+# shellcheck disable=SC2046
+set -- $(max_gap /tmp/acks)
+gap=$1 gap_at=$2
 metric files "$i"
-metric max_gap_s "$max_gap"
+metric max_gap_s "$gap"
 metric gap_at_s "$(elapsed "$event_at" "$gap_at")"
-info "$i files of ${TAKEOVER_FILE_KB} KiB; longest gap ${max_gap}s, $(elapsed "$event_at" "$gap_at")s after the event"
+metric long_gaps "$(long_gaps /tmp/acks 5 "$event_at")"
+info "$i files of ${TAKEOVER_FILE_KB} KiB; longest gap ${gap}s, $(elapsed "$event_at" "$gap_at")s after the event"
 e=$(io_errors)
 [ -z "$e" ] || { echo "$e"; cleanup_fail "the kernel logged I/O errors"; }
 

@@ -237,7 +237,7 @@ impl SyncOp {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SyncPhase {
     Read,
     Write,

@@ -5,7 +5,7 @@ use super::outbox::Inflight;
 use super::{Engine, Member, Recovery};
 use crate::assembly::{AssemblyPlan, PlannedState};
 use crate::bitmap::Bitmap;
-use crate::config::{validate, ArrayConfig, CreateError, MetaLayout, CSUM_BLOCK_SECTORS};
+use crate::config::{validate, ArrayConfig, CreateError, Format, MetaLayout, CSUM_BLOCK_SECTORS};
 use crate::engine::io::CSUMS_PER_SECTOR;
 use crate::engine::job::{Job, SyncOp};
 use crate::layout::Geometry;
@@ -82,15 +82,8 @@ impl Engine {
     /// integrity) a zeroed checksum area; requests submitted meanwhile wait. Without
     /// `assume_clean` every region starts dirty and a resync runs.
     pub fn create(cfg: &ArrayConfig) -> Result<Engine, CreateError> {
-        let (geo, ml, region_units) = validate(cfg)?;
-        let mut e = Engine::blank(
-            cfg.name.clone(),
-            cfg.array_uuid,
-            geo,
-            ml,
-            cfg.integrity,
-            region_units,
-        );
+        let format = validate(cfg)?;
+        let mut e = Engine::blank(cfg.name.clone(), cfg.array_uuid, cfg.integrity, format);
         for (i, m) in cfg.members.iter().enumerate() {
             e.members.push(Member {
                 uuid: m.uuid,
@@ -202,14 +195,12 @@ impl Engine {
             ppl_slot_sectors: sb.ppl_slot_sectors,
             data_offset: sb.data_offset,
         };
-        let mut e = Engine::blank(
-            sb.name.clone(),
-            sb.array_uuid,
+        let format = Format {
             geo,
             ml,
-            sb.integrity,
-            sb.bitmap_region_units,
-        );
+            region_units: sb.bitmap_region_units,
+        };
+        let mut e = Engine::blank(sb.name.clone(), sb.array_uuid, sb.integrity, format);
         e.meta.events = sb.events;
         e.meta.events_cleared = sb.bitmap_events_cleared;
         e.meta.clean_on_disk = sb.clean;

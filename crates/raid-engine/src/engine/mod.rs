@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, VecDeque};
 use crate::fastmap::FastMap as HashMap;
 
 use crate::bitmap::Bitmap;
-use crate::config::MetaLayout;
+use crate::config::{Format, MetaLayout};
 use crate::layout::Geometry;
 use crate::types::*;
 use job::{Job, Piece, SyncOp, Work};
@@ -130,14 +130,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn blank(
-        name: String,
-        array_uuid: [u8; 16],
-        geo: Geometry,
-        ml: MetaLayout,
-        integrity: bool,
-        region_units: u64,
-    ) -> Engine {
+    pub(crate) fn blank(name: String, array_uuid: [u8; 16], integrity: bool, f: Format) -> Engine {
+        let Format {
+            geo,
+            ml,
+            region_units,
+        } = f;
         Engine {
             name,
             array_uuid,

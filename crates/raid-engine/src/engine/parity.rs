@@ -22,6 +22,13 @@ impl Engine {
         self.sm(self.geo.column_slot(u, col))
     }
 
+    /// The member holding each column of stripe `u`, in column order.
+    pub(crate) fn col_members(&self, u: u64) -> Vec<MemberIndex> {
+        (0..self.geo.members)
+            .map(|c| self.col_member(u, c))
+            .collect()
+    }
+
     pub(crate) fn new_parity_read(&mut self, piece: Piece) -> Work {
         let chunk = self.geo.chunk_u64();
         let (s, e) = (piece.off, piece.off + piece.sectors);
@@ -74,7 +81,7 @@ impl Engine {
             self.geo.chunk_u64(),
             job.unit,
         );
-        let colm: Vec<MemberIndex> = (0..n).map(|c| self.col_member(u, c)).collect();
+        let colm = self.col_members(u);
         let Work::ParityRead(r) = &mut job.work else {
             unreachable!()
         };
@@ -281,7 +288,7 @@ impl Engine {
             job.unit,
         );
         let k = n - np;
-        let colm: Vec<MemberIndex> = (0..n).map(|c| self.col_member(u, c)).collect();
+        let colm = self.col_members(u);
         let Work::Stripe(w) = &mut job.work else {
             unreachable!()
         };

@@ -13,6 +13,14 @@ use crate::meta::MetaKey;
 use crate::pacing::Pacer;
 use crate::types::*;
 
+/// The unit a sync step works on (`step_sync` is only called for sync jobs).
+fn sync_unit(work: &mut Work) -> &mut SyncUnit {
+    match work {
+        Work::Sync(su) => su,
+        _ => unreachable!("a sync step on another job"),
+    }
+}
+
 /// One sync run, from start to finish or abort.
 #[derive(Debug)]
 pub(crate) struct SyncRun {
@@ -332,29 +340,33 @@ impl Engine {
         self.maybe_finish_sync();
     }
 
+    /// One step of a sync unit: it reads, then writes what the reads call
+    /// for, then accounts the writes. The level's step does the I/O of
+    /// `phase` (and may end the unit early by setting Done).
     pub(crate) fn step_sync(&mut self, id: JobId, job: &mut Job) -> bool {
-        if let Work::Sync(su) = &job.work {
-            if su.phase == SyncPhase::Done {
+        let su = sync_unit(&mut job.work);
+        let phase = su.phase;
+        match phase {
+            SyncPhase::Read => su.phase = SyncPhase::Write,
+            SyncPhase::Write => su.phase = SyncPhase::Done,
+            SyncPhase::Done => {
                 let kind = su.kind.kind();
                 self.sync_writes_done(kind, job);
                 return true;
             }
         }
         match self.geo.level {
-            Level::Raid5 | Level::Raid6 => self.step_sync_parity(id, job),
-            _ => self.step_sync_mirror(id, job),
+            Level::Raid5 | Level::Raid6 => self.step_sync_parity(id, job, phase),
+            _ => self.step_sync_mirror(id, job, phase),
         }
     }
 
-    fn step_sync_mirror(&mut self, id: JobId, job: &mut Job) -> bool {
+    fn step_sync_mirror(&mut self, id: JobId, job: &mut Job, phase: SyncPhase) -> bool {
         let (u, chunk) = (job.unit, self.geo.chunk_u64());
         let copies = self.member_copies(u);
-        let Work::Sync(su) = &mut job.work else {
-            unreachable!()
-        };
-        match su.phase {
+        let su = sync_unit(&mut job.work);
+        match phase {
             SyncPhase::Read => {
-                su.phase = SyncPhase::Write;
                 let target = su.kind.target();
                 if target.is_some_and(|t| !copies.iter().any(|c| c.0 == t)) {
                     su.phase = SyncPhase::Done;
@@ -370,7 +382,6 @@ impl Engine {
                 false
             }
             SyncPhase::Write => {
-                su.phase = SyncPhase::Done;
                 let good = job.slots.iter().find(|s| s.ok()).map(|s| s.data.clone());
                 let (good, reseal) = match good {
                     Some(g) => (g, false),
@@ -466,7 +477,7 @@ impl Engine {
         }
     }
 
-    fn step_sync_parity(&mut self, id: JobId, job: &mut Job) -> bool {
+    fn step_sync_parity(&mut self, id: JobId, job: &mut Job, phase: SyncPhase) -> bool {
         let (u, chunk, n, np) = (
             job.unit,
             self.geo.chunk_u64(),
@@ -474,13 +485,10 @@ impl Engine {
             self.parity(),
         );
         let k = n - np;
-        let colm: Vec<MemberIndex> = (0..n).map(|c| self.col_member(u, c)).collect();
-        let Work::Sync(su) = &mut job.work else {
-            unreachable!()
-        };
-        match su.phase {
+        let colm = self.col_members(u);
+        let su = sync_unit(&mut job.work);
+        match phase {
             SyncPhase::Read => {
-                su.phase = SyncPhase::Write;
                 let target = su.kind.target();
                 let sources: Vec<usize> = (0..n).filter(|&c| Some(colm[c]) != target).collect();
                 let missing = sources
@@ -513,7 +521,6 @@ impl Engine {
                 false
             }
             SyncPhase::Write => {
-                su.phase = SyncPhase::Done;
                 let bytes = chunk as usize * SECTOR;
                 let failed: Vec<(usize, Fail)> = job
                     .slots
