@@ -5,14 +5,21 @@
 //!          --seed N  --seeds K (run N..N+K)  --ops N (default 20000)
 //!          --integrity / --no-integrity (default: odd seeds on)  --no-faults
 //!          --schedule (print the fault schedule of passing runs too)
+//!          --takeover (the HA pair: two appliances on the same blades holding them by
+//!          reservation; a quarter of the faults are takeovers, after a crash or in
+//!          split brain, see src/sim/world/pair.rs)
 //! A failing run prints the seed, the command that reproduces it and the schedule of
 //! faults and commands before the failure; APPLIANCE_SIM_TRACE=1 prints the schedule
 //! as it happens.
 
-use aoeraid_appliance::sim::{run, Options, ALL_LAYOUTS};
+use aoeraid_appliance::sim::{run, run_pair, Options, ALL_LAYOUTS};
 
 fn main() {
-    let opts = Options::parse("appliance_sim", std::env::args().skip(1), 20_000);
+    // `--takeover` is this simulator's own; the rest is the options both simulators take.
+    let (pair, args): (Vec<String>, Vec<String>) =
+        std::env::args().skip(1).partition(|a| a == "--takeover");
+    let opts = Options::parse("appliance_sim", args, 20_000);
+    let run = if pair.is_empty() { run } else { run_pair };
     opts.campaign(
         |seed| vec![ALL_LAYOUTS[(seed % ALL_LAYOUTS.len() as u64) as usize]],
         |cfg| {

@@ -1018,6 +1018,26 @@ impl Target {
         self.maybe_sync(export, out);
     }
 
+    /// The sync of `export` will never be carried out (the store behind it was
+    /// taken away, e.g. another appliance took its blades over): every write and
+    /// flush it or the next one would cover is forgotten without an answer, so the
+    /// client retransmits them (to another target of the shelf.slot) instead of
+    /// failing them, as an ATA error would make the Linux driver do.
+    pub fn abandon_sync(&mut self, export: ExportId) {
+        let Some(ex) = self.exports.get_mut(usize::from(export.0)) else {
+            return;
+        };
+        if !ex.sync_in_flight {
+            return;
+        }
+        ex.sync_in_flight = false;
+        let mut reqs = std::mem::take(&mut ex.batch);
+        reqs.append(&mut ex.waiting);
+        for req in reqs {
+            self.drop_request(req);
+        }
+    }
+
     /// Writes the reply for a write or flush named by [`Action::Reply`] into
     /// `buf` and returns its length (60); frees the request. 0 if `req` is
     /// not awaiting a reply.

@@ -15,6 +15,10 @@ mod core;
 mod daemon;
 pub mod events;
 mod frontend;
+// Entry points for the cargo-fuzz targets in fuzz/; built only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -70,6 +70,9 @@ pub enum CreateError {
     Placement(PlacementError),
     NameTooLong,
     DuplicateUuid,
+    /// A superblock's metadata area (`"bitmap"` or `"checksum"`) is smaller than
+    /// the array it describes needs: writing it back would run into the next area.
+    AreaTooSmall(&'static str),
 }
 
 impl std::fmt::Display for CreateError {
@@ -79,6 +82,9 @@ impl std::fmt::Display for CreateError {
             CreateError::Placement(e) => write!(f, "{e}"),
             CreateError::NameTooLong => f.write_str("array name longer than 32 bytes"),
             CreateError::DuplicateUuid => f.write_str("two members share a UUID"),
+            CreateError::AreaTooSmall(area) => {
+                write!(f, "the superblock's {area} area is too small for the array")
+            }
         }
     }
 }

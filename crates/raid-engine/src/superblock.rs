@@ -201,9 +201,12 @@ impl Superblock {
         put32(&mut b, PPL_SLOTS, self.ppl_slots);
         put32(&mut b, PPL_SLOT_SECTORS, self.ppl_slot_sectors);
         put64(&mut b, PPL_GENERATION, self.ppl_generation);
-        let name = self.name.as_bytes();
-        let n = name.len().min(NAME_LEN);
-        b[NAME..NAME + n].copy_from_slice(&name[..n]);
+        // Cut at a character boundary: decode refuses a name that is not UTF-8.
+        let mut n = self.name.len().min(NAME_LEN);
+        while !self.name.is_char_boundary(n) {
+            n -= 1;
+        }
+        b[NAME..NAME + n].copy_from_slice(&self.name.as_bytes()[..n]);
         for (i, s) in self.slots.iter().take(MAX_SLOTS).enumerate() {
             let at = SLOTS + i * SLOT_LEN;
             b[at..at + 16].copy_from_slice(&s.member_uuid);
@@ -246,6 +249,40 @@ impl Superblock {
         if region_units == 0 {
             return Err(SbError::Invalid("bitmap region"));
         }
+        // The areas in member order, none overlapping the next: assembly reads
+        // and rewrites each as long as the superblock says.
+        let bitmap_sectors = get32(b, BITMAP_SECTORS);
+        let csum_offset = get64(b, CSUM_OFFSET);
+        let csum_sectors = get64(b, CSUM_SECTORS);
+        let ppl_offset = get64(b, PPL_OFFSET);
+        let ppl_slots = get32(b, PPL_SLOTS);
+        let ppl_slot_sectors = get32(b, PPL_SLOT_SECTORS);
+        let data_offset = get64(b, DATA_OFFSET);
+        let data_size = get64(b, DATA_SIZE);
+        let csum_end = csum_offset.checked_add(csum_sectors);
+        // A log without slots takes no room (resync policy, and superblocks written
+        // before the log existed, whose log fields are zero).
+        let log_end = match ppl_slots {
+            0 => csum_end,
+            n => csum_end
+                .filter(|&e| e <= ppl_offset)
+                .and_then(|_| ppl_offset.checked_add(u64::from(n) * u64::from(ppl_slot_sectors))),
+        };
+        let ordered = BITMAP_OFFSET + u64::from(bitmap_sectors) <= csum_offset
+            && log_end.is_some_and(|e| e <= data_offset)
+            && data_offset.checked_add(data_size).is_some();
+        if !ordered {
+            return Err(SbError::Invalid("metadata layout"));
+        }
+        // Each slot holds an entry header and the partial parity of up to a chunk; the
+        // engine keeps the busy slots of a member in one u64.
+        let log_fits = ppl_slots == 0
+            || (level.parity() > 0
+                && ppl_slots <= u64::BITS
+                && u64::from(ppl_slot_sectors) >= crate::ppl::HEADER_SECTORS + u64::from(chunk));
+        if !log_fits {
+            return Err(SbError::Invalid("partial-parity log"));
+        }
         let flags = get32(b, FLAGS);
         let mut slots = Vec::with_capacity(raid_disks as usize);
         for i in 0..raid_disks as usize {
@@ -258,17 +295,21 @@ impl Superblock {
         }
         let name_raw = &b[NAME..NAME + NAME_LEN];
         let name_len = name_raw.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
+        // Not lossy: a replaced byte grows the name, which then no longer fits
+        // the field the engine writes it back to.
+        let name =
+            std::str::from_utf8(&name_raw[..name_len]).map_err(|_| SbError::Invalid("name"))?;
         Ok(Superblock {
             array_uuid: b[ARRAY_UUID..ARRAY_UUID + 16].try_into().unwrap(),
             member_uuid: b[MEMBER_UUID..MEMBER_UUID + 16].try_into().unwrap(),
-            name: String::from_utf8_lossy(&name_raw[..name_len]).into_owned(),
+            name: name.to_string(),
             level,
             layout: get32(b, LAYOUT),
             chunk,
             raid_disks,
             role,
-            data_offset: get64(b, DATA_OFFSET),
-            data_size: get64(b, DATA_SIZE),
+            data_offset,
+            data_size,
             events: get64(b, EVENTS),
             clean: get32(b, STATE) & 1 == 1,
             integrity: flags & FLAG_INTEGRITY != 0,
@@ -277,12 +318,12 @@ impl Superblock {
             recovery_unit: get64(b, RECOVERY_UNIT),
             bitmap_region_units: region_units,
             bitmap_events_cleared: get64(b, EVENTS_CLEARED),
-            bitmap_sectors: get32(b, BITMAP_SECTORS),
-            csum_offset: get64(b, CSUM_OFFSET),
-            csum_sectors: get64(b, CSUM_SECTORS),
-            ppl_offset: get64(b, PPL_OFFSET),
-            ppl_slots: get32(b, PPL_SLOTS),
-            ppl_slot_sectors: get32(b, PPL_SLOT_SECTORS),
+            bitmap_sectors,
+            csum_offset,
+            csum_sectors,
+            ppl_offset,
+            ppl_slots,
+            ppl_slot_sectors,
             ppl_generation: get64(b, PPL_GENERATION),
             initial_sync: flags & FLAG_INITIAL_SYNC != 0,
             slots,
@@ -304,7 +345,7 @@ mod tests {
             chunk: 128,
             raid_disks: 4,
             role: 2,
-            data_offset: 2048,
+            data_offset: 16384,
             data_size: 1 << 20,
             events: 42,
             clean: false,
@@ -359,6 +400,74 @@ mod tests {
         assert_eq!(Superblock::decode(&b), Err(SbError::Corrupt));
         assert_eq!(Superblock::decode(&[0u8; 4096]), Err(SbError::Unknown));
         assert_eq!(Superblock::decode(&[0u8; 10]), Err(SbError::Short));
+    }
+
+    /// Found by fuzz/superblock_parse: a name of invalid UTF-8 decoded lossily
+    /// grew past the 32-byte field (each bad byte became a 3-byte U+FFFD), so
+    /// the engine's write-back cut it and the name changed on every round.
+    #[test]
+    fn a_name_that_is_not_utf8_is_refused_and_encode_cuts_at_a_character() {
+        let mut b = sample().encode();
+        b[144..176].fill(0xFF);
+        let crc = crc32c::crc32c(&b[..4092]);
+        b[4092..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Superblock::decode(&b), Err(SbError::Invalid("name")));
+        let mut sb = sample();
+        sb.name = format!("{}é", "a".repeat(31));
+        let back = Superblock::decode(&sb.encode()).unwrap();
+        assert_eq!(back.name, "a".repeat(31));
+    }
+
+    /// Found by fuzz/bitmap_load: a superblock (good checksum) with 2^31
+    /// bitmap sectors made assembly queue a read for each; the areas must lie
+    /// in order before the data.
+    #[test]
+    fn areas_out_of_order_are_refused() {
+        for bad in [
+            |s: &mut Superblock| s.bitmap_sectors = u32::MAX,
+            |s: &mut Superblock| s.csum_offset = BITMAP_OFFSET,
+            |s: &mut Superblock| s.csum_sectors = u64::MAX,
+            |s: &mut Superblock| s.data_offset = 30,
+            |s: &mut Superblock| s.data_size = u64::MAX,
+            |s: &mut Superblock| s.ppl_offset = 30,
+            |s: &mut Superblock| s.ppl_offset = u64::MAX,
+            |s: &mut Superblock| s.ppl_slot_sectors = u32::MAX,
+            |s: &mut Superblock| s.data_offset = 4096,
+        ] {
+            let mut sb = sample();
+            bad(&mut sb);
+            assert_eq!(
+                Superblock::decode(&sb.encode()),
+                Err(SbError::Invalid("metadata layout"))
+            );
+        }
+    }
+
+    /// A log the engine cannot hold (more slots than its busy mask, a slot too
+    /// small for a chunk's entry, a log on a level without parity) is refused;
+    /// a log without slots is no log, whatever its offset says.
+    #[test]
+    fn a_log_the_engine_cannot_use_is_refused() {
+        for bad in [
+            |s: &mut Superblock| s.ppl_slots = 65,
+            |s: &mut Superblock| s.ppl_slot_sectors = 135,
+            |s: &mut Superblock| {
+                s.level = Level::Raid1;
+                s.layout = 0;
+            },
+        ] {
+            let mut sb = sample();
+            bad(&mut sb);
+            assert_eq!(
+                Superblock::decode(&sb.encode()),
+                Err(SbError::Invalid("partial-parity log"))
+            );
+        }
+        let mut sb = sample();
+        sb.ppl_slots = 0;
+        sb.ppl_offset = 0;
+        sb.ppl_slot_sectors = 0;
+        assert_eq!(Superblock::decode(&sb.encode()), Ok(sb));
     }
 
     #[test]

@@ -313,8 +313,9 @@ pub struct VolumeSpec {
 }
 
 /// Named spare groups, in file order; duplicate group names are refused at
-/// parse time (a plain map would silently keep the last one).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// parse time (a plain map would silently keep the last one). Written back as
+/// the same map of name to members, so a serialized config parses again.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpareGroups(pub Vec<SpareGroup>);
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -326,6 +327,12 @@ pub struct SpareGroup {
 impl SpareGroups {
     pub fn get(&self, name: &str) -> Option<&SpareGroup> {
         self.0.iter().find(|g| g.name == name)
+    }
+}
+
+impl Serialize for SpareGroups {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|g| (&g.name, &g.members)))
     }
 }
 
@@ -546,6 +553,22 @@ mod tests {
         );
         assert_eq!(c.appliance.state_dir, Path::new(DEFAULT_STATE_DIR));
         assert!(c.arrays.is_empty() && c.volumes.is_empty());
+    }
+
+    /// Found by fuzz/config_check: spare groups serialized as a list of
+    /// `{name, members}`, which the loader (a map of name to members) refused.
+    #[test]
+    fn a_serialized_config_parses_back_equal() {
+        let c = check_str(
+            include_str!("../../../../appliance.yaml.example"),
+            "e",
+            false,
+        )
+        .unwrap()
+        .config;
+        assert!(!c.spare_groups.0.is_empty());
+        let yaml = serde_norway::to_string(&c).unwrap();
+        assert_eq!(check_str(&yaml, "back", false).unwrap().config, c);
     }
 
     #[test]

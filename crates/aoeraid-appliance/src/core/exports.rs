@@ -103,21 +103,19 @@ impl Exports {
     }
 
     /// A volume request of a silenced export finished: it is forgotten without
-    /// an answer (the client retransmits elsewhere); a client FLUSH fails.
+    /// an answer, and so are the writes and flushes a sync covered (the client
+    /// retransmits them elsewhere). Failing them instead, as this did, made the
+    /// old active of a split brain answer FLUSH and write-back writes with an
+    /// ATA error, which the Linux driver fails (the whole-appliance simulator,
+    /// `--layout concat --seed 17 --takeover`).
     pub(crate) fn forget(&mut self, c: VolumeCompletion) {
-        let Some(mut done) = self.driver.store_mut().done(c) else {
+        let Some(done) = self.driver.store_mut().done::<()>(c) else {
             return;
         };
-        let req = match &mut done {
-            Done::Read { req, .. } | Done::Write { req, .. } => Some(*req),
-            Done::Sync { ok, .. } => {
-                *ok = false;
-                None
-            }
-        };
-        match req {
-            Some(req) => self.driver.target_mut().drop_request(req),
-            None => self.driver.on_done(&mut SlicePort::default(), done),
+        let target = self.driver.target_mut();
+        match done {
+            Done::Read { req, .. } | Done::Write { req, .. } => target.drop_request(req),
+            Done::Sync { export, .. } => target.abandon_sync(export),
         }
     }
 

@@ -50,7 +50,9 @@ pub(crate) use exports::{ExportDef, Exports};
 pub(crate) use members::{
     poll_blade_done, submit_to_blade, superblock_read, Host, Location, MemberMap, MemberResult,
 };
-pub(crate) use ownership::{held_by, holder, plan_claim, ClaimMode, Holder, Ownership};
+pub(crate) use ownership::{
+    held_by, holder, plan_claim, send_reserves, ClaimMode, Holder, Ownership,
+};
 pub(crate) use spares::{Spare, SpareGroups};
 pub(crate) use volumes::{Array, Volume};
 

@@ -15,11 +15,22 @@
 //!   reservation, means another appliance owns the blade now: the blade is lost,
 //!   never forced back, and every volume with a member on it stops (the core's side
 //!   of that is in `mod.rs`).
+//! * after a takeover, for a blade first seen later (away while the claim ran,
+//!   found by the whole-appliance simulator: its list still named the old active,
+//!   our Set was refused and the blade stayed out of its array for good): its list
+//!   is Read first, and it is force-set only when every MAC on it is one the
+//!   takeover fenced ([`Ownership::fencing`]) and no blade was lost since (nobody
+//!   took over from us); otherwise it is Set, and a refusal loses it as above.
+//!   What remains open: an old active that has not yet noticed it was taken over
+//!   could force back a blade whose list names only the new active, if that
+//!   blade came back to it in the second before its periodic Set was refused.
 //!
 //! Sans-IO like the rest of the core: requests go out through the pool, their
 //! completions come back through [`super::Core`].
 
-use aoe_initiator::{write_macs, BladeId, ReserveCmd, ReserveCompletion, ReserveError};
+use aoe_initiator::{
+    write_macs, BladeId, Pool, ReserveCmd, ReserveCompletion, ReserveError, ReserveRequest,
+};
 use aoe_wire::Mac;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -91,16 +102,51 @@ pub(crate) fn plan_claim(
     }
 }
 
+/// The answers of a round of reserve requests, one slot per blade (in order).
+pub(crate) type ReserveResults = Vec<Option<Result<Vec<Mac>, ReserveError>>>;
+
+/// Sends `cmd` with `macs` to every blade of `blades` through `pool` (each
+/// request's `user` is its index); the slots of those that could not be sent
+/// are filled with `BladeDown`, the others wait for [`Pool::poll_reserve`].
+pub(crate) fn send_reserves(
+    pool: &mut Pool,
+    now: Instant,
+    blades: &[BladeId],
+    cmd: ReserveCmd,
+    macs: &[Mac],
+) -> ReserveResults {
+    let mut results: ReserveResults = vec![None; blades.len()];
+    for (i, &blade) in blades.iter().enumerate() {
+        let req = ReserveRequest {
+            blade,
+            cmd,
+            macs: macs.to_vec(),
+            user: i as u64,
+        };
+        if pool.reserve(now, req).is_err() {
+            results[i] = Some(Err(ReserveError::BladeDown));
+        }
+    }
+    results
+}
+
 /// A blade the appliance must hold, as far as it knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Claim {
     /// Our MACs are on its list (last Set answered).
     Held,
-    /// A Set is out; `rejoin`: the blade came back, and its members wait for the
-    /// Set before they are taken back into their arrays.
-    Asserting { rejoin: bool },
+    /// A Set (Force Set when `force`) is out; `rejoin`: the blade came back, and
+    /// its members wait for the answer before they are taken back into their arrays.
+    Asserting { rejoin: bool, force: bool },
     /// It answers again, but Set was not sent yet (down, or a Set was out).
     Pending,
+    /// First seen after a takeover start: its list is to be read (then it is
+    /// forced or Set, see the module's doc).
+    Unread,
+    /// That Read is out.
+    Reading,
+    /// Its list names only MACs the takeover fenced: Force Set when due.
+    Force,
     /// Another appliance holds it: never written again by this process.
     Lost { holders: Vec<Mac> },
 }
@@ -110,6 +156,8 @@ pub(crate) enum Claim {
 pub(crate) enum Outcome {
     /// Nothing to do.
     None,
+    /// A list was read: the blade's Set or Force Set is due now.
+    Read,
     /// The blade is held again after coming back: its members may rejoin.
     Rejoin(BladeId),
     /// The blade was just lost to `holders` (empty: not known yet).
@@ -120,6 +168,8 @@ pub(crate) enum Outcome {
 #[derive(Debug, Default)]
 pub(crate) struct Ownership {
     macs: Vec<Mac>,
+    /// The MACs a takeover forced off the blades (empty: a plain start).
+    fenced: Vec<Mac>,
     blades: BTreeMap<BladeId, Claim>,
     next_reassert: Option<Instant>,
     /// I/Os and Sets refused because another appliance holds a blade.
@@ -135,10 +185,23 @@ impl Ownership {
     ) -> Self {
         Ownership {
             macs,
+            fenced: Vec::new(),
             blades: blades.into_iter().map(|b| (b, Claim::Held)).collect(),
             next_reassert: Some(now + REASSERT_EVERY),
             refused: 0,
         }
+    }
+
+    /// The claim was a takeover that forced `lists` (read just before) to our
+    /// MACs: the other MACs on them are the fenced old active's, which a blade
+    /// first seen later may still name.
+    pub(crate) fn fencing(mut self, lists: &[Vec<Mac>]) -> Self {
+        for m in lists.iter().flatten() {
+            if !self.macs.contains(m) && !self.fenced.contains(m) {
+                self.fenced.push(*m);
+            }
+        }
+        self
     }
 
     pub(crate) fn macs(&self) -> &[Mac] {
@@ -168,31 +231,60 @@ impl Ownership {
         self.next_reassert
     }
 
-    /// The blades to Set now: every held one when the period is up, and those
-    /// waiting to be re-asserted. Marks them asserting.
-    pub(crate) fn due(&mut self, now: Instant) -> Vec<BladeId> {
+    /// The requests to send now: Set of every held blade when the period is up,
+    /// of those waiting to be re-asserted, Read or Force Set of blades first seen
+    /// after a takeover. Marks them in flight.
+    pub(crate) fn due(&mut self, now: Instant) -> Vec<(BladeId, ReserveCmd)> {
         let periodic = self.next_reassert.is_some_and(|t| t <= now);
         if periodic {
             self.next_reassert = Some(now + REASSERT_EVERY);
         }
         let mut out = Vec::new();
         for (&b, c) in &mut self.blades {
-            match c {
-                Claim::Pending => *c = Claim::Asserting { rejoin: true },
-                Claim::Held if periodic => *c = Claim::Asserting { rejoin: false },
+            let (next, cmd) = match c {
+                Claim::Pending => (
+                    Claim::Asserting {
+                        rejoin: true,
+                        force: false,
+                    },
+                    ReserveCmd::Set,
+                ),
+                Claim::Force => (
+                    Claim::Asserting {
+                        rejoin: true,
+                        force: true,
+                    },
+                    ReserveCmd::ForceSet,
+                ),
+                Claim::Unread => (Claim::Reading, ReserveCmd::Read),
+                Claim::Held if periodic => (
+                    Claim::Asserting {
+                        rejoin: false,
+                        force: false,
+                    },
+                    ReserveCmd::Set,
+                ),
                 _ => continue,
-            }
-            out.push(b);
+            };
+            *c = next;
+            out.push((b, cmd));
         }
         out
     }
 
-    /// A Set could not be sent (the pool refused it: blade down or gone).
+    /// A request could not be sent or failed (blade down or gone): it is sent
+    /// again when the blade returns (or at the next period).
     pub(crate) fn not_sent(&mut self, blade: BladeId) {
-        if let Some(c @ Claim::Asserting { .. }) = self.blades.get_mut(&blade) {
+        if let Some(c) = self.blades.get_mut(&blade) {
             *c = match c {
-                Claim::Asserting { rejoin: true } => Claim::Pending,
-                _ => Claim::Held,
+                Claim::Asserting {
+                    rejoin: true,
+                    force: true,
+                }
+                | Claim::Reading => Claim::Unread,
+                Claim::Asserting { rejoin: true, .. } => Claim::Pending,
+                Claim::Asserting { .. } => Claim::Held,
+                _ => return,
             };
         }
     }
@@ -203,16 +295,29 @@ impl Ownership {
         match self.blades.get_mut(&blade) {
             Some(Claim::Lost { .. }) | None => false,
             Some(c) => {
-                *c = Claim::Pending;
+                *c = match c {
+                    // Never held yet: its list is read again.
+                    Claim::Unread
+                    | Claim::Reading
+                    | Claim::Force
+                    | Claim::Asserting { force: true, .. } => Claim::Unread,
+                    _ => Claim::Pending,
+                };
                 true
             }
         }
     }
 
     /// Holds `blade` from now on (a configured blade first seen after the
-    /// start); it is Set before anything is written to it.
+    /// start); it is claimed before anything is written to it (after a
+    /// takeover, its list is read first).
     pub(crate) fn adopt(&mut self, blade: BladeId) {
-        self.blades.entry(blade).or_insert(Claim::Pending);
+        let first = if self.fenced.is_empty() {
+            Claim::Pending
+        } else {
+            Claim::Unread
+        };
+        self.blades.entry(blade).or_insert(first);
     }
 
     /// Stops holding every blade: the ones not lost are returned (to be
@@ -256,6 +361,24 @@ impl Ownership {
             return Outcome::None;
         };
         match (&c.result, c.cmd) {
+            // A blade first seen after our takeover: forced if only the fenced
+            // old active is on its list and nobody took over from us since.
+            (Ok(list), ReserveCmd::Read) if claim == Claim::Reading => {
+                let stale = list
+                    .iter()
+                    .all(|m| self.fenced.contains(m) || self.macs.contains(m));
+                let ours = !self
+                    .blades
+                    .values()
+                    .any(|c| matches!(c, Claim::Lost { .. }));
+                let next = if stale && ours {
+                    Claim::Force
+                } else {
+                    Claim::Pending
+                };
+                self.blades.insert(c.blade, next);
+                Outcome::Read
+            }
             // A Read after a refused I/O: who took the blade.
             (Ok(list), ReserveCmd::Read) => {
                 if matches!(claim, Claim::Lost { .. }) {
@@ -264,7 +387,7 @@ impl Ownership {
                 Outcome::None
             }
             (Ok(_), _) => match claim {
-                Claim::Asserting { rejoin } => {
+                Claim::Asserting { rejoin, .. } => {
                     self.blades.insert(c.blade, Claim::Held);
                     if rejoin {
                         Outcome::Rejoin(c.blade)
@@ -354,13 +477,17 @@ mod tests {
         }
     }
 
+    fn set(blade: u32) -> (BladeId, ReserveCmd) {
+        (BladeId(blade), ReserveCmd::Set)
+    }
+
     #[test]
     fn held_blades_are_set_again_every_period_and_a_refusal_loses_them_for_good() {
         let t0 = Instant::now();
         let mut o = Ownership::new(vec![A], [BladeId(0), BladeId(1)], t0);
         assert!(o.due(t0).is_empty(), "not before the period");
         let t1 = t0 + REASSERT_EVERY;
-        assert_eq!(o.due(t1), vec![BladeId(0), BladeId(1)]);
+        assert_eq!(o.due(t1), vec![set(0), set(1)]);
         assert!(o.due(t1).is_empty(), "once per period");
         assert_eq!(
             o.completed(&done(0, ReserveCmd::Set, Ok(vec![A]))),
@@ -372,7 +499,7 @@ mod tests {
         assert_eq!(o.refused(), 1);
         // Lost is final: no more Sets, a return does not re-assert.
         assert!(!o.returned(BladeId(1)));
-        assert_eq!(o.due(t1 + REASSERT_EVERY), vec![BladeId(0)]);
+        assert_eq!(o.due(t1 + REASSERT_EVERY), vec![set(0)]);
         assert!(o.is_lost(BladeId(1)));
     }
 
@@ -382,15 +509,18 @@ mod tests {
         let mut o = Ownership::new(vec![A], [BladeId(0)], t0);
         assert!(o.returned(BladeId(0)));
         assert!(!o.returned(BladeId(7)), "not ours");
-        assert_eq!(o.due(t0), vec![BladeId(0)]);
+        assert_eq!(o.due(t0), vec![set(0)]);
         assert_eq!(
             o.claim(BladeId(0)),
-            Some(&Claim::Asserting { rejoin: true })
+            Some(&Claim::Asserting {
+                rejoin: true,
+                force: false
+            })
         );
         // The blade went down again before answering: it waits for the next return.
         o.completed(&done(0, ReserveCmd::Set, Err(ReserveError::BladeDown)));
         assert_eq!(o.claim(BladeId(0)), Some(&Claim::Pending));
-        assert_eq!(o.due(t0), vec![BladeId(0)]);
+        assert_eq!(o.due(t0), vec![set(0)]);
         let r = o.completed(&done(0, ReserveCmd::Set, Ok(vec![A])));
         assert_eq!(r, Outcome::Rejoin(BladeId(0)));
         assert_eq!(o.claim(BladeId(0)), Some(&Claim::Held));
@@ -404,5 +534,49 @@ mod tests {
         assert_eq!(o.refused(), 2);
         o.completed(&done(0, ReserveCmd::Read, Ok(vec![B])));
         assert_eq!(o.claim(BladeId(0)), Some(&Claim::Lost { holders: vec![B] }));
+    }
+
+    /// The simulator's seed `--layout concat --seed 11 --ops 20000 --takeover`: a
+    /// blade away while B took over still named A when it came back; B's Set was
+    /// refused and the blade stayed out of its array for good.
+    #[test]
+    fn after_a_takeover_a_blade_seen_later_is_forced_only_off_the_fenced_active() {
+        const C: Mac = Mac([2, 0, 0, 0, 0, 0xc]);
+        let t0 = Instant::now();
+        let read = |b| (BladeId(b), ReserveCmd::Read);
+        let mut o = Ownership::new(vec![B], [BladeId(0)], t0).fencing(&[vec![A]]);
+        o.adopt(BladeId(1));
+        assert_eq!(o.due(t0), vec![read(1)]);
+        assert_eq!(
+            o.completed(&done(1, ReserveCmd::Read, Ok(vec![A]))),
+            Outcome::Read
+        );
+        assert_eq!(o.due(t0), vec![(BladeId(1), ReserveCmd::ForceSet)]);
+        let r = o.completed(&done(1, ReserveCmd::ForceSet, Ok(vec![B])));
+        assert_eq!(r, Outcome::Rejoin(BladeId(1)));
+        // Down before its list was read: read again when it returns.
+        o.adopt(BladeId(2));
+        assert_eq!(o.due(t0), vec![read(2)]);
+        o.completed(&done(2, ReserveCmd::Read, Err(ReserveError::BladeDown)));
+        assert_eq!(o.claim(BladeId(2)), Some(&Claim::Unread));
+        // A third station's list is not forced: Set, refused, lost.
+        assert_eq!(o.due(t0), vec![read(2)]);
+        o.completed(&done(2, ReserveCmd::Read, Ok(vec![C])));
+        assert_eq!(o.due(t0), vec![set(2)]);
+        let r = o.completed(&done(2, ReserveCmd::Set, Err(ReserveError::Held(vec![C]))));
+        assert_eq!(r, Outcome::Lost(BladeId(2), vec![C]));
+        // Once a blade was lost (someone took over from us) nothing is forced.
+        o.adopt(BladeId(3));
+        assert_eq!(o.due(t0), vec![read(3)]);
+        o.completed(&done(3, ReserveCmd::Read, Ok(vec![A])));
+        assert_eq!(o.due(t0), vec![set(3)]);
+    }
+
+    #[test]
+    fn a_plain_start_sets_a_blade_seen_later_without_reading_it() {
+        let t0 = Instant::now();
+        let mut o = Ownership::new(vec![A], [BladeId(0)], t0).fencing(&[]);
+        o.adopt(BladeId(1));
+        assert_eq!(o.due(t0), vec![set(1)]);
     }
 }

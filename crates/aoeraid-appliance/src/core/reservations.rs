@@ -15,16 +15,21 @@ use aoe_wire::Mac;
 use std::time::Instant;
 
 impl Core {
-    /// Sends the Sets that are due (period up, or a blade came back).
+    /// Sends the requests that are due (period up, a blade came back, a blade
+    /// first seen after a takeover).
     pub(super) fn reassert(&mut self, now: Instant) {
         let Some(pool) = self.pool.as_mut() else {
             return;
         };
-        for blade in self.owners.due(now) {
+        for (blade, cmd) in self.owners.due(now) {
+            let macs = match cmd {
+                ReserveCmd::Read => Vec::new(),
+                _ => self.owners.macs().to_vec(),
+            };
             let req = ReserveRequest {
                 blade,
-                cmd: ReserveCmd::Set,
-                macs: self.owners.macs().to_vec(),
+                cmd,
+                macs,
                 user: 0,
             };
             if pool.reserve(now, req).is_err() {
@@ -58,6 +63,10 @@ impl Core {
     pub(super) fn reserve_done(&mut self, c: ReserveCompletion) {
         match self.owners.completed(&c) {
             Outcome::None => {}
+            Outcome::Read => {
+                let now = self.now;
+                self.reassert(now);
+            }
             Outcome::Rejoin(blade) => self.blade_returned(blade),
             Outcome::Lost(blade, holders) => {
                 self.lose_blade(blade, &holders, "our Set was refused")

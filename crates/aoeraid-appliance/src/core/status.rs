@@ -79,12 +79,14 @@ impl Core {
                 };
                 (b.reservation, b.reserved_by) = match claim {
                     // The periodic Set of a held blade does not make it less held.
-                    Claim::Held | Claim::Asserting { rejoin: false } => {
+                    Claim::Held | Claim::Asserting { rejoin: false, .. } => {
                         (Some(Reservation::Held), Vec::new())
                     }
-                    Claim::Asserting { rejoin: true } | Claim::Pending => {
-                        (Some(Reservation::Asserting), Vec::new())
-                    }
+                    Claim::Asserting { rejoin: true, .. }
+                    | Claim::Pending
+                    | Claim::Unread
+                    | Claim::Reading
+                    | Claim::Force => (Some(Reservation::Asserting), Vec::new()),
                     Claim::Lost { holders } => (
                         Some(Reservation::Lost),
                         holders.iter().map(|m| m.to_string()).collect(),

@@ -657,9 +657,16 @@ impl Rig {
             Some(b.disk[s..s + SB_BYTES].to_vec())
         };
         self.now = sim.now;
-        self.core =
-            crate::sim::boot::assemble_all(&cfg, pool, &superblock, &[], &mut self.host, self.now)
-                .unwrap();
+        self.core = crate::sim::boot::assemble_all(
+            &cfg,
+            0,
+            pool,
+            &superblock,
+            &[],
+            &mut self.host,
+            self.now,
+        )
+        .unwrap();
         self.notices.clear();
         self.settle();
     }

@@ -4,9 +4,9 @@
 //! ([`crate::core::plan_claim`]); this runs them on the blocking back end.
 
 use super::members::Devices;
-use crate::core::{holder, plan_claim, ClaimMode, Holder, Ownership};
+use crate::core::{holder, plan_claim, send_reserves, ClaimMode, Holder, Ownership};
 use anyhow::{anyhow, bail};
-use aoe_initiator::{BladeId, ReserveCmd, ReserveError, ReserveRequest};
+use aoe_initiator::{BladeId, ReserveCmd, ReserveError};
 use aoe_wire::Mac;
 use std::time::{Duration, Instant};
 
@@ -17,14 +17,21 @@ const RESERVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Claimed {
     /// Our back-end MACs: what every list was set to.
     pub(crate) macs: Vec<Mac>,
-    /// (blade, `eS.L`, list before the claim; empty after a takeover, which reads none).
+    /// (blade, `eS.L`, list before the claim).
     pub(crate) blades: Vec<(BladeId, String, Vec<Mac>)>,
+    pub(crate) mode: ClaimMode,
 }
 
 impl Claimed {
     /// The running core's claim on these blades.
     pub(crate) fn ownership(&self, now: Instant) -> Ownership {
-        Ownership::new(self.macs.clone(), self.blades.iter().map(|b| b.0), now)
+        let o = Ownership::new(self.macs.clone(), self.blades.iter().map(|b| b.0), now);
+        match self.mode {
+            ClaimMode::Takeover => {
+                o.fencing(&self.blades.iter().map(|b| b.2.clone()).collect::<Vec<_>>())
+            }
+            ClaimMode::Plain => o,
+        }
     }
 
     /// Gives back the blades that were free before the claim (a `create` that is
@@ -58,6 +65,7 @@ pub(crate) fn claim(
         return Ok(Claimed {
             macs: Vec::new(),
             blades: Vec::new(),
+            mode,
         });
     };
     let macs: Vec<Mac> = b.pool().interfaces().iter().map(|i| i.mac).collect();
@@ -67,9 +75,12 @@ pub(crate) fn claim(
         .collect();
     let ids: Vec<BladeId> = found.iter().map(|f| f.0).collect();
     let names: Vec<String> = found.iter().map(|f| f.1.clone()).collect();
+    // A takeover reads the lists too: the MACs it forces off are the old active's,
+    // which a blade away now may still name when it comes back (`Ownership::fencing`).
+    let read = reserve_blocking(dev, &ids, ReserveCmd::Read, &[])?;
     let lists: Vec<Vec<Mac>> = match mode {
-        ClaimMode::Takeover => Vec::new(),
-        ClaimMode::Plain => reserve_blocking(dev, &ids, ReserveCmd::Read, &[])?
+        ClaimMode::Takeover => read.into_iter().map(Result::unwrap_or_default).collect(),
+        ClaimMode::Plain => read
             .into_iter()
             .zip(&names)
             .map(|(r, n)| r.map_err(|e| anyhow!("{n}: cannot read its reserve list: {e}")))
@@ -120,7 +131,7 @@ pub(crate) fn claim(
         .enumerate()
         .map(|(i, (id, n))| (id, n, lists.get(i).cloned().unwrap_or_default()))
         .collect();
-    Ok(Claimed { macs, blades })
+    Ok(Claimed { macs, blades, mode })
 }
 
 /// Sends `cmd` with `macs` to every blade of `blades` and waits for all answers
@@ -134,18 +145,7 @@ fn reserve_blocking(
     let Some(b) = dev.backend.as_mut() else {
         return Ok(Vec::new());
     };
-    let mut results: Vec<Option<Result<Vec<Mac>, ReserveError>>> = vec![None; blades.len()];
-    for (i, &blade) in blades.iter().enumerate() {
-        let req = ReserveRequest {
-            blade,
-            cmd,
-            macs: macs.to_vec(),
-            user: i as u64,
-        };
-        if b.pool_mut().reserve(Instant::now(), req).is_err() {
-            results[i] = Some(Err(ReserveError::BladeDown));
-        }
-    }
+    let mut results = send_reserves(b.pool_mut(), Instant::now(), blades, cmd, macs);
     let deadline = Instant::now() + RESERVE_TIMEOUT;
     let mut events = Vec::new();
     while results.iter().any(Option::is_none) {

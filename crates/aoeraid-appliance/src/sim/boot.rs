@@ -1,16 +1,18 @@
 //! Starting the appliance in the simulator: the configuration a seed draws, the
 //! first start (arrays created on blank blades, as `aoeraid create` does) and every
 //! restart after a crash (arrays assembled from the superblocks on the members,
-//! as `aoeraid run` does), each ending in a real `core::Core`.
+//! as `aoeraid run` does), each ending in a real `core::Core`. Two appliances can
+//! run on the same blades (the HA pair: A is 0, B is 1, each with its own MACs);
+//! a start claims its blades by reservation as `daemon/claim.rs` does.
 
 use super::blades::Blade;
 use crate::config::{check_str, Config, ConsistencyPolicy, Integrity, MemberAddr};
 use crate::core::{
-    Array, Core, CoreParts, ExportDef, Exports, Host, MemberMap, NoObserver, Spare, SpareGroups,
-    Volume,
+    plan_claim, send_reserves, Array, ClaimMode, Core, CoreParts, ExportDef, Exports, Host,
+    MemberMap, NoObserver, Ownership, Spare, SpareGroups, Volume,
 };
 use crate::daemon::create::engine_level;
-use aoe_initiator::{BladeState, Pool, PoolConfig};
+use aoe_initiator::{BladeId, BladeState, Pool, PoolConfig, ReserveCmd, ReserveError};
 use aoe_target::{ExportState, SharedExport};
 use aoe_wire::Mac;
 use raid_engine::sim::Rng;
@@ -23,8 +25,20 @@ use std::time::{Duration, Instant};
 
 /// Sectors of every blade: the engine's metadata area and 4 MiB of data.
 pub(crate) const BLADE_SECTORS: u64 = 2048 + 8192;
-pub(crate) const FRONT_MAC: Mac = Mac([0x02, 0xFE, 0, 0, 0, 1]);
-pub(crate) const BACK_MAC: Mac = Mac([0x02, 0xBE, 0, 0, 0, 1]);
+/// Front-end MAC of appliance `who` of the pair.
+pub(crate) fn front_mac(who: usize) -> Mac {
+    Mac([0x02, 0xFE, 0, 0, 0, 1 + who as u8])
+}
+
+/// Back-end MAC of appliance `who` of the pair: what its reservations list.
+pub(crate) fn back_mac(who: usize) -> Mac {
+    Mac([0x02, 0xBE, 0, 0, 0, 1 + who as u8])
+}
+
+/// Which appliance of the pair `mac` (front or back) belongs to.
+pub(crate) fn appliance_of(mac: Mac) -> Option<usize> {
+    (0..2).find(|&w| mac == front_mac(w) || mac == back_mac(w))
+}
 pub(crate) const MTU: u32 = 9000;
 pub(crate) const EXPORT: (u16, u8) = (7, 0);
 pub(crate) const VOLUME: &str = "vol";
@@ -109,22 +123,116 @@ pub(crate) fn config(layout: SimLayout, rng: &mut Rng, integrity: bool) -> Confi
     }
 }
 
-/// A back-end pool that found every live blade, exchanging frames with them
-/// directly (a start is not where the wire's faults are exercised). Returns the
-/// pool and the virtual time it took.
+/// Appliance `who`'s back-end pool that found every live blade, exchanging frames
+/// with them directly (a start is not where the wire's faults are exercised).
+/// Returns the pool and the virtual time it took.
 pub(crate) fn discover(
     cfg: &Config,
     blades: &mut [Blade],
+    who: usize,
     base: Instant,
-    mut now: u64,
+    now: u64,
 ) -> (Pool, u64) {
     let mut pool = Pool::new(PoolConfig {
         dead_time: cfg.backend.dead_after.0,
         ..PoolConfig::default()
     });
-    pool.add_interface("back0", BACK_MAC, MTU);
+    pool.add_interface("back0", back_mac(who), MTU);
     pool.discover();
     let want = blades.iter().filter(|b| !b.disk.dead).count();
+    let now = exchange(&mut pool, blades, base, now, |pool| {
+        pool.blade_ids()
+            .filter(|&b| pool.blade_state(b) == Some(BladeState::Up))
+            .count()
+            >= want
+    });
+    (pool, now)
+}
+
+/// Claims the blades of `wanted` that `pool` found, as `aoeraid run` does before
+/// its first read (`daemon/claim.rs`, the decisions `core::plan_claim`'s): a plain
+/// start reads every reserve list and refuses when another appliance holds a
+/// blade (`Err`: each such blade and its holders); a takeover force-sets them.
+/// Returns the claim the core keeps and the virtual time it took.
+pub(crate) fn claim(
+    wanted: &[MemberAddr],
+    pool: &mut Pool,
+    blades: &mut [Blade],
+    mode: ClaimMode,
+    base: Instant,
+    now: u64,
+) -> Result<(Ownership, u64), Vec<String>> {
+    let macs: Vec<Mac> = pool.interfaces().iter().map(|i| i.mac).collect();
+    let found: Vec<(BladeId, String)> = wanted
+        .iter()
+        .filter_map(|m| match *m {
+            MemberAddr::Blade { shelf, slot } => {
+                pool.find(shelf, slot).map(|id| (id, m.to_string()))
+            }
+            MemberAddr::File(_) => None,
+        })
+        .collect();
+    let ids: Vec<BladeId> = found.iter().map(|f| f.0).collect();
+    let names: Vec<String> = found.into_iter().map(|f| f.1).collect();
+    let (lists, now) = reserve_all(pool, blades, &ids, ReserveCmd::Read, &[], base, now);
+    let lists: Vec<Vec<Mac>> = lists.into_iter().map(Result::unwrap_or_default).collect();
+    let cmds = plan_claim(mode, &names, &lists, &macs)?;
+    let cmd = cmds.first().copied().unwrap_or(ReserveCmd::Set);
+    let (results, now) = reserve_all(pool, blades, &ids, cmd, &macs, base, now);
+    let refused: Vec<String> = results
+        .iter()
+        .zip(&names)
+        .filter_map(|(r, n)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+        .collect();
+    if !refused.is_empty() {
+        return Err(refused);
+    }
+    let at = base + Duration::from_nanos(now);
+    let owners = Ownership::new(macs, ids, at);
+    let owners = match mode {
+        ClaimMode::Takeover => owners.fencing(&lists),
+        ClaimMode::Plain => owners,
+    };
+    Ok((owners, now))
+}
+
+/// Sends `cmd` with `macs` to every blade of `ids` and waits for the answers (in
+/// the same order; one that never came is `BladeDown`).
+fn reserve_all(
+    pool: &mut Pool,
+    blades: &mut [Blade],
+    ids: &[BladeId],
+    cmd: ReserveCmd,
+    macs: &[Mac],
+    base: Instant,
+    now: u64,
+) -> (Vec<Result<Vec<Mac>, ReserveError>>, u64) {
+    let at = base + Duration::from_nanos(now);
+    let mut results = send_reserves(pool, at, ids, cmd, macs);
+    let now = exchange(pool, blades, base, now, |pool| {
+        while let Some(c) = pool.poll_reserve() {
+            if let Some(r) = results.get_mut(c.user as usize) {
+                *r = Some(c.result);
+            }
+        }
+        results.iter().all(Option::is_some)
+    });
+    let results = results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(ReserveError::BladeDown)))
+        .collect();
+    (results, now)
+}
+
+/// Runs `pool` against the blades directly (no wire) until `done` says so and
+/// nothing is left to send, or 2 s passed. Returns the virtual time then.
+fn exchange(
+    pool: &mut Pool,
+    blades: &mut [Blade],
+    base: Instant,
+    mut now: u64,
+    mut done: impl FnMut(&mut Pool) -> bool,
+) -> u64 {
     let end = now + 2_000_000_000;
     let mut buf = vec![0u8; 9216];
     loop {
@@ -140,13 +248,9 @@ pub(crate) fn discover(
                 }
             }
         }
-        let up = pool
-            .blade_ids()
-            .filter(|&b| pool.blade_state(b) == Some(BladeState::Up))
-            .count();
-        if (up >= want && frames.is_empty()) || now >= end {
+        if (done(pool) && frames.is_empty()) || now >= end {
             while pool.poll_event().is_some() {}
-            return (pool, now);
+            return now;
         }
         if frames.is_empty() {
             let next = pool.poll_timeout().map_or(now + 1_000_000, |t| {
@@ -170,6 +274,7 @@ type Ready = (
 /// The first start: every array created on blank blades.
 pub(crate) fn create(
     cfg: &Config,
+    who: usize,
     pool: Pool,
     host: &mut SimHost,
     assume_clean: bool,
@@ -205,7 +310,7 @@ pub(crate) fn create(
         let e = Engine::create(&ac).map_err(|e| format!("array {}: {e}", spec.name))?;
         ready.push((spec.name.clone(), e, list, spec.spare_group.clone()));
     }
-    build(cfg, pool, members, ready, host, now)
+    build(cfg, who, pool, members, ready, host, now)
 }
 
 /// A restart: every array assembled from the superblocks its members carry
@@ -214,6 +319,7 @@ pub(crate) fn create(
 /// (added by operator commands).
 pub(crate) fn assemble_all(
     cfg: &Config,
+    who: usize,
     pool: Pool,
     superblock: &dyn Fn(&MemberAddr) -> Option<Vec<u8>>,
     extra: &[MemberAddr],
@@ -285,12 +391,13 @@ pub(crate) fn assemble_all(
             .collect();
         ready.push((spec.name.clone(), e, list, spec.spare_group.clone()));
     }
-    build(cfg, pool, members, ready, host, now)
+    build(cfg, who, pool, members, ready, host, now)
 }
 
 /// Volumes, spare groups and the export around the arrays, then the core.
 fn build(
     cfg: &Config,
+    who: usize,
     pool: Pool,
     mut members: MemberMap,
     mut ready: Vec<Ready>,
@@ -357,7 +464,7 @@ fn build(
             });
         }
     }
-    let exports = Exports::new(&[(FRONT_MAC, MTU)], exports)?;
+    let exports = Exports::new(&[(front_mac(who), MTU)], exports)?;
     Ok(Core::new(
         CoreParts {
             pool: Some(pool),

@@ -2,8 +2,15 @@
 //! the export with a broadcast Query Config, learns its size with IDENTIFY, keeps a
 //! few ATA commands in flight (one frame each: READ EXT, WRITE EXT, FLUSH CACHE
 //! EXT) and retransmits each with an exponential timeout until it is answered. It
-//! counts the copies of each request that may still reach the appliance, which is
+//! counts the copies of each request that may still reach each appliance, which is
 //! what the reference model needs to know when a write can no longer land.
+//!
+//! Like the driver (`aoecmd.c`, docs/ha.md "Takeover and clients") it keeps every
+//! MAC that answered for its shelf.slot as a target: a config response from a new
+//! MAC (the standby's announcement after a takeover) adds one; new commands go
+//! round robin over the least tainted targets; a command unanswered on its target
+//! for [`SCORN_NS`] scorns that target (taint ×3) and moves every command waiting
+//! there to another; each answer lowers its sender's taint by one.
 
 use aoe_wire::{
     ata, finish_frame, parse, write_ata_request, AtaArg, CCmd, Command, Header, Identify, Mac,
@@ -38,17 +45,19 @@ pub(crate) struct ClientOp {
     pub(crate) answered: bool,
     /// Answered with an error.
     pub(crate) failed: bool,
-    /// Intact copies on the wire towards the appliance.
+    /// Intact copies on the wire towards an appliance.
     on_wire: u32,
-    /// Copies the appliance took in and has not answered yet.
-    in_appliance: u32,
+    /// Copies each appliance of the pair took in and has not answered yet.
+    in_appliance: [u32; 2],
+    /// The target it is sent to (index in [`Client::targets`]) and since when.
+    to: Option<(usize, u64)>,
 }
 
 impl std::fmt::Debug for ClientOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:?} {}+{} sends={} answered={} failed={} on_wire={} in_appliance={}",
+            "{:?} {}+{} sends={} answered={} failed={} on_wire={} in_appliance={:?} to={:?}",
             self.kind,
             self.lba,
             self.sectors,
@@ -56,7 +65,8 @@ impl std::fmt::Debug for ClientOp {
             self.answered,
             self.failed,
             self.on_wire,
-            self.in_appliance
+            self.in_appliance,
+            self.to
         )
     }
 }
@@ -84,13 +94,14 @@ impl ClientOp {
             answered: false,
             failed: false,
             on_wire: 0,
-            in_appliance: 0,
+            in_appliance: [0; 2],
+            to: None,
         }
     }
 
     /// No copy of it can reach the store any more.
     pub(crate) fn gone(&self) -> bool {
-        self.answered && self.on_wire == 0 && self.in_appliance == 0
+        self.answered && self.on_wire == 0 && self.in_appliance == [0; 2]
     }
 }
 
@@ -106,13 +117,27 @@ pub(crate) struct Answer {
 const RTO_INITIAL_NS: u64 = 40_000_000;
 const RTO_MAX_NS: u64 = 1_000_000_000;
 const PROBE_NS: u64 = 50_000_000;
+/// The driver's `HARD_SCORN_SECS`: a command waiting this long on one target
+/// moves to another.
+pub(crate) const SCORN_NS: u64 = 10_000_000_000;
+/// The driver's cap on a target's taint.
+const TAINT_MAX: u32 = 1000;
+
+/// An appliance MAC that answered for the client's shelf.slot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target {
+    pub(crate) mac: Mac,
+    taint: u32,
+}
 
 pub(crate) struct Client {
     pub(crate) mac: Mac,
     shelf: u16,
     slot: u8,
-    /// The export's MAC, once it answered Query Config.
-    pub(crate) target: Option<Mac>,
+    /// The MACs that answered for the export, in the order they were learnt.
+    pub(crate) targets: Vec<Target>,
+    /// Round-robin position for new commands.
+    next_target: usize,
     /// Sectors per frame the export advertised.
     pub(crate) max_sectors: u8,
     /// The export's size from IDENTIFY (0 until known).
@@ -133,7 +158,8 @@ impl Client {
             mac: Mac([0x02, 0xCC, 0, 0, 0, index as u8]),
             shelf,
             slot,
-            target: None,
+            targets: Vec::new(),
+            next_target: 0,
             max_sectors: 0,
             sectors: 0,
             reidentify: false,
@@ -152,7 +178,7 @@ impl Client {
 
     /// Ready to issue block I/O.
     pub(crate) fn ready(&self) -> bool {
-        self.target.is_some() && self.sectors > 0 && !self.reidentify
+        !self.targets.is_empty() && self.sectors > 0 && !self.reidentify
     }
 
     pub(crate) fn add(&mut self, op: ClientOp) -> u32 {
@@ -165,7 +191,7 @@ impl Client {
     /// Frames to send at `now`: discovery, IDENTIFY, new commands and retransmits.
     pub(crate) fn due(&mut self, now: u64) -> Vec<(Option<u32>, Vec<u8>)> {
         let mut out = Vec::new();
-        if self.target.is_none() {
+        if self.targets.is_empty() {
             if now >= self.next_probe {
                 self.next_probe = now + PROBE_NS;
                 out.push((None, self.query_frame()));
@@ -182,7 +208,7 @@ impl Client {
             self.next_probe = now + PROBE_NS;
             self.add(ClientOp::new(Kind::Identify, 0, 0, Vec::new(), 0, now));
         }
-        let target = self.target.unwrap_or(Mac::BROADCAST);
+        self.scorn_stuck(now);
         let due: Vec<u32> = self
             .ops
             .iter()
@@ -190,7 +216,13 @@ impl Client {
             .map(|(t, _)| *t)
             .collect();
         for tag in due {
+            let fresh = self.ops[&tag].to.is_none();
+            let pick = fresh.then(|| self.pick(None));
             let op = self.ops.get_mut(&tag).expect("listed");
+            if let Some(t) = pick {
+                op.to = Some((t, now));
+            }
+            let target = op.to.map_or(Mac::BROADCAST, |(t, _)| self.targets[t].mac);
             if op.sends > 0 {
                 op.rto = (op.rto * 2).min(RTO_MAX_NS);
                 self.retransmits += 1;
@@ -203,9 +235,55 @@ impl Client {
         out
     }
 
+    /// A target some command has waited on for [`SCORN_NS`] is scorned: its taint
+    /// grows and every command waiting on it moves to the least tainted other
+    /// target (`rexmit_deferred` → `reassign_frame`).
+    fn scorn_stuck(&mut self, now: u64) {
+        if self.targets.len() < 2 {
+            return;
+        }
+        let stuck = self
+            .ops
+            .values()
+            .filter(|o| !o.answered)
+            .find_map(|o| o.to.filter(|&(_, since)| now >= since + SCORN_NS))
+            .map(|(t, _)| t);
+        let Some(t) = stuck else {
+            return;
+        };
+        let taint = &mut self.targets[t].taint;
+        *taint = (*taint * 3).clamp(1, TAINT_MAX);
+        let to = self.pick(Some(t));
+        for o in self.ops.values_mut() {
+            if !o.answered && o.to.is_some_and(|(x, _)| x == t) {
+                o.to = Some((to, now));
+            }
+        }
+    }
+
+    /// The next target for a command: round robin over the least tainted,
+    /// `other_than` excluded when there is another.
+    fn pick(&mut self, other_than: Option<usize>) -> usize {
+        let n = self.targets.len();
+        let eligible = |i: usize| n == 1 || Some(i) != other_than;
+        let least = (0..n)
+            .filter(|&i| eligible(i))
+            .map(|i| self.targets[i].taint)
+            .min()
+            .unwrap_or(0);
+        for k in 0..n {
+            let i = (self.next_target + k) % n;
+            if eligible(i) && self.targets[i].taint == least {
+                self.next_target = i + 1;
+                return i;
+            }
+        }
+        0
+    }
+
     /// The earliest retransmit or probe.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        if self.target.is_none() {
+        if self.targets.is_empty() {
             return Some(self.next_probe);
         }
         self.ops
@@ -240,12 +318,12 @@ impl Client {
         }
     }
 
-    /// A copy of `tag` reached the appliance.
-    pub(crate) fn arrived(&mut self, tag: u32) {
+    /// A copy of `tag` reached appliance `who`.
+    pub(crate) fn arrived(&mut self, tag: u32, who: usize) {
         self.changed = true;
         if let Some(o) = self.ops.get_mut(&tag) {
             o.on_wire = o.on_wire.saturating_sub(1);
-            o.in_appliance += 1;
+            o.in_appliance[who] += 1;
         }
     }
 
@@ -257,19 +335,20 @@ impl Client {
         }
     }
 
-    /// The appliance answered a copy of `tag` (seen as it leaves the appliance).
-    pub(crate) fn answered_copy(&mut self, tag: u32) {
+    /// Appliance `who` answered (or dropped) a copy of `tag` (seen as it leaves).
+    pub(crate) fn answered_copy(&mut self, tag: u32, who: usize) {
         self.changed = true;
         if let Some(o) = self.ops.get_mut(&tag) {
-            o.in_appliance = o.in_appliance.saturating_sub(1);
+            o.in_appliance[who] = o.in_appliance[who].saturating_sub(1);
         }
     }
 
-    /// The appliance crashed: nothing it held will be answered or carried out.
-    pub(crate) fn appliance_lost(&mut self) {
+    /// Appliance `who` crashed or stopped serving: nothing it held will be
+    /// answered or carried out.
+    pub(crate) fn appliance_lost(&mut self, who: usize) {
         self.changed = true;
         for o in self.ops.values_mut() {
-            o.in_appliance = 0;
+            o.in_appliance[who] = 0;
         }
     }
 
@@ -283,11 +362,16 @@ impl Client {
         }
         match pkt.message {
             Message::QueryConfig(qc) => {
-                if h.tag == 0 && self.target.is_some() {
+                if h.tag == 0 && !self.targets.is_empty() {
                     // An announcement (size change, restart): IDENTIFY again.
                     self.reidentify = true;
                 }
-                self.target = Some(h.src);
+                if !self.targets.iter().any(|t| t.mac == h.src) {
+                    self.targets.push(Target {
+                        mac: h.src,
+                        taint: 0,
+                    });
+                }
                 self.max_sectors = aoe_wire::effective_sector_count(qc.sector_count);
                 None
             }
@@ -295,6 +379,9 @@ impl Client {
                 let op = self.ops.get_mut(&h.tag)?;
                 if op.answered || h.error.is_some() {
                     return None;
+                }
+                if let Some(t) = self.targets.iter_mut().find(|t| t.mac == h.src) {
+                    t.taint = t.taint.saturating_sub(1);
                 }
                 op.answered = true;
                 let ok = !ata::is_failed_status(a.arg.cmd_status);

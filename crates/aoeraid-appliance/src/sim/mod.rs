@@ -70,6 +70,20 @@ pub struct SimStats {
     pub scrubs_finished: u64,
     pub corrected_read_errors: u64,
     pub checksum_repairs: u64,
+    /// HA pair: the standby took the blades over (Force Set)…
+    pub takeovers: u64,
+    /// … of them while the old active still ran (split brain).
+    pub split_brains: u64,
+    /// Old actives that found themselves fenced at the blades and stopped.
+    pub fenced_stops: u64,
+    /// Plain starts of the appliance that lost the blades, refused as they must be.
+    pub plain_starts_refused: u64,
+    /// Clean stops after which the other appliance started plainly.
+    pub switchovers: u64,
+    /// Writes a blade accepted from an appliance not holding it (a failed run).
+    pub non_holder_writes: u64,
+    /// ATA commands the blades refused for a reservation.
+    pub reservation_refusals: u64,
     /// Client request copies the target refused (queues full).
     pub target_drops: u64,
     pub frames: u64,
@@ -123,20 +137,32 @@ impl std::fmt::Display for SimFailure {
     }
 }
 
-/// Runs one simulation; on success the stats and the fault schedule.
+/// Runs one simulation of one appliance; on success the stats and the fault schedule.
 pub fn run(cfg: &SimConfig) -> Result<(SimStats, Vec<String>), SimFailure> {
+    run_world(cfg, false)
+}
+
+/// Runs one simulation of the HA pair (`--takeover`): two appliances on the same
+/// blades holding them by reservation, takeovers after a crash and in split
+/// brain, plain starts that must refuse, switchovers (`src/sim/world/pair.rs`).
+pub fn run_pair(cfg: &SimConfig) -> Result<(SimStats, Vec<String>), SimFailure> {
+    run_world(cfg, true)
+}
+
+fn run_world(cfg: &SimConfig, pair: bool) -> Result<(SimStats, Vec<String>), SimFailure> {
     let fail = |w: Option<&world::World>, e: String| SimFailure {
         message: format!(
             "appliance sim failed: layout={} seed={} after {} ops: {e}\n  reproduce: \
-             cargo run --profile ci --example appliance_sim -- {}",
+             cargo run --profile ci --example appliance_sim -- {}{}",
             cfg.layout,
             cfg.seed,
             w.map_or(0, |w| w.stats.client.ops),
-            cfg.args()
+            cfg.args(),
+            if pair { " --takeover" } else { "" }
         ),
         schedule: w.map_or_else(Vec::new, |w| w.log.clone()),
     };
-    let mut w = world::World::new(cfg.clone()).map_err(|e| fail(None, e))?;
+    let mut w = world::World::new(cfg.clone(), pair).map_err(|e| fail(None, e))?;
     match w.run() {
         Ok(()) => {
             let mut st = w.stats.clone();

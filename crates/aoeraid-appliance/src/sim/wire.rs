@@ -21,17 +21,18 @@ use std::collections::{BinaryHeap, HashMap};
 /// Where a frame goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Port {
-    /// The appliance's front-end interface.
-    Front,
-    /// The appliance's back-end interface.
-    Back,
+    /// An appliance's front-end interface; the number says which of the pair
+    /// (0: A, 1: B).
+    Front(usize),
+    /// An appliance's back-end interface.
+    Back(usize),
     Blade(usize),
     Client(usize),
 }
 
 impl Port {
     fn front_segment(self) -> bool {
-        matches!(self, Port::Front | Port::Client(_))
+        matches!(self, Port::Front(_) | Port::Client(_))
     }
 }
 
@@ -168,12 +169,12 @@ impl Wire {
         self.frames.remove(&s)
     }
 
-    /// The appliance is down: frames on their way to it are lost. Returns the
+    /// Appliance `who` is down: frames on their way to it are lost. Returns the
     /// intact ones.
-    pub(crate) fn drop_to_appliance(&mut self) -> Vec<(Port, Vec<u8>)> {
+    pub(crate) fn drop_to_appliance(&mut self, who: usize) -> Vec<(Port, Vec<u8>)> {
         let mut lost = Vec::new();
         self.frames.retain(|_, f| {
-            let keep = !matches!(f.to, Port::Front | Port::Back);
+            let keep = !matches!(f.to, Port::Front(w) | Port::Back(w) if w == who);
             if !keep && f.intact {
                 lost.push((f.to, std::mem::take(&mut f.bytes)));
             }

@@ -1,15 +1,20 @@
 //! One simulated run: clients, the real appliance core, blades, two segments and
 //! virtual time, stepped from event to event. Faults are drawn from the seed and
-//! logged as they happen (the schedule a failure report prints).
+//! logged as they happen (the schedule a failure report prints). With the HA
+//! pair on (`pair.rs`) two appliances share the blades and take over from each other.
+
+mod pair;
 
 use super::blades::Blade;
-use super::boot::{self, SimHost, BLADE_SECTORS, EXPORT, GROW_ARRAY, SPARE_GROUP, VOLUME};
+use super::boot::{
+    self, appliance_of, SimHost, BLADE_SECTORS, EXPORT, GROW_ARRAY, SPARE_GROUP, VOLUME,
+};
 use super::client::{reply_id, request_id, Answer, Client, ClientOp, Kind};
 use super::model::{Outcome, VolumeModel};
 use super::wire::{Impair, Port, Wire};
 use super::{SimConfig, SimStats};
 use crate::config::{Config, MemberAddr};
-use crate::core::{Command, Core, Notice};
+use crate::core::{ClaimMode, Command, Core, Notice};
 use crate::events::EventKind;
 use aoe_wire::{Header, Mac, SECTOR_SIZE};
 use raid_engine::sim::Rng;
@@ -29,6 +34,35 @@ const BACKGROUND: Impair = Impair {
     corrupt: 0.001,
 };
 
+/// What an appliance's frames travel through: the segments, the blades' and
+/// clients' addresses, a send buffer.
+struct Net<'a> {
+    now: u64,
+    wire: &'a mut Wire,
+    rng: &'a mut Rng,
+    blades: &'a [Blade],
+    clients: &'a mut [Client],
+    buf: &'a mut [u8],
+    /// ATA replies sent to clients.
+    replies: u64,
+}
+
+/// A [`Net`] over the world's fields (a macro, so that the core being pumped
+/// stays borrowed apart from them).
+macro_rules! net {
+    ($w:ident) => {
+        Net {
+            now: $w.now,
+            wire: &mut $w.wire,
+            rng: &mut $w.rng,
+            blades: &$w.blades,
+            clients: &mut $w.clients,
+            buf: &mut $w.buf,
+            replies: 0,
+        }
+    };
+}
+
 /// Something the schedule will do later.
 #[derive(Clone, Debug)]
 enum Later {
@@ -46,8 +80,12 @@ enum Later {
     /// A slow blade or a frame-fault burst ends.
     Calm,
     /// The appliance restarts (after a crash or a stop), a member's blade perhaps
-    /// missing.
-    Restart(Option<Away>),
+    /// missing; the other appliance of the pair starts instead when a claim mode
+    /// is given.
+    Restart(Option<Away>, Option<ClaimMode>),
+    /// The appliance of the pair that lost the blades starts again plainly: it
+    /// must refuse.
+    PlainStart(usize),
 }
 
 /// A member's blade missing when the appliance starts again.
@@ -84,7 +122,15 @@ pub(crate) struct World {
     base: Instant,
     wire: Wire,
     blades: Vec<Blade>,
+    /// The active appliance (None while down) and which of the pair it is.
     core: Option<Core>,
+    who: usize,
+    /// The HA pair: appliances hold their blades by reservation and take over.
+    pair: bool,
+    /// The old active after a takeover that left it running, until it stops.
+    zombie: Option<pair::Zombie>,
+    /// The back-end MAC the blades' reserve lists should name (HA pair).
+    owner: Option<Mac>,
     config: Config,
     host: SimHost,
     clients: Vec<Client>,
@@ -113,7 +159,7 @@ pub(crate) struct World {
 }
 
 impl World {
-    pub(crate) fn new(cfg: SimConfig) -> Result<World, String> {
+    pub(crate) fn new(cfg: SimConfig, pair: bool) -> Result<World, String> {
         let mut rng = Rng::new(cfg.seed);
         let integrity = cfg.integrity;
         let config = boot::config(cfg.layout, &mut rng, integrity);
@@ -123,10 +169,21 @@ impl World {
             .map(|a| Blade::new(a, BLADE_SECTORS))
             .collect();
         let base = Instant::now();
-        let (pool, now) = boot::discover(&config, &mut blades, base, 0);
+        let (mut pool, now) = boot::discover(&config, &mut blades, 0, base, 0);
+        let mut owners = None;
+        let mut now = now;
+        if pair {
+            let all: Vec<MemberAddr> = blades.iter().map(|b| b.addr.clone()).collect();
+            let (o, t) = boot::claim(&all, &mut pool, &mut blades, ClaimMode::Plain, base, now)
+                .map_err(|held| format!("first start: {held:?}"))?;
+            (owners, now) = (Some(o), t);
+        }
         let mut host = SimHost(Rng::new(cfg.seed ^ 0x5EED));
         let assume_clean = rng.chance(0.5);
-        let core = boot::create(&config, pool, &mut host, assume_clean, base + ns(now))?;
+        let mut core = boot::create(&config, 0, pool, &mut host, assume_clean, base + ns(now))?;
+        if let Some(o) = owners {
+            core.hold_blades(o);
+        }
         let mut w = World {
             rng,
             now,
@@ -134,6 +191,10 @@ impl World {
             wire: Wire::new(),
             blades,
             core: Some(core),
+            who: 0,
+            pair,
+            zombie: None,
+            owner: pair.then(|| boot::back_mac(0)),
             host,
             clients: (0..CLIENTS)
                 .map(|i| Client::new(i, EXPORT.0, EXPORT.1))
@@ -305,6 +366,14 @@ impl World {
                 next = next.min(self.now + 10_000_000);
             }
         }
+        if let Some(z) = &self.zombie {
+            let t = z
+                .core
+                .poll_timeout()
+                .saturating_duration_since(self.base)
+                .as_nanos() as u64;
+            next = next.min(t.max(self.now + 1_000));
+        }
         for c in &self.clients {
             if let Some(t) = c.next_deadline() {
                 next = next.min(t);
@@ -317,13 +386,19 @@ impl World {
         while let Some(f) = self.wire.pop_due(self.now) {
             self.deliver(f.to, f.bytes, f.intact)?;
         }
-        if let Some(c) = self.core.as_mut() {
-            if c.poll_timeout() <= self.base + ns(self.now) {
-                c.handle_timeout(self.base + ns(self.now));
+        let at = self.at();
+        for c in self
+            .core
+            .iter_mut()
+            .chain(self.zombie.iter_mut().map(|z| &mut z.core))
+        {
+            if c.poll_timeout() <= at {
+                c.handle_timeout(at);
             }
         }
         self.run_later()?;
         self.pump()?;
+        self.watch_zombie()?;
         self.check_invariants()
     }
 
@@ -342,50 +417,55 @@ impl World {
     fn deliver(&mut self, to: Port, f: Vec<u8>, intact: bool) -> Result<(), String> {
         let at = self.at();
         match to {
-            Port::Front => {
+            Port::Front(k) => {
+                let live = self.serving(k);
                 if let Some((mac, tag)) = request_id(&f).filter(|_| intact) {
                     if let Some(c) = self.clients.iter_mut().find(|c| c.mac == mac) {
-                        if self.core.is_some() {
-                            c.arrived(tag);
+                        if live {
+                            c.arrived(tag, k);
                         } else {
                             c.lost(tag);
                         }
                     }
                 }
-                if let Some(core) = self.core.as_mut() {
-                    let dropped = |c: &Core| {
-                        c.exports().map_or(0, |x| {
-                            let n = x.driver().target().counters();
-                            n.client_queue_full + n.target_queue_full + n.driver_dropped
-                        })
-                    };
-                    let before = dropped(core);
-                    core.handle_front_frame(at, 0, &f);
-                    if intact && dropped(core) != before {
-                        // The target refused the copy (its queues were full): it
-                        // will never be carried out.
-                        self.stats.target_drops += 1;
-                        if let Some((mac, tag)) = request_id(&f) {
-                            if let Some(c) = self.clients.iter_mut().find(|c| c.mac == mac) {
-                                c.answered_copy(tag);
-                            }
+                let Some(core) = self.core_of(k) else {
+                    return Ok(());
+                };
+                let dropped = |c: &Core| {
+                    c.exports().map_or(0, |x| {
+                        let n = x.driver().target().counters();
+                        n.client_queue_full + n.target_queue_full + n.driver_dropped
+                    })
+                };
+                let before = dropped(core);
+                core.handle_front_frame(at, 0, &f);
+                if intact && live && dropped(core) != before {
+                    // The target refused the copy (its queues were full): it
+                    // will never be carried out.
+                    self.stats.target_drops += 1;
+                    if let Some((mac, tag)) = request_id(&f) {
+                        if let Some(c) = self.clients.iter_mut().find(|c| c.mac == mac) {
+                            c.answered_copy(tag, k);
                         }
                     }
                 }
             }
-            Port::Back => {
-                if let Some(core) = self.core.as_mut() {
+            Port::Back(k) => {
+                if let Some(core) = self.core_of(k) {
                     core.handle_back_frame(at, 0, &f);
                 }
             }
             Port::Blade(i) => {
                 let trusted = self.core.is_some();
+                let writes = self.blades[i].disk.writes;
                 let b = &mut self.blades[i];
                 if let Some(r) = b.deliver(self.now, &f, trusted) {
                     let delay = (50_000 + self.rng.below(150_000)) * b.slow;
-                    self.wire
-                        .send(&mut self.rng, self.now + delay, Port::Back, r);
+                    let k = Header::parse(&r).ok().and_then(|h| appliance_of(h.dst));
+                    let to = Port::Back(k.unwrap_or(self.who));
+                    self.wire.send(&mut self.rng, self.now + delay, to, r);
                 }
+                self.check_holder(i, &f, writes)?;
             }
             Port::Client(i) => {
                 if let Some(a) = self.clients[i].receive(&f) {
@@ -427,6 +507,14 @@ impl World {
                         if e.kind == EventKind::InterruptedWriteLost {
                             lost.push((e.array.clone(), e.detail.clone().unwrap_or_default()));
                         }
+                        if e.kind == EventKind::ReservationLost {
+                            // Only a takeover takes blades, and the old active is
+                            // the zombie: the active never loses one.
+                            return Err(format!(
+                                "the active appliance lost a blade's reservation: {}",
+                                e.detail.unwrap_or_default()
+                            ));
+                        }
                         if e.kind == EventKind::ArrayFailed {
                             let name = e.array.clone();
                             if self
@@ -439,37 +527,25 @@ impl World {
                         }
                     }
                 }
-                while let Some(t) = core.poll_back_transmit(at, &mut self.buf) {
-                    moved = true;
-                    let f = self.buf[..t.len].to_vec();
-                    let dst = Header::parse(&f).map(|h| h.dst).unwrap_or(Mac::BROADCAST);
-                    if dst == Mac::BROADCAST {
-                        for i in 0..self.blades.len() {
-                            self.wire
-                                .send(&mut self.rng, self.now, Port::Blade(i), f.clone());
+                moved |= transmit(core, self.who, at, &mut net!(self));
+            }
+            let mut notes = Vec::new();
+            if let Some(z) = self.zombie.as_mut() {
+                let at = self.base + ns(self.now);
+                let mut net = net!(self);
+                moved |= transmit(&mut z.core, z.who, at, &mut net);
+                z.replies += net.replies;
+                while let Some(n) = z.core.poll_notice() {
+                    match n {
+                        Notice::Event(e) if e.kind == EventKind::ReservationLost => {
+                            notes.push(format!("old active: {}", e.detail.unwrap_or_default()));
                         }
-                    } else if let Some(i) = self.blades.iter().position(|b| b.disk.mac == dst) {
-                        self.wire.send(&mut self.rng, self.now, Port::Blade(i), f);
+                        _ => {}
                     }
                 }
-                while let Some((_, len)) = core.poll_front_transmit(&mut self.buf) {
-                    moved = true;
-                    let f = self.buf[..len].to_vec();
-                    if let Some((mac, tag)) = reply_id(&f) {
-                        if let Some(c) = self.clients.iter_mut().find(|c| c.mac == mac) {
-                            c.answered_copy(tag);
-                        }
-                    }
-                    let dst = Header::parse(&f).map(|h| h.dst).unwrap_or(Mac::BROADCAST);
-                    if dst == Mac::BROADCAST {
-                        for i in 0..self.clients.len() {
-                            self.wire
-                                .send(&mut self.rng, self.now, Port::Client(i), f.clone());
-                        }
-                    } else if let Some(i) = self.clients.iter().position(|c| c.mac == dst) {
-                        self.wire.send(&mut self.rng, self.now, Port::Client(i), f);
-                    }
-                }
+            }
+            for n in notes {
+                self.note(n);
             }
             for (array, detail) in lost {
                 self.interrupted_lost(&array, &detail)?;
@@ -487,9 +563,18 @@ impl World {
             for i in 0..self.clients.len() {
                 for (tag, f) in self.clients[i].due(self.now) {
                     moved = true;
-                    let fate = self.wire.send(&mut self.rng, self.now, Port::Front, f);
-                    if let Some(tag) = tag {
-                        self.clients[i].sent(tag, fate.intact);
+                    let dst = Header::parse(&f).map(|h| h.dst).unwrap_or(Mac::BROADCAST);
+                    let mut to = vec![appliance_of(dst).unwrap_or(self.who)];
+                    if dst == Mac::BROADCAST {
+                        to.extend(self.zombie.as_ref().map(|z| z.who));
+                    }
+                    for k in to {
+                        let fate =
+                            self.wire
+                                .send(&mut self.rng, self.now, Port::Front(k), f.clone());
+                        if let Some(tag) = tag {
+                            self.clients[i].sent(tag, fate.intact);
+                        }
                     }
                 }
             }
@@ -638,6 +723,7 @@ impl World {
     /// A command in flight too long means the appliance lost it; no answer at all
     /// for that long means the clients cannot reach the export.
     fn check_liveness(&mut self) -> Result<(), String> {
+        self.check_active_holds()?;
         if self.stats.client.ops != self.progress.0 {
             self.progress = (self.stats.client.ops, self.now, self.progress.2);
         } else if self.now > self.progress.1 + STUCK_NS {
@@ -648,7 +734,7 @@ impl World {
                     format!(
                         "{}: export {:?}, {} sectors, {} commands",
                         c.mac,
-                        c.target,
+                        c.targets,
                         c.sectors,
                         c.ops.len()
                     )
@@ -712,7 +798,7 @@ impl World {
                     let b = Blade::new(addr.clone(), BLADE_SECTORS);
                     let ann = b.disk.announce();
                     self.blades.push(b);
-                    self.wire.send(&mut self.rng, self.now, Port::Back, ann);
+                    self.announce(ann);
                     self.note(format!("blade {addr} plugged in"));
                     let to_group = self.rng.chance(0.5)
                         && self
@@ -739,7 +825,7 @@ impl World {
                         // operator restarts its vblade, which announces again.
                         if let Some(b) = self.blades.iter().find(|b| b.addr == member) {
                             let ann = b.disk.announce();
-                            self.wire.send(&mut self.rng, self.now, Port::Back, ann);
+                            self.announce(ann);
                         }
                         self.later.push((
                             self.now + 1_000_000_000,
@@ -758,7 +844,8 @@ impl World {
                         self.wire.back = BACKGROUND;
                     }
                 }
-                Later::Restart(away) => self.restart(away)?,
+                Later::Restart(away, other) => self.restart(away, other)?,
+                Later::PlainStart(k) => self.plain_start(k)?,
             }
         }
         Ok(())
@@ -818,6 +905,9 @@ impl World {
             .collect();
         if members.is_empty() {
             return Ok(());
+        }
+        if self.pair && self.rng.chance(0.25) {
+            return self.takeover();
         }
         let b = members[self.rng.below(members.len() as u64) as usize];
         let baddr = self.blades[b].addr.to_string();
@@ -900,7 +990,7 @@ impl World {
                     if front { "front" } else { "back" }
                 ));
             }
-            8 if self.rng.chance(0.5) => self.crash()?,
+            8 if self.rng.chance(0.5) => self.crash(None)?,
             8 => self.service_restart()?,
             9 if redundant => {
                 let member: MemberAddr = self.blades[b].addr.clone();
@@ -961,22 +1051,18 @@ impl World {
 
     /// Crash: the appliance vanishes with everything in its memory. Member writes
     /// on the wire still land; the restart assembles from what the members hold.
-    fn crash(&mut self) -> Result<(), String> {
-        // A crash while RAID 5/6 is degraded is the write hole (raid-engine DESIGN.md).
-        let unsafe_parity = self
-            .all_arrays()
-            .iter()
-            .any(|a| self.level(a).parity() > 0 && !self.calm(a));
-        if unsafe_parity {
+    /// `other`: the other appliance of the pair takes over (with that claim).
+    fn crash(&mut self, other: Option<ClaimMode>) -> Result<(), String> {
+        if self.write_hole_risk() {
             return Ok(());
         }
-        self.note("appliance crash".into());
+        self.note(format!("appliance {} crash", pair::name(self.who)));
         self.stats.crashes += 1;
         for b in &mut self.blades {
             b.crashed(self.now);
         }
         self.interrupted = self.model.writes_in_flux();
-        self.go_down(false);
+        self.go_down(false, other);
         Ok(())
     }
 
@@ -1019,6 +1105,14 @@ impl World {
             .interrupted_lost(base + offset, sectors, &self.interrupted)
     }
 
+    /// A crash now could hit the write hole: RAID 5/6 degraded (raid-engine
+    /// DESIGN.md), and a restart from the members then refuses to start.
+    fn write_hole_risk(&self) -> bool {
+        self.all_arrays()
+            .iter()
+            .any(|a| self.level(a).parity() > 0 && !self.calm(a))
+    }
+
     /// The operator restarts the appliance: exports stop, requests in flight
     /// finish, the arrays mark themselves clean, then it goes down. Clients
     /// retransmit until it is back.
@@ -1046,6 +1140,28 @@ impl World {
                 return Err("a stopping appliance never marked its arrays clean".into());
             }
         }
+        let mut other = None;
+        if self.pair {
+            // The end of a clean stop: the blades are released, so the other
+            // appliance may start plainly (a planned switchover).
+            if let Some(c) = self.core.as_mut() {
+                c.release_blades();
+            }
+            while self
+                .core
+                .as_ref()
+                .is_some_and(|c| c.reserves_in_flight() > 0)
+            {
+                self.step()?;
+                if self.now > end {
+                    return Err("a stopping appliance never released its blades".into());
+                }
+            }
+            if self.rng.chance(0.5) {
+                other = Some(ClaimMode::Plain);
+                self.stats.switchovers += 1;
+            }
+        }
         if self.core.is_none() {
             return Ok(());
         }
@@ -1062,16 +1178,16 @@ impl World {
             let b = members[self.rng.below(members.len() as u64) as usize];
             self.snapshot = Some((b, self.blades[b].disk.disk.clone()));
         }
-        self.go_down(true);
+        self.go_down(true, other);
         Ok(())
     }
 
     /// The appliance is gone (crash or stop): frames to it are lost, clients
     /// wait, a restart is scheduled. One blade of a calm redundant array may be
-    /// missing when it starts, back later or dead for good (after a crash: a
-    /// mirror's, or a RAID 5/6's whose partial-parity log covers the write hole;
-    /// without the log that is refused).
-    fn go_down(&mut self, clean: bool) {
+    /// missing when it starts, back later or dead for good (`clean`: any level;
+    /// after a crash: a mirror's, or a RAID 5/6's whose partial-parity log covers
+    /// the write hole; without the log that is refused).
+    fn go_down(&mut self, clean: bool, other: Option<ClaimMode>) {
         let absent: Vec<(usize, String)> = self
             .all_arrays()
             .iter()
@@ -1093,8 +1209,8 @@ impl World {
             }
         });
         self.core = None;
-        for (to, f) in self.wire.drop_to_appliance() {
-            if to == Port::Front {
+        for (to, f) in self.wire.drop_to_appliance(self.who) {
+            if matches!(to, Port::Front(_)) {
                 if let Some((mac, tag)) = request_id(&f) {
                     if let Some(c) = self.clients.iter_mut().find(|c| c.mac == mac) {
                         c.lost(tag);
@@ -1103,10 +1219,11 @@ impl World {
             }
         }
         for c in &mut self.clients {
-            c.appliance_lost();
+            c.appliance_lost(self.who);
         }
         let down = 50_000_000 + self.rng.below(500_000_000);
-        self.later.push((self.now + down, Later::Restart(away)));
+        self.later
+            .push((self.now + down, Later::Restart(away, other)));
     }
 
     /// Refused blade `b` is checked unwritten since `writes`, then taken out; its
@@ -1122,6 +1239,14 @@ impl World {
         Ok(())
     }
 
+    /// A blade's announcement reaches the back end of every running appliance.
+    fn announce(&mut self, ann: Vec<u8>) {
+        for k in std::iter::once(self.who).chain(self.zombie.as_ref().map(|z| z.who)) {
+            self.wire
+                .send(&mut self.rng, self.now, Port::Back(k), ann.clone());
+        }
+    }
+
     /// Blade `b` answers again, holding what `how` says.
     fn revive(&mut self, b: usize, how: Comeback) {
         let a = self.blades[b].addr.to_string();
@@ -1129,7 +1254,7 @@ impl World {
             Comeback::Same => "",
             Comeback::PoweredOn => {
                 let ann = self.blades[b].disk.announce();
-                self.wire.send(&mut self.rng, self.now, Port::Back, ann);
+                self.announce(ann);
                 " (switched on)"
             }
             Comeback::Foreign => {
@@ -1154,9 +1279,10 @@ impl World {
         self.note(format!("blade {a} answers again{what}"));
     }
 
-    /// The appliance starts again from its members; blade `away` (if any) is not
-    /// there: it shows up a few seconds later or is dead for good.
-    fn restart(&mut self, away: Option<Away>) -> Result<(), String> {
+    /// The appliance starts again from its members — or, with `other`, the other
+    /// appliance of the pair starts, claiming the blades that way; blade `away`
+    /// (if any) is not there: it shows up a few seconds later or is dead for good.
+    fn restart(&mut self, away: Option<Away>, other: Option<ClaimMode>) -> Result<(), String> {
         // Blades that were only silent are back by the time the appliance is;
         // refused ones are checked and taken out before assembly could use them.
         let mut back = Vec::new();
@@ -1200,8 +1326,33 @@ impl World {
                 ));
             }
         }
-        let (pool, now) = boot::discover(&self.config, &mut self.blades, self.base, self.now);
+        if other.is_some() {
+            self.who = 1 - self.who;
+        }
+        let (mut pool, now) = boot::discover(
+            &self.config,
+            &mut self.blades,
+            self.who,
+            self.base,
+            self.now,
+        );
         self.now = now;
+        let mut owners = None;
+        if self.pair {
+            let mode = other.unwrap_or(ClaimMode::Plain);
+            let all: Vec<MemberAddr> = self.blades.iter().map(|b| b.addr.clone()).collect();
+            let (o, now) = boot::claim(&all, &mut pool, &mut self.blades, mode, self.base, now)
+                .map_err(|held| {
+                    format!(
+                        "{} could not claim the blades ({mode:?}): {}",
+                        pair::name(self.who),
+                        held.join("; ")
+                    )
+                })?;
+            self.now = now;
+            self.owner = Some(boot::back_mac(self.who));
+            owners = Some(o);
+        }
         let at = self.at();
         let blades = &self.blades;
         let superblock = |a: &MemberAddr| {
@@ -1210,8 +1361,19 @@ impl World {
             Some(b.disk.disk[s..s + SB_BYTES].to_vec())
         };
         let extra: Vec<MemberAddr> = blades.iter().map(|b| b.addr.clone()).collect();
-        let core = boot::assemble_all(&self.config, pool, &superblock, &extra, &mut self.host, at)
-            .map_err(|e| format!("restart after crash: {e}"))?;
+        let mut core = boot::assemble_all(
+            &self.config,
+            self.who,
+            pool,
+            &superblock,
+            &extra,
+            &mut self.host,
+            at,
+        )
+        .map_err(|e| format!("restart after crash: {e}"))?;
+        if let Some(o) = owners {
+            core.hold_blades(o);
+        }
         self.core = Some(core);
         // A grow is on the superblocks only through the config; re-apply it.
         if self.grown {
@@ -1232,7 +1394,18 @@ impl World {
         if let Some(a) = away.filter(|a| a.for_good) {
             self.kill_for_good(&a.array, a.blade);
         }
-        self.note("appliance restarted from its members".into());
+        match other {
+            Some(mode) => {
+                self.note(format!(
+                    "{} started ({mode:?}) from the members, exports from its own MAC",
+                    pair::name(self.who)
+                ));
+                if mode == ClaimMode::Takeover {
+                    self.maybe_plain_start();
+                }
+            }
+            None => self.note("appliance restarted from its members".into()),
+        }
         Ok(())
     }
 
@@ -1472,6 +1645,44 @@ fn ns(n: u64) -> Duration {
     Duration::from_nanos(n)
 }
 
+/// Moves frames out of appliance `who`'s core onto the segments: back-end frames
+/// to the blades they name (broadcasts to all), front-end frames to the clients.
+/// True if any moved.
+fn transmit(core: &mut Core, who: usize, at: Instant, net: &mut Net<'_>) -> bool {
+    let mut moved = false;
+    while let Some(t) = core.poll_back_transmit(at, net.buf) {
+        moved = true;
+        let f = net.buf[..t.len].to_vec();
+        let dst = Header::parse(&f).map(|h| h.dst).unwrap_or(Mac::BROADCAST);
+        if dst == Mac::BROADCAST {
+            for i in 0..net.blades.len() {
+                net.wire.send(net.rng, net.now, Port::Blade(i), f.clone());
+            }
+        } else if let Some(i) = net.blades.iter().position(|b| b.disk.mac == dst) {
+            net.wire.send(net.rng, net.now, Port::Blade(i), f);
+        }
+    }
+    while let Some((_, len)) = core.poll_front_transmit(net.buf) {
+        moved = true;
+        let f = net.buf[..len].to_vec();
+        if let Some((mac, tag)) = reply_id(&f) {
+            net.replies += 1;
+            if let Some(c) = net.clients.iter_mut().find(|c| c.mac == mac) {
+                c.answered_copy(tag, who);
+            }
+        }
+        let dst = Header::parse(&f).map(|h| h.dst).unwrap_or(Mac::BROADCAST);
+        if dst == Mac::BROADCAST {
+            for i in 0..net.clients.len() {
+                net.wire.send(net.rng, net.now, Port::Client(i), f.clone());
+            }
+        } else if let Some(i) = net.clients.iter().position(|c| c.mac == dst) {
+            net.wire.send(net.rng, net.now, Port::Client(i), f);
+        }
+    }
+    moved
+}
+
 impl World {
     /// Counters kept outside the stats while running.
     pub(crate) fn finish_stats(&self, st: &mut SimStats) {
@@ -1482,6 +1693,7 @@ impl World {
         st.frames_reordered = w.reordered;
         st.frames_corrupted = w.corrupted;
         st.client_retransmits = self.clients.iter().map(|c| c.retransmits).sum();
+        st.reservation_refusals = self.blades.iter().map(|b| b.disk.reserved_refusals).sum();
     }
 }
 

@@ -249,6 +249,7 @@ fn a_dirty_degraded_raid5_with_the_log_starts_unless_its_parity_never_synced() {
         s.clean = false;
         s.ppl_slots = 32;
         s.ppl_slot_sectors = 136;
+        s.data_offset = 6144;
         s.slots.push(SlotEntry {
             member_uuid: [12; 16],
             state: SlotState::Active,
@@ -267,4 +268,32 @@ fn a_dirty_degraded_raid5_with_the_log_starts_unless_its_parity_never_synced() {
         matches!(e, AssemblyError::DirtyDegraded { .. }),
         "parity never computed: nothing for the log to vouch for: {e}"
     );
+}
+
+/// The areas a superblock declares must hold what its geometry needs, or the
+/// engine's write-back of the bitmap or the checksums would run into the next
+/// area (the checks next to the fuzz target bitmap_load's area assertion).
+#[test]
+fn areas_too_small_for_the_geometry_are_refused() {
+    let plan_of = |edit: fn(&mut Superblock)| {
+        let mut a = sb(10, 0, 9);
+        let mut b = sb(11, 1, 9);
+        edit(&mut a);
+        edit(&mut b);
+        assemble(&[input("e1.0", &a), input("e1.1", &b)], None, false).unwrap()
+    };
+    let no_bitmap = plan_of(|s| {
+        s.bitmap_sectors = 0;
+        s.csum_offset = 16;
+    });
+    assert_eq!(
+        crate::Engine::assemble(&no_bitmap).err(),
+        Some(crate::CreateError::AreaTooSmall("bitmap"))
+    );
+    let no_checksums = plan_of(|s| s.integrity = true);
+    assert_eq!(
+        crate::Engine::assemble(&no_checksums).err(),
+        Some(crate::CreateError::AreaTooSmall("checksum"))
+    );
+    assert!(crate::Engine::assemble(&plan_of(|_| {})).is_ok());
 }

@@ -195,6 +195,15 @@ impl Engine {
             ppl_slot_sectors: sb.ppl_slot_sectors,
             data_offset: sb.data_offset,
         };
+        // Decoding checked that the areas lie in order; they must also hold what
+        // this geometry keeps in them, or write-back would run into the next one.
+        if Bitmap::sectors_for(geo.units(), sb.bitmap_region_units) > ml.bitmap_sectors {
+            return Err(CreateError::AreaTooSmall("bitmap"));
+        }
+        let csum_blocks = geo.member_used_sectors() / CSUM_BLOCK_SECTORS;
+        if sb.integrity && csum_blocks.div_ceil(CSUMS_PER_SECTOR) > ml.csum_sectors {
+            return Err(CreateError::AreaTooSmall("checksum"));
+        }
         let format = Format {
             geo,
             ml,
