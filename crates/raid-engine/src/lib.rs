@@ -16,6 +16,7 @@ mod engine;
 mod fastmap;
 mod gf;
 mod layout;
+mod le;
 mod meta;
 mod pacing;
 mod placement;

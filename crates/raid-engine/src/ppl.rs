@@ -10,6 +10,7 @@
 //! partial parity of rows `lo..hi` (absent for a full-stripe write, where every row
 //! changes in every data column and the partial parity is zero).
 
+use crate::le::{get32, get64, put32, put64};
 use crate::types::SECTOR;
 
 pub(crate) const HEADER_SECTORS: u64 = 8;
@@ -202,19 +203,6 @@ pub(crate) fn fill_row(
     }
     data[j][at..at + SECTOR].copy_from_slice(&row);
     from_partial || changed.len() <= 1
-}
-
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-fn put64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-fn get32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-fn get64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! from `data_offset` (1 MiB aligned).
 
 use crate::layout::Level;
+use crate::le::{get32, get64, put32, put64};
 
 pub const SB_OFFSET: u64 = 8;
 pub const SB_SECTORS: u32 = 8;
@@ -155,19 +156,6 @@ const FLAG_INTEGRITY: u32 = 1;
 const FLAG_RECOVERING: u32 = 2;
 const FLAG_BITMAP_ONLY: u32 = 4;
 const FLAG_INITIAL_SYNC: u32 = 8;
-
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-fn put64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-fn get32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-fn get64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
 
 impl Superblock {
     pub fn encode(&self) -> Vec<u8> {

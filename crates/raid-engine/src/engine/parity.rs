@@ -29,6 +29,13 @@ impl Engine {
             .collect()
     }
 
+    /// Stripe `u` as each step of a job on it works from it: members, parity columns,
+    /// data columns, chunk sectors, and the member holding each column.
+    pub(crate) fn stripe_shape(&self, u: u64) -> (usize, usize, usize, u64, Vec<MemberIndex>) {
+        let (n, np) = (self.geo.members, self.parity());
+        (n, np, n - np, self.geo.chunk_u64(), self.col_members(u))
+    }
+
     pub(crate) fn new_parity_read(&mut self, piece: Piece) -> Work {
         let chunk = self.geo.chunk_u64();
         let (s, e) = (piece.off, piece.off + piece.sectors);
@@ -75,13 +82,8 @@ impl Engine {
     }
 
     pub(crate) fn step_parity_read(&mut self, id: JobId, job: &mut Job) -> bool {
-        let (n, np, chunk, u) = (
-            self.geo.members,
-            self.parity(),
-            self.geo.chunk_u64(),
-            job.unit,
-        );
-        let colm = self.col_members(u);
+        let u = job.unit;
+        let (n, np, _, chunk, colm) = self.stripe_shape(u);
         let Work::ParityRead(r) = &mut job.work else {
             unreachable!()
         };
@@ -281,14 +283,8 @@ impl Engine {
     }
 
     pub(crate) fn step_stripe(&mut self, id: JobId, job: &mut Job) -> bool {
-        let (n, np, chunk, u) = (
-            self.geo.members,
-            self.parity(),
-            self.geo.chunk_u64(),
-            job.unit,
-        );
-        let k = n - np;
-        let colm = self.col_members(u);
+        let u = job.unit;
+        let (n, np, k, chunk, colm) = self.stripe_shape(u);
         let Work::Stripe(w) = &mut job.work else {
             unreachable!()
         };

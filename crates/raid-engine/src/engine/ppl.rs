@@ -240,14 +240,8 @@ impl Engine {
     }
 
     pub(crate) fn step_replay(&mut self, id: JobId, job: &mut Job) -> bool {
-        let (n, np, chunk, u) = (
-            self.geo.members,
-            self.parity(),
-            self.geo.chunk_u64(),
-            job.unit,
-        );
-        let k = n - np;
-        let colm: Vec<MemberIndex> = (0..n).map(|c| self.col_member(u, c)).collect();
+        let u = job.unit;
+        let (n, np, k, chunk, colm) = self.stripe_shape(u);
         let Work::Replay(r) = &mut job.work else {
             unreachable!()
         };

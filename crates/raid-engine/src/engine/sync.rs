@@ -478,14 +478,8 @@ impl Engine {
     }
 
     fn step_sync_parity(&mut self, id: JobId, job: &mut Job, phase: SyncPhase) -> bool {
-        let (u, chunk, n, np) = (
-            job.unit,
-            self.geo.chunk_u64(),
-            self.geo.members,
-            self.parity(),
-        );
-        let k = n - np;
-        let colm = self.col_members(u);
+        let u = job.unit;
+        let (n, np, k, chunk, colm) = self.stripe_shape(u);
         let su = sync_unit(&mut job.work);
         match phase {
             SyncPhase::Read => {
