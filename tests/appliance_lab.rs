@@ -522,8 +522,7 @@ fn raid5_sigkill_then_member_loss_keeps_acknowledged_writes() {
 /// which member `victim` holds data, as (LBA, sectors): a chunk of `chunk` sectors
 /// takes four.
 fn small_writes_beside(victim: usize, members: usize, chunk: u32, span: u64) -> Vec<(u64, u8)> {
-    use raid_engine::{Geometry, Level as RaidLevel};
-    let g = Geometry::new(RaidLevel::Raid5, members, chunk, span).expect("geometry");
+    let g = raid_engine::Geometry::new(Level::Raid5, members, chunk, span).expect("geometry");
     let k = g.data_columns();
     (0..span / g.unit_sectors())
         .filter(|&row| (0..k).any(|c| g.column_slot(row, c) == victim))
