@@ -75,6 +75,12 @@ pub fn from_engine(array: &str, ev: &RaidEvent, member: &dyn Fn(usize) -> String
         } else {
             "full rebuild"
         }),
+        RaidEvent::InterruptedWriteLost { offset, sectors } => {
+            Event::new(EventKind::InterruptedWriteLost, array).detail(format!(
+                "{sectors} sectors at volume sector {offset} of a write never acknowledged \
+                 may hold neither the old nor the new data"
+            ))
+        }
     };
     Some(e)
 }
