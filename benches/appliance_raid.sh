@@ -238,6 +238,8 @@ measure() { # measure DEVICE RW [IFACE] → median MB/s
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
+runs_of() { awk '{ printf "%s%.1f", (NR > 1 ? " " : ""), $1 }' "$1"; }
+
 # parity_run LEVEL NBLADES MEMBERS CHUNK PARITY: one line per policy, written and
 # read sequentially (full stripes) and with random small writes, policies
 # interleaved run by run so the box's load falls on both alike.
@@ -267,7 +269,7 @@ parity_run() {
             "" "$SMALL_BS" "$sm" "$ms" "$(ratio "$sm" "$ms")" \
             "$([ "$pol" = ppl ] && echo "; with the log's bytes $ml, ratio $(ratio "$sm" "$ml")")"
         printf '%-7s runs: write %s  read %s  small %s (MB/s)\n' "" \
-            "$(paste -sd' ' "$DIR.$pol.w")" "$(paste -sd' ' "$DIR.$pol.r")" "$(paste -sd' ' "$DIR.$pol.s")"
+            "$(runs_of "$DIR.$pol.w")" "$(runs_of "$DIR.$pol.r")" "$(runs_of "$DIR.$pol.s")"
         printf '%-7s daemon CPU: write %s   read %s   small writes %s\n' "" \
             "$(cpu_of "$pol.write")" "$(cpu_of "$pol.read")" "$(cpu_of "$pol.small")"
         rm -f "$DIR.$pol.w" "$DIR.$pol.r" "$DIR.$pol.s"
