@@ -147,7 +147,10 @@ fn crash_then_member_loss() {
 /// The HA pair over every layout, each seed a regression: raid0 6 (the fenced old
 /// active failed FLUSH and write-back writes with ATA errors instead of
 /// forgetting them), concat 11 (a blade away during the takeover stayed out of
-/// its array: the new active's Set was refused by the old active's list).
+/// its array: the new active's Set was refused by the old active's list),
+/// concat 17 (a mirror's blade away at the takeover's assembly came back with a
+/// bitmap-only rebuild and no checksums loaded: a later silent flip on it was
+/// merged into a partial write and copied to both mirrors).
 #[test]
 fn campaign_takeover() {
     let scale = if cfg!(debug_assertions) { 10 } else { 1 };
@@ -158,6 +161,7 @@ fn campaign_takeover() {
         (SimLayout::Raid5, 9, 12_000),
         (SimLayout::Raid6, 16, 12_000),
         (SimLayout::Concat, 11, 20_000),
+        (SimLayout::Concat, 17, 12_000),
     ];
     let mut seen = [0u64; 5];
     for (layout, seed, ops) in runs {

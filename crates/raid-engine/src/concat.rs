@@ -154,33 +154,64 @@ impl Concat {
         }
     }
 
+    /// Puts `engine` in array `i`'s place: the appliance re-assembled a failed
+    /// array from its members. Its size must be the old one's. Parts of requests
+    /// the old engine still holds complete with `ArrayFailed`, as it would have
+    /// answered them; the old engine is returned.
+    pub fn replace_array(&mut self, i: usize, engine: Engine) -> Engine {
+        assert_eq!(
+            engine.volume_sectors(),
+            self.arrays[i].volume_sectors(),
+            "a replacement array has the size of the one it replaces"
+        );
+        self.collect();
+        let open: Vec<u64> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.0 == i)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in open {
+            self.sub_done(VolumeCompletion {
+                id,
+                result: Err(VolumeError::ArrayFailed),
+            });
+        }
+        std::mem::replace(&mut self.arrays[i], engine)
+    }
+
     fn collect(&mut self) {
         for a in 0..self.arrays.len() {
             while let Some(c) = self.arrays[a].poll_completion() {
-                let Some((_, pid, boff)) = self.subs.remove(&c.id) else {
-                    continue;
-                };
-                let p = self.parents.get_mut(&pid).expect("parent of sub-request");
-                match c.result {
-                    Ok(d) => {
-                        if p.op == VolumeOp::Read {
-                            p.buf[boff..boff + d.len()].copy_from_slice(&d);
-                        }
-                    }
-                    Err(e) => {
-                        p.error.get_or_insert(e);
-                    }
-                }
-                p.remaining -= 1;
-                if p.remaining == 0 {
-                    let p = self.parents.remove(&pid).unwrap();
-                    let result = match p.error {
-                        Some(e) => Err(e),
-                        None => Ok(p.buf),
-                    };
-                    self.done.push_back(VolumeCompletion { id: pid, result });
+                self.sub_done(c);
+            }
+        }
+    }
+
+    /// A part of a request finished; the request completes with its last part.
+    fn sub_done(&mut self, c: VolumeCompletion) {
+        let Some((_, pid, boff)) = self.subs.remove(&c.id) else {
+            return;
+        };
+        let p = self.parents.get_mut(&pid).expect("parent of sub-request");
+        match c.result {
+            Ok(d) => {
+                if p.op == VolumeOp::Read {
+                    p.buf[boff..boff + d.len()].copy_from_slice(&d);
                 }
             }
+            Err(e) => {
+                p.error.get_or_insert(e);
+            }
+        }
+        p.remaining -= 1;
+        if p.remaining == 0 {
+            let p = self.parents.remove(&pid).unwrap();
+            let result = match p.error {
+                Some(e) => Err(e),
+                None => Ok(p.buf),
+            };
+            self.done.push_back(VolumeCompletion { id: pid, result });
         }
     }
 

@@ -481,6 +481,17 @@ fn raid6_two_members_lost_then_two_spares_rebuild() {
     check(&mut r, &over);
 }
 
+/// The member came back (by bitmap or whole, as `bitmap_only` says) and its
+/// rebuild finished.
+fn assert_readded_and_rebuilt(r: &Rig, member: usize, bitmap_only: bool) {
+    let readded = Event::ReAdded {
+        member,
+        bitmap_only,
+    };
+    assert!(r.events.contains(&readded), "{:?}", r.events);
+    assert!(r.events.contains(&Event::RebuildFinished { member }));
+}
+
 #[test]
 fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
     let mut r = Rig::new(Level::Raid1, 2, 0, 16);
@@ -491,15 +502,7 @@ fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
     r.e.member_returned(1).unwrap();
     r.run();
     r.settle(2_000_000_000);
-    assert!(
-        r.events.contains(&Event::ReAdded {
-            member: 1,
-            bitmap_only: true
-        }),
-        "{:?}",
-        r.events
-    );
-    assert!(r.events.contains(&Event::RebuildFinished { member: 1 }));
+    assert_readded_and_rebuilt(&r, 1, true);
     let synced = r.e.counters().sync_bytes.rebuild;
     assert!(
         synced > 0 && synced <= 256 * 512,
@@ -512,6 +515,31 @@ fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
     );
     r.members[0].alive = false;
     assert_eq!(r.read(0, 8).unwrap(), vec![5; 8 * 512]);
+}
+
+#[test]
+fn a_member_absent_at_assembly_returns_with_a_full_rebuild_and_its_checksums() {
+    // Appliance sim concat seed 17: its checksums were never loaded, yet it came back
+    // bitmap-only; a silent flip on it passed unverified into a partial write.
+    let mut r = Rig::build(Level::Raid1, 2, 0, 16, true);
+    r.write(0, 5, 8);
+    r.settle(5_000_000_000);
+    let away = r.members[1].clone();
+    r.members[1].alive = false;
+    r.reassemble();
+    assert_eq!(r.members.len(), 1, "the absent member is a placeholder");
+    r.members.push(away);
+    r.e.member_returned(1).unwrap();
+    r.run();
+    r.settle(2_000_000_000);
+    assert_readded_and_rebuilt(&r, 1, false);
+    let at = r.member_data_byte(1, 3);
+    r.members[1].data[at] ^= 0x10;
+    r.members[0].alive = false;
+    assert!(
+        r.read(0, 8).is_err(),
+        "the flip on the returned member is caught by its checksum"
+    );
 }
 
 #[test]
@@ -910,11 +938,12 @@ fn log_slots(r: &Rig, m: usize) -> Vec<usize> {
 fn raid5_log_entries_that_cannot_be_trusted_are_skipped_and_counted() {
     // RAID 5 over 4 members, 8 KiB chunks: unit 0 written whole with 1s, then rows 8..16
     // of its column 0 with 2s (read-modify-write, not a prefix held for gathering: the
-    // entry's partial parity is columns 1 and 2 of those rows). The crash leaves that entry on P's member; three copies
-    // of it are spoiled: its payload torn (the CRC fails), a whole copy on another
-    // member's slot (not where that stripe's entries go) and a copy sealed with an
-    // earlier run's generation. Column 1's member is then lost: had the torn partial
-    // parity been applied, column 1 would come back from it, wrong.
+    // entry's partial parity is columns 1 and 2 of those rows). The crash leaves that
+    // entry on P's member; three copies of it are spoiled: its payload torn (the CRC
+    // fails), a whole copy on another member's slot (not where that stripe's entries
+    // go) and a copy sealed with an earlier run's generation. Column 1's member is then
+    // lost: had the torn partial parity been applied, column 1 would come back from it,
+    // wrong.
     let mut r = Rig::new(Level::Raid5, 4, 0, 16);
     r.write(0, 1, 48);
     r.frozen = true;
@@ -953,5 +982,30 @@ fn raid5_log_entries_that_cannot_be_trusted_are_skipped_and_counted() {
     for (s, sector) in d.chunks(512).enumerate() {
         let want = if (8..16).contains(&s) { 2 } else { 1 };
         assert!(sector.iter().all(|&b| b == want), "sector {s}");
+    }
+}
+
+/// Every blade silent at once (the appliance simulator's outage): the appliance
+/// fails each member while writes wait on them. The failed array answers every
+/// write and keeps its books (the simulator's `--layout raid10 --seed 3` found
+/// a failed array whose bitmap counted writes no job held any more).
+#[test]
+fn an_array_failing_with_writes_in_flight_gives_their_write_intent_back() {
+    let mut r = Rig::new(Level::Raid1, 2, 0, 16);
+    for id in 1..=8 {
+        r.e.submit(req(id, VolumeOp::Write, (id % 2) * 256, 8, id as u8));
+    }
+    // Their member I/O is out and never answered: the blades fell silent.
+    let stuck: Vec<MemberIo> = std::iter::from_fn(|| r.e.poll_member_io()).collect();
+    assert!(!stuck.is_empty());
+    for m in 0..2 {
+        r.e.fail_member(m).unwrap();
+        r.e.check_invariants().unwrap();
+    }
+    assert_eq!(r.e.status().state, ArrayState::Failed);
+    r.run();
+    for id in 1..=8 {
+        let c = r.done.iter().find(|c| c.id == id).expect("answered");
+        assert_eq!(c.result, Err(VolumeError::ArrayFailed));
     }
 }

@@ -92,10 +92,12 @@ impl Diagnostic {
             .and_then(|r| r.split_once('`'))
             .map(|(k, _)| k.to_string())
         {
-            field = if field == "." || field.is_empty() {
-                key
-            } else {
-                format!("{field}.{key}")
+            // An empty key (`"": 1`, or a tag with nothing after it) has no name
+            // to give: the diagnostic names the mapping that holds it instead.
+            field = match (field.as_str(), key.is_empty()) {
+                (_, true) => field,
+                ("." | "", false) => key,
+                (_, false) => format!("{field}.{key}"),
             };
             message = message.replacen("unknown field", "unknown key", 1);
         }

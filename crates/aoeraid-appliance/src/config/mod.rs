@@ -542,6 +542,23 @@ mod tests {
         assert_eq!((v.export.shelf, v.export.slot), (7, 0));
     }
 
+    /// Found by the `config_check` fuzz target: `{!aI,xp}d` is a mapping with one
+    /// tagged key that is the empty string; the diagnostic named no field.
+    #[test]
+    fn an_empty_unknown_key_is_reported_against_its_mapping() {
+        for (text, field) in [("{!aI,xp}d", "."), ("\"\": 1\n", ".")] {
+            let e = check_str(text, "a.yaml", true).unwrap_err();
+            let d = &e.diagnostics[0];
+            assert_eq!(d.field, field, "{text:?}: {:?}", e.lines());
+            assert!(d.message.starts_with("unknown key ``"), "{:?}", e.lines());
+            assert!(
+                e.lines()[0].starts_with("a.yaml:1: (document): "),
+                "{:?}",
+                e.lines()
+            );
+        }
+    }
+
     #[test]
     fn defaults_fill_a_minimal_file() {
         let c = check_str("appliance: {name: x}\n", "m.yaml", false)

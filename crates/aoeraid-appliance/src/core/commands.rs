@@ -1,11 +1,13 @@
 //! Operator commands (control socket and CLI): fail, remove, add, re-add, spare
 //! group changes, scrub, rebuild rate, and growing a volume by an array.
 
-use super::members::Host;
+use super::members::{Host, Location};
+use super::ownership::held_by;
 use super::spares::Spare;
 use super::volumes::find_array;
 use super::{Core, Notice, Reply};
 use crate::config::MemberAddr;
+use aoe_initiator::{BladeId, ReserveCmd, ReserveCompletion, ReserveError, ReserveRequest};
 use raid_engine::ControlError;
 use raid_engine::MemberSpec;
 use raid_engine::{Concat, Engine, MemberState, SECTOR};
@@ -54,11 +56,123 @@ pub(crate) enum Command {
     },
 }
 
+/// What [`Core::command`] answers: at once, or later — as
+/// [`Notice::Reply`] with this ticket — when the command must first claim a blade
+/// the appliance does not hold yet (`add`, `spare-add` of a blade new to it).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Now(Reply),
+    Later(u64),
+}
+
+/// Commands waiting for the Set of the blade they are about to write: only once
+/// it is answered is the blade used. Refused (another appliance holds it), the
+/// command is refused naming the holder, and nothing of ours changed — unlike a
+/// blade lost while in use, which stops its volume (`reservations.rs`).
+#[derive(Default)]
+pub(super) struct Claiming {
+    /// The next ticket (0 is the Sets of held blades, `reservations.rs`).
+    next: u64,
+    waiting: Vec<(u64, BladeId, Command, [u8; 16])>,
+}
+
+/// The host of a command run once its blade's Set is answered: the member UUID
+/// it was given was drawn when the command came in.
+struct Drawn([u8; 16]);
+
+impl Host for Drawn {
+    fn open_file(&mut self, path: &std::path::Path) -> Result<(usize, u64), String> {
+        Err(format!("{}: not a blade", path.display()))
+    }
+    fn random_uuid(&mut self) -> Result<[u8; 16], String> {
+        Ok(self.0)
+    }
+}
+
 impl Core {
-    /// Carries out one command; the reply says what it did or why not.
-    pub(crate) fn command(&mut self, now: Instant, host: &mut dyn Host, cmd: Command) -> Reply {
+    /// Carries out one command: the reply says what it did or why not, now or
+    /// (a blade to claim first) later.
+    pub(crate) fn command(&mut self, now: Instant, host: &mut dyn Host, cmd: Command) -> Answer {
         self.now = now;
         self.dirty = true;
+        if let Some(ticket) = self.claim_first(&cmd, host) {
+            return Answer::Later(ticket);
+        }
+        Answer::Now(self.run_command(host, cmd))
+    }
+
+    /// An `add` or `spare-add` that would write a blade the appliance holds no
+    /// reservation on: its Set goes out and the command waits for the answer
+    /// ([`Core::claim_answered`]); the ticket. None: run it now (nothing to claim,
+    /// or it is refused anyway and says why).
+    fn claim_first(&mut self, cmd: &Command, host: &mut dyn Host) -> Option<u64> {
+        let (member, valid) = match cmd {
+            Command::Add { array, member } => (
+                member,
+                find_array(&self.vols, array).is_some() && self.serving(member).is_none(),
+            ),
+            Command::SpareAdd { group, member } => (
+                member,
+                self.spares.exists(group) && !self.spares.contains(group, member),
+            ),
+            _ => return None,
+        };
+        if !valid || self.owners.macs().is_empty() {
+            return None;
+        }
+        let Ok(Location::Blade(blade)) = self.members.open(member, self.pool.as_ref(), host) else {
+            return None;
+        };
+        if self.owners.claim(blade).is_some() {
+            return None;
+        }
+        let uuid = host.random_uuid().ok()?;
+        self.claiming.next += 1;
+        let ticket = self.claiming.next;
+        let req = ReserveRequest {
+            blade,
+            cmd: ReserveCmd::Set,
+            macs: self.owners.macs().to_vec(),
+            user: ticket,
+        };
+        self.pool.as_mut()?.reserve(self.now, req).ok()?;
+        self.claiming
+            .waiting
+            .push((ticket, blade, cmd.clone(), uuid));
+        Some(ticket)
+    }
+
+    /// The Set of a command's blade was answered: the command runs, or is refused.
+    /// False if `c` was no command's.
+    pub(super) fn claim_answered(&mut self, c: &ReserveCompletion) -> bool {
+        let Some(i) = self.claiming.waiting.iter().position(|w| w.0 == c.user) else {
+            return false;
+        };
+        let (ticket, blade, cmd, uuid) = self.claiming.waiting.remove(i);
+        let member = match &cmd {
+            Command::Add { member, .. } | Command::SpareAdd { member, .. } => member.to_string(),
+            _ => String::new(),
+        };
+        let reply = match &c.result {
+            Ok(_) => {
+                self.owners.hold(blade);
+                self.run_command(&mut Drawn(uuid), cmd)
+            }
+            Err(ReserveError::Held(holders)) => Err(format!(
+                "{member} not added: {}; nothing was written to it",
+                held_by(&self.blade_name(blade), holders)
+            )),
+            Err(e) => Err(format!(
+                "{member} not added: its reservation could not be set ({e})"
+            )),
+        };
+        self.notice(Notice::Reply(ticket, reply));
+        true
+    }
+
+    /// Carries out `cmd` now (a reload's spares: claimed as they are written,
+    /// see [`Core::claim_opened`]).
+    pub(super) fn run_command(&mut self, host: &mut dyn Host, cmd: Command) -> Reply {
         let named = match &cmd {
             Command::Fail { member, .. }
             | Command::Remove { member, .. }

@@ -34,6 +34,7 @@ mod exports;
 mod members;
 mod ownership;
 mod policy;
+mod regather;
 mod rejoin;
 mod reload;
 mod reservations;
@@ -45,7 +46,7 @@ mod volumes;
 #[cfg(all(test, feature = "sim"))]
 mod tests;
 
-pub(crate) use commands::Command;
+pub(crate) use commands::{Answer, Command};
 pub(crate) use exports::{ExportDef, Exports};
 pub(crate) use members::{
     poll_blade_done, submit_to_blade, superblock_read, Host, Location, MemberMap, MemberResult,
@@ -95,6 +96,8 @@ pub(crate) enum Notice {
     SaveExport(usize),
     /// Array or member state changed: publish a fresh status now.
     StatusChanged,
+    /// The answer to the command that got [`Answer::Later`] with this ticket.
+    Reply(u64, Reply),
 }
 
 /// One `file:` member I/O for the host to carry out; its result comes back
@@ -165,6 +168,10 @@ pub(crate) struct Core {
     refused: VecDeque<(u64, MemberResult)>,
     /// Returning blades: superblock reads, refusals, asking for absent ones.
     rejoin: Rejoin,
+    /// Commands waiting for their blade's Set.
+    claiming: commands::Claiming,
+    /// Failed arrays whose members answer again, being re-assembled.
+    regathers: Vec<regather::Regather>,
     notices: VecDeque<Notice>,
     /// The blades this appliance holds by reservation (none until
     /// [`Core::hold_blades`]).
@@ -203,6 +210,8 @@ impl Core {
             files_in_flight: 0,
             refused: VecDeque::new(),
             rejoin: Rejoin::default(),
+            regathers: Vec::new(),
+            claiming: commands::Claiming::default(),
             notices: VecDeque::new(),
             owners: Ownership::default(),
         };
@@ -260,6 +269,7 @@ impl Core {
         }
         self.query_absent(now);
         self.reassert(now);
+        self.regathers_due();
         let ns = self.ns(now);
         let periodic = ns >= self.last_tick_ns + TICK.as_nanos() as u64;
         for v in &mut self.vols {

@@ -217,6 +217,12 @@ impl Ownership {
         self.blades.iter().map(|(b, c)| (*b, c))
     }
 
+    /// May the appliance write `blade` now: it holds no reservations at all, or
+    /// its last Set on the blade was answered.
+    pub(crate) fn writable(&self, blade: BladeId) -> bool {
+        self.macs.is_empty() || matches!(self.blades.get(&blade), Some(Claim::Held))
+    }
+
     pub(crate) fn is_lost(&self, blade: BladeId) -> bool {
         matches!(self.blades.get(&blade), Some(Claim::Lost { .. }))
     }
@@ -306,6 +312,12 @@ impl Ownership {
                 true
             }
         }
+    }
+
+    /// Holds `blade` from now on: its Set was just answered (a blade an operator
+    /// command brought in).
+    pub(crate) fn hold(&mut self, blade: BladeId) {
+        self.blades.insert(blade, Claim::Held);
     }
 
     /// Holds `blade` from now on (a configured blade first seen after the

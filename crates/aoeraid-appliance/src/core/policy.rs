@@ -109,6 +109,12 @@ impl Core {
         self.notice(Notice::Event(
             Event::new(EventKind::DeviceReappeared, name).member(addr),
         ));
+        if self.vols[v].concat.arrays()[a].status().state == raid_engine::ArrayState::Failed {
+            // Not one member back into a running array: the array itself, once
+            // the members it failed with are all back (`regather.rs`).
+            self.want_regather(v, a);
+            return;
+        }
         if let Some((addr, _)) = self.vols[v].arrays[a].member(m).cloned() {
             self.probe(blade, addr);
         }
@@ -159,6 +165,7 @@ impl Core {
     }
 
     pub(super) fn engine_event(&mut self, v: usize, a: usize, ev: raid_engine::Event) {
+        self.track_failure(v, a, &ev);
         let arr = &self.vols[v].arrays[a];
         let member = |i: usize| arr.member_name(i);
         let mapped = events::engine::from_engine(&arr.name, &ev, &member);

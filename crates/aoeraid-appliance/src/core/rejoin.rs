@@ -48,6 +48,12 @@ pub(super) struct Rejoin {
 }
 
 impl Rejoin {
+    /// A fresh token for a superblock read (a probe or a re-assembly's).
+    pub(super) fn next_probe_token(&mut self) -> u64 {
+        self.next_token = self.next_token.wrapping_add(1);
+        super::members::token(PROBE_VOLUME, 0, self.next_token)
+    }
+
     pub(super) fn is_probe(token: u64) -> bool {
         super::members::untoken(token).0 == PROBE_VOLUME
     }
@@ -252,8 +258,7 @@ impl Core {
         let Some(pool) = self.pool.as_mut() else {
             return;
         };
-        let token = super::members::token(PROBE_VOLUME, 0, self.rejoin.next_token);
-        self.rejoin.next_token = self.rejoin.next_token.wrapping_add(1);
+        let token = self.rejoin.next_probe_token();
         let io = superblock_read();
         // Refused at once only when the blade went down again: its next return
         // probes anew.
@@ -265,6 +270,7 @@ impl Core {
     /// The superblock read of a returning blade finished: re-add or refuse it.
     pub(super) fn probe_done(&mut self, token: u64, r: MemberResult) {
         let Some(i) = self.rejoin.probes.iter().position(|p| p.0 == token) else {
+            self.regather_read(token, r);
             return;
         };
         let (_, blade, addr) = self.rejoin.probes.remove(i);

@@ -64,7 +64,7 @@ impl Core {
                             array: array.clone(),
                             member,
                         };
-                        match self.command(now, host, cmd) {
+                        match self.run_command(host, cmd) {
                             Ok(m) => applied.push(m),
                             Err(e) => refused.push(e),
                         }

@@ -61,6 +61,9 @@ impl Core {
     }
 
     pub(super) fn reserve_done(&mut self, c: ReserveCompletion) {
+        if self.claim_answered(&c) {
+            return;
+        }
         match self.owners.completed(&c) {
             Outcome::None => {}
             Outcome::Read => {

@@ -251,9 +251,22 @@ impl Rig {
     }
 
     fn cmd(&mut self, c: Command) -> Reply {
-        let r = self.core.command(self.now, &mut self.host, c);
-        self.settle();
-        r
+        match self.core.command(self.now, &mut self.host, c) {
+            Answer::Now(r) => {
+                self.settle();
+                r
+            }
+            Answer::Later(t) => {
+                self.advance(Duration::from_millis(100));
+                self.notices
+                    .iter()
+                    .find_map(|n| match n {
+                        Notice::Reply(x, r) if *x == t => Some(r.clone()),
+                        _ => None,
+                    })
+                    .expect("the command was answered")
+            }
+        }
     }
 
     /// The operator fails `member` of `array`.
@@ -822,4 +835,165 @@ fn a_stale_blade_beyond_the_bitmap_is_refused_until_re_add_rebuilds_it_whole() {
         "rebuilt {} bytes of {data} sectors",
         r.rebuilt_bytes(0)
     );
+}
+
+// ---- a failed array back by itself (regather.rs) ----
+
+impl Rig {
+    fn array_state(&self, array: &str) -> raid_engine::ArrayState {
+        let (v, a) = volumes::find_array(&self.core.vols, array).unwrap();
+        self.core.vols[v].concat.arrays()[a].status().state
+    }
+
+    /// The data area of `blade` (its superblock's), sectors `[from, from + n)`.
+    fn data(&mut self, blade: &str, from: u64, n: u64) -> Vec<u8> {
+        let s = SB_OFFSET as usize * SECTOR;
+        let disk = &self.blade(blade).disk;
+        let sb = Superblock::decode(&disk[s..s + SB_BYTES]).unwrap();
+        let at = (sb.data_offset + from) as usize * SECTOR;
+        disk[at..at + n as usize * SECTOR].to_vec()
+    }
+
+    /// Writes `fill` to sectors `[offset, offset + 8)` of volume 0.
+    fn fill_at(&mut self, id: u64, offset: u64, fill: u8) {
+        self.core.vols[0].concat.submit(VolumeRequest {
+            id,
+            op: VolumeOp::Write,
+            offset,
+            sectors: 8,
+            data: vec![fill; 8 * SECTOR],
+        });
+        self.core.dirty = true;
+        self.settle();
+    }
+}
+
+#[test]
+fn an_array_whose_blades_all_fell_silent_at_once_comes_back_when_they_answer() {
+    use crate::events::EventKind as K;
+    let mut r = rig(mirror());
+    r.hold();
+    r.fill_at(1, 0, 0x11);
+    r.advance(Duration::from_secs(1));
+    for b in ["e0.0", "e1.0"] {
+        r.blade(b).dead = true;
+    }
+    r.fill_at(2, 64, 0x22);
+    r.advance(DEAD * 3);
+    assert_eq!(r.array_state("data"), raid_engine::ArrayState::Failed);
+    assert_eq!(r.events(K::ArrayFailed).len(), 1, "{:?}", r.notices);
+    // One back: not enough, the other carries the array's last state too.
+    r.blade("e0.0").dead = false;
+    r.advance(Duration::from_secs(5));
+    assert_eq!(r.array_state("data"), raid_engine::ArrayState::Failed);
+    assert!(
+        r.logged("re-assembled once e1.0 answer again"),
+        "{:?}",
+        r.notices
+    );
+    r.blade("e1.0").dead = false;
+    r.advance(Duration::from_secs(10));
+    assert_ne!(r.array_state("data"), raid_engine::ArrayState::Failed);
+    assert!(r.events(K::NewArray).len() == 1, "{:?}", r.notices);
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.array_state("data"), raid_engine::ArrayState::Clean);
+    assert_eq!(r.state("data", "e0.0"), Some(MemberState::Active));
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Active));
+    assert!(!r.reservation_lost());
+    // It serves again, both copies written, and what was acknowledged before the
+    // outage is there.
+    r.fill_at(3, 128, 0x33);
+    r.advance(Duration::from_secs(1));
+    for b in ["e0.0", "e1.0"] {
+        assert_eq!(r.data(b, 0, 8), vec![0x11; 8 * SECTOR], "{b}");
+        assert_eq!(r.data(b, 128, 8), vec![0x33; 8 * SECTOR], "{b}");
+    }
+    assert_eq!(r.data("e0.0", 64, 8), r.data("e1.0", 64, 8), "resynced");
+}
+
+#[test]
+fn a_failed_array_waits_for_the_member_that_ran_last_and_never_trusts_the_stale_one() {
+    let mut r = rig(small_regions());
+    r.hold();
+    r.fill_at(1, 0, 0x11);
+    r.advance(Duration::from_secs(1));
+    // e1.0 goes first; the array runs on e0.0 alone and takes a write.
+    r.blade("e1.0").dead = true;
+    r.fill_at(2, 0, 0x22);
+    r.advance(DEAD * 3);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
+    r.fill_at(3, 0, 0x33);
+    r.advance(Duration::from_millis(100));
+    assert_eq!(r.data("e0.0", 0, 8), vec![0x33; 8 * SECTOR]);
+    // Then e0.0 falls silent too: the array fails with it.
+    r.blade("e0.0").dead = true;
+    r.fill_at(4, 64, 0x44);
+    r.advance(DEAD * 3);
+    assert_eq!(r.array_state("data"), raid_engine::ArrayState::Failed);
+    // The stale e1.0 comes back alone: the array stays failed, e1.0 unwritten.
+    let writes = r.blade("e1.0").writes;
+    r.blade("e1.0").dead = false;
+    r.advance(Duration::from_secs(10));
+    assert_eq!(r.array_state("data"), raid_engine::ArrayState::Failed);
+    assert_eq!(r.blade("e1.0").writes, writes, "a stale member was written");
+    // e0.0 is back: re-assembled from it, e1.0 brought up to date.
+    r.blade("e0.0").dead = false;
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.array_state("data"), raid_engine::ArrayState::Clean);
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Active));
+    for b in ["e0.0", "e1.0"] {
+        assert_eq!(r.data(b, 0, 8), vec![0x33; 8 * SECTOR], "{b}");
+    }
+}
+
+#[test]
+fn adding_a_blade_another_appliance_holds_is_refused_and_the_volume_runs_on() {
+    let mut r = rig(mirror().spare_group("g", &[]));
+    let ours = r.hold();
+    r.cmd(Command::Fail {
+        array: "data".into(),
+        member: addr("e1.0"),
+    })
+    .unwrap();
+    // A blade new to the appliance, held by another one.
+    r.blades.push({
+        let mut b = SimBlade::new(5, 0, SECTORS);
+        b.sector_count = 16;
+        b.reserve = vec![OTHER];
+        b
+    });
+    r.core.pool.as_mut().unwrap().query(5, 0);
+    r.advance(Duration::from_millis(100));
+    for cmd in [
+        Command::Add {
+            array: "data".into(),
+            member: addr("e5.0"),
+        },
+        Command::SpareAdd {
+            group: "g".into(),
+            member: addr("e5.0"),
+        },
+    ] {
+        let err = r.cmd(cmd).unwrap_err();
+        assert!(err.contains(&format!("e5.0 reserved by {OTHER}")), "{err}");
+    }
+    assert!(!r.reservation_lost(), "{:?}", r.notices);
+    assert_eq!(r.blade("e5.0").writes, 0);
+    assert_eq!(r.blade("e5.0").reserve, vec![OTHER]);
+    assert_eq!(r.core.spares.available("g"), 0);
+    let before = r.blade("e0.0").writes;
+    r.write(0, 7);
+    assert!(r.blade("e0.0").writes > before, "the volume still writes");
+    // Its holder lets it go: the same add claims it, then rebuilds onto it.
+    r.blade("e5.0").reserve.clear();
+    let msg = r
+        .cmd(Command::Add {
+            array: "data".into(),
+            member: addr("e5.0"),
+        })
+        .unwrap();
+    assert!(msg.contains("rebuilding onto it"), "{msg}");
+    assert_eq!(r.blade("e5.0").reserve, vec![ours]);
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.state("data", "e5.0"), Some(MemberState::Active));
 }

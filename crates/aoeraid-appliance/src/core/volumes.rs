@@ -14,6 +14,15 @@ pub(crate) struct Array {
     /// once its superblock is read, see `core/rejoin.rs`).
     members: Vec<Option<(MemberAddr, Location)>>,
     pub(crate) spare_group: Option<String>,
+    /// Engine members in a slot when the array failed: the one whose failure
+    /// failed it and every one failed after. They carry its last event count, so
+    /// all of them must answer again before it is re-assembled (`regather.rs`).
+    /// None while the array runs.
+    pub(crate) failed_with: Option<Vec<usize>>,
+    /// The member failed last while the array ran.
+    pub(crate) last_failed: Option<usize>,
+    /// A member of the failed array answered again: re-assemble when possible.
+    pub(crate) regather_wanted: bool,
 }
 
 impl Array {
@@ -26,6 +35,9 @@ impl Array {
             name,
             members: members.into_iter().map(Some).collect(),
             spare_group,
+            failed_with: None,
+            last_failed: None,
+            regather_wanted: false,
         }
     }
 

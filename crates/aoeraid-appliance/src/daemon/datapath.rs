@@ -11,7 +11,7 @@ use super::members::release_stray;
 use crate::backend::BackSockets;
 use crate::config::{Config, MemberAddr};
 use crate::control::status::{InterfaceStatus, Side, Status};
-use crate::core::{Command, Core, Host, IoObserver, Notice, Reply};
+use crate::core::{Answer, Command, Core, Host, IoObserver, Notice, Reply};
 use crate::events::{self, EventSink};
 use crate::frontend::StateFile;
 use crate::metrics::{IoHandles, Metrics};
@@ -164,6 +164,8 @@ pub(crate) struct DataPath {
     pub(crate) events: EventSink,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) status: Arc<Mutex<Status>>,
+    /// Commands the core answers later ([`Answer::Later`]), by ticket.
+    pub(crate) replies: HashMap<u64, Sender<Reply>>,
 }
 
 impl DataPath {
@@ -208,7 +210,14 @@ impl DataPath {
                             ring: &self.ring,
                             files: &mut self.files,
                         };
-                        let _ = tx.send(self.core.command(now, &mut host, cmd));
+                        match self.core.command(now, &mut host, cmd) {
+                            Answer::Now(r) => {
+                                let _ = tx.send(r);
+                            }
+                            Answer::Later(ticket) => {
+                                self.replies.insert(ticket, tx);
+                            }
+                        }
                     }
                     Cmd::Reload(cfg, tx) => {
                         let mut host = RingHost {
@@ -335,6 +344,11 @@ impl DataPath {
                 self.publish_status(now);
             }
             Notice::StatusChanged => self.publish_status(now),
+            Notice::Reply(ticket, r) => {
+                if let Some(tx) = self.replies.remove(&ticket) {
+                    let _ = tx.send(r);
+                }
+            }
         }
     }
 

@@ -427,6 +427,7 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
         events: sink,
         metrics,
         status: status.clone(),
+        replies: Default::default(),
     };
     dp.publish_status(Instant::now());
     phases.done("exports");

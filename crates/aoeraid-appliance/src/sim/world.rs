@@ -485,6 +485,11 @@ impl World {
             if let Some(core) = self.core.as_mut() {
                 let at = self.base + ns(self.now);
                 while let Some(n) = core.poll_notice() {
+                    if let Notice::Log(_, line) = &n {
+                        if std::env::var_os("APPLIANCE_SIM_TRACE").is_some() {
+                            eprintln!("t={:.6}s core: {line}", self.now as f64 / 1e9);
+                        }
+                    }
                     if let Notice::Event(e) = n {
                         self.stats.event(e.kind);
                         let blade = e.member.as_ref().and_then(|m| {
@@ -857,7 +862,11 @@ impl World {
         };
         let at = self.base + ns(self.now);
         let text = format!("{cmd:?}");
-        let r = core.command(at, &mut self.host, cmd);
+        // The simulated appliance holds no reservations: no command waits for one.
+        let r = match core.command(at, &mut self.host, cmd) {
+            crate::core::Answer::Now(r) => r,
+            crate::core::Answer::Later(t) => Err(format!("answered later (ticket {t})")),
+        };
         self.stats.commands += 1;
         self.note(format!("command {text}: {r:?}"));
         r

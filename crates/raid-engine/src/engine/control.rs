@@ -313,8 +313,16 @@ impl Engine {
         let owns_slot = self.members[m]
             .role
             .is_some_and(|r| self.slots[r] == Some(m));
+        // Absent at assembly, its checksums were never read: a bitmap-only rebuild
+        // would leave its clean regions unverified (a silent flip there served, or
+        // merged into a partial write and copied to every mirror) and its checksum
+        // sectors rewritten with zeros. A full rebuild writes (and seals) every block.
+        let unloaded = self.integrity && self.csums[m].is_empty();
+        if unloaded {
+            self.csums[m] = self.new_csum_table();
+        }
         if owns_slot {
-            let bitmap_only = sb.events >= self.meta.events_cleared && !sb.recovering;
+            let bitmap_only = !unloaded && sb.events >= self.meta.events_cleared && !sb.recovering;
             self.members[m].recovery = Some(Recovery {
                 checkpoint: 0,
                 bitmap_only,
@@ -334,8 +342,8 @@ impl Engine {
             self.members[m].role = None;
             self.set_state(m, MemberState::Spare);
         }
-        // Its checksum table stays: nothing was written to it while it was away, and
-        // the regions written meanwhile are rewritten (and re-sealed) by the resync.
+        // A loaded checksum table stays: nothing was written to it while it was away,
+        // and the regions written meanwhile are rewritten (and re-sealed) by the resync.
         self.meta.writer.touch(MetaKey::Superblock);
         self.update_degraded();
         self.pump();

@@ -260,7 +260,16 @@ impl Engine {
                 });
             }
         }
-        e.csums = e.members.iter().map(|_| e.new_csum_table()).collect();
+        // Only the members read below get a table: one absent now has none until it
+        // returns (`probe_done`), which then rebuilds it whole.
+        e.csums = e
+            .members
+            .iter()
+            .map(|m| match m.state {
+                MemberState::Missing => Vec::new(),
+                _ => e.new_csum_table(),
+            })
+            .collect();
         if !sb.clean {
             e.sync.resync_needed = true;
             e.sync.pending.push_back(SyncOp::Resync);

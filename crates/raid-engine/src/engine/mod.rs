@@ -807,8 +807,14 @@ impl Engine {
                 result: Err(VolumeError::ArrayFailed),
             });
         }
+        // Dropped writes give their write intent back (their regions stay dirty
+        // on the members: whoever assembles the array next resyncs them).
+        let regions: Vec<u64> = self.queues.jobs.values().filter_map(|j| j.region).collect();
         self.queues.clear();
         self.ppl_clear();
+        for r in regions {
+            self.end_write_intent(r);
+        }
         // Metadata rounds and initial loads still count their acks: keep them. Late
         // completions of the dropped I/Os find no entry and are ignored.
         for io in self
