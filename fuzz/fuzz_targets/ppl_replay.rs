@@ -26,7 +26,7 @@ use raid_engine::sim::VMember;
 use raid_engine::superblock::{Superblock, SB_OFFSET, SB_SECTORS};
 use raid_engine::{
     assemble, ArrayConfig, AssemblyInput, Engine, Level, MemberError, MemberIo, MemberSpec,
-    VolumeOp, VolumeRequest,
+    VolumeRequest,
 };
 
 const CHUNK: u32 = 8;
@@ -107,13 +107,7 @@ fn crashed(level: Level, n: usize) -> Crashed {
         let data = (0..sectors * 512)
             .map(|i| (i * 7 + id * 13) as u8)
             .collect();
-        e.submit(VolumeRequest {
-            id,
-            op: VolumeOp::Write,
-            offset,
-            sectors: sectors as u32,
-            data,
-        });
+        e.submit(VolumeRequest::write(id, offset, data));
     };
     for s in (0..vs).step_by(stripe as usize) {
         write(&mut e, s, stripe);

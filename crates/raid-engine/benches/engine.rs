@@ -88,13 +88,9 @@ impl Bench {
         while completed < total {
             while inflight < 16 && id < total {
                 id += 1;
-                self.e.submit(VolumeRequest {
-                    id,
-                    op: VolumeOp::Write,
-                    offset: offset(id - 1),
-                    sectors,
-                    data: vec![id as u8; sectors as usize * 512],
-                });
+                let data = vec![id as u8; sectors as usize * 512];
+                self.e
+                    .submit(VolumeRequest::write(id, offset(id - 1), data));
                 inflight += 1;
             }
             let d = self.drain() as u64;
@@ -152,17 +148,10 @@ fn per_request(
                     .wrapping_add(1442695040888963407);
                 let off = (x >> 20) % (vs - sectors as u64) / 16 * 16;
                 id += 1;
-                let d = if op == VolumeOp::Write {
-                    data.clone()
+                b.e.submit(if op == VolumeOp::Write {
+                    VolumeRequest::write(id, off, data.clone())
                 } else {
-                    Vec::new()
-                };
-                b.e.submit(VolumeRequest {
-                    id,
-                    op,
-                    offset: off,
-                    sectors,
-                    data: d,
+                    VolumeRequest::read(id, off, sectors)
                 });
             }
             b.drain();
@@ -310,13 +299,7 @@ fn main() {
         let reqs = 2000u64;
         for i in 0..reqs {
             let off = (i * 7919 * 128) % (b.e.volume_sectors() - 128);
-            b.e.submit(VolumeRequest {
-                id: i + 1,
-                op: VolumeOp::Read,
-                offset: off,
-                sectors: 128,
-                data: Vec::new(),
-            });
+            b.e.submit(VolumeRequest::read(i + 1, off, 128));
             b.drain();
         }
         let ios_per = (b.member_ios - before) as f64 / reqs as f64;
