@@ -72,6 +72,7 @@ pub(crate) fn rebuilding() -> Status {
                 corrected_errors: 1,
                 checksum_repairs: 3,
                 ppl_bytes: 0,
+                ppl_replayed_stripes: 0,
             },
             uuid: "6f1c2a9e-0b7d-4e55-9a13-2c4b8d7e6f01".into(),
             events: 42,

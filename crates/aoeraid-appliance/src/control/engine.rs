@@ -105,6 +105,7 @@ pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
             corrected_errors: s.counters.corrected_read_errors,
             checksum_repairs: s.counters.checksum_repairs,
             ppl_bytes: s.counters.ppl_sectors * SECTOR,
+            ppl_replayed_stripes: s.counters.ppl_replayed,
         },
         uuid: uuid_string(&s.array_uuid),
         events: s.events,

@@ -224,6 +224,10 @@ pub struct ArrayCounters {
     /// Bytes written to the partial-parity log (`consistency_policy: ppl`).
     #[serde(default)]
     pub ppl_bytes: u64,
+    /// Stripes the log's replay made consistent at an unclean start (writes the
+    /// crash interrupted).
+    #[serde(default)]
+    pub ppl_replayed_stripes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -205,6 +205,14 @@ impl Engine {
                 .min(units);
             }
             self.sync.run.as_mut().unwrap().next = next;
+            // Skipped units need no copy: a rebuild's checkpoint passes them too (one
+            // with nothing to copy ends at the end, having done no unit).
+            if let SyncOp::Recover { member, .. } = kind {
+                let ck = self.sync.run.as_ref().unwrap().checkpoint();
+                if let Some(r) = self.members[member].recovery.as_mut() {
+                    r.checkpoint = r.checkpoint.max(ck);
+                }
+            }
             let run = self.sync.run.as_mut().unwrap();
             if run.next >= units
                 || run.inflight.len() >= self.tun.sync_window
