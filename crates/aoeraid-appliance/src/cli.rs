@@ -34,7 +34,7 @@ pub(crate) enum Command {
     /// Take a faulty or spare member out of an array.
     Remove(cmd::member::Args),
     /// Add a device to an array (as a spare, or a replacement if degraded).
-    Add(cmd::member::Args),
+    Add(cmd::member::AddArgs),
     /// Return a member that dropped out; only what changed is resynced.
     ReAdd(cmd::member::Args),
     /// Manage spare groups.
@@ -70,7 +70,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Status(a) => cmd::status::run(a),
         Command::Fail(a) => cmd::member::run(cmd::member::Op::Fail, a),
         Command::Remove(a) => cmd::member::run(cmd::member::Op::Remove, a),
-        Command::Add(a) => cmd::member::run(cmd::member::Op::Add, a),
+        Command::Add(a) => cmd::member::run(cmd::member::Op::Add { force: a.force }, &a.member),
         Command::ReAdd(a) => cmd::member::run(cmd::member::Op::ReAdd, a),
         Command::Spare(a) => cmd::spare::run(a),
         Command::Scrub(a) => cmd::scrub::run(a),

@@ -15,11 +15,23 @@ pub(crate) struct Args {
     pub conn: ConnectArgs,
 }
 
+/// `aoeraid add`: a member, and whether to write over what it carries.
+#[derive(clap::Args, Debug)]
+pub(crate) struct AddArgs {
+    #[command(flatten)]
+    pub member: Args,
+    /// Write over a superblock of another array (or of this one's member) or a
+    /// spare label the device carries; without it such a device is refused and
+    /// left untouched.
+    #[arg(long)]
+    pub force: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Op {
     Fail,
     Remove,
-    Add,
+    Add { force: bool },
     ReAdd,
 }
 
@@ -28,7 +40,11 @@ pub(crate) fn run(op: Op, args: &Args) -> anyhow::Result<ExitCode> {
     let req = match op {
         Op::Fail => Request::Fail { array, member },
         Op::Remove => Request::Remove { array, member },
-        Op::Add => Request::Add { array, member },
+        Op::Add { force } => Request::Add {
+            array,
+            member,
+            force,
+        },
         Op::ReAdd => Request::ReAdd { array, member },
     };
     args.conn.run_command(&req)

@@ -14,7 +14,7 @@ pub(crate) struct Args {
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum Action {
     /// Put a device into a spare group.
-    Add(GroupMember),
+    Add(SpareAdd),
     /// Take an unused spare out of a spare group.
     Remove(GroupMember),
 }
@@ -29,14 +29,26 @@ pub(crate) struct GroupMember {
     pub conn: ConnectArgs,
 }
 
+/// `aoeraid spare add`: a device, and whether to write over what it carries.
+#[derive(clap::Args, Debug)]
+pub(crate) struct SpareAdd {
+    #[command(flatten)]
+    pub gm: GroupMember,
+    /// Write over an array's superblock or another group's spare label the
+    /// device carries; without it such a device is refused and left untouched.
+    #[arg(long)]
+    pub force: bool,
+}
+
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (req, gm) = match &args.action {
-        Action::Add(gm) => (
+        Action::Add(a) => (
             Request::SpareAdd {
-                group: gm.group.clone(),
-                member: gm.member.to_string(),
+                group: a.gm.group.clone(),
+                member: a.gm.member.to_string(),
+                force: a.force,
             },
-            gm,
+            &a.gm,
         ),
         Action::Remove(gm) => (
             Request::SpareRemove {

@@ -27,9 +27,13 @@ pub enum Request {
         member: String,
     },
     /// Add a device as a spare (or as a replacement if the array is degraded).
+    /// `force`: write over a superblock or spare label it carries (absent from
+    /// the line when false, so older daemons still understand plain adds).
     Add {
         array: String,
         member: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        force: bool,
     },
     /// Return a member that dropped out; resync only what changed.
     ReAdd {
@@ -39,6 +43,8 @@ pub enum Request {
     SpareAdd {
         group: String,
         member: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        force: bool,
     },
     SpareRemove {
         group: String,
@@ -64,6 +70,10 @@ pub enum Request {
     },
     /// Re-read the config file and apply what can change live.
     Reload,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

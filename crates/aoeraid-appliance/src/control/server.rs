@@ -31,9 +31,14 @@ pub type Reply = Result<String, String>;
 pub enum MemberCommand {
     Fail,
     Remove,
-    Add,
+    /// `force`: write over what the device carries.
+    Add {
+        force: bool,
+    },
     ReAdd,
-    SpareAdd,
+    SpareAdd {
+        force: bool,
+    },
     SpareRemove,
 }
 
@@ -43,9 +48,9 @@ impl MemberCommand {
         match self {
             MemberCommand::Fail => "fail",
             MemberCommand::Remove => "remove",
-            MemberCommand::Add => "add",
+            MemberCommand::Add { .. } => "add",
             MemberCommand::ReAdd => "re-add",
-            MemberCommand::SpareAdd => "spare-add",
+            MemberCommand::SpareAdd { .. } => "spare-add",
             MemberCommand::SpareRemove => "spare-remove",
         }
     }
@@ -86,11 +91,17 @@ pub fn dispatch(h: &dyn ControlHandler, req: Request) -> Response {
         },
         Request::Fail { array, member } => with_member(MemberCommand::Fail, &array, &member),
         Request::Remove { array, member } => with_member(MemberCommand::Remove, &array, &member),
-        Request::Add { array, member } => with_member(MemberCommand::Add, &array, &member),
+        Request::Add {
+            array,
+            member,
+            force,
+        } => with_member(MemberCommand::Add { force }, &array, &member),
         Request::ReAdd { array, member } => with_member(MemberCommand::ReAdd, &array, &member),
-        Request::SpareAdd { group, member } => {
-            with_member(MemberCommand::SpareAdd, &group, &member)
-        }
+        Request::SpareAdd {
+            group,
+            member,
+            force,
+        } => with_member(MemberCommand::SpareAdd { force }, &group, &member),
         Request::SpareRemove { group, member } => {
             with_member(MemberCommand::SpareRemove, &group, &member)
         }

@@ -1,6 +1,7 @@
 //! Operator commands (control socket and CLI): fail, remove, add, re-add, spare
 //! group changes, scrub, rebuild rate, and growing a volume by an array.
 
+use super::add_check::overwrote;
 use super::members::{Host, Location};
 use super::ownership::held_by;
 use super::spare_label::SpareLabel;
@@ -25,9 +26,11 @@ pub(crate) enum Command {
         array: String,
         member: MemberAddr,
     },
+    /// `force`: write over what the blade carries (`add_check.rs`).
     Add {
         array: String,
         member: MemberAddr,
+        force: bool,
     },
     ReAdd {
         array: String,
@@ -36,6 +39,7 @@ pub(crate) enum Command {
     SpareAdd {
         group: String,
         member: MemberAddr,
+        force: bool,
     },
     SpareRemove {
         group: String,
@@ -59,7 +63,8 @@ pub(crate) enum Command {
 
 /// What [`Core::command`] answers: at once, or later — as
 /// [`Notice::Reply`] with this ticket — when the command must first claim a blade
-/// the appliance does not hold yet (`add`, `spare-add` of a blade new to it).
+/// the appliance does not hold yet, or read what a blade carries before writing
+/// it (`add`, `spare-add` of a blade: `add_check.rs`).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Answer {
     Now(Reply),
@@ -74,7 +79,25 @@ pub(crate) enum Answer {
 pub(super) struct Claiming {
     /// The next ticket (0 is the Sets of held blades, `reservations.rs`).
     next: u64,
-    waiting: Vec<(u64, BladeId, Command, [u8; 16])>,
+    waiting: Vec<Waiting>,
+}
+
+/// A command waiting for its blade's Set: its ticket, blade, member UUID drawn
+/// when it came in, and what a forced command overwrites.
+struct Waiting {
+    ticket: u64,
+    blade: BladeId,
+    cmd: Command,
+    uuid: [u8; 16],
+    overwrites: Option<String>,
+}
+
+impl Claiming {
+    /// A fresh ticket for a command answered later.
+    pub(super) fn ticket(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
 }
 
 /// The host of a command run once its blade's Set is answered: the member UUID
@@ -96,78 +119,87 @@ impl Core {
     pub(crate) fn command(&mut self, now: Instant, host: &mut dyn Host, cmd: Command) -> Answer {
         self.now = now;
         self.dirty = true;
-        if let Some(ticket) = self.claim_first(&cmd, host) {
-            return Answer::Later(ticket);
+        if let Some(a) = self.check_first(&cmd, host) {
+            return a;
         }
         Answer::Now(self.run_command(host, cmd))
     }
 
-    /// An `add` or `spare-add` that would write a blade the appliance holds no
+    /// A command about to write `blade`, which the appliance holds no
     /// reservation on: its Set goes out and the command waits for the answer
-    /// ([`Core::claim_answered`]); the ticket. None: run it now (nothing to claim,
-    /// or it is refused anyway and says why).
-    fn claim_first(&mut self, cmd: &Command, host: &mut dyn Host) -> Option<u64> {
-        let (member, valid) = match cmd {
-            Command::Add { array, member } => (
-                member,
-                find_array(&self.vols, array).is_some() && self.serving(member).is_none(),
-            ),
-            Command::SpareAdd { group, member } => (
-                member,
-                self.spares.exists(group) && !self.spares.contains(group, member),
-            ),
-            _ => return None,
-        };
-        if !valid || self.owners.macs().is_empty() {
-            return None;
+    /// ([`Core::claim_answered`]). False: nothing to claim, run it now.
+    pub(super) fn claim_sent(
+        &mut self,
+        ticket: u64,
+        blade: BladeId,
+        cmd: &Command,
+        uuid: [u8; 16],
+        overwrites: Option<String>,
+    ) -> bool {
+        if self.owners.macs().is_empty() || self.owners.claim(blade).is_some() {
+            return false;
         }
-        let Ok(Location::Blade(blade)) = self.members.open(member, self.pool.as_ref(), host) else {
-            return None;
-        };
-        if self.owners.claim(blade).is_some() {
-            return None;
-        }
-        let uuid = host.random_uuid().ok()?;
-        self.claiming.next += 1;
-        let ticket = self.claiming.next;
         let req = ReserveRequest {
             blade,
             cmd: ReserveCmd::Set,
             macs: self.owners.macs().to_vec(),
             user: ticket,
         };
-        self.pool.as_mut()?.reserve(self.now, req).ok()?;
-        self.claiming
-            .waiting
-            .push((ticket, blade, cmd.clone(), uuid));
-        Some(ticket)
+        let Some(Ok(())) = self.pool.as_mut().map(|p| p.reserve(self.now, req)) else {
+            return false;
+        };
+        self.claiming.waiting.push(Waiting {
+            ticket,
+            blade,
+            cmd: cmd.clone(),
+            uuid,
+            overwrites,
+        });
+        true
+    }
+
+    /// Runs a command answered later, with the member UUID drawn when it came in.
+    pub(super) fn run_drawn(
+        &mut self,
+        ticket: u64,
+        cmd: Command,
+        uuid: [u8; 16],
+        overwrites: Option<String>,
+    ) {
+        let r = self.run_command(&mut Drawn(uuid), cmd);
+        let reply = overwrote(r, overwrites.as_deref());
+        self.notice(Notice::Reply(ticket, reply));
     }
 
     /// The Set of a command's blade was answered: the command runs, or is refused.
     /// False if `c` was no command's.
     pub(super) fn claim_answered(&mut self, c: &ReserveCompletion) -> bool {
-        let Some(i) = self.claiming.waiting.iter().position(|w| w.0 == c.user) else {
+        let Some(i) = self
+            .claiming
+            .waiting
+            .iter()
+            .position(|w| w.ticket == c.user)
+        else {
             return false;
         };
-        let (ticket, blade, cmd, uuid) = self.claiming.waiting.remove(i);
-        let member = match &cmd {
+        let w = self.claiming.waiting.remove(i);
+        let member = match &w.cmd {
             Command::Add { member, .. } | Command::SpareAdd { member, .. } => member.to_string(),
             _ => String::new(),
         };
-        let reply = match &c.result {
+        let refusal = match &c.result {
             Ok(_) => {
-                self.owners.hold(blade);
-                self.run_command(&mut Drawn(uuid), cmd)
+                self.owners.hold(w.blade);
+                self.run_drawn(w.ticket, w.cmd, w.uuid, w.overwrites);
+                return true;
             }
-            Err(ReserveError::Held(holders)) => Err(format!(
+            Err(ReserveError::Held(holders)) => format!(
                 "{member} not added: {}; nothing was written to it",
-                held_by(&self.blade_name(blade), holders)
-            )),
-            Err(e) => Err(format!(
-                "{member} not added: its reservation could not be set ({e})"
-            )),
+                held_by(&self.blade_name(w.blade), holders)
+            ),
+            Err(e) => format!("{member} not added: its reservation could not be set ({e})"),
         };
-        self.notice(Notice::Reply(ticket, reply));
+        self.notice(Notice::Reply(w.ticket, Err(refusal)));
         true
     }
 
@@ -209,8 +241,8 @@ impl Core {
                     )
                 })
             }),
-            Command::Add { array, member } => self.add(&array, &member, host),
-            Command::SpareAdd { group, member } => self.spare_add(&group, &member, host),
+            Command::Add { array, member, .. } => self.add(&array, &member, host),
+            Command::SpareAdd { group, member, .. } => self.spare_add(&group, &member, host),
             Command::SpareRemove { group, member } => {
                 if !self.spares.exists(&group) {
                     Err(format!("no spare group named {group}"))
@@ -264,7 +296,7 @@ impl Core {
     }
 
     /// The array `addr` serves in now (active, rebuilding or spare), if any.
-    fn serving(&self, addr: &MemberAddr) -> Option<(String, MemberState)> {
+    pub(super) fn serving(&self, addr: &MemberAddr) -> Option<(String, MemberState)> {
         for vol in &self.vols {
             for (ai, arr) in vol.arrays.iter().enumerate() {
                 for (mi, x, _) in arr.known() {

@@ -29,6 +29,7 @@
 //! front end) inside the first poll after an input, so a batch of frames costs one
 //! pass. No output is ever dropped for want of a buffer: it waits in the core.
 
+mod add_check;
 mod commands;
 mod exports;
 mod members;
@@ -173,6 +174,7 @@ pub(crate) struct Core {
     rejoin: Rejoin,
     /// Commands waiting for their blade's Set.
     claiming: commands::Claiming,
+    checks: add_check::AddChecks,
     /// Failed arrays whose members answer again, being re-assembled.
     regathers: Vec<regather::Regather>,
     /// Spare labels being written, blades no configuration names being read.
@@ -218,6 +220,7 @@ impl Core {
             regathers: Vec::new(),
             labels: spare_scan::SpareLabels::default(),
             claiming: commands::Claiming::default(),
+            checks: add_check::AddChecks::default(),
             notices: VecDeque::new(),
             owners: Ownership::default(),
         };
@@ -471,6 +474,10 @@ impl Core {
             }
             while let Some(d) = self.pool.as_mut().and_then(poll_blade_done) {
                 moved = true;
+                if self.checks.owns(d.token) {
+                    self.check_read(d.token, d.result, d.reserved);
+                    continue;
+                }
                 if self.labels.owns(d.token) {
                     // A blade refusing a scan's read is not one we lost.
                     self.label_io_done(d.token, d.result, d.reserved);
@@ -548,6 +555,10 @@ impl Core {
     }
 
     fn member_done(&mut self, t: u64, r: MemberResult) {
+        if self.checks.owns(t) {
+            self.check_read(t, r, false);
+            return;
+        }
         if self.labels.owns(t) {
             self.label_io_done(t, r, false);
             return;

@@ -64,6 +64,7 @@ impl Core {
                         let cmd = Command::Add {
                             array: array.clone(),
                             member,
+                            force: false,
                         };
                         match self.run_command(host, cmd) {
                             Ok(m) => applied.push(m),

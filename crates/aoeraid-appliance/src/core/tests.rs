@@ -261,6 +261,7 @@ impl Rig {
         self.cmd(Command::Add {
             array: "data".into(),
             member: addr(member),
+            force: false,
         })
     }
 
@@ -529,8 +530,9 @@ fn a_returning_blade_whose_slot_a_spare_took_is_left_alone() {
         r.notices
     );
     r.assert_refused("e1.0", "a spare replaced it");
-    // The operator may take it back as a spare.
-    let msg = r.add("e1.0").unwrap();
+    // The operator may take it back as a spare, saying it is to be overwritten.
+    assert!(r.add("e1.0").unwrap_err().contains("--force"));
+    let msg = r.forced(add_data("e1.0")).unwrap();
     assert!(msg.contains("as a spare"), "{msg}");
 }
 
@@ -964,10 +966,12 @@ fn adding_a_blade_another_appliance_holds_is_refused_and_the_volume_runs_on() {
         Command::Add {
             array: "data".into(),
             member: addr("e5.0"),
+            force: false,
         },
         Command::SpareAdd {
             group: "g".into(),
             member: addr("e5.0"),
+            force: false,
         },
     ] {
         let err = r.cmd(cmd).unwrap_err();
@@ -1006,6 +1010,7 @@ impl Rig {
         self.cmd(Command::SpareAdd {
             group: "g".into(),
             member: addr(blade),
+            force: false,
         })
     }
 
@@ -1144,4 +1149,167 @@ fn a_spare_whose_blade_is_silent_is_passed_over() {
     r.advance(Duration::from_secs(30));
     assert_eq!(r.state("data", "e3.0"), Some(MemberState::Active));
     assert_eq!(r.state("data", "e2.0"), None);
+}
+
+// ---- `add` and `spare-add` read the blade first (`add_check.rs`) ---------------
+
+impl Rig {
+    fn sb_area(&mut self, blade: &str) -> Vec<u8> {
+        let s = SB_OFFSET as usize * SECTOR;
+        self.blade(blade).disk[s..s + SB_BYTES].to_vec()
+    }
+
+    fn put_sb_area(&mut self, blade: &str, bytes: &[u8]) {
+        let s = SB_OFFSET as usize * SECTOR;
+        self.blade(blade).disk[s..s + SB_BYTES].copy_from_slice(bytes);
+    }
+
+    fn forced(&mut self, cmd: Command) -> Reply {
+        self.cmd(match cmd {
+            Command::Add { array, member, .. } => Command::Add {
+                array,
+                member,
+                force: true,
+            },
+            Command::SpareAdd { group, member, .. } => Command::SpareAdd {
+                group,
+                member,
+                force: true,
+            },
+            c => c,
+        })
+    }
+}
+
+fn add_data(blade: &str) -> Command {
+    Command::Add {
+        array: "data".into(),
+        member: addr(blade),
+        force: false,
+    }
+}
+
+fn spare_add_g(blade: &str) -> Command {
+    Command::SpareAdd {
+        group: "g".into(),
+        member: addr(blade),
+        force: false,
+    }
+}
+
+#[test]
+fn a_blade_carrying_another_arrays_superblock_is_refused_untouched_unless_forced() {
+    let mut r = spared();
+    // e5.0 is a member (role 1) of another appliance's array `other`.
+    let sb = r.sb_area("e1.0");
+    r.put_sb_area("e5.0", &sb);
+    r.edit_superblock("e5.0", |sb| {
+        sb.array_uuid = [0xEE; 16];
+        sb.name = "other".into();
+        sb.role = 1;
+        sb.events = 4242;
+    });
+    let before = r.blade("e5.0").disk.clone();
+    for cmd in [add_data("e5.0"), spare_add_g("e5.0")] {
+        let err = r.cmd(cmd).unwrap_err();
+        for part in [
+            "e5.0 not added",
+            "array `other` (eeeeeeee",
+            "role 1",
+            "event count 4242",
+            "nothing was written",
+            "--force",
+        ] {
+            assert!(err.contains(part), "{part:?} not in {err}");
+        }
+    }
+    r.advance(Duration::from_secs(1));
+    assert_eq!(r.blade("e5.0").writes, 0);
+    assert!(r.blade("e5.0").disk == before, "a refused blade changed");
+    assert_eq!(r.state("data", "e5.0"), None);
+    assert_eq!(r.origins("g").len(), 1);
+    // The operator means it: overwritten, and the reply says what was lost.
+    let msg = r.forced(add_data("e5.0")).unwrap();
+    assert!(msg.contains("added to data as a spare"), "{msg}");
+    assert!(
+        msg.contains("overwrote a superblock of array `other`"),
+        "{msg}"
+    );
+    r.advance(Duration::from_millis(100));
+    assert_eq!(r.state("data", "e5.0"), Some(MemberState::Spare));
+    let sb = Superblock::decode(&r.sb_area("e5.0")).unwrap();
+    assert_eq!(sb.name, "data");
+}
+
+#[test]
+fn a_blank_blade_is_added_and_what_the_command_would_write_is_no_obstacle() {
+    let mut r = spared();
+    assert!(r.cmd(add_data("e5.0")).unwrap().contains("as a spare"));
+    r.advance(Duration::from_millis(100));
+    // e6.0 carries a spare superblock of `data` the array does not know (an add
+    // whose answer was lost): adding it again is fine.
+    let mut sb = Superblock::decode(&r.sb_area("e5.0")).unwrap();
+    sb.member_uuid = [0x66; 16];
+    r.put_sb_area("e6.0", &sb.encode());
+    let msg = r.cmd(add_data("e6.0")).unwrap();
+    assert!(!msg.contains("overwrote"), "{msg}");
+    assert_eq!(r.state("data", "e6.0"), Some(MemberState::Spare));
+}
+
+#[test]
+fn spare_add_takes_our_groups_label_refuses_another_and_force_overwrites_it() {
+    let mut r = spared();
+    let label = |group: &str| {
+        SpareLabel {
+            group: group.into(),
+            uuid: [3; 16],
+        }
+        .encode()
+    };
+    // Our own label for `g` (written by the peer of an HA pair): fine.
+    r.put_sb_area("e5.0", &label("g"));
+    let msg = r.cmd(spare_add_g("e5.0")).unwrap();
+    assert!(msg.contains("added to spare group g"), "{msg}");
+    // Another group's label: refused by name, untouched, until forced.
+    let elsewhere = label("elsewhere");
+    r.put_sb_area("e6.0", &elsewhere);
+    for cmd in [spare_add_g("e6.0"), add_data("e6.0")] {
+        let err = r.cmd(cmd).unwrap_err();
+        assert!(err.contains("the spare label of group elsewhere"), "{err}");
+    }
+    r.advance(Duration::from_millis(100));
+    assert_eq!(r.sb_area("e6.0"), elsewhere);
+    assert_eq!(r.blade("e6.0").writes, 0);
+    let msg = r.forced(spare_add_g("e6.0")).unwrap();
+    assert!(
+        msg.contains("overwrote the spare label of group elsewhere"),
+        "{msg}"
+    );
+    r.advance(Duration::from_millis(100));
+    assert_eq!(r.label("e6.0").map(|l| l.group), Some("g".to_string()));
+}
+
+#[test]
+fn a_failed_member_comes_back_by_re_add_not_by_add_unless_forced() {
+    let mut r = spared();
+    r.fail("data", "e1.0");
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.state("data", "e2.0"), Some(MemberState::Active));
+    r.cmd(Command::Remove {
+        array: "data".into(),
+        member: addr("e1.0"),
+    })
+    .unwrap();
+    let before = r.sb_area("e1.0");
+    let err = r.cmd(add_data("e1.0")).unwrap_err();
+    assert!(err.contains("a superblock of array `data`"), "{err}");
+    assert!(err.contains("`re-add`"), "{err}");
+    assert_eq!(r.sb_area("e1.0"), before);
+    let msg = r.forced(add_data("e1.0")).unwrap();
+    assert!(
+        msg.contains("overwrote a superblock of array `data`"),
+        "{msg}"
+    );
+    r.advance(Duration::from_millis(100));
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Spare));
 }

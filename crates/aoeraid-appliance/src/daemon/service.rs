@@ -93,9 +93,17 @@ impl ControlHandler for Handler {
         self.call(match cmd {
             MemberCommand::Fail => Command::Fail { array: t, member },
             MemberCommand::Remove => Command::Remove { array: t, member },
-            MemberCommand::Add => Command::Add { array: t, member },
+            MemberCommand::Add { force } => Command::Add {
+                array: t,
+                member,
+                force,
+            },
             MemberCommand::ReAdd => Command::ReAdd { array: t, member },
-            MemberCommand::SpareAdd => Command::SpareAdd { group: t, member },
+            MemberCommand::SpareAdd { force } => Command::SpareAdd {
+                group: t,
+                member,
+                force,
+            },
             MemberCommand::SpareRemove => Command::SpareRemove { group: t, member },
         })
     }

@@ -64,6 +64,9 @@ pub struct SimStats {
     pub stale_returns: u64,
     /// Returning blades refused (and left untouched).
     pub refused: u64,
+    /// `add`/`spare-add` refused because the blade carried a superblock or label,
+    /// then repeated by the operator with `--force`.
+    pub forced_adds: u64,
     pub spares_moved: u64,
     pub rebuilds_finished: u64,
     pub resyncs_finished: u64,

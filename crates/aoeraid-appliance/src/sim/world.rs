@@ -155,6 +155,10 @@ pub(crate) struct World {
     /// Client writes in flux at the last crash: the only ones whose sectors the
     /// partial-parity log's replay may report lost (`InterruptedWriteLost`).
     interrupted: HashSet<u64>,
+    /// Answers to commands answered later (`Notice::Reply`), by ticket.
+    replies: Vec<(u64, Result<String, String>)>,
+    /// What went wrong while an operator waited for an answer (reported by `step`).
+    failed: Option<String>,
     buf: Vec<u8>,
 }
 
@@ -212,6 +216,8 @@ impl World {
             snapshot: None,
             foreign: Vec::new(),
             interrupted: HashSet::new(),
+            replies: Vec::new(),
+            failed: None,
             buf: vec![0; 9216],
             config,
             cfg,
@@ -348,6 +354,13 @@ impl World {
 
     /// Moves the simulation to the next event and handles everything due.
     fn step(&mut self) -> Result<(), String> {
+        self.advance(true)?;
+        self.failed.take().map_or(Ok(()), Err)
+    }
+
+    /// One step; `run_later`: with the operator's and the faults' due actions
+    /// (not while an operator waits for an answer).
+    fn advance(&mut self, run_later: bool) -> Result<(), String> {
         self.pump()?;
         let mut next = self.now + 50_000_000;
         if let Some(t) = self.wire.next_at() {
@@ -396,7 +409,9 @@ impl World {
                 c.handle_timeout(at);
             }
         }
-        self.run_later()?;
+        if run_later {
+            self.run_later()?;
+        }
         self.pump()?;
         self.watch_zombie()?;
         self.check_invariants()
@@ -485,6 +500,9 @@ impl World {
             if let Some(core) = self.core.as_mut() {
                 let at = self.base + ns(self.now);
                 while let Some(n) = core.poll_notice() {
+                    if let Notice::Reply(t, r) = &n {
+                        self.replies.push((*t, r.clone()));
+                    }
                     if let Notice::Log(_, line) = &n {
                         if std::env::var_os("APPLIANCE_SIM_TRACE").is_some() {
                             eprintln!("t={:.6}s core: {line}", self.now as f64 / 1e9);
@@ -818,14 +836,16 @@ impl World {
                         Command::SpareAdd {
                             group: SPARE_GROUP.into(),
                             member: member.clone(),
+                            force: false,
                         }
                     } else {
                         Command::Add {
                             array: array.clone(),
                             member: member.clone(),
+                            force: false,
                         }
                     };
-                    if self.command(cmd).is_err() && self.core.is_some() {
+                    if self.operator_add(cmd).is_err() && self.core.is_some() {
                         // Not found (its one announcement lost on the wire): the
                         // operator restarts its vblade, which announces again.
                         if let Some(b) = self.blades.iter().find(|b| b.addr == member) {
@@ -862,14 +882,56 @@ impl World {
         };
         let at = self.base + ns(self.now);
         let text = format!("{cmd:?}");
-        // The simulated appliance holds no reservations: no command waits for one.
+        // The simulated appliance holds no reservations: `add` and `spare-add`
+        // wait only for the read of what their blade carries.
         let r = match core.command(at, &mut self.host, cmd) {
             crate::core::Answer::Now(r) => r,
-            crate::core::Answer::Later(t) => Err(format!("answered later (ticket {t})")),
+            crate::core::Answer::Later(t) => self.await_reply(t),
         };
         self.stats.commands += 1;
         self.note(format!("command {text}: {r:?}"));
         r
+    }
+
+    /// The operator waits for the answer of a command answered later; the world
+    /// moves on meanwhile (without new operator actions).
+    fn await_reply(&mut self, ticket: u64) -> Result<String, String> {
+        for _ in 0..100_000 {
+            if let Some(i) = self.replies.iter().position(|r| r.0 == ticket) {
+                return self.replies.remove(i).1;
+            }
+            if self.core.is_none() || self.failed.is_some() {
+                break;
+            }
+            if let Err(e) = self.advance(false) {
+                self.failed = Some(e);
+            }
+        }
+        Err(format!("command (ticket {ticket}) not answered"))
+    }
+
+    /// `add` or `spare-add` as an operator types it: refused because the blade
+    /// carries a superblock or label (the reply says which, and how to override),
+    /// the operator — who picked this blade on purpose — repeats it with `--force`.
+    fn operator_add(&mut self, cmd: Command) -> Result<String, String> {
+        let r = self.command(cmd.clone());
+        let forced = match (&r, cmd) {
+            (Err(e), Command::Add { array, member, .. }) if e.contains("--force") => Command::Add {
+                array,
+                member,
+                force: true,
+            },
+            (Err(e), Command::SpareAdd { group, member, .. }) if e.contains("--force") => {
+                Command::SpareAdd {
+                    group,
+                    member,
+                    force: true,
+                }
+            }
+            _ => return r,
+        };
+        self.stats.forced_adds += 1;
+        self.command(forced)
     }
 
     fn maybe_fault(&mut self) -> Result<(), String> {
@@ -1594,9 +1656,10 @@ impl World {
             .map(|b| b.addr.clone());
         match spare {
             Some(member) => {
-                let _ = self.command(Command::Add {
+                let _ = self.operator_add(Command::Add {
                     array: a.to_string(),
                     member,
+                    force: false,
                 });
             }
             None => {
