@@ -131,8 +131,12 @@ fn raid10_member_loss_spare_rebuild() {
             .any(|(b, s)| b == "e0.1" && (s == "active" || s == "rebuilding" || s == "spare")),
         "e0.1 reused silently: {members:?}"
     );
+    // It carries data's superblock: a plain add refuses it, naming the array;
+    // the operator who means it says --force.
     let (ok, out) = app.aoeraid(&["add", "data", "e0.1", "--config", app.cfg()]);
-    assert!(ok, "add: {out}");
+    assert!(!ok && out.contains("array `data`"), "add: {out}");
+    let (ok, out) = app.aoeraid(&["add", "data", "e0.1", "--force", "--config", app.cfg()]);
+    assert!(ok && out.contains("overwrote"), "add --force: {out}");
     app.wait_for("data", Duration::from_secs(30), |_, m| {
         m.iter().any(|(b, s)| b == "e0.1" && s == "spare")
     });

@@ -51,7 +51,12 @@ impl ControlHandler for Recorder {
     }
     fn member(&self, cmd: MemberCommand, target: &str, m: &MemberAddr) -> Reply {
         Self::known(target)?;
-        self.log(format!("{} {target} {m}", cmd.as_str()))
+        let force = match cmd {
+            MemberCommand::Add { force } | MemberCommand::SpareAdd { force } => force,
+            _ => false,
+        };
+        let flag = if force { " --force" } else { "" };
+        self.log(format!("{} {target} {m}{flag}", cmd.as_str()))
     }
     fn scrub(&self, array: &str, repair: bool) -> Reply {
         Self::known(array)?;
@@ -124,6 +129,7 @@ fn every_command_round_trips_through_the_cli() {
         (&["fail", "data", "e1.1"], "fail data e1.1"),
         (&["remove", "data", "e1.1"], "remove data e1.1"),
         (&["add", "data", "e1.1"], "add data e1.1"),
+        (&["add", "data", "e1.1", "--force"], "add data e1.1 --force"),
         (
             &["re-add", "data", "file:/srv/d0.img"],
             "re-add data file:/srv/d0.img",
@@ -131,6 +137,10 @@ fn every_command_round_trips_through_the_cli() {
         (
             &["spare", "add", "shelfspares", "e2.4"],
             "spare-add shelfspares e2.4",
+        ),
+        (
+            &["spare", "add", "shelfspares", "e2.4", "--force"],
+            "spare-add shelfspares e2.4 --force",
         ),
         (
             &["spare", "remove", "shelfspares", "e2.4"],

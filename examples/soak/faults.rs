@@ -274,14 +274,16 @@ impl Driver<'_> {
         ))
     }
 
-    /// `aoeraid add ARRAY BLADE` until the restarted blade is found (or it already
-    /// serves: a returning blade the appliance took back by itself).
+    /// `aoeraid add ARRAY BLADE --force` until the restarted blade is found (or it
+    /// already serves: a returning blade the appliance took back by itself). It
+    /// still carries the array's superblock, which a plain add refuses: the
+    /// operator knows it is the array's own victim.
     fn add_back(&self, array: &str, blade: &str) {
         let t = Instant::now();
         loop {
-            let (ok, out) = self
-                .app
-                .aoeraid(&["add", array, blade, "--config", self.app.cfg()]);
+            let (ok, out) =
+                self.app
+                    .aoeraid(&["add", array, blade, "--force", "--config", self.app.cfg()]);
             if ok || out.contains("in use") {
                 return;
             }

@@ -18,8 +18,8 @@
 //! the blade's reservation as before, and is refused naming the holder.
 //! Configured spares a reload adds are not read first: the configuration names them.
 
-use super::commands::Command;
-use super::members::{submit_to_blade, superblock_read, Location, MemberResult};
+use super::commands::{Answer, Command};
+use super::members::{submit_to_blade, superblock_read, Host, Location, MemberResult};
 use super::spare_label::SpareLabel;
 use super::volumes::find_array;
 use super::{Core, Notice, Reply};
@@ -54,8 +54,9 @@ impl AddChecks {
 pub(super) enum Carries {
     /// Nothing, or just what the command writes.
     Nothing,
-    /// Something else, in words.
-    Other(String),
+    /// Something else, in words; `member_of`: a superblock of the array an
+    /// `add` names (a member that dropped out, which `re-add` returns).
+    Other { what: String, member_of: bool },
 }
 
 /// Judges `bytes` (a superblock-area read) for `cmd`; `array_uuid`: the UUID of
@@ -64,16 +65,17 @@ pub(super) fn carries(bytes: &[u8], cmd: &Command, array_uuid: Option<[u8; 16]>)
     if let Some(l) = SpareLabel::decode(bytes) {
         return match cmd {
             Command::SpareAdd { group, .. } if *group == l.group => Carries::Nothing,
-            _ => Carries::Other(format!("the spare label of group {}", l.group)),
+            _ => Carries::Other {
+                what: format!("the spare label of group {}", l.group),
+                member_of: false,
+            },
         };
     }
     let Ok(sb) = Superblock::decode(bytes) else {
         return Carries::Nothing;
     };
-    if matches!(cmd, Command::Add { .. })
-        && Some(sb.array_uuid) == array_uuid
-        && sb.role == ROLE_SPARE
-    {
+    let same = matches!(cmd, Command::Add { .. }) && Some(sb.array_uuid) == array_uuid;
+    if same && sb.role == ROLE_SPARE {
         return Carries::Nothing;
     }
     let role = if sb.role == ROLE_SPARE {
@@ -81,12 +83,19 @@ pub(super) fn carries(bytes: &[u8], cmd: &Command, array_uuid: Option<[u8; 16]>)
     } else {
         sb.role.to_string()
     };
-    Carries::Other(format!(
-        "a superblock of array `{}` ({}), role {role}, event count {}",
-        sb.name,
-        uuid_string(&sb.array_uuid),
-        sb.events
-    ))
+    Carries::Other {
+        what: format!(
+            "a superblock of array `{}` ({}), role {role}, event count {}",
+            sb.name,
+            uuid_string(&sb.array_uuid),
+            sb.events
+        ),
+        member_of: same,
+    }
+}
+
+fn unreadable(member: &MemberAddr, e: raid_engine::MemberError) -> String {
+    format!("{member} not added: its superblock area could not be read ({e:?}); nothing was written to it")
 }
 
 /// The command's member and whether it writes over a refusal.
@@ -103,12 +112,7 @@ impl Core {
     /// An `add` or `spare-add` of a blade: its superblock area is read first
     /// ([`Core::check_read`]). None: run the command now (no blade, or it is
     /// refused anyway and says why).
-    pub(super) fn check_first(
-        &mut self,
-        cmd: &Command,
-        host: &mut dyn super::members::Host,
-    ) -> Option<super::commands::Answer> {
-        use super::commands::Answer;
+    pub(super) fn check_first(&mut self, cmd: &Command, host: &mut dyn Host) -> Option<Answer> {
         let (member, _) = target(cmd)?;
         let valid = match cmd {
             Command::Add { array, .. } => find_array(&self.vols, array).is_some(),
@@ -130,10 +134,7 @@ impl Core {
         let token = self.rejoin.next_probe_token();
         let pool = self.pool.as_mut()?;
         if let Err(e) = submit_to_blade(pool, self.now, blade, superblock_read(), token) {
-            return Some(Answer::Now(Err(format!(
-                "{member} not added: its superblock area could not be read ({e:?}); nothing \
-                 was written to it"
-            ))));
+            return Some(Answer::Now(Err(unreadable(member, e))));
         }
         let ticket = self.claiming.ticket();
         self.checks.reading.push(Reading {
@@ -174,10 +175,7 @@ impl Core {
                 }
                 return;
             }
-            Err(e) => Err(format!(
-                "{member} not added: its superblock area could not be read ({e:?}); nothing \
-                 was written to it"
-            )),
+            Err(e) => Err(unreadable(&member, e)),
             Ok(bytes) => {
                 let array_uuid = match &cmd {
                     Command::Add { array, .. } => find_array(&self.vols, array)
@@ -187,11 +185,15 @@ impl Core {
                 Ok(carries(&bytes, &cmd, array_uuid))
             }
         };
-        let refusal = |what: &str| -> Reply {
+        let refusal = |what: &str, member_of: bool| -> Reply {
             let (verb, hint) = match &cmd {
                 Command::Add { array, .. } => (
                     format!("add {array} {member}"),
-                    format!(" (a member of {array} that dropped out returns with `re-add`)"),
+                    if member_of {
+                        format!(" (a member of {array} that dropped out returns with `re-add`)")
+                    } else {
+                        String::new()
+                    },
                 ),
                 Command::SpareAdd { group, .. } => {
                     (format!("spare add {group} {member}"), String::new())
@@ -206,8 +208,8 @@ impl Core {
         let note = match found {
             Err(e) => Some(Err(e)),
             Ok(Carries::Nothing) => None,
-            Ok(Carries::Other(what)) if force => Some(Ok(what)),
-            Ok(Carries::Other(what)) => Some(refusal(&what)),
+            Ok(Carries::Other { what, .. }) if force => Some(Ok(what)),
+            Ok(Carries::Other { what, member_of }) => Some(refusal(&what, member_of)),
         };
         let what = match note {
             Some(Err(e)) => return self.notice(Notice::Reply(ticket, Err(e))),
