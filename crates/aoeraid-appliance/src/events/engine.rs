@@ -67,13 +67,9 @@ pub fn from_engine(array: &str, ev: &RaidEvent, member: &dyn Fn(usize) -> String
         RaidEvent::MemberRefused { member: m, reason } => {
             at(EventKind::MemberRefused, *m).detail(reason.clone())
         }
-        RaidEvent::ReAdded {
-            member: m,
-            bitmap_only,
-        } => at(EventKind::ReAdded, *m).detail(if *bitmap_only {
-            "resyncing only what changed"
-        } else {
-            "full rebuild"
+        RaidEvent::ReAdded { member: m, whole } => at(EventKind::ReAdded, *m).detail(match whole {
+            None => "resyncing only what changed".to_string(),
+            Some(why) => format!("full rebuild: {why}"),
         }),
     };
     Some(e)

@@ -18,6 +18,16 @@ pub(crate) fn stored_crc(data: &[u8]) -> u32 {
     }
 }
 
+/// Fill `table` from checksum-area sector `s` as read from a member.
+pub(crate) fn decode_csum_sector(table: &mut [u32], s: u64, bytes: &[u8]) {
+    for i in 0..CSUMS_PER_SECTOR as usize {
+        let idx = s as usize * CSUMS_PER_SECTOR as usize + i;
+        if idx < table.len() && bytes.len() >= i * 4 + 4 {
+            table[idx] = u32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap());
+        }
+    }
+}
+
 impl Engine {
     /// Full 4 KiB blocks of a member data range: (first block, byte offset of it in the
     /// range, count).
@@ -136,12 +146,7 @@ impl Engine {
 
     pub(crate) fn load_csum_sector(&mut self, member: MemberIndex, s: u64, bytes: &[u8]) {
         if let Some(t) = self.csums.get_mut(member) {
-            for i in 0..CSUMS_PER_SECTOR as usize {
-                let idx = s as usize * CSUMS_PER_SECTOR as usize + i;
-                if idx < t.len() && bytes.len() >= i * 4 + 4 {
-                    t[idx] = u32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap());
-                }
-            }
+            decode_csum_sector(t, s, bytes);
         }
     }
 

@@ -243,7 +243,7 @@ impl Engine {
             }
         }
         // Only the members read below get a table: one absent now has none until it
-        // returns (`probe_done`), which then rebuilds it whole.
+        // returns, when its own is read back (rejoin.rs) or it is rebuilt whole.
         e.csums = e
             .members
             .iter()
@@ -285,27 +285,41 @@ impl Engine {
                     MemberState::Active | MemberState::Rebuilding
                 )
             {
-                let mut s = 0;
-                let used = (e.csums[m].len() as u64).div_ceil(CSUMS_PER_SECTOR);
-                while s < used {
-                    let n = INIT_IO_SECTORS.min(used - s);
-                    e.meta.init_pending += 1;
-                    e.emit(
-                        m,
-                        MemberOp::Read,
-                        e.ml.csum_offset + s,
-                        n as u32,
-                        Vec::new(),
-                        Inflight::Init(Some(LoadKind::Csum(s))),
-                    );
-                    s += n;
-                }
+                let blocks = e.csums[m].len();
+                e.meta.init_pending +=
+                    e.read_csum_area(m, blocks, |s| Inflight::Init(Some(LoadKind::Csum(s))));
             }
         }
         e.meta.bitmap_writeback = true;
         e.meta.writer.touch(MetaKey::Superblock);
         e.update_degraded();
         Ok(e)
+    }
+
+    /// Read the part of member `m`'s checksum area that holds `blocks` checksums;
+    /// `what(first sector)` tags each read. Returns the number of reads issued.
+    pub(crate) fn read_csum_area(
+        &mut self,
+        m: MemberIndex,
+        blocks: usize,
+        what: impl Fn(u64) -> Inflight,
+    ) -> usize {
+        let used = (blocks as u64).div_ceil(CSUMS_PER_SECTOR);
+        let (mut s, mut reads) = (0, 0);
+        while s < used {
+            let n = INIT_IO_SECTORS.min(used - s);
+            self.emit(
+                m,
+                MemberOp::Read,
+                self.ml.csum_offset + s,
+                n as u32,
+                Vec::new(),
+                what(s),
+            );
+            reads += 1;
+            s += n;
+        }
+        reads
     }
 
     pub(crate) fn init_done(

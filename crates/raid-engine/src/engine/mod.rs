@@ -17,6 +17,7 @@ mod mirror;
 mod outbox;
 mod parity;
 mod queue;
+mod rejoin;
 mod status;
 mod sync;
 
@@ -32,6 +33,7 @@ use job::{Job, Piece, SyncOp, Work};
 use metadata::MetaState;
 use outbox::{Inflight, Issued, Outbox};
 use queue::JobQueues;
+use rejoin::CsumLoads;
 use sync::SyncState;
 
 pub use status::{Counters, MemberStatus, Status, SyncBytes, SyncKind, SyncProgress};
@@ -123,6 +125,8 @@ pub struct Engine {
     held: VecDeque<VolumeRequest>,
     /// Per-unit job FIFOs (queue.rs).
     pub(crate) queues: JobQueues,
+    /// Checksum tables being read back from returning members (rejoin.rs).
+    pub(crate) rejoin: CsumLoads,
 }
 
 impl Engine {
@@ -152,6 +156,7 @@ impl Engine {
             reqs: HashMap::default(),
             held: VecDeque::new(),
             queues: JobQueues::default(),
+            rejoin: CsumLoads::default(),
         }
     }
 
@@ -497,6 +502,7 @@ impl Engine {
                 self.check_flushes();
             }
             Inflight::Probe(m) => self.probe_done(m, result),
+            Inflight::CsumLoad { serial, sector } => self.csum_load_done(serial, sector, result),
         }
     }
 
