@@ -148,6 +148,10 @@ pub enum Event {
     },
     ResyncStarted,
     ResyncFinished,
+    /// A seal pass started / finished: checksums for blocks never written since
+    /// creation (until then their reads are not verified).
+    SealStarted,
+    SealFinished,
     ScrubStarted {
         repair: bool,
     },

@@ -40,6 +40,8 @@ pub fn from_engine(array: &str, ev: &RaidEvent, member: &dyn Fn(usize) -> String
         }
         RaidEvent::ResyncStarted => Event::new(EventKind::ResyncStarted, array),
         RaidEvent::ResyncFinished => Event::new(EventKind::ResyncFinished, array),
+        RaidEvent::SealStarted => Event::new(EventKind::SealStarted, array),
+        RaidEvent::SealFinished => Event::new(EventKind::SealFinished, array),
         RaidEvent::ScrubStarted { repair } => Event::new(EventKind::ScrubStarted, array)
             .detail(if *repair { "repair" } else { "check" }),
         RaidEvent::ScrubFinished {

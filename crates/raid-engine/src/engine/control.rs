@@ -96,7 +96,7 @@ impl Engine {
             let stop = match run.kind {
                 SyncOp::Recover { member, .. } => member == m,
                 SyncOp::Check | SyncOp::Repair => true,
-                SyncOp::Resync => false,
+                SyncOp::Resync | SyncOp::Seal => false,
             };
             if stop {
                 run.aborted = true;

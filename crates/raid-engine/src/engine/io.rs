@@ -100,16 +100,8 @@ impl Engine {
         let Some(table) = self.csums.get_mut(member) else {
             return Vec::new();
         };
-        let (first, skip, n) = Self::blocks(off, sectors);
-        let mut touched: Vec<u64> = Vec::new();
-        for i in 0..n {
-            let b = skip + i as usize * BLOCK_BYTES;
-            let blk = (first + i) as usize;
-            if blk < table.len() {
-                table[blk] = stored_crc(&data[b..b + BLOCK_BYTES]);
-                touched.push(blk as u64 / CSUMS_PER_SECTOR);
-            }
-        }
+        let (first, _, n) = Self::blocks(off, sectors);
+        let mut touched = Self::set_csums(table, off, data, false);
         let head = off / CSUM_BLOCK_SECTORS;
         let tail = (off + sectors).div_ceil(CSUM_BLOCK_SECTORS);
         for blk in [head, tail.saturating_sub(1)] {
@@ -128,6 +120,35 @@ impl Engine {
                 (k, self.meta.writer.touch(k))
             })
             .collect()
+    }
+
+    /// Checksum the full blocks of `data` (member range from `off`) into `table`, only
+    /// those still 0 if `unsealed_only`; returns the checksum-area sectors changed.
+    fn set_csums(table: &mut [u32], off: u64, data: &[u8], unsealed_only: bool) -> Vec<u64> {
+        let (first, skip, n) = Self::blocks(off, (data.len() / SECTOR) as u64);
+        let mut touched = Vec::new();
+        for i in 0..n {
+            let b = skip + i as usize * BLOCK_BYTES;
+            let blk = (first + i) as usize;
+            if blk < table.len() && !(unsealed_only && table[blk] != 0) {
+                table[blk] = stored_crc(&data[b..b + BLOCK_BYTES]);
+                touched.push(blk as u64 / CSUMS_PER_SECTOR);
+            }
+        }
+        touched
+    }
+
+    /// Seal the blocks of `data`, as read from `member` at `off`, whose checksum is
+    /// still 0 (seal.rs); their checksum sectors are written in the next round.
+    pub(crate) fn seal_csums(&mut self, member: MemberIndex, off: u64, data: &[u8]) {
+        let Some(table) = self.csums.get_mut(member) else {
+            return;
+        };
+        let mut touched = Self::set_csums(table, off, data, true);
+        touched.dedup();
+        for s in touched {
+            self.meta.writer.touch(MetaKey::Csum(member, s));
+        }
     }
 
     pub(crate) fn csum_sector_bytes(&self, member: MemberIndex, s: u64) -> Vec<u8> {

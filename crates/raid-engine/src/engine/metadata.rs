@@ -105,6 +105,7 @@ impl Engine {
             e.meta.clean_on_disk = false;
             e.sync.pending.push_back(SyncOp::Resync);
         }
+        e.sync.pending.push_back(SyncOp::Seal);
         for m in 0..e.members.len() {
             e.format_member(m);
         }
@@ -264,6 +265,9 @@ impl Engine {
                 });
             }
         }
+        // Blocks a run before left unsealed (a seal pass cut short): sealed after
+        // whatever resync or rebuild comes first.
+        e.sync.pending.push_back(SyncOp::Seal);
         // Load the bitmap from every in-sync member (OR) and each member's checksums.
         for m in 0..e.members.len() {
             if e.members[m].state == MemberState::Active {
@@ -498,16 +502,14 @@ impl Engine {
             return;
         }
         self.meta.next_clear_scan = self.now + self.tun.bitmap_clear_ns / 8;
-        let all_in_sync = self
-            .slots
-            .iter()
-            .all(|s| s.is_some_and(|m| self.members[m].state == MemberState::Active))
-            && !self.sync.resync_needed
-            && self
-                .sync
-                .run
-                .as_ref()
-                .is_none_or(|s| matches!(s.kind, SyncOp::Check | SyncOp::Repair));
+        let all_in_sync =
+            self.slots
+                .iter()
+                .all(|s| s.is_some_and(|m| self.members[m].state == MemberState::Active))
+                && !self.sync.resync_needed
+                && self.sync.run.as_ref().is_none_or(|s| {
+                    matches!(s.kind, SyncOp::Check | SyncOp::Repair | SyncOp::Seal)
+                });
         if all_in_sync {
             let sectors = self
                 .meta

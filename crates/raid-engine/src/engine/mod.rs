@@ -18,6 +18,7 @@ mod outbox;
 mod parity;
 mod queue;
 mod rejoin;
+mod seal;
 mod status;
 mod sync;
 
