@@ -105,7 +105,9 @@ impl Engine {
             e.meta.clean_on_disk = false;
             e.sync.pending.push_back(SyncOp::Resync);
         }
-        e.sync.pending.push_back(SyncOp::Seal);
+        if e.integrity {
+            e.sync.pending.push_back(SyncOp::Seal);
+        }
         for m in 0..e.members.len() {
             e.format_member(m);
         }
@@ -267,7 +269,9 @@ impl Engine {
         }
         // Blocks a run before left unsealed (a seal pass cut short): sealed after
         // whatever resync or rebuild comes first.
-        e.sync.pending.push_back(SyncOp::Seal);
+        if e.integrity {
+            e.sync.pending.push_back(SyncOp::Seal);
+        }
         // Load the bitmap from every in-sync member (OR) and each member's checksums.
         for m in 0..e.members.len() {
             if e.members[m].state == MemberState::Active {

@@ -70,14 +70,19 @@ impl Engine {
             serial,
             sector,
         });
-        self.rejoin.loads.push(CsumLoad {
+        let load = CsumLoad {
             member: m,
             serial,
             sb,
             table,
             pending,
             unreadable: false,
-        });
+        };
+        if pending == 0 {
+            self.csum_load_finished(load);
+        } else {
+            self.rejoin.loads.push(load);
+        }
     }
 
     pub(crate) fn csum_load_done(
@@ -90,7 +95,7 @@ impl Engine {
             return;
         };
         let l = &mut self.rejoin.loads[i];
-        l.pending -= 1;
+        l.pending = l.pending.saturating_sub(1);
         match result {
             Ok(d) if !d.is_empty() && d.len() % SECTOR == 0 => {
                 for (k, bytes) in d.chunks(SECTOR).enumerate() {
@@ -99,10 +104,15 @@ impl Engine {
             }
             _ => l.unreadable = true,
         }
-        if l.pending > 0 {
-            return;
+        if l.pending == 0 {
+            let l = self.rejoin.loads.swap_remove(i);
+            self.csum_load_finished(l);
         }
-        let l = self.rejoin.loads.swap_remove(i);
+    }
+
+    /// Every read of a load is in: re-add the member, by the bitmap with the table
+    /// read, or whole.
+    fn csum_load_finished(&mut self, l: CsumLoad) {
         let m = l.member;
         if self.failed
             || !matches!(
