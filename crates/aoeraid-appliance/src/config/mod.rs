@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 pub use diag::{ConfigErrors, Diagnostic, Severity};
 pub use locate::FieldPath;
 pub use member::MemberAddr;
+pub use raid_engine::Level as RaidLevel;
 pub use units::{ByteSize, Duration, Rate};
 
 /// The whole file.
@@ -108,40 +109,69 @@ pub struct FrontendSection {
     pub interfaces: Vec<String>,
 }
 
-/// RAID level of one array.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// RAID level of one array: one of the engine's, or members end to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Level {
-    Raid0,
-    Raid1,
-    Raid10,
-    Raid5,
-    /// P + Q parity: any two members may be lost.
-    Raid6,
-    /// Concatenation: members end to end.
-    #[serde(alias = "concat")]
+    Raid(RaidLevel),
+    /// Concatenation: members end to end (`linear`, or `concat`).
     Linear,
 }
 
 impl Level {
+    /// Every spelling the YAML accepts, for the error that names an unknown one.
+    const NAMES: &'static [&'static str] = &[
+        "raid0", "raid1", "raid10", "raid5", "raid6", "linear", "concat",
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Level::Raid0 => "raid0",
-            Level::Raid1 => "raid1",
-            Level::Raid10 => "raid10",
-            Level::Raid5 => "raid5",
-            Level::Raid6 => "raid6",
+            Level::Raid(l) => l.name(),
             Level::Linear => "linear",
         }
     }
 
-    /// Members lost before data is lost, in the worst case.
+    /// Members lost before data is lost, in the worst case (the fewest members).
     pub fn redundancy(self) -> usize {
         match self {
-            Level::Raid0 | Level::Linear => 0,
-            Level::Raid1 | Level::Raid10 | Level::Raid5 => 1,
-            Level::Raid6 => 2,
+            Level::Raid(l) => l.redundancy(l.min_members()),
+            Level::Linear => 0,
         }
+    }
+}
+
+impl std::str::FromStr for Level {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Level, ()> {
+        match s {
+            "linear" | "concat" => Ok(Level::Linear),
+            _ => RaidLevel::from_name(s).map(Level::Raid).ok_or(()),
+        }
+    }
+}
+
+impl Serialize for Level {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Parses inside the deserializer (not after it returned a string) so that
+/// serde_norway points an unknown level at its line and field.
+struct LevelVisitor;
+
+impl Visitor<'_> for LevelVisitor {
+    type Value = Level;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a RAID level")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Level, E> {
+        v.parse().map_err(|()| E::unknown_variant(v, Level::NAMES))
+    }
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+        d.deserialize_str(LevelVisitor)
     }
 }
 
@@ -214,7 +244,7 @@ impl Default for BitmapSpec {
 /// chunks against 2 with 128 KiB.
 pub fn default_chunk(level: Level) -> ByteSize {
     match level {
-        Level::Raid5 | Level::Raid6 => ByteSize(16 << 10),
+        Level::Raid(RaidLevel::Raid5 | RaidLevel::Raid6) => ByteSize(16 << 10),
         _ => ByteSize(u64::from(raid_engine::DEFAULT_CHUNK_SECTORS) * 512),
     }
 }
@@ -258,10 +288,10 @@ impl ArraySpec {
     /// RAID 1 the whole member set, reported as (first, each other).
     pub fn mirror_sets(&self) -> Vec<Vec<usize>> {
         match self.level {
-            Level::Raid10 => (0..self.members.len() / 2)
+            Level::Raid(RaidLevel::Raid10) => (0..self.members.len() / 2)
                 .map(|p| vec![2 * p, 2 * p + 1])
                 .collect(),
-            Level::Raid1 => vec![(0..self.members.len()).collect()],
+            Level::Raid(RaidLevel::Raid1) => vec![(0..self.members.len()).collect()],
             _ => Vec::new(),
         }
     }
@@ -508,7 +538,7 @@ mod tests {
             std::time::Duration::from_secs(10)
         );
         let a = c.array("data").unwrap();
-        assert_eq!(a.level, Level::Raid10);
+        assert_eq!(a.level, Level::Raid(RaidLevel::Raid10));
         assert_eq!(a.chunk().bytes(), 256 << 10);
         assert_eq!(a.integrity, Integrity::Crc32c);
         assert_eq!(a.rebuild.min.bytes_per_sec(), 10_000_000);

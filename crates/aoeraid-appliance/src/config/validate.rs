@@ -4,7 +4,7 @@
 use super::diag::Diagnostic;
 use super::locate::FieldPath;
 use super::member::MemberAddr;
-use super::{ArraySpec, Config, Level};
+use super::{ArraySpec, Config, Level, RaidLevel};
 use aoe_wire::AoeAddr;
 use std::collections::HashMap;
 
@@ -255,14 +255,15 @@ fn arrays(c: &Config, out: &mut Vec<Diagnostic>) {
 fn member_count(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
     let n = a.members.len();
     let problem = match a.level {
-        Level::Raid0 | Level::Linear if n == 0 => Some("needs at least 1 member".to_string()),
-        Level::Raid1 if n < 2 => Some(format!("raid1 needs at least 2 members, has {n}")),
-        Level::Raid10 if n < 4 || n % 2 == 1 => Some(format!(
+        Level::Raid(RaidLevel::Raid0) | Level::Linear if n == 0 => Some("needs at least 1 member".to_string()),
+        Level::Raid(RaidLevel::Raid10) if n < 4 || n % 2 == 1 => Some(format!(
             "raid10 needs an even number of members, at least 4 (adjacent pairs mirror each other), has {n}{}",
             if n == 2 { "; use raid1 for two members" } else { "" }
         )),
-        Level::Raid5 if n < 3 => Some(format!("raid5 needs at least 3 members, has {n}")),
-        Level::Raid6 if n < 4 => Some(format!("raid6 needs at least 4 members, has {n}")),
+        Level::Raid(l) if n < l.min_members() => Some(format!(
+            "{l} needs at least {} members, has {n}",
+            l.min_members()
+        )),
         _ => None,
     };
     if let Some(msg) = problem {
@@ -272,7 +273,7 @@ fn member_count(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
 
 fn geometry(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
     let chunk = a.chunk().bytes();
-    let striped = a.level != Level::Linear && a.level != Level::Raid1;
+    let striped = a.level != Level::Linear && a.level != Level::Raid(RaidLevel::Raid1);
     if striped && (!chunk.is_power_of_two() || !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk)) {
         out.push(Diagnostic::error(
             ap.key("chunk"),
@@ -336,7 +337,7 @@ fn mirror_shelves(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
 /// most as many members as the level survives losing (RAID 5 one, RAID 6 two).
 fn parity_shelves(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
     let survives = a.level.redundancy();
-    if a.allow_same_shelf_mirrors || !matches!(a.level, Level::Raid5 | Level::Raid6) {
+    if a.allow_same_shelf_mirrors || !matches!(a.level, Level::Raid(l) if l.parity() > 0) {
         return;
     }
     let shelves: Vec<Option<u16>> = a.members.iter().map(MemberAddr::shelf).collect();

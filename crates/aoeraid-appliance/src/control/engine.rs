@@ -29,16 +29,6 @@ fn action(kind: raid_engine::SyncKind) -> SyncAction {
     }
 }
 
-pub fn level_name(l: raid_engine::Level) -> &'static str {
-    match l {
-        raid_engine::Level::Raid0 => "raid0",
-        raid_engine::Level::Raid1 => "raid1",
-        raid_engine::Level::Raid10 => "raid10",
-        raid_engine::Level::Raid5 => "raid5",
-        raid_engine::Level::Raid6 => "raid6",
-    }
-}
-
 /// A member with a slot holds data; one without is a spare only while it is a
 /// usable spare: a failed or missing member that lost its slot has no role (mdadm
 /// shows such a device as faulty, never as a spare).
@@ -89,7 +79,7 @@ pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
     };
     ArrayStatus {
         name: s.name.clone(),
-        level: level_name(s.level).to_string(),
+        level: s.level.name().to_string(),
         state: match s.state {
             raid_engine::ArrayState::Clean => ArrayState::Clean,
             raid_engine::ArrayState::Degraded => ArrayState::Degraded,

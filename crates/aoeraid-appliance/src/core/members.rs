@@ -171,6 +171,15 @@ pub(crate) fn poll_blade_done(pool: &mut Pool) -> Option<BladeDone> {
     })
 }
 
+/// Member I/O tokens of state record writes carry this volume number, which no
+/// volume has (tokens hold 8 bits of it; the core asserts fewer volumes).
+pub(crate) const RECORD_VOLUME: usize = 0xFF;
+
+/// Member I/O tokens of superblock reads (probes, re-assemblies) carry this one,
+/// apart from the records': a record write taken for a probe would never finish
+/// its round, and the front end waits for that round.
+pub(crate) const PROBE_VOLUME: usize = RECORD_VOLUME - 1;
+
 /// Member I/O tokens: volume in bits 56.., array in 48..56, engine id below.
 pub(crate) fn token(vol: usize, arr: usize, id: u64) -> u64 {
     ((vol as u64) << 56) | ((arr as u64) << 48) | (id & ((1 << 48) - 1))

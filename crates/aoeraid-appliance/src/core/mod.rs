@@ -60,10 +60,10 @@ pub(crate) use volumes::{Array, Volume};
 use crate::config::{Config, MemberAddr};
 use crate::events::Event;
 use aoe_initiator::{Pool, Transmit};
-use members::{token, untoken};
+use members::{token, untoken, PROBE_VOLUME, RECORD_VOLUME};
 use raid_engine::{MemberError, MemberIo, MemberOp, Tunables, VolumeCompletion, VolumeOp, SECTOR};
 use rejoin::Rejoin;
-use state_saves::{export_of, write_id, RoundDone, StateSaves, RECORD_VOLUME};
+use state_saves::{export_of, write_id, RoundDone, StateSaves};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -186,9 +186,9 @@ impl Core {
         // Member I/O tokens hold a volume number in 8 bits; the last two are
         // the superblock probes' and the state records'.
         assert!(
-            parts.volumes.len() < rejoin::PROBE_VOLUME,
+            parts.volumes.len() < PROBE_VOLUME,
             "at most {} volumes and arrays",
-            rejoin::PROBE_VOLUME
+            PROBE_VOLUME
         );
         let mut core = Core {
             saves: StateSaves::new(next_records),

@@ -19,7 +19,9 @@
 //! A refused blade is judged again when it next comes back (after it went down),
 //! and forgotten when an operator command names it.
 
-use super::members::{submit_to_blade, superblock_read, Location, MemberResult};
+use super::members::{
+    submit_to_blade, superblock_read, token, untoken, Location, MemberResult, PROBE_VOLUME,
+};
 use super::volumes::Volume;
 use super::{Core, Notice};
 use crate::config::MemberAddr;
@@ -28,12 +30,6 @@ use aoe_initiator::BladeId;
 use raid_engine::superblock::{Superblock, ROLE_SPARE};
 use raid_engine::MemberState;
 use std::time::Instant;
-
-/// Member I/O tokens of superblock reads carry this volume number, which no
-/// volume has (tokens keep 8 bits for it) and the state records' does not share:
-/// a record write taken for a probe would never finish its round, and the
-/// front end waits for that round.
-pub(super) const PROBE_VOLUME: usize = super::state_saves::RECORD_VOLUME - 1;
 
 /// What the core remembers about returning blades.
 #[derive(Default)]
@@ -51,11 +47,11 @@ impl Rejoin {
     /// A fresh token for a superblock read (a probe or a re-assembly's).
     pub(super) fn next_probe_token(&mut self) -> u64 {
         self.next_token = self.next_token.wrapping_add(1);
-        super::members::token(PROBE_VOLUME, 0, self.next_token)
+        token(PROBE_VOLUME, 0, self.next_token)
     }
 
     pub(super) fn is_probe(token: u64) -> bool {
-        super::members::untoken(token).0 == PROBE_VOLUME
+        untoken(token).0 == PROBE_VOLUME
     }
 
     /// Why `addr` was refused, if it was.

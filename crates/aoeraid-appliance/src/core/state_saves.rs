@@ -14,10 +14,6 @@ use crate::frontend::ExportRecord;
 use aoe_target::ExportState;
 use raid_engine::{MemberError, MemberState};
 
-/// Member I/O tokens of record writes carry this volume number, which no
-/// volume has (tokens hold 8 bits of it; the core asserts fewer volumes).
-pub(crate) const RECORD_VOLUME: usize = 0xFF;
-
 /// One member write of a round: (array index, member index, sector, bytes).
 pub(crate) type RecordWrite = (usize, usize, u64, Vec<u8>);
 
@@ -238,7 +234,7 @@ mod tests {
     /// silent.
     #[test]
     fn record_tokens_are_not_probe_tokens() {
-        let t = crate::core::members::token(RECORD_VOLUME, 0, write_id(0, 0));
+        let t = crate::core::members::token(crate::core::members::RECORD_VOLUME, 0, write_id(0, 0));
         assert!(!crate::core::rejoin::Rejoin::is_probe(t));
     }
 }

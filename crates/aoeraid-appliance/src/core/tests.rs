@@ -250,6 +250,14 @@ impl Rig {
         self.settle();
     }
 
+    /// `aoeraid add data MEMBER`.
+    fn add(&mut self, member: &str) -> Reply {
+        self.cmd(Command::Add {
+            array: "data".into(),
+            member: addr(member),
+        })
+    }
+
     fn cmd(&mut self, c: Command) -> Reply {
         match self.core.command(self.now, &mut self.host, c) {
             Answer::Now(r) => {
@@ -516,12 +524,7 @@ fn a_returning_blade_whose_slot_a_spare_took_is_left_alone() {
     );
     r.assert_refused("e1.0", "a spare replaced it");
     // The operator may take it back as a spare.
-    let msg = r
-        .cmd(Command::Add {
-            array: "data".into(),
-            member: addr("e1.0"),
-        })
-        .unwrap();
+    let msg = r.add("e1.0").unwrap();
     assert!(msg.contains("as a spare"), "{msg}");
 }
 
@@ -986,12 +989,7 @@ fn adding_a_blade_another_appliance_holds_is_refused_and_the_volume_runs_on() {
     assert!(r.blade("e0.0").writes > before, "the volume still writes");
     // Its holder lets it go: the same add claims it, then rebuilds onto it.
     r.blade("e5.0").reserve.clear();
-    let msg = r
-        .cmd(Command::Add {
-            array: "data".into(),
-            member: addr("e5.0"),
-        })
-        .unwrap();
+    let msg = r.add("e5.0").unwrap();
     assert!(msg.contains("rebuilding onto it"), "{msg}");
     assert_eq!(r.blade("e5.0").reserve, vec![ours]);
     r.advance(Duration::from_secs(30));

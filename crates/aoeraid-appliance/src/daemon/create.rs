@@ -30,11 +30,7 @@ pub(crate) struct CreateOptions {
 /// Maps the config's level to the engine's.
 pub(crate) fn engine_level(spec: &ArraySpec) -> anyhow::Result<raid_engine::Level> {
     Ok(match spec.level {
-        config::Level::Raid0 => raid_engine::Level::Raid0,
-        config::Level::Raid1 => raid_engine::Level::Raid1,
-        config::Level::Raid10 => raid_engine::Level::Raid10,
-        config::Level::Raid5 => raid_engine::Level::Raid5,
-        config::Level::Raid6 => raid_engine::Level::Raid6,
+        config::Level::Raid(level) => level,
         config::Level::Linear => bail!(
             "array {}: level linear is not an engine level; concatenate arrays in a volume \
              (volumes.arrays) instead",

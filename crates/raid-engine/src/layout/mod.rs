@@ -9,7 +9,7 @@ mod raid10;
 
 use crate::types::MemberIndex;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Level {
     Raid0,
     Raid1,
@@ -19,6 +19,14 @@ pub enum Level {
 }
 
 impl Level {
+    pub const ALL: [Level; 5] = [
+        Level::Raid0,
+        Level::Raid1,
+        Level::Raid10,
+        Level::Raid5,
+        Level::Raid6,
+    ];
+    /// The superblock's level field (mdadm's numbers).
     pub fn code(self) -> u32 {
         match self {
             Level::Raid0 => 0,
@@ -29,14 +37,20 @@ impl Level {
         }
     }
     pub fn from_code(c: u32) -> Option<Level> {
-        Some(match c {
-            0 => Level::Raid0,
-            1 => Level::Raid1,
-            10 => Level::Raid10,
-            5 => Level::Raid5,
-            6 => Level::Raid6,
-            _ => return None,
-        })
+        Level::ALL.into_iter().find(|l| l.code() == c)
+    }
+    /// The level as configurations and status spell it (`raid5`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Raid0 => "raid0",
+            Level::Raid1 => "raid1",
+            Level::Raid10 => "raid10",
+            Level::Raid5 => "raid5",
+            Level::Raid6 => "raid6",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.name() == s)
     }
     /// Members that may be lost without losing data.
     pub fn redundancy(self, members: usize) -> usize {
@@ -62,6 +76,12 @@ impl Level {
             Level::Raid5 => 3,
             Level::Raid6 => 4,
         }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
