@@ -97,17 +97,10 @@ fn per_request(
                     .wrapping_add(1442695040888963407);
                 let off = (x >> 20) % (vs - sectors as u64) / 16 * 16;
                 id += 1;
-                let d = if op == VolumeOp::Write {
-                    data.clone()
+                b.e.submit(if op == VolumeOp::Write {
+                    VolumeRequest::write(id, off, data.clone())
                 } else {
-                    Vec::new()
-                };
-                b.e.submit(VolumeRequest {
-                    id,
-                    op,
-                    offset: off,
-                    sectors,
-                    data: d,
+                    VolumeRequest::read(id, off, sectors)
                 });
             }
             b.drain();
@@ -147,13 +140,7 @@ fn main() {
         while completed < total_reqs {
             while inflight < 16 && id < total_reqs {
                 id += 1;
-                b.e.submit(VolumeRequest {
-                    id,
-                    op: VolumeOp::Write,
-                    offset: off,
-                    sectors: 16,
-                    data: vec![id as u8; 8192],
-                });
+                b.e.submit(VolumeRequest::write(id, off, vec![id as u8; 8192]));
                 off += 16;
                 inflight += 1;
             }
@@ -189,13 +176,7 @@ fn main() {
         let reqs = 2000u64;
         for i in 0..reqs {
             let off = (i * 7919 * 128) % (b.e.volume_sectors() - 128);
-            b.e.submit(VolumeRequest {
-                id: i + 1,
-                op: VolumeOp::Read,
-                offset: off,
-                sectors: 128,
-                data: Vec::new(),
-            });
+            b.e.submit(VolumeRequest::read(i + 1, off, 128));
             b.drain();
         }
         let ios_per = (b.member_ios - before) as f64 / reqs as f64;

@@ -29,6 +29,39 @@ pub struct VolumeRequest {
     pub data: Vec<u8>,
 }
 
+impl VolumeRequest {
+    /// A read of `sectors` sectors at `offset`.
+    pub fn read(id: RequestId, offset: u64, sectors: u32) -> VolumeRequest {
+        VolumeRequest {
+            id,
+            op: VolumeOp::Read,
+            offset,
+            sectors,
+            data: Vec::new(),
+        }
+    }
+
+    /// A write of `data` at `offset`, as many sectors as it holds whole (a length
+    /// that is not whole sectors is refused at submission).
+    pub fn write(id: RequestId, offset: u64, data: Vec<u8>) -> VolumeRequest {
+        VolumeRequest {
+            id,
+            op: VolumeOp::Write,
+            offset,
+            sectors: (data.len() / SECTOR) as u32,
+            data,
+        }
+    }
+
+    /// A flush of the writes completed before it.
+    pub fn flush(id: RequestId) -> VolumeRequest {
+        VolumeRequest {
+            op: VolumeOp::Flush,
+            ..VolumeRequest::read(id, 0, 0)
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VolumeError {
     /// Offset/length outside the volume or data length wrong.

@@ -29,17 +29,10 @@ fn spec(i: u8, shelf: u32) -> MemberSpec {
 
 /// A volume request; a write carries `sectors` sectors of `fill`.
 fn req(id: u64, op: VolumeOp, offset: u64, sectors: u32, fill: u8) -> VolumeRequest {
-    let data = if op == VolumeOp::Write {
-        vec![fill; sectors as usize * 512]
-    } else {
-        Vec::new()
-    };
-    VolumeRequest {
-        id,
-        op,
-        offset,
-        sectors,
-        data,
+    match op {
+        VolumeOp::Write => VolumeRequest::write(id, offset, vec![fill; sectors as usize * 512]),
+        VolumeOp::Read => VolumeRequest::read(id, offset, sectors),
+        VolumeOp::Flush => VolumeRequest::flush(id),
     }
 }
 
@@ -120,21 +113,11 @@ impl Rig {
         panic!("engine never went quiet");
     }
 
-    fn io(
-        &mut self,
-        op: VolumeOp,
-        offset: u64,
-        data: Vec<u8>,
-        sectors: u32,
-    ) -> Result<Vec<u8>, VolumeError> {
+    /// Submits `req` under an id of the rig's and runs until it completes.
+    fn io(&mut self, mut req: VolumeRequest) -> Result<Vec<u8>, VolumeError> {
         let id = 1_000_000 + self.done.len() as u64 + self.now;
-        self.e.submit(VolumeRequest {
-            id,
-            op,
-            offset,
-            sectors,
-            data,
-        });
+        req.id = id;
+        self.e.submit(req);
         self.now += 1_000;
         self.e.tick(self.now);
         self.run();
@@ -146,12 +129,11 @@ impl Rig {
         self.done.remove(i).result
     }
     fn write(&mut self, offset: u64, fill: u8, sectors: u32) {
-        self.io(
-            VolumeOp::Write,
+        self.io(VolumeRequest::write(
+            0,
             offset,
             vec![fill; sectors as usize * 512],
-            sectors,
-        )
+        ))
         .expect("write");
     }
     /// Member `m` is away while `fill` is written over sectors 0..8 (the write fails it),
@@ -190,7 +172,7 @@ impl Rig {
     }
 
     fn read(&mut self, offset: u64, sectors: u32) -> Result<Vec<u8>, VolumeError> {
-        self.io(VolumeOp::Read, offset, Vec::new(), sectors)
+        self.io(VolumeRequest::read(0, offset, sectors))
     }
     /// Restart from member bytes alone (a crash: nothing in flight with this rig), as
     /// the appliance does: assembly plan from the superblocks, then `Engine::assemble`.
@@ -929,7 +911,14 @@ fn bad_requests_get_errors_not_panics() {
     let vs = r.e.volume_sectors();
     assert_eq!(r.read(vs, 1), Err(VolumeError::InvalidRequest));
     assert_eq!(
-        r.io(VolumeOp::Write, 0, vec![0; 3], 1),
+        // One sector declared, three bytes given.
+        r.io(VolumeRequest {
+            id: 0,
+            op: VolumeOp::Write,
+            offset: 0,
+            sectors: 1,
+            data: vec![0; 3],
+        }),
         Err(VolumeError::InvalidRequest)
     );
     assert_eq!(r.read(0, 0), Err(VolumeError::InvalidRequest));

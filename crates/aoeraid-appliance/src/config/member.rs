@@ -2,8 +2,6 @@
 //! names them) or a local file / block device `file:/path`.
 
 use aoe_wire::{AddrError, AoeAddr};
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -62,27 +60,7 @@ impl fmt::Display for MemberAddr {
     }
 }
 
-impl<'de> Deserialize<'de> for MemberAddr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = MemberAddr;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member address like e0.1 or file:/path")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<MemberAddr, E> {
-                v.parse().map_err(E::custom)
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-impl Serialize for MemberAddr {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+super::units::text_serde!(MemberAddr, "a member address like e0.1 or file:/path");
 
 #[cfg(test)]
 mod tests {

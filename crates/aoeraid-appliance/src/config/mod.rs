@@ -119,7 +119,7 @@ pub enum Level {
 
 impl Level {
     /// Every spelling the YAML accepts, for the error that names an unknown one.
-    const NAMES: &'static [&'static str] = &[
+    const NAMES: [&'static str; 7] = [
         "raid0", "raid1", "raid10", "raid5", "raid6", "linear", "concat",
     ];
 
@@ -140,40 +140,21 @@ impl Level {
 }
 
 impl std::str::FromStr for Level {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Level, ()> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Level, String> {
         match s {
             "linear" | "concat" => Ok(Level::Linear),
-            _ => RaidLevel::from_name(s).map(Level::Raid).ok_or(()),
+            _ => RaidLevel::from_name(s).map(Level::Raid).ok_or_else(|| {
+                format!(
+                    "unknown variant `{s}`, expected one of {}",
+                    Level::NAMES.map(|n| format!("`{n}`")).join(", ")
+                )
+            }),
         }
     }
 }
 
-impl Serialize for Level {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-/// Parses inside the deserializer (not after it returned a string) so that
-/// serde_norway points an unknown level at its line and field.
-struct LevelVisitor;
-
-impl Visitor<'_> for LevelVisitor {
-    type Value = Level;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a RAID level")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Level, E> {
-        v.parse().map_err(|()| E::unknown_variant(v, Level::NAMES))
-    }
-}
-
-impl<'de> Deserialize<'de> for Level {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
-        d.deserialize_str(LevelVisitor)
-    }
-}
+units::text_serde!(Level, "a RAID level like raid1 or raid5");
 
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -12,8 +12,7 @@
 //! * Duration: a number with a unit that must be given: `ms`, `s`, `m`, `h`
 //!   (`1.5s` is allowed).
 
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::{self, Visitor};
 use std::fmt;
 use std::str::FromStr;
 
@@ -226,10 +225,14 @@ impl fmt::Display for Duration {
     }
 }
 
-/// Deserializes any of the types above from a YAML string (or, for sizes, a
-/// plain integer), turning a parse failure into a serde error so that
-/// serde_norway attaches the line and field path.
-struct TextVisitor<T>(&'static str, std::marker::PhantomData<T>);
+/// Deserializes a config value written as text (sizes, rates, durations; levels
+/// and member addresses too) from a YAML string (or, for sizes, a plain integer),
+/// parsing inside the deserializer so that a failure becomes a serde error to
+/// which serde_norway attaches the line and field path.
+pub(crate) struct TextVisitor<T>(
+    pub(crate) &'static str,
+    pub(crate) std::marker::PhantomData<T>,
+);
 
 impl<T: FromStr<Err = String>> Visitor<'_> for TextVisitor<T> {
     type Value = T;
@@ -250,20 +253,25 @@ impl<T: FromStr<Err = String>> Visitor<'_> for TextVisitor<T> {
     }
 }
 
+/// serde for a type that is its `FromStr` and `Display` text in the YAML.
 macro_rules! text_serde {
     ($t:ty, $expecting:literal) => {
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_any(TextVisitor::<$t>($expecting, std::marker::PhantomData))
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any($crate::config::units::TextVisitor::<$t>(
+                    $expecting,
+                    std::marker::PhantomData,
+                ))
             }
         }
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_str(self)
             }
         }
     };
 }
+pub(crate) use text_serde;
 
 text_serde!(ByteSize, "a size like 4096, 256KiB or 1MiB");
 text_serde!(Rate, "a rate like 10MB/s or 200MiB/s");

@@ -234,18 +234,14 @@ impl Rig {
 
     /// Writes to volume `v` so that every member has I/O in flight.
     fn write(&mut self, v: usize, id: u64) {
-        self.write_at(v, id, 0);
+        self.fill_at(v, id, 0, 0x5a);
     }
 
-    /// Writes 8 sectors at `offset` of volume `v` and lets the I/O run.
-    fn write_at(&mut self, v: usize, id: u64, offset: u64) {
-        self.core.vols[v].concat.submit(VolumeRequest {
-            id,
-            op: VolumeOp::Write,
-            offset,
-            sectors: 8,
-            data: vec![0x5a; 8 * SECTOR],
-        });
+    /// Writes `fill` to sectors `[offset, offset + 8)` of volume `v` and lets the I/O run.
+    fn fill_at(&mut self, v: usize, id: u64, offset: u64, fill: u8) {
+        self.core.vols[v]
+            .concat
+            .submit(VolumeRequest::write(id, offset, vec![fill; 8 * SECTOR]));
         self.core.dirty = true;
         self.settle();
     }
@@ -551,7 +547,7 @@ fn grow_appends_a_standalone_array_once() {
     assert!(err.contains("already belongs to volume vol"), "{err}");
     // The grown volume still serves writes on both arrays, member I/O routed by
     // the arrays' new places.
-    r.write_at(0, 9, one);
+    r.fill_at(0, 9, one, 0x5a);
     assert_eq!(r.state("b", "e0.1"), Some(MemberState::Active));
     assert!(r.blade("e0.1").writes > 0);
     assert!(r.blade("e1.1").writes > 0);
@@ -856,19 +852,6 @@ impl Rig {
         let at = (sb.data_offset + from) as usize * SECTOR;
         disk[at..at + n as usize * SECTOR].to_vec()
     }
-
-    /// Writes `fill` to sectors `[offset, offset + 8)` of volume 0.
-    fn fill_at(&mut self, id: u64, offset: u64, fill: u8) {
-        self.core.vols[0].concat.submit(VolumeRequest {
-            id,
-            op: VolumeOp::Write,
-            offset,
-            sectors: 8,
-            data: vec![fill; 8 * SECTOR],
-        });
-        self.core.dirty = true;
-        self.settle();
-    }
 }
 
 #[test]
@@ -876,12 +859,12 @@ fn an_array_whose_blades_all_fell_silent_at_once_comes_back_when_they_answer() {
     use crate::events::EventKind as K;
     let mut r = rig(mirror());
     r.hold();
-    r.fill_at(1, 0, 0x11);
+    r.fill_at(0, 1, 0, 0x11);
     r.advance(Duration::from_secs(1));
     for b in ["e0.0", "e1.0"] {
         r.blade(b).dead = true;
     }
-    r.fill_at(2, 64, 0x22);
+    r.fill_at(0, 2, 64, 0x22);
     r.advance(DEAD * 3);
     assert_eq!(r.array_state("data"), raid_engine::ArrayState::Failed);
     assert_eq!(r.events(K::ArrayFailed).len(), 1, "{:?}", r.notices);
@@ -905,7 +888,7 @@ fn an_array_whose_blades_all_fell_silent_at_once_comes_back_when_they_answer() {
     assert!(!r.reservation_lost());
     // It serves again, both copies written, and what was acknowledged before the
     // outage is there.
-    r.fill_at(3, 128, 0x33);
+    r.fill_at(0, 3, 128, 0x33);
     r.advance(Duration::from_secs(1));
     for b in ["e0.0", "e1.0"] {
         assert_eq!(r.data(b, 0, 8), vec![0x11; 8 * SECTOR], "{b}");
@@ -918,19 +901,19 @@ fn an_array_whose_blades_all_fell_silent_at_once_comes_back_when_they_answer() {
 fn a_failed_array_waits_for_the_member_that_ran_last_and_never_trusts_the_stale_one() {
     let mut r = rig(small_regions());
     r.hold();
-    r.fill_at(1, 0, 0x11);
+    r.fill_at(0, 1, 0, 0x11);
     r.advance(Duration::from_secs(1));
     // e1.0 goes first; the array runs on e0.0 alone and takes a write.
     r.blade("e1.0").dead = true;
-    r.fill_at(2, 0, 0x22);
+    r.fill_at(0, 2, 0, 0x22);
     r.advance(DEAD * 3);
     assert_eq!(r.state("data", "e1.0"), Some(MemberState::Faulty));
-    r.fill_at(3, 0, 0x33);
+    r.fill_at(0, 3, 0, 0x33);
     r.advance(Duration::from_millis(100));
     assert_eq!(r.data("e0.0", 0, 8), vec![0x33; 8 * SECTOR]);
     // Then e0.0 falls silent too: the array fails with it.
     r.blade("e0.0").dead = true;
-    r.fill_at(4, 64, 0x44);
+    r.fill_at(0, 4, 64, 0x44);
     r.advance(DEAD * 3);
     assert_eq!(r.array_state("data"), raid_engine::ArrayState::Failed);
     // The stale e1.0 comes back alone: the array stays failed, e1.0 unwritten.
