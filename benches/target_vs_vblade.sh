@@ -25,6 +25,10 @@
 #      client on 1) into dir/KIND-MTU-RW.data and print the top symbols of the
 #      server and of the client (veth runs each side's receive inside the other's
 #      send, so a side's profile holds its peer's receive path)
+#      TRACE_DIR=dir: during every QD 1 cell, trace transmits, wake-ups, switches and
+#      syscalls on both CPUs for 1 s into dir/KIND-MTU-RW.data and print the median
+#      per-request timeline of the server (benches/qd1_timeline.py): where a lone
+#      request's time goes between the client's transmit and the reply's
 set -euo pipefail
 
 REPS=${1:-3}
@@ -123,9 +127,26 @@ for mtu in ${MTUS:-1500 9000}; do
                         perf record -q -g -C 0,1 -o "$PERF_OUT" -- sleep "$SECS" 2>/dev/null &
                         PERF_PID=$!
                     fi
+                    TRACE_PID=""
+                    if [ -n "${TRACE_DIR:-}" ] && [ "$qd" = 1 ]; then
+                        mkdir -p "$TRACE_DIR"
+                        TRACE_OUT=$TRACE_DIR/$kind-$mtu-$rw.data
+                        # Half a second in, for one second of the cell.
+                        (sleep 0.5; perf record -q -C 0,1 -o "$TRACE_OUT" -e net:net_dev_start_xmit \
+                            -e sched:sched_wakeup -e sched:sched_switch -e raw_syscalls:sys_enter \
+                            -e raw_syscalls:sys_exit -- sleep 1) 2>/dev/null &
+                        TRACE_PID=$!
+                    fi
                     out=$($NSX taskset -c 1 "$AOERAID" bench --iface cli0 --device 1.1 --rw $rw \
                         --pattern rand --bs $bs --qd $qd --seconds "$SECS" --span 128M --json 2>/dev/null || true)
                     t1=$(cpu_ticks "$SPID")
+                    if [ -n "$TRACE_PID" ]; then
+                        wait "$TRACE_PID" || true
+                        echo "== timeline $kind mtu $mtu $rw qd 1 (median per step) =="
+                        perf script --ns -i "$TRACE_OUT" -F comm,pid,tid,cpu,time,event,trace 2>/dev/null \
+                            >"$TRACE_OUT.txt" || true
+                        python3 "$HERE/benches/qd1_timeline.py" "$TRACE_OUT.txt" || true
+                    fi
                     if [ -n "$PERF_PID" ]; then
                         wait "$PERF_PID" || true
                         # The server by its pid; the client by its name on CPU 1.

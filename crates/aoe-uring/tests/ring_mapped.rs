@@ -177,6 +177,64 @@ fn wait_sleeps_until_a_frame_reaches_the_ring() {
 }
 
 #[test]
+fn spin_sends_what_is_queued_then_finds_a_frame_without_sleeping() {
+    in_veth_pair("ring-mapped", 1500, move || {
+        let rx = receiver(&RingConfig::default(), &mapped(16));
+        let (Sender { tx, to: mac_b }, mut ring, b) = (rx.sender, rx.ring, rx.b);
+        let mut events = Vec::new();
+        // A reply queued before the spin goes out at its start; nothing comes back, so
+        // the spin ends after its budget with the send's completion.
+        ring.send_copy(b, &frame(tx.mac(), mac_b, ETH_P_AOE, 1, 64), 5)
+            .unwrap();
+        let t0 = Instant::now();
+        let found = ring
+            .spin_for_frames(Duration::from_millis(3), &mut events)
+            .unwrap();
+        assert_eq!(found, 0);
+        assert!(t0.elapsed() >= Duration::from_millis(3));
+        assert!(
+            matches!(
+                events[..],
+                [Completion::SendDone {
+                    user: 5,
+                    result: Ok(_),
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+        let mut got = [0u8; 2048];
+        let n = tx
+            .recv_timeout(&mut got, Some(Duration::from_secs(5)))
+            .unwrap()
+            .expect("the reply sent by the spin");
+        assert_eq!(seq_of(&got[..n]), 1);
+        assert_eq!(ring.ops_in_flight(), 0);
+        // A frame sent while the ring spins ends the spin long before its budget.
+        events.clear();
+        let sender = std::thread::spawn({
+            let f = frame(mac_b, tx.mac(), ETH_P_AOE, 2, 64);
+            move || {
+                std::thread::sleep(Duration::from_millis(20));
+                tx.send_blocking(&f).unwrap();
+            }
+        });
+        let t0 = Instant::now();
+        let found = ring
+            .spin_for_frames(Duration::from_secs(10), &mut events)
+            .unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        sender.join().unwrap();
+        assert_eq!(found, 1);
+        let Some(Completion::Frame { buf, .. }) = events.pop() else {
+            panic!("expected a frame, got {events:?}");
+        };
+        assert_eq!(seq_of(ring.frame(&buf)), 2);
+        ring.recycle(buf);
+    });
+}
+
+#[test]
 fn mapped_frames_are_written_to_files_through_a_send_slot() {
     in_veth_pair("ring-mapped", 1500, move || {
         // The smallest ring (one block): a slot kept by the write would stall it

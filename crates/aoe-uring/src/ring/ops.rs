@@ -52,6 +52,11 @@ impl Ops {
             free: (0..max_ops).rev().collect(),
         }
     }
+
+    /// Operations in flight (file I/O, syncs, timers).
+    pub(super) fn busy(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
 }
 
 impl Ring {

@@ -138,9 +138,14 @@ impl Ring {
         }
         // Frames already in mapped rings: hand them over now and do not sleep; the
         // enter below only submits and reaps. Otherwise make sure a frame arriving
-        // while we sleep wakes us.
+        // while we sleep wakes us. A zero timeout never sleeps: it arms nothing and
+        // passes no timeout (it only submits, runs deferred completions and reaps),
+        // which keeps it cheap on the path of a request (`aoeraid serve` submits a
+        // turn's page-cache reads that way), and leaves the polls to the next wait
+        // that sleeps, after that wait's replies are out.
+        let no_sleep = timeout == Some(Duration::ZERO);
         let mapped_ready = self.take_mapped(out) > 0;
-        if !mapped_ready {
+        if !mapped_ready && !no_sleep {
             self.arm_polls();
         }
         self.enable()?;
@@ -152,6 +157,8 @@ impl Ring {
         let want = self.want(linger_us > 0);
         let res = match timeout {
             _ if mapped_ready => self.uring.submit(),
+            // GETEVENTS with nothing to wait for: deferred completions run, none awaited.
+            _ if no_sleep => self.submit_getevents(),
             Some(t) => {
                 let ts = types::Timespec::from(t);
                 let args = types::SubmitArgs::new()
@@ -172,6 +179,43 @@ impl Ring {
         Ok(Instant::now())
     }
 
+    /// Submit everything queued, then watch the mapped receive rings for up to `budget`
+    /// without entering the kernel again, and append the frames found and the completions
+    /// already posted (a send completes inside the enter that submits it). Returns the
+    /// number of frames; with none, call [`Ring::wait`](crate::Ring::wait) next.
+    ///
+    /// This is busy polling: it burns the CPU for up to `budget` to save the sleep and the
+    /// wake-up (a poll's task work, a scheduler switch, the idle exit) when the next frame
+    /// is about to come, as for a client that keeps one request in flight. Deferred
+    /// completions (a single-issuer ring's, e.g. of I/O a kernel worker finished) are not
+    /// run: spin only when no file I/O or timer is in flight
+    /// ([`Ring::ops_in_flight`](crate::Ring::ops_in_flight)).
+    pub fn spin_for_frames(
+        &mut self,
+        budget: Duration,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<usize> {
+        self.enable()?;
+        self.entered();
+        super::enter_result(self.uring.submit())?;
+        let start = Instant::now();
+        let found = loop {
+            let n = self.take_mapped(out);
+            if n > 0 || start.elapsed() >= budget {
+                break n;
+            }
+            std::hint::spin_loop();
+        };
+        self.drain(out);
+        Ok(found)
+    }
+
+    /// File operations and timers in flight (sockets' receives and polls, sends and the
+    /// waker's read not counted).
+    pub fn ops_in_flight(&self) -> usize {
+        self.ops.borrow().busy()
+    }
+
     /// Completions a wait asks for. A lingering wait asks for a full queue's worth, so
     /// that the minimum wait, not the first completion, ends the sleep. A plain one
     /// must not count the sends it submits: a send completes within the enter that
@@ -185,6 +229,24 @@ impl Ring {
             1 + self.queued_sends.get() as usize
         } else {
             1
+        }
+    }
+
+    /// One enter that submits what is queued and runs deferred completions (a
+    /// single-issuer ring runs them only for an enter carrying GETEVENTS) without
+    /// waiting for any.
+    fn submit_getevents(&self) -> io::Result<usize> {
+        // IORING_ENTER_GETEVENTS (the crate keeps its flag type private).
+        const GETEVENTS: u32 = 1;
+        // The kernel submits at most the entries queued, so the queue's size asks
+        // for all of them.
+        let all = self.uring.params().sq_entries();
+        // SAFETY: no argument pointer is passed; every queued SQE's memory is kept
+        // valid by the method that queued it until its completion.
+        unsafe {
+            self.uring
+                .submitter()
+                .enter::<libc::sigset_t>(all, 0, GETEVENTS, None)
         }
     }
 

@@ -48,6 +48,9 @@ pub(crate) struct FrontendConfig {
     pub(crate) iface_poll: Duration,
     /// The largest Buffer Count any export may have (sizes request slots).
     pub(crate) max_buffers: u16,
+    /// How long a worker that served a lone request busy-polls for the next
+    /// one before it sleeps (zero: never).
+    pub(crate) spin: Duration,
 }
 
 /// An export with its store open and its state loaded.

@@ -29,6 +29,56 @@ const LINGER_MIN_FRAMES: usize = 4;
 /// 30 µs 12.1k/9.7k, 50 µs 10.0k/8.9k; CPU per request 7.0 → 5.0 µs.
 const LINGER: Duration = Duration::from_micros(20);
 
+/// When a worker busy-polls its mapped rings instead of sleeping, after a turn
+/// that served a lone request (fewer frames than a burst, which lingers
+/// instead). A client that keeps one request in flight sends the next one
+/// a few tens of µs after our reply; the sleep and wake-up in between (a
+/// poll's task work, a switch, the idle exit) cost that request several µs
+/// and a loaded box several more before the worker runs. Spinning for at
+/// most `budget` saves them for the price of the CPU spun. A spin that
+/// finds nothing turns it off; a frame that wakes the worker within
+/// `budget` of its last reply turns it back on, so a client that sends
+/// seldom costs one budget, not one per request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spin {
+    budget: Duration,
+    on: bool,
+    last_frames: usize,
+}
+
+impl Spin {
+    /// `budget` zero: never spin.
+    pub(crate) fn new(budget: Duration) -> Spin {
+        Spin {
+            budget,
+            on: true,
+            last_frames: 0,
+        }
+    }
+
+    /// How long to spin before the next wait, if at all (the caller also
+    /// checks that no file I/O is in flight: its completions are only run
+    /// by a wait).
+    pub(crate) fn before_wait(&self) -> Option<Duration> {
+        (self.on && !self.budget.is_zero() && (1..LINGER_MIN_FRAMES).contains(&self.last_frames))
+            .then_some(self.budget)
+    }
+
+    /// A spin ended, with or without frames.
+    pub(crate) fn spun(&mut self, found: bool) {
+        self.on = found;
+    }
+
+    /// A turn brought `frames`, `since_reply` after the previous turn's
+    /// replies went out.
+    pub(crate) fn turn(&mut self, frames: usize, since_reply: Duration) {
+        if frames > 0 && since_reply <= self.budget {
+            self.on = true;
+        }
+        self.last_frames = frames;
+    }
+}
+
 /// Options of a front-end socket.
 pub(crate) fn socket_options() -> SocketOptions {
     SocketOptions {
@@ -64,5 +114,33 @@ mod tests {
         assert_eq!(linger_after(LINGER_MIN_FRAMES - 1), Duration::ZERO);
         assert_eq!(linger_after(LINGER_MIN_FRAMES), LINGER);
         assert!(socket_options().rx_ring_frames > 0);
+    }
+
+    #[test]
+    fn spin_follows_lone_requests_that_come_back_soon() {
+        let budget = Duration::from_micros(50);
+        let mut s = Spin::new(budget);
+        // Nothing served yet: sleep.
+        assert_eq!(s.before_wait(), None);
+        s.turn(1, Duration::from_millis(3));
+        assert_eq!(s.before_wait(), Some(budget));
+        // A burst lingers instead.
+        s.turn(LINGER_MIN_FRAMES, Duration::from_micros(10));
+        assert_eq!(s.before_wait(), None);
+        s.turn(1, Duration::from_micros(10));
+        assert_eq!(s.before_wait(), Some(budget));
+        // A spin that found nothing turns it off, also after a slow request...
+        s.spun(false);
+        s.turn(1, Duration::from_millis(5));
+        assert_eq!(s.before_wait(), None);
+        // ...until one comes back within the budget.
+        s.turn(1, Duration::from_micros(30));
+        assert_eq!(s.before_wait(), Some(budget));
+        s.spun(true);
+        assert_eq!(s.before_wait(), Some(budget));
+        // A turn without frames (a timeout) does not spin.
+        s.turn(0, Duration::from_micros(1));
+        assert_eq!(s.before_wait(), None);
+        assert_eq!(Spin::new(Duration::ZERO).before_wait(), None);
     }
 }

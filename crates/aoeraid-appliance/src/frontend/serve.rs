@@ -414,6 +414,9 @@ fn serve_loop(cat: &Catalog, ctl: &Control, mut w: Worker) -> anyhow::Result<Sum
     let mut next_poll = Instant::now() + cat.cfg.iface_poll;
     let mut drain_deadline: Option<Instant> = None;
     let mut linger = Duration::ZERO;
+    let mut spin = intake::Spin::new(cat.cfg.spin);
+    // When the last turn's replies were submitted.
+    let mut replied = Instant::now();
     loop {
         let timeout = if w.front.driver().fences_held() {
             // A Reserve reply waits for writes that may complete on another
@@ -424,8 +427,21 @@ fn serve_loop(cat: &Catalog, ctl: &Control, mut w: Worker) -> anyhow::Result<Sum
         } else {
             Duration::from_millis(200)
         };
-        let now = w.ring.wait_lingering(Some(timeout), linger, &mut events)?;
-        linger = intake::linger_after(frame_count(&events));
+        let mut spun = false;
+        if let Some(budget) = spin.before_wait() {
+            if w.ring.ops_in_flight() == 0 && drain_deadline.is_none() {
+                spun = w.ring.spin_for_frames(budget, &mut events)? > 0;
+                spin.spun(spun);
+            }
+        }
+        let now = if spun {
+            Instant::now()
+        } else {
+            w.ring.wait_lingering(Some(timeout), linger, &mut events)?
+        };
+        let frames = frame_count(&events);
+        spin.turn(frames, now.saturating_duration_since(replied));
+        linger = intake::linger_after(frames);
         w.handle(now, &mut events);
         if w.front.driver_mut().store_mut().take_reads_queued() > 0 {
             // A buffered read that hits the page cache completes inside the
@@ -435,6 +451,7 @@ fn serve_loop(cat: &Catalog, ctl: &Control, mut w: Worker) -> anyhow::Result<Sum
             let now = w.ring.wait(Some(Duration::ZERO), &mut events)?;
             w.handle(now, &mut events);
         }
+        replied = Instant::now();
         if drain_deadline.is_none() {
             if cat.generation() != w.generation {
                 w.sync_exports(cat);
