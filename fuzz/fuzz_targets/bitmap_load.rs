@@ -4,7 +4,7 @@
 //! each in-sync member's bitmap sectors, answered with the input's next bytes.
 //! Nothing may panic, and the load may not run away (bounded I/O); every member
 //! I/O lies inside one area the superblock declares (superblock, bitmap,
-//! checksums, data) and inside the member; the loaded bitmap is the OR of the
+//! checksums, partial-parity log, data) and inside the member; the loaded bitmap is the OR of the
 //! sectors read (bits beyond the array's regions ignored), and the engine's
 //! write-back of each bitmap sector carries exactly those bits.
 #![no_main]
@@ -70,6 +70,10 @@ fuzz_target!(|data: &[u8]| {
         (SB_OFFSET, u64::from(SB_SECTORS)),
         (BITMAP_OFFSET, u64::from(sb.bitmap_sectors)),
         (sb.csum_offset, sb.csum_sectors),
+        (
+            sb.ppl_offset,
+            u64::from(sb.ppl_slots) * u64::from(sb.ppl_slot_sectors),
+        ),
         (sb.data_offset, sb.data_size),
     ];
     let mut feed = data.get(SB_BYTES..).unwrap_or_default().chunks(512);

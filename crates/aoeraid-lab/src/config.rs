@@ -98,6 +98,9 @@ pub struct Array {
     pub integrity: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rebuild: Option<RebuildRates>,
+    /// RAID 5/6: `ppl` (the daemon's default) or `resync`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency_policy: Option<String>,
 }
 
 /// Rebuild, resync and scrub rates in the daemon's syntax (`10MB/s`): the
@@ -131,6 +134,7 @@ impl Array {
             allow_same_shelf_mirrors: false,
             integrity: None,
             rebuild: None,
+            consistency_policy: None,
         }
     }
     pub fn raid1(name: &str, members: &[&str]) -> Array {
@@ -162,6 +166,11 @@ impl Array {
         self.rebuild = Some(RebuildRates {
             min: rate.to_string(),
         });
+        self
+    }
+    /// How a RAID 5/6 survives a crash: `ppl` or `resync`.
+    pub fn consistency_policy(mut self, policy: &str) -> Array {
+        self.consistency_policy = Some(policy.to_string());
         self
     }
     /// Mirror halves (RAID 5 members) may share a shelf.

@@ -10,6 +10,7 @@
 //! panics — kills every process it started (by PID), deletes the namespace
 //! (and with it every veth, bridge and tap) and removes its temp dir.
 
+mod acked;
 mod appliance;
 mod blade;
 mod capture;
@@ -28,6 +29,7 @@ mod relay;
 mod sh;
 mod tempdir;
 
+pub use acked::{AckedWriter, CheckStats, WriteStats};
 pub use appliance::{metric, metric_sum, Appliance};
 pub use blade::{Blade, BladeSpec};
 pub use capture::{Capture, CaptureFile, CaptureSummary};

@@ -41,6 +41,9 @@ pub struct ArrayConfig {
     pub assume_clean: bool,
     /// Allow mirror halves on one shelf.
     pub force_placement: bool,
+    /// RAID 5/6: keep a partial-parity log (`consistency_policy: ppl`), which closes the
+    /// write hole; ignored by levels without parity.
+    pub ppl: bool,
 }
 
 impl ArrayConfig {
@@ -56,6 +59,7 @@ impl ArrayConfig {
             integrity: false,
             assume_clean: false,
             force_placement: false,
+            ppl: level.parity() > 0,
         }
     }
 }
@@ -93,6 +97,10 @@ pub(crate) struct MetaLayout {
     pub bitmap_sectors: u32,
     pub csum_offset: u64,
     pub csum_sectors: u64,
+    pub ppl_offset: u64,
+    /// Log slots per member (0: no partial-parity log).
+    pub ppl_slots: u32,
+    pub ppl_slot_sectors: u32,
     pub data_offset: u64,
 }
 
@@ -105,6 +113,7 @@ impl MetaLayout {
         member_size: u64,
         region_sectors: u64,
         integrity: bool,
+        ppl: bool,
     ) -> MetaLayout {
         let unit = match level.parity() {
             0 => chunk as u64,
@@ -119,12 +128,23 @@ impl MetaLayout {
         } else {
             0
         };
-        let data_offset =
-            (csum_offset + csum_sectors).div_ceil(DATA_ALIGN_SECTORS) * DATA_ALIGN_SECTORS;
+        // The log sits after the checksum area, 4 KiB aligned; a slot holds one entry
+        // header and the partial parity of at most a chunk.
+        let ppl_offset = (csum_offset + csum_sectors).div_ceil(8) * 8;
+        let (ppl_slots, ppl_slot_sectors) = if ppl && level.parity() > 0 {
+            (crate::ppl::SLOTS, crate::ppl::HEADER_SECTORS as u32 + chunk)
+        } else {
+            (0, 0)
+        };
+        let ppl_end = ppl_offset + ppl_slots as u64 * ppl_slot_sectors as u64;
+        let data_offset = ppl_end.div_ceil(DATA_ALIGN_SECTORS) * DATA_ALIGN_SECTORS;
         MetaLayout {
             bitmap_sectors,
             csum_offset,
             csum_sectors,
+            ppl_offset,
+            ppl_slots,
+            ppl_slot_sectors,
             data_offset,
         }
     }
@@ -173,6 +193,7 @@ pub(crate) fn validate(cfg: &ArrayConfig) -> Result<Format, CreateError> {
         min,
         cfg.bitmap_region_sectors,
         cfg.integrity,
+        cfg.ppl,
     );
     let data = min.saturating_sub(meta.data_offset);
     let geo =

@@ -16,9 +16,11 @@ mod engine;
 mod fastmap;
 mod gf;
 mod layout;
+mod le;
 mod meta;
 mod pacing;
 mod placement;
+mod ppl;
 pub mod sim;
 mod stripe_cache;
 /// The on-member format: superblock layout and offsets (the appliance reads them to

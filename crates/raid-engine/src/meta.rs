@@ -12,6 +12,8 @@ pub(crate) enum MetaKey {
     Superblock,
     Bitmap(u32),
     Csum(MemberIndex, u64),
+    /// A partial-parity log slot's header, zeroed when its member (re)joins.
+    PplSlot(MemberIndex, u32),
 }
 
 #[derive(Clone, Debug, Default)]

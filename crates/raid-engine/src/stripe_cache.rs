@@ -62,8 +62,8 @@ impl StripeBuffer {
         let at = (s % PAGE_SECTORS) as usize * SECTOR;
         Some(&page[at..at + SECTOR])
     }
-    #[cfg(test)]
-    fn intervals(&self) -> &[(u64, u64)] {
+    /// The covered intervals, sorted.
+    pub(crate) fn intervals(&self) -> &[(u64, u64)] {
         &self.covered
     }
     pub(crate) fn is_full(&self) -> bool {

@@ -2,9 +2,11 @@
 //! little endian, protected by a CRC32C over everything before the last four bytes.
 //!
 //! Member layout (sectors): 0..8 reserved · 8..16 superblock · 16.. bitmap ·
-//! then the integrity checksum area (if on) · data from `data_offset` (1 MiB aligned).
+//! then the integrity checksum area (if on) · the partial-parity log (if on) · data
+//! from `data_offset` (1 MiB aligned).
 
 use crate::layout::Level;
+use crate::le::{get32, get64, put32, put64};
 
 pub const SB_OFFSET: u64 = 8;
 pub const SB_SECTORS: u32 = 8;
@@ -71,6 +73,16 @@ pub struct Superblock {
     pub bitmap_sectors: u32,
     pub csum_offset: u64,
     pub csum_sectors: u64,
+    /// Partial-parity log area (RAID 5/6 with `consistency_policy: ppl`): `ppl_slots`
+    /// entries of `ppl_slot_sectors` from `ppl_offset`; 0 slots = no log (resync policy).
+    pub ppl_offset: u64,
+    pub ppl_slots: u32,
+    pub ppl_slot_sectors: u32,
+    /// The engine run whose log entries a crash recovery replays.
+    pub ppl_generation: u64,
+    /// Parity was never computed over the whole array (created without
+    /// `assume_clean`, first resync not finished): the log cannot vouch for it.
+    pub initial_sync: bool,
     pub slots: Vec<SlotEntry>,
 }
 
@@ -133,25 +145,17 @@ mod field {
     pub(super) const NAME_LEN: usize = 32;
     pub(super) const SLOTS: usize = 176;
     pub(super) const SLOT_LEN: usize = 20;
+    pub(super) const PPL_OFFSET: usize = 2736;
+    pub(super) const PPL_SLOTS: usize = 2744;
+    pub(super) const PPL_SLOT_SECTORS: usize = 2748;
+    pub(super) const PPL_GENERATION: usize = 2752;
     pub(super) const CRC: usize = 4092;
 }
 
 const FLAG_INTEGRITY: u32 = 1;
 const FLAG_RECOVERING: u32 = 2;
 const FLAG_BITMAP_ONLY: u32 = 4;
-
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-fn put64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-fn get32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-fn get64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
+const FLAG_INITIAL_SYNC: u32 = 8;
 
 impl Superblock {
     pub fn encode(&self) -> Vec<u8> {
@@ -172,7 +176,8 @@ impl Superblock {
         put32(&mut b, STATE, self.clean as u32);
         let flags = (self.integrity as u32 * FLAG_INTEGRITY)
             | (self.recovering as u32 * FLAG_RECOVERING)
-            | (self.recovery_bitmap_only as u32 * FLAG_BITMAP_ONLY);
+            | (self.recovery_bitmap_only as u32 * FLAG_BITMAP_ONLY)
+            | (self.initial_sync as u32 * FLAG_INITIAL_SYNC);
         put32(&mut b, FLAGS, flags);
         put64(&mut b, RECOVERY_UNIT, self.recovery_unit);
         put64(&mut b, REGION_UNITS, self.bitmap_region_units);
@@ -180,6 +185,10 @@ impl Superblock {
         put32(&mut b, BITMAP_SECTORS, self.bitmap_sectors);
         put64(&mut b, CSUM_OFFSET, self.csum_offset);
         put64(&mut b, CSUM_SECTORS, self.csum_sectors);
+        put64(&mut b, PPL_OFFSET, self.ppl_offset);
+        put32(&mut b, PPL_SLOTS, self.ppl_slots);
+        put32(&mut b, PPL_SLOT_SECTORS, self.ppl_slot_sectors);
+        put64(&mut b, PPL_GENERATION, self.ppl_generation);
         // Cut at a character boundary: decode refuses a name that is not UTF-8.
         let mut n = self.name.len().min(NAME_LEN);
         while !self.name.is_char_boundary(n) {
@@ -233,15 +242,34 @@ impl Superblock {
         let bitmap_sectors = get32(b, BITMAP_SECTORS);
         let csum_offset = get64(b, CSUM_OFFSET);
         let csum_sectors = get64(b, CSUM_SECTORS);
+        let ppl_offset = get64(b, PPL_OFFSET);
+        let ppl_slots = get32(b, PPL_SLOTS);
+        let ppl_slot_sectors = get32(b, PPL_SLOT_SECTORS);
         let data_offset = get64(b, DATA_OFFSET);
         let data_size = get64(b, DATA_SIZE);
+        let csum_end = csum_offset.checked_add(csum_sectors);
+        // A log without slots takes no room (resync policy, and superblocks written
+        // before the log existed, whose log fields are zero).
+        let log_end = match ppl_slots {
+            0 => csum_end,
+            n => csum_end
+                .filter(|&e| e <= ppl_offset)
+                .and_then(|_| ppl_offset.checked_add(u64::from(n) * u64::from(ppl_slot_sectors))),
+        };
         let ordered = BITMAP_OFFSET + u64::from(bitmap_sectors) <= csum_offset
-            && csum_offset
-                .checked_add(csum_sectors)
-                .is_some_and(|e| e <= data_offset)
+            && log_end.is_some_and(|e| e <= data_offset)
             && data_offset.checked_add(data_size).is_some();
         if !ordered {
             return Err(SbError::Invalid("metadata layout"));
+        }
+        // Each slot holds an entry header and the partial parity of up to a chunk; the
+        // engine keeps the busy slots of a member in one u64.
+        let log_fits = ppl_slots == 0
+            || (level.parity() > 0
+                && ppl_slots <= u64::BITS
+                && u64::from(ppl_slot_sectors) >= crate::ppl::HEADER_SECTORS + u64::from(chunk));
+        if !log_fits {
+            return Err(SbError::Invalid("partial-parity log"));
         }
         let flags = get32(b, FLAGS);
         let mut slots = Vec::with_capacity(raid_disks as usize);
@@ -281,6 +309,11 @@ impl Superblock {
             bitmap_sectors,
             csum_offset,
             csum_sectors,
+            ppl_offset,
+            ppl_slots,
+            ppl_slot_sectors,
+            ppl_generation: get64(b, PPL_GENERATION),
+            initial_sync: flags & FLAG_INITIAL_SYNC != 0,
             slots,
         })
     }
@@ -300,7 +333,7 @@ mod tests {
             chunk: 128,
             raid_disks: 4,
             role: 2,
-            data_offset: 2048,
+            data_offset: 16384,
             data_size: 1 << 20,
             events: 42,
             clean: false,
@@ -313,6 +346,11 @@ mod tests {
             bitmap_sectors: 1,
             csum_offset: 24,
             csum_sectors: 16,
+            ppl_offset: 40,
+            ppl_slots: 32,
+            ppl_slot_sectors: 136,
+            ppl_generation: 5,
+            initial_sync: true,
             slots: (0..4)
                 .map(|i| SlotEntry {
                     member_uuid: [i as u8; 16],
@@ -379,6 +417,10 @@ mod tests {
             |s: &mut Superblock| s.csum_sectors = u64::MAX,
             |s: &mut Superblock| s.data_offset = 30,
             |s: &mut Superblock| s.data_size = u64::MAX,
+            |s: &mut Superblock| s.ppl_offset = 30,
+            |s: &mut Superblock| s.ppl_offset = u64::MAX,
+            |s: &mut Superblock| s.ppl_slot_sectors = u32::MAX,
+            |s: &mut Superblock| s.data_offset = 4096,
         ] {
             let mut sb = sample();
             bad(&mut sb);
@@ -387,6 +429,52 @@ mod tests {
                 Err(SbError::Invalid("metadata layout"))
             );
         }
+    }
+
+    /// A log the engine cannot hold (more slots than its busy mask, a slot too
+    /// small for a chunk's entry, a log on a level without parity) is refused;
+    /// a log without slots is no log, whatever its offset says.
+    #[test]
+    fn a_log_the_engine_cannot_use_is_refused() {
+        for bad in [
+            |s: &mut Superblock| s.ppl_slots = 65,
+            |s: &mut Superblock| s.ppl_slot_sectors = 135,
+            |s: &mut Superblock| {
+                s.level = Level::Raid1;
+                s.layout = 0;
+            },
+        ] {
+            let mut sb = sample();
+            bad(&mut sb);
+            assert_eq!(
+                Superblock::decode(&sb.encode()),
+                Err(SbError::Invalid("partial-parity log"))
+            );
+        }
+        let mut sb = sample();
+        sb.ppl_slots = 0;
+        sb.ppl_offset = 0;
+        sb.ppl_slot_sectors = 0;
+        assert_eq!(Superblock::decode(&sb.encode()), Ok(sb));
+    }
+
+    /// A member written before the partial-parity log existed (this image is what
+    /// that encoder wrote for `sample()`'s fields, with its 2048-sector data offset)
+    /// reads as the same superblock with no log, and is written back byte for byte:
+    /// the format stays version 1 both ways.
+    #[test]
+    fn a_superblock_from_before_the_log_reads_as_no_log() {
+        let old: &[u8] = include_bytes!("testdata/superblock-before-ppl.bin");
+        let sb = Superblock::decode(old).expect("pre-log superblock");
+        let mut want = sample();
+        want.data_offset = 2048;
+        want.ppl_offset = 0;
+        want.ppl_slots = 0;
+        want.ppl_slot_sectors = 0;
+        want.ppl_generation = 0;
+        want.initial_sync = false;
+        assert_eq!(sb, want);
+        assert_eq!(sb.encode(), old);
     }
 
     #[test]

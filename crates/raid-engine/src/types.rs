@@ -209,6 +209,14 @@ pub enum Event {
         member: MemberIndex,
         reason: String,
     },
+    /// Replaying the partial-parity log after a crash with a data member lost: the lost
+    /// member's share of an interrupted (never acknowledged) stripe write that changed
+    /// it together with other columns comes back neither reliably old nor new (volume
+    /// sectors of this array).
+    InterruptedWriteLost {
+        offset: u64,
+        sectors: u64,
+    },
     /// A member came back and was taken in again: resyncing only the bitmap's dirty
     /// regions (`whole` None) or rebuilt whole, for the reason given.
     ReAdded {

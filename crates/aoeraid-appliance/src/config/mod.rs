@@ -170,6 +170,19 @@ pub enum Integrity {
     Crc32c,
 }
 
+/// How a RAID 5/6 keeps parity consistent across a crash (md's `consistency_policy`).
+/// `ppl`: a partial-parity log on the members closes the write hole — a crash plus
+/// the loss of a member leaves every stripe consistent — for one more member write per
+/// stripe write (benches/README.md). `resync`: no log; an unclean start resyncs the
+/// dirty regions and refuses to start with a member missing unless forced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsistencyPolicy {
+    #[default]
+    Ppl,
+    Resync,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RebuildRates {
@@ -247,6 +260,9 @@ pub struct ArraySpec {
     pub spares: Vec<MemberAddr>,
     #[serde(default)]
     pub integrity: Integrity,
+    /// RAID 5/6 only; fixed at creation (the log's area is reserved then).
+    #[serde(default)]
+    pub consistency_policy: ConsistencyPolicy,
     #[serde(default)]
     pub rebuild: RebuildRates,
     #[serde(default)]

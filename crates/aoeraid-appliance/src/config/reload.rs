@@ -153,6 +153,10 @@ fn array(o: &ArraySpec, n: &ArraySpec, p: &mut ReloadPlan) {
         ("chunk", o.chunk() != n.chunk()),
         ("members", o.members != n.members),
         ("integrity", o.integrity != n.integrity),
+        (
+            "consistency_policy",
+            o.consistency_policy != n.consistency_policy,
+        ),
         ("bitmap", o.bitmap != n.bitmap),
     ];
     for (field, changed) in fixed {

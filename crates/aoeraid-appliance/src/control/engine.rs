@@ -105,11 +105,15 @@ pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
             mismatch_bytes: s.counters.mismatch_sectors * SECTOR,
             corrected_errors: s.counters.corrected_read_errors,
             checksum_repairs: s.counters.checksum_repairs,
+            ppl_bytes: s.counters.ppl_sectors * SECTOR,
+            ppl_replayed_stripes: s.counters.ppl_replayed,
         },
         uuid: uuid_string(&s.array_uuid),
         events: s.events,
         clean_on_disk: s.clean_on_disk,
         bitmap_dirty_regions: s.bitmap_dirty_regions,
+        consistency_policy: (s.level.parity() > 0)
+            .then(|| if s.ppl { "ppl" } else { "resync" }.to_string()),
     }
 }
 

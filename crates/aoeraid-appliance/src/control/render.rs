@@ -144,6 +144,16 @@ fn array(out: &mut String, a: &ArrayStatus, terminal: bool) {
             c.checksum_repairs
         ));
     }
+    if let Some(p) = &a.consistency_policy {
+        extra.push(format!(
+            "consistency policy {p}{}",
+            if c.ppl_bytes > 0 {
+                format!(", {} logged", human_bytes(c.ppl_bytes as f64))
+            } else {
+                String::new()
+            }
+        ));
+    }
     for e in extra {
         let _ = writeln!(out, "  {e}");
     }

@@ -226,6 +226,13 @@ pub struct ArrayCounters {
     pub corrected_errors: u64,
     /// Blocks whose checksum failed and were rewritten from a good copy.
     pub checksum_repairs: u64,
+    /// Bytes written to the partial-parity log (`consistency_policy: ppl`).
+    #[serde(default)]
+    pub ppl_bytes: u64,
+    /// Stripes the log's replay made consistent at an unclean start (writes the
+    /// crash interrupted).
+    #[serde(default)]
+    pub ppl_replayed_stripes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -266,6 +273,9 @@ pub struct ArrayStatus {
     /// would resync.
     #[serde(default)]
     pub bitmap_dirty_regions: u64,
+    /// RAID 5/6: `ppl` (a partial-parity log closes the write hole) or `resync`.
+    #[serde(default)]
+    pub consistency_policy: Option<String>,
 }
 
 impl Status {

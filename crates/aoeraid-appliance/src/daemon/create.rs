@@ -9,7 +9,7 @@
 use super::claim::claim;
 use super::inuse::{in_use_reason, PROBE_SECTORS};
 use super::members::Devices;
-use crate::config::{self, ArraySpec, Config, Integrity, MemberAddr};
+use crate::config::{self, ArraySpec, Config, ConsistencyPolicy, Integrity, MemberAddr};
 use crate::core::ClaimMode;
 use crate::core::Location;
 use anyhow::{anyhow, bail};
@@ -231,6 +231,7 @@ fn create_array(
         .map_err(|_| anyhow!("array {}: chunk {} too large", spec.name, spec.chunk()))?;
     ac.bitmap_region_sectors = (spec.bitmap.region.0 / SECTOR as u64).max(1);
     ac.integrity = spec.integrity == Integrity::Crc32c;
+    ac.ppl = spec.consistency_policy == ConsistencyPolicy::Ppl && level.parity() > 0;
     ac.assume_clean = opts.assume_clean;
     ac.force_placement = spec.allow_same_shelf_mirrors || opts.force;
     let mut engine = Engine::create(&ac).map_err(|e| anyhow!("array {}: {e}", spec.name))?;

@@ -73,6 +73,12 @@ pub fn from_engine(array: &str, ev: &RaidEvent, member: &dyn Fn(usize) -> String
             None => "resyncing only what changed".to_string(),
             Some(why) => format!("full rebuild: {why}"),
         }),
+        RaidEvent::InterruptedWriteLost { offset, sectors } => {
+            Event::new(EventKind::InterruptedWriteLost, array).detail(format!(
+                "{sectors} sectors at volume sector {offset} of a write never acknowledged \
+                 may hold neither the old nor the new data"
+            ))
+        }
     };
     Some(e)
 }

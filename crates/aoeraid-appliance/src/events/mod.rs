@@ -64,6 +64,9 @@ pub enum EventKind {
     /// Another appliance holds a blade's AoE reservation now (it took the blades
     /// over): the volumes on that blade stopped serving here.
     ReservationLost,
+    /// After a crash and a member loss, the log replay could not tell whether part of an
+    /// interrupted (never acknowledged) write on the lost member is old or new.
+    InterruptedWriteLost,
 }
 
 impl EventKind {
@@ -103,6 +106,7 @@ impl EventKind {
             EventKind::MemberRefused => "MemberRefused",
             EventKind::ReAdded => "ReAdded",
             EventKind::ReservationLost => "ReservationLost",
+            EventKind::InterruptedWriteLost => "InterruptedWriteLost",
         }
     }
 
@@ -119,7 +123,8 @@ impl EventKind {
             | EventKind::DeviceDisappeared
             | EventKind::ChecksumRepaired
             | EventKind::CorrectedReadError
-            | EventKind::MemberRefused => 4,
+            | EventKind::MemberRefused
+            | EventKind::InterruptedWriteLost => 4,
             _ => 5,
         }
     }

@@ -225,6 +225,7 @@ pub struct Metrics {
     pub mismatch_bytes_total: IntCounterVec,
     pub corrected_errors_total: IntCounterVec,
     pub checksum_repairs_total: IntCounterVec,
+    pub ppl_bytes_total: IntCounterVec,
     rebuild_limit: SnapshotGauge<AtomicI64>,
     spare_group_spares: SnapshotGauge<AtomicI64>,
     volume_info: SnapshotGauge<AtomicI64>,
@@ -377,6 +378,11 @@ impl Metrics {
             checksum_repairs_total: f.counter(
                 "aoeraid_array_checksum_repairs_total",
                 "Blocks with a bad checksum rewritten from a good copy.",
+                &["array"],
+            ),
+            ppl_bytes_total: f.counter(
+                "aoeraid_array_ppl_bytes_total",
+                "Bytes written to the partial-parity log (RAID 5/6, consistency_policy ppl).",
                 &["array"],
             ),
             rebuild_limit: f.gauge(
@@ -635,6 +641,7 @@ impl Metrics {
                 (&self.mismatch_bytes_total, c.mismatch_bytes),
                 (&self.corrected_errors_total, c.corrected_errors),
                 (&self.checksum_repairs_total, c.checksum_repairs),
+                (&self.ppl_bytes_total, c.ppl_bytes),
             ] {
                 sync_counter(&family.with_label_values(&[n]), value);
             }

@@ -6,7 +6,7 @@
 //! a start claims its blades by reservation as `daemon/claim.rs` does.
 
 use super::blades::Blade;
-use crate::config::{check_str, Config, Integrity, MemberAddr};
+use crate::config::{check_str, Config, ConsistencyPolicy, Integrity, MemberAddr};
 use crate::core::{
     plan_claim, send_reserves, Array, ClaimMode, Core, CoreParts, ExportDef, Exports, Host,
     MemberMap, NoObserver, Ownership, Spare, SpareGroups, Volume,
@@ -305,6 +305,7 @@ pub(crate) fn create(
         ac.chunk_sectors = (spec.chunk().0 / SECTOR as u64) as u32;
         ac.bitmap_region_sectors = (spec.bitmap.region.0 / SECTOR as u64).max(1);
         ac.integrity = spec.integrity == Integrity::Crc32c;
+        ac.ppl = spec.consistency_policy == ConsistencyPolicy::Ppl && level.parity() > 0;
         ac.assume_clean = assume_clean;
         let e = Engine::create(&ac).map_err(|e| format!("array {}: {e}", spec.name))?;
         ready.push((spec.name.clone(), e, list, spec.spare_group.clone()));

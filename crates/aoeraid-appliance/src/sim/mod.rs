@@ -53,6 +53,11 @@ pub struct SimStats {
     pub clean_restarts: u64,
     /// A member's blade away when the appliance started (it shows up later).
     pub absent_at_start: u64,
+    /// A RAID 5/6 member's blade missing (back later or dead for good) when the
+    /// appliance starts after a crash: the write hole the partial-parity log closes.
+    pub crash_losses: u64,
+    /// Sectors of interrupted (never acknowledged) writes the log replay reported lost.
+    pub interrupted_lost_sectors: u64,
     /// Blades back with another array's superblock.
     pub foreign_returns: u64,
     /// Blades back holding an old copy of themselves.

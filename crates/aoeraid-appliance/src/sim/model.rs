@@ -13,6 +13,7 @@
 
 use raid_engine::sim::hash_sector;
 use raid_engine::SECTOR;
+use std::collections::HashSet;
 
 /// Possible contents of a sector: hashes, or anything (`any`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,6 +226,45 @@ impl VolumeModel {
         Ok(())
     }
 
+    /// Ids of the writes in flux now.
+    pub(crate) fn writes_in_flux(&self) -> HashSet<u64> {
+        self.cells
+            .iter()
+            .flat_map(|c| c.flux.iter().map(|f| f.write))
+            .collect()
+    }
+
+    /// After a crash and a member loss the log replay could not tell old from new in
+    /// `sectors` at `offset`: allowed only under a write of `interrupted` (in flux at
+    /// the crash, never acknowledged) still in flux; the sectors may hold anything
+    /// until a write resolves there, reads outstanding included.
+    pub(crate) fn interrupted_lost(
+        &mut self,
+        offset: u64,
+        sectors: u64,
+        interrupted: &HashSet<u64>,
+    ) -> Result<(), String> {
+        for sector in offset..offset + sectors {
+            let Some(cell) = self.cells.get_mut(sector as usize) else {
+                return Err(format!("log replay lost sector {sector}, past the volume"));
+            };
+            if !cell.flux.iter().any(|f| interrupted.contains(&f.write)) {
+                return Err(format!(
+                    "log replay lost sector {sector}, which no write in flux at the crash covered"
+                ));
+            }
+            cell.settled = Values::any();
+            for (_, r) in &mut self.reads {
+                if sector >= r.offset && sector < r.offset + r.accept.len() as u64 {
+                    let k = (sector - r.offset) as usize;
+                    r.accept[k] = Values::any();
+                    r.pinnable[k] = false;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Sectors with a write in flux (for the final check: none may be left).
     pub(crate) fn in_flux(&self) -> usize {
         self.cells.iter().filter(|c| !c.flux.is_empty()).count()
@@ -290,5 +330,25 @@ mod tests {
         m.write_resolved(1, 1, 1, Outcome::Failed);
         assert!(may_read(&mut m, 11, 1, 9), "unknown after a failure");
         assert!(!may_read(&mut m, 12, 0, 9));
+    }
+
+    #[test]
+    fn a_replay_may_lose_only_a_write_in_flux_at_the_crash_until_it_lands() {
+        let mut m = VolumeModel::zeroed(3);
+        m.write_issued(1, 1, &sector(1));
+        let at_crash = m.writes_in_flux();
+        m.write_issued(2, 2, &sector(2));
+        // Sector 0 is settled, sector 2's write came after the crash.
+        let refused = [0, 2].map(|s| m.interrupted_lost(s, 1, &at_crash).is_err());
+        assert_eq!(refused, [true, true]);
+        m.read_issued(10, 1, 1);
+        m.interrupted_lost(1, 1, &at_crash).unwrap();
+        // Anything, for the read outstanding then; the landed write alone afterwards.
+        let garbage = sector(9);
+        let mut seen = vec![m.read_done(10, &garbage).is_ok()];
+        m.write_resolved(1, 1, 1, Outcome::Acked);
+        m.read_issued(11, 1, 1);
+        seen.push(m.read_done(11, &garbage).is_ok());
+        assert_eq!(seen, [true, false]);
     }
 }

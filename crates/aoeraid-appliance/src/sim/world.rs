@@ -20,6 +20,7 @@ use aoe_wire::{Header, Mac, SECTOR_SIZE};
 use raid_engine::sim::Rng;
 use raid_engine::superblock::{Superblock, SB_BYTES, SB_OFFSET, SB_SECTORS};
 use raid_engine::{ArrayState, Engine, Level, MemberState, SECTOR};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 3;
@@ -78,12 +79,24 @@ enum Later {
     Add(String, MemberAddr, bool),
     /// A slow blade or a frame-fault burst ends.
     Calm,
-    /// The appliance restarts (after a crash or a stop), blade `Option` away; the
-    /// other appliance of the pair starts instead when a claim mode is given.
-    Restart(Option<usize>, Option<ClaimMode>),
+    /// The appliance restarts (after a crash or a stop), a member's blade perhaps
+    /// missing; the other appliance of the pair starts instead when a claim mode
+    /// is given.
+    Restart(Option<Away>, Option<ClaimMode>),
     /// The appliance of the pair that lost the blades starts again plainly: it
     /// must refuse.
     PlainStart(usize),
+}
+
+/// A member's blade missing when the appliance starts again.
+#[derive(Clone, Debug)]
+struct Away {
+    blade: usize,
+    array: String,
+    /// Dead for good (a new blade is plugged in later), else back in a few seconds.
+    for_good: bool,
+    /// A RAID 5/6 member after a crash: the write hole the log closes.
+    write_hole: bool,
 }
 
 /// What a blade that comes back holds.
@@ -91,6 +104,9 @@ enum Later {
 enum Comeback {
     /// What it held when it fell silent.
     Same,
+    /// What it held, switched on again: it announces itself as a starting vblade does
+    /// (a blade the appliance never saw since its start is found no other way).
+    PoweredOn,
     /// Another array's superblock (a disk swapped in by mistake): refused.
     Foreign,
     /// An old copy of itself, taken at a clean stop (a restored image): re-added if
@@ -136,6 +152,9 @@ pub(crate) struct World {
     snapshot: Option<(usize, Vec<u8>)>,
     /// Blades that came back with a foreign superblock: never to be re-added.
     foreign: Vec<usize>,
+    /// Client writes in flux at the last crash: the only ones whose sectors the
+    /// partial-parity log's replay may report lost (`InterruptedWriteLost`).
+    interrupted: HashSet<u64>,
     buf: Vec<u8>,
 }
 
@@ -192,6 +211,7 @@ impl World {
             busy_arrays: Vec::new(),
             snapshot: None,
             foreign: Vec::new(),
+            interrupted: HashSet::new(),
             buf: vec![0; 9216],
             config,
             cfg,
@@ -461,6 +481,7 @@ impl World {
         loop {
             let mut moved = false;
             let mut refused = Vec::new();
+            let mut lost = Vec::new();
             if let Some(core) = self.core.as_mut() {
                 let at = self.base + ns(self.now);
                 while let Some(n) = core.poll_notice() {
@@ -487,6 +508,9 @@ impl World {
                                 }
                                 _ => {}
                             }
+                        }
+                        if e.kind == EventKind::InterruptedWriteLost {
+                            lost.push((e.array.clone(), e.detail.clone().unwrap_or_default()));
                         }
                         if e.kind == EventKind::ReservationLost {
                             // Only a takeover takes blades, and the old active is
@@ -527,6 +551,9 @@ impl World {
             }
             for n in notes {
                 self.note(n);
+            }
+            for (array, detail) in lost {
+                self.interrupted_lost(&array, &detail)?;
             }
             for (b, array, why) in refused {
                 let addr = &self.blades[b].addr;
@@ -776,10 +803,7 @@ impl World {
                     let b = Blade::new(addr.clone(), BLADE_SECTORS);
                     let ann = b.disk.announce();
                     self.blades.push(b);
-                    for k in std::iter::once(self.who).chain(self.zombie.as_ref().map(|z| z.who)) {
-                        self.wire
-                            .send(&mut self.rng, self.now, Port::Back(k), ann.clone());
-                    }
+                    self.announce(ann);
                     self.note(format!("blade {addr} plugged in"));
                     let to_group = self.rng.chance(0.5)
                         && self
@@ -802,6 +826,12 @@ impl World {
                         }
                     };
                     if self.command(cmd).is_err() && self.core.is_some() {
+                        // Not found (its one announcement lost on the wire): the
+                        // operator restarts its vblade, which announces again.
+                        if let Some(b) = self.blades.iter().find(|b| b.addr == member) {
+                            let ann = b.disk.announce();
+                            self.announce(ann);
+                        }
                         self.later.push((
                             self.now + 1_000_000_000,
                             Later::Add(array.clone(), member, to_group),
@@ -890,7 +920,14 @@ impl World {
         }
         let b = members[self.rng.below(members.len() as u64) as usize];
         let baddr = self.blades[b].addr.to_string();
-        match self.rng.below(12) {
+        // The write-hole campaign draws one more number, so other seeds keep their
+        // schedules.
+        let pick = if self.cfg.crash_focus && self.rng.chance(0.5) {
+            8
+        } else {
+            self.rng.below(12)
+        };
+        match pick {
             0 if redundant => {
                 let back = 200_000_000 + self.rng.below(4_000_000_000);
                 self.blades[b].disk.dead = true;
@@ -1033,10 +1070,48 @@ impl World {
         for b in &mut self.blades {
             b.crashed(self.now);
         }
-        // Restarting RAID 5/6 degraded after a crash is refused (the write hole):
-        // only a mirror's blade may be away then.
+        self.interrupted = self.model.writes_in_flux();
         self.go_down(false, other);
         Ok(())
+    }
+
+    /// RAID 5/6 whose partial-parity log covers a crash followed by a member loss:
+    /// the log is on and the parity was computed once (no initial resync pending).
+    fn logged(&self, name: &str) -> bool {
+        self.engine(name).is_some_and(|e| {
+            let st = e.status();
+            st.ppl && !st.initial_sync
+        })
+    }
+
+    /// The log replay after a crash and a member loss could not tell old from new in
+    /// a range of `array` (`detail` of the `InterruptedWriteLost` event): allowed
+    /// only under client writes in flux at the crash, never acknowledged; those
+    /// sectors may read as anything until the client's retransmission lands.
+    fn interrupted_lost(&mut self, array: &str, detail: &str) -> Result<(), String> {
+        let (offset, sectors) = lost_range(detail)
+            .ok_or_else(|| format!("{array}: InterruptedWriteLost without a range: {detail}"))?;
+        let base = self
+            .core
+            .as_ref()
+            .and_then(|c| c.volumes().iter().find(|v| v.name == VOLUME))
+            .and_then(|v| {
+                let i = v.arrays.iter().position(|a| a.name == array)?;
+                Some(
+                    v.concat.arrays()[..i]
+                        .iter()
+                        .map(|e| e.volume_sectors())
+                        .sum::<u64>(),
+                )
+            })
+            .ok_or_else(|| format!("{array}: lost sectors of an array outside the volume"))?;
+        self.note(format!(
+            "{array}: log replay lost {sectors} sectors at {offset} (volume {})",
+            base + offset
+        ));
+        self.stats.interrupted_lost_sectors += sectors;
+        self.model
+            .interrupted_lost(base + offset, sectors, &self.interrupted)
     }
 
     /// A crash now could hit the write hole: RAID 5/6 degraded (raid-engine
@@ -1118,21 +1193,30 @@ impl World {
 
     /// The appliance is gone (crash or stop): frames to it are lost, clients
     /// wait, a restart is scheduled. One blade of a calm redundant array may be
-    /// away when it starts (`clean`: any level; else mirrors only, see `crash`).
+    /// missing when it starts, back later or dead for good (`clean`: any level;
+    /// after a crash: a mirror's, or a RAID 5/6's whose partial-parity log covers
+    /// the write hole; without the log that is refused).
     fn go_down(&mut self, clean: bool, other: Option<ClaimMode>) {
-        let absent: Vec<usize> = self
+        let absent: Vec<(usize, String)> = self
             .all_arrays()
             .iter()
             .filter(|a| {
                 let l = self.level(a);
-                l != Level::Raid0 && (clean || l.parity() == 0) && self.calm(a)
+                l != Level::Raid0 && (clean || l.parity() == 0 || self.logged(a)) && self.calm(a)
             })
-            .flat_map(|a| self.members(a))
-            .filter(|m| m.2)
-            .map(|m| m.0)
+            .flat_map(|a| self.members(a).into_iter().map(move |m| (m, a.clone())))
+            .filter(|(m, _)| m.2)
+            .map(|(m, a)| (m.0, a))
             .collect();
-        let away = (!absent.is_empty() && self.rng.chance(0.5))
-            .then(|| absent[self.rng.below(absent.len() as u64) as usize]);
+        let away = (!absent.is_empty() && self.rng.chance(0.5)).then(|| {
+            let (blade, array) = absent[self.rng.below(absent.len() as u64) as usize].clone();
+            Away {
+                blade,
+                write_hole: !clean && self.level(&array).parity() > 0,
+                array,
+                for_good: !clean && self.rng.chance(0.5),
+            }
+        });
         self.core = None;
         for (to, f) in self.wire.drop_to_appliance(self.who) {
             if matches!(to, Port::Front(_)) {
@@ -1164,11 +1248,24 @@ impl World {
         Ok(())
     }
 
+    /// A blade's announcement reaches the back end of every running appliance.
+    fn announce(&mut self, ann: Vec<u8>) {
+        for k in std::iter::once(self.who).chain(self.zombie.as_ref().map(|z| z.who)) {
+            self.wire
+                .send(&mut self.rng, self.now, Port::Back(k), ann.clone());
+        }
+    }
+
     /// Blade `b` answers again, holding what `how` says.
     fn revive(&mut self, b: usize, how: Comeback) {
         let a = self.blades[b].addr.to_string();
         let what = match how {
             Comeback::Same => "",
+            Comeback::PoweredOn => {
+                let ann = self.blades[b].disk.announce();
+                self.announce(ann);
+                " (switched on)"
+            }
             Comeback::Foreign => {
                 let s = SB_OFFSET as usize * SECTOR;
                 let disk = &mut self.blades[b].disk.disk;
@@ -1193,8 +1290,8 @@ impl World {
 
     /// The appliance starts again from its members — or, with `other`, the other
     /// appliance of the pair starts, claiming the blades that way; blade `away`
-    /// (if any) is not there yet and shows up a few seconds later.
-    fn restart(&mut self, away: Option<usize>, other: Option<ClaimMode>) -> Result<(), String> {
+    /// (if any) is not there: it shows up a few seconds later or is dead for good.
+    fn restart(&mut self, away: Option<Away>, other: Option<ClaimMode>) -> Result<(), String> {
         // Blades that were only silent are back by the time the appliance is;
         // refused ones are checked and taken out before assembly could use them.
         let mut back = Vec::new();
@@ -1221,17 +1318,22 @@ impl World {
                 b.disk.dead = false;
             }
         }
-        if let Some(b) = away.filter(|&b| !self.blades[b].gone) {
+        let away = away.filter(|a| !self.blades[a.blade].gone);
+        if let Some(a) = &away {
+            let b = a.blade;
+            self.stats.crash_losses += u64::from(a.write_hole);
             self.blades[b].disk.dead = true;
-            let later = 1_000_000_000 + self.rng.below(8_000_000_000);
-            self.later
-                .push((self.now + later, Later::Revive(b, Comeback::Same)));
-            self.stats.absent_at_start += 1;
-            self.note(format!(
-                "blade {} away while the appliance starts, back in {}ms",
-                self.blades[b].addr,
-                later / 1_000_000
-            ));
+            if !a.for_good {
+                let later = 1_000_000_000 + self.rng.below(8_000_000_000);
+                self.later
+                    .push((self.now + later, Later::Revive(b, Comeback::PoweredOn)));
+                self.stats.absent_at_start += 1;
+                self.note(format!(
+                    "blade {} away while the appliance starts, back in {}ms",
+                    self.blades[b].addr,
+                    later / 1_000_000
+                ));
+            }
         }
         if other.is_some() {
             self.who = 1 - self.who;
@@ -1298,6 +1400,9 @@ impl World {
             ));
         }
         self.busy_arrays.clear();
+        if let Some(a) = away.filter(|a| a.for_good) {
+            self.kill_for_good(&a.array, a.blade);
+        }
         match other {
             Some(mode) => {
                 self.note(format!(
@@ -1599,4 +1704,12 @@ impl World {
         st.client_retransmits = self.clients.iter().map(|c| c.retransmits).sum();
         st.reservation_refusals = self.blades.iter().map(|b| b.disk.reserved_refusals).sum();
     }
+}
+
+/// (offset, sectors) of an `InterruptedWriteLost` event's detail
+/// (`events::engine::from_engine`: "N sectors at volume sector O of …").
+fn lost_range(detail: &str) -> Option<(u64, u64)> {
+    let (n, rest) = detail.split_once(" sectors at volume sector ")?;
+    let o = rest.split(' ').next()?;
+    Some((o.parse().ok()?, n.parse().ok()?))
 }

@@ -299,7 +299,16 @@ pub fn assemble(
             refused,
         });
     }
-    if reference.level.parity() > 0 && !reference.clean && !not_in_sync.is_empty() && !force {
+    // With the partial-parity log the replay at start makes every interrupted stripe
+    // consistent with what landed, so a dirty degraded array is safe to start — unless
+    // parity was never computed (initial resync unfinished).
+    let logged = reference.ppl_slots > 0 && !reference.initial_sync;
+    if reference.level.parity() > 0
+        && !reference.clean
+        && !not_in_sync.is_empty()
+        && !force
+        && !logged
+    {
         return Err(AssemblyError::DirtyDegraded {
             not_in_sync,
             missing_slots,

@@ -24,6 +24,11 @@ fn sb(member: u8, role: u32, events: u64) -> Superblock {
         bitmap_sectors: 1,
         csum_offset: 17,
         csum_sectors: 0,
+        ppl_offset: 24,
+        ppl_slots: 0,
+        ppl_slot_sectors: 0,
+        ppl_generation: 1,
+        initial_sync: false,
         slots: vec![
             SlotEntry {
                 member_uuid: [10; 16],
@@ -233,6 +238,36 @@ fn raid6_assembles_with_two_missing_and_refuses_dirty_degraded() {
     let two: Vec<AssemblyInput> = three(true).into_iter().take(2).collect();
     let e = assemble(&two, None, true).unwrap_err();
     assert!(matches!(e, AssemblyError::TooFewMembers { .. }), "{e}");
+}
+
+#[test]
+fn a_dirty_degraded_raid5_with_the_log_starts_unless_its_parity_never_synced() {
+    let r5 = |m: u8, role: u32| {
+        let mut s = sb(m, role, 5);
+        s.level = Level::Raid5;
+        s.raid_disks = 3;
+        s.clean = false;
+        s.ppl_slots = 32;
+        s.ppl_slot_sectors = 136;
+        s.data_offset = 6144;
+        s.slots.push(SlotEntry {
+            member_uuid: [12; 16],
+            state: SlotState::Active,
+        });
+        s
+    };
+    let (a, b) = (r5(10, 0), r5(11, 1));
+    let plan = assemble(&[input("e1.0", &a), input("e1.1", &b)], None, false)
+        .expect("the log's replay makes the interrupted stripes consistent");
+    assert_eq!(plan.missing_slots, vec![2]);
+    let (mut a, mut b) = (a, b);
+    a.initial_sync = true;
+    b.initial_sync = true;
+    let e = assemble(&[input("e1.0", &a), input("e1.1", &b)], None, false).unwrap_err();
+    assert!(
+        matches!(e, AssemblyError::DirtyDegraded { .. }),
+        "parity never computed: nothing for the log to vouch for: {e}"
+    );
 }
 
 /// The areas a superblock declares must hold what its geometry needs, or the

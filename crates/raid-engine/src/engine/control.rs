@@ -194,6 +194,7 @@ impl Engine {
         });
         self.set_state(spare, MemberState::Rebuilding);
         self.rewrite_bitmap();
+        self.ppl_forget(spare);
         self.io
             .events
             .push_back(Event::SpareActive { member: spare });
@@ -344,6 +345,7 @@ impl Engine {
             });
             self.set_state(m, MemberState::Rebuilding);
             self.rewrite_bitmap();
+            self.ppl_forget(m);
             self.io
                 .events
                 .push_back(Event::ReAdded { member: m, whole });

@@ -176,8 +176,8 @@ impl Engine {
                 self.geo.level
             );
             ensure!(
-                self.held.is_empty() || !self.is_ready(),
-                "{} requests held although the initial load is done",
+                self.held.is_empty() || !self.accepting(),
+                "{} requests held although the initial load and the log replay are done",
                 self.held.len()
             );
         }
@@ -404,7 +404,7 @@ impl Engine {
                 Work::MirrorWrite(w) => vec![w.piece.req],
                 Work::ParityRead(r) => vec![r.piece.req],
                 Work::Stripe(sw) => sw.pieces.iter().map(|p| p.req).collect(),
-                Work::Sync(_) => Vec::new(),
+                Work::Sync(_) | Work::Replay(_) => Vec::new(),
             };
             for r in reqs {
                 ensure!(

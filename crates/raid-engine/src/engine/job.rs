@@ -26,6 +26,9 @@ pub(crate) struct Slot {
     pub res: Option<Result<(), Fail>>,
     pub issued: bool,
     pub tag: usize,
+    /// `off` is a member offset outside the data area (a log entry): no data offset
+    /// added, no checksum kept.
+    pub raw: bool,
 }
 
 impl Slot {
@@ -39,6 +42,7 @@ impl Slot {
             res: None,
             issued: false,
             tag,
+            raw: false,
         }
     }
     pub(crate) fn write(member: MemberIndex, off: u64, data: Vec<u8>, tag: usize) -> Slot {
@@ -52,6 +56,7 @@ impl Slot {
             res: None,
             issued: false,
             tag,
+            raw: false,
         }
     }
     pub(crate) fn ok(&self) -> bool {
@@ -147,6 +152,9 @@ pub(crate) struct ParityRead {
     /// Not-yet-resynced region: the parity is not trusted, so a rebuilt column is
     /// served only if it matches the stored checksums of every block.
     pub verify: bool,
+    /// Parity trusted (the log replayed) in a not-yet-resynced region: if the rebuild
+    /// fails, torn blocks are still served as they lie.
+    pub raw_ok: bool,
     pub error: bool,
 }
 
@@ -168,6 +176,11 @@ pub(crate) enum StripePhase {
     Intent,
     Plan,
     Reading,
+    /// The partial-parity log entry is being written (data and parity wait in
+    /// `log.deferred`).
+    Log,
+    Logged,
+    Write,
     Writing,
     Done,
 }
@@ -188,6 +201,7 @@ pub(crate) struct StripeWrite {
     pub hi: u64,
     pub mode: StripeMode,
     pub error: bool,
+    pub log: super::ppl::StripeLog,
 }
 
 /// What one sync run does (its public face is `SyncKind`).
@@ -248,6 +262,7 @@ pub(crate) enum Work {
     ParityRead(ParityRead),
     Stripe(StripeWrite),
     Sync(SyncUnit),
+    Replay(super::ppl::Replay),
 }
 
 #[derive(Debug)]
@@ -261,6 +276,8 @@ pub(crate) struct Job {
     pub wait: Vec<(MetaKey, u64)>,
     /// Bitmap region whose in-flight count this job holds.
     pub region: Option<u64>,
+    /// Waits for a free log slot (`Engine::ppl_park`), not for I/O or metadata.
+    pub parked: bool,
 }
 
 impl Job {
@@ -274,6 +291,7 @@ impl Job {
             pending: 0,
             wait: Vec::new(),
             region: None,
+            parked: false,
         }
     }
 }

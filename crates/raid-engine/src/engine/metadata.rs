@@ -23,6 +23,8 @@ const INIT_IO_SECTORS: u64 = 256;
 pub(crate) enum LoadKind {
     Bitmap(u32),
     Csum(u64),
+    /// A partial-parity log slot, kept for the replay.
+    Ppl,
 }
 
 /// What the superblocks and bitmaps say, and the writes that keep them saying it.
@@ -47,6 +49,9 @@ pub(crate) struct MetaState {
     pub(crate) bitmap_writeback: bool,
     /// Format writes and initial loads still in flight; requests wait for them.
     pub(crate) init_pending: usize,
+    /// Parity has never been computed over the whole array (created without
+    /// `assume_clean`; the first resync has not finished).
+    pub(crate) initial_sync: bool,
 }
 
 impl MetaState {
@@ -62,6 +67,7 @@ impl MetaState {
             next_clear_scan: 0,
             bitmap_writeback: false,
             init_pending: 0,
+            initial_sync: false,
         }
     }
 
@@ -99,7 +105,10 @@ impl Engine {
         }
         e.csums = e.members.iter().map(|_| e.new_csum_table()).collect();
         e.meta.events = 1;
+        e.ppl.generation = 1;
+        e.ppl.sb_generation = 1;
         if !cfg.assume_clean {
+            e.meta.initial_sync = true;
             e.meta.bitmap.set_all();
             e.sync.resync_needed = true;
             e.meta.clean_on_disk = false;
@@ -184,6 +193,9 @@ impl Engine {
             bitmap_sectors: sb.bitmap_sectors,
             csum_offset: sb.csum_offset,
             csum_sectors: sb.csum_sectors,
+            ppl_offset: sb.ppl_offset,
+            ppl_slots: sb.ppl_slots,
+            ppl_slot_sectors: sb.ppl_slot_sectors,
             data_offset: sb.data_offset,
         };
         // Decoding checked that the areas lie in order; they must also hold what
@@ -204,6 +216,12 @@ impl Engine {
         e.meta.events = sb.events;
         e.meta.events_cleared = sb.bitmap_events_cleared;
         e.meta.clean_on_disk = sb.clean;
+        e.meta.initial_sync = sb.initial_sync;
+        e.ppl.generation = sb.events + 1;
+        e.ppl.sb_generation = sb.ppl_generation;
+        // After a crash the log of the run that crashed is replayed before anything
+        // else runs (its parity cannot vouch for a never-synced array: no replay then).
+        let replay = e.ppl_on() && !sb.clean && !sb.initial_sync;
         for pm in &plan.members {
             let (state, recovery) = match pm.state {
                 PlannedState::Active => (MemberState::Active, None),
@@ -274,6 +292,24 @@ impl Engine {
         }
         // Load the bitmap from every in-sync member (OR) and each member's checksums.
         for m in 0..e.members.len() {
+            if replay
+                && matches!(
+                    e.members[m].state,
+                    MemberState::Active | MemberState::Rebuilding
+                )
+            {
+                for slot in 0..e.ml.ppl_slots as u64 {
+                    e.meta.init_pending += 1;
+                    e.emit(
+                        m,
+                        MemberOp::Read,
+                        e.ml.ppl_offset + slot * e.ml.ppl_slot_sectors as u64,
+                        e.ml.ppl_slot_sectors,
+                        Vec::new(),
+                        Inflight::Init(Some(LoadKind::Ppl)),
+                    );
+                }
+            }
             if e.members[m].state == MemberState::Active {
                 for s in 0..e.ml.bitmap_sectors {
                     e.meta.init_pending += 1;
@@ -299,7 +335,13 @@ impl Engine {
             }
         }
         e.meta.bitmap_writeback = true;
-        e.meta.writer.touch(MetaKey::Superblock);
+        let v = e.meta.writer.touch(MetaKey::Superblock);
+        if replay {
+            e.ppl.replay_pending = true;
+        } else {
+            e.ppl.sb_generation = e.ppl.generation;
+            e.ppl.gen_version = v;
+        }
         e.update_degraded();
         Ok(e)
     }
@@ -340,6 +382,7 @@ impl Engine {
         match (kind, result) {
             (_, Err(_)) => self.fail_member_internal(member),
             (Some(LoadKind::Bitmap(s)), Ok(d)) => self.meta.bitmap.merge_sector(s, &d),
+            (Some(LoadKind::Ppl), Ok(d)) => self.ppl.loaded.push((member, d)),
             (Some(LoadKind::Csum(s)), Ok(d)) => {
                 for (i, chunk) in d.chunks(SECTOR).enumerate() {
                     self.load_csum_sector(member, s + i as u64, chunk);
@@ -353,6 +396,10 @@ impl Engine {
             // their write intent waits for these rounds.
             self.meta.bitmap_writeback = false;
             self.rewrite_bitmap();
+        }
+        if self.meta.init_pending == 0 && self.ppl.replay_pending {
+            self.ppl.replay_pending = false;
+            self.ppl_start_replay();
         }
     }
 
@@ -411,6 +458,11 @@ impl Engine {
             bitmap_sectors: self.ml.bitmap_sectors,
             csum_offset: self.ml.csum_offset,
             csum_sectors: self.ml.csum_sectors,
+            ppl_offset: self.ml.ppl_offset,
+            ppl_slots: self.ml.ppl_slots,
+            ppl_slot_sectors: self.ml.ppl_slot_sectors,
+            ppl_generation: self.ppl.sb_generation,
+            initial_sync: self.meta.initial_sync,
             slots,
         }
     }
@@ -431,7 +483,7 @@ impl Engine {
                         MemberState::Active | MemberState::Rebuilding | MemberState::Spare
                     ),
                     MetaKey::Bitmap(_) => self.writable(m),
-                    MetaKey::Csum(cm, _) => cm == m && self.writable(m),
+                    MetaKey::Csum(cm, _) | MetaKey::PplSlot(cm, _) => cm == m && self.writable(m),
                 })
                 .collect();
             if key == MetaKey::Superblock {
@@ -449,6 +501,11 @@ impl Engine {
                     MetaKey::Csum(cm, s) => {
                         (self.ml.csum_offset + s, 1, self.csum_sector_bytes(cm, s))
                     }
+                    MetaKey::PplSlot(_, s) => (
+                        self.ppl_slot_offset(s),
+                        crate::ppl::HEADER_SECTORS as u32,
+                        vec![0; crate::ppl::HEADER_SECTORS as usize * SECTOR],
+                    ),
                 };
                 self.emit(m, MemberOp::Write, off, sectors, data, Inflight::Meta(key));
             }
@@ -496,6 +553,10 @@ impl Engine {
         {
             job.wait
                 .push((MetaKey::Superblock, self.meta.sb_dirty_version));
+        }
+        // A log entry of this run must not land before the superblocks name the run.
+        if self.ppl_on() {
+            job.wait.push((MetaKey::Superblock, self.ppl.gen_version));
         }
     }
 

@@ -16,6 +16,7 @@ mod metadata;
 mod mirror;
 mod outbox;
 mod parity;
+mod ppl;
 mod queue;
 mod rejoin;
 mod seal;
@@ -33,6 +34,7 @@ use crate::types::*;
 use job::{Job, Piece, SyncOp, Work};
 use metadata::MetaState;
 use outbox::{Inflight, Issued, Outbox};
+use ppl::PplState;
 use queue::JobQueues;
 use rejoin::CsumLoads;
 use sync::SyncState;
@@ -128,6 +130,8 @@ pub struct Engine {
     pub(crate) queues: JobQueues,
     /// Checksum tables being read back from returning members (rejoin.rs).
     pub(crate) rejoin: CsumLoads,
+    /// Partial-parity log slots and the replay at start (ppl.rs).
+    pub(crate) ppl: PplState,
 }
 
 impl Engine {
@@ -158,6 +162,7 @@ impl Engine {
             held: VecDeque::new(),
             queues: JobQueues::default(),
             rejoin: CsumLoads::default(),
+            ppl: PplState::default(),
         }
     }
 
@@ -181,6 +186,11 @@ impl Engine {
     /// Has the initial metadata load/format finished? Requests submitted before are held.
     pub fn is_ready(&self) -> bool {
         self.meta.init_pending == 0
+    }
+
+    /// Ready, and the log's replay (after an unclean start) is done: requests run.
+    pub(crate) fn accepting(&self) -> bool {
+        self.is_ready() && self.ppl.replaying == 0
     }
 
     // ---- volume side ----
@@ -212,7 +222,7 @@ impl Engine {
             });
             return;
         }
-        if !self.is_ready() {
+        if !self.accepting() {
             self.held.push_back(req);
             return;
         }
@@ -298,7 +308,9 @@ impl Engine {
                     ..
                 }) = self.queues.jobs.get_mut(&tail)
                 {
-                    if sw.phase == job::StripePhase::Gather {
+                    if sw.phase == job::StripePhase::Gather
+                        && crate::ppl::Entry::fits(sw.buf.intervals().len() + 1)
+                    {
                         let data = self.reqs[&piece.req].buf
                             [piece.buf_off..piece.buf_off + piece.sectors as usize * SECTOR]
                             .to_vec();
@@ -534,10 +546,15 @@ impl Engine {
                 Work::ParityRead(_) => self.step_parity_read(id, &mut job),
                 Work::Stripe(_) => self.step_stripe(id, &mut job),
                 Work::Sync(_) => self.step_sync(id, &mut job),
+                Work::Replay(_) => self.step_replay(id, &mut job),
             };
             if done {
                 self.finish_job(id, job);
                 return;
+            }
+            if job.parked {
+                job.parked = false;
+                break;
             }
         }
         self.queues.jobs.insert(id, job);
@@ -603,10 +620,11 @@ impl Engine {
                 job.slots[i].res = Some(Err(job::Fail::Gone));
                 continue;
             }
+            let raw = job.slots[i].raw;
             let off = job.slots[i].off;
             let sectors = job.slots[i].sectors;
             let data = if op == MemberOp::Write {
-                if self.integrity {
+                if self.integrity && !raw {
                     let waits = self.update_csums(member, off, &job.slots[i].data);
                     job.wait.extend(waits);
                 }
@@ -619,7 +637,7 @@ impl Engine {
             self.emit(
                 member,
                 op,
-                self.ml.data_offset + off,
+                if raw { off } else { self.ml.data_offset + off },
                 sectors,
                 data,
                 Inflight::Job(id, i),
@@ -746,7 +764,7 @@ impl Engine {
                 self.handle_completion(io.member, io.what, Err(MemberError::Gone));
             }
         }
-        if self.is_ready() && !self.held.is_empty() {
+        if self.accepting() && !self.held.is_empty() {
             while let Some(r) = self.held.pop_front() {
                 if self.failed {
                     self.io.done.push_back(VolumeCompletion {
@@ -765,11 +783,16 @@ impl Engine {
                 self.step(id);
             }
         }
-        if self.is_ready() {
+        if self.accepting() {
             self.sync_pump();
         }
         if self.failed {
             self.fail_everything();
+        }
+        // The log replay's last stripe may have finished in a step above (a job that
+        // waited for metadata): the requests it held start now, not at the next event.
+        if self.accepting() && !self.held.is_empty() {
+            self.pump();
         }
     }
 
@@ -795,6 +818,7 @@ impl Engine {
         // on the members: whoever assembles the array next resyncs them).
         let regions: Vec<u64> = self.queues.jobs.values().filter_map(|j| j.region).collect();
         self.queues.clear();
+        self.ppl_clear();
         for r in regions {
             self.end_write_intent(r);
         }

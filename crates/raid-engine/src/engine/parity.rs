@@ -29,6 +29,13 @@ impl Engine {
             .collect()
     }
 
+    /// Stripe `u` as each step of a job on it works from it: members, parity columns,
+    /// data columns, chunk sectors, and the member holding each column.
+    pub(crate) fn stripe_shape(&self, u: u64) -> (usize, usize, usize, u64, Vec<MemberIndex>) {
+        let (n, np) = (self.geo.members, self.parity());
+        (n, np, n - np, self.geo.chunk_u64(), self.col_members(u))
+    }
+
     pub(crate) fn new_parity_read(&mut self, piece: Piece) -> Work {
         let chunk = self.geo.chunk_u64();
         let (s, e) = (piece.off, piece.off + piece.sectors);
@@ -49,6 +56,7 @@ impl Engine {
             span: (0, 0),
             raw: Vec::new(),
             verify: false,
+            raw_ok: false,
             error: false,
         })
     }
@@ -69,17 +77,13 @@ impl Engine {
             hi: 0,
             mode: StripeMode::Full,
             error: false,
+            log: Default::default(),
         })
     }
 
     pub(crate) fn step_parity_read(&mut self, id: JobId, job: &mut Job) -> bool {
-        let (n, np, chunk, u) = (
-            self.geo.members,
-            self.parity(),
-            self.geo.chunk_u64(),
-            job.unit,
-        );
-        let colm = self.col_members(u);
+        let u = job.unit;
+        let (n, np, _, chunk, colm) = self.stripe_shape(u);
         let Work::ParityRead(r) = &mut job.work else {
             unreachable!()
         };
@@ -117,6 +121,7 @@ impl Engine {
                 if r.error || fails.is_empty() {
                     return false;
                 }
+
                 let unsynced = self.unsynced(u);
                 if fails.len() > np {
                     // Beyond parity. After a crash, though, every one of them may be a
@@ -130,7 +135,11 @@ impl Engine {
                     }
                     return false;
                 }
-                if unsynced {
+                if unsynced && self.ppl_trusted() {
+                    // The log's replay made every interrupted stripe consistent: rebuild
+                    // from parity; a torn block is served as it lies only if that fails.
+                    r.raw_ok = true;
+                } else if unsynced {
                     // The parity of an interrupted stripe is not trusted. With integrity
                     // on, a rebuilt column that matches the stored checksums is proven
                     // right anyway (the member's table is current while it is in sync);
@@ -266,7 +275,7 @@ impl Engine {
     /// The failed column could not be rebuilt (another read failed, or, in a
     /// not-yet-resynced region, the result was not proven by its checksums).
     fn rebuild_failed(r: &mut ParityRead) {
-        if r.verify {
+        if r.verify || r.raw_ok {
             Self::serve_raw(r);
         } else {
             r.error = true;
@@ -274,14 +283,8 @@ impl Engine {
     }
 
     pub(crate) fn step_stripe(&mut self, id: JobId, job: &mut Job) -> bool {
-        let (n, np, chunk, u) = (
-            self.geo.members,
-            self.parity(),
-            self.geo.chunk_u64(),
-            job.unit,
-        );
-        let k = n - np;
-        let colm = self.col_members(u);
+        let u = job.unit;
+        let (n, np, k, chunk, colm) = self.stripe_shape(u);
         let Work::Stripe(w) = &mut job.work else {
             unreachable!()
         };
@@ -436,6 +439,12 @@ impl Engine {
                     let refs: Vec<&[u8]> = merged.iter().map(|m| &m[..]).collect();
                     gf::syndromes(&refs, np, bytes)
                 };
+                // The log entry goes to P's member; with P gone there is no parity to
+                // keep consistent (RAID 6 then relies on the resync after a crash).
+                let entry = (self.ppl_on() && self.writable(colm[k])).then(|| {
+                    let full = w.mode == StripeMode::Full;
+                    self.ppl_entry(u, &w.buf, w.lo, full, &merged, &p)
+                });
                 job.slots.clear();
                 let off = u * chunk + w.lo;
                 for (c, m) in merged.into_iter().enumerate() {
@@ -455,6 +464,56 @@ impl Engine {
                             .push(Slot::write(colm[c], off, d.expect("parity"), c));
                     }
                 }
+                if let Some(e) = entry {
+                    w.log.entry = Some(e);
+                    w.log.deferred = std::mem::take(&mut job.slots);
+                    w.phase = StripePhase::Log;
+                    return false;
+                }
+                w.phase = StripePhase::Writing;
+                self.issue(id, job);
+                false
+            }
+            StripePhase::Log => {
+                let pm = colm[k];
+                if !self.writable(pm) {
+                    w.log.entry = None;
+                    w.phase = StripePhase::Write;
+                    return false;
+                }
+                // The slot's header must be zeroed first if its member just rejoined.
+                if !self.ppl_forgotten(pm) {
+                    for s in 0..self.ml.ppl_slots {
+                        let key = crate::meta::MetaKey::PplSlot(pm, s);
+                        job.wait.push((key, self.meta.writer.version(key)));
+                    }
+                    return false;
+                }
+                let Some(slot) = self.ppl_take_slot(pm, u) else {
+                    self.ppl_park(id);
+                    job.parked = true;
+                    return false;
+                };
+                w.log.slot = Some((pm, slot));
+                let e = w.log.entry.take().expect("entry to log");
+                job.slots = vec![self.ppl_write(pm, slot, &e)];
+                w.phase = StripePhase::Logged;
+                self.issue(id, job);
+                false
+            }
+            StripePhase::Logged => {
+                // A failed log write failed P's member: the stripe goes on without P,
+                // once the failure is on the survivors' superblocks.
+                if let Some(s) = job.slots.iter().find(|s| !s.ok()) {
+                    let m = s.member;
+                    self.fail_member_internal(m);
+                    job.wait.push(self.sb_barrier());
+                }
+                w.phase = StripePhase::Write;
+                false
+            }
+            StripePhase::Write => {
+                job.slots = std::mem::take(&mut w.log.deferred);
                 w.phase = StripePhase::Writing;
                 self.issue(id, job);
                 false
@@ -490,6 +549,9 @@ impl Engine {
                 false
             }
             StripePhase::Done => {
+                if let Some(s) = w.log.slot.take() {
+                    self.ppl_release(s);
+                }
                 let err = if self.failed {
                     Some(VolumeError::ArrayFailed)
                 } else if w.error {

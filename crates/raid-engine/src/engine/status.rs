@@ -26,6 +26,12 @@ pub struct Counters {
     /// Member sectors read to serve RAID 5 writes (≈ 0 when writes gather).
     pub stripe_read_sectors: u64,
     pub stripe_writes_gathered: u64,
+    /// Partial-parity log: entries and sectors written, entries replayed at start,
+    /// sectors of interrupted writes on a lost member that came back undetermined.
+    pub ppl_entries: u64,
+    pub ppl_sectors: u64,
+    pub ppl_replayed: u64,
+    pub ppl_indeterminate_sectors: u64,
 }
 
 /// What a background sync does.
@@ -140,6 +146,10 @@ pub struct Status {
     pub counters: Counters,
     pub sync_min_kib_s: u64,
     pub sync_max_kib_s: u64,
+    /// `consistency_policy`: a partial-parity log closes the write hole (RAID 5/6).
+    pub ppl: bool,
+    /// Parity not yet computed over the whole array (first resync after creation).
+    pub initial_sync: bool,
 }
 
 impl Engine {
@@ -221,6 +231,8 @@ impl Engine {
             counters: self.counters.clone(),
             sync_min_kib_s: self.sync.pacer.min_kib_s,
             sync_max_kib_s: self.sync.pacer.max_kib_s,
+            ppl: self.ppl_on(),
+            initial_sync: self.meta.initial_sync,
         }
     }
 

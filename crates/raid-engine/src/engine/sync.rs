@@ -162,6 +162,12 @@ impl Engine {
                 }
                 self.sync.retry_at = None;
             }
+            // A rejoining member's stale log entries are zeroed before it is rebuilt.
+            if let Some(SyncOp::Recover { member, .. }) = self.sync.pending.front() {
+                if !self.ppl_forgotten(*member) {
+                    return;
+                }
+            }
             while let Some(kind) = self.sync.pending.pop_front() {
                 if self.sync_wanted(kind) {
                     self.start_sync(kind);
@@ -203,6 +209,14 @@ impl Engine {
                 .min(units);
             }
             self.sync.run.as_mut().unwrap().next = next;
+            // Skipped units need no copy: a rebuild's checkpoint passes them too (one
+            // with nothing to copy ends at the end, having done no unit).
+            if let SyncOp::Recover { member, .. } = kind {
+                let ck = self.sync.run.as_ref().unwrap().checkpoint();
+                if let Some(r) = self.members[member].recovery.as_mut() {
+                    r.checkpoint = r.checkpoint.max(ck);
+                }
+            }
             let run = self.sync.run.as_mut().unwrap();
             if run.next >= units
                 || run.inflight.len() >= self.tun.sync_window
@@ -263,6 +277,10 @@ impl Engine {
         match run.kind {
             SyncOp::Resync => {
                 self.sync.resync_needed = false;
+                if self.meta.initial_sync {
+                    self.meta.initial_sync = false;
+                    self.meta.writer.touch(MetaKey::Superblock);
+                }
                 self.io.events.push_back(Event::ResyncFinished);
             }
             SyncOp::Recover { member, .. } if run.aborted => {
@@ -494,14 +512,8 @@ impl Engine {
     }
 
     fn step_sync_parity(&mut self, id: JobId, job: &mut Job, phase: SyncPhase) -> bool {
-        let (u, chunk, n, np) = (
-            job.unit,
-            self.geo.chunk_u64(),
-            self.geo.members,
-            self.parity(),
-        );
-        let k = n - np;
-        let colm = self.col_members(u);
+        let u = job.unit;
+        let (n, np, k, chunk, colm) = self.stripe_shape(u);
         let su = sync_unit(&mut job.work);
         match phase {
             SyncPhase::Read => {
@@ -511,9 +523,16 @@ impl Engine {
                     .iter()
                     .filter(|&&c| !self.in_sync(colm[c], u))
                     .count();
-                // A rebuild needs the other columns within parity; resync and scrub
-                // need them all (degraded: nothing to compare or recompute against).
-                let allowed = if target.is_some() { np - 1 } else { 0 };
+                let data_missing = sources.iter().any(|&c| c < k && !self.in_sync(colm[c], u));
+                // A rebuild needs the other columns within parity; scrub needs them
+                // all (degraded: nothing to compare against); resync needs every data
+                // column and recomputes the parity columns still there (a RAID 6 that
+                // lost P still gets a Q that matches its data).
+                let allowed = match su.kind {
+                    _ if target.is_some() => np - 1,
+                    SyncOp::Resync if !data_missing => np,
+                    _ => 0,
+                };
                 if missing > allowed {
                     if target.is_some() {
                         su.abort = true;

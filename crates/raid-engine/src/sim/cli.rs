@@ -26,13 +26,15 @@ pub struct Options {
     /// `None`: odd seeds on.
     pub integrity: Option<bool>,
     pub faults: bool,
+    /// `--crashes`: see [`SimConfig::crash_focus`].
+    pub crash_focus: bool,
     /// Print the fault schedule of passing runs too.
     pub schedule: bool,
 }
 
 impl Options {
     /// Parses `--layout raid0|raid1|raid10|raid5|raid6|concat|all --seed N --seeds K --ops N
-    /// --integrity --no-integrity --no-faults --schedule`; on a bad argument prints why
+    /// --integrity --no-integrity --no-faults --crashes --schedule`; on a bad argument prints why
     /// (as `prog`) and exits with status 2.
     pub fn parse(prog: &str, args: impl IntoIterator<Item = String>, default_ops: u64) -> Options {
         Self::try_parse(args, default_ops).unwrap_or_else(|e| {
@@ -52,6 +54,7 @@ impl Options {
             ops: default_ops,
             integrity: None,
             faults: true,
+            crash_focus: false,
             schedule: false,
         };
         let mut args = args.into_iter();
@@ -73,6 +76,7 @@ impl Options {
                 "--integrity" => o.integrity = Some(true),
                 "--no-integrity" => o.integrity = Some(false),
                 "--no-faults" => o.faults = false,
+                "--crashes" => o.crash_focus = true,
                 "--schedule" => o.schedule = true,
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -95,6 +99,7 @@ impl Options {
                     cfg.integrity = v;
                 }
                 cfg.faults = self.faults;
+                cfg.crash_focus = self.crash_focus;
                 runs.push(cfg);
             }
         }
@@ -145,12 +150,16 @@ mod tests {
 
     #[test]
     fn a_reproduce_line_selects_that_one_run() {
-        let cfg = SimConfig::new(SimLayout::Raid10, 7, 300);
-        let line = cfg.args();
-        let args: Vec<&str> = line.split(' ').collect();
-        let runs = parse(&args).unwrap().runs(|_| vec![SimLayout::Raid0]);
-        assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].args(), cfg.args());
+        let mut cfg = SimConfig::new(SimLayout::Raid10, 7, 300);
+        for crash_focus in [false, true] {
+            cfg.crash_focus = crash_focus;
+            let line = cfg.args();
+            let args: Vec<&str> = line.split(' ').collect();
+            let runs = parse(&args).unwrap().runs(|_| vec![SimLayout::Raid0]);
+            assert_eq!(runs.len(), 1);
+            assert_eq!(runs[0].args(), cfg.args());
+            assert_eq!(runs[0].crash_focus, crash_focus);
+        }
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct SimConfig {
     /// Arrays keep CRC32C checksums (and then take silent bit flips).
     pub integrity: bool,
     pub faults: bool,
+    /// The appliance simulator picks an appliance crash for half of its faults (the
+    /// write-hole campaign: crash, then a member lost before the restart).
+    pub crash_focus: bool,
 }
 
 impl SimConfig {
@@ -91,13 +94,14 @@ impl SimConfig {
             ops,
             integrity: seed % 2 == 1,
             faults: true,
+            crash_focus: false,
         }
     }
 
     /// The command-line arguments ([`cli::Options`]) that select this run again.
     pub fn args(&self) -> String {
         format!(
-            "--layout {} --seed {} --ops {} {}{}",
+            "--layout {} --seed {} --ops {} {}{}{}",
             self.layout,
             self.seed,
             self.ops,
@@ -106,7 +110,8 @@ impl SimConfig {
             } else {
                 "--no-integrity"
             },
-            if self.faults { "" } else { " --no-faults" }
+            if self.faults { "" } else { " --no-faults" },
+            if self.crash_focus { " --crashes" } else { "" }
         )
     }
 }
@@ -136,6 +141,10 @@ pub struct SimStats {
     pub transient_losses: u64,
     /// RAID 6: a second member lost while the first was still out.
     pub double_losses: u64,
+    /// A member lost while the appliance was down after a crash (the write hole's case).
+    pub crash_losses: u64,
+    /// Sectors of interrupted writes the log replay could not pin to old or new.
+    pub indeterminate_sectors: u64,
     pub re_adds: u64,
     pub spare_takeovers: u64,
     pub rebuilds_finished: u64,
@@ -195,6 +204,9 @@ struct World {
     next_fault_op: u64,
     fault_since_op: u64,
     taints: taint::Taints,
+    /// Volume sectors an interrupted write covered at the last crash: the only ones the
+    /// log replay may report as lost.
+    interrupted: std::collections::HashSet<u64>,
 }
 
 const MEMBER_DATA_SECTORS: u64 = 8192;
@@ -234,7 +246,11 @@ impl World {
         let mut engines = Vec::new();
         let mut arrays = Vec::new();
         for (ai, &(level, n)) in levels.iter().enumerate() {
-            let size = MEMBER_DATA_SECTORS + 2048 + rng.below(2) * 64;
+            // One seed in four keeps md's resync policy (no log): its crashes stay
+            // away from degraded parity arrays, the write hole it leaves open.
+            let ppl = level.parity() > 0 && cfg.seed % 4 != 2;
+            // The log takes up to 32 × (4 KiB + chunk) ahead of the data: 1 MiB more.
+            let size = MEMBER_DATA_SECTORS + 2048 * (1 + ppl as u64) + rng.below(2) * 64;
             let specs: Vec<MemberSpec> = (0..n)
                 .map(|i| MemberSpec {
                     uuid: uuid(ai, i as u8, cfg.seed),
@@ -247,6 +263,7 @@ impl World {
             ac.chunk_sectors = chunk;
             ac.integrity = cfg.integrity;
             ac.assume_clean = rng.chance(0.5);
+            ac.ppl = ppl;
             let unit = chunk as u64 * n.saturating_sub(level.parity()).max(1) as u64;
             ac.bitmap_region_sectors = unit * (1 + rng.below(16));
             // Half the arrays start without a spare so a returning member gets its own
@@ -273,6 +290,7 @@ impl World {
                 size,
                 ac.bitmap_region_sectors,
                 cfg.integrity,
+                ac.ppl,
             )
             .data_offset;
             let members = (0..n + spares)
@@ -308,6 +326,7 @@ impl World {
             next_fault_op,
             fault_since_op: 0,
             taints: taint::Taints::default(),
+            interrupted: Default::default(),
         })
     }
 
@@ -494,6 +513,9 @@ impl World {
                 }
                 Event::CorrectedReadError { .. } => self.stats.corrected_read_errors += 1,
                 Event::ChecksumRepaired { .. } => self.stats.checksum_repairs += 1,
+                Event::InterruptedWriteLost { offset, sectors } => {
+                    self.interrupted_lost(a, offset, sectors)?
+                }
                 Event::ArrayFailed if self.level(a) != Level::Raid0 => {
                     return Err(format!("array {a} failed within redundancy"));
                 }
@@ -501,6 +523,53 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// The log replay could not tell old from new on a lost member: allowed only for
+    /// sectors an interrupted (never acknowledged) write covered; they may now read as
+    /// anything, reads already waiting included.
+    fn interrupted_lost(&mut self, a: usize, offset: u64, sectors: u64) -> Result<(), String> {
+        let base: u64 = self.vol.arrays()[..a]
+            .iter()
+            .map(|e| e.volume_sectors())
+            .sum();
+        let (s, e) = (base + offset, base + offset + sectors);
+        if let Some(bad) = (s..e).find(|x| !self.interrupted.contains(x)) {
+            return Err(format!(
+                "log replay gave up sector {bad}, which no interrupted write covered\n  {}",
+                self.explain(bad)
+            ));
+        }
+        self.stats.indeterminate_sectors += sectors;
+        self.model.failed(s, sectors);
+        for o in self.outstanding.values_mut() {
+            for x in s.max(o.offset)..e.min(o.offset + o.sectors) {
+                o.expected[(x - o.offset) as usize].clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Every member still there is whole (no latent damage, not away for a while): a
+    /// crash plus one member loss is then the only fault.
+    fn whole(&self, a: usize) -> bool {
+        self.arrays[a]
+            .members
+            .iter()
+            .filter(|m| m.alive)
+            .all(|m| m.healthy())
+            && !self.transient.iter().any(|t| t.0 == a)
+            && self.vol.arrays()[a].status().state != ArrayState::Failed
+    }
+
+    /// Role slots of array `a` not in sync (members out or rebuilding, slots empty).
+    fn out_of_sync(&self, a: usize) -> usize {
+        let st = self.vol.arrays()[a].status();
+        st.members
+            .iter()
+            .filter(|m| m.role.is_some() && m.state != MemberState::Active)
+            .count()
+            + (st.raid_disks - st.members.iter().filter(|m| m.role.is_some()).count())
     }
 
     /// Where a volume sector lives and what the members hold there (failure reports).
@@ -772,13 +841,13 @@ impl World {
         if self.level(a).parity() < 2 || !self.rng.chance(0.02) {
             return Ok(());
         }
-        let st = self.vol.arrays()[a].status();
-        let out = st
-            .members
-            .iter()
-            .filter(|m| m.role.is_some() && m.state != MemberState::Active)
-            .count()
-            + (st.raid_disks - st.members.iter().filter(|m| m.role.is_some()).count());
+        // After a crash, until the resync has passed, a RAID 6 that lost P's member
+        // has Q of the interrupted stripes still to recompute: a second loss then is a
+        // crash plus two losses, beyond what the log covers (DESIGN.md).
+        if self.vol.arrays()[a].status().state == ArrayState::Resyncing {
+            return Ok(());
+        }
+        let out = self.out_of_sync(a);
         let act = self.active_members(a);
         // Everyone still active must be whole: a third fault is beyond RAID 6.
         let whole = act.iter().all(|&m| self.arrays[a].members[m].healthy());
@@ -820,14 +889,39 @@ impl World {
     /// Whole-appliance crash: in-flight member writes land, tear or vanish; the engine is
     /// rebuilt from member bytes alone. `clean`: quiesce first (orderly restart).
     fn crash(&mut self, clean: bool) -> Result<(), String> {
-        let parity_unsafe =
-            (0..self.arrays.len()).any(|a| self.level(a).parity() > 0 && !self.calm(a));
+        // Crash + degraded RAID 5/6 is the write hole (DESIGN.md): closed by the log
+        // for one member out of sync; without the log (or during the initial resync,
+        // whose parity the log cannot vouch for) it is not simulated.
+        let parity_unsafe = (0..self.arrays.len()).any(|a| {
+            let st = self.vol.arrays()[a].status();
+            self.level(a).parity() > 0
+                && !self.calm(a)
+                && (!st.ppl || st.initial_sync || self.out_of_sync(a) > 1 || !self.whole(a))
+        });
         if clean {
             self.quiesce(false)?;
         } else if parity_unsafe {
-            // Crash + degraded RAID 5/6 is the write hole (DESIGN.md): not simulated.
             return Ok(());
         }
+        // The write hole itself: crash, then a member is gone when the appliance
+        // starts again.
+        let mut lost_at_restart = Vec::new();
+        for a in 0..self.arrays.len() {
+            let st = self.vol.arrays()[a].status();
+            if !clean
+                && st.ppl
+                && !st.initial_sync
+                && self.out_of_sync(a) == 0
+                && self.whole(a)
+                && self.rng.chance(0.5)
+            {
+                let act = self.active_members(a);
+                if !act.is_empty() {
+                    lost_at_restart.push((a, act[self.rng.below(act.len() as u64) as usize]));
+                }
+            }
+        }
+        self.interrupted.clear();
         if clean {
             self.stats.clean_restarts += 1;
         } else {
@@ -873,11 +967,17 @@ impl World {
         for o in out {
             if let Some(pw) = &o.pw {
                 self.model.interrupted(pw);
+                self.interrupted.extend(o.offset..o.offset + o.sectors);
             }
         }
         // Transiently lost members are back by the time the appliance restarts.
         for (a, m, _) in std::mem::take(&mut self.transient) {
             self.arrays[a].members[m].alive = true;
+        }
+        for (a, m) in lost_at_restart {
+            self.stats.crash_losses += 1;
+            self.arrays[a].members[m].alive = false;
+            self.arrays[a].spares_wanted += 1;
         }
         let old = std::mem::replace(&mut self.vol, Concat::new(Vec::new()));
         drop(old);
@@ -906,6 +1006,14 @@ impl World {
                 .map(|pm| old_members[pm.input].clone())
                 .collect();
             let mut e = Engine::assemble(&plan).map_err(|e| format!("engine assemble: {e}"))?;
+            // A slot nobody filled (a member lost while the appliance was down) gets a
+            // placeholder member in the engine: mirror it with a dead one.
+            let size = self.arrays[a].members[0].sectors();
+            while self.arrays[a].members.len() < e.status().members.len() {
+                let mut dead = VMember::new(size, 50_000, 150_000);
+                dead.alive = false;
+                self.arrays[a].members.push(dead);
+            }
             e.set_tunables(tunables());
             e.set_sync_rates(20_000, 2_000_000);
             engines.push(e);
