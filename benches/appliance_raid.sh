@@ -3,7 +3,8 @@
 # directions), MTU 9000; sequential write then read through the appliance with
 # `aoeraid bench` from a front-end port, against the model (stripe elements × B).
 #
-#   sudo benches/appliance_raid.sh [--rate MBps] [--span MiB] [--runs N] [LEVEL...]
+#   sudo benches/appliance_raid.sh [--rate MBps] [--span MiB] [--runs N]
+#        [--policies "ppl resync"] [--small-bs 8K] [LEVEL...]
 #
 # LEVEL: raid10 (8 blades, 4 mirrored stripe elements), raid0 (8 blades),
 # raid5 (5 blades), raid6 (6 blades), pass (RAID 0 over one blade vs the blade directly),
@@ -12,6 +13,14 @@
 # client's throughput under rebuild against its unloaded throughput).
 # Default: raid10 raid0 raid5 raid6 pass rebuild. Prints one line per level with
 # medians over --runs runs (default 3). AOERAID_BIN=path uses a prebuilt binary.
+#
+# RAID 5/6 run once per consistency policy in --policies (default "ppl resync":
+# the partial-parity log on, then off), each also with random --small-bs writes
+# (5 s per run) against the read-modify-write model: every small write moves its
+# bytes twice each way on RAID 5 (data and P), three times on RAID 6 (and Q), so
+# N·B/2 (RAID 5) or N·B/3 (RAID 6) of client writes; with the log, P's member also
+# takes the entry (4 KiB header + the write's partial parity), which the line's
+# "log model" counts: N·B·s/(3s + 4 KiB) on RAID 5, N·B·s/(4s + 4 KiB) on RAID 6.
 #
 # Chunks: RAID 0/10 64 KiB, RAID 5/6 16 KiB (CHUNK_RAID10=256KiB etc. override).
 # A client keeps at most 64 frames in flight per target (Linux: aoe_maxout),
@@ -23,12 +32,16 @@ RATE=20
 SPAN_MIB=128
 RUNS=3
 LEVELS=()
+POLICIES="ppl resync"
+SMALL_BS=8K
 while [ $# -gt 0 ]; do
     case "$1" in
         --rate) RATE="$2"; shift ;;
+        --policies) POLICIES="$2"; shift ;;
+        --small-bs) SMALL_BS="$2"; shift ;;
         --span) SPAN_MIB="$2"; shift ;;
         --runs) RUNS="$2"; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) LEVELS+=("$1") ;;
     esac
     shift
@@ -55,7 +68,7 @@ cleanup() {
     wait 2>/dev/null
     ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
     ip netns del "$NS" 2>/dev/null
-    rm -rf "$DIR" "$DIR".cpu.*
+    rm -rf "$DIR" "$DIR".*
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -125,22 +138,24 @@ daemon_ticks() {
     awk '{print $14 + $15}' "/proc/${p:-$DAEMON}/stat" 2>/dev/null || echo 0
 }
 
-mbps() { # mbps DEVICE RW [IFACE] → MB/s of one run
-    local t0 t1 out
+mbps() { # mbps DEVICE RW [IFACE [KEY [BENCH ARGS...]]] → MB/s of one run
+    local dev="$1" rw="$2" iface="${3:-cli0}" key="${4:-$2}" t0 t1 out
+    shift $(($# < 4 ? $# : 4))
+    [ $# -gt 0 ] || set -- --bs 256K --qd 32 --bytes "$((SPAN_MIB << 20))"
     [ -n "$DAEMON" ] && t0=$(daemon_ticks)
-    out=$(in_ns "$BIN" bench --iface "${3:-cli0}" --device "$1" --rw "$2" --span "$((SPAN_MIB << 20))" \
-        --bs 256K --qd 32 --bytes "$((SPAN_MIB << 20))" --json 2>/dev/null \
-        | sed -n 's/.*"mb_per_s": *\([0-9.]*\).*/\1/p' | head -1)
-    if [ -n "$DAEMON" ] && [ "$1" = e7.0 ]; then
+    out=$(in_ns "$BIN" bench --iface "$iface" --device "$dev" --rw "$rw" --span "$((SPAN_MIB << 20))" \
+        "$@" --json 2>/dev/null)
+    if [ -n "$DAEMON" ] && [ "$dev" = e7.0 ]; then
         # The daemon's CPU seconds per GB the client moved (front end + engine +
         # back end, one data-path thread) and µs per client request (AoE frame
         # of 8 KiB + 512 B at MTU 9000).
         t1=$(daemon_ticks)
-        awk -v t="$((t1 - t0))" -v clk="$(getconf CLK_TCK)" -v b="$((SPAN_MIB << 20))" \
-            'BEGIN { s = t / clk; printf "%.2f %.1f\n", s / (b / 1e9), s * 1e6 / (b / 8704) }' \
-            >>"$DIR.cpu.$2"
+        awk -v t="$((t1 - t0))" -v clk="$(getconf CLK_TCK)" \
+            -v b="$(echo "$out" | sed -n 's/.*"bytes": *\([0-9]*\).*/\1/p' | head -1)" \
+            'BEGIN { s = t / clk; if (b > 0) printf "%.2f %.1f\n", s / (b / 1e9), s * 1e6 / (b / 8704) }' \
+            >>"$DIR.cpu.$key"
     fi
-    echo "$out"
+    echo "$out" | sed -n 's/.*"mb_per_s": *\([0-9.]*\).*/\1/p' | head -1
 }
 
 # "CPU s/GB, µs/request" medians of the daemon over the runs of RW, then forgets them.
@@ -223,6 +238,44 @@ measure() { # measure DEVICE RW [IFACE] → median MB/s
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
+runs_of() { awk '{ printf "%s%.1f", (NR > 1 ? " " : ""), $1 }' "$1"; }
+
+# parity_run LEVEL NBLADES MEMBERS CHUNK PARITY: one line per policy, written and
+# read sequentially (full stripes) and with random small writes, policies
+# interleaved run by run so the box's load falls on both alike.
+parity_run() {
+    local level="$1" n="$2" members="$3" chunk="$4" np="$5" pol i sbytes
+    sbytes=$(numfmt --from=iec "${SMALL_BS%B}" 2>/dev/null || echo 8192)
+    for i in $(seq "$RUNS"); do
+        for pol in $POLICIES; do
+            lab_up "$n" $((SPAN_MIB / 2 + 64))
+            appliance "$level" "$members" "$chunk" "consistency_policy: $pol"
+            mbps e7.0 write cli0 "$pol.write" >>"$DIR.$pol.w"
+            mbps e7.0 read cli0 "$pol.read" >>"$DIR.$pol.r"
+            mbps e7.0 write cli0 "$pol.small" --pattern rand --bs "$SMALL_BS" --qd 32 --seconds 5 >>"$DIR.$pol.s"
+            lab_down
+        done
+    done
+    local mw=$(((n - np) * RATE)) mr=$((n * RATE))
+    local ms; ms=$(awk -v n="$n" -v b="$RATE" -v p="$np" 'BEGIN { printf "%.1f", n * b / (p + 1) }')
+    local ml; ml=$(awk -v n="$n" -v b="$RATE" -v p="$np" -v s="$sbytes" \
+        'BEGIN { printf "%.1f", n * b * s / ((p + 2) * s + 4096) }')
+    for pol in $POLICIES; do
+        local w r sm
+        w=$(median <"$DIR.$pol.w"); r=$(median <"$DIR.$pol.r"); sm=$(median <"$DIR.$pol.s")
+        printf '%-7s write %7.1f MB/s (model %4s, ratio %s)   read %7.1f MB/s (model %4s, ratio %s)\n' \
+            "$level/$pol" "$w" "$mw" "$(ratio "$w" "$mw")" "$r" "$mr" "$(ratio "$r" "$mr")"
+        printf '%-7s random %s writes %6.1f MB/s (RMW model %s, ratio %s%s)\n' \
+            "" "$SMALL_BS" "$sm" "$ms" "$(ratio "$sm" "$ms")" \
+            "$([ "$pol" = ppl ] && echo "; with the log's bytes $ml, ratio $(ratio "$sm" "$ml")")"
+        printf '%-7s runs: write %s  read %s  small %s (MB/s)\n' "" \
+            "$(runs_of "$DIR.$pol.w")" "$(runs_of "$DIR.$pol.r")" "$(runs_of "$DIR.$pol.s")"
+        printf '%-7s daemon CPU: write %s   read %s   small writes %s\n' "" \
+            "$(cpu_of "$pol.write")" "$(cpu_of "$pol.read")" "$(cpu_of "$pol.small")"
+        rm -f "$DIR.$pol.w" "$DIR.$pol.r" "$DIR.$pol.s"
+    done
+}
+
 members8="e0.0, e1.0, e0.1, e1.1, e0.2, e1.2, e0.3, e1.3"
 echo "blades limited to $RATE MB/s each way (tbf), MTU 9000, span $SPAN_MIB MiB, bs 256K qd 32, median of $RUNS"
 for level in "${LEVELS[@]}"; do
@@ -231,10 +284,11 @@ for level in "${LEVELS[@]}"; do
                 mw=$((4 * RATE)); mr=$((4 * RATE)) ;;
         raid0)  lab_up 8 $((SPAN_MIB / 4 + 64)); appliance raid0 "$members8" "${CHUNK_RAID0:-64KiB}"
                 mw=$((8 * RATE)); mr=$((8 * RATE)) ;;
-        raid5)  lab_up 5 $((SPAN_MIB / 2 + 64)); appliance raid5 "e0.0, e1.0, e0.1, e1.1, e0.2" "${CHUNK_RAID5:-16KiB}"
-                mw=$((4 * RATE)); mr=$((5 * RATE)) ;;   # parity rotates: reads use all five
-        raid6)  lab_up 6 $((SPAN_MIB / 2 + 64)); appliance raid6 "e0.0, e1.0, e0.1, e1.1, e0.2, e1.2" "${CHUNK_RAID6:-16KiB}"
-                mw=$((4 * RATE)); mr=$((6 * RATE)) ;;   # 4 data columns of 6; P and Q rotate
+        # Parity rotates: reads use every blade; writes carry N − parity data columns.
+        raid5)  parity_run raid5 5 "e0.0, e1.0, e0.1, e1.1, e0.2" "${CHUNK_RAID5:-16KiB}" 1
+                continue ;;
+        raid6)  parity_run raid6 6 "e0.0, e1.0, e0.1, e1.1, e0.2, e1.2" "${CHUNK_RAID6:-16KiB}" 2
+                continue ;;
         pass)   lab_up 2 $((SPAN_MIB + 64)); appliance raid0 "e0.0" 256KiB
                 direct_w=$(measure e1.0 write bcl0); direct_r=$(measure e1.0 read bcl0)
                 mw=${direct_w%.*}; mr=${direct_r%.*} ;;

@@ -121,6 +121,7 @@ pub(crate) fn rebuilding() -> Status {
             name: "shelfspares".into(),
             available: vec!["e1.4".into()],
             missing: vec![],
+            origins: vec!["config".into()],
         }],
         interfaces: vec![
             InterfaceStatus {

@@ -1,6 +1,8 @@
 //! Engine CPU per 8 KiB request per layout (instant in-memory members), RAID 5 small
-//! sequential writes at QD 16 (member reads per written byte), and the chunk-size sweep.
-//! cargo bench -p raid-engine --bench engine
+//! sequential writes at QD 16 (member reads per written byte), the partial-parity log's
+//! cost on RAID 5/6 (log on against off: CPU and member bytes per client byte), and the
+//! chunk-size sweep.
+//! cargo bench -p raid-engine --bench engine [-- log]   (`log`: that section only)
 
 use raid_engine::*;
 
@@ -9,11 +11,17 @@ const MEMBER_SECTORS: u64 = 2048 + 1_048_576; // 512 MiB data per member (never 
 struct Bench {
     e: Engine,
     member_read_bytes: u64,
+    member_write_bytes: u64,
+    member_writes: u64,
     member_ios: u64,
 }
 
 impl Bench {
     fn new(level: Level, n: usize, chunk: u32, integrity: bool) -> Bench {
+        Bench::with_log(level, n, chunk, integrity, level.parity() > 0)
+    }
+
+    fn with_log(level: Level, n: usize, chunk: u32, integrity: bool, ppl: bool) -> Bench {
         let specs = (0..n as u8)
             .map(|i| MemberSpec {
                 uuid: [i; 16],
@@ -25,6 +33,7 @@ impl Bench {
         cfg.chunk_sectors = chunk;
         cfg.assume_clean = true;
         cfg.integrity = integrity;
+        cfg.ppl = ppl;
         let e = Engine::create(&cfg).expect("create");
         // Members keep no bytes: reads return zeros, writes are dropped. Storing them
         // would measure cache misses in large member arrays, not the engine.
@@ -32,6 +41,8 @@ impl Bench {
         let mut b = Bench {
             e,
             member_read_bytes: 0,
+            member_write_bytes: 0,
+            member_writes: 0,
             member_ios: 0,
         };
         b.drain();
@@ -50,7 +61,12 @@ impl Bench {
                         self.member_read_bytes += len as u64;
                         Ok(vec![0u8; len])
                     }
-                    MemberOp::Write | MemberOp::Flush => Ok(Vec::new()),
+                    MemberOp::Write => {
+                        self.member_write_bytes += len as u64;
+                        self.member_writes += 1;
+                        Ok(Vec::new())
+                    }
+                    MemberOp::Flush => Ok(Vec::new()),
                 };
                 self.e.complete_member_io(io.id, r);
             }
@@ -145,7 +161,95 @@ fn per_request(
     median(samples)
 }
 
+/// What one workload costs with the log off or on: engine CPU per request, and the
+/// member bytes written and read per client byte (bitmap, log, data and parity).
+struct LogCost {
+    ns_per_req: f64,
+    write_per_byte: f64,
+    writes_per_req: f64,
+    read_per_byte: f64,
+}
+
+impl LogCost {
+    /// Client throughput the members allow, in units of B, when each of the `n`
+    /// members moves B each way (parity rotates, so the load spreads evenly).
+    fn ceiling(&self, n: usize) -> f64 {
+        n as f64 / self.write_per_byte.max(self.read_per_byte)
+    }
+}
+
+/// `sectors`-sized writes at random multiples of their size within the first 64 MiB
+/// of the volume, 16 in flight, chunk 16 KiB (the appliance bench's RAID 5/6 chunk).
+/// One warm-up pass (its bitmap bits), then medians of 7 passes of 2000.
+fn log_cost(level: Level, n: usize, ppl: bool, sectors: u32) -> LogCost {
+    let mut b = Bench::with_log(level, n, 32, false, ppl);
+    let slots = (64 << 11) / sectors as u64;
+    let mut x = 12345u64;
+    let mut offset = move |_| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 20) % slots * sectors as u64
+    };
+    let reqs = 2000u64;
+    b.writes_qd16(reqs, sectors, &mut offset);
+    let (mut ns, mut wb, mut w, mut rb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..7 {
+        let (w0, n0, r0) = (b.member_write_bytes, b.member_writes, b.member_read_bytes);
+        let secs = b.writes_qd16(reqs, sectors, &mut offset);
+        let client = (reqs * sectors as u64 * 512) as f64;
+        ns.push(secs * 1e9 / reqs as f64);
+        wb.push((b.member_write_bytes - w0) as f64 / client);
+        w.push((b.member_writes - n0) as f64 / reqs as f64);
+        rb.push((b.member_read_bytes - r0) as f64 / client);
+    }
+    LogCost {
+        ns_per_req: median(ns),
+        write_per_byte: median(wb),
+        writes_per_req: median(w),
+        read_per_byte: median(rb),
+    }
+}
+
+fn log_section() {
+    println!("== partial-parity log off / on (instant members, QD 16, chunk 16 KiB, random within 64 MiB) ==");
+    for (name, level, n) in [("raid5 x5", Level::Raid5, 5), ("raid6 x6", Level::Raid6, 6)] {
+        let p = level.parity();
+        // Full stripes against the seed model (data columns × B); small writes against
+        // read-modify-write (each byte moves 1 + parity times each way: N·B/(1+p)).
+        for (what, sectors, model) in [
+            ("full stripe 64 KiB", 128u32, (n - p) as f64),
+            ("random 8 KiB", 16, n as f64 / (1 + p) as f64),
+        ] {
+            let off = log_cost(level, n, false, sectors);
+            let on = log_cost(level, n, true, sectors);
+            for (pol, c) in [("off", &off), ("on ", &on)] {
+                println!(
+                    "{name} {what:18} log {pol}: {:6.0} ns/req, member writes {:.3} B per client B ({:.2} I/Os per req), reads {:.3} B/B; members allow {:.2}·B = {:.2}x model {:.2}·B",
+                    c.ns_per_req,
+                    c.write_per_byte,
+                    c.writes_per_req,
+                    c.read_per_byte,
+                    c.ceiling(n),
+                    c.ceiling(n) / model,
+                    model
+                );
+            }
+            println!(
+                "{name} {what:18} on/off: CPU {:.2}x, member bytes written {:.3}x, member-bound throughput {:.3}x",
+                on.ns_per_req / off.ns_per_req,
+                on.write_per_byte / off.write_per_byte,
+                on.ceiling(n) / off.ceiling(n)
+            );
+        }
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "log") {
+        log_section();
+        return;
+    }
     println!("== engine CPU per 8 KiB request (instant members, QD 16, random offsets, chunk 128 KiB) ==");
     for (name, level, n) in [
         ("raid0 x4", Level::Raid0, 4),
@@ -182,6 +286,8 @@ fn main() {
             c.rcw_writes
         );
     }
+
+    log_section();
 
     println!("== chunk sweep, RAID 0 x4 ==");
     println!("chunk KiB | CPU/8KiB read | CPU/64KiB read | member I/Os per 64 KiB req | members busy per 512 KiB seq window");

@@ -14,6 +14,9 @@ mod concat;
 mod config;
 mod engine;
 mod fastmap;
+// Entry points for the cargo-fuzz targets in fuzz/; built only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod gf;
 mod layout;
 mod le;

@@ -87,6 +87,11 @@ impl Entry {
         b
     }
 
+    /// Does the slot hold an entry header at all (zeroed and never-written slots do not)?
+    pub(crate) fn present(b: &[u8]) -> bool {
+        b.get(..MAGIC.len()) == Some(&MAGIC[..])
+    }
+
     /// An entry of this array, whole (a torn entry write fails a CRC: its stripe write
     /// was never issued, since data waits for the entry).
     pub(crate) fn decode(b: &[u8], array_uuid: &[u8; 16]) -> Option<Entry> {
@@ -97,21 +102,23 @@ impl Entry {
             return None;
         }
         let n = get32(b, 72) as usize;
-        let partial_sectors = get64(b, 64) as usize;
+        let partial_sectors = get64(b, 64);
         let (lo, hi) = (get64(b, 48), get64(b, 56));
         let ncols = get32(b, 80) as usize;
         if ncols > MAX_COLS
             || n > MAX_INTERVALS
             || lo >= hi
-            || (partial_sectors != 0 && partial_sectors as u64 != hi - lo)
+            || (partial_sectors != 0 && partial_sectors != hi - lo)
         {
             return None;
         }
-        let end = HEADER_BYTES + partial_sectors * SECTOR;
-        if b.len() < end {
-            return None;
-        }
-        let partial = b[HEADER_BYTES..end].to_vec();
+        // The row count is the header's word: a whole header may still name more rows
+        // than any slot holds (or than a byte count can express).
+        let end = usize::try_from(partial_sectors)
+            .ok()
+            .and_then(|s| s.checked_mul(SECTOR))
+            .and_then(|len| len.checked_add(HEADER_BYTES))?;
+        let partial = b.get(HEADER_BYTES..end)?.to_vec();
         if crc32c::crc32c(&partial) != get32(b, 76) {
             return None;
         }
@@ -134,6 +141,43 @@ impl Entry {
             partial,
             col_crcs: (0..ncols).map(|i| get32(b, COL_CRCS_AT + i * 4)).collect(),
         })
+    }
+
+    /// Make `b` (one slot) pass the CRCs as this array's entry of `generation`: magic,
+    /// array and generation set, the payload's CRC taken over the sectors the header
+    /// declares (where they fit), the header's CRC last. The fuzz target's way past the
+    /// CRCs to the field checks behind them.
+    #[cfg(fuzzing)]
+    pub(crate) fn seal(b: &mut [u8], array_uuid: &[u8; 16], generation: u64) {
+        if b.len() < HEADER_BYTES {
+            return;
+        }
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..24].copy_from_slice(array_uuid);
+        put64(b, 24, generation);
+        let end = usize::try_from(get64(b, 64))
+            .ok()
+            .and_then(|n| n.checked_mul(SECTOR))
+            .and_then(|n| n.checked_add(HEADER_BYTES));
+        if let Some(payload) = end.and_then(|end| b.get(HEADER_BYTES..end)) {
+            let crc = crc32c::crc32c(payload);
+            put32(b, 76, crc);
+        }
+        let crc = crc32c::crc32c(&b[..CRC_AT]);
+        put32(b, CRC_AT, crc);
+    }
+
+    /// The unit a slot's header names when the header itself is whole (its CRC holds)
+    /// and belongs to this array's run `generation` — the only entries replay may act
+    /// on, whatever their other fields say.
+    #[cfg(fuzzing)]
+    pub(crate) fn vouched_unit(b: &[u8], array_uuid: &[u8; 16], generation: u64) -> Option<u64> {
+        let whole = b.len() >= HEADER_BYTES
+            && b[0..8] == MAGIC
+            && &b[8..24] == array_uuid
+            && get64(b, 24) == generation
+            && crc32c::crc32c(&b[..CRC_AT]) == get32(b, CRC_AT);
+        whole.then(|| get64(b, 40))
     }
 
     /// Does the write change row `r` (chunk-relative) of data column `c`?
@@ -249,6 +293,28 @@ mod tests {
         let mut torn = b;
         torn[100] ^= 1;
         assert_eq!(Entry::decode(&torn, &[3; 16]), None, "torn header");
+    }
+
+    #[test]
+    fn rows_beyond_any_slot_are_refused_not_overflowed() {
+        // Found by fuzz target ppl_replay: a whole header (good CRC) naming 2^55 rows of
+        // partial parity made the byte count 2^64 — an overflow panic at replay.
+        let mut b = entry().encode();
+        put64(&mut b, 48, 0);
+        put64(&mut b, 56, 1 << 55);
+        put64(&mut b, 64, 1 << 55);
+        let crc = crc32c::crc32c(&b[..CRC_AT]);
+        put32(&mut b, CRC_AT, crc);
+        assert_eq!(Entry::decode(&b, &[3; 16]), None);
+        put64(&mut b, 56, 3);
+        put64(&mut b, 64, 3);
+        let crc = crc32c::crc32c(&b[..CRC_AT]);
+        put32(&mut b, CRC_AT, crc);
+        assert_eq!(
+            Entry::decode(&b, &[3; 16]),
+            None,
+            "more rows than the slot read"
+        );
     }
 
     /// Three data columns, chunk 8, rows 2..4; the write changes column 0 row 2 and

@@ -1060,6 +1060,66 @@ fn raid5_scrub_repair_trusts_the_data_columns() {
     assert_eq!(kept, 3, "three of four columns hold data");
 }
 
+/// Byte offsets of every partial-parity-log slot on a member (from its superblock).
+fn log_slots(r: &Rig, m: usize) -> Vec<usize> {
+    let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
+    let sb = raid_engine::superblock::Superblock::decode(&r.members[m].data[sb]).unwrap();
+    (0..sb.ppl_slots as usize)
+        .map(|s| (sb.ppl_offset as usize + s * sb.ppl_slot_sectors as usize) * 512)
+        .collect()
+}
+
+#[test]
+fn raid5_log_entries_that_cannot_be_trusted_are_skipped_and_counted() {
+    // RAID 5 over 4 members, 8 KiB chunks: unit 0 written whole with 1s, then rows 8..16
+    // of its column 0 with 2s (read-modify-write, not a prefix held for gathering: the
+    // entry's partial parity is columns 1 and 2 of those rows). The crash leaves that
+    // entry on P's member; three copies of it are spoiled: its payload torn (the CRC
+    // fails), a whole copy on another member's slot (not where that stripe's entries
+    // go) and a copy sealed with an earlier run's generation. Column 1's member is then
+    // lost: had the torn partial parity been applied, column 1 would come back from it,
+    // wrong.
+    let mut r = Rig::new(Level::Raid5, 4, 0, 16);
+    r.write(0, 1, 48);
+    r.frozen = true;
+    r.write(8, 2, 8);
+    let with_entry: Vec<(usize, usize)> = (0..4)
+        .flat_map(|m| log_slots(&r, m).into_iter().map(move |at| (m, at)))
+        .filter(|&(m, at)| &r.members[m].data[at..at + 8] == b"AOERPPL\x01")
+        .collect();
+    let [(p, at)] = with_entry[..] else {
+        panic!("one entry for the one stripe written: {with_entry:?}");
+    };
+    let col1 = r.e.geometry().map(16).0;
+    let other = (0..4).find(|&m| m != p && m != col1).unwrap();
+    let entry = r.members[p].data[at..at + 16 * 512].to_vec();
+    let earlier = {
+        let mut b = entry.clone();
+        b[24..32].copy_from_slice(&0u64.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..4092]);
+        b[4092..4096].copy_from_slice(&crc.to_le_bytes());
+        b
+    };
+    let spare_slot = log_slots(&r, p)[5];
+    r.members[p].data[spare_slot..spare_slot + earlier.len()].copy_from_slice(&earlier);
+    let elsewhere = log_slots(&r, other)[0];
+    r.members[other].data[elsewhere..elsewhere + entry.len()].copy_from_slice(&entry);
+    r.members[p].data[at + 4096 + 100] ^= 0xff;
+    r.members[col1].alive = false;
+    r.reassemble();
+    let c = r.e.counters();
+    assert_eq!(
+        (c.ppl_replayed, c.ppl_refused, c.ppl_stale),
+        (0, 2, 1),
+        "replayed, refused, stale: {c:?}"
+    );
+    let d = r.read(0, 48).unwrap();
+    for (s, sector) in d.chunks(512).enumerate() {
+        let want = if (8..16).contains(&s) { 2 } else { 1 };
+        assert!(sector.iter().all(|&b| b == want), "sector {s}");
+    }
+}
+
 /// Every blade silent at once (the appliance simulator's outage): the appliance
 /// fails each member while writes wait on them. The failed array answers every
 /// write and keeps its books (the simulator's `--layout raid10 --seed 3` found

@@ -252,7 +252,15 @@ pub fn render(s: &Status, terminal: bool) -> String {
             out,
             "\nspare group {}: available [{}]{}",
             g.name,
-            g.available.join(" "),
+            g.available
+                .iter()
+                .enumerate()
+                .map(|(i, a)| match g.origins.get(i).map(String::as_str) {
+                    None | Some("config") => a.clone(),
+                    Some(o) => format!("{a} ({o})"),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
             if g.missing.is_empty() {
                 String::new()
             } else {

@@ -451,6 +451,11 @@ pub struct SpareGroupStatus {
     /// Declared spares that are absent or faulty.
     #[serde(default)]
     pub missing: Vec<String>,
+    /// Where each available spare came from, in `available`'s order: `config`
+    /// (the spare group lists it), `spare-add` (added while running; labelled),
+    /// `label` (not in the configuration, found at start by its spare label).
+    #[serde(default)]
+    pub origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

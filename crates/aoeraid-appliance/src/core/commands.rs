@@ -3,7 +3,8 @@
 
 use super::members::{Host, Location};
 use super::ownership::held_by;
-use super::spares::Spare;
+use super::spare_label::SpareLabel;
+use super::spares::{Spare, SpareOrigin};
 use super::volumes::find_array;
 use super::{Core, Notice, Reply};
 use crate::config::MemberAddr;
@@ -187,10 +188,19 @@ impl Core {
                 e.fail_member(i)
                     .map(|_| format!("{member} marked faulty in {array}"))
             }),
-            Command::Remove { array, member } => self.with_member(&array, &member, |e, i| {
-                e.remove_member(i)
-                    .map(|_| format!("{member} removed from {array}"))
-            }),
+            Command::Remove { array, member } => {
+                let spare = self.spare_of(&array, &member);
+                let r = self.with_member(&array, &member, |e, i| {
+                    e.remove_member(i)
+                        .map(|_| format!("{member} removed from {array}"))
+                });
+                if let (Ok(_), Some(loc)) = (&r, spare) {
+                    // Its superblock says "spare of this array": a restart would
+                    // find it and take it back (`spare_scan.rs`).
+                    self.write_label(&member, loc, None);
+                }
+                r
+            }
             Command::ReAdd { array, member } => self.with_member(&array, &member, |e, i| {
                 e.member_returned(i).map(|_| {
                     format!(
@@ -204,7 +214,10 @@ impl Core {
             Command::SpareRemove { group, member } => {
                 if !self.spares.exists(&group) {
                     Err(format!("no spare group named {group}"))
-                } else if self.spares.remove(&group, &member) {
+                } else if let Some(spare) = self.spares.remove(&group, &member) {
+                    if spare.origin != SpareOrigin::Config {
+                        self.write_label(&member, spare.loc, None);
+                    }
                     Ok(format!("{member} removed from spare group {group}"))
                 } else {
                     Err(format!("{member} is not an unused spare of {group}"))
@@ -277,6 +290,7 @@ impl Core {
         if let Some((other, st)) = self.serving(m) {
             return Err(format!("{m} is in use by array {other} ({st:?})"));
         }
+        self.label_idle(m)?;
         let loc = self
             .members
             .open(m, self.pool.as_ref(), host)
@@ -307,9 +321,44 @@ impl Core {
         if self.spares.contains(group, m) {
             return Err(format!("{m} is already a spare of {group}"));
         }
-        let spare = self.new_spare(m, host)?;
+        if let Some((other, st)) = self.serving(m) {
+            return Err(format!("{m} is in use by array {other} ({st:?})"));
+        }
+        self.label_idle(m)?;
+        let spare = self.new_spare(m, host, SpareOrigin::Added)?;
+        let label = SpareLabel {
+            group: group.to_string(),
+            uuid: spare.uuid,
+        };
+        self.write_label(m, spare.loc, Some(&label));
         self.spares.add(group, spare);
-        Ok(format!("{m} added to spare group {group}"))
+        Ok(format!(
+            "{m} added to spare group {group}{}",
+            if m.shelf().is_some() {
+                " (labelled: it stays a spare across restarts and takeovers)"
+            } else {
+                " (a file spare: list it in the configuration to keep it across restarts)"
+            }
+        ))
+    }
+
+    /// Refuses a command on `m` while its spare label is being written or wiped.
+    fn label_idle(&self, m: &MemberAddr) -> Result<(), String> {
+        if self.labels.busy(m) {
+            return Err(format!(
+                "{m}: its spare label is being written; try again in a moment"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where `m` is, if it is a spare (not yet in a slot) of `array`.
+    fn spare_of(&self, array: &str, m: &MemberAddr) -> Option<Location> {
+        let (v, a) = find_array(&self.vols, array)?;
+        let i = self.vols[v].arrays[a].index_of(m)?;
+        (self.vols[v].member_state(a, i) == Some(MemberState::Spare))
+            .then(|| self.vols[v].arrays[a].member(i).map(|x| x.1))
+            .flatten()
     }
 
     /// Opens `m` and draws the UUID it will carry as a member.
@@ -317,6 +366,7 @@ impl Core {
         &mut self,
         m: &MemberAddr,
         host: &mut dyn Host,
+        origin: SpareOrigin,
     ) -> Result<Spare, String> {
         let loc = self.members.open(m, self.pool.as_ref(), host)?;
         self.claim_opened(loc)?;
@@ -324,6 +374,7 @@ impl Core {
             addr: m.clone(),
             loc,
             uuid: host.random_uuid()?,
+            origin,
         })
     }
 

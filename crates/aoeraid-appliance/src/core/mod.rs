@@ -38,6 +38,8 @@ mod regather;
 mod rejoin;
 mod reload;
 mod reservations;
+mod spare_label;
+mod spare_scan;
 mod spares;
 mod state_saves;
 mod status;
@@ -54,7 +56,8 @@ pub(crate) use members::{
 pub(crate) use ownership::{
     held_by, holder, plan_claim, send_reserves, ClaimMode, Holder, Ownership,
 };
-pub(crate) use spares::{Spare, SpareGroups};
+pub(crate) use spare_label::SpareLabel;
+pub(crate) use spares::{Spare, SpareGroups, SpareOrigin};
 pub(crate) use volumes::{Array, Volume};
 
 use crate::config::{Config, MemberAddr};
@@ -172,6 +175,8 @@ pub(crate) struct Core {
     claiming: commands::Claiming,
     /// Failed arrays whose members answer again, being re-assembled.
     regathers: Vec<regather::Regather>,
+    /// Spare labels being written, blades no configuration names being read.
+    labels: spare_scan::SpareLabels,
     notices: VecDeque<Notice>,
     /// The blades this appliance holds by reservation (none until
     /// [`Core::hold_blades`]).
@@ -211,6 +216,7 @@ impl Core {
             refused: VecDeque::new(),
             rejoin: Rejoin::default(),
             regathers: Vec::new(),
+            labels: spare_scan::SpareLabels::default(),
             claiming: commands::Claiming::default(),
             notices: VecDeque::new(),
             owners: Ownership::default(),
@@ -435,6 +441,7 @@ impl Core {
     /// Moves work between the parts until nothing moves.
     fn pump(&mut self) {
         let now = self.now;
+        self.scan_at_start();
         loop {
             let mut moved = false;
             // Front end → volumes.
@@ -464,6 +471,11 @@ impl Core {
             }
             while let Some(d) = self.pool.as_mut().and_then(poll_blade_done) {
                 moved = true;
+                if self.labels.owns(d.token) {
+                    // A blade refusing a scan's read is not one we lost.
+                    self.label_io_done(d.token, d.result, d.reserved);
+                    continue;
+                }
                 if d.reserved {
                     self.io_refused(d.blade);
                 }
@@ -536,6 +548,10 @@ impl Core {
     }
 
     fn member_done(&mut self, t: u64, r: MemberResult) {
+        if self.labels.owns(t) {
+            self.label_io_done(t, r, false);
+            return;
+        }
         if Rejoin::is_probe(t) {
             self.probe_done(t, r);
             return;

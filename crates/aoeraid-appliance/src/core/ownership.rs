@@ -32,7 +32,7 @@ use aoe_initiator::{
     write_macs, BladeId, Pool, ReserveCmd, ReserveCompletion, ReserveError, ReserveRequest,
 };
 use aoe_wire::Mac;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// How often a held blade's list is set again: the longest a blade that restarted
@@ -171,6 +171,10 @@ pub(crate) struct Ownership {
     /// The MACs a takeover forced off the blades (empty: a plain start).
     fenced: Vec<Mac>,
     blades: BTreeMap<BladeId, Claim>,
+    /// Blades no configuration names, adopted after a takeover only to learn
+    /// whether the old active held them (its run-time spares, `spare_scan.rs`):
+    /// forgotten, untouched, if their list names anyone else.
+    found: BTreeSet<BladeId>,
     next_reassert: Option<Instant>,
     /// I/Os and Sets refused because another appliance holds a blade.
     refused: u64,
@@ -187,6 +191,7 @@ impl Ownership {
             macs,
             fenced: Vec::new(),
             blades: blades.into_iter().map(|b| (b, Claim::Held)).collect(),
+            found: BTreeSet::new(),
             next_reassert: Some(now + REASSERT_EVERY),
             refused: 0,
         }
@@ -332,6 +337,21 @@ impl Ownership {
         self.blades.entry(blade).or_insert(first);
     }
 
+    /// Was the start a takeover (some MACs were fenced)?
+    pub(crate) fn takes_over(&self) -> bool {
+        !self.fenced.is_empty()
+    }
+
+    /// A blade no configuration names refused our read after a takeover: its
+    /// list is read, and it is forced only if it names just the fenced old
+    /// active (then it is ours as the old active's spare); otherwise forgotten.
+    pub(crate) fn adopt_found(&mut self, blade: BladeId) {
+        if !self.fenced.is_empty() && !self.blades.contains_key(&blade) {
+            self.blades.insert(blade, Claim::Unread);
+            self.found.insert(blade);
+        }
+    }
+
     /// Stops holding every blade: the ones not lost are returned (to be
     /// released); no more Sets go out.
     pub(crate) fn release_all(&mut self) -> Vec<BladeId> {
@@ -383,8 +403,12 @@ impl Ownership {
                     .blades
                     .values()
                     .any(|c| matches!(c, Claim::Lost { .. }));
+                let found = self.found.remove(&c.blade);
                 let next = if stale && ours {
                     Claim::Force
+                } else if found {
+                    self.blades.remove(&c.blade);
+                    return Outcome::None;
                 } else {
                     Claim::Pending
                 };

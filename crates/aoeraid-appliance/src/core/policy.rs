@@ -3,10 +3,10 @@
 //! the operator.
 
 use super::members::Location;
+use super::spares::Spare;
 use super::{Core, Notice};
-use crate::config::MemberAddr;
 use crate::events::{self, Event, EventKind};
-use aoe_initiator::{BladeId, Event as PoolEvent};
+use aoe_initiator::{BladeId, BladeState, Event as PoolEvent};
 use raid_engine::MemberSpec;
 use raid_engine::MemberState;
 
@@ -29,11 +29,7 @@ impl Core {
     pub(super) fn pool_event(&mut self, e: PoolEvent) {
         match e {
             PoolEvent::BladeDown { blade, failed_ios } => {
-                if let Some(i) = self.pool.as_ref().and_then(|p| p.blade_info(blade)) {
-                    let addr = MemberAddr::Blade {
-                        shelf: i.shelf,
-                        slot: i.slot,
-                    };
+                if let Some(addr) = self.blade_addr(blade) {
                     self.rejoin.forget(&addr);
                 }
                 for (v, a, m) in self.on_blade(blade) {
@@ -125,6 +121,13 @@ impl Core {
     /// whether a spare moved.
     pub(super) fn give_spares(&mut self) -> bool {
         let mut moved = false;
+        let pool = self.pool.as_ref();
+        let lost = &self.owners;
+        let up =
+            |b| !lost.is_lost(b) && pool.and_then(|p| p.blade_state(b)) == Some(BladeState::Up);
+        if self.labels.settling(up) {
+            return false;
+        }
         for v in 0..self.vols.len() {
             for a in 0..self.vols[v].arrays.len() {
                 let Some(group) = self.vols[v].arrays[a].spare_group.as_deref() else {
@@ -134,7 +137,21 @@ impl Core {
                 if self.vols[v].reservation_lost || !self.vols[v].concat.arrays()[a].needs_spare() {
                     continue;
                 }
-                let Some(spare) = self.spares.take(group) else {
+                // Not a spare whose label is being written (the array's superblock
+                // could land first and be overwritten), nor one whose blade does
+                // not answer now (it would fail at once and the array would wait
+                // for it instead of the next spare).
+                let (labels, pool) = (&self.labels, self.pool.as_ref());
+                let usable = |s: &Spare| {
+                    !labels.busy(&s.addr)
+                        && match s.loc {
+                            Location::Blade(b) => {
+                                pool.and_then(|p| p.blade_state(b)) == Some(BladeState::Up)
+                            }
+                            Location::File(_) => true,
+                        }
+                };
+                let Some(spare) = self.spares.take(group, usable) else {
                     continue;
                 };
                 let group = group.to_string();

@@ -234,16 +234,24 @@ impl Core {
     /// A blade that holds no known member answers IDENTIFY: if the configuration
     /// names it, its superblock decides what it is.
     pub(super) fn blade_arrived(&mut self, blade: BladeId) {
-        let Some(info) = self.pool.as_ref().and_then(|p| p.blade_info(blade)) else {
+        let Some(addr @ MemberAddr::Blade { shelf, slot }) = self.blade_addr(blade) else {
             return;
         };
-        let addr = MemberAddr::Blade {
-            shelf: info.shelf,
-            slot: info.slot,
-        };
-        if self.absent_blades().contains(&(info.shelf, info.slot)) {
+        if self.absent_blades().contains(&(shelf, slot)) {
             self.probe(blade, addr);
+        } else {
+            // Perhaps a spare that carries our label or superblock (`spare_scan.rs`).
+            self.scan(blade);
         }
+    }
+
+    /// The `eS.L` address of `blade`, if the pool knows it.
+    pub(super) fn blade_addr(&self, blade: BladeId) -> Option<MemberAddr> {
+        let i = self.pool.as_ref()?.blade_info(blade)?;
+        Some(MemberAddr::Blade {
+            shelf: i.shelf,
+            slot: i.slot,
+        })
     }
 
     /// Reads the superblock of `blade` (`addr`); [`Core::probe_done`] judges it.

@@ -3,6 +3,7 @@
 //! restart is named in the reply and left as it is.
 
 use super::members::Host;
+use super::spares::SpareOrigin;
 use super::volumes::find_array;
 use super::{Command, Core, Notice, Reply};
 use crate::config::reload::{plan, LiveChange};
@@ -93,7 +94,7 @@ impl Core {
                             refused.push(format!("spare {m}: already in use"));
                             continue;
                         }
-                        match self.new_spare(&m, host) {
+                        match self.new_spare(&m, host, SpareOrigin::Config) {
                             Ok(s) => {
                                 self.spares.add(&group, s);
                                 applied.push(format!("spare {m} added to {group}"));
@@ -102,7 +103,7 @@ impl Core {
                         }
                     }
                     for m in removed {
-                        if self.spares.remove(&group, &m) {
+                        if self.spares.remove(&group, &m).is_some() {
                             applied.push(format!("spare {m} removed from {group}"));
                         }
                     }

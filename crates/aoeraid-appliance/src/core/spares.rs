@@ -1,6 +1,8 @@
 //! Spare groups (mdadm's `spare-group`): devices no array uses yet, lent to the
 //! first array of their group that needs one. Each spare carries the member UUID
 //! it will get, drawn when it joined the group, so taking one needs no I/O.
+//! A blade spare added at run time carries a label naming its group
+//! (`spare_label.rs`), so a restart or the other appliance of a pair finds it.
 
 use super::members::Location;
 use crate::config::MemberAddr;
@@ -10,6 +12,28 @@ pub(crate) struct Spare {
     pub(crate) addr: MemberAddr,
     pub(crate) loc: Location,
     pub(crate) uuid: [u8; 16],
+    pub(crate) origin: SpareOrigin,
+}
+
+/// Where a spare came from, for `aoeraid status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpareOrigin {
+    /// The configuration's spare group lists it.
+    Config,
+    /// `aoeraid spare-add` (or a reload) added it while running.
+    Added,
+    /// Found at start (or when its blade appeared) by its spare label.
+    Label,
+}
+
+impl SpareOrigin {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SpareOrigin::Config => "config",
+            SpareOrigin::Added => "spare-add",
+            SpareOrigin::Label => "label",
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -65,14 +89,11 @@ impl SpareGroups {
         }
     }
 
-    /// Removes `addr` from `group`; false if it was not an unused spare there.
-    pub(crate) fn remove(&mut self, group: &str, addr: &MemberAddr) -> bool {
-        let Some(g) = self.groups.iter_mut().find(|g| g.0 == group) else {
-            return false;
-        };
-        let before = g.1.len();
-        g.1.retain(|x| &x.addr != addr);
-        g.1.len() != before
+    /// Removes `addr` from `group`: the spare, None if it was not an unused one there.
+    pub(crate) fn remove(&mut self, group: &str, addr: &MemberAddr) -> Option<Spare> {
+        let g = self.groups.iter_mut().find(|g| g.0 == group)?;
+        let i = g.1.iter().position(|x| &x.addr == addr)?;
+        Some(g.1.remove(i))
     }
 
     /// Forgets every unused spare at `loc` (its blade is no longer ours to write).
@@ -82,10 +103,12 @@ impl SpareGroups {
         }
     }
 
-    /// The spare an array of `group` gets next: the one that waited longest.
-    pub(crate) fn take(&mut self, group: &str) -> Option<Spare> {
+    /// The spare an array of `group` gets next: the one that waited longest
+    /// among those `usable` accepts.
+    pub(crate) fn take(&mut self, group: &str, usable: impl Fn(&Spare) -> bool) -> Option<Spare> {
         let g = self.groups.iter_mut().find(|g| g.0 == group)?;
-        (!g.1.is_empty()).then(|| g.1.remove(0))
+        let i = g.1.iter().position(usable)?;
+        Some(g.1.remove(i))
     }
 
     fn get(&self, group: &str) -> Option<&Vec<Spare>> {

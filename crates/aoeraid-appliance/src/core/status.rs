@@ -114,6 +114,10 @@ impl Core {
                 name: g.to_string(),
                 available: avail.iter().map(|m| m.addr.to_string()).collect(),
                 missing: Vec::new(),
+                origins: avail
+                    .iter()
+                    .map(|m| m.origin.as_str().to_string())
+                    .collect(),
             });
         }
         s

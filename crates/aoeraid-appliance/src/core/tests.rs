@@ -63,6 +63,12 @@ fn exported(array: lab::Array) -> lab::Config {
 /// A core over the arrays, volumes and spare groups of `c`, every `eS.L` it
 /// names a simulated blade that is up. Arrays are created clean.
 fn rig(c: lab::Config) -> Rig {
+    rig_with(c, &[])
+}
+
+/// [`rig`] with blades `extra` on the network too, which the configuration does
+/// not name.
+fn rig_with(c: lab::Config, extra: &[&str]) -> Rig {
     let cfg = checked(c);
     let mut sim = Sim::new(
         PoolConfig {
@@ -74,7 +80,10 @@ fn rig(c: lab::Config) -> Rig {
         7,
     );
     let names = cfg.members();
-    for m in &names {
+    for m in names
+        .iter()
+        .chain(&extra.iter().map(|e| addr(e)).collect::<Vec<_>>())
+    {
         let MemberAddr::Blade { shelf, slot } = m else {
             panic!("{m}: blades only");
         };
@@ -146,6 +155,7 @@ fn rig(c: lab::Config) -> Rig {
                     addr: m.clone(),
                     loc,
                     uuid,
+                    origin: crate::core::SpareOrigin::Config,
                 }
             })
             .collect();
@@ -977,4 +987,161 @@ fn adding_a_blade_another_appliance_holds_is_refused_and_the_volume_runs_on() {
     assert_eq!(r.blade("e5.0").reserve, vec![ours]);
     r.advance(Duration::from_secs(30));
     assert_eq!(r.state("data", "e5.0"), Some(MemberState::Active));
+}
+
+// ---- spares added at run time (`spare_scan.rs`) --------------------------------
+
+/// A mirror with spare group `g` (one configured spare, e2.0); e5.0 and e6.0 are
+/// blades the configuration does not name.
+fn spared() -> Rig {
+    rig_with(
+        exported(lab::Array::raid1("data", &PAIR).spare_group("g")).spare_group("g", &["e2.0"]),
+        &["e5.0", "e6.0"],
+    )
+}
+
+impl Rig {
+    /// `aoeraid spare-add g BLADE`.
+    fn spare_add(&mut self, blade: &str) -> Reply {
+        self.cmd(Command::SpareAdd {
+            group: "g".into(),
+            member: addr(blade),
+        })
+    }
+
+    fn label(&mut self, blade: &str) -> Option<SpareLabel> {
+        let s = SB_OFFSET as usize * SECTOR;
+        SpareLabel::decode(&self.blade(blade).disk[s..s + SB_BYTES])
+    }
+
+    fn origins(&self, group: &str) -> Vec<(String, String)> {
+        let st = self.core.status(self.now);
+        let g = st.spare_groups.iter().find(|g| g.name == group).unwrap();
+        g.available
+            .iter()
+            .cloned()
+            .zip(g.origins.iter().cloned())
+            .collect()
+    }
+}
+
+#[test]
+fn a_spare_added_at_run_time_is_labelled_found_after_a_restart_and_used() {
+    let mut r = spared();
+    let msg = r.spare_add("e5.0").unwrap();
+    assert!(msg.contains("labelled"), "{msg}");
+    r.advance(Duration::from_millis(100));
+    assert_eq!(r.label("e5.0").map(|l| l.group), Some("g".to_string()));
+    assert_eq!(
+        r.origins("g"),
+        [
+            ("e2.0".into(), "config".into()),
+            ("e5.0".into(), "spare-add".into())
+        ]
+    );
+    r.quiesce();
+    r.restart(&[]);
+    r.advance(Duration::from_secs(2));
+    assert_eq!(
+        r.origins("g"),
+        [
+            ("e2.0".into(), "config".into()),
+            ("e5.0".into(), "label".into())
+        ]
+    );
+    assert!(
+        r.logged("e5.0: found by its spare label"),
+        "{:?}",
+        r.notices
+    );
+    // Two failures use both spares; the array's superblock replaces the label.
+    r.fail("data", "e1.0");
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.state("data", "e2.0"), Some(MemberState::Active));
+    r.fail("data", "e0.0");
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.state("data", "e5.0"), Some(MemberState::Active));
+    assert_eq!(r.label("e5.0"), None);
+    let s = SB_OFFSET as usize * SECTOR;
+    assert!(Superblock::decode(&r.blade("e5.0").disk[s..s + SB_BYTES]).is_ok());
+}
+
+#[test]
+fn a_removed_spare_is_wiped_and_not_claimed_next_start() {
+    let mut r = spared();
+    r.spare_add("e5.0").unwrap();
+    r.cmd(Command::SpareRemove {
+        group: "g".into(),
+        member: addr("e5.0"),
+    })
+    .unwrap();
+    r.advance(Duration::from_millis(100));
+    assert!(r.blade("e5.0").disk[..64 * 1024].iter().all(|&b| b == 0));
+    // A label for a group this appliance does not have is someone else's.
+    let other = SpareLabel {
+        group: "elsewhere".into(),
+        uuid: [3; 16],
+    }
+    .encode();
+    let s = SB_OFFSET as usize * SECTOR;
+    r.blade("e6.0").disk[s..s + SB_BYTES].copy_from_slice(&other);
+    r.quiesce();
+    r.restart(&[]);
+    r.advance(Duration::from_secs(2));
+    assert_eq!(r.origins("g"), [("e2.0".into(), "config".into())]);
+    assert_eq!(&r.blade("e6.0").disk[s..s + SB_BYTES], &other[..]);
+}
+
+#[test]
+fn an_array_spare_added_at_run_time_comes_back_after_a_restart_until_removed() {
+    let mut r = spared();
+    assert!(r.add("e5.0").unwrap().contains("as a spare"));
+    r.advance(Duration::from_millis(100));
+    r.quiesce();
+    r.restart(&[]);
+    r.advance(Duration::from_secs(2));
+    assert_eq!(r.state("data", "e5.0"), Some(MemberState::Spare));
+    assert!(r.logged("e5.0 found by its superblock"), "{:?}", r.notices);
+    // Its own spare goes first; the group's stays.
+    r.fail("data", "e1.0");
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.state("data", "e5.0"), Some(MemberState::Active));
+    assert_eq!(r.origins("g").len(), 1);
+}
+
+#[test]
+fn a_removed_array_spare_is_not_taken_back_at_the_next_start() {
+    let mut r = spared();
+    r.add("e5.0").unwrap();
+    r.advance(Duration::from_millis(100));
+    r.cmd(Command::Remove {
+        array: "data".into(),
+        member: addr("e5.0"),
+    })
+    .unwrap();
+    r.advance(Duration::from_millis(100));
+    r.quiesce();
+    r.restart(&[]);
+    r.advance(Duration::from_secs(2));
+    assert_eq!(r.state("data", "e5.0"), None);
+}
+
+#[test]
+fn a_spare_whose_blade_is_silent_is_passed_over() {
+    let mut r = rig(exported(lab::Array::raid1("data", &PAIR).spare_group("g"))
+        .spare_group("g", &["e2.0", "e3.0"]));
+    // e2.0 waited longest but no longer answers: the pool declared it down.
+    r.blade("e2.0").dead = true;
+    let pool = r.core.pool.as_mut().unwrap();
+    let id = pool.find(2, 0).unwrap();
+    assert!(pool.reidentify(r.now, id));
+    r.advance(DEAD * 3);
+    assert_eq!(
+        r.core.pool().unwrap().blade_state(id),
+        Some(BladeState::Down)
+    );
+    r.fail("data", "e1.0");
+    r.advance(Duration::from_secs(30));
+    assert_eq!(r.state("data", "e3.0"), Some(MemberState::Active));
+    assert_eq!(r.state("data", "e2.0"), None);
 }

@@ -5,7 +5,7 @@
 use super::inuse::in_use_reason;
 use super::members::Devices;
 use crate::config::{ArraySpec, MemberAddr};
-use crate::core::{superblock_read, Location};
+use crate::core::{superblock_read, Location, SpareLabel};
 use anyhow::{anyhow, bail};
 use raid_engine::{assemble, AssemblyInput};
 use raid_engine::{Engine, MemberError};
@@ -99,15 +99,26 @@ pub(crate) fn assemble_array(
     })
 }
 
-/// Is `addr` blank enough to become a spare (nothing on it we would destroy)?
-pub(crate) fn spare_is_blank(dev: &mut Devices, loc: Location) -> Result<(), String> {
+/// Is `addr` blank enough to become a spare of `group` (nothing on it we would
+/// destroy, or only the spare label of that group)?
+pub(crate) fn spare_is_blank(dev: &mut Devices, loc: Location, group: &str) -> Result<(), String> {
     let sectors = (super::inuse::PROBE_SECTORS as u64).min(dev.sectors(loc)) as u32;
     match dev.read_blocking(loc, 0, sectors, READ_TIMEOUT) {
         Ok(Ok(head)) => match in_use_reason(&head) {
             None => Ok(()),
+            Some(_) if labelled_for(&head, group) => Ok(()),
             Some(why) => Err(why),
         },
         Ok(Err(e)) => Err(format!("unreadable ({e:?})")),
         Err(e) => Err(format!("{e:#}")),
     }
+}
+
+/// Does the head of a device carry our spare label for `group` (a spare added at
+/// run time that the configuration now lists too)?
+pub(crate) fn labelled_for(head: &[u8], group: &str) -> bool {
+    let at = raid_engine::superblock::SB_OFFSET as usize * raid_engine::SECTOR;
+    head.get(at..)
+        .and_then(SpareLabel::decode)
+        .is_some_and(|l| l.group == group)
 }

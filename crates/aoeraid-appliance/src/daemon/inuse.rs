@@ -3,6 +3,7 @@
 //! volume-manager or partition-table signature, or any non-zero byte in the area
 //! our metadata would overwrite.
 
+use crate::core::SpareLabel;
 use raid_engine::superblock::{SbError, Superblock, SB_BYTES, SB_OFFSET};
 use raid_engine::SECTOR;
 
@@ -43,6 +44,17 @@ const SIGNATURES: &[(usize, &[u8], &str)] = &[
 pub(crate) fn in_use_reason(head: &[u8]) -> Option<String> {
     let sb_at = SB_OFFSET as usize * SECTOR;
     if head.len() >= sb_at + SB_BYTES {
+        let area = &head[sb_at..sb_at + SB_BYTES];
+        if let Some(l) = SpareLabel::decode(area) {
+            return Some(format!(
+                "carries the aoeraid spare label of spare group `{}` (`aoeraid spare-remove` \
+                 wipes it)",
+                l.group
+            ));
+        }
+        if SpareLabel::looks_like(area) {
+            return Some("carries a damaged aoeraid spare label".into());
+        }
         match Superblock::decode(&head[sb_at..sb_at + SB_BYTES]) {
             Ok(sb) => {
                 let role = if sb.role == raid_engine::superblock::ROLE_SPARE {

@@ -14,7 +14,7 @@ use crate::control::status::Status;
 use crate::control::{ControlHandler, ControlServer, MemberCommand};
 use crate::core::{
     Array, ClaimMode, Command, Core, CoreParts, ExportDef, Exports, Location, MemberMap, Reply,
-    Spare, SpareGroups, Volume,
+    Spare, SpareGroups, SpareOrigin, Volume,
 };
 use crate::events::{self, Dispatcher, DispatcherOptions, Event, EventKind};
 use crate::frontend::StateFile;
@@ -243,11 +243,12 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             }
             match dev.open(m) {
                 None => events::log_line(4, &format!("spare group {}: {m} unavailable", g.name)),
-                Some(loc) => match spare_is_blank(&mut dev, loc) {
+                Some(loc) => match spare_is_blank(&mut dev, loc, &g.name) {
                     Ok(()) => avail.push(Spare {
                         addr: m.clone(),
                         loc,
                         uuid: random_uuid()?,
+                        origin: SpareOrigin::Config,
                     }),
                     Err(why) => events::log_line(
                         4,

@@ -9,7 +9,7 @@ use super::blades::Blade;
 use crate::config::{check_str, Config, ConsistencyPolicy, Integrity, MemberAddr};
 use crate::core::{
     plan_claim, send_reserves, Array, ClaimMode, Core, CoreParts, ExportDef, Exports, Host,
-    MemberMap, NoObserver, Ownership, Spare, SpareGroups, Volume,
+    MemberMap, NoObserver, Ownership, Spare, SpareGroups, SpareOrigin, Volume,
 };
 use crate::daemon::create::engine_level;
 use aoe_initiator::{BladeId, BladeState, Pool, PoolConfig, ReserveCmd, ReserveError};
@@ -422,6 +422,7 @@ fn build(
                     addr: m.clone(),
                     loc,
                     uuid: host.random_uuid()?,
+                    origin: SpareOrigin::Config,
                 });
             }
         }

@@ -193,23 +193,43 @@ impl Engine {
     pub(crate) fn ppl_start_replay(&mut self) {
         let k = self.geo.members - self.parity();
         let units = self.geo.units();
+        let chunk = self.geo.chunk_u64();
         let mut newest: HashMap<u64, Entry> = HashMap::default();
         for (m, bytes) in std::mem::take(&mut self.ppl.loaded) {
-            let Some(e) = Entry::decode(&bytes, &self.array_uuid) else {
-                continue;
-            };
-            // A rebuilding member's entries count where it is in sync (its old ones
-            // were zeroed before its rebuild started).
-            if e.generation != self.ppl.sb_generation
-                || e.unit >= units
-                || e.hi > self.geo.chunk_u64()
-                || self.col_member(e.unit, k) != m
-                || !self.in_sync(m, e.unit)
-            {
+            if !Entry::present(&bytes) {
                 continue;
             }
-            if newest.get(&e.unit).is_none_or(|o| o.seq < e.seq) {
-                newest.insert(e.unit, e);
+            let Some(e) = Entry::decode(&bytes, &self.array_uuid) else {
+                self.counters.ppl_refused += 1;
+                continue;
+            };
+            if e.generation > self.ppl.sb_generation
+                || e.unit >= units
+                || e.hi > chunk
+                || e.col_crcs.len() != k
+                || e.covered
+                    .iter()
+                    .any(|&(a, b)| a >= b || b > k as u64 * chunk)
+                || self.col_member(e.unit, k) != m
+            {
+                self.counters.ppl_refused += 1;
+                continue;
+            }
+            // A rebuilding member's entries count where it is in sync (its old ones
+            // were zeroed before its rebuild started).
+            if e.generation < self.ppl.sb_generation || !self.in_sync(m, e.unit) {
+                self.counters.ppl_stale += 1;
+                continue;
+            }
+            match newest.get(&e.unit) {
+                Some(o) if o.seq >= e.seq => self.counters.ppl_stale += 1,
+                Some(_) => {
+                    self.counters.ppl_stale += 1;
+                    newest.insert(e.unit, e);
+                }
+                None => {
+                    newest.insert(e.unit, e);
+                }
             }
         }
         let mut entries: Vec<Entry> = newest.into_values().collect();

@@ -32,6 +32,14 @@ pub struct Counters {
     pub ppl_sectors: u64,
     pub ppl_replayed: u64,
     pub ppl_indeterminate_sectors: u64,
+    /// Log slots read at an unclean start that held an entry header (the magic) but
+    /// were not replayed. Refused: torn or corrupt (a CRC fails), another array's, a
+    /// generation above the superblocks', or naming a stripe, rows, columns or a member
+    /// the entry cannot belong to — never applied. Stale: an earlier run's entry, one
+    /// superseded by a newer entry of its stripe, or one on a member not in sync there
+    /// (the normal leftovers of earlier runs and rebuilds).
+    pub ppl_refused: u64,
+    pub ppl_stale: u64,
 }
 
 /// What a background sync does.
