@@ -461,70 +461,128 @@ fn raid6_two_members_killed_under_verify() {
 /// reply came back. The appliance is stopped under those writes, e0.1's blade is
 /// stopped, and `aoeraid run` starts again without it: every acknowledged write
 /// and every sector not written since the fill reads back — what e0.1 held among
-/// them rebuilt from parity that an interrupted write may have left behind. First
-/// with SIGTERM (a clean start, degraded), then e0.1 rejoins and the same with
-/// SIGKILL: the array starts dirty and degraded, the log's replay making the
-/// interrupted stripes consistent first. The kill seldom tears a stripe here: a
-/// stripe's member writes leave together and the blades finish what reached them
-/// after the appliance died. With `consistency_policy: resync` and `--force` this
-/// test passed in 7 of 7 runs (also with a member's link dropped before the kill:
-/// the read-modify-writes then stall in their reads); the simulators' crashes,
-/// which tear writes, are where the log is shown to be needed.
+/// them rebuilt from parity. First with SIGTERM (a clean start, degraded), then
+/// e0.1 rejoins and the same with SIGKILL, the kill made to tear stripes: for the
+/// last 0.5 s before it (well under `dead_after`, so e0.3 is not failed) the relay
+/// in front of e0.3 drops every ATA WRITE to it, so in the stripes whose parity or
+/// written column lives on e0.3 the other member's write landed and e0.3's did
+/// not. The array starts dirty and degraded and the log's replay makes those
+/// stripes consistent before e0.1's data is rebuilt from them. Without the log
+/// they rebuild wrong: see `raid5_write_hole_without_log_loses_acknowledged_writes`.
 #[test]
 fn raid5_sigkill_then_member_loss_keeps_acknowledged_writes() {
     if !ready("raid5_sigkill_then_member_loss_keeps_acknowledged_writes") {
         return;
     }
-    const VICTIM: usize = 1;
+    if let Err(e) = torn_stripes_then_member_loss("ppl") {
+        panic!("SIGKILL then e0.1 lost: {e}");
+    }
+}
+
+/// The same with `consistency_policy: resync` (no log) and `aoeraid run --force`:
+/// the stripes torn on e0.3 keep the other member's new block beside e0.3's old
+/// one, so e0.1's acknowledged data rebuilt from them reads back wrong. Ignored
+/// (it only shows that the test above needs the log); run it with `--ignored`.
+#[test]
+#[ignore = "shows the write hole without the log; run with --ignored"]
+fn raid5_write_hole_without_log_loses_acknowledged_writes() {
+    if !ready("raid5_write_hole_without_log_loses_acknowledged_writes") {
+        return;
+    }
+    match torn_stripes_then_member_loss("resync") {
+        Ok(c) => panic!("no acknowledged write lost without the log: {c:?}"),
+        Err(e) => assert!(e.contains("sectors wrong"), "{e}"),
+    }
+}
+
+/// The write-hole scenario of the two tests above under `policy`; the check
+/// after the SIGKILL and e0.1's loss is returned (the SIGTERM round must pass).
+fn torn_stripes_then_member_loss(policy: &str) -> Result<lab::CheckStats, String> {
+    const VICTIM: u8 = 1;
+    const TORN: u8 = 3;
     let members = ["e0.0", "e0.1", "e0.2", "e0.3", "e0.4"];
     let blades = Lab::grid(&[0], 0..5, 64 * MIB);
     let config = exported(&[Array::new("data", Level::Raid5, &members)
         .chunk("16KiB")
         .same_shelf_mirrors()
-        .bitmap_region("1MiB")]);
+        .bitmap_region("1MiB")
+        .consistency_policy(policy)]);
+    let with_log = policy == "ppl";
+    let run_args: &[&str] = if with_log { &[] } else { &["--force"] };
     let mut app = Appliance::new(AOERAID, "hole5", 9000, &blades, config);
-    app.create_and_start();
+    // The relay in front of e0.3 goes in now (passing everything): plumbing it
+    // later would take e0.3's link away for a moment under the writes.
+    let lab = app.lab.clone();
+    let torn = lab.blade(0, TORN);
+    let writes_to_torn = |drop_ata_writes| {
+        let n = lab::Netem {
+            drop_ata_writes,
+            ..lab::Netem::default()
+        };
+        torn.impair(Direction::ToBlade, &Impairment::netem(n))
+            .expect("relay in front of e0.3");
+    };
+    writes_to_torn(false);
+    app.create();
+    app.start_with(run_args);
     let span = 8 * MIB / 512;
-    let targets = small_writes_beside(VICTIM, members.len(), 32, span);
+    let targets = small_writes_beside(VICTIM.into(), members.len(), 32, span);
     let mut w = lab::AckedWriter::new(app.raw_client(), 7, 0, span, 5);
     w.fill(16, 16).expect("fill the span");
 
-    for crash in [false, true] {
-        let how = if crash { "SIGKILL" } else { "SIGTERM" };
-        let stats;
-        (w, stats) = write_through(w, &targets, || {
-            if crash {
-                app.kill();
-            } else {
-                app.stop();
-            }
-        });
-        eprintln!("{how} under small writes: {stats:?}");
-        assert!(stats.acked > 100, "{how}: {stats:?}");
-        app.lab.blade(0, VICTIM as u8).kill().expect("stop e0.1");
-        app.start();
-        app.wait_for("data", Duration::from_secs(30), |st, _| st == "degraded");
-        let s = app.status_json().unwrap();
-        let replayed = s["arrays"][0]["counters"]["ppl_replayed_stripes"].as_u64();
-        eprintln!("{how}: {replayed:?} stripes replayed from the log");
-        if crash {
-            assert!(replayed > Some(0), "{how}: no log replay:\n{s}");
-        }
-        match w.check() {
-            Ok(c) => eprintln!("{how} then e0.1 lost: {c:?}"),
-            Err(e) => panic!("{how} then e0.1 lost: {e}"),
-        }
-        if !crash {
-            app.lab
-                .blade(0, VICTIM as u8)
-                .restart()
-                .expect("start e0.1");
-            app.wait_for("data", Duration::from_secs(60), |st, m| {
-                st == "clean" && m.iter().all(|(_, s)| s == "active")
-            });
-        }
+    let (mut w, stats) = write_through(w, &targets, || {
+        app.stop();
+    });
+    restart_without(&mut app, VICTIM, run_args, "SIGTERM", &stats);
+    match w.check() {
+        Ok(c) => eprintln!("SIGTERM then e0.1 lost: {c:?}"),
+        Err(e) => panic!("SIGTERM then e0.1 lost: {e}"),
     }
+    app.lab.blade(0, VICTIM).restart().expect("start e0.1");
+    app.wait_for("data", Duration::from_secs(60), |st, m| {
+        st == "clean" && m.iter().all(|(_, s)| s == "active")
+    });
+
+    let (mut w, stats) = write_through(w, &targets, || {
+        writes_to_torn(true);
+        std::thread::sleep(Duration::from_millis(500));
+        app.kill();
+        writes_to_torn(false);
+    });
+    let s = restart_without(&mut app, VICTIM, run_args, "SIGKILL", &stats);
+    let (to, _) = torn.netem_stats(0).expect("relay in front of e0.3");
+    eprintln!(
+        "ATA writes to e0.3 dropped before the SIGKILL: {}",
+        to.dropped
+    );
+    assert!(to.dropped > 0, "no write to e0.3 dropped: {to:?}");
+    let replayed = s["arrays"][0]["counters"]["ppl_replayed_stripes"].as_u64();
+    eprintln!("SIGKILL: {replayed:?} stripes replayed from the log");
+    if with_log {
+        assert!(replayed > Some(0), "no log replay:\n{s}");
+    }
+    let checked = w.check();
+    eprintln!("{policy}: SIGKILL then e0.1 lost: {checked:?}");
     app.stop();
+    checked
+}
+
+/// After the appliance was stopped (`how`) under writes (`stats`): stops blade
+/// e0.`victim`, starts `aoeraid run EXTRA…` again and waits for the array to
+/// run degraded; returns the status then.
+fn restart_without(
+    app: &mut Appliance,
+    victim: u8,
+    extra: &[&str],
+    how: &str,
+    stats: &lab::WriteStats,
+) -> serde_json::Value {
+    eprintln!("{how} under small writes: {stats:?}");
+    assert!(stats.acked > 100, "{how}: {stats:?}");
+    app.lab.blade(0, victim).kill().expect("stop the victim");
+    app.start_with(extra);
+    app.wait_for("data", Duration::from_secs(30), |st, _| st == "degraded");
+    app.status_json().unwrap()
 }
 
 /// 4 KiB writes into the data chunks of the stripes over the first `span` sectors in

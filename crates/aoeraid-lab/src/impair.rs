@@ -23,6 +23,11 @@ pub struct Netem {
     /// Queue length in packets (netem's default of 1000 tail-drops jumbo
     /// bursts at high rates; the lab uses 10000 unless told otherwise).
     pub limit: Option<u32>,
+    /// Drop every AoE ATA WRITE request (ATA commands 0x30/0x34), counted in
+    /// `dropped`, and let every other frame through: a member that stops
+    /// storing writes while still answering reads, so a crash can tear a
+    /// stripe (not netem's; no kernel qdisc does this either).
+    pub drop_ata_writes: bool,
 }
 
 /// Token bucket rate limit.

@@ -162,6 +162,17 @@ fn send(sock: &OwnedFd, frame: &[u8]) {
     };
 }
 
+/// An AoE ATA request (not a reply) whose ATA command is WRITE SECTORS (0x30)
+/// or WRITE SECTORS EXT (0x34): ethertype at 12, AoE flags at 14 (0x08 =
+/// response), AoE command at 19 (0 = ATA), ATA command at 27.
+fn is_ata_write(f: &[u8]) -> bool {
+    f.len() > 27
+        && f[12..14] == super::frames::ETH_P_AOE.to_be_bytes()
+        && f[14] & 0x08 == 0
+        && f[19] == 0
+        && matches!(f[27], 0x30 | 0x34)
+}
+
 /// The relay thread. socks[0] = pX (towards X), socks[1] = rX (towards the
 /// bridge). Frames read on socks[1] travel "to X" (params[0]) and leave on
 /// socks[0]; frames read on socks[0] travel "from X" (params[1]).
@@ -235,7 +246,7 @@ fn run(
                     send(&socks[out], frame);
                     continue;
                 };
-                if rng.chance(n.loss_pct) {
+                if rng.chance(n.loss_pct) || (n.drop_ata_writes && is_ata_write(frame)) {
                     c.dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
@@ -411,5 +422,38 @@ impl Relays {
                 let _ = t.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ata_write;
+    use crate::frames;
+
+    #[test]
+    fn only_ata_write_requests_count_as_writes() {
+        let src = [2, 0, 0, 0, 0, 1];
+        let write = frames::ata_rw(src, 0, 3, 7, true, 8, 1, &[0; 512]);
+        assert!(is_ata_write(&write));
+        let mut old_write = write.clone();
+        old_write[27] = 0x30;
+        assert!(is_ata_write(&old_write));
+        let mut reply = write.clone();
+        reply[14] |= 0x08;
+        assert!(!is_ata_write(&reply), "a reply to a write");
+        assert!(!is_ata_write(&frames::ata_rw(
+            src,
+            0,
+            3,
+            7,
+            false,
+            8,
+            1,
+            &[]
+        )));
+        assert!(!is_ata_write(&frames::identify(src, 0, 3, 7)));
+        let mut other = write;
+        other[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        assert!(!is_ata_write(&other), "not AoE");
     }
 }

@@ -181,6 +181,10 @@ pub enum Event {
     },
     ResyncStarted,
     ResyncFinished,
+    /// A seal pass started / finished: checksums for blocks never written since
+    /// creation (until then their reads are not verified).
+    SealStarted,
+    SealFinished,
     ScrubStarted {
         repair: bool,
     },
@@ -213,9 +217,38 @@ pub enum Event {
         offset: u64,
         sectors: u64,
     },
-    /// A member came back and was taken in again.
+    /// A member came back and was taken in again: resyncing only the bitmap's dirty
+    /// regions (`whole` None) or rebuilt whole, for the reason given.
     ReAdded {
         member: MemberIndex,
-        bitmap_only: bool,
+        whole: Option<WholeRebuild>,
     },
+}
+
+/// Why a returning member is rebuilt whole instead of from the bitmap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WholeRebuild {
+    /// It left in the middle of a rebuild: only its checkpoint is known good.
+    WasRebuilding,
+    /// Its superblock predates the bitmap's last clear: the bitmap no longer records
+    /// everything it missed.
+    Stale,
+    /// Integrity on, and its checksum table could not be read back.
+    ChecksumsUnreadable,
+    /// Integrity on, and its superblock does not place the checksum area (or the data)
+    /// where this array's does: its table cannot be the one sealing its data.
+    ChecksumAreaMismatch,
+}
+
+impl std::fmt::Display for WholeRebuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WholeRebuild::WasRebuilding => "it left during a rebuild",
+            WholeRebuild::Stale => "its superblock is older than the bitmap's last clear",
+            WholeRebuild::ChecksumsUnreadable => "its checksum table could not be read",
+            WholeRebuild::ChecksumAreaMismatch => {
+                "its superblock places the checksum area elsewhere"
+            }
+        })
+    }
 }

@@ -25,6 +25,7 @@ fn action(kind: raid_engine::SyncKind) -> SyncAction {
         raid_engine::SyncKind::Resync => SyncAction::Resync,
         raid_engine::SyncKind::Check => SyncAction::Check,
         raid_engine::SyncKind::Repair => SyncAction::Repair,
+        raid_engine::SyncKind::Seal => SyncAction::Seal,
     }
 }
 

@@ -153,14 +153,18 @@ pub enum SyncAction {
     Check,
     /// Reading everything and fixing mismatches.
     Repair,
+    /// Computing checksums for blocks not written since the array was created
+    /// (integrity on; their reads are not verified until then).
+    Seal,
 }
 
 impl SyncAction {
-    pub const ACTIVE: [SyncAction; 4] = [
+    pub const ACTIVE: [SyncAction; 5] = [
         SyncAction::Rebuild,
         SyncAction::Resync,
         SyncAction::Check,
         SyncAction::Repair,
+        SyncAction::Seal,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -169,6 +173,7 @@ impl SyncAction {
             SyncAction::Resync => "resync",
             SyncAction::Check => "check",
             SyncAction::Repair => "repair",
+            SyncAction::Seal => "seal",
         }
     }
 }

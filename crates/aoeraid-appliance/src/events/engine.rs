@@ -40,6 +40,8 @@ pub fn from_engine(array: &str, ev: &RaidEvent, member: &dyn Fn(usize) -> String
         }
         RaidEvent::ResyncStarted => Event::new(EventKind::ResyncStarted, array),
         RaidEvent::ResyncFinished => Event::new(EventKind::ResyncFinished, array),
+        RaidEvent::SealStarted => Event::new(EventKind::SealStarted, array),
+        RaidEvent::SealFinished => Event::new(EventKind::SealFinished, array),
         RaidEvent::ScrubStarted { repair } => Event::new(EventKind::ScrubStarted, array)
             .detail(if *repair { "repair" } else { "check" }),
         RaidEvent::ScrubFinished {
@@ -67,13 +69,9 @@ pub fn from_engine(array: &str, ev: &RaidEvent, member: &dyn Fn(usize) -> String
         RaidEvent::MemberRefused { member: m, reason } => {
             at(EventKind::MemberRefused, *m).detail(reason.clone())
         }
-        RaidEvent::ReAdded {
-            member: m,
-            bitmap_only,
-        } => at(EventKind::ReAdded, *m).detail(if *bitmap_only {
-            "resyncing only what changed"
-        } else {
-            "full rebuild"
+        RaidEvent::ReAdded { member: m, whole } => at(EventKind::ReAdded, *m).detail(match whole {
+            None => "resyncing only what changed".to_string(),
+            Some(why) => format!("full rebuild: {why}"),
         }),
         RaidEvent::InterruptedWriteLost { offset, sectors } => {
             Event::new(EventKind::InterruptedWriteLost, array).detail(format!(

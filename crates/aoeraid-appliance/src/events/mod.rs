@@ -35,6 +35,10 @@ pub enum EventKind {
     RebuildFinished,
     ResyncStarted,
     ResyncFinished,
+    /// Checksums being computed for data written before integrity knew it (a new
+    /// array's blocks, not verified until sealed) / all sealed.
+    SealStarted,
+    SealFinished,
     /// A member's blade stopped answering.
     DeviceDisappeared,
     /// A blade that had disappeared answers again.
@@ -87,6 +91,8 @@ impl EventKind {
             EventKind::RebuildFinished => "RebuildFinished",
             EventKind::ResyncStarted => "ResyncStarted",
             EventKind::ResyncFinished => "ResyncFinished",
+            EventKind::SealStarted => "SealStarted",
+            EventKind::SealFinished => "SealFinished",
             EventKind::DeviceDisappeared => "DeviceDisappeared",
             EventKind::DeviceReappeared => "DeviceReappeared",
             EventKind::NewArray => "NewArray",

@@ -362,7 +362,7 @@ impl Metrics {
             ),
             sync_bytes_total: f.counter(
                 "aoeraid_array_sync_bytes_total",
-                "Bytes synced since start, by action: rebuild, resync, check, repair (the actions of the sync progress series).",
+                "Bytes synced since start, by action: rebuild, resync, check, repair (the actions of the sync progress series; seal writes no data).",
                 &["array", "action"],
             ),
             mismatch_bytes_total: f.counter(

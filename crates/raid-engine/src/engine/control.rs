@@ -54,6 +54,7 @@ impl Engine {
     /// I/O in flight to it is failed at once; the array runs degraded.
     pub fn fail_member(&mut self, m: MemberIndex) -> Result<(), ControlError> {
         self.member_ref(m)?;
+        self.rejoin.cancel(m);
         self.fail_member_internal(m);
         self.pump();
         Ok(())
@@ -95,7 +96,7 @@ impl Engine {
             let stop = match run.kind {
                 SyncOp::Recover { member, .. } => member == m,
                 SyncOp::Check | SyncOp::Repair => true,
-                SyncOp::Resync => false,
+                SyncOp::Resync | SyncOp::Seal => false,
             };
             if stop {
                 run.aborted = true;
@@ -255,6 +256,7 @@ impl Engine {
         if matches!(state, MemberState::Active | MemberState::Rebuilding) {
             return Err(ControlError::WrongState { member: m, state });
         }
+        self.rejoin.cancel(m);
         self.set_state(m, MemberState::Missing);
         self.meta.writer.touch(MetaKey::Superblock);
         self.pump();
@@ -310,19 +312,33 @@ impl Engine {
             });
             return;
         }
-        let owns_slot = self.members[m]
+        let whole = self.whole_rebuild_reason(&sb);
+        // Absent at assembly, its checksums were never read: without them a bitmap-only
+        // rebuild would serve its clean regions unverified (a silent flip there served,
+        // or merged into a partial write and copied to every mirror) and rewrite its
+        // checksum sectors from an empty table. Its own table is read back first.
+        if whole.is_none() && self.owns_slot(m) && self.integrity && self.csums[m].is_empty() {
+            self.start_csum_load(m, sb);
+            return;
+        }
+        self.readd(m, whole);
+    }
+
+    fn owns_slot(&self, m: MemberIndex) -> bool {
+        self.members[m]
             .role
-            .is_some_and(|r| self.slots[r] == Some(m));
-        // Absent at assembly, its checksums were never read: a bitmap-only rebuild
-        // would leave its clean regions unverified (a silent flip there served, or
-        // merged into a partial write and copied to every mirror) and its checksum
-        // sectors rewritten with zeros. A full rebuild writes (and seals) every block.
-        let unloaded = self.integrity && self.csums[m].is_empty();
-        if unloaded {
+            .is_some_and(|r| self.slots[r] == Some(m))
+    }
+
+    /// Take returning member `m` back: into its slot, resyncing the bitmap's dirty
+    /// regions (`whole` None) or rebuilt whole; as a spare if its slot is taken.
+    pub(crate) fn readd(&mut self, m: MemberIndex, whole: Option<WholeRebuild>) {
+        if self.csums[m].is_empty() {
+            // No table read back: a full rebuild writes (and seals) every block.
             self.csums[m] = self.new_csum_table();
         }
-        if owns_slot {
-            let bitmap_only = !unloaded && sb.events >= self.meta.events_cleared && !sb.recovering;
+        if self.owns_slot(m) {
+            let bitmap_only = whole.is_none();
             self.members[m].recovery = Some(Recovery {
                 checkpoint: 0,
                 bitmap_only,
@@ -330,10 +346,9 @@ impl Engine {
             self.set_state(m, MemberState::Rebuilding);
             self.rewrite_bitmap();
             self.ppl_forget(m);
-            self.io.events.push_back(Event::ReAdded {
-                member: m,
-                bitmap_only,
-            });
+            self.io
+                .events
+                .push_back(Event::ReAdded { member: m, whole });
             self.sync.pending.push_back(SyncOp::Recover {
                 member: m,
                 bitmap_only,

@@ -59,7 +59,7 @@ impl Engine {
                 Inflight::Flush(f) => *t.per_flush.entry(f).or_default() += 1,
                 Inflight::Meta(k) => *t.per_meta.entry(k).or_default() += 1,
                 Inflight::Init(_) => t.inits += 1,
-                Inflight::Probe(_) => {}
+                Inflight::Probe(_) | Inflight::CsumLoad { .. } => {}
             }
         }
         t

@@ -18,6 +18,16 @@ pub(crate) fn stored_crc(data: &[u8]) -> u32 {
     }
 }
 
+/// Fill `table` from checksum-area sector `s` as read from a member.
+pub(crate) fn decode_csum_sector(table: &mut [u32], s: u64, bytes: &[u8]) {
+    for i in 0..CSUMS_PER_SECTOR as usize {
+        let idx = s as usize * CSUMS_PER_SECTOR as usize + i;
+        if idx < table.len() && bytes.len() >= i * 4 + 4 {
+            table[idx] = u32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap());
+        }
+    }
+}
+
 impl Engine {
     /// Full 4 KiB blocks of a member data range: (first block, byte offset of it in the
     /// range, count).
@@ -90,16 +100,8 @@ impl Engine {
         let Some(table) = self.csums.get_mut(member) else {
             return Vec::new();
         };
-        let (first, skip, n) = Self::blocks(off, sectors);
-        let mut touched: Vec<u64> = Vec::new();
-        for i in 0..n {
-            let b = skip + i as usize * BLOCK_BYTES;
-            let blk = (first + i) as usize;
-            if blk < table.len() {
-                table[blk] = stored_crc(&data[b..b + BLOCK_BYTES]);
-                touched.push(blk as u64 / CSUMS_PER_SECTOR);
-            }
-        }
+        let (first, _, n) = Self::blocks(off, sectors);
+        let mut touched = Self::set_csums(table, off, data, false);
         let head = off / CSUM_BLOCK_SECTORS;
         let tail = (off + sectors).div_ceil(CSUM_BLOCK_SECTORS);
         for blk in [head, tail.saturating_sub(1)] {
@@ -120,6 +122,35 @@ impl Engine {
             .collect()
     }
 
+    /// Checksum the full blocks of `data` (member range from `off`) into `table`, only
+    /// those still 0 if `unsealed_only`; returns the checksum-area sectors changed.
+    fn set_csums(table: &mut [u32], off: u64, data: &[u8], unsealed_only: bool) -> Vec<u64> {
+        let (first, skip, n) = Self::blocks(off, (data.len() / SECTOR) as u64);
+        let mut touched = Vec::new();
+        for i in 0..n {
+            let b = skip + i as usize * BLOCK_BYTES;
+            let blk = (first + i) as usize;
+            if blk < table.len() && !(unsealed_only && table[blk] != 0) {
+                table[blk] = stored_crc(&data[b..b + BLOCK_BYTES]);
+                touched.push(blk as u64 / CSUMS_PER_SECTOR);
+            }
+        }
+        touched
+    }
+
+    /// Seal the blocks of `data`, as read from `member` at `off`, whose checksum is
+    /// still 0 (seal.rs); their checksum sectors are written in the next round.
+    pub(crate) fn seal_csums(&mut self, member: MemberIndex, off: u64, data: &[u8]) {
+        let Some(table) = self.csums.get_mut(member) else {
+            return;
+        };
+        let mut touched = Self::set_csums(table, off, data, true);
+        touched.dedup();
+        for s in touched {
+            self.meta.writer.touch(MetaKey::Csum(member, s));
+        }
+    }
+
     pub(crate) fn csum_sector_bytes(&self, member: MemberIndex, s: u64) -> Vec<u8> {
         let mut out = vec![0u8; SECTOR];
         if let Some(t) = self.csums.get(member) {
@@ -136,12 +167,7 @@ impl Engine {
 
     pub(crate) fn load_csum_sector(&mut self, member: MemberIndex, s: u64, bytes: &[u8]) {
         if let Some(t) = self.csums.get_mut(member) {
-            for i in 0..CSUMS_PER_SECTOR as usize {
-                let idx = s as usize * CSUMS_PER_SECTOR as usize + i;
-                if idx < t.len() && bytes.len() >= i * 4 + 4 {
-                    t[idx] = u32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap());
-                }
-            }
+            decode_csum_sector(t, s, bytes);
         }
     }
 

@@ -216,6 +216,8 @@ pub(crate) enum SyncOp {
     },
     Check,
     Repair,
+    /// Checksum the blocks never written since creation (seal.rs).
+    Seal,
 }
 
 impl SyncOp {
@@ -233,6 +235,7 @@ impl SyncOp {
             SyncOp::Recover { .. } => SyncKind::Rebuild,
             SyncOp::Check => SyncKind::Check,
             SyncOp::Repair => SyncKind::Repair,
+            SyncOp::Seal => SyncKind::Seal,
         }
     }
 }

@@ -114,6 +114,9 @@ impl Engine {
             e.meta.clean_on_disk = false;
             e.sync.pending.push_back(SyncOp::Resync);
         }
+        if e.integrity {
+            e.sync.pending.push_back(SyncOp::Seal);
+        }
         for m in 0..e.members.len() {
             e.format_member(m);
         }
@@ -261,7 +264,7 @@ impl Engine {
             }
         }
         // Only the members read below get a table: one absent now has none until it
-        // returns (`probe_done`), which then rebuilds it whole.
+        // returns, when its own is read back (rejoin.rs) or it is rebuilt whole.
         e.csums = e
             .members
             .iter()
@@ -281,6 +284,11 @@ impl Engine {
                     bitmap_only: r.bitmap_only,
                 });
             }
+        }
+        // Blocks a run before left unsealed (a seal pass cut short): sealed after
+        // whatever resync or rebuild comes first.
+        if e.integrity {
+            e.sync.pending.push_back(SyncOp::Seal);
         }
         // Load the bitmap from every in-sync member (OR) and each member's checksums.
         for m in 0..e.members.len() {
@@ -321,21 +329,9 @@ impl Engine {
                     MemberState::Active | MemberState::Rebuilding
                 )
             {
-                let mut s = 0;
-                let used = (e.csums[m].len() as u64).div_ceil(CSUMS_PER_SECTOR);
-                while s < used {
-                    let n = INIT_IO_SECTORS.min(used - s);
-                    e.meta.init_pending += 1;
-                    e.emit(
-                        m,
-                        MemberOp::Read,
-                        e.ml.csum_offset + s,
-                        n as u32,
-                        Vec::new(),
-                        Inflight::Init(Some(LoadKind::Csum(s))),
-                    );
-                    s += n;
-                }
+                let blocks = e.csums[m].len();
+                e.meta.init_pending +=
+                    e.read_csum_area(m, blocks, |s| Inflight::Init(Some(LoadKind::Csum(s))));
             }
         }
         e.meta.bitmap_writeback = true;
@@ -348,6 +344,32 @@ impl Engine {
         }
         e.update_degraded();
         Ok(e)
+    }
+
+    /// Read the part of member `m`'s checksum area that holds `blocks` checksums;
+    /// `what(first sector)` tags each read. Returns the number of reads issued.
+    pub(crate) fn read_csum_area(
+        &mut self,
+        m: MemberIndex,
+        blocks: usize,
+        what: impl Fn(u64) -> Inflight,
+    ) -> usize {
+        let used = (blocks as u64).div_ceil(CSUMS_PER_SECTOR);
+        let (mut s, mut reads) = (0, 0);
+        while s < used {
+            let n = INIT_IO_SECTORS.min(used - s);
+            self.emit(
+                m,
+                MemberOp::Read,
+                self.ml.csum_offset + s,
+                n as u32,
+                Vec::new(),
+                what(s),
+            );
+            reads += 1;
+            s += n;
+        }
+        reads
     }
 
     pub(crate) fn init_done(
@@ -545,16 +567,14 @@ impl Engine {
             return;
         }
         self.meta.next_clear_scan = self.now + self.tun.bitmap_clear_ns / 8;
-        let all_in_sync = self
-            .slots
-            .iter()
-            .all(|s| s.is_some_and(|m| self.members[m].state == MemberState::Active))
-            && !self.sync.resync_needed
-            && self
-                .sync
-                .run
-                .as_ref()
-                .is_none_or(|s| matches!(s.kind, SyncOp::Check | SyncOp::Repair));
+        let all_in_sync =
+            self.slots
+                .iter()
+                .all(|s| s.is_some_and(|m| self.members[m].state == MemberState::Active))
+                && !self.sync.resync_needed
+                && self.sync.run.as_ref().is_none_or(|s| {
+                    matches!(s.kind, SyncOp::Check | SyncOp::Repair | SyncOp::Seal)
+                });
         if all_in_sync {
             let sectors = self
                 .meta

@@ -18,6 +18,8 @@ mod outbox;
 mod parity;
 mod ppl;
 mod queue;
+mod rejoin;
+mod seal;
 mod status;
 mod sync;
 
@@ -34,6 +36,7 @@ use metadata::MetaState;
 use outbox::{Inflight, Issued, Outbox};
 use ppl::PplState;
 use queue::JobQueues;
+use rejoin::CsumLoads;
 use sync::SyncState;
 
 pub use status::{Counters, MemberStatus, Status, SyncBytes, SyncKind, SyncProgress};
@@ -125,6 +128,8 @@ pub struct Engine {
     held: VecDeque<VolumeRequest>,
     /// Per-unit job FIFOs (queue.rs).
     pub(crate) queues: JobQueues,
+    /// Checksum tables being read back from returning members (rejoin.rs).
+    pub(crate) rejoin: CsumLoads,
     /// Partial-parity log slots and the replay at start (ppl.rs).
     pub(crate) ppl: PplState,
 }
@@ -156,6 +161,7 @@ impl Engine {
             reqs: HashMap::default(),
             held: VecDeque::new(),
             queues: JobQueues::default(),
+            rejoin: CsumLoads::default(),
             ppl: PplState::default(),
         }
     }
@@ -509,6 +515,7 @@ impl Engine {
                 self.check_flushes();
             }
             Inflight::Probe(m) => self.probe_done(m, result),
+            Inflight::CsumLoad { serial, sector } => self.csum_load_done(serial, sector, result),
         }
     }
 

@@ -33,6 +33,8 @@ pub(crate) enum Inflight {
     Flush(RequestId),
     /// Reading a returning member's superblock.
     Probe(MemberIndex),
+    /// Reading a returning member's checksum area, from `sector` on (rejoin.rs).
+    CsumLoad { serial: u64, sector: u64 },
 }
 
 #[derive(Debug)]

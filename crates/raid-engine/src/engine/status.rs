@@ -53,6 +53,8 @@ pub enum SyncKind {
     Check,
     /// Scrub that rewrites mismatches (md's `repair`).
     Repair,
+    /// Checksums computed for data written before integrity knew it (seal.rs).
+    Seal,
 }
 
 impl SyncKind {
@@ -63,6 +65,7 @@ impl SyncKind {
             SyncKind::Rebuild => "rebuild",
             SyncKind::Check => "check",
             SyncKind::Repair => "repair",
+            SyncKind::Seal => "seal",
         }
     }
 }
@@ -73,7 +76,8 @@ impl std::fmt::Display for SyncKind {
     }
 }
 
-/// Bytes written to members by background syncs, by kind; cumulative.
+/// Bytes written to members by background syncs, by kind; cumulative. A seal writes
+/// no data (only checksum sectors): it counts none.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SyncBytes {
     pub resync: u64,
@@ -89,6 +93,7 @@ impl SyncBytes {
             SyncKind::Rebuild => self.rebuild,
             SyncKind::Check => self.check,
             SyncKind::Repair => self.repair,
+            SyncKind::Seal => 0,
         }
     }
 
@@ -102,6 +107,7 @@ impl SyncBytes {
             SyncKind::Rebuild => &mut self.rebuild,
             SyncKind::Check => &mut self.check,
             SyncKind::Repair => &mut self.repair,
+            SyncKind::Seal => return,
         } += bytes;
     }
 }

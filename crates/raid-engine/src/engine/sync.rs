@@ -90,6 +90,7 @@ impl Engine {
                 .get(member)
                 .is_some_and(|m| m.state == MemberState::Rebuilding && m.recovery.is_some()),
             SyncOp::Check | SyncOp::Repair => !self.is_degraded(),
+            SyncOp::Seal => self.seal_wanted(),
         }
     }
 
@@ -131,6 +132,7 @@ impl Engine {
             },
             SyncOp::Check => Event::ScrubStarted { repair: false },
             SyncOp::Repair => Event::ScrubStarted { repair: true },
+            SyncOp::Seal => Event::SealStarted,
         });
     }
 
@@ -145,6 +147,7 @@ impl Engine {
                 (!bitmap_only || self.meta.bitmap.unit_dirty(u)) && self.row_of(u, member).is_some()
             }
             SyncOp::Check | SyncOp::Repair => true,
+            SyncOp::Seal => !self.seal_targets(u).is_empty(),
         }
     }
 
@@ -172,6 +175,7 @@ impl Engine {
                 }
             }
         }
+        self.seal_gives_way();
         let units = self.geo.units();
         let unit_bytes = self.geo.chunk_u64() * SECTOR as u64;
         let busy = self
@@ -239,6 +243,22 @@ impl Engine {
         self.maybe_finish_sync();
     }
 
+    /// A seal stops for a resync or rebuild that wants to run (redundancy first) and
+    /// is queued again behind it: what it sealed stays sealed.
+    fn seal_gives_way(&mut self) {
+        let urgent = self
+            .sync
+            .pending
+            .iter()
+            .any(|k| matches!(k, SyncOp::Resync | SyncOp::Recover { .. }));
+        if let Some(run) = self.sync.run.as_mut() {
+            if urgent && run.kind == SyncOp::Seal && !run.aborted {
+                run.aborted = true;
+                self.sync.pending.push_back(SyncOp::Seal);
+            }
+        }
+    }
+
     fn maybe_finish_sync(&mut self) {
         let Some(run) = self.sync.run.as_ref() else {
             return;
@@ -287,6 +307,9 @@ impl Engine {
                 self.meta.writer.touch(MetaKey::Superblock);
                 self.update_degraded();
             }
+            // Stopped for a resync or rebuild: it runs again after them.
+            SyncOp::Seal if run.aborted => {}
+            SyncOp::Seal => self.io.events.push_back(Event::SealFinished),
             SyncOp::Check | SyncOp::Repair => {
                 let repair = run.kind == SyncOp::Repair;
                 self.counters.last_scrub_mismatch_sectors = run.mismatches;
@@ -362,6 +385,9 @@ impl Engine {
                 self.sync_writes_done(kind, job);
                 return true;
             }
+        }
+        if su.kind == SyncOp::Seal {
+            return self.step_seal(id, job, phase);
         }
         match self.geo.level {
             Level::Raid5 | Level::Raid6 => self.step_sync_parity(id, job, phase),
@@ -589,6 +615,7 @@ impl Engine {
                             }
                         }
                     }
+                    SyncOp::Seal => unreachable!("seal units step in seal.rs"),
                 }
                 job.slots = writes
                     .into_iter()
