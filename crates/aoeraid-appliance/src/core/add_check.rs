@@ -19,7 +19,7 @@
 //! Configured spares a reload adds are not read first: the configuration names them.
 
 use super::commands::{Answer, Command};
-use super::members::{submit_to_blade, superblock_read, Host, Location, MemberResult};
+use super::members::{Host, Location, MemberResult};
 use super::spare_label::SpareLabel;
 use super::volumes::find_array;
 use super::{Core, Notice, Reply};
@@ -131,11 +131,10 @@ impl Core {
             Ok(u) => u,
             Err(e) => return Some(Answer::Now(Err(e))),
         };
-        let token = self.rejoin.next_probe_token();
-        let pool = self.pool.as_mut()?;
-        if let Err(e) = submit_to_blade(pool, self.now, blade, superblock_read(), token) {
-            return Some(Answer::Now(Err(unreadable(member, e))));
-        }
+        let token = match self.read_superblock_area(blade) {
+            Ok(t) => t,
+            Err(e) => return Some(Answer::Now(Err(unreadable(member, e)))),
+        };
         let ticket = self.claiming.ticket();
         self.checks.reading.push(Reading {
             token,

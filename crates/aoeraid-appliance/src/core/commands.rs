@@ -11,7 +11,6 @@ use super::{Core, Notice, Reply};
 use crate::config::MemberAddr;
 use aoe_initiator::{BladeId, ReserveCmd, ReserveCompletion, ReserveError, ReserveRequest};
 use raid_engine::ControlError;
-use raid_engine::MemberSpec;
 use raid_engine::{Concat, Engine, MemberState, SECTOR};
 use std::time::Instant;
 
@@ -328,17 +327,9 @@ impl Core {
             .open(m, self.pool.as_ref(), host)
             .map_err(|e| format!("{m}: {e}"))?;
         self.claim_opened(loc).map_err(|e| format!("{m}: {e}"))?;
-        let spec = MemberSpec {
-            uuid: host.random_uuid()?,
-            size_sectors: self.members.sectors(loc, self.pool.as_ref()),
-            shelf: m.shelf().map(u32::from),
-        };
-        let idx = self.vols[v]
-            .concat
-            .array_mut(a)
-            .add_spare(spec)
+        let uuid = host.random_uuid()?;
+        self.give_spare(v, a, m, loc, uuid)
             .map_err(|e| format!("{array}: {m}: {e}"))?;
-        self.vols[v].arrays[a].set_member(idx, m, loc);
         Ok(if self.vols[v].concat.arrays()[a].is_degraded() {
             format!("{m} added to {array}; rebuilding onto it")
         } else {

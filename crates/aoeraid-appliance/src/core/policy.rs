@@ -5,10 +5,11 @@
 use super::members::Location;
 use super::spares::Spare;
 use super::{Core, Notice};
+use crate::config::MemberAddr;
 use crate::events::{self, Event, EventKind};
 use aoe_initiator::{BladeId, BladeState, Event as PoolEvent};
-use raid_engine::MemberSpec;
 use raid_engine::MemberState;
+use raid_engine::{ControlError, MemberSpec};
 
 impl Core {
     /// Every (volume, array, member) that lives on `blade`.
@@ -155,16 +156,10 @@ impl Core {
                     continue;
                 };
                 let group = group.to_string();
-                let spec = MemberSpec {
-                    uuid: spare.uuid,
-                    size_sectors: self.members.sectors(spare.loc, self.pool.as_ref()),
-                    shelf: spare.addr.shelf().map(u32::from),
-                };
                 let name = self.vols[v].arrays[a].name.clone();
-                match self.vols[v].concat.array_mut(a).add_spare(spec) {
-                    Ok(idx) => {
+                match self.give_spare(v, a, &spare.addr, spare.loc, spare.uuid) {
+                    Ok(()) => {
                         moved = true;
-                        self.vols[v].arrays[a].set_member(idx, &spare.addr, spare.loc);
                         self.notice(Notice::Event(
                             Event::new(EventKind::MoveSpare, name)
                                 .member(spare.addr.to_string())
@@ -179,6 +174,27 @@ impl Core {
             }
         }
         moved
+    }
+
+    /// Gives `addr` (at `loc`) to array (v, a) as a spare carrying member UUID
+    /// `uuid`: the engine takes it (rebuilding onto it if degraded) and the array
+    /// maps its new slot to the blade.
+    pub(super) fn give_spare(
+        &mut self,
+        v: usize,
+        a: usize,
+        addr: &MemberAddr,
+        loc: Location,
+        uuid: [u8; 16],
+    ) -> Result<(), ControlError> {
+        let spec = MemberSpec {
+            uuid,
+            size_sectors: self.members.sectors(loc, self.pool.as_ref()),
+            shelf: addr.shelf().map(u32::from),
+        };
+        let idx = self.vols[v].concat.array_mut(a).add_spare(spec)?;
+        self.vols[v].arrays[a].set_member(idx, addr, loc);
+        Ok(())
     }
 
     pub(super) fn engine_event(&mut self, v: usize, a: usize, ev: raid_engine::Event) {

@@ -28,6 +28,7 @@ use crate::config::MemberAddr;
 use crate::events::{Event, EventKind};
 use aoe_initiator::BladeId;
 use raid_engine::superblock::{Superblock, ROLE_SPARE};
+use raid_engine::MemberError;
 use raid_engine::MemberState;
 use std::time::Instant;
 
@@ -259,16 +260,20 @@ impl Core {
         if self.rejoin.probes.iter().any(|p| p.1 == blade) {
             return;
         }
-        let Some(pool) = self.pool.as_mut() else {
-            return;
-        };
-        let token = self.rejoin.next_probe_token();
-        let io = superblock_read();
         // Refused at once only when the blade went down again: its next return
         // probes anew.
-        if submit_to_blade(pool, self.now, blade, io, token).is_ok() {
+        if let Ok(token) = self.read_superblock_area(blade) {
             self.rejoin.probes.push((token, blade, addr));
         }
+    }
+
+    /// Sends a read of `blade`'s superblock area under a fresh probe token, which
+    /// the caller keeps to know the completion (probes, spare scans, add checks).
+    pub(super) fn read_superblock_area(&mut self, blade: BladeId) -> Result<u64, MemberError> {
+        let token = self.rejoin.next_probe_token();
+        let pool = self.pool.as_mut().ok_or(MemberError::Gone)?;
+        submit_to_blade(pool, self.now, blade, superblock_read(), token)?;
+        Ok(token)
     }
 
     /// The superblock read of a returning blade finished: re-add or refuse it.

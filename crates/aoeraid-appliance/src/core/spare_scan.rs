@@ -20,14 +20,14 @@
 //! handed to an array (its superblock write could land first and be overwritten)
 //! and commands naming it are refused.
 
-use super::members::{submit_to_blade, superblock_read, Location, MemberResult};
+use super::members::{submit_to_blade, Location, MemberResult};
 use super::spare_label::{wiped, SpareLabel};
 use super::spares::{Spare, SpareOrigin};
 use super::{Core, Notice};
 use crate::config::MemberAddr;
 use aoe_initiator::{BladeId, BladeState};
 use raid_engine::superblock::{Superblock, ROLE_SPARE, SB_OFFSET, SB_SECTORS};
-use raid_engine::{MemberIo, MemberOp, MemberSpec};
+use raid_engine::{MemberIo, MemberOp};
 
 /// What the core has in flight about spare labels.
 #[derive(Default)]
@@ -104,11 +104,7 @@ impl Core {
         if known {
             return;
         }
-        let token = self.rejoin.next_probe_token();
-        let Some(pool) = self.pool.as_mut() else {
-            return;
-        };
-        if submit_to_blade(pool, self.now, blade, superblock_read(), token).is_ok() {
+        if let Ok(token) = self.read_superblock_area(blade) {
             self.labels.scans.push((token, blade, addr));
             self.labels.claiming.retain(|&b| b != blade);
         }
@@ -213,15 +209,9 @@ impl Core {
                 );
             }
             Found::ArraySpare(v, a, uuid) => {
-                let spec = MemberSpec {
-                    uuid,
-                    size_sectors: self.members.sectors(loc, self.pool.as_ref()),
-                    shelf: addr.shelf().map(u32::from),
-                };
                 let name = self.vols[v].arrays[a].name.clone();
-                match self.vols[v].concat.array_mut(a).add_spare(spec) {
-                    Ok(idx) => {
-                        self.vols[v].arrays[a].set_member(idx, &addr, loc);
+                match self.give_spare(v, a, &addr, loc, uuid) {
+                    Ok(()) => {
                         self.log(
                             5,
                             format!(
