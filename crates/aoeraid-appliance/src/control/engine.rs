@@ -64,6 +64,7 @@ pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
             read_bytes: 0,
             write_bytes: 0,
             errors: 0,
+            origin: None,
         })
         .collect();
     let rebuild = match &s.sync {

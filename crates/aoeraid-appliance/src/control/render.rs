@@ -121,9 +121,13 @@ fn array(out: &mut String, a: &ArrayStatus, terminal: bool) {
         };
         let _ = writeln!(
             out,
-            "  {idx:<4} {:<22} {role:<6} {:<11}",
+            "  {idx:<4} {:<22} {role:<6} {:<11}{}",
             m.blade,
-            m.state.as_str()
+            m.state.as_str(),
+            match m.origin.as_deref() {
+                None | Some("config") => String::new(),
+                Some(o) => format!(" ({o})"),
+            }
         );
     }
     let c = &a.counters;
@@ -267,6 +271,12 @@ pub fn render(s: &Status, terminal: bool) -> String {
                 format!(", missing [{}]", g.missing.join(" "))
             }
         );
+    }
+    if !s.warnings.is_empty() {
+        let _ = writeln!(out, "\nwarnings");
+        for w in &s.warnings {
+            let _ = writeln!(out, "  {w}");
+        }
     }
     out
 }

@@ -28,6 +28,10 @@ pub struct Status {
     /// blade's AoE reserve list (cumulative since start).
     #[serde(default)]
     pub reservation_refused: u64,
+    /// What the operator should look at: arrays whose slots are held by blades
+    /// appliance.yaml does not list for them, with the line to write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What the front end's target did with the frames it was handed, over all
@@ -137,6 +141,11 @@ pub struct MemberStatus {
     pub write_bytes: u64,
     #[serde(default)]
     pub errors: u64,
+    /// Where the appliance got it: `config` (the array's line in
+    /// appliance.yaml), `spare-group`, `superblock` (found by its superblock at
+    /// start, listed nowhere) or `added` (at run time, listed nowhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// What the array's background sync is doing.

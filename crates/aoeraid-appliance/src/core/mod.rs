@@ -30,8 +30,10 @@
 //! pass. No output is ever dropped for want of a buffer: it waits in the core.
 
 mod add_check;
+pub(crate) mod assembly;
 mod commands;
 mod exports;
+mod listing;
 mod members;
 mod ownership;
 mod policy;
@@ -49,6 +51,7 @@ mod volumes;
 #[cfg(all(test, feature = "sim"))]
 mod tests;
 
+pub(crate) use assembly::Candidate;
 pub(crate) use commands::{Answer, Command};
 pub(crate) use exports::{ExportDef, Exports};
 pub(crate) use members::{

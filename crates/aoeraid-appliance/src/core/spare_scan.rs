@@ -77,6 +77,7 @@ impl Core {
         if std::mem::replace(&mut self.labels.started, true) {
             return;
         }
+        self.warn_unlisted();
         let up: Vec<BladeId> = self.pool.as_ref().map_or_else(Vec::new, |p| {
             p.blade_ids()
                 .filter(|&b| p.blade_state(b) == Some(BladeState::Up))

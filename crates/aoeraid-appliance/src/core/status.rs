@@ -31,7 +31,13 @@ impl Core {
                     spares_available: avail,
                 };
                 let es = vol.concat.arrays()[a].status();
-                s.arrays.push(array_status(&es, &ctx));
+                let mut st = array_status(&es, &ctx);
+                for (m, e) in st.members.iter_mut().zip(&es.members) {
+                    m.origin = arr
+                        .member(e.index)
+                        .map(|(addr, _)| self.member_origin(arr, addr).to_string());
+                }
+                s.arrays.push(st);
             }
             if vol.standalone {
                 continue;
@@ -95,6 +101,7 @@ impl Core {
             }
         }
         s.reservation_refused = self.owners.refused();
+        s.warnings = self.unlisted();
         if let Some(x) = &self.exports {
             let c = x.driver().target().counters();
             let dc = x.driver().counters();

@@ -640,8 +640,9 @@ impl Rig {
         assert!(self.core.all_clean(), "not clean: {:?}", self.notices);
     }
 
-    /// The appliance restarts: every array assembled from what the blades carry,
-    /// the blades named in `absent` not answering.
+    /// The appliance restarts: every array assembled from what the blades carry
+    /// (the configured ones and any other carrying its superblock), the blades
+    /// named in `absent` not answering.
     fn restart(&mut self, absent: &[&str]) {
         let cfg = self.core.config.clone();
         let mut sim = Sim::new(
@@ -680,13 +681,18 @@ impl Rig {
             let s = SB_OFFSET as usize * SECTOR;
             Some(b.disk[s..s + SB_BYTES].to_vec())
         };
+        // Every blade on the network is offered, as `aoeraid run` reads them all.
+        let on_net: Vec<MemberAddr> = blades
+            .iter()
+            .map(|b| addr(&format!("e{}.{}", b.shelf, b.slot)))
+            .collect();
         self.now = sim.now;
         self.core = crate::sim::boot::assemble_all(
             &cfg,
             0,
             pool,
             &superblock,
-            &[],
+            &on_net,
             &mut self.host,
             self.now,
         )
@@ -1105,8 +1111,9 @@ fn an_array_spare_added_at_run_time_comes_back_after_a_restart_until_removed() {
     r.quiesce();
     r.restart(&[]);
     r.advance(Duration::from_secs(2));
+    // Assembled as the array's spare by its superblock.
     assert_eq!(r.state("data", "e5.0"), Some(MemberState::Spare));
-    assert!(r.logged("e5.0 found by its superblock"), "{:?}", r.notices);
+    assert_eq!(r.origin("e5.0").as_deref(), Some("superblock"));
     // Its own spare goes first; the group's stays.
     r.fail("data", "e1.0");
     r.advance(Duration::from_secs(30));
@@ -1312,4 +1319,112 @@ fn a_failed_member_comes_back_by_re_add_not_by_add_unless_forced() {
     );
     r.advance(Duration::from_millis(100));
     assert_eq!(r.state("data", "e1.0"), Some(MemberState::Spare));
+}
+
+// ---- members found by their superblock at start (`assembly.rs`, `listing.rs`) ----
+
+impl Rig {
+    /// A restart (a crash: the arrays resync what their bitmaps mark) that
+    /// settles.
+    fn crash_restart(&mut self) {
+        self.restart(&[]);
+        self.advance(Duration::from_secs(30));
+    }
+
+    /// `blade` replaces `failed` in array `data` as an operator does: fail,
+    /// remove, `add`; rebuilt.
+    fn replace(&mut self, failed: &str, blade: &str) {
+        self.fail("data", failed);
+        self.cmd(Command::Remove {
+            array: "data".into(),
+            member: addr(failed),
+        })
+        .unwrap();
+        self.add(blade).unwrap();
+        self.advance(Duration::from_secs(30));
+        assert_eq!(self.state("data", blade), Some(MemberState::Active));
+    }
+
+    fn origin(&self, member: &str) -> Option<String> {
+        let st = self.core.status(self.now);
+        let a = st.arrays.iter().find(|a| a.name == "data").unwrap();
+        let m = a.members.iter().find(|m| m.blade == member)?;
+        m.origin.clone()
+    }
+}
+
+#[test]
+fn a_member_added_at_run_time_holds_its_slot_after_a_restart_without_a_rebuild() {
+    let mut r = rig_with(small_regions(), &["e5.0"]);
+    r.replace("e1.0", "e5.0");
+    assert_eq!(r.origin("e5.0").as_deref(), Some("added"));
+    r.fill_at(0, 1, 0, 0x77);
+    let replaced = r.sb_area("e1.0");
+    r.crash_restart();
+    assert_eq!(r.state("data", "e5.0"), Some(MemberState::Active));
+    assert_eq!(r.state("data", "e0.0"), Some(MemberState::Active));
+    assert_eq!(r.array_state("data"), raid_engine::ArrayState::Clean);
+    assert_eq!(r.rebuilt_bytes(0), 0, "no rebuild");
+    // The replaced member listed in the YAML is left out and never written.
+    assert_eq!(r.state("data", "e1.0"), None);
+    let writes = r.blade("e1.0").writes;
+    r.fill_at(0, 2, 0, 0x78);
+    r.advance(Duration::from_secs(5));
+    assert_eq!(r.blade("e1.0").writes, writes);
+    assert_eq!(r.sb_area("e1.0"), replaced);
+    assert_eq!(r.data("e5.0", 0, 8), vec![0x78; 8 * SECTOR]);
+    // The operator is told where it came from and what the YAML should say.
+    assert_eq!(r.origin("e5.0").as_deref(), Some("superblock"));
+    assert_eq!(r.origin("e0.0").as_deref(), Some("config"));
+    let want = "array data: e5.0 (slot 1, superblock) not in appliance.yaml's member list; \
+                update its line to `members: [e0.0, e5.0]`";
+    assert_eq!(r.core.status(r.now).warnings, vec![want.to_string()]);
+    assert!(r.logged(want), "{:?}", r.notices);
+}
+
+#[test]
+fn of_two_blades_claiming_a_slot_the_newer_holds_it_and_the_other_is_untouched() {
+    let mut r = rig_with(small_regions(), &["e5.0", "e6.0"]);
+    r.replace("e1.0", "e5.0");
+    r.replace("e5.0", "e6.0");
+    r.fill_at(0, 1, 0, 0x21);
+    let older = r.sb_area("e5.0");
+    let claimed = Superblock::decode(&older).unwrap();
+    assert_eq!(claimed.role, 1, "e5.0 still claims slot 1");
+    r.crash_restart();
+    assert_eq!(r.state("data", "e6.0"), Some(MemberState::Active));
+    assert_eq!(r.array_state("data"), raid_engine::ArrayState::Clean);
+    assert_eq!(r.rebuilt_bytes(0), 0);
+    for stale in ["e1.0", "e5.0"] {
+        assert_eq!(r.state("data", stale), None, "{stale}");
+    }
+    let writes = r.blade("e5.0").writes;
+    r.fill_at(0, 2, 0, 0x22);
+    r.advance(Duration::from_secs(5));
+    assert_eq!(r.blade("e5.0").writes, writes);
+    assert_eq!(r.sb_area("e5.0"), older);
+}
+
+#[test]
+fn a_blade_of_another_appliances_array_of_the_same_name_is_ignored_and_untouched() {
+    let mut r = rig_with(small_regions(), &["e6.0"]);
+    r.fill_at(0, 1, 0, 0x31);
+    // Another appliance's array `data`: its own UUID, newer, claiming slot 1.
+    let mut theirs = Superblock::decode(&r.sb_area("e1.0")).unwrap();
+    theirs.array_uuid = [0x5E; 16];
+    theirs.member_uuid = [0x5F; 16];
+    theirs.events += 100;
+    let theirs = theirs.encode();
+    r.put_sb_area("e6.0", &theirs);
+    r.crash_restart();
+    assert_eq!(r.state("data", "e0.0"), Some(MemberState::Active));
+    assert_eq!(r.state("data", "e1.0"), Some(MemberState::Active));
+    assert_eq!(r.state("data", "e6.0"), None);
+    assert_eq!(r.array_state("data"), raid_engine::ArrayState::Clean);
+    let writes = r.blade("e6.0").writes;
+    r.fill_at(0, 2, 0, 0x32);
+    r.advance(Duration::from_secs(5));
+    assert_eq!(r.blade("e6.0").writes, writes);
+    assert_eq!(r.sb_area("e6.0"), theirs);
+    assert!(r.core.status(r.now).warnings.is_empty());
 }

@@ -23,6 +23,9 @@ pub(crate) struct Array {
     pub(crate) last_failed: Option<usize>,
     /// A member of the failed array answered again: re-assemble when possible.
     pub(crate) regather_wanted: bool,
+    /// Members assembly took from blades found by their superblock, which the
+    /// configuration does not list (`core/assembly.rs`).
+    pub(crate) found: Vec<MemberAddr>,
 }
 
 impl Array {
@@ -38,7 +41,13 @@ impl Array {
             failed_with: None,
             last_failed: None,
             regather_wanted: false,
+            found: Vec::new(),
         }
+    }
+
+    /// The array with `found`: members assembly took by their superblock.
+    pub(crate) fn found(self, found: Vec<MemberAddr>) -> Array {
+        Array { found, ..self }
     }
 
     /// Records that engine member index `idx` is `addr` at `loc`.

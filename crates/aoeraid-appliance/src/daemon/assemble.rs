@@ -1,13 +1,13 @@
-//! Startup assembly: read every declared member's superblock through the member
-//! path and let `raid_engine::assemble` decide. Nothing is written here: refused
-//! members are reported by name and left alone.
+//! Startup assembly: read the superblock of every device the configuration lists
+//! for an array, and of every blade found that it does not list, through the
+//! member path, and let `core::assembly` (`raid_engine::assemble`) decide.
+//! Nothing is written here: refused members are reported by name and left alone.
 
 use super::inuse::in_use_reason;
 use super::members::Devices;
-use crate::config::{ArraySpec, MemberAddr};
-use crate::core::{superblock_read, Location, SpareLabel};
-use anyhow::{anyhow, bail};
-use raid_engine::{assemble, AssemblyInput};
+use crate::config::{ArraySpec, Config, MemberAddr};
+use crate::core::{assembly, superblock_read, Candidate, Location, MemberResult, SpareLabel};
+use anyhow::anyhow;
 use raid_engine::{Engine, MemberError};
 use std::time::Duration;
 
@@ -19,84 +19,91 @@ pub(crate) struct Assembled {
     pub(crate) members: Vec<(MemberAddr, Location)>,
     /// Operator-facing lines: refused members, missing slots.
     pub(crate) notes: Vec<String>,
+    /// Members found by their superblock that the configuration does not list.
+    pub(crate) found: Vec<MemberAddr>,
 }
 
-/// Assembles `spec` from what its members carry. `force` accepts an unclean
-/// degraded RAID 5 (the write hole).
-/// `group` holds the array's spare-group members: one of them may have replaced a
-/// member before a restart, so each is offered to assembly too; those that are
-/// not this array's (blank, or another array's) are left out silently.
+/// Assembles `spec` from what its listed devices carry ([`assembly::listed`]:
+/// members, spares, its spare group's blades) and the blades of `found` (read
+/// by [`read_found`]) that carry its superblock. `force` accepts an unclean
+/// degraded RAID 5.
 pub(crate) fn assemble_array(
     dev: &mut Devices,
+    cfg: &Config,
     spec: &ArraySpec,
-    group: &[MemberAddr],
+    found: &[(MemberAddr, Location, MemberResult)],
     force: bool,
 ) -> anyhow::Result<Assembled> {
-    let mut addrs: Vec<&MemberAddr> = spec.members.iter().chain(&spec.spares).collect();
-    let declared = addrs.len();
-    for g in group {
-        if !addrs.contains(&g) {
-            addrs.push(g);
-        }
-    }
-    let mut locs: Vec<Option<Location>> = Vec::new();
-    let mut ios = Vec::new();
-    for a in &addrs {
-        let l = dev.open(a);
-        if let Some(l) = l {
-            ios.push((l, superblock_read()));
-        }
-        locs.push(l);
-    }
+    let (addrs, declared) = assembly::listed(cfg, spec);
+    let locs: Vec<Option<Location>> = addrs.iter().map(|a| dev.open(a)).collect();
+    let ios = locs
+        .iter()
+        .flatten()
+        .map(|&l| (l, superblock_read()))
+        .collect();
     let mut results = dev.run_blocking(ios, READ_TIMEOUT)?.into_iter();
-    let mut inputs = Vec::new();
-    for (a, l) in addrs.iter().zip(&locs) {
-        let superblock = match l {
-            Some(_) => results.next().unwrap_or(Err(MemberError::Gone)),
-            None => Err(MemberError::Gone),
-        };
-        inputs.push(AssemblyInput {
-            name: a.to_string(),
-            superblock,
-            size_sectors: l.map_or(0, |l| dev.sectors(l)),
+    let mut listed = Vec::new();
+    for (a, l) in addrs.into_iter().zip(locs) {
+        listed.push(match l {
+            None => Candidate::absent(a),
+            Some(l) => Candidate {
+                addr: a,
+                loc: Some(l),
+                superblock: results.next().unwrap_or(Err(MemberError::Gone)),
+                sectors: dev.sectors(l),
+            },
         });
     }
-    let plan = assemble(&inputs, None, force).map_err(|e| anyhow!("array {}: {e}", spec.name))?;
-    if plan.reference.name != spec.name {
-        bail!(
-            "array {}: its members carry array `{}` — run `aoeraid create` for this config \
-             or fix the member list",
-            spec.name,
-            plan.reference.name
-        );
-    }
-    let mut notes: Vec<String> = plan
-        .refused
+    let found = found
         .iter()
-        .filter(|r| addrs[..declared].iter().any(|a| a.to_string() == r.name))
-        .map(|r| format!("array {}: {} left out: {}", spec.name, r.name, r.reason))
-        .collect();
-    for s in &plan.missing_slots {
-        notes.push(format!(
-            "array {}: slot {s} has no member (degraded)",
-            spec.name
-        ));
-    }
-    let engine = Engine::assemble(&plan).map_err(|e| anyhow!("array {}: {e}", spec.name))?;
-    let members = plan
-        .members
-        .iter()
-        .map(|pm| {
-            let addr = addrs[pm.input].clone();
-            let loc = locs[pm.input].expect("planned members were read");
-            (addr, loc)
+        .map(|(a, l, sb)| Candidate {
+            addr: a.clone(),
+            loc: Some(*l),
+            superblock: sb.clone(),
+            sectors: dev.sectors(*l),
         })
         .collect();
+    let p = assembly::plan_array(spec, listed, declared, found, force).map_err(|e| anyhow!(e))?;
+    let engine = Engine::assemble(&p.plan).map_err(|e| anyhow!("array {}: {e}", spec.name))?;
     Ok(Assembled {
         engine,
-        members,
-        notes,
+        members: p.members,
+        notes: p.notes,
+        found: p.found,
     })
+}
+
+/// Reads the superblock area of every answering blade no configuration names. A
+/// read, never a write (one another appliance holds refuses it): only those that
+/// assembly takes are claimed, afterwards (`claim::claim_found`).
+pub(crate) fn read_found(
+    dev: &mut Devices,
+    cfg: &Config,
+) -> anyhow::Result<Vec<(MemberAddr, Location, MemberResult)>> {
+    let listed = cfg.members();
+    let Some(b) = dev.backend.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let pool = b.pool();
+    let blades: Vec<(MemberAddr, Location)> = pool
+        .blade_ids()
+        .filter(|&id| pool.blade_state(id) == Some(aoe_initiator::BladeState::Up))
+        .filter_map(|id| {
+            let i = pool.blade_info(id)?;
+            let a = MemberAddr::Blade {
+                shelf: i.shelf,
+                slot: i.slot,
+            };
+            (!listed.contains(&a)).then_some((a, Location::Blade(id)))
+        })
+        .collect();
+    let ios = blades.iter().map(|b| (b.1, superblock_read())).collect();
+    let results = dev.run_blocking(ios, READ_TIMEOUT)?;
+    Ok(blades
+        .into_iter()
+        .zip(results)
+        .map(|((a, l), r)| (a, l, r))
+        .collect())
 }
 
 /// Is `addr` blank enough to become a spare of `group` (nothing on it we would

@@ -134,6 +134,100 @@ pub(crate) fn claim(
     Ok(Claimed { macs, blades, mode })
 }
 
+/// After a takeover, forces the lists of the answering blades no configuration
+/// names that name only MACs this takeover forced off the configured blades (the
+/// old active's): one may be a member or spare it added at run time, which must be
+/// read before assembly. Blades free or held by anyone else are left alone.
+pub(crate) fn take_over_found(
+    dev: &mut Devices,
+    claimed: &mut Claimed,
+    listed: &[crate::config::MemberAddr],
+    log: &mut dyn FnMut(String),
+) -> anyhow::Result<()> {
+    if claimed.mode != ClaimMode::Takeover {
+        return Ok(());
+    }
+    let Some(b) = dev.backend.as_ref() else {
+        return Ok(());
+    };
+    let old: Vec<Mac> = claimed
+        .blades
+        .iter()
+        .flat_map(|c| c.2.iter().copied())
+        .filter(|m| !claimed.macs.contains(m))
+        .collect();
+    let pool = b.pool();
+    let found: Vec<(BladeId, String)> = pool
+        .blade_ids()
+        .filter(|&id| pool.blade_state(id) == Some(aoe_initiator::BladeState::Up))
+        .filter_map(|id| {
+            let i = pool.blade_info(id)?;
+            let a = crate::config::MemberAddr::Blade {
+                shelf: i.shelf,
+                slot: i.slot,
+            };
+            (!listed.contains(&a)).then(|| (id, a.to_string()))
+        })
+        .collect();
+    let ids: Vec<BladeId> = found.iter().map(|f| f.0).collect();
+    let lists = reserve_blocking(dev, &ids, ReserveCmd::Read, &[])?;
+    let mut force = Vec::new();
+    for ((id, name), list) in found.into_iter().zip(lists) {
+        let Ok(list) = list else { continue };
+        if !list.is_empty() && list.iter().all(|m| old.contains(m)) {
+            force.push((id, name, list));
+        }
+    }
+    let ids: Vec<BladeId> = force.iter().map(|f| f.0).collect();
+    let results = reserve_blocking(dev, &ids, ReserveCmd::ForceSet, &claimed.macs.clone())?;
+    for (f, r) in force.into_iter().zip(results) {
+        match r {
+            Ok(_) => {
+                log(format!(
+                    "{}: taken over (the old active held it; not in the configuration)",
+                    f.1
+                ));
+                claimed.blades.push(f);
+            }
+            Err(e) => log(format!("{}: not taken over: {e}", f.1)),
+        }
+    }
+    Ok(())
+}
+
+/// Reserves the blades assembly took by their superblock (`found`, not in the
+/// configuration) before anything writes them; those a takeover forced already
+/// are held. Fails, naming the blade, if another appliance took one meanwhile.
+pub(crate) fn claim_found(
+    dev: &mut Devices,
+    claimed: &mut Claimed,
+    found: &[(BladeId, String)],
+    log: &mut dyn FnMut(String),
+) -> anyhow::Result<()> {
+    let new: Vec<&(BladeId, String)> = found
+        .iter()
+        .filter(|f| !claimed.blades.iter().any(|c| c.0 == f.0))
+        .collect();
+    let ids: Vec<BladeId> = new.iter().map(|f| f.0).collect();
+    let results = reserve_blocking(dev, &ids, ReserveCmd::Set, &claimed.macs.clone())?;
+    let mut refused = Vec::new();
+    for (f, r) in new.into_iter().zip(results) {
+        match r {
+            Ok(_) => {
+                log(format!("{}: reserved (found by its superblock)", f.1));
+                // Its read succeeded, so its list was empty or ours.
+                claimed.blades.push((f.0, f.1.clone(), Vec::new()));
+            }
+            Err(ReserveError::Held(h)) => refused.push(crate::core::held_by(&f.1, &h)),
+            Err(e) => refused.push(format!("{}: {e}", f.1)),
+        }
+    }
+    if !refused.is_empty() {
+        bail!("cannot reserve every blade:\n  {}", refused.join("\n  "));
+    }
+    Ok(())
+}
+
 /// Sends `cmd` with `macs` to every blade of `blades` and waits for all answers
 /// (results in the same order).
 fn reserve_blocking(

@@ -2,8 +2,8 @@
 //! volumes, exports), the control plane threads around the data path, and the
 //! signal handling (SIGTERM clean stop, SIGHUP reload).
 
-use super::assemble::{assemble_array, spare_is_blank};
-use super::claim::claim;
+use super::assemble::{assemble_array, read_found, spare_is_blank};
+use super::claim::{claim, claim_found, take_over_found};
 use super::create::random_uuid;
 use super::datapath::{Cmd, DataPath, FrontSockets, IoMetrics};
 use super::members::Devices;
@@ -208,20 +208,28 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
     } else {
         ClaimMode::Plain
     };
-    let claimed = claim(&mut dev, &blades, mode, &mut |l| events::log_line(5, &l))?;
+    let mut claimed = claim(&mut dev, &blades, mode, &mut |l| events::log_line(5, &l))?;
+    take_over_found(&mut dev, &mut claimed, &cfg.members(), &mut |l| {
+        events::log_line(5, &l)
+    })?;
     phases.done("blade claim");
+    // Blades the YAML does not list may carry a member an operator added at run
+    // time: each array is assembled from the superblocks found, not from the list.
+    let found = read_found(&mut dev, &cfg)?;
     let mut assembled: Vec<Ready> = Vec::new();
+    let mut taken = Vec::new();
+    let mut by_superblock = Vec::new();
     for spec in &cfg.arrays {
-        let group: Vec<MemberAddr> = spec
-            .spare_group
-            .as_ref()
-            .and_then(|g| cfg.spare_groups.get(g))
-            .map(|g| g.members.clone())
-            .unwrap_or_default();
-        let a = assemble_array(&mut dev, spec, &group, opts.force)?;
+        let a = assemble_array(&mut dev, &cfg, spec, &found, opts.force)?;
         for n in &a.notes {
             events::log_line(4, n);
         }
+        for m in &a.found {
+            if let Some(&(_, Location::Blade(id), _)) = found.iter().find(|f| &f.0 == m) {
+                taken.push((id, m.to_string()));
+            }
+        }
+        by_superblock.push((spec.name.clone(), a.found));
         let mut engine = a.engine;
         engine.set_sync_rates(
             spec.rebuild.min.0 / 1024,
@@ -238,6 +246,9 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
             spec.spare_group.clone(),
         ));
     }
+    claim_found(&mut dev, &mut claimed, &taken, &mut |l| {
+        events::log_line(5, &l)
+    })?;
     // Spare groups: blank, reachable devices no array uses.
     let mut spares = Vec::new();
     for g in &cfg.spare_groups.0 {
@@ -302,6 +313,11 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
         volume_io.push(None);
     }
 
+    for a in vols.iter_mut().flat_map(|v| v.arrays.iter_mut()) {
+        if let Some((_, f)) = by_superblock.iter_mut().find(|f| f.0 == a.name) {
+            a.found = std::mem::take(f);
+        }
+    }
     phases.done("assembly");
     // Exports last, once every array is up.
     std::fs::create_dir_all(&cfg.appliance.state_dir)

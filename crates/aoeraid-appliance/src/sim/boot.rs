@@ -8,8 +8,8 @@
 use super::blades::Blade;
 use crate::config::{check_str, Config, ConsistencyPolicy, Integrity, MemberAddr};
 use crate::core::{
-    plan_claim, send_reserves, Array, ClaimMode, Core, CoreParts, ExportDef, Exports, Host,
-    MemberMap, NoObserver, Ownership, Spare, SpareGroups, SpareOrigin, Volume,
+    assembly, plan_claim, send_reserves, Array, Candidate, ClaimMode, Core, CoreParts, ExportDef,
+    Exports, Host, MemberMap, NoObserver, Ownership, Spare, SpareGroups, SpareOrigin, Volume,
 };
 use crate::daemon::create::engine_level;
 use aoe_initiator::{BladeId, BladeState, Pool, PoolConfig, ReserveCmd, ReserveError};
@@ -17,7 +17,6 @@ use aoe_target::{ExportState, SharedExport};
 use aoe_wire::Mac;
 use raid_engine::sim::Rng;
 use raid_engine::sim::SimLayout;
-use raid_engine::{assemble, AssemblyInput};
 use raid_engine::{ArrayConfig, MemberSpec};
 use raid_engine::{Concat, Engine, MemberError, SECTOR};
 use std::path::Path;
@@ -263,12 +262,14 @@ fn exchange(
 }
 
 /// An assembled (or created) array: name, engine, its members in engine order,
-/// spare group.
+/// spare group, members found by their superblock that the configuration does
+/// not list.
 type Ready = (
     String,
     Engine,
     Vec<(MemberAddr, crate::core::Location)>,
     Option<String>,
+    Vec<MemberAddr>,
 );
 
 /// The first start: every array created on blank blades.
@@ -308,15 +309,22 @@ pub(crate) fn create(
         ac.ppl = spec.consistency_policy == ConsistencyPolicy::Ppl && level.parity() > 0;
         ac.assume_clean = assume_clean;
         let e = Engine::create(&ac).map_err(|e| format!("array {}: {e}", spec.name))?;
-        ready.push((spec.name.clone(), e, list, spec.spare_group.clone()));
+        ready.push((
+            spec.name.clone(),
+            e,
+            list,
+            spec.spare_group.clone(),
+            Vec::new(),
+        ));
     }
     build(cfg, who, pool, members, ready, host, now)
 }
 
 /// A restart: every array assembled from the superblocks its members carry
 /// (`superblock` reads one, None for a blade that does not answer). `extra`:
-/// blades beyond the configured ones that may carry an array's superblock
-/// (added by operator commands).
+/// blades on the network, some maybe carrying an array's superblock that the
+/// configuration does not list (added by operator commands); offered to
+/// assembly as `aoeraid run` offers the blades it finds (`core::assembly`).
 pub(crate) fn assemble_all(
     cfg: &Config,
     who: usize,
@@ -327,69 +335,37 @@ pub(crate) fn assemble_all(
     now: Instant,
 ) -> Result<Core, String> {
     let mut members = MemberMap::default();
+    let mut read = |a: &MemberAddr, host: &mut dyn Host| {
+        let Ok(loc) = members.open(a, Some(&pool), host) else {
+            return Candidate::absent(a.clone());
+        };
+        Candidate {
+            addr: a.clone(),
+            loc: Some(loc),
+            superblock: superblock(a).ok_or(MemberError::Gone),
+            sectors: members.sectors(loc, Some(&pool)),
+        }
+    };
+    let listed_anywhere = cfg.members();
     let mut ready = Vec::new();
     for spec in &cfg.arrays {
-        let mut addrs: Vec<&MemberAddr> = spec.members.iter().chain(&spec.spares).collect();
-        if let Some(g) = spec
-            .spare_group
-            .as_ref()
-            .and_then(|g| cfg.spare_groups.get(g))
-        {
-            for m in &g.members {
-                if !addrs.contains(&m) {
-                    addrs.push(m);
-                }
-            }
-        }
-        for b in extra {
-            if !addrs.contains(&b) {
-                addrs.push(b);
-            }
-        }
-        let mut locs = Vec::new();
-        let mut inputs = Vec::new();
-        for a in &addrs {
-            let loc = members.open(a, Some(&pool), host).ok();
-            let superblock = loc.and_then(|_| superblock(a)).ok_or(MemberError::Gone);
-            inputs.push(AssemblyInput {
-                name: a.to_string(),
-                superblock,
-                size_sectors: loc.map_or(0, |l| members.sectors(l, Some(&pool))),
-            });
-            locs.push(loc);
-        }
-        // Only this array's members: the others are blank or another array's.
-        let mine: Vec<usize> = (0..inputs.len())
-            .filter(|&i| {
-                inputs[i].superblock.as_ref().is_ok_and(|sb| {
-                    raid_engine::superblock::Superblock::decode(sb)
-                        .is_ok_and(|s| s.name == spec.name)
-                }) || i < spec.members.len() + spec.spares.len()
-            })
-            .collect();
-        let inputs: Vec<AssemblyInput> = mine
+        let (addrs, declared) = assembly::listed(cfg, spec);
+        let listed = addrs.iter().map(|a| read(a, host)).collect();
+        let found = extra
             .iter()
-            .map(|&i| AssemblyInput {
-                name: inputs[i].name.clone(),
-                superblock: inputs[i].superblock.clone(),
-                size_sectors: inputs[i].size_sectors,
-            })
+            .filter(|b| !listed_anywhere.contains(b))
+            .map(|a| read(a, host))
+            .filter(|c| c.loc.is_some())
             .collect();
-        let plan = assemble(&inputs, None, false)
-            .map_err(|e| format!("array {}: assembly: {e}", spec.name))?;
-        let e = Engine::assemble(&plan).map_err(|e| format!("array {}: {e}", spec.name))?;
-        let list = plan
-            .members
-            .iter()
-            .map(|pm| {
-                let i = mine[pm.input];
-                (
-                    addrs[i].clone(),
-                    locs[i].expect("assembled members were read"),
-                )
-            })
-            .collect();
-        ready.push((spec.name.clone(), e, list, spec.spare_group.clone()));
+        let p = assembly::plan_array(spec, listed, declared, found, false)?;
+        let e = Engine::assemble(&p.plan).map_err(|e| format!("array {}: {e}", spec.name))?;
+        ready.push((
+            spec.name.clone(),
+            e,
+            p.members,
+            spec.spare_group.clone(),
+            p.found,
+        ));
     }
     build(cfg, who, pool, members, ready, host, now)
 }
@@ -404,7 +380,7 @@ fn build(
     host: &mut dyn Host,
     now: Instant,
 ) -> Result<Core, String> {
-    for (name, e, _, _) in &mut ready {
+    for (name, e, _, _, _) in &mut ready {
         if let Some(s) = cfg.array(name) {
             e.set_sync_rates(s.rebuild.min.0 / 1024, s.rebuild.max.0 / 1024);
         }
@@ -437,16 +413,19 @@ fn build(
                 .iter()
                 .position(|r| &r.0 == an)
                 .ok_or_else(|| format!("volume {}: array {an} missing", vs.name))?;
-            let (name, e, list, group) = ready.remove(i);
+            let (name, e, list, group, found) = ready.remove(i);
             engines.push(e);
-            arrays.push(Array::new(name, list, group));
+            arrays.push(Array::new(name, list, group).found(found));
         }
         let mut v = Volume::new(vs.name.clone(), Concat::new(engines), arrays);
         v.export = Some((vs.export.shelf, vs.export.slot));
         vols.push(v);
     }
-    for (name, e, list, group) in ready {
-        vols.push(Volume::standalone(e, Array::new(name, list, group)));
+    for (name, e, list, group, found) in ready {
+        vols.push(Volume::standalone(
+            e,
+            Array::new(name, list, group).found(found),
+        ));
     }
     let mut exports = Vec::new();
     for (i, v) in vols.iter().enumerate() {

@@ -4,7 +4,9 @@
 //!
 //! Rules: members of the chosen array with the highest event count are in sync; an
 //! older member within the bitmap's reach (its events ≥ events_cleared) is re-added with
-//! a bitmap-only resync, otherwise rebuilt whole; anything else — another array's
+//! a bitmap-only resync, otherwise rebuilt whole; the slot table of the newest
+//! superblock decides who holds a slot, so of two members claiming one the newer
+//! wins and a member whose slot went to another is refused; anything else — another array's
 //! member, no superblock, a corrupt one — is refused by name and never written.
 
 use crate::layout::Level;
@@ -227,6 +229,21 @@ pub fn assemble(
             .iter()
             .position(|s| s.member_uuid == sb.member_uuid)
         else {
+            if sb.role != ROLE_SPARE {
+                // It held a slot once; the newest table gave that slot to another
+                // member (a spare or an added blade rebuilt into it). Taking it as a
+                // spare would overwrite what it carries: left out, like any stale
+                // claimant of a slot.
+                refused.push(Refusal {
+                    name,
+                    reason: format!(
+                        "replaced: its slot {} is now another member's (its events {}, \
+                         the array's {})",
+                        sb.role, sb.events, reference.events
+                    ),
+                });
+                continue;
+            }
             members.push(pm);
             continue;
         };

@@ -297,3 +297,45 @@ fn areas_too_small_for_the_geometry_are_refused() {
     );
     assert!(crate::Engine::assemble(&plan_of(|_| {})).is_ok());
 }
+
+#[test]
+fn of_two_members_claiming_a_slot_the_newest_table_decides_and_the_replaced_one_is_refused() {
+    // Member 11 failed; member 12 was rebuilt into its slot and the array went on.
+    let mut newer = sb(10, 0, 9);
+    newer.slots[1].member_uuid = [12; 16];
+    let mut replacement = newer.clone();
+    replacement.member_uuid = [12; 16];
+    replacement.role = 1;
+    let replaced = sb(11, 1, 6);
+    // Whatever the order the candidates come in.
+    for inputs in [
+        [
+            input("e1.0", &newer),
+            input("e1.1", &replaced),
+            input("e5.0", &replacement),
+        ],
+        [
+            input("e5.0", &replacement),
+            input("e1.1", &replaced),
+            input("e1.0", &newer),
+        ],
+    ] {
+        let plan = assemble(&inputs, None, false).unwrap();
+        assert!(plan.missing_slots.is_empty());
+        let slot1 = plan.members.iter().find(|m| m.role == Some(1)).unwrap();
+        assert_eq!(slot1.name, "e5.0");
+        assert_eq!(slot1.state, PlannedState::Active);
+        assert!(plan.members.iter().all(|m| m.name != "e1.1"), "{plan:?}");
+        let r = plan.refused.iter().find(|r| r.name == "e1.1").unwrap();
+        assert!(r.reason.contains("replaced"), "{}", r.reason);
+    }
+    // Without its replacement the array runs degraded; the replaced one stays out.
+    let plan = assemble(
+        &[input("e1.0", &newer), input("e1.1", &replaced)],
+        None,
+        false,
+    )
+    .unwrap();
+    assert_eq!(plan.missing_slots, vec![1]);
+    assert_eq!(plan.members.len(), 1);
+}
