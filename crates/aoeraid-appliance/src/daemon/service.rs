@@ -156,17 +156,13 @@ fn spawn_signal_thread(signals: Signals, handler: Arc<Handler>) -> std::io::Resu
         .map(drop)
 }
 
-/// Runs the daemon until SIGTERM. Returns after a clean stop.
-pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
+/// Runs the daemon on `cfg`, read from `config_path` (which SIGHUP and `reload`
+/// read again), until SIGTERM. Returns after a clean stop.
+pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> anyhow::Result<()> {
     // Before any thread starts, so that every thread inherits the mask and only the
     // signal thread sees these.
     let signals = Signals::block(&[Signal::Term, Signal::Int, Signal::Hup])?;
     let mut phases = StartPhases::new();
-    let checked = config::load(config_path, false).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for w in &checked.warnings {
-        events::log_line(4, &w.render(&config_path.display().to_string()));
-    }
-    let cfg = checked.config;
     let notifier = Notifier::from_env()
         .unwrap_or_else(|_| Notifier::from_socket_var(None).expect("disabled notifier"));
     let metrics = Arc::new(Metrics::new());
