@@ -169,6 +169,11 @@ impl Rate {
     pub const fn bytes_per_sec(self) -> u64 {
         self.0
     }
+    /// The rate in the RAID engine's whole KiB/s, at least 1: the engine paces
+    /// in KiB/s, and a rate rounded down to 0 would never finish.
+    pub fn kib_per_sec(self) -> u64 {
+        (self.0 / 1024).max(1)
+    }
 }
 
 impl FromStr for Rate {
@@ -369,6 +374,8 @@ mod tests {
             .unwrap_err()
             .starts_with("invalid rate `fast`"));
         assert_eq!(Rate(10_000_000).to_string(), "10MB/s");
+        assert_eq!(Rate(200 << 20).kib_per_sec(), 200 << 10);
+        assert_eq!(Rate(500).kib_per_sec(), 1);
     }
 
     #[test]

@@ -80,10 +80,6 @@ impl Handler {
     }
 }
 
-fn kib(r: Option<Rate>) -> Option<u64> {
-    r.map(|r| (r.0 / 1024).max(1))
-}
-
 impl ControlHandler for Handler {
     fn status(&self) -> Result<Status, String> {
         Ok(self.status.lock().clone())
@@ -122,8 +118,8 @@ impl ControlHandler for Handler {
     fn rebuild_rate(&self, array: &str, min: Option<Rate>, max: Option<Rate>) -> Reply {
         self.call(Command::RebuildRate {
             array: array.into(),
-            min: kib(min),
-            max: kib(max),
+            min: min.map(Rate::kib_per_sec),
+            max: max.map(Rate::kib_per_sec),
         })
     }
     fn reload(&self) -> Reply {
@@ -220,8 +216,8 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
         }
         let mut engine = a.engine;
         engine.set_sync_rates(
-            spec.rebuild.min.0 / 1024,
-            (spec.rebuild.max.0 / 1024).max(1),
+            spec.rebuild.min.kib_per_sec(),
+            spec.rebuild.max.kib_per_sec(),
         );
         sink.emit(
             Event::new(EventKind::NewArray, spec.name.clone())
