@@ -70,7 +70,8 @@ pub(crate) fn listed(cfg: &Config, spec: &ArraySpec) -> (Vec<MemberAddr>, usize)
 
 /// Assembles `spec` from `listed` (the first `declared` of them its own lines,
 /// see [`listed`]) and the blades no configuration names, `found`, of which only
-/// those carrying this array's superblock take part. `force` accepts an unclean
+/// those carrying this array's superblock (the UUID the listed devices carry; or,
+/// when none does, the one UUID the found blades of its name share) take part. `force` accepts an unclean
 /// degraded RAID 5.
 pub(crate) fn plan_array(
     spec: &ArraySpec,
@@ -79,7 +80,19 @@ pub(crate) fn plan_array(
     found: Vec<Candidate>,
     force: bool,
 ) -> Result<Planned, String> {
-    let uuid = identity(&spec.name, &listed);
+    // With no listed device left carrying it (all replaced at run time), the
+    // array is known by its name alone, and only if the found blades of that name
+    // agree on one UUID: two arrays of one name (another appliance's) are not told
+    // apart by guessing.
+    let uuid = identity(&spec.name, &listed).or_else(|| {
+        let mut uuids = found
+            .iter()
+            .filter_map(Candidate::decoded)
+            .filter(|sb| sb.name == spec.name)
+            .map(|sb| sb.array_uuid);
+        let first = uuids.next()?;
+        uuids.all(|u| u == first).then_some(first)
+    });
     let first_found = listed.len();
     if let Some(u) = uuid {
         listed.extend(
