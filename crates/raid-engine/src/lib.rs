@@ -36,7 +36,7 @@ pub use assembly::{
     assemble, AssemblyError, AssemblyInput, AssemblyPlan, PlannedMember, PlannedState,
 };
 pub use concat::Concat;
-pub use config::{ArrayConfig, CreateError, MemberSpec, DEFAULT_CHUNK_SECTORS};
+pub use config::{ArrayConfig, CreateError, MemberSpec, MetaLayout, DEFAULT_CHUNK_SECTORS};
 pub use engine::{
     ControlError, Counters, Engine, MemberStatus, Status, SyncBytes, SyncKind, SyncProgress,
     Tunables,

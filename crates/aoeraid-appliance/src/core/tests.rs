@@ -861,7 +861,7 @@ impl Rig {
         let s = SB_OFFSET as usize * SECTOR;
         let disk = &self.blade(blade).disk;
         let sb = Superblock::decode(&disk[s..s + SB_BYTES]).unwrap();
-        let at = (sb.data_offset + from) as usize * SECTOR;
+        let at = (sb.areas.data_offset + from) as usize * SECTOR;
         disk[at..at + n as usize * SECTOR].to_vec()
     }
 }
