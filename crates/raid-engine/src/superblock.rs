@@ -233,35 +233,40 @@ impl Superblock {
         }
         // The areas in member order, none overlapping the next: assembly reads
         // and rewrites each as long as the superblock says.
-        let bitmap_sectors = get32(b, BITMAP_SECTORS);
-        let csum_offset = get64(b, CSUM_OFFSET);
-        let csum_sectors = get64(b, CSUM_SECTORS);
-        let ppl_offset = get64(b, PPL_OFFSET);
-        let ppl_slots = get32(b, PPL_SLOTS);
-        let ppl_slot_sectors = get32(b, PPL_SLOT_SECTORS);
-        let data_offset = get64(b, DATA_OFFSET);
+        let areas = MetaLayout {
+            bitmap_sectors: get32(b, BITMAP_SECTORS),
+            csum_offset: get64(b, CSUM_OFFSET),
+            csum_sectors: get64(b, CSUM_SECTORS),
+            ppl_offset: get64(b, PPL_OFFSET),
+            ppl_slots: get32(b, PPL_SLOTS),
+            ppl_slot_sectors: get32(b, PPL_SLOT_SECTORS),
+            data_offset: get64(b, DATA_OFFSET),
+        };
         let data_size = get64(b, DATA_SIZE);
-        let csum_end = csum_offset.checked_add(csum_sectors);
+        let csum_end = areas.csum_offset.checked_add(areas.csum_sectors);
         // A log without slots takes no room (resync policy, and superblocks written
         // before the log existed, whose log fields are zero).
-        let log_end = match ppl_slots {
+        let log_end = match areas.ppl_slots {
             0 => csum_end,
-            n => csum_end
-                .filter(|&e| e <= ppl_offset)
-                .and_then(|_| ppl_offset.checked_add(u64::from(n) * u64::from(ppl_slot_sectors))),
+            n => csum_end.filter(|&e| e <= areas.ppl_offset).and_then(|_| {
+                areas
+                    .ppl_offset
+                    .checked_add(u64::from(n) * u64::from(areas.ppl_slot_sectors))
+            }),
         };
-        let ordered = BITMAP_OFFSET + u64::from(bitmap_sectors) <= csum_offset
-            && log_end.is_some_and(|e| e <= data_offset)
-            && data_offset.checked_add(data_size).is_some();
+        let ordered = BITMAP_OFFSET + u64::from(areas.bitmap_sectors) <= areas.csum_offset
+            && log_end.is_some_and(|e| e <= areas.data_offset)
+            && areas.data_offset.checked_add(data_size).is_some();
         if !ordered {
             return Err(SbError::Invalid("metadata layout"));
         }
         // Each slot holds an entry header and the partial parity of up to a chunk; the
         // engine keeps the busy slots of a member in one u64.
-        let log_fits = ppl_slots == 0
+        let log_fits = areas.ppl_slots == 0
             || (level.parity() > 0
-                && ppl_slots <= u64::BITS
-                && u64::from(ppl_slot_sectors) >= crate::ppl::HEADER_SECTORS + u64::from(chunk));
+                && areas.ppl_slots <= u64::BITS
+                && u64::from(areas.ppl_slot_sectors)
+                    >= crate::ppl::HEADER_SECTORS + u64::from(chunk));
         if !log_fits {
             return Err(SbError::Invalid("partial-parity log"));
         }
@@ -290,15 +295,7 @@ impl Superblock {
             chunk,
             raid_disks,
             role,
-            areas: MetaLayout {
-                bitmap_sectors,
-                csum_offset,
-                csum_sectors,
-                ppl_offset,
-                ppl_slots,
-                ppl_slot_sectors,
-                data_offset,
-            },
+            areas,
             data_size,
             events: get64(b, EVENTS),
             clean: get32(b, STATE) & 1 == 1,
