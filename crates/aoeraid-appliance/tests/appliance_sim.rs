@@ -30,7 +30,7 @@ fn stats<T, E: std::fmt::Display>(run: Result<(SimStats, T), E>) -> SimStats {
 
 /// `SEEDS` runs of `layout` from `first_seed`, every frame fault, crashes, commands and
 /// scrubs among them; `covered` says whether the faults this layout is there for came up.
-fn campaign(layout: SimLayout, first_seed: u64, covered: fn(&SimStats) -> bool) {
+fn campaign(layout: SimLayout, first_seed: u64, covered: Covered) {
     let scale = if cfg!(debug_assertions) { 10 } else { 1 };
     let mut t = SimStats::default();
     for seed in first_seed..first_seed + SEEDS {
@@ -80,8 +80,11 @@ fn campaign(layout: SimLayout, first_seed: u64, covered: fn(&SimStats) -> bool) 
     assert!(covered(&t), "{layout}: its own faults missing: {t:?}");
 }
 
+/// Whether a campaign's totals show the faults its layout is there for.
+type Covered = fn(&SimStats) -> bool;
+
 /// Each layout's campaign: its first seed and the faults it is there for.
-const CAMPAIGNS: [(SimLayout, u64, fn(&SimStats) -> bool); 6] = [
+const CAMPAIGNS: [(SimLayout, u64, Covered); 6] = [
     (SimLayout::Raid0, 100, |t| {
         t.media_errors > 0 && t.client.allowed_errors > 0
     }),

@@ -54,9 +54,12 @@ fn assert_covered(layout: SimLayout, covered: bool, t: &SimStats) {
     assert!(SCALE > 1 || covered, "{layout}: fault not exercised: {t:?}");
 }
 
+/// Whether a campaign's totals show the faults its layout is there for.
+type Covered = fn(&SimStats) -> bool;
+
 /// Each layout's campaign: its first seed and the kind of fault it is there for
 /// (`|_| true`: none beyond what every campaign checks).
-const CAMPAIGNS: [(SimLayout, u64, fn(&SimStats) -> bool); 6] = [
+const CAMPAIGNS: [(SimLayout, u64, Covered); 6] = [
     (SimLayout::Raid0, 100, |_| true),
     (SimLayout::Raid1, 200, |t| {
         t.member_losses > 0 && t.rebuilds_finished > 0
