@@ -262,6 +262,38 @@ fn status_human_view() {
 }
 
 #[test]
+fn status_shows_the_partial_parity_log() {
+    let (_dir, rec, server) = start();
+    *rec.status.lock().unwrap() = Some(ctl_fixture::logged());
+    let o = cli(server.path(), &["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "consistency policy ppl, 8.0 MiB logged",
+        "log replay at start: 2 stripes replayed; entries refused 1, stale 5",
+    ] {
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+    }
+    let o = cli(server.path(), &["status", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["arrays"][0]["counters"];
+    assert_eq!(
+        [
+            &c["ppl_bytes"],
+            &c["ppl_replayed_stripes"],
+            &c["ppl_refused_entries"],
+            &c["ppl_stale_entries"]
+        ],
+        [8 << 20, 2, 1, 5]
+    );
+    // The daemon's default without a log says nothing about one.
+    *rec.status.lock().unwrap() = None;
+    let out = stdout(&cli(server.path(), &["status"]));
+    assert!(!out.contains("log replay"), "{out}");
+}
+
+#[test]
 fn status_test_exits_like_mdadm_detail_test() {
     use aoeraid_appliance::control::status::ArrayState;
     let (dir, rec, server) = start();
