@@ -91,6 +91,29 @@ fn io_done(c: Completion) -> (u64, Result<usize, aoe_uring::Errno>, Option<IoBuf
 }
 
 #[test]
+fn durable_write_needs_no_sync() {
+    // RWF_DSYNC: accepted by the kernel for buffered and O_DIRECT files, and
+    // the data is there without an fsync of ours.
+    for direct in [false, true] {
+        let (tf, mut ring, fid) = file_ring("dsync", direct, 1);
+        let data = pattern(5, 8192);
+        let mut buf = ring.io_buf().unwrap();
+        ring.io_bytes_mut(&mut buf)[..data.len()].copy_from_slice(&data);
+        ring.file_io(FileOp::DurableWrite, fid, buf, 0..data.len(), 4096, 7)
+            .unwrap();
+        let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
+        assert_eq!((user, result), (7, Ok(data.len())));
+        ring.release(buf.unwrap());
+        let mut on_disk = Vec::new();
+        File::open(&tf.0)
+            .unwrap()
+            .read_to_end(&mut on_disk)
+            .unwrap();
+        assert_eq!(&on_disk[4096..], &data[..]);
+    }
+}
+
+#[test]
 fn buffered_write_fdatasync_read() {
     let (tf, mut ring, fid) = file_ring("buffered", false, 4);
     let data = pattern(1, 20_000);
