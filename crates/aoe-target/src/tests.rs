@@ -379,9 +379,8 @@ fn concurrent_writes_share_one_sync() {
 fn a_durable_write_is_answered_without_a_sync_and_a_flush_waits_for_it() {
     let mut h = Harness::new();
     h.hold_writes = true;
-    let data = vec![0x3cu8; 512];
     let w = AtaArg::read_write(true, 4, 1, true).unwrap();
-    assert!(h.send(0, &ata_frame(A, 1, w, &data)).is_empty());
+    assert!(h.send(0, &ata_frame(A, 1, w, &[0x3c; 512])).is_empty());
     assert_eq!(h.t.writes_in_store(ExportId(0)), 1);
     // A FLUSH behind the write in the store waits for it.
     assert!(h

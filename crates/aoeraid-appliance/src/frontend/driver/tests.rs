@@ -346,11 +346,7 @@ fn slice_port_hosts_pull_read_replies() {
 
 #[test]
 fn writes_hand_the_received_frame_to_the_store() {
-    let mut d = driver(InPlace::default());
-    let mut port = TestPort {
-        free: 4,
-        ..TestPort::default()
-    };
+    let (mut d, mut port) = in_place(4);
     feed(&mut d, &mut port, ata_frame(21, true, 0, &sector(3), 1));
     assert_eq!(
         d.store().written,
@@ -358,15 +354,18 @@ fn writes_hand_the_received_frame_to_the_store() {
         "the frame itself, not a copy"
     );
     assert!(port.recycled.is_empty(), "the store owns the frame now");
-    d.on_done(
-        &mut port,
-        Done::Write {
-            req: ReqId(0),
-            ok: true,
-        },
-    );
+    write_done(&mut d, &mut port, 0);
     d.transmit(&mut port);
     assert_eq!(ata_reply(&port.sent[0]).unwrap().0, 21);
+}
+
+/// A driver over the in-place store, and a port with `free` send buffers.
+fn in_place(free: usize) -> (Driver<InPlace>, TestPort) {
+    let port = TestPort {
+        free,
+        ..TestPort::default()
+    };
+    (driver(InPlace::default()), port)
 }
 
 /// Completes the write of request `req` (ok).
@@ -380,11 +379,7 @@ fn write_done(d: &mut Driver<InPlace>, port: &mut TestPort, req: u32) {
 
 #[test]
 fn a_lone_write_is_one_durable_write_and_a_batch_shares_one_sync() {
-    let mut d = driver(InPlace::default());
-    let mut port = TestPort {
-        free: 16,
-        ..TestPort::default()
-    };
+    let (mut d, mut port) = in_place(16);
     // One frame in the wake-up, no write in the store: durable by itself,
     // answered when it completes, no sync.
     d.frames_coming(1);
