@@ -263,7 +263,7 @@ fn status_human_view() {
 
 #[test]
 fn status_test_exits_like_mdadm_detail_test() {
-    use aoeraid_appliance::control::status::ArrayState;
+    use raid_engine::ArrayState;
     let (dir, rec, server) = start();
     for (state, code) in [
         (ArrayState::Clean, 0),
@@ -272,11 +272,11 @@ fn status_test_exits_like_mdadm_detail_test() {
         (ArrayState::Failed, 2),
     ] {
         let mut s = ctl_fixture::rebuilding();
-        s.arrays[0].state = state;
+        s.arrays[0].state = state.into();
         // A second, clean array never hides the first one's state.
         let mut other = s.arrays[0].clone();
         other.name = "other".into();
-        other.state = ArrayState::Clean;
+        other.state = ArrayState::Clean.into();
         s.arrays.push(other);
         *rec.status.lock().unwrap() = Some(s);
         let o = cli(server.path(), &["status", "--test"]);

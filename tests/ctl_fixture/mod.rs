@@ -45,7 +45,7 @@ pub(crate) fn rebuilding() -> Status {
         arrays: vec![ArrayStatus {
             name: "data".into(),
             level: "raid10".into(),
-            state: ArrayState::Rebuilding,
+            state: raid_engine::ArrayState::Rebuilding.into(),
             size_bytes: 4 << 30,
             chunk_bytes: 256 << 10,
             members_required: 8,

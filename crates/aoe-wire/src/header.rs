@@ -1,5 +1,6 @@
 //! The common AoE header: Ethernet addresses, flags, error, address, command, tag.
 
+use crate::code::byte_code;
 use crate::{
     be16, ensure_buf, ensure_frame, put_be16, Mac, WireError, AOE_HEADER_END, AOE_VERSION,
     BROADCAST_SHELF, BROADCAST_SLOT, ETHERTYPE_AOE,
@@ -25,52 +26,21 @@ const FLAG_ERROR: u8 = 0x04;
 /// Reserved flag bits of byte 14 (zero when sending).
 const FLAG_RESERVED: u8 = 0x03;
 
-/// AoE error code (byte 15), meaningful only when the E flag is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    /// 1: unrecognized command code.
-    UnrecognizedCommand,
-    /// 2: bad argument parameter.
-    BadArgument,
-    /// 3: device unavailable.
-    DeviceUnavailable,
-    /// 4: config string present (Query Config *set* refused).
-    ConfigStringPresent,
-    /// 5: unsupported version.
-    UnsupportedVersion,
-    /// 6: target is reserved.
-    TargetReserved,
-    /// Any other value (0 or 7–255).
-    Unknown(u8),
-}
-
-impl From<u8> for ErrorCode {
-    #[inline]
-    fn from(v: u8) -> ErrorCode {
-        match v {
-            1 => ErrorCode::UnrecognizedCommand,
-            2 => ErrorCode::BadArgument,
-            3 => ErrorCode::DeviceUnavailable,
-            4 => ErrorCode::ConfigStringPresent,
-            5 => ErrorCode::UnsupportedVersion,
-            6 => ErrorCode::TargetReserved,
-            other => ErrorCode::Unknown(other),
-        }
-    }
-}
-
-impl From<ErrorCode> for u8 {
-    #[inline]
-    fn from(e: ErrorCode) -> u8 {
-        match e {
-            ErrorCode::UnrecognizedCommand => 1,
-            ErrorCode::BadArgument => 2,
-            ErrorCode::DeviceUnavailable => 3,
-            ErrorCode::ConfigStringPresent => 4,
-            ErrorCode::UnsupportedVersion => 5,
-            ErrorCode::TargetReserved => 6,
-            ErrorCode::Unknown(v) => v,
-        }
+byte_code! {
+    /// AoE error code (byte 15), meaningful only when the E flag is set.
+    pub enum ErrorCode {
+        /// 1: unrecognized command code.
+        UnrecognizedCommand = 1,
+        /// 2: bad argument parameter.
+        BadArgument = 2,
+        /// 3: device unavailable.
+        DeviceUnavailable = 3,
+        /// 4: config string present (Query Config *set* refused).
+        ConfigStringPresent = 4,
+        /// 5: unsupported version.
+        UnsupportedVersion = 5,
+        /// 6: target is reserved.
+        TargetReserved = 6,
     }
 }
 

@@ -73,6 +73,7 @@
 
 mod addr;
 mod ata_msg;
+mod code;
 mod config;
 mod error;
 mod header;

@@ -1,5 +1,6 @@
 //! Command 2, MAC Mask List.
 
+use crate::code::byte_code;
 use crate::list::{count_byte, counted_entries, indexed_list};
 
 use crate::{
@@ -18,111 +19,39 @@ mod field {
 /// Bytes per directive: reserved, DCmd, MAC.
 const DIRECTIVE_LEN: usize = 8;
 
-/// Mask subcommand (byte 25).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MCmd {
-    /// 0: read the list.
-    Read,
-    /// 1: apply the directives.
-    Edit,
-    Unknown(u8),
-}
-
-impl From<u8> for MCmd {
-    #[inline]
-    fn from(v: u8) -> MCmd {
-        match v {
-            0 => MCmd::Read,
-            1 => MCmd::Edit,
-            other => MCmd::Unknown(other),
-        }
+byte_code! {
+    /// Mask subcommand (byte 25).
+    pub enum MCmd {
+        /// 0: read the list.
+        Read = 0,
+        /// 1: apply the directives.
+        Edit = 1,
     }
 }
 
-impl From<MCmd> for u8 {
-    #[inline]
-    fn from(c: MCmd) -> u8 {
-        match c {
-            MCmd::Read => 0,
-            MCmd::Edit => 1,
-            MCmd::Unknown(v) => v,
-        }
+byte_code! {
+    /// Mask result (byte 26, responses only).
+    pub enum MError {
+        /// 0: success.
+        Ok = 0,
+        /// 1: unspecified error.
+        Unspecified = 1,
+        /// 2: bad DCmd directive.
+        BadDCmd = 2,
+        /// 3: mask list full.
+        ListFull = 3,
     }
 }
 
-/// Mask result (byte 26, responses only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MError {
-    /// 0: success.
-    Ok,
-    /// 1: unspecified error.
-    Unspecified,
-    /// 2: bad DCmd directive.
-    BadDCmd,
-    /// 3: mask list full.
-    ListFull,
-    Unknown(u8),
-}
-
-impl From<u8> for MError {
-    #[inline]
-    fn from(v: u8) -> MError {
-        match v {
-            0 => MError::Ok,
-            1 => MError::Unspecified,
-            2 => MError::BadDCmd,
-            3 => MError::ListFull,
-            other => MError::Unknown(other),
-        }
-    }
-}
-
-impl From<MError> for u8 {
-    #[inline]
-    fn from(e: MError) -> u8 {
-        match e {
-            MError::Ok => 0,
-            MError::Unspecified => 1,
-            MError::BadDCmd => 2,
-            MError::ListFull => 3,
-            MError::Unknown(v) => v,
-        }
-    }
-}
-
-/// Directive command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DCmd {
-    /// 0: no directive (used for every entry of a read reply).
-    None,
-    /// 1: add the MAC.
-    Add,
-    /// 2: delete the MAC.
-    Delete,
-    Unknown(u8),
-}
-
-impl From<u8> for DCmd {
-    #[inline]
-    fn from(v: u8) -> DCmd {
-        match v {
-            0 => DCmd::None,
-            1 => DCmd::Add,
-            2 => DCmd::Delete,
-            other => DCmd::Unknown(other),
-        }
-    }
-}
-
-impl From<DCmd> for u8 {
-    #[inline]
-    fn from(c: DCmd) -> u8 {
-        match c {
-            DCmd::None => 0,
-            DCmd::Add => 1,
-            DCmd::Delete => 2,
-            DCmd::Unknown(v) => v,
-        }
+byte_code! {
+    /// Directive command.
+    pub enum DCmd {
+        /// 0: no directive (used for every entry of a read reply).
+        None = 0,
+        /// 1: add the MAC.
+        Add = 1,
+        /// 2: delete the MAC.
+        Delete = 2,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Command 3, Reserve/Release.
 
+use crate::code::byte_code;
 use crate::list::{count_byte, counted_entries, indexed_list};
 
 use crate::{
@@ -15,39 +16,15 @@ mod field {
 
 const MAC_LEN: usize = 6;
 
-/// Reserve/Release subcommand (byte 24).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RCmd {
-    /// 0: read the reservation list.
-    Read,
-    /// 1: set the list (allowed if empty or the requester is on it).
-    Set,
-    /// 2: set the list unconditionally.
-    ForceSet,
-    Unknown(u8),
-}
-
-impl From<u8> for RCmd {
-    #[inline]
-    fn from(v: u8) -> RCmd {
-        match v {
-            0 => RCmd::Read,
-            1 => RCmd::Set,
-            2 => RCmd::ForceSet,
-            other => RCmd::Unknown(other),
-        }
-    }
-}
-
-impl From<RCmd> for u8 {
-    #[inline]
-    fn from(c: RCmd) -> u8 {
-        match c {
-            RCmd::Read => 0,
-            RCmd::Set => 1,
-            RCmd::ForceSet => 2,
-            RCmd::Unknown(v) => v,
-        }
+byte_code! {
+    /// Reserve/Release subcommand (byte 24).
+    pub enum RCmd {
+        /// 0: read the reservation list.
+        Read = 0,
+        /// 1: set the list (allowed if empty or the requester is on it).
+        Set = 1,
+        /// 2: set the list unconditionally.
+        ForceSet = 2,
     }
 }
 

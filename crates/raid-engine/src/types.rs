@@ -118,8 +118,14 @@ pub enum MemberError {
     Gone,
 }
 
-/// Member states as reported in `status()`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Member states as reported in `status()`. `as_str` is the name the appliance's status
+/// schema (feature `serde`) and metrics labels use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum MemberState {
     Active,
     Rebuilding,
@@ -128,14 +134,59 @@ pub enum MemberState {
     Missing,
 }
 
-/// Array states as reported in `status()`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+impl MemberState {
+    pub const ALL: [MemberState; 5] = [
+        MemberState::Active,
+        MemberState::Rebuilding,
+        MemberState::Spare,
+        MemberState::Faulty,
+        MemberState::Missing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Active => "active",
+            MemberState::Rebuilding => "rebuilding",
+            MemberState::Spare => "spare",
+            MemberState::Faulty => "faulty",
+            MemberState::Missing => "missing",
+        }
+    }
+}
+
+/// Array states as reported in `status()`, named by `as_str` as for [`MemberState`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum ArrayState {
     Clean,
     Degraded,
     Rebuilding,
     Resyncing,
     Failed,
+}
+
+impl ArrayState {
+    pub const ALL: [ArrayState; 5] = [
+        ArrayState::Clean,
+        ArrayState::Degraded,
+        ArrayState::Rebuilding,
+        ArrayState::Resyncing,
+        ArrayState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArrayState::Clean => "clean",
+            ArrayState::Degraded => "degraded",
+            ArrayState::Rebuilding => "rebuilding",
+            ArrayState::Resyncing => "resyncing",
+            ArrayState::Failed => "failed",
+        }
+    }
 }
 
 /// Everything the appliance may want to publish (mdadm --monitor's vocabulary plus ours).

@@ -1,7 +1,7 @@
 //! `aoeraid rebuild-rate ARRAY --min R --max R`: pace rebuilds and resyncs.
 
 use super::connect::ConnectArgs;
-use crate::config::Rate;
+use crate::config::{Rate, RebuildRates};
 use crate::control::Request;
 use std::process::ExitCode;
 
@@ -20,11 +20,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    if let (Some(lo), Some(hi)) = (args.min, args.max) {
-        if lo > hi {
-            anyhow::bail!("--min {lo} is above --max {hi}");
-        }
-    }
+    RebuildRates::check(args.min, args.max).map_err(anyhow::Error::msg)?;
     args.conn.run_command(&Request::RebuildRate {
         array: args.array.clone(),
         min_bytes_per_second: args.min.map(Rate::bytes_per_sec),

@@ -23,8 +23,12 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    // `--force` here is about assembly, not check-config's: a risky setup is
+    // refused unless its array allows it, so no warnings come back.
+    let checked = args.config.load(false)?;
     run_daemon(
         &args.config.path,
+        checked.config,
         RunOptions {
             force: args.force,
             takeover: args.takeover,

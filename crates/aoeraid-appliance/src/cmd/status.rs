@@ -4,6 +4,7 @@ use super::connect::ConnectArgs;
 use crate::control::status::{ArrayState, Status};
 use crate::control::{render, Request};
 use anyhow::bail;
+use raid_engine::ArrayState as Engine;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -34,11 +35,9 @@ pub(crate) fn health(status: &Status) -> Health {
         .arrays
         .iter()
         .map(|a| match a.state {
-            ArrayState::Clean => Health::Clean,
-            ArrayState::Failed => Health::Failed,
-            ArrayState::Degraded
-            | ArrayState::Rebuilding
-            | ArrayState::Resyncing
+            ArrayState::Assembled(Engine::Clean) => Health::Clean,
+            ArrayState::Assembled(Engine::Failed) => Health::Failed,
+            ArrayState::Assembled(Engine::Degraded | Engine::Rebuilding | Engine::Resyncing)
             | ArrayState::Inactive => Health::Degraded,
         })
         .max()
@@ -107,13 +106,17 @@ mod tests {
     #[test]
     fn the_systemd_status_line_puts_trouble_first() {
         assert_eq!(with(&[]).summary(), "0 of 0 arrays clean; nothing exported");
-        let mut s = with(&[ArrayState::Clean, ArrayState::Degraded, ArrayState::Clean]);
+        let mut s = with(&[
+            ArrayState::Assembled(Engine::Clean),
+            ArrayState::Assembled(Engine::Degraded),
+            ArrayState::Assembled(Engine::Clean),
+        ]);
         s.arrays[1].name = "data".into();
         assert_eq!(
             s.summary(),
             "data degraded; 2 of 3 arrays clean; nothing exported"
         );
-        s.arrays[1].state = ArrayState::Rebuilding;
+        s.arrays[1].state = ArrayState::Assembled(Engine::Rebuilding);
         s.arrays[1].rebuild.action = crate::control::status::SyncAction::Rebuild;
         s.arrays[1].rebuild.done_ratio = 0.25;
         s.volumes = serde_json::from_str(
@@ -132,26 +135,29 @@ mod tests {
     fn the_worst_array_decides_like_mdadm_detail_test() {
         assert_eq!(health(&with(&[])), Health::Clean);
         assert_eq!(
-            health(&with(&[ArrayState::Clean, ArrayState::Clean])),
+            health(&with(&[
+                ArrayState::Assembled(Engine::Clean),
+                ArrayState::Assembled(Engine::Clean)
+            ])),
             Health::Clean
         );
         for d in [
-            ArrayState::Degraded,
-            ArrayState::Rebuilding,
-            ArrayState::Resyncing,
+            ArrayState::Assembled(Engine::Degraded),
+            ArrayState::Assembled(Engine::Rebuilding),
+            ArrayState::Assembled(Engine::Resyncing),
             ArrayState::Inactive,
         ] {
             assert_eq!(
-                health(&with(&[ArrayState::Clean, d])),
+                health(&with(&[ArrayState::Assembled(Engine::Clean), d])),
                 Health::Degraded,
                 "{d:?}"
             );
         }
         assert_eq!(
             health(&with(&[
-                ArrayState::Degraded,
-                ArrayState::Failed,
-                ArrayState::Clean
+                ArrayState::Assembled(Engine::Degraded),
+                ArrayState::Assembled(Engine::Failed),
+                ArrayState::Assembled(Engine::Clean)
             ])),
             Health::Failed
         );

@@ -209,6 +209,18 @@ impl Default for RebuildRates {
     }
 }
 
+impl RebuildRates {
+    /// Whether bounds `min`..`max` can pace a rebuild, for the config file and
+    /// for `rebuild-rate` (where a bound left out stays as it is).
+    pub fn check(min: Option<Rate>, max: Option<Rate>) -> Result<(), String> {
+        match (min, max) {
+            (Some(Rate(0)), _) => Err("a rebuild rate of 0 would never finish".to_string()),
+            (Some(lo), Some(hi)) if lo > hi => Err(format!("min {lo} is above max {hi}")),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BitmapSpec {
@@ -521,6 +533,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rebuild_bounds_refuse_zero_and_min_above_max_even_when_one_is_left_out() {
+        let (mb, zero) = (Rate(1_000_000), Rate(0));
+        assert_eq!(RebuildRates::check(Some(mb), Some(mb)), Ok(()));
+        assert_eq!(RebuildRates::check(None, Some(zero)), Ok(()));
+        assert_eq!(RebuildRates::check(Some(mb), None), Ok(()));
+        for (min, max) in [(Some(zero), None), (Some(zero), Some(mb))] {
+            assert_eq!(
+                RebuildRates::check(min, max),
+                Err("a rebuild rate of 0 would never finish".to_string())
+            );
+        }
+        assert_eq!(
+            RebuildRates::check(Some(Rate(2_000_000)), Some(mb)),
+            Err("min 2MB/s is above max 1MB/s".to_string())
+        );
+    }
 
     #[test]
     fn example_config_parses_to_the_seed_setup() {

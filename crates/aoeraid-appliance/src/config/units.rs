@@ -18,38 +18,53 @@ use std::str::FromStr;
 
 /// A family of unit suffixes, each a multiple of `base`.
 struct Units {
+    /// Every suffix an operator may write. The first `printed` are the ones
+    /// values print in, in the order they are tried: a value prints in the first
+    /// that divides it exactly, else in `one`.
     table: &'static [(&'static str, u64)],
+    printed: usize,
     help: &'static str,
     base: &'static str,
+    /// The suffix of one `base`.
+    one: &'static str,
+    /// How zero prints.
+    zero: &'static str,
 }
 
-/// Unit suffixes for sizes; rates reuse them with `/s`.
+/// Unit suffixes for sizes; rates reuse them with `/s`. Sizes print in binary
+/// units where they can.
 const SIZE_UNITS: Units = Units {
     table: &[
         ("TiB", 1 << 40),
         ("GiB", 1 << 30),
         ("MiB", 1 << 20),
         ("KiB", 1 << 10),
+        ("TB", 1_000_000_000_000),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("KB", 1_000),
         ("T", 1 << 40),
         ("G", 1 << 30),
         ("M", 1 << 20),
         ("K", 1 << 10),
         ("k", 1 << 10),
-        ("TB", 1_000_000_000_000),
-        ("GB", 1_000_000_000),
-        ("MB", 1_000_000),
-        ("KB", 1_000),
         ("kB", 1_000),
         ("B", 1),
     ],
+    printed: 8,
     help: "B, K/KiB, M/MiB, G/GiB, T/TiB (powers of 1024) or kB, MB, GB, TB (powers of 1000)",
     base: "bytes",
+    one: "B",
+    zero: "0B",
 };
 
 const DURATION_UNITS: Units = Units {
-    table: &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)],
+    table: &[("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)],
+    printed: 3,
     help: "ms, s, m or h",
     base: "milliseconds",
+    one: "ms",
+    zero: "0s",
 };
 
 /// Reads "256KiB" as 256 × 1024; the number may carry a fraction ("1.5GiB")
@@ -107,25 +122,19 @@ fn parse_scaled(text: &str, units: &Units, what: &str) -> Result<u64, String> {
     }
 }
 
-/// Formats bytes with the largest unit that divides them exactly, binary
-/// units first.
-fn format_bytes(n: u64) -> String {
-    const PRINTED: [(&str, u64); 8] = [
-        ("TiB", 1 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-        ("TB", 1_000_000_000_000),
-        ("GB", 1_000_000_000),
-        ("MB", 1_000_000),
-        ("KB", 1_000),
-    ];
-    match PRINTED
-        .iter()
-        .find(|(_, scale)| n >= *scale && n.is_multiple_of(*scale))
-    {
-        Some((unit, scale)) => format!("{}{unit}", n / scale),
-        None => format!("{n}B"),
+impl Units {
+    /// `n` in the largest printed unit that divides it exactly.
+    fn format(&self, n: u64) -> String {
+        if n == 0 {
+            return self.zero.to_string();
+        }
+        match self.table[..self.printed]
+            .iter()
+            .find(|(_, scale)| n >= *scale && n.is_multiple_of(*scale))
+        {
+            Some((unit, scale)) => format!("{}{unit}", n / scale),
+            None => format!("{n}{}", self.one),
+        }
     }
 }
 
@@ -148,7 +157,7 @@ impl FromStr for ByteSize {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format_bytes(self.0))
+        f.write_str(&SIZE_UNITS.format(self.0))
     }
 }
 
@@ -159,6 +168,11 @@ pub struct Rate(pub u64);
 impl Rate {
     pub const fn bytes_per_sec(self) -> u64 {
         self.0
+    }
+    /// The rate in the RAID engine's whole KiB/s, at least 1: the engine paces
+    /// in KiB/s, and a rate rounded down to 0 would never finish.
+    pub fn kib_per_sec(self) -> u64 {
+        (self.0 / 1024).max(1)
     }
 }
 
@@ -177,7 +191,7 @@ impl FromStr for Rate {
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/s", format_bytes(self.0))
+        write!(f, "{}/s", SIZE_UNITS.format(self.0))
     }
 }
 
@@ -210,18 +224,9 @@ impl FromStr for Duration {
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if ms == 0 {
-            f.write_str("0s")
-        } else if ms.is_multiple_of(3_600_000) {
-            write!(f, "{}h", ms / 3_600_000)
-        } else if ms.is_multiple_of(60_000) {
-            write!(f, "{}m", ms / 60_000)
-        } else if ms.is_multiple_of(1_000) {
-            write!(f, "{}s", ms / 1_000)
-        } else {
-            write!(f, "{ms}ms")
-        }
+        // Whole milliseconds are all a duration parses from.
+        let ms = u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX);
+        f.write_str(&DURATION_UNITS.format(ms))
     }
 }
 
@@ -343,6 +348,7 @@ mod tests {
         assert_eq!(ByteSize(10_000_000).to_string(), "10MB");
         assert_eq!(ByteSize(1024).to_string(), "1KiB");
         assert_eq!(ByteSize(513).to_string(), "513B");
+        assert_eq!(ByteSize(0).to_string(), "0B");
         for n in [0, 1, 512, 1 << 20, 3_000_000, (1 << 40) * 5, 123_456_789] {
             assert_eq!(ByteSize(n).to_string().parse::<ByteSize>(), Ok(ByteSize(n)));
         }
@@ -368,6 +374,8 @@ mod tests {
             .unwrap_err()
             .starts_with("invalid rate `fast`"));
         assert_eq!(Rate(10_000_000).to_string(), "10MB/s");
+        assert_eq!(Rate(200 << 20).kib_per_sec(), 200 << 10);
+        assert_eq!(Rate(500).kib_per_sec(), 1);
     }
 
     #[test]
@@ -397,5 +405,8 @@ mod tests {
         }
         assert_eq!(Duration::from_millis(120_000).to_string(), "2m");
         assert_eq!(Duration::from_millis(1_500).to_string(), "1500ms");
+        assert_eq!(Duration::from_millis(0).to_string(), "0s");
+        assert_eq!(Duration::from_millis(7_200_000).to_string(), "2h");
+        assert_eq!(Duration::from_millis(90_000).to_string(), "90s");
     }
 }

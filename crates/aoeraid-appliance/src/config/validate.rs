@@ -4,7 +4,7 @@
 use super::diag::Diagnostic;
 use super::locate::FieldPath;
 use super::member::MemberAddr;
-use super::{ArraySpec, Config, Level, RaidLevel};
+use super::{ArraySpec, Config, Level, RaidLevel, RebuildRates};
 use aoe_wire::AoeAddr;
 use std::collections::HashMap;
 
@@ -293,18 +293,8 @@ fn geometry(a: &ArraySpec, ap: &FieldPath, out: &mut Vec<Diagnostic>) {
             ),
         ));
     }
-    let r = a.rebuild;
-    if r.min.bytes_per_sec() == 0 {
-        out.push(Diagnostic::error(
-            ap.key("rebuild").key("min"),
-            "a rebuild rate of 0 would never finish",
-        ));
-    }
-    if r.min > r.max {
-        out.push(Diagnostic::error(
-            ap.key("rebuild").key("min"),
-            format!("min {} is above max {}", r.min, r.max),
-        ));
+    if let Err(why) = RebuildRates::check(Some(a.rebuild.min), Some(a.rebuild.max)) {
+        out.push(Diagnostic::error(ap.key("rebuild").key("min"), why));
     }
 }
 

@@ -3,8 +3,8 @@
 //! member addresses, bytes and bytes per second.
 
 use super::status::{
-    ArrayCounters, ArrayState, ArrayStatus, BladeState, BladeStatus, MemberRole, MemberState,
-    MemberStatus, SyncAction, SyncProgress,
+    ArrayCounters, ArrayStatus, BladeState, BladeStatus, MemberRole, MemberStatus, SyncAction,
+    SyncProgress,
 };
 use raid_engine::Status as EngineStatus;
 
@@ -54,13 +54,7 @@ pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
                 .unwrap_or_else(|| format!("member{}", m.index)),
             role: member_role(m.role, m.state),
             index: m.role.map(|r| r as u32),
-            state: match m.state {
-                raid_engine::MemberState::Active => MemberState::Active,
-                raid_engine::MemberState::Rebuilding => MemberState::Rebuilding,
-                raid_engine::MemberState::Spare => MemberState::Spare,
-                raid_engine::MemberState::Faulty => MemberState::Faulty,
-                raid_engine::MemberState::Missing => MemberState::Missing,
-            },
+            state: m.state,
             read_bytes: 0,
             write_bytes: 0,
             errors: 0,
@@ -80,13 +74,7 @@ pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
     ArrayStatus {
         name: s.name.clone(),
         level: s.level.name().to_string(),
-        state: match s.state {
-            raid_engine::ArrayState::Clean => ArrayState::Clean,
-            raid_engine::ArrayState::Degraded => ArrayState::Degraded,
-            raid_engine::ArrayState::Rebuilding => ArrayState::Rebuilding,
-            raid_engine::ArrayState::Resyncing => ArrayState::Resyncing,
-            raid_engine::ArrayState::Failed => ArrayState::Failed,
-        },
+        state: s.state.into(),
         size_bytes: s.volume_sectors * SECTOR,
         chunk_bytes: u64::from(s.chunk_sectors) * SECTOR,
         members_required: s.raid_disks as u32,

@@ -9,7 +9,7 @@
 use super::protocol::{Request, Response, MAX_LINE};
 use super::status::Status;
 use crate::accept_loop::AcceptLoop;
-use crate::config::{MemberAddr, Rate};
+use crate::config::{MemberAddr, Rate, RebuildRates};
 use aoe_uring::sys;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -116,13 +116,12 @@ pub fn dispatch(h: &dyn ControlHandler, req: Request) -> Response {
                 min_bytes_per_second.map(Rate),
                 max_bytes_per_second.map(Rate),
             );
-            match (min, max) {
-                (None, None) => Response::error("rebuild-rate needs a min or a max"),
-                (Some(lo), Some(hi)) if lo > hi => {
-                    Response::error(format!("min {lo} is above max {hi}"))
-                }
-                (Some(Rate(0)), _) => Response::error("a rebuild rate of 0 would never finish"),
-                _ => reply(h.rebuild_rate(&array, min, max)),
+            if min.is_none() && max.is_none() {
+                return Response::error("rebuild-rate needs a min or a max");
+            }
+            match RebuildRates::check(min, max) {
+                Ok(()) => reply(h.rebuild_rate(&array, min, max)),
+                Err(why) => Response::error(why),
             }
         }
         Request::Reload => reply(h.reload()),

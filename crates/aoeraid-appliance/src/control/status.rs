@@ -50,67 +50,51 @@ pub struct FrontendCounters {
     pub reservation_conflicts: u64,
 }
 
+/// An array's state in the status: its engine's, or `Inactive` for an array declared in
+/// the config but not assembled (members absent, refused), which has no engine. Either
+/// is its `as_str` name in the JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ArrayState {
-    Clean,
-    Degraded,
-    Rebuilding,
-    Resyncing,
-    Failed,
-    /// Declared in the config but not assembled (members absent, refused).
     Inactive,
+    #[serde(untagged)]
+    Assembled(raid_engine::ArrayState),
 }
 
 impl ArrayState {
-    pub const ALL: [ArrayState; 6] = [
-        ArrayState::Clean,
-        ArrayState::Degraded,
-        ArrayState::Rebuilding,
-        ArrayState::Resyncing,
-        ArrayState::Failed,
-        ArrayState::Inactive,
-    ];
+    /// The engine's states in their order, then `Inactive`.
+    pub const ALL: [ArrayState; 6] = {
+        let engine = raid_engine::ArrayState::ALL;
+        let mut all = [ArrayState::Inactive; 6];
+        let mut i = 0;
+        while i < engine.len() {
+            all[i] = ArrayState::Assembled(engine[i]);
+            i += 1;
+        }
+        all
+    };
+
     pub fn as_str(self) -> &'static str {
         match self {
-            ArrayState::Clean => "clean",
-            ArrayState::Degraded => "degraded",
-            ArrayState::Rebuilding => "rebuilding",
-            ArrayState::Resyncing => "resyncing",
-            ArrayState::Failed => "failed",
+            ArrayState::Assembled(s) => s.as_str(),
             ArrayState::Inactive => "inactive",
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemberState {
-    Active,
-    Rebuilding,
-    Spare,
-    Faulty,
-    Missing,
-}
-
-impl MemberState {
-    pub const ALL: [MemberState; 5] = [
-        MemberState::Active,
-        MemberState::Rebuilding,
-        MemberState::Spare,
-        MemberState::Faulty,
-        MemberState::Missing,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberState::Active => "active",
-            MemberState::Rebuilding => "rebuilding",
-            MemberState::Spare => "spare",
-            MemberState::Faulty => "faulty",
-            MemberState::Missing => "missing",
-        }
+impl From<raid_engine::ArrayState> for ArrayState {
+    fn from(s: raid_engine::ArrayState) -> ArrayState {
+        ArrayState::Assembled(s)
     }
 }
+
+impl PartialEq<raid_engine::ArrayState> for ArrayState {
+    fn eq(&self, other: &raid_engine::ArrayState) -> bool {
+        *self == ArrayState::Assembled(*other)
+    }
+}
+
+pub use raid_engine::MemberState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -285,7 +269,7 @@ impl Status {
         let mut parts: Vec<String> = self
             .arrays
             .iter()
-            .filter(|a| a.state != ArrayState::Clean)
+            .filter(|a| a.state != raid_engine::ArrayState::Clean)
             .map(|a| {
                 if a.rebuild.action == SyncAction::Idle {
                     format!("{} {}", a.name, a.state.as_str())
@@ -303,7 +287,7 @@ impl Status {
         let clean = self
             .arrays
             .iter()
-            .filter(|a| a.state == ArrayState::Clean)
+            .filter(|a| a.state == raid_engine::ArrayState::Clean)
             .count();
         parts.push(format!("{clean} of {} arrays clean", self.arrays.len()));
         let exported: Vec<String> = self
@@ -503,5 +487,37 @@ impl InterfaceStatus {
             dropped_kernel: kernel.dropped,
             dropped_malformed: malformed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ArrayState, MemberState};
+
+    #[test]
+    fn states_are_their_names_in_the_json() {
+        let names: Vec<_> = ArrayState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "clean",
+                "degraded",
+                "rebuilding",
+                "resyncing",
+                "failed",
+                "inactive"
+            ]
+        );
+        for s in ArrayState::ALL {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+            assert_eq!(serde_json::from_str::<ArrayState>(&json).unwrap(), s);
+        }
+        for s in MemberState::ALL {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+            assert_eq!(serde_json::from_str::<MemberState>(&json).unwrap(), s);
+        }
+        assert!(serde_json::from_str::<ArrayState>("\"assembled\"").is_err());
     }
 }

@@ -40,10 +40,7 @@ impl Core {
                     self.reload_config_string(&volume, value, &mut applied, &mut refused)
                 }
                 LiveChange::RebuildRates { array, rates } => {
-                    let (lo, hi) = (
-                        rates.min.bytes_per_sec() / 1024,
-                        (rates.max.bytes_per_sec() / 1024).max(1),
-                    );
+                    let (lo, hi) = (rates.min.kib_per_sec(), rates.max.kib_per_sec());
                     match find_array(&self.vols, &array) {
                         Some((v, a)) => {
                             self.vols[v].concat.array_mut(a).set_sync_rates(lo, hi);

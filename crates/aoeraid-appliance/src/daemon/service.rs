@@ -80,10 +80,6 @@ impl Handler {
     }
 }
 
-fn kib(r: Option<Rate>) -> Option<u64> {
-    r.map(|r| (r.0 / 1024).max(1))
-}
-
 impl ControlHandler for Handler {
     fn status(&self) -> Result<Status, String> {
         Ok(self.status.lock().clone())
@@ -122,8 +118,8 @@ impl ControlHandler for Handler {
     fn rebuild_rate(&self, array: &str, min: Option<Rate>, max: Option<Rate>) -> Reply {
         self.call(Command::RebuildRate {
             array: array.into(),
-            min: kib(min),
-            max: kib(max),
+            min: min.map(Rate::kib_per_sec),
+            max: max.map(Rate::kib_per_sec),
         })
     }
     fn reload(&self) -> Reply {
@@ -156,17 +152,13 @@ fn spawn_signal_thread(signals: Signals, handler: Arc<Handler>) -> std::io::Resu
         .map(drop)
 }
 
-/// Runs the daemon until SIGTERM. Returns after a clean stop.
-pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
+/// Runs the daemon on `cfg`, read from `config_path` (which SIGHUP and `reload`
+/// read again), until SIGTERM. Returns after a clean stop.
+pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> anyhow::Result<()> {
     // Before any thread starts, so that every thread inherits the mask and only the
     // signal thread sees these.
     let signals = Signals::block(&[Signal::Term, Signal::Int, Signal::Hup])?;
     let mut phases = StartPhases::new();
-    let checked = config::load(config_path, false).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for w in &checked.warnings {
-        events::log_line(4, &w.render(&config_path.display().to_string()));
-    }
-    let cfg = checked.config;
     let notifier = Notifier::from_env()
         .unwrap_or_else(|_| Notifier::from_socket_var(None).expect("disabled notifier"));
     let metrics = Arc::new(Metrics::new());
@@ -224,8 +216,8 @@ pub(crate) fn run(config_path: &Path, opts: RunOptions) -> anyhow::Result<()> {
         }
         let mut engine = a.engine;
         engine.set_sync_rates(
-            spec.rebuild.min.0 / 1024,
-            (spec.rebuild.max.0 / 1024).max(1),
+            spec.rebuild.min.kib_per_sec(),
+            spec.rebuild.max.kib_per_sec(),
         );
         sink.emit(
             Event::new(EventKind::NewArray, spec.name.clone())
