@@ -10,6 +10,7 @@
 
 mod assembly;
 mod bitmap;
+mod bytes;
 mod concat;
 mod config;
 mod engine;
