@@ -21,6 +21,10 @@
 #      (`aoeraid serve`'s default is then buffered, O_DIRECT being its default for
 #      block devices only)
 #      MTUS, RWS, QDS: a part of the matrix (default "1500 9000", "read write", "1 16")
+#      PATTERN=seq: sequential requests instead of random ones (default rand)
+#      BASE=path/to/other/aoeraid: also serve with that build ("base"), interleaved with
+#      the other two in every repetition, for before/after comparisons in one run (the
+#      client is always $AOERAID)
 #      PERF_DIR=dir: during every QD 16 cell, `perf record -g` both CPUs (target on 0,
 #      client on 1) into dir/KIND-MTU-RW.data and print the top symbols of the
 #      server and of the client (veth runs each side's receive inside the other's
@@ -83,8 +87,10 @@ CLK=$(getconf CLK_TCK)
 
 start_server() { # kind mtu write
     local kind=$1
-    if [ "$kind" = aoeraid ]; then
-        $NSX taskset -c 0 "$AOERAID" serve --iface tgt0 --shelf 1 --slot 1 \
+    if [ "$kind" = aoeraid ] || [ "$kind" = base ]; then
+        local bin=$AOERAID
+        [ "$kind" = base ] && bin=$BASE
+        $NSX taskset -c 0 "$bin" serve --iface tgt0 --shelf 1 --slot 1 \
             --state-dir "$WORK/state" ${SERVE_ARGS:-} "$EXPORT" >"$WORK/serve.log" 2>&1 &
     elif [ "$3" = write ]; then
         $NSX taskset -c 0 vblade -s 1 1 tgt0 "$EXPORT" >"$WORK/serve.log" 2>&1 &
@@ -116,7 +122,7 @@ for mtu in ${MTUS:-1500 9000}; do
         # Repetitions interleave the two servers, so load from elsewhere on the
         # box hits both alike.
         for rep in $(seq "$REPS"); do
-            for kind in aoeraid vblade; do
+            for kind in aoeraid ${BASE:+base} vblade; do
                 start_server $kind $mtu $rw
                 for qd in ${QDS:-1 16}; do
                     t0=$(cpu_ticks "$SPID")
@@ -138,7 +144,7 @@ for mtu in ${MTUS:-1500 9000}; do
                         TRACE_PID=$!
                     fi
                     out=$($NSX taskset -c 1 "$AOERAID" bench --iface cli0 --device 1.1 --rw $rw \
-                        --pattern rand --bs $bs --qd $qd --seconds "$SECS" --span 128M --json 2>/dev/null || true)
+                        --pattern "${PATTERN:-rand}" --bs $bs --qd $qd --seconds "$SECS" --span 128M --json 2>/dev/null || true)
                     t1=$(cpu_ticks "$SPID")
                     if [ -n "$TRACE_PID" ]; then
                         wait "$TRACE_PID" || true
@@ -189,14 +195,17 @@ print(f"{'server':8} {'mtu':>5} {'rw':6} {'qd':>3} {'req/s':>9} {'MB/s':>8} {'p5
 for (kind, mtu, rw, qd), v in sorted(agg.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3], kv[0][0])):
     print(f"{kind:8} {mtu:>5} {rw:6} {qd:>3} {med(v,0):9.0f} {med(v,1):8.1f} {med(v,2):7.0f} {med(v,3):10.2f} {med(v,4):9.2f} {med(v,5):6.0f}")
 print()
-print("ratios aoeraid/vblade (medians):")
-for mtu in ("1500", "9000"):
-    for rw in ("read", "write"):
-        for qd in ("1", "16"):
-            a, b = agg.get(("aoeraid", mtu, rw, qd)), agg.get(("vblade", mtu, rw, qd))
-            if a and b:
-                print(f"  mtu {mtu} {rw:5} qd {qd:>2}: req/s x{med(a,0)/max(med(b,0),1e-9):.2f}  "
-                      f"MB/s x{med(a,1)/max(med(b,1),1e-9):.2f}  p50 latency x{med(a,2)/max(med(b,2),1e-9):.2f}")
+for kind in ("aoeraid", "base"):
+    if not any(k[0] == kind for k in agg):
+        continue
+    print(f"ratios {kind}/vblade (medians):")
+    for mtu in ("1500", "9000"):
+        for rw in ("read", "write"):
+            for qd in ("1", "16"):
+                a, b = agg.get((kind, mtu, rw, qd)), agg.get(("vblade", mtu, rw, qd))
+                if a and b:
+                    print(f"  mtu {mtu} {rw:5} qd {qd:>2}: req/s x{med(a,0)/max(med(b,0),1e-9):.2f}  "
+                          f"MB/s x{med(a,1)/max(med(b,1),1e-9):.2f}  p50 latency x{med(a,2)/max(med(b,2),1e-9):.2f}")
 print()
 print("goals: mtu1500 qd16 read req/s >= 2.5x vblade; mtu9000 MB/s >= 1.6x; aoeraid cpu <= 2 us/req; qd1 latency <= vblade")
 PY

@@ -233,13 +233,23 @@ fn status_json_keeps_the_documented_fields() {
     assert_eq!(back, ctl_fixture::rebuilding());
 }
 
-#[test]
-fn status_human_view() {
-    let (_dir, _rec, server) = start();
+/// `aoeraid status` succeeds and shows every one of `wants`; its output.
+fn status_showing(server: &ControlServer, wants: &[&str]) -> String {
     let o = cli(server.path(), &["status"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    for want in [
+    for want in wants {
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+    }
+    out
+}
+
+#[test]
+fn status_human_view() {
+    let (_dir, _rec, server) = start();
+    let out = status_showing(
+        &server,
+        &[
         "array data  raid10  rebuilding",
         "rebuild",
         "25.0%",
@@ -254,11 +264,40 @@ fn status_human_view() {
         "e1.1         down",
         "spare group shelfspares: available [e1.4]",
         "uuid 6f1c2a9e-0b7d-4e55-9a13-2c4b8d7e6f01  events 42  writes in flight  bitmap 5 dirty",
-    ] {
-        assert!(out.contains(want), "missing `{want}` in:\n{out}");
-    }
+        ],
+    );
     // Not a terminal: no progress bar.
     assert!(!out.contains("[####"), "{out}");
+}
+
+#[test]
+fn status_shows_the_partial_parity_log() {
+    let (_dir, rec, server) = start();
+    *rec.status.lock().unwrap() = Some(ctl_fixture::logged());
+    status_showing(
+        &server,
+        &[
+            "consistency policy ppl, 8.0 MiB logged",
+            "log replay at start: 2 stripes replayed; entries refused 1, stale 5",
+        ],
+    );
+    let o = cli(server.path(), &["status", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["arrays"][0]["counters"];
+    assert_eq!(
+        [
+            &c["ppl_bytes"],
+            &c["ppl_replayed_stripes"],
+            &c["ppl_refused_entries"],
+            &c["ppl_stale_entries"]
+        ],
+        [8 << 20, 2, 1, 5]
+    );
+    // The daemon's default without a log says nothing about one.
+    *rec.status.lock().unwrap() = None;
+    let out = stdout(&cli(server.path(), &["status"]));
+    assert!(!out.contains("log replay"), "{out}");
 }
 
 #[test]

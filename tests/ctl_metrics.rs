@@ -171,6 +171,32 @@ fn scrape_over_loopback() {
 }
 
 #[test]
+fn partial_parity_log_counters_are_exported() {
+    let m = Metrics::new();
+    m.apply_status(&ctl_fixture::logged());
+    let text = m.render();
+    for want in [
+        "aoeraid_array_ppl_bytes_total{array=\"data\"} 8388608",
+        "aoeraid_array_ppl_replayed_stripes_total{array=\"data\"} 2",
+        "aoeraid_array_ppl_refused_entries_total{array=\"data\"} 1",
+        "aoeraid_array_ppl_stale_entries_total{array=\"data\"} 5",
+        "# TYPE aoeraid_array_ppl_refused_entries_total counter",
+        "# TYPE aoeraid_array_ppl_stale_entries_total counter",
+    ] {
+        assert!(
+            text.lines().any(|l| l == want),
+            "missing `{want}` in:\n{text}"
+        );
+    }
+    for help in [
+        "# HELP aoeraid_array_ppl_refused_entries_total Partial-parity log entries refused",
+        "# HELP aoeraid_array_ppl_stale_entries_total Partial-parity log entries skipped as stale",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(help)), "no `{help}`");
+    }
+}
+
+#[test]
 fn vanished_members_and_finished_rebuilds_leave_no_series() {
     let m = Metrics::new();
     let mut s = ctl_fixture::rebuilding();

@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut sb) = Superblock::decode(&seal(data)) else {
         return;
     };
-    let size = sb.data_offset.saturating_add(sb.data_size);
+    let size = sb.areas.data_offset.saturating_add(sb.data_size);
     if size > MAX_MEMBER_SECTORS || sb.raid_disks > 8 {
         return;
     }
@@ -68,13 +68,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let areas = [
         (SB_OFFSET, u64::from(SB_SECTORS)),
-        (BITMAP_OFFSET, u64::from(sb.bitmap_sectors)),
-        (sb.csum_offset, sb.csum_sectors),
+        (BITMAP_OFFSET, u64::from(sb.areas.bitmap_sectors)),
+        (sb.areas.csum_offset, sb.areas.csum_sectors),
         (
-            sb.ppl_offset,
-            u64::from(sb.ppl_slots) * u64::from(sb.ppl_slot_sectors),
+            sb.areas.ppl_offset,
+            u64::from(sb.areas.ppl_slots) * u64::from(sb.areas.ppl_slot_sectors),
         ),
-        (sb.data_offset, sb.data_size),
+        (sb.areas.data_offset, sb.data_size),
     ];
     let mut feed = data.get(SB_BYTES..).unwrap_or_default().chunks(512);
     let mut loaded: Vec<u8> = Vec::new();

@@ -42,11 +42,11 @@ struct Crashed {
 
 impl Crashed {
     fn slot_at(&self, slot: u64) -> usize {
-        (self.sb.ppl_offset + slot * u64::from(self.sb.ppl_slot_sectors)) as usize * 512
+        (self.sb.areas.ppl_offset + slot * u64::from(self.sb.areas.ppl_slot_sectors)) as usize * 512
     }
 
     fn slot_bytes(&self) -> usize {
-        self.sb.ppl_slot_sectors as usize * 512
+        self.sb.areas.ppl_slot_sectors as usize * 512
     }
 }
 
@@ -121,7 +121,7 @@ fn crashed(level: Level, n: usize) -> Crashed {
     // No tick: the superblocks still say dirty, as after a crash.
     let sb = Superblock::decode(members[0].read(SB_OFFSET, SB_SECTORS).as_deref().unwrap())
         .expect("superblock");
-    assert!(!sb.clean && sb.ppl_slots > 0 && sb.data_offset == DATA_OFFSET);
+    assert!(!sb.clean && sb.areas.ppl_slots > 0 && sb.areas.data_offset == DATA_OFFSET);
     Crashed { members, sb }
 }
 
@@ -150,7 +150,7 @@ fuzz_target!(|data: &[u8]| {
             .min(slot_bytes);
         let (body, r) = r.split_at(len);
         rest = r;
-        let at = c.slot_at(u64::from(h[1]) % u64::from(c.sb.ppl_slots));
+        let at = c.slot_at(u64::from(h[1]) % u64::from(c.sb.areas.ppl_slots));
         let slot = &mut members[usize::from(h[0]) % n].data[at..at + slot_bytes];
         slot[..len].copy_from_slice(body);
         match h[2] % 4 {
@@ -177,7 +177,7 @@ fuzz_target!(|data: &[u8]| {
         if Some(i) == lost {
             continue;
         }
-        for s in 0..u64::from(c.sb.ppl_slots) {
+        for s in 0..u64::from(c.sb.areas.ppl_slots) {
             let slot = &m.data[c.slot_at(s)..c.slot_at(s) + slot_bytes];
             present += u64::from(ppl_present(slot));
             vouched.extend(ppl_vouched_unit(slot, &uuid, generation));

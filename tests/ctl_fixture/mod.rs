@@ -73,6 +73,8 @@ pub(crate) fn rebuilding() -> Status {
                 checksum_repairs: 3,
                 ppl_bytes: 0,
                 ppl_replayed_stripes: 0,
+                ppl_refused_entries: 0,
+                ppl_stale_entries: 0,
             },
             uuid: "6f1c2a9e-0b7d-4e55-9a13-2c4b8d7e6f01".into(),
             events: 42,
@@ -151,4 +153,18 @@ pub(crate) fn rebuilding() -> Status {
         },
         reservation_refused: 0,
     }
+}
+
+/// The same appliance with `data` as a RAID 6 under the partial-parity log, after an
+/// unclean start whose replay found entries of every kind.
+pub(crate) fn logged() -> Status {
+    let mut s = rebuilding();
+    let a = &mut s.arrays[0];
+    a.level = "raid6".into();
+    a.consistency_policy = Some("ppl".into());
+    a.counters.ppl_bytes = 8 << 20;
+    a.counters.ppl_replayed_stripes = 2;
+    a.counters.ppl_refused_entries = 1;
+    a.counters.ppl_stale_entries = 5;
+    s
 }

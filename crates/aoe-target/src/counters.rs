@@ -77,6 +77,9 @@ counters! {
     syncs,
     /// Writes and flushes acknowledged after a sync.
     synced_acks,
+    /// Writes the store made durable by themselves (one `RWF_DSYNC` write
+    /// for a write with nothing to group with), acknowledged without a sync.
+    durable_writes,
     /// ATA commands answered with ERR (ABRT, IDNF or UNC).
     ata_errors,
     /// Store operations that failed (reported as ATA ERR/UNC).

@@ -35,7 +35,9 @@
 //! * Sectors per frame from the receiving interface's MTU.
 //! * **Writes are acknowledged only once durable**: a completed write waits
 //!   for a [`Action::Sync`]; one sync covers every write completed before it
-//!   (group commit) — the Linux driver never sends FLUSH.
+//!   (group commit) — the Linux driver never sends FLUSH. A write the store
+//!   made durable by itself ([`Target::durable_write_done`]) is answered at
+//!   once.
 //! * Buffer Count = requests really queued per client MAC; more are dropped
 //!   and counted ([`Counters::client_queue_full`]).
 //! * A driver with several workers calls [`Target::poll_fences`] while

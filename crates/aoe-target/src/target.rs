@@ -953,6 +953,24 @@ impl Target {
     /// A store write for `req` finished. Successful writes wait for the next
     /// sync; failed ones are answered at once with ATA ERR/UNC.
     pub fn write_done(&mut self, req: ReqId, ok: bool, out: &mut Vec<Action>) {
+        self.finish_write(req, ok, false, out);
+    }
+
+    /// A store write for `req` finished that the store made durable by
+    /// itself (a write with `O_DSYNC` semantics): answered at once, with no
+    /// sync; failed ones with ATA ERR/UNC.
+    pub fn durable_write_done(&mut self, req: ReqId, ok: bool, out: &mut Vec<Action>) {
+        self.finish_write(req, ok, true, out);
+    }
+
+    /// Writes of `export` handed to the store and not finished yet.
+    pub fn writes_in_store(&self, export: ExportId) -> u32 {
+        self.exports
+            .get(usize::from(export.0))
+            .map_or(0, |ex| ex.writes_in_store)
+    }
+
+    fn finish_write(&mut self, req: ReqId, ok: bool, durable: bool, out: &mut Vec<Action>) {
         self.ctl_used = 0;
         let Some(r) = self.reqs.get_mut(req.0 as usize) else {
             return;
@@ -974,9 +992,12 @@ impl Target {
         if let Some(epoch) = gate {
             ex.shared.gate.leave(epoch);
         }
-        if ok {
+        if ok && !durable {
             ex.waiting.push(req);
         } else {
+            if ok {
+                self.counters.durable_writes += 1;
+            }
             out.push(Action::Reply { req, iface });
         }
         self.maybe_sync(export, out);

@@ -376,6 +376,39 @@ fn concurrent_writes_share_one_sync() {
 }
 
 #[test]
+fn a_durable_write_is_answered_without_a_sync_and_a_flush_waits_for_it() {
+    let mut h = Harness::new();
+    h.hold_writes = true;
+    let w = AtaArg::read_write(true, 4, 1, true).unwrap();
+    assert!(h.send(0, &ata_frame(A, 1, w, &[0x3c; 512])).is_empty());
+    assert_eq!(h.t.writes_in_store(ExportId(0)), 1);
+    // A FLUSH behind the write in the store waits for it.
+    assert!(h
+        .send(0, &ata_frame(A, 2, AtaArg::no_data(ata::FLUSH_EXT), &[]))
+        .is_empty());
+    let (req, o, payload) = h.held_writes.pop().unwrap();
+    h.store[o..o + payload.len()].copy_from_slice(&payload);
+    let mut acts = Vec::new();
+    h.t.durable_write_done(req, true, &mut acts);
+    // The write is answered at once; the flush gets its sync.
+    assert!(matches!(acts[0], Action::Reply { req: r, .. } if r == req));
+    assert!(matches!(
+        acts[1],
+        Action::Sync {
+            export: ExportId(0),
+            flush: true
+        }
+    ));
+    let sent = h.run(acts, &[]);
+    assert_eq!(sent.len(), 2, "the write's and the flush's replies");
+    assert_eq!((h.syncs, h.flush_syncs), (1, 1));
+    assert_eq!(h.t.counters().durable_writes, 1);
+    assert_eq!(h.t.counters().synced_acks, 1, "only the flush");
+    assert_eq!(h.t.writes_in_store(ExportId(0)), 0);
+    assert_eq!(h.t.requests_in_flight(), 0);
+}
+
+#[test]
 fn a_sync_says_whether_it_answers_a_flush() {
     let mut h = Harness::new();
     h.hold_syncs = true;

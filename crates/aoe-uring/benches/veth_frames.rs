@@ -8,14 +8,17 @@
 //! `RingConfig::single_issuer`). Prints the median of the runs.
 
 mod support;
+#[path = "../tests/veth/mod.rs"]
+mod veth;
 
 use aoe_uring::sys::thread_cpu_time;
-use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, ETH_P_AOE};
+use aoe_uring::{PacketSocket, Ring, RingConfig, ETH_P_AOE};
 use aoeraid_lab::frames::frame;
 use aoeraid_lab::Lab;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 use support::{compare, env_list, env_or, with_single_issuer_from_env, Run};
+use veth::recycle_frames;
 
 /// One run through the ring: queue `batch` sends on A, then wait until B has them all.
 fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
@@ -57,14 +60,7 @@ fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
         // Collect this batch (bounded wait so a lost frame cannot hang the bench).
         let deadline = Instant::now() + Duration::from_millis(200);
         while received < sent && Instant::now() < deadline {
-            ring.wait(Some(Duration::from_millis(50)), &mut events)
-                .unwrap();
-            for ev in events.drain(..) {
-                if let Completion::Frame { buf, .. } = ev {
-                    received += 1;
-                    ring.recycle(buf);
-                }
-            }
+            received += recycle_frames(&mut ring, Duration::from_millis(50), &mut events);
         }
         received
     })

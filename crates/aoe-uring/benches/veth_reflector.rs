@@ -10,6 +10,8 @@
 //! `RingConfig::single_issuer`; `ONLY=ring|sys` to run one server kind, for profiling).
 
 mod support;
+#[path = "../tests/veth/mod.rs"]
+mod veth;
 
 use aoe_uring::sys::thread_cpu_time;
 use aoe_uring::{Completion, PacketSocket, Ring, RingConfig, SocketOptions, ETH_P_AOE};
@@ -19,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{compare, env_list, env_or, with_single_issuer_from_env, Run};
+use veth::recycle_frames;
 
 const STOP: u32 = u32::MAX;
 
@@ -109,14 +112,10 @@ fn client(total: u64, qd: u64) -> (f64, u64) {
                 .unwrap();
             sent += 1;
         }
-        ring.wait(Some(Duration::from_millis(100)), &mut events)
-            .unwrap();
-        for ev in events.drain(..) {
-            if let Completion::Frame { buf, .. } = ev {
-                got += 1;
-                last_progress = Instant::now();
-                ring.recycle(buf);
-            }
+        let arrived = recycle_frames(&mut ring, Duration::from_millis(100), &mut events);
+        if arrived > 0 {
+            got += arrived;
+            last_progress = Instant::now();
         }
         if last_progress.elapsed() > Duration::from_secs(1) {
             // Replies that did not come within a second count as lost (none expected).

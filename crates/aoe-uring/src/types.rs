@@ -25,6 +25,10 @@ pub enum FileOp {
     Read,
     /// From the buffer into the file.
     Write,
+    /// From the buffer into the file, durable when it completes (`RWF_DSYNC`:
+    /// the write and its data sync in one request, as an `O_DSYNC` `pwrite`)
+    /// — for a write with no others to share a sync with.
+    DurableWrite,
 }
 
 /// A received frame, lent to the caller. Read it with [`crate::Ring::frame`]; give it back

@@ -75,6 +75,13 @@ fn wait_for(ring: &mut Ring, n: usize) -> Vec<Completion> {
     all
 }
 
+/// The file's bytes, read without the ring.
+fn on_disk(tf: &TempFile) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    File::open(&tf.0).unwrap().read_to_end(&mut bytes).unwrap();
+    bytes
+}
+
 /// Queues a write of `data` at `offset` from a fresh I/O buffer.
 fn write_from_io_buf(ring: &Ring, fid: FileId, data: &[u8], offset: u64, user: u64) {
     let mut buf = ring.io_buf().unwrap();
@@ -91,6 +98,24 @@ fn io_done(c: Completion) -> (u64, Result<usize, aoe_uring::Errno>, Option<IoBuf
 }
 
 #[test]
+fn durable_write_needs_no_sync() {
+    // RWF_DSYNC: accepted by the kernel for buffered and O_DIRECT files, and
+    // the data is there without an fsync of ours.
+    for direct in [false, true] {
+        let (tf, mut ring, fid) = file_ring("dsync", direct, 1);
+        let data = pattern(5, 8192);
+        let mut buf = ring.io_buf().unwrap();
+        ring.io_bytes_mut(&mut buf)[..data.len()].copy_from_slice(&data);
+        ring.file_io(FileOp::DurableWrite, fid, buf, 0..data.len(), 4096, 7)
+            .unwrap();
+        let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
+        assert_eq!((user, result), (7, Ok(data.len())));
+        ring.release(buf.unwrap());
+        assert_eq!(&on_disk(&tf)[4096..], &data[..]);
+    }
+}
+
+#[test]
 fn buffered_write_fdatasync_read() {
     let (tf, mut ring, fid) = file_ring("buffered", false, 4);
     let data = pattern(1, 20_000);
@@ -102,12 +127,7 @@ fn buffered_write_fdatasync_read() {
     let (user, result, buf) = io_done(wait_for(&mut ring, 1).pop().unwrap());
     assert_eq!((user, result, buf), (2, Ok(0), None));
 
-    let mut on_disk = Vec::new();
-    File::open(&tf.0)
-        .unwrap()
-        .read_to_end(&mut on_disk)
-        .unwrap();
-    assert_eq!(&on_disk[1000..], &data[..]);
+    assert_eq!(&on_disk(&tf)[1000..], &data[..]);
 
     let rbuf = ring.io_buf().unwrap();
     ring.file_io(FileOp::Read, fid, rbuf, 100..100 + data.len(), 1000, 3)

@@ -9,7 +9,7 @@ use aoeraid_lab::Lab;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use veth::{both_ends_with, gather, in_veth_pair, receiver, Receiver, Sender};
+use veth::{both_ends_with, gather, in_veth_pair, receiver, send_seqs, Receiver, Sender};
 
 fn mapped(slots: u32) -> SocketOptions {
     SocketOptions {
@@ -94,9 +94,7 @@ fn full_ring_drops_then_resumes_once_frames_are_recycled() {
         let mut rx = receiver(&RingConfig::default(), &mapped(8));
         let b = rx.b;
         let slots = rx.ring.socket(b).unwrap().rx_ring_frames() as usize;
-        for seq in 0..(slots as u32 + 10) {
-            rx.sender.send(seq, 100);
-        }
+        rx.sender.send_each(0..(slots as u32 + 10), 100);
         let ring = &mut rx.ring;
         // Hold every frame: exactly one ring's worth arrives, the rest is dropped.
         let mut held = Vec::new();
@@ -120,9 +118,7 @@ fn full_ring_drops_then_resumes_once_frames_are_recycled() {
         let mut later = Vec::new();
         for round in 0..2 {
             let first = 1000 + (round * slots) as u32;
-            for seq in first..first + slots as u32 {
-                rx.sender.send(seq, 100);
-            }
+            rx.sender.send_each(first..first + slots as u32, 100);
             let seen = gather(&mut rx.ring, slots, |ring, _, buf| {
                 later.push(seq_of(ring.frame(&buf)));
                 Some(buf)
@@ -330,10 +326,7 @@ fn qdisc_bypass_sends_reach_the_peer() {
             both_ends_with(&RingConfig::default(), &opts, &mapped(64));
         assert!(ring.socket(a).unwrap().qdisc_bypass());
         assert!(!PacketSocket::open(Lab::VETH_A).unwrap().qdisc_bypass());
-        for seq in 0..20 {
-            ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 300), 0)
-                .unwrap();
-        }
+        send_seqs(&mut ring, a, (mac_b, mac_a), 0..20, 300);
         let mut seqs = Vec::new();
         let seen = gather(&mut ring, 20, |ring, sock, buf| {
             assert_eq!(sock, b);

@@ -8,7 +8,10 @@ use aoe_uring::{
 use aoeraid_lab::frames::{frame, seq_of};
 use aoeraid_lab::Lab;
 use std::time::{Duration, Instant};
-use veth::{both_ends, both_ends_with, gather, in_veth_pair, pump, receiver, Receiver, Sender};
+use veth::{
+    both_ends, both_ends_with, gather, in_veth_pair, pump, receiver, recycle_frames, send_seqs,
+    Receiver, Sender,
+};
 
 fn defaults() -> (RingConfig, SocketOptions) {
     (RingConfig::default(), SocketOptions::default())
@@ -215,9 +218,7 @@ fn receive_resumes_after_buffers_run_out() {
         };
         let rx = receiver(&cfg, &SocketOptions::default());
         const N: u32 = 40;
-        for seq in 0..N {
-            rx.sender.send(seq, 200);
-        }
+        rx.sender.send_each(0..N, 200);
         let mut ring = rx.ring;
         let mut events = Vec::new();
         // Hold every buffer we get: the multishot receive must stop with ENOBUFS.
@@ -396,10 +397,7 @@ fn single_issuer_ring_moved_to_its_loop_thread() {
         // Built here, run on another thread: the first wait there enables it.
         let (mut ring, a, b, mac_a, mac_b) = both_ends(&cfg, &SocketOptions::default());
         let t = std::thread::spawn(move || {
-            for seq in 0..100 {
-                ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 500), 0)
-                    .unwrap();
-            }
+            send_seqs(&mut ring, a, (mac_b, mac_a), 0..100, 500);
             let seen = collect(&mut ring, 100, |sock, f| {
                 assert_eq!(sock, b);
                 assert_eq!(f, &frame(mac_b, mac_a, ETH_P_AOE, seq_of(f), 500)[..]);
@@ -518,14 +516,7 @@ fn link_down_is_reported_and_receive_recovers() {
         while got == 0 && Instant::now() < deadline {
             let _ = tx.send(&frame(mac_b, tx.mac(), ETH_P_AOE, seq, 100));
             seq += 1;
-            ring.wait(Some(Duration::from_millis(50)), &mut events)
-                .unwrap();
-            for ev in events.drain(..) {
-                if let Completion::Frame { buf, .. } = ev {
-                    got += 1;
-                    ring.recycle(buf);
-                }
-            }
+            got += recycle_frames(&mut ring, Duration::from_millis(50), &mut events);
         }
         assert!(got > 0, "no frame after the link came back");
         assert!(ring.stats().recv_rearms >= 1);
@@ -544,9 +535,7 @@ fn completion_queue_overflow_loses_nothing() {
         };
         let rx = receiver(&cfg, &SocketOptions::default());
         const N: u32 = 300;
-        for seq in 0..N {
-            rx.sender.send(seq, 100);
-        }
+        rx.sender.send_each(0..N, 100);
         let Receiver {
             mut ring,
             b,
@@ -595,10 +584,7 @@ fn sockets_do_not_receive_frames_sent_on_their_interface() {
         let plain_a = ring
             .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
             .unwrap();
-        for seq in 0..20 {
-            ring.send_copy(a, &frame(mac_b, mac_a, ETH_P_AOE, seq, 100), 0)
-                .unwrap();
-        }
+        send_seqs(&mut ring, a, (mac_b, mac_a), 0..20, 100);
         let mut seen = [0usize; 3];
         gather(&mut ring, 20, |_, sock, buf| {
             seen[sock.index()] += 1;

@@ -20,15 +20,22 @@ use aoeraid_appliance::sim::{run, run_pair, SimConfig, SimLayout, SimStats};
 const OPS_PER_LAYOUT: u64 = 170_000;
 const SEEDS: u64 = 6;
 
-fn campaign(layout: SimLayout, first_seed: u64) -> SimStats {
+/// A run's statistics; a failed run fails the test with the simulator's report.
+fn stats<T, E: std::fmt::Display>(run: Result<(SimStats, T), E>) -> SimStats {
+    match run {
+        Ok((s, _)) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// `SEEDS` runs of `layout` from `first_seed`, every frame fault, crashes, commands and
+/// scrubs among them; `covered` says whether the faults this layout is there for came up.
+fn campaign(layout: SimLayout, first_seed: u64, covered: Covered) {
     let scale = if cfg!(debug_assertions) { 10 } else { 1 };
     let mut t = SimStats::default();
     for seed in first_seed..first_seed + SEEDS {
         let cfg = SimConfig::new(layout, seed, OPS_PER_LAYOUT / SEEDS / scale);
-        let s = match run(&cfg) {
-            Ok((s, _)) => s,
-            Err(e) => panic!("{e}"),
-        };
+        let s = stats(run(&cfg));
         t.client.ops += s.client.ops;
         t.client.allowed_errors += s.client.allowed_errors;
         t.crashes += s.crashes;
@@ -55,7 +62,7 @@ fn campaign(layout: SimLayout, first_seed: u64) -> SimStats {
     eprintln!("{layout}: {t:?}");
     assert!(
         t.client.ops >= OPS_PER_LAYOUT / scale - 10,
-        "ran {} ops",
+        "{layout}: ran {} ops",
         t.client.ops
     );
     assert!(
@@ -64,55 +71,45 @@ fn campaign(layout: SimLayout, first_seed: u64) -> SimStats {
             && t.frames_reordered > 0
             && t.frames_corrupted > 0
             && t.client_retransmits > 0,
-        "every frame fault happened: {t:?}"
+        "{layout}: not every frame fault happened: {t:?}"
     );
     assert!(
         t.crashes > 0 && t.commands > 0 && t.scrubs_finished > 0,
-        "{t:?}"
+        "{layout}: {t:?}"
     );
-    t
+    assert!(covered(&t), "{layout}: its own faults missing: {t:?}");
 }
 
-#[test]
-fn campaign_raid0() {
-    let t = campaign(SimLayout::Raid0, 100);
-    assert!(t.media_errors > 0 && t.client.allowed_errors > 0, "{t:?}");
-}
+/// Whether a campaign's totals show the faults its layout is there for.
+type Covered = fn(&SimStats) -> bool;
+
+/// Each layout's campaign: its first seed and the faults it is there for.
+const CAMPAIGNS: [(SimLayout, u64, Covered); 6] = [
+    (SimLayout::Raid0, 100, |t| {
+        t.media_errors > 0 && t.client.allowed_errors > 0
+    }),
+    (SimLayout::Raid1, 200, |t| {
+        t.member_failures > 0 && t.rebuilds_finished > 0
+    }),
+    (SimLayout::Raid10, 306, |t| {
+        t.member_failures > 0 && t.corrected_read_errors > 0
+    }),
+    (SimLayout::Raid5, 400, |t| {
+        t.member_failures > 0 && t.bit_flips > 0
+    }),
+    (SimLayout::Raid6, 600, |t| {
+        t.double_failures > 0 && t.rebuilds_finished > 0 && t.bit_flips > 0
+    }),
+    (SimLayout::Concat, 500, |t| {
+        t.blades_gone > 0 && t.blades_back > 0
+    }),
+];
 
 #[test]
-fn campaign_raid1() {
-    let t = campaign(SimLayout::Raid1, 200);
-    assert!(t.member_failures > 0 && t.rebuilds_finished > 0, "{t:?}");
-}
-
-#[test]
-fn campaign_raid10() {
-    let t = campaign(SimLayout::Raid10, 306);
-    assert!(
-        t.member_failures > 0 && t.corrected_read_errors > 0,
-        "{t:?}"
-    );
-}
-
-#[test]
-fn campaign_raid5() {
-    let t = campaign(SimLayout::Raid5, 400);
-    assert!(t.member_failures > 0 && t.bit_flips > 0, "{t:?}");
-}
-
-#[test]
-fn campaign_raid6() {
-    let t = campaign(SimLayout::Raid6, 600);
-    assert!(
-        t.double_failures > 0 && t.rebuilds_finished > 0 && t.bit_flips > 0,
-        "{t:?}"
-    );
-}
-
-#[test]
-fn campaign_concat() {
-    let t = campaign(SimLayout::Concat, 500);
-    assert!(t.blades_gone > 0 && t.blades_back > 0, "{t:?}");
+fn campaign_every_layout() {
+    for (layout, first_seed, covered) in CAMPAIGNS {
+        campaign(layout, first_seed, covered);
+    }
 }
 
 /// The write hole, end to end: with `--crashes` half the faults crash the appliance,
@@ -133,10 +130,7 @@ fn crash_then_member_loss() {
         for seed in seeds {
             let mut cfg = SimConfig::new(layout, seed, 3000);
             cfg.crash_focus = true;
-            let s = match run(&cfg) {
-                Ok((s, _)) => s,
-                Err(e) => panic!("{e}"),
-            };
+            let s = stats(run(&cfg));
             assert!(s.client.ops >= 3000, "{layout} seed {seed}: {s:?}");
             losses += s.crash_losses;
         }
@@ -165,10 +159,7 @@ fn campaign_takeover() {
     ];
     let mut seen = [0u64; 5];
     for (layout, seed, ops) in runs {
-        let s = match run_pair(&SimConfig::new(layout, seed, ops / scale)) {
-            Ok((s, _)) => s,
-            Err(e) => panic!("{e}"),
-        };
+        let s = stats(run_pair(&SimConfig::new(layout, seed, ops / scale)));
         assert_eq!(s.non_holder_writes, 0);
         let got = [
             s.takeovers,

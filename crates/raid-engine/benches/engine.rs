@@ -1,8 +1,8 @@
 //! Engine CPU per 8 KiB request per layout (instant in-memory members), RAID 5 small
 //! sequential writes at QD 16 (member reads per written byte), the partial-parity log's
-//! cost on RAID 5/6 (log on against off: CPU and member bytes per client byte), and the
-//! chunk-size sweep.
-//! cargo bench -p raid-engine --bench engine [-- log]   (`log`: that section only)
+//! cost on RAID 5/6 (log on against off: CPU and member bytes per client byte; reads
+//! after writes), and the chunk-size sweep.
+//! cargo bench -p raid-engine --bench engine [-- log | reads]   (that section only)
 
 use raid_engine::*;
 
@@ -14,6 +14,8 @@ struct Bench {
     member_write_bytes: u64,
     member_writes: u64,
     member_ios: u64,
+    /// Virtual time, ns.
+    now: u64,
 }
 
 impl Bench {
@@ -44,6 +46,7 @@ impl Bench {
             member_write_bytes: 0,
             member_writes: 0,
             member_ios: 0,
+            now: 0,
         };
         b.drain();
         b
@@ -82,26 +85,42 @@ impl Bench {
 
     /// `total` writes of `sectors` each at `offset(i)`, 16 in flight; virtual time
     /// passes only when nothing completes (a stripe held for gathering). CPU seconds.
-    fn writes_qd16(&mut self, total: u64, sectors: u32, mut offset: impl FnMut(u64) -> u64) -> f64 {
+    fn writes_qd16(&mut self, total: u64, sectors: u32, offset: impl FnMut(u64) -> u64) -> f64 {
+        self.qd16(VolumeOp::Write, total, sectors, offset).0
+    }
+
+    /// `total` requests as `writes_qd16` describes: CPU seconds, and how many times
+    /// nothing completed until virtual time passed (requests held by the engine).
+    fn qd16(
+        &mut self,
+        op: VolumeOp,
+        total: u64,
+        sectors: u32,
+        mut offset: impl FnMut(u64) -> u64,
+    ) -> (f64, u64) {
         let t = cpu_secs();
-        let (mut id, mut now, mut inflight, mut completed) = (0u64, 0u64, 0u64, 0u64);
+        let (mut id, mut inflight, mut completed, mut waits) = (0u64, 0u64, 0u64, 0u64);
         while completed < total {
             while inflight < 16 && id < total {
                 id += 1;
-                let data = vec![id as u8; sectors as usize * 512];
-                self.e
-                    .submit(VolumeRequest::write(id, offset(id - 1), data));
+                let off = offset(id - 1);
+                self.e.submit(if op == VolumeOp::Write {
+                    VolumeRequest::write(id, off, vec![id as u8; sectors as usize * 512])
+                } else {
+                    VolumeRequest::read(id, off, sectors)
+                });
                 inflight += 1;
             }
             let d = self.drain() as u64;
             completed += d;
             inflight -= d;
             if d == 0 {
-                now += 250_000;
-                self.e.tick(now);
+                waits += 1;
+                self.now += 250_000;
+                self.e.tick(self.now);
             }
         }
-        cpu_secs() - t
+        (cpu_secs() - t, waits)
     }
 }
 
@@ -245,7 +264,46 @@ fn log_section() {
     }
 }
 
+/// Sequential 256 KiB reads right after sequential 256 KiB writes over the same
+/// 64 MiB, log off and on (the appliance bench's order): CPU per read, member I/Os per
+/// read, member writes issued while reading (10 s of virtual time pass), and reads
+/// held until time passed.
+fn read_after_write_section() {
+    println!("== sequential 256 KiB reads after writes, log off / on (instant members, QD 16, chunk 16 KiB) ==");
+    for (name, level, n) in [("raid5 x5", Level::Raid5, 5), ("raid6 x6", Level::Raid6, 6)] {
+        for ppl in [false, true] {
+            let mut b = Bench::with_log(level, n, 32, false, ppl);
+            let total = 256u64; // 64 MiB
+            b.qd16(VolumeOp::Write, total, 512, |i| i * 512);
+            let (ios, writes) = (b.member_ios, b.member_writes);
+            let mut ns = Vec::new();
+            let mut held = 0;
+            for _ in 0..5 {
+                // Real time passes while an appliance reads: whatever the engine
+                // defers after writes (bitmap clears, the clean mark) happens now.
+                b.now += 2_000_000_000;
+                b.e.tick(b.now);
+                let (secs, waits) = b.qd16(VolumeOp::Read, total, 512, |i| i * 512);
+                ns.push(secs * 1e9 / total as f64);
+                held += waits;
+            }
+            println!(
+                "{name} log {}: {:6.0} ns per read, {:.2} member I/Os per read, {} member writes while reading, {} times held",
+                if ppl { "on " } else { "off" },
+                median(ns),
+                (b.member_ios - ios) as f64 / (5 * total) as f64,
+                b.member_writes - writes,
+                held
+            );
+        }
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "reads") {
+        read_after_write_section();
+        return;
+    }
     if std::env::args().any(|a| a == "log") {
         log_section();
         return;
@@ -288,6 +346,7 @@ fn main() {
     }
 
     log_section();
+    read_after_write_section();
 
     println!("== chunk sweep, RAID 0 x4 ==");
     println!("chunk KiB | CPU/8KiB read | CPU/64KiB read | member I/Os per 64 KiB req | members busy per 512 KiB seq window");

@@ -91,9 +91,10 @@ impl std::fmt::Display for CreateError {
 
 impl std::error::Error for CreateError {}
 
-/// Where the reserved areas sit on every member of an array.
+/// Where the reserved areas sit on every member of an array (sectors): what a
+/// superblock records and the engine writes back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct MetaLayout {
+pub struct MetaLayout {
     pub bitmap_sectors: u32,
     pub csum_offset: u64,
     pub csum_sectors: u64,

@@ -251,11 +251,18 @@ fn partial_q(cols: &[Option<Vec<u8>>], k: usize, skip: &[usize], len: usize) -> 
 
 /// P (and Q when `parity` is 2) of the data columns.
 pub(crate) fn syndromes(data: &[&[u8]], parity: usize, len: usize) -> (Vec<u8>, Option<Vec<u8>>) {
-    let mut p = vec![0u8; len];
-    crate::xor::parity_into(&mut p, data);
+    // Each syndrome starts as a copy of one column, not as zeros overwritten.
+    let start =
+        |d: Option<&&[u8]>| d.map_or_else(|| vec![0u8; len], |d| crate::bytes::to_vec(&d[..len]));
+    let mut p = start(data.first());
+    for d in data.iter().skip(1) {
+        crate::xor::xor_into(&mut p, d);
+    }
     let q = (parity == 2).then(|| {
-        let mut q = vec![0u8; len];
-        q_syndrome(&mut q, data);
+        let mut q = start(data.last());
+        for d in data.iter().rev().skip(1) {
+            times2_xor(&mut q, d);
+        }
         q
     });
     (p, q)

@@ -10,6 +10,7 @@
 
 mod assembly;
 mod bitmap;
+mod bytes;
 mod concat;
 mod config;
 mod engine;
@@ -36,7 +37,7 @@ pub use assembly::{
     assemble, AssemblyError, AssemblyInput, AssemblyPlan, PlannedMember, PlannedState,
 };
 pub use concat::Concat;
-pub use config::{ArrayConfig, CreateError, MemberSpec, DEFAULT_CHUNK_SECTORS};
+pub use config::{ArrayConfig, CreateError, MemberSpec, MetaLayout, DEFAULT_CHUNK_SECTORS};
 pub use engine::{
     ControlError, Counters, Engine, MemberStatus, Status, SyncBytes, SyncKind, SyncProgress,
     Tunables,

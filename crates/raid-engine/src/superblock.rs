@@ -5,6 +5,7 @@
 //! then the integrity checksum area (if on) · the partial-parity log (if on) · data
 //! from `data_offset` (1 MiB aligned).
 
+use crate::config::MetaLayout;
 use crate::layout::Level;
 use crate::le::{get32, get64, put32, put64};
 
@@ -58,7 +59,8 @@ pub struct Superblock {
     pub raid_disks: u32,
     /// Slot of this member, or `ROLE_SPARE`.
     pub role: u32,
-    pub data_offset: u64,
+    /// Where the bitmap, checksum, log and data areas lie on this member.
+    pub areas: MetaLayout,
     pub data_size: u64,
     pub events: u64,
     pub clean: bool,
@@ -70,14 +72,6 @@ pub struct Superblock {
     pub recovery_unit: u64,
     pub bitmap_region_units: u64,
     pub bitmap_events_cleared: u64,
-    pub bitmap_sectors: u32,
-    pub csum_offset: u64,
-    pub csum_sectors: u64,
-    /// Partial-parity log area (RAID 5/6 with `consistency_policy: ppl`): `ppl_slots`
-    /// entries of `ppl_slot_sectors` from `ppl_offset`; 0 slots = no log (resync policy).
-    pub ppl_offset: u64,
-    pub ppl_slots: u32,
-    pub ppl_slot_sectors: u32,
     /// The engine run whose log entries a crash recovery replays.
     pub ppl_generation: u64,
     /// Parity was never computed over the whole array (created without
@@ -170,7 +164,7 @@ impl Superblock {
         put32(&mut b, ROLE, self.role);
         b[ARRAY_UUID..ARRAY_UUID + 16].copy_from_slice(&self.array_uuid);
         b[MEMBER_UUID..MEMBER_UUID + 16].copy_from_slice(&self.member_uuid);
-        put64(&mut b, DATA_OFFSET, self.data_offset);
+        put64(&mut b, DATA_OFFSET, self.areas.data_offset);
         put64(&mut b, DATA_SIZE, self.data_size);
         put64(&mut b, EVENTS, self.events);
         put32(&mut b, STATE, self.clean as u32);
@@ -182,12 +176,12 @@ impl Superblock {
         put64(&mut b, RECOVERY_UNIT, self.recovery_unit);
         put64(&mut b, REGION_UNITS, self.bitmap_region_units);
         put64(&mut b, EVENTS_CLEARED, self.bitmap_events_cleared);
-        put32(&mut b, BITMAP_SECTORS, self.bitmap_sectors);
-        put64(&mut b, CSUM_OFFSET, self.csum_offset);
-        put64(&mut b, CSUM_SECTORS, self.csum_sectors);
-        put64(&mut b, PPL_OFFSET, self.ppl_offset);
-        put32(&mut b, PPL_SLOTS, self.ppl_slots);
-        put32(&mut b, PPL_SLOT_SECTORS, self.ppl_slot_sectors);
+        put32(&mut b, BITMAP_SECTORS, self.areas.bitmap_sectors);
+        put64(&mut b, CSUM_OFFSET, self.areas.csum_offset);
+        put64(&mut b, CSUM_SECTORS, self.areas.csum_sectors);
+        put64(&mut b, PPL_OFFSET, self.areas.ppl_offset);
+        put32(&mut b, PPL_SLOTS, self.areas.ppl_slots);
+        put32(&mut b, PPL_SLOT_SECTORS, self.areas.ppl_slot_sectors);
         put64(&mut b, PPL_GENERATION, self.ppl_generation);
         // Cut at a character boundary: decode refuses a name that is not UTF-8.
         let mut n = self.name.len().min(NAME_LEN);
@@ -239,35 +233,40 @@ impl Superblock {
         }
         // The areas in member order, none overlapping the next: assembly reads
         // and rewrites each as long as the superblock says.
-        let bitmap_sectors = get32(b, BITMAP_SECTORS);
-        let csum_offset = get64(b, CSUM_OFFSET);
-        let csum_sectors = get64(b, CSUM_SECTORS);
-        let ppl_offset = get64(b, PPL_OFFSET);
-        let ppl_slots = get32(b, PPL_SLOTS);
-        let ppl_slot_sectors = get32(b, PPL_SLOT_SECTORS);
-        let data_offset = get64(b, DATA_OFFSET);
+        let areas = MetaLayout {
+            bitmap_sectors: get32(b, BITMAP_SECTORS),
+            csum_offset: get64(b, CSUM_OFFSET),
+            csum_sectors: get64(b, CSUM_SECTORS),
+            ppl_offset: get64(b, PPL_OFFSET),
+            ppl_slots: get32(b, PPL_SLOTS),
+            ppl_slot_sectors: get32(b, PPL_SLOT_SECTORS),
+            data_offset: get64(b, DATA_OFFSET),
+        };
         let data_size = get64(b, DATA_SIZE);
-        let csum_end = csum_offset.checked_add(csum_sectors);
+        let csum_end = areas.csum_offset.checked_add(areas.csum_sectors);
         // A log without slots takes no room (resync policy, and superblocks written
         // before the log existed, whose log fields are zero).
-        let log_end = match ppl_slots {
+        let log_end = match areas.ppl_slots {
             0 => csum_end,
-            n => csum_end
-                .filter(|&e| e <= ppl_offset)
-                .and_then(|_| ppl_offset.checked_add(u64::from(n) * u64::from(ppl_slot_sectors))),
+            n => csum_end.filter(|&e| e <= areas.ppl_offset).and_then(|_| {
+                areas
+                    .ppl_offset
+                    .checked_add(u64::from(n) * u64::from(areas.ppl_slot_sectors))
+            }),
         };
-        let ordered = BITMAP_OFFSET + u64::from(bitmap_sectors) <= csum_offset
-            && log_end.is_some_and(|e| e <= data_offset)
-            && data_offset.checked_add(data_size).is_some();
+        let ordered = BITMAP_OFFSET + u64::from(areas.bitmap_sectors) <= areas.csum_offset
+            && log_end.is_some_and(|e| e <= areas.data_offset)
+            && areas.data_offset.checked_add(data_size).is_some();
         if !ordered {
             return Err(SbError::Invalid("metadata layout"));
         }
         // Each slot holds an entry header and the partial parity of up to a chunk; the
         // engine keeps the busy slots of a member in one u64.
-        let log_fits = ppl_slots == 0
+        let log_fits = areas.ppl_slots == 0
             || (level.parity() > 0
-                && ppl_slots <= u64::BITS
-                && u64::from(ppl_slot_sectors) >= crate::ppl::HEADER_SECTORS + u64::from(chunk));
+                && areas.ppl_slots <= u64::BITS
+                && u64::from(areas.ppl_slot_sectors)
+                    >= crate::ppl::HEADER_SECTORS + u64::from(chunk));
         if !log_fits {
             return Err(SbError::Invalid("partial-parity log"));
         }
@@ -296,7 +295,7 @@ impl Superblock {
             chunk,
             raid_disks,
             role,
-            data_offset,
+            areas,
             data_size,
             events: get64(b, EVENTS),
             clean: get32(b, STATE) & 1 == 1,
@@ -306,12 +305,6 @@ impl Superblock {
             recovery_unit: get64(b, RECOVERY_UNIT),
             bitmap_region_units: region_units,
             bitmap_events_cleared: get64(b, EVENTS_CLEARED),
-            bitmap_sectors,
-            csum_offset,
-            csum_sectors,
-            ppl_offset,
-            ppl_slots,
-            ppl_slot_sectors,
             ppl_generation: get64(b, PPL_GENERATION),
             initial_sync: flags & FLAG_INITIAL_SYNC != 0,
             slots,
@@ -333,7 +326,15 @@ mod tests {
             chunk: 128,
             raid_disks: 4,
             role: 2,
-            data_offset: 16384,
+            areas: MetaLayout {
+                bitmap_sectors: 1,
+                csum_offset: 24,
+                csum_sectors: 16,
+                ppl_offset: 40,
+                ppl_slots: 32,
+                ppl_slot_sectors: 136,
+                data_offset: 16384,
+            },
             data_size: 1 << 20,
             events: 42,
             clean: false,
@@ -343,12 +344,6 @@ mod tests {
             recovery_unit: 77,
             bitmap_region_units: 64,
             bitmap_events_cleared: 40,
-            bitmap_sectors: 1,
-            csum_offset: 24,
-            csum_sectors: 16,
-            ppl_offset: 40,
-            ppl_slots: 32,
-            ppl_slot_sectors: 136,
             ppl_generation: 5,
             initial_sync: true,
             slots: (0..4)
@@ -412,15 +407,15 @@ mod tests {
     #[test]
     fn areas_out_of_order_are_refused() {
         for bad in [
-            |s: &mut Superblock| s.bitmap_sectors = u32::MAX,
-            |s: &mut Superblock| s.csum_offset = BITMAP_OFFSET,
-            |s: &mut Superblock| s.csum_sectors = u64::MAX,
-            |s: &mut Superblock| s.data_offset = 30,
+            |s: &mut Superblock| s.areas.bitmap_sectors = u32::MAX,
+            |s: &mut Superblock| s.areas.csum_offset = BITMAP_OFFSET,
+            |s: &mut Superblock| s.areas.csum_sectors = u64::MAX,
+            |s: &mut Superblock| s.areas.data_offset = 30,
             |s: &mut Superblock| s.data_size = u64::MAX,
-            |s: &mut Superblock| s.ppl_offset = 30,
-            |s: &mut Superblock| s.ppl_offset = u64::MAX,
-            |s: &mut Superblock| s.ppl_slot_sectors = u32::MAX,
-            |s: &mut Superblock| s.data_offset = 4096,
+            |s: &mut Superblock| s.areas.ppl_offset = 30,
+            |s: &mut Superblock| s.areas.ppl_offset = u64::MAX,
+            |s: &mut Superblock| s.areas.ppl_slot_sectors = u32::MAX,
+            |s: &mut Superblock| s.areas.data_offset = 4096,
         ] {
             let mut sb = sample();
             bad(&mut sb);
@@ -437,8 +432,8 @@ mod tests {
     #[test]
     fn a_log_the_engine_cannot_use_is_refused() {
         for bad in [
-            |s: &mut Superblock| s.ppl_slots = 65,
-            |s: &mut Superblock| s.ppl_slot_sectors = 135,
+            |s: &mut Superblock| s.areas.ppl_slots = 65,
+            |s: &mut Superblock| s.areas.ppl_slot_sectors = 135,
             |s: &mut Superblock| {
                 s.level = Level::Raid1;
                 s.layout = 0;
@@ -452,9 +447,9 @@ mod tests {
             );
         }
         let mut sb = sample();
-        sb.ppl_slots = 0;
-        sb.ppl_offset = 0;
-        sb.ppl_slot_sectors = 0;
+        sb.areas.ppl_slots = 0;
+        sb.areas.ppl_offset = 0;
+        sb.areas.ppl_slot_sectors = 0;
         assert_eq!(Superblock::decode(&sb.encode()), Ok(sb));
     }
 
@@ -467,10 +462,10 @@ mod tests {
         let old: &[u8] = include_bytes!("testdata/superblock-before-ppl.bin");
         let sb = Superblock::decode(old).expect("pre-log superblock");
         let mut want = sample();
-        want.data_offset = 2048;
-        want.ppl_offset = 0;
-        want.ppl_slots = 0;
-        want.ppl_slot_sectors = 0;
+        want.areas.data_offset = 2048;
+        want.areas.ppl_offset = 0;
+        want.areas.ppl_slots = 0;
+        want.areas.ppl_slot_sectors = 0;
         want.ppl_generation = 0;
         want.initial_sync = false;
         assert_eq!(sb, want);

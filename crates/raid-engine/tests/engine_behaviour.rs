@@ -168,7 +168,7 @@ impl Rig {
 
     /// Byte offset on member `m` of its data sector `sector` (after the metadata).
     fn member_data_byte(&self, m: usize, sector: usize) -> usize {
-        (self.superblock(m).data_offset as usize + sector) * 512
+        (self.superblock(m).areas.data_offset as usize + sector) * 512
     }
 
     fn read(&mut self, offset: u64, sectors: u32) -> Result<Vec<u8>, VolumeError> {
@@ -552,7 +552,7 @@ fn absent_at_assembly_then_back(csums_lost: bool) -> Rig {
     let at = r.member_data_byte(0, 3);
     away.data[at] ^= 0x10;
     if csums_lost {
-        let csum_offset = r.superblock(0).csum_offset;
+        let csum_offset = r.superblock(0).areas.csum_offset;
         away.bad.push((csum_offset, csum_offset + 1));
     }
     r.members.push(away);
@@ -631,7 +631,7 @@ fn an_assume_clean_array_with_integrity_seals_its_blocks_in_the_background() {
 /// counted from the restart.
 fn seal_cut_short(bytes: usize, frozen: bool) -> Rig {
     let mut r = Rig::build(Level::Raid1, 2, 0, 16, true);
-    let csum0 = r.superblock(1).csum_offset as usize * 512;
+    let csum0 = r.superblock(1).areas.csum_offset as usize * 512;
     r.members[1].data[csum0..csum0 + bytes].fill(0);
     r.events.clear();
     r.member_reads = 0;
@@ -988,6 +988,7 @@ fn data_offset(r: &Rig, m: usize) -> usize {
     let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
     raid_engine::superblock::Superblock::decode(&r.members[m].data[sb])
         .unwrap()
+        .areas
         .data_offset as usize
 }
 
@@ -1064,8 +1065,8 @@ fn raid5_scrub_repair_trusts_the_data_columns() {
 fn log_slots(r: &Rig, m: usize) -> Vec<usize> {
     let sb = SB_OFFSET as usize * 512..(SB_OFFSET as usize + SB_SECTORS as usize) * 512;
     let sb = raid_engine::superblock::Superblock::decode(&r.members[m].data[sb]).unwrap();
-    (0..sb.ppl_slots as usize)
-        .map(|s| (sb.ppl_offset as usize + s * sb.ppl_slot_sectors as usize) * 512)
+    (0..sb.areas.ppl_slots as usize)
+        .map(|s| (sb.areas.ppl_offset as usize + s * sb.areas.ppl_slot_sectors as usize) * 512)
         .collect()
 }
 

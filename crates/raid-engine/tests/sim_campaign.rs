@@ -42,50 +42,44 @@ fn campaign(layout: SimLayout, first_seed: u64) -> SimStats {
     eprintln!("{layout}: {total:?}");
     assert!(
         total.client.ops >= OPS_PER_LAYOUT / scale - 10,
-        "ran {} ops",
+        "{layout}: ran {} ops",
         total.client.ops
     );
-    assert!(total.scrubs > 0, "final scrubs ran");
+    assert!(total.scrubs > 0, "{layout}: final scrubs ran");
     total
 }
 
-/// A kind of fault the full-scale campaign must have exercised.
-fn assert_covered(covered: bool, t: &SimStats) {
-    assert!(SCALE > 1 || covered, "fault not exercised: {t:?}");
+/// A kind of fault the full-scale campaign of `layout` must have exercised.
+fn assert_covered(layout: SimLayout, covered: bool, t: &SimStats) {
+    assert!(SCALE > 1 || covered, "{layout}: fault not exercised: {t:?}");
 }
 
-#[test]
-fn campaign_raid0() {
-    campaign(SimLayout::Raid0, 100);
-}
+/// Whether a campaign's totals show the faults its layout is there for.
+type Covered = fn(&SimStats) -> bool;
+
+/// Each layout's campaign: its first seed and the kind of fault it is there for
+/// (`|_| true`: none beyond what every campaign checks).
+const CAMPAIGNS: [(SimLayout, u64, Covered); 6] = [
+    (SimLayout::Raid0, 100, |_| true),
+    (SimLayout::Raid1, 200, |t| {
+        t.member_losses > 0 && t.rebuilds_finished > 0
+    }),
+    (SimLayout::Raid10, 300, |t| {
+        t.rebuilds_finished > 0 || t.corrected_read_errors > 0
+    }),
+    (SimLayout::Raid5, 400, |t| t.crashes > 0),
+    (SimLayout::Raid6, 600, |t| {
+        t.double_losses > 0 && t.rebuilds_finished > 0
+    }),
+    (SimLayout::Concat, 500, |_| true),
+];
 
 #[test]
-fn campaign_raid1() {
-    let t = campaign(SimLayout::Raid1, 200);
-    assert_covered(t.member_losses > 0 && t.rebuilds_finished > 0, &t);
-}
-
-#[test]
-fn campaign_raid10() {
-    let t = campaign(SimLayout::Raid10, 300);
-    assert_covered(t.rebuilds_finished > 0 || t.corrected_read_errors > 0, &t);
-}
-
-#[test]
-fn campaign_raid5() {
-    let t = campaign(SimLayout::Raid5, 400);
-    assert_covered(t.crashes > 0, &t);
-}
-
-#[test]
-fn campaign_raid6() {
-    let t = campaign(SimLayout::Raid6, 600);
-    assert_covered(t.double_losses > 0 && t.rebuilds_finished > 0, &t);
-}
-
-#[test]
-fn campaign_concat() {
-    campaign(SimLayout::Concat, 500);
+fn campaign_every_layout() {
+    for (layout, first_seed, covered) in CAMPAIGNS {
+        let t = campaign(layout, first_seed);
+        assert_covered(layout, covered(&t), &t);
+    }
 }
 
 /// The write hole: a crash, then a member gone when the appliance starts again, on RAID

@@ -84,7 +84,8 @@ impl Ring {
     }
 
     /// Queue a read of `range.len()` bytes at file `offset` into `buf[range]`
-    /// (IORING_OP_READ_FIXED), or a write of `buf[range]` there (IORING_OP_WRITE_FIXED).
+    /// (IORING_OP_READ_FIXED), or a write of `buf[range]` there (IORING_OP_WRITE_FIXED;
+    /// with `RWF_DSYNC` for [`FileOp::DurableWrite`]).
     ///
     /// A read goes into an [`IoBuf`](crate::IoBuf) or a [`SendSlot`](crate::SendSlot)
     /// (reading a reply's payload straight into the frame to send). A write may also take a
@@ -106,11 +107,12 @@ impl Ring {
         offset: u64,
         user: u64,
     ) -> io::Result<()> {
-        let kind = match op {
-            FileOp::Read => OpKind::Read,
-            FileOp::Write => OpKind::Write,
+        let (kind, rw_flags) = match op {
+            FileOp::Read => (OpKind::Read, 0),
+            FileOp::Write => (OpKind::Write, 0),
+            FileOp::DurableWrite => (OpKind::Write, libc::RWF_DSYNC),
         };
-        self.rw_fixed(kind, file, buf.into(), range, offset, user)
+        self.rw_fixed(kind, file, buf.into(), range, (offset, rw_flags), user)
     }
 
     /// Give back any buffer to its pool (I/O buffer, send slot or received frame).
@@ -180,7 +182,7 @@ impl Ring {
         file: FileId,
         buf: IoBuffer,
         range: Range<usize>,
-        offset: u64,
+        (offset, rw_flags): (u64, i32),
         user: u64,
     ) -> io::Result<()> {
         let buf = match buf {
@@ -216,6 +218,7 @@ impl Ring {
                 .build(),
             _ => opcode::WriteFixed::new(fd, ptr, len, buf_index)
                 .offset(offset)
+                .rw_flags(rw_flags)
                 .build(),
         }
         .user_data(Owner::Op(op).user_data());

@@ -60,6 +60,13 @@ impl Sender {
             .send_blocking(&frame(self.to, self.tx.mac(), ETH_P_AOE, seq, payload))
             .unwrap();
     }
+
+    /// [`Sender::send`] for each sequence number in `seqs`, in order.
+    pub(crate) fn send_each(&self, seqs: std::ops::Range<u32>, payload: usize) {
+        for seq in seqs {
+            self.send(seq, payload);
+        }
+    }
 }
 
 /// A ring receiving on end B, and a [`Sender`] on end A.
@@ -103,6 +110,39 @@ pub(crate) fn pump(ring: &mut Ring, mut each: impl FnMut(&Ring, Completion) -> b
         }
     }
     false
+}
+
+/// Queues one AoE frame of `payload_len` bytes per sequence number in `seqs` on
+/// socket `from`, addressed `dst` from `src`.
+pub(crate) fn send_seqs(
+    ring: &mut Ring,
+    from: SockId,
+    (dst, src): ([u8; 6], [u8; 6]),
+    seqs: std::ops::Range<u32>,
+    payload_len: usize,
+) {
+    for seq in seqs {
+        ring.send_copy(from, &frame(dst, src, ETH_P_AOE, seq, payload_len), 0)
+            .unwrap();
+    }
+}
+
+/// One wait of at most `timeout` on `ring`: recycles every frame that arrived and
+/// returns how many; other completions are dropped.
+pub(crate) fn recycle_frames(
+    ring: &mut Ring,
+    timeout: Duration,
+    events: &mut Vec<Completion>,
+) -> u64 {
+    ring.wait(Some(timeout), events).unwrap();
+    let mut frames = 0;
+    for ev in events.drain(..) {
+        if let Completion::Frame { buf, .. } = ev {
+            frames += 1;
+            ring.recycle(buf);
+        }
+    }
+    frames
 }
 
 /// Waits until `want` frames arrived on `ring` (or 5 s passed), handing each to `keep`;

@@ -84,8 +84,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             bail!("{}: {e}; the device {what}", args.member);
         }
     };
-    let bitmap = if sb.bitmap_sectors > 0 {
-        read(&mut dev, BITMAP_OFFSET, sb.bitmap_sectors)?
+    let bitmap = if sb.areas.bitmap_sectors > 0 {
+        read(&mut dev, BITMAP_OFFSET, sb.areas.bitmap_sectors)?
     } else {
         Vec::new()
     };
@@ -190,7 +190,7 @@ fn render(member: &MemberAddr, ex: &Examined) -> String {
         }
         .into(),
     );
-    row("Data Offset", format!("{} sectors", sb.data_offset));
+    row("Data Offset", format!("{} sectors", sb.areas.data_offset));
     row(
         "Data Size",
         format!(
@@ -204,7 +204,7 @@ fn render(member: &MemberAddr, ex: &Examined) -> String {
         if sb.integrity {
             format!(
                 "crc32c, {} sectors at sector {}",
-                sb.csum_sectors, sb.csum_offset
+                sb.areas.csum_sectors, sb.areas.csum_offset
             )
         } else {
             "off".into()
@@ -215,7 +215,10 @@ fn render(member: &MemberAddr, ex: &Examined) -> String {
         "Bitmap",
         format!(
             "{} sectors at sector {BITMAP_OFFSET}, {} units per bit, {} dirty, cleared at event {}",
-            sb.bitmap_sectors, sb.bitmap_region_units, ex.dirty_regions, sb.bitmap_events_cleared
+            sb.areas.bitmap_sectors,
+            sb.bitmap_region_units,
+            ex.dirty_regions,
+            sb.bitmap_events_cleared
         ),
     );
     if !ex.first_dirty.is_empty() {
@@ -279,14 +282,14 @@ fn to_json(member: &MemberAddr, ex: &Examined) -> serde_json::Value {
         "role": role(sb),
         "events": sb.events,
         "clean": sb.clean,
-        "data_offset_sectors": sb.data_offset,
+        "data_offset_sectors": sb.areas.data_offset,
         "data_size_sectors": sb.data_size,
         "integrity": sb.integrity,
         "recovering": sb.recovering,
         "recovery_unit": sb.recovery_unit,
         "recovery_bitmap_only": sb.recovery_bitmap_only,
         "bitmap": {
-            "sectors": sb.bitmap_sectors,
+            "sectors": sb.areas.bitmap_sectors,
             "region_units": sb.bitmap_region_units,
             "events_cleared": sb.bitmap_events_cleared,
             "dirty_regions": ex.dirty_regions,

@@ -46,7 +46,7 @@ pub(crate) struct Args {
     /// already does so for regular files: a read of cached data is copied into the
     /// reply inline by io_uring (no worker thread, no disk), a miss is read by an
     /// io_uring worker. Writes are acknowledged after the fdatasync their batch
-    /// waits for.
+    /// waits for (a write with none to share it with: one O_DSYNC-like write).
     #[arg(long, conflicts_with = "direct")]
     pub buffered: bool,
     /// O_DIRECT even for a regular file (the default for block devices, where the

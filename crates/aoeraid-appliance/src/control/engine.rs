@@ -96,6 +96,8 @@ pub fn array_status(s: &EngineStatus, ctx: &ArrayContext<'_>) -> ArrayStatus {
             checksum_repairs: s.counters.checksum_repairs,
             ppl_bytes: s.counters.ppl_sectors * SECTOR,
             ppl_replayed_stripes: s.counters.ppl_replayed,
+            ppl_refused_entries: s.counters.ppl_refused,
+            ppl_stale_entries: s.counters.ppl_stale,
         },
         uuid: uuid_string(&s.array_uuid),
         events: s.events,

@@ -158,6 +158,12 @@ fn array(out: &mut String, a: &ArrayStatus, terminal: bool) {
             }
         ));
     }
+    if c.ppl_replayed_stripes + c.ppl_refused_entries + c.ppl_stale_entries > 0 {
+        extra.push(format!(
+            "log replay at start: {} stripes replayed; entries refused {}, stale {}",
+            c.ppl_replayed_stripes, c.ppl_refused_entries, c.ppl_stale_entries
+        ));
+    }
     for e in extra {
         let _ = writeln!(out, "  {e}");
     }

@@ -226,6 +226,16 @@ pub struct ArrayCounters {
     /// crash interrupted).
     #[serde(default)]
     pub ppl_replayed_stripes: u64,
+    /// Log entries found at an unclean start but refused, never applied: torn or
+    /// corrupt (a CRC fails), another array's, a generation above the superblocks',
+    /// or naming a stripe, rows, columns or member they cannot belong to.
+    #[serde(default)]
+    pub ppl_refused_entries: u64,
+    /// Log entries found at an unclean start and skipped as stale: an earlier run's,
+    /// superseded by a newer entry of their stripe, or on a member not in sync there
+    /// (the normal leftovers of earlier runs and rebuilds).
+    #[serde(default)]
+    pub ppl_stale_entries: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

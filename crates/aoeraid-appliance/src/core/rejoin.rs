@@ -159,7 +159,7 @@ pub(super) fn judge(sb: &MemberResult, sectors: u64, vols: &[Volume]) -> Verdict
             ),
         );
     }
-    if sectors < sb.data_offset + engine.geometry().member_used_sectors() {
+    if sectors < sb.areas.data_offset + engine.geometry().member_used_sectors() {
         return refuse(
             at,
             Some(m),

@@ -867,18 +867,25 @@ impl Rig {
         let s = SB_OFFSET as usize * SECTOR;
         let disk = &self.blade(blade).disk;
         let sb = Superblock::decode(&disk[s..s + SB_BYTES]).unwrap();
-        let at = (sb.data_offset + from) as usize * SECTOR;
+        let at = (sb.areas.data_offset + from) as usize * SECTOR;
         disk[at..at + n as usize * SECTOR].to_vec()
     }
+}
+
+/// A held [`rig`] over `c` whose volume 0 has acknowledged 0x11 in its first 8
+/// sectors (write id 1), the state the whole-array outage tests start from.
+fn held_with_a_first_write(c: lab::Config) -> Rig {
+    let mut r = rig(c);
+    r.hold();
+    r.fill_at(0, 1, 0, 0x11);
+    r.advance(Duration::from_secs(1));
+    r
 }
 
 #[test]
 fn an_array_whose_blades_all_fell_silent_at_once_comes_back_when_they_answer() {
     use crate::events::EventKind as K;
-    let mut r = rig(mirror());
-    r.hold();
-    r.fill_at(0, 1, 0, 0x11);
-    r.advance(Duration::from_secs(1));
+    let mut r = held_with_a_first_write(mirror());
     for b in ["e0.0", "e1.0"] {
         r.blade(b).dead = true;
     }
@@ -917,10 +924,7 @@ fn an_array_whose_blades_all_fell_silent_at_once_comes_back_when_they_answer() {
 
 #[test]
 fn a_failed_array_waits_for_the_member_that_ran_last_and_never_trusts_the_stale_one() {
-    let mut r = rig(small_regions());
-    r.hold();
-    r.fill_at(0, 1, 0, 0x11);
-    r.advance(Duration::from_secs(1));
+    let mut r = held_with_a_first_write(small_regions());
     // e1.0 goes first; the array runs on e0.0 alone and takes a write.
     r.blade("e1.0").dead = true;
     r.fill_at(0, 2, 0, 0x22);

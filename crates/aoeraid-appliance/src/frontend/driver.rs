@@ -90,8 +90,17 @@ pub(crate) trait Store<P: Port> {
     /// Starts a write of the payload of `frame` (bytes
     /// `ATA_DATA_OFFSET..ATA_DATA_OFFSET + len`). A store that writes in
     /// place takes the frame out of `frame`; otherwise the driver recycles
-    /// it. False if the store could not take it.
-    fn write(&mut self, port: &mut P, io: StoreIo, frame: &mut Option<P::Frame>) -> bool;
+    /// it. False if the store could not take it. `durable`: the write has
+    /// none to share a sync with, so the store makes it durable by itself
+    /// (one `O_DSYNC`-like write) and its [`Done::Write`] is answered with
+    /// no sync.
+    fn write(
+        &mut self,
+        port: &mut P,
+        io: StoreIo,
+        frame: &mut Option<P::Frame>,
+        durable: bool,
+    ) -> bool;
     /// Makes the export's completed writes durable; `flush`: a client's
     /// FLUSH CACHE is among the requests answered, so caches below the
     /// store are flushed too.
@@ -206,6 +215,11 @@ pub(crate) struct Driver<S> {
     reads: VecDeque<StoreIo>,
     /// Exports whose state must be saved before the next frame goes out.
     persist: Vec<ExportId>,
+    /// Frames of the host's current batch not fed yet
+    /// ([`Driver::frames_coming`]).
+    frames_coming: usize,
+    /// Requests (by index) whose write the store makes durable by itself.
+    durable: Vec<bool>,
     /// Control frames in `outgoing`, their bound, and emptied copies to reuse.
     ctl_queued: usize,
     ctl_bound: usize,
@@ -223,6 +237,8 @@ impl<S> Driver<S> {
             outgoing: VecDeque::with_capacity(cap),
             reads: VecDeque::new(),
             persist: Vec::new(),
+            frames_coming: 0,
+            durable: vec![false; cap],
             ctl_queued: 0,
             ctl_bound: cap.max(64),
             spare: Vec::new(),
@@ -322,6 +338,16 @@ impl<S> Driver<S> {
         self.counters.send_errors += 1;
     }
 
+    /// The host is about to feed `frames` received frames in a row (one
+    /// wake-up's). A write is made durable by itself only if it is the last
+    /// of them and no other write of its export is in the store: with
+    /// nothing to group it with, one durable write (one trip through the
+    /// kernel) answers sooner than a write and then a sync. Hosts that never
+    /// say count every frame as the last.
+    pub(crate) fn frames_coming(&mut self, frames: usize) {
+        self.frames_coming = frames;
+    }
+
     /// Handles one received frame from `iface`.
     pub(crate) fn on_frame<P: Port>(
         &mut self,
@@ -332,6 +358,7 @@ impl<S> Driver<S> {
     ) where
         S: Store<P>,
     {
+        self.frames_coming = self.frames_coming.saturating_sub(1);
         if self.stopping {
             self.counters.ignored_while_stopping += 1;
             port.recycle(frame);
@@ -372,7 +399,15 @@ impl<S> Driver<S> {
                 data: ReadData::Bytes(data),
             } => self.outgoing.push_back(Outgoing::ReadData { req, data }),
             Done::Write { req, ok } => {
-                self.target.write_done(req, ok, &mut self.actions);
+                let durable = self
+                    .durable
+                    .get_mut(req.0 as usize)
+                    .is_some_and(std::mem::take);
+                if durable {
+                    self.target.durable_write_done(req, ok, &mut self.actions);
+                } else {
+                    self.target.write_done(req, ok, &mut self.actions);
+                }
                 self.run_actions(port, None);
             }
             Done::Sync { export, ok } => {
@@ -506,10 +541,8 @@ impl<S> Driver<S> {
                     };
                     if matches!(a, Action::Read { .. }) {
                         self.start_read(port, io);
-                    } else if self.store.write(port, io, &mut frame) {
-                        self.counters.write_bytes += len as u64;
                     } else {
-                        self.store_failed(req);
+                        self.start_write(port, io, &mut frame);
                     }
                 }
                 Action::Sync { export, flush } => {
@@ -551,6 +584,23 @@ impl<S> Driver<S> {
             ReadStart::Started => {}
             ReadStart::NoSlot => self.reads.push_back(io),
             ReadStart::Failed => self.store_failed(io.req),
+        }
+    }
+
+    /// Hands a write to the store, durable by itself when it has nothing to
+    /// group with (see [`Driver::frames_coming`]).
+    fn start_write<P: Port>(&mut self, port: &mut P, io: StoreIo, frame: &mut Option<P::Frame>)
+    where
+        S: Store<P>,
+    {
+        let durable = self.frames_coming == 0 && self.target.writes_in_store(io.export) == 1;
+        if let Some(d) = self.durable.get_mut(io.req.0 as usize) {
+            *d = durable;
+        }
+        if self.store.write(port, io, frame, durable) {
+            self.counters.write_bytes += io.len as u64;
+        } else {
+            self.store_failed(io.req);
         }
     }
 
@@ -609,6 +659,9 @@ impl<S> Driver<S> {
     }
 
     fn store_failed(&mut self, req: ReqId) {
+        if let Some(d) = self.durable.get_mut(req.0 as usize) {
+            *d = false;
+        }
         self.counters.submit_errors += 1;
         self.target.drop_request(req);
     }

@@ -1,6 +1,7 @@
 //! Files and block devices as the driver's store, through io_uring: a read
 //! lands straight in the send slot of its reply, a write goes to the store
-//! straight from the receive buffer it arrived in, a sync is one fdatasync.
+//! straight from the receive buffer it arrived in, a sync is one fdatasync,
+//! and a write the driver calls durable is one `RWF_DSYNC` write.
 
 use super::driver::{Done, ReadData, ReadStart, Store, StoreIo, SyncStart};
 use super::ring::{user, RingPort, USER_TAG};
@@ -160,6 +161,7 @@ impl Store<RingPort<'_>> for RingFiles {
         port: &mut RingPort<'_>,
         io: StoreIo,
         frame: &mut Option<aoe_uring::RecvBuf>,
+        durable: bool,
     ) -> bool {
         let Some((file, at)) = self.expect(io) else {
             return false;
@@ -168,15 +170,13 @@ impl Store<RingPort<'_>> for RingFiles {
             return false;
         };
         let range = ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len;
+        let op = if durable {
+            FileOp::DurableWrite
+        } else {
+            FileOp::Write
+        };
         port.ring()
-            .file_io(
-                FileOp::Write,
-                file,
-                buf,
-                range,
-                at,
-                user(KIND_WRITE, io.req.0),
-            )
+            .file_io(op, file, buf, range, at, user(KIND_WRITE, io.req.0))
             .is_ok()
     }
 

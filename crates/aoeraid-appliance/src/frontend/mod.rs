@@ -24,7 +24,9 @@
 //! replies, control frames and reads wait in the driver's queue (see
 //! [`driver`]), never dropped. Completed writes are made
 //! durable by one fdatasync per batch (group commit in the core) and only
-//! then acknowledged. Everything queued in one pass reaches the kernel in one
+//! then acknowledged; a write with nothing to group with (the last frame of
+//! a wake-up, no other write of its export in the store) is one `RWF_DSYNC`
+//! write instead, acknowledged when it completes. Everything queued in one pass reaches the kernel in one
 //! `io_uring_enter`. No allocation and no lock per frame: requests live in
 //! the core's fixed slab, the durable state is read through one atomic
 //! generation load.

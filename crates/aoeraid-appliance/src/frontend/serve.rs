@@ -329,6 +329,7 @@ impl Worker {
 
     /// Feeds a wait's completions, then sends what they produced.
     fn handle(&mut self, now: Instant, events: &mut Vec<Completion>) {
+        self.front.driver_mut().frames_coming(frame_count(events));
         for ev in events.drain(..) {
             self.on_completion(now, ev);
         }

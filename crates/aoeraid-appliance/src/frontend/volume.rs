@@ -109,7 +109,15 @@ impl<P: Port> Store<P> for Volumes {
         }
     }
 
-    fn write(&mut self, port: &mut P, io: StoreIo, frame: &mut Option<P::Frame>) -> bool {
+    /// Volume writes are durable when acknowledged (see `sync`), so a
+    /// `durable` write needs nothing more.
+    fn write(
+        &mut self,
+        port: &mut P,
+        io: StoreIo,
+        frame: &mut Option<P::Frame>,
+        _durable: bool,
+    ) -> bool {
         // The engine owns the data of a request (it stripes and keeps it for
         // parity and retries), so the payload is copied once, here.
         let Some(payload) = frame

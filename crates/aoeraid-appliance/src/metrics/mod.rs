@@ -226,6 +226,9 @@ pub struct Metrics {
     pub corrected_errors_total: IntCounterVec,
     pub checksum_repairs_total: IntCounterVec,
     pub ppl_bytes_total: IntCounterVec,
+    pub ppl_replayed_stripes_total: IntCounterVec,
+    pub ppl_refused_entries_total: IntCounterVec,
+    pub ppl_stale_entries_total: IntCounterVec,
     rebuild_limit: SnapshotGauge<AtomicI64>,
     spare_group_spares: SnapshotGauge<AtomicI64>,
     volume_info: SnapshotGauge<AtomicI64>,
@@ -383,6 +386,21 @@ impl Metrics {
             ppl_bytes_total: f.counter(
                 "aoeraid_array_ppl_bytes_total",
                 "Bytes written to the partial-parity log (RAID 5/6, consistency_policy ppl).",
+                &["array"],
+            ),
+            ppl_replayed_stripes_total: f.counter(
+                "aoeraid_array_ppl_replayed_stripes_total",
+                "Stripes the partial-parity log's replay made consistent at an unclean start.",
+                &["array"],
+            ),
+            ppl_refused_entries_total: f.counter(
+                "aoeraid_array_ppl_refused_entries_total",
+                "Partial-parity log entries refused at an unclean start, never applied: torn or corrupt, another array's, a generation above the superblocks', or out of range.",
+                &["array"],
+            ),
+            ppl_stale_entries_total: f.counter(
+                "aoeraid_array_ppl_stale_entries_total",
+                "Partial-parity log entries skipped as stale at an unclean start: an earlier run's, superseded, or on a member not in sync there.",
                 &["array"],
             ),
             rebuild_limit: f.gauge(
@@ -642,6 +660,9 @@ impl Metrics {
                 (&self.corrected_errors_total, c.corrected_errors),
                 (&self.checksum_repairs_total, c.checksum_repairs),
                 (&self.ppl_bytes_total, c.ppl_bytes),
+                (&self.ppl_replayed_stripes_total, c.ppl_replayed_stripes),
+                (&self.ppl_refused_entries_total, c.ppl_refused_entries),
+                (&self.ppl_stale_entries_total, c.ppl_stale_entries),
             ] {
                 sync_counter(&family.with_label_values(&[n]), value);
             }

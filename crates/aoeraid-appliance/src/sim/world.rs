@@ -1106,7 +1106,7 @@ impl World {
         let s = SB_OFFSET as usize * SECTOR;
         let sb = Superblock::decode(&self.blades[b].disk.disk[s..s + SB_SECTORS as usize * SECTOR])
             .ok()?;
-        (sb.data_size > 32).then_some((sb.data_offset, sb.data_size))
+        (sb.data_size > 32).then_some((sb.areas.data_offset, sb.data_size))
     }
 
     /// Blade `b` of array `a` dies for good; a new blade is plugged in 3 s later.

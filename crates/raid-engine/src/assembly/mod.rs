@@ -199,7 +199,7 @@ pub fn assemble(
         let geometry_matches = sb.level == reference.level
             && sb.chunk == reference.chunk
             && sb.raid_disks == reference.raid_disks
-            && sb.data_offset == reference.data_offset;
+            && sb.areas.data_offset == reference.areas.data_offset;
         if !geometry_matches {
             refused.push(Refusal {
                 name,
@@ -207,7 +207,7 @@ pub fn assemble(
             });
             continue;
         }
-        if inputs[i].size_sectors < reference.data_offset + reference.data_size {
+        if inputs[i].size_sectors < reference.areas.data_offset + reference.data_size {
             refused.push(Refusal {
                 name,
                 reason: "smaller than the array's data area".into(),
@@ -319,7 +319,7 @@ pub fn assemble(
     // With the partial-parity log the replay at start makes every interrupted stripe
     // consistent with what landed, so a dirty degraded array is safe to start — unless
     // parity was never computed (initial resync unfinished).
-    let logged = reference.ppl_slots > 0 && !reference.initial_sync;
+    let logged = reference.areas.ppl_slots > 0 && !reference.initial_sync;
     if reference.level.parity() > 0
         && !reference.clean
         && !not_in_sync.is_empty()

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::MetaLayout;
 use crate::superblock::{SlotEntry, SlotState, Superblock};
 
 fn sb(member: u8, role: u32, events: u64) -> Superblock {
@@ -11,7 +12,15 @@ fn sb(member: u8, role: u32, events: u64) -> Superblock {
         chunk: 128,
         raid_disks: 2,
         role,
-        data_offset: 2048,
+        areas: MetaLayout {
+            bitmap_sectors: 1,
+            csum_offset: 17,
+            csum_sectors: 0,
+            ppl_offset: 24,
+            ppl_slots: 0,
+            ppl_slot_sectors: 0,
+            data_offset: 2048,
+        },
         data_size: 10_000,
         events,
         clean: true,
@@ -21,12 +30,6 @@ fn sb(member: u8, role: u32, events: u64) -> Superblock {
         recovery_unit: 0,
         bitmap_region_units: 8,
         bitmap_events_cleared: 5,
-        bitmap_sectors: 1,
-        csum_offset: 17,
-        csum_sectors: 0,
-        ppl_offset: 24,
-        ppl_slots: 0,
-        ppl_slot_sectors: 0,
         ppl_generation: 1,
         initial_sync: false,
         slots: vec![
@@ -247,9 +250,9 @@ fn a_dirty_degraded_raid5_with_the_log_starts_unless_its_parity_never_synced() {
         s.level = Level::Raid5;
         s.raid_disks = 3;
         s.clean = false;
-        s.ppl_slots = 32;
-        s.ppl_slot_sectors = 136;
-        s.data_offset = 6144;
+        s.areas.ppl_slots = 32;
+        s.areas.ppl_slot_sectors = 136;
+        s.areas.data_offset = 6144;
         s.slots.push(SlotEntry {
             member_uuid: [12; 16],
             state: SlotState::Active,
@@ -283,8 +286,8 @@ fn areas_too_small_for_the_geometry_are_refused() {
         assemble(&[input("e1.0", &a), input("e1.1", &b)], None, false).unwrap()
     };
     let no_bitmap = plan_of(|s| {
-        s.bitmap_sectors = 0;
-        s.csum_offset = 16;
+        s.areas.bitmap_sectors = 0;
+        s.areas.csum_offset = 16;
     });
     assert_eq!(
         crate::Engine::assemble(&no_bitmap).err(),

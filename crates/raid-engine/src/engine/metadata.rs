@@ -5,7 +5,7 @@ use super::outbox::Inflight;
 use super::{Engine, Member, Recovery};
 use crate::assembly::{AssemblyPlan, PlannedState};
 use crate::bitmap::Bitmap;
-use crate::config::{validate, ArrayConfig, CreateError, Format, MetaLayout, CSUM_BLOCK_SECTORS};
+use crate::config::{validate, ArrayConfig, CreateError, Format, CSUM_BLOCK_SECTORS};
 use crate::engine::io::CSUMS_PER_SECTOR;
 use crate::engine::job::{Job, SyncOp};
 use crate::layout::Geometry;
@@ -181,23 +181,15 @@ impl Engine {
             .filter(|m| m.role.is_some())
             .map(|m| m.size_sectors)
             .min()
-            .unwrap_or(sb.data_offset + sb.data_size);
+            .unwrap_or(sb.areas.data_offset + sb.data_size);
         let geo = Geometry::new(
             sb.level,
             sb.raid_disks as usize,
             sb.chunk,
-            sb.data_size.min(min.saturating_sub(sb.data_offset)),
+            sb.data_size.min(min.saturating_sub(sb.areas.data_offset)),
         )
         .map_err(CreateError::Geometry)?;
-        let ml = MetaLayout {
-            bitmap_sectors: sb.bitmap_sectors,
-            csum_offset: sb.csum_offset,
-            csum_sectors: sb.csum_sectors,
-            ppl_offset: sb.ppl_offset,
-            ppl_slots: sb.ppl_slots,
-            ppl_slot_sectors: sb.ppl_slot_sectors,
-            data_offset: sb.data_offset,
-        };
+        let ml = sb.areas;
         // Decoding checked that the areas lie in order; they must also hold what
         // this geometry keeps in them, or write-back would run into the next one.
         if Bitmap::sectors_for(geo.units(), sb.bitmap_region_units) > ml.bitmap_sectors {
@@ -445,7 +437,7 @@ impl Engine {
             chunk: self.geo.chunk,
             raid_disks: self.geo.members as u32,
             role: mem.role.map_or(ROLE_SPARE, |r| r as u32),
-            data_offset: self.ml.data_offset,
+            areas: self.ml,
             data_size: self.geo.member_used_sectors(),
             events: self.meta.events,
             clean: self.meta.clean_on_disk,
@@ -455,12 +447,6 @@ impl Engine {
             recovery_unit: mem.recovery.as_ref().map_or(0, |r| r.checkpoint),
             bitmap_region_units: self.meta.bitmap.region_units(),
             bitmap_events_cleared: self.meta.events_cleared,
-            bitmap_sectors: self.ml.bitmap_sectors,
-            csum_offset: self.ml.csum_offset,
-            csum_sectors: self.ml.csum_sectors,
-            ppl_offset: self.ml.ppl_offset,
-            ppl_slots: self.ml.ppl_slots,
-            ppl_slot_sectors: self.ml.ppl_slot_sectors,
             ppl_generation: self.ppl.sb_generation,
             initial_sync: self.meta.initial_sync,
             slots,

@@ -30,6 +30,7 @@ use crate::fastmap::FastMap as HashMap;
 use crate::bitmap::Bitmap;
 use crate::config::{Format, MetaLayout};
 use crate::layout::Geometry;
+use crate::stripe_cache::StripeBuffer;
 use crate::types::*;
 use job::{Job, Piece, SyncOp, Work};
 use metadata::MetaState;
@@ -97,6 +98,13 @@ pub(crate) struct Req {
     /// Flush: requests it waits for / member flushes outstanding.
     pub waits_for: BTreeSet<RequestId>,
     pub flush_acks: usize,
+}
+
+impl Req {
+    /// The bytes of `piece` in this request's buffer.
+    fn piece_data(&self, piece: &Piece) -> &[u8] {
+        &self.buf[piece.buf_off..piece.buf_off + piece.sectors as usize * SECTOR]
+    }
 }
 
 pub struct Engine {
@@ -311,10 +319,8 @@ impl Engine {
                     if sw.phase == job::StripePhase::Gather
                         && crate::ppl::Entry::fits(sw.buf.intervals().len() + 1)
                     {
-                        let data = self.reqs[&piece.req].buf
-                            [piece.buf_off..piece.buf_off + piece.sectors as usize * SECTOR]
-                            .to_vec();
-                        sw.buf.merge(piece.off, &data);
+                        sw.buf
+                            .merge(piece.off, self.reqs[&piece.req].piece_data(&piece));
                         sw.pieces.push(piece);
                         self.try_start_unit(unit);
                         return;
@@ -323,12 +329,14 @@ impl Engine {
             }
         }
         let work = if write {
-            let data = self.reqs[&piece.req].buf
-                [piece.buf_off..piece.buf_off + piece.sectors as usize * SECTOR]
-                .to_vec();
+            let data = self.reqs[&piece.req].piece_data(&piece);
             if self.geo.level.parity() > 0 {
-                self.new_stripe_write(piece, data)
+                // Straight from the request into the gather buffer: no copy between.
+                let mut buf = StripeBuffer::new(self.geo.unit_sectors());
+                buf.merge(piece.off, data);
+                self.new_stripe_write(piece, buf)
             } else {
+                let data = crate::bytes::to_vec(data);
                 self.new_mirror_write(piece, data)
             }
         } else if self.geo.level.parity() > 0 {
@@ -662,7 +670,7 @@ impl Engine {
     pub(crate) fn piece_fill(&mut self, piece: &Piece, at: usize, data: &[u8]) {
         if let Some(r) = self.reqs.get_mut(&piece.req) {
             let start = piece.buf_off + at;
-            r.buf[start..start + data.len()].copy_from_slice(data);
+            crate::bytes::copy(&mut r.buf[start..start + data.len()], data);
         }
     }
 
@@ -680,7 +688,7 @@ impl Engine {
             r.error.get_or_insert(e);
         } else if let Some(d) = data {
             let n = piece.sectors as usize * SECTOR;
-            r.buf[piece.buf_off..piece.buf_off + n].copy_from_slice(&d[..n]);
+            crate::bytes::copy(&mut r.buf[piece.buf_off..piece.buf_off + n], &d[..n]);
         }
         debug_assert!(
             r.remaining > 0,

@@ -6,6 +6,7 @@
 
 use super::job::*;
 use super::{Engine, JobId};
+use crate::bytes;
 use crate::gf;
 use crate::stripe_cache::StripeBuffer;
 use crate::types::*;
@@ -61,9 +62,8 @@ impl Engine {
         })
     }
 
-    pub(crate) fn new_stripe_write(&mut self, piece: Piece, data: Vec<u8>) -> Work {
-        let mut buf = StripeBuffer::new(self.geo.unit_sectors());
-        buf.merge(piece.off, &data);
+    /// A stripe write gathering from `buf`, which holds `piece`'s data.
+    pub(crate) fn new_stripe_write(&mut self, piece: Piece, buf: StripeBuffer) -> Work {
         self.counters.stripe_writes_gathered += 1;
         Work::Stripe(StripeWrite {
             buf,
@@ -412,21 +412,33 @@ impl Engine {
                     let solved = gf::solve(&mut old, np);
                     debug_assert!(solved, "stripe {u}: more unreadable columns than parity");
                 }
+                // A column written whole is gathered from the buffer; the others take
+                // their old bytes (a copy only where read-modify-write needs them
+                // again) with the new sectors laid over.
+                let rmw = w.mode == StripeMode::Rmw;
                 let merged: Vec<Vec<u8>> = (0..k)
                     .map(|c| {
-                        let mut m = old[c].clone().unwrap_or_else(|| vec![0; bytes]);
-                        let base = c as u64 * chunk;
-                        w.buf.overlay(base + w.lo, base + w.hi, &mut m);
+                        let (s, e) = (c as u64 * chunk + w.lo, c as u64 * chunk + w.hi);
+                        if w.buf.covers(s, e) {
+                            return w.buf.gather(s, e);
+                        }
+                        let mut m = if rmw {
+                            old[c].as_deref().map(bytes::to_vec)
+                        } else {
+                            old[c].take()
+                        }
+                        .unwrap_or_else(|| vec![0; bytes]);
+                        w.buf.overlay(s, e, &mut m);
                         m
                     })
                     .collect();
-                let (p, q) = if w.mode == StripeMode::Rmw {
+                let (p, q) = if rmw {
                     // P ^= Σ Δc, Q ^= Σ g^c·Δc over the columns read (the touched ones).
                     let mut p = old[k].take().expect("old P read");
                     let mut q = (np == 2).then(|| old[k + 1].take().expect("old Q read"));
                     for c in 0..k {
                         if let Some(o) = &old[c] {
-                            let mut delta = o.clone();
+                            let mut delta = bytes::to_vec(o);
                             xor_into(&mut delta, &merged[c]);
                             xor_into(&mut p, &delta);
                             if let Some(q) = q.as_mut() {

@@ -49,9 +49,9 @@ impl Engine {
             Some(WholeRebuild::Stale)
         } else if self.integrity
             && (!sb.integrity
-                || sb.csum_offset != self.ml.csum_offset
-                || sb.csum_sectors != self.ml.csum_sectors
-                || sb.data_offset != self.ml.data_offset)
+                || sb.areas.csum_offset != self.ml.csum_offset
+                || sb.areas.csum_sectors != self.ml.csum_sectors
+                || sb.areas.data_offset != self.ml.data_offset)
         {
             Some(WholeRebuild::ChecksumAreaMismatch)
         } else {

@@ -62,8 +62,11 @@ impl Port for TestPort {
 /// itself, reads need a send buffer up front.
 #[derive(Default)]
 struct InPlace {
-    /// Frames taken by writes: (frame id, byte range written from it).
-    written: Vec<(u32, std::ops::Range<usize>)>,
+    /// Frames taken by writes: (frame id, byte range written from it,
+    /// durable by itself).
+    written: Vec<(u32, std::ops::Range<usize>, bool)>,
+    /// Syncs asked for.
+    syncs: usize,
     /// Reads started, with the buffer they read into.
     reading: Vec<(ReqId, Vec<u8>)>,
 }
@@ -79,14 +82,21 @@ impl Store<TestPort> for InPlace {
         }
     }
 
-    fn write(&mut self, _port: &mut TestPort, io: StoreIo, frame: &mut Option<TestFrame>) -> bool {
+    fn write(
+        &mut self,
+        _port: &mut TestPort,
+        io: StoreIo,
+        frame: &mut Option<TestFrame>,
+        durable: bool,
+    ) -> bool {
         let f = frame.take().expect("the request's frame");
         self.written
-            .push((f.id, ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len));
+            .push((f.id, ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len, durable));
         true
     }
 
     fn sync(&mut self, _port: &mut TestPort, _export: ExportId, _flush: bool) -> SyncStart {
+        self.syncs += 1;
         SyncStart::Done(true)
     }
 }
@@ -336,27 +346,79 @@ fn slice_port_hosts_pull_read_replies() {
 
 #[test]
 fn writes_hand_the_received_frame_to_the_store() {
-    let mut d = driver(InPlace::default());
-    let mut port = TestPort {
-        free: 4,
-        ..TestPort::default()
-    };
+    let (mut d, mut port) = in_place(4);
     feed(&mut d, &mut port, ata_frame(21, true, 0, &sector(3), 1));
     assert_eq!(
         d.store().written,
-        [(21, ATA_DATA_OFFSET..ATA_DATA_OFFSET + 512)],
+        [(21, ATA_DATA_OFFSET..ATA_DATA_OFFSET + 512, true)],
         "the frame itself, not a copy"
     );
     assert!(port.recycled.is_empty(), "the store owns the frame now");
-    d.on_done(
-        &mut port,
-        Done::Write {
-            req: ReqId(0),
-            ok: true,
-        },
-    );
+    write_done(&mut d, &mut port, 0);
     d.transmit(&mut port);
     assert_eq!(ata_reply(&port.sent[0]).unwrap().0, 21);
+}
+
+/// A driver over the in-place store, and a port with `free` send buffers.
+fn in_place(free: usize) -> (Driver<InPlace>, TestPort) {
+    let port = TestPort {
+        free,
+        ..TestPort::default()
+    };
+    (driver(InPlace::default()), port)
+}
+
+/// Completes the write of request `req` (ok).
+fn write_done(d: &mut Driver<InPlace>, port: &mut TestPort, req: u32) {
+    let done = Done::Write {
+        req: ReqId(req),
+        ok: true,
+    };
+    d.on_done(port, done);
+}
+
+#[test]
+fn a_lone_write_is_one_durable_write_and_a_batch_shares_one_sync() {
+    let (mut d, mut port) = in_place(16);
+    // One frame in the wake-up, no write in the store: durable by itself,
+    // answered when it completes, no sync.
+    d.frames_coming(1);
+    feed(&mut d, &mut port, ata_frame(40, true, 0, &sector(1), 1));
+    assert!(d.store().written[0].2, "submitted as a durable write");
+    write_done(&mut d, &mut port, 0);
+    d.transmit(&mut port);
+    assert_eq!(ata_reply(&port.sent[0]).unwrap().0, 40);
+    assert_eq!(d.store().syncs, 0, "no separate sync");
+    assert_eq!(d.target().counters().durable_writes, 1);
+
+    // Three writes in one wake-up: none alone, one sync for all of them,
+    // every reply only after it.
+    d.frames_coming(3);
+    for (tag, lba) in [(41, 8), (42, 16), (43, 24)] {
+        feed(&mut d, &mut port, ata_frame(tag, true, lba, &sector(2), 1));
+    }
+    let durable: Vec<bool> = d.store().written[1..].iter().map(|w| w.2).collect();
+    assert_eq!(durable, [false, false, false]);
+    let reqs: Vec<u32> = (0..3).map(|i| 2 - i).collect();
+    for &r in &reqs[..2] {
+        write_done(&mut d, &mut port, r);
+        d.transmit(&mut port);
+        assert_eq!(port.sent.len(), 1, "no reply before the sync");
+    }
+    write_done(&mut d, &mut port, reqs[2]);
+    d.transmit(&mut port);
+    assert_eq!(d.store().syncs, 1, "one sync for the batch");
+    assert_eq!(port.sent.len(), 4);
+
+    // A write that arrives alone while another is in the store shares a
+    // sync with it instead.
+    d.frames_coming(1);
+    feed(&mut d, &mut port, ata_frame(44, true, 32, &sector(3), 1));
+    d.frames_coming(1);
+    feed(&mut d, &mut port, ata_frame(45, true, 40, &sector(4), 1));
+    let durable: Vec<bool> = d.store().written[4..].iter().map(|w| w.2).collect();
+    assert_eq!(durable, [true, false]);
+    assert_eq!(d.target().counters().durable_writes, 1);
 }
 
 #[test]
