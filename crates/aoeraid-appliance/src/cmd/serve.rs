@@ -75,7 +75,8 @@ pub(crate) struct Args {
     /// Clients sharing sectors (e.g. GFS2) should keep the default of 1.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Time between store size checks (growth → announcement), e.g. 2s; SIGHUP checks at once.
+    /// Time between store size checks (growth → announcement), e.g. 2s, at least 100ms;
+    /// SIGHUP checks at once.
     #[arg(long, default_value = "2s")]
     pub stat_interval: crate::config::Duration,
     /// Busy polling, in µs (also with --config): after a turn that received a lone
@@ -156,12 +157,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The shortest store-size and interface poll period, for the command line and a config
+/// file alike: a floor, so that a slip such as `1ms` does not turn the checks into a busy
+/// loop.
+const SHORTEST_POLL: Duration = Duration::from_millis(100);
+
 /// The process-wide settings of the command line.
 fn settings(args: &Args, max_buffers: u16) -> FrontendConfig {
     FrontendConfig {
         threads: args.threads,
         state_dir: args.state_dir.clone(),
-        stat_interval: args.stat_interval.get().max(Duration::from_secs(1)),
+        stat_interval: args.stat_interval.get().max(SHORTEST_POLL),
         iface_poll: Duration::from_secs(1),
         max_buffers,
         spin: Duration::from_micros(args.spin_us),
@@ -235,8 +241,8 @@ fn from_file(path: &Path, args: &Args) -> anyhow::Result<(FrontendConfig, Vec<Ex
     let cfg = FrontendConfig {
         threads: c.threads,
         state_dir: c.state_dir.clone(),
-        stat_interval: c.stat_interval.get().max(Duration::from_millis(100)),
-        iface_poll: c.interface_poll.get().max(Duration::from_millis(100)),
+        stat_interval: c.stat_interval.get().max(SHORTEST_POLL),
+        iface_poll: c.interface_poll.get().max(SHORTEST_POLL),
         max_buffers: max,
         spin: Duration::from_micros(args.spin_us),
     };

@@ -263,7 +263,7 @@ impl Engine {
                         let data = if i == last {
                             std::mem::take(&mut w.merged)
                         } else {
-                            w.merged.clone()
+                            crate::bytes::to_vec(&w.merged)
                         };
                         Slot::write(m, row * chunk + w.lo, data, 0)
                     })
