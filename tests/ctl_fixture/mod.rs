@@ -19,6 +19,7 @@ pub(crate) fn member(blade: &str, index: Option<u32>, state: MemberState) -> Mem
         read_bytes: 1 << 20,
         write_bytes: 2 << 20,
         errors: 0,
+        origin: None,
     }
 }
 
@@ -152,6 +153,7 @@ pub(crate) fn rebuilding() -> Status {
             ..FrontendCounters::default()
         },
         reservation_refused: 0,
+        warnings: Vec::new(),
     }
 }
 
