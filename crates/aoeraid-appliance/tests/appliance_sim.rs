@@ -97,7 +97,7 @@ const CAMPAIGNS: [(SimLayout, u64, Covered); 6] = [
     (SimLayout::Raid5, 400, |t| {
         t.member_failures > 0 && t.bit_flips > 0
     }),
-    (SimLayout::Raid6, 600, |t| {
+    (SimLayout::Raid6, 602, |t| {
         t.double_failures > 0 && t.rebuilds_finished > 0 && t.bit_flips > 0
     }),
     (SimLayout::Concat, 500, |t| {
@@ -105,11 +105,29 @@ const CAMPAIGNS: [(SimLayout, u64, Covered); 6] = [
     }),
 ];
 
+/// The layouts run side by side (the six are independent, and one after another they
+/// would make this the test binary's longest test by far); each failing layout panics
+/// with its own report, and the test names them all.
 #[test]
 fn campaign_every_layout() {
-    for (layout, first_seed, covered) in CAMPAIGNS {
-        campaign(layout, first_seed, covered);
-    }
+    let failed: Vec<SimLayout> = std::thread::scope(|s| {
+        let runs: Vec<_> = CAMPAIGNS
+            .into_iter()
+            .map(|(layout, first_seed, covered)| {
+                (
+                    layout,
+                    s.spawn(move || campaign(layout, first_seed, covered)),
+                )
+            })
+            .collect();
+        runs.into_iter()
+            .filter_map(|(layout, run)| run.join().is_err().then_some(layout))
+            .collect()
+    });
+    assert!(
+        failed.is_empty(),
+        "campaigns failed (reports above): {failed:?}"
+    );
 }
 
 /// The write hole, end to end: with `--crashes` half the faults crash the appliance,
@@ -118,14 +136,15 @@ fn campaign_every_layout() {
 /// replay lets the array start dirty and degraded, and every acknowledged write
 /// reads back. Raid5 seed 1 is a regression seed: the log replay's last stripe
 /// finished inside the engine's pump after the held requests were looked at, and the
-/// requests waited for the next event (`Engine::pump`). Raid5 seed 6 and the raid6
-/// seeds each lose a member after a crash (the rest crash without a loss).
+/// requests waited for the next event (`Engine::pump`). Raid5 seeds 5, 9 and 15 and
+/// raid6 seeds 9, 14 and 19 lose members after a crash (8 losses in all; the rest crash
+/// without a loss). Seeds are re-chosen when a change to the appliance shifts the draws.
 #[test]
 fn crash_then_member_loss() {
     let mut losses = 0;
     for (layout, seeds) in [
-        (SimLayout::Raid5, [1, 5, 6, 14]),
-        (SimLayout::Raid6, [0, 4, 6, 10]),
+        (SimLayout::Raid5, [1, 5, 9, 15]),
+        (SimLayout::Raid6, [0, 9, 14, 19]),
     ] {
         for seed in seeds {
             let mut cfg = SimConfig::new(layout, seed, 3000);
