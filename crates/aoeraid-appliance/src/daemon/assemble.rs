@@ -80,22 +80,10 @@ pub(crate) fn read_found(
     dev: &mut Devices,
     cfg: &Config,
 ) -> anyhow::Result<Vec<(MemberAddr, Location, MemberResult)>> {
-    let listed = cfg.members();
-    let Some(b) = dev.backend.as_ref() else {
-        return Ok(Vec::new());
-    };
-    let pool = b.pool();
-    let blades: Vec<(MemberAddr, Location)> = pool
-        .blade_ids()
-        .filter(|&id| pool.blade_state(id) == Some(aoe_initiator::BladeState::Up))
-        .filter_map(|id| {
-            let i = pool.blade_info(id)?;
-            let a = MemberAddr::Blade {
-                shelf: i.shelf,
-                slot: i.slot,
-            };
-            (!listed.contains(&a)).then_some((a, Location::Blade(id)))
-        })
+    let blades: Vec<(MemberAddr, Location)> = dev
+        .unlisted_blades(&cfg.members())
+        .into_iter()
+        .map(|(id, a)| (a, Location::Blade(id)))
         .collect();
     let ios = blades.iter().map(|b| (b.1, superblock_read())).collect();
     let results = dev.run_blocking(ios, READ_TIMEOUT)?;

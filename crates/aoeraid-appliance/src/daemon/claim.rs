@@ -147,28 +147,20 @@ pub(crate) fn take_over_found(
     if claimed.mode != ClaimMode::Takeover {
         return Ok(());
     }
-    let Some(b) = dev.backend.as_ref() else {
-        return Ok(());
-    };
     let old: Vec<Mac> = claimed
         .blades
         .iter()
         .flat_map(|c| c.2.iter().copied())
         .filter(|m| !claimed.macs.contains(m))
         .collect();
-    let pool = b.pool();
-    let found: Vec<(BladeId, String)> = pool
-        .blade_ids()
-        .filter(|&id| pool.blade_state(id) == Some(aoe_initiator::BladeState::Up))
-        .filter_map(|id| {
-            let i = pool.blade_info(id)?;
-            let a = crate::config::MemberAddr::Blade {
-                shelf: i.shelf,
-                slot: i.slot,
-            };
-            (!listed.contains(&a)).then(|| (id, a.to_string()))
-        })
+    let found: Vec<(BladeId, String)> = dev
+        .unlisted_blades(listed)
+        .into_iter()
+        .map(|(id, a)| (id, a.to_string()))
         .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
     let ids: Vec<BladeId> = found.iter().map(|f| f.0).collect();
     let lists = reserve_blocking(dev, &ids, ReserveCmd::Read, &[])?;
     let mut force = Vec::new();

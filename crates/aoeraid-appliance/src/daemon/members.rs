@@ -7,7 +7,7 @@ use crate::backend::{interface_names, Backend};
 use crate::config::{Config, MemberAddr};
 use crate::core::{poll_blade_done, submit_to_blade, Location, MemberResult};
 use anyhow::{anyhow, bail, Context};
-use aoe_initiator::{BladeState, PoolConfig};
+use aoe_initiator::{BladeId, BladeState, PoolConfig};
 use aoe_uring::{Completion, Ring, RingConfig};
 use raid_engine::{MemberError, MemberIo, MemberOp};
 use std::collections::{HashMap, VecDeque};
@@ -53,6 +53,26 @@ impl Devices {
             by_addr: HashMap::new(),
             problems: Vec::new(),
         })
+    }
+
+    /// The answering blades `listed` does not name: members and spares added at run
+    /// time, which assembly and a takeover look at by what they carry.
+    pub(crate) fn unlisted_blades(&self, listed: &[MemberAddr]) -> Vec<(BladeId, MemberAddr)> {
+        let Some(b) = self.backend.as_ref() else {
+            return Vec::new();
+        };
+        let pool = b.pool();
+        pool.blade_ids()
+            .filter(|&id| pool.blade_state(id) == Some(BladeState::Up))
+            .filter_map(|id| {
+                let i = pool.blade_info(id)?;
+                let a = MemberAddr::Blade {
+                    shelf: i.shelf,
+                    slot: i.slot,
+                };
+                (!listed.contains(&a)).then_some((id, a))
+            })
+            .collect()
     }
 
     /// Opens `addr`; a failure is recorded in `problems` (named) and returns None.

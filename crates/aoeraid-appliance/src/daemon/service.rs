@@ -32,12 +32,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// An assembled array waiting for its volume: name, engine, members, spare group.
+/// An assembled array waiting for its volume: name, engine, members, spare group,
+/// the members found by their superblock that the configuration does not list.
 type Ready = (
     String,
     raid_engine::Engine,
     Vec<(MemberAddr, Location)>,
     Option<String>,
+    Vec<MemberAddr>,
 );
 
 /// Commands waiting for the data path at most; more are refused (busy).
@@ -210,7 +212,6 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
     let found = read_found(&mut dev, &cfg)?;
     let mut assembled: Vec<Ready> = Vec::new();
     let mut taken = Vec::new();
-    let mut by_superblock = Vec::new();
     for spec in &cfg.arrays {
         let a = assemble_array(&mut dev, &cfg, spec, &found, opts.force)?;
         for n in &a.notes {
@@ -221,7 +222,6 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
                 taken.push((id, m.to_string()));
             }
         }
-        by_superblock.push((spec.name.clone(), a.found));
         let mut engine = a.engine;
         engine.set_sync_rates(
             spec.rebuild.min.kib_per_sec(),
@@ -236,6 +236,7 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
             engine,
             a.members,
             spec.spare_group.clone(),
+            a.found,
         ));
     }
     claim_found(&mut dev, &mut claimed, &taken, &mut |l| {
@@ -248,7 +249,7 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
         for m in &g.members {
             let used = assembled
                 .iter()
-                .any(|(_, _, ms, _)| ms.iter().any(|x: &(MemberAddr, Location)| &x.0 == m));
+                .any(|(_, _, ms, _, _)| ms.iter().any(|x: &(MemberAddr, Location)| &x.0 == m));
             if used {
                 continue;
             }
@@ -287,11 +288,11 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
         let mut engines = Vec::new();
         let mut arrays = Vec::new();
         for an in &vs.arrays {
-            let Some((name, e, members, group)) = take(an, &mut assembled) else {
+            let Some((name, e, members, group, found)) = take(an, &mut assembled) else {
                 bail!("volume {}: array {an} is not assembled", vs.name);
             };
             engines.push(e);
-            arrays.push(Array::new(name, members, group));
+            arrays.push(Array::new(name, members, group).found(found));
         }
         let mut v = Volume::new(vs.name.clone(), Concat::new(engines), arrays);
         v.export = Some((vs.export.shelf, vs.export.slot));
@@ -300,15 +301,12 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
         vols.push(v);
         volume_io.push(Some(metrics.volume_io(&vs.name)));
     }
-    for (name, e, members, group) in assembled.drain(..) {
-        vols.push(Volume::standalone(e, Array::new(name, members, group)));
+    for (name, e, members, group, found) in assembled.drain(..) {
+        vols.push(Volume::standalone(
+            e,
+            Array::new(name, members, group).found(found),
+        ));
         volume_io.push(None);
-    }
-
-    for a in vols.iter_mut().flat_map(|v| v.arrays.iter_mut()) {
-        if let Some((_, f)) = by_superblock.iter_mut().find(|f| f.0 == a.name) {
-            a.found = std::mem::take(f);
-        }
     }
     phases.done("assembly");
     // Exports last, once every array is up.
