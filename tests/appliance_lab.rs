@@ -264,6 +264,56 @@ fn raid1_blade_missing_at_start_rejoins_alone() {
     app.stop();
 }
 
+/// A member replaced at run time by a blade appliance.yaml does not list holds its
+/// slot after a restart: assembly takes it by its superblock (no rebuild), the
+/// replaced blade the YAML still lists is refused unwritten, and status names the
+/// YAML line to write.
+#[test]
+fn raid1_member_replaced_at_run_time_holds_its_slot_after_a_restart() {
+    if !ready("raid1_member_replaced_at_run_time_holds_its_slot_after_a_restart") {
+        return;
+    }
+    let blades = Lab::grid(&[0, 1, 2], 0..1, 32 * MIB);
+    let config = exported(&[Array::raid1("data", &["e0.0", "e1.0"])]);
+    let mut app = Appliance::new(AOERAID, "replaced", 9000, &blades, config);
+    app.create_and_start();
+    bench_clean(&app, "raid1 verify", "verify", 8 * MIB);
+    for cmd in [
+        ["fail", "data", "e1.0"],
+        ["remove", "data", "e1.0"],
+        ["add", "data", "e2.0"],
+    ] {
+        let (ok, out) = app.aoeraid(&[cmd[0], cmd[1], cmd[2], "--config", app.cfg()]);
+        assert!(ok, "{cmd:?}: {out}");
+    }
+    app.wait_for("data", Duration::from_secs(60), |st, m| {
+        st == "clean" && m.iter().any(|(b, s)| b == "e2.0" && s == "active")
+    });
+    app.stop();
+    let e1 = std::fs::read(app.lab.blade(1, 0).path()).expect("read e1.0");
+
+    app.start();
+    app.wait_for("data", Duration::from_secs(30), |st, m| {
+        st == "clean"
+            && m.iter().filter(|(_, s)| s == "active").count() == 2
+            && m.iter().any(|(b, s)| b == "e2.0" && s == "active")
+    });
+    assert_eq!(app.synced_bytes("data"), 0, "the restart rebuilt a member");
+    let status = app.status_json().expect("status");
+    let warned = status["warnings"].as_array().is_some_and(|w| {
+        w.iter()
+            .any(|l| l.as_str().is_some_and(|l| l.contains("e2.0")))
+    });
+    assert!(warned, "no warning names e2.0: {status}");
+    eprintln!("warnings after the restart: {}", status["warnings"]);
+    bench_clean(&app, "check after the restart", "check", 8 * MIB);
+    app.stop();
+    assert!(
+        std::fs::read(app.lab.blade(1, 0).path()).expect("read e1.0") == e1,
+        "the replaced blade was written"
+    );
+}
+
 /// RAID 5 over five blades serves a verify; kill -9 of the daemon during writes,
 /// restart, and what was written reads back (bench check with the same pattern).
 #[test]
