@@ -171,7 +171,7 @@ pub(crate) fn take_over_found(
         }
     }
     let ids: Vec<BladeId> = force.iter().map(|f| f.0).collect();
-    let results = reserve_blocking(dev, &ids, ReserveCmd::ForceSet, &claimed.macs.clone())?;
+    let results = reserve_blocking(dev, &ids, ReserveCmd::ForceSet, &claimed.macs)?;
     for (f, r) in force.into_iter().zip(results) {
         match r {
             Ok(_) => {
@@ -201,7 +201,7 @@ pub(crate) fn claim_found(
         .filter(|f| !claimed.blades.iter().any(|c| c.0 == f.0))
         .collect();
     let ids: Vec<BladeId> = new.iter().map(|f| f.0).collect();
-    let results = reserve_blocking(dev, &ids, ReserveCmd::Set, &claimed.macs.clone())?;
+    let results = reserve_blocking(dev, &ids, ReserveCmd::Set, &claimed.macs)?;
     let mut refused = Vec::new();
     for (f, r) in new.into_iter().zip(results) {
         match r {
