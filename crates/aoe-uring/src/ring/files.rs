@@ -107,11 +107,7 @@ impl Ring {
         offset: u64,
         user: u64,
     ) -> io::Result<()> {
-        let (kind, rw_flags) = match op {
-            FileOp::Read => (OpKind::Read, 0),
-            FileOp::Write => (OpKind::Write, 0),
-            FileOp::DurableWrite => (OpKind::Write, libc::RWF_DSYNC),
-        };
+        let (kind, rw_flags) = op.kind_and_flags();
         self.rw_fixed(kind, file, buf.into(), range, (offset, rw_flags), user)
     }
 
@@ -176,18 +172,18 @@ impl Ring {
         }
     }
 
-    fn rw_fixed(
+    /// Where `buf[range]` lies for a read or write of `kind`: the buffer (a mapped ring
+    /// frame copied into a send slot first), a pointer to `range`'s first byte and the
+    /// registered buffer it is in. Releases the buffer if it cannot be used.
+    pub(super) fn place(
         &self,
         kind: OpKind,
-        file: FileId,
         buf: IoBuffer,
-        range: Range<usize>,
-        (offset, rw_flags): (u64, i32),
-        user: u64,
-    ) -> io::Result<()> {
+        range: &Range<usize>,
+    ) -> io::Result<(IoBuffer, *mut u8, u16)> {
         let buf = match buf {
             IoBuffer::Frame(f) if f.ring == self.id && f.mapped.is_some() => {
-                self.mapped_to_slot(kind, f, &range)?
+                self.mapped_to_slot(kind, f, range)?
             }
             other => other,
         };
@@ -200,15 +196,31 @@ impl Ring {
         let reads_into_frame = kind == OpKind::Read && matches!(buf, IoBuffer::Frame(_));
         let bad_range =
             range.start > range.end || range.end > cap || range.len() > u32::MAX as usize;
-        if bad_range || reads_into_frame || self.check_file(file).is_err() {
+        if bad_range || reads_into_frame {
             self.release(buf);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("bad file {file:?}, range {range:?} (buffer size {cap}) or read into a received frame"),
+                format!("range {range:?} (buffer size {cap}) or read into a received frame"),
             ));
         }
         // SAFETY: `range` lies inside the buffer (checked above).
-        let ptr = unsafe { base.add(range.start) };
+        Ok((buf, unsafe { base.add(range.start) }, buf_index))
+    }
+
+    fn rw_fixed(
+        &self,
+        kind: OpKind,
+        file: FileId,
+        buf: IoBuffer,
+        range: Range<usize>,
+        (offset, rw_flags): (u64, i32),
+        user: u64,
+    ) -> io::Result<()> {
+        if let Err(e) = self.check_file(file) {
+            self.release(buf);
+            return Err(e);
+        }
+        let (buf, ptr, buf_index) = self.place(kind, buf, &range)?;
         let len = range.len() as u32;
         let op = self.alloc_op(kind, user, Some(buf), file.0)?;
         let fd = types::Fixed(file.0);
@@ -323,6 +335,17 @@ impl Ring {
                     .push((file, user, datasync));
                 return;
             }
+        }
+    }
+}
+
+impl FileOp {
+    /// The op kind and `rw_flags` of a read or write.
+    pub(super) fn kind_and_flags(self) -> (OpKind, i32) {
+        match self {
+            FileOp::Read => (OpKind::Read, 0),
+            FileOp::Write => (OpKind::Write, 0),
+            FileOp::DurableWrite => (OpKind::Write, libc::RWF_DSYNC),
         }
     }
 }

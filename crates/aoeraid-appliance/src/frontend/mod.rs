@@ -68,6 +68,7 @@ mod catalog;
 mod driver;
 mod file;
 mod intake;
+mod merge;
 mod persist;
 mod record;
 mod ring;
