@@ -5,7 +5,7 @@ use std::io;
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd};
 
-use io_uring::{opcode, types};
+use io_uring::{opcode, squeue, types};
 
 use super::ops::OpKind;
 use super::owner::Owner;
@@ -234,23 +234,42 @@ impl Ring {
                 .build(),
         }
         .user_data(Owner::Op(op).user_data());
+        // SAFETY: the buffer token is parked in the op slot until the CQE, so the caller
+        // cannot touch the memory meanwhile; the registered regions outlive all requests.
+        unsafe { self.push_rw(op, kind, file, &sqe) }.map_err(|(e, buf)| {
+            if let Some(b) = buf {
+                self.release(b);
+            }
+            e
+        })
+    }
+
+    /// Submits `sqe`, the read or write of op slot `op` on `file`, a write counted for
+    /// the file's barriers. On failure the slot is freed, the count undone, and the
+    /// slot's buffer (of a plain read or write) handed back.
+    ///
+    /// # Safety
+    /// As for `push`: every buffer the SQE names stays valid until its completion.
+    pub(super) unsafe fn push_rw(
+        &self,
+        op: u32,
+        kind: OpKind,
+        file: FileId,
+        sqe: &squeue::Entry,
+    ) -> Result<(), (io::Error, Option<IoBuffer>)> {
         if kind == OpKind::Write {
             let epoch = self.barriers.borrow_mut()[file.0 as usize].write_started();
             self.ops.borrow_mut().slots[op as usize].epoch = epoch;
         }
-        // SAFETY: the buffer token is parked in the op slot until the CQE, so the caller
-        // cannot touch the memory meanwhile; the registered regions outlive all requests.
-        let r = unsafe { self.push(&sqe) };
-        if r.is_err() {
+        // SAFETY: per the caller's contract.
+        let r = unsafe { self.push(sqe) };
+        r.map_err(|e| {
             let dead = self.free_op(op);
             if kind == OpKind::Write {
                 self.barriers.borrow_mut()[file.0 as usize].write_done(dead.epoch);
             }
-            if let Some(b) = dead.buf {
-                self.release(b);
-            }
-        }
-        r
+            (e, dead.buf)
+        })
     }
 
     /// A mapped receive ring's slot is no registered buffer: a write from one

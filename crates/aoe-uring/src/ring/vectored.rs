@@ -134,23 +134,14 @@ impl Ring {
                 .build(),
         }
         .user_data(Owner::Op(op).user_data());
-        if kind == OpKind::Write {
-            let epoch = self.barriers.borrow_mut()[file.0 as usize].write_started();
-            self.ops.borrow_mut().slots[op as usize].epoch = epoch;
-        }
         // SAFETY: the buffer tokens and the iovec array stay parked in the op slot until
         // the CQE (the slot table never grows; the array's heap memory stays put until
         // the slot is filled again, after the CQE), so nothing else touches that memory
         // meanwhile; the registered regions outlive all requests.
-        let r = unsafe { self.push(&sqe) };
-        if r.is_err() {
-            let dead = self.free_op(op);
-            if kind == OpKind::Write {
-                self.barriers.borrow_mut()[file.0 as usize].write_done(dead.epoch);
-            }
+        unsafe { self.push_rw(op, kind, file, &sqe) }.map_err(|(e, _)| {
             self.give_back(op);
-        }
-        r
+            e
+        })
     }
 
     /// The segment and iovec vectors of op slot `op`, empty, to fill.
