@@ -205,6 +205,19 @@ pub(crate) fn start_volumes(
     Ok(vols)
 }
 
+/// The members of a spare group no assembled array uses (listed in both, the
+/// array's claim wins), in the group's order.
+pub(crate) fn unused_spares<'a>(
+    group: &'a [MemberAddr],
+    assembled: &'a [Assembled],
+) -> impl Iterator<Item = &'a MemberAddr> {
+    group.iter().filter(|m| {
+        !assembled
+            .iter()
+            .any(|a| a.array.known().any(|(_, addr, _)| addr == *m))
+    })
+}
+
 /// (volume, array) of the array named `name`.
 pub(crate) fn find_array(vols: &[Volume], name: &str) -> Option<(usize, usize)> {
     vols.iter().enumerate().find_map(|(v, vol)| {
@@ -323,5 +336,19 @@ mod tests {
         let ready = ["a", "b", "d"].map(|n| assembled(&cfg, n, &[]));
         let err = start_volumes(&cfg, ready.into()).err().unwrap();
         assert_eq!(err, "volume big: array c is not assembled");
+    }
+
+    #[test]
+    fn spares_are_the_group_members_no_assembled_array_uses() {
+        let cfg = cfg();
+        let ready = ["a", "b"].map(|n| assembled(&cfg, n, &[]));
+        let group: Vec<MemberAddr> = ["e9.0", "e2.0", "e5.0", "e3.0"]
+            .iter()
+            .map(|m| m.parse().unwrap())
+            .collect();
+        let free: Vec<String> = unused_spares(&group, &ready)
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(free, ["e9.0", "e5.0"]);
     }
 }

@@ -13,8 +13,8 @@ use crate::control::sdnotify::{watchdog_interval, Notifier};
 use crate::control::status::Status;
 use crate::control::{ControlHandler, ControlServer, MemberCommand};
 use crate::core::{
-    start_volumes, Array, Assembled, ClaimMode, Command, Core, CoreParts, ExportDef, Exports,
-    Location, MemberMap, Reply, Spare, SpareGroups, SpareOrigin,
+    start_volumes, unused_spares, Array, Assembled, ClaimMode, Command, Core, CoreParts, ExportDef,
+    Exports, Location, MemberMap, Reply, Spare, SpareGroups, SpareOrigin,
 };
 use crate::events::{self, Dispatcher, DispatcherOptions, Event, EventKind};
 use crate::frontend::StateFile;
@@ -233,13 +233,7 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
     let mut spares = Vec::new();
     for g in &cfg.spare_groups.0 {
         let mut avail = Vec::new();
-        for m in &g.members {
-            let used = assembled
-                .iter()
-                .any(|a| a.array.known().any(|(_, addr, _)| addr == m));
-            if used {
-                continue;
-            }
+        for m in unused_spares(&g.members, &assembled) {
             match dev.open(m) {
                 None => events::log_line(4, &format!("spare group {}: {m} unavailable", g.name)),
                 Some(loc) => match spare_is_blank(&mut dev, loc, &g.name) {

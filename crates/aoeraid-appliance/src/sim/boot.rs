@@ -8,8 +8,8 @@
 use super::blades::Blade;
 use crate::config::{check_str, Config, ConsistencyPolicy, Integrity, MemberAddr};
 use crate::core::{
-    assembly, plan_claim, send_reserves, start_volumes, Array, Assembled, Candidate, ClaimMode,
-    Core, CoreParts, ExportDef, Exports, Host, MemberMap, NoObserver, Ownership, Spare,
+    assembly, plan_claim, send_reserves, start_volumes, unused_spares, Array, Assembled, Candidate,
+    ClaimMode, Core, CoreParts, ExportDef, Exports, Host, MemberMap, NoObserver, Ownership, Spare,
     SpareGroups, SpareOrigin,
 };
 use crate::daemon::create::engine_level;
@@ -374,13 +374,7 @@ fn build(
     let mut spares = Vec::new();
     for g in &cfg.spare_groups.0 {
         let mut avail = Vec::new();
-        for m in &g.members {
-            let used = ready
-                .iter()
-                .any(|a| a.array.known().any(|(_, addr, _)| addr == m));
-            if used {
-                continue;
-            }
+        for m in unused_spares(&g.members, &ready) {
             if let Ok(loc) = members.open(m, Some(&pool), host) {
                 avail.push(Spare {
                     addr: m.clone(),
