@@ -16,6 +16,16 @@ use std::time::Duration;
 /// the MTU the target advertises (and clients size requests by).
 const RX_RING_FRAMES: u32 = 512;
 
+/// Slots of each front socket's mapped transmit ring (`PACKET_TX_RING`): a
+/// reply is copied there once it is complete (a read's data already in its
+/// send slot), the send slot is free again at once, and one send per turn
+/// sends the turn's replies, without a send request or a kernel copy per
+/// frame. A slot is taken only for a finished reply, so no reply waits
+/// behind one still being read. Slots are taken in ring order, so every one
+/// is touched in turn: a small ring keeps them in the cache. A turn that
+/// brings more replies sends the rest the plain way (counted by the ring).
+const TX_RING_FRAMES: u32 = 64;
+
 /// A wake-up that brought at least this many frames means a client keeps
 /// several in flight: the next wait lingers ([`LINGER`]) so that one
 /// wake-up serves a burst instead of one frame. Fewer (QD 1) never linger,
@@ -83,6 +93,7 @@ impl Spin {
 pub(crate) fn socket_options() -> SocketOptions {
     SocketOptions {
         rx_ring_frames: RX_RING_FRAMES,
+        tx_ring_frames: TX_RING_FRAMES,
         ..SocketOptions::default()
     }
 }
