@@ -26,17 +26,17 @@ const TPACKET_V2: u32 = 1;
 
 /// `struct tpacket2_hdr` (32 bytes), the head of every slot of either ring.
 #[repr(C)]
-pub(crate) struct Tpacket2Hdr {
-    pub(crate) tp_status: u32,
-    pub(crate) tp_len: u32,
-    pub(crate) tp_snaplen: u32,
-    pub(crate) tp_mac: u16,
-    pub(crate) tp_net: u16,
-    pub(crate) tp_sec: u32,
-    pub(crate) tp_nsec: u32,
-    pub(crate) tp_vlan_tci: u16,
-    pub(crate) tp_vlan_tpid: u16,
-    pub(crate) tp_padding: [u8; 4],
+struct Tpacket2Hdr {
+    tp_status: u32,
+    tp_len: u32,
+    tp_snaplen: u32,
+    tp_mac: u16,
+    tp_net: u16,
+    tp_sec: u32,
+    tp_nsec: u32,
+    tp_vlan_tci: u16,
+    tp_vlan_tpid: u16,
+    tp_padding: [u8; 4],
 }
 
 /// `struct tpacket_req`.
@@ -50,7 +50,7 @@ struct TpacketReq {
 
 /// Where the slots of one ring lie inside its part of the mapping.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Layout {
+struct Layout {
     block_size: usize,
     blocks: usize,
     frame_size: usize,
@@ -78,18 +78,16 @@ impl Layout {
             frames_per_block,
         };
         // The kernel takes these as u32.
-        u32::try_from(layout.frames()).map_err(|_| too_big())?;
+        u32::try_from(layout.blocks * layout.frames_per_block).map_err(|_| too_big())?;
         u32::try_from(layout.block_size * layout.blocks).map_err(|_| too_big())?;
         Ok(layout)
     }
 
-    /// Number of slots.
-    pub(crate) fn frames(&self) -> u32 {
+    fn frames(&self) -> u32 {
         (self.blocks * self.frames_per_block) as u32
     }
 
-    /// Bytes of a slot, its header included.
-    pub(crate) fn frame_size(&self) -> usize {
+    fn frame_size(&self) -> usize {
         self.frame_size
     }
 
@@ -99,7 +97,7 @@ impl Layout {
     }
 
     /// Offset of `slot` (< frames) from the ring's start: 16-aligned.
-    pub(crate) fn slot_offset(&self, slot: u32) -> usize {
+    fn slot_offset(&self, slot: u32) -> usize {
         let slot = slot as usize;
         (slot / self.frames_per_block) * self.block_size
             + (slot % self.frames_per_block) * self.frame_size
@@ -115,17 +113,92 @@ impl Layout {
     }
 }
 
-/// The status word of the slot at `offset` of a ring starting at `base`.
-///
-/// # Safety
-/// `offset` must be a slot's offset from [`Layout::slot_offset`] of the ring at `base`,
-/// whose mapping outlives `'a`.
-pub(crate) unsafe fn status<'a>(base: NonNull<u8>, offset: usize) -> &'a AtomicU32 {
-    // SAFETY: per the caller's contract the slot lies inside the mapping and is
-    // 16-aligned (blocks are page-aligned, slots multiples of 16), so this is an aligned
-    // u32 that lives as long as the mapping. The kernel accesses it concurrently, hence
-    // an atomic.
-    unsafe { &*base.as_ptr().add(offset).cast::<AtomicU32>() }
+/// One ring inside a socket's mapping: where it starts and how its slots lie. The
+/// receive and transmit rings are this with their own protocol on top.
+#[derive(Debug)]
+pub(crate) struct RingView {
+    base: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: a view is owned by its socket's RingMap, which owns the mapping and moves with
+// it; no other handle to these slots exists.
+unsafe impl Send for RingView {}
+// SAFETY: `&self` methods only load and store slot status words atomically or read the
+// header of a slot the caller owns; writing a slot's frame goes through `unsafe`
+// methods whose caller (the Ring, which is !Sync) is the only writer.
+unsafe impl Sync for RingView {}
+
+impl RingView {
+    /// Number of slots.
+    pub(crate) fn frames(&self) -> u32 {
+        self.layout.frames()
+    }
+
+    /// Bytes of a slot, its header included.
+    pub(crate) fn frame_size(&self) -> usize {
+        self.layout.frame_size()
+    }
+
+    /// Offset of `slot` (< frames) from the ring's start.
+    pub(crate) fn slot_offset(&self, slot: u32) -> usize {
+        self.layout.slot_offset(slot)
+    }
+
+    /// The status word of `slot` (< frames, checked by every caller).
+    pub(crate) fn status(&self, slot: u32) -> &AtomicU32 {
+        debug_assert!(slot < self.frames());
+        // SAFETY: a slot's offset lies inside the mapping, which outlives `self`, and is
+        // 16-aligned (blocks are page-aligned, slots multiples of 16), so this is an
+        // aligned u32. The kernel accesses it concurrently, hence an atomic.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(self.layout.slot_offset(slot))
+                .cast::<AtomicU32>()
+        }
+    }
+
+    /// (`tp_mac`, `tp_snaplen`, `tp_len`) of `slot` (< frames): where a received frame
+    /// starts, how much of it is in the slot and how long it was.
+    ///
+    /// # Safety
+    /// The slot must be the caller's (status USER): the kernel does not write it then.
+    pub(crate) unsafe fn received(&self, slot: u32) -> (u16, u32, u32) {
+        // SAFETY: the header lies inside the mapping at a 16-aligned offset and, per
+        // the caller's contract, is not written meanwhile.
+        let hdr = unsafe { &*self.slot_ptr(slot).cast::<Tpacket2Hdr>() };
+        (hdr.tp_mac, hdr.tp_snaplen, hdr.tp_len)
+    }
+
+    /// Writes `frame` at `data_offset` of `slot` (< frames) and its length in the header.
+    ///
+    /// # Safety
+    /// The slot must be the caller's alone (the kernel does not read it: status
+    /// AVAILABLE) and `data_offset + frame.len()` at most the slot size.
+    pub(crate) unsafe fn write_frame(&self, slot: u32, data_offset: usize, frame: &[u8]) {
+        debug_assert!(data_offset + frame.len() <= self.frame_size());
+        let at = self.slot_ptr(slot);
+        // SAFETY: per the contract the bytes lie inside the slot and nobody else
+        // accesses them; the header is 16-aligned.
+        unsafe {
+            std::ptr::copy_nonoverlapping(frame.as_ptr(), at.add(data_offset), frame.len());
+            (*at.cast::<Tpacket2Hdr>()).tp_len = frame.len() as u32;
+        }
+    }
+
+    /// The start of `slot` (< frames).
+    fn slot_ptr(&self, slot: u32) -> *mut u8 {
+        self.at(self.layout.slot_offset(slot))
+    }
+
+    /// The byte at `offset` from the ring's start (inside the ring).
+    pub(crate) fn at(&self, offset: usize) -> *mut u8 {
+        debug_assert!(offset < self.layout.bytes());
+        // SAFETY: the offset lies inside this ring's part of the mapping.
+        unsafe { self.base.as_ptr().add(offset) }
+    }
 }
 
 /// One socket's mapped rings. Dropping it unmaps them.
@@ -197,10 +270,15 @@ impl RingMap {
         // at the end of, if there is none) the mapping just made.
         let tx_base = unsafe { NonNull::new_unchecked(base.as_ptr().add(rx_bytes)) };
         Ok(Some(RingMap {
-            // SAFETY (both): each view covers exactly its ring's part of the mapping,
-            // which `RingMap` unmaps only after dropping them.
-            rx: rx.map(|l| unsafe { RxRing::new(base, l) }),
-            tx: tx.map(|l| unsafe { TxRing::new(tx_base, l) }),
+            // Each view covers exactly its ring's part of the mapping, which `RingMap`
+            // unmaps only after dropping them.
+            rx: rx.map(|layout| RxRing::new(RingView { base, layout })),
+            tx: tx.map(|layout| {
+                TxRing::new(RingView {
+                    base: tx_base,
+                    layout,
+                })
+            }),
             base,
             map_len,
         }))

@@ -17,10 +17,9 @@
 //!
 //! [`PacketSocket`]: crate::PacketSocket
 
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
-use crate::ringmap::{status, Layout, Tpacket2Hdr};
+use crate::ringmap::RingView;
 
 const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
@@ -34,21 +33,9 @@ pub(crate) struct Ready {
     pub(crate) wire_len: u32,
 }
 
-/// A view of one socket's receive ring, inside the socket's [`crate::ringmap::RingMap`].
+/// One socket's receive ring, inside the socket's [`crate::ringmap::RingMap`].
 #[derive(Debug)]
-pub(crate) struct RxRing {
-    base: NonNull<u8>,
-    layout: Layout,
-}
-
-// SAFETY: the view is owned by the socket's RingMap, which owns the mapping and moves
-// with it; no other handle to these slots exists.
-unsafe impl Send for RxRing {}
-// SAFETY: `&self` methods only do atomic loads/stores of slot status words and hand out
-// shared slices of slots the kernel has passed to user space (status USER), which the
-// kernel does not write until `release` stores KERNEL. `release` is `unsafe` and its
-// caller (the Ring, which is !Sync) guarantees no slice of that slot is alive.
-unsafe impl Sync for RxRing {}
+pub(crate) struct RxRing(RingView);
 
 impl RxRing {
     /// Room a slot needs besides the frame: the offset of the frame (its MAC header)
@@ -57,29 +44,18 @@ impl RxRing {
     /// exact offset is read from each slot's `tp_mac`.
     pub(crate) const SLOT_OVERHEAD: usize = 96;
 
-    /// The view of the ring at `base` laid out as `layout`.
-    ///
-    /// # Safety
-    /// `base` must be the start of a receive ring the kernel mapped with `layout`, and
-    /// the mapping must outlive the view.
-    pub(crate) unsafe fn new(base: NonNull<u8>, layout: Layout) -> RxRing {
-        RxRing { base, layout }
+    pub(crate) fn new(view: RingView) -> RxRing {
+        RxRing(view)
     }
 
     /// Number of slots.
     pub(crate) fn frames(&self) -> u32 {
-        self.layout.frames()
+        self.0.frames()
     }
 
     /// Largest frame a slot holds whole.
     pub(crate) fn max_frame(&self) -> usize {
-        self.layout.frame_size() - Self::SLOT_OVERHEAD
-    }
-
-    fn status(&self, slot: u32) -> &AtomicU32 {
-        // SAFETY: a slot < frames (checked by every caller) of this ring, whose mapping
-        // outlives `self`.
-        unsafe { status(self.base, self.layout.slot_offset(slot)) }
+        self.0.frame_size() - Self::SLOT_OVERHEAD
     }
 
     /// The frame in `slot` if the kernel has handed it over (status USER), else None.
@@ -89,23 +65,20 @@ impl RxRing {
         }
         // Acquire: the frame's bytes and header fields, written by the kernel before it
         // set the status, are visible after this load.
-        if self.status(slot).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+        if self.0.status(slot).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
             return None;
         }
-        let off = self.layout.slot_offset(slot);
-        // SAFETY: the slot is ours (status USER) so the kernel does not write its header;
-        // the header lies inside the mapping at a 16-aligned offset.
-        let hdr = unsafe { &*self.base.as_ptr().add(off).cast::<Tpacket2Hdr>() };
-        let mac = usize::from(hdr.tp_mac);
+        // SAFETY: the slot is ours (status USER), so the kernel does not write it.
+        let (mac, snaplen, wire_len) = unsafe { self.0.received(slot) };
         // Never trust offsets blindly: clamp the frame to its slot.
-        let frame_size = self.layout.frame_size();
-        let start = mac.min(frame_size);
-        let len = (hdr.tp_snaplen as usize).min(frame_size - start);
+        let frame_size = self.0.frame_size();
+        let start = usize::from(mac).min(frame_size);
+        let len = (snaplen as usize).min(frame_size - start);
         Some(Ready {
             slot,
-            offset: off + start,
+            offset: self.0.slot_offset(slot) + start,
             len: len as u32,
-            wire_len: hdr.tp_len,
+            wire_len,
         })
     }
 
@@ -115,9 +88,8 @@ impl RxRing {
     /// `offset..offset + len` must come from `ready` for a slot not yet released: then
     /// the kernel does not write these bytes until [`RxRing::release`].
     pub(crate) unsafe fn bytes(&self, offset: usize, len: u32) -> &[u8] {
-        debug_assert!(offset + len as usize <= self.layout.slot_offset(self.frames()));
-        // SAFETY: per the caller's contract the range is inside the mapping and stable.
-        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(offset), len as usize) }
+        // SAFETY: per the caller's contract the range is inside the ring and stable.
+        unsafe { std::slice::from_raw_parts(self.0.at(offset), len as usize) }
     }
 
     /// Hand `slot` back to the kernel.
@@ -128,7 +100,9 @@ impl RxRing {
     pub(crate) unsafe fn release(&self, slot: u32) {
         if slot < self.frames() {
             // Release: our reads of the frame happen before the kernel may reuse it.
-            self.status(slot).store(TP_STATUS_KERNEL, Ordering::Release);
+            self.0
+                .status(slot)
+                .store(TP_STATUS_KERNEL, Ordering::Release);
         }
     }
 }

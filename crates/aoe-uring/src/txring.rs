@@ -13,68 +13,46 @@
 //! complete, and filled and marked in the same call ([`TxRing::put`]): the slots between
 //! the kernel's position and ours are always marked, never holes.
 
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
-use crate::ringmap::{status, Layout, Tpacket2Hdr};
+use crate::ringmap::RingView;
 
 const TP_STATUS_AVAILABLE: u32 = 0;
 const TP_STATUS_SEND_REQUEST: u32 = 1;
 
-/// A view of one socket's transmit ring, inside the socket's
-/// [`crate::ringmap::RingMap`].
+/// One socket's transmit ring, inside the socket's [`crate::ringmap::RingMap`].
 #[derive(Debug)]
-pub(crate) struct TxRing {
-    base: NonNull<u8>,
-    layout: Layout,
-}
-
-// SAFETY: the view is owned by the socket's RingMap, which owns the mapping and moves
-// with it; no other handle to these slots exists.
-unsafe impl Send for TxRing {}
-// SAFETY: `&self` methods only load status words atomically; writing a slot is `put`,
-// which is `unsafe` and whose caller (the Ring, which is !Sync) is the only writer.
-unsafe impl Sync for TxRing {}
+pub(crate) struct TxRing(RingView);
 
 impl TxRing {
     /// Where a frame starts in a slot: TPACKET2_HDRLEN − sizeof(sockaddr_ll) = 52 − 20
     /// (the kernel reads it there unless `PACKET_TX_HAS_OFF` is set).
     pub(crate) const DATA_OFFSET: usize = 32;
 
-    /// The view of the ring at `base` laid out as `layout`.
-    ///
-    /// # Safety
-    /// `base` must be the start of a transmit ring the kernel mapped with `layout`, and
-    /// the mapping must outlive the view.
-    pub(crate) unsafe fn new(base: NonNull<u8>, layout: Layout) -> TxRing {
-        TxRing { base, layout }
+    pub(crate) fn new(view: RingView) -> TxRing {
+        TxRing(view)
     }
 
     /// Number of slots.
     pub(crate) fn frames(&self) -> u32 {
-        self.layout.frames()
+        self.0.frames()
     }
 
     /// Largest frame a slot holds.
     pub(crate) fn max_frame(&self) -> usize {
-        self.layout.frame_size() - Self::DATA_OFFSET
-    }
-
-    fn status(&self, slot: u32) -> &AtomicU32 {
-        // SAFETY: a slot < frames (checked by every caller) of this ring, whose mapping
-        // outlives `self`.
-        unsafe { status(self.base, self.layout.slot_offset(slot)) }
+        self.0.frame_size() - Self::DATA_OFFSET
     }
 
     /// True if `slot` is free: the kernel sent its last frame and freed the skb.
     pub(crate) fn is_free(&self, slot: u32) -> bool {
         // Acquire: the kernel is done reading the slot before we write it.
-        slot < self.frames() && self.status(slot).load(Ordering::Acquire) == TP_STATUS_AVAILABLE
+        slot < self.frames() && self.0.status(slot).load(Ordering::Acquire) == TP_STATUS_AVAILABLE
     }
 
     /// True if `slot` still waits for a kick to send it.
     pub(crate) fn is_marked(&self, slot: u32) -> bool {
-        slot < self.frames() && self.status(slot).load(Ordering::Relaxed) == TP_STATUS_SEND_REQUEST
+        slot < self.frames()
+            && self.0.status(slot).load(Ordering::Relaxed) == TP_STATUS_SEND_REQUEST
     }
 
     /// Copies `frame` into `slot` and marks it for the next kick.
@@ -85,17 +63,13 @@ impl TxRing {
     /// free slot, so this is then the only access to it until the status store.
     pub(crate) unsafe fn put(&self, slot: u32, frame: &[u8]) {
         debug_assert!(self.is_free(slot) && frame.len() <= self.max_frame());
-        let off = self.layout.slot_offset(slot);
-        // SAFETY: the slot lies inside the mapping (slot < frames) and is ours (free, per
-        // the contract); the frame fits after DATA_OFFSET (checked by the caller,
-        // asserted above) and the header is 16-aligned.
-        unsafe {
-            let at = self.base.as_ptr().add(off);
-            std::ptr::copy_nonoverlapping(frame.as_ptr(), at.add(Self::DATA_OFFSET), frame.len());
-            (*at.cast::<Tpacket2Hdr>()).tp_len = frame.len() as u32;
-        }
+        // SAFETY: the slot is free (the kernel does not read it) and ours alone, per the
+        // contract; the frame fits after DATA_OFFSET (checked by the caller, asserted
+        // above).
+        unsafe { self.0.write_frame(slot, Self::DATA_OFFSET, frame) };
         // Release: the frame and its length are visible before the kernel sees the mark.
-        self.status(slot)
+        self.0
+            .status(slot)
             .store(TP_STATUS_SEND_REQUEST, Ordering::Release);
     }
 }

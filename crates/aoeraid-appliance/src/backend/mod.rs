@@ -43,14 +43,6 @@ use crate::control::status::{InterfaceStatus, Side};
 /// at MTU 1500 and 12 MiB at MTU 9000 per interface.
 const RX_RING_FRAMES: u32 = 1024;
 
-/// Slots of each back-end socket's transmit ring (`PACKET_TX_RING`): a request
-/// is copied there when the pool has built it, and one send per turn sends the
-/// turn's requests, without a send request or a kernel copy per frame. The
-/// kernel takes slots in ring order, so every slot is touched in turn: a small
-/// ring keeps them in the cache. A turn that brings more requests sends the
-/// rest the plain way (counted by the ring).
-const TX_RING_FRAMES: u32 = 32;
-
 /// Lingering (see [`Backend::linger`]) starts with this many frames in flight:
 /// below it, replies are too sparse for a wait to find more than one.
 const LINGER_MIN_FRAMES: usize = 8;
@@ -103,7 +95,6 @@ impl Backend {
         for name in ifaces {
             let opts = SocketOptions {
                 rx_ring_frames: RX_RING_FRAMES,
-                tx_ring_frames: TX_RING_FRAMES,
                 // Never receive our own requests (see the option for when the
                 // kernel would loop them back).
                 ignore_outgoing: true,
