@@ -51,7 +51,7 @@ mod volumes;
 #[cfg(all(test, feature = "sim"))]
 mod tests;
 
-pub(crate) use assembly::Candidate;
+pub(crate) use assembly::{Candidate, Verdicts};
 pub(crate) use commands::{Answer, Command};
 pub(crate) use exports::{ExportDef, Exports};
 pub(crate) use members::{
@@ -229,6 +229,13 @@ impl Core {
         };
         if let Some(x) = core.exports.as_mut() {
             x.announce_all();
+        }
+        for v in &mut core.vols {
+            for a in &mut v.arrays {
+                for (addr, why) in std::mem::take(&mut a.refused_at_start) {
+                    core.rejoin.refuse(addr, why);
+                }
+            }
         }
         core
     }

@@ -39,7 +39,7 @@ type Ready = (
     raid_engine::Engine,
     Vec<(MemberAddr, Location)>,
     Option<String>,
-    Vec<MemberAddr>,
+    crate::core::Verdicts,
 );
 
 /// Commands waiting for the data path at most; more are refused (busy).
@@ -217,7 +217,7 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
         for n in &a.notes {
             events::log_line(4, n);
         }
-        for m in &a.found {
+        for m in &a.verdicts.found {
             if let Some(&(_, Location::Blade(id), _)) = found.iter().find(|f| &f.0 == m) {
                 taken.push((id, m.to_string()));
             }
@@ -236,7 +236,7 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
             engine,
             a.members,
             spec.spare_group.clone(),
-            a.found,
+            a.verdicts,
         ));
     }
     claim_found(&mut dev, &mut claimed, &taken, &mut |l| {
@@ -292,7 +292,7 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
                 bail!("volume {}: array {an} is not assembled", vs.name);
             };
             engines.push(e);
-            arrays.push(Array::new(name, members, group).found(found));
+            arrays.push(Array::new(name, members, group).assembled(found));
         }
         let mut v = Volume::new(vs.name.clone(), Concat::new(engines), arrays);
         v.export = Some((vs.export.shelf, vs.export.slot));
@@ -304,7 +304,7 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
     for (name, e, members, group, found) in assembled.drain(..) {
         vols.push(Volume::standalone(
             e,
-            Array::new(name, members, group).found(found),
+            Array::new(name, members, group).assembled(found),
         ));
         volume_io.push(None);
     }

@@ -9,7 +9,8 @@ use super::blades::Blade;
 use crate::config::{check_str, Config, ConsistencyPolicy, Integrity, MemberAddr};
 use crate::core::{
     assembly, plan_claim, send_reserves, Array, Candidate, ClaimMode, Core, CoreParts, ExportDef,
-    Exports, Host, MemberMap, NoObserver, Ownership, Spare, SpareGroups, SpareOrigin, Volume,
+    Exports, Host, MemberMap, NoObserver, Ownership, Spare, SpareGroups, SpareOrigin, Verdicts,
+    Volume,
 };
 use crate::daemon::create::engine_level;
 use aoe_initiator::{BladeId, BladeState, Pool, PoolConfig, ReserveCmd, ReserveError};
@@ -269,7 +270,7 @@ type Ready = (
     Engine,
     Vec<(MemberAddr, crate::core::Location)>,
     Option<String>,
-    Vec<MemberAddr>,
+    crate::core::Verdicts,
 );
 
 /// The first start: every array created on blank blades.
@@ -314,7 +315,7 @@ pub(crate) fn create(
             e,
             list,
             spec.spare_group.clone(),
-            Vec::new(),
+            Verdicts::default(),
         ));
     }
     build(cfg, who, pool, members, ready, host, now)
@@ -364,7 +365,7 @@ pub(crate) fn assemble_all(
             e,
             p.members,
             spec.spare_group.clone(),
-            p.found,
+            p.verdicts,
         ));
     }
     build(cfg, who, pool, members, ready, host, now)
@@ -415,7 +416,7 @@ fn build(
                 .ok_or_else(|| format!("volume {}: array {an} missing", vs.name))?;
             let (name, e, list, group, found) = ready.remove(i);
             engines.push(e);
-            arrays.push(Array::new(name, list, group).found(found));
+            arrays.push(Array::new(name, list, group).assembled(found));
         }
         let mut v = Volume::new(vs.name.clone(), Concat::new(engines), arrays);
         v.export = Some((vs.export.shelf, vs.export.slot));
@@ -424,7 +425,7 @@ fn build(
     for (name, e, list, group, found) in ready {
         vols.push(Volume::standalone(
             e,
-            Array::new(name, list, group).found(found),
+            Array::new(name, list, group).assembled(found),
         ));
     }
     let mut exports = Vec::new();
