@@ -553,7 +553,9 @@ fn add_counters(t: &mut Summary, s: &Summary) {
         ignored_while_stopping,
         read_bytes,
         write_bytes,
-        flushes
+        flushes,
+        merged_ops,
+        merged_requests
     );
     t.kernel_dropped += s.kernel_dropped;
 }
