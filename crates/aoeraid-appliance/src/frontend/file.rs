@@ -175,8 +175,18 @@ impl Store<RingPort<'_>> for RingFiles {
         } else {
             FileOp::Write
         };
-        port.ring()
-            .file_io(op, file, buf, range, at, user(KIND_WRITE, io.req.0))
+        let ring = port.ring();
+        // A mapped ring slot held by the write would stop the ring once the kernel
+        // comes round to it: copy the payload out, give the slot back at once.
+        let buf: IoBuffer = if buf.in_ring_slot() {
+            match ring.frame_to_slot(buf, range.clone()) {
+                Ok(slot) => slot.into(),
+                Err(_) => return false,
+            }
+        } else {
+            buf.into()
+        };
+        ring.file_io(op, file, buf, range, at, user(KIND_WRITE, io.req.0))
             .is_ok()
     }
 
