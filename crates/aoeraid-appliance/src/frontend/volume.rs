@@ -2,7 +2,9 @@
 //! [`VolumeRequest`]s for the caller to submit to the volumes, volume
 //! completions become [`Done`].
 
-use super::driver::{Done, Port, ReadData, ReadStart, Store, StoreIo, SyncStart};
+use super::driver::{
+    Done, Port, ReadData, ReadStart, Store, StoreIo, SyncStart, WriteMode, WriteStart,
+};
 use aoe_target::{ExportId, ReqId};
 use aoe_wire::ATA_DATA_OFFSET;
 use raid_engine::{VolumeCompletion, VolumeOp, VolumeRequest, SECTOR};
@@ -116,19 +118,23 @@ impl<P: Port> Store<P> for Volumes {
         port: &mut P,
         io: StoreIo,
         frame: &mut Option<P::Frame>,
-        _durable: bool,
-    ) -> bool {
+        _write: WriteMode,
+    ) -> WriteStart {
         // The engine owns the data of a request (it stripes and keeps it for
         // parity and retries), so the payload is copied once, here.
         let Some(payload) = frame
             .as_ref()
             .and_then(|f| port.frame(f).get(ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len))
         else {
-            return false;
+            return WriteStart::Failed;
         };
         let data = payload.to_vec();
         let id = KIND_WRITE | u64::from(io.req.0);
-        self.push(io.export, id, VolumeOp::Write, Some(io), data)
+        if self.push(io.export, id, VolumeOp::Write, Some(io), data) {
+            WriteStart::Copied
+        } else {
+            WriteStart::Failed
+        }
     }
 
     fn sync(&mut self, _port: &mut P, export: ExportId, flush: bool) -> SyncStart {
