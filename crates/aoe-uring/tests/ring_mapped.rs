@@ -289,12 +289,14 @@ fn mapped_frames_are_written_to_files_from_their_ring_slot() {
             let sent = payload.to_vec();
             // The kernel's next slot is free, then comes the held one.
             assert_eq!(rx.ring.rx_headroom(b, 16), Some(1));
+            assert!(rx.ring.frame_is_newest(&buf));
             rx.ring
                 .file_io(FileOp::Write, fid, buf, 36..36 + 512, 4096, 9)
                 .unwrap();
             assert_eq!(rx.ring.free_send_slots(), free, "no copy into a send slot");
             // A frame fills the free slot; the next finds the held slot and is dropped.
             let next = one_frame(&mut rx, seq + 1, 100);
+            assert!(rx.ring.frame_is_newest(&next));
             rx.ring.recycle(next);
             assert_eq!(rx.ring.rx_headroom(b, 16), Some(0));
             let dropped = rx.ring.socket(b).unwrap().stats().unwrap().dropped;

@@ -138,6 +138,28 @@ impl Ring {
         Some(limit.min(frames))
     }
 
+    /// `frame` is the newest in its mapped receive ring: no frame after it is waiting.
+    /// Such a frame, held, keeps its socket readable — the kernel's poll of a ring
+    /// looks only at the slot before its position — so a [`Ring::wait`](crate::Ring::wait)
+    /// would not sleep while it is held (the worker would spin, starving the kernel
+    /// worker of its own write). False for a provided buffer.
+    pub fn frame_is_newest(&self, frame: &RecvBuf) -> bool {
+        let Some(m) = frame.mapped.filter(|_| frame.ring == self.id) else {
+            return false;
+        };
+        let Some(entry) = self.sockets.get(m.sock as usize) else {
+            return false;
+        };
+        let Some(rx) = entry.sock.rx_ring() else {
+            return false;
+        };
+        let pos = entry.rx_pos.get();
+        // Nothing waits at our position: it is the kernel's (or a slot we hold,
+        // where the kernel is stuck); either way `frame` was the last filled.
+        (m.slot + 1) % rx.frames() == pos
+            && (rx.ready(pos).is_none() || entry.rx_lent[pos as usize].get())
+    }
+
     /// Receive buffers posted to the kernel. Starts at 64 and grows each time the kernel runs out,
     /// up to [`RingConfig::recv_buffers`](crate::RingConfig::recv_buffers), so the buffers in use
     /// track the load.

@@ -27,8 +27,12 @@
 //! lets a write keep its slot only while the ring has room: fewer than a
 //! quarter of its slots held by writes, and (with any held) at least half
 //! the ring between the kernel's position and the first held slot
-//! ([`Port::ring_headroom`]); otherwise the store copies the payload out
-//! and the slot goes back at once. Counted in [`DriverCounters`].
+//! ([`Port::ring_headroom`]); and never the newest frame of the ring
+//! ([`Port::ring_newest`]): the kernel's poll of a ring looks at the slot
+//! before its position only, so holding that one keeps the socket readable
+//! and the host's waits from sleeping. Otherwise the store copies the
+//! payload out and the slot goes back at once. Counted in
+//! [`DriverCounters`].
 //!
 //! ## When send slots run out
 //!
@@ -75,6 +79,11 @@ pub(crate) trait Port {
     /// reaches a slot still held, counting at most `limit`.
     fn ring_headroom(&self, _iface: IfaceId, limit: usize) -> usize {
         limit
+    }
+    /// `frame` is the newest of its ring: held, it would keep the socket
+    /// readable and the host's waits from sleeping.
+    fn ring_newest(&self, _frame: &Self::Frame) -> bool {
+        false
     }
 }
 
@@ -195,8 +204,9 @@ pub(crate) struct DriverCounters {
     pub(crate) flushes: u64,
     /// Writes from mapped receive ring slots: written from the slot (held
     /// until the write completed), copied out because the ring had no room
-    /// to hold another slot, copied out because the store could not use
-    /// the slot as it lies (an O_DIRECT payload not aligned for the file).
+    /// to hold another slot or the frame was its newest, copied out because
+    /// the store could not use the slot as it lies (an O_DIRECT payload not
+    /// aligned for the file).
     pub(crate) ring_writes_held: u64,
     pub(crate) ring_writes_no_room: u64,
     pub(crate) ring_writes_unaligned: u64,
@@ -666,7 +676,10 @@ impl<S> Driver<S> {
             .request_iface(io.req)
             .map(|i| (i, port.ring_slots(i)))
             .filter(|&(_, slots)| slots > 0);
-        let hold = ring.is_none_or(|(iface, slots)| self.ring_has_room(port, iface, slots));
+        let hold = ring.is_none_or(|(iface, slots)| {
+            self.ring_has_room(port, iface, slots)
+                && !frame.as_ref().is_some_and(|f| port.ring_newest(f))
+        });
         match self
             .store
             .write(port, io, frame, WriteMode { durable, hold })

@@ -70,6 +70,10 @@ impl Port for RingPort<'_> {
             .map_or(0, |s| s.rx_ring_frames() as usize)
     }
 
+    fn ring_newest(&self, frame: &Self::Frame) -> bool {
+        self.ring.frame_is_newest(frame)
+    }
+
     fn ring_headroom(&self, iface: IfaceId, limit: usize) -> usize {
         self.socks
             .get(usize::from(iface.0))
