@@ -155,7 +155,6 @@ pub use fanout::FanoutMode;
 pub use iface::{ethernet_interfaces, InterfaceInfo, MacAddr};
 pub use packet::{BufferSize, PacketSocket, PacketStats, SocketOptions, DEFAULT_SOCKET_BUFFER};
 pub use ring::{Ring, RingConfig, RingWaker};
-pub use rxring::RX_ALIGN;
 pub use storage::{device_size, Backing, BackingOptions, DirectIo};
 pub use types::{
     Completion, Errno, FileId, FileOp, IoBuf, IoBuffer, RecvBuf, RingStats, SendSlot, SockId,

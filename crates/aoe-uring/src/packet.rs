@@ -48,14 +48,6 @@ pub struct SocketOptions {
     /// end's sockets use it: against a local vblade at MTU 9000 it took the initiator's
     /// CPU per read from about 15 to 11 µs. Default 0.
     pub rx_ring_frames: u32,
-    /// With a mapped receive ring: place every frame in its slot (`PACKET_RESERVE`, slot
-    /// sizes a multiple of [`RX_ALIGN`](crate::RX_ALIGN)) so that its byte at this offset is
-    /// [`RX_ALIGN`](crate::RX_ALIGN)-aligned, so a payload after the protocol headers can be written to
-    /// an O_DIRECT file straight from the ring (for AoE ATA frames: 36). Costs no memory
-    /// at MTU 1500 and 9000 (slots take as many per page as without). The offset holds
-    /// for frames with a 14-byte Ethernet header; check the address before relying on
-    /// it. Default `None`.
-    pub rx_align_at: Option<usize>,
     /// Set `PACKET_QDISC_BYPASS`: sends go straight to the device driver, skipping the
     /// interface's queueing discipline — cheaper per frame, but egress shaping or
     /// netem configured on **this** interface (tc) no longer applies to these frames.
@@ -77,7 +69,6 @@ impl Default for SocketOptions {
             send_buffer: DEFAULT_SOCKET_BUFFER,
             nonblocking: true,
             rx_ring_frames: 0,
-            rx_align_at: None,
             qdisc_bypass: false,
             ignore_outgoing: false,
         }
@@ -154,11 +145,9 @@ impl PacketSocket {
         // Before bind: from the first frame on, frames go to the ring, never the queue.
         let rx_ring = match opts.rx_ring_frames {
             0 => None,
-            n => Some(
-                RxRing::new(&fd, n, info.mtu, opts.rx_align_at).map_err(|e| {
-                    io::Error::new(e.kind(), format!("receive ring on {iface:?}: {e}"))
-                })?,
-            ),
+            n => Some(RxRing::new(&fd, n, info.mtu).map_err(|e| {
+                io::Error::new(e.kind(), format!("receive ring on {iface:?}: {e}"))
+            })?),
         };
         if opts.qdisc_bypass {
             setsockopt(&fd, SOL_PACKET, PACKET_QDISC_BYPASS, &1u32).map_err(|e| {

@@ -31,14 +31,6 @@ const PACKET_VERSION: libc::c_int = 10;
 const TPACKET_V2: u32 = 1;
 const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
-const PACKET_RESERVE: libc::c_int = 12;
-/// Where the kernel puts a frame's MAC header in a slot for a SOCK_RAW socket:
-/// TPACKET_ALIGN(TPACKET2_HDRLEN + 16) + reserve − 14, i.e. 66 + reserve.
-const MAC_AT: usize = 66;
-/// Alignment of a frame's payload in its slot with [`crate::SocketOptions::rx_align_at`]:
-/// the memory alignment O_DIRECT asks of block devices (their DMA alignment, 512 unless a
-/// driver says otherwise; the file's `STATX_DIOALIGN`).
-pub const RX_ALIGN: usize = 512;
 /// Offset of the frame (its MAC header) inside a slot for a SOCK_RAW socket without
 /// `PACKET_RESERVE`: TPACKET_ALIGN(TPACKET2_HDRLEN + 16) − 14 = 66. Reserved with room
 /// to spare when sizing slots; the exact offset is read from each slot's `tp_mac`.
@@ -86,8 +78,6 @@ pub(crate) struct RxRing {
     frame_size: usize,
     frames_per_block: usize,
     frames: u32,
-    /// Bytes the kernel leaves before each frame (`PACKET_RESERVE`).
-    reserve: usize,
 }
 
 // SAFETY: the mapping is owned by this value alone (no aliasing handle is given out
@@ -103,31 +93,15 @@ impl RxRing {
     /// Switch `fd` (an AF_PACKET socket, not yet bound) to TPACKET_V2 and map a receive
     /// ring of at least `frames` slots, each large enough for a frame of `mtu` bytes of
     /// payload plus its Ethernet header.
-    /// With `align_at`, byte `align_at` of every frame lands [`RX_ALIGN`]-aligned.
-    pub(crate) fn new(
-        fd: &OwnedFd,
-        frames: u32,
-        mtu: u32,
-        align_at: Option<usize>,
-    ) -> io::Result<RxRing> {
+    pub(crate) fn new(fd: &OwnedFd, frames: u32, mtu: u32) -> io::Result<RxRing> {
         if frames == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a receive ring needs at least one frame",
             ));
         }
-        let (reserve, unit) = match align_at {
-            Some(k) => ((RX_ALIGN - (MAC_AT + k) % RX_ALIGN) % RX_ALIGN, RX_ALIGN),
-            None => (0, 16),
-        };
-        if reserve > 0 {
-            setsockopt(fd, libc::SOL_PACKET, PACKET_RESERVE, &(reserve as u32))
-                .map_err(|e| io::Error::new(e.kind(), format!("PACKET_RESERVE: {e}")))?;
-        }
-        // Slots start at multiples of `unit` in page-aligned blocks, so the aligned byte
-        // stays aligned in every slot.
-        let frame_size = (SLOT_OVERHEAD + reserve + crate::ETH_HEADER_LEN + 4 + mtu as usize)
-            .next_multiple_of(unit);
+        let frame_size =
+            (SLOT_OVERHEAD + crate::ETH_HEADER_LEN + 4 + mtu as usize).next_multiple_of(16);
         // Slots never span blocks; a block is whole pages, as few as hold one slot.
         let block_size = frame_size.next_multiple_of(PAGE);
         let frames_per_block = block_size / frame_size;
@@ -159,7 +133,6 @@ impl RxRing {
             frame_size,
             frames_per_block,
             frames: total as u32,
-            reserve,
         })
     }
 
@@ -170,7 +143,7 @@ impl RxRing {
 
     /// Largest frame a slot holds whole.
     pub(crate) fn max_frame(&self) -> usize {
-        self.frame_size - SLOT_OVERHEAD - self.reserve
+        self.frame_size - SLOT_OVERHEAD
     }
 
     fn slot_offset(&self, slot: u32) -> usize {

@@ -58,13 +58,6 @@ impl RecvBuf {
         self.len as usize
     }
 
-    /// The frame is in a slot of a socket's mapped receive ring (not a provided
-    /// buffer): a write from it holds that slot until it completes (see
-    /// [`Ring::file_io`](crate::Ring::file_io)).
-    pub fn in_ring_slot(&self) -> bool {
-        self.mapped.is_some()
-    }
-
     /// True for a zero-length frame (never produced by AF_PACKET, kept for clippy's sake).
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -90,17 +90,12 @@ impl Ring {
     /// A read goes into an [`IoBuf`](crate::IoBuf) or a [`SendSlot`](crate::SendSlot)
     /// (reading a reply's payload straight into the frame to send). A write may also take a
     /// received frame ([`RecvBuf`](crate::RecvBuf)): write a request's payload in place, then
-    /// recycle it. A frame from a mapped receive ring is written from its ring slot too
-    /// (a plain `IORING_OP_WRITE`: the ring is no registered buffer), so the slot stays
-    /// out of the kernel's reach until the write completes — and the kernel fills its
-    /// ring strictly in order, dropping every frame while the slot at its position is
-    /// held (see [`Ring::rx_headroom`]). Callers that cannot afford that copy the payload
-    /// out first ([`Ring::frame_to_slot`]). Writes are counted for
+    /// recycle it (a frame from a mapped receive ring is first copied into a free send
+    /// slot, which then comes back instead); writes are counted for
     /// [`Ring::sync_after_writes`](crate::Ring::sync_after_writes). For O_DIRECT, `offset`,
     /// the length and the buffer address must be multiples of the device's logical block
     /// size (I/O buffers are page-aligned; for slots see
-    /// [`RingConfig::align_payload_at`](crate::RingConfig::align_payload_at), for ring
-    /// slots [`SocketOptions::rx_align_at`](crate::SocketOptions::rx_align_at)). The buffer
+    /// [`RingConfig::align_payload_at`](crate::RingConfig::align_payload_at)). The buffer
     /// comes back in [`Completion::IoDone`](crate::Completion::IoDone); on a submission
     /// error it is released/recycled.
     pub fn file_io(
@@ -158,27 +153,25 @@ impl Ring {
         }
     }
 
-    /// Where a buffer token's memory is: (pointer, usable length, registered index, or
-    /// `None` for a mapped ring slot), if the token is live and belongs to this ring.
-    fn locate(&self, buf: &IoBuffer) -> Option<(*mut u8, usize, Option<u16>)> {
+    /// Where a buffer token's memory is: (pointer, usable length, registered index), if
+    /// the token is live and belongs to this ring.
+    fn locate(&self, buf: &IoBuffer) -> Option<(*mut u8, usize, u16)> {
         match buf {
             IoBuffer::Io(b) if b.ring == self.id && self.io.is_taken(b.idx) => {
-                Some((self.io.ptr(b.idx), self.io.buf_size(), Some(IO_BUF_INDEX)))
+                Some((self.io.ptr(b.idx), self.io.buf_size(), IO_BUF_INDEX))
             }
-            IoBuffer::Slot(s) if s.ring == self.id && self.send.is_taken(s.idx) => Some((
-                self.send.ptr(s.idx),
-                self.send.buf_size(),
-                Some(SEND_BUF_INDEX),
-            )),
-            IoBuffer::Frame(f) if f.ring == self.id => match f.mapped {
-                None if self.recv.is_lent(f.bid) => Some((
+            IoBuffer::Slot(s) if s.ring == self.id && self.send.is_taken(s.idx) => {
+                Some((self.send.ptr(s.idx), self.send.buf_size(), SEND_BUF_INDEX))
+            }
+            IoBuffer::Frame(f)
+                if f.ring == self.id && f.mapped.is_none() && self.recv.is_lent(f.bid) =>
+            {
+                Some((
                     self.recv.slab().ptr(u32::from(f.bid)),
                     self.recv.slab().size(),
-                    Some(RECV_BUF_INDEX),
-                )),
-                None => None,
-                Some(_) => Some((self.frame(f).as_ptr().cast_mut(), f.len as usize, None)),
-            },
+                    RECV_BUF_INDEX,
+                ))
+            }
             _ => None,
         }
     }
@@ -192,6 +185,12 @@ impl Ring {
         (offset, rw_flags): (u64, i32),
         user: u64,
     ) -> io::Result<()> {
+        let buf = match buf {
+            IoBuffer::Frame(f) if f.ring == self.id && f.mapped.is_some() => {
+                self.mapped_to_slot(kind, f, &range)?
+            }
+            other => other,
+        };
         let Some((base, cap, buf_index)) = self.locate(&buf) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -213,16 +212,11 @@ impl Ring {
         let len = range.len() as u32;
         let op = self.alloc_op(kind, user, Some(buf), file.0)?;
         let fd = types::Fixed(file.0);
-        let sqe = match (kind, buf_index) {
-            (OpKind::Read, Some(index)) => opcode::ReadFixed::new(fd, ptr, len, index)
+        let sqe = match kind {
+            OpKind::Read => opcode::ReadFixed::new(fd, ptr, len, buf_index)
                 .offset(offset)
                 .build(),
-            (_, Some(index)) => opcode::WriteFixed::new(fd, ptr, len, index)
-                .offset(offset)
-                .rw_flags(rw_flags)
-                .build(),
-            // A mapped ring slot (writes only: reads into frames were refused above).
-            (_, None) => opcode::Write::new(fd, ptr, len)
+            _ => opcode::WriteFixed::new(fd, ptr, len, buf_index)
                 .offset(offset)
                 .rw_flags(rw_flags)
                 .build(),
@@ -233,10 +227,7 @@ impl Ring {
             self.ops.borrow_mut().slots[op as usize].epoch = epoch;
         }
         // SAFETY: the buffer token is parked in the op slot until the CQE, so the caller
-        // cannot touch the memory meanwhile; the registered regions outlive all requests,
-        // and a mapped ring slot stays ours (status USER, lent) until the token is
-        // recycled after the CQE; the socket, and with it the mapping, lives as long as
-        // the ring.
+        // cannot touch the memory meanwhile; the registered regions outlive all requests.
         let r = unsafe { self.push(&sqe) };
         if r.is_err() {
             let dead = self.free_op(op);
@@ -250,41 +241,35 @@ impl Ring {
         r
     }
 
-    /// Copy `range` of a received frame into a free send slot (same offsets, so a
-    /// payload at [`RingConfig::align_payload_at`](crate::RingConfig::align_payload_at)
-    /// is aligned for O_DIRECT there) and recycle the frame at once: for a write that
-    /// must not keep its mapped ring slot while it runs (see [`Ring::file_io`]). The frame
-    /// is recycled on errors too (`WouldBlock`: no free send slot).
-    pub fn frame_to_slot(
+    /// A mapped receive ring's slot is no registered buffer: a write from one
+    /// copies `range` of the frame into a free send slot (same offsets, so a
+    /// payload at `RingConfig::align_payload_at` stays aligned for O_DIRECT)
+    /// and gives the ring slot back at once. The copy is the one the kernel
+    /// would otherwise have made into a provided buffer on this thread.
+    fn mapped_to_slot(
         &self,
+        kind: OpKind,
         frame: crate::types::RecvBuf,
-        range: Range<usize>,
-    ) -> io::Result<crate::types::SendSlot> {
-        if range.start > range.end || range.end > frame.len as usize || frame.ring != self.id {
+        range: &Range<usize>,
+    ) -> io::Result<IoBuffer> {
+        let fits = range.start <= range.end && range.end <= frame.len as usize;
+        if kind != OpKind::Write || !fits {
             self.recycle(frame);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "range outside the frame, or a frame of another ring",
+                "a frame from a mapped receive ring is only written from, within its length",
             ));
         }
         let Some(mut slot) = self.send_slot() else {
             self.recycle(frame);
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
-                "no free send slot to copy a frame into",
+                "no free send slot to copy a mapped frame into",
             ));
         };
-        if range.end > self.send.buf_size() {
-            self.recycle(frame);
-            self.release_slot(slot);
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "frame longer than a send slot",
-            ));
-        }
-        self.slot_mut(&mut slot)[range.clone()].copy_from_slice(&self.frame(&frame)[range]);
+        self.slot_mut(&mut slot)[range.clone()].copy_from_slice(&self.frame(&frame)[range.clone()]);
         self.recycle(frame);
-        Ok(slot)
+        Ok(IoBuffer::Slot(slot))
     }
 
     fn push_sync(&self, op: u32, file: u32, datasync: bool) -> io::Result<()> {

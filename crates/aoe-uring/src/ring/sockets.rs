@@ -113,53 +113,6 @@ impl Ring {
         unsafe { rx.release(m.slot) };
     }
 
-    /// Slots between the kernel's next position in `sock`'s mapped receive ring and the
-    /// first slot the caller still holds, looking at most `limit` slots ahead: how many
-    /// more frames the kernel can deliver before it reaches that slot. The kernel fills
-    /// a `TPACKET_V2` ring strictly in order and, finding the slot at its position not
-    /// handed back, drops the frame (`PACKET_STATISTICS`) and stays there: one slot held
-    /// for long (a write from it, see [`Ring::file_io`](crate::Ring::file_io)) drops
-    /// every frame once the kernel comes round to it, however many other slots are
-    /// free. `None` for a socket without a mapped ring.
-    pub fn rx_headroom(&self, sock: SockId, limit: u32) -> Option<u32> {
-        let entry = self.sockets.get(sock.index())?;
-        let frames = entry.sock.rx_ring()?.frames();
-        let start = entry.rx_pos.get();
-        // Slots from our position on are either ready (filled, not yet read: the
-        // kernel's position is past them, reading them frees nothing) or the kernel's,
-        // up to a slot we still hold; counting from our position over-counts the ready
-        // ones, which a turn reads at once.
-        for d in 0..limit.min(frames) {
-            let slot = (start + d) % frames;
-            if entry.rx_lent[slot as usize].get() {
-                return Some(d);
-            }
-        }
-        Some(limit.min(frames))
-    }
-
-    /// `frame` is the newest in its mapped receive ring: no frame after it is waiting.
-    /// Such a frame, held, keeps its socket readable — the kernel's poll of a ring
-    /// looks only at the slot before its position — so a [`Ring::wait`](crate::Ring::wait)
-    /// would not sleep while it is held (the worker would spin, starving the kernel
-    /// worker of its own write). False for a provided buffer.
-    pub fn frame_is_newest(&self, frame: &RecvBuf) -> bool {
-        let Some(m) = frame.mapped.filter(|_| frame.ring == self.id) else {
-            return false;
-        };
-        let Some(entry) = self.sockets.get(m.sock as usize) else {
-            return false;
-        };
-        let Some(rx) = entry.sock.rx_ring() else {
-            return false;
-        };
-        let pos = entry.rx_pos.get();
-        // Nothing waits at our position: it is the kernel's (or a slot we hold,
-        // where the kernel is stuck); either way `frame` was the last filled.
-        (m.slot + 1) % rx.frames() == pos
-            && (rx.ready(pos).is_none() || entry.rx_lent[pos as usize].get())
-    }
-
     /// Receive buffers posted to the kernel. Starts at 64 and grows each time the kernel runs out,
     /// up to [`RingConfig::recv_buffers`](crate::RingConfig::recv_buffers), so the buffers in use
     /// track the load.

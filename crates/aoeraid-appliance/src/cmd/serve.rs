@@ -145,8 +145,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .collect();
     eprintln!(
         "aoeraid serve: stopped; {} slot_waits={} ctl_dropped={} submit_errors={} send_errors={} \
-         persist_errors={} kernel_dropped={} ring_writes_held={} ring_writes_no_room={} \
-         ring_writes_unaligned={}",
+         persist_errors={} kernel_dropped={}",
         core.join(" "),
         d.slot_waits,
         d.ctl_dropped,
@@ -154,9 +153,6 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         d.send_errors,
         d.persist_errors,
         s.kernel_dropped,
-        d.ring_writes_held,
-        d.ring_writes_no_room,
-        d.ring_writes_unaligned,
     );
     Ok(ExitCode::SUCCESS)
 }

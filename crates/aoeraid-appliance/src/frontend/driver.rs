@@ -17,23 +17,6 @@
 //! into send buffers — or let [`Driver::transmit`] do that with the port's
 //! slots.
 //!
-//! ## Writes from a mapped receive ring
-//!
-//! A store may write a request's payload from the received frame's own
-//! buffer and keep it until the write completes. When that buffer is a slot
-//! of a socket's mapped receive ring ([`Port::ring_slots`]), the kernel
-//! fills that ring strictly in order and drops every frame once it comes
-//! round to a slot still held, however many others are free. So the driver
-//! lets a write keep its slot only while the ring has room: fewer than a
-//! quarter of its slots held by writes, and (with any held) at least half
-//! the ring between the kernel's position and the first held slot
-//! ([`Port::ring_headroom`]); and never the newest frame of the ring
-//! ([`Port::ring_newest`]): the kernel's poll of a ring looks at the slot
-//! before its position only, so holding that one keeps the socket readable
-//! and the host's waits from sleeping. Otherwise the store copies the
-//! payload out and the slot goes back at once. Counted in
-//! [`DriverCounters`].
-//!
 //! ## When send slots run out
 //!
 //! Nothing is dropped: replies, control frames and read data wait in order
@@ -70,21 +53,6 @@ pub(crate) trait Port {
     /// Sends the first `len` bytes of `slot` on `iface`; false if the send
     /// could not be queued (the buffer is given back either way).
     fn send(&mut self, iface: IfaceId, slot: Self::Slot, len: usize) -> bool;
-    /// Slots of the mapped receive ring the frames of `iface` arrive in; 0
-    /// if they are buffers whose holding costs nothing.
-    fn ring_slots(&self, _iface: IfaceId) -> usize {
-        0
-    }
-    /// How many more frames the kernel can put in `iface`'s ring before it
-    /// reaches a slot still held, counting at most `limit`.
-    fn ring_headroom(&self, _iface: IfaceId, limit: usize) -> usize {
-        limit
-    }
-    /// `frame` is the newest of its ring: held, it would keep the socket
-    /// readable and the host's waits from sleeping.
-    fn ring_newest(&self, _frame: &Self::Frame) -> bool {
-        false
-    }
 }
 
 /// A store read or write the target asked for: `len` bytes at byte `offset`
@@ -107,19 +75,6 @@ pub(crate) enum ReadStart {
     Failed,
 }
 
-/// How a store took a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WriteStart {
-    /// It writes from the received frame's buffer and keeps it until
-    /// [`Done::Write`].
-    InPlace,
-    /// It copied the payload out (or needs no buffer): the frame's buffer
-    /// is free again.
-    Copied,
-    /// It could not take it (counted; the client retransmits).
-    Failed,
-}
-
 /// How a store took a sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SyncStart {
@@ -135,32 +90,21 @@ pub(crate) trait Store<P: Port> {
     /// Starts a write of the payload of `frame` (bytes
     /// `ATA_DATA_OFFSET..ATA_DATA_OFFSET + len`). A store that writes in
     /// place takes the frame out of `frame`; otherwise the driver recycles
-    /// it. `write.durable`: the write has none to share a sync with, so the
-    /// store makes it durable by itself (one `O_DSYNC`-like write) and its
-    /// [`Done::Write`] is answered with no sync. `write.hold`: the frame's
-    /// buffer may stay with the write until it completes; if false, a store
-    /// that writes in place copies the payload out first (see the module's
-    /// "Writes from a mapped receive ring").
+    /// it. False if the store could not take it. `durable`: the write has
+    /// none to share a sync with, so the store makes it durable by itself
+    /// (one `O_DSYNC`-like write) and its [`Done::Write`] is answered with
+    /// no sync.
     fn write(
         &mut self,
         port: &mut P,
         io: StoreIo,
         frame: &mut Option<P::Frame>,
-        write: WriteMode,
-    ) -> WriteStart;
+        durable: bool,
+    ) -> bool;
     /// Makes the export's completed writes durable; `flush`: a client's
     /// FLUSH CACHE is among the requests answered, so caches below the
     /// store are flushed too.
     fn sync(&mut self, port: &mut P, export: ExportId, flush: bool) -> SyncStart;
-}
-
-/// How the driver asks a store to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct WriteMode {
-    /// Durable by itself (see [`Store::write`]).
-    pub(crate) durable: bool,
-    /// The frame's buffer may stay with the write until it completes.
-    pub(crate) hold: bool,
 }
 
 /// A store request finished.
@@ -202,14 +146,6 @@ pub(crate) struct DriverCounters {
     pub(crate) write_bytes: u64,
     /// Client FLUSH CACHE (EXT) commands passed to the store.
     pub(crate) flushes: u64,
-    /// Writes from mapped receive ring slots: written from the slot (held
-    /// until the write completed), copied out because the ring had no room
-    /// to hold another slot or the frame was its newest, copied out because
-    /// the store could not use the slot as it lies (an O_DIRECT payload not
-    /// aligned for the file).
-    pub(crate) ring_writes_held: u64,
-    pub(crate) ring_writes_no_room: u64,
-    pub(crate) ring_writes_unaligned: u64,
 }
 
 /// A frame to send, built when a send buffer is free.
@@ -284,11 +220,6 @@ pub(crate) struct Driver<S> {
     frames_coming: usize,
     /// Requests (by index) whose write the store makes durable by itself.
     durable: Vec<bool>,
-    /// Requests (by index) whose write holds a mapped ring slot of this
-    /// interface until it completes, and how many each interface's ring has
-    /// held so.
-    held: Vec<Option<IfaceId>>,
-    holding: Vec<usize>,
     /// Control frames in `outgoing`, their bound, and emptied copies to reuse.
     ctl_queued: usize,
     ctl_bound: usize,
@@ -308,8 +239,6 @@ impl<S> Driver<S> {
             persist: Vec::new(),
             frames_coming: 0,
             durable: vec![false; cap],
-            held: vec![None; cap],
-            holding: Vec::new(),
             ctl_queued: 0,
             ctl_bound: cap.max(64),
             spare: Vec::new(),
@@ -470,7 +399,6 @@ impl<S> Driver<S> {
                 data: ReadData::Bytes(data),
             } => self.outgoing.push_back(Outgoing::ReadData { req, data }),
             Done::Write { req, ok } => {
-                self.unhold(req);
                 let durable = self
                     .durable
                     .get_mut(req.0 as usize)
@@ -660,9 +588,7 @@ impl<S> Driver<S> {
     }
 
     /// Hands a write to the store, durable by itself when it has nothing to
-    /// group with (see [`Driver::frames_coming`]), from the frame's own
-    /// buffer while its ring has room (see the module's "Writes from a
-    /// mapped receive ring").
+    /// group with (see [`Driver::frames_coming`]).
     fn start_write<P: Port>(&mut self, port: &mut P, io: StoreIo, frame: &mut Option<P::Frame>)
     where
         S: Store<P>,
@@ -671,63 +597,10 @@ impl<S> Driver<S> {
         if let Some(d) = self.durable.get_mut(io.req.0 as usize) {
             *d = durable;
         }
-        let ring = self
-            .target
-            .request_iface(io.req)
-            .map(|i| (i, port.ring_slots(i)))
-            .filter(|&(_, slots)| slots > 0);
-        let hold = ring.is_none_or(|(iface, slots)| {
-            self.ring_has_room(port, iface, slots)
-                && !frame.as_ref().is_some_and(|f| port.ring_newest(f))
-        });
-        match self
-            .store
-            .write(port, io, frame, WriteMode { durable, hold })
-        {
-            WriteStart::Failed => return self.store_failed(io.req),
-            WriteStart::InPlace => {
-                if let Some((iface, _)) = ring {
-                    self.counters.ring_writes_held += 1;
-                    self.hold(io.req, iface);
-                }
-            }
-            WriteStart::Copied if ring.is_some() => {
-                if hold {
-                    self.counters.ring_writes_unaligned += 1;
-                } else {
-                    self.counters.ring_writes_no_room += 1;
-                }
-            }
-            WriteStart::Copied => {}
-        }
-        self.counters.write_bytes += io.len as u64;
-    }
-
-    /// Another write may hold a slot of `iface`'s ring of `slots`: fewer
-    /// than a quarter are held, and the kernel has half the ring ahead of it
-    /// before the first held slot (the scan only runs with slots held:
-    /// otherwise only this turn's frames, the newest, are out).
-    fn ring_has_room<P: Port>(&self, port: &P, iface: IfaceId, slots: usize) -> bool {
-        let held = self.holding.get(usize::from(iface.0)).copied().unwrap_or(0);
-        held < slots / 4 && (held == 0 || port.ring_headroom(iface, slots / 2) >= slots / 2)
-    }
-
-    fn hold(&mut self, req: ReqId, iface: IfaceId) {
-        let i = usize::from(iface.0);
-        if self.holding.len() <= i {
-            self.holding.resize(i + 1, 0);
-        }
-        self.holding[i] += 1;
-        if let Some(h) = self.held.get_mut(req.0 as usize) {
-            *h = Some(iface);
-        }
-    }
-
-    fn unhold(&mut self, req: ReqId) {
-        if let Some(iface) = self.held.get_mut(req.0 as usize).and_then(Option::take) {
-            if let Some(n) = self.holding.get_mut(usize::from(iface.0)) {
-                *n = n.saturating_sub(1);
-            }
+        if self.store.write(port, io, frame, durable) {
+            self.counters.write_bytes += io.len as u64;
+        } else {
+            self.store_failed(io.req);
         }
     }
 

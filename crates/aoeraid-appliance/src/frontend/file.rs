@@ -3,7 +3,7 @@
 //! straight from the receive buffer it arrived in, a sync is one fdatasync,
 //! and a write the driver calls durable is one `RWF_DSYNC` write.
 
-use super::driver::{Done, ReadData, ReadStart, Store, StoreIo, SyncStart, WriteMode, WriteStart};
+use super::driver::{Done, ReadData, ReadStart, Store, StoreIo, SyncStart};
 use super::ring::{user, RingPort, USER_TAG};
 use aoe_target::{ExportId, ReqId};
 use aoe_uring::{Errno, FileId, FileOp, IoBuffer, Ring};
@@ -20,10 +20,8 @@ pub(crate) struct RingFiles {
     files: Vec<Option<(FileId, u64)>>,
     /// Bytes expected per request (to catch short reads and writes).
     expected: Vec<u32>,
-    /// Exports opened with O_DIRECT, by the memory alignment their buffers
-    /// need: their reads never complete at submission, and a write goes
-    /// straight from a received frame only if its payload lies so aligned.
-    direct: Vec<Option<usize>>,
+    /// Exports opened with O_DIRECT: their reads never complete at submission.
+    direct: Vec<bool>,
     /// Page-cache reads queued on the ring since [`RingFiles::take_reads_queued`].
     reads_queued: usize,
 }
@@ -41,18 +39,17 @@ impl RingFiles {
     }
 
     /// Export `export` is `file` from byte `base` on (None: no store any
-    /// more), opened with O_DIRECT (with the buffer alignment it needs) or
-    /// not; returns the file it replaces.
+    /// more), opened with O_DIRECT or not; returns the file it replaces.
     pub(crate) fn set(
         &mut self,
         export: ExportId,
         file: Option<(FileId, u64)>,
-        direct: Option<usize>,
+        direct: bool,
     ) -> Option<(FileId, u64)> {
         let e = usize::from(export.0);
         if self.files.len() <= e {
             self.files.resize(e + 1, None);
-            self.direct.resize(e + 1, None);
+            self.direct.resize(e + 1, false);
         }
         self.direct[e] = direct;
         std::mem::replace(&mut self.files[e], file)
@@ -145,10 +142,11 @@ impl Store<RingPort<'_>> for RingFiles {
             user(KIND_READ, io.req.0),
         ) {
             Ok(()) => {
-                if self
+                if !self
                     .direct
                     .get(usize::from(io.export.0))
-                    .is_some_and(Option::is_none)
+                    .copied()
+                    .unwrap_or(true)
                 {
                     self.reads_queued += 1;
                 }
@@ -163,44 +161,23 @@ impl Store<RingPort<'_>> for RingFiles {
         port: &mut RingPort<'_>,
         io: StoreIo,
         frame: &mut Option<aoe_uring::RecvBuf>,
-        write: WriteMode,
-    ) -> WriteStart {
+        durable: bool,
+    ) -> bool {
         let Some((file, at)) = self.expect(io) else {
-            return WriteStart::Failed;
+            return false;
         };
         let Some(buf) = frame.take() else {
-            return WriteStart::Failed;
+            return false;
         };
         let range = ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len;
-        let op = if write.durable {
+        let op = if durable {
             FileOp::DurableWrite
         } else {
             FileOp::Write
         };
-        let ring = port.ring();
-        let align = self.direct.get(usize::from(io.export.0)).copied().flatten();
-        let aligned = |buf: &aoe_uring::RecvBuf| {
-            align.is_none_or(|a| {
-                (ring.frame(buf)[ATA_DATA_OFFSET..].as_ptr() as usize).is_multiple_of(a)
-            })
-        };
-        // A provided receive buffer is registered memory of our own: always
-        // written in place. A mapped ring slot only when the driver allows
-        // holding it and O_DIRECT can take it as it lies; otherwise the
-        // payload goes to a send slot (aligned for O_DIRECT) and the ring
-        // slot back to the kernel at once.
-        let (buf, start): (IoBuffer, _) = if !buf.in_ring_slot() || (write.hold && aligned(&buf)) {
-            (buf.into(), WriteStart::InPlace)
-        } else {
-            match ring.frame_to_slot(buf, range.clone()) {
-                Ok(slot) => (slot.into(), WriteStart::Copied),
-                Err(_) => return WriteStart::Failed,
-            }
-        };
-        match ring.file_io(op, file, buf, range, at, user(KIND_WRITE, io.req.0)) {
-            Ok(()) => start,
-            Err(_) => WriteStart::Failed,
-        }
+        port.ring()
+            .file_io(op, file, buf, range, at, user(KIND_WRITE, io.req.0))
+            .is_ok()
     }
 
     fn sync(&mut self, port: &mut RingPort<'_>, export: ExportId, _flush: bool) -> SyncStart {

@@ -10,9 +10,8 @@ use std::time::Duration;
 /// kernel copies a request into shared memory while delivering it (on veth,
 /// in the client's send), so the worker reads frames with no receive
 /// request or copy of its own. Frames are handed back as soon as the core
-/// has read them, but a write's until it completes (the driver holds at
-/// most a quarter of the slots so and copies the payload out beyond that),
-/// so this has to hold a burst and the writes in flight: 512 frames. A full ring drops
+/// has read them (a write's payload is copied out first), so this only has
+/// to hold one burst: 512 frames of the clients' windows. A full ring drops
 /// (counted, the client retransmits). Slots are sized for the MTU at open,
 /// the MTU the target advertises (and clients size requests by).
 const RX_RING_FRAMES: u32 = 512;
@@ -84,9 +83,6 @@ impl Spin {
 pub(crate) fn socket_options() -> SocketOptions {
     SocketOptions {
         rx_ring_frames: RX_RING_FRAMES,
-        // A write's payload lies 512-aligned in its slot, so O_DIRECT exports
-        // can take it from there too.
-        rx_align_at: Some(aoe_wire::ATA_DATA_OFFSET),
         ..SocketOptions::default()
     }
 }

@@ -62,24 +62,6 @@ impl Port for RingPort<'_> {
             }
         }
     }
-
-    fn ring_slots(&self, iface: IfaceId) -> usize {
-        self.socks
-            .get(usize::from(iface.0))
-            .and_then(|&s| self.ring.socket(s))
-            .map_or(0, |s| s.rx_ring_frames() as usize)
-    }
-
-    fn ring_newest(&self, frame: &Self::Frame) -> bool {
-        self.ring.frame_is_newest(frame)
-    }
-
-    fn ring_headroom(&self, iface: IfaceId, limit: usize) -> usize {
-        self.socks
-            .get(usize::from(iface.0))
-            .and_then(|&s| self.ring.rx_headroom(s, limit as u32))
-            .map_or(limit, |h| h as usize)
-    }
 }
 
 impl<'r> RingPort<'r> {

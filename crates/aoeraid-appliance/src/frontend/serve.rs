@@ -214,7 +214,7 @@ impl Worker {
             let (id, file) = self.retiring[k];
             if self.front.driver().target().export_idle(id) {
                 let _ = self.ring.unregister_file(file);
-                self.front.driver_mut().store_mut().set(id, None, None);
+                self.front.driver_mut().store_mut().set(id, None, false);
                 self.retiring.swap_remove(k);
             } else {
                 k += 1;
@@ -285,11 +285,10 @@ impl Worker {
             let _ = self.ring.unregister_file(file);
             anyhow::bail!("{e}");
         }
-        self.front.driver_mut().store_mut().set(
-            id,
-            Some((file, s.spec.offset)),
-            s.store.direct.then_some(s.store.align),
-        );
+        self.front
+            .driver_mut()
+            .store_mut()
+            .set(id, Some((file, s.spec.offset)), s.store.direct);
         self.front.set_state(id, s.state.clone());
         Ok(id)
     }
@@ -501,10 +500,7 @@ fn add_counters(t: &mut Summary, s: &Summary) {
         ignored_while_stopping,
         read_bytes,
         write_bytes,
-        flushes,
-        ring_writes_held,
-        ring_writes_no_room,
-        ring_writes_unaligned
+        flushes
     );
     t.kernel_dropped += s.kernel_dropped;
 }

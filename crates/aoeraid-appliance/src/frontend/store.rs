@@ -32,9 +32,6 @@ pub(crate) struct ExportFile {
     pub(crate) file: File,
     /// Opened with O_DIRECT (payloads go to/from frames in place, no page cache).
     pub(crate) direct: bool,
-    /// The alignment O_DIRECT asks of buffers, offsets and lengths (1 when
-    /// buffered).
-    pub(crate) align: usize,
     /// Bytes of the file before the export's first sector (vblade -o).
     pub(crate) offset: u64,
     /// Bytes exported from `offset` on (vblade -l); the rest of the file if unset.
@@ -76,7 +73,6 @@ impl ExportFile {
             path: path.to_path_buf(),
             file: backing.file,
             direct: backing.direct,
-            align: backing.align as usize,
             offset,
             length,
         };

@@ -2,9 +2,7 @@
 //! [`VolumeRequest`]s for the caller to submit to the volumes, volume
 //! completions become [`Done`].
 
-use super::driver::{
-    Done, Port, ReadData, ReadStart, Store, StoreIo, SyncStart, WriteMode, WriteStart,
-};
+use super::driver::{Done, Port, ReadData, ReadStart, Store, StoreIo, SyncStart};
 use aoe_target::{ExportId, ReqId};
 use aoe_wire::ATA_DATA_OFFSET;
 use raid_engine::{VolumeCompletion, VolumeOp, VolumeRequest, SECTOR};
@@ -118,23 +116,19 @@ impl<P: Port> Store<P> for Volumes {
         port: &mut P,
         io: StoreIo,
         frame: &mut Option<P::Frame>,
-        _write: WriteMode,
-    ) -> WriteStart {
+        _durable: bool,
+    ) -> bool {
         // The engine owns the data of a request (it stripes and keeps it for
         // parity and retries), so the payload is copied once, here.
         let Some(payload) = frame
             .as_ref()
             .and_then(|f| port.frame(f).get(ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len))
         else {
-            return WriteStart::Failed;
+            return false;
         };
         let data = payload.to_vec();
         let id = KIND_WRITE | u64::from(io.req.0);
-        if self.push(io.export, id, VolumeOp::Write, Some(io), data) {
-            WriteStart::Copied
-        } else {
-            WriteStart::Failed
-        }
+        self.push(io.export, id, VolumeOp::Write, Some(io), data)
     }
 
     fn sync(&mut self, _port: &mut P, export: ExportId, flush: bool) -> SyncStart {

@@ -24,12 +24,6 @@ struct TestPort {
     free: usize,
     sent: Vec<Vec<u8>>,
     recycled: Vec<u32>,
-    /// Slots of the mapped ring frames arrive in (0: none), and the kernel's
-    /// room before a held slot (`None`: all it is asked about).
-    ring_slots: usize,
-    headroom: Option<usize>,
-    /// The frame (by id) that is the newest of its ring.
-    newest: Option<u32>,
 }
 
 impl Port for TestPort {
@@ -62,18 +56,6 @@ impl Port for TestPort {
         self.sent.push(slot);
         true
     }
-
-    fn ring_slots(&self, _iface: IfaceId) -> usize {
-        self.ring_slots
-    }
-
-    fn ring_headroom(&self, _iface: IfaceId, limit: usize) -> usize {
-        self.headroom.unwrap_or(limit).min(limit)
-    }
-
-    fn ring_newest(&self, frame: &TestFrame) -> bool {
-        self.newest == Some(frame.id)
-    }
 }
 
 /// A store like the io_uring file store: writes take the received frame
@@ -87,11 +69,6 @@ struct InPlace {
     syncs: usize,
     /// Reads started, with the buffer they read into.
     reading: Vec<(ReqId, Vec<u8>)>,
-    /// Every write's request and whether it kept its frame (else copied).
-    kept: Vec<(ReqId, bool)>,
-    /// Frames cannot be written from as they lie (an O_DIRECT store whose
-    /// alignment the frames miss): always copied.
-    unaligned: bool,
 }
 
 impl Store<TestPort> for InPlace {
@@ -107,25 +84,15 @@ impl Store<TestPort> for InPlace {
 
     fn write(
         &mut self,
-        port: &mut TestPort,
+        _port: &mut TestPort,
         io: StoreIo,
         frame: &mut Option<TestFrame>,
-        write: WriteMode,
-    ) -> WriteStart {
+        durable: bool,
+    ) -> bool {
         let f = frame.take().expect("the request's frame");
-        self.written.push((
-            f.id,
-            ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len,
-            write.durable,
-        ));
-        let keep = write.hold && !self.unaligned;
-        self.kept.push((io.req, keep));
-        if keep {
-            WriteStart::InPlace
-        } else {
-            port.recycle(f);
-            WriteStart::Copied
-        }
+        self.written
+            .push((f.id, ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len, durable));
+        true
     }
 
     fn sync(&mut self, _port: &mut TestPort, _export: ExportId, _flush: bool) -> SyncStart {
@@ -530,112 +497,4 @@ fn a_fence_reply_waits_for_the_victims_volume_write() {
     assert!(tags.contains(&1) && tags.contains(&9));
     assert!(d.drained());
     assert_eq!(d.target().shared(ExportId(0)).fenced_commands(), 1);
-}
-
-/// Feeds `n` writes of one wake-up (tags from `tag`): whether each kept its
-/// frame, and their requests.
-fn write_batch(
-    d: &mut Driver<InPlace>,
-    port: &mut TestPort,
-    tag: u32,
-    n: u32,
-) -> Vec<(ReqId, bool)> {
-    let from = d.store().kept.len();
-    d.frames_coming(n as usize);
-    for t in tag..tag + n {
-        feed(
-            d,
-            port,
-            ata_frame(t, true, u64::from(t) * 8, &sector(t as u8), 1),
-        );
-    }
-    d.store().kept[from..].to_vec()
-}
-
-#[test]
-fn ring_slots_are_held_by_writes_up_to_a_quarter_of_the_ring_then_copied() {
-    let (mut d, mut port) = in_place(64);
-    port.ring_slots = 8;
-    let first = write_batch(&mut d, &mut port, 100, 3);
-    let kept: Vec<bool> = first.iter().map(|w| w.1).collect();
-    assert_eq!(
-        kept,
-        [true, true, false],
-        "two of eight slots held, then copies"
-    );
-    assert_eq!(
-        port.recycled,
-        [102],
-        "the copied write's frame went back at once"
-    );
-    let c = *d.counters();
-    assert_eq!((c.ring_writes_held, c.ring_writes_no_room), (2, 1));
-    // A held write completes: its slot is back, and the next write holds one.
-    write_done(&mut d, &mut port, first[0].0 .0);
-    assert!(write_batch(&mut d, &mut port, 110, 1)[0].1);
-    // The copied write completing frees no slot of the ring.
-    write_done(&mut d, &mut port, first[2].0 .0);
-    assert!(!write_batch(&mut d, &mut port, 120, 1)[0].1);
-    assert_eq!(d.counters().ring_writes_held, 3);
-    assert_eq!(d.counters().ring_writes_no_room, 2);
-    assert_eq!(d.counters().ring_writes_unaligned, 0);
-}
-
-#[test]
-fn a_held_slot_the_kernel_is_closing_in_on_stops_further_holds() {
-    let (mut d, mut port) = in_place(64);
-    port.ring_slots = 64;
-    let held = write_batch(&mut d, &mut port, 200, 1);
-    assert!(held[0].1);
-    // Traffic went round: the held slot is 10 frames ahead of the kernel.
-    port.headroom = Some(10);
-    assert!(!write_batch(&mut d, &mut port, 210, 1)[0].1, "copied");
-    // The old write completes: with nothing held, the next one holds again.
-    write_done(&mut d, &mut port, held[0].0 .0);
-    assert!(write_batch(&mut d, &mut port, 220, 1)[0].1);
-    assert_eq!(d.counters().ring_writes_no_room, 1);
-    // The newest frame of the ring is never held (it would keep the socket
-    // readable): copied, though the ring has room.
-    port.headroom = None;
-    port.newest = Some(231);
-    let kept: Vec<bool> = write_batch(&mut d, &mut port, 230, 2)
-        .iter()
-        .map(|w| w.1)
-        .collect();
-    assert_eq!(kept, [true, false]);
-    assert_eq!(d.counters().ring_writes_no_room, 2);
-}
-
-#[test]
-fn frames_a_store_cannot_write_as_they_lie_are_copied_and_counted() {
-    let mut d = driver(InPlace {
-        unaligned: true,
-        ..InPlace::default()
-    });
-    let mut port = TestPort {
-        free: 8,
-        ring_slots: 64,
-        ..TestPort::default()
-    };
-    assert!(!write_batch(&mut d, &mut port, 300, 1)[0].1);
-    let c = *d.counters();
-    assert_eq!(
-        (
-            c.ring_writes_held,
-            c.ring_writes_no_room,
-            c.ring_writes_unaligned
-        ),
-        (0, 0, 1)
-    );
-}
-
-#[test]
-fn provided_buffers_are_always_written_in_place_and_not_counted() {
-    let (mut d, mut port) = in_place(64);
-    let kept: Vec<bool> = write_batch(&mut d, &mut port, 400, 20)
-        .iter()
-        .map(|w| w.1)
-        .collect();
-    assert_eq!(kept, [true; 20]);
-    assert_eq!(d.counters().ring_writes_held, 0);
 }
