@@ -145,7 +145,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .collect();
     eprintln!(
         "aoeraid serve: stopped; {} slot_waits={} ctl_dropped={} submit_errors={} send_errors={} \
-         persist_errors={} kernel_dropped={}",
+         persist_errors={} kernel_dropped={} merged_ops={} merged_requests={}",
         core.join(" "),
         d.slot_waits,
         d.ctl_dropped,
@@ -153,6 +153,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         d.send_errors,
         d.persist_errors,
         s.kernel_dropped,
+        d.merged_ops,
+        d.merged_requests,
     );
     Ok(ExitCode::SUCCESS)
 }
