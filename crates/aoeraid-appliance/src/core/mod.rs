@@ -62,7 +62,7 @@ pub(crate) use ownership::{
 };
 pub(crate) use spare_label::SpareLabel;
 pub(crate) use spares::{Spare, SpareGroups, SpareOrigin};
-pub(crate) use volumes::{Array, Volume};
+pub(crate) use volumes::{start_volumes, Array, Assembled, Volume};
 
 use crate::config::{Config, MemberAddr};
 use crate::events::Event;
