@@ -51,7 +51,7 @@ mod volumes;
 #[cfg(all(test, feature = "sim"))]
 mod tests;
 
-pub(crate) use assembly::{Candidate, Verdicts};
+pub(crate) use assembly::Candidate;
 pub(crate) use commands::{Answer, Command};
 pub(crate) use exports::{ExportDef, Exports};
 pub(crate) use members::{
@@ -62,7 +62,7 @@ pub(crate) use ownership::{
 };
 pub(crate) use spare_label::SpareLabel;
 pub(crate) use spares::{Spare, SpareGroups, SpareOrigin};
-pub(crate) use volumes::{Array, Volume};
+pub(crate) use volumes::{start_volumes, Array, Assembled, Volume};
 
 use crate::config::{Config, MemberAddr};
 use crate::events::Event;

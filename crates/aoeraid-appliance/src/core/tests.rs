@@ -125,25 +125,12 @@ fn rig_with(c: lab::Config, extra: &[&str]) -> Rig {
         ac.assume_clean = true;
         ac.force_placement = true;
         let e = Engine::create(&ac).unwrap();
-        engines.push((spec.name.clone(), e, list, spec.spare_group.clone()));
+        engines.push(Assembled {
+            engine: e,
+            array: Array::new(spec.name.clone(), list, spec.spare_group.clone()),
+        });
     }
-    let mut vols = Vec::new();
-    for vs in &cfg.volumes {
-        let mut es = Vec::new();
-        let mut arrays = Vec::new();
-        for an in &vs.arrays {
-            let i = engines.iter().position(|x| &x.0 == an).unwrap();
-            let (name, e, list, group) = engines.remove(i);
-            es.push(e);
-            arrays.push(Array::new(name, list, group));
-        }
-        let mut v = Volume::new(vs.name.clone(), raid_engine::Concat::new(es), arrays);
-        v.export = Some((vs.export.shelf, vs.export.slot));
-        vols.push(v);
-    }
-    for (name, e, list, group) in engines {
-        vols.push(Volume::standalone(e, Array::new(name, list, group)));
-    }
+    let vols = start_volumes(&cfg, engines).unwrap();
     let mut groups = Vec::new();
     for g in &cfg.spare_groups.0 {
         let spares = g

@@ -78,7 +78,7 @@ mod serve;
 mod store;
 mod volume;
 
-pub(crate) use catalog::{Catalog, ExportSpec, FrontendConfig};
+pub(crate) use catalog::{Catalog, FrontendConfig};
 pub(crate) use driver::{Done, Driver, SlicePort};
 pub(crate) use persist::StateFile;
 pub(crate) use record::{ExportRecord, RECORD_AREA_SECTORS, RECORD_OFFSET};

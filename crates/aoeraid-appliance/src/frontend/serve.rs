@@ -149,7 +149,7 @@ impl Worker {
     fn poll_ifaces(&mut self, cat: &Catalog, strict: bool) -> anyhow::Result<bool> {
         let mut names: Vec<String> = Vec::new();
         for s in &self.live_or_listed(cat) {
-            for n in &s.spec.ifaces {
+            for n in &s.spec.interfaces {
                 if !names.contains(n) {
                     names.push(n.clone());
                 }
@@ -238,7 +238,7 @@ impl Worker {
     /// The core's ids of the interfaces of `s` that are up.
     fn iface_ids(&self, s: &Served) -> Vec<IfaceId> {
         s.spec
-            .ifaces
+            .interfaces
             .iter()
             .filter_map(|n| self.ifaces.iter().position(|i| &i.name == n))
             .map(|k| IfaceId(k as u16))
@@ -323,10 +323,11 @@ impl Worker {
             let _ = self.ring.unregister_file(file);
             anyhow::bail!("{e}");
         }
-        self.front
-            .driver_mut()
-            .store_mut()
-            .set(id, Some((file, s.spec.offset)), s.store.direct);
+        self.front.driver_mut().store_mut().set(
+            id,
+            Some((file, s.spec.offset_bytes())),
+            s.store.direct,
+        );
         self.front.set_state(id, s.state.clone());
         Ok(id)
     }
