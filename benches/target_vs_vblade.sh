@@ -179,6 +179,11 @@ print(f'{kind}\t{mtu}\t{rw}\t{qd}\t{rep}\t{r["iops"]:.0f}\t{r["mb_per_s"]:.1f}\t
 PY
                 done
                 stop_server
+                # What `aoeraid serve` merged (its exit line; base builds may lack it).
+                if [ "$kind" != vblade ]; then
+                    m=$(grep -o 'merged_ops=[0-9]* merged_requests=[0-9]*' "$WORK/serve.log" || true)
+                    if [ -n "$m" ]; then echo "$kind mtu $mtu $rw rep $rep: $m"; fi
+                fi
             done
         done
     done

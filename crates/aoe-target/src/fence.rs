@@ -24,6 +24,14 @@
 //! write up to `t` has left. New writes go to the newest epoch, so a held
 //! reply waits only for writes that were in flight when it was made, never
 //! for a steady stream of later ones.
+//!
+//! A worker holding a reply need not poll for writes on other workers: it
+//! *watches* the gate (a bit of its own in `watchers`) and then looks at the
+//! counts again; a worker whose write leaves takes the watchers' bits
+//! after its decrement and wakes them ([`Target::take_fence_wakes`]). Same
+//! total order: either the watcher's second look comes after the
+//! decrement and sees it, or the leaver's swap comes after the watch and
+//! wakes the watcher.
 
 use crate::target::{ctl_buf, Action, CtlFrame, ExportId, IfaceId, Target, CTL_FRAME_LEN};
 use aoe_wire::Mac;
@@ -34,6 +42,9 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 pub(crate) struct WriteGate {
     epoch: AtomicU64,
     writes: [AtomicU64; 2],
+    /// Workers (one bit each) holding a reply on this gate that want a
+    /// wake-up when a write leaves.
+    watchers: AtomicU64,
 }
 
 impl WriteGate {
@@ -54,8 +65,29 @@ impl WriteGate {
     }
 
     /// A write of epoch `e` reached the store, or will never go there.
-    pub(crate) fn leave(&self, e: u64) {
+    /// Returns the workers that watched the gate (each to be woken once:
+    /// their bits are cleared; one still waiting watches again).
+    pub(crate) fn leave(&self, e: u64) -> u64 {
         self.writes[parity(e)].fetch_sub(1, SeqCst);
+        if self.watchers.load(SeqCst) == 0 {
+            0
+        } else {
+            self.watchers.swap(0, SeqCst)
+        }
+    }
+
+    /// Whether every write of epoch `ticket` and before has left; if not,
+    /// registers `worker` (a bit, 0 for none) to be woken by the next write
+    /// to leave, and looks once more (a write may have left in between).
+    pub(crate) fn drained_or_watch(&self, ticket: u64, worker: u64) -> bool {
+        if self.drained(ticket) {
+            return true;
+        }
+        if worker == 0 {
+            return false;
+        }
+        self.watchers.fetch_or(worker, SeqCst);
+        self.drained(ticket)
     }
 
     /// The epoch every write checked against an older reserve list belongs
@@ -125,7 +157,7 @@ impl Target {
             return self.push_ctl(iface, f, len, out);
         }
         let ticket = ex.shared.gate.ticket();
-        if ex.shared.gate.drained(ticket) {
+        if ex.shared.gate.drained_or_watch(ticket, self.fence_worker) {
             return self.push_ctl(iface, f, len, out);
         }
         if self.held.len() >= HELD_MAX {
@@ -145,9 +177,9 @@ impl Target {
 
     /// Sends the held Reserve replies whose writes have left. The target
     /// looks itself at each frame and write completion; a driver with
-    /// several workers calls this from its loop too (while
-    /// [`Target::fences_held`]), since the writes a reply waits for may
-    /// complete on another worker.
+    /// several workers calls this too when another worker's
+    /// [`Target::take_fence_wakes`] names this one, since the writes a reply
+    /// waits for may complete on another worker.
     pub fn poll_fences(&mut self, out: &mut Vec<Action>) {
         self.ctl_used = 0;
         self.release_held(out);
@@ -160,7 +192,7 @@ impl Target {
         while i < self.held.len() {
             let h = &self.held[i];
             let gate = &self.exports[usize::from(h.export.0)].shared.gate;
-            if !gate.drained(h.ticket) {
+            if !gate.drained_or_watch(h.ticket, self.fence_worker) {
                 i += 1;
                 continue;
             }
@@ -172,9 +204,24 @@ impl Target {
         }
     }
 
-    /// Whether Reserve replies wait for writes (poll again soon).
+    /// Whether Reserve replies wait for writes.
     pub fn fences_held(&self) -> bool {
         !self.held.is_empty()
+    }
+
+    /// Makes this target one of several workers sharing exports, as bit
+    /// `worker` (< 64): a reply it holds watches the export's write gate,
+    /// and a write leaving the gate on another worker names it in that
+    /// worker's [`Target::take_fence_wakes`], so the host wakes it instead of
+    /// it polling.
+    pub fn watch_fences_as(&mut self, worker: u8) {
+        self.fence_worker = 1u64.checked_shl(u32::from(worker)).unwrap_or(0);
+    }
+
+    /// The workers (bits as given to [`Target::watch_fences_as`]) to wake
+    /// because a write left a gate they hold a reply on; clears them.
+    pub fn take_fence_wakes(&mut self) -> u64 {
+        std::mem::take(&mut self.fence_wakes) & !self.fence_worker
     }
 }
 
@@ -215,6 +262,20 @@ mod tests {
         assert!(g.drained(t2));
         assert!(g.drained(t3));
         assert!(g.drained(t));
+    }
+
+    #[test]
+    fn a_watcher_is_named_once_by_the_next_write_to_leave() {
+        let g = WriteGate::default();
+        let (w1, w2) = (g.enter(), g.enter());
+        let t = g.ticket();
+        assert!(!g.drained_or_watch(t, 0), "no bit: nothing registered");
+        assert_eq!(g.leave(w1), 0);
+        assert!(!g.drained_or_watch(t, 0b100));
+        assert_eq!(g.leave(w2), 0b100, "the watcher is woken");
+        assert!(g.drained_or_watch(t, 0b100), "and finds the gate drained");
+        let w3 = g.enter();
+        assert_eq!(g.leave(w3), 0, "a drained look registers nothing");
     }
 
     #[test]

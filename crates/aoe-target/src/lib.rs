@@ -40,8 +40,10 @@
 //!   once.
 //! * Buffer Count = requests really queued per client MAC; more are dropped
 //!   and counted ([`Counters::client_queue_full`]).
-//! * A driver with several workers calls [`Target::poll_fences`] while
-//!   [`Target::fences_held`]: a held reply may wait for another worker's write.
+//! * A driver with several workers numbers them ([`Target::watch_fences_as`]),
+//!   wakes the workers another one's [`Target::take_fence_wakes`] names, and
+//!   then calls [`Target::poll_fences`]: a held reply may wait for another
+//!   worker's write.
 //!
 //! ## Several workers
 //!

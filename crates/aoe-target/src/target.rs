@@ -211,6 +211,10 @@ pub struct Target {
     ctl_cap: usize,
     /// Reserve replies waiting for writes checked against an older list.
     pub(crate) held: Vec<HeldReply>,
+    /// This worker's bit for the write gates' watchers (0: the only worker).
+    pub(crate) fence_worker: u64,
+    /// Workers to wake: a write left a gate they watch.
+    pub(crate) fence_wakes: u64,
     pub(crate) counters: Counters,
 }
 
@@ -278,6 +282,8 @@ impl Target {
             ctl_used: 0,
             ctl_cap: 0,
             held: Vec::new(),
+            fence_worker: 0,
+            fence_wakes: 0,
             counters: Counters::default(),
         };
         t.grow_ctl();
@@ -783,7 +789,7 @@ impl Target {
             let epoch = self.exports[e].shared.gate.enter();
             self.refresh(e);
             if excluded(&self.exports[e].cache.reserve, &to.h.src) {
-                self.exports[e].shared.gate.leave(epoch);
+                self.fence_wakes |= self.exports[e].shared.gate.leave(epoch);
                 self.refuse_fenced(to, &arg, out);
                 return;
             }
@@ -794,7 +800,7 @@ impl Target {
         let kind = if write { ReqKind::Write } else { ReqKind::Read };
         let Some(req) = self.alloc(kind, to, arg) else {
             if let Some(epoch) = gate {
-                self.exports[usize::from(export.0)].shared.gate.leave(epoch);
+                self.fence_wakes |= self.exports[usize::from(export.0)].shared.gate.leave(epoch);
             }
             return;
         };
@@ -990,7 +996,7 @@ impl Target {
         let ex = &mut self.exports[usize::from(export.0)];
         ex.writes_in_store = ex.writes_in_store.saturating_sub(1);
         if let Some(epoch) = gate {
-            ex.shared.gate.leave(epoch);
+            self.fence_wakes |= ex.shared.gate.leave(epoch);
         }
         if ok && !durable {
             ex.waiting.push(req);
@@ -1083,7 +1089,7 @@ impl Target {
             let ex = &mut self.exports[usize::from(e)];
             ex.writes_in_store = ex.writes_in_store.saturating_sub(1);
             if let Some(epoch) = gate {
-                ex.shared.gate.leave(epoch);
+                self.fence_wakes |= ex.shared.gate.leave(epoch);
             }
         }
         if self.release(req).is_some() {

@@ -1104,6 +1104,9 @@ fn state_shared_between_workers() {
 #[test]
 fn a_fence_on_one_worker_waits_for_writes_on_another() {
     let (mut w1, mut w2, now) = two_workers();
+    // Worker bits: w1 is woken by writes leaving on w2, never by its own.
+    w1.watch_fences_as(0);
+    w2.watch_fences_as(1);
     let mut out = Vec::new();
     w2.handle_frame(IfaceId(0), &write_frame(B, 1, 5, 0xb1), now, &mut out);
     let Some(&Action::Write { req, .. }) = out.first() else {
@@ -1125,10 +1128,16 @@ fn a_fence_on_one_worker_waits_for_writes_on_another() {
     out.clear();
     w2.handle_frame(IfaceId(0), &write_frame(B, 2, 6, 0xb2), now, &mut out);
     assert!(matches!(out.as_slice(), [Action::Send { .. }]), "{out:?}");
+    // Refused by the list w2 already sees, before the gate: no one to wake.
+    assert_eq!(w2.take_fence_wakes(), 0);
     out.clear();
     w1.poll_fences(&mut out);
     assert!(out.is_empty(), "B's write on w2 is still in flight");
+    assert_eq!(w1.take_fence_wakes(), 0);
     w2.write_done(req, true, &mut out);
+    // w1 watches the gate: the write that landed names it, once.
+    assert_eq!(w2.take_fence_wakes(), 1);
+    assert_eq!(w2.take_fence_wakes(), 0);
     out.clear();
     w1.poll_fences(&mut out);
     let [Action::Send { frame, len, .. }] = out.as_slice() else {
@@ -1136,6 +1145,10 @@ fn a_fence_on_one_worker_waits_for_writes_on_another() {
     };
     assert_eq!(reserve_reply(w1.ctl_frame(*frame, *len)), (None, vec![A]));
     assert!(!w1.fences_held());
+    // Nobody watches any more: B's writes wake no one.
+    out.clear();
+    w2.handle_frame(IfaceId(0), &write_frame(B, 3, 7, 0xb3), now, &mut out);
+    assert_eq!(w2.take_fence_wakes(), 0);
 }
 
 #[test]

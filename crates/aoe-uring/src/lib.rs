@@ -170,10 +170,11 @@ mod types;
 pub use fanout::FanoutMode;
 pub use iface::{ethernet_interfaces, InterfaceInfo, MacAddr};
 pub use packet::{BufferSize, PacketSocket, PacketStats, SocketOptions, DEFAULT_SOCKET_BUFFER};
-pub use ring::{Ring, RingConfig, RingWaker};
+pub use ring::{Ring, RingConfig, RingWaker, MAX_SEGMENTS};
 pub use storage::{device_size, Backing, BackingOptions, DirectIo};
 pub use types::{
-    Completion, Errno, FileId, FileOp, IoBuf, IoBuffer, RecvBuf, RingStats, SendSlot, SockId,
+    Completion, Errno, FileId, FileOp, IoBuf, IoBuffer, RecvBuf, RingStats, Segment, SendSlot,
+    SockId,
 };
 
 /// Ethertype of ATA over Ethernet.

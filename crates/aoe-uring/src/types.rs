@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Range;
 
 /// A socket registered with one [`crate::Ring`] (index in that ring).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -163,6 +164,20 @@ impl From<RecvBuf> for IoBuffer {
     }
 }
 
+/// One buffer of a vectored file read or write
+/// ([`Ring::file_io_vectored`](crate::Ring::file_io_vectored)): `buf[range]` moves
+/// to or from the file bytes that follow the previous segment's, and `user` names
+/// this segment's own [`Completion::IoDone`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// The buffer (given back in this segment's completion).
+    pub buf: IoBuffer,
+    /// The bytes of `buf` read into or written from.
+    pub range: Range<usize>,
+    /// The caller's token for this segment's completion.
+    pub user: u64,
+}
+
 /// A positive Linux errno value from a failed operation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Errno(pub i32);
@@ -238,7 +253,9 @@ pub enum Completion {
         result: Result<usize, Errno>,
     },
     /// A file operation (read, write, fsync, barrier) finished. Reads and writes hand
-    /// their buffer back in `buf`.
+    /// their buffer back in `buf`; a vectored read or write completes as one of these
+    /// per segment, in order (see
+    /// [`Ring::file_io_vectored`](crate::Ring::file_io_vectored)).
     IoDone {
         /// The caller's token.
         user: u64,

@@ -1,6 +1,6 @@
 //! File I/O, durability barriers and timers through the ring (no network needed).
 
-use aoe_uring::{Completion, FileId, FileOp, IoBuffer, Ring, RingConfig};
+use aoe_uring::{Completion, FileId, FileOp, IoBuffer, Ring, RingConfig, Segment};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -113,6 +113,117 @@ fn durable_write_needs_no_sync() {
         ring.release(buf.unwrap());
         assert_eq!(&on_disk(&tf)[4096..], &data[..]);
     }
+}
+
+/// A send slot holding `data` after a 36-byte header, as a segment for `user`.
+fn slot_segment(ring: &Ring, data: &[u8], user: u64) -> Segment {
+    let mut slot = ring.send_slot().unwrap();
+    ring.slot_mut(&mut slot)[36..36 + data.len()].copy_from_slice(data);
+    Segment {
+        buf: slot.into(),
+        range: 36..36 + data.len(),
+        user,
+    }
+}
+
+/// The bytes of a buffer a completion handed back.
+fn bytes(ring: &Ring, buf: &mut IoBuffer) -> Vec<u8> {
+    match buf {
+        IoBuffer::Slot(s) => ring.slot_mut(s).to_vec(),
+        IoBuffer::Io(b) => ring.io_bytes(b).to_vec(),
+        IoBuffer::Frame(f) => ring.frame(f).to_vec(),
+    }
+}
+
+#[test]
+fn vectored_write_and_read_complete_once_per_segment() {
+    // Payloads of three frames (1 KiB, 8 KiB, 512 B) to consecutive sectors in one
+    // durable write, then read back in one read: into send slots alone (one registered
+    // buffer: READV_FIXED where the kernel has it), then into an I/O buffer and slots
+    // (two registered buffers: plain READV), reaching past the end of the file.
+    for direct in [false, true] {
+        let (tf, mut ring, fid) = file_ring("vectored", direct, 1);
+        let data: Vec<Vec<u8>> = [1024, 8192, 512]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| pattern(i as u64 + 20, n))
+            .collect();
+        let segments = data
+            .iter()
+            .enumerate()
+            .map(|(i, d)| slot_segment(&ring, d, 10 + i as u64));
+        ring.file_io_vectored(FileOp::DurableWrite, fid, segments, 4096)
+            .unwrap();
+        let done: Vec<_> = wait_for(&mut ring, 3).into_iter().map(io_done).collect();
+        for (i, (user, result, buf)) in done.into_iter().enumerate() {
+            assert_eq!((user, result), (10 + i as u64, Ok(data[i].len())));
+            ring.release(buf.expect("each segment's buffer comes back"));
+        }
+        assert_eq!(ring.stats().io_ops, 1, "one operation");
+        let all = data.concat();
+        assert_eq!(&on_disk(&tf)[4096..], &all[..], "durable without a sync");
+
+        for mixed in [false, true] {
+            // The file ends 9728 bytes after 4096: the third segment gets 512 of
+            // its 1024 bytes, the fourth none.
+            let mut segments: Vec<Segment> = [1024, 8192, 1024, 512]
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| slot_segment(&ring, &vec![0xEE; n], 20 + i as u64))
+                .collect();
+            if mixed {
+                let io = ring.io_buf().unwrap();
+                ring.release(std::mem::replace(&mut segments[1].buf, io.into()));
+                segments[1].range = 0..8192;
+            }
+            let ranges: Vec<_> = segments.iter().map(|s| s.range.clone()).collect();
+            ring.file_io_vectored(FileOp::Read, fid, segments, 4096)
+                .unwrap();
+            let done: Vec<_> = wait_for(&mut ring, 4).into_iter().map(io_done).collect();
+            let mut read = Vec::new();
+            for (i, (user, result, buf)) in done.into_iter().enumerate() {
+                let mut buf = buf.unwrap();
+                let got = result.unwrap();
+                assert_eq!(user, 20 + i as u64);
+                assert_eq!(got, [1024, 8192, 512, 0][i], "segment {i}, direct {direct}");
+                read.extend_from_slice(&bytes(&ring, &mut buf)[ranges[i].start..][..got]);
+                ring.release(buf);
+            }
+            assert_eq!(read, all, "direct {direct}, mixed {mixed}");
+        }
+        assert_eq!(ring.free_io_bufs(), 1);
+    }
+}
+
+#[test]
+fn a_failed_vectored_write_fails_every_segment() {
+    let tf = TempFile::new("vro");
+    drop(tf.open(false));
+    let mut ring = io_ring(0);
+    let fid = ring.register_file(&File::open(&tf.0).unwrap()).unwrap();
+    let segments = (0..3).map(|i| slot_segment(&ring, &[7; 512], i));
+    ring.file_io_vectored(FileOp::Write, fid, segments, 0)
+        .unwrap();
+    let done: Vec<_> = wait_for(&mut ring, 3).into_iter().map(io_done).collect();
+    for (i, (user, result, buf)) in done.into_iter().enumerate() {
+        assert_eq!(user, i as u64);
+        assert_eq!(result.unwrap_err().0, libc::EBADF);
+        ring.release(buf.unwrap());
+    }
+    // Refused at submission: every buffer is given back.
+    let free = ring.free_send_slots();
+    let segments = [
+        slot_segment(&ring, &[1; 512], 1),
+        slot_segment(&ring, &[2; 512], 2),
+    ];
+    ring.unregister_file(fid).unwrap();
+    assert!(ring
+        .file_io_vectored(FileOp::Write, fid, segments, 0)
+        .is_err());
+    assert!(ring
+        .file_io_vectored(FileOp::Read, fid, std::iter::empty(), 0)
+        .is_err());
+    assert_eq!(ring.free_send_slots(), free);
 }
 
 #[test]

@@ -13,6 +13,8 @@ pub(crate) struct Bitmap {
     inflight: Vec<u32>,
     /// Sum of `inflight`.
     writes: u64,
+    /// Regions with a write in flight (each of them dirty).
+    busy: u64,
     last_write_ns: Vec<u64>,
 }
 
@@ -26,6 +28,7 @@ impl Bitmap {
             bits: vec![0; regions.div_ceil(8) as usize],
             inflight: vec![0; regions as usize],
             writes: 0,
+            busy: 0,
             last_write_ns: vec![0; regions as usize],
         }
     }
@@ -68,9 +71,6 @@ impl Bitmap {
             *b &= !(1 << (r % 8));
         }
     }
-    pub(crate) fn any_dirty(&self) -> bool {
-        self.bits.iter().any(|&b| b != 0)
-    }
     pub(crate) fn dirty_count(&self) -> u64 {
         self.bits.iter().map(|b| b.count_ones() as u64).sum()
     }
@@ -84,6 +84,9 @@ impl Bitmap {
     /// clear (the write must wait for it).
     pub(crate) fn start_write(&mut self, r: u64, now_ns: u64) -> Option<u32> {
         self.inflight[r as usize] += 1;
+        if self.inflight[r as usize] == 1 {
+            self.busy += 1;
+        }
         self.writes += 1;
         self.last_write_ns[r as usize] = now_ns;
         if self.is_dirty(r) {
@@ -102,6 +105,9 @@ impl Bitmap {
         let c = &mut self.inflight[r as usize];
         debug_assert!(*c > 0, "region {r}: write ended that never started");
         *c = c.saturating_sub(1);
+        if *c == 0 {
+            self.busy = self.busy.saturating_sub(1);
+        }
         self.writes = self.writes.saturating_sub(1);
         self.last_write_ns[r as usize] = now_ns;
     }
@@ -109,6 +115,13 @@ impl Bitmap {
     /// Writes in flight to all regions.
     pub(crate) fn writes(&self) -> u64 {
         self.writes
+    }
+
+    /// A dirty region without a write in flight: one `lazy_clear` may drop once it has
+    /// been idle long enough. A region with a write in flight is always dirty, so the
+    /// dirty ones outnumber the busy ones exactly when one of them is idle.
+    pub(crate) fn any_idle_dirty(&self) -> bool {
+        self.dirty_count() > self.busy
     }
 
     /// Writes in flight to region `r`.
@@ -183,10 +196,19 @@ mod tests {
             b.lazy_clear(15, 100).is_empty(),
             "one write still in flight"
         );
+        assert!(!b.any_idle_dirty(), "the one dirty region is busy");
         b.end_write(3, 20);
+        assert!(b.any_idle_dirty());
         assert!(b.lazy_clear(50, 100).is_empty(), "too recent");
         assert_eq!(b.lazy_clear(120, 100), vec![0]);
         assert!(!b.is_dirty(3));
+        assert!(!b.any_idle_dirty());
+        b.set_all();
+        b.start_write(4, 130);
+        assert!(
+            b.any_idle_dirty(),
+            "nine dirty regions idle beside the busy one"
+        );
     }
 
     #[test]

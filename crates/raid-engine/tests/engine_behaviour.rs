@@ -209,6 +209,32 @@ impl Rig {
             self.run();
         }
     }
+
+    /// Steps a clean stop as a loop sleeping until `poll_timeout` does: bitmap
+    /// clearing delay 0 (the appliance's `start_mark_clean`), time moved only to
+    /// where the engine asks, until it asks for nothing. Returns how many ticks it
+    /// asked for at the present moment on the way.
+    fn clean_stop(&mut self) -> usize {
+        self.e.set_tunables(Tunables {
+            bitmap_clear_ns: 0,
+            ..self.e.tunables()
+        });
+        let frozen = std::mem::replace(&mut self.frozen, true);
+        let mut at_now = 0;
+        for _ in 0..100_000 {
+            self.run();
+            let Some(t) = self.e.poll_timeout() else {
+                self.frozen = frozen;
+                return at_now;
+            };
+            if t <= self.now {
+                at_now += 1;
+            }
+            self.now = self.now.max(t);
+            self.e.tick(self.now);
+        }
+        panic!("the stop never went quiet: {at_now} ticks asked for at the present");
+    }
 }
 
 #[test]
@@ -511,6 +537,60 @@ fn returning_member_resyncs_only_the_bitmap_dirty_regions() {
     assert_one_region_rebuilt(&r);
     r.members[0].alive = false;
     assert_eq!(r.read(0, 8).unwrap(), vec![5; 8 * 512]);
+}
+
+/// A clean stop with a member away: the bits must stay (they record what it missed),
+/// so the bitmap timer has nothing to wake for. It used to ask for a tick at the
+/// present on every poll, and a loop sleeping until `poll_timeout` spun until the
+/// stop gave up. The clean mark still lands; when the member comes back during the
+/// stop, its bitmap resync runs and then the bits are cleared at once.
+#[test]
+fn a_clean_stop_of_a_degraded_then_resyncing_array_lands_without_spinning() {
+    for (level, n) in [(Level::Raid1, 2), (Level::Raid5, 3)] {
+        let mut r = Rig::new(level, n, 0, 16);
+        r.settle(10_000_000_000);
+        r.members[1].alive = false;
+        r.write(0, 5, 8);
+        let st = r.e.status();
+        assert_eq!(st.state, ArrayState::Degraded, "{level:?}");
+        assert!(
+            st.bitmap_dirty_regions > 0 && !st.clean_on_disk,
+            "{level:?}"
+        );
+        let at_now = r.clean_stop();
+        assert!(at_now <= 1, "{level:?}: {at_now} ticks at the present");
+        let st = r.e.status();
+        assert!(st.clean_on_disk, "{level:?}: the clean mark landed");
+        assert!(r.superblock(0).clean, "{level:?}");
+        assert!(
+            st.bitmap_dirty_regions > 0,
+            "{level:?}: bits kept while away"
+        );
+        let bit0 = BITMAP_OFFSET as usize * 512;
+        assert_eq!(
+            r.members[0].data[bit0] & 1,
+            1,
+            "{level:?}: and on the member"
+        );
+        assert_eq!(r.e.poll_timeout(), None, "{level:?}");
+        // Back while the stop waits: resynced by its bitmap, then the bits go.
+        r.members[1].alive = true;
+        r.e.member_returned(1).unwrap();
+        let at_now = r.clean_stop();
+        assert!(at_now <= 2, "{level:?}: {at_now} ticks at the present");
+        assert_readded_and_rebuilt(&r, 1, None);
+        let st = r.e.status();
+        assert_eq!(
+            st.bitmap_dirty_regions, 0,
+            "{level:?}: cleared once in sync"
+        );
+        assert!(st.clean_on_disk, "{level:?}");
+        assert!((0..n).all(|m| r.superblock(m).clean), "{level:?}");
+        assert!(
+            r.members.iter().all(|m| m.data[bit0] == 0),
+            "{level:?}: the members' bitmaps cleared"
+        );
+    }
 }
 
 /// Nothing was written while the member was away: its bitmap-only rebuild skips

@@ -5,7 +5,7 @@ use std::io;
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd};
 
-use io_uring::{opcode, types};
+use io_uring::{opcode, squeue, types};
 
 use super::ops::OpKind;
 use super::owner::Owner;
@@ -107,11 +107,7 @@ impl Ring {
         offset: u64,
         user: u64,
     ) -> io::Result<()> {
-        let (kind, rw_flags) = match op {
-            FileOp::Read => (OpKind::Read, 0),
-            FileOp::Write => (OpKind::Write, 0),
-            FileOp::DurableWrite => (OpKind::Write, libc::RWF_DSYNC),
-        };
+        let (kind, rw_flags) = op.kind_and_flags();
         self.rw_fixed(kind, file, buf.into(), range, (offset, rw_flags), user)
     }
 
@@ -176,18 +172,18 @@ impl Ring {
         }
     }
 
-    fn rw_fixed(
+    /// Where `buf[range]` lies for a read or write of `kind`: the buffer (a mapped ring
+    /// frame copied into a send slot first), a pointer to `range`'s first byte and the
+    /// registered buffer it is in. Releases the buffer if it cannot be used.
+    pub(super) fn place(
         &self,
         kind: OpKind,
-        file: FileId,
         buf: IoBuffer,
-        range: Range<usize>,
-        (offset, rw_flags): (u64, i32),
-        user: u64,
-    ) -> io::Result<()> {
+        range: &Range<usize>,
+    ) -> io::Result<(IoBuffer, *mut u8, u16)> {
         let buf = match buf {
             IoBuffer::Frame(f) if f.ring == self.id && f.mapped.is_some() => {
-                self.mapped_to_slot(kind, f, &range)?
+                self.mapped_to_slot(kind, f, range)?
             }
             other => other,
         };
@@ -200,15 +196,31 @@ impl Ring {
         let reads_into_frame = kind == OpKind::Read && matches!(buf, IoBuffer::Frame(_));
         let bad_range =
             range.start > range.end || range.end > cap || range.len() > u32::MAX as usize;
-        if bad_range || reads_into_frame || self.check_file(file).is_err() {
+        if bad_range || reads_into_frame {
             self.release(buf);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("bad file {file:?}, range {range:?} (buffer size {cap}) or read into a received frame"),
+                format!("range {range:?} (buffer size {cap}) or read into a received frame"),
             ));
         }
         // SAFETY: `range` lies inside the buffer (checked above).
-        let ptr = unsafe { base.add(range.start) };
+        Ok((buf, unsafe { base.add(range.start) }, buf_index))
+    }
+
+    fn rw_fixed(
+        &self,
+        kind: OpKind,
+        file: FileId,
+        buf: IoBuffer,
+        range: Range<usize>,
+        (offset, rw_flags): (u64, i32),
+        user: u64,
+    ) -> io::Result<()> {
+        if let Err(e) = self.check_file(file) {
+            self.release(buf);
+            return Err(e);
+        }
+        let (buf, ptr, buf_index) = self.place(kind, buf, &range)?;
         let len = range.len() as u32;
         let op = self.alloc_op(kind, user, Some(buf), file.0)?;
         let fd = types::Fixed(file.0);
@@ -222,23 +234,42 @@ impl Ring {
                 .build(),
         }
         .user_data(Owner::Op(op).user_data());
+        // SAFETY: the buffer token is parked in the op slot until the CQE, so the caller
+        // cannot touch the memory meanwhile; the registered regions outlive all requests.
+        unsafe { self.push_rw(op, kind, file, &sqe) }.map_err(|(e, buf)| {
+            if let Some(b) = buf {
+                self.release(b);
+            }
+            e
+        })
+    }
+
+    /// Submits `sqe`, the read or write of op slot `op` on `file`, a write counted for
+    /// the file's barriers. On failure the slot is freed, the count undone, and the
+    /// slot's buffer (of a plain read or write) handed back.
+    ///
+    /// # Safety
+    /// As for `push`: every buffer the SQE names stays valid until its completion.
+    pub(super) unsafe fn push_rw(
+        &self,
+        op: u32,
+        kind: OpKind,
+        file: FileId,
+        sqe: &squeue::Entry,
+    ) -> Result<(), (io::Error, Option<IoBuffer>)> {
         if kind == OpKind::Write {
             let epoch = self.barriers.borrow_mut()[file.0 as usize].write_started();
             self.ops.borrow_mut().slots[op as usize].epoch = epoch;
         }
-        // SAFETY: the buffer token is parked in the op slot until the CQE, so the caller
-        // cannot touch the memory meanwhile; the registered regions outlive all requests.
-        let r = unsafe { self.push(&sqe) };
-        if r.is_err() {
+        // SAFETY: per the caller's contract.
+        let r = unsafe { self.push(sqe) };
+        r.map_err(|e| {
             let dead = self.free_op(op);
             if kind == OpKind::Write {
                 self.barriers.borrow_mut()[file.0 as usize].write_done(dead.epoch);
             }
-            if let Some(b) = dead.buf {
-                self.release(b);
-            }
-        }
-        r
+            (e, dead.buf)
+        })
     }
 
     /// A mapped receive ring's slot is no registered buffer: a write from one
@@ -323,6 +354,17 @@ impl Ring {
                     .push((file, user, datasync));
                 return;
             }
+        }
+    }
+}
+
+impl FileOp {
+    /// The op kind and `rw_flags` of a read or write.
+    pub(super) fn kind_and_flags(self) -> (OpKind, i32) {
+        match self {
+            FileOp::Read => (OpKind::Read, 0),
+            FileOp::Write => (OpKind::Write, 0),
+            FileOp::DurableWrite => (OpKind::Write, libc::RWF_DSYNC),
         }
     }
 }

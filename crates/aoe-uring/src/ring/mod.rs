@@ -19,11 +19,13 @@ mod ops;
 mod owner;
 mod sends;
 mod sockets;
+mod vectored;
 mod waits;
 
 use ops::Ops;
 use owner::Owner;
 use sockets::SocketEntry;
+pub use vectored::MAX_SEGMENTS;
 pub use waits::RingWaker;
 use waits::WakeState;
 
@@ -128,6 +130,8 @@ pub struct Ring {
     cqes: Vec<cqueue::Entry>,
     // The kernel honours a minimum wait (IORING_FEAT_MIN_TIMEOUT, Linux ≥ 6.12).
     min_wait: bool,
+    // The kernel has READV_FIXED/WRITEV_FIXED (Linux ≥ 6.15).
+    vectored_fixed: bool,
 }
 
 impl Ring {
@@ -178,6 +182,10 @@ impl Ring {
             .build(cfg.sq_entries)
             .map_err(|e| io::Error::new(e.kind(), format!("io_uring_setup: {e}")))?;
         let min_wait = uring.params().is_feature_min_timeout();
+        let mut probe = io_uring::Probe::new();
+        let vectored_fixed = uring.submitter().register_probe(&mut probe).is_ok()
+            && probe.is_supported(opcode::ReadvFixed::CODE)
+            && probe.is_supported(opcode::WritevFixed::CODE);
         let recv =
             ProvidedBuffers::new(cfg.recv_buffers, cfg.recv_buffer_size, cfg.align_payload_at)?;
         // SAFETY: the ring memory is a page-aligned Region of `entries` 16-byte entries,
@@ -248,6 +256,7 @@ impl Ring {
             stats: Cell::new(RingStats::default()),
             cqes: Vec::with_capacity(256),
             min_wait,
+            vectored_fixed,
         })
     }
 

@@ -5,6 +5,7 @@ use std::io;
 
 use io_uring::types;
 
+use super::vectored::{IoVecs, Parts};
 use super::Ring;
 use crate::types::{Completion, Errno, IoBuffer};
 
@@ -23,6 +24,10 @@ pub(super) struct Op {
     user: u64,
     /// The buffer of a read or write.
     pub(super) buf: Option<IoBuffer>,
+    /// The buffers of a vectored read or write (then `buf` is `None`), and the
+    /// iovec array the kernel reads; both keep their capacity from op to op.
+    pub(super) parts: Parts,
+    pub(super) iovecs: IoVecs,
     file: u32,
     /// Barrier epoch of a write.
     pub(super) epoch: u64,
@@ -43,6 +48,8 @@ impl Ops {
             kind: OpKind::Free,
             user: 0,
             buf: None,
+            parts: Parts::default(),
+            iovecs: IoVecs::default(),
             file: 0,
             epoch: 0,
             ts: types::Timespec::new(),
@@ -94,6 +101,10 @@ impl Ring {
             kind: slot.kind,
             user: slot.user,
             buf: slot.buf.take(),
+            // A vectored operation's buffers stay in the slot for `on_op` to hand
+            // back, with the vectors' capacity for the slot's next use.
+            parts: Parts::default(),
+            iovecs: IoVecs::default(),
             file: slot.file,
             epoch: slot.epoch,
             ts: types::Timespec::new(),
@@ -125,11 +136,18 @@ impl Ring {
                         s.io_errors += 1;
                     }
                 });
-                out.push(Completion::IoDone {
-                    user: op.user,
-                    result,
-                    buf: op.buf,
-                });
+                {
+                    let parts = &mut self.ops.borrow_mut().slots[idx as usize].parts;
+                    if parts.is_empty() {
+                        out.push(Completion::IoDone {
+                            user: op.user,
+                            result,
+                            buf: op.buf,
+                        });
+                    } else {
+                        parts.complete(result, out);
+                    }
+                }
                 if op.kind == OpKind::Write {
                     self.barriers.borrow_mut()[op.file as usize].write_done(op.epoch);
                     self.issue_ready_barriers(op.file);

@@ -1,8 +1,9 @@
 //! `aoeraid serve`: export a file or block device as an AoE target — vblade's
 //! job, through io_uring, with durable writes and persistent control state.
 
-use crate::config::serve::{self as serve_config, ServeConfig};
-use crate::frontend::{self, Catalog, Control, ExportSpec, FrontendConfig, IoMode};
+use crate::config::serve::{self as serve_config, ServeExport};
+use crate::config::ByteSize;
+use crate::frontend::{self, Catalog, Control, FrontendConfig, IoMode};
 use anyhow::Context;
 use aoe_uring::sys::{Signal, Signals};
 use aoe_wire::{AoeAddr, Mac};
@@ -145,7 +146,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .collect();
     eprintln!(
         "aoeraid serve: stopped; {} slot_waits={} ctl_dropped={} submit_errors={} send_errors={} \
-         persist_errors={} kernel_dropped={}",
+         persist_errors={} kernel_dropped={} merged_ops={} merged_requests={}",
         core.join(" "),
         d.slot_waits,
         d.ctl_dropped,
@@ -153,6 +154,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         d.send_errors,
         d.persist_errors,
         s.kernel_dropped,
+        d.merged_ops,
+        d.merged_requests,
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -175,7 +178,7 @@ fn settings(args: &Args, max_buffers: u16) -> FrontendConfig {
 }
 
 /// The one export of the command line.
-fn from_args(args: &Args) -> anyhow::Result<ExportSpec> {
+fn from_args(args: &Args) -> anyhow::Result<ServeExport> {
     let (Some(shelf), Some(slot), Some(file)) = (args.shelf, args.slot, &args.file) else {
         anyhow::bail!("--shelf, --slot and a file are needed without --config");
     };
@@ -187,14 +190,16 @@ fn from_args(args: &Args) -> anyhow::Result<ExportSpec> {
     {
         anyhow::bail!("--config-string longer than 1024 bytes");
     }
-    Ok(ExportSpec {
+    Ok(ServeExport {
+        file: file.clone(),
         shelf,
         slot,
-        path: file.clone(),
-        ifaces: args.ifaces.clone(),
+        interfaces: args.ifaces.clone(),
         read_only: args.read_only,
         allow: args.allow.clone(),
-        config_string: args.config_string.as_ref().map(|s| s.as_bytes().to_vec()),
+        buffers: args.buffers,
+        offset: Some(ByteSize(args.offset * 512)),
+        length: args.length.map(|l| ByteSize(l * 512)),
         io: if args.direct {
             IoMode::Direct
         } else if args.buffered {
@@ -202,33 +207,11 @@ fn from_args(args: &Args) -> anyhow::Result<ExportSpec> {
         } else {
             IoMode::Auto
         },
-        buffers: args.buffers,
-        offset: args.offset * 512,
-        length: args.length.map(|l| l * 512),
+        config_string: args.config_string.clone(),
     })
 }
 
-/// The exports of a config file (errors name line and field).
-fn specs(c: &ServeConfig) -> Vec<ExportSpec> {
-    c.exports
-        .iter()
-        .map(|e| ExportSpec {
-            shelf: e.shelf,
-            slot: e.slot,
-            path: e.file.clone(),
-            ifaces: e.interfaces.clone(),
-            read_only: e.read_only,
-            allow: e.allow.clone(),
-            config_string: e.config_string.as_ref().map(|s| s.as_bytes().to_vec()),
-            io: e.io,
-            buffers: e.buffers,
-            offset: e.offset.map_or(0, |o| o.bytes()),
-            length: e.length.map(|l| l.bytes()),
-        })
-        .collect()
-}
-
-fn from_file(path: &Path, args: &Args) -> anyhow::Result<(FrontendConfig, Vec<ExportSpec>)> {
+fn from_file(path: &Path, args: &Args) -> anyhow::Result<(FrontendConfig, Vec<ServeExport>)> {
     let c = serve_config::load(path)?;
     // Room for the largest Buffer Count an export may be given on a reload.
     let max = c
@@ -246,14 +229,14 @@ fn from_file(path: &Path, args: &Args) -> anyhow::Result<(FrontendConfig, Vec<Ex
         max_buffers: max,
         spin: Duration::from_micros(args.spin_us),
     };
-    Ok((cfg, specs(&c)))
+    Ok((cfg, c.exports))
 }
 
 /// SIGHUP: re-reads `path`; a bad file changes nothing.
 fn reload(cat: &Catalog, path: &Path) {
     match serve_config::load(path) {
         Ok(c) => {
-            for line in cat.reload(specs(&c)) {
+            for line in cat.reload(c.exports) {
                 eprintln!("aoeraid serve: reload: {line}");
             }
         }

@@ -43,28 +43,48 @@ pub(crate) struct ServeConfig {
     pub(crate) exports: Vec<ServeExport>,
 }
 
-/// One export.
+/// One export: an item of the file's `exports`, or the one export of the
+/// command line; what the catalog opens and compares on a reload
+/// (`frontend/catalog.rs`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServeExport {
     pub(crate) file: PathBuf,
     pub(crate) shelf: u16,
     pub(crate) slot: u8,
+    /// Interfaces it is served on (those that exist; others once they come up).
     pub(crate) interfaces: Vec<String>,
     #[serde(default)]
     pub(crate) read_only: bool,
+    /// If non-empty, replaces the saved MAC mask list at start (like vblade -m).
     #[serde(default)]
     pub(crate) allow: Vec<Mac>,
+    /// Buffer Count advertised and queued per client.
     #[serde(default = "default_buffers")]
     pub(crate) buffers: u16,
+    /// Bytes skipped at the start of the file, and exported (vblade -o/-l).
     #[serde(default)]
     pub(crate) offset: Option<ByteSize>,
     #[serde(default)]
     pub(crate) length: Option<ByteSize>,
+    /// Page cache or O_DIRECT (see [`IoMode`]).
     #[serde(default)]
     pub(crate) io: IoMode,
+    /// If set, replaces the saved config string at start.
     #[serde(default)]
     pub(crate) config_string: Option<String>,
+}
+
+impl ServeExport {
+    /// Bytes of the file before the export's first sector.
+    pub(crate) fn offset_bytes(&self) -> u64 {
+        self.offset.map_or(0, ByteSize::bytes)
+    }
+
+    /// Bytes exported from the offset on; None: the rest of the file.
+    pub(crate) fn length_bytes(&self) -> Option<u64> {
+        self.length.map(ByteSize::bytes)
+    }
 }
 
 pub(crate) const DEFAULT_STATE_DIR: &str = "/var/lib/aoeraid/serve";

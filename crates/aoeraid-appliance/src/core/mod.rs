@@ -62,7 +62,7 @@ pub(crate) use ownership::{
 };
 pub(crate) use spare_label::SpareLabel;
 pub(crate) use spares::{Spare, SpareGroups, SpareOrigin};
-pub(crate) use volumes::{Array, Volume};
+pub(crate) use volumes::{start_volumes, Array, Assembled, Volume};
 
 use crate::config::{Config, MemberAddr};
 use crate::events::Event;
@@ -229,6 +229,13 @@ impl Core {
         };
         if let Some(x) = core.exports.as_mut() {
             x.announce_all();
+        }
+        for v in &mut core.vols {
+            for a in &mut v.arrays {
+                for (addr, why) in std::mem::take(&mut a.refused_at_start) {
+                    core.rejoin.refuse(addr, why);
+                }
+            }
         }
         core
     }

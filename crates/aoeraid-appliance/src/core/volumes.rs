@@ -2,9 +2,10 @@
 //! appliance knows of each array that its engine does not (member addresses, spare
 //! group, sync ledger).
 
+use super::assembly::Verdicts;
 use super::members::Location;
-use crate::config::MemberAddr;
-use raid_engine::{Concat, MemberState};
+use crate::config::{Config, MemberAddr};
+use raid_engine::{Concat, Engine, MemberState};
 
 /// A RAID array inside a volume.
 pub(crate) struct Array {
@@ -26,6 +27,9 @@ pub(crate) struct Array {
     /// Members assembly took from blades found by their superblock, which the
     /// configuration does not list (`core/assembly.rs`).
     pub(crate) found: Vec<MemberAddr>,
+    /// Devices assembly left out, with the reason, until the core takes them
+    /// over as its refusals when it starts (`Core::new`).
+    pub(crate) refused_at_start: Vec<(MemberAddr, String)>,
 }
 
 impl Array {
@@ -42,12 +46,18 @@ impl Array {
             last_failed: None,
             regather_wanted: false,
             found: Vec::new(),
+            refused_at_start: Vec::new(),
         }
     }
 
-    /// The array with `found`: members assembly took by their superblock.
-    pub(crate) fn found(self, found: Vec<MemberAddr>) -> Array {
-        Array { found, ..self }
+    /// The array as its assembly left it: members taken by their superblock,
+    /// devices refused.
+    pub(crate) fn assembled(self, v: Verdicts) -> Array {
+        Array {
+            found: v.found,
+            refused_at_start: v.refused,
+            ..self
+        }
     }
 
     /// Records that engine member index `idx` is `addr` at `loc`.
@@ -163,6 +173,48 @@ impl Volume {
     }
 }
 
+/// An array assembled (or created) at start, before it joins its volume.
+pub(crate) struct Assembled {
+    pub(crate) engine: Engine,
+    pub(crate) array: Array,
+}
+
+/// The volumes at start, from the arrays assembled in configuration order: every
+/// configured volume concatenates its arrays in the order it lists them and carries
+/// its export, read-only flag and mask list; then every array no volume names, each
+/// a standalone volume (waiting for `grow`), in assembly order. Shared by
+/// `aoeraid run` and the simulator, so both start the same volumes.
+pub(crate) fn start_volumes(
+    cfg: &Config,
+    mut assembled: Vec<Assembled>,
+) -> Result<Vec<Volume>, String> {
+    let mut vols = Vec::new();
+    for vs in &cfg.volumes {
+        let mut engines = Vec::new();
+        let mut arrays = Vec::new();
+        for an in &vs.arrays {
+            let i = assembled
+                .iter()
+                .position(|a| &a.array.name == an)
+                .ok_or_else(|| format!("volume {}: array {an} is not assembled", vs.name))?;
+            let a = assembled.remove(i);
+            engines.push(a.engine);
+            arrays.push(a.array);
+        }
+        let mut v = Volume::new(vs.name.clone(), Concat::new(engines), arrays);
+        v.export = Some((vs.export.shelf, vs.export.slot));
+        v.read_only = vs.read_only;
+        v.allow = vs.allow.iter().map(|m| m.to_string()).collect();
+        vols.push(v);
+    }
+    vols.extend(
+        assembled
+            .into_iter()
+            .map(|a| Volume::standalone(a.engine, a.array)),
+    );
+    Ok(vols)
+}
+
 /// (volume, array) of the array named `name`.
 pub(crate) fn find_array(vols: &[Volume], name: &str) -> Option<(usize, usize)> {
     vols.iter().enumerate().find_map(|(v, vol)| {
@@ -171,4 +223,118 @@ pub(crate) fn find_array(vols: &[Volume], name: &str) -> Option<(usize, usize)> 
             .position(|a| a.name == name)
             .map(|a| (v, a))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::check_str;
+    use aoe_initiator::BladeId;
+    use raid_engine::{ArrayConfig, Level, MemberSpec};
+
+    /// Arrays a, b, c (volume `big` concatenates c then a, `small` is b) and d,
+    /// which no volume names.
+    const YAML: &str = "appliance: {name: t}\n\
+        backend: {interfaces: [eth1]}\n\
+        frontend: {interfaces: [eth2]}\n\
+        arrays:\n\
+        \x20 - {name: a, level: raid1, members: [e1.0, e2.0], spare_group: g}\n\
+        \x20 - {name: b, level: raid1, members: [e3.0, e4.0]}\n\
+        \x20 - {name: c, level: raid1, members: [e5.0, e6.0]}\n\
+        \x20 - {name: d, level: raid1, members: [e7.0, e8.0]}\n\
+        spare_groups: {g: [e9.0]}\n\
+        volumes:\n\
+        \x20 - {name: big, arrays: [c, a], export: {shelf: 7, slot: 0}, read_only: true, \
+        allow: [\"52:54:00:00:00:01\", \"52:54:00:00:00:02\"]}\n\
+        \x20 - {name: small, arrays: [b], export: {shelf: 7, slot: 1}}\n";
+
+    fn cfg() -> Config {
+        check_str(YAML, "t.yaml", false)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config
+    }
+
+    /// Array `name` of `cfg` as assembly hands it over: a fresh engine, its
+    /// members on blades, `found` taken by their superblock.
+    fn assembled(cfg: &Config, name: &str, found: &[&str]) -> Assembled {
+        let spec = cfg.array(name).unwrap();
+        let ms = spec
+            .members
+            .iter()
+            .map(|m| MemberSpec {
+                uuid: [m.shelf().unwrap() as u8; 16],
+                size_sectors: 2048 + 4096,
+                shelf: None,
+            })
+            .collect();
+        let engine = Engine::create(&ArrayConfig::new(name, [0xA0; 16], Level::Raid1, ms))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let members = spec
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.clone(),
+                    Location::Blade(BladeId(u32::from(m.shelf().unwrap()))),
+                )
+            })
+            .collect();
+        let found = found.iter().map(|f| f.parse().unwrap()).collect();
+        Assembled {
+            engine,
+            array: Array::new(name.into(), members, spec.spare_group.clone()).assembled(Verdicts {
+                found,
+                refused: Vec::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn configured_volumes_come_first_with_their_arrays_in_order_then_unnamed_arrays() {
+        let cfg = cfg();
+        let ready = ["a", "b", "c", "d"]
+            .map(|n| assembled(&cfg, n, if n == "a" { &["e10.0"] } else { &[] }));
+        let vols = start_volumes(&cfg, ready.into()).unwrap();
+        let shape: Vec<(&str, Vec<&str>, Vec<String>, bool)> = vols
+            .iter()
+            .map(|v| {
+                (
+                    v.name.as_str(),
+                    v.arrays.iter().map(|a| a.name.as_str()).collect(),
+                    v.concat.arrays().iter().map(|e| e.status().name).collect(),
+                    v.standalone,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("big", vec!["c", "a"], vec!["c".into(), "a".into()], false),
+                ("small", vec!["b"], vec!["b".into()], false),
+                ("d", vec!["d"], vec!["d".into()], true),
+            ]
+        );
+        let big = &vols[0];
+        assert_eq!(big.export, Some((7, 0)));
+        assert!(big.read_only);
+        assert_eq!(big.allow, ["52:54:00:00:00:01", "52:54:00:00:00:02"]);
+        let a = &big.arrays[1];
+        assert_eq!(a.found, ["e10.0".parse::<MemberAddr>().unwrap()]);
+        assert_eq!(a.spare_group.as_deref(), Some("g"));
+        assert_eq!(a.member_names(2), ["e1.0", "e2.0"]);
+        let small = &vols[1];
+        assert_eq!(small.export, Some((7, 1)));
+        assert!(!small.read_only);
+        assert!(small.allow.is_empty());
+        assert!(small.arrays[0].found.is_empty());
+        assert_eq!(vols[2].export, None);
+    }
+
+    #[test]
+    fn a_volume_whose_array_was_not_assembled_is_refused_by_name() {
+        let cfg = cfg();
+        let ready = ["a", "b", "d"].map(|n| assembled(&cfg, n, &[]));
+        let err = start_volumes(&cfg, ready.into()).err().unwrap();
+        assert_eq!(err, "volume big: array c is not assembled");
+    }
 }

@@ -13,34 +13,23 @@ use crate::control::sdnotify::{watchdog_interval, Notifier};
 use crate::control::status::Status;
 use crate::control::{ControlHandler, ControlServer, MemberCommand};
 use crate::core::{
-    Array, ClaimMode, Command, Core, CoreParts, ExportDef, Exports, Location, MemberMap, Reply,
-    Spare, SpareGroups, SpareOrigin, Volume,
+    start_volumes, Array, Assembled, ClaimMode, Command, Core, CoreParts, ExportDef, Exports,
+    Location, MemberMap, Reply, Spare, SpareGroups, SpareOrigin,
 };
 use crate::events::{self, Dispatcher, DispatcherOptions, Event, EventKind};
 use crate::frontend::StateFile;
 use crate::metrics::http::MetricsServer;
 use crate::metrics::Metrics;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use aoe_target::{ExportState, SharedExport};
 use aoe_uring::sys::{Signal, Signals};
 use aoe_uring::{PacketSocket, RingWaker};
 use aoe_wire::Mac;
 use crossbeam_channel::{bounded, Sender};
 use parking_lot::Mutex;
-use raid_engine::Concat;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// An assembled array waiting for its volume: name, engine, members, spare group,
-/// the members found by their superblock that the configuration does not list.
-type Ready = (
-    String,
-    raid_engine::Engine,
-    Vec<(MemberAddr, Location)>,
-    Option<String>,
-    Vec<MemberAddr>,
-);
 
 /// Commands waiting for the data path at most; more are refused (busy).
 const CMD_QUEUE: usize = 64;
@@ -210,14 +199,14 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
     // Blades the YAML does not list may carry a member an operator added at run
     // time: each array is assembled from the superblocks found, not from the list.
     let found = read_found(&mut dev, &cfg)?;
-    let mut assembled: Vec<Ready> = Vec::new();
+    let mut assembled = Vec::new();
     let mut taken = Vec::new();
     for spec in &cfg.arrays {
         let a = assemble_array(&mut dev, &cfg, spec, &found, opts.force)?;
         for n in &a.notes {
             events::log_line(4, n);
         }
-        for m in &a.found {
+        for m in &a.verdicts.found {
             if let Some(&(_, Location::Blade(id), _)) = found.iter().find(|f| &f.0 == m) {
                 taken.push((id, m.to_string()));
             }
@@ -231,13 +220,11 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
             Event::new(EventKind::NewArray, spec.name.clone())
                 .detail(format!("{} members", a.members.len())),
         );
-        assembled.push((
-            spec.name.clone(),
+        assembled.push(Assembled {
             engine,
-            a.members,
-            spec.spare_group.clone(),
-            a.found,
-        ));
+            array: Array::new(spec.name.clone(), a.members, spec.spare_group.clone())
+                .assembled(a.verdicts),
+        });
     }
     claim_found(&mut dev, &mut claimed, &taken, &mut |l| {
         events::log_line(5, &l)
@@ -249,7 +236,7 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
         for m in &g.members {
             let used = assembled
                 .iter()
-                .any(|(_, _, ms, _, _)| ms.iter().any(|x: &(MemberAddr, Location)| &x.0 == m));
+                .any(|a| a.array.known().any(|(_, addr, _)| addr == m));
             if used {
                 continue;
             }
@@ -275,39 +262,11 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
         events::log_line(4, &format!("{m}: {why}"));
     }
 
-    // Volumes: arrays concatenated in the configured order.
-    let mut vols: Vec<Volume> = Vec::new();
-    let mut volume_io = Vec::new();
-    let take = |name: &str, assembled: &mut Vec<Ready>| {
-        assembled
-            .iter()
-            .position(|x| x.0 == name)
-            .map(|i| assembled.remove(i))
-    };
-    for vs in &cfg.volumes {
-        let mut engines = Vec::new();
-        let mut arrays = Vec::new();
-        for an in &vs.arrays {
-            let Some((name, e, members, group, found)) = take(an, &mut assembled) else {
-                bail!("volume {}: array {an} is not assembled", vs.name);
-            };
-            engines.push(e);
-            arrays.push(Array::new(name, members, group).found(found));
-        }
-        let mut v = Volume::new(vs.name.clone(), Concat::new(engines), arrays);
-        v.export = Some((vs.export.shelf, vs.export.slot));
-        v.read_only = vs.read_only;
-        v.allow = vs.allow.iter().map(|m| m.to_string()).collect();
-        vols.push(v);
-        volume_io.push(Some(metrics.volume_io(&vs.name)));
-    }
-    for (name, e, members, group, found) in assembled.drain(..) {
-        vols.push(Volume::standalone(
-            e,
-            Array::new(name, members, group).found(found),
-        ));
-        volume_io.push(None);
-    }
+    let vols = start_volumes(&cfg, assembled).map_err(anyhow::Error::msg)?;
+    let volume_io = vols
+        .iter()
+        .map(|v| (!v.standalone).then(|| metrics.volume_io(&v.name)))
+        .collect();
     phases.done("assembly");
     // Exports last, once every array is up.
     std::fs::create_dir_all(&cfg.appliance.state_dir)

@@ -4,37 +4,15 @@
 //! generation the workers compare once per loop turn.
 
 use super::persist::StateFile;
-use super::store::{ExportFile, IoMode};
+use super::store::ExportFile;
+use crate::config::serve::ServeExport;
 use anyhow::{bail, Context};
 use aoe_target::SharedExport;
-use aoe_wire::Mac;
 use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// One export to serve.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ExportSpec {
-    pub(crate) shelf: u16,
-    pub(crate) slot: u8,
-    pub(crate) path: PathBuf,
-    /// Interfaces it is served on (those that exist; others once they come up).
-    pub(crate) ifaces: Vec<String>,
-    pub(crate) read_only: bool,
-    /// If non-empty, replaces the saved MAC mask list at start (like vblade -m).
-    pub(crate) allow: Vec<Mac>,
-    /// If set, replaces the saved config string at start.
-    pub(crate) config_string: Option<Vec<u8>>,
-    /// Page cache or O_DIRECT (see [`IoMode`]).
-    pub(crate) io: IoMode,
-    /// Buffer Count advertised and queued per client.
-    pub(crate) buffers: u16,
-    /// Bytes skipped at the start of the file, and exported (vblade -o/-l).
-    pub(crate) offset: u64,
-    pub(crate) length: Option<u64>,
-}
 
 /// Process-wide settings.
 #[derive(Debug, Clone)]
@@ -56,7 +34,7 @@ pub(crate) struct FrontendConfig {
 /// An export with its store open and its state loaded.
 #[derive(Debug)]
 pub(crate) struct Served {
-    pub(crate) spec: ExportSpec,
+    pub(crate) spec: ServeExport,
     pub(crate) store: ExportFile,
     pub(crate) shared: Arc<SharedExport>,
     pub(crate) state: Arc<StateFile>,
@@ -65,7 +43,7 @@ pub(crate) struct Served {
 impl Served {
     /// Opens the store, loads (or creates) the state file and applies the
     /// spec's mask list and config string.
-    fn open(spec: ExportSpec, cfg: &FrontendConfig) -> anyhow::Result<Served> {
+    fn open(spec: ServeExport, cfg: &FrontendConfig) -> anyhow::Result<Served> {
         if spec.buffers > cfg.max_buffers {
             bail!(
                 "buffer count {} above the {} this process started with (restart to raise it)",
@@ -74,11 +52,11 @@ impl Served {
             );
         }
         let store = ExportFile::open(
-            &spec.path,
+            &spec.file,
             spec.read_only,
             spec.io,
-            spec.offset,
-            spec.length,
+            spec.offset_bytes(),
+            spec.length_bytes(),
         )?;
         let state = Arc::new(StateFile::new(&cfg.state_dir, spec.shelf, spec.slot));
         let mut st = state.load_or_new()?;
@@ -89,7 +67,7 @@ impl Served {
             if c.len() > aoe_wire::MAX_CONFIG_LEN {
                 bail!("config string longer than 1024 bytes");
             }
-            st.config = c.clone();
+            st.config = c.as_bytes().to_vec();
         }
         state.save(&st)?;
         Ok(Served {
@@ -127,7 +105,7 @@ impl Served {
             "e{}.{} {} ({} sectors, {}{}, buffer count {}) on {}",
             s.shelf,
             s.slot,
-            s.path.display(),
+            s.file.display(),
             self.shared.sectors(),
             if self.store.direct {
                 "O_DIRECT"
@@ -136,7 +114,7 @@ impl Served {
             },
             if s.read_only { ", read-only" } else { "" },
             s.buffers,
-            s.ifaces.join(",")
+            s.interfaces.join(",")
         )
     }
 }
@@ -153,13 +131,13 @@ pub(crate) struct Catalog {
 
 impl Catalog {
     /// Opens every export of `specs`; any failure is an error.
-    pub(crate) fn open(cfg: FrontendConfig, specs: Vec<ExportSpec>) -> anyhow::Result<Catalog> {
+    pub(crate) fn open(cfg: FrontendConfig, specs: Vec<ServeExport>) -> anyhow::Result<Catalog> {
         if cfg.threads == 0 || cfg.threads > 64 {
             bail!("--threads must be 1..=64");
         }
         let mut list = Vec::new();
         for spec in specs {
-            let what = format!("e{}.{} ({})", spec.shelf, spec.slot, spec.path.display());
+            let what = format!("e{}.{} ({})", spec.shelf, spec.slot, spec.file.display());
             list.push(Arc::new(Served::open(spec, &cfg).context(what)?));
         }
         Ok(Catalog {
@@ -185,7 +163,7 @@ impl Catalog {
     /// they are (their I/O never notices), the others are opened; one that
     /// fails to open is left out and reported. Returns one line per change
     /// or failure.
-    pub(crate) fn reload(&self, specs: Vec<ExportSpec>) -> Vec<String> {
+    pub(crate) fn reload(&self, specs: Vec<ServeExport>) -> Vec<String> {
         let old = self.exports.lock().clone();
         let mut log = Vec::new();
         let mut list = Vec::new();

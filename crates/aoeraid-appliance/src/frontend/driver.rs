@@ -27,6 +27,7 @@
 //! their own, past which they are dropped and counted
 //! ([`DriverCounters::ctl_dropped`]): clients repeat their queries.
 
+use super::merge::{Merge, Run, RunBounds};
 use aoe_target::{Action, CtlFrame, ExportId, IfaceId, ReqId, Target};
 use aoe_wire::ATA_DATA_OFFSET;
 use std::collections::VecDeque;
@@ -105,6 +106,12 @@ pub(crate) trait Store<P: Port> {
     /// FLUSH CACHE is among the requests answered, so caches below the
     /// store are flushed too.
     fn sync(&mut self, port: &mut P, export: ExportId, flush: bool) -> SyncStart;
+    /// The store's side that takes a run of consecutive requests as one
+    /// operation ([`super::merge`]); `None` (the default): every request
+    /// goes to [`Store::read`] or [`Store::write`] alone, as it comes.
+    fn merge(&mut self) -> Option<&mut dyn Merge<P>> {
+        None
+    }
 }
 
 /// A store request finished.
@@ -146,6 +153,10 @@ pub(crate) struct DriverCounters {
     pub(crate) write_bytes: u64,
     /// Client FLUSH CACHE (EXT) commands passed to the store.
     pub(crate) flushes: u64,
+    /// Store operations that carried several requests ([`super::merge`]),
+    /// and the requests they carried.
+    pub(crate) merged_ops: u64,
+    pub(crate) merged_requests: u64,
 }
 
 /// A frame to send, built when a send buffer is free.
@@ -213,6 +224,10 @@ pub(crate) struct Driver<S> {
     outgoing: VecDeque<Outgoing>,
     /// Reads waiting for a send buffer to read into.
     reads: VecDeque<StoreIo>,
+    /// Requests of this wake-up waiting to go to a merging store as one
+    /// operation, and an empty vector for the next run.
+    run: Run,
+    run_spare: Vec<StoreIo>,
     /// Exports whose state must be saved before the next frame goes out.
     persist: Vec<ExportId>,
     /// Frames of the host's current batch not fed yet
@@ -236,6 +251,8 @@ impl<S> Driver<S> {
             actions: Vec::with_capacity(cap.max(256)),
             outgoing: VecDeque::with_capacity(cap),
             reads: VecDeque::new(),
+            run: Run::default(),
+            run_spare: Vec::new(),
             persist: Vec::new(),
             frames_coming: 0,
             durable: vec![false; cap],
@@ -292,6 +309,7 @@ impl<S> Driver<S> {
         self.target.requests_in_flight() == 0
             && self.outgoing.is_empty()
             && self.reads.is_empty()
+            && self.run.is_empty()
             && !self.target.fences_held()
     }
 
@@ -342,8 +360,10 @@ impl<S> Driver<S> {
     /// wake-up's). A write is made durable by itself only if it is the last
     /// of them and no other write of its export is in the store: with
     /// nothing to group it with, one durable write (one trip through the
-    /// kernel) answers sooner than a write and then a sync. Hosts that never
-    /// say count every frame as the last.
+    /// kernel) answers sooner than a write and then a sync. A run of a
+    /// merging store ([`super::merge`]) starts at the last of them; it is
+    /// durable by itself if its writes are all its export has in the store.
+    /// Hosts that never say count every frame as the last (nothing merges).
     pub(crate) fn frames_coming(&mut self, frames: usize) {
         self.frames_coming = frames;
     }
@@ -370,6 +390,9 @@ impl<S> Driver<S> {
         let malformed = self.target.counters().malformed - malformed;
         self.tally_mut(iface).malformed += malformed;
         self.run_actions(port, Some(frame));
+        if self.frames_coming == 0 {
+            self.start_run(port);
+        }
         // A write the store could not take left the write gate just now.
         self.poll_fences(port);
     }
@@ -432,12 +455,14 @@ impl<S> Driver<S> {
         None
     }
 
-    /// Sends what waits in the port's free slots, then starts the reads that
-    /// wait for one. Save what [`Driver::poll_persist`] names first.
+    /// Starts a run still collected (a host whose frame count was off), sends
+    /// what waits in the port's free slots, then starts the reads that wait
+    /// for one. Save what [`Driver::poll_persist`] names first.
     pub(crate) fn transmit<P: Port>(&mut self, port: &mut P)
     where
         S: Store<P>,
     {
+        self.start_run(port);
         while self.has_transmit() {
             let Some(mut slot) = port.slot() else {
                 self.counters.slot_waits += 1;
@@ -539,10 +564,14 @@ impl<S> Driver<S> {
                         offset,
                         len,
                     };
-                    if matches!(a, Action::Read { .. }) {
-                        self.start_read(port, io);
-                    } else {
+                    let write = matches!(a, Action::Write { .. });
+                    let bounds = self.store.merge().and_then(|m| m.bounds(export));
+                    if let Some(bounds) = bounds {
+                        self.collect(port, io, write, bounds, &mut frame);
+                    } else if write {
                         self.start_write(port, io, &mut frame);
+                    } else {
+                        self.start_read(port, io);
                     }
                 }
                 Action::Sync { export, flush } => {
@@ -602,6 +631,97 @@ impl<S> Driver<S> {
         } else {
             self.store_failed(io.req);
         }
+    }
+
+    /// Adds a request for a merging store to the run, after starting the
+    /// run it does not extend. A read joins the reads waiting for send
+    /// buffers instead if there are any (it must not overtake them).
+    fn collect<P: Port>(
+        &mut self,
+        port: &mut P,
+        io: StoreIo,
+        write: bool,
+        bounds: RunBounds,
+        frame: &mut Option<P::Frame>,
+    ) where
+        S: Store<P>,
+    {
+        if !self.run.extends(&io, write, bounds) {
+            self.start_run(port);
+        }
+        if write {
+            match (frame.take(), self.store.merge()) {
+                (Some(f), Some(m)) => m.keep(port, f),
+                // A frame addressed to two exports (a broadcast shelf)
+                // carries one write's payload only, as with `start_write`.
+                (f, _) => {
+                    if let Some(f) = f {
+                        port.recycle(f);
+                    }
+                    self.store_failed(io.req);
+                    return;
+                }
+            }
+        } else if !self.reads.is_empty() {
+            self.reads.push_back(io);
+            return;
+        }
+        self.run.push(io, write);
+    }
+
+    /// Hands the run collected to the store as one operation.
+    fn start_run<P: Port>(&mut self, port: &mut P)
+    where
+        S: Store<P>,
+    {
+        if self.run.is_empty() {
+            return;
+        }
+        let (mut ios, write) = self.run.take(std::mem::take(&mut self.run_spare));
+        let n = ios.len();
+        // Writes: durable by themselves if they are the last of the wake-up
+        // and all their export has in the store (see `frames_coming`).
+        let durable = write
+            && self.frames_coming == 0
+            && self.target.writes_in_store(ios[0].export) as usize == n;
+        let start = match self.store.merge() {
+            Some(m) if write => {
+                for io in &ios {
+                    if let Some(d) = self.durable.get_mut(io.req.0 as usize) {
+                        *d = durable;
+                    }
+                }
+                if m.write_run(port, &ios, durable) {
+                    ReadStart::Started
+                } else {
+                    ReadStart::Failed
+                }
+            }
+            Some(m) => m.read_run(port, &ios),
+            None => ReadStart::Failed,
+        };
+        match start {
+            ReadStart::Started => {
+                if write {
+                    self.counters.write_bytes += ios.iter().map(|io| io.len as u64).sum::<u64>();
+                }
+                if n > 1 {
+                    self.counters.merged_ops += 1;
+                    self.counters.merged_requests += n as u64;
+                }
+            }
+            ReadStart::NoSlot => {
+                self.counters.slot_waits += 1;
+                self.reads.extend(ios.iter().copied());
+            }
+            ReadStart::Failed => {
+                for io in &ios {
+                    self.store_failed(io.req);
+                }
+            }
+        }
+        ios.clear();
+        self.run_spare = ios;
     }
 
     fn queue_ctl(&mut self, iface: IfaceId, f: CtlFrame, len: usize) {

@@ -20,7 +20,9 @@
 //! slot at `ATA_DATA_OFFSET` (page-aligned, so O_DIRECT works in place) and
 //! the slot is sent — in the same turn when the read completes at submission
 //! (a page-cache hit); a WRITE's payload goes to the store from a send slot
-//! it is copied into (ring memory is no registered buffer). When send slots run out,
+//! it is copied into (ring memory is no registered buffer). Requests of one
+//! export that arrive in one wake-up at consecutive sectors go to the file
+//! as one vectored read or write of those same buffers ([`merge`]). When send slots run out,
 //! replies, control frames and reads wait in the driver's queue (see
 //! [`driver`]), never dropped. Completed writes are made
 //! durable by one fdatasync per batch (group commit in the core) and only
@@ -68,6 +70,7 @@ mod catalog;
 mod driver;
 mod file;
 mod intake;
+mod merge;
 mod persist;
 mod record;
 mod ring;
@@ -75,7 +78,7 @@ mod serve;
 mod store;
 mod volume;
 
-pub(crate) use catalog::{Catalog, ExportSpec, FrontendConfig};
+pub(crate) use catalog::{Catalog, FrontendConfig};
 pub(crate) use driver::{Done, Driver, SlicePort};
 pub(crate) use persist::StateFile;
 pub(crate) use record::{ExportRecord, RECORD_AREA_SECTORS, RECORD_OFFSET};

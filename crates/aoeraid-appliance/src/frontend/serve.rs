@@ -19,10 +19,12 @@ use super::ring::RingFront;
 use super::Driver;
 use anyhow::Context;
 use aoe_target::{Counters, ExportConfig, ExportId, IfaceId, Target, TargetConfig};
-use aoe_uring::{Completion, FanoutMode, FileId, InterfaceInfo, PacketSocket, Ring, RingConfig};
+use aoe_uring::{
+    Completion, FanoutMode, FileId, InterfaceInfo, PacketSocket, Ring, RingConfig, RingWaker,
+};
 use aoe_wire::Mac;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Flags the standalone loop watches (set from signal handlers).
@@ -61,6 +63,26 @@ fn ring_config(target_requests: usize) -> RingConfig {
     }
 }
 
+/// Every worker's waker, by worker number. A Reserve reply held on one
+/// worker may wait for a write in flight on another; the worker whose write
+/// leaves the export's write gate wakes the holder
+/// (`Target::take_fence_wakes`), so no worker polls for it.
+struct FenceWakers(Box<[OnceLock<RingWaker>]>);
+
+impl FenceWakers {
+    /// Wakes the workers whose bits are set in `workers`.
+    fn wake(&self, workers: u64) {
+        for (k, w) in self.0.iter().enumerate() {
+            if workers & (1 << k) != 0 {
+                if let Some(w) = w.get() {
+                    // Fails only if the eventfd is gone, i.e. the worker exited.
+                    let _ = w.wake();
+                }
+            }
+        }
+    }
+}
+
 /// An interface a worker has a socket on (index = its `IfaceId`).
 struct Iface {
     name: String,
@@ -80,6 +102,8 @@ struct Worker {
     generation: u64,
     fanout: Option<u16>,
     primary: bool,
+    /// With several workers: every worker's waker.
+    wakers: Option<Arc<FenceWakers>>,
 }
 
 impl Worker {
@@ -102,7 +126,21 @@ impl Worker {
             generation: 0,
             fanout,
             primary,
+            wakers: None,
         })
+    }
+
+    /// Joins the workers that wake each other for held Reserve replies, as
+    /// worker `k`.
+    fn join_wakers(&mut self, wakers: Arc<FenceWakers>, k: usize) -> anyhow::Result<()> {
+        let waker = self.ring.waker().context("eventfd for fence wake-ups")?;
+        let _ = wakers.0[k].set(waker);
+        self.front
+            .driver_mut()
+            .target_mut()
+            .watch_fences_as(k as u8);
+        self.wakers = Some(wakers);
+        Ok(())
     }
 
     /// Opens a socket on every named interface that exists and has none
@@ -111,7 +149,7 @@ impl Worker {
     fn poll_ifaces(&mut self, cat: &Catalog, strict: bool) -> anyhow::Result<bool> {
         let mut names: Vec<String> = Vec::new();
         for s in &self.live_or_listed(cat) {
-            for n in &s.spec.ifaces {
+            for n in &s.spec.interfaces {
                 if !names.contains(n) {
                     names.push(n.clone());
                 }
@@ -200,7 +238,7 @@ impl Worker {
     /// The core's ids of the interfaces of `s` that are up.
     fn iface_ids(&self, s: &Served) -> Vec<IfaceId> {
         s.spec
-            .ifaces
+            .interfaces
             .iter()
             .filter_map(|n| self.ifaces.iter().position(|i| &i.name == n))
             .map(|k| IfaceId(k as u16))
@@ -285,10 +323,11 @@ impl Worker {
             let _ = self.ring.unregister_file(file);
             anyhow::bail!("{e}");
         }
-        self.front
-            .driver_mut()
-            .store_mut()
-            .set(id, Some((file, s.spec.offset)), s.store.direct);
+        self.front.driver_mut().store_mut().set(
+            id,
+            Some((file, s.spec.offset_bytes())),
+            s.store.direct,
+        );
         self.front.set_state(id, s.state.clone());
         Ok(id)
     }
@@ -335,6 +374,18 @@ impl Worker {
         }
         self.front.poll_fences(&self.ring);
         self.front.flush(&self.ring);
+        if let Some(wakers) = &self.wakers {
+            let woken = self.front.driver_mut().target_mut().take_fence_wakes();
+            if woken != 0 {
+                wakers.wake(woken);
+            }
+        }
+    }
+
+    /// Requests always in the kernel while idle: each socket's, and the
+    /// fence waker's read.
+    fn standing_requests(&self) -> u64 {
+        self.ring.socket_count() as u64 + u64::from(self.wakers.is_some())
     }
 
     fn summary(&self) -> Summary {
@@ -359,21 +410,26 @@ impl Worker {
 pub(crate) fn run(cat: Arc<Catalog>, ctl: Arc<Control>, strict: bool) -> anyhow::Result<Summary> {
     let threads = cat.cfg.threads;
     let fanout = (threads > 1).then(|| (std::process::id() as u16) & 0x7fff);
-    let build = move |cat: &Catalog, primary: bool| -> anyhow::Result<Worker> {
-        let mut w = Worker::new(cat, fanout, primary)?;
+    let wakers = (threads > 1)
+        .then(|| Arc::new(FenceWakers((0..threads).map(|_| OnceLock::new()).collect())));
+    let build = move |cat: &Catalog, k: usize| -> anyhow::Result<Worker> {
+        let mut w = Worker::new(cat, fanout, k == 0)?;
+        if let Some(wakers) = &wakers {
+            w.join_wakers(wakers.clone(), k)?;
+        }
         w.poll_ifaces(cat, strict)?;
         w.sync_exports(cat);
         Ok(w)
     };
-    let first = build(&cat, true)?;
+    let first = build(&cat, 0)?;
     let (ready, built) = std::sync::mpsc::channel();
     let mut handles = Vec::new();
     for i in 1..threads {
-        let (cat, ctl, ready) = (cat.clone(), ctl.clone(), ready.clone());
+        let (cat, ctl, ready, build) = (cat.clone(), ctl.clone(), ready.clone(), build.clone());
         handles.push(
             std::thread::Builder::new()
                 .name(format!("aoe-target-{i}"))
-                .spawn(move || match build(&cat, false) {
+                .spawn(move || match build(&cat, i) {
                     Ok(w) => {
                         let _ = ready.send(None);
                         serve_loop(&cat, &ctl, w).map(Some)
@@ -419,11 +475,9 @@ fn serve_loop(cat: &Catalog, ctl: &Control, mut w: Worker) -> anyhow::Result<Sum
     // When the last turn's replies were submitted.
     let mut replied = Instant::now();
     loop {
-        let timeout = if w.front.driver().fences_held() {
-            // A Reserve reply waits for writes that may complete on another
-            // worker, which cannot wake this ring: look again soon.
-            Duration::from_millis(1)
-        } else if drain_deadline.is_some() {
+        // A Reserve reply held for a write on another worker is woken by
+        // that worker (`FenceWakers`): no need to look again soon.
+        let timeout = if drain_deadline.is_some() {
             Duration::from_millis(10)
         } else {
             Duration::from_millis(200)
@@ -475,7 +529,7 @@ fn serve_loop(cat: &Catalog, ctl: &Control, mut w: Worker) -> anyhow::Result<Sum
             drain_deadline = Some(now + Duration::from_secs(5));
         }
         if let Some(d) = drain_deadline {
-            if (w.front.driver().drained() && w.ring.in_flight() <= w.ring.socket_count() as u64)
+            if (w.front.driver().drained() && w.ring.in_flight() <= w.standing_requests())
                 || now >= d
             {
                 break;
@@ -500,7 +554,37 @@ fn add_counters(t: &mut Summary, s: &Summary) {
         ignored_while_stopping,
         read_bytes,
         write_bytes,
-        flushes
+        flushes,
+        merged_ops,
+        merged_requests
     );
     t.kernel_dropped += s.kernel_dropped;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bits a write's worker takes from the target (`take_fence_wakes`)
+    /// wake exactly those workers' rings, at once, and no other.
+    #[test]
+    fn fence_wake_ups_reach_the_named_workers_rings_only() {
+        let wakers = FenceWakers((0..3).map(|_| OnceLock::new()).collect());
+        let mut rings: Vec<Ring> = (0..3).map(|_| Ring::new().unwrap()).collect();
+        for (k, r) in rings.iter_mut().enumerate() {
+            assert!(wakers.0[k].set(r.waker().unwrap()).is_ok());
+        }
+        wakers.wake(0b101);
+        let woken = |r: &mut Ring, timeout: Duration| {
+            let mut ev = Vec::new();
+            r.wait(Some(timeout), &mut ev).unwrap();
+            ev.iter().any(|c| matches!(c, Completion::Woken))
+        };
+        // Far longer than any wait that was woken, and than the poll it replaces.
+        let long = Duration::from_secs(30);
+        let t = Instant::now();
+        assert!(woken(&mut rings[0], long) && woken(&mut rings[2], long));
+        assert!(t.elapsed() < long, "woken, not timed out");
+        assert!(!woken(&mut rings[1], Duration::from_millis(20)));
+    }
 }

@@ -8,8 +8,9 @@
 use super::blades::Blade;
 use crate::config::{check_str, Config, ConsistencyPolicy, Integrity, MemberAddr};
 use crate::core::{
-    assembly, plan_claim, send_reserves, Array, Candidate, ClaimMode, Core, CoreParts, ExportDef,
-    Exports, Host, MemberMap, NoObserver, Ownership, Spare, SpareGroups, SpareOrigin, Volume,
+    assembly, plan_claim, send_reserves, start_volumes, Array, Assembled, Candidate, ClaimMode,
+    Core, CoreParts, ExportDef, Exports, Host, MemberMap, NoObserver, Ownership, Spare,
+    SpareGroups, SpareOrigin,
 };
 use crate::daemon::create::engine_level;
 use aoe_initiator::{BladeId, BladeState, Pool, PoolConfig, ReserveCmd, ReserveError};
@@ -18,7 +19,7 @@ use aoe_wire::Mac;
 use raid_engine::sim::Rng;
 use raid_engine::sim::SimLayout;
 use raid_engine::{ArrayConfig, MemberSpec};
-use raid_engine::{Concat, Engine, MemberError, SECTOR};
+use raid_engine::{Engine, MemberError, SECTOR};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -261,17 +262,6 @@ fn exchange(
     }
 }
 
-/// An assembled (or created) array: name, engine, its members in engine order,
-/// spare group, members found by their superblock that the configuration does
-/// not list.
-type Ready = (
-    String,
-    Engine,
-    Vec<(MemberAddr, crate::core::Location)>,
-    Option<String>,
-    Vec<MemberAddr>,
-);
-
 /// The first start: every array created on blank blades.
 pub(crate) fn create(
     cfg: &Config,
@@ -309,13 +299,10 @@ pub(crate) fn create(
         ac.ppl = spec.consistency_policy == ConsistencyPolicy::Ppl && level.parity() > 0;
         ac.assume_clean = assume_clean;
         let e = Engine::create(&ac).map_err(|e| format!("array {}: {e}", spec.name))?;
-        ready.push((
-            spec.name.clone(),
-            e,
-            list,
-            spec.spare_group.clone(),
-            Vec::new(),
-        ));
+        ready.push(Assembled {
+            engine: e,
+            array: Array::new(spec.name.clone(), list, spec.spare_group.clone()),
+        });
     }
     build(cfg, who, pool, members, ready, host, now)
 }
@@ -359,13 +346,11 @@ pub(crate) fn assemble_all(
             .collect();
         let p = assembly::plan_array(spec, listed, declared, found, false)?;
         let e = Engine::assemble(&p.plan).map_err(|e| format!("array {}: {e}", spec.name))?;
-        ready.push((
-            spec.name.clone(),
-            e,
-            p.members,
-            spec.spare_group.clone(),
-            p.found,
-        ));
+        ready.push(Assembled {
+            engine: e,
+            array: Array::new(spec.name.clone(), p.members, spec.spare_group.clone())
+                .assembled(p.verdicts),
+        });
     }
     build(cfg, who, pool, members, ready, host, now)
 }
@@ -376,20 +361,23 @@ fn build(
     who: usize,
     pool: Pool,
     mut members: MemberMap,
-    mut ready: Vec<Ready>,
+    mut ready: Vec<Assembled>,
     host: &mut dyn Host,
     now: Instant,
 ) -> Result<Core, String> {
-    for (name, e, _, _, _) in &mut ready {
-        if let Some(s) = cfg.array(name) {
-            e.set_sync_rates(s.rebuild.min.0 / 1024, s.rebuild.max.0 / 1024);
+    for a in &mut ready {
+        if let Some(s) = cfg.array(&a.array.name) {
+            a.engine
+                .set_sync_rates(s.rebuild.min.0 / 1024, s.rebuild.max.0 / 1024);
         }
     }
     let mut spares = Vec::new();
     for g in &cfg.spare_groups.0 {
         let mut avail = Vec::new();
         for m in &g.members {
-            let used = ready.iter().any(|r| r.2.iter().any(|x| &x.0 == m));
+            let used = ready
+                .iter()
+                .any(|a| a.array.known().any(|(_, addr, _)| addr == m));
             if used {
                 continue;
             }
@@ -404,29 +392,7 @@ fn build(
         }
         spares.push((g.name.clone(), avail));
     }
-    let mut vols = Vec::new();
-    for vs in &cfg.volumes {
-        let mut engines = Vec::new();
-        let mut arrays = Vec::new();
-        for an in &vs.arrays {
-            let i = ready
-                .iter()
-                .position(|r| &r.0 == an)
-                .ok_or_else(|| format!("volume {}: array {an} missing", vs.name))?;
-            let (name, e, list, group, found) = ready.remove(i);
-            engines.push(e);
-            arrays.push(Array::new(name, list, group).found(found));
-        }
-        let mut v = Volume::new(vs.name.clone(), Concat::new(engines), arrays);
-        v.export = Some((vs.export.shelf, vs.export.slot));
-        vols.push(v);
-    }
-    for (name, e, list, group, found) in ready {
-        vols.push(Volume::standalone(
-            e,
-            Array::new(name, list, group).found(found),
-        ));
-    }
+    let vols = start_volumes(cfg, ready)?;
     let mut exports = Vec::new();
     for (i, v) in vols.iter().enumerate() {
         if let Some((shelf, slot)) = v.export {
@@ -434,7 +400,7 @@ fn build(
             exports.push(ExportDef {
                 shelf,
                 slot,
-                read_only: false,
+                read_only: v.read_only,
                 shared: SharedExport::new(
                     ExportState::with_random_serial(u64::from(shelf)),
                     sectors,

@@ -546,6 +546,47 @@ impl Engine {
         }
     }
 
+    /// Every slot holds an active member and no rebuild or resync is owed (a scrub may
+    /// run): only then may a bitmap bit drop, since the bits also record what an absent
+    /// or rebuilding member missed.
+    fn all_in_sync(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|s| s.is_some_and(|m| self.members[m].state == MemberState::Active))
+            && !self.sync.resync_needed
+            && self
+                .sync
+                .run
+                .as_ref()
+                .is_none_or(|s| matches!(s.kind, SyncOp::Check | SyncOp::Repair | SyncOp::Seal))
+    }
+
+    /// The clean flag may be set once writes have been idle (degraded or not).
+    fn clean_mark_owed(&self) -> bool {
+        !self.meta.clean_on_disk && self.meta.bitmap.writes() == 0 && !self.sync.resync_needed
+    }
+
+    /// When `lazy_clear_bitmap` next has something to do, or None while it can do
+    /// nothing until a write, a member's state or a sync changes (each re-polls the
+    /// timer). Arming it on a dirty bitmap alone would, with a delay of 0 (a clean
+    /// stop), ask for a tick at `now` over and over on an array out of sync.
+    pub(crate) fn lazy_clear_due(&self) -> Option<u64> {
+        if !self.is_ready() || self.failed {
+            return None;
+        }
+        let delay = self.tun.bitmap_clear_ns;
+        let regions =
+            (self.meta.bitmap.any_idle_dirty() && self.all_in_sync()).then(|| self.now + delay / 4);
+        let clean = self
+            .clean_mark_owed()
+            .then(|| self.meta.last_write_ns.saturating_add(delay));
+        let due = match (regions, clean) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(due.max(self.meta.next_clear_scan))
+    }
+
     /// Clear idle bitmap regions once every member is in sync; mark the array clean when
     /// writes have been idle.
     pub(crate) fn lazy_clear_bitmap(&mut self) {
@@ -553,15 +594,7 @@ impl Engine {
             return;
         }
         self.meta.next_clear_scan = self.now + self.tun.bitmap_clear_ns / 8;
-        let all_in_sync =
-            self.slots
-                .iter()
-                .all(|s| s.is_some_and(|m| self.members[m].state == MemberState::Active))
-                && !self.sync.resync_needed
-                && self.sync.run.as_ref().is_none_or(|s| {
-                    matches!(s.kind, SyncOp::Check | SyncOp::Repair | SyncOp::Seal)
-                });
-        if all_in_sync {
+        if self.all_in_sync() {
             let sectors = self
                 .meta
                 .bitmap
@@ -574,9 +607,7 @@ impl Engine {
                 }
             }
         }
-        if !self.meta.clean_on_disk
-            && self.meta.bitmap.writes() == 0
-            && !self.sync.resync_needed
+        if self.clean_mark_owed()
             && self.now.saturating_sub(self.meta.last_write_ns) >= self.tun.bitmap_clear_ns
         {
             self.meta.clean_on_disk = true;

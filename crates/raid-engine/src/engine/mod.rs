@@ -184,6 +184,12 @@ impl Engine {
         self.tun
     }
     pub fn set_tunables(&mut self, t: Tunables) {
+        // A shorter clearing delay (a clean stop's 0) takes effect now, not after a
+        // scan the old delay spaced out.
+        self.meta.next_clear_scan = self
+            .meta
+            .next_clear_scan
+            .min(self.now + t.bitmap_clear_ns / 8);
         self.tun = t;
     }
     /// Volume requests started and not completed?
@@ -452,8 +458,8 @@ impl Engine {
         if !self.sync.idle() {
             at(self.now + 1_000_000);
         }
-        if self.meta.bitmap.any_dirty() {
-            at(self.now + self.tun.bitmap_clear_ns / 4);
+        if let Some(due) = self.lazy_clear_due() {
+            at(due);
         }
         t
     }

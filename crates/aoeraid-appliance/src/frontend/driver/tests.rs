@@ -2,6 +2,7 @@
 //! buffers, the RAID volume store and a store that writes frames in place.
 
 use super::*;
+use crate::frontend::merge::{Merge, RunBounds};
 use crate::frontend::Volumes;
 use aoe_target::{ExportConfig, ExportState, SharedExport, TargetConfig};
 use aoe_wire::{ata, parse, AFlags, AtaArg, CCmd, Command, Header, Mac, Message, QueryConfig};
@@ -59,7 +60,8 @@ impl Port for TestPort {
 }
 
 /// A store like the io_uring file store: writes take the received frame
-/// itself, reads need a send buffer up front.
+/// itself, reads need a send buffer up front; with `merging`, runs of
+/// consecutive requests go to it as one operation each.
 #[derive(Default)]
 struct InPlace {
     /// Frames taken by writes: (frame id, byte range written from it,
@@ -69,6 +71,12 @@ struct InPlace {
     syncs: usize,
     /// Reads started, with the buffer they read into.
     reading: Vec<(ReqId, Vec<u8>)>,
+    merging: Option<RunBounds>,
+    /// Frames of the run being collected.
+    kept: Vec<TestFrame>,
+    /// The requests of every operation started, in order: (write, request
+    /// indexes).
+    ops: Vec<(bool, Vec<u32>)>,
 }
 
 impl Store<TestPort> for InPlace {
@@ -98,6 +106,44 @@ impl Store<TestPort> for InPlace {
     fn sync(&mut self, _port: &mut TestPort, _export: ExportId, _flush: bool) -> SyncStart {
         self.syncs += 1;
         SyncStart::Done(true)
+    }
+
+    fn merge(&mut self) -> Option<&mut dyn Merge<TestPort>> {
+        Some(self)
+    }
+}
+
+impl Merge<TestPort> for InPlace {
+    fn bounds(&self, _export: ExportId) -> Option<RunBounds> {
+        self.merging
+    }
+
+    fn keep(&mut self, _port: &mut TestPort, frame: TestFrame) {
+        self.kept.push(frame);
+    }
+
+    fn read_run(&mut self, port: &mut TestPort, run: &[StoreIo]) -> ReadStart {
+        if port.free < run.len() {
+            return ReadStart::NoSlot;
+        }
+        for io in run {
+            let slot = port.slot().expect("counted free");
+            self.reading.push((io.req, slot));
+        }
+        self.ops
+            .push((false, run.iter().map(|io| io.req.0).collect()));
+        ReadStart::Started
+    }
+
+    fn write_run(&mut self, _port: &mut TestPort, run: &[StoreIo], durable: bool) -> bool {
+        assert_eq!(self.kept.len(), run.len(), "one kept frame per write");
+        for (io, f) in run.iter().zip(self.kept.drain(..)) {
+            let range = ATA_DATA_OFFSET..ATA_DATA_OFFSET + io.len;
+            self.written.push((f.id, range, durable));
+        }
+        self.ops
+            .push((true, run.iter().map(|io| io.req.0).collect()));
+        true
     }
 }
 
@@ -449,10 +495,24 @@ fn reads_that_need_a_slot_wait_for_one() {
     assert_eq!(d.store().reading.len(), 1, "the second read started");
 }
 
+const FENCER: Mac = Mac([2, 0, 0, 0, 0, 0xf]);
+
+/// FENCER's Reserve Set of itself alone, tag `id`.
+fn reserve_frame(id: u32) -> TestFrame {
+    use aoe_wire::{MacList, RCmd, Reserve};
+    let mut bytes = vec![0u8; 128];
+    let reserve = Reserve {
+        rcmd: RCmd::Set,
+        macs: MacList::from_slice(&[FENCER]),
+    };
+    let hdr = Header::request(IF_MAC, FENCER, SHELF, SLOT, Command::ReserveRelease, id);
+    let n = reserve.emit(&hdr, &mut bytes).unwrap();
+    bytes.truncate(n);
+    TestFrame { id, bytes }
+}
+
 #[test]
 fn a_fence_reply_waits_for_the_victims_volume_write() {
-    use aoe_wire::{MacList, RCmd, Reserve};
-    const FENCER: Mac = Mac([2, 0, 0, 0, 0, 0xf]);
     let mut d = driver(Volumes::new(vec![0]));
     let mut port = TestPort {
         free: 8,
@@ -462,15 +522,7 @@ fn a_fence_reply_waits_for_the_victims_volume_write() {
     feed(&mut d, &mut port, ata_frame(1, true, 8, &sector(0x11), 1));
     let in_flight = requests(&mut d);
     assert_eq!(in_flight.len(), 1);
-    let mut bytes = vec![0u8; 128];
-    let reserve = Reserve {
-        rcmd: RCmd::Set,
-        macs: MacList::from_slice(&[FENCER]),
-    };
-    let hdr = Header::request(IF_MAC, FENCER, SHELF, SLOT, Command::ReserveRelease, 9);
-    let n = reserve.emit(&hdr, &mut bytes).unwrap();
-    bytes.truncate(n);
-    feed(&mut d, &mut port, TestFrame { id: 9, bytes });
+    feed(&mut d, &mut port, reserve_frame(9));
     assert_eq!(d.poll_persist(), Some(ExportId(0)), "saved at once");
     d.transmit(&mut port);
     assert!(
@@ -497,4 +549,221 @@ fn a_fence_reply_waits_for_the_victims_volume_write() {
     assert!(tags.contains(&1) && tags.contains(&9));
     assert!(d.drained());
     assert_eq!(d.target().shared(ExportId(0)).fenced_commands(), 1);
+}
+
+/// A driver over an in-place store that merges runs of up to
+/// `max_requests`, and a port with 64 send buffers.
+fn merging(max_requests: usize) -> (Driver<InPlace>, TestPort) {
+    let store = InPlace {
+        merging: Some(RunBounds {
+            max_requests,
+            max_bytes: 64 << 10,
+        }),
+        ..InPlace::default()
+    };
+    let port = TestPort {
+        free: 64,
+        ..TestPort::default()
+    };
+    (driver(store), port)
+}
+
+/// One wake-up's frames.
+fn wake_up<S: Store<TestPort>>(d: &mut Driver<S>, port: &mut TestPort, frames: Vec<TestFrame>) {
+    d.frames_coming(frames.len());
+    for f in frames {
+        feed(d, port, f);
+    }
+}
+
+/// Completes every read started, each slot filled with its request index.
+fn finish_reads(d: &mut Driver<InPlace>, port: &mut TestPort) {
+    for (req, mut slot) in std::mem::take(&mut d.store_mut().reading) {
+        slot[ATA_DATA_OFFSET..].fill(req.0 as u8);
+        let data = ReadData::InSlot { slot, ok: true };
+        d.on_done(port, Done::Read { req, data });
+    }
+}
+
+/// Tags and statuses of the ATA replies sent so far.
+fn answers(port: &TestPort) -> Vec<(u32, u8)> {
+    let replies = port.sent.iter().filter_map(|f| ata_reply(f));
+    replies.map(|(tag, status, _)| (tag, status)).collect()
+}
+
+#[test]
+fn adjacent_reads_of_a_wake_up_are_one_operation_and_each_is_answered() {
+    let (mut d, mut port) = merging(32);
+    let frames = [(1, 0, 2), (2, 2, 2), (3, 4, 2), (4, 6, 1)];
+    d.frames_coming(frames.len());
+    for (i, &(tag, lba, n)) in frames.iter().enumerate() {
+        feed(&mut d, &mut port, ata_frame(tag, false, lba, &[], n));
+        let started = d.store().ops.len();
+        assert_eq!(
+            started,
+            usize::from(i == 3),
+            "the run starts at the last frame"
+        );
+    }
+    assert_eq!(d.store().ops, [(false, vec![0, 1, 2, 3])]);
+    finish_reads(&mut d, &mut port);
+    let tags: Vec<u32> = answers(&port).iter().map(|a| a.0).collect();
+    assert_eq!(tags, [1, 2, 3, 4], "every request its own reply");
+    for (k, f) in port.sent.iter().enumerate() {
+        let (_, status, data) = ata_reply(f).unwrap();
+        assert_eq!(status, ata::STATUS_OK);
+        assert_eq!(data.len(), 512 * frames[k].2 as usize);
+        assert!(data.iter().all(|&b| b == k as u8), "its own buffer");
+    }
+    assert_eq!(
+        (d.counters().merged_ops, d.counters().merged_requests),
+        (1, 4)
+    );
+    assert!(d.drained());
+}
+
+#[test]
+fn runs_end_at_a_gap_an_overlap_the_other_direction_an_export_a_bound_and_a_wake_up() {
+    let (mut d, mut port) = merging(3);
+    let t = d.target_mut();
+    let other = ExportConfig {
+        shelf: SHELF,
+        slot: SLOT + 1,
+        read_only: false,
+        ifaces: vec![IfaceId(0)],
+    };
+    let state = ExportState::with_random_serial(8);
+    t.add_export(other, SharedExport::new(state, 1 << 20))
+        .unwrap();
+    let mut to_other = ata_frame(9, false, 5, &[], 1);
+    to_other.bytes[21] = SLOT + 1;
+    let w = |tag, lba| ata_frame(tag, true, lba, &sector(tag as u8), 1);
+    let r = |tag, lba| ata_frame(tag, false, lba, &[], 1);
+    let frames = vec![
+        r(0, 0),
+        r(1, 1),
+        ata_frame(2, false, 1, &[], 2), // overlaps 1
+        r(3, 5),                        // a gap
+        to_other,                       // lba 5 of the other export
+        w(5, 6),
+        w(6, 7), // writes after reads
+        r(7, 8), // a read after writes
+        r(8, 9),
+        r(10, 10),
+        r(11, 11), // the fourth of a run of at most three
+    ];
+    wake_up(&mut d, &mut port, frames);
+    // The next wake-up's adjacent read starts a run of its own.
+    wake_up(&mut d, &mut port, vec![r(12, 12)]);
+    let ops: Vec<(bool, Vec<u32>)> = d.store().ops.clone();
+    let expect: Vec<(bool, Vec<u32>)> = vec![
+        (false, vec![0, 1]),
+        (false, vec![2]),
+        (false, vec![3]),
+        (false, vec![4]),
+        (true, vec![5, 6]),
+        (false, vec![7, 8, 9]),
+        (false, vec![10]),
+        (false, vec![11]),
+    ];
+    assert_eq!(ops, expect, "in arrival order, merged only where adjacent");
+    assert_eq!(
+        (d.counters().merged_ops, d.counters().merged_requests),
+        (3, 7)
+    );
+}
+
+#[test]
+fn a_write_run_is_durable_by_itself_only_if_it_is_all_its_export_has_in_the_store() {
+    let (mut d, mut port) = merging(32);
+    let w = |tag, lba| ata_frame(tag, true, lba, &sector(tag as u8), 1);
+    // All the export has in the store: one durable operation, each write
+    // answered when it completes, no sync.
+    wake_up(&mut d, &mut port, vec![w(1, 0), w(2, 1), w(3, 2)]);
+    assert_eq!(d.store().ops, [(true, vec![0, 1, 2])]);
+    let durable: Vec<bool> = d.store().written.iter().map(|w| w.2).collect();
+    assert_eq!(durable, [true; 3]);
+    for req in 0..3 {
+        write_done(&mut d, &mut port, req);
+    }
+    d.transmit(&mut port);
+    assert_eq!(answers(&port), [(1, 0x40), (2, 0x40), (3, 0x40)]);
+    assert_eq!(d.store().syncs, 0);
+    assert_eq!(d.target().counters().durable_writes, 3);
+
+    // A lone write is in the store: the next run shares a sync instead,
+    // and none of it is answered before that sync.
+    wake_up(&mut d, &mut port, vec![w(4, 10)]);
+    wake_up(&mut d, &mut port, vec![w(5, 20), w(6, 21)]);
+    let durable: Vec<bool> = d.store().written[3..].iter().map(|w| w.2).collect();
+    assert_eq!(durable, [true, false, false]);
+    for req in [1, 0] {
+        write_done(&mut d, &mut port, req);
+        d.transmit(&mut port);
+        assert_eq!(port.sent.len(), 3, "no reply before the sync");
+    }
+    write_done(&mut d, &mut port, 2);
+    d.transmit(&mut port);
+    assert_eq!(d.store().syncs, 1);
+    let tags: Vec<u32> = answers(&port).iter().map(|a| a.0).collect();
+    assert_eq!(tags[3..], [4, 5, 6]);
+}
+
+#[test]
+fn a_flush_and_a_fence_still_wait_for_the_writes_of_a_run_before_them() {
+    let (mut d, mut port) = merging(32);
+    let w = |tag, lba| ata_frame(tag, true, lba, &sector(tag as u8), 1);
+    let mut flush = ata_frame(3, false, 0, &[], 0);
+    let arg = AtaArg::no_data(ata::FLUSH_EXT);
+    aoe_wire::write_ata_request(&mut flush.bytes, &header(Command::Ata, 3), &arg).unwrap();
+    // Two writes and a FLUSH of CLIENT's, FENCER's Reserve, and a third
+    // write of CLIENT's (refused: the list now excludes it), in one wake-up.
+    let frames = vec![w(1, 0), w(2, 1), flush, reserve_frame(9), w(4, 2)];
+    wake_up(&mut d, &mut port, frames);
+    assert_eq!(d.store().ops, [(true, vec![0, 1])]);
+    assert!(d.poll_persist().is_some());
+    d.transmit(&mut port);
+    assert_eq!(
+        answers(&port),
+        [(4, 0x41)],
+        "only the refusal before the run lands"
+    );
+    assert!(d.fences_held());
+    // The run is durable by itself: each write is answered when it lands,
+    // but the FLUSH and the Reserve reply wait for both.
+    let tags = |port: &TestPort| -> Vec<u32> {
+        let sent = port.sent.iter().map(|f| parse(f).unwrap().header.tag);
+        sent.collect()
+    };
+    write_done(&mut d, &mut port, 0);
+    d.poll_fences(&mut port);
+    d.transmit(&mut port);
+    assert_eq!(tags(&port), [4, 1]);
+    write_done(&mut d, &mut port, 1);
+    d.poll_fences(&mut port);
+    d.transmit(&mut port);
+    let mut last = tags(&port).split_off(2);
+    last.sort_unstable();
+    assert_eq!(last, [2, 3, 9]);
+    assert_eq!(d.store().syncs, 1, "the FLUSH's");
+    assert!(d.drained());
+}
+
+#[test]
+fn a_read_run_without_enough_send_buffers_waits_as_single_reads() {
+    let (mut d, mut port) = merging(32);
+    port.free = 1;
+    let frames = (0..3).map(|i| ata_frame(i, false, u64::from(i), &[], 1));
+    wake_up(&mut d, &mut port, frames.collect());
+    assert!(d.store().ops.is_empty());
+    assert_eq!(d.store().reading.len(), 0);
+    d.transmit(&mut port);
+    assert_eq!(d.store().reading.len(), 1, "one buffer, one read");
+    finish_reads(&mut d, &mut port);
+    port.free = 2;
+    d.transmit(&mut port);
+    finish_reads(&mut d, &mut port);
+    let tags: Vec<u32> = answers(&port).iter().map(|a| a.0).collect();
+    assert_eq!(tags, [0, 1, 2], "in order");
+    assert!(d.drained());
 }
