@@ -24,7 +24,8 @@
 #      PATTERN=seq: sequential requests instead of random ones (default rand)
 #      BASE=path/to/other/aoeraid: also serve with that build ("base"), interleaved with
 #      the other two in every repetition, for before/after comparisons in one run (the
-#      client is always $AOERAID)
+#      client is always $AOERAID, unless BASE_CLIENT=1: then the base cells' client is
+#      $BASE too, so "base" is the old build on both sides, for changes to the client)
 #      PERF_DIR=dir: during every QD 16 cell, `perf record -g` both CPUs (target on 0,
 #      client on 1) into dir/KIND-MTU-RW.data and print the top symbols of the
 #      server and of the client (veth runs each side's receive inside the other's
@@ -124,6 +125,8 @@ for mtu in ${MTUS:-1500 9000}; do
         for rep in $(seq "$REPS"); do
             for kind in aoeraid ${BASE:+base} vblade; do
                 start_server $kind $mtu $rw
+                client=$AOERAID
+                [ "$kind" = base ] && [ -n "${BASE_CLIENT:-}" ] && client=$BASE
                 for qd in ${QDS:-1 16}; do
                     t0=$(cpu_ticks "$SPID")
                     PERF_PID=""
@@ -143,7 +146,7 @@ for mtu in ${MTUS:-1500 9000}; do
                             -e raw_syscalls:sys_exit -- sleep 1) 2>/dev/null &
                         TRACE_PID=$!
                     fi
-                    out=$($NSX taskset -c 1 "$AOERAID" bench --iface cli0 --device 1.1 --rw $rw \
+                    out=$($NSX taskset -c 1 "$client" bench --iface cli0 --device 1.1 --rw $rw \
                         --pattern "${PATTERN:-rand}" --bs $bs --qd $qd --seconds "$SECS" --span 128M --json 2>/dev/null || true)
                     t1=$(cpu_ticks "$SPID")
                     if [ -n "$TRACE_PID" ]; then
@@ -156,7 +159,7 @@ for mtu in ${MTUS:-1500 9000}; do
                     if [ -n "$PERF_PID" ]; then
                         wait "$PERF_PID" || true
                         # The server by its pid; the client by its name on CPU 1.
-                        for sel in "--pid $SPID" "--cpu 1 --comm $(basename "$AOERAID" | cut -c1-15)"; do
+                        for sel in "--pid $SPID" "--cpu 1 --comm $(basename "$client" | cut -c1-15)"; do
                             echo "== perf $kind mtu $mtu $rw qd 16, ${sel%% *}: self % of its samples =="
                             # shellcheck disable=SC2086
                             perf report -i "$PERF_OUT" $sel --no-children --percentage relative --sort sym \

@@ -306,6 +306,16 @@ fn raid1_member_replaced_at_run_time_holds_its_slot_after_a_restart() {
     });
     assert!(warned, "no warning names e2.0: {status}");
     eprintln!("warnings after the restart: {}", status["warnings"]);
+    // The replaced blade is shown refused, with assembly's reason.
+    let refused = status["blades"].as_array().and_then(|bs| {
+        bs.iter()
+            .find(|b| b["blade"] == "e1.0")
+            .and_then(|b| b["refused"].as_str())
+    });
+    assert!(
+        refused.is_some_and(|r| r.contains("replaced: its slot 1 is now another member's")),
+        "e1.0 not shown refused: {status}"
+    );
     bench_clean(&app, "check after the restart", "check", 8 * MIB);
     app.stop();
     assert!(

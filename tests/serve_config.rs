@@ -93,13 +93,35 @@ fn stop(mut serve: Proc) -> String {
 /// A lab with a target port and a client port on the front segment (None
 /// without root).
 fn front_lab(test: &str) -> Option<(Lab, String, String)> {
+    front_lab_at(test, LabConfig::default().mtu)
+}
+
+/// [`front_lab`] at `mtu`.
+fn front_lab_at(test: &str, mtu: u32) -> Option<(Lab, String, String)> {
     if !lab::require_root(test) {
         return None;
     }
-    let lab = Lab::new(test, LabConfig::default()).expect("lab");
+    let lab = Lab::with_blades(test, mtu, &[]).expect("lab");
     let tgt = lab.add_front_port().expect("target port");
     let cli = lab.add_front_port().expect("client port");
     Some((lab, tgt, cli))
+}
+
+/// At MTU 9000 the replies go out through the sockets' mapped transmit rings
+/// (`frontend/intake.rs`): a verify of 8 KiB blocks, 16 in flight, reads back
+/// every byte it wrote.
+#[test]
+fn serve_jumbo_replies_through_the_transmit_ring() {
+    let Some((lab, tgt, cli)) = front_lab_at("serve_jumbo_tx_ring", 9000) else {
+        return;
+    };
+    let cfg = lab.write_serve_config(&[export_new(&lab, 1, 4096 * KIB, &tgt)]);
+    let serve = lab.serve_config(AOERAID, &cfg);
+    let args = bench_args(&cli, 1, 4096 * KIB, &["--qd", "16", "--bs", "8K"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out) = lab.outcome(AOERAID, &args);
+    assert!(ok, "verify at MTU 9000: {out}\nserve log:\n{}", serve.log());
+    stop(serve);
 }
 
 #[test]

@@ -5,14 +5,16 @@
 //! `cargo bench -p aoe-uring --bench veth_frames` (env `FRAMES` = frames per run,
 //! default 100000; `RUNS` = runs per case, default 5; `LENS`, `BATCHES` = comma lists;
 //! `ONLY=ring|sys` for profiling one side; `SINGLE_ISSUER=1` for
-//! `RingConfig::single_issuer`). Prints the median of the runs.
+//! `RingConfig::single_issuer`; `TX_RING=n` sends through a mapped transmit ring of n
+//! slots, `RX_RING=n` receives through a mapped receive ring of n slots). Prints the
+//! median of the runs.
 
 mod support;
 #[path = "../tests/veth/mod.rs"]
 mod veth;
 
 use aoe_uring::sys::thread_cpu_time;
-use aoe_uring::{PacketSocket, Ring, RingConfig, ETH_P_AOE};
+use aoe_uring::{PacketSocket, Ring, RingConfig, SocketOptions, ETH_P_AOE};
 use aoeraid_lab::frames::frame;
 use aoeraid_lab::Lab;
 use std::ops::Range;
@@ -29,11 +31,16 @@ fn ring_run(frames: u64, batch: u64, len: usize) -> Run {
         ..RingConfig::default()
     });
     let mut ring = Ring::with_config(&cfg).expect("ring");
+    let opts = |ring_env: &str, tx: bool| SocketOptions {
+        tx_ring_frames: if tx { env_or(ring_env, 0) as u32 } else { 0 },
+        rx_ring_frames: if tx { 0 } else { env_or(ring_env, 0) as u32 },
+        ..SocketOptions::default()
+    };
     let a = ring
-        .add_socket(PacketSocket::open(Lab::VETH_A).unwrap())
+        .add_socket(PacketSocket::open_with(Lab::VETH_A, &opts("TX_RING", true)).unwrap())
         .unwrap();
     let b = ring
-        .add_socket(PacketSocket::open(Lab::VETH_B).unwrap())
+        .add_socket(PacketSocket::open_with(Lab::VETH_B, &opts("RX_RING", false)).unwrap())
         .unwrap();
     let (mac_a, mac_b) = (ring.socket(a).unwrap().mac(), ring.socket(b).unwrap().mac());
     let template = frame(mac_b, mac_a, ETH_P_AOE, 0, len - 14);

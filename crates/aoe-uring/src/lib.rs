@@ -7,7 +7,7 @@
 //! * [`PacketSocket`] — AF_PACKET raw socket bound to ethertype 0x88A2 on one interface
 //!   (no ETH_P_ALL, no promiscuous mode), with the interface's MAC/MTU/index, large
 //!   forced socket buffers, cumulative kernel drop counters ([`PacketStats`]),
-//!   PACKET_FANOUT, an optional mapped receive ring and qdisc bypass
+//!   PACKET_FANOUT, optional mapped receive and transmit rings and qdisc bypass
 //!   ([`SocketOptions`]), and plain `send`/`recv` helpers for tools and tests.
 //! * [`Ring`] — one io_uring per thread: multishot receive into a provided-buffer ring
 //!   for every registered socket, batched sends from preallocated slots, file and block
@@ -115,6 +115,20 @@
 //! first (ring memory is no registered buffer), reads into one are refused, and a full
 //! ring drops frames (counted in [`PacketSocket::stats`]) rather than queueing them.
 //!
+//! ## Transmit ring
+//!
+//! A socket opened with [`SocketOptions::tx_ring_frames`] sends through a mapped
+//! `PACKET_TX_RING` (TPACKET_V2, sharing one mapping with its receive ring):
+//! [`Ring::submit_send`] copies the finished frame into the ring's next free slot, marks
+//! it and frees the send slot at once; before each enter, one `send` per socket (a
+//! "kick") hands the kernel every marked slot, which it turns into skbs around the
+//! ring's pages. The kernel sends slots in ring order and stops at the first unmarked
+//! one, so a slot is only ever taken for a complete frame: none waits behind one still
+//! being filled. A full ring or a frame longer than a slot goes out through a plain
+//! send (after the ring's frames), counted in [`RingStats`]; nothing is dropped for
+//! lack of a slot. Ring frames report no `SendDone` of their own; a failed kick
+//! reports one.
+//!
 //! A wait ends at the first completion, not counting the completions of the sends it
 //! submits (unless every send slot is taken). A caller expecting a stream of replies
 //! can use [`Ring::wait_lingering`], which keeps sleeping for a given time after it
@@ -146,9 +160,11 @@ mod packet;
 mod pools;
 mod region;
 mod ring;
+mod ringmap;
 mod rxring;
 mod storage;
 pub mod sys;
+mod txring;
 mod types;
 
 pub use fanout::FanoutMode;

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::fanout::FanoutMode;
 use crate::iface::InterfaceInfo;
+use crate::ringmap::RingMap;
 use crate::rxring::RxRing;
+use crate::txring::TxRing;
 use crate::ETH_P_AOE;
 
 // Values from <linux/if_packet.h> and <asm-generic/socket.h>; not all are exported by `libc`.
@@ -48,6 +50,19 @@ pub struct SocketOptions {
     /// end's sockets use it: against a local vblade at MTU 9000 it took the initiator's
     /// CPU per read from about 15 to 11 µs. Default 0.
     pub rx_ring_frames: u32,
+    /// If non-zero, send through a memory-mapped ring (`PACKET_TX_RING`, TPACKET_V2) of
+    /// at least this many frame slots, each sized for the interface's MTU (and a VLAN
+    /// tag). A [`crate::Ring`] then copies each frame queued with
+    /// [`crate::Ring::submit_send`] into the next free slot and gives the send slot back
+    /// at once, and sends every frame a turn queued with one `send` on the socket at its
+    /// next enter: the kernel builds each skb around the slot's pages, so neither the
+    /// per-frame send request nor the kernel's copy of the frame remains. A frame that
+    /// finds the ring full, or is too long for a slot (the MTU was raised after the
+    /// socket opened), is sent the ordinary way through a second socket opened for it,
+    /// bound to the interface but receiving nothing, and counted
+    /// ([`crate::RingStats::tx_ring_full`], [`crate::RingStats::tx_ring_oversize`]).
+    /// Default 0.
+    pub tx_ring_frames: u32,
     /// Set `PACKET_QDISC_BYPASS`: sends go straight to the device driver, skipping the
     /// interface's queueing discipline — cheaper per frame, but egress shaping or
     /// netem configured on **this** interface (tc) no longer applies to these frames.
@@ -69,6 +84,7 @@ impl Default for SocketOptions {
             send_buffer: DEFAULT_SOCKET_BUFFER,
             nonblocking: true,
             rx_ring_frames: 0,
+            tx_ring_frames: 0,
             qdisc_bypass: false,
             ignore_outgoing: false,
         }
@@ -110,7 +126,11 @@ pub struct PacketSocket {
     // PACKET_STATISTICS resets the kernel counters on every read, so totals live here.
     total_received: AtomicU64,
     total_dropped: AtomicU64,
-    rx_ring: Option<RxRing>,
+    rings: Option<RingMap>,
+    /// With a transmit ring, every `send` on `fd` sends the ring's marked slots and
+    /// ignores its data: frames sent the ordinary way go through this socket, bound to
+    /// the same interface with protocol 0 so that it receives nothing.
+    plain_tx: Option<OwnedFd>,
     qdisc_bypass: bool,
 }
 
@@ -123,62 +143,39 @@ impl PacketSocket {
     /// Open on interface `iface` with explicit options.
     pub fn open_with(iface: &str, opts: &SocketOptions) -> io::Result<Self> {
         let info = InterfaceInfo::lookup(iface)?;
-        let mut ty = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
-        if opts.nonblocking {
-            ty |= libc::SOCK_NONBLOCK;
-        }
-        // Protocol 0: the socket receives nothing until bind() names the ethertype.
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, ty, 0) };
-        if raw < 0 {
-            let err = io::Error::last_os_error();
-            return Err(io::Error::new(
-                err.kind(),
-                format!("AF_PACKET socket: {err} (needs CAP_NET_RAW)"),
-            ));
-        }
-        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-
+        let fd = new_socket(opts.nonblocking)?;
         let recv_buffer = set_buffer(&fd, SO_RCVBUFFORCE, libc::SO_RCVBUF, opts.recv_buffer)?;
         let send_buffer = set_buffer(&fd, SO_SNDBUFFORCE, libc::SO_SNDBUF, opts.send_buffer)?;
         // Before bind: from the first frame on, frames go to the ring, never the queue.
-        let rx_ring = match opts.rx_ring_frames {
-            0 => None,
-            n => Some(RxRing::new(&fd, n, info.mtu).map_err(|e| {
-                io::Error::new(e.kind(), format!("receive ring on {iface:?}: {e}"))
-            })?),
+        let rings = RingMap::new(&fd, opts.rx_ring_frames, opts.tx_ring_frames, info.mtu)
+            .map_err(|e| io::Error::new(e.kind(), format!("mapped rings on {iface:?}: {e}")))?;
+        let bypass = |fd: &OwnedFd| -> io::Result<()> {
+            if opts.qdisc_bypass {
+                setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &1u32).map_err(|e| {
+                    io::Error::new(e.kind(), format!("PACKET_QDISC_BYPASS on {iface:?}: {e}"))
+                })?;
+            }
+            Ok(())
         };
-        if opts.qdisc_bypass {
-            setsockopt(&fd, SOL_PACKET, PACKET_QDISC_BYPASS, &1u32).map_err(|e| {
-                io::Error::new(e.kind(), format!("PACKET_QDISC_BYPASS on {iface:?}: {e}"))
-            })?;
-        }
+        bypass(&fd)?;
         if opts.ignore_outgoing {
             // Best effort (documented on the option): older kernels lack it.
             let _ = setsockopt(&fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &1u32);
         }
-
-        // SAFETY: sockaddr_ll is plain old data; all-zero is valid before we fill it.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = ETH_P_AOE.to_be();
-        addr.sll_ifindex = info.index as libc::c_int;
-        // SAFETY: `addr` is a valid sockaddr_ll and the length passed matches its size.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
+        bind(&fd, ETH_P_AOE, info.index)
+            .map_err(|e| io::Error::new(e.kind(), format!("bind AF_PACKET to {iface:?}: {e}")))?;
+        let plain_tx = match rings.as_ref().and_then(RingMap::tx) {
+            None => None,
+            Some(_) => {
+                let plain = new_socket(opts.nonblocking)?;
+                set_buffer(&plain, SO_SNDBUFFORCE, libc::SO_SNDBUF, opts.send_buffer)?;
+                bypass(&plain)?;
+                bind(&plain, 0, info.index).map_err(|e| {
+                    io::Error::new(e.kind(), format!("bind a sending socket to {iface:?}: {e}"))
+                })?;
+                Some(plain)
+            }
         };
-        if rc < 0 {
-            let err = io::Error::last_os_error();
-            return Err(io::Error::new(
-                err.kind(),
-                format!("bind AF_PACKET to {iface:?}: {err}"),
-            ));
-        }
         Ok(PacketSocket {
             fd,
             iface: info,
@@ -186,7 +183,8 @@ impl PacketSocket {
             send_buffer,
             total_received: AtomicU64::new(0),
             total_dropped: AtomicU64::new(0),
-            rx_ring,
+            rings,
+            plain_tx,
             qdisc_bypass: opts.qdisc_bypass,
         })
     }
@@ -194,12 +192,18 @@ impl PacketSocket {
     /// True if frames arrive through a mapped receive ring
     /// ([`SocketOptions::rx_ring_frames`]).
     pub fn has_rx_ring(&self) -> bool {
-        self.rx_ring.is_some()
+        self.rx_ring().is_some()
     }
 
     /// Slots of the mapped receive ring (0 without one).
     pub fn rx_ring_frames(&self) -> u32 {
-        self.rx_ring.as_ref().map_or(0, RxRing::frames)
+        self.rx_ring().map_or(0, RxRing::frames)
+    }
+
+    /// Slots of the mapped transmit ring ([`SocketOptions::tx_ring_frames`]; 0 without
+    /// one).
+    pub fn tx_ring_frames(&self) -> u32 {
+        self.tx_ring().map_or(0, TxRing::frames)
     }
 
     /// True if sends skip the interface's queueing discipline
@@ -209,7 +213,17 @@ impl PacketSocket {
     }
 
     pub(crate) fn rx_ring(&self) -> Option<&RxRing> {
-        self.rx_ring.as_ref()
+        self.rings.as_ref().and_then(RingMap::rx)
+    }
+
+    pub(crate) fn tx_ring(&self) -> Option<&TxRing> {
+        self.rings.as_ref().and_then(RingMap::tx)
+    }
+
+    /// The descriptor that sends frames the ordinary way: the socket itself, or with a
+    /// transmit ring the plain socket opened beside it.
+    pub(crate) fn plain_tx_fd(&self) -> RawFd {
+        self.plain_tx.as_ref().unwrap_or(&self.fd).as_raw_fd()
     }
 
     /// The interface this socket is bound to.
@@ -372,7 +386,7 @@ impl PacketSocket {
         // SAFETY: `frame` is a valid readable buffer of `frame.len()` bytes.
         byte_count(unsafe {
             libc::send(
-                self.fd.as_raw_fd(),
+                self.plain_tx_fd(),
                 frame.as_ptr().cast(),
                 frame.len(),
                 flags,
@@ -392,6 +406,48 @@ impl PacketSocket {
         })?;
         Ok(n.min(buf.len()))
     }
+}
+
+/// A new AF_PACKET SOCK_RAW socket with protocol 0: it receives nothing until bound to an
+/// ethertype.
+fn new_socket(nonblocking: bool) -> io::Result<OwnedFd> {
+    let mut ty = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
+    if nonblocking {
+        ty |= libc::SOCK_NONBLOCK;
+    }
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, ty, 0) };
+    if raw < 0 {
+        let err = io::Error::last_os_error();
+        return Err(io::Error::new(
+            err.kind(),
+            format!("AF_PACKET socket: {err} (needs CAP_NET_RAW)"),
+        ));
+    }
+    // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Binds `fd` to ethertype `proto` (0: none, the socket only sends) on interface
+/// `ifindex`.
+fn bind(fd: &OwnedFd, proto: u16, ifindex: u32) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain old data; all-zero is valid before we fill it.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = proto.to_be();
+    addr.sll_ifindex = ifindex as libc::c_int;
+    // SAFETY: `addr` is a valid sockaddr_ll and the length passed matches its size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The byte count of a send or receive, or the error it set.

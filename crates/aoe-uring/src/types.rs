@@ -296,6 +296,16 @@ pub struct RingStats {
     pub send_errors: u64,
     /// Sends that wrote fewer bytes than asked.
     pub short_sends: u64,
+    /// Frames queued into a socket's mapped transmit ring (counted in `sends` too).
+    pub tx_ring_frames: u64,
+    /// Sends of mapped transmit rings' frames (one per socket per enter that had any).
+    pub tx_ring_kicks: u64,
+    /// Frames that found their socket's transmit ring full and went out through a
+    /// plain send instead.
+    pub tx_ring_full: u64,
+    /// Frames too long for a slot of their socket's transmit ring (its interface's MTU
+    /// grew after it was opened), sent through a plain send instead.
+    pub tx_ring_oversize: u64,
     /// File operations completed (reads, writes, syncs).
     pub io_ops: u64,
     /// File operations that failed.

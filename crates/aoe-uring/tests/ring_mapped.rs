@@ -129,6 +129,48 @@ fn full_ring_drops_then_resumes_once_frames_are_recycled() {
     });
 }
 
+/// Why `aoeraid serve` copies a write's payload out of the ring (benches/README.md,
+/// "zero-copy writes from the mapped ring"): the kernel fills a TPACKET_V2 ring strictly
+/// in order, and a frame finding the slot at its position still held is dropped — the
+/// kernel does not skip to a free slot — until that one slot is recycled.
+#[test]
+fn one_held_slot_at_the_kernels_position_drops_frames_though_others_are_free() {
+    in_veth_pair("ring-mapped", 1500, move || {
+        let mut rx = receiver(&RingConfig::default(), &mapped(2));
+        let b = rx.b;
+        let slots = rx.ring.socket(b).unwrap().rx_ring_frames();
+        assert!(slots >= 2);
+        let mut held = None;
+        rx.sender.send(0, 100);
+        gather(&mut rx.ring, 1, |_, _, buf| {
+            held = Some(buf);
+            None
+        });
+        // The other slots fill and go back at once; the kernel is then at the held one.
+        rx.sender.send_each(1..slots, 100);
+        assert_eq!(
+            gather(&mut rx.ring, slots as usize - 1, |_, _, buf| Some(buf)),
+            slots as usize - 1
+        );
+        rx.sender.send_each(100..103, 100);
+        let mut events = Vec::new();
+        rx.ring
+            .wait(Some(Duration::from_millis(50)), &mut events)
+            .unwrap();
+        assert!(events.is_empty(), "{events:?}");
+        let st = rx.ring.socket(b).unwrap().stats().unwrap();
+        assert_eq!(st.dropped, 3, "{st:?}");
+        rx.ring.recycle(held.expect("frame 0"));
+        rx.sender.send(200, 100);
+        let mut seqs = Vec::new();
+        gather(&mut rx.ring, 1, |ring, _, buf| {
+            seqs.push(seq_of(ring.frame(&buf)));
+            Some(buf)
+        });
+        assert_eq!(seqs, [200]);
+    });
+}
+
 #[test]
 fn wait_sleeps_until_a_frame_reaches_the_ring() {
     in_veth_pair("ring-mapped", 1500, move || {

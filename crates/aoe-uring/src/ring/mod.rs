@@ -373,6 +373,7 @@ impl Ring {
             Some(Owner::Recv(sock)) => self.on_recv(sock, res, flags, more, out),
             Some(Owner::Poll(sock)) => self.on_poll(sock),
             Some(Owner::Send(slot)) => self.on_send(slot, res, out),
+            Some(Owner::Kick(sock)) => self.on_kick(sock, res, out),
             Some(Owner::Op(op)) => self.on_op(op, res, out),
             Some(Owner::Wake) => self.on_wake(res, out),
             Some(Owner::Cancel) | None => {}

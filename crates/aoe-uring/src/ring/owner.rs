@@ -10,6 +10,8 @@ pub(super) enum Owner {
     Poll(u32),
     /// The send from slot `n`.
     Send(u32),
+    /// The kick of socket `n`'s mapped transmit ring.
+    Kick(u32),
     /// The file operation or timer in op slot `n`.
     Op(u32),
     /// The read of the waker's eventfd.
@@ -25,6 +27,7 @@ const OP: u64 = 3;
 const CANCEL: u64 = 4;
 const WAKE: u64 = 5;
 const POLL: u64 = 6;
+const KICK: u64 = 7;
 
 impl Owner {
     pub(super) fn user_data(self) -> u64 {
@@ -32,6 +35,7 @@ impl Owner {
             Owner::Recv(n) => (RECV, n),
             Owner::Poll(n) => (POLL, n),
             Owner::Send(n) => (SEND, n),
+            Owner::Kick(n) => (KICK, n),
             Owner::Op(n) => (OP, n),
             Owner::Wake => (WAKE, 0),
             Owner::Cancel => (CANCEL, 0),
@@ -46,6 +50,7 @@ impl Owner {
             RECV => Owner::Recv(idx),
             POLL => Owner::Poll(idx),
             SEND => Owner::Send(idx),
+            KICK => Owner::Kick(idx),
             OP => Owner::Op(idx),
             WAKE => Owner::Wake,
             CANCEL => Owner::Cancel,
@@ -64,6 +69,7 @@ mod tests {
             Owner::Recv(0),
             Owner::Poll(7),
             Owner::Send(511),
+            Owner::Kick(3),
             Owner::Op(u32::MAX),
             Owner::Wake,
             Owner::Cancel,

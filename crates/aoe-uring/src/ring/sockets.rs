@@ -14,9 +14,20 @@ use crate::types::{Completion, Errno, MappedFrame, RecvBuf, SockId};
 
 /// A socket of the ring and the state of its receive side.
 pub(super) struct SocketEntry {
-    sock: PacketSocket,
+    pub(super) sock: PacketSocket,
     /// Its slot in the fixed-file table.
     pub(super) fixed: u32,
+    /// The slot of the socket that sends frames the ordinary way, if that is not the
+    /// socket itself (one with a mapped transmit ring).
+    pub(super) plain_fixed: Option<u32>,
+    /// Next slot of the mapped transmit ring to fill.
+    pub(super) tx_pos: Cell<u32>,
+    /// The transmit ring holds frames no kick has been queued for.
+    pub(super) tx_unkicked: Cell<bool>,
+    /// The `user` of the last frame put in the transmit ring (reported if a kick fails).
+    pub(super) tx_user: Cell<u64>,
+    /// The last kick failed (the next failure is not retried).
+    pub(super) tx_failed: Cell<bool>,
     /// Multishot receive armed (sockets without a mapped ring), or readiness poll armed
     /// (sockets with one).
     armed: Cell<bool>,
@@ -39,6 +50,16 @@ impl Ring {
     /// keeps the socket readable, so `wait` does not sleep).
     pub fn add_socket(&mut self, sock: PacketSocket) -> io::Result<SockId> {
         let fixed = self.alloc_fixed(sock.as_raw_fd())?;
+        let plain_fixed = match sock.tx_ring() {
+            None => None,
+            Some(_) => match self.alloc_fixed(sock.plain_tx_fd()) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    let _ = self.unregister_file(crate::FileId(fixed));
+                    return Err(e);
+                }
+            },
+        };
         let id = SockId(self.sockets.len() as u32);
         let mapped = sock.has_rx_ring();
         let rx_lent = (0..sock.rx_ring_frames())
@@ -47,6 +68,11 @@ impl Ring {
         self.sockets.push(SocketEntry {
             sock,
             fixed,
+            plain_fixed,
+            tx_pos: Cell::new(0),
+            tx_unkicked: Cell::new(false),
+            tx_user: Cell::new(0),
+            tx_failed: Cell::new(false),
             armed: Cell::new(false),
             rx_pos: Cell::new(0),
             rx_lent,

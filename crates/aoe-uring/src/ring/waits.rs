@@ -132,6 +132,7 @@ impl Ring {
     ) -> io::Result<Instant> {
         self.rearm_receives();
         self.retry_deferred_syncs();
+        self.kick_tx_rings();
         if self.wake.as_ref().is_some_and(|w| !w.armed.get()) {
             // Best effort: if the queue is full now, the next wait re-arms.
             let _ = self.arm_wake();
@@ -196,6 +197,7 @@ impl Ring {
         out: &mut Vec<Completion>,
     ) -> io::Result<usize> {
         self.enable()?;
+        self.kick_tx_rings();
         self.entered();
         super::enter_result(self.uring.submit())?;
         let start = Instant::now();
@@ -275,6 +277,7 @@ impl Ring {
     /// Submit everything queued without waiting.
     pub fn submit(&self) -> io::Result<()> {
         self.enable()?;
+        self.kick_tx_rings();
         self.entered();
         self.uring.submit().map(drop)
     }

@@ -411,8 +411,9 @@ pub struct BladeStatus {
     pub mac: Option<String>,
     #[serde(default)]
     pub interface: Option<String>,
-    /// Why the appliance refused this blade when it came back (foreign or stale
-    /// superblock, replaced member): it is left untouched.
+    /// Why the appliance refused this blade when it came back, or why assembly
+    /// left it out at start (foreign or stale superblock, replaced member): it is
+    /// left untouched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
     /// This appliance's claim on the blade's AoE reserve list; None when it

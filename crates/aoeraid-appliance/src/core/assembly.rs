@@ -11,6 +11,7 @@
 
 use super::members::{Location, MemberResult};
 use crate::config::{ArraySpec, Config, MemberAddr};
+use aoe_initiator::{BladeState, Pool};
 use raid_engine::superblock::Superblock;
 use raid_engine::{assemble, AssemblyInput, AssemblyPlan, MemberError};
 
@@ -46,8 +47,39 @@ pub(crate) struct Planned {
     pub(crate) members: Vec<(MemberAddr, Location)>,
     /// Operator-facing lines: refused members, missing slots.
     pub(crate) notes: Vec<String>,
+    /// What became of the devices beyond the slot map; the array keeps it.
+    pub(crate) verdicts: Verdicts,
+}
+
+/// What an array's assembly decided about devices beyond its slot map.
+#[derive(Default)]
+pub(crate) struct Verdicts {
     /// The members taken from found blades: the configuration does not list them.
     pub(crate) found: Vec<MemberAddr>,
+    /// The devices that answered and were left out, untouched, with the reason
+    /// (a stale slot claimant, another array's or no superblock): the core shows
+    /// them as refused in status until they come back or a command names them.
+    pub(crate) refused: Vec<(MemberAddr, String)>,
+}
+
+/// Has start-up's discovery heard what assembly needs? Every blade of `wanted`
+/// (the configuration's) up, and every other blade that answered the broadcast
+/// meanwhile identified too, or down. A blade no configuration names may carry
+/// a member added at run time: one that answered but was still being identified
+/// when the last listed blade came up used to be left to the spare scan, so its
+/// array started without it (degraded, the member then rejoining by its bitmap;
+/// with every member replaced at run time, on the stale listed ones, and the
+/// current ones refused as newer). A blade that has not answered at all by then
+/// is still reached only by the spare scan (`spare_scan.rs`): start-up cannot
+/// wait for blades it does not know of.
+pub(crate) fn discovery_settled(pool: &Pool, wanted: &[(u16, u8)]) -> bool {
+    let up = |id| pool.blade_state(id) == Some(BladeState::Up);
+    wanted
+        .iter()
+        .all(|&(shelf, slot)| pool.find(shelf, slot).is_some_and(up))
+        && pool
+            .blade_ids()
+            .all(|id| pool.blade_state(id) != Some(BladeState::Identifying))
 }
 
 /// What the configuration lists for `spec`: its members and dedicated spares
@@ -122,14 +154,25 @@ pub(crate) fn plan_array(
         listed
             .iter()
             .enumerate()
-            .any(|(i, c)| (i < declared || i >= first_found) && c.addr.to_string() == name)
+            .find(|(i, c)| (*i < declared || *i >= first_found) && c.addr.to_string() == name)
+            .map(|(_, c)| c)
     };
-    let mut notes: Vec<String> = plan
+    let mut notes = Vec::new();
+    let mut refused = Vec::new();
+    for (r, c) in plan
         .refused
         .iter()
-        .filter(|r| named(&r.name))
-        .map(|r| format!("array {}: {} left out: {}", spec.name, r.name, r.reason))
-        .collect();
+        .filter_map(|r| Some((r, named(&r.name)?)))
+    {
+        notes.push(format!(
+            "array {}: {} left out: {}",
+            spec.name, r.name, r.reason
+        ));
+        // One that did not answer is missing, not refused.
+        if c.loc.is_some() {
+            refused.push((c.addr.clone(), r.reason.clone()));
+        }
+    }
     for s in &plan.missing_slots {
         notes.push(format!(
             "array {}: slot {s} has no member (degraded)",
@@ -150,7 +193,10 @@ pub(crate) fn plan_array(
         plan,
         members,
         notes,
-        found: taken,
+        verdicts: Verdicts {
+            found: taken,
+            refused,
+        },
     })
 }
 

@@ -230,6 +230,13 @@ impl Core {
         if let Some(x) = core.exports.as_mut() {
             x.announce_all();
         }
+        for v in &mut core.vols {
+            for a in &mut v.arrays {
+                for (addr, why) in std::mem::take(&mut a.refused_at_start) {
+                    core.rejoin.refuse(addr, why);
+                }
+            }
+        }
         core
     }
 

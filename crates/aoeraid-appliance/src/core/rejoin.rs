@@ -17,7 +17,8 @@
 //!   written elsewhere since it left).
 //!
 //! A refused blade is judged again when it next comes back (after it went down),
-//! and forgotten when an operator command names it.
+//! and forgotten when an operator command names it. The devices assembly left
+//! out at start are kept here the same way (`Core::new`).
 
 use super::members::{
     submit_to_blade, superblock_read, token, untoken, Location, MemberResult, PROBE_VOLUME,
@@ -61,6 +62,12 @@ impl Rejoin {
             .iter()
             .find(|r| &r.0 == addr)
             .map(|r| r.1.as_str())
+    }
+
+    /// `addr` is refused, left untouched, for `why` (its last refusal).
+    pub(super) fn refuse(&mut self, addr: MemberAddr, why: String) {
+        self.forget(&addr);
+        self.refused.push((addr, why));
     }
 
     /// Forgets the refusal of `addr` (it went down, or an operator named it).
@@ -348,8 +355,7 @@ impl Core {
                         .member(addr.to_string())
                         .detail(reason.clone()),
                 ));
-                self.rejoin.forget(&addr);
-                self.rejoin.refused.push((addr, reason));
+                self.rejoin.refuse(addr, reason);
             }
         }
         self.notice(Notice::StatusChanged);

@@ -619,8 +619,9 @@ fn small_regions() -> lab::Config {
 }
 
 impl Rig {
-    /// The arrays clear their bitmaps and mark themselves clean, as a stop does
-    /// (which leaves them clearing at once: restart after it).
+    /// The arrays clear their bitmaps and mark themselves clean, as a stop does,
+    /// out of sync ones included (their bits stay). They are left clearing at
+    /// once: restart after it for ordinary running.
     fn quiesce(&mut self) {
         self.core.start_mark_clean();
         self.advance(Duration::from_secs(1));
@@ -708,6 +709,22 @@ impl Rig {
     fn blade_status(&self, name: &str) -> crate::control::status::BladeStatus {
         let s = self.core.status(self.now);
         s.blades.into_iter().find(|b| b.blade == name).unwrap()
+    }
+
+    /// `blade` was left out by assembly at start, untouched, and the status says so
+    /// with a reason containing `why`. (This rig hands the core the blades'
+    /// discovery at start, which judges a configured blade no array holds again:
+    /// its reason may be the rejoin rule's, in other words.)
+    fn assert_left_out(&self, blade: &str, why: &str) {
+        let st = self.blade_status(blade);
+        assert!(
+            st.refused.as_deref().is_some_and(|r| r.contains(why)),
+            "{st:?}"
+        );
+        assert!(
+            crate::control::render::render(&self.core.status(self.now), false)
+                .contains(&format!("refused, left untouched: {}", st.refused.unwrap())),
+        );
     }
 
     /// `blade` was refused (event and status, naming it) for a reason containing
@@ -1351,13 +1368,16 @@ fn a_member_added_at_run_time_holds_its_slot_after_a_restart_without_a_rebuild()
     assert_eq!(r.origin("e5.0").as_deref(), Some("added"));
     r.fill_at(0, 1, 0, 0x77);
     let replaced = r.sb_area("e1.0");
-    r.crash_restart();
+    r.quiesce();
+    r.restart(&[]);
     assert_eq!(r.state("data", "e5.0"), Some(MemberState::Active));
     assert_eq!(r.state("data", "e0.0"), Some(MemberState::Active));
     assert_eq!(r.array_state("data"), raid_engine::ArrayState::Clean);
     assert_eq!(r.rebuilt_bytes(0), 0, "no rebuild");
-    // The replaced member listed in the YAML is left out and never written.
+    // The replaced member listed in the YAML is left out and never written; the
+    // status says why.
     assert_eq!(r.state("data", "e1.0"), None);
+    r.assert_left_out("e1.0", "replaced");
     let writes = r.blade("e1.0").writes;
     r.fill_at(0, 2, 0, 0x78);
     r.advance(Duration::from_secs(5));
@@ -1388,6 +1408,7 @@ fn of_two_blades_claiming_a_slot_the_newer_holds_it_and_the_other_is_untouched()
     assert_eq!(r.rebuilt_bytes(0), 0);
     for stale in ["e1.0", "e5.0"] {
         assert_eq!(r.state("data", stale), None, "{stale}");
+        r.assert_left_out(stale, "replaced");
     }
     let writes = r.blade("e5.0").writes;
     r.fill_at(0, 2, 0, 0x22);
@@ -1418,4 +1439,54 @@ fn a_blade_of_another_appliances_array_of_the_same_name_is_ignored_and_untouched
     assert_eq!(r.blade("e6.0").writes, writes);
     assert_eq!(r.sb_area("e6.0"), theirs);
     assert!(r.core.status(r.now).warnings.is_empty());
+    assert!(
+        r.blade_status("e6.0").refused.is_none(),
+        "not ours: no news"
+    );
+}
+
+#[test]
+fn a_listed_member_assembly_leaves_out_shows_as_refused_and_its_array_stops_cleanly() {
+    let mut r = rig(small_regions());
+    r.edit_superblock("e1.0", |sb| {
+        sb.array_uuid = [0xEE; 16];
+        sb.name = "other".into();
+    });
+    let before = r.sb_area("e1.0");
+    r.crash_restart();
+    assert_eq!(r.state("data", "e1.0"), None);
+    r.assert_left_out("e1.0", "another array");
+    // A clean stop of the array running without it, its bitmap marked by a
+    // write (the bits stay): the mark lands and the rig's steps do not spin.
+    r.write(0, 1);
+    r.advance(Duration::from_secs(1));
+    r.quiesce();
+    assert!(
+        r.core.vols[0].concat.arrays()[0]
+            .status()
+            .bitmap_dirty_regions
+            > 0
+    );
+    r.assert_left_out("e1.0", "another array");
+    assert_eq!(r.sb_area("e1.0"), before, "a refused blade changed");
+}
+
+#[test]
+fn start_up_waits_for_an_unlisted_blade_that_answered_to_be_identified() {
+    let mut sim = Sim::new(PoolConfig::default(), 1, 9000, 7);
+    sim.attach(SimBlade::new(0, 0, SECTORS), &[0]);
+    sim.discover_all();
+    let listed = [(0, 0)];
+    assert!(assembly::discovery_settled(&sim.pool, &listed));
+    assert!(!assembly::discovery_settled(&sim.pool, &[(0, 0), (1, 0)]));
+    // A blade the configuration does not list answers while the listed one is
+    // up: the wait goes on until it is identified, so assembly reads it too.
+    sim.attach(SimBlade::new(5, 0, SECTORS), &[0]);
+    sim.pool.query(5, 0);
+    let state = |s: &Sim| s.pool.find(5, 0).and_then(|b| s.pool.blade_state(b));
+    assert!(sim.run_until(Duration::from_secs(1), |s| state(s).is_some()));
+    assert_eq!(state(&sim), Some(BladeState::Identifying));
+    assert!(!assembly::discovery_settled(&sim.pool, &listed));
+    assert!(sim.run_until(Duration::from_secs(1), |s| state(s) == Some(BladeState::Up)));
+    assert!(assembly::discovery_settled(&sim.pool, &listed));
 }

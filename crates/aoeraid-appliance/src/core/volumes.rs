@@ -2,6 +2,7 @@
 //! appliance knows of each array that its engine does not (member addresses, spare
 //! group, sync ledger).
 
+use super::assembly::Verdicts;
 use super::members::Location;
 use crate::config::{Config, MemberAddr};
 use raid_engine::{Concat, Engine, MemberState};
@@ -26,6 +27,9 @@ pub(crate) struct Array {
     /// Members assembly took from blades found by their superblock, which the
     /// configuration does not list (`core/assembly.rs`).
     pub(crate) found: Vec<MemberAddr>,
+    /// Devices assembly left out, with the reason, until the core takes them
+    /// over as its refusals when it starts (`Core::new`).
+    pub(crate) refused_at_start: Vec<(MemberAddr, String)>,
 }
 
 impl Array {
@@ -42,12 +46,18 @@ impl Array {
             last_failed: None,
             regather_wanted: false,
             found: Vec::new(),
+            refused_at_start: Vec::new(),
         }
     }
 
-    /// The array with `found`: members assembly took by their superblock.
-    pub(crate) fn found(self, found: Vec<MemberAddr>) -> Array {
-        Array { found, ..self }
+    /// The array as its assembly left it: members taken by their superblock,
+    /// devices refused.
+    pub(crate) fn assembled(self, v: Verdicts) -> Array {
+        Array {
+            found: v.found,
+            refused_at_start: v.refused,
+            ..self
+        }
     }
 
     /// Records that engine member index `idx` is `addr` at `loc`.
@@ -285,7 +295,10 @@ mod tests {
         let found = found.iter().map(|f| f.parse().unwrap()).collect();
         Assembled {
             engine,
-            array: Array::new(name.into(), members, spec.spare_group.clone()).found(found),
+            array: Array::new(name.into(), members, spec.spare_group.clone()).assembled(Verdicts {
+                found,
+                refused: Vec::new(),
+            }),
         }
     }
 

@@ -19,8 +19,9 @@ pub(crate) struct Assembled {
     pub(crate) members: Vec<(MemberAddr, Location)>,
     /// Operator-facing lines: refused members, missing slots.
     pub(crate) notes: Vec<String>,
-    /// Members found by their superblock that the configuration does not list.
-    pub(crate) found: Vec<MemberAddr>,
+    /// Members found by their superblock that the configuration does not list,
+    /// devices refused.
+    pub(crate) verdicts: assembly::Verdicts,
 }
 
 /// Assembles `spec` from what its listed devices carry ([`assembly::listed`]:
@@ -69,7 +70,7 @@ pub(crate) fn assemble_array(
         engine,
         members: p.members,
         notes: p.notes,
-        found: p.found,
+        verdicts: p.verdicts,
     })
 }
 

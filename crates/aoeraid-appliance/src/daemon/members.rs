@@ -5,7 +5,7 @@
 use super::file_member::FileMembers;
 use crate::backend::{interface_names, Backend};
 use crate::config::{Config, MemberAddr};
-use crate::core::{poll_blade_done, submit_to_blade, Location, MemberResult};
+use crate::core::{assembly, poll_blade_done, submit_to_blade, Location, MemberResult};
 use anyhow::{anyhow, bail, Context};
 use aoe_initiator::{BladeId, BladeState, PoolConfig};
 use aoe_uring::{Completion, Ring, RingConfig};
@@ -136,7 +136,9 @@ impl Devices {
 
     /// Opens the back end on `ifaces`, broadcasts a discovery and waits up to
     /// `timeout` for every blade in `wanted` to answer (fewer only if some are
-    /// missing; their absence is reported by [`Devices::open`]).
+    /// missing; their absence is reported by [`Devices::open`]), and for every
+    /// other blade that answered meanwhile to be identified
+    /// ([`assembly::discovery_settled`]): assembly reads those too.
     pub(crate) fn discover(
         &mut self,
         ifaces: &[String],
@@ -154,13 +156,8 @@ impl Devices {
         let mut events = Vec::new();
         let mut next_query = Instant::now() + Duration::from_millis(500);
         loop {
-            let all_up = wanted.iter().all(|&(s, l)| {
-                b.pool()
-                    .find(s, l)
-                    .is_some_and(|id| b.pool().blade_state(id) == Some(BladeState::Up))
-            });
             let now = Instant::now();
-            if all_up || now >= deadline {
+            if assembly::discovery_settled(b.pool(), wanted) || now >= deadline {
                 break;
             }
             if now >= next_query {

@@ -206,7 +206,7 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
         for n in &a.notes {
             events::log_line(4, n);
         }
-        for m in &a.found {
+        for m in &a.verdicts.found {
             if let Some(&(_, Location::Blade(id), _)) = found.iter().find(|f| &f.0 == m) {
                 taken.push((id, m.to_string()));
             }
@@ -223,7 +223,7 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
         assembled.push(Assembled {
             engine,
             array: Array::new(spec.name.clone(), a.members, spec.spare_group.clone())
-                .found(a.found),
+                .assembled(a.verdicts),
         });
     }
     claim_found(&mut dev, &mut claimed, &taken, &mut |l| {

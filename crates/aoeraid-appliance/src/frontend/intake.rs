@@ -16,6 +16,25 @@ use std::time::Duration;
 /// the MTU the target advertises (and clients size requests by).
 const RX_RING_FRAMES: u32 = 512;
 
+/// Slots of the mapped transmit ring (`PACKET_TX_RING`) of a front socket on
+/// an interface whose MTU is above [`TX_RING_MIN_MTU`]: a reply is copied
+/// there once it is complete (a read's data already in its send slot), the
+/// send slot is free again at once, and one send per turn sends the turn's
+/// replies. A slot is taken only for a finished reply, so no reply waits
+/// behind one still being read. Slots are taken in ring order, every one in
+/// turn: a small ring keeps them in the cache. A turn that brings more
+/// replies sends the rest the plain way (counted by the ring).
+const TX_RING_FRAMES: u32 = 64;
+
+/// Front sockets send through a transmit ring only on interfaces with a
+/// larger MTU than this (jumbo frames). On veth the kernel copies every
+/// frame of a transmit ring into new pages once more on its way to the peer
+/// (`skb_copy_ubufs`: its pages belong to the ring), which 8 KiB replies
+/// repay and 1 KiB ones do not: `aoeraid serve`'s CPU per QD 16 read fell
+/// 13–32 % at MTU 9000 and rose 3–25 % at MTU 1500 (benches/README.md,
+/// 2026-12-07).
+const TX_RING_MIN_MTU: u32 = 4096;
+
 /// A wake-up that brought at least this many frames means a client keeps
 /// several in flight: the next wait lingers ([`LINGER`]) so that one
 /// wake-up serves a burst instead of one frame. Fewer (QD 1) never linger,
@@ -79,10 +98,15 @@ impl Spin {
     }
 }
 
-/// Options of a front-end socket.
-pub(crate) fn socket_options() -> SocketOptions {
+/// Options of a front-end socket on an interface of `mtu`.
+pub(crate) fn socket_options(mtu: u32) -> SocketOptions {
     SocketOptions {
         rx_ring_frames: RX_RING_FRAMES,
+        tx_ring_frames: if mtu > TX_RING_MIN_MTU {
+            TX_RING_FRAMES
+        } else {
+            0
+        },
         ..SocketOptions::default()
     }
 }
@@ -113,7 +137,9 @@ mod tests {
         assert_eq!(linger_after(0), Duration::ZERO);
         assert_eq!(linger_after(LINGER_MIN_FRAMES - 1), Duration::ZERO);
         assert_eq!(linger_after(LINGER_MIN_FRAMES), LINGER);
-        assert!(socket_options().rx_ring_frames > 0);
+        assert!(socket_options(1500).rx_ring_frames > 0);
+        assert_eq!(socket_options(1500).tx_ring_frames, 0);
+        assert!(socket_options(9000).tx_ring_frames > 0);
     }
 
     #[test]

@@ -166,7 +166,7 @@ impl Worker {
             if known.is_some_and(|k| self.ifaces[k].ifindex == info.index) {
                 continue;
             }
-            let sock = match self.open_socket(cat, &name) {
+            let sock = match self.open_socket(cat, &name, info.mtu) {
                 Ok(s) => s,
                 Err(e) if strict => return Err(e),
                 Err(e) => {
@@ -222,8 +222,8 @@ impl Worker {
         }
     }
 
-    fn open_socket(&self, cat: &Catalog, name: &str) -> anyhow::Result<PacketSocket> {
-        let sock = PacketSocket::open_with(name, &intake::socket_options())
+    fn open_socket(&self, cat: &Catalog, name: &str, mtu: u32) -> anyhow::Result<PacketSocket> {
+        let sock = PacketSocket::open_with(name, &intake::socket_options(mtu))
             .with_context(|| format!("open AF_PACKET socket on {name}"))?;
         if let Some(base) = self.fanout {
             sock.join_fanout(

@@ -349,7 +349,7 @@ pub(crate) fn assemble_all(
         ready.push(Assembled {
             engine: e,
             array: Array::new(spec.name.clone(), p.members, spec.spare_group.clone())
-                .found(p.found),
+                .assembled(p.verdicts),
         });
     }
     build(cfg, who, pool, members, ready, host, now)
