@@ -38,7 +38,7 @@ const RUN_BOUNDS: RunBounds = RunBounds {
 
 /// What a request in the store must complete with and where it goes (to
 /// check a short transfer and to retry a run's part alone).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Expected {
     len: u32,
     file: Option<FileId>,
@@ -68,14 +68,7 @@ impl RingFiles {
     pub(crate) fn new(requests: usize) -> RingFiles {
         RingFiles {
             files: Vec::new(),
-            expected: vec![
-                Expected {
-                    len: 0,
-                    file: None,
-                    at: 0,
-                };
-                requests
-            ],
+            expected: vec![Expected::default(); requests],
             direct: Vec::new(),
             reads_queued: 0,
             kept: Vec::new(),

@@ -368,7 +368,7 @@ fn build(
     for a in &mut ready {
         if let Some(s) = cfg.array(&a.array.name) {
             a.engine
-                .set_sync_rates(s.rebuild.min.0 / 1024, s.rebuild.max.0 / 1024);
+                .set_sync_rates(s.rebuild.min.kib_per_sec(), s.rebuild.max.kib_per_sec());
         }
     }
     let mut spares = Vec::new();
