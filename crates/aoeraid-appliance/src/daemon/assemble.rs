@@ -13,28 +13,18 @@ use std::time::Duration;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One assembled array: its engine and, for engine member index i, `members[i]`.
-pub(crate) struct Assembled {
-    pub(crate) engine: Engine,
-    pub(crate) members: Vec<(MemberAddr, Location)>,
-    /// Operator-facing lines: refused members, missing slots.
-    pub(crate) notes: Vec<String>,
-    /// Members found by their superblock that the configuration does not list,
-    /// devices refused.
-    pub(crate) verdicts: assembly::Verdicts,
-}
-
 /// Assembles `spec` from what its listed devices carry ([`assembly::listed`]:
 /// members, spares, its spare group's blades) and the blades of `found` (read
 /// by [`read_found`]) that carry its superblock. `force` accepts an unclean
-/// degraded RAID 5.
+/// degraded RAID 5. The engine, and the plan it was built from (its members
+/// in engine order, the notes for the operator, the verdicts).
 pub(crate) fn assemble_array(
     dev: &mut Devices,
     cfg: &Config,
     spec: &ArraySpec,
     found: &[(MemberAddr, Location, MemberResult)],
     force: bool,
-) -> anyhow::Result<Assembled> {
+) -> anyhow::Result<(Engine, assembly::Planned)> {
     let (addrs, declared) = assembly::listed(cfg, spec);
     let locs: Vec<Option<Location>> = addrs.iter().map(|a| dev.open(a)).collect();
     let ios = locs
@@ -66,12 +56,7 @@ pub(crate) fn assemble_array(
         .collect();
     let p = assembly::plan_array(spec, listed, declared, found, force).map_err(|e| anyhow!(e))?;
     let engine = Engine::assemble(&p.plan).map_err(|e| anyhow!("array {}: {e}", spec.name))?;
-    Ok(Assembled {
-        engine,
-        members: p.members,
-        notes: p.notes,
-        verdicts: p.verdicts,
-    })
+    Ok((engine, p))
 }
 
 /// Reads the superblock area of every answering blade no configuration names. A

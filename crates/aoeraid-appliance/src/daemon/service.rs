@@ -202,7 +202,7 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
     let mut assembled = Vec::new();
     let mut taken = Vec::new();
     for spec in &cfg.arrays {
-        let a = assemble_array(&mut dev, &cfg, spec, &found, opts.force)?;
+        let (mut engine, a) = assemble_array(&mut dev, &cfg, spec, &found, opts.force)?;
         for n in &a.notes {
             events::log_line(4, n);
         }
@@ -211,7 +211,6 @@ pub(crate) fn run(config_path: &Path, cfg: config::Config, opts: RunOptions) -> 
                 taken.push((id, m.to_string()));
             }
         }
-        let mut engine = a.engine;
         engine.set_sync_rates(
             spec.rebuild.min.kib_per_sec(),
             spec.rebuild.max.kib_per_sec(),
